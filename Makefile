@@ -1,0 +1,41 @@
+# A thin front for CMake: `make`, `make test`, `make run`, `make bench`.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+
+.PHONY: all build test test-asan run bench install clean deps
+
+all: build
+
+$(BUILD)/Makefile:
+	@command -v $(CMAKE) >/dev/null || $(MAKE) --no-print-directory deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: $(BUILD)/Makefile
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan:
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+run: build
+	./$(BUILD)/example_first_gradient
+
+bench: build
+	./tools/bench.sh $(BUILD)
+
+install: build
+	$(CMAKE) --install $(BUILD)
+
+# Debian packages the build and the main job use (needs root; prints the command otherwise).
+deps:
+	@./tools/install-deps.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,101 @@
+/* tapegrad/autodiff.h: GradientTape, with TensorFlow 2's semantics.
+ *
+ *   tg_tape *tape = tg_tape_begin();            // `with tf.GradientTape() as tape:`
+ *   tg_tensor *y = tg_mul(x, x);                // recorded: x is a trainable variable
+ *   tg_tape_end(tape);                          // end of the `with` block
+ *   tg_tensor *dy_dx = tg_gradient(tape, y, x); // NULL when y does not depend on x
+ *   tg_tape_free(tape);
+ *
+ * A trainable variable read while a tape records is watched by it; a constant must be
+ * watched with tg_watch. Tapes nest: an outer tape records the inner tape's gradient
+ * computation, which gives higher-order derivatives. */
+#ifndef TAPEGRAD_AUTODIFF_H
+#define TAPEGRAD_AUTODIFF_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_tape tg_tape;
+
+typedef struct tg_tape_opts {
+    bool persistent;                 /* default false: one gradient/jacobian call */
+    bool watch_accessed_variables;   /* default true */
+} tg_tape_opts;
+tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o);
+#define tg_tape_begin(...) \
+    tg_tape_begin_at(TG_LOC, TG__OPTS(tg_tape_opts, .persistent = false, .watch_accessed_variables = true, __VA_ARGS__))
+
+int tg_tape_end_at(tg_loc loc, tg_tape *tape);          /* stop recording (leave the block) */
+void tg_tape_free(tg_tape *tape);                        /* also ends it if still recording */
+int tg_watch_at(tg_loc loc, tg_tape *tape, const tg_tensor *t);
+int tg_tape_stop_recording_at(tg_loc loc, tg_tape *tape);   /* `with tape.stop_recording():` */
+int tg_tape_resume_recording_at(tg_loc loc, tg_tape *tape);
+int tg_tape_reset_at(tg_loc loc, tg_tape *tape);             /* forget everything recorded */
+#define tg_tape_end(tape) tg_tape_end_at(TG_LOC, tape)
+#define tg_watch(tape, t) tg_watch_at(TG_LOC, tape, t)
+#define tg_tape_stop_recording(tape) tg_tape_stop_recording_at(TG_LOC, tape)
+#define tg_tape_resume_recording(tape) tg_tape_resume_recording_at(TG_LOC, tape)
+#define tg_tape_reset(tape) tg_tape_reset_at(TG_LOC, tape)
+
+bool tg_tape_is_recording(const tg_tape *tape);
+/* The variables this tape watches, in the order first watched. The array belongs to the
+ * tape and stays valid until the tape records again, is reset or freed. */
+tg_tensor *const *tg_watched_variables(const tg_tape *tape, int *count);
+
+typedef enum tg_unconnected {
+    TG_UNCONNECTED_NONE = 0,   /* NULL, as TF's None */
+    TG_UNCONNECTED_ZERO        /* zeros of the source's shape */
+} tg_unconnected;
+
+typedef struct tg_gradient_opts {
+    tg_tensor *const *targets;          /* the gradient of their sum */
+    int n_targets;
+    tg_tensor *const *sources;
+    int n_sources;
+    tg_tensor *const *output_gradients; /* optional: one seed per target (VJP) */
+    tg_unconnected unconnected;
+    tg_tensor **out;                    /* n_sources results; NULL where unconnected */
+} tg_gradient_opts;
+/* Returns 0, or -1 with an error (and every out[i] NULL). */
+int tg_gradients_at(tg_loc loc, tg_tape *tape, tg_gradient_opts o);
+#define tg_gradients(tape, ...) \
+    tg_gradients_at(TG_LOC, tape, TG__OPTS(tg_gradient_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+
+/* d target / d source for one of each. NULL either means "not connected" (TF's None;
+ * tg_has_error() is false, a successful call clears the error slot) or an error. */
+tg_tensor *tg_gradient_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source);
+#define tg_gradient(tape, target, source) tg_gradient_at(TG_LOC, tape, target, source)
+
+typedef struct tg_jacobian_opts {
+    tg_unconnected unconnected;
+} tg_jacobian_opts;
+/* Shape target.shape + source.shape. */
+tg_tensor *tg_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source,
+                          tg_jacobian_opts o);
+/* Shape [batch] + target.shape[1:] + source.shape[1:]; the batch dims must match. */
+tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source,
+                                tg_jacobian_opts o);
+#define tg_jacobian(tape, target, source, ...) \
+    tg_jacobian_at(TG_LOC, tape, target, source, TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+#define tg_batch_jacobian(tape, target, source, ...) \
+    tg_batch_jacobian_at(TG_LOC, tape, target, source, TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+
+/* Custom gradients (tf.custom_gradient). `forward` computes the output from the inputs;
+ * nothing it does is recorded. `backward` receives dy and must set dx[i] for each input
+ * (NULL for none), built from tapegrad ops so that outer tapes can differentiate it.
+ * Both return 0, or -1 to fail. */
+typedef tg_tensor *(*tg_custom_forward_fn)(tg_tensor *const *inputs, int n, void *user);
+typedef int (*tg_custom_backward_fn)(const tg_tensor *dy, tg_tensor *const *inputs, int n,
+                                     const tg_tensor *output, tg_tensor **dx, void *user);
+tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg_custom_forward_fn forward,
+                                 tg_custom_backward_fn backward, void *user);
+#define tg_custom_gradient(inputs, n, forward, backward, user) \
+    tg_custom_gradient_at(TG_LOC, inputs, n, forward, backward, user)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,180 @@
+/* tapegrad/ops.h: the operations. Each is one entry of the op table (src/ops/): shape
+ * rule, forward kernel, and a backward rule or "not differentiable".
+ *
+ * Every op has a function NAME_at(tg_loc, ...) and a macro NAME(...) that passes the
+ * caller's file:line. Binary element-wise ops broadcast as numpy does; both operands
+ * must have the same dtype (mixing float32 and float64 is an error, as in TF). */
+#ifndef TAPEGRAD_OPS_H
+#define TAPEGRAD_OPS_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- element-wise, binary (broadcasting) ------------------------------------------ */
+tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_mul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_div_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_pow_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_maximum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_minimum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+#define tg_add(a, b) tg_add_at(TG_LOC, a, b)
+#define tg_sub(a, b) tg_sub_at(TG_LOC, a, b)
+#define tg_mul(a, b) tg_mul_at(TG_LOC, a, b)
+#define tg_div(a, b) tg_div_at(TG_LOC, a, b)
+#define tg_pow(a, b) tg_pow_at(TG_LOC, a, b)
+#define tg_maximum(a, b) tg_maximum_at(TG_LOC, a, b)
+#define tg_minimum(a, b) tg_minimum_at(TG_LOC, a, b)
+
+/* Comparisons and logic give bool tensors and are not differentiable. */
+tg_tensor *tg_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_not_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_greater_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_greater_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_less_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_less_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_logical_and_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_logical_or_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a);
+#define tg_equal(a, b) tg_equal_at(TG_LOC, a, b)
+#define tg_not_equal(a, b) tg_not_equal_at(TG_LOC, a, b)
+#define tg_greater(a, b) tg_greater_at(TG_LOC, a, b)
+#define tg_greater_equal(a, b) tg_greater_equal_at(TG_LOC, a, b)
+#define tg_less(a, b) tg_less_at(TG_LOC, a, b)
+#define tg_less_equal(a, b) tg_less_equal_at(TG_LOC, a, b)
+#define tg_logical_and(a, b) tg_logical_and_at(TG_LOC, a, b)
+#define tg_logical_or(a, b) tg_logical_or_at(TG_LOC, a, b)
+#define tg_logical_not(a) tg_logical_not_at(TG_LOC, a)
+
+/* where(cond, a, b): a where cond is true, else b; cond is bool; all three broadcast. */
+tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b);
+#define tg_where(cond, a, b) tg_where_at(TG_LOC, cond, a, b)
+
+/* ---- element-wise, unary ---------------------------------------------------------- */
+tg_tensor *tg_neg_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_abs_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_square_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_sqrt_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_rsqrt_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_exp_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_log_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_log1p_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_erf_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_sign_at(tg_loc loc, const tg_tensor *x);      /* gradient: zeros, as in TF */
+tg_tensor *tg_floor_at(tg_loc loc, const tg_tensor *x);     /* not differentiable */
+tg_tensor *tg_ceil_at(tg_loc loc, const tg_tensor *x);      /* not differentiable */
+tg_tensor *tg_round_at(tg_loc loc, const tg_tensor *x);     /* half to even; not differentiable */
+tg_tensor *tg_identity_at(tg_loc loc, const tg_tensor *x);  /* also reads a variable's value */
+tg_tensor *tg_stop_gradient_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double hi);
+/* Between float dtypes: differentiable. To or from an integer or bool: not. */
+tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype);
+#define tg_neg(x) tg_neg_at(TG_LOC, x)
+#define tg_abs(x) tg_abs_at(TG_LOC, x)
+#define tg_square(x) tg_square_at(TG_LOC, x)
+#define tg_sqrt(x) tg_sqrt_at(TG_LOC, x)
+#define tg_rsqrt(x) tg_rsqrt_at(TG_LOC, x)
+#define tg_exp(x) tg_exp_at(TG_LOC, x)
+#define tg_log(x) tg_log_at(TG_LOC, x)
+#define tg_log1p(x) tg_log1p_at(TG_LOC, x)
+#define tg_erf(x) tg_erf_at(TG_LOC, x)
+#define tg_sign(x) tg_sign_at(TG_LOC, x)
+#define tg_floor(x) tg_floor_at(TG_LOC, x)
+#define tg_ceil(x) tg_ceil_at(TG_LOC, x)
+#define tg_round(x) tg_round_at(TG_LOC, x)
+#define tg_identity(x) tg_identity_at(TG_LOC, x)
+#define tg_stop_gradient(x) tg_stop_gradient_at(TG_LOC, x)
+#define tg_clip_by_value(x, lo, hi) tg_clip_by_value_at(TG_LOC, x, lo, hi)
+#define tg_cast(x, dtype) tg_cast_at(TG_LOC, x, dtype)
+
+/* ---- activations ------------------------------------------------------------------ */
+tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha);  /* TF default 0.2 */
+tg_tensor *tg_elu_at(tg_loc loc, const tg_tensor *x, double alpha);         /* Keras default 1.0 */
+tg_tensor *tg_gelu_at(tg_loc loc, const tg_tensor *x, bool approximate);    /* Keras default false */
+tg_tensor *tg_sigmoid_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_tanh_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_softplus_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
+tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
+#define tg_relu(x) tg_relu_at(TG_LOC, x)
+#define tg_leaky_relu(x, alpha) tg_leaky_relu_at(TG_LOC, x, alpha)
+#define tg_elu(x, alpha) tg_elu_at(TG_LOC, x, alpha)
+#define tg_gelu(x, approximate) tg_gelu_at(TG_LOC, x, approximate)
+#define tg_sigmoid(x) tg_sigmoid_at(TG_LOC, x)
+#define tg_tanh(x) tg_tanh_at(TG_LOC, x)
+#define tg_softplus(x) tg_softplus_at(TG_LOC, x)
+#define tg_softmax(x, axis) tg_softmax_at(TG_LOC, x, axis)
+#define tg_log_softmax(x, axis) tg_log_softmax_at(TG_LOC, x, axis)
+
+/* ---- reductions ------------------------------------------------------------------- */
+typedef struct tg_reduce_opts {
+    tg_axes axes;              /* default: every axis */
+    bool keepdims;
+} tg_reduce_opts;
+tg_tensor *tg_sum_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_mean_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_max_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);   /* ties share the gradient */
+tg_tensor *tg_min_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_logsumexp_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_variance_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);  /* population */
+#define TG__REDUCE_OPTS(...) TG__OPTS(tg_reduce_opts, .keepdims = false, __VA_ARGS__)
+#define tg_sum(x, ...) tg_sum_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_mean(x, ...) tg_mean_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_max(x, ...) tg_max_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_min(x, ...) tg_min_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_logsumexp(x, ...) tg_logsumexp_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_variance(x, ...) tg_variance_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+
+/* Index of the largest (smallest) element along `axis`, as int64; not differentiable. */
+tg_tensor *tg_argmax_at(tg_loc loc, const tg_tensor *x, int axis);
+tg_tensor *tg_argmin_at(tg_loc loc, const tg_tensor *x, int axis);
+#define tg_argmax(x, axis) tg_argmax_at(TG_LOC, x, axis)
+#define tg_argmin(x, axis) tg_argmin_at(TG_LOC, x, axis)
+
+/* ---- linear algebra --------------------------------------------------------------- */
+typedef struct tg_matmul_opts {
+    bool transpose_a, transpose_b;
+} tg_matmul_opts;
+/* [..., m, k] x [..., k, n] -> [..., m, n]; leading (batch) dims broadcast. */
+tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o);
+#define tg_matmul(a, b, ...) tg_matmul_at(TG_LOC, a, b, TG__OPTS(tg_matmul_opts, .transpose_a = false, __VA_ARGS__))
+
+/* ---- shape ------------------------------------------------------------------------ */
+tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape);   /* one dim may be -1 */
+tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm);   /* empty: reverse */
+tg_tensor *tg_expand_dims_at(tg_loc loc, const tg_tensor *x, int axis);
+tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes);     /* empty: all size-1 */
+tg_tensor *tg_broadcast_to_at(tg_loc loc, const tg_tensor *x, tg_shape shape);
+tg_tensor *tg_concat_at(tg_loc loc, tg_tensor *const *xs, int n, int axis);
+tg_tensor *tg_stack_at(tg_loc loc, tg_tensor *const *xs, int n, int axis);
+/* size[i] == -1 takes everything from begin[i] to the end of axis i. */
+tg_tensor *tg_slice_at(tg_loc loc, const tg_tensor *x, tg_shape begin, tg_shape size);
+/* Rows of `params` along `axis` picked by the integer `indices`; gradient: scatter-add. */
+tg_tensor *tg_gather_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, int axis);
+/* float32 one-hot of integer `indices` with a new last axis of size `depth`. */
+tg_tensor *tg_one_hot_at(tg_loc loc, const tg_tensor *indices, int64_t depth);
+/* paddings: before[i] and after[i] elements on axis i, filled with `value`. */
+tg_tensor *tg_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, double value);
+/* The inverse of gather: rows of `updates` summed into zeros of `shape` at `indices`. */
+tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape, int axis);
+#define tg_reshape(x, shape) tg_reshape_at(TG_LOC, x, shape)
+#define tg_transpose(x, perm) tg_transpose_at(TG_LOC, x, perm)
+#define tg_expand_dims(x, axis) tg_expand_dims_at(TG_LOC, x, axis)
+#define tg_squeeze(x, axes) tg_squeeze_at(TG_LOC, x, axes)
+#define tg_broadcast_to(x, shape) tg_broadcast_to_at(TG_LOC, x, shape)
+#define tg_concat(xs, n, axis) tg_concat_at(TG_LOC, xs, n, axis)
+#define tg_stack(xs, n, axis) tg_stack_at(TG_LOC, xs, n, axis)
+#define tg_slice(x, begin, size) tg_slice_at(TG_LOC, x, begin, size)
+#define tg_gather(params, indices, axis) tg_gather_at(TG_LOC, params, indices, axis)
+#define tg_one_hot(indices, depth) tg_one_hot_at(TG_LOC, indices, depth)
+#define tg_pad(x, before, after, value) tg_pad_at(TG_LOC, x, before, after, value)
+#define tg_scatter_add(indices, updates, shape, axis) tg_scatter_add_at(TG_LOC, indices, updates, shape, axis)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* tg__apply: the one path every op takes from a call to its output and the tape. */
+#include "op.h"
+#include "tapegrad/ops.h"
+
+static bool check_inputs(const tg_call *c)
+{
+    const char *name = tg__op_name(c->op);
+    for (int i = 0; i < c->n; i++) {
+        char arg[16];
+        snprintf(arg, sizeof arg, c->n == 1 ? "x" : "input %d", i);
+        if (!tg__check_input(c->loc, name, c->in[i], c->n == 1 ? "x" : (i == 0 ? "a" : i == 1 ? "b" : arg)))
+            return false;
+    }
+    return true;
+}
+
+tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
+{
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n};
+    if (a)
+        c.a = *a;
+    if (!check_inputs(&c))
+        return NULL;
+    const tg_op_def *def = tg_op_table[op];
+    if (!def)
+        return tg__fail(loc, "op %d is not available in this build", (int)op);
+    tg_shape shape;
+    tg_dtype dtype;
+    if (!def->shape(&c, &shape, &dtype))
+        return NULL;
+    tg_tensor *out;
+    if (def->view && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT))) {
+        out = tg__tensor_view(loc, in[0], &shape);
+        if (!out)
+            return NULL;
+    } else {
+        out = tg__tensor_new(loc, dtype, &shape);
+        if (!out || !def->forward(&c, out))
+            return NULL;
+    }
+    out->op = op;
+    if (tg__ctx()->n_recording && !tg__tape_record(&c, out))
+        return NULL;
+    return out;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+bool tg__broadcast_shapes(const tg_call *c, const tg_shape *a, const tg_shape *b, tg_shape *out)
+{
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    out->rank = r;
+    for (int i = 0; i < r; i++) {
+        int ia = a->rank - r + i, ib = b->rank - r + i;
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[TG_SHAPE_STR_MAX], sb[TG_SHAPE_STR_MAX];
+            tg__fail(c->loc, "%s: shapes %s and %s cannot be broadcast together (axis %d: %lld vs %lld)",
+                     tg__op_name(c->op), tg__shape_str(a, sa, sizeof sa), tg__shape_str(b, sb, sizeof sb), i - r,
+                     (long long)da, (long long)db);
+            return false;
+        }
+        out->dims[i] = da == 1 ? db : da;
+    }
+    return true;
+}
+
+bool tg__same_dtype(const tg_call *c, const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->dtype == b->dtype)
+        return true;
+    tg__fail(c->loc, "%s: cannot mix %s and %s in one op (tapegrad, like TF, never casts implicitly); "
+             "cast one side with tg_cast", tg__op_name(c->op), tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
+    return false;
+}
+
+bool tg__require_float(const tg_call *c, const tg_tensor *x, const char *arg)
+{
+    if (tg_dtype_is_float(x->dtype))
+        return true;
+    tg__fail(c->loc, "%s: `%s` must be float32 or float64, not %s (cast it with tg_cast)", tg__op_name(c->op), arg,
+             tg_dtype_name(x->dtype));
+    return false;
+}
+
+bool tg__norm_axis(const tg_call *c, int axis, int rank, int *out)
+{
+    int a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= (rank ? rank : 1)) {
+        tg__fail(c->loc, "%s: axis %d is out of range for a tensor of rank %d", tg__op_name(c->op), axis, rank);
+        return false;
+    }
+    *out = a;
+    return true;
+}
+
+tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *shape)
+{
+    if (!grad)
+        return NULL;
+    if (grad->rank == shape->rank) {
+        bool same = true;
+        for (int i = 0; i < shape->rank; i++)
+            same &= grad->shape[i] == shape->dims[i];
+        if (same)
+            return (tg_tensor *)grad;
+    }
+    tg_axes axes = {0};
+    int lead = grad->rank - shape->rank;
+    for (int i = 0; i < grad->rank; i++)
+        if (i < lead || (shape->dims[i - lead] == 1 && grad->shape[i] != 1))
+            axes.axis[axes.n++] = i;
+    tg_tensor *s = axes.n ? tg_sum_at(loc, grad, (tg_reduce_opts){.axes = axes, .keepdims = true}) : (tg_tensor *)grad;
+    return tg_reshape_at(loc, s, *shape);
+}

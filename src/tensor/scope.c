@@ -1,0 +1,234 @@
+/* Memory scopes: growable arenas that own every tensor made while they are innermost.
+ *
+ * Tensor headers come from a per-thread pool and are never returned to the system
+ * while the thread runs: a header whose scope has ended is marked dead, so a stale
+ * pointer is reported as an error instead of reading freed memory. Dead headers are
+ * reused first-in first-out, which keeps a freed header recognisable for as long as
+ * possible. Arena chunks are cached, so a training loop that opens and closes one scope
+ * per step stops calling malloc after its first step. */
+#include <stdlib.h>
+
+#include "tensor_impl.h"
+
+#define CHUNK_MIN (64u << 10)
+#define CHUNK_CACHE_MAX ((size_t)512 << 20)
+#define HEADER_SLAB 512
+#define ALIGN 64
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t cap, used;
+    _Alignas(ALIGN) unsigned char data[];
+} chunk;
+
+struct tg_scope {
+    tg_scope *parent;
+    chunk *chunks;              /* current chunk first */
+    tg_tensor *tensors;         /* headers owned by this scope */
+    tg_loc loc;
+};
+
+typedef struct slab {
+    struct slab *next;
+    tg_tensor headers[HEADER_SLAB];
+} slab;
+
+static _Thread_local tg_context ctx;
+static _Thread_local chunk *chunk_cache;
+static _Thread_local size_t chunk_cache_bytes;
+static _Thread_local tg_tensor *free_head, *free_tail;
+static _Thread_local slab *slabs;
+static _Thread_local tg_scope *scope_cache;
+
+tg_context *tg__ctx(void) { return &ctx; }
+
+/* ---- headers ------------------------------------------------------------------------- */
+tg_tensor *tg__header_alloc(void)
+{
+    if (!free_head) {
+        slab *s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        s->next = slabs;
+        slabs = s;
+        for (int i = 0; i < HEADER_SLAB; i++)
+            tg__header_release(&s->headers[i]);
+    }
+    tg_tensor *t = free_head;
+    free_head = t->next;
+    if (!free_head)
+        free_tail = NULL;
+    uint32_t gen = t->gen;
+    memset(t, 0, sizeof *t);
+    t->gen = gen;
+    t->state = TG_HEADER_ALIVE;
+    return t;
+}
+
+void tg__header_release(tg_tensor *t)
+{
+    t->state = TG_HEADER_DEAD;
+    t->gen++;
+    t->next = NULL;
+    if (free_tail)
+        free_tail->next = t;
+    else
+        free_head = t;
+    free_tail = t;
+}
+
+/* ---- chunks ---------------------------------------------------------------------------- */
+static chunk *chunk_get(size_t need)
+{
+    for (chunk **p = &chunk_cache; *p; p = &(*p)->next) {
+        if ((*p)->cap >= need) {
+            chunk *c = *p;
+            *p = c->next;
+            chunk_cache_bytes -= c->cap;
+            c->used = 0;
+            return c;
+        }
+    }
+    size_t cap = need < CHUNK_MIN ? CHUNK_MIN : need;
+    chunk *c = aligned_alloc(ALIGN, (sizeof(chunk) + cap + ALIGN - 1) / ALIGN * ALIGN);
+    if (!c)
+        return NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+static void chunk_put(chunk *c)
+{
+    if (chunk_cache_bytes + c->cap > CHUNK_CACHE_MAX) {
+        free(c);
+        return;
+    }
+    c->next = chunk_cache;
+    chunk_cache = c;
+    chunk_cache_bytes += c->cap;
+}
+
+void *tg__arena_alloc(tg_scope *s, size_t bytes)
+{
+    bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    chunk *c = s->chunks;
+    if (!c || c->cap - c->used < bytes) {
+        size_t grow = c ? c->cap * 2 : CHUNK_MIN;
+        chunk *n = chunk_get(bytes > grow ? bytes : grow);
+        if (!n)
+            return NULL;
+        n->next = c;
+        s->chunks = n;
+        c = n;
+    }
+    void *p = c->data + c->used;
+    c->used += bytes;
+    return p;
+}
+
+/* ---- scopes ----------------------------------------------------------------------------- */
+tg_scope *tg_scope_begin_at(tg_loc loc)
+{
+    tg_scope *s = scope_cache;
+    if (s)
+        scope_cache = s->parent;
+    else if (!(s = malloc(sizeof *s)))
+        return tg__fail(loc, "tg_scope_begin: out of memory");
+    *s = (tg_scope){.parent = ctx.scope, .loc = loc};
+    ctx.scope = s;
+    return s;
+}
+
+int tg_scope_end_at(tg_loc loc, tg_scope *s)
+{
+    if (!s)
+        return tg__failf(loc, "tg_scope_end: `scope` is NULL");
+    if (s != ctx.scope) {
+        if (!ctx.scope)
+            return tg__failf(loc, "tg_scope_end: no scope is open (was this scope already ended?)");
+        return tg__failf(loc, "tg_scope_end: this is not the innermost open scope (that one began at %s:%d); "
+                         "end scopes in the reverse order of tg_scope_begin",
+                         ctx.scope->loc.file, ctx.scope->loc.line);
+    }
+    for (tg_tensor *t = s->tensors, *next; t; t = next) {
+        next = t->next;
+        if (t->flags & TG_T_SNAPSHOT)
+            tg__snapshot_unlink(t);
+        tg__header_release(t);
+    }
+    for (chunk *c = s->chunks, *next; c; c = next) {
+        next = c->next;
+        chunk_put(c);
+    }
+    ctx.scope = s->parent;
+    s->parent = scope_cache;
+    scope_cache = s;
+    return 0;
+}
+
+static tg_tensor *header_in_scope(tg_loc loc)
+{
+    if (!ctx.scope)
+        return tg__fail(loc, "no scope is open: call tg_scope_begin() before making tensors, "
+                        "and tg_scope_end() to free them");
+    tg_tensor *t = tg__header_alloc();
+    if (!t)
+        return tg__fail(loc, "out of memory for a tensor header");
+    t->scope = ctx.scope;
+    t->loc = loc;
+    t->next = ctx.scope->tensors;
+    ctx.scope->tensors = t;
+    if (ctx.n_recording == 0)
+        t->flags |= TG_T_UNRECORDED;
+    return t;
+}
+
+static bool set_shape(tg_loc loc, tg_tensor *t, const tg_shape *shape)
+{
+    if (shape->rank < 0 || shape->rank > TG_MAX_RANK) {
+        tg__fail(loc, "rank %d is not supported: tapegrad tensors have rank 0 to %d", shape->rank, TG_MAX_RANK);
+        return false;
+    }
+    int64_t size = 1;
+    for (int i = 0; i < shape->rank; i++) {
+        if (shape->dims[i] < 0) {
+            tg__fail(loc, "dimension %d of a shape is negative (%lld)", i, (long long)shape->dims[i]);
+            return false;
+        }
+        if (shape->dims[i] && size > INT64_MAX / 16 / shape->dims[i]) {
+            tg__fail(loc, "shape too large: more elements than memory can hold");
+            return false;
+        }
+        size *= shape->dims[i];
+        t->shape[i] = shape->dims[i];
+    }
+    t->rank = shape->rank;
+    t->size = size;
+    return true;
+}
+
+tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape)
+{
+    if ((unsigned)dtype >= TG_DTYPE_COUNT)
+        return tg__fail(loc, "unknown dtype %d", (int)dtype);
+    tg_tensor *t = header_in_scope(loc);
+    if (!t || !set_shape(loc, t, shape))
+        return NULL;   /* the header stays in the scope and is freed with it */
+    t->dtype = dtype;
+    size_t bytes = (size_t)t->size * tg_dtype_size(dtype);
+    t->data = tg__arena_alloc(ctx.scope, bytes ? bytes : 1);
+    if (!t->data)
+        return tg__fail(loc, "out of memory for a tensor of %zu bytes", bytes);
+    return t;
+}
+
+tg_tensor *tg__tensor_view(tg_loc loc, const tg_tensor *src, const tg_shape *shape)
+{
+    tg_tensor *t = header_in_scope(loc);
+    if (!t || !set_shape(loc, t, shape))
+        return NULL;
+    t->dtype = src->dtype;
+    t->data = src->data;
+    return t;
+}

@@ -1,0 +1,340 @@
+/* Tensors: dtypes, creation, inspection, copy-out and printing. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tensor_impl.h"
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[TG_DTYPE_COUNT] = {
+    [TG_F32] = {"float32", 4}, [TG_F64] = {"float64", 8}, [TG_I32] = {"int32", 4},
+    [TG_I64] = {"int64", 8},   [TG_BOOL] = {"bool", 1},
+};
+
+const char *tg_dtype_name(tg_dtype d) { return (unsigned)d < TG_DTYPE_COUNT ? dtypes[d].name : "unknown"; }
+size_t tg_dtype_size(tg_dtype d) { return (unsigned)d < TG_DTYPE_COUNT ? dtypes[d].size : 0; }
+bool tg_dtype_is_float(tg_dtype d) { return d == TG_F32 || d == TG_F64; }
+
+/* ---- shapes ------------------------------------------------------------------------------ */
+tg_shape tg__shape(const tg_tensor *t)
+{
+    tg_shape s = {.rank = t->rank};
+    memcpy(s.dims, t->shape, sizeof(int64_t) * (size_t)t->rank);
+    return s;
+}
+
+bool tg__shape_eq(const tg_shape *a, const tg_shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+int64_t tg__shape_size(const tg_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->dims[i];
+    return n;
+}
+
+const char *tg__shape_str(const tg_shape *s, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < s->rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)s->dims[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, s->rank == 1 ? ",)" : ")");
+    return buf;
+}
+
+/* ---- element access ---------------------------------------------------------------------- */
+double tg__get(const tg_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case TG_F32: return ((const float *)t->data)[i];
+    case TG_F64: return ((const double *)t->data)[i];
+    case TG_I32: return ((const int32_t *)t->data)[i];
+    case TG_I64: return (double)((const int64_t *)t->data)[i];
+    case TG_BOOL: return ((const uint8_t *)t->data)[i];
+    default: return NAN;
+    }
+}
+
+void tg__set(tg_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case TG_F32: ((float *)t->data)[i] = (float)v; break;
+    case TG_F64: ((double *)t->data)[i] = v; break;
+    case TG_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case TG_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    default: break;
+    }
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
+tg_tensor *tg_tensor_from_at(tg_loc loc, tg_dtype dtype, tg_shape shape, const void *data)
+{
+    tg_tensor *t = tg__tensor_new(loc, dtype, &shape);
+    if (!t)
+        return NULL;
+    if (!data && t->size)
+        return tg__fail(loc, "tg_tensor_from: `data` is NULL for a tensor of %lld elements", (long long)t->size);
+    if (t->size)
+        memcpy(t->data, data, (size_t)t->size * tg_dtype_size(dtype));
+    return t;
+}
+
+tg_tensor *tg_fill_at(tg_loc loc, tg_dtype dtype, tg_shape shape, double value)
+{
+    tg_tensor *t = tg__tensor_new(loc, dtype, &shape);
+    if (!t)
+        return NULL;
+    if (value == 0.0)
+        memset(t->data, 0, (size_t)t->size * tg_dtype_size(dtype));
+    else
+        for (int64_t i = 0; i < t->size; i++)
+            tg__set(t, i, value);
+    return t;
+}
+
+tg_tensor *tg_scalar_at(tg_loc loc, tg_dtype dtype, double value)
+{
+    return tg_fill_at(loc, dtype, TG_SCALAR_SHAPE, value);
+}
+
+tg_tensor *tg_scalar_like_at(tg_loc loc, const tg_tensor *x, double value)
+{
+    if (!tg__check_input(loc, "tg_scalar_like", x, "x"))
+        return NULL;
+    return tg_fill_at(loc, x->dtype, TG_SCALAR_SHAPE, value);
+}
+
+tg_tensor *tg_zeros_like_at(tg_loc loc, const tg_tensor *x)
+{
+    if (!tg__check_input(loc, "tg_zeros_like", x, "x"))
+        return NULL;
+    return tg_fill_at(loc, x->dtype, tg__shape(x), 0.0);
+}
+
+tg_tensor *tg_ones_like_at(tg_loc loc, const tg_tensor *x)
+{
+    if (!tg__check_input(loc, "tg_ones_like", x, "x"))
+        return NULL;
+    return tg_fill_at(loc, x->dtype, tg__shape(x), 1.0);
+}
+
+tg_tensor *tg_arange_at(tg_loc loc, tg_dtype dtype, double start, double stop, double step)
+{
+    if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
+        return tg__fail(loc, "tg_arange: start, stop and step must be finite and step non-zero "
+                        "(got %g, %g, %g)", start, stop, step);
+    double n = ceil((stop - start) / step);
+    if (n < 0)
+        n = 0;
+    if (n > 1e12)
+        return tg__fail(loc, "tg_arange: %g elements are too many", n);
+    tg_tensor *t = tg__tensor_new(loc, dtype, &TG_SHAPE((int64_t)n));
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < t->size; i++)
+        tg__set(t, i, start + (double)i * step);
+    return t;
+}
+
+tg_tensor *tg_eye_at(tg_loc loc, tg_dtype dtype, int64_t n)
+{
+    if (n < 0)
+        return tg__fail(loc, "tg_eye: n must not be negative (got %lld)", (long long)n);
+    tg_tensor *t = tg_fill_at(loc, dtype, TG_SHAPE(n, n), 0.0);
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        tg__set(t, i * n + i, 1.0);
+    return t;
+}
+
+/* ---- inspection ------------------------------------------------------------------------------ */
+static bool check(const tg_tensor *t, const char *func)
+{
+    return tg__check_input((tg_loc){0}, func, t, "t");
+}
+
+tg_dtype tg_dtype_of(const tg_tensor *t) { return check(t, "tg_dtype_of") ? t->dtype : TG_DTYPE_COUNT; }
+int tg_rank(const tg_tensor *t) { return check(t, "tg_rank") ? t->rank : -1; }
+int64_t tg_size(const tg_tensor *t) { return check(t, "tg_size") ? t->size : -1; }
+bool tg_is_alive(const tg_tensor *t) { return t && t->state == TG_HEADER_ALIVE; }
+tg_loc tg_tensor_loc(const tg_tensor *t) { return t ? t->loc : (tg_loc){0}; }
+
+tg_shape tg_shape_of(const tg_tensor *t)
+{
+    return check(t, "tg_shape_of") ? tg__shape(t) : (tg_shape){.rank = -1};
+}
+
+int64_t tg_dim(const tg_tensor *t, int axis)
+{
+    if (!check(t, "tg_dim"))
+        return -1;
+    int a = axis < 0 ? axis + t->rank : axis;
+    if (a < 0 || a >= t->rank) {
+        tg__fail((tg_loc){0}, "tg_dim: axis %d is out of range for a tensor of rank %d", axis, t->rank);
+        return -1;
+    }
+    return t->shape[a];
+}
+
+int tg_copy_out(const tg_tensor *t, void *dst, size_t bytes)
+{
+    if (!check(t, "tg_copy_out"))
+        return -1;
+    size_t need = (size_t)t->size * tg_dtype_size(t->dtype);
+    if (!dst || bytes < need)
+        return tg__failf((tg_loc){0}, "tg_copy_out: the destination holds %zu bytes, the tensor needs %zu", bytes, need);
+    memcpy(dst, t->data, need);
+    return 0;
+}
+
+int tg_copy_out_f64(const tg_tensor *t, double *dst, int64_t count)
+{
+    if (!check(t, "tg_copy_out_f64"))
+        return -1;
+    if (!dst || count < t->size)
+        return tg__failf((tg_loc){0}, "tg_copy_out_f64: the destination holds %lld values, the tensor has %lld",
+                         (long long)count, (long long)t->size);
+    for (int64_t i = 0; i < t->size; i++)
+        dst[i] = tg__get(t, i);
+    return 0;
+}
+
+double tg_item(const tg_tensor *t)
+{
+    if (!check(t, "tg_item"))
+        return NAN;
+    if (t->size != 1) {
+        char s[TG_SHAPE_STR_MAX];
+        tg_shape sh = tg__shape(t);
+        tg__fail(t->loc, "tg_item: the tensor has shape %s, not one element", tg__shape_str(&sh, s, sizeof s));
+        return NAN;
+    }
+    return tg__get(t, 0);
+}
+
+/* ---- printing ---------------------------------------------------------------------------------- */
+typedef struct {
+    char *buf;
+    size_t size, len;   /* len counts what would have been written */
+} sink;
+
+static void put(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sink *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = s->len < s->size ? s->size - s->len : 0;
+    int n = vsnprintf(room ? s->buf + s->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        s->len += (size_t)n;
+}
+
+/* One element as numpy prints it: "1." for an integral float, "0.5", "nan", "True". */
+static void format_elem(const tg_tensor *t, int64_t i, char *out, size_t size)
+{
+    double v = tg__get(t, i);
+    if (t->dtype == TG_BOOL)
+        snprintf(out, size, "%s", v ? "True" : "False");
+    else if (!tg_dtype_is_float(t->dtype))
+        snprintf(out, size, "%lld", t->dtype == TG_I64 ? (long long)((const int64_t *)t->data)[i] : (long long)v);
+    else if (isnan(v))
+        snprintf(out, size, "nan");
+    else if (isinf(v))
+        snprintf(out, size, v > 0 ? "inf" : "-inf");
+    else if (v == floor(v) && fabs(v) < 1e16)
+        snprintf(out, size, "%.0f.", v);
+    else
+        snprintf(out, size, "%.*g", t->dtype == TG_F32 ? 8 : 16, v);
+}
+
+#define PRINT_EDGE 3      /* like numpy: long axes show their first and last 3 items */
+#define PRINT_THRESHOLD 1000
+
+static void format_rec(sink *s, const tg_tensor *t, int axis, int64_t offset, int width, bool summarize)
+{
+    if (axis == t->rank) {
+        char e[64];
+        format_elem(t, offset, e, sizeof e);
+        put(s, "%*s", width, e);
+        return;
+    }
+    int64_t n = t->shape[axis], stride = 1;
+    for (int i = axis + 1; i < t->rank; i++)
+        stride *= t->shape[i];
+    put(s, "[");
+    for (int64_t i = 0; i < n; i++) {
+        if (summarize && n > 2 * PRINT_EDGE && i == PRINT_EDGE) {
+            put(s, axis == t->rank - 1 ? " ..." : "\n%*s...", axis + 8, "");
+            i = n - PRINT_EDGE - 1;
+            continue;
+        }
+        if (i) {
+            if (axis == t->rank - 1)
+                put(s, " ");
+            else
+                put(s, "%.*s%*s", t->rank - axis - 1, "\n\n\n\n\n\n\n\n", axis + 11, "");
+        }
+        format_rec(s, t, axis + 1, offset + i * stride, width, summarize);
+    }
+    put(s, "]");
+}
+
+int tg_format(const tg_tensor *t, char *buf, size_t size)
+{
+    if (!check(t, "tg_format"))
+        return -1;
+    sink s = {buf, size, 0};
+    if (size)
+        buf[0] = 0;
+    bool summarize = t->size > PRINT_THRESHOLD;
+    int width = 0;
+    for (int64_t i = 0; i < t->size; i++) {
+        char e[64];
+        format_elem(t, i, e, sizeof e);
+        int w = (int)strlen(e);
+        width = w > width ? w : width;
+    }
+    put(&s, "tg.Tensor(");
+    format_rec(&s, t, 0, 0, t->rank ? width : 0, summarize);
+    char sh[TG_SHAPE_STR_MAX];
+    tg_shape shape = tg__shape(t);
+    put(&s, ", shape=%s, dtype=%s)", tg__shape_str(&shape, sh, sizeof sh), tg_dtype_name(t->dtype));
+    return (int)s.len;
+}
+
+void tg_fprint(FILE *out, const tg_tensor *t)
+{
+    char small[512];
+    int n = tg_format(t, small, sizeof small);
+    if (n < 0) {
+        fprintf(out, "<error: %s>\n", tg_last_error());
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        fprintf(out, "%s\n", small);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        fprintf(out, "%s...\n", small);
+        return;
+    }
+    tg_format(t, big, (size_t)n + 1);
+    fprintf(out, "%s\n", big);
+    free(big);
+}
