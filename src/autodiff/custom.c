@@ -1,0 +1,61 @@
+/* Custom gradients (tf.custom_gradient): a user forward, unrecorded, and a user backward.
+ *
+ * The op's inputs are the user's inputs followed by the forward's result; the recorded
+ * node copies that result and calls the user's backward for the first n inputs. */
+#include "tape_impl.h"
+
+static bool custom_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *y = c->in[c->n - 1];
+    *shape = tg__shape(y);
+    *dtype = y->dtype;
+    return true;
+}
+
+static bool custom_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *y = c->in[c->n - 1];
+    memcpy(out->data, y->data, (size_t)y->size * tg_dtype_size(y->dtype));
+    return true;
+}
+
+static bool custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    int n = g->n - 1;
+    if (g->a->custom_backward(g->dy, g->in, n, g->out, dx, g->a->user) != 0) {
+        if (!tg_has_error())
+            tg__fail(g->loc, "tg_custom_gradient: the user's backward function failed");
+        return false;
+    }
+    dx[n] = NULL;
+    return true;
+}
+
+const tg_op_def tg__op_custom = {.name = "tg_custom_gradient", .grad = TG_GRAD_RULE, .shape = custom_shape,
+                                 .forward = custom_forward, .backward = custom_backward};
+
+tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg_custom_forward_fn forward,
+                                 tg_custom_backward_fn backward, void *user)
+{
+    if (!inputs || n < 1 || !forward || !backward)
+        return tg__fail(loc, "tg_custom_gradient: give at least one input, a forward and a backward function");
+    for (int i = 0; i < n; i++)
+        if (!tg__check_input(loc, "tg_custom_gradient", inputs[i], "inputs[i]"))
+            return NULL;
+    tg_context *ctx = tg__ctx();
+    int recording = ctx->n_recording;
+    ctx->n_recording = 0;   /* nothing the forward does is recorded */
+    tg_tensor *y = forward(inputs, n, user);
+    ctx->n_recording = recording;
+    if (!y) {
+        if (!tg_has_error())
+            tg__fail(loc, "tg_custom_gradient: the user's forward function returned NULL");
+        return NULL;
+    }
+    const tg_tensor **in = tg__arena_alloc(ctx->scope, sizeof(tg_tensor *) * (size_t)(n + 1));
+    if (!in)
+        return tg__fail(loc, "tg_custom_gradient: out of memory");
+    memcpy(in, inputs, sizeof(tg_tensor *) * (size_t)n);
+    in[n] = y;
+    return tg__apply(loc, TG_OP_CUSTOM, in, n + 1, &(tg_attrs){.custom_backward = backward, .user = user});
+}

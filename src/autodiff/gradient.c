@@ -1,0 +1,356 @@
+/* tape.gradient, jacobian and batch_jacobian: one reverse loop over the recorded nodes.
+ *
+ * Backward rules are written with public ops, so when an outer tape is recording, the
+ * gradient computation is itself recorded and can be differentiated again. */
+#include "tapegrad/ops.h"
+#include "tape_impl.h"
+
+static bool persistent_inside_warned;
+
+/* Marks every entry that lies on a path from a requested source forward. */
+static void mark_needed(tg_tape *t, uint32_t serial)
+{
+    for (size_t k = 0; k < t->n_nodes; k++) {
+        tg_node *nd = t->nodes[k];
+        tg_grad_kind kind = tg_op_table[nd->op]->grad;
+        if (kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
+            continue;
+        for (int i = 0; i < nd->n; i++)
+            if (nd->in_entry[i] && nd->in_entry[i]->needed_serial == serial) {
+                nd->out->needed_serial = serial;
+                break;
+            }
+    }
+}
+
+static bool accumulate(tg_loc loc, tg_entry *e, tg_tensor *g, uint32_t serial)
+{
+    if (e->grad_serial != serial) {
+        e->grad_serial = serial;
+        e->grad = g;
+        return true;
+    }
+    e->grad = tg_add_at(loc, e->grad, g);
+    return e->grad != NULL;
+}
+
+static bool saved_alive(tg_loc loc, const tg_node *nd)
+{
+    for (int i = -1; i < nd->n; i++) {
+        const tg_tensor *x = i < 0 ? nd->out->t : nd->in[i];
+        uint32_t gen = i < 0 ? nd->out->gen : nd->in_gen[i];
+        if (x->state != TG_HEADER_ALIVE || x->gen != gen) {
+            tg__fail(loc, "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
+                     "scope ended; compute gradients before ending the scopes of the recorded computation",
+                     tg__op_name(nd->op), nd->loc.file, nd->loc.line);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Runs one node's backward rule and accumulates into the inputs that need it. */
+static bool backward_node(tg_node *nd, uint32_t serial)
+{
+    const tg_op_def *def = tg_op_table[nd->op];
+    if (def->grad == TG_GRAD_NONE || def->grad == TG_GRAD_STOP)
+        return true;
+    if (!saved_alive(nd->loc, nd))
+        return false;
+    tg_tensor *small[8] = {0}, **dx = small;
+    if (nd->n > 8 && !(dx = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)nd->n)))
+        return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
+    memset(dx, 0, sizeof(tg_tensor *) * (size_t)nd->n);
+    if (def->grad == TG_GRAD_ZERO) {
+        for (int i = 0; i < nd->n; i++)
+            dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
+    } else {
+        tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
+        if (!def->backward(&g, dx))
+            return false;
+    }
+    for (int i = 0; i < nd->n; i++) {
+        tg_entry *e = nd->in_entry[i];
+        if (!dx[i] || !e || e->needed_serial != serial)
+            continue;
+        if (dx[i]->rank != nd->in[i]->rank || memcmp(dx[i]->shape, nd->in[i]->shape, sizeof(int64_t) * (size_t)dx[i]->rank)) {
+            char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+            tg_shape sa = tg__shape(dx[i]), sb = tg__shape(nd->in[i]);
+            return tg__fail(nd->loc, "internal error: the backward rule of %s gave a gradient of shape %s for input %d "
+                            "of shape %s", def->name, tg__shape_str(&sa, a, sizeof a), i, tg__shape_str(&sb, b, sizeof b));
+        }
+        if (!accumulate(nd->loc, e, dx[i], serial))
+            return false;
+    }
+    return true;
+}
+
+static void warn_stale_read(tg_loc loc, const tg_entry *e)
+{
+    tg_var *v = e->var->var;
+    tg__warn(loc, "variable '%s' was assigned at %s:%d after the tape read it at %s:%d; the gradient is computed at "
+             "the value the tape recorded (as TF does), not at the variable's current value",
+             v->name, v->last_assign.file ? v->last_assign.file : "?", v->last_assign.line, e->loc.file, e->loc.line);
+}
+
+/* The gradient of source x: its entry's, or the sum over the recorded reads of a variable.
+ * *out stays NULL when x is not connected. */
+static bool collect(tg_loc loc, tg_tape *t, const tg_tensor *x, uint32_t serial, tg_tensor **out)
+{
+    *out = NULL;
+    if (!(x->flags & TG_T_VARIABLE)) {
+        tg_entry *e = tg__tape_lookup(t, x);
+        if (e && e->grad_serial == serial)
+            *out = e->grad;
+        return true;
+    }
+    for (size_t k = 0; k < t->n_reads; k++) {
+        tg_entry *e = t->reads[k];
+        if (e->var != x || e->var_gen != x->gen || e->grad_serial != serial)
+            continue;
+        if (e->var_version != x->var->version)
+            warn_stale_read(loc, e);
+        *out = *out ? tg_add_at(loc, *out, e->grad) : e->grad;
+        if (!*out)
+            return false;
+    }
+    return true;
+}
+
+static void mark_source(tg_tape *t, const tg_tensor *x, uint32_t serial)
+{
+    if (x->flags & TG_T_VARIABLE) {
+        for (size_t k = 0; k < t->n_reads; k++)
+            if (t->reads[k]->var == x && t->reads[k]->var_gen == x->gen)
+                t->reads[k]->needed_serial = serial;
+    } else {
+        tg_entry *e = tg__tape_lookup(t, x);
+        if (e)
+            e->needed_serial = serial;
+    }
+}
+
+/* One backward pass: seeds[i] flows from targets[i]; results in out[]. */
+static bool backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                     tg_tensor *const *sources, int ns, tg_tensor **out)
+{
+    uint32_t serial = ++t->grad_serial;
+    size_t n_nodes = t->n_nodes;   /* a persistent tape may record the backward ops too */
+    for (int i = 0; i < ns; i++)
+        mark_source(t, sources[i], serial);
+    mark_needed(t, serial);
+    for (int i = 0; i < nt; i++) {
+        tg_entry *e = tg__tape_lookup(t, targets[i]);
+        if (e && e->needed_serial == serial && !accumulate(loc, e, seeds[i], serial))
+            return false;
+    }
+    for (size_t k = n_nodes; k-- > 0;) {
+        tg_node *nd = t->nodes[k];
+        if (nd->out->grad_serial == serial && nd->out->needed_serial == serial && !backward_node(nd, serial))
+            return false;
+    }
+    for (int i = 0; i < ns; i++)
+        if (!collect(loc, t, sources[i], serial, &out[i]))
+            return false;
+    return true;
+}
+
+/* ---- argument checks ------------------------------------------------------------------------ */
+static bool check_target(tg_loc loc, const tg_tensor *y)
+{
+    if (!tg__check_input(loc, "tg_gradient", y, "target"))
+        return false;
+    if (!tg_dtype_is_float(y->dtype)) {
+        tg__fail(loc, "tg_gradient: the target has dtype %s; only float32/float64 targets can be differentiated "
+                 "(cast it to a float dtype inside the tape, before it is computed from integers)",
+                 tg_dtype_name(y->dtype));
+        return false;
+    }
+    return true;
+}
+
+/* Before a gradient call: refuse a used tape, end a non-persistent tape's block. */
+static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
+{
+    if (!tg__tape_check(loc, func, t))
+        return false;
+    if (t->used) {
+        tg__fail(loc, "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
+                 "jacobians); the tape begun at %s:%d was already used. Begin it with "
+                 "tg_tape_begin(.persistent = true) to take several gradients", func, t->loc.file, t->loc.line);
+        return false;
+    }
+    if (t->active && !t->persistent)
+        tg__tape_deactivate(t);
+    if (t->active && t->persistent && !t->paused && !persistent_inside_warned) {
+        persistent_inside_warned = true;
+        tg__warn(loc, "Calling GradientTape.gradient on a persistent tape inside its context is significantly less "
+                 "efficient than calling it outside the context (it causes the gradient ops to be recorded on the "
+                 "tape, leading to increased CPU and memory usage). Only call GradientTape.gradient inside the "
+                 "context if you actually want to trace the gradient in order to compute higher order derivatives.");
+    }
+    return true;
+}
+
+static void end_use(tg_tape *t)
+{
+    if (!t->persistent) {
+        t->used = true;
+        tg__tape_clear(t);
+    }
+}
+
+static void fill_unconnected(tg_loc loc, tg_unconnected mode, tg_tensor *const *sources, tg_tensor **out, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!out[i] && mode == TG_UNCONNECTED_ZERO)
+            out[i] = tg_zeros_like_at(loc, sources[i]);
+}
+
+/* ---- tg_gradients ----------------------------------------------------------------------------- */
+int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
+{
+    if (o.out)
+        memset(o.out, 0, sizeof(tg_tensor *) * (size_t)(o.n_sources > 0 ? o.n_sources : 0));
+    if (!o.targets || o.n_targets < 1 || !o.sources || o.n_sources < 1 || !o.out)
+        return tg__failf(loc, "tg_gradients: give .targets/.n_targets >= 1, .sources/.n_sources >= 1 and .out");
+    if (o.unconnected != TG_UNCONNECTED_NONE && o.unconnected != TG_UNCONNECTED_ZERO)
+        return tg__failf(loc, "tg_gradients: .unconnected must be TG_UNCONNECTED_NONE or TG_UNCONNECTED_ZERO (got %d)",
+                         (int)o.unconnected);
+    for (int i = 0; i < o.n_targets; i++)
+        if (!check_target(loc, o.targets[i]))
+            return -1;
+    for (int i = 0; i < o.n_sources; i++)
+        if (!tg__check_input(loc, "tg_gradient", o.sources[i], "source"))
+            return -1;
+    tg_tensor *small[8], **seeds = small;
+    if (o.n_targets > 8 && !(seeds = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)o.n_targets)))
+        return tg__failf(loc, "tg_gradients: out of memory");
+    for (int i = 0; i < o.n_targets; i++) {
+        const tg_tensor *y = o.targets[i], *s = o.output_gradients ? o.output_gradients[i] : NULL;
+        if (o.output_gradients) {
+            if (!tg__check_input(loc, "tg_gradient", s, "output_gradients[i]"))
+                return -1;
+            tg_shape ys = tg__shape(y), ss = tg__shape(s);
+            if (!tg__shape_eq(&ys, &ss) || s->dtype != y->dtype) {
+                char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+                return tg__failf(loc, "tg_gradient: output_gradients[%d] has shape %s and dtype %s; its target has "
+                                 "shape %s and dtype %s", i, tg__shape_str(&ss, a, sizeof a), tg_dtype_name(s->dtype),
+                                 tg__shape_str(&ys, b, sizeof b), tg_dtype_name(y->dtype));
+            }
+        }
+        seeds[i] = s ? (tg_tensor *)s : tg_ones_like_at(loc, y);
+        if (!seeds[i])
+            return -1;
+    }
+    if (!begin_use(loc, t, "tg_gradient"))
+        return -1;
+    for (int i = 0; i < o.n_sources; i++)
+        if (!tg_dtype_is_float(o.sources[i]->dtype))
+            tg__warn(loc, "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
+                     "GradientTape.gradient, got %s: source %d gets no gradient", tg_dtype_name(o.sources[i]->dtype), i);
+    bool ok = backward(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out);
+    end_use(t);
+    if (!ok) {
+        memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
+        return -1;
+    }
+    for (int i = 0; i < o.n_sources; i++)
+        if (!tg_dtype_is_float(o.sources[i]->dtype))
+            o.out[i] = NULL;
+    fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
+    tg_clear_error();
+    return 0;
+}
+
+tg_tensor *tg_gradient_at(tg_loc loc, tg_tape *t, const tg_tensor *target, const tg_tensor *source)
+{
+    tg_tensor *out = NULL;
+    if (!target)
+        return tg__null_arg(loc, "tg_gradient", "target");
+    if (!source)
+        return tg__null_arg(loc, "tg_gradient", "source");
+    tg_gradients_at(loc, t, (tg_gradient_opts){.targets = (tg_tensor *const[]){(tg_tensor *)target}, .n_targets = 1,
+                                               .sources = (tg_tensor *const[]){(tg_tensor *)source}, .n_sources = 1,
+                                               .out = &out});
+    return out;
+}
+
+/* ---- jacobians ------------------------------------------------------------------------------- */
+/* A one-hot seed of `like`'s shape: 1 at flat index i, or at [b, i] for every batch row b. */
+static tg_tensor *unit_seed(tg_loc loc, const tg_tensor *like, int64_t i, bool batched)
+{
+    tg_tensor *s = tg_zeros_like_at(loc, like);
+    if (!s)
+        return NULL;
+    if (!batched) {
+        tg__set(s, i, 1.0);
+        return s;
+    }
+    int64_t per = like->size / like->shape[0];
+    for (int64_t b = 0; b < like->shape[0]; b++)
+        tg__set(s, b * per + i, 1.0);
+    return s;
+}
+
+/* Rows of d target[i] / d source, stacked on `axis` and reshaped to `shape`. */
+static tg_tensor *jacobian_rows(tg_loc loc, const char *func, tg_tape *t, const tg_tensor *y, const tg_tensor *x,
+                                tg_unconnected mode, bool batched, tg_shape shape)
+{
+    if (!check_target(loc, y) || !tg__check_input(loc, func, x, "source") || !begin_use(loc, t, func))
+        return NULL;
+    int64_t m = batched ? (y->shape[0] ? y->size / y->shape[0] : 0) : y->size;
+    tg_tensor **rows = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)(m ? m : 1));
+    bool ok = rows != NULL, any = false;
+    for (int64_t i = 0; ok && i < m; i++) {
+        tg_tensor *seed = unit_seed(loc, y, i, batched);
+        ok = seed && backward(loc, t, (tg_tensor *const[]){(tg_tensor *)y}, &seed, 1,
+                              (tg_tensor *const[]){(tg_tensor *)x}, 1, &rows[i]);
+        any |= ok && rows[i];
+    }
+    end_use(t);
+    if (!ok)
+        return NULL;
+    if (!any && mode == TG_UNCONNECTED_NONE) {
+        tg_clear_error();
+        return NULL;
+    }
+    for (int64_t i = 0; i < m; i++)
+        if (!rows[i] && !(rows[i] = tg_zeros_like_at(loc, x)))
+            return NULL;
+    tg_tensor *j = m ? tg_stack_at(loc, rows, (int)m, batched ? 1 : 0) : tg_fill_at(loc, x->dtype, shape, 0.0);
+    j = tg_reshape_at(loc, j, shape);
+    if (j)
+        tg_clear_error();
+    return j;
+}
+
+tg_tensor *tg_jacobian_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_jacobian_opts o)
+{
+    if (!tg__check_input(loc, "tg_jacobian", y, "target") || !tg__check_input(loc, "tg_jacobian", x, "source"))
+        return NULL;
+    if (y->rank + x->rank > TG_MAX_RANK)
+        return tg__fail(loc, "tg_jacobian: target rank %d + source rank %d exceeds the maximum rank %d", y->rank,
+                        x->rank, TG_MAX_RANK);
+    tg_shape s = tg__shape(y);
+    for (int i = 0; i < x->rank; i++)
+        s.dims[s.rank++] = x->shape[i];
+    return jacobian_rows(loc, "tg_jacobian", t, y, x, o.unconnected, false, s);
+}
+
+tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_jacobian_opts o)
+{
+    if (!tg__check_input(loc, "tg_batch_jacobian", y, "target") || !tg__check_input(loc, "tg_batch_jacobian", x, "source"))
+        return NULL;
+    char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+    tg_shape ys = tg__shape(y), xs = tg__shape(x);
+    if (y->rank < 1 || x->rank < 1 || y->shape[0] != x->shape[0])
+        return tg__fail(loc, "tg_batch_jacobian: Need first dimension of target shape %s and source shape %s to match.",
+                        tg__shape_str(&ys, a, sizeof a), tg__shape_str(&xs, b, sizeof b));
+    if (y->rank + x->rank - 1 > TG_MAX_RANK)
+        return tg__fail(loc, "tg_batch_jacobian: the result would exceed the maximum rank %d", TG_MAX_RANK);
+    tg_shape s = ys;
+    for (int i = 1; i < x->rank; i++)
+        s.dims[s.rank++] = x->shape[i];
+    return jacobian_rows(loc, "tg_batch_jacobian", t, y, x, o.unconnected, true, s);
+}

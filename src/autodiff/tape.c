@@ -1,0 +1,401 @@
+/* GradientTape: beginning and ending the block, watching, and recording ops. */
+#include <stdlib.h>
+
+#include "tape_impl.h"
+
+struct tape_chunk {
+    tape_chunk *next;
+    size_t cap, used;
+    _Alignas(16) unsigned char data[];
+};
+
+#define TAPE_CHUNK_MIN (16u << 10)
+
+/* Tape structs are recycled, never returned to the system, so a freed tape is
+ * recognised by its magic instead of being read after free. */
+static _Thread_local tg_tape *free_tapes;
+
+static void *tape_alloc(tg_tape *t, size_t bytes)
+{
+    bytes = (bytes + 15) & ~(size_t)15;
+    tape_chunk *c = t->chunks;
+    if (!c || c->cap - c->used < bytes) {
+        size_t cap = c ? c->cap * 2 : TAPE_CHUNK_MIN;
+        if (cap < bytes)
+            cap = bytes;
+        tape_chunk *n = malloc(sizeof *n + cap);
+        if (!n)
+            return NULL;
+        n->next = c;
+        n->cap = cap;
+        n->used = 0;
+        t->chunks = c = n;
+    }
+    void *p = c->data + c->used;
+    c->used += bytes;
+    return p;
+}
+
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap * 2 : 16;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = n;
+    return true;
+}
+
+/* ---- the tensor -> entry map --------------------------------------------------------------- */
+static size_t slot_of(const tg_tensor *x, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)x * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+tg_entry *tg__tape_lookup(const tg_tape *t, const tg_tensor *x)
+{
+    if (!t->map_count)
+        return NULL;
+    for (size_t i = slot_of(x, t->map_cap);; i = (i + 1) & (t->map_cap - 1)) {
+        tg_entry *e = t->map[i];
+        if (!e)
+            return NULL;
+        if (e->t == x && e->gen == x->gen)
+            return e;
+    }
+}
+
+static bool map_insert(tg_tape *t, tg_entry *e)
+{
+    if ((t->map_count + 1) * 2 > t->map_cap) {
+        size_t cap = t->map_cap ? t->map_cap * 2 : 64;
+        tg_entry **m = calloc(cap, sizeof *m);
+        if (!m)
+            return false;
+        for (size_t i = 0; i < t->map_cap; i++) {
+            tg_entry *o = t->map[i];
+            if (!o)
+                continue;
+            size_t j = slot_of(o->t, cap);
+            while (m[j])
+                j = (j + 1) & (cap - 1);
+            m[j] = o;
+        }
+        free(t->map);
+        t->map = m;
+        t->map_cap = cap;
+    }
+    size_t i = slot_of(e->t, t->map_cap);
+    while (t->map[i])
+        i = (i + 1) & (t->map_cap - 1);
+    t->map[i] = e;
+    t->map_count++;
+    return true;
+}
+
+static tg_entry *add_entry(tg_tape *t, tg_tensor *x, tg_node *node, tg_loc loc)
+{
+    tg_entry *e = tape_alloc(t, sizeof *e);
+    if (!e)
+        return NULL;
+    *e = (tg_entry){.t = x, .gen = x->gen, .node = node, .loc = loc};
+    return map_insert(t, e) ? e : NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+bool tg__tape_check(tg_loc loc, const char *func, const tg_tape *t)
+{
+    if (!t) {
+        tg__null_arg(loc, func, "tape");
+        return false;
+    }
+    if (t->magic != TG_TAPE_ALIVE) {
+        tg__fail(loc, "%s: the tape was already freed with tg_tape_free", func);
+        return false;
+    }
+    return true;
+}
+
+static void recount_recording(void)
+{
+    tg_context *ctx = tg__ctx();
+    ctx->n_recording = 0;
+    for (int i = 0; i < ctx->n_active; i++)
+        ctx->n_recording += !ctx->active[i]->paused;
+}
+
+tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
+{
+    tg_context *ctx = tg__ctx();
+    if (ctx->n_active == TG_MAX_TAPES)
+        return tg__fail(loc, "tg_tape_begin: %d tapes are already recording on this thread; end one first",
+                        TG_MAX_TAPES);
+    tg_tape *t = free_tapes;
+    if (t)
+        free_tapes = t->next_free;
+    else if (!(t = malloc(sizeof *t)))
+        return tg__fail(loc, "tg_tape_begin: out of memory");
+    *t = (tg_tape){.magic = TG_TAPE_ALIVE, .loc = loc, .persistent = o.persistent,
+                   .watch_accessed = o.watch_accessed_variables, .active = true};
+    ctx->active[ctx->n_active++] = t;
+    recount_recording();
+    return t;
+}
+
+void tg__tape_deactivate(tg_tape *t)
+{
+    tg_context *ctx = tg__ctx();
+    for (int i = 0; i < ctx->n_active; i++) {
+        if (ctx->active[i] != t)
+            continue;
+        memmove(&ctx->active[i], &ctx->active[i + 1], sizeof(tg_tape *) * (size_t)(ctx->n_active - i - 1));
+        ctx->n_active--;
+        break;
+    }
+    t->active = false;
+    t->paused = false;
+    recount_recording();
+}
+
+int tg_tape_end_at(tg_loc loc, tg_tape *t)
+{
+    if (!tg__tape_check(loc, "tg_tape_end", t))
+        return -1;
+    if (!t->active)
+        return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is not recording (already ended?)",
+                         t->loc.file, t->loc.line);
+    tg_context *ctx = tg__ctx();
+    tg_tape *inner = ctx->active[ctx->n_active - 1];
+    if (inner != t)
+        return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is still recording inside this one; "
+                         "end the inner tape first", inner->loc.file, inner->loc.line);
+    tg__tape_deactivate(t);
+    return 0;
+}
+
+void tg__tape_clear(tg_tape *t)
+{
+    for (tape_chunk *c = t->chunks, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    free(t->map);
+    free(t->nodes);
+    free(t->reads);
+    free(t->watched);
+    free(t->watched_gen);
+    t->chunks = NULL;
+    t->map = NULL;
+    t->nodes = NULL;
+    t->reads = NULL;
+    t->watched = NULL;
+    t->watched_gen = NULL;
+    t->map_cap = t->map_count = t->n_nodes = t->cap_nodes = 0;
+    t->n_reads = t->cap_reads = t->n_watched = t->cap_watched = 0;
+}
+
+void tg_tape_free(tg_tape *t)
+{
+    if (!t || t->magic != TG_TAPE_ALIVE)
+        return;
+    if (t->active)
+        tg__tape_deactivate(t);
+    tg__tape_clear(t);
+    t->magic = TG_TAPE_DEAD;
+    t->next_free = free_tapes;
+    free_tapes = t;
+}
+
+int tg_tape_stop_recording_at(tg_loc loc, tg_tape *t)
+{
+    if (!tg__tape_check(loc, "tg_tape_stop_recording", t))
+        return -1;
+    if (!t->active || t->paused)
+        return tg__failf(loc, "tg_tape_stop_recording: Trying to stop recording a tape which is not recording.");
+    t->paused = true;
+    recount_recording();
+    return 0;
+}
+
+int tg_tape_resume_recording_at(tg_loc loc, tg_tape *t)
+{
+    if (!tg__tape_check(loc, "tg_tape_resume_recording", t))
+        return -1;
+    if (!t->active || !t->paused)
+        return tg__failf(loc, "tg_tape_resume_recording: the tape begun at %s:%d is not inside stop_recording",
+                         t->loc.file, t->loc.line);
+    t->paused = false;
+    recount_recording();
+    return 0;
+}
+
+int tg_tape_reset_at(tg_loc loc, tg_tape *t)
+{
+    if (!tg__tape_check(loc, "tg_tape_reset", t))
+        return -1;
+    tg__tape_clear(t);
+    t->used = false;
+    return 0;
+}
+
+bool tg_tape_is_recording(const tg_tape *t)
+{
+    return t && t->magic == TG_TAPE_ALIVE && t->active && !t->paused;
+}
+
+tg_tensor *const *tg_watched_variables(const tg_tape *t, int *count)
+{
+    if (!tg__tape_check((tg_loc){0}, "tg_watched_variables", t)) {
+        if (count)
+            *count = 0;
+        return NULL;
+    }
+    /* Drop variables freed since they were watched. */
+    tg_tape *m = (tg_tape *)t;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_watched; i++)
+        if (m->watched[i]->state == TG_HEADER_ALIVE && m->watched[i]->gen == m->watched_gen[i]) {
+            m->watched_gen[k] = m->watched_gen[i];
+            m->watched[k++] = m->watched[i];
+        }
+    m->n_watched = k;
+    if (count)
+        *count = (int)k;
+    return m->watched;
+}
+
+/* ---- watching ----------------------------------------------------------------------------- */
+static bool is_watched_var(const tg_tape *t, const tg_tensor *v)
+{
+    for (size_t i = 0; i < t->n_watched; i++)
+        if (t->watched[i] == v && t->watched_gen[i] == v->gen)
+            return true;
+    return false;
+}
+
+static bool watch_var(tg_tape *t, tg_tensor *v)
+{
+    if (is_watched_var(t, v))
+        return true;
+    if (t->n_watched == t->cap_watched) {
+        size_t cap = t->cap_watched ? t->cap_watched * 2 : 16;
+        tg_tensor **w = realloc(t->watched, cap * sizeof *w);
+        if (w)
+            t->watched = w;
+        uint32_t *g = realloc(t->watched_gen, cap * sizeof *g);
+        if (g)
+            t->watched_gen = g;
+        if (!w || !g)
+            return false;
+        t->cap_watched = cap;
+    }
+    t->watched[t->n_watched] = v;
+    t->watched_gen[t->n_watched++] = v->gen;
+    return true;
+}
+
+int tg_watch_at(tg_loc loc, tg_tape *t, const tg_tensor *x)
+{
+    if (!tg__tape_check(loc, "tg_watch", t) || !tg__check_input(loc, "tg_watch", x, "t"))
+        return -1;
+    if (!tg_dtype_is_float(x->dtype)) {
+        tg__warn(loc, "The dtype of the watched tensor must be floating (e.g. tf.float32), got %s",
+                 tg_dtype_name(x->dtype));
+        return 0;
+    }
+    tg_tensor *m = (tg_tensor *)x;
+    if (x->flags & TG_T_VARIABLE)
+        return watch_var(t, m) ? 0 : tg__failf(loc, "tg_watch: out of memory");
+    if (tg__tape_lookup(t, x))
+        return 0;
+    return add_entry(t, m, NULL, loc) ? 0 : tg__failf(loc, "tg_watch: out of memory");
+}
+
+/* ---- recording ----------------------------------------------------------------------------- */
+/* Does op input x connect to tape t? Reading a trainable variable watches it (TF's
+ * watch_accessed_variables), whatever the op. */
+static bool connects(tg_tape *t, const tg_tensor *x)
+{
+    if (x->flags & TG_T_VARIABLE) {
+        if (t->watch_accessed && x->var->trainable && !is_watched_var(t, x))
+            watch_var(t, (tg_tensor *)x);
+        return is_watched_var(t, x);
+    }
+    return tg__tape_lookup(t, x) != NULL;
+}
+
+static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_tensor *out)
+{
+    int n = c->n;
+    tg_node *node = tape_alloc(t, sizeof *node);
+    tg_tensor **in = tape_alloc(t, sizeof(tg_tensor *) * (size_t)n);
+    uint32_t *gen = tape_alloc(t, sizeof(uint32_t) * (size_t)n);
+    tg_entry **ie = tape_alloc(t, sizeof(tg_entry *) * (size_t)n);
+    if (!node || !in || !gen || !ie || !grow((void **)&t->nodes, &t->cap_nodes, t->n_nodes + 1, sizeof *t->nodes))
+        return false;
+    for (int i = 0; i < n; i++) {
+        in[i] = ins[i];
+        gen[i] = ins[i]->gen;
+        ie[i] = tg__tape_lookup(t, ins[i]);
+        const tg_tensor *orig = c->in[i];
+        if (!ie[i] && (orig->flags & TG_T_VARIABLE) && is_watched_var(t, orig)) {
+            /* a recorded read of a watched variable: a leaf that remembers the variable */
+            if (!(ie[i] = add_entry(t, ins[i], NULL, c->loc)) ||
+                !grow((void **)&t->reads, &t->cap_reads, t->n_reads + 1, sizeof *t->reads))
+                return false;
+            ie[i]->var = (tg_tensor *)orig;
+            ie[i]->var_gen = orig->gen;
+            ie[i]->var_version = orig->var->version;
+            t->reads[t->n_reads++] = ie[i];
+        }
+    }
+    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = c->a, .loc = c->loc};
+    if (!(node->out = add_entry(t, out, node, c->loc)))
+        return false;
+    t->nodes[t->n_nodes++] = node;
+    return true;
+}
+
+bool tg__tape_record(const tg_call *c, tg_tensor *out)
+{
+    tg_context *ctx = tg__ctx();
+    bool any = false;
+    for (int k = 0; k < ctx->n_active; k++) {
+        tg_tape *t = ctx->active[k];
+        t->pending = false;
+        if (t->paused)
+            continue;
+        for (int i = 0; i < c->n; i++)
+            t->pending |= connects(t, c->in[i]);
+        any |= t->pending;
+    }
+    if (!any)
+        return true;
+    out->flags &= ~(uint32_t)TG_T_UNRECORDED;
+    /* Variable reads become snapshots, so the tape keeps the value it saw. */
+    tg_tensor *small[8], **ins = small;
+    if (c->n > 8 && !(ins = tg__arena_alloc(ctx->scope, sizeof(tg_tensor *) * (size_t)c->n)))
+        return tg__fail(c->loc, "out of memory while recording %s", tg__op_name(c->op));
+    for (int i = 0; i < c->n; i++) {
+        ins[i] = (tg_tensor *)c->in[i];
+        if (ins[i]->flags & TG_T_VARIABLE) {
+            if (i && c->in[i] == c->in[i - 1])
+                ins[i] = ins[i - 1];   /* tg_mul(v, v): one read */
+            else if (!(ins[i] = tg__variable_snapshot(c->loc, ins[i])))
+                return false;
+        }
+    }
+    for (int k = 0; k < ctx->n_active; k++) {
+        tg_tape *t = ctx->active[k];
+        if (t->pending && !record_on(t, c, ins, out))
+            return tg__fail(c->loc, "out of memory while recording %s on the tape begun at %s:%d",
+                            tg__op_name(c->op), t->loc.file, t->loc.line);
+    }
+    return true;
+}

@@ -1,0 +1,72 @@
+/* Internal view of a GradientTape.
+ *
+ * A tape maps each tensor it knows to an entry: a leaf (a watched tensor or a recorded
+ * read of a watched variable) or the output of a recorded node. Nodes are kept in
+ * recording order, which is a topological order, so backward is one reverse loop. A
+ * tensor is keyed by its header and generation, so a header reused after its scope
+ * ended is never mistaken for the tensor the tape saw. */
+#ifndef TG_TAPE_IMPL_H
+#define TG_TAPE_IMPL_H
+
+#include "../ops/op.h"
+
+typedef struct tg_node tg_node;
+
+typedef struct tg_entry {
+    tg_tensor *t;
+    uint32_t gen;
+    tg_node *node;              /* producer on this tape; NULL for a leaf */
+    tg_tensor *var;             /* variable reads: the variable's handle ... */
+    uint32_t var_gen;           /* ... its generation ... */
+    uint64_t var_version;       /* ... and its version when read */
+    tg_loc loc;                 /* where the leaf was watched or the variable read */
+    tg_tensor *grad;            /* accumulated during gradient call `grad_serial` */
+    uint32_t grad_serial;
+    uint32_t needed_serial;     /* lies on a path to a requested source */
+} tg_entry;
+
+struct tg_node {
+    tg_op_kind op;
+    int n;
+    tg_tensor **in;             /* recorded inputs (variable reads are snapshots) */
+    uint32_t *in_gen;
+    tg_entry **in_entry;        /* NULL for inputs this tape does not know */
+    tg_entry *out;
+    tg_attrs a;
+    tg_loc loc;
+};
+
+typedef struct tape_chunk tape_chunk;
+
+struct tg_tape {
+    uint32_t magic;
+    tg_loc loc;
+    bool persistent, watch_accessed;
+    bool active;                /* between tg_tape_begin and tg_tape_end */
+    bool paused;                /* inside stop_recording */
+    bool used;                  /* a non-persistent tape that has given its gradients */
+    bool pending;               /* scratch: this op connects to the tape */
+    tape_chunk *chunks;
+    tg_entry **map;             /* open addressing on (header, gen) */
+    size_t map_cap, map_count;
+    tg_node **nodes;
+    size_t n_nodes, cap_nodes;
+    tg_entry **reads;           /* variable reads, in order */
+    size_t n_reads, cap_reads;
+    tg_tensor **watched;        /* watched variables, in order first watched */
+    uint32_t *watched_gen;
+    size_t n_watched, cap_watched;
+    uint32_t grad_serial;
+    tg_tape *next_free;
+};
+
+enum { TG_TAPE_ALIVE = 0x7A9E11, TG_TAPE_DEAD = 0x7A9EDD };
+
+tg_entry *tg__tape_lookup(const tg_tape *t, const tg_tensor *x);
+bool tg__tape_check(tg_loc loc, const char *func, const tg_tape *t);
+/* Forgets every node and entry (reset, or a non-persistent tape after its gradient). */
+void tg__tape_clear(tg_tape *t);
+/* Removes the tape from the thread's active stack (end of its block). */
+void tg__tape_deactivate(tg_tape *t);
+
+#endif
