@@ -1,0 +1,547 @@
+/* Shape ops: forward values, gradients against finite differences, float32 vs float64,
+ * storage sharing of reshape, and every error path. */
+#include "gradcheck.h"
+#include "tensor/tensor_impl.h"
+
+/* ---- forward values ---------------------------------------------------------------------- */
+static void test_reshape_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_arange(TG_F32, 0, 6, 1);
+    tg_tensor *r = tg_reshape(x, TG_SHAPE(3, -1));
+    CHECK(tg_rank(r) == 2 && tg_dim(r, 0) == 3 && tg_dim(r, 1) == 2);
+    CHECK_VALUES(r, 0, 0, 1, 2, 3, 4, 5);
+    tg_tensor *i = tg_reshape(tg_from_i32(TG_SHAPE(2, 2), 7, 8, 9, 10), TG_SHAPE(-1));
+    CHECK(tg_dtype_of(i) == TG_I32 && tg_rank(i) == 1 && tg_dim(i, 0) == 4);
+    CHECK_VALUES(i, 0, 7, 8, 9, 10);
+    tg_tensor *sc = tg_reshape(tg_from_f64(TG_SHAPE(1, 1), 2.5), TG_SCALAR_SHAPE);
+    CHECK(tg_rank(sc) == 0 && tg_item(sc) == 2.5);
+    tg_tensor *e = tg_expand_dims(x, -1);
+    CHECK(tg_rank(e) == 2 && tg_dim(e, 0) == 6 && tg_dim(e, 1) == 1);
+    tg_tensor *e0 = tg_expand_dims(x, 0);
+    CHECK(tg_rank(e0) == 2 && tg_dim(e0, 0) == 1 && tg_dim(e0, 1) == 6);
+    tg_tensor *q = tg_squeeze(tg_reshape(x, TG_SHAPE(1, 2, 1, 3)), (tg_axes){0});
+    CHECK(tg_rank(q) == 2 && tg_dim(q, 0) == 2 && tg_dim(q, 1) == 3);
+    tg_tensor *q2 = tg_squeeze(tg_reshape(x, TG_SHAPE(1, 2, 1, 3)), TG_AXES(-2));
+    CHECK(tg_rank(q2) == 3 && tg_dim(q2, 0) == 1 && tg_dim(q2, 1) == 2 && tg_dim(q2, 2) == 3);
+    CHECK_VALUES(q2, 0, 0, 1, 2, 3, 4, 5);
+    tg_scope_end(s);
+}
+
+static void test_reshape_shares_storage(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
+    tg_tensor *r = tg_reshape(x, TG_SHAPE(3, 2));
+    CHECK(r && r->data == x->data);
+    tg_tensor *e = tg_expand_dims(x, 1);
+    CHECK(e && e->data == x->data);
+
+    tg_tensor *v = tg_variable(x);
+    tg_tensor *rv = tg_reshape(v, TG_SHAPE(6));
+    tg_tensor *ev = tg_expand_dims(v, 0);
+    CHECK(rv && rv->data != v->data && ev && ev->data != v->data);
+    /* the same under a recording tape, where the tape reads the variable as a snapshot */
+    tg_tape *tape = tg_tape_begin();
+    tg_tensor *rt = tg_reshape(v, TG_SHAPE(3, 2));
+    tg_tape_end(tape);
+    CHECK(rt && rt->data != v->data);
+    CHECK(tg_assign(v, tg_zeros(TG_F32, TG_SHAPE(2, 3))) == 0);
+    CHECK_VALUES(rv, 0, 1, 2, 3, 4, 5, 6);
+    CHECK_VALUES(ev, 0, 1, 2, 3, 4, 5, 6);
+    CHECK_VALUES(rt, 0, 1, 2, 3, 4, 5, 6);
+    CHECK_VALUES(tg_reshape(v, TG_SHAPE(6)), 0, 0, 0, 0, 0, 0, 0);
+    tg_tape_free(tape);
+    tg_variable_free(v);
+    tg_scope_end(s);
+}
+
+static void test_transpose_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
+    tg_tensor *t = tg_transpose(x, (tg_axes){0});
+    CHECK(tg_dim(t, 0) == 3 && tg_dim(t, 1) == 2);
+    CHECK_VALUES(t, 0, 1, 4, 2, 5, 3, 6);
+    CHECK_VALUES(tg_transpose(x, TG_AXES(-1, 0)), 0, 1, 4, 2, 5, 3, 6);
+    CHECK_VALUES(tg_transpose(x, TG_AXES(0, 1)), 0, 1, 2, 3, 4, 5, 6);
+    /* (2, 2, 2): out[i][j][k] = x[j][k][i] for perm (2, 0, 1) */
+    tg_tensor *y = tg_from_i64(TG_SHAPE(2, 2, 2), 0, 1, 2, 3, 4, 5, 6, 7);
+    tg_tensor *ty = tg_transpose(y, TG_AXES(2, 0, 1));
+    CHECK(tg_dtype_of(ty) == TG_I64);
+    CHECK_VALUES(ty, 0, 0, 2, 4, 6, 1, 3, 5, 7);
+    tg_tensor *b = tg_transpose(tg_cast(tg_from_i32(TG_SHAPE(2, 2), 1, 0, 0, 0), TG_BOOL), (tg_axes){0});
+    CHECK(tg_dtype_of(b) == TG_BOOL);
+    CHECK_VALUES(b, 0, 1, 0, 0, 0);
+    tg_scope_end(s);
+}
+
+/* Transpose and slice of a 4-d tensor against index arithmetic done here. */
+static void test_strided_copy_4d(void)
+{
+    tg_scope *s = tg_scope_begin();
+    enum { A = 3, B = 4, C = 5, D = 2 };
+    tg_tensor *x = tg_reshape(tg_arange(TG_F64, 0, A * B * C * D, 1), TG_SHAPE(A, B, C, D));
+    tg_tensor *t = tg_transpose(x, TG_AXES(3, 1, 0, 2));   /* shape (D, B, A, C) */
+    double got[A * B * C * D];
+    CHECK(tg_dim(t, 0) == D && tg_dim(t, 1) == B && tg_dim(t, 2) == A && tg_dim(t, 3) == C);
+    CHECK(tg_copy_out_f64(t, got, A * B * C * D) == 0);
+    int bad = 0;
+    for (int d = 0; d < D; d++)
+        for (int b = 0; b < B; b++)
+            for (int a = 0; a < A; a++)
+                for (int c = 0; c < C; c++)
+                    bad += got[((d * B + b) * A + a) * C + c] != ((a * B + b) * C + c) * D + d;
+    CHECK(bad == 0);
+    /* a slice whose two inner axes are whole, so the copy merges them */
+    tg_tensor *sl = tg_slice(x, TG_SHAPE(1, 1, 0, 0), TG_SHAPE(2, 2, -1, -1));
+    CHECK(tg_copy_out_f64(sl, got, 2 * 2 * C * D) == 0);
+    bad = 0;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < C; c++)
+                for (int d = 0; d < D; d++)
+                    bad += got[((a * 2 + b) * C + c) * D + d] != (((a + 1) * B + b + 1) * C + c) * D + d;
+    CHECK(bad == 0);
+    /* pad then slice back gives x again */
+    tg_tensor *p = tg_pad(x, TG_SHAPE(0, 2, 1, 0), TG_SHAPE(1, 0, 3, 1), -1.0);
+    tg_tensor *back = tg_slice(p, TG_SHAPE(0, 2, 1, 0), TG_SHAPE(A, B, C, D));
+    double want[A * B * C * D];
+    tg_copy_out_f64(x, want, A * B * C * D);
+    CHECK(tg_copy_out_f64(back, got, A * B * C * D) == 0 && memcmp(got, want, sizeof got) == 0);
+    CHECK_NEAR(tg_item(tg_sum(p)), (A * B * C * D - 1) * (A * B * C * D) / 2.0 -
+                                       (double)(tg_size(p) - A * B * C * D), 1e-12);
+    tg_scope_end(s);
+}
+
+static void test_broadcast_to_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    CHECK_VALUES(tg_broadcast_to(tg_from_f32(TG_SHAPE(2, 1), 1, 2), TG_SHAPE(2, 3)), 0, 1, 1, 1, 2, 2, 2);
+    CHECK_VALUES(tg_broadcast_to(tg_from_i32(TG_SHAPE(3), 1, 2, 3), TG_SHAPE(2, 3)), 0, 1, 2, 3, 1, 2, 3);
+    tg_tensor *b = tg_broadcast_to(tg_scalar_of(TG_F64, 4), TG_SHAPE(2, 2));
+    CHECK(tg_rank(b) == 2);
+    CHECK_VALUES(b, 0, 4, 4, 4, 4);
+    CHECK_VALUES(tg_broadcast_to(tg_from_f32(TG_SHAPE(1, 2), 5, 6), TG_SHAPE(2, 2, 2)), 0, 5, 6, 5, 6, 5, 6, 5, 6);
+    tg_scope_end(s);
+}
+
+static void test_concat_stack_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4), *b = tg_from_f32(TG_SHAPE(2, 1), 5, 6);
+    tg_tensor *c = tg_from_f32(TG_SHAPE(1, 2), 7, 8);
+    tg_tensor *ab = tg_concat(((tg_tensor *[]){a, b}), 2, 1);
+    CHECK(tg_dim(ab, 0) == 2 && tg_dim(ab, 1) == 3);
+    CHECK_VALUES(ab, 0, 1, 2, 5, 3, 4, 6);
+    CHECK_VALUES(tg_concat(((tg_tensor *[]){a, b, b}), 3, -1), 0, 1, 2, 5, 5, 3, 4, 6, 6);
+    tg_tensor *ac = tg_concat(((tg_tensor *[]){a, c}), 2, 0);
+    CHECK(tg_dim(ac, 0) == 3 && tg_dim(ac, 1) == 2);
+    CHECK_VALUES(ac, 0, 1, 2, 3, 4, 7, 8);
+    tg_tensor *p = tg_from_i64(TG_SHAPE(2), 1, 2), *q = tg_from_i64(TG_SHAPE(2), 3, 4);
+    tg_tensor *s0 = tg_stack(((tg_tensor *[]){p, q}), 2, 0);
+    CHECK(tg_dtype_of(s0) == TG_I64 && tg_dim(s0, 0) == 2 && tg_dim(s0, 1) == 2);
+    CHECK_VALUES(s0, 0, 1, 2, 3, 4);
+    tg_tensor *s1 = tg_stack(((tg_tensor *[]){p, q, p}), 3, -1);
+    CHECK(tg_dim(s1, 0) == 2 && tg_dim(s1, 1) == 3);
+    CHECK_VALUES(s1, 0, 1, 3, 1, 2, 4, 2);
+    tg_tensor *sc = tg_stack(((tg_tensor *[]){tg_scalar(1), tg_scalar(2)}), 2, 0);
+    CHECK(tg_rank(sc) == 1);
+    CHECK_VALUES(sc, 0, 1, 2);
+    tg_scope_end(s);
+}
+
+static void test_slice_pad_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_reshape(tg_arange(TG_F32, 0, 12, 1), TG_SHAPE(3, 4));
+    tg_tensor *sl = tg_slice(x, TG_SHAPE(1, 1), TG_SHAPE(-1, 2));
+    CHECK(tg_dim(sl, 0) == 2 && tg_dim(sl, 1) == 2);
+    CHECK_VALUES(sl, 0, 5, 6, 9, 10);
+    CHECK_VALUES(tg_slice(x, TG_SHAPE(2, 3), TG_SHAPE(1, 1)), 0, 11);
+    CHECK(tg_size(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(-1, -1))) == 0);
+    tg_tensor *p = tg_pad(tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4), TG_SHAPE(1, 0), TG_SHAPE(0, 1), 9);
+    CHECK(tg_dim(p, 0) == 3 && tg_dim(p, 1) == 3);
+    CHECK_VALUES(p, 0, 9, 9, 9, 1, 2, 9, 3, 4, 9);
+    tg_tensor *pi = tg_pad(tg_from_i32(TG_SHAPE(2), 5, 6), TG_SHAPE(2), TG_SHAPE(1), -3);
+    CHECK(tg_dtype_of(pi) == TG_I32);
+    CHECK_VALUES(pi, 0, -3, -3, 5, 6, -3);
+    CHECK_VALUES(tg_pad(tg_from_f64(TG_SHAPE(1), 2), TG_SHAPE(1), TG_SHAPE(1), 0), 0, 0, 2, 0);
+    tg_scope_end(s);
+}
+
+static void test_gather_scatter_one_hot_forward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *params = tg_from_f32(TG_SHAPE(3, 2), 1, 2, 3, 4, 5, 6);
+    tg_tensor *g0 = tg_gather(params, tg_from_i32(TG_SHAPE(3), 2, 0, 2), 0);
+    CHECK(tg_dim(g0, 0) == 3 && tg_dim(g0, 1) == 2);
+    CHECK_VALUES(g0, 0, 5, 6, 1, 2, 5, 6);
+    tg_tensor *g1 = tg_gather(params, tg_from_i64(TG_SHAPE(1, 2), 1, 0), -1);
+    CHECK(tg_rank(g1) == 3 && tg_dim(g1, 0) == 3 && tg_dim(g1, 1) == 1 && tg_dim(g1, 2) == 2);
+    CHECK_VALUES(g1, 0, 2, 1, 4, 3, 6, 5);
+    tg_tensor *g2 = tg_gather(params, tg_from_i32(TG_SCALAR_SHAPE, 1), 0);
+    CHECK(tg_rank(g2) == 1);
+    CHECK_VALUES(g2, 0, 3, 4);
+
+    tg_tensor *sa = tg_scatter_add(tg_from_i32(TG_SHAPE(3), 0, 2, 0),
+                                   tg_from_f32(TG_SHAPE(3, 2), 1, 1, 2, 2, 3, 3), TG_SHAPE(3, 2), 0);
+    CHECK(tg_dtype_of(sa) == TG_F32);
+    CHECK_VALUES(sa, 0, 4, 4, 0, 0, 2, 2);
+    tg_tensor *si = tg_scatter_add(tg_from_i64(TG_SHAPE(2), 1, 1), tg_from_i32(TG_SHAPE(2, 2), 1, 2, 3, 4),
+                                   TG_SHAPE(2, 3), 1);
+    CHECK(tg_dtype_of(si) == TG_I32);
+    CHECK_VALUES(si, 0, 0, 3, 0, 0, 7, 0);
+
+    tg_tensor *oh = tg_one_hot(tg_from_i32(TG_SHAPE(4), 0, 2, -1, 3), 3);
+    CHECK(tg_dtype_of(oh) == TG_F32 && tg_dim(oh, 0) == 4 && tg_dim(oh, 1) == 3);
+    CHECK_VALUES(oh, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0);
+    tg_tensor *oh2 = tg_one_hot(tg_from_i64(TG_SHAPE(2, 1), 1, 0), 2);
+    CHECK(tg_rank(oh2) == 3 && tg_dim(oh2, 2) == 2);
+    CHECK_VALUES(oh2, 0, 0, 1, 1, 0);
+    tg_scope_end(s);
+}
+
+/* ---- gradients ------------------------------------------------------------------------------- */
+static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_reshape(x[0], TG_SHAPE(3, -1));
+}
+static tg_tensor *f_expand_squeeze(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_mul(tg_expand_dims(x[0], -1), tg_squeeze(tg_expand_dims(x[0], 0), TG_AXES(0)));
+}
+static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_transpose(x[0], TG_AXES(2, 0, 1));
+}
+static tg_tensor *f_transpose_neg(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_transpose(x[0], TG_AXES(-2, -1, 0));
+}
+static tg_tensor *f_transpose_rev(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_transpose(x[0], (tg_axes){0});
+}
+static tg_tensor *f_broadcast_to(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_broadcast_to(x[0], TG_SHAPE(2, 3, 4));
+}
+static tg_tensor *f_concat3(tg_tensor *const *x, int n, void *u)
+{
+    (void)u;
+    return tg_concat(x, n, 1);
+}
+static tg_tensor *f_concat_neg(tg_tensor *const *x, int n, void *u)
+{
+    (void)u;
+    return tg_concat(x, n, -1);
+}
+static tg_tensor *f_stack0(tg_tensor *const *x, int n, void *u)
+{
+    (void)u;
+    return tg_stack(x, n, 0);
+}
+static tg_tensor *f_stack_last(tg_tensor *const *x, int n, void *u)
+{
+    (void)u;
+    return tg_stack(x, n, -1);
+}
+static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_slice(x[0], TG_SHAPE(1, 0, 2), TG_SHAPE(2, -1, 2));
+}
+static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_pad(x[0], TG_SHAPE(1, 0), TG_SHAPE(2, 3), 0.5);
+}
+
+typedef struct {
+    const tg_tensor *indices;
+    int axis;
+    tg_shape shape;
+} idx_arg;
+
+static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
+{
+    (void)n;
+    idx_arg *a = u;
+    return tg_gather(x[0], a->indices, a->axis);
+}
+static tg_tensor *f_scatter_add(tg_tensor *const *x, int n, void *u)
+{
+    (void)n;
+    idx_arg *a = u;
+    return tg_scatter_add(a->indices, x[0], a->shape, a->axis);
+}
+
+/* gradcheck and f32_matches_f64 of f on inputs xs. Shape ops are linear, so finite
+ * differences are exact up to rounding: a tight tolerance. */
+static void check_grad(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user)
+{
+    CHECK(gradcheck(name, f, xs, n, user, 1e-4, 1e-8));
+    CHECK(f32_matches_f64(name, f, xs, n, user, 1e-6));
+}
+
+static void test_grad_reshape_transpose_broadcast(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = gc_input(1, TG_SHAPE(2, 3, 2), -1, 1);
+    check_grad("reshape", f_reshape, &x, 1, NULL);
+    tg_tensor *v = gc_input(2, TG_SHAPE(4), -1, 1);
+    check_grad("expand_dims/squeeze", f_expand_squeeze, &v, 1, NULL);
+    tg_tensor *t = gc_input(3, TG_SHAPE(2, 3, 4), -1, 1);
+    check_grad("transpose", f_transpose, &t, 1, NULL);
+    check_grad("transpose negative perm", f_transpose_neg, &t, 1, NULL);
+    check_grad("transpose reversed", f_transpose_rev, &t, 1, NULL);
+    tg_tensor *b = gc_input(4, TG_SHAPE(3, 1), -1, 1);
+    check_grad("broadcast_to", f_broadcast_to, &b, 1, NULL);
+    tg_scope_end(s);
+}
+
+static void test_grad_concat_stack(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *c[3] = {gc_input(5, TG_SHAPE(2, 1, 3), -1, 1), gc_input(6, TG_SHAPE(2, 2, 3), -1, 1),
+                       gc_input(7, TG_SHAPE(2, 3, 3), -1, 1)};
+    check_grad("concat axis 1", f_concat3, c, 3, NULL);
+    tg_tensor *d[2] = {gc_input(8, TG_SHAPE(2, 2), -1, 1), gc_input(9, TG_SHAPE(2, 3), -1, 1)};
+    check_grad("concat axis -1", f_concat_neg, d, 2, NULL);
+    tg_tensor *e[3] = {gc_input(10, TG_SHAPE(2, 3), -1, 1), gc_input(11, TG_SHAPE(2, 3), -1, 1),
+                       gc_input(12, TG_SHAPE(2, 3), -1, 1)};
+    check_grad("stack axis 0", f_stack0, e, 3, NULL);
+    check_grad("stack axis -1", f_stack_last, e, 3, NULL);
+    tg_scope_end(s);
+}
+
+static void test_grad_slice_pad(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = gc_input(13, TG_SHAPE(3, 4, 5), -1, 1);
+    check_grad("slice", f_slice, &x, 1, NULL);
+    tg_tensor *p = gc_input(14, TG_SHAPE(2, 3), -1, 1);
+    check_grad("pad", f_pad, &p, 1, NULL);
+    tg_scope_end(s);
+}
+
+static void test_grad_gather_scatter(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *params = gc_input(15, TG_SHAPE(4, 3), -1, 1);
+    idx_arg rows = {tg_from_i32(TG_SHAPE(5), 0, 2, 0, 3, 0), 0, {0}};
+    check_grad("gather repeated rows", f_gather, &params, 1, &rows);
+    idx_arg cols = {tg_from_i64(TG_SHAPE(2, 2), 2, 2, 0, 1), -1, {0}};
+    check_grad("gather axis -1, 2-d indices", f_gather, &params, 1, &cols);
+
+    /* the gradient of sum(gather(x, [0, 2, 0, 0])) counts how often each row was picked */
+    tg_tensor *x = tg_from_f64(TG_SHAPE(4), 1, 2, 3, 4);
+    tg_tape *tape = tg_tape_begin();
+    tg_watch(tape, x);
+    tg_tensor *y = tg_sum(tg_gather(x, tg_from_i32(TG_SHAPE(4), 0, 2, 0, 0), 0));
+    tg_tape_end(tape);
+    CHECK_VALUES(tg_gradient(tape, y, x), 0, 3, 0, 1, 0);
+    tg_tape_free(tape);
+
+    tg_tensor *upd = gc_input(16, TG_SHAPE(3, 4), -1, 1);
+    idx_arg sc = {tg_from_i32(TG_SHAPE(3), 1, 1, 4), 0, TG_SHAPE(5, 4)};
+    check_grad("scatter_add duplicates", f_scatter_add, &upd, 1, &sc);
+    tg_tensor *upd2 = gc_input(17, TG_SHAPE(2, 2, 2), -1, 1);
+    idx_arg sc2 = {tg_from_i64(TG_SHAPE(2, 2), 0, 2, 2, 0), -1, TG_SHAPE(2, 3)};
+    check_grad("scatter_add axis -1", f_scatter_add, &upd2, 1, &sc2);
+    tg_scope_end(s);
+}
+
+/* Backward rules are built from ops, so a second tape differentiates them: for
+ * y = sum(gather(x, i)^2) the gradient is 2 * scatter_add(x[i]), whose own gradient
+ * w.r.t. x, summed, counts 2 * picks per element. */
+static void test_second_order_gather(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f64(TG_SHAPE(3), 1, 2, 3);
+    tg_tensor *idx = tg_from_i32(TG_SHAPE(3), 2, 2, 0);
+    tg_tape *outer = tg_tape_begin();
+    tg_watch(outer, x);
+    tg_tape *inner = tg_tape_begin();
+    tg_watch(inner, x);
+    tg_tensor *y = tg_sum(tg_square(tg_gather(x, idx, 0)));
+    tg_tape_end(inner);
+    tg_tensor *dx = tg_gradient(inner, y, x);
+    CHECK_VALUES(dx, 1e-12, 2, 0, 12);
+    tg_tensor *z = tg_sum(dx);
+    tg_tape_end(outer);
+    CHECK_VALUES(tg_gradient(outer, z, x), 1e-12, 2, 0, 4);
+    tg_tape_free(inner);
+    tg_tape_free(outer);
+    tg_scope_end(s);
+}
+
+/* one_hot inside a recorded expression: the gradient flows to the other operand only. */
+static void test_one_hot_in_tape(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 1);
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1, 2);
+    tg_tape *tape = tg_tape_begin();
+    tg_watch(tape, x);
+    tg_tensor *y = tg_sum(tg_mul(tg_one_hot(i, 2), x));
+    tg_tape_end(tape);
+    CHECK_VALUES(tg_gradient(tape, y, x), 0, 0, 2);   /* the column sums of the one-hot rows */
+    tg_tape_free(tape);
+    tg_scope_end(s);
+}
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+static void test_errors_reshape_transpose_broadcast(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
+    CHECK(tg_reshape(x, TG_SHAPE(4, 2)) == NULL);
+    CHECK_ERROR("cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)");
+    CHECK(tg_reshape(x, TG_SHAPE(4, -1)) == NULL);
+    CHECK_ERROR("into shape (4, -1)");
+    CHECK(tg_reshape(x, TG_SHAPE(-1, 3, -1)) == NULL);
+    CHECK_ERROR("more than one -1");
+    CHECK(tg_reshape(x, TG_SHAPE(-2, -3)) == NULL);
+    CHECK_ERROR("negative size on axis 0");
+    CHECK(tg_reshape(tg_zeros(TG_F32, TG_SHAPE(0, 3)), TG_SHAPE(0, -1)) == NULL);
+    CHECK_ERROR("cannot infer the -1 axis");
+    tg_clear_error();
+    CHECK(tg_reshape(NULL, TG_SHAPE(2)) == NULL);
+    CHECK_ERROR("is NULL");
+
+    CHECK(tg_expand_dims(x, 3) == NULL);
+    CHECK_ERROR("tg_expand_dims: axis 3 is out of range [-3, 2]");
+    CHECK(tg_squeeze(tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_AXES(1)) == NULL);
+    CHECK_ERROR("only axes of size 1 can be squeezed");
+    CHECK(tg_squeeze(x, TG_AXES(2)) == NULL);
+    CHECK_ERROR("tg_squeeze: axis 2 is out of range");
+
+    CHECK(tg_transpose(x, TG_AXES(0, 0)) == NULL);
+    CHECK_ERROR("tg_transpose: perm (0, 0) is not a permutation");
+    CHECK(tg_transpose(x, TG_AXES(1, 0, 2)) == NULL);
+    CHECK_ERROR("is not a permutation of the 2 axes");
+    CHECK(tg_transpose(x, TG_AXES(0, 2)) == NULL);
+    CHECK_ERROR("not a permutation");
+
+    CHECK(tg_broadcast_to(x, TG_SHAPE(3, 3)) == NULL);
+    CHECK_ERROR("tg_broadcast_to: shape (2, 3) cannot be broadcast to (3, 3)");
+    CHECK(tg_broadcast_to(x, TG_SHAPE(3)) == NULL);
+    CHECK_ERROR("cannot be broadcast to (3,)");
+    tg_scope_end(s);
+}
+
+static void test_errors_concat_stack(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_zeros(TG_F32, TG_SHAPE(2, 3)), *b = tg_zeros(TG_F32, TG_SHAPE(3, 3));
+    CHECK(tg_concat(((tg_tensor *[]){a, b}), 2, 1) == NULL);
+    CHECK_ERROR("tg_concat: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    CHECK(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F32, TG_SHAPE(2, 3, 1))}), 2, 0) == NULL);
+    CHECK_ERROR("all dimensions except the concat axis 0 must match");
+    CHECK(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(2, 3))}), 2, 0) == NULL);
+    CHECK_ERROR("cannot mix float32 and float64");
+    CHECK(tg_concat(((tg_tensor *[]){a, b}), 2, 2) == NULL);
+    CHECK_ERROR("axis 2 is out of range");
+    CHECK(tg_concat(((tg_tensor *[]){tg_scalar(1), tg_scalar(2)}), 2, 0) == NULL);
+    CHECK_ERROR("cannot concatenate scalars");
+    CHECK(tg_concat(NULL, 2, 0) == NULL);
+    CHECK_ERROR("tg_concat: needs at least one tensor");
+    CHECK(tg_concat(((tg_tensor *[]){a}), 0, 0) == NULL);
+    CHECK_ERROR("n = 0");
+    tg_clear_error();
+    CHECK(tg_concat(((tg_tensor *[]){a, NULL}), 2, 0) == NULL);
+    CHECK_ERROR("is NULL");
+
+    CHECK(tg_stack(((tg_tensor *[]){a, b}), 2, 0) == NULL);
+    CHECK_ERROR("tg_stack: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    CHECK(tg_stack(((tg_tensor *[]){a, a}), 2, 3) == NULL);
+    CHECK_ERROR("tg_stack: axis 3 is out of range [-3, 2]");
+    CHECK(tg_stack(((tg_tensor *[]){a, a}), 2, -4) == NULL);
+    CHECK_ERROR("axis -4 is out of range");
+    tg_scope_end(s);
+}
+
+static void test_errors_slice_pad(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
+    CHECK(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(1, 1)) == NULL);
+    CHECK_ERROR("tg_slice: begin 3 on axis 0 is out of range [0, 2]");
+    CHECK(tg_slice(x, TG_SHAPE(0, 1), TG_SHAPE(1, 3)) == NULL);
+    CHECK_ERROR("on axis 1, begin 1 + size 3 runs past the end of x of shape (2, 3)");
+    CHECK(tg_slice(x, TG_SHAPE(-1, 0), TG_SHAPE(1, 1)) == NULL);
+    CHECK_ERROR("begin -1 on axis 0 is out of range");
+    CHECK(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1, -2)) == NULL);
+    CHECK_ERROR("size -2");
+    CHECK(tg_slice(x, TG_SHAPE(0), TG_SHAPE(1)) == NULL);
+    CHECK_ERROR("begin and size have 1 entries but x has shape (2, 3)");
+    CHECK(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1)) == NULL);
+    CHECK_ERROR("`begin` has rank 2 and `size` has rank 1");
+
+    CHECK(tg_pad(x, TG_SHAPE(0, -1), TG_SHAPE(1, 1), 0) == NULL);
+    CHECK_ERROR("tg_pad: negative padding on axis 1 (before -1, after 1)");
+    CHECK(tg_pad(x, TG_SHAPE(1), TG_SHAPE(1), 0) == NULL);
+    CHECK_ERROR("before and after have 1 entries");
+    tg_scope_end(s);
+}
+
+static void test_errors_gather_scatter_one_hot(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *p = tg_zeros(TG_F32, TG_SHAPE(3, 2));
+    CHECK(tg_gather(p, tg_from_i32(TG_SHAPE(2), 0, 5), 0) == NULL);
+    CHECK_ERROR("tg_gather: indices[1] = 5 is out of range [0, 3) for axis 0 of params of shape (3, 2)");
+    CHECK(tg_gather(p, tg_from_i64(TG_SHAPE(1), -1), 1) == NULL);
+    CHECK_ERROR("indices[0] = -1 is out of range [0, 2) for axis 1");
+    CHECK(tg_gather(p, tg_from_f32(TG_SHAPE(1), 0), 0) == NULL);
+    CHECK_ERROR("tg_gather: `indices` must be int32 or int64, not float32");
+    CHECK(tg_gather(p, tg_from_i32(TG_SHAPE(1), 0), 2) == NULL);
+    CHECK_ERROR("axis 2 is out of range");
+    CHECK(tg_gather(tg_scalar(1), tg_from_i32(TG_SHAPE(1), 0), 0) == NULL);
+    CHECK_ERROR("`params` must have rank >= 1");
+
+    tg_tensor *idx = tg_from_i32(TG_SHAPE(2), 0, 3);
+    CHECK(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 2)), TG_SHAPE(3, 2), 0) == NULL);
+    CHECK_ERROR("tg_scatter_add: indices[1] = 3 is out of range [0, 3)");
+    CHECK(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 3)), TG_SHAPE(4, 2), 0) == NULL);
+    CHECK_ERROR("updates have shape (2, 3) but indices into axis 0 of shape (4, 2) need updates of shape (2, 2)");
+    CHECK(tg_scatter_add(tg_from_f64(TG_SHAPE(1), 0), tg_zeros(TG_F32, TG_SHAPE(1)), TG_SHAPE(2), 0) == NULL);
+    CHECK_ERROR("must be int32 or int64, not float64");
+
+    CHECK(tg_one_hot(tg_from_f32(TG_SHAPE(2), 0, 1), 3) == NULL);
+    CHECK_ERROR("tg_one_hot: `indices` must be int32 or int64");
+    CHECK(tg_one_hot(tg_from_i32(TG_SHAPE(2), 0, 1), -1) == NULL);
+    CHECK_ERROR("depth must be >= 0");
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    RUN(test_reshape_forward);
+    RUN(test_reshape_shares_storage);
+    RUN(test_transpose_forward);
+    RUN(test_strided_copy_4d);
+    RUN(test_broadcast_to_forward);
+    RUN(test_concat_stack_forward);
+    RUN(test_slice_pad_forward);
+    RUN(test_gather_scatter_one_hot_forward);
+    RUN(test_grad_reshape_transpose_broadcast);
+    RUN(test_grad_concat_stack);
+    RUN(test_grad_slice_pad);
+    RUN(test_grad_gather_scatter);
+    RUN(test_second_order_gather);
+    RUN(test_one_hot_in_tape);
+    RUN(test_errors_reshape_transpose_broadcast);
+    RUN(test_errors_concat_stack);
+    RUN(test_errors_slice_pad);
+    RUN(test_errors_gather_scatter_one_hot);
+    return TEST_SUMMARY();
+}
