@@ -36,18 +36,35 @@ typedef struct tg_shape {
     int64_t dims[TG_MAX_RANK];
 } tg_shape;
 
-#define TG__NARGS(...) TG__NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
-#define TG__NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
-/* TG_SHAPE(2, 3) is the shape (2, 3); TG_SCALAR_SHAPE has rank 0. */
-#define TG_SHAPE(...) ((tg_shape){.rank = TG__NARGS(__VA_ARGS__), .dims = {__VA_ARGS__}})
+/* TG_SHAPE(2, 3) is the shape (2, 3); TG_SHAPE() and TG_SCALAR_SHAPE have rank 0.
+ * More than TG_MAX_RANK dims keep their count, so the op that receives them can say so. */
+#define TG_SHAPE(...)                                                                       \
+    tg__shape_from((const int64_t[]){0, __VA_ARGS__},                                       \
+                   (int)(sizeof((const int64_t[]){0, __VA_ARGS__}) / sizeof(int64_t)) - 1)
 #define TG_SCALAR_SHAPE ((tg_shape){.rank = 0})
+static inline tg_shape tg__shape_from(const int64_t *dims, int rank)
+{
+    tg_shape s = {.rank = rank};
+    for (int i = 0; i < rank && i < TG_MAX_RANK; i++)
+        s.dims[i] = dims[i + 1];
+    return s;
+}
 
-/* A list of axes; negative axes count from the end. An empty list means every axis. */
+/* A list of axes; negative axes count from the end. TG_AXES() (empty) means every axis
+ * where an op says so. */
 typedef struct tg_axes {
     int n;
     int axis[TG_MAX_RANK];
 } tg_axes;
-#define TG_AXES(...) ((tg_axes){.n = TG__NARGS(__VA_ARGS__), .axis = {__VA_ARGS__}})
+#define TG_AXES(...) \
+    tg__axes_from((const int[]){0, __VA_ARGS__}, (int)(sizeof((const int[]){0, __VA_ARGS__}) / sizeof(int)) - 1)
+static inline tg_axes tg__axes_from(const int *axis, int n)
+{
+    tg_axes a = {.n = n};
+    for (int i = 0; i < n && i < TG_MAX_RANK; i++)
+        a.axis[i] = axis[i + 1];
+    return a;
+}
 
 /* Where in the user's code a call was made. Every public function has a macro of the
  * same name that passes TG_LOC, so tensors, tape entries and errors can name the line. */
