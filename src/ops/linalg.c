@@ -1,0 +1,163 @@
+/* Matrix products: [..., m, k] x [..., k, n] -> [..., m, n] with numpy broadcasting of the
+ * batch dims. Transposes are flags passed to GEMM; operands are never copied. */
+#include "op.h"
+#include "tapegrad/ops.h"
+#include "../kernels/gemm.h"
+
+/* m, k, n of one product and the broadcast batch shape (every axis but the last two). */
+typedef struct mm_geom {
+    int64_t m, n, k;
+    tg_shape batch;
+    int64_t nbatch;
+} mm_geom;
+
+static const char *flag(bool b) { return b ? "true" : "false"; }
+
+static bool matmul_geometry(const tg_call *c, mm_geom *g)
+{
+    const tg_tensor *a = c->in[0], *b = c->in[1];
+    bool ta = c->a.flag_a, tb = c->a.flag_b;
+    tg_shape sa = tg__shape(a), sb = tg__shape(b);
+    char bufa[TG_SHAPE_STR_MAX], bufb[TG_SHAPE_STR_MAX];
+    tg__shape_str(&sa, bufa, sizeof bufa);
+    tg__shape_str(&sb, bufb, sizeof bufb);
+    if (a->rank < 2 || b->rank < 2) {
+        tg__fail(c->loc, "tg_matmul: `%s` has rank %d (shape %s); both inputs need rank >= 2, "
+                 "[..., m, k] x [..., k, n], as in TF (make a vector a matrix with tg_expand_dims or tg_reshape)",
+                 a->rank < 2 ? "a" : "b", a->rank < 2 ? a->rank : b->rank, a->rank < 2 ? bufa : bufb);
+        return false;
+    }
+    int ra = a->rank, rb = b->rank;
+    int64_t ka = ta ? a->shape[ra - 2] : a->shape[ra - 1], kb = tb ? b->shape[rb - 1] : b->shape[rb - 2];
+    if (ka != kb) {
+        tg__fail(c->loc, "tg_matmul: inner dimensions differ: a %s with transpose_a=%s has k=%lld, "
+                 "b %s with transpose_b=%s has k=%lld", bufa, flag(ta), (long long)ka, bufb, flag(tb), (long long)kb);
+        return false;
+    }
+    g->m = ta ? a->shape[ra - 1] : a->shape[ra - 2];
+    g->n = tb ? b->shape[rb - 2] : b->shape[rb - 1];
+    g->k = ka;
+    int r = (ra > rb ? ra : rb) - 2;
+    g->batch.rank = r;
+    g->nbatch = 1;
+    for (int i = 0; i < r; i++) {
+        int ia = i - (r - (ra - 2)), ib = i - (r - (rb - 2));
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            tg__fail(c->loc, "tg_matmul: the batch dims (all but the last two) of a %s and b %s cannot be "
+                     "broadcast together (%lld vs %lld)", bufa, bufb, (long long)da, (long long)db);
+            return false;
+        }
+        g->batch.dims[i] = da == 1 ? db : da;
+        g->nbatch *= g->batch.dims[i];
+    }
+    return true;
+}
+
+static bool matmul_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    mm_geom g;
+    if (!tg__same_dtype(c, c->in[0], c->in[1]) || !tg__require_float(c, c->in[0], "a") ||
+        !matmul_geometry(c, &g))
+        return false;
+    *shape = g.batch;
+    shape->dims[shape->rank++] = g.m;
+    shape->dims[shape->rank++] = g.n;
+    *dtype = c->in[0]->dtype;
+    return true;
+}
+
+/* Element strides of t's batch axes, aligned to the broadcast batch shape (0 where t is
+ * broadcast). Returns the number of matrices t holds. */
+static int64_t batch_strides(const tg_tensor *t, const mm_geom *g, int64_t *strides)
+{
+    int lead = g->batch.rank - (t->rank - 2);
+    int64_t s = t->shape[t->rank - 2] * t->shape[t->rank - 1], count = 1;
+    for (int i = g->batch.rank - 1; i >= 0; i--) {
+        int64_t d = i - lead >= 0 ? t->shape[i - lead] : 1;
+        strides[i] = d == 1 ? 0 : s;
+        s *= d;
+        count *= d;
+    }
+    return count;
+}
+
+static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                 const void *B, int64_t ldb, void *C, int64_t ldc)
+{
+    if (dt == TG_F32)
+        tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    else
+        tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+
+static bool matmul_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *a = c->in[0], *b = c->in[1];
+    bool ta = c->a.flag_a, tb = c->a.flag_b;
+    mm_geom g;
+    matmul_geometry(c, &g);   /* checked by matmul_shape */
+    int64_t lda = a->shape[a->rank - 1], ldb = b->shape[b->rank - 1];
+    size_t es = tg_dtype_size(a->dtype);
+    int64_t sa[TG_MAX_RANK], sb[TG_MAX_RANK];
+    batch_strides(a, &g, sa);
+    int64_t nb = batch_strides(b, &g, sb);
+    if (nb == 1 && !ta) {
+        /* One matrix b: the batches of a stack into one tall product. */
+        gemm(a->dtype, false, tb, g.nbatch * g.m, g.n, g.k, a->data, lda, b->data, ldb, out->data, g.n);
+        return true;
+    }
+    int64_t idx[TG_MAX_RANK] = {0}, oa = 0, ob = 0;
+    for (int64_t i = 0; i < g.nbatch; i++) {
+        gemm(a->dtype, ta, tb, g.m, g.n, g.k, (const char *)a->data + (size_t)oa * es, lda,
+             (const char *)b->data + (size_t)ob * es, ldb, (char *)out->data + (size_t)(i * g.m * g.n) * es, g.n);
+        for (int d = g.batch.rank - 1; d >= 0; d--) {   /* odometer over the batch axes */
+            oa += sa[d], ob += sb[d];
+            if (++idx[d] < g.batch.dims[d])
+                break;
+            oa -= sa[d] * g.batch.dims[d], ob -= sb[d] * g.batch.dims[d];
+            idx[d] = 0;
+        }
+    }
+    return true;
+}
+
+static tg_tensor *mm(const tg_grad_ctx *g, const tg_tensor *a, const tg_tensor *b, bool ta, bool tb)
+{
+    return tg_matmul_at(g->loc, a, b, (tg_matmul_opts){.transpose_a = ta, .transpose_b = tb});
+}
+
+/* TF's _BatchMatMulV2 gradient for each flag combination, then summed over the batch
+ * dims each input was broadcast along. */
+static bool matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_tensor *x = g->in[0], *y = g->in[1], *dy = g->dy;
+    bool ta = g->a->flag_a, tb = g->a->flag_b;
+    tg_tensor *gx, *gy;
+    if (!ta && !tb) {
+        gx = mm(g, dy, y, false, true);
+        gy = mm(g, x, dy, true, false);
+    } else if (!ta) {
+        gx = mm(g, dy, y, false, false);
+        gy = mm(g, dy, x, true, false);
+    } else if (!tb) {
+        gx = mm(g, y, dy, false, true);
+        gy = mm(g, x, dy, false, false);
+    } else {
+        gx = mm(g, y, dy, true, true);
+        gy = mm(g, dy, x, true, true);
+    }
+    tg_shape sx = tg__shape(x), sy = tg__shape(y);
+    dx[0] = tg__unbroadcast(g->loc, gx, &sx);
+    dx[1] = tg__unbroadcast(g->loc, gy, &sy);
+    return dx[0] && dx[1];
+}
+
+tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o)
+{
+    tg_attrs attrs = {.flag_a = o.transpose_a, .flag_b = o.transpose_b};
+    return TG__APPLY(loc, TG_OP_MATMUL, &attrs, a, b);
+}
+
+const tg_op_def tg__op_matmul = {.name = "tg_matmul", .grad = TG_GRAD_RULE, .shape = matmul_shape,
+                                 .forward = matmul_forward, .backward = matmul_backward};

@@ -1,0 +1,254 @@
+/* Matmul: forward values by hand and against a naive loop, broadcasting batch dims,
+ * gradients for every transpose combination, float32 against float64, and errors. */
+#include "gradcheck.h"
+
+typedef struct mcase {
+    bool ta, tb;
+} mcase;
+
+static tg_tensor *apply_matmul(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    const mcase *c = user;
+    return tg_matmul(xs[0], xs[1], .transpose_a = c->ta, .transpose_b = c->tb);
+}
+
+/* Naive product of a [..., m, k] and b [..., k, n] (before any transpose flag), with
+ * numpy broadcasting of the batch dims, compared with tg_matmul's result. */
+static bool matches_naive(const tg_tensor *a, const tg_tensor *b, bool ta, bool tb, const tg_tensor *c, double tol)
+{
+    tg_shape sa = tg_shape_of(a), sb = tg_shape_of(b), sc = tg_shape_of(c);
+    int ra = sa.rank, rb = sb.rank, rc = sc.rank;
+    int64_t m = sc.dims[rc - 2], n = sc.dims[rc - 1], k = ta ? sa.dims[ra - 2] : sa.dims[ra - 1];
+    int64_t na = tg_size(a), nb = tg_size(b), ncount = tg_size(c);
+    double *va = malloc(sizeof(double) * (size_t)na), *vb = malloc(sizeof(double) * (size_t)nb);
+    double *vc = malloc(sizeof(double) * (size_t)ncount);
+    tg_copy_out_f64(a, va, na);
+    tg_copy_out_f64(b, vb, nb);
+    tg_copy_out_f64(c, vc, ncount);
+    bool ok = true;
+    for (int64_t bi = 0; bi < ncount / (m * n) && ok; bi++) {
+        /* Batch coordinates of the output, mapped to a and b (size-1 dims repeat). */
+        int64_t rem = bi, oa = 0, ob = 0, stra = 1, strb = 1;
+        for (int d = rc - 3; d >= 0; d--) {
+            int64_t coord = rem % sc.dims[d];
+            rem /= sc.dims[d];
+            int da = d - (rc - ra), db = d - (rc - rb);
+            if (da >= 0) {
+                oa += (sa.dims[da] == 1 ? 0 : coord) * stra;
+                stra *= sa.dims[da];
+            }
+            if (db >= 0) {
+                ob += (sb.dims[db] == 1 ? 0 : coord) * strb;
+                strb *= sb.dims[db];
+            }
+        }
+        const double *A = va + oa * sa.dims[ra - 2] * sa.dims[ra - 1], *B = vb + ob * sb.dims[rb - 2] * sb.dims[rb - 1];
+        int64_t lda = sa.dims[ra - 1], ldb = sb.dims[rb - 1];
+        for (int64_t i = 0; i < m && ok; i++)
+            for (int64_t j = 0; j < n && ok; j++) {
+                double s = 0;
+                for (int64_t p = 0; p < k; p++)
+                    s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+                double got = vc[bi * m * n + i * n + j];
+                if (!(fabs(got - s) <= tol * (1 + fabs(s)))) {
+                    printf("  matmul batch %lld [%lld,%lld] = %.10g, naive %.10g\n", (long long)bi, (long long)i,
+                           (long long)j, got, s);
+                    ok = false;
+                }
+            }
+    }
+    free(va), free(vb), free(vc);
+    return ok;
+}
+
+static void test_forward_by_hand(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4), *b = tg_from_f32(TG_SHAPE(2, 2), 5, 6, 7, 8);
+    CHECK_VALUES(tg_matmul(a, b), 0, 19, 22, 43, 50);
+    CHECK_VALUES(tg_matmul(a, b, .transpose_a = true), 0, 26, 30, 38, 44);
+    CHECK_VALUES(tg_matmul(a, b, .transpose_b = true), 0, 17, 23, 39, 53);
+    CHECK_VALUES(tg_matmul(a, b, .transpose_a = true, .transpose_b = true), 0, 23, 31, 34, 46);
+    /* (2, 3) x (3, 1) */
+    tg_tensor *r = tg_matmul(tg_from_f64(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6), tg_from_f64(TG_SHAPE(3, 1), 1, 0, -1));
+    CHECK_VALUES(r, 0, -2, -2);
+    tg_shape rs = tg_shape_of(r);
+    CHECK(rs.rank == 2 && rs.dims[0] == 2 && rs.dims[1] == 1);
+    CHECK(tg_dtype_of(r) == TG_F64);
+    /* A batch of two against one matrix: [[1,2],[3,4]] and the identity, times b. */
+    tg_tensor *batch = tg_from_f32(TG_SHAPE(2, 2, 2), 1, 2, 3, 4, 1, 0, 0, 1);
+    CHECK_VALUES(tg_matmul(batch, b), 0, 19, 22, 43, 50, 5, 6, 7, 8);
+    CHECK_VALUES(tg_matmul(b, batch), 0, 23, 34, 31, 46, 5, 6, 7, 8);
+    tg_scope_end(s);
+}
+
+/* Empty inner dimension: the product is zeros, as in TF. */
+static void test_empty_inner_dim(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *r = tg_matmul(tg_zeros(TG_F32, TG_SHAPE(2, 0)), tg_zeros(TG_F32, TG_SHAPE(0, 3)));
+    CHECK_VALUES(r, 0, 0, 0, 0, 0, 0, 0);
+    tg_tensor *e = tg_matmul(tg_ones(TG_F64, TG_SHAPE(0, 4)), tg_ones(TG_F64, TG_SHAPE(4, 3)));
+    CHECK(e && tg_size(e) == 0);
+    tg_scope_end(s);
+}
+
+/* Larger, broadcast and transposed cases against the naive loop, both dtypes. */
+static void test_forward_against_naive(void)
+{
+    const struct {
+        tg_shape a, b;
+        bool ta, tb;
+    } cases[] = {
+        {TG_SHAPE(70, 80), TG_SHAPE(80, 90), false, false},
+        {TG_SHAPE(80, 70), TG_SHAPE(90, 80), true, true},
+        {TG_SHAPE(2, 3, 4), TG_SHAPE(4, 5), false, false},
+        {TG_SHAPE(2, 4, 3), TG_SHAPE(4, 5), true, false},
+        {TG_SHAPE(2, 1, 3, 4), TG_SHAPE(3, 4, 2), false, false},
+        {TG_SHAPE(2, 1, 4, 3), TG_SHAPE(3, 2, 4), true, true},
+        {TG_SHAPE(3, 4), TG_SHAPE(2, 2, 5, 4), false, true},
+        {TG_SHAPE(1, 3, 4), TG_SHAPE(2, 1, 4, 6), false, false},
+        {TG_SHAPE(2, 1, 1, 3, 4), TG_SHAPE(3, 1, 4, 2), false, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *a = gc_input(10 + i, cases[i].a, -1, 1), *b = gc_input(20 + i, cases[i].b, -1, 1);
+        tg_tensor *c64 = tg_matmul(a, b, .transpose_a = cases[i].ta, .transpose_b = cases[i].tb);
+        tg_tensor *c32 = tg_matmul(tg_cast(a, TG_F32), tg_cast(b, TG_F32), .transpose_a = cases[i].ta,
+                                   .transpose_b = cases[i].tb);
+        CHECK(c64 && c32);
+        if (c64 && c32) {
+            CHECK(matches_naive(a, b, cases[i].ta, cases[i].tb, c64, 1e-12));
+            CHECK(matches_naive(a, b, cases[i].ta, cases[i].tb, c32, 1e-5));
+        }
+        tg_scope_end(s);
+    }
+    /* The output shape of a broadcast batch. */
+    tg_scope *s = tg_scope_begin();
+    tg_shape o = tg_shape_of(tg_matmul(tg_zeros(TG_F32, TG_SHAPE(2, 1, 3, 4)), tg_zeros(TG_F32, TG_SHAPE(3, 4, 2))));
+    CHECK(o.rank == 4 && o.dims[0] == 2 && o.dims[1] == 3 && o.dims[2] == 3 && o.dims[3] == 2);
+    tg_scope_end(s);
+}
+
+static void test_gradcheck_transposes(void)
+{
+    for (int t = 0; t < 4; t++) {
+        tg_scope *s = tg_scope_begin();
+        mcase c = {t & 1, (t & 2) != 0};
+        /* op(a) is 3 x 4, op(b) is 4 x 2 */
+        tg_tensor *xs[2] = {gc_input(1 + t, c.ta ? TG_SHAPE(4, 3) : TG_SHAPE(3, 4), -1, 1),
+                            gc_input(5 + t, c.tb ? TG_SHAPE(2, 4) : TG_SHAPE(4, 2), -1, 1)};
+        char name[48];
+        snprintf(name, sizeof name, "matmul ta=%d tb=%d", c.ta, c.tb);
+        CHECK(gradcheck(name, apply_matmul, xs, 2, &c, 1e-6, 1e-7));
+        CHECK(f32_matches_f64(name, apply_matmul, xs, 2, &c, 1e-5));
+        tg_scope_end(s);
+    }
+}
+
+static void test_gradcheck_broadcast_batches(void)
+{
+    const struct {
+        tg_shape a, b;
+        bool ta, tb;
+    } cases[] = {
+        {TG_SHAPE(2, 3, 4), TG_SHAPE(4, 5), false, false},
+        {TG_SHAPE(2, 1, 3, 4), TG_SHAPE(3, 4, 2), false, false},
+        {TG_SHAPE(2, 1, 4, 3), TG_SHAPE(3, 2, 4), true, true},
+        {TG_SHAPE(3, 4), TG_SHAPE(2, 5, 4), false, true},
+        {TG_SHAPE(2, 4, 3), TG_SHAPE(1, 4, 2), true, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_scope *s = tg_scope_begin();
+        mcase c = {cases[i].ta, cases[i].tb};
+        tg_tensor *xs[2] = {gc_input(30 + i, cases[i].a, -1, 1), gc_input(40 + i, cases[i].b, -1, 1)};
+        char name[48];
+        snprintf(name, sizeof name, "batched matmul case %zu", i);
+        CHECK(gradcheck(name, apply_matmul, xs, 2, &c, 1e-6, 1e-7));
+        CHECK(f32_matches_f64(name, apply_matmul, xs, 2, &c, 1e-5));
+        tg_scope_end(s);
+    }
+}
+
+/* d/dA sum(A B) = ones B^T, by hand. */
+static void test_gradient_by_hand(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_from_f64(TG_SHAPE(2, 2), 1, 2, 3, 4), *b = tg_from_f64(TG_SHAPE(2, 2), 5, 6, 7, 8);
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_watch(t, a);
+    tg_watch(t, b);
+    tg_tensor *y = tg_sum(tg_matmul(a, b));
+    tg_tape_end(t);
+    CHECK_VALUES(tg_gradient(t, y, a), 0, 11, 15, 11, 15);
+    CHECK_VALUES(tg_gradient(t, y, b), 0, 4, 4, 6, 6);
+    tg_tape_free(t);
+    tg_scope_end(s);
+}
+
+/* The backward rule is made of matmuls, so second derivatives work: d/da of the
+ * gradient of sum((a b)^2). */
+static tg_tensor *first_gradient(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n, (void)user;
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, xs[0]);
+    tg_tensor *y = tg_matmul(xs[0], xs[1], .transpose_b = true);
+    tg_tensor *loss = tg_sum(tg_mul(y, y));
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, loss, xs[0]);
+    tg_tape_free(t);
+    return g;
+}
+
+static void test_second_order(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *xs[2] = {gc_input(50, TG_SHAPE(2, 3, 4), -1, 1), gc_input(51, TG_SHAPE(5, 4), -1, 1)};
+    CHECK(gradcheck("d2 matmul", first_gradient, xs, 2, NULL, 1e-5, 1e-6));
+    tg_scope_end(s);
+}
+
+static void test_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *m23 = tg_zeros(TG_F32, TG_SHAPE(2, 3)), *m45 = tg_zeros(TG_F32, TG_SHAPE(4, 5));
+    tg_tensor *v3 = tg_zeros(TG_F32, TG_SHAPE(3));
+    CHECK(tg_matmul(m23, v3) == NULL);
+    CHECK_ERROR("tg_matmul: `b` has rank 1 (shape (3,)); both inputs need rank >= 2");
+    CHECK(tg_matmul(v3, m23) == NULL);
+    CHECK_ERROR("tg_matmul: `a` has rank 1");
+    CHECK(tg_matmul(m23, m45) == NULL);
+    CHECK_ERROR("tg_matmul: inner dimensions differ: a (2, 3) with transpose_a=false has k=3, "
+                "b (4, 5) with transpose_b=false has k=4");
+    CHECK(tg_matmul(m23, m45, .transpose_a = true, .transpose_b = true) == NULL);
+    CHECK_ERROR("a (2, 3) with transpose_a=true has k=2, b (4, 5) with transpose_b=true has k=5");
+    CHECK(tg_matmul(tg_zeros(TG_F32, TG_SHAPE(2, 2, 3)), tg_zeros(TG_F32, TG_SHAPE(3, 3, 4))) == NULL);
+    CHECK_ERROR("tg_matmul: the batch dims (all but the last two) of a (2, 2, 3) and b (3, 3, 4) cannot be "
+                "broadcast together");
+    CHECK(tg_matmul(m23, tg_zeros(TG_F64, TG_SHAPE(3, 2))) == NULL);
+    CHECK_ERROR("tg_matmul: cannot mix float32 and float64");
+    CHECK(tg_matmul(tg_from_i32(TG_SHAPE(1, 1), 1), tg_from_i32(TG_SHAPE(1, 1), 2)) == NULL);
+    CHECK_ERROR("tg_matmul: `a` must be float32 or float64, not int32");
+    tg_clear_error();
+    CHECK(tg_matmul(NULL, m23) == NULL);
+    CHECK_ERROR("tg_matmul: `a` is NULL");
+    tg_clear_error();
+    CHECK(tg_matmul(m23, NULL) == NULL);
+    CHECK_ERROR("tg_matmul: `b` is NULL");
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    RUN(test_forward_by_hand);
+    RUN(test_empty_inner_dim);
+    RUN(test_forward_against_naive);
+    RUN(test_gradcheck_transposes);
+    RUN(test_gradcheck_broadcast_batches);
+    RUN(test_gradient_by_hand);
+    RUN(test_second_order);
+    RUN(test_errors);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,380 @@
+/* Reductions: forward values by hand, gradients by finite differences and by hand for
+ * ties, float32 against float64, argmax/argmin, and every error path. */
+#include "gradcheck.h"
+
+typedef tg_tensor *(*reduce_fn)(tg_loc, const tg_tensor *, tg_reduce_opts);
+
+static const struct {
+    const char *name;
+    reduce_fn fn;
+} reducers[] = {
+    {"sum", tg_sum_at},          {"mean", tg_mean_at},         {"max", tg_max_at},
+    {"min", tg_min_at},          {"logsumexp", tg_logsumexp_at}, {"variance", tg_variance_at},
+};
+#define N_REDUCERS ((int)(sizeof reducers / sizeof reducers[0]))
+
+typedef struct rcase {
+    reduce_fn fn;
+    tg_reduce_opts o;
+} rcase;
+
+static tg_tensor *apply_reduce(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    const rcase *c = user;
+    return c->fn(TG_LOC, xs[0], c->o);
+}
+
+/* Distinct values (spacing 0.25, shuffled) so max/min have a unique winner far from the
+ * finite-difference step. */
+static tg_tensor *distinct_input(tg_shape shape, int shift)
+{
+    int64_t n = 1;
+    for (int i = 0; i < shape.rank; i++)
+        n *= shape.dims[i];
+    double v[256];
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (double)((i * 37 + shift) % n) * 0.25 - 2.0;
+    return tg_tensor_from(TG_F64, shape, v);
+}
+
+/* ---- forward values ------------------------------------------------------------------------ */
+static void test_forward_values(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
+    CHECK_VALUES(tg_sum(x), 0, 21);
+    CHECK_VALUES(tg_sum(x, .axes = TG_AXES(0)), 0, 5, 7, 9);
+    CHECK_VALUES(tg_sum(x, .axes = TG_AXES(-1)), 0, 6, 15);
+    CHECK_VALUES(tg_sum(x, .axes = TG_AXES(1, 0)), 0, 21);
+    CHECK_VALUES(tg_mean(x, .axes = TG_AXES(1)), 1e-7, 2, 5);
+    CHECK_VALUES(tg_mean(x), 1e-7, 3.5);
+    CHECK_VALUES(tg_max(x, .axes = TG_AXES(0)), 0, 4, 5, 6);
+    CHECK_VALUES(tg_min(x, .axes = TG_AXES(1)), 0, 1, 4);
+    CHECK_VALUES(tg_max(x), 0, 6);
+    CHECK_VALUES(tg_variance(x, .axes = TG_AXES(1)), 1e-6, 2.0 / 3, 2.0 / 3);
+    CHECK_VALUES(tg_variance(x, .axes = TG_AXES(0)), 1e-6, 2.25, 2.25, 2.25);
+    CHECK_VALUES(tg_variance(x), 1e-6, 17.5 / 6);
+    /* log(e + e^2 + e^3) and log(e^4 + e^5 + e^6) */
+    CHECK_VALUES(tg_logsumexp(x, .axes = TG_AXES(1)), 1e-6, 3.4076059644443806, 6.4076059644443806);
+    CHECK(tg_dtype_of(tg_sum(x)) == TG_F32);
+
+    /* x[i,j,k] = 12i + 4j + k; summing over i and k gives 60 + 32j. */
+    tg_tensor *r3 = tg_reshape(tg_arange(TG_F64, 0, 24, 1), TG_SHAPE(2, 3, 4));
+    CHECK_VALUES(tg_sum(r3, .axes = TG_AXES(0, 2)), 0, 60, 92, 124);
+    CHECK_VALUES(tg_sum(r3, .axes = TG_AXES(-1, 0), .keepdims = true), 0, 60, 92, 124);
+    CHECK_VALUES(tg_max(r3, .axes = TG_AXES(1)), 0, 8, 9, 10, 11, 20, 21, 22, 23);
+    CHECK_VALUES(tg_min(r3, .axes = TG_AXES(0, 1)), 0, 0, 1, 2, 3);
+    CHECK_VALUES(tg_mean(r3, .axes = TG_AXES(2)), 1e-12, 1.5, 5.5, 9.5, 13.5, 17.5, 21.5);
+
+    /* A scalar reduces to itself. */
+    tg_tensor *sc = tg_scalar_of(TG_F64, 2.5);
+    CHECK_VALUES(tg_sum(sc), 0, 2.5);
+    CHECK_VALUES(tg_variance(sc), 0, 0);
+    CHECK(tg_rank(tg_mean(sc)) == 0);
+    tg_scope_end(s);
+}
+
+static void test_keepdims_shapes(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3, 4, 5));
+    tg_shape a = tg_shape_of(tg_sum(x, .axes = TG_AXES(1, 3), .keepdims = true));
+    CHECK(a.rank == 4 && a.dims[0] == 2 && a.dims[1] == 1 && a.dims[2] == 4 && a.dims[3] == 1);
+    tg_shape b = tg_shape_of(tg_mean(x, .axes = TG_AXES(1, 3)));
+    CHECK(b.rank == 2 && b.dims[0] == 2 && b.dims[1] == 4);
+    tg_shape c = tg_shape_of(tg_max(x, .keepdims = true));
+    CHECK(c.rank == 4 && c.dims[0] == 1 && c.dims[1] == 1 && c.dims[2] == 1 && c.dims[3] == 1);
+    CHECK(tg_rank(tg_logsumexp(x)) == 0);
+    tg_shape d = tg_shape_of(tg_variance(x, .axes = TG_AXES(-4)));
+    CHECK(d.rank == 3 && d.dims[0] == 3 && d.dims[1] == 4 && d.dims[2] == 5);
+    tg_scope_end(s);
+}
+
+static void test_integer_reductions(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *i32 = tg_from_i32(TG_SHAPE(2, 2), 1, -2, 3, 4);
+    tg_tensor *sum = tg_sum(i32, .axes = TG_AXES(0));
+    CHECK(tg_dtype_of(sum) == TG_I32);
+    CHECK_VALUES(sum, 0, 4, 2);
+    CHECK_VALUES(tg_max(i32, .axes = TG_AXES(1)), 0, 1, 4);
+    CHECK_VALUES(tg_min(i32), 0, -2);
+    /* int64 beyond 2^53 stays exact. */
+    tg_tensor *i64 = tg_from_i64(TG_SHAPE(3), INT64_C(9007199254740993), 1, INT64_C(-5));
+    int64_t got[2];
+    tg_copy_out(tg_max(i64), &got[0], sizeof got[0]);
+    tg_copy_out(tg_sum(i64), &got[1], sizeof got[1]);
+    CHECK(got[0] == INT64_C(9007199254740993));
+    CHECK(got[1] == INT64_C(9007199254740989));
+    tg_scope_end(s);
+}
+
+/* logsumexp shifts by the max: no overflow for large inputs; -inf everywhere gives -inf. */
+static void test_logsumexp_stable(void)
+{
+    tg_scope *s = tg_scope_begin();
+    CHECK_VALUES(tg_logsumexp(tg_from_f32(TG_SHAPE(2), 1000, 1000)), 1e-7, 1000.6931471805599);
+    CHECK_VALUES(tg_logsumexp(tg_from_f32(TG_SHAPE(2), -1000, -1000)), 1e-7, -999.3068528194401);
+    CHECK_VALUES(tg_logsumexp(tg_from_f64(TG_SHAPE(3), 710, 0, -710)), 1e-12, 710);
+    double v = tg_item(tg_logsumexp(tg_from_f64(TG_SHAPE(2), -INFINITY, -INFINITY)));
+    CHECK(isinf(v) && v < 0);
+    v = tg_item(tg_logsumexp(tg_from_f64(TG_SHAPE(2), INFINITY, 1)));
+    CHECK(isinf(v) && v > 0);
+    tg_scope_end(s);
+}
+
+/* Empty reductions give each op's identity (TF): 0 for sum, -inf for max, NaN for mean. */
+static void test_empty_reductions(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *e = tg_zeros(TG_F32, TG_SHAPE(0, 3));
+    CHECK_VALUES(tg_sum(e, .axes = TG_AXES(0)), 0, 0, 0, 0);
+    double m[3];
+    tg_copy_out_f64(tg_max(e, .axes = TG_AXES(0)), m, 3);
+    CHECK(isinf(m[0]) && m[0] < 0 && isinf(m[2]));
+    CHECK(isnan(tg_item(tg_mean(e))));
+    CHECK(tg_size(tg_sum(e, .axes = TG_AXES(1))) == 0);
+    tg_scope_end(s);
+}
+
+static void test_nan_propagates_through_max(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 3), 1, NAN, 3, 4, 5, 6);
+    double v[2];
+    tg_copy_out_f64(tg_max(x, .axes = TG_AXES(1)), v, 2);
+    CHECK(isnan(v[0]) && v[1] == 6);
+    tg_copy_out_f64(tg_min(x, .axes = TG_AXES(1)), v, 2);
+    CHECK(isnan(v[0]) && v[1] == 4);
+    tg_scope_end(s);
+}
+
+/* ---- gradients --------------------------------------------------------------------------------- */
+static const tg_axes axis_sets[] = {{0}, {1, {1}}, {1, {-1}}, {2, {0, 2}}, {2, {-1, 1}}};
+#define N_AXIS_SETS ((int)(sizeof axis_sets / sizeof axis_sets[0]))
+
+static void test_gradcheck_all_ops(void)
+{
+    const tg_shape shapes[] = {TG_SHAPE(2, 3, 4), TG_SHAPE(2, 3, 2, 2)};
+    for (int r = 0; r < N_REDUCERS; r++)
+        for (size_t sh = 0; sh < 2; sh++)
+            for (int a = 0; a < N_AXIS_SETS; a++)
+                for (int keep = 0; keep < 2; keep++) {
+                    tg_scope *s = tg_scope_begin();
+                    rcase c = {reducers[r].fn, {axis_sets[a], keep}};
+                    tg_tensor *x = distinct_input(shapes[sh], (int)(r + a));
+                    char name[96];
+                    snprintf(name, sizeof name, "%s rank %d axes#%d keepdims %d", reducers[r].name, shapes[sh].rank,
+                             a, keep);
+                    CHECK(gradcheck(name, apply_reduce, &x, 1, &c, 1e-6, 1e-6));
+                    CHECK(f32_matches_f64(name, apply_reduce, &x, 1, &c, 2e-6));
+                    tg_scope_end(s);
+                }
+}
+
+/* Rank 1 and scalars too. */
+static void test_gradcheck_low_rank(void)
+{
+    for (int r = 0; r < N_REDUCERS; r++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *v = distinct_input(TG_SHAPE(5), r), *sc = tg_scalar_of(TG_F64, 0.75);
+        rcase all = {reducers[r].fn, {{0}, false}}, one = {reducers[r].fn, {TG_AXES(0), true}};
+        CHECK(gradcheck(reducers[r].name, apply_reduce, &v, 1, &all, 1e-6, 1e-6));
+        CHECK(gradcheck(reducers[r].name, apply_reduce, &v, 1, &one, 1e-6, 1e-6));
+        CHECK(gradcheck(reducers[r].name, apply_reduce, &sc, 1, &all, 1e-6, 1e-6));
+        tg_scope_end(s);
+    }
+}
+
+/* logsumexp's gradient (a softmax) stays finite and right for inputs far from 0. */
+static void test_logsumexp_gradient_wide_range(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = gc_input(77, TG_SHAPE(3, 5), -300, 300);
+    rcase c = {tg_logsumexp_at, {TG_AXES(1), false}};
+    CHECK(gradcheck("logsumexp wide", apply_reduce, &x, 1, &c, 1e-5, 1e-6));
+    CHECK(f32_matches_f64("logsumexp wide", apply_reduce, &x, 1, &c, 1e-6));
+    tg_scope_end(s);
+}
+
+static tg_tensor *grad_of_sum(tg_tensor *x, reduce_fn fn, tg_reduce_opts o)
+{
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_sum(fn(TG_LOC, x, o));
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, y, x);
+    tg_tape_free(t);
+    return g;
+}
+
+/* TF splits the gradient of max/min equally between tied elements. */
+static void test_max_min_ties_split_gradient(void)
+{
+    tg_scope *s = tg_scope_begin();
+    CHECK_VALUES(grad_of_sum(tg_from_f32(TG_SHAPE(3), 1, 3, 3), tg_max_at, (tg_reduce_opts){0}), 0, 0, 0.5, 0.5);
+    CHECK_VALUES(grad_of_sum(tg_from_f64(TG_SHAPE(4), 2, 1, 1, 1), tg_min_at, (tg_reduce_opts){0}), 1e-15, 0,
+                 1.0 / 3, 1.0 / 3, 1.0 / 3);
+    tg_tensor *m = tg_from_f64(TG_SHAPE(2, 3), 1, 3, 3, 2, 0, 2);
+    CHECK_VALUES(grad_of_sum(m, tg_max_at, (tg_reduce_opts){TG_AXES(1), false}), 0, 0, .5, .5, .5, 0, .5);
+    CHECK_VALUES(grad_of_sum(m, tg_min_at, (tg_reduce_opts){TG_AXES(0), true}), 0, 1, 0, 0, 0, 1, 1);
+    /* Everything tied over all axes: each of the six gets 1/6. */
+    tg_tensor *flat = tg_fill(TG_F32, TG_SHAPE(2, 3), 4);
+    CHECK_VALUES(grad_of_sum(flat, tg_max_at, (tg_reduce_opts){0}), 1e-7, 1. / 6, 1. / 6, 1. / 6, 1. / 6, 1. / 6,
+                 1. / 6);
+    tg_scope_end(s);
+}
+
+/* Hand-derived gradients: mean spreads 1/N; variance gives 2(x - mean)/N. */
+static void test_gradients_by_hand(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 2), 1, 2, 3, 7);
+    CHECK_VALUES(grad_of_sum(x, tg_mean_at, (tg_reduce_opts){TG_AXES(0), false}), 0, .5, .5, .5, .5);
+    CHECK_VALUES(grad_of_sum(x, tg_sum_at, (tg_reduce_opts){TG_AXES(1), true}), 0, 1, 1, 1, 1);
+    /* rows: mean 1.5 and 5, N = 2 */
+    CHECK_VALUES(grad_of_sum(x, tg_variance_at, (tg_reduce_opts){TG_AXES(-1), false}), 1e-15, -.5, .5, -2, 2);
+    /* softmax of [0, log 3] is [1/4, 3/4] */
+    tg_tensor *l = tg_from_f64(TG_SHAPE(2), 0, log(3.0));
+    CHECK_VALUES(grad_of_sum(l, tg_logsumexp_at, (tg_reduce_opts){0}), 1e-15, .25, .75);
+    tg_scope_end(s);
+}
+
+/* Second order: the backward rules are built from recorded ops, so the gradient itself
+ * has a gradient (checked by finite differences of the first gradient). */
+typedef struct grad_case {
+    reduce_fn fn;
+    tg_reduce_opts o;
+} grad_case;
+
+static tg_tensor *first_gradient(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    const grad_case *c = user;
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, xs[0]);
+    tg_tensor *y = c->fn(TG_LOC, xs[0], c->o);
+    tg_tensor *loss = tg_sum(tg_mul(y, y));
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, loss, xs[0]);
+    tg_tape_free(t);
+    return g;
+}
+
+static void test_second_order(void)
+{
+    for (int r = 0; r < N_REDUCERS; r++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *x = distinct_input(TG_SHAPE(3, 4), r);
+        grad_case c = {reducers[r].fn, {TG_AXES(1), false}};
+        char name[64];
+        snprintf(name, sizeof name, "d2 %s", reducers[r].name);
+        CHECK(gradcheck(name, first_gradient, &x, 1, &c, 1e-5, 1e-6));
+        tg_scope_end(s);
+    }
+}
+
+/* ---- argmax / argmin ----------------------------------------------------------------------------- */
+static void test_argmax_argmin(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 3, 3, 5, 0, 5);
+    tg_tensor *am = tg_argmax(x, 1);
+    CHECK(tg_dtype_of(am) == TG_I64 && tg_rank(am) == 1);
+    CHECK_VALUES(am, 0, 1, 0);   /* ties pick the first */
+    CHECK_VALUES(tg_argmax(x, -1), 0, 1, 0);
+    CHECK_VALUES(tg_argmax(x, 0), 0, 1, 0, 1);
+    CHECK_VALUES(tg_argmin(x, 1), 0, 0, 1);
+    CHECK_VALUES(tg_argmin(tg_from_i32(TG_SHAPE(2, 2), 2, 1, 2, 0), 0), 0, 0, 1);
+    CHECK_VALUES(tg_argmax(tg_from_i64(TG_SHAPE(4), 7, 9, 9, -1), 0), 0, 1);
+    /* rank 3, middle axis: x[i,j,k] = 12i + 4j + k grows along j. */
+    tg_tensor *r3 = tg_reshape(tg_arange(TG_F64, 0, 24, 1), TG_SHAPE(2, 3, 4));
+    CHECK_VALUES(tg_argmax(r3, 1), 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    CHECK_VALUES(tg_argmin(r3, -2), 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    tg_scope_end(s);
+}
+
+/* argmax is not differentiable: the path through it is cut (TF: None). */
+static void test_argmax_has_no_gradient(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(3), 1, 5, 2);
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_cast(tg_argmax(x, 0), TG_F32);
+    tg_tape_end(t);
+    CHECK(tg_gradient(t, y, x) == NULL);
+    CHECK(!tg_has_error());
+    tg_tape_free(t);
+    tg_scope_end(s);
+}
+
+/* ---- errors --------------------------------------------------------------------------------------- */
+static void test_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
+    CHECK(tg_sum(x, .axes = TG_AXES(2)) == NULL);
+    CHECK_ERROR("tg_sum: axis 2 is out of range for a tensor of rank 2");
+    CHECK(tg_max(x, .axes = TG_AXES(0, -3)) == NULL);
+    CHECK_ERROR("tg_max: axis -3 is out of range for a tensor of rank 2");
+    CHECK(tg_mean(x, .axes = TG_AXES(1, -1)) == NULL);
+    CHECK_ERROR("tg_mean: axes (1, -1) name axis 1 twice");
+    CHECK(tg_variance(x, .axes = TG_AXES(0, 0)) == NULL);
+    CHECK_ERROR("tg_variance: axes (0, 0) name axis 0 twice");
+    CHECK(tg_sum(tg_scalar(1), .axes = TG_AXES(0)) == NULL);
+    CHECK_ERROR("tg_sum: axis 0 is out of range for a tensor of rank 0");
+    CHECK(tg_sum_at(TG_LOC, x, (tg_reduce_opts){.axes = {.n = 9}}) == NULL);
+    CHECK_ERROR("tg_sum: axes has 9 entries");
+
+    tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 2);
+    CHECK(tg_mean(i) == NULL);
+    CHECK_ERROR("tg_mean: `x` must be float32 or float64, not int32");
+    CHECK(tg_logsumexp(i) == NULL);
+    CHECK_ERROR("tg_logsumexp: `x` must be float32 or float64, not int32");
+    CHECK(tg_variance(i) == NULL);
+    CHECK_ERROR("tg_variance: `x` must be float32 or float64");
+    tg_tensor *b = tg_equal(i, i);
+    CHECK(tg_sum(b) == NULL);
+    CHECK_ERROR("tg_sum: `x` is bool");
+    CHECK(tg_argmax(b, 0) == NULL);
+    CHECK_ERROR("tg_argmax: `x` is bool");
+
+    tg_clear_error();
+    CHECK(tg_sum(NULL) == NULL);
+    CHECK_ERROR("tg_sum: `x` is NULL");
+    tg_clear_error();
+    CHECK(tg_argmax(NULL, 0) == NULL);
+    CHECK_ERROR("tg_argmax: `x` is NULL");
+
+    CHECK(tg_argmax(x, 2) == NULL);
+    CHECK_ERROR("tg_argmax: axis 2 is out of range for a tensor of rank 2");
+    CHECK(tg_argmin(x, -3) == NULL);
+    CHECK_ERROR("tg_argmin: axis -3 is out of range");
+    CHECK(tg_argmax(tg_scalar(1), 0) == NULL);
+    CHECK_ERROR("tg_argmax: `x` is a scalar");
+    CHECK(tg_argmin(tg_zeros(TG_F32, TG_SHAPE(2, 0)), 1) == NULL);
+    CHECK_ERROR("tg_argmin: axis 1 of a tensor of shape (2, 0) is empty");
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    RUN(test_forward_values);
+    RUN(test_keepdims_shapes);
+    RUN(test_integer_reductions);
+    RUN(test_logsumexp_stable);
+    RUN(test_empty_reductions);
+    RUN(test_nan_propagates_through_max);
+    RUN(test_gradcheck_all_ops);
+    RUN(test_gradcheck_low_rank);
+    RUN(test_logsumexp_gradient_wide_range);
+    RUN(test_max_min_ties_split_gradient);
+    RUN(test_gradients_by_hand);
+    RUN(test_second_order);
+    RUN(test_argmax_argmin);
+    RUN(test_argmax_has_no_gradient);
+    RUN(test_errors);
+    return TEST_SUMMARY();
+}
