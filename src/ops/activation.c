@@ -1,0 +1,280 @@
+/* Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax and
+ * log_softmax. Float32 and float64 only; kernels are written once through <tgmath.h>.
+ * The formulas avoid overflow at both tails (sigmoid, softplus, softmax). */
+#include <tgmath.h>
+
+#include "op.h"
+#include "tapegrad/ops.h"
+
+#define UNUSED __attribute__((unused))
+
+/* out[i] = EXPR(a = x[i]) in T; p0 is the op's first float attribute (alpha). */
+#define MAP_LOOP(TYPE, EXPR)                                                                       \
+    do {                                                                                           \
+        typedef TYPE T;                                                                            \
+        T *o_ = out->data;                                                                         \
+        const T *x_ = c->in[0]->data;                                                              \
+        const T p0 UNUSED = (T)c->a.f[0];                                                          \
+        for (int64_t i = 0; i < out->size; i++) {                                                  \
+            T a = x_[i];                                                                           \
+            o_[i] = (EXPR);                                                                        \
+        }                                                                                          \
+    } while (0)
+
+#define DEF_MAP(name, EXPR)                                                                        \
+    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
+    {                                                                                              \
+        if (out->dtype == TG_F32)                                                                  \
+            MAP_LOOP(float, EXPR);                                                                 \
+        else                                                                                       \
+            MAP_LOOP(double, EXPR);                                                                \
+        return true;                                                                               \
+    }
+
+static bool float_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *shape = tg__shape(c->in[0]);
+    *dtype = c->in[0]->dtype;
+    return tg__require_float(c, c->in[0], "x");
+}
+
+static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v)
+{
+    return tg_scalar_like_at(g->loc, x, v);
+}
+
+static tg_tensor *positive(const tg_grad_ctx *g)
+{
+    return tg_greater_at(g->loc, g->in[0], scalar_like(g, g->in[0], 0));
+}
+
+/* ---- relu, leaky_relu, elu -------------------------------------------------------------------- */
+DEF_MAP(relu, a > 0 ? a : 0)
+DEF_MAP(leaky_relu, a > 0 ? a : p0 * a)
+DEF_MAP(elu, a > 0 ? a : p0 * expm1(a))
+
+static bool relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_where_at(g->loc, positive(g), g->dy, scalar_like(g, g->dy, 0));
+    return true;
+}
+
+static bool leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_tensor *neg_side = tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, g->a->f[0]));
+    dx[0] = tg_where_at(g->loc, positive(g), g->dy, neg_side);
+    return true;
+}
+
+/* For x <= 0, y = alpha (e^x - 1), so dy/dx = e^x alpha = y + alpha. */
+static bool elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    tg_tensor *neg_side = tg_mul_at(l, g->dy, tg_add_at(l, g->out, scalar_like(g, g->out, g->a->f[0])));
+    dx[0] = tg_where_at(l, positive(g), g->dy, neg_side);
+    return true;
+}
+
+/* ---- gelu ------------------------------------------------------------------------------------- */
+#define GELU_C 0.7978845608028654   /* sqrt(2 / pi) */
+#define GELU_K 0.044715
+DEF_MAP(gelu_exact, (T)0.5 * a * (1 + erf(a * (T)M_SQRT1_2)))
+DEF_MAP(gelu_tanh, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a * a * a))))
+
+static bool gelu_forward(const tg_call *c, tg_tensor *out)
+{
+    return c->a.flag_a ? gelu_tanh_forward(c, out) : gelu_exact_forward(c, out);
+}
+
+/* exact: d/dx = Phi(x) + x phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2 and
+ * phi(x) = exp(-x^2 / 2) / sqrt(2 pi). */
+static tg_tensor *gelu_exact_grad(const tg_grad_ctx *g, const tg_tensor *x)
+{
+    tg_loc l = g->loc;
+    tg_tensor *erf_t = tg_erf_at(l, tg_mul_at(l, x, scalar_like(g, x, M_SQRT1_2)));
+    tg_tensor *cdf = tg_mul_at(l, tg_add_at(l, erf_t, scalar_like(g, x, 1)), scalar_like(g, x, 0.5));
+    tg_tensor *half_sq = tg_mul_at(l, tg_square_at(l, x), scalar_like(g, x, -0.5));
+    tg_tensor *pdf = tg_mul_at(l, tg_exp_at(l, half_sq), scalar_like(g, x, 0.5 * M_2_SQRTPI * M_SQRT1_2));
+    return tg_add_at(l, cdf, tg_mul_at(l, x, pdf));
+}
+
+/* tanh form: y = x (1 + t) / 2 with t = tanh(u), u = c (x + k x^3), so
+ * d/dx = (1 + t) / 2 + x (1 - t^2) c (1 + 3 k x^2) / 2. */
+static tg_tensor *gelu_tanh_grad(const tg_grad_ctx *g, const tg_tensor *x)
+{
+    tg_loc l = g->loc;
+    tg_tensor *x2 = tg_square_at(l, x);
+    tg_tensor *inner = tg_add_at(l, scalar_like(g, x, 1), tg_mul_at(l, x2, scalar_like(g, x, GELU_K)));
+    tg_tensor *t = tg_tanh_at(l, tg_mul_at(l, tg_mul_at(l, x, inner), scalar_like(g, x, GELU_C)));
+    tg_tensor *half = scalar_like(g, x, 0.5);
+    tg_tensor *a = tg_mul_at(l, tg_add_at(l, t, scalar_like(g, x, 1)), half);
+    tg_tensor *du = tg_add_at(l, scalar_like(g, x, 1), tg_mul_at(l, x2, scalar_like(g, x, 3 * GELU_K)));
+    tg_tensor *sech2 = tg_sub_at(l, scalar_like(g, x, 1), tg_square_at(l, t));
+    tg_tensor *b = tg_mul_at(l, tg_mul_at(l, x, sech2), tg_mul_at(l, du, scalar_like(g, x, 0.5 * GELU_C)));
+    return tg_add_at(l, a, b);
+}
+
+static bool gelu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_mul_at(g->loc, g->dy, g->a->flag_a ? gelu_tanh_grad(g, x) : gelu_exact_grad(g, x));
+    return true;
+}
+
+/* ---- sigmoid, tanh, softplus ------------------------------------------------------------------ */
+/* exp of a non-positive number only: no overflow at either tail. */
+DEF_MAP(sigmoid, a >= 0 ? 1 / (1 + exp(-a)) : exp(a) / (1 + exp(a)))
+DEF_MAP(tanh, tanh(a))
+DEF_MAP(softplus, (a > 0 ? a : 0) + log1p(exp(-fabs(a))))
+
+/* dy * y * (1 - y) */
+static bool sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *y = g->out;
+    dx[0] = tg_mul_at(l, g->dy, tg_mul_at(l, y, tg_sub_at(l, scalar_like(g, y, 1), y)));
+    return true;
+}
+
+/* dy * (1 - y^2) */
+static bool tanh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *y = g->out;
+    dx[0] = tg_mul_at(l, g->dy, tg_sub_at(l, scalar_like(g, y, 1), tg_square_at(l, y)));
+    return true;
+}
+
+static bool softplus_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_sigmoid_at(g->loc, g->in[0]));
+    return true;
+}
+
+/* ---- softmax, log_softmax --------------------------------------------------------------------- */
+static bool softmax_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    int axis;
+    if (!float_shape(c, shape, dtype))
+        return false;
+    if (c->in[0]->rank == 0) {
+        tg__fail(c->loc, "%s: x must have at least one axis (got a scalar)", tg__op_name(c->op));
+        return false;
+    }
+    return tg__norm_axis(c, c->a.axis, c->in[0]->rank, &axis);
+}
+
+/* The tensor as [outer, len, inner] around `axis`. */
+static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *len, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int i = 0; i < axis; i++)
+        *outer *= x->shape[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        *inner *= x->shape[i];
+    *len = x->shape[axis];
+}
+
+/* Each line along the axis: m = max, s = sum exp(x - m); softmax = exp(x - m) / s,
+ * log_softmax = x - m - log s. */
+#define SOFTMAX_LOOP(TYPE, LOG)                                                                    \
+    do {                                                                                           \
+        typedef TYPE T;                                                                            \
+        const T *x_ = x->data;                                                                     \
+        T *o_ = out->data;                                                                         \
+        for (int64_t o = 0; o < outer; o++)                                                        \
+            for (int64_t i = 0; i < inner; i++) {                                                  \
+                const T *xl = x_ + o * len * inner + i;                                            \
+                T *ol = o_ + o * len * inner + i, m = -INFINITY, s = 0;                            \
+                for (int64_t k = 0; k < len; k++)                                                  \
+                    m = xl[k * inner] > m ? xl[k * inner] : m;                                     \
+                for (int64_t k = 0; k < len; k++)                                                  \
+                    s += (ol[k * inner] = exp(xl[k * inner] - m));                                 \
+                T ls = log(s);                                                                     \
+                for (int64_t k = 0; k < len; k++)                                                  \
+                    ol[k * inner] = LOG ? xl[k * inner] - m - ls : ol[k * inner] / s;              \
+            }                                                                                      \
+    } while (0)
+
+static bool softmax_any_forward(const tg_call *c, tg_tensor *out, bool log_form)
+{
+    const tg_tensor *x = c->in[0];
+    int axis = c->a.axis < 0 ? c->a.axis + x->rank : c->a.axis;
+    int64_t outer, len, inner;
+    split_axis(x, axis, &outer, &len, &inner);
+    if (x->dtype == TG_F32)
+        SOFTMAX_LOOP(float, log_form);
+    else
+        SOFTMAX_LOOP(double, log_form);
+    return true;
+}
+
+static bool softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, false); }
+static bool log_softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, true); }
+
+static tg_tensor *sum_axis(const tg_grad_ctx *g, const tg_tensor *x)
+{
+    tg_reduce_opts o = {.axes = {.n = 1, .axis = {g->a->axis}}, .keepdims = true};
+    return tg_sum_at(g->loc, x, o);
+}
+
+/* y * (dy - sum(dy * y, axis)) */
+static bool softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *y = g->out;
+    dx[0] = tg_mul_at(l, y, tg_sub_at(l, g->dy, sum_axis(g, tg_mul_at(l, g->dy, y))));
+    return true;
+}
+
+/* dy - exp(y) * sum(dy, axis) */
+static bool log_softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    dx[0] = tg_sub_at(l, g->dy, tg_mul_at(l, tg_exp_at(l, g->out), sum_axis(g, g->dy)));
+    return true;
+}
+
+/* ---- table entries and public functions ------------------------------------------------------- */
+#define ACT_DEF(op, shape_fn)                                                                      \
+    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn,    \
+                                   .forward = op##_forward, .backward = op##_backward};
+ACT_DEF(relu, float_shape)
+ACT_DEF(leaky_relu, float_shape)
+ACT_DEF(elu, float_shape)
+ACT_DEF(gelu, float_shape)
+ACT_DEF(sigmoid, float_shape)
+ACT_DEF(tanh, float_shape)
+ACT_DEF(softplus, float_shape)
+ACT_DEF(softmax, softmax_shape)
+ACT_DEF(log_softmax, softmax_shape)
+
+tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RELU, NULL, x); }
+tg_tensor *tg_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SIGMOID, NULL, x); }
+tg_tensor *tg_tanh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_TANH, NULL, x); }
+tg_tensor *tg_softplus_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SOFTPLUS, NULL, x); }
+
+tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha)
+{
+    return TG__APPLY(loc, TG_OP_LEAKY_RELU, &(tg_attrs){.f = {alpha}}, x);
+}
+
+tg_tensor *tg_elu_at(tg_loc loc, const tg_tensor *x, double alpha)
+{
+    return TG__APPLY(loc, TG_OP_ELU, &(tg_attrs){.f = {alpha}}, x);
+}
+
+tg_tensor *tg_gelu_at(tg_loc loc, const tg_tensor *x, bool approximate)
+{
+    return TG__APPLY(loc, TG_OP_GELU, &(tg_attrs){.flag_a = approximate}, x);
+}
+
+tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis)
+{
+    return TG__APPLY(loc, TG_OP_SOFTMAX, &(tg_attrs){.axis = axis}, x);
+}
+
+tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis)
+{
+    return TG__APPLY(loc, TG_OP_LOG_SOFTMAX, &(tg_attrs){.axis = axis}, x);
+}

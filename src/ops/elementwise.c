@@ -1,0 +1,732 @@
+/* Element-wise ops: broadcasting arithmetic, comparisons and logic, where, the unary
+ * maths functions, clip and cast.
+ *
+ * Every kernel is an inner loop over one run of contiguous output elements
+ * (ew_kernel); ew_run walks the broadcast output and hands each run to it. Float
+ * kernels are written once for float and double through <tgmath.h>. Integer
+ * arithmetic wraps (it is done in the unsigned type) instead of being undefined on
+ * overflow. */
+#include <tgmath.h>
+
+#include "op.h"
+#include "tapegrad/ops.h"
+
+#define MAX_IN 3
+#define UNUSED __attribute__((unused))
+
+/* ---- the broadcast iterator --------------------------------------------------------------- */
+/* out[i] = f(in[0][i * st[0]], in[1][i * st[1]], ...) for i < n; out is contiguous. */
+typedef void (*ew_kernel)(void *out, const void *const *in, const int64_t *st, int64_t n, const tg_call *c);
+
+/* Strides (in elements) of each input against the output's axes: 0 where the input is
+ * broadcast. Axes of size 1 are dropped and neighbouring axes that are contiguous for
+ * every operand are merged, so equal shapes and scalar operands become one run. Returns
+ * the number of merged axes, innermost first in dims/st. */
+static int ew_layout(const tg_call *c, const tg_tensor *out, int64_t *dims, int64_t st[][TG_MAX_RANK])
+{
+    int r = out->rank, m = 0;
+    int64_t full[MAX_IN][TG_MAX_RANK];
+    for (int j = 0; j < c->n; j++) {
+        const tg_tensor *x = c->in[j];
+        int64_t s = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            int k = x->rank - r + i;
+            bool bcast = k < 0 || x->shape[k] == 1;
+            full[j][i] = bcast ? 0 : s;
+            if (k >= 0)
+                s *= x->shape[k];
+        }
+    }
+    for (int i = r - 1; i >= 0; i--) {
+        if (out->shape[i] == 1)
+            continue;
+        bool merge = m > 0;
+        for (int j = 0; merge && j < c->n; j++)
+            merge = full[j][i] == st[j][m - 1] * dims[m - 1];
+        if (merge) {
+            dims[m - 1] *= out->shape[i];
+            continue;
+        }
+        dims[m] = out->shape[i];
+        for (int j = 0; j < c->n; j++)
+            st[j][m] = full[j][i];
+        m++;
+    }
+    return m;
+}
+
+static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
+{
+    if (out->size == 0)
+        return;
+    int64_t dims[TG_MAX_RANK], st[MAX_IN][TG_MAX_RANK];
+    int m = ew_layout(c, out, dims, st);
+    int64_t inner = m ? dims[0] : 1, idx[TG_MAX_RANK] = {0}, off[MAX_IN] = {0}, inner_st[MAX_IN];
+    size_t esz[MAX_IN], osz = tg_dtype_size(out->dtype);
+    for (int j = 0; j < c->n; j++) {
+        esz[j] = tg_dtype_size(c->in[j]->dtype);
+        inner_st[j] = m ? st[j][0] : 0;
+    }
+    for (int64_t row = 0, rows = out->size / inner; row < rows; row++) {
+        const void *ptr[MAX_IN];
+        for (int j = 0; j < c->n; j++)
+            ptr[j] = (const char *)c->in[j]->data + (size_t)off[j] * esz[j];
+        k((char *)out->data + (size_t)(row * inner) * osz, ptr, inner_st, inner, c);
+        for (int d = 1; d < m; d++) {   /* odometer over the outer axes */
+            for (int j = 0; j < c->n; j++)
+                off[j] += st[j][d];
+            if (++idx[d] < dims[d])
+                break;
+            for (int j = 0; j < c->n; j++)
+                off[j] -= st[j][d] * dims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* ---- loop bodies: T is the input type, U its unsigned twin (for wrapping int maths) ---- */
+/* Separate loops for the common stride patterns (equal shapes, one scalar-like operand)
+ * so that the compiler can vectorise them. */
+#define BIN_LOOP(TOUT, TIN, TUNS, EXPR)                                                            \
+    do {                                                                                           \
+        typedef TIN T;                                                                             \
+        typedef TUNS U UNUSED;                                                                     \
+        TOUT *o_ = out;                                                                            \
+        const T *x_ = in[0], *y_ = in[1];                                                          \
+        int64_t sx_ = st[0], sy_ = st[1];                                                          \
+        if (sx_ == 1 && sy_ == 1)                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = x_[i], b = y_[i];                                                            \
+                o_[i] = (TOUT)(EXPR);                                                              \
+            }                                                                                      \
+        else if (sx_ == 1 && sy_ == 0)                                                             \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = x_[i], b = y_[0];                                                            \
+                o_[i] = (TOUT)(EXPR);                                                              \
+            }                                                                                      \
+        else if (sx_ == 0 && sy_ == 1)                                                             \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = x_[0], b = y_[i];                                                            \
+                o_[i] = (TOUT)(EXPR);                                                              \
+            }                                                                                      \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = x_[i * sx_], b = y_[i * sy_];                                                \
+                o_[i] = (TOUT)(EXPR);                                                              \
+            }                                                                                      \
+    } while (0)
+
+/* Unary inputs have the output's shape, so their runs are contiguous. p0, p1 are the
+ * op's float attributes in T. */
+#define UN_LOOP(TOUT, TIN, TUNS, EXPR)                                                             \
+    do {                                                                                           \
+        typedef TIN T;                                                                             \
+        typedef TUNS U UNUSED;                                                                     \
+        TOUT *o_ = out;                                                                            \
+        const T *x_ = in[0];                                                                       \
+        const T p0 UNUSED = (T)c->a.f[0], p1 UNUSED = (T)c->a.f[1];                                \
+        (void)st;                                                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T a = x_[i];                                                                           \
+            o_[i] = (TOUT)(EXPR);                                                                  \
+        }                                                                                          \
+    } while (0)
+
+#define KERNEL_HEAD(name)                                                                          \
+    static void name##_k(void *out, const void *const *in, const int64_t *st, int64_t n, const tg_call *c)
+
+/* Same-typed result; FEXPR for float32/float64, IEXPR for int32/int64. Float-only
+ * kernels: their shape rules reject every other dtype before the kernel runs. */
+#define DEF_KERNEL(LOOP, name, FEXPR, IEXPR)                                                       \
+    KERNEL_HEAD(name)                                                                              \
+    {                                                                                              \
+        switch (c->in[0]->dtype) {                                                                 \
+        case TG_F32: LOOP(float, float, float, FEXPR); break;                                      \
+        case TG_F64: LOOP(double, double, double, FEXPR); break;                                   \
+        case TG_I32: LOOP(int32_t, int32_t, uint32_t, IEXPR); break;                               \
+        case TG_I64: LOOP(int64_t, int64_t, uint64_t, IEXPR); break;                               \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+
+#define DEF_FLOAT_KERNEL(LOOP, name, FEXPR)                                                        \
+    KERNEL_HEAD(name)                                                                              \
+    {                                                                                              \
+        if (c->in[0]->dtype == TG_F32)                                                             \
+            LOOP(float, float, float, FEXPR);                                                      \
+        else                                                                                       \
+            LOOP(double, double, double, FEXPR);                                                   \
+    }
+
+/* Bool result from any input dtype. */
+#define DEF_COMPARE(name, EXPR)                                                                    \
+    KERNEL_HEAD(name)                                                                              \
+    {                                                                                              \
+        switch (c->in[0]->dtype) {                                                                 \
+        case TG_F32: BIN_LOOP(uint8_t, float, float, EXPR); break;                                 \
+        case TG_F64: BIN_LOOP(uint8_t, double, double, EXPR); break;                               \
+        case TG_I32: BIN_LOOP(uint8_t, int32_t, uint32_t, EXPR); break;                            \
+        case TG_I64: BIN_LOOP(uint8_t, int64_t, uint64_t, EXPR); break;                            \
+        case TG_BOOL: BIN_LOOP(uint8_t, uint8_t, uint8_t, EXPR); break;                            \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+
+/* ---- shape rules ---------------------------------------------------------------------------- */
+enum ew_kinds {          /* which dtypes an op accepts */
+    EW_FLOAT = 1,        /* float32, float64 */
+    EW_INT = 2,          /* int32, int64 */
+    EW_BOOL = 4,
+    EW_NUM = EW_FLOAT | EW_INT,
+    EW_ANY = EW_NUM | EW_BOOL,
+};
+
+static bool dtype_allowed(const tg_call *c, const tg_tensor *x, const char *arg, int kinds)
+{
+    tg_dtype d = x->dtype;
+    if (((kinds & EW_FLOAT) && tg_dtype_is_float(d)) || ((kinds & EW_INT) && (d == TG_I32 || d == TG_I64)) ||
+        ((kinds & EW_BOOL) && d == TG_BOOL))
+        return true;
+    if (kinds == EW_FLOAT)
+        return tg__require_float(c, x, arg);
+    tg__fail(c->loc, "%s: `%s` must be %s, not %s", tg__op_name(c->op), arg,
+             kinds == EW_BOOL ? "bool" : kinds == EW_NUM ? "float32, float64, int32 or int64" : "a numeric dtype",
+             tg_dtype_name(d));
+    return false;
+}
+
+static bool binary_shape_kinds(const tg_call *c, tg_shape *shape, int kinds)
+{
+    const tg_tensor *a = c->in[0], *b = c->in[1];
+    if (!tg__same_dtype(c, a, b) || !dtype_allowed(c, a, "a", kinds))
+        return false;
+    tg_shape sa = tg__shape(a), sb = tg__shape(b);
+    return tg__broadcast_shapes(c, &sa, &sb, shape);
+}
+
+static bool arith_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *dtype = c->in[0]->dtype;
+    return binary_shape_kinds(c, shape, EW_NUM);
+}
+
+static bool float_binary_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *dtype = c->in[0]->dtype;
+    return binary_shape_kinds(c, shape, EW_FLOAT);
+}
+
+static bool compare_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *dtype = TG_BOOL;
+    return binary_shape_kinds(c, shape, EW_ANY);
+}
+
+static bool logical_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *dtype = TG_BOOL;
+    return binary_shape_kinds(c, shape, EW_BOOL);
+}
+
+static bool unary_shape_kinds(const tg_call *c, tg_shape *shape, tg_dtype *dtype, int kinds)
+{
+    *shape = tg__shape(c->in[0]);
+    *dtype = c->in[0]->dtype;
+    return dtype_allowed(c, c->in[0], "x", kinds);
+}
+
+static bool float_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_FLOAT); }
+static bool num_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_NUM); }
+static bool any_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_ANY); }
+static bool bool_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_BOOL); }
+
+/* ---- small helpers for backward rules ------------------------------------------------------- */
+static tg_tensor *unbroadcast_to(const tg_grad_ctx *g, const tg_tensor *grad, int i)
+{
+    tg_shape s = tg__shape(g->in[i]);
+    return tg__unbroadcast(g->loc, grad, &s);
+}
+
+static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v)
+{
+    return tg_scalar_like_at(g->loc, x, v);
+}
+
+/* ---- add, sub, mul, div ----------------------------------------------------------------------- */
+/* Integer division truncates toward zero as C does (TF's `//` floors instead, and TF's
+ * `/` on integers returns floats). INT_MIN / -1 wraps. Zero divisors are caught before. */
+DEF_KERNEL(BIN_LOOP, add, a + b, (T)((U)a + (U)b))
+DEF_KERNEL(BIN_LOOP, sub, a - b, (T)((U)a - (U)b))
+DEF_KERNEL(BIN_LOOP, mul, a * b, (T)((U)a * (U)b))
+DEF_KERNEL(BIN_LOOP, div, a / b, b == -1 ? (T)((U)0 - (U)a) : a / b)
+DEF_FLOAT_KERNEL(BIN_LOOP, pow, pow(a, b))
+/* NaN in either operand propagates, as in TF. */
+DEF_KERNEL(BIN_LOOP, maximum, (a >= b || a != a) ? a : b, a >= b ? a : b)
+DEF_KERNEL(BIN_LOOP, minimum, (a <= b || a != a) ? a : b, a <= b ? a : b)
+
+#define DEF_FORWARD(name)                                                                          \
+    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
+    {                                                                                              \
+        ew_run(c, out, name##_k);                                                                  \
+        return true;                                                                               \
+    }
+DEF_FORWARD(add)
+DEF_FORWARD(sub)
+DEF_FORWARD(mul)
+DEF_FORWARD(pow)
+DEF_FORWARD(maximum)
+DEF_FORWARD(minimum)
+
+static bool div_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *b = c->in[1];
+    if (!tg_dtype_is_float(b->dtype))
+        for (int64_t i = 0; i < b->size; i++)
+            if (tg__get(b, i) == 0) {
+                tg__fail(c->loc, "tg_div: integer division by zero (element %lld of `b`)", (long long)i);
+                return false;
+            }
+    ew_run(c, out, div_k);
+    return true;
+}
+
+static bool add_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = unbroadcast_to(g, g->dy, 0);
+    dx[1] = unbroadcast_to(g, g->dy, 1);
+    return true;
+}
+
+static bool sub_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = unbroadcast_to(g, g->dy, 0);
+    dx[1] = unbroadcast_to(g, tg_neg_at(g->loc, g->dy), 1);
+    return true;
+}
+
+static bool mul_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = unbroadcast_to(g, tg_mul_at(g->loc, g->dy, g->in[1]), 0);
+    dx[1] = unbroadcast_to(g, tg_mul_at(g->loc, g->dy, g->in[0]), 1);
+    return true;
+}
+
+static bool div_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *a = g->in[0], *b = g->in[1];
+    dx[0] = unbroadcast_to(g, tg_div_at(l, g->dy, b), 0);
+    /* -dy * a / b / b, as TF writes it (no b*b overflow) */
+    dx[1] = unbroadcast_to(g, tg_div_at(l, tg_div_at(l, tg_mul_at(l, g->dy, tg_neg_at(l, a)), b), b), 1);
+    return true;
+}
+
+/* d/da = dy * b * a^(b-1); d/db = dy * log(a) * a^b where a > 0, else 0 (as TF: the
+ * masked log keeps NaN out of the gradient and of its derivatives). */
+static bool pow_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *a = g->in[0], *b = g->in[1];
+    tg_tensor *bm1 = tg_sub_at(l, b, scalar_like(g, b, 1));
+    dx[0] = unbroadcast_to(g, tg_mul_at(l, g->dy, tg_mul_at(l, b, tg_pow_at(l, a, bm1))), 0);
+    tg_tensor *pos = tg_greater_at(l, a, scalar_like(g, a, 0));
+    tg_tensor *safe = tg_where_at(l, pos, a, scalar_like(g, a, 1));
+    tg_tensor *log_a = tg_where_at(l, pos, tg_log_at(l, safe), scalar_like(g, a, 0));
+    dx[1] = unbroadcast_to(g, tg_mul_at(l, g->dy, tg_mul_at(l, g->out, log_a)), 1);
+    return true;
+}
+
+/* The gradient goes to a where mask (a >= b for maximum, a <= b for minimum), else to b. */
+static bool select_backward(const tg_grad_ctx *g, tg_tensor **dx, tg_tensor *mask)
+{
+    tg_tensor *zero = scalar_like(g, g->dy, 0);
+    dx[0] = unbroadcast_to(g, tg_where_at(g->loc, mask, g->dy, zero), 0);
+    dx[1] = unbroadcast_to(g, tg_where_at(g->loc, mask, zero, g->dy), 1);
+    return true;
+}
+
+static bool maximum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    return select_backward(g, dx, tg_greater_equal_at(g->loc, g->in[0], g->in[1]));
+}
+
+static bool minimum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    return select_backward(g, dx, tg_less_equal_at(g->loc, g->in[0], g->in[1]));
+}
+
+#define BINARY_DEF(op, shape_fn)                                                                 \
+    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn, \
+                                     .forward = op##_forward, .backward = op##_backward};
+BINARY_DEF(add, arith_shape)
+BINARY_DEF(sub, arith_shape)
+BINARY_DEF(mul, arith_shape)
+BINARY_DEF(div, arith_shape)
+BINARY_DEF(pow, float_binary_shape)
+BINARY_DEF(maximum, arith_shape)
+BINARY_DEF(minimum, arith_shape)
+
+tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_ADD, NULL, a, b); }
+tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_SUB, NULL, a, b); }
+tg_tensor *tg_mul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_MUL, NULL, a, b); }
+tg_tensor *tg_div_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_DIV, NULL, a, b); }
+tg_tensor *tg_pow_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_POW, NULL, a, b); }
+tg_tensor *tg_maximum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_MAXIMUM, NULL, a, b);
+}
+tg_tensor *tg_minimum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_MINIMUM, NULL, a, b);
+}
+
+/* ---- comparisons and logic (not differentiable) ---------------------------------------------- */
+DEF_COMPARE(equal, a == b)
+DEF_COMPARE(not_equal, a != b)
+DEF_COMPARE(greater, a > b)
+DEF_COMPARE(greater_equal, a >= b)
+DEF_COMPARE(less, a < b)
+DEF_COMPARE(less_equal, a <= b)
+KERNEL_HEAD(logical_and) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a && b); }
+KERNEL_HEAD(logical_or) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a || b); }
+KERNEL_HEAD(logical_not) { UN_LOOP(uint8_t, uint8_t, uint8_t, !a); }
+DEF_FORWARD(equal)
+DEF_FORWARD(not_equal)
+DEF_FORWARD(greater)
+DEF_FORWARD(greater_equal)
+DEF_FORWARD(less)
+DEF_FORWARD(less_equal)
+DEF_FORWARD(logical_and)
+DEF_FORWARD(logical_or)
+DEF_FORWARD(logical_not)
+
+#define NOGRAD_DEF(op, shape_fn)                                                                 \
+    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_NONE, .shape = shape_fn, \
+                                     .forward = op##_forward};
+NOGRAD_DEF(equal, compare_shape)
+NOGRAD_DEF(not_equal, compare_shape)
+NOGRAD_DEF(greater, compare_shape)
+NOGRAD_DEF(greater_equal, compare_shape)
+NOGRAD_DEF(less, compare_shape)
+NOGRAD_DEF(less_equal, compare_shape)
+NOGRAD_DEF(logical_and, logical_shape)
+NOGRAD_DEF(logical_or, logical_shape)
+NOGRAD_DEF(logical_not, bool_unary_shape)
+
+#define BINARY_API(name, KIND)                                                                     \
+    tg_tensor *tg_##name##_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)                  \
+    {                                                                                              \
+        return TG__APPLY(loc, TG_OP_##KIND, NULL, a, b);                                           \
+    }
+BINARY_API(equal, EQUAL)
+BINARY_API(not_equal, NOT_EQUAL)
+BINARY_API(greater, GREATER)
+BINARY_API(greater_equal, GREATER_EQUAL)
+BINARY_API(less, LESS)
+BINARY_API(less_equal, LESS_EQUAL)
+BINARY_API(logical_and, LOGICAL_AND)
+BINARY_API(logical_or, LOGICAL_OR)
+tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a) { return TG__APPLY(loc, TG_OP_LOGICAL_NOT, NULL, a); }
+
+/* ---- where ------------------------------------------------------------------------------------- */
+static bool where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *cond = c->in[0], *a = c->in[1], *b = c->in[2];
+    if (cond->dtype != TG_BOOL) {
+        tg__fail(c->loc, "tg_where: `cond` must be bool, not %s (make it with a comparison such as tg_greater)",
+                 tg_dtype_name(cond->dtype));
+        return false;
+    }
+    if (!tg__same_dtype(c, a, b))
+        return false;
+    tg_shape sc = tg__shape(cond), sa = tg__shape(a), sb = tg__shape(b), sab;
+    *dtype = a->dtype;
+    return tg__broadcast_shapes(c, &sa, &sb, &sab) && tg__broadcast_shapes(c, &sc, &sab, shape);
+}
+
+/* Copies elements of size S: the choice never needs the value's type. */
+#define WHERE_LOOP(TYPE)                                                                           \
+    do {                                                                                           \
+        TYPE *o_ = out;                                                                            \
+        const uint8_t *m_ = in[0];                                                                 \
+        const TYPE *a_ = in[1], *b_ = in[2];                                                       \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            o_[i] = m_[i * st[0]] ? a_[i * st[1]] : b_[i * st[2]];                                 \
+    } while (0)
+
+KERNEL_HEAD(where)
+{
+    switch (tg_dtype_size(c->in[1]->dtype)) {
+    case 1: WHERE_LOOP(uint8_t); break;
+    case 4: WHERE_LOOP(uint32_t); break;
+    case 8: WHERE_LOOP(uint64_t); break;
+    default: break;
+    }
+}
+DEF_FORWARD(where)
+
+static bool where_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_tensor *zero = scalar_like(g, g->dy, 0);
+    dx[1] = unbroadcast_to(g, tg_where_at(g->loc, g->in[0], g->dy, zero), 1);
+    dx[2] = unbroadcast_to(g, tg_where_at(g->loc, g->in[0], zero, g->dy), 2);
+    return true;
+}
+
+const tg_op_def tg__op_where = {.name = "tg_where", .grad = TG_GRAD_RULE, .shape = where_shape,
+                                .forward = where_forward, .backward = where_backward};
+
+tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_WHERE, NULL, cond, a, b);
+}
+
+/* ---- unary ------------------------------------------------------------------------------------- */
+DEF_KERNEL(UN_LOOP, neg, -a, (T)((U)0 - (U)a))
+DEF_KERNEL(UN_LOOP, abs, fabs(a), a < 0 ? (T)((U)0 - (U)a) : a)
+DEF_KERNEL(UN_LOOP, square, a * a, (T)((U)a * (U)a))
+DEF_FLOAT_KERNEL(UN_LOOP, sqrt, sqrt(a))
+DEF_FLOAT_KERNEL(UN_LOOP, rsqrt, 1 / sqrt(a))
+DEF_FLOAT_KERNEL(UN_LOOP, exp, exp(a))
+DEF_FLOAT_KERNEL(UN_LOOP, log, log(a))
+DEF_FLOAT_KERNEL(UN_LOOP, log1p, log1p(a))
+DEF_FLOAT_KERNEL(UN_LOOP, erf, erf(a))
+/* 0 and NaN map to themselves. */
+DEF_KERNEL(UN_LOOP, sign, a > 0 ? 1 : a < 0 ? -1 : a, a > 0 ? 1 : a < 0 ? -1 : 0)
+DEF_FLOAT_KERNEL(UN_LOOP, floor, floor(a))
+DEF_FLOAT_KERNEL(UN_LOOP, ceil, ceil(a))
+/* nearbyint in the default rounding mode rounds half to even, as TF's round. */
+DEF_FLOAT_KERNEL(UN_LOOP, round, nearbyint(a))
+/* NaN passes through, as in TF (the comparisons are false). */
+DEF_FLOAT_KERNEL(UN_LOOP, clip_by_value, a < p0 ? p0 : a > p1 ? p1 : a)
+
+DEF_FORWARD(neg)
+DEF_FORWARD(abs)
+DEF_FORWARD(square)
+DEF_FORWARD(sqrt)
+DEF_FORWARD(rsqrt)
+DEF_FORWARD(exp)
+DEF_FORWARD(log)
+DEF_FORWARD(log1p)
+DEF_FORWARD(erf)
+DEF_FORWARD(sign)
+DEF_FORWARD(floor)
+DEF_FORWARD(ceil)
+DEF_FORWARD(round)
+DEF_FORWARD(clip_by_value)
+
+static bool copy_forward(const tg_call *c, tg_tensor *out)
+{
+    if (out->size)
+        memcpy(out->data, c->in[0]->data, (size_t)out->size * tg_dtype_size(out->dtype));
+    return true;
+}
+
+static bool neg_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_neg_at(g->loc, g->dy);
+    return true;
+}
+
+static bool abs_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_sign_at(g->loc, g->in[0]));
+    return true;
+}
+
+static bool square_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_mul_at(g->loc, x, scalar_like(g, x, 2)));
+    return true;
+}
+
+static bool sqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_div_at(g->loc, tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, 0.5)), g->out);
+    return true;
+}
+
+static bool rsqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    tg_tensor *y3 = tg_mul_at(l, g->out, tg_square_at(l, g->out));
+    dx[0] = tg_mul_at(l, tg_mul_at(l, g->dy, scalar_like(g, g->dy, -0.5)), y3);
+    return true;
+}
+
+static bool exp_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, g->out);
+    return true;
+}
+
+static bool log_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_div_at(g->loc, g->dy, g->in[0]);
+    return true;
+}
+
+static bool log1p_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_div_at(g->loc, g->dy, tg_add_at(g->loc, x, scalar_like(g, x, 1)));
+    return true;
+}
+
+/* d erf(x) = 2/sqrt(pi) exp(-x^2) */
+static bool erf_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0];
+    tg_tensor *e = tg_exp_at(l, tg_neg_at(l, tg_square_at(l, x)));
+    dx[0] = tg_mul_at(l, g->dy, tg_mul_at(l, e, scalar_like(g, x, 2 / sqrt(M_PI))));
+    return true;
+}
+
+static bool identity_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = (tg_tensor *)g->dy;
+    return true;
+}
+
+/* dy where lo <= x <= hi, else 0 (TF gives the bounds themselves the gradient too). */
+static bool clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0];
+    tg_tensor *inside = tg_logical_and_at(l, tg_greater_equal_at(l, x, scalar_like(g, x, g->a->f[0])),
+                                          tg_less_equal_at(l, x, scalar_like(g, x, g->a->f[1])));
+    dx[0] = tg_where_at(l, inside, g->dy, scalar_like(g, g->dy, 0));
+    return true;
+}
+
+static bool clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    double lo = c->a.f[0], hi = c->a.f[1];
+    if (!(lo <= hi)) {
+        tg__fail(c->loc, "tg_clip_by_value: `lo` (%g) must not exceed `hi` (%g)", lo, hi);
+        return false;
+    }
+    return float_unary_shape(c, shape, dtype);
+}
+
+#define UNARY_DEF(op, grad_kind, shape_fn, fwd, bwd)                                            \
+    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = grad_kind, .shape = shape_fn,   \
+                                     .forward = fwd, .backward = bwd};
+#define UNARY_RULE(name, shape_fn) UNARY_DEF(name, TG_GRAD_RULE, shape_fn, name##_forward, name##_backward)
+UNARY_RULE(neg, num_unary_shape)
+UNARY_RULE(abs, num_unary_shape)
+UNARY_RULE(square, num_unary_shape)
+UNARY_RULE(sqrt, float_unary_shape)
+UNARY_RULE(rsqrt, float_unary_shape)
+UNARY_RULE(exp, float_unary_shape)
+UNARY_RULE(log, float_unary_shape)
+UNARY_RULE(log1p, float_unary_shape)
+UNARY_RULE(erf, float_unary_shape)
+UNARY_RULE(clip_by_value, clip_shape)
+UNARY_DEF(sign, TG_GRAD_ZERO, num_unary_shape, sign_forward, NULL)
+UNARY_DEF(floor, TG_GRAD_NONE, float_unary_shape, floor_forward, NULL)
+UNARY_DEF(ceil, TG_GRAD_NONE, float_unary_shape, ceil_forward, NULL)
+UNARY_DEF(round, TG_GRAD_NONE, float_unary_shape, round_forward, NULL)
+UNARY_DEF(identity, TG_GRAD_RULE, any_unary_shape, copy_forward, identity_backward)
+UNARY_DEF(stop_gradient, TG_GRAD_STOP, any_unary_shape, copy_forward, NULL)
+
+#define UNARY_API(name, KIND)                                                                      \
+    tg_tensor *tg_##name##_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_##KIND, NULL, x); }
+UNARY_API(neg, NEG)
+UNARY_API(abs, ABS)
+UNARY_API(square, SQUARE)
+UNARY_API(sqrt, SQRT)
+UNARY_API(rsqrt, RSQRT)
+UNARY_API(exp, EXP)
+UNARY_API(log, LOG)
+UNARY_API(log1p, LOG1P)
+UNARY_API(erf, ERF)
+UNARY_API(sign, SIGN)
+UNARY_API(floor, FLOOR)
+UNARY_API(ceil, CEIL)
+UNARY_API(round, ROUND)
+UNARY_API(identity, IDENTITY)
+UNARY_API(stop_gradient, STOP_GRADIENT)
+
+tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double hi)
+{
+    tg_attrs a = {.f = {lo, hi}};
+    return TG__APPLY(loc, TG_OP_CLIP_BY_VALUE, &a, x);
+}
+
+/* ---- cast ---------------------------------------------------------------------------------------- */
+/* Float to integer saturates and maps NaN to 0 (C leaves out-of-range conversions
+ * undefined); anything non-zero (NaN included) becomes true. */
+static int32_t sat_i32(double v) { return v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; }
+static int64_t sat_i64(double v)
+{
+    return v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+}
+#define TO_F32(v) ((float)(v))
+#define TO_F64(v) ((double)(v))
+#define TO_I32(v) _Generic((v), float: sat_i32(v), double: sat_i32(v), default: (int32_t)(v))
+#define TO_I64(v) _Generic((v), float: sat_i64(v), double: sat_i64(v), default: (int64_t)(v))
+#define TO_BOOL(v) ((uint8_t)((v) != 0))
+
+#define CAST_LOOP(TD, TS, CONV)                                                                    \
+    do {                                                                                           \
+        TD *o_ = out->data;                                                                        \
+        const TS *x_ = x->data;                                                                    \
+        for (int64_t i = 0; i < out->size; i++)                                                    \
+            o_[i] = CONV(x_[i]);                                                                   \
+    } while (0)
+#define CAST_FROM(TD, CONV)                                                                        \
+    switch (x->dtype) {                                                                            \
+    case TG_F32: CAST_LOOP(TD, float, CONV); break;                                                \
+    case TG_F64: CAST_LOOP(TD, double, CONV); break;                                               \
+    case TG_I32: CAST_LOOP(TD, int32_t, CONV); break;                                              \
+    case TG_I64: CAST_LOOP(TD, int64_t, CONV); break;                                              \
+    case TG_BOOL: CAST_LOOP(TD, uint8_t, CONV); break;                                             \
+    default: break;                                                                                \
+    }
+
+static bool cast_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *x = c->in[0];
+    switch (out->dtype) {
+    case TG_F32: CAST_FROM(float, TO_F32); break;
+    case TG_F64: CAST_FROM(double, TO_F64); break;
+    case TG_I32: CAST_FROM(int32_t, TO_I32); break;
+    case TG_I64: CAST_FROM(int64_t, TO_I64); break;
+    case TG_BOOL: CAST_FROM(uint8_t, TO_BOOL); break;
+    default: break;
+    }
+    return true;
+}
+
+static bool cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    if ((unsigned)c->a.dtype >= TG_DTYPE_COUNT) {
+        tg__fail(c->loc, "tg_cast: %d is not a dtype (use TG_F32, TG_F64, TG_I32, TG_I64 or TG_BOOL)",
+                 (int)c->a.dtype);
+        return false;
+    }
+    *shape = tg__shape(c->in[0]);
+    *dtype = c->a.dtype;
+    return true;
+}
+
+/* Between float dtypes the gradient is cast back; a cast to or from an integer or bool
+ * has no gradient (TF's None), so dx stays NULL and the path is cut there. */
+static bool cast_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_dtype from = g->in[0]->dtype;
+    if (tg_dtype_is_float(from) && tg_dtype_is_float(g->a->dtype))
+        dx[0] = tg_cast_at(g->loc, g->dy, from);
+    return true;
+}
+
+const tg_op_def tg__op_cast = {.name = "tg_cast", .grad = TG_GRAD_RULE, .shape = cast_shape,
+                               .forward = cast_forward, .backward = cast_backward};
+
+tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype)
+{
+    return TG__APPLY(loc, TG_OP_CAST, &(tg_attrs){.dtype = dtype}, x);
+}
