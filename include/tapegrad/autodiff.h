@@ -61,8 +61,9 @@ typedef struct tg_gradient_opts {
 } tg_gradient_opts;
 /* Returns 0, or -1 with an error (and every out[i] NULL). */
 int tg_gradients_at(tg_loc loc, tg_tape *tape, tg_gradient_opts o);
-#define tg_gradients(tape, ...) \
-    tg_gradients_at(TG_LOC, tape, TG__OPTS(tg_gradient_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+/* A plain compound literal, so arrays written in the call, such as
+ * `.sources = (tg_tensor *[]){w, b}`, live until the call returns. */
+#define tg_gradients(tape, ...) tg_gradients_at(TG_LOC, tape, (tg_gradient_opts){__VA_ARGS__})
 
 /* d target / d source for one of each. NULL either means "not connected" (TF's None;
  * tg_has_error() is false, a successful call clears the error slot) or an error. */

@@ -75,7 +75,9 @@ typedef struct tg_loc {
 #define TG_LOC ((tg_loc){__FILE__, __LINE__})
 
 /* Named arguments: TG__OPTS(type, defaults..., user fields...) builds an options struct
- * whose defaults the user's designated initialisers override. */
+ * whose defaults the user's designated initialisers override. It is a statement
+ * expression, so compound literals written among the fields end with it: options that
+ * take arrays are built with a plain compound literal instead (see tg_gradients). */
 #if defined(__GNUC__) || defined(__clang__)
 #define TG__OPTS(type, ...)                                                   \
     (__extension__({                                                          \

@@ -141,7 +141,7 @@ tg_tensor *tg_arange_at(tg_loc loc, tg_dtype dtype, double start, double stop, d
         n = 0;
     if (n > 1e12)
         return tg__fail(loc, "tg_arange: %g elements are too many", n);
-    tg_tensor *t = tg__tensor_new(loc, dtype, &TG_SHAPE((int64_t)n));
+    tg_tensor *t = tg__tensor_new(loc, dtype, &(tg_shape){.rank = 1, .dims = {(int64_t)n}});
     if (!t)
         return NULL;
     for (int64_t i = 0; i < t->size; i++)
@@ -279,7 +279,7 @@ static void format_rec(sink *s, const tg_tensor *t, int axis, int64_t offset, in
     put(s, "[");
     for (int64_t i = 0; i < n; i++) {
         if (summarize && n > 2 * PRINT_EDGE && i == PRINT_EDGE) {
-            put(s, axis == t->rank - 1 ? " ..." : "\n%*s...", axis + 8, "");
+            put(s, axis == t->rank - 1 ? " ..." : "\n%*s...", axis + 1, "");
             i = n - PRINT_EDGE - 1;
             continue;
         }
@@ -287,7 +287,7 @@ static void format_rec(sink *s, const tg_tensor *t, int axis, int64_t offset, in
             if (axis == t->rank - 1)
                 put(s, " ");
             else
-                put(s, "%.*s%*s", t->rank - axis - 1, "\n\n\n\n\n\n\n\n", axis + 11, "");
+                put(s, "%.*s%*s", t->rank - axis - 1, "\n\n\n\n\n\n\n\n", axis + 1, "");
         }
         format_rec(s, t, axis + 1, offset + i * stride, width, summarize);
     }
@@ -309,7 +309,7 @@ int tg_format(const tg_tensor *t, char *buf, size_t size)
         int w = (int)strlen(e);
         width = w > width ? w : width;
     }
-    put(&s, "tg.Tensor(");
+    put(&s, t->rank >= 2 ? "tg.Tensor(\n" : "tg.Tensor(");   /* as TF prints it */
     format_rec(&s, t, 0, 0, t->rank ? width : 0, summarize);
     char sh[TG_SHAPE_STR_MAX];
     tg_shape shape = tg__shape(t);
