@@ -355,7 +355,7 @@ static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_te
             t->reads[t->n_reads++] = ie[i];
         }
     }
-    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = c->a, .loc = c->loc};
+    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc};
     if (!(node->out = add_entry(t, out, node, c->loc)))
         return false;
     t->nodes[t->n_nodes++] = node;

@@ -14,7 +14,7 @@
         typedef TYPE T;                                                                            \
         T *o_ = out->data;                                                                         \
         const T *x_ = c->in[0]->data;                                                              \
-        const T p0 UNUSED = (T)c->a.f[0];                                                          \
+        const T p0 UNUSED = (T)c->a->f[0];                                                          \
         for (int64_t i = 0; i < out->size; i++) {                                                  \
             T a = x_[i];                                                                           \
             o_[i] = (EXPR);                                                                        \
@@ -83,7 +83,7 @@ DEF_MAP(gelu_tanh, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a * a * a
 
 static bool gelu_forward(const tg_call *c, tg_tensor *out)
 {
-    return c->a.flag_a ? gelu_tanh_forward(c, out) : gelu_exact_forward(c, out);
+    return c->a->flag_a ? gelu_tanh_forward(c, out) : gelu_exact_forward(c, out);
 }
 
 /* exact: d/dx = Phi(x) + x phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2 and
@@ -161,7 +161,7 @@ static bool softmax_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         tg__fail(c->loc, "%s: x must have at least one axis (got a scalar)", tg__op_name(c->op));
         return false;
     }
-    return tg__norm_axis(c, c->a.axis, c->in[0]->rank, &axis);
+    return tg__norm_axis(c, c->a->axis, c->in[0]->rank, &axis);
 }
 
 /* The tensor as [outer, len, inner] around `axis`. */
@@ -199,7 +199,7 @@ static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *le
 static bool softmax_any_forward(const tg_call *c, tg_tensor *out, bool log_form)
 {
     const tg_tensor *x = c->in[0];
-    int axis = c->a.axis < 0 ? c->a.axis + x->rank : c->a.axis;
+    int axis = c->a->axis < 0 ? c->a->axis + x->rank : c->a->axis;
     int64_t outer, len, inner;
     split_axis(x, axis, &outer, &len, &inner);
     if (x->dtype == TG_F32)

@@ -4,21 +4,22 @@
 
 static bool check_inputs(const tg_call *c)
 {
-    const char *name = tg__op_name(c->op);
+    static const char *const names[] = {"a", "b", "c"};
     for (int i = 0; i < c->n; i++) {
-        char arg[16];
-        snprintf(arg, sizeof arg, c->n == 1 ? "x" : "input %d", i);
-        if (!tg__check_input(c->loc, name, c->in[i], c->n == 1 ? "x" : (i == 0 ? "a" : i == 1 ? "b" : arg)))
-            return false;
+        const tg_tensor *x = c->in[i];
+        if (x && x->state == TG_HEADER_ALIVE)
+            continue;   /* the common case: no formatting on the hot path */
+        char arg[24];
+        snprintf(arg, sizeof arg, "input %d", i);
+        return tg__check_input(c->loc, tg__op_name(c->op), x, c->n == 1 ? "x" : i < 3 ? names[i] : arg);
     }
     return true;
 }
 
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
 {
-    tg_call c = {.loc = loc, .op = op, .in = in, .n = n};
-    if (a)
-        c.a = *a;
+    static const tg_attrs no_attrs;
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs};
     if (!check_inputs(&c))
         return NULL;
     const tg_op_def *def = tg_op_table[op];

@@ -62,9 +62,9 @@ static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
     int64_t dims[TG_MAX_RANK], st[MAX_IN][TG_MAX_RANK];
     int m = ew_layout(c, out, dims, st);
     int64_t inner = m ? dims[0] : 1, idx[TG_MAX_RANK] = {0}, off[MAX_IN] = {0}, inner_st[MAX_IN];
-    size_t esz[MAX_IN], osz = tg_dtype_size(out->dtype);
+    size_t esz[MAX_IN], osz = tg__dsize(out->dtype);
     for (int j = 0; j < c->n; j++) {
-        esz[j] = tg_dtype_size(c->in[j]->dtype);
+        esz[j] = tg__dsize(c->in[j]->dtype);
         inner_st[j] = m ? st[j][0] : 0;
     }
     for (int64_t row = 0, rows = out->size / inner; row < rows; row++) {
@@ -124,7 +124,7 @@ static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
         typedef TUNS U UNUSED;                                                                     \
         TOUT *o_ = out;                                                                            \
         const T *x_ = in[0];                                                                       \
-        const T p0 UNUSED = (T)c->a.f[0], p1 UNUSED = (T)c->a.f[1];                                \
+        const T p0 UNUSED = (T)c->a->f[0], p1 UNUSED = (T)c->a->f[1];                                \
         (void)st;                                                                                  \
         for (int64_t i = 0; i < n; i++) {                                                          \
             T a = x_[i];                                                                           \
@@ -200,6 +200,10 @@ static bool binary_shape_kinds(const tg_call *c, tg_shape *shape, int kinds)
     const tg_tensor *a = c->in[0], *b = c->in[1];
     if (!tg__same_dtype(c, a, b) || !dtype_allowed(c, a, "a", kinds))
         return false;
+    if (a->rank == b->rank && !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->rank)) {
+        *shape = tg__shape(a);   /* no broadcasting: the common case */
+        return true;
+    }
     tg_shape sa = tg__shape(a), sb = tg__shape(b);
     return tg__broadcast_shapes(c, &sa, &sb, shape);
 }
@@ -456,7 +460,7 @@ static bool where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 
 KERNEL_HEAD(where)
 {
-    switch (tg_dtype_size(c->in[1]->dtype)) {
+    switch (tg__dsize(c->in[1]->dtype)) {
     case 1: WHERE_LOOP(uint8_t); break;
     case 4: WHERE_LOOP(uint32_t); break;
     case 8: WHERE_LOOP(uint64_t); break;
@@ -518,7 +522,7 @@ DEF_FORWARD(clip_by_value)
 static bool copy_forward(const tg_call *c, tg_tensor *out)
 {
     if (out->size)
-        memcpy(out->data, c->in[0]->data, (size_t)out->size * tg_dtype_size(out->dtype));
+        memcpy(out->data, c->in[0]->data, (size_t)out->size * tg__dsize(out->dtype));
     return true;
 }
 
@@ -603,7 +607,7 @@ static bool clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 static bool clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
-    double lo = c->a.f[0], hi = c->a.f[1];
+    double lo = c->a->f[0], hi = c->a->f[1];
     if (!(lo <= hi)) {
         tg__fail(c->loc, "tg_clip_by_value: `lo` (%g) must not exceed `hi` (%g)", lo, hi);
         return false;
@@ -703,13 +707,13 @@ static bool cast_forward(const tg_call *c, tg_tensor *out)
 
 static bool cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
-    if ((unsigned)c->a.dtype >= TG_DTYPE_COUNT) {
+    if ((unsigned)c->a->dtype >= TG_DTYPE_COUNT) {
         tg__fail(c->loc, "tg_cast: %d is not a dtype (use TG_F32, TG_F64, TG_I32, TG_I64 or TG_BOOL)",
-                 (int)c->a.dtype);
+                 (int)c->a->dtype);
         return false;
     }
     *shape = tg__shape(c->in[0]);
-    *dtype = c->a.dtype;
+    *dtype = c->a->dtype;
     return true;
 }
 

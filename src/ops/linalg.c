@@ -16,7 +16,7 @@ static const char *flag(bool b) { return b ? "true" : "false"; }
 static bool matmul_geometry(const tg_call *c, mm_geom *g)
 {
     const tg_tensor *a = c->in[0], *b = c->in[1];
-    bool ta = c->a.flag_a, tb = c->a.flag_b;
+    bool ta = c->a->flag_a, tb = c->a->flag_b;
     tg_shape sa = tg__shape(a), sb = tg__shape(b);
     char bufa[TG_SHAPE_STR_MAX], bufb[TG_SHAPE_STR_MAX];
     tg__shape_str(&sa, bufa, sizeof bufa);
@@ -94,11 +94,11 @@ static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
 static bool matmul_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *a = c->in[0], *b = c->in[1];
-    bool ta = c->a.flag_a, tb = c->a.flag_b;
+    bool ta = c->a->flag_a, tb = c->a->flag_b;
     mm_geom g;
     matmul_geometry(c, &g);   /* checked by matmul_shape */
     int64_t lda = a->shape[a->rank - 1], ldb = b->shape[b->rank - 1];
-    size_t es = tg_dtype_size(a->dtype);
+    size_t es = tg__dsize(a->dtype);
     int64_t sa[TG_MAX_RANK], sb[TG_MAX_RANK];
     batch_strides(a, &g, sa);
     int64_t nb = batch_strides(b, &g, sb);

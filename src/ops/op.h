@@ -67,7 +67,7 @@ typedef struct tg_call {
     tg_op_kind op;
     const tg_tensor *const *in;
     int n;
-    tg_attrs a;
+    const tg_attrs *a;            /* never NULL */
 } tg_call;
 
 /* What a backward rule sees: the recorded call, its output and the output's gradient. */

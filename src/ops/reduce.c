@@ -82,10 +82,10 @@ static bool reduce_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     if (float_only ? !tg__require_float(c, x, "x") : !require_number(c, x))
         return false;
     bool red[TG_MAX_RANK];
-    reduced_mask(&c->a, red);
+    reduced_mask(c->a, red);
     shape->rank = 0;
     for (int i = 0; i < x->rank; i++)
-        if (!red[i] || c->a.keepdims)
+        if (!red[i] || c->a->keepdims)
             shape->dims[shape->rank++] = red[i] ? 1 : x->shape[i];
     *dtype = x->dtype;
     return true;
@@ -239,7 +239,7 @@ static void scale(double *v, int64_t n, double by)
 static bool reduce_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
-    plan p = make_plan(x, &c->a);
+    plan p = make_plan(x, c->a);
     int64_t n = out->size;
     bool two_pass = c->op == TG_OP_LOGSUMEXP || c->op == TG_OP_VARIANCE;
     /* 8-byte accumulators: double for floats (f64 sums even for f32), int64 for integers. */
@@ -371,13 +371,13 @@ static bool arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         tg__fail(c->loc, "%s: `x` is a scalar; it needs a tensor of rank >= 1", name);
         return false;
     }
-    if (!tg__norm_axis(c, c->a.axis, x->rank, &ax))
+    if (!tg__norm_axis(c, c->a->axis, x->rank, &ax))
         return false;
     if (x->shape[ax] == 0) {
         char s[TG_SHAPE_STR_MAX];
         tg_shape xs = tg__shape(x);
         tg__fail(c->loc, "%s: axis %d of a tensor of shape %s is empty; there is no index to return", name,
-                 c->a.axis, tg__shape_str(&xs, s, sizeof s));
+                 c->a->axis, tg__shape_str(&xs, s, sizeof s));
         return false;
     }
     shape->rank = 0;
@@ -418,13 +418,13 @@ static bool arg_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int ax;
-    tg__norm_axis(c, c->a.axis, x->rank, &ax);   /* checked by arg_shape */
+    tg__norm_axis(c, c->a->axis, x->rank, &ax);   /* checked by arg_shape */
     int64_t outer = 1, inner = 1, n = x->shape[ax];
     for (int i = 0; i < ax; i++)
         outer *= x->shape[i];
     for (int i = ax + 1; i < x->rank; i++)
         inner *= x->shape[i];
-    void *best = malloc(tg_dtype_size(x->dtype) * (size_t)(inner ? inner : 1));
+    void *best = malloc(tg__dsize(x->dtype) * (size_t)(inner ? inner : 1));
     if (!best) {
         tg__fail(c->loc, "%s: out of memory", tg__op_name(c->op));
         return false;

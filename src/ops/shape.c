@@ -84,7 +84,7 @@ static void strided_copy(void *dst, const int64_t *ds, const void *src, const in
 /* Every element of t set to v (converted to t's dtype), by doubling memcpy. */
 static void fill_value(tg_tensor *t, double v)
 {
-    size_t esz = tg_dtype_size(t->dtype), total = (size_t)t->size * esz;
+    size_t esz = tg__dsize(t->dtype), total = (size_t)t->size * esz;
     if (!t->size)
         return;
     if (v == 0 && !signbit(v)) {
@@ -155,9 +155,9 @@ static int64_t prod(const int64_t *dims, int from, int to)
 static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
-    if (!check_rank(c, c->a.n, "the result"))
+    if (!check_rank(c, c->a->n, "the result"))
         return false;
-    *shape = attr_shape(c->a.j, c->a.n);
+    *shape = attr_shape(c->a->j, c->a->n);
     *dtype = x->dtype;
     tg_shape xs = tg__shape(x);
     SHAPE_STR(from, &xs);
@@ -203,7 +203,7 @@ static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 /* Runs only for variables and snapshots: other inputs get a view sharing their data. */
 static bool reshape_forward(const tg_call *c, tg_tensor *out)
 {
-    memcpy(out->data, c->in[0]->data, (size_t)out->size * tg_dtype_size(out->dtype));
+    memcpy(out->data, c->in[0]->data, (size_t)out->size * tg__dsize(out->dtype));
     return true;
 }
 
@@ -296,7 +296,7 @@ static bool transpose_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     int perm[TG_MAX_RANK];
-    if (!resolve_perm(c->loc, &c->a, x->rank, perm))
+    if (!resolve_perm(c->loc, c->a, x->rank, perm))
         return false;
     shape->rank = x->rank;
     for (int k = 0; k < x->rank; k++)
@@ -310,12 +310,12 @@ static bool transpose_forward(const tg_call *c, tg_tensor *out)
     const tg_tensor *x = c->in[0];
     int perm[TG_MAX_RANK];
     int64_t xst[TG_MAX_RANK], ss[TG_MAX_RANK], ds[TG_MAX_RANK];
-    resolve_perm(c->loc, &c->a, x->rank, perm);
+    resolve_perm(c->loc, c->a, x->rank, perm);
     contiguous_strides(x->shape, x->rank, xst);
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < x->rank; k++)
         ss[k] = xst[perm[k]];
-    strided_copy(out->data, ds, x->data, ss, out->shape, out->rank, tg_dtype_size(x->dtype));
+    strided_copy(out->data, ds, x->data, ss, out->shape, out->rank, tg__dsize(x->dtype));
     return true;
 }
 
@@ -347,9 +347,9 @@ tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 static bool broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
-    if (!check_rank(c, c->a.n, "the target shape"))
+    if (!check_rank(c, c->a->n, "the target shape"))
         return false;
-    *shape = attr_shape(c->a.j, c->a.n);
+    *shape = attr_shape(c->a->j, c->a->n);
     *dtype = x->dtype;
     int lead = shape->rank - x->rank;
     bool ok = lead >= 0;
@@ -374,7 +374,7 @@ static bool broadcast_to_forward(const tg_call *c, tg_tensor *out)
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < out->rank; k++)
         ss[k] = k < lead || x->shape[k - lead] != out->shape[k] ? 0 : xst[k - lead];
-    strided_copy(out->data, ds, x->data, ss, out->shape, out->rank, tg_dtype_size(x->dtype));
+    strided_copy(out->data, ds, x->data, ss, out->shape, out->rank, tg__dsize(x->dtype));
     return true;
 }
 
@@ -432,7 +432,7 @@ static bool concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         tg__fail(c->loc, "tg_concat: cannot concatenate scalars (rank 0); use tg_stack to make a new axis");
         return false;
     }
-    if (!tg__norm_axis(c, c->a.axis, x0->rank, &axis) || !check_parts(c, axis))
+    if (!tg__norm_axis(c, c->a->axis, x0->rank, &axis) || !check_parts(c, axis))
         return false;
     *shape = tg__shape(x0);
     *dtype = x0->dtype;
@@ -446,7 +446,7 @@ static bool concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 static void copy_parts(const tg_call *c, tg_tensor *out, int axis, bool stacking)
 {
     int64_t ds[TG_MAX_RANK], ss[TG_MAX_RANK], off = 0;
-    size_t esz = tg_dtype_size(out->dtype);
+    size_t esz = tg__dsize(out->dtype);
     contiguous_strides(out->shape, out->rank, ds);
     for (int i = 0; i < c->n; i++) {
         const tg_tensor *x = c->in[i];
@@ -460,7 +460,7 @@ static void copy_parts(const tg_call *c, tg_tensor *out, int axis, bool stacking
 
 static bool concat_forward(const tg_call *c, tg_tensor *out)
 {
-    int axis = c->a.axis < 0 ? c->a.axis + out->rank : c->a.axis;
+    int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
     copy_parts(c, out, axis, false);
     return true;
 }
@@ -484,7 +484,7 @@ const tg_op_def tg__op_concat = {.name = "tg_concat", .grad = TG_GRAD_RULE, .sha
 static bool stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x0 = c->in[0];
-    int r = x0->rank, axis = c->a.axis;
+    int r = x0->rank, axis = c->a->axis;
     if (!check_rank(c, r + 1, "the stacked result"))
         return false;
     if (axis < -r - 1 || axis > r) {
@@ -503,7 +503,7 @@ static bool stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 
 static bool stack_forward(const tg_call *c, tg_tensor *out)
 {
-    int axis = c->a.axis < 0 ? c->a.axis + out->rank : c->a.axis;
+    int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
     copy_parts(c, out, axis, true);
     return true;
 }
@@ -549,15 +549,15 @@ static bool slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
     SHAPE_STR(str, &xs);
-    if (c->a.n != x->rank) {
-        tg__fail(c->loc, "tg_slice: begin and size have %d entries but x has shape %s (rank %d)", c->a.n, str,
+    if (c->a->n != x->rank) {
+        tg__fail(c->loc, "tg_slice: begin and size have %d entries but x has shape %s (rank %d)", c->a->n, str,
                  x->rank);
         return false;
     }
     shape->rank = x->rank;
     *dtype = x->dtype;
     for (int k = 0; k < x->rank; k++) {
-        int64_t b = c->a.i[k], s = c->a.j[k], dim = x->shape[k];
+        int64_t b = c->a->i[k], s = c->a->j[k], dim = x->shape[k];
         if (b < 0 || b > dim) {
             tg__fail(c->loc, "tg_slice: begin %lld on axis %d is out of range [0, %lld] for x of shape %s",
                      (long long)b, k, (long long)dim, str);
@@ -579,11 +579,11 @@ static bool slice_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t ss[TG_MAX_RANK], ds[TG_MAX_RANK], off = 0;
-    size_t esz = tg_dtype_size(x->dtype);
+    size_t esz = tg__dsize(x->dtype);
     contiguous_strides(x->shape, x->rank, ss);
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < x->rank; k++)
-        off += c->a.i[k] * ss[k];
+        off += c->a->i[k] * ss[k];
     strided_copy(out->data, ds, (const char *)x->data + off * (int64_t)esz, ss, out->shape, out->rank, esz);
     return true;
 }
@@ -633,20 +633,20 @@ static bool pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
     SHAPE_STR(str, &xs);
-    if (c->a.n != x->rank) {
-        tg__fail(c->loc, "tg_pad: before and after have %d entries but x has shape %s (rank %d)", c->a.n, str,
+    if (c->a->n != x->rank) {
+        tg__fail(c->loc, "tg_pad: before and after have %d entries but x has shape %s (rank %d)", c->a->n, str,
                  x->rank);
         return false;
     }
     shape->rank = x->rank;
     *dtype = x->dtype;
     for (int k = 0; k < x->rank; k++) {
-        if (c->a.i[k] < 0 || c->a.j[k] < 0) {
+        if (c->a->i[k] < 0 || c->a->j[k] < 0) {
             tg__fail(c->loc, "tg_pad: negative padding on axis %d (before %lld, after %lld); paddings must be >= 0",
-                     k, (long long)c->a.i[k], (long long)c->a.j[k]);
+                     k, (long long)c->a->i[k], (long long)c->a->j[k]);
             return false;
         }
-        shape->dims[k] = x->shape[k] + c->a.i[k] + c->a.j[k];
+        shape->dims[k] = x->shape[k] + c->a->i[k] + c->a->j[k];
     }
     return true;
 }
@@ -655,12 +655,12 @@ static bool pad_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t ss[TG_MAX_RANK], ds[TG_MAX_RANK], off = 0;
-    size_t esz = tg_dtype_size(x->dtype);
-    fill_value(out, c->a.f[0]);
+    size_t esz = tg__dsize(x->dtype);
+    fill_value(out, c->a->f[0]);
     contiguous_strides(x->shape, x->rank, ss);
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < x->rank; k++)
-        off += c->a.i[k] * ds[k];
+        off += c->a->i[k] * ds[k];
     if (x->size)
         strided_copy((char *)out->data + off * (int64_t)esz, ds, x->data, ss, x->shape, x->rank, esz);
     return true;
@@ -694,7 +694,7 @@ static bool indexed_shape(const tg_call *c, const tg_shape *table, const tg_tens
                  c->op == TG_OP_GATHER ? "`params`" : "the output shape");
         return false;
     }
-    if (!tg__norm_axis(c, c->a.axis, table->rank, axis) || !require_int(c, idx, "indices") ||
+    if (!tg__norm_axis(c, c->a->axis, table->rank, axis) || !require_int(c, idx, "indices") ||
         !check_rank(c, table->rank - 1 + idx->rank, "the indexed shape"))
         return false;
     out->rank = 0;
@@ -736,10 +736,10 @@ static bool gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 static bool gather_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *p = c->in[0], *idx = c->in[1];
-    int axis = c->a.axis < 0 ? c->a.axis + p->rank : c->a.axis;
+    int axis = c->a->axis < 0 ? c->a->axis + p->rank : c->a->axis;
     tg_shape ps = tg__shape(p);
     int64_t dim = p->shape[axis], outer = prod(p->shape, 0, axis), inner = prod(p->shape, axis + 1, p->rank);
-    size_t row = (size_t)inner * tg_dtype_size(p->dtype);
+    size_t row = (size_t)inner * tg__dsize(p->dtype);
     if (!check_indices(c, idx, dim, axis, &ps))
         return false;
     char *dst = out->data;
@@ -769,9 +769,9 @@ static bool scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
     int axis;
     tg_shape want;
-    if (!check_rank(c, c->a.n, "the output"))
+    if (!check_rank(c, c->a->n, "the output"))
         return false;
-    *shape = attr_shape(c->a.j, c->a.n);
+    *shape = attr_shape(c->a->j, c->a->n);
     *dtype = upd->dtype;
     for (int k = 0; k < shape->rank; k++)
         if (shape->dims[k] < 0) {
@@ -799,12 +799,12 @@ static bool scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype
 static bool scatter_add_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
-    int axis = c->a.axis < 0 ? c->a.axis + out->rank : c->a.axis;
+    int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
     tg_shape os = tg__shape(out);
     int64_t dim = out->shape[axis], outer = prod(out->shape, 0, axis), inner = prod(out->shape, axis + 1, out->rank);
     if (!check_indices(c, idx, dim, axis, &os))
         return false;
-    memset(out->data, 0, (size_t)out->size * tg_dtype_size(out->dtype));
+    memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
 #define SCATTER(T)                                                                       \
     {                                                                                    \
         T *o_ = out->data;                                                               \
@@ -850,12 +850,12 @@ static bool one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *idx = c->in[0];
     if (!require_int(c, idx, "indices") || !check_rank(c, idx->rank + 1, "the one-hot result"))
         return false;
-    if (c->a.i[0] < 0) {
-        tg__fail(c->loc, "tg_one_hot: depth must be >= 0 (got %lld)", (long long)c->a.i[0]);
+    if (c->a->i[0] < 0) {
+        tg__fail(c->loc, "tg_one_hot: depth must be >= 0 (got %lld)", (long long)c->a->i[0]);
         return false;
     }
     *shape = tg__shape(idx);
-    shape->dims[shape->rank++] = c->a.i[0];
+    shape->dims[shape->rank++] = c->a->i[0];
     *dtype = TG_F32;
     return true;
 }
@@ -864,7 +864,7 @@ static bool one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 static bool one_hot_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0];
-    int64_t depth = c->a.i[0];
+    int64_t depth = c->a->i[0];
     float *o = out->data;
     memset(o, 0, (size_t)out->size * sizeof *o);
     for (int64_t i = 0; i < idx->size; i++) {

@@ -216,7 +216,7 @@ tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape)
     if (!t || !set_shape(loc, t, shape))
         return NULL;   /* the header stays in the scope and is freed with it */
     t->dtype = dtype;
-    size_t bytes = (size_t)t->size * tg_dtype_size(dtype);
+    size_t bytes = (size_t)t->size * tg__dsize(dtype);
     t->data = tg__arena_alloc(ctx.scope, bytes ? bytes : 1);
     if (!t->data)
         return tg__fail(loc, "out of memory for a tensor of %zu bytes", bytes);

@@ -19,13 +19,6 @@ size_t tg_dtype_size(tg_dtype d) { return (unsigned)d < TG_DTYPE_COUNT ? dtypes[
 bool tg_dtype_is_float(tg_dtype d) { return d == TG_F32 || d == TG_F64; }
 
 /* ---- shapes ------------------------------------------------------------------------------ */
-tg_shape tg__shape(const tg_tensor *t)
-{
-    tg_shape s = {.rank = t->rank};
-    memcpy(s.dims, t->shape, sizeof(int64_t) * (size_t)t->rank);
-    return s;
-}
-
 bool tg__shape_eq(const tg_shape *a, const tg_shape *b)
 {
     if (a->rank != b->rank)

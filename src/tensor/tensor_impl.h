@@ -65,8 +65,17 @@ void *tg__null_arg(tg_loc loc, const char *func, const char *arg);
 /* Checks an input: non-NULL and alive. Returns false with an error set. */
 bool tg__check_input(tg_loc loc, const char *func, const tg_tensor *t, const char *arg);
 
+/* Element sizes, inlined for the hot path (tg_dtype_size checks its argument). */
+static inline size_t tg__dsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_BOOL ? 1 : 4; }
+
 /* ---- shapes -------------------------------------------------------------------------- */
-tg_shape tg__shape(const tg_tensor *t);
+static inline tg_shape tg__shape(const tg_tensor *t)
+{
+    tg_shape s = {.rank = t->rank};
+    for (int i = 0; i < t->rank; i++)
+        s.dims[i] = t->shape[i];
+    return s;
+}
 bool tg__shape_eq(const tg_shape *a, const tg_shape *b);
 int64_t tg__shape_size(const tg_shape *s);
 /* "(2, 3)" into buf, returns buf. */
