@@ -96,6 +96,41 @@ tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg
 #define tg_custom_gradient(inputs, n, forward, backward, user) \
     tg_custom_gradient_at(TG_LOC, inputs, n, forward, backward, user)
 
+/* ---- why is a gradient missing? -------------------------------------------------------- */
+typedef enum tg_cause {
+    TG_CAUSE_NONE = 0,            /* the gradient is there and not identically zero */
+    TG_CAUSE_NOT_READ = 1,        /* the source was never read while this tape recorded */
+    TG_CAUSE_NOT_WATCHED = 2,     /* non-trainable variable, unwatched constant, or watching off */
+    TG_CAUSE_STOP_GRADIENT = 3,   /* every path is cut by tg_stop_gradient */
+    TG_CAUSE_NON_DIFFERENTIABLE = 4, /* every path is cut by an op with no gradient */
+    TG_CAUSE_OUTSIDE_TAPE = 5,    /* the target, or a tensor on the way, was made while not recording */
+    TG_CAUSE_TAPE_USED = 6,       /* a non-persistent tape that already gave its gradients */
+    TG_CAUSE_STALE_READ = 7,      /* the variable was assigned after the tape read it */
+    TG_CAUSE_INTEGER_DTYPE = 8,   /* the source is an integer or bool tensor */
+    TG_CAUSE_ZERO_GRADIENT = 9,   /* present, but identically zero: the target does not vary */
+} tg_cause;
+
+const char *tg_cause_name(tg_cause cause);   /* "not_read", "stop_gradient", ... */
+
+typedef struct tg_diagnosis {
+    tg_cause cause;
+    tg_loc where;          /* the user's line behind the cause (the cutting op, the read...) */
+    const char *op;        /* the op that cut the path, when there is one */
+    char message[1024];    /* what happened, where, and what to do instead */
+} tg_diagnosis;
+
+/* Explains the gradient of `target` with respect to `source` on `tape`: why it is NULL
+ * (or zero, or stale). Works on a used non-persistent tape until it is freed. Returns
+ * 0 and fills *out, or -1 with an error (NULL or freed tape, dead tensors). */
+int tg_explain_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source, tg_diagnosis *out);
+#define tg_explain(tape, target, source, out) tg_explain_at(TG_LOC, tape, target, source, out)
+
+/* The diagnosis kept for `source` by the last gradient call on this thread that left it
+ * without a gradient (kept even after the tape is freed), for optimizers and training
+ * loops that only see (gradient, variable) pairs. Returns 0 when one is known, else -1
+ * with out->cause = TG_CAUSE_NONE and an empty message (no error is set). */
+int tg_explain_missing(const tg_tensor *source, tg_diagnosis *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -97,6 +97,9 @@ tg_tensor *tg__variable_snapshot(tg_loc loc, tg_tensor *var);
 /* Detaches the variable's live snapshots (each gets its own copy of the old value). */
 void tg__variable_detach_snapshots(tg_var *v);
 void tg__snapshot_unlink(tg_tensor *snap);
+/* The variable's data, about to be updated in place (an optimizer step): live snapshots
+ * get their own copy of the old value first, and the version is bumped, as by an assign. */
+void *tg__variable_begin_write(tg_loc loc, tg_tensor *var);
 
 /* ---- element access for generic code ----------------------------------------------------- */
 double tg__get(const tg_tensor *t, int64_t i);

@@ -131,6 +131,14 @@ void tg__variable_detach_snapshots(tg_var *v)
     }
 }
 
+void *tg__variable_begin_write(tg_loc loc, tg_tensor *vt)
+{
+    tg__variable_detach_snapshots(vt->var);
+    vt->var->version++;
+    vt->var->last_assign = loc;
+    return vt->data;
+}
+
 /* ---- assignment ---------------------------------------------------------------------------- */
 typedef enum { ASSIGN, ASSIGN_ADD, ASSIGN_SUB } assign_kind;
 
