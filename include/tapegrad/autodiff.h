@@ -108,6 +108,7 @@ typedef enum tg_cause {
     TG_CAUSE_STALE_READ = 7,      /* the variable was assigned after the tape read it */
     TG_CAUSE_INTEGER_DTYPE = 8,   /* the source is an integer or bool tensor */
     TG_CAUSE_ZERO_GRADIENT = 9,   /* present, but identically zero: the target does not vary */
+    TG_CAUSE_UNCONNECTED = 10,    /* the tape saw the source, but the target does not depend on it */
 } tg_cause;
 
 const char *tg_cause_name(tg_cause cause);   /* "not_read", "stop_gradient", ... */
@@ -130,6 +131,15 @@ int tg_explain_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_t
  * loops that only see (gradient, variable) pairs. Returns 0 when one is known, else -1
  * with out->cause = TG_CAUSE_NONE and an empty message (no error is set). */
 int tg_explain_missing(const tg_tensor *source, tg_diagnosis *out);
+
+/* Checks, for this thread. TG_CHECK_EAGER reports causes the moment they happen, as
+ * warnings: an op reading a trainable variable while no tape records, an op cutting a
+ * recorded path, every gradient call's missing or all-zero gradients with their
+ * diagnosis. TG_CHECK_STRICT makes a stale read (cause 7) an error. The environment
+ * variable TAPEGRAD_CHECK=eager,strict sets them when a thread begins its first tape. */
+enum { TG_CHECK_EAGER = 1, TG_CHECK_STRICT = 2 };
+void tg_set_check(unsigned flags);
+unsigned tg_get_check(void);
 
 #ifdef __cplusplus
 }

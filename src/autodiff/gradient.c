@@ -12,7 +12,7 @@ static void mark_needed(tg_tape *t, uint32_t serial)
 {
     for (size_t k = 0; k < t->n_nodes; k++) {
         tg_node *nd = t->nodes[k];
-        tg_grad_kind kind = tg_op_table[nd->op]->grad;
+        tg_grad_kind kind = tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a);
         if (kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
             continue;
         for (int i = 0; i < nd->n; i++)
@@ -53,7 +53,8 @@ static bool saved_alive(tg_loc loc, const tg_node *nd)
 static bool backward_node(tg_node *nd, uint32_t serial)
 {
     const tg_op_def *def = tg_op_table[nd->op];
-    if (def->grad == TG_GRAD_NONE || def->grad == TG_GRAD_STOP)
+    tg_grad_kind kind = tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a);
+    if (kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
         return true;
     if (!saved_alive(nd->loc, nd))
         return false;
@@ -61,7 +62,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
     if (nd->n > 8 && !(dx = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)nd->n)))
         return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
     memset(dx, 0, sizeof(tg_tensor *) * (size_t)nd->n);
-    if (def->grad == TG_GRAD_ZERO) {
+    if (kind == TG_GRAD_ZERO) {
         for (int i = 0; i < nd->n; i++)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
     } else {
@@ -108,8 +109,14 @@ static bool collect(tg_loc loc, tg_tape *t, const tg_tensor *x, uint32_t serial,
         tg_entry *e = t->reads[k];
         if (e->var != x || e->var_gen != x->gen || e->grad_serial != serial)
             continue;
-        if (e->var_version != x->var->version)
+        if (e->var_version != x->var->version) {
+            if (tg__ctx()->check & TG_CHECK_STRICT)
+                return tg__fail(loc, "tg_gradient: variable '%s' was assigned at %s:%d after the tape read it at "
+                                "%s:%d (an error in strict mode; TF would return the gradient at the recorded value)",
+                                x->var->name, x->var->last_assign.file ? x->var->last_assign.file : "?",
+                                x->var->last_assign.line, e->loc.file, e->loc.line);
             warn_stale_read(loc, e);
+        }
         *out = *out ? tg_add_at(loc, *out, e->grad) : e->grad;
         if (!*out)
             return false;
@@ -131,7 +138,7 @@ static void mark_source(tg_tape *t, const tg_tensor *x, uint32_t serial)
 }
 
 /* One backward pass: seeds[i] flows from targets[i]; results in out[]. */
-static bool backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+bool tg__backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
                      tg_tensor *const *sources, int ns, tg_tensor **out)
 {
     uint32_t serial = ++t->grad_serial;
@@ -181,7 +188,7 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
         return false;
     }
     if (t->active && !t->persistent)
-        tg__tape_deactivate(t);
+        tg__tape_deactivate(t, loc);
     if (t->active && t->persistent && !t->paused && !persistent_inside_warned) {
         persistent_inside_warned = true;
         tg__warn(loc, "Calling GradientTape.gradient on a persistent tape inside its context is significantly less "
@@ -192,11 +199,13 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
     return true;
 }
 
-static void end_use(tg_tape *t)
+/* A non-persistent tape refuses further gradients; what it recorded stays until
+ * tg_tape_free, so tg_explain can still walk it. */
+static void end_use(tg_loc loc, tg_tape *t)
 {
     if (!t->persistent) {
         t->used = true;
-        tg__tape_clear(t);
+        t->used_loc = loc;
     }
 }
 
@@ -249,8 +258,8 @@ int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
         if (!tg_dtype_is_float(o.sources[i]->dtype))
             tg__warn(loc, "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
                      "GradientTape.gradient, got %s: source %d gets no gradient", tg_dtype_name(o.sources[i]->dtype), i);
-    bool ok = backward(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out);
-    end_use(t);
+    bool ok = tg__backward(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out);
+    end_use(loc, t);
     if (!ok) {
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
         return -1;
@@ -258,6 +267,7 @@ int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
     for (int i = 0; i < o.n_sources; i++)
         if (!tg_dtype_is_float(o.sources[i]->dtype))
             o.out[i] = NULL;
+    tg__remember_missing(t, o.targets, o.n_targets, o.sources, o.n_sources, o.out);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
     tg_clear_error();
     return 0;
@@ -304,11 +314,11 @@ static tg_tensor *jacobian_rows(tg_loc loc, const char *func, tg_tape *t, const 
     bool ok = rows != NULL, any = false;
     for (int64_t i = 0; ok && i < m; i++) {
         tg_tensor *seed = unit_seed(loc, y, i, batched);
-        ok = seed && backward(loc, t, (tg_tensor *const[]){(tg_tensor *)y}, &seed, 1,
+        ok = seed && tg__backward(loc, t, (tg_tensor *const[]){(tg_tensor *)y}, &seed, 1,
                               (tg_tensor *const[]){(tg_tensor *)x}, 1, &rows[i]);
         any |= ok && rows[i];
     }
-    end_use(t);
+    end_use(loc, t);
     if (!ok)
         return NULL;
     if (!any && mode == TG_UNCONNECTED_NONE) {

@@ -14,6 +14,9 @@ struct tape_chunk {
 /* Tape structs are recycled, never returned to the system, so a freed tape is
  * recognised by its magic instead of being read after free. */
 static _Thread_local tg_tape *free_tapes;
+static _Thread_local tg_tape *live_tapes;
+
+tg_tape *tg__live_tapes(void) { return live_tapes; }
 
 static void *tape_alloc(tg_tape *t, size_t bytes)
 {
@@ -136,21 +139,33 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
     if (ctx->n_active == TG_MAX_TAPES)
         return tg__fail(loc, "tg_tape_begin: %d tapes are already recording on this thread; end one first",
                         TG_MAX_TAPES);
+    if (!ctx->check_from_env) {
+        ctx->check_from_env = true;
+        ctx->check |= tg__env_check();
+    }
     tg_tape *t = free_tapes;
     if (t)
         free_tapes = t->next_free;
     else if (!(t = malloc(sizeof *t)))
         return tg__fail(loc, "tg_tape_begin: out of memory");
     *t = (tg_tape){.magic = TG_TAPE_ALIVE, .loc = loc, .persistent = o.persistent,
-                   .watch_accessed = o.watch_accessed_variables, .active = true};
+                   .watch_accessed = o.watch_accessed_variables, .active = true,
+                   .begin_stamp = ++ctx->clock, .next_live = live_tapes};
+    if (live_tapes)
+        live_tapes->prev_live = t;
+    live_tapes = t;
     ctx->active[ctx->n_active++] = t;
     recount_recording();
     return t;
 }
 
-void tg__tape_deactivate(tg_tape *t)
+void tg__tape_deactivate(tg_tape *t, tg_loc loc)
 {
     tg_context *ctx = tg__ctx();
+    if (t->paused)
+        t->pauses[t->n_pauses - 1].to = ctx->clock + 1;
+    t->end_stamp = ++ctx->clock;
+    t->end_loc = loc;
     for (int i = 0; i < ctx->n_active; i++) {
         if (ctx->active[i] != t)
             continue;
@@ -175,7 +190,7 @@ int tg_tape_end_at(tg_loc loc, tg_tape *t)
     if (inner != t)
         return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is still recording inside this one; "
                          "end the inner tape first", inner->loc.file, inner->loc.line);
-    tg__tape_deactivate(t);
+    tg__tape_deactivate(t, loc);
     return 0;
 }
 
@@ -190,6 +205,9 @@ void tg__tape_clear(tg_tape *t)
     free(t->reads);
     free(t->watched);
     free(t->watched_gen);
+    free(t->unwatched);
+    t->unwatched = NULL;
+    t->n_unwatched = t->cap_unwatched = 0;
     t->chunks = NULL;
     t->map = NULL;
     t->nodes = NULL;
@@ -205,9 +223,16 @@ void tg_tape_free(tg_tape *t)
     if (!t || t->magic != TG_TAPE_ALIVE)
         return;
     if (t->active)
-        tg__tape_deactivate(t);
+        tg__tape_deactivate(t, t->loc);
     tg__tape_clear(t);
+    free(t->pauses);
     t->magic = TG_TAPE_DEAD;
+    if (t->prev_live)
+        t->prev_live->next_live = t->next_live;
+    else
+        live_tapes = t->next_live;
+    if (t->next_live)
+        t->next_live->prev_live = t->prev_live;
     t->next_free = free_tapes;
     free_tapes = t;
 }
@@ -218,6 +243,9 @@ int tg_tape_stop_recording_at(tg_loc loc, tg_tape *t)
         return -1;
     if (!t->active || t->paused)
         return tg__failf(loc, "tg_tape_stop_recording: Trying to stop recording a tape which is not recording.");
+    if (!grow((void **)&t->pauses, &t->cap_pauses, t->n_pauses + 1, sizeof *t->pauses))
+        return tg__failf(loc, "tg_tape_stop_recording: out of memory");
+    t->pauses[t->n_pauses++] = (tg_pause){.from = ++tg__ctx()->clock, .to = UINT64_MAX, .loc = loc};
     t->paused = true;
     recount_recording();
     return 0;
@@ -230,9 +258,20 @@ int tg_tape_resume_recording_at(tg_loc loc, tg_tape *t)
     if (!t->active || !t->paused)
         return tg__failf(loc, "tg_tape_resume_recording: the tape begun at %s:%d is not inside stop_recording",
                          t->loc.file, t->loc.line);
+    t->pauses[t->n_pauses - 1].to = ++tg__ctx()->clock;
     t->paused = false;
     recount_recording();
     return 0;
+}
+
+bool tg__tape_recorded_at(const tg_tape *t, uint64_t stamp)
+{
+    if (stamp <= t->begin_stamp || (t->end_stamp && stamp >= t->end_stamp))
+        return false;
+    for (size_t i = 0; i < t->n_pauses; i++)
+        if (stamp > t->pauses[i].from && stamp < t->pauses[i].to)
+            return false;
+    return true;
 }
 
 int tg_tape_reset_at(tg_loc loc, tg_tape *t)
@@ -241,6 +280,11 @@ int tg_tape_reset_at(tg_loc loc, tg_tape *t)
         return -1;
     tg__tape_clear(t);
     t->used = false;
+    t->begin_stamp = ++tg__ctx()->clock;   /* what came before the reset is forgotten */
+    t->reset_loc = loc;
+    t->n_pauses = 0;
+    if (t->paused)   /* still inside stop_recording: the pause goes on (its slot exists) */
+        t->pauses[t->n_pauses++] = (tg_pause){.from = t->begin_stamp, .to = UINT64_MAX, .loc = loc};
     return 0;
 }
 
@@ -320,12 +364,24 @@ int tg_watch_at(tg_loc loc, tg_tape *t, const tg_tensor *x)
 /* ---- recording ----------------------------------------------------------------------------- */
 /* Does op input x connect to tape t? Reading a trainable variable watches it (TF's
  * watch_accessed_variables), whatever the op. */
-static bool connects(tg_tape *t, const tg_tensor *x)
+static void note_unwatched_read(tg_tape *t, const tg_tensor *v, tg_loc loc)
+{
+    for (size_t i = 0; i < t->n_unwatched; i++)
+        if (t->unwatched[i].var == v && t->unwatched[i].gen == v->gen)
+            return;
+    if (grow((void **)&t->unwatched, &t->cap_unwatched, t->n_unwatched + 1, sizeof *t->unwatched))
+        t->unwatched[t->n_unwatched++] = (tg_unwatched_read){(tg_tensor *)v, v->gen, loc};
+}
+
+static bool connects(tg_tape *t, const tg_tensor *x, tg_loc loc)
 {
     if (x->flags & TG_T_VARIABLE) {
         if (t->watch_accessed && x->var->trainable && !is_watched_var(t, x))
             watch_var(t, (tg_tensor *)x);
-        return is_watched_var(t, x);
+        if (is_watched_var(t, x))
+            return true;
+        note_unwatched_read(t, x, loc);
+        return false;
     }
     return tg__tape_lookup(t, x) != NULL;
 }
@@ -372,11 +428,20 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
         if (t->paused)
             continue;
         for (int i = 0; i < c->n; i++)
-            t->pending |= connects(t, c->in[i]);
+            t->pending |= connects(t, c->in[i], c->loc);
         any |= t->pending;
     }
-    if (!any)
+    if (!any) {
+        /* Unrecorded while a tape records: keep the inputs, so a diagnosis can follow
+         * the path back to where it left the tape. */
+        for (int i = 0; i < c->n && i < 2; i++) {
+            out->src[i] = (tg_tensor *)c->in[i];
+            out->src_gen[i] = c->in[i]->gen;
+        }
         return true;
+    }
+    if (ctx->check)
+        tg__check_recorded(c);
     out->flags &= ~(uint32_t)TG_T_UNRECORDED;
     /* Variable reads become snapshots, so the tape keeps the value it saw. */
     tg_tensor *small[8], **ins = small;

@@ -23,6 +23,8 @@ typedef struct tg_entry {
     tg_tensor *grad;            /* accumulated during gradient call `grad_serial` */
     uint32_t grad_serial;
     uint32_t needed_serial;     /* lies on a path to a requested source */
+    uint8_t reach;              /* diagnosis scratch: how the target reaches this entry */
+    tg_node *cut;               /* diagnosis scratch: the op that cuts that path */
 } tg_entry;
 
 struct tg_node {
@@ -37,6 +39,19 @@ struct tg_node {
 };
 
 typedef struct tape_chunk tape_chunk;
+
+/* A stretch of the thread's clock during which the tape did not record. */
+typedef struct tg_pause {
+    uint64_t from, to;
+    tg_loc loc;
+} tg_pause;
+
+/* A variable an op read while the tape recorded, without the tape watching it. */
+typedef struct tg_unwatched_read {
+    tg_tensor *var;
+    uint32_t gen;
+    tg_loc loc;
+} tg_unwatched_read;
 
 struct tg_tape {
     uint32_t magic;
@@ -57,7 +72,15 @@ struct tg_tape {
     uint32_t *watched_gen;
     size_t n_watched, cap_watched;
     uint32_t grad_serial;
+    /* history, for the diagnosis */
+    uint64_t begin_stamp, end_stamp;   /* end_stamp 0 while recording */
+    tg_loc end_loc, used_loc, reset_loc;
+    tg_pause *pauses;
+    size_t n_pauses, cap_pauses;
+    tg_unwatched_read *unwatched;
+    size_t n_unwatched, cap_unwatched;
     tg_tape *next_free;
+    tg_tape *next_live, *prev_live;    /* the thread's live tapes */
 };
 
 enum { TG_TAPE_ALIVE = 0x7A9E11, TG_TAPE_DEAD = 0x7A9EDD };
@@ -67,6 +90,16 @@ bool tg__tape_check(tg_loc loc, const char *func, const tg_tape *t);
 /* Forgets every node and entry (reset, or a non-persistent tape after its gradient). */
 void tg__tape_clear(tg_tape *t);
 /* Removes the tape from the thread's active stack (end of its block). */
-void tg__tape_deactivate(tg_tape *t);
+void tg__tape_deactivate(tg_tape *t, tg_loc loc);
+/* The thread's live (not freed) tapes. */
+tg_tape *tg__live_tapes(void);
+/* Did the tape record at clock time `stamp`? */
+bool tg__tape_recorded_at(const tg_tape *t, uint64_t stamp);
+/* Diagnoses every source left without a gradient by a gradient call (diagnose.c). */
+void tg__remember_missing(tg_tape *t, tg_tensor *const *targets, int nt, tg_tensor *const *sources, int ns,
+                          tg_tensor *const *grads);
+/* One reverse pass, for the diagnosis (gradient.c). */
+bool tg__backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                  tg_tensor *const *sources, int ns, tg_tensor **out);
 
 #endif

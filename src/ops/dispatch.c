@@ -40,7 +40,13 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
             return NULL;
     }
     out->op = op;
-    if (tg__ctx()->n_recording && !tg__tape_record(&c, out))
+    tg_context *ctx = tg__ctx();
+    for (int i = 0; i < n; i++)
+        if (in[i]->flags & TG_T_VARIABLE) {
+            in[i]->var->last_read = loc;
+            in[i]->var->last_read_stamp = ctx->clock;
+        }
+    if (ctx->n_recording ? !tg__tape_record(&c, out) : ctx->check && !tg__check_unrecorded(&c))
         return NULL;
     return out;
 }

@@ -718,17 +718,20 @@ static bool cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* Between float dtypes the gradient is cast back; a cast to or from an integer or bool
- * has no gradient (TF's None), so dx stays NULL and the path is cut there. */
+ * has no gradient (TF's None): the tape sees that call as not differentiable. */
+static tg_grad_kind cast_grad_kind(const tg_tensor *const *in, const tg_attrs *a)
+{
+    return tg_dtype_is_float(in[0]->dtype) && tg_dtype_is_float(a->dtype) ? TG_GRAD_RULE : TG_GRAD_NONE;
+}
+
 static bool cast_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_dtype from = g->in[0]->dtype;
-    if (tg_dtype_is_float(from) && tg_dtype_is_float(g->a->dtype))
-        dx[0] = tg_cast_at(g->loc, g->dy, from);
+    dx[0] = tg_cast_at(g->loc, g->dy, g->in[0]->dtype);
     return true;
 }
 
 const tg_op_def tg__op_cast = {.name = "tg_cast", .grad = TG_GRAD_RULE, .shape = cast_shape,
-                               .forward = cast_forward, .backward = cast_backward};
+                               .forward = cast_forward, .backward = cast_backward, .grad_for = cast_grad_kind};
 
 tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype)
 {

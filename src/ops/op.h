@@ -94,9 +94,18 @@ typedef struct tg_op_def {
     /* The output may share the input's storage (reshape): forward is then skipped when
      * the input is an ordinary scope tensor. */
     bool view;
+    /* Optional: the gradient kind of one call, for ops whose differentiability depends
+     * on their arguments (cast: only between float dtypes). */
+    tg_grad_kind (*grad_for)(const tg_tensor *const *in, const tg_attrs *a);
 } tg_op_def;
 
 extern const tg_op_def *const tg_op_table[TG_OP_COUNT];
+
+static inline tg_grad_kind tg__grad_kind(tg_op_kind op, const tg_tensor *const *in, const tg_attrs *a)
+{
+    const tg_op_def *d = tg_op_table[op];
+    return d->grad_for ? d->grad_for(in, a) : d->grad;
+}
 
 /* Runs one op. NULL with the first error kept when an input is NULL. */
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a);
@@ -121,5 +130,11 @@ tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *sh
 /* The tape's side of recording (autodiff/tape.c); called by tg__apply when any tape
  * records. Returns false with an error set. */
 bool tg__tape_record(const tg_call *c, tg_tensor *out);
+/* With TG_CHECK_EAGER: warns when an op runs on watched values while no tape records. */
+bool tg__check_unrecorded(const tg_call *c);
+/* With TG_CHECK_EAGER: warns when a recorded op cuts the gradient path. */
+void tg__check_recorded(const tg_call *c);
+/* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
+unsigned tg__env_check(void);
 
 #endif

@@ -181,6 +181,7 @@ static tg_tensor *header_in_scope(tg_loc loc)
     ctx.scope->tensors = t;
     if (ctx.n_recording == 0)
         t->flags |= TG_T_UNRECORDED;
+    t->stamp = ++ctx.clock;
     return t;
 }
 

@@ -82,6 +82,7 @@ tg_tensor *tg_tensor_from_at(tg_loc loc, tg_dtype dtype, tg_shape shape, const v
         return tg__fail(loc, "tg_tensor_from: `data` is NULL for a tensor of %lld elements", (long long)t->size);
     if (t->size)
         memcpy(t->data, data, (size_t)t->size * tg_dtype_size(dtype));
+    t->flags |= TG_T_FROM_DATA;
     return t;
 }
 

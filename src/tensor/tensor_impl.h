@@ -16,6 +16,7 @@ enum tg_tensor_flags {
     TG_T_VARIABLE = 1 << 0,     /* the header of a variable: data owned by the tg_var */
     TG_T_SNAPSHOT = 1 << 1,     /* a recorded read of a variable: data aliases it until assign */
     TG_T_UNRECORDED = 1 << 2,   /* made by an op while no tape was recording */
+    TG_T_FROM_DATA = 1 << 3,    /* made from raw data (tg_tensor_from) */
 };
 
 struct tg_tensor {
@@ -33,6 +34,10 @@ struct tg_tensor {
     uint32_t op;                /* op that made it (tg_op_kind), or TG_OP_NONE */
     tg_tensor *next;            /* next header of the same scope / free list */
     tg_tensor *snap_prev, *snap_next;   /* the variable's live snapshots */
+    /* Provenance, for the diagnosis of missing gradients: */
+    uint64_t stamp;             /* the thread's clock when it was made */
+    tg_tensor *src[2];          /* inputs of an op that ran, unrecorded, while a tape recorded */
+    uint32_t src_gen[2];
 };
 
 struct tg_var {
@@ -40,6 +45,8 @@ struct tg_var {
     bool trainable;
     uint64_t version;
     tg_loc last_assign;
+    tg_loc last_read;           /* the last op that read it, and when */
+    uint64_t last_read_stamp;
     tg_tensor *snapshots;       /* live snapshots still aliasing `data` */
     tg_tensor *handle;          /* the public tensor header */
 };
@@ -51,6 +58,9 @@ typedef struct tg_context {
     tg_tape *active[TG_MAX_TAPES];      /* tapes in their `with` block, innermost last */
     int n_active;
     int n_recording;                    /* active tapes not inside stop_recording */
+    uint64_t clock;                     /* counts tensors made and tape events */
+    unsigned check;                     /* TG_CHECK_* flags (autodiff.h) */
+    bool check_from_env;                /* TAPEGRAD_CHECK has been read */
 } tg_context;
 tg_context *tg__ctx(void);
 

@@ -1,0 +1,354 @@
+/* The diagnosis of missing gradients: each cause told apart, with the user's line. */
+#include "check.h"
+
+static char warning[2048];
+static int n_warnings;
+
+static void on_warning(const char *msg, void *user)
+{
+    (void)user;
+    n_warnings++;
+    snprintf(warning, sizeof warning, "%s", msg);
+}
+
+static void setup(void)
+{
+    n_warnings = 0;
+    warning[0] = 0;
+    tg_set_warning_handler(on_warning, NULL);
+}
+
+/* Explains y w.r.t. x on tape t and checks the cause and the line it names. */
+#define CHECK_CAUSE(t, y, x, expected_cause, expected_line)                                            \
+    do {                                                                                              \
+        tg_diagnosis d_;                                                                              \
+        CHECK(tg_explain(t, y, x, &d_) == 0);                                                         \
+        if (d_.cause != (expected_cause) || d_.where.line != (expected_line))                         \
+            printf("  got cause %s at line %d: %s\n", tg_cause_name(d_.cause), d_.where.line, d_.message); \
+        CHECK(d_.cause == (expected_cause));                                                          \
+        CHECK(d_.where.line == (expected_line));                                                      \
+    } while (0)
+
+static void not_read(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(2.0), .name = "w"), *u = tg_variable(tg_scalar(3.0), .name = "u");
+    tg_tape *t = tg_tape_begin();
+    int tape_line = __LINE__ - 1;
+    tg_tensor *y = tg_square(u);
+    tg_tape_end(t);
+    CHECK(tg_gradient(t, y, w) == NULL && !tg_has_error());
+    CHECK_CAUSE(t, y, w, TG_CAUSE_NOT_READ, tape_line);
+    tg_diagnosis d;
+    tg_explain(t, y, w, &d);
+    CHECK(strstr(d.message, "variable 'w' was never read") != NULL);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_variable_free(u);
+    tg_scope_end(s);
+}
+
+static void forward_pass_before_the_tape(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(2, 1), 0.5, -1), .name = "dense/kernel");
+    tg_tensor *x = tg_from_f32(TG_SHAPE(1, 2), 1, 2);
+    tg_tensor *pred = tg_matmul(x, w); int pred_line = __LINE__;
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = tg_mean(tg_square(pred));
+    tg_tape_end(t);
+    CHECK(tg_gradient(t, loss, w) == NULL);
+    CHECK_CAUSE(t, loss, w, TG_CAUSE_OUTSIDE_TAPE, pred_line);
+    tg_diagnosis d;
+    tg_explain(t, loss, w, &d);
+    CHECK(d.op && strcmp(d.op, "tg_matmul") == 0);
+    CHECK(strstr(d.message, "before the tape began") != NULL);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+}
+
+static void not_watched(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *frozen = tg_variable(tg_scalar(2.0), .name = "frozen", .trainable = false);
+    tg_tensor *v = tg_variable(tg_scalar(2.0), .name = "v");
+    tg_tensor *c = tg_scalar(4.0);
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_tensor *y1 = tg_mul(frozen, frozen); int read_line = __LINE__;
+    tg_tensor *y2 = tg_mul(c, c);
+    tg_tape_end(t);
+    CHECK_CAUSE(t, y1, frozen, TG_CAUSE_NOT_WATCHED, read_line);
+    tg_diagnosis d;
+    tg_explain(t, y1, frozen, &d);
+    CHECK(strstr(d.message, "not trainable") != NULL);
+    CHECK_CAUSE(t, y2, c, TG_CAUSE_NOT_WATCHED, tg_tensor_loc(c).line);
+    tg_explain(t, y2, c, &d);
+    CHECK(strstr(d.message, "tg_watch") != NULL);
+    tg_tape_free(t);
+
+    tg_tape *off = tg_tape_begin(.watch_accessed_variables = false);
+    tg_tensor *y3 = tg_square(v); int off_line = __LINE__;
+    tg_tape_end(off);
+    CHECK(tg_gradient(off, y3, v) == NULL);
+    CHECK_CAUSE(off, y3, v, TG_CAUSE_NOT_WATCHED, off_line);
+    tg_explain(off, y3, v, &d);
+    CHECK(strstr(d.message, "watch_accessed_variables=false") != NULL);
+    tg_tape_free(off);
+    tg_variable_free(frozen);
+    tg_variable_free(v);
+    tg_scope_end(s);
+}
+
+static void cut_by_stop_gradient_and_non_differentiable_ops(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(3), 1.5, -0.5, 2.5), .name = "w");
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_tensor *a = tg_stop_gradient(tg_square(w)); int stop_line = __LINE__;
+    tg_tensor *ya = tg_sum(a);
+    tg_tensor *f = tg_floor(w); int floor_line = __LINE__;
+    tg_tensor *yf = tg_sum(tg_mul(f, f));
+    tg_tensor *am = tg_cast(tg_argmax(w, 0), TG_F32); int argmax_line = __LINE__;
+    tg_tensor *g = tg_cast(tg_greater(w, tg_scalar(0)), TG_F32); int greater_line = __LINE__;
+    tg_tensor *yg = tg_sum(g);
+    tg_tensor *ci = tg_cast(tg_cast(w, TG_I32), TG_F32); int cast_line = __LINE__;
+    tg_tensor *yc = tg_sum(ci);
+    tg_tape_end(t);
+    CHECK_CAUSE(t, ya, w, TG_CAUSE_STOP_GRADIENT, stop_line);
+    CHECK_CAUSE(t, yf, w, TG_CAUSE_NON_DIFFERENTIABLE, floor_line);
+    CHECK_CAUSE(t, am, w, TG_CAUSE_NON_DIFFERENTIABLE, argmax_line);
+    CHECK_CAUSE(t, yg, w, TG_CAUSE_NON_DIFFERENTIABLE, greater_line);
+    CHECK_CAUSE(t, yc, w, TG_CAUSE_NON_DIFFERENTIABLE, cast_line);
+    tg_diagnosis d;
+    tg_explain(t, yf, w, &d);
+    CHECK(d.op && strcmp(d.op, "tg_floor") == 0 && strstr(d.message, "has no gradient"));
+    tg_explain(t, am, w, &d);
+    CHECK(d.op && strcmp(d.op, "tg_argmax") == 0);
+    /* one cut path and one open path: the gradient is there */
+    tg_tape *t2 = tg_tape_begin();
+    tg_tensor *mixed = tg_add(tg_sum(tg_floor(w)), tg_sum(w));
+    tg_tape_end(t2);
+    CHECK_CAUSE(t2, mixed, w, TG_CAUSE_NONE, tg_tensor_loc(mixed).line);
+    tg_tape_free(t2);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+}
+
+static void computed_outside_the_tape(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(3.0), .name = "w");
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_tensor *h = tg_square(w);
+    tg_tape_stop_recording(t); int stop_line = __LINE__;
+    tg_tensor *p = tg_mul(h, h); int paused_line = __LINE__;
+    tg_tape_resume_recording(t);
+    tg_tensor *yp = tg_add(p, tg_scalar(1));
+    float raw;
+    tg_copy_out(h, &raw, sizeof raw);
+    tg_tensor *copied = tg_tensor_from(TG_F32, TG_SCALAR_SHAPE, &raw); int raw_line = __LINE__;
+    tg_tensor *yr = tg_mul(copied, tg_scalar(2));
+    tg_tape_end(t); int end_line = __LINE__;
+    tg_tensor *after = tg_mul(h, tg_scalar(2)); int after_line = __LINE__;
+    CHECK_CAUSE(t, yp, w, TG_CAUSE_OUTSIDE_TAPE, paused_line);
+    tg_diagnosis d;
+    tg_explain(t, yp, w, &d);
+    char expect[128];
+    snprintf(expect, sizeof expect, "inside stop_recording (begun at %s:%d)", __FILE__, stop_line);
+    CHECK(strstr(d.message, expect) != NULL);
+    CHECK_CAUSE(t, yr, w, TG_CAUSE_OUTSIDE_TAPE, raw_line);
+    tg_explain(t, yr, w, &d);
+    CHECK(strstr(d.message, "raw data") != NULL);
+    CHECK_CAUSE(t, after, w, TG_CAUSE_OUTSIDE_TAPE, after_line);
+    tg_explain(t, after, w, &d);
+    snprintf(expect, sizeof expect, "after the tape ended at %s:%d", __FILE__, end_line);
+    CHECK(strstr(d.message, expect) != NULL);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+}
+
+static void tape_used(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(3.0), .name = "w");
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *y = tg_square(w);
+    tg_tape_end(t);
+    CHECK(tg_gradient(t, y, w) != NULL); int used_line = __LINE__;
+    CHECK(tg_gradient(t, y, w) == NULL);
+    CHECK_ERROR("A non-persistent GradientTape can only be used");
+    CHECK_CAUSE(t, y, w, TG_CAUSE_TAPE_USED, used_line);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+}
+
+static void stale_read_and_strict_mode(void)
+{
+    setup();
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(3.0), .name = "w");
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_tensor *y = tg_square(w);
+    tg_tape_end(t);
+    tg_assign_sub(w, tg_scalar(1.0)); int assign_line = __LINE__;
+    CHECK_VALUES(tg_gradient(t, y, w), 0, 6.0);
+    CHECK(n_warnings == 1 && strstr(warning, "'w' was assigned at"));
+    CHECK_CAUSE(t, y, w, TG_CAUSE_STALE_READ, assign_line);
+    tg_set_check(TG_CHECK_STRICT);
+    CHECK(tg_gradient(t, y, w) == NULL);
+    CHECK_ERROR("an error in strict mode");
+    tg_set_check(0);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+    tg_set_warning_handler(NULL, NULL);
+}
+
+static void integer_dtype(void)
+{
+    setup();
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_scalar_of(TG_I32, 3);
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_cast(tg_square(x), TG_F32);
+    tg_tape_end(t);
+    CHECK_CAUSE(t, y, x, TG_CAUSE_INTEGER_DTYPE, tg_tensor_loc(x).line);
+    tg_tape_free(t);
+    tg_scope_end(s);
+    tg_set_warning_handler(NULL, NULL);
+}
+
+static void zero_gradient(void)
+{
+    tg_scope *s = tg_scope_begin();
+    /* every ReLU unit inactive */
+    tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(2), -1, -2), .name = "w");
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_tensor *r = tg_relu(w); int relu_line = __LINE__;
+    tg_tensor *y = tg_sum(r);
+    /* categorical cross-entropy over a last axis of size 1: p / sum(p) == 1 */
+    tg_tensor *p = tg_sigmoid(tg_reshape(w, TG_SHAPE(2, 1)));
+    tg_tensor *norm = tg_div(p, tg_sum(p, .axes = TG_AXES(-1), .keepdims = true));
+    tg_tensor *cce = tg_neg(tg_sum(tg_log(tg_clip_by_value(norm, 1e-7, 1 - 1e-7))));
+    tg_tape_end(t);
+    CHECK_VALUES(tg_gradient(t, y, w), 0, 0, 0);
+    CHECK_CAUSE(t, y, w, TG_CAUSE_ZERO_GRADIENT, relu_line);
+    tg_diagnosis d;
+    tg_explain(t, y, w, &d);
+    CHECK(d.op && strcmp(d.op, "tg_relu") == 0);
+    CHECK_VALUES(tg_gradient(t, cce, w), 0, 0, 0);
+    tg_explain(t, cce, w, &d);
+    CHECK(d.cause == TG_CAUSE_ZERO_GRADIENT);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+}
+
+static void unconnected(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(2.0), .name = "w"), *u = tg_variable(tg_scalar(3.0), .name = "u");
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *unused = tg_square(w);
+    tg_tensor *y = tg_square(u); int y_line = __LINE__;
+    tg_tape_end(t);
+    (void)unused;
+    CHECK_CAUSE(t, y, w, TG_CAUSE_UNCONNECTED, y_line);
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_variable_free(u);
+    tg_scope_end(s);
+}
+
+static void kept_for_optimizers_after_the_tape_is_freed(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(2.0), .name = "w"), *b = tg_variable(tg_scalar(1.0), .name = "b");
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *y = tg_add(tg_floor(w), b); int floor_line = __LINE__;
+    tg_tape_end(t);
+    tg_tensor *g[2];
+    CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = (tg_tensor *[]){w, b}, .n_sources = 2,
+                       .out = g) == 0);
+    CHECK(g[0] == NULL && g[1] != NULL);
+    tg_tape_free(t);
+    tg_diagnosis d;
+    CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NON_DIFFERENTIABLE && d.where.line == floor_line);
+    CHECK(tg_explain_missing(b, &d) == -1 && d.cause == TG_CAUSE_NONE && d.message[0] == 0);
+    tg_variable_free(w);
+    tg_variable_free(b);
+    tg_scope_end(s);
+}
+
+static void eager_checks_warn_at_the_moment(void)
+{
+    setup();
+    tg_set_check(TG_CHECK_EAGER);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(tg_scalar(2.0), .name = "w");
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *f = tg_floor(w); int floor_line = __LINE__;
+    char expect[64];
+    snprintf(expect, sizeof expect, ":%d: [non_differentiable] tg_floor", floor_line);
+    CHECK(n_warnings == 1 && strstr(warning, expect));
+    tg_tape_end(t);
+    tg_tensor *late = tg_mul(w, tg_scalar(2)); int late_line = __LINE__;
+    snprintf(expect, sizeof expect, ":%d: [outside_tape] tg_mul reads trainable variable 'w'", late_line);
+    CHECK(n_warnings == 2 && strstr(warning, expect));
+    tg_tensor *g = tg_gradient(t, f, w);
+    CHECK(g == NULL && n_warnings == 3 && strstr(warning, "[non_differentiable]"));
+    (void)late;
+    tg_tape_free(t);
+    tg_variable_free(w);
+    tg_scope_end(s);
+    tg_set_check(0);
+    tg_set_warning_handler(NULL, NULL);
+}
+
+static void bad_input(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_scalar(1);
+    tg_diagnosis d;
+    CHECK(tg_explain(NULL, x, x, &d) == -1);
+    CHECK_ERROR("`tape` is NULL");
+    tg_tape *t = tg_tape_begin();
+    tg_tape_end(t);
+    CHECK(tg_explain(t, x, x, NULL) == -1);
+    CHECK_ERROR("`out` is NULL");
+    tg_clear_error();
+    CHECK(tg_explain(t, NULL, x, &d) == -1);
+    CHECK_ERROR("`target` is NULL");
+    tg_scope *inner = tg_scope_begin();
+    tg_tensor *dead = tg_scalar(2);
+    tg_scope_end(inner);
+    CHECK(tg_explain(t, dead, x, &d) == -1);
+    CHECK_ERROR("used after its scope ended");
+    tg_tape_free(t);
+    CHECK(tg_explain(t, x, x, &d) == -1);
+    CHECK_ERROR("already freed");
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    RUN(not_read);
+    RUN(forward_pass_before_the_tape);
+    RUN(not_watched);
+    RUN(cut_by_stop_gradient_and_non_differentiable_ops);
+    RUN(computed_outside_the_tape);
+    RUN(tape_used);
+    RUN(stale_read_and_strict_mode);
+    RUN(integer_dtype);
+    RUN(zero_gradient);
+    RUN(unconnected);
+    RUN(kept_for_optimizers_after_the_tape_is_freed);
+    RUN(eager_checks_warn_at_the_moment);
+    RUN(bad_input);
+    return TEST_SUMMARY();
+}
