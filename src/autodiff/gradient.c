@@ -74,7 +74,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         tg_entry *e = nd->in_entry[i];
         if (!dx[i] || !e || e->needed_serial != serial)
             continue;
-        if (dx[i]->rank != nd->in[i]->rank || memcmp(dx[i]->shape, nd->in[i]->shape, sizeof(int64_t) * (size_t)dx[i]->rank)) {
+        if (!tg__same_shape(dx[i], nd->in[i])) {
             char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
             tg_shape sa = tg__shape(dx[i]), sb = tg__shape(nd->in[i]);
             return tg__fail(nd->loc, "internal error: the backward rule of %s gave a gradient of shape %s for input %d "

@@ -200,7 +200,7 @@ static bool binary_shape_kinds(const tg_call *c, tg_shape *shape, int kinds)
     const tg_tensor *a = c->in[0], *b = c->in[1];
     if (!tg__same_dtype(c, a, b) || !dtype_allowed(c, a, "a", kinds))
         return false;
-    if (a->rank == b->rank && !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->rank)) {
+    if (tg__same_shape(a, b)) {
         *shape = tg__shape(a);   /* no broadcasting: the common case */
         return true;
     }
@@ -247,6 +247,8 @@ static bool bool_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { retur
 /* ---- small helpers for backward rules ------------------------------------------------------- */
 static tg_tensor *unbroadcast_to(const tg_grad_ctx *g, const tg_tensor *grad, int i)
 {
+    if (grad && tg__same_shape(grad, g->in[i]))
+        return (tg_tensor *)grad;   /* nothing was broadcast */
     tg_shape s = tg__shape(g->in[i]);
     return tg__unbroadcast(g->loc, grad, &s);
 }

@@ -81,12 +81,21 @@ static inline size_t tg__dsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ?
 /* ---- shapes -------------------------------------------------------------------------- */
 static inline tg_shape tg__shape(const tg_tensor *t)
 {
-    tg_shape s = {.rank = t->rank};
-    for (int i = 0; i < t->rank; i++)
-        s.dims[i] = t->shape[i];
+    tg_shape s;
+    s.rank = t->rank;
+    memcpy(s.dims, t->shape, sizeof s.dims);   /* fixed size: one vector copy, no stall */
     return s;
 }
 bool tg__shape_eq(const tg_shape *a, const tg_shape *b);
+static inline bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
 int64_t tg__shape_size(const tg_shape *s);
 /* "(2, 3)" into buf, returns buf. */
 const char *tg__shape_str(const tg_shape *s, char *buf, size_t size);
