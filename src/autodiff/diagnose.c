@@ -305,12 +305,13 @@ static void explain_zero(tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_
 static void explain_present(tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_entry **xe, int nx, tg_diagnosis *d)
 {
     char sb[160];
-    if (t->used) {
-        say(d, TG_CAUSE_TAPE_USED, t->used_loc, NULL,
-            "the tape begun at %s:%d is not persistent and already gave its gradients at %s:%d; a second "
-            "gradient call fails. Begin it with tg_tape_begin(.persistent = true) to take several, or compute "
-            "all gradients in one tg_gradients call",
-            file_of(t->loc), t->loc.line, file_of(t->used_loc), t->used_loc.line);
+    if (t->used && t->refused_loc.file) {
+        say(d, TG_CAUSE_TAPE_USED, t->refused_loc, NULL,
+            "the tape begun at %s:%d is not persistent and already gave its gradients at %s:%d, so the gradient "
+            "call at %s:%d was refused. Begin it with tg_tape_begin(.persistent = true) to take several, or "
+            "compute all gradients in one tg_gradients call",
+            file_of(t->loc), t->loc.line, file_of(t->used_loc), t->used_loc.line, file_of(t->refused_loc),
+            t->refused_loc.line);
         return;
     }
     for (int i = 0; i < nx; i++) {

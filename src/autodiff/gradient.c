@@ -182,6 +182,7 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
     if (!tg__tape_check(loc, func, t))
         return false;
     if (t->used) {
+        t->refused_loc = loc;
         tg__fail(loc, "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
                  "jacobians); the tape begun at %s:%d was already used. Begin it with "
                  "tg_tape_begin(.persistent = true) to take several gradients", func, t->loc.file, t->loc.line);

@@ -75,6 +75,7 @@ struct tg_tape {
     /* history, for the diagnosis */
     uint64_t begin_stamp, end_stamp;   /* end_stamp 0 while recording */
     tg_loc end_loc, used_loc, reset_loc;
+    tg_loc refused_loc;                /* a gradient call refused because the tape was used */
     tg_pause *pauses;
     size_t n_pauses, cap_pauses;
     tg_unwatched_read *unwatched;
