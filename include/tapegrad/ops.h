@@ -174,6 +174,49 @@ tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tens
 #define tg_pad(x, before, after, value) tg_pad_at(TG_LOC, x, before, after, value)
 #define tg_scatter_add(indices, updates, shape, axis) tg_scatter_add_at(TG_LOC, indices, updates, shape, axis)
 
+/* ---- convolution (NHWC) ------------------------------------------------------------ */
+/* TF's padding: VALID uses whole windows only; SAME gives ceil(in / stride) outputs and
+ * pads max((out - 1) * stride + k - in, 0) positions, the smaller half before. */
+typedef enum tg_padding { TG_PADDING_VALID = 0, TG_PADDING_SAME = 1 } tg_padding;
+
+/* im2col: [N, H, W, C] -> [N, OH, OW, KH*KW*C], each row one window ordered (kh, kw, c)
+ * like a kernel [KH, KW, C, F]; padded positions are 0. */
+tg_tensor *tg_extract_patches_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, int64_t stride_h,
+                                 int64_t stride_w, tg_padding padding);
+/* col2im, the adjoint of extract_patches: sums each window back into an image of
+ * `height` x `width` (overlaps add up, padded positions are dropped). */
+tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
+                                  int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding);
+#define tg_extract_patches(x, kh, kw, stride_h, stride_w, padding) \
+    tg_extract_patches_at(TG_LOC, x, kh, kw, stride_h, stride_w, padding)
+#define tg_patches_to_image(patches, height, width, kh, kw, stride_h, stride_w, padding) \
+    tg_patches_to_image_at(TG_LOC, patches, height, width, kh, kw, stride_h, stride_w, padding)
+
+typedef struct tg_conv2d_opts {
+    int64_t strides[2];        /* default {1, 1} */
+    tg_padding padding;        /* default TG_PADDING_VALID */
+} tg_conv2d_opts;
+/* x [N, H, W, C] (*) kernel [KH, KW, C, F] -> [N, OH, OW, F]: TF's conv2d (a
+ * cross-correlation), as patches times the kernel (one GEMM). */
+tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o);
+#define tg_conv2d(x, kernel, ...) \
+    tg_conv2d_at(TG_LOC, x, kernel, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+
+typedef struct tg_pool2d_opts {
+    int64_t pool_size[2];      /* default {2, 2} */
+    int64_t strides[2];        /* default {0, 0}: the pool size, as Keras */
+    tg_padding padding;        /* default TG_PADDING_VALID */
+} tg_pool2d_opts;
+/* Max over each window; SAME padding never wins. Ties share the gradient. */
+tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);
+/* Mean over each window; with SAME, over the real (not padded) positions only, as TF. */
+tg_tensor *tg_avg_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);
+/* Mean over height and width: [N, H, W, C] -> [N, C]. */
+tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x);
+#define tg_max_pool2d(x, ...) tg_max_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
+#define tg_avg_pool2d(x, ...) tg_avg_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
+#define tg_global_avg_pool2d(x) tg_global_avg_pool2d_at(TG_LOC, x)
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,8 @@ typedef enum tg_op_kind {
     /* shape */
     TG_OP_RESHAPE, TG_OP_TRANSPOSE, TG_OP_BROADCAST_TO, TG_OP_CONCAT, TG_OP_STACK, TG_OP_SLICE,
     TG_OP_GATHER, TG_OP_SCATTER_ADD, TG_OP_ONE_HOT, TG_OP_PAD,
+    /* convolution (im2col and its adjoint) */
+    TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE,
     /* user-supplied backward */
     TG_OP_CUSTOM,
     TG_OP_COUNT

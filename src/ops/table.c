@@ -1,5 +1,5 @@
 /* The op table. Each entry is defined beside its kernels (elementwise.c, activation.c,
- * reduce.c, linalg.c, shape.c, custom.c). */
+ * reduce.c, linalg.c, shape.c, conv.c, custom.c). */
 #include "op.h"
 
 #define OPS(X)                                                                                     \
@@ -16,7 +16,8 @@
     X(ARGMAX, argmax) X(ARGMIN, argmin) X(MATMUL, matmul)                                          \
     X(RESHAPE, reshape) X(TRANSPOSE, transpose) X(BROADCAST_TO, broadcast_to) X(CONCAT, concat)    \
     X(STACK, stack) X(SLICE, slice) X(GATHER, gather) X(SCATTER_ADD, scatter_add)                  \
-    X(ONE_HOT, one_hot) X(PAD, pad) X(CUSTOM, custom)
+    X(ONE_HOT, one_hot) X(PAD, pad)                                                               \
+    X(EXTRACT_PATCHES, extract_patches) X(PATCHES_TO_IMAGE, patches_to_image) X(CUSTOM, custom)
 
 #define DECLARE(KIND, name) extern const tg_op_def tg__op_##name;
 OPS(DECLARE)

@@ -1,0 +1,369 @@
+/* Convolution and pooling over NHWC images.
+ *
+ * Two ops do all the work: extract_patches (im2col) copies every window of the image
+ * into one row, [N, H, W, C] -> [N, OH, OW, KH*KW*C], ordered (kh, kw, c) like a TF
+ * kernel [KH, KW, C, F]; patches_to_image (col2im) is its adjoint, summing each row
+ * back where it came from. Both are linear and each one's backward is the other, so
+ * derivatives of any order need nothing more. conv2d is patches times the kernel seen
+ * as a [KH*KW*C, F] matrix (one GEMM); the pools reduce patches seen as
+ * [N, OH, OW, KH*KW, C] over the window axis.
+ *
+ * Padding follows TF: VALID uses whole windows only; SAME gives ceil(in / stride)
+ * outputs and pads max((out - 1) * stride + k - in, 0) positions, the smaller half
+ * before and the rest after.
+ *
+ * Attrs of both ops: i[0..3] = kh, kw, stride_h, stride_w; flag_a = SAME; f[0] = the
+ * value of padded positions (extract_patches); j[0..1] = the image's H, W
+ * (patches_to_image). */
+#include <math.h>
+
+#include "op.h"
+#include "tapegrad/ops.h"
+
+/* One sliding window over an image, resolved against its shape. */
+typedef struct window {
+    int64_t kh, kw, sh, sw;
+    bool same;
+    int64_t n, h, w, c;       /* the image */
+    int64_t oh, ow, pt, pl;   /* output size, padding before (top, left) */
+} window;
+
+#define SHAPE_STR(name, s)                                                                        \
+    char name[TG_SHAPE_STR_MAX];                                                                  \
+    tg__shape_str(s, name, sizeof name)
+
+static int64_t out_size(int64_t in, int64_t k, int64_t s, bool same, int64_t *pad_before)
+{
+    if (!same) {
+        *pad_before = 0;
+        return (in - k) / s + 1;
+    }
+    int64_t out = (in + s - 1) / s, total = (out - 1) * s + k - in;
+    *pad_before = total > 0 ? total / 2 : 0;
+    return out;
+}
+
+/* Checks the window against an image of shape [n, h, w, c] and resolves it; `name` is
+ * the function the user called. */
+static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, const int64_t k[2],
+                           const int64_t s[2], int padding, window *win)
+{
+    SHAPE_STR(str, img);
+    if (img->rank != 4) {
+        tg__fail(loc, "%s: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape %s",
+                 name, str);
+        return false;
+    }
+    if (k[0] < 1 || k[1] < 1) {
+        tg__fail(loc, "%s: the window size (%lld, %lld) must be positive", name, (long long)k[0], (long long)k[1]);
+        return false;
+    }
+    if (s[0] < 1 || s[1] < 1) {
+        tg__fail(loc, "%s: strides (%lld, %lld) must be positive", name, (long long)s[0], (long long)s[1]);
+        return false;
+    }
+    if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME) {
+        tg__fail(loc, "%s: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME", name, padding);
+        return false;
+    }
+    *win = (window){.kh = k[0], .kw = k[1], .sh = s[0], .sw = s[1], .same = padding == TG_PADDING_SAME,
+                    .n = img->dims[0], .h = img->dims[1], .w = img->dims[2], .c = img->dims[3]};
+    if (!win->same && (win->h < win->kh || win->w < win->kw)) {
+        tg__fail(loc, "%s: with VALID padding the window (%lld, %lld) must fit in the input's height and width, "
+                 "but the input has shape %s; use TG_PADDING_SAME or a smaller window", name, (long long)k[0],
+                 (long long)k[1], str);
+        return false;
+    }
+    win->oh = out_size(win->h, win->kh, win->sh, win->same, &win->pt);
+    win->ow = out_size(win->w, win->kw, win->sw, win->same, &win->pl);
+    return true;
+}
+
+static tg_attrs window_attrs(const window *w, double pad_value)
+{
+    return (tg_attrs){.i = {w->kh, w->kw, w->sh, w->sw}, .j = {w->h, w->w}, .flag_a = w->same, .f = {pad_value}};
+}
+
+static bool attrs_window(tg_loc loc, const char *name, const tg_attrs *a, const tg_shape *img, window *w)
+{
+    return resolve_window(loc, name, img, (const int64_t[]){a->i[0], a->i[1]}, (const int64_t[]){a->i[2], a->i[3]},
+                          a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID, w);
+}
+
+static int64_t patch_len(const window *w) { return w->kh * w->kw * w->c; }
+
+/* ---- the copy loops, shared by both directions ------------------------------------------------- */
+/* For every output position and window row: the image row segment it covers. `ADD`
+ * selects col2im (accumulate into the image) over im2col (copy into the patch). */
+#define WINDOW_LOOP(T, img, cols, G, pad, ADD)                                                    \
+    do {                                                                                          \
+        const int64_t C_ = (G)->c, K_ = patch_len(G);                                             \
+        for (int64_t n_ = 0; n_ < (G)->n; n_++)                                                   \
+            for (int64_t y_ = 0; y_ < (G)->oh; y_++)                                              \
+                for (int64_t x_ = 0; x_ < (G)->ow; x_++) {                                        \
+                    T *row_ = (cols) + ((n_ * (G)->oh + y_) * (G)->ow + x_) * K_;                 \
+                    int64_t ix0_ = x_ * (G)->sw - (G)->pl;                                        \
+                    for (int64_t a_ = 0; a_ < (G)->kh; a_++) {                                    \
+                        T *seg_ = row_ + a_ * (G)->kw * C_;                                       \
+                        int64_t iy_ = y_ * (G)->sh - (G)->pt + a_;                                \
+                        bool rin_ = iy_ >= 0 && iy_ < (G)->h;                                     \
+                        T *src_ = rin_ ? (img) + ((n_ * (G)->h + iy_) * (G)->w) * C_ : NULL;      \
+                        if (!(ADD) && rin_ && ix0_ >= 0 && ix0_ + (G)->kw <= (G)->w) {            \
+                            memcpy(seg_, src_ + ix0_ * C_, sizeof(T) * (size_t)((G)->kw * C_));   \
+                            continue; /* the whole window row lies inside the image */            \
+                        }                                                                         \
+                        for (int64_t b_ = 0; b_ < (G)->kw; b_++) {                                \
+                            int64_t ix_ = ix0_ + b_;                                              \
+                            T *d_ = seg_ + b_ * C_;                                               \
+                            bool in_ = rin_ && ix_ >= 0 && ix_ < (G)->w;                          \
+                            if (ADD) {                                                            \
+                                if (in_)                                                          \
+                                    for (int64_t q_ = 0; q_ < C_; q_++)                           \
+                                        src_[ix_ * C_ + q_] += d_[q_];                            \
+                            } else if (in_) {                                                     \
+                                memcpy(d_, src_ + ix_ * C_, sizeof(T) * (size_t)C_);              \
+                            } else {                                                              \
+                                for (int64_t q_ = 0; q_ < C_; q_++)                               \
+                                    d_[q_] = (pad);                                               \
+                            }                                                                     \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+    } while (0)
+
+/* ---- extract_patches (im2col) ------------------------------------------------------------------- */
+static bool extract_patches_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0];
+    window w;
+    tg_shape xs = tg__shape(x);
+    if (!tg__require_float(c, x, "x") || !attrs_window(c->loc, "tg_extract_patches", c->a, &xs, &w))
+        return false;
+    *shape = (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, patch_len(&w)}};
+    *dtype = x->dtype;
+    return true;
+}
+
+static bool extract_patches_forward(const tg_call *c, tg_tensor *out)
+{
+    window w;
+    tg_shape xs = tg__shape(c->in[0]);
+    attrs_window(c->loc, "tg_extract_patches", c->a, &xs, &w);
+    if (out->dtype == TG_F32)
+        WINDOW_LOOP(float, (float *)c->in[0]->data, (float *)out->data, &w, (float)c->a->f[0], false);
+    else
+        WINDOW_LOOP(double, (double *)c->in[0]->data, (double *)out->data, &w, c->a->f[0], false);
+    return true;
+}
+
+static bool extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_attrs *a = g->a;
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->i[0], a->i[1], a->i[2], a->i[3],
+                                   a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID);
+    return dx[0] != NULL;
+}
+
+const tg_op_def tg__op_extract_patches = {.name = "tg_extract_patches", .grad = TG_GRAD_RULE,
+                                          .shape = extract_patches_shape, .forward = extract_patches_forward,
+                                          .backward = extract_patches_backward};
+
+/* Patches padded with `pad_value` (max pooling pads with -inf so padding never wins). */
+static tg_tensor *patches_padded(tg_loc loc, const tg_tensor *x, const window *w, double pad_value)
+{
+    tg_attrs a = window_attrs(w, pad_value);
+    return TG__APPLY(loc, TG_OP_EXTRACT_PATCHES, &a, x);
+}
+
+tg_tensor *tg_extract_patches_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, int64_t stride_h,
+                                 int64_t stride_w, tg_padding padding)
+{
+    tg_attrs a = {.i = {kh, kw, stride_h, stride_w}, .flag_a = padding == TG_PADDING_SAME};
+    if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
+        return tg__fail(loc, "tg_extract_patches: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
+                        (int)padding);
+    return TG__APPLY(loc, TG_OP_EXTRACT_PATCHES, &a, x);
+}
+
+/* ---- patches_to_image (col2im) ------------------------------------------------------------------- */
+static bool patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *p = c->in[0];
+    tg_shape ps = tg__shape(p);
+    SHAPE_STR(str, &ps);
+    if (!tg__require_float(c, p, "patches"))
+        return false;
+    if (p->rank != 4) {
+        tg__fail(c->loc, "tg_patches_to_image: `patches` must have rank 4, [batch, out_height, out_width, "
+                 "kh*kw*channels], but has shape %s", str);
+        return false;
+    }
+    int64_t kk = c->a->i[0] * c->a->i[1];
+    if (kk < 1 || p->shape[3] % kk) {
+        tg__fail(c->loc, "tg_patches_to_image: the last axis of `patches` (shape %s) must be kh*kw*channels, "
+                 "a multiple of kh*kw = %lld*%lld", str, (long long)c->a->i[0], (long long)c->a->i[1]);
+        return false;
+    }
+    if (c->a->j[0] < 0 || c->a->j[1] < 0) {
+        tg__fail(c->loc, "tg_patches_to_image: the image size (%lld, %lld) must not be negative",
+                 (long long)c->a->j[0], (long long)c->a->j[1]);
+        return false;
+    }
+    tg_shape img = {.rank = 4, .dims = {p->shape[0], c->a->j[0], c->a->j[1], p->shape[3] / kk}};
+    window w;
+    if (!attrs_window(c->loc, "tg_patches_to_image", c->a, &img, &w))
+        return false;
+    if (w.oh != p->shape[1] || w.ow != p->shape[2]) {
+        SHAPE_STR(istr, &img);
+        tg__fail(c->loc, "tg_patches_to_image: an image of shape %s gives %lld x %lld windows, but `patches` has "
+                 "shape %s", istr, (long long)w.oh, (long long)w.ow, str);
+        return false;
+    }
+    *shape = img;
+    *dtype = p->dtype;
+    return true;
+}
+
+static bool patches_to_image_forward(const tg_call *c, tg_tensor *out)
+{
+    window w;
+    tg_shape img = tg__shape(out);
+    attrs_window(c->loc, "tg_patches_to_image", c->a, &img, &w);
+    memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
+    if (out->dtype == TG_F32)
+        WINDOW_LOOP(float, (float *)out->data, (float *)c->in[0]->data, &w, 0.0f, true);
+    else
+        WINDOW_LOOP(double, (double *)out->data, (double *)c->in[0]->data, &w, 0.0, true);
+    return true;
+}
+
+static bool patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    const tg_attrs *a = g->a;
+    dx[0] = tg_extract_patches_at(g->loc, g->dy, a->i[0], a->i[1], a->i[2], a->i[3],
+                                  a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID);
+    return dx[0] != NULL;
+}
+
+const tg_op_def tg__op_patches_to_image = {.name = "tg_patches_to_image", .grad = TG_GRAD_RULE,
+                                           .shape = patches_to_image_shape, .forward = patches_to_image_forward,
+                                           .backward = patches_to_image_backward};
+
+tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
+                                  int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding)
+{
+    tg_attrs a = {.i = {kh, kw, stride_h, stride_w}, .j = {height, width}, .flag_a = padding == TG_PADDING_SAME};
+    if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
+        return tg__fail(loc, "tg_patches_to_image: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
+                        (int)padding);
+    return TG__APPLY(loc, TG_OP_PATCHES_TO_IMAGE, &a, patches);
+}
+
+/* ---- conv2d --------------------------------------------------------------------------------------- */
+/* Checks x (and, for conv2d, the kernel) and resolves the window; false with an error. */
+static bool check_image(tg_loc loc, const char *name, const tg_tensor *x, const int64_t k[2], const int64_t s[2],
+                        tg_padding padding, window *w)
+{
+    if (!tg__check_input(loc, name, x, "x"))
+        return false;
+    if (!tg_dtype_is_float(x->dtype)) {
+        tg__fail(loc, "%s: `x` must be float32 or float64, not %s (cast it with tg_cast)", name,
+                 tg_dtype_name(x->dtype));
+        return false;
+    }
+    tg_shape xs = tg__shape(x);
+    return resolve_window(loc, name, &xs, k, s, (int)padding, w);
+}
+
+tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o)
+{
+    if (!tg__check_input(loc, "tg_conv2d", x, "x") || !tg__check_input(loc, "tg_conv2d", kernel, "kernel"))
+        return NULL;
+    tg_shape xs = tg__shape(x), ks = tg__shape(kernel);
+    SHAPE_STR(xstr, &xs);
+    SHAPE_STR(kstr, &ks);
+    if (kernel->rank != 4)
+        return tg__fail(loc, "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape %s",
+                        kstr);
+    if (x->dtype != kernel->dtype)
+        return tg__fail(loc, "tg_conv2d: cannot mix %s `x` and %s `kernel` (cast one with tg_cast)",
+                        tg_dtype_name(x->dtype), tg_dtype_name(kernel->dtype));
+    window w;
+    if (!check_image(loc, "tg_conv2d", x, ks.dims, o.strides, o.padding, &w))
+        return NULL;
+    if (w.c != ks.dims[2])
+        return tg__fail(loc, "tg_conv2d: `x` of shape %s has %lld channels but `kernel` of shape %s expects %lld "
+                        "(kernel is [kh, kw, in_channels, filters])", xstr, (long long)w.c, kstr,
+                        (long long)ks.dims[2]);
+    int64_t f = ks.dims[3], k = patch_len(&w), rows = w.n * w.oh * w.ow;
+    /* A 1x1 window with unit strides needs no patches: the image rows are the patches. */
+    bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1;
+    tg_tensor *cols = pointwise ? (tg_tensor *)x : patches_padded(loc, x, &w, 0.0);
+    tg_tensor *y = tg_matmul_at(loc, tg_reshape_at(loc, cols, TG_SHAPE(rows, k)),
+                                tg_reshape_at(loc, kernel, TG_SHAPE(k, f)), (tg_matmul_opts){0});
+    return tg_reshape_at(loc, y, TG_SHAPE(w.n, w.oh, w.ow, f));
+}
+
+/* ---- pooling -------------------------------------------------------------------------------------- */
+/* Strides {0, 0} mean "the pool size", as Keras's strides=None. */
+static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const tg_pool2d_opts *o, window *w)
+{
+    const int64_t *s = o->strides[0] == 0 && o->strides[1] == 0 ? o->pool_size : o->strides;
+    return check_image(loc, name, x, o->pool_size, s, o->padding, w);
+}
+
+/* Patches seen as [N, OH, OW, KH*KW, C]: the window is its own axis. */
+static tg_tensor *window_axis(tg_loc loc, const tg_tensor *patches, const window *w)
+{
+    return tg_reshape_at(loc, patches, TG_SHAPE(w->n, w->oh, w->ow, w->kh * w->kw, w->c));
+}
+
+tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o)
+{
+    window w;
+    if (!pool_window(loc, "tg_max_pool2d", x, &o, &w))
+        return NULL;
+    tg_tensor *p = window_axis(loc, patches_padded(loc, x, &w, -INFINITY), &w);
+    return tg_max_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)});
+}
+
+/* How many real (not padded) positions each window covers along one axis. */
+static int64_t valid_count(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t in)
+{
+    int64_t lo = o * s - pad, hi = lo + k;
+    return (hi < in ? hi : in) - (lo > 0 ? lo : 0);
+}
+
+/* TF divides each SAME window by the number of real positions it covers, not by KH*KW. */
+tg_tensor *tg_avg_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o)
+{
+    window w;
+    if (!pool_window(loc, "tg_avg_pool2d", x, &o, &w))
+        return NULL;
+    tg_tensor *p = window_axis(loc, patches_padded(loc, x, &w, 0.0), &w);
+    int64_t pad_h = (w.oh - 1) * w.sh + w.kh - w.h, pad_w = (w.ow - 1) * w.sw + w.kw - w.w;
+    if (!w.same || (pad_h <= 0 && pad_w <= 0))
+        return tg_mean_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)});
+    tg_tensor *count = tg_fill_at(loc, x->dtype, TG_SHAPE(1, w.oh, w.ow, 1), 0.0);
+    if (!count)
+        return NULL;
+    for (int64_t i = 0; i < w.oh; i++)
+        for (int64_t j = 0; j < w.ow; j++)
+            tg__set(count, i * w.ow + j,
+                    (double)(valid_count(i, w.kh, w.sh, w.pt, w.h) * valid_count(j, w.kw, w.sw, w.pl, w.w)));
+    return tg_div_at(loc, tg_sum_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)}), count);
+}
+
+tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x)
+{
+    if (!tg__check_input(loc, "tg_global_avg_pool2d", x, "x"))
+        return NULL;
+    if (x->rank != 4) {
+        tg_shape xs = tg__shape(x);
+        SHAPE_STR(str, &xs);
+        return tg__fail(loc, "tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] "
+                        "(NHWC), but has shape %s", str);
+    }
+    return tg_mean_at(loc, x, (tg_reduce_opts){.axes = TG_AXES(1, 2)});
+}
