@@ -7,6 +7,7 @@
 #include "tapegrad/tensor.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/autodiff.h"
+#include "tapegrad/optim.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

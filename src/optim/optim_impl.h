@@ -1,0 +1,79 @@
+/* Internal view of optimizers: hyperparameters, the state layout and the update kernels.
+ *
+ * The state is flat, as llm.c lays out its Adam moments: one buffer per slot kind
+ * ("momentum", "velocity", ...), each variable owning a 64-byte aligned range at the
+ * same offset in every buffer, in the order the optimizer first met the variables. An
+ * update is then one loop per variable over contiguous memory. */
+#ifndef TG_OPTIM_IMPL_H
+#define TG_OPTIM_IMPL_H
+
+#include "tapegrad/optim.h"
+#include "../tensor/tensor_impl.h"
+
+typedef enum tg_optim_kind { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_RMSPROP, TG_OPTIM_ADAGRAD } tg_optim_kind;
+
+enum { TG_OPTIM_MAX_SLOTS = 3 };
+
+/* Hyperparameters, whichever optimizer uses them. */
+typedef struct tg_optim_hyper {
+    double learning_rate;
+    tg_schedule schedule;
+    double weight_decay, clipnorm, clipvalue, global_clipnorm;
+    double momentum;                 /* SGD, RMSprop */
+    bool nesterov;                   /* SGD */
+    double beta_1, beta_2, epsilon;  /* Adam; epsilon also RMSprop, Adagrad */
+    bool amsgrad;
+    double rho;                      /* RMSprop */
+    bool centered;
+    double initial_accumulator_value;   /* Adagrad */
+} tg_optim_hyper;
+
+/* One variable's place in the state. */
+typedef struct tg_optim_var {
+    tg_tensor *var;                  /* the handle, valid while var->gen == gen */
+    uint32_t gen;
+    tg_dtype dtype;
+    int64_t count;
+    size_t offset;                   /* bytes, the same in every slot buffer */
+} tg_optim_var;
+
+struct tg_optimizer {
+    tg_optim_kind kind;
+    const char *name;                /* Keras's class name, for messages */
+    tg_optim_hyper h;
+    int64_t iterations;
+    int n_slots;
+    const char *slot_name[TG_OPTIM_MAX_SLOTS];
+    double slot_init[TG_OPTIM_MAX_SLOTS];
+    tg_optim_var *vars;
+    int n_vars, cap_vars;
+    size_t bytes, cap_bytes;         /* used and allocated bytes of each slot buffer */
+    unsigned char *slot[TG_OPTIM_MAX_SLOTS];
+    void *scratch;                   /* a clipped gradient */
+    size_t scratch_bytes;
+    int *index;                      /* per apply: the state index of each pair */
+    int cap_index;
+};
+
+/* What one update of one variable needs, beside the data. Scalars are cast to the
+ * variable's dtype inside the kernels, as Keras casts them with ops.cast. */
+typedef struct tg_optim_step {
+    const tg_optimizer *opt;
+    double lr;
+    int64_t iterations;              /* before this update */
+    int64_t n;                       /* elements */
+    void *w;
+    const void *g;
+    void *s[TG_OPTIM_MAX_SLOTS];     /* the variable's range of each slot buffer */
+} tg_optim_step;
+
+void tg__optim_update_f32(const tg_optim_step *st);
+void tg__optim_update_f64(const tg_optim_step *st);
+
+/* Gradient clipping into `out` (may be the same as g for none). */
+typedef enum tg_clip_mode { TG_CLIP_NONE, TG_CLIP_NORM, TG_CLIP_GLOBAL, TG_CLIP_VALUE } tg_clip_mode;
+double tg__optim_sum_squares(const tg_tensor *g);
+void tg__optim_clip_f32(tg_clip_mode mode, double c, double global_norm, const float *g, float *out, int64_t n);
+void tg__optim_clip_f64(tg_clip_mode mode, double c, double global_norm, const double *g, double *out, int64_t n);
+
+#endif

@@ -1,0 +1,585 @@
+/* Optimizers: construction with Keras's checks, the state layout, apply_gradients and
+ * minimize. The update formulas are in update_tmpl.h.
+ *
+ * apply_gradients follows keras/src/optimizers/base_optimizer.py `apply`: an empty list
+ * is a no-op; None gradients are dropped with a warning (an error when all are None);
+ * then clipping, weight decay and one update per variable; then iterations += 1. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "optim_impl.h"
+
+/* ---- construction ----------------------------------------------------------------------- */
+
+static const char *none_or(double v, char *buf, size_t size)
+{
+    if (v == 0)
+        return "None";
+    snprintf(buf, size, "%g", v);
+    return buf;
+}
+
+static bool check_schedule(tg_loc loc, const char *func, const tg_schedule *s)
+{
+    switch (s->kind) {
+    case TG_SCHEDULE_NONE:
+        return true;
+    case TG_SCHEDULE_PIECEWISE_CONSTANT:
+        if (s->n_boundaries >= 1 && s->n_boundaries <= TG_SCHEDULE_MAX_BOUNDARIES)
+            return true;
+        tg__fail(loc, "%s: `.schedule` has %d boundaries; make it with tg_piecewise_constant", func, s->n_boundaries);
+        return false;
+    case TG_SCHEDULE_EXPONENTIAL_DECAY:
+    case TG_SCHEDULE_COSINE_DECAY:
+        if (s->decay_steps > 0)
+            return true;
+        tg__fail(loc, "%s: `.schedule` has decay_steps=%lld; it must be > 0", func, (long long)s->decay_steps);
+        return false;
+    case TG_SCHEDULE_INVALID:
+        if (!tg_has_error())
+            tg__fail(loc, "%s: `.schedule` is invalid: the call that made it failed", func);
+        return false;
+    default:
+        tg__fail(loc, "%s: `.schedule` is not a schedule (kind %d); make it with tg_exponential_decay, "
+                 "tg_piecewise_constant or tg_cosine_decay", func, (int)s->kind);
+        return false;
+    }
+}
+
+static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
+{
+    char a[32], b[32], c[32];
+    if (!isfinite(h->learning_rate))
+        return tg__fail(loc, "%s: `learning_rate` must be a finite number. Received: learning_rate=%g", func,
+                        h->learning_rate), false;
+    if (!isfinite(h->weight_decay))
+        return tg__fail(loc, "%s: `weight_decay` must be a finite number. Received: weight_decay=%g", func,
+                        h->weight_decay), false;
+    const char *names[3] = {"clipnorm", "clipvalue", "global_clipnorm"};
+    double vals[3] = {h->clipnorm, h->clipvalue, h->global_clipnorm};
+    int set = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!(vals[i] >= 0) || isinf(vals[i]))
+            return tg__fail(loc, "%s: `%s` must be a finite number >= 0 (0 turns it off). Received: %s=%g", func,
+                            names[i], names[i], vals[i]), false;
+        set += vals[i] > 0;
+    }
+    if (set > 1)
+        return tg__fail(loc, "%s: Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                        "clipnorm=%s, clipvalue=%s, global_clipnorm=%s", func, none_or(h->clipnorm, a, sizeof a),
+                        none_or(h->clipvalue, b, sizeof b), none_or(h->global_clipnorm, c, sizeof c)), false;
+    return check_schedule(loc, func, &h->schedule);
+}
+
+#define COMMON_FIELDS(o)                                                                         \
+    .learning_rate = (o).learning_rate, .schedule = (o).schedule, .weight_decay = (o).weight_decay, \
+    .clipnorm = (o).clipnorm, .clipvalue = (o).clipvalue, .global_clipnorm = (o).global_clipnorm
+
+static tg_optimizer *make(tg_loc loc, const char *func, tg_optim_kind kind, const char *name, const tg_optim_hyper *h)
+{
+    if (!check_common(loc, func, h))
+        return NULL;
+    tg_optimizer *opt = calloc(1, sizeof *opt);
+    if (!opt)
+        return tg__fail(loc, "%s: out of memory", func);
+    opt->kind = kind;
+    opt->name = name;
+    opt->h = *h;
+    return opt;
+}
+
+static void add_slot(tg_optimizer *opt, const char *name, double init)
+{
+    opt->slot_name[opt->n_slots] = name;
+    opt->slot_init[opt->n_slots++] = init;
+}
+
+tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o)
+{
+    if (!(o.momentum >= 0 && o.momentum <= 1))
+        return tg__fail(loc, "tg_sgd: `momentum` must be a float between [0, 1]. Received: momentum=%g", o.momentum);
+    tg_optim_hyper h = {COMMON_FIELDS(o), .momentum = o.momentum, .nesterov = o.nesterov};
+    tg_optimizer *opt = make(loc, "tg_sgd", TG_OPTIM_SGD, "SGD", &h);
+    if (opt && o.momentum != 0)
+        add_slot(opt, "momentum", 0);
+    return opt;
+}
+
+static tg_optimizer *adam(tg_loc loc, const char *func, const char *name, tg_adam_opts o)
+{
+    tg_optim_hyper h = {COMMON_FIELDS(o), .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon,
+                        .amsgrad = o.amsgrad};
+    tg_optimizer *opt = make(loc, func, TG_OPTIM_ADAM, name, &h);
+    if (opt) {
+        add_slot(opt, "momentum", 0);
+        add_slot(opt, "velocity", 0);
+        if (o.amsgrad)
+            add_slot(opt, "velocity_hat", 0);
+    }
+    return opt;
+}
+
+tg_optimizer *tg_adam_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_adam", "adam", o); }
+tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_adamw", "adamw", o); }
+
+tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
+{
+    tg_optim_hyper h = {COMMON_FIELDS(o), .rho = o.rho, .momentum = o.momentum, .epsilon = o.epsilon,
+                        .centered = o.centered};
+    tg_optimizer *opt = make(loc, "tg_rmsprop", TG_OPTIM_RMSPROP, "rmsprop", &h);
+    if (opt) {
+        add_slot(opt, "velocity", 0);
+        if (o.momentum > 0)
+            add_slot(opt, "momentum", 0);
+        if (o.centered)
+            add_slot(opt, "average_gradient", 0);
+    }
+    return opt;
+}
+
+tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
+{
+    if (!(o.initial_accumulator_value >= 0))
+        return tg__fail(loc, "tg_adagrad: `initial_accumulator_value` must be non-negative. Received: "
+                        "initial_accumulator_value=%g", o.initial_accumulator_value);
+    tg_optim_hyper h = {COMMON_FIELDS(o), .initial_accumulator_value = o.initial_accumulator_value,
+                        .epsilon = o.epsilon};
+    tg_optimizer *opt = make(loc, "tg_adagrad", TG_OPTIM_ADAGRAD, "adagrad", &h);
+    if (opt)
+        add_slot(opt, "accumulator", o.initial_accumulator_value);
+    return opt;
+}
+
+void tg_optimizer_free(tg_optimizer *opt)
+{
+    if (!opt)
+        return;
+    for (int k = 0; k < opt->n_slots; k++)
+        free(opt->slot[k]);
+    free(opt->vars);
+    free(opt->scratch);
+    free(opt->index);
+    free(opt);
+}
+
+/* ---- small accessors ---------------------------------------------------------------------- */
+
+int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return opt ? opt->iterations : 0; }
+
+static double current_lr(const tg_optimizer *opt)
+{
+    return opt->h.schedule.kind == TG_SCHEDULE_NONE ? opt->h.learning_rate
+                                                    : tg_schedule_value(&opt->h.schedule, opt->iterations);
+}
+
+double tg_optimizer_current_lr(const tg_optimizer *opt) { return opt ? current_lr(opt) : NAN; }
+
+int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
+{
+    if (!opt)
+        return tg__null_arg(loc, "tg_optimizer_set_learning_rate", "opt"), -1;
+    if (opt->h.schedule.kind != TG_SCHEDULE_NONE)
+        return tg__failf(loc, "tg_optimizer_set_learning_rate: This optimizer was created with a "
+                         "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
+                         "learning rate is not settable. If you need the learning rate to be settable, you should "
+                         "instantiate the optimizer with a float `learning_rate` argument.");
+    if (!isfinite(lr))
+        return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number, got %g", lr);
+    opt->h.learning_rate = lr;
+    return 0;
+}
+
+int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterations)
+{
+    if (!opt)
+        return tg__null_arg(loc, "tg_optimizer_set_iterations", "opt"), -1;
+    if (iterations < 0)
+        return tg__failf(loc, "tg_optimizer_set_iterations: the iteration count must be >= 0, got %lld",
+                         (long long)iterations);
+    opt->iterations = iterations;
+    return 0;
+}
+
+int tg_optimizer_state_count(const tg_optimizer *opt) { return opt ? opt->n_slots * opt->n_vars : 0; }
+
+int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *out)
+{
+    if (!opt || !out)
+        return tg__null_arg((tg_loc){0}, "tg_optimizer_state", !opt ? "opt" : "out"), -1;
+    if (index < 0 || index >= opt->n_slots * opt->n_vars)
+        return tg__failf((tg_loc){0}, "tg_optimizer_state: index %d is out of range; the %s optimizer has %d state "
+                         "arrays (%d slots x %d variables)", index, opt->name, opt->n_slots * opt->n_vars,
+                         opt->n_slots, opt->n_vars);
+    int k = index / opt->n_vars;
+    const tg_optim_var *v = &opt->vars[index % opt->n_vars];
+    bool alive = v->var->state == TG_HEADER_ALIVE && v->var->gen == v->gen;
+    *out = (tg_optimizer_slot){.name = opt->slot_name[k], .variable = alive ? v->var : NULL, .dtype = v->dtype,
+                               .count = v->count, .data = opt->slot[k] + v->offset};
+    return 0;
+}
+
+/* ---- the state layout ----------------------------------------------------------------------- */
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+static void fill_slot(void *p, tg_dtype dtype, int64_t n, double value)
+{
+    if (dtype == TG_F32)
+        for (int64_t i = 0; i < n; i++)
+            ((float *)p)[i] = (float)value;
+    else
+        for (int64_t i = 0; i < n; i++)
+            ((double *)p)[i] = value;
+}
+
+/* Grows every slot buffer to hold `bytes`, keeping the contents; 64-byte aligned. */
+static bool grow_slots(tg_optimizer *opt, size_t bytes)
+{
+    if (bytes <= opt->cap_bytes)
+        return true;
+    size_t cap = opt->cap_bytes ? opt->cap_bytes : 1024;
+    while (cap < bytes)
+        cap *= 2;
+    unsigned char *fresh[TG_OPTIM_MAX_SLOTS] = {0};
+    for (int k = 0; k < opt->n_slots; k++) {
+        if (!(fresh[k] = aligned_alloc(64, cap))) {
+            for (int j = 0; j < k; j++)
+                free(fresh[j]);
+            return false;
+        }
+    }
+    for (int k = 0; k < opt->n_slots; k++) {
+        if (opt->bytes)
+            memcpy(fresh[k], opt->slot[k], opt->bytes);
+        free(opt->slot[k]);
+        opt->slot[k] = fresh[k];
+    }
+    opt->cap_bytes = cap;
+    return true;
+}
+
+static int find_var(const tg_optimizer *opt, const tg_tensor *v, int hint)
+{
+    if (hint < opt->n_vars && opt->vars[hint].var == v && opt->vars[hint].gen == v->gen)
+        return hint;   /* the same order as last time: the common case */
+    for (int j = 0; j < opt->n_vars; j++)
+        if (opt->vars[j].var == v && opt->vars[j].gen == v->gen)
+            return j;
+    return -1;
+}
+
+/* The state index of each of the n variables in opt->index, appending the new ones. */
+static bool layout(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *vars, int n)
+{
+    if (n > opt->cap_index) {
+        int *idx = realloc(opt->index, sizeof(int) * (size_t)n);
+        if (!idx)
+            return tg__fail(loc, "%s: out of memory", func), false;
+        opt->index = idx;
+        opt->cap_index = n;
+    }
+    for (int i = 0; i < n; i++) {
+        int j = find_var(opt, vars[i], i);
+        if (j < 0) {
+            if (opt->n_vars == opt->cap_vars) {
+                int cap = opt->cap_vars ? 2 * opt->cap_vars : 8;
+                tg_optim_var *nv = realloc(opt->vars, sizeof *nv * (size_t)cap);
+                if (!nv)
+                    return tg__fail(loc, "%s: out of memory", func), false;
+                opt->vars = nv;
+                opt->cap_vars = cap;
+            }
+            const tg_tensor *v = vars[i];
+            size_t size = round64((size_t)v->size * tg__dsize(v->dtype));
+            if (!grow_slots(opt, opt->bytes + size))
+                return tg__fail(loc, "%s: out of memory for the optimizer state", func), false;
+            j = opt->n_vars++;
+            opt->vars[j] = (tg_optim_var){.var = vars[i], .gen = v->gen, .dtype = v->dtype, .count = v->size,
+                                          .offset = opt->bytes};
+            for (int k = 0; k < opt->n_slots; k++)
+                fill_slot(opt->slot[k] + opt->bytes, v->dtype, v->size, opt->slot_init[k]);
+            opt->bytes += size;
+        }
+        opt->index[i] = j;
+    }
+    return true;
+}
+
+/* ---- checks --------------------------------------------------------------------------- */
+
+static bool check_var(tg_loc loc, const char *func, const tg_tensor *v, int i)
+{
+    char arg[32];
+    snprintf(arg, sizeof arg, "vars[%d]", i);
+    if (!tg__check_input(loc, func, v, arg))
+        return false;
+    if (!(v->flags & TG_T_VARIABLE))
+        return tg__fail(loc, "%s: vars[%d] (the tensor made at %s:%d) is not a variable; optimizers update "
+                        "variables made with tg_variable", func, i, v->loc.file ? v->loc.file : "?", v->loc.line), false;
+    if (v->dtype != TG_F32 && v->dtype != TG_F64)
+        return tg__fail(loc, "%s: variable '%s' (vars[%d]) has dtype %s; optimizers update float32 and float64 "
+                        "variables", func, v->var->name, i, tg_dtype_name(v->dtype)), false;
+    return true;
+}
+
+/* A gradient, when there is one, must be alive and match its variable. */
+static bool check_grad(tg_loc loc, const char *func, const tg_tensor *g, const tg_tensor *v, int i)
+{
+    char arg[32];
+    if (!g)
+        return true;
+    snprintf(arg, sizeof arg, "grads[%d]", i);
+    if (!tg__check_input(loc, func, g, arg))
+        return false;
+    if (g->dtype != v->dtype)
+        return tg__fail(loc, "%s: grads[%d] has dtype %s but variable '%s' has dtype %s; a gradient must have its "
+                        "variable's dtype (cast it with tg_cast)", func, i, tg_dtype_name(g->dtype), v->var->name,
+                        tg_dtype_name(v->dtype)), false;
+    tg_shape gs = tg__shape(g), vs = tg__shape(v);
+    if (!tg__shape_eq(&gs, &vs)) {
+        char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+        return tg__fail(loc, "%s: grads[%d] has shape %s but variable '%s' has shape %s; a gradient must have its "
+                        "variable's shape", func, i, tg__shape_str(&gs, a, sizeof a), v->var->name,
+                        tg__shape_str(&vs, b, sizeof b)), false;
+    }
+    return true;
+}
+
+/* ---- messages for missing gradients ---------------------------------------------------------- */
+
+#define MSG_MAX 1600   /* room in the 2048-byte error slot for the file:line prefix */
+
+typedef struct msg_buf {
+    char s[MSG_MAX];
+    size_t len;
+} msg_buf;
+
+static void put(msg_buf *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(msg_buf *m, const char *fmt, ...)
+{
+    if (m->len >= MSG_MAX - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(m->s + m->len, MSG_MAX - m->len, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        m->len = m->len + (size_t)k < MSG_MAX ? m->len + (size_t)k : MSG_MAX - 1;
+}
+
+/* "['w', 'b']": the names of the variables whose gradient is NULL, in the order given;
+ * past half the message, "... (K more)" for the rest. */
+static void put_names(msg_buf *m, tg_tensor *const *grads, tg_tensor *const *vars, int n, int missing)
+{
+    put(m, "[");
+    for (int i = 0, k = 0; i < n; i++) {
+        if (grads[i])
+            continue;
+        if (m->len + strlen(vars[i]->var->name) + 4 > MSG_MAX / 2) {
+            put(m, ", ... (%d more)", missing - k);
+            break;
+        }
+        put(m, "%s'%s'", k++ ? ", " : "", vars[i]->var->name);
+    }
+    put(m, "]");
+}
+
+/* One line per variable without a gradient: the diagnosis the gradient call kept. */
+static void put_diagnoses(msg_buf *m, tg_tensor *const *grads, tg_tensor *const *vars, int n, int missing)
+{
+    static _Thread_local tg_diagnosis d;   /* large; one per thread is enough */
+    int shown = 0;
+    for (int i = 0; i < n; i++) {
+        if (grads[i])
+            continue;
+        const char *why = tg_explain_missing(vars[i], &d) == 0 ? d.message
+                          : "no diagnosis is known: this NULL did not come from a tapegrad gradient call on this thread";
+        size_t need = strlen(vars[i]->var->name) + strlen(why) + 8;
+        if (m->len + need > MSG_MAX - 48) {
+            put(m, "\n  (and %d more without a gradient)", missing - shown);
+            return;
+        }
+        put(m, "\n  %s: %s", vars[i]->var->name, why);
+        shown++;
+    }
+}
+
+/* Keras's filter of None gradients: an error when all are None, a warning when some are. */
+static bool filter_missing(tg_loc loc, const char *func, tg_tensor *const *grads, tg_tensor *const *vars, int n)
+{
+    int missing = 0;
+    for (int i = 0; i < n; i++)
+        missing += !grads[i];
+    if (!missing)
+        return true;
+    static _Thread_local msg_buf m;
+    m.len = 0;
+    m.s[0] = 0;
+    if (missing == n) {
+        put(&m, "%s: No gradients provided for any variable: (", func);
+        put_names(&m, grads, vars, n, missing);
+        put(&m, ",).");
+    } else {
+        put(&m, "Gradients do not exist for variables ");
+        put_names(&m, grads, vars, n, missing);
+        put(&m, " when minimizing the loss. If using `model.compile()`, did you forget to provide a `loss` argument?");
+    }
+    put_diagnoses(&m, grads, vars, n, missing);
+    if (missing == n)
+        return tg__fail(loc, "%s", m.s), false;
+    tg__warn(loc, "%s", m.s);
+    return true;
+}
+
+/* ---- apply ---------------------------------------------------------------------------------- */
+
+static tg_clip_mode clip_mode(const tg_optim_hyper *h, double *c)
+{
+    if (h->clipnorm > 0)
+        return *c = h->clipnorm, TG_CLIP_NORM;
+    if (h->global_clipnorm > 0)
+        return *c = h->global_clipnorm, TG_CLIP_GLOBAL;
+    if (h->clipvalue > 0)
+        return *c = h->clipvalue, TG_CLIP_VALUE;
+    return *c = 0, TG_CLIP_NONE;
+}
+
+static bool overlaps(const tg_tensor *a, const tg_tensor *b)
+{
+    const char *pa = a->data, *pb = b->data;
+    return pa < pb + (size_t)b->size * tg__dsize(b->dtype) && pb < pa + (size_t)a->size * tg__dsize(a->dtype);
+}
+
+/* Room for the largest gradient that must be copied (clipped, or aliasing its variable). */
+static bool reserve_scratch(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads,
+                            tg_tensor *const *vars, int n, tg_clip_mode mode)
+{
+    size_t need = 0;
+    for (int i = 0; i < n; i++) {
+        if (!grads[i] || (mode == TG_CLIP_NONE && !overlaps(grads[i], vars[i])))
+            continue;
+        size_t b = (size_t)grads[i]->size * tg__dsize(grads[i]->dtype);
+        need = b > need ? b : need;
+    }
+    if (need <= opt->scratch_bytes)
+        return true;
+    void *p = aligned_alloc(64, round64(need));
+    if (!p)
+        return tg__fail(loc, "%s: out of memory", func), false;
+    free(opt->scratch);
+    opt->scratch = p;
+    opt->scratch_bytes = round64(need);
+    return true;
+}
+
+static void update_one(tg_loc loc, tg_optimizer *opt, const tg_tensor *g, tg_tensor *v, int state, double lr,
+                       tg_clip_mode mode, double c, double global_norm)
+{
+    const tg_optim_var *sv = &opt->vars[state];
+    /* Before reading g: a gradient that aliases a recorded read of v gets its own copy. */
+    void *w = tg__variable_begin_write(loc, v);
+    const void *gd = g->data;
+    if (mode != TG_CLIP_NONE || overlaps(g, v)) {
+        if (v->dtype == TG_F32)
+            tg__optim_clip_f32(mode, c, global_norm, g->data, opt->scratch, g->size);
+        else
+            tg__optim_clip_f64(mode, c, global_norm, g->data, opt->scratch, g->size);
+        gd = opt->scratch;
+    }
+    tg_optim_step st = {.opt = opt, .lr = lr, .iterations = opt->iterations, .n = v->size, .w = w, .g = gd};
+    for (int k = 0; k < opt->n_slots; k++)
+        st.s[k] = opt->slot[k] + sv->offset;
+    if (v->dtype == TG_F32)
+        tg__optim_update_f32(&st);
+    else
+        tg__optim_update_f64(&st);
+}
+
+static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
+                 int n)
+{
+    if (!opt)
+        return tg__null_arg(loc, func, "opt"), -1;
+    if (n < 0)
+        return tg__failf(loc, "%s: n = %d; it must be >= 0", func, n);
+    if (n == 0)
+        return 0;   /* Keras: "In this case, `apply_gradients` is a no-op." */
+    if (!grads || !vars)
+        return tg__null_arg(loc, func, !grads ? "grads" : "vars"), -1;
+    for (int i = 0; i < n; i++)
+        if (!check_var(loc, func, vars[i], i) || !check_grad(loc, func, grads[i], vars[i], i))
+            return -1;
+    if (!filter_missing(loc, func, grads, vars, n))
+        return -1;
+    double c, global_norm = 0;
+    tg_clip_mode mode = clip_mode(&opt->h, &c);
+    if (!layout(loc, func, opt, vars, n) || !reserve_scratch(loc, func, opt, grads, vars, n, mode))
+        return -1;
+    if (mode == TG_CLIP_GLOBAL) {
+        for (int i = 0; i < n; i++)
+            if (grads[i])
+                global_norm += tg__optim_sum_squares(grads[i]);
+        global_norm = sqrt(global_norm);
+    }
+    double lr = current_lr(opt);
+    for (int i = 0; i < n; i++)
+        if (grads[i])
+            update_one(loc, opt, grads[i], vars[i], opt->index[i], lr, mode, c, global_norm);
+    opt->iterations++;
+    return 0;
+}
+
+int tg_apply_gradients_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n)
+{
+    return apply(loc, "tg_apply_gradients", opt, grads, vars, n);
+}
+
+/* ---- minimize ------------------------------------------------------------------------------- */
+
+static int minimize_in_scope(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user, tg_tensor *const *vars,
+                             int n, tg_tensor **grads)
+{
+    tg_tape *tape = tg_tape_begin_at(loc, (tg_tape_opts){.persistent = false, .watch_accessed_variables = true});
+    if (!tape)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = tg_watch_at(loc, tape, vars[i]);
+    tg_tensor *loss = rc == 0 ? loss_fn(user) : NULL;
+    tg_tape_end_at(loc, tape);
+    if (rc == 0 && !loss) {
+        tg__null_arg(loc, "tg_minimize", "loss_fn(user)");
+        rc = -1;
+    }
+    if (rc == 0 && n > 0)   /* no variables: the loss runs, the update is a no-op (Keras) */
+        rc = tg_gradients_at(loc, tape, (tg_gradient_opts){.targets = &loss, .n_targets = 1, .sources = vars,
+                                                            .n_sources = n, .out = grads});
+    if (rc == 0)
+        rc = apply(loc, "tg_minimize", opt, grads, vars, n);
+    tg_tape_free(tape);
+    return rc;
+}
+
+int tg_minimize_at(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user, tg_tensor *const *vars, int n)
+{
+    if (!opt || !loss_fn)
+        return tg__null_arg(loc, "tg_minimize", !opt ? "opt" : "loss_fn"), -1;
+    if (n < 0)
+        return tg__failf(loc, "tg_minimize: n = %d; it must be >= 0", n);
+    if (n > 0 && !vars)
+        return tg__null_arg(loc, "tg_minimize", "vars"), -1;
+    for (int i = 0; i < n; i++)   /* before running the loss */
+        if (!check_var(loc, "tg_minimize", vars[i], i))
+            return -1;
+    tg_scope *scope = tg_scope_begin_at(loc);
+    if (!scope)
+        return -1;
+    tg_tensor **grads = tg__arena_alloc(scope, sizeof(tg_tensor *) * (size_t)(n ? n : 1));
+    int rc = grads ? minimize_in_scope(loc, opt, loss_fn, user, vars, n, grads)
+                   : (tg__fail(loc, "tg_minimize: out of memory"), -1);
+    if (tg_scope_end_at(loc, scope) != 0)
+        rc = -1;
+    return rc;
+}
