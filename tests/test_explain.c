@@ -281,6 +281,13 @@ static void kept_for_optimizers_after_the_tape_is_freed(void)
     tg_diagnosis d;
     CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NON_DIFFERENTIABLE && d.where.line == floor_line);
     CHECK(tg_explain_missing(b, &d) == -1 && d.cause == TG_CAUSE_NONE && d.message[0] == 0);
+    /* a later call that gives w a gradient forgets the old diagnosis */
+    t = tg_tape_begin();
+    y = tg_mul(w, b);
+    tg_tape_end(t);
+    CHECK(tg_gradient(t, y, w) != NULL);
+    CHECK(tg_explain_missing(w, &d) == -1);
+    tg_tape_free(t);
     tg_variable_free(w);
     tg_variable_free(b);
     tg_scope_end(s);

@@ -414,7 +414,7 @@ int tg_explain_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x
 }
 
 /* ---- diagnoses kept from gradient calls ---------------------------------------------------- */
-#define MISSING_MAX 64
+#define MISSING_MAX 256
 
 typedef struct missing {
     const tg_tensor *source;
@@ -423,17 +423,37 @@ typedef struct missing {
 } missing;
 
 static _Thread_local missing kept[MISSING_MAX];
-static _Thread_local int kept_next;
+static _Thread_local int kept_next, n_kept;
+
+static missing *find_kept(const tg_tensor *x)
+{
+    for (int i = 0; n_kept && i < MISSING_MAX; i++)
+        if (kept[i].source == x && kept[i].gen == x->gen)
+            return &kept[i];
+    return NULL;
+}
 
 static void keep(const tg_tensor *x, const tg_diagnosis *d)
 {
-    for (int i = 0; i < MISSING_MAX; i++)
-        if (kept[i].source == x && kept[i].gen == x->gen) {
-            kept[i].d = *d;
-            return;
-        }
+    missing *m = find_kept(x);
+    if (m) {
+        m->d = *d;
+        return;
+    }
+    if (!kept[kept_next].source)
+        n_kept++;
     kept[kept_next] = (missing){x, x->gen, *d};
     kept_next = (kept_next + 1) % MISSING_MAX;
+}
+
+/* A source that has a gradient again has nothing to explain. */
+static void forget(const tg_tensor *x)
+{
+    missing *m = find_kept(x);
+    if (m) {
+        m->source = NULL;
+        n_kept--;
+    }
 }
 
 void tg__remember_missing(tg_tape *t, tg_tensor *const *targets, int nt, tg_tensor *const *sources, int ns,
@@ -441,6 +461,8 @@ void tg__remember_missing(tg_tape *t, tg_tensor *const *targets, int nt, tg_tens
 {
     bool eager = tg__ctx()->check & TG_CHECK_EAGER;
     for (int i = 0; i < ns; i++) {
+        if (grads[i] && n_kept)
+            forget(sources[i]);
         if (grads[i] && !eager)
             continue;
         tg_diagnosis d = {0};
@@ -460,12 +482,11 @@ int tg_explain_missing(const tg_tensor *x, tg_diagnosis *out)
         *out = (tg_diagnosis){0};
     if (!x || !out)
         return -1;
-    for (int i = 0; i < MISSING_MAX; i++)
-        if (kept[i].source == x && kept[i].gen == x->gen) {
-            *out = kept[i].d;
-            return 0;
-        }
-    return -1;
+    missing *m = find_kept(x);
+    if (!m)
+        return -1;
+    *out = m->d;
+    return 0;
 }
 
 /* ---- eager checking ---------------------------------------------------------------------- */
