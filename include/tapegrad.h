@@ -7,6 +7,8 @@
 #include "tapegrad/tensor.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/autodiff.h"
+#include "tapegrad/losses.h"
+#include "tapegrad/metrics.h"
 #include "tapegrad/optim.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
