@@ -1,0 +1,182 @@
+/* Conv2D, MaxPooling2D, AveragePooling2D and GlobalAveragePooling2D: layers over the
+ * convolution ops (src/ops/conv.c), NHWC, with Keras's names and defaults. */
+#include "layer_impl.h"
+
+/* {k} means {k, k}; {0, 0} means {dflt, dflt}. */
+static void resolve_pair(int64_t p[2], int64_t dflt)
+{
+    if (p[0] == 0 && p[1] == 0)
+        p[0] = p[1] = dflt;
+    else if (p[1] == 0)
+        p[1] = p[0];
+}
+
+static bool check_pair(tg_loc loc, const char *func, const char *what, const int64_t p[2])
+{
+    if (p[0] > 0 && p[1] > 0)
+        return true;
+    tg__fail(loc, "%s: %s must be positive, got {%lld, %lld}", func, what, (long long)p[0], (long long)p[1]);
+    return false;
+}
+
+static bool check_padding(tg_loc loc, const char *func, tg_padding p)
+{
+    if (p == TG_PADDING_VALID || p == TG_PADDING_SAME)
+        return true;
+    tg__fail(loc, "%s: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME", func, (int)p);
+    return false;
+}
+
+/* One example must be an image (height, width, channels). */
+static bool check_image(tg_layer *l, tg_loc loc, const tg_shape *in)
+{
+    if (in->rank == 3)
+        return true;
+    char buf[TG_SHAPE_STR_MAX];
+    tg__fail(loc, "%s \"%s\": expects batches of images (batch, height, width, channels), NHWC, but one example "
+             "has shape %s", l->kind->class_name, l->name, tg__shape_str(in, buf, sizeof buf));
+    return false;
+}
+
+/* TF's output size: VALID floor((in - k) / s) + 1, SAME ceil(in / s). Sets out to
+ * (oh, ow, channels); false with an error when the window does not fit. */
+static bool window_shape(tg_layer *l, tg_loc loc, const tg_shape *in, const int64_t k[2], const int64_t s[2],
+                         tg_padding p, int64_t channels, tg_shape *out)
+{
+    *out = (tg_shape){.rank = 3, .dims = {0, 0, channels}};
+    for (int a = 0; a < 2; a++) {
+        int64_t n = in->dims[a];
+        out->dims[a] = p == TG_PADDING_SAME ? (n + s[a] - 1) / s[a] : n >= k[a] ? (n - k[a]) / s[a] + 1 : 0;
+    }
+    if (out->dims[0] > 0 && out->dims[1] > 0)
+        return true;
+    tg__fail(loc, "%s \"%s\": a %lldx%lld window does not fit in a %lldx%lld image with TG_PADDING_VALID; use "
+             "TG_PADDING_SAME or a smaller window", l->kind->class_name, l->name, (long long)k[0], (long long)k[1],
+             (long long)in->dims[0], (long long)in->dims[1]);
+    return false;
+}
+
+/* ---- Conv2D --------------------------------------------------------------------------------- */
+static bool conv_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_conv2d_layer_opts *o = &l->o.conv;
+    if (!check_image(l, loc, in) || !window_shape(l, loc, in, o->kernel_size, o->strides, o->padding, o->filters, out))
+        return false;
+    tg_initializer k = o->kernel_initializer.kind ? o->kernel_initializer : tg_init_glorot_uniform();
+    tg_initializer b = o->bias_initializer.kind ? o->bias_initializer : tg_init_zeros();
+    if (!tg__layer_add_variable(l, loc, "kernel", k,
+                                TG_SHAPE(o->kernel_size[0], o->kernel_size[1], in->dims[2], o->filters), true))
+        return false;
+    return !o->use_bias || tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->filters), true);
+}
+
+static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    const tg_conv2d_layer_opts *o = &l->o.conv;
+    tg_conv2d_opts c = {.strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
+    tg_tensor *y = tg_conv2d_at(loc, x, l->vars[0], c);
+    if (o->use_bias)
+        y = tg_add_at(loc, y, l->vars[1]);
+    return tg__activate(loc, y, l->activation);
+}
+
+static const tg_layer_kind conv_kind = {"conv2d", "Conv2D", true, conv_build, conv_call, NULL};
+
+tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
+{
+    const char *f = "tg_conv2d_layer";
+    if (o.filters <= 0)
+        return tg__fail(loc, "%s: filters must be a positive integer, got %lld", f, (long long)o.filters);
+    resolve_pair(o.kernel_size, 0);
+    resolve_pair(o.strides, 1);
+    if (!check_pair(loc, f, "kernel_size (e.g. .kernel_size = {3, 3})", o.kernel_size) ||
+        !check_pair(loc, f, "strides", o.strides) || !check_padding(loc, f, o.padding) ||
+        !tg__check_activation(loc, f, o.activation))
+        return NULL;
+    tg_layer *l = tg__layer_new(loc, &conv_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l) {
+        l->o.conv = o;
+        l->activation = o.activation;
+    }
+    return l;
+}
+
+/* ---- MaxPooling2D, AveragePooling2D ------------------------------------------------------------ */
+static bool pool_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_pooling2d_opts *o = &l->o.pool;
+    return check_image(l, loc, in) && window_shape(l, loc, in, o->pool_size, o->strides, o->padding, in->dims[2], out);
+}
+
+static tg_pool2d_opts pool_opts(const tg_layer *l)
+{
+    const tg_pooling2d_opts *o = &l->o.pool;
+    return (tg_pool2d_opts){.pool_size = {o->pool_size[0], o->pool_size[1]},
+                            .strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
+}
+
+static tg_tensor *max_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    return tg_max_pool2d_at(loc, x, pool_opts(l));
+}
+
+static tg_tensor *avg_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    return tg_avg_pool2d_at(loc, x, pool_opts(l));
+}
+
+static const tg_layer_kind max_pool_kind = {"max_pooling2d", "MaxPooling2D", true, pool_build, max_pool_call, NULL};
+static const tg_layer_kind avg_pool_kind = {"average_pooling2d", "AveragePooling2D", true, pool_build, avg_pool_call,
+                                            NULL};
+
+static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling2d_opts o)
+{
+    resolve_pair(o.pool_size, 2);
+    if (o.strides[0] == 0 && o.strides[1] == 0)   /* Keras: strides=None is the pool size */
+        o.strides[0] = o.pool_size[0], o.strides[1] = o.pool_size[1];
+    else
+        resolve_pair(o.strides, 0);
+    if (!check_pair(loc, func, "pool_size", o.pool_size) || !check_pair(loc, func, "strides", o.strides) ||
+        !check_padding(loc, func, o.padding))
+        return NULL;
+    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->o.pool = o;
+    return l;
+}
+
+tg_layer *tg_max_pooling2d_at(tg_loc loc, tg_pooling2d_opts o)
+{
+    return pooling(loc, &max_pool_kind, "tg_max_pooling2d", o);
+}
+
+tg_layer *tg_average_pooling2d_at(tg_loc loc, tg_pooling2d_opts o)
+{
+    return pooling(loc, &avg_pool_kind, "tg_average_pooling2d", o);
+}
+
+/* ---- GlobalAveragePooling2D -------------------------------------------------------------------- */
+static bool global_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    if (!check_image(l, loc, in))
+        return false;
+    *out = (tg_shape){.rank = 1, .dims = {in->dims[2]}};
+    return true;
+}
+
+static tg_tensor *global_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)l, (void)training;
+    return tg_global_avg_pool2d_at(loc, x);
+}
+
+static const tg_layer_kind global_kind = {"global_average_pooling2d", "GlobalAveragePooling2D", true, global_build,
+                                          global_call, NULL};
+
+tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
+{
+    return tg__layer_new(loc, &global_kind, o.name, o.dtype, o.seed, o.input_shape);
+}

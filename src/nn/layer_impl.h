@@ -1,0 +1,86 @@
+/* Internal view of layers: a small vtable per kind, and the state every layer shares.
+ *
+ * A layer is built once, from the shape of one example (no batch dim): `build` creates
+ * the variables through tg__layer_add_variable and says the output shape. `call` is made
+ * of public ops only, so a recording tape records it and its gradients come for free. */
+#ifndef TG_NN_LAYER_IMPL_H
+#define TG_NN_LAYER_IMPL_H
+
+#include "../tensor/tensor_impl.h"
+#include "tapegrad/nn.h"
+#include "tapegrad/ops.h"
+
+#define TG_LAYER_MAX_VARS 4
+
+typedef struct tg_layer_kind {
+    const char *base_name;     /* "dense": automatic names are dense, dense_1, ... */
+    const char *class_name;    /* "Dense", as the summary prints it */
+    bool autocast;             /* inputs of another dtype are cast to the layer's (Keras autocast) */
+    /* Creates the variables for examples of shape `in` and sets *out; false with an error. */
+    bool (*build)(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out);
+    /* The layer on a batch whose example shape is the built one. */
+    tg_tensor *(*call)(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training);
+    void (*release)(tg_layer *l);   /* kind-specific state (not the variables); may be NULL */
+} tg_layer_kind;
+
+struct tg_layer {
+    const tg_layer_kind *kind;
+    char *name;
+    bool auto_named;               /* the name is the default one: a model may renumber it */
+    tg_dtype dtype_opt;            /* as given (TG_DTYPE_INHERIT: the model's) */
+    tg_dtype dtype;                /* resolved when built */
+    uint64_t seed_opt, seed;       /* as given (0: derive), and as used */
+    tg_shape input_shape;          /* declared example shape; rank -1 when none */
+    bool built, trainable;
+    tg_activation activation;      /* Dense, Conv2D, Activation; TG_LINEAR for the others */
+    tg_shape in_shape, out_shape;  /* one example's, once built */
+    tg_model *model;               /* owner, or NULL */
+    int n_vars;
+    tg_tensor *vars[TG_LAYER_MAX_VARS];
+    bool var_trainable[TG_LAYER_MAX_VARS];   /* made trainable: follows layer.trainable */
+    tg_rng *rng;                   /* dropout's mask generator */
+    union {
+        tg_dense_opts dense;
+        tg_dropout_opts dropout;
+        tg_reshape_layer_opts reshape;
+        tg_batch_normalization_opts bn;
+        tg_layer_normalization_opts ln;
+        tg_embedding_opts embedding;
+        tg_conv2d_layer_opts conv;
+        tg_pooling2d_opts pool;
+    } o;
+};
+
+/* A new, unbuilt layer of `kind` with the common options; NULL with an error. */
+tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype,
+                        uint64_t seed, tg_shape input_shape);
+/* Creates "<layer name>/<name>" from `init` and appends it to the layer's variables. */
+tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init,
+                                  tg_shape shape, bool trainable);
+/* Builds for examples of `in`: resolves dtype and seed (from the model's when 0), then
+ * the kind's build. On failure the layer is left unbuilt with no variables. */
+bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model_dtype, uint64_t seed);
+/* Checks x against the built example shape, autocasts, calls the kind. */
+tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training);
+/* Frees the variables and kind state of a built layer: it is unbuilt again. */
+void tg__layer_unbuild(tg_layer *l);
+int tg__layer_rename(tg_layer *l, const char *name);
+void tg__layer_destroy(tg_layer *l);
+
+/* State that layers above nn (train/: compile's optimizer, loss and metrics) attach to a
+ * model; the model frees it with `free_fn` when it is freed or the state is replaced. */
+void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *));
+void *tg__model_attachment(const tg_model *m);
+
+/* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
+uint64_t tg__derive_seed(uint64_t seed, uint64_t k);
+/* The activation, or x itself for TG_LINEAR. */
+tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a);
+bool tg__check_activation(tg_loc loc, const char *func, tg_activation a);
+/* Normalises a layer's axis for inputs of `rank` (batch included); axis 0 (the batch) is
+ * refused. Returns the axis or -1 with an error. */
+int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank);
+/* "(None, 3, 4)" for an example shape. */
+const char *tg__batch_shape_str(const tg_shape *example, char *buf, size_t size);
+
+#endif

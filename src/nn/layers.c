@@ -1,0 +1,506 @@
+/* Layers: the machinery every kind shares (naming, variables, build, call, trainable)
+ * and the core kinds: Dense, Activation, Dropout, Flatten, Reshape, Embedding. */
+#include <stdlib.h>
+
+#include "layer_impl.h"
+
+/* ---- helpers ------------------------------------------------------------------------- */
+uint64_t tg__derive_seed(uint64_t seed, uint64_t k)
+{
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (k + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+const char *tg__batch_shape_str(const tg_shape *s, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "(None");
+    for (int i = 0; i < s->rank && n >= 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, ", %lld", (long long)s->dims[i]);
+    if (n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ")");
+    return buf;
+}
+
+int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank)
+{
+    int a = axis < 0 ? axis + rank : axis;
+    if (a <= 0 || a >= rank) {
+        tg__fail(loc, "%s \"%s\": axis %d is out of range for inputs of rank %d (batch included); "
+                 "use -1 for the last axis, and never 0, the batch axis", l->kind->class_name, l->name, axis, rank);
+        return -1;
+    }
+    return a;
+}
+
+/* ---- activations ------------------------------------------------------------------------ */
+static const char *const activation_names[TG_ACTIVATION_COUNT] = {
+    [TG_LINEAR] = "linear", [TG_RELU] = "relu",         [TG_SIGMOID] = "sigmoid",
+    [TG_TANH] = "tanh",     [TG_SOFTMAX] = "softmax",   [TG_SOFTPLUS] = "softplus",
+    [TG_ELU] = "elu",       [TG_GELU] = "gelu",         [TG_LEAKY_RELU] = "leaky_relu",
+};
+
+const char *tg_activation_name(tg_activation a)
+{
+    return (unsigned)a < TG_ACTIVATION_COUNT ? activation_names[a] : NULL;
+}
+
+bool tg__check_activation(tg_loc loc, const char *func, tg_activation a)
+{
+    if ((unsigned)a < TG_ACTIVATION_COUNT)
+        return true;
+    tg__fail(loc, "%s: activation %d is not a tg_activation (TG_LINEAR, TG_RELU, TG_SIGMOID, TG_TANH, "
+             "TG_SOFTMAX, TG_SOFTPLUS, TG_ELU, TG_GELU, TG_LEAKY_RELU)", func, (int)a);
+    return false;
+}
+
+tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a)
+{
+    switch (a) {
+    case TG_LINEAR: return (tg_tensor *)x;
+    case TG_RELU: return tg_relu_at(loc, x);
+    case TG_SIGMOID: return tg_sigmoid_at(loc, x);
+    case TG_TANH: return tg_tanh_at(loc, x);
+    case TG_SOFTMAX: return tg_softmax_at(loc, x, -1);
+    case TG_SOFTPLUS: return tg_softplus_at(loc, x);
+    case TG_ELU: return tg_elu_at(loc, x, 1.0);
+    case TG_GELU: return tg_gelu_at(loc, x, false);
+    case TG_LEAKY_RELU: return tg_leaky_relu_at(loc, x, 0.2);
+    default: tg__check_activation(loc, "tg_activate", a); return NULL;
+    }
+}
+
+tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a)
+{
+    if (!tg__check_activation(loc, "tg_activate", a))
+        return NULL;
+    return a == TG_LINEAR ? tg_identity_at(loc, x) : tg__activate(loc, x, a);
+}
+
+/* ---- common layer machinery ------------------------------------------------------------------ */
+tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                        tg_shape input_shape)
+{
+    if (dtype != TG_DTYPE_INHERIT && dtype != TG_F32 && dtype != TG_F64)
+        return tg__fail(loc, "tg_%s: dtype must be float32, float64 or TG_DTYPE_INHERIT, not %s", kind->base_name,
+                        tg_dtype_name(dtype) ? tg_dtype_name(dtype) : "an unknown dtype");
+    if (input_shape.rank < 0 || input_shape.rank > TG_MAX_RANK - 1)
+        return tg__fail(loc, "tg_%s: input_shape has rank %d; one example's shape may have rank 0 to %d",
+                        kind->base_name, input_shape.rank, TG_MAX_RANK - 1);
+    for (int i = 0; i < input_shape.rank; i++)
+        if (input_shape.dims[i] <= 0)
+            return tg__fail(loc, "tg_%s: input_shape dim %d is %lld; every dim must be positive (leave the "
+                            "batch dim out)", kind->base_name, i, (long long)input_shape.dims[i]);
+    tg_layer *l = calloc(1, sizeof *l);
+    char *nm = strdup(name ? name : kind->base_name);
+    if (!l || !nm) {
+        free(l);
+        free(nm);
+        return tg__fail(loc, "tg_%s: out of memory", kind->base_name);
+    }
+    l->kind = kind;
+    l->name = nm;
+    l->auto_named = name == NULL;
+    l->dtype_opt = l->dtype = dtype;
+    l->seed_opt = seed;
+    l->input_shape = input_shape.rank > 0 ? input_shape : (tg_shape){.rank = -1};
+    l->trainable = true;
+    l->in_shape.rank = l->out_shape.rank = -1;
+    return l;
+}
+
+int tg__layer_rename(tg_layer *l, const char *name)
+{
+    char *nm = strdup(name);
+    if (!nm)
+        return -1;
+    free(l->name);
+    l->name = nm;
+    return 0;
+}
+
+tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
+                                  bool trainable)
+{
+    if (l->n_vars == TG_LAYER_MAX_VARS)
+        return tg__fail(loc, "%s \"%s\": too many variables", l->kind->class_name, l->name);
+    char full[512];
+    snprintf(full, sizeof full, "%s/%s", l->name, name);
+    tg_scope *s = tg_scope_begin_at(loc);
+    if (!s)
+        return NULL;
+    tg_tensor *value = tg_initialize_at(loc, init, l->dtype, shape, tg__derive_seed(l->seed, (uint64_t)l->n_vars));
+    /* Keras: a variable made trainable in a frozen layer starts frozen. */
+    tg_tensor *v = value ? tg_variable_at(loc, value, (tg_variable_opts){.name = full, .trainable = trainable && l->trainable})
+                         : NULL;
+    tg_scope_end_at(loc, s);
+    if (!v)
+        return NULL;
+    l->vars[l->n_vars] = v;
+    l->var_trainable[l->n_vars++] = trainable;
+    return v;
+}
+
+void tg__layer_unbuild(tg_layer *l)
+{
+    for (int i = 0; i < l->n_vars; i++)
+        tg_variable_free(l->vars[i]);
+    l->n_vars = 0;
+    if (l->kind->release)
+        l->kind->release(l);
+    l->built = false;
+    l->in_shape.rank = l->out_shape.rank = -1;
+}
+
+bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model_dtype, uint64_t seed)
+{
+    l->dtype = l->dtype_opt != TG_DTYPE_INHERIT ? l->dtype_opt : model_dtype;
+    l->seed = l->seed_opt ? l->seed_opt : seed;
+    tg_shape out = {0};
+    if (!l->kind->build(l, loc, in, &out)) {
+        tg__layer_unbuild(l);
+        return false;
+    }
+    l->in_shape = *in;
+    l->out_shape = out;
+    l->built = true;
+    return true;
+}
+
+static bool same_example(const tg_shape *example, const tg_tensor *x)
+{
+    if (tg_rank(x) != example->rank + 1)
+        return false;
+    for (int i = 0; i < example->rank; i++)
+        if (tg_dim(x, i + 1) != example->dims[i])
+            return false;
+    return true;
+}
+
+tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    if (!same_example(&l->in_shape, x)) {
+        char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
+        tg_shape xs = tg_shape_of(x);
+        return tg__fail(loc, "input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+                        "found shape=%s", l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
+                        tg__shape_str(&xs, got, sizeof got));
+    }
+    if (l->kind->autocast && tg_dtype_of(x) != l->dtype) {
+        x = tg_cast_at(loc, x, l->dtype);
+        if (!x)
+            return NULL;
+    }
+    return l->kind->call(l, loc, x, training);
+}
+
+void tg__layer_destroy(tg_layer *l)
+{
+    if (!l)
+        return;
+    tg__layer_unbuild(l);
+    free(l->name);
+    free(l);
+}
+
+/* ---- public layer API ------------------------------------------------------------------------ */
+#define CHECK_LAYER(func, l, ret)                                                       \
+    do {                                                                                \
+        if (!(l)) {                                                                     \
+            tg__null_arg(loc, func, "layer");                                           \
+            return ret;                                                                 \
+        }                                                                               \
+    } while (0)
+
+tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_model_call_opts o)
+{
+    CHECK_LAYER("tg_layer_call", l, NULL);
+    if (!tg__check_input(loc, "tg_layer_call", x, "x"))
+        return NULL;
+    if (!l->built) {
+        if (tg_rank(x) < 1)
+            return tg__fail(loc, "tg_layer_call: x is a scalar; a layer takes a batch, whose first axis is "
+                            "the batch");
+        tg_shape xs = tg_shape_of(x), ex = {.rank = xs.rank - 1};
+        for (int i = 1; i < xs.rank; i++)
+            ex.dims[i - 1] = xs.dims[i];
+        if (!tg__layer_build(l, loc, &ex, TG_F32, 0))
+            return NULL;
+    }
+    return tg__layer_call(l, loc, x, o.training);
+}
+
+const char *tg_layer_name(const tg_layer *l) { return l ? l->name : NULL; }
+const char *tg_layer_class_name(const tg_layer *l) { return l ? l->kind->class_name : NULL; }
+bool tg_layer_built(const tg_layer *l) { return l && l->built; }
+
+tg_activation tg_layer_activation(const tg_layer *l) { return l ? l->activation : TG_LINEAR; }
+bool tg_layer_trainable(const tg_layer *l) { return l && l->trainable; }
+
+tg_shape tg_layer_output_shape(const tg_layer *l)
+{
+    return l && l->built ? l->out_shape : (tg_shape){.rank = -1};
+}
+
+tg_tensor *const *tg_layer_variables(const tg_layer *l, int *count)
+{
+    if (count)
+        *count = l ? l->n_vars : 0;
+    return l ? l->vars : NULL;
+}
+
+int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
+{
+    CHECK_LAYER("tg_layer_set_trainable", l, -1);
+    l->trainable = trainable;
+    for (int i = 0; i < l->n_vars; i++)
+        if (l->var_trainable[i])
+            tg_variable_set_trainable(l->vars[i], trainable);
+    return 0;
+}
+
+void tg_layer_free(tg_layer *l)
+{
+    if (l && !l->model)
+        tg__layer_destroy(l);
+}
+
+/* ---- Dense ---------------------------------------------------------------------------------- */
+static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_dense_opts *o = &l->o.dense;
+    if (in->rank < 1)
+        return tg__fail(loc, "Dense \"%s\": inputs need at least 2 axes (batch, features), but one example "
+                        "is a scalar; reshape the batch to (batch, 1)", l->name), false;
+    int64_t in_dim = in->dims[in->rank - 1];
+    tg_initializer k = o->kernel_initializer.kind ? o->kernel_initializer : tg_init_glorot_uniform();
+    tg_initializer b = o->bias_initializer.kind ? o->bias_initializer : tg_init_zeros();
+    if (!tg__layer_add_variable(l, loc, "kernel", k, TG_SHAPE(in_dim, o->units), true))
+        return false;
+    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true))
+        return false;
+    *out = *in;
+    out->dims[out->rank - 1] = o->units;
+    return true;
+}
+
+static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    tg_tensor *y = tg_matmul_at(loc, x, l->vars[0], (tg_matmul_opts){0});
+    if (l->o.dense.use_bias)
+        y = tg_add_at(loc, y, l->vars[1]);
+    return tg__activate(loc, y, l->activation);
+}
+
+static const tg_layer_kind dense_kind = {"dense", "Dense", true, dense_build, dense_call, NULL};
+
+tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
+{
+    if (o.units <= 0)
+        return tg__fail(loc, "tg_dense: units must be a positive integer, got %lld (the number of outputs)",
+                        (long long)o.units);
+    if (o.input_dim < 0)
+        return tg__fail(loc, "tg_dense: input_dim must be positive, got %lld", (long long)o.input_dim);
+    if (!tg__check_activation(loc, "tg_dense", o.activation))
+        return NULL;
+    if (o.input_dim > 0 && o.input_shape.rank == 0)
+        o.input_shape = TG_SHAPE(o.input_dim);
+    tg_layer *l = tg__layer_new(loc, &dense_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l) {
+        l->o.dense = o;
+        l->activation = o.activation;
+    }
+    return l;
+}
+
+/* ---- Activation ------------------------------------------------------------------------------- */
+static bool same_shape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    (void)l, (void)loc;
+    *out = *in;
+    return true;
+}
+
+static tg_tensor *activation_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    return tg__activate(loc, x, l->activation);
+}
+
+static const tg_layer_kind activation_kind = {"activation", "Activation", true, same_shape_build, activation_call,
+                                              NULL};
+
+tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
+{
+    if (!tg__check_activation(loc, "tg_activation_layer", o.activation))
+        return NULL;
+    tg_layer *l = tg__layer_new(loc, &activation_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->activation = o.activation;
+    return l;
+}
+
+/* ---- Dropout ---------------------------------------------------------------------------------- */
+static bool dropout_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    l->rng = tg_rng_new(tg__derive_seed(l->seed, 0));
+    if (!l->rng)
+        return tg__fail(loc, "Dropout \"%s\": out of memory", l->name), false;
+    *out = *in;
+    return true;
+}
+
+/* x times a mask of zeros (probability rate) and 1 / (1 - rate), as TF's dropout. */
+static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    double rate = l->o.dropout.rate;
+    if (!training || rate == 0.0)
+        return (tg_tensor *)x;
+    int64_t n = tg_size(x);
+    bool f64 = tg_dtype_of(x) == TG_F64;
+    void *mask = malloc((size_t)(n ? n : 1) * (f64 ? sizeof(double) : sizeof(float)));
+    if (!mask)
+        return tg__fail(loc, "Dropout \"%s\": out of memory", l->name);
+    double scale = 1.0 / (1.0 - rate);
+    for (int64_t i = 0; i < n; i++) {
+        double m = tg_rng_uniform01(l->rng) >= rate ? scale : 0.0;
+        if (f64)
+            ((double *)mask)[i] = m;
+        else
+            ((float *)mask)[i] = (float)m;
+    }
+    tg_tensor *mt = tg_tensor_from_at(loc, tg_dtype_of(x), tg_shape_of(x), mask);
+    free(mask);
+    return tg_mul_at(loc, x, mt);
+}
+
+static void dropout_release(tg_layer *l)
+{
+    tg_rng_free(l->rng);
+    l->rng = NULL;
+}
+
+static const tg_layer_kind dropout_kind = {"dropout", "Dropout", true, dropout_build, dropout_call, dropout_release};
+
+tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
+{
+    if (!(o.rate >= 0.0 && o.rate < 1.0))
+        return tg__fail(loc, "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got %g", o.rate);
+    tg_layer *l = tg__layer_new(loc, &dropout_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->o.dropout = o;
+    return l;
+}
+
+/* ---- Flatten and Reshape ------------------------------------------------------------------------- */
+static bool flatten_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    (void)l, (void)loc;
+    *out = (tg_shape){.rank = 1, .dims = {tg__shape_size(in)}};
+    return true;
+}
+
+static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    tg_shape s = {.rank = l->out_shape.rank + 1, .dims = {tg_dim(x, 0)}};
+    for (int i = 0; i < l->out_shape.rank; i++)
+        s.dims[i + 1] = l->out_shape.dims[i];
+    return tg_reshape_at(loc, x, s);
+}
+
+static const tg_layer_kind flatten_kind = {"flatten", "Flatten", false, flatten_build, reshape_to_out, NULL};
+
+tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o)
+{
+    return tg__layer_new(loc, &flatten_kind, o.name, o.dtype, o.seed, o.input_shape);
+}
+
+static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_shape *t = &l->o.reshape.target_shape;
+    int64_t known = 1, total = tg__shape_size(in);
+    int unknown = -1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] == -1)
+            unknown = i;
+        else
+            known *= t->dims[i];
+    }
+    *out = *t;
+    if (unknown >= 0 && known > 0 && total % known == 0)
+        out->dims[unknown] = total / known;
+    if (tg__shape_size(out) != total || (unknown >= 0 && known == 0)) {
+        char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+        return tg__fail(loc, "Reshape \"%s\": the total size of the new array must be unchanged: input_shape = %s "
+                        "(%lld elements), target_shape = %s", l->name, tg__shape_str(in, a, sizeof a),
+                        (long long)total, tg__shape_str(t, b, sizeof b)), false;
+    }
+    return true;
+}
+
+static const tg_layer_kind reshape_kind = {"reshape", "Reshape", false, reshape_build, reshape_to_out, NULL};
+
+tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
+{
+    const tg_shape *t = &o.target_shape;
+    int unknown = 0;
+    bool ok = t->rank >= 1 && t->rank < TG_MAX_RANK;
+    for (int i = 0; ok && i < t->rank; i++) {
+        unknown += t->dims[i] == -1;
+        ok = t->dims[i] > 0 || t->dims[i] == -1;
+    }
+    if (!ok || unknown > 1) {
+        char b[TG_SHAPE_STR_MAX];
+        return tg__fail(loc, "tg_reshape_layer: target_shape %s must have rank 1 to %d, positive dims and at most "
+                        "one -1 (it leaves the batch dim out)", tg__shape_str(t, b, sizeof b), TG_MAX_RANK - 1);
+    }
+    tg_layer *l = tg__layer_new(loc, &reshape_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->o.reshape = o;
+    return l;
+}
+
+/* ---- Embedding ---------------------------------------------------------------------------------- */
+static bool embedding_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_embedding_opts *o = &l->o.embedding;
+    if (in->rank + 1 > TG_MAX_RANK - 1)
+        return tg__fail(loc, "Embedding \"%s\": inputs of rank %d are too deep", l->name, in->rank + 1), false;
+    tg_initializer e = o->embeddings_initializer.kind ? o->embeddings_initializer : tg_init_random_uniform(-0.05, 0.05);
+    if (!tg__layer_add_variable(l, loc, "embeddings", e, TG_SHAPE(o->input_dim, o->output_dim), true))
+        return false;
+    *out = *in;
+    out->dims[out->rank++] = o->output_dim;
+    return true;
+}
+
+static tg_tensor *embedding_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    if (tg_dtype_is_float(tg_dtype_of(x)))
+        x = tg_cast_at(loc, x, TG_I64);
+    else if (tg_dtype_of(x) == TG_BOOL)
+        return tg__fail(loc, "Embedding \"%s\": inputs must be integer indices, not bool", l->name);
+    return tg_gather_at(loc, l->vars[0], x, 0);
+}
+
+static const tg_layer_kind embedding_kind = {"embedding", "Embedding", false, embedding_build, embedding_call, NULL};
+
+tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
+{
+    if (o.input_dim <= 0 || o.output_dim <= 0)
+        return tg__fail(loc, "tg_embedding: input_dim (the vocabulary size) and output_dim must be positive, got "
+                        "input_dim=%lld, output_dim=%lld", (long long)o.input_dim, (long long)o.output_dim);
+    if (o.input_length < 0)
+        return tg__fail(loc, "tg_embedding: input_length must be positive, got %lld", (long long)o.input_length);
+    if (o.input_length > 0 && o.input_shape.rank == 0)
+        o.input_shape = TG_SHAPE(o.input_length);
+    tg_layer *l = tg__layer_new(loc, &embedding_kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->o.embedding = o;
+    return l;
+}
+

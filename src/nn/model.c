@@ -1,0 +1,646 @@
+/* The Sequential model: a list of layers it owns, built from one example's shape, with
+ * Keras's variable lists, trainable semantics and summary. */
+#include <math.h>
+#include <stdlib.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/ioctl.h>
+#include <unistd.h>
+#endif
+
+#include "layer_impl.h"
+
+struct tg_model {
+    char *name;
+    uint64_t seed;
+    tg_dtype dtype;
+    bool built, trainable;
+    tg_shape in_shape;             /* one example's, once built */
+    tg_layer **layers;
+    int n_layers, cap_layers;
+    tg_tensor **lists[3];          /* all, trainable, non-trainable: rebuilt on each request */
+    int cap_vars;
+    void *train_state;             /* train/'s, freed by train_free */
+    void (*train_free)(void *);
+};
+
+enum { ALL, TRAINABLE, NON_TRAINABLE };
+
+#define CHECK_MODEL(func, m, ret)                                                       \
+    do {                                                                                \
+        if (!(m)) {                                                                     \
+            tg__null_arg(loc, func, "model");                                           \
+            return ret;                                                                 \
+        }                                                                               \
+    } while (0)
+
+/* ---- building -------------------------------------------------------------------------- */
+static bool name_taken(const tg_model *m, const char *name, const tg_layer *except)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i] != except && strcmp(m->layers[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Keras numbers default names per kind: dense, dense_1, dense_2, ... */
+static bool assign_name(tg_model *m, tg_loc loc, tg_layer *l)
+{
+    if (l->auto_named && !l->built) {
+        char name[256];
+        for (int k = 0;; k++) {
+            if (k == 0)
+                snprintf(name, sizeof name, "%s", l->kind->base_name);
+            else
+                snprintf(name, sizeof name, "%s_%d", l->kind->base_name, k);
+            if (!name_taken(m, name, l))
+                break;
+        }
+        if (tg__layer_rename(l, name) != 0)
+            return tg__fail(loc, "tg_sequential: out of memory"), false;
+        return true;
+    }
+    if (name_taken(m, l->name, l))
+        return tg__fail(loc, "all layers added to a Sequential model should have unique names; name \"%s\" is "
+                        "already the name of a layer in model \"%s\"; pass a unique .name", l->name, m->name), false;
+    return true;
+}
+
+/* Builds the layers not built yet, each on the output shape of the one before. On
+ * failure the layers this call built are unbuilt again. */
+static bool build_from(tg_model *m, tg_loc loc, int first, const tg_shape *in)
+{
+    bool *fresh = calloc((size_t)m->n_layers + 1, sizeof *fresh);
+    if (!fresh)
+        return tg__fail(loc, "tg_model_build: out of memory"), false;
+    tg_shape s = *in;
+    int i = first;
+    for (; i < m->n_layers; i++) {
+        tg_layer *l = m->layers[i];
+        if (l->built && !tg__shape_eq(&l->in_shape, &s)) {
+            char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+            tg__fail(loc, "layer \"%s\" was built for examples of shape %s, but in model \"%s\" it receives %s",
+                     l->name, tg__shape_str(&l->in_shape, a, sizeof a), m->name, tg__shape_str(&s, b, sizeof b));
+            break;
+        }
+        if (!l->built) {
+            if (!tg__layer_build(l, loc, &s, m->dtype, tg__derive_seed(m->seed, (uint64_t)i)))
+                break;
+            fresh[i] = true;
+        }
+        s = l->out_shape;
+    }
+    bool ok = i == m->n_layers;
+    for (int k = first; !ok && k < i; k++)
+        if (fresh[k])
+            tg__layer_unbuild(m->layers[k]);
+    free(fresh);
+    if (ok) {
+        m->built = true;
+        if (first == 0)
+            m->in_shape = *in;
+    }
+    return ok;
+}
+
+/* Keras builds as soon as the input shape is known: the first layer may declare it. */
+static bool build_if_declared(tg_model *m, tg_loc loc)
+{
+    if (m->built || m->n_layers == 0 || m->layers[0]->input_shape.rank < 0)
+        return true;
+    tg_shape in = m->layers[0]->input_shape;
+    return build_from(m, loc, 0, &in);
+}
+
+static bool append(tg_model *m, tg_loc loc, tg_layer *l)
+{
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 8;
+        tg_layer **p = realloc(m->layers, sizeof *p * (size_t)cap);
+        if (!p)
+            return tg__fail(loc, "tg_model_add: out of memory"), false;
+        m->layers = p;
+        m->cap_layers = cap;
+    }
+    if (!assign_name(m, loc, l))
+        return false;
+    m->layers[m->n_layers++] = l;
+    l->model = m;
+    return true;
+}
+
+/* The model takes `l`: appended and, when the model's input shape is known, built. On
+ * failure the layer is freed (the caller gave it away). */
+static int add_layer(tg_model *m, tg_loc loc, tg_layer *l)
+{
+    if (!append(m, loc, l)) {
+        tg__layer_destroy(l);
+        return -1;
+    }
+    bool ok;
+    if (m->built) {
+        ok = build_from(m, loc, m->n_layers - 1, &m->layers[m->n_layers - 2]->out_shape);
+    } else {
+        ok = build_if_declared(m, loc);
+    }
+    if (!ok) {
+        m->n_layers--;
+        l->model = NULL;
+        tg__layer_destroy(l);
+        return -1;
+    }
+    return 0;
+}
+
+/* A layer that the caller gives: non-NULL and not owned by another model. */
+static bool check_given(tg_loc loc, const char *func, tg_layer *const *layers, int i)
+{
+    tg_layer *l = layers[i];
+    if (!l) {
+        if (!tg_has_error())
+            tg__fail(loc, "%s: layer %d is NULL", func, i);
+        return false;
+    }
+    if (l->model) {
+        tg__fail(loc, "%s: layer \"%s\" already belongs to model \"%s\"; a layer can be in one model only",
+                 func, l->name, tg_model_name(l->model));
+        return false;
+    }
+    for (int k = 0; k < i; k++)
+        if (layers[k] == l) {
+            tg__fail(loc, "%s: layer \"%s\" is given twice (at %d and %d); make a new layer for each place",
+                     func, l->name, k, i);
+            return false;
+        }
+    return true;
+}
+
+/* Frees the given layers this call owns after a failure (not those of other models). */
+static void drop_given(tg_layer *const *layers, int n)
+{
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int k = 0; k < i; k++)
+            seen |= layers[k] == layers[i];
+        if (layers[i] && !seen && !layers[i]->model)
+            tg__layer_destroy(layers[i]);
+    }
+}
+
+tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *layers, int n)
+{
+    if (n < 0 || (n > 0 && !layers))
+        return tg__fail(loc, "tg_sequential: %d layers at %p", n, (const void *)layers);
+    for (int i = 0; i < n; i++)
+        if (!check_given(loc, "tg_sequential", layers, i)) {
+            drop_given(layers, n);
+            return NULL;
+        }
+    if (o.dtype != TG_F32 && o.dtype != TG_F64) {
+        drop_given(layers, n);
+        return tg__fail(loc, "tg_sequential: dtype must be float32 or float64, not %s",
+                        tg_dtype_name(o.dtype) ? tg_dtype_name(o.dtype) : "an unknown dtype");
+    }
+    tg_model *m = calloc(1, sizeof *m);
+    char *name = strdup(o.name ? o.name : "sequential");
+    if (!m || !name) {
+        free(m);
+        free(name);
+        drop_given(layers, n);
+        return tg__fail(loc, "tg_sequential: out of memory");
+    }
+    *m = (tg_model){.name = name, .seed = o.seed, .dtype = o.dtype, .trainable = true};
+    for (int i = 0; i < n; i++) {
+        if (!append(m, loc, layers[i])) {
+            tg_model_free(m);
+            drop_given(layers + i, n - i);
+            return NULL;
+        }
+    }
+    if (!build_if_declared(m, loc)) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int tg_model_add_at(tg_loc loc, tg_model *m, tg_layer *l)
+{
+    if (!m || !check_given(loc, "tg_model_add", &l, 0)) {
+        if (!m)
+            tg__null_arg(loc, "tg_model_add", "model");
+        if (l && !l->model)
+            tg__layer_destroy(l);
+        return -1;
+    }
+    return add_layer(m, loc, l);
+}
+
+int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape in)
+{
+    CHECK_MODEL("tg_model_build", m, -1);
+    char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+    if (in.rank < 0 || in.rank >= TG_MAX_RANK)
+        return tg__failf(loc, "tg_model_build: input_shape has rank %d; one example's shape may have rank 0 to %d",
+                         in.rank, TG_MAX_RANK - 1);
+    if (m->built) {
+        if (tg__shape_eq(&m->in_shape, &in))
+            return 0;
+        return tg__failf(loc, "tg_model_build: model \"%s\" is already built for examples of shape %s, not %s",
+                         m->name, tg__shape_str(&m->in_shape, a, sizeof a), tg__shape_str(&in, b, sizeof b));
+    }
+    if (m->n_layers == 0)
+        return tg__failf(loc, "tg_model_build: model \"%s\" has no layers; add some first", m->name);
+    return build_from(m, loc, 0, &in) ? 0 : -1;
+}
+
+/* ---- calling ------------------------------------------------------------------------------------ */
+static bool check_model_input(tg_loc loc, const tg_model *m, const tg_tensor *x)
+{
+    int r = tg_rank(x);
+    bool ok = r == m->in_shape.rank + 1;
+    for (int i = 0; ok && i < m->in_shape.rank; i++)
+        ok = tg_dim(x, i + 1) == m->in_shape.dims[i];
+    if (ok)
+        return true;
+    char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX], ex[TG_SHAPE_STR_MAX];
+    tg_shape xs = tg_shape_of(x);
+    tg__fail(loc, "tg_model_call: input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+             "found shape=%s (model \"%s\" was built for examples of shape %s; the first axis is the batch)",
+             m->layers[0]->name, tg__batch_shape_str(&m->in_shape, want, sizeof want),
+             tg__shape_str(&xs, got, sizeof got), m->name, tg__shape_str(&m->in_shape, ex, sizeof ex));
+    return false;
+}
+
+tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_model_call_opts o)
+{
+    CHECK_MODEL("tg_model_call", m, NULL);
+    if (!tg__check_input(loc, "tg_model_call", x, "x"))
+        return NULL;
+    if (m->n_layers == 0)
+        return tg__fail(loc, "tg_model_call: model \"%s\" has no layers; add some with tg_model_add", m->name);
+    if (!m->built) {
+        if (tg_rank(x) < 1)
+            return tg__fail(loc, "tg_model_call: x is a scalar; a model takes a batch, whose first axis is the batch");
+        tg_shape xs = tg_shape_of(x), ex = {.rank = xs.rank - 1};
+        for (int i = 1; i < xs.rank; i++)
+            ex.dims[i - 1] = xs.dims[i];
+        if (!build_from(m, loc, 0, &ex))
+            return NULL;
+    }
+    if (!check_model_input(loc, m, x))
+        return NULL;
+    tg_tensor *y = (tg_tensor *)x;
+    for (int i = 0; i < m->n_layers && y; i++)
+        y = tg__layer_call(m->layers[i], loc, y, o.training);
+    return y;
+}
+
+/* ---- accessors ------------------------------------------------------------------------------------ */
+const char *tg_model_name(const tg_model *m) { return m ? m->name : NULL; }
+bool tg_model_built(const tg_model *m) { return m && m->built; }
+int tg_model_n_layers(const tg_model *m) { return m ? m->n_layers : 0; }
+bool tg_model_trainable(const tg_model *m) { return m && m->trainable; }
+
+tg_layer *tg_model_layer(const tg_model *m, int i)
+{
+    tg_loc loc = {0};
+    CHECK_MODEL("tg_model_layer", m, NULL);
+    int k = i < 0 ? i + m->n_layers : i;
+    if (k < 0 || k >= m->n_layers)
+        return tg__fail(loc, "tg_model_layer: index %d is out of range for model \"%s\" with %d layers", i, m->name,
+                        m->n_layers);
+    return m->layers[k];
+}
+
+tg_layer *tg_model_get_layer(const tg_model *m, const char *name)
+{
+    tg_loc loc = {0};
+    CHECK_MODEL("tg_model_get_layer", m, NULL);
+    for (int i = 0; name && i < m->n_layers; i++)
+        if (strcmp(m->layers[i]->name, name) == 0)
+            return m->layers[i];
+    return tg__fail(loc, "tg_model_get_layer: no layer named \"%s\" in model \"%s\"", name ? name : "(null)", m->name);
+}
+
+/* Keras 3: a frozen model has no trainable weights; otherwise the variable's own flag
+ * decides (a frozen layer has turned its variables' flags off). */
+static bool counts_as_trainable(const tg_model *m, const tg_tensor *v)
+{
+    return m->trainable && tg_variable_trainable(v);
+}
+
+static tg_tensor *const *collect(tg_model *m, int which, int *count)
+{
+    static tg_tensor *const none[1] = {NULL};   /* an empty list is not an error */
+    int total = 0, n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        total += m->layers[i]->n_vars;
+    if (total > m->cap_vars) {
+        for (int k = 0; k < 3; k++) {
+            tg_tensor **p = realloc(m->lists[k], sizeof *p * (size_t)total);
+            if (!p) {
+                if (count)
+                    *count = 0;
+                return tg__fail((tg_loc){0}, "tg_model_variables: out of memory");
+            }
+            m->lists[k] = p;
+        }
+        m->cap_vars = total;
+    }
+    for (int i = 0; i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i]->n_vars; k++) {
+            tg_tensor *v = m->layers[i]->vars[k];
+            if (which == ALL || (which == TRAINABLE) == counts_as_trainable(m, v))
+                m->lists[which][n++] = v;
+        }
+    if (count)
+        *count = n;
+    return total ? m->lists[which] : none;
+}
+
+tg_tensor *const *tg_model_variables(tg_model *m, int *count)
+{
+    tg_loc loc = {0};
+    if (count)
+        *count = 0;
+    CHECK_MODEL("tg_model_variables", m, NULL);
+    return collect(m, ALL, count);
+}
+
+tg_tensor *const *tg_model_trainable_variables(tg_model *m, int *count)
+{
+    tg_loc loc = {0};
+    if (count)
+        *count = 0;
+    CHECK_MODEL("tg_model_trainable_variables", m, NULL);
+    return collect(m, TRAINABLE, count);
+}
+
+tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count)
+{
+    tg_loc loc = {0};
+    if (count)
+        *count = 0;
+    CHECK_MODEL("tg_model_non_trainable_variables", m, NULL);
+    return collect(m, NON_TRAINABLE, count);
+}
+
+int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_trainable)
+{
+    int64_t t = 0, f = 0;
+    for (int i = 0; m && i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i]->n_vars; k++) {
+            const tg_tensor *v = m->layers[i]->vars[k];
+            *(counts_as_trainable(m, v) ? &t : &f) += tg_size(v);
+        }
+    if (trainable)
+        *trainable = t;
+    if (non_trainable)
+        *non_trainable = f;
+    return t + f;
+}
+
+int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
+{
+    CHECK_MODEL("tg_model_set_trainable", m, -1);
+    m->trainable = trainable;
+    for (int i = 0; i < m->n_layers; i++)
+        tg_layer_set_trainable_at(loc, m->layers[i], trainable);
+    return 0;
+}
+
+void *tg__model_attachment(const tg_model *m) { return m ? m->train_state : NULL; }
+
+void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
+{
+    if (m->train_state && m->train_free && m->train_state != state)
+        m->train_free(m->train_state);
+    m->train_state = state;
+    m->train_free = free_fn;
+}
+
+void tg_model_free(tg_model *m)
+{
+    if (!m)
+        return;
+    tg__model_attach(m, NULL, NULL);
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i]->model = NULL;
+        tg__layer_destroy(m->layers[i]);
+    }
+    for (int k = 0; k < 3; k++)
+        free(m->lists[k]);
+    free(m->layers);
+    free(m->name);
+    free(m);
+}
+
+/* ---- summary ---------------------------------------------------------------------------------------- */
+/* Keras 3 renders its summary with rich: a table of three columns at 45%, 80% and 100%
+ * of the line, each padded by one space on both sides, shrunk evenly (rich's
+ * ratio_reduce) to fit the line with its four borders, and numbers written with
+ * thousands separators. */
+#define CELL_MAX 256
+#define CELL_LINES 8
+
+/* Python's "{:,}". */
+static const char *thousands(int64_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v)), k = 0;
+    if (v < 0)
+        buf[k++] = '-';
+    for (int i = 0; i < n && (size_t)k + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[k++] = ',';
+        buf[k++] = digits[i];
+    }
+    buf[k] = 0;
+    return buf;
+}
+
+/* Keras's readable_memory_size: "6.00 KB". */
+static const char *memory_size(double bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+    int u = 0;
+    while (u < 5 && bytes / 1024 >= 1) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, size, "%.2f %s", bytes, units[u]);
+    return buf;
+}
+
+/* rich's ratio_reduce with equal ratios: takes `excess` columns off the widths, the
+ * share of each rounded half to even as Python's round(). */
+static void ratio_reduce(int excess, int *w, int n)
+{
+    int left = excess, ratio = n;
+    for (int i = 0; i < n; i++) {
+        int d = (int)nearbyint((double)left / ratio);
+        if (d > w[i])
+            d = w[i];
+        w[i] -= d;
+        left -= d;
+        ratio--;
+    }
+}
+
+/* Greedy word wrap into lines of at most `width` columns; a word too long for a line is
+ * cut with an ellipsis, as rich does. Returns the number of lines (at least one). */
+static int wrap(const char *text, int width, char lines[CELL_LINES][CELL_MAX + 8], int *cols)
+{
+    int n = 1;
+    lines[0][0] = 0;
+    cols[0] = 0;
+    for (const char *p = text; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        int len = (int)strcspn(p, " ");
+        if (cols[n - 1] > 0 && cols[n - 1] + 1 + len > width) {
+            if (n == CELL_LINES)
+                break;
+            lines[n][0] = 0;
+            cols[n++] = 0;
+        }
+        char *line = lines[n - 1];
+        int *c = &cols[n - 1];
+        if (*c > 0) {
+            strcat(line, " ");
+            (*c)++;
+        }
+        int take = len <= width ? len : width > 1 ? width - 1 : 0;
+        strncat(line, p, (size_t)take);
+        if (take < len) {
+            strcat(line, "\xe2\x80\xa6");   /* … */
+            *c = width;
+        } else {
+            *c += take;
+        }
+        p += len;
+    }
+    return n;
+}
+
+static void rule(FILE *out, const char *left, const char *fill, const char *mid, const char *right, const int *w)
+{
+    fputs(left, out);
+    for (int c = 0; c < 3; c++) {
+        for (int i = 0; i < w[c]; i++)
+            fputs(fill, out);
+        fputs(c < 2 ? mid : right, out);
+    }
+    fputc('\n', out);
+}
+
+static void row(FILE *out, const char *bar, const char *const cells[3], const int *w, const bool *right)
+{
+    char lines[3][CELL_LINES][CELL_MAX + 8];
+    int cols[3][CELL_LINES], n[3], height = 1;
+    for (int c = 0; c < 3; c++) {
+        n[c] = wrap(cells[c], w[c] - 2, lines[c], cols[c]);
+        height = n[c] > height ? n[c] : height;
+    }
+    for (int k = 0; k < height; k++) {
+        fputs(bar, out);
+        for (int c = 0; c < 3; c++) {
+            const char *t = k < n[c] ? lines[c][k] : "";
+            int pad = w[c] - 2 - (k < n[c] ? cols[c][k] : 0);
+            fprintf(out, " %*s%s%*s ", right[c] ? pad : 0, "", t, right[c] ? 0 : pad, "");
+            fputs(bar, out);
+        }
+        fputc('\n', out);
+    }
+}
+
+static int64_t layer_params(const tg_layer *l)
+{
+    int64_t n = 0;
+    for (int k = 0; k < l->n_vars; k++)
+        n += tg_size(l->vars[k]);
+    return n;
+}
+
+static double bytes_of(const tg_model *m, bool trainable)
+{
+    double bytes = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i]->n_vars; k++) {
+            const tg_tensor *v = m->layers[i]->vars[k];
+            if (counts_as_trainable(m, v) == trainable)
+                bytes += (double)tg_size(v) * (double)tg_dtype_size(tg_dtype_of(v));
+        }
+    return bytes;
+}
+
+/* Keras: min(88, columns - 4), with Python's shutil.get_terminal_size() columns: $COLUMNS or
+ * the terminal's width, and 80 for a stream that is not a terminal. */
+static int default_line_length(FILE *out)
+{
+    int cols = 80;
+#if defined(__unix__) || defined(__APPLE__)
+    int fd = fileno(out);
+    if (fd >= 0 && isatty(fd)) {
+        const char *env = getenv("COLUMNS");
+        struct winsize ws;
+        if (env && atoi(env) > 0)
+            cols = atoi(env);
+        else if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+            cols = ws.ws_col;
+    }
+#endif
+    return cols - 4 < 88 ? cols - 4 : 88;
+}
+
+int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
+{
+    CHECK_MODEL("tg_model_summary", m, -1);
+    if (!out)
+        return tg__failf(loc, "tg_model_summary: `out` is NULL (pass stdout or an open FILE *)");
+    static const double positions[3] = {0.45, 0.80, 1.0};
+    int w[3], current = 0, L = o.line_length > 0 ? o.line_length : default_line_length(out);
+    for (int c = 0; c < 3; c++) {
+        w[c] = (int)(positions[c] * L) - current;
+        if (w[c] < 4)
+            return tg__failf(loc, "tg_model_summary: insufficient console width to print summary "
+                             "(line_length %d)", L);
+        current += w[c];
+        w[c] += 2;   /* padding */
+    }
+    int excess = w[0] + w[1] + w[2] - (L - 4);
+    if (excess > 0)
+        ratio_reduce(excess, w, 3);
+
+    fprintf(out, "Model: \"%s\"\n", m->name);
+    static const bool right[3] = {false, false, true};
+    rule(out, "\xe2\x94\x8f", "\xe2\x94\x81", "\xe2\x94\xb3", "\xe2\x94\x93", w);   /* ┏━┳┓ */
+    row(out, "\xe2\x94\x83", (const char *const[]){"Layer (type)", "Output Shape", "Param #"}, w, right);   /* ┃ */
+    rule(out, "\xe2\x94\xa1", "\xe2\x94\x81", "\xe2\x95\x87", "\xe2\x94\xa9", w);   /* ┡━╇┩ */
+    for (int i = 0; i < m->n_layers; i++) {
+        const tg_layer *l = m->layers[i];
+        char name[CELL_MAX], shape[CELL_MAX], params[64];
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->kind->class_name);
+        if (l->built) {
+            tg__batch_shape_str(&l->out_shape, shape, sizeof shape);
+            thousands(layer_params(l), params, sizeof params);
+        } else {
+            snprintf(shape, sizeof shape, "?");
+            snprintf(params, sizeof params, "0 (unbuilt)");
+        }
+        row(out, "\xe2\x94\x82", (const char *const[]){name, shape, params}, w, right);   /* │ */
+        if (i + 1 < m->n_layers)
+            rule(out, "\xe2\x94\x9c", "\xe2\x94\x80", "\xe2\x94\xbc", "\xe2\x94\xa4", w);   /* ├─┼┤ */
+    }
+    rule(out, "\xe2\x94\x94", "\xe2\x94\x80", "\xe2\x94\xb4", "\xe2\x94\x98", w);   /* └─┴┘ */
+
+    int64_t tr, nt, total = tg_model_n_params(m, &tr, &nt);
+    double btr = bytes_of(m, true), bnt = bytes_of(m, false);
+    char a[64], b[64];
+    fprintf(out, " Total params: %s (%s)\n", thousands(total, a, sizeof a), memory_size(btr + bnt, b, sizeof b));
+    fprintf(out, " Trainable params: %s (%s)\n", thousands(tr, a, sizeof a), memory_size(btr, b, sizeof b));
+    fprintf(out, " Non-trainable params: %s (%s)\n", thousands(nt, a, sizeof a), memory_size(bnt, b, sizeof b));
+    return ferror(out) ? tg__failf(loc, "tg_model_summary: writing failed") : 0;
+}
