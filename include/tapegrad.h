@@ -9,6 +9,7 @@
 #include "tapegrad/autodiff.h"
 #include "tapegrad/losses.h"
 #include "tapegrad/metrics.h"
+#include "tapegrad/train.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/optim.h"
 

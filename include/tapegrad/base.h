@@ -87,6 +87,16 @@ typedef struct tg_loc {
         _Pragma("GCC diagnostic pop")                                         \
         tg__o;                                                                \
     }))
+/* TG__CALL(type, call, fields...) builds the options as `tg__o` and makes `call` in the
+ * same block, so arrays written among the fields live until the call returns. */
+#define TG__CALL(type, call, ...)                                             \
+    (__extension__({                                                          \
+        _Pragma("GCC diagnostic push")                                        \
+        _Pragma("GCC diagnostic ignored \"-Woverride-init\"")                 \
+        type tg__o = {__VA_ARGS__};                                           \
+        _Pragma("GCC diagnostic pop")                                         \
+        call;                                                                 \
+    }))
 #else
 #define TG__OPTS(type, ...) ((type){__VA_ARGS__})
 #endif

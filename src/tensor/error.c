@@ -55,6 +55,16 @@ int tg__failf(tg_loc loc, const char *fmt, ...)
     return -1;
 }
 
+bool tg__failb(tg_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(error_buf, loc, fmt, ap);
+    va_end(ap);
+    error_set = true;
+    return false;
+}
+
 void tg__warn(tg_loc loc, const char *fmt, ...)
 {
     va_list ap;

@@ -69,6 +69,7 @@ tg_context *tg__ctx(void);
  * and returns NULL, so failing calls can `return tg__fail(...)`. */
 void *tg__fail(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tg__failf(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns -1 */
+bool tg__failb(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns false */
 void tg__warn(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For a NULL argument: keeps an earlier error, or says which argument was NULL. */
 void *tg__null_arg(tg_loc loc, const char *func, const char *arg);

@@ -1,0 +1,199 @@
+/* tapegrad/train.h: compile, fit, evaluate and predict, Keras style.
+ *
+ *   tg_model *m = tg_sequential(tg_dense(.units = 64, .activation = TG_RELU, .input_dim = 2),
+ *                               tg_dense(.units = 1, .activation = TG_SIGMOID));
+ *   tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_BINARY_CROSSENTROPY,
+ *              .metrics = TG_METRICS(TG_ACCURACY));
+ *   tg_history *h = tg_fit(m, x, y, .epochs = 10, .batch_size = 32, .validation_split = 0.1);
+ *
+ * compile checks that the loss fits the model's output before any step. fit validates
+ * all of its input before the first step, so nothing is half-trained silently. The
+ * training step is built only on public calls (tg_train_step_default in
+ * src/train/fit.c): copy it, change it, and pass yours as .train_step. */
+#ifndef TAPEGRAD_TRAIN_H
+#define TAPEGRAD_TRAIN_H
+
+#include "losses.h"
+#include "metrics.h"
+#include "nn.h"
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- logs: named values of one step or epoch ----------------------------------------- */
+#define TG_LOGS_MAX 24
+typedef struct tg_logs {
+    int n;
+    char names[TG_LOGS_MAX][32];
+    double values[TG_LOGS_MAX];
+} tg_logs;
+/* Sets (or adds) a value; returns 0, or -1 when the logs are full. */
+int tg_logs_set(tg_logs *logs, const char *name, double value);
+/* The value named `name`, or NaN when absent. */
+double tg_logs_get(const tg_logs *logs, const char *name);
+
+/* ---- compile -------------------------------------------------------------------------- */
+/* Keras's metrics=['accuracy']: binary, categorical or sparse, chosen from the loss and the
+ * output shape at compile time (tg_resolve_accuracy). */
+#define TG_ACCURACY ((tg_metric_kind)(TG_METRIC_COUNT + 1))
+#define TG_MAX_METRICS 8
+typedef struct tg_metric_list {
+    int n;
+    tg_metric_kind kind[TG_MAX_METRICS];
+} tg_metric_list;
+#define TG_METRICS(...)                                                                        \
+    tg__metric_list((const tg_metric_kind[]){0, __VA_ARGS__},                                  \
+                    (int)(sizeof((const tg_metric_kind[]){0, __VA_ARGS__}) / sizeof(tg_metric_kind)) - 1)
+static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
+{
+    tg_metric_list l = {.n = n};
+    for (int i = 0; i < n && i < TG_MAX_METRICS; i++)
+        l.kind[i] = k[i + 1];
+    return l;
+}
+
+typedef struct tg_compile_opts {
+    tg_optimizer *optimizer;      /* required; the model owns it from here on */
+    tg_loss_kind loss;            /* required */
+    bool from_logits;             /* cross-entropies */
+    double label_smoothing;       /* binary and categorical cross-entropy */
+    double delta;                 /* huber; default 1.0 */
+    tg_custom_loss_fn loss_fn;    /* TG_LOSS_CUSTOM: per-sample values or a scalar, from ops */
+    void *loss_user;
+    tg_metric_list metrics;
+} tg_compile_opts;
+int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
+#define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
+
+/* What compile set, for custom training steps. */
+tg_optimizer *tg_model_optimizer(const tg_model *m);
+/* The compiled loss of a batch (a scalar on the tape when one records). */
+tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
+                                    const tg_tensor *sample_weight);
+#define tg_model_compute_loss(m, y_true, y_pred, sample_weight) \
+    tg_model_compute_loss_at(TG_LOC, m, y_true, y_pred, sample_weight)
+/* Adds a batch to the compiled metrics (and `loss` to the running loss mean). */
+int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
+                            const tg_tensor *sample_weight, const tg_tensor *loss);
+/* The running results: "loss" then each metric by its Keras name. */
+void tg_model_metric_logs(const tg_model *m, tg_logs *logs);
+void tg_model_reset_metrics(tg_model *m);
+
+/* ---- callbacks ------------------------------------------------------------------------- */
+typedef struct tg_callback tg_callback;
+/* Each hook may be NULL. A hook returning nonzero stops training after the current batch
+ * (Keras's model.stop_training); a negative value is an error, kept in tg_last_error. */
+struct tg_callback {
+    int (*on_train_begin)(tg_callback *cb, tg_model *m, tg_logs *logs);
+    int (*on_train_end)(tg_callback *cb, tg_model *m, tg_logs *logs);
+    int (*on_epoch_begin)(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs);
+    int (*on_epoch_end)(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs);
+    int (*on_batch_begin)(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs);
+    int (*on_batch_end)(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs);
+    void (*free)(tg_callback *cb);   /* for callbacks made by tapegrad; NULL for yours */
+    void *user;
+};
+void tg_callback_free(tg_callback *cb);
+
+typedef enum tg_monitor_mode { TG_MODE_AUTO = 0, TG_MODE_MIN, TG_MODE_MAX } tg_monitor_mode;
+
+typedef struct tg_early_stopping_opts {
+    const char *monitor;          /* default "val_loss" */
+    double min_delta;
+    int patience;
+    tg_monitor_mode mode;         /* auto: max for names with "acc", else min */
+    bool restore_best_weights;
+    int start_from_epoch;
+} tg_early_stopping_opts;
+tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o);
+#define tg_early_stopping(...) \
+    tg_early_stopping_at(TG_LOC, TG__OPTS(tg_early_stopping_opts, .monitor = "val_loss", __VA_ARGS__))
+/* The epoch at which the last early stop happened (0 when it did not stop). */
+int tg_early_stopping_stopped_epoch(const tg_callback *cb);
+
+typedef struct tg_csv_logger_opts {
+    const char *filename;         /* required */
+    char separator;               /* default ',' */
+    bool append;
+} tg_csv_logger_opts;
+tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o);
+#define tg_csv_logger(...) tg_csv_logger_at(TG_LOC, TG__OPTS(tg_csv_logger_opts, .separator = ',', __VA_ARGS__))
+
+/* schedule(epoch, current learning rate, user) -> the learning rate for that epoch. */
+typedef double (*tg_lr_schedule_fn)(int epoch, double lr, void *user);
+tg_callback *tg_learning_rate_scheduler_at(tg_loc loc, tg_lr_schedule_fn schedule, void *user);
+#define tg_learning_rate_scheduler(schedule, user) tg_learning_rate_scheduler_at(TG_LOC, schedule, user)
+
+/* ---- fit ------------------------------------------------------------------------------ */
+typedef struct tg_history tg_history;
+
+/* One training step on a batch: run a tape and the optimizer, then fill `logs` (usually
+ * tg_model_metric_logs). Returns 0, or -1 with an error to stop fit. */
+typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y,
+                                const tg_tensor *sample_weight, tg_logs *logs, void *user);
+/* Keras's train_step: forward and loss on a tape, gradients of the trainable variables,
+ * apply_gradients, metrics. */
+int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
+                          tg_logs *logs, void *user);
+
+typedef enum tg_verbose { TG_VERBOSE_AUTO = 0, TG_VERBOSE_SILENT, TG_VERBOSE_BAR, TG_VERBOSE_EPOCH } tg_verbose;
+
+typedef struct tg_fit_opts {
+    int epochs;                   /* default 1 */
+    int64_t batch_size;           /* default 32 */
+    double validation_split;      /* the last fraction of x and y, before shuffling */
+    const tg_tensor *validation_x, *validation_y;
+    bool shuffle;                 /* default true */
+    uint64_t seed;                /* for shuffling */
+    int initial_epoch;
+    const tg_tensor *sample_weight;        /* [N] */
+    const double *class_weight;            /* [number of classes] */
+    int n_class_weight;
+    tg_verbose verbose;           /* auto: a bar on a terminal, a line per epoch otherwise */
+    FILE *out;                    /* default stdout */
+    tg_callback *const *callbacks;
+    int n_callbacks;
+    tg_train_step_fn train_step;  /* default tg_train_step_default */
+    void *user;
+} tg_fit_opts;
+tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
+/* Arrays written in the call, such as `.callbacks = (tg_callback *[]){es, log}`, live
+ * until fit returns. */
+#define tg_fit(m, x, y, ...)                                                                        \
+    TG__CALL(tg_fit_opts, tg_fit_at(TG_LOC, m, x, y, tg__o), .epochs = 1, .batch_size = 32, .shuffle = true, \
+             __VA_ARGS__)
+
+/* Every logged value per epoch: "loss", metrics, "val_loss", "val_..." and "lr". */
+int tg_history_epochs(const tg_history *h);
+int tg_history_n_keys(const tg_history *h);
+const char *tg_history_key(const tg_history *h, int i);
+/* The values of `key`, one per epoch (NULL when absent); *n gets the count. */
+const double *tg_history_get(const tg_history *h, const char *key, int *n);
+void tg_history_free(tg_history *h);
+
+/* ---- evaluate and predict ------------------------------------------------------------------ */
+typedef struct tg_evaluate_opts {
+    int64_t batch_size;           /* default 32 */
+    const tg_tensor *sample_weight;
+    tg_verbose verbose;           /* default silent */
+    FILE *out;
+} tg_evaluate_opts;
+/* Loss and metrics over (x, y) into *logs. Returns 0 or -1. */
+int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
+                   tg_evaluate_opts o);
+#define tg_evaluate(m, x, y, logs, ...) \
+    tg_evaluate_at(TG_LOC, m, x, y, logs, TG__OPTS(tg_evaluate_opts, .batch_size = 32, .verbose = TG_VERBOSE_SILENT, __VA_ARGS__))
+
+typedef struct tg_predict_opts {
+    int64_t batch_size;           /* default 32 */
+} tg_predict_opts;
+/* The model's outputs for every row of x, batch by batch, in the innermost scope. */
+tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
+#define tg_predict(m, x, ...) tg_predict_at(TG_LOC, m, x, TG__OPTS(tg_predict_opts, .batch_size = 32, __VA_ARGS__))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

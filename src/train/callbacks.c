@@ -1,0 +1,368 @@
+/* Callbacks (EarlyStopping, CSVLogger, LearningRateScheduler), the history of a fit,
+ * and saved weights for restore_best_weights. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tensor/tensor_impl.h"
+#include "train_impl.h"
+
+void tg_callback_free(tg_callback *cb)
+{
+    if (cb && cb->free)
+        cb->free(cb);
+}
+
+/* ---- history --------------------------------------------------------------------------------- */
+typedef struct history_key {
+    char name[32];
+    double *values;    /* one per epoch; NaN where an epoch did not log it */
+} history_key;
+
+struct tg_history {
+    int epochs;
+    int n_keys;
+    history_key keys[TG_LOGS_MAX];
+};
+
+tg_history *tg__history_new(void) { return calloc(1, sizeof(tg_history)); }
+
+bool tg__history_append(tg_history *h, const tg_logs *logs)
+{
+    for (int i = 0; i < logs->n; i++) {
+        int k = 0;
+        while (k < h->n_keys && strcmp(h->keys[k].name, logs->names[i]) != 0)
+            k++;
+        if (k == h->n_keys && h->n_keys < TG_LOGS_MAX) {
+            snprintf(h->keys[k].name, sizeof h->keys[k].name, "%s", logs->names[i]);
+            h->n_keys++;
+        }
+    }
+    for (int k = 0; k < h->n_keys; k++) {
+        double *v = realloc(h->keys[k].values, sizeof(double) * (size_t)(h->epochs + 1));
+        if (!v)
+            return tg__failb((tg_loc){0}, "tg_fit: out of memory for the history");
+        h->keys[k].values = v;
+        v[h->epochs] = tg_logs_get(logs, h->keys[k].name);
+        if (k >= logs->n && isnan(v[h->epochs]) && h->epochs > 0)
+            v[h->epochs] = NAN;
+    }
+    h->epochs++;
+    return true;
+}
+
+int tg_history_epochs(const tg_history *h) { return h ? h->epochs : 0; }
+int tg_history_n_keys(const tg_history *h) { return h ? h->n_keys : 0; }
+const char *tg_history_key(const tg_history *h, int i) { return h && i >= 0 && i < h->n_keys ? h->keys[i].name : NULL; }
+
+const double *tg_history_get(const tg_history *h, const char *key, int *n)
+{
+    for (int k = 0; h && key && k < h->n_keys; k++)
+        if (strcmp(h->keys[k].name, key) == 0) {
+            if (n)
+                *n = h->epochs;
+            return h->keys[k].values;
+        }
+    if (n)
+        *n = 0;
+    return NULL;
+}
+
+void tg_history_free(tg_history *h)
+{
+    if (!h)
+        return;
+    for (int k = 0; k < h->n_keys; k++)
+        free(h->keys[k].values);
+    free(h);
+}
+
+/* ---- saved weights ------------------------------------------------------------------------- */
+struct tg_weights {
+    int n;
+    void **data;
+};
+
+tg_weights *tg__weights_save(tg_model *m)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    tg_weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->data = calloc((size_t)(n ? n : 1), sizeof(void *)))) {
+        free(w);
+        return tg__fail((tg_loc){0}, "out of memory saving weights");
+    }
+    w->n = n;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)vars[i]->size * tg_dtype_size(vars[i]->dtype);
+        if (!(w->data[i] = malloc(bytes ? bytes : 1))) {
+            tg__weights_free(w);
+            return tg__fail((tg_loc){0}, "out of memory saving weights");
+        }
+        memcpy(w->data[i], vars[i]->data, bytes);
+    }
+    return w;
+}
+
+int tg__weights_restore(tg_model *m, const tg_weights *w)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    if (n != w->n)
+        return tg__failf((tg_loc){0}, "restore weights: the model has %d variables, %d were saved", n, w->n);
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)vars[i]->size * tg_dtype_size(vars[i]->dtype);
+        memcpy(tg__variable_begin_write((tg_loc){__FILE__, __LINE__}, vars[i]), w->data[i], bytes);
+    }
+    return 0;
+}
+
+void tg__weights_free(tg_weights *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->n; i++)
+        free(w->data[i]);
+    free(w->data);
+    free(w);
+}
+
+/* ---- EarlyStopping (Keras 3's rules) --------------------------------------------------------- */
+typedef struct early_stopping {
+    tg_callback cb;
+    tg_early_stopping_opts o;
+    char monitor[32];
+    bool maximize;
+    double best;
+    int wait, stopped_epoch, best_epoch;
+    tg_weights *best_weights;
+} early_stopping;
+
+static bool improved(const early_stopping *e, double current)
+{
+    double delta = fabs(e->o.min_delta);
+    return e->maximize ? current - delta > e->best : current + delta < e->best;
+}
+
+static int es_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)m;
+    (void)logs;
+    early_stopping *e = (early_stopping *)cb;
+    e->wait = e->stopped_epoch = e->best_epoch = 0;
+    e->best = e->maximize ? -INFINITY : INFINITY;
+    tg__weights_free(e->best_weights);
+    e->best_weights = NULL;
+    return 0;
+}
+
+static int es_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    early_stopping *e = (early_stopping *)cb;
+    double current = tg_logs_get(logs, e->monitor);
+    if (isnan(current)) {
+        tg__warn(e->o.monitor ? (tg_loc){0} : (tg_loc){0},
+                 "EarlyStopping: early stopping conditioned on metric `%s` which is not available", e->monitor);
+        return 0;
+    }
+    if (epoch < e->o.start_from_epoch)
+        return 0;
+    e->wait++;
+    if (improved(e, current)) {
+        e->best = current;
+        e->best_epoch = epoch;
+        if (e->o.restore_best_weights) {
+            tg__weights_free(e->best_weights);
+            if (!(e->best_weights = tg__weights_save(m)))
+                return -1;
+        }
+        e->wait = 0;
+        return 0;
+    }
+    if (e->wait >= e->o.patience && epoch > 0) {
+        e->stopped_epoch = epoch;
+        return 1;
+    }
+    return 0;
+}
+
+static int es_train_end(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)logs;
+    early_stopping *e = (early_stopping *)cb;
+    if (e->o.restore_best_weights && e->best_weights)
+        return tg__weights_restore(m, e->best_weights) == 0 ? 0 : -1;
+    return 0;
+}
+
+static void es_free(tg_callback *cb)
+{
+    early_stopping *e = (early_stopping *)cb;
+    tg__weights_free(e->best_weights);
+    free(e);
+}
+
+tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o)
+{
+    if (!o.monitor || !*o.monitor || strlen(o.monitor) >= 32)
+        return tg__fail(loc, "tg_early_stopping: .monitor must name a logged value, e.g. \"val_loss\"");
+    if (o.patience < 0 || (unsigned)o.mode > TG_MODE_MAX)
+        return tg__fail(loc, "tg_early_stopping: patience must be >= 0 and mode a tg_monitor_mode");
+    early_stopping *e = calloc(1, sizeof *e);
+    if (!e)
+        return tg__fail(loc, "tg_early_stopping: out of memory");
+    e->o = o;
+    snprintf(e->monitor, sizeof e->monitor, "%s", o.monitor);
+    e->maximize = o.mode == TG_MODE_MAX || (o.mode == TG_MODE_AUTO && (strstr(o.monitor, "acc") || strstr(o.monitor, "auc")));
+    e->cb = (tg_callback){.on_train_begin = es_train_begin, .on_epoch_end = es_epoch_end,
+                          .on_train_end = es_train_end, .free = es_free};
+    return &e->cb;
+}
+
+int tg_early_stopping_stopped_epoch(const tg_callback *cb)
+{
+    return cb && cb->free == es_free ? ((const early_stopping *)cb)->stopped_epoch : 0;
+}
+
+/* ---- CSVLogger ------------------------------------------------------------------------------- */
+typedef struct csv_logger {
+    tg_callback cb;
+    char *filename;
+    char sep;
+    bool append;
+    FILE *f;
+    bool header_written;
+    tg_logs keys;        /* the columns, fixed by the first epoch, sorted as Keras does */
+} csv_logger;
+
+static int cmp_names(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)m;
+    (void)logs;
+    csv_logger *c = (csv_logger *)cb;
+    bool had_content = false;
+    if (c->append) {
+        FILE *r = fopen(c->filename, "r");
+        if (r) {
+            had_content = fgetc(r) != EOF;
+            fclose(r);
+        }
+    }
+    if (!(c->f = fopen(c->filename, c->append ? "a" : "w")))
+        return tg__failf((tg_loc){0}, "CSVLogger: cannot open '%s' for writing: %s", c->filename, strerror(errno));
+    c->header_written = had_content;
+    c->keys.n = 0;
+    return 0;
+}
+
+static int csv_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)m;
+    csv_logger *c = (csv_logger *)cb;
+    if (!c->f)
+        return 0;
+    if (c->keys.n == 0) {
+        c->keys = *logs;
+        qsort(c->keys.names, (size_t)c->keys.n, sizeof c->keys.names[0], cmp_names);
+    }
+    if (!c->header_written) {
+        fprintf(c->f, "epoch");
+        for (int i = 0; i < c->keys.n; i++)
+            fprintf(c->f, "%c%s", c->sep, c->keys.names[i]);
+        fputc('\n', c->f);
+        c->header_written = true;
+    }
+    fprintf(c->f, "%d", epoch);
+    for (int i = 0; i < c->keys.n; i++) {
+        double v = tg_logs_get(logs, c->keys.names[i]);
+        if (isnan(v))
+            fprintf(c->f, "%cNA", c->sep);
+        else
+            fprintf(c->f, "%c%.17g", c->sep, v);
+    }
+    fputc('\n', c->f);
+    fflush(c->f);
+    return 0;
+}
+
+static int csv_train_end(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)m;
+    (void)logs;
+    csv_logger *c = (csv_logger *)cb;
+    if (c->f && fclose(c->f) != 0) {
+        c->f = NULL;
+        return tg__failf((tg_loc){0}, "CSVLogger: writing '%s' failed: %s", c->filename, strerror(errno));
+    }
+    c->f = NULL;
+    return 0;
+}
+
+static void csv_free(tg_callback *cb)
+{
+    csv_logger *c = (csv_logger *)cb;
+    if (c->f)
+        fclose(c->f);
+    free(c->filename);
+    free(c);
+}
+
+tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o)
+{
+    if (!o.filename || !*o.filename)
+        return tg__fail(loc, "tg_csv_logger: give .filename");
+    csv_logger *c = calloc(1, sizeof *c);
+    if (!c || !(c->filename = strdup(o.filename))) {
+        free(c);
+        return tg__fail(loc, "tg_csv_logger: out of memory");
+    }
+    c->sep = o.separator ? o.separator : ',';
+    c->append = o.append;
+    c->cb = (tg_callback){.on_train_begin = csv_train_begin, .on_epoch_end = csv_epoch_end,
+                          .on_train_end = csv_train_end, .free = csv_free};
+    return &c->cb;
+}
+
+/* ---- LearningRateScheduler ------------------------------------------------------------------ */
+typedef struct lr_scheduler {
+    tg_callback cb;
+    tg_lr_schedule_fn fn;
+    void *user;
+} lr_scheduler;
+
+static int lr_epoch_begin(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)logs;
+    lr_scheduler *s = (lr_scheduler *)cb;
+    tg_optimizer *opt = tg_model_optimizer(m);
+    double lr = s->fn(epoch, tg_optimizer_current_lr(opt), s->user);
+    if (!isfinite(lr))
+        return tg__failf((tg_loc){0}, "LearningRateScheduler: the schedule returned %g for epoch %d", lr, epoch);
+    return tg_optimizer_set_learning_rate(opt, lr) == 0 ? 0 : -1;
+}
+
+static int lr_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)cb;
+    (void)epoch;
+    tg_logs_set(logs, "learning_rate", tg_optimizer_current_lr(tg_model_optimizer(m)));
+    return 0;
+}
+
+static void lr_free(tg_callback *cb) { free(cb); }
+
+tg_callback *tg_learning_rate_scheduler_at(tg_loc loc, tg_lr_schedule_fn fn, void *user)
+{
+    if (!fn)
+        return tg__fail(loc, "tg_learning_rate_scheduler: the schedule function is NULL");
+    lr_scheduler *s = calloc(1, sizeof *s);
+    if (!s)
+        return tg__fail(loc, "tg_learning_rate_scheduler: out of memory");
+    s->fn = fn;
+    s->user = user;
+    s->cb = (tg_callback){.on_epoch_begin = lr_epoch_begin, .on_epoch_end = lr_epoch_end, .free = lr_free};
+    return &s->cb;
+}

@@ -1,0 +1,261 @@
+/* compile: the optimizer, the loss and the metrics a model trains with, and the check
+ * that the loss fits the model's output before any step. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tensor/tensor_impl.h"
+#include "train_impl.h"
+
+static void compiled_free(void *p)
+{
+    tg_compiled *c = p;
+    if (!c)
+        return;
+    tg_optimizer_free(c->optimizer);
+    tg_metric_free(c->loss_mean);
+    for (int i = 0; i < c->n_metrics; i++)
+        tg_metric_free(c->metrics[i]);
+    free(c);
+}
+
+tg_compiled *tg__compiled(const tg_model *m) { return m ? tg__model_attachment(m) : NULL; }
+
+tg_shape tg__model_output_shape(tg_model *m)
+{
+    int n = tg_model_n_layers(m);
+    return n ? tg_layer_output_shape(tg_model_layer(m, -1)) : (tg_shape){.rank = -1};
+}
+
+int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
+{
+    if (!m) {
+        tg_optimizer_free(o.optimizer);
+        return tg__failf(loc, "tg_compile: `model` is NULL");
+    }
+    const char *bad = !o.optimizer ? "give .optimizer, e.g. .optimizer = tg_adam()"
+                      : o.loss <= TG_LOSS_NONE || o.loss >= TG_LOSS_COUNT
+                          ? "give .loss, e.g. .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY"
+                      : o.loss == TG_LOSS_CUSTOM && !o.loss_fn ? "a custom loss needs .loss_fn"
+                      : o.metrics.n < 0 || o.metrics.n > TG_MAX_METRICS ? "at most 8 metrics"
+                                                                          : NULL;
+    if (bad) {
+        tg_optimizer_free(o.optimizer);
+        return tg__failf(loc, "tg_compile: %s", bad);
+    }
+    for (int i = 0; i < o.metrics.n; i++)
+        if (o.metrics.kind[i] != TG_ACCURACY && (unsigned)o.metrics.kind[i] >= TG_METRIC_COUNT) {
+            tg_optimizer_free(o.optimizer);
+            return tg__failf(loc, "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
+                             (int)o.metrics.kind[i]);
+        }
+    tg_compiled *c = calloc(1, sizeof *c);
+    if (!c) {
+        tg_optimizer_free(o.optimizer);
+        return tg__failf(loc, "tg_compile: out of memory");
+    }
+    *c = (tg_compiled){
+        .optimizer = o.optimizer,
+        .loss = {.kind = o.loss, .from_logits = o.from_logits, .delta = o.delta,
+                 .label_smoothing = o.label_smoothing, .fn = o.loss_fn, .user = o.loss_user},
+        .requested = o.metrics,
+        .loc = loc,
+    };
+    c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
+    if (!c->loss_mean) {
+        compiled_free(c);
+        return -1;
+    }
+    tg__model_attach(m, c, compiled_free);
+    if (tg_model_built(m) && !tg__resolve_compiled(loc, m)) {
+        tg__model_attach(m, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+tg_optimizer *tg_model_optimizer(const tg_model *m)
+{
+    tg_compiled *c = tg__compiled(m);
+    return c ? c->optimizer : NULL;
+}
+
+/* ---- does the loss fit the output? ------------------------------------------------------- */
+static bool is_cross_entropy(tg_loss_kind k)
+{
+    return k == TG_LOSS_BINARY_CROSSENTROPY || k == TG_LOSS_CATEGORICAL_CROSSENTROPY ||
+           k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+}
+
+static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
+{
+    tg_shape out = tg__model_output_shape(m);
+    int64_t width = out.rank > 0 ? out.dims[out.rank - 1] : 1;
+    tg_loss_kind k = c->loss.kind;
+    const char *name = tg_loss_name(k);
+    if ((k == TG_LOSS_CATEGORICAL_CROSSENTROPY || k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) && width == 1) {
+        tg__fail(loc, "tg_compile: %s on a 1-unit output is always zero: normalising one class over itself gives "
+                 "1, so the gradient is zero and the model cannot learn (TF trains silently with loss ~1e-7). Use "
+                 "TG_LOSS_BINARY_CROSSENTROPY with a sigmoid output for two classes, or give the last layer one "
+                 "unit per class", name);
+        return false;
+    }
+    tg_activation act = tg_layer_activation(tg_model_layer(m, -1));
+    bool probs = act == TG_SOFTMAX || act == TG_SIGMOID;
+    if (is_cross_entropy(k) && c->loss.from_logits && probs)
+        tg__warn(loc, "tg_compile: %s received .from_logits = true, but the output is produced by a %s activation "
+                 "and thus does not represent logits. Was this intended?", name, tg_activation_name(act));
+    if (is_cross_entropy(k) && !c->loss.from_logits && act == TG_LINEAR)
+        tg__warn(loc, "tg_compile: %s expects probabilities, but the last layer has no activation (its outputs are "
+                 "logits): pass .from_logits = true, or end the model with a %s activation", name,
+                 k == TG_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
+    if (k == TG_LOSS_BINARY_CROSSENTROPY && act == TG_SOFTMAX && width == 1)
+        tg__warn(loc, "tg_compile: softmax over a 1-unit output is always 1: use a sigmoid activation with "
+                 "binary_crossentropy");
+    return true;
+}
+
+bool tg__resolve_compiled(tg_loc loc, tg_model *m)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c || c->resolved)
+        return true;
+    if (!check_loss_fits(c->loc, m, c))
+        return false;
+    tg_shape out = tg__model_output_shape(m);
+    tg_shape batch_out = {.rank = out.rank + 1, .dims = {1}};
+    memcpy(batch_out.dims + 1, out.dims, sizeof(int64_t) * (size_t)out.rank);
+    for (int i = 0; i < c->requested.n; i++) {
+        tg_metric_kind k = c->requested.kind[i];
+        tg_metric_opts o = {.k = 5, .threshold = 0.5};
+        if (k == TG_ACCURACY) {
+            k = tg_resolve_accuracy(c->loss.kind, &batch_out);
+            o.name = "accuracy";   /* Keras logs metrics=['accuracy'] as "accuracy" */
+        }
+        if (!(c->metrics[c->n_metrics] = tg_metric_new_at(loc, k, o)))
+            return false;
+        c->n_metrics++;
+    }
+    c->resolved = true;
+    return true;
+}
+
+/* ---- labels ------------------------------------------------------------------------------ */
+static bool integral_values(const tg_tensor *y)
+{
+    int64_t n = tg_size(y);
+    for (int64_t i = 0; i < n; i++) {
+        double v = tg__get(y, i);
+        if (v != floor(v))
+            return false;
+    }
+    return true;
+}
+
+bool tg__check_labels(tg_loc loc, tg_model *m, const tg_tensor *y, const char *what)
+{
+    tg_compiled *c = tg__compiled(m);
+    tg_shape out = tg__model_output_shape(m);
+    int64_t width = out.rank > 0 ? out.dims[out.rank - 1] : 1;
+    char ys[TG_SHAPE_STR_MAX];
+    tg_shape yshape = tg_shape_of(y);
+    tg__shape_str(&yshape, ys, sizeof ys);
+    tg_loss_kind k = c->loss.kind;
+    if (k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
+        if (yshape.rank == 2 && yshape.dims[1] == width && width > 1 && tg_dtype_is_float(y->dtype))
+            return tg__failb(loc, "%s has shape %s, one column per class: these look like one-hot labels. Use "
+                            "TG_LOSS_CATEGORICAL_CROSSENTROPY, or pass class indices of shape (N,)", what, ys);
+        if (yshape.rank > 2 || (yshape.rank == 2 && yshape.dims[1] != 1))
+            return tg__failb(loc, "%s has shape %s; sparse_categorical_crossentropy takes one class index per "
+                            "sample, shape (N,) or (N, 1)", what, ys);
+        if (tg_dtype_is_float(y->dtype) && !integral_values(y))
+            return tg__failb(loc, "%s holds non-integer values; sparse_categorical_crossentropy takes class indices",
+                            what);
+        int64_t n = tg_size(y);
+        for (int64_t i = 0; i < n; i++) {
+            double v = tg__get(y, i);
+            if (v < 0 || v >= (double)width)
+                return tg__failb(loc, "%s[%lld] = %g is out of range: the model has %lld classes, so labels must be "
+                                "in [0, %lld)", what, (long long)i, v, (long long)width, (long long)width);
+        }
+        return true;
+    }
+    if (k == TG_LOSS_CATEGORICAL_CROSSENTROPY && yshape.rank == 1 && width > 1)
+        return tg__failb(loc, "%s has shape %s: class indices, but categorical_crossentropy takes one-hot labels of "
+                        "shape (N, %lld). Use TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY for class indices",
+                        what, ys, (long long)width);
+    if (k != TG_LOSS_CUSTOM) {
+        int64_t label_width = yshape.rank >= 2 ? yshape.dims[yshape.rank - 1] : 1;
+        if (label_width != width)
+            return tg__failb(loc, "%s has shape %s but the model's output has %lld values per sample; %s compares "
+                            "them one to one", what, ys, (long long)width, tg_loss_name(k));
+    }
+    return true;
+}
+
+/* ---- loss and metrics of a batch ------------------------------------------------------------ */
+tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
+                                    const tg_tensor *sample_weight)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c)
+        return tg__fail(loc, "No loss to compute. Provide a `loss` argument in `compile()` (call tg_compile first).");
+    return tg_compute_loss_at(loc, &c->loss, y_true, y_pred, sample_weight);
+}
+
+int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
+                            const tg_tensor *sample_weight, const tg_tensor *loss)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c)
+        return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
+    if (loss && tg_metric_update_value(c->loss_mean, tg_item(loss), (double)tg_dim(y_pred, 0)) != 0)
+        return -1;
+    for (int i = 0; i < c->n_metrics; i++)
+        if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)
+            return -1;
+    return 0;
+}
+
+void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c || !logs)
+        return;
+    tg_logs_set(logs, "loss", tg_metric_result(c->loss_mean));
+    for (int i = 0; i < c->n_metrics; i++)
+        tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
+}
+
+void tg_model_reset_metrics(tg_model *m)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c)
+        return;
+    tg_metric_reset_state(c->loss_mean);
+    for (int i = 0; i < c->n_metrics; i++)
+        tg_metric_reset_state(c->metrics[i]);
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
+int tg_logs_set(tg_logs *logs, const char *name, double value)
+{
+    for (int i = 0; i < logs->n; i++)
+        if (strcmp(logs->names[i], name) == 0) {
+            logs->values[i] = value;
+            return 0;
+        }
+    if (logs->n == TG_LOGS_MAX)
+        return -1;
+    snprintf(logs->names[logs->n], sizeof logs->names[0], "%s", name);
+    logs->values[logs->n++] = value;
+    return 0;
+}
+
+double tg_logs_get(const tg_logs *logs, const char *name)
+{
+    for (int i = 0; logs && i < logs->n; i++)
+        if (strcmp(logs->names[i], name) == 0)
+            return logs->values[i];
+    return NAN;
+}

@@ -1,0 +1,456 @@
+/* fit, evaluate and predict.
+ *
+ * fit checks everything it is given before the first step, then runs epochs of
+ * shuffled batches through a training step (tg_train_step_default unless the user gives
+ * one), each batch in its own scope, so memory stays flat however long it trains. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tensor/tensor_impl.h"
+#include "train_impl.h"
+
+/* ---- the default training step: only public calls ----------------------------------------- */
+int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
+                          tg_logs *logs, void *user)
+{
+    (void)user;
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    tg_tape *tape = tg_tape_begin();
+    tg_tensor *y_pred = tg_model_call(m, x, .training = true);
+    tg_tensor *loss = tg_model_compute_loss(m, y, y_pred, sample_weight);
+    tg_tape_end(tape);
+    int rc = loss ? 0 : -1;
+    if (rc == 0 && n > 0) {
+        tg_tensor **grads = calloc((size_t)n, sizeof *grads);
+        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n,
+                                  .out = grads)
+                   : -1;
+        if (rc == 0)
+            rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
+        free(grads);
+    }
+    tg_tape_free(tape);
+    if (rc == 0)
+        rc = tg_model_update_metrics(m, y, y_pred, sample_weight, loss);
+    if (rc == 0)
+        tg_model_metric_logs(m, logs);
+    return rc;
+}
+
+static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to);
+
+/* ---- argument checks --------------------------------------------------------------------------- */
+static bool check_model(tg_loc loc, const char *func, tg_model *m, bool need_compiled)
+{
+    if (!m)
+        return tg__failb(loc, "%s: `model` is NULL", func);
+    if (need_compiled && !tg__compiled(m))
+        return tg__failb(loc, "%s: No loss to compute. Provide a `loss` argument in `compile()`: call tg_compile "
+                         "before training", func);
+    return true;
+}
+
+/* x is [N, ...] matching the model's input; y (when given) has N rows. Builds the model. */
+static bool check_data(tg_loc loc, const char *func, tg_model *m, const tg_tensor *x, const tg_tensor *y,
+                       const char *xname, const char *yname)
+{
+    if (!tg__check_input(loc, func, x, xname) || (y && !tg__check_input(loc, func, y, yname)))
+        return false;
+    if (x->rank < 1)
+        return tg__failb(loc, "%s: `%s` must have a batch axis (shape (N, ...)), got a scalar", func, xname);
+    if (y && (y->rank < 1 || y->shape[0] != x->shape[0]))
+        return tg__failb(loc, "%s: `%s` has %lld rows but `%s` has %lld: they must have one row per sample", func,
+                         xname, (long long)x->shape[0], yname, y->rank ? (long long)y->shape[0] : 0LL);
+    tg_shape one = {.rank = x->rank - 1};
+    memcpy(one.dims, x->shape + 1, sizeof(int64_t) * (size_t)one.rank);
+    if (!tg_model_built(m) && tg_model_build_at(loc, m, one) != 0)
+        return false;
+    if (x->shape[0] == 0)
+        return true;
+    /* One row through the model: a wrong input width fails here, before any step. */
+    tg_scope *s = tg_scope_begin_at(loc);
+    tg_tensor *first = row_range(loc, x, 0, 1);
+    bool ok = first && tg_model_call_at(loc, m, first, (tg_model_call_opts){.training = false}) != NULL;
+    tg_scope_end_at(loc, s);
+    return ok;
+}
+
+static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const char *name)
+{
+    if (!tg_dtype_is_float(x->dtype))
+        return true;
+    int64_t per = x->shape[0] ? x->size / x->shape[0] : 0;
+    for (int64_t i = 0; i < x->size; i++) {
+        double v = tg__get(x, i);
+        if (!isfinite(v))
+            return tg__failb(loc, "%s: `%s` holds %g at row %lld, column %lld: clean or impute the data first "
+                             "(a NaN or Inf input makes every weight NaN after one step)",
+                             func, name, v, (long long)(i / per), (long long)(i % per));
+    }
+    return true;
+}
+
+/* ---- batches ------------------------------------------------------------------------------------- */
+/* Rows `idx[from..from+n)` of t, in the innermost scope. */
+static tg_tensor *rows(tg_loc loc, const tg_tensor *t, const int64_t *idx, int64_t from, int64_t n)
+{
+    if (!t)
+        return NULL;
+    tg_tensor *i = tg_tensor_from_at(loc, TG_I64, (tg_shape){.rank = 1, .dims = {n}}, idx + from);
+    return tg_gather_at(loc, t, i, 0);
+}
+
+/* Rows [from, to) of t as a new tensor (validation_split). */
+static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to)
+{
+    tg_shape begin = {.rank = t->rank}, size = {.rank = t->rank};
+    for (int i = 0; i < t->rank; i++)
+        size.dims[i] = i ? -1 : to - from;
+    begin.dims[0] = from;
+    return tg_slice_at(loc, t, begin, size);
+}
+
+static void shuffle(int64_t *idx, int64_t n, tg_rng *rng)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(tg_rng_next(rng) % (uint64_t)(i + 1));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* Per-sample weights from sample_weight and class_weight (NULL when neither is given). */
+static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_opts *o, tg_dtype dtype)
+{
+    if (!o->sample_weight && !o->class_weight)
+        return NULL;
+    int64_t n = y->shape[0], per = n ? y->size / n : 0;
+    double *w = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!w)
+        return tg__fail(loc, "tg_fit: out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        w[i] = o->sample_weight ? tg__get(o->sample_weight, i) : 1.0;
+        if (!o->class_weight)
+            continue;
+        int64_t cls = 0;
+        if (per == 1)
+            cls = (int64_t)llround(tg__get(y, i));
+        else   /* one-hot: the class is the largest entry */
+            for (int64_t k = 1; k < per; k++)
+                if (tg__get(y, i * per + k) > tg__get(y, i * per + cls))
+                    cls = k;
+        if (cls < 0 || cls >= o->n_class_weight) {
+            free(w);
+            return tg__fail(loc, "tg_fit: class_weight has %d entries but sample %lld has class %lld",
+                            o->n_class_weight, (long long)i, (long long)cls);
+        }
+        w[i] *= o->class_weight[cls];
+    }
+    tg_tensor *t = tg_tensor_from_at(loc, TG_F64, (tg_shape){.rank = 1, .dims = {n}}, w);
+    free(w);
+    return t && dtype != TG_F64 ? tg_cast_at(loc, t, dtype) : t;
+}
+
+/* ---- callbacks --------------------------------------------------------------------------------- */
+typedef enum { TRAIN_BEGIN, TRAIN_END, EPOCH_BEGIN, EPOCH_END, BATCH_BEGIN, BATCH_END } hook;
+
+/* Runs one hook of every callback: 1 to stop, -1 on error, 0 to go on. */
+static int run_hooks(const tg_fit_opts *o, hook h, tg_model *m, int64_t i, tg_logs *logs)
+{
+    int stop = 0;
+    for (int k = 0; k < o->n_callbacks; k++) {
+        tg_callback *cb = o->callbacks[k];
+        int rc = 0;
+        switch (h) {
+        case TRAIN_BEGIN: rc = cb->on_train_begin ? cb->on_train_begin(cb, m, logs) : 0; break;
+        case TRAIN_END: rc = cb->on_train_end ? cb->on_train_end(cb, m, logs) : 0; break;
+        case EPOCH_BEGIN: rc = cb->on_epoch_begin ? cb->on_epoch_begin(cb, m, (int)i, logs) : 0; break;
+        case EPOCH_END: rc = cb->on_epoch_end ? cb->on_epoch_end(cb, m, (int)i, logs) : 0; break;
+        case BATCH_BEGIN: rc = cb->on_batch_begin ? cb->on_batch_begin(cb, m, i, logs) : 0; break;
+        case BATCH_END: rc = cb->on_batch_end ? cb->on_batch_end(cb, m, i, logs) : 0; break;
+        }
+        if (rc < 0)
+            return -1;
+        stop |= rc > 0;
+    }
+    return stop;
+}
+
+/* ---- evaluate ------------------------------------------------------------------------------------ */
+/* Loss and metrics over (x, y) in batches, into logs (names prefixed with `prefix`). */
+static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w,
+                          int64_t batch_size, const char *prefix, tg_logs *logs)
+{
+    tg_model_reset_metrics(m);
+    int64_t n = x->shape[0];
+    for (int64_t from = 0; from < n; from += batch_size) {
+        int64_t to = from + batch_size < n ? from + batch_size : n;
+        tg_scope *s = tg_scope_begin_at(loc);
+        tg_tensor *xb = row_range(loc, x, from, to), *yb = row_range(loc, y, from, to);
+        tg_tensor *wb = w ? row_range(loc, w, from, to) : NULL;
+        tg_tensor *pred = tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false});
+        tg_tensor *loss = tg_model_compute_loss_at(loc, m, yb, pred, wb);
+        bool ok = loss && tg_model_update_metrics(m, yb, pred, wb, loss) == 0;
+        tg_scope_end_at(loc, s);
+        if (!ok)
+            return false;
+    }
+    tg_logs all = {0};
+    tg_model_metric_logs(m, &all);
+    for (int i = 0; i < all.n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, all.names[i]);
+        tg_logs_set(logs, name, all.values[i]);
+    }
+    return true;
+}
+
+int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
+{
+    if (!logs)
+        return tg__failf(loc, "tg_evaluate: `logs` is NULL");
+    *logs = (tg_logs){0};
+    if (!check_model(loc, "tg_evaluate", m, true) || !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
+        return -1;
+    if (!y)
+        return tg__failf(loc, "tg_evaluate: `y` is NULL: evaluation compares the predictions with labels");
+    if (o.batch_size < 1)
+        return tg__failf(loc, "tg_evaluate: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    if (!tg__resolve_compiled(loc, m) || !tg__check_labels(loc, m, y, "y"))
+        return -1;
+    tg_progress p;
+    tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
+    tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
+    if (!evaluate_into(loc, m, x, y, o.sample_weight, o.batch_size, "", logs))
+        return -1;
+    tg__progress_update(&p, p.target, logs);
+    tg__progress_end(&p, logs);
+    return 0;
+}
+
+/* ---- predict ------------------------------------------------------------------------------------- */
+tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    if (!check_model(loc, "tg_predict", m, false) || !check_data(loc, "tg_predict", m, x, NULL, "x", NULL))
+        return NULL;
+    if (o.batch_size < 1)
+        return tg__fail(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    int64_t n = x->shape[0];
+    unsigned char *buf = NULL;
+    size_t row_bytes = 0;
+    tg_shape out_shape = {0};
+    tg_dtype dtype = TG_F32;
+    for (int64_t from = 0; from < n; from += o.batch_size) {
+        int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
+        tg_scope *s = tg_scope_begin_at(loc);
+        tg_tensor *pred = tg_model_call_at(loc, m, row_range(loc, x, from, to), (tg_model_call_opts){.training = false});
+        if (pred && !buf) {
+            out_shape = tg_shape_of(pred);
+            out_shape.dims[0] = n;
+            dtype = pred->dtype;
+            row_bytes = (size_t)(pred->size / pred->shape[0]) * tg_dtype_size(dtype);
+            buf = malloc(row_bytes * (size_t)n + 1);
+        }
+        bool ok = pred && buf && tg_copy_out(pred, buf + row_bytes * (size_t)from, row_bytes * (size_t)(to - from)) == 0;
+        tg_scope_end_at(loc, s);
+        if (!ok) {
+            free(buf);
+            return buf || tg_has_error() ? NULL : tg__fail(loc, "tg_predict: out of memory");
+        }
+    }
+    if (!buf) {   /* no rows: an empty output of the model's shape */
+        tg_shape one = tg__model_output_shape(m);
+        out_shape = (tg_shape){.rank = one.rank + 1};
+        memcpy(out_shape.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
+        return tg_fill_at(loc, TG_F32, out_shape, 0.0);
+    }
+    tg_tensor *out = tg_tensor_from_at(loc, dtype, out_shape, buf);
+    free(buf);
+    return out;
+}
+
+/* ---- fit ----------------------------------------------------------------------------------------- */
+typedef struct fit_data {
+    const tg_tensor *x, *y, *w;          /* training rows */
+    const tg_tensor *vx, *vy;            /* validation rows, or NULL */
+} fit_data;
+
+static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
+{
+    if (o->epochs < 0)
+        return tg__failb(loc, "tg_fit: epochs must not be negative (got %d)", o->epochs);
+    if (o->batch_size < 1)
+        return tg__failb(loc, "tg_fit: batch_size must be at least 1 (got %lld)", (long long)o->batch_size);
+    if (!(o->validation_split >= 0 && o->validation_split < 1))
+        return tg__failb(loc, "tg_fit: validation_split must be in [0, 1) (got %g)", o->validation_split);
+    if (o->validation_split > 0 && (o->validation_x || o->validation_y))
+        return tg__failb(loc, "tg_fit: give either validation_split or validation_x/validation_y, not both");
+    if (!o->validation_x != !o->validation_y)
+        return tg__failb(loc, "tg_fit: validation_x and validation_y go together");
+    if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
+        return tg__failb(loc, "tg_fit: initial_epoch must be in [0, epochs] (got %d with epochs %d)", o->initial_epoch,
+                         o->epochs);
+    if ((unsigned)o->verbose > TG_VERBOSE_EPOCH)
+        return tg__failb(loc, "tg_fit: verbose must be a tg_verbose value (got %d)", (int)o->verbose);
+    if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
+        return tg__failb(loc, "tg_fit: callbacks: give an array and its count");
+    for (int i = 0; i < o->n_callbacks; i++)
+        if (!o->callbacks[i])
+            return tg__failb(loc, "tg_fit: callbacks[%d] is NULL", i);
+    if (o->class_weight && o->n_class_weight < 1)
+        return tg__failb(loc, "tg_fit: class_weight needs n_class_weight >= 1");
+    return true;
+}
+
+/* Checks everything and splits off validation data; nothing trains before this passes. */
+static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o,
+                    fit_data *d)
+{
+    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !check_data(loc, "tg_fit", m, x, y, "x", "y"))
+        return false;
+    if (!y)
+        return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
+                         "and therefore expects target data");
+    if (o->sample_weight && (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") ||
+                             o->sample_weight->size != x->shape[0]))
+        return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)x->shape[0]);
+    if (!tg__resolve_compiled(loc, m) || !check_finite(loc, "tg_fit", x, "x"))
+        return false;
+    *d = (fit_data){.x = x, .y = y};
+    tg_compiled *c = tg__compiled(m);
+    tg_dtype wdtype = tg_dtype_is_float(x->dtype) ? x->dtype : TG_F32;
+    (void)c;
+    d->w = sample_weights(loc, y, o, wdtype);
+    if ((o->sample_weight || o->class_weight) && !d->w)
+        return false;
+    int64_t n = x->shape[0];
+    if (o->validation_split > 0) {
+        int64_t split = (int64_t)((double)n * (1.0 - o->validation_split));
+        if (split < 1 || split >= n)
+            return tg__failb(loc, "tg_fit: validation_split %g of %lld samples leaves an empty training or "
+                             "validation set", o->validation_split, (long long)n);
+        d->x = row_range(loc, x, 0, split);
+        d->y = row_range(loc, y, 0, split);
+        d->vx = row_range(loc, x, split, n);
+        d->vy = row_range(loc, y, split, n);
+        if (d->w)
+            d->w = row_range(loc, d->w, 0, split);
+    } else if (o->validation_x) {
+        if (!check_data(loc, "tg_fit", m, o->validation_x, o->validation_y, "validation_x", "validation_y") ||
+            !check_finite(loc, "tg_fit", o->validation_x, "validation_x"))
+            return false;
+        d->vx = o->validation_x;
+        d->vy = o->validation_y;
+    }
+    if (!d->x || !d->y || (d->vx && (!d->vx || !d->vy)))
+        return false;
+    if (!tg__check_labels(loc, m, d->y, "y") || (d->vy && !tg__check_labels(loc, m, d->vy, "validation y")))
+        return false;
+    return true;
+}
+
+/* One epoch of batches. Returns 1 when a callback stopped training, 0, or -1 on error. */
+static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, int64_t *idx, tg_rng *rng,
+                     tg_progress *p, tg_logs *logs)
+{
+    int64_t n = d->x->shape[0];
+    if (o->shuffle)
+        shuffle(idx, n, rng);
+    tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
+    tg_model_reset_metrics(m);
+    int stop = 0;
+    for (int64_t b = 0, from = 0; from < n; b++, from += o->batch_size) {
+        int64_t count = from + o->batch_size < n ? o->batch_size : n - from;
+        if ((stop |= run_hooks(o, BATCH_BEGIN, m, b, logs)) < 0)
+            return -1;
+        tg_scope *s = tg_scope_begin_at(loc);
+        tg_tensor *xb = rows(loc, d->x, idx, from, count), *yb = rows(loc, d->y, idx, from, count);
+        tg_tensor *wb = d->w ? rows(loc, d->w, idx, from, count) : NULL;
+        int rc = xb && yb && (!d->w || wb) ? step(m, xb, yb, wb, logs, o->user) : -1;
+        tg_scope_end_at(loc, s);
+        if (rc != 0) {
+            if (!tg_has_error())
+                tg__fail(loc, "tg_fit: the training step failed at batch %lld", (long long)b);
+            return -1;
+        }
+        int h = run_hooks(o, BATCH_END, m, b, logs);
+        if (h < 0)
+            return -1;
+        tg__progress_update(p, b + 1, logs);
+        if ((stop |= h))
+            break;
+    }
+    return stop;
+}
+
+tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
+{
+    tg_scope *scope = tg_scope_begin_at(loc);
+    fit_data d = {0};
+    tg_history *h = NULL;
+    int64_t *idx = NULL;
+    tg_rng *rng = NULL;
+    if (!scope || !prepare(loc, m, x, y, &o, &d))
+        goto done;
+    int64_t n = d.x->shape[0];
+    idx = malloc(sizeof(int64_t) * (size_t)n);
+    rng = tg_rng_new(o.seed);
+    h = tg__history_new();
+    if (!idx || !rng || !h) {
+        tg__fail(loc, "tg_fit: out of memory");
+        goto fail;
+    }
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = i;
+    FILE *out = o.out ? o.out : stdout;
+    tg_verbose mode = o.verbose;
+    if (mode == TG_VERBOSE_AUTO)
+        mode = isatty(fileno(out)) ? TG_VERBOSE_BAR : TG_VERBOSE_EPOCH;
+    tg_logs logs = {0};
+    int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
+    for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
+        logs = (tg_logs){0};
+        if ((stop = run_hooks(&o, EPOCH_BEGIN, m, epoch, &logs)) < 0)
+            break;
+        tg_progress p;
+        tg__progress_begin(&p, out, mode, (n + o.batch_size - 1) / o.batch_size);
+        tg__progress_epoch_header(&p, epoch, o.epochs);
+        stop = run_epoch(loc, m, &d, &o, idx, rng, &p, &logs);
+        if (stop < 0)
+            break;
+        tg_logs epoch_logs = {0};
+        tg_model_metric_logs(m, &epoch_logs);
+        if (d.vx && !evaluate_into(loc, m, d.vx, d.vy, NULL, o.batch_size, "val_", &epoch_logs)) {
+            stop = -1;
+            break;
+        }
+        for (int i = 0; i < logs.n; i++)   /* what the step or callbacks logged besides metrics */
+            if (isnan(tg_logs_get(&epoch_logs, logs.names[i])))
+                tg_logs_set(&epoch_logs, logs.names[i], logs.values[i]);
+        int hook = run_hooks(&o, EPOCH_END, m, epoch, &epoch_logs);
+        tg__progress_end(&p, &epoch_logs);
+        if (!tg__history_append(h, &epoch_logs) || hook < 0) {
+            stop = -1;
+            break;
+        }
+        stop = hook;
+    }
+    if (stop >= 0 && run_hooks(&o, TRAIN_END, m, 0, &logs) < 0)
+        stop = -1;
+    if (stop < 0)
+        goto fail;
+    goto done;
+fail:
+    tg_history_free(h);
+    h = NULL;
+done:
+    free(idx);
+    tg_rng_free(rng);
+    if (scope)
+        tg_scope_end_at(loc, scope);
+    return h;
+}

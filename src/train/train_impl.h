@@ -1,0 +1,53 @@
+/* Internal view of the training layer. */
+#ifndef TG_TRAIN_IMPL_H
+#define TG_TRAIN_IMPL_H
+
+#include "../nn/layer_impl.h"   /* tg__model_attach: the model keeps this layer's state */
+#include "tapegrad/train.h"
+
+/* What tg_compile attaches to a model. */
+typedef struct tg_compiled {
+    tg_optimizer *optimizer;
+    tg_loss loss;
+    tg_metric_list requested;
+    tg_metric *loss_mean;               /* the running "loss" */
+    tg_metric *metrics[TG_MAX_METRICS]; /* resolved once the output shape is known */
+    int n_metrics;
+    bool resolved;                      /* metrics resolved and the loss checked */
+    tg_loc loc;                         /* the user's compile line */
+} tg_compiled;
+
+tg_compiled *tg__compiled(const tg_model *m);
+/* Resolves TG_ACCURACY and checks that the loss fits the output, once the model is built.
+ * Returns false with an error. */
+bool tg__resolve_compiled(tg_loc loc, tg_model *m);
+/* Checks labels against the loss and the output width before any step. */
+bool tg__check_labels(tg_loc loc, tg_model *m, const tg_tensor *y, const char *what);
+
+/* The model's input shape for one example, and its output width (last dim). */
+tg_shape tg__model_output_shape(tg_model *m);
+
+/* ---- progress ------------------------------------------------------------------------ */
+typedef struct tg_progress {
+    FILE *out;
+    tg_verbose mode;            /* TG_VERBOSE_BAR, TG_VERBOSE_EPOCH or TG_VERBOSE_SILENT */
+    int64_t target;             /* steps in the epoch */
+    double start, last_update;
+} tg_progress;
+void tg__progress_begin(tg_progress *p, FILE *out, tg_verbose mode, int64_t target);
+void tg__progress_epoch_header(tg_progress *p, int epoch, int epochs);
+void tg__progress_update(tg_progress *p, int64_t step, const tg_logs *logs);
+void tg__progress_end(tg_progress *p, const tg_logs *logs);
+double tg__now(void);
+
+/* ---- history ----------------------------------------------------------------------------- */
+tg_history *tg__history_new(void);
+bool tg__history_append(tg_history *h, const tg_logs *logs);
+
+/* ---- weights, for restore_best_weights ------------------------------------------------------ */
+typedef struct tg_weights tg_weights;
+tg_weights *tg__weights_save(tg_model *m);
+int tg__weights_restore(tg_model *m, const tg_weights *w);
+void tg__weights_free(tg_weights *w);
+
+#endif
