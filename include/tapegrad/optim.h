@@ -189,6 +189,10 @@ int tg_optimizer_state_count(const tg_optimizer *opt);
  * variables in state order. Returns 0, or -1 with an error for a bad index. */
 int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *out);
 int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterations);
+/* Creates the state of `vars` (in this order) without updating anything, so a
+ * checkpoint can be restored into it before the first step. Returns 0 or -1. */
+int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n);
+#define tg_optimizer_build(opt, vars, n) tg_optimizer_build_at(TG_LOC, opt, vars, n)
 #define tg_optimizer_set_iterations(opt, iterations) tg_optimizer_set_iterations_at(TG_LOC, opt, iterations)
 
 #ifdef __cplusplus

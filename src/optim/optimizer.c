@@ -531,6 +531,18 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
     return 0;
 }
 
+int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n)
+{
+    if (!opt)
+        return tg__failf(loc, "tg_optimizer_build: `opt` is NULL");
+    if (n < 0 || (n && !vars))
+        return tg__failf(loc, "tg_optimizer_build: give the variables and their count");
+    for (int i = 0; i < n; i++)
+        if (!check_var(loc, "tg_optimizer_build", vars[i], i))
+            return -1;
+    return layout(loc, "tg_optimizer_build", opt, vars, n) ? 0 : -1;
+}
+
 int tg_apply_gradients_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n)
 {
     return apply(loc, "tg_apply_gradients", opt, grads, vars, n);

@@ -113,14 +113,20 @@ static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_
     return tg_slice_at(loc, t, begin, size);
 }
 
-static void shuffle(int64_t *idx, int64_t n, tg_rng *rng)
+/* Each epoch's order depends only on (seed, epoch), so a fit resumed at initial_epoch
+ * shuffles exactly as the uninterrupted one did. */
+static void shuffle(int64_t *idx, int64_t n, uint64_t seed, int epoch)
 {
-    for (int64_t i = n - 1; i > 0; i--) {
+    tg_rng *rng = tg_rng_new(seed ^ ((uint64_t)(epoch + 1) * 0x9E3779B97F4A7C15ull));
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = i;
+    for (int64_t i = n - 1; rng && i > 0; i--) {
         int64_t j = (int64_t)(tg_rng_next(rng) % (uint64_t)(i + 1));
         int64_t t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
     }
+    tg_rng_free(rng);
 }
 
 /* Per-sample weights from sample_weight and class_weight (NULL when neither is given). */
@@ -354,12 +360,12 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
 }
 
 /* One epoch of batches. Returns 1 when a callback stopped training, 0, or -1 on error. */
-static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, int64_t *idx, tg_rng *rng,
+static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch,
                      tg_progress *p, tg_logs *logs)
 {
     int64_t n = d->x->shape[0];
     if (o->shuffle)
-        shuffle(idx, n, rng);
+        shuffle(idx, n, o->seed, epoch);
     tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
     tg_model_reset_metrics(m);
     int stop = 0;
@@ -393,14 +399,12 @@ tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tens
     fit_data d = {0};
     tg_history *h = NULL;
     int64_t *idx = NULL;
-    tg_rng *rng = NULL;
     if (!scope || !prepare(loc, m, x, y, &o, &d))
         goto done;
     int64_t n = d.x->shape[0];
-    idx = malloc(sizeof(int64_t) * (size_t)n);
-    rng = tg_rng_new(o.seed);
+    idx = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     h = tg__history_new();
-    if (!idx || !rng || !h) {
+    if (!idx || !h) {
         tg__fail(loc, "tg_fit: out of memory");
         goto fail;
     }
@@ -419,7 +423,7 @@ tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tens
         tg_progress p;
         tg__progress_begin(&p, out, mode, (n + o.batch_size - 1) / o.batch_size);
         tg__progress_epoch_header(&p, epoch, o.epochs);
-        stop = run_epoch(loc, m, &d, &o, idx, rng, &p, &logs);
+        stop = run_epoch(loc, m, &d, &o, idx, epoch, &p, &logs);
         if (stop < 0)
             break;
         tg_logs epoch_logs = {0};
@@ -449,7 +453,6 @@ fail:
     h = NULL;
 done:
     free(idx);
-    tg_rng_free(rng);
     if (scope)
         tg_scope_end_at(loc, scope);
     return h;
