@@ -117,11 +117,12 @@ static bool find_break(walk *w, const tg_tensor *z)
             source_name(w->x, sb, sizeof sb), tg__op_name(z->op), file_of(z->loc), z->loc.line, w_);
         return true;
     }
-    if (!w_ && (z->flags & TG_T_FROM_DATA)) {
+    uint64_t copied = tg__ctx()->copied_out;
+    if (!w_ && (z->flags & TG_T_FROM_DATA) && copied > w->t->begin_stamp && copied < z->stamp) {
         say(w->d, TG_CAUSE_OUTSIDE_TAPE, z->loc, NULL,
-            "the gradient of %s is missing: on the way to the target, the tensor made at %s:%d was built from raw "
-            "data (tg_tensor_from), for example values copied out with tg_copy_out or tg_item; raw data carries no "
-            "gradient. Keep the computation in tapegrad ops from the source to the target",
+            "the gradient of %s is missing: on the way to the target, the tensor made at %s:%d was built from C "
+            "values after a recorded tensor was copied out of tapegrad (tg_copy_out or tg_item); values that leave "
+            "tapegrad carry no gradient. Keep the computation in tapegrad ops from the source to the target",
             source_name(w->x, sb, sizeof sb), file_of(z->loc), z->loc.line);
         return true;
     }

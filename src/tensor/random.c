@@ -68,6 +68,7 @@ static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtyp
     tg_tensor *t = tg__tensor_new(loc, dtype, &shape);
     if (!t)
         return NULL;
+    t->flags |= TG_T_FROM_DATA;
     for (int64_t i = 0; i < t->size; i++) {
         double z;
         if (d == UNIFORM)

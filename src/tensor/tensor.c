@@ -91,6 +91,7 @@ tg_tensor *tg_fill_at(tg_loc loc, tg_dtype dtype, tg_shape shape, double value)
     tg_tensor *t = tg__tensor_new(loc, dtype, &shape);
     if (!t)
         return NULL;
+    t->flags |= TG_T_FROM_DATA;
     if (value == 0.0)
         memset(t->data, 0, (size_t)t->size * tg_dtype_size(dtype));
     else
@@ -155,6 +156,15 @@ tg_tensor *tg_eye_at(tg_loc loc, tg_dtype dtype, int64_t n)
     return t;
 }
 
+/* Values leaving tapegrad from a tensor a tape recorded: a diagnosis can then tell a
+ * constant made from them (cause outside_tape) from any other constant. */
+static void note_copy_out(const tg_tensor *t)
+{
+    tg_context *ctx = tg__ctx();
+    if (ctx->n_recording && !(t->flags & TG_T_UNRECORDED))
+        ctx->copied_out = ++ctx->clock;
+}
+
 /* ---- inspection ------------------------------------------------------------------------------ */
 static bool check(const tg_tensor *t, const char *func)
 {
@@ -192,6 +202,7 @@ int tg_copy_out(const tg_tensor *t, void *dst, size_t bytes)
     if (!dst || bytes < need)
         return tg__failf((tg_loc){0}, "tg_copy_out: the destination holds %zu bytes, the tensor needs %zu", bytes, need);
     memcpy(dst, t->data, need);
+    note_copy_out(t);
     return 0;
 }
 
@@ -204,6 +215,7 @@ int tg_copy_out_f64(const tg_tensor *t, double *dst, int64_t count)
                          (long long)count, (long long)t->size);
     for (int64_t i = 0; i < t->size; i++)
         dst[i] = tg__get(t, i);
+    note_copy_out(t);
     return 0;
 }
 
@@ -217,6 +229,7 @@ double tg_item(const tg_tensor *t)
         tg__fail(t->loc, "tg_item: the tensor has shape %s, not one element", tg__shape_str(&sh, s, sizeof s));
         return NAN;
     }
+    note_copy_out(t);
     return tg__get(t, 0);
 }
 

@@ -16,7 +16,7 @@ enum tg_tensor_flags {
     TG_T_VARIABLE = 1 << 0,     /* the header of a variable: data owned by the tg_var */
     TG_T_SNAPSHOT = 1 << 1,     /* a recorded read of a variable: data aliases it until assign */
     TG_T_UNRECORDED = 1 << 2,   /* made by an op while no tape was recording */
-    TG_T_FROM_DATA = 1 << 3,    /* made from raw data (tg_tensor_from) */
+    TG_T_FROM_DATA = 1 << 3,    /* made from C values (tg_tensor_from, tg_scalar, tg_fill...) */
 };
 
 struct tg_tensor {
@@ -59,6 +59,7 @@ typedef struct tg_context {
     int n_active;
     int n_recording;                    /* active tapes not inside stop_recording */
     uint64_t clock;                     /* counts tensors made and tape events */
+    uint64_t copied_out;                /* when a recorded tensor was last copied out */
     unsigned check;                     /* TG_CHECK_* flags (autodiff.h) */
     bool check_from_env;                /* TAPEGRAD_CHECK has been read */
 } tg_context;
