@@ -12,6 +12,7 @@
 #include "tapegrad/train.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/optim.h"
+#include "tapegrad/io.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
