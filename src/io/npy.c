@@ -132,7 +132,7 @@ static bool parse_value(npy_header *h, const char *key)
         h->have_shape = true;
         return parse_shape(h);
     }
-    char msg[80];
+    char msg[128];   /* keys are under 32 bytes */
     snprintf(msg, sizeof msg, "unknown key '%s' (expected descr, fortran_order, shape)", key);
     return fail_at(h, msg);
 }
