@@ -24,8 +24,11 @@ test-asan:
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
-run: build
-	./$(BUILD)/example_first_gradient
+# The main job: an MLP on Fashion-MNIST, with its model, history and plot in $(BUILD)/run/.
+RUN_ARGS ?= --data fashion-mnist --model mlp:500 --epochs 10 --validation-split 0.1
+run: deps build
+	@mkdir -p $(BUILD)/run
+	cd $(BUILD)/run && ../tapegrad fit $(RUN_ARGS)
 
 bench: build
 	./tools/bench.sh $(BUILD)

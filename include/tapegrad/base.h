@@ -101,6 +101,10 @@ typedef struct tg_loc {
 #define TG__OPTS(type, ...) ((type){__VA_ARGS__})
 #endif
 
+/* Threads for matrix products (OpenBLAS); n >= 1. Returns 0, or -1 when the build has
+ * no threaded GEMM. */
+int tg_set_num_threads(int n);
+
 /* Errors. */
 const char *tg_last_error(void);   /* NULL when the last failing call has been cleared */
 void tg_clear_error(void);

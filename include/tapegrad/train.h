@@ -13,6 +13,7 @@
 #ifndef TAPEGRAD_TRAIN_H
 #define TAPEGRAD_TRAIN_H
 
+#include "io.h"
 #include "losses.h"
 #include "metrics.h"
 #include "nn.h"
@@ -172,6 +173,32 @@ const char *tg_history_key(const tg_history *h, int i);
 /* The values of `key`, one per epoch (NULL when absent); *n gets the count. */
 const double *tg_history_get(const tg_history *h, const char *key, int *n);
 void tg_history_free(tg_history *h);
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+/* Saves every variable of the model (Keras names) and, when it is compiled and has
+ * stepped, the optimizer's state ("optimizer/<slot>/<variable>") and iteration count, in
+ * one safetensors file, atomically. `metadata_json` is NULL or a JSON object of string
+ * values, stored in the file's __metadata__. Returns 0 or -1. */
+int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json);
+#define tg_model_save(m, path, metadata_json) tg_model_save_at(TG_LOC, m, path, metadata_json)
+/* Loads what tg_model_save wrote into a model of the same architecture (built first from
+ * the file's shapes when needed); the optimizer state too when the model is compiled and
+ * the file has it. Nothing is changed when any shape or dtype differs. Returns 0 or -1. */
+int tg_model_load_at(tg_loc loc, tg_model *m, const char *path);
+#define tg_model_load(m, path) tg_model_load_at(TG_LOC, m, path)
+
+typedef struct tg_model_checkpoint_opts {
+    const char *filepath;         /* required */
+    const char *monitor;          /* default "val_loss" */
+    bool save_best_only;
+    tg_monitor_mode mode;
+    const char *metadata_json;    /* stored in every file written */
+} tg_model_checkpoint_opts;
+/* Keras's ModelCheckpoint: saves with tg_model_save at each epoch end (only on
+ * improvement of `monitor` with save_best_only); the file also records the epoch. */
+tg_callback *tg_model_checkpoint_at(tg_loc loc, tg_model_checkpoint_opts o);
+#define tg_model_checkpoint(...) \
+    tg_model_checkpoint_at(TG_LOC, TG__OPTS(tg_model_checkpoint_opts, .monitor = "val_loss", __VA_ARGS__))
 
 /* ---- evaluate and predict ------------------------------------------------------------------ */
 typedef struct tg_evaluate_opts {

@@ -1,6 +1,7 @@
 /* GEMM: OpenBLAS when available, else a portable cache-blocked kernel. Each kernel is
  * written once as a macro and instantiated for float and double. */
 #include "gemm.h"
+#include "tapegrad/base.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -154,5 +155,17 @@ const char *tg_gemm_backend(void)
     return "openblas";
 #else
     return "blocked";
+#endif
+}
+
+int tg_set_num_threads(int n)
+{
+    if (n < 1)
+        return -1;
+#ifdef TG_HAVE_CBLAS
+    openblas_set_num_threads(n);
+    return 0;
+#else
+    return -1;   /* the portable kernel runs on the calling thread */
 #endif
 }

@@ -1,0 +1,80 @@
+/* Data sources of the tapegrad command. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int data_error(void)
+{
+    fprintf(stderr, "tapegrad: %s\n", tg_has_error() ? tg_last_error() : "cannot read the data");
+    return EXIT_DATA;
+}
+
+/* "a,b" -> two paths in buffers of `size`; false when the comma is missing. */
+static bool two_paths(const char *text, char *a, char *b, size_t size)
+{
+    const char *comma = strchr(text, ',');
+    if (!comma || (size_t)(comma - text) >= size || strlen(comma + 1) >= size)
+        return false;
+    snprintf(a, size, "%.*s", (int)(comma - text), text);
+    snprintf(b, size, "%s", comma + 1);
+    return *a && *b;
+}
+
+/* x and y from two array files (IDX or .npy), as one data set. */
+static int load_pair(const char *what, const char *xpath, const char *ypath, bool idx, data_source *out)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = idx ? tg_read_idx(xpath) : tg_read_npy(xpath, .dtype = TG_F32);
+    tg_tensor *y = idx ? tg_read_idx(ypath, .dtype = TG_I32) : tg_read_npy(ypath);
+    if (x && idx)   /* images of bytes: scale to [0, 1] as Fashion-MNIST is */
+        x = tg_mul(x, tg_scalar(1.0 / 255.0));
+    if (y && !idx && tg_dtype_of(y) != TG_I32 && tg_dtype_of(y) != TG_I64)
+        y = tg_cast(y, TG_F32);
+    out->train = x && y ? tg_dataset_new(x, y) : NULL;
+    tg_scope_end(s);
+    snprintf(out->name, sizeof out->name, "%s", what);
+    return out->train ? EXIT_OK : data_error();
+}
+
+int data_load(const char *spec, const char *label, data_source *out)
+{
+    *out = (data_source){0};
+    char a[1024], b[1024];
+    if (!spec || strcmp(spec, "fashion-mnist") == 0) {
+        snprintf(out->name, sizeof out->name, "fashion-mnist");
+        if (tg_load_fashion_mnist(NULL, &out->train, &out->test) == 0)
+            return EXIT_OK;
+        fprintf(stderr, "tapegrad: %s\n", tg_last_error());
+        return EXIT_DATA;
+    }
+    if (strncmp(spec, "csv:", 4) == 0) {
+        if (!label) {
+            fprintf(stderr, "tapegrad: --data csv:FILE needs --label COLUMN (a name, or an index like 0 or -1)\n");
+            return EXIT_USAGE;
+        }
+        tg_scope *s = tg_scope_begin();
+        char *end;
+        long index = strtol(label, &end, 10);
+        tg_csv d = *end == 0 ? tg_read_csv(spec + 4, .label_index = (int)index) : tg_read_csv(spec + 4, .label = label);
+        out->train = d.x && d.y ? tg_dataset_new(d.x, d.y) : NULL;
+        tg_scope_end(s);
+        snprintf(out->name, sizeof out->name, "csv");
+        return out->train ? EXIT_OK : data_error();
+    }
+    if (strncmp(spec, "npy:", 4) == 0 && two_paths(spec + 4, a, b, sizeof a))
+        return load_pair("npy", a, b, false, out);
+    if (strncmp(spec, "idx:", 4) == 0 && two_paths(spec + 4, a, b, sizeof a))
+        return load_pair("idx", a, b, true, out);
+    fprintf(stderr, "tapegrad: unknown --data '%s': use fashion-mnist, csv:FILE (with --label), "
+            "npy:X.npy,Y.npy or idx:IMAGES,LABELS\n", spec);
+    return EXIT_USAGE;
+}
+
+void data_free(data_source *d)
+{
+    tg_dataset_free(d->train);
+    tg_dataset_free(d->test);
+    *d = (data_source){0};
+}

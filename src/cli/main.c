@@ -1,0 +1,520 @@
+/* tapegrad: train, evaluate and inspect models from the command line.
+ *
+ *   tapegrad fit --data fashion-mnist --model mlp:500 --epochs 5 --save model.safetensors
+ *   tapegrad evaluate model.safetensors
+ *   tapegrad predict model.safetensors images.npy
+ *   tapegrad summary model.safetensors
+ *
+ * Exit codes: 0 ok, 1 usage, 2 data or file error. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const usage_main =
+    "usage: tapegrad COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  fit        train a model and save it, its history and a plot\n"
+    "  evaluate   loss and accuracy of a saved model on labelled data\n"
+    "  predict    classes and probabilities of a saved model for new inputs\n"
+    "  summary    the layers and parameter counts of a saved model\n"
+    "\n"
+    "tapegrad COMMAND --help shows a command's options.\n";
+
+static const char *const usage_fit =
+    "usage: tapegrad fit [OPTIONS]\n"
+    "\n"
+    "  --data SOURCE          fashion-mnist (default), csv:FILE, npy:X.npy,Y.npy or idx:IMAGES,LABELS\n"
+    "  --label COLUMN         the label column of a CSV file, by name or index (-1: the last)\n"
+    "  --model SPEC           mlp:500 (default), mlp:512,256 (hidden ReLU layers) or cnn\n"
+    "  --epochs N             default 5\n"
+    "  --batch-size N         default 32\n"
+    "  --optimizer NAME       adam (default), adamw, sgd, rmsprop or adagrad\n"
+    "  --learning-rate X      default: Keras's for the optimizer\n"
+    "  --validation-split X   the last fraction of the training data, held out (default 0)\n"
+    "  --seed N               weights and shuffling (default 42)\n"
+    "  --threads N            threads for matrix products (default: the library's)\n"
+    "  --save FILE            the model, written at every epoch end (default model.safetensors)\n"
+    "  --resume FILE          continue a fit from a file written by --save\n"
+    "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
+    "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
+    "  --quiet                no progress output\n";
+
+static const char *const usage_evaluate =
+    "usage: tapegrad evaluate MODEL [--data SOURCE] [--label COLUMN] [--batch-size N]\n"
+    "\n"
+    "Loss and accuracy of MODEL (a file written by tapegrad fit) on the test split of\n"
+    "SOURCE (fashion-mnist: its 10000 test images), or on all of SOURCE when it has none.\n"
+    "SOURCE defaults to the data the model was trained on.\n";
+
+static const char *const usage_predict =
+    "usage: tapegrad predict MODEL INPUT [--limit N]\n"
+    "\n"
+    "Classes and probabilities for each row of INPUT: a .npy file, an IDX file (raw\n"
+    "images, scaled to [0, 1]) or a CSV file of features. --limit caps the rows printed\n"
+    "(default 10; 0 prints all).\n";
+
+static const char *const usage_summary = "usage: tapegrad summary MODEL\n";
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "tapegrad: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return EXIT_USAGE;
+}
+
+/* The library's message without its "file.c:line: " prefix: that line is the
+ * command's own, not the user's. */
+static int library_error(void)
+{
+    const char *msg = tg_has_error() ? tg_last_error() : "failed";
+    const char *c = strstr(msg, ".c:");
+    if (c && c - msg < 200) {
+        const char *p = c + 3;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p[0] == ':' && p[1] == ' ')
+            msg = p + 2;
+    }
+    fprintf(stderr, "tapegrad: %s\n", msg);
+    return EXIT_DATA;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- models in files ---------------------------------------------------------------------- */
+typedef struct saved_model {
+    model_spec spec;
+    char spec_text[128], data[1024];
+    tg_shape input_shape;
+    int64_t classes;
+    uint64_t seed;
+    int epoch;
+} saved_model;
+
+static bool parse_shape(const char *text, tg_shape *s)
+{
+    *s = (tg_shape){0};
+    const char *p = text;
+    while (p && *p && s->rank < TG_MAX_RANK) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1)
+            return false;
+        s->dims[s->rank++] = v;
+        p = *end == ',' ? end + 1 : (*end ? NULL : end);
+    }
+    return p && !*p && s->rank > 0;
+}
+
+static void format_shape(const tg_shape *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (int i = 0; i < s->rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)s->dims[i]);
+}
+
+/* Reads what a model file says about its model. Returns an exit code. */
+static int read_saved(const char *path, saved_model *out)
+{
+    *out = (saved_model){0};
+    tg_safetensors *st = tg_safetensors_open(path);
+    if (!st)
+        return library_error();
+    const char *spec = tg_safetensors_metadata(st, "model"), *shape = tg_safetensors_metadata(st, "input_shape");
+    const char *classes = tg_safetensors_metadata(st, "classes"), *seed = tg_safetensors_metadata(st, "seed");
+    const char *epoch = tg_safetensors_metadata(st, "epoch"), *data = tg_safetensors_metadata(st, "data");
+    char err[256];
+    int rc = EXIT_OK;
+    if (!spec || !shape || !classes) {
+        fprintf(stderr, "tapegrad: %s was not written by tapegrad fit (its metadata lacks model, input_shape or "
+                "classes)\n", path);
+        rc = EXIT_DATA;
+    } else if (!spec_parse(spec, &out->spec, err, sizeof err) || !parse_shape(shape, &out->input_shape)) {
+        fprintf(stderr, "tapegrad: %s: bad model metadata: %s\n", path, err);
+        rc = EXIT_DATA;
+    } else {
+        snprintf(out->spec_text, sizeof out->spec_text, "%s", spec);
+        snprintf(out->data, sizeof out->data, "%s", data ? data : "fashion-mnist");
+        out->classes = strtoll(classes, NULL, 10);
+        out->seed = seed ? strtoull(seed, NULL, 10) : 0;
+        out->epoch = epoch ? atoi(epoch) : 0;
+    }
+    tg_safetensors_close(st);
+    return rc;
+}
+
+/* Builds the model a file describes and loads its weights (and optimizer, when compiled
+ * first by the caller through `compile`). */
+static tg_model *load_model(const char *path, const saved_model *sm, tg_optimizer *opt)
+{
+    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
+    if (!m)
+        return NULL;
+    if (opt && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                          .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
+        tg_model_free(m);
+        return NULL;
+    }
+    if (tg_model_load(m, path) != 0) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- data to tensors ---------------------------------------------------------------------- */
+/* The data set's rows shaped for the model, and its labels. */
+static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, tg_tensor **y, tg_shape *in)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *probe = tg_dataset_x(ds);
+    tg_shape row = tg_shape_of(probe);
+    tg_scope_end(s);
+    if (row.rank < 1)
+        return false;
+    row.rank--;
+    memmove(row.dims, row.dims + 1, sizeof(int64_t) * (size_t)row.rank);
+    *in = spec_input_shape(spec, row);
+    if (tg_dataset_reshape(ds, *in) != 0)
+        return false;
+    *x = tg_dataset_x(ds);
+    *y = tg_dataset_y(ds);
+    return *x && *y;
+}
+
+static int64_t count_classes(const tg_tensor *y)
+{
+    tg_scope *s = tg_scope_begin();
+    double top = tg_item(tg_max(tg_cast(y, TG_F64)));
+    tg_scope_end(s);
+    return isfinite(top) && top >= 0 ? (int64_t)top + 1 : -1;
+}
+
+static tg_optimizer *make_optimizer(const char *name, double lr)
+{
+    if (strcmp(name, "adam") == 0)
+        return lr > 0 ? tg_adam(.learning_rate = lr) : tg_adam();
+    if (strcmp(name, "adamw") == 0)
+        return lr > 0 ? tg_adamw(.learning_rate = lr) : tg_adamw();
+    if (strcmp(name, "sgd") == 0)
+        return lr > 0 ? tg_sgd(.learning_rate = lr) : tg_sgd();
+    if (strcmp(name, "rmsprop") == 0)
+        return lr > 0 ? tg_rmsprop(.learning_rate = lr) : tg_rmsprop();
+    if (strcmp(name, "adagrad") == 0)
+        return lr > 0 ? tg_adagrad(.learning_rate = lr) : tg_adagrad();
+    return NULL;
+}
+
+/* ---- fit ------------------------------------------------------------------------------------ */
+typedef struct fit_args {
+    const char *data, *label, *model, *optimizer, *save, *resume, *history, *plot;
+    long epochs, batch_size, seed, threads;
+    double lr, validation_split;
+    bool quiet;
+} fit_args;
+
+static int parse_fit(int argc, char **argv, fit_args *a)
+{
+    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .save = "model.safetensors",
+                    .history = "history.csv", .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
+    static const struct option opts[] = {
+        {"data", 1, 0, 'd'},    {"label", 1, 0, 'l'},      {"model", 1, 0, 'm'},
+        {"epochs", 1, 0, 'e'},  {"batch-size", 1, 0, 'b'}, {"optimizer", 1, 0, 'o'},
+        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'}, {"seed", 1, 0, 's'},
+        {"threads", 1, 0, 't'}, {"save", 1, 0, 'S'},       {"resume", 1, 0, 'R'},
+        {"history", 1, 0, 'H'}, {"plot", 1, 0, 'P'},       {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'},    {0, 0, 0, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        bool ok = true;
+        switch (c) {
+        case 'd': a->data = optarg; break;
+        case 'l': a->label = optarg; break;
+        case 'm': a->model = optarg; break;
+        case 'e': ok = parse_long(optarg, 1, 100000, &a->epochs); break;
+        case 'b': ok = parse_long(optarg, 1, 1 << 24, &a->batch_size); break;
+        case 'o': a->optimizer = optarg; break;
+        case 'r': ok = parse_double(optarg, 1e-12, 10, &a->lr); break;
+        case 'v': ok = parse_double(optarg, 0, 0.99, &a->validation_split); break;
+        case 's': ok = parse_long(optarg, 0, 0x7fffffffL, &a->seed); break;
+        case 't': ok = parse_long(optarg, 1, 1024, &a->threads); break;
+        case 'S': a->save = optarg; break;
+        case 'R': a->resume = optarg; break;
+        case 'H': a->history = optarg; break;
+        case 'P': a->plot = optarg; break;
+        case 'q': a->quiet = true; break;
+        case 'h': fputs(usage_fit, stdout); return -1;
+        case ':': return usage_error(usage_fit, "%s needs a value", argv[optind - 1]);
+        default: return usage_error(usage_fit, "unknown option %s", argv[optind - 1]);
+        }
+        if (!ok)
+            return usage_error(usage_fit, "bad value '%s'", optarg);
+    }
+    if (optind < argc)
+        return usage_error(usage_fit, "unexpected argument '%s'", argv[optind]);
+    return EXIT_OK;
+}
+
+static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    tg_shape in;
+    tg_logs logs;
+    int rc = tensors_for(test, spec, &x, &y, &in) && tg_evaluate(m, x, y, &logs, .batch_size = 500) == 0
+                 ? EXIT_OK
+                 : library_error();
+    if (rc == EXIT_OK)
+        printf("test loss: %.4f - test accuracy: %.4f\n", tg_logs_get(&logs, "loss"), tg_logs_get(&logs, "accuracy"));
+    tg_scope_end(s);
+    return rc;
+}
+
+static int cmd_fit(int argc, char **argv)
+{
+    fit_args a;
+    int rc = parse_fit(argc, argv, &a);
+    if (rc != EXIT_OK)
+        return rc < 0 ? EXIT_OK : rc;
+    saved_model prior = {0};
+    if (a.resume && (rc = read_saved(a.resume, &prior)) != EXIT_OK)
+        return rc;
+    const char *spec_text = a.resume ? prior.spec_text : a.model;
+    model_spec spec;
+    char err[256];
+    if (!spec_parse(spec_text, &spec, err, sizeof err))
+        return usage_error(usage_fit, "%s", err);
+    tg_optimizer *opt = make_optimizer(a.optimizer, a.lr);
+    if (!opt)
+        return tg_has_error() ? library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
+    if (a.threads)
+        tg_set_num_threads((int)a.threads);
+    data_source d;
+    if ((rc = data_load(a.resume ? prior.data : a.data, a.label, &d)) != EXIT_OK) {
+        tg_optimizer_free(opt);
+        return rc;
+    }
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    tg_shape in;
+    tg_model *m = NULL;
+    tg_history *h = NULL;
+    tg_callback *ckpt = NULL;
+    int64_t classes = 0;
+    if (!tensors_for(d.train, &spec, &x, &y, &in) || (classes = count_classes(y)) < 1) {
+        rc = library_error();
+        goto done;
+    }
+    uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;
+    m = a.resume ? load_model(a.resume, &prior, opt) : spec_build(&spec, in, classes, seed);
+    opt = a.resume ? NULL : opt;   /* the resumed model owns it */
+    if (!m || (!a.resume && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                        .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0)) {
+        opt = NULL;
+        rc = library_error();
+        goto done;
+    }
+    opt = NULL;
+    char meta[2048], shape[128];
+    format_shape(&in, shape, sizeof shape);
+    snprintf(meta, sizeof meta, "{\"model\": \"%s\", \"input_shape\": \"%s\", \"classes\": \"%lld\", \"seed\": "
+             "\"%llu\", \"data\": \"%s\"}", spec_text, shape, (long long)classes, (unsigned long long)seed,
+             a.resume ? prior.data : a.data);
+    ckpt = tg_model_checkpoint(.filepath = a.save, .metadata_json = meta);
+    if (!a.quiet)
+        printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
+               (long long)tg_dim(x, 0), (long long)classes, a.optimizer, a.batch_size);
+    h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
+               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = ckpt ? 1 : 0,
+               .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
+    if (!h) {
+        rc = library_error();
+        goto done;
+    }
+    if ((a.history && (rc = history_write_csv(h, a.history)) != EXIT_OK) ||
+        (a.plot && (rc = history_write_svg(h, a.plot, spec_text)) != EXIT_OK))
+        goto done;
+    if (!a.quiet)
+        printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
+    if (d.test)
+        rc = report_test(m, d.test, &spec);
+done:
+    tg_history_free(h);
+    tg_callback_free(ckpt);
+    tg_model_free(m);
+    tg_optimizer_free(opt);
+    tg_scope_end(s);
+    data_free(&d);
+    return rc;
+}
+
+/* ---- evaluate, predict, summary ------------------------------------------------------------ */
+static int cmd_evaluate(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"label", 1, 0, 'l'}, {"batch-size", 1, 0, 'b'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *data = NULL, *label = NULL;
+    long batch = 500;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == 'h')
+            return fputs(usage_evaluate, stdout), EXIT_OK;
+        if (c == 'd')
+            data = optarg;
+        else if (c == 'l')
+            label = optarg;
+        else if (c == 'b' && parse_long(optarg, 1, 1 << 24, &batch))
+            continue;
+        else
+            return usage_error(usage_evaluate, "bad option %s", argv[optind - 1]);
+    }
+    if (optind + 1 != argc)
+        return usage_error(usage_evaluate, "give one MODEL file%s", "");
+    saved_model sm;
+    int rc = read_saved(argv[optind], &sm);
+    if (rc != EXIT_OK)
+        return rc;
+    data_source d;
+    if ((rc = data_load(data ? data : sm.data, label, &d)) != EXIT_OK)
+        return rc;
+    tg_model *m = load_model(argv[optind], &sm, tg_adam());
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    tg_shape in;
+    tg_logs logs;
+    tg_dataset *ds = d.test ? d.test : d.train;
+    if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in) || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
+        rc = library_error();
+    else
+        printf("%lld samples - loss: %.4f - accuracy: %.4f\n", (long long)tg_dim(x, 0), tg_logs_get(&logs, "loss"),
+               tg_logs_get(&logs, "accuracy"));
+    tg_scope_end(s);
+    tg_model_free(m);
+    data_free(&d);
+    return rc;
+}
+
+static tg_tensor *read_input(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 4 && strcmp(path + n - 4, ".npy") == 0)
+        return tg_read_npy(path, .dtype = TG_F32);
+    if (n > 4 && strcmp(path + n - 4, ".csv") == 0)
+        return tg_read_csv(path).x;
+    return tg_read_idx(path, .scale = 1.0 / 255.0);
+}
+
+static int cmd_predict(int argc, char **argv)
+{
+    static const struct option opts[] = {{"limit", 1, 0, 'n'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    long limit = 10;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == 'h')
+            return fputs(usage_predict, stdout), EXIT_OK;
+        if (c != 'n' || !parse_long(optarg, 0, 1L << 40, &limit))
+            return usage_error(usage_predict, "bad option %s", argv[optind - 1]);
+    }
+    if (optind + 2 != argc)
+        return usage_error(usage_predict, "give a MODEL file and an INPUT file%s", "");
+    saved_model sm;
+    int rc = read_saved(argv[optind], &sm);
+    if (rc != EXIT_OK)
+        return rc;
+    tg_model *m = load_model(argv[optind], &sm, NULL);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
+    tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
+    memcpy(shape.dims + 1, want.dims, sizeof(int64_t) * (size_t)want.rank);
+    tg_tensor *p = x ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
+    if (!p) {
+        rc = library_error();
+    } else {
+        int64_t rows = tg_dim(p, 0), k = tg_dim(p, 1);
+        double *v = malloc(sizeof(double) * (size_t)(rows * k + 1));
+        tg_copy_out_f64(p, v, rows * k);
+        for (int64_t r = 0; r < rows && (limit == 0 || r < limit); r++) {
+            int64_t best = 0;
+            for (int64_t j = 1; j < k; j++)
+                best = v[r * k + j] > v[r * k + best] ? j : best;
+            printf("%lld: class %lld (%.4f)  probabilities:", (long long)r, (long long)best, v[r * k + best]);
+            for (int64_t j = 0; j < k; j++)
+                printf(" %.4f", v[r * k + j]);
+            putchar('\n');
+        }
+        if (limit && rows > limit)
+            printf("... %lld more rows (--limit 0 prints all)\n", (long long)(rows - limit));
+        free(v);
+    }
+    tg_scope_end(s);
+    tg_model_free(m);
+    return rc;
+}
+
+static int cmd_summary(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return fputs(usage_summary, stdout), EXIT_OK;
+    if (argc != 2)
+        return usage_error(usage_summary, "give one MODEL file%s", "");
+    saved_model sm;
+    int rc = read_saved(argv[1], &sm);
+    if (rc != EXIT_OK)
+        return rc;
+    tg_model *m = load_model(argv[1], &sm, NULL);
+    if (!m)
+        return library_error();
+    printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
+    tg_model_summary(m, stdout);
+    tg_model_free(m);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(usage_main, stderr), EXIT_USAGE;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+        return fputs(usage_main, stdout), EXIT_OK;
+    if (strcmp(cmd, "fit") == 0)
+        return cmd_fit(argc - 1, argv + 1);
+    if (strcmp(cmd, "evaluate") == 0)
+        return cmd_evaluate(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "summary") == 0)
+        return cmd_summary(argc - 1, argv + 1);
+    return usage_error(usage_main, "unknown command '%s'", cmd);
+}

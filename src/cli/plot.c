@@ -1,0 +1,140 @@
+/* The history of a fit: a CSV file (epoch and every logged value) and an SVG plot with a
+ * loss panel and an accuracy panel, each with axes, ticks, labels and a legend. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int history_write_csv(const tg_history *h, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "tapegrad: cannot write %s: %s\n", path, strerror(errno));
+        return EXIT_DATA;
+    }
+    int keys = tg_history_n_keys(h);
+    fprintf(f, "epoch");
+    for (int k = 0; k < keys; k++)
+        fprintf(f, ",%s", tg_history_key(h, k));
+    fputc('\n', f);
+    for (int e = 0; e < tg_history_epochs(h); e++) {
+        fprintf(f, "%d", e + 1);
+        for (int k = 0; k < keys; k++)
+            fprintf(f, ",%.8g", tg_history_get(h, tg_history_key(h, k), NULL)[e]);
+        fputc('\n', f);
+    }
+    return fclose(f) == 0 ? EXIT_OK : EXIT_DATA;
+}
+
+#define W 460          /* one panel */
+#define H 340
+#define LEFT 62
+#define RIGHT 16
+#define TOP 40
+#define BOTTOM 50
+
+typedef struct panel {
+    double x0;         /* the panel's left edge in the figure */
+    double lo, hi;     /* the y range */
+    int epochs;
+} panel;
+
+static double px(const panel *p, double epoch)
+{
+    double span = p->epochs > 1 ? p->epochs - 1 : 1;
+    return p->x0 + LEFT + (epoch - 1) / span * (W - LEFT - RIGHT);
+}
+
+static double py(const panel *p, double v) { return TOP + (p->hi - v) / (p->hi - p->lo) * (H - TOP - BOTTOM); }
+
+/* A range with some room around the values of both series. */
+static void range(const double *a, const double *b, int n, double *lo, double *hi)
+{
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < 2; s++) {
+            const double *v = s ? b : a;
+            if (v && isfinite(v[i])) {
+                *lo = fmin(*lo, v[i]);
+                *hi = fmax(*hi, v[i]);
+            }
+        }
+    if (!isfinite(*lo)) {
+        *lo = 0;
+        *hi = 1;
+    }
+    double pad = (*hi - *lo) * 0.1 + 1e-9;
+    *lo -= pad;
+    *hi += pad;
+}
+
+static void series(FILE *f, const panel *p, const double *v, const char *color, bool dashed)
+{
+    if (!v)
+        return;
+    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2'%s points='", color,
+            dashed ? " stroke-dasharray='6,4'" : "");
+    for (int e = 0; e < p->epochs; e++)
+        if (isfinite(v[e]))
+            fprintf(f, "%.1f,%.1f ", px(p, e + 1), py(p, v[e]));
+    fprintf(f, "'/>\n");
+    for (int e = 0; e < p->epochs; e++)
+        if (isfinite(v[e]))
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e + 1), py(p, v[e]), color);
+}
+
+static void draw_panel(FILE *f, const tg_history *h, double x0, const char *title, const char *key)
+{
+    int n = tg_history_epochs(h);
+    char val_key[64];
+    snprintf(val_key, sizeof val_key, "val_%s", key);
+    const double *train = tg_history_get(h, key, NULL), *val = tg_history_get(h, val_key, NULL);
+    panel p = {.x0 = x0, .epochs = n};
+    range(train, val, n, &p.lo, &p.hi);
+    double left = x0 + LEFT, right = x0 + W - RIGHT, bottom = H - BOTTOM;
+    fprintf(f, "<text x='%.0f' y='24' font-size='16' font-weight='bold' text-anchor='middle'>%s</text>\n",
+            x0 + (LEFT + W - RIGHT) / 2.0, title);
+    fprintf(f, "<rect x='%.0f' y='%d' width='%.0f' height='%d' fill='none' stroke='#333'/>\n", left, TOP,
+            right - left, H - TOP - BOTTOM);
+    for (int i = 0; i <= 4; i++) {   /* y ticks and grid */
+        double v = p.lo + (p.hi - p.lo) * i / 4.0, y = py(&p, v);
+        fprintf(f, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='#ddd'/>\n", left, y, right, y);
+        fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n", left - 6, y + 4, v);
+    }
+    int step = n > 10 ? (n + 9) / 10 : 1;
+    for (int e = 1; e <= n; e += step)   /* x ticks */
+        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%d</text>\n", px(&p, e), bottom + 16, e);
+    fprintf(f, "<text x='%.0f' y='%d' font-size='13' text-anchor='middle'>epoch</text>\n", (left + right) / 2, H - 12);
+    fprintf(f, "<text x='%.0f' y='%.0f' font-size='13' text-anchor='middle' transform='rotate(-90 %.0f %.0f)'>%s</text>\n",
+            x0 + 16, (TOP + bottom) / 2.0, x0 + 16, (TOP + bottom) / 2.0, key);
+    series(f, &p, train, "#1f77b4", false);
+    series(f, &p, val, "#ff7f0e", true);
+    double lx = right - 120, ly = TOP + 14;   /* legend */
+    fprintf(f, "<rect x='%.0f' y='%.0f' width='112' height='%d' fill='white' stroke='#999'/>\n", lx - 6, ly - 12,
+            val ? 40 : 22);
+    fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#1f77b4' stroke-width='2'/>"
+            "<text x='%.0f' y='%.0f' font-size='12'>training</text>\n", lx, ly - 4, lx + 24, ly - 4, lx + 30, ly);
+    if (val)
+        fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#ff7f0e' stroke-width='2' "
+                "stroke-dasharray='6,4'/><text x='%.0f' y='%.0f' font-size='12'>validation</text>\n",
+                lx, ly + 14, lx + 24, ly + 14, lx + 30, ly + 18);
+}
+
+int history_write_svg(const tg_history *h, const char *path, const char *title)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "tapegrad: cannot write %s: %s\n", path, strerror(errno));
+        return EXIT_DATA;
+    }
+    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
+            "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif'>\n"
+            "<rect width='100%%' height='100%%' fill='white'/>\n<title>%s</title>\n", 2 * W, H, title);
+    draw_panel(f, h, 0, "Loss", "loss");
+    draw_panel(f, h, W, "Accuracy", "accuracy");
+    fprintf(f, "</svg>\n");
+    return fclose(f) == 0 ? EXIT_OK : EXIT_DATA;
+}

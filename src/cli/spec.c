@@ -1,0 +1,84 @@
+/* Model specs of the tapegrad command: "mlp:500" (one hidden Dense layer of 500 ReLU
+ * units), "mlp:512,256", and "cnn" (Conv2D 32, MaxPool, Conv2D 64, MaxPool, Dense 128). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_UNITS 100000
+
+static bool fail(char *err, size_t size, const char *fmt, const char *text)
+{
+    snprintf(err, size, fmt, text);
+    return false;
+}
+
+bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size)
+{
+    *spec = (model_spec){0};
+    if (!text || !*text)
+        return fail(err, err_size, "empty model spec%s: use mlp:500, mlp:512,256 or cnn", "");
+    if (strcmp(text, "cnn") == 0) {
+        spec->kind = SPEC_CNN;
+        return true;
+    }
+    if (strncmp(text, "mlp:", 4) != 0)
+        return fail(err, err_size, "unknown model '%.60s': use mlp:UNITS[,UNITS...] or cnn", text);
+    spec->kind = SPEC_MLP;
+    const char *p = text + 4;
+    for (;;) {
+        if (*p < '0' || *p > '9')
+            return fail(err, err_size, "model '%.60s': expected a number of units after ':' or ','", text);
+        char *end;
+        long units = strtol(p, &end, 10);
+        if (units < 1 || units > MAX_UNITS)
+            return fail(err, err_size, "model '%.60s': units must be between 1 and 100000", text);
+        if (spec->n_hidden == SPEC_MAX_LAYERS)
+            return fail(err, err_size, "model '%.60s': at most 8 hidden layers", text);
+        spec->hidden[spec->n_hidden++] = units;
+        if (*end == 0)
+            return true;
+        if (*end != ',')
+            return fail(err, err_size, "model '%.60s': units are separated by ','", text);
+        p = end + 1;
+    }
+}
+
+tg_shape spec_input_shape(const model_spec *spec, tg_shape row)
+{
+    int64_t n = 1;
+    for (int i = 0; i < row.rank; i++)
+        n *= row.dims[i];
+    if (spec->kind == SPEC_MLP)
+        return (tg_shape){.rank = 1, .dims = {n}};
+    if (row.rank == 2)
+        return (tg_shape){.rank = 3, .dims = {row.dims[0], row.dims[1], 1}};
+    return row;
+}
+
+tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint64_t seed)
+{
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = seed, .name = "sequential"));
+    if (!m)
+        return NULL;
+    bool ok = true;
+    if (spec->kind == SPEC_MLP) {
+        for (int i = 0; i < spec->n_hidden && ok; i++)
+            ok = tg_model_add(m, i ? tg_dense(.units = spec->hidden[i], .activation = TG_RELU)
+                                   : tg_dense(.units = spec->hidden[i], .activation = TG_RELU, .input_shape = in)) == 0;
+    } else {
+        ok = tg_model_add(m, tg_conv2d_layer(.filters = 32, .kernel_size = {3}, .activation = TG_RELU,
+                                             .input_shape = in)) == 0 &&
+             tg_model_add(m, tg_max_pooling2d(.pool_size = {2})) == 0 &&
+             tg_model_add(m, tg_conv2d_layer(.filters = 64, .kernel_size = {3}, .activation = TG_RELU)) == 0 &&
+             tg_model_add(m, tg_max_pooling2d(.pool_size = {2})) == 0 && tg_model_add(m, tg_flatten()) == 0 &&
+             tg_model_add(m, tg_dense(.units = 128, .activation = TG_RELU)) == 0;
+    }
+    ok = ok && tg_model_add(m, tg_dense(.units = classes)) == 0 && tg_model_build(m, in) == 0;
+    if (!ok) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}

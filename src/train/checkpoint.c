@@ -1,0 +1,200 @@
+/* Checkpoints of a model: its variables, its optimizer's state and iteration count, in
+ * one safetensors file (io layer), and Keras's ModelCheckpoint callback. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tensor/tensor_impl.h"
+#include "train_impl.h"
+
+#define OPT_PREFIX "optimizer/"
+#define MAX_METADATA 4096
+
+/* {"tapegrad_iterations": "N", <the user's fields>} */
+static bool merge_metadata(tg_loc loc, char *out, size_t size, int64_t iterations, const char *user)
+{
+    const char *body = "";
+    size_t len = 0;
+    if (user) {
+        const char *open = strchr(user, '{'), *close = strrchr(user, '}');
+        if (!open || !close || close < open)
+            return tg__failb(loc, "tg_model_save: metadata must be a JSON object of strings, e.g. {\"epoch\": \"3\"}");
+        body = open + 1;
+        len = (size_t)(close - body);
+        while (len && (*body == ' ' || *body == '\n'))
+            body++, len--;
+    }
+    int n = snprintf(out, size, "{\"tapegrad_iterations\": \"%lld\"%s%.*s}", (long long)iterations, len ? ", " : "",
+                     (int)len, body);
+    if (n < 0 || (size_t)n >= size)
+        return tg__failb(loc, "tg_model_save: metadata longer than %d bytes", MAX_METADATA);
+    return true;
+}
+
+int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json)
+{
+    if (!m || !path)
+        return tg__failf(loc, "tg_model_save: give a model and a path");
+    if (!tg_model_built(m))
+        return tg__failf(loc, "tg_model_save: the model has no weights yet (build it, or call it once)");
+    int nv = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    tg_optimizer *opt = tg_model_optimizer(m);
+    int ns = opt ? tg_optimizer_state_count(opt) : 0;
+    tg_scope *s = tg_scope_begin_at(loc);
+    tg_tensor **tensors = calloc((size_t)(nv + ns), sizeof *tensors);
+    char **names = calloc((size_t)(nv + ns), sizeof *names);
+    char meta[MAX_METADATA];
+    int rc = -1, n = 0;
+    if (!tensors || !names) {
+        tg__fail(loc, "tg_model_save: out of memory");
+        goto done;
+    }
+    for (; n < nv; n++) {
+        tensors[n] = vars[n];
+        names[n] = strdup(tg_variable_name(vars[n]));
+    }
+    for (int i = 0; i < ns; i++) {
+        tg_optimizer_slot slot;
+        if (tg_optimizer_state(opt, i, &slot) != 0 || !slot.variable)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, OPT_PREFIX "%s/%s", slot.name, tg_variable_name(slot.variable));
+        tensors[n] = tg_tensor_from_at(loc, slot.dtype, tg_shape_of(slot.variable), slot.data);
+        names[n++] = strdup(name);
+    }
+    for (int i = 0; i < n; i++)
+        if (!tensors[i] || !names[i]) {
+            if (!tg_has_error())
+                tg__fail(loc, "tg_model_save: out of memory");
+            goto done;
+        }
+    if (!merge_metadata(loc, meta, sizeof meta, opt ? tg_optimizer_iterations(opt) : 0, metadata_json))
+        goto done;
+    rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
+done:
+    for (int i = 0; names && i < nv + ns; i++)
+        free(names[i]);
+    free(names);
+    free(tensors);
+    tg_scope_end_at(loc, s);
+    return rc;
+}
+
+/* Restores the optimizer's slots for the model's trainable variables from the file. */
+static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st)
+{
+    tg_optimizer *opt = tg_model_optimizer(m);
+    const char *iters = tg_safetensors_metadata(st, "tapegrad_iterations");
+    if (!opt || !iters)
+        return 0;
+    int nt = 0;
+    tg_tensor *const *train = tg_model_trainable_variables(m, &nt);
+    if (tg_optimizer_build_at(loc, opt, train, nt) != 0)
+        return -1;
+    int ns = tg_optimizer_state_count(opt);
+    for (int i = 0; i < ns; i++) {
+        tg_optimizer_slot slot;
+        if (tg_optimizer_state(opt, i, &slot) != 0 || !slot.variable)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, OPT_PREFIX "%s/%s", slot.name, tg_variable_name(slot.variable));
+        tg_shape shape;
+        if (tg_safetensors_info(st, name, &shape, NULL) != 0)
+            continue;   /* a file from another optimizer: its state starts fresh */
+        tg_tensor *t = tg_safetensors_get_at(loc, st, name);
+        if (!t || t->dtype != slot.dtype || t->size != slot.count)
+            return tg__failf(loc, "tg_model_load: optimizer state '%s' does not match its variable", name);
+        memcpy(slot.data, t->data, (size_t)t->size * tg_dtype_size(t->dtype));
+    }
+    return tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10));
+}
+
+int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
+{
+    if (!m || !path)
+        return tg__failf(loc, "tg_model_load: give a model and a path");
+    tg_safetensors *st = tg_safetensors_open_at(loc, path);
+    if (!st)
+        return -1;
+    if (!tg_model_built(m)) {
+        tg_safetensors_close(st);
+        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
+    }
+    int nv = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    tg_scope *s = tg_scope_begin_at(loc);
+    int rc = tg_load_into_at(loc, path, vars, nv);
+    if (rc == 0)
+        rc = load_optimizer(loc, m, st);
+    tg_scope_end_at(loc, s);
+    tg_safetensors_close(st);
+    return rc;
+}
+
+/* ---- ModelCheckpoint ------------------------------------------------------------------ */
+typedef struct checkpoint {
+    tg_callback cb;
+    char *filepath, *monitor, *metadata;
+    bool best_only, maximize;
+    double best;
+} checkpoint;
+
+static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    checkpoint *c = (checkpoint *)cb;
+    if (c->best_only) {
+        double v = tg_logs_get(logs, c->monitor);
+        if (isnan(v)) {
+            tg__warn((tg_loc){0}, "ModelCheckpoint: can save best model only with %s available, skipping", c->monitor);
+            return 0;
+        }
+        if (c->maximize ? !(v > c->best) : !(v < c->best))
+            return 0;
+        c->best = v;
+    }
+    char meta[MAX_METADATA];
+    const char *user = c->metadata ? c->metadata : "{}";
+    const char *open = strchr(user, '{'), *close = strrchr(user, '}');
+    int len = open && close && close > open ? (int)(close - open - 1) : 0;
+    snprintf(meta, sizeof meta, "{\"epoch\": \"%d\"%s%.*s}", epoch + 1, len > 0 ? ", " : "", len > 0 ? len : 0,
+             open ? open + 1 : "");
+    return tg_model_save_at((tg_loc){__FILE__, __LINE__}, m, c->filepath, meta) == 0 ? 0 : -1;
+}
+
+static int ckpt_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)m;
+    (void)logs;
+    checkpoint *c = (checkpoint *)cb;
+    c->best = c->maximize ? -INFINITY : INFINITY;
+    return 0;
+}
+
+static void ckpt_free(tg_callback *cb)
+{
+    checkpoint *c = (checkpoint *)cb;
+    free(c->filepath);
+    free(c->monitor);
+    free(c->metadata);
+    free(c);
+}
+
+tg_callback *tg_model_checkpoint_at(tg_loc loc, tg_model_checkpoint_opts o)
+{
+    if (!o.filepath || !*o.filepath)
+        return tg__fail(loc, "tg_model_checkpoint: give .filepath");
+    if (!o.monitor || (unsigned)o.mode > TG_MODE_MAX)
+        return tg__fail(loc, "tg_model_checkpoint: .monitor must name a logged value and .mode be a tg_monitor_mode");
+    checkpoint *c = calloc(1, sizeof *c);
+    if (!c || !(c->filepath = strdup(o.filepath)) || !(c->monitor = strdup(o.monitor)) ||
+        (o.metadata_json && !(c->metadata = strdup(o.metadata_json)))) {
+        if (c)
+            ckpt_free(&c->cb);
+        return tg__fail(loc, "tg_model_checkpoint: out of memory");
+    }
+    c->best_only = o.save_best_only;
+    c->maximize = o.mode == TG_MODE_MAX || (o.mode == TG_MODE_AUTO && strstr(o.monitor, "acc"));
+    c->cb = (tg_callback){.on_train_begin = ckpt_train_begin, .on_epoch_end = ckpt_epoch_end, .free = ckpt_free};
+    return &c->cb;
+}
