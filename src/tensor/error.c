@@ -35,33 +35,31 @@ static void vformat(char *buf, tg_loc loc, const char *fmt, va_list ap)
     vsnprintf(buf + n, TG_MSG_MAX - (size_t)n, fmt, ap);
 }
 
+/* The three failing forms differ only in what they return: NULL, -1 or false. */
+#define SET_ERROR(loc, fmt)                   \
+    do {                                      \
+        va_list ap;                           \
+        va_start(ap, fmt);                    \
+        vformat(error_buf, loc, fmt, ap);     \
+        va_end(ap);                           \
+        error_set = true;                     \
+    } while (0)
+
 void *tg__fail(tg_loc loc, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(error_buf, loc, fmt, ap);
-    va_end(ap);
-    error_set = true;
+    SET_ERROR(loc, fmt);
     return NULL;
 }
 
 int tg__failf(tg_loc loc, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(error_buf, loc, fmt, ap);
-    va_end(ap);
-    error_set = true;
+    SET_ERROR(loc, fmt);
     return -1;
 }
 
 bool tg__failb(tg_loc loc, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(error_buf, loc, fmt, ap);
-    va_end(ap);
-    error_set = true;
+    SET_ERROR(loc, fmt);
     return false;
 }
 

@@ -10,8 +10,15 @@
 #define OPT_PREFIX "optimizer/"
 #define MAX_METADATA 4096
 
-/* {"tapegrad_iterations": "N", <the user's fields>} */
-static bool merge_metadata(tg_loc loc, char *out, size_t size, int64_t iterations, const char *user)
+/* "optimizer/<slot>/<variable>": where a slot of the optimizer's state is saved. */
+static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t size)
+{
+    snprintf(buf, size, OPT_PREFIX "%s/%s", slot->name, tg_variable_name(slot->variable));
+    return buf;
+}
+
+/* {"key": "value", <the fields of the JSON object `user`>} into out. */
+static bool json_with(tg_loc loc, char *out, size_t size, const char *key, const char *value, const char *user)
 {
     const char *body = "";
     size_t len = 0;
@@ -24,8 +31,7 @@ static bool merge_metadata(tg_loc loc, char *out, size_t size, int64_t iteration
         while (len && (*body == ' ' || *body == '\n'))
             body++, len--;
     }
-    int n = snprintf(out, size, "{\"tapegrad_iterations\": \"%lld\"%s%.*s}", (long long)iterations, len ? ", " : "",
-                     (int)len, body);
+    int n = snprintf(out, size, "{\"%s\": \"%s\"%s%.*s}", key, value, len ? ", " : "", (int)len, body);
     if (n < 0 || (size_t)n >= size)
         return tg__failb(loc, "tg_model_save: metadata longer than %d bytes", MAX_METADATA);
     return true;
@@ -59,9 +65,8 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         if (tg_optimizer_state(opt, i, &slot) != 0 || !slot.variable)
             continue;
         char name[256];
-        snprintf(name, sizeof name, OPT_PREFIX "%s/%s", slot.name, tg_variable_name(slot.variable));
         tensors[n] = tg_tensor_from_at(loc, slot.dtype, tg_shape_of(slot.variable), slot.data);
-        names[n++] = strdup(name);
+        names[n++] = strdup(slot_name(&slot, name, sizeof name));
     }
     for (int i = 0; i < n; i++)
         if (!tensors[i] || !names[i]) {
@@ -69,7 +74,9 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
                 tg__fail(loc, "tg_model_save: out of memory");
             goto done;
         }
-    if (!merge_metadata(loc, meta, sizeof meta, opt ? tg_optimizer_iterations(opt) : 0, metadata_json))
+    char iterations[32];
+    snprintf(iterations, sizeof iterations, "%lld", opt ? (long long)tg_optimizer_iterations(opt) : 0LL);
+    if (!json_with(loc, meta, sizeof meta, "tapegrad_iterations", iterations, metadata_json))
         goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
@@ -98,9 +105,8 @@ static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st)
         if (tg_optimizer_state(opt, i, &slot) != 0 || !slot.variable)
             continue;
         char name[256];
-        snprintf(name, sizeof name, OPT_PREFIX "%s/%s", slot.name, tg_variable_name(slot.variable));
         tg_shape shape;
-        if (tg_safetensors_info(st, name, &shape, NULL) != 0)
+        if (tg_safetensors_info(st, slot_name(&slot, name, sizeof name), &shape, NULL) != 0)
             continue;   /* a file from another optimizer: its state starts fresh */
         tg_tensor *t = tg_safetensors_get_at(loc, st, name);
         if (!t || t->dtype != slot.dtype || t->size != slot.count)
@@ -153,13 +159,12 @@ static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs
             return 0;
         c->best = v;
     }
-    char meta[MAX_METADATA];
-    const char *user = c->metadata ? c->metadata : "{}";
-    const char *open = strchr(user, '{'), *close = strrchr(user, '}');
-    int len = open && close && close > open ? (int)(close - open - 1) : 0;
-    snprintf(meta, sizeof meta, "{\"epoch\": \"%d\"%s%.*s}", epoch + 1, len > 0 ? ", " : "", len > 0 ? len : 0,
-             open ? open + 1 : "");
-    return tg_model_save_at((tg_loc){__FILE__, __LINE__}, m, c->filepath, meta) == 0 ? 0 : -1;
+    char meta[MAX_METADATA], n[16];
+    snprintf(n, sizeof n, "%d", epoch + 1);
+    tg_loc here = {__FILE__, __LINE__};
+    if (!json_with(here, meta, sizeof meta, "epoch", n, c->metadata))
+        return -1;
+    return tg_model_save_at(here, m, c->filepath, meta) == 0 ? 0 : -1;
 }
 
 static int ckpt_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
