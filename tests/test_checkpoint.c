@@ -4,17 +4,7 @@
 #include <unistd.h>
 
 #include "check.h"
-
-static char dir[] = "/tmp/tapegrad_ckpt_XXXXXX";
-
-static const char *path_of(const char *name)
-{
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+#include "tmpfiles.h"
 
 static tg_model *mlp(int hidden, uint64_t seed)
 {
@@ -42,14 +32,14 @@ static void round_trip_with_optimizer_state(void)
     tg_tensor *y = tg_from_i32(TG_SHAPE(4), 0, 1, 0, 1);
     tg_model *a = mlp(4, 1);
     tg_history_free(tg_fit(a, x, y, .epochs = 3, .batch_size = 4, .verbose = TG_VERBOSE_SILENT));
-    CHECK(tg_model_save(a, path_of("a.safetensors"), "{\"note\": \"hello\"}") == 0);
+    CHECK(tg_model_save(a, at("a.safetensors"), "{\"note\": \"hello\"}") == 0);
 
     tg_model *b = mlp(4, 99);   /* other initial weights, same architecture */
     CHECK(first_weight(a) != first_weight(b));
-    CHECK(tg_model_load(b, path_of("a.safetensors")) == 0);
+    CHECK(tg_model_load(b, at("a.safetensors")) == 0);
     CHECK(first_weight(a) == first_weight(b));
     CHECK(tg_optimizer_iterations(tg_model_optimizer(b)) == 3);
-    tg_safetensors *st = tg_safetensors_open(path_of("a.safetensors"));
+    tg_safetensors *st = tg_safetensors_open(at("a.safetensors"));
     CHECK(st && strcmp(tg_safetensors_metadata(st, "note"), "hello") == 0);
     CHECK(st && strcmp(tg_safetensors_metadata(st, "tapegrad_iterations"), "3") == 0);
     CHECK(st && tg_safetensors_info(st, "optimizer/momentum/dense/kernel", NULL, NULL) == 0);
@@ -77,16 +67,16 @@ static void mismatched_model_is_refused_and_untouched(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_model *a = mlp(4, 1), *wide = mlp(5, 2);
-    CHECK(tg_model_save(a, path_of("small.safetensors"), NULL) == 0);
+    CHECK(tg_model_save(a, at("small.safetensors"), NULL) == 0);
     double before = first_weight(wide);
-    CHECK(tg_model_load(wide, path_of("small.safetensors")) == -1);
+    CHECK(tg_model_load(wide, at("small.safetensors")) == -1);
     CHECK_ERROR("dense/kernel");
     CHECK(first_weight(wide) == before);
-    CHECK(tg_model_load(wide, path_of("absent.safetensors")) == -1);
+    CHECK(tg_model_load(wide, at("absent.safetensors")) == -1);
     CHECK_ERROR("absent.safetensors");
-    CHECK(tg_model_save(a, path_of("bad.safetensors"), "not json") == -1);
+    CHECK(tg_model_save(a, at("bad.safetensors"), "not json") == -1);
     CHECK_ERROR("metadata must be a JSON object");
-    CHECK(access(path_of("bad.safetensors"), F_OK) != 0);
+    CHECK(access(at("bad.safetensors"), F_OK) != 0);
     tg_model_free(a);
     tg_model_free(wide);
     tg_scope_end(s);
@@ -98,7 +88,7 @@ static void checkpoint_saves_only_the_best(void)
     tg_model *m = mlp(4, 3);
     tg_tensor *x = tg_from_f32(TG_SHAPE(4, 3), 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1);
     tg_tensor *y = tg_from_i32(TG_SHAPE(4), 0, 1, 0, 1);
-    tg_callback *ck = tg_model_checkpoint(.filepath = path_of("best.safetensors"), .monitor = "loss",
+    tg_callback *ck = tg_model_checkpoint(.filepath = at("best.safetensors"), .monitor = "loss",
                                           .save_best_only = true);
     tg_history *h = tg_fit(m, x, y, .epochs = 6, .batch_size = 4, .verbose = TG_VERBOSE_SILENT, .callbacks = &ck,
                            .n_callbacks = 1);
@@ -107,7 +97,7 @@ static void checkpoint_saves_only_the_best(void)
     int best = 0;
     for (int e = 1; e < n; e++)
         best = loss[e] < loss[best] ? e : best;
-    tg_safetensors *st = tg_safetensors_open(path_of("best.safetensors"));
+    tg_safetensors *st = tg_safetensors_open(at("best.safetensors"));
     char want[16];
     snprintf(want, sizeof want, "%d", best + 1);
     CHECK(st && strcmp(tg_safetensors_metadata(st, "epoch"), want) == 0);
@@ -122,14 +112,11 @@ static void checkpoint_saves_only_the_best(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
+    if (!make_tmpdir("tapegrad-ckpt"))
         return 1;
     RUN(round_trip_with_optimizer_state);
     RUN(mismatched_model_is_refused_and_untouched);
     RUN(checkpoint_saves_only_the_best);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
+    remove_tmpdir();
     return TEST_SUMMARY();
 }

@@ -8,29 +8,7 @@
 #include <zlib.h>
 
 #include "check.h"
-
-static char tmpdir[256];
-
-/* A path in the temporary folder (a few rotating buffers, so two can be live at once). */
-static const char *at(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
-
-static const char *write_file(const char *name, const void *data, size_t n)
-{
-    const char *p = at(name);
-    FILE *f = fopen(p, "wb");
-    if (!f || fwrite(data, 1, n, f) != n)
-        printf("  cannot write %s\n", p);
-    if (f)
-        fclose(f);
-    return p;
-}
+#include "tmpfiles.h"
 
 static const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text)); }
 
@@ -43,18 +21,6 @@ static const char *write_gz(const char *name, const void *data, size_t n)
     if (g)
         gzclose(g);
     return p;
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(at(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
 }
 
 /* ---- IDX ---------------------------------------------------------------------------------- */
@@ -774,8 +740,7 @@ static void test_fashion_mnist_real(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tapegrad-io-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (!make_tmpdir("tapegrad-io")) {
         perror("mkdtemp");
         return 1;
     }
@@ -792,19 +757,6 @@ int main(void)
     RUN(test_dataset_transforms);
     RUN(test_fashion_mnist_layout);
     RUN(test_fashion_mnist_real);
-    char sub[300];
-    snprintf(sub, sizeof sub, "%s/fmnist", tmpdir);
-    DIR *d = opendir(sub);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", sub, e->d_name);
-        if (e->d_name[0] != '.')
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(sub);
-    remove_tmpdir();
+    remove_tmpdir();   /* with its fmnist folder */
     return TEST_SUMMARY();
 }

@@ -10,31 +10,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 
 #define SCRIPT TG_FIXTURES_DIR "/../../tools/safetensors_check.py"
 #define FIXTURE TG_FIXTURES_DIR "/numpy_written.safetensors"
-
-static char tmpdir[256];
-
-static const char *at(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
-
-static const char *write_file(const char *name, const void *data, size_t n)
-{
-    const char *p = at(name);
-    FILE *f = fopen(p, "wb");
-    if (!f || fwrite(data, 1, n, f) != n)
-        printf("  cannot write %s\n", p);
-    if (f)
-        fclose(f);
-    return p;
-}
 
 /* The whole file into a malloc'd buffer; *n its size. */
 static unsigned char *slurp(const char *path, size_t *n)
@@ -64,18 +43,6 @@ static int count_files(const char *prefix)
     if (d)
         closedir(d);
     return n;
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(at(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
 }
 
 /* ---- round trips ------------------------------------------------------------------------ */
@@ -610,8 +577,7 @@ static void test_numpy_cross_check(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tapegrad-st-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (!make_tmpdir("tapegrad-st")) {
         perror("mkdtemp");
         return 1;
     }
