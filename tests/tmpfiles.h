@@ -47,7 +47,8 @@ static inline void remove_tree(const char *path)
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
         char sub[1024];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+            continue;
         if (remove(sub) != 0)
             remove_tree(sub);
     }
