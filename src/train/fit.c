@@ -327,10 +327,7 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
     if (!tg__resolve_compiled(loc, m) || !check_finite(loc, "tg_fit", x, "x"))
         return false;
     *d = (fit_data){.x = x, .y = y};
-    tg_compiled *c = tg__compiled(m);
-    tg_dtype wdtype = tg_dtype_is_float(x->dtype) ? x->dtype : TG_F32;
-    (void)c;
-    d->w = sample_weights(loc, y, o, wdtype);
+    d->w = sample_weights(loc, y, o, tg_dtype_is_float(x->dtype) ? x->dtype : TG_F32);
     if ((o->sample_weight || o->class_weight) && !d->w)
         return false;
     int64_t n = x->shape[0];
@@ -352,7 +349,7 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
         d->vx = o->validation_x;
         d->vy = o->validation_y;
     }
-    if (!d->x || !d->y || (d->vx && (!d->vx || !d->vy)))
+    if (!d->x || !d->y || (d->vx && !d->vy))
         return false;
     if (!tg__check_labels(loc, m, d->y, "y") || (d->vy && !tg__check_labels(loc, m, d->vy, "validation y")))
         return false;
