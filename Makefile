@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
-.PHONY: all build test test-asan run bench install clean deps
+.PHONY: all build test test-asan fuzz run bench install clean deps
 
 all: build
 
@@ -24,6 +24,16 @@ test-asan:
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer on every input format (fuzz/), FUZZ_SECONDS each, in a clang build of its own.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors idx npy csv spec
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang and its fuzzer runtime: make deps" >&2; exit 1; }
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_FUZZ=ON -DTG_BUILD_TESTS=OFF
+	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # The main job: an MLP on Fashion-MNIST, with its model, history and plot in $(BUILD)/run/.
 RUN_ARGS ?= --data fashion-mnist --model mlp:500 --epochs 10 --validation-split 0.1
 run: deps build
@@ -41,4 +51,4 @@ deps:
 	@./tools/install-deps.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

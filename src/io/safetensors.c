@@ -716,8 +716,8 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
 
 const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key)
 {
-    if (!st || !key)
-        return NULL;
+    if (!st || !key || !st->n_meta)
+        return NULL;   /* (bsearch may not be given the NULL array of a file without metadata) */
     kv k = {.key = key, .key_len = strlen(key)};
     const kv *m = bsearch(&k, st->meta, (size_t)st->n_meta, sizeof *st->meta, by_key);
     return m ? m->value : NULL;

@@ -1,0 +1,261 @@
+/* The fuzz targets (see targets.h). */
+#define _GNU_SOURCE
+#include "targets.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <tapegrad.h>
+
+#include "../src/cli/cli.h"
+
+long tg_fuzz_runs, tg_fuzz_rejected;
+
+/* ---- the input as a file ------------------------------------------------------------------ */
+static int memfd = -1;
+static char memfd_path[64];
+
+/* Writes the bytes to this process's memfd and returns its path, or NULL. */
+static const char *as_file(const uint8_t *data, size_t size)
+{
+    if (memfd < 0) {
+        memfd = memfd_create("tapegrad-fuzz", MFD_CLOEXEC);
+        if (memfd < 0)
+            return NULL;
+        snprintf(memfd_path, sizeof memfd_path, "/proc/self/fd/%d", memfd);
+    }
+    if (ftruncate(memfd, 0) != 0)
+        return NULL;
+    for (size_t done = 0; done < size;) {
+        ssize_t w = pwrite(memfd, data + done, size - done, (off_t)done);
+        if (w <= 0)
+            return NULL;
+        done += (size_t)w;
+    }
+    return memfd_path;
+}
+
+/* ---- the promises ------------------------------------------------------------------------- */
+static int broken(const char *target, const char *why)
+{
+    fprintf(stderr, "fuzz target %s: %s\n", target, why);
+    return 1;
+}
+
+/* A failing read must leave a message that names the reader. */
+static int check_failure(const char *target, const char *func)
+{
+    tg_fuzz_rejected++;
+    const char *err = tg_last_error();
+    if (!err || !*err)
+        return broken(target, "the reader failed without an error message");
+    if (!strstr(err, func)) {
+        fprintf(stderr, "message: %s\n", err);
+        return broken(target, "the error message does not name the reader");
+    }
+    return 0;
+}
+
+/* A tensor that was read must be whole: every element can be copied out. */
+static int check_tensor(const char *target, const tg_tensor *t)
+{
+    int64_t n = tg_size(t);
+    if (n < 0 || tg_rank(t) < 0 || tg_rank(t) > TG_MAX_RANK)
+        return broken(target, "a tensor with an impossible shape");
+    int64_t count = 1;
+    for (int i = 0; i < tg_rank(t); i++)
+        count *= tg_dim(t, i);
+    if (count != n)
+        return broken(target, "the size does not match the shape");
+    size_t bytes = (size_t)n * tg_dtype_size(tg_dtype_of(t));
+    void *buf = malloc(bytes ? bytes : 1);
+    int rc = buf && tg_copy_out(t, buf, bytes) == 0 ? 0 : broken(target, "the elements cannot be copied out");
+    free(buf);
+    return rc;
+}
+
+/* Runs one input in a scope of its own, with a clean error slot. */
+#define BEGIN(target)                                                                             \
+    tg_fuzz_runs++;                                                                               \
+    tg_clear_error();                                                                             \
+    tg_scope *scope_ = tg_scope_begin();                                                          \
+    if (!scope_)                                                                                  \
+        return broken(target, "no scope");                                                        \
+    int rc_ = 0
+#define END() (tg_scope_end(scope_) == 0 ? rc_ : 1)
+
+/* ---- safetensors -------------------------------------------------------------------------- */
+int tg_fuzz_safetensors(const uint8_t *data, size_t size)
+{
+    const char *path = as_file(data, size);
+    if (!path)
+        return broken("safetensors", "cannot write the memfd");
+    BEGIN("safetensors");
+    tg_safetensors *st = tg_safetensors_open(path);
+    if (!st) {
+        rc_ = check_failure("safetensors", "tg_safetensors_open");
+        return END();
+    }
+    int n = tg_safetensors_count(st);
+    const char *const *names = tg_safetensors_names(st);
+    for (int i = 0; i < n && rc_ == 0; i++) {
+        tg_shape shape;
+        const char *dtype = NULL;
+        if (tg_safetensors_info(st, names[i], &shape, &dtype) != 0 || !dtype) {
+            rc_ = broken("safetensors", "a listed name has no info");
+            break;
+        }
+        tg_tensor *t = tg_safetensors_get(st, names[i]);
+        if (!t) {
+            rc_ = check_failure("safetensors", "tg_safetensors_get");
+            continue;
+        }
+        rc_ = check_tensor("safetensors", t);
+    }
+    if (rc_ == 0 && (tg_safetensors_get(st, "no such tensor") || !tg_last_error()))
+        rc_ = broken("safetensors", "a missing tensor was found");
+    (void)tg_safetensors_metadata(st, "epoch");
+    (void)tg_safetensors_metadata(st, "");
+    tg_safetensors_close(st);
+    return END();
+}
+
+/* ---- IDX ------------------------------------------------------------------------------------- */
+/* The rest of the input gzip-compressed, into a malloc'd buffer. */
+static uint8_t *gzip(const uint8_t *data, size_t size, size_t *out_size)
+{
+    z_stream z = {0};
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    size_t cap = deflateBound(&z, (uLong)size);
+    uint8_t *out = malloc(cap);
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)size;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    if (!out || deflate(&z, Z_FINISH) != Z_STREAM_END) {
+        free(out);
+        out = NULL;
+    }
+    *out_size = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static const tg_dtype ARRAY_DTYPES[] = {TG_DTYPE_AUTO, TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_DTYPE_AUTO,
+                                        TG_F32};
+
+/* Byte 0: bit 0 compresses the rest with gzip first; bits 1-3 the dtype; bit 4 a scale
+ * of 1/255 (else 1). */
+int tg_fuzz_idx(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    uint8_t opt = data[0];
+    size_t n = size - 1;
+    uint8_t *z = NULL;
+    if (opt & 1) {
+        z = gzip(data + 1, n, &n);
+        if (!z)
+            return broken("idx", "cannot compress");
+    }
+    const char *path = as_file(z ? z : data + 1, n);
+    free(z);
+    if (!path)
+        return broken("idx", "cannot write the memfd");
+    BEGIN("idx");
+    tg_tensor *t = tg_read_idx(path, .dtype = ARRAY_DTYPES[(opt >> 1) & 7], .scale = opt & 16 ? 1.0 / 255 : 1.0);
+    rc_ = t ? check_tensor("idx", t) : check_failure("idx", "tg_read_idx");
+    return END();
+}
+
+/* ---- NPY -------------------------------------------------------------------------------------- */
+/* Byte 0: bits 0-2 the dtype; bit 3 a scale of 0.5. */
+int tg_fuzz_npy(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const char *path = as_file(data + 1, size - 1);
+    if (!path)
+        return broken("npy", "cannot write the memfd");
+    BEGIN("npy");
+    tg_tensor *t = tg_read_npy(path, .dtype = ARRAY_DTYPES[data[0] & 7], .scale = data[0] & 8 ? 0.5 : 1.0);
+    rc_ = t ? check_tensor("npy", t) : check_failure("npy", "tg_read_npy");
+    return END();
+}
+
+/* ---- CSV --------------------------------------------------------------------------------------- */
+/* Byte 0: bit 0 no header; bits 1-2 the delimiter (, ; tab space); bits 3-5 the label
+ * (none, last column, first column, column 2, the column named "y", "label", a bad
+ * index 99); bit 6 float64. */
+int tg_fuzz_csv(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    uint8_t opt = data[0];
+    const char *path = as_file(data + 1, size - 1);
+    if (!path)
+        return broken("csv", "cannot write the memfd");
+    static const char delims[] = {',', ';', '\t', ' '};
+    tg_csv_opts o = {.header = !(opt & 1), .label_index = TG_CSV_NO_LABEL, .delimiter = delims[(opt >> 1) & 3],
+                     .dtype = opt & 64 ? TG_F64 : TG_F32};
+    switch ((opt >> 3) & 7) {
+    case 1: o.label_index = -1; break;
+    case 2: o.label_index = 0; break;
+    case 3: o.label_index = 2; break;
+    case 4: o.label = "y"; break;
+    case 5: o.label = "label"; break;
+    case 6: o.label_index = 99; break;
+    default: break;
+    }
+    BEGIN("csv");
+    tg_csv d = tg_read_csv_at(TG_LOC, path, o);
+    if (!d.x) {
+        rc_ = check_failure("csv", "tg_read_csv");
+    } else {
+        rc_ = check_tensor("csv", d.x);
+        if (rc_ == 0 && (tg_dim(d.x, 0) != d.rows || tg_dim(d.x, 1) != d.features))
+            rc_ = broken("csv", "rows and features do not match x");
+        if (rc_ == 0 && (o.label || o.label_index != TG_CSV_NO_LABEL) != (d.y != NULL))
+            rc_ = broken("csv", "labels asked for and labels returned differ");
+        if (rc_ == 0 && d.y)
+            rc_ = tg_size(d.y) == d.rows ? check_tensor("csv", d.y) : broken("csv", "one label per row");
+    }
+    return END();
+}
+
+/* ---- model specs ------------------------------------------------------------------------------- */
+int tg_fuzz_spec(const uint8_t *data, size_t size)
+{
+    tg_fuzz_runs++;
+    char *text = malloc(size + 1);
+    if (!text)
+        return broken("spec", "out of memory");
+    memcpy(text, data, size);
+    text[size] = 0;
+    model_spec spec;
+    char err[256] = "";
+    int rc = 0;
+    if (!spec_parse(text, &spec, err, sizeof err)) {
+        tg_fuzz_rejected++;
+        if (!err[0])
+            rc = broken("spec", "refused without a message");
+    } else if (spec.kind == SPEC_MLP) {
+        if (spec.n_hidden < 1 || spec.n_hidden > SPEC_MAX_LAYERS)
+            rc = broken("spec", "an MLP with an impossible number of layers");
+        for (int i = 0; i < spec.n_hidden && rc == 0; i++)
+            if (spec.hidden[i] < 1 || spec.hidden[i] > 100000)
+                rc = broken("spec", "units out of range were accepted");
+    }
+    free(text);
+    return rc;
+}
+
+const tg_fuzz_target tg_fuzz_targets[] = {
+    {"safetensors", tg_fuzz_safetensors}, {"idx", tg_fuzz_idx}, {"npy", tg_fuzz_npy},
+    {"csv", tg_fuzz_csv},                 {"spec", tg_fuzz_spec}, {NULL, NULL},
+};
