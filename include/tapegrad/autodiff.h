@@ -135,9 +135,14 @@ int tg_explain_missing(const tg_tensor *source, tg_diagnosis *out);
 /* Checks, for this thread. TG_CHECK_EAGER reports causes the moment they happen, as
  * warnings: an op reading a trainable variable while no tape records, an op cutting a
  * recorded path, every gradient call's missing or all-zero gradients with their
- * diagnosis. TG_CHECK_STRICT makes a stale read (cause 7) an error. The environment
- * variable TAPEGRAD_CHECK=eager,strict sets them when a thread begins its first tape. */
-enum { TG_CHECK_EAGER = 1, TG_CHECK_STRICT = 2 };
+ * diagnosis. TG_CHECK_STRICT makes a stale read (cause 7) an error. TG_CHECK_NUMERICS
+ * (TF's enable_check_numerics) makes the first NaN or Inf an error where it appears: an
+ * op whose float output holds one fails, naming the op, its line, its layer and, when
+ * the value came in through an input (a variable, data), that input; a backward rule
+ * whose gradient holds one fails naming the op, the input and its variable. The
+ * environment variable TAPEGRAD_CHECK=eager,strict,numerics sets them when a thread
+ * begins its first tape. */
+enum { TG_CHECK_EAGER = 1, TG_CHECK_STRICT = 2, TG_CHECK_NUMERICS = 4 };
 void tg_set_check(unsigned flags);
 unsigned tg_get_check(void);
 

@@ -90,6 +90,13 @@ tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype);
 #define tg_clip_by_value(x, lo, hi) tg_clip_by_value_at(TG_LOC, x, lo, hi)
 #define tg_cast(x, dtype) tg_cast_at(TG_LOC, x, dtype)
 
+/* TF's check_numerics: x itself when every value is finite; otherwise NULL with an error
+ * that gives `message`, NaN or Inf, where it is and the op (and line) that made x. Its
+ * gradient checks the gradient flowing back the same way. Float tensors only. For every
+ * op at once, see TG_CHECK_NUMERICS (autodiff.h). */
+tg_tensor *tg_check_numerics_at(tg_loc loc, const tg_tensor *x, const char *message);
+#define tg_check_numerics(x, message) tg_check_numerics_at(TG_LOC, x, message)
+
 /* ---- activations ------------------------------------------------------------------ */
 tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha);  /* TF default 0.2 */

@@ -158,6 +158,9 @@ typedef struct tg_fit_opts {
     int n_callbacks;
     tg_train_step_fn train_step;  /* default tg_train_step_default */
     void *user;
+    bool check_numerics;          /* stop at the first NaN or Inf, forward, backward or in an
+                                     update, naming the op, layer or variable, and its line
+                                     (TG_CHECK_NUMERICS for the whole fit) */
 } tg_fit_opts;
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 /* Arrays written in the call, such as `.callbacks = (tg_callback *[]){es, log}`, live

@@ -542,7 +542,7 @@ void tg__check_recorded(const tg_call *c)
 void tg_set_check(unsigned flags) { tg__ctx()->check = flags; }
 unsigned tg_get_check(void) { return tg__ctx()->check; }
 
-/* TAPEGRAD_CHECK=eager,strict in the environment turns checks on for every thread. */
+/* TAPEGRAD_CHECK=eager,strict,numerics in the environment turns checks on for every thread. */
 unsigned tg__env_check(void)
 {
     const char *v = getenv("TAPEGRAD_CHECK");
@@ -551,6 +551,8 @@ unsigned tg__env_check(void)
         f |= TG_CHECK_EAGER;
     if (v && strstr(v, "strict"))
         f |= TG_CHECK_STRICT;
+    if (v && strstr(v, "numerics"))
+        f |= TG_CHECK_NUMERICS;
     if (v && !f && *v && strcmp(v, "0") != 0)
         f = TG_CHECK_EAGER;
     return f;

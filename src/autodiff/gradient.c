@@ -67,7 +67,12 @@ static bool backward_node(tg_node *nd, uint32_t serial)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
     } else {
         tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
-        if (!def->backward(&g, dx))
+        tg_context *ctx = tg__ctx();
+        bool outer = ctx->in_backward;
+        ctx->in_backward = true;   /* numerics checks look at the gradients it gives, below */
+        bool ok = def->backward(&g, dx);
+        ctx->in_backward = outer;
+        if (!ok)
             return false;
     }
     for (int i = 0; i < nd->n; i++) {
@@ -80,6 +85,10 @@ static bool backward_node(tg_node *nd, uint32_t serial)
             return tg__fail(nd->loc, "internal error: the backward rule of %s gave a gradient of shape %s for input %d "
                             "of shape %s", def->name, tg__shape_str(&sa, a, sizeof a), i, tg__shape_str(&sb, b, sizeof b));
         }
+        if ((tg__ctx()->check & TG_CHECK_NUMERICS) &&
+            !tg__numerics_gradient(nd->op, nd->loc, nd->layer, (const tg_tensor *const *)nd->in, nd->n, i, dx[i],
+                                   nd->out->grad))
+            return false;
         if (!accumulate(nd->loc, e, dx[i], serial))
             return false;
     }

@@ -412,6 +412,11 @@ static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_te
         }
     }
     *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc};
+    const char *layer = tg__ctx()->layer;
+    if (layer && (tg__ctx()->check & TG_CHECK_NUMERICS)) {   /* for reports; the layer may go first */
+        char *copy = tape_alloc(t, strlen(layer) + 1);
+        node->layer = copy ? strcpy(copy, layer) : NULL;
+    }
     if (!(node->out = add_entry(t, out, node, c->loc)))
         return false;
     t->nodes[t->n_nodes++] = node;

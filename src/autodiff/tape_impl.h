@@ -36,6 +36,7 @@ struct tg_node {
     tg_entry *out;
     tg_attrs a;
     tg_loc loc;
+    const char *layer;          /* TG_CHECK_NUMERICS: the layer it ran in (a copy), or NULL */
 };
 
 typedef struct tape_chunk tape_chunk;

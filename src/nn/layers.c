@@ -187,12 +187,14 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
                         "found shape=%s", l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
                         tg__shape_str(&xs, got, sizeof got));
     }
-    if (l->kind->autocast && tg_dtype_of(x) != l->dtype) {
+    tg_context *ctx = tg__ctx();
+    const char *outer = ctx->layer;
+    ctx->layer = l->name;   /* names the layer in TG_CHECK_NUMERICS reports */
+    if (l->kind->autocast && tg_dtype_of(x) != l->dtype)
         x = tg_cast_at(loc, x, l->dtype);
-        if (!x)
-            return NULL;
-    }
-    return l->kind->call(l, loc, x, training);
+    tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
+    ctx->layer = outer;
+    return y;
 }
 
 void tg__layer_destroy(tg_layer *l)

@@ -41,6 +41,8 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
     }
     out->op = op;
     tg_context *ctx = tg__ctx();
+    if ((ctx->check & TG_CHECK_NUMERICS) && !tg__numerics_forward(&c, out))
+        return NULL;
     for (int i = 0; i < n; i++)
         if (in[i]->flags & TG_T_VARIABLE) {
             in[i]->var->last_read = loc;

@@ -38,6 +38,8 @@ typedef enum tg_op_kind {
     TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE,
     /* user-supplied backward */
     TG_OP_CUSTOM,
+    /* identity that fails on NaN or Inf (numerics.c) */
+    TG_OP_CHECK_NUMERICS,
     TG_OP_COUNT
 } tg_op_kind;
 
@@ -138,5 +140,11 @@ bool tg__check_unrecorded(const tg_call *c);
 void tg__check_recorded(const tg_call *c);
 /* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
 unsigned tg__env_check(void);
+/* With TG_CHECK_NUMERICS (numerics.c): the dispatcher's check of a forward output, and
+ * the tape's check of the gradient a backward rule gave for input i of node `op`
+ * (recorded at `loc` in `layer`, which may be NULL). False with an error naming them. */
+bool tg__numerics_forward(const tg_call *c, const tg_tensor *out);
+bool tg__numerics_gradient(tg_op_kind op, tg_loc loc, const char *layer, const tg_tensor *const *in, int n, int i,
+                           const tg_tensor *dx, const tg_tensor *dy);
 
 #endif

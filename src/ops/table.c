@@ -17,7 +17,8 @@
     X(RESHAPE, reshape) X(TRANSPOSE, transpose) X(BROADCAST_TO, broadcast_to) X(CONCAT, concat)    \
     X(STACK, stack) X(SLICE, slice) X(GATHER, gather) X(SCATTER_ADD, scatter_add)                  \
     X(ONE_HOT, one_hot) X(PAD, pad)                                                               \
-    X(EXTRACT_PATCHES, extract_patches) X(PATCHES_TO_IMAGE, patches_to_image) X(CUSTOM, custom)
+    X(EXTRACT_PATCHES, extract_patches) X(PATCHES_TO_IMAGE, patches_to_image) X(CUSTOM, custom)    \
+    X(CHECK_NUMERICS, check_numerics)
 
 #define DECLARE(KIND, name) extern const tg_op_def tg__op_##name;
 OPS(DECLARE)

@@ -62,6 +62,10 @@ typedef struct tg_context {
     uint64_t copied_out;                /* when a recorded tensor was last copied out */
     unsigned check;                     /* TG_CHECK_* flags (autodiff.h) */
     bool check_from_env;                /* TAPEGRAD_CHECK has been read */
+    /* For TG_CHECK_NUMERICS: the layer whose call is running (nn sets it, for reports),
+     * and whether a backward rule is running (its gradients are checked as a whole). */
+    const char *layer;
+    bool in_backward;
 } tg_context;
 tg_context *tg__ctx(void);
 

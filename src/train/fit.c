@@ -356,6 +356,27 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
     return true;
 }
 
+/* With check_numerics: the trainable weights after a step (the optimizer writes them in
+ * place, so no op checked them). Returns 0 or -1. */
+static int check_weights(tg_loc loc, tg_model *m)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    for (int i = 0; i < n; i++)
+        if (!tg_check_numerics_at(loc, vars[i], "a weight after the training step"))
+            return -1;
+    return 0;
+}
+
+/* A numerics error found by a step, with where in the fit it happened. */
+static void locate_numerics_error(tg_loc loc, int epoch, int64_t batch)
+{
+    char inner[2048];
+    snprintf(inner, sizeof inner, "%s", tg_last_error());
+    if (strstr(inner, "check_numerics"))
+        tg__fail(loc, "tg_fit: epoch %d, batch %lld: %s", epoch + 1, (long long)batch + 1, inner);
+}
+
 /* One epoch of batches. Returns 1 when a callback stopped training, 0, or -1 on error. */
 static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch,
                      tg_progress *p, tg_logs *logs)
@@ -374,10 +395,14 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
         tg_tensor *xb = rows(loc, d->x, idx, from, count), *yb = rows(loc, d->y, idx, from, count);
         tg_tensor *wb = d->w ? rows(loc, d->w, idx, from, count) : NULL;
         int rc = xb && yb && (!d->w || wb) ? step(m, xb, yb, wb, logs, o->user) : -1;
+        if (rc == 0 && o->check_numerics)
+            rc = check_weights(loc, m);
         tg_scope_end_at(loc, s);
         if (rc != 0) {
             if (!tg_has_error())
                 tg__fail(loc, "tg_fit: the training step failed at batch %lld", (long long)b);
+            else if (o->check_numerics)
+                locate_numerics_error(loc, epoch, b);
             return -1;
         }
         int h = run_hooks(o, BATCH_END, m, b, logs);
@@ -396,6 +421,9 @@ tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tens
     fit_data d = {0};
     tg_history *h = NULL;
     int64_t *idx = NULL;
+    unsigned check = tg_get_check();
+    if (o.check_numerics)
+        tg_set_check(check | TG_CHECK_NUMERICS);
     if (!scope || !prepare(loc, m, x, y, &o, &d))
         goto done;
     int64_t n = d.x->shape[0];
@@ -449,6 +477,7 @@ fail:
     tg_history_free(h);
     h = NULL;
 done:
+    tg_set_check(check);
     free(idx);
     if (scope)
         tg_scope_end_at(loc, scope);
