@@ -1,4 +1,5 @@
 /* GradientTape: beginning and ending the block, watching, and recording ops. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "tape_impl.h"
@@ -12,11 +13,48 @@ struct tape_chunk {
 #define TAPE_CHUNK_MIN (16u << 10)
 
 /* Tape structs are recycled, never returned to the system, so a freed tape is
- * recognised by its magic instead of being read after free. */
+ * recognised by its magic instead of being read after free. When a thread ends, its
+ * freed tapes go to a pool that threads started later draw from. */
 static _Thread_local tg_tape *free_tapes;
 static _Thread_local tg_tape *live_tapes;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_tape *pool_tapes;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 tg_tape *tg__live_tapes(void) { return live_tapes; }
+
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&pool_lock);
+    while (free_tapes) {
+        tg_tape *t = free_tapes;
+        free_tapes = t->next_free;
+        t->next_free = pool_tapes;
+        pool_tapes = t;
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+/* A recycled tape struct: this thread's, an ended thread's, or a new one. */
+static tg_tape *tape_struct(void)
+{
+    tg_tape *t = free_tapes;
+    if (t) {
+        free_tapes = t->next_free;
+        return t;
+    }
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, &free_tapes);   /* this thread keeps tapes from now on */
+    pthread_mutex_lock(&pool_lock);
+    if ((t = pool_tapes))
+        pool_tapes = t->next_free;
+    pthread_mutex_unlock(&pool_lock);
+    return t ? t : malloc(sizeof *t);
+}
 
 static void *tape_alloc(tg_tape *t, size_t bytes)
 {
@@ -143,10 +181,8 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
         ctx->check_from_env = true;
         ctx->check |= tg__env_check();
     }
-    tg_tape *t = free_tapes;
-    if (t)
-        free_tapes = t->next_free;
-    else if (!(t = malloc(sizeof *t)))
+    tg_tape *t = tape_struct();
+    if (!t)
         return tg__fail(loc, "tg_tape_begin: out of memory");
     *t = (tg_tape){.magic = TG_TAPE_ALIVE, .loc = loc, .persistent = o.persistent,
                    .watch_accessed = o.watch_accessed_variables, .active = true,

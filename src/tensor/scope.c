@@ -5,7 +5,13 @@
  * pointer is reported as an error instead of reading freed memory. Dead headers are
  * reused first-in first-out, which keeps a freed header recognisable for as long as
  * possible. Arena chunks are cached, so a training loop that opens and closes one scope
- * per step stops calling malloc after its first step. */
+ * per step stops calling malloc after its first step.
+ *
+ * When a thread ends, its cached chunks and scopes are freed, and its headers go to a
+ * process-wide pool that threads started later draw from: a header may outlive its
+ * thread (a variable it made) or still be read through a stale pointer, so slabs are
+ * never freed, but they are reused. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "tensor_impl.h"
@@ -40,11 +46,78 @@ static _Thread_local tg_tensor *free_head, *free_tail;
 static _Thread_local slab *slabs;
 static _Thread_local tg_scope *scope_cache;
 
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static slab *pool_slabs;                      /* the slabs of ended threads */
+static tg_tensor *pool_head, *pool_tail;      /* their free headers */
+
 tg_context *tg__ctx(void) { return &ctx; }
+
+/* ---- the end of a thread ----------------------------------------------------------------- */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool exit_registered;
+
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    for (chunk *c = chunk_cache, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    for (tg_scope *s = scope_cache, *n; s; s = n) {
+        n = s->parent;
+        free(s);
+    }
+    chunk_cache = NULL;
+    chunk_cache_bytes = 0;
+    scope_cache = NULL;
+    pthread_mutex_lock(&pool_lock);
+    while (slabs) {
+        slab *s = slabs;
+        slabs = s->next;
+        s->next = pool_slabs;
+        pool_slabs = s;
+    }
+    if (free_head) {
+        if (pool_tail)
+            pool_tail->next = free_head;
+        else
+            pool_head = free_head;
+        pool_tail = free_tail;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    free_head = free_tail = NULL;
+}
+
+static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+/* Called before a thread first keeps memory in its caches. */
+static void register_thread(void)
+{
+    if (exit_registered)
+        return;
+    exit_registered = true;
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, &exit_registered);
+}
+
+/* The free headers of ended threads, when there are any. */
+static void adopt_pool(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    free_head = pool_head;
+    free_tail = pool_tail;
+    pool_head = pool_tail = NULL;
+    pthread_mutex_unlock(&pool_lock);
+}
 
 /* ---- headers ------------------------------------------------------------------------- */
 tg_tensor *tg__header_alloc(void)
 {
+    if (!free_head) {
+        register_thread();
+        adopt_pool();
+    }
     if (!free_head) {
         slab *s = calloc(1, sizeof *s);
         if (!s)
@@ -99,6 +172,7 @@ static chunk *chunk_get(size_t need)
         }
     }
     size_t cap = need < CHUNK_MIN ? CHUNK_MIN : need;
+    register_thread();
     chunk *c = aligned_alloc(ALIGN, (sizeof(chunk) + cap + ALIGN - 1) / ALIGN * ALIGN);
     if (!c)
         return NULL;
@@ -142,7 +216,7 @@ tg_scope *tg_scope_begin_at(tg_loc loc)
     tg_scope *s = scope_cache;
     if (s)
         scope_cache = s->parent;
-    else if (!(s = malloc(sizeof *s)))
+    else if (register_thread(), !(s = malloc(sizeof *s)))
         return tg__fail(loc, "tg_scope_begin: out of memory");
     *s = (tg_scope){.parent = ctx.scope, .loc = loc};
     ctx.scope = s;
