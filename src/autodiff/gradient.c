@@ -62,6 +62,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
     if (nd->n > 8 && !(dx = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)nd->n)))
         return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
     memset(dx, 0, sizeof(tg_tensor *) * (size_t)nd->n);
+    uint64_t errors = tg__error_count();   /* a rule's op that failed is no "no gradient" */
     if (kind == TG_GRAD_ZERO) {
         for (int i = 0; i < nd->n; i++)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
@@ -75,6 +76,8 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         if (!ok)
             return false;
     }
+    if (tg__error_count() != errors)
+        return false;
     for (int i = 0; i < nd->n; i++) {
         tg_entry *e = nd->in_entry[i];
         if (!dx[i] || !e || e->needed_serial != serial)

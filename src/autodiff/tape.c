@@ -409,15 +409,15 @@ static void note_unwatched_read(tg_tape *t, const tg_tensor *v, tg_loc loc)
         t->unwatched[t->n_unwatched++] = (tg_unwatched_read){(tg_tensor *)v, v->gen, loc};
 }
 
-static bool connects(tg_tape *t, const tg_tensor *x, tg_loc loc)
+static int connects(tg_tape *t, const tg_tensor *x, tg_loc loc)
 {
     if (x->flags & TG_T_VARIABLE) {
-        if (t->watch_accessed && x->var->trainable && !is_watched_var(t, x))
-            watch_var(t, (tg_tensor *)x);
+        if (t->watch_accessed && x->var->trainable && !is_watched_var(t, x) && !watch_var(t, (tg_tensor *)x))
+            return -1;   /* out of memory: not "unwatched", which would drop the gradient silently */
         if (is_watched_var(t, x))
-            return true;
+            return 1;
         note_unwatched_read(t, x, loc);
-        return false;
+        return 0;
     }
     return tg__tape_lookup(t, x) != NULL;
 }
@@ -468,8 +468,13 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
         t->pending = false;
         if (t->paused)
             continue;
-        for (int i = 0; i < c->n; i++)
-            t->pending |= connects(t, c->in[i], c->loc);
+        for (int i = 0; i < c->n; i++) {
+            int r = connects(t, c->in[i], c->loc);
+            if (r < 0)
+                return tg__fail(c->loc, "out of memory while recording %s on the tape begun at %s:%d",
+                                tg__op_name(c->op), t->loc.file, t->loc.line);
+            t->pending |= r > 0;
+        }
         any |= t->pending;
     }
     if (!any) {

@@ -309,11 +309,10 @@ static mode_t file_mode(const char *path)
     return 0666 & ~mask;
 }
 
-static void sync_folder(tg_loc loc, const char *path)
+/* `dir` has room for path: no allocation can fail once the file is in place. */
+static void sync_folder(tg_loc loc, const char *path, char *dir)
 {
-    char *dir = strdup(path);
-    if (!dir)
-        return;
+    strcpy(dir, path);
     char *slash = strrchr(dir, '/');
     if (slash == dir)
         slash[1] = 0;
@@ -325,7 +324,6 @@ static void sync_folder(tg_loc loc, const char *path)
                  SAVE, path, strerror(errno));
     if (fd >= 0)
         close(fd);
-    free(dir);
 }
 
 static int write_file(tg_loc loc, const char *path, const sbuf *header, const out_entry *e, int n)
@@ -368,11 +366,10 @@ static int write_file(tg_loc loc, const char *path, const sbuf *header, const ou
         tg__fail(loc, "%s: cannot save '%s': %s while %s the temporary file '%s'; any previous file is unchanged",
                  SAVE, path, strerror(err), step, tmp);
     }
+    if (!step)
+        sync_folder(loc, path, tmp);
     free(tmp);
-    if (step)
-        return -1;
-    sync_folder(loc, path);
-    return 0;
+    return step ? -1 : 0;
 }
 
 int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,

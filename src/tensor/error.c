@@ -8,12 +8,14 @@
 
 static _Thread_local char error_buf[TG_MSG_MAX];
 static _Thread_local bool error_set;
+static _Thread_local uint64_t error_count;
 static _Thread_local char warning_buf[TG_MSG_MAX];
 static _Thread_local bool warning_set;
 static _Thread_local tg_warning_fn warning_fn;
 static _Thread_local void *warning_user;
 
 const char *tg_last_error(void) { return error_set ? error_buf : NULL; }
+uint64_t tg__error_count(void) { return error_count; }
 bool tg_has_error(void) { return error_set; }
 void tg_clear_error(void) { error_set = false; error_buf[0] = 0; }
 const char *tg_last_warning(void) { return warning_set ? warning_buf : NULL; }
@@ -43,6 +45,7 @@ static void vformat(char *buf, tg_loc loc, const char *fmt, va_list ap)
         vformat(error_buf, loc, fmt, ap);     \
         va_end(ap);                           \
         error_set = true;                     \
+        error_count++;                        \
     } while (0)
 
 void *tg__fail(tg_loc loc, const char *fmt, ...)

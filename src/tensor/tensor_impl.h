@@ -76,6 +76,9 @@ void *tg__fail(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2
 int tg__failf(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns -1 */
 bool tg__failb(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns false */
 void tg__warn(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Errors set on this thread so far: a caller can tell whether anything it ran failed,
+ * even a callee that went on with a NULL. */
+uint64_t tg__error_count(void);
 /* For a NULL argument: keeps an earlier error, or says which argument was NULL. */
 void *tg__null_arg(tg_loc loc, const char *func, const char *arg);
 /* Checks an input: non-NULL and alive. Returns false with an error set. */

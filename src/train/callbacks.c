@@ -88,6 +88,8 @@ tg_weights *tg__weights_save(tg_model *m)
 {
     int n = 0;
     tg_tensor *const *vars = tg_model_variables(m, &n);
+    if (!vars)
+        return NULL;
     tg_weights *w = calloc(1, sizeof *w);
     if (!w || !(w->data = calloc((size_t)(n ? n : 1), sizeof(void *)))) {
         free(w);

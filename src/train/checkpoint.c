@@ -45,9 +45,13 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         return tg__failf(loc, "tg_model_save: the model has no weights yet (build it, or call it once)");
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables(m, &nv);
+    if (!vars)   /* out of memory: a file without the weights would replace a good one */
+        return -1;
     tg_optimizer *opt = tg_model_optimizer(m);
     int ns = opt ? tg_optimizer_state_count(opt) : 0;
     tg_scope *s = tg_scope_begin_at(loc);
+    if (!s)
+        return -1;
     tg_tensor **tensors = calloc((size_t)(nv + ns), sizeof *tensors);
     char **names = calloc((size_t)(nv + ns), sizeof *names);
     char meta[MAX_METADATA];
@@ -97,7 +101,7 @@ static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st)
         return 0;
     int nt = 0;
     tg_tensor *const *train = tg_model_trainable_variables(m, &nt);
-    if (tg_optimizer_build_at(loc, opt, train, nt) != 0)
+    if (!train || tg_optimizer_build_at(loc, opt, train, nt) != 0)
         return -1;
     int ns = tg_optimizer_state_count(opt);
     for (int i = 0; i < ns; i++) {
@@ -130,10 +134,11 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables(m, &nv);
     tg_scope *s = tg_scope_begin_at(loc);
-    int rc = tg_load_into_at(loc, path, vars, nv);
+    int rc = vars && s ? tg_load_into_at(loc, path, vars, nv) : -1;
     if (rc == 0)
         rc = load_optimizer(loc, m, st);
-    tg_scope_end_at(loc, s);
+    if (s)
+        tg_scope_end_at(loc, s);
     tg_safetensors_close(st);
     return rc;
 }

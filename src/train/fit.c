@@ -18,6 +18,8 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     (void)user;
     int n = 0;
     tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    if (!vars)   /* out of memory (no trainable variables is an empty list) */
+        return -1;
     tg_tape *tape = tg_tape_begin();
     tg_tensor *y_pred = tg_model_call(m, x, .training = true);
     tg_tensor *loss = tg_model_compute_loss(m, y, y_pred, sample_weight);
@@ -72,6 +74,8 @@ static bool check_data(tg_loc loc, const char *func, tg_model *m, const tg_tenso
         return true;
     /* One row through the model: a wrong input width fails here, before any step. */
     tg_scope *s = tg_scope_begin_at(loc);
+    if (!s)
+        return false;
     tg_tensor *first = row_range(loc, x, 0, 1);
     bool ok = first && tg_model_call_at(loc, m, first, (tg_model_call_opts){.training = false}) != NULL;
     tg_scope_end_at(loc, s);
@@ -115,18 +119,21 @@ static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_
 
 /* Each epoch's order depends only on (seed, epoch), so a fit resumed at initial_epoch
  * shuffles exactly as the uninterrupted one did. */
-static void shuffle(int64_t *idx, int64_t n, uint64_t seed, int epoch)
+static bool shuffle(tg_loc loc, int64_t *idx, int64_t n, uint64_t seed, int epoch)
 {
     tg_rng *rng = tg_rng_new(seed ^ ((uint64_t)(epoch + 1) * 0x9E3779B97F4A7C15ull));
+    if (!rng)   /* not an unshuffled epoch, which would train to other weights silently */
+        return tg__failb(loc, "tg_fit: out of memory for the shuffle of epoch %d", epoch + 1);
     for (int64_t i = 0; i < n; i++)
         idx[i] = i;
-    for (int64_t i = n - 1; rng && i > 0; i--) {
+    for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)(tg_rng_next(rng) % (uint64_t)(i + 1));
         int64_t t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
     }
     tg_rng_free(rng);
+    return true;
 }
 
 /* Per-sample weights from sample_weight and class_weight (NULL when neither is given). */
@@ -196,6 +203,8 @@ static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_
     for (int64_t from = 0; from < n; from += batch_size) {
         int64_t to = from + batch_size < n ? from + batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
+        if (!s)
+            return false;
         tg_tensor *xb = row_range(loc, x, from, to), *yb = row_range(loc, y, from, to);
         tg_tensor *wb = w ? row_range(loc, w, from, to) : NULL;
         tg_tensor *pred = tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false});
@@ -253,6 +262,10 @@ tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
     for (int64_t from = 0; from < n; from += o.batch_size) {
         int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
+        if (!s) {
+            free(buf);
+            return NULL;
+        }
         tg_tensor *pred = tg_model_call_at(loc, m, row_range(loc, x, from, to), (tg_model_call_opts){.training = false});
         if (pred && !buf) {
             out_shape = tg_shape_of(pred);
@@ -362,6 +375,8 @@ static int check_weights(tg_loc loc, tg_model *m)
 {
     int n = 0;
     tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    if (!vars)
+        return -1;
     for (int i = 0; i < n; i++)
         if (!tg_check_numerics_at(loc, vars[i], "a weight after the training step"))
             return -1;
@@ -382,8 +397,8 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
                      tg_progress *p, tg_logs *logs)
 {
     int64_t n = d->x->shape[0];
-    if (o->shuffle)
-        shuffle(idx, n, o->seed, epoch);
+    if (o->shuffle && !shuffle(loc, idx, n, o->seed, epoch))
+        return -1;
     tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
     tg_model_reset_metrics(m);
     int stop = 0;
@@ -392,6 +407,8 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
         if ((stop |= run_hooks(o, BATCH_BEGIN, m, b, logs)) < 0)
             return -1;
         tg_scope *s = tg_scope_begin_at(loc);
+        if (!s)
+            return -1;
         tg_tensor *xb = rows(loc, d->x, idx, from, count), *yb = rows(loc, d->y, idx, from, count);
         tg_tensor *wb = d->w ? rows(loc, d->w, idx, from, count) : NULL;
         int rc = xb && yb && (!d->w || wb) ? step(m, xb, yb, wb, logs, o->user) : -1;
