@@ -4,6 +4,7 @@
  * Threads that end give their memory back (make test-asan checks for leaks), and what
  * they leave (variables) stays usable from other threads. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -218,6 +219,46 @@ static void a_scope_cannot_be_ended_from_another_thread(void)
     CHECK(tg_scope_end(s) == 0 && !tg_is_alive(x));
 }
 
+/* A warning TF gives once per process stays once when two threads race for it. */
+static atomic_int persistent_warnings;
+static void count_persistent(const char *msg, void *user)
+{
+    (void)user;
+    if (strstr(msg, "persistent tape inside its context"))
+        atomic_fetch_add(&persistent_warnings, 1);
+}
+
+static void *gradient_inside_persistent_tape(void *arg)
+{
+    pthread_barrier_t *start = arg;
+    tg_set_warning_handler(count_persistent, NULL);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_scalar(3.0);
+    pthread_barrier_wait(start);
+    for (int i = 0; i < 20; i++) {
+        tg_tape *tape = tg_tape_begin(.persistent = true);
+        tg_watch(tape, x);
+        tg_tensor *y = tg_mul(x, x);
+        tg_gradient(tape, y, x);   /* inside the block: TF's warning */
+        tg_tape_free(tape);
+    }
+    tg_scope_end(s);
+    return NULL;
+}
+
+static void a_once_per_process_warning_is_given_once(void)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_t a, b;
+    pthread_create(&a, NULL, gradient_inside_persistent_tape, &start);
+    pthread_create(&b, NULL, gradient_inside_persistent_tape, &start);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    pthread_barrier_destroy(&start);
+    CHECK(atomic_load(&persistent_warnings) == 1);
+}
+
 /* ---- threads that end -------------------------------------------------------------------------- */
 typedef struct var_arg {
     tg_tensor *var;
@@ -268,6 +309,7 @@ int main(void)
     RUN(two_models_trained_at_once_match_each_trained_alone);
     RUN(errors_scopes_modes_and_warnings_stay_on_their_thread);
     RUN(a_scope_cannot_be_ended_from_another_thread);
+    RUN(a_once_per_process_warning_is_given_once);
     RUN(threads_that_end_give_their_memory_back);
     return TEST_SUMMARY();
 }

@@ -2,10 +2,12 @@
  *
  * Backward rules are written with public ops, so when an outer tape is recording, the
  * gradient computation is itself recorded and can be differentiated again. */
+#include <stdatomic.h>
+
 #include "tapegrad/ops.h"
 #include "tape_impl.h"
 
-static bool persistent_inside_warned;
+static atomic_bool persistent_inside_warned;   /* once per process, whichever thread comes first */
 
 /* Marks every entry that lies on a path from a requested source forward. */
 static void mark_needed(tg_tape *t, uint32_t serial)
@@ -202,8 +204,7 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
     }
     if (t->active && !t->persistent)
         tg__tape_deactivate(t, loc);
-    if (t->active && t->persistent && !t->paused && !persistent_inside_warned) {
-        persistent_inside_warned = true;
+    if (t->active && t->persistent && !t->paused && !atomic_exchange(&persistent_inside_warned, true)) {
         tg__warn(loc, "Calling GradientTape.gradient on a persistent tape inside its context is significantly less "
                  "efficient than calling it outside the context (it causes the gradient ops to be recorded on the "
                  "tape, leading to increased CPU and memory usage). Only call GradientTape.gradient inside the "
