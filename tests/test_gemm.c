@@ -1,7 +1,10 @@
 /* GEMM kernels: the active one (OpenBLAS or the blocked fallback) and the blocked one,
  * against the naive reference, on odd sizes, every transpose combination, padded leading
- * dimensions, alpha and beta. */
+ * dimensions, alpha and beta; the kernel set chosen for OpenBLAS; the blocked kernel as
+ * the active one (TAPEGRAD_GEMM=blocked, in a child process) and its bits under any
+ * number of threads. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "kernels/gemm.h"
@@ -107,8 +110,87 @@ static void test_blocked_matches_reference(void)
 static void test_active_matches_reference(void)
 {
     printf("  active GEMM backend: %s\n", tg_gemm_backend());
-    CHECK(strcmp(tg_gemm_backend(), "openblas") == 0 || strcmp(tg_gemm_backend(), "blocked") == 0);
+    CHECK(strncmp(tg_gemm_backend(), "openblas ", 9) == 0 || strcmp(tg_gemm_backend(), "blocked") == 0);
     check_kernel("active", tg_gemm_f64, tg_gemm_f32);
+}
+
+/* OPENBLAS_CORETYPE as the process started, before the first product loaded OpenBLAS. */
+static const char *coretype_at_start;
+static bool coretype_was_set;
+
+/* On an AVX-512 CPU, with no OPENBLAS_CORETYPE from the user, OpenBLAS runs its SkylakeX
+ * kernels, and the environment is left as it was; a user's choice is kept. */
+static void test_kernel_set_choice(void)
+{
+    const char *b = tg_gemm_backend();
+    if (strncmp(b, "openblas ", 9) != 0) {
+        printf("  OpenBLAS is not loaded (%s): nothing to choose\n", b);
+        return;
+    }
+    CHECK((getenv("OPENBLAS_CORETYPE") != NULL) == coretype_was_set);
+    if (coretype_was_set) {
+        CHECK(strstr(b, "chosen by tapegrad") == NULL);
+        printf("  OPENBLAS_CORETYPE=%s was the user's: %s\n", coretype_at_start, b);
+        return;
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    bool avx512 = false;
+#endif
+    if (avx512)
+        CHECK(strstr(b, "SkylakeX (chosen by tapegrad)") != NULL);
+    else
+        CHECK(strstr(b, "chosen by tapegrad") == NULL);
+}
+
+/* TAPEGRAD_GEMM=blocked makes the blocked kernel the active one; it is checked in a child
+ * process, as the choice is made once per process. */
+static const char *self_path;
+
+static void test_blocked_as_active(void)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "TAPEGRAD_GEMM=blocked '%s' --blocked-child", self_path);
+    CHECK(system(cmd) == 0);
+}
+
+static int blocked_child(void)
+{
+    printf("  child: active GEMM backend: %s\n", tg_gemm_backend());
+    CHECK(strcmp(tg_gemm_backend(), "blocked") == 0);
+    check_kernel("active (blocked)", tg_gemm_f64, tg_gemm_f32);
+    return check_failures_in_test ? 1 : 0;
+}
+
+/* The blocked kernel spreads bands of rows over threads; each element is computed by one
+ * thread in one order, so any thread count gives the same bits. */
+static void test_blocked_threads_same_bits(void)
+{
+    const int64_t M = 300, N = 130, K = 270;
+    tg_rng *r = tg_rng_new(7);
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N), *c[3];
+    for (int64_t i = 0; i < M * K; i++)
+        a[i] = (float)tg_rng_uniform01(r) - 0.5f;
+    for (int64_t i = 0; i < K * N; i++)
+        b[i] = (float)tg_rng_uniform01(r) - 0.5f;
+    const int threads[3] = {1, 2, 5};
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t & 2;
+        for (int k = 0; k < 3; k++) {
+            tg_set_num_threads(threads[k]);
+            c[k] = calloc((size_t)(M * N), sizeof(float));
+            tg_gemm_blocked_f32(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c[k], N);
+        }
+        CHECK(memcmp(c[0], c[1], sizeof(float) * M * N) == 0);
+        CHECK(memcmp(c[0], c[2], sizeof(float) * M * N) == 0);
+        for (int k = 0; k < 3; k++)
+            free(c[k]);
+    }
+    tg_set_num_threads(2);
+    free(a), free(b);
+    tg_rng_free(r);
 }
 
 /* Sizes past every block edge (MC 64, KC 256, NC 512) so partial blocks meet in all three. */
@@ -151,12 +233,20 @@ static void test_empty_dims(void)
     CHECK(d[0] == 7 && d[1] == 8);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    coretype_at_start = getenv("OPENBLAS_CORETYPE");
+    coretype_was_set = coretype_at_start != NULL;
+    self_path = argv[0];
+    if (argc > 1 && !strcmp(argv[1], "--blocked-child"))
+        return blocked_child();
     RUN(test_small_by_hand);
     RUN(test_blocked_matches_reference);
     RUN(test_active_matches_reference);
     RUN(test_blocked_crosses_block_edges);
     RUN(test_empty_dims);
+    RUN(test_kernel_set_choice);
+    RUN(test_blocked_as_active);
+    RUN(test_blocked_threads_same_bits);
     return TEST_SUMMARY();
 }

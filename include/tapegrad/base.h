@@ -101,8 +101,9 @@ typedef struct tg_loc {
 #define TG__OPTS(type, ...) ((type){__VA_ARGS__})
 #endif
 
-/* Threads for matrix products (OpenBLAS); n >= 1. Returns 0, or -1 when the build has
- * no threaded GEMM. */
+/* Threads for matrix products (OpenBLAS's) and for the library's other loops (its own
+ * pool, whose workers sleep while idle); n >= 1, by default one per CPU. Results do not
+ * depend on it, GEMM's rounding aside. Returns 0, or -1 when n < 1. */
 int tg_set_num_threads(int n);
 
 /* Errors. */

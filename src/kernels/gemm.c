@@ -1,18 +1,61 @@
-/* GEMM: OpenBLAS when available, else a portable cache-blocked kernel. Each kernel is
- * written once as a macro and instantiated for float and double. */
+/* GEMM: OpenBLAS, loaded at run time, or else a portable cache-blocked kernel. Each
+ * kernel is written once as a macro and instantiated for float and double.
+ *
+ * Why OpenBLAS is loaded with dlopen instead of linked: OpenBLAS picks its kernel set
+ * when it is loaded, from the CPU it recognises. Debian's OpenBLAS 0.3.21 does not
+ * recognise recent AMD CPUs and falls back to its AVX2 kernels, at half the speed of its
+ * AVX-512 ones; the choice can only be changed by OPENBLAS_CORETYPE, read during that
+ * load. A linked OpenBLAS is loaded before main, too early for the library to choose.
+ * Loading it at the first GEMM lets tapegrad choose SkylakeX on AVX-512 CPUs when the
+ * user has not chosen, and lets one binary run (on the blocked kernel) where OpenBLAS is
+ * not installed. The build needs no OpenBLAS headers: the CBLAS prototypes are below. */
 #include "gemm.h"
-#include "tapegrad/base.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#ifdef TG_HAVE_CBLAS
-#include <cblas.h>
+#ifdef TG_OPENBLAS_RUNTIME
+#include <dlfcn.h>
 #endif
+
+#include "parallel.h"
+#include "tapegrad/base.h"
 
 /* Block sizes: an MC x KC block of op(A) and a KC x NC panel of op(B) stay in cache
  * while the C block is updated. */
 enum { MC = 64, KC = 256, NC = 512 };
+
+/* Per-thread packing buffers for transposed operands, kept for the thread's life so a
+ * product allocates nothing once warm. */
+static _Thread_local void *pack_buf[2];
+static _Thread_local size_t pack_cap[2];
+
+static void *pack_space(int which, size_t bytes)
+{
+    if (pack_cap[which] < bytes) {
+        void *p = realloc(pack_buf[which], bytes);
+        if (!p)
+            return NULL;
+        pack_buf[which] = p;
+        pack_cap[which] = bytes;
+    }
+    return pack_buf[which];
+}
+
+/* One band of MC rows of C for a fixed (j0, k0): the parallel unit of the blocked kernel. */
+typedef struct band_job {
+    bool ta;
+    int64_t M, nc, kc, k0, j0;
+    double alpha;
+    const void *A, *b;
+    int64_t lda, bs;
+    void *C;
+    int64_t ldc;
+    bool failed;
+} band_job;
 
 #define DEFINE_GEMM(T, SUF)                                                                              \
     static void scale_##SUF(int64_t M, int64_t N, T beta, T *C, int64_t ldc)                            \
@@ -40,17 +83,41 @@ enum { MC = 64, KC = 256, NC = 512 };
                                                                                                          \
     /* C[mc x nc] += alpha * a[mc x kc] * b[kc x nc]; a and b have row strides as, bs. The inner    \
      * loop runs along contiguous rows of b and C. */                                                \
-    static void block_##SUF(int64_t mc, int64_t nc, int64_t kc, T alpha, const T *a, int64_t as,       \
-                            const T *b, int64_t bs, T *C, int64_t ldc)                                   \
+    TG_VECTOR_CLONES static void block_##SUF(int64_t mc, int64_t nc, int64_t kc, T alpha, const T *a,  \
+                                             int64_t as, const T *restrict b, int64_t bs, T *restrict C, \
+                                             int64_t ldc)                                                \
     {                                                                                                    \
         for (int64_t i = 0; i < mc; i++) {                                                               \
-            T *c = C + i * ldc;                                                                          \
+            T *restrict c = C + i * ldc;                                                                 \
             for (int64_t k = 0; k < kc; k++) {                                                           \
                 T av = alpha * a[i * as + k];                                                            \
-                const T *br = b + k * bs;                                                                \
+                const T *restrict br = b + k * bs;                                                       \
                 for (int64_t j = 0; j < nc; j++)                                                         \
                     c[j] += av * br[j];                                                                  \
             }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+                                                                                                         \
+    /* Bands [begin, end) of MC rows: each thread packs its own block of a transposed A. */           \
+    static void bands_##SUF(void *ctx, int64_t begin, int64_t end)                                     \
+    {                                                                                                    \
+        band_job *j = ctx;                                                                               \
+        const T *A = j->A;                                                                               \
+        T *ap = j->ta ? pack_space(0, sizeof(T) * MC * KC) : NULL;                                       \
+        if (j->ta && !ap) {                                                                              \
+            j->failed = true;                                                                            \
+            return;                                                                                      \
+        }                                                                                                \
+        for (int64_t band = begin; band < end; band++) {                                                 \
+            int64_t i0 = band * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;                                \
+            const T *a = A + i0 * j->lda + j->k0;                                                        \
+            int64_t as = j->lda;                                                                         \
+            if (j->ta) {                                                                                 \
+                pack_t_##SUF(A, j->lda, i0, j->k0, mc, j->kc, ap);                                       \
+                a = ap, as = j->kc;                                                                      \
+            }                                                                                            \
+            block_##SUF(mc, j->nc, j->kc, (T)j->alpha, a, as, j->b, j->bs,                               \
+                        (T *)j->C + i0 * j->ldc + j->j0, j->ldc);                                        \
         }                                                                                                \
     }                                                                                                    \
                                                                                                          \
@@ -63,37 +130,37 @@ enum { MC = 64, KC = 256, NC = 512 };
         if (K <= 0 || alpha == 0)                                                                        \
             return;                                                                                      \
         /* Transposed operands are packed so the kernel reads rows; others are used in place. */        \
-        T *ap = ta ? malloc(sizeof(T) * MC * KC) : NULL, *bp = tb ? malloc(sizeof(T) * KC * NC) : NULL;   \
-        if ((ta && !ap) || (tb && !bp)) {                                                                \
-            free(ap);                                                                                    \
-            free(bp);                                                                                    \
+        T *bp = tb ? pack_space(1, sizeof(T) * KC * NC) : NULL;                                          \
+        if (tb && !bp) {                                                                                 \
             tg_gemm_ref_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, 1, C, ldc);                        \
             return;                                                                                      \
         }                                                                                                \
+        int64_t bands = (M + MC - 1) / MC;                                                               \
         for (int64_t j0 = 0; j0 < N; j0 += NC) {                                                         \
             int64_t nc = N - j0 < NC ? N - j0 : NC;                                                      \
             for (int64_t k0 = 0; k0 < K; k0 += KC) {                                                     \
                 int64_t kc = K - k0 < KC ? K - k0 : KC;                                                  \
-                const T *b = B + k0 * ldb + j0;                                                          \
-                int64_t bs = ldb;                                                                        \
+                band_job job = {.ta = ta, .M = M, .nc = nc, .kc = kc, .k0 = k0, .j0 = j0, .alpha = alpha, \
+                                .A = A, .b = B + k0 * ldb + j0, .lda = lda, .bs = ldb, .C = C, .ldc = ldc}; \
                 if (tb) {                                                                                \
                     pack_t_##SUF(B, ldb, k0, j0, kc, nc, bp);                                            \
-                    b = bp, bs = nc;                                                                     \
+                    job.b = bp, job.bs = nc;                                                             \
                 }                                                                                        \
-                for (int64_t i0 = 0; i0 < M; i0 += MC) {                                                 \
-                    int64_t mc = M - i0 < MC ? M - i0 : MC;                                              \
-                    const T *a = A + i0 * lda + k0;                                                      \
-                    int64_t as = lda;                                                                    \
-                    if (ta) {                                                                            \
-                        pack_t_##SUF(A, lda, i0, k0, mc, kc, ap);                                        \
-                        a = ap, as = kc;                                                                 \
-                    }                                                                                    \
-                    block_##SUF(mc, nc, kc, alpha, a, as, b, bs, C + i0 * ldc + j0, ldc);                \
+                /* Bands of C are disjoint: any thread count gives the same sums. */                    \
+                int64_t per = tg__rows_grain(MC * nc * kc, 1 << 20);                                     \
+                tg__parallel_for(bands, per, bands_##SUF, &job);                                         \
+                if (job.failed) { /* no memory for a pack: finish this k block exactly */                \
+                    for (int64_t i = 0; i < M; i++)                                                      \
+                        for (int64_t j = 0; j < nc; j++) {                                               \
+                            double s = 0;                                                                \
+                            for (int64_t k = k0; k < k0 + kc; k++)                                       \
+                                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) *                    \
+                                     (double)(tb ? B[(j0 + j) * ldb + k] : B[k * ldb + j0 + j]);         \
+                            C[i * ldc + j0 + j] += (T)(alpha * s);                                       \
+                        }                                                                                \
                 }                                                                                        \
             }                                                                                            \
         }                                                                                                \
-        free(ap);                                                                                        \
-        free(bp);                                                                                        \
     }                                                                                                    \
                                                                                                          \
     void tg_gemm_ref_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,         \
@@ -113,59 +180,135 @@ enum { MC = 64, KC = 256, NC = 512 };
 DEFINE_GEMM(float, f32)
 DEFINE_GEMM(double, f64)
 
-#ifdef TG_HAVE_CBLAS
+/* ---- OpenBLAS at run time ------------------------------------------------------------------------- */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                         float *, int);
+typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
+                         double *, int);
+
+static struct {
+    pthread_once_t once;
+    sgemm_fn sgemm;
+    dgemm_fn dgemm;
+    void (*set_threads)(int);
+    char name[96];
+    pthread_mutex_t mu;
+    int threads;           /* asked for by tg_set_num_threads; 0: OpenBLAS's own default */
+} blas = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .name = "blocked"};
+
+#ifdef TG_OPENBLAS_RUNTIME
+/* SkylakeX's kernels need AVX-512 F, DQ, BW and VL, with the OS saving the registers
+ * (__builtin_cpu_supports checks that too). */
+static bool cpu_has_avx512(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+static void *open_openblas(bool *chose)
+{
+    static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
+    *chose = false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        if (h)
+            return h;   /* already in the process: its kernel set is chosen */
+    }
+    /* setenv is not safe against getenv on other threads; this runs once, at the first
+     * product, and gives the environment back as it was right after the load. */
+    if (!getenv("OPENBLAS_CORETYPE") && cpu_has_avx512())
+        *chose = setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) == 0;
+    void *h = NULL;
+    for (size_t i = 0; !h && i < sizeof names / sizeof names[0]; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (*chose)
+        unsetenv("OPENBLAS_CORETYPE");
+    return h;
+}
+#endif
+
+static void blas_load(void)
+{
+#ifdef TG_OPENBLAS_RUNTIME
+    const char *want = getenv("TAPEGRAD_GEMM");
+    if (want && !strcmp(want, "blocked"))
+        return;
+    bool chose;
+    void *h = open_openblas(&chose);
+    if (!h)
+        return;
+    sgemm_fn s = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    dgemm_fn d = (dgemm_fn)dlsym(h, "cblas_dgemm");
+    if (!s || !d)
+        return;
+    char *(*corename)(void) = (char *(*)(void))dlsym(h, "openblas_get_corename");
+    blas.set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    snprintf(blas.name, sizeof blas.name, "openblas %s%s", corename ? corename() : "?",
+             chose ? " (chosen by tapegrad)" : "");
+    pthread_mutex_lock(&blas.mu);
+    if (blas.threads && blas.set_threads)
+        blas.set_threads(blas.threads);
+    blas.sgemm = s;
+    blas.dgemm = d;
+    pthread_mutex_unlock(&blas.mu);
+#endif
+}
+
+static void blas_ready(void) { pthread_once(&blas.once, blas_load); }
+
 /* cblas takes int sizes; larger problems (and empty ones) go to the portable kernel. */
 static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc)
 {
     return M > 0 && N > 0 && K > 0 && M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX &&
            ldb <= INT_MAX && ldc <= INT_MAX;
 }
-#define TRANS(t) ((t) ? CblasTrans : CblasNoTrans)
-#endif
+#define TRANS(t) ((t) ? CBLAS_TRANS : CBLAS_NO_TRANS)
 
 void tg_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-#ifdef TG_HAVE_CBLAS
-    if (cblas_ok(M, N, K, lda, ldb, ldc)) {
-        cblas_sgemm(CblasRowMajor, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
-                    beta, C, (int)ldc);
+    blas_ready();
+    if (blas.sgemm && cblas_ok(M, N, K, lda, ldb, ldc)) {
+        blas.sgemm(CBLAS_ROW_MAJOR, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
+                   beta, C, (int)ldc);
         return;
     }
-#endif
     tg_gemm_blocked_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void tg_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                  const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
 {
-#ifdef TG_HAVE_CBLAS
-    if (cblas_ok(M, N, K, lda, ldb, ldc)) {
-        cblas_dgemm(CblasRowMajor, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
-                    beta, C, (int)ldc);
+    blas_ready();
+    if (blas.dgemm && cblas_ok(M, N, K, lda, ldb, ldc)) {
+        blas.dgemm(CBLAS_ROW_MAJOR, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
+                   beta, C, (int)ldc);
         return;
     }
-#endif
     tg_gemm_blocked_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char *tg_gemm_backend(void)
 {
-#ifdef TG_HAVE_CBLAS
-    return "openblas";
-#else
-    return "blocked";
-#endif
+    blas_ready();
+    return blas.name;
 }
 
 int tg_set_num_threads(int n)
 {
     if (n < 1)
         return -1;
-#ifdef TG_HAVE_CBLAS
-    openblas_set_num_threads(n);
+    tg__pool_set_threads(n);
+    pthread_mutex_lock(&blas.mu);
+    blas.threads = n;
+    if (blas.set_threads)
+        blas.set_threads(n);
+    pthread_mutex_unlock(&blas.mu);
     return 0;
-#else
-    return -1;   /* the portable kernel runs on the calling thread */
-#endif
 }

@@ -3,9 +3,11 @@
  * row strides of the matrices as stored. With beta == 0, C is overwritten (its old
  * contents, NaN included, are ignored, as BLAS does).
  *
- * tg_gemm_* is the active kernel: OpenBLAS when the build found it (TG_HAVE_CBLAS),
- * otherwise the portable blocked kernel. The blocked and naive reference kernels are
- * exported too so that tests can compare all of them whichever one is active. */
+ * tg_gemm_* is the active kernel: OpenBLAS, loaded at the first product (gemm.c says
+ * why at run time), or the portable blocked kernel when OpenBLAS cannot be loaded, the
+ * build has it off (-DTG_USE_BLAS=OFF) or TAPEGRAD_GEMM=blocked. The blocked and naive
+ * reference kernels are exported too so that tests can compare all of them whichever one
+ * is active. The blocked kernel runs its row bands on the loop pool (parallel.h). */
 #ifndef TG_KERNELS_GEMM_H
 #define TG_KERNELS_GEMM_H
 
@@ -29,7 +31,8 @@ void tg_gemm_ref_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
 void tg_gemm_ref_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                      const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
-/* "openblas" or "blocked": which kernel tg_gemm_* uses in this build. */
+/* Which kernel tg_gemm_* uses: "blocked", or "openblas CORE" with OpenBLAS's kernel set
+ * (e.g. "openblas SkylakeX (chosen by tapegrad)"). Loads OpenBLAS if it is not yet. */
 const char *tg_gemm_backend(void);
 
 #endif

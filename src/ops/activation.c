@@ -5,29 +5,45 @@
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 #define UNUSED __attribute__((unused))
 
-/* out[i] = EXPR(a = x[i]) in T; p0 is the op's first float attribute (alpha). */
+/* out[i] = EXPR(a = x[i]) in T for i in [b, e); p0 is the op's first float attribute
+ * (alpha). */
 #define MAP_LOOP(TYPE, EXPR)                                                                       \
     do {                                                                                           \
         typedef TYPE T;                                                                            \
         T *o_ = out->data;                                                                         \
         const T *x_ = c->in[0]->data;                                                              \
         const T p0 UNUSED = (T)c->a->f[0];                                                          \
-        for (int64_t i = 0; i < out->size; i++) {                                                  \
+        for (int64_t i = b; i < e; i++) {                                                          \
             T a = x_[i];                                                                           \
             o_[i] = (EXPR);                                                                        \
         }                                                                                          \
     } while (0)
 
+typedef struct map_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+} map_ctx;
+
+/* Element-wise, so the loop pool may split it anywhere; chunks are smaller than for plain
+ * arithmetic because most of these call exp, tanh or erf. */
 #define DEF_MAP(name, EXPR)                                                                        \
-    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
+    TG_VECTOR_CLONES static void name##_range(void *p, int64_t b, int64_t e)                        \
     {                                                                                              \
+        const tg_call *c = ((const map_ctx *)p)->c;                                                \
+        tg_tensor *out = ((const map_ctx *)p)->out;                                                \
         if (out->dtype == TG_F32)                                                                  \
             MAP_LOOP(float, EXPR);                                                                 \
         else                                                                                       \
             MAP_LOOP(double, EXPR);                                                                \
+    }                                                                                              \
+    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
+    {                                                                                              \
+        map_ctx m = {c, out};                                                                      \
+        tg__parallel_for(out->size, TG_GRAIN / 4, name##_range, &m);                               \
         return true;                                                                               \
     }
 
@@ -176,13 +192,13 @@ static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *le
 }
 
 /* Each line along the axis: m = max, s = sum exp(x - m); softmax = exp(x - m) / s,
- * log_softmax = x - m - log s. */
+ * log_softmax = x - m - log s. Outer blocks [o0, o1). */
 #define SOFTMAX_LOOP(TYPE, LOG)                                                                    \
     do {                                                                                           \
         typedef TYPE T;                                                                            \
         const T *x_ = x->data;                                                                     \
         T *o_ = out->data;                                                                         \
-        for (int64_t o = 0; o < outer; o++)                                                        \
+        for (int64_t o = o0; o < o1; o++)                                                          \
             for (int64_t i = 0; i < inner; i++) {                                                  \
                 const T *xl = x_ + o * len * inner + i;                                            \
                 T *ol = o_ + o * len * inner + i, m = -INFINITY, s = 0;                            \
@@ -196,16 +212,34 @@ static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *le
             }                                                                                      \
     } while (0)
 
+typedef struct softmax_ctx {
+    const tg_tensor *x;
+    tg_tensor *out;
+    int64_t len, inner;
+    bool log_form;
+} softmax_ctx;
+
+/* Each line is computed by one thread: the values do not depend on the split. */
+static void softmax_range(void *p, int64_t o0, int64_t o1)
+{
+    const softmax_ctx *r = p;
+    const tg_tensor *x = r->x;
+    tg_tensor *out = r->out;
+    int64_t len = r->len, inner = r->inner;
+    if (x->dtype == TG_F32)
+        SOFTMAX_LOOP(float, r->log_form);
+    else
+        SOFTMAX_LOOP(double, r->log_form);
+}
+
 static bool softmax_any_forward(const tg_call *c, tg_tensor *out, bool log_form)
 {
     const tg_tensor *x = c->in[0];
     int axis = c->a->axis < 0 ? c->a->axis + x->rank : c->a->axis;
-    int64_t outer, len, inner;
-    split_axis(x, axis, &outer, &len, &inner);
-    if (x->dtype == TG_F32)
-        SOFTMAX_LOOP(float, log_form);
-    else
-        SOFTMAX_LOOP(double, log_form);
+    int64_t outer;
+    softmax_ctx r = {.x = x, .out = out, .log_form = log_form};
+    split_axis(x, axis, &outer, &r.len, &r.inner);
+    tg__parallel_for(outer, tg__rows_grain(r.len * r.inner, TG_GRAIN / 4), softmax_range, &r);
     return true;
 }
 

@@ -10,6 +10,7 @@
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 #define MAX_IN 3
 #define UNUSED __attribute__((unused))
@@ -55,33 +56,72 @@ static int ew_layout(const tg_call *c, const tg_tensor *out, int64_t *dims, int6
     return m;
 }
 
+/* One call's walk: the merged layout and the kernel. */
+typedef struct ew_walk {
+    const tg_call *c;
+    tg_tensor *out;
+    ew_kernel k;
+    int m;
+    int64_t dims[TG_MAX_RANK], st[MAX_IN][TG_MAX_RANK], inner, inner_st[MAX_IN];
+    size_t esz[MAX_IN], osz;
+} ew_walk;
+
+/* Rows [r0, r1) of the walk (a row: one run of `inner` output elements). */
+static void ew_rows(void *p, int64_t r0, int64_t r1)
+{
+    const ew_walk *w = p;
+    const tg_call *c = w->c;
+    int64_t idx[TG_MAX_RANK] = {0}, off[MAX_IN] = {0};
+    for (int64_t d = 1, r = r0; d < w->m; d++) {   /* the odometer at row r0 */
+        idx[d] = r % w->dims[d];
+        r /= w->dims[d];
+        for (int j = 0; j < c->n; j++)
+            off[j] += idx[d] * w->st[j][d];
+    }
+    for (int64_t row = r0; row < r1; row++) {
+        const void *ptr[MAX_IN];
+        for (int j = 0; j < c->n; j++)
+            ptr[j] = (const char *)c->in[j]->data + (size_t)off[j] * w->esz[j];
+        w->k((char *)w->out->data + (size_t)(row * w->inner) * w->osz, ptr, w->inner_st, w->inner, c);
+        for (int d = 1; d < w->m; d++) {   /* odometer over the outer axes */
+            for (int j = 0; j < c->n; j++)
+                off[j] += w->st[j][d];
+            if (++idx[d] < w->dims[d])
+                break;
+            for (int j = 0; j < c->n; j++)
+                off[j] -= w->st[j][d] * w->dims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* Elements [b, e) of a walk that is one run. */
+static void ew_span(void *p, int64_t b, int64_t e)
+{
+    const ew_walk *w = p;
+    const void *ptr[MAX_IN];
+    for (int j = 0; j < w->c->n; j++)
+        ptr[j] = (const char *)w->c->in[j]->data + (size_t)(b * w->inner_st[j]) * w->esz[j];
+    w->k((char *)w->out->data + (size_t)b * w->osz, ptr, w->inner_st, e - b, w->c);
+}
+
+/* Each output element is computed by one thread: any split gives the same values. */
 static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
 {
     if (out->size == 0)
         return;
-    int64_t dims[TG_MAX_RANK], st[MAX_IN][TG_MAX_RANK];
-    int m = ew_layout(c, out, dims, st);
-    int64_t inner = m ? dims[0] : 1, idx[TG_MAX_RANK] = {0}, off[MAX_IN] = {0}, inner_st[MAX_IN];
-    size_t esz[MAX_IN], osz = tg__dsize(out->dtype);
+    ew_walk w = {.c = c, .out = out, .k = k, .osz = tg__dsize(out->dtype)};
+    w.m = ew_layout(c, out, w.dims, w.st);
+    w.inner = w.m ? w.dims[0] : 1;
     for (int j = 0; j < c->n; j++) {
-        esz[j] = tg__dsize(c->in[j]->dtype);
-        inner_st[j] = m ? st[j][0] : 0;
+        w.esz[j] = tg__dsize(c->in[j]->dtype);
+        w.inner_st[j] = w.m ? w.st[j][0] : 0;
     }
-    for (int64_t row = 0, rows = out->size / inner; row < rows; row++) {
-        const void *ptr[MAX_IN];
-        for (int j = 0; j < c->n; j++)
-            ptr[j] = (const char *)c->in[j]->data + (size_t)off[j] * esz[j];
-        k((char *)out->data + (size_t)(row * inner) * osz, ptr, inner_st, inner, c);
-        for (int d = 1; d < m; d++) {   /* odometer over the outer axes */
-            for (int j = 0; j < c->n; j++)
-                off[j] += st[j][d];
-            if (++idx[d] < dims[d])
-                break;
-            for (int j = 0; j < c->n; j++)
-                off[j] -= st[j][d] * dims[d];
-            idx[d] = 0;
-        }
-    }
+    int64_t rows = out->size / w.inner;
+    if (rows == 1)
+        tg__parallel_for(out->size, TG_GRAIN, ew_span, &w);
+    else
+        tg__parallel_for(rows, tg__rows_grain(w.inner, TG_GRAIN), ew_rows, &w);
 }
 
 /* ---- loop bodies: T is the input type, U its unsigned twin (for wrapping int maths) ---- */
@@ -133,7 +173,8 @@ static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
     } while (0)
 
 #define KERNEL_HEAD(name)                                                                          \
-    static void name##_k(void *out, const void *const *in, const int64_t *st, int64_t n, const tg_call *c)
+    TG_VECTOR_CLONES static void name##_k(void *out, const void *const *in, const int64_t *st, int64_t n, \
+                                          const tg_call *c)
 
 /* Same-typed result; FEXPR for float32/float64, IEXPR for int32/int64. Float-only
  * kernels: their shape rules reject every other dtype before the kernel runs. */

@@ -9,6 +9,7 @@
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 /* ---- axes ----------------------------------------------------------------------------------- */
 static const char *axes_str(const tg_axes *axes, char *buf, size_t size)
@@ -183,12 +184,106 @@ DEFINE_RUN(double, double, ADD_FLOAT, f64)
 DEFINE_RUN(int32_t, int64_t, ADD_INT, i32)
 DEFINE_RUN(int64_t, int64_t, ADD_INT, i64)
 
+/* ---- the three common shapes of a reduction, spread over the loop pool --------------------- */
+/* Each output is computed by one thread in the serial order, or (a whole contiguous
+ * tensor into one value) from per-chunk partials combined in chunk order: either way the
+ * bits do not depend on the number of threads. */
+typedef struct par_ctx {
+    pass_ctx c;
+    run_fn fn;
+    int64_t rows, len;   /* [rows, len] */
+    void *partial;       /* whole reductions: one accumulator per chunk */
+    tg_dtype dtype;
+} par_ctx;
+
+/* [rows kept, len reduced]: row r is output r. */
+static void rows_range(void *p, int64_t b, int64_t e)
+{
+    par_ctx *r = p;
+    for (int64_t row = b; row < e; row++)
+        r->fn(&r->c, row * r->len, row, r->len, 0);
+}
+
+/* [rows reduced, len kept]: columns [b, e) over every row, in row order. */
+static void cols_range(void *p, int64_t b, int64_t e)
+{
+    par_ctx *r = p;
+    for (int64_t row = 0; row < r->rows; row++)
+        r->fn(&r->c, row * r->len + b, b, e - b, 1);
+}
+
+/* One contiguous run into one value: chunk k into partial[k]. */
+static void whole_range(void *p, int64_t b, int64_t e)
+{
+    par_ctx *r = p;
+    pass_ctx c = r->c;
+    c.acc = (char *)r->partial + (size_t)(b / TG_GRAIN) * 8;
+    r->fn(&c, b, 0, e - b, 0);
+}
+
+static void combine(enum pass pass, tg_dtype dtype, void *acc, const void *part)
+{
+    if (!tg_dtype_is_float(dtype)) {
+        int64_t *a = acc, v = *(const int64_t *)part;
+        if (pass == P_SUM)
+            *a = ADD_INT(*a, v);
+        else if (pass == P_MAX ? v > *a : v < *a)
+            *a = v;
+        return;
+    }
+    double *a = acc, v = *(const double *)part;
+    if (pass == P_MAX || pass == P_MIN) {
+        if ((pass == P_MAX ? v > *a : v < *a) || v != v)
+            *a = v;
+    } else {
+        *a += v;
+    }
+}
+
+/* Runs the pass in parallel when the plan has one of the three shapes and is large;
+ * false to leave it to the serial loop. */
+static bool run_pass_parallel(const plan *p, run_fn fn, const pass_ctx *c, tg_dtype dtype)
+{
+    par_ctx r = {.c = *c, .fn = fn, .dtype = dtype};
+    if (p->rank == 1 && p->red[0]) {
+        int64_t chunks = (p->size + TG_GRAIN - 1) / TG_GRAIN;
+        if (chunks < 2)
+            return false;   /* one chunk: the serial loop is the same computation */
+        r.partial = tg__arena_alloc(tg__ctx()->scope, (size_t)chunks * 8);
+        if (!r.partial)
+            return false;
+        for (int64_t k = 0; k < chunks; k++)   /* each starts where the output starts */
+            memcpy((char *)r.partial + k * 8, c->acc, 8);
+        tg__parallel_for(p->size, TG_GRAIN, whole_range, &r);
+        memcpy(c->acc, r.partial, 8);
+        for (int64_t k = 1; k < chunks; k++)
+            combine(c->pass, dtype, c->acc, (char *)r.partial + k * 8);
+        return true;
+    }
+    if (p->rank != 2 || p->size < 2 * TG_GRAIN)
+        return false;
+    r.rows = p->dims[0];
+    r.len = p->dims[1];
+    if (!p->red[0] && p->red[1]) {
+        tg__parallel_for(r.rows, tg__rows_grain(r.len, TG_GRAIN), rows_range, &r);
+        return true;
+    }
+    if (p->red[0] && !p->red[1]) {
+        int64_t cols = (tg__rows_grain(r.rows, TG_GRAIN) + 15) / 16 * 16;
+        tg__parallel_for(r.len, cols, cols_range, &r);
+        return true;
+    }
+    return false;
+}
+
 static void run_pass(const plan *p, const tg_tensor *x, enum pass pass, void *acc, const double *ref)
 {
     if (p->size == 0)
         return;
     run_fn fn = x->dtype == TG_F32 ? run_f32 : x->dtype == TG_F64 ? run_f64 : x->dtype == TG_I32 ? run_i32 : run_i64;
     pass_ctx c = {.pass = pass, .x = x->data, .acc = acc, .ref = ref};
+    if (run_pass_parallel(p, fn, &c, x->dtype))
+        return;
     int last = p->rank - 1;
     int64_t n = last >= 0 ? p->dims[last] : 1, ostep = last >= 0 ? p->ostride[last] : 0;
     int64_t idx[TG_MAX_RANK] = {0}, out = 0;
@@ -242,15 +337,18 @@ static bool reduce_forward(const tg_call *c, tg_tensor *out)
     plan p = make_plan(x, c->a);
     int64_t n = out->size;
     bool two_pass = c->op == TG_OP_LOGSUMEXP || c->op == TG_OP_VARIANCE;
-    /* 8-byte accumulators: double for floats (f64 sums even for f32), int64 for integers. */
-    void *acc = calloc((size_t)(n ? n : 1), 8);
-    double *ref = two_pass ? calloc((size_t)(n ? n : 1), sizeof(double)) : NULL;
+    /* 8-byte accumulators: double for floats (f64 sums even for f32), int64 for integers;
+     * scratch from the scope's arena, so a training step allocates nothing once warm. */
+    size_t bytes = (size_t)(n ? n : 1) * 8;
+    void *acc = tg__arena_alloc(tg__ctx()->scope, bytes);
+    double *ref = two_pass ? tg__arena_alloc(tg__ctx()->scope, bytes) : NULL;
     if (!acc || (two_pass && !ref)) {
-        free(acc);
-        free(ref);
         tg__fail(c->loc, "%s: out of memory for %lld accumulators", tg__op_name(c->op), (long long)n);
         return false;
     }
+    memset(acc, 0, bytes);
+    if (ref)
+        memset(ref, 0, bytes);
     double inv_count = 1.0 / (double)p.count;   /* NaN results for empty reductions, as TF */
     switch (c->op) {
     case TG_OP_SUM: run_pass(&p, x, P_SUM, acc, NULL); break;
@@ -283,8 +381,6 @@ static bool reduce_forward(const tg_call *c, tg_tensor *out)
     default: break;
     }
     store(out, acc);
-    free(acc);
-    free(ref);
     return true;
 }
 
@@ -424,7 +520,7 @@ static bool arg_forward(const tg_call *c, tg_tensor *out)
         outer *= x->shape[i];
     for (int i = ax + 1; i < x->rank; i++)
         inner *= x->shape[i];
-    void *best = malloc(tg__dsize(x->dtype) * (size_t)(inner ? inner : 1));
+    void *best = tg__arena_alloc(tg__ctx()->scope, tg__dsize(x->dtype) * (size_t)(inner ? inner : 1));
     if (!best) {
         tg__fail(c->loc, "%s: out of memory", tg__op_name(c->op));
         return false;
@@ -438,7 +534,6 @@ static bool arg_forward(const tg_call *c, tg_tensor *out)
     case TG_I64: arg_i64(x->data, outer, n, inner, want_max, idx, best); break;
     default: break;
     }
-    free(best);
     return true;
 }
 

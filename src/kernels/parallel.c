@@ -1,0 +1,159 @@
+/* The loop pool: workers that sleep on a condition variable, and chunks taken from an
+ * atomic counter by whoever is free (the calling thread first).
+ *
+ * A loop is posted as a job on the caller's stack. A worker that wakes takes a reference
+ * to the job under the mutex, runs chunks until none is left, and drops the reference.
+ * When the caller has run out of chunks it withdraws the job (late workers then find
+ * nothing to do) and waits for the references to drop, which takes at most one chunk's
+ * time: the job can then leave the stack. */
+#include "parallel.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum { MAX_THREADS = 64 };
+
+typedef struct job {
+    tg_range_fn fn;
+    void *ctx;
+    int64_t n, grain, chunks;
+    atomic_int_fast64_t next;   /* the next chunk to take */
+    int slots;                  /* workers that may still join (under the pool's mutex) */
+    atomic_int refs;            /* workers holding the job */
+} job;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    pthread_once_t once;
+    int threads;                /* wanted, the caller included; 0 until first asked */
+    int started;                /* workers running */
+    job *current;               /* NULL when there is nothing to join */
+    uint64_t generation;        /* bumped by each posted job */
+    atomic_bool busy;           /* a loop is running: nested or concurrent loops run serially */
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static void run_chunks(job *j)
+{
+    for (;;) {
+        int64_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (k >= j->chunks)
+            return;
+        int64_t b = k * j->grain, e = b + j->grain < j->n ? b + j->grain : j->n;
+        j->fn(j->ctx, b, e);
+    }
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.mu);
+        seen = pool.generation;
+        job *j = pool.current;
+        if (!j || j->slots == 0)
+            continue;   /* withdrawn before this worker woke, or enough workers joined */
+        j->slots--;
+        atomic_fetch_add_explicit(&j->refs, 1, memory_order_acquire);
+        pthread_mutex_unlock(&pool.mu);
+        run_chunks(j);
+        atomic_fetch_sub_explicit(&j->refs, 1, memory_order_release);
+        pthread_mutex_lock(&pool.mu);
+    }
+    return NULL;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+static void init_threads(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (!pool.threads)
+        pool.threads = default_threads();
+    pthread_mutex_unlock(&pool.mu);
+}
+
+int tg__pool_threads(void)
+{
+    pthread_once(&pool.once, init_threads);
+    return pool.threads;
+}
+
+void tg__pool_set_threads(int n)
+{
+    pthread_once(&pool.once, init_threads);
+    pthread_mutex_lock(&pool.mu);
+    pool.threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    pthread_mutex_unlock(&pool.mu);
+}
+
+/* Starts workers up to threads - 1 (a pool never shrinks: extra workers just sleep, as
+ * only threads - 1 of them are woken). Returns how many may take part. Under the mutex. */
+static int ensure_workers(void)
+{
+    while (pool.started < pool.threads - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, worker, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            break;   /* fewer threads: the loop still completes on the caller */
+        pool.started++;
+    }
+    return pool.started < pool.threads - 1 ? pool.started : pool.threads - 1;
+}
+
+void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    int64_t chunks = (n + grain - 1) / grain;
+    bool expected = false;
+    if (chunks < 2 || tg__pool_threads() < 2 ||
+        !atomic_compare_exchange_strong(&pool.busy, &expected, true)) {
+        job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks};
+        run_chunks(&j);   /* the same chunks, in order, on this thread */
+        return;
+    }
+    job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks};
+    pthread_mutex_lock(&pool.mu);
+    int workers = ensure_workers();
+    if (workers > chunks - 1)
+        workers = (int)(chunks - 1);
+    if (workers > 0) {
+        j.slots = workers;
+        pool.current = &j;
+        pool.generation++;
+        pthread_cond_broadcast(&pool.wake);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    run_chunks(&j);
+    if (workers > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pool.current = NULL;
+        pthread_mutex_unlock(&pool.mu);
+        while (atomic_load_explicit(&j.refs, memory_order_acquire) > 0)
+            CPU_RELAX();   /* at most the chunk a worker is finishing */
+    }
+    atomic_store(&pool.busy, false);
+}

@@ -1,0 +1,52 @@
+/* Threads for the loops outside GEMM (element-wise ops, reductions, softmax, the
+ * optimizer updates), and portable vectorisation.
+ *
+ * A loop is cut into chunks whose bounds depend only on its length and a grain, never on
+ * the number of threads; the calling thread and the pool's workers take chunks until none
+ * is left. A kernel that keeps one partial result per chunk and combines them in chunk
+ * order therefore gives the same bits with 1, 2 or 16 threads.
+ *
+ * The workers sleep on a condition variable between loops: they never spin, so they do
+ * not compete with OpenBLAS's threads while a GEMM runs (two spinning pools on two cores
+ * make both slow). A loop too small to pay for waking a worker (under two chunks) runs on
+ * the calling thread. The kernels never call back into the library from a worker. */
+#ifndef TG_KERNELS_PARALLEL_H
+#define TG_KERNELS_PARALLEL_H
+
+#include <stdint.h>
+
+/* fn(ctx, begin, end) over [begin, end), one chunk at a time. */
+typedef void (*tg_range_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) in chunks [k * grain, min(n, (k + 1) * grain)). Returns when every
+ * chunk is done. */
+void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx);
+
+/* Chunks of about `target` elements for a loop whose rows hold `row` elements each:
+ * the number of rows per chunk (at least 1). */
+static inline int64_t tg__rows_grain(int64_t row, int64_t target)
+{
+    int64_t g = row > 0 ? target / row : target;
+    return g > 0 ? g : 1;
+}
+
+/* Elements per chunk for simple element-wise loops: big enough that waking a worker
+ * (a few microseconds) is paid for many times over. */
+enum { TG_GRAIN = 32768 };
+
+/* The number of threads loops may use (the caller included), and setting it (>= 1). */
+int tg__pool_threads(void);
+void tg__pool_set_threads(int n);
+
+/* Hot loops get an AVX2 and an AVX-512 clone beside the portable one, picked at load time
+ * from the CPU (GCC/clang function multi-versioning), so the build keeps portable flags.
+ * The library is compiled with -ffp-contract=off, so no clone fuses a multiply and an add
+ * and every clone rounds exactly as the portable code does. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(TG_NO_CLONES)
+#define TG_VECTOR_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
+#else
+#define TG_VECTOR_CLONES
+#endif
+
+#endif
