@@ -224,6 +224,26 @@ tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x);
 #define tg_avg_pool2d(x, ...) tg_avg_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
 #define tg_global_avg_pool2d(x) tg_global_avg_pool2d_at(TG_LOC, x)
 
+/* ---- fused ops -------------------------------------------------------------------- */
+/* The training path's chains in one pass each, with the values and gradients (of any
+ * order) of the chains they replace. */
+typedef enum tg_bias_act { TG_BIAS_LINEAR = 0, TG_BIAS_RELU, TG_BIAS_SIGMOID, TG_BIAS_TANH } tg_bias_act;
+/* act(x + bias), bias a vector as long as x's last axis: tg_relu(tg_add(x, bias)) for
+ * TG_BIAS_RELU, and so on (TF's bias_add followed by the activation). */
+tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act);
+#define tg_bias_add_act(x, bias, act) tg_bias_add_act_at(TG_LOC, x, bias, act)
+/* TF's sparse_softmax_cross_entropy_with_logits: per example -log_softmax(logits)[label];
+ * labels int32/int64 of logits' shape without its last axis, each in [0, classes).
+ * Labels get no gradient. */
+tg_tensor *tg_sparse_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits);
+#define tg_sparse_softmax_cross_entropy_with_logits(labels, logits) \
+    tg_sparse_softmax_cross_entropy_with_logits_at(TG_LOC, labels, logits)
+/* TF's softmax_cross_entropy_with_logits: per example -sum(labels * log_softmax(logits))
+ * over the last axis; labels float, of logits' shape (their gradient is -log_softmax). */
+tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits);
+#define tg_softmax_cross_entropy_with_logits(labels, logits) \
+    tg_softmax_cross_entropy_with_logits_at(TG_LOC, labels, logits)
+
 #ifdef __cplusplus
 }
 #endif

@@ -70,6 +70,9 @@ static bool backward_node(tg_node *nd, uint32_t serial)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
     } else {
         tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
+        for (int i = 0; i < nd->n && i < 32; i++)   /* inputs whose gradient would be dropped */
+            if (!nd->in_entry[i] || nd->in_entry[i]->needed_serial != serial)
+                g.skip |= 1u << i;
         tg_context *ctx = tg__ctx();
         bool outer = ctx->in_backward;
         ctx->in_backward = true;   /* numerics checks look at the gradients it gives, below */

@@ -76,9 +76,7 @@ static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     const tg_conv2d_layer_opts *o = &l->o.conv;
     tg_conv2d_opts c = {.strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
     tg_tensor *y = tg_conv2d_at(loc, x, l->vars[0], c);
-    if (o->use_bias)
-        y = tg_add_at(loc, y, l->vars[1]);
-    return tg__activate(loc, y, l->activation);
+    return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
 }
 
 static const tg_layer_kind conv_kind = {"conv2d", "Conv2D", true, conv_build, conv_call, NULL};

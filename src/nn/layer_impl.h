@@ -76,6 +76,8 @@ void *tg__model_attachment(const tg_model *m);
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);
 /* The activation, or x itself for TG_LINEAR. */
 tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a);
+/* act(y + bias) (bias NULL: act(y)), fused into one op where it can be (Dense, Conv2D). */
+tg_tensor *tg__bias_activate(tg_loc loc, const tg_tensor *y, const tg_tensor *bias, tg_activation a);
 bool tg__check_activation(tg_loc loc, const char *func, tg_activation a);
 /* Normalises a layer's axis for inputs of `rank` (batch included); axis 0 (the batch) is
  * refused. Returns the axis or -1 with an error. */

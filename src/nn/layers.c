@@ -71,6 +71,18 @@ tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a)
     }
 }
 
+tg_tensor *tg__bias_activate(tg_loc loc, const tg_tensor *y, const tg_tensor *bias, tg_activation a)
+{
+    /* One fused pass for the activations tg_bias_add_act knows; the same values either way. */
+    static const int fused[TG_ACTIVATION_COUNT] = {[TG_LINEAR] = TG_BIAS_LINEAR + 1, [TG_RELU] = TG_BIAS_RELU + 1,
+                                                   [TG_SIGMOID] = TG_BIAS_SIGMOID + 1, [TG_TANH] = TG_BIAS_TANH + 1};
+    if (!bias)
+        return tg__activate(loc, y, a);
+    if ((unsigned)a < TG_ACTIVATION_COUNT && fused[a])
+        return tg_bias_add_act_at(loc, y, bias, (tg_bias_act)(fused[a] - 1));
+    return tg__activate(loc, tg_add_at(loc, y, bias), a);
+}
+
 tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a)
 {
     if (!tg__check_activation(loc, "tg_activate", a))
@@ -291,9 +303,7 @@ static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
 {
     (void)training;
     tg_tensor *y = tg_matmul_at(loc, x, l->vars[0], (tg_matmul_opts){0});
-    if (l->o.dense.use_bias)
-        y = tg_add_at(loc, y, l->vars[1]);
-    return tg__activate(loc, y, l->activation);
+    return tg__bias_activate(loc, y, l->o.dense.use_bias ? l->vars[1] : NULL, l->activation);
 }
 
 static const tg_layer_kind dense_kind = {"dense", "Dense", true, dense_build, dense_call, NULL};

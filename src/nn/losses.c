@@ -225,14 +225,11 @@ static tg_tensor *categorical_xent(tg_loc loc, const tg_loss *l, const tg_tensor
     if (l->label_smoothing > 0)
         z = tg_add_at(loc, tg_mul_at(loc, z, num(loc, yp, 1 - l->label_smoothing)),
                       num(loc, yp, l->label_smoothing / (double)classes));
-    tg_tensor *logp;
-    if (l->from_logits) {
-        logp = tg_log_softmax_at(loc, yp, -1);
-    } else {
-        /* Keras rescales each row to sum to 1 before clipping. */
-        tg_tensor *p = tg_div_at(loc, yp, tg_sum_at(loc, yp, last_kept));
-        logp = tg_log_at(loc, clip_probs(loc, p));
-    }
+    if (l->from_logits)   /* -sum(z * log_softmax(yp)) in one fused op */
+        return tg_softmax_cross_entropy_with_logits_at(loc, z, yp);
+    /* Keras rescales each row to sum to 1 before clipping. */
+    tg_tensor *p = tg_div_at(loc, yp, tg_sum_at(loc, yp, last_kept));
+    tg_tensor *logp = tg_log_at(loc, clip_probs(loc, p));
     return tg_neg_at(loc, tg_sum_at(loc, tg_mul_at(loc, z, logp), last));
 }
 
@@ -283,13 +280,10 @@ static tg_tensor *sparse_xent(tg_loc loc, const tg_loss *l, const char *name, co
     const tg_tensor *labels = sparse_labels(loc, name, yt, yp);
     if (!labels)
         return NULL;
-    /* Keras takes log(clip(p)) as logits: the probabilities are renormalised after clipping. */
+    /* Keras takes log(clip(p)) as logits: the probabilities are renormalised after clipping.
+     * -log_softmax(logits)[label] in one fused op, forward and backward. */
     tg_tensor *logits = l->from_logits ? (tg_tensor *)yp : tg_log_at(loc, clip_probs(loc, yp));
-    tg_tensor *logp = tg_log_softmax_at(loc, logits, -1);
-    tg_tensor *onehot = tg_one_hot_at(loc, labels, yp->shape[yp->rank - 1]);
-    if (onehot && onehot->dtype != yp->dtype)
-        onehot = tg_cast_at(loc, onehot, yp->dtype);
-    return tg_neg_at(loc, tg_sum_at(loc, tg_mul_at(loc, onehot, logp), (tg_reduce_opts){.axes = TG_AXES(-1)}));
+    return tg_sparse_softmax_cross_entropy_with_logits_at(loc, labels, logits);
 }
 
 /* ---- per-sample values ------------------------------------------------------------------------- */

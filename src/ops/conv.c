@@ -19,6 +19,7 @@
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 /* One sliding window over an image, resolved against its shape. */
 typedef struct window {
@@ -305,7 +306,324 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
     return tg_reshape_at(loc, y, TG_SHAPE(w.n, w.oh, w.ow, f));
 }
 
-/* ---- pooling -------------------------------------------------------------------------------------- */
+/* ---- pooling ---------------------------------------------------------------------------------------- */
+/* The pools are ops of their own, reading each window in place: no patches tensor, one
+ * pass forward and one backward. Their values and gradients are those of the chain they
+ * replace (a reduction over extract_patches), bit for bit: the same formulas, the same
+ * order of additions. Backward rules come in adjoint pairs, each one's backward being the
+ * other (as extract_patches and patches_to_image), so derivatives of any order work:
+ *   max_pool2d(x)           backward: max_pool2d_grad(x, y, dy)
+ *   max_pool2d_grad(x,y,d)  linear in d; backward: max_pool2d_gather(x, y, h)
+ *   max_pool2d_gather(x,y,h) linear in h; backward: max_pool2d_grad(x, y, g)
+ *   avg_pool2d(x)           linear; backward: avg_pool2d_grad(dy), whose backward is avg_pool2d
+ * A window's maximum goes to its ties in equal shares; with SAME padding the padded
+ * positions never win and an average counts the real positions only (TF). Attrs: those of
+ * extract_patches, with j[0..1] the image's H, W for avg_pool2d_grad. */
+typedef struct pool_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+    window w;
+    bool padded_avg;   /* SAME with padding: the chain divided by a count tensor */
+} pool_ctx;
+
+/* The real rows [*y0, *y1) and columns [*x0, *x1) of window (oy, ox). */
+static void window_span(const window *w, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1)
+{
+    int64_t ty = oy * w->sh - w->pt, tx = ox * w->sw - w->pl;
+    *y0 = ty > 0 ? ty : 0;
+    *y1 = ty + w->kh < w->h ? ty + w->kh : w->h;
+    *x0 = tx > 0 ? tx : 0;
+    *x1 = tx + w->kw < w->w ? tx + w->kw : w->w;
+}
+
+#define PIXEL(base, G, n, y, x) ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
+#define CELL(base, G, n, oy, ox) ((base) + (((n) * (G)->oh + (oy)) * (G)->ow + (ox)) * (G)->c)
+
+/* Forward, over output rows [r0, r1) (row = n * oh + oy). Max: NaN wins, as tg_max. Avg:
+ * double sums, as tg_mean and tg_sum. */
+#define POOL_ROWS(T)                                                                                       \
+    do {                                                                                                   \
+        const window *G = &r->w;                                                                           \
+        const T *x_ = r->c->in[0]->data;                                                                   \
+        T *o_ = r->out->data;                                                                              \
+        double acc[POOL_CH];                                                                               \
+        for (int64_t row = r0; row < r1; row++)                                                            \
+            for (int64_t ox = 0; ox < G->ow; ox++) {                                                       \
+                int64_t n = row / G->oh, oy = row % G->oh, y0, y1, x0, x1;                                 \
+                window_span(G, oy, ox, &y0, &y1, &x0, &x1);                                                \
+                T *o = CELL(o_, G, n, oy, ox);                                                             \
+                for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {                                           \
+                    int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;                                \
+                    for (int64_t q = 0; q < nq; q++)                                                       \
+                        acc[q] = is_max ? -INFINITY : 0.0;                                                 \
+                    for (int64_t iy = y0; iy < y1; iy++)                                                   \
+                        for (int64_t ix = x0; ix < x1; ix++) {                                             \
+                            const T *src = PIXEL(x_, G, n, iy, ix) + q0;                                   \
+                            if (is_max)                                                                    \
+                                for (int64_t q = 0; q < nq; q++) {                                         \
+                                    double v = src[q];                                                     \
+                                    acc[q] = v > acc[q] || v != v ? v : acc[q];                            \
+                                }                                                                          \
+                            else                                                                           \
+                                for (int64_t q = 0; q < nq; q++)                                           \
+                                    acc[q] += (double)src[q];                                              \
+                        }                                                                                  \
+                    double cnt = (double)((y1 - y0) * (x1 - x0));                                          \
+                    for (int64_t q = 0; q < nq; q++)                                                       \
+                        o[q0 + q] = is_max ? (T)acc[q]                                                     \
+                                    : r->padded_avg ? (T)acc[q] / (T)cnt                                   \
+                                                    : (T)(acc[q] * (1.0 / (double)(G->kh * G->kw)));       \
+                }                                                                                          \
+            }                                                                                              \
+    } while (0)
+
+enum { POOL_CH = 64 };   /* channels per pass: the accumulators stay in registers or L1 */
+
+TG_VECTOR_CLONES static void pool_rows(void *p, int64_t r0, int64_t r1)
+{
+    const pool_ctx *r = p;
+    bool is_max = r->c->op == TG_OP_MAX_POOL2D;
+    if (r->out->dtype == TG_F32)
+        POOL_ROWS(float);
+    else
+        POOL_ROWS(double);
+}
+
+/* The image x (in[0]) against the windows of the output-shaped in[1], in[2]; or, for
+ * avg_pool2d_grad, the image given by j[0..1]. */
+static bool pool_geometry(const tg_call *c, const tg_tensor *img, window *w)
+{
+    tg_shape xs = tg__shape(img);
+    if (!tg__require_float(c, img, "x"))
+        return false;
+    if (!attrs_window(c->loc, tg__op_name(c->op), c->a, &xs, w))
+        return false;
+    for (int i = 1; i < c->n; i++) {
+        const tg_tensor *t = c->in[i];
+        if (!tg__same_dtype(c, img, t))
+            return false;
+        if (t->rank != 4 || t->shape[0] != w->n || t->shape[1] != w->oh || t->shape[2] != w->ow ||
+            t->shape[3] != w->c) {
+            tg_shape ts = tg__shape(t);
+            SHAPE_STR(str, &ts);
+            tg__fail(c->loc, "%s: input %d has shape %s; the windows of x give (%lld, %lld, %lld, %lld)",
+                     tg__op_name(c->op), i, str, (long long)w->n, (long long)w->oh, (long long)w->ow,
+                     (long long)w->c);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool pool_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    window w;
+    if (!pool_geometry(c, c->in[0], &w))
+        return false;
+    *shape = (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, w.c}};
+    *dtype = c->in[0]->dtype;
+    return true;
+}
+
+static bool padded(const window *w)
+{
+    return w->same && ((w->oh - 1) * w->sh + w->kh - w->h > 0 || (w->ow - 1) * w->sw + w->kw - w->w > 0);
+}
+
+static bool pool_forward(const tg_call *c, tg_tensor *out)
+{
+    pool_ctx r = {.c = c, .out = out};
+    tg_shape xs = tg__shape(c->in[0]);
+    attrs_window(c->loc, tg__op_name(c->op), c->a, &xs, &r.w);
+    r.padded_avg = padded(&r.w);
+    tg__parallel_for(r.w.n * r.w.oh, tg__rows_grain(r.w.ow * r.w.kh * r.w.kw * r.w.c, TG_GRAIN), pool_rows, &r);
+    return true;
+}
+
+/* Gradients, over images [i0, i1): windows of one image touch only that image, and each
+ * image's windows are taken in the chain's order, so each pixel adds up in the same order.
+ *   max_pool2d_grad:   dx[pos] += (1 / ties) * dy[w] for the window's ties
+ *   max_pool2d_gather: g[w] = sum over ties of (1 / ties) * h[pos]
+ *   avg_pool2d_grad:   dx[pos] += dy[w] / count
+ * Channels are the inner loop, POOL_CH at a time. */
+#define POOL_GRAD_IMAGES(T)                                                                                \
+    do {                                                                                                   \
+        const window *G = &r->w;                                                                           \
+        bool avg = op == TG_OP_AVG_POOL2D_GRAD, gather = op == TG_OP_MAX_POOL2D_GATHER;                    \
+        const T *x_ = avg ? NULL : (const T *)r->c->in[0]->data;                                           \
+        const T *y_ = avg ? NULL : (const T *)r->c->in[1]->data;                                           \
+        const T *d_ = r->c->in[r->c->n - 1]->data;                                                         \
+        T *o_ = r->out->data, share[POOL_CH], sum[POOL_CH];                                                \
+        if (!gather)                                                                                       \
+            memset(PIXEL(o_, G, i0, 0, 0), 0, sizeof(T) * (size_t)((i1 - i0) * G->h * G->w * G->c));       \
+        for (int64_t n = i0; n < i1; n++)                                                                  \
+            for (int64_t oy = 0; oy < G->oh; oy++)                                                         \
+                for (int64_t ox = 0; ox < G->ow; ox++) {                                                   \
+                    int64_t y0, y1, x0, x1;                                                                \
+                    window_span(G, oy, ox, &y0, &y1, &x0, &x1);                                            \
+                    T cnt = (T)(r->padded_avg ? (y1 - y0) * (x1 - x0) : G->kh * G->kw);                   \
+                    for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {                                       \
+                        int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;                            \
+                        const T *y = avg ? NULL : CELL(y_, G, n, oy, ox) + q0;                             \
+                        const T *dy = gather ? NULL : CELL(d_, G, n, oy, ox) + q0;                         \
+                        if (avg) {                                                                         \
+                            for (int64_t q = 0; q < nq; q++)                                               \
+                                share[q] = dy[q] / cnt;                                                    \
+                        } else {                                                                           \
+                            for (int64_t q = 0; q < nq; q++)                                               \
+                                share[q] = 0;                                                              \
+                            for (int64_t iy = y0; iy < y1; iy++)                                           \
+                                for (int64_t ix = x0; ix < x1; ix++) {                                     \
+                                    const T *px = PIXEL(x_, G, n, iy, ix) + q0;                            \
+                                    for (int64_t q = 0; q < nq; q++)                                       \
+                                        share[q] += px[q] == y[q];                                         \
+                                }                                                                          \
+                            for (int64_t q = 0; q < nq; q++) /* ties -> 1 / ties (* dy) */                 \
+                                share[q] = gather ? (T)1 / share[q] : (T)1 / share[q] * dy[q];             \
+                        }                                                                                  \
+                        for (int64_t q = 0; q < nq; q++)                                                   \
+                            sum[q] = 0;                                                                    \
+                        for (int64_t iy = y0; iy < y1; iy++)                                               \
+                            for (int64_t ix = x0; ix < x1; ix++) {                                         \
+                                int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;                          \
+                                if (avg)                                                                   \
+                                    for (int64_t q = 0; q < nq; q++)                                       \
+                                        o_[at + q] += share[q];                                            \
+                                else if (gather)                                                           \
+                                    for (int64_t q = 0; q < nq; q++)                                       \
+                                        sum[q] += x_[at + q] == y[q] ? share[q] * d_[at + q] : 0;          \
+                                else                                                                       \
+                                    for (int64_t q = 0; q < nq; q++)                                       \
+                                        o_[at + q] += x_[at + q] == y[q] ? share[q] : 0;                   \
+                            }                                                                              \
+                        if (gather)                                                                        \
+                            memcpy(CELL(o_, G, n, oy, ox) + q0, sum, sizeof(T) * (size_t)nq);              \
+                    }                                                                                      \
+                }                                                                                          \
+    } while (0)
+
+TG_VECTOR_CLONES static void pool_grad_images(void *p, int64_t i0, int64_t i1)
+{
+    const pool_ctx *r = p;
+    tg_op_kind op = r->c->op;
+    if (r->out->dtype == TG_F32)
+        POOL_GRAD_IMAGES(float);
+    else
+        POOL_GRAD_IMAGES(double);
+}
+
+static bool max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    window w;
+    if (!pool_geometry(c, c->in[0], &w))
+        return false;
+    *shape = c->op == TG_OP_MAX_POOL2D_GRAD ? tg__shape(c->in[0]) : (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, w.c}};
+    *dtype = c->in[0]->dtype;
+    return true;
+}
+
+/* gather's third input has the image's shape, not the windows': checked here. */
+static bool max_pool_gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_call two = {.loc = c->loc, .op = c->op, .in = c->in, .n = 2, .a = c->a};
+    if (!max_pool_grad_shape(&two, shape, dtype) || !tg__same_dtype(c, c->in[0], c->in[2]))
+        return false;
+    if (!tg__same_shape(c->in[0], c->in[2])) {
+        tg__fail(c->loc, "%s: `h` must have the shape of `x`", tg__op_name(c->op));
+        return false;
+    }
+    return true;
+}
+
+static bool avg_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *d = c->in[0];
+    if (!tg__require_float(c, d, "dy"))
+        return false;
+    if (d->rank != 4) {
+        tg__fail(c->loc, "%s: `dy` must have rank 4", tg__op_name(c->op));
+        return false;
+    }
+    tg_shape img = {.rank = 4, .dims = {d->shape[0], c->a->j[0], c->a->j[1], d->shape[3]}};
+    window w;
+    if (!attrs_window(c->loc, tg__op_name(c->op), c->a, &img, &w))
+        return false;
+    if (w.oh != d->shape[1] || w.ow != d->shape[2]) {
+        tg__fail(c->loc, "%s: an image of %lld x %lld gives %lld x %lld windows, not %lld x %lld", tg__op_name(c->op),
+                 (long long)w.h, (long long)w.w, (long long)w.oh, (long long)w.ow, (long long)d->shape[1],
+                 (long long)d->shape[2]);
+        return false;
+    }
+    *shape = img;
+    *dtype = d->dtype;
+    return true;
+}
+
+static bool pool_grad_forward(const tg_call *c, tg_tensor *out)
+{
+    pool_ctx r = {.c = c, .out = out};
+    tg_shape img = c->op == TG_OP_AVG_POOL2D_GRAD ? tg__shape(out) : tg__shape(c->in[0]);
+    attrs_window(c->loc, tg__op_name(c->op), c->a, &img, &r.w);
+    r.padded_avg = padded(&r.w);
+    tg__parallel_for(r.w.n, tg__rows_grain(r.w.h * r.w.w * r.w.c * 4, TG_GRAIN), pool_grad_images, &r);
+    return true;
+}
+
+static tg_tensor *pool_op(tg_loc loc, tg_op_kind op, const tg_attrs *a, const tg_tensor *x, const tg_tensor *y,
+                          const tg_tensor *d)
+{
+    return y ? tg__apply(loc, op, (const tg_tensor *const[]){x, y, d}, 3, a) : TG__APPLY(loc, op, a, x);
+}
+
+static bool max_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = pool_op(g->loc, TG_OP_MAX_POOL2D_GRAD, g->a, g->in[0], g->out, g->dy);
+    return dx[0] != NULL;
+}
+
+/* grad and gather are adjoint maps, linear in their last input; the window's ties (from x
+ * and y) are constants. */
+static bool max_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[2] = pool_op(g->loc, TG_OP_MAX_POOL2D_GATHER, g->a, g->in[0], g->in[1], g->dy);
+    return dx[2] != NULL;
+}
+
+static bool max_pool_gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[2] = pool_op(g->loc, TG_OP_MAX_POOL2D_GRAD, g->a, g->in[0], g->in[1], g->dy);
+    return dx[2] != NULL;
+}
+
+static bool avg_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_attrs a = *g->a;
+    a.j[0] = g->in[0]->shape[1];
+    a.j[1] = g->in[0]->shape[2];
+    dx[0] = TG__APPLY(g->loc, TG_OP_AVG_POOL2D_GRAD, &a, g->dy);
+    return dx[0] != NULL;
+}
+
+static bool avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = TG__APPLY(g->loc, TG_OP_AVG_POOL2D, g->a, g->dy);
+    return dx[0] != NULL;
+}
+
+const tg_op_def tg__op_max_pool2d = {.name = "tg_max_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
+                                     .forward = pool_forward, .backward = max_pool_backward};
+const tg_op_def tg__op_avg_pool2d = {.name = "tg_avg_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
+                                     .forward = pool_forward, .backward = avg_pool_backward};
+const tg_op_def tg__op_max_pool2d_grad = {.name = "tg_max_pool2d_grad", .grad = TG_GRAD_RULE,
+                                          .shape = max_pool_grad_shape, .forward = pool_grad_forward,
+                                          .backward = max_pool_grad_backward};
+const tg_op_def tg__op_max_pool2d_gather = {.name = "tg_max_pool2d_gather", .grad = TG_GRAD_RULE,
+                                            .shape = max_pool_gather_shape, .forward = pool_grad_forward,
+                                            .backward = max_pool_gather_backward};
+const tg_op_def tg__op_avg_pool2d_grad = {.name = "tg_avg_pool2d_grad", .grad = TG_GRAD_RULE,
+                                          .shape = avg_pool_grad_shape, .forward = pool_grad_forward,
+                                          .backward = avg_pool_grad_backward};
+
 /* Strides {0, 0} mean "the pool size", as Keras's strides=None. */
 static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const tg_pool2d_opts *o, window *w)
 {
@@ -313,26 +631,13 @@ static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const 
     return check_image(loc, name, x, o->pool_size, s, o->padding, w);
 }
 
-/* Patches seen as [N, OH, OW, KH*KW, C]: the window is its own axis. */
-static tg_tensor *window_axis(tg_loc loc, const tg_tensor *patches, const window *w)
-{
-    return tg_reshape_at(loc, patches, TG_SHAPE(w->n, w->oh, w->ow, w->kh * w->kw, w->c));
-}
-
 tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o)
 {
     window w;
     if (!pool_window(loc, "tg_max_pool2d", x, &o, &w))
         return NULL;
-    tg_tensor *p = window_axis(loc, patches_padded(loc, x, &w, -INFINITY), &w);
-    return tg_max_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)});
-}
-
-/* How many real (not padded) positions each window covers along one axis. */
-static int64_t valid_count(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t in)
-{
-    int64_t lo = o * s - pad, hi = lo + k;
-    return (hi < in ? hi : in) - (lo > 0 ? lo : 0);
+    tg_attrs a = window_attrs(&w, 0.0);
+    return TG__APPLY(loc, TG_OP_MAX_POOL2D, &a, x);
 }
 
 /* TF divides each SAME window by the number of real positions it covers, not by KH*KW. */
@@ -341,18 +646,8 @@ tg_tensor *tg_avg_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o)
     window w;
     if (!pool_window(loc, "tg_avg_pool2d", x, &o, &w))
         return NULL;
-    tg_tensor *p = window_axis(loc, patches_padded(loc, x, &w, 0.0), &w);
-    int64_t pad_h = (w.oh - 1) * w.sh + w.kh - w.h, pad_w = (w.ow - 1) * w.sw + w.kw - w.w;
-    if (!w.same || (pad_h <= 0 && pad_w <= 0))
-        return tg_mean_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)});
-    tg_tensor *count = tg_fill_at(loc, x->dtype, TG_SHAPE(1, w.oh, w.ow, 1), 0.0);
-    if (!count)
-        return NULL;
-    for (int64_t i = 0; i < w.oh; i++)
-        for (int64_t j = 0; j < w.ow; j++)
-            tg__set(count, i * w.ow + j,
-                    (double)(valid_count(i, w.kh, w.sh, w.pt, w.h) * valid_count(j, w.kw, w.sw, w.pl, w.w)));
-    return tg_div_at(loc, tg_sum_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(3)}), count);
+    tg_attrs a = window_attrs(&w, 0.0);
+    return TG__APPLY(loc, TG_OP_AVG_POOL2D, &a, x);
 }
 
 tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x)

@@ -132,25 +132,26 @@ static tg_tensor *mm(const tg_grad_ctx *g, const tg_tensor *a, const tg_tensor *
 static bool matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0], *y = g->in[1], *dy = g->dy;
-    bool ta = g->a->flag_a, tb = g->a->flag_b;
-    tg_tensor *gx, *gy;
+    bool ta = g->a->flag_a, tb = g->a->flag_b, wx = tg__grad_wanted(g, 0), wy = tg__grad_wanted(g, 1);
+    tg_tensor *gx = NULL, *gy = NULL;
+    /* A product that is not wanted is not made: the input of a data batch needs none. */
     if (!ta && !tb) {
-        gx = mm(g, dy, y, false, true);
-        gy = mm(g, x, dy, true, false);
+        gx = wx ? mm(g, dy, y, false, true) : NULL;
+        gy = wy ? mm(g, x, dy, true, false) : NULL;
     } else if (!ta) {
-        gx = mm(g, dy, y, false, false);
-        gy = mm(g, dy, x, true, false);
+        gx = wx ? mm(g, dy, y, false, false) : NULL;
+        gy = wy ? mm(g, dy, x, true, false) : NULL;
     } else if (!tb) {
-        gx = mm(g, y, dy, false, true);
-        gy = mm(g, x, dy, false, false);
+        gx = wx ? mm(g, y, dy, false, true) : NULL;
+        gy = wy ? mm(g, x, dy, false, false) : NULL;
     } else {
-        gx = mm(g, y, dy, true, true);
-        gy = mm(g, dy, x, true, true);
+        gx = wx ? mm(g, y, dy, true, true) : NULL;
+        gy = wy ? mm(g, dy, x, true, true) : NULL;
     }
     tg_shape sx = tg__shape(x), sy = tg__shape(y);
-    dx[0] = tg__unbroadcast(g->loc, gx, &sx);
-    dx[1] = tg__unbroadcast(g->loc, gy, &sy);
-    return dx[0] && dx[1];
+    dx[0] = wx ? tg__unbroadcast(g->loc, gx, &sx) : NULL;
+    dx[1] = wy ? tg__unbroadcast(g->loc, gy, &sy) : NULL;
+    return (!wx || dx[0]) && (!wy || dx[1]);
 }
 
 tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o)

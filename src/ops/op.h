@@ -36,6 +36,10 @@ typedef enum tg_op_kind {
     TG_OP_GATHER, TG_OP_SCATTER_ADD, TG_OP_ONE_HOT, TG_OP_PAD,
     /* convolution (im2col and its adjoint) */
     TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE,
+    /* fused (fused.c): one pass where the unfused chain makes several */
+    TG_OP_BIAS_ADD_ACT, TG_OP_ACT_GRAD, TG_OP_SPARSE_SOFTMAX_XENT, TG_OP_SOFTMAX_XENT, TG_OP_XENT_GRAD,
+    /* pooling (conv.c): each window read in place, the gradients in adjoint pairs */
+    TG_OP_MAX_POOL2D, TG_OP_MAX_POOL2D_GRAD, TG_OP_MAX_POOL2D_GATHER, TG_OP_AVG_POOL2D, TG_OP_AVG_POOL2D_GRAD,
     /* user-supplied backward */
     TG_OP_CUSTOM,
     /* identity that fails on NaN or Inf (numerics.c) */
@@ -82,7 +86,12 @@ typedef struct tg_grad_ctx {
     const tg_tensor *out;
     const tg_tensor *dy;
     const tg_attrs *a;
+    uint32_t skip;                /* bit i: input i needs no gradient (not on a path to a source) */
 } tg_grad_ctx;
+
+/* Whether a backward rule should compute input i's gradient: rules may leave dx[i] NULL
+ * when it is not wanted (a product's gradient for a data batch, say), to save the work. */
+static inline bool tg__grad_wanted(const tg_grad_ctx *g, int i) { return i >= 32 || !(g->skip >> i & 1u); }
 
 typedef struct tg_op_def {
     const char *name;             /* as the user calls it: "tg_mul" */

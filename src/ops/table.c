@@ -1,5 +1,5 @@
 /* The op table. Each entry is defined beside its kernels (elementwise.c, activation.c,
- * reduce.c, linalg.c, shape.c, conv.c, custom.c). */
+ * reduce.c, linalg.c, shape.c, conv.c, fused.c, custom.c). */
 #include "op.h"
 
 #define OPS(X)                                                                                     \
@@ -17,7 +17,11 @@
     X(RESHAPE, reshape) X(TRANSPOSE, transpose) X(BROADCAST_TO, broadcast_to) X(CONCAT, concat)    \
     X(STACK, stack) X(SLICE, slice) X(GATHER, gather) X(SCATTER_ADD, scatter_add)                  \
     X(ONE_HOT, one_hot) X(PAD, pad)                                                               \
-    X(EXTRACT_PATCHES, extract_patches) X(PATCHES_TO_IMAGE, patches_to_image) X(CUSTOM, custom)    \
+    X(EXTRACT_PATCHES, extract_patches) X(PATCHES_TO_IMAGE, patches_to_image)                      \
+    X(BIAS_ADD_ACT, bias_add_act) X(ACT_GRAD, act_grad) X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)   \
+    X(SOFTMAX_XENT, softmax_xent) X(XENT_GRAD, xent_grad)                                          \
+    X(MAX_POOL2D, max_pool2d) X(MAX_POOL2D_GRAD, max_pool2d_grad) X(MAX_POOL2D_GATHER, max_pool2d_gather) \
+    X(AVG_POOL2D, avg_pool2d) X(AVG_POOL2D_GRAD, avg_pool2d_grad) X(CUSTOM, custom)                \
     X(CHECK_NUMERICS, check_numerics)
 
 #define DECLARE(KIND, name) extern const tg_op_def tg__op_##name;

@@ -1,0 +1,467 @@
+/* Fused ops: what the common training path repeats, done in one pass over memory.
+ *
+ *   bias_add_act(x, b, act)      act(x + b), b along x's last axis (Dense, Conv2D)
+ *   act_grad(y, dy, act)         dy * act'(y) from the output y (TF's ReluGrad and kin)
+ *   sparse_softmax_cross_entropy_with_logits(labels, logits)
+ *   softmax_cross_entropy_with_logits(labels, logits)
+ *                                per example: logsumexp(z) - z[label], or
+ *                                -sum(labels * log_softmax(z)), without the softmax tensor
+ *   xent_grad(labels, logits, dy)
+ *                                dy * (softmax(z) * sum(labels) - labels) (one-hot for
+ *                                integer labels): the cross-entropies' backward, one pass
+ *
+ * Each gives exactly the values of the unfused chain of public ops (the same formulas,
+ * in the same order, in the same precision). Each backward rule is made of public ops and
+ * these ops, whose own backward rules are made of public ops too, so a tape recording a
+ * gradient records it and derivatives of any order work. Rows are spread over the loop
+ * pool (src/kernels/parallel.h); each row is computed by one thread, so the results do
+ * not depend on the number of threads. */
+#include <tgmath.h>
+
+#include "op.h"
+#include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
+
+#define UNUSED __attribute__((unused))
+
+static tg_tensor *scalar_like(tg_loc loc, const tg_tensor *x, double v) { return tg_scalar_like_at(loc, x, v); }
+
+static bool check_act(const tg_call *c, int act)
+{
+    if (act >= TG_BIAS_LINEAR && act <= TG_BIAS_TANH)
+        return true;
+    tg__fail(c->loc, "%s: activation %d is not a tg_bias_act (TG_BIAS_LINEAR, TG_BIAS_RELU, TG_BIAS_SIGMOID or "
+             "TG_BIAS_TANH)", tg__op_name(c->op), act);
+    return false;
+}
+
+/* ---- bias_add_act ---------------------------------------------------------------------------- */
+static bool bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0], *b = c->in[1];
+    if (!tg__require_float(c, x, "x") || !tg__same_dtype(c, x, b) || !check_act(c, c->a->i[0]))
+        return false;
+    tg_shape xs = tg__shape(x), bs = tg__shape(b);
+    char sx[TG_SHAPE_STR_MAX], sb[TG_SHAPE_STR_MAX];
+    if (x->rank < 1 || b->rank != 1 || b->shape[0] != x->shape[x->rank - 1]) {
+        tg__fail(c->loc, "tg_bias_add_act: `bias` must be a vector as long as the last axis of `x`; got x %s and "
+                 "bias %s", tg__shape_str(&xs, sx, sizeof sx), tg__shape_str(&bs, sb, sizeof sb));
+        return false;
+    }
+    *shape = xs;
+    *dtype = x->dtype;
+    return true;
+}
+
+typedef struct rows_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+    int64_t len;   /* elements per row */
+} rows_ctx;
+
+/* The activations of activation.c, written the same way so the values are the same. */
+#define BIAS_ACT_ROWS(T)                                                                           \
+    do {                                                                                           \
+        const T *x_ = (const T *)r->c->in[0]->data + r0 * n, *b_ = r->c->in[1]->data;              \
+        T *o_ = (T *)r->out->data + r0 * n;                                                        \
+        for (int64_t row = r0; row < r1; row++, x_ += n, o_ += n)                                  \
+            switch (act) {                                                                         \
+            case TG_BIAS_RELU:                                                                     \
+                for (int64_t j = 0; j < n; j++) {                                                  \
+                    T v = x_[j] + b_[j];                                                           \
+                    o_[j] = v > 0 ? v : 0;                                                         \
+                }                                                                                  \
+                break;                                                                             \
+            case TG_BIAS_SIGMOID:                                                                  \
+                for (int64_t j = 0; j < n; j++) {                                                  \
+                    T v = x_[j] + b_[j];                                                           \
+                    o_[j] = v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v));                    \
+                }                                                                                  \
+                break;                                                                             \
+            case TG_BIAS_TANH:                                                                     \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    o_[j] = tanh(x_[j] + b_[j]);                                                   \
+                break;                                                                             \
+            default:                                                                               \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    o_[j] = x_[j] + b_[j];                                                         \
+                break;                                                                             \
+            }                                                                                      \
+    } while (0)
+
+TG_VECTOR_CLONES static void bias_act_rows(void *p, int64_t r0, int64_t r1)
+{
+    const rows_ctx *r = p;
+    int64_t n = r->len;
+    int act = (int)r->c->a->i[0];
+    if (r->out->dtype == TG_F32)
+        BIAS_ACT_ROWS(float);
+    else
+        BIAS_ACT_ROWS(double);
+}
+
+static bool bias_act_forward(const tg_call *c, tg_tensor *out)
+{
+    rows_ctx r = {.c = c, .out = out, .len = c->in[1]->size};
+    if (r.len > 0)
+        tg__parallel_for(out->size / r.len, tg__rows_grain(r.len, TG_GRAIN), bias_act_rows, &r);
+    return true;
+}
+
+static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, int act)
+{
+    return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.i = {act}}, y, dy);
+}
+
+/* dz = dy * act'(z), from the output; x gets dz and the bias dz summed over every axis
+ * but the last. */
+static bool bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    int act = (int)g->a->i[0];
+    tg_tensor *dz = act == TG_BIAS_LINEAR ? (tg_tensor *)g->dy : act_grad(g->loc, g->out, g->dy, act);
+    tg_shape bs = tg__shape(g->in[1]);
+    dx[0] = dz;
+    dx[1] = tg__grad_wanted(g, 1) ? tg__unbroadcast(g->loc, dz, &bs) : NULL;
+    return dz && (!tg__grad_wanted(g, 1) || dx[1]);
+}
+
+const tg_op_def tg__op_bias_add_act = {.name = "tg_bias_add_act", .grad = TG_GRAD_RULE, .shape = bias_act_shape,
+                                       .forward = bias_act_forward, .backward = bias_act_backward};
+
+tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act)
+{
+    return TG__APPLY(loc, TG_OP_BIAS_ADD_ACT, &(tg_attrs){.i = {act}}, x, bias);
+}
+
+/* ---- act_grad: dy * act'(y) ---------------------------------------------------------------------- */
+static bool act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *y = c->in[0], *dy = c->in[1];
+    if (!tg__require_float(c, y, "y") || !tg__same_dtype(c, y, dy) || !check_act(c, c->a->i[0]))
+        return false;
+    if (!tg__same_shape(y, dy)) {
+        tg_shape a = tg__shape(y), b = tg__shape(dy);
+        char sa[TG_SHAPE_STR_MAX], sb[TG_SHAPE_STR_MAX];
+        tg__fail(c->loc, "%s: `y` %s and `dy` %s must have one shape", tg__op_name(c->op),
+                 tg__shape_str(&a, sa, sizeof sa), tg__shape_str(&b, sb, sizeof sb));
+        return false;
+    }
+    *shape = tg__shape(y);
+    *dtype = y->dtype;
+    return true;
+}
+
+/* The unfused backward rules' formulas and order: relu where(y > 0, dy, 0), sigmoid
+ * dy * (y * (1 - y)), tanh dy * (1 - y * y). */
+#define ACT_GRAD_LOOP(T)                                                                           \
+    do {                                                                                           \
+        const T *y_ = (const T *)r->c->in[0]->data, *d_ = r->c->in[1]->data;                       \
+        T *o_ = r->out->data;                                                                      \
+        switch (act) {                                                                             \
+        case TG_BIAS_RELU:                                                                         \
+            for (int64_t i = b; i < e; i++)                                                        \
+                o_[i] = y_[i] > 0 ? d_[i] : 0;                                                     \
+            break;                                                                                 \
+        case TG_BIAS_SIGMOID:                                                                      \
+            for (int64_t i = b; i < e; i++)                                                        \
+                o_[i] = d_[i] * (y_[i] * (1 - y_[i]));                                             \
+            break;                                                                                 \
+        case TG_BIAS_TANH:                                                                         \
+            for (int64_t i = b; i < e; i++)                                                        \
+                o_[i] = d_[i] * (1 - y_[i] * y_[i]);                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            for (int64_t i = b; i < e; i++)                                                        \
+                o_[i] = d_[i];                                                                     \
+            break;                                                                                 \
+        }                                                                                          \
+    } while (0)
+
+TG_VECTOR_CLONES static void act_grad_range(void *p, int64_t b, int64_t e)
+{
+    const rows_ctx *r = p;
+    int act = (int)r->c->a->i[0];
+    if (r->out->dtype == TG_F32)
+        ACT_GRAD_LOOP(float);
+    else
+        ACT_GRAD_LOOP(double);
+}
+
+static bool act_grad_forward(const tg_call *c, tg_tensor *out)
+{
+    rows_ctx r = {.c = c, .out = out};
+    tg__parallel_for(out->size, TG_GRAIN, act_grad_range, &r);
+    return true;
+}
+
+/* act_grad is linear in dy (its gradient is act_grad again); in y: relu 0 (nothing),
+ * sigmoid H dy (1 - 2y), tanh H dy (-2y). */
+static bool act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    int act = (int)g->a->i[0];
+    const tg_tensor *y = g->in[0], *d = g->in[1], *h = g->dy;
+    dx[1] = tg__grad_wanted(g, 1) ? act_grad(l, y, h, act) : NULL;
+    if (tg__grad_wanted(g, 0) && act == TG_BIAS_SIGMOID)
+        dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_sub_at(l, scalar_like(l, y, 1), tg_mul_at(l, y, scalar_like(l, y, 2))));
+    else if (tg__grad_wanted(g, 0) && act == TG_BIAS_TANH)
+        dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_mul_at(l, y, scalar_like(l, y, -2)));
+    return true;
+}
+
+const tg_op_def tg__op_act_grad = {.name = "tg_act_grad", .grad = TG_GRAD_RULE, .shape = act_grad_shape,
+                                   .forward = act_grad_forward, .backward = act_grad_backward};
+
+/* ---- softmax cross-entropy from logits ------------------------------------------------------------- */
+/* labels (c->in[0]) against logits (c->in[1]): integer labels of logits' shape without
+ * its last axis, each in [0, classes); or float labels of logits' shape. */
+static bool xent_inputs(const tg_call *c, bool sparse)
+{
+    const tg_tensor *labels = c->in[0], *logits = c->in[1];
+    const char *name = tg__op_name(c->op);
+    if (!tg__require_float(c, logits, "logits"))
+        return false;
+    tg_shape ls = tg__shape(labels), zs = tg__shape(logits);
+    char sl[TG_SHAPE_STR_MAX], sz[TG_SHAPE_STR_MAX];
+    tg__shape_str(&ls, sl, sizeof sl);
+    tg__shape_str(&zs, sz, sizeof sz);
+    if (logits->rank < 1) {
+        tg__fail(c->loc, "%s: `logits` is a scalar; it needs a last axis of classes", name);
+        return false;
+    }
+    int64_t classes = logits->shape[logits->rank - 1];
+    if (!sparse) {
+        if (!tg__same_dtype(c, labels, logits))
+            return false;
+        if (!tg__same_shape(labels, logits)) {
+            tg__fail(c->loc, "%s: `labels` %s and `logits` %s must have one shape (probabilities per class; "
+                     "integer class indices go to tg_sparse_softmax_cross_entropy_with_logits)", name, sl, sz);
+            return false;
+        }
+        return true;
+    }
+    if (labels->dtype != TG_I32 && labels->dtype != TG_I64) {
+        tg__fail(c->loc, "%s: `labels` must hold int32 or int64 class indices, not %s", name,
+                 tg_dtype_name(labels->dtype));
+        return false;
+    }
+    bool fits = labels->rank == logits->rank - 1;
+    for (int k = 0; fits && k < labels->rank; k++)
+        fits = labels->shape[k] == logits->shape[k];
+    if (!fits) {
+        tg__fail(c->loc, "%s: `labels` %s must have the shape of `logits` %s without its last axis", name, sl, sz);
+        return false;
+    }
+    for (int64_t i = 0; i < labels->size; i++) {
+        int64_t v = labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
+        if (v < 0 || v >= classes) {
+            tg__fail(c->loc, "%s: Received a label value of %lld (labels[%lld]) which is outside the valid range of "
+                     "[0, %lld)", name, (long long)v, (long long)i, (long long)classes);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool xent_shape_any(const tg_call *c, tg_shape *shape, tg_dtype *dtype, bool sparse)
+{
+    if (!xent_inputs(c, sparse))
+        return false;
+    *shape = tg__shape(c->in[1]);
+    shape->rank--;
+    *dtype = c->in[1]->dtype;
+    return true;
+}
+
+static bool sparse_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, true); }
+static bool dense_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, false); }
+
+static int64_t label_at(const tg_tensor *labels, int64_t i)
+{
+    return labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
+}
+
+/* Per row of logits z: m = max z, s = sum exp(z - m), ls = log s, as log_softmax does;
+ * log_softmax(z)_j = z_j - m - ls. The loss is -log_softmax(z)[label], or, with float
+ * labels, -sum_j labels_j * log_softmax(z)_j summed in double as tg_sum does. */
+#define XENT_ROWS(T)                                                                               \
+    do {                                                                                           \
+        const T *z_ = (const T *)r->c->in[1]->data;                                                \
+        const tg_tensor *lab_ = r->c->in[0];                                                       \
+        T *o_ = r->out->data;                                                                      \
+        for (int64_t row = r0; row < r1; row++) {                                                  \
+            const T *zl = z_ + row * n;                                                            \
+            T m = -INFINITY, s = 0;                                                                \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                m = zl[j] > m ? zl[j] : m;                                                         \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                s += exp(zl[j] - m);                                                               \
+            T ls = log(s);                                                                         \
+            if (sparse) {                                                                          \
+                o_[row] = -(zl[label_at(lab_, row)] - m - ls);                                     \
+            } else {                                                                               \
+                const T *yl = (const T *)lab_->data + row * n;                                     \
+                double acc = 0;                                                                    \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    acc = acc + (double)(T)(yl[j] * (zl[j] - m - ls));                             \
+                o_[row] = -(T)acc;                                                                 \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+typedef struct xent_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+    int64_t len;
+    bool sparse;
+} xent_ctx;
+
+static void xent_rows(void *p, int64_t r0, int64_t r1)
+{
+    const xent_ctx *r = p;
+    int64_t n = r->len;
+    bool sparse = r->sparse;
+    if (r->out->dtype == TG_F32)
+        XENT_ROWS(float);
+    else
+        XENT_ROWS(double);
+}
+
+static bool xent_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *z = c->in[1];
+    xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = c->op == TG_OP_SPARSE_SOFTMAX_XENT};
+    if (r.len > 0)
+        tg__parallel_for(out->size, tg__rows_grain(r.len, TG_GRAIN), xent_rows, &r);
+    else   /* no classes (float labels only): an empty sum */
+        memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
+    return true;
+}
+
+static tg_tensor *xent_grad(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits, const tg_tensor *dy)
+{
+    return TG__APPLY(loc, TG_OP_XENT_GRAD, NULL, labels, logits, dy);
+}
+
+static tg_tensor *last_axis(tg_loc loc, const tg_tensor *t) { return tg_expand_dims_at(loc, t, -1); }
+
+/* logits: xent_grad; float labels: -dy * log_softmax(logits) (integer labels have none). */
+static bool xent_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    dx[1] = tg__grad_wanted(g, 1) ? xent_grad(l, g->in[0], g->in[1], g->dy) : NULL;
+    if (tg__grad_wanted(g, 0) && tg_dtype_is_float(g->in[0]->dtype))
+        dx[0] = tg_mul_at(l, tg_neg_at(l, last_axis(l, g->dy)), tg_log_softmax_at(l, g->in[1], -1));
+    return !tg__grad_wanted(g, 1) || dx[1];
+}
+
+const tg_op_def tg__op_sparse_softmax_xent = {.name = "tg_sparse_softmax_cross_entropy_with_logits",
+                                              .grad = TG_GRAD_RULE, .shape = sparse_xent_shape,
+                                              .forward = xent_forward, .backward = xent_backward};
+const tg_op_def tg__op_softmax_xent = {.name = "tg_softmax_cross_entropy_with_logits", .grad = TG_GRAD_RULE,
+                                       .shape = dense_xent_shape, .forward = xent_forward, .backward = xent_backward};
+
+tg_tensor *tg_sparse_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits)
+{
+    return TG__APPLY(loc, TG_OP_SPARSE_SOFTMAX_XENT, NULL, labels, logits);
+}
+
+tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits)
+{
+    return TG__APPLY(loc, TG_OP_SOFTMAX_XENT, NULL, labels, logits);
+}
+
+/* ---- xent_grad: dy * (softmax(z) * sum(labels) - labels) ------------------------------------------- */
+static bool xent_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    bool sparse = c->in[0]->dtype == TG_I32 || c->in[0]->dtype == TG_I64;
+    const tg_tensor *z = c->in[1], *dy = c->in[2];
+    if (!xent_inputs(c, sparse) || !tg__same_dtype(c, z, dy))
+        return false;
+    bool fits = dy->rank == z->rank - 1;
+    for (int k = 0; fits && k < dy->rank; k++)
+        fits = dy->shape[k] == z->shape[k];
+    if (!fits) {
+        tg__fail(c->loc, "tg_xent_grad: `dy` must have the shape of `logits` without its last axis");
+        return false;
+    }
+    *shape = tg__shape(z);
+    *dtype = z->dtype;
+    return true;
+}
+
+#define XENT_GRAD_ROWS(T)                                                                          \
+    do {                                                                                           \
+        const T *z_ = (const T *)r->c->in[1]->data, *dy_ = r->c->in[2]->data;                      \
+        const tg_tensor *lab_ = r->c->in[0];                                                       \
+        T *o_ = r->out->data;                                                                      \
+        for (int64_t row = r0; row < r1; row++) {                                                  \
+            const T *zl = z_ + row * n;                                                            \
+            T *ol = o_ + row * n, m = -INFINITY, s = 0, d = dy_[row];                              \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                m = zl[j] > m ? zl[j] : m;                                                         \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                s += (ol[j] = exp(zl[j] - m));                                                     \
+            if (sparse) {                                                                          \
+                int64_t y = label_at(lab_, row);                                                   \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    ol[j] = d * (ol[j] / s - (j == y));                                            \
+            } else {                                                                               \
+                const T *yl = (const T *)lab_->data + row * n;                                     \
+                T total = 0;                                                                       \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    total += yl[j];                                                                \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    ol[j] = d * (ol[j] / s * total - yl[j]);                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void xent_grad_rows(void *p, int64_t r0, int64_t r1)
+{
+    const xent_ctx *r = p;
+    int64_t n = r->len;
+    bool sparse = r->sparse;
+    if (r->out->dtype == TG_F32)
+        XENT_GRAD_ROWS(float);
+    else
+        XENT_GRAD_ROWS(double);
+}
+
+static bool xent_grad_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *z = c->in[1];
+    xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = !tg_dtype_is_float(c->in[0]->dtype)};
+    if (r.len > 0)
+        tg__parallel_for(out->size / r.len, tg__rows_grain(r.len, TG_GRAIN), xent_grad_rows, &r);
+    return true;
+}
+
+/* G = dy (P L - Y) with P = softmax(z), L = sum(labels) (1 for integer labels), Y the
+ * labels (one-hot). With H the gradient of G:
+ *   d dy     = sum(H * (P L - Y))          = sum(H * xent_grad(labels, z, 1))
+ *   d z      = dy L P (H - sum(H P))       (softmax's backward)
+ *   d labels = dy (sum(H P) - H)           (float labels only) */
+static bool xent_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *labels = g->in[0], *z = g->in[1], *dy = g->in[2], *h = g->dy;
+    bool dense = tg_dtype_is_float(labels->dtype);
+    tg_reduce_opts last = {.axes = {.n = 1, .axis = {-1}}}, kept = {.axes = {.n = 1, .axis = {-1}}, .keepdims = true};
+    if (tg__grad_wanted(g, 2))
+        dx[2] = tg_sum_at(l, tg_mul_at(l, h, xent_grad(l, labels, z, tg_ones_like_at(l, dy))), last);
+    if (!tg__grad_wanted(g, 1) && !(dense && tg__grad_wanted(g, 0)))
+        return true;
+    tg_tensor *p = tg_softmax_at(l, z, -1), *hp = tg_sum_at(l, tg_mul_at(l, h, p), kept);
+    tg_tensor *d = last_axis(l, dy);
+    if (tg__grad_wanted(g, 1)) {
+        tg_tensor *scale = dense ? tg_mul_at(l, d, tg_sum_at(l, labels, kept)) : d;
+        dx[1] = tg_mul_at(l, tg_mul_at(l, scale, p), tg_sub_at(l, h, hp));
+    }
+    if (dense && tg__grad_wanted(g, 0))
+        dx[0] = tg_mul_at(l, d, tg_sub_at(l, hp, h));
+    return true;
+}
+
+const tg_op_def tg__op_xent_grad = {.name = "tg_xent_grad", .grad = TG_GRAD_RULE, .shape = xent_grad_shape,
+                                    .forward = xent_grad_forward, .backward = xent_grad_backward};
