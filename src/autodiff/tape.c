@@ -53,7 +53,7 @@ static tg_tape *tape_struct(void)
     if ((t = pool_tapes))
         pool_tapes = t->next_free;
     pthread_mutex_unlock(&pool_lock);
-    return t ? t : malloc(sizeof *t);
+    return t ? t : calloc(1, sizeof *t);   /* zeroed: no buffers to keep (tg_tape_begin) */
 }
 
 static void *tape_alloc(tg_tape *t, size_t bytes)
@@ -184,9 +184,15 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
     tg_tape *t = tape_struct();
     if (!t)
         return tg__fail(loc, "tg_tape_begin: out of memory");
+    tg_tape kept = *t;   /* the empty buffers a freed tape left in its struct (tg__tape_clear) */
     *t = (tg_tape){.magic = TG_TAPE_ALIVE, .loc = loc, .persistent = o.persistent,
                    .watch_accessed = o.watch_accessed_variables, .active = true,
-                   .begin_stamp = ++ctx->clock, .next_live = live_tapes};
+                   .begin_stamp = ++ctx->clock, .next_live = live_tapes,
+                   .chunks = kept.chunks, .map = kept.map, .map_cap = kept.map_cap,
+                   .nodes = kept.nodes, .cap_nodes = kept.cap_nodes, .reads = kept.reads,
+                   .cap_reads = kept.cap_reads, .watched = kept.watched, .watched_gen = kept.watched_gen,
+                   .cap_watched = kept.cap_watched, .unwatched = kept.unwatched,
+                   .cap_unwatched = kept.cap_unwatched};
     if (live_tapes)
         live_tapes->prev_live = t;
     live_tapes = t;
@@ -230,28 +236,64 @@ int tg_tape_end_at(tg_loc loc, tg_tape *t)
     return 0;
 }
 
+/* Frees an array of more than KEEP_SLOTS entries; a kept one is emptied by its count. */
+enum { KEEP_SLOTS = 1 << 16 };
+#define KEEP_CHUNK ((size_t)1 << 20)
+#define DROP_IF_BIG(arr, cap)                                                                      \
+    do {                                                                                           \
+        if ((cap) > KEEP_SLOTS) {                                                                  \
+            free(arr);                                                                             \
+            (arr) = NULL;                                                                          \
+            (cap) = 0;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Forgets every node and entry but keeps the newest chunk and the arrays (up to a bound)
+ * for the next recording, by this tape (a reset) or by the next tape made from its struct:
+ * a loop with one tape per step stops calling malloc after its first step. */
 void tg__tape_clear(tg_tape *t)
 {
+    tape_chunk *keep = t->chunks && t->chunks->cap <= KEEP_CHUNK ? t->chunks : NULL;
     for (tape_chunk *c = t->chunks, *n; c; c = n) {
         n = c->next;
-        free(c);
+        if (c != keep)
+            free(c);
     }
-    free(t->map);
-    free(t->nodes);
-    free(t->reads);
-    free(t->watched);
-    free(t->watched_gen);
-    free(t->unwatched);
-    t->unwatched = NULL;
-    t->n_unwatched = t->cap_unwatched = 0;
-    t->chunks = NULL;
-    t->map = NULL;
-    t->nodes = NULL;
-    t->reads = NULL;
-    t->watched = NULL;
-    t->watched_gen = NULL;
-    t->map_cap = t->map_count = t->n_nodes = t->cap_nodes = 0;
-    t->n_reads = t->cap_reads = t->n_watched = t->cap_watched = 0;
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    t->chunks = keep;
+    DROP_IF_BIG(t->map, t->map_cap);
+    if (t->map)
+        memset(t->map, 0, sizeof *t->map * t->map_cap);
+    DROP_IF_BIG(t->nodes, t->cap_nodes);
+    DROP_IF_BIG(t->reads, t->cap_reads);
+    DROP_IF_BIG(t->unwatched, t->cap_unwatched);
+    if (t->cap_watched > KEEP_SLOTS) {
+        free(t->watched_gen);
+        t->watched_gen = NULL;
+    }
+    DROP_IF_BIG(t->watched, t->cap_watched);
+    t->map_count = t->n_nodes = t->n_reads = t->n_watched = t->n_unwatched = 0;
+}
+
+/* The variable reads only this tape kept: nothing can read their old value any more, so
+ * they stop tracking the variable, and the next update of the variable (an optimizer
+ * step) need not copy its old value into them. Other live tapes may share a read, so
+ * this is done only when no other tape is alive on the thread. */
+static void release_reads(tg_tape *t)
+{
+    if (t->next_live || t->prev_live)
+        return;
+    for (size_t k = 0; k < t->n_nodes; k++) {
+        const tg_node *nd = t->nodes[k];
+        for (int i = 0; i < nd->n; i++) {
+            tg_tensor *x = nd->in[i];
+            if ((x->flags & TG_T_SNAPSHOT) && x->state == TG_HEADER_ALIVE && x->gen == nd->in_gen[i])
+                tg__snapshot_unlink(x);
+        }
+    }
 }
 
 void tg_tape_free(tg_tape *t)
@@ -260,6 +302,7 @@ void tg_tape_free(tg_tape *t)
         return;
     if (t->active)
         tg__tape_deactivate(t, t->loc);
+    release_reads(t);
     tg__tape_clear(t);
     free(t->pauses);
     t->magic = TG_TAPE_DEAD;

@@ -35,6 +35,7 @@ typedef struct tg_optim_var {
     tg_dtype dtype;
     int64_t count;
     size_t offset;                   /* bytes, the same in every slot buffer */
+    int64_t queued;                  /* iterations + 1 while its update waits in the joined loop */
 } tg_optim_var;
 
 struct tg_optimizer {
@@ -53,12 +54,16 @@ struct tg_optimizer {
     size_t scratch_bytes;
     int *index;                      /* per apply: the state index of each pair */
     int cap_index;
+    struct tg_optim_step *steps;     /* per apply: each variable's update, run as one loop */
+    int64_t *starts;                 /* element offset of each step in that loop, and the total */
+    int cap_steps;
 };
 
 /* What one update of one variable needs, beside the data. Scalars are cast to the
  * variable's dtype inside the kernels, as Keras casts them with ops.cast. */
 typedef struct tg_optim_step {
     const tg_optimizer *opt;
+    tg_dtype dtype;
     double lr;
     int64_t iterations;              /* before this update */
     int64_t n;                       /* elements */
@@ -69,6 +74,10 @@ typedef struct tg_optim_step {
 
 void tg__optim_update_f32(const tg_optim_step *st);
 void tg__optim_update_f64(const tg_optim_step *st);
+/* Runs n updates as one loop over all their elements, spread over the loop pool; each
+ * element's update is independent, so the split never changes a value. starts has n + 1
+ * entries: the prefix sums of the steps' sizes. */
+void tg__optim_run(const tg_optim_step *steps, const int64_t *starts, int n);
 
 /* Gradient clipping into `out` (may be the same as g for none). */
 typedef enum tg_clip_mode { TG_CLIP_NONE, TG_CLIP_NORM, TG_CLIP_GLOBAL, TG_CLIP_VALUE } tg_clip_mode;

@@ -161,6 +161,8 @@ void tg_optimizer_free(tg_optimizer *opt)
     free(opt->vars);
     free(opt->scratch);
     free(opt->index);
+    free(opt->steps);
+    free(opt->starts);
     free(opt);
 }
 
@@ -474,27 +476,77 @@ static bool reserve_scratch(tg_loc loc, const char *func, tg_optimizer *opt, tg_
     return true;
 }
 
-static void update_one(tg_loc loc, tg_optimizer *opt, const tg_tensor *g, tg_tensor *v, int state, double lr,
-                       tg_clip_mode mode, double c, double global_norm)
+/* Room for one update step per variable (kept across steps: nothing is allocated once warm). */
+static bool reserve_steps(tg_loc loc, const char *func, tg_optimizer *opt, int n)
+{
+    if (n <= opt->cap_steps)
+        return true;
+    tg_optim_step *st = realloc(opt->steps, sizeof *st * (size_t)n);
+    if (st)
+        opt->steps = st;
+    int64_t *starts = st ? realloc(opt->starts, sizeof *starts * (size_t)(n + 1)) : NULL;
+    if (!starts)
+        return tg__fail(loc, "%s: out of memory", func), false;
+    opt->starts = starts;
+    opt->cap_steps = n;
+    return true;
+}
+
+/* The update of variable v by gradient g, not yet run. A gradient that is clipped or
+ * aliases its variable goes through the scratch buffer, so that step must run before
+ * the next one is made (*now). */
+static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g, tg_tensor *v, int state,
+                               double lr, tg_clip_mode mode, double c, double global_norm, bool *now)
 {
     const tg_optim_var *sv = &opt->vars[state];
     /* Before reading g: a gradient that aliases a recorded read of v gets its own copy. */
     void *w = tg__variable_begin_write(loc, v);
     const void *gd = g->data;
-    if (mode != TG_CLIP_NONE || overlaps(g, v)) {
+    *now = mode != TG_CLIP_NONE || overlaps(g, v);
+    if (*now) {
         if (v->dtype == TG_F32)
             tg__optim_clip_f32(mode, c, global_norm, g->data, opt->scratch, g->size);
         else
             tg__optim_clip_f64(mode, c, global_norm, g->data, opt->scratch, g->size);
         gd = opt->scratch;
     }
-    tg_optim_step st = {.opt = opt, .lr = lr, .iterations = opt->iterations, .n = v->size, .w = w, .g = gd};
+    tg_optim_step st = {.opt = opt, .dtype = v->dtype, .lr = lr, .iterations = opt->iterations, .n = v->size,
+                        .w = w, .g = gd};
     for (int k = 0; k < opt->n_slots; k++)
         st.s[k] = opt->slot[k] + sv->offset;
-    if (v->dtype == TG_F32)
-        tg__optim_update_f32(&st);
-    else
-        tg__optim_update_f64(&st);
+    return st;
+}
+
+/* Every variable's update: those whose gradient is used in place run together as one
+ * loop over the state (the common case: a single pass, threaded); the others one by one. */
+static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n,
+                       double lr, tg_clip_mode mode, double c, double global_norm)
+{
+    int k = 0;
+    opt->starts[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (!grads[i])
+            continue;
+        tg_optim_var *sv = &opt->vars[opt->index[i]];
+        if (sv->queued == opt->iterations + 1) {   /* listed twice: its first update goes first */
+            tg__optim_run(opt->steps, opt->starts, k);
+            for (int j = 0; j < opt->n_vars; j++)
+                opt->vars[j].queued = 0;
+            k = 0;
+        }
+        bool now;
+        tg_optim_step st = make_step(loc, opt, grads[i], vars[i], opt->index[i], lr, mode, c, global_norm, &now);
+        if (now) {
+            int64_t span[2] = {0, st.n};
+            tg__optim_run(&st, span, 1);
+            continue;
+        }
+        sv->queued = opt->iterations + 1;
+        opt->steps[k] = st;
+        opt->starts[k + 1] = opt->starts[k] + st.n;
+        k++;
+    }
+    tg__optim_run(opt->steps, opt->starts, k);
 }
 
 static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
@@ -515,7 +567,8 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
         return -1;
     double c, global_norm = 0;
     tg_clip_mode mode = clip_mode(&opt->h, &c);
-    if (!layout(loc, func, opt, vars, n) || !reserve_scratch(loc, func, opt, grads, vars, n, mode))
+    if (!layout(loc, func, opt, vars, n) || !reserve_scratch(loc, func, opt, grads, vars, n, mode) ||
+        !reserve_steps(loc, func, opt, n))
         return -1;
     if (mode == TG_CLIP_GLOBAL) {
         for (int i = 0; i < n; i++)
@@ -523,10 +576,7 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
                 global_norm += tg__optim_sum_squares(grads[i]);
         global_norm = sqrt(global_norm);
     }
-    double lr = current_lr(opt);
-    for (int i = 0; i < n; i++)
-        if (grads[i])
-            update_one(loc, opt, grads[i], vars[i], opt->index[i], lr, mode, c, global_norm);
+    update_all(loc, opt, grads, vars, n, current_lr(opt), mode, c, global_norm);
     opt->iterations++;
     return 0;
 }

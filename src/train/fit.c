@@ -25,16 +25,18 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     tg_tensor *loss = tg_model_compute_loss(m, y, y_pred, sample_weight);
     tg_tape_end(tape);
     int rc = loss ? 0 : -1;
+    tg_tensor **grads = NULL;
     if (rc == 0 && n > 0) {
-        tg_tensor **grads = calloc((size_t)n, sizeof *grads);
+        grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n);   /* the step's scope */
         rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n,
                                   .out = grads)
                    : -1;
-        if (rc == 0)
-            rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
-        free(grads);
     }
+    /* Freed before the update: the tape's reads of the variables need not keep their old
+     * values then (tape.c), which saves a copy of every variable per step. */
     tg_tape_free(tape);
+    if (rc == 0 && n > 0)
+        rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
     if (rc == 0)
         rc = tg_model_update_metrics(m, y, y_pred, sample_weight, loss);
     if (rc == 0)

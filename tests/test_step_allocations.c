@@ -1,0 +1,135 @@
+/* A training step allocates nothing from the system once warm: tensors, gradients and
+ * scratch come from the step scope's arena (whose chunks are recycled), the optimizer's
+ * state and the tape's buffers are kept. Counted by wrapping malloc and friends in this
+ * process (glibc's __libc_* entry points); not under the sanitizers, whose allocator
+ * owns these names. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_TEST_SANITIZED 1
+#endif
+#endif
+
+#if !defined(TG_TEST_SANITIZED) && defined(__GLIBC__)
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+
+static atomic_long counted;
+static atomic_bool counting;
+
+static void note(void)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add(&counted, 1);
+}
+
+void *malloc(size_t n) { note(); return __libc_malloc(n); }
+void *calloc(size_t k, size_t n) { note(); return __libc_calloc(k, n); }
+void *realloc(void *p, size_t n) { note(); return __libc_realloc(p, n); }
+void *aligned_alloc(size_t a, size_t n) { note(); return __libc_memalign(a, n); }
+void *memalign(size_t a, size_t n) { note(); return __libc_memalign(a, n); }
+int posix_memalign(void **p, size_t a, size_t n)
+{
+    note();
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12;   /* ENOMEM */
+}
+void free(void *p) { __libc_free(p); }
+#define CAN_COUNT 1
+#endif
+
+#ifdef CAN_COUNT
+/* Counts from the start of batch `from` to the end of the last batch. */
+typedef struct window {
+    int64_t from;
+} window;
+
+static int batch_begin(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    (void)m, (void)logs;
+    if (batch == ((window *)cb->user)->from)
+        atomic_store(&counting, true);
+    return 0;
+}
+
+static int epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)cb, (void)m, (void)epoch, (void)logs;
+    atomic_store(&counting, false);
+    return 0;
+}
+
+/* The benchmark's model, smaller: Dense(64, relu) -> Dense(10), Adam, sparse
+ * cross-entropy from logits, through fit's default step; 2 threads. */
+static void fit_counting(int64_t batch, tg_model *(*make)(void), tg_shape row)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_shape xs = {.rank = row.rank + 1, .dims = {640}};
+    for (int i = 0; i < row.rank; i++)
+        xs.dims[i + 1] = row.dims[i];
+    tg_rng *r = tg_rng_new(3);
+    tg_tensor *x = tg_random_uniform(r, TG_F32, xs);
+    tg_tensor *y = tg_cast(tg_mul(tg_random_uniform(r, TG_F32, TG_SHAPE(640)), tg_scalar(9.99)), TG_I32);
+    tg_rng_free(r);
+    tg_model *m = make();
+    CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                     .from_logits = true) == 0);
+    window w = {.from = 3};
+    tg_callback cb = {.on_batch_begin = batch_begin, .on_epoch_end = epoch_end, .user = &w};
+    atomic_store(&counted, 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                           .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
+    CHECK(h != NULL);
+    long n = atomic_load(&counted);
+    printf("  batch %lld: %ld allocations in batches %lld..%lld\n", (long long)batch, n, (long long)w.from,
+           (long long)(640 / batch - 1));
+    CHECK(n == 0);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+static tg_model *mlp(void)
+{
+    return tg_sequential(tg_dense(.units = 64, .activation = TG_RELU, .input_dim = 20), tg_dense(.units = 10));
+}
+
+static tg_model *cnn(void)
+{
+    return tg_sequential(tg_conv2d_layer(.filters = 4, .kernel_size = {3, 3}, .activation = TG_RELU,
+                                         .input_shape = TG_SHAPE(8, 8, 1)),
+                         tg_max_pooling2d(), tg_flatten(), tg_dense(.units = 10));
+}
+
+static void test_mlp_steps_allocate_nothing(void)
+{
+    tg_set_num_threads(2);
+    fit_counting(32, mlp, TG_SHAPE(20));
+    fit_counting(128, mlp, TG_SHAPE(20));
+}
+
+static void test_cnn_steps_allocate_nothing(void)
+{
+    fit_counting(32, cnn, TG_SHAPE(8, 8, 1));
+}
+#endif
+
+int main(void)
+{
+#ifdef CAN_COUNT
+    RUN(test_mlp_steps_allocate_nothing);
+    RUN(test_cnn_steps_allocate_nothing);
+#else
+    puts("  skipped: allocations are not counted under the sanitizers");
+#endif
+    return TEST_SUMMARY();
+}
