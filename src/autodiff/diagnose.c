@@ -415,7 +415,7 @@ int tg_explain_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x
 }
 
 /* ---- diagnoses kept from gradient calls ---------------------------------------------------- */
-#define MISSING_MAX 256
+#define MISSING_MAX 64   /* diagnoses kept per thread; each is about 1 KB of thread storage */
 
 typedef struct missing {
     const tg_tensor *source;
