@@ -93,7 +93,10 @@ done:
 }
 
 /* Restores the optimizer's slots for the model's trainable variables from the file. */
-static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st)
+/* The optimizer's slots for the model's trainable variables, read from the file into a
+ * scope; with `apply`, copied into the optimizer. Checking first and applying only after
+ * the weights loaded means a bad file changes nothing. */
+static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st, bool apply)
 {
     tg_optimizer *opt = tg_model_optimizer(m);
     const char *iters = tg_safetensors_metadata(st, "tapegrad_iterations");
@@ -115,9 +118,10 @@ static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st)
         tg_tensor *t = tg_safetensors_get_at(loc, st, name);
         if (!t || t->dtype != slot.dtype || t->size != slot.count)
             return tg__failf(loc, "tg_model_load: optimizer state '%s' does not match its variable", name);
-        memcpy(slot.data, t->data, (size_t)t->size * tg_dtype_size(t->dtype));
+        if (apply)
+            memcpy(slot.data, t->data, (size_t)t->size * tg_dtype_size(t->dtype));
     }
-    return tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10));
+    return apply ? tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10)) : 0;
 }
 
 int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
@@ -134,9 +138,11 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables(m, &nv);
     tg_scope *s = tg_scope_begin_at(loc);
-    int rc = vars && s ? tg_load_into_at(loc, path, vars, nv) : -1;
+    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
     if (rc == 0)
-        rc = load_optimizer(loc, m, st);
+        rc = tg_load_into_at(loc, path, vars, nv);
+    if (rc == 0)
+        rc = load_optimizer(loc, m, st, true);
     if (s)
         tg_scope_end_at(loc, s);
     tg_safetensors_close(st);
