@@ -114,12 +114,29 @@ static void test_active_matches_reference(void)
     check_kernel("active", tg_gemm_f64, tg_gemm_f32);
 }
 
-/* OPENBLAS_CORETYPE as the process started, before the first product loaded OpenBLAS. */
+/* Products large enough to be split over the loop pool (columns, or rows when C is
+ * narrow), under 2 and 3 threads, every transpose combination. */
+static void test_active_split_matches_reference(void)
+{
+    static const int64_t sizes[][3] = {{300, 200, 150}, {2000, 10, 100}, {37, 1100, 90}};
+    uint64_t seed = 200;
+    for (int threads = 2; threads <= 3; threads++) {
+        tg_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                CHECK(check_case("active, split", tg_gemm_f64, tg_gemm_f32, t & 1, t & 2, sizes[s][0], sizes[s][1],
+                                 sizes[s][2], 1.5, 0.5, seed++) == 0);
+    }
+    tg_set_num_threads(2);
+}
+
+/* OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS as the process started, before the first
+ * product loaded OpenBLAS. */
 static const char *coretype_at_start;
-static bool coretype_was_set;
+static bool coretype_was_set, num_threads_was_set;
 
 /* On an AVX-512 CPU, with no OPENBLAS_CORETYPE from the user, OpenBLAS runs its SkylakeX
- * kernels, and the environment is left as it was; a user's choice is kept. */
+ * kernels; a user's choice is kept; the environment is left as it was. */
 static void test_kernel_set_choice(void)
 {
     const char *b = tg_gemm_backend();
@@ -128,6 +145,7 @@ static void test_kernel_set_choice(void)
         return;
     }
     CHECK((getenv("OPENBLAS_CORETYPE") != NULL) == coretype_was_set);
+    CHECK((getenv("OPENBLAS_NUM_THREADS") != NULL) == num_threads_was_set);
     if (coretype_was_set) {
         CHECK(strstr(b, "chosen by tapegrad") == NULL);
         printf("  OPENBLAS_CORETYPE=%s was the user's: %s\n", coretype_at_start, b);
@@ -237,12 +255,14 @@ int main(int argc, char **argv)
 {
     coretype_at_start = getenv("OPENBLAS_CORETYPE");
     coretype_was_set = coretype_at_start != NULL;
+    num_threads_was_set = getenv("OPENBLAS_NUM_THREADS") != NULL;
     self_path = argv[0];
     if (argc > 1 && !strcmp(argv[1], "--blocked-child"))
         return blocked_child();
     RUN(test_small_by_hand);
     RUN(test_blocked_matches_reference);
     RUN(test_active_matches_reference);
+    RUN(test_active_split_matches_reference);
     RUN(test_blocked_crosses_block_edges);
     RUN(test_empty_dims);
     RUN(test_kernel_set_choice);

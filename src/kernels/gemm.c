@@ -192,9 +192,10 @@ static struct {
     sgemm_fn sgemm;
     dgemm_fn dgemm;
     void (*set_threads)(int);
+    bool split;            /* OpenBLAS on one thread, products split over the loop pool */
     char name[96];
     pthread_mutex_t mu;
-    int threads;           /* asked for by tg_set_num_threads; 0: OpenBLAS's own default */
+    int threads;           /* asked for by tg_set_num_threads; 0: the default */
 } blas = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .name = "blocked"};
 
 #ifdef TG_OPENBLAS_RUNTIME
@@ -211,24 +212,36 @@ static bool cpu_has_avx512(void)
 #endif
 }
 
-static void *open_openblas(bool *chose)
+/* Sets an environment variable for the load when the user has not set it; true if set. */
+static bool set_for_load(const char *name, const char *value)
+{
+    return !getenv(name) && setenv(name, value, 0) == 0;
+}
+
+/* *ours: this call loaded it (not the application before us). */
+static void *open_openblas(bool *chose, bool *ours)
 {
     static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
-    *chose = false;
+    *chose = *ours = false;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
         if (h)
-            return h;   /* already in the process: its kernel set is chosen */
+            return h;   /* already in the process: its kernel set and threads are chosen */
     }
     /* setenv is not safe against getenv on other threads; this runs once, at the first
-     * product, and gives the environment back as it was right after the load. */
-    if (!getenv("OPENBLAS_CORETYPE") && cpu_has_avx512())
-        *chose = setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) == 0;
+     * product, and gives the environment back as it was right after the load. One
+     * OpenBLAS thread: products are split over the loop pool instead, so the process has
+     * one pool of threads, not two competing for the cores. */
+    *chose = cpu_has_avx512() && set_for_load("OPENBLAS_CORETYPE", "SkylakeX");
+    bool one = set_for_load("OPENBLAS_NUM_THREADS", "1");
     void *h = NULL;
     for (size_t i = 0; !h && i < sizeof names / sizeof names[0]; i++)
         h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (*chose)
         unsetenv("OPENBLAS_CORETYPE");
+    if (one)
+        unsetenv("OPENBLAS_NUM_THREADS");
+    *ours = h != NULL;
     return h;
 }
 #endif
@@ -239,8 +252,8 @@ static void blas_load(void)
     const char *want = getenv("TAPEGRAD_GEMM");
     if (want && !strcmp(want, "blocked"))
         return;
-    bool chose;
-    void *h = open_openblas(&chose);
+    bool chose, ours;
+    void *h = open_openblas(&chose, &ours);
     if (!h)
         return;
     sgemm_fn s = (sgemm_fn)dlsym(h, "cblas_sgemm");
@@ -249,11 +262,12 @@ static void blas_load(void)
         return;
     char *(*corename)(void) = (char *(*)(void))dlsym(h, "openblas_get_corename");
     blas.set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
-    snprintf(blas.name, sizeof blas.name, "openblas %s%s", corename ? corename() : "?",
-             chose ? " (chosen by tapegrad)" : "");
+    snprintf(blas.name, sizeof blas.name, "openblas %s%s%s", corename ? corename() : "?",
+             chose ? " (chosen by tapegrad)" : "", ours && blas.set_threads ? ", split over the loop pool" : "");
     pthread_mutex_lock(&blas.mu);
-    if (blas.threads && blas.set_threads)
-        blas.set_threads(blas.threads);
+    blas.split = ours && blas.set_threads;
+    if (blas.set_threads && (blas.split || blas.threads))
+        blas.set_threads(blas.split ? 1 : blas.threads);
     blas.sgemm = s;
     blas.dgemm = d;
     pthread_mutex_unlock(&blas.mu);
@@ -270,29 +284,49 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
 }
 #define TRANS(t) ((t) ? CBLAS_TRANS : CBLAS_NO_TRANS)
 
-void tg_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
-{
-    blas_ready();
-    if (blas.sgemm && cblas_ok(M, N, K, lda, ldb, ldc)) {
-        blas.sgemm(CBLAS_ROW_MAJOR, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
-                   beta, C, (int)ldc);
-        return;
+/* A product split over the loop pool: blocks of columns of C (or of rows, when C is
+ * narrow), one OpenBLAS call each. Products under a million multiply-adds stay whole. */
+#define DEFINE_SPLIT(T, SUF, FN)                                                                         \
+    typedef struct split_##SUF {                                                                         \
+        bool ta, tb, by_rows;                                                                            \
+        int M, N, K, lda, ldb, ldc;                                                                      \
+        T alpha, beta;                                                                                   \
+        const T *A, *B;                                                                                  \
+        T *C;                                                                                            \
+    } split_##SUF;                                                                                       \
+                                                                                                         \
+    static void split_part_##SUF(void *p, int64_t b, int64_t e)                                          \
+    {                                                                                                    \
+        const split_##SUF *j = p;                                                                        \
+        if (j->by_rows)                                                                                  \
+            blas.FN(CBLAS_ROW_MAJOR, TRANS(j->ta), TRANS(j->tb), (int)(e - b), j->N, j->K, j->alpha,      \
+                    j->ta ? j->A + b : j->A + b * j->lda, j->lda, j->B, j->ldb, j->beta, j->C + b * j->ldc,  \
+                    j->ldc);                                                                             \
+        else                                                                                             \
+            blas.FN(CBLAS_ROW_MAJOR, TRANS(j->ta), TRANS(j->tb), j->M, (int)(e - b), j->K, j->alpha, j->A, \
+                    j->lda, j->tb ? j->B + b * j->ldb : j->B + b, j->ldb, j->beta, j->C + b, j->ldc);      \
+    }                                                                                                    \
+                                                                                                         \
+    void tg_gemm_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, \
+                       const T *B, int64_t ldb, T beta, T *C, int64_t ldc)                               \
+    {                                                                                                    \
+        blas_ready();                                                                                    \
+        if (!blas.FN || !cblas_ok(M, N, K, lda, ldb, ldc)) {                                             \
+            tg_gemm_blocked_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                 \
+            return;                                                                                      \
+        }                                                                                                \
+        int t = blas.split && M * N * K >= (1 << 20) ? tg__pool_threads() : 1;                           \
+        split_##SUF j = {.ta = ta, .tb = tb, .by_rows = N < 64 * t, .M = (int)M, .N = (int)N, .K = (int)K, \
+                         .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .alpha = alpha, .beta = beta,  \
+                         .A = A, .B = B, .C = C};                                                        \
+        int64_t len = j.by_rows ? M : N, part = (len + t - 1) / t;                                       \
+        if (!j.by_rows)                                                                                  \
+            part = (part + 15) / 16 * 16; /* whole vectors of columns per part */                        \
+        tg__parallel_for(len, part, split_part_##SUF, &j);                                               \
     }
-    tg_gemm_blocked_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
 
-void tg_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
-                 const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
-{
-    blas_ready();
-    if (blas.dgemm && cblas_ok(M, N, K, lda, ldb, ldc)) {
-        blas.dgemm(CBLAS_ROW_MAJOR, TRANS(ta), TRANS(tb), (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb,
-                   beta, C, (int)ldc);
-        return;
-    }
-    tg_gemm_blocked_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
+DEFINE_SPLIT(float, f32, sgemm)
+DEFINE_SPLIT(double, f64, dgemm)
 
 const char *tg_gemm_backend(void)
 {
@@ -307,7 +341,7 @@ int tg_set_num_threads(int n)
     tg__pool_set_threads(n);
     pthread_mutex_lock(&blas.mu);
     blas.threads = n;
-    if (blas.set_threads)
+    if (blas.set_threads && !blas.split)   /* an OpenBLAS the application loaded runs its own threads */
         blas.set_threads(n);
     pthread_mutex_unlock(&blas.mu);
     return 0;
