@@ -274,7 +274,15 @@ static void blas_load(void)
 #endif
 }
 
-static void blas_ready(void) { pthread_once(&blas.once, blas_load); }
+/* The pool's workers may wait awake between loops unless OpenBLAS runs threads of its own
+ * (an OpenBLAS the application loaded): 200 us covers the gaps within a training step. */
+static void gemm_load(void)
+{
+    blas_load();
+    tg__pool_set_spin(blas.sgemm && !blas.split ? 0 : 200);
+}
+
+static void blas_ready(void) { pthread_once(&blas.once, gemm_load); }
 
 /* cblas takes int sizes; larger problems (and empty ones) go to the portable kernel. */
 static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc)

@@ -1,5 +1,8 @@
 /* The loop pool: workers that sleep on a condition variable, and chunks taken from an
- * atomic counter by whoever is free (the calling thread first).
+ * atomic counter by whoever is free (the calling thread first). After a loop a worker may
+ * stay awake a short while (tg__pool_set_spin) for the next one: a training step runs
+ * several loops in a row, and waking a sleeping thread (a virtual CPU, often) can take
+ * longer than the loop.
  *
  * A loop is posted as a job on the caller's stack. A worker that wakes takes a reference
  * to the job under the mutex, runs chunks until none is left, and drops the reference.
@@ -11,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -40,6 +44,7 @@ static struct {
     job *current;               /* NULL when there is nothing to join */
     uint64_t generation;        /* bumped by each posted job */
     atomic_bool busy;           /* a loop is running: nested or concurrent loops run serially */
+    atomic_int spin_us;         /* how long a worker waits awake for the next loop */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 static void run_chunks(job *j)
@@ -53,12 +58,27 @@ static void run_chunks(job *j)
     }
 }
 
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
     uint64_t seen = 0;
     pthread_mutex_lock(&pool.mu);
     for (;;) {
+        double spin = 1e-6 * atomic_load_explicit(&pool.spin_us, memory_order_relaxed);
+        if (spin > 0 && pool.generation == seen) {   /* the next loop often follows at once */
+            pthread_mutex_unlock(&pool.mu);
+            double t0 = now_seconds();
+            while (__atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen && now_seconds() - t0 < spin)
+                CPU_RELAX();
+            pthread_mutex_lock(&pool.mu);
+        }
         while (pool.generation == seen)
             pthread_cond_wait(&pool.wake, &pool.mu);
         seen = pool.generation;
@@ -103,6 +123,11 @@ void tg__pool_set_threads(int n)
     pthread_mutex_unlock(&pool.mu);
 }
 
+void tg__pool_set_spin(int microseconds)
+{
+    atomic_store(&pool.spin_us, microseconds > 0 ? microseconds : 0);
+}
+
 /* Starts workers up to threads - 1 (a pool never shrinks: extra workers just sleep, as
  * only threads - 1 of them are woken). Returns how many may take part. Under the mutex. */
 static int ensure_workers(void)
@@ -143,7 +168,7 @@ void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     if (workers > 0) {
         j.slots = workers;
         pool.current = &j;
-        pool.generation++;
+        __atomic_store_n(&pool.generation, pool.generation + 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&pool.wake);
     }
     pthread_mutex_unlock(&pool.mu);

@@ -6,10 +6,11 @@
  * is left. A kernel that keeps one partial result per chunk and combines them in chunk
  * order therefore gives the same bits with 1, 2 or 16 threads.
  *
- * The workers sleep on a condition variable between loops: they never spin, so they do
- * not compete with OpenBLAS's threads while a GEMM runs (two spinning pools on two cores
- * make both slow). A loop too small to pay for waking a worker (under two chunks) runs on
- * the calling thread. The kernels never call back into the library from a worker. */
+ * The workers sleep on a condition variable between loops. They wait awake for the next
+ * loop only for a bounded time, and only when no other pool competes for the cores (an
+ * OpenBLAS running its own threads: two spinning pools on two cores make both slow). A
+ * loop too small to pay for waking a worker (under two chunks) runs on the calling
+ * thread. The kernels never call back into the library from a worker. */
 #ifndef TG_KERNELS_PARALLEL_H
 #define TG_KERNELS_PARALLEL_H
 
@@ -37,6 +38,10 @@ enum { TG_GRAIN = 32768 };
 /* The number of threads loops may use (the caller included), and setting it (>= 1). */
 int tg__pool_threads(void);
 void tg__pool_set_threads(int n);
+/* How long a worker stays awake after a loop, waiting for the next (0: it sleeps at
+ * once, the default). gemm.c sets it once it knows that no other pool of threads (an
+ * OpenBLAS running its own) competes for the cores. */
+void tg__pool_set_spin(int microseconds);
 
 /* Hot loops get an AVX2 and an AVX-512 clone beside the portable one, picked at load time
  * from the CPU (GCC/clang function multi-versioning), so the build keeps portable flags.
