@@ -1,45 +1,275 @@
 #!/usr/bin/env bash
-# Per-op eager overhead of tapegrad, and of PyTorch when Debian's python3 has it:
+# The benchmark of BENCH.md in one run, and the per-op eager overhead:
 #   tools/bench.sh BUILD_DIR [OPS_PER_TAPE]
-# Runs BUILD_DIR/bench_overhead and bench/torch_overhead.py and prints both with the
-# ratio torch / tapegrad (above 1: tapegrad is faster).
+#
+# 1. Fashion-MNIST, Dense 784-500-10, Adam, batch 500 and batch 32, 2 threads: tapegrad
+#    (BUILD_DIR/bench_fmnist, through tg_fit), PyTorch eager at its best configuration
+#    (Debian's /usr/bin/python3 with python3-torch; the two alternate, TG_BENCH_REPEAT
+#    times each, default 2, and keep their best median) and TensorFlow.js with its wasm
+#    backend (npm packages installed into BUILD_DIR/tfjs-peer, git-ignored, when npm is
+#    there). s/epoch is the median of epochs 2..N, then the test accuracy and the peak
+#    resident memory of each process (/usr/bin/time). A peer that is missing is
+#    reported as "not installed".
+# 2. The GEMM limit: the peers' gemm_limit.c (cblas_sgemm on the step's shapes), built
+#    here against OpenBLAS with the settings tapegrad uses.
+# 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32) with tapegrad.
+# 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
+# One table goes to stdout and, with the machine and versions, to bench/results.md.
+#
+# Time: about 7 minutes on 2 cores, 5.5 of them TensorFlow.js (25-40 s per epoch here).
+# TG_BENCH_QUICK=1: 2 epochs (the median is epoch 2), TF.js on 12000 samples per epoch
+# (extrapolated, and marked so), a CNN epoch on 12000 samples: about 2 minutes.
+# TG_BENCH_PEERS="torch tfjs" (default) chooses the peers; "" for none. Each command is
+# stopped after TG_BENCH_TIMEOUT seconds (default 900). The peers' drivers are read from
+# PEERS_DIR (default ../shared/peers beside the repository).
 set -euo pipefail
 
 build=${1:?usage: tools/bench.sh BUILD_DIR [OPS_PER_TAPE]}
 ops=${2:-100}
 root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$build" && pwd)
 python=/usr/bin/python3
+peers_dir=${PEERS_DIR:-$root/../shared/peers}
+quick=${TG_BENCH_QUICK:-0}
+peers=${TG_BENCH_PEERS-torch tfjs}
+limit=${TG_BENCH_TIMEOUT:-900}
+threads=2
+epochs=5
+[ "$quick" = 1 ] && epochs=2
+logs=$build/bench-logs
+mkdir -p "$logs"
 
-if [ ! -x "$build/bench_overhead" ]; then
-    echo "bench.sh: $build/bench_overhead is missing (build first: make build)" >&2
-    exit 1
+for exe in bench_fmnist bench_overhead; do
+    if [ ! -x "$build/$exe" ]; then
+        echo "bench.sh: $build/$exe is missing (build first: make build)" >&2
+        exit 1
+    fi
+done
+
+# The peers get their best configuration (BENCH.md): OpenBLAS's AVX-512 kernels when the
+# CPU has them (Debian's OpenBLAS does not pick them on recent AMD CPUs), OpenBLAS on 2
+# threads, torch's own pool on 1 (two spinning pools on 2 cores are 3x slower).
+coretype=""
+if grep -q avx512f /proc/cpuinfo 2>/dev/null && grep -q avx512bw /proc/cpuinfo; then
+    coretype=SkylakeX
+fi
+peer_env=(env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=passive)
+[ -n "$coretype" ] && peer_env+=(OPENBLAS_CORETYPE=$coretype)
+
+# Runs a command with a time limit, its output in $logs/NAME.log and its peak resident
+# memory (kB) in $logs/NAME.rss; returns its status.
+run() {
+    local name=$1
+    shift
+    local rc=0
+    if [ -x /usr/bin/time ]; then
+        timeout "$limit" /usr/bin/time -f %M -o "$logs/$name.rss" "$@" >"$logs/$name.log" 2>&1 || rc=$?
+    else
+        timeout "$limit" "$@" >"$logs/$name.log" 2>&1 || rc=$?
+        echo "" >"$logs/$name.rss"
+    fi
+    grep -E '^(epoch|RESULT)' "$logs/$name.log" | sed "s/^/  [$name] /" || true
+    return $rc
+}
+
+# field NAME KEY: the value of KEY=... on the RESULT line of NAME's log.
+field() { sed -n 's/.*RESULT.*[ ]'"$2"'=\([^ ]*\).*/\1/p' "$logs/$1.log" 2>/dev/null | head -1; }
+rss_mb() { awk '{ if ($1 + 0 > 0) printf "%.0f", $1 / 1024 }' "$logs/$1.rss" 2>/dev/null; }
+
+declare -A sec acc mem status
+record() {   # record KEY NAME: s/epoch, accuracy, memory of a finished run
+    sec[$1]=$(field "$2" 'median_s_per_epoch(2..N)')
+    acc[$1]=$(field "$2" test_acc)
+    mem[$1]=$(rss_mb "$2")
+}
+
+# tapegrad and PyTorch run alternately, TG_BENCH_REPEAT times each (default 2; 1 in quick
+# mode), and each keeps its best median: on a shared machine the load changes from one
+# minute to the next, and alternating gives both the same chances.
+repeat=${TG_BENCH_REPEAT:-2}
+[ "$quick" = 1 ] && repeat=${TG_BENCH_REPEAT:-1}
+have_torch=0
+torch_version=""
+if [[ " $peers " == *" torch "* ]]; then
+    if [ -x "$python" ] && "$python" -c 'import torch' 2>/dev/null && [ -f "$peers_dir/bench_torch.py" ]; then
+        have_torch=1
+        torch_version=$("$python" -c 'import torch; print(torch.__version__)')
+    else
+        status[torch-500]="not installed"
+        status[torch-32]="not installed"
+    fi
 fi
 
-echo "== tapegrad ($ops chained scalar ops per tape, median of 7)"
-tg=$("$build/bench_overhead" "$ops")
-echo "$tg"
+keep_best() {   # keep_best KEY NAME: record NAME's run under KEY if its median is the lowest yet
+    local s
+    s=$(field "$2" 'median_s_per_epoch(2..N)')
+    [ -z "$s" ] && return
+    if [ -z "${sec[$1]:-}" ] || awk -v a="$s" -v b="${sec[$1]}" 'BEGIN { exit !(a < b) }'; then
+        record "$1" "$2"
+    fi
+}
 
+echo "== tapegrad (tg_fit, $threads threads) and PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads${coretype:+, $coretype kernels}):"
+echo "   784-500-10, Adam, $epochs epochs, alternately, best median of $repeat"
+for b in 500 32; do
+    for r in $(seq 1 "$repeat"); do
+        if run "tapegrad-b$b-$r" "$build/bench_fmnist" --batch $b --epochs $epochs --threads $threads; then
+            keep_best "tapegrad-$b" "tapegrad-b$b-$r"
+        else
+            status[tapegrad-$b]="failed (see $logs/tapegrad-b$b-$r.log)"
+        fi
+        [ "$have_torch" = 1 ] || continue
+        if run "torch-b$b-$r" "${peer_env[@]}" "$python" "$peers_dir/bench_torch.py" --batch $b \
+               --epochs $epochs --mode eager --threads 1; then
+            keep_best "torch-$b" "torch-b$b-$r"
+        else
+            status[torch-$b]="failed (see $logs/torch-b$b-$r.log)"
+        fi
+    done
+done
+[ "$have_torch" = 1 ] || echo "== PyTorch: not installed ($python cannot import torch, or $peers_dir/bench_torch.py is missing)"
+gemm_backend=$(sed -n 's/.*gemm=\(.*\)$/\1/p' "$logs/tapegrad-b500-1.log" | head -1)
+
+tfjs_version=""
+if [[ " $peers " == *" tfjs "* ]]; then
+    tfjs_dir=$build/tfjs-peer
+    if command -v node >/dev/null && [ -f "$peers_dir/bench_tfjs.js" ] &&
+       { [ -d "$tfjs_dir/node_modules/@tensorflow/tfjs-backend-wasm" ] ||
+         { command -v npm >/dev/null && mkdir -p "$tfjs_dir" &&
+           (cd "$tfjs_dir" && timeout "$limit" npm install --no-audit --no-fund --loglevel=error \
+               @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0 >"$logs/npm.log" 2>&1); }; }; then
+        tfjs_version=$(node -p "require('$tfjs_dir/node_modules/@tensorflow/tfjs/package.json').version")
+        samples=60000
+        [ "$quick" = 1 ] && samples=12000
+        echo "== TensorFlow.js $tfjs_version model.fit, wasm backend (node $(node --version))"
+        for b in 500 32; do
+            if run "tfjs-b$b" env NODE_PATH="$tfjs_dir/node_modules" node "$peers_dir/bench_tfjs.js" \
+                   --backend wasm --batch $b --epochs $epochs --mode fit --samples $samples; then
+                record "tfjs-$b" "tfjs-b$b"
+                grep -q EXTRAPOLATED "$logs/tfjs-b$b.log" && sec[tfjs-$b]="${sec[tfjs-$b]}*"
+            else
+                status[tfjs-$b]="failed (see $logs/tfjs-b$b.log)"
+            fi
+        done
+    else
+        status[tfjs-500]="not installed"
+        status[tfjs-32]="not installed"
+        echo "== TensorFlow.js: not installed (needs node and npm, and $peers_dir/bench_tfjs.js)"
+    fi
+fi
+
+echo "== GEMM limit: cblas_sgemm on the step's shapes, OpenBLAS $threads threads${coretype:+, $coretype}"
+floor500="" floor32="" peak=""
+if [ -f "$peers_dir/gemm_limit.c" ] && cc -O2 -o "$build/gemm_limit" "$peers_dir/gemm_limit.c" -lopenblas \
+       >"$logs/gemm_limit-build.log" 2>&1; then
+    limit_env=(env OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads)
+    [ -n "$coretype" ] && limit_env+=(OPENBLAS_CORETYPE=$coretype)
+    if timeout "$limit" "${limit_env[@]}" "$build/gemm_limit" >"$logs/gemm_limit.log" 2>&1; then
+        floors=$(awk '/^B=/{b=$1} /measured per-shape rates/{print b, $(NF-1)}' "$logs/gemm_limit.log")
+        floor500=$(awk '$1 == "B=500" {print $2}' <<<"$floors")
+        floor32=$(awk '$1 == "B=32" {print $2}' <<<"$floors")
+        peak=$(awk '/at square peak/ {print $(NF-1); exit}' "$logs/gemm_limit.log")
+        grep -E "square|per-shape|^core" "$logs/gemm_limit.log" | sed 's/^/  /'
+    fi
+else
+    echo "  not available (needs libopenblas-dev and $peers_dir/gemm_limit.c)"
+fi
+
+echo "== CNN: Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dense(10), batch 32, tapegrad"
+cnn_samples=60000
+[ "$quick" = 1 ] && cnn_samples=12000
+cnn=""
+if run tapegrad-cnn "$build/bench_fmnist" --model cnn --batch 32 --epochs 2 --threads $threads \
+       --samples $cnn_samples; then
+    cnn="$(field tapegrad-cnn 'median_s_per_epoch(2..N)') s per epoch of $cnn_samples samples, test accuracy"
+    cnn="$cnn $(field tapegrad-cnn test_acc), peak $(rss_mb tapegrad-cnn) MB"
+fi
+
+echo "== per-op eager overhead ($ops chained scalar ops per tape, median of 7)"
+tg=$("$build/bench_overhead" "$ops")
 th=""
 if [ -x "$python" ] && "$python" -c 'import torch' 2>/dev/null; then
-    echo "== PyTorch $("$python" -c 'import torch; print(torch.__version__)') (1 thread)"
-    th=$("$python" "$root/bench/torch_overhead.py" "$ops")
-    echo "$th"
-else
-    echo "== PyTorch: not measured ($python cannot import torch; apt-get install python3-torch)"
+    th=$(OMP_NUM_THREADS=1 "$python" "$root/bench/torch_overhead.py" "$ops")
 fi
+value() { awk -v m="$2" '$2 == m && NF == 4 { print $3 }' <<<"$1"; }
 
-# Lines are "FRAMEWORK METRIC VALUE ns/op".
-value() { awk -v m="$2" '$2 == m { print $3 }' <<<"$1"; }
+# ---- the table ---------------------------------------------------------------------------------------
+cell() {   # cell KEY: s/epoch or the reason there is none
+    if [ -n "${sec[$1]:-}" ]; then echo "${sec[$1]}"; else echo "${status[$1]:-not run}"; fi
+}
+ratio() {   # ratio KEY BATCH: peer s/epoch over tapegrad's (above 1: tapegrad is faster)
+    local p=${sec[$1]:-} t=${sec[tapegrad-$2]:-}
+    p=${p%\*}
+    [ -n "$p" ] && [ -n "$t" ] && awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }' || echo "-"
+}
+pair() { echo "${1:--} / ${2:--}"; }
+
+table=$(
+    echo "| run | B=500 s/epoch | B=32 s/epoch | test accuracy (500 / 32) | peak memory MB (500 / 32) | vs tapegrad B=500 | vs tapegrad B=32 |"
+    echo "|---|---|---|---|---|---|---|"
+    echo "| tapegrad (tg_fit, $threads threads, ${gemm_backend:-?}) | $(cell tapegrad-500) | $(cell tapegrad-32) | $(pair "${acc[tapegrad-500]:-}" "${acc[tapegrad-32]:-}") | $(pair "${mem[tapegrad-500]:-}" "${mem[tapegrad-32]:-}") | 1 | 1 |"
+    if [[ " $peers " == *" torch "* ]]; then
+        echo "| PyTorch ${torch_version:-} eager (torch 1 thread, OpenBLAS $threads${coretype:+ $coretype}) | $(cell torch-500) | $(cell torch-32) | $(pair "${acc[torch-500]:-}" "${acc[torch-32]:-}") | $(pair "${mem[torch-500]:-}" "${mem[torch-32]:-}") | $(ratio torch-500 500) | $(ratio torch-32 32) |"
+    fi
+    if [[ " $peers " == *" tfjs "* ]]; then
+        echo "| TensorFlow.js ${tfjs_version:-} model.fit, wasm | $(cell tfjs-500) | $(cell tfjs-32) | $(pair "${acc[tfjs-500]:-}" "${acc[tfjs-32]:-}") | $(pair "${mem[tfjs-500]:-}" "${mem[tfjs-32]:-}") | $(ratio tfjs-500 500) | $(ratio tfjs-32 32) |"
+    fi
+    l500=-; l32=-
+    [ -n "$floor500" ] && [ -n "${sec[tapegrad-500]:-}" ] && l500=$(awk -v t="${sec[tapegrad-500]}" -v f="$floor500" 'BEGIN { printf "tapegrad at %.2fx", t / f }')
+    [ -n "$floor32" ] && [ -n "${sec[tapegrad-32]:-}" ] && l32=$(awk -v t="${sec[tapegrad-32]}" -v f="$floor32" 'BEGIN { printf "tapegrad at %.2fx", t / f }')
+    echo "| GEMM limit (the step's 5 cblas_sgemm at their measured rates, same OpenBLAS) | ${floor500:-not available} | ${floor32:-not available} | | | $l500 | $l32 |"
+    if [ -n "$peak" ]; then
+        echo "| GEMM at the 2048^3 peak rate (95.88 GFLOP per epoch) | $peak | $peak | | | | |"
+    fi
+)
 
 echo
+echo "$table"
+[ "$quick" = 1 ] && echo "(quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch)"
+echo
+echo "CNN: ${cnn:-failed}"
 printf '%-16s %14s %14s %16s\n' metric "tapegrad ns/op" "torch ns/op" "torch/tapegrad"
+overhead=""
 for metric in record+backward forward; do
     t=$(value "$tg" "$metric")
     p=$(value "$th" "$metric")
-    if [ -n "$p" ]; then
-        ratio=$(awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }')
-    else
-        p="-" ratio="-"
-    fi
-    printf '%-16s %14s %14s %16s\n' "$metric" "$t" "$p" "$ratio"
+    r=-
+    [ -n "$p" ] && r=$(awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }')
+    printf '%-16s %14s %14s %16s\n' "$metric" "$t" "${p:--}" "$r"
+    overhead="$overhead| $metric | $t | ${p:-not installed} | $r |"$'\n'
 done
+
+# ---- bench/results.md ------------------------------------------------------------------------------
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512'))"
+{
+    echo "# Benchmark results"
+    echo
+    echo "Written by \`make bench\` (tools/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$quick" = 1 ] && echo ", quick mode")."
+    echo
+    echo "- Machine: ${cpu:-?}, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory;" \
+         "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(cc --version | head -1)"
+    echo "- Load when the run began: $(cut -d' ' -f1-3 /proc/loadavg) (the peers and tapegrad run one after another on the same cores)"
+    echo "- tapegrad: GEMM ${gemm_backend:-?}; $threads threads"
+    echo "- PyTorch: ${torch_version:-not installed}; TensorFlow.js: ${tfjs_version:-not installed}$(command -v node >/dev/null && echo ", node $(node --version)")"
+    echo "- Benchmark: ../shared/BENCH.md (Fashion-MNIST, Dense 784-500-10, Adam 1e-3, $epochs epochs; s/epoch is the median of epochs 2..N; peak memory is each process's maximum resident set)"
+    echo
+    echo "$table"
+    [ "$quick" = 1 ] && echo && echo "Quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch."
+    echo
+    echo "Ratios are the peer's s/epoch over tapegrad's (above 1: tapegrad is faster). tapegrad and"
+    echo "PyTorch ran alternately, $repeat times each, keeping their best median. The GEMM limit is"
+    echo "gemm_limit.c's time for the step's five products at their measured rates, with OpenBLAS's"
+    echo "own $threads threads (tapegrad runs OpenBLAS on one thread and splits products over its pool,"
+    echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
+    echo
+    echo "CNN epoch (tapegrad): ${cnn:-failed}."
+    echo
+    echo "Per-op eager overhead ($ops chained scalar ops per tape, median of 7):"
+    echo
+    echo "| metric | tapegrad ns/op | PyTorch ns/op | PyTorch / tapegrad |"
+    echo "|---|---|---|---|"
+    echo -n "$overhead"
+} >"$root/bench/results.md"
+echo
+echo "Written: bench/results.md (logs in $logs)"
