@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ typedef struct band_job {
     int64_t lda, bs;
     void *C;
     int64_t ldc;
-    bool failed;
+    atomic_bool failed;    /* a thread found no memory to pack its block of A */
 } band_job;
 
 #define DEFINE_GEMM(T, SUF)                                                                              \
@@ -105,7 +106,7 @@ typedef struct band_job {
         const T *A = j->A;                                                                               \
         T *ap = j->ta ? pack_space(0, sizeof(T) * MC * KC) : NULL;                                       \
         if (j->ta && !ap) {                                                                              \
-            j->failed = true;                                                                            \
+            atomic_store(&j->failed, true);                                                              \
             return;                                                                                      \
         }                                                                                                \
         for (int64_t band = begin; band < end; band++) {                                                 \
@@ -116,25 +117,23 @@ typedef struct band_job {
                 pack_t_##SUF(A, j->lda, i0, j->k0, mc, j->kc, ap);                                       \
                 a = ap, as = j->kc;                                                                      \
             }                                                                                            \
-            block_##SUF(mc, j->nc, j->kc, (T)j->alpha, a, as, j->b, j->bs,                               \
-                        (T *)j->C + i0 * j->ldc + j->j0, j->ldc);                                        \
+            block_##SUF(mc, j->nc, j->kc, (T)j->alpha, a, as, j->b, j->bs, (T *)j->C + i0 * j->ldc + j->j0, \
+                        j->ldc);                                                                         \
         }                                                                                                \
     }                                                                                                    \
                                                                                                          \
-    void tg_gemm_blocked_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,     \
+    bool tg_gemm_blocked_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,     \
                                int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc)          \
     {                                                                                                    \
         if (M <= 0 || N <= 0)                                                                            \
-            return;                                                                                      \
+            return true;                                                                                 \
         scale_##SUF(M, N, beta, C, ldc);                                                                 \
         if (K <= 0 || alpha == 0)                                                                        \
-            return;                                                                                      \
+            return true;                                                                                 \
         /* Transposed operands are packed so the kernel reads rows; others are used in place. */        \
         T *bp = tb ? pack_space(1, sizeof(T) * KC * NC) : NULL;                                          \
-        if (tb && !bp) {                                                                                 \
-            tg_gemm_ref_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, 1, C, ldc);                        \
-            return;                                                                                      \
-        }                                                                                                \
+        if (tb && !bp)                                                                                   \
+            return false;                                                                                \
         int64_t bands = (M + MC - 1) / MC;                                                               \
         for (int64_t j0 = 0; j0 < N; j0 += NC) {                                                         \
             int64_t nc = N - j0 < NC ? N - j0 : NC;                                                      \
@@ -149,18 +148,11 @@ typedef struct band_job {
                 /* Bands of C are disjoint: any thread count gives the same sums. */                    \
                 int64_t per = tg__rows_grain(MC * nc * kc, 1 << 20);                                     \
                 tg__parallel_for(bands, per, bands_##SUF, &job);                                         \
-                if (job.failed) { /* no memory for a pack: finish this k block exactly */                \
-                    for (int64_t i = 0; i < M; i++)                                                      \
-                        for (int64_t j = 0; j < nc; j++) {                                               \
-                            double s = 0;                                                                \
-                            for (int64_t k = k0; k < k0 + kc; k++)                                       \
-                                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) *                    \
-                                     (double)(tb ? B[(j0 + j) * ldb + k] : B[k * ldb + j0 + j]);         \
-                            C[i * ldc + j0 + j] += (T)(alpha * s);                                       \
-                        }                                                                                \
-                }                                                                                        \
+                if (atomic_load(&job.failed))                                                            \
+                    return false;                                                                        \
             }                                                                                            \
         }                                                                                                \
+        return true;                                                                                     \
     }                                                                                                    \
                                                                                                          \
     void tg_gemm_ref_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A,         \
@@ -315,14 +307,12 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
                     j->lda, j->tb ? j->B + b * j->ldb : j->B + b, j->ldb, j->beta, j->C + b, j->ldc);      \
     }                                                                                                    \
                                                                                                          \
-    void tg_gemm_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, \
+    bool tg_gemm_##SUF(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, \
                        const T *B, int64_t ldb, T beta, T *C, int64_t ldc)                               \
     {                                                                                                    \
         blas_ready();                                                                                    \
-        if (!blas.FN || !cblas_ok(M, N, K, lda, ldb, ldc)) {                                             \
-            tg_gemm_blocked_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                 \
-            return;                                                                                      \
-        }                                                                                                \
+        if (!blas.FN || !cblas_ok(M, N, K, lda, ldb, ldc))                                               \
+            return tg_gemm_blocked_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);          \
         int t = blas.split && M * N * K >= (1 << 20) ? tg__pool_threads() : 1;                           \
         split_##SUF j = {.ta = ta, .tb = tb, .by_rows = N < 64 * t, .M = (int)M, .N = (int)N, .K = (int)K, \
                          .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .alpha = alpha, .beta = beta,  \
@@ -331,6 +321,7 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
         if (!j.by_rows)                                                                                  \
             part = (part + 15) / 16 * 16; /* whole vectors of columns per part */                        \
         tg__parallel_for(len, part, split_part_##SUF, &j);                                               \
+        return true;                                                                                     \
     }
 
 DEFINE_SPLIT(float, f32, sgemm)

@@ -14,15 +14,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-void tg_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+bool tg_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void tg_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+bool tg_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                  const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
-/* Portable cache-blocked kernel (the fallback when there is no BLAS). */
-void tg_gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+/* Portable cache-blocked kernel (the fallback when there is no BLAS). It and tg_gemm_*
+ * return false only when the blocked kernel found no memory for the buffers that pack a
+ * transposed operand (allocated once per thread); C then holds no product. */
+bool tg_gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void tg_gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+bool tg_gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                          int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Naive triple loop with a double accumulator: the reference for tests. */

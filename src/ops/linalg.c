@@ -82,13 +82,19 @@ static int64_t batch_strides(const tg_tensor *t, const mm_geom *g, int64_t *stri
     return count;
 }
 
-static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+/* False only when the portable kernel found no memory to pack an operand. */
+static bool gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                  const void *B, int64_t ldb, void *C, int64_t ldc)
 {
     if (dt == TG_F32)
-        tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-    else
-        tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+        return tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+
+static bool out_of_memory(const tg_call *c)
+{
+    tg__fail(c->loc, "tg_matmul: out of memory for the product's packing buffers");
+    return false;
 }
 
 static bool matmul_forward(const tg_call *c, tg_tensor *out)
@@ -104,13 +110,14 @@ static bool matmul_forward(const tg_call *c, tg_tensor *out)
     int64_t nb = batch_strides(b, &g, sb);
     if (nb == 1 && !ta) {
         /* One matrix b: the batches of a stack into one tall product. */
-        gemm(a->dtype, false, tb, g.nbatch * g.m, g.n, g.k, a->data, lda, b->data, ldb, out->data, g.n);
-        return true;
+        return gemm(a->dtype, false, tb, g.nbatch * g.m, g.n, g.k, a->data, lda, b->data, ldb, out->data, g.n) ||
+               out_of_memory(c);
     }
     int64_t idx[TG_MAX_RANK] = {0}, oa = 0, ob = 0;
     for (int64_t i = 0; i < g.nbatch; i++) {
-        gemm(a->dtype, ta, tb, g.m, g.n, g.k, (const char *)a->data + (size_t)oa * es, lda,
-             (const char *)b->data + (size_t)ob * es, ldb, (char *)out->data + (size_t)(i * g.m * g.n) * es, g.n);
+        if (!gemm(a->dtype, ta, tb, g.m, g.n, g.k, (const char *)a->data + (size_t)oa * es, lda,
+                  (const char *)b->data + (size_t)ob * es, ldb, (char *)out->data + (size_t)(i * g.m * g.n) * es, g.n))
+            return out_of_memory(c);
         for (int d = g.batch.rank - 1; d >= 0; d--) {   /* odometer over the batch axes */
             oa += sa[d], ob += sb[d];
             if (++idx[d] < g.batch.dims[d])
