@@ -117,6 +117,24 @@ static bool f32_matches_f64(const char *name, gc_fn f, tg_tensor *const *xs, int
     return ok;
 }
 
+/* d2y/dx2 of an element-wise f at x, through nested tapes (the inner gradient is taken
+ * while the outer tape records). */
+static inline tg_tensor *second_derivative(tg_tensor *(*f)(const tg_tensor *), tg_tensor *x)
+{
+    tg_tape *outer = tg_tape_begin();
+    tg_watch(outer, x);
+    tg_tape *inner = tg_tape_begin();
+    tg_watch(inner, x);
+    tg_tensor *y = f(x);
+    tg_tape_end(inner);
+    tg_tensor *g = tg_gradient(inner, y, x);
+    tg_tape_end(outer);
+    tg_tensor *g2 = tg_gradient(outer, g, x);
+    tg_tape_free(inner);
+    tg_tape_free(outer);
+    return g2;
+}
+
 /* Seeded random float64 inputs in [lo, hi). */
 static tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, double hi)
 {

@@ -207,22 +207,6 @@ static void test_gradients_softmax(void)
 }
 
 /* ---- second derivatives through nested tapes -------------------------------------------------- */
-static tg_tensor *second_derivative(tg_tensor *(*f)(const tg_tensor *), tg_tensor *x)
-{
-    tg_tape *outer = tg_tape_begin();
-    tg_watch(outer, x);
-    tg_tape *inner = tg_tape_begin();
-    tg_watch(inner, x);
-    tg_tensor *y = f(x);
-    tg_tape_end(inner);
-    tg_tensor *g = tg_gradient(inner, y, x);
-    tg_tape_end(outer);
-    tg_tensor *g2 = tg_gradient(outer, g, x);
-    tg_tape_free(inner);
-    tg_tape_free(outer);
-    return g2;
-}
-
 static void test_second_derivatives(void)
 {
     tg_scope *s = tg_scope_begin();

@@ -534,23 +534,6 @@ static void test_identity_reads_variable(void)
     tg_set_warning_handler(NULL, NULL);
 }
 
-/* d2y/dx2 through nested tapes, against the analytic value. */
-static tg_tensor *second_derivative(tg_tensor *(*f)(const tg_tensor *), tg_tensor *x)
-{
-    tg_tape *outer = tg_tape_begin();
-    tg_watch(outer, x);
-    tg_tape *inner = tg_tape_begin();
-    tg_watch(inner, x);
-    tg_tensor *y = f(x);
-    tg_tape_end(inner);
-    tg_tensor *g = tg_gradient(inner, y, x);
-    tg_tape_end(outer);
-    tg_tensor *g2 = tg_gradient(outer, g, x);
-    tg_tape_free(inner);
-    tg_tape_free(outer);
-    return g2;
-}
-
 static tg_tensor *f_cube(const tg_tensor *x) { return tg_pow(x, tg_scalar_like(x, 3)); }
 static tg_tensor *f_erf(const tg_tensor *x) { return tg_erf(x); }
 static tg_tensor *f_recip(const tg_tensor *x) { return tg_div(tg_scalar_like(x, 1), x); }
