@@ -167,8 +167,8 @@ static int read_saved(const char *path, saved_model *out)
     return rc;
 }
 
-/* Builds the model a file describes and loads its weights (and optimizer, when compiled
- * first by the caller through `compile`). */
+/* Builds the model a file describes and loads its weights. With `opt` the model is
+ * compiled with it first (the model then owns it), so the optimizer state loads too. */
 static tg_model *load_model(const char *path, const saved_model *sm, tg_optimizer *opt)
 {
     tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
