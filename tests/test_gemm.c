@@ -116,8 +116,8 @@ static void test_active_matches_reference(void)
     check_kernel("active", tg_gemm_f64, tg_gemm_f32);
 }
 
-/* Products large enough to be split over the loop pool (columns, or rows when C is
- * narrow), under 2 and 3 threads, every transpose combination. */
+/* Products large enough to be split over the loop pool (rows, or columns when C is
+ * wider than tall), under 2 and 3 threads, every transpose combination. */
 static void test_active_split_matches_reference(void)
 {
     static const int64_t sizes[][3] = {{300, 200, 150}, {2000, 10, 100}, {37, 1100, 90}};

@@ -76,6 +76,11 @@ static void compute_all(results *r)
     keep(r, "variance", tg_variance(x64));
     keep(r, "sum int", tg_sum(tg_cast(tg_mul(x, tg_scalar(1000)), TG_I32)));
     keep(r, "bias relu", tg_bias_add_act(x, b, TG_BIAS_RELU));
+    keep(r, "gather rows", tg_gather(x, tg_cast(tg_mul(tg_abs(tg_reshape(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1, 300)),
+                                                                        TG_SHAPE(300))),
+                                                       tg_scalar(200)),
+                                              TG_I64),
+                                     0));
     tg_tensor *labels = tg_cast(tg_argmax(x, -1), TG_I32);
     tg_tensor *logits = tg_reshape(x, TG_SHAPE(7000, 30));
     tg_tensor *l2 = tg_reshape(tg_cast(tg_argmax(logits, -1), TG_I64), TG_SHAPE(7000));
@@ -168,6 +173,17 @@ static void test_threaded_values(void)
     for (int64_t i = 0; i < R * C; i++)
         ok &= got[i] == (v[i] > 0 ? v[i] : 0);
     CHECK(ok);
+    /* Rows gathered in an order that is not sorted, repeats rows and spans many chunks. */
+    int64_t idx[900];
+    for (int64_t i = 0; i < 900; i++)
+        idx[i] = (i * 389 + 17) % R;
+    double *rows = malloc(sizeof(double) * 900 * C);
+    tg_copy_out_f64(tg_gather(x, tg_tensor_from(TG_I64, TG_SHAPE(900), idx), 0), rows, 900 * C);
+    ok = true;
+    for (int64_t i = 0; i < 900; i++)
+        ok &= memcmp(rows + i * C, v + idx[i] * C, sizeof(double) * C) == 0;
+    CHECK(ok);
+    free(rows);
     free(v), free(col), free(got);
     tg_scope_end(s);
     tg_set_num_threads(2);

@@ -284,8 +284,11 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
 }
 #define TRANS(t) ((t) ? CBLAS_TRANS : CBLAS_NO_TRANS)
 
-/* A product split over the loop pool: blocks of columns of C (or of rows, when C is
- * narrow), one OpenBLAS call each. Products under a million multiply-adds stay whole. */
+/* A product split over the loop pool: one block of rows of C per thread (or of columns,
+ * when C is wider than tall), one OpenBLAS call each. Each call packs its own block of
+ * op(A) and all of op(B); splitting the longer side measured 3-6% faster than splitting
+ * columns on the training step's square-ish products. Products under a million
+ * multiply-adds stay whole. */
 #define DEFINE_SPLIT(T, SUF, FN)                                                                         \
     typedef struct split_##SUF {                                                                         \
         bool ta, tb, by_rows;                                                                            \
@@ -314,12 +317,11 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
         if (!blas.FN || !cblas_ok(M, N, K, lda, ldb, ldc))                                               \
             return tg_gemm_blocked_##SUF(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);          \
         int t = blas.split && M * N * K >= (1 << 20) ? tg__pool_threads() : 1;                           \
-        split_##SUF j = {.ta = ta, .tb = tb, .by_rows = N < 64 * t, .M = (int)M, .N = (int)N, .K = (int)K, \
+        split_##SUF j = {.ta = ta, .tb = tb, .by_rows = M >= N || N < 64 * t, .M = (int)M, .N = (int)N, .K = (int)K, \
                          .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .alpha = alpha, .beta = beta,  \
                          .A = A, .B = B, .C = C};                                                        \
         int64_t len = j.by_rows ? M : N, part = (len + t - 1) / t;                                       \
-        if (!j.by_rows)                                                                                  \
-            part = (part + 15) / 16 * 16; /* whole vectors of columns per part */                        \
+        part = (part + 15) / 16 * 16; /* whole register blocks of rows or columns per part */           \
         tg__parallel_for(len, part, split_part_##SUF, &j);                                               \
         return true;                                                                                     \
     }

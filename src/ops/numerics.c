@@ -3,38 +3,9 @@
  * of every gradient a backward rule gives. A report says where the first non-finite
  * value appeared: the op, its line and layer, and the input it came in through (a
  * variable, data) when it did not start at that op. */
-#include <string.h>
-
 #include "op.h"
 #include "tapegrad/ops.h"
 
-/* The index of the first NaN or Inf of a float tensor, or -1. The exponent bits are
- * tested block by block, so the common all-finite case is one vectorised pass. */
-#define SCAN(U, EXP)                                                                            \
-    for (int64_t b = 0; b < t->size; b += 1024) {                                               \
-        int64_t e = t->size - b < 1024 ? t->size : b + 1024;                                    \
-        unsigned bad = 0;                                                                       \
-        for (int64_t i = b; i < e; i++) {                                                       \
-            U u;                                                                                \
-            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
-            bad |= (u & EXP) == EXP;                                                            \
-        }                                                                                       \
-        for (int64_t i = b; bad && i < e; i++) {                                                \
-            U u;                                                                                \
-            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
-            if ((u & EXP) == EXP)                                                               \
-                return i;                                                                       \
-        }                                                                                       \
-    }
-static int64_t first_nonfinite(const tg_tensor *t)
-{
-    if (t->dtype == TG_F32)
-        SCAN(uint32_t, 0x7F800000u)
-    else if (t->dtype == TG_F64)
-        SCAN(uint64_t, 0x7FF0000000000000ull)
-    return -1;
-}
-#undef SCAN
 
 static const char *value_name(const tg_tensor *t, int64_t i)
 {
@@ -92,7 +63,7 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
 {
     if (tg__ctx()->in_backward || c->op == TG_OP_CHECK_NUMERICS || !tg_dtype_is_float(out->dtype))
         return true;
-    int64_t bad = first_nonfinite(out);
+    int64_t bad = tg__first_nonfinite(out);
     if (bad < 0)
         return true;
     char at[2 * TG_SHAPE_STR_MAX], layer[300] = "", cause[1024] = "; its inputs are finite: it starts here";
@@ -100,7 +71,7 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
     if (name)
         snprintf(layer, sizeof layer, " in layer \"%s\"", name);
     for (int i = 0; i < c->n; i++) {
-        int64_t j = tg_dtype_is_float(c->in[i]->dtype) ? first_nonfinite(c->in[i]) : -1;
+        int64_t j = tg_dtype_is_float(c->in[i]->dtype) ? tg__first_nonfinite(c->in[i]) : -1;
         if (j < 0)
             continue;
         char o[600], w[2 * TG_SHAPE_STR_MAX];
@@ -116,10 +87,10 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
 bool tg__numerics_gradient(tg_op_kind op, tg_loc loc, const char *layer, const tg_tensor *const *in, int n, int i,
                            const tg_tensor *dx, const tg_tensor *dy)
 {
-    int64_t bad = tg_dtype_is_float(dx->dtype) ? first_nonfinite(dx) : -1;
+    int64_t bad = tg_dtype_is_float(dx->dtype) ? tg__first_nonfinite(dx) : -1;
     if (bad < 0)
         return true;
-    int64_t up = dy ? first_nonfinite(dy) : -1;
+    int64_t up = dy ? tg__first_nonfinite(dy) : -1;
     char at[2 * TG_SHAPE_STR_MAX], o[600], in_layer[300] = "";
     if (layer)
         snprintf(in_layer, sizeof in_layer, " in layer \"%s\"", layer);
@@ -144,7 +115,7 @@ static bool check_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 static bool check_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
-    int64_t bad = first_nonfinite(x);
+    int64_t bad = tg__first_nonfinite(x);
     if (bad >= 0) {
         char at[2 * TG_SHAPE_STR_MAX], o[600];
         const char *msg = c->a->user ? c->a->user : "";

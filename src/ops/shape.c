@@ -8,6 +8,7 @@
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 static void contiguous_strides(const int64_t *dims, int rank, int64_t *st)
@@ -733,6 +734,24 @@ static bool gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return indexed_shape(c, &ps, c->in[1], &axis, shape);
 }
 
+/* Output rows [begin, end) of a gather: row r is source row (r / n) * dim + idx[r % n]. */
+typedef struct gather_job {
+    const char *src;
+    char *dst;
+    const tg_tensor *idx;
+    int64_t dim;
+    size_t row;
+} gather_job;
+
+static void gather_rows(void *ctx, int64_t begin, int64_t end)
+{
+    const gather_job *j = ctx;
+    int64_t n = j->idx->size;
+    for (int64_t r = begin; r < end; r++)
+        memcpy(j->dst + (size_t)r * j->row, j->src + (size_t)((r / n) * j->dim + index_at(j->idx, r % n)) * j->row,
+               j->row);
+}
+
 static bool gather_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *p = c->in[0], *idx = c->in[1];
@@ -742,10 +761,10 @@ static bool gather_forward(const tg_call *c, tg_tensor *out)
     size_t row = (size_t)inner * tg__dsize(p->dtype);
     if (!check_indices(c, idx, dim, axis, &ps))
         return false;
-    char *dst = out->data;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < idx->size; i++, dst += row)
-            memcpy(dst, (const char *)p->data + (size_t)(o * dim + index_at(idx, i)) * row, row);
+    gather_job j = {.src = p->data, .dst = out->data, .idx = idx, .dim = dim, .row = row};
+    /* Rows picked at random from a large table are memory-latency bound: several threads
+     * keep more of them in flight (fit's shuffled batches). */
+    tg__parallel_for(outer * idx->size, tg__rows_grain((int64_t)row, 1 << 17) /* bytes */, gather_rows, &j);
     return true;
 }
 

@@ -72,6 +72,34 @@ void tg__set(tg_tensor *t, int64_t i, double v)
     }
 }
 
+/* The exponent bits are tested block by block, so the common all-finite case is one
+ * vectorised pass. */
+#define SCAN(U, EXP)                                                                            \
+    for (int64_t b = 0; b < t->size; b += 1024) {                                               \
+        int64_t e = t->size - b < 1024 ? t->size : b + 1024;                                    \
+        unsigned bad = 0;                                                                       \
+        for (int64_t i = b; i < e; i++) {                                                       \
+            U u;                                                                                \
+            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
+            bad |= (u & EXP) == EXP;                                                            \
+        }                                                                                       \
+        for (int64_t i = b; bad && i < e; i++) {                                                \
+            U u;                                                                                \
+            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
+            if ((u & EXP) == EXP)                                                               \
+                return i;                                                                       \
+        }                                                                                       \
+    }
+int64_t tg__first_nonfinite(const tg_tensor *t)
+{
+    if (t->dtype == TG_F32)
+        SCAN(uint32_t, 0x7F800000u)
+    else if (t->dtype == TG_F64)
+        SCAN(uint64_t, 0x7FF0000000000000ull)
+    return -1;
+}
+#undef SCAN
+
 /* ---- creation ------------------------------------------------------------------------------ */
 tg_tensor *tg_tensor_from_at(tg_loc loc, tg_dtype dtype, tg_shape shape, const void *data)
 {

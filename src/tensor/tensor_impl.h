@@ -132,5 +132,7 @@ void *tg__variable_begin_write(tg_loc loc, tg_tensor *var);
 /* ---- element access for generic code ----------------------------------------------------- */
 double tg__get(const tg_tensor *t, int64_t i);
 void tg__set(tg_tensor *t, int64_t i, double v);
+/* The index of the first NaN or Inf of a tensor (-1 when none, or not a float tensor). */
+int64_t tg__first_nonfinite(const tg_tensor *t);
 
 #endif

@@ -86,17 +86,13 @@ static bool check_data(tg_loc loc, const char *func, tg_model *m, const tg_tenso
 
 static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const char *name)
 {
-    if (!tg_dtype_is_float(x->dtype))
+    int64_t i = tg__first_nonfinite(x);
+    if (i < 0)
         return true;
-    int64_t per = x->shape[0] ? x->size / x->shape[0] : 0;
-    for (int64_t i = 0; i < x->size; i++) {
-        double v = tg__get(x, i);
-        if (!isfinite(v))
-            return tg__failb(loc, "%s: `%s` holds %g at row %lld, column %lld: clean or impute the data first "
-                             "(a NaN or Inf input makes every weight NaN after one step)",
-                             func, name, v, (long long)(i / per), (long long)(i % per));
-    }
-    return true;
+    int64_t per = x->size / x->shape[0];   /* x has a row per sample: i is inside one */
+    return tg__failb(loc, "%s: `%s` holds %g at row %lld, column %lld: clean or impute the data first "
+                     "(a NaN or Inf input makes every weight NaN after one step)",
+                     func, name, tg__get(x, i), (long long)(i / per), (long long)(i % per));
 }
 
 /* ---- batches ------------------------------------------------------------------------------------- */
