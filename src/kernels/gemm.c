@@ -321,7 +321,8 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
                          .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .alpha = alpha, .beta = beta,  \
                          .A = A, .B = B, .C = C};                                                        \
         int64_t len = j.by_rows ? M : N, part = (len + t - 1) / t;                                       \
-        part = (part + 15) / 16 * 16; /* whole register blocks of rows or columns per part */           \
+        if (part > 16)                                                                                   \
+            part = (part + 15) / 16 * 16; /* whole register blocks of rows or columns per part */       \
         tg__parallel_for(len, part, split_part_##SUF, &j);                                               \
         return true;                                                                                     \
     }
