@@ -11,7 +11,8 @@
  * the first --samples training images (default 60000), same loss and optimizer.
  *
  *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn] [--samples N]
- *                [--seed 0] [--dir FMNIST_DIR] */
+ *                [--seed 0] [--dir FMNIST_DIR] [--profile]
+ * --profile prints tapegrad's op profile of the training (tg_profile_print). */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,14 @@ static const char *arg(int argc, char **argv, const char *name, const char *def)
     return def;
 }
 
+static bool flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], name))
+            return true;
+    return false;
+}
+
 static tg_tensor *read_idx(const char *dir, const char *name, bool labels)
 {
     char path[4096];
@@ -110,7 +119,7 @@ int main(int argc, char **argv)
     dir = arg(argc, argv, "--dir", dir);
     bool cnn = !strcmp(model_kind, "cnn");
     if (batch < 1 || epochs < 1 || epochs > 64 || threads < 1 || samples < 1) {
-        fprintf(stderr, "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn] [--samples N]\n",
+        fprintf(stderr, "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn] [--samples N] [--profile]\n",
                 argv[0]);
         return 2;
     }
@@ -151,13 +160,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    bool profile = flag(argc, argv, "--profile");
     timing t = {0};
+    if (profile)
+        tg_profile_start();
     tg_callback cb = {.on_epoch_begin = epoch_begin, .on_epoch_end = epoch_end, .user = &t};
     tg_history *h = tg_fit(m, xtr, ytr, .epochs = epochs, .batch_size = batch, .seed = seed + 1,
                            .verbose = TG_VERBOSE_SILENT, .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
     if (!h) {
         fprintf(stderr, "bench_fmnist: %s\n", tg_last_error());
         return 1;
+    }
+    if (profile) {
+        tg_profile_stop();
+        tg_profile_print(stdout);
     }
     double acc = accuracy(m, xte, yte);
     double sorted[64];

@@ -244,6 +244,31 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
 #define tg_softmax_cross_entropy_with_logits(labels, logits) \
     tg_softmax_cross_entropy_with_logits_at(TG_LOC, labels, logits)
 
+/* ---- profiling -------------------------------------------------------------------- */
+/* While this thread profiles (tg_profile_start ... tg_profile_stop), each op's kernel is
+ * timed, per op, with the ops that backward rules run apart ("in backward"), and so is
+ * each optimizer update. What the table does not cover is the rest: recording, the
+ * program's own code, data loading. Two clock reads per op while on; nothing when off.
+ *
+ *   tg_profile_start();
+ *   tg_fit(model, x, y, .epochs = 1);
+ *   tg_profile_stop();
+ *   tg_profile_print(stderr);   // op, calls, seconds, share of the time profiled, us per call
+ *
+ * tg_profile_rows fills up to `max` rows, most time first, returns how many there are,
+ * and gives the seconds profiled so far; tg_profile_reset empties the table. */
+typedef struct tg_profile_row {
+    const char *name;   /* the op (tg_matmul) or section (optimizer update) */
+    bool backward;      /* run by a backward rule */
+    int64_t calls;
+    double seconds;
+} tg_profile_row;
+void tg_profile_start(void);
+void tg_profile_stop(void);
+void tg_profile_reset(void);
+int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds);
+int tg_profile_print(FILE *stream);   /* 0, or -1 when the stream failed */
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,7 +42,8 @@ static const char *const usage_fit =
     "  --resume FILE          continue a fit from a file written by --save\n"
     "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
     "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
-    "  --quiet                no progress output\n";
+    "  --quiet                no progress output\n"
+    "  --profile              after training, where its time went, per op (to stderr)\n";
 
 static const char *const usage_evaluate =
     "usage: tapegrad evaluate MODEL [--data SOURCE] [--label COLUMN] [--batch-size N]\n"
@@ -234,7 +235,7 @@ typedef struct fit_args {
     const char *data, *label, *model, *optimizer, *save, *resume, *history, *plot;
     long epochs, batch_size, seed, threads;
     double lr, validation_split;
-    bool quiet;
+    bool quiet, profile;
 } fit_args;
 
 static int parse_fit(int argc, char **argv, fit_args *a)
@@ -247,7 +248,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 't'}, {"save", 1, 0, 'S'},       {"resume", 1, 0, 'R'},
         {"history", 1, 0, 'H'}, {"plot", 1, 0, 'P'},       {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},    {0, 0, 0, 0},
+        {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},       {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -270,6 +271,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         case 'H': a->history = optarg; break;
         case 'P': a->plot = optarg; break;
         case 'q': a->quiet = true; break;
+        case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
         case ':': return usage_error(usage_fit, "%s needs a value", argv[optind - 1]);
         default: return usage_error(usage_fit, "unknown option %s", argv[optind - 1]);
@@ -351,9 +353,15 @@ static int cmd_fit(int argc, char **argv)
     if (!a.quiet)
         printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
                (long long)tg_dim(x, 0), (long long)classes, a.optimizer, a.batch_size);
+    if (a.profile)
+        tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
                .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = ckpt ? 1 : 0,
                .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
+    if (a.profile) {
+        tg_profile_stop();
+        tg_profile_print(stderr);
+    }
     if (!h) {
         rc = library_error();
         goto done;

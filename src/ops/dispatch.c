@@ -36,8 +36,17 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
             return NULL;
     } else {
         out = tg__tensor_new(loc, dtype, &shape);
-        if (!out || !def->forward(&c, out))
+        if (!out)
             return NULL;
+        if (tg__ctx()->profiling) {
+            double t0 = tg__profile_now();
+            bool ok = def->forward(&c, out);
+            tg__profile_op(op, tg__profile_now() - t0);
+            if (!ok)
+                return NULL;
+        } else if (!def->forward(&c, out)) {
+            return NULL;
+        }
     }
     out->op = op;
     tg_context *ctx = tg__ctx();

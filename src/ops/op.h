@@ -136,6 +136,12 @@ bool tg__require_float(const tg_call *c, const tg_tensor *x, const char *arg);
 bool tg__norm_axis(const tg_call *c, int axis, int rank, int *out);
 const char *tg__op_name(tg_op_kind op);
 
+/* The op profile (profile.c): seconds now, an op's kernel time, a named section's time
+ * (`section` a static string). */
+double tg__profile_now(void);
+void tg__profile_op(tg_op_kind op, double seconds);
+void tg__profile_add(const char *section, double seconds);
+
 /* Sums a gradient over the axes that broadcasting added or stretched, so it has `shape`
  * again. Public ops only: outer tapes can differentiate it. */
 tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *shape);

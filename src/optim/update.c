@@ -4,6 +4,7 @@
 
 #include "optim_impl.h"
 #include "../kernels/parallel.h"
+#include "../ops/op.h"
 
 #define T float
 #define SFX f32
@@ -64,8 +65,13 @@ static void run_range(void *p, int64_t b, int64_t e)
 void tg__optim_run(const tg_optim_step *steps, const int64_t *starts, int n)
 {
     run_ctx r = {.steps = steps, .starts = starts, .n = n};
-    if (n > 0)
-        tg__parallel_for(starts[n], TG_GRAIN / 2, run_range, &r);
+    if (n <= 0)
+        return;
+    bool profiling = tg__ctx()->profiling;
+    double t0 = profiling ? tg__profile_now() : 0;
+    tg__parallel_for(starts[n], TG_GRAIN / 2, run_range, &r);
+    if (profiling)
+        tg__profile_add("optimizer update", tg__profile_now() - t0);
 }
 
 double tg__optim_sum_squares(const tg_tensor *g)

@@ -66,6 +66,7 @@ typedef struct tg_context {
      * and whether a backward rule is running (its gradients are checked as a whole). */
     const char *layer;
     bool in_backward;
+    bool profiling;                     /* tg_profile_start (ops.h) */
 } tg_context;
 tg_context *tg__ctx(void);
 
