@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
-.PHONY: all build test test-asan fuzz run bench install clean deps
+.PHONY: all build test test-asan test-tsan fuzz run bench install clean deps
 
 all: build
 
@@ -23,6 +23,14 @@ test-asan:
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# The whole suite under ThreadSanitizer (the loop pool, concurrent models, per-thread
+# state); tsan_canary proves the checker is on. halt_on_error: a race fails its test.
+TSAN_BUILD ?= build-tsan
+test-tsan:
+	$(CMAKE) -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE_THREAD=ON
+	$(CMAKE) --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer on every input format (fuzz/), FUZZ_SECONDS each, in a clang build of its own.
 FUZZ_BUILD ?= build-fuzz
@@ -51,4 +59,4 @@ deps:
 	@./tools/install-deps.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
