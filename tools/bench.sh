@@ -12,7 +12,8 @@
 #    reported as "not installed".
 # 2. The GEMM limit: the peers' gemm_limit.c (cblas_sgemm on the step's shapes), built
 #    here against OpenBLAS with the settings tapegrad uses.
-# 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32) with tapegrad.
+# 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32) with tapegrad and
+#    PyTorch eager (bench/torch_cnn.py).
 # 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
 # One table goes to stdout and, with the machine and versions, to bench/results.md.
 #
@@ -175,7 +176,7 @@ else
     echo "  not available (needs libopenblas-dev and $peers_dir/gemm_limit.c)"
 fi
 
-echo "== CNN: Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dense(10), batch 32, tapegrad"
+echo "== CNN: Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dense(10), batch 32, tapegrad and PyTorch"
 cnn_samples=60000
 [ "$quick" = 1 ] && cnn_samples=12000
 cnn=""
@@ -183,6 +184,17 @@ if run tapegrad-cnn "$build/bench_fmnist" --model cnn --batch 32 --epochs 2 --th
        --samples $cnn_samples; then
     cnn="$(field tapegrad-cnn 'median_s_per_epoch(2..N)') s per epoch of $cnn_samples samples, test accuracy"
     cnn="$cnn $(field tapegrad-cnn test_acc), peak $(rss_mb tapegrad-cnn) MB"
+fi
+cnn_torch="not installed"
+if [ "$have_torch" = 1 ]; then
+    cnn_torch="failed (see $logs/torch-cnn.log)"
+    if run torch-cnn "${peer_env[@]}" "$python" "$root/bench/torch_cnn.py" --epochs 2 --samples $cnn_samples \
+           --threads 1; then
+        t=$(field tapegrad-cnn 'median_s_per_epoch(2..N)')
+        p=$(field torch-cnn 'median_s_per_epoch(2..N)')
+        cnn_torch="$p s, test accuracy $(field torch-cnn test_acc), peak $(rss_mb torch-cnn) MB"
+        [ -n "$t" ] && cnn_torch="$cnn_torch ($(awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }') tapegrad's)"
+    fi
 fi
 
 echo "== per-op eager overhead ($ops chained scalar ops per tape, median of 7)"
@@ -227,7 +239,7 @@ echo
 echo "$table"
 [ "$quick" = 1 ] && echo "(quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch)"
 echo
-echo "CNN: ${cnn:-failed}"
+echo "CNN: tapegrad ${cnn:-failed}; PyTorch eager $cnn_torch"
 printf '%-16s %14s %14s %16s\n' metric "tapegrad ns/op" "torch ns/op" "torch/tapegrad"
 overhead=""
 for metric in record+backward forward; do
@@ -263,7 +275,7 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "own $threads threads (tapegrad runs OpenBLAS on one thread and splits products over its pool,"
     echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
     echo
-    echo "CNN epoch (tapegrad): ${cnn:-failed}."
+    echo "CNN epoch: tapegrad ${cnn:-failed}; PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads, bench/torch_cnn.py) $cnn_torch."
     echo
     echo "Per-op eager overhead ($ops chained scalar ops per tape, median of 7):"
     echo
