@@ -17,7 +17,7 @@
 # 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
 # One table goes to stdout and, with the machine and versions, to bench/results.md.
 #
-# Time: about 7 minutes on 2 cores, 5.5 of them TensorFlow.js (25-40 s per epoch here).
+# Time: about 8 minutes on 2 cores, 5.5 of them TensorFlow.js (25-40 s per epoch here).
 # TG_BENCH_QUICK=1: 2 epochs (the median is epoch 2), TF.js on 12000 samples per epoch
 # (extrapolated, and marked so), a CNN epoch on 12000 samples: about 2 minutes.
 # TG_BENCH_PEERS="torch tfjs" (default) chooses the peers; "" for none. Each command is
