@@ -1,5 +1,5 @@
-/* The op profile: calls counted per op and per phase (run directly or by a backward
- * rule), the optimizer's update as a section, rows sorted by time, nothing recorded while
+/* The op profile: calls counted per op and per phase (run directly or by a gradient
+ * computation), the optimizer's update as a section, rows sorted by time, nothing recorded while
  * off or on another thread, and the printed table. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -61,6 +61,30 @@ static void test_counts_ops_by_phase(void)
         sum += rows[i].seconds;
     }
     CHECK(profiled >= sum && profiled < 60);
+}
+
+/* Gradients that meet are summed by the gradient computation: that add is backward too. */
+static void test_accumulation_counts_as_backward(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_fill(TG_F64, TG_SHAPE(8), 2.0);
+    tg_profile_reset();
+    tg_profile_start();
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_sum(tg_mul(tg_exp(x), tg_square(x)));   /* x reaches the product twice */
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, y, x);
+    tg_tape_free(t);
+    tg_profile_stop();
+    CHECK(g != NULL);
+    tg_profile_row rows[64];
+    int n = tg_profile_rows(rows, 64, NULL);
+    CHECK(find(rows, n, "tg_add", true) && find(rows, n, "tg_add", true)->calls == 1);
+    CHECK(!find(rows, n, "tg_add", false));
+    CHECK(find(rows, n, "tg_exp", false) && find(rows, n, "tg_square", false));
+    tg_profile_reset();
+    tg_scope_end(s);
 }
 
 static void test_off_records_nothing_and_reset_empties(void)
@@ -134,6 +158,7 @@ static void test_print(void)
 int main(void)
 {
     RUN(test_counts_ops_by_phase);
+    RUN(test_accumulation_counts_as_backward);
     RUN(test_off_records_nothing_and_reset_empties);
     RUN(test_per_thread);
     RUN(test_print);

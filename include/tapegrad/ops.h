@@ -246,8 +246,8 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
 
 /* ---- profiling -------------------------------------------------------------------- */
 /* While this thread profiles (tg_profile_start ... tg_profile_stop), each op's kernel is
- * timed, per op, with the ops that backward rules run apart ("in backward"), and so is
- * each optimizer update. What the table does not cover is the rest: recording, the
+ * timed, per op, with the ops that gradient computations run apart ("in backward"), and
+ * so is each optimizer update. What the table does not cover is the rest: recording, the
  * program's own code, data loading. Two clock reads per op while on; nothing when off.
  *
  *   tg_profile_start();
@@ -259,7 +259,7 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
  * and gives the seconds profiled so far; tg_profile_reset empties the table. */
 typedef struct tg_profile_row {
     const char *name;   /* the op (tg_matmul) or section (optimizer update) */
-    bool backward;      /* run by a backward rule */
+    bool backward;      /* run by a gradient computation */
     int64_t calls;
     double seconds;
 } tg_profile_row;

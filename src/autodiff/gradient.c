@@ -154,9 +154,23 @@ static void mark_source(tg_tape *t, const tg_tensor *x, uint32_t serial)
     }
 }
 
-/* One backward pass: seeds[i] flows from targets[i]; results in out[]. */
+/* One backward pass: seeds[i] flows from targets[i]; results in out[]. The op profile
+ * counts every op the pass runs (rules, accumulation) as backward. */
+static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                          tg_tensor *const *sources, int ns, tg_tensor **out);
+
 bool tg__backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
-                     tg_tensor *const *sources, int ns, tg_tensor **out)
+                  tg_tensor *const *sources, int ns, tg_tensor **out)
+{
+    tg_context *ctx = tg__ctx();
+    ctx->gradient_depth++;
+    bool ok = backward_pass(loc, t, targets, seeds, nt, sources, ns, out);
+    ctx->gradient_depth--;
+    return ok;
+}
+
+static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                          tg_tensor *const *sources, int ns, tg_tensor **out)
 {
     uint32_t serial = ++t->grad_serial;
     size_t n_nodes = t->n_nodes;   /* a persistent tape may record the backward ops too */

@@ -1,7 +1,8 @@
 /* The op profile: while a thread profiles, the dispatcher times each op's kernel and the
  * optimizer its update, into a table of the thread's own (no locks, no allocation). Ops
- * that backward rules run are kept apart from the ones the program ran itself, so a
- * training step reads as its forward, its backward and its update. */
+ * that a gradient computation runs (backward rules, the sums of gradients that meet) are
+ * kept apart from the ones the program ran itself, so a training step reads as its
+ * forward, its backward and its update. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,7 +33,7 @@ double tg__profile_now(void)
 
 void tg__profile_op(tg_op_kind op, double seconds)
 {
-    cell *c = &prof.ops[op][tg__ctx()->in_backward ? 1 : 0];
+    cell *c = &prof.ops[op][tg__ctx()->gradient_depth > 0 ? 1 : 0];
     c->calls++;
     c->seconds += seconds;
 }

@@ -67,6 +67,7 @@ typedef struct tg_context {
     const char *layer;
     bool in_backward;
     bool profiling;                     /* tg_profile_start (ops.h) */
+    int gradient_depth;                 /* gradient computations running (nested ones too) */
 } tg_context;
 tg_context *tg__ctx(void);
 
