@@ -101,9 +101,14 @@ static void test_off_records_nothing_and_reset_empties(void)
     tg_profile_row rows[64];
     CHECK(tg_profile_rows(rows, 64, NULL) == n);
     CHECK(find(rows, n, "tg_matmul", false)->calls == 3);
-    /* Fewer rows than there are: the first ones, and the full count. */
-    tg_profile_row one;
+    /* Fewer rows than there are: the ones with the most time, and the full count. */
+    tg_profile_row one = {0};
     CHECK(tg_profile_rows(&one, 1, NULL) == n);
+    CHECK(one.name && !strcmp(one.name, rows[0].name) && one.seconds == rows[0].seconds);
+    CHECK(tg_profile_rows(rows, -1, NULL) == n);
+    CHECK(tg_profile_print(NULL) == -1);
+    CHECK_ERROR("tg_profile_print: `stream` is NULL");
+    tg_clear_error();
     tg_profile_reset();
     double profiled = -1;
     CHECK(tg_profile_rows(rows, 64, &profiled) == 0 && profiled == 0);

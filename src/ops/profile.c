@@ -79,25 +79,29 @@ static int by_seconds(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds)
+/* Every row of the table, unsorted; `all` holds MAX_ROWS. */
+enum { MAX_ROWS = PHASES * TG_OP_COUNT + SECTIONS };
+static int all_rows(tg_profile_row *all)
 {
     int n = 0;
     for (int op = 0; op < TG_OP_COUNT; op++)
         for (int ph = 0; ph < PHASES; ph++)
-            if (prof.ops[op][ph].calls) {
-                if (rows && n < max)
-                    rows[n] = (tg_profile_row){.name = tg__op_name((tg_op_kind)op), .backward = ph == 1,
-                                               .calls = prof.ops[op][ph].calls, .seconds = prof.ops[op][ph].seconds};
-                n++;
-            }
-    for (int i = 0; i < SECTIONS && prof.section_name[i]; i++) {
-        if (rows && n < max)
-            rows[n] = (tg_profile_row){.name = prof.section_name[i], .calls = prof.sections[i].calls,
-                                       .seconds = prof.sections[i].seconds};
-        n++;
-    }
-    if (rows)
-        qsort(rows, (size_t)(n < max ? n : max), sizeof *rows, by_seconds);
+            if (prof.ops[op][ph].calls)
+                all[n++] = (tg_profile_row){.name = tg__op_name((tg_op_kind)op), .backward = ph == 1,
+                                            .calls = prof.ops[op][ph].calls, .seconds = prof.ops[op][ph].seconds};
+    for (int i = 0; i < SECTIONS && prof.section_name[i]; i++)
+        all[n++] = (tg_profile_row){.name = prof.section_name[i], .calls = prof.sections[i].calls,
+                                    .seconds = prof.sections[i].seconds};
+    return n;
+}
+
+int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds)
+{
+    tg_profile_row all[MAX_ROWS];
+    int n = all_rows(all);
+    qsort(all, (size_t)n, sizeof *all, by_seconds);
+    if (rows && max > 0)
+        memcpy(rows, all, sizeof *rows * (size_t)(n < max ? n : max));
     if (profiled_seconds)
         *profiled_seconds = prof.before + (tg__ctx()->profiling ? tg__profile_now() - prof.started : 0);
     return n;
@@ -105,7 +109,8 @@ int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds)
 
 int tg_profile_print(FILE *f)
 {
-    enum { MAX_ROWS = 2 * TG_OP_COUNT + SECTIONS };
+    if (!f)
+        return tg__null_arg((tg_loc){0}, "tg_profile_print", "stream"), -1;
     tg_profile_row rows[MAX_ROWS];
     double total = 0, profiled;
     int n = tg_profile_rows(rows, MAX_ROWS, &profiled);
