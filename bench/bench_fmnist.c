@@ -119,7 +119,8 @@ int main(int argc, char **argv)
     dir = arg(argc, argv, "--dir", dir);
     bool cnn = !strcmp(model_kind, "cnn");
     if (batch < 1 || epochs < 1 || epochs > 64 || threads < 1 || samples < 1) {
-        fprintf(stderr, "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn] [--samples N] [--profile]\n",
+        fprintf(stderr,
+                "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn] [--samples N] [--profile]\n",
                 argv[0]);
         return 2;
     }

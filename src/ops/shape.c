@@ -763,8 +763,8 @@ static bool gather_forward(const tg_call *c, tg_tensor *out)
         return false;
     gather_job j = {.src = p->data, .dst = out->data, .idx = idx, .dim = dim, .row = row};
     /* Rows picked at random from a large table are memory-latency bound: several threads
-     * keep more of them in flight (fit's shuffled batches). */
-    tg__parallel_for(outer * idx->size, tg__rows_grain((int64_t)row, 1 << 17) /* bytes */, gather_rows, &j);
+     * keep more of them in flight (fit's shuffled batches). Chunks of about 128 KB. */
+    tg__parallel_for(outer * idx->size, tg__rows_grain((int64_t)row, 1 << 17), gather_rows, &j);
     return true;
 }
 
