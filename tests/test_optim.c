@@ -498,19 +498,19 @@ static void all_gradients_missing(void)
     tg_optimizer *opt = tg_adam();
     uint64_t version = tg_variable_version(w);
     CHECK(tg_apply_gradients(opt, grads, vars, 2) == -1);
-    CHECK_ERROR("tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w: ");
-    CHECK_ERROR("\n  b: ");
-    /* each line is the diagnosis the gradient call kept */
+    /* one line per distinct cause: both were never read, so one line names both */
+    CHECK_ERROR("tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w, b: it was never read");
+    /* the line gives the diagnosis the gradient call kept, without its subject */
     tg_diagnosis d;
-    CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NOT_READ && d.message[0]);
-    CHECK_ERROR(d.message);
-    CHECK(tg_explain_missing(b, &d) == 0 && d.message[0]);
-    CHECK_ERROR(d.message);
+    CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NOT_READ);
+    CHECK(strncmp(d.message, "variable 'w': ", 14) == 0);
+    CHECK_ERROR(d.message + 14);
+    CHECK(tg_explain_missing(b, &d) == 0 && d.cause == TG_CAUSE_NOT_READ);
     const char *err = tg_last_error();
     int lines = 0;
     for (const char *p = err; p && (p = strstr(p, "\n  ")); p++)
         lines++;
-    CHECK(lines == 2);
+    CHECK(lines == 1);
     /* nothing happened */
     CHECK(tg_optimizer_iterations(opt) == 0);
     CHECK(tg_variable_version(w) == version);
@@ -531,9 +531,9 @@ static void all_gradients_missing(void)
         many[i] = tg_variable(tg_scalar(0.0), .name = name);
     }
     CHECK(tg_apply_gradients(opt, nulls, many, MANY) == -1);
-    CHECK_ERROR("\n  block_00/a_rather_long_variable_name: no diagnosis is known");
+    CHECK_ERROR("\n  block_00/a_rather_long_variable_name, block_01/a_rather_long_variable_name, ");
     err = tg_last_error();
-    CHECK(err && strlen(err) < 2000 && strstr(err, " more without a gradient)") == err + strlen(err) - 25);
+    CHECK(err && strlen(err) < 2000 && strstr(err, " more: no diagnosis is known") != NULL);
     for (int i = 0; i < MANY; i++)
         tg_variable_free(many[i]);
 
@@ -569,7 +569,8 @@ static void some_gradients_missing(void)
     CHECK(strstr(warning, "\n  w: ") == NULL);
     tg_diagnosis d;
     CHECK(tg_explain_missing(frozen, &d) == 0 && d.cause == TG_CAUSE_NOT_WATCHED);
-    CHECK(strstr(warning, d.message) != NULL);
+    CHECK(strstr(warning, d.message + strlen("variable 'frozen': ")) != NULL);
+    CHECK(strstr(d.message, "not trainable") != NULL);
     /* w updated (dloss/dw = 2 w frozen = (10, 24)), the others not; iterations advanced */
     CHECK_VALUES(w, 1e-15, 1 - 0.1 * 10, 2 - 0.1 * 24);
     CHECK_VALUES(b, 0, 3, 4);

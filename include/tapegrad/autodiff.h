@@ -108,7 +108,10 @@ typedef enum tg_cause {
     TG_CAUSE_STALE_READ = 7,      /* the variable was assigned after the tape read it */
     TG_CAUSE_INTEGER_DTYPE = 8,   /* the source is an integer or bool tensor */
     TG_CAUSE_ZERO_GRADIENT = 9,   /* present, but identically zero: the target does not vary */
-    TG_CAUSE_UNCONNECTED = 10,    /* the tape saw the source, but the target does not depend on it */
+    TG_CAUSE_UNCONNECTED = 10,    /* the target does not depend on the source: nothing computed from it reaches it */
+    TG_CAUSE_COPIED_OUT = 11,     /* values left tapegrad (tg_copy_out, tg_item, tg_predict...) and came back */
+    TG_CAUSE_ASSIGNED = 12,       /* the path goes through tg_assign into a variable, which has no gradient */
+    TG_CAUSE_RECREATED = 13,      /* the target read a new variable of the same name or line instead */
 } tg_cause;
 
 const char *tg_cause_name(tg_cause cause);   /* "not_read", "stop_gradient", ... */
@@ -126,16 +129,25 @@ typedef struct tg_diagnosis {
 int tg_explain_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source, tg_diagnosis *out);
 #define tg_explain(tape, target, source, out) tg_explain_at(TG_LOC, tape, target, source, out)
 
+/* Writes the broken gradient path as Graphviz DOT: the ops between the source and the
+ * target, each with the user's file:line, the cut drawn in red with its cause, values
+ * copied out and built back (or assigned) drawn as a dashed break. `dot -Tsvg` draws it.
+ * Returns 0, or -1 with an error (NULL stream, freed tape, dead tensors, a failed write). */
+int tg_explain_dot_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source, FILE *out);
+#define tg_explain_dot(tape, target, source, out) tg_explain_dot_at(TG_LOC, tape, target, source, out)
+
 /* The diagnosis kept for `source` by the last gradient call on this thread that left it
  * without a gradient (kept even after the tape is freed), for optimizers and training
  * loops that only see (gradient, variable) pairs. Returns 0 when one is known, else -1
  * with out->cause = TG_CAUSE_NONE and an empty message (no error is set). */
 int tg_explain_missing(const tg_tensor *source, tg_diagnosis *out);
 
-/* Checks, for this thread. TG_CHECK_EAGER reports causes the moment they happen, as
- * warnings: an op reading a trainable variable while no tape records, an op cutting a
- * recorded path, every gradient call's missing or all-zero gradients with their
- * diagnosis. TG_CHECK_STRICT makes a stale read (cause 7) an error. TG_CHECK_NUMERICS
+/* Checks, for this thread. TG_CHECK_EAGER makes every gradient call warn about each
+ * source it leaves without a gradient, or with an all-zero one, with its diagnosis at the
+ * culprit line (not with .unconnected = TG_UNCONNECTED_ZERO, which asks for zeros). It
+ * never warns about a correct program: copying values out, reading variables outside a
+ * tape or cutting a path are all fine until a gradient that needs them is missing.
+ * TG_CHECK_STRICT makes a stale read (cause 7) an error. TG_CHECK_NUMERICS
  * (TF's enable_check_numerics) makes the first NaN or Inf an error where it appears: an
  * op whose float output holds one fails, naming the op, its line, its layer and, when
  * the value came in through an input (a variable, data), that input; a backward rule

@@ -307,7 +307,8 @@ tg_layer *tg_model_get_layer(const tg_model *m, const char *name);
 /* Variable lists, in layer order. Each array belongs to the model and stays valid until
  * the model is built, changed (add, set_trainable) or freed; *count may be NULL. An
  * unbuilt model has none (as Keras). */
-tg_tensor *const *tg_model_variables(tg_model *m, int *count);
+tg_tensor *const *tg_model_variables_at(tg_loc loc, tg_model *m, int *count);
+#define tg_model_variables(m, count) tg_model_variables_at(TG_LOC, m, count)
 tg_tensor *const *tg_model_trainable_variables(tg_model *m, int *count);
 tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count);
 /* Number of weights (Keras count_params); the split into trainable and not is written

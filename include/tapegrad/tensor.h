@@ -86,12 +86,16 @@ bool tg_is_alive(const tg_tensor *t);              /* false once its scope has e
 tg_loc tg_tensor_loc(const tg_tensor *t);          /* the user's line that made it */
 
 /* Copies the elements out in the tensor's own dtype; `bytes` must hold them all.
- * Returns 0, or -1 with an error. */
-int tg_copy_out(const tg_tensor *t, void *dst, size_t bytes);
+ * Returns 0, or -1 with an error. Values that leave tapegrad carry no gradient: each
+ * copy keeps the caller's line, so a diagnosis can name it (TF's `.numpy()`). */
+int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes);
 /* Copies the elements out converted to double. Returns 0 or -1. */
-int tg_copy_out_f64(const tg_tensor *t, double *dst, int64_t count);
+int tg_copy_out_f64_at(tg_loc loc, const tg_tensor *t, double *dst, int64_t count);
 /* The value of a one-element tensor as double (NaN with an error otherwise). */
-double tg_item(const tg_tensor *t);
+double tg_item_at(tg_loc loc, const tg_tensor *t);
+#define tg_copy_out(t, dst, bytes) tg_copy_out_at(TG_LOC, t, dst, bytes)
+#define tg_copy_out_f64(t, dst, count) tg_copy_out_f64_at(TG_LOC, t, dst, count)
+#define tg_item(t) tg_item_at(TG_LOC, t)
 
 /* Numpy-like text: "tg.Tensor([[1. 2.]\n [3. 4.]], shape=(2, 2), dtype=float32)". */
 int tg_format(const tg_tensor *t, char *buf, size_t size);   /* snprintf-like */

@@ -154,6 +154,21 @@ static void mark_source(tg_tape *t, const tg_tensor *x, uint32_t serial)
     }
 }
 
+/* A variable that is itself a target (`y = v` chosen by a C `if`) gets that target's seed,
+ * as TF gives 1.0: the variable is the target, read or not. */
+static bool seed_itself(tg_loc loc, tg_tensor *const *targets, tg_tensor *const *seeds, int nt, const tg_tensor *x,
+                        tg_tensor **out)
+{
+    for (int i = 0; i < nt; i++) {
+        if (targets[i] != x || !(x->flags & TG_T_VARIABLE) || !tg_dtype_is_float(x->dtype))
+            continue;
+        *out = *out ? tg_add_at(loc, *out, seeds[i]) : seeds[i];
+        if (!*out)
+            return false;
+    }
+    return true;
+}
+
 /* One backward pass: seeds[i] flows from targets[i]; results in out[]. The op profile
  * counts every op the pass runs (rules, accumulation) as backward. */
 static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
@@ -178,7 +193,7 @@ static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
         mark_source(t, sources[i], serial);
     mark_needed(t, serial);
     for (int i = 0; i < nt; i++) {
-        tg_entry *e = tg__tape_lookup(t, targets[i]);
+        tg_entry *e = tg_dtype_is_float(targets[i]->dtype) ? tg__tape_lookup(t, targets[i]) : NULL;
         if (e && e->needed_serial == serial && !accumulate(loc, e, seeds[i], serial))
             return false;
     }
@@ -188,22 +203,21 @@ static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
             return false;
     }
     for (int i = 0; i < ns; i++)
-        if (!collect(loc, t, sources[i], serial, &out[i]))
+        if (!collect(loc, t, sources[i], serial, &out[i]) || !seed_itself(loc, targets, seeds, nt, sources[i], &out[i]))
             return false;
     return true;
 }
 
 /* ---- argument checks ------------------------------------------------------------------------ */
+/* An integer or bool target is no error: it has no gradient (TF returns None and, at a
+ * verbose log level, says why). */
 static bool check_target(tg_loc loc, const tg_tensor *y)
 {
     if (!tg__check_input(loc, "tg_gradient", y, "target"))
         return false;
-    if (!tg_dtype_is_float(y->dtype)) {
-        tg__fail(loc, "tg_gradient: the target has dtype %s; only float32/float64 targets can be differentiated "
-                 "(cast it to a float dtype inside the tape, before it is computed from integers)",
-                 tg_dtype_name(y->dtype));
-        return false;
-    }
+    if (!tg_dtype_is_float(y->dtype))
+        tg__warn(loc, "The dtype of the target tensor must be floating (e.g. tf.float32) when calling "
+                 "GradientTape.gradient, got %s: it has no gradient", tg_dtype_name(y->dtype));
     return true;
 }
 
@@ -212,6 +226,7 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
 {
     if (!tg__tape_check(loc, func, t))
         return false;
+    t->grad_loc = loc;
     if (t->used) {
         t->refused_loc = loc;
         tg__fail(loc, "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
@@ -298,7 +313,7 @@ int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
     for (int i = 0; i < o.n_sources; i++)
         if (!tg_dtype_is_float(o.sources[i]->dtype))
             o.out[i] = NULL;
-    tg__remember_missing(t, o.targets, o.n_targets, o.sources, o.n_sources, o.out);
+    tg__remember_missing(loc, t, &o);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
     tg_clear_error();
     return 0;

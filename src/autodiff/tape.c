@@ -520,17 +520,8 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
         }
         any |= t->pending;
     }
-    if (!any) {
-        /* Unrecorded while a tape records: keep the inputs, so a diagnosis can follow
-         * the path back to where it left the tape. */
-        for (int i = 0; i < c->n && i < 2; i++) {
-            out->src[i] = (tg_tensor *)c->in[i];
-            out->src_gen[i] = c->in[i]->gen;
-        }
+    if (!any)
         return true;
-    }
-    if (ctx->check)
-        tg__check_recorded(c);
     out->flags &= ~(uint32_t)TG_T_UNRECORDED;
     /* Variable reads become snapshots, so the tape keeps the value it saw. */
     tg_tensor *small[8], **ins = small;

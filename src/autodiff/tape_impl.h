@@ -23,8 +23,7 @@ typedef struct tg_entry {
     tg_tensor *grad;            /* accumulated during gradient call `grad_serial` */
     uint32_t grad_serial;
     uint32_t needed_serial;     /* lies on a path to a requested source */
-    uint8_t reach;              /* diagnosis scratch: how the target reaches this entry */
-    tg_node *cut;               /* diagnosis scratch: the op that cuts that path */
+    uint8_t reach;              /* diagnosis scratch: the target reaches it through gradients */
 } tg_entry;
 
 struct tg_node {
@@ -76,6 +75,7 @@ struct tg_tape {
     /* history, for the diagnosis */
     uint64_t begin_stamp, end_stamp;   /* end_stamp 0 while recording */
     tg_loc end_loc, used_loc, reset_loc;
+    tg_loc grad_loc;                   /* the last gradient call */
     tg_loc refused_loc;                /* a gradient call refused because the tape was used */
     tg_pause *pauses;
     size_t n_pauses, cap_pauses;
@@ -97,9 +97,14 @@ void tg__tape_deactivate(tg_tape *t, tg_loc loc);
 tg_tape *tg__live_tapes(void);
 /* Did the tape record at clock time `stamp`? */
 bool tg__tape_recorded_at(const tg_tape *t, uint64_t stamp);
-/* Diagnoses every source left without a gradient by a gradient call (diagnose.c). */
-void tg__remember_missing(tg_tape *t, tg_tensor *const *targets, int nt, tg_tensor *const *sources, int ns,
-                          tg_tensor *const *grads);
+/* Diagnoses every source a gradient call at `call` left without a gradient (diagnose.c). */
+void tg__remember_missing(tg_loc call, tg_tape *t, const tg_gradient_opts *o);
+/* Why the gradient of y with respect to x is missing, asked by a call at `call`
+ * (explain.c); *brk (may be NULL) gets the hop it names, if on a path (provenance.h). */
+typedef struct tg_step tg_step;
+void tg__explain(tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_loc call, tg_diagnosis *d, tg_step *brk);
+/* "variable 'w'", or "the tensor made at f.c:12". */
+void tg__source_name(const tg_tensor *x, char *buf, size_t size);
 /* One reverse pass, for the diagnosis (gradient.c). */
 bool tg__backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
                   tg_tensor *const *sources, int ns, tg_tensor **out);

@@ -358,13 +358,19 @@ static tg_tensor *const *collect(tg_model *m, int which, int *count)
     return total ? m->lists[which] : none;
 }
 
-tg_tensor *const *tg_model_variables(tg_model *m, int *count)
+tg_tensor *const *tg_model_variables_at(tg_loc loc, tg_model *m, int *count)
 {
-    tg_loc loc = {0};
     if (count)
         *count = 0;
     CHECK_MODEL("tg_model_variables", m, NULL);
-    return collect(m, ALL, count);
+    int n = 0;
+    tg_tensor *const *vars = collect(m, ALL, &n);
+    for (int i = 0; vars && loc.file && i < n; i++)   /* for a diagnosis: where they were handed out */
+        if (!vars[i]->var->trainable)
+            vars[i]->var->listed = loc;
+    if (count)
+        *count = n;
+    return vars;
 }
 
 tg_tensor *const *tg_model_trainable_variables(tg_model *m, int *count)

@@ -103,7 +103,7 @@ static bool update_moving(tg_loc loc, tg_tensor *moving, const tg_tensor *batch,
         free(f);
         return tg__fail(loc, "BatchNormalization: out of memory"), false;
     }
-    bool ok = tg_copy_out_f64(moving, v, c) == 0 && tg_copy_out_f64(batch, v + c, c) == 0;
+    bool ok = tg_copy_out_f64_at((tg_loc){0}, moving, v, c) == 0 && tg_copy_out_f64_at((tg_loc){0}, batch, v + c, c) == 0;
     for (int64_t i = 0; ok && i < c; i++) {
         v[i] = v[i] * momentum + v[c + i] * (1.0 - momentum);
         f[i] = (float)v[i];

@@ -57,7 +57,11 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
             in[i]->var->last_read = loc;
             in[i]->var->last_read_stamp = ctx->clock;
         }
-    if (ctx->n_recording ? !tg__tape_record(&c, out) : ctx->check && !tg__check_unrecorded(&c))
+    for (int i = 0; i < n && i < 2; i++) {   /* provenance, for a diagnosis; the tape's node supersedes it */
+        out->src[i] = (tg_tensor *)in[i];
+        out->src_gen[i] = in[i]->gen;
+    }
+    if (ctx->n_recording && !tg__tape_record(&c, out))
         return NULL;
     return out;
 }

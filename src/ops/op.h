@@ -149,10 +149,6 @@ tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *sh
 /* The tape's side of recording (autodiff/tape.c); called by tg__apply when any tape
  * records. Returns false with an error set. */
 bool tg__tape_record(const tg_call *c, tg_tensor *out);
-/* With TG_CHECK_EAGER: warns when an op runs on watched values while no tape records. */
-bool tg__check_unrecorded(const tg_call *c);
-/* With TG_CHECK_EAGER: warns when a recorded op cuts the gradient path. */
-void tg__check_recorded(const tg_call *c);
 /* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
 unsigned tg__env_check(void);
 /* With TG_CHECK_NUMERICS (numerics.c): the dispatcher's check of a forward output, and

@@ -388,23 +388,55 @@ static void put_names(msg_buf *m, tg_tensor *const *grads, tg_tensor *const *var
     put(m, "]");
 }
 
-/* One line per variable without a gradient: the diagnosis the gradient call kept. */
+/* The reason a diagnosis gives, without its subject ("variable 'w': "). */
+static const char *reason_of(const tg_diagnosis *d, const tg_tensor *v)
+{
+    char subject[160];
+    int n = snprintf(subject, sizeof subject, "variable '%s': ", v->var->name);
+    return n > 0 && !strncmp(d->message, subject, (size_t)n) ? d->message + n : d->message;
+}
+
+static bool same_reason(const tg_diagnosis *a, const tg_tensor *va, const tg_diagnosis *b, const tg_tensor *vb)
+{
+    return a->cause == b->cause && a->where.line == b->where.line && !strcmp(reason_of(a, va), reason_of(b, vb));
+}
+
+/* One line per distinct cause the gradient call kept, listing the variables it applies to. */
 static void put_diagnoses(msg_buf *m, tg_tensor *const *grads, tg_tensor *const *vars, int n, int missing)
 {
-    static _Thread_local tg_diagnosis d;   /* large; one per thread is enough */
+    static _Thread_local tg_diagnosis d, e;   /* large; one each per thread is enough */
+    static const char *const unknown =
+        "no diagnosis is known: this NULL did not come from a tapegrad gradient call on this thread";
     int shown = 0;
     for (int i = 0; i < n; i++) {
-        if (grads[i])
+        if (grads[i] || !vars[i])
             continue;
-        const char *why = tg_explain_missing(vars[i], &d) == 0 ? d.message
-                          : "no diagnosis is known: this NULL did not come from a tapegrad gradient call on this thread";
-        size_t need = strlen(vars[i]->var->name) + strlen(why) + 8;
-        if (m->len + need > MSG_MAX - 48) {
+        bool known = tg_explain_missing(vars[i], &d) == 0, first = true;
+        for (int j = 0; j < i && first; j++)   /* told already, with an earlier variable? */
+            if (!grads[j] && vars[j] && (tg_explain_missing(vars[j], &e) == 0) == known &&
+                (!known || same_reason(&d, vars[i], &e, vars[j])))
+                first = false;
+        if (!first)
+            continue;
+        const char *reason = known ? reason_of(&d, vars[i]) : unknown;
+        if (m->len + strlen(reason) + 200 > MSG_MAX) {
             put(m, "\n  (and %d more without a gradient)", missing - shown);
             return;
         }
-        put(m, "\n  %s: %s", vars[i]->var->name, why);
-        shown++;
+        put(m, "\n  ");
+        int listed = 0, left = 0;
+        for (int j = i; j < n; j++)
+            if (!grads[j] && vars[j] && (tg_explain_missing(vars[j], &e) == 0) == known &&
+                (!known || same_reason(&d, vars[i], &e, vars[j]))) {
+                if (m->len + strlen(vars[j]->var->name) + strlen(reason) + 120 > MSG_MAX)
+                    left++;
+                else
+                    put(m, "%s%s", listed++ ? ", " : "", vars[j]->var->name);
+            }
+        if (left)
+            put(m, " and %d more", left);
+        put(m, ": %s", reason);
+        shown += listed + left;
     }
 }
 

@@ -27,8 +27,41 @@ void tg_set_warning_handler(tg_warning_fn fn, void *user)
     warning_user = user;
 }
 
+/* ---- the user's line ---------------------------------------------------------------------- */
+/* tapegrad's own sources: everything under the folder above this file's. */
+static size_t library_root(void)
+{
+    static const char here[] = __FILE__, tail[] = "tensor/error.c";
+    size_t n = sizeof here - 1, t = sizeof tail - 1;
+    return n > t && !strcmp(here + n - t, tail) ? n - t : 0;
+}
+
+bool tg__in_library(const char *file)
+{
+    size_t n = library_root();
+    return file && n && !strncmp(file, __FILE__, n);
+}
+
+tg_loc tg__user_loc(tg_loc loc)
+{
+    tg_loc user = tg__ctx()->user_call;
+    return user.file && tg__in_library(loc.file) ? user : loc;
+}
+
+tg_loc tg__enter_user_call(tg_loc loc)
+{
+    tg_context *ctx = tg__ctx();
+    tg_loc outer = ctx->user_call;
+    if (!outer.file && !tg__in_library(loc.file))
+        ctx->user_call = loc;
+    return outer;
+}
+
+void tg__leave_user_call(tg_loc outer) { tg__ctx()->user_call = outer; }
+
 static void vformat(char *buf, tg_loc loc, const char *fmt, va_list ap)
 {
+    loc = tg__user_loc(loc);
     int n = 0;
     if (loc.file)
         n = snprintf(buf, TG_MSG_MAX, "%s:%d: ", loc.file, loc.line);

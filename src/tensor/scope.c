@@ -144,6 +144,7 @@ tg_tensor *tg__header_alloc(void)
     t->next = t->snap_prev = t->snap_next = NULL;
     t->stamp = 0;
     t->src[0] = t->src[1] = NULL;
+    t->built_from = 0;
     return t;
 }
 

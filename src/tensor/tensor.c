@@ -100,6 +100,8 @@ int64_t tg__first_nonfinite(const tg_tensor *t)
 }
 #undef SCAN
 
+static void link_to_copy(tg_loc loc, tg_tensor *t, const void *data, double first);
+
 /* ---- creation ------------------------------------------------------------------------------ */
 tg_tensor *tg_tensor_from_at(tg_loc loc, tg_dtype dtype, tg_shape shape, const void *data)
 {
@@ -111,6 +113,8 @@ tg_tensor *tg_tensor_from_at(tg_loc loc, tg_dtype dtype, tg_shape shape, const v
     if (t->size)
         memcpy(t->data, data, (size_t)t->size * tg_dtype_size(dtype));
     t->flags |= TG_T_FROM_DATA;
+    if (t->size)
+        link_to_copy(loc, t, data, tg__get(t, 0));
     return t;
 }
 
@@ -120,6 +124,7 @@ tg_tensor *tg_fill_at(tg_loc loc, tg_dtype dtype, tg_shape shape, double value)
     if (!t)
         return NULL;
     t->flags |= TG_T_FROM_DATA;
+    link_to_copy(loc, t, NULL, value);
     if (value == 0.0)
         memset(t->data, 0, (size_t)t->size * tg_dtype_size(dtype));
     else
@@ -184,13 +189,59 @@ tg_tensor *tg_eye_at(tg_loc loc, tg_dtype dtype, int64_t n)
     return t;
 }
 
-/* Values leaving tapegrad from a tensor a tape recorded: a diagnosis can then tell a
- * constant made from them (cause outside_tape) from any other constant. */
-static void note_copy_out(const tg_tensor *t)
+/* ---- events: values that leave tapegrad ------------------------------------------------------ */
+uint64_t tg__event(tg_event e)
 {
     tg_context *ctx = tg__ctx();
-    if (ctx->n_recording && !(t->flags & TG_T_UNRECORDED))
-        ctx->copied_out = ++ctx->clock;
+    e.stamp = ++ctx->clock;
+    ctx->events[ctx->n_events++ % TG_EVENTS_MAX] = e;
+    return e.stamp;
+}
+
+const tg_event *tg__event_at(uint64_t stamp)
+{
+    tg_context *ctx = tg__ctx();
+    for (uint64_t k = 0; k < ctx->n_events && k < TG_EVENTS_MAX; k++) {
+        const tg_event *e = &ctx->events[(ctx->n_events - 1 - k) % TG_EVENTS_MAX];
+        if (e->stamp == stamp)
+            return e;
+        if (e->stamp < stamp)
+            break;
+    }
+    return NULL;
+}
+
+/* A copy made by the user's code (the library's own reads pass no line). */
+static void note_copy_out(tg_loc loc, const char *func, const tg_tensor *t, const void *dst, size_t bytes)
+{
+    if (loc.file && t->size)
+        tg__event((tg_event){.kind = TG_EVENT_COPY_OUT, .loc = loc, .func = func, .t = (tg_tensor *)t, .gen = t->gen,
+                             .dst = dst, .bytes = bytes, .first = tg__get(t, 0)});
+}
+
+/* A tensor built from C values that came out of tapegrad: from the same memory, or the
+ * same value of a copy a few calls before (values 0 and +-1 are too common to tell). */
+enum { LINK_LOOKBACK = 4 };
+
+static void link_to_copy(tg_loc loc, tg_tensor *t, const void *data, double first)
+{
+    tg_context *ctx = tg__ctx();
+    if (!loc.file || !ctx->n_events || ctx->gradient_depth || !t->size)
+        return;
+    for (uint64_t k = 0; k < ctx->n_events && k < LINK_LOOKBACK; k++) {
+        const tg_event *e = &ctx->events[(ctx->n_events - 1 - k) % TG_EVENTS_MAX];
+        if (e->kind == TG_EVENT_ASSIGN)
+            continue;
+        const char *d = e->dst, *p = data;
+        bool same_memory = p && d && p >= d && p < d + e->bytes;
+        bool same_size = e->t ? e->t->state == TG_HEADER_ALIVE && e->t->gen == e->gen && e->t->size == t->size
+                              : t->size == 1;
+        bool same_value = same_size && first == e->first && first != 0 && fabs(first) != 1;
+        if (same_memory || same_value) {
+            t->built_from = e->stamp;
+            return;
+        }
+    }
 }
 
 /* ---- inspection ------------------------------------------------------------------------------ */
@@ -222,42 +273,42 @@ int64_t tg_dim(const tg_tensor *t, int axis)
     return t->shape[a];
 }
 
-int tg_copy_out(const tg_tensor *t, void *dst, size_t bytes)
+int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes)
 {
-    if (!check(t, "tg_copy_out"))
+    if (!tg__check_input(loc, "tg_copy_out", t, "t"))
         return -1;
     size_t need = (size_t)t->size * tg_dtype_size(t->dtype);
     if (!dst || bytes < need)
-        return tg__failf((tg_loc){0}, "tg_copy_out: the destination holds %zu bytes, the tensor needs %zu", bytes, need);
+        return tg__failf(loc, "tg_copy_out: the destination holds %zu bytes, the tensor needs %zu", bytes, need);
     memcpy(dst, t->data, need);
-    note_copy_out(t);
+    note_copy_out(loc, "tg_copy_out", t, dst, need);
     return 0;
 }
 
-int tg_copy_out_f64(const tg_tensor *t, double *dst, int64_t count)
+int tg_copy_out_f64_at(tg_loc loc, const tg_tensor *t, double *dst, int64_t count)
 {
-    if (!check(t, "tg_copy_out_f64"))
+    if (!tg__check_input(loc, "tg_copy_out_f64", t, "t"))
         return -1;
     if (!dst || count < t->size)
-        return tg__failf((tg_loc){0}, "tg_copy_out_f64: the destination holds %lld values, the tensor has %lld",
+        return tg__failf(loc, "tg_copy_out_f64: the destination holds %lld values, the tensor has %lld",
                          (long long)count, (long long)t->size);
     for (int64_t i = 0; i < t->size; i++)
         dst[i] = tg__get(t, i);
-    note_copy_out(t);
+    note_copy_out(loc, "tg_copy_out_f64", t, dst, (size_t)t->size * sizeof *dst);
     return 0;
 }
 
-double tg_item(const tg_tensor *t)
+double tg_item_at(tg_loc loc, const tg_tensor *t)
 {
-    if (!check(t, "tg_item"))
+    if (!tg__check_input(loc, "tg_item", t, "t"))
         return NAN;
     if (t->size != 1) {
         char s[TG_SHAPE_STR_MAX];
         tg_shape sh = tg__shape(t);
-        tg__fail(t->loc, "tg_item: the tensor has shape %s, not one element", tg__shape_str(&sh, s, sizeof s));
+        tg__fail(loc, "tg_item: the tensor has shape %s, not one element", tg__shape_str(&sh, s, sizeof s));
         return NAN;
     }
-    note_copy_out(t);
+    note_copy_out(loc, "tg_item", t, NULL, 0);
     return tg__get(t, 0);
 }
 

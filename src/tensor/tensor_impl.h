@@ -36,8 +36,9 @@ struct tg_tensor {
     tg_tensor *snap_prev, *snap_next;   /* the variable's live snapshots */
     /* Provenance, for the diagnosis of missing gradients: */
     uint64_t stamp;             /* the thread's clock when it was made */
-    tg_tensor *src[2];          /* inputs of an op that ran, unrecorded, while a tape recorded */
+    tg_tensor *src[2];          /* the first inputs of an op no tape recorded */
     uint32_t src_gen[2];
+    uint64_t built_from;        /* made from C values: the stamp of the event they came from, or 0 */
 };
 
 struct tg_var {
@@ -45,11 +46,39 @@ struct tg_var {
     bool trainable;
     uint64_t version;
     tg_loc last_assign;
+    tg_loc listed;              /* the last list of a model's variables that handed it out */
     tg_loc last_read;           /* the last op that read it, and when */
     uint64_t last_read_stamp;
     tg_tensor *snapshots;       /* live snapshots still aliasing `data` */
     tg_tensor *handle;          /* the public tensor header */
 };
+
+/* ---- provenance events -------------------------------------------------------------- */
+/* Values that leave tapegrad (tg_copy_out, tg_item, tg_predict, tg_evaluate) and values
+ * assigned into variables. The diagnosis of missing gradients links a tensor built from
+ * C values afterwards, or a variable read afterwards, back to them: the places where a
+ * gradient path leaves the tape without any op to show for it. */
+typedef enum tg_event_kind { TG_EVENT_COPY_OUT, TG_EVENT_MODEL_VALUES, TG_EVENT_ASSIGN } tg_event_kind;
+
+typedef struct tg_event {
+    tg_event_kind kind;
+    uint64_t stamp;             /* the thread's clock when it happened */
+    tg_loc loc;                 /* the user's call */
+    const char *func;           /* "tg_copy_out", "tg_item", "tg_predict", "tg_assign", ... */
+    tg_tensor *t;               /* the tensor whose values left, or the value assigned */
+    uint32_t gen;
+    tg_tensor *var;             /* TG_EVENT_ASSIGN: the variable */
+    uint32_t var_gen;
+    const void *dst;            /* where copied values went, and how many bytes */
+    size_t bytes;
+    double first;               /* the first value copied */
+} tg_event;
+#define TG_EVENTS_MAX 128
+
+/* Records an event; returns its stamp. */
+uint64_t tg__event(tg_event e);
+/* The event with this stamp, if still kept. */
+const tg_event *tg__event_at(uint64_t stamp);
 
 /* ---- per-thread context ------------------------------------------------------------ */
 #define TG_MAX_TAPES 16
@@ -59,7 +88,8 @@ typedef struct tg_context {
     int n_active;
     int n_recording;                    /* active tapes not inside stop_recording */
     uint64_t clock;                     /* counts tensors made and tape events */
-    uint64_t copied_out;                /* when a recorded tensor was last copied out */
+    tg_event events[TG_EVENTS_MAX];     /* the latest values that left tapegrad, and assigns */
+    uint64_t n_events;                  /* events so far; the latest is events[(n - 1) % MAX] */
     unsigned check;                     /* TG_CHECK_* flags (autodiff.h) */
     bool check_from_env;                /* TAPEGRAD_CHECK has been read */
     /* For TG_CHECK_NUMERICS: the layer whose call is running (nn sets it, for reports),
@@ -68,8 +98,18 @@ typedef struct tg_context {
     bool in_backward;
     bool profiling;                     /* tg_profile_start (ops.h) */
     int gradient_depth;                 /* gradient computations running (nested ones too) */
+    tg_loc user_call;                   /* the user's tg_fit/tg_evaluate/tg_predict that is running */
 } tg_context;
 tg_context *tg__ctx(void);
+
+/* ---- the user's line ------------------------------------------------------------------- */
+/* A line inside tapegrad's own sources means nothing to a user. While the library runs a
+ * call of the user's (tg_fit: enter at its start, leave with what enter returned), errors,
+ * warnings and diagnoses name that call instead. */
+bool tg__in_library(const char *file);
+tg_loc tg__user_loc(tg_loc loc);
+tg_loc tg__enter_user_call(tg_loc loc);
+void tg__leave_user_call(tg_loc outer);
 
 /* ---- errors -------------------------------------------------------------------------- */
 /* Sets the thread's error message (printf format, prefixed with the caller's file:line)

@@ -46,6 +46,7 @@ tg_tensor *tg_variable_at(tg_loc loc, const tg_tensor *init, tg_variable_opts o)
     t->flags = TG_T_VARIABLE;
     t->var = v;
     t->loc = loc;
+    t->stamp = ++tg__ctx()->clock;
     *v = (tg_var){.name = name, .trainable = o.trainable, .handle = t};
     return t;
 }
@@ -183,6 +184,9 @@ static int assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *
     }
     vt->var->version++;
     vt->var->last_assign = loc;
+    if (x->op)   /* a computed value: its gradient path ends here */
+        tg__event((tg_event){.kind = TG_EVENT_ASSIGN, .loc = loc, .func = func, .t = (tg_tensor *)x, .gen = x->gen,
+                             .var = vt, .var_gen = vt->gen});
     return 0;
 }
 

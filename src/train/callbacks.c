@@ -87,7 +87,7 @@ struct tg_weights {
 tg_weights *tg__weights_save(tg_model *m)
 {
     int n = 0;
-    tg_tensor *const *vars = tg_model_variables(m, &n);
+    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &n);
     if (!vars)
         return NULL;
     tg_weights *w = calloc(1, sizeof *w);
@@ -110,7 +110,7 @@ tg_weights *tg__weights_save(tg_model *m)
 int tg__weights_restore(tg_model *m, const tg_weights *w)
 {
     int n = 0;
-    tg_tensor *const *vars = tg_model_variables(m, &n);
+    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &n);
     if (n != w->n)
         return tg__failf((tg_loc){0}, "restore weights: the model has %d variables, %d were saved", n, w->n);
     for (int i = 0; i < n; i++) {

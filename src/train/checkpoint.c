@@ -44,7 +44,7 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
     if (!tg_model_built(m))
         return tg__failf(loc, "tg_model_save: the model has no weights yet (build it, or call it once)");
     int nv = 0;
-    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
     if (!vars)   /* out of memory: a file without the weights would replace a good one */
         return -1;
     tg_optimizer *opt = tg_model_optimizer(m);
@@ -136,7 +136,7 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
         return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
     }
     int nv = 0;
-    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
     tg_scope *s = tg_scope_begin_at(loc);
     int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
     if (rc == 0)

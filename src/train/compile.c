@@ -209,7 +209,7 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
-    if (loss && tg_metric_update_value(c->loss_mean, tg_item(loss), (double)tg_dim(y_pred, 0)) != 0)
+    if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), (double)tg_dim(y_pred, 0)) != 0)
         return -1;
     for (int i = 0; i < c->n_metrics; i++)
         if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)

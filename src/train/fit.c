@@ -193,6 +193,16 @@ static int run_hooks(const tg_fit_opts *o, hook h, tg_model *m, int64_t i, tg_lo
 
 /* ---- evaluate ------------------------------------------------------------------------------------ */
 /* Loss and metrics over (x, y) in batches, into logs (names prefixed with `prefix`). */
+/* predict and evaluate give values, not recorded tensors (TF gives NumPy arrays): no tape
+ * records what they run, and an event lets a diagnosis name the call when those values
+ * end up in a loss. */
+static int recording_off(void)
+{
+    int n = tg__ctx()->n_recording;
+    tg__ctx()->n_recording = 0;
+    return n;
+}
+
 static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w,
                           int64_t batch_size, const char *prefix, tg_logs *logs)
 {
@@ -238,15 +248,36 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
     tg_progress p;
     tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
-    if (!evaluate_into(loc, m, x, y, o.sample_weight, o.batch_size, "", logs))
+    int recording = recording_off();
+    tg_loc outer = tg__enter_user_call(loc);
+    bool ok = evaluate_into(loc, m, x, y, o.sample_weight, o.batch_size, "", logs);
+    tg__leave_user_call(outer);
+    tg__ctx()->n_recording = recording;
+    if (!ok)
         return -1;
+    tg__event((tg_event){.kind = TG_EVENT_MODEL_VALUES, .loc = loc, .func = "tg_evaluate",
+                         .first = logs->n ? logs->values[0] : NAN});
     tg__progress_update(&p, p.target, logs);
     tg__progress_end(&p, logs);
     return 0;
 }
 
 /* ---- predict ------------------------------------------------------------------------------------- */
+static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
+
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    int recording = recording_off();
+    tg_loc outer = tg__enter_user_call(loc);
+    tg_tensor *out = predict(loc, m, x, o);
+    tg__leave_user_call(outer);
+    tg__ctx()->n_recording = recording;
+    if (out)
+        out->built_from = tg__event((tg_event){.kind = TG_EVENT_MODEL_VALUES, .loc = loc, .func = "tg_predict"});
+    return out;
+}
+
+static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
     if (!check_model(loc, "tg_predict", m, false) || !check_data(loc, "tg_predict", m, x, NULL, "x", NULL))
         return NULL;
@@ -272,7 +303,7 @@ tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
             row_bytes = (size_t)(pred->size / pred->shape[0]) * tg_dtype_size(dtype);
             buf = malloc(row_bytes * (size_t)n + 1);
         }
-        bool ok = pred && buf && tg_copy_out(pred, buf + row_bytes * (size_t)from, row_bytes * (size_t)(to - from)) == 0;
+        bool ok = pred && buf && tg_copy_out_at((tg_loc){0}, pred, buf + row_bytes * (size_t)from, row_bytes * (size_t)(to - from)) == 0;
         tg_scope_end_at(loc, s);
         if (!ok) {
             free(buf);
@@ -430,7 +461,17 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
     return stop;
 }
 
+static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
+
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
+{
+    tg_loc outer = tg__enter_user_call(loc);
+    tg_history *h = fit(loc, m, x, y, o);
+    tg__leave_user_call(outer);
+    return h;
+}
+
+static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
 {
     tg_scope *scope = tg_scope_begin_at(loc);
     fit_data d = {0};
