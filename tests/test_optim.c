@@ -499,7 +499,7 @@ static void all_gradients_missing(void)
     uint64_t version = tg_variable_version(w);
     CHECK(tg_apply_gradients(opt, grads, vars, 2) == -1);
     /* one line per distinct cause: both were never read, so one line names both */
-    CHECK_ERROR("tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w, b: it was never read");
+    CHECK_ERROR("tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w, b (each): it was never read");
     /* the line gives the diagnosis the gradient call kept, without its subject */
     tg_diagnosis d;
     CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NOT_READ);
@@ -533,7 +533,7 @@ static void all_gradients_missing(void)
     CHECK(tg_apply_gradients(opt, nulls, many, MANY) == -1);
     CHECK_ERROR("\n  block_00/a_rather_long_variable_name, block_01/a_rather_long_variable_name, ");
     err = tg_last_error();
-    CHECK(err && strlen(err) < 2000 && strstr(err, " more: no diagnosis is known") != NULL);
+    CHECK(err && strlen(err) < 2000 && strstr(err, " more (each): no diagnosis is known") != NULL);
     for (int i = 0; i < MANY; i++)
         tg_variable_free(many[i]);
 

@@ -6,7 +6,7 @@
 # prints the command to run and exits 1).
 set -eu
 
-PACKAGES="cmake make gcc libc6-dev clang libclang-rt-dev libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist"
+PACKAGES="cmake make gcc libc6-dev clang libclang-rt-dev libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz"
 
 missing=""
 for pkg in $PACKAGES; do

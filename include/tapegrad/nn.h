@@ -256,7 +256,8 @@ bool tg_layer_built(const tg_layer *layer);
 tg_shape tg_layer_output_shape(const tg_layer *layer);
 /* The layer's variables in creation order (Keras's layer.weights). The array belongs to
  * the layer. */
-tg_tensor *const *tg_layer_variables(const tg_layer *layer, int *count);
+tg_tensor *const *tg_layer_variables_at(tg_loc loc, const tg_layer *layer, int *count);
+#define tg_layer_variables(layer, count) tg_layer_variables_at(TG_LOC, layer, count)
 bool tg_layer_trainable(const tg_layer *layer);
 /* Keras 3's `layer.trainable = value`: the variables the layer made trainable follow
  * (so a frozen layer's variables are not watched by tapes and leave the model's

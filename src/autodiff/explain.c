@@ -4,6 +4,7 @@
  * not record, values copied out of tapegrad and built into a new tensor, an assign. With
  * no path at all it tells a variable created anew, a non-trainable one, a dead end, or a
  * target made of constants. Nothing here runs on the recording path. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -134,11 +135,19 @@ static void not_trainable(why *w)
 {
     const tg_var *v = w->x->var;
     const tg_unwatched_read *u = unwatched_read(w->t, w->x);
+    char frozen[128] = "";
+    if (v->frozen.file)
+        snprintf(frozen, sizeof frozen, " (its layer was frozen at %s:%d)", AT(v->frozen));
     if (v->listed.file)
         say(w, TG_CAUSE_NOT_WATCHED, v->listed, NULL,
-            "it is not trainable (a moving statistic, or a frozen layer's weight), so the tape does not watch it and "
-            "it has no gradient (as in TF). It came in the list from tg_model_variables at %s:%d: pass "
-            "tg_model_trainable_variables(model, &n) instead", AT(v->listed));
+            "it is not trainable%s, like a moving statistic or a frozen layer's weight, so the tape does not watch "
+            "it and it has no gradient (as in TF). It came in a list of all variables at %s:%d: pass "
+            "tg_model_trainable_variables(model, &n) instead, or leave it out of the sources", frozen, AT(v->listed));
+    else if (v->frozen.file)
+        say(w, TG_CAUSE_NOT_WATCHED, v->frozen, NULL,
+            "it is not trainable: its layer was frozen at %s:%d, so the tape does not watch it and it has no "
+            "gradient (as in TF). Pass only trainable variables (tg_model_trainable_variables(model, &n)), or "
+            "unfreeze the layer if it is meant to be trained", AT(v->frozen));
     else
         say(w, TG_CAUSE_NOT_WATCHED, u ? u->loc : w->x->loc, NULL,
             "it is not trainable (trainable=false), so the tape does not watch it%s and it has no gradient (as in "
@@ -373,6 +382,16 @@ static bool recreated(why *w, const tg_tensor *const *anc, int n)
     return false;
 }
 
+/* The op nearest the target that the user's own code ran (a loss function given to
+ * tg_compile runs inside tg_fit, its ops at the user's lines). */
+static tg_loc users_last_op(const tg_tensor *const *anc, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (anc[i]->op && anc[i]->loc.file && !tg__in_library(anc[i]->loc.file))
+            return anc[i]->loc;
+    return n ? anc[0]->loc : (tg_loc){0};
+}
+
 /* When the target depends on no variable and no watched tensor: a sentence saying so. */
 static bool made_of_constants(why *w, const tg_tensor *const *anc, int n, char *text, size_t size)
 {
@@ -397,13 +416,48 @@ static bool made_of_constants(why *w, const tg_tensor *const *anc, int n, char *
 
 /* The last recorded op computed from the source, and the first op on the target's path
  * recorded after it: where the source's value stops and the target takes another. */
-static bool dead_end(why *w, const char *constants)
+/* The inputs the source's computation was made from (not literal scalars): a target
+ * that takes one of them after that computation bypassed it. */
+typedef struct bypass {
+    tg_graph *inputs;
+    const tg_tensor *found;
+} bypass;
+
+static bool takes_an_input(tg_graph *g, const tg_tensor *z, const tg_parent *p, void *user)
+{
+    (void)g, (void)z;
+    bypass *b = user;
+    return p->t && p->how != TG_HOP_LEFT && tg__seen(b->inputs, p->t);
+}
+
+/* The first op on the target's path, after `after`, that takes an input of the source's
+ * computation instead of its result: where the target's path went another way. */
+static const tg_tensor *bypassing_op(why *w, tg_graph *inputs, uint64_t after, const tg_tensor *const *anc, int n)
+{
+    bypass b = {.inputs = inputs};
+    tg_graph walk;
+    tg__graph_init(&walk, w->t, w->x);
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *z = anc[i];
+        if (z->op && z->stamp > after && (!b.found || z->stamp < b.found->stamp) &&
+            tg__each_parent(&walk, z, takes_an_input, &b))
+            b.found = z;
+    }
+    tg__graph_free(&walk);
+    return b.found;
+}
+
+/* The last op computed from the source, and where the target's path went another way.
+ * The line to change: that op, when the target took an input of the source's computation
+ * instead of its result; else (a target of constants) the user's last op on the way to
+ * the target; else the last op computed from the source. */
+static bool dead_end(why *w, const char *constants, tg_loc loss, const tg_tensor *const *anc, int n)
 {
     const tg_tape *t = w->t;
-    tg_graph from;   /* the outputs computed from the source */
+    tg_graph from, inputs;   /* the outputs computed from the source, and what they were computed from */
     tg__graph_init(&from, t, w->x);
+    tg__graph_init(&inputs, t, w->x);
     const tg_node *last = NULL;
-    size_t last_k = 0;
     for (size_t k = 0; k < t->n_nodes; k++) {
         const tg_node *nd = t->nodes[k];
         bool computed = false;
@@ -411,22 +465,28 @@ static bool dead_end(why *w, const char *constants)
             const tg_entry *e = nd->in_entry[i];
             computed = nd->in[i] == w->x || (e && e->var == w->x) || tg__seen(&from, nd->in[i]);
         }
-        if (computed && tg__mark(&from, nd->out->t)) {
-            last = nd;
-            last_k = k;
+        if (!computed || !tg__mark(&from, nd->out->t))
+            continue;
+        last = nd;
+        for (int i = 0; i < nd->n; i++) {
+            const tg_tensor *in = nd->in[i];
+            const tg_entry *e = nd->in_entry[i];
+            bool literal = (in->flags & TG_T_FROM_DATA) && in->size == 1;
+            if (in != w->x && !(e && e->var == w->x) && !tg__seen(&from, in) && !literal)
+                tg__mark(&inputs, in);
         }
     }
     tg__graph_free(&from);
+    const tg_tensor *other = last && !*constants ? bypassing_op(w, &inputs, last->out->t->stamp, anc, n) : NULL;
+    tg__graph_free(&inputs);
     if (!last)
         return false;
-    const tg_node *next = NULL;   /* w->g holds the target's ancestors */
-    for (size_t k = last_k + 1; k < t->n_nodes && !next && !*constants; k++)
-        if (tg__seen(w->g, t->nodes[k]->out->t))
-            next = t->nodes[k];
-    char on[160] = "";
-    if (next)
-        snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with another tensor", AT(next->loc), tg__op_name(next->op));
-    say(w, TG_CAUSE_UNCONNECTED, last->loc, tg__op_name(last->op),
+    char on[200] = "";
+    if (other)
+        snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with an input of that computation "
+                 "instead of its result", AT(other->loc), tg__op_name(other->op));
+    tg_loc where = other ? other->loc : *constants ? loss : last->loc;
+    say(w, TG_CAUSE_UNCONNECTED, where, other ? tg__op_name(other->op) : *constants ? NULL : tg__op_name(last->op),
         "nothing computed from it reaches the target. The last op computed from it is %s at %s:%d, and the target "
         "never uses its result%s. %s%s", tg__op_name(last->op), AT(last->loc), on,
         *constants ? constants : "Use that result on the way to the target (was a layer's output overwritten, or "
@@ -480,13 +540,14 @@ static void no_path(why *w)
     bool said = anc && recreated(w, a, n);
     if (!said && anc)
         made_of_constants(w, a, n, constants, sizeof constants);
-    said = said || (anc && (dead_end(w, constants) || (!variable && !*constants && other_input(w, a, n))));
+    tg_loc loss = users_last_op(a, n);
+    said = said || (anc && (dead_end(w, constants, loss, a, n) || (!variable && !*constants && other_input(w, a, n))));
     free(anc);
     if (said)
         return;
     if (*constants) {
         constants[0] = 't';   /* "The target ..." follows "variable 'w': " */
-        say(w, TG_CAUSE_UNCONNECTED, w->y->loc, w->y->op ? tg__op_name(w->y->op) : NULL, "%s%s", constants,
+        say(w, TG_CAUSE_UNCONNECTED, loss, w->y->op ? tg__op_name(w->y->op) : NULL, "%s%s", constants,
             unconnected_zero);
     }
     else if (variable)
@@ -557,9 +618,13 @@ static bool cancels(tg_tape *t, tg_node *nd)
     return false;
 }
 
-static const char *saturation_hint(tg_op_kind op)
+static const char *saturation_hint(const tg_node *nd)
 {
-    switch (op) {
+    /* Keras's cross-entropies clip probabilities to [1e-7, 1 - 1e-7] */
+    if (nd->op == TG_OP_CLIP_BY_VALUE && fabs(nd->a.f[1] - (1 - 1e-7)) < 1e-9)
+        return "every probability is clipped at 1 - 1e-7: a cross-entropy over a last axis of size 1, where every "
+               "normalised prediction is 1 (use binary cross-entropy and a sigmoid for one unit)";
+    switch (nd->op) {
     case TG_OP_RELU:
     case TG_OP_BIAS_ADD_ACT: return "every unit is inactive (dead ReLUs: all inputs negative)";
     case TG_OP_CLIP_BY_VALUE: return "every value lies outside the clip range";
@@ -601,7 +666,7 @@ static void explain_zero(why *w)
         else if (v)
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),
                 "its gradient exists but is identically zero: it vanishes at %s (%s:%d), where %s. The target does "
-                "not vary with it here", tg__op_name(v->op), AT(v->loc), saturation_hint(v->op));
+                "not vary with it here", tg__op_name(v->op), AT(v->loc), saturation_hint(v));
         else
             say(w, TG_CAUSE_ZERO_GRADIENT, w->y->loc, NULL,
                 "its gradient exists but is identically zero: the target does not vary with it here");

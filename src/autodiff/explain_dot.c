@@ -58,6 +58,8 @@ static void node(picture *p, const tg_tensor *z)
     if (z->flags & TG_T_VARIABLE) {
         snprintf(label, sizeof label, "variable '%s'", z->var->name);
         shape = "box";
+    } else if ((z->flags & TG_T_SNAPSHOT) && z->var) {
+        snprintf(label, sizeof label, "read of '%s'\\n%s:%d", z->var->name, base(z->loc.file), z->loc.line);
     } else if (z->op) {
         snprintf(label, sizeof label, "%s\\n%s:%d", tg__op_name(z->op), base(z->loc.file), z->loc.line);
     } else {

@@ -257,10 +257,13 @@ tg_shape tg_layer_output_shape(const tg_layer *l)
     return l && l->built ? l->out_shape : (tg_shape){.rank = -1};
 }
 
-tg_tensor *const *tg_layer_variables(const tg_layer *l, int *count)
+tg_tensor *const *tg_layer_variables_at(tg_loc loc, const tg_layer *l, int *count)
 {
     if (count)
         *count = l ? l->n_vars : 0;
+    for (int i = 0; l && loc.file && i < l->n_vars; i++)   /* for a diagnosis: where they were handed out */
+        if (!l->vars[i]->var->trainable)
+            l->vars[i]->var->listed = loc;
     return l ? l->vars : NULL;
 }
 
@@ -269,8 +272,10 @@ int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
     CHECK_LAYER("tg_layer_set_trainable", l, -1);
     l->trainable = trainable;
     for (int i = 0; i < l->n_vars; i++)
-        if (l->var_trainable[i])
+        if (l->var_trainable[i]) {
             tg_variable_set_trainable(l->vars[i], trainable);
+            l->vars[i]->var->frozen = trainable ? (tg_loc){0} : loc;   /* for a diagnosis */
+        }
     return 0;
 }
 

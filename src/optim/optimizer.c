@@ -435,7 +435,7 @@ static void put_diagnoses(msg_buf *m, tg_tensor *const *grads, tg_tensor *const 
             }
         if (left)
             put(m, " and %d more", left);
-        put(m, ": %s", reason);
+        put(m, "%s: %s", listed + left > 1 ? " (each)" : "", reason);
         shown += listed + left;
     }
 }

@@ -46,7 +46,8 @@ struct tg_var {
     bool trainable;
     uint64_t version;
     tg_loc last_assign;
-    tg_loc listed;              /* the last list of a model's variables that handed it out */
+    tg_loc listed;              /* the last list of a model's or layer's variables that handed it out */
+    tg_loc frozen;              /* where a layer or model was made non-trainable with it */
     tg_loc last_read;           /* the last op that read it, and when */
     uint64_t last_read_stamp;
     tg_tensor *snapshots;       /* live snapshots still aliasing `data` */

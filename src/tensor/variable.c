@@ -184,7 +184,7 @@ static int assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *
     }
     vt->var->version++;
     vt->var->last_assign = loc;
-    if (x->op)   /* a computed value: its gradient path ends here */
+    if (loc.file)   /* the value's gradient path ends here */
         tg__event((tg_event){.kind = TG_EVENT_ASSIGN, .loc = loc, .func = func, .t = (tg_tensor *)x, .gen = x->gen,
                              .var = vt, .var_gen = vt->gen});
     return 0;
