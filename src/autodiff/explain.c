@@ -382,14 +382,17 @@ static bool recreated(why *w, const tg_tensor *const *anc, int n)
     return false;
 }
 
-/* The op nearest the target that the user's own code ran (a loss function given to
- * tg_compile runs inside tg_fit, its ops at the user's lines). */
-static tg_loc users_last_op(const tg_tensor *const *anc, int n)
+/* For a target made of constants, the line to change: the first op the user's own code
+ * ran on the way to the target after `after` (a loss function given to tg_compile runs
+ * inside tg_fit, its ops at the user's lines); else the target's line. */
+static tg_loc users_first_op(const tg_tensor *const *anc, int n, uint64_t after)
 {
+    const tg_tensor *first = NULL;
     for (int i = 0; i < n; i++)
-        if (anc[i]->op && anc[i]->loc.file && !tg__in_library(anc[i]->loc.file))
-            return anc[i]->loc;
-    return n ? anc[0]->loc : (tg_loc){0};
+        if (anc[i]->op && anc[i]->stamp > after && anc[i]->loc.file && !tg__in_library(anc[i]->loc.file) &&
+            (!first || anc[i]->stamp < first->stamp))
+            first = anc[i];
+    return first ? first->loc : n ? anc[0]->loc : (tg_loc){0};
 }
 
 /* When the target depends on no variable and no watched tensor: a sentence saying so. */
@@ -485,6 +488,8 @@ static bool dead_end(why *w, const char *constants, tg_loc loss, const tg_tensor
     if (other)
         snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with an input of that computation "
                  "instead of its result", AT(other->loc), tg__op_name(other->op));
+    if (*constants)
+        loss = users_first_op(anc, n, last->out->t->stamp);
     tg_loc where = other ? other->loc : *constants ? loss : last->loc;
     say(w, TG_CAUSE_UNCONNECTED, where, other ? tg__op_name(other->op) : *constants ? NULL : tg__op_name(last->op),
         "nothing computed from it reaches the target. The last op computed from it is %s at %s:%d, and the target "
@@ -540,7 +545,7 @@ static void no_path(why *w)
     bool said = anc && recreated(w, a, n);
     if (!said && anc)
         made_of_constants(w, a, n, constants, sizeof constants);
-    tg_loc loss = users_last_op(a, n);
+    tg_loc loss = users_first_op(a, n, w->t->begin_stamp);
     said = said || (anc && (dead_end(w, constants, loss, a, n) || (!variable && !*constants && other_input(w, a, n))));
     free(anc);
     if (said)

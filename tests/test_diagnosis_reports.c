@@ -1,15 +1,12 @@
-/* review_diagnosis: the missing-gradient diagnosis on programs ported from public bug
- * reports about "No gradients provided for any variable" and "tape.gradient returns None".
+/* The missing-gradient diagnosis on programs ported from public bug reports about "No
+ * gradients provided for any variable" and "tape.gradient returns None", written apart
+ * from the diagnosis and against its public API only.
  *
  * Each case is written the way its reporter wrote it (their structure, names, helpers,
  * order of statements), with the mistake left in. The line the user must change is marked
  * by `exp_line = __LINE__` written on that same line; the expected cause is given to
  * report(). Four correct programs must get every gradient with no warning under
- * TG_CHECK_EAGER.
- *
- *   cc -std=c11 -Iinclude tests/review_diagnosis.c build/libtapegrad.a -lm -lpthread -ldl -lz \
- *      -o build/review && build/review
- */
+ * TG_CHECK_EAGER. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +46,7 @@ static const char *base(const char *path)
 static void report(const char *name, const char *source, tg_cause want, int want_line, int rc, const tg_diagnosis *d)
 {
     bool ok = rc == 0 && d->cause == want && d->where.line == want_line && d->where.file &&
-              strstr(d->where.file, "review_diagnosis.c");
+              strstr(d->where.file, "test_diagnosis_reports.c");
     printf("%-26s want %s@%d  got %s@%s:%d  %s  [warnings %d]\n", name, tg_cause_name(want), want_line,
            tg_cause_name(d->cause), base(d->where.file), d->where.line, ok ? "PASS" : "FAIL", n_warn);
     printf("    source: %s\n    message: %s\n", source, d->message);
@@ -619,7 +616,7 @@ static void case_frozen_base_all_weights(void)
     tg_rng *rng = tg_rng_new(11);
     tg_model *model = tg_sequential(tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 8, .name = "base"),
                                     tg_dense(.units = 3, .activation = TG_SOFTMAX, .name = "head"));
-    tg_layer_set_trainable(tg_model_get_layer(model, "base"), false); exp_line = __LINE__;
+    tg_layer_set_trainable(tg_model_get_layer(model, "base"), false);   /* named in the message */
     tg_optimizer *optimizer = tg_adam();
     tg_tensor *x = tg_random_normal(rng, TG_F32, TG_SHAPE(6, 8));
     tg_tensor *y = tg_one_hot(tg_from_i32(TG_SHAPE(6), 0, 1, 2, 0, 1, 2), 3);
@@ -627,7 +624,7 @@ static void case_frozen_base_all_weights(void)
     int n_weights = 0;
     for (int i = 0; i < tg_model_n_layers(model); i++) {
         int k;
-        tg_tensor *const *lw = tg_layer_variables(tg_model_layer(model, i), &k);
+        tg_tensor *const *lw = tg_layer_variables(tg_model_layer(model, i), &k); exp_line = __LINE__;   /* all of them */
         for (int j = 0; j < k; j++)
             weights[n_weights++] = lw[j];
     }
@@ -783,8 +780,8 @@ static void case_grad_wrt_model_input(void)
     tg_tensor *image = tg_random_uniform(rng, TG_F32, TG_SHAPE(1, 12));
 
     tg_tape *tape = tg_tape_begin();
-    tg_watch(tape, model_input);
-    tg_tensor *preds = tg_model_call(model, image); exp_line = __LINE__;
+    tg_watch(tape, model_input); exp_line = __LINE__;   /* watches the stand-in, not the image fed */
+    tg_tensor *preds = tg_model_call(model, image);
     tg_tensor *class_channel = tg_slice(preds, TG_SHAPE(0, 2), TG_SHAPE(1, 1));
     tg_tape_end(tape);
     tg_tensor *grads = tg_gradient(tape, class_channel, model_input);
@@ -1088,8 +1085,8 @@ static void case_embedding_int_ids(void)
                                     tg_dense(.units = 1, .activation = TG_SIGMOID));
     tg_tensor *word_ids = tg_from_i32(TG_SHAPE(2, 5), 1, 4, 7, 2, 0, 3, 3, 9, 12, 1);
     tg_tape *tape = tg_tape_begin();
-    tg_watch(tape, word_ids); exp_line = __LINE__;
-    tg_tensor *out = tg_model_call(model, word_ids);
+    tg_watch(tape, word_ids);
+    tg_tensor *out = tg_model_call(model, word_ids); exp_line = __LINE__;   /* the embedding output to use instead */
     tg_tape_end(tape);
     tg_tensor *g = tg_gradient(tape, out, word_ids);
     (void)g;
@@ -1283,5 +1280,6 @@ int main(void)
 
     printf("\nbuggy programs: %d right (cause and line), %d wrong; correct programs: %d clean, %d not\n", n_pass, n_fail,
            n_ok_pass, n_ok_fail);
+    printf("%d passed, %d failed\n", n_pass + n_ok_pass, n_fail + n_ok_fail);
     return n_fail || n_ok_fail;
 }
