@@ -84,8 +84,10 @@ static tg_optimizer *make(tg_loc loc, const char *func, tg_optim_kind kind, cons
     tg_optimizer *opt = calloc(1, sizeof *opt);
     if (!opt)
         return tg__fail(loc, "%s: out of memory", func);
+    opt->magic = TG_OPTIM_ALIVE;
     opt->kind = kind;
     opt->name = name;
+    opt->ctor = func;
     opt->h = *h;
     return opt;
 }
@@ -152,10 +154,26 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     return opt;
 }
 
-void tg_optimizer_free(tg_optimizer *opt)
+bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt)
 {
     if (!opt)
+        return tg__null_arg(loc, func, "opt"), false;
+    if (opt->magic != TG_OPTIM_ALIVE)
+        return tg__failb(loc, "%s: the optimizer was already freed (by tg_optimizer_free, or with the model it "
+                         "was compiled into); make a new one", func);
+    return true;
+}
+
+void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt)
+{
+    if (!opt || !tg__optimizer_check(loc, "tg_optimizer_free", opt))
         return;
+    if (opt->owner) {
+        tg__fail(loc, "tg_optimizer_free: the optimizer belongs to the model compiled with it (at %s:%d), which "
+                 "frees it: free the model with tg_model_free instead", opt->owner_loc.file ? opt->owner_loc.file : "?",
+                 opt->owner_loc.line);
+        return;
+    }
     for (int k = 0; k < opt->n_slots; k++)
         free(opt->slot[k]);
     free(opt->vars);
@@ -163,12 +181,35 @@ void tg_optimizer_free(tg_optimizer *opt)
     free(opt->index);
     free(opt->steps);
     free(opt->starts);
-    free(opt);
+    *opt = (tg_optimizer){.magic = TG_OPTIM_DEAD, .name = opt->name};
+    tg__retire(opt);   /* never reused: a stale handle finds TG_OPTIM_DEAD */
+}
+
+bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner)
+{
+    if (!tg__optimizer_check(loc, "tg_compile", opt))
+        return false;
+    if (opt->owner && opt->owner != owner)
+        return tg__failb(loc, "tg_compile: this %s optimizer is already compiled into another model (at %s:%d), "
+                         "which owns it and keeps its state; make one optimizer per model, e.g. .optimizer = "
+                         "%s()", opt->name, opt->owner_loc.file ? opt->owner_loc.file : "?", opt->owner_loc.line,
+                         opt->ctor);
+    opt->owner = owner;
+    opt->owner_loc = loc;
+    return true;
+}
+
+void tg__optimizer_drop(tg_optimizer *opt, const void *owner)
+{
+    if (opt && opt->magic == TG_OPTIM_ALIVE && opt->owner == owner)
+        opt->owner = NULL;
 }
 
 /* ---- small accessors ---------------------------------------------------------------------- */
 
-int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return opt ? opt->iterations : 0; }
+static bool alive(const tg_optimizer *opt) { return opt && opt->magic == TG_OPTIM_ALIVE; }
+
+int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return alive(opt) ? opt->iterations : 0; }
 
 static double current_lr(const tg_optimizer *opt)
 {
@@ -176,12 +217,12 @@ static double current_lr(const tg_optimizer *opt)
                                                     : tg_schedule_value(&opt->h.schedule, opt->iterations);
 }
 
-double tg_optimizer_current_lr(const tg_optimizer *opt) { return opt ? current_lr(opt) : NAN; }
+double tg_optimizer_current_lr(const tg_optimizer *opt) { return alive(opt) ? current_lr(opt) : NAN; }
 
 int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
 {
-    if (!opt)
-        return tg__null_arg(loc, "tg_optimizer_set_learning_rate", "opt"), -1;
+    if (!tg__optimizer_check(loc, "tg_optimizer_set_learning_rate", opt))
+        return -1;
     if (opt->h.schedule.kind != TG_SCHEDULE_NONE)
         return tg__failf(loc, "tg_optimizer_set_learning_rate: This optimizer was created with a "
                          "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
@@ -195,8 +236,8 @@ int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
 
 int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterations)
 {
-    if (!opt)
-        return tg__null_arg(loc, "tg_optimizer_set_iterations", "opt"), -1;
+    if (!tg__optimizer_check(loc, "tg_optimizer_set_iterations", opt))
+        return -1;
     if (iterations < 0)
         return tg__failf(loc, "tg_optimizer_set_iterations: the iteration count must be >= 0, got %lld",
                          (long long)iterations);
@@ -204,12 +245,14 @@ int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterat
     return 0;
 }
 
-int tg_optimizer_state_count(const tg_optimizer *opt) { return opt ? opt->n_slots * opt->n_vars : 0; }
+int tg_optimizer_state_count(const tg_optimizer *opt) { return alive(opt) ? opt->n_slots * opt->n_vars : 0; }
 
 int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *out)
 {
-    if (!opt || !out)
-        return tg__null_arg((tg_loc){0}, "tg_optimizer_state", !opt ? "opt" : "out"), -1;
+    if (!tg__optimizer_check((tg_loc){0}, "tg_optimizer_state", opt))
+        return -1;
+    if (!out)
+        return tg__null_arg((tg_loc){0}, "tg_optimizer_state", "out"), -1;
     if (index < 0 || index >= opt->n_slots * opt->n_vars)
         return tg__failf((tg_loc){0}, "tg_optimizer_state: index %d is out of range; the %s optimizer has %d state "
                          "arrays (%d slots x %d variables)", index, opt->name, opt->n_slots * opt->n_vars,
@@ -552,8 +595,8 @@ static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, t
 static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
                  int n)
 {
-    if (!opt)
-        return tg__null_arg(loc, func, "opt"), -1;
+    if (!tg__optimizer_check(loc, func, opt))
+        return -1;
     if (n < 0)
         return tg__failf(loc, "%s: n = %d; it must be >= 0", func, n);
     if (n == 0)
@@ -583,8 +626,8 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
 
 int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n)
 {
-    if (!opt)
-        return tg__failf(loc, "tg_optimizer_build: `opt` is NULL");
+    if (!tg__optimizer_check(loc, "tg_optimizer_build", opt))
+        return -1;
     if (n < 0 || (n && !vars))
         return tg__failf(loc, "tg_optimizer_build: give the variables and their count");
     for (int i = 0; i < n; i++)
@@ -626,8 +669,10 @@ static int minimize_in_scope(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, 
 
 int tg_minimize_at(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user, tg_tensor *const *vars, int n)
 {
-    if (!opt || !loss_fn)
-        return tg__null_arg(loc, "tg_minimize", !opt ? "opt" : "loss_fn"), -1;
+    if (!tg__optimizer_check(loc, "tg_minimize", opt))
+        return -1;
+    if (!loss_fn)
+        return tg__null_arg(loc, "tg_minimize", "loss_fn"), -1;
     if (n < 0)
         return tg__failf(loc, "tg_minimize: n = %d; it must be >= 0", n);
     if (n > 0 && !vars)

@@ -86,6 +86,14 @@ void *tg__null_arg(tg_loc loc, const char *func, const char *arg);
 /* Checks an input: non-NULL and alive. Returns false with an error set. */
 bool tg__check_input(tg_loc loc, const char *func, const tg_tensor *t, const char *arg);
 
+/* ---- handles ------------------------------------------------------------------------ */
+/* Models, optimizers and callbacks are made a few times per program. When one is freed,
+ * its contents are, but its struct is kept, marked dead, for the life of the process: the
+ * address is never handed to another object, so a stale handle finds the mark (and gives
+ * an error) instead of freed memory or a new object. Tapes, made once per step and
+ * recycled, carry a generation in their handles instead (autodiff/tape.c). */
+void tg__retire(void *p);
+
 /* Element sizes, inlined for the hot path (tg_dtype_size checks its argument). */
 static inline size_t tg__dsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_BOOL ? 1 : 4; }
 

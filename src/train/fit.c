@@ -316,8 +316,9 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
         return tg__failb(loc, "tg_fit: callbacks: give an array and its count");
     for (int i = 0; i < o->n_callbacks; i++)
-        if (!o->callbacks[i])
-            return tg__failb(loc, "tg_fit: callbacks[%d] is NULL", i);
+        if (!o->callbacks[i] || tg__callback_freed(o->callbacks[i]))
+            return tg__failb(loc, "tg_fit: callbacks[%d] is %s", i,
+                             o->callbacks[i] ? "already freed (tg_callback_free): make a new one" : "NULL");
     if (o->class_weight && o->n_class_weight < 1)
         return tg__failb(loc, "tg_fit: class_weight needs n_class_weight >= 1");
     return true;
