@@ -89,7 +89,9 @@ tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *targ
 
 /* Custom gradients (tf.custom_gradient). `forward` computes the output from the inputs;
  * nothing it does is recorded. `backward` receives dy and must set dx[i] for each input
- * (NULL for none), built from tapegrad ops so that outer tapes can differentiate it.
+ * (NULL for none), built from tapegrad ops so that outer tapes can differentiate it, of
+ * its input's dtype and shape; a gradient that is not (or whose scope has ended) is an
+ * error naming the tg_custom_gradient line.
  * Both return 0, or -1 to fail. */
 typedef tg_tensor *(*tg_custom_forward_fn)(tg_tensor *const *inputs, int n, void *user);
 typedef int (*tg_custom_backward_fn)(const tg_tensor *dy, tg_tensor *const *inputs, int n,
