@@ -117,13 +117,18 @@ static tg_tape *tape_struct(void)
 
 static void *tape_alloc(tg_tape *t, size_t bytes)
 {
-    bytes = (bytes + 15) & ~(size_t)15;
+    if (tg__size_add_overflow(bytes, 15, &bytes))
+        return NULL;
+    bytes &= ~(size_t)15;
     tape_chunk *c = t->chunks;
     if (!c || c->cap - c->used < bytes) {
-        size_t cap = c ? c->cap * 2 : TAPE_CHUNK_MIN;
+        size_t cap = TAPE_CHUNK_MIN;
+        if (c && tg__size_mul_overflow(c->cap, 2, &cap))
+            cap = bytes;
         if (cap < bytes)
             cap = bytes;
-        tape_chunk *n = malloc(sizeof *n + cap);
+        size_t total;
+        tape_chunk *n = tg__size_add_overflow(sizeof *n, cap, &total) ? NULL : malloc(total);
         if (!n)
             return NULL;
         n->next = c;

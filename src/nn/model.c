@@ -264,6 +264,9 @@ int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape in)
     }
     if (m->n_layers == 0)
         return tg__failf(loc, "tg_model_build: model \"%s\" has no layers; add some first", m->name);
+    if (tg__shape_size(&in) < 0)
+        return tg__failf(loc, "tg_model_build: input_shape %s has a negative dim or is too large (its dims "
+                         "multiply past %lld elements)", tg__shape_str(&in, a, sizeof a), (long long)TG_MAX_ELEMENTS);
     return build_from(m, loc, 0, &in) ? 0 : -1;
 }
 
