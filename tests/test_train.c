@@ -459,6 +459,26 @@ static void progress_output(void)
     tg_scope_end(s);
 }
 
+/* No rows to evaluate: an error, not a loss of 0 (Keras: "Expected input data to be
+ * non-empty"). fit on no rows is refused too. */
+static void no_rows(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    CHECK(tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_MSE) == 0);
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(0, 2)), *y = tg_zeros(TG_F32, TG_SHAPE(0, 1));
+    tg_logs logs;
+    tg_clear_error();
+    CHECK(tg_evaluate(m, x, y, &logs) == -1);
+    CHECK_ERROR("test_train.c");
+    CHECK_ERROR("tg_evaluate: `x` has no rows");
+    tg_clear_error();
+    CHECK(tg_fit(m, x, y, .verbose = TG_VERBOSE_SILENT) == NULL);
+    CHECK_ERROR("no rows");
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(xor_converges);
@@ -473,5 +493,6 @@ int main(void)
     RUN(callbacks);
     RUN(early_stopping_restores_the_best);
     RUN(progress_output);
+    RUN(no_rows);
     return TEST_SUMMARY();
 }

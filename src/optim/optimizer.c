@@ -54,6 +54,9 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
     if (!isfinite(h->learning_rate))
         return tg__fail(loc, "%s: `learning_rate` must be a finite number. Received: learning_rate=%g", func,
                         h->learning_rate), false;
+    if (h->learning_rate < 0)
+        return tg__fail(loc, "%s: `learning_rate` must be >= 0. Received: learning_rate=%g", func,
+                        h->learning_rate), false;
     if (!isfinite(h->weight_decay))
         return tg__fail(loc, "%s: `weight_decay` must be a finite number. Received: weight_decay=%g", func,
                         h->weight_decay), false;
@@ -71,6 +74,23 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
                         "clipnorm=%s, clipvalue=%s, global_clipnorm=%s", func, none_or(h->clipnorm, a, sizeof a),
                         none_or(h->clipvalue, b, sizeof b), none_or(h->global_clipnorm, c, sizeof c)), false;
     return check_schedule(loc, func, &h->schedule);
+}
+
+/* A decay rate in [0, 1), or [0, 1] with `one_ok`: Keras's ranges. At 1 a running
+ * average never sees a gradient (and Adam's bias correction divides by zero). */
+static bool check_rate(tg_loc loc, const char *func, const char *name, double v, bool one_ok)
+{
+    if (v >= 0 && (v < 1 || (one_ok && v == 1)))
+        return true;
+    return tg__failb(loc, "%s: `%s` must be in [0, 1%s. Received: %s=%g", func, name, one_ok ? "]" : ")", name, v);
+}
+
+static bool check_epsilon(tg_loc loc, const char *func, double eps)
+{
+    if (eps > 0 && isfinite(eps))
+        return true;
+    return tg__failb(loc, "%s: `epsilon` must be > 0 (it keeps the update from dividing by zero; Keras's default "
+                     "is 1e-7). Received: epsilon=%g", func, eps);
 }
 
 #define COMMON_FIELDS(o)                                                                         \
@@ -111,6 +131,9 @@ tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o)
 
 static tg_optimizer *adam(tg_loc loc, const char *func, const char *name, tg_adam_opts o)
 {
+    if (!check_rate(loc, func, "beta_1", o.beta_1, false) || !check_rate(loc, func, "beta_2", o.beta_2, false) ||
+        !check_epsilon(loc, func, o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon,
                         .amsgrad = o.amsgrad};
     tg_optimizer *opt = make(loc, func, TG_OPTIM_ADAM, name, &h);
@@ -128,6 +151,9 @@ tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_ada
 
 tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
 {
+    if (!check_rate(loc, "tg_rmsprop", "rho", o.rho, false) || !check_rate(loc, "tg_rmsprop", "momentum", o.momentum, true) ||
+        !check_epsilon(loc, "tg_rmsprop", o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .rho = o.rho, .momentum = o.momentum, .epsilon = o.epsilon,
                         .centered = o.centered};
     tg_optimizer *opt = make(loc, "tg_rmsprop", TG_OPTIM_RMSPROP, "rmsprop", &h);
@@ -146,6 +172,8 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     if (!(o.initial_accumulator_value >= 0))
         return tg__fail(loc, "tg_adagrad: `initial_accumulator_value` must be non-negative. Received: "
                         "initial_accumulator_value=%g", o.initial_accumulator_value);
+    if (!check_epsilon(loc, "tg_adagrad", o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .initial_accumulator_value = o.initial_accumulator_value,
                         .epsilon = o.epsilon};
     tg_optimizer *opt = make(loc, "tg_adagrad", TG_OPTIM_ADAGRAD, "adagrad", &h);
@@ -228,8 +256,9 @@ int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
                          "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
                          "learning rate is not settable. If you need the learning rate to be settable, you should "
                          "instantiate the optimizer with a float `learning_rate` argument.");
-    if (!isfinite(lr))
-        return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number, got %g", lr);
+    if (!isfinite(lr) || lr < 0)
+        return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number >= 0, got %g",
+                         lr);
     opt->h.learning_rate = lr;
     return 0;
 }
