@@ -31,7 +31,8 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 enum { SLOT_BITS = 20, CHUNK_BITS = 10, TAG_BITS = 4, TAG = 8 };
-#define GEN_BITS (sizeof(uintptr_t) * 8 - SLOT_BITS - TAG_BITS)
+/* The generation bits a handle holds: 40 on 64-bit systems, so a handle is refused
+ * until its struct has been reused 2^40 times. */
 #define GEN_MASK ((uintptr_t)-1 >> (SLOT_BITS + TAG_BITS))
 static _Atomic(tg_tape **) slot_chunks[1u << (SLOT_BITS - CHUNK_BITS)];
 static uint32_t n_slots;   /* under pool_lock */

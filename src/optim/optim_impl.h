@@ -96,7 +96,7 @@ bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt);
 /* tg_compile's ownership: `owner` (a model) takes the optimizer, which then has one owner
  * and one free. False with an error when it is freed or another owner holds it. */
 bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner);
-/* The owner lets go (a failed or replaced compile); the optimizer is not freed. */
+/* The owner lets go (its compile is being freed); the optimizer itself is not freed. */
 void tg__optimizer_drop(tg_optimizer *opt, const void *owner);
 
 #endif

@@ -85,12 +85,12 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
                              (int)o.metrics.kind[i]);
     tg_compiled *old = tg__compiled(m);
     bool kept = old && old->optimizer == o.optimizer;   /* Keras's recompile with the same optimizer */
-    if (!tg__optimizer_take(loc, o.optimizer, m))
-        return -1;
     tg_compiled *c = new_compiled(loc, m, &o);
-    if (!c) {
-        if (!kept)
-            tg__optimizer_drop(o.optimizer, m);
+    if (!c)
+        return -1;
+    if (!tg__optimizer_take(loc, o.optimizer, m)) {
+        c->optimizer = NULL;
+        compiled_free(c);
         return -1;
     }
     if (kept)
