@@ -94,8 +94,10 @@ static tg_model *mlp(uint64_t seed)
     tg_model *m = tg_sequential_with(tg_sequential_options(.seed = seed),
                                      tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 3),
                                      tg_dense(.units = 3));
-    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                        .from_logits = true) != 0) {
+    tg_optimizer *opt = tg_adam(.learning_rate = 0.01);
+    if (!m || tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                         .from_logits = true) != 0) {
+        tg_optimizer_free(opt);   /* a failed compile leaves it ours */
         tg_model_free(m);
         return NULL;
     }

@@ -493,6 +493,53 @@ static void test_errors_slice_pad(void)
     tg_scope_end(s);
 }
 
+/* Huge sizes from the user: a clear error naming the op, never a wrapped value (UBSan
+ * sees any signed overflow in the size arithmetic). */
+static void test_errors_size_overflow(void)
+{
+    tg_scope *sc = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(4), 1, 2, 3, 4);
+    tg_clear_error();
+    CHECK(tg_slice(x, TG_SHAPE(2), TG_SHAPE(INT64_MAX)) == NULL);
+    CHECK_ERROR("tg_slice: on axis 0, begin 2 + size 9223372036854775807 runs past the end");
+    tg_clear_error();
+    CHECK(tg_pad(x, TG_SHAPE(1), TG_SHAPE(INT64_MAX), 0.0) == NULL);
+    CHECK_ERROR("tg_pad");
+    CHECK_ERROR("too large");
+    /* a zero-size tensor with a huge axis: its strides would overflow */
+    tg_clear_error();
+    CHECK(tg_zeros(TG_F32, TG_SHAPE(0, (int64_t)1 << 40, (int64_t)1 << 40)) == NULL);
+    CHECK_ERROR("test_ops_shape.c");
+    CHECK_ERROR("too large");
+    tg_clear_error();
+    tg_tensor *wide = tg_zeros(TG_F32, TG_SHAPE(0, (int64_t)1 << 58));
+    CHECK(wide != NULL);
+    tg_tensor *parts[32];
+    for (int i = 0; i < 32; i++)
+        parts[i] = wide;
+    CHECK(tg_concat(parts, 32, 1) == NULL);
+    CHECK_ERROR("tg_concat");
+    CHECK_ERROR("too large");
+    /* a layer's input shape whose element count does not fit */
+    tg_clear_error();
+    tg_model *m = tg_sequential(tg_flatten(.input_shape = TG_SHAPE((int64_t)1 << 40, (int64_t)1 << 40)),
+                                tg_dense(.units = 2));
+    CHECK(m == NULL);
+    CHECK_ERROR("too large");
+    tg_model_free(m);
+    tg_clear_error();
+    /* SAME with a stride past the image: one output row, ceil(4 / stride) */
+    tg_tensor *p = tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(1, 4, 4, 1)), .pool_size = {2, 2},
+                                 .strides = {INT64_MAX, 1}, .padding = TG_PADDING_SAME);
+    CHECK(p && tg_dim(p, 1) == 1 && tg_dim(p, 2) == 4);
+    /* a window whose patch length kh*kw*c overflows */
+    tg_clear_error();
+    CHECK(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(1, 4, 4, 1)), (int64_t)1 << 40, (int64_t)1 << 40, 1, 1,
+                             TG_PADDING_SAME) == NULL);
+    CHECK_ERROR("too large");
+    tg_scope_end(sc);
+}
+
 static void test_errors_gather_scatter_one_hot(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -543,5 +590,6 @@ int main(void)
     RUN(test_errors_concat_stack);
     RUN(test_errors_slice_pad);
     RUN(test_errors_gather_scatter_one_hot);
+    RUN(test_errors_size_overflow);
     return TEST_SUMMARY();
 }

@@ -338,6 +338,35 @@ static void constructor_errors(void)
     CHECK_ERROR("`initial_accumulator_value` must be non-negative");
     CHECK(tg_adamw(.learning_rate = NAN) == NULL);
     CHECK_ERROR("tg_adamw: `learning_rate` must be a finite number");
+    /* out of range: each refused with the name, the range and the value */
+    tg_clear_error();
+    CHECK(tg_sgd(.learning_rate = -0.1) == NULL);
+    CHECK_ERROR("tg_sgd: `learning_rate` must be >= 0. Received: learning_rate=-0.1");
+    CHECK_ERROR("test_optim.c");
+    tg_clear_error();
+    CHECK(tg_adam(.beta_1 = 1) == NULL);
+    CHECK_ERROR("tg_adam: `beta_1` must be in [0, 1). Received: beta_1=1");
+    tg_clear_error();
+    CHECK(tg_adamw(.beta_2 = -0.5) == NULL);
+    CHECK_ERROR("tg_adamw: `beta_2` must be in [0, 1). Received: beta_2=-0.5");
+    tg_clear_error();
+    CHECK(tg_adam(.epsilon = 0) == NULL);
+    CHECK_ERROR("tg_adam: `epsilon` must be > 0");
+    tg_clear_error();
+    CHECK(tg_rmsprop(.rho = 1.5) == NULL);
+    CHECK_ERROR("tg_rmsprop: `rho` must be in [0, 1). Received: rho=1.5");
+    tg_clear_error();
+    CHECK(tg_rmsprop(.momentum = -1) == NULL);
+    CHECK_ERROR("tg_rmsprop: `momentum` must be in [0, 1]");
+    tg_clear_error();
+    CHECK(tg_adagrad(.epsilon = -1e-7) == NULL);
+    CHECK_ERROR("tg_adagrad: `epsilon` must be > 0");
+    tg_optimizer *ok = tg_sgd(.learning_rate = 0);   /* a frozen model is allowed */
+    CHECK(ok != NULL);
+    tg_clear_error();
+    CHECK(tg_optimizer_set_learning_rate(ok, -1) == -1);
+    CHECK_ERROR("a finite number >= 0, got -1");
+    tg_optimizer_free(ok);
     /* A failed schedule makes the optimizer fail, with the schedule's message. */
     CHECK(tg_sgd(.schedule = tg_cosine_decay(.initial_learning_rate = 0.1)) == NULL);
     CHECK_ERROR("tg_cosine_decay: Argument `decay_steps` must be > 0. Received: decay_steps=0");

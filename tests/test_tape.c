@@ -555,6 +555,50 @@ static void row35_custom_gradient(void)
     });
 }
 
+/* A user's backward that returns a bad gradient: the message names the user's
+ * tg_custom_gradient line and the fix, not an internal error. */
+enum { BAD_DTYPE, BAD_SHAPE, BAD_DEAD };
+static tg_tensor *stale_grad;
+
+static int bad_backward(const tg_tensor *dy, tg_tensor *const *in, int n, const tg_tensor *out, tg_tensor **dx,
+                        void *user)
+{
+    (void)n;
+    (void)out;
+    int how = *(int *)user;
+    dx[0] = how == BAD_DTYPE ? tg_cast(dy, TG_F64) : how == BAD_SHAPE ? tg_ones(TG_F32, TG_SHAPE(3)) : stale_grad;
+    (void)in;
+    return 0;
+}
+
+static void custom_gradient_bad_backward(void)
+{
+    const char *expect[] = {"dtype float64 for input 0 of dtype float32", "shape (3,) for input 0 of shape (2,)",
+                            "scope had ended"};
+    tg_scope *old = tg_scope_begin();
+    stale_grad = tg_ones(TG_F32, TG_SHAPE(2));
+    tg_scope_end(old);
+    for (int how = BAD_DTYPE; how <= BAD_DEAD; how++) {
+        SCOPED({
+            tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1, 2);
+            tg_tape *t = tg_tape_begin();
+            tg_watch(t, x);
+            tg_tensor *y = tg_custom_gradient(&x, 1, identity_forward, bad_backward, &how); int line = __LINE__;
+            tg_tape_end(t);
+            tg_clear_error();
+            CHECK(tg_gradient(t, y, x) == NULL);
+            char where[64];
+            snprintf(where, sizeof where, "test_tape.c:%d", line);
+            CHECK_ERROR(where);
+            CHECK_ERROR("the backward function given to tg_custom_gradient");
+            CHECK_ERROR(expect[how]);
+            const char *e = tg_last_error();
+            CHECK(e && !strstr(e, "internal error"));
+            tg_tape_free(t);
+        });
+    }
+}
+
 static void row37_float64_gradients_and_dtype_mixing(void)
 {
     SCOPED({
@@ -723,6 +767,7 @@ int main(void)
     RUN(row32_batch_jacobian);
     RUN(row33_assign_is_not_differentiable);
     RUN(row35_custom_gradient);
+    RUN(custom_gradient_bad_backward);
     RUN(row37_float64_gradients_and_dtype_mixing);
     RUN(row38_edge_errors);
     RUN(row08_integer_target_is_none);

@@ -137,9 +137,19 @@ static void variables(void)
     tg_scope_end(s);
     s = tg_scope_begin();
     CHECK_VALUES(tg_add(v, v), 0, 11, 13);
+    /* freeing what is not a variable is an error that names it, and frees nothing */
+    tg_tensor *plain = tg_scalar(1);
+    tg_clear_error();
+    tg_variable_free(plain);
+    CHECK_ERROR("tg_variable_free: `var` is not a variable");
+    CHECK_ERROR("test_tensor.c");
+    CHECK(tg_is_alive(plain));
     tg_scope_end(s);
     tg_variable_free(v);
     tg_variable_free(u);
+    tg_clear_error();
+    tg_variable_free(u);   /* a second free */
+    CHECK_ERROR("tg_variable_free");
 }
 
 static void snapshots_keep_the_value_read(void)

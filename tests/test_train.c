@@ -155,9 +155,11 @@ static void compile_refuses_a_loss_that_cannot_fit(void)
     n_warnings = 0;
     tg_model *m = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 10),
                                 tg_dense(.units = 1, .activation = TG_SIGMOID));
-    CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY) == -1);
+    tg_optimizer *refused = tg_adam();
+    CHECK(tg_compile(m, .optimizer = refused, .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY) == -1);
     CHECK_ERROR("categorical_crossentropy on a 1-unit output is always zero");
     CHECK_ERROR("TG_LOSS_BINARY_CROSSENTROPY");
+    tg_optimizer_free(refused);   /* a failed compile leaves it the caller's */
     CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true) == 0);
     CHECK(n_warnings == 1 && strstr(warning, "does not represent logits"));
     tg_model_free(m);
@@ -168,8 +170,10 @@ static void compile_refuses_a_loss_that_cannot_fit(void)
     tg_model_free(logits);
 
     tg_model *nothing = tg_sequential(tg_dense(.units = 3, .input_dim = 4));
-    CHECK(tg_compile(nothing, .optimizer = tg_sgd()) == -1);
+    refused = tg_sgd();
+    CHECK(tg_compile(nothing, .optimizer = refused) == -1);
     CHECK_ERROR("give .loss");
+    tg_optimizer_free(refused);
     tg_scope *s = tg_scope_begin();
     CHECK(tg_fit(nothing, tg_zeros(TG_F32, TG_SHAPE(2, 4)), tg_zeros(TG_F32, TG_SHAPE(2, 3))) == NULL);
     CHECK_ERROR("No loss to compute. Provide a `loss` argument in `compile()`");
@@ -459,6 +463,26 @@ static void progress_output(void)
     tg_scope_end(s);
 }
 
+/* No rows to evaluate: an error, not a loss of 0 (Keras: "Expected input data to be
+ * non-empty"). fit on no rows is refused too. */
+static void no_rows(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    CHECK(tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_MSE) == 0);
+    tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(0, 2)), *y = tg_zeros(TG_F32, TG_SHAPE(0, 1));
+    tg_logs logs;
+    tg_clear_error();
+    CHECK(tg_evaluate(m, x, y, &logs) == -1);
+    CHECK_ERROR("test_train.c");
+    CHECK_ERROR("tg_evaluate: `x` has no rows");
+    tg_clear_error();
+    CHECK(tg_fit(m, x, y, .verbose = TG_VERBOSE_SILENT) == NULL);
+    CHECK_ERROR("no rows");
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(xor_converges);
@@ -473,5 +497,6 @@ int main(void)
     RUN(callbacks);
     RUN(early_stopping_restores_the_best);
     RUN(progress_output);
+    RUN(no_rows);
     return TEST_SUMMARY();
 }

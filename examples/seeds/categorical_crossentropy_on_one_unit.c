@@ -26,10 +26,12 @@ int main(void)
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1),
                                          tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 10),
                                          tg_dense(.units = 1, .activation = TG_SIGMOID));
-    if (tg_compile(model, .optimizer = tg_adam(), .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY,
+    tg_optimizer *adam = tg_adam();
+    if (tg_compile(model, .optimizer = adam, .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY,
                    .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
         printf("compile: refused\n%s\n", tg_last_error());
         tg_clear_error();
+        tg_optimizer_free(adam);   /* a refused compile leaves the optimizer ours */
     } else {
         puts("compile: ok");
     }

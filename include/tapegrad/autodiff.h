@@ -29,7 +29,10 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o);
     tg_tape_begin_at(TG_LOC, TG__OPTS(tg_tape_opts, .persistent = false, .watch_accessed_variables = true, __VA_ARGS__))
 
 int tg_tape_end_at(tg_loc loc, tg_tape *tape);          /* stop recording (leave the block) */
-void tg_tape_free(tg_tape *tape);                        /* also ends it if still recording */
+/* Also ends it if still recording. A handle is never reused: freeing a tape twice, or
+ * using it after, is an error (tg_last_error) and touches no other tape. */
+void tg_tape_free_at(tg_loc loc, tg_tape *tape);
+#define tg_tape_free(tape) tg_tape_free_at(TG_LOC, tape)
 int tg_watch_at(tg_loc loc, tg_tape *tape, const tg_tensor *t);
 int tg_tape_stop_recording_at(tg_loc loc, tg_tape *tape);   /* `with tape.stop_recording():` */
 int tg_tape_resume_recording_at(tg_loc loc, tg_tape *tape);
@@ -86,7 +89,9 @@ tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *targ
 
 /* Custom gradients (tf.custom_gradient). `forward` computes the output from the inputs;
  * nothing it does is recorded. `backward` receives dy and must set dx[i] for each input
- * (NULL for none), built from tapegrad ops so that outer tapes can differentiate it.
+ * (NULL for none), built from tapegrad ops so that outer tapes can differentiate it, of
+ * its input's dtype and shape; a gradient that is not (or whose scope has ended) is an
+ * error naming the tg_custom_gradient line.
  * Both return 0, or -1 to fail. */
 typedef tg_tensor *(*tg_custom_forward_fn)(tg_tensor *const *inputs, int n, void *user);
 typedef int (*tg_custom_backward_fn)(const tg_tensor *dy, tg_tensor *const *inputs, int n,

@@ -331,7 +331,10 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o);
 #define tg_model_summary(m, out, ...) \
     tg_model_summary_at(TG_LOC, m, out, TG__OPTS(tg_summary_opts, .line_length = 0, __VA_ARGS__))
 
-void tg_model_free(tg_model *m);   /* its layers and their variables too */
+/* Frees the model, its layers and their variables, and the optimizer compiled into it.
+ * Freeing it twice, or using it after, is an error (tg_last_error), never a crash. */
+void tg_model_free_at(tg_loc loc, tg_model *m);
+#define tg_model_free(m) tg_model_free_at(TG_LOC, m)
 
 #ifdef __cplusplus
 }

@@ -135,7 +135,10 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o);
     tg_adagrad_at(TG_LOC, TG__OPTS(tg_adagrad_opts, .learning_rate = 1e-3,                              \
                                    .initial_accumulator_value = 0.1, .epsilon = 1e-7, __VA_ARGS__))
 
-void tg_optimizer_free(tg_optimizer *opt);
+/* Frees an optimizer that no model owns (tg_compile gives it to the model, which frees
+ * it). Freeing one twice, or using it after, is an error (tg_last_error), never a crash. */
+void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt);
+#define tg_optimizer_free(opt) tg_optimizer_free_at(TG_LOC, opt)
 
 /* optimizer.apply_gradients(zip(grads, vars)). grads[i] is the gradient for vars[i]
  * (same dtype and shape) or NULL (TF's None). vars must be float variables, trainable

@@ -111,7 +111,10 @@ typedef struct tg_variable_opts {
 tg_tensor *tg_variable_at(tg_loc loc, const tg_tensor *initial, tg_variable_opts o);
 #define tg_variable(initial, ...) \
     tg_variable_at(TG_LOC, initial, TG__OPTS(tg_variable_opts, .name = "Variable", .trainable = true, __VA_ARGS__))
-void tg_variable_free(tg_tensor *var);
+/* Frees a variable (NULL: nothing). Anything else, or a variable already freed, is an
+ * error (tg_last_error) that frees nothing. */
+void tg_variable_free_at(tg_loc loc, tg_tensor *var);
+#define tg_variable_free(var) tg_variable_free_at(TG_LOC, var)
 
 bool tg_is_variable(const tg_tensor *t);
 const char *tg_variable_name(const tg_tensor *var);

@@ -56,7 +56,10 @@ static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
 }
 
 typedef struct tg_compile_opts {
-    tg_optimizer *optimizer;      /* required; the model owns it from here on */
+    tg_optimizer *optimizer;      /* required. Once compile succeeds, the model owns it and frees
+                                     it (with the model, or when compiled again with another);
+                                     a failed compile leaves it the caller's. One optimizer per
+                                     model: compiling it into a second model is refused */
     tg_loss_kind loss;            /* required */
     bool from_logits;             /* cross-entropies */
     double label_smoothing;       /* binary and categorical cross-entropy */
@@ -96,7 +99,10 @@ struct tg_callback {
     void (*free)(tg_callback *cb);   /* for callbacks made by tapegrad; NULL for yours */
     void *user;
 };
-void tg_callback_free(tg_callback *cb);
+/* Frees a callback made by tapegrad (one of yours: its .free hook, when set). Freeing a
+ * tapegrad callback twice, or passing it to fit after, is an error, never a crash. */
+void tg_callback_free_at(tg_loc loc, tg_callback *cb);
+#define tg_callback_free(cb) tg_callback_free_at(TG_LOC, cb)
 
 typedef enum tg_monitor_mode { TG_MODE_AUTO = 0, TG_MODE_MIN, TG_MODE_MAX } tg_monitor_mode;
 

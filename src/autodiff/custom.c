@@ -19,15 +19,45 @@ static bool custom_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
+#define USER_BACKWARD "tg_custom_gradient: the backward function given to tg_custom_gradient here"
+
+/* What the user's backward returned is the user's to fix: each gradient must be alive and
+ * have its input's dtype and shape. g->loc is the tg_custom_gradient call. */
+static bool check_user_grad(const tg_grad_ctx *g, int i, const tg_tensor *d)
+{
+    const tg_tensor *x = g->in[i];
+    char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+    if (d->state != TG_HEADER_ALIVE)
+        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d], a tensor whose scope had ended (it was made at "
+                         "%s:%d); build the gradients inside the backward function from dy and the inputs", i,
+                         d->loc.file ? d->loc.file : "?", d->loc.line);
+    if (d->dtype != x->dtype)
+        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d] of dtype %s for input %d of dtype %s; a gradient "
+                         "has its input's dtype: cast it with tg_cast(dx, %s)", i, tg_dtype_name(d->dtype), i,
+                         tg_dtype_name(x->dtype), tg_dtype_name(x->dtype));
+    if (!tg__same_shape(d, x)) {
+        tg_shape sd = tg__shape(d), sx = tg__shape(x);
+        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d] of shape %s for input %d of shape %s; a gradient "
+                         "has its input's shape (sum it over broadcast axes with tg_sum, or tg_reshape it)", i,
+                         tg__shape_str(&sd, a, sizeof a), i, tg__shape_str(&sx, b, sizeof b));
+    }
+    return true;
+}
+
 static bool custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int n = g->n - 1;
     if (g->a->custom_backward(g->dy, g->in, n, g->out, dx, g->a->user) != 0) {
         if (!tg_has_error())
-            tg__fail(g->loc, "tg_custom_gradient: the user's backward function failed");
+            tg__fail(g->loc, USER_BACKWARD " returned -1 without an error");
         return false;
     }
     dx[n] = NULL;
+    for (int i = 0; i < n; i++)
+        if (dx[i] && !check_user_grad(g, i, dx[i])) {
+            memset(dx, 0, sizeof *dx * (size_t)n);
+            return false;
+        }
     return true;
 }
 

@@ -791,12 +791,13 @@ void tg__explain(tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_loc call
     free(g);
 }
 
-int tg_explain_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_diagnosis *out)
+int tg_explain_at(tg_loc loc, tg_tape *h, const tg_tensor *y, const tg_tensor *x, tg_diagnosis *out)
 {
     if (!out)
         return tg__failf(loc, "tg_explain: `out` is NULL");
     *out = (tg_diagnosis){0};
-    if (!tg__tape_check(loc, "tg_explain", t) || !tg__check_input(loc, "tg_explain", y, "target") ||
+    tg_tape *t = tg__tape_get(loc, "tg_explain", h);
+    if (!t || !tg__check_input(loc, "tg_explain", y, "target") ||
         !tg__check_input(loc, "tg_explain", x, "source"))
         return -1;
     tg__explain(t, y, x, t->grad_loc, out, NULL);

@@ -166,11 +166,12 @@ static int write_picture(picture *p, const tg_tensor *y)
     return 0;
 }
 
-int tg_explain_dot_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x, FILE *out)
+int tg_explain_dot_at(tg_loc loc, tg_tape *h, const tg_tensor *y, const tg_tensor *x, FILE *out)
 {
     if (!out)
         return tg__failf(loc, "tg_explain_dot: the stream is NULL (give an open FILE *, such as stdout)");
-    if (!tg__tape_check(loc, "tg_explain_dot", t) || !tg__check_input(loc, "tg_explain_dot", y, "target") ||
+    tg_tape *t = tg__tape_get(loc, "tg_explain_dot", h);
+    if (!t || !tg__check_input(loc, "tg_explain_dot", y, "target") ||
         !tg__check_input(loc, "tg_explain_dot", x, "source"))
         return -1;
     tg_diagnosis d;

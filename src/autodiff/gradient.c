@@ -222,17 +222,18 @@ static bool check_target(tg_loc loc, const tg_tensor *y)
 }
 
 /* Before a gradient call: refuse a used tape, end a non-persistent tape's block. */
-static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
+static tg_tape *begin_use(tg_loc loc, tg_tape *h, const char *func)
 {
-    if (!tg__tape_check(loc, func, t))
-        return false;
+    tg_tape *t = tg__tape_get(loc, func, h);
+    if (!t)
+        return NULL;
     t->grad_loc = loc;
     if (t->used) {
         t->refused_loc = loc;
         tg__fail(loc, "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
                  "jacobians); the tape begun at %s:%d was already used. Begin it with "
                  "tg_tape_begin(.persistent = true) to take several gradients", func, t->loc.file, t->loc.line);
-        return false;
+        return NULL;
     }
     if (t->active && !t->persistent)
         tg__tape_deactivate(t, loc);
@@ -242,7 +243,7 @@ static bool begin_use(tg_loc loc, tg_tape *t, const char *func)
                  "tape, leading to increased CPU and memory usage). Only call GradientTape.gradient inside the "
                  "context if you actually want to trace the gradient in order to compute higher order derivatives.");
     }
-    return true;
+    return t;
 }
 
 /* A non-persistent tape refuses further gradients; what it recorded stays until
@@ -263,7 +264,7 @@ static void fill_unconnected(tg_loc loc, tg_unconnected mode, tg_tensor *const *
 }
 
 /* ---- tg_gradients ----------------------------------------------------------------------------- */
-int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
+int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
 {
     if (o.out)
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)(o.n_sources > 0 ? o.n_sources : 0));
@@ -298,7 +299,8 @@ int tg_gradients_at(tg_loc loc, tg_tape *t, tg_gradient_opts o)
         if (!seeds[i])
             return -1;
     }
-    if (!begin_use(loc, t, "tg_gradient"))
+    tg_tape *t = begin_use(loc, h, "tg_gradient");
+    if (!t)
         return -1;
     for (int i = 0; i < o.n_sources; i++)
         if (!tg_dtype_is_float(o.sources[i]->dtype))
@@ -350,10 +352,11 @@ static tg_tensor *unit_seed(tg_loc loc, const tg_tensor *like, int64_t i, bool b
 }
 
 /* Rows of d target[i] / d source, stacked on `axis` and reshaped to `shape`. */
-static tg_tensor *jacobian_rows(tg_loc loc, const char *func, tg_tape *t, const tg_tensor *y, const tg_tensor *x,
+static tg_tensor *jacobian_rows(tg_loc loc, const char *func, tg_tape *h, const tg_tensor *y, const tg_tensor *x,
                                 tg_unconnected mode, bool batched, tg_shape shape)
 {
-    if (!check_target(loc, y) || !tg__check_input(loc, func, x, "source") || !begin_use(loc, t, func))
+    tg_tape *t = NULL;
+    if (!check_target(loc, y) || !tg__check_input(loc, func, x, "source") || !(t = begin_use(loc, h, func)))
         return NULL;
     int64_t m = batched ? (y->shape[0] ? y->size / y->shape[0] : 0) : y->size;
     tg_tensor **rows = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)(m ? m : 1));

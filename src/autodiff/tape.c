@@ -1,5 +1,6 @@
 /* GradientTape: beginning and ending the block, watching, and recording ops. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "tape_impl.h"
@@ -12,15 +13,65 @@ struct tape_chunk {
 
 #define TAPE_CHUNK_MIN (16u << 10)
 
-/* Tape structs are recycled, never returned to the system, so a freed tape is
- * recognised by its magic instead of being read after free. When a thread ends, its
- * freed tapes go to a pool that threads started later draw from. */
+/* Tape structs are recycled, never returned to the system, so a loop making one tape
+ * per step allocates nothing once warm. When a thread ends, its freed tapes go to a pool
+ * that threads started later draw from.
+ *
+ * Because a struct is recycled, its address cannot be the user's handle: a handle kept
+ * after tg_tape_free would name the next tape made from that struct. A handle is the
+ * struct's slot in a process-wide table (structs keep their slot for ever) and the
+ * struct's generation, bumped by every free; a stale handle no longer matches its
+ * struct's generation and is refused, whatever the struct does now. Handles are multiples
+ * of 8 that never point to memory, so nothing can mistake one for a struct. */
 static _Thread_local tg_tape *free_tapes;
 static _Thread_local tg_tape *live_tapes;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static tg_tape *pool_tapes;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+enum { SLOT_BITS = 20, CHUNK_BITS = 10, TAG_BITS = 4, TAG = 8 };
+/* The generation bits a handle holds: 40 on 64-bit systems, so a handle is refused
+ * until its struct has been reused 2^40 times. */
+#define GEN_MASK ((uintptr_t)-1 >> (SLOT_BITS + TAG_BITS))
+static _Atomic(tg_tape **) slot_chunks[1u << (SLOT_BITS - CHUNK_BITS)];
+static uint32_t n_slots;   /* under pool_lock */
+
+/* Gives a new struct its slot (under pool_lock); false when the table is full. */
+static bool assign_slot(tg_tape *t)
+{
+    if (n_slots == 1u << SLOT_BITS)
+        return false;
+    uint32_t k = n_slots >> CHUNK_BITS;
+    tg_tape **chunk = atomic_load_explicit(&slot_chunks[k], memory_order_relaxed);
+    if (!chunk) {
+        if (!(chunk = calloc(1u << CHUNK_BITS, sizeof *chunk)))
+            return false;
+        atomic_store_explicit(&slot_chunks[k], chunk, memory_order_release);
+    }
+    t->slot = n_slots++;
+    chunk[t->slot & ((1u << CHUNK_BITS) - 1)] = t;
+    return true;
+}
+
+static tg_tape *handle_of(const tg_tape *t)
+{
+    return (tg_tape *)((t->gen & GEN_MASK) << (SLOT_BITS + TAG_BITS) | (uintptr_t)t->slot << TAG_BITS | TAG);
+}
+
+/* The live tape a handle names, or NULL (NULL, not a handle, or freed since). */
+static tg_tape *struct_of(const tg_tape *h)
+{
+    uintptr_t v = (uintptr_t)h;
+    if ((v & ((1u << TAG_BITS) - 1)) != TAG)
+        return NULL;
+    uint32_t slot = (uint32_t)(v >> TAG_BITS) & ((1u << SLOT_BITS) - 1);
+    tg_tape **chunk = atomic_load_explicit(&slot_chunks[slot >> CHUNK_BITS], memory_order_acquire);
+    tg_tape *t = chunk ? chunk[slot & ((1u << CHUNK_BITS) - 1)] : NULL;
+    if (!t || t->magic != TG_TAPE_ALIVE || (t->gen & GEN_MASK) != v >> (SLOT_BITS + TAG_BITS))
+        return NULL;
+    return t;
+}
 
 tg_tape *tg__live_tapes(void) { return live_tapes; }
 
@@ -53,18 +104,32 @@ static tg_tape *tape_struct(void)
     if ((t = pool_tapes))
         pool_tapes = t->next_free;
     pthread_mutex_unlock(&pool_lock);
-    return t ? t : calloc(1, sizeof *t);   /* zeroed: no buffers to keep (tg_tape_begin) */
+    if (t)
+        return t;
+    if (!(t = calloc(1, sizeof *t)))   /* zeroed: no buffers to keep (tg_tape_begin) */
+        return NULL;
+    pthread_mutex_lock(&pool_lock);
+    bool ok = assign_slot(t);
+    pthread_mutex_unlock(&pool_lock);
+    if (!ok)
+        free(t);
+    return ok ? t : NULL;
 }
 
 static void *tape_alloc(tg_tape *t, size_t bytes)
 {
-    bytes = (bytes + 15) & ~(size_t)15;
+    if (tg__size_add_overflow(bytes, 15, &bytes))
+        return NULL;
+    bytes &= ~(size_t)15;
     tape_chunk *c = t->chunks;
     if (!c || c->cap - c->used < bytes) {
-        size_t cap = c ? c->cap * 2 : TAPE_CHUNK_MIN;
+        size_t cap = TAPE_CHUNK_MIN;
+        if (c && tg__size_mul_overflow(c->cap, 2, &cap))
+            cap = bytes;
         if (cap < bytes)
             cap = bytes;
-        tape_chunk *n = malloc(sizeof *n + cap);
+        size_t total;
+        tape_chunk *n = tg__size_add_overflow(sizeof *n, cap, &total) ? NULL : malloc(total);
         if (!n)
             return NULL;
         n->next = c;
@@ -150,17 +215,15 @@ static tg_entry *add_entry(tg_tape *t, tg_tensor *x, tg_node *node, tg_loc loc)
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
-bool tg__tape_check(tg_loc loc, const char *func, const tg_tape *t)
+tg_tape *tg__tape_get(tg_loc loc, const char *func, const tg_tape *handle)
 {
-    if (!t) {
-        tg__null_arg(loc, func, "tape");
-        return false;
-    }
-    if (t->magic != TG_TAPE_ALIVE) {
-        tg__fail(loc, "%s: the tape was already freed with tg_tape_free", func);
-        return false;
-    }
-    return true;
+    if (!handle)
+        return tg__null_arg(loc, func, "tape");
+    tg_tape *t = struct_of(handle);
+    if (!t)
+        return tg__fail(loc, "%s: the tape was already freed with tg_tape_free (or is not a tape): begin a new "
+                        "one with tg_tape_begin", func);
+    return t;
 }
 
 static void recount_recording(void)
@@ -192,13 +255,13 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
                    .nodes = kept.nodes, .cap_nodes = kept.cap_nodes, .reads = kept.reads,
                    .cap_reads = kept.cap_reads, .watched = kept.watched, .watched_gen = kept.watched_gen,
                    .cap_watched = kept.cap_watched, .unwatched = kept.unwatched,
-                   .cap_unwatched = kept.cap_unwatched};
+                   .cap_unwatched = kept.cap_unwatched, .slot = kept.slot, .gen = kept.gen};
     if (live_tapes)
         live_tapes->prev_live = t;
     live_tapes = t;
     ctx->active[ctx->n_active++] = t;
     recount_recording();
-    return t;
+    return handle_of(t);
 }
 
 void tg__tape_deactivate(tg_tape *t, tg_loc loc)
@@ -220,9 +283,10 @@ void tg__tape_deactivate(tg_tape *t, tg_loc loc)
     recount_recording();
 }
 
-int tg_tape_end_at(tg_loc loc, tg_tape *t)
+int tg_tape_end_at(tg_loc loc, tg_tape *h)
 {
-    if (!tg__tape_check(loc, "tg_tape_end", t))
+    tg_tape *t = tg__tape_get(loc, "tg_tape_end", h);
+    if (!t)
         return -1;
     if (!t->active)
         return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is not recording (already ended?)",
@@ -296,16 +360,20 @@ static void release_reads(tg_tape *t)
     }
 }
 
-void tg_tape_free(tg_tape *t)
+void tg_tape_free_at(tg_loc loc, tg_tape *h)
 {
-    if (!t || t->magic != TG_TAPE_ALIVE)
+    if (!h)
         return;
+    tg_tape *t = tg__tape_get(loc, "tg_tape_free", h);
+    if (!t)
+        return;   /* a stale handle: the struct may be another live tape's now */
     if (t->active)
         tg__tape_deactivate(t, t->loc);
     release_reads(t);
     tg__tape_clear(t);
     free(t->pauses);
     t->magic = TG_TAPE_DEAD;
+    t->gen++;   /* every handle to this tape is stale from here on */
     if (t->prev_live)
         t->prev_live->next_live = t->next_live;
     else
@@ -316,9 +384,10 @@ void tg_tape_free(tg_tape *t)
     free_tapes = t;
 }
 
-int tg_tape_stop_recording_at(tg_loc loc, tg_tape *t)
+int tg_tape_stop_recording_at(tg_loc loc, tg_tape *h)
 {
-    if (!tg__tape_check(loc, "tg_tape_stop_recording", t))
+    tg_tape *t = tg__tape_get(loc, "tg_tape_stop_recording", h);
+    if (!t)
         return -1;
     if (!t->active || t->paused)
         return tg__failf(loc, "tg_tape_stop_recording: Trying to stop recording a tape which is not recording.");
@@ -330,9 +399,10 @@ int tg_tape_stop_recording_at(tg_loc loc, tg_tape *t)
     return 0;
 }
 
-int tg_tape_resume_recording_at(tg_loc loc, tg_tape *t)
+int tg_tape_resume_recording_at(tg_loc loc, tg_tape *h)
 {
-    if (!tg__tape_check(loc, "tg_tape_resume_recording", t))
+    tg_tape *t = tg__tape_get(loc, "tg_tape_resume_recording", h);
+    if (!t)
         return -1;
     if (!t->active || !t->paused)
         return tg__failf(loc, "tg_tape_resume_recording: the tape begun at %s:%d is not inside stop_recording",
@@ -353,9 +423,10 @@ bool tg__tape_recorded_at(const tg_tape *t, uint64_t stamp)
     return true;
 }
 
-int tg_tape_reset_at(tg_loc loc, tg_tape *t)
+int tg_tape_reset_at(tg_loc loc, tg_tape *h)
 {
-    if (!tg__tape_check(loc, "tg_tape_reset", t))
+    tg_tape *t = tg__tape_get(loc, "tg_tape_reset", h);
+    if (!t)
         return -1;
     tg__tape_clear(t);
     t->used = false;
@@ -367,20 +438,21 @@ int tg_tape_reset_at(tg_loc loc, tg_tape *t)
     return 0;
 }
 
-bool tg_tape_is_recording(const tg_tape *t)
+bool tg_tape_is_recording(const tg_tape *h)
 {
-    return t && t->magic == TG_TAPE_ALIVE && t->active && !t->paused;
+    const tg_tape *t = struct_of(h);
+    return t && t->active && !t->paused;
 }
 
-tg_tensor *const *tg_watched_variables(const tg_tape *t, int *count)
+tg_tensor *const *tg_watched_variables(const tg_tape *h, int *count)
 {
-    if (!tg__tape_check((tg_loc){0}, "tg_watched_variables", t)) {
+    tg_tape *m = tg__tape_get((tg_loc){0}, "tg_watched_variables", h);
+    if (!m) {
         if (count)
             *count = 0;
         return NULL;
     }
     /* Drop variables freed since they were watched. */
-    tg_tape *m = (tg_tape *)t;
     size_t k = 0;
     for (size_t i = 0; i < m->n_watched; i++)
         if (m->watched[i]->state == TG_HEADER_ALIVE && m->watched[i]->gen == m->watched_gen[i]) {
@@ -423,9 +495,10 @@ static bool watch_var(tg_tape *t, tg_tensor *v)
     return true;
 }
 
-int tg_watch_at(tg_loc loc, tg_tape *t, const tg_tensor *x)
+int tg_watch_at(tg_loc loc, tg_tape *h, const tg_tensor *x)
 {
-    if (!tg__tape_check(loc, "tg_watch", t) || !tg__check_input(loc, "tg_watch", x, "t"))
+    tg_tape *t = tg__tape_get(loc, "tg_watch", h);
+    if (!t || !tg__check_input(loc, "tg_watch", x, "t"))
         return -1;
     if (!tg_dtype_is_float(x->dtype)) {
         tg__warn(loc, "The dtype of the watched tensor must be floating (e.g. tf.float32), got %s",

@@ -55,6 +55,8 @@ typedef struct tg_unwatched_read {
 
 struct tg_tape {
     uint32_t magic;
+    uint32_t slot;              /* in the handle table, for the struct's life */
+    uint64_t gen;               /* bumped by each free: a handle holds the value it was made with */
     tg_loc loc;
     bool persistent, watch_accessed;
     bool active;                /* between tg_tape_begin and tg_tape_end */
@@ -88,7 +90,8 @@ struct tg_tape {
 enum { TG_TAPE_ALIVE = 0x7A9E11, TG_TAPE_DEAD = 0x7A9EDD };
 
 tg_entry *tg__tape_lookup(const tg_tape *t, const tg_tensor *x);
-bool tg__tape_check(tg_loc loc, const char *func, const tg_tape *t);
+/* The tape a user's handle names; NULL with an error for NULL or a freed tape's handle. */
+tg_tape *tg__tape_get(tg_loc loc, const char *func, const tg_tape *handle);
 /* Forgets every node and entry (reset, or a non-persistent tape after its gradient). */
 void tg__tape_clear(tg_tape *t);
 /* Removes the tape from the thread's active stack (end of its block). */

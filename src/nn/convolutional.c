@@ -46,7 +46,8 @@ static bool window_shape(tg_layer *l, tg_loc loc, const tg_shape *in, const int6
     *out = (tg_shape){.rank = 3, .dims = {0, 0, channels}};
     for (int a = 0; a < 2; a++) {
         int64_t n = in->dims[a];
-        out->dims[a] = p == TG_PADDING_SAME ? (n + s[a] - 1) / s[a] : n >= k[a] ? (n - k[a]) / s[a] + 1 : 0;
+        /* ceil(n / s), with no n + s - 1 to overflow for a huge stride */
+        out->dims[a] = p == TG_PADDING_SAME ? n / s[a] + (n % s[a] != 0) : n >= k[a] ? (n - k[a]) / s[a] + 1 : 0;
     }
     if (out->dims[0] > 0 && out->dims[1] > 0)
         return true;

@@ -71,6 +71,8 @@ void tg__layer_destroy(tg_layer *l);
  * model; the model frees it with `free_fn` when it is freed or the state is replaced. */
 void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *));
 void *tg__model_attachment(const tg_model *m);
+/* Checks a user's model handle: non-NULL and not freed. False with an error. */
+bool tg__model_check(tg_loc loc, const char *func, const tg_model *m);
 
 /* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);

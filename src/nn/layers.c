@@ -104,6 +104,11 @@ tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name,
         if (input_shape.dims[i] <= 0)
             return tg__fail(loc, "tg_%s: input_shape dim %d is %lld; every dim must be positive (leave the "
                             "batch dim out)", kind->base_name, i, (long long)input_shape.dims[i]);
+    if (tg__shape_size(&input_shape) < 0) {
+        char str[TG_SHAPE_STR_MAX];
+        return tg__fail(loc, "tg_%s: input_shape %s is too large: its dims multiply past %lld elements",
+                        kind->base_name, tg__shape_str(&input_shape, str, sizeof str), (long long)TG_MAX_ELEMENTS);
+    }
     tg_layer *l = calloc(1, sizeof *l);
     char *nm = strdup(name ? name : kind->base_name);
     if (!l || !nm) {
@@ -440,16 +445,17 @@ static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
     const tg_shape *t = &l->o.reshape.target_shape;
     int64_t known = 1, total = tg__shape_size(in);
     int unknown = -1;
+    bool fits = total >= 0;
     for (int i = 0; i < t->rank; i++) {
         if (t->dims[i] == -1)
             unknown = i;
         else
-            known *= t->dims[i];
+            fits = fits && !tg__mul_overflow(known, t->dims[i], &known);
     }
     *out = *t;
-    if (unknown >= 0 && known > 0 && total % known == 0)
+    if (fits && unknown >= 0 && known > 0 && total % known == 0)
         out->dims[unknown] = total / known;
-    if (tg__shape_size(out) != total || (unknown >= 0 && known == 0)) {
+    if (!fits || tg__shape_size(out) != total || (unknown >= 0 && known == 0)) {
         char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
         return tg__fail(loc, "Reshape \"%s\": the total size of the new array must be unchanged: input_shape = %s "
                         "(%lld elements), target_shape = %s", l->name, tg__shape_str(in, a, sizeof a),

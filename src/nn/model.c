@@ -9,7 +9,10 @@
 
 #include "layer_impl.h"
 
+enum { MODEL_ALIVE = 0x30DE11, MODEL_DEAD = 0x30DEDD };
+
 struct tg_model {
+    uint32_t magic;                /* MODEL_DEAD once freed (the struct is retired, never reused) */
     char *name;
     uint64_t seed;
     tg_dtype dtype;
@@ -27,11 +30,21 @@ enum { ALL, TRAINABLE, NON_TRAINABLE };
 
 #define CHECK_MODEL(func, m, ret)                                                       \
     do {                                                                                \
-        if (!(m)) {                                                                     \
-            tg__null_arg(loc, func, "model");                                           \
+        if (!tg__model_check(loc, func, m))                                             \
             return ret;                                                                 \
-        }                                                                               \
     } while (0)
+
+bool tg__model_check(tg_loc loc, const char *func, const tg_model *m)
+{
+    if (!m)
+        return tg__null_arg(loc, func, "model"), false;
+    if (m->magic != MODEL_ALIVE)
+        return tg__failb(loc, "%s: the model was already freed with tg_model_free", func);
+    return true;
+}
+
+static bool alive(const tg_model *m) { return m && m->magic == MODEL_ALIVE; }
+static void destroy(tg_model *m);
 
 /* ---- building -------------------------------------------------------------------------- */
 static bool name_taken(const tg_model *m, const char *name, const tg_layer *except)
@@ -208,16 +221,18 @@ tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *la
         drop_given(layers, n);
         return tg__fail(loc, "tg_sequential: out of memory");
     }
-    *m = (tg_model){.name = name, .seed = o.seed, .dtype = o.dtype, .trainable = true};
+    *m = (tg_model){.magic = MODEL_ALIVE, .name = name, .seed = o.seed, .dtype = o.dtype, .trainable = true};
     for (int i = 0; i < n; i++) {
         if (!append(m, loc, layers[i])) {
-            tg_model_free(m);
+            destroy(m);
+            free(m);
             drop_given(layers + i, n - i);
             return NULL;
         }
     }
     if (!build_if_declared(m, loc)) {
-        tg_model_free(m);
+        destroy(m);
+        free(m);   /* never handed out: no handle to keep */
         return NULL;
     }
     return m;
@@ -225,9 +240,8 @@ tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *la
 
 int tg_model_add_at(tg_loc loc, tg_model *m, tg_layer *l)
 {
-    if (!m || !check_given(loc, "tg_model_add", &l, 0)) {
-        if (!m)
-            tg__null_arg(loc, "tg_model_add", "model");
+    bool ok = tg__model_check(loc, "tg_model_add", m);
+    if (!ok || !check_given(loc, "tg_model_add", &l, 0)) {
         if (l && !l->model)
             tg__layer_destroy(l);
         return -1;
@@ -250,6 +264,9 @@ int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape in)
     }
     if (m->n_layers == 0)
         return tg__failf(loc, "tg_model_build: model \"%s\" has no layers; add some first", m->name);
+    if (tg__shape_size(&in) < 0)
+        return tg__failf(loc, "tg_model_build: input_shape %s has a negative dim or is too large (its dims "
+                         "multiply past %lld elements)", tg__shape_str(&in, a, sizeof a), (long long)TG_MAX_ELEMENTS);
     return build_from(m, loc, 0, &in) ? 0 : -1;
 }
 
@@ -296,10 +313,10 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
 }
 
 /* ---- accessors ------------------------------------------------------------------------------------ */
-const char *tg_model_name(const tg_model *m) { return m ? m->name : NULL; }
-bool tg_model_built(const tg_model *m) { return m && m->built; }
-int tg_model_n_layers(const tg_model *m) { return m ? m->n_layers : 0; }
-bool tg_model_trainable(const tg_model *m) { return m && m->trainable; }
+const char *tg_model_name(const tg_model *m) { return alive(m) ? m->name : NULL; }
+bool tg_model_built(const tg_model *m) { return alive(m) && m->built; }
+int tg_model_n_layers(const tg_model *m) { return alive(m) ? m->n_layers : 0; }
+bool tg_model_trainable(const tg_model *m) { return alive(m) && m->trainable; }
 
 tg_layer *tg_model_layer(const tg_model *m, int i)
 {
@@ -394,7 +411,7 @@ tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count)
 int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_trainable)
 {
     int64_t t = 0, f = 0;
-    for (int i = 0; m && i < m->n_layers; i++)
+    for (int i = 0; alive(m) && i < m->n_layers; i++)
         for (int k = 0; k < m->layers[i]->n_vars; k++) {
             const tg_tensor *v = m->layers[i]->vars[k];
             *(counts_as_trainable(m, v) ? &t : &f) += tg_size(v);
@@ -415,7 +432,7 @@ int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
     return 0;
 }
 
-void *tg__model_attachment(const tg_model *m) { return m ? m->train_state : NULL; }
+void *tg__model_attachment(const tg_model *m) { return alive(m) ? m->train_state : NULL; }
 
 void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
 {
@@ -425,10 +442,18 @@ void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
     m->train_free = free_fn;
 }
 
-void tg_model_free(tg_model *m)
+void tg_model_free_at(tg_loc loc, tg_model *m)
 {
-    if (!m)
+    if (!m || !tg__model_check(loc, "tg_model_free", m))
         return;
+    destroy(m);
+    *m = (tg_model){.magic = MODEL_DEAD};
+    tg__retire(m);   /* never reused: a stale handle finds MODEL_DEAD */
+}
+
+/* Frees what the model holds, not the struct. */
+static void destroy(tg_model *m)
+{
     tg__model_attach(m, NULL, NULL);
     for (int i = 0; i < m->n_layers; i++) {
         m->layers[i]->model = NULL;
@@ -438,7 +463,6 @@ void tg_model_free(tg_model *m)
         free(m->lists[k]);
     free(m->layers);
     free(m->name);
-    free(m);
 }
 
 /* ---- summary ---------------------------------------------------------------------------------------- */

@@ -39,7 +39,9 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, bool same, int64_t *pa
         *pad_before = 0;
         return (in - k) / s + 1;
     }
-    int64_t out = (in + s - 1) / s, total = (out - 1) * s + k - in;
+    /* ceil(in / s) and the padding, written so that no step overflows for a huge s or k:
+     * (out - 1) * s <= in - 1 */
+    int64_t out = in / s + (in % s != 0), total = k - (in - (out - 1) * s);
     *pad_before = total > 0 ? total / 2 : 0;
     return out;
 }
@@ -73,6 +75,13 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
         tg__fail(loc, "%s: with VALID padding the window (%lld, %lld) must fit in the input's height and width, "
                  "but the input has shape %s; use TG_PADDING_SAME or a smaller window", name, (long long)k[0],
                  (long long)k[1], str);
+        return false;
+    }
+    int64_t kk, len;
+    if (tg__mul_overflow(k[0], k[1], &kk) || tg__mul_overflow(kk, win->c ? win->c : 1, &len) ||
+        len > TG_MAX_ELEMENTS) {
+        tg__fail(loc, "%s: the window (%lld, %lld) is too large: a patch of it would have more elements than "
+                 "memory can hold", name, (long long)k[0], (long long)k[1]);
         return false;
     }
     win->oh = out_size(win->h, win->kh, win->sh, win->same, &win->pt);
@@ -200,8 +209,8 @@ static bool patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *
                  "kh*kw*channels], but has shape %s", str);
         return false;
     }
-    int64_t kk = c->a->i[0] * c->a->i[1];
-    if (kk < 1 || p->shape[3] % kk) {
+    int64_t kk;
+    if (tg__mul_overflow(c->a->i[0], c->a->i[1], &kk) || kk < 1 || p->shape[3] % kk) {
         tg__fail(c->loc, "tg_patches_to_image: the last axis of `patches` (shape %s) must be kh*kw*channels, "
                  "a multiple of kh*kw = %lld*%lld", str, (long long)c->a->i[0], (long long)c->a->i[1]);
         return false;

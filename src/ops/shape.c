@@ -164,7 +164,7 @@ static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     SHAPE_STR(from, &xs);
     SHAPE_STR(to, shape);
     int infer = -1;
-    int64_t known = 1;
+    int64_t known = 1, span = 1;   /* span: zeros counted as ones */
     for (int k = 0; k < shape->rank; k++) {
         int64_t d = shape->dims[k];
         if (d == -1 && infer >= 0) {
@@ -178,7 +178,7 @@ static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         }
         if (d == -1)
             infer = k;
-        else if (d && known > INT64_MAX / 16 / d) {
+        else if (tg__mul_overflow(span, d ? d : 1, &span) || span > TG_MAX_ELEMENTS) {
             tg__fail(c->loc, "tg_reshape: shape %s has too many elements", to);
             return false;
         } else
@@ -425,6 +425,17 @@ static bool check_parts(const tg_call *c, int axis)
     return true;
 }
 
+/* A result shape built by adding sizes the user gave: refused when too large to hold. */
+static bool result_fits(const tg_call *c, const char *op, const tg_shape *shape)
+{
+    if (tg__shape_size(shape) >= 0)
+        return true;
+    char str[TG_SHAPE_STR_MAX];
+    tg__shape_str(shape, str, sizeof str);
+    return tg__failb(c->loc, "%s: the result would have shape %s, too large: its dims multiply past %lld elements",
+                     op, str, (long long)TG_MAX_ELEMENTS);
+}
+
 static bool concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x0 = c->in[0];
@@ -438,8 +449,8 @@ static bool concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     *shape = tg__shape(x0);
     *dtype = x0->dtype;
     for (int i = 1; i < c->n; i++)
-        shape->dims[axis] += c->in[i]->shape[axis];
-    return true;
+        shape->dims[axis] = tg__dim_add(shape->dims[axis], c->in[i]->shape[axis]);
+    return result_fits(c, "tg_concat", shape);
 }
 
 /* Copies each input, seen with shape `part` (its own, or with a size-1 axis inserted
@@ -566,7 +577,7 @@ static bool slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         }
         if (s == -1)
             s = dim - b;
-        if (s < 0 || b + s > dim) {
+        if (s < 0 || s > dim - b) {   /* not b + s > dim: that sum may overflow */
             tg__fail(c->loc, "tg_slice: on axis %d, begin %lld + size %lld runs past the end of x of shape %s "
                      "(size must be -1 or 0..%lld)", k, (long long)b, (long long)s, str, (long long)(dim - b));
             return false;
@@ -647,9 +658,9 @@ static bool pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
                      k, (long long)c->a->i[k], (long long)c->a->j[k]);
             return false;
         }
-        shape->dims[k] = x->shape[k] + c->a->i[k] + c->a->j[k];
+        shape->dims[k] = tg__dim_add(tg__dim_add(x->shape[k], c->a->i[k]), c->a->j[k]);
     }
-    return true;
+    return result_fits(c, "tg_pad", shape);
 }
 
 static bool pad_forward(const tg_call *c, tg_tensor *out)

@@ -38,9 +38,15 @@ typedef struct tg_optim_var {
     int64_t queued;                  /* iterations + 1 while its update waits in the joined loop */
 } tg_optim_var;
 
+enum { TG_OPTIM_ALIVE = 0x0971A1, TG_OPTIM_DEAD = 0x0971DD };
+
 struct tg_optimizer {
+    uint32_t magic;                  /* TG_OPTIM_DEAD once freed (the struct is retired, never reused) */
+    const void *owner;               /* the model compiled with it, which frees it */
+    tg_loc owner_loc;                /* that tg_compile call */
     tg_optim_kind kind;
     const char *name;                /* Keras's class name, for messages */
+    const char *ctor;                /* the tg_ call that makes it, for messages */
     tg_optim_hyper h;
     int64_t iterations;
     int n_slots;
@@ -84,5 +90,13 @@ typedef enum tg_clip_mode { TG_CLIP_NONE, TG_CLIP_NORM, TG_CLIP_GLOBAL, TG_CLIP_
 double tg__optim_sum_squares(const tg_tensor *g);
 void tg__optim_clip_f32(tg_clip_mode mode, double c, double global_norm, const float *g, float *out, int64_t n);
 void tg__optim_clip_f64(tg_clip_mode mode, double c, double global_norm, const double *g, double *out, int64_t n);
+
+/* Checks a user's optimizer handle: non-NULL and not freed. False with an error. */
+bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt);
+/* tg_compile's ownership: `owner` (a model) takes the optimizer, which then has one owner
+ * and one free. False with an error when it is freed or another owner holds it. */
+bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner);
+/* The owner lets go (its compile is being freed); the optimizer itself is not freed. */
+void tg__optimizer_drop(tg_optimizer *opt, const void *owner);
 
 #endif

@@ -54,6 +54,9 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
     if (!isfinite(h->learning_rate))
         return tg__fail(loc, "%s: `learning_rate` must be a finite number. Received: learning_rate=%g", func,
                         h->learning_rate), false;
+    if (h->learning_rate < 0)
+        return tg__fail(loc, "%s: `learning_rate` must be >= 0. Received: learning_rate=%g", func,
+                        h->learning_rate), false;
     if (!isfinite(h->weight_decay))
         return tg__fail(loc, "%s: `weight_decay` must be a finite number. Received: weight_decay=%g", func,
                         h->weight_decay), false;
@@ -73,6 +76,23 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
     return check_schedule(loc, func, &h->schedule);
 }
 
+/* A decay rate in [0, 1), or [0, 1] with `one_ok`: Keras's ranges. At 1 a running
+ * average never sees a gradient (and Adam's bias correction divides by zero). */
+static bool check_rate(tg_loc loc, const char *func, const char *name, double v, bool one_ok)
+{
+    if (v >= 0 && (v < 1 || (one_ok && v == 1)))
+        return true;
+    return tg__failb(loc, "%s: `%s` must be in [0, 1%s. Received: %s=%g", func, name, one_ok ? "]" : ")", name, v);
+}
+
+static bool check_epsilon(tg_loc loc, const char *func, double eps)
+{
+    if (eps > 0 && isfinite(eps))
+        return true;
+    return tg__failb(loc, "%s: `epsilon` must be > 0 (it keeps the update from dividing by zero; Keras's default "
+                     "is 1e-7). Received: epsilon=%g", func, eps);
+}
+
 #define COMMON_FIELDS(o)                                                                         \
     .learning_rate = (o).learning_rate, .schedule = (o).schedule, .weight_decay = (o).weight_decay, \
     .clipnorm = (o).clipnorm, .clipvalue = (o).clipvalue, .global_clipnorm = (o).global_clipnorm
@@ -84,8 +104,10 @@ static tg_optimizer *make(tg_loc loc, const char *func, tg_optim_kind kind, cons
     tg_optimizer *opt = calloc(1, sizeof *opt);
     if (!opt)
         return tg__fail(loc, "%s: out of memory", func);
+    opt->magic = TG_OPTIM_ALIVE;
     opt->kind = kind;
     opt->name = name;
+    opt->ctor = func;
     opt->h = *h;
     return opt;
 }
@@ -109,6 +131,9 @@ tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o)
 
 static tg_optimizer *adam(tg_loc loc, const char *func, const char *name, tg_adam_opts o)
 {
+    if (!check_rate(loc, func, "beta_1", o.beta_1, false) || !check_rate(loc, func, "beta_2", o.beta_2, false) ||
+        !check_epsilon(loc, func, o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon,
                         .amsgrad = o.amsgrad};
     tg_optimizer *opt = make(loc, func, TG_OPTIM_ADAM, name, &h);
@@ -126,6 +151,9 @@ tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_ada
 
 tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
 {
+    if (!check_rate(loc, "tg_rmsprop", "rho", o.rho, false) || !check_rate(loc, "tg_rmsprop", "momentum", o.momentum, true) ||
+        !check_epsilon(loc, "tg_rmsprop", o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .rho = o.rho, .momentum = o.momentum, .epsilon = o.epsilon,
                         .centered = o.centered};
     tg_optimizer *opt = make(loc, "tg_rmsprop", TG_OPTIM_RMSPROP, "rmsprop", &h);
@@ -144,6 +172,8 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     if (!(o.initial_accumulator_value >= 0))
         return tg__fail(loc, "tg_adagrad: `initial_accumulator_value` must be non-negative. Received: "
                         "initial_accumulator_value=%g", o.initial_accumulator_value);
+    if (!check_epsilon(loc, "tg_adagrad", o.epsilon))
+        return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .initial_accumulator_value = o.initial_accumulator_value,
                         .epsilon = o.epsilon};
     tg_optimizer *opt = make(loc, "tg_adagrad", TG_OPTIM_ADAGRAD, "adagrad", &h);
@@ -152,10 +182,26 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     return opt;
 }
 
-void tg_optimizer_free(tg_optimizer *opt)
+bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt)
 {
     if (!opt)
+        return tg__null_arg(loc, func, "opt"), false;
+    if (opt->magic != TG_OPTIM_ALIVE)
+        return tg__failb(loc, "%s: the optimizer was already freed (by tg_optimizer_free, or with the model it "
+                         "was compiled into); make a new one", func);
+    return true;
+}
+
+void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt)
+{
+    if (!opt || !tg__optimizer_check(loc, "tg_optimizer_free", opt))
         return;
+    if (opt->owner) {
+        tg__fail(loc, "tg_optimizer_free: the optimizer belongs to the model compiled with it (at %s:%d), which "
+                 "frees it: free the model with tg_model_free instead", opt->owner_loc.file ? opt->owner_loc.file : "?",
+                 opt->owner_loc.line);
+        return;
+    }
     for (int k = 0; k < opt->n_slots; k++)
         free(opt->slot[k]);
     free(opt->vars);
@@ -163,12 +209,35 @@ void tg_optimizer_free(tg_optimizer *opt)
     free(opt->index);
     free(opt->steps);
     free(opt->starts);
-    free(opt);
+    *opt = (tg_optimizer){.magic = TG_OPTIM_DEAD, .name = opt->name};
+    tg__retire(opt);   /* never reused: a stale handle finds TG_OPTIM_DEAD */
+}
+
+bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner)
+{
+    if (!tg__optimizer_check(loc, "tg_compile", opt))
+        return false;
+    if (opt->owner && opt->owner != owner)
+        return tg__failb(loc, "tg_compile: this %s optimizer is already compiled into another model (at %s:%d), "
+                         "which owns it and keeps its state; make one optimizer per model, e.g. .optimizer = "
+                         "%s()", opt->name, opt->owner_loc.file ? opt->owner_loc.file : "?", opt->owner_loc.line,
+                         opt->ctor);
+    opt->owner = owner;
+    opt->owner_loc = loc;
+    return true;
+}
+
+void tg__optimizer_drop(tg_optimizer *opt, const void *owner)
+{
+    if (opt && opt->magic == TG_OPTIM_ALIVE && opt->owner == owner)
+        opt->owner = NULL;
 }
 
 /* ---- small accessors ---------------------------------------------------------------------- */
 
-int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return opt ? opt->iterations : 0; }
+static bool alive(const tg_optimizer *opt) { return opt && opt->magic == TG_OPTIM_ALIVE; }
+
+int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return alive(opt) ? opt->iterations : 0; }
 
 static double current_lr(const tg_optimizer *opt)
 {
@@ -176,27 +245,28 @@ static double current_lr(const tg_optimizer *opt)
                                                     : tg_schedule_value(&opt->h.schedule, opt->iterations);
 }
 
-double tg_optimizer_current_lr(const tg_optimizer *opt) { return opt ? current_lr(opt) : NAN; }
+double tg_optimizer_current_lr(const tg_optimizer *opt) { return alive(opt) ? current_lr(opt) : NAN; }
 
 int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
 {
-    if (!opt)
-        return tg__null_arg(loc, "tg_optimizer_set_learning_rate", "opt"), -1;
+    if (!tg__optimizer_check(loc, "tg_optimizer_set_learning_rate", opt))
+        return -1;
     if (opt->h.schedule.kind != TG_SCHEDULE_NONE)
         return tg__failf(loc, "tg_optimizer_set_learning_rate: This optimizer was created with a "
                          "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
                          "learning rate is not settable. If you need the learning rate to be settable, you should "
                          "instantiate the optimizer with a float `learning_rate` argument.");
-    if (!isfinite(lr))
-        return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number, got %g", lr);
+    if (!isfinite(lr) || lr < 0)
+        return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number >= 0, got %g",
+                         lr);
     opt->h.learning_rate = lr;
     return 0;
 }
 
 int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterations)
 {
-    if (!opt)
-        return tg__null_arg(loc, "tg_optimizer_set_iterations", "opt"), -1;
+    if (!tg__optimizer_check(loc, "tg_optimizer_set_iterations", opt))
+        return -1;
     if (iterations < 0)
         return tg__failf(loc, "tg_optimizer_set_iterations: the iteration count must be >= 0, got %lld",
                          (long long)iterations);
@@ -204,12 +274,14 @@ int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterat
     return 0;
 }
 
-int tg_optimizer_state_count(const tg_optimizer *opt) { return opt ? opt->n_slots * opt->n_vars : 0; }
+int tg_optimizer_state_count(const tg_optimizer *opt) { return alive(opt) ? opt->n_slots * opt->n_vars : 0; }
 
 int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *out)
 {
-    if (!opt || !out)
-        return tg__null_arg((tg_loc){0}, "tg_optimizer_state", !opt ? "opt" : "out"), -1;
+    if (!tg__optimizer_check((tg_loc){0}, "tg_optimizer_state", opt))
+        return -1;
+    if (!out)
+        return tg__null_arg((tg_loc){0}, "tg_optimizer_state", "out"), -1;
     if (index < 0 || index >= opt->n_slots * opt->n_vars)
         return tg__failf((tg_loc){0}, "tg_optimizer_state: index %d is out of range; the %s optimizer has %d state "
                          "arrays (%d slots x %d variables)", index, opt->name, opt->n_slots * opt->n_vars,
@@ -584,8 +656,8 @@ static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, t
 static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
                  int n)
 {
-    if (!opt)
-        return tg__null_arg(loc, func, "opt"), -1;
+    if (!tg__optimizer_check(loc, func, opt))
+        return -1;
     if (n < 0)
         return tg__failf(loc, "%s: n = %d; it must be >= 0", func, n);
     if (n == 0)
@@ -615,8 +687,8 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
 
 int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n)
 {
-    if (!opt)
-        return tg__failf(loc, "tg_optimizer_build: `opt` is NULL");
+    if (!tg__optimizer_check(loc, "tg_optimizer_build", opt))
+        return -1;
     if (n < 0 || (n && !vars))
         return tg__failf(loc, "tg_optimizer_build: give the variables and their count");
     for (int i = 0; i < n; i++)
@@ -658,8 +730,10 @@ static int minimize_in_scope(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, 
 
 int tg_minimize_at(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user, tg_tensor *const *vars, int n)
 {
-    if (!opt || !loss_fn)
-        return tg__null_arg(loc, "tg_minimize", !opt ? "opt" : "loss_fn"), -1;
+    if (!tg__optimizer_check(loc, "tg_minimize", opt))
+        return -1;
+    if (!loss_fn)
+        return tg__null_arg(loc, "tg_minimize", "loss_fn"), -1;
     if (n < 0)
         return tg__failf(loc, "tg_minimize: n = %d; it must be >= 0", n);
     if (n > 0 && !vars)

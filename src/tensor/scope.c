@@ -172,9 +172,11 @@ static chunk *chunk_get(size_t need)
             return c;
         }
     }
-    size_t cap = need < CHUNK_MIN ? CHUNK_MIN : need;
+    size_t cap = need < CHUNK_MIN ? CHUNK_MIN : need, total;
+    if (tg__size_add_overflow(sizeof(chunk) + ALIGN - 1, cap, &total))
+        return NULL;
     register_thread();
-    chunk *c = aligned_alloc(ALIGN, (sizeof(chunk) + cap + ALIGN - 1) / ALIGN * ALIGN);
+    chunk *c = aligned_alloc(ALIGN, total / ALIGN * ALIGN);
     if (!c)
         return NULL;
     c->cap = cap;
@@ -195,10 +197,14 @@ static void chunk_put(chunk *c)
 
 void *tg__arena_alloc(tg_scope *s, size_t bytes)
 {
-    bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    if (tg__size_add_overflow(bytes, ALIGN - 1, &bytes))
+        return NULL;
+    bytes = bytes / ALIGN * ALIGN;
     chunk *c = s->chunks;
     if (!c || c->cap - c->used < bytes) {
-        size_t grow = c ? c->cap * 2 : CHUNK_MIN;
+        size_t grow = CHUNK_MIN;
+        if (c && tg__size_mul_overflow(c->cap, 2, &grow))
+            grow = bytes;
         chunk *n = chunk_get(bytes > grow ? bytes : grow);
         if (!n)
             return NULL;
@@ -275,19 +281,19 @@ static bool set_shape(tg_loc loc, tg_tensor *t, const tg_shape *shape)
         tg__fail(loc, "rank %d is not supported: tapegrad tensors have rank 0 to %d", shape->rank, TG_MAX_RANK);
         return false;
     }
-    int64_t size = 1;
-    for (int i = 0; i < shape->rank; i++) {
+    for (int i = 0; i < shape->rank; i++)
         if (shape->dims[i] < 0) {
             tg__fail(loc, "dimension %d of a shape is negative (%lld)", i, (long long)shape->dims[i]);
             return false;
         }
-        if (shape->dims[i] && size > INT64_MAX / 16 / shape->dims[i]) {
-            tg__fail(loc, "shape too large: more elements than memory can hold");
-            return false;
-        }
-        size *= shape->dims[i];
-        t->shape[i] = shape->dims[i];
+    int64_t size = tg__shape_size(shape);
+    if (size < 0) {
+        char s[TG_SHAPE_STR_MAX];
+        tg__fail(loc, "shape %s is too large: its dims multiply past %lld, more elements than memory can hold",
+                 tg__shape_str(shape, s, sizeof s), (long long)TG_MAX_ELEMENTS);
+        return false;
     }
+    memcpy(t->shape, shape->dims, sizeof(int64_t) * (size_t)shape->rank);
     t->rank = shape->rank;
     t->size = size;
     return true;

@@ -31,9 +31,13 @@ bool tg__shape_eq(const tg_shape *a, const tg_shape *b)
 
 int64_t tg__shape_size(const tg_shape *s)
 {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++)
-        n *= s->dims[i];
+    int64_t n = 1, span = 1;   /* span: zeros as ones, which bounds every stride */
+    for (int i = 0; i < s->rank; i++) {
+        int64_t d = s->dims[i];
+        if (d < 0 || tg__mul_overflow(span, d ? d : 1, &span) || span > TG_MAX_ELEMENTS)
+            return -1;
+        n *= d;   /* n <= span */
+    }
     return n;
 }
 

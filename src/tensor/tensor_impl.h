@@ -127,8 +127,35 @@ void *tg__null_arg(tg_loc loc, const char *func, const char *arg);
 /* Checks an input: non-NULL and alive. Returns false with an error set. */
 bool tg__check_input(tg_loc loc, const char *func, const tg_tensor *t, const char *arg);
 
+/* ---- handles ------------------------------------------------------------------------ */
+/* Models, optimizers and callbacks are made a few times per program. When one is freed,
+ * its contents are, but its struct is kept, marked dead, for the life of the process: the
+ * address is never handed to another object, so a stale handle finds the mark (and gives
+ * an error) instead of freed memory or a new object. Tapes, made once per step and
+ * recycled, carry a generation in their handles instead (autodiff/tape.c). */
+void tg__retire(void *p);
+
 /* Element sizes, inlined for the hot path (tg_dtype_size checks its argument). */
 static inline size_t tg__dsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_BOOL ? 1 : 4; }
+
+/* ---- checked size arithmetic ------------------------------------------------------------ */
+/* Every dimension, element count, offset and byte count computed from what a user gave
+ * goes through these, so a huge size is an error, never a wrapped value or undefined
+ * behaviour. Each returns true when the exact result does not fit (as the builtins). A
+ * shape's dims, with zeros counted as ones, multiply to at most TG_MAX_ELEMENTS, so every
+ * stride, offset and byte count (8 bytes an element at most) of a tensor fits. */
+#define TG_MAX_ELEMENTS (INT64_MAX / 16)
+static inline bool tg__add_overflow(int64_t a, int64_t b, int64_t *r) { return __builtin_add_overflow(a, b, r); }
+static inline bool tg__mul_overflow(int64_t a, int64_t b, int64_t *r) { return __builtin_mul_overflow(a, b, r); }
+static inline bool tg__size_add_overflow(size_t a, size_t b, size_t *r) { return __builtin_add_overflow(a, b, r); }
+static inline bool tg__size_mul_overflow(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }
+/* A dimension past TG_MAX_ELEMENTS (or a sum of them that overflows) is refused by the
+ * shape check of the tensor made with it; this keeps such sums defined on the way. */
+static inline int64_t tg__dim_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return tg__add_overflow(a, b, &r) || r > TG_MAX_ELEMENTS ? TG_MAX_ELEMENTS + 1 : r;
+}
 
 /* ---- shapes -------------------------------------------------------------------------- */
 static inline tg_shape tg__shape(const tg_tensor *t)
@@ -148,6 +175,8 @@ static inline bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
             return false;
     return true;
 }
+/* Elements of a shape; -1 when a dim is negative, or the shape too large (the product of
+ * its dims, zeros counted as ones, above TG_MAX_ELEMENTS). */
 int64_t tg__shape_size(const tg_shape *s);
 /* "(2, 3)" into buf, returns buf. */
 const char *tg__shape_str(const tg_shape *s, char *buf, size_t size);

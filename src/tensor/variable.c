@@ -51,10 +51,20 @@ tg_tensor *tg_variable_at(tg_loc loc, const tg_tensor *init, tg_variable_opts o)
     return t;
 }
 
-void tg_variable_free(tg_tensor *t)
+void tg_variable_free_at(tg_loc loc, tg_tensor *t)
 {
-    if (!t || t->state != TG_HEADER_ALIVE || !(t->flags & TG_T_VARIABLE))
+    if (!t)
         return;
+    if (t->state != TG_HEADER_ALIVE) {
+        tg__fail(loc, "tg_variable_free: `var` was already freed (or its scope ended)");
+        return;
+    }
+    if (!(t->flags & TG_T_VARIABLE)) {
+        tg__fail(loc, "tg_variable_free: `var` is not a variable (it was made at %s:%d): only what tg_variable "
+                 "made is freed this way; other tensors are freed when their scope ends",
+                 t->loc.file ? t->loc.file : "?", t->loc.line);
+        return;
+    }
     tg__variable_detach_snapshots(t->var);
     free(t->var->name);
     free(t->var);

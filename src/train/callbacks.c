@@ -8,8 +8,24 @@
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
-void tg_callback_free(tg_callback *cb)
+/* The free hook of a freed callback. Its struct is retired (kept, never reused), so a
+ * stale handle finds this mark instead of freed memory or another callback. */
+static void freed_mark(tg_callback *cb) { (void)cb; }
+
+void tg__callback_retire(tg_callback *cb)
 {
+    *cb = (tg_callback){.free = freed_mark};
+    tg__retire(cb);
+}
+
+bool tg__callback_freed(const tg_callback *cb) { return cb && cb->free == freed_mark; }
+
+void tg_callback_free_at(tg_loc loc, tg_callback *cb)
+{
+    if (tg__callback_freed(cb)) {
+        tg__fail(loc, "tg_callback_free: the callback was already freed");
+        return;
+    }
     if (cb && cb->free)
         cb->free(cb);
 }
@@ -202,7 +218,7 @@ static void es_free(tg_callback *cb)
 {
     early_stopping *e = (early_stopping *)cb;
     tg__weights_free(e->best_weights);
-    free(e);
+    tg__callback_retire(&e->cb);
 }
 
 tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o)
@@ -309,7 +325,7 @@ static void csv_free(tg_callback *cb)
     if (c->f)
         fclose(c->f);
     free(c->filename);
-    free(c);
+    tg__callback_retire(&c->cb);
 }
 
 tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o)
@@ -354,7 +370,7 @@ static int lr_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
     return 0;
 }
 
-static void lr_free(tg_callback *cb) { free(cb); }
+static void lr_free(tg_callback *cb) { tg__callback_retire(cb); }
 
 tg_callback *tg_learning_rate_scheduler_at(tg_loc loc, tg_lr_schedule_fn fn, void *user)
 {

@@ -193,7 +193,7 @@ static void ckpt_free(tg_callback *cb)
     free(c->filepath);
     free(c->monitor);
     free(c->metadata);
-    free(c);
+    tg__callback_retire(&c->cb);
 }
 
 tg_callback *tg_model_checkpoint_at(tg_loc loc, tg_model_checkpoint_opts o)

@@ -4,15 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../optim/optim_impl.h"   /* tg__optimizer_take: who frees the optimizer */
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
+/* Frees the compile and the optimizer it owns (none when a recompile took it over). */
 static void compiled_free(void *p)
 {
     tg_compiled *c = p;
     if (!c)
         return;
-    tg_optimizer_free(c->optimizer);
+    if (c->optimizer) {
+        tg__optimizer_drop(c->optimizer, c->model);
+        tg_optimizer_free_at(c->loc, c->optimizer);
+    }
     tg_metric_free(c->loss_mean);
     for (int i = 0; i < c->n_metrics; i++)
         tg_metric_free(c->metrics[i]);
@@ -27,50 +32,70 @@ tg_shape tg__model_output_shape(tg_model *m)
     return n ? tg_layer_output_shape(tg_model_layer(m, -1)) : (tg_shape){.rank = -1};
 }
 
-int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
+static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c);
+
+/* What is wrong with the options, or NULL. */
+static const char *opts_problem(const tg_compile_opts *o)
 {
-    if (!m) {
-        tg_optimizer_free(o.optimizer);
-        return tg__failf(loc, "tg_compile: `model` is NULL");
-    }
-    const char *bad = !o.optimizer ? "give .optimizer, e.g. .optimizer = tg_adam()"
-                      : o.loss <= TG_LOSS_NONE || o.loss >= TG_LOSS_COUNT
-                          ? "give .loss, e.g. .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY"
-                      : o.loss == TG_LOSS_CUSTOM && !o.loss_fn ? "a custom loss needs .loss_fn"
-                      : o.metrics.n < 0 || o.metrics.n > TG_MAX_METRICS ? "at most 8 metrics"
-                                                                          : NULL;
-    if (bad) {
-        tg_optimizer_free(o.optimizer);
-        return tg__failf(loc, "tg_compile: %s", bad);
-    }
-    for (int i = 0; i < o.metrics.n; i++)
-        if (o.metrics.kind[i] != TG_ACCURACY && (unsigned)o.metrics.kind[i] >= TG_METRIC_COUNT) {
-            tg_optimizer_free(o.optimizer);
-            return tg__failf(loc, "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
-                             (int)o.metrics.kind[i]);
-        }
+    if (!o->optimizer)
+        return "give .optimizer, e.g. .optimizer = tg_adam()";
+    if (o->loss <= TG_LOSS_NONE || o->loss >= TG_LOSS_COUNT)
+        return "give .loss, e.g. .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY";
+    if (o->loss == TG_LOSS_CUSTOM && !o->loss_fn)
+        return "a custom loss needs .loss_fn";
+    if (o->metrics.n < 0 || o->metrics.n > TG_MAX_METRICS)
+        return "at most 8 metrics";
+    return NULL;
+}
+
+static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts *o)
+{
     tg_compiled *c = calloc(1, sizeof *c);
-    if (!c) {
-        tg_optimizer_free(o.optimizer);
-        return tg__failf(loc, "tg_compile: out of memory");
-    }
+    if (!c)
+        return tg__fail(loc, "tg_compile: out of memory");
     *c = (tg_compiled){
-        .optimizer = o.optimizer,
-        .loss = {.kind = o.loss, .from_logits = o.from_logits, .delta = o.delta,
-                 .label_smoothing = o.label_smoothing, .fn = o.loss_fn, .user = o.loss_user},
-        .requested = o.metrics,
+        .optimizer = o->optimizer,
+        .model = m,
+        .loss = {.kind = o->loss, .from_logits = o->from_logits, .delta = o->delta,
+                 .label_smoothing = o->label_smoothing, .fn = o->loss_fn, .user = o->loss_user},
+        .requested = o->metrics,
         .loc = loc,
     };
     c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
-    if (!c->loss_mean) {
+    if (!c->loss_mean || (tg_model_built(m) && !resolve(loc, m, c))) {
+        c->optimizer = NULL;   /* still the caller's */
+        compiled_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The model owns the optimizer only once compile succeeds; a failed compile leaves both
+ * the caller's optimizer and the model's previous compile as they were. */
+int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
+{
+    if (!tg__model_check(loc, "tg_compile", m))
+        return -1;
+    const char *bad = opts_problem(&o);
+    if (bad)
+        return tg__failf(loc, "tg_compile: %s", bad);
+    for (int i = 0; i < o.metrics.n; i++)
+        if (o.metrics.kind[i] != TG_ACCURACY && (unsigned)o.metrics.kind[i] >= TG_METRIC_COUNT)
+            return tg__failf(loc, "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
+                             (int)o.metrics.kind[i]);
+    tg_compiled *old = tg__compiled(m);
+    bool kept = old && old->optimizer == o.optimizer;   /* Keras's recompile with the same optimizer */
+    tg_compiled *c = new_compiled(loc, m, &o);
+    if (!c)
+        return -1;
+    if (!tg__optimizer_take(loc, o.optimizer, m)) {
+        c->optimizer = NULL;
         compiled_free(c);
         return -1;
     }
+    if (kept)
+        old->optimizer = NULL;   /* the new compile owns it; freeing the old one keeps it */
     tg__model_attach(m, c, compiled_free);
-    if (tg_model_built(m) && !tg__resolve_compiled(loc, m)) {
-        tg__model_attach(m, NULL, NULL);
-        return -1;
-    }
     return 0;
 }
 
@@ -118,7 +143,12 @@ static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
 bool tg__resolve_compiled(tg_loc loc, tg_model *m)
 {
     tg_compiled *c = tg__compiled(m);
-    if (!c || c->resolved)
+    return !c || resolve(loc, m, c);
+}
+
+static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c)
+{
+    if (c->resolved)
         return true;
     if (!check_loss_fits(c->loc, m, c))
         return false;

@@ -243,6 +243,9 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
         return tg__failf(loc, "tg_evaluate: `y` is NULL: evaluation compares the predictions with labels");
     if (o.batch_size < 1)
         return tg__failf(loc, "tg_evaluate: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    if (x->shape[0] == 0)
+        return tg__failf(loc, "tg_evaluate: `x` has no rows: the loss and metrics of no samples are undefined "
+                         "(Keras: \"Expected input data to be non-empty\"); give at least one sample");
     if (!tg__resolve_compiled(loc, m) || !tg__check_labels(loc, m, y, "y"))
         return -1;
     tg_progress p;
@@ -347,8 +350,9 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
         return tg__failb(loc, "tg_fit: callbacks: give an array and its count");
     for (int i = 0; i < o->n_callbacks; i++)
-        if (!o->callbacks[i])
-            return tg__failb(loc, "tg_fit: callbacks[%d] is NULL", i);
+        if (!o->callbacks[i] || tg__callback_freed(o->callbacks[i]))
+            return tg__failb(loc, "tg_fit: callbacks[%d] is %s", i,
+                             o->callbacks[i] ? "already freed (tg_callback_free): make a new one" : "NULL");
     if (o->class_weight && o->n_class_weight < 1)
         return tg__failb(loc, "tg_fit: class_weight needs n_class_weight >= 1");
     return true;
@@ -363,6 +367,9 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
     if (!y)
         return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
                          "and therefore expects target data");
+    if (x->shape[0] == 0)
+        return tg__failb(loc, "tg_fit: `x` has no rows: there is nothing to train on (Keras fails with \"Unexpected "
+                         "result of train_function (Empty logs)\"); give at least one sample");
     if (o->sample_weight && (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") ||
                              o->sample_weight->size != x->shape[0]))
         return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)x->shape[0]);

@@ -7,7 +7,8 @@
 
 /* What tg_compile attaches to a model. */
 typedef struct tg_compiled {
-    tg_optimizer *optimizer;
+    tg_optimizer *optimizer;            /* owned: freed with the compile */
+    const tg_model *model;              /* the optimizer's owner */
     tg_loss loss;
     tg_metric_list requested;
     tg_metric *loss_mean;               /* the running "loss" */
@@ -18,6 +19,11 @@ typedef struct tg_compiled {
 } tg_compiled;
 
 tg_compiled *tg__compiled(const tg_model *m);
+
+/* A freed tapegrad callback keeps its struct (never reused) with a mark, so a stale
+ * handle is refused: tg__callback_retire in each callback's free hook. */
+void tg__callback_retire(tg_callback *cb);
+bool tg__callback_freed(const tg_callback *cb);
 /* Resolves TG_ACCURACY and checks that the loss fits the output, once the model is built.
  * Returns false with an error. */
 bool tg__resolve_compiled(tg_loc loc, tg_model *m);
