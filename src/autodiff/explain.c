@@ -310,16 +310,25 @@ static bool event_from_source(why *w, const tg_event *e)
     return found;
 }
 
-/* The likeliest rebuild of copied values: the size of what was copied, then the first
- * tensor built after the copy. */
+/* A value a person writes in a formula (0.5, 2, 1e-3), not one computed from data. */
+static bool literal_value(const tg_tensor *z)
+{
+    double v = fabs(tg__get(z, 0)), scale = 1;
+    while (v != 0 && v * scale < 100)
+        scale *= 10;
+    return z->size == 1 && fabs(v * scale - round(v * scale)) < 1e-6 * v * scale;
+}
+
+/* The likeliest rebuild of copied values: the size of what was copied, then a value no
+ * formula would write, then the first tensor built after the copy. */
 static bool score_link(tg_graph *g, const tg_tensor *z, const tg_parent *p, void *user)
 {
     (void)g;
     rebuild *r = user;
     if (p->how != TG_HOP_LEFT || !p->weak || !event_from_source(r->w, p->event))
         return false;
-    int64_t score = (p->event->t && p->event->t->size == z->size ? INT64_C(1) << 40 : 0) -
-                    (int64_t)(z->stamp - p->event->stamp);
+    int64_t score = (p->event->t && p->event->t->size == z->size ? INT64_C(1) << 41 : 0) +
+                    (literal_value(z) ? 0 : INT64_C(1) << 40) - (int64_t)(z->stamp - p->event->stamp);
     if (!r->built || score > r->score)
         *r = (rebuild){.w = r->w, .built = z, .event = p->event, .score = score};
     return false;
@@ -354,8 +363,8 @@ static bool same_loc(tg_loc a, tg_loc b)
     return a.file && b.file && a.line == b.line && (a.file == b.file || !strcmp(a.file, b.file));
 }
 
-/* A variable of the same name or line, made after the source, that the target reads
- * instead of the source, which the tape never read. */
+/* A variable of the same name or line that the target reads instead of the source,
+ * which the tape never read. */
 static bool recreated(why *w, const tg_tensor *const *anc, int n)
 {
     const tg_tensor *x = w->x;
@@ -364,7 +373,7 @@ static bool recreated(why *w, const tg_tensor *const *anc, int n)
         return false;
     for (int i = 0; i < n; i++) {
         const tg_tensor *v = anc[i];
-        if (!(v->flags & TG_T_VARIABLE) || v == x || v->stamp < x->stamp)
+        if (!(v->flags & TG_T_VARIABLE) || v == x)
             continue;
         /* made where the source was, or under its name while the tape recorded: not a second,
          * unrelated variable made beside it */
