@@ -86,6 +86,14 @@ static void not_watched(void)
     CHECK_CAUSE(t, y2, c, TG_CAUSE_NOT_WATCHED, tg_tensor_loc(c).line);
     tg_explain(t, y2, c, &d);
     CHECK(strstr(d.message, "tg_watch") != NULL);
+    /* a plain tensor fed straight into an op the tape records (its other input is watched) */
+    tg_tensor *image = tg_from_f32(TG_SHAPE(1, 2), 0.5, 0.25);
+    tg_tape *t2 = tg_tape_begin();
+    tg_tensor *score = tg_sum(tg_mul(image, v));
+    tg_tape_end(t2);
+    CHECK(tg_gradient(t2, score, image) == NULL && !tg_has_error());
+    CHECK_CAUSE(t2, score, image, TG_CAUSE_NOT_WATCHED, tg_tensor_loc(image).line);
+    tg_tape_free(t2);
     tg_tape_free(t);
 
     tg_tape *off = tg_tape_begin(.watch_accessed_variables = false);

@@ -282,7 +282,11 @@ static bool first_break(why *w)
                 return true;
             }
             break;
-        case TG_HOP_TAPE:
+        case TG_HOP_TAPE:   /* an input the tape does not know: a constant to it */
+            if (i == 0 && !tg__tape_lookup(w->t, w->x) && !(w->x->flags & TG_T_VARIABLE)) {
+                plain_tensor(w);
+                return true;
+            }
             break;
         }
     }

@@ -593,8 +593,10 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
         }
         any |= t->pending;
     }
-    if (!any)
+    if (!any) {   /* unrecorded while a tape records */
+        tg__keep_inputs(out, c->in, c->n);
         return true;
+    }
     out->flags &= ~(uint32_t)TG_T_UNRECORDED;
     /* Variable reads become snapshots, so the tape keeps the value it saw. */
     tg_tensor *small[8], **ins = small;

@@ -57,12 +57,10 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
             in[i]->var->last_read = loc;
             in[i]->var->last_read_stamp = ctx->clock;
         }
-    for (int i = 0; i < n && i < 2; i++) {   /* provenance, for a diagnosis; the tape's node supersedes it */
-        out->src[i] = (tg_tensor *)in[i];
-        out->src_gen[i] = in[i]->gen;
-    }
-    if (ctx->n_recording && !tg__tape_record(&c, out))
-        return NULL;
+    if (ctx->n_recording)
+        return tg__tape_record(&c, out) ? out : NULL;
+    if (!ctx->gradient_depth)   /* provenance, for a diagnosis (a gradient's own ops need none) */
+        tg__keep_inputs(out, in, n);
     return out;
 }
 

@@ -103,6 +103,16 @@ typedef struct tg_context {
 } tg_context;
 tg_context *tg__ctx(void);
 
+/* An op's output remembers its first inputs when no tape recorded it, so a diagnosis can
+ * follow the path back to where it left the tape. */
+static inline void tg__keep_inputs(tg_tensor *out, const tg_tensor *const *in, int n)
+{
+    for (int i = 0; i < n && i < 2; i++) {
+        out->src[i] = (tg_tensor *)in[i];
+        out->src_gen[i] = in[i]->gen;
+    }
+}
+
 /* ---- the user's line ------------------------------------------------------------------- */
 /* A line inside tapegrad's own sources means nothing to a user. While the library runs a
  * call of the user's (tg_fit: enter at its start, leave with what enter returned), errors,
