@@ -98,7 +98,8 @@ static void integer_source(why *w)
         say(w, TG_CAUSE_INTEGER_DTYPE, lookup->loc, tg__op_name(lookup->op),
             "it has dtype %s and is used as indices by %s at %s:%d: indices have no gradient (TF returns None). "
             "Differentiate with respect to the embedding output instead: the tensor %s made at %s:%d (pass it as "
-            "the source, or tg_watch it)", tg_dtype_name(w->x->dtype), tg__op_name(lookup->op), AT(lookup->loc), tg__op_name(lookup->op), AT(lookup->loc));
+            "the source, or tg_watch it)", tg_dtype_name(w->x->dtype), tg__op_name(lookup->op), AT(lookup->loc),
+            tg__op_name(lookup->op), AT(lookup->loc));
     else
         say(w, TG_CAUSE_INTEGER_DTYPE, w->x->loc, NULL,
             "it has dtype %s: only float32 and float64 tensors have gradients (TF returns None). Use a float dtype, "
@@ -544,7 +545,8 @@ static void not_read(why *w)
     else
         say(w, TG_CAUSE_NOT_READ, t->loc, NULL,
             "it was never read while the tape (begun at %s:%d) recorded: nothing on the way to the target uses it. "
-            "Call the layer or model that owns it inside the tape, on the way to the loss.%s", AT(t->loc), unconnected_zero);
+            "Call the layer or model that owns it inside the tape, on the way to the loss.%s", AT(t->loc),
+            unconnected_zero);
 }
 
 static void no_path(why *w)

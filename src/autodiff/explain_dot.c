@@ -86,7 +86,8 @@ static bool edge(tg_graph *g, const tg_tensor *z, const tg_parent *par, void *us
     char label[256] = "";
     const char *style = "solid", *color = "black";
     if (par->how == TG_HOP_LEFT || par->how == TG_HOP_ASSIGN) {
-        snprintf(label, sizeof label, "%s at %s:%d", par->event->func, base(par->event->loc.file), par->event->loc.line);
+        const tg_event *e = par->event;
+        snprintf(label, sizeof label, "%s at %s:%d", e->func, base(e->loc.file), e->loc.line);
         style = "dashed";
     } else if (par->how == TG_HOP_UNRECORDED) {
         snprintf(label, sizeof label, "not recorded");

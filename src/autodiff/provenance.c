@@ -148,9 +148,11 @@ bool tg__each_parent(tg_graph *g, const tg_tensor *z, tg_parent_fn fn, void *use
         return false;   /* a watched tensor */
     if ((z->flags & TG_T_SNAPSHOT) && z->var && z->var->handle)   /* an unwatched read */
         return fn(g, z, &(tg_parent){.t = z->var->handle, .how = TG_HOP_READ}, user);
-    for (int i = 0; i < 2; i++)
-        if (tg__alive(z->src[i], z->src_gen[i]) && fn(g, z, &(tg_parent){.t = z->src[i], .how = TG_HOP_UNRECORDED}, user))
+    for (int i = 0; i < 2; i++) {
+        tg_parent p = {.t = z->src[i], .how = TG_HOP_UNRECORDED};
+        if (tg__alive(z->src[i], z->src_gen[i]) && fn(g, z, &p, user))
             return true;
+    }
     return event_parents(g, z, fn, user);
 }
 

@@ -306,7 +306,8 @@ static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predic
             row_bytes = (size_t)(pred->size / pred->shape[0]) * tg_dtype_size(dtype);
             buf = malloc(row_bytes * (size_t)n + 1);
         }
-        bool ok = pred && buf && tg_copy_out_at((tg_loc){0}, pred, buf + row_bytes * (size_t)from, row_bytes * (size_t)(to - from)) == 0;
+        size_t at = row_bytes * (size_t)from, bytes = row_bytes * (size_t)(to - from);
+        bool ok = pred && buf && tg_copy_out_at((tg_loc){0}, pred, buf + at, bytes) == 0;
         tg_scope_end_at(loc, s);
         if (!ok) {
             free(buf);
