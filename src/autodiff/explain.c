@@ -207,15 +207,13 @@ static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
         return;
     }
     if (tg__alive(e->t, e->gen))
-        snprintf(from, sizeof from, "the tensor made at %s:%d (%s)", AT(e->t->loc),
-                 op_name(e->t));
+        snprintf(from, sizeof from, "the tensor made at %s:%d (%s)", AT(e->t->loc), op_name(e->t));
     else
         snprintf(from, sizeof from, "a recorded tensor");
     say(w, TG_CAUSE_COPIED_OUT, e->loc, e->func,
         "the path stops at %s:%d: %s copied %s out of the tape; the tensor built from those values%s is a constant "
         "to the tape. Values that leave tapegrad carry no gradient (TF's .numpy(), float(), np.* in a loss): keep "
-        "the computation in tapegrad ops from the source to the target", AT(e->loc), e->func, from,
-        at);
+        "the computation in tapegrad ops from the source to the target", AT(e->loc), e->func, from, at);
 }
 
 static void assigned(why *w, const tg_event *e)
@@ -236,8 +234,7 @@ static void computed_outside(why *w, const tg_tensor *z)
         say(w, TG_CAUSE_OUTSIDE_TAPE, w->call, y->op ? tg__op_name(y->op) : NULL,
             "the target given to the gradient call at %s:%d was computed after the tape ended at %s:%d (its last op, "
             "%s at %s:%d), so the tape recorded nothing that leads to it. Compute the target inside the tape's "
-            "block, before tg_tape_end", AT(w->call), AT(w->t->end_loc),
-            op_name(y), AT(y->loc));
+            "block, before tg_tape_end", AT(w->call), AT(w->t->end_loc), op_name(y), AT(y->loc));
         return;
     }
     say(w, TG_CAUSE_OUTSIDE_TAPE, z->loc, z->op ? tg__op_name(z->op) : NULL,
@@ -318,10 +315,12 @@ static bool event_from_source(why *w, const tg_event *e)
 /* A value a person writes in a formula (0.5, 2, 1e-3), not one computed from data. */
 static bool literal_value(const tg_tensor *z)
 {
+    if (z->size != 1)
+        return false;
     double v = fabs(tg__get(z, 0)), scale = 1;
     while (v != 0 && v * scale < 100)
         scale *= 10;
-    return z->size == 1 && fabs(v * scale - round(v * scale)) < 1e-6 * v * scale;
+    return fabs(v * scale - round(v * scale)) < 1e-6 * v * scale;
 }
 
 /* The likeliest rebuild of copied values: the size of what was copied, then a value no
@@ -431,8 +430,6 @@ static bool made_of_constants(why *w, const tg_tensor *const *anc, int n, char *
     return true;
 }
 
-/* The last recorded op computed from the source, and the first op on the target's path
- * recorded after it: where the source's value stops and the target takes another. */
 /* The inputs the source's computation was made from (not literal scalars): a target
  * that takes one of them after that computation bypassed it. */
 typedef struct bypass {
@@ -466,9 +463,9 @@ static const tg_tensor *bypassing_op(why *w, tg_graph *inputs, uint64_t after, c
 
 /* The last op computed from the source, and where the target's path went another way.
  * The line to change: that op, when the target took an input of the source's computation
- * instead of its result; else (a target of constants) the user's last op on the way to
- * the target; else the last op computed from the source. */
-static bool dead_end(why *w, const char *constants, tg_loc loss, const tg_tensor *const *anc, int n)
+ * instead of its result; else (a target of constants) the user's first op on the way to
+ * the target after it; else the last op computed from the source. */
+static bool dead_end(why *w, const char *constants, const tg_tensor *const *anc, int n)
 {
     const tg_tape *t = w->t;
     tg_graph from, inputs;   /* the outputs computed from the source, and what they were computed from */
@@ -502,9 +499,7 @@ static bool dead_end(why *w, const char *constants, tg_loc loss, const tg_tensor
     if (other)
         snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with an input of that computation "
                  "instead of its result", AT(other->loc), tg__op_name(other->op));
-    if (*constants)
-        loss = users_first_op(anc, n, last->out->t->stamp);
-    tg_loc where = other ? other->loc : *constants ? loss : last->loc;
+    tg_loc where = other ? other->loc : *constants ? users_first_op(anc, n, last->out->t->stamp) : last->loc;
     say(w, TG_CAUSE_UNCONNECTED, where, other ? tg__op_name(other->op) : *constants ? NULL : tg__op_name(last->op),
         "nothing computed from it reaches the target. The last op computed from it is %s at %s:%d, and the target "
         "never uses its result%s. %s%s", tg__op_name(last->op), AT(last->loc), on,
@@ -549,19 +544,24 @@ static void not_read(why *w)
             unconnected_zero);
 }
 
+/* No path from the target back to the source: a variable made anew, a dead end, a target
+ * of constants, another input, or nothing read at all. */
 static void no_path(why *w)
 {
     enum { MAX = 4096 };
     const tg_tensor **anc = malloc(sizeof *anc * MAX);
-    int n = anc ? tg__ancestors(w->g, w->y, anc, MAX) : 0;
+    if (!anc)
+        return (void)say(w, TG_CAUSE_UNCONNECTED, w->y->loc, NULL, "the target does not depend on it.%s",
+                         unconnected_zero);
+    int n = tg__ancestors(w->g, w->y, anc, MAX);
     const tg_tensor *const *a = anc;
     bool variable = w->x->flags & TG_T_VARIABLE;
     char constants[512] = "";
-    bool said = anc && recreated(w, a, n);
-    if (!said && anc)
+    bool said = recreated(w, a, n);
+    if (!said)
         made_of_constants(w, a, n, constants, sizeof constants);
+    said = said || dead_end(w, constants, a, n) || (!variable && !*constants && other_input(w, a, n));
     tg_loc loss = users_first_op(a, n, w->t->begin_stamp);
-    said = said || (anc && (dead_end(w, constants, loss, a, n) || (!variable && !*constants && other_input(w, a, n))));
     free(anc);
     if (said)
         return;
@@ -569,15 +569,14 @@ static void no_path(why *w)
         constants[0] = 't';   /* "The target ..." follows "variable 'w': " */
         say(w, TG_CAUSE_UNCONNECTED, loss, w->y->op ? tg__op_name(w->y->op) : NULL, "%s%s", constants,
             unconnected_zero);
-    }
-    else if (variable)
+    } else if (variable) {
         not_read(w);
-    else if (!tg__tape_lookup(w->t, w->x))
+    } else if (!tg__tape_lookup(w->t, w->x)) {
         plain_tensor(w);
-    else
-        say(w, TG_CAUSE_UNCONNECTED, w->y->loc, NULL,
-            "the target (made at %s:%d) does not depend on it.%s", AT(w->y->loc),
-            unconnected_zero);
+    } else {
+        say(w, TG_CAUSE_UNCONNECTED, w->y->loc, NULL, "the target (made at %s:%d) does not depend on it.%s",
+            AT(w->y->loc), unconnected_zero);
+    }
 }
 
 /* ---- gradients that exist --------------------------------------------------------------- */
