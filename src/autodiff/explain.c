@@ -19,6 +19,8 @@ typedef struct why {
     tg_graph *g;
     tg_step brk;               /* the hop named, when the cause is on a path (for pictures) */
     char name[192];            /* the source, as messages call it */
+    char labels[4][160];       /* ops as messages call them (node_label) */
+    int n_labels;
 } why;
 
 static int source_entries(const tg_tape *t, const tg_tensor *x, tg_entry **out, int max);
@@ -50,7 +52,25 @@ void tg__source_name(const tg_tensor *x, char *buf, size_t size)
         snprintf(buf, size, "the tensor made at %s:%d", AT(x->loc));
 }
 
-static const char *op_name(const tg_tensor *z) { return z->op ? tg__op_name(z->op) : "a constant"; }
+/* An op as the user knows it, with the layer it ran in: "tg_bias_add_act in layer 'dense'". */
+static const char *node_label(why *w, const tg_node *nd)
+{
+    char *buf = w->labels[w->n_labels++ % 4];
+    if (nd->layer)
+        snprintf(buf, sizeof w->labels[0], "%s in layer '%s'", tg__op_name(nd->op), nd->layer);
+    else
+        snprintf(buf, sizeof w->labels[0], "%s", tg__op_name(nd->op));
+    return buf;
+}
+
+/* The op that made z, as the user knows it, or "a constant". */
+static const char *op_name(why *w, const tg_tensor *z)
+{
+    tg_entry *e = tg__tape_lookup(w->t, z);
+    if (e && e->node)
+        return node_label(w, e->node);
+    return z->op ? tg__op_name(z->op) : "a constant";
+}
 
 /* When, relative to the tape's recording, clock time `stamp` was; NULL while it recorded. */
 static const char *when(const tg_tape *t, uint64_t stamp, char *buf, size_t size)
@@ -98,7 +118,7 @@ static void integer_source(why *w)
         say(w, TG_CAUSE_INTEGER_DTYPE, lookup->loc, tg__op_name(lookup->op),
             "it has dtype %s and is used as indices by %s at %s:%d: indices have no gradient (TF returns None). "
             "Differentiate with respect to the embedding output instead: the tensor %s made at %s:%d (pass it as "
-            "the source, or tg_watch it)", tg_dtype_name(w->x->dtype), tg__op_name(lookup->op), AT(lookup->loc),
+            "the source, or tg_watch it)", tg_dtype_name(w->x->dtype), node_label(w, lookup), AT(lookup->loc),
             tg__op_name(lookup->op), AT(lookup->loc));
     else
         say(w, TG_CAUSE_INTEGER_DTYPE, w->x->loc, NULL,
@@ -112,7 +132,7 @@ static void integer_target(why *w)
     say(w, TG_CAUSE_INTEGER_DTYPE, y->loc, y->op ? tg__op_name(y->op) : NULL,
         "the target (%s at %s:%d) has dtype %s: an integer or bool target has no gradient (TF returns None). "
         "Differentiate a float value: the probabilities instead of an argmax, the value before a cast to an "
-        "integer", op_name(y), AT(y->loc), tg_dtype_name(y->dtype));
+        "integer", op_name(w, y), AT(y->loc), tg_dtype_name(y->dtype));
 }
 
 /* ---- variables that are not watched ------------------------------------------------------- */
@@ -188,7 +208,7 @@ static void cut(why *w, const tg_node *nd)
         say(w, TG_CAUSE_NON_DIFFERENTIABLE, nd->loc, tg__op_name(nd->op),
             "its path to the target is cut by %s at %s:%d, which has no gradient (as in TF). Use a differentiable "
             "surrogate (for example softmax instead of argmax, a sigmoid instead of a comparison, a float cast "
-            "instead of an integer one), or keep it out of the loss", tg__op_name(nd->op), AT(nd->loc));
+            "instead of an integer one), or keep it out of the loss", node_label(w, nd), AT(nd->loc));
 }
 
 static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
@@ -207,7 +227,7 @@ static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
         return;
     }
     if (tg__alive(e->t, e->gen))
-        snprintf(from, sizeof from, "the tensor made at %s:%d (%s)", AT(e->t->loc), op_name(e->t));
+        snprintf(from, sizeof from, "the tensor made at %s:%d (%s)", AT(e->t->loc), op_name(w, e->t));
     else
         snprintf(from, sizeof from, "a recorded tensor");
     say(w, TG_CAUSE_COPIED_OUT, e->loc, e->func,
@@ -234,13 +254,13 @@ static void computed_outside(why *w, const tg_tensor *z)
         say(w, TG_CAUSE_OUTSIDE_TAPE, w->call, y->op ? tg__op_name(y->op) : NULL,
             "the target given to the gradient call at %s:%d was computed after the tape ended at %s:%d (its last op, "
             "%s at %s:%d), so the tape recorded nothing that leads to it. Compute the target inside the tape's "
-            "block, before tg_tape_end", AT(w->call), AT(w->t->end_loc), op_name(y), AT(y->loc));
+            "block, before tg_tape_end", AT(w->call), AT(w->t->end_loc), op_name(w, y), AT(y->loc));
         return;
     }
     say(w, TG_CAUSE_OUTSIDE_TAPE, z->loc, z->op ? tg__op_name(z->op) : NULL,
         "on the way to the target, %s at %s:%d was computed %s, so the tape never saw it. Compute it while the tape "
         "records (move the line inside the tape's block, after tg_tape_begin and before tg_tape_end)",
-        op_name(z), AT(z->loc), w_ ? w_ : "while the tape did not record");
+        op_name(w, z), AT(z->loc), w_ ? w_ : "while the tape did not record");
 }
 
 /* Names the first hop of the path, from the source's side, that carries no gradient.
@@ -426,7 +446,7 @@ static bool made_of_constants(why *w, const tg_tensor *const *anc, int n, char *
     snprintf(text, size, "The target (%s at %s:%d) depends on no variable and no watched tensor: it is computed "
              "from constants only%s, for example from the labels alone (a loss that ignores y_pred) or a metric's "
              "running state. Compute the loss from the model's output (tg_model_call inside the tape).",
-             op_name(y), AT(y->loc), from);
+             op_name(w, y), AT(y->loc), from);
     return true;
 }
 
@@ -498,11 +518,11 @@ static bool dead_end(why *w, const char *constants, const tg_tensor *const *anc,
     char on[200] = "";
     if (other)
         snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with an input of that computation "
-                 "instead of its result", AT(other->loc), tg__op_name(other->op));
+                 "instead of its result", AT(other->loc), op_name(w, other));
     tg_loc where = other ? other->loc : *constants ? users_first_op(anc, n, last->out->t->stamp) : last->loc;
     say(w, TG_CAUSE_UNCONNECTED, where, other ? tg__op_name(other->op) : *constants ? NULL : tg__op_name(last->op),
         "nothing computed from it reaches the target. The last op computed from it is %s at %s:%d, and the target "
-        "never uses its result%s. %s%s", tg__op_name(last->op), AT(last->loc), on,
+        "never uses its result%s. %s%s", node_label(w, last), AT(last->loc), on,
         *constants ? constants : "Use that result on the way to the target (was a layer's output overwritten, or "
         "the wrong output returned?).", unconnected_zero);
     return true;
@@ -681,11 +701,11 @@ static void explain_zero(why *w)
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),
                 "its gradient exists but is identically zero: the contributions of its paths cancel at %s (%s:%d), "
                 "where they add up to zero (a value minus itself, or two terms that offset each other). The target "
-                "does not vary with it", tg__op_name(v->op), AT(v->loc));
+                "does not vary with it", node_label(w, v), AT(v->loc));
         else if (v)
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),
                 "its gradient exists but is identically zero: it vanishes at %s (%s:%d), where %s. The target does "
-                "not vary with it here", tg__op_name(v->op), AT(v->loc), saturation_hint(v));
+                "not vary with it here", node_label(w, v), AT(v->loc), saturation_hint(v));
         else
             say(w, TG_CAUSE_ZERO_GRADIENT, w->y->loc, NULL,
                 "its gradient exists but is identically zero: the target does not vary with it here");

@@ -340,6 +340,7 @@ void tg__tape_clear(tg_tape *t)
     }
     DROP_IF_BIG(t->watched, t->cap_watched);
     t->map_count = t->n_nodes = t->n_reads = t->n_watched = t->n_unwatched = 0;
+    t->layer_seen = t->layer_copy = NULL;
 }
 
 /* The variable reads only this tape kept: nothing can read their old value any more, so
@@ -538,6 +539,19 @@ static int connects(tg_tape *t, const tg_tensor *x, tg_loc loc)
     return tg__tape_lookup(t, x) != NULL;
 }
 
+/* The layer an op ran in, for reports and diagnoses: a copy on the tape (the layer may be
+ * freed first), one per run of ops in the same layer. */
+static const char *layer_copy(tg_tape *t, const char *layer)
+{
+    if (!layer)
+        return NULL;
+    if (layer == t->layer_seen && !strcmp(layer, t->layer_copy))
+        return t->layer_copy;
+    char *copy = tape_alloc(t, strlen(layer) + 1);
+    t->layer_seen = copy ? layer : NULL;
+    return t->layer_copy = copy ? strcpy(copy, layer) : NULL;
+}
+
 static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_tensor *out)
 {
     int n = c->n;
@@ -564,11 +578,7 @@ static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_te
         }
     }
     *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc};
-    const char *layer = tg__ctx()->layer;
-    if (layer && (tg__ctx()->check & TG_CHECK_NUMERICS)) {   /* for reports; the layer may go first */
-        char *copy = tape_alloc(t, strlen(layer) + 1);
-        node->layer = copy ? strcpy(copy, layer) : NULL;
-    }
+    node->layer = layer_copy(t, tg__ctx()->layer);
     if (!(node->out = add_entry(t, out, node, c->loc)))
         return false;
     t->nodes[t->n_nodes++] = node;

@@ -35,7 +35,7 @@ struct tg_node {
     tg_entry *out;
     tg_attrs a;
     tg_loc loc;
-    const char *layer;          /* TG_CHECK_NUMERICS: the layer it ran in (a copy), or NULL */
+    const char *layer;          /* the layer it ran in (a copy), or NULL */
 };
 
 typedef struct tape_chunk tape_chunk;
@@ -81,6 +81,7 @@ struct tg_tape {
     tg_loc refused_loc;                /* a gradient call refused because the tape was used */
     tg_pause *pauses;
     size_t n_pauses, cap_pauses;
+    const char *layer_seen, *layer_copy;   /* the last layer an op ran in, and its name on the tape */
     tg_unwatched_read *unwatched;
     size_t n_unwatched, cap_unwatched;
     tg_tape *next_free;
