@@ -106,6 +106,16 @@ typedef struct tg_loc {
  * depend on it, GEMM's rounding aside. Returns 0, or -1 when n < 1. */
 int tg_set_num_threads(int n);
 
+/* Denormal floats, as TensorFlow treats them: the library's loops flush them to zero and
+ * read them as zero (x86's FTZ and DAZ), on its threads and, for the length of a loop, on
+ * the calling thread, which gets its own mode back afterwards. Without it, values that
+ * decay towards zero (Adam's moments where a gradient stays zero) slow every loop over
+ * them tenfold. On by default; off with tg_set_flush_denormals(false) or
+ * TAPEGRAD_DENORMALS=keep in the environment. Loops too short for the thread pool run in
+ * the caller's own mode. */
+void tg_set_flush_denormals(bool on);
+bool tg_flush_denormals(void);
+
 /* Errors. */
 const char *tg_last_error(void);   /* NULL when the last failing call has been cleared */
 void tg_clear_error(void);

@@ -336,6 +336,9 @@ const char *tg_gemm_backend(void)
     return blas.name;
 }
 
+void tg_set_flush_denormals(bool on) { tg__set_flush_denormals(on); }
+bool tg_flush_denormals(void) { return tg__flush_denormals(); }
+
 int tg_set_num_threads(int n)
 {
     if (n < 1)

@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@ enum { MAX_THREADS = 64 };
 typedef struct job {
     tg_range_fn fn;
     void *ctx;
+    bool flush;                 /* flush denormals while running it */
     int64_t n, grain, chunks;
     atomic_int_fast64_t next;   /* the next chunk to take */
     int slots;                  /* workers that may still join (under the pool's mutex) */
@@ -46,6 +49,49 @@ static struct {
     atomic_bool busy;           /* a loop is running: nested or concurrent loops run serially */
     atomic_int spin_us;         /* how long a worker waits awake for the next loop */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+/* ---- denormals ------------------------------------------------------------------------------ */
+/* TF flushes denormal floats to zero (FTZ) and reads them as zero (DAZ) in its kernels and
+ * pool threads: otherwise values that decay towards zero (Adam's moments where a gradient
+ * stays zero) run through microcode at a tenth of the speed. Here every loop of the pool
+ * runs so, on the workers and on the calling thread, which gets its own mode back after
+ * the loop. Loops too small for the pool (under two chunks) run in the caller's mode. */
+static atomic_int flush_mode = -1;   /* -1: not read from TAPEGRAD_DENORMALS yet */
+
+bool tg__flush_denormals(void)
+{
+    int m = atomic_load_explicit(&flush_mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *v = getenv("TAPEGRAD_DENORMALS");
+        m = !(v && strcmp(v, "keep") == 0);
+        atomic_store(&flush_mode, m);
+    }
+    return m != 0;
+}
+
+void tg__set_flush_denormals(bool on) { atomic_store(&flush_mode, on); }
+
+#if defined(__x86_64__) || defined(__i386__)
+enum { FTZ_DAZ = 0x8040 };   /* MXCSR bits: flush to zero (15), denormals are zero (6) */
+
+static unsigned flush_begin(bool flush)
+{
+    unsigned saved = _mm_getcsr();
+    unsigned want = flush ? saved | FTZ_DAZ : saved & ~(unsigned)FTZ_DAZ;
+    if (want != saved)
+        _mm_setcsr(want);
+    return saved;
+}
+
+static void flush_end(unsigned saved)
+{
+    if (_mm_getcsr() != saved)
+        _mm_setcsr(saved);
+}
+#else
+static unsigned flush_begin(bool flush) { return (void)flush, 0; }
+static void flush_end(unsigned saved) { (void)saved; }
+#endif
 
 static void run_chunks(job *j)
 {
@@ -88,6 +134,7 @@ static void *worker(void *arg)
         j->slots--;
         atomic_fetch_add_explicit(&j->refs, 1, memory_order_acquire);
         pthread_mutex_unlock(&pool.mu);
+        flush_begin(j->flush);   /* a worker keeps the mode of the last loop it ran */
         run_chunks(j);
         atomic_fetch_sub_explicit(&j->refs, 1, memory_order_release);
         pthread_mutex_lock(&pool.mu);
@@ -157,10 +204,14 @@ void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     if (chunks < 2 || tg__pool_threads() < 2 ||
         !atomic_compare_exchange_strong(&pool.busy, &expected, true)) {
         job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks};
+        unsigned caller_mode = chunks < 2 ? 0 : flush_begin(tg__flush_denormals());
         run_chunks(&j);   /* the same chunks, in order, on this thread */
+        if (chunks >= 2)
+            flush_end(caller_mode);
         return;
     }
-    job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks};
+    job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks, .flush = tg__flush_denormals()};
+    unsigned caller_mode = flush_begin(j.flush);
     pthread_mutex_lock(&pool.mu);
     int workers = ensure_workers();
     if (workers > chunks - 1)
@@ -180,5 +231,6 @@ void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
         while (atomic_load_explicit(&j.refs, memory_order_acquire) > 0)
             CPU_RELAX();   /* at most the chunk a worker is finishing */
     }
+    flush_end(caller_mode);
     atomic_store(&pool.busy, false);
 }

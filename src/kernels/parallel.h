@@ -14,6 +14,7 @@
 #ifndef TG_KERNELS_PARALLEL_H
 #define TG_KERNELS_PARALLEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* fn(ctx, begin, end) over [begin, end), one chunk at a time. */
@@ -34,6 +35,11 @@ static inline int64_t tg__rows_grain(int64_t row, int64_t target)
 /* Elements per chunk for simple element-wise loops: big enough that waking a worker
  * (a few microseconds) is paid for many times over. */
 enum { TG_GRAIN = 32768 };
+
+/* Whether loops flush denormal floats to zero, as TF does (TAPEGRAD_DENORMALS=keep in the
+ * environment turns it off), and setting it (tg_set_flush_denormals). */
+bool tg__flush_denormals(void);
+void tg__set_flush_denormals(bool on);
 
 /* The number of threads loops may use (the caller included), and setting it (>= 1). */
 int tg__pool_threads(void);
