@@ -141,9 +141,10 @@ int tg_load_fashion_mnist_at(tg_loc loc, const char *dir, tg_dataset **train, tg
  * (largest first), then name, so every tensor is aligned to its element size. It reads
  * those and U8, I8, I16, U16 (as int32), U32, U64 (as int64), F16 and BF16 (as float32).
  *
- * Saving is atomic: the file is written beside the target under a temporary name,
- * flushed to disk, then renamed over it; on any failure the temporary file is removed,
- * the previous file is untouched and -1 is returned with the reason (strerror).
+ * Saving is atomic, as tg_write_file (below) is: the file is written beside the target
+ * under a temporary name, flushed to disk, then renamed over it; on any failure the
+ * temporary file is removed, the previous file is untouched and -1 is returned with the
+ * reason (strerror). A FIFO or a device is refused, a symbolic link followed.
  * `names` may be NULL when every tensor is a variable: the variables' names are used.
  * `metadata_json` is NULL or a JSON object of string values, e.g. "{\"epoch\": \"3\"}". */
 int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
@@ -177,6 +178,18 @@ const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key);
  * error names the tensor. Tensors of the file that no variable asks for are ignored. */
 int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n);
 #define tg_load_into(...) tg_load_into_at(TG_LOC, __VA_ARGS__)   /* (path, vars, n) */
+
+/* ---- files written atomically ---------------------------------------------------------- */
+/* Writes `size` bytes as the file `path`, as every tapegrad writer does: into a temporary
+ * file beside it, flushed to disk, renamed over the target, then the folder flushed. A
+ * failure (a full disk, the file-size limit: EFBIG) returns -1 with the reason and leaves
+ * the previous file as it was, with no temporary file. A target that exists and is not a
+ * regular file (a FIFO, a device such as /dev/null, a folder) is refused; a symbolic link
+ * is followed and the file it points to is replaced atomically (the link stays a link).
+ * The new file keeps the old one's mode. The library never changes signal dispositions:
+ * a program that wants EFBIG rather than death by SIGXFSZ ignores that signal. */
+int tg_write_file_at(tg_loc loc, const char *path, const void *data, size_t size);
+#define tg_write_file(path, data, size) tg_write_file_at(TG_LOC, path, data, size)
 
 #ifdef __cplusplus
 }

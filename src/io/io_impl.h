@@ -64,6 +64,17 @@ void tg__json_free(tg__json *doc);
 /* Whether s (len bytes) is valid UTF-8. */
 bool tg__utf8_valid(const char *s, size_t len);
 
+/* ---- files written atomically (atomic.c) -------------------------------------------------- */
+/* Writes fd's content; false with errno set on failure. */
+typedef bool (*tg__fill_fn)(int fd, void *ctx);
+/* The one way tapegrad writes a file: `fill` writes a temporary file beside the target,
+ * which is flushed and renamed over it, then the folder is flushed. A target that exists
+ * and is not a regular file is refused; a symbolic link is followed to its file. On any
+ * failure: -1, an error naming `func`, the target as it was, no temporary file left. */
+int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn fill, void *ctx);
+/* write(2) until done, through EINTR and short writes; false with errno. */
+bool tg__write_all(int fd, const void *buf, size_t n);
+
 /* ---- data sets --------------------------------------------------------------------------- */
 /* A data set that takes ownership of malloc'd buffers (x and y of `rows` rows, y may be
  * NULL); frees them on failure. */

@@ -252,124 +252,44 @@ static bool build_header(tg_loc loc, out_entry *e, int n, const char *metadata, 
     return true;
 }
 
-static bool write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* A tensor's bytes in little-endian order. */
 static bool write_tensor(int fd, const tg_tensor *t)
 {
     size_t es = tg_dtype_size(t->dtype), bytes = (size_t)t->size * es;
     if (tg__host_is_little_endian() || es == 1)
-        return write_all(fd, t->data, bytes);
+        return tg__write_all(fd, t->data, bytes);
     unsigned char buf[4096];
     for (size_t done = 0; done < bytes;) {
         size_t n = bytes - done < sizeof buf ? bytes - done : sizeof buf;
         for (size_t i = 0; i < n; i += es)
             for (size_t k = 0; k < es; k++)
                 buf[i + k] = ((const unsigned char *)t->data)[done + i + es - 1 - k];
-        if (!write_all(fd, buf, n))
+        if (!tg__write_all(fd, buf, n))
             return false;
         done += n;
     }
     return true;
 }
 
-/* The mode a new file gets: the old file's, or 0666 less the umask (read without
- * changing it, which umask() cannot do). */
-static mode_t file_mode(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0)
-        return st.st_mode & 07777;
-    mode_t mask = 022;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[128];
-        unsigned m;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "Umask: %o", &m) == 1)
-                mask = (mode_t)m;
-        fclose(f);
-    }
-    return 0666 & ~mask;
-}
+typedef struct {
+    const sbuf *header;
+    const out_entry *e;
+    int n;
+} file_parts;
 
-/* `dir` has room for path: no allocation can fail once the file is in place. */
-static void sync_folder(tg_loc loc, const char *path, char *dir)
+/* The size of the header, the header, then each tensor's data. */
+static bool fill_file(int fd, void *ctx)
 {
-    strcpy(dir, path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = 0;
-    else if (slash)
-        *slash = 0;
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0 && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-        tg__warn(loc, "%s: '%s' was saved, but flushing its folder failed (%s): a crash now could lose the rename",
-                 SAVE, path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-}
-
-static int write_file(tg_loc loc, const char *path, const sbuf *header, const out_entry *e, int n)
-{
-    char *tmp = malloc(strlen(path) + 16);
-    if (!tmp)
-        return tg__failf(loc, "%s: out of memory", SAVE);
-    sprintf(tmp, "%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        free(tmp);
-        return tg__failf(loc, "%s: cannot create a temporary file beside '%s': %s; nothing was written", SAVE, path,
-                         strerror(err));
-    }
+    const file_parts *f = ctx;
     unsigned char size_le[8];
     for (int k = 0; k < 8; k++)
-        size_le[k] = (unsigned char)((uint64_t)header->n >> (8 * k));
-    const char *step = NULL;
-    if (fchmod(fd, file_mode(path)) != 0)
-        step = "setting the mode of";
-    else if (!write_all(fd, size_le, 8) || !write_all(fd, header->s, header->n))
-        step = "writing";
-    for (int i = 0; !step && i < n; i++)
-        if (!write_tensor(fd, e[i].t))
-            step = "writing";
-    if (!step && fsync(fd) != 0)
-        step = "flushing";
-    int err = errno;
-    if (close(fd) != 0 && !step) {
-        step = "closing";
-        err = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "renaming";
-        err = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        tg__fail(loc, "%s: cannot save '%s': %s while %s the temporary file '%s'; any previous file is unchanged",
-                 SAVE, path, strerror(err), step, tmp);
-    }
-    if (!step)
-        sync_folder(loc, path, tmp);
-    free(tmp);
-    return step ? -1 : 0;
+        size_le[k] = (unsigned char)((uint64_t)f->header->n >> (8 * k));
+    if (!tg__write_all(fd, size_le, 8) || !tg__write_all(fd, f->header->s, f->header->n))
+        return false;
+    for (int i = 0; i < f->n; i++)
+        if (!write_tensor(fd, f->e[i].t))
+            return false;
+    return true;
 }
 
 int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
@@ -385,7 +305,7 @@ int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tenso
     if (!e)
         tg__fail(loc, "%s: out of memory", SAVE);
     else if (check_save_args(loc, tensors, names, n, e) && build_header(loc, e, n, metadata, &header))
-        rc = write_file(loc, path, &header, e, n);
+        rc = tg__write_atomic(loc, SAVE, path, fill_file, &(file_parts){&header, e, n});
     free(e);
     free(header.s);
     return rc;
