@@ -1,6 +1,8 @@
 /* The tapegrad command end to end on a tiny CSV data set: fit, save, evaluate, predict,
  * summary, resume, and its exit codes. */
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,66 @@ static int run(const char *args)
     out[n] = 0;
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* run() under a file-size limit of `bytes`, with SIGXFSZ at its default (death), as a
+ * shell gives it. */
+static int run_limited(long bytes, const char *args)
+{
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = (struct rlimit){(rlim_t)bytes, old.rlim_max};
+    void (*was)(int) = signal(SIGXFSZ, SIG_DFL);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    int rc = run(args);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, was);
+    return rc;
+}
+
+static const char *in_dir(const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+/* The whole of a file of the test folder (NULL when missing); *n its size. */
+static char *slurp(const char *name, size_t *n)
+{
+    FILE *f = fopen(in_dir(name), "rb");
+    *n = 0;
+    if (!f)
+        return NULL;
+    char *b = malloc(1 << 20);
+    *n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    return b;
+}
+
+static bool same_file(const char *name, const char *before, size_t n)
+{
+    size_t m;
+    char *now = slurp(name, &m);
+    bool same = now && before && m == n && memcmp(now, before, n) == 0;
+    free(now);
+    return same;
+}
+
+/* Files of the test folder whose names start with prefix. */
+static int count_files(const char *prefix)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c '^%s'", dir, prefix);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p)
+        pclose(p);
+    return n;
 }
 
 static bool exists(const char *name)
@@ -148,6 +210,94 @@ static void exit_codes_and_messages(void)
     CHECK(strstr(out, ".c:") == NULL);   /* no source lines of the command itself */
 }
 
+/* --save, --history and --plot refuse a FIFO (it stays one) and follow a symbolic link
+ * (it stays one, its file is replaced). */
+static void files_that_are_not_regular(void)
+{
+    struct stat st;
+    CHECK(mkfifo(in_dir("pipe.safetensors"), 0600) == 0 && mkfifo(in_dir("pipe.csv"), 0600) == 0);
+    CHECK(run(FIT "--epochs 1 --save pipe.safetensors") == 2);
+    CHECK(strstr(out, "'pipe.safetensors': it exists and is a FIFO (named pipe)") != NULL);
+    CHECK(lstat(in_dir("pipe.safetensors"), &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(run(FIT "--epochs 1 --save ok.safetensors --history pipe.csv") == 2);
+    CHECK(strstr(out, "'pipe.csv': it exists and is a FIFO") != NULL);
+    CHECK(lstat(in_dir("pipe.csv"), &st) == 0 && S_ISFIFO(st.st_mode));
+
+    CHECK(symlink("real.safetensors", in_dir("link.safetensors")) == 0);
+    CHECK(run(FIT "--epochs 1 --save link.safetensors") == 0);
+    CHECK(lstat(in_dir("link.safetensors"), &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(exists("real.safetensors") && run("summary link.safetensors") == 0);
+}
+
+/* --save "" is an error (it trained, saved nothing and said nothing); a resumed fit
+ * writes back to the file it resumed from, not to model.safetensors. */
+static void save_names(void)
+{
+    CHECK(run(FIT "--epochs 1 --save ''") == 1 && strstr(out, "--save needs a value; it was given an empty one"));
+    CHECK(run(FIT "--epochs 1 --history ''") == 1 && strstr(out, "--history needs a value"));
+    CHECK(run(FIT "--epochs 1 --save back.safetensors") == 0);
+    unlink(in_dir("model.safetensors"));
+    CHECK(run(FIT "--epochs 3 --resume back.safetensors") == 0);
+    CHECK(!exists("model.safetensors"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/back.safetensors", dir);
+    tg_safetensors *st = tg_safetensors_open(path);
+    const char *epoch = st ? tg_safetensors_metadata(st, "epoch") : NULL;
+    CHECK(epoch && strcmp(epoch, "3") == 0);
+    tg_safetensors_close(st);
+}
+
+/* Past the file-size limit: a message and exit 2, never death by SIGXFSZ; the old
+ * checkpoint and plot stay as they were, and no temporary file is left. */
+static void file_size_limit(void)
+{
+    CHECK(run(FIT "--epochs 5 --save big.safetensors --history big.csv --plot big.svg") == 0);
+    size_t nm, np;
+    char *model = slurp("big.safetensors", &nm), *plot = slurp("big.svg", &np);
+    CHECK(nm > 2000 && nm < 3400 && np > 3400);   /* the limits below sit between these */
+    CHECK(run_limited(2000, FIT "--epochs 5 --save big.safetensors") == 2);
+    CHECK(strstr(out, "cannot save 'big.safetensors': File too large while writing the temporary file"));
+    CHECK(same_file("big.safetensors", model, nm) && count_files("big.safetensors") == 1);
+    CHECK(run_limited(3400, FIT "--epochs 5 --save big.safetensors --history big.csv --plot big.svg") == 2);
+    CHECK(strstr(out, "cannot save 'big.svg': File too large while writing the temporary file"));
+    CHECK(same_file("big.svg", plot, np) && count_files("big.svg") == 1);
+    free(model);
+    free(plot);
+}
+
+/* predict checks that each row of its input is one example of the model's. */
+static void predict_row_width(void)
+{
+    CHECK(run(FIT "--epochs 1 --save w.safetensors") == 0);
+    CHECK(run("predict w.safetensors train.csv") == 2);   /* the label column is still in it */
+    CHECK(strstr(out, "the model expects 4 features; train.csv has 5 columns") != NULL);
+    CHECK(strstr(out, "0: class") == NULL);
+    CHECK(run("predict w.safetensors new.csv") == 0);
+}
+
+/* --label "" and --label 4294967296 were column 0. */
+static void label_values(void)
+{
+    CHECK(run("fit --data csv:train.csv --label '' --epochs 1 --quiet") == 1);
+    CHECK(strstr(out, "--label is empty: give the label column's name, or its index") != NULL);
+    CHECK(run("fit --data csv:train.csv --label 4294967296 --epochs 1 --quiet") == 1);
+    CHECK(strstr(out, "--label 4294967296 is out of range") != NULL);
+    CHECK(run("fit --data csv:train.csv --label -2147483648 --epochs 1 --quiet") == 1);
+    CHECK(run("evaluate m.safetensors --data csv:train.csv --label ''") == 1 && strstr(out, "--label is empty"));
+}
+
+/* A bad value names its option and what it takes ("bad option 0" named neither). */
+static void option_messages(void)
+{
+    CHECK(run("evaluate m.safetensors --batch-size 0") == 1);
+    CHECK(strstr(out, "bad value '0' for --batch-size: give a whole number from 1 to 16777216") != NULL);
+    CHECK(run("predict m.safetensors new.csv --limit x") == 1);
+    CHECK(strstr(out, "bad value 'x' for --limit") != NULL);
+    CHECK(run("predict m.safetensors new.csv --limit") == 1 && strstr(out, "--limit needs a value"));
+    CHECK(run("evaluate m.safetensors --frobnicate") == 1 && strstr(out, "unknown option --frobnicate"));
+    CHECK(run(FIT "--epochs 0") == 1 && strstr(out, "bad value '0' for --epochs: give a whole number from 1"));
+}
+
 static void cleanup(void)
 {
     char cmd[256];
@@ -165,6 +315,12 @@ int main(void)
     RUN(fit_evaluate_predict_summary);
     RUN(resume_matches_an_uninterrupted_run);
     RUN(exit_codes_and_messages);
+    RUN(files_that_are_not_regular);
+    RUN(save_names);
+    RUN(file_size_limit);
+    RUN(predict_row_width);
+    RUN(label_values);
+    RUN(option_messages);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -8,6 +8,7 @@
  * Exit codes: 0 ok, 1 usage, 2 data or file error. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ static const char *const usage_fit =
     "  --validation-split X   the last fraction of the training data, held out (default 0)\n"
     "  --seed N               weights and shuffling (default 42)\n"
     "  --threads N            threads for matrix products (default: the library's)\n"
-    "  --save FILE            the model, written at every epoch end (default model.safetensors)\n"
+    "  --save FILE            the model, written at every epoch end (default model.safetensors,\n"
+    "                         or the --resume FILE)\n"
     "  --resume FILE          continue a fit from a file written by --save\n"
     "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
     "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
@@ -71,7 +73,7 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
 
 /* The library's message without its "file.c:line: " prefix: that line is the
  * command's own, not the user's. */
-static int library_error(void)
+int cli_library_error(void)
 {
     const char *msg = tg_has_error() ? tg_last_error() : "failed";
     const char *c = strstr(msg, ".c:");
@@ -84,6 +86,26 @@ static int library_error(void)
     }
     fprintf(stderr, "tapegrad: %s\n", msg);
     return EXIT_DATA;
+}
+
+/* What each numeric option takes, for messages. */
+static const struct {
+    const char *name, *takes;
+} option_ranges[] = {
+    {"epochs", "a whole number from 1 to 100000"},     {"batch-size", "a whole number from 1 to 16777216"},
+    {"learning-rate", "a number from 1e-12 to 10"},    {"validation-split", "a number from 0 to 0.99"},
+    {"seed", "a whole number from 0 to 2147483647"},   {"threads", "a whole number from 1 to 1024"},
+    {"limit", "a whole number, 0 for all rows"},
+};
+
+static int bad_value(const char *usage, const char *option, const char *value)
+{
+    const char *takes = "another value";
+    for (size_t i = 0; i < sizeof option_ranges / sizeof option_ranges[0]; i++)
+        if (strcmp(option_ranges[i].name, option) == 0)
+            takes = option_ranges[i].takes;
+    fprintf(stderr, "tapegrad: bad value '%s' for --%s: give %s\n\n%s", value, option, takes, usage);
+    return EXIT_USAGE;
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -144,7 +166,7 @@ static int read_saved(const char *path, saved_model *out)
     *out = (saved_model){0};
     tg_safetensors *st = tg_safetensors_open(path);
     if (!st)
-        return library_error();
+        return cli_library_error();
     const char *spec = tg_safetensors_metadata(st, "model"), *shape = tg_safetensors_metadata(st, "input_shape");
     const char *classes = tg_safetensors_metadata(st, "classes"), *seed = tg_safetensors_metadata(st, "seed");
     const char *epoch = tg_safetensors_metadata(st, "epoch"), *data = tg_safetensors_metadata(st, "data");
@@ -238,10 +260,14 @@ typedef struct fit_args {
     bool quiet, profile;
 } fit_args;
 
+/* Whether getopt's value for a file or name option is usable: an empty one (--save "")
+ * would otherwise mean "nothing", silently. */
+static bool non_empty(const char *value) { return value && *value; }
+
 static int parse_fit(int argc, char **argv, fit_args *a)
 {
-    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .save = "model.safetensors",
-                    .history = "history.csv", .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
+    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .history = "history.csv",
+                    .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
     static const struct option opts[] = {
         {"data", 1, 0, 'd'},    {"label", 1, 0, 'l'},      {"model", 1, 0, 'm'},
         {"epochs", 1, 0, 'e'},  {"batch-size", 1, 0, 'b'}, {"optimizer", 1, 0, 'o'},
@@ -252,35 +278,39 @@ static int parse_fit(int argc, char **argv, fit_args *a)
     };
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
         bool ok = true;
         switch (c) {
-        case 'd': a->data = optarg; break;
-        case 'l': a->label = optarg; break;
-        case 'm': a->model = optarg; break;
+        case 'd': ok = non_empty(a->data = optarg); break;
+        case 'l': a->label = optarg; break;   /* checked with the data (data.c) */
+        case 'm': ok = non_empty(a->model = optarg); break;
         case 'e': ok = parse_long(optarg, 1, 100000, &a->epochs); break;
         case 'b': ok = parse_long(optarg, 1, 1 << 24, &a->batch_size); break;
-        case 'o': a->optimizer = optarg; break;
+        case 'o': ok = non_empty(a->optimizer = optarg); break;
         case 'r': ok = parse_double(optarg, 1e-12, 10, &a->lr); break;
         case 'v': ok = parse_double(optarg, 0, 0.99, &a->validation_split); break;
         case 's': ok = parse_long(optarg, 0, 0x7fffffffL, &a->seed); break;
         case 't': ok = parse_long(optarg, 1, 1024, &a->threads); break;
-        case 'S': a->save = optarg; break;
-        case 'R': a->resume = optarg; break;
-        case 'H': a->history = optarg; break;
-        case 'P': a->plot = optarg; break;
+        case 'S': ok = non_empty(a->save = optarg); break;
+        case 'R': ok = non_empty(a->resume = optarg); break;
+        case 'H': ok = non_empty(a->history = optarg); break;
+        case 'P': ok = non_empty(a->plot = optarg); break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
         case ':': return usage_error(usage_fit, "%s needs a value", argv[optind - 1]);
         default: return usage_error(usage_fit, "unknown option %s", argv[optind - 1]);
         }
+        if (!ok && !*optarg)
+            return usage_error(usage_fit, "--%s needs a value; it was given an empty one", opts[at].name);
         if (!ok)
-            return usage_error(usage_fit, "bad value '%s'", optarg);
+            return bad_value(usage_fit, opts[at].name, optarg);
     }
     if (optind < argc)
         return usage_error(usage_fit, "unexpected argument '%s'", argv[optind]);
+    if (!a->save)   /* a resumed fit goes on writing the file it came from */
+        a->save = a->resume ? a->resume : "model.safetensors";
     return EXIT_OK;
 }
 
@@ -292,7 +322,7 @@ static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec)
     tg_logs logs;
     int rc = tensors_for(test, spec, &x, &y, &in) && tg_evaluate(m, x, y, &logs, .batch_size = 500) == 0
                  ? EXIT_OK
-                 : library_error();
+                 : cli_library_error();
     if (rc == EXIT_OK)
         printf("test loss: %.4f - test accuracy: %.4f\n", tg_logs_get(&logs, "loss"), tg_logs_get(&logs, "accuracy"));
     tg_scope_end(s);
@@ -315,7 +345,7 @@ static int cmd_fit(int argc, char **argv)
         return usage_error(usage_fit, "%s", err);
     tg_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt)
-        return tg_has_error() ? library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
+        return tg_has_error() ? cli_library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
     if (a.threads)
         tg_set_num_threads((int)a.threads);
     data_source d;
@@ -331,7 +361,7 @@ static int cmd_fit(int argc, char **argv)
     tg_callback *ckpt = NULL;
     int64_t classes = 0;
     if (!tensors_for(d.train, &spec, &x, &y, &in) || (classes = count_classes(y)) < 1) {
-        rc = library_error();
+        rc = cli_library_error();
         goto done;
     }
     uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;
@@ -340,7 +370,7 @@ static int cmd_fit(int argc, char **argv)
     if (!m || (!a.resume && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                                         .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0)) {
         opt = NULL;
-        rc = library_error();
+        rc = cli_library_error();
         goto done;
     }
     opt = NULL;
@@ -350,20 +380,24 @@ static int cmd_fit(int argc, char **argv)
              "\"%llu\", \"data\": \"%s\"}", spec_text, shape, (long long)classes, (unsigned long long)seed,
              a.resume ? prior.data : a.data);
     ckpt = tg_model_checkpoint(.filepath = a.save, .metadata_json = meta);
+    if (!ckpt) {   /* never train without saving what --save asks for */
+        rc = cli_library_error();
+        goto done;
+    }
     if (!a.quiet)
         printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
                (long long)tg_dim(x, 0), (long long)classes, a.optimizer, a.batch_size);
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = ckpt ? 1 : 0,
+               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = 1,
                .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
         tg_profile_print(stderr);
     }
     if (!h) {
-        rc = library_error();
+        rc = cli_library_error();
         goto done;
     }
     if ((a.history && (rc = history_write_csv(h, a.history)) != EXIT_OK) ||
@@ -392,18 +426,22 @@ static int cmd_evaluate(int argc, char **argv)
     long batch = 500;
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
         if (c == 'h')
             return fputs(usage_evaluate, stdout), EXIT_OK;
-        if (c == 'd')
+        if (c == 'd' && non_empty(optarg))
             data = optarg;
+        else if (c == 'd')
+            return usage_error(usage_evaluate, "--data needs a value; it was given an empty one%s", "");
         else if (c == 'l')
             label = optarg;
-        else if (c == 'b' && parse_long(optarg, 1, 1 << 24, &batch))
-            continue;
-        else
-            return usage_error(usage_evaluate, "bad option %s", argv[optind - 1]);
+        else if (c == 'b' && !parse_long(optarg, 1, 1 << 24, &batch))
+            return bad_value(usage_evaluate, "batch-size", optarg);
+        else if (c == ':')
+            return usage_error(usage_evaluate, "%s needs a value", argv[optind - 1]);
+        else if (c != 'b')
+            return usage_error(usage_evaluate, "unknown option %s", argv[optind - 1]);
     }
     if (optind + 1 != argc)
         return usage_error(usage_evaluate, "give one MODEL file%s", "");
@@ -421,7 +459,7 @@ static int cmd_evaluate(int argc, char **argv)
     tg_logs logs;
     tg_dataset *ds = d.test ? d.test : d.train;
     if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in) || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
-        rc = library_error();
+        rc = cli_library_error();
     else
         printf("%lld samples - loss: %.4f - accuracy: %.4f\n", (long long)tg_dim(x, 0), tg_logs_get(&logs, "loss"),
                tg_logs_get(&logs, "accuracy"));
@@ -441,6 +479,34 @@ static tg_tensor *read_input(const char *path)
     return tg_read_idx(path, .scale = 1.0 / 255.0);
 }
 
+/* Each row of the input must be one example: any input would otherwise be reshaped to
+ * the model's rows (the training file, label column and all, gives more predictions
+ * than it has rows, silently). */
+static bool rows_fit(const tg_tensor *x, tg_shape want, const char *path)
+{
+    tg_shape s = tg_shape_of(x);
+    int64_t need = 1, have = 1;
+    for (int i = 0; i < want.rank; i++)
+        need *= want.dims[i];
+    for (int i = 1; i < s.rank; i++)
+        have *= s.dims[i];
+    if ((s.rank >= 2 && have == need) || (s.rank == 1 && s.dims[0] == need))
+        return true;
+    char a[128] = "", b[128] = "";
+    format_shape(&want, a, sizeof a);
+    if (s.rank == 2 && want.rank == 1)
+        fprintf(stderr, "tapegrad: the model expects %lld features; %s has %lld columns\n", (long long)need, path,
+                (long long)have);
+    else {
+        tg_shape row = {.rank = s.rank > 1 ? s.rank - 1 : s.rank};
+        memcpy(row.dims, s.dims + (s.rank > 1), sizeof(int64_t) * (size_t)row.rank);
+        format_shape(&row, b, sizeof b);
+        fprintf(stderr, "tapegrad: the model expects examples of shape (%s), %lld values each; %s has %s of shape "
+                "(%s)\n", a, (long long)need, path, s.rank > 1 ? "rows" : "one row", b);
+    }
+    return false;
+}
+
 static int cmd_predict(int argc, char **argv)
 {
     static const struct option opts[] = {{"limit", 1, 0, 'n'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -451,8 +517,12 @@ static int cmd_predict(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (c == 'h')
             return fputs(usage_predict, stdout), EXIT_OK;
-        if (c != 'n' || !parse_long(optarg, 0, 1L << 40, &limit))
-            return usage_error(usage_predict, "bad option %s", argv[optind - 1]);
+        if (c == ':')
+            return usage_error(usage_predict, "%s needs a value", argv[optind - 1]);
+        if (c != 'n')
+            return usage_error(usage_predict, "unknown option %s", argv[optind - 1]);
+        if (!parse_long(optarg, 0, 1L << 40, &limit))
+            return bad_value(usage_predict, "limit", optarg);
     }
     if (optind + 2 != argc)
         return usage_error(usage_predict, "give a MODEL file and an INPUT file%s", "");
@@ -465,9 +535,12 @@ static int cmd_predict(int argc, char **argv)
     tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
     memcpy(shape.dims + 1, want.dims, sizeof(int64_t) * (size_t)want.rank);
-    tg_tensor *p = x ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
-    if (!p) {
-        rc = library_error();
+    bool fits = x && rows_fit(x, want, argv[optind + 1]);
+    tg_tensor *p = fits ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
+    if (x && !fits) {
+        rc = EXIT_DATA;
+    } else if (!p) {
+        rc = cli_library_error();
     } else {
         int64_t rows = tg_dim(p, 0), k = tg_dim(p, 1);
         double *v = malloc(sizeof(double) * (size_t)(rows * k + 1));
@@ -502,7 +575,7 @@ static int cmd_summary(int argc, char **argv)
         return rc;
     tg_model *m = load_model(argv[1], &sm, NULL);
     if (!m)
-        return library_error();
+        return cli_library_error();
     printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
     tg_model_summary(m, stdout);
     tg_model_free(m);
@@ -511,6 +584,9 @@ static int cmd_summary(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Past the file-size limit a write fails with EFBIG, which the library reports (and
+     * cleans up after) like any failed write, instead of the signal killing us mid-save. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2)
         return fputs(usage_main, stderr), EXIT_USAGE;
     const char *cmd = argv[1];
