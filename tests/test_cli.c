@@ -286,6 +286,20 @@ static void label_values(void)
     CHECK(run("evaluate m.safetensors --data csv:train.csv --label ''") == 1 && strstr(out, "--label is empty"));
 }
 
+/* csv: reads FIFOs (as csv:<(zcat f.gz) gives) and refuses devices (csv:/dev/zero grew
+ * without bound). */
+static void csv_sources(void)
+{
+    CHECK(mkfifo(in_dir("train.fifo"), 0600) == 0);
+    char args[1024];   /* the writer runs beside the command, in the same folder */
+    snprintf(args, sizeof args, "fit --data csv:train.fifo --label species --epochs 1 --quiet --save f.safetensors "
+             "& (cd %s && timeout 60 cat train.csv > train.fifo); wait $!", dir);
+    CHECK(run(args) == 0);
+    CHECK(exists("f.safetensors"));
+    CHECK(run("fit --data csv:/dev/zero --label 0 --epochs 1 --quiet") == 2);
+    CHECK(strstr(out, "cannot read '/dev/zero': it is a device, not a file of data") != NULL);
+}
+
 /* A bad value names its option and what it takes ("bad option 0" named neither). */
 static void option_messages(void)
 {
@@ -321,6 +335,7 @@ int main(void)
     RUN(predict_row_width);
     RUN(label_values);
     RUN(option_messages);
+    RUN(csv_sources);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -54,6 +54,7 @@ tg_tensor *tg_read_npy_at(tg_loc loc, const char *path, tg_array_opts o);
 
 /* ---- CSV ---------------------------------------------------------------------------- */
 #define TG_CSV_NO_LABEL INT_MIN
+#define TG_CSV_MAX_LINE (64 << 20)   /* bytes in one line: longer is an error, not endless memory */
 
 typedef struct tg_csv_opts {
     bool header;          /* default true: the first line names the columns */
@@ -75,7 +76,8 @@ typedef struct tg_csv {
  * nan and inf too); a text cell, an empty cell or a row with another number of cells is
  * an error naming its line and column. Fields may be quoted ("1.5", with "" for a quote)
  * but may not span lines. Blank lines are skipped; CRLF line ends and a UTF-8 byte-order
- * mark are accepted.
+ * mark are accepted. A line longer than TG_CSV_MAX_LINE bytes is an error. The file may
+ * be a pipe or a FIFO (read the same way, so bounded the same); a device is refused.
  *   tg_csv d = tg_read_csv("iris.csv", .label = "species");
  *   if (!d.x) fprintf(stderr, "%s\n", tg_last_error()); */
 tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o);

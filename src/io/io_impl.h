@@ -64,7 +64,7 @@ void tg__json_free(tg__json *doc);
 /* Whether s (len bytes) is valid UTF-8. */
 bool tg__utf8_valid(const char *s, size_t len);
 
-/* ---- files written atomically (atomic.c) -------------------------------------------------- */
+/* ---- files written atomically (files.c) --------------------------------------------------- */
 /* Writes fd's content; false with errno set on failure. */
 typedef bool (*tg__fill_fn)(int fd, void *ctx);
 /* The one way tapegrad writes a file: `fill` writes a temporary file beside the target,
@@ -74,6 +74,11 @@ typedef bool (*tg__fill_fn)(int fd, void *ctx);
 int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn fill, void *ctx);
 /* write(2) until done, through EINTR and short writes; false with errno. */
 bool tg__write_all(int fd, const void *buf, size_t n);
+
+/* ---- reading data -------------------------------------------------------------------- */
+/* Opens a data file for reading: a regular file, a pipe or a FIFO (csv:<(zcat f.gz));
+ * a device (/dev/zero: endless) or a folder is refused with an error naming `func`. */
+FILE *tg__open_data(tg_loc loc, const char *func, const char *path);
 
 /* ---- data sets --------------------------------------------------------------------------- */
 /* A data set that takes ownership of malloc'd buffers (x and y of `rows` rows, y may be

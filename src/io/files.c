@@ -1,7 +1,8 @@
-/* Files written atomically, by every writer of tapegrad (checkpoints, and through
- * tg_write_file the command's history, plot and predictions): a temporary file beside the
- * target, written, flushed, renamed over it, then the folder flushed. A failure or a kill
- * at any point leaves the old file or the new one, whole. */
+/* Files. Written atomically, by every writer of tapegrad (checkpoints, and through
+ * tg_write_file the command's history and plot): a temporary file beside the target,
+ * written, flushed, renamed over it, then the folder flushed; a failure or a kill at any
+ * point leaves the old file or the new one, whole. Opened for reading data only when they
+ * can end: regular files, pipes and FIFOs, never devices. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -209,4 +210,29 @@ int tg_write_file_at(tg_loc loc, const char *path, const void *data, size_t size
         return tg__failf(loc, "tg_write_file: `data` is NULL");
     bytes b = {data, size};
     return tg__write_atomic(loc, "tg_write_file", path, fill_bytes, &b);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+static bool readable_kind(tg_loc loc, const char *func, const char *path, mode_t m)
+{
+    if (S_ISREG(m) || S_ISFIFO(m) || S_ISSOCK(m))
+        return true;
+    return tg__failb(loc, "%s: cannot read '%s': it is %s, not a file of data (tapegrad reads regular files, "
+                     "pipes and FIFOs)", func, path, kind_of(m));
+}
+
+FILE *tg__open_data(tg_loc loc, const char *func, const char *path)
+{
+    struct stat st;
+    /* Looked at before opening: opening some devices has effects (a tape rewinds). */
+    if (stat(path, &st) == 0 && !readable_kind(loc, func, path, st.st_mode))
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg__fail(loc, "%s: cannot open '%s': %s", func, path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !readable_kind(loc, func, path, st.st_mode)) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
 }
