@@ -75,7 +75,10 @@ int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn
 /* write(2) until done, through EINTR and short writes; false with errno. */
 bool tg__write_all(int fd, const void *buf, size_t n);
 
-/* ---- reading data -------------------------------------------------------------------- */
+/* tg_load_into from a file already open: everything read through its one descriptor. */
+int tg__load_into_open(tg_loc loc, const tg_safetensors *st, tg_tensor *const *vars, int n);
+
+/* ---- reading data (files.c) -------------------------------------------------------------------- */
 /* Opens a data file for reading: a regular file, a pipe or a FIFO (csv:<(zcat f.gz));
  * a device (/dev/zero: endless) or a folder is refused with an error naming `func`. */
 FILE *tg__open_data(tg_loc loc, const char *func, const char *path);

@@ -747,12 +747,9 @@ static const st_entry *match(tg_loc loc, const tg_safetensors *st, const tg_tens
     return e;
 }
 
-int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
+int tg__load_into_open(tg_loc loc, const tg_safetensors *st, tg_tensor *const *vars, int n)
 {
     if (!check_vars(loc, vars, n))
-        return -1;
-    tg_safetensors *st = tg_safetensors_open_at(loc, path);
-    if (!st)
         return -1;
     void **bufs = calloc((size_t)(n ? n : 1), sizeof *bufs);
     bool ok = bufs != NULL;
@@ -771,6 +768,15 @@ int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
     for (int i = 0; bufs && i < n; i++)
         free(bufs[i]);
     free(bufs);
-    tg_safetensors_close(st);
     return ok ? 0 : -1;
+}
+
+int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
+{
+    if (!check_vars(loc, vars, n))
+        return -1;
+    tg_safetensors *st = tg_safetensors_open_at(loc, path);
+    int rc = st ? tg__load_into_open(loc, st, vars, n) : -1;
+    tg_safetensors_close(st);
+    return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/io_impl.h"
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
@@ -96,7 +97,7 @@ done:
 /* The optimizer's slots for the model's trainable variables, read from the file into a
  * scope; with `apply`, copied into the optimizer. Checking first and applying only after
  * the weights loaded means a bad file changes nothing. */
-static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st, bool apply)
+static int load_optimizer(tg_loc loc, tg_model *m, const tg_safetensors *st, bool apply)
 {
     tg_optimizer *opt = tg_model_optimizer(m);
     const char *iters = tg_safetensors_metadata(st, "tapegrad_iterations");
@@ -124,6 +125,27 @@ static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st, bool appl
     return apply ? tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10)) : 0;
 }
 
+/* Weights, optimizer state and metadata all come through st's one descriptor: a save by
+ * another process meanwhile (a rename over the path) cannot mix two files. */
+int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st)
+{
+    if (!m || !st)
+        return tg__failf(loc, "tg_model_load: give a model and a file");
+    if (!tg_model_built(m))
+        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
+    int nv = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    tg_scope *s = tg_scope_begin_at(loc);
+    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
+    if (rc == 0)
+        rc = tg__load_into_open(loc, st, vars, nv);
+    if (rc == 0)
+        rc = load_optimizer(loc, m, st, true);
+    if (s)
+        tg_scope_end_at(loc, s);
+    return rc;
+}
+
 int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
 {
     if (!m || !path)
@@ -131,20 +153,7 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
     tg_safetensors *st = tg_safetensors_open_at(loc, path);
     if (!st)
         return -1;
-    if (!tg_model_built(m)) {
-        tg_safetensors_close(st);
-        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
-    }
-    int nv = 0;
-    tg_tensor *const *vars = tg_model_variables(m, &nv);
-    tg_scope *s = tg_scope_begin_at(loc);
-    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
-    if (rc == 0)
-        rc = tg_load_into_at(loc, path, vars, nv);
-    if (rc == 0)
-        rc = load_optimizer(loc, m, st, true);
-    if (s)
-        tg_scope_end_at(loc, s);
+    int rc = tg_model_load_from_at(loc, m, st);
     tg_safetensors_close(st);
     return rc;
 }
