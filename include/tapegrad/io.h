@@ -172,8 +172,46 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
 /* A copy of the tensor in the innermost scope, converted as listed above. */
 tg_tensor *tg_safetensors_get_at(tg_loc loc, const tg_safetensors *st, const char *name);
 #define tg_safetensors_get(st, name) tg_safetensors_get_at(TG_LOC, st, name)
-/* The value of a __metadata__ key, or NULL when there is none (not an error). */
+/* The raw value of a __metadata__ key, or NULL when there is none (not an error). It may
+ * hold anything (a NUL byte written as \u0000, a number past int64): read values through
+ * tg_safetensors_read_metadata, as tapegrad does. */
 const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key);
+
+/* ---- checkpoint metadata: one validator -------------------------------------------------- */
+typedef enum {
+    TG_META_TEXT,     /* a string of min to max bytes, without NUL bytes */
+    TG_META_INT,      /* a whole number in digits ("-3", never "1e3" or " 3"), from min to max */
+    TG_META_DIMS,     /* "28,28,1": 1 to TG_MAX_RANK dimensions, each from min to max */
+} tg_meta_kind;
+
+typedef struct tg_meta_key {
+    const char *key;
+    tg_meta_kind kind;
+    int64_t min, max;
+    bool required;
+    const char *writer;       /* who writes the key, for the message when it is missing */
+} tg_meta_key;
+
+typedef struct tg_meta_value {
+    bool present;
+    int64_t i;                /* TG_META_INT */
+    const char *text;         /* TG_META_TEXT, valid until the file is closed */
+    tg_shape dims;            /* TG_META_DIMS */
+} tg_meta_value;
+
+/* Reads the metadata keys a program expects, each checked against its entry of `keys`
+ * (out[i] for keys[i]). The one way tapegrad itself reads metadata: a value out of range,
+ * malformed, too long or with a NUL byte is an error naming the file and the key, never
+ * a saturated number or a truncated string. Returns 0 or -1. */
+int tg_safetensors_read_metadata_at(tg_loc loc, const tg_safetensors *st, const tg_meta_key *keys, int n,
+                                    tg_meta_value *out);
+#define tg_safetensors_read_metadata(st, keys, n, out) tg_safetensors_read_metadata_at(TG_LOC, st, keys, n, out)
+
+/* {"key": "value", ...} with every string escaped: how to build the metadata_json of
+ * tg_save_safetensors and tg_model_save from text that may hold quotes (a file name).
+ * Malloc'd (free it), or NULL with an error (an empty key, a key twice, not UTF-8). */
+char *tg_metadata_json_at(tg_loc loc, const char *const *keys, const char *const *values, int n);
+#define tg_metadata_json(keys, values, n) tg_metadata_json_at(TG_LOC, keys, values, n)
 
 /* Assigns each variable the tensor of the file with the variable's name. Every variable
  * must be found with the same dtype and shape; otherwise nothing is assigned and the

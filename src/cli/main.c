@@ -129,84 +129,98 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
 }
 
 /* ---- models in files ---------------------------------------------------------------------- */
+/* A model file, open from read_saved to saved_close: its metadata and its weights come
+ * through one descriptor, so a save by another process cannot mix two files. */
 typedef struct saved_model {
+    tg_safetensors *st;
     model_spec spec;
-    char spec_text[128], data[1024];
+    const char *spec_text, *data;   /* inside st */
     tg_shape input_shape;
     int64_t classes;
     uint64_t seed;
     int epoch;
 } saved_model;
 
-static bool parse_shape(const char *text, tg_shape *s)
-{
-    *s = (tg_shape){0};
-    const char *p = text;
-    while (p && *p && s->rank < TG_MAX_RANK) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1)
-            return false;
-        s->dims[s->rank++] = v;
-        p = *end == ',' ? end + 1 : (*end ? NULL : end);
-    }
-    return p && !*p && s->rank > 0;
-}
+/* What tapegrad fit writes, and the values it can have; read only through the library's
+ * validator. */
+enum { KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, N_KEYS };
+static const tg_meta_key saved_keys[N_KEYS] = {
+    [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
+    [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
+    [KEY_CLASSES] = {"classes", TG_META_INT, 1, INT32_MAX, true, "tapegrad fit"},
+    [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
+    [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
+    [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
+};
 
 static void format_shape(const tg_shape *s, char *buf, size_t size)
 {
     size_t n = 0;
+    buf[0] = 0;
     for (int i = 0; i < s->rank && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)s->dims[i]);
 }
 
-/* Reads what a model file says about its model. Returns an exit code. */
+static void saved_close(saved_model *sm)
+{
+    tg_safetensors_close(sm->st);
+    *sm = (saved_model){0};
+}
+
+/* Opens a model file and reads what it says about its model. Returns an exit code; the
+ * caller calls saved_close either way. */
 static int read_saved(const char *path, saved_model *out)
 {
     *out = (saved_model){0};
-    tg_safetensors *st = tg_safetensors_open(path);
-    if (!st)
-        return cli_library_error();
-    const char *spec = tg_safetensors_metadata(st, "model"), *shape = tg_safetensors_metadata(st, "input_shape");
-    const char *classes = tg_safetensors_metadata(st, "classes"), *seed = tg_safetensors_metadata(st, "seed");
-    const char *epoch = tg_safetensors_metadata(st, "epoch"), *data = tg_safetensors_metadata(st, "data");
+    tg_meta_value v[N_KEYS];
     char err[256];
-    int rc = EXIT_OK;
-    if (!spec || !shape || !classes) {
-        fprintf(stderr, "tapegrad: %s was not written by tapegrad fit (its metadata lacks model, input_shape or "
-                "classes)\n", path);
-        rc = EXIT_DATA;
-    } else if (!spec_parse(spec, &out->spec, err, sizeof err) || !parse_shape(shape, &out->input_shape)) {
+    if (!(out->st = tg_safetensors_open(path)) || tg_safetensors_read_metadata(out->st, saved_keys, N_KEYS, v) != 0)
+        return cli_library_error();
+    if (!spec_parse(v[KEY_MODEL].text, &out->spec, err, sizeof err)) {
         fprintf(stderr, "tapegrad: %s: bad model metadata: %s\n", path, err);
-        rc = EXIT_DATA;
-    } else {
-        snprintf(out->spec_text, sizeof out->spec_text, "%s", spec);
-        snprintf(out->data, sizeof out->data, "%s", data ? data : "fashion-mnist");
-        out->classes = strtoll(classes, NULL, 10);
-        out->seed = seed ? strtoull(seed, NULL, 10) : 0;
-        out->epoch = epoch ? atoi(epoch) : 0;
+        return EXIT_DATA;
     }
-    tg_safetensors_close(st);
-    return rc;
+    out->spec_text = v[KEY_MODEL].text;
+    out->data = v[KEY_DATA].present ? v[KEY_DATA].text : "fashion-mnist";
+    out->input_shape = v[KEY_SHAPE].dims;
+    out->classes = v[KEY_CLASSES].i;
+    out->seed = (uint64_t)v[KEY_SEED].i;
+    out->epoch = (int)v[KEY_EPOCH].i;
+    return EXIT_OK;
 }
 
 /* Builds the model a file describes and loads its weights. With `opt` the model is
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
-static tg_model *load_model(const char *path, const saved_model *sm, tg_optimizer *opt)
+static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
 {
     tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
-    if (!m)
+    if (!m) {
+        tg_optimizer_free(opt);
         return NULL;
+    }
     if (opt && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
                           .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
         tg_model_free(m);
         return NULL;
     }
-    if (tg_model_load(m, path) != 0) {
+    if (tg_model_load_from(m, sm->st) != 0) {
         tg_model_free(m);
         return NULL;
     }
     return m;
+}
+
+/* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
+ * file name or a long spec round-trips. Malloc'd, or NULL with the library's error. */
+static char *fit_metadata(const char *spec_text, const tg_shape *in, int64_t classes, uint64_t seed, const char *data)
+{
+    char shape[TG_MAX_RANK * 24], n_classes[24], n_seed[24];
+    format_shape(in, shape, sizeof shape);
+    snprintf(n_classes, sizeof n_classes, "%lld", (long long)classes);
+    snprintf(n_seed, sizeof n_seed, "%llu", (unsigned long long)seed);
+    const char *keys[] = {"model", "input_shape", "classes", "seed", "data"};
+    const char *values[] = {spec_text, shape, n_classes, n_seed, data};
+    return tg_metadata_json(keys, values, 5);
 }
 
 /* ---- data to tensors ---------------------------------------------------------------------- */
@@ -329,6 +343,8 @@ static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec)
     return rc;
 }
 
+static int fit(const fit_args *ap, const saved_model *prior_in);
+
 static int cmd_fit(int argc, char **argv)
 {
     fit_args a;
@@ -336,8 +352,18 @@ static int cmd_fit(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc < 0 ? EXIT_OK : rc;
     saved_model prior = {0};
-    if (a.resume && (rc = read_saved(a.resume, &prior)) != EXIT_OK)
-        return rc;
+    if (!a.resume || (rc = read_saved(a.resume, &prior)) == EXIT_OK)
+        rc = fit(&a, &prior);
+    saved_close(&prior);
+    return rc;
+}
+
+/* The fit itself, from scratch or (a->resume) from `prior`. */
+static int fit(const fit_args *ap, const saved_model *prior_in)
+{
+    fit_args a = *ap;
+    const saved_model prior = *prior_in;
+    int rc = EXIT_OK;
     const char *spec_text = a.resume ? prior.spec_text : a.model;
     model_spec spec;
     char err[256];
@@ -365,7 +391,7 @@ static int cmd_fit(int argc, char **argv)
         goto done;
     }
     uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;
-    m = a.resume ? load_model(a.resume, &prior, opt) : spec_build(&spec, in, classes, seed);
+    m = a.resume ? load_model(&prior, opt) : spec_build(&spec, in, classes, seed);
     opt = a.resume ? NULL : opt;   /* the resumed model owns it */
     if (!m || (!a.resume && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                                         .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0)) {
@@ -374,12 +400,9 @@ static int cmd_fit(int argc, char **argv)
         goto done;
     }
     opt = NULL;
-    char meta[2048], shape[128];
-    format_shape(&in, shape, sizeof shape);
-    snprintf(meta, sizeof meta, "{\"model\": \"%s\", \"input_shape\": \"%s\", \"classes\": \"%lld\", \"seed\": "
-             "\"%llu\", \"data\": \"%s\"}", spec_text, shape, (long long)classes, (unsigned long long)seed,
-             a.resume ? prior.data : a.data);
-    ckpt = tg_model_checkpoint(.filepath = a.save, .metadata_json = meta);
+    char *meta = fit_metadata(spec_text, &in, classes, seed, a.resume ? prior.data : a.data);
+    ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
+    free(meta);
     if (!ckpt) {   /* never train without saving what --save asks for */
         rc = cli_library_error();
         goto done;
@@ -417,6 +440,8 @@ done:
     return rc;
 }
 
+static int evaluate(const saved_model *saved, const char *data, const char *label, long batch);
+
 /* ---- evaluate, predict, summary ------------------------------------------------------------ */
 static int cmd_evaluate(int argc, char **argv)
 {
@@ -447,12 +472,20 @@ static int cmd_evaluate(int argc, char **argv)
         return usage_error(usage_evaluate, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[optind], &sm);
+    if (rc == EXIT_OK)
+        rc = evaluate(&sm, data, label, batch);
+    saved_close(&sm);
+    return rc;
+}
+
+static int evaluate(const saved_model *saved, const char *data, const char *label, long batch)
+{
+    const saved_model sm = *saved;
+    data_source d;
+    int rc = data_load(data ? data : sm.data, label, &d);
     if (rc != EXIT_OK)
         return rc;
-    data_source d;
-    if ((rc = data_load(data ? data : sm.data, label, &d)) != EXIT_OK)
-        return rc;
-    tg_model *m = load_model(argv[optind], &sm, tg_adam());
+    tg_model *m = load_model(&sm, tg_adam());
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
@@ -528,9 +561,11 @@ static int cmd_predict(int argc, char **argv)
         return usage_error(usage_predict, "give a MODEL file and an INPUT file%s", "");
     saved_model sm;
     int rc = read_saved(argv[optind], &sm);
-    if (rc != EXIT_OK)
+    if (rc != EXIT_OK) {
+        saved_close(&sm);
         return rc;
-    tg_model *m = load_model(argv[optind], &sm, NULL);
+    }
+    tg_model *m = load_model(&sm, NULL);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
@@ -560,6 +595,7 @@ static int cmd_predict(int argc, char **argv)
     }
     tg_scope_end(s);
     tg_model_free(m);
+    saved_close(&sm);
     return rc;
 }
 
@@ -571,15 +607,16 @@ static int cmd_summary(int argc, char **argv)
         return usage_error(usage_summary, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[1], &sm);
-    if (rc != EXIT_OK)
-        return rc;
-    tg_model *m = load_model(argv[1], &sm, NULL);
-    if (!m)
-        return cli_library_error();
-    printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
-    tg_model_summary(m, stdout);
+    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL) : NULL;
+    if (m) {
+        printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
+        tg_model_summary(m, stdout);
+    } else if (rc == EXIT_OK) {
+        rc = cli_library_error();
+    }
     tg_model_free(m);
-    return EXIT_OK;
+    saved_close(&sm);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -9,7 +9,6 @@
 #include "train_impl.h"
 
 #define OPT_PREFIX "optimizer/"
-#define MAX_METADATA 4096
 
 /* "optimizer/<slot>/<variable>": where a slot of the optimizer's state is saved. */
 static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t size)
@@ -18,25 +17,11 @@ static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t si
     return buf;
 }
 
-/* {"key": "value", <the fields of the JSON object `user`>} into out. */
-static bool json_with(tg_loc loc, char *out, size_t size, const char *key, const char *value, const char *user)
-{
-    const char *body = "";
-    size_t len = 0;
-    if (user) {
-        const char *open = strchr(user, '{'), *close = strrchr(user, '}');
-        if (!open || !close || close < open)
-            return tg__failb(loc, "tg_model_save: metadata must be a JSON object of strings, e.g. {\"epoch\": \"3\"}");
-        body = open + 1;
-        len = (size_t)(close - body);
-        while (len && (*body == ' ' || *body == '\n'))
-            body++, len--;
-    }
-    int n = snprintf(out, size, "{\"%s\": \"%s\"%s%.*s}", key, value, len ? ", " : "", (int)len, body);
-    if (n < 0 || (size_t)n >= size)
-        return tg__failb(loc, "tg_model_save: metadata longer than %d bytes", MAX_METADATA);
-    return true;
-}
+/* The iteration count is a float's exponent in Adam's bias correction: past 2^53 it is
+ * no longer exact, and a file that says more is damaged. */
+#define MAX_ITERATIONS (INT64_C(1) << 53)
+
+static const tg_meta_key ITERATIONS = {"tapegrad_iterations", TG_META_INT, 0, MAX_ITERATIONS, false, NULL};
 
 int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json)
 {
@@ -55,7 +40,7 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         return -1;
     tg_tensor **tensors = calloc((size_t)(nv + ns), sizeof *tensors);
     char **names = calloc((size_t)(nv + ns), sizeof *names);
-    char meta[MAX_METADATA];
+    char *meta = NULL;
     int rc = -1, n = 0;
     if (!tensors || !names) {
         tg__fail(loc, "tg_model_save: out of memory");
@@ -81,10 +66,11 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         }
     char iterations[32];
     snprintf(iterations, sizeof iterations, "%lld", opt ? (long long)tg_optimizer_iterations(opt) : 0LL);
-    if (!json_with(loc, meta, sizeof meta, "tapegrad_iterations", iterations, metadata_json))
+    if (!(meta = tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key, iterations)))
         goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
+    free(meta);
     for (int i = 0; names && i < nv + ns; i++)
         free(names[i]);
     free(names);
@@ -100,8 +86,10 @@ done:
 static int load_optimizer(tg_loc loc, tg_model *m, const tg_safetensors *st, bool apply)
 {
     tg_optimizer *opt = tg_model_optimizer(m);
-    const char *iters = tg_safetensors_metadata(st, "tapegrad_iterations");
-    if (!opt || !iters)
+    tg_meta_value iters;
+    if (tg_safetensors_read_metadata_at(loc, st, &ITERATIONS, 1, &iters) != 0)
+        return -1;
+    if (!opt || !iters.present)
         return 0;
     int nt = 0;
     tg_tensor *const *train = tg_model_trainable_variables(m, &nt);
@@ -122,7 +110,7 @@ static int load_optimizer(tg_loc loc, tg_model *m, const tg_safetensors *st, boo
         if (apply)
             memcpy(slot.data, t->data, (size_t)t->size * tg_dtype_size(t->dtype));
     }
-    return apply ? tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10)) : 0;
+    return apply ? tg_optimizer_set_iterations_at(loc, opt, iters.i) : 0;
 }
 
 /* Weights, optimizer state and metadata all come through st's one descriptor: a save by
@@ -179,12 +167,13 @@ static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs
             return 0;
         c->best = v;
     }
-    char meta[MAX_METADATA], n[16];
+    char n[16];
     snprintf(n, sizeof n, "%d", epoch + 1);
     tg_loc here = {__FILE__, __LINE__};
-    if (!json_with(here, meta, sizeof meta, "epoch", n, c->metadata))
-        return -1;
-    return tg_model_save_at(here, m, c->filepath, meta) == 0 ? 0 : -1;
+    char *meta = tg__metadata_with(here, "ModelCheckpoint", c->metadata, "epoch", n);
+    int rc = meta && tg_model_save_at(here, m, c->filepath, meta) == 0 ? 0 : -1;
+    free(meta);
+    return rc;
 }
 
 static int ckpt_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
