@@ -300,6 +300,71 @@ static void csv_sources(void)
     CHECK(strstr(out, "cannot read '/dev/zero': it is a device, not a file of data") != NULL);
 }
 
+/* m.safetensors saved again as `name` with its metadata key `key` set to `value` (JSON
+ * text, escapes allowed), as a damaged or crafted file would have it. */
+static void craft(const char *name, const char *key, const char *value)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_safetensors *st = tg_safetensors_open(in_dir("m.safetensors"));
+    int n = st ? tg_safetensors_count(st) : 0;
+    tg_tensor *t[64];
+    const char *const *names = st ? tg_safetensors_names(st) : NULL;
+    for (int i = 0; i < n && i < 64; i++)
+        t[i] = tg_safetensors_get(st, names[i]);
+    static const char *const keys[] = {"model", "input_shape", "classes", "seed", "epoch", "data",
+                                       "tapegrad_iterations"};
+    char meta[4096] = "{";
+    for (int k = 0; k < 7; k++) {
+        const char *v = st ? tg_safetensors_metadata(st, keys[k]) : NULL;
+        size_t len = strlen(meta);
+        if (strcmp(keys[k], key) == 0)
+            snprintf(meta + len, sizeof meta - len, "%s\"%s\": \"%s\"", len > 1 ? ", " : "", key, value);
+        else if (v)
+            snprintf(meta + len, sizeof meta - len, "%s\"%s\": \"%s\"", len > 1 ? ", " : "", keys[k], v);
+    }
+    strcat(meta, "}");
+    CHECK(st && tg_save_safetensors(in_dir(name), t, names, n, meta) == 0);
+    tg_safetensors_close(st);
+    tg_scope_end(s);
+}
+
+/* Hostile metadata: each value is refused with a message naming the key, never read
+ * as a saturated number, a truncated string or an uninitialised message. */
+static void hostile_metadata(void)
+{
+    craft("it.safetensors", "tapegrad_iterations", "100000000000000000000000");
+    CHECK(run(FIT "--epochs 25 --resume it.safetensors") == 2);
+    CHECK(strstr(out, "metadata \"tapegrad_iterations\" is \"100000000000000000000000\": it must be a number from 0"));
+    craft("shape.safetensors", "input_shape", "4,x");
+    CHECK(run("summary shape.safetensors") == 2 && strstr(out, "metadata \"input_shape\" is \"4,x\""));
+    craft("epoch.safetensors", "epoch", "1e3");
+    CHECK(run("summary epoch.safetensors") == 2 && strstr(out, "metadata \"epoch\" is \"1e3\""));
+    craft("nul.safetensors", "model", "mlp:16\\u0000junk");
+    CHECK(run("summary nul.safetensors") == 2 && strstr(out, "metadata \"model\" contains a NUL byte"));
+    craft("classes.safetensors", "classes", "99999999999");
+    CHECK(run("predict classes.safetensors new.csv") == 2 && strstr(out, "metadata \"classes\" is \"99999999999\""));
+}
+
+/* A quote in the data path broke every save (metadata by snprintf); a long model spec
+ * was truncated, so --resume refused tapegrad's own file. */
+static void metadata_round_trips(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/train.csv '%s/tr\"ain.csv'", dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK(run("fit --data 'csv:tr\"ain.csv' --label species --model mlp:16 --epochs 1 --quiet --save q.safetensors") == 0);
+    CHECK(run("summary q.safetensors") == 0 && strstr(out, "on csv:tr\"ain.csv"));
+    CHECK(run("evaluate q.safetensors --label species") == 0);   /* the data path, read back */
+    char spec[300] = "mlp:";
+    memset(spec + 4, '0', 200);
+    strcpy(spec + 204, "16");
+    snprintf(cmd, sizeof cmd, "fit --data csv:train.csv --label species --model %s --epochs 1 --quiet --save long.safetensors",
+             spec);
+    CHECK(run(cmd) == 0);
+    CHECK(run("fit --data csv:train.csv --label species --epochs 2 --quiet --resume long.safetensors") == 0);
+    CHECK(run("summary long.safetensors") == 0 && strstr(out, "trained 2 epochs") && strstr(out, spec));
+}
+
 /* A bad value names its option and what it takes ("bad option 0" named neither). */
 static void option_messages(void)
 {
@@ -336,6 +401,8 @@ int main(void)
     RUN(label_values);
     RUN(option_messages);
     RUN(csv_sources);
+    RUN(hostile_metadata);
+    RUN(metadata_round_trips);
     RUN(cleanup);
     return TEST_SUMMARY();
 }
