@@ -1,6 +1,7 @@
 /* Model checkpoints: weights and optimizer state round trip, refusals that change
  * nothing, and ModelCheckpoint's save_best_only. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -193,6 +194,29 @@ static void metadata_validator_and_writer(void)
     tg_scope_end(s);
 }
 
+/* An error raised inside tg_fit (here by ModelCheckpoint's save) names the user's tg_fit
+ * line, never a line of tapegrad's sources. */
+static void errors_inside_fit_name_the_fit_line(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = mlp(4, 3);
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 0, 0, 0, 1, 0), *y = tg_from_i32(TG_SHAPE(2), 0, 1);
+    CHECK(mkfifo(at("fifo.safetensors"), 0600) == 0);
+    tg_callback *ck = tg_model_checkpoint(.filepath = at("fifo.safetensors"), .monitor = "loss");
+    int line = __LINE__ + 1;
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .verbose = TG_VERBOSE_SILENT, .callbacks = &ck, .n_callbacks = 1);
+    char want[512];
+    snprintf(want, sizeof want, "%s:%d: ", __FILE__, line);
+    const char *e = tg_last_error();
+    CHECK(!h && e && strncmp(e, want, strlen(want)) == 0 && strstr(e, "is a FIFO"));
+    CHECK(e && !strstr(e, "/src/"));
+    tg_history_free(h);
+    tg_callback_free(ck);
+    tg_model_free(m);
+    unlink(at("fifo.safetensors"));
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     if (!make_tmpdir("tapegrad-ckpt"))
@@ -202,6 +226,7 @@ int main(void)
     RUN(checkpoint_saves_only_the_best);
     RUN(metadata_out_of_range_is_refused);
     RUN(metadata_validator_and_writer);
+    RUN(errors_inside_fit_name_the_fit_line);
     remove_tmpdir();
     return TEST_SUMMARY();
 }

@@ -365,6 +365,42 @@ static void metadata_round_trips(void)
     CHECK(run("summary long.safetensors") == 0 && strstr(out, "trained 2 epochs") && strstr(out, spec));
 }
 
+static void write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(in_dir(name), "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Labels that are not class numbers, and no source paths: "tapegrad: failed" alone, a C
+ * constant (TG_LOSS_BINARY_CROSSENTROPY) and the build machine's paths were the messages. */
+static void messages_for_users(void)
+{
+    write_text("nan.csv", "a,y\n1,0\n2,1\n3,nan\n");
+    CHECK(run("fit --data csv:nan.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "csv:nan.csv: the label of row 3 is nan: labels must be class numbers 0, 1, 2") != NULL);
+    write_text("huge.csv", "a,y\n1,0\n2,1e30\n");
+    CHECK(run("fit --data csv:huge.csv --label y --quiet") == 2 && strstr(out, "the label of row 2 is 1e+30"));
+    write_text("one.csv", "a,y\n1,0\n2,0\n");
+    CHECK(run("fit --data csv:one.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "every label is 0: a classifier needs at least two classes") && !strstr(out, "TG_"));
+    write_text("empty.csv", "a,y\n");
+    CHECK(run("fit --data csv:empty.csv --label y --quiet") == 2 && strstr(out, "there are no rows of data"));
+    static const char *const failing[] = {
+        "fit --data csv:missing.csv --label 0",  "fit --data csv:train.csv --label nope",
+        FIT "--epochs 1 --save pipe.safetensors", "predict m.safetensors missing.npy",
+        "evaluate m.safetensors --data npy:a.npy,b.npy",
+    };
+    for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
+        CHECK(run(failing[i]) == 2 && strncmp(out, "tapegrad: ", 10) == 0);
+        if (strstr(out, ".c:") || strstr(out, "/src/") || strstr(out, "tapegrad: failed\n"))
+            printf("  %s: %s", failing[i], out);
+        CHECK(!strstr(out, ".c:") && !strstr(out, "/src/") && !strstr(out, "tapegrad: failed\n"));
+    }
+}
+
 /* A bad value names its option and what it takes ("bad option 0" named neither). */
 static void option_messages(void)
 {
@@ -403,6 +439,7 @@ int main(void)
     RUN(csv_sources);
     RUN(hostile_metadata);
     RUN(metadata_round_trips);
+    RUN(messages_for_users);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -71,20 +71,13 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-/* The library's message without its "file.c:line: " prefix: that line is the
- * command's own, not the user's. */
 int cli_library_error(void)
 {
-    const char *msg = tg_has_error() ? tg_last_error() : "failed";
-    const char *c = strstr(msg, ".c:");
-    if (c && c - msg < 200) {
-        const char *p = c + 3;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (p[0] == ':' && p[1] == ' ')
-            msg = p + 2;
-    }
-    fprintf(stderr, "tapegrad: %s\n", msg);
+    /* The library names no line of its own sources (nor of this command's) in messages. */
+    if (tg_has_error())
+        fprintf(stderr, "tapegrad: %s\n", tg_last_error());
+    else
+        fprintf(stderr, "tapegrad: a library call failed without saying why (a bug: please report it)\n");
     return EXIT_DATA;
 }
 
@@ -243,12 +236,38 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
     return *x && *y;
 }
 
-static int64_t count_classes(const tg_tensor *y)
+#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
+
+/* The number of classes: labels must be class numbers 0, 1, ..., at least two of them.
+ * Anything else is said here, in the command's words: NaN or 10^20 gave "tapegrad:
+ * failed", one class a library message naming a C constant. -1 after a message. */
+static int64_t count_classes(const tg_tensor *y, const char *source)
 {
-    tg_scope *s = tg_scope_begin();
-    double top = tg_item(tg_max(tg_cast(y, TG_F64)));
-    tg_scope_end(s);
-    return isfinite(top) && top >= 0 ? (int64_t)top + 1 : -1;
+    int64_t n = tg_size(y), top = -1;
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!v || tg_copy_out_f64(y, v, n) != 0) {
+        if (v)
+            cli_library_error();
+        else
+            fprintf(stderr, "tapegrad: out of memory for %lld labels\n", (long long)n);
+        free(v);
+        return -1;
+    }
+    for (int64_t i = 0; i < n && top >= -1; i++) {
+        if (!(v[i] >= 0 && v[i] < MAX_CLASSES && v[i] == floor(v[i]))) {
+            fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
+                    "(below %d)\n", source, (long long)i + 1, v[i], MAX_CLASSES);
+            top = -2;
+        } else if (v[i] > top) {
+            top = (int64_t)v[i];
+        }
+    }
+    free(v);
+    if (n == 0)
+        fprintf(stderr, "tapegrad: %s has no rows of data\n", source);
+    else if (top == 0)
+        fprintf(stderr, "tapegrad: %s: every label is 0: a classifier needs at least two classes\n", source);
+    return top >= 1 ? top + 1 : -1;
 }
 
 static tg_optimizer *make_optimizer(const char *name, double lr)
@@ -386,8 +405,12 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     tg_history *h = NULL;
     tg_callback *ckpt = NULL;
     int64_t classes = 0;
-    if (!tensors_for(d.train, &spec, &x, &y, &in) || (classes = count_classes(y)) < 1) {
+    if (!tensors_for(d.train, &spec, &x, &y, &in)) {
         rc = cli_library_error();
+        goto done;
+    }
+    if ((classes = count_classes(y, a.resume ? prior.data : a.data)) < 1) {
+        rc = EXIT_DATA;
         goto done;
     }
     uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;

@@ -27,9 +27,48 @@ void tg_set_warning_handler(tg_warning_fn fn, void *user)
     warning_user = user;
 }
 
+/* The user's line that entered a call running tapegrad's own code (tg_fit), per thread. */
+static _Thread_local tg_loc entry_loc;
+
+tg_loc tg__entry_begin(tg_loc loc)
+{
+    tg_loc was = entry_loc;
+    if (!entry_loc.file)   /* the outermost call is the user's */
+        entry_loc = loc;
+    return was;
+}
+
+void tg__entry_end(tg_loc was) { entry_loc = was; }
+
+/* Whether a location is in tapegrad's own sources (the library's folders under src/, the
+ * command's too): found from where this file was compiled. */
+static bool inside_tapegrad(const char *file)
+{
+    static const char self[] = __FILE__, tail[] = "src/tensor/error.c";
+    static const char *const folders[] = {"tensor/", "ops/", "autodiff/", "nn/", "optim/", "train/", "io/",
+                                          "kernels/", "cli/"};
+    size_t root = sizeof self - sizeof tail;
+    if (strncmp(file, self, root) != 0 || strncmp(file + root, "src/", 4) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++)
+        if (strncmp(file + root + 4, folders[i], strlen(folders[i])) == 0)
+            return true;
+    return false;
+}
+
+/* A message names the user's line, never one of tapegrad's sources: an error raised by
+ * the library's own calls names the line that entered it (tg_fit's), or none. */
+static tg_loc users_loc(tg_loc loc)
+{
+    if (!loc.file || !inside_tapegrad(loc.file))
+        return loc;
+    return entry_loc.file && !inside_tapegrad(entry_loc.file) ? entry_loc : (tg_loc){0};
+}
+
 static void vformat(char *buf, tg_loc loc, const char *fmt, va_list ap)
 {
     int n = 0;
+    loc = users_loc(loc);
     if (loc.file)
         n = snprintf(buf, TG_MSG_MAX, "%s:%d: ", loc.file, loc.line);
     if (n < 0 || n >= TG_MSG_MAX)

@@ -78,6 +78,11 @@ void *tg__fail(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2
 int tg__failf(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns -1 */
 bool tg__failb(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns false */
 void tg__warn(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Around a public call that runs tapegrad's own code (tg_fit): errors that code raises
+ * name `loc`, the user's line, instead of a line of tapegrad's sources. Returns what
+ * tg__entry_end restores. */
+tg_loc tg__entry_begin(tg_loc loc);
+void tg__entry_end(tg_loc was);
 /* Errors set on this thread so far: a caller can tell whether anything it ran failed,
  * even a callee that went on with a NULL. */
 uint64_t tg__error_count(void);

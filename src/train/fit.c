@@ -222,7 +222,8 @@ static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_
     return true;
 }
 
-int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
+static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
+                            tg_evaluate_opts o)
 {
     if (!logs)
         return tg__failf(loc, "tg_evaluate: `logs` is NULL");
@@ -245,8 +246,16 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
     return 0;
 }
 
+int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
+{
+    tg_loc was = tg__entry_begin(loc);
+    int rc = evaluate_checked(loc, m, x, y, logs, o);
+    tg__entry_end(was);
+    return rc;
+}
+
 /* ---- predict ------------------------------------------------------------------------------------- */
-tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+static tg_tensor *predict_checked(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
     if (!check_model(loc, "tg_predict", m, false) || !check_data(loc, "tg_predict", m, x, NULL, "x", NULL))
         return NULL;
@@ -430,7 +439,7 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
     return stop;
 }
 
-tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
+static tg_history *fit_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
 {
     tg_scope *scope = tg_scope_begin_at(loc);
     fit_data d = {0};
@@ -497,4 +506,21 @@ done:
     if (scope)
         tg_scope_end_at(loc, scope);
     return h;
+}
+
+/* Errors raised inside fit (a layer, a callback's save) name the user's tg_fit line. */
+tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
+{
+    tg_loc was = tg__entry_begin(loc);
+    tg_history *h = fit_checked(loc, m, x, y, o);
+    tg__entry_end(was);
+    return h;
+}
+
+tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    tg_loc was = tg__entry_begin(loc);
+    tg_tensor *t = predict_checked(loc, m, x, o);
+    tg__entry_end(was);
+    return t;
 }
