@@ -134,13 +134,15 @@ typedef struct saved_model {
     int epoch;
 } saved_model;
 
+#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
+
 /* What tapegrad fit writes, and the values it can have; read only through the library's
  * validator. */
 enum { KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, N_KEYS };
 static const tg_meta_key saved_keys[N_KEYS] = {
     [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
     [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
-    [KEY_CLASSES] = {"classes", TG_META_INT, 1, INT32_MAX, true, "tapegrad fit"},
+    [KEY_CLASSES] = {"classes", TG_META_INT, 1, MAX_CLASSES, true, "tapegrad fit"},
     [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
     [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
     [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
@@ -235,8 +237,6 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
     *y = tg_dataset_y(ds);
     return *x && *y;
 }
-
-#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
 
 /* The number of classes: labels must be class numbers 0, 1, ..., at least two of them.
  * Anything else is said here, in the command's words: NaN or 10^20 gave "tapegrad:
