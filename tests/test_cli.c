@@ -1,6 +1,8 @@
 /* The tapegrad command end to end on a tiny CSV data set: fit, save, evaluate, predict,
  * summary, resume, and its exit codes. */
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,66 @@ static int run(const char *args)
     out[n] = 0;
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* run() under a file-size limit of `bytes`, with SIGXFSZ at its default (death), as a
+ * shell gives it. */
+static int run_limited(long bytes, const char *args)
+{
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = (struct rlimit){(rlim_t)bytes, old.rlim_max};
+    void (*was)(int) = signal(SIGXFSZ, SIG_DFL);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    int rc = run(args);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, was);
+    return rc;
+}
+
+static const char *in_dir(const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+/* The whole of a file of the test folder (NULL when missing); *n its size. */
+static char *slurp(const char *name, size_t *n)
+{
+    FILE *f = fopen(in_dir(name), "rb");
+    *n = 0;
+    if (!f)
+        return NULL;
+    char *b = malloc(1 << 20);
+    *n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    return b;
+}
+
+static bool same_file(const char *name, const char *before, size_t n)
+{
+    size_t m;
+    char *now = slurp(name, &m);
+    bool same = now && before && m == n && memcmp(now, before, n) == 0;
+    free(now);
+    return same;
+}
+
+/* Files of the test folder whose names start with prefix. */
+static int count_files(const char *prefix)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c '^%s'", dir, prefix);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p)
+        pclose(p);
+    return n;
 }
 
 static bool exists(const char *name)
@@ -148,6 +210,209 @@ static void exit_codes_and_messages(void)
     CHECK(strstr(out, ".c:") == NULL);   /* no source lines of the command itself */
 }
 
+/* --save, --history and --plot refuse a FIFO (it stays one) and follow a symbolic link
+ * (it stays one, its file is replaced). */
+static void files_that_are_not_regular(void)
+{
+    struct stat st;
+    CHECK(mkfifo(in_dir("pipe.safetensors"), 0600) == 0 && mkfifo(in_dir("pipe.csv"), 0600) == 0);
+    CHECK(run(FIT "--epochs 1 --save pipe.safetensors") == 2);
+    CHECK(strstr(out, "'pipe.safetensors': it exists and is a FIFO (named pipe)") != NULL);
+    CHECK(lstat(in_dir("pipe.safetensors"), &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(run(FIT "--epochs 1 --save ok.safetensors --history pipe.csv") == 2);
+    CHECK(strstr(out, "'pipe.csv': it exists and is a FIFO") != NULL);
+    CHECK(lstat(in_dir("pipe.csv"), &st) == 0 && S_ISFIFO(st.st_mode));
+
+    CHECK(symlink("real.safetensors", in_dir("link.safetensors")) == 0);
+    CHECK(run(FIT "--epochs 1 --save link.safetensors") == 0);
+    CHECK(lstat(in_dir("link.safetensors"), &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(exists("real.safetensors") && run("summary link.safetensors") == 0);
+}
+
+/* --save "" is an error (it trained, saved nothing and said nothing); a resumed fit
+ * writes back to the file it resumed from, not to model.safetensors. */
+static void save_names(void)
+{
+    CHECK(run(FIT "--epochs 1 --save ''") == 1 && strstr(out, "--save needs a value; it was given an empty one"));
+    CHECK(run(FIT "--epochs 1 --history ''") == 1 && strstr(out, "--history needs a value"));
+    CHECK(run(FIT "--epochs 1 --save back.safetensors") == 0);
+    unlink(in_dir("model.safetensors"));
+    CHECK(run(FIT "--epochs 3 --resume back.safetensors") == 0);
+    CHECK(!exists("model.safetensors"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/back.safetensors", dir);
+    tg_safetensors *st = tg_safetensors_open(path);
+    const char *epoch = st ? tg_safetensors_metadata(st, "epoch") : NULL;
+    CHECK(epoch && strcmp(epoch, "3") == 0);
+    tg_safetensors_close(st);
+}
+
+/* Past the file-size limit: a message and exit 2, never death by SIGXFSZ; the old
+ * checkpoint and plot stay as they were, and no temporary file is left. */
+static void file_size_limit(void)
+{
+    CHECK(run(FIT "--epochs 5 --save big.safetensors --history big.csv --plot big.svg") == 0);
+    size_t nm, np;
+    char *model = slurp("big.safetensors", &nm), *plot = slurp("big.svg", &np);
+    CHECK(nm > 2000 && nm < 3400 && np > 3400);   /* the limits below sit between these */
+    CHECK(run_limited(2000, FIT "--epochs 5 --save big.safetensors") == 2);
+    CHECK(strstr(out, "cannot save 'big.safetensors': File too large while writing the temporary file"));
+    CHECK(same_file("big.safetensors", model, nm) && count_files("big.safetensors") == 1);
+    CHECK(run_limited(3400, FIT "--epochs 5 --save big.safetensors --history big.csv --plot big.svg") == 2);
+    CHECK(strstr(out, "cannot save 'big.svg': File too large while writing the temporary file"));
+    CHECK(same_file("big.svg", plot, np) && count_files("big.svg") == 1);
+    free(model);
+    free(plot);
+}
+
+/* predict checks that each row of its input is one example of the model's. */
+static void predict_row_width(void)
+{
+    CHECK(run(FIT "--epochs 1 --save w.safetensors") == 0);
+    CHECK(run("predict w.safetensors train.csv") == 2);   /* the label column is still in it */
+    CHECK(strstr(out, "the model expects 4 features; train.csv has 5 columns") != NULL);
+    CHECK(strstr(out, "0: class") == NULL);
+    CHECK(run("predict w.safetensors new.csv") == 0);
+}
+
+/* --label "" and --label 4294967296 were column 0. */
+static void label_values(void)
+{
+    CHECK(run("fit --data csv:train.csv --label '' --epochs 1 --quiet") == 1);
+    CHECK(strstr(out, "--label is empty: give the label column's name, or its index") != NULL);
+    CHECK(run("fit --data csv:train.csv --label 4294967296 --epochs 1 --quiet") == 1);
+    CHECK(strstr(out, "--label 4294967296 is out of range") != NULL);
+    CHECK(run("fit --data csv:train.csv --label -2147483648 --epochs 1 --quiet") == 1);
+    CHECK(run("evaluate m.safetensors --data csv:train.csv --label ''") == 1 && strstr(out, "--label is empty"));
+}
+
+/* csv: reads FIFOs (as csv:<(zcat f.gz) gives) and refuses devices (csv:/dev/zero grew
+ * without bound). */
+static void csv_sources(void)
+{
+    CHECK(mkfifo(in_dir("train.fifo"), 0600) == 0);
+    char args[1024];   /* the writer runs beside the command, in the same folder */
+    snprintf(args, sizeof args, "fit --data csv:train.fifo --label species --epochs 1 --quiet --save f.safetensors "
+             "& (cd %s && timeout 60 cat train.csv > train.fifo); wait $!", dir);
+    CHECK(run(args) == 0);
+    CHECK(exists("f.safetensors"));
+    CHECK(run("fit --data csv:/dev/zero --label 0 --epochs 1 --quiet") == 2);
+    CHECK(strstr(out, "cannot read '/dev/zero': it is a device, not a file of data") != NULL);
+}
+
+/* m.safetensors saved again as `name` with its metadata key `key` set to `value` (JSON
+ * text, escapes allowed), as a damaged or crafted file would have it. */
+static void craft(const char *name, const char *key, const char *value)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_safetensors *st = tg_safetensors_open(in_dir("m.safetensors"));
+    int n = st ? tg_safetensors_count(st) : 0;
+    tg_tensor *t[64];
+    const char *const *names = st ? tg_safetensors_names(st) : NULL;
+    for (int i = 0; i < n && i < 64; i++)
+        t[i] = tg_safetensors_get(st, names[i]);
+    static const char *const keys[] = {"model", "input_shape", "classes", "seed", "epoch", "data",
+                                       "tapegrad_iterations"};
+    char meta[4096] = "{";
+    for (int k = 0; k < 7; k++) {
+        const char *v = st ? tg_safetensors_metadata(st, keys[k]) : NULL;
+        size_t len = strlen(meta);
+        if (strcmp(keys[k], key) == 0)
+            snprintf(meta + len, sizeof meta - len, "%s\"%s\": \"%s\"", len > 1 ? ", " : "", key, value);
+        else if (v)
+            snprintf(meta + len, sizeof meta - len, "%s\"%s\": \"%s\"", len > 1 ? ", " : "", keys[k], v);
+    }
+    strcat(meta, "}");
+    CHECK(st && tg_save_safetensors(in_dir(name), t, names, n, meta) == 0);
+    tg_safetensors_close(st);
+    tg_scope_end(s);
+}
+
+/* Hostile metadata: each value is refused with a message naming the key, never read
+ * as a saturated number, a truncated string or an uninitialised message. */
+static void hostile_metadata(void)
+{
+    craft("it.safetensors", "tapegrad_iterations", "100000000000000000000000");
+    CHECK(run(FIT "--epochs 25 --resume it.safetensors") == 2);
+    CHECK(strstr(out, "metadata \"tapegrad_iterations\" is \"100000000000000000000000\": it must be a number from 0"));
+    craft("shape.safetensors", "input_shape", "4,x");
+    CHECK(run("summary shape.safetensors") == 2 && strstr(out, "metadata \"input_shape\" is \"4,x\""));
+    craft("epoch.safetensors", "epoch", "1e3");
+    CHECK(run("summary epoch.safetensors") == 2 && strstr(out, "metadata \"epoch\" is \"1e3\""));
+    craft("nul.safetensors", "model", "mlp:16\\u0000junk");
+    CHECK(run("summary nul.safetensors") == 2 && strstr(out, "metadata \"model\" contains a NUL byte"));
+    craft("classes.safetensors", "classes", "99999999999");
+    CHECK(run("predict classes.safetensors new.csv") == 2 && strstr(out, "metadata \"classes\" is \"99999999999\""));
+}
+
+/* A quote in the data path broke every save (metadata by snprintf); a long model spec
+ * was truncated, so --resume refused tapegrad's own file. */
+static void metadata_round_trips(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/train.csv '%s/tr\"ain.csv'", dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK(run("fit --data 'csv:tr\"ain.csv' --label species --model mlp:16 --epochs 1 --quiet --save q.safetensors") == 0);
+    CHECK(run("summary q.safetensors") == 0 && strstr(out, "on csv:tr\"ain.csv"));
+    CHECK(run("evaluate q.safetensors --label species") == 0);   /* the data path, read back */
+    char spec[300] = "mlp:";
+    memset(spec + 4, '0', 200);
+    strcpy(spec + 204, "16");
+    snprintf(cmd, sizeof cmd, "fit --data csv:train.csv --label species --model %s --epochs 1 --quiet --save long.safetensors",
+             spec);
+    CHECK(run(cmd) == 0);
+    CHECK(run("fit --data csv:train.csv --label species --epochs 2 --quiet --resume long.safetensors") == 0);
+    CHECK(run("summary long.safetensors") == 0 && strstr(out, "trained 2 epochs") && strstr(out, spec));
+}
+
+static void write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(in_dir(name), "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Labels that are not class numbers, and no source paths: "tapegrad: failed" alone, a C
+ * constant (TG_LOSS_BINARY_CROSSENTROPY) and the build machine's paths were the messages. */
+static void messages_for_users(void)
+{
+    write_text("nan.csv", "a,y\n1,0\n2,1\n3,nan\n");
+    CHECK(run("fit --data csv:nan.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "csv:nan.csv: the label of row 3 is nan: labels must be class numbers 0, 1, 2") != NULL);
+    write_text("huge.csv", "a,y\n1,0\n2,1e30\n");
+    CHECK(run("fit --data csv:huge.csv --label y --quiet") == 2 && strstr(out, "the label of row 2 is 1e+30"));
+    write_text("one.csv", "a,y\n1,0\n2,0\n");
+    CHECK(run("fit --data csv:one.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "every label is 0: a classifier needs at least two classes") && !strstr(out, "TG_"));
+    write_text("empty.csv", "a,y\n");
+    CHECK(run("fit --data csv:empty.csv --label y --quiet") == 2 && strstr(out, "there are no rows of data"));
+    static const char *const failing[] = {
+        "fit --data csv:missing.csv --label 0",  "fit --data csv:train.csv --label nope",
+        FIT "--epochs 1 --save pipe.safetensors", "predict m.safetensors missing.npy",
+        "evaluate m.safetensors --data npy:a.npy,b.npy",
+    };
+    for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
+        CHECK(run(failing[i]) == 2 && strncmp(out, "tapegrad: ", 10) == 0);
+        if (strstr(out, ".c:") || strstr(out, "/src/") || strstr(out, "tapegrad: failed\n"))
+            printf("  %s: %s", failing[i], out);
+        CHECK(!strstr(out, ".c:") && !strstr(out, "/src/") && !strstr(out, "tapegrad: failed\n"));
+    }
+}
+
+/* A bad value names its option and what it takes ("bad option 0" named neither). */
+static void option_messages(void)
+{
+    CHECK(run("evaluate m.safetensors --batch-size 0") == 1);
+    CHECK(strstr(out, "bad value '0' for --batch-size: give a whole number from 1 to 16777216") != NULL);
+    CHECK(run("predict m.safetensors new.csv --limit x") == 1);
+    CHECK(strstr(out, "bad value 'x' for --limit") != NULL);
+    CHECK(run("predict m.safetensors new.csv --limit") == 1 && strstr(out, "--limit needs a value"));
+    CHECK(run("evaluate m.safetensors --frobnicate") == 1 && strstr(out, "unknown option --frobnicate"));
+    CHECK(run(FIT "--epochs 0") == 1 && strstr(out, "bad value '0' for --epochs: give a whole number from 1"));
+}
+
 static void cleanup(void)
 {
     char cmd[256];
@@ -165,6 +430,16 @@ int main(void)
     RUN(fit_evaluate_predict_summary);
     RUN(resume_matches_an_uninterrupted_run);
     RUN(exit_codes_and_messages);
+    RUN(files_that_are_not_regular);
+    RUN(save_names);
+    RUN(file_size_limit);
+    RUN(predict_row_width);
+    RUN(label_values);
+    RUN(option_messages);
+    RUN(csv_sources);
+    RUN(hostile_metadata);
+    RUN(metadata_round_trips);
+    RUN(messages_for_users);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -5,13 +5,14 @@
  * and resumed from its last checkpoint ends with the weights of an uninterrupted fit.
  *
  * The faults are injected at the link: CMake links this test with --wrap for malloc,
- * calloc, realloc, aligned_alloc, strdup, write, fsync and rename, so every call the
+ * calloc, realloc, aligned_alloc, strdup, write, fsync, rename and open, so every call the
  * library makes goes through the wrappers below (the library itself is unchanged). */
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@ char *__real_strdup(const char *s);
 ssize_t __real_write(int fd, const void *buf, size_t n);
 int __real_fsync(int fd);
 int __real_rename(const char *from, const char *to);
+int __real_open(const char *path, int flags, ...);
 
 /* Allocation k from arming fails (per thread: helper threads of the library are spared). */
 static _Thread_local long alloc_countdown, allocs_failed;
@@ -84,6 +86,22 @@ int __wrap_rename(const char *from, const char *to)
     if (rename_fails)
         return errno = EXDEV, -1;
     return __real_rename(from, to);
+}
+
+/* Another process's save, right after the library opens `swap_path`: `swap_with` is
+ * renamed over it, as an atomic save does. */
+static const char *swap_path, *swap_with;
+static int opens_of_swap_path;
+int __wrap_open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = flags & O_CREAT ? va_arg(ap, mode_t) : 0;
+    va_end(ap);
+    int fd = __real_open(path, flags, mode);
+    if (swap_path && strcmp(path, swap_path) == 0 && opens_of_swap_path++ == 0)
+        __real_rename(swap_with, swap_path);
+    return fd;
 }
 
 static long faults_injected, faults_survived;
@@ -704,6 +722,37 @@ static void the_command_killed_at_any_moment_resumes_to_the_same_weights(void)
     remove_files(".tmp");
 }
 
+/* A save by another process while tg_model_load reads: the weights and the optimizer
+ * state must come from one file (it opened the path twice and mixed them). */
+static void a_save_during_a_load_is_not_mixed_in(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = data_x(12), *y = data_y(12);
+    tg_model *a = mlp(5), *b = mlp(6), *c = mlp(7);
+    tg_history_free(tg_fit(a, x, y, .epochs = 1, .batch_size = 4, .verbose = TG_VERBOSE_SILENT));
+    tg_history_free(tg_fit(b, x, y, .epochs = 2, .batch_size = 4, .verbose = TG_VERBOSE_SILENT));
+    CHECK(tg_model_save(a, at("live.safetensors"), NULL) == 0 && tg_model_save(b, at("next.safetensors"), NULL) == 0);
+    swap_path = at("live.safetensors");
+    swap_with = at("next.safetensors");
+    opens_of_swap_path = 0;
+    CHECK(tg_model_load(c, swap_path) == 0);
+    swap_path = NULL;
+    CHECK(opens_of_swap_path == 1);
+    int na = 0, nc = 0;
+    tg_tensor *const *va = tg_model_variables(a, &na), *const *vc = tg_model_variables(c, &nc);
+    for (int i = 0; i < na && na == nc; i++) {   /* all from the file as it was opened: a's */
+        double u[64], v[64];
+        CHECK(tg_size(va[i]) <= 64 && tg_copy_out_f64(va[i], u, 64) == 0 && tg_copy_out_f64(vc[i], v, 64) == 0);
+        CHECK(memcmp(u, v, sizeof(double) * (size_t)tg_size(va[i])) == 0);
+    }
+    CHECK(tg_optimizer_iterations(tg_model_optimizer(c)) == 3);   /* a's 12 rows / 4, once */
+    tg_model_free(a);
+    tg_model_free(b);
+    tg_model_free(c);
+    unlink(at("live.safetensors"));
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     if (!make_tmpdir("tapegrad_faults"))
@@ -711,6 +760,7 @@ int main(void)
     RUN(every_allocation_can_fail);
     RUN(a_save_that_fails_part_way_keeps_the_previous_checkpoint);
     RUN(a_full_disk_keeps_the_previous_checkpoint);
+    RUN(a_save_during_a_load_is_not_mixed_in);
     RUN(a_fit_killed_mid_epoch_or_mid_save_resumes_to_the_same_weights);
     RUN(the_command_killed_at_any_moment_resumes_to_the_same_weights);
     printf("%ld faults injected, %ld survived (an error, nothing lost, or the same result)\n", faults_injected,

@@ -1,8 +1,11 @@
 /* The io readers: IDX (plain and gzip), NumPy .npy, CSV, data sets and Fashion-MNIST, on
  * small files written into a temporary folder, with every error path. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -488,6 +491,65 @@ static tg_tensor *read_idx_default(const char *p) { return tg_read_idx(p); }
 static tg_tensor *read_npy_default(const char *p) { return tg_read_npy(p); }
 static tg_tensor *read_csv_x(const char *p) { return tg_read_csv(p, .label = "label").x; }
 
+/* Writes `n` bytes of `text` repeated into fd, from a child process; the parent reads. */
+static pid_t write_in_child(int fd, const char *text, size_t n)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        static char buf[1 << 16];
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = text[i % strlen(text)];
+        for (size_t done = 0; done < n;) {
+            ssize_t w = write(fd, buf, n - done < sizeof buf ? n - done : sizeof buf);
+            if (w <= 0)
+                _exit(0);   /* the reader stopped (EPIPE): expected past the line bound */
+            done += (size_t)w;
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+/* Devices are refused (/dev/zero grew to 23 GB); pipes and FIFOs are read, and a line
+ * with no end is refused at TG_CSV_MAX_LINE bytes, from a file or a pipe. */
+static void test_csv_sources(void)
+{
+    CHECK(!tg_read_csv("/dev/zero", .label_index = 0).x);
+    CHECK_ERROR("cannot read '/dev/zero': it is a device, not a file of data");
+    CHECK(!tg_read_csv(tmpdir).x);
+    CHECK_ERROR("it is a folder");
+
+    const char *fifo = at("data.fifo");
+    CHECK(mkfifo(fifo, 0600) == 0);
+    signal(SIGPIPE, SIG_IGN);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(fifo, O_WRONLY);
+        _exit(fd >= 0 && write(fd, "a,b\n1,2\n3,4\n", 12) == 12 ? 0 : 1);
+    }
+    tg_scope *s = tg_scope_begin();
+    tg_csv d = tg_read_csv(fifo, .label = "b");
+    CHECK(d.x && d.rows == 2 && d.features == 1);
+    CHECK_VALUES(d.y, 0, 2, 4);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    int fds[2];
+    CHECK(pipe(fds) == 0);   /* as csv:<(zcat f.gz) gives: /dev/fd/N */
+    pid = write_in_child(fds[1], "1234567,", (size_t)TG_CSV_MAX_LINE + 100);
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+    CHECK(!tg_read_csv(path, .header = false).x);
+    CHECK_ERROR("line 1 is longer than 67108864 bytes, the limit for one row");
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    unlink(fifo);
+    tg_scope_end(s);
+}
+
 static void test_damaged_files(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -751,6 +813,7 @@ int main(void)
     RUN(test_npy_errors);
     RUN(test_csv_reads);
     RUN(test_csv_errors);
+    RUN(test_csv_sources);
     RUN(test_damaged_files);
     RUN(test_dataset_shuffle);
     RUN(test_dataset_split_batch);

@@ -263,6 +263,83 @@ static void test_atomic_save(void)
     tg_scope_end(s);
 }
 
+/* A FIFO is refused and stays a FIFO; a symbolic link stays a link, and the file it
+ * points to (directly, through a chain, or not yet existing) is replaced. */
+static void test_save_special_targets(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_from_f32(TG_SHAPE(2), 1, 2);
+    const char *names[] = {"w"}, *fifo = at("fifo.safetensors");
+    struct stat st;
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(tg_save_safetensors(fifo, &w, names, 1, NULL) == -1);
+    CHECK_ERROR("it exists and is a FIFO (named pipe), which tapegrad does not replace; nothing was written");
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(count_files("fifo.safetensors") == 1);
+    CHECK(tg_save_safetensors(tmpdir, &w, names, 1, NULL) == -1);
+    CHECK_ERROR("it exists and is a folder");
+    CHECK(tg_save_safetensors("", &w, names, 1, NULL) == -1);
+    CHECK_ERROR("the file name is empty");
+
+    const char *target = at("target.safetensors"), *link = at("link.safetensors"), *link2 = at("link2.safetensors");
+    CHECK(write_file("target.safetensors", "old", 3) && symlink("target.safetensors", link) == 0);
+    CHECK(symlink("link.safetensors", link2) == 0);
+    CHECK(tg_save_safetensors(link2, &w, names, 1, NULL) == 0);
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && lstat(link2, &st) == 0 && S_ISLNK(st.st_mode));
+    tg_safetensors *f = tg_safetensors_open(target);
+    CHECK(f && tg_safetensors_count(f) == 1);
+    tg_safetensors_close(f);
+    CHECK(count_files("target.safetensors") == 1 && count_files("link") == 2);
+
+    const char *dangling = at("dangling.safetensors");   /* a link to a file not there yet */
+    CHECK(symlink("new.safetensors", dangling) == 0);
+    CHECK(tg_save_safetensors(dangling, &w, names, 1, NULL) == 0);
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode) && stat(at("new.safetensors"), &st) == 0);
+    const char *loop = at("loop.safetensors");
+    CHECK(symlink("loop.safetensors", loop) == 0);
+    CHECK(tg_save_safetensors(loop, &w, names, 1, NULL) == -1);
+    CHECK_ERROR("Too many levels of symbolic links");
+    unlink(fifo);
+    unlink(target);
+    unlink(link);
+    unlink(link2);
+    unlink(dangling);
+    unlink(at("new.safetensors"));
+    unlink(loop);
+    tg_scope_end(s);
+}
+
+/* tg_write_file, the same writer for any bytes: replaces a file whole, or leaves it. */
+static void test_write_file(void)
+{
+    const char *path = at("notes.txt");
+    CHECK(tg_write_file(path, "old", 3) == 0 && tg_write_file(path, "newer", 5) == 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    CHECK(b && n == 5 && !memcmp(b, "newer", 5));
+    free(b);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {   /* over the file-size limit: EFBIG, as the command sees it */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = {100, 100};
+        setrlimit(RLIMIT_FSIZE, &lim);
+        static char big[1000];
+        int rc = tg_write_file(path, big, sizeof big);
+        const char *e = tg_last_error();
+        _exit(rc == -1 && e && strstr(e, "tg_write_file: cannot save") && strstr(e, "File too large") ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    b = slurp(path, &n);
+    CHECK(b && n == 5 && !memcmp(b, "newer", 5) && count_files("notes.txt") == 1);
+    free(b);
+    CHECK(tg_write_file(path, NULL, 1) == -1);
+    CHECK_ERROR("`data` is NULL");
+    unlink(path);
+}
+
 /* ---- corrupt files ------------------------------------------------------------------------------ */
 /* A file of the 8-byte size, the header text and `data` zero bytes. */
 static const char *write_st(const char *name, const char *header, size_t data)
@@ -586,6 +663,8 @@ int main(void)
     RUN(test_variables_by_name);
     RUN(test_save_errors);
     RUN(test_atomic_save);
+    RUN(test_save_special_targets);
+    RUN(test_write_file);
     RUN(test_corrupt_headers);
     RUN(test_truncation_and_damage);
     RUN(test_numpy_fixture);

@@ -54,6 +54,7 @@ tg_tensor *tg_read_npy_at(tg_loc loc, const char *path, tg_array_opts o);
 
 /* ---- CSV ---------------------------------------------------------------------------- */
 #define TG_CSV_NO_LABEL INT_MIN
+#define TG_CSV_MAX_LINE (64 << 20)   /* bytes in one line: longer is an error, not endless memory */
 
 typedef struct tg_csv_opts {
     bool header;          /* default true: the first line names the columns */
@@ -75,7 +76,8 @@ typedef struct tg_csv {
  * nan and inf too); a text cell, an empty cell or a row with another number of cells is
  * an error naming its line and column. Fields may be quoted ("1.5", with "" for a quote)
  * but may not span lines. Blank lines are skipped; CRLF line ends and a UTF-8 byte-order
- * mark are accepted.
+ * mark are accepted. A line longer than TG_CSV_MAX_LINE bytes is an error. The file may
+ * be a pipe or a FIFO (read the same way, so bounded the same); a device is refused.
  *   tg_csv d = tg_read_csv("iris.csv", .label = "species");
  *   if (!d.x) fprintf(stderr, "%s\n", tg_last_error()); */
 tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o);
@@ -141,9 +143,10 @@ int tg_load_fashion_mnist_at(tg_loc loc, const char *dir, tg_dataset **train, tg
  * (largest first), then name, so every tensor is aligned to its element size. It reads
  * those and U8, I8, I16, U16 (as int32), U32, U64 (as int64), F16 and BF16 (as float32).
  *
- * Saving is atomic: the file is written beside the target under a temporary name,
- * flushed to disk, then renamed over it; on any failure the temporary file is removed,
- * the previous file is untouched and -1 is returned with the reason (strerror).
+ * Saving is atomic, as tg_write_file (below) is: the file is written beside the target
+ * under a temporary name, flushed to disk, then renamed over it; on any failure the
+ * temporary file is removed, the previous file is untouched and -1 is returned with the
+ * reason (strerror). A FIFO or a device is refused, a symbolic link followed.
  * `names` may be NULL when every tensor is a variable: the variables' names are used.
  * `metadata_json` is NULL or a JSON object of string values, e.g. "{\"epoch\": \"3\"}". */
 int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
@@ -169,14 +172,64 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
 /* A copy of the tensor in the innermost scope, converted as listed above. */
 tg_tensor *tg_safetensors_get_at(tg_loc loc, const tg_safetensors *st, const char *name);
 #define tg_safetensors_get(st, name) tg_safetensors_get_at(TG_LOC, st, name)
-/* The value of a __metadata__ key, or NULL when there is none (not an error). */
+/* The raw value of a __metadata__ key, or NULL when there is none (not an error). It may
+ * hold anything (a NUL byte written as \u0000, a number past int64): read values through
+ * tg_safetensors_read_metadata, as tapegrad does. */
 const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key);
+
+/* ---- checkpoint metadata: one validator -------------------------------------------------- */
+typedef enum {
+    TG_META_TEXT,     /* a string of min to max bytes, without NUL bytes */
+    TG_META_INT,      /* a whole number in digits ("-3", never "1e3" or " 3"), from min to max */
+    TG_META_DIMS,     /* "28,28,1": 1 to TG_MAX_RANK dimensions, each from min to max */
+} tg_meta_kind;
+
+typedef struct tg_meta_key {
+    const char *key;
+    tg_meta_kind kind;
+    int64_t min, max;
+    bool required;
+    const char *writer;       /* who writes the key, for the message when it is missing */
+} tg_meta_key;
+
+typedef struct tg_meta_value {
+    bool present;
+    int64_t i;                /* TG_META_INT */
+    const char *text;         /* TG_META_TEXT, valid until the file is closed */
+    tg_shape dims;            /* TG_META_DIMS */
+} tg_meta_value;
+
+/* Reads the metadata keys a program expects, each checked against its entry of `keys`
+ * (out[i] for keys[i]). The one way tapegrad itself reads metadata: a value out of range,
+ * malformed, too long or with a NUL byte is an error naming the file and the key, never
+ * a saturated number or a truncated string. Returns 0 or -1. */
+int tg_safetensors_read_metadata_at(tg_loc loc, const tg_safetensors *st, const tg_meta_key *keys, int n,
+                                    tg_meta_value *out);
+#define tg_safetensors_read_metadata(st, keys, n, out) tg_safetensors_read_metadata_at(TG_LOC, st, keys, n, out)
+
+/* {"key": "value", ...} with every string escaped: how to build the metadata_json of
+ * tg_save_safetensors and tg_model_save from text that may hold quotes (a file name).
+ * Malloc'd (free it), or NULL with an error (an empty key, a key twice, not UTF-8). */
+char *tg_metadata_json_at(tg_loc loc, const char *const *keys, const char *const *values, int n);
+#define tg_metadata_json(keys, values, n) tg_metadata_json_at(TG_LOC, keys, values, n)
 
 /* Assigns each variable the tensor of the file with the variable's name. Every variable
  * must be found with the same dtype and shape; otherwise nothing is assigned and the
  * error names the tensor. Tensors of the file that no variable asks for are ignored. */
 int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n);
 #define tg_load_into(...) tg_load_into_at(TG_LOC, __VA_ARGS__)   /* (path, vars, n) */
+
+/* ---- files written atomically ---------------------------------------------------------- */
+/* Writes `size` bytes as the file `path`, as every tapegrad writer does: into a temporary
+ * file beside it, flushed to disk, renamed over the target, then the folder flushed. A
+ * failure (a full disk, the file-size limit: EFBIG) returns -1 with the reason and leaves
+ * the previous file as it was, with no temporary file. A target that exists and is not a
+ * regular file (a FIFO, a device such as /dev/null, a folder) is refused; a symbolic link
+ * is followed and the file it points to is replaced atomically (the link stays a link).
+ * The new file keeps the old one's mode. The library never changes signal dispositions:
+ * a program that wants EFBIG rather than death by SIGXFSZ ignores that signal. */
+int tg_write_file_at(tg_loc loc, const char *path, const void *data, size_t size);
+#define tg_write_file(path, data, size) tg_write_file_at(TG_LOC, path, data, size)
 
 #ifdef __cplusplus
 }

@@ -195,6 +195,11 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
  * the file has it. Nothing is changed when any shape or dtype differs. Returns 0 or -1. */
 int tg_model_load_at(tg_loc loc, tg_model *m, const char *path);
 #define tg_model_load(m, path) tg_model_load_at(TG_LOC, m, path)
+/* The same from a file already open (tg_safetensors_open), whose metadata the caller has
+ * read: everything comes through its one descriptor, so a save by another process in
+ * between cannot mix two files. tg_model_load is this on a file it opens once. */
+int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st);
+#define tg_model_load_from(m, st) tg_model_load_from_at(TG_LOC, m, st)
 
 typedef struct tg_model_checkpoint_opts {
     const char *filepath;         /* required */

@@ -7,6 +7,9 @@
 /* Exit codes. */
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_DATA = 2 };
 
+/* Prints the library's last error for the user and returns EXIT_DATA. */
+int cli_library_error(void);
+
 /* ---- model specs: "mlp:500", "mlp:512,256", "cnn" ------------------------------------- */
 #define SPEC_MAX_LAYERS 8
 typedef struct model_spec {

@@ -1,4 +1,6 @@
 /* Data sources of the tapegrad command. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,27 @@ static int load_pair(const char *what, const char *xpath, const char *ypath, boo
     return out->train ? EXIT_OK : data_error();
 }
 
+/* --label: a column index (0, -1, ...) or a header name. An empty value, or a number
+ * past int, would otherwise become column 0. False with a message printed. */
+static bool parse_label(const char *label, long *index, bool *by_index)
+{
+    if (!*label) {
+        fprintf(stderr, "tapegrad: --label is empty: give the label column's name, or its index (0 for the first, "
+                "-1 for the last)\n");
+        return false;
+    }
+    char *end;
+    errno = 0;
+    *index = strtol(label, &end, 10);
+    *by_index = *end == 0;
+    if (*by_index && (errno == ERANGE || *index <= INT_MIN || *index > INT_MAX)) {
+        fprintf(stderr, "tapegrad: --label %s is out of range: give a column index from 0 (the first) or -1 (the "
+                "last), or the column's name\n", label);
+        return false;
+    }
+    return true;
+}
+
 int data_load(const char *spec, const char *label, data_source *out)
 {
     *out = (data_source){0};
@@ -54,10 +77,12 @@ int data_load(const char *spec, const char *label, data_source *out)
             fprintf(stderr, "tapegrad: --data csv:FILE needs --label COLUMN (a name, or an index like 0 or -1)\n");
             return EXIT_USAGE;
         }
+        long index;
+        bool by_index;
+        if (!parse_label(label, &index, &by_index))
+            return EXIT_USAGE;
         tg_scope *s = tg_scope_begin();
-        char *end;
-        long index = strtol(label, &end, 10);
-        tg_csv d = *end == 0 ? tg_read_csv(spec + 4, .label_index = (int)index) : tg_read_csv(spec + 4, .label = label);
+        tg_csv d = by_index ? tg_read_csv(spec + 4, .label_index = (int)index) : tg_read_csv(spec + 4, .label = label);
         out->train = d.x && d.y ? tg_dataset_new(d.x, d.y) : NULL;
         tg_scope_end(s);
         snprintf(out->name, sizeof out->name, "csv");

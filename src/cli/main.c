@@ -8,6 +8,7 @@
  * Exit codes: 0 ok, 1 usage, 2 data or file error. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ static const char *const usage_fit =
     "  --validation-split X   the last fraction of the training data, held out (default 0)\n"
     "  --seed N               weights and shuffling (default 42)\n"
     "  --threads N            threads for matrix products (default: the library's)\n"
-    "  --save FILE            the model, written at every epoch end (default model.safetensors)\n"
+    "  --save FILE            the model, written at every epoch end (default model.safetensors,\n"
+    "                         or the --resume FILE)\n"
     "  --resume FILE          continue a fit from a file written by --save\n"
     "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
     "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
@@ -69,21 +71,34 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-/* The library's message without its "file.c:line: " prefix: that line is the
- * command's own, not the user's. */
-static int library_error(void)
+int cli_library_error(void)
 {
-    const char *msg = tg_has_error() ? tg_last_error() : "failed";
-    const char *c = strstr(msg, ".c:");
-    if (c && c - msg < 200) {
-        const char *p = c + 3;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (p[0] == ':' && p[1] == ' ')
-            msg = p + 2;
-    }
-    fprintf(stderr, "tapegrad: %s\n", msg);
+    /* The library names no line of its own sources (nor of this command's) in messages. */
+    if (tg_has_error())
+        fprintf(stderr, "tapegrad: %s\n", tg_last_error());
+    else
+        fprintf(stderr, "tapegrad: a library call failed without saying why (a bug: please report it)\n");
     return EXIT_DATA;
+}
+
+/* What each numeric option takes, for messages. */
+static const struct {
+    const char *name, *takes;
+} option_ranges[] = {
+    {"epochs", "a whole number from 1 to 100000"},     {"batch-size", "a whole number from 1 to 16777216"},
+    {"learning-rate", "a number from 1e-12 to 10"},    {"validation-split", "a number from 0 to 0.99"},
+    {"seed", "a whole number from 0 to 2147483647"},   {"threads", "a whole number from 1 to 1024"},
+    {"limit", "a whole number, 0 for all rows"},
+};
+
+static int bad_value(const char *usage, const char *option, const char *value)
+{
+    const char *takes = "another value";
+    for (size_t i = 0; i < sizeof option_ranges / sizeof option_ranges[0]; i++)
+        if (strcmp(option_ranges[i].name, option) == 0)
+            takes = option_ranges[i].takes;
+    fprintf(stderr, "tapegrad: bad value '%s' for --%s: give %s\n\n%s", value, option, takes, usage);
+    return EXIT_USAGE;
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -107,84 +122,101 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
 }
 
 /* ---- models in files ---------------------------------------------------------------------- */
+/* A model file, open from read_saved to saved_close: its metadata and its weights come
+ * through one descriptor, so a save by another process cannot mix two files. */
 typedef struct saved_model {
+    tg_safetensors *st;
     model_spec spec;
-    char spec_text[128], data[1024];
+    const char *spec_text, *data;   /* inside st */
     tg_shape input_shape;
     int64_t classes;
     uint64_t seed;
     int epoch;
 } saved_model;
 
-static bool parse_shape(const char *text, tg_shape *s)
-{
-    *s = (tg_shape){0};
-    const char *p = text;
-    while (p && *p && s->rank < TG_MAX_RANK) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1)
-            return false;
-        s->dims[s->rank++] = v;
-        p = *end == ',' ? end + 1 : (*end ? NULL : end);
-    }
-    return p && !*p && s->rank > 0;
-}
+#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
+
+/* What tapegrad fit writes, and the values it can have; read only through the library's
+ * validator. */
+enum { KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, N_KEYS };
+static const tg_meta_key saved_keys[N_KEYS] = {
+    [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
+    [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
+    [KEY_CLASSES] = {"classes", TG_META_INT, 1, MAX_CLASSES, true, "tapegrad fit"},
+    [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
+    [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
+    [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
+};
 
 static void format_shape(const tg_shape *s, char *buf, size_t size)
 {
     size_t n = 0;
+    buf[0] = 0;
     for (int i = 0; i < s->rank && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)s->dims[i]);
 }
 
-/* Reads what a model file says about its model. Returns an exit code. */
+static void saved_close(saved_model *sm)
+{
+    tg_safetensors_close(sm->st);
+    *sm = (saved_model){0};
+}
+
+/* Opens a model file and reads what it says about its model. Returns an exit code; the
+ * caller calls saved_close either way. */
 static int read_saved(const char *path, saved_model *out)
 {
     *out = (saved_model){0};
-    tg_safetensors *st = tg_safetensors_open(path);
-    if (!st)
-        return library_error();
-    const char *spec = tg_safetensors_metadata(st, "model"), *shape = tg_safetensors_metadata(st, "input_shape");
-    const char *classes = tg_safetensors_metadata(st, "classes"), *seed = tg_safetensors_metadata(st, "seed");
-    const char *epoch = tg_safetensors_metadata(st, "epoch"), *data = tg_safetensors_metadata(st, "data");
+    tg_meta_value v[N_KEYS];
     char err[256];
-    int rc = EXIT_OK;
-    if (!spec || !shape || !classes) {
-        fprintf(stderr, "tapegrad: %s was not written by tapegrad fit (its metadata lacks model, input_shape or "
-                "classes)\n", path);
-        rc = EXIT_DATA;
-    } else if (!spec_parse(spec, &out->spec, err, sizeof err) || !parse_shape(shape, &out->input_shape)) {
+    if (!(out->st = tg_safetensors_open(path)) || tg_safetensors_read_metadata(out->st, saved_keys, N_KEYS, v) != 0)
+        return cli_library_error();
+    if (!spec_parse(v[KEY_MODEL].text, &out->spec, err, sizeof err)) {
         fprintf(stderr, "tapegrad: %s: bad model metadata: %s\n", path, err);
-        rc = EXIT_DATA;
-    } else {
-        snprintf(out->spec_text, sizeof out->spec_text, "%s", spec);
-        snprintf(out->data, sizeof out->data, "%s", data ? data : "fashion-mnist");
-        out->classes = strtoll(classes, NULL, 10);
-        out->seed = seed ? strtoull(seed, NULL, 10) : 0;
-        out->epoch = epoch ? atoi(epoch) : 0;
+        return EXIT_DATA;
     }
-    tg_safetensors_close(st);
-    return rc;
+    out->spec_text = v[KEY_MODEL].text;
+    out->data = v[KEY_DATA].present ? v[KEY_DATA].text : "fashion-mnist";
+    out->input_shape = v[KEY_SHAPE].dims;
+    out->classes = v[KEY_CLASSES].i;
+    out->seed = (uint64_t)v[KEY_SEED].i;
+    out->epoch = (int)v[KEY_EPOCH].i;
+    return EXIT_OK;
 }
 
 /* Builds the model a file describes and loads its weights. With `opt` the model is
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
-static tg_model *load_model(const char *path, const saved_model *sm, tg_optimizer *opt)
+static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
 {
     tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
-    if (!m)
+    if (!m) {
+        tg_optimizer_free(opt);
         return NULL;
+    }
     if (opt && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
                           .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
+        tg_optimizer_free(opt);   /* a failed compile leaves it with its owner */
         tg_model_free(m);
         return NULL;
     }
-    if (tg_model_load(m, path) != 0) {
+    if (tg_model_load_from(m, sm->st) != 0) {
         tg_model_free(m);
         return NULL;
     }
     return m;
+}
+
+/* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
+ * file name or a long spec round-trips. Malloc'd, or NULL with the library's error. */
+static char *fit_metadata(const char *spec_text, const tg_shape *in, int64_t classes, uint64_t seed, const char *data)
+{
+    char shape[TG_MAX_RANK * 24], n_classes[24], n_seed[24];
+    format_shape(in, shape, sizeof shape);
+    snprintf(n_classes, sizeof n_classes, "%lld", (long long)classes);
+    snprintf(n_seed, sizeof n_seed, "%llu", (unsigned long long)seed);
+    const char *keys[] = {"model", "input_shape", "classes", "seed", "data"};
+    const char *values[] = {spec_text, shape, n_classes, n_seed, data};
+    return tg_metadata_json(keys, values, 5);
 }
 
 /* ---- data to tensors ---------------------------------------------------------------------- */
@@ -207,12 +239,36 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
     return *x && *y;
 }
 
-static int64_t count_classes(const tg_tensor *y)
+/* The number of classes: labels must be class numbers 0, 1, ..., at least two of them.
+ * Anything else is said here, in the command's words: NaN or 10^20 gave "tapegrad:
+ * failed", one class a library message naming a C constant. -1 after a message. */
+static int64_t count_classes(const tg_tensor *y, const char *source)
 {
-    tg_scope *s = tg_scope_begin();
-    double top = tg_item(tg_max(tg_cast(y, TG_F64)));
-    tg_scope_end(s);
-    return isfinite(top) && top >= 0 ? (int64_t)top + 1 : -1;
+    int64_t n = tg_size(y), top = -1;
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!v || tg_copy_out_f64(y, v, n) != 0) {
+        if (v)
+            cli_library_error();
+        else
+            fprintf(stderr, "tapegrad: out of memory for %lld labels\n", (long long)n);
+        free(v);
+        return -1;
+    }
+    for (int64_t i = 0; i < n && top >= -1; i++) {
+        if (!(v[i] >= 0 && v[i] < MAX_CLASSES && v[i] == floor(v[i]))) {
+            fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
+                    "(below %d)\n", source, (long long)i + 1, v[i], MAX_CLASSES);
+            top = -2;
+        } else if (v[i] > top) {
+            top = (int64_t)v[i];
+        }
+    }
+    free(v);
+    if (n == 0)
+        fprintf(stderr, "tapegrad: %s has no rows of data\n", source);
+    else if (top == 0)
+        fprintf(stderr, "tapegrad: %s: every label is 0: a classifier needs at least two classes\n", source);
+    return top >= 1 ? top + 1 : -1;
 }
 
 static tg_optimizer *make_optimizer(const char *name, double lr)
@@ -238,10 +294,14 @@ typedef struct fit_args {
     bool quiet, profile;
 } fit_args;
 
+/* Whether getopt's value for a file or name option is usable: an empty one (--save "")
+ * would otherwise mean "nothing", silently. */
+static bool non_empty(const char *value) { return value && *value; }
+
 static int parse_fit(int argc, char **argv, fit_args *a)
 {
-    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .save = "model.safetensors",
-                    .history = "history.csv", .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
+    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .history = "history.csv",
+                    .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
     static const struct option opts[] = {
         {"data", 1, 0, 'd'},    {"label", 1, 0, 'l'},      {"model", 1, 0, 'm'},
         {"epochs", 1, 0, 'e'},  {"batch-size", 1, 0, 'b'}, {"optimizer", 1, 0, 'o'},
@@ -252,35 +312,39 @@ static int parse_fit(int argc, char **argv, fit_args *a)
     };
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
         bool ok = true;
         switch (c) {
-        case 'd': a->data = optarg; break;
-        case 'l': a->label = optarg; break;
-        case 'm': a->model = optarg; break;
+        case 'd': ok = non_empty(a->data = optarg); break;
+        case 'l': a->label = optarg; break;   /* checked with the data (data.c) */
+        case 'm': ok = non_empty(a->model = optarg); break;
         case 'e': ok = parse_long(optarg, 1, 100000, &a->epochs); break;
         case 'b': ok = parse_long(optarg, 1, 1 << 24, &a->batch_size); break;
-        case 'o': a->optimizer = optarg; break;
+        case 'o': ok = non_empty(a->optimizer = optarg); break;
         case 'r': ok = parse_double(optarg, 1e-12, 10, &a->lr); break;
         case 'v': ok = parse_double(optarg, 0, 0.99, &a->validation_split); break;
         case 's': ok = parse_long(optarg, 0, 0x7fffffffL, &a->seed); break;
         case 't': ok = parse_long(optarg, 1, 1024, &a->threads); break;
-        case 'S': a->save = optarg; break;
-        case 'R': a->resume = optarg; break;
-        case 'H': a->history = optarg; break;
-        case 'P': a->plot = optarg; break;
+        case 'S': ok = non_empty(a->save = optarg); break;
+        case 'R': ok = non_empty(a->resume = optarg); break;
+        case 'H': ok = non_empty(a->history = optarg); break;
+        case 'P': ok = non_empty(a->plot = optarg); break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
         case ':': return usage_error(usage_fit, "%s needs a value", argv[optind - 1]);
         default: return usage_error(usage_fit, "unknown option %s", argv[optind - 1]);
         }
+        if (!ok && !*optarg)
+            return usage_error(usage_fit, "--%s needs a value; it was given an empty one", opts[at].name);
         if (!ok)
-            return usage_error(usage_fit, "bad value '%s'", optarg);
+            return bad_value(usage_fit, opts[at].name, optarg);
     }
     if (optind < argc)
         return usage_error(usage_fit, "unexpected argument '%s'", argv[optind]);
+    if (!a->save)   /* a resumed fit goes on writing the file it came from */
+        a->save = a->resume ? a->resume : "model.safetensors";
     return EXIT_OK;
 }
 
@@ -292,12 +356,14 @@ static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec)
     tg_logs logs;
     int rc = tensors_for(test, spec, &x, &y, &in) && tg_evaluate(m, x, y, &logs, .batch_size = 500) == 0
                  ? EXIT_OK
-                 : library_error();
+                 : cli_library_error();
     if (rc == EXIT_OK)
         printf("test loss: %.4f - test accuracy: %.4f\n", tg_logs_get(&logs, "loss"), tg_logs_get(&logs, "accuracy"));
     tg_scope_end(s);
     return rc;
 }
+
+static int fit(const fit_args *ap, const saved_model *prior_in);
 
 static int cmd_fit(int argc, char **argv)
 {
@@ -306,8 +372,18 @@ static int cmd_fit(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc < 0 ? EXIT_OK : rc;
     saved_model prior = {0};
-    if (a.resume && (rc = read_saved(a.resume, &prior)) != EXIT_OK)
-        return rc;
+    if (!a.resume || (rc = read_saved(a.resume, &prior)) == EXIT_OK)
+        rc = fit(&a, &prior);
+    saved_close(&prior);
+    return rc;
+}
+
+/* The fit itself, from scratch or (a->resume) from `prior`. */
+static int fit(const fit_args *ap, const saved_model *prior_in)
+{
+    fit_args a = *ap;
+    const saved_model prior = *prior_in;
+    int rc = EXIT_OK;
     const char *spec_text = a.resume ? prior.spec_text : a.model;
     model_spec spec;
     char err[256];
@@ -315,7 +391,7 @@ static int cmd_fit(int argc, char **argv)
         return usage_error(usage_fit, "%s", err);
     tg_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt)
-        return tg_has_error() ? library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
+        return tg_has_error() ? cli_library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
     if (a.threads)
         tg_set_num_threads((int)a.threads);
     data_source d;
@@ -330,40 +406,46 @@ static int cmd_fit(int argc, char **argv)
     tg_history *h = NULL;
     tg_callback *ckpt = NULL;
     int64_t classes = 0;
-    if (!tensors_for(d.train, &spec, &x, &y, &in) || (classes = count_classes(y)) < 1) {
-        rc = library_error();
+    if (!tensors_for(d.train, &spec, &x, &y, &in)) {
+        rc = cli_library_error();
+        goto done;
+    }
+    if ((classes = count_classes(y, a.resume ? prior.data : a.data)) < 1) {
+        rc = EXIT_DATA;
         goto done;
     }
     uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;
-    m = a.resume ? load_model(a.resume, &prior, opt) : spec_build(&spec, in, classes, seed);
+    m = a.resume ? load_model(&prior, opt) : spec_build(&spec, in, classes, seed);
     opt = a.resume ? NULL : opt;   /* the resumed model owns it */
     if (!m || (!a.resume && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                                         .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0)) {
+        tg_optimizer_free(opt);   /* still ours: a failed compile does not take it */
         opt = NULL;
-        rc = library_error();
+        rc = cli_library_error();
         goto done;
     }
     opt = NULL;
-    char meta[2048], shape[128];
-    format_shape(&in, shape, sizeof shape);
-    snprintf(meta, sizeof meta, "{\"model\": \"%s\", \"input_shape\": \"%s\", \"classes\": \"%lld\", \"seed\": "
-             "\"%llu\", \"data\": \"%s\"}", spec_text, shape, (long long)classes, (unsigned long long)seed,
-             a.resume ? prior.data : a.data);
-    ckpt = tg_model_checkpoint(.filepath = a.save, .metadata_json = meta);
+    char *meta = fit_metadata(spec_text, &in, classes, seed, a.resume ? prior.data : a.data);
+    ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
+    free(meta);
+    if (!ckpt) {   /* never train without saving what --save asks for */
+        rc = cli_library_error();
+        goto done;
+    }
     if (!a.quiet)
         printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
                (long long)tg_dim(x, 0), (long long)classes, a.optimizer, a.batch_size);
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = ckpt ? 1 : 0,
+               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = 1,
                .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
         tg_profile_print(stderr);
     }
     if (!h) {
-        rc = library_error();
+        rc = cli_library_error();
         goto done;
     }
     if ((a.history && (rc = history_write_csv(h, a.history)) != EXIT_OK) ||
@@ -383,6 +465,8 @@ done:
     return rc;
 }
 
+static int evaluate(const saved_model *saved, const char *data, const char *label, long batch);
+
 /* ---- evaluate, predict, summary ------------------------------------------------------------ */
 static int cmd_evaluate(int argc, char **argv)
 {
@@ -392,36 +476,48 @@ static int cmd_evaluate(int argc, char **argv)
     long batch = 500;
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
         if (c == 'h')
             return fputs(usage_evaluate, stdout), EXIT_OK;
-        if (c == 'd')
+        if (c == 'd' && non_empty(optarg))
             data = optarg;
+        else if (c == 'd')
+            return usage_error(usage_evaluate, "--data needs a value; it was given an empty one%s", "");
         else if (c == 'l')
             label = optarg;
-        else if (c == 'b' && parse_long(optarg, 1, 1 << 24, &batch))
-            continue;
-        else
-            return usage_error(usage_evaluate, "bad option %s", argv[optind - 1]);
+        else if (c == 'b' && !parse_long(optarg, 1, 1 << 24, &batch))
+            return bad_value(usage_evaluate, "batch-size", optarg);
+        else if (c == ':')
+            return usage_error(usage_evaluate, "%s needs a value", argv[optind - 1]);
+        else if (c != 'b')
+            return usage_error(usage_evaluate, "unknown option %s", argv[optind - 1]);
     }
     if (optind + 1 != argc)
         return usage_error(usage_evaluate, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[optind], &sm);
+    if (rc == EXIT_OK)
+        rc = evaluate(&sm, data, label, batch);
+    saved_close(&sm);
+    return rc;
+}
+
+static int evaluate(const saved_model *saved, const char *data, const char *label, long batch)
+{
+    const saved_model sm = *saved;
+    data_source d;
+    int rc = data_load(data ? data : sm.data, label, &d);
     if (rc != EXIT_OK)
         return rc;
-    data_source d;
-    if ((rc = data_load(data ? data : sm.data, label, &d)) != EXIT_OK)
-        return rc;
-    tg_model *m = load_model(argv[optind], &sm, tg_adam());
+    tg_model *m = load_model(&sm, tg_adam());
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
     tg_logs logs;
     tg_dataset *ds = d.test ? d.test : d.train;
     if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in) || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
-        rc = library_error();
+        rc = cli_library_error();
     else
         printf("%lld samples - loss: %.4f - accuracy: %.4f\n", (long long)tg_dim(x, 0), tg_logs_get(&logs, "loss"),
                tg_logs_get(&logs, "accuracy"));
@@ -441,6 +537,34 @@ static tg_tensor *read_input(const char *path)
     return tg_read_idx(path, .scale = 1.0 / 255.0);
 }
 
+/* Each row of the input must be one example: any input would otherwise be reshaped to
+ * the model's rows (the training file, label column and all, gives more predictions
+ * than it has rows, silently). */
+static bool rows_fit(const tg_tensor *x, tg_shape want, const char *path)
+{
+    tg_shape s = tg_shape_of(x);
+    int64_t need = 1, have = 1;
+    for (int i = 0; i < want.rank; i++)
+        need *= want.dims[i];
+    for (int i = 1; i < s.rank; i++)
+        have *= s.dims[i];
+    if ((s.rank >= 2 && have == need) || (s.rank == 1 && s.dims[0] == need))
+        return true;
+    char a[128] = "", b[128] = "";
+    format_shape(&want, a, sizeof a);
+    if (s.rank == 2 && want.rank == 1)
+        fprintf(stderr, "tapegrad: the model expects %lld features; %s has %lld columns\n", (long long)need, path,
+                (long long)have);
+    else {
+        tg_shape row = {.rank = s.rank > 1 ? s.rank - 1 : s.rank};
+        memcpy(row.dims, s.dims + (s.rank > 1), sizeof(int64_t) * (size_t)row.rank);
+        format_shape(&row, b, sizeof b);
+        fprintf(stderr, "tapegrad: the model expects examples of shape (%s), %lld values each; %s has %s of shape "
+                "(%s)\n", a, (long long)need, path, s.rank > 1 ? "rows" : "one row", b);
+    }
+    return false;
+}
+
 static int cmd_predict(int argc, char **argv)
 {
     static const struct option opts[] = {{"limit", 1, 0, 'n'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -451,23 +575,32 @@ static int cmd_predict(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (c == 'h')
             return fputs(usage_predict, stdout), EXIT_OK;
-        if (c != 'n' || !parse_long(optarg, 0, 1L << 40, &limit))
-            return usage_error(usage_predict, "bad option %s", argv[optind - 1]);
+        if (c == ':')
+            return usage_error(usage_predict, "%s needs a value", argv[optind - 1]);
+        if (c != 'n')
+            return usage_error(usage_predict, "unknown option %s", argv[optind - 1]);
+        if (!parse_long(optarg, 0, 1L << 40, &limit))
+            return bad_value(usage_predict, "limit", optarg);
     }
     if (optind + 2 != argc)
         return usage_error(usage_predict, "give a MODEL file and an INPUT file%s", "");
     saved_model sm;
     int rc = read_saved(argv[optind], &sm);
-    if (rc != EXIT_OK)
+    if (rc != EXIT_OK) {
+        saved_close(&sm);
         return rc;
-    tg_model *m = load_model(argv[optind], &sm, NULL);
+    }
+    tg_model *m = load_model(&sm, NULL);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
     memcpy(shape.dims + 1, want.dims, sizeof(int64_t) * (size_t)want.rank);
-    tg_tensor *p = x ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
-    if (!p) {
-        rc = library_error();
+    bool fits = x && rows_fit(x, want, argv[optind + 1]);
+    tg_tensor *p = fits ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
+    if (x && !fits) {
+        rc = EXIT_DATA;
+    } else if (!p) {
+        rc = cli_library_error();
     } else {
         int64_t rows = tg_dim(p, 0), k = tg_dim(p, 1);
         double *v = malloc(sizeof(double) * (size_t)(rows * k + 1));
@@ -487,6 +620,7 @@ static int cmd_predict(int argc, char **argv)
     }
     tg_scope_end(s);
     tg_model_free(m);
+    saved_close(&sm);
     return rc;
 }
 
@@ -498,19 +632,23 @@ static int cmd_summary(int argc, char **argv)
         return usage_error(usage_summary, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[1], &sm);
-    if (rc != EXIT_OK)
-        return rc;
-    tg_model *m = load_model(argv[1], &sm, NULL);
-    if (!m)
-        return library_error();
-    printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
-    tg_model_summary(m, stdout);
+    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL) : NULL;
+    if (m) {
+        printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
+        tg_model_summary(m, stdout);
+    } else if (rc == EXIT_OK) {
+        rc = cli_library_error();
+    }
     tg_model_free(m);
-    return EXIT_OK;
+    saved_close(&sm);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
+    /* Past the file-size limit a write fails with EFBIG, which the library reports (and
+     * cleans up after) like any failed write, instead of the signal killing us mid-save. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2)
         return fputs(usage_main, stderr), EXIT_USAGE;
     const char *cmd = argv[1];

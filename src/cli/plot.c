@@ -3,17 +3,47 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
+/* The command's files are printed into memory, then written whole by tg_write_file
+ * (atomically): a failure leaves the old file as it was. */
+typedef struct mem_file {
+    FILE *f;
+    char *buf;
+    size_t n;
+} mem_file;
+
+static bool mem_open(mem_file *m)
+{
+    *m = (mem_file){0};
+    m->f = open_memstream(&m->buf, &m->n);
+    if (!m->f)
+        fprintf(stderr, "tapegrad: out of memory: %s\n", strerror(errno));
+    return m->f != NULL;
+}
+
+static int mem_save(mem_file *m, const char *path)
+{
+    int rc = EXIT_OK;
+    if (fclose(m->f) != 0) {
+        fprintf(stderr, "tapegrad: cannot write %s: out of memory\n", path);
+        rc = EXIT_DATA;
+    } else if (tg_write_file(path, m->buf, m->n) != 0) {
+        rc = cli_library_error();
+    }
+    free(m->buf);
+    return rc;
+}
+
 int history_write_csv(const tg_history *h, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "tapegrad: cannot write %s: %s\n", path, strerror(errno));
+    mem_file m;
+    if (!mem_open(&m))
         return EXIT_DATA;
-    }
+    FILE *f = m.f;
     int keys = tg_history_n_keys(h);
     fprintf(f, "epoch");
     for (int k = 0; k < keys; k++)
@@ -25,7 +55,7 @@ int history_write_csv(const tg_history *h, const char *path)
             fprintf(f, ",%.8g", tg_history_get(h, tg_history_key(h, k), NULL)[e]);
         fputc('\n', f);
     }
-    return fclose(f) == 0 ? EXIT_OK : EXIT_DATA;
+    return mem_save(&m, path);
 }
 
 #define W 460          /* one panel */
@@ -125,16 +155,15 @@ static void draw_panel(FILE *f, const tg_history *h, double x0, const char *titl
 
 int history_write_svg(const tg_history *h, const char *path, const char *title)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "tapegrad: cannot write %s: %s\n", path, strerror(errno));
+    mem_file m;
+    if (!mem_open(&m))
         return EXIT_DATA;
-    }
+    FILE *f = m.f;
     fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
             "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif'>\n"
             "<rect width='100%%' height='100%%' fill='white'/>\n<title>%s</title>\n", 2 * W, H, title);
     draw_panel(f, h, 0, "Loss", "loss");
     draw_panel(f, h, W, "Accuracy", "accuracy");
     fprintf(f, "</svg>\n");
-    return fclose(f) == 0 ? EXIT_OK : EXIT_DATA;
+    return mem_save(&m, path);
 }

@@ -3,6 +3,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "io_impl.h"
 
@@ -216,24 +217,68 @@ static bool data_line(reader *r, int lineno)
     return true;
 }
 
+typedef enum { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL, LINE_NO_MEMORY } line_status;
+
+/* One line into *buf (its end included, NUL-terminated), at most TG_CSV_MAX_LINE bytes:
+ * getline would grow without bound on a file or a pipe with no line ends (/dev/zero).
+ * A NUL byte stops it at once: not a text file. */
+static line_status read_line(FILE *fp, char **buf, size_t *cap, size_t *len)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc_unlocked(fp)) != EOF) {
+        if (n + 2 > *cap) {
+            size_t want = *cap ? *cap * 2 : 4096;
+            if (n >= TG_CSV_MAX_LINE)
+                return LINE_TOO_LONG;
+            char *p = realloc(*buf, want > TG_CSV_MAX_LINE + 2 ? TG_CSV_MAX_LINE + 2 : want);
+            if (!p)
+                return LINE_NO_MEMORY;
+            *buf = p;
+            *cap = want > TG_CSV_MAX_LINE + 2 ? TG_CSV_MAX_LINE + 2 : want;
+        }
+        if (c == 0)
+            return LINE_NUL;
+        (*buf)[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (*buf)
+        (*buf)[n] = 0;
+    *len = n;
+    return n || c != EOF ? LINE_OK : LINE_END;
+}
+
+static bool line_error(reader *r, line_status st, int lineno)
+{
+    if (st == LINE_TOO_LONG)
+        tg__fail(r->loc, "%s: '%s' line %d is longer than %d bytes, the limit for one row: not a CSV file of "
+                 "numbers?", FUNC, r->path, lineno, TG_CSV_MAX_LINE);
+    else if (st == LINE_NUL)
+        tg__fail(r->loc, "%s: '%s' line %d contains a NUL byte: not a text file", FUNC, r->path, lineno);
+    else
+        tg__fail(r->loc, "%s: '%s': out of memory at line %d", FUNC, r->path, lineno);
+    return false;
+}
+
 static bool read_lines(reader *r, FILE *fp)
 {
     char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    size_t cap = 0, n;
     int lineno = 0;
     bool ok = true, have_first = false;
-    while (ok && (len = getline(&line, &cap, fp)) >= 0) {
+    line_status st;
+    while (ok && (st = read_line(fp, &line, &cap, &n)) != LINE_END) {
         lineno++;
+        if (st != LINE_OK) {
+            ok = line_error(r, st, lineno);
+            break;
+        }
         char *s = line;
+        ssize_t len = (ssize_t)n;
         if (lineno == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
             s += 3;
             len -= 3;
-        }
-        if (memchr(s, 0, (size_t)len)) {
-            tg__fail(r->loc, "%s: '%s' line %d contains a NUL byte: not a text file", FUNC, r->path, lineno);
-            ok = false;
-            break;
         }
         while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
             len--;
@@ -321,11 +366,9 @@ tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o)
     tg_csv out = {0};
     if (!check_opts(loc, path, &o))
         return out;
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        tg__fail(loc, "%s: cannot open '%s': %s", FUNC, path, strerror(errno));
+    FILE *fp = tg__open_data(loc, FUNC, path);
+    if (!fp)
         return out;
-    }
     reader r = {.loc = loc, .path = path, .o = o, .label = -1};
     r.c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (!r.c_locale)

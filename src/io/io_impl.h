@@ -61,8 +61,41 @@ typedef struct tg__json {
  * when tg__json_free is called. Nesting deeper than 64 levels is refused. */
 bool tg__json_parse(const char *text, size_t len, tg__json *doc, char *err, size_t err_size, size_t *err_pos);
 void tg__json_free(tg__json *doc);
+/* The writer: a growable string that remembers running out of memory (oom). */
+typedef struct tg__jbuf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} tg__jbuf;
+void tg__jbuf_put(tg__jbuf *b, const char *s, size_t n);
+void tg__jbuf_printf(tg__jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s (n bytes) as a JSON string: quotes, backslashes and control characters escaped. */
+void tg__jbuf_str(tg__jbuf *b, const char *s, size_t n);
 /* Whether s (len bytes) is valid UTF-8. */
 bool tg__utf8_valid(const char *s, size_t len);
+
+/* ---- files written atomically (files.c) --------------------------------------------------- */
+/* Writes fd's content; false with errno set on failure. */
+typedef bool (*tg__fill_fn)(int fd, void *ctx);
+/* The one way tapegrad writes a file: `fill` writes a temporary file beside the target,
+ * which is flushed and renamed over it, then the folder is flushed. A target that exists
+ * and is not a regular file is refused; a symbolic link is followed to its file. On any
+ * failure: -1, an error naming `func`, the target as it was, no temporary file left. */
+int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn fill, void *ctx);
+/* write(2) until done, through EINTR and short writes; false with errno. */
+bool tg__write_all(int fd, const void *buf, size_t n);
+
+/* user_json (an object of strings, or NULL) with key: value added, as a new malloc'd JSON
+ * object; a user key equal to `key` is refused (tapegrad writes it). NULL with an error. */
+char *tg__metadata_with(tg_loc loc, const char *func, const char *user_json, const char *key, const char *value);
+
+/* tg_load_into from a file already open: everything read through its one descriptor. */
+int tg__load_into_open(tg_loc loc, const tg_safetensors *st, tg_tensor *const *vars, int n);
+
+/* ---- reading data (files.c) -------------------------------------------------------------------- */
+/* Opens a data file for reading: a regular file, a pipe or a FIFO (csv:<(zcat f.gz));
+ * a device (/dev/zero: endless) or a folder is refused with an error naming `func`. */
+FILE *tg__open_data(tg_loc loc, const char *func, const char *path);
 
 /* ---- data sets --------------------------------------------------------------------------- */
 /* A data set that takes ownership of malloc'd buffers (x and y of `rows` rows, y may be

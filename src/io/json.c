@@ -1,7 +1,9 @@
 /* A strict JSON parser (RFC 8259) for safetensors headers: every value kind, strings with
  * all escapes (surrogate pairs to UTF-8), UTF-8 checked, nesting bounded, no extensions
- * (no comments, trailing commas, NaN, leading zeros or single quotes). */
+ * (no comments, trailing commas, NaN, leading zeros or single quotes). And the writer
+ * every JSON tapegrad makes goes through, so every string is escaped. */
 #include <locale.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -352,4 +354,51 @@ void tg__json_free(tg__json *doc)
     free(doc->nodes);
     free(doc->strings);
     *doc = (tg__json){0};
+}
+
+/* ---- the writer: a growable string and JSON strings ---------------------------------- */
+void tg__jbuf_put(tg__jbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+void tg__jbuf_printf(tg__jbuf *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    tg__jbuf_put(b, tmp, n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+void tg__jbuf_str(tg__jbuf *b, const char *s, size_t n)
+{
+    tg__jbuf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            tg__jbuf_put(b, e, 2);
+        } else if (c < 0x20) {
+            tg__jbuf_printf(b, "\\u%04x", c);
+        } else {
+            tg__jbuf_put(b, (const char *)&c, 1);
+        }
+    }
+    tg__jbuf_put(b, "\"", 1);
 }

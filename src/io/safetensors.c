@@ -48,60 +48,6 @@ static int st_find_dtype(const char *name)
     return -1;
 }
 
-/* ---- a growable string ---------------------------------------------------------------------- */
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sb_put(b, tmp, n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-static void sb_json_str(sbuf *b, const char *s, size_t n)
-{
-    sb_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
-        } else if (c < 0x20) {
-            sb_printf(b, "\\u%04x", c);
-        } else {
-            sb_put(b, (const char *)&c, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
 /* ---- saving -------------------------------------------------------------------------------- */
 static const char *SAVE = "tg_save_safetensors";
 
@@ -185,8 +131,16 @@ static int string_members(const tg__json *doc, int32_t obj, kv **out, const char
     return n;
 }
 
+static bool has_key(const kv *m, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (m[i].key_len == strlen(key) && !memcmp(m[i].key, key, m[i].key_len))
+            return true;
+    return false;
+}
+
 /* The caller's metadata JSON, checked (an object of strings) and written sorted by key. */
-static bool metadata_json(tg_loc loc, const char *text, sbuf *b)
+static bool metadata_json(tg_loc loc, const char *text, tg__jbuf *b)
 {
     tg__json doc;
     char err[160];
@@ -205,15 +159,15 @@ static bool metadata_json(tg_loc loc, const char *text, sbuf *b)
             tg__fail(loc, "%s: metadata key \"%s\" %s", SAVE, bad, why);
             ok = false;
         }
-        sb_put(b, "\"__metadata__\":{", 16);
+        tg__jbuf_put(b, "\"__metadata__\":{", 16);
         for (int i = 0; i < n; i++) {
             if (i)
-                sb_put(b, ",", 1);
-            sb_json_str(b, m[i].key, m[i].key_len);
-            sb_put(b, ":", 1);
-            sb_json_str(b, m[i].value, m[i].value_len);
+                tg__jbuf_put(b, ",", 1);
+            tg__jbuf_str(b, m[i].key, m[i].key_len);
+            tg__jbuf_put(b, ":", 1);
+            tg__jbuf_str(b, m[i].value, m[i].value_len);
         }
-        sb_put(b, "}", 1);
+        tg__jbuf_put(b, "}", 1);
     }
     free(m);
     tg__json_free(&doc);
@@ -221,7 +175,7 @@ static bool metadata_json(tg_loc loc, const char *text, sbuf *b)
 }
 
 /* The header: metadata, then tensors by name; padded with spaces to a multiple of 8. */
-static bool build_header(tg_loc loc, out_entry *e, int n, const char *metadata, sbuf *b)
+static bool build_header(tg_loc loc, out_entry *e, int n, const char *metadata, tg__jbuf *b)
 {
     qsort(e, (size_t)n, sizeof *e, by_layout);
     uint64_t offset = 0;
@@ -231,42 +185,24 @@ static bool build_header(tg_loc loc, out_entry *e, int n, const char *metadata, 
         e[i].end = offset;
     }
     qsort(e, (size_t)n, sizeof *e, by_name);
-    sb_put(b, "{", 1);
+    tg__jbuf_put(b, "{", 1);
     if (metadata && !metadata_json(loc, metadata, b))
         return false;
     for (int i = 0; i < n; i++) {
         if (i || metadata)
-            sb_put(b, ",", 1);
-        sb_json_str(b, e[i].name, strlen(e[i].name));
-        sb_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", st_name_of(e[i].t->dtype));
+            tg__jbuf_put(b, ",", 1);
+        tg__jbuf_str(b, e[i].name, strlen(e[i].name));
+        tg__jbuf_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", st_name_of(e[i].t->dtype));
         for (int k = 0; k < e[i].t->rank; k++)
-            sb_printf(b, k ? ",%lld" : "%lld", (long long)e[i].t->shape[k]);
-        sb_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+            tg__jbuf_printf(b, k ? ",%lld" : "%lld", (long long)e[i].t->shape[k]);
+        tg__jbuf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
     }
-    sb_put(b, "}", 1);
+    tg__jbuf_put(b, "}", 1);
     while (!b->oom && b->n % 8)
-        sb_put(b, " ", 1);
+        tg__jbuf_put(b, " ", 1);
     if (b->oom)
         return tg__fail(loc, "%s: out of memory for the header", SAVE), false;
     qsort(e, (size_t)n, sizeof *e, by_layout);   /* back to file order for writing */
-    return true;
-}
-
-static bool write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
     return true;
 }
 
@@ -275,101 +211,39 @@ static bool write_tensor(int fd, const tg_tensor *t)
 {
     size_t es = tg_dtype_size(t->dtype), bytes = (size_t)t->size * es;
     if (tg__host_is_little_endian() || es == 1)
-        return write_all(fd, t->data, bytes);
+        return tg__write_all(fd, t->data, bytes);
     unsigned char buf[4096];
     for (size_t done = 0; done < bytes;) {
         size_t n = bytes - done < sizeof buf ? bytes - done : sizeof buf;
         for (size_t i = 0; i < n; i += es)
             for (size_t k = 0; k < es; k++)
                 buf[i + k] = ((const unsigned char *)t->data)[done + i + es - 1 - k];
-        if (!write_all(fd, buf, n))
+        if (!tg__write_all(fd, buf, n))
             return false;
         done += n;
     }
     return true;
 }
 
-/* The mode a new file gets: the old file's, or 0666 less the umask (read without
- * changing it, which umask() cannot do). */
-static mode_t file_mode(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0)
-        return st.st_mode & 07777;
-    mode_t mask = 022;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[128];
-        unsigned m;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "Umask: %o", &m) == 1)
-                mask = (mode_t)m;
-        fclose(f);
-    }
-    return 0666 & ~mask;
-}
+typedef struct {
+    const tg__jbuf *header;
+    const out_entry *e;
+    int n;
+} file_parts;
 
-/* `dir` has room for path: no allocation can fail once the file is in place. */
-static void sync_folder(tg_loc loc, const char *path, char *dir)
+/* The size of the header, the header, then each tensor's data. */
+static bool fill_file(int fd, void *ctx)
 {
-    strcpy(dir, path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = 0;
-    else if (slash)
-        *slash = 0;
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0 && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-        tg__warn(loc, "%s: '%s' was saved, but flushing its folder failed (%s): a crash now could lose the rename",
-                 SAVE, path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-}
-
-static int write_file(tg_loc loc, const char *path, const sbuf *header, const out_entry *e, int n)
-{
-    char *tmp = malloc(strlen(path) + 16);
-    if (!tmp)
-        return tg__failf(loc, "%s: out of memory", SAVE);
-    sprintf(tmp, "%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        free(tmp);
-        return tg__failf(loc, "%s: cannot create a temporary file beside '%s': %s; nothing was written", SAVE, path,
-                         strerror(err));
-    }
+    const file_parts *f = ctx;
     unsigned char size_le[8];
     for (int k = 0; k < 8; k++)
-        size_le[k] = (unsigned char)((uint64_t)header->n >> (8 * k));
-    const char *step = NULL;
-    if (fchmod(fd, file_mode(path)) != 0)
-        step = "setting the mode of";
-    else if (!write_all(fd, size_le, 8) || !write_all(fd, header->s, header->n))
-        step = "writing";
-    for (int i = 0; !step && i < n; i++)
-        if (!write_tensor(fd, e[i].t))
-            step = "writing";
-    if (!step && fsync(fd) != 0)
-        step = "flushing";
-    int err = errno;
-    if (close(fd) != 0 && !step) {
-        step = "closing";
-        err = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "renaming";
-        err = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        tg__fail(loc, "%s: cannot save '%s': %s while %s the temporary file '%s'; any previous file is unchanged",
-                 SAVE, path, strerror(err), step, tmp);
-    }
-    if (!step)
-        sync_folder(loc, path, tmp);
-    free(tmp);
-    return step ? -1 : 0;
+        size_le[k] = (unsigned char)((uint64_t)f->header->n >> (8 * k));
+    if (!tg__write_all(fd, size_le, 8) || !tg__write_all(fd, f->header->s, f->header->n))
+        return false;
+    for (int i = 0; i < f->n; i++)
+        if (!write_tensor(fd, f->e[i].t))
+            return false;
+    return true;
 }
 
 int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
@@ -380,15 +254,96 @@ int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tenso
     if (n < 0 || (n > 0 && !tensors))
         return tg__failf(loc, "%s: %s", SAVE, n < 0 ? "n is negative" : "`tensors` is NULL");
     out_entry *e = malloc((size_t)(n ? n : 1) * sizeof *e);
-    sbuf header = {0};
+    tg__jbuf header = {0};
     int rc = -1;
     if (!e)
         tg__fail(loc, "%s: out of memory", SAVE);
     else if (check_save_args(loc, tensors, names, n, e) && build_header(loc, e, n, metadata, &header))
-        rc = write_file(loc, path, &header, e, n);
+        rc = tg__write_atomic(loc, SAVE, path, fill_file, &(file_parts){&header, e, n});
     free(e);
     free(header.s);
     return rc;
+}
+
+/* ---- metadata objects, built with the JSON writer --------------------------------------- */
+/* The members as a JSON object sorted by key, into a malloc'd string; a key twice is
+ * refused. */
+static char *write_object(tg_loc loc, const char *func, kv *m, int n)
+{
+    qsort(m, (size_t)n, sizeof *m, by_key);
+    for (int i = 1; i < n; i++)
+        if (!by_key(&m[i - 1], &m[i]))
+            return tg__fail(loc, "%s: metadata key \"%s\" appears twice", func, m[i].key);
+    tg__jbuf b = {0};
+    tg__jbuf_put(&b, "{", 1);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            tg__jbuf_put(&b, ", ", 2);
+        tg__jbuf_str(&b, m[i].key, m[i].key_len);
+        tg__jbuf_put(&b, ": ", 2);
+        tg__jbuf_str(&b, m[i].value, m[i].value_len);
+    }
+    tg__jbuf_put(&b, "}", 1);
+    if (!b.oom)
+        return b.s;
+    free(b.s);
+    return tg__fail(loc, "%s: out of memory", func);
+}
+
+char *tg_metadata_json_at(tg_loc loc, const char *const *keys, const char *const *values, int n)
+{
+    const char *func = "tg_metadata_json";
+    if (n < 0 || (n && (!keys || !values)))
+        return tg__fail(loc, "%s: %s", func, n < 0 ? "n is negative" : "`keys` or `values` is NULL");
+    for (int i = 0; i < n; i++) {
+        if (!keys[i] || !*keys[i] || !values[i])
+            return tg__fail(loc, "%s: keys[%d] is NULL or empty, or values[%d] is NULL", func, i, i);
+        if (!tg__utf8_valid(keys[i], strlen(keys[i])) || !tg__utf8_valid(values[i], strlen(values[i])))
+            return tg__fail(loc, "%s: metadata key \"%s\" or its value is not valid UTF-8", func, keys[i]);
+    }
+    kv *m = malloc((size_t)(n ? n : 1) * sizeof *m);
+    if (!m)
+        return tg__fail(loc, "%s: out of memory", func);
+    for (int i = 0; i < n; i++)
+        m[i] = (kv){keys[i], values[i], strlen(keys[i]), strlen(values[i])};
+    char *out = write_object(loc, func, m, n);
+    free(m);
+    return out;
+}
+
+char *tg__metadata_with(tg_loc loc, const char *func, const char *user_json, const char *key, const char *value)
+{
+    tg__json doc = {0};
+    char err[160];
+    size_t pos = 0;
+    kv *m = NULL;
+    const char *why = NULL, *bad = "";
+    int n = 0;
+    char *out = NULL;
+    if (user_json && !tg__json_parse(user_json, strlen(user_json), &doc, err, sizeof err, &pos))
+        tg__fail(loc, "%s: metadata must be a JSON object of strings; it is not valid JSON: %s at byte %zu", func,
+                 err, pos);
+    else if (user_json && doc.nodes[0].kind != TG__J_OBJ)
+        tg__fail(loc, "%s: metadata must be a JSON object of strings, e.g. {\"note\": \"text\"}", func);
+    else if (user_json && (n = string_members(&doc, 0, &m, &why, &bad)) < 0)
+        tg__fail(loc, "%s: metadata key \"%s\" %s", func, bad, why);
+    else if (!m && !(m = malloc(sizeof *m)))
+        tg__fail(loc, "%s: out of memory", func);
+    else if (has_key(m, n, key))
+        tg__fail(loc, "%s: metadata key \"%s\" is written by tapegrad itself: give yours another name", func, key);
+    else {
+        kv *more = realloc(m, (size_t)(n + 1) * sizeof *m);
+        if (more) {
+            m = more;
+            m[n++] = (kv){key, value, strlen(key), strlen(value)};
+            out = write_object(loc, func, m, n);
+        } else {
+            tg__fail(loc, "%s: out of memory", func);
+        }
+    }
+    free(m);
+    tg__json_free(&doc);
+    return out;
 }
 
 /* ---- loading -------------------------------------------------------------------------------- */
@@ -720,6 +675,115 @@ const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key)
     return m ? m->value : NULL;
 }
 
+/* ---- metadata, read through one validator ------------------------------------------------- */
+static const char *META = "tg_safetensors_read_metadata";
+
+typedef enum { INT_OK, INT_NOT, INT_RANGE } int_status;
+
+/* A strict decimal integer (an optional '-', then digits only): strtoll would take
+ * "1e23" for 1 and saturate 10^23 to INT64_MAX without a word. */
+static int_status parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out)
+{
+    size_t i = s[0] == '-';
+    if (i == n)
+        return INT_NOT;
+    uint64_t v = 0, limit = (uint64_t)INT64_MAX + (s[0] == '-');
+    bool over = false;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return INT_NOT;
+        unsigned d = (unsigned)(s[i] - '0');
+        over = over || v > (limit - d) / 10;
+        v = over ? v : v * 10 + d;
+    }
+    if (over)
+        return INT_RANGE;
+    int64_t x = s[0] == '-' ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    if (x < lo || x > hi)
+        return INT_RANGE;
+    *out = x;
+    return INT_OK;
+}
+
+static int meta_fail(tg_loc loc, const tg_safetensors *st, const kv *m, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int meta_fail(tg_loc loc, const tg_safetensors *st, const kv *m, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return tg__failf(loc, "%s: '%s': metadata \"%s\" %s (the file is damaged, or was not written by tapegrad)",
+                     META, st->path, m->key, why);
+}
+
+static int read_int(tg_loc loc, const tg_safetensors *st, const kv *m, const tg_meta_key *k, int64_t *out)
+{
+    int_status r = parse_int(m->value, m->value_len, k->min, k->max, out);
+    if (r == INT_OK)
+        return 0;
+    return meta_fail(loc, st, m, "is \"%.40s\"%s: it must be %s from %lld to %lld", m->value,
+                     m->value_len > 40 ? "..." : "", r == INT_NOT ? "a whole number written in digits" : "a number",
+                     (long long)k->min, (long long)k->max);
+}
+
+/* "28,28,1": 1 to TG_MAX_RANK dimensions, each in [min, max], their product in int64. */
+static int read_dims(tg_loc loc, const tg_safetensors *st, const kv *m, const tg_meta_key *k, tg_shape *out)
+{
+    *out = (tg_shape){0};
+    const char *p = m->value, *end = m->value + m->value_len;
+    int64_t total = 1;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        int64_t d;
+        if (out->rank == TG_MAX_RANK || parse_int(p, (size_t)(stop - p), k->min, k->max, &d) != INT_OK)
+            return meta_fail(loc, st, m, "is \"%.60s\": it must be 1 to %d dimensions from %lld to %lld, like "
+                             "\"28,28,1\"", m->value, TG_MAX_RANK, (long long)k->min, (long long)k->max);
+        if (d && total > INT64_MAX / d)
+            return meta_fail(loc, st, m, "is \"%.60s\": more values than any tensor can hold", m->value);
+        total *= d;
+        out->dims[out->rank++] = d;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+static int read_one(tg_loc loc, const tg_safetensors *st, const tg_meta_key *k, tg_meta_value *v)
+{
+    kv key = {.key = k->key, .key_len = strlen(k->key)};
+    const kv *m = st->n_meta ? bsearch(&key, st->meta, (size_t)st->n_meta, sizeof *st->meta, by_key) : NULL;
+    *v = (tg_meta_value){0};
+    if (!m)
+        return k->required ? tg__failf(loc, "%s: '%s' has no metadata \"%s\" (was it written by %s?)", META,
+                                       st->path, k->key, k->writer ? k->writer : "tapegrad") : 0;
+    if (memchr(m->value, 0, m->value_len))
+        return meta_fail(loc, st, m, "contains a NUL byte (\\u0000)");
+    v->present = true;
+    if (k->kind == TG_META_INT)
+        return read_int(loc, st, m, k, &v->i);
+    if (k->kind == TG_META_DIMS)
+        return read_dims(loc, st, m, k, &v->dims);
+    if ((int64_t)m->value_len < k->min || (int64_t)m->value_len > k->max)
+        return meta_fail(loc, st, m, "is %zu bytes long: it must be %lld to %lld", m->value_len, (long long)k->min,
+                         (long long)k->max);
+    v->text = m->value;
+    return 0;
+}
+
+int tg_safetensors_read_metadata_at(tg_loc loc, const tg_safetensors *st, const tg_meta_key *keys, int n,
+                                    tg_meta_value *out)
+{
+    if (!st || (n && (!keys || !out)) || n < 0)
+        return tg__failf(loc, "%s: %s", META, !st ? "`st` is NULL" : n < 0 ? "n is negative" : "`keys` or `out` is NULL");
+    for (int i = 0; i < n; i++)
+        if (read_one(loc, st, &keys[i], &out[i]) != 0)
+            return -1;
+    return 0;
+}
+
 /* A short list of the file's names for messages. */
 static const char *name_list(const tg_safetensors *st, char *buf, size_t size)
 {
@@ -827,12 +891,9 @@ static const st_entry *match(tg_loc loc, const tg_safetensors *st, const tg_tens
     return e;
 }
 
-int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
+int tg__load_into_open(tg_loc loc, const tg_safetensors *st, tg_tensor *const *vars, int n)
 {
     if (!check_vars(loc, vars, n))
-        return -1;
-    tg_safetensors *st = tg_safetensors_open_at(loc, path);
-    if (!st)
         return -1;
     void **bufs = calloc((size_t)(n ? n : 1), sizeof *bufs);
     bool ok = bufs != NULL;
@@ -851,6 +912,15 @@ int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
     for (int i = 0; bufs && i < n; i++)
         free(bufs[i]);
     free(bufs);
-    tg_safetensors_close(st);
     return ok ? 0 : -1;
+}
+
+int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
+{
+    if (!check_vars(loc, vars, n))
+        return -1;
+    tg_safetensors *st = tg_safetensors_open_at(loc, path);
+    int rc = st ? tg__load_into_open(loc, st, vars, n) : -1;
+    tg_safetensors_close(st);
+    return rc;
 }

@@ -28,31 +28,35 @@ void tg_set_warning_handler(tg_warning_fn fn, void *user)
 }
 
 /* ---- the user's line ---------------------------------------------------------------------- */
-/* tapegrad's own sources: everything under the folder above this file's. */
-static size_t library_root(void)
-{
-    static const char here[] = __FILE__, tail[] = "tensor/error.c";
-    size_t n = sizeof here - 1, t = sizeof tail - 1;
-    return n > t && !strcmp(here + n - t, tail) ? n - t : 0;
-}
-
+/* Whether a location is in tapegrad's own sources (the library's folders under src/, the
+ * command's too): found from where this file was compiled. */
 bool tg__in_library(const char *file)
 {
-    size_t n = library_root();
-    return file && n && !strncmp(file, __FILE__, n);
+    static const char self[] = __FILE__, tail[] = "src/tensor/error.c";
+    static const char *const folders[] = {"tensor/", "ops/", "autodiff/", "nn/", "optim/", "train/", "io/",
+                                          "kernels/", "cli/"};
+    size_t root = sizeof self - sizeof tail;
+    if (!file || sizeof self < sizeof tail || strncmp(file, self, root) != 0 || strncmp(file + root, "src/", 4) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++)
+        if (strncmp(file + root + 4, folders[i], strlen(folders[i])) == 0)
+            return true;
+    return false;
 }
 
 tg_loc tg__user_loc(tg_loc loc)
 {
+    if (!tg__in_library(loc.file))
+        return loc;
     tg_loc user = tg__ctx()->user_call;
-    return user.file && tg__in_library(loc.file) ? user : loc;
+    return user.file ? user : (tg_loc){0};
 }
 
 tg_loc tg__enter_user_call(tg_loc loc)
 {
     tg_context *ctx = tg__ctx();
     tg_loc outer = ctx->user_call;
-    if (!outer.file && !tg__in_library(loc.file))
+    if (!outer.file && !tg__in_library(loc.file))   /* the outermost call is the user's */
         ctx->user_call = loc;
     return outer;
 }

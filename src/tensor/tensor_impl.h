@@ -116,7 +116,7 @@ static inline void tg__keep_inputs(tg_tensor *out, const tg_tensor *const *in, i
 /* ---- the user's line ------------------------------------------------------------------- */
 /* A line inside tapegrad's own sources means nothing to a user. While the library runs a
  * call of the user's (tg_fit: enter at its start, leave with what enter returned), errors,
- * warnings and diagnoses name that call instead. */
+ * warnings and diagnoses name that call instead; outside one, no line at all. */
 bool tg__in_library(const char *file);
 tg_loc tg__user_loc(tg_loc loc);
 tg_loc tg__enter_user_call(tg_loc loc);

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/io_impl.h"
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
 #define OPT_PREFIX "optimizer/"
-#define MAX_METADATA 4096
 
 /* "optimizer/<slot>/<variable>": where a slot of the optimizer's state is saved. */
 static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t size)
@@ -17,25 +17,11 @@ static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t si
     return buf;
 }
 
-/* {"key": "value", <the fields of the JSON object `user`>} into out. */
-static bool json_with(tg_loc loc, char *out, size_t size, const char *key, const char *value, const char *user)
-{
-    const char *body = "";
-    size_t len = 0;
-    if (user) {
-        const char *open = strchr(user, '{'), *close = strrchr(user, '}');
-        if (!open || !close || close < open)
-            return tg__failb(loc, "tg_model_save: metadata must be a JSON object of strings, e.g. {\"epoch\": \"3\"}");
-        body = open + 1;
-        len = (size_t)(close - body);
-        while (len && (*body == ' ' || *body == '\n'))
-            body++, len--;
-    }
-    int n = snprintf(out, size, "{\"%s\": \"%s\"%s%.*s}", key, value, len ? ", " : "", (int)len, body);
-    if (n < 0 || (size_t)n >= size)
-        return tg__failb(loc, "tg_model_save: metadata longer than %d bytes", MAX_METADATA);
-    return true;
-}
+/* The iteration count is a float's exponent in Adam's bias correction: past 2^53 it is
+ * no longer exact, and a file that says more is damaged. */
+#define MAX_ITERATIONS (INT64_C(1) << 53)
+
+static const tg_meta_key ITERATIONS = {"tapegrad_iterations", TG_META_INT, 0, MAX_ITERATIONS, false, NULL};
 
 int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json)
 {
@@ -54,7 +40,7 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         return -1;
     tg_tensor **tensors = calloc((size_t)(nv + ns), sizeof *tensors);
     char **names = calloc((size_t)(nv + ns), sizeof *names);
-    char meta[MAX_METADATA];
+    char *meta = NULL;
     int rc = -1, n = 0;
     if (!tensors || !names) {
         tg__fail(loc, "tg_model_save: out of memory");
@@ -80,10 +66,11 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         }
     char iterations[32];
     snprintf(iterations, sizeof iterations, "%lld", opt ? (long long)tg_optimizer_iterations(opt) : 0LL);
-    if (!json_with(loc, meta, sizeof meta, "tapegrad_iterations", iterations, metadata_json))
+    if (!(meta = tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key, iterations)))
         goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
+    free(meta);
     for (int i = 0; names && i < nv + ns; i++)
         free(names[i]);
     free(names);
@@ -96,11 +83,13 @@ done:
 /* The optimizer's slots for the model's trainable variables, read from the file into a
  * scope; with `apply`, copied into the optimizer. Checking first and applying only after
  * the weights loaded means a bad file changes nothing. */
-static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st, bool apply)
+static int load_optimizer(tg_loc loc, tg_model *m, const tg_safetensors *st, bool apply)
 {
     tg_optimizer *opt = tg_model_optimizer(m);
-    const char *iters = tg_safetensors_metadata(st, "tapegrad_iterations");
-    if (!opt || !iters)
+    tg_meta_value iters;
+    if (tg_safetensors_read_metadata_at(loc, st, &ITERATIONS, 1, &iters) != 0)
+        return -1;
+    if (!opt || !iters.present)
         return 0;
     int nt = 0;
     tg_tensor *const *train = tg_model_trainable_variables(m, &nt);
@@ -121,7 +110,28 @@ static int load_optimizer(tg_loc loc, tg_model *m, tg_safetensors *st, bool appl
         if (apply)
             memcpy(slot.data, t->data, (size_t)t->size * tg_dtype_size(t->dtype));
     }
-    return apply ? tg_optimizer_set_iterations_at(loc, opt, strtoll(iters, NULL, 10)) : 0;
+    return apply ? tg_optimizer_set_iterations_at(loc, opt, iters.i) : 0;
+}
+
+/* Weights, optimizer state and metadata all come through st's one descriptor: a save by
+ * another process meanwhile (a rename over the path) cannot mix two files. */
+int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st)
+{
+    if (!m || !st)
+        return tg__failf(loc, "tg_model_load: give a model and a file");
+    if (!tg_model_built(m))
+        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
+    int nv = 0;
+    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
+    tg_scope *s = tg_scope_begin_at(loc);
+    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
+    if (rc == 0)
+        rc = tg__load_into_open(loc, st, vars, nv);
+    if (rc == 0)
+        rc = load_optimizer(loc, m, st, true);
+    if (s)
+        tg_scope_end_at(loc, s);
+    return rc;
 }
 
 int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
@@ -131,20 +141,7 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path)
     tg_safetensors *st = tg_safetensors_open_at(loc, path);
     if (!st)
         return -1;
-    if (!tg_model_built(m)) {
-        tg_safetensors_close(st);
-        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
-    }
-    int nv = 0;
-    tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
-    tg_scope *s = tg_scope_begin_at(loc);
-    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
-    if (rc == 0)
-        rc = tg_load_into_at(loc, path, vars, nv);
-    if (rc == 0)
-        rc = load_optimizer(loc, m, st, true);
-    if (s)
-        tg_scope_end_at(loc, s);
+    int rc = tg_model_load_from_at(loc, m, st);
     tg_safetensors_close(st);
     return rc;
 }
@@ -170,12 +167,13 @@ static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs
             return 0;
         c->best = v;
     }
-    char meta[MAX_METADATA], n[16];
+    char n[16];
     snprintf(n, sizeof n, "%d", epoch + 1);
     tg_loc here = {__FILE__, __LINE__};
-    if (!json_with(here, meta, sizeof meta, "epoch", n, c->metadata))
-        return -1;
-    return tg_model_save_at(here, m, c->filepath, meta) == 0 ? 0 : -1;
+    char *meta = tg__metadata_with(here, "ModelCheckpoint", c->metadata, "epoch", n);
+    int rc = meta && tg_model_save_at(here, m, c->filepath, meta) == 0 ? 0 : -1;
+    free(meta);
+    return rc;
 }
 
 static int ckpt_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)

@@ -232,7 +232,8 @@ static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_
     return true;
 }
 
-int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
+static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
+                            tg_evaluate_opts o)
 {
     if (!logs)
         return tg__failf(loc, "tg_evaluate: `logs` is NULL");
@@ -252,9 +253,7 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
     tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
-    tg_loc outer = tg__enter_user_call(loc);
     bool ok = evaluate_into(loc, m, x, y, o.sample_weight, o.batch_size, "", logs);
-    tg__leave_user_call(outer);
     tg__ctx()->n_recording = recording;
     if (!ok)
         return -1;
@@ -263,6 +262,16 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
     tg__progress_update(&p, p.target, logs);
     tg__progress_end(&p, logs);
     return 0;
+}
+
+/* Errors raised inside evaluate, fit and predict (a layer, a callback's save) name the
+ * user's call, never a line of tapegrad's sources. */
+int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
+{
+    tg_loc outer = tg__enter_user_call(loc);
+    int rc = evaluate_checked(loc, m, x, y, logs, o);
+    tg__leave_user_call(outer);
+    return rc;
 }
 
 /* ---- predict ------------------------------------------------------------------------------------- */
@@ -547,3 +556,4 @@ done:
         tg_scope_end_at(loc, scope);
     return h;
 }
+
