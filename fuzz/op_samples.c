@@ -30,16 +30,12 @@ tg_tensor *tg_sample_fit(const tg_tensor *x, tg_shape shape)
         m *= shape.dims[i];
     if (!x || n < 1 || m < 0 || m > 4096)
         return NULL;
-    tg_tensor *flat = tg_reshape_at(LOC, x, TG_SHAPE(n));
-    tg_tensor *parts[64] = {flat};
-    int k = 1;
-    for (int64_t have = n; have < m && k < 64; have += n, k++) {
-        tg_tensor *scale = tg_scalar_like_at(LOC, flat, 1 + 0.37 * k), *shift = tg_scalar_like_at(LOC, flat, 0.11 * k);
-        parts[k] = tg_add_at(LOC, tg_mul_at(LOC, flat, scale), shift);
+    tg_tensor *all = tg_reshape_at(LOC, x, TG_SHAPE(n));
+    for (int k = 1; all && tg_size(all) < m; k++) {   /* doubles: x, then affine maps of it */
+        tg_tensor *scale = tg_scalar_like_at(LOC, all, 1 + 0.37 * k), *shift = tg_scalar_like_at(LOC, all, 0.11 * k);
+        tg_tensor *copy = tg_add_at(LOC, tg_mul_at(LOC, all, scale), shift);
+        all = tg_concat_at(LOC, (tg_tensor *[]){all, copy}, 2, 0);
     }
-    tg_tensor *all = k > 1 ? tg_concat_at(LOC, parts, k, 0) : flat;
-    if (all && tg_size(all) < m)
-        return NULL;
     tg_tensor *cut = tg_slice_at(LOC, all, TG_SHAPE(0), TG_SHAPE(m));
     return tg_reshape_at(LOC, cut, shape);
 }
