@@ -172,7 +172,7 @@ static void cast_and_check_numerics_on_nan(void)
 }
 
 /* The gradient of relu at a NaN input is 0, as TF's ReluGrad (the NaN output reaches the
- * loss, whose gradient is NaN anyway). */
+ * loss, whose gradient is NaN anyway); max pooling's is 0 for the NaN's window. */
 static void relu_gradient_at_nan_is_zero(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -184,6 +184,14 @@ static void relu_gradient_at_nan_is_zero(void)
     double v[3];
     CHECK(tg_copy_out_f64(y, v, 3) == 0 && isnan(v[0]) && v[1] == 2 && v[2] == 0);
     CHECK_VALUES(tg_gradient(tape, y, x), 0, 0, 1, 0);
+    tg_tape_free(tape);
+    tg_tensor *img = tg_from_f64(TG_SHAPE(1, 2, 4, 1), NAN, 1, 5, 6, 2, 3, 7, 8);
+    tape = tg_tape_begin();
+    tg_watch(tape, img);
+    tg_tensor *pooled = tg_max_pool2d(img);
+    tg_tape_end(tape);
+    CHECK(tg_copy_out_f64(pooled, v, 2) == 0 && isnan(v[0]) && v[1] == 8);
+    CHECK_VALUES(tg_gradient(tape, pooled, img), 0, 0, 0, 0, 0, 0, 0, 0, 1);
     tg_tape_free(tape);
     tg_scope_end(s);
 }
