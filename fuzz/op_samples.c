@@ -114,7 +114,7 @@ static tg_tensor *s_cast(tg_sample *s, tg_tensor *const *x)
 {
     static const tg_dtype to[] = {TG_F64, TG_I32, TG_I64, TG_BOOL};
     tg_dtype d = to[tg_sample_byte(s) % 4];
-    s->kinks = d == TG_F64 ? 0 : d == TG_BOOL ? 0 : TG_KINK_STEPS;
+    s->kinks = d == TG_I32 || d == TG_I64 ? TG_KINK_STEPS : 0;
     if (d == TG_BOOL)
         zero_kink(s, x[0]);
     return apply(s, &(tg_attrs){.dtype = d}, x, 1);

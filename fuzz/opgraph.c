@@ -252,7 +252,7 @@ static int64_t src_size(const program *p, int k)
 
 /* dL/dx (order 1) or s = sum(dL/dx * v) (order 2) at the sources x; the function value,
  * NAN when the run failed. */
-static double value_at(program *p, double src[2][8], int order, const double *dir, double *mag)
+static double value_at(program *p, double src[2][8], int order, const double *dir)
 {
     tg_scope *sc = tg_scope_begin();
     tg_tensor *x[2];
@@ -260,7 +260,7 @@ static double value_at(program *p, double src[2][8], int order, const double *di
         x[k] = source(p, k, src[k]);
     double out = NAN;
     if (order == 1) {
-        tg_tensor *L = evaluate(p, x, false, mag);
+        tg_tensor *L = evaluate(p, x, false, NULL);
         out = L ? tg_item(L) : NAN;
     } else {
         tg_tape *tape = tg_tape_begin();
@@ -274,11 +274,8 @@ static double value_at(program *p, double src[2][8], int order, const double *di
             for (int k = 0; k < p->n_src; k++) {
                 double gv[8];
                 tg_copy_out_f64(g[k], gv, src_size(p, k));
-                for (int64_t i = 0; i < src_size(p, k); i++) {
+                for (int64_t i = 0; i < src_size(p, k); i++)
                     s += gv[i] * dir[k * 8 + i];
-                    if (mag)
-                        *mag += fabs(gv[i] * dir[k * 8 + i]);
-                }
             }
             out = s;
         }
@@ -295,9 +292,9 @@ static double central(program *p, int order, const double *dir, int k, int64_t i
     memcpy(x, p->src, sizeof x);
     double saved = x[k][i];
     x[k][i] = saved + h;
-    double up = value_at(p, x, order, dir, NULL);
+    double up = value_at(p, x, order, dir);
     x[k][i] = saved - h;
-    double down = value_at(p, x, order, dir, NULL);
+    double down = value_at(p, x, order, dir);
     return (up - down) / (2 * h);
 }
 
@@ -353,9 +350,11 @@ static int first_run(program *p, const double *dir, double *g, double *hv, doubl
     tg_tape_end(inner);
     if (!L || tg_gradients(inner, .targets = &L, .n_targets = 1, .sources = x, .n_sources = p->n_src,
                            .unconnected = TG_UNCONNECTED_ZERO, .out = gr) != 0) {
+        if (!p->why)   /* evaluate said why it failed */
+            fprintf(stderr, "opgraph: the gradient failed: %s\n", tg_last_error());
         tg_tape_free(inner);
         tg_tape_free(outer);
-        return p->why ? 1 : (fprintf(stderr, "opgraph: the gradient failed: %s\n", tg_last_error()), 1);
+        return 1;
     }
     tg_tensor *s = tg_scalar_at(LOC, TG_F64, 0.0);
     for (int k = 0; k < p->n_src; k++)
