@@ -42,6 +42,12 @@ tg_tensor *tg_sample_fit(const tg_tensor *x, tg_shape shape)
 
 static tg_shape shape_of(const tg_tensor *x) { return tg_shape_of(x); }
 
+/* x flattened when it has the largest rank: stack and broadcast_to add an axis. */
+static tg_tensor *room_for_an_axis(tg_tensor *x)
+{
+    return tg_rank(x) < TG_MAX_RANK ? x : tg_reshape_at(LOC, x, TG_SHAPE(tg_size(x)));
+}
+
 /* x with at least one axis. */
 static tg_tensor *with_axis(tg_tensor *x) { return tg_rank(x) >= 1 ? x : tg_sample_fit(x, TG_SHAPE(2)); }
 
@@ -192,14 +198,13 @@ static tg_tensor *s_transpose(tg_sample *s, tg_tensor *const *x)
 
 static tg_tensor *s_broadcast(tg_sample *s, tg_tensor *const *x)
 {
-    tg_shape to = shape_of(x[0]);
-    if (to.rank >= TG_MAX_RANK)
-        return tg_identity_at(LOC, x[0]);
+    tg_tensor *a = room_for_an_axis(x[0]);
+    tg_shape to = shape_of(a);
     memmove(to.dims + 1, to.dims, sizeof(int64_t) * (size_t)to.rank);
     to.dims[0] = 1 + tg_sample_byte(s) % 3;
     to.rank++;
-    use(s, x[0]);
-    return tg_broadcast_to_at(LOC, x[0], to);
+    use(s, a);
+    return tg_broadcast_to_at(LOC, a, to);
 }
 
 static tg_tensor *s_concat(tg_sample *s, tg_tensor *const *x)
@@ -216,11 +221,11 @@ static tg_tensor *s_concat(tg_sample *s, tg_tensor *const *x)
 
 static tg_tensor *s_stack(tg_sample *s, tg_tensor *const *x)
 {
-    tg_tensor *b = tg_sample_fit(x[1], shape_of(x[0]));
-    int axis = (int)(tg_sample_byte(s) % (unsigned)(tg_rank(x[0]) + 1));
-    use(s, x[0]);
+    tg_tensor *a = room_for_an_axis(x[0]), *b = tg_sample_fit(x[1], shape_of(a));
+    int axis = (int)(tg_sample_byte(s) % (unsigned)(tg_rank(a) + 1));
+    use(s, a);
     use(s, b);
-    return tg_stack_at(LOC, (tg_tensor *[]){x[0], b}, 2, axis);
+    return tg_stack_at(LOC, (tg_tensor *[]){a, b}, 2, axis);
 }
 
 static tg_tensor *s_slice(tg_sample *s, tg_tensor *const *x)
