@@ -251,8 +251,8 @@ static int64_t src_size(const program *p, int k)
     return n;
 }
 
-/* dL/dx (order 1) or s = sum(dL/dx * v) (order 2) at the sources x; the function value,
- * NAN when the run failed. */
+/* L (order 1) or s = sum(dL/dx * dir) (order 2) at the sources src; NAN when the run
+ * failed. */
 static double value_at(program *p, double src[2][8], int order, const double *dir)
 {
     tg_scope *sc = tg_scope_begin();
