@@ -25,10 +25,10 @@ static void zero_kink(tg_sample *s, const tg_tensor *t)
 
 tg_tensor *tg_sample_fit(const tg_tensor *x, tg_shape shape)
 {
-    int64_t m = 1, n = tg_size(x);
+    int64_t m = 1, n = x ? tg_size(x) : 0;
     for (int i = 0; i < shape.rank; i++)
         m *= shape.dims[i];
-    if (!x || n < 1 || m < 0 || m > 4096)
+    if (n < 1 || m < 0 || m > 4096)
         return NULL;
     tg_tensor *all = tg_reshape_at(LOC, x, TG_SHAPE(n));
     for (int k = 1; all && tg_size(all) < m; k++) {   /* doubles: x, then affine maps of it */
