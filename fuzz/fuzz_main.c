@@ -7,6 +7,9 @@
 static void report(void)
 {
     fprintf(stderr, "tapegrad fuzz: %ld inputs, %ld refused with a message\n", tg_fuzz_runs, tg_fuzz_rejected);
+    if (tg_fuzz_opgraph_checked || tg_fuzz_opgraph_skipped)
+        fprintf(stderr, "tapegrad fuzz: %ld derivatives matched finite differences, %ld points skipped as not smooth\n",
+                tg_fuzz_opgraph_checked, tg_fuzz_opgraph_skipped);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -114,3 +114,30 @@ put("csv", "space_delim", b"\x07" + b"1 2\n3 4\n")
 for i, text in enumerate(["mlp:500", "mlp:512,256", "cnn", "mlp:1,2,3,4,5,6,7,8", "mlp:100000",
                           "mlp:", "mlp:3,", "rnn:3", "mlp:0", "mlp:99999999999999999999"]):
     put("spec", f"spec{i}", text)
+
+# ---- model-file metadata: the __metadata__ value of a checkpoint's header --------------
+for i, text in enumerate(['{"tapegrad_iterations":"1"}', '{"epoch":"1","tapegrad_iterations":"5"}', '{}',
+                          '{"tapegrad_iterations":"99999999999999999999999"}', '{"epoch":"3","epoch":"4"}',
+                          '{"k":"\\u0000x"}', '{"a":1}', '{"tapegrad_iterations":"1"', '[]', '"x"']):
+    put("model", f"meta{i}", text)
+
+
+# ---- op-graph programs: 8 seed bytes, a config byte, then steps of 10 bytes ------------
+# (row, operands, domain, 7 attribute bytes); the rows are walked in the enum's order
+# (src/ops/op.h), three per program, so the seeds start from every row.
+def op_rows():
+    import re
+    text = open(os.path.join(HERE, "..", "src", "ops", "op.h")).read()
+    body = text[text.index("typedef enum tg_op_kind"):text.index("} tg_op_kind;")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    names = re.findall(r"TG_OP_[A-Z0-9_]+", body)
+    return [n for n in names if n not in ("TG_OP_NONE", "TG_OP_COUNT")]
+
+
+rows = op_rows()
+put("opgraph", "empty", bytes(9))
+for start in range(0, len(rows), 3):
+    prog = struct.pack("<Q", 1000 + start) + bytes([start % 256])
+    for k, _ in enumerate(rows[start:start + 3]):
+        prog += bytes([start + k, 0x24 * k, 0x40 + k, 1 + k, 2, 3 + k, 4, 5, 6 + k, 7])
+    put("opgraph", f"rows{start:03d}", prog)

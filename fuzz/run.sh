@@ -25,12 +25,14 @@ for target in "$@"; do
     grep -E '^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^tapegrad fuzz:|ERROR|SUMMARY' "$log" | tail -n 6
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     refused=$(sed -n 's/^tapegrad fuzz: [0-9]* inputs, \([0-9]*\) refused.*/\1/p' "$log" | tail -n 1)
+    derivatives=$(sed -n 's/^tapegrad fuzz: \([0-9]*\) derivatives matched.*/, \1 derivatives checked/p' "$log" | tail -n 1)
     if [ "$rc" -ne 0 ]; then
         failed+=("$target")
         tail -n 40 "$log"
         summary+=("$(printf '%-12s FAILED (exit %s): see %s and %s/fuzz-crashes/' "$target" "$rc" "$log" "$build")")
     else
-        summary+=("$(printf '%-12s %s executions, no crash (%s refused with a message)' "$target" "${runs:-?}" "${refused:-?}")")
+        summary+=("$(printf '%-12s %s executions, no crash (%s refused with a message%s)' "$target" "${runs:-?}" \
+            "${refused:-?}" "$derivatives")")
     fi
 done
 printf '\n---- fuzz summary (%ss per target) ----\n' "$seconds"

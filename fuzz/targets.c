@@ -255,7 +255,137 @@ int tg_fuzz_spec(const uint8_t *data, size_t size)
     return rc;
 }
 
+/* ---- model-file metadata ------------------------------------------------------------------------ */
+/* A checkpoint of a small compiled model, saved once; each input replaces its header's
+ * __metadata__ value, and tg_model_load reads the file. Only public calls: the checks of
+ * the metadata are the library's own. */
+static struct {
+    tg_model *m;
+    char *prefix, *suffix;   /* the header around the metadata value */
+    uint8_t *data;           /* the tensors' bytes */
+    size_t n_data;
+    double weights[64];
+    int64_t n_weights;
+} ckpt;
+
+static int64_t copy_weights(tg_model *m, double *w, int64_t max)
+{
+    int n = 0;
+    tg_tensor *const *v = tg_model_variables(m, &n);
+    int64_t at = 0;
+    for (int i = 0; v && i < n && at + tg_size(v[i]) <= max; at += tg_size(v[i]), i++)
+        tg_copy_out_f64(v[i], w + at, tg_size(v[i]));
+    return at;
+}
+
+static void ckpt_free(void)
+{
+    tg_model_free(ckpt.m);
+    free(ckpt.prefix);
+    free(ckpt.suffix);
+    free(ckpt.data);
+}
+
+/* Splits the saved file into header prefix, metadata value, rest of the header, data. */
+static bool ckpt_split(const uint8_t *file, size_t size)
+{
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)file[i] << (8 * i);
+    const char *h = (const char *)file + 8, *key = "{\"__metadata__\":";
+    if (size < 8 + hlen || strncmp(h, key, strlen(key)) != 0)
+        return false;
+    const char *close = memchr(h, '}', hlen);   /* the metadata's values are plain strings */
+    size_t end = hlen;
+    while (end > 0 && h[end - 1] == ' ')
+        end--;
+    if (!close)
+        return false;
+    ckpt.prefix = strndup(h, strlen(key));
+    ckpt.suffix = strndup(close + 1, (size_t)(h + end - close - 1));
+    ckpt.n_data = size - 8 - hlen;
+    ckpt.data = malloc(ckpt.n_data ? ckpt.n_data : 1);
+    if (ckpt.data)
+        memcpy(ckpt.data, file + 8 + hlen, ckpt.n_data);
+    return ckpt.prefix && ckpt.suffix && ckpt.data;
+}
+
+static bool ckpt_init(void)
+{
+    char dir[] = "/tmp/tapegrad-fuzz-XXXXXX", path[64];
+    if (!mkdtemp(dir))
+        return false;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ckpt.m = tg_sequential(tg_dense(.units = 3, .input_dim = 2), tg_dense(.units = 2));
+    tg_scope *s = tg_scope_begin();
+    tg_history *h = tg_compile(ckpt.m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE) != 0 ? NULL
+                    : tg_fit(ckpt.m, tg_ones(TG_F32, TG_SHAPE(4, 2)), tg_zeros(TG_F32, TG_SHAPE(4, 2)), .epochs = 1,
+                             .verbose = TG_VERBOSE_SILENT);
+    bool ok = h && tg_model_save(ckpt.m, path, "{\"epoch\": \"1\"}") == 0;   /* with the optimizer's state */
+    tg_history_free(h);
+    tg_scope_end(s);
+    FILE *f = ok ? fopen(path, "rb") : NULL;
+    static uint8_t file[1 << 16];
+    size_t n = f ? fread(file, 1, sizeof file, f) : 0;
+    if (f)
+        fclose(f);
+    unlink(path);
+    rmdir(dir);
+    ok = ok && n > 8 && ckpt_split(file, n);
+    ckpt.n_weights = copy_weights(ckpt.m, ckpt.weights, 64);
+    atexit(ckpt_free);
+    return ok;
+}
+
+/* The file with `meta` as its metadata value, the header padded to 8 bytes. */
+static uint8_t *ckpt_file(const uint8_t *meta, size_t n_meta, size_t *size)
+{
+    size_t np = strlen(ckpt.prefix), ns = strlen(ckpt.suffix), h = np + n_meta + ns;
+    size_t hpad = (h + 7) / 8 * 8;
+    uint8_t *f = malloc(8 + hpad + ckpt.n_data);
+    if (!f)
+        return NULL;
+    for (int i = 0; i < 8; i++)
+        f[i] = (uint8_t)((uint64_t)hpad >> (8 * i));
+    memcpy(f + 8, ckpt.prefix, np);
+    memcpy(f + 8 + np, meta, n_meta);
+    memcpy(f + 8 + np + n_meta, ckpt.suffix, ns);
+    memset(f + 8 + h, ' ', hpad - h);
+    memcpy(f + 8 + hpad, ckpt.data, ckpt.n_data);
+    *size = 8 + hpad + ckpt.n_data;
+    return f;
+}
+
+/* The bytes are the __metadata__ value. A load either succeeds or fails with a message;
+ * the weights are the saved ones after either (a failed load changes nothing). */
+int tg_fuzz_model(const uint8_t *data, size_t size)
+{
+    static int ready;
+    if (!ready)
+        ready = ckpt_init() ? 1 : -1;
+    if (ready < 0)
+        return broken("model", "cannot save the model to fuzz");
+    size_t n;
+    uint8_t *file = ckpt_file(data, size, &n);
+    const char *path = file ? as_file(file, n) : NULL;
+    free(file);
+    if (!path)
+        return broken("model", "cannot write the memfd");
+    BEGIN("model");
+    if (tg_model_load(ckpt.m, path) != 0) {
+        tg_fuzz_rejected++;
+        if (!tg_last_error() || !*tg_last_error())
+            rc_ = broken("model", "tg_model_load failed without an error message");
+    }
+    double now[64];
+    if (rc_ == 0 && (copy_weights(ckpt.m, now, 64) != ckpt.n_weights ||
+                     memcmp(now, ckpt.weights, sizeof(double) * (size_t)ckpt.n_weights) != 0))
+        rc_ = broken("model", "the weights are not the saved ones after the load");
+    return END();
+}
+
 const tg_fuzz_target tg_fuzz_targets[] = {
     {"safetensors", tg_fuzz_safetensors}, {"idx", tg_fuzz_idx}, {"npy", tg_fuzz_npy},
-    {"csv", tg_fuzz_csv},                 {"spec", tg_fuzz_spec}, {NULL, NULL},
+    {"csv", tg_fuzz_csv},                 {"spec", tg_fuzz_spec}, {"model", tg_fuzz_model},
+    {"opgraph", tg_fuzz_opgraph},         {NULL, NULL},
 };

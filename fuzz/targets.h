@@ -23,6 +23,16 @@ int tg_fuzz_csv(const uint8_t *data, size_t size);
 /* The tapegrad command's model specs ("mlp:512,256", "cnn"): the bytes are the text. */
 int tg_fuzz_spec(const uint8_t *data, size_t size);
 
+/* Model-file metadata: the bytes are the __metadata__ value of a checkpoint's header that
+ * tg_model_load then reads (a small compiled model's file, saved once per process). */
+int tg_fuzz_model(const uint8_t *data, size_t size);
+/* The differential op-graph gradient fuzzer (opgraph.c): the bytes are a program over the
+ * op table's rows, whose tape gradients (first and second order) must match central
+ * finite differences in float64. Counts the derivatives compared and the points skipped
+ * as not smooth. */
+int tg_fuzz_opgraph(const uint8_t *data, size_t size);
+extern long tg_fuzz_opgraph_checked, tg_fuzz_opgraph_skipped;
+
 typedef struct tg_fuzz_target {
     const char *name;          /* also the folder of its corpus: fuzz/corpus/<name>/ */
     tg_fuzz_fn fn;

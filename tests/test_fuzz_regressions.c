@@ -101,5 +101,7 @@ int main(void)
     RUN(seed_corpora);
     RUN(regressions);
     printf("%ld inputs, %ld refused with a message\n", tg_fuzz_runs, tg_fuzz_rejected);
+    printf("opgraph: %ld derivatives matched finite differences, %ld points skipped as not smooth\n",
+           tg_fuzz_opgraph_checked, tg_fuzz_opgraph_skipped);
     return TEST_SUMMARY();
 }

@@ -306,6 +306,52 @@ static void zero_sample_weights_move_nothing(void)
     tg_scope_end(s);
 }
 
+/* NaN or Inf in a weight turns every model weight NaN after one step while fit reports
+ * success; a count without its class_weight array reads through NULL. Each is refused
+ * before training, with the caller's line (never a path inside the library). */
+static void non_finite_weights_are_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .loss = TG_LOSS_MSE);
+    int64_t nw;
+    double *before = weights_of(m, &nw);
+    const double nan_cw[] = {1.0, NAN}, inf_cw[] = {INFINITY, 1.0}, big_cw[] = {1e300, 1e300};
+    tg_tensor *x = xor_x(), *y = xor_y(), *nan_sw = tg_from_f32(TG_SHAPE(4), 1, 1, NAN, 1);
+    tg_tensor *inf_sw = tg_from_f64(TG_SHAPE(4), INFINITY, 1, 1, 1), *big_sw = tg_from_f64(TG_SHAPE(4), 1, 1e300, 1, 1);
+    const char *expect[] = {
+        "`sample_weight` holds nan at sample 2", "`sample_weight` holds inf at sample 0",
+        "class_weight[1] is nan",                "class_weight[0] is inf",
+        "class_weight is NULL but n_class_weight is 2",
+        "the weight of sample 1, sample_weight 1e+300 times class_weight[1] 1e+300, overflows",
+    };
+    for (int i = 0; i < 6; i++) {
+        tg_clear_error();
+        tg_history *h = NULL;
+        int line = __LINE__ + 2;   /* the line of case 0 below */
+        switch (i) {
+        case 0: h = tg_fit(m, x, y, .sample_weight = nan_sw, .verbose = TG_VERBOSE_SILENT); break;
+        case 1: h = tg_fit(m, x, y, .sample_weight = inf_sw, .verbose = TG_VERBOSE_SILENT); break;
+        case 2: h = tg_fit(m, x, y, .class_weight = nan_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
+        case 3: h = tg_fit(m, x, y, .class_weight = inf_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
+        case 4: h = tg_fit(m, x, y, .class_weight = NULL, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
+        case 5: h = tg_fit(m, x, y, .sample_weight = big_sw, .class_weight = big_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
+        }
+        CHECK(h == NULL);
+        CHECK_ERROR(expect[i]);
+        char where[64];
+        snprintf(where, sizeof where, "test_train.c:%d: tg_fit: ", line + i);
+        CHECK_ERROR(where);
+        const char *err = tg_last_error();
+        CHECK(err && !strstr(err, "src/"));
+        tg_history_free(h);
+    }
+    CHECK(same_weights(m, before, nw));
+    free(before);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* ---- a custom train step --------------------------------------------------------------------- */
 typedef struct step_state {
     int calls;
@@ -493,6 +539,7 @@ int main(void)
     RUN(same_seed_gives_identical_weights);
     RUN(frozen_layer_stays_put);
     RUN(zero_sample_weights_move_nothing);
+    RUN(non_finite_weights_are_refused);
     RUN(custom_train_step_is_driven_by_fit);
     RUN(callbacks);
     RUN(early_stopping_restores_the_best);

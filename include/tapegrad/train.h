@@ -155,9 +155,9 @@ typedef struct tg_fit_opts {
     bool shuffle;                 /* default true */
     uint64_t seed;                /* for shuffling */
     int initial_epoch;
-    const tg_tensor *sample_weight;        /* [N] */
-    const double *class_weight;            /* [number of classes] */
-    int n_class_weight;
+    const tg_tensor *sample_weight;        /* [N], finite (NaN or Inf is refused, as in x) */
+    const double *class_weight;            /* [number of classes], finite */
+    int n_class_weight;                    /* 0 when class_weight is NULL */
     tg_verbose verbose;           /* auto: a bar on a terminal, a line per epoch otherwise */
     FILE *out;                    /* default stdout */
     tg_callback *const *callbacks;

@@ -65,7 +65,9 @@ static tg_tensor *positive(const tg_grad_ctx *g)
 }
 
 /* ---- relu, leaky_relu, elu -------------------------------------------------------------------- */
-DEF_MAP(relu, a > 0 ? a : 0)
+/* `a <= 0 ? 0 : a`, not `a > 0 ? a : 0`: NaN fails both tests, so this form passes it
+ * through (NaN in, NaN out, as PyTorch and TF's CPU kernel); it vectorises as well. */
+DEF_MAP(relu, a <= 0 ? 0 : a)
 DEF_MAP(leaky_relu, a > 0 ? a : p0 * a)
 DEF_MAP(elu, a > 0 ? a : p0 * expm1(a))
 
@@ -270,12 +272,13 @@ static bool log_softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* ---- table entries and public functions ------------------------------------------------------- */
-#define ACT_DEF(op, shape_fn)                                                                      \
+/* The optional last argument: the row's kinks (op.h). */
+#define ACT_DEF(op, shape_fn, ...)                                                                 \
     const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn,    \
-                                   .forward = op##_forward, .backward = op##_backward};
-ACT_DEF(relu, float_shape)
-ACT_DEF(leaky_relu, float_shape)
-ACT_DEF(elu, float_shape)
+                                   .forward = op##_forward, .backward = op##_backward, __VA_ARGS__};
+ACT_DEF(relu, float_shape, .kinks = TG_KINK_ZERO)
+ACT_DEF(leaky_relu, float_shape, .kinks = TG_KINK_ZERO)
+ACT_DEF(elu, float_shape, .kinks = TG_KINK_ZERO)   /* the second derivative jumps at 0 */
 ACT_DEF(gelu, float_shape)
 ACT_DEF(sigmoid, float_shape)
 ACT_DEF(tanh, float_shape)

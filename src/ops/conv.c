@@ -620,15 +620,15 @@ static bool avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 const tg_op_def tg__op_max_pool2d = {.name = "tg_max_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
-                                     .forward = pool_forward, .backward = max_pool_backward};
+                                     .forward = pool_forward, .backward = max_pool_backward, .kinks = TG_KINK_TIES};
 const tg_op_def tg__op_avg_pool2d = {.name = "tg_avg_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
                                      .forward = pool_forward, .backward = avg_pool_backward};
 const tg_op_def tg__op_max_pool2d_grad = {.name = "tg_max_pool2d_grad", .grad = TG_GRAD_RULE,
                                           .shape = max_pool_grad_shape, .forward = pool_grad_forward,
-                                          .backward = max_pool_grad_backward};
+                                          .backward = max_pool_grad_backward, .kinks = TG_KINK_TIES};
 const tg_op_def tg__op_max_pool2d_gather = {.name = "tg_max_pool2d_gather", .grad = TG_GRAD_RULE,
                                             .shape = max_pool_gather_shape, .forward = pool_grad_forward,
-                                            .backward = max_pool_gather_backward};
+                                            .backward = max_pool_gather_backward, .kinks = TG_KINK_TIES};
 const tg_op_def tg__op_avg_pool2d_grad = {.name = "tg_avg_pool2d_grad", .grad = TG_GRAD_RULE,
                                           .shape = avg_pool_grad_shape, .forward = pool_grad_forward,
                                           .backward = avg_pool_grad_backward};

@@ -402,16 +402,17 @@ static bool minimum_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return select_backward(g, dx, tg_less_equal_at(g->loc, g->in[0], g->in[1]));
 }
 
-#define BINARY_DEF(op, shape_fn)                                                                 \
+/* The optional last arguments: the row's domain and kinks (op.h). */
+#define BINARY_DEF(op, shape_fn, ...)                                                            \
     const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn, \
-                                     .forward = op##_forward, .backward = op##_backward};
+                                     .forward = op##_forward, .backward = op##_backward, __VA_ARGS__};
 BINARY_DEF(add, arith_shape)
 BINARY_DEF(sub, arith_shape)
 BINARY_DEF(mul, arith_shape)
-BINARY_DEF(div, arith_shape)
-BINARY_DEF(pow, float_binary_shape)
-BINARY_DEF(maximum, arith_shape)
-BINARY_DEF(minimum, arith_shape)
+BINARY_DEF(div, arith_shape, .domain = TG_DOMAIN_NONZERO_1)
+BINARY_DEF(pow, float_binary_shape, .domain = TG_DOMAIN_POSITIVE)
+BINARY_DEF(maximum, arith_shape, .kinks = TG_KINK_TIES)
+BINARY_DEF(minimum, arith_shape, .kinks = TG_KINK_TIES)
 
 tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_ADD, NULL, a, b); }
 tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_SUB, NULL, a, b); }
@@ -447,15 +448,15 @@ DEF_FORWARD(logical_and)
 DEF_FORWARD(logical_or)
 DEF_FORWARD(logical_not)
 
-#define NOGRAD_DEF(op, shape_fn)                                                                 \
+#define NOGRAD_DEF(op, shape_fn, ...)                                                            \
     const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_NONE, .shape = shape_fn, \
-                                     .forward = op##_forward};
-NOGRAD_DEF(equal, compare_shape)
-NOGRAD_DEF(not_equal, compare_shape)
-NOGRAD_DEF(greater, compare_shape)
-NOGRAD_DEF(greater_equal, compare_shape)
-NOGRAD_DEF(less, compare_shape)
-NOGRAD_DEF(less_equal, compare_shape)
+                                     .forward = op##_forward, __VA_ARGS__};
+NOGRAD_DEF(equal, compare_shape, .kinks = TG_KINK_TIES)
+NOGRAD_DEF(not_equal, compare_shape, .kinks = TG_KINK_TIES)
+NOGRAD_DEF(greater, compare_shape, .kinks = TG_KINK_TIES)
+NOGRAD_DEF(greater_equal, compare_shape, .kinks = TG_KINK_TIES)
+NOGRAD_DEF(less, compare_shape, .kinks = TG_KINK_TIES)
+NOGRAD_DEF(less_equal, compare_shape, .kinks = TG_KINK_TIES)
 NOGRAD_DEF(logical_and, logical_shape)
 NOGRAD_DEF(logical_or, logical_shape)
 NOGRAD_DEF(logical_not, bool_unary_shape)
@@ -658,24 +659,25 @@ static bool clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return float_unary_shape(c, shape, dtype);
 }
 
-#define UNARY_DEF(op, grad_kind, shape_fn, fwd, bwd)                                            \
+#define UNARY_DEF(op, grad_kind, shape_fn, fwd, bwd, ...)                                       \
     const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = grad_kind, .shape = shape_fn,   \
-                                     .forward = fwd, .backward = bwd};
-#define UNARY_RULE(name, shape_fn) UNARY_DEF(name, TG_GRAD_RULE, shape_fn, name##_forward, name##_backward)
+                                     .forward = fwd, .backward = bwd, __VA_ARGS__};
+#define UNARY_RULE(name, shape_fn, ...) \
+    UNARY_DEF(name, TG_GRAD_RULE, shape_fn, name##_forward, name##_backward, __VA_ARGS__)
 UNARY_RULE(neg, num_unary_shape)
-UNARY_RULE(abs, num_unary_shape)
+UNARY_RULE(abs, num_unary_shape, .kinks = TG_KINK_ZERO)
 UNARY_RULE(square, num_unary_shape)
-UNARY_RULE(sqrt, float_unary_shape)
-UNARY_RULE(rsqrt, float_unary_shape)
+UNARY_RULE(sqrt, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
+UNARY_RULE(rsqrt, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
 UNARY_RULE(exp, float_unary_shape)
-UNARY_RULE(log, float_unary_shape)
-UNARY_RULE(log1p, float_unary_shape)
+UNARY_RULE(log, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
+UNARY_RULE(log1p, float_unary_shape, .domain = TG_DOMAIN_ABOVE_MINUS_ONE)
 UNARY_RULE(erf, float_unary_shape)
-UNARY_RULE(clip_by_value, clip_shape)
-UNARY_DEF(sign, TG_GRAD_ZERO, num_unary_shape, sign_forward, NULL)
-UNARY_DEF(floor, TG_GRAD_NONE, float_unary_shape, floor_forward, NULL)
-UNARY_DEF(ceil, TG_GRAD_NONE, float_unary_shape, ceil_forward, NULL)
-UNARY_DEF(round, TG_GRAD_NONE, float_unary_shape, round_forward, NULL)
+UNARY_RULE(clip_by_value, clip_shape, .kinks = TG_KINK_BOUNDS)
+UNARY_DEF(sign, TG_GRAD_ZERO, num_unary_shape, sign_forward, NULL, .kinks = TG_KINK_STEPS)
+UNARY_DEF(floor, TG_GRAD_NONE, float_unary_shape, floor_forward, NULL, .kinks = TG_KINK_STEPS)
+UNARY_DEF(ceil, TG_GRAD_NONE, float_unary_shape, ceil_forward, NULL, .kinks = TG_KINK_STEPS)
+UNARY_DEF(round, TG_GRAD_NONE, float_unary_shape, round_forward, NULL, .kinks = TG_KINK_STEPS)
 UNARY_DEF(identity, TG_GRAD_RULE, any_unary_shape, copy_forward, identity_backward)
 UNARY_DEF(stop_gradient, TG_GRAD_STOP, any_unary_shape, copy_forward, NULL)
 
@@ -774,7 +776,8 @@ static bool cast_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 const tg_op_def tg__op_cast = {.name = "tg_cast", .grad = TG_GRAD_RULE, .shape = cast_shape,
-                               .forward = cast_forward, .backward = cast_backward, .grad_for = cast_grad_kind};
+                               .forward = cast_forward, .backward = cast_backward, .grad_for = cast_grad_kind,
+                               .kinks = TG_KINK_STEPS};   /* to an integer or bool */
 
 tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype)
 {

@@ -69,7 +69,7 @@ typedef struct rows_ctx {
             case TG_BIAS_RELU:                                                                     \
                 for (int64_t j = 0; j < n; j++) {                                                  \
                     T v = x_[j] + b_[j];                                                           \
-                    o_[j] = v > 0 ? v : 0;                                                         \
+                    o_[j] = v <= 0 ? 0 : v; /* NaN passes, as tg_relu */                           \
                 }                                                                                  \
                 break;                                                                             \
             case TG_BIAS_SIGMOID:                                                                  \
@@ -126,7 +126,8 @@ static bool bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 const tg_op_def tg__op_bias_add_act = {.name = "tg_bias_add_act", .grad = TG_GRAD_RULE, .shape = bias_act_shape,
-                                       .forward = bias_act_forward, .backward = bias_act_backward};
+                                       .forward = bias_act_forward, .backward = bias_act_backward,
+                                       .kinks = TG_KINK_ZERO};   /* relu's, at x + bias = 0 */
 
 tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act)
 {
@@ -210,7 +211,8 @@ static bool act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 const tg_op_def tg__op_act_grad = {.name = "tg_act_grad", .grad = TG_GRAD_RULE, .shape = act_grad_shape,
-                                   .forward = act_grad_forward, .backward = act_grad_backward};
+                                   .forward = act_grad_forward, .backward = act_grad_backward,
+                                   .kinks = TG_KINK_ZERO};   /* relu's, at y = 0 */
 
 /* ---- softmax cross-entropy from logits ------------------------------------------------------------- */
 /* labels (c->in[0]) against logits (c->in[1]): integer labels of logits' shape without

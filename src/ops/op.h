@@ -93,6 +93,24 @@ typedef struct tg_grad_ctx {
  * when it is not wanted (a product's gradient for a data batch, say), to save the work. */
 static inline bool tg__grad_wanted(const tg_grad_ctx *g, int i) { return i >= 32 || !(g->skip >> i & 1u); }
 
+/* Where an op is smooth, for the generic checks that call every row of the table on
+ * random values (the op-graph gradient fuzzer, fuzz/opgraph.c): the inputs' domain, and
+ * the points where the op or its first derivative jumps. Finite differences are only
+ * taken away from those. */
+typedef enum tg_op_domain {
+    TG_DOMAIN_REAL = 0,        /* every input may be any real */
+    TG_DOMAIN_POSITIVE,        /* input 0 > 0: sqrt, rsqrt, log, pow's base */
+    TG_DOMAIN_ABOVE_MINUS_ONE, /* input 0 > -1: log1p */
+    TG_DOMAIN_NONZERO_1,       /* input 1 != 0: a divisor */
+} tg_op_domain;
+
+enum {                         /* tg_op_def.kinks: bits */
+    TG_KINK_ZERO = 1,          /* at an input element equal to 0 (relu, abs, elu's curvature) */
+    TG_KINK_TIES = 2,          /* where two compared elements are equal (maximum, max, pools) */
+    TG_KINK_BOUNDS = 4,        /* at the bounds attrs f[0], f[1] (clip_by_value) */
+    TG_KINK_STEPS = 8,         /* piecewise constant, steps at integers and halves (floor, round) */
+};
+
 typedef struct tg_op_def {
     const char *name;             /* as the user calls it: "tg_mul" */
     tg_grad_kind grad;
@@ -110,6 +128,8 @@ typedef struct tg_op_def {
     /* Optional: the gradient kind of one call, for ops whose differentiability depends
      * on their arguments (cast: only between float dtypes). */
     tg_grad_kind (*grad_for)(const tg_tensor *const *in, const tg_attrs *a);
+    tg_op_domain domain;
+    unsigned kinks;               /* TG_KINK_* bits */
 } tg_op_def;
 
 extern const tg_op_def *const tg_op_table[TG_OP_COUNT];

@@ -568,13 +568,16 @@ tg_tensor *tg_argmin_at(tg_loc loc, const tg_tensor *x, int axis)
     return TG__APPLY(loc, TG_OP_ARGMIN, &(tg_attrs){.axis = axis}, x);
 }
 
-#define REDUCE_OP(NAME, BACKWARD) \
-    {.name = NAME, .grad = TG_GRAD_RULE, .shape = reduce_shape, .forward = reduce_forward, .backward = BACKWARD}
+#define REDUCE_OP(NAME, BACKWARD, ...)                                                                      \
+    {.name = NAME, .grad = TG_GRAD_RULE, .shape = reduce_shape, .forward = reduce_forward, .backward = BACKWARD, \
+     __VA_ARGS__}
 const tg_op_def tg__op_sum = REDUCE_OP("tg_sum", sum_backward);
 const tg_op_def tg__op_mean = REDUCE_OP("tg_mean", mean_backward);
-const tg_op_def tg__op_max = REDUCE_OP("tg_max", extreme_backward);
-const tg_op_def tg__op_min = REDUCE_OP("tg_min", extreme_backward);
+const tg_op_def tg__op_max = REDUCE_OP("tg_max", extreme_backward, .kinks = TG_KINK_TIES);
+const tg_op_def tg__op_min = REDUCE_OP("tg_min", extreme_backward, .kinks = TG_KINK_TIES);
 const tg_op_def tg__op_logsumexp = REDUCE_OP("tg_logsumexp", logsumexp_backward);
 const tg_op_def tg__op_variance = REDUCE_OP("tg_variance", variance_backward);
-const tg_op_def tg__op_argmax = {.name = "tg_argmax", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward};
-const tg_op_def tg__op_argmin = {.name = "tg_argmin", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward};
+const tg_op_def tg__op_argmax = {.name = "tg_argmax", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward,
+                                  .kinks = TG_KINK_TIES};
+const tg_op_def tg__op_argmin = {.name = "tg_argmin", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward,
+                                  .kinks = TG_KINK_TIES};

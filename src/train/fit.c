@@ -134,6 +134,16 @@ static bool shuffle(tg_loc loc, int64_t *idx, int64_t n, uint64_t seed, int epoc
     return true;
 }
 
+/* A non-finite weight, like a non-finite input, turns the model NaN while fit goes on. */
+#define NONFINITE_WHY "(a NaN or Inf weight makes every model weight NaN after one step)"
+
+static bool check_finite_weights(tg_loc loc, const tg_tensor *w)
+{
+    int64_t i = tg__first_nonfinite(w);
+    return i < 0 || tg__failb(loc, "tg_fit: `sample_weight` holds %g at sample %lld: every weight must be finite "
+                              NONFINITE_WHY, tg__get(w, i), (long long)i);
+}
+
 /* Per-sample weights from sample_weight and class_weight (NULL when neither is given). */
 static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_opts *o, tg_dtype dtype)
 {
@@ -159,7 +169,13 @@ static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_op
             return tg__fail(loc, "tg_fit: class_weight has %d entries but sample %lld has class %lld",
                             o->n_class_weight, (long long)i, (long long)cls);
         }
+        double sw = w[i];
         w[i] *= o->class_weight[cls];
+        if (!isfinite(w[i])) {
+            free(w);
+            return tg__fail(loc, "tg_fit: the weight of sample %lld, sample_weight %g times class_weight[%lld] %g, "
+                            "overflows " NONFINITE_WHY, (long long)i, sw, (long long)cls, o->class_weight[cls]);
+        }
     }
     tg_tensor *t = tg_tensor_from_at(loc, TG_F64, (tg_shape){.rank = 1, .dims = {n}}, w);
     free(w);
@@ -365,6 +381,13 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
                              o->callbacks[i] ? "already freed (tg_callback_free): make a new one" : "NULL");
     if (o->class_weight && o->n_class_weight < 1)
         return tg__failb(loc, "tg_fit: class_weight needs n_class_weight >= 1");
+    if (!o->class_weight && o->n_class_weight != 0)   /* it would be read through NULL */
+        return tg__failb(loc, "tg_fit: class_weight is NULL but n_class_weight is %d: give the array or a count of 0",
+                         o->n_class_weight);
+    for (int i = 0; o->class_weight && i < o->n_class_weight; i++)
+        if (!isfinite(o->class_weight[i]))
+            return tg__failb(loc, "tg_fit: class_weight[%d] is %g: every class weight must be finite " NONFINITE_WHY, i,
+                             o->class_weight[i]);
     return true;
 }
 
@@ -383,6 +406,8 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
     if (o->sample_weight && (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") ||
                              o->sample_weight->size != x->shape[0]))
         return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)x->shape[0]);
+    if (o->sample_weight && !check_finite_weights(loc, o->sample_weight))
+        return false;
     if (!tg__resolve_compiled(loc, m) || !check_finite(loc, "tg_fit", x, "x"))
         return false;
     *d = (fit_data){.x = x, .y = y};

@@ -1,0 +1,484 @@
+/* Samplers of the op table's rows (see op_samples.h). */
+#include "op_samples.h"
+
+#include <math.h>
+#include <string.h>
+
+#define LOC TG_LOC
+
+unsigned tg_sample_byte(tg_sample *s)
+{
+    return s->at < s->n_param ? s->param[s->at++] : (s->at++, 0u);
+}
+
+static void use(tg_sample *s, const tg_tensor *t)
+{
+    if (s->n_in < TG_SAMPLE_MAX_IN)
+        s->in[s->n_in++] = t;
+}
+
+static void zero_kink(tg_sample *s, const tg_tensor *t)
+{
+    if (s->n_zero < 2)
+        s->zero[s->n_zero++] = t;
+}
+
+tg_tensor *tg_sample_fit(const tg_tensor *x, tg_shape shape)
+{
+    int64_t m = 1, n = x ? tg_size(x) : 0;
+    for (int i = 0; i < shape.rank; i++)
+        m *= shape.dims[i];
+    if (n < 1 || m < 0 || m > 4096)
+        return NULL;
+    tg_tensor *all = tg_reshape_at(LOC, x, TG_SHAPE(n));
+    for (int k = 1; all && tg_size(all) < m; k++) {   /* doubles: x, then affine maps of it */
+        tg_tensor *scale = tg_scalar_like_at(LOC, all, 1 + 0.37 * k), *shift = tg_scalar_like_at(LOC, all, 0.11 * k);
+        tg_tensor *copy = tg_add_at(LOC, tg_mul_at(LOC, all, scale), shift);
+        all = tg_concat_at(LOC, (tg_tensor *[]){all, copy}, 2, 0);
+    }
+    tg_tensor *cut = tg_slice_at(LOC, all, TG_SHAPE(0), TG_SHAPE(m));
+    return tg_reshape_at(LOC, cut, shape);
+}
+
+static tg_shape shape_of(const tg_tensor *x) { return tg_shape_of(x); }
+
+/* x flattened when it has the largest rank: stack and broadcast_to add an axis. */
+static tg_tensor *room_for_an_axis(tg_tensor *x)
+{
+    return tg_rank(x) < TG_MAX_RANK ? x : tg_reshape_at(LOC, x, TG_SHAPE(tg_size(x)));
+}
+
+/* x with at least one axis. */
+static tg_tensor *with_axis(tg_tensor *x) { return tg_rank(x) >= 1 ? x : tg_sample_fit(x, TG_SHAPE(2)); }
+
+static tg_tensor *apply(tg_sample *s, const tg_attrs *a, tg_tensor *const *in, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (in[i] && tg_dtype_is_float(tg_dtype_of(in[i])))
+            use(s, in[i]);
+    for (int i = 0; i < n; i++)
+        if (!in[i])
+            return NULL;
+    return tg__apply(LOC, s->op, (const tg_tensor *const *)in, n, a);
+}
+
+/* An int64 vector of n indices, each in [lo, lo + range). */
+static tg_tensor *indices(tg_sample *s, int64_t n, int64_t lo, int64_t range)
+{
+    int64_t v[16];
+    for (int64_t i = 0; i < n && i < 16; i++)
+        v[i] = lo + (int64_t)(tg_sample_byte(s) % (unsigned)range);
+    return tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(n), v);
+}
+
+/* ---- element-wise ---------------------------------------------------------------------------- */
+static tg_tensor *s_unary(tg_sample *s, tg_tensor *const *x) { return apply(s, &(tg_attrs){0}, x, 1); }
+
+/* b fitted to a's shape, to a's last axis (broadcast) or to a scalar. */
+static tg_tensor *s_binary(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = x[0];
+    tg_shape bs = shape_of(a);
+    switch (tg_sample_byte(s) % 3) {
+    case 1: bs = bs.rank ? TG_SHAPE(bs.dims[bs.rank - 1]) : bs; break;
+    case 2: bs = TG_SCALAR_SHAPE; break;
+    default: break;
+    }
+    return apply(s, &(tg_attrs){0}, (tg_tensor *[]){a, tg_sample_fit(x[1], bs)}, 2);
+}
+
+static tg_tensor *positive_part(tg_sample *s, const tg_tensor *x)
+{
+    zero_kink(s, x);
+    return tg_greater_at(LOC, x, tg_scalar_like_at(LOC, x, 0));
+}
+
+static tg_tensor *s_logical(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = positive_part(s, x[0]);
+    if (s->op == TG_OP_LOGICAL_NOT)
+        return apply(s, &(tg_attrs){0}, &a, 1);
+    tg_tensor *b = positive_part(s, tg_sample_fit(x[1], shape_of(x[0])));
+    return apply(s, &(tg_attrs){0}, (tg_tensor *[]){a, b}, 2);
+}
+
+static tg_tensor *s_where(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *cond = positive_part(s, tg_sample_fit(x[2], shape_of(x[0])));
+    return apply(s, &(tg_attrs){0}, (tg_tensor *[]){cond, x[0], tg_sample_fit(x[1], shape_of(x[0]))}, 3);
+}
+
+static tg_tensor *s_clip(tg_sample *s, tg_tensor *const *x)
+{
+    s->lo = -1.5 + tg_sample_byte(s) / 128.0;
+    s->hi = s->lo + 0.25 + tg_sample_byte(s) / 128.0;
+    return apply(s, &(tg_attrs){.f = {s->lo, s->hi}}, x, 1);
+}
+
+/* To float64 (smooth), an integer (steps) or bool (a step at 0). */
+static tg_tensor *s_cast(tg_sample *s, tg_tensor *const *x)
+{
+    static const tg_dtype to[] = {TG_F64, TG_I32, TG_I64, TG_BOOL};
+    tg_dtype d = to[tg_sample_byte(s) % 4];
+    s->kinks = d == TG_I32 || d == TG_I64 ? TG_KINK_STEPS : 0;
+    if (d == TG_BOOL)
+        zero_kink(s, x[0]);
+    return apply(s, &(tg_attrs){.dtype = d}, x, 1);
+}
+
+/* ---- activations ------------------------------------------------------------------------------- */
+static tg_tensor *s_alpha(tg_sample *s, tg_tensor *const *x)
+{
+    return apply(s, &(tg_attrs){.f = {0.05 + tg_sample_byte(s) / 200.0}}, x, 1);
+}
+
+static tg_tensor *s_gelu(tg_sample *s, tg_tensor *const *x)
+{
+    return apply(s, &(tg_attrs){.flag_a = tg_sample_byte(s) & 1}, x, 1);
+}
+
+/* One axis, from the front or (negative) from the back: softmax, argmax. */
+static tg_tensor *s_axis(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int r = tg_rank(a), b = (int)tg_sample_byte(s), axis = b % r;
+    return apply(s, &(tg_attrs){.axis = b & 64 ? axis - r : axis}, &a, 1);
+}
+
+/* ---- reductions ---------------------------------------------------------------------------------- */
+static tg_tensor *s_reduce(tg_sample *s, tg_tensor *const *x)
+{
+    unsigned mask = tg_sample_byte(s), flags = tg_sample_byte(s);
+    int r = tg_rank(x[0]);
+    tg_attrs a = {.keepdims = flags & 1};
+    for (int k = 0; k < r; k++)
+        if (mask >> k & 1)
+            a.i[a.n++] = k;
+    if (a.n == 0)   /* every axis, as the public functions' empty list */
+        for (int k = 0; k < r; k++)
+            a.i[a.n++] = k;
+    return apply(s, &a, x, 1);
+}
+
+/* ---- linear algebra and shapes ------------------------------------------------------------------------ */
+static tg_tensor *s_matmul(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t m = 1 + tg_sample_byte(s) % 3, k = 1 + tg_sample_byte(s) % 3, n = 1 + tg_sample_byte(s) % 3;
+    unsigned f = tg_sample_byte(s);
+    bool ta = f & 1, tb = f & 2, batch = f & 4;
+    tg_shape as = ta ? TG_SHAPE(k, m) : TG_SHAPE(m, k), bs = tb ? TG_SHAPE(n, k) : TG_SHAPE(k, n);
+    if (batch)
+        as = ta ? TG_SHAPE(2, k, m) : TG_SHAPE(2, m, k);
+    tg_tensor *a = tg_sample_fit(x[0], as), *b = tg_sample_fit(x[1], bs);
+    use(s, a);
+    use(s, b);
+    return tg_matmul_at(LOC, a, b, (tg_matmul_opts){.transpose_a = ta, .transpose_b = tb});
+}
+
+static tg_tensor *s_reshape(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t n = tg_size(x[0]);
+    unsigned b = tg_sample_byte(s) % 3;
+    use(s, x[0]);
+    return tg_reshape_at(LOC, x[0], b == 0 ? TG_SHAPE(n) : b == 1 ? TG_SHAPE(1, n) : TG_SHAPE(n, -1));
+}
+
+static tg_tensor *s_transpose(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = tg_rank(x[0]) >= 2 ? x[0] : tg_sample_fit(x[0], TG_SHAPE(2, 3));
+    tg_axes perm = {0};
+    if (tg_sample_byte(s) & 1) {   /* a rotation; else the reversal (the empty list) */
+        perm.n = tg_rank(a);
+        for (int i = 0; i < perm.n; i++)
+            perm.axis[i] = (i + 1) % perm.n;
+    }
+    use(s, a);
+    return tg_transpose_at(LOC, a, perm);
+}
+
+static tg_tensor *s_broadcast(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = room_for_an_axis(x[0]);
+    tg_shape to = shape_of(a);
+    memmove(to.dims + 1, to.dims, sizeof(int64_t) * (size_t)to.rank);
+    to.dims[0] = 1 + tg_sample_byte(s) % 3;
+    to.rank++;
+    use(s, a);
+    return tg_broadcast_to_at(LOC, a, to);
+}
+
+static tg_tensor *s_concat(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int axis = (int)(tg_sample_byte(s) % (unsigned)tg_rank(a));
+    tg_shape bs = shape_of(a);
+    bs.dims[axis] = 1 + tg_sample_byte(s) % 3;
+    tg_tensor *b = tg_sample_fit(x[1], bs);
+    use(s, a);
+    use(s, b);
+    return tg_concat_at(LOC, (tg_tensor *[]){a, b}, 2, axis);
+}
+
+static tg_tensor *s_stack(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = room_for_an_axis(x[0]), *b = tg_sample_fit(x[1], shape_of(a));
+    int axis = (int)(tg_sample_byte(s) % (unsigned)(tg_rank(a) + 1));
+    use(s, a);
+    use(s, b);
+    return tg_stack_at(LOC, (tg_tensor *[]){a, b}, 2, axis);
+}
+
+static tg_tensor *s_slice(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    tg_shape as = shape_of(a), begin = {.rank = as.rank}, size = {.rank = as.rank};
+    for (int i = 0; i < as.rank; i++) {
+        begin.dims[i] = tg_sample_byte(s) % (unsigned)as.dims[i];
+        size.dims[i] = 1 + tg_sample_byte(s) % (unsigned)(as.dims[i] - begin.dims[i]);
+    }
+    use(s, a);
+    return tg_slice_at(LOC, a, begin, size);
+}
+
+static tg_tensor *s_gather(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int axis = (int)(tg_sample_byte(s) % (unsigned)tg_rank(a));
+    tg_tensor *idx = indices(s, 1 + tg_sample_byte(s) % 4, 0, tg_dim(a, axis));
+    use(s, a);
+    return tg_gather_at(LOC, a, idx, axis);
+}
+
+/* Rows of updates added into a [rows, k] output (repeated indices add up). */
+static tg_tensor *s_scatter_add(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t rows = 1 + tg_sample_byte(s) % 4, k = 1 + tg_sample_byte(s) % 3, m = 1 + tg_sample_byte(s) % 4;
+    tg_tensor *idx = indices(s, m, 0, rows), *upd = tg_sample_fit(x[0], TG_SHAPE(m, k));
+    use(s, upd);
+    return tg_scatter_add_at(LOC, idx, upd, TG_SHAPE(rows, k), 0);
+}
+
+/* Indices one past either end give rows of zeros. */
+static tg_tensor *s_one_hot(tg_sample *s, tg_tensor *const *x)
+{
+    (void)x;
+    int64_t depth = 1 + tg_sample_byte(s) % 4;
+    return tg_one_hot_at(LOC, indices(s, 1 + tg_sample_byte(s) % 4, -1, depth + 2), depth);
+}
+
+static tg_tensor *s_pad(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    tg_shape before = {.rank = tg_rank(a)}, after = before;
+    for (int i = 0; i < before.rank; i++) {
+        before.dims[i] = tg_sample_byte(s) % 3;
+        after.dims[i] = tg_sample_byte(s) % 3;
+    }
+    use(s, a);
+    return tg_pad_at(LOC, a, before, after, tg_sample_byte(s) / 64.0 - 2);
+}
+
+/* ---- windows: patches and pools ------------------------------------------------------------------- */
+typedef struct geometry {
+    int64_t h, w, c, kh, kw, sh, sw;
+    tg_padding pad;
+} geometry;
+
+/* A small image [1, h, w, c] and a window that fits it. */
+static geometry pick_window(tg_sample *s)
+{
+    geometry g = {.h = 2 + tg_sample_byte(s) % 3, .w = 2 + tg_sample_byte(s) % 3, .c = 1 + tg_sample_byte(s) % 2};
+    unsigned b = tg_sample_byte(s);
+    g.kh = 1 + b % 2;
+    g.kw = 1 + (b >> 1) % 3;
+    g.kw = g.kw > g.w ? g.w : g.kw;
+    g.sh = 1 + (b >> 3) % 2;
+    g.sw = 1 + (b >> 4) % 2;
+    g.pad = b & 64 ? TG_PADDING_SAME : TG_PADDING_VALID;
+    return g;
+}
+
+static tg_shape image(const geometry *g) { return TG_SHAPE(1, g->h, g->w, g->c); }
+
+static tg_attrs window_attrs(const geometry *g)
+{
+    return (tg_attrs){.i = {g->kh, g->kw, g->sh, g->sw}, .j = {g->h, g->w}, .flag_a = g->pad == TG_PADDING_SAME};
+}
+
+static tg_pool2d_opts pool_opts(const geometry *g)
+{
+    return (tg_pool2d_opts){.pool_size = {g->kh, g->kw}, .strides = {g->sh, g->sw}, .padding = g->pad};
+}
+
+static tg_tensor *s_patches(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_window(s);
+    tg_tensor *img = tg_sample_fit(x[0], image(&g));
+    use(s, img);
+    return tg_extract_patches_at(LOC, img, g.kh, g.kw, g.sh, g.sw, g.pad);
+}
+
+static tg_tensor *s_patches_to_image(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_window(s);
+    tg_tensor *like = tg_extract_patches_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, g.sh, g.sw, g.pad);
+    tg_tensor *p = like ? tg_sample_fit(x[0], shape_of(like)) : NULL;
+    use(s, p);
+    return tg_patches_to_image_at(LOC, p, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad);
+}
+
+static tg_tensor *s_pool(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_window(s);
+    tg_tensor *img = tg_sample_fit(x[0], image(&g));
+    use(s, img);
+    return s->op == TG_OP_MAX_POOL2D ? tg_max_pool2d_at(LOC, img, pool_opts(&g))
+                                     : tg_avg_pool2d_at(LOC, img, pool_opts(&g));
+}
+
+/* max_pool2d_grad(x, y, d) and max_pool2d_gather(x, y, h), with y = max_pool2d(x): the
+ * ties are x's, so only x is looked at for kinks. */
+static tg_tensor *s_max_pool_adjoint(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_window(s);
+    tg_tensor *img = tg_sample_fit(x[0], image(&g));
+    tg_tensor *y = tg_max_pool2d_at(LOC, img, pool_opts(&g));
+    if (!y)
+        return NULL;
+    bool grad = s->op == TG_OP_MAX_POOL2D_GRAD;
+    tg_tensor *d = tg_sample_fit(x[1], grad ? shape_of(y) : image(&g));
+    tg_attrs a = window_attrs(&g);
+    use(s, img);
+    return d ? tg__apply(LOC, s->op, (const tg_tensor *const[]){img, y, d}, 3, &a) : NULL;
+}
+
+static tg_tensor *s_avg_pool_grad(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_window(s);
+    tg_tensor *y = tg_avg_pool2d_at(LOC, tg_zeros(TG_F64, image(&g)), pool_opts(&g));
+    tg_tensor *d = y ? tg_sample_fit(x[0], shape_of(y)) : NULL;
+    tg_attrs a = window_attrs(&g);
+    return apply(s, &a, &d, 1);
+}
+
+/* ---- fused ---------------------------------------------------------------------------------------- */
+static tg_tensor *s_bias_add_act(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    tg_tensor *b = tg_sample_fit(x[1], TG_SHAPE(tg_dim(a, tg_rank(a) - 1)));
+    tg_bias_act act = (tg_bias_act)(tg_sample_byte(s) % 4);
+    s->kinks = 0;   /* relu's kink is at a + b = 0, not at a or b */
+    if (act == TG_BIAS_RELU)
+        zero_kink(s, tg_add_at(LOC, a, b));
+    return tg_bias_add_act_at(LOC, a, b, act);
+}
+
+static tg_tensor *s_act_grad(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *d = tg_sample_fit(x[1], shape_of(x[0]));
+    int act = (int)(tg_sample_byte(s) % 4);
+    s->kinks = 0;
+    if (act == TG_BIAS_RELU)
+        zero_kink(s, x[0]);
+    return apply(s, &(tg_attrs){.i = {act}}, (tg_tensor *[]){x[0], d}, 2);
+}
+
+static tg_tensor *sparse_labels(tg_sample *s, int64_t rows, int64_t classes)
+{
+    return indices(s, rows, 0, classes);
+}
+
+static tg_tensor *s_xent(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 3, c = 2 + tg_sample_byte(s) % 3;
+    tg_tensor *z = tg_sample_fit(x[0], TG_SHAPE(r, c));
+    use(s, z);
+    if (s->op == TG_OP_SPARSE_SOFTMAX_XENT)
+        return tg_sparse_softmax_cross_entropy_with_logits_at(LOC, sparse_labels(s, r, c), z);
+    tg_tensor *labels = tg_sample_fit(x[1], TG_SHAPE(r, c));
+    use(s, labels);
+    return tg_softmax_cross_entropy_with_logits_at(LOC, labels, z);
+}
+
+static tg_tensor *s_xent_grad(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 3, c = 2 + tg_sample_byte(s) % 3;
+    tg_tensor *z = tg_sample_fit(x[0], TG_SHAPE(r, c)), *dy = tg_sample_fit(x[2], TG_SHAPE(r));
+    tg_tensor *labels = tg_sample_byte(s) & 1 ? sparse_labels(s, r, c) : tg_sample_fit(x[1], TG_SHAPE(r, c));
+    return apply(s, &(tg_attrs){0}, (tg_tensor *[]){labels, z, dy}, 3);
+}
+
+/* ---- custom gradients and check_numerics --------------------------------------------------------------- */
+static tg_tensor *square_forward(tg_tensor *const *in, int n, void *user)
+{
+    (void)n;
+    (void)user;
+    return tg_mul_at(LOC, in[0], in[0]);
+}
+
+static int square_backward(const tg_tensor *dy, tg_tensor *const *in, int n, const tg_tensor *out, tg_tensor **dx,
+                           void *user)
+{
+    (void)n;
+    (void)out;
+    (void)user;
+    dx[0] = tg_mul_at(LOC, tg_mul_at(LOC, dy, in[0]), tg_scalar_like_at(LOC, in[0], 2));
+    return dx[0] ? 0 : -1;
+}
+
+static tg_tensor *s_custom(tg_sample *s, tg_tensor *const *x)
+{
+    use(s, x[0]);
+    return tg_custom_gradient_at(LOC, x, 1, square_forward, square_backward, NULL);
+}
+
+static tg_tensor *s_check_numerics(tg_sample *s, tg_tensor *const *x)
+{
+    use(s, x[0]);
+    return tg_check_numerics_at(LOC, x[0], "sampled");
+}
+
+/* ---- the table ---------------------------------------------------------------------------------------- */
+#define ROW(KIND, fn_, arity_, nan_) [TG_OP_##KIND] = {.fn = fn_, .arity = arity_, .nan_operands = nan_}
+#define UNARY(KIND) ROW(KIND, s_unary, 1, 1)
+#define BINARY(KIND) ROW(KIND, s_binary, 2, 3)
+#define COMPARE(KIND) ROW(KIND, s_binary, 2, 0)   /* bool: NaN compares false (docs) */
+const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
+    BINARY(ADD), BINARY(SUB), BINARY(MUL), BINARY(DIV), BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM),
+    COMPARE(EQUAL), COMPARE(NOT_EQUAL), COMPARE(GREATER), COMPARE(GREATER_EQUAL), COMPARE(LESS),
+    COMPARE(LESS_EQUAL),
+    ROW(LOGICAL_AND, s_logical, 2, 0), ROW(LOGICAL_OR, s_logical, 2, 0), ROW(LOGICAL_NOT, s_logical, 1, 0),
+    ROW(WHERE, s_where, 3, 3),   /* the condition's operand goes through x > 0 */
+    UNARY(NEG), UNARY(ABS), UNARY(SQUARE), UNARY(SQRT), UNARY(RSQRT), UNARY(EXP), UNARY(LOG), UNARY(LOG1P),
+    UNARY(ERF), UNARY(SIGN), UNARY(FLOOR), UNARY(CEIL), UNARY(ROUND), UNARY(IDENTITY), UNARY(STOP_GRADIENT),
+    ROW(CLIP_BY_VALUE, s_clip, 1, 1), ROW(CAST, s_cast, 1, 0),   /* cast: docs */
+    UNARY(RELU), ROW(LEAKY_RELU, s_alpha, 1, 1), ROW(ELU, s_alpha, 1, 1), ROW(GELU, s_gelu, 1, 1),
+    UNARY(SIGMOID), UNARY(TANH), UNARY(SOFTPLUS), ROW(SOFTMAX, s_axis, 1, 1), ROW(LOG_SOFTMAX, s_axis, 1, 1),
+    ROW(SUM, s_reduce, 1, 1), ROW(MEAN, s_reduce, 1, 1), ROW(MAX, s_reduce, 1, 1), ROW(MIN, s_reduce, 1, 1),
+    ROW(LOGSUMEXP, s_reduce, 1, 1), ROW(VARIANCE, s_reduce, 1, 1),
+    ROW(ARGMAX, s_axis, 1, 0), ROW(ARGMIN, s_axis, 1, 0),   /* indices: docs */
+    ROW(MATMUL, s_matmul, 2, 3),
+    ROW(RESHAPE, s_reshape, 1, 1), ROW(TRANSPOSE, s_transpose, 1, 1), ROW(BROADCAST_TO, s_broadcast, 1, 1),
+    ROW(CONCAT, s_concat, 2, 3), ROW(STACK, s_stack, 2, 3), ROW(SLICE, s_slice, 1, 1), ROW(GATHER, s_gather, 1, 1),
+    ROW(SCATTER_ADD, s_scatter_add, 1, 1), ROW(ONE_HOT, s_one_hot, 0, 0), ROW(PAD, s_pad, 1, 1),
+    ROW(EXTRACT_PATCHES, s_patches, 1, 1), ROW(PATCHES_TO_IMAGE, s_patches_to_image, 1, 1),
+    ROW(BIAS_ADD_ACT, s_bias_add_act, 2, 3),
+    ROW(ACT_GRAD, s_act_grad, 2, 2),   /* relu's backward sends 0 where y is NaN, as TF's ReluGrad */
+    ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1), ROW(SOFTMAX_XENT, s_xent, 2, 3), ROW(XENT_GRAD, s_xent_grad, 3, 7),
+    ROW(MAX_POOL2D, s_pool, 1, 1),
+    ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2), ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),
+    ROW(AVG_POOL2D, s_pool, 1, 1), ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
+    ROW(CUSTOM, s_custom, 1, 1),
+    ROW(CHECK_NUMERICS, s_check_numerics, 1, 0),   /* refuses NaN: its purpose */
+};
+
+tg_tensor *tg_sample_run(tg_sample *s, tg_tensor *const *x)
+{
+    const tg_op_sampler *r = s->op > TG_OP_NONE && s->op < TG_OP_COUNT ? &tg_op_samplers[s->op] : NULL;
+    if (!r || !r->fn)
+        return NULL;
+    s->n_in = s->n_zero = 0;
+    s->kinks = tg_op_table[s->op]->kinks;
+    s->lo = s->hi = 0;
+    return r->fn(s, x);
+}
