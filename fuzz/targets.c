@@ -356,8 +356,62 @@ static uint8_t *ckpt_file(const uint8_t *meta, size_t n_meta, size_t *size)
     return f;
 }
 
+/* The kinds of keys the tapegrad command reads from a model file (src/cli/main.c: the
+ * model spec, the input shape, counts and positions), through the same validator. */
+static const tg_meta_key command_keys[] = {
+    {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
+    {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
+    {"classes", TG_META_INT, 1, 100000, true, "tapegrad fit"},
+    {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
+    {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
+    {"data", TG_META_TEXT, 1, 4096, false, NULL},
+};
+enum { N_COMMAND_KEYS = sizeof command_keys / sizeof command_keys[0] };
+
+/* A value the validator accepted is within its key's bounds. */
+static bool within(const tg_meta_key *k, const tg_meta_value *v)
+{
+    if (!v->present)
+        return !k->required;
+    switch (k->kind) {
+    case TG_META_TEXT: {
+        size_t n = strlen(v->text);
+        return (int64_t)n >= k->min && (int64_t)n <= k->max;
+    }
+    case TG_META_INT: return v->i >= k->min && v->i <= k->max;
+    case TG_META_DIMS:
+        for (int i = 0; i < v->dims.rank; i++)
+            if (v->dims.dims[i] < k->min || v->dims.dims[i] > k->max)
+                return false;
+        return v->dims.rank >= 1 && v->dims.rank <= TG_MAX_RANK;
+    }
+    return false;
+}
+
+/* The command's reading: accepted values within bounds, a refusal with a message. */
+static int read_as_the_command(const char *path)
+{
+    tg_clear_error();
+    tg_safetensors *st = tg_safetensors_open(path);
+    if (!st)
+        return tg_last_error() && *tg_last_error() ? 0 : broken("model", "open failed without an error message");
+    tg_meta_value v[N_COMMAND_KEYS];
+    int rc = 0;
+    if (tg_safetensors_read_metadata(st, command_keys, N_COMMAND_KEYS, v) != 0) {
+        if (!tg_last_error() || !*tg_last_error())
+            rc = broken("model", "the metadata was refused without an error message");
+    } else {
+        for (int i = 0; i < N_COMMAND_KEYS && rc == 0; i++)
+            if (!within(&command_keys[i], &v[i]))
+                rc = broken("model", "the validator accepted a value out of its key's bounds");
+    }
+    tg_safetensors_close(st);
+    return rc;
+}
+
 /* The bytes are the __metadata__ value. A load either succeeds or fails with a message;
- * the weights are the saved ones after either (a failed load changes nothing). */
+ * the weights are the saved ones after either (a failed load changes nothing). The
+ * command's reading of the same file accepts only values within bounds. */
 int tg_fuzz_model(const uint8_t *data, size_t size)
 {
     static int ready;
@@ -381,6 +435,8 @@ int tg_fuzz_model(const uint8_t *data, size_t size)
     if (rc_ == 0 && (copy_weights(ckpt.m, now, 64) != ckpt.n_weights ||
                      memcmp(now, ckpt.weights, sizeof(double) * (size_t)ckpt.n_weights) != 0))
         rc_ = broken("model", "the weights are not the saved ones after the load");
+    if (rc_ == 0)
+        rc_ = read_as_the_command(path);
     return END();
 }
 
