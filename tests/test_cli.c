@@ -489,6 +489,26 @@ static void labels_that_are_not_classes(void)
     CHECK(strstr(out, "takes class numbers 0, 1, 2") != NULL);
 }
 
+/* --loss binary_crossentropy: one sigmoid output, accuracy at 0.5, predict gives the
+ * probability of class 1; evaluate needs no flags. */
+static void binary_crossentropy(void)
+{
+    FILE *f = fopen(in_dir("bin.csv"), "w");
+    fprintf(f, "x,y\n");
+    for (int i = 0; i < 200; i++)
+        fprintf(f, "%.4f,%d\n", (i - 100) / 50.0, i >= 100);
+    fclose(f);
+    write_text("bin_x.csv", "x\n-1.5\n1.5\n");
+    CHECK(run("fit --data csv:bin.csv --label y --loss binary_crossentropy --model mlp:8 --epochs 30 "
+              "--learning-rate 0.01 --batch-size 16 --quiet --save bin.safetensors") == 0);
+    CHECK(run("evaluate bin.safetensors") == 0);
+    CHECK(out_value("accuracy: ") > 0.9);
+    CHECK(run("predict bin.safetensors bin_x.csv") == 0);
+    CHECK(strstr(out, "0: class 0 (") && strstr(out, "1: class 1 (") && strstr(out, "probability of class 1: "));
+    write_text("bin3.csv", "x,y\n1,0\n2,2\n3,1\n");
+    CHECK(run("fit --data csv:bin3.csv --label y --loss bce --quiet") == 2 && strstr(out, "takes labels from 0 to 1"));
+}
+
 /* The metadata value `key` of a file of the test folder, copied into buf. */
 static const char *meta_of(const char *file, const char *key, char *buf, size_t size)
 {
@@ -584,6 +604,7 @@ int main(void)
     RUN(regression_without_loss);
     RUN(labels_that_are_not_classes);
     RUN(resume_keeps_the_setup);
+    RUN(binary_crossentropy);
     RUN(evaluate_finds_the_data);
     RUN(cleanup);
     return TEST_SUMMARY();

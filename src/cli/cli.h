@@ -19,8 +19,9 @@ typedef struct model_spec {
 } model_spec;
 /* Parses a spec; false with a message in err (never reads past the string). */
 bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size);
-/* The Keras model for examples of `input_shape` and `classes` outputs (logits). */
-tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t classes, uint64_t seed);
+/* The Keras model for examples of `input_shape` and `classes` outputs: logits (or values),
+ * or with `sigmoid` probabilities (binary cross-entropy, whose accuracy thresholds at 0.5). */
+tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t classes, uint64_t seed, bool sigmoid);
 /* The example shape the spec's model takes for flat or image rows. */
 tg_shape spec_input_shape(const model_spec *spec, tg_shape row_shape);
 

@@ -267,21 +267,23 @@ static int read_saved(const char *path, saved_model *out)
     return EXIT_OK;
 }
 
-/* Compiles for `loss`: cross-entropies on logits with accuracy, regressions with MAE and
- * MSE (the command prints RMSE and R2 from them and from predictions). */
+/* Compiles for `loss`: sparse cross-entropy on logits and binary cross-entropy on the
+ * sigmoid's probabilities, with accuracy; regressions with MAE and MSE (the command
+ * prints RMSE and R2 from predictions). */
 static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss)
 {
     if (loss_is_regression(loss))
         return tg_compile(m, .optimizer = opt, .loss = loss,
                           .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR, TG_METRIC_MEAN_SQUARED_ERROR));
-    return tg_compile(m, .optimizer = opt, .loss = loss, .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY));
+    return tg_compile(m, .optimizer = opt, .loss = loss, .from_logits = loss != TG_LOSS_BINARY_CROSSENTROPY,
+                      .metrics = TG_METRICS(TG_ACCURACY));
 }
 
 /* Builds the model a file describes and loads its weights. With `opt` the model is
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
 static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
 {
-    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
+    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
     if (!m) {
         tg_optimizer_free(opt);
         return NULL;
@@ -772,7 +774,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     uint64_t seed = (uint64_t)a.seed;
     saved_model sm = prior;
     sm.loss = loss;
-    m = a.resume ? load_model(&sm, opt) : spec_build(&spec, in, classes, seed);
+    m = a.resume ? load_model(&sm, opt) : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
     opt = a.resume ? NULL : opt;   /* the resumed model owns it */
     if (!m || (!a.resume && compile_for(m, opt, loss) != 0)) {
         tg_optimizer_free(opt);   /* still ours: a failed compile does not take it */
@@ -974,8 +976,6 @@ static int cmd_predict(int argc, char **argv)
     tg_tensor *p = fits ? tg_predict(m, tg_reshape(x, shape), .batch_size = 500) : NULL;
     if (p && sm.loss == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
         p = tg_softmax(p, -1);
-    else if (p && sm.loss == TG_LOSS_BINARY_CROSSENTROPY)
-        p = tg_sigmoid(p);
     if (x && !fits) {
         rc = EXIT_DATA;
     } else if (!p) {
