@@ -452,7 +452,12 @@ static void regression_without_loss(void)
     CHECK(run("fit --data csv:line.csv --label y --model mlp:16 --epochs 60 --batch-size 16 --learning-rate 0.01 "
               "--save line.safetensors --history line.csv.h --plot line.svg") == 0);
     CHECK(strstr(out, "a regression: mean_squared_error") != NULL);
-    CHECK(strstr(out, "mean_absolute_error: ") != NULL);
+    CHECK(strstr(out, "mean_absolute_error: ") && strstr(out, "root_mean_squared_error: ") && strstr(out, "r2_score: "));
+    size_t hn;
+    char *history = slurp("line.csv.h", &hn);
+    CHECK(history && strncmp(history, "epoch,loss,mean_absolute_error,mean_squared_error,root_mean_squared_error,"
+                             "r2_score\n", 83) == 0);
+    free(history);
     CHECK(run("evaluate line.safetensors") == 0);
     double mae = out_value("mae: "), rmse = out_value("rmse: "), r2 = out_value("r2: ");
     if (!(mae < 0.05))

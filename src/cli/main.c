@@ -633,6 +633,42 @@ static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg
     return rc;
 }
 
+/* A regression's epoch logs gain Keras's root_mean_squared_error and r2_score (and their
+ * val_ forms), from the epoch's mean squared error and the variance of the labels of the
+ * training and validation rows (user: two doubles). */
+static int add_regression_logs(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)m;
+    (void)epoch;
+    const double *var = cb->user;
+    for (int val = 0; val < 2; val++) {
+        double mse = tg_logs_get(logs, val ? "val_mean_squared_error" : "mean_squared_error");
+        if (isnan(mse))
+            continue;
+        tg_logs_set(logs, val ? "val_root_mean_squared_error" : "root_mean_squared_error", sqrt(mse));
+        if (var[val] > 0)
+            tg_logs_set(logs, val ? "val_r2_score" : "r2_score", 1 - mse / var[val]);
+    }
+    return 0;
+}
+
+/* The variance of labels [from, to) of y, or NAN. */
+static double label_variance(const tg_tensor *y, int64_t from, int64_t to)
+{
+    int64_t n = tg_size(y);
+    double *v = malloc(sizeof(double) * (size_t)(n + 1)), mean = 0, ss = 0;
+    if (!v || to <= from || tg_copy_out_f64(y, v, n) != 0) {
+        free(v);
+        return NAN;
+    }
+    for (int64_t i = from; i < to; i++)
+        mean += v[i] / (double)(to - from);
+    for (int64_t i = from; i < to; i++)
+        ss += (v[i] - mean) * (v[i] - mean);
+    free(v);
+    return ss / (double)(to - from);
+}
+
 static int fit(const fit_args *ap, const saved_model *prior_in);
 
 static int cmd_fit(int argc, char **argv)
@@ -804,11 +840,16 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
             printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
                    (long long)tg_dim(x, 0), (long long)(classes > 1 ? classes : 2), a.optimizer, a.batch_size);
     }
+    /* the rows tg_fit holds out: the last fraction, before shuffling */
+    int64_t rows = tg_dim(y, 0), split = (int64_t)((double)rows * (1.0 - a.validation_split));
+    double variance[2] = {label_variance(y, 0, split), label_variance(y, split, rows)};
+    tg_callback scores = {.on_epoch_end = add_regression_logs, .user = variance};
+    tg_callback *callbacks[2] = {&scores, ckpt};
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = 1,
-               .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
+               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = callbacks + !regression,
+               .n_callbacks = regression ? 2 : 1, .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
         tg_profile_print(stderr);
