@@ -51,7 +51,8 @@ static const char *const usage_fit =
     "  --resume FILE          continue a fit from a file written by --save: its data, label, loss,\n"
     "                         optimizer, learning rate, batch size, validation split and seed, each\n"
     "                         unless given here (with a note); --epochs is the epoch to stop at.\n"
-    "                         The history CSV and plot go on from the epochs already there\n"
+    "                         The history CSV and plot (the file's, unless given) go on from the\n"
+    "                         epochs already in them\n"
     "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
     "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
     "  --quiet                no progress output\n"
@@ -167,6 +168,7 @@ typedef struct saved_model {
     const char *spec_text, *data;   /* inside st */
     const char *data_path;          /* the data with absolute paths, or NULL */
     const char *label, *optimizer;  /* NULL when not stored */
+    const char *history, *plot;     /* NULL when not stored */
     tg_loss_kind loss;
     tg_shape input_shape;
     int64_t classes;                /* the model's outputs: 1 for a regression */
@@ -182,7 +184,7 @@ typedef struct saved_model {
  * validator. */
 enum {
     KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, KEY_DATA_PATH, KEY_LABEL, KEY_LOSS,
-    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, N_KEYS
+    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, KEY_HISTORY, KEY_PLOT, N_KEYS
 };
 static const tg_meta_key saved_keys[N_KEYS] = {
     [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
@@ -198,6 +200,8 @@ static const tg_meta_key saved_keys[N_KEYS] = {
     [KEY_LR] = {"learning_rate", TG_META_TEXT, 1, 32, false, NULL},
     [KEY_BATCH] = {"batch_size", TG_META_INT, 1, 1 << 24, false, NULL},
     [KEY_SPLIT] = {"validation_split", TG_META_TEXT, 1, 32, false, NULL},
+    [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 4096, false, NULL},
 };
 
 /* The losses the command trains with. */
@@ -240,6 +244,8 @@ static int read_saved(const char *path, saved_model *out)
     out->data_path = v[KEY_DATA_PATH].present ? v[KEY_DATA_PATH].text : NULL;
     out->label = v[KEY_LABEL].present ? v[KEY_LABEL].text : NULL;
     out->optimizer = v[KEY_OPTIMIZER].present ? v[KEY_OPTIMIZER].text : NULL;
+    out->history = v[KEY_HISTORY].present ? v[KEY_HISTORY].text : NULL;
+    out->plot = v[KEY_PLOT].present ? v[KEY_PLOT].text : NULL;
     out->input_shape = v[KEY_SHAPE].dims;
     out->classes = v[KEY_CLASSES].i;
     out->seed = (uint64_t)v[KEY_SEED].i;
@@ -302,7 +308,7 @@ static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
 
 /* The training set-up tapegrad fit stores in its file. */
 typedef struct setup {
-    const char *spec_text, *data, *data_path, *label, *optimizer;
+    const char *spec_text, *data, *data_path, *label, *optimizer, *history, *plot;
     tg_shape input_shape;
     int64_t classes;
     uint64_t seed;
@@ -322,15 +328,19 @@ static char *fit_metadata(const setup *u)
     snprintf(lr, sizeof lr, "%.17g", u->lr);
     snprintf(batch, sizeof batch, "%ld", u->batch_size);
     snprintf(split, sizeof split, "%.17g", u->validation_split);
-    const char *keys[12] = {"model", "input_shape", "classes", "seed", "data", "loss", "optimizer", "learning_rate",
+    const char *keys[14] = {"model", "input_shape", "classes", "seed", "data", "loss", "optimizer", "learning_rate",
                             "batch_size", "validation_split"};
-    const char *values[12] = {u->spec_text, shape, n_classes, n_seed, u->data, tg_loss_name(u->loss), u->optimizer,
+    const char *values[14] = {u->spec_text, shape, n_classes, n_seed, u->data, tg_loss_name(u->loss), u->optimizer,
                               lr, batch, split};
     int n = 10;
     if (u->data_path)
         keys[n] = "data_path", values[n++] = u->data_path;
     if (u->label)
         keys[n] = "label", values[n++] = u->label;
+    if (u->history)
+        keys[n] = "history", values[n++] = u->history;
+    if (u->plot)
+        keys[n] = "plot", values[n++] = u->plot;
     return tg_metadata_json(keys, values, n);
 }
 
@@ -745,6 +755,10 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
     } else {
         a->seed = (long)prior->seed;
     }
+    if (!a->given['H'] && prior->history)   /* the files that go on */
+        a->history = prior->history;
+    if (!a->given['P'] && prior->plot)
+        a->plot = prior->plot;
     if (a->epochs <= prior->epoch) {
         fprintf(stderr, "tapegrad: %s has trained %d epochs; --epochs is the epoch to stop at: give more than %d\n",
                 prior->path, prior->epoch, prior->epoch);
@@ -820,6 +834,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     }
     opt = NULL;
     setup u = {.spec_text = spec_text, .data = a.data, .label = a.label, .optimizer = a.optimizer,
+               .history = a.history, .plot = a.plot,
                .input_shape = in, .classes = classes, .seed = seed, .loss = loss,
                .lr = tg_optimizer_current_lr(tg_model_optimizer(m)), .validation_split = a.validation_split,
                .batch_size = a.batch_size};
