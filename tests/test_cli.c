@@ -54,7 +54,7 @@ static const char *in_dir(const char *name)
     return b;
 }
 
-/* The whole of a file of the test folder (NULL when missing); *n its size. */
+/* The whole of a file of the test folder, NUL-terminated (NULL when missing); *n its size. */
 static char *slurp(const char *name, size_t *n)
 {
     FILE *f = fopen(in_dir(name), "rb");
@@ -63,6 +63,8 @@ static char *slurp(const char *name, size_t *n)
         return NULL;
     char *b = malloc(1 << 20);
     *n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
+    if (b)
+        b[*n] = 0;   /* text for strstr */
     fclose(f);
     return b;
 }
