@@ -487,6 +487,9 @@ static void labels_that_are_not_classes(void)
     write_text("neg.csv", "a,y\n1,0\n2,-1\n3,1\n");
     CHECK(run("fit --data csv:neg.csv --label y --quiet") == 2 && strstr(out, "the label of row 2 is -1"));
     CHECK(run("fit --data csv:big.csv --label y --loss mse --epochs 1 --quiet --save big_mse.safetensors") == 0);
+    write_text("values.csv", "a,y\n1,25\n2,31\n3,26\n4,27\n5,30\n6,28\n7,29\n8,25\n");   /* diabetes-like targets */
+    CHECK(run("fit --data csv:values.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "the labels are whole numbers from 25 to 31") && strstr(out, "class numbers start at 0 (or 1)"));
     write_text("gap.csv", "a,y\n1,0\n2,7\n3,1\n4,2\n");
     CHECK(run("fit --data csv:gap.csv --label y --quiet") == 2);
     CHECK(run("fit --data csv:gap.csv --label y --classes 8 --epochs 1 --quiet --save gap.safetensors") == 0);

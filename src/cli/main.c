@@ -35,8 +35,9 @@ static const char *const usage_fit =
     "  --label COLUMN         the label column of a CSV file, by name or index (-1: the last)\n"
     "  --loss NAME            mse, mae, huber (regression), sparse_categorical_crossentropy or\n"
     "                         binary_crossentropy (classification). Default: from the labels:\n"
-    "                         whole numbers 0..K-1 (K at most the rows and 65536) are K classes,\n"
-    "                         other numbers a regression (mse, one linear output)\n"
+    "                         whole numbers 0..K-1 (K at most the rows and 65536, the smallest\n"
+    "                         label 0 or 1) are K classes, other numbers a regression (mse,\n"
+    "                         one linear output)\n"
     "  --classes K            the labels are K classes 0..K-1 (some may be missing)\n"
     "  --model SPEC           mlp:500 (default), mlp:512,256 (hidden ReLU layers) or cnn\n"
     "  --epochs N             default 5\n"
@@ -367,11 +368,11 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
 #define MAX_INFERRED_CLASSES 65536
 
 /* The one rule for labels and loss. With *loss set (--loss, or a resumed file's) the
- * labels must suit it; without (TG_LOSS_NONE) whole numbers 0..K-1 are K classes when K
- * is at most the rows and 65536, other numbers a regression (MSE); anything else is
- * refused, naming the label range and the options that say what was meant. `classes`
- * (--classes, or a resumed file's) fixes K. Returns the model's outputs (K, or 1), or -1
- * after a message. */
+ * labels must suit it; without (TG_LOSS_NONE) whole numbers 0..K-1 (the smallest 0 or 1)
+ * are K classes when K is at most the rows and 65536, other numbers a regression (MSE);
+ * anything else is refused, naming the label range and the options that say what was
+ * meant. `classes` (--classes, or a resumed file's) fixes K. Returns the model's outputs
+ * (K, or 1), or -1 after a message. */
 static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kind *loss, int64_t classes)
 {
     int64_t n = tg_size(y);
@@ -421,6 +422,10 @@ static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kin
     } else if (min < 0) {
         fprintf(stderr, "tapegrad: %s: the labels run from %g to %g: the label of row %lld is %g, and class numbers "
                 "start at 0. Give --loss mse for a regression\n", source, min, max, (long long)lo + 1, min);
+    } else if (!classes && min > 1) {   /* diabetes' targets 25..346 were "347 classes" */
+        fprintf(stderr, "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): "
+                "class numbers start at 0 (or 1), so these look like values. Give --loss mse for a regression, or "
+                "--classes K when the labels are K classes\n", source, min, max, (long long)lo + 1, min);
     } else if (classes) {
         if (max < (double)classes)
             out = classes;
