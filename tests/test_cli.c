@@ -554,6 +554,9 @@ static void resume_keeps_the_setup(void)
     free(c22);
     char buf[256];
     CHECK(strcmp(meta_of("a22.safetensors", "epoch", buf, sizeof buf), "4") == 0);
+    CHECK(run("summary a22.safetensors") == 0);
+    CHECK(strstr(out, "loss mean_squared_error, label y, optimizer adam (learning rate 0.01), batch 16, validation "
+                      "split 0.2, seed 42\n") != NULL);
     CHECK(strcmp(meta_of("a22.safetensors", "label", buf, sizeof buf), "y") == 0);
     CHECK(strcmp(meta_of("a22.safetensors", "validation_split", buf, sizeof buf), "0.20000000000000001") == 0);
     CHECK(strcmp(meta_of("a22.safetensors", "data", buf, sizeof buf), "csv:line.csv") == 0);

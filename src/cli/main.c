@@ -1084,6 +1084,16 @@ static int cmd_summary(int argc, char **argv)
     tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL) : NULL;
     if (m) {
         printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
+        printf("loss %s", tg_loss_name(sm.loss));
+        if (sm.label)
+            printf(", label %s", sm.label);
+        if (sm.optimizer)
+            printf(", optimizer %s (learning rate %g)", sm.optimizer, sm.lr);
+        if (sm.batch_size)
+            printf(", batch %ld", sm.batch_size);
+        if (sm.validation_split >= 0)
+            printf(", validation split %g", sm.validation_split);
+        printf(", seed %llu\n", (unsigned long long)sm.seed);
         tg_model_summary(m, stdout);
     } else if (rc == EXIT_OK) {
         rc = cli_library_error();
