@@ -1,5 +1,6 @@
 /* The tapegrad command end to end on a tiny CSV data set: fit, save, evaluate, predict,
  * summary, resume, and its exit codes. */
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -53,7 +54,7 @@ static const char *in_dir(const char *name)
     return b;
 }
 
-/* The whole of a file of the test folder (NULL when missing); *n its size. */
+/* The whole of a file of the test folder, NUL-terminated (NULL when missing); *n its size. */
 static char *slurp(const char *name, size_t *n)
 {
     FILE *f = fopen(in_dir(name), "rb");
@@ -62,6 +63,8 @@ static char *slurp(const char *name, size_t *n)
         return NULL;
     char *b = malloc(1 << 20);
     *n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
+    if (b)
+        b[*n] = 0;   /* text for strstr */
     fclose(f);
     return b;
 }
@@ -312,9 +315,9 @@ static void craft(const char *name, const char *key, const char *value)
     for (int i = 0; i < n && i < 64; i++)
         t[i] = tg_safetensors_get(st, names[i]);
     static const char *const keys[] = {"model", "input_shape", "classes", "seed", "epoch", "data",
-                                       "tapegrad_iterations"};
+                                       "tapegrad_iterations", "loss", "label", "optimizer"};
     char meta[4096] = "{";
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 10; k++) {
         const char *v = st ? tg_safetensors_metadata(st, keys[k]) : NULL;
         size_t len = strlen(meta);
         if (strcmp(keys[k], key) == 0)
@@ -343,6 +346,10 @@ static void hostile_metadata(void)
     CHECK(run("summary nul.safetensors") == 2 && strstr(out, "metadata \"model\" contains a NUL byte"));
     craft("classes.safetensors", "classes", "99999999999");
     CHECK(run("predict classes.safetensors new.csv") == 2 && strstr(out, "metadata \"classes\" is \"99999999999\""));
+    craft("loss.safetensors", "loss", "hinge");
+    CHECK(run("summary loss.safetensors") == 2 && strstr(out, "metadata \"loss\" is \"hinge\": it must be a loss"));
+    craft("opt.safetensors", "optimizer", "lbfgs");
+    CHECK(run(FIT "--epochs 3 --resume opt.safetensors") == 2 && strstr(out, "metadata \"optimizer\" is \"lbfgs\""));
 }
 
 /* A quote in the data path broke every save (metadata by snprintf); a long model spec
@@ -413,6 +420,175 @@ static void option_messages(void)
     CHECK(run(FIT "--epochs 0") == 1 && strstr(out, "bad value '0' for --epochs: give a whole number from 1"));
 }
 
+/* The number after `key` in out (NAN when absent). */
+static double out_value(const char *key)
+{
+    const char *at = strstr(out, key);
+    double v = NAN;
+    if (!at || sscanf(at + strlen(key), "%lf", &v) != 1)
+        return NAN;
+    return v;
+}
+
+/* y = 3x + 1 on x in [-1, 1]; and two inputs for predict. */
+static void write_line_data(void)
+{
+    FILE *f = fopen(in_dir("line.csv"), "w"), *g = fopen(in_dir("line_x.csv"), "w");
+    fprintf(f, "x,y\n");
+    fprintf(g, "x\n0.5\n-0.25\n");
+    tg_rng *r = tg_rng_new(3);
+    for (int i = 0; i < 200; i++) {
+        double x = 2 * tg_rng_uniform01(r) - 1;
+        fprintf(f, "%.6f,%.6f\n", x, 3 * x + 1);
+    }
+    tg_rng_free(r);
+    fclose(f);
+    fclose(g);
+}
+
+/* Non-integer labels are a regression (MSE, one linear output) with no --loss; evaluate
+ * and predict need no flags and print numbers. */
+static void regression_without_loss(void)
+{
+    write_line_data();
+    CHECK(run("fit --data csv:line.csv --label y --model mlp:16 --epochs 60 --batch-size 16 --learning-rate 0.01 "
+              "--save line.safetensors --history line.csv.h --plot line.svg") == 0);
+    CHECK(strstr(out, "a regression: mean_squared_error") != NULL);
+    CHECK(strstr(out, "mean_absolute_error: ") && strstr(out, "root_mean_squared_error: ") && strstr(out, "r2_score: "));
+    size_t hn;
+    char *history = slurp("line.csv.h", &hn);
+    CHECK(history && strncmp(history, "epoch,loss,mean_absolute_error,mean_squared_error,root_mean_squared_error,"
+                             "r2_score\n", 83) == 0);
+    free(history);
+    CHECK(run("evaluate line.safetensors") == 0);
+    double mae = out_value("mae: "), rmse = out_value("rmse: "), r2 = out_value("r2: ");
+    if (!(mae < 0.05))
+        printf("  %s", out);
+    CHECK(mae < 0.05 && rmse < 0.1 && r2 > 0.99);
+    CHECK(run("predict line.safetensors line_x.csv") == 0);
+    double p0 = NAN, p1 = NAN;
+    CHECK(sscanf(out, "0: %lf\n1: %lf", &p0, &p1) == 2 && fabs(p0 - 2.5) < 0.1 && fabs(p1 - 0.25) < 0.1);
+    CHECK(strstr(out, "class") == NULL);
+    size_t n;
+    char *plot = slurp("line.svg", &n);
+    CHECK(plot && strstr(plot, ">Mean absolute error<") != NULL);
+    free(plot);
+}
+
+/* Whole-number labels that cannot be classes 0..K-1 are refused, naming the range and
+ * the options that say what was meant; --loss mse then trains on them. */
+static void labels_that_are_not_classes(void)
+{
+    write_text("big.csv", "a,y\n1,0\n2,100000000\n3,1\n4,2\n");
+    CHECK(run("fit --data csv:big.csv --label y --quiet --save big_label.safetensors") == 2);
+    CHECK(strstr(out, "csv:big.csv: the labels are whole numbers from 0 to 1e+08") != NULL);
+    CHECK(strstr(out, "--loss mse") && strstr(out, "--classes K"));
+    CHECK(!exists("big_label.safetensors"));
+    write_text("neg.csv", "a,y\n1,0\n2,-1\n3,1\n");
+    CHECK(run("fit --data csv:neg.csv --label y --quiet") == 2 && strstr(out, "the label of row 2 is -1"));
+    CHECK(run("fit --data csv:big.csv --label y --loss mse --epochs 1 --quiet --save big_mse.safetensors") == 0);
+    write_text("values.csv", "a,y\n1,25\n2,31\n3,26\n4,27\n5,30\n6,28\n7,29\n8,25\n");   /* diabetes-like targets */
+    CHECK(run("fit --data csv:values.csv --label y --quiet") == 2);
+    CHECK(strstr(out, "the labels are whole numbers from 25 to 31") && strstr(out, "class numbers start at 0 (or 1)"));
+    write_text("gap.csv", "a,y\n1,0\n2,7\n3,1\n4,2\n");
+    CHECK(run("fit --data csv:gap.csv --label y --quiet") == 2);
+    CHECK(run("fit --data csv:gap.csv --label y --classes 8 --epochs 1 --quiet --save gap.safetensors") == 0);
+    CHECK(run("summary gap.safetensors") == 0 && strstr(out, "Total params"));
+    CHECK(run("fit --data csv:gap.csv --label y --loss hinge --quiet") == 1 && strstr(out, "unknown --loss 'hinge'"));
+    CHECK(run("fit --data csv:line.csv --label y --loss sparse_categorical_crossentropy --quiet") == 2);
+    CHECK(strstr(out, "takes class numbers 0, 1, 2") != NULL);
+}
+
+/* --loss binary_crossentropy: one sigmoid output, accuracy at 0.5, predict gives the
+ * probability of class 1; evaluate needs no flags. */
+static void binary_crossentropy(void)
+{
+    FILE *f = fopen(in_dir("bin.csv"), "w");
+    fprintf(f, "x,y\n");
+    for (int i = 0; i < 200; i++)
+        fprintf(f, "%.4f,%d\n", (i - 100) / 50.0, i >= 100);
+    fclose(f);
+    write_text("bin_x.csv", "x\n-1.5\n1.5\n");
+    CHECK(run("fit --data csv:bin.csv --label y --loss binary_crossentropy --model mlp:8 --epochs 30 "
+              "--learning-rate 0.01 --batch-size 16 --quiet --save bin.safetensors") == 0);
+    CHECK(run("evaluate bin.safetensors") == 0);
+    CHECK(out_value("accuracy: ") > 0.9);
+    CHECK(run("predict bin.safetensors bin_x.csv") == 0);
+    CHECK(strstr(out, "0: class 0 (") && strstr(out, "1: class 1 (") && strstr(out, "probability of class 1: "));
+    write_text("bin3.csv", "x,y\n1,0\n2,2\n3,1\n");
+    CHECK(run("fit --data csv:bin3.csv --label y --loss bce --quiet") == 2 && strstr(out, "takes labels from 0 to 1"));
+}
+
+/* The metadata value `key` of a file of the test folder, copied into buf. */
+static const char *meta_of(const char *file, const char *key, char *buf, size_t size)
+{
+    tg_safetensors *st = tg_safetensors_open(in_dir(file));
+    const char *v = st ? tg_safetensors_metadata(st, key) : NULL;
+    snprintf(buf, size, "%s", v ? v : "");
+    tg_safetensors_close(st);
+    return buf;
+}
+
+/* Adam with a validation split, 2 epochs then resumed to 4 with nothing but --resume and
+ * --epochs: the same file, bit for bit, as 4 at once, and one history of epochs 1..4. */
+static void resume_keeps_the_setup(void)
+{
+#define LINE_FIT "--data csv:line.csv --label y --model mlp:8 --batch-size 16 --learning-rate 0.01 --validation-split 0.2 --quiet "
+    CHECK(run("fit " LINE_FIT "--epochs 4 --save a.safetensors --history a.csv --plot a.svg") == 0);
+    CHECK(rename(in_dir("a.safetensors"), in_dir("a4.safetensors")) == 0 && rename(in_dir("a.csv"), in_dir("a4.csv")) == 0);
+    CHECK(run("fit " LINE_FIT "--epochs 2 --save a.safetensors --history a.csv --plot a.svg") == 0);
+    CHECK(run("fit --resume a.safetensors --epochs 4 --quiet") == 0);   /* the history and plot: the file's */
+    CHECK(rename(in_dir("a.safetensors"), in_dir("a22.safetensors")) == 0 && rename(in_dir("a.csv"), in_dir("a22.csv")) == 0);
+    size_t n4, n22, h4, h22;
+    char *m4 = slurp("a4.safetensors", &n4), *m22 = slurp("a22.safetensors", &n22);
+    CHECK(m4 && m22 && n4 == n22 && memcmp(m4, m22, n4) == 0);
+    free(m4);
+    free(m22);
+    char *c4 = slurp("a4.csv", &h4), *c22 = slurp("a22.csv", &h22);
+    CHECK(c4 && c22 && h4 == h22 && memcmp(c4, c22, h4) == 0);
+    int epochs[8], k = 0;
+    for (char *line = c22 ? strchr(c22, '\n') : NULL; line && line[1] && k < 8; line = strchr(line + 1, '\n'))
+        epochs[k++] = atoi(line + 1);
+    CHECK(k == 4 && epochs[0] == 1 && epochs[1] == 2 && epochs[2] == 3 && epochs[3] == 4);
+    free(c4);
+    free(c22);
+    char buf[256];
+    CHECK(strcmp(meta_of("a22.safetensors", "epoch", buf, sizeof buf), "4") == 0);
+    CHECK(run("summary a22.safetensors") == 0);
+    CHECK(strstr(out, "loss mean_squared_error, label y, optimizer adam (learning rate 0.01), batch 16, validation "
+                      "split 0.2, seed 42\n") != NULL);
+    CHECK(strcmp(meta_of("a22.safetensors", "label", buf, sizeof buf), "y") == 0);
+    CHECK(strcmp(meta_of("a22.safetensors", "validation_split", buf, sizeof buf), "0.20000000000000001") == 0);
+    CHECK(strcmp(meta_of("a22.safetensors", "data", buf, sizeof buf), "csv:line.csv") == 0);
+    CHECK(strcmp(meta_of("a22.safetensors", "loss", buf, sizeof buf), "mean_squared_error") == 0);
+    CHECK(meta_of("a22.safetensors", "data_path", buf, sizeof buf)[4] == '/');
+
+    /* SGD stays SGD; an option on the command line wins, with a note. */
+    CHECK(run("fit " LINE_FIT "--optimizer sgd --epochs 1 --save sgd.safetensors --history sgd.csv") == 0);
+    CHECK(run("fit --resume sgd.safetensors --epochs 2 --quiet --history sgd.csv") == 0);
+    CHECK(strstr(out, "note:") == NULL);
+    CHECK(strcmp(meta_of("sgd.safetensors", "optimizer", buf, sizeof buf), "sgd") == 0);
+    CHECK(run("fit --resume sgd.safetensors --epochs 3 --batch-size 8 --quiet --history sgd.csv") == 0);
+    CHECK(strstr(out, "note: --batch-size 8 overrides the model file's 16") != NULL);
+    CHECK(strcmp(meta_of("sgd.safetensors", "batch_size", buf, sizeof buf), "8") == 0);
+    CHECK(run("fit --resume sgd.safetensors --epochs 3 --quiet") == 1 && strstr(out, "has trained 3 epochs"));
+#undef LINE_FIT
+}
+
+/* evaluate finds a CSV model's data with no flags: by its absolute path, then, once that
+ * is gone, by the path as given from the model file's folder. */
+static void evaluate_finds_the_data(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && mkdir -p moved && cp line.csv moved/moving.csv && cp line.csv moving.csv", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(run("fit --data csv:moving.csv --label y --model mlp:8 --epochs 1 --quiet --save moved/mv.safetensors") == 0);
+    CHECK(run("evaluate moved/mv.safetensors") == 0 && strstr(out, "200 samples - loss: "));
+    unlink(in_dir("moving.csv"));
+    CHECK(run("evaluate moved/mv.safetensors") == 0 && strstr(out, "200 samples - loss: "));
+    CHECK(run("evaluate m.safetensors") == 0 && strstr(out, "accuracy: "));   /* a classifier, label stored */
+}
+
 static void cleanup(void)
 {
     char cmd[256];
@@ -440,6 +616,11 @@ int main(void)
     RUN(hostile_metadata);
     RUN(metadata_round_trips);
     RUN(messages_for_users);
+    RUN(regression_without_loss);
+    RUN(labels_that_are_not_classes);
+    RUN(resume_keeps_the_setup);
+    RUN(binary_crossentropy);
+    RUN(evaluate_finds_the_data);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -19,8 +19,9 @@ typedef struct model_spec {
 } model_spec;
 /* Parses a spec; false with a message in err (never reads past the string). */
 bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size);
-/* The Keras model for examples of `input_shape` and `classes` outputs (logits). */
-tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t classes, uint64_t seed);
+/* The Keras model for examples of `input_shape` and `classes` outputs: logits (or values),
+ * or with `sigmoid` probabilities (binary cross-entropy, whose accuracy thresholds at 0.5). */
+tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t classes, uint64_t seed, bool sigmoid);
 /* The example shape the spec's model takes for flat or image rows. */
 tg_shape spec_input_shape(const model_spec *spec, tg_shape row_shape);
 
@@ -34,8 +35,24 @@ typedef struct data_source {
 int data_load(const char *spec, const char *label, data_source *out);
 void data_free(data_source *d);
 
-/* ---- history: CSV and an SVG plot of loss and accuracy per epoch ------------------------------ */
-int history_write_csv(const tg_history *h, const char *path);
-int history_write_svg(const tg_history *h, const char *path, const char *title);
+/* ---- history: CSV and an SVG plot of loss and a metric per epoch ------------------------------ */
+#define HISTORY_MAX_KEYS 32
+typedef struct cli_history {
+    int n_keys, n_epochs;
+    char keys[HISTORY_MAX_KEYS][40];
+    int *epoch;                 /* the true epoch numbers, 1-based, increasing */
+    double *v;                  /* n_epochs rows of n_keys values */
+} cli_history;
+/* The epochs of a fit that began after epoch `initial_epoch`. Returns an exit code. */
+int history_from_fit(const tg_history *h, int initial_epoch, cli_history *out);
+/* Puts before the fit's epochs the rows of an earlier history CSV (as history_write_csv
+ * writes it) numbered below the fit's first epoch: a resumed fit's history goes on. A
+ * missing file adds nothing; one with other columns adds nothing, with a note. */
+void history_prepend_csv(cli_history *h, const char *path);
+void history_free(cli_history *h);
+int history_write_csv(const cli_history *h, const char *path);
+/* Two panels: the loss and `metric` (e.g. "accuracy"), titled `metric_title`. */
+int history_write_svg(const cli_history *h, const char *path, const char *title, const char *metric,
+                      const char *metric_title);
 
 #endif

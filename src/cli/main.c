@@ -7,11 +7,13 @@
  *
  * Exit codes: 0 ok, 1 usage, 2 data or file error. */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -31,6 +33,12 @@ static const char *const usage_fit =
     "\n"
     "  --data SOURCE          fashion-mnist (default), csv:FILE, npy:X.npy,Y.npy or idx:IMAGES,LABELS\n"
     "  --label COLUMN         the label column of a CSV file, by name or index (-1: the last)\n"
+    "  --loss NAME            mse, mae, huber (regression), sparse_categorical_crossentropy or\n"
+    "                         binary_crossentropy (classification). Default: from the labels:\n"
+    "                         whole numbers 0..K-1 (K at most the rows and 65536, the smallest\n"
+    "                         label 0 or 1) are K classes, other numbers a regression (mse,\n"
+    "                         one linear output)\n"
+    "  --classes K            the labels are K classes 0..K-1 (some may be missing)\n"
     "  --model SPEC           mlp:500 (default), mlp:512,256 (hidden ReLU layers) or cnn\n"
     "  --epochs N             default 5\n"
     "  --batch-size N         default 32\n"
@@ -41,7 +49,11 @@ static const char *const usage_fit =
     "  --threads N            threads for matrix products (default: the library's)\n"
     "  --save FILE            the model, written at every epoch end (default model.safetensors,\n"
     "                         or the --resume FILE)\n"
-    "  --resume FILE          continue a fit from a file written by --save\n"
+    "  --resume FILE          continue a fit from a file written by --save: its data, label, loss,\n"
+    "                         optimizer, learning rate, batch size, validation split and seed, each\n"
+    "                         unless given here (with a note); --epochs is the epoch to stop at.\n"
+    "                         The history CSV and plot (the file's, unless given) go on from the\n"
+    "                         epochs already in them\n"
     "  --history FILE         loss and metrics per epoch, CSV (default history.csv)\n"
     "  --plot FILE            loss and accuracy per epoch, SVG (default history.svg)\n"
     "  --quiet                no progress output\n"
@@ -50,14 +62,15 @@ static const char *const usage_fit =
 static const char *const usage_evaluate =
     "usage: tapegrad evaluate MODEL [--data SOURCE] [--label COLUMN] [--batch-size N]\n"
     "\n"
-    "Loss and accuracy of MODEL (a file written by tapegrad fit) on the test split of\n"
-    "SOURCE (fashion-mnist: its 10000 test images), or on all of SOURCE when it has none.\n"
-    "SOURCE defaults to the data the model was trained on.\n";
+    "Loss and accuracy (a regression: loss, MAE, RMSE and R2) of MODEL (a file written by\n"
+    "tapegrad fit) on the test split of SOURCE (fashion-mnist: its 10000 test images), or on\n"
+    "all of SOURCE when it has none. SOURCE and COLUMN default to the data and label the\n"
+    "model was trained on (the file's stored path, else that path from MODEL's folder).\n";
 
 static const char *const usage_predict =
     "usage: tapegrad predict MODEL INPUT [--limit N]\n"
     "\n"
-    "Classes and probabilities for each row of INPUT: a .npy file, an IDX file (raw\n"
+    "Classes and probabilities (a regression: values) for each row of INPUT: a .npy file, an IDX file (raw\n"
     "images, scaled to [0, 1]) or a CSV file of features. --limit caps the rows printed\n"
     "(default 10; 0 prints all).\n";
 
@@ -88,7 +101,7 @@ static const struct {
     {"epochs", "a whole number from 1 to 100000"},     {"batch-size", "a whole number from 1 to 16777216"},
     {"learning-rate", "a number from 1e-12 to 10"},    {"validation-split", "a number from 0 to 0.99"},
     {"seed", "a whole number from 0 to 2147483647"},   {"threads", "a whole number from 1 to 1024"},
-    {"limit", "a whole number, 0 for all rows"},
+    {"limit", "a whole number, 0 for all rows"},      {"classes", "a whole number from 2 to 100000"},
 };
 
 static int bad_value(const char *usage, const char *option, const char *value)
@@ -121,24 +134,59 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+static const char *const optimizer_names[] = {"adam", "adamw", "sgd", "rmsprop", "adagrad"};
+
+static bool optimizer_known(const char *name)
+{
+    for (size_t i = 0; i < sizeof optimizer_names / sizeof optimizer_names[0]; i++)
+        if (strcmp(name, optimizer_names[i]) == 0)
+            return true;
+    return false;
+}
+
+static tg_optimizer *make_optimizer(const char *name, double lr)
+{
+    if (strcmp(name, "adam") == 0)
+        return lr > 0 ? tg_adam(.learning_rate = lr) : tg_adam();
+    if (strcmp(name, "adamw") == 0)
+        return lr > 0 ? tg_adamw(.learning_rate = lr) : tg_adamw();
+    if (strcmp(name, "sgd") == 0)
+        return lr > 0 ? tg_sgd(.learning_rate = lr) : tg_sgd();
+    if (strcmp(name, "rmsprop") == 0)
+        return lr > 0 ? tg_rmsprop(.learning_rate = lr) : tg_rmsprop();
+    if (strcmp(name, "adagrad") == 0)
+        return lr > 0 ? tg_adagrad(.learning_rate = lr) : tg_adagrad();
+    return NULL;
+}
+
 /* ---- models in files ---------------------------------------------------------------------- */
 /* A model file, open from read_saved to saved_close: its metadata and its weights come
  * through one descriptor, so a save by another process cannot mix two files. */
 typedef struct saved_model {
     tg_safetensors *st;
+    const char *path;
     model_spec spec;
     const char *spec_text, *data;   /* inside st */
+    const char *data_path;          /* the data with absolute paths, or NULL */
+    const char *label, *optimizer;  /* NULL when not stored */
+    const char *history, *plot;     /* NULL when not stored */
+    tg_loss_kind loss;
     tg_shape input_shape;
-    int64_t classes;
+    int64_t classes;                /* the model's outputs: 1 for a regression */
     uint64_t seed;
     int epoch;
+    double lr, validation_split;    /* lr 0: not stored; validation_split -1: not stored */
+    long batch_size;                /* 0: not stored */
 } saved_model;
 
 #define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
 
 /* What tapegrad fit writes, and the values it can have; read only through the library's
  * validator. */
-enum { KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, N_KEYS };
+enum {
+    KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, KEY_DATA_PATH, KEY_LABEL, KEY_LOSS,
+    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, KEY_HISTORY, KEY_PLOT, N_KEYS
+};
 static const tg_meta_key saved_keys[N_KEYS] = {
     [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
     [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
@@ -146,7 +194,23 @@ static const tg_meta_key saved_keys[N_KEYS] = {
     [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
     [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
     [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_DATA_PATH] = {"data_path", TG_META_TEXT, 1, 8192, false, NULL},
+    [KEY_LABEL] = {"label", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_LOSS] = {"loss", TG_META_TEXT, 1, 64, false, NULL},
+    [KEY_OPTIMIZER] = {"optimizer", TG_META_TEXT, 1, 16, false, NULL},
+    [KEY_LR] = {"learning_rate", TG_META_TEXT, 1, 32, false, NULL},
+    [KEY_BATCH] = {"batch_size", TG_META_INT, 1, 1 << 24, false, NULL},
+    [KEY_SPLIT] = {"validation_split", TG_META_TEXT, 1, 32, false, NULL},
+    [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 4096, false, NULL},
 };
+
+/* The losses the command trains with. */
+static bool loss_is_regression(tg_loss_kind k) { return k == TG_LOSS_MSE || k == TG_LOSS_MAE || k == TG_LOSS_HUBER; }
+static bool loss_supported(tg_loss_kind k)
+{
+    return loss_is_regression(k) || k == TG_LOSS_BINARY_CROSSENTROPY || k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+}
 
 static void format_shape(const tg_shape *s, char *buf, size_t size)
 {
@@ -175,26 +239,63 @@ static int read_saved(const char *path, saved_model *out)
         fprintf(stderr, "tapegrad: %s: bad model metadata: %s\n", path, err);
         return EXIT_DATA;
     }
+    out->path = path;
     out->spec_text = v[KEY_MODEL].text;
     out->data = v[KEY_DATA].present ? v[KEY_DATA].text : "fashion-mnist";
+    out->data_path = v[KEY_DATA_PATH].present ? v[KEY_DATA_PATH].text : NULL;
+    out->label = v[KEY_LABEL].present ? v[KEY_LABEL].text : NULL;
+    out->optimizer = v[KEY_OPTIMIZER].present ? v[KEY_OPTIMIZER].text : NULL;
+    out->history = v[KEY_HISTORY].present ? v[KEY_HISTORY].text : NULL;
+    out->plot = v[KEY_PLOT].present ? v[KEY_PLOT].text : NULL;
     out->input_shape = v[KEY_SHAPE].dims;
     out->classes = v[KEY_CLASSES].i;
     out->seed = (uint64_t)v[KEY_SEED].i;
     out->epoch = (int)v[KEY_EPOCH].i;
+    out->batch_size = v[KEY_BATCH].present ? (long)v[KEY_BATCH].i : 0;
+    out->validation_split = -1;
+    out->loss = v[KEY_LOSS].present ? tg_loss_kind_from_name(v[KEY_LOSS].text)
+                                    : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;   /* files before the key */
+    const char *key = NULL, *why = NULL;
+    if (!loss_supported(out->loss))
+        key = "loss", why = "a loss tapegrad fit trains with";
+    else if (v[KEY_LR].present && !parse_double(v[KEY_LR].text, 1e-12, 10, &out->lr))
+        key = "learning_rate", why = "a number from 1e-12 to 10";
+    else if (v[KEY_SPLIT].present && !parse_double(v[KEY_SPLIT].text, 0, 0.99, &out->validation_split))
+        key = "validation_split", why = "a number from 0 to 0.99";
+    else if (out->optimizer && !optimizer_known(out->optimizer))
+        key = "optimizer", why = "adam, adamw, sgd, rmsprop or adagrad";
+    else if (loss_is_regression(out->loss) && out->classes != 1)
+        key = "classes", why = "1 for a regression";
+    if (key) {
+        fprintf(stderr, "tapegrad: %s: bad model metadata \"%s\" is \"%s\": it must be %s\n", path, key,
+                tg_safetensors_metadata(out->st, key), why);
+        return EXIT_DATA;
+    }
     return EXIT_OK;
+}
+
+/* Compiles for `loss`: sparse cross-entropy on logits and binary cross-entropy on the
+ * sigmoid's probabilities, with accuracy; regressions with MAE and MSE (the command
+ * prints RMSE and R2 from predictions). */
+static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss)
+{
+    if (loss_is_regression(loss))
+        return tg_compile(m, .optimizer = opt, .loss = loss,
+                          .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR, TG_METRIC_MEAN_SQUARED_ERROR));
+    return tg_compile(m, .optimizer = opt, .loss = loss, .from_logits = loss != TG_LOSS_BINARY_CROSSENTROPY,
+                      .metrics = TG_METRICS(TG_ACCURACY));
 }
 
 /* Builds the model a file describes and loads its weights. With `opt` the model is
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
 static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
 {
-    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed);
+    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
     if (!m) {
         tg_optimizer_free(opt);
         return NULL;
     }
-    if (opt && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
-                          .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
+    if (opt && compile_for(m, opt, sm->loss) != 0) {
         tg_optimizer_free(opt);   /* a failed compile leaves it with its owner */
         tg_model_free(m);
         return NULL;
@@ -206,17 +307,42 @@ static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
     return m;
 }
 
+/* The training set-up tapegrad fit stores in its file. */
+typedef struct setup {
+    const char *spec_text, *data, *data_path, *label, *optimizer, *history, *plot;
+    tg_shape input_shape;
+    int64_t classes;
+    uint64_t seed;
+    tg_loss_kind loss;
+    double lr, validation_split;
+    long batch_size;
+} setup;
+
 /* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
  * file name or a long spec round-trips. Malloc'd, or NULL with the library's error. */
-static char *fit_metadata(const char *spec_text, const tg_shape *in, int64_t classes, uint64_t seed, const char *data)
+static char *fit_metadata(const setup *u)
 {
-    char shape[TG_MAX_RANK * 24], n_classes[24], n_seed[24];
-    format_shape(in, shape, sizeof shape);
-    snprintf(n_classes, sizeof n_classes, "%lld", (long long)classes);
-    snprintf(n_seed, sizeof n_seed, "%llu", (unsigned long long)seed);
-    const char *keys[] = {"model", "input_shape", "classes", "seed", "data"};
-    const char *values[] = {spec_text, shape, n_classes, n_seed, data};
-    return tg_metadata_json(keys, values, 5);
+    char shape[TG_MAX_RANK * 24], n_classes[24], n_seed[24], lr[32], batch[24], split[32];
+    format_shape(&u->input_shape, shape, sizeof shape);
+    snprintf(n_classes, sizeof n_classes, "%lld", (long long)u->classes);
+    snprintf(n_seed, sizeof n_seed, "%llu", (unsigned long long)u->seed);
+    snprintf(lr, sizeof lr, "%.17g", u->lr);
+    snprintf(batch, sizeof batch, "%ld", u->batch_size);
+    snprintf(split, sizeof split, "%.17g", u->validation_split);
+    const char *keys[14] = {"model", "input_shape", "classes", "seed", "data", "loss", "optimizer", "learning_rate",
+                            "batch_size", "validation_split"};
+    const char *values[14] = {u->spec_text, shape, n_classes, n_seed, u->data, tg_loss_name(u->loss), u->optimizer,
+                              lr, batch, split};
+    int n = 10;
+    if (u->data_path)
+        keys[n] = "data_path", values[n++] = u->data_path;
+    if (u->label)
+        keys[n] = "label", values[n++] = u->label;
+    if (u->history)
+        keys[n] = "history", values[n++] = u->history;
+    if (u->plot)
+        keys[n] = "plot", values[n++] = u->plot;
+    return tg_metadata_json(keys, values, n);
 }
 
 /* ---- data to tensors ---------------------------------------------------------------------- */
@@ -239,12 +365,17 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
     return *x && *y;
 }
 
-/* The number of classes: labels must be class numbers 0, 1, ..., at least two of them.
- * Anything else is said here, in the command's words: NaN or 10^20 gave "tapegrad:
- * failed", one class a library message naming a C constant. -1 after a message. */
-static int64_t count_classes(const tg_tensor *y, const char *source)
+#define MAX_INFERRED_CLASSES 65536
+
+/* The one rule for labels and loss. With *loss set (--loss, or a resumed file's) the
+ * labels must suit it; without (TG_LOSS_NONE) whole numbers 0..K-1 (the smallest 0 or 1)
+ * are K classes when K is at most the rows and 65536, other numbers a regression (MSE);
+ * anything else is refused, naming the label range and the options that say what was
+ * meant. `classes` (--classes, or a resumed file's) fixes K. Returns the model's outputs
+ * (K, or 1), or -1 after a message. */
+static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kind *loss, int64_t classes)
 {
-    int64_t n = tg_size(y), top = -1;
+    int64_t n = tg_size(y);
     double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
     if (!v || tg_copy_out_f64(y, v, n) != 0) {
         if (v)
@@ -254,44 +385,140 @@ static int64_t count_classes(const tg_tensor *y, const char *source)
         free(v);
         return -1;
     }
-    for (int64_t i = 0; i < n && top >= -1; i++) {
-        if (!(v[i] >= 0 && v[i] < MAX_CLASSES && v[i] == floor(v[i]))) {
-            fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
-                    "(below %d)\n", source, (long long)i + 1, v[i], MAX_CLASSES);
-            top = -2;
-        } else if (v[i] > top) {
-            top = (int64_t)v[i];
-        }
-    }
-    free(v);
-    if (n == 0)
+    if (n == 0) {
         fprintf(stderr, "tapegrad: %s has no rows of data\n", source);
-    else if (top == 0)
-        fprintf(stderr, "tapegrad: %s: every label is 0: a classifier needs at least two classes\n", source);
-    return top >= 1 ? top + 1 : -1;
+        free(v);
+        return -1;
+    }
+    int64_t lo = 0, hi = 0, fraction = -1;   /* rows of the smallest and largest labels, of a non-whole one */
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
+                    "or finite values for a regression\n", source, (long long)i + 1, v[i]);
+            free(v);
+            return -1;
+        }
+        lo = v[i] < v[lo] ? i : lo;
+        hi = v[i] > v[hi] ? i : hi;
+        if (fraction < 0 && v[i] != floor(v[i]))
+            fraction = i;
+    }
+    double min = v[lo], max = v[hi];
+    int64_t out = -1;
+    if (*loss == TG_LOSS_NONE && fraction >= 0 && classes == 0)
+        *loss = TG_LOSS_MSE;
+    if (loss_is_regression(*loss)) {
+        out = 1;
+    } else if (*loss == TG_LOSS_BINARY_CROSSENTROPY) {
+        if (min >= 0 && max <= 1)
+            out = 1;
+        else
+            fprintf(stderr, "tapegrad: %s: the labels run from %g to %g (row %lld): binary_crossentropy takes labels "
+                    "from 0 to 1\n", source, min, max, (long long)(min < 0 ? lo : hi) + 1);
+    } else if (fraction >= 0) {
+        fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: %s takes class numbers 0, 1, 2, ...; give "
+                "--loss mse for a regression\n", source, (long long)fraction + 1, v[fraction],
+                classes ? "--classes" : "sparse_categorical_crossentropy");
+    } else if (min < 0) {
+        fprintf(stderr, "tapegrad: %s: the labels run from %g to %g: the label of row %lld is %g, and class numbers "
+                "start at 0. Give --loss mse for a regression\n", source, min, max, (long long)lo + 1, min);
+    } else if (!classes && min > 1) {   /* diabetes' targets 25..346 were "347 classes" */
+        fprintf(stderr, "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): "
+                "class numbers start at 0 (or 1), so these look like values. Give --loss mse for a regression, or "
+                "--classes K when the labels are K classes\n", source, min, max, (long long)lo + 1, min);
+    } else if (classes) {
+        if (max < (double)classes)
+            out = classes;
+        else
+            fprintf(stderr, "tapegrad: %s: the labels run from %g to %g (row %lld): --classes %lld takes 0 to %lld\n",
+                    source, min, max, (long long)hi + 1, (long long)classes, (long long)classes - 1);
+    } else if (max == 0) {
+        fprintf(stderr, "tapegrad: %s: every label is 0: a classifier needs at least two classes (give --loss mse "
+                "for a regression)\n", source);
+    } else if (max + 1 > (double)n || max + 1 > MAX_INFERRED_CLASSES) {
+        fprintf(stderr, "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): as "
+                "classes 0..K-1 that is %.0f classes for %lld rows (at most %s). Give --loss mse for a regression, "
+                "or --classes K when the labels are K classes\n", source, min, max, (long long)hi + 1, max, max + 1,
+                (long long)n, max + 1 > MAX_INFERRED_CLASSES ? "65536" : "one per row");
+    } else {
+        out = (int64_t)max + 1;
+    }
+    if (out > 0 && *loss == TG_LOSS_NONE)
+        *loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    free(v);
+    return out;
 }
 
-static tg_optimizer *make_optimizer(const char *name, double lr)
+/* Labels as the loss takes them: class numbers for sparse cross-entropy, otherwise float
+ * values of shape [rows, 1], like the model's one output. */
+static tg_tensor *labels_for(tg_tensor *y, tg_loss_kind loss)
 {
-    if (strcmp(name, "adam") == 0)
-        return lr > 0 ? tg_adam(.learning_rate = lr) : tg_adam();
-    if (strcmp(name, "adamw") == 0)
-        return lr > 0 ? tg_adamw(.learning_rate = lr) : tg_adamw();
-    if (strcmp(name, "sgd") == 0)
-        return lr > 0 ? tg_sgd(.learning_rate = lr) : tg_sgd();
-    if (strcmp(name, "rmsprop") == 0)
-        return lr > 0 ? tg_rmsprop(.learning_rate = lr) : tg_rmsprop();
-    if (strcmp(name, "adagrad") == 0)
-        return lr > 0 ? tg_adagrad(.learning_rate = lr) : tg_adagrad();
-    return NULL;
+    if (loss == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || !y)
+        return y;
+    tg_shape column = {.rank = 2, .dims = {tg_dim(y, 0), 1}};
+    return tg_reshape(tg_cast(y, TG_F32), column);
+}
+
+/* ---- where the data is ------------------------------------------------------------------------ */
+/* The files a data source names (csv:FILE, npy:A,B, idx:A,B), or 0 (fashion-mnist). */
+static int source_files(const char *spec, char *a, char *b, size_t size)
+{
+    const char *comma;
+    if (strncmp(spec, "csv:", 4) == 0)
+        return snprintf(a, size, "%s", spec + 4) < (int)size ? 1 : 0;
+    if ((strncmp(spec, "npy:", 4) == 0 || strncmp(spec, "idx:", 4) == 0) && (comma = strchr(spec + 4, ',')) &&
+        (size_t)(comma - spec - 4) < size && strlen(comma + 1) < size) {
+        snprintf(a, size, "%.*s", (int)(comma - spec - 4), spec + 4);
+        snprintf(b, size, "%s", comma + 1);
+        return 2;
+    }
+    return 0;
+}
+
+/* The source with each file path made absolute (realpath), into buf; false when a file
+ * cannot be resolved (the data loader then says why). */
+static bool source_absolute(const char *spec, char *buf, size_t size)
+{
+    char a[PATH_MAX], b[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+    int n = source_files(spec, a, b, sizeof a);
+    if (n == 0 || !realpath(a, ra) || (n == 2 && !realpath(b, rb)))
+        return false;
+    int w = n == 1 ? snprintf(buf, size, "csv:%s", ra) : snprintf(buf, size, "%.4s%s,%s", spec, ra, rb);
+    return w > 0 && (size_t)w < size;
+}
+
+static bool source_exists(const char *spec)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    int n = source_files(spec, a, b, sizeof a);
+    return n > 0 && access(a, R_OK) == 0 && (n == 1 || access(b, R_OK) == 0);
+}
+
+/* The data a model file was trained on: its stored absolute path when that is there,
+ * else the path as given, from the model file's folder, else as given. Into buf. */
+static const char *locate_data(const saved_model *sm, char *buf, size_t size)
+{
+    if (sm->data_path && source_exists(sm->data_path))
+        return sm->data_path;
+    char a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX];
+    int n = source_files(sm->data, a, b, sizeof a);
+    const char *slash = strrchr(sm->path, '/');
+    if (n == 0 || !slash || source_exists(sm->data))
+        return sm->data;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - sm->path), sm->path);
+    int w = n == 1 ? snprintf(buf, size, "csv:%s%s%s", a[0] == '/' ? "" : dir, a[0] == '/' ? "" : "/", a)
+                   : snprintf(buf, size, "%.4s%s%s%s,%s%s%s", sm->data, a[0] == '/' ? "" : dir, a[0] == '/' ? "" : "/",
+                              a, b[0] == '/' ? "" : dir, b[0] == '/' ? "" : "/", b);
+    return w > 0 && (size_t)w < size && source_exists(buf) ? buf : sm->data;
 }
 
 /* ---- fit ------------------------------------------------------------------------------------ */
 typedef struct fit_args {
-    const char *data, *label, *model, *optimizer, *save, *resume, *history, *plot;
-    long epochs, batch_size, seed, threads;
+    const char *data, *label, *model, *optimizer, *loss, *save, *resume, *history, *plot;
+    long epochs, batch_size, seed, threads, classes;
     double lr, validation_split;
     bool quiet, profile;
+    bool given[128];   /* by option letter: what the command line set (a resume keeps the rest) */
 } fit_args;
 
 /* Whether getopt's value for a file or name option is usable: an empty one (--save "")
@@ -308,7 +535,8 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 't'}, {"save", 1, 0, 'S'},       {"resume", 1, 0, 'R'},
         {"history", 1, 0, 'H'}, {"plot", 1, 0, 'P'},       {"quiet", 0, 0, 'q'},
-        {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},       {0, 0, 0, 0},
+        {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},       {"loss", 1, 0, 'L'},
+        {"classes", 1, 0, 'k'}, {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -330,6 +558,8 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         case 'R': ok = non_empty(a->resume = optarg); break;
         case 'H': ok = non_empty(a->history = optarg); break;
         case 'P': ok = non_empty(a->plot = optarg); break;
+        case 'L': ok = non_empty(a->loss = optarg); break;
+        case 'k': ok = parse_long(optarg, 2, MAX_CLASSES, &a->classes); break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
@@ -340,27 +570,118 @@ static int parse_fit(int argc, char **argv, fit_args *a)
             return usage_error(usage_fit, "--%s needs a value; it was given an empty one", opts[at].name);
         if (!ok)
             return bad_value(usage_fit, opts[at].name, optarg);
+        a->given[c & 127] = true;
     }
     if (optind < argc)
         return usage_error(usage_fit, "unexpected argument '%s'", argv[optind]);
+    if (a->loss) {
+        tg_loss_kind k = tg_loss_kind_from_name(a->loss);
+        if (k == TG_LOSS_CATEGORICAL_CROSSENTROPY)
+            return usage_error(usage_fit, "--loss %s takes one-hot labels; the command's labels are class numbers: "
+                               "use sparse_categorical_crossentropy", a->loss);
+        if (!loss_supported(k))
+            return usage_error(usage_fit, "unknown --loss '%s': use mse, mae, huber, sparse_categorical_crossentropy "
+                               "or binary_crossentropy", a->loss);
+        if (a->classes && k != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+            return usage_error(usage_fit, "--classes goes with class numbers: --loss %s has one output", a->loss);
+    }
     if (!a->save)   /* a resumed fit goes on writing the file it came from */
         a->save = a->resume ? a->resume : "model.safetensors";
     return EXIT_OK;
 }
 
-static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec)
+/* MAE, RMSE and R2 of the model's predictions for (x, y): what a regression reports. */
+static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch, double *mae, double *rmse,
+                             double *r2)
+{
+    tg_tensor *p = tg_predict(m, x, .batch_size = batch);
+    int64_t n = tg_size(y);
+    double *t = malloc(sizeof(double) * (size_t)(2 * n + 1));
+    if (!p || !t || tg_size(p) != n || tg_copy_out_f64(y, t, n) != 0 || tg_copy_out_f64(p, t + n, n) != 0) {
+        free(t);
+        return cli_library_error();
+    }
+    double mean = 0, abs_sum = 0, ss_res = 0, ss_tot = 0;
+    for (int64_t i = 0; i < n; i++)
+        mean += t[i] / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double e = t[n + i] - t[i];
+        abs_sum += fabs(e);
+        ss_res += e * e;
+        ss_tot += (t[i] - mean) * (t[i] - mean);
+    }
+    *mae = abs_sum / (double)n;
+    *rmse = sqrt(ss_res / (double)n);
+    *r2 = ss_tot > 0 ? 1 - ss_res / ss_tot : NAN;
+    free(t);
+    return EXIT_OK;
+}
+
+/* One line of results of the model on (x, y): `prefix` then the loss and accuracy, or for
+ * a regression the loss, MAE, RMSE and R2. */
+static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, long batch, const char *prefix)
+{
+    tg_logs logs;
+    double mae = NAN, rmse = NAN, r2 = NAN;
+    y = labels_for(y, loss);
+    if (!y || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
+        return cli_library_error();
+    if (!loss_is_regression(loss)) {
+        printf("%sloss: %.4f - %saccuracy: %.4f\n", prefix, tg_logs_get(&logs, "loss"),
+               strcmp(prefix, "test ") == 0 ? "test " : "", tg_logs_get(&logs, "accuracy"));
+        return EXIT_OK;
+    }
+    int rc = regression_scores(m, x, y, batch, &mae, &rmse, &r2);
+    if (rc == EXIT_OK)
+        printf("%sloss: %.6g - mae: %.6g - rmse: %.6g - r2: %.4f\n", prefix, tg_logs_get(&logs, "loss"), mae, rmse,
+               r2);
+    return rc;
+}
+
+static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg_loss_kind loss)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
-    tg_logs logs;
-    int rc = tensors_for(test, spec, &x, &y, &in) && tg_evaluate(m, x, y, &logs, .batch_size = 500) == 0
-                 ? EXIT_OK
-                 : cli_library_error();
-    if (rc == EXIT_OK)
-        printf("test loss: %.4f - test accuracy: %.4f\n", tg_logs_get(&logs, "loss"), tg_logs_get(&logs, "accuracy"));
+    int rc = tensors_for(test, spec, &x, &y, &in) ? report(m, x, y, loss, 500, "test ") : cli_library_error();
     tg_scope_end(s);
     return rc;
+}
+
+/* A regression's epoch logs gain Keras's root_mean_squared_error and r2_score (and their
+ * val_ forms), from the epoch's mean squared error and the variance of the labels of the
+ * training and validation rows (user: two doubles). */
+static int add_regression_logs(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)m;
+    (void)epoch;
+    const double *var = cb->user;
+    for (int val = 0; val < 2; val++) {
+        double mse = tg_logs_get(logs, val ? "val_mean_squared_error" : "mean_squared_error");
+        if (isnan(mse))
+            continue;
+        tg_logs_set(logs, val ? "val_root_mean_squared_error" : "root_mean_squared_error", sqrt(mse));
+        if (var[val] > 0)
+            tg_logs_set(logs, val ? "val_r2_score" : "r2_score", 1 - mse / var[val]);
+    }
+    return 0;
+}
+
+/* The variance of labels [from, to) of y, or NAN. */
+static double label_variance(const tg_tensor *y, int64_t from, int64_t to)
+{
+    int64_t n = tg_size(y);
+    double *v = malloc(sizeof(double) * (size_t)(n + 1)), mean = 0, ss = 0;
+    if (!v || to <= from || tg_copy_out_f64(y, v, n) != 0) {
+        free(v);
+        return NAN;
+    }
+    for (int64_t i = from; i < to; i++)
+        mean += v[i] / (double)(to - from);
+    for (int64_t i = from; i < to; i++)
+        ss += (v[i] - mean) * (v[i] - mean);
+    free(v);
+    return ss / (double)(to - from);
 }
 
 static int fit(const fit_args *ap, const saved_model *prior_in);
@@ -378,24 +699,103 @@ static int cmd_fit(int argc, char **argv)
     return rc;
 }
 
+/* On --resume: what the model file stored, unless the command line gave the option, which
+ * then wins, with a note when it differs. */
+static void note_override(const char *option, const char *given, const char *stored)
+{
+    if (stored && strcmp(given, stored) != 0)
+        fprintf(stderr, "tapegrad: note: --%s %s overrides the model file's %s\n", option, given, stored);
+}
+
+/* A resumed fit's set-up: the model file's, with what the command line gave on top. */
+static int resume_setup(fit_args *a, const saved_model *prior, const char **load, char *data_buf, size_t data_size)
+{
+    char given[40], stored[40];
+    if (a->given['m'] && strcmp(a->model, prior->spec_text) != 0)
+        fprintf(stderr, "tapegrad: note: --model %s is ignored: the resumed model is the file's %s\n", a->model,
+                prior->spec_text);
+    if (a->given['d']) {
+        note_override("data", a->data, prior->data);
+    } else {   /* stored as given; read from where it is found */
+        a->data = prior->data;
+        *load = locate_data(prior, data_buf, data_size);
+    }
+    if (a->given['l'])
+        note_override("label", a->label, prior->label);
+    else
+        a->label = prior->label;
+    if (a->given['L'])
+        note_override("loss", tg_loss_name(tg_loss_kind_from_name(a->loss)), tg_loss_name(prior->loss));
+    else
+        a->loss = tg_loss_name(prior->loss);
+    if (a->given['o'])
+        note_override("optimizer", a->optimizer, prior->optimizer ? prior->optimizer : "adam");
+    else
+        a->optimizer = prior->optimizer ? prior->optimizer : "adam";
+    if (a->given['r'] && prior->lr > 0) {
+        snprintf(given, sizeof given, "%g", a->lr);
+        snprintf(stored, sizeof stored, "%g", prior->lr);
+        note_override("learning-rate", given, stored);
+    } else if (!a->given['r']) {
+        a->lr = prior->lr;
+    }
+    if (a->given['b'] && prior->batch_size) {
+        snprintf(given, sizeof given, "%ld", a->batch_size);
+        snprintf(stored, sizeof stored, "%ld", prior->batch_size);
+        note_override("batch-size", given, stored);
+    } else if (!a->given['b'] && prior->batch_size) {
+        a->batch_size = prior->batch_size;
+    }
+    if (a->given['v'] && prior->validation_split >= 0) {
+        snprintf(given, sizeof given, "%g", a->validation_split);
+        snprintf(stored, sizeof stored, "%g", prior->validation_split);
+        note_override("validation-split", given, stored);
+    } else if (!a->given['v'] && prior->validation_split >= 0) {
+        a->validation_split = prior->validation_split;
+    }
+    if (a->given['s']) {
+        snprintf(given, sizeof given, "%ld", a->seed);
+        snprintf(stored, sizeof stored, "%llu", (unsigned long long)prior->seed);
+        note_override("seed", given, stored);
+    } else {
+        a->seed = (long)prior->seed;
+    }
+    if (!a->given['H'] && prior->history)   /* the files that go on */
+        a->history = prior->history;
+    if (!a->given['P'] && prior->plot)
+        a->plot = prior->plot;
+    if (a->epochs <= prior->epoch) {
+        fprintf(stderr, "tapegrad: %s has trained %d epochs; --epochs is the epoch to stop at: give more than %d\n",
+                prior->path, prior->epoch, prior->epoch);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 /* The fit itself, from scratch or (a->resume) from `prior`. */
 static int fit(const fit_args *ap, const saved_model *prior_in)
 {
     fit_args a = *ap;
     const saved_model prior = *prior_in;
     int rc = EXIT_OK;
+    char data_buf[2 * PATH_MAX + 8], abs_buf[2 * PATH_MAX + 8];
+    const char *load = a.data;   /* where the data is read from */
+    if (a.resume && (rc = resume_setup(&a, &prior, &load, data_buf, sizeof data_buf)) != EXIT_OK)
+        return rc;
+    load = a.given['d'] || !a.resume ? a.data : load;
     const char *spec_text = a.resume ? prior.spec_text : a.model;
     model_spec spec;
     char err[256];
     if (!spec_parse(spec_text, &spec, err, sizeof err))
         return usage_error(usage_fit, "%s", err);
+    tg_loss_kind loss = a.loss ? tg_loss_kind_from_name(a.loss) : TG_LOSS_NONE;
     tg_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt)
         return tg_has_error() ? cli_library_error() : usage_error(usage_fit, "unknown optimizer '%s'", a.optimizer);
     if (a.threads)
         tg_set_num_threads((int)a.threads);
     data_source d;
-    if ((rc = data_load(a.resume ? prior.data : a.data, a.label, &d)) != EXIT_OK) {
+    if ((rc = data_load(load, a.label, &d)) != EXIT_OK) {
         tg_optimizer_free(opt);
         return rc;
     }
@@ -405,41 +805,71 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     tg_model *m = NULL;
     tg_history *h = NULL;
     tg_callback *ckpt = NULL;
+    cli_history hist = {0};
     int64_t classes = 0;
     if (!tensors_for(d.train, &spec, &x, &y, &in)) {
         rc = cli_library_error();
         goto done;
     }
-    if ((classes = count_classes(y, a.resume ? prior.data : a.data)) < 1) {
+    int64_t fixed = a.given['k'] ? a.classes : a.resume && !loss_is_regression(loss) ? prior.classes : 0;
+    if ((classes = infer_outputs(y, a.data, &loss, fixed)) < 1) {
         rc = EXIT_DATA;
         goto done;
     }
-    uint64_t seed = a.resume ? prior.seed : (uint64_t)a.seed;
-    m = a.resume ? load_model(&prior, opt) : spec_build(&spec, in, classes, seed);
+    if (a.resume && classes != prior.classes) {
+        fprintf(stderr, "tapegrad: %s has %lld outputs; the labels of %s with %s need %lld\n", prior.path,
+                (long long)prior.classes, a.data, tg_loss_name(loss), (long long)classes);
+        rc = EXIT_DATA;
+        goto done;
+    }
+    if (!(y = labels_for(y, loss))) {
+        rc = cli_library_error();
+        goto done;
+    }
+    uint64_t seed = (uint64_t)a.seed;
+    saved_model sm = prior;
+    sm.loss = loss;
+    m = a.resume ? load_model(&sm, opt) : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
     opt = a.resume ? NULL : opt;   /* the resumed model owns it */
-    if (!m || (!a.resume && tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                                        .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0)) {
+    if (!m || (!a.resume && compile_for(m, opt, loss) != 0)) {
         tg_optimizer_free(opt);   /* still ours: a failed compile does not take it */
         opt = NULL;
         rc = cli_library_error();
         goto done;
     }
     opt = NULL;
-    char *meta = fit_metadata(spec_text, &in, classes, seed, a.resume ? prior.data : a.data);
+    setup u = {.spec_text = spec_text, .data = a.data, .label = a.label, .optimizer = a.optimizer,
+               .history = a.history, .plot = a.plot,
+               .input_shape = in, .classes = classes, .seed = seed, .loss = loss,
+               .lr = tg_optimizer_current_lr(tg_model_optimizer(m)), .validation_split = a.validation_split,
+               .batch_size = a.batch_size};
+    u.data_path = source_absolute(load, abs_buf, sizeof abs_buf) ? abs_buf : NULL;
+    char *meta = fit_metadata(&u);
     ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
     free(meta);
     if (!ckpt) {   /* never train without saving what --save asks for */
         rc = cli_library_error();
         goto done;
     }
-    if (!a.quiet)
-        printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
-               (long long)tg_dim(x, 0), (long long)classes, a.optimizer, a.batch_size);
+    bool regression = loss_is_regression(loss);
+    if (!a.quiet) {
+        if (regression)
+            printf("tapegrad: %s on %s (%lld training samples, a regression: %s), %s, batch %ld\n", spec_text, d.name,
+                   (long long)tg_dim(x, 0), tg_loss_name(loss), a.optimizer, a.batch_size);
+        else
+            printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
+                   (long long)tg_dim(x, 0), (long long)(classes > 1 ? classes : 2), a.optimizer, a.batch_size);
+    }
+    /* the rows tg_fit holds out: the last fraction, before shuffling */
+    int64_t rows = tg_dim(y, 0), split = (int64_t)((double)rows * (1.0 - a.validation_split));
+    double variance[2] = {label_variance(y, 0, split), label_variance(y, split, rows)};
+    tg_callback scores = {.on_epoch_end = add_regression_logs, .user = variance};
+    tg_callback *callbacks[2] = {&scores, ckpt};
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = &ckpt, .n_callbacks = 1,
-               .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
+               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = callbacks + !regression,
+               .n_callbacks = regression ? 2 : 1, .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
         tg_profile_print(stderr);
@@ -448,14 +878,20 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         rc = cli_library_error();
         goto done;
     }
-    if ((a.history && (rc = history_write_csv(h, a.history)) != EXIT_OK) ||
-        (a.plot && (rc = history_write_svg(h, a.plot, spec_text)) != EXIT_OK))
+    if ((rc = history_from_fit(h, a.resume ? prior.epoch : 0, &hist)) != EXIT_OK)
+        goto done;
+    if (a.resume && a.history)
+        history_prepend_csv(&hist, a.history);
+    if ((a.history && (rc = history_write_csv(&hist, a.history)) != EXIT_OK) ||
+        (a.plot && (rc = history_write_svg(&hist, a.plot, spec_text, regression ? "mean_absolute_error" : "accuracy",
+                                           regression ? "Mean absolute error" : "Accuracy")) != EXIT_OK))
         goto done;
     if (!a.quiet)
         printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
     if (d.test)
-        rc = report_test(m, d.test, &spec);
+        rc = report_test(m, d.test, &spec, loss);
 done:
+    history_free(&hist);
     tg_history_free(h);
     tg_callback_free(ckpt);
     tg_model_free(m);
@@ -507,20 +943,22 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
 {
     const saved_model sm = *saved;
     data_source d;
-    int rc = data_load(data ? data : sm.data, label, &d);
+    char where[2 * PATH_MAX + 8];
+    int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &d);
     if (rc != EXIT_OK)
         return rc;
     tg_model *m = load_model(&sm, tg_adam());
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
-    tg_logs logs;
     tg_dataset *ds = d.test ? d.test : d.train;
-    if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in) || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
+    char prefix[48];
+    if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in)) {
         rc = cli_library_error();
-    else
-        printf("%lld samples - loss: %.4f - accuracy: %.4f\n", (long long)tg_dim(x, 0), tg_logs_get(&logs, "loss"),
-               tg_logs_get(&logs, "accuracy"));
+    } else {
+        snprintf(prefix, sizeof prefix, "%lld samples - ", (long long)tg_dim(x, 0));
+        rc = report(m, x, y, sm.loss, batch, prefix);
+    }
     tg_scope_end(s);
     tg_model_free(m);
     data_free(&d);
@@ -596,7 +1034,9 @@ static int cmd_predict(int argc, char **argv)
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
     memcpy(shape.dims + 1, want.dims, sizeof(int64_t) * (size_t)want.rank);
     bool fits = x && rows_fit(x, want, argv[optind + 1]);
-    tg_tensor *p = fits ? tg_softmax(tg_predict(m, tg_reshape(x, shape), .batch_size = 500), -1) : NULL;
+    tg_tensor *p = fits ? tg_predict(m, tg_reshape(x, shape), .batch_size = 500) : NULL;
+    if (p && sm.loss == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        p = tg_softmax(p, -1);
     if (x && !fits) {
         rc = EXIT_DATA;
     } else if (!p) {
@@ -606,6 +1046,15 @@ static int cmd_predict(int argc, char **argv)
         double *v = malloc(sizeof(double) * (size_t)(rows * k + 1));
         tg_copy_out_f64(p, v, rows * k);
         for (int64_t r = 0; r < rows && (limit == 0 || r < limit); r++) {
+            if (loss_is_regression(sm.loss)) {   /* one value per row */
+                printf("%lld: %.6g\n", (long long)r, v[r]);
+                continue;
+            }
+            if (sm.loss == TG_LOSS_BINARY_CROSSENTROPY) {
+                printf("%lld: class %d (%.4f)  probability of class 1: %.4f\n", (long long)r, v[r] > 0.5,
+                       v[r] > 0.5 ? v[r] : 1 - v[r], v[r]);
+                continue;
+            }
             int64_t best = 0;
             for (int64_t j = 1; j < k; j++)
                 best = v[r * k + j] > v[r * k + best] ? j : best;
@@ -635,6 +1084,16 @@ static int cmd_summary(int argc, char **argv)
     tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL) : NULL;
     if (m) {
         printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
+        printf("loss %s", tg_loss_name(sm.loss));
+        if (sm.label)
+            printf(", label %s", sm.label);
+        if (sm.optimizer)
+            printf(", optimizer %s (learning rate %g)", sm.optimizer, sm.lr);
+        if (sm.batch_size)
+            printf(", batch %ld", sm.batch_size);
+        if (sm.validation_split >= 0)
+            printf(", validation split %g", sm.validation_split);
+        printf(", seed %llu\n", (unsigned long long)sm.seed);
         tg_model_summary(m, stdout);
     } else if (rc == EXIT_OK) {
         rc = cli_library_error();

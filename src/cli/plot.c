@@ -38,21 +38,136 @@ static int mem_save(mem_file *m, const char *path)
     return rc;
 }
 
-int history_write_csv(const tg_history *h, const char *path)
+int history_from_fit(const tg_history *h, int initial_epoch, cli_history *out)
+{
+    *out = (cli_history){0};
+    int keys = tg_history_n_keys(h), n = tg_history_epochs(h);
+    if (keys > HISTORY_MAX_KEYS)
+        keys = HISTORY_MAX_KEYS;
+    out->epoch = malloc(sizeof(int) * (size_t)(n + 1));
+    out->v = malloc(sizeof(double) * (size_t)(n * keys + 1));
+    if (!out->epoch || !out->v) {
+        history_free(out);
+        fprintf(stderr, "tapegrad: out of memory for the history of %d epochs\n", n);
+        return EXIT_DATA;
+    }
+    out->n_keys = keys;
+    out->n_epochs = n;
+    for (int k = 0; k < keys; k++)
+        snprintf(out->keys[k], sizeof out->keys[k], "%s", tg_history_key(h, k));
+    for (int e = 0; e < n; e++) {
+        out->epoch[e] = initial_epoch + e + 1;
+        for (int k = 0; k < keys; k++)
+            out->v[e * keys + k] = tg_history_get(h, out->keys[k], NULL)[e];
+    }
+    return EXIT_OK;
+}
+
+void history_free(cli_history *h)
+{
+    free(h->epoch);
+    free(h->v);
+    *h = (cli_history){0};
+}
+
+/* The values of `key` as one array per epoch (malloc'd), or NULL. */
+static double *series_of(const cli_history *h, const char *key)
+{
+    for (int k = 0; k < h->n_keys; k++)
+        if (strcmp(h->keys[k], key) == 0) {
+            double *v = malloc(sizeof(double) * (size_t)(h->n_epochs + 1));
+            for (int e = 0; v && e < h->n_epochs; e++)
+                v[e] = h->v[e * h->n_keys + k];
+            return v;
+        }
+    return NULL;
+}
+
+/* Splits a CSV line in place at commas; returns the number of fields (at most max). */
+static int split_fields(char *line, char **field, int max)
+{
+    int n = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    for (char *p = line; n < max;) {
+        field[n++] = p;
+        char *comma = strchr(p, ',');
+        if (!comma)
+            break;
+        *comma = 0;
+        p = comma + 1;
+    }
+    return n;
+}
+
+void history_prepend_csv(cli_history *h, const char *path)
+{
+    int first = h->n_epochs ? h->epoch[0] : 1;
+    FILE *f = fopen(path, "r");
+    if (!f || first <= 1) {
+        if (f)
+            fclose(f);
+        return;
+    }
+    char *line = NULL, *field[HISTORY_MAX_KEYS + 2];
+    size_t cap = 0;
+    bool same = getline(&line, &cap, f) > 0 && split_fields(line, field, HISTORY_MAX_KEYS + 2) == h->n_keys + 1 &&
+                strcmp(field[0], "epoch") == 0;
+    for (int k = 0; same && k < h->n_keys; k++)
+        same = strcmp(field[k + 1], h->keys[k]) == 0;
+    int n_old = 0, *epoch = malloc(sizeof(int) * (size_t)first);
+    double *v = malloc(sizeof(double) * (size_t)(first * h->n_keys + 1));
+    while (same && epoch && v && n_old < first - 1 && getline(&line, &cap, f) > 0) {
+        char *end;
+        if (split_fields(line, field, HISTORY_MAX_KEYS + 2) != h->n_keys + 1)
+            break;
+        long e = strtol(field[0], &end, 10);
+        if (*end || e < 1 || e >= first || (n_old && e <= epoch[n_old - 1]))
+            break;
+        epoch[n_old] = (int)e;
+        for (int k = 0; k < h->n_keys; k++)
+            v[n_old * h->n_keys + k] = strtod(field[k + 1], NULL);
+        n_old++;
+    }
+    if (!same)
+        fprintf(stderr, "tapegrad: note: %s has other columns than this fit logs: it now holds only the epochs from "
+                "%d\n", path, first);
+    int n = h->n_epochs + n_old;
+    int *e2 = n_old ? malloc(sizeof(int) * (size_t)n) : NULL;
+    double *v2 = n_old ? malloc(sizeof(double) * (size_t)(n * h->n_keys + 1)) : NULL;
+    if (e2 && v2) {
+        memcpy(e2, epoch, sizeof(int) * (size_t)n_old);
+        memcpy(e2 + n_old, h->epoch, sizeof(int) * (size_t)h->n_epochs);
+        memcpy(v2, v, sizeof(double) * (size_t)(n_old * h->n_keys));
+        memcpy(v2 + n_old * h->n_keys, h->v, sizeof(double) * (size_t)(h->n_epochs * h->n_keys));
+        free(h->epoch);
+        free(h->v);
+        h->epoch = e2;
+        h->v = v2;
+        h->n_epochs = n;
+    } else {
+        free(e2);
+        free(v2);
+    }
+    free(epoch);
+    free(v);
+    free(line);
+    fclose(f);
+}
+
+int history_write_csv(const cli_history *h, const char *path)
 {
     mem_file m;
     if (!mem_open(&m))
         return EXIT_DATA;
     FILE *f = m.f;
-    int keys = tg_history_n_keys(h);
     fprintf(f, "epoch");
-    for (int k = 0; k < keys; k++)
-        fprintf(f, ",%s", tg_history_key(h, k));
+    for (int k = 0; k < h->n_keys; k++)
+        fprintf(f, ",%s", h->keys[k]);
     fputc('\n', f);
-    for (int e = 0; e < tg_history_epochs(h); e++) {
-        fprintf(f, "%d", e + 1);
-        for (int k = 0; k < keys; k++)
-            fprintf(f, ",%.8g", tg_history_get(h, tg_history_key(h, k), NULL)[e]);
+    for (int e = 0; e < h->n_epochs; e++) {
+        fprintf(f, "%d", h->epoch[e]);
+        for (int k = 0; k < h->n_keys; k++)
+            fprintf(f, ",%.8g", h->v[e * h->n_keys + k]);
         fputc('\n', f);
     }
     return mem_save(&m, path);
@@ -68,13 +183,15 @@ int history_write_csv(const tg_history *h, const char *path)
 typedef struct panel {
     double x0;         /* the panel's left edge in the figure */
     double lo, hi;     /* the y range */
-    int epochs;
+    int epochs;        /* points */
+    const int *epoch;  /* their epoch numbers */
 } panel;
 
 static double px(const panel *p, double epoch)
 {
-    double span = p->epochs > 1 ? p->epochs - 1 : 1;
-    return p->x0 + LEFT + (epoch - 1) / span * (W - LEFT - RIGHT);
+    double first = p->epochs ? p->epoch[0] : 1, last = p->epochs ? p->epoch[p->epochs - 1] : 1;
+    double span = last > first ? last - first : 1;
+    return p->x0 + LEFT + (epoch - first) / span * (W - LEFT - RIGHT);
 }
 
 static double py(const panel *p, double v) { return TOP + (p->hi - v) / (p->hi - p->lo) * (H - TOP - BOTTOM); }
@@ -109,20 +226,20 @@ static void series(FILE *f, const panel *p, const double *v, const char *color, 
             dashed ? " stroke-dasharray='6,4'" : "");
     for (int e = 0; e < p->epochs; e++)
         if (isfinite(v[e]))
-            fprintf(f, "%.1f,%.1f ", px(p, e + 1), py(p, v[e]));
+            fprintf(f, "%.1f,%.1f ", px(p, p->epoch[e]), py(p, v[e]));
     fprintf(f, "'/>\n");
     for (int e = 0; e < p->epochs; e++)
         if (isfinite(v[e]))
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e + 1), py(p, v[e]), color);
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, p->epoch[e]), py(p, v[e]), color);
 }
 
-static void draw_panel(FILE *f, const tg_history *h, double x0, const char *title, const char *key)
+static void draw_panel(FILE *f, const cli_history *h, double x0, const char *title, const char *key)
 {
-    int n = tg_history_epochs(h);
+    int n = h->n_epochs;
     char val_key[64];
     snprintf(val_key, sizeof val_key, "val_%s", key);
-    const double *train = tg_history_get(h, key, NULL), *val = tg_history_get(h, val_key, NULL);
-    panel p = {.x0 = x0, .epochs = n};
+    double *train = series_of(h, key), *val = series_of(h, val_key);
+    panel p = {.x0 = x0, .epochs = n, .epoch = h->epoch};
     range(train, val, n, &p.lo, &p.hi);
     double left = x0 + LEFT, right = x0 + W - RIGHT, bottom = H - BOTTOM;
     fprintf(f, "<text x='%.0f' y='24' font-size='16' font-weight='bold' text-anchor='middle'>%s</text>\n",
@@ -135,8 +252,9 @@ static void draw_panel(FILE *f, const tg_history *h, double x0, const char *titl
         fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n", left - 6, y + 4, v);
     }
     int step = n > 10 ? (n + 9) / 10 : 1;
-    for (int e = 1; e <= n; e += step)   /* x ticks */
-        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%d</text>\n", px(&p, e), bottom + 16, e);
+    for (int e = 0; e < n; e += step)   /* x ticks */
+        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%d</text>\n", px(&p, h->epoch[e]),
+                bottom + 16, h->epoch[e]);
     fprintf(f, "<text x='%.0f' y='%d' font-size='13' text-anchor='middle'>epoch</text>\n", (left + right) / 2, H - 12);
     fprintf(f, "<text x='%.0f' y='%.0f' font-size='13' text-anchor='middle' transform='rotate(-90 %.0f %.0f)'>%s</text>\n",
             x0 + 16, (TOP + bottom) / 2.0, x0 + 16, (TOP + bottom) / 2.0, key);
@@ -151,9 +269,12 @@ static void draw_panel(FILE *f, const tg_history *h, double x0, const char *titl
         fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#ff7f0e' stroke-width='2' "
                 "stroke-dasharray='6,4'/><text x='%.0f' y='%.0f' font-size='12'>validation</text>\n",
                 lx, ly + 14, lx + 24, ly + 14, lx + 30, ly + 18);
+    free(train);
+    free(val);
 }
 
-int history_write_svg(const tg_history *h, const char *path, const char *title)
+int history_write_svg(const cli_history *h, const char *path, const char *title, const char *metric,
+                      const char *metric_title)
 {
     mem_file m;
     if (!mem_open(&m))
@@ -163,7 +284,7 @@ int history_write_svg(const tg_history *h, const char *path, const char *title)
             "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif'>\n"
             "<rect width='100%%' height='100%%' fill='white'/>\n<title>%s</title>\n", 2 * W, H, title);
     draw_panel(f, h, 0, "Loss", "loss");
-    draw_panel(f, h, W, "Accuracy", "accuracy");
+    draw_panel(f, h, W, metric_title, metric);
     fprintf(f, "</svg>\n");
     return mem_save(&m, path);
 }

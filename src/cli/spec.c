@@ -57,7 +57,7 @@ tg_shape spec_input_shape(const model_spec *spec, tg_shape row)
     return row;
 }
 
-tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint64_t seed)
+tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint64_t seed, bool sigmoid)
 {
     tg_model *m = tg_sequential_with(tg_sequential_options(.seed = seed, .name = "sequential"));
     if (!m)
@@ -75,7 +75,8 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
              tg_model_add(m, tg_max_pooling2d(.pool_size = {2})) == 0 && tg_model_add(m, tg_flatten()) == 0 &&
              tg_model_add(m, tg_dense(.units = 128, .activation = TG_RELU)) == 0;
     }
-    ok = ok && tg_model_add(m, tg_dense(.units = classes)) == 0 && tg_model_build(m, in) == 0;
+    ok = ok && tg_model_add(m, tg_dense(.units = classes, .activation = sigmoid ? TG_SIGMOID : TG_LINEAR)) == 0 &&
+         tg_model_build(m, in) == 0;
     if (!ok) {
         tg_model_free(m);
         return NULL;
