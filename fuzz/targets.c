@@ -356,17 +356,7 @@ static uint8_t *ckpt_file(const uint8_t *meta, size_t n_meta, size_t *size)
     return f;
 }
 
-/* The kinds of keys the tapegrad command reads from a model file (src/cli/main.c: the
- * model spec, the input shape, counts and positions), through the same validator. */
-static const tg_meta_key command_keys[] = {
-    {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
-    {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
-    {"classes", TG_META_INT, 1, 100000, true, "tapegrad fit"},
-    {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
-    {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
-    {"data", TG_META_TEXT, 1, 4096, false, NULL},
-};
-enum { N_COMMAND_KEYS = sizeof command_keys / sizeof command_keys[0] };
+/* The tapegrad command reads a model file with cli_saved_keys (src/cli/spec.c). */
 
 /* A value the validator accepted is within its key's bounds. */
 static bool within(const tg_meta_key *k, const tg_meta_value *v)
@@ -395,14 +385,14 @@ static int read_as_the_command(const char *path)
     tg_safetensors *st = tg_safetensors_open(path);
     if (!st)
         return tg_last_error() && *tg_last_error() ? 0 : broken("model", "open failed without an error message");
-    tg_meta_value v[N_COMMAND_KEYS];
+    tg_meta_value v[N_KEYS];
     int rc = 0;
-    if (tg_safetensors_read_metadata(st, command_keys, N_COMMAND_KEYS, v) != 0) {
+    if (tg_safetensors_read_metadata(st, cli_saved_keys, N_KEYS, v) != 0) {
         if (!tg_last_error() || !*tg_last_error())
             rc = broken("model", "the metadata was refused without an error message");
     } else {
-        for (int i = 0; i < N_COMMAND_KEYS && rc == 0; i++)
-            if (!within(&command_keys[i], &v[i]))
+        for (int i = 0; i < N_KEYS && rc == 0; i++)
+            if (!within(&cli_saved_keys[i], &v[i]))
                 rc = broken("model", "the validator accepted a value out of its key's bounds");
     }
     tg_safetensors_close(st);

@@ -25,6 +25,16 @@ tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t class
 /* The example shape the spec's model takes for flat or image rows. */
 tg_shape spec_input_shape(const model_spec *spec, tg_shape row_shape);
 
+/* ---- model files: what tapegrad fit writes beside the weights ---------------------------- */
+#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
+enum {
+    KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, KEY_DATA_PATH, KEY_LABEL, KEY_LOSS,
+    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, KEY_HISTORY, KEY_PLOT, N_KEYS
+};
+/* Each key and the values it can have, read only through the library's validator
+ * (tg_safetensors_read_metadata); the metadata fuzz target reads files with it too. */
+extern const tg_meta_key cli_saved_keys[N_KEYS];
+
 /* ---- data: "fashion-mnist", "csv:FILE", "npy:X.npy,Y.npy", "idx:IMAGES,LABELS" ----------- */
 typedef struct data_source {
     tg_dataset *train, *test;   /* test may be NULL */

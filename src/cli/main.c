@@ -179,31 +179,6 @@ typedef struct saved_model {
     long batch_size;                /* 0: not stored */
 } saved_model;
 
-#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
-
-/* What tapegrad fit writes, and the values it can have; read only through the library's
- * validator. */
-enum {
-    KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, KEY_DATA_PATH, KEY_LABEL, KEY_LOSS,
-    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, KEY_HISTORY, KEY_PLOT, N_KEYS
-};
-static const tg_meta_key saved_keys[N_KEYS] = {
-    [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
-    [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
-    [KEY_CLASSES] = {"classes", TG_META_INT, 1, MAX_CLASSES, true, "tapegrad fit"},
-    [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
-    [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
-    [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
-    [KEY_DATA_PATH] = {"data_path", TG_META_TEXT, 1, 8192, false, NULL},
-    [KEY_LABEL] = {"label", TG_META_TEXT, 1, 4096, false, NULL},
-    [KEY_LOSS] = {"loss", TG_META_TEXT, 1, 64, false, NULL},
-    [KEY_OPTIMIZER] = {"optimizer", TG_META_TEXT, 1, 16, false, NULL},
-    [KEY_LR] = {"learning_rate", TG_META_TEXT, 1, 32, false, NULL},
-    [KEY_BATCH] = {"batch_size", TG_META_INT, 1, 1 << 24, false, NULL},
-    [KEY_SPLIT] = {"validation_split", TG_META_TEXT, 1, 32, false, NULL},
-    [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 4096, false, NULL},
-    [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 4096, false, NULL},
-};
 
 /* The losses the command trains with. */
 static bool loss_is_regression(tg_loss_kind k) { return k == TG_LOSS_MSE || k == TG_LOSS_MAE || k == TG_LOSS_HUBER; }
@@ -233,7 +208,7 @@ static int read_saved(const char *path, saved_model *out)
     *out = (saved_model){0};
     tg_meta_value v[N_KEYS];
     char err[256];
-    if (!(out->st = tg_safetensors_open(path)) || tg_safetensors_read_metadata(out->st, saved_keys, N_KEYS, v) != 0)
+    if (!(out->st = tg_safetensors_open(path)) || tg_safetensors_read_metadata(out->st, cli_saved_keys, N_KEYS, v) != 0)
         return cli_library_error();
     if (!spec_parse(v[KEY_MODEL].text, &out->spec, err, sizeof err)) {
         fprintf(stderr, "tapegrad: %s: bad model metadata: %s\n", path, err);
