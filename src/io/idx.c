@@ -150,6 +150,13 @@ static bool idx_header(tg_loc loc, idx_file *f)
         }
         f->count *= d;
     }
+    if (tg__shape_size(&f->shape) < 0) {   /* a zero among huge dims: no tensor has that shape */
+        char s[TG_SHAPE_STR_MAX];
+        tg__fail(loc, "%s: '%s': the dimensions %s are too large for a tensor (their product, zeros counted as "
+                 "ones, passes %lld)", FUNC, f->path, tg__shape_str(&f->shape, s, sizeof s),
+                 (long long)TG_MAX_ELEMENTS);
+        return false;
+    }
     return true;
 }
 

@@ -103,6 +103,9 @@ static bool parse_shape(npy_header *h)
             break;
         }
     }
+    if (tg__shape_size(&h->shape) < 0)   /* a zero among huge dims: no tensor has that shape */
+        return fail_at(h, "the dimensions are too large for a tensor (their product, zeros counted as ones, is "
+                          "past the most elements a tensor may hold)");
     return true;
 }
 

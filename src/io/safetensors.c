@@ -468,8 +468,11 @@ static bool tensor_info(opener *o, int32_t node, st_entry *e)
         if (dims[k] && bytes > (uint64_t)INT64_MAX / 16 / dims[k])
             return bad(o, "tensor \"%s\": the shape overflows: no file holds that many elements", name);
         bytes *= dims[k];
-        e->shape.dims[k] = (int64_t)dims[k];
+        e->shape.dims[k] = dims[k] > (uint64_t)INT64_MAX ? -1 : (int64_t)dims[k];
     }
+    if (tg__shape_size(&e->shape) < 0)   /* a zero among huge dims: no tensor has that shape */
+        return bad(o, "tensor \"%s\": the shape is too large for a tensor (its dims, zeros counted as ones, multiply "
+                   "past the most elements a tensor may hold)", name);
     if (bytes != off[1] - off[0]) {
         char s[TG_SHAPE_STR_MAX];
         return bad(o, "tensor \"%s\": shape %s of %s takes %llu bytes, but data_offsets [%llu, %llu] span %llu", name,
