@@ -365,7 +365,8 @@ static void eager_checks_warn_at_the_gradient_call(void)
 static void picture_of_the_broken_path(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(2, 1), 0.5, -1), .name = "dense/kernel");
+    /* a name with a quote and a backslash: the DOT must escape them */
+    tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(2, 1), 0.5, -1), .name = "dense/\"kernel\\");
     tg_tensor *x = tg_from_f32(TG_SHAPE(3, 2), 1, 2, 3, 4, 5, 6);
     tg_tape *t = tg_tape_begin();
     tg_tensor *h = tg_floor(tg_matmul(x, w)); int floor_line = __LINE__;

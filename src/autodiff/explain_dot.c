@@ -28,11 +28,17 @@ static const char *base(const char *file)
     return slash ? slash + 1 : file ? file : "?";
 }
 
-/* A DOT string's contents: quotes and backslashes escaped, long text broken into lines. */
+/* A DOT string's contents: quotes and backslashes escaped, line breaks as DOT's, long
+ * text broken into lines. */
 static void put_text(FILE *out, const char *s, int wrap)
 {
     int col = 0;
     for (; *s; s++) {
+        if (*s == '\n') {
+            fputs("\\n", out);
+            col = 0;
+            continue;
+        }
         if (*s == '"' || *s == '\\')
             fputc('\\', out);
         fputc(*s, out);
@@ -59,16 +65,17 @@ static void node(picture *p, const tg_tensor *z)
         snprintf(label, sizeof label, "variable '%s'", z->var->name);
         shape = "box";
     } else if ((z->flags & TG_T_SNAPSHOT) && z->var) {
-        snprintf(label, sizeof label, "read of '%s'\\n%s:%d", z->var->name, base(z->loc.file), z->loc.line);
+        snprintf(label, sizeof label, "read of '%s'\n%s:%d", z->var->name, base(z->loc.file), z->loc.line);
     } else if (z->op) {
-        snprintf(label, sizeof label, "%s\\n%s:%d", tg__op_name(z->op), base(z->loc.file), z->loc.line);
+        snprintf(label, sizeof label, "%s\n%s:%d", tg__op_name(z->op), base(z->loc.file), z->loc.line);
     } else {
-        snprintf(label, sizeof label, "%s\\n%s:%d", (z->flags & TG_T_FROM_DATA) ? "built from C values" : "tensor",
+        snprintf(label, sizeof label, "%s\n%s:%d", (z->flags & TG_T_FROM_DATA) ? "built from C values" : "tensor",
                  base(z->loc.file), z->loc.line);
         shape = "note";
     }
-    fprintf(p->out, "  t%d [shape=%s, label=\"%s\"%s];\n", index_of(p, z), shape, label,
-            z == p->g->x ? ", style=filled, fillcolor=lightblue" : "");
+    fprintf(p->out, "  t%d [shape=%s, label=\"", index_of(p, z), shape);
+    put_text(p->out, label, 0);
+    fprintf(p->out, "\"%s];\n", z == p->g->x ? ", style=filled, fillcolor=lightblue" : "");
 }
 
 static bool is_break(const picture *p, const tg_tensor *z, const tg_parent *par)
@@ -97,12 +104,13 @@ static bool edge(tg_graph *g, const tg_tensor *z, const tg_parent *par, void *us
         snprintf(label, sizeof label, "no gradient");
     }
     if (is_break(p, z, par)) {
-        snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s", *label ? "\\n" : "",
+        snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s", *label ? "\n" : "",
                  tg_cause_name(p->d->cause));
         color = "red";
     }
-    fprintf(p->out, "  t%d -> t%d [style=%s, color=%s, fontcolor=%s, label=\"%s\"%s];\n", from, to, style, color,
-            color, label, !strcmp(color, "red") ? ", penwidth=2.5" : "");
+    fprintf(p->out, "  t%d -> t%d [style=%s, color=%s, fontcolor=%s, label=\"", from, to, style, color, color);
+    put_text(p->out, label, 0);
+    fprintf(p->out, "\"%s];\n", !strcmp(color, "red") ? ", penwidth=2.5" : "");
     return false;
 }
 
