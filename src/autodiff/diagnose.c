@@ -70,14 +70,6 @@ static void forget(const tg_tensor *x)
     }
 }
 
-static bool all_zero(const tg_tensor *g)
-{
-    for (int64_t i = 0; i < g->size; i++)
-        if (tg__get(g, i) != 0.0)
-            return false;
-    return true;
-}
-
 void tg__remember_missing(tg_loc call, tg_tape *t, const tg_gradient_opts *o)
 {
     /* Eager checking reports missing and all-zero gradients, except where zeros were asked for. */
@@ -86,7 +78,7 @@ void tg__remember_missing(tg_loc call, tg_tape *t, const tg_gradient_opts *o)
         const tg_tensor *x = o->sources[i];
         if (o->out[i] && n_kept)
             forget(x);
-        if (o->out[i] && (!eager || !all_zero(o->out[i])))
+        if (o->out[i] && (!eager || !tg__all_zero(o->out[i])))
             continue;
         tg_diagnosis d = {0};
         for (int k = 0; k < o->n_targets && d.cause == TG_CAUSE_NONE; k++)

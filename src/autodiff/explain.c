@@ -600,7 +600,7 @@ static void no_path(why *w)
 }
 
 /* ---- gradients that exist --------------------------------------------------------------- */
-static bool all_zero(const tg_tensor *g)
+bool tg__all_zero(const tg_tensor *g)
 {
     for (int64_t i = 0; i < g->size; i++)
         if (tg__get(g, i) != 0.0)
@@ -627,13 +627,13 @@ static tg_node *vanishing_point(tg_tape *t)
     uint32_t serial = t->grad_serial;
     for (size_t k = t->n_nodes; k-- > 0;) {
         tg_node *nd = t->nodes[k];
-        if (nd->out->grad_serial != serial || nd->out->needed_serial != serial || all_zero(nd->out->grad))
+        if (nd->out->grad_serial != serial || nd->out->needed_serial != serial || tg__all_zero(nd->out->grad))
             continue;
         bool zeros_below = true;
         for (int i = 0; i < nd->n && zeros_below; i++) {
             tg_entry *e = nd->in_entry[i];
             if (e && e->needed_serial == serial)
-                zeros_below = e->grad_serial == serial && all_zero(e->grad);
+                zeros_below = e->grad_serial == serial && tg__all_zero(e->grad);
         }
         if (zeros_below)
             return nd;
@@ -652,7 +652,7 @@ static bool cancels(tg_tape *t, tg_node *nd)
     if (!tg_op_table[nd->op]->backward(&g, dx))
         return false;
     for (int i = 0; i < nd->n; i++)
-        if (dx[i] && nd->in_entry[i] && nd->in_entry[i]->grad_serial == t->grad_serial && !all_zero(dx[i]))
+        if (dx[i] && nd->in_entry[i] && nd->in_entry[i]->grad_serial == t->grad_serial && !tg__all_zero(dx[i]))
             return true;
     return false;
 }
@@ -695,7 +695,7 @@ static void explain_zero(why *w)
     tg_tensor *g = NULL, *seed = tg_ones_like_at((tg_loc){0}, w->y);
     bool ok = seed && tg__backward(w->y->loc, t, (tg_tensor *const[]){(tg_tensor *)w->y}, &seed, 1,
                                    (tg_tensor *const[]){(tg_tensor *)w->x}, 1, &g);
-    if (ok && g && all_zero(g)) {
+    if (ok && g && tg__all_zero(g)) {
         tg_node *v = vanishing_point(t);
         if (v && cancels(t, v))
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),

@@ -107,6 +107,8 @@ void tg__remember_missing(tg_loc call, tg_tape *t, const tg_gradient_opts *o);
  * (explain.c); *brk (may be NULL) gets the hop it names, if on a path (provenance.h). */
 typedef struct tg_step tg_step;
 void tg__explain(tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_loc call, tg_diagnosis *d, tg_step *brk);
+/* Is every element of g zero? (an identically zero gradient) */
+bool tg__all_zero(const tg_tensor *g);
 /* "variable 'w'", or "the tensor made at f.c:12". */
 void tg__source_name(const tg_tensor *x, char *buf, size_t size);
 /* One reverse pass, for the diagnosis (gradient.c). */
