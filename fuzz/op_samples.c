@@ -478,7 +478,7 @@ tg_tensor *tg_sample_run(tg_sample *s, tg_tensor *const *x)
     if (!r || !r->fn)
         return NULL;
     s->n_in = s->n_zero = 0;
-    s->kinks = tg_op_table[s->op]->kinks;
+    s->kinks = tg__op_table[s->op].kinks;
     s->lo = s->hi = 0;
     return r->fn(s, x);
 }

@@ -87,7 +87,7 @@ static void decode(program *p, const uint8_t *data, size_t size)
         s->param = data + (at + 3 < size ? at + 3 : size);
         s->n_param = at + 3 < size ? (size - at - 3 < N_PARAM ? size - at - 3 : N_PARAM) : 0;
         s->kept = true;
-        s->frozen = tg_op_table[s->op]->grad == TG_GRAD_STOP;
+        s->frozen = tg__op_table[s->op].grad == TG_GRAD_STOP;
     }
 }
 
@@ -153,7 +153,7 @@ static bool near_kink(const tg_sample *s)
 /* The row's domain met by mapping one operand: x^2 + c (> 0), x^2 + c - 1 (> -1). */
 static tg_tensor *in_domain(const step *st, tg_tensor *x, int k)
 {
-    tg_op_domain d = tg_op_table[st->op]->domain;
+    tg_op_domain d = tg__op_table[st->op].domain;
     bool mapped = (k == 0 && (d == TG_DOMAIN_POSITIVE || d == TG_DOMAIN_ABOVE_MINUS_ONE)) ||
                   (k == 1 && d == TG_DOMAIN_NONZERO_1);
     if (!mapped)
@@ -222,7 +222,7 @@ static tg_tensor *evaluate(program *p, tg_tensor *const *src, bool first, double
         tg_clear_error();
         tg_tensor *y = run_step(p, st, values, n, first);
         if (p->why) {
-            fprintf(stderr, "opgraph: step %d (%s): %s\n", i, tg_op_table[st->op]->name,
+            fprintf(stderr, "opgraph: step %d (%s): %s\n", i, tg__op_table[st->op].name,
                     tg_last_error() ? tg_last_error() : "no message");
             return NULL;
         }
@@ -304,7 +304,7 @@ static void describe(const program *p)
 {
     fprintf(stderr, "opgraph program:");
     for (int i = 0; i < p->n_steps; i++)
-        fprintf(stderr, p->steps[i].kept ? " %s" : " [%s]", tg_op_table[p->steps[i].op]->name);
+        fprintf(stderr, p->steps[i].kept ? " %s" : " [%s]", tg__op_table[p->steps[i].op].name);
     fprintf(stderr, "\n");
 }
 

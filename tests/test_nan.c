@@ -31,7 +31,7 @@ static int run_row(tg_op_kind op, const uint8_t *param, double ops[][N], double 
     if (n >= 0 && tg_copy_out_f64(y, out, n) != 0)
         n = -1;
     if (n < 0)
-        printf("  %s: the sampled call failed: %s\n", tg_op_table[op]->name, tg_last_error());
+        printf("  %s: the sampled call failed: %s\n", tg__op_table[op].name, tg_last_error());
     tg_scope_end(sc);
     return n;
 }
@@ -59,7 +59,7 @@ static bool element_keeps_nan(tg_op_kind op, const uint8_t *param, double ops[][
     ok = ok && run_row(op, param, ops, out) == n;
     for (int j = 0; ok && j < n; j++)
         if (dep[j] && !isnan(out[j])) {
-            printf("  %s: operand %d element %d is NaN but output %d is %g\n", tg_op_table[op]->name, k, e, j, out[j]);
+            printf("  %s: operand %d element %d is NaN but output %d is %g\n", tg__op_table[op].name, k, e, j, out[j]);
             ok = false;
         }
     ops[k][e] = saved;
@@ -88,7 +88,7 @@ static void every_row_has_a_sampler(void)
 {
     for (int op = TG_OP_NONE + 1; op < TG_OP_COUNT; op++)
         if (!tg_op_samplers[op].fn) {
-            printf("  %s has no sampler: add its row to fuzz/op_samples.c\n", tg_op_table[op]->name);
+            printf("  %s has no sampler: add its row to fuzz/op_samples.c\n", tg__op_table[op].name);
             CHECK(tg_op_samplers[op].fn != NULL);
         }
 }

@@ -4,7 +4,7 @@
  * node copies that result and calls the user's backward for the first n inputs. */
 #include "tape_impl.h"
 
-static bool custom_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__custom_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *y = c->in[c->n - 1];
     *shape = tg__shape(y);
@@ -12,7 +12,7 @@ static bool custom_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-static bool custom_forward(const tg_call *c, tg_tensor *out)
+bool tg__custom_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *y = c->in[c->n - 1];
     memcpy(out->data, y->data, (size_t)y->size * tg_dtype_size(y->dtype));
@@ -44,7 +44,7 @@ static bool check_user_grad(const tg_grad_ctx *g, int i, const tg_tensor *d)
     return true;
 }
 
-static bool custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int n = g->n - 1;
     if (g->a->custom_backward(g->dy, g->in, n, g->out, dx, g->a->user) != 0) {
@@ -61,8 +61,6 @@ static bool custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-const tg_op_def tg__op_custom = {.name = "tg_custom_gradient", .grad = TG_GRAD_RULE, .shape = custom_shape,
-                                 .forward = custom_forward, .backward = custom_backward};
 
 tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg_custom_forward_fn forward,
                                  tg_custom_backward_fn backward, void *user)

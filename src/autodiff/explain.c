@@ -649,7 +649,7 @@ static bool cancels(tg_tape *t, tg_node *nd)
     if (nd->n > 8 || tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a) != TG_GRAD_RULE)
         return false;
     tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
-    if (!tg_op_table[nd->op]->backward(&g, dx))
+    if (!tg__rule_gradients(&g, nd->op, dx))
         return false;
     for (int i = 0; i < nd->n; i++)
         if (dx[i] && nd->in_entry[i] && nd->in_entry[i]->grad_serial == t->grad_serial && !tg__all_zero(dx[i]))

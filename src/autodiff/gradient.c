@@ -51,10 +51,36 @@ static bool saved_alive(tg_loc loc, const tg_node *nd)
     return true;
 }
 
+/* Whether x broadcasts to the shape of g: then a gradient of g's shape sums back to x. */
+static bool broadcasts_to(const tg_tensor *x, const tg_tensor *g)
+{
+    if (x->rank > g->rank)
+        return false;
+    for (int i = 0; i < x->rank; i++) {
+        int64_t d = x->shape[x->rank - 1 - i];
+        if (d != 1 && d != g->shape[g->rank - 1 - i])
+            return false;
+    }
+    return true;
+}
+
+bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx)
+{
+    if (!tg__op_table[op].backward(g, dx))
+        return false;
+    for (int i = 0; i < g->n; i++)
+        if (dx[i] && !tg__same_shape(dx[i], g->in[i]) && broadcasts_to(g->in[i], dx[i])) {
+            tg_shape s = tg__shape(g->in[i]);
+            if (!(dx[i] = tg__unbroadcast(g->loc, dx[i], &s)))
+                return false;
+        }
+    return true;
+}
+
 /* Runs one node's backward rule and accumulates into the inputs that need it. */
 static bool backward_node(tg_node *nd, uint32_t serial)
 {
-    const tg_op_def *def = tg_op_table[nd->op];
+    const tg_op_def *def = &tg__op_table[nd->op];
     tg_grad_kind kind = tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a);
     if (kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
         return true;
@@ -76,7 +102,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         tg_context *ctx = tg__ctx();
         bool outer = ctx->in_backward;
         ctx->in_backward = true;   /* numerics checks look at the gradients it gives, below */
-        bool ok = def->backward(&g, dx);
+        bool ok = tg__rule_gradients(&g, nd->op, dx);
         ctx->in_backward = outer;
         if (!ok)
             return false;

@@ -28,10 +28,9 @@ typedef struct map_ctx {
     tg_tensor *out;
 } map_ctx;
 
-/* Element-wise, so the loop pool may split it anywhere; chunks are smaller than for plain
- * arithmetic because most of these call exp, tanh or erf. */
+/* The kernel `name`: elements [b, e) of one call. */
 #define DEF_MAP(name, EXPR)                                                                        \
-    TG_VECTOR_CLONES static void name##_range(void *p, int64_t b, int64_t e)                        \
+    TG_VECTOR_CLONES static void name(void *p, int64_t b, int64_t e)                               \
     {                                                                                              \
         const tg_call *c = ((const map_ctx *)p)->c;                                                \
         tg_tensor *out = ((const map_ctx *)p)->out;                                                \
@@ -39,19 +38,15 @@ typedef struct map_ctx {
             MAP_LOOP(float, EXPR);                                                                 \
         else                                                                                       \
             MAP_LOOP(double, EXPR);                                                                \
-    }                                                                                              \
-    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
-    {                                                                                              \
-        map_ctx m = {c, out};                                                                      \
-        tg__parallel_for(out->size, TG_GRAIN / 4, name##_range, &m);                               \
-        return true;                                                                               \
     }
 
-static bool float_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+/* Element-wise, so the loop pool may split it anywhere; chunks are smaller than for plain
+ * arithmetic because most of these call exp, tanh or erf. */
+static bool map_run(const tg_call *c, tg_tensor *out, void (*kernel)(void *, int64_t, int64_t))
 {
-    *shape = tg__shape(c->in[0]);
-    *dtype = c->in[0]->dtype;
-    return tg__require_float(c, c->in[0], "x");
+    map_ctx m = {c, out};
+    tg__parallel_for(out->size, TG_GRAIN / 4, kernel, &m);
+    return true;
 }
 
 static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v)
@@ -67,17 +62,20 @@ static tg_tensor *positive(const tg_grad_ctx *g)
 /* ---- relu, leaky_relu, elu -------------------------------------------------------------------- */
 /* `a <= 0 ? 0 : a`, not `a > 0 ? a : 0`: NaN fails both tests, so this form passes it
  * through (NaN in, NaN out, as PyTorch and TF's CPU kernel); it vectorises as well. */
-DEF_MAP(relu, a <= 0 ? 0 : a)
-DEF_MAP(leaky_relu, a > 0 ? a : p0 * a)
-DEF_MAP(elu, a > 0 ? a : p0 * expm1(a))
+DEF_MAP(relu_kernel, a <= 0 ? 0 : a)
+DEF_MAP(leaky_relu_kernel, a > 0 ? a : p0 * a)
+DEF_MAP(elu_kernel, a > 0 ? a : p0 * expm1(a))
+bool tg__relu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, relu_kernel); }
+bool tg__leaky_relu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, leaky_relu_kernel); }
+bool tg__elu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, elu_kernel); }
 
-static bool relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_where_at(g->loc, positive(g), g->dy, scalar_like(g, g->dy, 0));
     return true;
 }
 
-static bool leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *neg_side = tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, g->a->f[0]));
     dx[0] = tg_where_at(g->loc, positive(g), g->dy, neg_side);
@@ -85,7 +83,7 @@ static bool leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* For x <= 0, y = alpha (e^x - 1), so dy/dx = e^x alpha = y + alpha. */
-static bool elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     tg_tensor *neg_side = tg_mul_at(l, g->dy, tg_add_at(l, g->out, scalar_like(g, g->out, g->a->f[0])));
@@ -96,12 +94,12 @@ static bool elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 /* ---- gelu ------------------------------------------------------------------------------------- */
 #define GELU_C 0.7978845608028654   /* sqrt(2 / pi) */
 #define GELU_K 0.044715
-DEF_MAP(gelu_exact, (T)0.5 * a * (1 + erf(a * (T)M_SQRT1_2)))
-DEF_MAP(gelu_tanh, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a * a * a))))
+DEF_MAP(gelu_exact_kernel, (T)0.5 * a * (1 + erf(a * (T)M_SQRT1_2)))
+DEF_MAP(gelu_tanh_kernel, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a * a * a))))
 
-static bool gelu_forward(const tg_call *c, tg_tensor *out)
+bool tg__gelu_forward(const tg_call *c, tg_tensor *out)
 {
-    return c->a->flag_a ? gelu_tanh_forward(c, out) : gelu_exact_forward(c, out);
+    return map_run(c, out, c->a->flag_a ? gelu_tanh_kernel : gelu_exact_kernel);
 }
 
 /* exact: d/dx = Phi(x) + x phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2 and
@@ -132,7 +130,7 @@ static tg_tensor *gelu_tanh_grad(const tg_grad_ctx *g, const tg_tensor *x)
     return tg_add_at(l, a, b);
 }
 
-static bool gelu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__gelu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
     dx[0] = tg_mul_at(g->loc, g->dy, g->a->flag_a ? gelu_tanh_grad(g, x) : gelu_exact_grad(g, x));
@@ -141,12 +139,15 @@ static bool gelu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 /* ---- sigmoid, tanh, softplus ------------------------------------------------------------------ */
 /* exp of a non-positive number only: no overflow at either tail. */
-DEF_MAP(sigmoid, a >= 0 ? 1 / (1 + exp(-a)) : exp(a) / (1 + exp(a)))
-DEF_MAP(tanh, tanh(a))
-DEF_MAP(softplus, (a > 0 ? a : 0) + log1p(exp(-fabs(a))))
+DEF_MAP(sigmoid_kernel, a >= 0 ? 1 / (1 + exp(-a)) : exp(a) / (1 + exp(a)))
+DEF_MAP(tanh_kernel, tanh(a))
+DEF_MAP(softplus_kernel, (a > 0 ? a : 0) + log1p(exp(-fabs(a))))
+bool tg__sigmoid_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, sigmoid_kernel); }
+bool tg__tanh_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, tanh_kernel); }
+bool tg__softplus_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, softplus_kernel); }
 
 /* dy * y * (1 - y) */
-static bool sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *y = g->out;
@@ -155,7 +156,7 @@ static bool sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* dy * (1 - y^2) */
-static bool tanh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__tanh_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *y = g->out;
@@ -163,17 +164,17 @@ static bool tanh_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-static bool softplus_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__softplus_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_mul_at(g->loc, g->dy, tg_sigmoid_at(g->loc, g->in[0]));
     return true;
 }
 
 /* ---- softmax, log_softmax --------------------------------------------------------------------- */
-static bool softmax_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__softmax_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     int axis;
-    if (!float_shape(c, shape, dtype))
+    if (!tg__float_unary_shape(c, shape, dtype))
         return false;
     if (c->in[0]->rank == 0) {
         tg__fail(c->loc, "%s: x must have at least one axis (got a scalar)", tg__op_name(c->op));
@@ -245,8 +246,8 @@ static bool softmax_any_forward(const tg_call *c, tg_tensor *out, bool log_form)
     return true;
 }
 
-static bool softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, false); }
-static bool log_softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, true); }
+bool tg__softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, false); }
+bool tg__log_softmax_forward(const tg_call *c, tg_tensor *out) { return softmax_any_forward(c, out, true); }
 
 static tg_tensor *sum_axis(const tg_grad_ctx *g, const tg_tensor *x)
 {
@@ -255,7 +256,7 @@ static tg_tensor *sum_axis(const tg_grad_ctx *g, const tg_tensor *x)
 }
 
 /* y * (dy - sum(dy * y, axis)) */
-static bool softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *y = g->out;
@@ -264,28 +265,14 @@ static bool softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* dy - exp(y) * sum(dy, axis) */
-static bool log_softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__log_softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     dx[0] = tg_sub_at(l, g->dy, tg_mul_at(l, tg_exp_at(l, g->out), sum_axis(g, g->dy)));
     return true;
 }
 
-/* ---- table entries and public functions ------------------------------------------------------- */
-/* The optional last argument: the row's kinks (op.h). */
-#define ACT_DEF(op, shape_fn, ...)                                                                 \
-    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn,    \
-                                   .forward = op##_forward, .backward = op##_backward, __VA_ARGS__};
-ACT_DEF(relu, float_shape, .kinks = TG_KINK_ZERO)
-ACT_DEF(leaky_relu, float_shape, .kinks = TG_KINK_ZERO)
-ACT_DEF(elu, float_shape, .kinks = TG_KINK_ZERO)   /* the second derivative jumps at 0 */
-ACT_DEF(gelu, float_shape)
-ACT_DEF(sigmoid, float_shape)
-ACT_DEF(tanh, float_shape)
-ACT_DEF(softplus, float_shape)
-ACT_DEF(softmax, softmax_shape)
-ACT_DEF(log_softmax, softmax_shape)
-
+/* ---- public functions ------------------------------------------------------------------------ */
 tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RELU, NULL, x); }
 tg_tensor *tg_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SIGMOID, NULL, x); }
 tg_tensor *tg_tanh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_TANH, NULL, x); }

@@ -142,7 +142,7 @@ static int64_t patch_len(const window *w) { return w->kh * w->kw * w->c; }
     } while (0)
 
 /* ---- extract_patches (im2col) ------------------------------------------------------------------- */
-static bool extract_patches_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__extract_patches_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     window w;
@@ -154,7 +154,7 @@ static bool extract_patches_shape(const tg_call *c, tg_shape *shape, tg_dtype *d
     return true;
 }
 
-static bool extract_patches_forward(const tg_call *c, tg_tensor *out)
+bool tg__extract_patches_forward(const tg_call *c, tg_tensor *out)
 {
     window w;
     tg_shape xs = tg__shape(c->in[0]);
@@ -166,7 +166,7 @@ static bool extract_patches_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_attrs *a = g->a;
     const tg_tensor *x = g->in[0];
@@ -175,9 +175,6 @@ static bool extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_extract_patches = {.name = "tg_extract_patches", .grad = TG_GRAD_RULE,
-                                          .shape = extract_patches_shape, .forward = extract_patches_forward,
-                                          .backward = extract_patches_backward};
 
 /* Patches padded with `pad_value` (max pooling pads with -inf so padding never wins). */
 static tg_tensor *patches_padded(tg_loc loc, const tg_tensor *x, const window *w, double pad_value)
@@ -197,7 +194,7 @@ tg_tensor *tg_extract_patches_at(tg_loc loc, const tg_tensor *x, int64_t kh, int
 }
 
 /* ---- patches_to_image (col2im) ------------------------------------------------------------------- */
-static bool patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *p = c->in[0];
     tg_shape ps = tg__shape(p);
@@ -235,7 +232,7 @@ static bool patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *
     return true;
 }
 
-static bool patches_to_image_forward(const tg_call *c, tg_tensor *out)
+bool tg__patches_to_image_forward(const tg_call *c, tg_tensor *out)
 {
     window w;
     tg_shape img = tg__shape(out);
@@ -248,7 +245,7 @@ static bool patches_to_image_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_attrs *a = g->a;
     dx[0] = tg_extract_patches_at(g->loc, g->dy, a->i[0], a->i[1], a->i[2], a->i[3],
@@ -256,9 +253,6 @@ static bool patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_patches_to_image = {.name = "tg_patches_to_image", .grad = TG_GRAD_RULE,
-                                           .shape = patches_to_image_shape, .forward = patches_to_image_forward,
-                                           .backward = patches_to_image_backward};
 
 tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
                                   int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding)
@@ -424,7 +418,7 @@ static bool pool_geometry(const tg_call *c, const tg_tensor *img, window *w)
     return true;
 }
 
-static bool pool_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__pool_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     window w;
     if (!pool_geometry(c, c->in[0], &w))
@@ -439,7 +433,7 @@ static bool padded(const window *w)
     return w->same && ((w->oh - 1) * w->sh + w->kh - w->h > 0 || (w->ow - 1) * w->sw + w->kw - w->w > 0);
 }
 
-static bool pool_forward(const tg_call *c, tg_tensor *out)
+bool tg__pool_forward(const tg_call *c, tg_tensor *out)
 {
     pool_ctx r = {.c = c, .out = out};
     tg_shape xs = tg__shape(c->in[0]);
@@ -521,7 +515,7 @@ TG_VECTOR_CLONES static void pool_grad_images(void *p, int64_t i0, int64_t i1)
         POOL_GRAD_IMAGES(double);
 }
 
-static bool max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     window w;
     if (!pool_geometry(c, c->in[0], &w))
@@ -532,10 +526,10 @@ static bool max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dty
 }
 
 /* gather's third input has the image's shape, not the windows': checked here. */
-static bool max_pool_gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__max_pool_gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_call two = {.loc = c->loc, .op = c->op, .in = c->in, .n = 2, .a = c->a};
-    if (!max_pool_grad_shape(&two, shape, dtype) || !tg__same_dtype(c, c->in[0], c->in[2]))
+    if (!tg__max_pool_grad_shape(&two, shape, dtype) || !tg__same_dtype(c, c->in[0], c->in[2]))
         return false;
     if (!tg__same_shape(c->in[0], c->in[2])) {
         tg__fail(c->loc, "%s: `h` must have the shape of `x`", tg__op_name(c->op));
@@ -544,7 +538,7 @@ static bool max_pool_gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *d
     return true;
 }
 
-static bool avg_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__avg_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *d = c->in[0];
     if (!tg__require_float(c, d, "dy"))
@@ -568,7 +562,7 @@ static bool avg_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dty
     return true;
 }
 
-static bool pool_grad_forward(const tg_call *c, tg_tensor *out)
+bool tg__pool_grad_forward(const tg_call *c, tg_tensor *out)
 {
     pool_ctx r = {.c = c, .out = out};
     tg_shape img = c->op == TG_OP_AVG_POOL2D_GRAD ? tg__shape(out) : tg__shape(c->in[0]);
@@ -584,7 +578,7 @@ static tg_tensor *pool_op(tg_loc loc, tg_op_kind op, const tg_attrs *a, const tg
     return y ? tg__apply(loc, op, (const tg_tensor *const[]){x, y, d}, 3, a) : TG__APPLY(loc, op, a, x);
 }
 
-static bool max_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__max_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = pool_op(g->loc, TG_OP_MAX_POOL2D_GRAD, g->a, g->in[0], g->out, g->dy);
     return dx[0] != NULL;
@@ -592,19 +586,19 @@ static bool max_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 /* grad and gather are adjoint maps, linear in their last input; the window's ties (from x
  * and y) are constants. */
-static bool max_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__max_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[2] = pool_op(g->loc, TG_OP_MAX_POOL2D_GATHER, g->a, g->in[0], g->in[1], g->dy);
     return dx[2] != NULL;
 }
 
-static bool max_pool_gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__max_pool_gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[2] = pool_op(g->loc, TG_OP_MAX_POOL2D_GRAD, g->a, g->in[0], g->in[1], g->dy);
     return dx[2] != NULL;
 }
 
-static bool avg_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__avg_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_attrs a = *g->a;
     a.j[0] = g->in[0]->shape[1];
@@ -613,25 +607,12 @@ static bool avg_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-static bool avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = TG__APPLY(g->loc, TG_OP_AVG_POOL2D, g->a, g->dy);
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_max_pool2d = {.name = "tg_max_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
-                                     .forward = pool_forward, .backward = max_pool_backward, .kinks = TG_KINK_TIES};
-const tg_op_def tg__op_avg_pool2d = {.name = "tg_avg_pool2d", .grad = TG_GRAD_RULE, .shape = pool_shape,
-                                     .forward = pool_forward, .backward = avg_pool_backward};
-const tg_op_def tg__op_max_pool2d_grad = {.name = "tg_max_pool2d_grad", .grad = TG_GRAD_RULE,
-                                          .shape = max_pool_grad_shape, .forward = pool_grad_forward,
-                                          .backward = max_pool_grad_backward, .kinks = TG_KINK_TIES};
-const tg_op_def tg__op_max_pool2d_gather = {.name = "tg_max_pool2d_gather", .grad = TG_GRAD_RULE,
-                                            .shape = max_pool_gather_shape, .forward = pool_grad_forward,
-                                            .backward = max_pool_gather_backward, .kinks = TG_KINK_TIES};
-const tg_op_def tg__op_avg_pool2d_grad = {.name = "tg_avg_pool2d_grad", .grad = TG_GRAD_RULE,
-                                          .shape = avg_pool_grad_shape, .forward = pool_grad_forward,
-                                          .backward = avg_pool_grad_backward};
 
 /* Strides {0, 0} mean "the pool size", as Keras's strides=None. */
 static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const tg_pool2d_opts *o, window *w)

@@ -16,21 +16,37 @@ static bool check_inputs(const tg_call *c)
     return true;
 }
 
+/* What the row promises its kernels, once the shape rule has passed: the number of
+ * inputs and input 0's dtype. A shape rule that lets more through is a bug in tapegrad,
+ * but the message still tells the user what the op takes. */
+static bool check_row(const tg_call *c, const tg_op_def *def)
+{
+    if (def->n_in >= 0 && c->n != def->n_in)
+        return tg__failb(c->loc, "%s: takes %d inputs, not %d", def->name, def->n_in, c->n);
+    if (def->dtypes >> c->in[0]->dtype & 1u)
+        return true;
+    char allowed[96] = "";
+    for (int d = 0; d < TG_DTYPE_COUNT; d++)
+        if (def->dtypes >> d & 1u)
+            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", *allowed ? ", " : "",
+                     tg_dtype_name((tg_dtype)d));
+    return tg__failb(c->loc, "%s: `%s` must be %s, not %s (cast it with tg_cast)", def->name, c->n == 1 ? "x" : "a",
+                     allowed, tg_dtype_name(c->in[0]->dtype));
+}
+
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
 {
     static const tg_attrs no_attrs;
     tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs};
     if (!check_inputs(&c))
         return NULL;
-    const tg_op_def *def = tg_op_table[op];
-    if (!def)
-        return tg__fail(loc, "op %d is not available in this build", (int)op);
+    const tg_op_def *def = &tg__op_table[op];
     tg_shape shape;
     tg_dtype dtype;
-    if (!def->shape(&c, &shape, &dtype))
+    if (!def->shape(&c, &shape, &dtype) || !check_row(&c, def))
         return NULL;
     tg_tensor *out;
-    if (def->view && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT))) {
+    if ((def->flags & TG_OPF_VIEW) && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT))) {
         out = tg__tensor_view(loc, in[0], &shape);
         if (!out)
             return NULL;

@@ -106,10 +106,10 @@ static void ew_span(void *p, int64_t b, int64_t e)
 }
 
 /* Each output element is computed by one thread: any split gives the same values. */
-static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
+static bool ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
 {
     if (out->size == 0)
-        return;
+        return true;
     ew_walk w = {.c = c, .out = out, .k = k, .osz = tg__dsize(out->dtype)};
     w.m = ew_layout(c, out, w.dims, w.st);
     w.inner = w.m ? w.dims[0] : 1;
@@ -122,6 +122,7 @@ static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
         tg__parallel_for(out->size, TG_GRAIN, ew_span, &w);
     else
         tg__parallel_for(rows, tg__rows_grain(w.inner, TG_GRAIN), ew_rows, &w);
+    return true;
 }
 
 /* ---- loop bodies: T is the input type, U its unsigned twin (for wrapping int maths) ---- */
@@ -173,8 +174,7 @@ static void ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
     } while (0)
 
 #define KERNEL_HEAD(name)                                                                          \
-    TG_VECTOR_CLONES static void name##_k(void *out, const void *const *in, const int64_t *st, int64_t n, \
-                                          const tg_call *c)
+    TG_VECTOR_CLONES static void name(void *out, const void *const *in, const int64_t *st, int64_t n, const tg_call *c)
 
 /* Same-typed result; FEXPR for float32/float64, IEXPR for int32/int64. Float-only
  * kernels: their shape rules reject every other dtype before the kernel runs. */
@@ -249,25 +249,25 @@ static bool binary_shape_kinds(const tg_call *c, tg_shape *shape, int kinds)
     return tg__broadcast_shapes(c, &sa, &sb, shape);
 }
 
-static bool arith_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__arith_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     *dtype = c->in[0]->dtype;
     return binary_shape_kinds(c, shape, EW_NUM);
 }
 
-static bool float_binary_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__float_binary_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     *dtype = c->in[0]->dtype;
     return binary_shape_kinds(c, shape, EW_FLOAT);
 }
 
-static bool compare_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__compare_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     *dtype = TG_BOOL;
     return binary_shape_kinds(c, shape, EW_ANY);
 }
 
-static bool logical_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__logical_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     *dtype = TG_BOOL;
     return binary_shape_kinds(c, shape, EW_BOOL);
@@ -280,20 +280,12 @@ static bool unary_shape_kinds(const tg_call *c, tg_shape *shape, tg_dtype *dtype
     return dtype_allowed(c, c->in[0], "x", kinds);
 }
 
-static bool float_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_FLOAT); }
-static bool num_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_NUM); }
-static bool any_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_ANY); }
-static bool bool_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_BOOL); }
+bool tg__float_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_FLOAT); }
+bool tg__number_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_NUM); }
+bool tg__any_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_ANY); }
+bool tg__bool_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_BOOL); }
 
 /* ---- small helpers for backward rules ------------------------------------------------------- */
-static tg_tensor *unbroadcast_to(const tg_grad_ctx *g, const tg_tensor *grad, int i)
-{
-    if (grad && tg__same_shape(grad, g->in[i]))
-        return (tg_tensor *)grad;   /* nothing was broadcast */
-    tg_shape s = tg__shape(g->in[i]);
-    return tg__unbroadcast(g->loc, grad, &s);
-}
-
 static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v)
 {
     return tg_scalar_like_at(g->loc, x, v);
@@ -302,29 +294,23 @@ static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v
 /* ---- add, sub, mul, div ----------------------------------------------------------------------- */
 /* Integer division truncates toward zero as C does (TF's `//` floors instead, and TF's
  * `/` on integers returns floats). INT_MIN / -1 wraps. Zero divisors are caught before. */
-DEF_KERNEL(BIN_LOOP, add, a + b, (T)((U)a + (U)b))
-DEF_KERNEL(BIN_LOOP, sub, a - b, (T)((U)a - (U)b))
-DEF_KERNEL(BIN_LOOP, mul, a * b, (T)((U)a * (U)b))
-DEF_KERNEL(BIN_LOOP, div, a / b, b == -1 ? (T)((U)0 - (U)a) : a / b)
-DEF_FLOAT_KERNEL(BIN_LOOP, pow, pow(a, b))
+DEF_KERNEL(BIN_LOOP, add_kernel, a + b, (T)((U)a + (U)b))
+DEF_KERNEL(BIN_LOOP, sub_kernel, a - b, (T)((U)a - (U)b))
+DEF_KERNEL(BIN_LOOP, mul_kernel, a * b, (T)((U)a * (U)b))
+DEF_KERNEL(BIN_LOOP, div_kernel, a / b, b == -1 ? (T)((U)0 - (U)a) : a / b)
+DEF_FLOAT_KERNEL(BIN_LOOP, pow_kernel, pow(a, b))
 /* NaN in either operand propagates, as in TF. */
-DEF_KERNEL(BIN_LOOP, maximum, (a >= b || a != a) ? a : b, a >= b ? a : b)
-DEF_KERNEL(BIN_LOOP, minimum, (a <= b || a != a) ? a : b, a <= b ? a : b)
+DEF_KERNEL(BIN_LOOP, maximum_kernel, (a >= b || a != a) ? a : b, a >= b ? a : b)
+DEF_KERNEL(BIN_LOOP, minimum_kernel, (a <= b || a != a) ? a : b, a <= b ? a : b)
 
-#define DEF_FORWARD(name)                                                                          \
-    static bool name##_forward(const tg_call *c, tg_tensor *out)                                   \
-    {                                                                                              \
-        ew_run(c, out, name##_k);                                                                  \
-        return true;                                                                               \
-    }
-DEF_FORWARD(add)
-DEF_FORWARD(sub)
-DEF_FORWARD(mul)
-DEF_FORWARD(pow)
-DEF_FORWARD(maximum)
-DEF_FORWARD(minimum)
+bool tg__add_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, add_kernel); }
+bool tg__sub_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, sub_kernel); }
+bool tg__mul_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, mul_kernel); }
+bool tg__pow_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, pow_kernel); }
+bool tg__maximum_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, maximum_kernel); }
+bool tg__minimum_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, minimum_kernel); }
 
-static bool div_forward(const tg_call *c, tg_tensor *out)
+bool tg__div_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *b = c->in[1];
     if (!tg_dtype_is_float(b->dtype))
@@ -333,53 +319,52 @@ static bool div_forward(const tg_call *c, tg_tensor *out)
                 tg__fail(c->loc, "tg_div: integer division by zero (element %lld of `b`)", (long long)i);
                 return false;
             }
-    ew_run(c, out, div_k);
-    return true;
+    return ew_run(c, out, div_kernel);
 }
 
-static bool add_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__add_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = unbroadcast_to(g, g->dy, 0);
-    dx[1] = unbroadcast_to(g, g->dy, 1);
+    dx[0] = g->dy;
+    dx[1] = g->dy;
     return true;
 }
 
-static bool sub_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__sub_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = unbroadcast_to(g, g->dy, 0);
-    dx[1] = unbroadcast_to(g, tg_neg_at(g->loc, g->dy), 1);
+    dx[0] = g->dy;
+    dx[1] = tg_neg_at(g->loc, g->dy);
     return true;
 }
 
-static bool mul_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__mul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = unbroadcast_to(g, tg_mul_at(g->loc, g->dy, g->in[1]), 0);
-    dx[1] = unbroadcast_to(g, tg_mul_at(g->loc, g->dy, g->in[0]), 1);
+    dx[0] = tg_mul_at(g->loc, g->dy, g->in[1]);
+    dx[1] = tg_mul_at(g->loc, g->dy, g->in[0]);
     return true;
 }
 
-static bool div_backward(const tg_grad_ctx *g, tg_tensor **dx)
+/* d(a/b)/da = 1/b; d(a/b)/db = -a/b^2 (as TF writes it, without b*b) */
+bool tg__div_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *a = g->in[0], *b = g->in[1];
-    dx[0] = unbroadcast_to(g, tg_div_at(l, g->dy, b), 0);
-    /* -dy * a / b / b, as TF writes it (no b*b overflow) */
-    dx[1] = unbroadcast_to(g, tg_div_at(l, tg_div_at(l, tg_mul_at(l, g->dy, tg_neg_at(l, a)), b), b), 1);
+    dx[0] = tg_div_at(l, g->dy, b);
+    dx[1] = tg_div_at(l, tg_div_at(l, tg_mul_at(l, g->dy, tg_neg_at(l, a)), b), b);
     return true;
 }
 
 /* d/da = dy * b * a^(b-1); d/db = dy * log(a) * a^b where a > 0, else 0 (as TF: the
  * masked log keeps NaN out of the gradient and of its derivatives). */
-static bool pow_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__pow_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *a = g->in[0], *b = g->in[1];
     tg_tensor *bm1 = tg_sub_at(l, b, scalar_like(g, b, 1));
-    dx[0] = unbroadcast_to(g, tg_mul_at(l, g->dy, tg_mul_at(l, b, tg_pow_at(l, a, bm1))), 0);
+    dx[0] = tg_mul_at(l, g->dy, tg_mul_at(l, b, tg_pow_at(l, a, bm1)));
     tg_tensor *pos = tg_greater_at(l, a, scalar_like(g, a, 0));
     tg_tensor *safe = tg_where_at(l, pos, a, scalar_like(g, a, 1));
     tg_tensor *log_a = tg_where_at(l, pos, tg_log_at(l, safe), scalar_like(g, a, 0));
-    dx[1] = unbroadcast_to(g, tg_mul_at(l, g->dy, tg_mul_at(l, g->out, log_a)), 1);
+    dx[1] = tg_mul_at(l, g->dy, tg_mul_at(l, g->out, log_a));
     return true;
 }
 
@@ -387,32 +372,20 @@ static bool pow_backward(const tg_grad_ctx *g, tg_tensor **dx)
 static bool select_backward(const tg_grad_ctx *g, tg_tensor **dx, tg_tensor *mask)
 {
     tg_tensor *zero = scalar_like(g, g->dy, 0);
-    dx[0] = unbroadcast_to(g, tg_where_at(g->loc, mask, g->dy, zero), 0);
-    dx[1] = unbroadcast_to(g, tg_where_at(g->loc, mask, zero, g->dy), 1);
+    dx[0] = tg_where_at(g->loc, mask, g->dy, zero);
+    dx[1] = tg_where_at(g->loc, mask, zero, g->dy);
     return true;
 }
 
-static bool maximum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__maximum_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     return select_backward(g, dx, tg_greater_equal_at(g->loc, g->in[0], g->in[1]));
 }
 
-static bool minimum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__minimum_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     return select_backward(g, dx, tg_less_equal_at(g->loc, g->in[0], g->in[1]));
 }
-
-/* The optional last arguments: the row's domain and kinks (op.h). */
-#define BINARY_DEF(op, shape_fn, ...)                                                            \
-    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_RULE, .shape = shape_fn, \
-                                     .forward = op##_forward, .backward = op##_backward, __VA_ARGS__};
-BINARY_DEF(add, arith_shape)
-BINARY_DEF(sub, arith_shape)
-BINARY_DEF(mul, arith_shape)
-BINARY_DEF(div, arith_shape, .domain = TG_DOMAIN_NONZERO_1)
-BINARY_DEF(pow, float_binary_shape, .domain = TG_DOMAIN_POSITIVE)
-BINARY_DEF(maximum, arith_shape, .kinks = TG_KINK_TIES)
-BINARY_DEF(minimum, arith_shape, .kinks = TG_KINK_TIES)
 
 tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_ADD, NULL, a, b); }
 tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_SUB, NULL, a, b); }
@@ -429,55 +402,61 @@ tg_tensor *tg_minimum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
 }
 
 /* ---- comparisons and logic (not differentiable) ---------------------------------------------- */
-DEF_COMPARE(equal, a == b)
-DEF_COMPARE(not_equal, a != b)
-DEF_COMPARE(greater, a > b)
-DEF_COMPARE(greater_equal, a >= b)
-DEF_COMPARE(less, a < b)
-DEF_COMPARE(less_equal, a <= b)
-KERNEL_HEAD(logical_and) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a && b); }
-KERNEL_HEAD(logical_or) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a || b); }
-KERNEL_HEAD(logical_not) { UN_LOOP(uint8_t, uint8_t, uint8_t, !a); }
-DEF_FORWARD(equal)
-DEF_FORWARD(not_equal)
-DEF_FORWARD(greater)
-DEF_FORWARD(greater_equal)
-DEF_FORWARD(less)
-DEF_FORWARD(less_equal)
-DEF_FORWARD(logical_and)
-DEF_FORWARD(logical_or)
-DEF_FORWARD(logical_not)
+DEF_COMPARE(equal_kernel, a == b)
+DEF_COMPARE(not_equal_kernel, a != b)
+DEF_COMPARE(greater_kernel, a > b)
+DEF_COMPARE(greater_equal_kernel, a >= b)
+DEF_COMPARE(less_kernel, a < b)
+DEF_COMPARE(less_equal_kernel, a <= b)
+KERNEL_HEAD(logical_and_kernel) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a && b); }
+KERNEL_HEAD(logical_or_kernel) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a || b); }
+KERNEL_HEAD(logical_not_kernel) { UN_LOOP(uint8_t, uint8_t, uint8_t, !a); }
+bool tg__equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, equal_kernel); }
+bool tg__not_equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, not_equal_kernel); }
+bool tg__greater_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, greater_kernel); }
+bool tg__greater_equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, greater_equal_kernel); }
+bool tg__less_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, less_kernel); }
+bool tg__less_equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, less_equal_kernel); }
+bool tg__logical_and_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, logical_and_kernel); }
+bool tg__logical_or_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, logical_or_kernel); }
+bool tg__logical_not_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, logical_not_kernel); }
 
-#define NOGRAD_DEF(op, shape_fn, ...)                                                            \
-    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = TG_GRAD_NONE, .shape = shape_fn, \
-                                     .forward = op##_forward, __VA_ARGS__};
-NOGRAD_DEF(equal, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(not_equal, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(greater, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(greater_equal, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(less, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(less_equal, compare_shape, .kinks = TG_KINK_TIES)
-NOGRAD_DEF(logical_and, logical_shape)
-NOGRAD_DEF(logical_or, logical_shape)
-NOGRAD_DEF(logical_not, bool_unary_shape)
-
-#define BINARY_API(name, KIND)                                                                     \
-    tg_tensor *tg_##name##_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)                  \
-    {                                                                                              \
-        return TG__APPLY(loc, TG_OP_##KIND, NULL, a, b);                                           \
-    }
-BINARY_API(equal, EQUAL)
-BINARY_API(not_equal, NOT_EQUAL)
-BINARY_API(greater, GREATER)
-BINARY_API(greater_equal, GREATER_EQUAL)
-BINARY_API(less, LESS)
-BINARY_API(less_equal, LESS_EQUAL)
-BINARY_API(logical_and, LOGICAL_AND)
-BINARY_API(logical_or, LOGICAL_OR)
+tg_tensor *tg_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_EQUAL, NULL, a, b);
+}
+tg_tensor *tg_not_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_NOT_EQUAL, NULL, a, b);
+}
+tg_tensor *tg_greater_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_GREATER, NULL, a, b);
+}
+tg_tensor *tg_greater_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_GREATER_EQUAL, NULL, a, b);
+}
+tg_tensor *tg_less_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_LESS, NULL, a, b);
+}
+tg_tensor *tg_less_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_LESS_EQUAL, NULL, a, b);
+}
+tg_tensor *tg_logical_and_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_LOGICAL_AND, NULL, a, b);
+}
+tg_tensor *tg_logical_or_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_LOGICAL_OR, NULL, a, b);
+}
 tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a) { return TG__APPLY(loc, TG_OP_LOGICAL_NOT, NULL, a); }
 
 /* ---- where ------------------------------------------------------------------------------------- */
-static bool where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *cond = c->in[0], *a = c->in[1], *b = c->in[2];
     if (cond->dtype != TG_BOOL) {
@@ -502,7 +481,7 @@ static bool where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
             o_[i] = m_[i * st[0]] ? a_[i * st[1]] : b_[i * st[2]];                                 \
     } while (0)
 
-KERNEL_HEAD(where)
+KERNEL_HEAD(where_kernel)
 {
     switch (tg__dsize(c->in[1]->dtype)) {
     case 1: WHERE_LOOP(uint8_t); break;
@@ -511,18 +490,15 @@ KERNEL_HEAD(where)
     default: break;
     }
 }
-DEF_FORWARD(where)
+bool tg__where_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, where_kernel); }
 
-static bool where_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__where_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *zero = scalar_like(g, g->dy, 0);
-    dx[1] = unbroadcast_to(g, tg_where_at(g->loc, g->in[0], g->dy, zero), 1);
-    dx[2] = unbroadcast_to(g, tg_where_at(g->loc, g->in[0], zero, g->dy), 2);
+    dx[1] = tg_where_at(g->loc, g->in[0], g->dy, zero);
+    dx[2] = tg_where_at(g->loc, g->in[0], zero, g->dy);
     return true;
 }
-
-const tg_op_def tg__op_where = {.name = "tg_where", .grad = TG_GRAD_RULE, .shape = where_shape,
-                                .forward = where_forward, .backward = where_backward};
 
 tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b)
 {
@@ -530,72 +506,72 @@ tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, co
 }
 
 /* ---- unary ------------------------------------------------------------------------------------- */
-DEF_KERNEL(UN_LOOP, neg, -a, (T)((U)0 - (U)a))
-DEF_KERNEL(UN_LOOP, abs, fabs(a), a < 0 ? (T)((U)0 - (U)a) : a)
-DEF_KERNEL(UN_LOOP, square, a * a, (T)((U)a * (U)a))
-DEF_FLOAT_KERNEL(UN_LOOP, sqrt, sqrt(a))
-DEF_FLOAT_KERNEL(UN_LOOP, rsqrt, 1 / sqrt(a))
-DEF_FLOAT_KERNEL(UN_LOOP, exp, exp(a))
-DEF_FLOAT_KERNEL(UN_LOOP, log, log(a))
-DEF_FLOAT_KERNEL(UN_LOOP, log1p, log1p(a))
-DEF_FLOAT_KERNEL(UN_LOOP, erf, erf(a))
+DEF_KERNEL(UN_LOOP, neg_kernel, -a, (T)((U)0 - (U)a))
+DEF_KERNEL(UN_LOOP, abs_kernel, fabs(a), a < 0 ? (T)((U)0 - (U)a) : a)
+DEF_KERNEL(UN_LOOP, square_kernel, a * a, (T)((U)a * (U)a))
+DEF_FLOAT_KERNEL(UN_LOOP, sqrt_kernel, sqrt(a))
+DEF_FLOAT_KERNEL(UN_LOOP, rsqrt_kernel, 1 / sqrt(a))
+DEF_FLOAT_KERNEL(UN_LOOP, exp_kernel, exp(a))
+DEF_FLOAT_KERNEL(UN_LOOP, log_kernel, log(a))
+DEF_FLOAT_KERNEL(UN_LOOP, log1p_kernel, log1p(a))
+DEF_FLOAT_KERNEL(UN_LOOP, erf_kernel, erf(a))
 /* 0 and NaN map to themselves. */
-DEF_KERNEL(UN_LOOP, sign, a > 0 ? 1 : a < 0 ? -1 : a, a > 0 ? 1 : a < 0 ? -1 : 0)
-DEF_FLOAT_KERNEL(UN_LOOP, floor, floor(a))
-DEF_FLOAT_KERNEL(UN_LOOP, ceil, ceil(a))
+DEF_KERNEL(UN_LOOP, sign_kernel, a > 0 ? 1 : a < 0 ? -1 : a, a > 0 ? 1 : a < 0 ? -1 : 0)
+DEF_FLOAT_KERNEL(UN_LOOP, floor_kernel, floor(a))
+DEF_FLOAT_KERNEL(UN_LOOP, ceil_kernel, ceil(a))
 /* nearbyint in the default rounding mode rounds half to even, as TF's round. */
-DEF_FLOAT_KERNEL(UN_LOOP, round, nearbyint(a))
+DEF_FLOAT_KERNEL(UN_LOOP, round_kernel, nearbyint(a))
 /* NaN passes through, as in TF (the comparisons are false). */
-DEF_FLOAT_KERNEL(UN_LOOP, clip_by_value, a < p0 ? p0 : a > p1 ? p1 : a)
+DEF_FLOAT_KERNEL(UN_LOOP, clip_by_value_kernel, a < p0 ? p0 : a > p1 ? p1 : a)
 
-DEF_FORWARD(neg)
-DEF_FORWARD(abs)
-DEF_FORWARD(square)
-DEF_FORWARD(sqrt)
-DEF_FORWARD(rsqrt)
-DEF_FORWARD(exp)
-DEF_FORWARD(log)
-DEF_FORWARD(log1p)
-DEF_FORWARD(erf)
-DEF_FORWARD(sign)
-DEF_FORWARD(floor)
-DEF_FORWARD(ceil)
-DEF_FORWARD(round)
-DEF_FORWARD(clip_by_value)
+bool tg__neg_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, neg_kernel); }
+bool tg__abs_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, abs_kernel); }
+bool tg__square_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, square_kernel); }
+bool tg__sqrt_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, sqrt_kernel); }
+bool tg__rsqrt_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, rsqrt_kernel); }
+bool tg__exp_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, exp_kernel); }
+bool tg__log_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, log_kernel); }
+bool tg__log1p_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, log1p_kernel); }
+bool tg__erf_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, erf_kernel); }
+bool tg__sign_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, sign_kernel); }
+bool tg__floor_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, floor_kernel); }
+bool tg__ceil_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, ceil_kernel); }
+bool tg__round_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, round_kernel); }
+bool tg__clip_by_value_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, clip_by_value_kernel); }
 
-static bool copy_forward(const tg_call *c, tg_tensor *out)
+bool tg__copy_forward(const tg_call *c, tg_tensor *out)
 {
     if (out->size)
         memcpy(out->data, c->in[0]->data, (size_t)out->size * tg__dsize(out->dtype));
     return true;
 }
 
-static bool neg_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__neg_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_neg_at(g->loc, g->dy);
     return true;
 }
 
-static bool abs_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__abs_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_mul_at(g->loc, g->dy, tg_sign_at(g->loc, g->in[0]));
     return true;
 }
 
-static bool square_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__square_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
     dx[0] = tg_mul_at(g->loc, g->dy, tg_mul_at(g->loc, x, scalar_like(g, x, 2)));
     return true;
 }
 
-static bool sqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__sqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_div_at(g->loc, tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, 0.5)), g->out);
     return true;
 }
 
-static bool rsqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__rsqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     tg_tensor *y3 = tg_mul_at(l, g->out, tg_square_at(l, g->out));
@@ -603,19 +579,19 @@ static bool rsqrt_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-static bool exp_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__exp_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_mul_at(g->loc, g->dy, g->out);
     return true;
 }
 
-static bool log_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__log_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_div_at(g->loc, g->dy, g->in[0]);
     return true;
 }
 
-static bool log1p_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__log1p_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
     dx[0] = tg_div_at(g->loc, g->dy, tg_add_at(g->loc, x, scalar_like(g, x, 1)));
@@ -623,7 +599,7 @@ static bool log1p_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* d erf(x) = 2/sqrt(pi) exp(-x^2) */
-static bool erf_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__erf_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *x = g->in[0];
@@ -632,14 +608,14 @@ static bool erf_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-static bool identity_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__identity_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = (tg_tensor *)g->dy;
+    dx[0] = g->dy;
     return true;
 }
 
 /* dy where lo <= x <= hi, else 0 (TF gives the bounds themselves the gradient too). */
-static bool clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *x = g->in[0];
@@ -649,55 +625,31 @@ static bool clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-static bool clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     double lo = c->a->f[0], hi = c->a->f[1];
     if (!(lo <= hi)) {
         tg__fail(c->loc, "tg_clip_by_value: `lo` (%g) must not exceed `hi` (%g)", lo, hi);
         return false;
     }
-    return float_unary_shape(c, shape, dtype);
+    return tg__float_unary_shape(c, shape, dtype);
 }
 
-#define UNARY_DEF(op, grad_kind, shape_fn, fwd, bwd, ...)                                       \
-    const tg_op_def tg__op_##op = {.name = "tg_" #op, .grad = grad_kind, .shape = shape_fn,   \
-                                     .forward = fwd, .backward = bwd, __VA_ARGS__};
-#define UNARY_RULE(name, shape_fn, ...) \
-    UNARY_DEF(name, TG_GRAD_RULE, shape_fn, name##_forward, name##_backward, __VA_ARGS__)
-UNARY_RULE(neg, num_unary_shape)
-UNARY_RULE(abs, num_unary_shape, .kinks = TG_KINK_ZERO)
-UNARY_RULE(square, num_unary_shape)
-UNARY_RULE(sqrt, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
-UNARY_RULE(rsqrt, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
-UNARY_RULE(exp, float_unary_shape)
-UNARY_RULE(log, float_unary_shape, .domain = TG_DOMAIN_POSITIVE)
-UNARY_RULE(log1p, float_unary_shape, .domain = TG_DOMAIN_ABOVE_MINUS_ONE)
-UNARY_RULE(erf, float_unary_shape)
-UNARY_RULE(clip_by_value, clip_shape, .kinks = TG_KINK_BOUNDS)
-UNARY_DEF(sign, TG_GRAD_ZERO, num_unary_shape, sign_forward, NULL, .kinks = TG_KINK_STEPS)
-UNARY_DEF(floor, TG_GRAD_NONE, float_unary_shape, floor_forward, NULL, .kinks = TG_KINK_STEPS)
-UNARY_DEF(ceil, TG_GRAD_NONE, float_unary_shape, ceil_forward, NULL, .kinks = TG_KINK_STEPS)
-UNARY_DEF(round, TG_GRAD_NONE, float_unary_shape, round_forward, NULL, .kinks = TG_KINK_STEPS)
-UNARY_DEF(identity, TG_GRAD_RULE, any_unary_shape, copy_forward, identity_backward)
-UNARY_DEF(stop_gradient, TG_GRAD_STOP, any_unary_shape, copy_forward, NULL)
-
-#define UNARY_API(name, KIND)                                                                      \
-    tg_tensor *tg_##name##_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_##KIND, NULL, x); }
-UNARY_API(neg, NEG)
-UNARY_API(abs, ABS)
-UNARY_API(square, SQUARE)
-UNARY_API(sqrt, SQRT)
-UNARY_API(rsqrt, RSQRT)
-UNARY_API(exp, EXP)
-UNARY_API(log, LOG)
-UNARY_API(log1p, LOG1P)
-UNARY_API(erf, ERF)
-UNARY_API(sign, SIGN)
-UNARY_API(floor, FLOOR)
-UNARY_API(ceil, CEIL)
-UNARY_API(round, ROUND)
-UNARY_API(identity, IDENTITY)
-UNARY_API(stop_gradient, STOP_GRADIENT)
+tg_tensor *tg_neg_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_NEG, NULL, x); }
+tg_tensor *tg_abs_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ABS, NULL, x); }
+tg_tensor *tg_square_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SQUARE, NULL, x); }
+tg_tensor *tg_sqrt_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SQRT, NULL, x); }
+tg_tensor *tg_rsqrt_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RSQRT, NULL, x); }
+tg_tensor *tg_exp_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_EXP, NULL, x); }
+tg_tensor *tg_log_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_LOG, NULL, x); }
+tg_tensor *tg_log1p_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_LOG1P, NULL, x); }
+tg_tensor *tg_erf_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ERF, NULL, x); }
+tg_tensor *tg_sign_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SIGN, NULL, x); }
+tg_tensor *tg_floor_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_FLOOR, NULL, x); }
+tg_tensor *tg_ceil_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_CEIL, NULL, x); }
+tg_tensor *tg_round_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ROUND, NULL, x); }
+tg_tensor *tg_identity_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_IDENTITY, NULL, x); }
+tg_tensor *tg_stop_gradient_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_STOP_GRADIENT, NULL, x); }
 
 tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double hi)
 {
@@ -736,7 +688,7 @@ static int64_t sat_i64(double v)
     default: break;                                                                                \
     }
 
-static bool cast_forward(const tg_call *c, tg_tensor *out)
+bool tg__cast_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     switch (out->dtype) {
@@ -750,7 +702,7 @@ static bool cast_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     if ((unsigned)c->a->dtype >= TG_DTYPE_COUNT) {
         tg__fail(c->loc, "tg_cast: %d is not a dtype (use TG_F32, TG_F64, TG_I32, TG_I64 or TG_BOOL)",
@@ -763,21 +715,12 @@ static bool cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* Between float dtypes the gradient is cast back; a cast to or from an integer or bool
- * has no gradient (TF's None): the tape sees that call as not differentiable. */
-static tg_grad_kind cast_grad_kind(const tg_tensor *const *in, const tg_attrs *a)
-{
-    return tg_dtype_is_float(in[0]->dtype) && tg_dtype_is_float(a->dtype) ? TG_GRAD_RULE : TG_GRAD_NONE;
-}
-
-static bool cast_backward(const tg_grad_ctx *g, tg_tensor **dx)
+ * has no gradient (TF's None): the row's FLOAT_GRAD flag tells the tape. */
+bool tg__cast_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_cast_at(g->loc, g->dy, g->in[0]->dtype);
     return true;
 }
-
-const tg_op_def tg__op_cast = {.name = "tg_cast", .grad = TG_GRAD_RULE, .shape = cast_shape,
-                               .forward = cast_forward, .backward = cast_backward, .grad_for = cast_grad_kind,
-                               .kinks = TG_KINK_STEPS};   /* to an integer or bool */
 
 tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype)
 {

@@ -36,7 +36,7 @@ static bool check_act(const tg_call *c, int act)
 }
 
 /* ---- bias_add_act ---------------------------------------------------------------------------- */
-static bool bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0], *b = c->in[1];
     if (!tg__require_float(c, x, "x") || !tg__same_dtype(c, x, b) || !check_act(c, c->a->i[0]))
@@ -100,7 +100,7 @@ TG_VECTOR_CLONES static void bias_act_rows(void *p, int64_t r0, int64_t r1)
         BIAS_ACT_ROWS(double);
 }
 
-static bool bias_act_forward(const tg_call *c, tg_tensor *out)
+bool tg__bias_act_forward(const tg_call *c, tg_tensor *out)
 {
     rows_ctx r = {.c = c, .out = out, .len = c->in[1]->size};
     if (r.len > 0)
@@ -113,21 +113,17 @@ static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, 
     return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.i = {act}}, y, dy);
 }
 
-/* dz = dy * act'(z), from the output; x gets dz and the bias dz summed over every axis
- * but the last. */
-static bool bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
+/* dz = dy * act'(z), from the output, for x and for the bias (summed over every axis but
+ * the last by the engine). */
+bool tg__bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int act = (int)g->a->i[0];
-    tg_tensor *dz = act == TG_BIAS_LINEAR ? (tg_tensor *)g->dy : act_grad(g->loc, g->out, g->dy, act);
-    tg_shape bs = tg__shape(g->in[1]);
+    tg_tensor *dz = act == TG_BIAS_LINEAR ? g->dy : act_grad(g->loc, g->out, g->dy, act);
     dx[0] = dz;
-    dx[1] = tg__grad_wanted(g, 1) ? tg__unbroadcast(g->loc, dz, &bs) : NULL;
-    return dz && (!tg__grad_wanted(g, 1) || dx[1]);
+    dx[1] = tg__grad_wanted(g, 1) ? dz : NULL;
+    return dz != NULL;
 }
 
-const tg_op_def tg__op_bias_add_act = {.name = "tg_bias_add_act", .grad = TG_GRAD_RULE, .shape = bias_act_shape,
-                                       .forward = bias_act_forward, .backward = bias_act_backward,
-                                       .kinks = TG_KINK_ZERO};   /* relu's, at x + bias = 0 */
 
 tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act)
 {
@@ -135,7 +131,7 @@ tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *b
 }
 
 /* ---- act_grad: dy * act'(y) ---------------------------------------------------------------------- */
-static bool act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *y = c->in[0], *dy = c->in[1];
     if (!tg__require_float(c, y, "y") || !tg__same_dtype(c, y, dy) || !check_act(c, c->a->i[0]))
@@ -188,7 +184,7 @@ TG_VECTOR_CLONES static void act_grad_range(void *p, int64_t b, int64_t e)
         ACT_GRAD_LOOP(double);
 }
 
-static bool act_grad_forward(const tg_call *c, tg_tensor *out)
+bool tg__act_grad_forward(const tg_call *c, tg_tensor *out)
 {
     rows_ctx r = {.c = c, .out = out};
     tg__parallel_for(out->size, TG_GRAIN, act_grad_range, &r);
@@ -197,7 +193,7 @@ static bool act_grad_forward(const tg_call *c, tg_tensor *out)
 
 /* act_grad is linear in dy (its gradient is act_grad again); in y: relu 0 (nothing),
  * sigmoid H dy (1 - 2y), tanh H dy (-2y). */
-static bool act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     int act = (int)g->a->i[0];
@@ -210,9 +206,6 @@ static bool act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-const tg_op_def tg__op_act_grad = {.name = "tg_act_grad", .grad = TG_GRAD_RULE, .shape = act_grad_shape,
-                                   .forward = act_grad_forward, .backward = act_grad_backward,
-                                   .kinks = TG_KINK_ZERO};   /* relu's, at y = 0 */
 
 /* ---- softmax cross-entropy from logits ------------------------------------------------------------- */
 /* labels (c->in[0]) against logits (c->in[1]): integer labels of logits' shape without
@@ -275,8 +268,8 @@ static bool xent_shape_any(const tg_call *c, tg_shape *shape, tg_dtype *dtype, b
     return true;
 }
 
-static bool sparse_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, true); }
-static bool dense_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, false); }
+bool tg__sparse_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, true); }
+bool tg__dense_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, false); }
 
 static int64_t label_at(const tg_tensor *labels, int64_t i)
 {
@@ -329,7 +322,7 @@ static void xent_rows(void *p, int64_t r0, int64_t r1)
         XENT_ROWS(double);
 }
 
-static bool xent_forward(const tg_call *c, tg_tensor *out)
+bool tg__xent_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *z = c->in[1];
     xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = c->op == TG_OP_SPARSE_SOFTMAX_XENT};
@@ -348,7 +341,7 @@ static tg_tensor *xent_grad(tg_loc loc, const tg_tensor *labels, const tg_tensor
 static tg_tensor *last_axis(tg_loc loc, const tg_tensor *t) { return tg_expand_dims_at(loc, t, -1); }
 
 /* logits: xent_grad; float labels: -dy * log_softmax(logits) (integer labels have none). */
-static bool xent_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__xent_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     dx[1] = tg__grad_wanted(g, 1) ? xent_grad(l, g->in[0], g->in[1], g->dy) : NULL;
@@ -357,11 +350,6 @@ static bool xent_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return !tg__grad_wanted(g, 1) || dx[1];
 }
 
-const tg_op_def tg__op_sparse_softmax_xent = {.name = "tg_sparse_softmax_cross_entropy_with_logits",
-                                              .grad = TG_GRAD_RULE, .shape = sparse_xent_shape,
-                                              .forward = xent_forward, .backward = xent_backward};
-const tg_op_def tg__op_softmax_xent = {.name = "tg_softmax_cross_entropy_with_logits", .grad = TG_GRAD_RULE,
-                                       .shape = dense_xent_shape, .forward = xent_forward, .backward = xent_backward};
 
 tg_tensor *tg_sparse_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits)
 {
@@ -374,7 +362,7 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
 }
 
 /* ---- xent_grad: dy * (softmax(z) * sum(labels) - labels) ------------------------------------------- */
-static bool xent_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__xent_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     bool sparse = c->in[0]->dtype == TG_I32 || c->in[0]->dtype == TG_I64;
     const tg_tensor *z = c->in[1], *dy = c->in[2];
@@ -430,7 +418,7 @@ static void xent_grad_rows(void *p, int64_t r0, int64_t r1)
         XENT_GRAD_ROWS(double);
 }
 
-static bool xent_grad_forward(const tg_call *c, tg_tensor *out)
+bool tg__xent_grad_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *z = c->in[1];
     xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = !tg_dtype_is_float(c->in[0]->dtype)};
@@ -444,7 +432,7 @@ static bool xent_grad_forward(const tg_call *c, tg_tensor *out)
  *   d dy     = sum(H * (P L - Y))          = sum(H * xent_grad(labels, z, 1))
  *   d z      = dy L P (H - sum(H P))       (softmax's backward)
  *   d labels = dy (sum(H P) - H)           (float labels only) */
-static bool xent_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__xent_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *labels = g->in[0], *z = g->in[1], *dy = g->in[2], *h = g->dy;
@@ -465,5 +453,3 @@ static bool xent_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-const tg_op_def tg__op_xent_grad = {.name = "tg_xent_grad", .grad = TG_GRAD_RULE, .shape = xent_grad_shape,
-                                    .forward = xent_grad_forward, .backward = xent_grad_backward};

@@ -54,7 +54,7 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
     return true;
 }
 
-static bool matmul_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__matmul_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     mm_geom g;
     if (!tg__same_dtype(c, c->in[0], c->in[1]) || !tg__require_float(c, c->in[0], "a") ||
@@ -97,12 +97,12 @@ static bool out_of_memory(const tg_call *c)
     return false;
 }
 
-static bool matmul_forward(const tg_call *c, tg_tensor *out)
+bool tg__matmul_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *a = c->in[0], *b = c->in[1];
     bool ta = c->a->flag_a, tb = c->a->flag_b;
     mm_geom g;
-    matmul_geometry(c, &g);   /* checked by matmul_shape */
+    matmul_geometry(c, &g);   /* checked by tg__matmul_shape */
     int64_t lda = a->shape[a->rank - 1], ldb = b->shape[b->rank - 1];
     size_t es = tg__dsize(a->dtype);
     int64_t sa[TG_MAX_RANK], sb[TG_MAX_RANK];
@@ -134,9 +134,9 @@ static tg_tensor *mm(const tg_grad_ctx *g, const tg_tensor *a, const tg_tensor *
     return tg_matmul_at(g->loc, a, b, (tg_matmul_opts){.transpose_a = ta, .transpose_b = tb});
 }
 
-/* TF's _BatchMatMulV2 gradient for each flag combination, then summed over the batch
- * dims each input was broadcast along. */
-static bool matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
+/* TF's _BatchMatMulV2 gradient for each flag combination (the engine sums it over the
+ * batch axes each input was broadcast along). */
+bool tg__matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0], *y = g->in[1], *dy = g->dy;
     bool ta = g->a->flag_a, tb = g->a->flag_b, wx = tg__grad_wanted(g, 0), wy = tg__grad_wanted(g, 1);
@@ -155,10 +155,9 @@ static bool matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
         gx = wx ? mm(g, y, dy, true, true) : NULL;
         gy = wy ? mm(g, dy, x, true, true) : NULL;
     }
-    tg_shape sx = tg__shape(x), sy = tg__shape(y);
-    dx[0] = wx ? tg__unbroadcast(g->loc, gx, &sx) : NULL;
-    dx[1] = wy ? tg__unbroadcast(g->loc, gy, &sy) : NULL;
-    return (!wx || dx[0]) && (!wy || dx[1]);
+    dx[0] = gx;
+    dx[1] = gy;
+    return (!wx || gx) && (!wy || gy);
 }
 
 tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o)
@@ -167,5 +166,3 @@ tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_m
     return TG__APPLY(loc, TG_OP_MATMUL, &attrs, a, b);
 }
 
-const tg_op_def tg__op_matmul = {.name = "tg_matmul", .grad = TG_GRAD_RULE, .shape = matmul_shape,
-                                 .forward = matmul_forward, .backward = matmul_backward};

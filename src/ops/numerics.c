@@ -102,7 +102,7 @@ bool tg__numerics_gradient(tg_op_kind op, tg_loc loc, const char *layer, const t
 }
 
 /* ---- tg_check_numerics ------------------------------------------------------------------------ */
-static bool check_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__check_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     if (!tg__require_float(c, c->in[0], "x"))
         return false;
@@ -112,7 +112,7 @@ static bool check_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* attrs: user = the message (a copy in the output's scope), flag_a = checking a gradient. */
-static bool check_forward(const tg_call *c, tg_tensor *out)
+bool tg__check_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t bad = tg__first_nonfinite(x);
@@ -129,15 +129,13 @@ static bool check_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool check_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__check_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_attrs a = {.user = g->a->user, .flag_a = true};
     dx[0] = TG__APPLY(g->loc, TG_OP_CHECK_NUMERICS, &a, g->dy);
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_check_numerics = {.name = "tg_check_numerics", .grad = TG_GRAD_RULE, .shape = check_shape,
-                                         .forward = check_forward, .backward = check_backward};
 
 tg_tensor *tg_check_numerics_at(tg_loc loc, const tg_tensor *x, const char *message)
 {

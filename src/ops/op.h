@@ -1,11 +1,12 @@
-/* The op table: one entry per op, keyed by tg_op_kind.
+/* The op table: one row per op, made from ops.def.
  *
- * An entry holds the op's shape rule, its forward kernel and its backward rule (or says
- * that it has no gradient). Every public op function packs its arguments into a
- * tg_call and hands it to tg__apply, which checks the inputs, runs the shape rule,
- * allocates the output in the innermost scope, runs the forward kernel and, when a tape
- * is recording, records the call (autodiff/tape.c). Adding an op means one enum value,
- * one entry, and its test. */
+ * A row holds the op's shape rule, its forward kernel and its backward rule (or says
+ * that it has no gradient), with what the engine and the checks need to know of it.
+ * Every public op function packs its arguments into a tg_call and hands it to tg__apply,
+ * which checks the inputs, runs the shape rule, allocates the output in the innermost
+ * scope, runs the forward kernel and, when a tape is recording, records the call
+ * (autodiff/tape.c). Adding an op means one row in ops.def, its functions, and its
+ * cases in tests/test_op_table.c. */
 #ifndef TG_OP_H
 #define TG_OP_H
 
@@ -14,36 +15,11 @@
 
 typedef enum tg_op_kind {
     TG_OP_NONE = 0,
-    /* element-wise binary */
-    TG_OP_ADD, TG_OP_SUB, TG_OP_MUL, TG_OP_DIV, TG_OP_POW, TG_OP_MAXIMUM, TG_OP_MINIMUM,
-    /* comparisons and logic (not differentiable) */
-    TG_OP_EQUAL, TG_OP_NOT_EQUAL, TG_OP_GREATER, TG_OP_GREATER_EQUAL, TG_OP_LESS, TG_OP_LESS_EQUAL,
-    TG_OP_LOGICAL_AND, TG_OP_LOGICAL_OR, TG_OP_LOGICAL_NOT,
-    TG_OP_WHERE,
-    /* element-wise unary */
-    TG_OP_NEG, TG_OP_ABS, TG_OP_SQUARE, TG_OP_SQRT, TG_OP_RSQRT, TG_OP_EXP, TG_OP_LOG, TG_OP_LOG1P,
-    TG_OP_ERF, TG_OP_SIGN, TG_OP_FLOOR, TG_OP_CEIL, TG_OP_ROUND, TG_OP_IDENTITY, TG_OP_STOP_GRADIENT,
-    TG_OP_CLIP_BY_VALUE, TG_OP_CAST,
-    /* activations */
-    TG_OP_RELU, TG_OP_LEAKY_RELU, TG_OP_ELU, TG_OP_GELU, TG_OP_SIGMOID, TG_OP_TANH, TG_OP_SOFTPLUS,
-    TG_OP_SOFTMAX, TG_OP_LOG_SOFTMAX,
-    /* reductions */
-    TG_OP_SUM, TG_OP_MEAN, TG_OP_MAX, TG_OP_MIN, TG_OP_LOGSUMEXP, TG_OP_VARIANCE, TG_OP_ARGMAX, TG_OP_ARGMIN,
-    /* linear algebra */
-    TG_OP_MATMUL,
-    /* shape */
-    TG_OP_RESHAPE, TG_OP_TRANSPOSE, TG_OP_BROADCAST_TO, TG_OP_CONCAT, TG_OP_STACK, TG_OP_SLICE,
-    TG_OP_GATHER, TG_OP_SCATTER_ADD, TG_OP_ONE_HOT, TG_OP_PAD,
-    /* convolution (im2col and its adjoint) */
-    TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE,
-    /* fused (fused.c): one pass where the unfused chain makes several */
-    TG_OP_BIAS_ADD_ACT, TG_OP_ACT_GRAD, TG_OP_SPARSE_SOFTMAX_XENT, TG_OP_SOFTMAX_XENT, TG_OP_XENT_GRAD,
-    /* pooling (conv.c): each window read in place, the gradients in adjoint pairs */
-    TG_OP_MAX_POOL2D, TG_OP_MAX_POOL2D_GRAD, TG_OP_MAX_POOL2D_GATHER, TG_OP_AVG_POOL2D, TG_OP_AVG_POOL2D_GRAD,
-    /* user-supplied backward */
-    TG_OP_CUSTOM,
-    /* identity that fails on NaN or Inf (numerics.c) */
-    TG_OP_CHECK_NUMERICS,
+#define OP(KIND, ...) TG_OP_##KIND,
+#define COMPOSITE(...)
+#include "ops.def"
+#undef OP
+#undef COMPOSITE
     TG_OP_COUNT
 } tg_op_kind;
 
@@ -84,7 +60,7 @@ typedef struct tg_grad_ctx {
     tg_tensor *const *in;         /* the recorded inputs (variable reads are snapshots) */
     int n;
     const tg_tensor *out;
-    const tg_tensor *dy;
+    tg_tensor *dy;                /* the output's gradient (read only) */
     const tg_attrs *a;
     uint32_t skip;                /* bit i: input i needs no gradient (not on a path to a source) */
 } tg_grad_ctx;
@@ -111,34 +87,74 @@ enum {                         /* tg_op_def.kinks: bits */
     TG_KINK_STEPS = 8,         /* piecewise constant, steps at integers and halves (floor, round) */
 };
 
+enum {                         /* tg_op_def.flags: bits (ops.def says what they mean) */
+    TG_OPF_ELEMENTWISE = 1,
+    TG_OPF_TWICE = 2,
+    TG_OPF_VIEW = 4,
+    TG_OPF_FLOAT_GRAD = 8,
+};
+
+enum {                         /* tg_op_def.dtypes: bit d for dtype d */
+    TG_DTYPES_FLOAT = 1u << TG_F32 | 1u << TG_F64,
+    TG_DTYPES_INT = 1u << TG_I32 | 1u << TG_I64,
+    TG_DTYPES_BOOL = 1u << TG_BOOL,
+    TG_DTYPES_NUMBER = TG_DTYPES_FLOAT | TG_DTYPES_INT,
+    TG_DTYPES_ANY = TG_DTYPES_NUMBER | TG_DTYPES_BOOL,
+};
+
 typedef struct tg_op_def {
     const char *name;             /* as the user calls it: "tg_mul" */
-    tg_grad_kind grad;
+    int n_in, n_out;              /* n_in -1: a list of any length */
+    unsigned dtypes;              /* TG_DTYPES_*: what input 0 may be */
     /* Sets *shape and *dtype of the output, or sets an error and returns false. */
     bool (*shape)(const tg_call *c, tg_shape *shape, tg_dtype *dtype);
     /* Fills `out` (allocated with the shape's size). Returns false with an error set. */
     bool (*forward)(const tg_call *c, tg_tensor *out);
+    tg_grad_kind grad;
     /* Sets dx[i] to the gradient contribution for input i (NULL for none), built from
-     * public ops so that outer tapes record it. The tape accumulates the contributions.
-     * Returns false with an error set. */
+     * public ops so that outer tapes record it. dx[i] may have the output's broadcast
+     * shape: the engine sums it over the broadcast axes (tg__rule_gradients). The tape
+     * accumulates the contributions. Returns false with an error set. */
     bool (*backward)(const tg_grad_ctx *g, tg_tensor **dx);
-    /* The output may share the input's storage (reshape): forward is then skipped when
-     * the input is an ordinary scope tensor. */
-    bool view;
-    /* Optional: the gradient kind of one call, for ops whose differentiability depends
-     * on their arguments (cast: only between float dtypes). */
-    tg_grad_kind (*grad_for)(const tg_tensor *const *in, const tg_attrs *a);
+    unsigned flags;               /* TG_OPF_* bits */
     tg_op_domain domain;
     unsigned kinks;               /* TG_KINK_* bits */
+    const char *doc;              /* one line for the op list */
 } tg_op_def;
 
-extern const tg_op_def *const tg_op_table[TG_OP_COUNT];
+extern const tg_op_def tg__op_table[TG_OP_COUNT];
 
+/* Each op's functions, declared from its row. */
+#define RULE(backward) bool backward(const tg_grad_ctx *g, tg_tensor **dx);
+#define NONE
+#define ZERO
+#define STOP
+#define OP(KIND, NAME, IN, OUT, DTYPES, SHAPE, FORWARD, GRAD, ...) \
+    bool SHAPE(const tg_call *c, tg_shape *shape, tg_dtype *dtype); \
+    bool FORWARD(const tg_call *c, tg_tensor *out); \
+    GRAD
+#define COMPOSITE(...)
+#include "ops.def"
+#undef OP
+#undef COMPOSITE
+#undef RULE
+#undef NONE
+#undef ZERO
+#undef STOP
+
+/* What the tape does with one recorded call: the row's kind, except for a FLOAT_GRAD op
+ * (cast) between a float and an integer or bool, which has no gradient (TF's None). */
 static inline tg_grad_kind tg__grad_kind(tg_op_kind op, const tg_tensor *const *in, const tg_attrs *a)
 {
-    const tg_op_def *d = tg_op_table[op];
-    return d->grad_for ? d->grad_for(in, a) : d->grad;
+    const tg_op_def *d = &tg__op_table[op];
+    if ((d->flags & TG_OPF_FLOAT_GRAD) && !(tg_dtype_is_float(in[0]->dtype) && tg_dtype_is_float(a->dtype)))
+        return TG_GRAD_NONE;
+    return d->grad;
 }
+
+/* Runs the backward rule of a differentiable call and sums each dx[i] that kept the
+ * output's broadcast shape back to its input's shape. False with an error set. */
+bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx);
 
 /* Runs one op. NULL with the first error kept when an input is NULL. */
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a);

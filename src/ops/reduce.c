@@ -76,7 +76,7 @@ static bool require_number(const tg_call *c, const tg_tensor *x)
 }
 
 /* ---- shape rule ------------------------------------------------------------------------------ */
-static bool reduce_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__reduce_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     bool float_only = c->op == TG_OP_MEAN || c->op == TG_OP_LOGSUMEXP || c->op == TG_OP_VARIANCE;
@@ -331,7 +331,7 @@ static void scale(double *v, int64_t n, double by)
         v[i] *= by;
 }
 
-static bool reduce_forward(const tg_call *c, tg_tensor *out)
+bool tg__reduce_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     plan p = make_plan(x, c->a);
@@ -416,13 +416,13 @@ static double reduced_count(const tg_grad_ctx *g)
     return n;
 }
 
-static bool sum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__sum_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_broadcast_to_at(g->loc, kept(g, g->dy), tg__shape(g->in[0]));
     return dx[0] != NULL;
 }
 
-static bool mean_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__mean_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *d = tg_div_at(g->loc, g->dy, tg_scalar_like_at(g->loc, g->dy, reduced_count(g)));
     dx[0] = tg_broadcast_to_at(g->loc, kept(g, d), tg__shape(g->in[0]));
@@ -430,7 +430,7 @@ static bool mean_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* TF's rule: dy is shared equally by the elements equal to the extreme. */
-static bool extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *x = g->in[0];
     tg_tensor *mask = tg_cast_at(g->loc, tg_equal_at(g->loc, x, kept(g, g->out)), x->dtype);
@@ -439,14 +439,14 @@ static bool extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-static bool logsumexp_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__logsumexp_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *softmax = tg_exp_at(g->loc, tg_sub_at(g->loc, g->in[0], kept(g, g->out)));
     dx[0] = tg_mul_at(g->loc, kept(g, g->dy), softmax);
     return dx[0] != NULL;
 }
 
-static bool variance_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__variance_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *x = g->in[0];
     tg_tensor *dev = tg_sub_at(g->loc, x, tg_mean_at(g->loc, x, kept_opts(g)));
@@ -456,7 +456,7 @@ static bool variance_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* ---- argmax / argmin -------------------------------------------------------------------------- */
-static bool arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     const char *name = tg__op_name(c->op);
@@ -510,11 +510,11 @@ DEFINE_ARG(double, f64)
 DEFINE_ARG(int32_t, i32)
 DEFINE_ARG(int64_t, i64)
 
-static bool arg_forward(const tg_call *c, tg_tensor *out)
+bool tg__arg_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int ax;
-    tg__norm_axis(c, c->a->axis, x->rank, &ax);   /* checked by arg_shape */
+    tg__norm_axis(c, c->a->axis, x->rank, &ax);   /* checked by tg__arg_shape */
     int64_t outer = 1, inner = 1, n = x->shape[ax];
     for (int i = 0; i < ax; i++)
         outer *= x->shape[i];
@@ -568,16 +568,3 @@ tg_tensor *tg_argmin_at(tg_loc loc, const tg_tensor *x, int axis)
     return TG__APPLY(loc, TG_OP_ARGMIN, &(tg_attrs){.axis = axis}, x);
 }
 
-#define REDUCE_OP(NAME, BACKWARD, ...)                                                                      \
-    {.name = NAME, .grad = TG_GRAD_RULE, .shape = reduce_shape, .forward = reduce_forward, .backward = BACKWARD, \
-     __VA_ARGS__}
-const tg_op_def tg__op_sum = REDUCE_OP("tg_sum", sum_backward);
-const tg_op_def tg__op_mean = REDUCE_OP("tg_mean", mean_backward);
-const tg_op_def tg__op_max = REDUCE_OP("tg_max", extreme_backward, .kinks = TG_KINK_TIES);
-const tg_op_def tg__op_min = REDUCE_OP("tg_min", extreme_backward, .kinks = TG_KINK_TIES);
-const tg_op_def tg__op_logsumexp = REDUCE_OP("tg_logsumexp", logsumexp_backward);
-const tg_op_def tg__op_variance = REDUCE_OP("tg_variance", variance_backward);
-const tg_op_def tg__op_argmax = {.name = "tg_argmax", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward,
-                                  .kinks = TG_KINK_TIES};
-const tg_op_def tg__op_argmin = {.name = "tg_argmin", .grad = TG_GRAD_NONE, .shape = arg_shape, .forward = arg_forward,
-                                  .kinks = TG_KINK_TIES};

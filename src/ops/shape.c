@@ -153,7 +153,7 @@ static int64_t prod(const int64_t *dims, int from, int to)
     tg__shape_str(s, name, sizeof name)
 
 /* ---- reshape (also expand_dims and squeeze) --------------------------------------------------- */
-static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     if (!check_rank(c, c->a->n, "the result"))
@@ -202,20 +202,18 @@ static bool reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* Runs only for variables and snapshots: other inputs get a view sharing their data. */
-static bool reshape_forward(const tg_call *c, tg_tensor *out)
+bool tg__reshape_forward(const tg_call *c, tg_tensor *out)
 {
     memcpy(out->data, c->in[0]->data, (size_t)out->size * tg__dsize(out->dtype));
     return true;
 }
 
-static bool reshape_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__reshape_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_reshape_at(g->loc, g->dy, tg__shape(g->in[0]));
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_reshape = {.name = "tg_reshape", .grad = TG_GRAD_RULE, .shape = reshape_shape,
-                                  .forward = reshape_forward, .backward = reshape_backward, .view = true};
 
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
@@ -293,7 +291,7 @@ static bool resolve_perm(tg_loc loc, const tg_attrs *a, int rank, int *perm)
     return false;
 }
 
-static bool transpose_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__transpose_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     int perm[TG_MAX_RANK];
@@ -306,7 +304,7 @@ static bool transpose_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-static bool transpose_forward(const tg_call *c, tg_tensor *out)
+bool tg__transpose_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int perm[TG_MAX_RANK];
@@ -320,7 +318,7 @@ static bool transpose_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool transpose_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__transpose_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int perm[TG_MAX_RANK];
     int r = g->in[0]->rank;
@@ -333,8 +331,6 @@ static bool transpose_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_transpose = {.name = "tg_transpose", .grad = TG_GRAD_RULE, .shape = transpose_shape,
-                                    .forward = transpose_forward, .backward = transpose_backward};
 
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 {
@@ -345,7 +341,7 @@ tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 }
 
 /* ---- broadcast_to ----------------------------------------------------------------------------- */
-static bool broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     if (!check_rank(c, c->a->n, "the target shape"))
@@ -366,7 +362,7 @@ static bool broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtyp
     return false;
 }
 
-static bool broadcast_to_forward(const tg_call *c, tg_tensor *out)
+bool tg__broadcast_to_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t xst[TG_MAX_RANK], ss[TG_MAX_RANK], ds[TG_MAX_RANK];
@@ -379,16 +375,13 @@ static bool broadcast_to_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool broadcast_to_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__broadcast_to_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_shape xs = tg__shape(g->in[0]);
     dx[0] = tg__unbroadcast(g->loc, g->dy, &xs);
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_broadcast_to = {.name = "tg_broadcast_to", .grad = TG_GRAD_RULE,
-                                       .shape = broadcast_to_shape, .forward = broadcast_to_forward,
-                                       .backward = broadcast_to_backward};
 
 tg_tensor *tg_broadcast_to_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
@@ -436,7 +429,7 @@ static bool result_fits(const tg_call *c, const char *op, const tg_shape *shape)
                      op, str, (long long)TG_MAX_ELEMENTS);
 }
 
-static bool concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x0 = c->in[0];
     int axis;
@@ -470,14 +463,14 @@ static void copy_parts(const tg_call *c, tg_tensor *out, int axis, bool stacking
     }
 }
 
-static bool concat_forward(const tg_call *c, tg_tensor *out)
+bool tg__concat_forward(const tg_call *c, tg_tensor *out)
 {
     int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
     copy_parts(c, out, axis, false);
     return true;
 }
 
-static bool concat_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__concat_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int r = g->out->rank, axis = g->a->axis < 0 ? g->a->axis + r : g->a->axis;
     tg_shape begin = {.rank = r};
@@ -490,10 +483,8 @@ static bool concat_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-const tg_op_def tg__op_concat = {.name = "tg_concat", .grad = TG_GRAD_RULE, .shape = concat_shape,
-                                 .forward = concat_forward, .backward = concat_backward};
 
-static bool stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x0 = c->in[0];
     int r = x0->rank, axis = c->a->axis;
@@ -513,14 +504,14 @@ static bool stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-static bool stack_forward(const tg_call *c, tg_tensor *out)
+bool tg__stack_forward(const tg_call *c, tg_tensor *out)
 {
     int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
     copy_parts(c, out, axis, true);
     return true;
 }
 
-static bool stack_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__stack_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int r = g->out->rank, axis = g->a->axis < 0 ? g->a->axis + r : g->a->axis;
     tg_shape begin = {.rank = r}, size = tg__shape(g->out);
@@ -534,8 +525,6 @@ static bool stack_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-const tg_op_def tg__op_stack = {.name = "tg_stack", .grad = TG_GRAD_RULE, .shape = stack_shape,
-                                .forward = stack_forward, .backward = stack_backward};
 
 static tg_tensor *apply_list(tg_loc loc, tg_op_kind op, const char *name, tg_tensor *const *xs, int n, int axis)
 {
@@ -556,7 +545,7 @@ tg_tensor *tg_stack_at(tg_loc loc, tg_tensor *const *xs, int n, int axis)
 
 /* ---- slice ------------------------------------------------------------------------------------------ */
 /* attrs.i: begin, attrs.j: size (-1: to the end), attrs.n: their rank. */
-static bool slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
@@ -587,7 +576,7 @@ static bool slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-static bool slice_forward(const tg_call *c, tg_tensor *out)
+bool tg__slice_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t ss[TG_MAX_RANK], ds[TG_MAX_RANK], off = 0;
@@ -600,7 +589,7 @@ static bool slice_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
     tg_shape before = attr_shape(g->a->i, x->rank), after = {.rank = x->rank};
@@ -610,8 +599,6 @@ static bool slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_slice = {.name = "tg_slice", .grad = TG_GRAD_RULE, .shape = slice_shape,
-                                .forward = slice_forward, .backward = slice_backward};
 
 /* begin into attrs.i and size into attrs.j, after checking the two agree in rank. */
 static bool pack_pair(tg_loc loc, const char *name, const char *na, const char *nb, const tg_tensor *x,
@@ -640,7 +627,7 @@ tg_tensor *tg_slice_at(tg_loc loc, const tg_tensor *x, tg_shape begin, tg_shape 
 
 /* ---- pad ---------------------------------------------------------------------------------------------- */
 /* attrs.i: before, attrs.j: after, attrs.f[0]: the fill value. */
-static bool pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
@@ -663,7 +650,7 @@ static bool pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return result_fits(c, "tg_pad", shape);
 }
 
-static bool pad_forward(const tg_call *c, tg_tensor *out)
+bool tg__pad_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t ss[TG_MAX_RANK], ds[TG_MAX_RANK], off = 0;
@@ -678,15 +665,13 @@ static bool pad_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool pad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__pad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
     dx[0] = tg_slice_at(g->loc, g->dy, attr_shape(g->a->i, x->rank), tg__shape(x));
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_pad = {.name = "tg_pad", .grad = TG_GRAD_RULE, .shape = pad_shape, .forward = pad_forward,
-                              .backward = pad_backward};
 
 tg_tensor *tg_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, double value)
 {
@@ -737,7 +722,7 @@ static bool check_indices(const tg_call *c, const tg_tensor *idx, int64_t dim, i
     return true;
 }
 
-static bool gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     int axis;
     tg_shape ps = tg__shape(c->in[0]);
@@ -763,7 +748,7 @@ static void gather_rows(void *ctx, int64_t begin, int64_t end)
                j->row);
 }
 
-static bool gather_forward(const tg_call *c, tg_tensor *out)
+bool tg__gather_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *p = c->in[0], *idx = c->in[1];
     int axis = c->a->axis < 0 ? c->a->axis + p->rank : c->a->axis;
@@ -779,14 +764,12 @@ static bool gather_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_scatter_add_at(g->loc, g->in[1], g->dy, tg__shape(g->in[0]), g->a->axis);
     return dx[0] != NULL;
 }
 
-const tg_op_def tg__op_gather = {.name = "tg_gather", .grad = TG_GRAD_RULE, .shape = gather_shape,
-                                 .forward = gather_forward, .backward = gather_backward};
 
 tg_tensor *tg_gather_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, int axis)
 {
@@ -794,7 +777,7 @@ tg_tensor *tg_gather_at(tg_loc loc, const tg_tensor *params, const tg_tensor *in
 }
 
 /* Inputs: indices, updates; attrs.j/n: the output shape, attrs.axis. */
-static bool scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
     int axis;
@@ -826,7 +809,7 @@ static bool scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype
     return false;
 }
 
-static bool scatter_add_forward(const tg_call *c, tg_tensor *out)
+bool tg__scatter_add_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
     int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
@@ -858,14 +841,12 @@ static bool scatter_add_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-static bool scatter_add_backward(const tg_grad_ctx *g, tg_tensor **dx)
+bool tg__scatter_add_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[1] = tg_gather_at(g->loc, g->dy, g->in[0], g->a->axis);
     return dx[1] != NULL;
 }
 
-const tg_op_def tg__op_scatter_add = {.name = "tg_scatter_add", .grad = TG_GRAD_RULE, .shape = scatter_add_shape,
-                                      .forward = scatter_add_forward, .backward = scatter_add_backward};
 
 tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape, int axis)
 {
@@ -875,7 +856,7 @@ tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tens
 }
 
 /* ---- one_hot ------------------------------------------------------------------------------------- */
-static bool one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+bool tg__one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *idx = c->in[0];
     if (!require_int(c, idx, "indices") || !check_rank(c, idx->rank + 1, "the one-hot result"))
@@ -891,7 +872,7 @@ static bool one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* An index outside [0, depth) gives a row of zeros, as in TF. */
-static bool one_hot_forward(const tg_call *c, tg_tensor *out)
+bool tg__one_hot_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0];
     int64_t depth = c->a->i[0];
@@ -905,8 +886,6 @@ static bool one_hot_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-const tg_op_def tg__op_one_hot = {.name = "tg_one_hot", .grad = TG_GRAD_NONE, .shape = one_hot_shape,
-                                  .forward = one_hot_forward};
 
 tg_tensor *tg_one_hot_at(tg_loc loc, const tg_tensor *indices, int64_t depth)
 {
