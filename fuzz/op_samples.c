@@ -112,7 +112,7 @@ static tg_tensor *s_clip(tg_sample *s, tg_tensor *const *x)
 {
     s->lo = -1.5 + tg_sample_byte(s) / 128.0;
     s->hi = s->lo + 0.25 + tg_sample_byte(s) / 128.0;
-    return apply(s, &(tg_attrs){.f = {s->lo, s->hi}}, x, 1);
+    return apply(s, &(tg_attrs){.clip = {s->lo, s->hi}}, x, 1);
 }
 
 /* To float64 (smooth), an integer (steps) or bool (a step at 0). */
@@ -129,12 +129,12 @@ static tg_tensor *s_cast(tg_sample *s, tg_tensor *const *x)
 /* ---- activations ------------------------------------------------------------------------------- */
 static tg_tensor *s_alpha(tg_sample *s, tg_tensor *const *x)
 {
-    return apply(s, &(tg_attrs){.f = {0.05 + tg_sample_byte(s) / 200.0}}, x, 1);
+    return apply(s, &(tg_attrs){.alpha = 0.05 + tg_sample_byte(s) / 200.0}, x, 1);
 }
 
 static tg_tensor *s_gelu(tg_sample *s, tg_tensor *const *x)
 {
-    return apply(s, &(tg_attrs){.flag_a = tg_sample_byte(s) & 1}, x, 1);
+    return apply(s, &(tg_attrs){.approximate = tg_sample_byte(s) & 1}, x, 1);
 }
 
 /* One axis, from the front or (negative) from the back: softmax, argmax. */
@@ -150,13 +150,13 @@ static tg_tensor *s_reduce(tg_sample *s, tg_tensor *const *x)
 {
     unsigned mask = tg_sample_byte(s), flags = tg_sample_byte(s);
     int r = tg_rank(x[0]);
-    tg_attrs a = {.keepdims = flags & 1};
+    tg_attrs a = {.reduce.keepdims = flags & 1};
     for (int k = 0; k < r; k++)
         if (mask >> k & 1)
-            a.i[a.n++] = k;
-    if (a.n == 0)   /* every axis, as the public functions' empty list */
+            a.reduce.axes[a.reduce.n++] = k;
+    if (a.reduce.n == 0)   /* every axis, as the public functions' empty list */
         for (int k = 0; k < r; k++)
-            a.i[a.n++] = k;
+            a.reduce.axes[a.reduce.n++] = k;
     return apply(s, &a, x, 1);
 }
 
@@ -302,7 +302,8 @@ static tg_shape image(const geometry *g) { return TG_SHAPE(1, g->h, g->w, g->c);
 
 static tg_attrs window_attrs(const geometry *g)
 {
-    return (tg_attrs){.i = {g->kh, g->kw, g->sh, g->sw}, .j = {g->h, g->w}, .flag_a = g->pad == TG_PADDING_SAME};
+    return (tg_attrs){.window = {.kh = g->kh, .kw = g->kw, .stride_h = g->sh, .stride_w = g->sw, .height = g->h,
+                                 .width = g->w, .same = g->pad == TG_PADDING_SAME}};
 }
 
 static tg_pool2d_opts pool_opts(const geometry *g)
@@ -380,7 +381,7 @@ static tg_tensor *s_act_grad(tg_sample *s, tg_tensor *const *x)
     s->kinks = 0;
     if (act == TG_BIAS_RELU)
         zero_kink(s, x[0]);
-    return apply(s, &(tg_attrs){.i = {act}}, (tg_tensor *[]){x[0], d}, 2);
+    return apply(s, &(tg_attrs){.act = act}, (tg_tensor *[]){x[0], d}, 2);
 }
 
 static tg_tensor *sparse_labels(tg_sample *s, int64_t rows, int64_t classes)

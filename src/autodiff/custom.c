@@ -47,7 +47,7 @@ static bool check_user_grad(const tg_grad_ctx *g, int i, const tg_tensor *d)
 bool tg__custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int n = g->n - 1;
-    if (g->a->custom_backward(g->dy, g->in, n, g->out, dx, g->a->user) != 0) {
+    if (g->a->custom.backward(g->dy, g->in, n, g->out, dx, g->a->custom.user) != 0) {
         if (!tg_has_error())
             tg__fail(g->loc, USER_BACKWARD " returned -1 without an error");
         return false;
@@ -85,5 +85,5 @@ tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg
         return tg__fail(loc, "tg_custom_gradient: out of memory");
     memcpy(in, inputs, sizeof(tg_tensor *) * (size_t)n);
     in[n] = y;
-    return tg__apply(loc, TG_OP_CUSTOM, in, n + 1, &(tg_attrs){.custom_backward = backward, .user = user});
+    return tg__apply(loc, TG_OP_CUSTOM, in, n + 1, &(tg_attrs){.custom = {backward, user}});
 }

@@ -660,7 +660,7 @@ static bool cancels(tg_tape *t, tg_node *nd)
 static const char *saturation_hint(const tg_node *nd)
 {
     /* Keras's cross-entropies clip probabilities to [1e-7, 1 - 1e-7] */
-    if (nd->op == TG_OP_CLIP_BY_VALUE && fabs(nd->a.f[1] - (1 - 1e-7)) < 1e-9)
+    if (nd->op == TG_OP_CLIP_BY_VALUE && fabs(nd->a.clip.hi - (1 - 1e-7)) < 1e-9)
         return "every probability is clipped at 1 - 1e-7: a cross-entropy over a last axis of size 1, where every "
                "normalised prediction is 1 (use binary cross-entropy and a sigmoid for one unit)";
     switch (nd->op) {

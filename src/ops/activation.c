@@ -9,14 +9,13 @@
 
 #define UNUSED __attribute__((unused))
 
-/* out[i] = EXPR(a = x[i]) in T for i in [b, e); p0 is the op's first float attribute
- * (alpha). */
+/* out[i] = EXPR(a = x[i]) in T for i in [b, e); alpha is leaky_relu's and elu's. */
 #define MAP_LOOP(TYPE, EXPR)                                                                       \
     do {                                                                                           \
         typedef TYPE T;                                                                            \
         T *o_ = out->data;                                                                         \
         const T *x_ = c->in[0]->data;                                                              \
-        const T p0 UNUSED = (T)c->a->f[0];                                                          \
+        const T alpha UNUSED = (T)c->a->alpha;                                                     \
         for (int64_t i = b; i < e; i++) {                                                          \
             T a = x_[i];                                                                           \
             o_[i] = (EXPR);                                                                        \
@@ -63,8 +62,8 @@ static tg_tensor *positive(const tg_grad_ctx *g)
 /* `a <= 0 ? 0 : a`, not `a > 0 ? a : 0`: NaN fails both tests, so this form passes it
  * through (NaN in, NaN out, as PyTorch and TF's CPU kernel); it vectorises as well. */
 DEF_MAP(relu_kernel, a <= 0 ? 0 : a)
-DEF_MAP(leaky_relu_kernel, a > 0 ? a : p0 * a)
-DEF_MAP(elu_kernel, a > 0 ? a : p0 * expm1(a))
+DEF_MAP(leaky_relu_kernel, a > 0 ? a : alpha * a)
+DEF_MAP(elu_kernel, a > 0 ? a : alpha * expm1(a))
 bool tg__relu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, relu_kernel); }
 bool tg__leaky_relu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, leaky_relu_kernel); }
 bool tg__elu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, elu_kernel); }
@@ -77,7 +76,7 @@ bool tg__relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 bool tg__leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_tensor *neg_side = tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, g->a->f[0]));
+    tg_tensor *neg_side = tg_mul_at(g->loc, g->dy, scalar_like(g, g->dy, g->a->alpha));
     dx[0] = tg_where_at(g->loc, positive(g), g->dy, neg_side);
     return true;
 }
@@ -86,7 +85,7 @@ bool tg__leaky_relu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 bool tg__elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
-    tg_tensor *neg_side = tg_mul_at(l, g->dy, tg_add_at(l, g->out, scalar_like(g, g->out, g->a->f[0])));
+    tg_tensor *neg_side = tg_mul_at(l, g->dy, tg_add_at(l, g->out, scalar_like(g, g->out, g->a->alpha)));
     dx[0] = tg_where_at(l, positive(g), g->dy, neg_side);
     return true;
 }
@@ -99,7 +98,7 @@ DEF_MAP(gelu_tanh_kernel, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a 
 
 bool tg__gelu_forward(const tg_call *c, tg_tensor *out)
 {
-    return map_run(c, out, c->a->flag_a ? gelu_tanh_kernel : gelu_exact_kernel);
+    return map_run(c, out, c->a->approximate ? gelu_tanh_kernel : gelu_exact_kernel);
 }
 
 /* exact: d/dx = Phi(x) + x phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2 and
@@ -133,7 +132,7 @@ static tg_tensor *gelu_tanh_grad(const tg_grad_ctx *g, const tg_tensor *x)
 bool tg__gelu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
-    dx[0] = tg_mul_at(g->loc, g->dy, g->a->flag_a ? gelu_tanh_grad(g, x) : gelu_exact_grad(g, x));
+    dx[0] = tg_mul_at(g->loc, g->dy, g->a->approximate ? gelu_tanh_grad(g, x) : gelu_exact_grad(g, x));
     return true;
 }
 
@@ -280,17 +279,17 @@ tg_tensor *tg_softplus_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc
 
 tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha)
 {
-    return TG__APPLY(loc, TG_OP_LEAKY_RELU, &(tg_attrs){.f = {alpha}}, x);
+    return TG__APPLY(loc, TG_OP_LEAKY_RELU, &(tg_attrs){.alpha = alpha}, x);
 }
 
 tg_tensor *tg_elu_at(tg_loc loc, const tg_tensor *x, double alpha)
 {
-    return TG__APPLY(loc, TG_OP_ELU, &(tg_attrs){.f = {alpha}}, x);
+    return TG__APPLY(loc, TG_OP_ELU, &(tg_attrs){.alpha = alpha}, x);
 }
 
 tg_tensor *tg_gelu_at(tg_loc loc, const tg_tensor *x, bool approximate)
 {
-    return TG__APPLY(loc, TG_OP_GELU, &(tg_attrs){.flag_a = approximate}, x);
+    return TG__APPLY(loc, TG_OP_GELU, &(tg_attrs){.approximate = approximate}, x);
 }
 
 tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis)

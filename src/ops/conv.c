@@ -12,9 +12,7 @@
  * outputs and pads max((out - 1) * stride + k - in, 0) positions, the smaller half
  * before and the rest after.
  *
- * Attrs of both ops: i[0..3] = kh, kw, stride_h, stride_w; flag_a = SAME; f[0] = the
- * value of padded positions (extract_patches); j[0..1] = the image's H, W
- * (patches_to_image). */
+ * Every op here reads its window from attrs.window (tg_window_attrs, op.h). */
 #include <math.h>
 
 #include "op.h"
@@ -91,13 +89,15 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
 
 static tg_attrs window_attrs(const window *w, double pad_value)
 {
-    return (tg_attrs){.i = {w->kh, w->kw, w->sh, w->sw}, .j = {w->h, w->w}, .flag_a = w->same, .f = {pad_value}};
+    return (tg_attrs){.window = {.kh = w->kh, .kw = w->kw, .stride_h = w->sh, .stride_w = w->sw, .height = w->h,
+                                 .width = w->w, .same = w->same, .pad_value = pad_value}};
 }
 
 static bool attrs_window(tg_loc loc, const char *name, const tg_attrs *a, const tg_shape *img, window *w)
 {
-    return resolve_window(loc, name, img, (const int64_t[]){a->i[0], a->i[1]}, (const int64_t[]){a->i[2], a->i[3]},
-                          a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID, w);
+    const tg_window_attrs *k = &a->window;
+    return resolve_window(loc, name, img, (const int64_t[]){k->kh, k->kw}, (const int64_t[]){k->stride_h, k->stride_w},
+                          k->same ? TG_PADDING_SAME : TG_PADDING_VALID, w);
 }
 
 static int64_t patch_len(const window *w) { return w->kh * w->kw * w->c; }
@@ -160,9 +160,9 @@ bool tg__extract_patches_forward(const tg_call *c, tg_tensor *out)
     tg_shape xs = tg__shape(c->in[0]);
     attrs_window(c->loc, "tg_extract_patches", c->a, &xs, &w);
     if (out->dtype == TG_F32)
-        WINDOW_LOOP(float, (float *)c->in[0]->data, (float *)out->data, &w, (float)c->a->f[0], false);
+        WINDOW_LOOP(float, (float *)c->in[0]->data, (float *)out->data, &w, (float)c->a->window.pad_value, false);
     else
-        WINDOW_LOOP(double, (double *)c->in[0]->data, (double *)out->data, &w, c->a->f[0], false);
+        WINDOW_LOOP(double, (double *)c->in[0]->data, (double *)out->data, &w, c->a->window.pad_value, false);
     return true;
 }
 
@@ -170,8 +170,8 @@ bool tg__extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_attrs *a = g->a;
     const tg_tensor *x = g->in[0];
-    dx[0] = tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->i[0], a->i[1], a->i[2], a->i[3],
-                                   a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID);
+    dx[0] = tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->window.kh, a->window.kw, a->window.stride_h, a->window.stride_w,
+                                   a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
     return dx[0] != NULL;
 }
 
@@ -186,7 +186,7 @@ static tg_tensor *patches_padded(tg_loc loc, const tg_tensor *x, const window *w
 tg_tensor *tg_extract_patches_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, int64_t stride_h,
                                  int64_t stride_w, tg_padding padding)
 {
-    tg_attrs a = {.i = {kh, kw, stride_h, stride_w}, .flag_a = padding == TG_PADDING_SAME};
+    tg_attrs a = {.window = {.kh = kh, .kw = kw, .stride_h = stride_h, .stride_w = stride_w, .same = padding == TG_PADDING_SAME}};
     if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
         return tg__fail(loc, "tg_extract_patches: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
                         (int)padding);
@@ -207,17 +207,17 @@ bool tg__patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dty
         return false;
     }
     int64_t kk;
-    if (tg__mul_overflow(c->a->i[0], c->a->i[1], &kk) || kk < 1 || p->shape[3] % kk) {
+    if (tg__mul_overflow(c->a->window.kh, c->a->window.kw, &kk) || kk < 1 || p->shape[3] % kk) {
         tg__fail(c->loc, "tg_patches_to_image: the last axis of `patches` (shape %s) must be kh*kw*channels, "
-                 "a multiple of kh*kw = %lld*%lld", str, (long long)c->a->i[0], (long long)c->a->i[1]);
+                 "a multiple of kh*kw = %lld*%lld", str, (long long)c->a->window.kh, (long long)c->a->window.kw);
         return false;
     }
-    if (c->a->j[0] < 0 || c->a->j[1] < 0) {
+    if (c->a->window.height < 0 || c->a->window.width < 0) {
         tg__fail(c->loc, "tg_patches_to_image: the image size (%lld, %lld) must not be negative",
-                 (long long)c->a->j[0], (long long)c->a->j[1]);
+                 (long long)c->a->window.height, (long long)c->a->window.width);
         return false;
     }
-    tg_shape img = {.rank = 4, .dims = {p->shape[0], c->a->j[0], c->a->j[1], p->shape[3] / kk}};
+    tg_shape img = {.rank = 4, .dims = {p->shape[0], c->a->window.height, c->a->window.width, p->shape[3] / kk}};
     window w;
     if (!attrs_window(c->loc, "tg_patches_to_image", c->a, &img, &w))
         return false;
@@ -248,8 +248,8 @@ bool tg__patches_to_image_forward(const tg_call *c, tg_tensor *out)
 bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_attrs *a = g->a;
-    dx[0] = tg_extract_patches_at(g->loc, g->dy, a->i[0], a->i[1], a->i[2], a->i[3],
-                                  a->flag_a ? TG_PADDING_SAME : TG_PADDING_VALID);
+    dx[0] = tg_extract_patches_at(g->loc, g->dy, a->window.kh, a->window.kw, a->window.stride_h, a->window.stride_w,
+                                  a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
     return dx[0] != NULL;
 }
 
@@ -257,7 +257,8 @@ bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
 tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
                                   int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding)
 {
-    tg_attrs a = {.i = {kh, kw, stride_h, stride_w}, .j = {height, width}, .flag_a = padding == TG_PADDING_SAME};
+    tg_attrs a = {.window = {.kh = kh, .kw = kw, .stride_h = stride_h, .stride_w = stride_w, .height = height,
+                             .width = width, .same = padding == TG_PADDING_SAME}};
     if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
         return tg__fail(loc, "tg_patches_to_image: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
                         (int)padding);
@@ -547,7 +548,7 @@ bool tg__avg_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         tg__fail(c->loc, "%s: `dy` must have rank 4", tg__op_name(c->op));
         return false;
     }
-    tg_shape img = {.rank = 4, .dims = {d->shape[0], c->a->j[0], c->a->j[1], d->shape[3]}};
+    tg_shape img = {.rank = 4, .dims = {d->shape[0], c->a->window.height, c->a->window.width, d->shape[3]}};
     window w;
     if (!attrs_window(c->loc, tg__op_name(c->op), c->a, &img, &w))
         return false;
@@ -601,8 +602,8 @@ bool tg__max_pool_gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
 bool tg__avg_pool_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_attrs a = *g->a;
-    a.j[0] = g->in[0]->shape[1];
-    a.j[1] = g->in[0]->shape[2];
+    a.window.height = g->in[0]->shape[1];
+    a.window.width = g->in[0]->shape[2];
     dx[0] = TG__APPLY(g->loc, TG_OP_AVG_POOL2D_GRAD, &a, g->dy);
     return dx[0] != NULL;
 }

@@ -157,16 +157,14 @@ static bool ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
             }                                                                                      \
     } while (0)
 
-/* Unary inputs have the output's shape, so their runs are contiguous. p0, p1 are the
- * op's float attributes in T. */
+/* Unary inputs have the output's shape, so their runs are contiguous. */
 #define UN_LOOP(TOUT, TIN, TUNS, EXPR)                                                             \
     do {                                                                                           \
         typedef TIN T;                                                                             \
         typedef TUNS U UNUSED;                                                                     \
         TOUT *o_ = out;                                                                            \
         const T *x_ = in[0];                                                                       \
-        const T p0 UNUSED = (T)c->a->f[0], p1 UNUSED = (T)c->a->f[1];                                \
-        (void)st;                                                                                  \
+        (void)st, (void)c;                                                                         \
         for (int64_t i = 0; i < n; i++) {                                                          \
             T a = x_[i];                                                                           \
             o_[i] = (TOUT)(EXPR);                                                                  \
@@ -522,7 +520,18 @@ DEF_FLOAT_KERNEL(UN_LOOP, ceil_kernel, ceil(a))
 /* nearbyint in the default rounding mode rounds half to even, as TF's round. */
 DEF_FLOAT_KERNEL(UN_LOOP, round_kernel, nearbyint(a))
 /* NaN passes through, as in TF (the comparisons are false). */
-DEF_FLOAT_KERNEL(UN_LOOP, clip_by_value_kernel, a < p0 ? p0 : a > p1 ? p1 : a)
+#define CLIP_LOOP(T)                                                                               \
+    do {                                                                                           \
+        const T lo = (T)c->a->clip.lo, hi = (T)c->a->clip.hi;                                      \
+        UN_LOOP(T, T, T, a < lo ? lo : a > hi ? hi : a);                                           \
+    } while (0)
+KERNEL_HEAD(clip_by_value_kernel)
+{
+    if (c->in[0]->dtype == TG_F32)
+        CLIP_LOOP(float);
+    else
+        CLIP_LOOP(double);
+}
 
 bool tg__neg_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, neg_kernel); }
 bool tg__abs_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, abs_kernel); }
@@ -619,15 +628,15 @@ bool tg__clip_by_value_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
     const tg_tensor *x = g->in[0];
-    tg_tensor *inside = tg_logical_and_at(l, tg_greater_equal_at(l, x, scalar_like(g, x, g->a->f[0])),
-                                          tg_less_equal_at(l, x, scalar_like(g, x, g->a->f[1])));
+    tg_tensor *inside = tg_logical_and_at(l, tg_greater_equal_at(l, x, scalar_like(g, x, g->a->clip.lo)),
+                                          tg_less_equal_at(l, x, scalar_like(g, x, g->a->clip.hi)));
     dx[0] = tg_where_at(l, inside, g->dy, scalar_like(g, g->dy, 0));
     return true;
 }
 
 bool tg__clip_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
-    double lo = c->a->f[0], hi = c->a->f[1];
+    double lo = c->a->clip.lo, hi = c->a->clip.hi;
     if (!(lo <= hi)) {
         tg__fail(c->loc, "tg_clip_by_value: `lo` (%g) must not exceed `hi` (%g)", lo, hi);
         return false;
@@ -653,7 +662,7 @@ tg_tensor *tg_stop_gradient_at(tg_loc loc, const tg_tensor *x) { return TG__APPL
 
 tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double hi)
 {
-    tg_attrs a = {.f = {lo, hi}};
+    tg_attrs a = {.clip = {lo, hi}};
     return TG__APPLY(loc, TG_OP_CLIP_BY_VALUE, &a, x);
 }
 

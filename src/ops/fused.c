@@ -39,7 +39,7 @@ static bool check_act(const tg_call *c, int act)
 bool tg__bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0], *b = c->in[1];
-    if (!tg__require_float(c, x, "x") || !tg__same_dtype(c, x, b) || !check_act(c, c->a->i[0]))
+    if (!tg__require_float(c, x, "x") || !tg__same_dtype(c, x, b) || !check_act(c, c->a->act))
         return false;
     tg_shape xs = tg__shape(x), bs = tg__shape(b);
     char sx[TG_SHAPE_STR_MAX], sb[TG_SHAPE_STR_MAX];
@@ -93,7 +93,7 @@ TG_VECTOR_CLONES static void bias_act_rows(void *p, int64_t r0, int64_t r1)
 {
     const rows_ctx *r = p;
     int64_t n = r->len;
-    int act = (int)r->c->a->i[0];
+    int act = (int)r->c->a->act;
     if (r->out->dtype == TG_F32)
         BIAS_ACT_ROWS(float);
     else
@@ -110,14 +110,14 @@ bool tg__bias_act_forward(const tg_call *c, tg_tensor *out)
 
 static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, int act)
 {
-    return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.i = {act}}, y, dy);
+    return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.act = act}, y, dy);
 }
 
 /* dz = dy * act'(z), from the output, for x and for the bias (summed over every axis but
  * the last by the engine). */
 bool tg__bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    int act = (int)g->a->i[0];
+    int act = g->a->act;
     tg_tensor *dz = act == TG_BIAS_LINEAR ? g->dy : act_grad(g->loc, g->out, g->dy, act);
     dx[0] = dz;
     dx[1] = tg__grad_wanted(g, 1) ? dz : NULL;
@@ -127,14 +127,14 @@ bool tg__bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act)
 {
-    return TG__APPLY(loc, TG_OP_BIAS_ADD_ACT, &(tg_attrs){.i = {act}}, x, bias);
+    return TG__APPLY(loc, TG_OP_BIAS_ADD_ACT, &(tg_attrs){.act = act}, x, bias);
 }
 
 /* ---- act_grad: dy * act'(y) ---------------------------------------------------------------------- */
 bool tg__act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *y = c->in[0], *dy = c->in[1];
-    if (!tg__require_float(c, y, "y") || !tg__same_dtype(c, y, dy) || !check_act(c, c->a->i[0]))
+    if (!tg__require_float(c, y, "y") || !tg__same_dtype(c, y, dy) || !check_act(c, c->a->act))
         return false;
     if (!tg__same_shape(y, dy)) {
         tg_shape a = tg__shape(y), b = tg__shape(dy);
@@ -177,7 +177,7 @@ bool tg__act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 TG_VECTOR_CLONES static void act_grad_range(void *p, int64_t b, int64_t e)
 {
     const rows_ctx *r = p;
-    int act = (int)r->c->a->i[0];
+    int act = (int)r->c->a->act;
     if (r->out->dtype == TG_F32)
         ACT_GRAD_LOOP(float);
     else
@@ -196,7 +196,7 @@ bool tg__act_grad_forward(const tg_call *c, tg_tensor *out)
 bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_loc l = g->loc;
-    int act = (int)g->a->i[0];
+    int act = g->a->act;
     const tg_tensor *y = g->in[0], *d = g->in[1], *h = g->dy;
     dx[1] = tg__grad_wanted(g, 1) ? act_grad(l, y, h, act) : NULL;
     if (tg__grad_wanted(g, 0) && act == TG_BIAS_SIGMOID)

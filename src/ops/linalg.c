@@ -16,7 +16,7 @@ static const char *flag(bool b) { return b ? "true" : "false"; }
 static bool matmul_geometry(const tg_call *c, mm_geom *g)
 {
     const tg_tensor *a = c->in[0], *b = c->in[1];
-    bool ta = c->a->flag_a, tb = c->a->flag_b;
+    bool ta = c->a->matmul.transpose_a, tb = c->a->matmul.transpose_b;
     tg_shape sa = tg__shape(a), sb = tg__shape(b);
     char bufa[TG_SHAPE_STR_MAX], bufb[TG_SHAPE_STR_MAX];
     tg__shape_str(&sa, bufa, sizeof bufa);
@@ -100,7 +100,7 @@ static bool out_of_memory(const tg_call *c)
 bool tg__matmul_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *a = c->in[0], *b = c->in[1];
-    bool ta = c->a->flag_a, tb = c->a->flag_b;
+    bool ta = c->a->matmul.transpose_a, tb = c->a->matmul.transpose_b;
     mm_geom g;
     matmul_geometry(c, &g);   /* checked by tg__matmul_shape */
     int64_t lda = a->shape[a->rank - 1], ldb = b->shape[b->rank - 1];
@@ -139,7 +139,7 @@ static tg_tensor *mm(const tg_grad_ctx *g, const tg_tensor *a, const tg_tensor *
 bool tg__matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0], *y = g->in[1], *dy = g->dy;
-    bool ta = g->a->flag_a, tb = g->a->flag_b, wx = tg__grad_wanted(g, 0), wy = tg__grad_wanted(g, 1);
+    bool ta = g->a->matmul.transpose_a, tb = g->a->matmul.transpose_b, wx = tg__grad_wanted(g, 0), wy = tg__grad_wanted(g, 1);
     tg_tensor *gx = NULL, *gy = NULL;
     /* A product that is not wanted is not made: the input of a data batch needs none. */
     if (!ta && !tb) {
@@ -162,7 +162,7 @@ bool tg__matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o)
 {
-    tg_attrs attrs = {.flag_a = o.transpose_a, .flag_b = o.transpose_b};
+    tg_attrs attrs = {.matmul = {o.transpose_a, o.transpose_b}};
     return TG__APPLY(loc, TG_OP_MATMUL, &attrs, a, b);
 }
 

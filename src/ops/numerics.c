@@ -111,15 +111,15 @@ bool tg__check_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-/* attrs: user = the message (a copy in the output's scope), flag_a = checking a gradient. */
+/* attrs.check: the message (a copy in the output's scope), and whether a gradient is checked. */
 bool tg__check_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int64_t bad = tg__first_nonfinite(x);
     if (bad >= 0) {
         char at[2 * TG_SHAPE_STR_MAX], o[600];
-        const char *msg = c->a->user ? c->a->user : "";
-        if (c->a->flag_a)
+        const char *msg = c->a->check.message ? c->a->check.message : "";
+        if (c->a->check.in_backward)
             return tg__failb(c->loc, "tg_check_numerics: %s: the gradient flowing back to this check holds %s %s",
                              msg, value_name(x, bad), where(x, bad, at, sizeof at));
         return tg__failb(c->loc, "tg_check_numerics: %s: the tensor holds %s %s; it is %s", msg, value_name(x, bad),
@@ -131,7 +131,7 @@ bool tg__check_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__check_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_attrs a = {.user = g->a->user, .flag_a = true};
+    tg_attrs a = {.check = {g->a->check.message, true}};
     dx[0] = TG__APPLY(g->loc, TG_OP_CHECK_NUMERICS, &a, g->dy);
     return dx[0] != NULL;
 }
@@ -147,5 +147,5 @@ tg_tensor *tg_check_numerics_at(tg_loc loc, const tg_tensor *x, const char *mess
         return tg__fail(loc, "tg_check_numerics: out of memory");
     if (copy)
         strcpy(copy, m);
-    return TG__APPLY(loc, TG_OP_CHECK_NUMERICS, &(tg_attrs){.user = copy}, x);
+    return TG__APPLY(loc, TG_OP_CHECK_NUMERICS, &(tg_attrs){.check.message = copy}, x);
 }

@@ -31,18 +31,40 @@ typedef enum tg_grad_kind {
     TG_GRAD_STOP,         /* stop_gradient: cuts the path on purpose */
 } tg_grad_kind;
 
-/* The non-tensor arguments of a call; which fields an op uses is its own business. */
+/* The non-tensor arguments of one call: one named member per kind of op, which only
+ * the ops named beside it read. A recorded call keeps a copy. */
+typedef struct tg_window_attrs {      /* extract_patches, patches_to_image, the pools */
+    int64_t kh, kw, stride_h, stride_w;
+    int64_t height, width;            /* the image's, for the ops that make one */
+    bool same;                        /* TF's SAME padding, else VALID */
+    double pad_value;                 /* extract_patches: what padding reads */
+} tg_window_attrs;
+
 typedef struct tg_attrs {
-    double f[2];                  /* alpha, clip bounds, pad value, ... */
-    int64_t i[TG_MAX_RANK];       /* axes, permutation, slice begin, pad before, ... */
-    int64_t j[TG_MAX_RANK];       /* slice size, pad after, target shape, ... */
-    int n;                        /* number of values used in i (and j) */
-    int axis;
-    bool keepdims, flag_a, flag_b;
-    tg_dtype dtype;               /* cast target */
-    /* custom gradients */
-    tg_custom_backward_fn custom_backward;
-    void *user;
+    union {
+        struct { double lo, hi; } clip;                        /* clip_by_value */
+        double alpha;                                          /* leaky_relu, elu */
+        bool approximate;                                      /* gelu: the tanh form */
+        int axis;                                              /* softmax, log_softmax, argmax, argmin,
+                                                                  concat, stack, gather */
+        struct {                                               /* sum, mean, max, min, logsumexp, variance */
+            int n;                                             /* every axis when the call named none */
+            int axes[TG_MAX_RANK];                             /* normalised, in the order given */
+            bool keepdims;
+        } reduce;
+        struct { bool transpose_a, transpose_b; } matmul;
+        tg_shape shape;                                        /* reshape, broadcast_to: the result's */
+        struct { int n; int64_t perm[TG_MAX_RANK]; } transpose;   /* n 0: the axes reversed */
+        struct { int n; int64_t begin[TG_MAX_RANK], size[TG_MAX_RANK]; } slice;   /* size -1: to the end */
+        struct { int n; int64_t before[TG_MAX_RANK], after[TG_MAX_RANK]; double value; } pad;
+        struct { tg_shape shape; int axis; } scatter;          /* scatter_add: the result's shape */
+        int64_t depth;                                         /* one_hot */
+        tg_window_attrs window;
+        int act;                                               /* bias_add_act, act_grad: tg_bias_act */
+        tg_dtype dtype;                                        /* cast: the target */
+        struct { tg_custom_backward_fn backward; void *user; } custom;   /* custom_gradient */
+        struct { const char *message; bool in_backward; } check;         /* check_numerics */
+    };
 } tg_attrs;
 
 /* One call of an op, as seen by its shape rule and forward kernel. */

@@ -2,8 +2,8 @@
  * axes, and argmax/argmin along one axis.
  *
  * The public functions normalise the axes before the call reaches tg__apply, so the
- * recorded attrs hold them as a->i[0..n) (every axis when the list was empty) with
- * a->keepdims; the backward rules read them from there. */
+ * recorded attrs hold them in a->reduce (every axis when the list was empty); the
+ * backward rules read them from there. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,7 +22,7 @@ static const char *axes_str(const tg_axes *axes, char *buf, size_t size)
     return buf;
 }
 
-/* Checks `axes` against x and stores them, normalised, in a->i[0..n). */
+/* Checks `axes` against x and stores them, normalised, in a->reduce. */
 static bool norm_axes(tg_loc loc, tg_op_kind op, const tg_tensor *x, const tg_axes *axes, tg_attrs *a)
 {
     const char *name = tg__op_name(op);
@@ -31,9 +31,9 @@ static bool norm_axes(tg_loc loc, tg_op_kind op, const tg_tensor *x, const tg_ax
         return false;
     }
     if (axes->n == 0) {
-        a->n = x->rank;
+        a->reduce.n = x->rank;
         for (int k = 0; k < x->rank; k++)
-            a->i[k] = k;
+            a->reduce.axes[k] = k;
         return true;
     }
     char buf[TG_SHAPE_STR_MAX];
@@ -54,17 +54,17 @@ static bool norm_axes(tg_loc loc, tg_op_kind op, const tg_tensor *x, const tg_ax
             return false;
         }
         seen[ax] = true;
-        a->i[k] = ax;
+        a->reduce.axes[k] = ax;
     }
-    a->n = axes->n;
+    a->reduce.n = axes->n;
     return true;
 }
 
 static void reduced_mask(const tg_attrs *a, bool red[TG_MAX_RANK])
 {
     memset(red, 0, sizeof(bool) * TG_MAX_RANK);
-    for (int k = 0; k < a->n; k++)
-        red[a->i[k]] = true;
+    for (int k = 0; k < a->reduce.n; k++)
+        red[a->reduce.axes[k]] = true;
 }
 
 static bool require_number(const tg_call *c, const tg_tensor *x)
@@ -86,7 +86,7 @@ bool tg__reduce_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     reduced_mask(c->a, red);
     shape->rank = 0;
     for (int i = 0; i < x->rank; i++)
-        if (!red[i] || c->a->keepdims)
+        if (!red[i] || c->a->reduce.keepdims)
             shape->dims[shape->rank++] = red[i] ? 1 : x->shape[i];
     *dtype = x->dtype;
     return true;
@@ -389,8 +389,8 @@ bool tg__reduce_forward(const tg_call *c, tg_tensor *out)
 static tg_shape kept_shape(const tg_grad_ctx *g)
 {
     tg_shape s = tg__shape(g->in[0]);
-    for (int k = 0; k < g->a->n; k++)
-        s.dims[g->a->i[k]] = 1;
+    for (int k = 0; k < g->a->reduce.n; k++)
+        s.dims[g->a->reduce.axes[k]] = 1;
     return s;
 }
 
@@ -402,17 +402,17 @@ static tg_tensor *kept(const tg_grad_ctx *g, const tg_tensor *t)
 static tg_reduce_opts kept_opts(const tg_grad_ctx *g)
 {
     tg_reduce_opts o = {.keepdims = true};
-    o.axes.n = g->a->n;
-    for (int k = 0; k < g->a->n; k++)
-        o.axes.axis[k] = (int)g->a->i[k];
+    o.axes.n = g->a->reduce.n;
+    for (int k = 0; k < g->a->reduce.n; k++)
+        o.axes.axis[k] = g->a->reduce.axes[k];
     return o;
 }
 
 static double reduced_count(const tg_grad_ctx *g)
 {
     double n = 1;
-    for (int k = 0; k < g->a->n; k++)
-        n *= (double)g->in[0]->shape[g->a->i[k]];
+    for (int k = 0; k < g->a->reduce.n; k++)
+        n *= (double)g->in[0]->shape[g->a->reduce.axes[k]];
     return n;
 }
 
@@ -540,7 +540,7 @@ bool tg__arg_forward(const tg_call *c, tg_tensor *out)
 /* ---- public functions and table entries --------------------------------------------------------- */
 static tg_tensor *reduce(tg_loc loc, tg_op_kind op, const tg_tensor *x, const tg_reduce_opts *o)
 {
-    tg_attrs a = {.keepdims = o->keepdims};
+    tg_attrs a = {.reduce.keepdims = o->keepdims};
     if (!tg__check_input(loc, tg__op_name(op), x, "x") || !norm_axes(loc, op, x, &o->axes, &a))
         return NULL;
     return TG__APPLY(loc, op, &a, x);

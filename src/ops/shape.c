@@ -123,15 +123,6 @@ static bool check_rank(const tg_call *c, int rank, const char *what)
     return false;
 }
 
-/* A shape argument packed into attrs.j (attrs.n holds its rank). */
-static tg_attrs shape_attrs(const tg_shape *s)
-{
-    tg_attrs a = {.n = s->rank};
-    for (int k = 0; k < s->rank && k < TG_MAX_RANK; k++)
-        a.j[k] = s->dims[k];
-    return a;
-}
-
 static tg_shape attr_shape(const int64_t *v, int n)
 {
     tg_shape s = {.rank = n};
@@ -156,9 +147,9 @@ static int64_t prod(const int64_t *dims, int from, int to)
 bool tg__reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
-    if (!check_rank(c, c->a->n, "the result"))
+    if (!check_rank(c, c->a->shape.rank, "the result"))
         return false;
-    *shape = attr_shape(c->a->j, c->a->n);
+    *shape = c->a->shape;
     *dtype = x->dtype;
     tg_shape xs = tg__shape(x);
     SHAPE_STR(from, &xs);
@@ -217,8 +208,7 @@ bool tg__reshape_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
-    tg_attrs a = shape_attrs(&shape);
-    return TG__APPLY(loc, TG_OP_RESHAPE, &a, x);
+    return TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = shape}, x);
 }
 
 tg_tensor *tg_expand_dims_at(tg_loc loc, const tg_tensor *x, int axis)
@@ -235,8 +225,7 @@ tg_tensor *tg_expand_dims_at(tg_loc loc, const tg_tensor *x, int axis)
     tg_shape s = {.rank = r + 1};
     for (int k = 0, src = 0; k <= r; k++)
         s.dims[k] = k == at ? 1 : x->shape[src++];
-    tg_attrs a = shape_attrs(&s);
-    return TG__APPLY(loc, TG_OP_RESHAPE, &a, x);
+    return TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
 }
 
 tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes)
@@ -265,17 +254,17 @@ tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes)
     for (int k = 0; k < r; k++)
         if (!drop[k])
             s.dims[s.rank++] = x->shape[k];
-    tg_attrs a = shape_attrs(&s);
-    return TG__APPLY(loc, TG_OP_RESHAPE, &a, x);
+    return TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
 }
 
 /* ---- transpose ---------------------------------------------------------------------------------- */
-/* The permutation in attrs.i (empty: reversed axes), checked and with negative axes resolved. */
+/* The permutation in attrs.transpose (empty: reversed axes), checked and with negative axes resolved. */
 static bool resolve_perm(tg_loc loc, const tg_attrs *a, int rank, int *perm)
 {
-    bool seen[TG_MAX_RANK] = {0}, ok = a->n == 0 || a->n == rank;
+    int n = a->transpose.n;
+    bool seen[TG_MAX_RANK] = {0}, ok = n == 0 || n == rank;
     for (int k = 0; k < rank; k++) {
-        int p = a->n == 0 ? rank - 1 - k : (int)a->i[k];
+        int p = n == 0 ? rank - 1 - k : (int)a->transpose.perm[k];
         if (ok && p < 0)
             p += rank;
         ok = ok && p >= 0 && p < rank && !seen[p];
@@ -284,7 +273,7 @@ static bool resolve_perm(tg_loc loc, const tg_attrs *a, int rank, int *perm)
     }
     if (ok)
         return true;
-    tg_shape given = attr_shape(a->i, a->n >= 0 && a->n <= TG_MAX_RANK ? a->n : 0);
+    tg_shape given = attr_shape(a->transpose.perm, n >= 0 && n <= TG_MAX_RANK ? n : 0);
     SHAPE_STR(str, &given);
     tg__fail(loc, "tg_transpose: perm %s is not a permutation of the %d axes of a rank-%d tensor "
              "(each of 0..%d exactly once; negative values count from the end)", str, rank, rank, rank - 1);
@@ -334,9 +323,9 @@ bool tg__transpose_backward(const tg_grad_ctx *g, tg_tensor **dx)
 
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 {
-    tg_attrs a = {.n = perm.n};
+    tg_attrs a = {.transpose.n = perm.n};
     for (int k = 0; k < perm.n && k < TG_MAX_RANK; k++)
-        a.i[k] = perm.axis[k];
+        a.transpose.perm[k] = perm.axis[k];
     return TG__APPLY(loc, TG_OP_TRANSPOSE, &a, x);
 }
 
@@ -344,9 +333,9 @@ tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 bool tg__broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
-    if (!check_rank(c, c->a->n, "the target shape"))
+    if (!check_rank(c, c->a->shape.rank, "the target shape"))
         return false;
-    *shape = attr_shape(c->a->j, c->a->n);
+    *shape = c->a->shape;
     *dtype = x->dtype;
     int lead = shape->rank - x->rank;
     bool ok = lead >= 0;
@@ -377,16 +366,14 @@ bool tg__broadcast_to_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__broadcast_to_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_shape xs = tg__shape(g->in[0]);
-    dx[0] = tg__unbroadcast(g->loc, g->dy, &xs);
-    return dx[0] != NULL;
+    dx[0] = g->dy;   /* the engine sums it over the broadcast axes */
+    return true;
 }
 
 
 tg_tensor *tg_broadcast_to_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
-    tg_attrs a = shape_attrs(&shape);
-    return TG__APPLY(loc, TG_OP_BROADCAST_TO, &a, x);
+    return TG__APPLY(loc, TG_OP_BROADCAST_TO, &(tg_attrs){.shape = shape}, x);
 }
 
 /* ---- concat and stack ----------------------------------------------------------------------------- */
@@ -544,21 +531,21 @@ tg_tensor *tg_stack_at(tg_loc loc, tg_tensor *const *xs, int n, int axis)
 }
 
 /* ---- slice ------------------------------------------------------------------------------------------ */
-/* attrs.i: begin, attrs.j: size (-1: to the end), attrs.n: their rank. */
+/* attrs.slice: begin and size (-1: to the end) per axis. */
 bool tg__slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
     SHAPE_STR(str, &xs);
-    if (c->a->n != x->rank) {
-        tg__fail(c->loc, "tg_slice: begin and size have %d entries but x has shape %s (rank %d)", c->a->n, str,
+    if (c->a->slice.n != x->rank) {
+        tg__fail(c->loc, "tg_slice: begin and size have %d entries but x has shape %s (rank %d)", c->a->slice.n, str,
                  x->rank);
         return false;
     }
     shape->rank = x->rank;
     *dtype = x->dtype;
     for (int k = 0; k < x->rank; k++) {
-        int64_t b = c->a->i[k], s = c->a->j[k], dim = x->shape[k];
+        int64_t b = c->a->slice.begin[k], s = c->a->slice.size[k], dim = x->shape[k];
         if (b < 0 || b > dim) {
             tg__fail(c->loc, "tg_slice: begin %lld on axis %d is out of range [0, %lld] for x of shape %s",
                      (long long)b, k, (long long)dim, str);
@@ -584,7 +571,7 @@ bool tg__slice_forward(const tg_call *c, tg_tensor *out)
     contiguous_strides(x->shape, x->rank, ss);
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < x->rank; k++)
-        off += c->a->i[k] * ss[k];
+        off += c->a->slice.begin[k] * ss[k];
     strided_copy(out->data, ds, (const char *)x->data + off * (int64_t)esz, ss, out->shape, out->rank, esz);
     return true;
 }
@@ -592,7 +579,7 @@ bool tg__slice_forward(const tg_call *c, tg_tensor *out)
 bool tg__slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
-    tg_shape before = attr_shape(g->a->i, x->rank), after = {.rank = x->rank};
+    tg_shape before = attr_shape(g->a->slice.begin, x->rank), after = {.rank = x->rank};
     for (int k = 0; k < x->rank; k++)
         after.dims[k] = x->shape[k] - before.dims[k] - g->out->shape[k];
     dx[0] = tg_pad_at(g->loc, g->dy, before, after, 0.0);
@@ -600,9 +587,10 @@ bool tg__slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 
-/* begin into attrs.i and size into attrs.j, after checking the two agree in rank. */
+/* Two shapes, one entry per axis of x, into first and second (*n their rank), after
+ * checking that they agree in rank. */
 static bool pack_pair(tg_loc loc, const char *name, const char *na, const char *nb, const tg_tensor *x,
-                      const tg_shape *a, const tg_shape *b, tg_attrs *out)
+                      const tg_shape *a, const tg_shape *b, int *n, int64_t *first, int64_t *second)
 {
     if (!tg__check_input(loc, name, x, "x"))
         return false;
@@ -611,41 +599,43 @@ static bool pack_pair(tg_loc loc, const char *name, const char *na, const char *
                  name, na, a->rank, nb, b->rank, x->rank);
         return false;
     }
-    *out = shape_attrs(b);
-    for (int k = 0; k < a->rank; k++)
-        out->i[k] = a->dims[k];
+    *n = a->rank;
+    for (int k = 0; k < a->rank; k++) {
+        first[k] = a->dims[k];
+        second[k] = b->dims[k];
+    }
     return true;
 }
 
 tg_tensor *tg_slice_at(tg_loc loc, const tg_tensor *x, tg_shape begin, tg_shape size)
 {
-    tg_attrs a;
-    if (!pack_pair(loc, "tg_slice", "begin", "size", x, &begin, &size, &a))
+    tg_attrs a = {0};
+    if (!pack_pair(loc, "tg_slice", "begin", "size", x, &begin, &size, &a.slice.n, a.slice.begin, a.slice.size))
         return NULL;
     return TG__APPLY(loc, TG_OP_SLICE, &a, x);
 }
 
 /* ---- pad ---------------------------------------------------------------------------------------------- */
-/* attrs.i: before, attrs.j: after, attrs.f[0]: the fill value. */
+/* attrs.pad: before and after per axis, and the fill value. */
 bool tg__pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x = c->in[0];
     tg_shape xs = tg__shape(x);
     SHAPE_STR(str, &xs);
-    if (c->a->n != x->rank) {
-        tg__fail(c->loc, "tg_pad: before and after have %d entries but x has shape %s (rank %d)", c->a->n, str,
+    if (c->a->pad.n != x->rank) {
+        tg__fail(c->loc, "tg_pad: before and after have %d entries but x has shape %s (rank %d)", c->a->pad.n, str,
                  x->rank);
         return false;
     }
     shape->rank = x->rank;
     *dtype = x->dtype;
     for (int k = 0; k < x->rank; k++) {
-        if (c->a->i[k] < 0 || c->a->j[k] < 0) {
+        if (c->a->pad.before[k] < 0 || c->a->pad.after[k] < 0) {
             tg__fail(c->loc, "tg_pad: negative padding on axis %d (before %lld, after %lld); paddings must be >= 0",
-                     k, (long long)c->a->i[k], (long long)c->a->j[k]);
+                     k, (long long)c->a->pad.before[k], (long long)c->a->pad.after[k]);
             return false;
         }
-        shape->dims[k] = tg__dim_add(tg__dim_add(x->shape[k], c->a->i[k]), c->a->j[k]);
+        shape->dims[k] = tg__dim_add(tg__dim_add(x->shape[k], c->a->pad.before[k]), c->a->pad.after[k]);
     }
     return result_fits(c, "tg_pad", shape);
 }
@@ -655,11 +645,11 @@ bool tg__pad_forward(const tg_call *c, tg_tensor *out)
     const tg_tensor *x = c->in[0];
     int64_t ss[TG_MAX_RANK], ds[TG_MAX_RANK], off = 0;
     size_t esz = tg__dsize(x->dtype);
-    fill_value(out, c->a->f[0]);
+    fill_value(out, c->a->pad.value);
     contiguous_strides(x->shape, x->rank, ss);
     contiguous_strides(out->shape, out->rank, ds);
     for (int k = 0; k < x->rank; k++)
-        off += c->a->i[k] * ds[k];
+        off += c->a->pad.before[k] * ds[k];
     if (x->size)
         strided_copy((char *)out->data + off * (int64_t)esz, ds, x->data, ss, x->shape, x->rank, esz);
     return true;
@@ -668,30 +658,30 @@ bool tg__pad_forward(const tg_call *c, tg_tensor *out)
 bool tg__pad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0];
-    dx[0] = tg_slice_at(g->loc, g->dy, attr_shape(g->a->i, x->rank), tg__shape(x));
+    dx[0] = tg_slice_at(g->loc, g->dy, attr_shape(g->a->pad.before, x->rank), tg__shape(x));
     return dx[0] != NULL;
 }
 
 
 tg_tensor *tg_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, double value)
 {
-    tg_attrs a;
-    if (!pack_pair(loc, "tg_pad", "before", "after", x, &before, &after, &a))
+    tg_attrs a = {.pad.value = value};
+    if (!pack_pair(loc, "tg_pad", "before", "after", x, &before, &after, &a.pad.n, a.pad.before, a.pad.after))
         return NULL;
-    a.f[0] = value;
     return TG__APPLY(loc, TG_OP_PAD, &a, x);
 }
 
 /* ---- gather and scatter_add ------------------------------------------------------------------------ */
 /* table.shape[:axis] + indices.shape + table.shape[axis+1:]; table has rank >= 1. */
-static bool indexed_shape(const tg_call *c, const tg_shape *table, const tg_tensor *idx, int *axis, tg_shape *out)
+static bool indexed_shape(const tg_call *c, const tg_shape *table, const tg_tensor *idx, int given_axis, int *axis,
+                          tg_shape *out)
 {
     if (table->rank == 0) {
         tg__fail(c->loc, "%s: %s must have rank >= 1, not be a scalar", tg__op_name(c->op),
                  c->op == TG_OP_GATHER ? "`params`" : "the output shape");
         return false;
     }
-    if (!tg__norm_axis(c, c->a->axis, table->rank, axis) || !require_int(c, idx, "indices") ||
+    if (!tg__norm_axis(c, given_axis, table->rank, axis) || !require_int(c, idx, "indices") ||
         !check_rank(c, table->rank - 1 + idx->rank, "the indexed shape"))
         return false;
     out->rank = 0;
@@ -727,7 +717,7 @@ bool tg__gather_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     int axis;
     tg_shape ps = tg__shape(c->in[0]);
     *dtype = c->in[0]->dtype;
-    return indexed_shape(c, &ps, c->in[1], &axis, shape);
+    return indexed_shape(c, &ps, c->in[1], c->a->axis, &axis, shape);
 }
 
 /* Output rows [begin, end) of a gather: row r is source row (r / n) * dim + idx[r % n]. */
@@ -776,15 +766,15 @@ tg_tensor *tg_gather_at(tg_loc loc, const tg_tensor *params, const tg_tensor *in
     return TG__APPLY(loc, TG_OP_GATHER, &(tg_attrs){.axis = axis}, params, indices);
 }
 
-/* Inputs: indices, updates; attrs.j/n: the output shape, attrs.axis. */
+/* Inputs: indices, updates; attrs.scatter: the output shape and the axis. */
 bool tg__scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
     int axis;
     tg_shape want;
-    if (!check_rank(c, c->a->n, "the output"))
+    if (!check_rank(c, c->a->scatter.shape.rank, "the output"))
         return false;
-    *shape = attr_shape(c->a->j, c->a->n);
+    *shape = c->a->scatter.shape;
     *dtype = upd->dtype;
     for (int k = 0; k < shape->rank; k++)
         if (shape->dims[k] < 0) {
@@ -796,7 +786,7 @@ bool tg__scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         tg__fail(c->loc, "tg_scatter_add: `updates` must be numeric, not bool");
         return false;
     }
-    if (!indexed_shape(c, shape, idx, &axis, &want))
+    if (!indexed_shape(c, shape, idx, c->a->scatter.axis, &axis, &want))
         return false;
     tg_shape us = tg__shape(upd);
     if (tg__shape_eq(&us, &want))
@@ -812,7 +802,7 @@ bool tg__scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 bool tg__scatter_add_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0], *upd = c->in[1];
-    int axis = c->a->axis < 0 ? c->a->axis + out->rank : c->a->axis;
+    int axis = c->a->scatter.axis < 0 ? c->a->scatter.axis + out->rank : c->a->scatter.axis;
     tg_shape os = tg__shape(out);
     int64_t dim = out->shape[axis], outer = prod(out->shape, 0, axis), inner = prod(out->shape, axis + 1, out->rank);
     if (!check_indices(c, idx, dim, axis, &os))
@@ -843,15 +833,14 @@ bool tg__scatter_add_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__scatter_add_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[1] = tg_gather_at(g->loc, g->dy, g->in[0], g->a->axis);
+    dx[1] = tg_gather_at(g->loc, g->dy, g->in[0], g->a->scatter.axis);
     return dx[1] != NULL;
 }
 
 
 tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape, int axis)
 {
-    tg_attrs a = shape_attrs(&shape);
-    a.axis = axis;
+    tg_attrs a = {.scatter = {shape, axis}};
     return TG__APPLY(loc, TG_OP_SCATTER_ADD, &a, indices, updates);
 }
 
@@ -861,12 +850,12 @@ bool tg__one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *idx = c->in[0];
     if (!require_int(c, idx, "indices") || !check_rank(c, idx->rank + 1, "the one-hot result"))
         return false;
-    if (c->a->i[0] < 0) {
-        tg__fail(c->loc, "tg_one_hot: depth must be >= 0 (got %lld)", (long long)c->a->i[0]);
+    if (c->a->depth < 0) {
+        tg__fail(c->loc, "tg_one_hot: depth must be >= 0 (got %lld)", (long long)c->a->depth);
         return false;
     }
     *shape = tg__shape(idx);
-    shape->dims[shape->rank++] = c->a->i[0];
+    shape->dims[shape->rank++] = c->a->depth;
     *dtype = TG_F32;
     return true;
 }
@@ -875,7 +864,7 @@ bool tg__one_hot_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 bool tg__one_hot_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *idx = c->in[0];
-    int64_t depth = c->a->i[0];
+    int64_t depth = c->a->depth;
     float *o = out->data;
     memset(o, 0, (size_t)out->size * sizeof *o);
     for (int64_t i = 0; i < idx->size; i++) {
@@ -889,5 +878,5 @@ bool tg__one_hot_forward(const tg_call *c, tg_tensor *out)
 
 tg_tensor *tg_one_hot_at(tg_loc loc, const tg_tensor *indices, int64_t depth)
 {
-    return TG__APPLY(loc, TG_OP_ONE_HOT, &(tg_attrs){.i = {depth}}, indices);
+    return TG__APPLY(loc, TG_OP_ONE_HOT, &(tg_attrs){.depth = depth}, indices);
 }
