@@ -102,44 +102,39 @@ static bool attrs_window(tg_loc loc, const char *name, const tg_attrs *a, const 
 
 static int64_t patch_len(const window *w) { return w->kh * w->kw * w->c; }
 
-/* ---- the copy loops, shared by both directions ------------------------------------------------- */
-/* For every output position and window row: the image row segment it covers. `ADD`
- * selects col2im (accumulate into the image) over im2col (copy into the patch). */
-#define WINDOW_LOOP(T, img, cols, G, pad, ADD)                                                    \
-    do {                                                                                          \
-        const int64_t C_ = (G)->c, K_ = patch_len(G);                                             \
-        for (int64_t n_ = 0; n_ < (G)->n; n_++)                                                   \
-            for (int64_t y_ = 0; y_ < (G)->oh; y_++)                                              \
-                for (int64_t x_ = 0; x_ < (G)->ow; x_++) {                                        \
-                    T *row_ = (cols) + ((n_ * (G)->oh + y_) * (G)->ow + x_) * K_;                 \
-                    int64_t ix0_ = x_ * (G)->sw - (G)->pl;                                        \
-                    for (int64_t a_ = 0; a_ < (G)->kh; a_++) {                                    \
-                        T *seg_ = row_ + a_ * (G)->kw * C_;                                       \
-                        int64_t iy_ = y_ * (G)->sh - (G)->pt + a_;                                \
-                        bool rin_ = iy_ >= 0 && iy_ < (G)->h;                                     \
-                        T *src_ = rin_ ? (img) + ((n_ * (G)->h + iy_) * (G)->w) * C_ : NULL;      \
-                        if (!(ADD) && rin_ && ix0_ >= 0 && ix0_ + (G)->kw <= (G)->w) {            \
-                            memcpy(seg_, src_ + ix0_ * C_, sizeof(T) * (size_t)((G)->kw * C_));   \
-                            continue; /* the whole window row lies inside the image */            \
-                        }                                                                         \
-                        for (int64_t b_ = 0; b_ < (G)->kw; b_++) {                                \
-                            int64_t ix_ = ix0_ + b_;                                              \
-                            T *d_ = seg_ + b_ * C_;                                               \
-                            bool in_ = rin_ && ix_ >= 0 && ix_ < (G)->w;                          \
-                            if (ADD) {                                                            \
-                                if (in_)                                                          \
-                                    for (int64_t q_ = 0; q_ < C_; q_++)                           \
-                                        src_[ix_ * C_ + q_] += d_[q_];                            \
-                            } else if (in_) {                                                     \
-                                memcpy(d_, src_ + ix_ * C_, sizeof(T) * (size_t)C_);              \
-                            } else {                                                              \
-                                for (int64_t q_ = 0; q_ < C_; q_++)                               \
-                                    d_[q_] = (pad);                                               \
-                            }                                                                     \
-                        }                                                                         \
-                    }                                                                             \
-                }                                                                                 \
-    } while (0)
+/* ---- the window loops (conv_tmpl.h, once per float type) ------------------------------------------ */
+typedef struct pool_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+    window w;
+    bool padded_avg;   /* SAME with padding: the chain divided by a count tensor */
+} pool_ctx;
+
+/* The real rows [*y0, *y1) and columns [*x0, *x1) of window (oy, ox). */
+static void window_span(const window *w, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1)
+{
+    int64_t ty = oy * w->sh - w->pt, tx = ox * w->sw - w->pl;
+    *y0 = ty > 0 ? ty : 0;
+    *y1 = ty + w->kh < w->h ? ty + w->kh : w->h;
+    *x0 = tx > 0 ? tx : 0;
+    *x1 = tx + w->kw < w->w ? tx + w->kw : w->w;
+}
+
+#define PIXEL(base, G, n, y, x) ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
+#define CELL(base, G, n, oy, ox) ((base) + (((n) * (G)->oh + (oy)) * (G)->ow + (ox)) * (G)->c)
+
+enum { POOL_CH = 64 };   /* channels per pass: the accumulators stay in registers or L1 */
+
+#define T float
+#define SFX f32
+#include "conv_tmpl.h"
+#undef T
+#undef SFX
+#define T double
+#define SFX f64
+#include "conv_tmpl.h"
+#undef T
+#undef SFX
 
 /* ---- extract_patches (im2col) ------------------------------------------------------------------- */
 bool tg__extract_patches_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
@@ -160,9 +155,9 @@ bool tg__extract_patches_forward(const tg_call *c, tg_tensor *out)
     tg_shape xs = tg__shape(c->in[0]);
     attrs_window(c->loc, "tg_extract_patches", c->a, &xs, &w);
     if (out->dtype == TG_F32)
-        WINDOW_LOOP(float, (float *)c->in[0]->data, (float *)out->data, &w, (float)c->a->window.pad_value, false);
+        window_copy_f32(c->in[0]->data, out->data, &w, (float)c->a->window.pad_value, false);
     else
-        WINDOW_LOOP(double, (double *)c->in[0]->data, (double *)out->data, &w, c->a->window.pad_value, false);
+        window_copy_f64(c->in[0]->data, out->data, &w, c->a->window.pad_value, false);
     return true;
 }
 
@@ -174,7 +169,6 @@ bool tg__extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
                                    a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
     return dx[0] != NULL;
 }
-
 
 /* Patches padded with `pad_value` (max pooling pads with -inf so padding never wins). */
 static tg_tensor *patches_padded(tg_loc loc, const tg_tensor *x, const window *w, double pad_value)
@@ -239,9 +233,9 @@ bool tg__patches_to_image_forward(const tg_call *c, tg_tensor *out)
     attrs_window(c->loc, "tg_patches_to_image", c->a, &img, &w);
     memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
     if (out->dtype == TG_F32)
-        WINDOW_LOOP(float, (float *)out->data, (float *)c->in[0]->data, &w, 0.0f, true);
+        window_copy_f32(out->data, c->in[0]->data, &w, 0.0f, true);
     else
-        WINDOW_LOOP(double, (double *)out->data, (double *)c->in[0]->data, &w, 0.0, true);
+        window_copy_f64(out->data, c->in[0]->data, &w, 0.0, true);
     return true;
 }
 
@@ -252,7 +246,6 @@ bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
                                   a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
     return dx[0] != NULL;
 }
-
 
 tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
                                   int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding)
@@ -323,74 +316,15 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
  * A window's maximum goes to its ties in equal shares; with SAME padding the padded
  * positions never win and an average counts the real positions only (TF). Attrs: those of
  * extract_patches, with j[0..1] the image's H, W for avg_pool2d_grad. */
-typedef struct pool_ctx {
-    const tg_call *c;
-    tg_tensor *out;
-    window w;
-    bool padded_avg;   /* SAME with padding: the chain divided by a count tensor */
-} pool_ctx;
 
-/* The real rows [*y0, *y1) and columns [*x0, *x1) of window (oy, ox). */
-static void window_span(const window *w, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1)
-{
-    int64_t ty = oy * w->sh - w->pt, tx = ox * w->sw - w->pl;
-    *y0 = ty > 0 ? ty : 0;
-    *y1 = ty + w->kh < w->h ? ty + w->kh : w->h;
-    *x0 = tx > 0 ? tx : 0;
-    *x1 = tx + w->kw < w->w ? tx + w->kw : w->w;
-}
-
-#define PIXEL(base, G, n, y, x) ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
-#define CELL(base, G, n, oy, ox) ((base) + (((n) * (G)->oh + (oy)) * (G)->ow + (ox)) * (G)->c)
-
-/* Forward, over output rows [r0, r1) (row = n * oh + oy). Max: NaN wins, as tg_max. Avg:
- * double sums, as tg_mean and tg_sum. */
-#define POOL_ROWS(T)                                                                                       \
-    do {                                                                                                   \
-        const window *G = &r->w;                                                                           \
-        const T *x_ = r->c->in[0]->data;                                                                   \
-        T *o_ = r->out->data;                                                                              \
-        double acc[POOL_CH];                                                                               \
-        for (int64_t row = r0; row < r1; row++)                                                            \
-            for (int64_t ox = 0; ox < G->ow; ox++) {                                                       \
-                int64_t n = row / G->oh, oy = row % G->oh, y0, y1, x0, x1;                                 \
-                window_span(G, oy, ox, &y0, &y1, &x0, &x1);                                                \
-                T *o = CELL(o_, G, n, oy, ox);                                                             \
-                for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {                                           \
-                    int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;                                \
-                    for (int64_t q = 0; q < nq; q++)                                                       \
-                        acc[q] = is_max ? -INFINITY : 0.0;                                                 \
-                    for (int64_t iy = y0; iy < y1; iy++)                                                   \
-                        for (int64_t ix = x0; ix < x1; ix++) {                                             \
-                            const T *src = PIXEL(x_, G, n, iy, ix) + q0;                                   \
-                            if (is_max)                                                                    \
-                                for (int64_t q = 0; q < nq; q++) {                                         \
-                                    double v = src[q];                                                     \
-                                    acc[q] = v > acc[q] || v != v ? v : acc[q];                            \
-                                }                                                                          \
-                            else                                                                           \
-                                for (int64_t q = 0; q < nq; q++)                                           \
-                                    acc[q] += (double)src[q];                                              \
-                        }                                                                                  \
-                    double cnt = (double)((y1 - y0) * (x1 - x0));                                          \
-                    for (int64_t q = 0; q < nq; q++)                                                       \
-                        o[q0 + q] = is_max ? (T)acc[q]                                                     \
-                                    : r->padded_avg ? (T)acc[q] / (T)cnt                                   \
-                                                    : (T)(acc[q] * (1.0 / (double)(G->kh * G->kw)));       \
-                }                                                                                          \
-            }                                                                                              \
-    } while (0)
-
-enum { POOL_CH = 64 };   /* channels per pass: the accumulators stay in registers or L1 */
-
-TG_VECTOR_CLONES static void pool_rows(void *p, int64_t r0, int64_t r1)
+static void pool_rows(void *p, int64_t r0, int64_t r1)
 {
     const pool_ctx *r = p;
     bool is_max = r->c->op == TG_OP_MAX_POOL2D;
     if (r->out->dtype == TG_F32)
-        POOL_ROWS(float);
+        pool_rows_f32(r, r0, r1, is_max);
     else
-        POOL_ROWS(double);
+        pool_rows_f64(r, r0, r1, is_max);
 }
 
 /* The image x (in[0]) against the windows of the output-shaped in[1], in[2]; or, for
@@ -444,76 +378,14 @@ bool tg__pool_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-/* Gradients, over images [i0, i1): windows of one image touch only that image, and each
- * image's windows are taken in the chain's order, so each pixel adds up in the same order.
- *   max_pool2d_grad:   dx[pos] += (1 / ties) * dy[w] for the window's ties
- *   max_pool2d_gather: g[w] = sum over ties of (1 / ties) * h[pos]
- *   avg_pool2d_grad:   dx[pos] += dy[w] / count
- * Channels are the inner loop, POOL_CH at a time. */
-#define POOL_GRAD_IMAGES(T)                                                                                \
-    do {                                                                                                   \
-        const window *G = &r->w;                                                                           \
-        bool avg = op == TG_OP_AVG_POOL2D_GRAD, gather = op == TG_OP_MAX_POOL2D_GATHER;                    \
-        const T *x_ = avg ? NULL : (const T *)r->c->in[0]->data;                                           \
-        const T *y_ = avg ? NULL : (const T *)r->c->in[1]->data;                                           \
-        const T *d_ = r->c->in[r->c->n - 1]->data;                                                         \
-        T *o_ = r->out->data, share[POOL_CH], sum[POOL_CH];                                                \
-        if (!gather)                                                                                       \
-            memset(PIXEL(o_, G, i0, 0, 0), 0, sizeof(T) * (size_t)((i1 - i0) * G->h * G->w * G->c));       \
-        for (int64_t n = i0; n < i1; n++)                                                                  \
-            for (int64_t oy = 0; oy < G->oh; oy++)                                                         \
-                for (int64_t ox = 0; ox < G->ow; ox++) {                                                   \
-                    int64_t y0, y1, x0, x1;                                                                \
-                    window_span(G, oy, ox, &y0, &y1, &x0, &x1);                                            \
-                    T cnt = (T)(r->padded_avg ? (y1 - y0) * (x1 - x0) : G->kh * G->kw);                   \
-                    for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {                                       \
-                        int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;                            \
-                        const T *y = avg ? NULL : CELL(y_, G, n, oy, ox) + q0;                             \
-                        const T *dy = gather ? NULL : CELL(d_, G, n, oy, ox) + q0;                         \
-                        if (avg) {                                                                         \
-                            for (int64_t q = 0; q < nq; q++)                                               \
-                                share[q] = dy[q] / cnt;                                                    \
-                        } else {                                                                           \
-                            for (int64_t q = 0; q < nq; q++)                                               \
-                                share[q] = 0;                                                              \
-                            for (int64_t iy = y0; iy < y1; iy++)                                           \
-                                for (int64_t ix = x0; ix < x1; ix++) {                                     \
-                                    const T *px = PIXEL(x_, G, n, iy, ix) + q0;                            \
-                                    for (int64_t q = 0; q < nq; q++)                                       \
-                                        share[q] += px[q] == y[q];                                         \
-                                }                                                                          \
-                            for (int64_t q = 0; q < nq; q++) /* ties -> 1 / ties (* dy) */                 \
-                                share[q] = gather ? (T)1 / share[q] : (T)1 / share[q] * dy[q];             \
-                        }                                                                                  \
-                        for (int64_t q = 0; q < nq; q++)                                                   \
-                            sum[q] = 0;                                                                    \
-                        for (int64_t iy = y0; iy < y1; iy++)                                               \
-                            for (int64_t ix = x0; ix < x1; ix++) {                                         \
-                                int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;                          \
-                                if (avg)                                                                   \
-                                    for (int64_t q = 0; q < nq; q++)                                       \
-                                        o_[at + q] += share[q];                                            \
-                                else if (gather)                                                           \
-                                    for (int64_t q = 0; q < nq; q++)                                       \
-                                        sum[q] += x_[at + q] == y[q] ? share[q] * d_[at + q] : 0;          \
-                                else                                                                       \
-                                    for (int64_t q = 0; q < nq; q++)                                       \
-                                        o_[at + q] += x_[at + q] == y[q] ? share[q] : 0;                   \
-                            }                                                                              \
-                        if (gather)                                                                        \
-                            memcpy(CELL(o_, G, n, oy, ox) + q0, sum, sizeof(T) * (size_t)nq);              \
-                    }                                                                                      \
-                }                                                                                          \
-    } while (0)
-
-TG_VECTOR_CLONES static void pool_grad_images(void *p, int64_t i0, int64_t i1)
+static void pool_grad_images(void *p, int64_t i0, int64_t i1)
 {
     const pool_ctx *r = p;
     tg_op_kind op = r->c->op;
     if (r->out->dtype == TG_F32)
-        POOL_GRAD_IMAGES(float);
+        pool_grad_images_f32(r, i0, i1, op);
     else
-        POOL_GRAD_IMAGES(double);
+        pool_grad_images_f64(r, i0, i1, op);
 }
 
 bool tg__max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
@@ -613,7 +485,6 @@ bool tg__avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     dx[0] = TG__APPLY(g->loc, TG_OP_AVG_POOL2D, g->a, g->dy);
     return dx[0] != NULL;
 }
-
 
 /* Strides {0, 0} mean "the pool size", as Keras's strides=None. */
 static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const tg_pool2d_opts *o, window *w)

@@ -59,45 +59,36 @@ typedef struct rows_ctx {
     int64_t len;   /* elements per row */
 } rows_ctx;
 
-/* The activations of activation.c, written the same way so the values are the same. */
-#define BIAS_ACT_ROWS(T)                                                                           \
-    do {                                                                                           \
-        const T *x_ = (const T *)r->c->in[0]->data + r0 * n, *b_ = r->c->in[1]->data;              \
-        T *o_ = (T *)r->out->data + r0 * n;                                                        \
-        for (int64_t row = r0; row < r1; row++, x_ += n, o_ += n)                                  \
-            switch (act) {                                                                         \
-            case TG_BIAS_RELU:                                                                     \
-                for (int64_t j = 0; j < n; j++) {                                                  \
-                    T v = x_[j] + b_[j];                                                           \
-                    o_[j] = v <= 0 ? 0 : v; /* NaN passes, as tg_relu */                           \
-                }                                                                                  \
-                break;                                                                             \
-            case TG_BIAS_SIGMOID:                                                                  \
-                for (int64_t j = 0; j < n; j++) {                                                  \
-                    T v = x_[j] + b_[j];                                                           \
-                    o_[j] = v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v));                    \
-                }                                                                                  \
-                break;                                                                             \
-            case TG_BIAS_TANH:                                                                     \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    o_[j] = tanh(x_[j] + b_[j]);                                                   \
-                break;                                                                             \
-            default:                                                                               \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    o_[j] = x_[j] + b_[j];                                                         \
-                break;                                                                             \
-            }                                                                                      \
-    } while (0)
+static int64_t label_at(const tg_tensor *labels, int64_t i)
+{
+    return labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
+}
 
-TG_VECTOR_CLONES static void bias_act_rows(void *p, int64_t r0, int64_t r1)
+typedef struct xent_ctx {
+    const tg_call *c;
+    tg_tensor *out;
+    int64_t len;
+    bool sparse;
+} xent_ctx;
+
+#define T float
+#define SFX f32
+#include "fused_tmpl.h"
+#undef T
+#undef SFX
+#define T double
+#define SFX f64
+#include "fused_tmpl.h"
+#undef T
+#undef SFX
+
+static void bias_act_rows(void *p, int64_t r0, int64_t r1)
 {
     const rows_ctx *r = p;
-    int64_t n = r->len;
-    int act = (int)r->c->a->act;
     if (r->out->dtype == TG_F32)
-        BIAS_ACT_ROWS(float);
+        bias_act_rows_f32(r, r0, r1);
     else
-        BIAS_ACT_ROWS(double);
+        bias_act_rows_f64(r, r0, r1);
 }
 
 bool tg__bias_act_forward(const tg_call *c, tg_tensor *out)
@@ -124,7 +115,6 @@ bool tg__bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dz != NULL;
 }
 
-
 tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act)
 {
     return TG__APPLY(loc, TG_OP_BIAS_ADD_ACT, &(tg_attrs){.act = act}, x, bias);
@@ -148,40 +138,13 @@ bool tg__act_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-/* The unfused backward rules' formulas and order: relu where(y > 0, dy, 0), sigmoid
- * dy * (y * (1 - y)), tanh dy * (1 - y * y). */
-#define ACT_GRAD_LOOP(T)                                                                           \
-    do {                                                                                           \
-        const T *y_ = (const T *)r->c->in[0]->data, *d_ = r->c->in[1]->data;                       \
-        T *o_ = r->out->data;                                                                      \
-        switch (act) {                                                                             \
-        case TG_BIAS_RELU:                                                                         \
-            for (int64_t i = b; i < e; i++)                                                        \
-                o_[i] = y_[i] > 0 ? d_[i] : 0;                                                     \
-            break;                                                                                 \
-        case TG_BIAS_SIGMOID:                                                                      \
-            for (int64_t i = b; i < e; i++)                                                        \
-                o_[i] = d_[i] * (y_[i] * (1 - y_[i]));                                             \
-            break;                                                                                 \
-        case TG_BIAS_TANH:                                                                         \
-            for (int64_t i = b; i < e; i++)                                                        \
-                o_[i] = d_[i] * (1 - y_[i] * y_[i]);                                               \
-            break;                                                                                 \
-        default:                                                                                   \
-            for (int64_t i = b; i < e; i++)                                                        \
-                o_[i] = d_[i];                                                                     \
-            break;                                                                                 \
-        }                                                                                          \
-    } while (0)
-
-TG_VECTOR_CLONES static void act_grad_range(void *p, int64_t b, int64_t e)
+static void act_grad_range(void *p, int64_t b, int64_t e)
 {
     const rows_ctx *r = p;
-    int act = (int)r->c->a->act;
     if (r->out->dtype == TG_F32)
-        ACT_GRAD_LOOP(float);
+        act_grad_range_f32(r, b, e);
     else
-        ACT_GRAD_LOOP(double);
+        act_grad_range_f64(r, b, e);
 }
 
 bool tg__act_grad_forward(const tg_call *c, tg_tensor *out)
@@ -205,7 +168,6 @@ bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
         dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_mul_at(l, y, scalar_like(l, y, -2)));
     return true;
 }
-
 
 /* ---- softmax cross-entropy from logits ------------------------------------------------------------- */
 /* labels (c->in[0]) against logits (c->in[1]): integer labels of logits' shape without
@@ -271,55 +233,13 @@ static bool xent_shape_any(const tg_call *c, tg_shape *shape, tg_dtype *dtype, b
 bool tg__sparse_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, true); }
 bool tg__dense_xent_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return xent_shape_any(c, s, d, false); }
 
-static int64_t label_at(const tg_tensor *labels, int64_t i)
-{
-    return labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
-}
-
-/* Per row of logits z: m = max z, s = sum exp(z - m), ls = log s, as log_softmax does;
- * log_softmax(z)_j = z_j - m - ls. The loss is -log_softmax(z)[label], or, with float
- * labels, -sum_j labels_j * log_softmax(z)_j summed in double as tg_sum does. */
-#define XENT_ROWS(T)                                                                               \
-    do {                                                                                           \
-        const T *z_ = (const T *)r->c->in[1]->data;                                                \
-        const tg_tensor *lab_ = r->c->in[0];                                                       \
-        T *o_ = r->out->data;                                                                      \
-        for (int64_t row = r0; row < r1; row++) {                                                  \
-            const T *zl = z_ + row * n;                                                            \
-            T m = -INFINITY, s = 0;                                                                \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                m = zl[j] > m ? zl[j] : m;                                                         \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                s += exp(zl[j] - m);                                                               \
-            T ls = log(s);                                                                         \
-            if (sparse) {                                                                          \
-                o_[row] = -(zl[label_at(lab_, row)] - m - ls);                                     \
-            } else {                                                                               \
-                const T *yl = (const T *)lab_->data + row * n;                                     \
-                double acc = 0;                                                                    \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    acc = acc + (double)(T)(yl[j] * (zl[j] - m - ls));                             \
-                o_[row] = -(T)acc;                                                                 \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-typedef struct xent_ctx {
-    const tg_call *c;
-    tg_tensor *out;
-    int64_t len;
-    bool sparse;
-} xent_ctx;
-
 static void xent_rows(void *p, int64_t r0, int64_t r1)
 {
     const xent_ctx *r = p;
-    int64_t n = r->len;
-    bool sparse = r->sparse;
     if (r->out->dtype == TG_F32)
-        XENT_ROWS(float);
+        xent_rows_f32(r, r0, r1);
     else
-        XENT_ROWS(double);
+        xent_rows_f64(r, r0, r1);
 }
 
 bool tg__xent_forward(const tg_call *c, tg_tensor *out)
@@ -350,7 +270,6 @@ bool tg__xent_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return !tg__grad_wanted(g, 1) || dx[1];
 }
 
-
 tg_tensor *tg_sparse_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits)
 {
     return TG__APPLY(loc, TG_OP_SPARSE_SOFTMAX_XENT, NULL, labels, logits);
@@ -380,42 +299,13 @@ bool tg__xent_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-#define XENT_GRAD_ROWS(T)                                                                          \
-    do {                                                                                           \
-        const T *z_ = (const T *)r->c->in[1]->data, *dy_ = r->c->in[2]->data;                      \
-        const tg_tensor *lab_ = r->c->in[0];                                                       \
-        T *o_ = r->out->data;                                                                      \
-        for (int64_t row = r0; row < r1; row++) {                                                  \
-            const T *zl = z_ + row * n;                                                            \
-            T *ol = o_ + row * n, m = -INFINITY, s = 0, d = dy_[row];                              \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                m = zl[j] > m ? zl[j] : m;                                                         \
-            for (int64_t j = 0; j < n; j++)                                                        \
-                s += (ol[j] = exp(zl[j] - m));                                                     \
-            if (sparse) {                                                                          \
-                int64_t y = label_at(lab_, row);                                                   \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    ol[j] = d * (ol[j] / s - (j == y));                                            \
-            } else {                                                                               \
-                const T *yl = (const T *)lab_->data + row * n;                                     \
-                T total = 0;                                                                       \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    total += yl[j];                                                                \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    ol[j] = d * (ol[j] / s * total - yl[j]);                                       \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
 static void xent_grad_rows(void *p, int64_t r0, int64_t r1)
 {
     const xent_ctx *r = p;
-    int64_t n = r->len;
-    bool sparse = r->sparse;
     if (r->out->dtype == TG_F32)
-        XENT_GRAD_ROWS(float);
+        xent_grad_rows_f32(r, r0, r1);
     else
-        XENT_GRAD_ROWS(double);
+        xent_grad_rows_f64(r, r0, r1);
 }
 
 bool tg__xent_grad_forward(const tg_call *c, tg_tensor *out)

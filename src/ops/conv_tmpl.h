@@ -1,0 +1,150 @@
+/* The window loops of conv.c for one float type, included by conv.c once per dtype with
+ * T (float or double) and SFX (f32 or f64) defined, after the window, pool_ctx,
+ * window_span, PIXEL, CELL and POOL_CH it uses. */
+
+#define TG_CAT_(a, b) a##_##b
+#define TG_CAT(a, b) TG_CAT_(a, b)
+#define FN(name) TG_CAT(name, SFX)
+
+/* For every output position and window row: the image row segment it covers. `add`
+ * selects col2im (accumulate into the image) over im2col (copy into the patch, `pad`
+ * where the window leaves the image). */
+static void FN(window_copy)(T *img, T *cols, const window *G, T pad, bool add)
+{
+    const int64_t C = G->c, K = patch_len(G);
+    for (int64_t n = 0; n < G->n; n++)
+        for (int64_t y = 0; y < G->oh; y++)
+            for (int64_t x = 0; x < G->ow; x++) {
+                T *row = cols + ((n * G->oh + y) * G->ow + x) * K;
+                int64_t ix0 = x * G->sw - G->pl;
+                for (int64_t a = 0; a < G->kh; a++) {
+                    T *seg = row + a * G->kw * C;
+                    int64_t iy = y * G->sh - G->pt + a;
+                    bool rin = iy >= 0 && iy < G->h;
+                    T *src = rin ? img + ((n * G->h + iy) * G->w) * C : NULL;
+                    if (!add && rin && ix0 >= 0 && ix0 + G->kw <= G->w) {
+                        memcpy(seg, src + ix0 * C, sizeof(T) * (size_t)(G->kw * C));
+                        continue; /* the whole window row lies inside the image */
+                    }
+                    for (int64_t b = 0; b < G->kw; b++) {
+                        int64_t ix = ix0 + b;
+                        T *d = seg + b * C;
+                        bool inside = rin && ix >= 0 && ix < G->w;
+                        if (add) {
+                            if (inside)
+                                for (int64_t q = 0; q < C; q++)
+                                    src[ix * C + q] += d[q];
+                        } else if (inside) {
+                            memcpy(d, src + ix * C, sizeof(T) * (size_t)C);
+                        } else {
+                            for (int64_t q = 0; q < C; q++)
+                                d[q] = pad;
+                        }
+                    }
+                }
+            }
+}
+
+/* Forward, over output rows [r0, r1) (row = n * oh + oy). Max: NaN wins, as tg_max. Avg:
+ * double sums, as tg_mean and tg_sum. */
+TG_VECTOR_CLONES static void FN(pool_rows)(const pool_ctx *r, int64_t r0, int64_t r1, bool is_max)
+{
+    const window *G = &r->w;
+    const T *x_ = r->c->in[0]->data;
+    T *o_ = r->out->data;
+    double acc[POOL_CH];
+    for (int64_t row = r0; row < r1; row++)
+        for (int64_t ox = 0; ox < G->ow; ox++) {
+            int64_t n = row / G->oh, oy = row % G->oh, y0, y1, x0, x1;
+            window_span(G, oy, ox, &y0, &y1, &x0, &x1);
+            T *o = CELL(o_, G, n, oy, ox);
+            for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {
+                int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;
+                for (int64_t q = 0; q < nq; q++)
+                    acc[q] = is_max ? -INFINITY : 0.0;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        const T *src = PIXEL(x_, G, n, iy, ix) + q0;
+                        if (is_max)
+                            for (int64_t q = 0; q < nq; q++) {
+                                double v = src[q];
+                                acc[q] = v > acc[q] || v != v ? v : acc[q];
+                            }
+                        else
+                            for (int64_t q = 0; q < nq; q++)
+                                acc[q] += (double)src[q];
+                    }
+                double cnt = (double)((y1 - y0) * (x1 - x0));
+                for (int64_t q = 0; q < nq; q++)
+                    o[q0 + q] = is_max ? (T)acc[q]
+                                : r->padded_avg ? (T)acc[q] / (T)cnt
+                                                : (T)(acc[q] * (1.0 / (double)(G->kh * G->kw)));
+            }
+        }
+}
+
+/* Gradients, over images [i0, i1): windows of one image touch only that image, and each
+ * image's windows are taken in the chain's order, so each pixel adds up in the same order.
+ *   max_pool2d_grad:   dx[pos] += (1 / ties) * dy[w] for the window's ties
+ *   max_pool2d_gather: g[w] = sum over ties of (1 / ties) * h[pos]
+ *   avg_pool2d_grad:   dx[pos] += dy[w] / count
+ * Channels are the inner loop, POOL_CH at a time. */
+TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0, int64_t i1, tg_op_kind op)
+{
+    const window *G = &r->w;
+    bool avg = op == TG_OP_AVG_POOL2D_GRAD, gather = op == TG_OP_MAX_POOL2D_GATHER;
+    const T *x_ = avg ? NULL : (const T *)r->c->in[0]->data;
+    const T *y_ = avg ? NULL : (const T *)r->c->in[1]->data;
+    const T *d_ = r->c->in[r->c->n - 1]->data;
+    T *o_ = r->out->data, share[POOL_CH], sum[POOL_CH];
+    if (!gather)
+        memset(PIXEL(o_, G, i0, 0, 0), 0, sizeof(T) * (size_t)((i1 - i0) * G->h * G->w * G->c));
+    for (int64_t n = i0; n < i1; n++)
+        for (int64_t oy = 0; oy < G->oh; oy++)
+            for (int64_t ox = 0; ox < G->ow; ox++) {
+                int64_t y0, y1, x0, x1;
+                window_span(G, oy, ox, &y0, &y1, &x0, &x1);
+                T cnt = (T)(r->padded_avg ? (y1 - y0) * (x1 - x0) : G->kh * G->kw);
+                for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {
+                    int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;
+                    const T *y = avg ? NULL : CELL(y_, G, n, oy, ox) + q0;
+                    const T *dy = gather ? NULL : CELL(d_, G, n, oy, ox) + q0;
+                    if (avg) {
+                        for (int64_t q = 0; q < nq; q++)
+                            share[q] = dy[q] / cnt;
+                    } else {
+                        for (int64_t q = 0; q < nq; q++)
+                            share[q] = 0;
+                        for (int64_t iy = y0; iy < y1; iy++)
+                            for (int64_t ix = x0; ix < x1; ix++) {
+                                const T *px = PIXEL(x_, G, n, iy, ix) + q0;
+                                for (int64_t q = 0; q < nq; q++)
+                                    share[q] += px[q] == y[q];
+                            }
+                        for (int64_t q = 0; q < nq; q++) /* ties -> 1 / ties (* dy) */
+                            share[q] = gather ? (T)1 / share[q] : (T)1 / share[q] * dy[q];
+                    }
+                    for (int64_t q = 0; q < nq; q++)
+                        sum[q] = 0;
+                    for (int64_t iy = y0; iy < y1; iy++)
+                        for (int64_t ix = x0; ix < x1; ix++) {
+                            int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
+                            if (avg)
+                                for (int64_t q = 0; q < nq; q++)
+                                    o_[at + q] += share[q];
+                            else if (gather)
+                                for (int64_t q = 0; q < nq; q++)
+                                    sum[q] += x_[at + q] == y[q] ? share[q] * d_[at + q] : 0;
+                            else
+                                for (int64_t q = 0; q < nq; q++)
+                                    o_[at + q] += x_[at + q] == y[q] ? share[q] : 0;
+                        }
+                    if (gather)
+                        memcpy(CELL(o_, G, n, oy, ox) + q0, sum, sizeof(T) * (size_t)nq);
+                }
+            }
+}
+
+#undef FN
+#undef TG_CAT
+#undef TG_CAT_

@@ -1,0 +1,130 @@
+/* The fused kernels of fused.c for one float type, included by fused.c once per dtype
+ * with T (float or double) and SFX (f32 or f64) defined, after rows_ctx, xent_ctx and
+ * label_at. */
+
+#define TG_CAT_(a, b) a##_##b
+#define TG_CAT(a, b) TG_CAT_(a, b)
+#define FN(name) TG_CAT(name, SFX)
+
+/* The activations of activation.c, written the same way so the values are the same. */
+TG_VECTOR_CLONES static void FN(bias_act_rows)(const rows_ctx *r, int64_t r0, int64_t r1)
+{
+    int64_t n = r->len;
+    int act = r->c->a->act;
+    const T *x = (const T *)r->c->in[0]->data + r0 * n, *bias = r->c->in[1]->data;
+    T *o = (T *)r->out->data + r0 * n;
+    for (int64_t row = r0; row < r1; row++, x += n, o += n)
+        switch (act) {
+        case TG_BIAS_RELU:
+            for (int64_t j = 0; j < n; j++) {
+                T v = x[j] + bias[j];
+                o[j] = v <= 0 ? 0 : v; /* NaN passes, as tg_relu */
+            }
+            break;
+        case TG_BIAS_SIGMOID:
+            for (int64_t j = 0; j < n; j++) {
+                T v = x[j] + bias[j];
+                o[j] = v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v));
+            }
+            break;
+        case TG_BIAS_TANH:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = tanh(x[j] + bias[j]);
+            break;
+        default:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = x[j] + bias[j];
+            break;
+        }
+}
+
+/* The unfused backward rules' formulas and order: relu where(y > 0, dy, 0), sigmoid
+ * dy * (y * (1 - y)), tanh dy * (1 - y * y). */
+TG_VECTOR_CLONES static void FN(act_grad_range)(const rows_ctx *r, int64_t b, int64_t e)
+{
+    int act = r->c->a->act;
+    const T *y = (const T *)r->c->in[0]->data, *dy = r->c->in[1]->data;
+    T *o = r->out->data;
+    switch (act) {
+    case TG_BIAS_RELU:
+        for (int64_t i = b; i < e; i++)
+            o[i] = y[i] > 0 ? dy[i] : 0;
+        break;
+    case TG_BIAS_SIGMOID:
+        for (int64_t i = b; i < e; i++)
+            o[i] = dy[i] * (y[i] * (1 - y[i]));
+        break;
+    case TG_BIAS_TANH:
+        for (int64_t i = b; i < e; i++)
+            o[i] = dy[i] * (1 - y[i] * y[i]);
+        break;
+    default:
+        for (int64_t i = b; i < e; i++)
+            o[i] = dy[i];
+        break;
+    }
+}
+
+/* Per row of logits z: m = max z, s = sum exp(z - m), ls = log s, as log_softmax does;
+ * log_softmax(z)_j = z_j - m - ls. The loss is -log_softmax(z)[label], or, with float
+ * labels, -sum_j labels_j * log_softmax(z)_j summed in double as tg_sum does. */
+static void FN(xent_rows)(const xent_ctx *r, int64_t r0, int64_t r1)
+{
+    int64_t n = r->len;
+    bool sparse = r->sparse;
+    const T *z = (const T *)r->c->in[1]->data;
+    const tg_tensor *lab = r->c->in[0];
+    T *o = r->out->data;
+    for (int64_t row = r0; row < r1; row++) {
+        const T *zl = z + row * n;
+        T m = -INFINITY, s = 0;
+        for (int64_t j = 0; j < n; j++)
+            m = zl[j] > m ? zl[j] : m;
+        for (int64_t j = 0; j < n; j++)
+            s += exp(zl[j] - m);
+        T ls = log(s);
+        if (sparse) {
+            o[row] = -(zl[label_at(lab, row)] - m - ls);
+        } else {
+            const T *yl = (const T *)lab->data + row * n;
+            double acc = 0;
+            for (int64_t j = 0; j < n; j++)
+                acc = acc + (double)(T)(yl[j] * (zl[j] - m - ls));
+            o[row] = -(T)acc;
+        }
+    }
+}
+
+/* Per row: dy * (softmax(z) * sum(labels) - labels), one-hot for integer labels. */
+static void FN(xent_grad_rows)(const xent_ctx *r, int64_t r0, int64_t r1)
+{
+    int64_t n = r->len;
+    bool sparse = r->sparse;
+    const T *z = (const T *)r->c->in[1]->data, *dy = r->c->in[2]->data;
+    const tg_tensor *lab = r->c->in[0];
+    T *o = r->out->data;
+    for (int64_t row = r0; row < r1; row++) {
+        const T *zl = z + row * n;
+        T *ol = o + row * n, m = -INFINITY, s = 0, d = dy[row];
+        for (int64_t j = 0; j < n; j++)
+            m = zl[j] > m ? zl[j] : m;
+        for (int64_t j = 0; j < n; j++)
+            s += (ol[j] = exp(zl[j] - m));
+        if (sparse) {
+            int64_t y = label_at(lab, row);
+            for (int64_t j = 0; j < n; j++)
+                ol[j] = d * (ol[j] / s - (j == y));
+        } else {
+            const T *yl = (const T *)lab->data + row * n;
+            T total = 0;
+            for (int64_t j = 0; j < n; j++)
+                total += yl[j];
+            for (int64_t j = 0; j < n; j++)
+                ol[j] = d * (ol[j] / s * total - yl[j]);
+        }
+    }
+}
+
+#undef FN
+#undef TG_CAT
+#undef TG_CAT_
