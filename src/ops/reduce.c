@@ -142,47 +142,45 @@ typedef struct pass_ctx {
 typedef void (*run_fn)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64_t ostep);
 
 /* Integer sums wrap (as TF's do) instead of overflowing into undefined behaviour. */
-#define ADD_FLOAT(a, b) ((a) + (b))
-#define ADD_INT(a, b) ((int64_t)((uint64_t)(a) + (uint64_t)(b)))
+static inline int64_t add_wrapping(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
 
-/* One loop over a run per pass (the switch stays outside the loop). */
-#define RUN_LOOP(STEP)                          \
-    for (int64_t k = 0; k < n; k++) {           \
-        acc_t *d = acc + k * os;                \
-        elem_t v = x[k];                        \
-        STEP;                                   \
-    }                                           \
-    break
-
-/* Combines n contiguous inputs from x[in] into acc[out + k * os] (os 0 or 1). NaN wins
- * max and min, as in numpy. */
-#define DEFINE_RUN(T, A, ADD, SUF)                                                                 \
-    static void run_##SUF(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64_t os)        \
-    {                                                                                              \
-        typedef T elem_t;                                                                          \
-        typedef A acc_t;                                                                           \
-        const T *x = (const T *)c->x + in;                                                         \
-        A *acc = (A *)c->acc + out;                                                                \
-        const double *ref = c->ref ? c->ref + out : NULL;                                          \
-        if (c->pass == P_SUM && os == 0) { /* the common inner sum: keep it in a register */      \
-            A s = *acc;                                                                            \
-            for (int64_t k = 0; k < n; k++)                                                        \
-                s = ADD(s, (A)x[k]);                                                               \
-            *acc = s;                                                                              \
-            return;                                                                                \
-        }                                                                                          \
-        switch (c->pass) {                                                                         \
-        case P_SUM: RUN_LOOP(*d = ADD(*d, (A)v));                                                  \
-        case P_MAX: RUN_LOOP(if (v > *d || v != v) *d = v);                                        \
-        case P_MIN: RUN_LOOP(if (v < *d || v != v) *d = v);                                        \
-        case P_EXPSUM: RUN_LOOP(*d += (A)exp((double)v - ref[k * os]));                            \
-        case P_SQDEV: RUN_LOOP(double e = (double)v - ref[k * os]; *d += (A)(e * e));              \
-        }                                                                                          \
-    }
-DEFINE_RUN(float, double, ADD_FLOAT, f32)
-DEFINE_RUN(double, double, ADD_FLOAT, f64)
-DEFINE_RUN(int32_t, int64_t, ADD_INT, i32)
-DEFINE_RUN(int64_t, int64_t, ADD_INT, i64)
+/* The kernels for one element type (reduce_tmpl.h): run_<SFX> combines n contiguous
+ * inputs into the accumulators, arg_<SFX> scans for argmax and argmin. */
+#define T float
+#define A double
+#define ADD(a, b) ((a) + (b))
+#define ISNAN(v) ((v) != (v))
+#define SFX f32
+#include "reduce_tmpl.h"
+#undef T
+#undef SFX
+#define T double
+#define SFX f64
+#include "reduce_tmpl.h"
+#undef T
+#undef A
+#undef ADD
+#undef ISNAN
+#undef SFX
+#define T int32_t
+#define A int64_t
+#define ADD(a, b) add_wrapping(a, b)
+#define ISNAN(v) false
+#define SFX i32
+#include "reduce_tmpl.h"
+#undef T
+#undef SFX
+#define T int64_t
+#define SFX i64
+#include "reduce_tmpl.h"
+#undef T
+#undef A
+#undef ADD
+#undef ISNAN
+#undef SFX
 
 /* ---- the three common shapes of a reduction, spread over the loop pool --------------------- */
 /* Each output is computed by one thread in the serial order, or (a whole contiguous
@@ -226,7 +224,7 @@ static void combine(enum pass pass, tg_dtype dtype, void *acc, const void *part)
     if (!tg_dtype_is_float(dtype)) {
         int64_t *a = acc, v = *(const int64_t *)part;
         if (pass == P_SUM)
-            *a = ADD_INT(*a, v);
+            *a = add_wrapping(*a, v);
         else if (pass == P_MAX ? v > *a : v < *a)
             *a = v;
         return;
@@ -484,31 +482,6 @@ bool tg__arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-/* Scans x as [outer, n, inner] along the middle axis; the first index wins ties, as TF,
- * and the first NaN wins over numbers, as numpy. `best` holds `inner` values. */
-#define DEFINE_ARG(T, SUF)                                                                          \
-    static void arg_##SUF(const T *x, int64_t outer, int64_t n, int64_t inner, bool want_max,       \
-                          int64_t *idx, T *best)                                                    \
-    {                                                                                               \
-        for (int64_t o = 0; o < outer; o++, x += n * inner, idx += inner) {                        \
-            memcpy(best, x, sizeof(T) * (size_t)inner);                                             \
-            memset(idx, 0, sizeof(int64_t) * (size_t)inner);                                        \
-            for (int64_t j = 1; j < n; j++) {                                                       \
-                const T *row = x + j * inner;                                                       \
-                for (int64_t i = 0; i < inner; i++) {                                               \
-                    T v = row[i], b = best[i];                                                      \
-                    if ((want_max ? v > b : v < b) || (v != v && b == b)) {                         \
-                        best[i] = v;                                                                \
-                        idx[i] = j;                                                                 \
-                    }                                                                               \
-                }                                                                                   \
-            }                                                                                       \
-        }                                                                                           \
-    }
-DEFINE_ARG(float, f32)
-DEFINE_ARG(double, f64)
-DEFINE_ARG(int32_t, i32)
-DEFINE_ARG(int64_t, i64)
 
 bool tg__arg_forward(const tg_call *c, tg_tensor *out)
 {
