@@ -3,14 +3,16 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
+# Extra configure options, e.g. CMAKE_ARGS=-DTG_WERROR=ON (as CI builds).
+CMAKE_ARGS ?=
 
-.PHONY: all build test test-asan test-tsan fuzz run bench install clean deps
+.PHONY: all build test test-asan test-tsan fuzz run bench install clean deps format
 
 all: build
 
 $(BUILD)/Makefile:
 	@command -v $(CMAKE) >/dev/null || $(MAKE) --no-print-directory deps
-	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 
 build: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -20,7 +22,7 @@ test: build
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan:
-	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON $(CMAKE_ARGS)
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
@@ -28,7 +30,7 @@ test-asan:
 # state); tsan_canary proves the checker is on. halt_on_error: a race fails its test.
 TSAN_BUILD ?= build-tsan
 test-tsan:
-	$(CMAKE) -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE_THREAD=ON
+	$(CMAKE) -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE_THREAD=ON $(CMAKE_ARGS)
 	$(CMAKE) --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
@@ -38,7 +40,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= safetensors idx npy csv spec model opgraph
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and its fuzzer runtime: make deps" >&2; exit 1; }
-	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_FUZZ=ON -DTG_BUILD_TESTS=OFF
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_FUZZ=ON -DTG_BUILD_TESTS=OFF $(CMAKE_ARGS)
 	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
@@ -53,6 +55,10 @@ bench: build
 
 install: build
 	$(CMAKE) --install $(BUILD)
+
+# Lays out every C file as .clang-format says (CI checks it with tools/format.sh --check).
+format:
+	./tools/format.sh
 
 # Debian packages the build and the main job use (needs root; prints the command otherwise).
 deps:

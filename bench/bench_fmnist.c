@@ -188,7 +188,7 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f test_acc=%.4f "
            "peak_rss_mb=%.1f gemm=%s\n", cnn ? "cnn" : "mlp", (long long)batch, epochs, (long long)n, median, acc,
-           (double)ru.ru_maxrss / 1024.0, tg_gemm_backend());
+           (double)ru.ru_maxrss / 1024.0, tg__gemm_backend());
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(outer);

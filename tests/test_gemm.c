@@ -67,10 +67,10 @@ static int check_case(const char *name, gemm64_fn k64, gemm32_fn k32, bool ta, b
     float *c32 = to_f32(C.v, nc), *r32 = to_f32(C.v, nc);
     if (!k64(ta, tb, M, N, K, alpha, A.v, A.ld, B.v, B.ld, beta, c64, C.ld) && bad++ == 0)
         printf("  %s reported no memory\n", name);
-    tg_gemm_ref_f64(ta, tb, M, N, K, alpha, A.v, A.ld, B.v, B.ld, beta, r64, C.ld);
+    tg__gemm_ref_f64(ta, tb, M, N, K, alpha, A.v, A.ld, B.v, B.ld, beta, r64, C.ld);
     if (!k32(ta, tb, M, N, K, (float)alpha, a32, A.ld, b32, B.ld, (float)beta, c32, C.ld) && bad++ == 0)
         printf("  %s reported no memory\n", name);
-    tg_gemm_ref_f32(ta, tb, M, N, K, (float)alpha, a32, A.ld, b32, B.ld, (float)beta, r32, C.ld);
+    tg__gemm_ref_f32(ta, tb, M, N, K, (float)alpha, a32, A.ld, b32, B.ld, (float)beta, r32, C.ld);
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             int64_t at = i * C.ld + j;
@@ -106,14 +106,14 @@ static void check_kernel(const char *name, gemm64_fn k64, gemm32_fn k32)
 
 static void test_blocked_matches_reference(void)
 {
-    check_kernel("blocked", tg_gemm_blocked_f64, tg_gemm_blocked_f32);
+    check_kernel("blocked", tg__gemm_blocked_f64, tg__gemm_blocked_f32);
 }
 
 static void test_active_matches_reference(void)
 {
-    printf("  active GEMM backend: %s\n", tg_gemm_backend());
-    CHECK(strncmp(tg_gemm_backend(), "openblas ", 9) == 0 || strcmp(tg_gemm_backend(), "blocked") == 0);
-    check_kernel("active", tg_gemm_f64, tg_gemm_f32);
+    printf("  active GEMM backend: %s\n", tg__gemm_backend());
+    CHECK(strncmp(tg__gemm_backend(), "openblas ", 9) == 0 || strcmp(tg__gemm_backend(), "blocked") == 0);
+    check_kernel("active", tg__gemm_f64, tg__gemm_f32);
 }
 
 /* Products large enough to be split over the loop pool (rows, or columns when C is
@@ -126,7 +126,7 @@ static void test_active_split_matches_reference(void)
         tg_set_num_threads(threads);
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
             for (int t = 0; t < 4; t++)
-                CHECK(check_case("active, split", tg_gemm_f64, tg_gemm_f32, t & 1, t & 2, sizes[s][0], sizes[s][1],
+                CHECK(check_case("active, split", tg__gemm_f64, tg__gemm_f32, t & 1, t & 2, sizes[s][0], sizes[s][1],
                                  sizes[s][2], 1.5, 0.5, seed++) == 0);
     }
     tg_set_num_threads(2);
@@ -141,7 +141,7 @@ static bool coretype_was_set, num_threads_was_set;
  * kernels; a user's choice is kept; the environment is left as it was. */
 static void test_kernel_set_choice(void)
 {
-    const char *b = tg_gemm_backend();
+    const char *b = tg__gemm_backend();
     if (strncmp(b, "openblas ", 9) != 0) {
         printf("  OpenBLAS is not loaded (%s): nothing to choose\n", b);
         return;
@@ -178,9 +178,9 @@ static void test_blocked_as_active(void)
 
 static int blocked_child(void)
 {
-    printf("  child: active GEMM backend: %s\n", tg_gemm_backend());
-    CHECK(strcmp(tg_gemm_backend(), "blocked") == 0);
-    check_kernel("active (blocked)", tg_gemm_f64, tg_gemm_f32);
+    printf("  child: active GEMM backend: %s\n", tg__gemm_backend());
+    CHECK(strcmp(tg__gemm_backend(), "blocked") == 0);
+    check_kernel("active (blocked)", tg__gemm_f64, tg__gemm_f32);
     return check_failures_in_test ? 1 : 0;
 }
 
@@ -201,7 +201,7 @@ static void test_blocked_threads_same_bits(void)
         for (int k = 0; k < 3; k++) {
             tg_set_num_threads(threads[k]);
             c[k] = calloc((size_t)(M * N), sizeof(float));
-            tg_gemm_blocked_f32(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c[k], N);
+            tg__gemm_blocked_f32(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c[k], N);
         }
         CHECK(memcmp(c[0], c[1], sizeof(float) * M * N) == 0);
         CHECK(memcmp(c[0], c[2], sizeof(float) * M * N) == 0);
@@ -217,7 +217,7 @@ static void test_blocked_threads_same_bits(void)
 static void test_blocked_crosses_block_edges(void)
 {
     for (int t = 0; t < 4; t++)
-        CHECK(check_case("blocked", tg_gemm_blocked_f64, tg_gemm_blocked_f32, t & 1, t & 2, 67, 515, 259, 1.25, 0.5,
+        CHECK(check_case("blocked", tg__gemm_blocked_f64, tg__gemm_blocked_f32, t & 1, t & 2, 67, 515, 259, 1.25, 0.5,
                          100 + (uint64_t)t) == 0);
 }
 
@@ -228,8 +228,8 @@ static void test_small_by_hand(void)
     const double want[4][4] = {{39, 45, 87, 101}, {53, 61, 77, 89}, {35, 47, 79, 107}, {47, 63, 69, 93}};
     for (int t = 0; t < 4; t++) {
         double c[4] = {1, 1, 1, 1}, cb[4] = {1, 1, 1, 1};
-        tg_gemm_f64(t & 1, t & 2, 2, 2, 2, 2.0, a, 2, b, 2, 1.0, c, 2);
-        tg_gemm_blocked_f64(t & 1, t & 2, 2, 2, 2, 2.0, a, 2, b, 2, 1.0, cb, 2);
+        tg__gemm_f64(t & 1, t & 2, 2, 2, 2, 2.0, a, 2, b, 2, 1.0, c, 2);
+        tg__gemm_blocked_f64(t & 1, t & 2, 2, 2, 2, 2.0, a, 2, b, 2, 1.0, cb, 2);
         for (int i = 0; i < 4; i++) {
             CHECK_NEAR(c[i], want[t][i], 1e-14);
             CHECK_NEAR(cb[i], want[t][i], 1e-14);
@@ -241,15 +241,15 @@ static void test_small_by_hand(void)
 static void test_empty_dims(void)
 {
     float a[1] = {9}, b[1] = {9}, c[6] = {1, 2, 3, 4, 5, 6};
-    tg_gemm_f32(false, false, 2, 3, 0, 1.0f, a, 1, b, 3, 0.5f, c, 3);
+    tg__gemm_f32(false, false, 2, 3, 0, 1.0f, a, 1, b, 3, 0.5f, c, 3);
     for (int i = 0; i < 6; i++)
         CHECK_NEAR(c[i], 0.5 * (i + 1), 0);
-    tg_gemm_blocked_f32(false, false, 2, 3, 0, 1.0f, a, 1, b, 3, 0.0f, c, 3);
+    tg__gemm_blocked_f32(false, false, 2, 3, 0, 1.0f, a, 1, b, 3, 0.0f, c, 3);
     for (int i = 0; i < 6; i++)
         CHECK_NEAR(c[i], 0, 0);
     double d[2] = {7, 8};
-    tg_gemm_f64(false, false, 0, 2, 4, 1.0, NULL, 4, NULL, 2, 0.0, d, 2);
-    tg_gemm_blocked_f64(false, false, 2, 0, 4, 1.0, NULL, 4, NULL, 0, 0.0, d, 1);
+    tg__gemm_f64(false, false, 0, 2, 4, 1.0, NULL, 4, NULL, 2, 0.0, d, 2);
+    tg__gemm_blocked_f64(false, false, 2, 0, 4, 1.0, NULL, 4, NULL, 0, 0.0, d, 1);
     CHECK(d[0] == 7 && d[1] == 8);
 }
 

@@ -2,11 +2,12 @@
 # Installs the Debian packages that building, testing and the main job need, and only
 # those that are missing (libc6-dev is only a Recommends of gcc, and we install without
 # recommends, so it is listed; libclang-rt-dev, clang's fuzzer runtime for make fuzz, is
-# not even that). Quiet when everything is present; needs root to install (otherwise
+# not even that). g++ builds the test that includes the headers from C++; clang-format
+# checks the layout. Quiet when everything is present; needs root to install (otherwise
 # prints the command to run and exits 1).
 set -eu
 
-PACKAGES="cmake make gcc libc6-dev clang libclang-rt-dev libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz"
+PACKAGES="cmake make gcc g++ libc6-dev clang libclang-rt-dev clang-format libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz"
 
 missing=""
 for pkg in $PACKAGES; do

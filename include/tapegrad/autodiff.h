@@ -14,9 +14,7 @@
 
 #include "tensor.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 typedef struct tg_tape tg_tape;
 
@@ -163,7 +161,5 @@ enum { TG_CHECK_EAGER = 1, TG_CHECK_STRICT = 2, TG_CHECK_NUMERICS = 4 };
 void tg_set_check(unsigned flags);
 unsigned tg_get_check(void);
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

@@ -11,9 +11,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Each public header's declarations sit between TG_BEGIN_DECLS and TG_END_DECLS: C
+ * linkage for C++, and exported from the shared library, which hides every other
+ * symbol (it is built with -fvisibility=hidden). */
 #ifdef __cplusplus
-extern "C" {
+#define TG__LINKAGE_BEGIN extern "C" {
+#define TG__LINKAGE_END }
+#else
+#define TG__LINKAGE_BEGIN
+#define TG__LINKAGE_END
 #endif
+#if defined(__GNUC__) || defined(__clang__)
+#define TG__EXPORT_BEGIN _Pragma("GCC visibility push(default)")
+#define TG__EXPORT_END _Pragma("GCC visibility pop")
+#else
+#define TG__EXPORT_BEGIN
+#define TG__EXPORT_END
+#endif
+#define TG_BEGIN_DECLS TG__LINKAGE_BEGIN TG__EXPORT_BEGIN
+#define TG_END_DECLS TG__EXPORT_END TG__LINKAGE_END
+
+TG_BEGIN_DECLS
 
 #define TG_MAX_RANK 8
 
@@ -44,9 +62,10 @@ typedef struct tg_shape {
 #define TG_SCALAR_SHAPE ((tg_shape){.rank = 0})
 static inline tg_shape tg__shape_from(const int64_t *dims, int rank)
 {
-    tg_shape s = {.rank = rank};
-    for (int i = 0; i < rank && i < TG_MAX_RANK; i++)
-        s.dims[i] = dims[i + 1];
+    tg_shape s;   /* no designated initialiser: the header is C++ too */
+    s.rank = rank;
+    for (int i = 0; i < TG_MAX_RANK; i++)
+        s.dims[i] = i < rank ? dims[i + 1] : 0;
     return s;
 }
 
@@ -60,9 +79,10 @@ typedef struct tg_axes {
     tg__axes_from((const int[]){0, __VA_ARGS__}, (int)(sizeof((const int[]){0, __VA_ARGS__}) / sizeof(int)) - 1)
 static inline tg_axes tg__axes_from(const int *axis, int n)
 {
-    tg_axes a = {.n = n};
-    for (int i = 0; i < n && i < TG_MAX_RANK; i++)
-        a.axis[i] = axis[i + 1];
+    tg_axes a;
+    a.n = n;
+    for (int i = 0; i < TG_MAX_RANK; i++)
+        a.axis[i] = i < n ? axis[i + 1] : 0;
     return a;
 }
 
@@ -72,7 +92,11 @@ typedef struct tg_loc {
     const char *file;
     int line;
 } tg_loc;
+#ifdef __cplusplus
+#define TG_LOC (tg_loc{__FILE__, __LINE__})
+#else
 #define TG_LOC ((tg_loc){__FILE__, __LINE__})
+#endif
 
 /* Named arguments: TG__OPTS(type, defaults..., user fields...) builds an options struct
  * whose defaults the user's designated initialisers override. It is a statement
@@ -127,7 +151,5 @@ void tg_set_warning_handler(tg_warning_fn fn, void *user);
 const char *tg_last_warning(void); /* the latest warning on this thread, or NULL */
 void tg_clear_warning(void);
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

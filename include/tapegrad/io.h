@@ -22,9 +22,7 @@
 
 #include "tensor.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 /* ---- arrays: IDX (MNIST family) and NumPy .npy ------------------------------------- */
 /* In reader options, "the file's own dtype": float32 for IDX, for .npy the nearest
@@ -231,7 +229,5 @@ int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n)
 int tg_write_file_at(tg_loc loc, const char *path, const void *data, size_t size);
 #define tg_write_file(path, data, size) tg_write_file_at(TG_LOC, path, data, size)
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

@@ -21,9 +21,7 @@
 
 #include "ops.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 typedef enum tg_loss_kind {
     TG_LOSS_NONE = 0,                          /* no loss (a zeroed tg_loss) */
@@ -84,7 +82,5 @@ const char *tg_loss_name(tg_loss_kind kind);
  * "binary_crossentropy", "bce", ...), or TG_LOSS_NONE when it is unknown. */
 tg_loss_kind tg_loss_kind_from_name(const char *name);
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

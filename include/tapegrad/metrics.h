@@ -17,9 +17,7 @@
 
 #include "losses.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 typedef struct tg_metric tg_metric;
 
@@ -76,7 +74,5 @@ tg_metric_kind tg_resolve_accuracy(tg_loss_kind loss, const tg_shape *y_pred_sha
  * output unit, are sparse; anything else categorical. */
 tg_metric_kind tg_resolve_accuracy_from_shapes(const tg_shape *y_true_shape, const tg_shape *y_pred_shape);
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

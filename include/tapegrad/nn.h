@@ -24,9 +24,7 @@
 #include "autodiff.h"
 #include "ops.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 typedef struct tg_layer tg_layer;
 typedef struct tg_model tg_model;
@@ -336,7 +334,5 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o);
 void tg_model_free_at(tg_loc loc, tg_model *m);
 #define tg_model_free(m) tg_model_free_at(TG_LOC, m)
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

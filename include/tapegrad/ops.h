@@ -9,9 +9,7 @@
 
 #include "tensor.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 /* ---- element-wise, binary (broadcasting) ------------------------------------------ */
 tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
@@ -269,7 +267,5 @@ void tg_profile_reset(void);
 int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds);
 int tg_profile_print(FILE *stream);   /* 0, or -1 when the stream failed */
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

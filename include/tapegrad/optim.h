@@ -21,9 +21,7 @@
 
 #include "autodiff.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 /* ---- learning-rate schedules (keras.optimizers.schedules) ------------------------------ */
 typedef enum tg_schedule_kind {
@@ -198,7 +196,5 @@ int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars,
 #define tg_optimizer_build(opt, vars, n) tg_optimizer_build_at(TG_LOC, opt, vars, n)
 #define tg_optimizer_set_iterations(opt, iterations) tg_optimizer_set_iterations_at(TG_LOC, opt, iterations)
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

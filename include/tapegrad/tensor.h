@@ -11,9 +11,7 @@
 
 #include "base.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 typedef struct tg_tensor tg_tensor;
 typedef struct tg_scope tg_scope;
@@ -131,7 +129,5 @@ int tg_assign_sub_at(tg_loc loc, tg_tensor *var, const tg_tensor *delta);
 #define tg_assign_add(var, delta) tg_assign_add_at(TG_LOC, var, delta)
 #define tg_assign_sub(var, delta) tg_assign_sub_at(TG_LOC, var, delta)
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

@@ -19,9 +19,7 @@
 #include "nn.h"
 #include "optim.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+TG_BEGIN_DECLS
 
 /* ---- logs: named values of one step or epoch ----------------------------------------- */
 #define TG_LOGS_MAX 24
@@ -49,9 +47,10 @@ typedef struct tg_metric_list {
                     (int)(sizeof((const tg_metric_kind[]){0, __VA_ARGS__}) / sizeof(tg_metric_kind)) - 1)
 static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
 {
-    tg_metric_list l = {.n = n};
-    for (int i = 0; i < n && i < TG_MAX_METRICS; i++)
-        l.kind[i] = k[i + 1];
+    tg_metric_list l;
+    l.n = n;
+    for (int i = 0; i < TG_MAX_METRICS; i++)
+        l.kind[i] = i < n ? k[i + 1] : (tg_metric_kind)0;
     return l;
 }
 
@@ -234,7 +233,5 @@ typedef struct tg_predict_opts {
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
 #define tg_predict(m, x, ...) tg_predict_at(TG_LOC, m, x, TG__OPTS(tg_predict_opts, .batch_size = 32, __VA_ARGS__))
 
-#ifdef __cplusplus
-}
-#endif
+TG_END_DECLS
 #endif

@@ -3,7 +3,7 @@
  * row strides of the matrices as stored. With beta == 0, C is overwritten (its old
  * contents, NaN included, are ignored, as BLAS does).
  *
- * tg_gemm_* is the active kernel: OpenBLAS, loaded at the first product (gemm.c says
+ * tg__gemm_f32 and tg__gemm_f64 are the active kernel: OpenBLAS, loaded at the first product (gemm.c says
  * why at run time), or the portable blocked kernel when OpenBLAS cannot be loaded, the
  * build has it off (-DTG_USE_BLAS=OFF) or TAPEGRAD_GEMM=blocked. The blocked and naive
  * reference kernels are exported too so that tests can compare all of them whichever one
@@ -14,27 +14,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-bool tg_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+bool tg__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-bool tg_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+bool tg__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                  const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
-/* Portable cache-blocked kernel (the fallback when there is no BLAS). It and tg_gemm_*
+/* Portable cache-blocked kernel (the fallback when there is no BLAS). It and tg__gemm_*
  * return false only when the blocked kernel found no memory for the buffers that pack a
  * transposed operand (allocated once per thread); C then holds no product. */
-bool tg_gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+bool tg__gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-bool tg_gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+bool tg__gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                          int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Naive triple loop with a double accumulator: the reference for tests. */
-void tg_gemm_ref_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+void tg__gemm_ref_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void tg_gemm_ref_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+void tg__gemm_ref_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                      const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
-/* Which kernel tg_gemm_* uses: "blocked", or "openblas CORE" with OpenBLAS's kernel set
+/* Which kernel tg__gemm_* uses: "blocked", or "openblas CORE" with OpenBLAS's kernel set
  * (e.g. "openblas SkylakeX (chosen by tapegrad)"). Loads OpenBLAS if it is not yet. */
-const char *tg_gemm_backend(void);
+const char *tg__gemm_backend(void);
 
 #endif

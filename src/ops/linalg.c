@@ -87,8 +87,8 @@ static bool gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                  const void *B, int64_t ldb, void *C, int64_t ldc)
 {
     if (dt == TG_F32)
-        return tg_gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-    return tg_gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+        return tg__gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return tg__gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
 }
 
 static bool out_of_memory(const tg_call *c)
