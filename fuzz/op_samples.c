@@ -228,6 +228,50 @@ static tg_tensor *s_stack(tg_sample *s, tg_tensor *const *x)
     return tg_stack_at(LOC, (tg_tensor *[]){a, b}, 2, axis);
 }
 
+/* The pieces of a multi-output op joined back into one output that depends on each,
+ * piece k scaled by k + 1 so that a gradient sent to the wrong piece shows. */
+static tg_tensor *join_pieces(tg_tensor **piece, int n, int axis, bool stacking)
+{
+    for (int k = 0; k < n; k++)
+        piece[k] = tg_mul_at(LOC, piece[k], tg_scalar_like_at(LOC, piece[k], k + 1));
+    return stacking ? tg_stack_at(LOC, piece, n, axis) : tg_concat_at(LOC, piece, n, axis);
+}
+
+/* Equal pieces, or the first n - 1 of a given length and the last what is left. */
+static tg_tensor *s_split(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]), *piece[3];
+    if (!a)
+        return NULL;
+    int axis = (int)(tg_sample_byte(s) % (unsigned)tg_rank(a)), n = 1 + (int)(tg_sample_byte(s) % 3);
+    int64_t len = tg_shape_of(a).dims[axis], sizes[3] = {len / n, len / n, -1};
+    sizes[n - 1] = -1;
+    use(s, a);
+    bool equal = len % n == 0 && tg_sample_byte(s) % 2;
+    if (tg_split_at(LOC, a, n, piece, (tg_split_opts){.axis = axis, .sizes = equal ? NULL : sizes}) != 0)
+        return NULL;
+    return join_pieces(piece, n, axis, false);
+}
+
+static tg_tensor *s_unstack(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    if (!a)
+        return NULL;
+    int axis = (int)(tg_sample_byte(s) % (unsigned)tg_rank(a));
+    int64_t n = tg_shape_of(a).dims[axis];
+    if (n < 1 || n > 8) {   /* too long to join back piece by piece: a short vector instead */
+        a = tg_sample_fit(a, TG_SHAPE(1 + tg_sample_byte(s) % 4));
+        axis = 0;
+        n = a ? tg_shape_of(a).dims[0] : 0;
+    }
+    tg_tensor *piece[8];
+    use(s, a);
+    if (!a || tg_unstack_at(LOC, a, (int)n, piece, axis) != 0)
+        return NULL;
+    return join_pieces(piece, (int)n, axis, true);
+}
+
 static tg_tensor *s_slice(tg_sample *s, tg_tensor *const *x)
 {
     tg_tensor *a = with_axis(x[0]);
@@ -460,7 +504,8 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(ARGMAX, s_axis, 1, 0), ROW(ARGMIN, s_axis, 1, 0),   /* indices: docs */
     ROW(MATMUL, s_matmul, 2, 3),
     ROW(RESHAPE, s_reshape, 1, 1), ROW(TRANSPOSE, s_transpose, 1, 1), ROW(BROADCAST_TO, s_broadcast, 1, 1),
-    ROW(CONCAT, s_concat, 2, 3), ROW(STACK, s_stack, 2, 3), ROW(SLICE, s_slice, 1, 1), ROW(GATHER, s_gather, 1, 1),
+    ROW(CONCAT, s_concat, 2, 3), ROW(STACK, s_stack, 2, 3), ROW(SPLIT, s_split, 1, 1),
+    ROW(UNSTACK, s_unstack, 1, 1), ROW(SLICE, s_slice, 1, 1), ROW(GATHER, s_gather, 1, 1),
     ROW(SCATTER_ADD, s_scatter_add, 1, 1), ROW(ONE_HOT, s_one_hot, 0, 0), ROW(PAD, s_pad, 1, 1),
     ROW(EXTRACT_PATCHES, s_patches, 1, 1), ROW(PATCHES_TO_IMAGE, s_patches_to_image, 1, 1),
     ROW(BIAS_ADD_ACT, s_bias_add_act, 2, 3),

@@ -179,6 +179,22 @@ tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tens
 #define tg_pad(x, before, after, value) tg_pad_at(TG_LOC, x, before, after, value)
 #define tg_scatter_add(indices, updates, shape, axis) tg_scatter_add_at(TG_LOC, indices, updates, shape, axis)
 
+/* Ops with several outputs fill an array the caller gives and return 0, or -1 with an
+ * error and every out[k] NULL. */
+/* tf.split: x cut along `axis` into n pieces out[0..n-1], equal ones (the axis's length
+ * must divide by n) or `sizes[0..n-1]` long, one of which may be -1 (what is left).
+ * tg_split(x, 3, out, .axis = 1); tg_split(x, 2, out, .sizes = (int64_t[]){2, -1}). */
+typedef struct tg_split_opts {
+    int axis;                /* default 0; negative counts from the end */
+    const int64_t *sizes;    /* NULL: n equal pieces */
+} tg_split_opts;
+int tg_split_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, tg_split_opts o);
+#define tg_split(x, n, out, ...) TG__CALL(tg_split_opts, tg_split_at(TG_LOC, x, n, out, tg__o), .axis = 0, __VA_ARGS__)
+/* tf.unstack: out[k] is x's k-th slice along `axis`, without that axis; n must be x's
+ * length there (TF's num). */
+int tg_unstack_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, int axis);
+#define tg_unstack(x, n, out, axis) tg_unstack_at(TG_LOC, x, n, out, axis)
+
 /* ---- convolution (NHWC) ------------------------------------------------------------ */
 /* TF's padding: VALID uses whole windows only; SAME gives ceil(in / stride) outputs and
  * pads max((out - 1) * stride + k - in, 0) positions, the smaller half before. */

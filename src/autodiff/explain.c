@@ -499,7 +499,10 @@ static bool dead_end(why *w, const char *constants, const tg_tensor *const *anc,
             const tg_entry *e = nd->in_entry[i];
             computed = nd->in[i] == w->x || (e && e->var == w->x) || tg__seen(&from, nd->in[i]);
         }
-        if (!computed || !tg__mark(&from, nd->out->t))
+        bool marked = false;
+        for (int k = 0; computed && k < nd->n_out; k++)
+            marked |= tg__mark(&from, nd->outs[k]->t);
+        if (!marked)
             continue;
         last = nd;
         for (int i = 0; i < nd->n; i++) {
@@ -612,8 +615,9 @@ static bool saved_tensors_alive(const tg_tape *t)
 {
     for (size_t k = 0; k < t->n_nodes; k++) {
         const tg_node *nd = t->nodes[k];
-        if (!tg__alive(nd->out->t, nd->out->gen))
-            return false;
+        for (int k = 0; k < nd->n_out; k++)
+            if (!tg__alive(nd->outs[k]->t, nd->outs[k]->gen))
+                return false;
         for (int i = 0; i < nd->n; i++)
             if (!tg__alive(nd->in[i], nd->in_gen[i]))
                 return false;
@@ -627,7 +631,12 @@ static tg_node *vanishing_point(tg_tape *t)
     uint32_t serial = t->grad_serial;
     for (size_t k = t->n_nodes; k-- > 0;) {
         tg_node *nd = t->nodes[k];
-        if (nd->out->grad_serial != serial || nd->out->needed_serial != serial || tg__all_zero(nd->out->grad))
+        bool nonzero = false;
+        for (int k = 0; k < nd->n_out && !nonzero; k++) {
+            const tg_entry *o = nd->outs[k];
+            nonzero = o->grad_serial == serial && o->needed_serial == serial && !tg__all_zero(o->grad);
+        }
+        if (!nonzero)
             continue;
         bool zeros_below = true;
         for (int i = 0; i < nd->n && zeros_below; i++) {
@@ -646,9 +655,11 @@ static tg_node *vanishing_point(tg_tape *t)
 static bool cancels(tg_tape *t, tg_node *nd)
 {
     tg_tensor *dx[8] = {0};
-    if (nd->n > 8 || tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a) != TG_GRAD_RULE)
-        return false;
-    tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
+    if (nd->n > 8 || nd->n_out > 1 || tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a) != TG_GRAD_RULE)
+        return false;   /* (a rule with several outputs is not re-run here) */
+    tg_tensor *out = nd->out->t, *dy = nd->out->grad;
+    tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = out, .dy = dy, .a = &nd->a, .n_out = 1,
+                     .outs = &out, .dys = &dy};
     if (!tg__rule_gradients(&g, nd->op, dx))
         return false;
     for (int i = 0; i < nd->n; i++)
@@ -755,7 +766,10 @@ static bool reached(tg_tape *t, tg_entry *target, tg_entry **xe, int nx)
     for (size_t k = t->n_nodes; k-- > 0;) {
         tg_node *nd = t->nodes[k];
         tg_grad_kind kind = tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a);
-        if (nd->out->reach != REACH_GRAD || kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
+        bool on_path = false;
+        for (int k = 0; k < nd->n_out; k++)
+            on_path |= nd->outs[k]->reach == REACH_GRAD;
+        if (!on_path || kind == TG_GRAD_NONE || kind == TG_GRAD_STOP)
             continue;
         for (int i = 0; i < nd->n; i++)
             if (nd->in_entry[i])

@@ -19,7 +19,8 @@ static void mark_needed(tg_tape *t, uint32_t serial)
             continue;
         for (int i = 0; i < nd->n; i++)
             if (nd->in_entry[i] && nd->in_entry[i]->needed_serial == serial) {
-                nd->out->needed_serial = serial;
+                for (int k = 0; k < nd->n_out; k++)
+                    nd->outs[k]->needed_serial = serial;
                 break;
             }
     }
@@ -38,9 +39,9 @@ static bool accumulate(tg_loc loc, tg_entry *e, tg_tensor *g, uint32_t serial)
 
 static bool saved_alive(tg_loc loc, const tg_node *nd)
 {
-    for (int i = -1; i < nd->n; i++) {
-        const tg_tensor *x = i < 0 ? nd->out->t : nd->in[i];
-        uint32_t gen = i < 0 ? nd->out->gen : nd->in_gen[i];
+    for (int i = -nd->n_out; i < nd->n; i++) {
+        const tg_tensor *x = i < 0 ? nd->outs[-1 - i]->t : nd->in[i];
+        uint32_t gen = i < 0 ? nd->outs[-1 - i]->gen : nd->in_gen[i];
         if (x->state != TG_HEADER_ALIVE || x->gen != gen) {
             tg__fail(loc, "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
                      "scope ended; compute gradients before ending the scopes of the recorded computation",
@@ -77,6 +78,29 @@ bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx)
     return true;
 }
 
+/* Whether any output of the node got a gradient in this pass. */
+static bool reached(const tg_node *nd, uint32_t serial)
+{
+    for (int k = 0; k < nd->n_out; k++)
+        if (nd->outs[k]->grad_serial == serial && nd->outs[k]->needed_serial == serial)
+            return true;
+    return false;
+}
+
+/* The outputs and their gradients, for a rule: zeros for an output no gradient reached,
+ * as TF gives a multi-output op's rule. */
+static bool output_gradients(const tg_node *nd, uint32_t serial, tg_tensor **outs, tg_tensor **dys)
+{
+    for (int k = 0; k < nd->n_out; k++) {
+        const tg_entry *e = nd->outs[k];
+        outs[k] = e->t;
+        dys[k] = e->grad_serial == serial ? e->grad : tg_zeros_like_at(nd->loc, e->t);
+        if (!dys[k])
+            return false;
+    }
+    return true;
+}
+
 /* Runs one node's backward rule and accumulates into the inputs that need it. */
 static bool backward_node(tg_node *nd, uint32_t serial)
 {
@@ -95,7 +119,14 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         for (int i = 0; i < nd->n; i++)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
     } else {
-        tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = nd->out->t, .dy = nd->out->grad, .a = &nd->a};
+        tg_tensor *one_out, *one_dy, **outs = &one_out, **dys = &one_dy;
+        if (nd->n_out > 1 && (!(outs = tg__arena_alloc(tg__ctx()->scope, sizeof *outs * (size_t)nd->n_out)) ||
+                              !(dys = tg__arena_alloc(tg__ctx()->scope, sizeof *dys * (size_t)nd->n_out))))
+            return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
+        if (!output_gradients(nd, serial, outs, dys))
+            return false;
+        tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = outs[0], .dy = dys[0], .a = &nd->a,
+                         .n_out = nd->n_out, .outs = outs, .dys = dys};
         for (int i = 0; i < nd->n && i < 32; i++)   /* inputs whose gradient would be dropped */
             if (!nd->in_entry[i] || nd->in_entry[i]->needed_serial != serial)
                 g.skip |= 1u << i;
@@ -121,7 +152,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         }
         if ((tg__ctx()->check & TG_CHECK_NUMERICS) &&
             !tg__numerics_gradient(nd->op, nd->loc, nd->layer, (const tg_tensor *const *)nd->in, nd->n, i, dx[i],
-                                   nd->out->grad))
+                                   nd->out->grad_serial == serial ? nd->out->grad : NULL))
             return false;
         if (!accumulate(nd->loc, e, dx[i], serial))
             return false;
@@ -225,7 +256,7 @@ static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
     }
     for (size_t k = n_nodes; k-- > 0;) {
         tg_node *nd = t->nodes[k];
-        if (nd->out->grad_serial == serial && nd->out->needed_serial == serial && !backward_node(nd, serial))
+        if (reached(nd, serial) && !backward_node(nd, serial))
             return false;
     }
     for (int i = 0; i < ns; i++)

@@ -552,7 +552,7 @@ static const char *layer_copy(tg_tape *t, const char *layer)
     return t->layer_copy = copy ? strcpy(copy, layer) : NULL;
 }
 
-static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_tensor *out)
+static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins)
 {
     int n = c->n;
     tg_node *node = tape_alloc(t, sizeof *node);
@@ -577,15 +577,21 @@ static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins, tg_te
             t->reads[t->n_reads++] = ie[i];
         }
     }
-    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc};
-    node->layer = layer_copy(t, tg__ctx()->layer);
-    if (!(node->out = add_entry(t, out, node, c->loc)))
+    tg_entry **outs = c->n_out == 1 ? &node->out : tape_alloc(t, sizeof(tg_entry *) * (size_t)c->n_out);
+    if (!outs)
         return false;
+    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc,
+                      .n_out = c->n_out, .outs = outs};
+    node->layer = layer_copy(t, tg__ctx()->layer);
+    for (int k = 0; k < c->n_out; k++)
+        if (!(outs[k] = add_entry(t, c->outs[k], node, c->loc)))
+            return false;
+    node->out = outs[0];
     t->nodes[t->n_nodes++] = node;
     return true;
 }
 
-bool tg__tape_record(const tg_call *c, tg_tensor *out)
+bool tg__tape_record(const tg_call *c)
 {
     tg_context *ctx = tg__ctx();
     bool any = false;
@@ -604,10 +610,12 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
         any |= t->pending;
     }
     if (!any) {   /* unrecorded while a tape records */
-        tg__keep_inputs(out, c->in, c->n);
+        for (int k = 0; k < c->n_out; k++)
+            tg__keep_inputs(c->outs[k], c->in, c->n);
         return true;
     }
-    out->flags &= ~(uint32_t)TG_T_UNRECORDED;
+    for (int k = 0; k < c->n_out; k++)
+        c->outs[k]->flags &= ~(uint32_t)TG_T_UNRECORDED;
     /* Variable reads become snapshots, so the tape keeps the value it saw. */
     tg_tensor *small[8], **ins = small;
     if (c->n > 8 && !(ins = tg__arena_alloc(ctx->scope, sizeof(tg_tensor *) * (size_t)c->n)))
@@ -623,7 +631,7 @@ bool tg__tape_record(const tg_call *c, tg_tensor *out)
     }
     for (int k = 0; k < ctx->n_active; k++) {
         tg_tape *t = ctx->active[k];
-        if (t->pending && !record_on(t, c, ins, out))
+        if (t->pending && !record_on(t, c, ins))
             return tg__fail(c->loc, "out of memory while recording %s on the tape begun at %s:%d",
                             tg__op_name(c->op), t->loc.file, t->loc.line);
     }

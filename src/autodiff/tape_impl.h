@@ -32,7 +32,9 @@ struct tg_node {
     tg_tensor **in;             /* recorded inputs (variable reads are snapshots) */
     uint32_t *in_gen;
     tg_entry **in_entry;        /* NULL for inputs this tape does not know */
-    tg_entry *out;
+    tg_entry *out;              /* outs[0] */
+    int n_out;
+    tg_entry **outs;            /* one per output (&out when there is one) */
     tg_attrs a;
     tg_loc loc;
     const char *layer;          /* the layer it ran in (a copy), or NULL */

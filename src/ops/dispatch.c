@@ -16,13 +16,15 @@ static bool check_inputs(const tg_call *c)
     return true;
 }
 
-/* What the row promises its kernels, once the shape rule has passed: the number of
- * inputs and input 0's dtype. A shape rule that lets more through is a bug in tapegrad,
+/* What the row promises its kernels, once the shape rule has passed: the numbers of
+ * inputs and outputs and input 0's dtype. A shape rule that lets more through is a bug in tapegrad,
  * but the message still tells the user what the op takes. */
 static bool check_row(const tg_call *c, const tg_op_def *def)
 {
     if (def->n_in >= 0 && c->n != def->n_in)
         return tg__failb(c->loc, "%s: takes %d inputs, not %d", def->name, def->n_in, c->n);
+    if (def->n_out >= 0 ? c->n_out != def->n_out : c->n_out < 1)
+        return tg__failb(c->loc, "%s: gives %d outputs, not %d", def->name, def->n_out, c->n_out);
     if (def->dtypes >> c->in[0]->dtype & 1u)
         return true;
     char allowed[96] = "";
@@ -34,50 +36,88 @@ static bool check_row(const tg_call *c, const tg_op_def *def)
                      allowed, tg_dtype_name(c->in[0]->dtype));
 }
 
+/* Runs the row's forward into out (c->outs[0]), timing it when the op profile is on. */
+static bool run_forward(const tg_call *c, const tg_op_def *def, tg_tensor *out)
+{
+    if (!tg__ctx()->profiling)
+        return def->forward(c, out);
+    double t0 = tg__profile_now();
+    bool ok = def->forward(c, out);
+    tg__profile_op(c->op, tg__profile_now() - t0);
+    return ok;
+}
+
+/* Allocates the outputs (or, for a view op, makes the view) and runs the forward. */
+static bool make_outputs(const tg_call *c, const tg_op_def *def, const tg_shape *shape, const tg_dtype *dtype,
+                         tg_tensor **outs)
+{
+    const tg_tensor *x = c->in[0];
+    if ((def->flags & TG_OPF_VIEW) && !(x->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT)))
+        return (outs[0] = tg__tensor_view(c->loc, x, shape)) != NULL;
+    for (int k = 0; k < c->n_out; k++)
+        if (!(outs[k] = tg__tensor_new(c->loc, dtype[k], &shape[k])))
+            return false;
+    return run_forward(c, def, outs[0]);
+}
+
+/* After the forward: numerics checks, variable reads, and the tape or the provenance. */
+static bool finish(const tg_call *c, tg_tensor *const *outs)
+{
+    tg_context *ctx = tg__ctx();
+    for (int k = 0; k < c->n_out; k++) {
+        outs[k]->op = c->op;
+        if ((ctx->check & TG_CHECK_NUMERICS) && !tg__numerics_forward(c, outs[k]))
+            return false;
+    }
+    for (int i = 0; i < c->n; i++)
+        if (c->in[i]->flags & TG_T_VARIABLE) {
+            c->in[i]->var->last_read = c->loc;
+            c->in[i]->var->last_read_stamp = ctx->clock;
+        }
+    if (ctx->n_recording)
+        return tg__tape_record(c);
+    if (!ctx->gradient_depth)   /* provenance, for a diagnosis (a gradient's own ops need none) */
+        for (int k = 0; k < c->n_out; k++)
+            tg__keep_inputs(outs[k], c->in, c->n);
+    return true;
+}
+
+/* The one path: inputs, shape rule, row, outputs, forward, finish. */
+static bool apply(tg_call *c, tg_tensor **outs, tg_shape *shape, tg_dtype *dtype)
+{
+    if (!check_inputs(c))
+        return false;
+    const tg_op_def *def = &tg__op_table[c->op];
+    if (!def->shape(c, shape, dtype) || !check_row(c, def))
+        return false;
+    c->outs = outs;
+    return make_outputs(c, def, shape, dtype, outs) && finish(c, outs);
+}
+
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
 {
     static const tg_attrs no_attrs;
-    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs};
-    if (!check_inputs(&c))
-        return NULL;
-    const tg_op_def *def = &tg__op_table[op];
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = 1};
+    tg_tensor *out = NULL;
     tg_shape shape;
     tg_dtype dtype;
-    if (!def->shape(&c, &shape, &dtype) || !check_row(&c, def))
-        return NULL;
-    tg_tensor *out;
-    if ((def->flags & TG_OPF_VIEW) && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT))) {
-        out = tg__tensor_view(loc, in[0], &shape);
-        if (!out)
-            return NULL;
-    } else {
-        out = tg__tensor_new(loc, dtype, &shape);
-        if (!out)
-            return NULL;
-        if (tg__ctx()->profiling) {
-            double t0 = tg__profile_now();
-            bool ok = def->forward(&c, out);
-            tg__profile_op(op, tg__profile_now() - t0);
-            if (!ok)
-                return NULL;
-        } else if (!def->forward(&c, out)) {
-            return NULL;
-        }
-    }
-    out->op = op;
-    tg_context *ctx = tg__ctx();
-    if ((ctx->check & TG_CHECK_NUMERICS) && !tg__numerics_forward(&c, out))
-        return NULL;
-    for (int i = 0; i < n; i++)
-        if (in[i]->flags & TG_T_VARIABLE) {
-            in[i]->var->last_read = loc;
-            in[i]->var->last_read_stamp = ctx->clock;
-        }
-    if (ctx->n_recording)
-        return tg__tape_record(&c, out) ? out : NULL;
-    if (!ctx->gradient_depth)   /* provenance, for a diagnosis (a gradient's own ops need none) */
-        tg__keep_inputs(out, in, n);
-    return out;
+    return apply(&c, &out, &shape, &dtype) ? out : NULL;
+}
+
+int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,
+                tg_tensor **outs)
+{
+    static const tg_attrs no_attrs;
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = n_out};
+    memset(outs, 0, sizeof *outs * (size_t)n_out);
+    tg_shape *shape = tg__arena_alloc(tg__ctx()->scope, sizeof *shape * (size_t)n_out);
+    tg_dtype *dtype = tg__arena_alloc(tg__ctx()->scope, sizeof *dtype * (size_t)n_out);
+    if (!shape || !dtype)
+        return tg__failf(loc, "%s: out of memory for %d outputs", tg__op_name(op), n_out);
+    if (apply(&c, outs, shape, dtype))
+        return 0;
+    memset(outs, 0, sizeof *outs * (size_t)n_out);
+    return -1;
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */

@@ -47,6 +47,7 @@ typedef struct tg_attrs {
         bool approximate;                                      /* gelu: the tanh form */
         int axis;                                              /* softmax, log_softmax, argmax, argmin,
                                                                   concat, stack, gather */
+        struct { int axis; const int64_t *sizes; } split;      /* split (sizes: during the call only), unstack */
         struct {                                               /* sum, mean, max, min, logsumexp, variance */
             int n;                                             /* every axis when the call named none */
             int axes[TG_MAX_RANK];                             /* normalised, in the order given */
@@ -74,17 +75,22 @@ typedef struct tg_call {
     const tg_tensor *const *in;
     int n;
     const tg_attrs *a;            /* never NULL */
+    int n_out;                    /* the number of outputs (the row's, or the call's when it says -1) */
+    tg_tensor *const *outs;       /* every output, for the forward of an op with several */
 } tg_call;
 
-/* What a backward rule sees: the recorded call, its output and the output's gradient. */
+/* What a backward rule sees: the recorded call, its outputs and their gradients. */
 typedef struct tg_grad_ctx {
     tg_loc loc;                   /* the line of the recorded forward call */
     tg_tensor *const *in;         /* the recorded inputs (variable reads are snapshots) */
     int n;
-    const tg_tensor *out;
-    tg_tensor *dy;                /* the output's gradient (read only) */
+    const tg_tensor *out;         /* outs[0] */
+    tg_tensor *dy;                /* dys[0]: the output's gradient (read only) */
     const tg_attrs *a;
     uint32_t skip;                /* bit i: input i needs no gradient (not on a path to a source) */
+    int n_out;
+    tg_tensor *const *outs;
+    tg_tensor *const *dys;        /* one per output; zeros for an output no gradient reached */
 } tg_grad_ctx;
 
 /* Whether a backward rule should compute input i's gradient: rules may leave dx[i] NULL
@@ -126,11 +132,13 @@ enum {                         /* tg_op_def.dtypes: bit d for dtype d */
 
 typedef struct tg_op_def {
     const char *name;             /* as the user calls it: "tg_mul" */
-    int n_in, n_out;              /* n_in -1: a list of any length */
+    int n_in, n_out;              /* n_in -1: a list of any length; n_out -1: as many as the call says */
     unsigned dtypes;              /* TG_DTYPES_*: what input 0 may be */
-    /* Sets *shape and *dtype of the output, or sets an error and returns false. */
+    /* Sets *shape and *dtype of the output (shape[k] and dtype[k] for each of several),
+     * or sets an error and returns false. */
     bool (*shape)(const tg_call *c, tg_shape *shape, tg_dtype *dtype);
-    /* Fills `out` (allocated with the shape's size). Returns false with an error set. */
+    /* Fills `out` (allocated with the shape's size; an op with several outputs fills
+     * every c->outs[k], out being the first). Returns false with an error set. */
     bool (*forward)(const tg_call *c, tg_tensor *out);
     tg_grad_kind grad;
     /* Sets dx[i] to the gradient contribution for input i (NULL for none), built from
@@ -180,6 +188,9 @@ bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx);
 
 /* Runs one op. NULL with the first error kept when an input is NULL. */
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a);
+/* Runs an op with n_out outputs into outs[]. Returns 0, or -1 with every outs[k] NULL. */
+int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,
+                tg_tensor **outs);
 #define TG__APPLY(loc, op, attrs, ...) \
     tg__apply(loc, op, (const tg_tensor *const[]){__VA_ARGS__}, \
               (int)(sizeof((const tg_tensor *const[]){__VA_ARGS__}) / sizeof(tg_tensor *)), attrs)
@@ -204,9 +215,9 @@ void tg__profile_add(const char *section, double seconds);
  * again. Public ops only: outer tapes can differentiate it. */
 tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *shape);
 
-/* The tape's side of recording (autodiff/tape.c); called by tg__apply when any tape
- * records. Returns false with an error set. */
-bool tg__tape_record(const tg_call *c, tg_tensor *out);
+/* The tape's side of recording (autodiff/tape.c) of a call and its outputs c->outs;
+ * called by tg__apply when any tape records. Returns false with an error set. */
+bool tg__tape_record(const tg_call *c);
 /* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
 unsigned tg__env_check(void);
 /* With TG_CHECK_NUMERICS (numerics.c): the dispatcher's check of a forward output, and

@@ -1,5 +1,5 @@
 /* Shape ops: reshape (and expand_dims/squeeze through it), transpose, broadcast_to,
- * concat, stack, slice, pad, gather, scatter_add and one_hot.
+ * concat, stack, split, unstack, slice, pad, gather, scatter_add and one_hot.
  *
  * They move bytes and never look at values (except gather/scatter/one_hot indices and
  * the pad value), so every dtype works. transpose, slice, pad, concat, stack and
@@ -528,6 +528,148 @@ tg_tensor *tg_concat_at(tg_loc loc, tg_tensor *const *xs, int n, int axis)
 tg_tensor *tg_stack_at(tg_loc loc, tg_tensor *const *xs, int n, int axis)
 {
     return apply_list(loc, TG_OP_STACK, "tg_stack", xs, n, axis);
+}
+
+/* ---- split and unstack: one input, several outputs ------------------------------------------------ */
+/* attrs.split: the axis and, for split, the pieces' sizes (NULL: equal pieces), read
+ * during the call only: the backward rules need the outputs' shapes alone. */
+static bool split_size(const tg_call *c, int k, int axis, int64_t *size)
+{
+    const tg_tensor *x = c->in[0];
+    const int64_t *sizes = c->a->split.sizes;
+    int64_t len = x->shape[axis];
+    if (!sizes) {
+        if (len % c->n_out == 0)
+            return *size = len / c->n_out, true;
+        tg_shape xs = tg__shape(x);
+        SHAPE_STR(str, &xs);
+        return tg__failb(c->loc, "tg_split: axis %d of x (shape %s) has %lld elements, which do not split into %d "
+                         "equal pieces; give the pieces' lengths with .sizes", axis, str, (long long)len, c->n_out);
+    }
+    if (sizes[k] < -1)
+        return tg__failb(c->loc, "tg_split: sizes[%d] is %lld; a piece's length is >= 0, or -1 for what is left",
+                         k, (long long)sizes[k]);
+    for (int j = 0; j < k && sizes[k] == -1; j++)
+        if (sizes[j] == -1)
+            return tg__failb(c->loc, "tg_split: sizes[%d] and sizes[%d] are both -1; at most one piece takes what is "
+                             "left", j, k);
+    return *size = sizes[k], true;
+}
+
+bool tg__split_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0];
+    int axis, rest = -1;
+    if (x->rank == 0)
+        return tg__failb(c->loc, "tg_split: cannot split a scalar (rank 0)");
+    if (!tg__norm_axis(c, c->a->split.axis, x->rank, &axis))
+        return false;
+    int64_t len = x->shape[axis], used = 0;
+    for (int k = 0; k < c->n_out; k++) {
+        int64_t size;
+        if (!split_size(c, k, axis, &size))
+            return false;
+        shape[k] = tg__shape(x);
+        shape[k].dims[axis] = size;
+        dtype[k] = x->dtype;
+        if (size < 0)
+            rest = k;
+        else if ((used += size) > len)
+            break;
+    }
+    if (rest >= 0 && used <= len)
+        shape[rest].dims[axis] = len - used;
+    if (rest >= 0 ? used <= len : used == len)
+        return true;
+    return tg__failb(c->loc, "tg_split: the pieces' lengths add up to %s%lld, but axis %d of x has %lld elements",
+                     used > len ? "more than " : "", (long long)(used > len ? len : used), axis, (long long)len);
+}
+
+bool tg__unstack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0];
+    int axis;
+    if (x->rank == 0)
+        return tg__failb(c->loc, "tg_unstack: cannot unstack a scalar (rank 0)");
+    if (!tg__norm_axis(c, c->a->split.axis, x->rank, &axis))
+        return false;
+    if (x->shape[axis] != c->n_out) {
+        tg_shape xs = tg__shape(x);
+        SHAPE_STR(str, &xs);
+        return tg__failb(c->loc, "tg_unstack: x (shape %s) has %lld slices along axis %d, but n is %d; n must be "
+                         "x's length on that axis (TF's num)", str, (long long)x->shape[axis], axis, c->n_out);
+    }
+    for (int k = 0; k < c->n_out; k++) {
+        shape[k].rank = x->rank - 1;
+        for (int d = 0, src = 0; src < x->rank; src++)
+            if (src != axis)
+                shape[k].dims[d++] = x->shape[src];
+        dtype[k] = x->dtype;
+    }
+    return true;
+}
+
+/* Copies into each output its piece of x along `axis`, at increasing offsets; an
+ * output of unstack is a piece of length 1 whose axis is dropped. */
+static void copy_pieces(const tg_call *c, int axis, bool unstacking)
+{
+    const tg_tensor *x = c->in[0];
+    int64_t xs[TG_MAX_RANK], ps[TG_MAX_RANK], off = 0;
+    size_t esz = tg__dsize(x->dtype);
+    contiguous_strides(x->shape, x->rank, xs);
+    for (int k = 0; k < c->n_out; k++) {
+        tg_shape part = tg__shape(x);
+        part.dims[axis] = unstacking ? 1 : c->outs[k]->shape[axis];
+        contiguous_strides(part.dims, part.rank, ps);
+        strided_copy(c->outs[k]->data, ps, (const char *)x->data + off * xs[axis] * (int64_t)esz, xs, part.dims,
+                     part.rank, esz);
+        off += part.dims[axis];
+    }
+}
+
+static int piece_axis(const tg_attrs *a, int rank) { return a->split.axis < 0 ? a->split.axis + rank : a->split.axis; }
+
+bool tg__split_forward(const tg_call *c, tg_tensor *out)
+{
+    (void)out;   /* c->outs[0] */
+    copy_pieces(c, piece_axis(c->a, c->in[0]->rank), false);
+    return true;
+}
+
+bool tg__unstack_forward(const tg_call *c, tg_tensor *out)
+{
+    (void)out;
+    copy_pieces(c, piece_axis(c->a, c->in[0]->rank), true);
+    return true;
+}
+
+/* TF's _SplitGrad and _UnpackGrad: the pieces' gradients joined back. */
+bool tg__split_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    return (dx[0] = tg_concat_at(g->loc, g->dys, g->n_out, piece_axis(g->a, g->in[0]->rank))) != NULL;
+}
+
+bool tg__unstack_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    return (dx[0] = tg_stack_at(g->loc, g->dys, g->n_out, piece_axis(g->a, g->in[0]->rank))) != NULL;
+}
+
+static int apply_pieces(tg_loc loc, tg_op_kind op, const tg_tensor *x, int n, tg_tensor **out, const tg_attrs *a)
+{
+    if (!out || n < 1)
+        return tg__failf(loc, "%s: needs n >= 1 and an array `out` of n tensors (got n = %d, out %s)",
+                         tg__op_name(op), n, out ? "given" : "NULL");
+    return tg__apply_n(loc, op, &x, 1, a, n, out);
+}
+
+int tg_split_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, tg_split_opts o)
+{
+    return apply_pieces(loc, TG_OP_SPLIT, x, n, out, &(tg_attrs){.split = {.axis = o.axis, .sizes = o.sizes}});
+}
+
+int tg_unstack_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, int axis)
+{
+    return apply_pieces(loc, TG_OP_UNSTACK, x, n, out, &(tg_attrs){.split = {.axis = axis}});
 }
 
 /* ---- slice ------------------------------------------------------------------------------------------ */
