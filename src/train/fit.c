@@ -778,7 +778,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        stop = hook;
+        stop |= hook;   /* a batch's hook that stopped the epoch stops training too */
     }
     if (stop >= 0 && run_hooks(&o, TRAIN_END, m, 0, &logs) < 0)
         stop = -1;
