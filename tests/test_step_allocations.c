@@ -70,7 +70,16 @@ static int epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
 
 /* The benchmark's model, smaller: Dense(64, relu) -> Dense(10), Adam, sparse
  * cross-entropy from logits, through fit's default step; 2 threads. */
+static void fit_counting_from(int64_t batch, tg_model *(*make)(void), tg_shape row, bool dataset);
+
 static void fit_counting(int64_t batch, tg_model *(*make)(void), tg_shape row)
+{
+    fit_counting_from(batch, make, row, false);
+}
+
+/* With dataset: the same rows from a data set, read in place, a quarter of them held out
+ * for validation (evaluated inside the counted window, before the epoch-end hook). */
+static void fit_counting_from(int64_t batch, tg_model *(*make)(void), tg_shape row, bool dataset)
 {
     tg_scope *s = tg_scope_begin();
     tg_shape xs = {.rank = row.rank + 1, .dims = {640}};
@@ -86,12 +95,19 @@ static void fit_counting(int64_t batch, tg_model *(*make)(void), tg_shape row)
     window w = {.from = 3};
     tg_callback cb = {.on_batch_begin = batch_begin, .on_epoch_end = epoch_end, .user = &w};
     atomic_store(&counted, 0);
-    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
-                           .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
+    tg_dataset *ds = dataset ? tg_dataset_new(x, y) : NULL;
+    tg_history *h = dataset ? tg_fit(m, NULL, NULL, .dataset = ds, .validation_split = 0.25, .epochs = 1,
+                                     .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1)
+                            : tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
     CHECK(h != NULL);
     long n = atomic_load(&counted);
-    printf("  batch %lld: %ld allocations in batches %lld..%lld\n", (long long)batch, n, (long long)w.from,
-           (long long)(640 / batch - 1));
+    int64_t rows = dataset ? 480 : 640;
+    printf("  batch %lld%s: %ld allocations in batches %lld..%lld\n", (long long)batch,
+           dataset ? " (a data set, validation split)" : "", n, (long long)w.from,
+           (long long)((rows + batch - 1) / batch - 1));
+    tg_dataset_free(ds);
     CHECK(n == 0);
     tg_history_free(h);
     tg_model_free(m);
@@ -115,6 +131,7 @@ static void test_mlp_steps_allocate_nothing(void)
     tg_set_num_threads(2);
     fit_counting(32, mlp, TG_SHAPE(20));
     fit_counting(128, mlp, TG_SHAPE(20));
+    fit_counting_from(32, mlp, TG_SHAPE(20), true);
 }
 
 static void test_cnn_steps_allocate_nothing(void)
