@@ -163,7 +163,7 @@ static int memory_run(const char *dir, int64_t batch, int threads, bool tensors)
     printf("RESULT tapegrad-memory data=%s B=%lld epochs=1 validation_split=0.1 fit_and_evaluate_s=%.2f "
            "val_acc=%.4f test_acc=%.4f train_f32_mb=%.1f peak_rss_after_load_mb=%.1f peak_rss_mb=%.1f gemm=%s\n",
            tensors ? "tensors" : "dataset", (long long)batch, now() - t0, val ? val[0] : NAN,
-           tg_logs_get(&logs, "accuracy"), train_mb, loaded, peak_rss_mb(), tg_gemm_backend());
+           tg_logs_get(&logs, "accuracy"), train_mb, loaded, peak_rss_mb(), tg__gemm_backend());
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(outer);
