@@ -410,14 +410,16 @@ static void test_pools_match_chain(void)
         pool_case p = POOLS[i];
         char name[64];
         snprintf(name, sizeof name, "pool case %d", i);
-        /* Coarse values: ties in max windows. */
+        /* Coarse values: ties in max windows, which the values do not mind. */
         tg_tensor *x = tg_floor(tg_mul(gc_input(90 + (uint64_t)i, TG_SHAPE(2, 7, 6, 3), -2, 2), tg_scalar_of(TG_F64, 2)));
         tg_tensor *x32 = tg_cast(x, TG_F32), *w = gc_input(99, tg_shape_of(direct_pool(&x, 1, &p)), 0.5, 1.5);
         CHECK(agree(name, direct_pool(&x32, 1, &p), chain_pool(&x32, 1, &p), 0));
         CHECK(agree(name, direct_pool(&x, 1, &p), chain_pool(&x, 1, &p), 0));
-        tg_tensor *gd, *gc;
-        grads_of(direct_pool, &x, 1, &p, w, &gd);
-        grads_of(chain_pool, &x, 1, &p, w, &gc);
+        /* Gradients on distinct values: the chain's reduce_max shares a tie, the pool does
+         * not (test_max_pool_ties). */
+        tg_tensor *xd = gc_input(90 + (uint64_t)i, TG_SHAPE(2, 7, 6, 3), -2, 2), *gd, *gc;
+        grads_of(direct_pool, &xd, 1, &p, w, &gd);
+        grads_of(chain_pool, &xd, 1, &p, w, &gc);
         CHECK(agree(name, gd, gc, 0));
     }
     tg_scope_end(s);
@@ -434,6 +436,27 @@ static tg_tensor *pool_grad_fn(tg_tensor *const *xs, int n, void *u)
     tg_tensor *g = tg_gradient(t, l, xs[0]);
     tg_tape_free(t);
     return g;
+}
+
+/* Ties in a window: all of its gradient goes to the first maximum in row-major order, as
+ * TF's CPU MaxPoolGrad and PyTorch give it (PyTorch's numbers, torch.nn.functional.max_pool2d
+ * on this image), unlike reduce_max, which shares it. Second order follows the same choice. */
+static void test_max_pool_ties(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f64(TG_SHAPE(1, 4, 4, 1), 1, 3, 3, 0, 3, 2, 1, 1, 0, 0, 5, 5, 0, 0, 5, 5);
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_watch(t, x);
+    tg_tensor *y = tg_max_pool2d(x, .pool_size = {2, 2});
+    tg_tensor *l = tg_sum(tg_mul(y, tg_from_f64(TG_SHAPE(1, 2, 2, 1), 10, 20, 30, 40)));
+    tg_tensor *y3 = tg_max_pool2d(x, .pool_size = {3, 3}, .strides = {1, 1});
+    tg_tensor *l3 = tg_sum(tg_mul(y3, tg_from_f64(TG_SHAPE(1, 2, 2, 1), 1, 2, 3, 4)));
+    tg_tape_end(t);
+    CHECK_VALUES(y, 0, 3, 3, 0, 5);
+    CHECK_VALUES(tg_gradient(t, l, x), 0, 0, 10, 20, 0, 0, 0, 0, 0, 30, 0, 40, 0, 0, 0, 0, 0);
+    CHECK_VALUES(tg_gradient(t, l3, x), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0);
+    tg_tape_free(t);
+    tg_scope_end(s);
 }
 
 static void test_pools_second_order(void)
@@ -462,6 +485,7 @@ int main(void)
     RUN(test_xent_second_order);
     RUN(test_xent_errors);
     RUN(test_pools_match_chain);
+    RUN(test_max_pool_ties);
     RUN(test_pools_second_order);
     return TEST_SUMMARY();
 }
