@@ -16,7 +16,7 @@ typedef tg_tensor *(*gc_fn)(tg_tensor *const *xs, int n, void *user);
 
 #define GC_MAX_INPUTS 4
 
-static double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg_tensor *w)
+static inline double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg_tensor *w)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *y = f(xs, n, user);
@@ -25,7 +25,7 @@ static double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg
     return v;
 }
 
-static tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
+static inline tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
 {
     tg_rng *r = tg_rng_new(seed);
     tg_tensor *w = tg_random_uniform(r, tg_dtype_of(y), tg_shape_of(y), .minval = 0.5, .maxval = 1.5);
@@ -34,7 +34,7 @@ static tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
 }
 
 /* Returns true when every input's gradient matches; prints the first mismatch. */
-static bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double eps, double tol)
+static inline bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double eps, double tol)
 {
     bool ok = true;
     tg_scope *outer = tg_scope_begin();
@@ -89,7 +89,7 @@ static bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, vo
 }
 
 /* f on float32 copies of xs agrees with f on the float64 xs within tol. */
-static bool f32_matches_f64(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double tol)
+static inline bool f32_matches_f64(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double tol)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x32[GC_MAX_INPUTS];
@@ -136,7 +136,7 @@ static inline tg_tensor *second_derivative(tg_tensor *(*f)(const tg_tensor *), t
 }
 
 /* Seeded random float64 inputs in [lo, hi). */
-static tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, double hi)
+static inline tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, double hi)
 {
     tg_rng *r = tg_rng_new(seed);
     tg_tensor *x = tg_random_uniform(r, TG_F64, shape, .minval = lo, .maxval = hi);

@@ -1,62 +1,10 @@
 /* Element-wise ops: forward values (hand-computed), broadcasting, integer and bool
- * dtypes, error messages, gradients against finite differences, float32 against
- * float64, and second derivatives through nested tapes. */
+ * dtypes, error messages, gradient values at chosen points and second derivatives
+ * against closed forms. Finite differences, float32 against float64 and second order
+ * against finite differences are the op table test's (tests/test_op_table.c). */
 #include <stdint.h>
 
 #include "gradcheck.h"
-
-#define EPS 1e-5
-#define TOL 1e-6
-#define F32_TOL 2e-5
-
-/* ---- the functions handed to gradcheck --------------------------------------------------- */
-#define FN1(name)                                                                                 \
-    static tg_tensor *fn_##name(tg_tensor *const *xs, int n, void *u)                            \
-    {                                                                                             \
-        (void)n, (void)u;                                                                         \
-        return tg_##name(xs[0]);                                                                  \
-    }
-#define FN2(name)                                                                                 \
-    static tg_tensor *fn_##name(tg_tensor *const *xs, int n, void *u)                            \
-    {                                                                                             \
-        (void)n, (void)u;                                                                         \
-        return tg_##name(xs[0], xs[1]);                                                           \
-    }
-FN2(add) FN2(sub) FN2(mul) FN2(div) FN2(pow) FN2(maximum) FN2(minimum)
-FN1(neg) FN1(abs) FN1(square) FN1(sqrt) FN1(rsqrt) FN1(exp) FN1(log) FN1(log1p) FN1(erf) FN1(identity)
-
-static tg_tensor *fn_where(tg_tensor *const *xs, int n, void *u)
-{
-    (void)n, (void)u;
-    /* cond (2,1,3) from the data of xs[0]; a (2,1,3); b (4,1): output (2,4,3) */
-    return tg_where(tg_greater(xs[0], tg_scalar_like(xs[0], 0)), xs[0], xs[1]);
-}
-
-static tg_tensor *fn_clip(tg_tensor *const *xs, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_clip_by_value(xs[0], -0.5, 0.8);
-}
-
-/* float64 -> float32 -> float64: the gradient passes both casts. */
-static tg_tensor *fn_cast_roundtrip(tg_tensor *const *xs, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_cast(tg_mul(tg_cast(xs[0], TG_F32), tg_scalar(3.0)), TG_F64);
-}
-
-/* gradcheck and f32_matches_f64 for one op on the inputs xs. */
-static void check_op(const char *name, gc_fn f, tg_tensor *const *xs, int n, double eps, double tol)
-{
-    if (!gradcheck(name, f, xs, n, NULL, eps, tol)) {
-        printf("  FAIL gradcheck %s\n", name);
-        check_failures_in_test++;
-    }
-    if (!f32_matches_f64(name, f, xs, n, NULL, F32_TOL)) {
-        printf("  FAIL f32_matches_f64 %s\n", name);
-        check_failures_in_test++;
-    }
-}
 
 static bool shape_is(const tg_tensor *t, tg_shape s)
 {
@@ -379,36 +327,10 @@ static void test_errors(void)
     tg_scope_end(s);
 }
 
-/* ---- gradients ------------------------------------------------------------------------------ */
-static void test_gradients_binary_broadcast(void)
-{
-    tg_scope *s = tg_scope_begin();
-    struct { const char *name; gc_fn f; double lo_a, hi_a, lo_b, hi_b; } ops[] = {
-        {"add", fn_add, -2, 2, -2, 2},       {"sub", fn_sub, -2, 2, -2, 2},
-        {"mul", fn_mul, -2, 2, -2, 2},       {"div", fn_div, -2, 2, 0.5, 2},
-        {"pow", fn_pow, 0.5, 2, -1.5, 2},    {"maximum", fn_maximum, -2, 2, -2, 2},
-        {"minimum", fn_minimum, -2, 2, -2, 2},
-    };
-    const tg_shape shapes[][2] = {
-        {TG_SHAPE(2, 3), TG_SHAPE(2, 3)}, {TG_SHAPE(2, 3), TG_SHAPE(3)},     {TG_SHAPE(3), TG_SHAPE(2, 3)},
-        {TG_SHAPE(2, 1, 3), TG_SHAPE(4, 1)}, {TG_SCALAR_SHAPE, TG_SHAPE(2, 3)}, {TG_SHAPE(2, 3), TG_SCALAR_SHAPE},
-    };
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        for (size_t j = 0; j < sizeof shapes / sizeof shapes[0]; j++) {
-            tg_tensor *xs[2] = {gc_input(11 + j, shapes[j][0], ops[k].lo_a, ops[k].hi_a),
-                                gc_input(101 + j, shapes[j][1], ops[k].lo_b, ops[k].hi_b)};
-            char name[64];
-            snprintf(name, sizeof name, "%s case %zu", ops[k].name, j);
-            check_op(name, ops[k].f, xs, 2, EPS, TOL);
-        }
-    tg_scope_end(s);
-}
-
+/* ---- gradients (finite differences and float32: tests/test_op_table.c) ------------------------ */
 static void test_gradients_where(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *xs[2] = {gc_input(5, TG_SHAPE(2, 1, 3), -1, 1), gc_input(6, TG_SHAPE(4, 1), -1, 1)};
-    check_op("where", fn_where, xs, 2, EPS, TOL);
     /* the values: dy to a where cond, to b elsewhere, summed over broadcast axes */
     tg_tensor *a = tg_from_f64(TG_SHAPE(3), 1, 2, 3), *b = tg_from_f64(TG_SHAPE(1), 10);
     tg_tensor *c = tg_greater(a, tg_scalar_of(TG_F64, 1.5));
@@ -421,29 +343,6 @@ static void test_gradients_where(void)
     CHECK_VALUES(tg_gradient(t, y, a), 0, 0, 1, 1);
     CHECK_VALUES(tg_gradient(t, y, b), 0, 1);
     tg_tape_free(t);
-    tg_scope_end(s);
-}
-
-static void test_gradients_unary(void)
-{
-    tg_scope *s = tg_scope_begin();
-    struct { const char *name; gc_fn f; double lo, hi; } ops[] = {
-        {"neg", fn_neg, -2, 2},     {"square", fn_square, -2, 2}, {"sqrt", fn_sqrt, 0.3, 3},
-        {"rsqrt", fn_rsqrt, 0.3, 3}, {"exp", fn_exp, -2, 2},       {"log", fn_log, 0.3, 3},
-        {"log1p", fn_log1p, -0.7, 3}, {"erf", fn_erf, -2, 2},      {"identity", fn_identity, -2, 2},
-    };
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-        tg_tensor *x = gc_input(31 + k, TG_SHAPE(2, 3), ops[k].lo, ops[k].hi);
-        check_op(ops[k].name, ops[k].f, &x, 1, EPS, TOL);
-    }
-    /* abs and clip: values away from their kinks */
-    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 3), -1.3, -0.4, 0.7, 1.1, -0.9, 0.5);
-    check_op("abs", fn_abs, &x, 1, EPS, TOL);
-    check_op("clip_by_value", fn_clip, &x, 1, EPS, TOL);
-    if (!gradcheck("cast", fn_cast_roundtrip, &x, 1, NULL, 1e-2, 1e-4)) {
-        printf("  FAIL gradcheck cast\n");
-        check_failures_in_test++;
-    }
     tg_scope_end(s);
 }
 
@@ -572,9 +471,7 @@ int main(void)
     RUN(test_unary_forward_values);
     RUN(test_cast);
     RUN(test_errors);
-    RUN(test_gradients_binary_broadcast);
     RUN(test_gradients_where);
-    RUN(test_gradients_unary);
     RUN(test_gradient_values);
     RUN(test_identity_reads_variable);
     RUN(test_second_derivatives);
