@@ -34,7 +34,7 @@ typedef struct args {
     int act;
     tg_padding pad;
     int64_t kh, kw, sh, sw;
-    tg_shape s1, s2;              /* a target shape, slice begin/size, pad before/after */
+    tg_shape s1, s2;              /* a target shape, slice begin/size, pad before/after; s2: the indices' shape */
     int64_t idx[12];              /* integer indices or labels, n_idx of them */
     int n_idx;
     tg_dtype dtype;
@@ -168,12 +168,12 @@ static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u) { ARGS; return tg
 static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_gather(x[0], index_tensor(a, TG_SHAPE(a->n_idx)), a->axis);
+    return tg_gather(x[0], index_tensor(a, a->s2.rank ? a->s2 : TG_SHAPE(a->n_idx)), a->axis);
 }
 static tg_tensor *f_scatter_add(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_scatter_add(index_tensor(a, TG_SHAPE(a->n_idx)), x[0], a->s1, a->axis);
+    return tg_scatter_add(index_tensor(a, a->s2.rank ? a->s2 : TG_SHAPE(a->n_idx)), x[0], a->s1, a->axis);
 }
 /* one_hot of indices cast from x (in [0, depth + 1): the last one past the end, a row of zeros) */
 static tg_tensor *f_one_hot(tg_tensor *const *x, int n, void *u)
@@ -480,17 +480,24 @@ static const op_case cases[] = {
     CASE(RESHAPE, "[2,3] to [3,-1]", f_reshape, A(.s1 = S(3, -1)), 1, S(2, 3)),
     CASE(TRANSPOSE, "reversed", f_transpose, A(0), 1, S(2, 3, 2)),
     CASE(TRANSPOSE, "perm 1,2,0", f_transpose, A(.axes = AX(1, 2, 0)), 1, S(2, 3, 2)),
+    CASE(TRANSPOSE, "perm -2,-1,0", f_transpose, A(.axes = AX(-2, -1, 0)), 1, S(2, 3, 4)),
     CASE(BROADCAST_TO, "[3] to [2,3]", f_broadcast_to, A(.s1 = S(2, 3)), 1, S(3)),
     CASE(BROADCAST_TO, "[2,1] to [2,2,3]", f_broadcast_to, A(.s1 = S(2, 2, 3)), 1, S(2, 1)),
+    CASE(BROADCAST_TO, "[3,1] to [2,3,4]", f_broadcast_to, A(.s1 = S(2, 3, 4)), 1, S(3, 1)),
     CASE(CONCAT, "axis 1 of 3", f_concat, A(.axis = 1), 3, S(2, 1), S(2, 3), S(2, 2)),
     CASE(CONCAT, "axis -1", f_concat, A(.axis = -1), 2, S(2, 2), S(2, 1)),
     CASE(STACK, "axis 0", f_stack, A(.axis = 0), 2, S(2, 3), S(2, 3)),
     CASE(STACK, "last axis", f_stack, A(.axis = 2), 3, S(2, 2), S(2, 2), S(2, 2)),
+    CASE(STACK, "axis -1", f_stack, A(.axis = -1), 2, S(2, 3), S(2, 3)),
     CASE(SLICE, "box", f_slice, A(.s1 = S(1, 0), .s2 = S(2, -1)), 1, S(3, 4)),
+    CASE(SLICE, "rank 3", f_slice, A(.s1 = S(1, 0, 2), .s2 = S(2, -1, 2)), 1, S(3, 4, 5)),
     CASE(GATHER, "axis 0, repeats", f_gather, A(.axis = 0, .idx = {2, 0, 2, 1}, .n_idx = 4), 1, S(3, 2)),
     CASE(GATHER, "axis 1", f_gather, A(.axis = 1, .idx = {1, 3}, .n_idx = 2), 1, S(2, 4)),
+    CASE(GATHER, "axis -1, 2-d indices", f_gather, A(.axis = -1, .idx = {2, 2, 0, 1}, .s2 = S(2, 2)), 1, S(4, 3)),
     CASE(SCATTER_ADD, "rows, repeats", f_scatter_add, A(.s1 = S(4, 2), .idx = {3, 0, 3}, .n_idx = 3), 1, S(3, 2)),
     CASE(SCATTER_ADD, "axis 1", f_scatter_add, A(.axis = 1, .s1 = S(2, 3), .idx = {2, 0}, .n_idx = 2), 1, S(2, 2)),
+    CASE(SCATTER_ADD, "axis -1, 2-d indices", f_scatter_add, A(.axis = -1, .s1 = S(2, 3), .idx = {0, 2, 2, 0}, .s2 = S(2, 2)),
+         1, S(2, 2, 2)),
     CASEX(ONE_HOT, "depth 3, indices 0 to 3", f_one_hot, A(.kh = 3), 1,
           .range = {{0 COMMA 3.95}} COMMA .flags = C_CUT_BEFORE, S(8)),
     CASE(PAD, "before and after", f_pad, A(.s1 = S(1, 0), .s2 = S(0, 2), .alpha = 0.5), 1, S(2, 3)),
@@ -564,11 +571,28 @@ static const op_case cases[] = {
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 
+/* Tolerances are relative-or-absolute, |got - want| <= tol (1 + |want|). */
 #define EPS 1e-6          /* first order: central differences in float64 */
-#define TOL 1e-6
+#define TOL 1e-7
+#define LINEAR_EPS 1e-4   /* a linear row: the differences are exact up to rounding */
+#define LINEAR_TOL 1e-8
 #define EPS2 1e-5         /* second order: differences of the first-order gradient */
-#define TOL2 1e-5
-#define F32_TOL 1e-5      /* float32 forward against float64, relative-or-absolute */
+#define TOL2 1e-6
+#define F32_TOL 1e-6      /* float32 forward against float64 */
+
+/* The rows whose output is linear in their float inputs. */
+static bool linear_row(tg_op_kind op)
+{
+    static const tg_op_kind linear[] = {
+        TG_OP_ADD, TG_OP_SUB, TG_OP_NEG, TG_OP_IDENTITY, TG_OP_SUM, TG_OP_MEAN, TG_OP_RESHAPE, TG_OP_TRANSPOSE,
+        TG_OP_BROADCAST_TO, TG_OP_CONCAT, TG_OP_STACK, TG_OP_SLICE, TG_OP_GATHER, TG_OP_SCATTER_ADD, TG_OP_PAD,
+        TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE, TG_OP_AVG_POOL2D, TG_OP_AVG_POOL2D_GRAD,
+    };
+    for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
+        if (linear[i] == op)
+            return true;
+    return false;
+}
 
 static const char *case_name(const op_case *c, char *buf, size_t size)
 {
@@ -777,7 +801,8 @@ static bool check_case(const op_case *c, int k)
     bool rule = c->composite || tg__op_table[c->op].grad == TG_GRAD_RULE;
     bool twice = c->composite ? (c->flags & C_TWICE) : (tg__op_table[c->op].flags & TG_OPF_TWICE);
     if (rule) {
-        double eps = c->eps ? c->eps : EPS, tol = c->tol ? c->tol : TOL;
+        bool linear = !c->composite && linear_row(c->op);
+        double eps = c->eps ? c->eps : linear ? LINEAR_EPS : EPS, tol = c->tol ? c->tol : linear ? LINEAR_TOL : TOL;
         if (!gradcheck(name, c->f, xs, c->n, (void *)c->a, eps, tol)) {
             printf("  FAIL %s: gradient against finite differences\n", name);
             ok = false;

@@ -1,5 +1,6 @@
-/* Shape ops: forward values, gradients against finite differences, float32 vs float64,
- * storage sharing of reshape, and every error path. */
+/* Shape ops: forward values, gradient values by hand (first and second order), storage
+ * sharing of reshape, and every error path. Finite differences and float32 against
+ * float64 are the op table test's (tests/test_op_table.c). */
 #include "gradcheck.h"
 #include "tensor/tensor_impl.h"
 
@@ -202,145 +203,10 @@ static void test_gather_scatter_one_hot_forward(void)
     tg_scope_end(s);
 }
 
-/* ---- gradients ------------------------------------------------------------------------------- */
-static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_reshape(x[0], TG_SHAPE(3, -1));
-}
-static tg_tensor *f_expand_squeeze(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_mul(tg_expand_dims(x[0], -1), tg_squeeze(tg_expand_dims(x[0], 0), TG_AXES(0)));
-}
-static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], TG_AXES(2, 0, 1));
-}
-static tg_tensor *f_transpose_neg(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], TG_AXES(-2, -1, 0));
-}
-static tg_tensor *f_transpose_rev(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], (tg_axes){0});
-}
-static tg_tensor *f_broadcast_to(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_broadcast_to(x[0], TG_SHAPE(2, 3, 4));
-}
-static tg_tensor *f_concat3(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_concat(x, n, 1);
-}
-static tg_tensor *f_concat_neg(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_concat(x, n, -1);
-}
-static tg_tensor *f_stack0(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_stack(x, n, 0);
-}
-static tg_tensor *f_stack_last(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_stack(x, n, -1);
-}
-static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_slice(x[0], TG_SHAPE(1, 0, 2), TG_SHAPE(2, -1, 2));
-}
-static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_pad(x[0], TG_SHAPE(1, 0), TG_SHAPE(2, 3), 0.5);
-}
-
-typedef struct {
-    const tg_tensor *indices;
-    int axis;
-    tg_shape shape;
-} idx_arg;
-
-static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
-{
-    (void)n;
-    idx_arg *a = u;
-    return tg_gather(x[0], a->indices, a->axis);
-}
-static tg_tensor *f_scatter_add(tg_tensor *const *x, int n, void *u)
-{
-    (void)n;
-    idx_arg *a = u;
-    return tg_scatter_add(a->indices, x[0], a->shape, a->axis);
-}
-
-/* gradcheck and f32_matches_f64 of f on inputs xs. Shape ops are linear, so finite
- * differences are exact up to rounding: a tight tolerance. */
-static void check_grad(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user)
-{
-    CHECK(gradcheck(name, f, xs, n, user, 1e-4, 1e-8));
-    CHECK(f32_matches_f64(name, f, xs, n, user, 1e-6));
-}
-
-static void test_grad_reshape_transpose_broadcast(void)
+/* ---- gradients (finite differences and float32: tests/test_op_table.c) --------------------- */
+static void test_grad_gather_counts(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(1, TG_SHAPE(2, 3, 2), -1, 1);
-    check_grad("reshape", f_reshape, &x, 1, NULL);
-    tg_tensor *v = gc_input(2, TG_SHAPE(4), -1, 1);
-    check_grad("expand_dims/squeeze", f_expand_squeeze, &v, 1, NULL);
-    tg_tensor *t = gc_input(3, TG_SHAPE(2, 3, 4), -1, 1);
-    check_grad("transpose", f_transpose, &t, 1, NULL);
-    check_grad("transpose negative perm", f_transpose_neg, &t, 1, NULL);
-    check_grad("transpose reversed", f_transpose_rev, &t, 1, NULL);
-    tg_tensor *b = gc_input(4, TG_SHAPE(3, 1), -1, 1);
-    check_grad("broadcast_to", f_broadcast_to, &b, 1, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_concat_stack(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *c[3] = {gc_input(5, TG_SHAPE(2, 1, 3), -1, 1), gc_input(6, TG_SHAPE(2, 2, 3), -1, 1),
-                       gc_input(7, TG_SHAPE(2, 3, 3), -1, 1)};
-    check_grad("concat axis 1", f_concat3, c, 3, NULL);
-    tg_tensor *d[2] = {gc_input(8, TG_SHAPE(2, 2), -1, 1), gc_input(9, TG_SHAPE(2, 3), -1, 1)};
-    check_grad("concat axis -1", f_concat_neg, d, 2, NULL);
-    tg_tensor *e[3] = {gc_input(10, TG_SHAPE(2, 3), -1, 1), gc_input(11, TG_SHAPE(2, 3), -1, 1),
-                       gc_input(12, TG_SHAPE(2, 3), -1, 1)};
-    check_grad("stack axis 0", f_stack0, e, 3, NULL);
-    check_grad("stack axis -1", f_stack_last, e, 3, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_slice_pad(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(13, TG_SHAPE(3, 4, 5), -1, 1);
-    check_grad("slice", f_slice, &x, 1, NULL);
-    tg_tensor *p = gc_input(14, TG_SHAPE(2, 3), -1, 1);
-    check_grad("pad", f_pad, &p, 1, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_gather_scatter(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *params = gc_input(15, TG_SHAPE(4, 3), -1, 1);
-    idx_arg rows = {tg_from_i32(TG_SHAPE(5), 0, 2, 0, 3, 0), 0, {0}};
-    check_grad("gather repeated rows", f_gather, &params, 1, &rows);
-    idx_arg cols = {tg_from_i64(TG_SHAPE(2, 2), 2, 2, 0, 1), -1, {0}};
-    check_grad("gather axis -1, 2-d indices", f_gather, &params, 1, &cols);
-
     /* the gradient of sum(gather(x, [0, 2, 0, 0])) counts how often each row was picked */
     tg_tensor *x = tg_from_f64(TG_SHAPE(4), 1, 2, 3, 4);
     tg_tape *tape = tg_tape_begin();
@@ -350,12 +216,6 @@ static void test_grad_gather_scatter(void)
     CHECK_VALUES(tg_gradient(tape, y, x), 0, 3, 0, 1, 0);
     tg_tape_free(tape);
 
-    tg_tensor *upd = gc_input(16, TG_SHAPE(3, 4), -1, 1);
-    idx_arg sc = {tg_from_i32(TG_SHAPE(3), 1, 1, 4), 0, TG_SHAPE(5, 4)};
-    check_grad("scatter_add duplicates", f_scatter_add, &upd, 1, &sc);
-    tg_tensor *upd2 = gc_input(17, TG_SHAPE(2, 2, 2), -1, 1);
-    idx_arg sc2 = {tg_from_i64(TG_SHAPE(2, 2), 0, 2, 2, 0), -1, TG_SHAPE(2, 3)};
-    check_grad("scatter_add axis -1", f_scatter_add, &upd2, 1, &sc2);
     tg_scope_end(s);
 }
 
@@ -580,10 +440,7 @@ int main(void)
     RUN(test_concat_stack_forward);
     RUN(test_slice_pad_forward);
     RUN(test_gather_scatter_one_hot_forward);
-    RUN(test_grad_reshape_transpose_broadcast);
-    RUN(test_grad_concat_stack);
-    RUN(test_grad_slice_pad);
-    RUN(test_grad_gather_scatter);
+    RUN(test_grad_gather_counts);
     RUN(test_second_order_gather);
     RUN(test_one_hot_in_tape);
     RUN(test_errors_reshape_transpose_broadcast);
