@@ -309,6 +309,15 @@ static tg_tensor *f_compute_loss(tg_tensor *const *x, int n, void *u)
     return tg_compute_loss(&a->loss, x[0], x[1], n > 2 ? x[2] : NULL);
 }
 
+/* Tolerances are relative-or-absolute, |got - want| <= tol (1 + |want|). */
+#define EPS 1e-6          /* first order: central differences in float64 */
+#define TOL 1e-7
+#define LINEAR_EPS 1e-4   /* a linear row: the differences are exact up to rounding */
+#define LINEAR_TOL 1e-8
+#define EPS2 1e-5         /* second order: differences of the first-order gradient */
+#define TOL2 1e-6
+#define F32_TOL 1e-6      /* float32 forward against float64 */
+
 /* ---- the cases ---------------------------------------------------------------------------------- */
 enum {
     C_NO_F32 = 1,       /* the float32 comparison does not apply (said where used) */
@@ -326,7 +335,7 @@ typedef struct op_case {
     const char *composite;  /* a composite's public name */
     tg_op_kind prim[3];     /* a composite: primitives its call must record */
     double range[GC_MAX_INPUTS][2];   /* input i's range; 0, 0: the row's domain */
-    double eps, tol;        /* 0: the defaults below */
+    double eps, tol, f32_tol;   /* 0: the defaults below */
     unsigned flags;
 } op_case;
 
@@ -505,6 +514,10 @@ static const op_case cases[] = {
     CASE(EXTRACT_PATCHES, "2x2 valid", f_extract_patches, A(.kh = 2, .kw = 2, .sh = 1, .sw = 1), 1, S(1, 3, 3, 2)),
     CASE(EXTRACT_PATCHES, "2x3 same strides 2", f_extract_patches,
          A(.kh = 2, .kw = 3, .sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 1, S(2, 3, 4, 1)),
+    CASE(EXTRACT_PATCHES, "3x2 same strides 2, 1", f_extract_patches,
+         A(.kh = 3, .kw = 2, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 1, S(2, 5, 4, 2)),
+    CASE(PATCHES_TO_IMAGE, "3x2 same strides 2, 1", f_patches_to_image,
+         A(.s1 = S(2, 5, 4, 2), .kh = 3, .kw = 2, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 1, S(2, 3, 4, 12)),
     CASE(PATCHES_TO_IMAGE, "2x2 valid", f_patches_to_image, A(.s1 = S(1, 3, 3, 2), .kh = 2, .kw = 2, .sh = 1, .sw = 1),
          1, S(1, 2, 2, 8)),
     CASE(PATCHES_TO_IMAGE, "2x3 same strides 2", f_patches_to_image,
@@ -512,6 +525,30 @@ static const op_case cases[] = {
     CASE(MAX_POOL2D, "2x2", f_max_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2), 1, S(1, 4, 4, 2)),
     CASE(MAX_POOL2D, "3x2 same strides 1", f_max_pool2d, A(.kh = 3, .kw = 2, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME),
          1, S(1, 3, 3, 1)),
+    CASE(MAX_POOL2D, "2x2 valid strides 2, 2", f_max_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2, .pad = TG_PADDING_VALID), 1,
+         S(1, 5, 4, 2)),
+    CASE(MAX_POOL2D, "2x2 same strides 2, 2", f_max_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(MAX_POOL2D, "3x3 same strides 1, 1", f_max_pool2d, A(.kh = 3, .kw = 3, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(MAX_POOL2D, "3x2 same strides 2, 1", f_max_pool2d, A(.kh = 3, .kw = 2, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(MAX_POOL2D, "2x3 valid strides 1, 2", f_max_pool2d, A(.kh = 2, .kw = 3, .sh = 1, .sw = 2, .pad = TG_PADDING_VALID), 1,
+         S(1, 5, 4, 2)),
+    CASE(MAX_POOL2D, "4x4 same strides 3, 3", f_max_pool2d, A(.kh = 4, .kw = 4, .sh = 3, .sw = 3, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "2x2 valid strides 2, 2", f_avg_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2, .pad = TG_PADDING_VALID), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "2x2 same strides 2, 2", f_avg_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "3x3 same strides 1, 1", f_avg_pool2d, A(.kh = 3, .kw = 3, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "3x2 same strides 2, 1", f_avg_pool2d, A(.kh = 3, .kw = 2, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "2x3 valid strides 1, 2", f_avg_pool2d, A(.kh = 2, .kw = 3, .sh = 1, .sw = 2, .pad = TG_PADDING_VALID), 1,
+         S(1, 5, 4, 2)),
+    CASE(AVG_POOL2D, "4x4 same strides 3, 3", f_avg_pool2d, A(.kh = 4, .kw = 4, .sh = 3, .sw = 3, .pad = TG_PADDING_SAME), 1,
+         S(1, 5, 4, 2)),
     CASE(AVG_POOL2D, "2x2", f_avg_pool2d, A(.kh = 2, .kw = 2, .sh = 2, .sw = 2), 1, S(1, 4, 4, 2)),
     CASE(AVG_POOL2D, "3x2 same strides 1", f_avg_pool2d, A(.kh = 3, .kw = 2, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME),
          1, S(1, 3, 3, 1)),
@@ -544,7 +581,32 @@ static const op_case cases[] = {
           TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(1, 3, 3, 2), S(2, 2, 2, 3)),
     COMPX("tg_conv2d", "same, strides 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2,
           TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(2, 4, 3, 1), S(3, 2, 1, 2)),
+    COMPX("tg_conv2d", "[2,5,5,3] * [3,3,3,2] valid strides 1, 1", f_conv2d,
+          A(.sh = 1, .sw = 1, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 5, 5, 3), S(3, 3, 3, 2)),
+    COMPX("tg_conv2d", "[1,6,5,2] * [2,3,2,3] same strides 2, 1", f_conv2d,
+          A(.sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 6, 5, 2), S(2, 3, 2, 3)),
+    /* a 1x1 kernel at stride 1 needs no patches: a product per pixel */
+    COMPX("tg_conv2d", "[2,4,4,2] * [1,1,2,3] same strides 1, 1", f_conv2d,
+          A(.sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 2, TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 4, 4, 2), S(1, 1, 2, 3)),
+    COMPX("tg_conv2d", "[1,5,5,1] * [4,4,1,2] same strides 2, 2", f_conv2d,
+          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 5, 5, 1), S(4, 4, 1, 2)),
+    COMPX("tg_conv2d", "[1,7,6,2] * [3,2,2,2] valid strides 3, 2", f_conv2d,
+          A(.sh = 3, .sw = 2, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 7, 6, 2), S(3, 2, 2, 2)),
+    COMPX("tg_conv2d", "[2,3,3,2] * [1,1,2,1] valid strides 2, 2", f_conv2d,
+          A(.sh = 2, .sw = 2, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 3, 3, 2), S(1, 1, 2, 1)),
+    COMPX("tg_conv2d", "[1,4,5,2] * [2,2,2,2] same strides 2, 2", f_conv2d,
+          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 4, 5, 2), S(2, 2, 2, 2)),
     COMP("tg_global_avg_pool2d", "[2,3,3,2]", f_global_avg_pool2d, NULL, 1, TG_OP_MEAN, S(2, 3, 3, 2)),
+    COMPX("tg_global_avg_pool2d", "[2,3,4,2]", f_global_avg_pool2d, NULL, 1, TG_OP_MEAN,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 4, 2)),
+
     COMP("tg_expand_dims", "axis 1", f_expand_dims, A(.axis = 1), 1, TG_OP_RESHAPE, S(2, 3)),
     COMP("tg_squeeze", "all size-1 axes", f_squeeze, A(0), 1, TG_OP_RESHAPE, S(2, 1, 3, 1)),
     COMP("tg_loss_values", "mse", f_loss_values, A(.loss = {.kind = TG_LOSS_MSE}), 2, TG_OP_SQUARE, S(3, 2), S(3, 2)),
@@ -570,15 +632,6 @@ static const op_case cases[] = {
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
-
-/* Tolerances are relative-or-absolute, |got - want| <= tol (1 + |want|). */
-#define EPS 1e-6          /* first order: central differences in float64 */
-#define TOL 1e-7
-#define LINEAR_EPS 1e-4   /* a linear row: the differences are exact up to rounding */
-#define LINEAR_TOL 1e-8
-#define EPS2 1e-5         /* second order: differences of the first-order gradient */
-#define TOL2 1e-6
-#define F32_TOL 1e-6      /* float32 forward against float64 */
 
 /* The rows whose output is linear in their float inputs. */
 static bool linear_row(tg_op_kind op)
@@ -814,7 +867,7 @@ static bool check_case(const op_case *c, int k)
     } else {
         ok &= no_rule_gradient(c, xs, name);
     }
-    if (!(c->flags & C_NO_F32) && !f32_matches_f64(name, c->f, xs, c->n, (void *)c->a, F32_TOL)) {
+    if (!(c->flags & C_NO_F32) && !f32_matches_f64(name, c->f, xs, c->n, (void *)c->a, c->f32_tol ? c->f32_tol : F32_TOL)) {
         printf("  FAIL %s: float32 forward against float64\n", name);
         ok = false;
     }

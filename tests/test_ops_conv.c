@@ -1,7 +1,8 @@
 /* Convolution and pooling: extract_patches / patches_to_image by hand and as adjoints,
  * conv2d and the pools against naive loops written here (TF's padding rule), hand-made
- * SAME cases (even kernels, stride 2, padding before and after), gradients by finite
- * differences, a second derivative through conv2d, float32 against float64, errors. */
+ * SAME cases (even kernels, stride 2, padding before and after), pool gradients by hand,
+ * errors. Finite differences, second order through conv2d and float32 against float64
+ * are the op table test's (tests/test_op_table.c), on the same geometries. */
 #include "gradcheck.h"
 
 /* ---- naive references ------------------------------------------------------------------------ */
@@ -112,21 +113,6 @@ static bool pool_matches_naive(const tg_tensor *x, geom g, bool is_max, double t
     return ok;
 }
 
-/* Distinct values 0.25 apart in a scrambled order: max pooling has one winner per
- * window, far from the finite-difference step. */
-static tg_tensor *distinct_input(tg_shape shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < shape.rank; i++)
-        n *= shape.dims[i];
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (double)((i * 37 + 11) % n) * 0.25 - (double)n / 8;
-    tg_tensor *t = tg_tensor_from(TG_F64, shape, v);
-    free(v);
-    return t;
-}
-
 /* ---- extract_patches and patches_to_image ---------------------------------------------------- */
 static void test_patches_by_hand(void)
 {
@@ -186,34 +172,6 @@ static void test_patches_adjoint(void)
     }
 }
 
-static tg_tensor *apply_patches(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_extract_patches(xs[0], g->kh, g->kw, g->sh, g->sw, g->pad);
-}
-
-static tg_tensor *apply_col2im(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_patches_to_image(xs[0], 5, 4, g->kh, g->kw, g->sh, g->sw, g->pad);
-}
-
-static void test_patches_gradients(void)
-{
-    tg_scope *s = tg_scope_begin();
-    geom g = {3, 2, 2, 1, TG_PADDING_SAME};
-    tg_tensor *x = gc_input(7, TG_SHAPE(2, 5, 4, 2), -1, 1);
-    CHECK(gradcheck("extract_patches", apply_patches, &x, 1, &g, 1e-6, 1e-8));
-    CHECK(f32_matches_f64("extract_patches", apply_patches, &x, 1, &g, 1e-6));
-    /* Five rows of 4 in SAME with kernel 3 stride 2: 3 x 4 windows of 3*2*2 values. */
-    tg_tensor *p = gc_input(8, TG_SHAPE(2, 3, 4, 12), -1, 1);
-    CHECK(gradcheck("patches_to_image", apply_col2im, &p, 1, &g, 1e-6, 1e-8));
-    CHECK(f32_matches_f64("patches_to_image", apply_col2im, &p, 1, &g, 1e-5));
-    tg_scope_end(s);
-}
-
 /* ---- conv2d ---------------------------------------------------------------------------------------- */
 static void test_conv_by_hand(void)
 {
@@ -267,56 +225,6 @@ static void test_conv_matches_naive(void)
     }
 }
 
-static tg_tensor *apply_conv(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_conv2d(xs[0], xs[1], .strides = {g->sh, g->sw}, .padding = g->pad);
-}
-
-static void test_conv_gradients(void)
-{
-    for (int i = 0; i < N_CONV; i++) {
-        tg_scope *s = tg_scope_begin();
-        const struct ccase *c = &conv_cases[i];
-        geom g = c->g;
-        tg_tensor *xs[2] = {gc_input(50 + i, TG_SHAPE(c->n, c->h, c->w, c->c), -1, 1),
-                            gc_input(70 + i, TG_SHAPE(g.kh, g.kw, c->c, c->f), -1, 1)};
-        char name[64];
-        snprintf(name, sizeof name, "conv2d case %d", i);
-        CHECK(gradcheck(name, apply_conv, xs, 2, &g, 1e-6, 1e-7));
-        CHECK(f32_matches_f64(name, apply_conv, xs, 2, &g, 1e-5));
-        tg_scope_end(s);
-    }
-}
-
-/* d/dx and d/dkernel of sum(conv(x, k)^2), differentiated again by gradcheck's tape. */
-static tg_tensor *conv_first_gradient(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const int *which = user;
-    geom g = {3, 2, 2, 1, TG_PADDING_SAME};
-    tg_tape *t = tg_tape_begin();
-    tg_watch(t, xs[0]);
-    tg_watch(t, xs[1]);
-    tg_tensor *y = apply_conv(xs, 2, &g);
-    tg_tensor *loss = tg_sum(tg_mul(y, y));
-    tg_tape_end(t);
-    tg_tensor *d = tg_gradient(t, loss, xs[*which]);
-    tg_tape_free(t);
-    return d;
-}
-
-static void test_conv_second_order(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *xs[2] = {gc_input(90, TG_SHAPE(1, 4, 3, 2), -1, 1), gc_input(91, TG_SHAPE(3, 2, 2, 2), -1, 1)};
-    int wrt_x = 0, wrt_k = 1;
-    CHECK(gradcheck("d2 conv2d / dx", conv_first_gradient, xs, 2, &wrt_x, 1e-5, 1e-6));
-    CHECK(gradcheck("d2 conv2d / dkernel", conv_first_gradient, xs, 2, &wrt_k, 1e-5, 1e-6));
-    tg_scope_end(s);
-}
-
 /* ---- pooling ---------------------------------------------------------------------------------------- */
 static void test_pool_by_hand(void)
 {
@@ -360,46 +268,10 @@ static void test_pool_matches_naive(void)
     }
 }
 
-static tg_tensor *apply_pool(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    tg_pool2d_opts o = {.pool_size = {g->kh, g->kw}, .strides = {g->sh, g->sw}, .padding = g->pad};
-    return tg_max_pool2d_at(TG_LOC, xs[0], o);
-}
-
-static tg_tensor *apply_avg_pool(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    tg_pool2d_opts o = {.pool_size = {g->kh, g->kw}, .strides = {g->sh, g->sw}, .padding = g->pad};
-    return tg_avg_pool2d_at(TG_LOC, xs[0], o);
-}
-
-static tg_tensor *apply_global(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n, (void)user;
-    return tg_global_avg_pool2d(xs[0]);
-}
-
+/* Gradient values by hand (finite differences and float32: tests/test_op_table.c). */
 static void test_pool_gradients(void)
 {
-    for (int i = 0; i < N_POOL; i++) {
-        tg_scope *s = tg_scope_begin();
-        geom g = pool_cases[i];
-        tg_tensor *x = distinct_input(TG_SHAPE(1, 5, 4, 2));
-        char name[64];
-        snprintf(name, sizeof name, "max_pool2d case %d", i);
-        CHECK(gradcheck(name, apply_pool, &x, 1, &g, 1e-6, 1e-7));
-        snprintf(name, sizeof name, "avg_pool2d case %d", i);
-        CHECK(gradcheck(name, apply_avg_pool, &x, 1, &g, 1e-6, 1e-7));
-        CHECK(f32_matches_f64(name, apply_avg_pool, &x, 1, &g, 1e-6));
-        tg_scope_end(s);
-    }
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(140, TG_SHAPE(2, 3, 4, 2), -1, 1);
-    CHECK(gradcheck("global_avg_pool2d", apply_global, &x, 1, NULL, 1e-6, 1e-8));
-
     /* The max's gradient goes to the window's winner only: x = 1..9 (3x3), SAME 2x2
      * stride 2: winners 5, 6, 8 and 9 get 1 each. */
     tg_tensor *v = tg_reshape(tg_arange(TG_F64, 1, 10, 1), TG_SHAPE(1, 3, 3, 1));
@@ -485,11 +357,8 @@ int main(void)
 {
     RUN(test_patches_by_hand);
     RUN(test_patches_adjoint);
-    RUN(test_patches_gradients);
     RUN(test_conv_by_hand);
     RUN(test_conv_matches_naive);
-    RUN(test_conv_gradients);
-    RUN(test_conv_second_order);
     RUN(test_pool_by_hand);
     RUN(test_pool_matches_naive);
     RUN(test_pool_gradients);
