@@ -769,8 +769,10 @@ static bool recorded(const op_case *c, tg_tensor *const *xs, const char *name)
     return ok;
 }
 
-/* The case's first-order gradient, flattened: d sum(f(x) * w) / dx for a fixed w, every
- * input's gradient concatenated. An outer tape differentiates it again. */
+/* The case's first-order gradient, flattened: d sum(w f(x)^2) / dx for a fixed w, every
+ * input's gradient concatenated. An outer tape differentiates it again. The square makes
+ * the output's gradient depend on x, so a piecewise-linear op's backward rule is
+ * differentiated too (its dy path), not only its zero second derivative. */
 static tg_tensor *first_gradient(tg_tensor *const *x, int n, void *u)
 {
     const op_case *c = u;
@@ -778,7 +780,7 @@ static tg_tensor *first_gradient(tg_tensor *const *x, int n, void *u)
     for (int i = 0; i < n; i++)
         tg_watch(t, x[i]);
     tg_tensor *y = c->f(x, n, (void *)c->a);
-    tg_tensor *loss = y ? tg_sum(tg_mul(y, gc_weights(y, 99))) : NULL;
+    tg_tensor *loss = y ? tg_sum(tg_mul(tg_square(y), gc_weights(y, 99))) : NULL;
     tg_tape_end(t);
     tg_tensor *g[GC_MAX_INPUTS] = {0}, *flat[GC_MAX_INPUTS];
     int rc = loss ? tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = x, .n_sources = n,
@@ -860,7 +862,7 @@ static bool check_case(const op_case *c, int k)
             printf("  FAIL %s: gradient against finite differences\n", name);
             ok = false;
         }
-        if (twice && !gradcheck(name, first_gradient, xs, c->n, (void *)c, EPS2, TOL2)) {
+        if (twice && !gradcheck(name, first_gradient, xs, c->n, (void *)c, c->eps ? c->eps : EPS2, c->tol ? c->tol : TOL2)) {
             printf("  FAIL %s: second order against finite differences of the gradient\n", name);
             ok = false;
         }

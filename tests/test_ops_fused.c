@@ -1,8 +1,9 @@
 /* Fused ops (bias_add_act, the softmax cross-entropies) and the direct pools, against the
  * unfused chains of public ops they replace: the same values bit for bit, gradients equal
- * to the chain's, finite differences in float64 for first and second derivatives (the
- * backward ops of the fused ops have backward rules of their own), float32 against
- * float64, hand-computed values and the error messages. */
+ * to the chain's, a Hessian-vector product by hand, hand-computed values and the error
+ * messages. Finite differences for first and second derivatives (the backward ops of the
+ * fused ops have backward rules of their own) and float32 against float64 are the op
+ * table test's (tests/test_op_table.c). */
 #include "gradcheck.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -104,11 +105,6 @@ static void test_bias_act_gradients(void)
     tg_scope *s = tg_scope_begin();
     for (int a = 0; a < 4; a++) {
         tg_bias_act act = ACTS[a];
-        char name[64];
-        snprintf(name, sizeof name, "bias_add_act act %d", a);
-        tg_tensor *xs[2] = {away_from_zero(30, TG_SHAPE(4, 3)), gc_input(31, TG_SHAPE(3), -0.05, 0.05)};
-        CHECK(gradcheck(name, fused_bias, xs, 2, &act, 1e-6, 1e-7));
-        CHECK(f32_matches_f64(name, fused_bias, xs, 2, &act, 2e-6));
         /* The chain's gradients: the same formulas, so the same bits, in float32 too. */
         tg_tensor *x32[2] = {tg_cast(away_from_zero(32, TG_SHAPE(64, 40)), TG_F32),
                              tg_cast(gc_input(33, TG_SHAPE(40), -0.05, 0.05), TG_F32)};
@@ -118,34 +114,6 @@ static void test_bias_act_gradients(void)
         grads_of(unfused_bias, x32, 2, &act, w, gu);
         CHECK(agree("d/dx fused vs chain", gf[0], gu[0], 0));
         CHECK(agree("d/dbias fused vs chain", gf[1], gu[1], 0));
-    }
-    tg_scope_end(s);
-}
-
-/* The gradient with respect to x as a function of (x, b): its own gradient comes from
- * act_grad's backward rule. */
-static tg_tensor *bias_act_grad_fn(tg_tensor *const *xs, int n, void *u)
-{
-    tg_tape *t = tg_tape_begin();
-    for (int i = 0; i < n; i++)
-        tg_watch(t, xs[i]);
-    tg_tensor *y = tg_bias_add_act(xs[0], xs[1], *(tg_bias_act *)u);
-    tg_tensor *l = tg_sum(tg_mul(y, tg_mul(y, gc_input(35, tg_shape_of(y), 0.5, 1.5))));   /* not linear in y */
-    tg_tape_end(t);
-    tg_tensor *g = tg_gradient(t, l, xs[0]);
-    tg_tape_free(t);
-    return g;
-}
-
-static void test_bias_act_second_order(void)
-{
-    tg_scope *s = tg_scope_begin();
-    for (int a = 0; a < 4; a++) {
-        tg_bias_act act = ACTS[a];
-        char name[64];
-        snprintf(name, sizeof name, "d/dx of bias_add_act act %d", a);
-        tg_tensor *xs[2] = {away_from_zero(36, TG_SHAPE(3, 4)), gc_input(37, TG_SHAPE(4), -0.05, 0.05)};
-        CHECK(gradcheck(name, bias_act_grad_fn, xs, 2, &act, 1e-6, 1e-6));
     }
     tg_scope_end(s);
 }
@@ -251,13 +219,6 @@ static void test_xent_values(void)
 static void test_xent_gradients(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *z = gc_input(70, TG_SHAPE(5, 4), -3, 3);
-    xent_case sparse = {labels_of(71, TG_SHAPE(5), 4, TG_I64)};
-    CHECK(gradcheck("sparse xent d/dlogits", fused_xent, &z, 1, &sparse, 1e-6, 1e-7));
-    CHECK(f32_matches_f64("sparse xent", fused_xent, &z, 1, &sparse, 2e-6));
-    tg_tensor *both[2] = {z, soft_labels(72, TG_SHAPE(5, 4))};
-    CHECK(gradcheck("dense xent d/dlogits, d/dlabels", fused_xent, both, 2, NULL, 1e-6, 1e-7));
-    CHECK(f32_matches_f64("dense xent", fused_xent, both, 2, NULL, 2e-6));
     /* Against the chain's gradients in float32: the same within rounding. */
     tg_tensor *z32 = tg_cast(gc_input(73, TG_SHAPE(300, 10), -4, 4), TG_F32);
     tg_tensor *w = tg_cast(gc_input(74, TG_SHAPE(300), 0.5, 1.5), TG_F32), *gf, *gu;
@@ -273,35 +234,10 @@ static void test_xent_gradients(void)
     tg_scope_end(s);
 }
 
-/* The gradient of a weighted cross-entropy with respect to the logits (and the weights,
- * through dy), as a function: second derivatives come from xent_grad's backward rule. */
-static tg_tensor *xent_grad_fn(tg_tensor *const *xs, int n, void *u)
-{
-    tg_tape *t = tg_tape_begin(.persistent = true);
-    for (int i = 0; i < n; i++)
-        tg_watch(t, xs[i]);
-    tg_tensor *loss = tg_sum(tg_mul(fused_xent(xs, n == 3 ? 2 : 1, u), xs[n - 1]));
-    tg_tape_end(t);
-    tg_tensor *g[3] = {0};
-    tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = xs, .n_sources = n, .out = g);
-    tg_tape_free(t);
-    /* Every gradient in one tensor, so the check covers each of them. */
-    tg_tensor *parts[3];
-    for (int i = 0; i < n; i++)
-        parts[i] = tg_reshape(g[i], TG_SHAPE(-1));
-    return n == 1 ? parts[0] : tg_concat(parts, n, 0);
-}
-
 static void test_xent_second_order(void)
 {
     tg_scope *s = tg_scope_begin();
-    xent_case sparse = {labels_of(80, TG_SHAPE(3), 4, TG_I32)};
-    tg_tensor *sp[2] = {gc_input(81, TG_SHAPE(3, 4), -2, 2), gc_input(82, TG_SHAPE(3), 0.5, 1.5)};
-    CHECK(gradcheck("d2 sparse xent (logits, dy)", xent_grad_fn, sp, 2, &sparse, 1e-6, 1e-6));
-    tg_tensor *dn[3] = {gc_input(83, TG_SHAPE(3, 4), -2, 2), soft_labels(84, TG_SHAPE(3, 4)),
-                        gc_input(85, TG_SHAPE(3), 0.5, 1.5)};
-    CHECK(gradcheck("d2 dense xent (logits, labels, dy)", xent_grad_fn, dn, 3, NULL, 1e-6, 1e-6));
-    /* By hand: the Hessian of logsumexp(z) - z_k is diag(p) - p p^T; its product with v is
+    /* The Hessian of logsumexp(z) - z_k is diag(p) - p p^T; its product with v is
      * p * (v - p.v). */
     const double zv[3] = {0.2, -1.0, 1.5}, vv[3] = {1.0, -2.0, 0.5};
     tg_tensor *z = tg_tensor_from(TG_F64, TG_SHAPE(1, 3), zv), *v = tg_tensor_from(TG_F64, TG_SHAPE(1, 3), vv);
@@ -423,45 +359,15 @@ static void test_pools_match_chain(void)
     tg_scope_end(s);
 }
 
-/* d/dx of sum(w * pool(x)^2): its gradient needs the pools' backward ops' backward rules. */
-static tg_tensor *pool_grad_fn(tg_tensor *const *xs, int n, void *u)
-{
-    tg_tape *t = tg_tape_begin();
-    tg_watch(t, xs[0]);
-    tg_tensor *y = direct_pool(xs, n, u);
-    tg_tensor *l = tg_sum(tg_mul(tg_square(y), gc_input(98, tg_shape_of(y), 0.5, 1.5)));
-    tg_tape_end(t);
-    tg_tensor *g = tg_gradient(t, l, xs[0]);
-    tg_tape_free(t);
-    return g;
-}
-
-static void test_pools_second_order(void)
-{
-    tg_scope *s = tg_scope_begin();
-    for (int i = 0; i < N_POOLS; i++) {
-        pool_case p = POOLS[i];
-        char name[64];
-        snprintf(name, sizeof name, "d/dx of pool case %d", i);
-        /* Distinct values: no ties, so the max is smooth around x. */
-        tg_tensor *x = tg_add(gc_input(97, TG_SHAPE(2, 7, 6, 1), 0, 0.5),
-                              tg_reshape(tg_arange(TG_F64, 0, 84, 1), TG_SHAPE(2, 7, 6, 1)));
-        CHECK(gradcheck(name, pool_grad_fn, &x, 1, &p, 1e-6, 1e-6));
-    }
-    tg_scope_end(s);
-}
-
 int main(void)
 {
     RUN(test_bias_act_values);
     RUN(test_bias_act_gradients);
-    RUN(test_bias_act_second_order);
     RUN(test_bias_act_errors);
     RUN(test_xent_values);
     RUN(test_xent_gradients);
     RUN(test_xent_second_order);
     RUN(test_xent_errors);
     RUN(test_pools_match_chain);
-    RUN(test_pools_second_order);
     return TEST_SUMMARY();
 }
