@@ -5,6 +5,7 @@
  * custom losses, names, and every error message. */
 #include <stdlib.h>
 
+#include "fixture.h"
 #include "gradcheck.h"
 
 /* ---- the fixture ------------------------------------------------------------------------------ */
@@ -26,72 +27,46 @@ typedef struct lcase {
     double values[MAXV], value, grad[MAXV];
 } lcase;
 
-static int parse_doubles(const char *s, double *out)
-{
-    int n = 0;
-    char *end;
-    for (double v = strtod(s, &end); end != s && n < MAXV; v = strtod(s, &end)) {
-        out[n++] = v;
-        s = end;
-    }
-    return n;
-}
-
 /* "[DTYPE] RANK DIM... : V V ..." */
-static bool parse_array(const char *s, bool has_dtype, arr *a)
+static bool parse_array(char *s, bool has_dtype, arr *a)
 {
     char dt[8] = "f64";
-    int used = 0;
-    if (has_dtype && sscanf(s, "%7s%n", dt, &used) != 1)
+    if (has_dtype && !fx_word(&s, dt, sizeof dt))
         return false;
-    s += used;
     a->dtype = !strcmp(dt, "i32") ? TG_I32 : !strcmp(dt, "i64") ? TG_I64 : TG_F64;
-    if (sscanf(s, "%d%n", &a->shape.rank, &used) != 1 || a->shape.rank < 0 || a->shape.rank > TG_MAX_RANK)
-        return false;
-    s += used;
-    for (int i = 0; i < a->shape.rank; i++) {
-        long long d;
-        if (sscanf(s, "%lld%n", &d, &used) != 1)
-            return false;
-        a->shape.dims[i] = d;
-        s += used;
-    }
-    const char *colon = strchr(s, ':');
-    if (!colon)
-        return false;
-    a->n = parse_doubles(colon + 1, a->v);
-    a->present = true;
-    return true;
+    a->present = fx_array(&s, &a->shape, a->v, MAXV);
+    a->n = (int)fx_size(&a->shape);
+    return a->present;
 }
 
+/* The number of cases, or -1 with the reason printed. */
 static int load_cases(lcase *cases, int max)
 {
-    FILE *f = fopen(TG_FIXTURES_DIR "/loss_golden.txt", "r");
-    if (!f)
+    fx_reader *r = malloc(sizeof *r);
+    if (!r || !fx_open(r, "loss_golden.txt", "tools/make_loss_fixtures.py")) {
+        printf("  %s\n", r ? r->error : "out of memory");
+        free(r);
         return -1;
-    static char line[32768];
+    }
     int n = 0;
     lcase *c = NULL;
-    bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
-        char tag[32];
-        int used = 0;
-        if (line[0] == '#' || sscanf(line, "%31s%n", tag, &used) != 1)
-            continue;
-        const char *rest = line + used;
+    char tag[32], *rest;
+    while (fx_next(r, tag, sizeof tag, &rest)) {
+        bool ok = true;
         if (!strcmp(tag, "case")) {
             ok = n < max;
             if (ok) {
                 c = &cases[n++];
                 memset(c, 0, sizeof *c);
-                ok = sscanf(rest, "%63s", c->name) == 1;
+                ok = fx_word(&rest, c->name, sizeof c->name);
             }
         } else if (!c) {
             ok = false;
         } else if (!strcmp(tag, "loss")) {
             char kind[64];
-            int logits;
-            ok = sscanf(rest, "%63s %d %lf %lf", kind, &logits, &c->loss.label_smoothing, &c->loss.delta) == 4;
+            int logits = 0;
+            ok = fx_word(&rest, kind, sizeof kind) && fx_int(&rest, &logits) &&
+                 fx_number(&rest, &c->loss.label_smoothing) && fx_number(&rest, &c->loss.delta);
             c->loss.kind = tg_loss_kind_from_name(kind);
             c->loss.from_logits = logits;
         } else if (!strcmp(tag, "y_true")) {
@@ -101,19 +76,25 @@ static int load_cases(lcase *cases, int max)
         } else if (!strcmp(tag, "sample_weight")) {
             ok = parse_array(rest, false, &c->sw);
         } else if (!strcmp(tag, "values")) {
-            c->n_values = parse_doubles(rest, c->values);
+            ok = (c->n_values = fx_numbers(&rest, c->values, MAXV)) >= 0;
         } else if (!strcmp(tag, "value")) {
-            ok = sscanf(rest, "%lf", &c->value) == 1;
+            ok = fx_number(&rest, &c->value);
         } else if (!strcmp(tag, "grad")) {
-            c->n_grad = parse_doubles(rest, c->grad);
+            ok = (c->n_grad = fx_numbers(&rest, c->grad, MAXV)) >= 0;
         } else if (!strcmp(tag, "end")) {
             c = NULL;
         } else {
             ok = false;
         }
+        if (!ok)
+            fx_fail(r, "a malformed `%s` record", tag);
     }
-    fclose(f);
-    return ok ? n : -1;
+    fx_close(r);
+    if (r->failed)
+        printf("  %s\n", r->error);
+    int result = r->failed ? -1 : n;
+    free(r);
+    return result;
 }
 
 static tg_tensor *make(const arr *a, tg_dtype float_dtype)
