@@ -9,11 +9,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-
-#ifndef TG_FIXTURES_DIR
-#error "TG_FIXTURES_DIR must name tests/fixtures (CMake defines it for the tests)"
-#endif
-#define GOLDEN_PATH TG_FIXTURES_DIR "/optim_golden.txt"
+#include "fixture.h"
 
 /* float64 matches the transcription up to summation order (clipnorm); float32 to a few
  * units in the last place (sums of squares are taken in double here, in float32 there;
@@ -68,7 +64,7 @@ static og_var og_vars[2];
 static int og_n_vars;
 static og_case og_cases[OG_MAX_CASES];
 static int og_n_cases;
-static char og_error[256];
+static char og_error[1400];
 
 static int og_var_index(const char *name)
 {
@@ -78,102 +74,74 @@ static int og_var_index(const char *name)
     return -1;
 }
 
-static int parse_numbers(const char *s, double *out, int max)
+static bool og_record(fx_reader *r, const char *word, char *rest, og_case **cur)
 {
-    int n = 0;
-    for (char *end;; s = end) {
-        double v = strtod(s, &end);
-        if (end == s)
-            return n;
-        if (n == max)
-            return -1;
-        out[n++] = v;
-    }
-}
-
-static bool og_fail(int lineno, const char *what)
-{
-    snprintf(og_error, sizeof og_error, "optim_golden.txt line %d: %s", lineno, what);
-    return false;
-}
-
-static bool og_line(char *line, og_case **cur, int lineno)
-{
-    char word[16], name[48], extra[16];
-    int used = 0;
-    if (line[0] == '#' || sscanf(line, "%15s%n", word, &used) != 1)
-        return true;
-    char *rest = line + used, *colon = strchr(line, ':');
+    char name[48], extra[16];
     if (!strcmp(word, "var")) {
         og_var *v = &og_vars[og_n_vars];
-        int k = 0;
-        if (og_n_vars == 2 || !colon || sscanf(rest, "%7s %d%n", v->name, &v->shape.rank, &k) != 2 ||
-            v->shape.rank < 1 || v->shape.rank > 2)
-            return og_fail(lineno, "bad `var`");
-        int64_t size = 1;
-        char *p = rest + k;
-        for (int i = 0; i < v->shape.rank; i++) {
-            char *end;
-            v->shape.dims[i] = strtoll(p, &end, 10);
-            if (end == p || end > colon)
-                return og_fail(lineno, "bad `var` dimension");
-            size *= v->shape.dims[i];
-            p = end;
-        }
-        v->n = parse_numbers(colon + 1, v->init, OG_MAX_N);
-        if (v->n != size)
-            return og_fail(lineno, "`var` values do not match its shape");
+        if (og_n_vars == 2 || !fx_word(&rest, v->name, sizeof v->name) || !fx_shape(&rest, &v->shape) ||
+            v->shape.rank < 1 || v->shape.rank > 2 || !fx_char(&rest, ':'))
+            return fx_fail(r, "bad `var`");
+        v->n = fx_numbers(&rest, v->init, OG_MAX_N);
+        if (v->n != fx_size(&v->shape))
+            return fx_fail(r, "`var` values do not match its shape");
         og_n_vars++;
         return true;
     }
     if (!strcmp(word, "scale") || !strcmp(word, "center")) {
-        int j = sscanf(rest, "%47s", name) == 1 ? og_var_index(name) : -1;
-        if (j < 0 || !colon)
-            return og_fail(lineno, "`scale`/`center` of an unknown variable");
+        int j = fx_word(&rest, name, sizeof name) ? og_var_index(name) : -1;
+        if (j < 0 || !fx_char(&rest, ':'))
+            return fx_fail(r, "`scale`/`center` of an unknown variable");
         double *dst = word[0] == 's' ? og_vars[j].scale : og_vars[j].center;
-        return parse_numbers(colon + 1, dst, OG_MAX_N) == og_vars[j].n || og_fail(lineno, "bad count");
+        return fx_numbers(&rest, dst, OG_MAX_N) == og_vars[j].n || fx_fail(r, "bad count");
     }
     if (!strcmp(word, "case")) {
-        if (*cur || og_n_cases == OG_MAX_CASES || sscanf(rest, "%47s %15s", name, extra) != 2)
-            return og_fail(lineno, "bad `case`");
+        if (*cur || og_n_cases == OG_MAX_CASES || !fx_word(&rest, name, sizeof name) ||
+            !fx_word(&rest, extra, sizeof extra))
+            return fx_fail(r, "bad `case`");
         *cur = memset(&og_cases[og_n_cases], 0, sizeof og_cases[0]);
         snprintf((*cur)->name, sizeof (*cur)->name, "%s", name);
         (*cur)->dtype = !strcmp(extra, "float32") ? TG_F32 : TG_F64;
         return true;
     }
     if (!*cur)
-        return og_fail(lineno, "a record outside a case");
+        return fx_fail(r, "a record outside a case");
     if (!strcmp(word, "step")) {
         int k, j;
-        if (!colon || sscanf(rest, "%d %47s", &k, name) != 2 || k < 1 || k > OG_STEPS || (j = og_var_index(name)) < 0)
-            return og_fail(lineno, "bad `step`");
+        if (!fx_int(&rest, &k) || !fx_word(&rest, name, sizeof name) || k < 1 || k > OG_STEPS ||
+            (j = og_var_index(name)) < 0 || !fx_char(&rest, ':'))
+            return fx_fail(r, "bad `step`");
         (*cur)->seen++;
-        return parse_numbers(colon + 1, (*cur)->step[k - 1][j], OG_MAX_N) == og_vars[j].n || og_fail(lineno, "bad count");
+        return fx_numbers(&rest, (*cur)->step[k - 1][j], OG_MAX_N) == og_vars[j].n || fx_fail(r, "bad count");
     }
     if (!strcmp(word, "end")) {
         if ((*cur)->seen != OG_STEPS * og_n_vars)
-            return og_fail(lineno, "a case without every step");
+            return fx_fail(r, "a case without every step");
         og_n_cases++;
         *cur = NULL;
         return true;
     }
-    return og_fail(lineno, "unknown record");
+    return fx_fail(r, "unknown record");
 }
 
 static bool og_load(void)
 {
-    FILE *f = fopen(GOLDEN_PATH, "r");
-    if (!f) {
-        snprintf(og_error, sizeof og_error, "cannot open %s", GOLDEN_PATH);
+    static fx_reader r;
+    if (!fx_open(&r, "optim_golden.txt", "tools/make_optim_fixtures.py")) {
+        snprintf(og_error, sizeof og_error, "%s", r.error);
         return false;
     }
-    char line[4096];
     og_case *cur = NULL;
-    bool ok = true;
-    for (int lineno = 1; ok && fgets(line, sizeof line, f); lineno++)
-        ok = og_line(line, &cur, lineno);
-    fclose(f);
-    return ok && (!cur || og_fail(0, "the file ends inside a case")) && (og_n_vars == 2 || og_fail(0, "need 2 vars"));
+    char word[16], *rest;
+    while (fx_next(&r, word, sizeof word, &rest))
+        og_record(&r, word, rest, &cur);
+    fx_close(&r);
+    if (!r.failed && cur)
+        fx_fail(&r, "the file ends inside a case");
+    if (!r.failed && og_n_vars != 2)
+        fx_fail(&r, "need 2 vars");
+    snprintf(og_error, sizeof og_error, "%s", r.error);
+    return !r.failed;
 }
 
 /* The configurations of make_optim_fixtures.py, by name. */
