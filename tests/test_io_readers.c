@@ -615,8 +615,7 @@ static void test_dataset_shuffle(void)
     tg_dataset_free(a);
     tg_dataset_free(b);
     tg_dataset_free(c);
-    CHECK(tg_dataset_shuffle(NULL, 1) == -1);
-    CHECK_ERROR("`ds` is NULL");
+    EXPECT_ERROR(tg_dataset_shuffle(NULL, 1) == -1, "`ds` is NULL");
 }
 
 static void test_dataset_split_batch(void)
@@ -632,10 +631,8 @@ static void test_dataset_split_batch(void)
     tg_dataset_free(val);
     CHECK(tg_dataset_split(ds, 0.95, &train, &val) == -1 && !train && !val);
     CHECK_ERROR("the data set has 10 rows, which is not sufficient to split it");
-    CHECK(tg_dataset_split(ds, 1.5, &train, &val) == -1);
-    CHECK_ERROR("the fraction must be between 0 and 1");
-    CHECK(tg_dataset_split(ds, 0.5, NULL, &val) == -1);
-    CHECK_ERROR("`train` and `val` must point");
+    EXPECT_ERROR(tg_dataset_split(ds, 1.5, &train, &val) == -1, "the fraction must be between 0 and 1");
+    EXPECT_ERROR(tg_dataset_split(ds, 0.5, NULL, &val) == -1, "`train` and `val` must point");
 
     /* batches of 4: 4, 4, 2, then the end of the epoch, then the next epoch */
     CHECK(tg_dataset_batch(ds, 4) == 0);
@@ -666,8 +663,7 @@ static void test_dataset_split_batch(void)
     CHECK(tg_dataset_next(ds, &xb, &yb) == 1);
     CHECK_VALUES(yb, 0, 0, 1, 2, 3);
     tg_scope_end(s);
-    CHECK(tg_dataset_batch(ds, 0) == -1);
-    CHECK_ERROR("the batch size must be at least 1, got 0");
+    EXPECT_ERROR(tg_dataset_batch(ds, 0) == -1, "the batch size must be at least 1, got 0");
     CHECK(tg_dataset_next(ds, &xb, &yb) == -1);   /* no scope open */
     CHECK_ERROR("no scope is open");
     tg_dataset_free(ds);
@@ -684,13 +680,11 @@ static void test_dataset_transforms(void)
     double v[20];
     tg_copy_out_f64(x, v, 20);
     CHECK(v[2] == 0.5 && v[3] == 5 && v[19] == 45);
-    CHECK(tg_dataset_reshape(ds, TG_SHAPE(3)) == -1);
-    CHECK_ERROR("rows of shape (2, 1) have 2 elements; shape (3,) has 3");
+    EXPECT_ERROR(tg_dataset_reshape(ds, TG_SHAPE(3)) == -1, "rows of shape (2, 1) have 2 elements; shape (3,) has 3");
 
     /* integer features cannot be scaled; a data set without labels */
     tg_dataset *ints = tg_dataset_new(tg_from_i32(TG_SHAPE(3), 1, 2, 3), NULL);
-    CHECK(tg_dataset_scale(ints, 2) == -1);
-    CHECK_ERROR("the features are int32; scaling needs float32 or float64");
+    EXPECT_ERROR(tg_dataset_scale(ints, 2) == -1, "the features are int32; scaling needs float32 or float64");
     CHECK(tg_dataset_y(ints) == NULL);
     tg_tensor *xb, *yb = (tg_tensor *)1;
     CHECK(tg_dataset_next(ints, &xb, &yb) == 1 && yb == NULL && tg_rank(xb) == 1);

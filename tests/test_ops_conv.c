@@ -299,57 +299,40 @@ static void test_errors(void)
     CHECK(tg_conv2d(tg_zeros(TG_F32, TG_SHAPE(4, 3)), k) == NULL);
     CHECK_ERROR("tg_conv2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape "
                 "(4, 3)");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL);
-    CHECK_ERROR("tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL, "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL, "tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1))) == NULL);
     CHECK_ERROR("tg_conv2d: with VALID padding the window (5, 5) must fit in the input's height and width, but the "
                 "input has shape (1, 4, 4, 3); use TG_PADDING_SAME or a smaller window");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1)), .padding = TG_PADDING_SAME) != NULL);
-    CHECK(tg_conv2d(x, k, .strides = {0, 1}) == NULL);
-    CHECK_ERROR("tg_conv2d: strides (0, 1) must be positive");
-    CHECK(tg_conv2d(x, k, .strides = {1, -2}) == NULL);
-    CHECK_ERROR("tg_conv2d: strides (1, -2) must be positive");
-    CHECK(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL);
-    CHECK_ERROR("tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
-    CHECK(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_conv2d(x, k, .strides = {0, 1}) == NULL, "tg_conv2d: strides (0, 1) must be positive");
+    EXPECT_ERROR(tg_conv2d(x, k, .strides = {1, -2}) == NULL, "tg_conv2d: strides (1, -2) must be positive");
+    EXPECT_ERROR(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL, "tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
+    EXPECT_ERROR(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: `x` must be float32 or float64, not int32");
     tg_clear_error();
-    CHECK(tg_conv2d(NULL, k) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` is NULL");
+    EXPECT_ERROR(tg_conv2d(NULL, k) == NULL, "tg_conv2d: `x` is NULL");
     tg_clear_error();
-    CHECK(tg_conv2d(x, NULL) == NULL);
-    CHECK_ERROR("tg_conv2d: `kernel` is NULL");
+    EXPECT_ERROR(tg_conv2d(x, NULL) == NULL, "tg_conv2d: `kernel` is NULL");
 
-    CHECK(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL);
-    CHECK_ERROR("tg_max_pool2d: the window size (0, 2) must be positive");
-    CHECK(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL);
-    CHECK_ERROR("tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
-    CHECK(tg_avg_pool2d(x, .strides = {-1, 2}) == NULL);
-    CHECK_ERROR("tg_avg_pool2d: strides (-1, 2) must be positive");
-    CHECK(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL);
-    CHECK_ERROR("tg_max_pool2d: the input must have rank 4");
+    EXPECT_ERROR(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL, "tg_max_pool2d: the window size (0, 2) must be positive");
+    EXPECT_ERROR(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL, "tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
+    EXPECT_ERROR(tg_avg_pool2d(x, .strides = {-1, 2}) == NULL, "tg_avg_pool2d: strides (-1, 2) must be positive");
+    EXPECT_ERROR(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL, "tg_max_pool2d: the input must have rank 4");
     CHECK(tg_global_avg_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4))) == NULL);
     CHECK_ERROR("tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but "
                 "has shape (4, 4)");
 
-    CHECK(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: the input must have rank 4");
-    CHECK(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: strides (0, 1) must be positive");
-    CHECK(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: `x` must be float32 or float64, not bool");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: the input must have rank 4");
+    EXPECT_ERROR(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: strides (0, 1) must be positive");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: `x` must be float32 or float64, not bool");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 4)), 4, 4, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: an image of shape (1, 4, 4, 1) gives 3 x 3 windows, but `patches` has shape "
                 "(1, 2, 2, 4)");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 5)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: the last axis of `patches` (shape (1, 2, 2, 5)) must be kh*kw*channels, a "
                 "multiple of kh*kw = 2*2");
-    CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_patches_to_image: `patches` must have rank 4");
+    EXPECT_ERROR(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_patches_to_image: `patches` must have rank 4");
     tg_scope_end(s);
 }
 
