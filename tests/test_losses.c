@@ -112,21 +112,12 @@ static tg_tensor *make(const arr *a, tg_dtype float_dtype)
     return float_dtype == TG_F64 ? t : tg_cast(t, float_dtype);
 }
 
+/* t against the golden values (check.h's comparison), named by case and what. */
 static bool close_all(const char *what, const char *name, const tg_tensor *t, const double *want, int n, double tol)
 {
-    if (!t || tg_size(t) != n) {
-        printf("  %s %s: %s (%lld values, expected %d)\n", name, what, t ? "wrong size" : tg_last_error(),
-               t ? (long long)tg_size(t) : 0LL, n);
-        return false;
-    }
-    double got[MAXV];
-    tg_copy_out_f64(t, got, n);
-    for (int i = 0; i < n; i++)
-        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-            printf("  %s %s[%d] = %.17g, golden %.17g\n", name, what, i, got[i], want[i]);
-            return false;
-        }
-    return true;
+    char label[160];
+    snprintf(label, sizeof label, "%s %s", name, what);
+    return tensor_matches_(__FILE__, __LINE__, label, t, NULL, want, n, tol);
 }
 
 static int warnings_seen;

@@ -30,28 +30,13 @@ static double *values_of(const tg_tensor *t)
     return v;
 }
 
+/* got against the naive values (check.h's comparison); `what` names it in a failure. */
 static bool same_values(const char *what, const tg_tensor *got, const double *want, tg_shape want_shape, double tol)
 {
-    tg_shape gs = tg_shape_of(got);
-    if (!got || gs.rank != want_shape.rank) {
-        printf("  %s: no result or wrong rank (%s)\n", what, tg_last_error() ? tg_last_error() : "");
-        return false;
-    }
-    for (int i = 0; i < gs.rank; i++)
-        if (gs.dims[i] != want_shape.dims[i]) {
-            printf("  %s: axis %d has size %lld, expected %lld\n", what, i, (long long)gs.dims[i],
-                   (long long)want_shape.dims[i]);
-            return false;
-        }
-    double *g = values_of(got);
-    bool ok = true;
-    for (int64_t i = 0; i < tg_size(got) && ok; i++)
-        if (!(fabs(g[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-            printf("  %s: element %lld = %.10g, naive %.10g\n", what, (long long)i, g[i], want[i]);
-            ok = false;
-        }
-    free(g);
-    return ok;
+    int64_t n = 1;
+    for (int i = 0; i < want_shape.rank; i++)
+        n *= want_shape.dims[i];
+    return tensor_matches_(__FILE__, __LINE__, what, got, &want_shape, want, n, tol);
 }
 
 /* Direct convolution (cross-correlation, as TF), out-of-image positions read as 0. */

@@ -7,27 +7,11 @@
 #include "gradcheck.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-/* a's elements against b's: bit for bit when tol is 0 (NaN payloads and -0 included),
- * else each within tol * (1 + |b|). */
+/* a against b (check.h's comparison): bit for bit when tol is 0 (NaN payloads and -0
+ * included), else each within tol * (1 + |b|); `what` names it in a failure. */
 static bool agree(const char *what, const tg_tensor *a, const tg_tensor *b, double tol)
 {
-    if (!a || !b || tg_size(a) != tg_size(b) || (tol == 0 && tg_dtype_of(a) != tg_dtype_of(b))) {
-        printf("  %s: missing result or size/dtype differ (%s)\n", what, tg_last_error() ? tg_last_error() : "");
-        return false;
-    }
-    int64_t n = tg_size(a);
-    double *x = malloc(sizeof(double) * (size_t)(n ? n : 1)), *y = malloc(sizeof(double) * (size_t)(n ? n : 1));
-    tg_copy_out_f64(a, x, n);
-    tg_copy_out_f64(b, y, n);
-    bool ok = true;
-    for (int64_t i = 0; ok && i < n; i++)
-        if (tol == 0 ? memcmp(&x[i], &y[i], sizeof(double)) != 0 : !(fabs(x[i] - y[i]) <= tol * (1 + fabs(y[i])))) {
-            printf("  %s: element %lld: %.17g vs %.17g\n", what, (long long)i, x[i], y[i]);
-            ok = false;
-        }
-    free(x);
-    free(y);
-    return ok;
+    return tensors_agree_(__FILE__, __LINE__, what, a, b, tol == 0 ? CHECK_BITS : tol);
 }
 
 /* Values in [0.2, 1] with random signs: x + b (|b| <= 0.05) stays away from relu's kink. */

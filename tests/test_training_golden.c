@@ -315,9 +315,7 @@ static tg_model *golden_model(const gcase *c, tg_dtype dtype)
 static void check_step(const char *name, tg_dtype dtype, tolerance tol)
 {
     const gcase *c = find_case(name);
-    CHECK(c != NULL);
-    if (!c)
-        return;
+    REQUIRE(c != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, dtype);
     if (!m) {
@@ -370,9 +368,7 @@ static void check_fit(const char *name, const char *opt)
 {
     const gcase *c = find_case(name);
     const traj *t = c ? find_traj(c, opt) : NULL;
-    CHECK(t != NULL);
-    if (!t)
-        return;
+    REQUIRE(t != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, TG_F64);
     if (!m) {
@@ -442,9 +438,7 @@ static void test_cnn_fit_adam(void) { check_fit("cnn", "adam"); }
 static void test_tolerance_catches_small_errors(void)
 {
     const gcase *c = find_case("cnn");
-    CHECK(c != NULL);
-    if (!c)
-        return;
+    REQUIRE(c != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, TG_F64);
     if (m) {
