@@ -1,5 +1,6 @@
-/* Gradient checks: the tape's gradient against central finite differences in float64,
- * and an op's float32 forward against its float64 forward.
+/* The test toolkit's gradient checks: the tape's gradient against central finite
+ * differences in float64 (of inputs: gradcheck; of variables: gradcheck_variables), and
+ * an op's float32 forward against its float64 forward.
  *
  * gradcheck(name, f, xs, n, user, eps, tol) watches the float64 inputs xs, computes
  * L = sum(f(xs) * w) for a fixed random w (so no symmetry hides a wrong sign) and
@@ -85,6 +86,66 @@ static inline bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, in
     }
     tg_tape_free(tape);
     tg_scope_end(outer);
+    return ok;
+}
+
+/* The same check for a loss of variables (a model's weights): `loss(user)` builds a scalar
+ * from the float64 variables vars, which a tape watches as it reads them; the differences
+ * are taken by assigning perturbed values to each variable in turn (restored after). */
+typedef tg_tensor *(*gc_var_fn)(void *user);
+
+static inline double gc_var_loss(gc_var_fn loss, void *user)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *y = loss(user);
+    double v = y ? tg_item(y) : NAN;
+    tg_scope_end(s);
+    return v;
+}
+
+static inline bool gradcheck_variables(const char *name, gc_var_fn loss, tg_tensor *const *vars, int n, void *user,
+                                       double eps, double tol)
+{
+    tg_tensor *g[16] = {0};
+    if (n > 16) {
+        printf("  gradcheck %s: %d variables, at most 16\n", name, n);
+        return false;
+    }
+    tg_scope *s = tg_scope_begin();
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *y = loss(user);
+    tg_tape_end(t);
+    bool ok = y && tg_gradients(t, .targets = &y, .n_targets = 1, .sources = vars, .n_sources = n, .out = g) == 0;
+    if (!ok)
+        printf("  gradcheck %s: forward or gradient failed: %s\n", name, tg_last_error() ? tg_last_error() : "?");
+    for (int i = 0; ok && i < n; i++) {
+        int64_t m = tg_size(vars[i]);
+        double *val = malloc(sizeof(double) * (size_t)m), *grad = malloc(sizeof(double) * (size_t)m);
+        ok = g[i] != NULL && tg_copy_out_f64(vars[i], val, m) == 0 && tg_copy_out_f64(g[i], grad, m) == 0;
+        if (!ok)
+            printf("  gradcheck %s: no gradient for variable %d\n", name, i);
+        for (int64_t k = 0; ok && k < m; k++) {
+            double saved = val[k], lp, lm;
+            val[k] = saved + eps;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            lp = gc_var_loss(loss, user);
+            val[k] = saved - eps;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            lm = gc_var_loss(loss, user);
+            val[k] = saved;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            double num = (lp - lm) / (2 * eps);
+            if (!(fabs(grad[k] - num) <= tol * (1 + fabs(num)))) {
+                printf("  gradcheck %s: %s[%lld]: tape %.10g, finite difference %.10g\n", name,
+                       tg_variable_name(vars[i]), (long long)k, grad[k], num);
+                ok = false;
+            }
+        }
+        free(val);
+        free(grad);
+    }
+    tg_tape_free(t);
+    tg_scope_end(s);
     return ok;
 }
 
