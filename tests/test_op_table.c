@@ -16,7 +16,8 @@
  * Inputs are drawn from the row's domain (TG_DOMAIN_*), away from its kinks (TG_KINK_*):
  * values near 0 are pushed off 0, values that could tie are distinct by construction,
  * values near clip bounds are moved off them. The kinks themselves are checked by the
- * kink cases, against the values TensorFlow gives there.
+ * kink cases, against the values the rows document there (TensorFlow's, but for the max
+ * pools' ties, which tapegrad shares evenly where TF's CPU kernel picks the first).
  * Each row's dtypes column is checked: its forward accepts every dtype listed, and
  * refuses one that is not (an error naming the op, no crash).
  * A row with no case, or a differentiable row with kinks and no kink case, fails the
@@ -363,6 +364,7 @@ static const op_case cases[] = {
     CASE(ADD, "scalar + [2,2]", f_add, NULL, 2, SC, S(2, 2)),
     CASE(ADD, "[2,1,3] + [4,1]", f_add, NULL, 2, S(2, 1, 3), S(4, 1)),
     CASE(ADD, "[2,3] + scalar", f_add, NULL, 2, S(2, 3), SC),
+    CASE(ADD, "empty [0,3] + [3]: b's gradient sums nothing", f_add, NULL, 2, S(0, 3), S(3)),
     CASE(SUB, "[2,3] - [3]", f_sub, NULL, 2, S(2, 3), S(3)),
     CASE(SUB, "[1,3] - [2,1]", f_sub, NULL, 2, S(1, 3), S(2, 1)),
     CASE(SUB, "scalar - [2,3]", f_sub, NULL, 2, SC, S(2, 3)),
@@ -443,6 +445,7 @@ static const op_case cases[] = {
     CASE(LOG_SOFTMAX, "rank 1", f_log_softmax, A(.axis = 0), 1, S(5)),
     /* reductions: every axis, some axes, keepdims, a scalar */
     CASE(SUM, "all", f_sum, A(0), 1, S(2, 3)),
+    CASE(SUM, "empty [0,3], axis 0", f_sum, A(.axes = AX(0)), 1, S(0, 3)),
     CASE(SUM, "axis 1 keepdims", f_sum, A(.axes = AX(1), .keepdims = true), 1, S(2, 3, 2)),
     CASE(MEAN, "axes 0, 2", f_mean, A(.axes = AX(0, 2)), 1, S(2, 3, 2)),
     CASE(MEAN, "all keepdims", f_mean, A(.keepdims = true), 1, S(2, 3)),
@@ -477,6 +480,7 @@ static const op_case cases[] = {
     CASE(ARGMIN, "axis 0", f_argmin, A(.axis = 0), 1, S(3, 4)),
     /* linear algebra: plain, transposed, batched with broadcast batches */
     CASE(MATMUL, "[2,3] x [3,4]", f_matmul, A(0), 2, S(2, 3), S(3, 4)),
+    CASE(MATMUL, "[2,0] x [0,3]: an empty inner axis", f_matmul, A(0), 2, S(2, 0), S(0, 3)),
     CASE(MATMUL, "transposes", f_matmul, A(.flag = true, .keepdims = true), 2, S(3, 2), S(4, 3)),
     CASE(MATMUL, "[2,2,3] x [3,2]", f_matmul, A(0), 2, S(2, 2, 3), S(3, 2)),
     CASE(MATMUL, "[2,1,2,3] x [3,3,2]", f_matmul, A(0), 2, S(2, 1, 2, 3), S(3, 3, 2)),
@@ -495,6 +499,7 @@ static const op_case cases[] = {
     CASE(BROADCAST_TO, "[3,1] to [2,3,4]", f_broadcast_to, A(.s1 = S(2, 3, 4)), 1, S(3, 1)),
     CASE(CONCAT, "axis 1 of 3", f_concat, A(.axis = 1), 3, S(2, 1), S(2, 3), S(2, 2)),
     CASE(CONCAT, "axis -1", f_concat, A(.axis = -1), 2, S(2, 2), S(2, 1)),
+    CASE(CONCAT, "an empty part", f_concat, A(.axis = 0), 2, S(0, 2), S(3, 2)),
     CASE(STACK, "axis 0", f_stack, A(.axis = 0), 2, S(2, 3), S(2, 3)),
     CASE(STACK, "last axis", f_stack, A(.axis = 2), 3, S(2, 2), S(2, 2), S(2, 2)),
     CASE(STACK, "axis -1", f_stack, A(.axis = -1), 2, S(2, 3), S(2, 3)),
