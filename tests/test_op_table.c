@@ -34,7 +34,8 @@ typedef struct args {
     double lo, hi, alpha;
     int act;
     tg_padding pad;
-    int64_t kh, kw, sh, sw;
+    int64_t kh, kw, sh, sw;       /* a window */
+    int64_t depth;                /* one_hot */
     tg_shape s1, s2;              /* a target shape, slice begin/size, pad before/after; s2: the indices' shape */
     int64_t idx[12];              /* integer indices or labels, n_idx of them */
     int n_idx;
@@ -180,7 +181,7 @@ static tg_tensor *f_scatter_add(tg_tensor *const *x, int n, void *u)
 static tg_tensor *f_one_hot(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_one_hot(tg_cast(x[0], TG_I64), a->kh);
+    return tg_one_hot(tg_cast(x[0], TG_I64), a->depth);
 }
 static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u) { ARGS; return tg_pad(x[0], a->s1, a->s2, a->alpha); }
 
@@ -512,7 +513,7 @@ static const op_case cases[] = {
     CASE(SCATTER_ADD, "axis 1", f_scatter_add, A(.axis = 1, .s1 = S(2, 3), .idx = {2, 0}, .n_idx = 2), 1, S(2, 2)),
     CASE(SCATTER_ADD, "axis -1, 2-d indices", f_scatter_add, A(.axis = -1, .s1 = S(2, 3), .idx = {0, 2, 2, 0}, .s2 = S(2, 2)),
          1, S(2, 2, 2)),
-    CASEX(ONE_HOT, "depth 3, indices 0 to 3", f_one_hot, A(.kh = 3), 1,
+    CASEX(ONE_HOT, "depth 3, indices 0 to 3", f_one_hot, A(.depth = 3), 1,
           .range = {{0 COMMA 3.95}} COMMA .flags = C_CUT_BEFORE, S(8)),
     CASE(PAD, "before and after", f_pad, A(.s1 = S(1, 0), .s2 = S(0, 2), .alpha = 0.5), 1, S(2, 3)),
     /* windows */
@@ -949,7 +950,7 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
     switch (c->op) {
     case TG_OP_WHERE: return tg_where(tg_cast(tg_tensor_from(TG_I64, a->s1, a->idx), d), xs[0], xs[1]);
     case TG_OP_SCATTER_ADD: return tg_scatter_add(tg_cast(idx, d), xs[0], a->s1, a->axis);
-    case TG_OP_ONE_HOT: return tg_one_hot(tg_cast(tg_from_i64(TG_SHAPE(3), 0, 2, 1), d), a->kh);
+    case TG_OP_ONE_HOT: return tg_one_hot(tg_cast(tg_from_i64(TG_SHAPE(3), 0, 2, 1), d), a->depth);
     case TG_OP_SPARSE_SOFTMAX_XENT: return tg_sparse_softmax_cross_entropy_with_logits(tg_cast(idx, d), xs[0]);
     case TG_OP_LOGICAL_AND: return tg_logical_and(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_OR: return tg_logical_or(as_dtype(xs[0], d), as_dtype(xs[1], d));
