@@ -137,6 +137,13 @@ static inline bool tensor_matches_(const char *file, int line, const char *expr,
     return false;
 }
 
+/* t exists and has shape s (a predicate, for CHECK). */
+static inline bool has_shape(const tg_tensor *t, tg_shape s)
+{
+    tg_shape got = tg_shape_of(t);
+    return t && got.rank == s.rank && !memcmp(got.dims, s.dims, sizeof(int64_t) * (size_t)s.rank);
+}
+
 /* Every element of tensor t equals the given doubles within tol (any shape of that size). */
 #define CHECK_VALUES(t, tol, ...)                                                                 \
     do {                                                                                          \
