@@ -30,7 +30,8 @@
 typedef struct args {
     int axis;
     tg_axes axes;
-    bool keepdims, flag;
+    bool keepdims, flag;          /* reductions; gelu's tanh form */
+    bool ta, tb;                  /* matmul's transposes */
     double lo, hi, alpha;
     int act;
     tg_padding pad;
@@ -159,7 +160,7 @@ static tg_tensor *f_argmin(tg_tensor *const *x, int n, void *u) { ARGS; return t
 static tg_tensor *f_matmul(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_matmul(x[0], x[1], .transpose_a = a->flag, .transpose_b = a->keepdims);
+    return tg_matmul(x[0], x[1], .transpose_a = a->ta, .transpose_b = a->tb);
 }
 static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u) { ARGS; return tg_reshape(x[0], a->s1); }
 static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u) { ARGS; return tg_transpose(x[0], a->axes); }
@@ -337,7 +338,7 @@ typedef struct op_case {
     const char *composite;  /* a composite's public name */
     tg_op_kind prim[3];     /* a composite: primitives its call must record */
     double range[GC_MAX_INPUTS][2];   /* input i's range; 0, 0: the row's domain */
-    double eps, tol, f32_tol;   /* 0: the defaults below */
+    double eps, tol, f32_tol;   /* 0: the defaults above */
     unsigned flags;
 } op_case;
 
@@ -482,14 +483,14 @@ static const op_case cases[] = {
     /* linear algebra: plain, transposed, batched with broadcast batches */
     CASE(MATMUL, "[2,3] x [3,4]", f_matmul, A(0), 2, S(2, 3), S(3, 4)),
     CASE(MATMUL, "[2,0] x [0,3]: an empty inner axis", f_matmul, A(0), 2, S(2, 0), S(0, 3)),
-    CASE(MATMUL, "transposes", f_matmul, A(.flag = true, .keepdims = true), 2, S(3, 2), S(4, 3)),
+    CASE(MATMUL, "transposes", f_matmul, A(.ta = true, .tb = true), 2, S(3, 2), S(4, 3)),
     CASE(MATMUL, "[2,2,3] x [3,2]", f_matmul, A(0), 2, S(2, 2, 3), S(3, 2)),
     CASE(MATMUL, "[2,1,2,3] x [3,3,2]", f_matmul, A(0), 2, S(2, 1, 2, 3), S(3, 3, 2)),
-    CASE(MATMUL, "transpose_a", f_matmul, A(.flag = true), 2, S(4, 3), S(4, 2)),
-    CASE(MATMUL, "transpose_b", f_matmul, A(.keepdims = true), 2, S(3, 4), S(2, 4)),
-    CASE(MATMUL, "[2,1,4,3]' x [3,2,4]'", f_matmul, A(.flag = true, .keepdims = true), 2, S(2, 1, 4, 3), S(3, 2, 4)),
-    CASE(MATMUL, "[3,4] x [2,5,4]'", f_matmul, A(.keepdims = true), 2, S(3, 4), S(2, 5, 4)),
-    CASE(MATMUL, "[2,4,3]' x [1,4,2]", f_matmul, A(.flag = true), 2, S(2, 4, 3), S(1, 4, 2)),
+    CASE(MATMUL, "transpose_a", f_matmul, A(.ta = true), 2, S(4, 3), S(4, 2)),
+    CASE(MATMUL, "transpose_b", f_matmul, A(.tb = true), 2, S(3, 4), S(2, 4)),
+    CASE(MATMUL, "[2,1,4,3]' x [3,2,4]'", f_matmul, A(.ta = true, .tb = true), 2, S(2, 1, 4, 3), S(3, 2, 4)),
+    CASE(MATMUL, "[3,4] x [2,5,4]'", f_matmul, A(.tb = true), 2, S(3, 4), S(2, 5, 4)),
+    CASE(MATMUL, "[2,4,3]' x [1,4,2]", f_matmul, A(.ta = true), 2, S(2, 4, 3), S(1, 4, 2)),
     /* shapes */
     CASE(RESHAPE, "[2,3] to [3,-1]", f_reshape, A(.s1 = S(3, -1)), 1, S(2, 3)),
     CASE(TRANSPOSE, "reversed", f_transpose, A(0), 1, S(2, 3, 2)),
