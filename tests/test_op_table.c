@@ -631,6 +631,12 @@ static const op_case cases[] = {
     COMP("tg_loss_values", "categorical crossentropy from logits", f_loss_values,
          A(.loss = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true, .label_smoothing = 0.1}), 2,
          TG_OP_SOFTMAX_XENT, S(2, 3), S(2, 3)),
+    COMPX("tg_loss_values", "categorical crossentropy, probabilities", f_loss_values,
+          A(.loss = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY}), 2, TG_OP_LOG,
+          .range = {{0 COMMA 1} COMMA {0.05 COMMA 0.95}}, S(2, 3), S(2, 3)),
+    COMPX("tg_loss_values", "sparse categorical crossentropy, probabilities", f_loss_values,
+          A(.loss = {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY}, .idx = {1, 2}, .n_idx = 2), 1, TG_OP_LOG,
+          .range = {{0.05 COMMA 0.95}}, S(2, 3)),
     COMP("tg_loss_values", "sparse categorical crossentropy from logits", f_loss_values,
          A(.loss = {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true}, .idx = {2, 0}, .n_idx = 2),
          1, TG_OP_SPARSE_SOFTMAX_XENT, S(2, 3)),
@@ -895,6 +901,11 @@ static const char *const composites[] = {
 #undef COMPOSITE
 };
 
+static bool same_shape(tg_shape a, tg_shape b)
+{
+    return a.rank == b.rank && !memcmp(a.dims, b.dims, sizeof(int64_t) * (size_t)a.rank);
+}
+
 static void test_coverage(void)
 {
     for (int op = TG_OP_NONE + 1; op < TG_OP_COUNT; op++) {
@@ -903,6 +914,21 @@ static void test_coverage(void)
             n += !cases[k].composite && (int)cases[k].op == op;
         if (!n) {
             printf("  FAIL the op table's row %s has no case in tests/test_op_table.c\n", tg__op_table[op].name);
+            check_failures_in_test++;
+        }
+    }
+    /* an element-wise row of several inputs broadcasts: one case at least has inputs of two shapes */
+    for (int op = TG_OP_NONE + 1; op < TG_OP_COUNT; op++) {
+        if (!(tg__op_table[op].flags & TG_OPF_ELEMENTWISE) || tg__op_table[op].n_in < 2)
+            continue;
+        bool broadcast = false;
+        for (int k = 0; k < N_CASES; k++)
+            if (!cases[k].composite && (int)cases[k].op == op)
+                for (int i = 1; i < cases[k].n; i++)
+                    broadcast |= !same_shape(cases[k].shape[0], cases[k].shape[i]);
+        if (!broadcast) {
+            printf("  FAIL the op table's row %s broadcasts and has no case that does in tests/test_op_table.c\n",
+                   tg__op_table[op].name);
             check_failures_in_test++;
         }
     }
