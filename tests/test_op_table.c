@@ -745,6 +745,40 @@ static void make_inputs(const op_case *c, int k, tg_tensor **xs)
         xs[i] = make_input(c, i, 1000 + 16 * (uint64_t)k + (uint64_t)i);
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* For a row with ties: no two values that the op compares are within `gap` (each input's
+ * own values; an element-wise row compares its inputs with each other too). */
+static bool apart(const op_case *c, tg_tensor *const *xs, double gap, const char *name)
+{
+    if (c->composite || !(tg__op_table[c->op].kinks & TG_KINK_TIES))
+        return true;
+    bool across = tg__op_table[c->op].flags & TG_OPF_ELEMENTWISE;
+    double v[4096];
+    int64_t n = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (!across)
+            n = 0;
+        int64_t m = tg_size(xs[i]);
+        if (n + m > 4096 || tg_copy_out_f64(xs[i], v + n, m) != 0)
+            return false;
+        n += m;
+        if (!across || i == c->n - 1) {
+            qsort(v, (size_t)n, sizeof v[0], by_value);
+            for (int64_t k = 1; k < n; k++)
+                if (v[k] - v[k - 1] < gap) {
+                    printf("  FAIL %s: inputs %.10g and %.10g are within %g: a tie\n", name, v[k - 1], v[k], gap);
+                    return false;
+                }
+        }
+    }
+    return true;
+}
+
 /* ---- the checks of one case ---------------------------------------------------------------------- */
 /* The call recorded the row's op: a tape watching the inputs holds the node that made the
  * output, of the row's kind; a composite's call recorded each primitive it names. */
@@ -860,7 +894,8 @@ static bool check_case(const op_case *c, int k)
     tg_scope *s = tg_scope_begin();
     tg_tensor *xs[GC_MAX_INPUTS];
     make_inputs(c, k, xs);
-    bool ok = recorded(c, xs, name);
+    bool ok = apart(c, xs, 1e-3, name);
+    ok &= recorded(c, xs, name);
     bool rule = c->composite || tg__op_table[c->op].grad == TG_GRAD_RULE;
     bool twice = c->composite ? (c->flags & C_TWICE) : (tg__op_table[c->op].flags & TG_OPF_TWICE);
     if (rule) {
