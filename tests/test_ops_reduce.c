@@ -1,7 +1,7 @@
 /* Reductions: forward values by hand, gradients by hand (ties included), argmax/argmin,
  * and every error path. Finite differences over axes, keepdims and ranks, float32
  * against float64 and second order are the op table test's (tests/test_op_table.c). */
-#include "gradcheck.h"
+#include "check.h"
 
 typedef tg_tensor *(*reduce_fn)(tg_loc, const tg_tensor *, tg_reduce_opts);
 

@@ -1,7 +1,7 @@
 /* Shape ops: forward values, gradient values by hand (first and second order), storage
  * sharing of reshape, and every error path. Finite differences and float32 against
  * float64 are the op table test's (tests/test_op_table.c). */
-#include "gradcheck.h"
+#include "check.h"
 #include "tensor/tensor_impl.h"
 
 /* ---- forward values ---------------------------------------------------------------------- */
