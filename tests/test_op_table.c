@@ -324,7 +324,7 @@ static tg_tensor *f_compute_loss(tg_tensor *const *x, int n, void *u)
 /* ---- the cases ---------------------------------------------------------------------------------- */
 enum {
     C_NO_F32 = 1,       /* the float32 comparison does not apply (said where used) */
-    C_TWICE = 2,        /* a composite whose primitives are all TG_OPF_TWICE: second order too */
+    C_TWICE = 2,        /* a composite whose primitives are all TG_OPF_TWICE, away from kinks: second order too */
     C_CUT_BEFORE = 4,   /* a NONE row whose inputs come through another cut (bools, indices) */
 };
 
@@ -616,32 +616,34 @@ static const op_case cases[] = {
 
     COMP("tg_expand_dims", "axis 1", f_expand_dims, A(.axis = 1), 1, TG_OP_RESHAPE, S(2, 3)),
     COMP("tg_squeeze", "all size-1 axes", f_squeeze, A(0), 1, TG_OP_RESHAPE, S(2, 1, 3, 1)),
-    COMP("tg_loss_values", "mse", f_loss_values, A(.loss = {.kind = TG_LOSS_MSE}), 2, TG_OP_SQUARE, S(3, 2), S(3, 2)),
+    COMPX("tg_loss_values", "mse", f_loss_values, A(.loss = {.kind = TG_LOSS_MSE}), 2, TG_OP_SQUARE, .flags = C_TWICE,
+          S(3, 2), S(3, 2)),
     /* mae's kink is at y_true == y_pred: the two ranges do not meet */
     COMPX("tg_loss_values", "mae", f_loss_values, A(.loss = {.kind = TG_LOSS_MAE}), 2, TG_OP_ABS,
-          .range = {{-2 COMMA -0.5} COMMA {0 COMMA 2}}, S(3, 2), S(3, 2)),
+          .range = {{-2 COMMA -0.5} COMMA {0 COMMA 2}} COMMA .flags = C_TWICE, S(3, 2), S(3, 2)),
     COMP("tg_loss_values", "huber, delta 0.5", f_loss_values, A(.loss = {.kind = TG_LOSS_HUBER, .delta = 0.5}), 2,
          TG_OP_WHERE, S(3, 2), S(3, 2)),
-    COMP("tg_loss_values", "binary crossentropy from logits", f_loss_values,
-         A(.loss = {.kind = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true}), 2, TG_OP_LOG1P, S(3, 2), S(3, 2)),
+    COMPX("tg_loss_values", "binary crossentropy from logits", f_loss_values,
+          A(.loss = {.kind = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true}), 2, TG_OP_LOG1P, .flags = C_TWICE,
+          S(3, 2), S(3, 2)),
     /* probabilities well inside Keras's clip to [1e-7, 1 - 1e-7] */
     COMPX("tg_loss_values", "binary crossentropy, probabilities", f_loss_values,
           A(.loss = {.kind = TG_LOSS_BINARY_CROSSENTROPY}), 2, TG_OP_LOG,
-          .range = {{0 COMMA 1} COMMA {0.05 COMMA 0.95}}, S(3, 2), S(3, 2)),
-    COMP("tg_loss_values", "categorical crossentropy from logits", f_loss_values,
-         A(.loss = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true, .label_smoothing = 0.1}), 2,
-         TG_OP_SOFTMAX_XENT, S(2, 3), S(2, 3)),
+          .range = {{0 COMMA 1} COMMA {0.05 COMMA 0.95}} COMMA .flags = C_TWICE, S(3, 2), S(3, 2)),
+    COMPX("tg_loss_values", "categorical crossentropy from logits", f_loss_values,
+          A(.loss = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true, .label_smoothing = 0.1}), 2,
+          TG_OP_SOFTMAX_XENT, .flags = C_TWICE, S(2, 3), S(2, 3)),
     COMPX("tg_loss_values", "categorical crossentropy, probabilities", f_loss_values,
           A(.loss = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY}), 2, TG_OP_LOG,
-          .range = {{0 COMMA 1} COMMA {0.05 COMMA 0.95}}, S(2, 3), S(2, 3)),
+          .range = {{0 COMMA 1} COMMA {0.05 COMMA 0.95}} COMMA .flags = C_TWICE, S(2, 3), S(2, 3)),
     COMPX("tg_loss_values", "sparse categorical crossentropy, probabilities", f_loss_values,
           A(.loss = {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY}, .idx = {1, 2}, .n_idx = 2), 1, TG_OP_LOG,
-          .range = {{0.05 COMMA 0.95}}, S(2, 3)),
-    COMP("tg_loss_values", "sparse categorical crossentropy from logits", f_loss_values,
-         A(.loss = {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true}, .idx = {2, 0}, .n_idx = 2),
-         1, TG_OP_SPARSE_SOFTMAX_XENT, S(2, 3)),
-    COMP("tg_compute_loss", "mse with sample weights", f_compute_loss, A(.loss = {.kind = TG_LOSS_MSE}), 3,
-         TG_OP_SUM, S(3, 2), S(3, 2), S(3)),
+          .range = {{0.05 COMMA 0.95}} COMMA .flags = C_TWICE, S(2, 3)),
+    COMPX("tg_loss_values", "sparse categorical crossentropy from logits", f_loss_values,
+          A(.loss = {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true}, .idx = {2, 0}, .n_idx = 2),
+          1, TG_OP_SPARSE_SOFTMAX_XENT, .flags = C_TWICE, S(2, 3)),
+    COMPX("tg_compute_loss", "mse with sample weights", f_compute_loss, A(.loss = {.kind = TG_LOSS_MSE}), 3,
+          TG_OP_SUM, .flags = C_TWICE, S(3, 2), S(3, 2), S(3)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
