@@ -648,7 +648,7 @@ static const op_case cases[] = {
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 
-/* The rows whose output is linear in their float inputs. */
+/* The rows whose output is linear (pad: affine) in their float inputs. */
 static bool linear_row(tg_op_kind op)
 {
     static const tg_op_kind linear[] = {
@@ -686,7 +686,8 @@ static void input_range(const op_case *c, int i, double *lo, double *hi, bool *n
 }
 
 /* Input i of case c, seeded. A row with ties gets distinct values by construction: a
- * shuffled grid, offset per input so that two inputs never meet either. */
+ * shuffled grid, offset per input (`apart` then checks that no two compared values are
+ * close). */
 static tg_tensor *make_input(const op_case *c, int i, uint64_t seed)
 {
     tg_shape shape = c->shape[i];
