@@ -226,8 +226,7 @@ static void stale_read_and_strict_mode(void)
     CHECK(n_warnings == 1 && strstr(warning, "'w' was assigned at"));
     CHECK_CAUSE(t, y, w, TG_CAUSE_STALE_READ, assign_line);
     tg_set_check(TG_CHECK_STRICT);
-    CHECK(tg_gradient(t, y, w) == NULL);
-    CHECK_ERROR("an error in strict mode");
+    EXPECT_ERROR(tg_gradient(t, y, w) == NULL, "an error in strict mode");
     tg_set_check(0);
     tg_tape_free(t);
     tg_variable_free(w);
@@ -393,17 +392,14 @@ static void picture_of_the_broken_path(void)
     remove(at("path.svg"));
     rmdir(tmpdir);
     /* bad input: a NULL stream, a failed write, a freed tape */
-    CHECK(tg_explain_dot(t, loss, w, NULL) == -1);
-    CHECK_ERROR("the stream is NULL");
+    EXPECT_ERROR(tg_explain_dot(t, loss, w, NULL) == -1, "the stream is NULL");
     FILE *full = fopen("/dev/full", "w");
     if (full) {
-        CHECK(tg_explain_dot(t, loss, w, full) == -1);
-        CHECK_ERROR("writing the picture failed");
+        EXPECT_ERROR(tg_explain_dot(t, loss, w, full) == -1, "writing the picture failed");
         fclose(full);
     }
     tg_tape_free(t);
-    CHECK(tg_explain_dot(t, loss, w, stdout) == -1);
-    CHECK_ERROR("already freed");
+    EXPECT_ERROR(tg_explain_dot(t, loss, w, stdout) == -1, "already freed");
     tg_clear_error();
     tg_variable_free(w);
     tg_scope_end(s);
@@ -414,23 +410,18 @@ static void bad_input(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_scalar(1);
     tg_diagnosis d;
-    CHECK(tg_explain(NULL, x, x, &d) == -1);
-    CHECK_ERROR("`tape` is NULL");
+    EXPECT_ERROR(tg_explain(NULL, x, x, &d) == -1, "`tape` is NULL");
     tg_tape *t = tg_tape_begin();
     tg_tape_end(t);
-    CHECK(tg_explain(t, x, x, NULL) == -1);
-    CHECK_ERROR("`out` is NULL");
+    EXPECT_ERROR(tg_explain(t, x, x, NULL) == -1, "`out` is NULL");
     tg_clear_error();
-    CHECK(tg_explain(t, NULL, x, &d) == -1);
-    CHECK_ERROR("`target` is NULL");
+    EXPECT_ERROR(tg_explain(t, NULL, x, &d) == -1, "`target` is NULL");
     tg_scope *inner = tg_scope_begin();
     tg_tensor *dead = tg_scalar(2);
     tg_scope_end(inner);
-    CHECK(tg_explain(t, dead, x, &d) == -1);
-    CHECK_ERROR("used after its scope ended");
+    EXPECT_ERROR(tg_explain(t, dead, x, &d) == -1, "used after its scope ended");
     tg_tape_free(t);
-    CHECK(tg_explain(t, x, x, &d) == -1);
-    CHECK_ERROR("already freed");
+    EXPECT_ERROR(tg_explain(t, x, x, &d) == -1, "already freed");
     tg_scope_end(s);
 }
 
