@@ -579,7 +579,8 @@ static void custom_gradient_bad_backward(void)
             tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1, 2);
             tg_tape *t = tg_tape_begin();
             tg_watch(t, x);
-            tg_tensor *y = tg_custom_gradient(&x, 1, identity_forward, bad_backward, &how); int line = __LINE__;
+            int line = __LINE__ + 1;
+            tg_tensor *y = tg_custom_gradient(&x, 1, identity_forward, bad_backward, &how);
             tg_tape_end(t);
             tg_clear_error();
             CHECK(tg_gradient(t, y, x) == NULL);
