@@ -324,18 +324,37 @@ static void non_finite_weights_are_refused(void)
     for (int i = 0; i < 6; i++) {
         tg_clear_error();
         tg_history *h = NULL;
-        int line = __LINE__ + 2;   /* the line of case 0 below */
+        int line = 0;   /* the line of the call */
         switch (i) {
-        case 0: h = tg_fit(m, x, y, .sample_weight = nan_sw, .verbose = TG_VERBOSE_SILENT); break;
-        case 1: h = tg_fit(m, x, y, .sample_weight = inf_sw, .verbose = TG_VERBOSE_SILENT); break;
-        case 2: h = tg_fit(m, x, y, .class_weight = nan_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
-        case 3: h = tg_fit(m, x, y, .class_weight = inf_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
-        case 4: h = tg_fit(m, x, y, .class_weight = NULL, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
-        case 5: h = tg_fit(m, x, y, .sample_weight = big_sw, .class_weight = big_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT); break;
+        case 0:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .sample_weight = nan_sw, .verbose = TG_VERBOSE_SILENT);
+            break;
+        case 1:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .sample_weight = inf_sw, .verbose = TG_VERBOSE_SILENT);
+            break;
+        case 2:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .class_weight = nan_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT);
+            break;
+        case 3:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .class_weight = inf_cw, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT);
+            break;
+        case 4:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .class_weight = NULL, .n_class_weight = 2, .verbose = TG_VERBOSE_SILENT);
+            break;
+        case 5:
+            line = __LINE__ + 1;
+            h = tg_fit(m, x, y, .sample_weight = big_sw, .class_weight = big_cw, .n_class_weight = 2,
+                       .verbose = TG_VERBOSE_SILENT);
+            break;
         }
         EXPECT_ERROR(h == NULL, expect[i]);
         char where[64];
-        snprintf(where, sizeof where, "test_train.c:%d: tg_fit: ", line + i);
+        snprintf(where, sizeof where, "test_train.c:%d: tg_fit: ", line);
         CHECK_ERROR(where);
         const char *err = tg_last_error();
         CHECK(err && !strstr(err, "src/"));
