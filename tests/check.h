@@ -204,4 +204,20 @@ static inline bool tensors_agree_(const char *file, int line, const char *expr, 
 #define TEST_SUMMARY()                                                                            \
     (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)
 
+/* All of a model's weights, copied out as doubles (*count of them; free() the array), to
+ * compare before and after. */
+static inline double *weights_of(tg_model *m, int64_t *count)
+{
+    int n = 0;
+    tg_tensor *const *v = tg_model_variables(m, &n);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += tg_size(v[i]);
+    double *w = malloc(sizeof(double) * (size_t)(total ? total : 1));
+    for (int i = 0, at = 0; i < n; at += (int)tg_size(v[i]), i++)
+        tg_copy_out_f64(v[i], w + at, tg_size(v[i]));
+    *count = total;
+    return w;
+}
+
 #endif

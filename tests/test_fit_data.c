@@ -9,64 +9,9 @@
 #include "tensor/tensor_impl.h"   /* a tensor's data pointer: which memory a batch is */
 #include "tmpfiles.h"
 
-/* ---- counting the bytes asked of malloc (not under the sanitizers) ------------------------ */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TG_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TG_TEST_SANITIZED 1
-#endif
-#endif
-
-#if !defined(TG_TEST_SANITIZED) && defined(__GLIBC__)
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
-
-static atomic_llong bytes_asked, largest;
-static atomic_bool counting;
-
-static void note(size_t n)
-{
-    if (!atomic_load_explicit(&counting, memory_order_relaxed))
-        return;
-    atomic_fetch_add(&bytes_asked, (long long)n);
-    long long big = atomic_load(&largest);
-    while ((long long)n > big && !atomic_compare_exchange_weak(&largest, &big, (long long)n))
-        ;
-}
-
-void *malloc(size_t n) { note(n); return __libc_malloc(n); }
-void *calloc(size_t k, size_t n) { note(k * n); return __libc_calloc(k, n); }
-void *realloc(void *p, size_t n) { note(n); return __libc_realloc(p, n); }
-void *aligned_alloc(size_t a, size_t n) { note(n); return __libc_memalign(a, n); }
-void *memalign(size_t a, size_t n) { note(n); return __libc_memalign(a, n); }
-int posix_memalign(void **p, size_t a, size_t n)
-{
-    note(n);
-    *p = __libc_memalign(a, n);
-    return *p ? 0 : 12;   /* ENOMEM */
-}
-void free(void *p) { __libc_free(p); }
-#define CAN_COUNT 1
-#endif
+#include "malloc_count.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-static double *weights_of(tg_model *m, int64_t *count)
-{
-    int n = 0;
-    tg_tensor *const *v = tg_model_variables(m, &n);
-    int64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += tg_size(v[i]);
-    double *w = malloc(sizeof(double) * (size_t)(total ? total : 1));
-    for (int i = 0, at = 0; i < n; at += (int)tg_size(v[i]), i++)
-        tg_copy_out_f64(v[i], w + at, tg_size(v[i]));
-    *count = total;
-    return w;
-}
 
 /* Bit for bit. */
 static bool same_weights(tg_model *a, tg_model *b)
@@ -440,7 +385,7 @@ static void bad_data_is_refused_and_trains_nothing(void)
     tg_scope_end(s);
 }
 
-#ifdef CAN_COUNT
+#ifdef MALLOC_CAN_COUNT
 static tg_model *wide(void)
 {
     tg_model *m = tg_sequential(tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 64), tg_dense(.units = 3));
@@ -463,21 +408,17 @@ static void no_copy_of_the_data(void)
     tg_model *m = wide(), *warm = wide();
     tg_history *h = tg_fit(warm, x, y, .epochs = 1, .batch_size = 64, .verbose = TG_VERBOSE_SILENT);   /* caches */
     tg_history_free(h);
-    atomic_store(&bytes_asked, 0);
-    atomic_store(&largest, 0);
-    atomic_store(&counting, true);
+    malloc_count_start();
     h = tg_fit(m, x, y, .epochs = 1, .batch_size = 64, .validation_split = 0.5, .verbose = TG_VERBOSE_SILENT);
-    atomic_store(&counting, false);
-    long long tensors = atomic_load(&bytes_asked), tensors_max = atomic_load(&largest);
+    malloc_count_stop();
+    long long tensors = atomic_load(&malloc_bytes), tensors_max = atomic_load(&malloc_largest);
     CHECK(h != NULL);
     tg_history_free(h);
-    atomic_store(&bytes_asked, 0);
-    atomic_store(&largest, 0);
-    atomic_store(&counting, true);
+    malloc_count_start();
     h = tg_fit(m, NULL, NULL, .dataset = ds, .epochs = 1, .batch_size = 64, .validation_split = 0.5,
                .verbose = TG_VERBOSE_SILENT);
-    atomic_store(&counting, false);
-    long long dataset = atomic_load(&bytes_asked), dataset_max = atomic_load(&largest);
+    malloc_count_stop();
+    long long dataset = atomic_load(&malloc_bytes), dataset_max = atomic_load(&malloc_largest);
     CHECK(h != NULL);
     tg_history_free(h);
     printf("  x is %lld bytes; fit asked malloc for %lld in all, %lld at most at once (tensors), and %lld, %lld "
@@ -500,7 +441,7 @@ int main(void)
     RUN(shards_cover_each_global_batch);
     RUN(a_checkpoint_resumes_mid_epoch_bit_for_bit);
     RUN(bad_data_is_refused_and_trains_nothing);
-#ifdef CAN_COUNT
+#ifdef MALLOC_CAN_COUNT
     RUN(no_copy_of_the_data);
 #endif
     return TEST_SUMMARY();

@@ -14,20 +14,6 @@ static void on_warning(const char *msg, void *user)
     snprintf(warning, sizeof warning, "%s", msg);
 }
 
-/* Copies all of a model's weights out, to compare before and after. */
-static double *weights_of(tg_model *m, int64_t *count)
-{
-    int n = 0;
-    tg_tensor *const *v = tg_model_variables(m, &n);
-    int64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += tg_size(v[i]);
-    double *w = malloc(sizeof(double) * (size_t)(total ? total : 1));
-    for (int i = 0, at = 0; i < n; at += (int)tg_size(v[i]), i++)
-        tg_copy_out_f64(v[i], w + at, tg_size(v[i]));
-    *count = total;
-    return w;
-}
 
 static bool same_weights(tg_model *m, const double *w, int64_t n)
 {
