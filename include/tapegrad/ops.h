@@ -195,6 +195,60 @@ int tg_split_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, tg_split
 int tg_unstack_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, int axis);
 #define tg_unstack(x, n, out, axis) tg_unstack_at(TG_LOC, x, n, out, axis)
 
+/* ---- products, scans, logical reductions, ranking (src/ops/scan.c) ------------------- */
+/* tf.reduce_prod over `axes` (default: every axis). Its gradient is TF's: the product of
+ * the other elements, from exclusive cumprods, so zeros in x give exact gradients. */
+tg_tensor *tg_reduce_prod_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+/* tf.reduce_any / tf.reduce_all of a bool x; bool results, not differentiable. */
+tg_tensor *tg_reduce_any_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_reduce_all_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+#define tg_reduce_prod(x, ...) tg_reduce_prod_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_any(x, ...) tg_reduce_any_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_all(x, ...) tg_reduce_all_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+
+/* tf.cumsum / tf.cumprod along `axis` (default 0): exclusive starts from 0 (1) and leaves
+ * the element itself out; reverse runs from the end. tg_cumsum(x, .axis = 1, .reverse = true).
+ * Gradients are TF's; cumprod's divides by x with div_no_nan, so it is 0 where x is 0. */
+typedef struct tg_scan_opts {
+    int axis;
+    bool exclusive, reverse;
+} tg_scan_opts;
+tg_tensor *tg_cumsum_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
+tg_tensor *tg_cumprod_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
+#define tg_cumsum(x, ...) tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
+#define tg_cumprod(x, ...) tg_cumprod_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
+
+/* tf.math.top_k, sorted: out[0] the k largest along the last axis (largest first), out[1]
+ * their int32 indices. Equal values keep the lower index first, as TF; NaN ranks above
+ * +inf (TF leaves NaN's place undefined). The gradient goes to the selected elements. */
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out);
+#define tg_top_k(x, k, out) tg_top_k_at(TG_LOC, x, k, out)
+
+/* tf.sort and tf.argsort (stable) along `axis` (default -1), from top_k as TF builds
+ * them: ascending sorts -x descending (-x - 1 for integers). NaN ranks above +inf, so
+ * NaNs come first either way. argsort gives int32 indices. */
+typedef enum tg_sort_direction { TG_ASCENDING = 0, TG_DESCENDING = 1 } tg_sort_direction;
+typedef struct tg_sort_opts {
+    int axis;
+    tg_sort_direction direction;
+} tg_sort_opts;
+tg_tensor *tg_sort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
+tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
+#define tg_sort(x, ...) tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
+#define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
+
+/* ---- index moves (src/ops/index.c) ---------------------------------------------------- */
+/* tf.tile: x repeated multiples.dims[i] times along axis i (one per axis, each >= 0). */
+tg_tensor *tg_tile_at(tg_loc loc, const tg_tensor *x, tg_shape multiples);
+/* tf.reverse: the order of the listed axes reversed (none listed: x unchanged). */
+tg_tensor *tg_reverse_at(tg_loc loc, const tg_tensor *x, tg_axes axes);
+/* tf.roll: x shifted circularly by shift.dims[k] along axes.axis[k]; shifts of one axis
+ * add up; negative shifts go the other way. tg_roll(x, TG_SHAPE(2, -1), TG_AXES(0, 1)). */
+tg_tensor *tg_roll_at(tg_loc loc, const tg_tensor *x, tg_shape shift, tg_axes axes);
+#define tg_tile(x, multiples) tg_tile_at(TG_LOC, x, multiples)
+#define tg_reverse(x, axes) tg_reverse_at(TG_LOC, x, axes)
+#define tg_roll(x, shift, axes) tg_roll_at(TG_LOC, x, shift, axes)
+
 /* ---- convolution (NHWC) ------------------------------------------------------------ */
 /* TF's padding: VALID uses whole windows only; SAME gives ceil(in / stride) outputs and
  * pads max((out - 1) * stride + k - in, 0) positions, the smaller half before. */
