@@ -83,6 +83,8 @@ bool tg__index_map_forward(const tg_call *c, tg_tensor *out)
     for (int64_t i = 0; i < last; i++)
         map[i] = source_index(c, r - 1, i, nlast);
     int64_t idx[TG_MAX_RANK] = {0}, base = 0;   /* base: x's offset of the outer axes' sources */
+    for (int q = 0; q <= r - 2; q++)
+        base += source_index(c, q, 0, x->shape[q]) * xstride[q];
     for (int64_t o = 0; o < out->size; o += last) {
         char *dst = (char *)out->data + (size_t)o * esz;
         const char *src = (const char *)x->data + (size_t)base * esz;
@@ -99,8 +101,6 @@ bool tg__index_map_forward(const tg_call *c, tg_tensor *out)
                 break;
             }
             idx[d] = 0;
-            if (d == 0)
-                base = 0;
         }
     }
     return true;
