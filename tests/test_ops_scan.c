@@ -259,6 +259,69 @@ static void test_prod_gradient_with_zeros(void)
     tg_scope_end(s);
 }
 
+/* ---- norm and l2_normalize (composites) ------------------------------------------------------------ */
+static tg_tensor *norm_all(const tg_tensor *x) { return tg_norm(x); }
+static tg_tensor *norm_a1(const tg_tensor *x) { return tg_norm(x, .axes = TG_AXES(1)); }
+static tg_tensor *norm_1_a0_keep(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0), .keepdims = true); }
+static tg_tensor *norm_inf_a1(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_INF, .axes = TG_AXES(-1)); }
+static tg_tensor *l2n_a1(const tg_tensor *x) { return tg_l2_normalize(x, .axes = TG_AXES(1)); }
+static tg_tensor *l2n_all(const tg_tensor *x) { return tg_l2_normalize(x); }
+static tg_tensor *norm_frobenius(const tg_tensor *x) { return tg_norm(x, .axes = TG_AXES(0, 2)); }
+
+static void test_norm_and_l2_normalize(void)
+{
+    CHECK(golden_case("norm_euclidean_all", norm_all, true, 1e-14));
+    CHECK(golden_case("norm_euclidean_a1", norm_a1, true, 1e-14));
+    CHECK(golden_case("norm_1_a0_keep", norm_1_a0_keep, true, 1e-14));
+    CHECK(golden_case("norm_inf_a1", norm_inf_a1, true, 1e-14));
+    CHECK(golden_case("l2_normalize_a1", l2n_a1, true, 1e-14));
+    CHECK(golden_case("l2_normalize_all", l2n_all, true, 1e-14));
+    tg_scope *s = tg_scope_begin();
+    /* tf.norm's docs: the euclidean norm of [3, 4] is 5; tf.math.l2_normalize's: [3, 4] -> [0.6, 0.8] */
+    tg_tensor *v = tg_from_f32(TG_SHAPE(2), 3, 4);
+    CHECK_VALUES(tg_norm(v), 1e-7, 5);
+    CHECK_VALUES(tg_l2_normalize(v), 1e-7, 0.6, 0.8);
+    CHECK_VALUES(tg_l2_normalize(tg_zeros(TG_F64, TG_SHAPE(2))), 0, 0, 0);   /* epsilon: no NaN */
+    tg_tensor *x = gc_input(31, TG_SHAPE(3, 2, 4), -1.5, 1.5);
+    CHECK_VALUES(tg_sub(tg_norm(x, .axes = TG_AXES(0, 2)), tg_sqrt(tg_sum(tg_square(x), .axes = TG_AXES(0, 2)))), 0,
+                 0, 0);
+    tg_tensor *in[1] = {x};
+    unary_fn fns[] = {norm_all, norm_a1, norm_1_a0_keep, norm_inf_a1, l2n_a1, l2n_all, norm_frobenius};
+    for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
+        tg_tensor *xk = k == 1 || k == 2 || k == 3 || k == 4 ? tg_reshape(x, TG_SHAPE(6, 4)) : x;
+        in[0] = xk;
+        CHECK(gradcheck("norm", call_unary, in, 1, (void *)fns[k], 1e-6, 1e-7));
+        CHECK(gradcheck("norm, second order", first_gradient, in, 1, (void *)fns[k], 1e-6, 1e-6));
+        CHECK(f32_matches_f64("norm", call_unary, in, 1, (void *)fns[k], 1e-5));
+    }
+    /* TF's euclidean norm has a NaN gradient at 0 (sqrt's 1 / (2 * 0) times 0) */
+    tg_tensor *z = tg_zeros(TG_F64, TG_SHAPE(2));
+    tg_tape *tape = tg_tape_begin();
+    tg_watch(tape, z);
+    tg_tensor *n = tg_norm(z);
+    tg_tape_end(tape);
+    double g[2];
+    CHECK(tg_item(n) == 0 && tg_copy_out_f64(tg_gradient(tape, n, z), g, 2) == 0 && isnan(g[0]) && isnan(g[1]));
+    tg_tape_free(tape);
+    CHECK(tg_norm(x, .axes = TG_AXES(0, 1, 2)) == NULL);
+    CHECK_ERROR("tg_norm: 3 axes; give none");
+    CHECK(tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0, 1)) == NULL);
+    CHECK_ERROR("tg_norm: two axes name a matrix, whose 1 norm is not supported");
+    CHECK(tg_norm(x, .ord = (tg_norm_ord)9) == NULL);
+    CHECK_ERROR("tg_norm: ord 9 is not");
+    CHECK(tg_norm(tg_from_i32(TG_SHAPE(1), 3)) == NULL);
+    CHECK_ERROR("tg_norm: `x` is int32; it needs float32 or float64");
+    CHECK_ERROR("test_ops_scan.c:");
+    CHECK(tg_norm(x, .axes = TG_AXES(3)) == NULL);
+    CHECK_ERROR("tg_norm: axis 3 is out of range for a tensor of rank 3");
+    CHECK(tg_l2_normalize(x, .axes = TG_AXES(-4)) == NULL);
+    CHECK_ERROR("tg_l2_normalize: axis -4 is out of range for a tensor of rank 3");
+    CHECK(tg_l2_normalize(tg_from_i64(TG_SHAPE(1), 3)) == NULL);
+    CHECK_ERROR("tg_l2_normalize: `x` is int64");
+    tg_clear_error();
+    tg_scope_end(s);
+}
+
 /* ---- errors: each names the op and the caller's line ------------------------------------------------ */
 static void test_errors(void)
 {
@@ -332,6 +395,7 @@ int main(void)
     RUN(test_nan_ranks_first);
     RUN(test_gradients);
     RUN(test_prod_gradient_with_zeros);
+    RUN(test_norm_and_l2_normalize);
     RUN(test_errors);
     RUN(test_top_k_indices_cut_the_path);
     return TEST_SUMMARY();

@@ -237,6 +237,28 @@ tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
 #define tg_sort(x, ...) tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 #define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 
+/* tf.norm of vectors: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
+ * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector; two: a matrix, only
+ * euclidean, the Frobenius norm). Composites, so the gradients are TF's: the euclidean
+ * one is NaN at x = 0, as TF's. */
+typedef enum tg_norm_ord { TG_NORM_EUCLIDEAN = 0, TG_NORM_1 = 1, TG_NORM_INF = 2 } tg_norm_ord;
+typedef struct tg_norm_opts {
+    tg_norm_ord ord;
+    tg_axes axes;
+    bool keepdims;
+} tg_norm_opts;
+tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o);
+#define tg_norm(x, ...) tg_norm_at(TG_LOC, x, TG__OPTS(tg_norm_opts, .ord = TG_NORM_EUCLIDEAN, __VA_ARGS__))
+/* tf.math.l2_normalize: x * rsqrt(max(sum(x * x), epsilon)) over `axes` (default every
+ * axis), epsilon 1e-12 by default. */
+typedef struct tg_l2_normalize_opts {
+    tg_axes axes;
+    double epsilon;
+} tg_l2_normalize_opts;
+tg_tensor *tg_l2_normalize_at(tg_loc loc, const tg_tensor *x, tg_l2_normalize_opts o);
+#define tg_l2_normalize(x, ...) \
+    tg_l2_normalize_at(TG_LOC, x, TG__OPTS(tg_l2_normalize_opts, .epsilon = 1e-12, __VA_ARGS__))
+
 /* ---- index moves (src/ops/index.c) ---------------------------------------------------- */
 /* tf.tile: x repeated multiples.dims[i] times along axis i (one per axis, each >= 0). */
 tg_tensor *tg_tile_at(tg_loc loc, const tg_tensor *x, tg_shape multiples);

@@ -468,3 +468,55 @@ tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o)
     tg_tensor *out[2];
     return sorted(loc, "tg_argsort", x, o, out) == 0 ? out[1] : NULL;
 }
+
+/* ---- norm, l2_normalize: composites, as TF writes them ------------------------------------------ */
+/* The composites' axes checked here, so that their errors name them and not tg_sum. */
+static bool composite_axes(tg_loc loc, const char *name, const tg_tensor *x, const tg_axes *axes)
+{
+    for (int k = 0; k < axes->n && k < TG_MAX_RANK; k++) {
+        int a = axes->axis[k] < 0 ? axes->axis[k] + x->rank : axes->axis[k];
+        if (a < 0 || a >= x->rank)
+            return tg__failb(loc, "%s: axis %d is out of range for a tensor of rank %d", name, axes->axis[k], x->rank);
+    }
+    return true;
+}
+
+/* tf.norm for vectors: euclidean sqrt(sum(x * x)), 1 sum(|x|), inf max(|x|) over `axes`
+ * (none: every axis, x as one vector). Two axes name a matrix in TF, whose 1 and inf norms
+ * are not these: only the euclidean (Frobenius) norm takes two. */
+tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o)
+{
+    if (!tg__check_input(loc, "tg_norm", x, "x"))
+        return NULL;
+    if (!tg_dtype_is_float(x->dtype))
+        return tg__fail(loc, "tg_norm: `x` is %s; it needs float32 or float64", tg_dtype_name(x->dtype));
+    if (o.axes.n > 2)
+        return tg__fail(loc, "tg_norm: %d axes; give none (every axis), one (vectors) or two (matrices)", o.axes.n);
+    if (o.ord != TG_NORM_EUCLIDEAN && o.ord != TG_NORM_1 && o.ord != TG_NORM_INF)
+        return tg__fail(loc, "tg_norm: ord %d is not TG_NORM_EUCLIDEAN, TG_NORM_1 or TG_NORM_INF", (int)o.ord);
+    if (o.axes.n == 2 && o.ord != TG_NORM_EUCLIDEAN)
+        return tg__fail(loc, "tg_norm: two axes name a matrix, whose %s norm is not supported; use one axis, or "
+                             "TG_NORM_EUCLIDEAN (Frobenius)", o.ord == TG_NORM_1 ? "1" : "inf");
+    if (!composite_axes(loc, "tg_norm", x, &o.axes))
+        return NULL;
+    tg_reduce_opts r = {.axes = o.axes, .keepdims = o.keepdims};
+    switch (o.ord) {
+    case TG_NORM_1: return tg_sum_at(loc, tg_abs_at(loc, x), r);
+    case TG_NORM_INF: return tg_max_at(loc, tg_abs_at(loc, x), r);
+    default: return tg_sqrt_at(loc, tg_sum_at(loc, tg_mul_at(loc, x, x), r));
+    }
+}
+
+/* tf.math.l2_normalize: x * rsqrt(max(sum(x * x), epsilon)) over `axes`. */
+tg_tensor *tg_l2_normalize_at(tg_loc loc, const tg_tensor *x, tg_l2_normalize_opts o)
+{
+    if (!tg__check_input(loc, "tg_l2_normalize", x, "x"))
+        return NULL;
+    if (!tg_dtype_is_float(x->dtype))
+        return tg__fail(loc, "tg_l2_normalize: `x` is %s; it needs float32 or float64", tg_dtype_name(x->dtype));
+    if (!composite_axes(loc, "tg_l2_normalize", x, &o.axes))
+        return NULL;
+    tg_tensor *ss = tg_sum_at(loc, tg_square_at(loc, x), (tg_reduce_opts){.axes = o.axes, .keepdims = true});
+    tg_tensor *eps = ss ? tg_scalar_like_at(loc, ss, o.epsilon) : NULL;
+    return tg_mul_at(loc, x, tg_rsqrt_at(loc, tg_maximum_at(loc, ss, eps)));
+}
