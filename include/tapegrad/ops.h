@@ -271,6 +271,52 @@ tg_tensor *tg_roll_at(tg_loc loc, const tg_tensor *x, tg_shape shift, tg_axes ax
 #define tg_reverse(x, axes) tg_reverse_at(TG_LOC, x, axes)
 #define tg_roll(x, shift, axes) tg_roll_at(TG_LOC, x, shift, axes)
 
+/* tf.pad's REFLECT and SYMMETRIC modes: before.dims[i] and after.dims[i] mirrored elements
+ * on axis i; REFLECT leaves the edge out ([1, 2, 3] by 2: 3 2 | 1 2 3 | 2 1), so pads up
+ * to the length - 1, SYMMETRIC repeats it (2 1 | 1 2 3 | 3 2), up to the length. */
+typedef enum tg_mirror_pad_mode { TG_MIRROR_REFLECT = 0, TG_MIRROR_SYMMETRIC = 1 } tg_mirror_pad_mode;
+tg_tensor *tg_mirror_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, tg_mirror_pad_mode mode);
+#define tg_mirror_pad(x, before, after, mode) tg_mirror_pad_at(TG_LOC, x, before, after, mode)
+
+/* tf.gather_nd (batch_dims 0): indices [..., d] (int32/int64) hold index tuples into the
+ * first d axes of params; the result is indices.shape[:-1] + params.shape[d:]. An index
+ * out of range is an error (TF's CPU kernel). Gradient: scatter_nd. */
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices);
+/* tf.scatter_nd: updates summed into zeros of `shape` at index tuples (repeats add up). */
+tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape);
+#define tg_gather_nd(params, indices) tg_gather_nd_at(TG_LOC, params, indices)
+#define tg_scatter_nd(indices, updates, shape) tg_scatter_nd_at(TG_LOC, indices, updates, shape)
+
+/* tf.math.unsorted_segment_*: the rows data[i...] (segment_ids' shape is a prefix of
+ * data's) combined into output row segment_ids[i...]; the result is [num_segments] +
+ * data.shape[segment_ids.rank:]. Negative ids are dropped; ids >= num_segments are an
+ * error. An empty segment gives 0 (sum, mean) or the dtype's lowest (max: -FLT_MAX for
+ * float32, not -inf) or highest (min) value, as TF. max and min share a segment's
+ * gradient evenly among its elements equal to the result; mean is sum / max(count, 1). */
+tg_tensor *tg_unsorted_segment_sum_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+tg_tensor *tg_unsorted_segment_mean_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments);
+tg_tensor *tg_unsorted_segment_max_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+#define tg_unsorted_segment_sum(data, ids, n) tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_mean(data, ids, n) tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_max(data, ids, n) tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_min(data, ids, n) tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
+
+/* tf.repeat: each element along `axis` repeated repeats[j] times (repeats an int32/int64
+ * scalar or vector, of one or one per element); axis TG_AXIS_NONE (TF's None) flattens x
+ * first. A gather, so the gradient sums each element's copies. */
+#define TG_AXIS_NONE (-2147483647 - 1)
+tg_tensor *tg_repeat_at(tg_loc loc, const tg_tensor *x, const tg_tensor *repeats, int axis);
+#define tg_repeat(x, repeats, axis) tg_repeat_at(TG_LOC, x, repeats, axis)
+/* tf.boolean_mask: mask (bool, rank k >= 1) matches x's axes [axis, axis + k); the result
+ * keeps the slices where it is true, those k axes merged into one. A gather. */
+tg_tensor *tg_boolean_mask_at(tg_loc loc, const tg_tensor *x, const tg_tensor *mask, int axis);
+#define tg_boolean_mask(x, mask, axis) tg_boolean_mask_at(TG_LOC, x, mask, axis)
+
 /* ---- convolution (NHWC) ------------------------------------------------------------ */
 /* TF's padding: VALID uses whole windows only; SAME gives ceil(in / stride) outputs and
  * pads max((out - 1) * stride + k - in, 0) positions, the smaller half before. */
