@@ -382,6 +382,35 @@ static void test_errors(void)
     CHECK_ERROR("tg_roll: 0 shifts and 0 axes");
     CHECK(tg_roll(NULL, TG_SHAPE(1), TG_AXES(0)) == NULL);
     CHECK_ERROR("tg_roll");
+    /* NULL operands: NULL back, with an error naming the op, never a crash */
+    tg_tensor *ids = tg_from_i32(TG_SHAPE(2), 0, 1), *m = tg_cast(tg_from_i32(TG_SHAPE(2), 1, 0), TG_BOOL);
+    tg_clear_error();
+    CHECK(tg_tile(NULL, TG_SHAPE(1)) == NULL);
+    CHECK_ERROR("tg_tile");
+    tg_clear_error();
+    CHECK(tg_mirror_pad(NULL, TG_SHAPE(1), TG_SHAPE(1), TG_MIRROR_REFLECT) == NULL);
+    CHECK_ERROR("tg_mirror_pad");
+    tg_clear_error();
+    CHECK(tg_gather_nd(x, NULL) == NULL);
+    CHECK_ERROR("tg_gather_nd");
+    tg_clear_error();
+    CHECK(tg_scatter_nd(NULL, x, TG_SHAPE(2)) == NULL);
+    CHECK_ERROR("tg_scatter_nd");
+    tg_clear_error();
+    CHECK(tg_unsorted_segment_max(NULL, ids, 2) == NULL);
+    CHECK_ERROR("tg_unsorted_segment_max");
+    tg_clear_error();
+    CHECK(tg_unsorted_segment_mean(x, NULL, 2) == NULL);
+    CHECK_ERROR("tg_unsorted_segment_mean");
+    tg_clear_error();
+    CHECK(tg_repeat(x, NULL, 0) == NULL);
+    CHECK_ERROR("tg_repeat");
+    tg_clear_error();
+    CHECK(tg_boolean_mask(NULL, m, 0) == NULL);
+    CHECK_ERROR("tg_boolean_mask");
+    tg_clear_error();
+    CHECK(tg_reverse(NULL, TG_AXES(0)) == NULL);
+    CHECK_ERROR("tg_reverse");
     tg_clear_error();
     tg_scope_end(s);
 }

@@ -364,6 +364,26 @@ static void test_errors(void)
     CHECK_ERROR("neither TG_ASCENDING nor TG_DESCENDING");
     CHECK(tg_argsort(tg_scalar_of(TG_F32, 1)) == NULL);
     CHECK_ERROR("tg_argsort: `x` is a scalar");
+    /* NULL operands: NULL back, with an error naming the op, never a crash */
+    const char *names[] = {"tg_reduce_prod", "tg_reduce_any", "tg_cumsum", "tg_cumprod", "tg_top_k", "tg_sort",
+                           "tg_argsort", "tg_norm", "tg_l2_normalize"};
+    for (int k = 0; k < 9; k++) {
+        tg_clear_error();
+        bool failed;
+        switch (k) {
+        case 0: failed = tg_reduce_prod(NULL) == NULL; break;
+        case 1: failed = tg_reduce_any(NULL) == NULL; break;
+        case 2: failed = tg_cumsum(NULL) == NULL; break;
+        case 3: failed = tg_cumprod(NULL) == NULL; break;
+        case 4: failed = tg_top_k(NULL, 1, out) != 0 && out[0] == NULL; break;
+        case 5: failed = tg_sort(NULL) == NULL; break;
+        case 6: failed = tg_argsort(NULL) == NULL; break;
+        case 7: failed = tg_norm(NULL) == NULL; break;
+        default: failed = tg_l2_normalize(NULL) == NULL; break;
+        }
+        CHECK(failed);
+        CHECK_ERROR(names[k]);
+    }
     tg_clear_error();
     tg_scope_end(s);
 }
