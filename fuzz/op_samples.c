@@ -483,6 +483,135 @@ static tg_tensor *s_check_numerics(tg_sample *s, tg_tensor *const *x)
     return tg_check_numerics_at(LOC, x[0], "sampled");
 }
 
+/* ---- products, scans, ranking (scan.c) and index moves (index.c) ---------------------------------------- */
+/* reduce_any and reduce_all: x > 0 reduced over sampled axes. */
+static tg_tensor *s_logical_reduce(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *b = positive_part(s, x[0]);
+    return b ? s_reduce(s, &b) : NULL;
+}
+
+static tg_tensor *s_scan(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int r = tg_rank(a), b = (int)tg_sample_byte(s), axis = b % r;
+    tg_attrs at = {.scan = {.axis = b & 64 ? axis - r : axis, .exclusive = b & 32, .reverse = b & 16}};
+    return apply(s, &at, &a, 1);
+}
+
+/* Values and (as float64 constants) indices joined along the last axis. */
+static tg_tensor *s_top_k(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]), *out[2];
+    if (!a)
+        return NULL;
+    int64_t n = tg_dim(a, tg_rank(a) - 1), k = 1 + (int64_t)(tg_sample_byte(s) % (unsigned)n);
+    use(s, a);
+    if (tg_top_k_at(LOC, a, k, out) != 0)
+        return NULL;
+    out[1] = tg_cast_at(LOC, out[1], tg_dtype_of(out[0]));
+    return join_pieces(out, 2, tg_rank(a) - 1, false);
+}
+
+/* One axis tiled 2 or 3 times, the others once. */
+static tg_tensor *s_tile(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    tg_shape m = {.rank = tg_rank(a)};
+    for (int i = 0; i < m.rank; i++)
+        m.dims[i] = 1;
+    m.dims[tg_sample_byte(s) % (unsigned)m.rank] = 2 + tg_sample_byte(s) % 2;
+    use(s, a);
+    return tg_tile_at(LOC, a, m);
+}
+
+static tg_tensor *s_reverse(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    unsigned mask = tg_sample_byte(s);
+    tg_axes axes = {0};
+    for (int i = 0; i < tg_rank(a); i++)
+        if (mask >> i & 1)
+            axes.axis[axes.n++] = mask & 128 ? i - tg_rank(a) : i;
+    use(s, a);
+    return tg_reverse_at(LOC, a, axes);
+}
+
+/* One or two shifts, either sign, possibly of one axis twice. */
+static tg_tensor *s_roll(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int r = tg_rank(a), n = 1 + (int)(tg_sample_byte(s) % 2);
+    tg_shape shift = {.rank = n};
+    tg_axes axes = {.n = n};
+    for (int k = 0; k < n; k++) {
+        shift.dims[k] = (int64_t)(tg_sample_byte(s) % 7) - 3;
+        axes.axis[k] = (int)(tg_sample_byte(s) % (unsigned)r);
+    }
+    use(s, a);
+    return tg_roll_at(LOC, a, shift, axes);
+}
+
+/* Each axis mirrored by up to 2 (within what the mode allows). */
+static tg_tensor *s_mirror_pad(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    bool sym = tg_sample_byte(s) & 1;
+    tg_shape before = {.rank = tg_rank(a)}, after = before;
+    for (int i = 0; i < before.rank; i++) {
+        unsigned most = (unsigned)(tg_dim(a, i) - (sym ? 0 : 1));
+        most = most > 2 ? 2 : most;
+        before.dims[i] = tg_sample_byte(s) % (most + 1);
+        after.dims[i] = tg_sample_byte(s) % (most + 1);
+    }
+    use(s, a);
+    return tg_mirror_pad_at(LOC, a, before, after, sym ? TG_MIRROR_SYMMETRIC : TG_MIRROR_REFLECT);
+}
+
+/* 1 to 3 index tuples of length 1 to rank (repeats possible). */
+static tg_tensor *s_gather_nd(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int r = tg_rank(a), d = 1 + (int)(tg_sample_byte(s) % (unsigned)r), m = 1 + (int)(tg_sample_byte(s) % 3);
+    int64_t v[3 * TG_MAX_RANK];
+    for (int t = 0; t < m; t++)
+        for (int k = 0; k < d; k++)
+            v[t * d + k] = (int64_t)(tg_sample_byte(s) % (unsigned)tg_dim(a, k));
+    use(s, a);
+    return tg_gather_nd_at(LOC, a, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v));
+}
+
+/* Into [rows, k]: tuples of length 1 (rows of updates) or 2 (single elements). */
+static tg_tensor *s_scatter_nd(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t rows = 1 + tg_sample_byte(s) % 4, k = 1 + tg_sample_byte(s) % 3, m = 1 + tg_sample_byte(s) % 4;
+    int d = 1 + (int)(tg_sample_byte(s) % 2);
+    int64_t v[8];
+    for (int64_t t = 0; t < m; t++) {
+        v[t * d] = (int64_t)(tg_sample_byte(s) % (unsigned)rows);
+        if (d == 2)
+            v[t * d + 1] = (int64_t)(tg_sample_byte(s) % (unsigned)k);
+    }
+    tg_tensor *upd = tg_sample_fit(x[0], d == 1 ? TG_SHAPE(m, k) : TG_SHAPE(m));
+    use(s, upd);
+    return tg_scatter_nd_at(LOC, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v), upd, TG_SHAPE(rows, k));
+}
+
+/* Rows of x (its first axis) into 1 to 3 segments; id -1 drops a row. */
+static tg_tensor *s_segment(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = with_axis(x[0]);
+    int64_t rows = tg_dim(a, 0), n = 1 + tg_sample_byte(s) % 3, v[64];
+    if (rows > 64)
+        return NULL;
+    for (int64_t i = 0; i < rows; i++)
+        v[i] = (int64_t)(tg_sample_byte(s) % (unsigned)(n + 1)) - 1;
+    tg_tensor *ids = tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(rows), v);
+    if (tg_sample_byte(s) & 1)
+        ids = tg_cast_at(LOC, ids, TG_I32);
+    return apply(s, &(tg_attrs){.num_segments = n}, (tg_tensor *[]){a, ids}, 2);
+}
+
 /* ---- the table ---------------------------------------------------------------------------------------- */
 #define ROW(KIND, fn_, arity_, nan_) [TG_OP_##KIND] = {.fn = fn_, .arity = arity_, .nan_operands = nan_}
 #define UNARY(KIND) ROW(KIND, s_unary, 1, 1)
@@ -516,6 +645,14 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(AVG_POOL2D, s_pool, 1, 1), ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
     ROW(CUSTOM, s_custom, 1, 1),
     ROW(CHECK_NUMERICS, s_check_numerics, 1, 0),   /* refuses NaN: its purpose */
+    /* scan.c, index.c */
+    ROW(REDUCE_PROD, s_reduce, 1, 1), ROW(REDUCE_ANY, s_logical_reduce, 1, 0), ROW(REDUCE_ALL, s_logical_reduce, 1, 0),
+    ROW(CUMSUM, s_scan, 1, 1), ROW(CUMPROD, s_scan, 1, 1),
+    ROW(TOP_K, s_top_k, 1, 0),   /* a NaN moves to the front: docs */
+    ROW(TILE, s_tile, 1, 1), ROW(REVERSE, s_reverse, 1, 1), ROW(ROLL, s_roll, 1, 1),
+    ROW(MIRROR_PAD, s_mirror_pad, 1, 1), ROW(GATHER_ND, s_gather_nd, 1, 1), ROW(SCATTER_ND, s_scatter_nd, 1, 1),
+    ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1), ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
+    ROW(UNSORTED_SEGMENT_MIN, s_segment, 1, 1),
 };
 
 tg_tensor *tg_sample_run(tg_sample *s, tg_tensor *const *x)

@@ -195,6 +195,128 @@ int tg_split_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, tg_split
 int tg_unstack_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, int axis);
 #define tg_unstack(x, n, out, axis) tg_unstack_at(TG_LOC, x, n, out, axis)
 
+/* ---- products, scans, logical reductions, ranking (src/ops/scan.c) ------------------- */
+/* tf.reduce_prod over `axes` (default: every axis). Its gradient is TF's: the product of
+ * the other elements, from exclusive cumprods, so zeros in x give exact gradients. */
+tg_tensor *tg_reduce_prod_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+/* tf.reduce_any / tf.reduce_all of a bool x; bool results, not differentiable. */
+tg_tensor *tg_reduce_any_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+tg_tensor *tg_reduce_all_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
+#define tg_reduce_prod(x, ...) tg_reduce_prod_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_any(x, ...) tg_reduce_any_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_all(x, ...) tg_reduce_all_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+
+/* tf.cumsum / tf.cumprod along `axis` (default 0): exclusive starts from 0 (1) and leaves
+ * the element itself out; reverse runs from the end. tg_cumsum(x, .axis = 1, .reverse = true).
+ * Gradients are TF's; cumprod's divides by x with div_no_nan, so it is 0 where x is 0. */
+typedef struct tg_scan_opts {
+    int axis;
+    bool exclusive, reverse;
+} tg_scan_opts;
+tg_tensor *tg_cumsum_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
+tg_tensor *tg_cumprod_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
+#define tg_cumsum(x, ...) tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
+#define tg_cumprod(x, ...) tg_cumprod_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
+
+/* tf.math.top_k, sorted: out[0] the k largest along the last axis (largest first), out[1]
+ * their int32 indices. Equal values keep the lower index first, as TF; NaN ranks above
+ * +inf (TF leaves NaN's place undefined). The gradient goes to the selected elements. */
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out);
+#define tg_top_k(x, k, out) tg_top_k_at(TG_LOC, x, k, out)
+
+/* tf.sort and tf.argsort (stable) along `axis` (default -1), from top_k as TF builds
+ * them: ascending sorts -x descending (-x - 1 for integers). NaN ranks above +inf, so
+ * NaNs come first either way. argsort gives int32 indices. */
+typedef enum tg_sort_direction { TG_ASCENDING = 0, TG_DESCENDING = 1 } tg_sort_direction;
+typedef struct tg_sort_opts {
+    int axis;
+    tg_sort_direction direction;
+} tg_sort_opts;
+tg_tensor *tg_sort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
+tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
+#define tg_sort(x, ...) tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
+#define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
+
+/* tf.norm of vectors: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
+ * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector; two: a matrix, only
+ * euclidean, the Frobenius norm). Composites, so the gradients are TF's: the euclidean
+ * one is NaN at x = 0, as TF's. */
+typedef enum tg_norm_ord { TG_NORM_EUCLIDEAN = 0, TG_NORM_1 = 1, TG_NORM_INF = 2 } tg_norm_ord;
+typedef struct tg_norm_opts {
+    tg_norm_ord ord;
+    tg_axes axes;
+    bool keepdims;
+} tg_norm_opts;
+tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o);
+#define tg_norm(x, ...) tg_norm_at(TG_LOC, x, TG__OPTS(tg_norm_opts, .ord = TG_NORM_EUCLIDEAN, __VA_ARGS__))
+/* tf.math.l2_normalize: x * rsqrt(max(sum(x * x), epsilon)) over `axes` (default every
+ * axis), epsilon 1e-12 by default. */
+typedef struct tg_l2_normalize_opts {
+    tg_axes axes;
+    double epsilon;
+} tg_l2_normalize_opts;
+tg_tensor *tg_l2_normalize_at(tg_loc loc, const tg_tensor *x, tg_l2_normalize_opts o);
+#define tg_l2_normalize(x, ...) \
+    tg_l2_normalize_at(TG_LOC, x, TG__OPTS(tg_l2_normalize_opts, .epsilon = 1e-12, __VA_ARGS__))
+
+/* ---- index moves (src/ops/index.c) ---------------------------------------------------- */
+/* tf.tile: x repeated multiples.dims[i] times along axis i (one per axis, each >= 0). */
+tg_tensor *tg_tile_at(tg_loc loc, const tg_tensor *x, tg_shape multiples);
+/* tf.reverse: the order of the listed axes reversed (none listed: x unchanged). */
+tg_tensor *tg_reverse_at(tg_loc loc, const tg_tensor *x, tg_axes axes);
+/* tf.roll: x shifted circularly by shift.dims[k] along axes.axis[k]; shifts of one axis
+ * add up; negative shifts go the other way. tg_roll(x, TG_SHAPE(2, -1), TG_AXES(0, 1)). */
+tg_tensor *tg_roll_at(tg_loc loc, const tg_tensor *x, tg_shape shift, tg_axes axes);
+#define tg_tile(x, multiples) tg_tile_at(TG_LOC, x, multiples)
+#define tg_reverse(x, axes) tg_reverse_at(TG_LOC, x, axes)
+#define tg_roll(x, shift, axes) tg_roll_at(TG_LOC, x, shift, axes)
+
+/* tf.pad's REFLECT and SYMMETRIC modes: before.dims[i] and after.dims[i] mirrored elements
+ * on axis i; REFLECT leaves the edge out ([1, 2, 3] by 2: 3 2 | 1 2 3 | 2 1), so pads up
+ * to the length - 1, SYMMETRIC repeats it (2 1 | 1 2 3 | 3 2), up to the length. */
+typedef enum tg_mirror_pad_mode { TG_MIRROR_REFLECT = 0, TG_MIRROR_SYMMETRIC = 1 } tg_mirror_pad_mode;
+tg_tensor *tg_mirror_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, tg_mirror_pad_mode mode);
+#define tg_mirror_pad(x, before, after, mode) tg_mirror_pad_at(TG_LOC, x, before, after, mode)
+
+/* tf.gather_nd (batch_dims 0): indices [..., d] (int32/int64) hold index tuples into the
+ * first d axes of params; the result is indices.shape[:-1] + params.shape[d:]. An index
+ * out of range is an error (TF's CPU kernel). Gradient: scatter_nd. */
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices);
+/* tf.scatter_nd: updates summed into zeros of `shape` at index tuples (repeats add up). */
+tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape);
+#define tg_gather_nd(params, indices) tg_gather_nd_at(TG_LOC, params, indices)
+#define tg_scatter_nd(indices, updates, shape) tg_scatter_nd_at(TG_LOC, indices, updates, shape)
+
+/* tf.math.unsorted_segment_*: the rows data[i...] (segment_ids' shape is a prefix of
+ * data's) combined into output row segment_ids[i...]; the result is [num_segments] +
+ * data.shape[segment_ids.rank:]. Negative ids are dropped; ids >= num_segments are an
+ * error. An empty segment gives 0 (sum, mean) or the dtype's lowest (max: -FLT_MAX for
+ * float32, not -inf) or highest (min) value, as TF. max and min share a segment's
+ * gradient evenly among its elements equal to the result; mean is sum / max(count, 1). */
+tg_tensor *tg_unsorted_segment_sum_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+tg_tensor *tg_unsorted_segment_mean_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments);
+tg_tensor *tg_unsorted_segment_max_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                      int64_t num_segments);
+#define tg_unsorted_segment_sum(data, ids, n) tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_mean(data, ids, n) tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_max(data, ids, n) tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_min(data, ids, n) tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
+
+/* tf.repeat: each element along `axis` repeated repeats[j] times (repeats an int32/int64
+ * scalar or vector, of one or one per element); axis TG_AXIS_NONE (TF's None) flattens x
+ * first. A gather, so the gradient sums each element's copies. */
+#define TG_AXIS_NONE (-2147483647 - 1)
+tg_tensor *tg_repeat_at(tg_loc loc, const tg_tensor *x, const tg_tensor *repeats, int axis);
+#define tg_repeat(x, repeats, axis) tg_repeat_at(TG_LOC, x, repeats, axis)
+/* tf.boolean_mask: mask (bool, rank k >= 1) matches x's axes [axis, axis + k); the result
+ * keeps the slices where it is true, those k axes merged into one. A gather. */
+tg_tensor *tg_boolean_mask_at(tg_loc loc, const tg_tensor *x, const tg_tensor *mask, int axis);
+#define tg_boolean_mask(x, mask, axis) tg_boolean_mask_at(TG_LOC, x, mask, axis)
+
 /* ---- convolution (NHWC) ------------------------------------------------------------ */
 /* TF's padding: VALID uses whole windows only; SAME gives ceil(in / stride) outputs and
  * pads max((out - 1) * stride + k - in, 0) positions, the smaller half before. */

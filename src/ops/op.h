@@ -65,6 +65,14 @@ typedef struct tg_attrs {
         tg_dtype dtype;                                        /* cast: the target */
         struct { tg_custom_backward_fn backward; void *user; } custom;   /* custom_gradient */
         struct { const char *message; bool in_backward; } check;         /* check_numerics */
+        /* ---- scan.c and index.c ---- */
+        struct { int axis; bool exclusive, reverse; } scan;                /* cumsum, cumprod */
+        int64_t k;                                                         /* top_k */
+        struct { int n; int64_t multiples[TG_MAX_RANK]; } tile;            /* tile: one per axis of x */
+        struct { bool axis[TG_MAX_RANK]; } reverse;                        /* reverse: the axes reversed */
+        struct { int64_t shift[TG_MAX_RANK]; } roll;                       /* roll: per axis, in [0, dim) */
+        struct { int n; int64_t before[TG_MAX_RANK], after[TG_MAX_RANK]; bool symmetric; } mirror_pad;
+        int64_t num_segments;                                              /* unsorted_segment_* */
     };
 } tg_attrs;
 
