@@ -229,7 +229,10 @@ static bool dtype_allowed(const tg_call *c, const tg_tensor *x, const char *arg,
     if (kinds == EW_FLOAT)
         return tg__require_float(c, x, arg);
     tg__fail(c->loc, "%s: `%s` must be %s, not %s", tg__op_name(c->op), arg,
-             kinds == EW_BOOL ? "bool" : kinds == EW_NUM ? "float32, float64, int32 or int64" : "a numeric dtype",
+             kinds == EW_BOOL  ? "bool"
+             : kinds == EW_INT ? "int32 or int64"
+             : kinds == EW_NUM ? "float32, float64, int32 or int64"
+                               : "a numeric dtype",
              tg_dtype_name(d));
     return false;
 }
@@ -1075,9 +1078,10 @@ tg_tensor *tg_mul_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
         else                                                                                       \
             UN_LOOP(uint8_t, double, double, EXPR);                                                \
     }
-DEF_PREDICATE(is_nan_kernel, isnan(a))
-DEF_PREDICATE(is_inf_kernel, isinf(a))
-DEF_PREDICATE(is_finite_kernel, isfinite(a))
+/* != 0: the classification macros give any non-zero int (glibc's isinf(-Inf) is -1). */
+DEF_PREDICATE(is_nan_kernel, isnan(a) != 0)
+DEF_PREDICATE(is_inf_kernel, isinf(a) != 0)
+DEF_PREDICATE(is_finite_kernel, isfinite(a) != 0)
 bool tg__is_nan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_nan_kernel); }
 bool tg__is_inf_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_inf_kernel); }
 bool tg__is_finite_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_finite_kernel); }
