@@ -544,6 +544,9 @@ static void test_special_gradients(void)
     /* relu6 and hard_sigmoid: 0 at the bounds themselves (TF's Relu6Grad: strictly inside) */
     CHECK_VALUES(grad1(tg_relu6_at, tg_from_f64(TG_SHAPE(4), -1.0, 0.0, 3.0, 6.0)), 0, 0, 0, 1, 0);
     CHECK_VALUES(grad1(tg_hard_sigmoid_at, tg_from_f64(TG_SHAPE(4), -3.0, -1.0, 3.0, 4.0)), 1e-15, 0, 1.0 / 6, 0, 0);
+    /* at a NaN input: 0, as TF's Relu6Grad (the forward passes the NaN on) */
+    CHECK_VALUES(grad1(tg_relu6_at, tg_from_f64(TG_SHAPE(2), NAN, 2.0)), 0, 0, 1);
+    CHECK_VALUES(grad1(tg_hard_sigmoid_at, tg_from_f64(TG_SHAPE(2), NAN, 2.0)), 1e-15, 0, 1.0 / 6);
     /* selu at 0: scale (TF's SeluGrad reads the output: 0 is not below 0) */
     const double scale = 1.0507009873554804934193349852946, alpha = 1.6732632423543772848170429916717;
     CHECK_VALUES(grad1(tg_selu_at, tg_from_f64(TG_SHAPE(3), -1.0, 0.0, 2.0)), 1e-14, scale * alpha * exp(-1.0),
