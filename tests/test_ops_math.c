@@ -580,6 +580,30 @@ static void test_not_differentiable(void)
     tg_scope_end(s);
 }
 
+/* A gradient that vanishes because every input is past a flat end is explained so. */
+static void test_saturation_explained(void)
+{
+    tg_scope *s = tg_scope_begin();
+    struct { unary_fn f; float lo, hi; const char *op, *words; } cases[] = {
+        {tg_relu6_at, -1, 7, "tg_relu6", "outside (0, 6)"},
+        {tg_hard_sigmoid_at, -5, 4, "tg_hard_sigmoid", "outside (-3, 3)"},
+    };
+    for (int k = 0; k < 2; k++) {
+        tg_tensor *w = tg_variable(tg_from_f32(TG_SHAPE(2), cases[k].lo, cases[k].hi), .name = "w");
+        tg_tape *t = tg_tape_begin(.persistent = true);
+        tg_tensor *y = tg_sum(cases[k].f(TG_LOC, w));
+        tg_tape_end(t);
+        CHECK_VALUES(tg_gradient(t, y, w), 0, 0, 0);
+        tg_diagnosis d;
+        CHECK(tg_explain(t, y, w, &d) == 0);
+        CHECK(d.cause == TG_CAUSE_ZERO_GRADIENT && d.op && strcmp(d.op, cases[k].op) == 0);
+        CHECK(d.message && strstr(d.message, cases[k].words) != NULL);
+        tg_tape_free(t);
+        tg_variable_free(w);
+    }
+    tg_scope_end(s);
+}
+
 /* ---- errors ----------------------------------------------------------------------------------------- */
 static void test_errors(void)
 {
@@ -640,6 +664,7 @@ int main(void)
     RUN(test_second_derivative_values);
     RUN(test_special_gradients);
     RUN(test_not_differentiable);
+    RUN(test_saturation_explained);
     RUN(test_errors);
     return TEST_SUMMARY();
 }
