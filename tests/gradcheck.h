@@ -1,5 +1,6 @@
-/* Gradient checks: the tape's gradient against central finite differences in float64,
- * and an op's float32 forward against its float64 forward.
+/* The test toolkit's gradient checks: the tape's gradient against central finite
+ * differences in float64 (of inputs: gradcheck; of variables: gradcheck_variables), and
+ * an op's float32 forward against its float64 forward.
  *
  * gradcheck(name, f, xs, n, user, eps, tol) watches the float64 inputs xs, computes
  * L = sum(f(xs) * w) for a fixed random w (so no symmetry hides a wrong sign) and
@@ -16,7 +17,7 @@ typedef tg_tensor *(*gc_fn)(tg_tensor *const *xs, int n, void *user);
 
 #define GC_MAX_INPUTS 4
 
-static double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg_tensor *w)
+static inline double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg_tensor *w)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *y = f(xs, n, user);
@@ -25,7 +26,7 @@ static double gc_loss(gc_fn f, tg_tensor *const *xs, int n, void *user, const tg
     return v;
 }
 
-static tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
+static inline tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
 {
     tg_rng *r = tg_rng_new(seed);
     tg_tensor *w = tg_random_uniform(r, tg_dtype_of(y), tg_shape_of(y), .minval = 0.5, .maxval = 1.5);
@@ -34,7 +35,7 @@ static tg_tensor *gc_weights(const tg_tensor *y, uint64_t seed)
 }
 
 /* Returns true when every input's gradient matches; prints the first mismatch. */
-static bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double eps, double tol)
+static inline bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double eps, double tol)
 {
     bool ok = true;
     tg_scope *outer = tg_scope_begin();
@@ -88,8 +89,68 @@ static bool gradcheck(const char *name, gc_fn f, tg_tensor *const *xs, int n, vo
     return ok;
 }
 
+/* The same check for a loss of variables (a model's weights): `loss(user)` builds a scalar
+ * from the float64 variables vars, which a tape watches as it reads them; the differences
+ * are taken by assigning perturbed values to each variable in turn (restored after). */
+typedef tg_tensor *(*gc_var_fn)(void *user);
+
+static inline double gc_var_loss(gc_var_fn loss, void *user)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *y = loss(user);
+    double v = y ? tg_item(y) : NAN;
+    tg_scope_end(s);
+    return v;
+}
+
+static inline bool gradcheck_variables(const char *name, gc_var_fn loss, tg_tensor *const *vars, int n, void *user,
+                                       double eps, double tol)
+{
+    tg_tensor *g[16] = {0};
+    if (n > 16) {
+        printf("  gradcheck %s: %d variables, at most 16\n", name, n);
+        return false;
+    }
+    tg_scope *s = tg_scope_begin();
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *y = loss(user);
+    tg_tape_end(t);
+    bool ok = y && tg_gradients(t, .targets = &y, .n_targets = 1, .sources = vars, .n_sources = n, .out = g) == 0;
+    if (!ok)
+        printf("  gradcheck %s: forward or gradient failed: %s\n", name, tg_last_error() ? tg_last_error() : "?");
+    for (int i = 0; ok && i < n; i++) {
+        int64_t m = tg_size(vars[i]);
+        double *val = malloc(sizeof(double) * (size_t)m), *grad = malloc(sizeof(double) * (size_t)m);
+        ok = g[i] != NULL && tg_copy_out_f64(vars[i], val, m) == 0 && tg_copy_out_f64(g[i], grad, m) == 0;
+        if (!ok)
+            printf("  gradcheck %s: no gradient for variable %d\n", name, i);
+        for (int64_t k = 0; ok && k < m; k++) {
+            double saved = val[k], lp, lm;
+            val[k] = saved + eps;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            lp = gc_var_loss(loss, user);
+            val[k] = saved - eps;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            lm = gc_var_loss(loss, user);
+            val[k] = saved;
+            tg_assign(vars[i], tg_tensor_from(TG_F64, tg_shape_of(vars[i]), val));
+            double num = (lp - lm) / (2 * eps);
+            if (!(fabs(grad[k] - num) <= tol * (1 + fabs(num)))) {
+                printf("  gradcheck %s: %s[%lld]: tape %.10g, finite difference %.10g\n", name,
+                       tg_variable_name(vars[i]), (long long)k, grad[k], num);
+                ok = false;
+            }
+        }
+        free(val);
+        free(grad);
+    }
+    tg_tape_free(t);
+    tg_scope_end(s);
+    return ok;
+}
+
 /* f on float32 copies of xs agrees with f on the float64 xs within tol. */
-static bool f32_matches_f64(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double tol)
+static inline bool f32_matches_f64(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user, double tol)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x32[GC_MAX_INPUTS];
@@ -136,7 +197,7 @@ static inline tg_tensor *second_derivative(tg_tensor *(*f)(const tg_tensor *), t
 }
 
 /* Seeded random float64 inputs in [lo, hi). */
-static tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, double hi)
+static inline tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, double hi)
 {
     tg_rng *r = tg_rng_new(seed);
     tg_tensor *x = tg_random_uniform(r, TG_F64, shape, .minval = lo, .maxval = hi);

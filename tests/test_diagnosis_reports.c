@@ -4,7 +4,7 @@
  *
  * Each case is written the way its reporter wrote it (their structure, names, helpers,
  * order of statements), with the mistake left in. The line the user must change is marked
- * by `exp_line = __LINE__` written on that same line; the expected cause is given to
+ * by `exp_line = __LINE__ + 1` written on the line before it; the expected cause is given to
  * report(). Four correct programs must get every gradient with no warning under
  * TG_CHECK_EAGER. */
 #include <math.h>
@@ -123,7 +123,8 @@ static void case_gan_numpy_moments(void)
     tg_tape *tape = tg_tape_begin();
     tg_tensor *g_fake_data = tg_model_call(G, gen_input, .training = true);
     float fake_np[100];
-    tg_copy_out(g_fake_data, fake_np, sizeof fake_np); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_copy_out(g_fake_data, fake_np, sizeof fake_np);
     float moments[4];
     get_moments(fake_np, 100, moments);
     tg_tensor *dg_fake_decision = tg_model_call(D, tg_tensor_from(TG_F32, TG_SHAPE(1, 4), moments), .training = true);
@@ -153,7 +154,8 @@ static void case_gan_numpy_moments(void)
 static tg_tensor *weighted_loss(const tg_tensor *y_true, const tg_tensor *y_pred)
 {
     float pred[8], truth[8];
-    tg_copy_out(y_pred, pred, sizeof pred); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_copy_out(y_pred, pred, sizeof pred);
     tg_copy_out(y_true, truth, sizeof truth);
     float total = 0;
     for (int i = 0; i < 8; i++) {
@@ -208,7 +210,8 @@ static void np_train_step(Agent *self, float *rewards, float *value_logits, floa
 {
     tg_tensor *out = tg_model_call(self->model, self->states, .training = true);
     float buf[4 * 6];
-    tg_copy_out(out, buf, sizeof buf); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_copy_out(out, buf, sizeof buf);
     for (int i = 0; i < 4; i++) {
         rewards[i] = 1.0f - 0.25f * (float)i;
         for (int a = 0; a < 3; a++) {
@@ -279,7 +282,8 @@ static void case_loss_arg_numpy_then_print(void)
     tg_tape *tape = tg_tape_begin();
     tg_tensor *y_pred = tg_sigmoid(tg_matmul(x, w));
     float y_pred_np[6];
-    tg_copy_out(y_pred, y_pred_np, sizeof y_pred_np); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_copy_out(y_pred, y_pred_np, sizeof y_pred_np);
     tg_tensor *loss = my_loss(y_true, y_pred_np);
     printf("    (program output) loss %.4f mean prediction %.4f\n", tg_item(loss), tg_item(tg_mean(y_pred)));
     tg_tape_end(tape);
@@ -313,7 +317,8 @@ static void case_predict_in_error(void)
     tg_optimizer *optimizer = tg_sgd(.learning_rate = 0.01);
 
     tg_tape *tape = tg_tape_begin();
-    tg_tensor *error = tg_sub(tg_predict(model, x), y); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *error = tg_sub(tg_predict(model, x), y);
     tg_tensor *loss_value = tg_mean(tg_square(error));
     tg_tape_end(tape);
     int n;
@@ -348,7 +353,8 @@ static void case_predict_policy_gradient(void)
     double discounted_return = 0.75;
 
     tg_tape *tape = tg_tape_begin();
-    tg_tensor *probs = tg_predict(policy, state); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *probs = tg_predict(policy, state);
     tg_tensor *prob = tg_gather(tg_reshape(probs, TG_SHAPE(-1)), tg_from_i32(TG_SHAPE(1), action), 0);
     tg_tensor *loss = tg_mul(tg_neg(tg_log(prob)), tg_scalar(discounted_return));
     tg_tape_end(tape);
@@ -383,7 +389,8 @@ static void dummy_build(DummyModel *self)
 
 static tg_tensor *dummy_call(DummyModel *self, const tg_tensor *x)
 {
-    tg_assign(self->w, x); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_assign(self->w, x);
     return tg_mul(tg_scalar_of(TG_F64, 0.5), tg_square(self->w));
 }
 
@@ -422,7 +429,8 @@ static tg_tensor *memory_layer_call(MemoryLayer *self, const tg_tensor *inputs)
     tg_tensor *erase = tg_layer_call(self->key_erase_layer, h, .training = true);
     tg_tensor *keep = tg_sub(tg_scalar(1.0), tg_mean(erase, .axes = TG_AXES(0)));
     tg_tensor *new_key_memory = tg_mul(self->key_memory, keep);
-    tg_assign(self->key_memory, new_key_memory); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_assign(self->key_memory, new_key_memory);
     tg_tensor *scores = tg_matmul(h, self->key_memory, .transpose_b = true);
     return tg_softmax(scores, -1);
 }
@@ -479,7 +487,8 @@ static tg_rng *fc_rng;
 static tg_tensor *fully_connect(const tg_tensor *x, int64_t outshape, const char *name)
 {
     int64_t in = tg_dim(x, -1);
-    tg_tensor *w = tg_variable(tg_random_normal(fc_rng, TG_F32, TG_SHAPE(in, outshape), .stddev = 0.1), .name = name); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *w = tg_variable(tg_random_normal(fc_rng, TG_F32, TG_SHAPE(in, outshape), .stddev = 0.1), .name = name);
     all_vars[n_all_vars++] = w;
     return tg_matmul(x, w);
 }
@@ -534,7 +543,8 @@ typedef struct Linear {
 
 static tg_tensor *linear_call(Linear *self, const tg_tensor *inputs)
 {
-    self->w = tg_variable(tg_random_normal(self->rng, TG_F32, TG_SHAPE(tg_dim(inputs, -1), self->units)), .name = "w"); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    self->w = tg_variable(tg_random_normal(self->rng, TG_F32, TG_SHAPE(tg_dim(inputs, -1), self->units)), .name = "w");
     self->b = tg_variable(tg_zeros(TG_F32, TG_SHAPE(self->units)), .name = "b");
     return tg_add(tg_matmul(inputs, self->w), self->b);
 }
@@ -591,7 +601,8 @@ static void case_bn_model_variables(void)
     tg_tensor *loss = tg_mean(tg_square(tg_sub(prediction, label)));
     tg_tape_end(tape);
     int n;
-    tg_tensor *const *variables = tg_model_variables(model, &n); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *const *variables = tg_model_variables(model, &n);
     tg_tensor *grads[16] = {0};
     tg_gradients(tape, .targets = (tg_tensor *[]){loss}, .n_targets = 1, .sources = variables, .n_sources = n,
                  .out = grads);
@@ -624,7 +635,8 @@ static void case_frozen_base_all_weights(void)
     int n_weights = 0;
     for (int i = 0; i < tg_model_n_layers(model); i++) {
         int k;
-        tg_tensor *const *lw = tg_layer_variables(tg_model_layer(model, i), &k); exp_line = __LINE__;   /* all of them */
+        exp_line = __LINE__ + 1;
+        tg_tensor *const *lw = tg_layer_variables(tg_model_layer(model, i), &k); /* all of them */
         for (int j = 0; j < k; j++)
             weights[n_weights++] = lw[j];
     }
@@ -661,7 +673,8 @@ static tg_tensor *a2c_call(A2C *m, const tg_tensor *state, tg_tensor **critic_ou
 {
     tg_tensor *common = tg_layer_call(m->common, state, .training = true);
     tg_tensor *action_probs = tg_layer_call(m->actor, common, .training = true);
-    tg_tensor *critic_value = tg_layer_call(m->critic, common, .training = true); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *critic_value = tg_layer_call(m->critic, common, .training = true);
     (void)critic_value;
     *critic_out = tg_slice(action_probs, TG_SHAPE(0, 0), TG_SHAPE(-1, 1));
     return action_probs;
@@ -723,7 +736,8 @@ typedef struct Flight {
 static tg_tensor *flight_call(Flight *self, const tg_tensor *inputs)
 {
     tg_tensor *x = tg_layer_call(self->layer1, inputs, .training = true);
-    x = tg_layer_call(self->layer2, inputs, .training = true); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    x = tg_layer_call(self->layer2, inputs, .training = true);
     return tg_layer_call(self->layer3, x, .training = true);
 }
 
@@ -780,7 +794,8 @@ static void case_grad_wrt_model_input(void)
     tg_tensor *image = tg_random_uniform(rng, TG_F32, TG_SHAPE(1, 12));
 
     tg_tape *tape = tg_tape_begin();
-    tg_watch(tape, model_input); exp_line = __LINE__;   /* watches the stand-in, not the image fed */
+    exp_line = __LINE__ + 1;
+    tg_watch(tape, model_input); /* watches the stand-in, not the image fed */
     tg_tensor *preds = tg_model_call(model, image);
     tg_tensor *class_channel = tg_slice(preds, TG_SHAPE(0, 2), TG_SHAPE(1, 1));
     tg_tape_end(tape);
@@ -803,7 +818,8 @@ static tg_tensor *label_spread_loss(const tg_tensor *y_true, const tg_tensor *y_
 {
     (void)user;
     (void)y_pred;
-    tg_tensor *centered = tg_sub(y_true, tg_mean(y_true)); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *centered = tg_sub(y_true, tg_mean(y_true));
     return tg_mean(tg_square(centered), .axes = TG_AXES(-1));
 }
 
@@ -846,7 +862,8 @@ static void case_cce_one_unit(void)
 
     tg_tape *tape = tg_tape_begin();
     tg_tensor *y_pred = tg_model_call(model, x, .training = true);
-    tg_tensor *loss = tg_mean(tg_categorical_crossentropy(y, y_pred)); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *loss = tg_mean(tg_categorical_crossentropy(y, y_pred));
     tg_tape_end(tape);
     int n;
     tg_tensor *const *vars = tg_model_trainable_variables(model, &n);
@@ -875,7 +892,8 @@ static tg_tensor *grad(const tg_tensor *x)
     tg_tape *t = tg_tape_begin();
     tg_watch(t, x);
     tg_tape_end(t);
-    tg_tensor *g = tg_gradient(t, f(x), x); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *g = tg_gradient(t, f(x), x);
     tg_tape_free(t);
     return g;
 }
@@ -905,7 +923,8 @@ static void case_minimize_precomputed_cost(void)
     begin_case();
     tg_scope *scope = tg_scope_begin();
     tg_tensor *y_N = tg_variable(tg_from_f32(TG_SHAPE(3), 1., 2., 3.), .name = "dd");
-    tg_tensor *cost = tg_neg(tg_mean(tg_sum(tg_log(y_N), .axes = TG_AXES(0)))); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *cost = tg_neg(tg_mean(tg_sum(tg_log(y_N), .axes = TG_AXES(0))));
     tg_optimizer *opt = tg_adam(.learning_rate = 0.5);
     int rc_min = tg_minimize(opt, loss_lambda, cost, &y_N, 1);
     printf("    (program output) minimize: %d %s\n", rc_min, tg_last_error() ? tg_last_error() : "");
@@ -933,7 +952,8 @@ static void case_forward_before_tape(void)
     double rewards_history[3] = {1, 1, 1};
     for (int timestep = 0; timestep < 3; timestep++) {
         tg_tensor *state = tg_random_normal(rng, TG_F32, TG_SHAPE(1, 4));
-        tg_tensor *hidden = tg_layer_call(common, state); exp_line = __LINE__;
+        exp_line = __LINE__ + 1;
+        tg_tensor *hidden = tg_layer_call(common, state);
         tg_tensor *action_probs = tg_layer_call(action, hidden);
         tg_tensor *critic_value = tg_layer_call(critic, hidden);
         critic_value_history[timestep] = tg_reshape(critic_value, TG_SHAPE(1));
@@ -996,7 +1016,8 @@ static void case_dqn_argmax_vs_target_stop(void)
     tg_tensor *next_q = tg_model_call(target_net, next_states);
     tg_tensor *target = tg_stop_gradient(tg_add(rewards, tg_mul(tg_scalar(gamma), tg_max(next_q, .axes = TG_AXES(1)))));
     tg_tensor *q_values = tg_model_call(q_net, states, .training = true);
-    tg_tensor *q_action = tg_cast(tg_argmax(q_values, 1), TG_F32); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *q_action = tg_cast(tg_argmax(q_values, 1), TG_F32);
     tg_tensor *loss = tg_mean(tg_square(tg_sub(target, q_action)));
     tg_tape_end(tape);
     int n;
@@ -1037,7 +1058,8 @@ static void case_a2c_stop_vs_item(void)
         tg_tensor *hidden = tg_layer_call(common, state, .training = true);
         tg_tensor *action_probs = tg_layer_call(action, hidden, .training = true);
         tg_tensor *critic_value = tg_layer_call(critic, hidden, .training = true);
-        critic_value_history[timestep] = tg_item(critic_value); exp_line = __LINE__;
+        exp_line = __LINE__ + 1;
+        critic_value_history[timestep] = tg_item(critic_value);
         action_probs_history[timestep] = tg_log(tg_slice(action_probs, TG_SHAPE(0, 0), TG_SHAPE(1, 1)));
     }
     tg_tensor *loss_value = tg_scalar(0);
@@ -1086,7 +1108,8 @@ static void case_embedding_int_ids(void)
     tg_tensor *word_ids = tg_from_i32(TG_SHAPE(2, 5), 1, 4, 7, 2, 0, 3, 3, 9, 12, 1);
     tg_tape *tape = tg_tape_begin();
     tg_watch(tape, word_ids);
-    tg_tensor *out = tg_model_call(model, word_ids); exp_line = __LINE__;   /* the embedding output to use instead */
+    exp_line = __LINE__ + 1;
+    tg_tensor *out = tg_model_call(model, word_ids); /* the embedding output to use instead */
     tg_tape_end(tape);
     tg_tensor *g = tg_gradient(tape, out, word_ids);
     (void)g;
@@ -1110,7 +1133,8 @@ static void case_embedding_float_inputs(void)
     tg_tensor *inputs = tg_from_f32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
     tg_tape *tape = tg_tape_begin();
     tg_watch(tape, inputs);
-    tg_tensor *output = tg_model_call(model, inputs); exp_line = __LINE__;
+    exp_line = __LINE__ + 1;
+    tg_tensor *output = tg_model_call(model, inputs);
     tg_tape_end(tape);
     tg_tensor *g = tg_gradient(tape, output, inputs);
     (void)g;

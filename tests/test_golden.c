@@ -8,17 +8,14 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "fixture.h"
 
-#ifndef TG_FIXTURES_DIR
-#error "TG_FIXTURES_DIR must name tests/fixtures (CMake defines it for the tests)"
-#endif
 #define GOLDEN_PATH TG_FIXTURES_DIR "/golden.txt"
 
 #define GT_MAX_ARRAYS 8
 #define GT_MAX_VALUES 256
 #define GT_MAX_CASES 32
 #define GT_NAME 48
-#define GT_LINE 16384
 
 /* Both parts matter: the relative one for ordinary values, the tiny absolute floor for
  * entries that are exactly 0 (e.g. maximum's gradient on the losing side). */
@@ -43,136 +40,81 @@ typedef struct gt_case {
 
 static gt_case cases[GT_MAX_CASES];
 static int n_cases;
-static char load_error[512];
+static char load_error[1400];
 
-/* ---- the fixture parser ---------------------------------------------------------- */
-
-static bool parse_fail(int lineno, const char *what)
-{
-    snprintf(load_error, sizeof load_error, "golden.txt line %d: %s", lineno, what);
-    return false;
-}
-
-/* "V V V ..." after the colon, into a->v; the count must match the shape when given. */
-static bool parse_values(const char *s, gt_array *a, int lineno)
-{
-    a->n = 0;
-    for (;;) {
-        while (*s == ' ')
-            s++;
-        if (*s == '\0' || *s == '\n')
-            break;
-        if (a->n == GT_MAX_VALUES)
-            return parse_fail(lineno, "too many values");
-        char *end;
-        a->v[a->n++] = strtod(s, &end);
-        if (end == s || (*end != ' ' && *end != '\n' && *end != '\0'))
-            return parse_fail(lineno, "a value is not a number");
-        s = end;
-    }
-    return true;
-}
-
-static int64_t shape_size(const tg_shape *sh)
-{
-    int64_t n = 1;
-    for (int i = 0; i < sh->rank; i++)
-        n *= sh->dims[i];
-    return n;
-}
+/* ---- the fixture parser (fixture.h reads the records) ----------------------------- */
 
 /* "input NAME RANK DIM... : V..." */
-static bool parse_input(char *rest, gt_case *c, int lineno)
+static bool parse_input(fx_reader *r, char *rest, gt_case *c)
 {
     if (c->n_inputs == GT_MAX_ARRAYS)
-        return parse_fail(lineno, "too many inputs");
+        return fx_fail(r, "too many inputs");
     gt_array *a = &c->inputs[c->n_inputs];
-    char *colon = strchr(rest, ':');
-    int used = 0;
-    if (!colon || sscanf(rest, "%47s %d%n", a->name, &a->shape.rank, &used) != 2 || a->shape.rank < 0 ||
-        a->shape.rank > TG_MAX_RANK)
-        return parse_fail(lineno, "expected `input NAME RANK DIM... : VALUES`");
-    char *p = rest + used;
-    for (int i = 0; i < a->shape.rank; i++) {
-        char *end;
-        long long d = strtoll(p, &end, 10);
-        if (end == p || end > colon || d < 0)
-            return parse_fail(lineno, "bad dimension");
-        a->shape.dims[i] = d;
-        p = end;
-    }
-    if (!parse_values(colon + 1, a, lineno))
-        return false;
-    if (a->n != shape_size(&a->shape))
-        return parse_fail(lineno, "the number of values does not match the shape");
+    if (!fx_word(&rest, a->name, sizeof a->name) || !fx_shape(&rest, &a->shape) || !fx_char(&rest, ':'))
+        return fx_fail(r, "expected `input NAME RANK DIM... : VALUES`");
+    if ((a->n = fx_numbers(&rest, a->v, GT_MAX_VALUES)) < 0)
+        return fx_fail(r, "a value is not a number, or too many values");
+    if (a->n != fx_size(&a->shape))
+        return fx_fail(r, "the number of values does not match the shape");
     c->n_inputs++;
     return true;
 }
 
 /* "grad NAME : V..." (the shape is that of the input of the same name). */
-static bool parse_grad(char *rest, gt_case *c, int lineno)
+static bool parse_grad(fx_reader *r, char *rest, gt_case *c)
 {
     if (c->n_grads == GT_MAX_ARRAYS)
-        return parse_fail(lineno, "too many grads");
+        return fx_fail(r, "too many grads");
     gt_array *a = &c->grads[c->n_grads];
-    char *colon = strchr(rest, ':');
-    if (!colon || sscanf(rest, "%47s", a->name) != 1)
-        return parse_fail(lineno, "expected `grad NAME : VALUES`");
-    return parse_values(colon + 1, a, lineno) && (c->n_grads++, true);
+    if (!fx_word(&rest, a->name, sizeof a->name) || !fx_char(&rest, ':'))
+        return fx_fail(r, "expected `grad NAME : VALUES`");
+    if ((a->n = fx_numbers(&rest, a->v, GT_MAX_VALUES)) < 0)
+        return fx_fail(r, "a value is not a number, or too many values");
+    c->n_grads++;
+    return true;
 }
 
-static bool parse_line(char *line, gt_case **cur, int lineno)
+static bool parse_record(fx_reader *r, const char *word, char *rest, gt_case **cur)
 {
-    char word[16] = "";
-    int used = 0;
-    if (line[0] == '#' || line[0] == '\n' || line[0] == '\0')
-        return true;
-    if (sscanf(line, "%15s%n", word, &used) != 1)
-        return true;
-    char *rest = line + used;
     if (!strcmp(word, "case")) {
         if (*cur)
-            return parse_fail(lineno, "`case` before the previous case's `end`");
+            return fx_fail(r, "`case` before the previous case's `end`");
         if (n_cases == GT_MAX_CASES)
-            return parse_fail(lineno, "too many cases");
+            return fx_fail(r, "too many cases");
         *cur = memset(&cases[n_cases], 0, sizeof cases[0]);
-        return sscanf(rest, "%47s", (*cur)->name) == 1 || parse_fail(lineno, "`case` without a name");
+        return fx_word(&rest, (*cur)->name, sizeof (*cur)->name) || fx_fail(r, "`case` without a name");
     }
     if (!*cur)
-        return parse_fail(lineno, "a record outside `case` ... `end`");
+        return fx_fail(r, "a record outside `case` ... `end`");
     if (!strcmp(word, "input"))
-        return parse_input(rest, *cur, lineno);
+        return parse_input(r, rest, *cur);
     if (!strcmp(word, "grad"))
-        return parse_grad(rest, *cur, lineno);
-    if (!strcmp(word, "value")) {
-        char *end;
-        (*cur)->value = strtod(rest, &end);
-        (*cur)->has_value = end != rest;
-        return (*cur)->has_value || parse_fail(lineno, "`value` without a number");
-    }
+        return parse_grad(r, rest, *cur);
+    if (!strcmp(word, "value"))
+        return ((*cur)->has_value = fx_number(&rest, &(*cur)->value)) || fx_fail(r, "`value` without a number");
     if (!strcmp(word, "end")) {
         if (!(*cur)->has_value)
-            return parse_fail(lineno, "a case without a `value`");
+            return fx_fail(r, "a case without a `value`");
         n_cases++;
         *cur = NULL;
         return true;
     }
-    return parse_fail(lineno, "unknown record");
+    return fx_fail(r, "unknown record");
 }
 
 static bool load_fixture(FILE *f)
 {
-    char line[GT_LINE];
+    static fx_reader r;
+    fx_from(&r, f, "golden.txt");
     gt_case *cur = NULL;
     n_cases = 0;
-    load_error[0] = '\0';
-    for (int lineno = 1; fgets(line, sizeof line, f); lineno++) {
-        if (!strchr(line, '\n') && !feof(f))
-            return parse_fail(lineno, "line too long");
-        if (!parse_line(line, &cur, lineno))
-            return false;
-    }
-    return cur ? parse_fail(0, "the file ends inside a case (no `end`)") : true;
+    char word[16], *rest;
+    while (fx_next(&r, word, sizeof word, &rest))
+        parse_record(&r, word, rest, &cur);
+    if (!r.failed && cur)
+        fx_fail(&r, "the file ends inside a case (no `end`)");
+    snprintf(load_error, sizeof load_error, "%s", r.error);
+    return !r.failed;
 }
 
 static const gt_case *find_case(const char *name)

@@ -104,13 +104,11 @@ static void test_round_trip_all_dtypes(void)
     CHECK(tg_safetensors_info(st, "ints", &shape, &dtype) == 0 && shape.rank == 3 && shape.dims[2] == 2 &&
           !strcmp(dtype, "I32"));
     CHECK(tg_safetensors_info(st, "mask", NULL, &dtype) == 0 && !strcmp(dtype, "BOOL"));
-    CHECK(tg_safetensors_info(st, "nope", &shape, &dtype) == -1);
-    CHECK_ERROR("no tensor of that name");
+    EXPECT_ERROR(tg_safetensors_info(st, "nope", &shape, &dtype) == -1, "no tensor of that name");
     CHECK(!strcmp(tg_safetensors_metadata(st, "epoch"), "3"));
     CHECK(!strcmp(tg_safetensors_metadata(st, "note"), "tab\tquote\" \xc3\xa9"));
     CHECK(tg_safetensors_metadata(st, "missing") == NULL);
-    CHECK(!tg_safetensors_get(st, "nope"));
-    CHECK_ERROR("has no tensor named \"nope\" (it has \"big\", \"dense/kernel\", \"empty\"");
+    EXPECT_ERROR(!tg_safetensors_get(st, "nope"), "has no tensor named \"nope\" (it has \"big\", \"dense/kernel\", \"empty\"");
     tg_safetensors_close(st);
     tg_scope_end(s);
 
@@ -138,30 +136,23 @@ static void test_variables_by_name(void)
 
     /* a tensor that is not a variable has no name */
     tg_tensor *plain[] = {w, tg_zeros(TG_F32, TG_SHAPE(1))};
-    CHECK(tg_save_safetensors(at("x.safetensors"), plain, NULL, 2, NULL) == -1);
-    CHECK_ERROR("tensors[1] is not a variable, so it has no name: pass `names`");
+    EXPECT_ERROR(tg_save_safetensors(at("x.safetensors"), plain, NULL, 2, NULL) == -1, "tensors[1] is not a variable, so it has no name: pass `names`");
 
     /* mismatches assign nothing, even to the variables that matched */
     tg_tensor *w3 = tg_variable(tg_zeros(TG_F32, TG_SHAPE(3, 2)), .name = "dense/kernel");
     tg_tensor *b64 = tg_variable(tg_zeros(TG_F64, TG_SHAPE(2)), .name = "dense/bias");
     tg_tensor *other = tg_variable(tg_zeros(TG_F32, TG_SHAPE(2)), .name = "other");
     tg_tensor *b2 = tg_variable(tg_zeros(TG_F32, TG_SHAPE(2)), .name = "dense/bias");
-    CHECK(tg_load_into(path, (tg_tensor *[]){b2, w3}, 2) == -1);
-    CHECK_ERROR("tensor \"dense/kernel\" has shape (2, 2) in");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, w3}, 2) == -1, "tensor \"dense/kernel\" has shape (2, 2) in");
     CHECK_ERROR("but the variable has shape (3, 2); nothing was assigned");
     CHECK_VALUES(b2, 0, 0, 0);
-    CHECK(tg_load_into(path, (tg_tensor *[]){b64}, 1) == -1);
-    CHECK_ERROR("tensor \"dense/bias\" is F32 in");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b64}, 1) == -1, "tensor \"dense/bias\" is F32 in");
     CHECK_ERROR("but the variable is float64 (F64); nothing was assigned");
-    CHECK(tg_load_into(path, (tg_tensor *[]){b2, other}, 2) == -1);
-    CHECK_ERROR("has no tensor named \"other\" (it has \"dense/bias\", \"dense/kernel\"); nothing was assigned");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, other}, 2) == -1, "has no tensor named \"other\" (it has \"dense/bias\", \"dense/kernel\"); nothing was assigned");
     CHECK_VALUES(b2, 0, 0, 0);
-    CHECK(tg_load_into(path, (tg_tensor *[]){b2, b}, 2) == -1);
-    CHECK_ERROR("vars[0] and vars[1] are both named \"dense/bias\"");
-    CHECK(tg_load_into(path, (tg_tensor *[]){tg_zeros(TG_F32, TG_SHAPE(2))}, 1) == -1);
-    CHECK_ERROR("vars[0] is not a variable");
-    CHECK(tg_load_into(at("missing.safetensors"), vars, 2) == -1);
-    CHECK_ERROR("cannot open");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, b}, 2) == -1, "vars[0] and vars[1] are both named \"dense/bias\"");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){tg_zeros(TG_F32, TG_SHAPE(2))}, 1) == -1, "vars[0] is not a variable");
+    EXPECT_ERROR(tg_load_into(at("missing.safetensors"), vars, 2) == -1, "cannot open");
     CHECK(tg_load_into(path, vars, 0) == 0);
     tg_variable_free(w3);
     tg_variable_free(b64);
@@ -177,37 +168,24 @@ static void test_save_errors(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *t[2] = {tg_scalar(1.0), tg_scalar(2.0)};
     const char *path = at("err.safetensors");
-    CHECK(tg_save_safetensors(path, t, (const char *[]){"a", "a"}, 2, NULL) == -1);
-    CHECK_ERROR("two tensors are named \"a\"");
-    CHECK(tg_save_safetensors(path, t, (const char *[]){"__metadata__", "b"}, 2, NULL) == -1);
-    CHECK_ERROR("is empty, reserved or not valid UTF-8");
-    CHECK(tg_save_safetensors(path, t, (const char *[]){"", "b"}, 2, NULL) == -1);
-    CHECK_ERROR("is empty, reserved or not valid UTF-8");
-    CHECK(tg_save_safetensors(path, t, (const char *[]){"\xff", "b"}, 2, NULL) == -1);
-    CHECK_ERROR("is empty, reserved or not valid UTF-8");
-    CHECK(tg_save_safetensors(path, t, (const char *[]){"a", NULL}, 2, NULL) == -1);
-    CHECK_ERROR("names[1] is NULL");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"a", "a"}, 2, NULL) == -1, "two tensors are named \"a\"");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"__metadata__", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"\xff", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"a", NULL}, 2, NULL) == -1, "names[1] is NULL");
     const char *ab[] = {"a", "b"};
-    CHECK(tg_save_safetensors(path, t, ab, 2, "{\"k\": 1}") == -1);
-    CHECK_ERROR("metadata key \"k\" is not a string");
-    CHECK(tg_save_safetensors(path, t, ab, 2, "[\"k\"]") == -1);
-    CHECK_ERROR("the metadata must be a JSON object of strings");
-    CHECK(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\",}") == -1);
-    CHECK_ERROR("the metadata is not valid JSON: expected a string key at byte 10");
-    CHECK(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\", \"k\": \"w\"}") == -1);
-    CHECK_ERROR("metadata key \"k\" appears twice");
-    CHECK(tg_save_safetensors(NULL, t, ab, 2, NULL) == -1);
-    CHECK_ERROR("`path` is NULL");
-    CHECK(tg_save_safetensors(path, NULL, ab, 2, NULL) == -1);
-    CHECK_ERROR("`tensors` is NULL");
-    CHECK(tg_save_safetensors(path, t, ab, -1, NULL) == -1);
-    CHECK_ERROR("n is negative");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": 1}") == -1, "metadata key \"k\" is not a string");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "[\"k\"]") == -1, "the metadata must be a JSON object of strings");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\",}") == -1, "the metadata is not valid JSON: expected a string key at byte 10");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\", \"k\": \"w\"}") == -1, "metadata key \"k\" appears twice");
+    EXPECT_ERROR(tg_save_safetensors(NULL, t, ab, 2, NULL) == -1, "`path` is NULL");
+    EXPECT_ERROR(tg_save_safetensors(path, NULL, ab, 2, NULL) == -1, "`tensors` is NULL");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, -1, NULL) == -1, "n is negative");
     tg_tensor *dead[1];
     tg_scope *inner = tg_scope_begin();
     dead[0] = tg_scalar(1.0);
     tg_scope_end(inner);
-    CHECK(tg_save_safetensors(path, dead, ab, 1, NULL) == -1);
-    CHECK_ERROR("tensors[0]");
+    EXPECT_ERROR(tg_save_safetensors(path, dead, ab, 1, NULL) == -1, "tensors[0]");
     CHECK(count_files("err.safetensors") == 0);   /* nothing was created by any of them */
     /* no tensors at all is a valid file */
     CHECK(tg_save_safetensors(path, NULL, NULL, 0, NULL) == 0);
@@ -230,8 +208,7 @@ static void test_atomic_save(void)
     unsigned char *before = slurp(path, &n0);
 
     /* a folder that does not exist: nothing is created */
-    CHECK(tg_save_safetensors(at("no-such-dir/ckpt.safetensors"), &small, names, 1, NULL) == -1);
-    CHECK_ERROR("cannot create a temporary file beside");
+    EXPECT_ERROR(tg_save_safetensors(at("no-such-dir/ckpt.safetensors"), &small, names, 1, NULL) == -1, "cannot create a temporary file beside");
     CHECK_ERROR("No such file or directory");
 
     /* a write that fails half-way (the file-size limit, in a child process) */
@@ -272,14 +249,11 @@ static void test_save_special_targets(void)
     const char *names[] = {"w"}, *fifo = at("fifo.safetensors");
     struct stat st;
     CHECK(mkfifo(fifo, 0600) == 0);
-    CHECK(tg_save_safetensors(fifo, &w, names, 1, NULL) == -1);
-    CHECK_ERROR("it exists and is a FIFO (named pipe), which tapegrad does not replace; nothing was written");
+    EXPECT_ERROR(tg_save_safetensors(fifo, &w, names, 1, NULL) == -1, "it exists and is a FIFO (named pipe), which tapegrad does not replace; nothing was written");
     CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
     CHECK(count_files("fifo.safetensors") == 1);
-    CHECK(tg_save_safetensors(tmpdir, &w, names, 1, NULL) == -1);
-    CHECK_ERROR("it exists and is a folder");
-    CHECK(tg_save_safetensors("", &w, names, 1, NULL) == -1);
-    CHECK_ERROR("the file name is empty");
+    EXPECT_ERROR(tg_save_safetensors(tmpdir, &w, names, 1, NULL) == -1, "it exists and is a folder");
+    EXPECT_ERROR(tg_save_safetensors("", &w, names, 1, NULL) == -1, "the file name is empty");
 
     const char *target = at("target.safetensors"), *link = at("link.safetensors"), *link2 = at("link2.safetensors");
     CHECK(write_file("target.safetensors", "old", 3) && symlink("target.safetensors", link) == 0);
@@ -297,8 +271,7 @@ static void test_save_special_targets(void)
     CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode) && stat(at("new.safetensors"), &st) == 0);
     const char *loop = at("loop.safetensors");
     CHECK(symlink("loop.safetensors", loop) == 0);
-    CHECK(tg_save_safetensors(loop, &w, names, 1, NULL) == -1);
-    CHECK_ERROR("Too many levels of symbolic links");
+    EXPECT_ERROR(tg_save_safetensors(loop, &w, names, 1, NULL) == -1, "Too many levels of symbolic links");
     unlink(fifo);
     unlink(target);
     unlink(link);
@@ -335,8 +308,7 @@ static void test_write_file(void)
     b = slurp(path, &n);
     CHECK(b && n == 5 && !memcmp(b, "newer", 5) && count_files("notes.txt") == 1);
     free(b);
-    CHECK(tg_write_file(path, NULL, 1) == -1);
-    CHECK_ERROR("`data` is NULL");
+    EXPECT_ERROR(tg_write_file(path, NULL, 1) == -1, "`data` is NULL");
     unlink(path);
 }
 
@@ -435,30 +407,21 @@ static void test_corrupt_headers(void)
     }
 
     /* the header size itself */
-    CHECK(!tg_safetensors_open(write_file("tiny.safetensors", "\x10\x00\x00", 3)));
-    CHECK_ERROR("truncated: the file has 3 bytes, but it starts with an 8-byte header size");
-    CHECK(!tg_safetensors_open(write_file("huge.safetensors", "\x00\xe1\xf5\x05\x00\x00\x00\x00{}", 10)));
-    CHECK_ERROR("the header size in bytes 0-7, 100000000, runs past the end of the file (10 bytes)");
-    CHECK(!tg_safetensors_open(write_file("limit.safetensors", "\x01\xe1\xf5\x05\x00\x00\x00\x00{}", 10)));
-    CHECK_ERROR("the header size in bytes 0-7, 100000001, is over the limit of 100000000 bytes");
-    CHECK(!tg_safetensors_open(write_file("ones.safetensors", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)));
-    CHECK_ERROR("is over the limit");
-    CHECK(!tg_safetensors_open(write_file("zero.safetensors", "\x00\x00\x00\x00\x00\x00\x00\x00", 8)));
-    CHECK_ERROR("does not start with '{'");
-    CHECK(!tg_safetensors_open(at("absent.safetensors")));
-    CHECK_ERROR("cannot open");
-    CHECK(!tg_safetensors_open(tmpdir));
-    CHECK_ERROR("is not a regular file");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("tiny.safetensors", "\x10\x00\x00", 3)), "truncated: the file has 3 bytes, but it starts with an 8-byte header size");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("huge.safetensors", "\x00\xe1\xf5\x05\x00\x00\x00\x00{}", 10)), "the header size in bytes 0-7, 100000000, runs past the end of the file (10 bytes)");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("limit.safetensors", "\x01\xe1\xf5\x05\x00\x00\x00\x00{}", 10)), "the header size in bytes 0-7, 100000001, is over the limit of 100000000 bytes");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("ones.safetensors", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)), "is over the limit");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("zero.safetensors", "\x00\x00\x00\x00\x00\x00\x00\x00", 8)), "does not start with '{'");
+    EXPECT_ERROR(!tg_safetensors_open(at("absent.safetensors")), "cannot open");
+    EXPECT_ERROR(!tg_safetensors_open(tmpdir), "is not a regular file");
     tg_clear_error();
-    CHECK(!tg_safetensors_open(NULL));
-    CHECK_ERROR("`path` is NULL");
+    EXPECT_ERROR(!tg_safetensors_open(NULL), "`path` is NULL");
 
     /* known to safetensors but not convertible: the file opens, the tensor is refused */
     tg_scope *s = tg_scope_begin();
     tg_safetensors *st = tg_safetensors_open(write_st("f8.safetensors", "{" T("a", "F8_E4M3", "[2]", 0, 2) "}", 2));
     CHECK(st && tg_safetensors_count(st) == 1);
-    CHECK(!tg_safetensors_get(st, "a"));
-    CHECK_ERROR("tensor \"a\" has dtype F8_E4M3, which tapegrad cannot convert");
+    EXPECT_ERROR(!tg_safetensors_get(st, "a"), "tensor \"a\" has dtype F8_E4M3, which tapegrad cannot convert");
     tg_safetensors_close(st);
     tg_scope_end(s);
 }

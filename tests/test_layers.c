@@ -78,8 +78,7 @@ static void test_activations(void)
     CHECK_VALUES(tg_activate(x, TG_SOFTMAX), 1e-12, exp(-1.0) / z, exp(0.5) / z, exp(2.0) / z);
     CHECK(strcmp(tg_activation_name(TG_GELU), "gelu") == 0 && tg_activation_name((tg_activation)99) == NULL);
     tg_clear_error();
-    CHECK(tg_activate(x, (tg_activation)42) == NULL);
-    CHECK_ERROR("activation 42 is not a tg_activation");
+    EXPECT_ERROR(tg_activate(x, (tg_activation)42) == NULL, "activation 42 is not a tg_activation");
 
     tg_layer *a = tg_activation_layer(.activation = TG_TANH);
     CHECK_VALUES(tg_layer_call(a, x), 1e-6, tanh(-1.0), tanh(0.5), tanh(2.0));   /* float32 layer */
@@ -169,10 +168,8 @@ static void test_initializer_statistics(void)
     CHECK_VALUES(tg_initialize(tg_init_constant(0.25), TG_F32, TG_SHAPE(3), 0), 0, 0.25, 0.25, 0.25);
     CHECK(strcmp(tg_initializer_name(TG_INIT_HE_NORMAL), "he_normal") == 0);
     tg_clear_error();
-    CHECK(tg_initialize(tg_init_he_normal(), TG_I32, TG_SHAPE(2), 0) == NULL);
-    CHECK_ERROR("he_normal needs a float dtype, not int32");
-    CHECK(tg_initialize((tg_initializer){.kind = (tg_init_kind)77}, TG_F32, TG_SHAPE(2), 0) == NULL);
-    CHECK_ERROR("initializer kind 77 is not a tg_init_kind");
+    EXPECT_ERROR(tg_initialize(tg_init_he_normal(), TG_I32, TG_SHAPE(2), 0) == NULL, "he_normal needs a float dtype, not int32");
+    EXPECT_ERROR(tg_initialize((tg_initializer){.kind = (tg_init_kind)77}, TG_F32, TG_SHAPE(2), 0) == NULL, "initializer kind 77 is not a tg_init_kind");
     tg_scope_end(s);
 }
 
@@ -317,8 +314,7 @@ static void test_batch_normalization_axes(void)
     /* the batch axis is no feature axis */
     tg_clear_error();
     tg_layer *b0 = tg_batch_normalization(.axis = 0);
-    CHECK(tg_layer_call(b0, x1) == NULL);
-    CHECK_ERROR("axis 0 is out of range for inputs of rank 3");
+    EXPECT_ERROR(tg_layer_call(b0, x1) == NULL, "axis 0 is out of range for inputs of rank 3");
     CHECK(!tg_layer_built(b0));
     tg_layer_free(b0);
     tg_scope_end(s);
@@ -369,8 +365,7 @@ static void test_embedding(void)
     CHECK_VALUES(tg_gradient(t, loss, emb), 0, 1, 10, 0, 0, 0, 0, 2, 20, 1, 10);
     tg_tape_free(t);
     tg_clear_error();
-    CHECK(tg_layer_call(e, tg_from_i32(TG_SHAPE(2, 2), 0, 5, 1, 1)) == NULL);
-    CHECK_ERROR("out of range [0, 5)");
+    EXPECT_ERROR(tg_layer_call(e, tg_from_i32(TG_SHAPE(2, 2), 0, 5, 1, 1)) == NULL, "out of range [0, 5)");
     tg_layer_free(e);
     tg_scope_end(s);
 }
@@ -391,11 +386,9 @@ static void test_flatten_reshape(void)
     CHECK_VALUES(tg_slice(z, TG_SHAPE(1, 1, 0), TG_SHAPE(1, 1, 3)), 0, 9, 10, 11);
     tg_layer *bad = tg_reshape_layer(.target_shape = TG_SHAPE(4));
     tg_clear_error();
-    CHECK(tg_layer_call(bad, y) == NULL);
-    CHECK_ERROR("total size of the new array must be unchanged: input_shape = (6,) (6 elements), target_shape = (4,)");
+    EXPECT_ERROR(tg_layer_call(bad, y) == NULL, "total size of the new array must be unchanged: input_shape = (6,) (6 elements), target_shape = (4,)");
     tg_clear_error();
-    CHECK(tg_reshape_layer(.target_shape = TG_SHAPE(-1, -1)) == NULL);
-    CHECK_ERROR("at most one -1");
+    EXPECT_ERROR(tg_reshape_layer(.target_shape = TG_SHAPE(-1, -1)) == NULL, "at most one -1");
     tg_layer_free(f);
     tg_layer_free(r);
     tg_layer_free(bad);
@@ -431,17 +424,12 @@ static void test_conv2d_layer(void)
     CHECK(os.rank == 3 && os.dims[0] == 2 && os.dims[1] == 2 && os.dims[2] == 1);
     tg_clear_error();
     tg_layer *c3 = tg_conv2d_layer(.filters = 1, .kernel_size = {4});
-    CHECK(tg_layer_call(c3, x) == NULL);
-    CHECK_ERROR("Conv2D \"conv2d\": a 4x4 window does not fit in a 3x3 image with TG_PADDING_VALID");
+    EXPECT_ERROR(tg_layer_call(c3, x) == NULL, "Conv2D \"conv2d\": a 4x4 window does not fit in a 3x3 image with TG_PADDING_VALID");
     tg_layer *c4 = tg_conv2d_layer(.filters = 1, .kernel_size = {1});
-    CHECK(tg_layer_call(c4, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL);
-    CHECK_ERROR("expects batches of images (batch, height, width, channels), NHWC, but one example has shape (5,)");
-    CHECK(tg_conv2d_layer(.filters = 0, .kernel_size = {3}) == NULL);
-    CHECK_ERROR("tg_conv2d_layer: filters must be a positive integer, got 0");
-    CHECK(tg_conv2d_layer(.filters = 2) == NULL);
-    CHECK_ERROR("kernel_size (e.g. .kernel_size = {3, 3}) must be positive, got {0, 0}");
-    CHECK(tg_conv2d_layer(.filters = 2, .kernel_size = {3}, .padding = (tg_padding)5) == NULL);
-    CHECK_ERROR("padding 5 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_layer_call(c4, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL, "expects batches of images (batch, height, width, channels), NHWC, but one example has shape (5,)");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 0, .kernel_size = {3}) == NULL, "tg_conv2d_layer: filters must be a positive integer, got 0");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 2) == NULL, "kernel_size (e.g. .kernel_size = {3, 3}) must be positive, got {0, 0}");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 2, .kernel_size = {3}, .padding = (tg_padding)5) == NULL, "padding 5 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
     tg_layer_free(c);
     tg_layer_free(c2);
     tg_layer_free(c3);
@@ -472,10 +460,8 @@ static void test_pooling_layers(void)
     CHECK(strcmp(tg_layer_class_name(gp), "GlobalAveragePooling2D") == 0 &&
           strcmp(tg_layer_name(mp), "max_pooling2d") == 0);
     tg_clear_error();
-    CHECK(tg_max_pooling2d(.pool_size = {-1}) == NULL);
-    CHECK_ERROR("tg_max_pooling2d: pool_size must be positive, got {-1, -1}");
-    CHECK(tg_average_pooling2d(.strides = {0, 3}) == NULL);
-    CHECK_ERROR("tg_average_pooling2d: strides must be positive, got {0, 3}");
+    EXPECT_ERROR(tg_max_pooling2d(.pool_size = {-1}) == NULL, "tg_max_pooling2d: pool_size must be positive, got {-1, -1}");
+    EXPECT_ERROR(tg_average_pooling2d(.strides = {0, 3}) == NULL, "tg_average_pooling2d: strides must be positive, got {0, 3}");
     tg_layer_free(mp);
     tg_layer_free(ap);
     tg_layer_free(ap3);
@@ -487,31 +473,19 @@ static void test_pooling_layers(void)
 static void test_bad_options(void)
 {
     tg_clear_error();
-    CHECK(tg_dense(.units = 0) == NULL);
-    CHECK_ERROR("tg_dense: units must be a positive integer, got 0");
-    CHECK(tg_dense(.units = -3) == NULL);
-    CHECK_ERROR("got -3");
-    CHECK(tg_dense(.units = 2, .activation = (tg_activation)17) == NULL);
-    CHECK_ERROR("tg_dense: activation 17 is not a tg_activation");
-    CHECK(tg_dense(.units = 2, .dtype = TG_I32) == NULL);
-    CHECK_ERROR("dtype must be float32, float64 or TG_DTYPE_INHERIT, not int32");
-    CHECK(tg_dense(.units = 2, .input_shape = TG_SHAPE(3, 0)) == NULL);
-    CHECK_ERROR("input_shape dim 1 is 0");
-    CHECK(tg_dropout(.rate = 1.0) == NULL);
-    CHECK_ERROR("tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got 1");
-    CHECK(tg_dropout(.rate = -0.1) == NULL);
-    CHECK_ERROR("got -0.1");
-    CHECK(tg_dropout(.rate = NAN) == NULL);
-    CHECK_ERROR("got nan");
-    CHECK(tg_embedding(.input_dim = 0, .output_dim = 4) == NULL);
-    CHECK_ERROR("input_dim=0, output_dim=4");
-    CHECK(tg_batch_normalization(.momentum = 1.5) == NULL);
-    CHECK_ERROR("momentum must be in [0, 1], got 1.5");
-    CHECK(tg_layer_normalization(.epsilon = 0) == NULL);
-    CHECK_ERROR("epsilon must be positive, got 0");
+    EXPECT_ERROR(tg_dense(.units = 0) == NULL, "tg_dense: units must be a positive integer, got 0");
+    EXPECT_ERROR(tg_dense(.units = -3) == NULL, "got -3");
+    EXPECT_ERROR(tg_dense(.units = 2, .activation = (tg_activation)17) == NULL, "tg_dense: activation 17 is not a tg_activation");
+    EXPECT_ERROR(tg_dense(.units = 2, .dtype = TG_I32) == NULL, "dtype must be float32, float64 or TG_DTYPE_INHERIT, not int32");
+    EXPECT_ERROR(tg_dense(.units = 2, .input_shape = TG_SHAPE(3, 0)) == NULL, "input_shape dim 1 is 0");
+    EXPECT_ERROR(tg_dropout(.rate = 1.0) == NULL, "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got 1");
+    EXPECT_ERROR(tg_dropout(.rate = -0.1) == NULL, "got -0.1");
+    EXPECT_ERROR(tg_dropout(.rate = NAN) == NULL, "got nan");
+    EXPECT_ERROR(tg_embedding(.input_dim = 0, .output_dim = 4) == NULL, "input_dim=0, output_dim=4");
+    EXPECT_ERROR(tg_batch_normalization(.momentum = 1.5) == NULL, "momentum must be in [0, 1], got 1.5");
+    EXPECT_ERROR(tg_layer_normalization(.epsilon = 0) == NULL, "epsilon must be positive, got 0");
     tg_clear_error();
-    CHECK(tg_layer_call(NULL, NULL) == NULL);
-    CHECK_ERROR("tg_layer_call: `layer` is NULL");
+    EXPECT_ERROR(tg_layer_call(NULL, NULL) == NULL, "tg_layer_call: `layer` is NULL");
 }
 
 static void test_layer_input_mismatch(void)
@@ -525,8 +499,7 @@ static void test_layer_input_mismatch(void)
                 "found shape=(4, 5)");
     tg_clear_error();
     tg_layer *d2 = tg_dense(.units = 2);
-    CHECK(tg_layer_call(d2, tg_ones(TG_F32, TG_SHAPE(4))) == NULL);
-    CHECK_ERROR("inputs need at least 2 axes (batch, features)");
+    EXPECT_ERROR(tg_layer_call(d2, tg_ones(TG_F32, TG_SHAPE(4))) == NULL, "inputs need at least 2 axes (batch, features)");
     CHECK(!tg_layer_built(d2) && tg_layer_output_shape(d2).rank == -1);
     tg_layer_free(d);
     tg_layer_free(d2);

@@ -5,6 +5,7 @@
  * custom losses, names, and every error message. */
 #include <stdlib.h>
 
+#include "fixture.h"
 #include "gradcheck.h"
 
 /* ---- the fixture ------------------------------------------------------------------------------ */
@@ -26,72 +27,46 @@ typedef struct lcase {
     double values[MAXV], value, grad[MAXV];
 } lcase;
 
-static int parse_doubles(const char *s, double *out)
-{
-    int n = 0;
-    char *end;
-    for (double v = strtod(s, &end); end != s && n < MAXV; v = strtod(s, &end)) {
-        out[n++] = v;
-        s = end;
-    }
-    return n;
-}
-
 /* "[DTYPE] RANK DIM... : V V ..." */
-static bool parse_array(const char *s, bool has_dtype, arr *a)
+static bool parse_array(char *s, bool has_dtype, arr *a)
 {
     char dt[8] = "f64";
-    int used = 0;
-    if (has_dtype && sscanf(s, "%7s%n", dt, &used) != 1)
+    if (has_dtype && !fx_word(&s, dt, sizeof dt))
         return false;
-    s += used;
     a->dtype = !strcmp(dt, "i32") ? TG_I32 : !strcmp(dt, "i64") ? TG_I64 : TG_F64;
-    if (sscanf(s, "%d%n", &a->shape.rank, &used) != 1 || a->shape.rank < 0 || a->shape.rank > TG_MAX_RANK)
-        return false;
-    s += used;
-    for (int i = 0; i < a->shape.rank; i++) {
-        long long d;
-        if (sscanf(s, "%lld%n", &d, &used) != 1)
-            return false;
-        a->shape.dims[i] = d;
-        s += used;
-    }
-    const char *colon = strchr(s, ':');
-    if (!colon)
-        return false;
-    a->n = parse_doubles(colon + 1, a->v);
-    a->present = true;
-    return true;
+    a->present = fx_array(&s, &a->shape, a->v, MAXV);
+    a->n = (int)fx_size(&a->shape);
+    return a->present;
 }
 
+/* The number of cases, or -1 with the reason printed. */
 static int load_cases(lcase *cases, int max)
 {
-    FILE *f = fopen(TG_FIXTURES_DIR "/loss_golden.txt", "r");
-    if (!f)
+    fx_reader *r = malloc(sizeof *r);
+    if (!r || !fx_open(r, "loss_golden.txt", "tools/make_loss_fixtures.py")) {
+        printf("  %s\n", r ? r->error : "out of memory");
+        free(r);
         return -1;
-    static char line[32768];
+    }
     int n = 0;
     lcase *c = NULL;
-    bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
-        char tag[32];
-        int used = 0;
-        if (line[0] == '#' || sscanf(line, "%31s%n", tag, &used) != 1)
-            continue;
-        const char *rest = line + used;
+    char tag[32], *rest;
+    while (fx_next(r, tag, sizeof tag, &rest)) {
+        bool ok = true;
         if (!strcmp(tag, "case")) {
             ok = n < max;
             if (ok) {
                 c = &cases[n++];
                 memset(c, 0, sizeof *c);
-                ok = sscanf(rest, "%63s", c->name) == 1;
+                ok = fx_word(&rest, c->name, sizeof c->name);
             }
         } else if (!c) {
             ok = false;
         } else if (!strcmp(tag, "loss")) {
             char kind[64];
-            int logits;
-            ok = sscanf(rest, "%63s %d %lf %lf", kind, &logits, &c->loss.label_smoothing, &c->loss.delta) == 4;
+            int logits = 0;
+            ok = fx_word(&rest, kind, sizeof kind) && fx_int(&rest, &logits) &&
+                 fx_number(&rest, &c->loss.label_smoothing) && fx_number(&rest, &c->loss.delta);
             c->loss.kind = tg_loss_kind_from_name(kind);
             c->loss.from_logits = logits;
         } else if (!strcmp(tag, "y_true")) {
@@ -101,19 +76,25 @@ static int load_cases(lcase *cases, int max)
         } else if (!strcmp(tag, "sample_weight")) {
             ok = parse_array(rest, false, &c->sw);
         } else if (!strcmp(tag, "values")) {
-            c->n_values = parse_doubles(rest, c->values);
+            ok = (c->n_values = fx_numbers(&rest, c->values, MAXV)) >= 0;
         } else if (!strcmp(tag, "value")) {
-            ok = sscanf(rest, "%lf", &c->value) == 1;
+            ok = fx_number(&rest, &c->value);
         } else if (!strcmp(tag, "grad")) {
-            c->n_grad = parse_doubles(rest, c->grad);
+            ok = (c->n_grad = fx_numbers(&rest, c->grad, MAXV)) >= 0;
         } else if (!strcmp(tag, "end")) {
             c = NULL;
         } else {
             ok = false;
         }
+        if (!ok)
+            fx_fail(r, "a malformed `%s` record", tag);
     }
-    fclose(f);
-    return ok ? n : -1;
+    fx_close(r);
+    if (r->failed)
+        printf("  %s\n", r->error);
+    int result = r->failed ? -1 : n;
+    free(r);
+    return result;
 }
 
 static tg_tensor *make(const arr *a, tg_dtype float_dtype)
@@ -131,21 +112,12 @@ static tg_tensor *make(const arr *a, tg_dtype float_dtype)
     return float_dtype == TG_F64 ? t : tg_cast(t, float_dtype);
 }
 
+/* t against the golden values (check.h's comparison), named by case and what. */
 static bool close_all(const char *what, const char *name, const tg_tensor *t, const double *want, int n, double tol)
 {
-    if (!t || tg_size(t) != n) {
-        printf("  %s %s: %s (%lld values, expected %d)\n", name, what, t ? "wrong size" : tg_last_error(),
-               t ? (long long)tg_size(t) : 0LL, n);
-        return false;
-    }
-    double got[MAXV];
-    tg_copy_out_f64(t, got, n);
-    for (int i = 0; i < n; i++)
-        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-            printf("  %s %s[%d] = %.17g, golden %.17g\n", name, what, i, got[i], want[i]);
-            return false;
-        }
-    return true;
+    char label[160];
+    snprintf(label, sizeof label, "%s %s", name, what);
+    return tensor_matches_(__FILE__, __LINE__, label, t, NULL, want, n, tol);
 }
 
 static int warnings_seen;
@@ -432,11 +404,9 @@ static void test_custom_loss(void)
     tg_loss sc = {.kind = TG_LOSS_CUSTOM, .fn = scalar_loss};
     CHECK_VALUES(tg_compute_loss(&sc, yt, yp, NULL), 1e-15, 6);
     tg_loss bad = {.kind = TG_LOSS_CUSTOM, .fn = failing_loss};
-    CHECK(tg_compute_loss(&bad, yt, yp, NULL) == NULL);
-    CHECK_ERROR("tg_reshape: cannot reshape a tensor of shape (2, 2)");
+    EXPECT_ERROR(tg_compute_loss(&bad, yt, yp, NULL) == NULL, "tg_reshape: cannot reshape a tensor of shape (2, 2)");
     tg_loss ints = {.kind = TG_LOSS_CUSTOM, .fn = int_loss, .name = "ints"};
-    CHECK(tg_compute_loss(&ints, yt, yp, NULL) == NULL);
-    CHECK_ERROR("custom loss `ints` must return a live float tensor (got int32)");
+    EXPECT_ERROR(tg_compute_loss(&ints, yt, yp, NULL) == NULL, "custom loss `ints` must return a live float tensor (got int32)");
     tg_scope_end(s);
 }
 
@@ -472,50 +442,35 @@ static void test_errors(void)
     CHECK(tg_sparse_categorical_crossentropy(tg_from_i32(TG_SHAPE(3), 1, 10, 2), logits, .from_logits = true) == NULL);
     CHECK_ERROR("tg_sparse_categorical_crossentropy: Received a label value of 10 (y_true[1]) which is outside the "
                 "valid range of [0, 10): y_pred of shape (3, 10) has 10 classes");
-    CHECK(tg_sparse_categorical_crossentropy(tg_from_i64(TG_SHAPE(3, 1), 0, -1, 2), logits) == NULL);
-    CHECK_ERROR("Received a label value of -1 (y_true[1]) which is outside the valid range of [0, 10)");
-    CHECK(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 1.5f, 2), logits) == NULL);
-    CHECK_ERROR("tg_sparse_categorical_crossentropy: label y_true[1] = 1.5 is not a whole number");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_i64(TG_SHAPE(3, 1), 0, -1, 2), logits) == NULL, "Received a label value of -1 (y_true[1]) which is outside the valid range of [0, 10)");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 1.5f, 2), logits) == NULL, "tg_sparse_categorical_crossentropy: label y_true[1] = 1.5 is not a whole number");
     CHECK(tg_sparse_categorical_crossentropy(tg_from_i32(TG_SHAPE(2), 0, 1), logits) == NULL);
     CHECK_ERROR("tg_sparse_categorical_crossentropy: Arguments `target` and `output` must have the same shape up "
                 "until the last dimension: target.shape=(2,), output.shape=(3, 10) (integer labels for y_pred "
                 "(3, 10) need shape (3,)");
-    CHECK(tg_sparse_categorical_crossentropy(tg_zeros(TG_F32, TG_SHAPE(3, 10)), logits) == NULL);
-    CHECK_ERROR("target.shape=(3, 10), output.shape=(3, 10)");
-    CHECK(tg_sparse_categorical_crossentropy(tg_zeros(TG_BOOL, TG_SHAPE(3)), logits) == NULL);
-    CHECK_ERROR("y_true must hold integer class indices (int32 or int64), not bool");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_F32, TG_SHAPE(3, 10)), logits) == NULL, "target.shape=(3, 10), output.shape=(3, 10)");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_BOOL, TG_SHAPE(3)), logits) == NULL, "y_true must hold integer class indices (int32 or int64), not bool");
     /* Floats holding whole numbers are accepted, as Keras casts them. */
     CHECK(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 9, 2), logits) != NULL);
 
-    CHECK(tg_mean_squared_error(tg_zeros(TG_I32, TG_SHAPE(2, 2)), tg_zeros(TG_I32, TG_SHAPE(2, 2))) == NULL);
-    CHECK_ERROR("tg_mean_squared_error: y_pred must be float32 or float64, not int32");
-    CHECK(tg_compute_loss(&mse, tg_scalar(1), tg_scalar(2), NULL) == NULL);
-    CHECK_ERROR("tg_mean_squared_error: y_pred is a scalar; a loss needs a batch axis");
+    EXPECT_ERROR(tg_mean_squared_error(tg_zeros(TG_I32, TG_SHAPE(2, 2)), tg_zeros(TG_I32, TG_SHAPE(2, 2))) == NULL, "tg_mean_squared_error: y_pred must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_compute_loss(&mse, tg_scalar(1), tg_scalar(2), NULL) == NULL, "tg_mean_squared_error: y_pred is a scalar; a loss needs a batch axis");
     CHECK(tg_compute_loss(&mse, p1, p1, tg_ones(TG_F32, TG_SHAPE(5))) == NULL);
     CHECK_ERROR("tg_compute_loss: sample_weight of shape (5,) does not fit the per-sample losses of shape (4,) "
                 "(y_pred (4, 1)); give one weight per sample, shape (4,)");
-    CHECK(tg_compute_loss(NULL, p1, p1, NULL) == NULL);
-    CHECK_ERROR("tg_compute_loss: `loss` is NULL");
-    CHECK(tg_compute_loss(&(tg_loss){0}, p1, p1, NULL) == NULL);
-    CHECK_ERROR("tg_compute_loss: no loss to compute");
-    CHECK(tg_compute_loss(&(tg_loss){.kind = (tg_loss_kind)42}, p1, p1, NULL) == NULL);
-    CHECK_ERROR("tg_compute_loss: 42 is not a tg_loss_kind");
-    CHECK(tg_compute_loss(&(tg_loss){.kind = TG_LOSS_CUSTOM}, p1, p1, NULL) == NULL);
-    CHECK_ERROR("tg_compute_loss: TG_LOSS_CUSTOM needs .fn");
-    CHECK(tg_binary_crossentropy(p1, p1, .label_smoothing = 1.5) == NULL);
-    CHECK_ERROR("tg_binary_crossentropy: label_smoothing 1.5 must lie in [0, 1]");
-    CHECK(tg_huber(p1, p1, .delta = -1) == NULL);
-    CHECK_ERROR("tg_huber: delta -1 must be positive");
+    EXPECT_ERROR(tg_compute_loss(NULL, p1, p1, NULL) == NULL, "tg_compute_loss: `loss` is NULL");
+    EXPECT_ERROR(tg_compute_loss(&(tg_loss){0}, p1, p1, NULL) == NULL, "tg_compute_loss: no loss to compute");
+    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = (tg_loss_kind)42}, p1, p1, NULL) == NULL, "tg_compute_loss: 42 is not a tg_loss_kind");
+    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = TG_LOSS_CUSTOM}, p1, p1, NULL) == NULL, "tg_compute_loss: TG_LOSS_CUSTOM needs .fn");
+    EXPECT_ERROR(tg_binary_crossentropy(p1, p1, .label_smoothing = 1.5) == NULL, "tg_binary_crossentropy: label_smoothing 1.5 must lie in [0, 1]");
+    EXPECT_ERROR(tg_huber(p1, p1, .delta = -1) == NULL, "tg_huber: delta -1 must be positive");
     tg_clear_error();
-    CHECK(tg_compute_loss(&mse, NULL, p1, NULL) == NULL);
-    CHECK_ERROR("tg_mean_squared_error: `y_true` is NULL");
+    EXPECT_ERROR(tg_compute_loss(&mse, NULL, p1, NULL) == NULL, "tg_mean_squared_error: `y_true` is NULL");
     tg_clear_error();
-    CHECK(tg_compute_loss(&mse, p1, NULL, NULL) == NULL);
-    CHECK_ERROR("tg_mean_squared_error: `y_pred` is NULL");
+    EXPECT_ERROR(tg_compute_loss(&mse, p1, NULL, NULL) == NULL, "tg_mean_squared_error: `y_pred` is NULL");
     /* A NULL from an earlier failing call keeps that call's message. */
     tg_tensor *broken = tg_reshape(p1, TG_SHAPE(3));
-    CHECK(tg_compute_loss(&mse, broken, p1, NULL) == NULL);
-    CHECK_ERROR("tg_reshape: cannot reshape");
+    EXPECT_ERROR(tg_compute_loss(&mse, broken, p1, NULL) == NULL, "tg_reshape: cannot reshape");
     tg_scope_end(s);
 }
 

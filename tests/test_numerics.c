@@ -42,31 +42,25 @@ static void check_numerics_names_the_value_where_it_is_and_the_op_that_made_it(v
     int made = __LINE__ + 1;
     tg_tensor *l = tg_log(x);
     int checked = __LINE__ + 1;
-    CHECK(tg_check_numerics(l, "log of the inputs") == NULL);
-    CHECK_ERROR(at_line(checked));
+    EXPECT_ERROR(tg_check_numerics(l, "log of the inputs") == NULL, at_line(checked));
     CHECK_ERROR("tg_check_numerics: log of the inputs: the tensor holds NaN at [1, 0] of a (2, 2) tensor");
     CHECK_ERROR("it is the output of tg_log at ");
     CHECK_ERROR(ref(made, ""));
 
     tg_clear_error();
-    CHECK(tg_check_numerics(tg_from_f64(TG_SHAPE(3), 0.0, 1.0, -INFINITY), "m") == NULL);
-    CHECK_ERROR("holds -Inf at [2] of a (3,) tensor; it is a tensor made at");
+    EXPECT_ERROR(tg_check_numerics(tg_from_f64(TG_SHAPE(3), 0.0, 1.0, -INFINITY), "m") == NULL, "holds -Inf at [2] of a (3,) tensor; it is a tensor made at");
     tg_clear_error();
-    CHECK(tg_check_numerics(tg_scalar(INFINITY), "m") == NULL);
-    CHECK_ERROR("holds Inf in a scalar");
+    EXPECT_ERROR(tg_check_numerics(tg_scalar(INFINITY), "m") == NULL, "holds Inf in a scalar");
 
     tg_tensor *v = tg_variable(tg_from_f32(TG_SHAPE(1), NAN), .name = "w");
     tg_clear_error();
-    CHECK(tg_check_numerics(v, "weights") == NULL);
-    CHECK_ERROR("it is variable \"w\" (never updated)");
+    EXPECT_ERROR(tg_check_numerics(v, "weights") == NULL, "it is variable \"w\" (never updated)");
     tg_variable_free(v);
 
     tg_clear_error();
-    CHECK(tg_check_numerics(tg_from_i32(TG_SHAPE(1), 1), "ints") == NULL);
-    CHECK_ERROR("must be float32 or float64");
+    EXPECT_ERROR(tg_check_numerics(tg_from_i32(TG_SHAPE(1), 1), "ints") == NULL, "must be float32 or float64");
     tg_clear_error();
-    CHECK(tg_check_numerics(NULL, "m") == NULL);
-    CHECK_ERROR("is NULL");
+    EXPECT_ERROR(tg_check_numerics(NULL, "m") == NULL, "is NULL");
     tg_scope_end(s);
 }
 
@@ -87,8 +81,7 @@ static void check_numerics_checks_the_gradient_flowing_back(void)
     CHECK(loss && tg_item(loss) == 3.0);
     tg_tensor *g = NULL;
     CHECK(tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = &x, .n_sources = 1, .out = &g) == -1);
-    CHECK(g == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(g == NULL, at_line(line));
     CHECK_ERROR("tg_check_numerics: before sqrt: the gradient flowing back to this check holds Inf at [0] of a (3,) tensor");
     tg_tape_free(tape);
     tg_scope_end(s);
@@ -115,20 +108,17 @@ static void the_mode_names_the_op_that_first_made_a_nan_in_the_forward_pass(void
     CHECK(e != NULL);
     int line = __LINE__ + 1;
     tg_tensor *y = tg_log(x);
-    CHECK(y == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(y == NULL, at_line(line));
     CHECK_ERROR("check_numerics: tg_log produced -Inf at [1] of a (2,) tensor in the forward pass; its inputs are "
                 "finite: it starts here");
     /* The expression goes on failing with that first message. */
-    CHECK(tg_sum(tg_mul(y, x)) == NULL);
-    CHECK_ERROR("tg_log produced -Inf");
+    EXPECT_ERROR(tg_sum(tg_mul(y, x)) == NULL, "tg_log produced -Inf");
 
     /* A value that came in from data is named as where it started. */
     tg_clear_error();
     tg_tensor *bad = tg_from_f64(TG_SHAPE(2, 1), 0.5, NAN);
     line = __LINE__ + 1;
-    CHECK(tg_add(tg_scalar_of(TG_F64, 1.0), bad) == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(tg_add(tg_scalar_of(TG_F64, 1.0), bad) == NULL, at_line(line));
     CHECK_ERROR("tg_add produced NaN at [1, 0] of a (2, 1) tensor in the forward pass; it came in through input b, "
                 "a tensor made at");
     CHECK_ERROR("which already holds NaN at [1, 0] of a (2, 1) tensor");
@@ -136,8 +126,7 @@ static void the_mode_names_the_op_that_first_made_a_nan_in_the_forward_pass(void
     /* Integer ops are not checked (they have no NaN); overflow to Inf is. */
     tg_clear_error();
     CHECK(tg_add(tg_from_i32(TG_SHAPE(1), 1), tg_from_i32(TG_SHAPE(1), 2)) != NULL);
-    CHECK(tg_mul(tg_scalar(3e38), tg_scalar(10)) == NULL);
-    CHECK_ERROR("tg_mul produced Inf in a scalar in the forward pass; its inputs are finite: it starts here");
+    EXPECT_ERROR(tg_mul(tg_scalar(3e38), tg_scalar(10)) == NULL, "tg_mul produced Inf in a scalar in the forward pass; its inputs are finite: it starts here");
     tg_scope_end(s);
     tg_set_check(0);
     tg_clear_error();
@@ -154,8 +143,7 @@ static void the_mode_names_the_op_and_variable_whose_gradient_first_holds_inf(vo
     tg_tape_end(tape);
     tg_set_check(TG_CHECK_NUMERICS);   /* also when turned on for the gradient only */
     tg_tensor *g = tg_gradient(tape, loss, w);
-    CHECK(g == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(g == NULL, at_line(line));
     CHECK_ERROR("check_numerics: the gradient of tg_sqrt (recorded at this line) for its input x, variable \"w\" "
                 "(never updated), holds Inf at [0] of a (3,) tensor in the backward pass; the gradient flowing into "
                 "it is finite: it starts here");
@@ -182,8 +170,7 @@ static void the_mode_names_the_layer_and_its_weight(void)
     tg_tensor *x = tg_from_f32(TG_SHAPE(1, 2), 1.0f, 2.0f);
     tg_set_check(TG_CHECK_NUMERICS);
     int line = __LINE__ + 1;
-    CHECK(tg_model_call(m, x) == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(tg_model_call(m, x) == NULL, at_line(line));
     CHECK_ERROR("check_numerics: tg_matmul in layer \"dense_1\" produced NaN at [0, 0] of a (1, 1) tensor in the "
                 "forward pass; it came in through input b, variable \"dense_1/kernel\" (last updated at");
     CHECK_ERROR(ref(assigned, ")"));   /* the line of the assign */
@@ -240,8 +227,7 @@ static void fit_check_numerics_stops_at_the_users_line(void)
     tg_verbose quiet = TG_VERBOSE_SILENT;   /* a call on one line: compilers differ on a macro's line */
     int line = __LINE__ + 1;
     h = tg_fit(m, x, y, .epochs = 2, .batch_size = 4, .shuffle = false, .verbose = quiet, .check_numerics = true);
-    CHECK(h == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(h == NULL, at_line(line));
     CHECK_ERROR("tg_fit: epoch 1, batch 1: ");
     CHECK_ERROR(at_line(loss_line));
     CHECK_ERROR("check_numerics: tg_log produced NaN at [");
@@ -262,8 +248,7 @@ static void fit_check_numerics_catches_an_update_that_overflows(void)
     tg_history *h;
     int line = __LINE__ + 1;
     h = tg_fit(m, x, y, .epochs = 1, .batch_size = 4, .shuffle = false, .verbose = quiet, .check_numerics = true);
-    CHECK(h == NULL);
-    CHECK_ERROR(at_line(line));
+    EXPECT_ERROR(h == NULL, at_line(line));
     CHECK_ERROR("tg_fit: epoch 1, batch 1: ");
     CHECK_ERROR("tg_check_numerics: a weight after the training step: the tensor holds ");
     CHECK_ERROR("it is variable \"dense");
@@ -320,8 +305,7 @@ static void check_numerics_stops_a_nan_gradient_before_clipping_spreads_it(void)
             CHECK(g && tg_copy_out(g, v, sizeof v) == 0 && isnan(v[0]) && v[1] == 0.0f);
             continue;
         }
-        CHECK(g == NULL);
-        CHECK_ERROR(at_line(line));
+        EXPECT_ERROR(g == NULL, at_line(line));
         CHECK_ERROR("the gradient of tg_sqrt (recorded at this line) for its input x, variable \"w\"");
         CHECK_ERROR("holds NaN at [0] of a (3,) tensor in the backward pass");
     }

@@ -1,7 +1,8 @@
 /* Convolution and pooling: extract_patches / patches_to_image by hand and as adjoints,
  * conv2d and the pools against naive loops written here (TF's padding rule), hand-made
- * SAME cases (even kernels, stride 2, padding before and after), gradients by finite
- * differences, a second derivative through conv2d, float32 against float64, errors. */
+ * SAME cases (even kernels, stride 2, padding before and after), pool gradients by hand,
+ * errors. Finite differences, second order through conv2d and float32 against float64
+ * are the op table test's (tests/test_op_table.c), on the same geometries. */
 #include "gradcheck.h"
 
 /* ---- naive references ------------------------------------------------------------------------ */
@@ -29,28 +30,13 @@ static double *values_of(const tg_tensor *t)
     return v;
 }
 
+/* got against the naive values (check.h's comparison); `what` names it in a failure. */
 static bool same_values(const char *what, const tg_tensor *got, const double *want, tg_shape want_shape, double tol)
 {
-    tg_shape gs = tg_shape_of(got);
-    if (!got || gs.rank != want_shape.rank) {
-        printf("  %s: no result or wrong rank (%s)\n", what, tg_last_error() ? tg_last_error() : "");
-        return false;
-    }
-    for (int i = 0; i < gs.rank; i++)
-        if (gs.dims[i] != want_shape.dims[i]) {
-            printf("  %s: axis %d has size %lld, expected %lld\n", what, i, (long long)gs.dims[i],
-                   (long long)want_shape.dims[i]);
-            return false;
-        }
-    double *g = values_of(got);
-    bool ok = true;
-    for (int64_t i = 0; i < tg_size(got) && ok; i++)
-        if (!(fabs(g[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-            printf("  %s: element %lld = %.10g, naive %.10g\n", what, (long long)i, g[i], want[i]);
-            ok = false;
-        }
-    free(g);
-    return ok;
+    int64_t n = 1;
+    for (int i = 0; i < want_shape.rank; i++)
+        n *= want_shape.dims[i];
+    return tensor_matches_(__FILE__, __LINE__, what, got, &want_shape, want, n, tol);
 }
 
 /* Direct convolution (cross-correlation, as TF), out-of-image positions read as 0. */
@@ -112,21 +98,6 @@ static bool pool_matches_naive(const tg_tensor *x, geom g, bool is_max, double t
     return ok;
 }
 
-/* Distinct values 0.25 apart in a scrambled order: max pooling has one winner per
- * window, far from the finite-difference step. */
-static tg_tensor *distinct_input(tg_shape shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < shape.rank; i++)
-        n *= shape.dims[i];
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (double)((i * 37 + 11) % n) * 0.25 - (double)n / 8;
-    tg_tensor *t = tg_tensor_from(TG_F64, shape, v);
-    free(v);
-    return t;
-}
-
 /* ---- extract_patches and patches_to_image ---------------------------------------------------- */
 static void test_patches_by_hand(void)
 {
@@ -186,34 +157,6 @@ static void test_patches_adjoint(void)
     }
 }
 
-static tg_tensor *apply_patches(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_extract_patches(xs[0], g->kh, g->kw, g->sh, g->sw, g->pad);
-}
-
-static tg_tensor *apply_col2im(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_patches_to_image(xs[0], 5, 4, g->kh, g->kw, g->sh, g->sw, g->pad);
-}
-
-static void test_patches_gradients(void)
-{
-    tg_scope *s = tg_scope_begin();
-    geom g = {3, 2, 2, 1, TG_PADDING_SAME};
-    tg_tensor *x = gc_input(7, TG_SHAPE(2, 5, 4, 2), -1, 1);
-    CHECK(gradcheck("extract_patches", apply_patches, &x, 1, &g, 1e-6, 1e-8));
-    CHECK(f32_matches_f64("extract_patches", apply_patches, &x, 1, &g, 1e-6));
-    /* Five rows of 4 in SAME with kernel 3 stride 2: 3 x 4 windows of 3*2*2 values. */
-    tg_tensor *p = gc_input(8, TG_SHAPE(2, 3, 4, 12), -1, 1);
-    CHECK(gradcheck("patches_to_image", apply_col2im, &p, 1, &g, 1e-6, 1e-8));
-    CHECK(f32_matches_f64("patches_to_image", apply_col2im, &p, 1, &g, 1e-5));
-    tg_scope_end(s);
-}
-
 /* ---- conv2d ---------------------------------------------------------------------------------------- */
 static void test_conv_by_hand(void)
 {
@@ -267,56 +210,6 @@ static void test_conv_matches_naive(void)
     }
 }
 
-static tg_tensor *apply_conv(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    return tg_conv2d(xs[0], xs[1], .strides = {g->sh, g->sw}, .padding = g->pad);
-}
-
-static void test_conv_gradients(void)
-{
-    for (int i = 0; i < N_CONV; i++) {
-        tg_scope *s = tg_scope_begin();
-        const struct ccase *c = &conv_cases[i];
-        geom g = c->g;
-        tg_tensor *xs[2] = {gc_input(50 + i, TG_SHAPE(c->n, c->h, c->w, c->c), -1, 1),
-                            gc_input(70 + i, TG_SHAPE(g.kh, g.kw, c->c, c->f), -1, 1)};
-        char name[64];
-        snprintf(name, sizeof name, "conv2d case %d", i);
-        CHECK(gradcheck(name, apply_conv, xs, 2, &g, 1e-6, 1e-7));
-        CHECK(f32_matches_f64(name, apply_conv, xs, 2, &g, 1e-5));
-        tg_scope_end(s);
-    }
-}
-
-/* d/dx and d/dkernel of sum(conv(x, k)^2), differentiated again by gradcheck's tape. */
-static tg_tensor *conv_first_gradient(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const int *which = user;
-    geom g = {3, 2, 2, 1, TG_PADDING_SAME};
-    tg_tape *t = tg_tape_begin();
-    tg_watch(t, xs[0]);
-    tg_watch(t, xs[1]);
-    tg_tensor *y = apply_conv(xs, 2, &g);
-    tg_tensor *loss = tg_sum(tg_mul(y, y));
-    tg_tape_end(t);
-    tg_tensor *d = tg_gradient(t, loss, xs[*which]);
-    tg_tape_free(t);
-    return d;
-}
-
-static void test_conv_second_order(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *xs[2] = {gc_input(90, TG_SHAPE(1, 4, 3, 2), -1, 1), gc_input(91, TG_SHAPE(3, 2, 2, 2), -1, 1)};
-    int wrt_x = 0, wrt_k = 1;
-    CHECK(gradcheck("d2 conv2d / dx", conv_first_gradient, xs, 2, &wrt_x, 1e-5, 1e-6));
-    CHECK(gradcheck("d2 conv2d / dkernel", conv_first_gradient, xs, 2, &wrt_k, 1e-5, 1e-6));
-    tg_scope_end(s);
-}
-
 /* ---- pooling ---------------------------------------------------------------------------------------- */
 static void test_pool_by_hand(void)
 {
@@ -360,46 +253,10 @@ static void test_pool_matches_naive(void)
     }
 }
 
-static tg_tensor *apply_pool(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    tg_pool2d_opts o = {.pool_size = {g->kh, g->kw}, .strides = {g->sh, g->sw}, .padding = g->pad};
-    return tg_max_pool2d_at(TG_LOC, xs[0], o);
-}
-
-static tg_tensor *apply_avg_pool(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const geom *g = user;
-    tg_pool2d_opts o = {.pool_size = {g->kh, g->kw}, .strides = {g->sh, g->sw}, .padding = g->pad};
-    return tg_avg_pool2d_at(TG_LOC, xs[0], o);
-}
-
-static tg_tensor *apply_global(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n, (void)user;
-    return tg_global_avg_pool2d(xs[0]);
-}
-
+/* Gradient values by hand (finite differences and float32: tests/test_op_table.c). */
 static void test_pool_gradients(void)
 {
-    for (int i = 0; i < N_POOL; i++) {
-        tg_scope *s = tg_scope_begin();
-        geom g = pool_cases[i];
-        tg_tensor *x = distinct_input(TG_SHAPE(1, 5, 4, 2));
-        char name[64];
-        snprintf(name, sizeof name, "max_pool2d case %d", i);
-        CHECK(gradcheck(name, apply_pool, &x, 1, &g, 1e-6, 1e-7));
-        snprintf(name, sizeof name, "avg_pool2d case %d", i);
-        CHECK(gradcheck(name, apply_avg_pool, &x, 1, &g, 1e-6, 1e-7));
-        CHECK(f32_matches_f64(name, apply_avg_pool, &x, 1, &g, 1e-6));
-        tg_scope_end(s);
-    }
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(140, TG_SHAPE(2, 3, 4, 2), -1, 1);
-    CHECK(gradcheck("global_avg_pool2d", apply_global, &x, 1, NULL, 1e-6, 1e-8));
-
     /* The max's gradient goes to the window's winner only: x = 1..9 (3x3), SAME 2x2
      * stride 2: winners 5, 6, 8 and 9 get 1 each. */
     tg_tensor *v = tg_reshape(tg_arange(TG_F64, 1, 10, 1), TG_SHAPE(1, 3, 3, 1));
@@ -427,57 +284,40 @@ static void test_errors(void)
     CHECK(tg_conv2d(tg_zeros(TG_F32, TG_SHAPE(4, 3)), k) == NULL);
     CHECK_ERROR("tg_conv2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape "
                 "(4, 3)");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL);
-    CHECK_ERROR("tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL, "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL, "tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1))) == NULL);
     CHECK_ERROR("tg_conv2d: with VALID padding the window (5, 5) must fit in the input's height and width, but the "
                 "input has shape (1, 4, 4, 3); use TG_PADDING_SAME or a smaller window");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1)), .padding = TG_PADDING_SAME) != NULL);
-    CHECK(tg_conv2d(x, k, .strides = {0, 1}) == NULL);
-    CHECK_ERROR("tg_conv2d: strides (0, 1) must be positive");
-    CHECK(tg_conv2d(x, k, .strides = {1, -2}) == NULL);
-    CHECK_ERROR("tg_conv2d: strides (1, -2) must be positive");
-    CHECK(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL);
-    CHECK_ERROR("tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
-    CHECK(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
-    CHECK(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_conv2d(x, k, .strides = {0, 1}) == NULL, "tg_conv2d: strides (0, 1) must be positive");
+    EXPECT_ERROR(tg_conv2d(x, k, .strides = {1, -2}) == NULL, "tg_conv2d: strides (1, -2) must be positive");
+    EXPECT_ERROR(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL, "tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
+    EXPECT_ERROR(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: `x` must be float32 or float64, not int32");
     tg_clear_error();
-    CHECK(tg_conv2d(NULL, k) == NULL);
-    CHECK_ERROR("tg_conv2d: `x` is NULL");
+    EXPECT_ERROR(tg_conv2d(NULL, k) == NULL, "tg_conv2d: `x` is NULL");
     tg_clear_error();
-    CHECK(tg_conv2d(x, NULL) == NULL);
-    CHECK_ERROR("tg_conv2d: `kernel` is NULL");
+    EXPECT_ERROR(tg_conv2d(x, NULL) == NULL, "tg_conv2d: `kernel` is NULL");
 
-    CHECK(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL);
-    CHECK_ERROR("tg_max_pool2d: the window size (0, 2) must be positive");
-    CHECK(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL);
-    CHECK_ERROR("tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
-    CHECK(tg_avg_pool2d(x, .strides = {-1, 2}) == NULL);
-    CHECK_ERROR("tg_avg_pool2d: strides (-1, 2) must be positive");
-    CHECK(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL);
-    CHECK_ERROR("tg_max_pool2d: the input must have rank 4");
+    EXPECT_ERROR(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL, "tg_max_pool2d: the window size (0, 2) must be positive");
+    EXPECT_ERROR(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL, "tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
+    EXPECT_ERROR(tg_avg_pool2d(x, .strides = {-1, 2}) == NULL, "tg_avg_pool2d: strides (-1, 2) must be positive");
+    EXPECT_ERROR(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL, "tg_max_pool2d: the input must have rank 4");
     CHECK(tg_global_avg_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4))) == NULL);
     CHECK_ERROR("tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but "
                 "has shape (4, 4)");
 
-    CHECK(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: the input must have rank 4");
-    CHECK(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: strides (0, 1) must be positive");
-    CHECK(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_extract_patches: `x` must be float32 or float64, not bool");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: the input must have rank 4");
+    EXPECT_ERROR(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: strides (0, 1) must be positive");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: `x` must be float32 or float64, not bool");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 4)), 4, 4, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: an image of shape (1, 4, 4, 1) gives 3 x 3 windows, but `patches` has shape "
                 "(1, 2, 2, 4)");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 5)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: the last axis of `patches` (shape (1, 2, 2, 5)) must be kh*kw*channels, a "
                 "multiple of kh*kw = 2*2");
-    CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
-    CHECK_ERROR("tg_patches_to_image: `patches` must have rank 4");
+    EXPECT_ERROR(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_patches_to_image: `patches` must have rank 4");
     tg_scope_end(s);
 }
 
@@ -485,11 +325,8 @@ int main(void)
 {
     RUN(test_patches_by_hand);
     RUN(test_patches_adjoint);
-    RUN(test_patches_gradients);
     RUN(test_conv_by_hand);
     RUN(test_conv_matches_naive);
-    RUN(test_conv_gradients);
-    RUN(test_conv_second_order);
     RUN(test_pool_by_hand);
     RUN(test_pool_matches_naive);
     RUN(test_pool_gradients);

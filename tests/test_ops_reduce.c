@@ -1,42 +1,9 @@
-/* Reductions: forward values by hand, gradients by finite differences and by hand for
- * ties, float32 against float64, argmax/argmin, and every error path. */
-#include "gradcheck.h"
+/* Reductions: forward values by hand, gradients by hand (ties included), argmax/argmin,
+ * and every error path. Finite differences over axes, keepdims and ranks, float32
+ * against float64 and second order are the op table test's (tests/test_op_table.c). */
+#include "check.h"
 
 typedef tg_tensor *(*reduce_fn)(tg_loc, const tg_tensor *, tg_reduce_opts);
-
-static const struct {
-    const char *name;
-    reduce_fn fn;
-} reducers[] = {
-    {"sum", tg_sum_at},          {"mean", tg_mean_at},         {"max", tg_max_at},
-    {"min", tg_min_at},          {"logsumexp", tg_logsumexp_at}, {"variance", tg_variance_at},
-};
-#define N_REDUCERS ((int)(sizeof reducers / sizeof reducers[0]))
-
-typedef struct rcase {
-    reduce_fn fn;
-    tg_reduce_opts o;
-} rcase;
-
-static tg_tensor *apply_reduce(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const rcase *c = user;
-    return c->fn(TG_LOC, xs[0], c->o);
-}
-
-/* Distinct values (spacing 0.25, shuffled) so max/min have a unique winner far from the
- * finite-difference step. */
-static tg_tensor *distinct_input(tg_shape shape, int shift)
-{
-    int64_t n = 1;
-    for (int i = 0; i < shape.rank; i++)
-        n *= shape.dims[i];
-    double v[256];
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (double)((i * 37 + shift) % n) * 0.25 - 2.0;
-    return tg_tensor_from(TG_F64, shape, v);
-}
 
 /* ---- forward values ------------------------------------------------------------------------ */
 static void test_forward_values(void)
@@ -150,54 +117,7 @@ static void test_nan_propagates_through_max(void)
     tg_scope_end(s);
 }
 
-/* ---- gradients --------------------------------------------------------------------------------- */
-static const tg_axes axis_sets[] = {{0}, {1, {1}}, {1, {-1}}, {2, {0, 2}}, {2, {-1, 1}}};
-#define N_AXIS_SETS ((int)(sizeof axis_sets / sizeof axis_sets[0]))
-
-static void test_gradcheck_all_ops(void)
-{
-    const tg_shape shapes[] = {TG_SHAPE(2, 3, 4), TG_SHAPE(2, 3, 2, 2)};
-    for (int r = 0; r < N_REDUCERS; r++)
-        for (size_t sh = 0; sh < 2; sh++)
-            for (int a = 0; a < N_AXIS_SETS; a++)
-                for (int keep = 0; keep < 2; keep++) {
-                    tg_scope *s = tg_scope_begin();
-                    rcase c = {reducers[r].fn, {axis_sets[a], keep}};
-                    tg_tensor *x = distinct_input(shapes[sh], (int)(r + a));
-                    char name[96];
-                    snprintf(name, sizeof name, "%s rank %d axes#%d keepdims %d", reducers[r].name, shapes[sh].rank,
-                             a, keep);
-                    CHECK(gradcheck(name, apply_reduce, &x, 1, &c, 1e-6, 1e-6));
-                    CHECK(f32_matches_f64(name, apply_reduce, &x, 1, &c, 2e-6));
-                    tg_scope_end(s);
-                }
-}
-
-/* Rank 1 and scalars too. */
-static void test_gradcheck_low_rank(void)
-{
-    for (int r = 0; r < N_REDUCERS; r++) {
-        tg_scope *s = tg_scope_begin();
-        tg_tensor *v = distinct_input(TG_SHAPE(5), r), *sc = tg_scalar_of(TG_F64, 0.75);
-        rcase all = {reducers[r].fn, {{0}, false}}, one = {reducers[r].fn, {TG_AXES(0), true}};
-        CHECK(gradcheck(reducers[r].name, apply_reduce, &v, 1, &all, 1e-6, 1e-6));
-        CHECK(gradcheck(reducers[r].name, apply_reduce, &v, 1, &one, 1e-6, 1e-6));
-        CHECK(gradcheck(reducers[r].name, apply_reduce, &sc, 1, &all, 1e-6, 1e-6));
-        tg_scope_end(s);
-    }
-}
-
-/* logsumexp's gradient (a softmax) stays finite and right for inputs far from 0. */
-static void test_logsumexp_gradient_wide_range(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(77, TG_SHAPE(3, 5), -300, 300);
-    rcase c = {tg_logsumexp_at, {TG_AXES(1), false}};
-    CHECK(gradcheck("logsumexp wide", apply_reduce, &x, 1, &c, 1e-5, 1e-6));
-    CHECK(f32_matches_f64("logsumexp wide", apply_reduce, &x, 1, &c, 1e-6));
-    tg_scope_end(s);
-}
-
+/* ---- gradients (finite differences: tests/test_op_table.c) --------------------------------------------------------------------------------- */
 static tg_tensor *grad_of_sum(tg_tensor *x, reduce_fn fn, tg_reduce_opts o)
 {
     tg_tape *t = tg_tape_begin();
@@ -241,40 +161,6 @@ static void test_gradients_by_hand(void)
     tg_scope_end(s);
 }
 
-/* Second order: the backward rules are built from recorded ops, so the gradient itself
- * has a gradient (checked by finite differences of the first gradient). */
-typedef struct grad_case {
-    reduce_fn fn;
-    tg_reduce_opts o;
-} grad_case;
-
-static tg_tensor *first_gradient(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    const grad_case *c = user;
-    tg_tape *t = tg_tape_begin();
-    tg_watch(t, xs[0]);
-    tg_tensor *y = c->fn(TG_LOC, xs[0], c->o);
-    tg_tensor *loss = tg_sum(tg_mul(y, y));
-    tg_tape_end(t);
-    tg_tensor *g = tg_gradient(t, loss, xs[0]);
-    tg_tape_free(t);
-    return g;
-}
-
-static void test_second_order(void)
-{
-    for (int r = 0; r < N_REDUCERS; r++) {
-        tg_scope *s = tg_scope_begin();
-        tg_tensor *x = distinct_input(TG_SHAPE(3, 4), r);
-        grad_case c = {reducers[r].fn, {TG_AXES(1), false}};
-        char name[64];
-        snprintf(name, sizeof name, "d2 %s", reducers[r].name);
-        CHECK(gradcheck(name, first_gradient, &x, 1, &c, 1e-5, 1e-6));
-        tg_scope_end(s);
-    }
-}
-
 /* ---- argmax / argmin ----------------------------------------------------------------------------- */
 static void test_argmax_argmin(void)
 {
@@ -315,47 +201,30 @@ static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    CHECK(tg_sum(x, .axes = TG_AXES(2)) == NULL);
-    CHECK_ERROR("tg_sum: axis 2 is out of range for a tensor of rank 2");
-    CHECK(tg_max(x, .axes = TG_AXES(0, -3)) == NULL);
-    CHECK_ERROR("tg_max: axis -3 is out of range for a tensor of rank 2");
-    CHECK(tg_mean(x, .axes = TG_AXES(1, -1)) == NULL);
-    CHECK_ERROR("tg_mean: axes (1, -1) name axis 1 twice");
-    CHECK(tg_variance(x, .axes = TG_AXES(0, 0)) == NULL);
-    CHECK_ERROR("tg_variance: axes (0, 0) name axis 0 twice");
-    CHECK(tg_sum(tg_scalar(1), .axes = TG_AXES(0)) == NULL);
-    CHECK_ERROR("tg_sum: axis 0 is out of range for a tensor of rank 0");
-    CHECK(tg_sum_at(TG_LOC, x, (tg_reduce_opts){.axes = {.n = 9}}) == NULL);
-    CHECK_ERROR("tg_sum: axes has 9 entries");
+    EXPECT_ERROR(tg_sum(x, .axes = TG_AXES(2)) == NULL, "tg_sum: axis 2 is out of range for a tensor of rank 2");
+    EXPECT_ERROR(tg_max(x, .axes = TG_AXES(0, -3)) == NULL, "tg_max: axis -3 is out of range for a tensor of rank 2");
+    EXPECT_ERROR(tg_mean(x, .axes = TG_AXES(1, -1)) == NULL, "tg_mean: axes (1, -1) name axis 1 twice");
+    EXPECT_ERROR(tg_variance(x, .axes = TG_AXES(0, 0)) == NULL, "tg_variance: axes (0, 0) name axis 0 twice");
+    EXPECT_ERROR(tg_sum(tg_scalar(1), .axes = TG_AXES(0)) == NULL, "tg_sum: axis 0 is out of range for a tensor of rank 0");
+    EXPECT_ERROR(tg_sum_at(TG_LOC, x, (tg_reduce_opts){.axes = {.n = 9}}) == NULL, "tg_sum: axes has 9 entries");
 
     tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 2);
-    CHECK(tg_mean(i) == NULL);
-    CHECK_ERROR("tg_mean: `x` must be float32 or float64, not int32");
-    CHECK(tg_logsumexp(i) == NULL);
-    CHECK_ERROR("tg_logsumexp: `x` must be float32 or float64, not int32");
-    CHECK(tg_variance(i) == NULL);
-    CHECK_ERROR("tg_variance: `x` must be float32 or float64");
+    EXPECT_ERROR(tg_mean(i) == NULL, "tg_mean: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_logsumexp(i) == NULL, "tg_logsumexp: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_variance(i) == NULL, "tg_variance: `x` must be float32 or float64");
     tg_tensor *b = tg_equal(i, i);
-    CHECK(tg_sum(b) == NULL);
-    CHECK_ERROR("tg_sum: `x` is bool");
-    CHECK(tg_argmax(b, 0) == NULL);
-    CHECK_ERROR("tg_argmax: `x` is bool");
+    EXPECT_ERROR(tg_sum(b) == NULL, "tg_sum: `x` is bool");
+    EXPECT_ERROR(tg_argmax(b, 0) == NULL, "tg_argmax: `x` is bool");
 
     tg_clear_error();
-    CHECK(tg_sum(NULL) == NULL);
-    CHECK_ERROR("tg_sum: `x` is NULL");
+    EXPECT_ERROR(tg_sum(NULL) == NULL, "tg_sum: `x` is NULL");
     tg_clear_error();
-    CHECK(tg_argmax(NULL, 0) == NULL);
-    CHECK_ERROR("tg_argmax: `x` is NULL");
+    EXPECT_ERROR(tg_argmax(NULL, 0) == NULL, "tg_argmax: `x` is NULL");
 
-    CHECK(tg_argmax(x, 2) == NULL);
-    CHECK_ERROR("tg_argmax: axis 2 is out of range for a tensor of rank 2");
-    CHECK(tg_argmin(x, -3) == NULL);
-    CHECK_ERROR("tg_argmin: axis -3 is out of range");
-    CHECK(tg_argmax(tg_scalar(1), 0) == NULL);
-    CHECK_ERROR("tg_argmax: `x` is a scalar");
-    CHECK(tg_argmin(tg_zeros(TG_F32, TG_SHAPE(2, 0)), 1) == NULL);
-    CHECK_ERROR("tg_argmin: axis 1 of a tensor of shape (2, 0) is empty");
+    EXPECT_ERROR(tg_argmax(x, 2) == NULL, "tg_argmax: axis 2 is out of range for a tensor of rank 2");
+    EXPECT_ERROR(tg_argmin(x, -3) == NULL, "tg_argmin: axis -3 is out of range");
+    EXPECT_ERROR(tg_argmax(tg_scalar(1), 0) == NULL, "tg_argmax: `x` is a scalar");
+    EXPECT_ERROR(tg_argmin(tg_zeros(TG_F32, TG_SHAPE(2, 0)), 1) == NULL, "tg_argmin: axis 1 of a tensor of shape (2, 0) is empty");
     tg_scope_end(s);
 }
 
@@ -367,12 +236,8 @@ int main(void)
     RUN(test_logsumexp_stable);
     RUN(test_empty_reductions);
     RUN(test_nan_propagates_through_max);
-    RUN(test_gradcheck_all_ops);
-    RUN(test_gradcheck_low_rank);
-    RUN(test_logsumexp_gradient_wide_range);
     RUN(test_max_min_ties_split_gradient);
     RUN(test_gradients_by_hand);
-    RUN(test_second_order);
     RUN(test_argmax_argmin);
     RUN(test_argmax_has_no_gradient);
     RUN(test_errors);

@@ -1,6 +1,7 @@
-/* Shape ops: forward values, gradients against finite differences, float32 vs float64,
- * storage sharing of reshape, and every error path. */
-#include "gradcheck.h"
+/* Shape ops: forward values, gradient values by hand (first and second order), storage
+ * sharing of reshape, and every error path. Finite differences and float32 against
+ * float64 are the op table test's (tests/test_op_table.c). */
+#include "check.h"
 #include "tensor/tensor_impl.h"
 
 /* ---- forward values ---------------------------------------------------------------------- */
@@ -202,145 +203,10 @@ static void test_gather_scatter_one_hot_forward(void)
     tg_scope_end(s);
 }
 
-/* ---- gradients ------------------------------------------------------------------------------- */
-static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_reshape(x[0], TG_SHAPE(3, -1));
-}
-static tg_tensor *f_expand_squeeze(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_mul(tg_expand_dims(x[0], -1), tg_squeeze(tg_expand_dims(x[0], 0), TG_AXES(0)));
-}
-static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], TG_AXES(2, 0, 1));
-}
-static tg_tensor *f_transpose_neg(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], TG_AXES(-2, -1, 0));
-}
-static tg_tensor *f_transpose_rev(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_transpose(x[0], (tg_axes){0});
-}
-static tg_tensor *f_broadcast_to(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_broadcast_to(x[0], TG_SHAPE(2, 3, 4));
-}
-static tg_tensor *f_concat3(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_concat(x, n, 1);
-}
-static tg_tensor *f_concat_neg(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_concat(x, n, -1);
-}
-static tg_tensor *f_stack0(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_stack(x, n, 0);
-}
-static tg_tensor *f_stack_last(tg_tensor *const *x, int n, void *u)
-{
-    (void)u;
-    return tg_stack(x, n, -1);
-}
-static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_slice(x[0], TG_SHAPE(1, 0, 2), TG_SHAPE(2, -1, 2));
-}
-static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u)
-{
-    (void)n, (void)u;
-    return tg_pad(x[0], TG_SHAPE(1, 0), TG_SHAPE(2, 3), 0.5);
-}
-
-typedef struct {
-    const tg_tensor *indices;
-    int axis;
-    tg_shape shape;
-} idx_arg;
-
-static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
-{
-    (void)n;
-    idx_arg *a = u;
-    return tg_gather(x[0], a->indices, a->axis);
-}
-static tg_tensor *f_scatter_add(tg_tensor *const *x, int n, void *u)
-{
-    (void)n;
-    idx_arg *a = u;
-    return tg_scatter_add(a->indices, x[0], a->shape, a->axis);
-}
-
-/* gradcheck and f32_matches_f64 of f on inputs xs. Shape ops are linear, so finite
- * differences are exact up to rounding: a tight tolerance. */
-static void check_grad(const char *name, gc_fn f, tg_tensor *const *xs, int n, void *user)
-{
-    CHECK(gradcheck(name, f, xs, n, user, 1e-4, 1e-8));
-    CHECK(f32_matches_f64(name, f, xs, n, user, 1e-6));
-}
-
-static void test_grad_reshape_transpose_broadcast(void)
+/* ---- gradients (finite differences and float32: tests/test_op_table.c) --------------------- */
+static void test_grad_gather_counts(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(1, TG_SHAPE(2, 3, 2), -1, 1);
-    check_grad("reshape", f_reshape, &x, 1, NULL);
-    tg_tensor *v = gc_input(2, TG_SHAPE(4), -1, 1);
-    check_grad("expand_dims/squeeze", f_expand_squeeze, &v, 1, NULL);
-    tg_tensor *t = gc_input(3, TG_SHAPE(2, 3, 4), -1, 1);
-    check_grad("transpose", f_transpose, &t, 1, NULL);
-    check_grad("transpose negative perm", f_transpose_neg, &t, 1, NULL);
-    check_grad("transpose reversed", f_transpose_rev, &t, 1, NULL);
-    tg_tensor *b = gc_input(4, TG_SHAPE(3, 1), -1, 1);
-    check_grad("broadcast_to", f_broadcast_to, &b, 1, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_concat_stack(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *c[3] = {gc_input(5, TG_SHAPE(2, 1, 3), -1, 1), gc_input(6, TG_SHAPE(2, 2, 3), -1, 1),
-                       gc_input(7, TG_SHAPE(2, 3, 3), -1, 1)};
-    check_grad("concat axis 1", f_concat3, c, 3, NULL);
-    tg_tensor *d[2] = {gc_input(8, TG_SHAPE(2, 2), -1, 1), gc_input(9, TG_SHAPE(2, 3), -1, 1)};
-    check_grad("concat axis -1", f_concat_neg, d, 2, NULL);
-    tg_tensor *e[3] = {gc_input(10, TG_SHAPE(2, 3), -1, 1), gc_input(11, TG_SHAPE(2, 3), -1, 1),
-                       gc_input(12, TG_SHAPE(2, 3), -1, 1)};
-    check_grad("stack axis 0", f_stack0, e, 3, NULL);
-    check_grad("stack axis -1", f_stack_last, e, 3, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_slice_pad(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *x = gc_input(13, TG_SHAPE(3, 4, 5), -1, 1);
-    check_grad("slice", f_slice, &x, 1, NULL);
-    tg_tensor *p = gc_input(14, TG_SHAPE(2, 3), -1, 1);
-    check_grad("pad", f_pad, &p, 1, NULL);
-    tg_scope_end(s);
-}
-
-static void test_grad_gather_scatter(void)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_tensor *params = gc_input(15, TG_SHAPE(4, 3), -1, 1);
-    idx_arg rows = {tg_from_i32(TG_SHAPE(5), 0, 2, 0, 3, 0), 0, {0}};
-    check_grad("gather repeated rows", f_gather, &params, 1, &rows);
-    idx_arg cols = {tg_from_i64(TG_SHAPE(2, 2), 2, 2, 0, 1), -1, {0}};
-    check_grad("gather axis -1, 2-d indices", f_gather, &params, 1, &cols);
-
     /* the gradient of sum(gather(x, [0, 2, 0, 0])) counts how often each row was picked */
     tg_tensor *x = tg_from_f64(TG_SHAPE(4), 1, 2, 3, 4);
     tg_tape *tape = tg_tape_begin();
@@ -350,12 +216,6 @@ static void test_grad_gather_scatter(void)
     CHECK_VALUES(tg_gradient(tape, y, x), 0, 3, 0, 1, 0);
     tg_tape_free(tape);
 
-    tg_tensor *upd = gc_input(16, TG_SHAPE(3, 4), -1, 1);
-    idx_arg sc = {tg_from_i32(TG_SHAPE(3), 1, 1, 4), 0, TG_SHAPE(5, 4)};
-    check_grad("scatter_add duplicates", f_scatter_add, &upd, 1, &sc);
-    tg_tensor *upd2 = gc_input(17, TG_SHAPE(2, 2, 2), -1, 1);
-    idx_arg sc2 = {tg_from_i64(TG_SHAPE(2, 2), 0, 2, 2, 0), -1, TG_SHAPE(2, 3)};
-    check_grad("scatter_add axis -1", f_scatter_add, &upd2, 1, &sc2);
     tg_scope_end(s);
 }
 
@@ -403,38 +263,24 @@ static void test_errors_reshape_transpose_broadcast(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    CHECK(tg_reshape(x, TG_SHAPE(4, 2)) == NULL);
-    CHECK_ERROR("cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)");
-    CHECK(tg_reshape(x, TG_SHAPE(4, -1)) == NULL);
-    CHECK_ERROR("into shape (4, -1)");
-    CHECK(tg_reshape(x, TG_SHAPE(-1, 3, -1)) == NULL);
-    CHECK_ERROR("more than one -1");
-    CHECK(tg_reshape(x, TG_SHAPE(-2, -3)) == NULL);
-    CHECK_ERROR("negative size on axis 0");
-    CHECK(tg_reshape(tg_zeros(TG_F32, TG_SHAPE(0, 3)), TG_SHAPE(0, -1)) == NULL);
-    CHECK_ERROR("cannot infer the -1 axis");
+    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(4, 2)) == NULL, "cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)");
+    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(4, -1)) == NULL, "into shape (4, -1)");
+    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(-1, 3, -1)) == NULL, "more than one -1");
+    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(-2, -3)) == NULL, "negative size on axis 0");
+    EXPECT_ERROR(tg_reshape(tg_zeros(TG_F32, TG_SHAPE(0, 3)), TG_SHAPE(0, -1)) == NULL, "cannot infer the -1 axis");
     tg_clear_error();
-    CHECK(tg_reshape(NULL, TG_SHAPE(2)) == NULL);
-    CHECK_ERROR("is NULL");
+    EXPECT_ERROR(tg_reshape(NULL, TG_SHAPE(2)) == NULL, "is NULL");
 
-    CHECK(tg_expand_dims(x, 3) == NULL);
-    CHECK_ERROR("tg_expand_dims: axis 3 is out of range [-3, 2]");
-    CHECK(tg_squeeze(tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_AXES(1)) == NULL);
-    CHECK_ERROR("only axes of size 1 can be squeezed");
-    CHECK(tg_squeeze(x, TG_AXES(2)) == NULL);
-    CHECK_ERROR("tg_squeeze: axis 2 is out of range");
+    EXPECT_ERROR(tg_expand_dims(x, 3) == NULL, "tg_expand_dims: axis 3 is out of range [-3, 2]");
+    EXPECT_ERROR(tg_squeeze(tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_AXES(1)) == NULL, "only axes of size 1 can be squeezed");
+    EXPECT_ERROR(tg_squeeze(x, TG_AXES(2)) == NULL, "tg_squeeze: axis 2 is out of range");
 
-    CHECK(tg_transpose(x, TG_AXES(0, 0)) == NULL);
-    CHECK_ERROR("tg_transpose: perm (0, 0) is not a permutation");
-    CHECK(tg_transpose(x, TG_AXES(1, 0, 2)) == NULL);
-    CHECK_ERROR("is not a permutation of the 2 axes");
-    CHECK(tg_transpose(x, TG_AXES(0, 2)) == NULL);
-    CHECK_ERROR("not a permutation");
+    EXPECT_ERROR(tg_transpose(x, TG_AXES(0, 0)) == NULL, "tg_transpose: perm (0, 0) is not a permutation");
+    EXPECT_ERROR(tg_transpose(x, TG_AXES(1, 0, 2)) == NULL, "is not a permutation of the 2 axes");
+    EXPECT_ERROR(tg_transpose(x, TG_AXES(0, 2)) == NULL, "not a permutation");
 
-    CHECK(tg_broadcast_to(x, TG_SHAPE(3, 3)) == NULL);
-    CHECK_ERROR("tg_broadcast_to: shape (2, 3) cannot be broadcast to (3, 3)");
-    CHECK(tg_broadcast_to(x, TG_SHAPE(3)) == NULL);
-    CHECK_ERROR("cannot be broadcast to (3,)");
+    EXPECT_ERROR(tg_broadcast_to(x, TG_SHAPE(3, 3)) == NULL, "tg_broadcast_to: shape (2, 3) cannot be broadcast to (3, 3)");
+    EXPECT_ERROR(tg_broadcast_to(x, TG_SHAPE(3)) == NULL, "cannot be broadcast to (3,)");
     tg_scope_end(s);
 }
 
@@ -442,30 +288,19 @@ static void test_errors_concat_stack(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *a = tg_zeros(TG_F32, TG_SHAPE(2, 3)), *b = tg_zeros(TG_F32, TG_SHAPE(3, 3));
-    CHECK(tg_concat(((tg_tensor *[]){a, b}), 2, 1) == NULL);
-    CHECK_ERROR("tg_concat: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
-    CHECK(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F32, TG_SHAPE(2, 3, 1))}), 2, 0) == NULL);
-    CHECK_ERROR("all dimensions except the concat axis 0 must match");
-    CHECK(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(2, 3))}), 2, 0) == NULL);
-    CHECK_ERROR("cannot mix float32 and float64");
-    CHECK(tg_concat(((tg_tensor *[]){a, b}), 2, 2) == NULL);
-    CHECK_ERROR("axis 2 is out of range");
-    CHECK(tg_concat(((tg_tensor *[]){tg_scalar(1), tg_scalar(2)}), 2, 0) == NULL);
-    CHECK_ERROR("cannot concatenate scalars");
-    CHECK(tg_concat(NULL, 2, 0) == NULL);
-    CHECK_ERROR("tg_concat: needs at least one tensor");
-    CHECK(tg_concat(((tg_tensor *[]){a}), 0, 0) == NULL);
-    CHECK_ERROR("n = 0");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, b}), 2, 1) == NULL, "tg_concat: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F32, TG_SHAPE(2, 3, 1))}), 2, 0) == NULL, "all dimensions except the concat axis 0 must match");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(2, 3))}), 2, 0) == NULL, "cannot mix float32 and float64");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, b}), 2, 2) == NULL, "axis 2 is out of range");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){tg_scalar(1), tg_scalar(2)}), 2, 0) == NULL, "cannot concatenate scalars");
+    EXPECT_ERROR(tg_concat(NULL, 2, 0) == NULL, "tg_concat: needs at least one tensor");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a}), 0, 0) == NULL, "n = 0");
     tg_clear_error();
-    CHECK(tg_concat(((tg_tensor *[]){a, NULL}), 2, 0) == NULL);
-    CHECK_ERROR("is NULL");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, NULL}), 2, 0) == NULL, "is NULL");
 
-    CHECK(tg_stack(((tg_tensor *[]){a, b}), 2, 0) == NULL);
-    CHECK_ERROR("tg_stack: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
-    CHECK(tg_stack(((tg_tensor *[]){a, a}), 2, 3) == NULL);
-    CHECK_ERROR("tg_stack: axis 3 is out of range [-3, 2]");
-    CHECK(tg_stack(((tg_tensor *[]){a, a}), 2, -4) == NULL);
-    CHECK_ERROR("axis -4 is out of range");
+    EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, b}), 2, 0) == NULL, "tg_stack: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, a}), 2, 3) == NULL, "tg_stack: axis 3 is out of range [-3, 2]");
+    EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, a}), 2, -4) == NULL, "axis -4 is out of range");
     tg_scope_end(s);
 }
 
@@ -473,23 +308,15 @@ static void test_errors_slice_pad(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    CHECK(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(1, 1)) == NULL);
-    CHECK_ERROR("tg_slice: begin 3 on axis 0 is out of range [0, 2]");
-    CHECK(tg_slice(x, TG_SHAPE(0, 1), TG_SHAPE(1, 3)) == NULL);
-    CHECK_ERROR("on axis 1, begin 1 + size 3 runs past the end of x of shape (2, 3)");
-    CHECK(tg_slice(x, TG_SHAPE(-1, 0), TG_SHAPE(1, 1)) == NULL);
-    CHECK_ERROR("begin -1 on axis 0 is out of range");
-    CHECK(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1, -2)) == NULL);
-    CHECK_ERROR("size -2");
-    CHECK(tg_slice(x, TG_SHAPE(0), TG_SHAPE(1)) == NULL);
-    CHECK_ERROR("begin and size have 1 entries but x has shape (2, 3)");
-    CHECK(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1)) == NULL);
-    CHECK_ERROR("`begin` has rank 2 and `size` has rank 1");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(1, 1)) == NULL, "tg_slice: begin 3 on axis 0 is out of range [0, 2]");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 1), TG_SHAPE(1, 3)) == NULL, "on axis 1, begin 1 + size 3 runs past the end of x of shape (2, 3)");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(-1, 0), TG_SHAPE(1, 1)) == NULL, "begin -1 on axis 0 is out of range");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1, -2)) == NULL, "size -2");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0), TG_SHAPE(1)) == NULL, "begin and size have 1 entries but x has shape (2, 3)");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1)) == NULL, "`begin` has rank 2 and `size` has rank 1");
 
-    CHECK(tg_pad(x, TG_SHAPE(0, -1), TG_SHAPE(1, 1), 0) == NULL);
-    CHECK_ERROR("tg_pad: negative padding on axis 1 (before -1, after 1)");
-    CHECK(tg_pad(x, TG_SHAPE(1), TG_SHAPE(1), 0) == NULL);
-    CHECK_ERROR("before and after have 1 entries");
+    EXPECT_ERROR(tg_pad(x, TG_SHAPE(0, -1), TG_SHAPE(1, 1), 0) == NULL, "tg_pad: negative padding on axis 1 (before -1, after 1)");
+    EXPECT_ERROR(tg_pad(x, TG_SHAPE(1), TG_SHAPE(1), 0) == NULL, "before and after have 1 entries");
     tg_scope_end(s);
 }
 
@@ -500,16 +327,13 @@ static void test_errors_size_overflow(void)
     tg_scope *sc = tg_scope_begin();
     tg_tensor *x = tg_from_f32(TG_SHAPE(4), 1, 2, 3, 4);
     tg_clear_error();
-    CHECK(tg_slice(x, TG_SHAPE(2), TG_SHAPE(INT64_MAX)) == NULL);
-    CHECK_ERROR("tg_slice: on axis 0, begin 2 + size 9223372036854775807 runs past the end");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(2), TG_SHAPE(INT64_MAX)) == NULL, "tg_slice: on axis 0, begin 2 + size 9223372036854775807 runs past the end");
     tg_clear_error();
-    CHECK(tg_pad(x, TG_SHAPE(1), TG_SHAPE(INT64_MAX), 0.0) == NULL);
-    CHECK_ERROR("tg_pad");
+    EXPECT_ERROR(tg_pad(x, TG_SHAPE(1), TG_SHAPE(INT64_MAX), 0.0) == NULL, "tg_pad");
     CHECK_ERROR("too large");
     /* a zero-size tensor with a huge axis: its strides would overflow */
     tg_clear_error();
-    CHECK(tg_zeros(TG_F32, TG_SHAPE(0, (int64_t)1 << 40, (int64_t)1 << 40)) == NULL);
-    CHECK_ERROR("test_ops_shape.c");
+    EXPECT_ERROR(tg_zeros(TG_F32, TG_SHAPE(0, (int64_t)1 << 40, (int64_t)1 << 40)) == NULL, "test_ops_shape.c");
     CHECK_ERROR("too large");
     tg_clear_error();
     tg_tensor *wide = tg_zeros(TG_F32, TG_SHAPE(0, (int64_t)1 << 58));
@@ -517,15 +341,13 @@ static void test_errors_size_overflow(void)
     tg_tensor *parts[32];
     for (int i = 0; i < 32; i++)
         parts[i] = wide;
-    CHECK(tg_concat(parts, 32, 1) == NULL);
-    CHECK_ERROR("tg_concat");
+    EXPECT_ERROR(tg_concat(parts, 32, 1) == NULL, "tg_concat");
     CHECK_ERROR("too large");
     /* a layer's input shape whose element count does not fit */
     tg_clear_error();
     tg_model *m = tg_sequential(tg_flatten(.input_shape = TG_SHAPE((int64_t)1 << 40, (int64_t)1 << 40)),
                                 tg_dense(.units = 2));
-    CHECK(m == NULL);
-    CHECK_ERROR("too large");
+    EXPECT_ERROR(m == NULL, "too large");
     tg_model_free(m);
     tg_clear_error();
     /* SAME with a stride past the image: one output row, ceil(4 / stride) */
@@ -544,29 +366,19 @@ static void test_errors_gather_scatter_one_hot(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *p = tg_zeros(TG_F32, TG_SHAPE(3, 2));
-    CHECK(tg_gather(p, tg_from_i32(TG_SHAPE(2), 0, 5), 0) == NULL);
-    CHECK_ERROR("tg_gather: indices[1] = 5 is out of range [0, 3) for axis 0 of params of shape (3, 2)");
-    CHECK(tg_gather(p, tg_from_i64(TG_SHAPE(1), -1), 1) == NULL);
-    CHECK_ERROR("indices[0] = -1 is out of range [0, 2) for axis 1");
-    CHECK(tg_gather(p, tg_from_f32(TG_SHAPE(1), 0), 0) == NULL);
-    CHECK_ERROR("tg_gather: `indices` must be int32 or int64, not float32");
-    CHECK(tg_gather(p, tg_from_i32(TG_SHAPE(1), 0), 2) == NULL);
-    CHECK_ERROR("axis 2 is out of range");
-    CHECK(tg_gather(tg_scalar(1), tg_from_i32(TG_SHAPE(1), 0), 0) == NULL);
-    CHECK_ERROR("`params` must have rank >= 1");
+    EXPECT_ERROR(tg_gather(p, tg_from_i32(TG_SHAPE(2), 0, 5), 0) == NULL, "tg_gather: indices[1] = 5 is out of range [0, 3) for axis 0 of params of shape (3, 2)");
+    EXPECT_ERROR(tg_gather(p, tg_from_i64(TG_SHAPE(1), -1), 1) == NULL, "indices[0] = -1 is out of range [0, 2) for axis 1");
+    EXPECT_ERROR(tg_gather(p, tg_from_f32(TG_SHAPE(1), 0), 0) == NULL, "tg_gather: `indices` must be int32 or int64, not float32");
+    EXPECT_ERROR(tg_gather(p, tg_from_i32(TG_SHAPE(1), 0), 2) == NULL, "axis 2 is out of range");
+    EXPECT_ERROR(tg_gather(tg_scalar(1), tg_from_i32(TG_SHAPE(1), 0), 0) == NULL, "`params` must have rank >= 1");
 
     tg_tensor *idx = tg_from_i32(TG_SHAPE(2), 0, 3);
-    CHECK(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 2)), TG_SHAPE(3, 2), 0) == NULL);
-    CHECK_ERROR("tg_scatter_add: indices[1] = 3 is out of range [0, 3)");
-    CHECK(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 3)), TG_SHAPE(4, 2), 0) == NULL);
-    CHECK_ERROR("updates have shape (2, 3) but indices into axis 0 of shape (4, 2) need updates of shape (2, 2)");
-    CHECK(tg_scatter_add(tg_from_f64(TG_SHAPE(1), 0), tg_zeros(TG_F32, TG_SHAPE(1)), TG_SHAPE(2), 0) == NULL);
-    CHECK_ERROR("must be int32 or int64, not float64");
+    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 2)), TG_SHAPE(3, 2), 0) == NULL, "tg_scatter_add: indices[1] = 3 is out of range [0, 3)");
+    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 3)), TG_SHAPE(4, 2), 0) == NULL, "updates have shape (2, 3) but indices into axis 0 of shape (4, 2) need updates of shape (2, 2)");
+    EXPECT_ERROR(tg_scatter_add(tg_from_f64(TG_SHAPE(1), 0), tg_zeros(TG_F32, TG_SHAPE(1)), TG_SHAPE(2), 0) == NULL, "must be int32 or int64, not float64");
 
-    CHECK(tg_one_hot(tg_from_f32(TG_SHAPE(2), 0, 1), 3) == NULL);
-    CHECK_ERROR("tg_one_hot: `indices` must be int32 or int64");
-    CHECK(tg_one_hot(tg_from_i32(TG_SHAPE(2), 0, 1), -1) == NULL);
-    CHECK_ERROR("depth must be >= 0");
+    EXPECT_ERROR(tg_one_hot(tg_from_f32(TG_SHAPE(2), 0, 1), 3) == NULL, "tg_one_hot: `indices` must be int32 or int64");
+    EXPECT_ERROR(tg_one_hot(tg_from_i32(TG_SHAPE(2), 0, 1), -1) == NULL, "depth must be >= 0");
     tg_scope_end(s);
 }
 
@@ -580,10 +392,7 @@ int main(void)
     RUN(test_concat_stack_forward);
     RUN(test_slice_pad_forward);
     RUN(test_gather_scatter_one_hot_forward);
-    RUN(test_grad_reshape_transpose_broadcast);
-    RUN(test_grad_concat_stack);
-    RUN(test_grad_slice_pad);
-    RUN(test_grad_gather_scatter);
+    RUN(test_grad_gather_counts);
     RUN(test_second_order_gather);
     RUN(test_one_hot_in_tape);
     RUN(test_errors_reshape_transpose_broadcast);

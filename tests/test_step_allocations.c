@@ -8,46 +8,9 @@
 
 #include "check.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TG_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TG_TEST_SANITIZED 1
-#endif
-#endif
+#include "malloc_count.h"
 
-#if !defined(TG_TEST_SANITIZED) && defined(__GLIBC__)
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
-
-static atomic_long counted;
-static atomic_bool counting;
-
-static void note(void)
-{
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
-        atomic_fetch_add(&counted, 1);
-}
-
-void *malloc(size_t n) { note(); return __libc_malloc(n); }
-void *calloc(size_t k, size_t n) { note(); return __libc_calloc(k, n); }
-void *realloc(void *p, size_t n) { note(); return __libc_realloc(p, n); }
-void *aligned_alloc(size_t a, size_t n) { note(); return __libc_memalign(a, n); }
-void *memalign(size_t a, size_t n) { note(); return __libc_memalign(a, n); }
-int posix_memalign(void **p, size_t a, size_t n)
-{
-    note();
-    *p = __libc_memalign(a, n);
-    return *p ? 0 : 12;   /* ENOMEM */
-}
-void free(void *p) { __libc_free(p); }
-#define CAN_COUNT 1
-#endif
-
-#ifdef CAN_COUNT
+#ifdef MALLOC_CAN_COUNT
 /* Counts from the start of batch `from` to the end of the last batch. */
 typedef struct window {
     int64_t from;
@@ -57,20 +20,29 @@ static int batch_begin(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *log
 {
     (void)m, (void)logs;
     if (batch == ((window *)cb->user)->from)
-        atomic_store(&counting, true);
+        malloc_count_start();
     return 0;
 }
 
 static int epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
 {
     (void)cb, (void)m, (void)epoch, (void)logs;
-    atomic_store(&counting, false);
+    malloc_count_stop();
     return 0;
 }
 
 /* The benchmark's model, smaller: Dense(64, relu) -> Dense(10), Adam, sparse
  * cross-entropy from logits, through fit's default step; 2 threads. */
+static void fit_counting_from(int64_t batch, tg_model *(*make)(void), tg_shape row, bool dataset);
+
 static void fit_counting(int64_t batch, tg_model *(*make)(void), tg_shape row)
+{
+    fit_counting_from(batch, make, row, false);
+}
+
+/* With dataset: the same rows from a data set, read in place, a quarter of them held out
+ * for validation (evaluated inside the counted window, before the epoch-end hook). */
+static void fit_counting_from(int64_t batch, tg_model *(*make)(void), tg_shape row, bool dataset)
 {
     tg_scope *s = tg_scope_begin();
     tg_shape xs = {.rank = row.rank + 1, .dims = {640}};
@@ -85,13 +57,19 @@ static void fit_counting(int64_t batch, tg_model *(*make)(void), tg_shape row)
                      .from_logits = true) == 0);
     window w = {.from = 3};
     tg_callback cb = {.on_batch_begin = batch_begin, .on_epoch_end = epoch_end, .user = &w};
-    atomic_store(&counted, 0);
-    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
-                           .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
+    tg_dataset *ds = dataset ? tg_dataset_new(x, y) : NULL;
+    tg_history *h = dataset ? tg_fit(m, NULL, NULL, .dataset = ds, .validation_split = 0.25, .epochs = 1,
+                                     .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1)
+                            : tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
     CHECK(h != NULL);
-    long n = atomic_load(&counted);
-    printf("  batch %lld: %ld allocations in batches %lld..%lld\n", (long long)batch, n, (long long)w.from,
-           (long long)(640 / batch - 1));
+    long n = (long)atomic_load(&malloc_calls);
+    int64_t rows = dataset ? 480 : 640;
+    printf("  batch %lld%s: %ld allocations in batches %lld..%lld\n", (long long)batch,
+           dataset ? " (a data set, validation split)" : "", n, (long long)w.from,
+           (long long)((rows + batch - 1) / batch - 1));
+    tg_dataset_free(ds);
     CHECK(n == 0);
     tg_history_free(h);
     tg_model_free(m);
@@ -115,6 +93,7 @@ static void test_mlp_steps_allocate_nothing(void)
     tg_set_num_threads(2);
     fit_counting(32, mlp, TG_SHAPE(20));
     fit_counting(128, mlp, TG_SHAPE(20));
+    fit_counting_from(32, mlp, TG_SHAPE(20), true);
 }
 
 static void test_cnn_steps_allocate_nothing(void)
@@ -125,7 +104,7 @@ static void test_cnn_steps_allocate_nothing(void)
 
 int main(void)
 {
-#ifdef CAN_COUNT
+#ifdef MALLOC_CAN_COUNT
     RUN(test_mlp_steps_allocate_nothing);
     RUN(test_cnn_steps_allocate_nothing);
 #else

@@ -17,11 +17,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-
-#ifndef TG_FIXTURES_DIR
-#error "TG_FIXTURES_DIR must name tests/fixtures (CMake defines it for the tests)"
-#endif
-#define GOLDEN_PATH TG_FIXTURES_DIR "/training_golden.txt"
+#include "fixture.h"
 
 /* ---- the fixture ------------------------------------------------------------------------- */
 #define MAXV 512
@@ -60,47 +56,17 @@ typedef struct gcase {
 static gcase cases[4];
 static int n_cases = -1;
 
-static int parse_doubles(const char *s, double *out, int max)
-{
-    int n = 0;
-    char *end;
-    for (double v = strtod(s, &end); end != s; v = strtod(s, &end)) {
-        if (n == max)
-            return -1;
-        out[n++] = v;
-        s = end;
-    }
-    return n;
-}
-
 /* "[NAME] RANK DIM... : V V ..." with as many values as the shape holds. */
-static bool parse_array(const char *s, bool named, arr *a)
+static bool parse_array(char *s, bool named, arr *a)
 {
-    int used = 0;
-    if (named && sscanf(s, "%63s%n", a->name, &used) != 1)
+    if (named && !fx_word(&s, a->name, sizeof a->name))
         return false;
-    s += used;
-    if (sscanf(s, "%d%n", &a->shape.rank, &used) != 1 || a->shape.rank < 0 || a->shape.rank > TG_MAX_RANK)
-        return false;
-    s += used;
-    int64_t size = 1;
-    for (int i = 0; i < a->shape.rank; i++) {
-        long long d;
-        if (sscanf(s, "%lld%n", &d, &used) != 1 || d < 0)
-            return false;
-        a->shape.dims[i] = d;
-        size *= d;
-        s += used;
-    }
-    const char *colon = strchr(s, ':');
-    if (!colon)
-        return false;
-    a->n = parse_doubles(colon + 1, a->v, MAXV);
-    a->present = a->n == size;
+    a->present = fx_array(&s, &a->shape, a->v, MAXV);
+    a->n = (int)fx_size(&a->shape);
     return a->present;
 }
 
-static bool parse_record(gcase *c, const char *tag, const char *rest)
+static bool parse_record(gcase *c, const char *tag, char *rest)
 {
     if (!strcmp(tag, "x"))
         return parse_array(rest, false, &c->x);
@@ -109,9 +75,9 @@ static bool parse_record(gcase *c, const char *tag, const char *rest)
     if (!strcmp(tag, "logits"))
         return parse_array(rest, false, &c->logits);
     if (!strcmp(tag, "loss"))
-        return (c->has_loss = sscanf(rest, "%lf", &c->loss) == 1);
+        return (c->has_loss = fx_number(&rest, &c->loss));
     if (!strcmp(tag, "adam_step"))
-        return sscanf(rest, "%lf", &c->adam_lr) == 1;
+        return fx_number(&rest, &c->adam_lr);
     if (!strcmp(tag, "var"))
         return c->n_vars < MAXVARS && parse_array(rest, true, &c->vars[c->n_vars++]);
     if (!strcmp(tag, "grad"))
@@ -122,19 +88,18 @@ static bool parse_record(gcase *c, const char *tag, const char *rest)
         if (c->n_traj == MAXTRAJ)
             return false;
         traj *t = &c->traj[c->n_traj++];
-        int used = 0;
-        if (sscanf(rest, "%15s %d %lf %lf :%n", t->opt, &t->steps, &t->lr, &t->momentum, &used) != 4 || !used)
+        if (!fx_word(&rest, t->opt, sizeof t->opt) || !fx_int(&rest, &t->steps) || !fx_number(&rest, &t->lr) ||
+            !fx_number(&rest, &t->momentum) || !fx_char(&rest, ':'))
             return false;
-        t->n_loss = parse_doubles(rest + used, t->loss, 64);
+        t->n_loss = fx_numbers(&rest, t->loss, 64);
         return t->n_loss == t->steps;
     }
     if (!strcmp(tag, "final")) {
         char opt[16];
-        int used = 0;
-        if (c->n_traj == 0 || sscanf(rest, "%15s%n", opt, &used) != 1)
+        if (c->n_traj == 0 || !fx_word(&rest, opt, sizeof opt))
             return false;
         traj *t = &c->traj[c->n_traj - 1];
-        return !strcmp(opt, t->opt) && t->n_final < MAXVARS && parse_array(rest + used, true, &t->final[t->n_final++]);
+        return !strcmp(opt, t->opt) && t->n_final < MAXVARS && parse_array(rest, true, &t->final[t->n_final++]);
     }
     return false;
 }
@@ -142,28 +107,22 @@ static bool parse_record(gcase *c, const char *tag, const char *rest)
 /* The number of cases, or -1 (with a message) when the file is missing or malformed. */
 static int load_cases(void)
 {
-    FILE *f = fopen(GOLDEN_PATH, "r");
-    if (!f) {
-        printf("  cannot open %s: run /usr/bin/python3 tools/make_training_fixtures.py\n", GOLDEN_PATH);
+    static fx_reader r;
+    if (!fx_open(&r, "training_golden.txt", "tools/make_training_fixtures.py")) {
+        printf("  %s\n", r.error);
         return -1;
     }
-    static char line[65536];
-    int n = 0, lineno = 0;
+    int n = 0;
     gcase *c = NULL;
-    bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
-        lineno++;
-        char tag[32];
-        int used = 0;
-        if (line[0] == '#' || sscanf(line, "%31s%n", tag, &used) != 1)
-            continue;
-        const char *rest = line + used;
+    char tag[32], *rest;
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        bool ok;
         if (!strcmp(tag, "case")) {
             ok = !c && n < (int)(sizeof cases / sizeof cases[0]);
             if (ok) {
                 c = &cases[n++];
                 memset(c, 0, sizeof *c);
-                ok = sscanf(rest, "%31s", c->name) == 1;
+                ok = fx_word(&rest, c->name, sizeof c->name);
             }
         } else if (!strcmp(tag, "end")) {
             ok = c != NULL;
@@ -173,13 +132,15 @@ static int load_cases(void)
         } else {
             ok = c && parse_record(c, tag, rest);
         }
+        if (!ok)
+            fx_fail(&r, "a malformed `%s` record", tag);
     }
-    fclose(f);
-    if (ok && c)
-        ok = false, lineno = -1;
-    if (!ok)
-        printf("  %s: malformed at line %d\n", GOLDEN_PATH, lineno);
-    return ok ? n : -1;
+    fx_close(&r);
+    if (!r.failed && c)
+        fx_fail(&r, "the file ends inside case %s", c->name);
+    if (r.failed)
+        printf("  %s\n", r.error);
+    return r.failed ? -1 : n;
 }
 
 static const gcase *find_case(const char *name)
@@ -354,9 +315,7 @@ static tg_model *golden_model(const gcase *c, tg_dtype dtype)
 static void check_step(const char *name, tg_dtype dtype, tolerance tol)
 {
     const gcase *c = find_case(name);
-    CHECK(c != NULL);
-    if (!c)
-        return;
+    REQUIRE(c != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, dtype);
     if (!m) {
@@ -409,9 +368,7 @@ static void check_fit(const char *name, const char *opt)
 {
     const gcase *c = find_case(name);
     const traj *t = c ? find_traj(c, opt) : NULL;
-    CHECK(t != NULL);
-    if (!t)
-        return;
+    REQUIRE(t != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, TG_F64);
     if (!m) {
@@ -481,9 +438,7 @@ static void test_cnn_fit_adam(void) { check_fit("cnn", "adam"); }
 static void test_tolerance_catches_small_errors(void)
 {
     const gcase *c = find_case("cnn");
-    CHECK(c != NULL);
-    if (!c)
-        return;
+    REQUIRE(c != NULL);
     tg_scope *s = tg_scope_begin();
     tg_model *m = golden_model(c, TG_F64);
     if (m) {

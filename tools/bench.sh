@@ -15,6 +15,10 @@
 # 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32) with tapegrad and
 #    PyTorch eager (bench/torch_cnn.py).
 # 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
+# 5. Peak memory of a public-API fit (bench_fmnist --memory): Fashion-MNIST as data sets,
+#    Dense(128) -> Dense(10), one epoch with a 10% validation split, then evaluate on the
+#    test set; peak resident memory (getrusage), OpenBLAS's buffers included, fit reading
+#    the data sets in place and, for comparison, given tg_dataset_x copies as tensors.
 # One table goes to stdout and, with the machine and versions, to bench/results.md.
 #
 # Time: about 8 minutes on 2 cores, 5.5 of them TensorFlow.js (25-40 s per epoch here).
@@ -197,6 +201,20 @@ if [ "$have_torch" = 1 ]; then
     fi
 fi
 
+echo "== memory: public-API fit of Dense(128) on Fashion-MNIST, 1 epoch, 10% validation, then evaluate"
+memory=""
+for data in dataset tensors; do
+    extra=()
+    [ "$data" = tensors ] && extra=(--tensors)
+    if run "tapegrad-memory-$data" "$build/bench_fmnist" --memory --threads $threads "${extra[@]}"; then
+        memory="$memory${memory:+; }$data: peak $(field "tapegrad-memory-$data" peak_rss_mb) MB"
+    else
+        memory="$memory${memory:+; }$data: failed (see $logs/tapegrad-memory-$data.log)"
+    fi
+done
+train_mb=$(field tapegrad-memory-dataset train_f32_mb)
+echo "  $memory (the float32 training set is ${train_mb:-?} MB)"
+
 echo "== per-op eager overhead ($ops chained scalar ops per tape, median of 7)"
 tg=$("$build/bench_overhead" "$ops")
 th=""
@@ -240,6 +258,7 @@ echo "$table"
 [ "$quick" = 1 ] && echo "(quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch)"
 echo
 echo "CNN: tapegrad ${cnn:-failed}; PyTorch eager $cnn_torch"
+echo "Memory (fit reading Fashion-MNIST data sets in place, or given copies as tensors): $memory"
 printf '%-16s %14s %14s %16s\n' metric "tapegrad ns/op" "torch ns/op" "torch/tapegrad"
 overhead=""
 for metric in record+backward forward; do
@@ -276,6 +295,10 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
     echo
     echo "CNN epoch: tapegrad ${cnn:-failed}; PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads, bench/torch_cnn.py) $cnn_torch."
+    echo
+    echo "Peak memory of a public-API fit (bench_fmnist --memory: Fashion-MNIST loaded as data sets, Dense(128) -> Dense(10),"
+    echo "Adam, batch 32, 1 epoch with validation_split 0.1, then tg_evaluate on the test set; getrusage's ru_maxrss,"
+    echo "OpenBLAS's buffers included; the float32 training set is ${train_mb:-?} MB): $memory."
     echo
     echo "Per-op eager overhead ($ops chained scalar ops per tape, median of 7):"
     echo

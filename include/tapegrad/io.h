@@ -125,6 +125,16 @@ tg_tensor *tg_dataset_x_at(tg_loc loc, const tg_dataset *ds);
 tg_tensor *tg_dataset_y_at(tg_loc loc, const tg_dataset *ds);
 #define tg_dataset_x(ds) tg_dataset_x_at(TG_LOC, ds)
 #define tg_dataset_y(ds) tg_dataset_y_at(TG_LOC, ds)
+/* The same without a copy: a tensor in the innermost scope that reads the data set's own
+ * memory (what tg_fit, tg_evaluate and tg_predict do with .dataset). It is valid while
+ * the data set lives and is not shuffled, scaled or reshaped (they replace or rewrite the
+ * rows); ending its scope frees the header only. Never write into it. */
+tg_tensor *tg_dataset_x_view_at(tg_loc loc, const tg_dataset *ds);
+tg_tensor *tg_dataset_y_view_at(tg_loc loc, const tg_dataset *ds);
+#define tg_dataset_x_view(ds) tg_dataset_x_view_at(TG_LOC, ds)
+#define tg_dataset_y_view(ds) tg_dataset_y_view_at(TG_LOC, ds)
+/* Whether the data set has labels (false for NULL). */
+bool tg_dataset_has_labels(const tg_dataset *ds);
 
 /* Fashion-MNIST from `dir`, or when dir is NULL from $FMNIST_DIR or else
  * /usr/share/datasets/fashion-mnist/ (Debian's dataset-fashion-mnist): images float32

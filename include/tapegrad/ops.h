@@ -298,7 +298,8 @@ typedef struct tg_pool2d_opts {
     int64_t strides[2];        /* default {0, 0}: the pool size, as Keras */
     tg_padding padding;        /* default TG_PADDING_VALID */
 } tg_pool2d_opts;
-/* Max over each window; SAME padding never wins. Ties share the gradient. */
+/* Max over each window; SAME padding never wins. A window's gradient goes to its first
+ * maximum in row-major order, as TF's MaxPoolGrad gives it. */
 tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);
 /* Mean over each window; with SAME, over the real (not padded) positions only, as TF. */
 tg_tensor *tg_avg_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);

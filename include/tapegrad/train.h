@@ -136,7 +136,24 @@ tg_callback *tg_learning_rate_scheduler_at(tg_loc loc, tg_lr_schedule_fn schedul
 typedef struct tg_history tg_history;
 
 /* One training step on a batch: run a tape and the optimizer, then fill `logs` (usually
- * tg_model_metric_logs). Returns 0, or -1 with an error to stop fit. */
+ * tg_model_metric_logs). Returns 0, or -1 with an error to stop fit.
+ *
+ * The contract fit keeps with a step (tg_train_step_default or yours, .train_step):
+ * - x is one batch of the model's input, [B, ...] with B <= batch_size (the last batch of
+ *   an epoch may be smaller; with .shard, this process's part of the global batch), rows
+ *   in the epoch's shuffled order; y is the same rows of the labels; sample_weight is
+ *   NULL or their [B] weights (sample_weight times class_weight), float.
+ * - x, y and sample_weight are read-only and live in a scope fit opens for this step
+ *   alone: they, and every tensor the step makes, end when the step returns. Their data
+ *   is a buffer fit reuses for the next batch, so keep values (tg_copy_out), never the
+ *   tensors or their data.
+ * - The step runs with no tape recording around it, inside tg_fit's call (errors name
+ *   the user's tg_fit line). It updates the model's weights (usually through the compiled
+ *   optimizer) and the compiled metrics, and leaves what it logs in `logs`.
+ * - `user` is fit's .user. The step must not change the data fit reads (x, y, the data
+ *   set) nor free the model.
+ * A model with several inputs or outputs will receive lists; this signature is the one
+ * of one input and one output. */
 typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y,
                                 const tg_tensor *sample_weight, tg_logs *logs, void *user);
 /* Keras's train_step: forward and loss on a tape, gradients of the trainable variables,
@@ -146,14 +163,31 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
 
 typedef enum tg_verbose { TG_VERBOSE_AUTO = 0, TG_VERBOSE_SILENT, TG_VERBOSE_BAR, TG_VERBOSE_EPOCH } tg_verbose;
 
+/* This process's part of every global batch, for data-parallel training: of a global
+ * batch of B rows, shard `rank` of `count` gets rows [B * rank / count, B * (rank + 1) /
+ * count) of it, so the shards' parts are disjoint and together the global batch. The
+ * order, steps and position are the global ones: every process shuffles alike. count 0
+ * or 1: no sharding. Validation is not sharded. */
+typedef struct tg_fit_shard {
+    int rank, count;
+} tg_fit_shard;
+
+/* The data, given one way: tensors x and y (the arguments), lists of them (.inputs and
+ * .targets, x and y NULL) or a data set (.dataset, x and y NULL). fit, evaluate and
+ * predict read it in place: a validation_split is a view of its last rows, and each batch
+ * is gathered into a buffer reused by every step, so nothing of the size of the data is
+ * copied. The data must not change until the call returns. */
 typedef struct tg_fit_opts {
     int epochs;                   /* default 1 */
     int64_t batch_size;           /* default 32 */
     double validation_split;      /* the last fraction of x and y, before shuffling */
     const tg_tensor *validation_x, *validation_y;
+    const tg_dataset *validation_dataset;  /* validation rows and labels from a data set */
     bool shuffle;                 /* default true */
     uint64_t seed;                /* for shuffling */
     int initial_epoch;
+    int64_t initial_step;         /* resume inside initial_epoch: skip its first steps (the
+                                     order is the same; tg_model_get_fit_position) */
     const tg_tensor *sample_weight;        /* [N], finite (NaN or Inf is refused, as in x) */
     const double *class_weight;            /* [number of classes], finite */
     int n_class_weight;                    /* 0 when class_weight is NULL */
@@ -166,6 +200,13 @@ typedef struct tg_fit_opts {
     bool check_numerics;          /* stop at the first NaN or Inf, forward, backward or in an
                                      update, naming the op, layer or variable, and its line
                                      (TG_CHECK_NUMERICS for the whole fit) */
+    const tg_dataset *dataset;    /* the features and labels of a data set, in place of x, y;
+                                     its own batch size, order and cursor are not used */
+    const tg_tensor *const *inputs;   /* one tensor per model input, in place of x */
+    int n_inputs;
+    const tg_tensor *const *targets;  /* one tensor per model output, in place of y */
+    int n_targets;
+    tg_fit_shard shard;           /* this process's part of each batch */
 } tg_fit_opts;
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 /* Arrays written in the call, such as `.callbacks = (tg_callback *[]){es, log}`, live
@@ -173,6 +214,27 @@ tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tens
 #define tg_fit(m, x, y, ...)                                                                        \
     TG__CALL(tg_fit_opts, tg_fit_at(TG_LOC, m, x, y, tg__o), .epochs = 1, .batch_size = 32, .shuffle = true, \
              __VA_ARGS__)
+
+/* Where fit left off, so that a checkpoint can resume mid-epoch: the epoch and step of the
+ * next batch (0-based, fit's initial_epoch and initial_step) and the shuffle seed. After
+ * each step fit sets {epoch, step + 1, seed} (before the batch-end callbacks run, so a
+ * checkpoint saved there resumes after that step), and {epoch + 1, 0, seed} once every
+ * step of an epoch ran (before the epoch-end callbacks). tg_model_save stores it in the
+ * file's metadata (tapegrad_epoch, tapegrad_step, tapegrad_seed) and tg_model_load
+ * restores it: a fresh model loaded from the file and fit with .initial_epoch = epoch,
+ * .initial_step = step, .seed = seed (same data, batch size and shard) sees exactly the
+ * batches the uninterrupted run would have seen, and ends with the same weights when the
+ * model has no state outside the file (Dropout's generator is not saved). The metrics of
+ * a resumed epoch cover its remaining steps only. */
+typedef struct tg_model_fit_position {
+    int epoch;
+    int64_t step;
+    uint64_t seed;
+} tg_model_fit_position;
+/* Returns 1 with *pos set, 0 (and zeros) when the model never trained nor loaded a
+ * position, -1 with an error for a NULL or freed model or a NULL pos. */
+int tg_model_get_fit_position_at(tg_loc loc, const tg_model *m, tg_model_fit_position *pos);
+#define tg_model_get_fit_position(m, pos) tg_model_get_fit_position_at(TG_LOC, m, pos)
 
 /* Every logged value per epoch: "loss", metrics, "val_loss", "val_..." and "lr". */
 int tg_history_epochs(const tg_history *h);
@@ -219,19 +281,30 @@ typedef struct tg_evaluate_opts {
     const tg_tensor *sample_weight;
     tg_verbose verbose;           /* default silent */
     FILE *out;
+    const tg_dataset *dataset;    /* in place of x and y, read in place */
+    const tg_tensor *const *inputs;   /* in place of x: one per model input */
+    int n_inputs;
+    const tg_tensor *const *targets;  /* in place of y: one per model output */
+    int n_targets;
 } tg_evaluate_opts;
-/* Loss and metrics over (x, y) into *logs. Returns 0 or -1. */
+/* Loss and metrics over (x, y) into *logs, read in place batch by batch (fit's data
+ * contract, above). Returns 0 or -1. */
 int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
                    tg_evaluate_opts o);
-#define tg_evaluate(m, x, y, logs, ...) \
-    tg_evaluate_at(TG_LOC, m, x, y, logs, TG__OPTS(tg_evaluate_opts, .batch_size = 32, .verbose = TG_VERBOSE_SILENT, __VA_ARGS__))
+#define tg_evaluate(m, x, y, logs, ...)                                                               \
+    TG__CALL(tg_evaluate_opts, tg_evaluate_at(TG_LOC, m, x, y, logs, tg__o), .batch_size = 32,            \
+             .verbose = TG_VERBOSE_SILENT, __VA_ARGS__)
 
 typedef struct tg_predict_opts {
     int64_t batch_size;           /* default 32 */
+    const tg_dataset *dataset;    /* its features in place of x (x NULL) */
+    const tg_tensor *const *inputs;   /* in place of x: one per model input */
+    int n_inputs;
 } tg_predict_opts;
 /* The model's outputs for every row of x, batch by batch, in the innermost scope. */
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
-#define tg_predict(m, x, ...) tg_predict_at(TG_LOC, m, x, TG__OPTS(tg_predict_opts, .batch_size = 32, __VA_ARGS__))
+#define tg_predict(m, x, ...) \
+    TG__CALL(tg_predict_opts, tg_predict_at(TG_LOC, m, x, tg__o), .batch_size = 32, __VA_ARGS__)
 
 TG_END_DECLS
 #endif

@@ -321,12 +321,13 @@ static char *fit_metadata(const setup *u)
 }
 
 /* ---- data to tensors ---------------------------------------------------------------------- */
-/* The data set's rows shaped for the model, and its labels. */
+/* The data set's rows shaped for the model, and its labels: views of the data set's own
+ * memory (no copy), valid while it lives unchanged. */
 static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, tg_tensor **y, tg_shape *in)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *probe = tg_dataset_x(ds);
-    tg_shape row = tg_shape_of(probe);
+    tg_tensor *probe = tg_dataset_x_view(ds);
+    tg_shape row = probe ? tg_shape_of(probe) : (tg_shape){0};
     tg_scope_end(s);
     if (row.rank < 1)
         return false;
@@ -335,8 +336,8 @@ static bool tensors_for(tg_dataset *ds, const model_spec *spec, tg_tensor **x, t
     *in = spec_input_shape(spec, row);
     if (tg_dataset_reshape(ds, *in) != 0)
         return false;
-    *x = tg_dataset_x(ds);
-    *y = tg_dataset_y(ds);
+    *x = tg_dataset_x_view(ds);
+    *y = tg_dataset_y_view(ds);
     return *x && *y;
 }
 

@@ -302,6 +302,27 @@ tg_tensor *tg_dataset_y_at(tg_loc loc, const tg_dataset *ds)
     return ds->y.data ? rows_tensor(loc, &ds->y, 0, ds->rows) : NULL;
 }
 
+/* A header over the part's rows, in place: fit, evaluate and predict read a data set's
+ * rows through these without copying them. */
+static tg_tensor *part_view(tg_loc loc, const part *p)
+{
+    return tg__tensor_wrap(loc, p->dtype, &p->shape, p->data);
+}
+
+tg_tensor *tg_dataset_x_view_at(tg_loc loc, const tg_dataset *ds)
+{
+    return ds ? part_view(loc, &ds->x) : tg__null_arg(loc, "tg_dataset_x_view", "ds");
+}
+
+tg_tensor *tg_dataset_y_view_at(tg_loc loc, const tg_dataset *ds)
+{
+    if (!ds)
+        return tg__null_arg(loc, "tg_dataset_y_view", "ds");
+    return ds->y.data ? part_view(loc, &ds->y) : NULL;
+}
+
+bool tg_dataset_has_labels(const tg_dataset *ds) { return ds && ds->y.data; }
+
 /* ---- Fashion-MNIST ------------------------------------------------------------------------ */
 static const char *FMNIST = "tg_load_fashion_mnist";
 

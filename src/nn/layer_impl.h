@@ -71,6 +71,16 @@ void tg__layer_destroy(tg_layer *l);
  * model; the model frees it with `free_fn` when it is freed or the state is replaced. */
 void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *));
 void *tg__model_attachment(const tg_model *m);
+/* Where fit left off: the epoch and step of the next batch and the shuffle seed. train/
+ * writes it after each step and reads it for checkpoints; nn only keeps it, so it outlives
+ * a new compile. NULL for NULL or a freed model. */
+typedef struct tg__fit_position {
+    bool set;                   /* false until the model trains or loads a position */
+    int epoch;
+    int64_t step;
+    uint64_t seed;
+} tg__fit_position;
+tg__fit_position *tg__model_fit_position(const tg_model *m);
 /* Checks a user's model handle: non-NULL and not freed. False with an error. */
 bool tg__model_check(tg_loc loc, const char *func, const tg_model *m);
 

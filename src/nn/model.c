@@ -24,6 +24,7 @@ struct tg_model {
     int cap_vars;
     void *train_state;             /* train/'s, freed by train_free */
     void (*train_free)(void *);
+    tg__fit_position position;     /* train/'s: where fit left off */
 };
 
 enum { ALL, TRAINABLE, NON_TRAINABLE };
@@ -433,6 +434,11 @@ int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
 }
 
 void *tg__model_attachment(const tg_model *m) { return alive(m) ? m->train_state : NULL; }
+
+tg__fit_position *tg__model_fit_position(const tg_model *m)
+{
+    return alive(m) ? &((tg_model *)m)->position : NULL;
+}
 
 void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
 {

@@ -307,13 +307,15 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
 /* The pools are ops of their own, reading each window in place: no patches tensor, one
  * pass forward and one backward. Their values and gradients are those of the chain they
  * replace (a reduction over extract_patches), bit for bit: the same formulas, the same
- * order of additions. Backward rules come in adjoint pairs, each one's backward being the
+ * order of additions (ties in a max window aside, below). Backward rules come in adjoint pairs, each one's backward being the
  * other (as extract_patches and patches_to_image), so derivatives of any order work:
  *   max_pool2d(x)           backward: max_pool2d_grad(x, y, dy)
  *   max_pool2d_grad(x,y,d)  linear in d; backward: max_pool2d_gather(x, y, h)
  *   max_pool2d_gather(x,y,h) linear in h; backward: max_pool2d_grad(x, y, g)
  *   avg_pool2d(x)           linear; backward: avg_pool2d_grad(dy), whose backward is avg_pool2d
- * A window's maximum goes to its ties in equal shares; with SAME padding the padded
+ * A window's gradient goes whole to its first maximum in row-major order, as TF's
+ * MaxPoolGrad (and PyTorch) give it, where the chain (reduce_max) shares it among ties:
+ * the bits agree wherever a window has one maximum. With SAME padding the padded
  * positions never win and an average counts the real positions only (TF). Attrs: those of
  * extract_patches, with j[0..1] the image's H, W for avg_pool2d_grad. */
 

@@ -85,8 +85,8 @@ TG_VECTOR_CLONES static void FN(pool_rows)(const pool_ctx *r, int64_t r0, int64_
 
 /* Gradients, over images [i0, i1): windows of one image touch only that image, and each
  * image's windows are taken in the chain's order, so each pixel adds up in the same order.
- *   max_pool2d_grad:   dx[pos] += (1 / ties) * dy[w] for the window's ties
- *   max_pool2d_gather: g[w] = sum over ties of (1 / ties) * h[pos]
+ *   max_pool2d_grad:   dx[first] += dy[w], first the window's first maximum (row-major)
+ *   max_pool2d_gather: g[w] = h[first]
  *   avg_pool2d_grad:   dx[pos] += dy[w] / count
  * Channels are the inner loop, POOL_CH at a time. */
 TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0, int64_t i1, tg_op_kind op)
@@ -97,6 +97,7 @@ TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0,
     const T *y_ = avg ? NULL : (const T *)r->c->in[1]->data;
     const T *d_ = r->c->in[r->c->n - 1]->data;
     T *o_ = r->out->data, share[POOL_CH], sum[POOL_CH];
+    int64_t first[POOL_CH];
     if (!gather)
         memset(PIXEL(o_, G, i0, 0, 0), 0, sizeof(T) * (size_t)((i1 - i0) * G->h * G->w * G->c));
     for (int64_t n = i0; n < i1; n++)
@@ -112,33 +113,29 @@ TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0,
                     if (avg) {
                         for (int64_t q = 0; q < nq; q++)
                             share[q] = dy[q] / cnt;
-                    } else {
-                        for (int64_t q = 0; q < nq; q++)
-                            share[q] = 0;
                         for (int64_t iy = y0; iy < y1; iy++)
                             for (int64_t ix = x0; ix < x1; ix++) {
-                                const T *px = PIXEL(x_, G, n, iy, ix) + q0;
-                                for (int64_t q = 0; q < nq; q++)
-                                    share[q] += px[q] == y[q];
-                            }
-                        for (int64_t q = 0; q < nq; q++) /* ties -> 1 / ties (* dy) */
-                            share[q] = gather ? (T)1 / share[q] : (T)1 / share[q] * dy[q];
-                    }
-                    for (int64_t q = 0; q < nq; q++)
-                        sum[q] = 0;
-                    for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++) {
-                            int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
-                            if (avg)
+                                int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
                                 for (int64_t q = 0; q < nq; q++)
                                     o_[at + q] += share[q];
-                            else if (gather)
-                                for (int64_t q = 0; q < nq; q++)
-                                    sum[q] += x_[at + q] == y[q] ? share[q] * d_[at + q] : 0;
-                            else
-                                for (int64_t q = 0; q < nq; q++)
-                                    o_[at + q] += x_[at + q] == y[q] ? share[q] : 0;
+                            }
+                        continue;
+                    }
+                    for (int64_t q = 0; q < nq; q++)
+                        first[q] = -1;
+                    for (int64_t iy = y0; iy < y1; iy++)   /* row-major: the first maximum wins */
+                        for (int64_t ix = x0; ix < x1; ix++) {
+                            int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
+                            for (int64_t q = 0; q < nq; q++)
+                                if (first[q] < 0 && x_[at + q] == y[q])
+                                    first[q] = at + q;
                         }
+                    for (int64_t q = 0; q < nq; q++) {   /* none for a NaN maximum */
+                        if (gather)
+                            sum[q] = first[q] < 0 ? 0 : d_[first[q]];
+                        else if (first[q] >= 0)
+                            o_[first[q]] += dy[q];
+                    }
                     if (gather)
                         memcpy(CELL(o_, G, n, oy, ox) + q0, sum, sizeof(T) * (size_t)nq);
                 }

@@ -323,3 +323,15 @@ tg_tensor *tg__tensor_view(tg_loc loc, const tg_tensor *src, const tg_shape *sha
     t->data = src->data;
     return t;
 }
+
+tg_tensor *tg__tensor_wrap(tg_loc loc, tg_dtype dtype, const tg_shape *shape, void *data)
+{
+    if ((unsigned)dtype >= TG_DTYPE_COUNT)
+        return tg__fail(loc, "unknown dtype %d", (int)dtype);
+    tg_tensor *t = header_in_scope(loc);
+    if (!t || !set_shape(loc, t, shape))
+        return NULL;
+    t->dtype = dtype;
+    t->data = data;
+    return t;
+}

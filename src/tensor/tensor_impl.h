@@ -198,6 +198,9 @@ void *tg__arena_alloc(tg_scope *scope, size_t bytes);   /* 64-byte aligned */
 tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape);
 /* A header aliasing another tensor's data with a new shape (same size). */
 tg_tensor *tg__tensor_view(tg_loc loc, const tg_tensor *src, const tg_shape *shape);
+/* A header in the innermost scope over memory it does not own (a data set's rows, fit's
+ * batch buffer): ending the scope frees the header only. The memory must outlive it. */
+tg_tensor *tg__tensor_wrap(tg_loc loc, tg_dtype dtype, const tg_shape *shape, void *data);
 tg_tensor *tg__header_alloc(void);
 void tg__header_release(tg_tensor *t);
 

@@ -1,5 +1,6 @@
 /* Checkpoints of a model: its variables, its optimizer's state and iteration count, in
  * one safetensors file (io layer), and Keras's ModelCheckpoint callback. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,60 @@ static const char *slot_name(const tg_optimizer_slot *slot, char *buf, size_t si
 #define MAX_ITERATIONS (INT64_C(1) << 53)
 
 static const tg_meta_key ITERATIONS = {"tapegrad_iterations", TG_META_INT, 0, MAX_ITERATIONS, false, NULL};
+
+/* Where fit left off (tg_model_get_fit_position): all three keys or none. The seed is a
+ * uint64_t, beyond TG_META_INT's int64 range, so it is text of 1 to 20 digits. */
+enum { POS_EPOCH, POS_STEP, POS_SEED, POS_KEYS };
+static const tg_meta_key POSITION[POS_KEYS] = {
+    {"tapegrad_epoch", TG_META_INT, 0, INT32_MAX, false, NULL},
+    {"tapegrad_step", TG_META_INT, 0, INT64_MAX, false, NULL},
+    {"tapegrad_seed", TG_META_TEXT, 1, 20, false, NULL},
+};
+
+/* `meta` with the model's fit position added, when it has one; frees `meta`. */
+static char *with_position(tg_loc loc, const tg_model *m, char *meta)
+{
+    const tg__fit_position *p = tg__model_fit_position(m);
+    if (!meta || !p || !p->set)
+        return meta;
+    char values[POS_KEYS][32];
+    snprintf(values[POS_EPOCH], sizeof values[0], "%d", p->epoch);
+    snprintf(values[POS_STEP], sizeof values[0], "%lld", (long long)p->step);
+    snprintf(values[POS_SEED], sizeof values[0], "%llu", (unsigned long long)p->seed);
+    for (int k = 0; k < POS_KEYS && meta; k++) {
+        char *more = tg__metadata_with(loc, "tg_model_save", meta, POSITION[k].key, values[k]);
+        free(meta);
+        meta = more;
+    }
+    return meta;
+}
+
+/* The file's fit position into *pos (pos->set false when it has none). Returns 0 or -1. */
+static int read_position(tg_loc loc, const tg_safetensors *st, tg__fit_position *pos)
+{
+    tg_meta_value v[POS_KEYS];
+    *pos = (tg__fit_position){0};
+    if (tg_safetensors_read_metadata_at(loc, st, POSITION, POS_KEYS, v) != 0)
+        return -1;
+    int present = v[POS_EPOCH].present + v[POS_STEP].present + v[POS_SEED].present;
+    if (present == 0)
+        return 0;
+    if (present != POS_KEYS)
+        return tg__failf(loc, "tg_model_load: the file has %s of tapegrad_epoch, tapegrad_step and tapegrad_seed: "
+                         "a fit position needs all three (the file is damaged or was edited)",
+                         present == 1 ? "one" : "two");
+    const char *t = v[POS_SEED].text;
+    bool digits = true;
+    for (const char *c = t; *c; c++)
+        digits &= *c >= '0' && *c <= '9';
+    errno = 0;
+    unsigned long long seed = digits ? strtoull(t, NULL, 10) : 0;
+    if (!digits || errno == ERANGE)
+        return tg__failf(loc, "tg_model_load: tapegrad_seed \"%s\" is not a seed: expected a whole number from 0 to "
+                         "%llu", t, (unsigned long long)UINT64_MAX);
+    *pos = (tg__fit_position){.set = true, .epoch = (int)v[POS_EPOCH].i, .step = v[POS_STEP].i, .seed = seed};
+    return 0;
+}
 
 int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json)
 {
@@ -66,7 +121,8 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         }
     char iterations[32];
     snprintf(iterations, sizeof iterations, "%lld", opt ? (long long)tg_optimizer_iterations(opt) : 0LL);
-    if (!(meta = tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key, iterations)))
+    if (!(meta = with_position(loc, m, tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key,
+                                                         iterations))))
         goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
@@ -124,11 +180,16 @@ int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st)
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
     tg_scope *s = tg_scope_begin_at(loc);
-    int rc = vars && s ? load_optimizer(loc, m, st, false) : -1;
+    tg__fit_position pos;
+    int rc = vars && s ? read_position(loc, st, &pos) : -1;
+    if (rc == 0)
+        rc = load_optimizer(loc, m, st, false);
     if (rc == 0)
         rc = tg__load_into_open(loc, st, vars, nv);
     if (rc == 0)
         rc = load_optimizer(loc, m, st, true);
+    if (rc == 0 && pos.set)   /* a file without one leaves the model's as it was */
+        *tg__model_fit_position(m) = pos;
     if (s)
         tg_scope_end_at(loc, s);
     return rc;

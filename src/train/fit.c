@@ -2,7 +2,11 @@
  *
  * fit checks everything it is given before the first step, then runs epochs of
  * shuffled batches through a training step (tg_train_step_default unless the user gives
- * one), each batch in its own scope, so memory stays flat however long it trains. */
+ * one), each batch in its own scope, so memory stays flat however long it trains.
+ *
+ * The data (tensors, lists of them or a data set) is read in place: a data set through
+ * headers over its rows, a validation split as headers over the last rows, and each
+ * batch gathered into a buffer made once per call and reused by every step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,17 +99,124 @@ static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const
                      func, name, tg__get(x, i), (long long)(i / per), (long long)(i % per));
 }
 
-/* ---- batches ------------------------------------------------------------------------------------- */
-/* Rows `idx[from..from+n)` of t, in the innermost scope. */
-static tg_tensor *rows(tg_loc loc, const tg_tensor *t, const int64_t *idx, int64_t from, int64_t n)
+/* ---- the data: tensors, lists of them or a data set ------------------------------------------ */
+#define MAX_IO 8        /* tensors an .inputs or .targets list may hold */
+#define MODEL_INPUTS 1  /* a Sequential model: one input, one output */
+#define MODEL_OUTPUTS 1
+
+typedef struct data_args {
+    const tg_tensor *x, *y;                       /* the positional arguments */
+    const tg_dataset *ds;
+    const tg_tensor *const *inputs, *const *targets;
+    int n_inputs, n_targets;
+} data_args;
+
+/* The model's input and labels from what the call was given, one way only; a data set's
+ * as headers over its rows in the innermost scope. `y` NULL: no labels wanted. */
+static bool resolve_data(tg_loc loc, const char *func, const data_args *a, const tg_tensor **x, const tg_tensor **y)
 {
-    if (!t)
-        return NULL;
-    tg_tensor *i = tg_tensor_from_at(loc, TG_I64, (tg_shape){.rank = 1, .dims = {n}}, idx + from);
-    return tg_gather_at(loc, t, i, 0);
+    bool tensors = a->x || a->y, lists = a->inputs || a->n_inputs || a->targets || a->n_targets, ds = a->ds;
+    if (tensors + lists + ds > 1)
+        return tg__failb(loc, "%s: the data is given twice, %s: give x and y, or .inputs and .targets, or .dataset "
+                         "(the others NULL)", func,
+                         tensors && ds ? "as tensors and as a data set" :
+                         tensors ? "as tensors and as lists (.inputs/.targets)" : "as lists and as a data set");
+    if (a->n_inputs < 0 || a->n_targets < 0 || !a->inputs != !a->n_inputs || !a->targets != !a->n_targets)
+        return tg__failb(loc, "%s: give each list with its count: .inputs with .n_inputs >= 1, .targets with "
+                         ".n_targets >= 1 (got %d inputs, %d targets)", func, a->n_inputs, a->n_targets);
+    if (a->n_inputs > MODEL_INPUTS)
+        return tg__failb(loc, "%s: .inputs holds %d tensors but the model takes %d input: a Sequential model has "
+                         "one input (give it as x, or a list of one)", func, a->n_inputs, MODEL_INPUTS);
+    if (a->n_targets > MODEL_OUTPUTS)
+        return tg__failb(loc, "%s: .targets holds %d tensors but the model has %d output: a Sequential model has "
+                         "one output (give its labels as y, or a list of one)", func, a->n_targets, MODEL_OUTPUTS);
+    *x = lists ? (a->n_inputs ? a->inputs[0] : NULL) : a->x;
+    if (y)
+        *y = lists ? (a->n_targets ? a->targets[0] : NULL) : a->y;
+    if (!ds)
+        return true;
+    if (!(*x = tg_dataset_x_view_at(loc, a->ds)))
+        return false;
+    if (y && !(*y = tg_dataset_y_view_at(loc, a->ds)))
+        return tg__failb(loc, "%s: the data set has no labels: %s compares the predictions with labels (make it "
+                         "with tg_dataset_new(x, y))", func, func);
+    return true;
 }
 
-/* Rows [from, to) of t as a new tensor (validation_split). */
+/* Rows [from, to) of t as a header over t's own data (a validation split): no copy. */
+static tg_tensor *view_rows(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to)
+{
+    tg_shape s = tg_shape_of(t);
+    s.dims[0] = to - from;
+    size_t row = t->shape[0] ? (size_t)(t->size / t->shape[0]) * tg_dtype_size(t->dtype) : 0;
+    return tg__tensor_wrap(loc, t->dtype, &s, (unsigned char *)t->data + (size_t)from * row);
+}
+
+/* ---- batches ------------------------------------------------------------------------------------- */
+/* Each batch's rows are gathered into a buffer per part (inputs, labels, weights) made
+ * once per call and reused by every step, 64-byte aligned as the arena's tensors are, and
+ * handed to the step as headers over it in the step's scope: a warm step allocates
+ * nothing, and no batch outlives its step. */
+#define MAX_PARTS (2 * MAX_IO + 1)
+typedef struct batcher {
+    int n;
+    const tg_tensor *src[MAX_PARTS];    /* NULL parts are skipped */
+    unsigned char *buf[MAX_PARTS];
+    size_t row_bytes[MAX_PARTS];
+} batcher;
+
+static void batcher_free(batcher *b)
+{
+    for (int i = 0; i < b->n; i++)
+        free(b->buf[i]);
+    *b = (batcher){0};
+}
+
+/* Buffers for batches of up to `rows` rows of each part (rows at most a part's rows, so
+ * the sizes are those of data that exists). */
+static bool batcher_init(tg_loc loc, const char *func, batcher *b, const tg_tensor *const *src, int n, int64_t rows)
+{
+    *b = (batcher){.n = n};
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *t = b->src[i] = src[i];
+        if (!t)
+            continue;
+        int64_t r = t->shape[0] < rows ? t->shape[0] : rows;
+        b->row_bytes[i] = t->shape[0] ? (size_t)(t->size / t->shape[0]) * tg_dtype_size(t->dtype) : 0;
+        size_t bytes = (size_t)r * b->row_bytes[i];
+        if (!(b->buf[i] = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64))) {
+            batcher_free(b);
+            return tg__failb(loc, "%s: out of memory for a batch of %lld rows", func, (long long)rows);
+        }
+    }
+    return true;
+}
+
+/* Rows idx[0..count) of every part (idx NULL: rows first..first+count), gathered into the
+ * buffers, as headers in the innermost scope (out[i] NULL for a NULL part). */
+static bool batcher_fill(tg_loc loc, batcher *b, const int64_t *idx, int64_t first, int64_t count, tg_tensor **out)
+{
+    for (int i = 0; i < b->n; i++) {
+        out[i] = NULL;
+        const tg_tensor *t = b->src[i];
+        if (!t)
+            continue;
+        size_t rb = b->row_bytes[i];
+        const unsigned char *data = t->data;
+        if (idx)
+            for (int64_t k = 0; k < count; k++)
+                memcpy(b->buf[i] + (size_t)k * rb, data + (size_t)idx[k] * rb, rb);
+        else
+            memcpy(b->buf[i], data + (size_t)first * rb, (size_t)count * rb);
+        tg_shape s = tg_shape_of(t);
+        s.dims[0] = count;
+        if (!(out[i] = tg__tensor_wrap(loc, t->dtype, &s, b->buf[i])))
+            return false;
+    }
+    return true;
+}
+
+/* Rows [from, to) of t as a new tensor (the one-row probe of check_data). */
 static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to)
 {
     tg_shape begin = {.rank = t->rank}, size = {.rank = t->rank};
@@ -219,21 +330,22 @@ static int recording_off(void)
     return n;
 }
 
-static bool evaluate_into(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w,
-                          int64_t batch_size, const char *prefix, tg_logs *logs)
+/* Loss and metrics over the rows of b's parts (x, y and weights or NULL) in batches,
+ * into logs (names prefixed with `prefix`). */
+static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_size, const char *prefix, tg_logs *logs)
 {
     tg_model_reset_metrics(m);
-    int64_t n = x->shape[0];
+    int64_t n = b->src[0]->shape[0];
     for (int64_t from = 0; from < n; from += batch_size) {
         int64_t to = from + batch_size < n ? from + batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return false;
-        tg_tensor *xb = row_range(loc, x, from, to), *yb = row_range(loc, y, from, to);
-        tg_tensor *wb = w ? row_range(loc, w, from, to) : NULL;
-        tg_tensor *pred = tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false});
-        tg_tensor *loss = tg_model_compute_loss_at(loc, m, yb, pred, wb);
-        bool ok = loss && tg_model_update_metrics(m, yb, pred, wb, loss) == 0;
+        tg_tensor *part[3];
+        bool ok = batcher_fill(loc, b, NULL, from, to - from, part);
+        tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
+        tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
+        ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
         tg_scope_end_at(loc, s);
         if (!ok)
             return false;
@@ -254,7 +366,10 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     if (!logs)
         return tg__failf(loc, "tg_evaluate: `logs` is NULL");
     *logs = (tg_logs){0};
-    if (!check_model(loc, "tg_evaluate", m, true) || !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
+    data_args a = {.x = x, .y = y, .ds = o.dataset, .inputs = o.inputs, .n_inputs = o.n_inputs,
+                   .targets = o.targets, .n_targets = o.n_targets};
+    if (!check_model(loc, "tg_evaluate", m, true) || !resolve_data(loc, "tg_evaluate", &a, &x, &y) ||
+        !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
         return -1;
     if (!y)
         return tg__failf(loc, "tg_evaluate: `y` is NULL: evaluation compares the predictions with labels");
@@ -263,14 +378,24 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     if (x->shape[0] == 0)
         return tg__failf(loc, "tg_evaluate: `x` has no rows: the loss and metrics of no samples are undefined "
                          "(Keras: \"Expected input data to be non-empty\"); give at least one sample");
+    if (o.sample_weight && !tg__check_input(loc, "tg_evaluate", o.sample_weight, "sample_weight"))
+        return -1;
+    if (o.sample_weight && (o.sample_weight->rank < 1 || o.sample_weight->shape[0] != x->shape[0] ||
+                            o.sample_weight->size != x->shape[0]))
+        return tg__failf(loc, "tg_evaluate: sample_weight must hold one weight per sample (%lld)",
+                         (long long)x->shape[0]);
     if (!tg__resolve_compiled(loc, m) || !tg__check_labels(loc, m, y, "y"))
+        return -1;
+    batcher b;
+    if (!batcher_init(loc, "tg_evaluate", &b, (const tg_tensor *[]){x, y, o.sample_weight}, 3, o.batch_size))
         return -1;
     tg_progress p;
     tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
-    bool ok = evaluate_into(loc, m, x, y, o.sample_weight, o.batch_size, "", logs);
+    bool ok = evaluate_into(loc, m, &b, o.batch_size, "", logs);
     tg__ctx()->n_recording = recording;
+    batcher_free(&b);
     if (!ok)
         return -1;
     tg__event((tg_event){.kind = TG_EVENT_MODEL_VALUES, .loc = loc, .func = "tg_evaluate",
@@ -281,17 +406,50 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
 }
 
 /* Errors raised inside evaluate, fit and predict (a layer, a callback's save) name the
- * user's call, never a line of tapegrad's sources. */
+ * user's call, never a line of tapegrad's sources. The scope holds the headers over a
+ * data set's rows. */
 int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o)
 {
     tg_loc outer = tg__enter_user_call(loc);
-    int rc = evaluate_checked(loc, m, x, y, logs, o);
+    tg_scope *s = tg_scope_begin_at(loc);
+    int rc = s ? evaluate_checked(loc, m, x, y, logs, o) : -1;
+    if (s)
+        tg_scope_end_at(loc, s);
     tg__leave_user_call(outer);
     return rc;
 }
 
 /* ---- predict ------------------------------------------------------------------------------------- */
-static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
+typedef struct prediction {
+    unsigned char *buf;         /* malloc'd rows, NULL when x has none */
+    tg_shape shape;
+    tg_dtype dtype;
+} prediction;
+
+static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o, prediction *r);
+
+static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    prediction r = {.dtype = TG_F32};
+    tg_scope *s = tg_scope_begin_at(loc);   /* the data's headers and the batches */
+    if (!s)
+        return NULL;
+    bool ok = predict_rows(loc, m, x, o, &r);
+    tg_scope_end_at(loc, s);
+    if (!ok) {
+        free(r.buf);
+        return NULL;
+    }
+    if (!r.buf) {   /* no rows: an empty output of the model's shape */
+        tg_shape one = tg__model_output_shape(m);
+        r.shape = (tg_shape){.rank = one.rank + 1};
+        memcpy(r.shape.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
+        return tg_fill_at(loc, TG_F32, r.shape, 0.0);
+    }
+    tg_tensor *out = tg_tensor_from_at(loc, r.dtype, r.shape, r.buf);
+    free(r.buf);
+    return out;
+}
 
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
@@ -305,55 +463,55 @@ tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
     return out;
 }
 
-static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o, prediction *r)
 {
-    if (!check_model(loc, "tg_predict", m, false) || !check_data(loc, "tg_predict", m, x, NULL, "x", NULL))
-        return NULL;
+    data_args a = {.x = x, .ds = o.dataset, .inputs = o.inputs, .n_inputs = o.n_inputs};
+    if (!check_model(loc, "tg_predict", m, false) || !resolve_data(loc, "tg_predict", &a, &x, NULL) ||
+        !check_data(loc, "tg_predict", m, x, NULL, "x", NULL))
+        return false;
     if (o.batch_size < 1)
-        return tg__fail(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+        return tg__failb(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
     int64_t n = x->shape[0];
-    unsigned char *buf = NULL;
     size_t row_bytes = 0;
-    tg_shape out_shape = {0};
-    tg_dtype dtype = TG_F32;
-    for (int64_t from = 0; from < n; from += o.batch_size) {
+    batcher b;
+    if (!batcher_init(loc, "tg_predict", &b, &x, 1, o.batch_size))
+        return false;
+    bool ok = true;
+    for (int64_t from = 0; ok && from < n; from += o.batch_size) {
         int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s) {
-            free(buf);
-            return NULL;
+            ok = false;
+            break;
         }
-        tg_tensor *pred = tg_model_call_at(loc, m, row_range(loc, x, from, to), (tg_model_call_opts){.training = false});
-        if (pred && !buf) {
-            out_shape = tg_shape_of(pred);
-            out_shape.dims[0] = n;
-            dtype = pred->dtype;
-            row_bytes = (size_t)(pred->size / pred->shape[0]) * tg_dtype_size(dtype);
-            buf = malloc(row_bytes * (size_t)n + 1);
+        tg_tensor *xb;
+        tg_tensor *pred = batcher_fill(loc, &b, NULL, from, to - from, &xb)
+                              ? tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false})
+                              : NULL;
+        if (pred && !r->buf) {
+            r->shape = tg_shape_of(pred);
+            r->shape.dims[0] = n;
+            r->dtype = pred->dtype;
+            row_bytes = (size_t)(pred->size / pred->shape[0]) * tg_dtype_size(r->dtype);
+            r->buf = malloc(row_bytes * (size_t)n + 1);
         }
         size_t at = row_bytes * (size_t)from, bytes = row_bytes * (size_t)(to - from);
-        bool ok = pred && buf && tg_copy_out_at((tg_loc){0}, pred, buf + at, bytes) == 0;
+        ok = pred && r->buf && tg_copy_out_at((tg_loc){0}, pred, r->buf + at, bytes) == 0;
+        if (pred && !r->buf && !tg_has_error())
+            tg__fail(loc, "tg_predict: out of memory");
         tg_scope_end_at(loc, s);
-        if (!ok) {
-            free(buf);
-            return buf || tg_has_error() ? NULL : tg__fail(loc, "tg_predict: out of memory");
-        }
     }
-    if (!buf) {   /* no rows: an empty output of the model's shape */
-        tg_shape one = tg__model_output_shape(m);
-        out_shape = (tg_shape){.rank = one.rank + 1};
-        memcpy(out_shape.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
-        return tg_fill_at(loc, TG_F32, out_shape, 0.0);
-    }
-    tg_tensor *out = tg_tensor_from_at(loc, dtype, out_shape, buf);
-    free(buf);
-    return out;
+    batcher_free(&b);
+    return ok;
 }
 
 /* ---- fit ----------------------------------------------------------------------------------------- */
 typedef struct fit_data {
-    const tg_tensor *x, *y, *w;          /* training rows */
+    const tg_tensor *x, *y, *w;          /* training rows (views of the data, no copies) */
     const tg_tensor *vx, *vy;            /* validation rows, or NULL */
+    int64_t steps;                       /* per epoch */
+    int shards, rank;                    /* .shard, count 0 read as 1 */
+    batcher train, val;                  /* the reused batch buffers */
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -364,13 +522,24 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
         return tg__failb(loc, "tg_fit: batch_size must be at least 1 (got %lld)", (long long)o->batch_size);
     if (!(o->validation_split >= 0 && o->validation_split < 1))
         return tg__failb(loc, "tg_fit: validation_split must be in [0, 1) (got %g)", o->validation_split);
-    if (o->validation_split > 0 && (o->validation_x || o->validation_y))
-        return tg__failb(loc, "tg_fit: give either validation_split or validation_x/validation_y, not both");
+    int validations = (o->validation_split > 0) + (o->validation_x || o->validation_y) + (o->validation_dataset != NULL);
+    if (validations > 1)
+        return tg__failb(loc, "tg_fit: give one of validation_split, validation_x/validation_y and "
+                         "validation_dataset, not several");
     if (!o->validation_x != !o->validation_y)
         return tg__failb(loc, "tg_fit: validation_x and validation_y go together");
     if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
         return tg__failb(loc, "tg_fit: initial_epoch must be in [0, epochs] (got %d with epochs %d)", o->initial_epoch,
                          o->epochs);
+    if (o->initial_step < 0)
+        return tg__failb(loc, "tg_fit: initial_step must not be negative (got %lld)", (long long)o->initial_step);
+    if (o->initial_step > 0 && o->initial_epoch >= o->epochs)
+        return tg__failb(loc, "tg_fit: initial_step %lld is a step of epoch %d, but initial_epoch %d with epochs %d "
+                         "runs no epoch: raise epochs", (long long)o->initial_step, o->initial_epoch + 1,
+                         o->initial_epoch, o->epochs);
+    if (o->shard.count < 0 || o->shard.rank < 0 || o->shard.rank >= (o->shard.count ? o->shard.count : 1))
+        return tg__failb(loc, "tg_fit: shard rank %d of count %d: give 0 <= rank < count (count 0 or 1: no "
+                         "sharding)", o->shard.rank, o->shard.count);
     if ((unsigned)o->verbose > TG_VERBOSE_EPOCH)
         return tg__failb(loc, "tg_fit: verbose must be a tg_verbose value (got %d)", (int)o->verbose);
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
@@ -391,11 +560,35 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
     return true;
 }
 
-/* Checks everything and splits off validation data; nothing trains before this passes. */
+/* The shards and the resumed step, once the number of training rows is known. */
+static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
+{
+    int64_t n = d->x->shape[0], last = n % o->batch_size;
+    d->steps = n / o->batch_size + (last != 0);
+    d->shards = o->shard.count > 1 ? o->shard.count : 1;
+    d->rank = o->shard.rank;
+    if (o->initial_step > d->steps)
+        return tg__failb(loc, "tg_fit: initial_step %lld is past the end of the epoch: %lld training samples in "
+                         "batches of %lld make %lld steps (resume with the batch size and data of the run that "
+                         "saved the position)", (long long)o->initial_step, (long long)n, (long long)o->batch_size,
+                         (long long)d->steps);
+    if (d->shards > 1 && (o->batch_size < d->shards || (last != 0 && last < d->shards)))
+        return tg__failb(loc, "tg_fit: %d shards need at least %d rows in every batch, but batch_size %lld of %lld "
+                         "training samples gives a batch of %lld: every shard gets a part of every batch",
+                         d->shards, d->shards, (long long)o->batch_size, (long long)n,
+                         (long long)(o->batch_size < d->shards ? o->batch_size : last));
+    return true;
+}
+
+/* Checks everything and splits off validation data (views, no copies); nothing trains
+ * before this passes. */
 static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o,
                     fit_data *d)
 {
-    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !check_data(loc, "tg_fit", m, x, y, "x", "y"))
+    data_args a = {.x = x, .y = y, .ds = o->dataset, .inputs = o->inputs, .n_inputs = o->n_inputs,
+                   .targets = o->targets, .n_targets = o->n_targets};
+    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !resolve_data(loc, "tg_fit", &a, &x, &y) ||
+        !check_data(loc, "tg_fit", m, x, y, "x", "y"))
         return false;
     if (!y)
         return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
@@ -410,7 +603,8 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
         return false;
     if (!tg__resolve_compiled(loc, m) || !check_finite(loc, "tg_fit", x, "x"))
         return false;
-    *d = (fit_data){.x = x, .y = y};
+    d->x = x;
+    d->y = y;
     d->w = sample_weights(loc, y, o, tg_dtype_is_float(x->dtype) ? x->dtype : TG_F32);
     if ((o->sample_weight || o->class_weight) && !d->w)
         return false;
@@ -420,24 +614,29 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
         if (split < 1 || split >= n)
             return tg__failb(loc, "tg_fit: validation_split %g of %lld samples leaves an empty training or "
                              "validation set", o->validation_split, (long long)n);
-        d->x = row_range(loc, x, 0, split);
-        d->y = row_range(loc, y, 0, split);
-        d->vx = row_range(loc, x, split, n);
-        d->vy = row_range(loc, y, split, n);
+        d->x = view_rows(loc, x, 0, split);
+        d->y = view_rows(loc, y, 0, split);
+        d->vx = view_rows(loc, x, split, n);
+        d->vy = view_rows(loc, y, split, n);
         if (d->w)
-            d->w = row_range(loc, d->w, 0, split);
-    } else if (o->validation_x) {
-        if (!check_data(loc, "tg_fit", m, o->validation_x, o->validation_y, "validation_x", "validation_y") ||
-            !check_finite(loc, "tg_fit", o->validation_x, "validation_x"))
+            d->w = view_rows(loc, d->w, 0, split);
+    } else if (o->validation_x || o->validation_dataset) {
+        data_args va = {.x = o->validation_x, .y = o->validation_y, .ds = o->validation_dataset};
+        const char *vxn = o->validation_dataset ? "validation_dataset" : "validation_x";
+        if (!resolve_data(loc, "tg_fit", &va, &d->vx, &d->vy) ||
+            !check_data(loc, "tg_fit", m, d->vx, d->vy, vxn, o->validation_dataset ? "its labels" : "validation_y") ||
+            !check_finite(loc, "tg_fit", d->vx, vxn))
             return false;
-        d->vx = o->validation_x;
-        d->vy = o->validation_y;
     }
     if (!d->x || !d->y || (d->vx && !d->vy))
         return false;
     if (!tg__check_labels(loc, m, d->y, "y") || (d->vy && !tg__check_labels(loc, m, d->vy, "validation y")))
         return false;
-    return true;
+    if (!check_steps(loc, o, d))
+        return false;
+    int64_t rows = o->batch_size < d->x->shape[0] ? o->batch_size : d->x->shape[0];
+    return batcher_init(loc, "tg_fit", &d->train, (const tg_tensor *[]){d->x, d->y, d->w}, 3, rows) &&
+           (!d->vx || batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
 }
 
 /* With check_numerics: the trainable weights after a step (the optimizer writes them in
@@ -463,9 +662,17 @@ static void locate_numerics_error(tg_loc loc, int epoch, int64_t batch)
         tg__fail(loc, "tg_fit: epoch %d, batch %lld: %s", epoch + 1, (long long)batch + 1, inner);
 }
 
-/* One epoch of batches. Returns 1 when a callback stopped training, 0, or -1 on error. */
-static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch,
-                     tg_progress *p, tg_logs *logs)
+static void set_position(tg_model *m, int epoch, int64_t step, uint64_t seed)
+{
+    tg__fit_position *pos = tg__model_fit_position(m);
+    if (pos)
+        *pos = (tg__fit_position){.set = true, .epoch = epoch, .step = step, .seed = seed};
+}
+
+/* One epoch of batches from step `first` on. Returns 1 when a callback stopped training,
+ * 0, or -1 on error. */
+static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch,
+                     int64_t first, tg_progress *p, tg_logs *logs)
 {
     int64_t n = d->x->shape[0];
     if (o->shuffle && !shuffle(loc, idx, n, o->seed, epoch))
@@ -473,16 +680,19 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
     tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
     tg_model_reset_metrics(m);
     int stop = 0;
-    for (int64_t b = 0, from = 0; from < n; b++, from += o->batch_size) {
-        int64_t count = from + o->batch_size < n ? o->batch_size : n - from;
+    int64_t next = first;   /* the next step to run */
+    for (int64_t b = first; b < d->steps; b++) {
+        int64_t from = b * o->batch_size, count = from + o->batch_size < n ? o->batch_size : n - from;
+        /* this shard's part of the global batch: the rows idx[lo, hi) */
+        int64_t lo = from + count * d->rank / d->shards, hi = from + count * (d->rank + 1) / d->shards;
         if ((stop |= run_hooks(o, BATCH_BEGIN, m, b, logs)) < 0)
             return -1;
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return -1;
-        tg_tensor *xb = rows(loc, d->x, idx, from, count), *yb = rows(loc, d->y, idx, from, count);
-        tg_tensor *wb = d->w ? rows(loc, d->w, idx, from, count) : NULL;
-        int rc = xb && yb && (!d->w || wb) ? step(m, xb, yb, wb, logs, o->user) : -1;
+        tg_tensor *part[3];
+        int rc = batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part)
+                     ? step(m, part[0], part[1], part[2], logs, o->user) : -1;
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
         tg_scope_end_at(loc, s);
@@ -493,6 +703,8 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
                 locate_numerics_error(loc, epoch, b);
             return -1;
         }
+        next = b + 1;
+        set_position(m, epoch, next, o->seed);   /* before the hooks: a checkpoint there resumes after b */
         int h = run_hooks(o, BATCH_END, m, b, logs);
         if (h < 0)
             return -1;
@@ -500,6 +712,8 @@ static int run_epoch(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_op
         if ((stop |= h))
             break;
     }
+    if (next == d->steps)   /* every step ran: the next one is the next epoch's first */
+        set_position(m, epoch + 1, 0, o->seed);
     return stop;
 }
 
@@ -544,14 +758,14 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         if ((stop = run_hooks(&o, EPOCH_BEGIN, m, epoch, &logs)) < 0)
             break;
         tg_progress p;
-        tg__progress_begin(&p, out, mode, (n + o.batch_size - 1) / o.batch_size);
+        tg__progress_begin(&p, out, mode, d.steps);
         tg__progress_epoch_header(&p, epoch, o.epochs);
-        stop = run_epoch(loc, m, &d, &o, idx, epoch, &p, &logs);
+        stop = run_epoch(loc, m, &d, &o, idx, epoch, epoch == o.initial_epoch ? o.initial_step : 0, &p, &logs);
         if (stop < 0)
             break;
         tg_logs epoch_logs = {0};
         tg_model_metric_logs(m, &epoch_logs);
-        if (d.vx && !evaluate_into(loc, m, d.vx, d.vy, NULL, o.batch_size, "val_", &epoch_logs)) {
+        if (d.vx && !evaluate_into(loc, m, &d.val, o.batch_size, "val_", &epoch_logs)) {
             stop = -1;
             break;
         }
@@ -564,7 +778,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        stop = hook;
+        stop |= hook;   /* a batch's hook that stopped the epoch stops training too */
     }
     if (stop >= 0 && run_hooks(&o, TRAIN_END, m, 0, &logs) < 0)
         stop = -1;
@@ -577,8 +791,24 @@ fail:
 done:
     tg_set_check(check);
     free(idx);
+    batcher_free(&d.train);
+    batcher_free(&d.val);
     if (scope)
         tg_scope_end_at(loc, scope);
     return h;
 }
 
+int tg_model_get_fit_position_at(tg_loc loc, const tg_model *m, tg_model_fit_position *pos)
+{
+    if (pos)
+        *pos = (tg_model_fit_position){0};
+    if (!tg__model_check(loc, "tg_model_get_fit_position", m))
+        return -1;
+    if (!pos)
+        return tg__null_arg(loc, "tg_model_get_fit_position", "pos"), -1;
+    const tg__fit_position *p = tg__model_fit_position(m);
+    if (!p->set)
+        return 0;
+    *pos = (tg_model_fit_position){.epoch = p->epoch, .step = p->step, .seed = p->seed};
+    return 1;
+}
