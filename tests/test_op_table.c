@@ -243,6 +243,51 @@ static tg_tensor *f_avg_pool2d_grad(tg_tensor *const *x, int n, void *u)
     return g;
 }
 
+/* the element-wise maths */
+static tg_tensor *f_sin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sin(x[0]); }
+static tg_tensor *f_cos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cos(x[0]); }
+static tg_tensor *f_tan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_tan(x[0]); }
+static tg_tensor *f_asin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asin(x[0]); }
+static tg_tensor *f_acos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acos(x[0]); }
+static tg_tensor *f_atan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan(x[0]); }
+static tg_tensor *f_atan2(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan2(x[0], x[1]); }
+static tg_tensor *f_sinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sinh(x[0]); }
+static tg_tensor *f_cosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cosh(x[0]); }
+static tg_tensor *f_asinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asinh(x[0]); }
+static tg_tensor *f_acosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acosh(x[0]); }
+static tg_tensor *f_atanh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atanh(x[0]); }
+static tg_tensor *f_reciprocal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_reciprocal(x[0]); }
+static tg_tensor *f_expm1(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_expm1(x[0]); }
+static tg_tensor *f_squared_difference(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_squared_difference(x[0], x[1]);
+}
+static tg_tensor *f_floormod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floormod(x[0], x[1]); }
+static tg_tensor *f_floordiv(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floordiv(x[0], x[1]); }
+static tg_tensor *f_truncatemod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_truncatemod(x[0], x[1]); }
+/* truncatediv takes integers: float inputs become int64 (4x, truncated) on the way in */
+static tg_tensor *as_int(const tg_tensor *x)
+{
+    return tg_dtype_is_float(tg_dtype_of(x)) ? tg_cast(tg_mul(x, tg_scalar_like(x, 4)), TG_I64) : (tg_tensor *)x;
+}
+static tg_tensor *f_truncatediv(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_truncatediv(as_int(x[0]), as_int(x[1]));
+}
+static tg_tensor *f_div_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_div_no_nan(x[0], x[1]); }
+static tg_tensor *f_mul_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_mul_no_nan(x[0], x[1]); }
+static tg_tensor *f_is_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_nan(x[0]); }
+static tg_tensor *f_is_inf(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_inf(x[0]); }
+static tg_tensor *f_is_finite(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_finite(x[0]); }
+static tg_tensor *f_log_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_log_sigmoid(x[0]); }
+static tg_tensor *f_relu6(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_relu6(x[0]); }
+static tg_tensor *f_selu(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_selu(x[0]); }
+static tg_tensor *f_silu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_silu(x[0], a->alpha); }
+static tg_tensor *f_hard_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_hard_sigmoid(x[0]); }
+static tg_tensor *f_softsign(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_softsign(x[0]); }
+
 /* fused */
 static tg_tensor *f_bias_add_act(tg_tensor *const *x, int n, void *u)
 {
@@ -590,6 +635,51 @@ static const op_case cases[] = {
          S(1, 2, 2, 2)),
     CASE(AVG_POOL2D_GRAD, "3x2 same strides 1", f_avg_pool2d_grad,
          A(.s1 = S(1, 3, 3, 1), .kh = 3, .kw = 2, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 1, S(1, 3, 3, 1)),
+    /* the element-wise maths: domains (-1, 1), > 1, != 0 from the rows; the mods' quotients
+     * a / b kept inside (2, 3) or (-3, -2), away from the integers where they jump */
+    CASE(SIN, "[2,3]", f_sin, NULL, 1, S(2, 3)),
+    CASE(COS, "[3,2]", f_cos, NULL, 1, S(3, 2)),
+    CASE(TAN, "[2,3]", f_tan, NULL, 1, S(2, 3)),
+    CASE(ASIN, "[2,3]", f_asin, NULL, 1, S(2, 3)),
+    CASE(ACOS, "[2,3]", f_acos, NULL, 1, S(2, 3)),
+    CASE(ATAN, "[2,3]", f_atan, NULL, 1, S(2, 3)),
+    CASE(ATAN2, "[2,3] against [3]", f_atan2, NULL, 2, S(2, 3), S(3)),
+    CASE(ATAN2, "[2,1] against [2,3]", f_atan2, NULL, 2, S(2, 1), S(2, 3)),
+    CASE(SINH, "[2,3]", f_sinh, NULL, 1, S(2, 3)),
+    CASE(COSH, "[2,3]", f_cosh, NULL, 1, S(2, 3)),
+    CASE(ASINH, "[2,3]", f_asinh, NULL, 1, S(2, 3)),
+    CASE(ACOSH, "[2,3]", f_acosh, NULL, 1, S(2, 3)),
+    CASE(ATANH, "[2,3]", f_atanh, NULL, 1, S(2, 3)),
+    CASE(RECIPROCAL, "[2,3]", f_reciprocal, NULL, 1, S(2, 3)),
+    CASE(EXPM1, "[2,3]", f_expm1, NULL, 1, S(2, 3)),
+    CASE(SQUARED_DIFFERENCE, "[2,3] and [3]", f_squared_difference, NULL, 2, S(2, 3), S(3)),
+    CASE(SQUARED_DIFFERENCE, "scalar and [2,2]", f_squared_difference, NULL, 2, SC, S(2, 2)),
+    CASEX(FLOORMOD, "[2,3] % [3], b > 0", f_floormod, NULL, 2, .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}},
+          S(2, 3), S(3)),
+    CASEX(FLOORMOD, "[2,3] % [2,1], b < 0", f_floormod, NULL, 2,
+          .range = {{2.3 COMMA 2.7} COMMA {-1.1 COMMA -1}}, S(2, 3), S(2, 1)),
+    CASEX(FLOORDIV, "[2,3] // [3]", f_floordiv, NULL, 2, .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}}, S(2, 3),
+          S(3)),
+    /* integers through a cast (a cut before the row); b in [1.3, 2] is 5 to 8 */
+    CASEX(TRUNCATEDIV, "int64 [2,3] / [3]", f_truncatediv, NULL, 2,
+          .range = {{-4 COMMA 4} COMMA {1.3 COMMA 2}} COMMA .flags = C_CUT_BEFORE, S(2, 3), S(3)),
+    CASEX(TRUNCATEMOD, "[2,3] % [3], b > 0", f_truncatemod, NULL, 2,
+          .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}}, S(2, 3), S(3)),
+    CASEX(TRUNCATEMOD, "negative a, [2,3] % [2,1]", f_truncatemod, NULL, 2,
+          .range = {{-2.7 COMMA -2.3} COMMA {1 COMMA 1.1}}, S(2, 3), S(2, 1)),
+    CASE(DIV_NO_NAN, "[2,3] / [3]", f_div_no_nan, NULL, 2, S(2, 3), S(3)),
+    CASE(MUL_NO_NAN, "[2,3] * [2,1]", f_mul_no_nan, NULL, 2, S(2, 3), S(2, 1)),
+    CASE(IS_NAN, "[2,3]", f_is_nan, NULL, 1, S(2, 3)),
+    CASE(IS_INF, "[2,3]", f_is_inf, NULL, 1, S(2, 3)),
+    CASE(IS_FINITE, "[2,3]", f_is_finite, NULL, 1, S(2, 3)),
+    CASE(LOG_SIGMOID, "[3,4]", f_log_sigmoid, NULL, 1, S(3, 4)),
+    CASEX(RELU6, "[3,4] over both bounds", f_relu6, A(.lo = 0, .hi = 6), 1, .range = {{-2 COMMA 8}}, S(3, 4)),
+    CASE(SELU, "[3,4]", f_selu, NULL, 1, S(3, 4)),
+    CASE(SILU, "beta 1", f_silu, A(.alpha = 1), 1, S(3, 4)),
+    CASE(SILU, "beta 1.7", f_silu, A(.alpha = 1.7), 1, S(2, 3)),
+    CASEX(HARD_SIGMOID, "[3,4] over both bounds", f_hard_sigmoid, A(.lo = -3, .hi = 3), 1, .range = {{-5 COMMA 5}},
+          S(3, 4)),
+    CASE(SOFTSIGN, "[3,4]", f_softsign, NULL, 1, S(3, 4)),
     /* fused */
     CASE(BIAS_ADD_ACT, "linear", f_bias_add_act, A(.act = TG_BIAS_LINEAR), 2, S(2, 3), S(3)),
     CASE(BIAS_ADD_ACT, "relu", f_bias_add_act, A(.act = TG_BIAS_RELU), 2, S(2, 3), S(3)),
@@ -702,8 +792,12 @@ static void input_range(const op_case *c, int i, double *lo, double *hi, bool *n
         *lo = 0.3;
     else if (d == TG_DOMAIN_ABOVE_MINUS_ONE && i == 0)
         *lo = -0.7;
-    else if (d == TG_DOMAIN_NONZERO_1 && i == 1)
+    else if ((d == TG_DOMAIN_NONZERO_1 && i == 1) || (d == TG_DOMAIN_NONZERO_0 && i == 0))
         *nonzero = true;   /* |b| in [0.3, 2], either sign */
+    else if (d == TG_DOMAIN_UNIT_OPEN && i == 0)
+        *lo = -0.9, *hi = 0.9;
+    else if (d == TG_DOMAIN_ABOVE_ONE && i == 0)
+        *lo = 1.2, *hi = 4;
 }
 
 /* Input i of case c, seeded. A row with ties gets distinct values by construction: a
@@ -1033,6 +1127,7 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
     case TG_OP_SCATTER_ADD: return tg_scatter_add(tg_cast(idx, d), xs[0], a->s1, a->axis);
     case TG_OP_ONE_HOT: return tg_one_hot(tg_cast(tg_from_i64(TG_SHAPE(3), 0, 2, 1), d), a->depth);
     case TG_OP_SPARSE_SOFTMAX_XENT: return tg_sparse_softmax_cross_entropy_with_logits(tg_cast(idx, d), xs[0]);
+    case TG_OP_TRUNCATEDIV: return tg_truncatediv(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_AND: return tg_logical_and(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_OR: return tg_logical_or(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_NOT: return tg_logical_not(as_dtype(xs[0], d));
@@ -1199,6 +1294,44 @@ static void kink_act_grad(void)
     CHECK_VALUES(f_act_grad(x, 3, A(.act = TG_BIAS_RELU)), 0, 0, 4);
 }
 
+/* atan2: at y = 0 (x < 0, the branch cut) the rule's value, 1 / x for y and 0 for x;
+ * at the origin 0 / 0, NaN for both, as TF's rule */
+static void kink_atan2(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 0, 0), tg_from_f64(TG_SHAPE(2), -2, 0)};
+    double gy[2], gx[2];
+    CHECK(tg_copy_out_f64(grad_of(f_atan2, x, 2, NULL, 0), gy, 2) == 0 && gy[0] == -0.5 && isnan(gy[1]));
+    CHECK(tg_copy_out_f64(grad_of(f_atan2, x, 2, NULL, 1), gx, 2) == 0 && gx[0] == 0 && isnan(gx[1]));
+}
+/* the mods where a / b is an integer (the result jumps): dy for a, -dy * floor(a / b)
+ * (trunc for truncatemod) for b, at the integer itself */
+static void kink_floormod(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 6, -6), tg_from_f64(TG_SHAPE(2), 3, 3)};
+    CHECK_VALUES(f_floormod(x, 2, NULL), 0, 0, 0);
+    CHECK_VALUES(grad_of(f_floormod, x, 2, NULL, 0), 0, 1, 1);
+    CHECK_VALUES(grad_of(f_floormod, x, 2, NULL, 1), 0, -2, 2);
+}
+static void kink_truncatemod(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 6, -6), tg_from_f64(TG_SHAPE(2), 3, 3)};
+    CHECK_VALUES(grad_of(f_truncatemod, x, 2, NULL, 0), 0, 1, 1);
+    CHECK_VALUES(grad_of(f_truncatemod, x, 2, NULL, 1), 0, -2, 2);
+}
+/* relu6 and hard_sigmoid: 0 at the bounds (TF's Relu6Grad passes strictly inside) */
+static void kink_relu6(void) { CHECK_VALUES(grad_of(f_relu6, X1(0, 6, 3), 1, NULL, 0), 0, 0, 0, 1); }
+static void kink_hard_sigmoid(void)
+{
+    CHECK_VALUES(grad_of(f_hard_sigmoid, X1(-3, 3, 0), 1, NULL, 0), 1e-15, 0, 0, 1. / 6);
+}
+/* selu at 0: scale (TF's SeluGrad reads the output, and 0 is not below 0) */
+static void kink_selu(void)
+{
+    CHECK_VALUES(grad_of(f_selu, X1(0), 1, NULL, 0), 1e-15, 1.0507009873554804934193349852946);
+}
+/* softsign at 0: 1 (its curvature jumps there, not its slope) */
+static void kink_softsign(void) { CHECK_VALUES(grad_of(f_softsign, X1(0, -1, 1), 1, NULL, 0), 1e-15, 1, 0.25, 0.25); }
+
 typedef struct kink_case {
     tg_op_kind op;
     void (*fn)(void);
@@ -1210,6 +1343,9 @@ static const kink_case kink_cases[] = {
     {TG_OP_CLIP_BY_VALUE, kink_clip}, {TG_OP_CAST, kink_cast}, {TG_OP_MAX_POOL2D, kink_max_pool2d},
     {TG_OP_MAX_POOL2D_GRAD, kink_max_pool2d_grad}, {TG_OP_MAX_POOL2D_GATHER, kink_max_pool2d_gather},
     {TG_OP_BIAS_ADD_ACT, kink_bias_add_act}, {TG_OP_ACT_GRAD, kink_act_grad},
+    {TG_OP_ATAN2, kink_atan2}, {TG_OP_FLOORMOD, kink_floormod}, {TG_OP_TRUNCATEMOD, kink_truncatemod},
+    {TG_OP_RELU6, kink_relu6}, {TG_OP_HARD_SIGMOID, kink_hard_sigmoid}, {TG_OP_SELU, kink_selu},
+    {TG_OP_SOFTSIGN, kink_softsign},
 };
 
 /* Each differentiable row with kinks has a kink case; each kink case passes. */

@@ -6,12 +6,8 @@
  * nested tapes for every row marked TWICE, TF's special gradients, and error messages. */
 #include <stdlib.h>
 
+#include "fixture.h"
 #include "gradcheck.h"
-
-#ifndef TG_FIXTURES_DIR
-#error "TG_FIXTURES_DIR must name tests/fixtures (CMake defines it for the tests)"
-#endif
-#define MATH_GOLDEN TG_FIXTURES_DIR "/math_golden.txt"
 
 /* Tolerances: measured errors with 10x or more to spare. The central differences' own
  * rounding (a weighted sum of up to 15 terms, over 2 EPS) reaches 3e-9 (1 + |n|); float32
@@ -36,16 +32,15 @@ typedef struct op_ref {
     binary_fn f2;
 } op_ref;
 
-static tg_tensor *call_op(const op_ref *op, tg_tensor *const *xs)
+/* xs holds n inputs: 1 for a unary op, 2 for a binary one. */
+static tg_tensor *call_op(const op_ref *op, tg_tensor *const *xs, int n)
 {
-    return op->f1 ? op->f1(TG_LOC, xs[0]) : op->f2(TG_LOC, xs[0], xs[1]);
+    if (n == 1 && op->f1)
+        return op->f1(TG_LOC, xs[0]);
+    return n == 2 && op->f2 ? op->f2(TG_LOC, xs[0], xs[1]) : NULL;
 }
 
-static tg_tensor *fn_op(tg_tensor *const *xs, int n, void *u)
-{
-    (void)n;
-    return call_op(u, xs);
-}
+static tg_tensor *fn_op(tg_tensor *const *xs, int n, void *u) { return call_op(u, xs, n); }
 
 /* ---- golden values ----------------------------------------------------------------------------- */
 /* Each fixture case by name: the op it runs. */
@@ -103,39 +98,6 @@ typedef struct golden_array {
     double v[MAX_VALUES];
 } golden_array;
 
-/* "RANK DIM... : V V ..." into a; false when malformed. */
-static bool parse_array(char *s, golden_array *a)
-{
-    char *end;
-    long rank = strtol(s, &end, 10);
-    if (end == s || rank < 0 || rank > TG_MAX_RANK)
-        return false;
-    a->shape.rank = (int)rank;
-    for (int i = 0; i < rank; i++) {
-        s = end;
-        a->shape.dims[i] = strtol(s, &end, 10);
-        if (end == s)
-            return false;
-    }
-    s = strchr(end, ':');
-    if (!s)
-        return false;
-    s++;
-    for (a->n = 0;; a->n++) {
-        double v = strtod(s, &end);
-        if (end == s)
-            break;
-        if (a->n == MAX_VALUES)
-            return false;
-        a->v[a->n] = v;
-        s = end;
-    }
-    int64_t size = 1;
-    for (int i = 0; i < a->shape.rank; i++)
-        size *= a->shape.dims[i];
-    return size == a->n;
-}
-
 static bool same_value(double got, double want, bool exact)
 {
     if (isnan(want))
@@ -165,7 +127,7 @@ static bool run_case(const char *name, const char *dtype, const golden_array *in
         if (ints)
             xs[k] = tg_cast(xs[k], TG_I64);
     }
-    tg_tensor *y = call_op(op, xs);
+    tg_tensor *y = call_op(op, xs, n_in);
     double got[MAX_VALUES];
     if (!y || tg_size(y) != out->n || tg_copy_out_f64(y, got, out->n) != 0) {
         printf("  case %s: %s\n", name, y ? "wrong size" : tg_last_error());
@@ -185,47 +147,51 @@ static bool run_case(const char *name, const char *dtype, const golden_array *in
 
 static void test_golden_values(void)
 {
-    FILE *f = fopen(MATH_GOLDEN, "r");
-    if (!f) {
-        printf("  %s is missing (run /usr/bin/python3 tools/make_math_fixtures.py)\n", MATH_GOLDEN);
-        CHECK(f != NULL);
+    static fx_reader r;
+    if (!fx_open(&r, "math_golden.txt", "tools/make_math_fixtures.py")) {
+        printf("  %s\n", r.error);
+        CHECK(false);
         return;
     }
-    static char line[8192];
-    char name[64] = "", dtype[8] = "";
+    char tag[16], *rest, name[64] = "", dtype[8] = "", input[8];
     static golden_array in[2], out;
     int n_in = 0, cases = 0;
     bool seen[N_GOLDEN] = {0}, have_out = false;
-    for (int lineno = 1; fgets(line, sizeof line, f); lineno++) {
-        bool bad = false;
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        if (sscanf(line, "case %63s %7s", name, dtype) == 2) {
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        bool ok;
+        if (strcmp(tag, "case") == 0) {
+            ok = fx_word(&rest, name, sizeof name) && fx_word(&rest, dtype, sizeof dtype) && fx_done(rest);
             n_in = 0;
             have_out = false;
-        } else if (strncmp(line, "input ", 6) == 0) {
-            bad = n_in == 2 || !parse_array(line + 8, &in[n_in++]);
-        } else if (strncmp(line, "out ", 4) == 0) {
-            bad = !parse_array(line + 4, &out);
-            have_out = !bad;
-        } else if (strncmp(line, "end", 3) == 0) {
-            bad = !have_out;
-            if (!bad) {
+        } else if (strcmp(tag, "input") == 0) {
+            ok = n_in < 2 && fx_word(&rest, input, sizeof input) &&
+                 fx_array(&rest, &in[n_in].shape, in[n_in].v, MAX_VALUES);
+            if (ok) {
+                in[n_in].n = (int)fx_size(&in[n_in].shape);
+                n_in++;
+            }
+        } else if (strcmp(tag, "out") == 0) {
+            ok = have_out = fx_array(&rest, &out.shape, out.v, MAX_VALUES);
+            out.n = (int)fx_size(&out.shape);
+        } else if (strcmp(tag, "end") == 0) {
+            ok = have_out;
+            if (ok) {
                 CHECK(run_case(name, dtype, in, n_in, &out));
                 cases++;
                 for (int k = 0; k < N_GOLDEN; k++)
                     seen[k] |= strcmp(GOLDEN_OPS[k].name, name) == 0;
             }
         } else {
-            bad = true;
+            ok = false;
         }
-        if (bad) {
-            printf("  math_golden.txt line %d cannot be read: %s", lineno, line);
-            CHECK(!bad);
-            break;
-        }
+        if (!ok)
+            fx_fail(&r, "a `%s` record that cannot be read", tag);
     }
-    fclose(f);
+    if (r.failed) {
+        printf("  %s\n", r.error);
+        CHECK(!r.failed);
+    }
+    fx_close(&r);
     for (int k = 0; k < N_GOLDEN; k++)
         if (!seen[k]) {
             printf("  case %s is not in the fixture (rerun tools/make_math_fixtures.py)\n", GOLDEN_OPS[k].name);
@@ -420,7 +386,7 @@ static tg_tensor *fn_inner_grad(tg_tensor *const *xs, int n, void *u)
     tg_tape *t = tg_tape_begin();
     for (int i = 0; i < n; i++)
         tg_watch(t, xs[i]);
-    tg_tensor *y = call_op(ig->op, xs);
+    tg_tensor *y = call_op(ig->op, xs, n);
     tg_tensor *L = y ? tg_sum(tg_mul(y, gc_weights(y, 77))) : NULL;
     tg_tape_end(t);
     tg_tensor *g = L ? tg_gradient(t, L, xs[ig->wrt]) : NULL;
@@ -639,22 +605,16 @@ static void test_errors(void)
     CHECK_ERROR(here);
     /* binary ops: dtypes, mixing, broadcasting */
     tg_clear_error();
-    CHECK(tg_atan2(i, i) == NULL);
-    CHECK_ERROR("tg_atan2: `a` must be float32 or float64, not int32");
-    CHECK(tg_div_no_nan(i, i) == NULL);
-    CHECK_ERROR("tg_div_no_nan: `a` must be float32 or float64, not int32");
-    CHECK(tg_mul_no_nan(i, i) == NULL);
-    CHECK_ERROR("tg_mul_no_nan: `a` must be float32 or float64, not int32");
-    CHECK(tg_truncatediv(d, d) == NULL);
-    CHECK_ERROR("tg_truncatediv: `a` must be int32 or int64, not float64");
-    CHECK(tg_floormod(bo, bo) == NULL);
-    CHECK_ERROR("tg_floormod: `a` must be float32, float64, int32 or int64, not bool");
-    CHECK(tg_floordiv(f, d) == NULL);
-    CHECK_ERROR("tg_floordiv: cannot mix float32 and float64");
-    CHECK(tg_squared_difference(i, tg_from_i64(TG_SHAPE(2), 1, 2)) == NULL);
-    CHECK_ERROR("tg_squared_difference: cannot mix int32 and int64");
-    CHECK(tg_atan2(d, tg_ones(TG_F64, TG_SHAPE(3, 2))) == NULL);
-    CHECK_ERROR("tg_atan2: shapes (2, 3) and (3, 2) cannot be broadcast together");
+    EXPECT_ERROR(tg_atan2(i, i) == NULL, "tg_atan2: `a` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_div_no_nan(i, i) == NULL, "tg_div_no_nan: `a` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_mul_no_nan(i, i) == NULL, "tg_mul_no_nan: `a` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_truncatediv(d, d) == NULL, "tg_truncatediv: `a` must be int32 or int64, not float64");
+    EXPECT_ERROR(tg_floormod(bo, bo) == NULL, "tg_floormod: `a` must be float32, float64, int32 or int64, not bool");
+    EXPECT_ERROR(tg_floordiv(f, d) == NULL, "tg_floordiv: cannot mix float32 and float64");
+    EXPECT_ERROR(tg_squared_difference(i, tg_from_i64(TG_SHAPE(2), 1, 2)) == NULL,
+                 "tg_squared_difference: cannot mix int32 and int64");
+    EXPECT_ERROR(tg_atan2(d, tg_ones(TG_F64, TG_SHAPE(3, 2))) == NULL,
+                 "tg_atan2: shapes (2, 3) and (3, 2) cannot be broadcast together");
     tg_scope_end(s);
 }
 
