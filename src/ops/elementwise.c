@@ -1,5 +1,7 @@
 /* Element-wise ops: broadcasting arithmetic, comparisons and logic, where, the unary
- * maths functions, clip and cast.
+ * maths functions, clip and cast; the trigonometric and hyperbolic functions, atan2,
+ * TF's division family (floormod, floordiv, truncatediv, truncatemod), the NaN-safe
+ * div_no_nan and mul_no_nan, and the predicates is_nan, is_inf, is_finite.
  *
  * Every kernel is an inner loop over one run of contiguous output elements
  * (ew_kernel); ew_run walks the broadcast output and hands each run to it. Float
