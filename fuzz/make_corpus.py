@@ -123,15 +123,14 @@ for i, text in enumerate(['{"tapegrad_iterations":"1"}', '{"epoch":"1","tapegrad
 
 
 # ---- op-graph programs: 8 seed bytes, a config byte, then steps of 10 bytes ------------
-# (row, operands, domain, 7 attribute bytes); the rows are walked in the enum's order
-# (src/ops/op.h), three per program, so the seeds start from every row.
+# (row, operands, domain, 7 attribute bytes); the rows are walked in the table's order
+# (src/ops/ops.def, which makes the enum of src/ops/op.h), three per program, so the seeds
+# start from every row.
 def op_rows():
     import re
-    text = open(os.path.join(HERE, "..", "src", "ops", "op.h")).read()
-    body = text[text.index("typedef enum tg_op_kind"):text.index("} tg_op_kind;")]
-    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
-    names = re.findall(r"TG_OP_[A-Z0-9_]+", body)
-    return [n for n in names if n not in ("TG_OP_NONE", "TG_OP_COUNT")]
+    text = open(os.path.join(HERE, "..", "src", "ops", "ops.def")).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.findall(r"^OP\((\w+),", text, flags=re.M)
 
 
 rows = op_rows()

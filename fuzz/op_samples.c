@@ -93,6 +93,36 @@ static tg_tensor *positive_part(tg_sample *s, const tg_tensor *x)
     return tg_greater_at(LOC, x, tg_scalar_like_at(LOC, x, 0));
 }
 
+/* floormod, floordiv, truncatemod: s_binary's operands; the op jumps where a / b is an
+ * integer, so a / b - round(a / b) is handed over as a value with a kink at 0. */
+static tg_tensor *s_quotient(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *y = s_binary(s, x);
+    if (y && s->n_in == 2) {
+        tg_tensor *q = tg_div_at(LOC, s->in[0], s->in[1]);
+        zero_kink(s, tg_sub_at(LOC, q, tg_round_at(LOC, q)));
+    }
+    return y;
+}
+
+/* truncatediv takes integers: 8a and 3b cast to int64 (b's zeros made 1), steps at the
+ * integers of 8a and 3b. */
+static tg_tensor *s_truncatediv(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *a = tg_mul_at(LOC, x[0], tg_scalar_like_at(LOC, x[0], 8));
+    tg_tensor *b = tg_sample_fit(x[1], shape_of(x[0]));
+    b = b ? tg_mul_at(LOC, b, tg_scalar_like_at(LOC, b, 3)) : NULL;
+    use(s, a);
+    use(s, b);
+    s->kinks = TG_KINK_STEPS;
+    tg_tensor *ai = tg_cast_at(LOC, a, TG_I64), *bi = tg_cast_at(LOC, b, TG_I64);
+    if (!ai || !bi)
+        return NULL;
+    tg_tensor *one = tg_scalar_like_at(LOC, bi, 1);
+    bi = tg_where_at(LOC, tg_equal_at(LOC, bi, tg_scalar_like_at(LOC, bi, 0)), one, bi);
+    return tg_truncatediv_at(LOC, ai, bi);
+}
+
 static tg_tensor *s_logical(tg_sample *s, tg_tensor *const *x)
 {
     tg_tensor *a = positive_part(s, x[0]);
@@ -135,6 +165,20 @@ static tg_tensor *s_alpha(tg_sample *s, tg_tensor *const *x)
 static tg_tensor *s_gelu(tg_sample *s, tg_tensor *const *x)
 {
     return apply(s, &(tg_attrs){.approximate = tg_sample_byte(s) & 1}, x, 1);
+}
+
+/* relu6 (kinks at 0 and 6) and hard_sigmoid (at -3 and 3). */
+static tg_tensor *s_bounded(tg_sample *s, tg_tensor *const *x)
+{
+    bool relu6 = s->op == TG_OP_RELU6;
+    s->lo = relu6 ? 0 : -3;
+    s->hi = relu6 ? 6 : 3;
+    return apply(s, &(tg_attrs){0}, x, 1);
+}
+
+static tg_tensor *s_silu(tg_sample *s, tg_tensor *const *x)
+{
+    return apply(s, &(tg_attrs){.beta = 0.5 + tg_sample_byte(s) / 128.0}, x, 1);
 }
 
 /* One axis, from the front or (negative) from the back: softmax, argmax. */
@@ -653,6 +697,15 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(MIRROR_PAD, s_mirror_pad, 1, 1), ROW(GATHER_ND, s_gather_nd, 1, 1), ROW(SCATTER_ND, s_scatter_nd, 1, 1),
     ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1), ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MIN, s_segment, 1, 1),
+    UNARY(SIN), UNARY(COS), UNARY(TAN), UNARY(ASIN), UNARY(ACOS), UNARY(ATAN), BINARY(ATAN2), UNARY(SINH),
+    UNARY(COSH), UNARY(ASINH), UNARY(ACOSH), UNARY(ATANH),
+    UNARY(RECIPROCAL), UNARY(EXPM1), BINARY(SQUARED_DIFFERENCE),
+    ROW(FLOORMOD, s_quotient, 2, 3), ROW(FLOORDIV, s_quotient, 2, 3), ROW(TRUNCATEMOD, s_quotient, 2, 3),
+    ROW(TRUNCATEDIV, s_truncatediv, 2, 0),   /* integers: docs */
+    BINARY(DIV_NO_NAN), BINARY(MUL_NO_NAN),   /* b == 0 gives 0 even for a NaN a (docs); b is never 0 here */
+    ROW(IS_NAN, s_unary, 1, 0), ROW(IS_INF, s_unary, 1, 0), ROW(IS_FINITE, s_unary, 1, 0),   /* bool: docs */
+    UNARY(LOG_SIGMOID), ROW(RELU6, s_bounded, 1, 1), UNARY(SELU), ROW(SILU, s_silu, 1, 1),
+    ROW(HARD_SIGMOID, s_bounded, 1, 1), UNARY(SOFTSIGN),
 };
 
 tg_tensor *tg_sample_run(tg_sample *s, tg_tensor *const *x)

@@ -150,17 +150,22 @@ static bool near_kink(const tg_sample *s)
 }
 
 /* ---- one run -------------------------------------------------------------------------------------- */
-/* The row's domain met by mapping one operand: x^2 + c (> 0), x^2 + c - 1 (> -1). */
+/* The row's domain met by mapping one operand: x^2 + c (> 0), x^2 + c - 1 (> -1),
+ * x^2 + c + 1 (> 1), +-(x^2 + c) (!= 0), s tanh(x) with s < 1 (in (-1, 1)). */
 static tg_tensor *in_domain(const step *st, tg_tensor *x, int k)
 {
     tg_op_domain d = tg__op_table[st->op].domain;
-    bool mapped = (k == 0 && (d == TG_DOMAIN_POSITIVE || d == TG_DOMAIN_ABOVE_MINUS_ONE)) ||
-                  (k == 1 && d == TG_DOMAIN_NONZERO_1);
+    bool nonzero = (k == 0 && d == TG_DOMAIN_NONZERO_0) || (k == 1 && d == TG_DOMAIN_NONZERO_1);
+    bool mapped = nonzero || (k == 0 && (d == TG_DOMAIN_POSITIVE || d == TG_DOMAIN_ABOVE_MINUS_ONE ||
+                                         d == TG_DOMAIN_ABOVE_ONE || d == TG_DOMAIN_UNIT_OPEN));
     if (!mapped)
         return x;
-    double c = 0.1 + (st->domain & 127) / 128.0 - (d == TG_DOMAIN_ABOVE_MINUS_ONE ? 1 : 0);
+    if (d == TG_DOMAIN_UNIT_OPEN)
+        return tg_mul_at(LOC, tg_tanh_at(LOC, x), tg_scalar_like_at(LOC, x, 0.2 + (st->domain & 127) / 200.0));
+    double c = 0.1 + (st->domain & 127) / 128.0;
+    c += d == TG_DOMAIN_ABOVE_MINUS_ONE ? -1 : d == TG_DOMAIN_ABOVE_ONE ? 1 : 0;
     tg_tensor *y = tg_add_at(LOC, tg_square_at(LOC, x), tg_scalar_like_at(LOC, x, c));
-    return d == TG_DOMAIN_NONZERO_1 && (st->domain & 128) ? tg_neg_at(LOC, y) : y;
+    return nonzero && (st->domain & 128) ? tg_neg_at(LOC, y) : y;
 }
 
 static tg_tensor *weights_like(const tg_tensor *t, int k)

@@ -42,6 +42,9 @@ typedef struct args {
     tg_dtype dtype;
     tg_loss loss;
     int pieces, piece;            /* split, unstack: how many outputs, and the one a case returns */
+    bool exclusive, reverse;      /* cumsum, cumprod */
+    int mode;                     /* sort's direction, norm's ord, mirror_pad's mode */
+    int64_t k;                    /* top_k's k, the segments' count */
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
@@ -182,6 +185,89 @@ static tg_tensor *f_unstack(tg_tensor *const *x, int n, void *u)
     tg_tensor *out[8];
     return tg_unstack(x[0], a->pieces, out, a->axis) == 0 ? out[a->piece] : NULL;
 }
+/* products, scans, ranking (scan.c) */
+REDUCER(reduce_prod)
+static tg_tensor *f_reduce_any(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_reduce_any_at(TG_LOC, positive(x[0]), (tg_reduce_opts){.axes = a->axes, .keepdims = a->keepdims});
+}
+static tg_tensor *f_reduce_all(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_reduce_all_at(TG_LOC, positive(x[0]), (tg_reduce_opts){.axes = a->axes, .keepdims = a->keepdims});
+}
+static tg_tensor *f_cumsum(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_cumsum(x[0], .axis = a->axis, .exclusive = a->exclusive, .reverse = a->reverse);
+}
+static tg_tensor *f_cumprod(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_cumprod(x[0], .axis = a->axis, .exclusive = a->exclusive, .reverse = a->reverse);
+}
+/* top_k's values (its indices are int32: no gradient) */
+static tg_tensor *f_top_k(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[2];
+    return tg_top_k(x[0], a->k, out) == 0 ? out[0] : NULL;
+}
+static tg_tensor *f_sort(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_sort(x[0], .axis = a->axis, .direction = (tg_sort_direction)a->mode);
+}
+/* x gathered in argsort's order: its gradient flows through the gather, not the indices */
+static tg_tensor *f_argsort(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *order = tg_argsort(x[0], .axis = a->axis, .direction = (tg_sort_direction)a->mode);
+    return tg_gather(x[0], order, 0);
+}
+static tg_tensor *f_norm(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_norm(x[0], .ord = (tg_norm_ord)a->mode, .axes = a->axes, .keepdims = a->keepdims);
+}
+static tg_tensor *f_l2_normalize(tg_tensor *const *x, int n, void *u) { ARGS; return tg_l2_normalize(x[0], .axes = a->axes); }
+
+/* index moves (index.c) */
+static tg_tensor *f_tile(tg_tensor *const *x, int n, void *u) { ARGS; return tg_tile(x[0], a->s1); }
+static tg_tensor *f_reverse(tg_tensor *const *x, int n, void *u) { ARGS; return tg_reverse(x[0], a->axes); }
+static tg_tensor *f_roll(tg_tensor *const *x, int n, void *u) { ARGS; return tg_roll(x[0], a->s1, a->axes); }
+static tg_tensor *f_mirror_pad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_mirror_pad(x[0], a->s1, a->s2, (tg_mirror_pad_mode)a->mode);
+}
+static tg_tensor *f_gather_nd(tg_tensor *const *x, int n, void *u) { ARGS; return tg_gather_nd(x[0], index_tensor(a, a->s2)); }
+static tg_tensor *f_scatter_nd(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_scatter_nd(index_tensor(a, a->s2), x[0], a->s1);
+}
+#define SEGMENTS(op)                                                                                      \
+    static tg_tensor *f_segment_##op(tg_tensor *const *x, int n, void *u)                                 \
+    {                                                                                                     \
+        ARGS;                                                                                             \
+        return tg_unsorted_segment_##op(x[0], index_tensor(a, TG_SHAPE(a->n_idx)), a->k);                 \
+    }
+SEGMENTS(sum)
+SEGMENTS(mean)
+SEGMENTS(max)
+SEGMENTS(min)
+static tg_tensor *f_repeat(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_repeat(x[0], index_tensor(a, TG_SHAPE(a->n_idx)), a->axis);
+}
+static tg_tensor *f_boolean_mask(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_boolean_mask(x[0], tg_cast(index_tensor(a, a->s2), TG_BOOL), a->axis);
+}
 static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u) { ARGS; return tg_slice(x[0], a->s1, a->s2); }
 static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
 {
@@ -242,6 +328,51 @@ static tg_tensor *f_avg_pool2d_grad(tg_tensor *const *x, int n, void *u)
     SEEDED_GRADIENT(tg_avg_pool2d_at(TG_LOC, img, pool_opts(a)), img, x[0], g);
     return g;
 }
+
+/* the element-wise maths */
+static tg_tensor *f_sin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sin(x[0]); }
+static tg_tensor *f_cos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cos(x[0]); }
+static tg_tensor *f_tan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_tan(x[0]); }
+static tg_tensor *f_asin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asin(x[0]); }
+static tg_tensor *f_acos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acos(x[0]); }
+static tg_tensor *f_atan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan(x[0]); }
+static tg_tensor *f_atan2(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan2(x[0], x[1]); }
+static tg_tensor *f_sinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sinh(x[0]); }
+static tg_tensor *f_cosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cosh(x[0]); }
+static tg_tensor *f_asinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asinh(x[0]); }
+static tg_tensor *f_acosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acosh(x[0]); }
+static tg_tensor *f_atanh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atanh(x[0]); }
+static tg_tensor *f_reciprocal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_reciprocal(x[0]); }
+static tg_tensor *f_expm1(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_expm1(x[0]); }
+static tg_tensor *f_squared_difference(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_squared_difference(x[0], x[1]);
+}
+static tg_tensor *f_floormod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floormod(x[0], x[1]); }
+static tg_tensor *f_floordiv(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floordiv(x[0], x[1]); }
+static tg_tensor *f_truncatemod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_truncatemod(x[0], x[1]); }
+/* truncatediv takes integers: float inputs become int64 (4x, truncated) on the way in */
+static tg_tensor *as_int(const tg_tensor *x)
+{
+    return tg_dtype_is_float(tg_dtype_of(x)) ? tg_cast(tg_mul(x, tg_scalar_like(x, 4)), TG_I64) : (tg_tensor *)x;
+}
+static tg_tensor *f_truncatediv(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_truncatediv(as_int(x[0]), as_int(x[1]));
+}
+static tg_tensor *f_div_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_div_no_nan(x[0], x[1]); }
+static tg_tensor *f_mul_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_mul_no_nan(x[0], x[1]); }
+static tg_tensor *f_is_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_nan(x[0]); }
+static tg_tensor *f_is_inf(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_inf(x[0]); }
+static tg_tensor *f_is_finite(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_finite(x[0]); }
+static tg_tensor *f_log_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_log_sigmoid(x[0]); }
+static tg_tensor *f_relu6(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_relu6(x[0]); }
+static tg_tensor *f_selu(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_selu(x[0]); }
+static tg_tensor *f_silu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_silu(x[0], a->alpha); }
+static tg_tensor *f_hard_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_hard_sigmoid(x[0]); }
+static tg_tensor *f_softsign(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_softsign(x[0]); }
 
 /* fused */
 static tg_tensor *f_bias_add_act(tg_tensor *const *x, int n, void *u)
@@ -526,6 +657,42 @@ static const op_case cases[] = {
     CASE(SPLIT, "axis 0, the last piece", f_split, A(.axis = 0, .pieces = 2, .piece = 1), 1, S(4, 2, 2)),
     CASE(UNSTACK, "axis 0, the first slice", f_unstack, A(.axis = 0, .pieces = 3, .piece = 0), 1, S(3, 2)),
     CASE(UNSTACK, "axis -1, a column", f_unstack, A(.axis = -1, .pieces = 4, .piece = 2), 1, S(2, 3, 4)),
+    /* products, scans, ranking */
+    CASE(REDUCE_PROD, "all", f_reduce_prod, A(0), 1, S(2, 3)),
+    CASE(REDUCE_PROD, "axis 1 keepdims", f_reduce_prod, A(.axes = AX(1), .keepdims = true), 1, S(2, 4, 2)),
+    CASE(REDUCE_PROD, "empty [0,3], axis 0", f_reduce_prod, A(.axes = AX(0)), 1, S(0, 3)),
+    CASEX(REDUCE_ANY, "axis 1 of x > 0", f_reduce_any, A(.axes = AX(1)), 1, .flags = C_CUT_BEFORE, S(3, 4)),
+    CASEX(REDUCE_ALL, "all of x > 0", f_reduce_all, A(0), 1, .flags = C_CUT_BEFORE, S(3, 4)),
+    CASE(CUMSUM, "axis 0", f_cumsum, A(.axis = 0), 1, S(4, 3)),
+    CASE(CUMSUM, "axis -1, exclusive and reverse", f_cumsum, A(.axis = -1, .exclusive = true, .reverse = true), 1,
+         S(2, 5)),
+    CASE(CUMPROD, "axis 1", f_cumprod, A(.axis = 1), 1, S(2, 4)),
+    CASE(CUMPROD, "axis 0, exclusive", f_cumprod, A(.axis = 0, .exclusive = true), 1, S(4, 2)),
+    CASE(CUMPROD, "axis -1, reverse", f_cumprod, A(.axis = -1, .reverse = true), 1, S(3, 3)),
+    CASE(TOP_K, "k 2 of rows of 5", f_top_k, A(.k = 2), 1, S(3, 5)),
+    CASE(TOP_K, "k all of a vector", f_top_k, A(.k = 4), 1, S(4)),
+    /* index moves */
+    CASE(TILE, "[2,3] by (2,1)", f_tile, A(.s1 = S(2, 1)), 1, S(2, 3)),
+    CASE(TILE, "[1,2,2] by (3,1,2)", f_tile, A(.s1 = S(3, 1, 2)), 1, S(1, 2, 2)),
+    CASE(REVERSE, "axes 0 and 2", f_reverse, A(.axes = AX(0, 2)), 1, S(2, 3, 2)),
+    CASE(REVERSE, "axis -1", f_reverse, A(.axes = AX(-1)), 1, S(3, 4)),
+    CASE(ROLL, "shift 2 on axis 1, -1 on axis 0", f_roll, A(.s1 = S(2, -1), .axes = AX(1, 0)), 1, S(3, 4)),
+    CASE(ROLL, "two shifts of one axis add", f_roll, A(.s1 = S(1, 3), .axes = AX(0, 0)), 1, S(5)),
+    CASE(MIRROR_PAD, "reflect", f_mirror_pad, A(.s1 = S(1, 2), .s2 = S(2, 1), .mode = TG_MIRROR_REFLECT), 1, S(3, 3)),
+    CASE(MIRROR_PAD, "symmetric", f_mirror_pad, A(.s1 = S(2, 0), .s2 = S(1, 3), .mode = TG_MIRROR_SYMMETRIC), 1,
+         S(2, 3)),
+    CASE(GATHER_ND, "pairs of indices, repeated", f_gather_nd, A(.s2 = S(3, 2), .idx = {1, 2, 0, 0, 1, 2}), 1,
+         S(2, 3)),
+    CASE(GATHER_ND, "rows", f_gather_nd, A(.s2 = S(2, 1), .idx = {2, 0}), 1, S(3, 2)),
+    CASE(SCATTER_ND, "pairs, repeats add", f_scatter_nd, A(.s1 = S(2, 3), .s2 = S(3, 2), .idx = {1, 2, 0, 0, 1, 2}), 1,
+         S(3)),
+    CASE(SCATTER_ND, "rows", f_scatter_nd, A(.s1 = S(4, 2), .s2 = S(2, 1), .idx = {3, 1}), 1, S(2, 2)),
+    CASE(UNSORTED_SEGMENT_SUM, "rows, a dropped id, an empty segment", f_segment_sum,
+         A(.k = 4, .idx = {2, 0, -1, 2, 0}, .n_idx = 5), 1, S(5, 2)),
+    /* (an empty segment's lowest or highest value is test_ops_index's: no difference quotient there) */
+    CASE(UNSORTED_SEGMENT_MAX, "rows", f_segment_max, A(.k = 2, .idx = {1, 0, 1, 1}, .n_idx = 4), 1, S(4, 3)),
+    CASE(UNSORTED_SEGMENT_MIN, "rows, a dropped id", f_segment_min, A(.k = 2, .idx = {0, -1, 1, 1}, .n_idx = 4), 1,
+         S(4, 2)),
     CASE(SLICE, "box", f_slice, A(.s1 = S(1, 0), .s2 = S(2, -1)), 1, S(3, 4)),
     CASE(SLICE, "rank 3", f_slice, A(.s1 = S(1, 0, 2), .s2 = S(2, -1, 2)), 1, S(3, 4, 5)),
     CASE(GATHER, "axis 0, repeats", f_gather, A(.axis = 0, .idx = {2, 0, 2, 1}, .n_idx = 4), 1, S(3, 2)),
@@ -590,6 +757,51 @@ static const op_case cases[] = {
          S(1, 2, 2, 2)),
     CASE(AVG_POOL2D_GRAD, "3x2 same strides 1", f_avg_pool2d_grad,
          A(.s1 = S(1, 3, 3, 1), .kh = 3, .kw = 2, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 1, S(1, 3, 3, 1)),
+    /* the element-wise maths: domains (-1, 1), > 1, != 0 from the rows; the mods' quotients
+     * a / b kept inside (2, 3) or (-3, -2), away from the integers where they jump */
+    CASE(SIN, "[2,3]", f_sin, NULL, 1, S(2, 3)),
+    CASE(COS, "[3,2]", f_cos, NULL, 1, S(3, 2)),
+    CASE(TAN, "[2,3]", f_tan, NULL, 1, S(2, 3)),
+    CASE(ASIN, "[2,3]", f_asin, NULL, 1, S(2, 3)),
+    CASE(ACOS, "[2,3]", f_acos, NULL, 1, S(2, 3)),
+    CASE(ATAN, "[2,3]", f_atan, NULL, 1, S(2, 3)),
+    CASE(ATAN2, "[2,3] against [3]", f_atan2, NULL, 2, S(2, 3), S(3)),
+    CASE(ATAN2, "[2,1] against [2,3]", f_atan2, NULL, 2, S(2, 1), S(2, 3)),
+    CASE(SINH, "[2,3]", f_sinh, NULL, 1, S(2, 3)),
+    CASE(COSH, "[2,3]", f_cosh, NULL, 1, S(2, 3)),
+    CASE(ASINH, "[2,3]", f_asinh, NULL, 1, S(2, 3)),
+    CASE(ACOSH, "[2,3]", f_acosh, NULL, 1, S(2, 3)),
+    CASE(ATANH, "[2,3]", f_atanh, NULL, 1, S(2, 3)),
+    CASE(RECIPROCAL, "[2,3]", f_reciprocal, NULL, 1, S(2, 3)),
+    CASE(EXPM1, "[2,3]", f_expm1, NULL, 1, S(2, 3)),
+    CASE(SQUARED_DIFFERENCE, "[2,3] and [3]", f_squared_difference, NULL, 2, S(2, 3), S(3)),
+    CASE(SQUARED_DIFFERENCE, "scalar and [2,2]", f_squared_difference, NULL, 2, SC, S(2, 2)),
+    CASEX(FLOORMOD, "[2,3] % [3], b > 0", f_floormod, NULL, 2, .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}},
+          S(2, 3), S(3)),
+    CASEX(FLOORMOD, "[2,3] % [2,1], b < 0", f_floormod, NULL, 2,
+          .range = {{2.3 COMMA 2.7} COMMA {-1.1 COMMA -1}}, S(2, 3), S(2, 1)),
+    CASEX(FLOORDIV, "[2,3] // [3]", f_floordiv, NULL, 2, .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}}, S(2, 3),
+          S(3)),
+    /* integers through a cast (a cut before the row); b in [1.3, 2] is 5 to 8 */
+    CASEX(TRUNCATEDIV, "int64 [2,3] / [3]", f_truncatediv, NULL, 2,
+          .range = {{-4 COMMA 4} COMMA {1.3 COMMA 2}} COMMA .flags = C_CUT_BEFORE, S(2, 3), S(3)),
+    CASEX(TRUNCATEMOD, "[2,3] % [3], b > 0", f_truncatemod, NULL, 2,
+          .range = {{2.3 COMMA 2.7} COMMA {1 COMMA 1.1}}, S(2, 3), S(3)),
+    CASEX(TRUNCATEMOD, "negative a, [2,3] % [2,1]", f_truncatemod, NULL, 2,
+          .range = {{-2.7 COMMA -2.3} COMMA {1 COMMA 1.1}}, S(2, 3), S(2, 1)),
+    CASE(DIV_NO_NAN, "[2,3] / [3]", f_div_no_nan, NULL, 2, S(2, 3), S(3)),
+    CASE(MUL_NO_NAN, "[2,3] * [2,1]", f_mul_no_nan, NULL, 2, S(2, 3), S(2, 1)),
+    CASE(IS_NAN, "[2,3]", f_is_nan, NULL, 1, S(2, 3)),
+    CASE(IS_INF, "[2,3]", f_is_inf, NULL, 1, S(2, 3)),
+    CASE(IS_FINITE, "[2,3]", f_is_finite, NULL, 1, S(2, 3)),
+    CASE(LOG_SIGMOID, "[3,4]", f_log_sigmoid, NULL, 1, S(3, 4)),
+    CASEX(RELU6, "[3,4] over both bounds", f_relu6, A(.lo = 0, .hi = 6), 1, .range = {{-2 COMMA 8}}, S(3, 4)),
+    CASE(SELU, "[3,4]", f_selu, NULL, 1, S(3, 4)),
+    CASE(SILU, "beta 1", f_silu, A(.alpha = 1), 1, S(3, 4)),
+    CASE(SILU, "beta 1.7", f_silu, A(.alpha = 1.7), 1, S(2, 3)),
+    CASEX(HARD_SIGMOID, "[3,4] over both bounds", f_hard_sigmoid, A(.lo = -3, .hi = 3), 1, .range = {{-5 COMMA 5}},
+          S(3, 4)),
+    CASE(SOFTSIGN, "[3,4]", f_softsign, NULL, 1, S(3, 4)),
     /* fused */
     CASE(BIAS_ADD_ACT, "linear", f_bias_add_act, A(.act = TG_BIAS_LINEAR), 2, S(2, 3), S(3)),
     CASE(BIAS_ADD_ACT, "relu", f_bias_add_act, A(.act = TG_BIAS_RELU), 2, S(2, 3), S(3)),
@@ -637,6 +849,27 @@ static const op_case cases[] = {
 
     COMP("tg_expand_dims", "axis 1", f_expand_dims, A(.axis = 1), 1, TG_OP_RESHAPE, S(2, 3)),
     COMP("tg_squeeze", "all size-1 axes", f_squeeze, A(0), 1, TG_OP_RESHAPE, S(2, 1, 3, 1)),
+    COMPX("tg_sort", "ascending, last axis", f_sort, A(.axis = -1, .mode = TG_ASCENDING), 1, TG_OP_TOP_K,
+          .flags = C_TWICE, S(3, 4)),
+    COMPX("tg_sort", "descending, axis 0", f_sort, A(.axis = 0, .mode = TG_DESCENDING), 1, TG_OP_TOP_K COMMA TG_OP_TRANSPOSE,
+          .flags = C_TWICE, S(4, 2)),
+    COMPX("tg_argsort", "a vector gathered in its order", f_argsort, A(.axis = 0, .mode = TG_DESCENDING), 1,
+          TG_OP_TOP_K COMMA TG_OP_GATHER, .flags = C_TWICE, S(5)),
+    COMPX("tg_norm", "euclidean, axis 1", f_norm, A(.mode = TG_NORM_EUCLIDEAN, .axes = AX(1)), 1, TG_OP_SQRT,
+          .flags = C_TWICE, S(3, 4)),
+    COMPX("tg_norm", "Frobenius, keepdims", f_norm, A(.mode = TG_NORM_EUCLIDEAN, .axes = AX(0, 1), .keepdims = true),
+          1, TG_OP_SQRT, .flags = C_TWICE, S(2, 3)),
+    COMP("tg_norm", "ord 1", f_norm, A(.mode = TG_NORM_1, .axes = AX(-1)), 1, TG_OP_ABS, S(2, 3)),
+    COMP("tg_norm", "ord inf", f_norm, A(.mode = TG_NORM_INF), 1, TG_OP_MAX, S(2, 3)),
+    COMPX("tg_l2_normalize", "axis 1", f_l2_normalize, A(.axes = AX(1)), 1, TG_OP_RSQRT, .flags = C_TWICE, S(3, 4)),
+    COMPX("tg_unsorted_segment_mean", "rows, an empty segment", f_segment_mean,
+          A(.k = 3, .idx = {0, 2, 0, 0}, .n_idx = 4), 1, TG_OP_UNSORTED_SEGMENT_SUM, .flags = C_TWICE, S(4, 2)),
+    COMPX("tg_repeat", "axis 0, repeats per row", f_repeat, A(.axis = 0, .idx = {2, 0, 1}, .n_idx = 3), 1,
+          TG_OP_GATHER, .flags = C_TWICE, S(3, 2)),
+    COMPX("tg_repeat", "flattened, twice each", f_repeat, A(.axis = TG_AXIS_NONE, .idx = {2}, .n_idx = 1), 1,
+          TG_OP_GATHER, .flags = C_TWICE, S(2, 2)),
+    COMPX("tg_boolean_mask", "rows of a [3,2] mask over [3,2,2]", f_boolean_mask,
+          A(.axis = 0, .s2 = S(3, 2), .idx = {1, 0, 0, 1, 1, 1}), 1, TG_OP_GATHER, .flags = C_TWICE, S(3, 2, 2)),
     COMPX("tg_loss_values", "mse", f_loss_values, A(.loss = {.kind = TG_LOSS_MSE}), 2, TG_OP_SQUARE, .flags = C_TWICE,
           S(3, 2), S(3, 2)),
     /* mae's kink is at y_true == y_pred: the two ranges do not meet */
@@ -702,8 +935,12 @@ static void input_range(const op_case *c, int i, double *lo, double *hi, bool *n
         *lo = 0.3;
     else if (d == TG_DOMAIN_ABOVE_MINUS_ONE && i == 0)
         *lo = -0.7;
-    else if (d == TG_DOMAIN_NONZERO_1 && i == 1)
+    else if ((d == TG_DOMAIN_NONZERO_1 && i == 1) || (d == TG_DOMAIN_NONZERO_0 && i == 0))
         *nonzero = true;   /* |b| in [0.3, 2], either sign */
+    else if (d == TG_DOMAIN_UNIT_OPEN && i == 0)
+        *lo = -0.9, *hi = 0.9;
+    else if (d == TG_DOMAIN_ABOVE_ONE && i == 0)
+        *lo = 1.2, *hi = 4;
 }
 
 /* Input i of case c, seeded. A row with ties gets distinct values by construction: a
@@ -1033,9 +1270,13 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
     case TG_OP_SCATTER_ADD: return tg_scatter_add(tg_cast(idx, d), xs[0], a->s1, a->axis);
     case TG_OP_ONE_HOT: return tg_one_hot(tg_cast(tg_from_i64(TG_SHAPE(3), 0, 2, 1), d), a->depth);
     case TG_OP_SPARSE_SOFTMAX_XENT: return tg_sparse_softmax_cross_entropy_with_logits(tg_cast(idx, d), xs[0]);
+    case TG_OP_TRUNCATEDIV: return tg_truncatediv(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_AND: return tg_logical_and(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_OR: return tg_logical_or(as_dtype(xs[0], d), as_dtype(xs[1], d));
     case TG_OP_LOGICAL_NOT: return tg_logical_not(as_dtype(xs[0], d));
+    case TG_OP_REDUCE_ANY: return tg_reduce_any(as_dtype(xs[0], d));
+    case TG_OP_REDUCE_ALL: return tg_reduce_all(as_dtype(xs[0], d));
+    case TG_OP_SCATTER_ND: return tg_scatter_nd(tg_cast(tg_tensor_from(TG_I64, a->s2, a->idx), d), xs[0], a->s1);
     case TG_OP_CUSTOM: {
         tg_tensor *x = as_dtype(xs[0], d);
         return tg_custom_gradient(&x, 1, identity_forward, cube_backward, NULL);
@@ -1199,6 +1440,58 @@ static void kink_act_grad(void)
     CHECK_VALUES(f_act_grad(x, 3, A(.act = TG_BIAS_RELU)), 0, 0, 4);
 }
 
+/* atan2: at y = 0 (x < 0, the branch cut) the rule's value, 1 / x for y and 0 for x;
+ * at the origin 0 / 0, NaN for both, as TF's rule */
+static void kink_atan2(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 0, 0), tg_from_f64(TG_SHAPE(2), -2, 0)};
+    double gy[2], gx[2];
+    CHECK(tg_copy_out_f64(grad_of(f_atan2, x, 2, NULL, 0), gy, 2) == 0 && gy[0] == -0.5 && isnan(gy[1]));
+    CHECK(tg_copy_out_f64(grad_of(f_atan2, x, 2, NULL, 1), gx, 2) == 0 && gx[0] == 0 && isnan(gx[1]));
+}
+/* the mods where a / b is an integer (the result jumps): dy for a, -dy * floor(a / b)
+ * (trunc for truncatemod) for b, at the integer itself */
+static void kink_floormod(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 6, -6), tg_from_f64(TG_SHAPE(2), 3, 3)};
+    CHECK_VALUES(f_floormod(x, 2, NULL), 0, 0, 0);
+    CHECK_VALUES(grad_of(f_floormod, x, 2, NULL, 0), 0, 1, 1);
+    CHECK_VALUES(grad_of(f_floormod, x, 2, NULL, 1), 0, -2, 2);
+}
+static void kink_truncatemod(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2), 6, -6), tg_from_f64(TG_SHAPE(2), 3, 3)};
+    CHECK_VALUES(grad_of(f_truncatemod, x, 2, NULL, 0), 0, 1, 1);
+    CHECK_VALUES(grad_of(f_truncatemod, x, 2, NULL, 1), 0, -2, 2);
+}
+/* relu6 and hard_sigmoid: 0 at the bounds (TF's Relu6Grad passes strictly inside) */
+static void kink_relu6(void) { CHECK_VALUES(grad_of(f_relu6, X1(0, 6, 3), 1, NULL, 0), 0, 0, 0, 1); }
+static void kink_hard_sigmoid(void)
+{
+    CHECK_VALUES(grad_of(f_hard_sigmoid, X1(-3, 3, 0), 1, NULL, 0), 1e-15, 0, 0, 1. / 6);
+}
+/* selu at 0: scale (TF's SeluGrad reads the output, and 0 is not below 0) */
+static void kink_selu(void)
+{
+    CHECK_VALUES(grad_of(f_selu, X1(0), 1, NULL, 0), 1e-15, 1.0507009873554804934193349852946);
+}
+/* softsign at 0: 1 (its curvature jumps there, not its slope) */
+static void kink_softsign(void) { CHECK_VALUES(grad_of(f_softsign, X1(0, -1, 1), 1, NULL, 0), 1e-15, 1, 0.25, 0.25); }
+
+/* top_k: equal values keep the lower index first, and it takes the gradient (TF) */
+static void kink_top_k(void) { CHECK_VALUES(grad_of(f_top_k, X1(3, 1, 3, 2), 1, A(.k = 1), 0), 0, 1, 0, 0, 0); }
+/* TF's _UnsortedSegmentMinOrMaxGrad: a segment's ties share its gradient evenly */
+static void kink_segment_max(void)
+{
+    CHECK_VALUES(grad_of(f_segment_max, X1(2, 5, 5), 1, A(.k = 1, .idx = {0, 0, 0}, .n_idx = 3), 0), 1e-15, 0, 0.5,
+                 0.5);
+}
+static void kink_segment_min(void)
+{
+    CHECK_VALUES(grad_of(f_segment_min, X1(1, 1, 4), 1, A(.k = 1, .idx = {0, 0, 0}, .n_idx = 3), 0), 1e-15, 0.5,
+                 0.5, 0);
+}
+
 typedef struct kink_case {
     tg_op_kind op;
     void (*fn)(void);
@@ -1210,6 +1503,10 @@ static const kink_case kink_cases[] = {
     {TG_OP_CLIP_BY_VALUE, kink_clip}, {TG_OP_CAST, kink_cast}, {TG_OP_MAX_POOL2D, kink_max_pool2d},
     {TG_OP_MAX_POOL2D_GRAD, kink_max_pool2d_grad}, {TG_OP_MAX_POOL2D_GATHER, kink_max_pool2d_gather},
     {TG_OP_BIAS_ADD_ACT, kink_bias_add_act}, {TG_OP_ACT_GRAD, kink_act_grad},
+    {TG_OP_ATAN2, kink_atan2}, {TG_OP_FLOORMOD, kink_floormod}, {TG_OP_TRUNCATEMOD, kink_truncatemod},
+    {TG_OP_RELU6, kink_relu6}, {TG_OP_HARD_SIGMOID, kink_hard_sigmoid}, {TG_OP_SELU, kink_selu},
+    {TG_OP_SOFTSIGN, kink_softsign}, {TG_OP_TOP_K, kink_top_k}, {TG_OP_UNSORTED_SEGMENT_MAX, kink_segment_max},
+    {TG_OP_UNSORTED_SEGMENT_MIN, kink_segment_min},
 };
 
 /* Each differentiable row with kinks has a kink case; each kink case passes. */

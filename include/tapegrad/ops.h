@@ -47,6 +47,29 @@ tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a);
 #define tg_logical_or(a, b) tg_logical_or_at(TG_LOC, a, b)
 #define tg_logical_not(a) tg_logical_not_at(TG_LOC, a)
 
+/* TF's division family and NaN-safe arithmetic (binary, broadcasting). floormod and
+ * floordiv round toward -Inf, so floormod's result has b's sign (Python's % and //);
+ * truncatediv (integers only) and truncatemod round toward zero (C's / and %, fmod). An
+ * integer b with a zero element is an error ("integer division by zero"), as in TF.
+ * div_no_nan and mul_no_nan give 0 wherever b == 0, whatever a is. */
+tg_tensor *tg_floormod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_floordiv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);     /* not differentiable */
+tg_tensor *tg_truncatediv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);  /* not differentiable */
+tg_tensor *tg_truncatemod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_div_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_mul_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+tg_tensor *tg_squared_difference_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
+/* atan2(y, x): the angle of the point (x, y), in [-pi, pi]. */
+tg_tensor *tg_atan2_at(tg_loc loc, const tg_tensor *y, const tg_tensor *x);
+#define tg_floormod(a, b) tg_floormod_at(TG_LOC, a, b)
+#define tg_floordiv(a, b) tg_floordiv_at(TG_LOC, a, b)
+#define tg_truncatediv(a, b) tg_truncatediv_at(TG_LOC, a, b)
+#define tg_truncatemod(a, b) tg_truncatemod_at(TG_LOC, a, b)
+#define tg_div_no_nan(a, b) tg_div_no_nan_at(TG_LOC, a, b)
+#define tg_mul_no_nan(a, b) tg_mul_no_nan_at(TG_LOC, a, b)
+#define tg_squared_difference(a, b) tg_squared_difference_at(TG_LOC, a, b)
+#define tg_atan2(y, x) tg_atan2_at(TG_LOC, y, x)
+
 /* where(cond, a, b): a where cond is true, else b; cond is bool; all three broadcast. */
 tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b);
 #define tg_where(cond, a, b) tg_where_at(TG_LOC, cond, a, b)
@@ -88,6 +111,41 @@ tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype);
 #define tg_clip_by_value(x, lo, hi) tg_clip_by_value_at(TG_LOC, x, lo, hi)
 #define tg_cast(x, dtype) tg_cast_at(TG_LOC, x, dtype)
 
+/* Float32 and float64 maths. */
+tg_tensor *tg_sin_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_cos_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_tan_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_asin_at(tg_loc loc, const tg_tensor *x);     /* NaN outside [-1, 1] */
+tg_tensor *tg_acos_at(tg_loc loc, const tg_tensor *x);     /* NaN outside [-1, 1] */
+tg_tensor *tg_atan_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_sinh_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_cosh_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_asinh_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_acosh_at(tg_loc loc, const tg_tensor *x);    /* NaN below 1 */
+tg_tensor *tg_atanh_at(tg_loc loc, const tg_tensor *x);    /* +-Inf at +-1, NaN beyond */
+tg_tensor *tg_reciprocal_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_expm1_at(tg_loc loc, const tg_tensor *x);
+/* Bool results; not differentiable. */
+tg_tensor *tg_is_nan_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_is_inf_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_is_finite_at(tg_loc loc, const tg_tensor *x);
+#define tg_sin(x) tg_sin_at(TG_LOC, x)
+#define tg_cos(x) tg_cos_at(TG_LOC, x)
+#define tg_tan(x) tg_tan_at(TG_LOC, x)
+#define tg_asin(x) tg_asin_at(TG_LOC, x)
+#define tg_acos(x) tg_acos_at(TG_LOC, x)
+#define tg_atan(x) tg_atan_at(TG_LOC, x)
+#define tg_sinh(x) tg_sinh_at(TG_LOC, x)
+#define tg_cosh(x) tg_cosh_at(TG_LOC, x)
+#define tg_asinh(x) tg_asinh_at(TG_LOC, x)
+#define tg_acosh(x) tg_acosh_at(TG_LOC, x)
+#define tg_atanh(x) tg_atanh_at(TG_LOC, x)
+#define tg_reciprocal(x) tg_reciprocal_at(TG_LOC, x)
+#define tg_expm1(x) tg_expm1_at(TG_LOC, x)
+#define tg_is_nan(x) tg_is_nan_at(TG_LOC, x)
+#define tg_is_inf(x) tg_is_inf_at(TG_LOC, x)
+#define tg_is_finite(x) tg_is_finite_at(TG_LOC, x)
+
 /* TF's check_numerics: x itself when every value is finite; otherwise NULL with an error
  * that gives `message`, NaN or Inf, where it is and the op (and line) that made x. Its
  * gradient checks the gradient flowing back the same way. Float tensors only. For every
@@ -105,6 +163,12 @@ tg_tensor *tg_tanh_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_softplus_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
 tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
+tg_tensor *tg_log_sigmoid_at(tg_loc loc, const tg_tensor *x);   /* -softplus(-x) */
+tg_tensor *tg_relu6_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_selu_at(tg_loc loc, const tg_tensor *x);          /* SELU's fixed alpha and scale */
+tg_tensor *tg_silu_at(tg_loc loc, const tg_tensor *x, double beta);   /* tf.nn.silu (swish); TF default beta 1 */
+tg_tensor *tg_hard_sigmoid_at(tg_loc loc, const tg_tensor *x);  /* Keras 3: relu6(x + 3) / 6 */
+tg_tensor *tg_softsign_at(tg_loc loc, const tg_tensor *x);
 #define tg_relu(x) tg_relu_at(TG_LOC, x)
 #define tg_leaky_relu(x, alpha) tg_leaky_relu_at(TG_LOC, x, alpha)
 #define tg_elu(x, alpha) tg_elu_at(TG_LOC, x, alpha)
@@ -114,6 +178,12 @@ tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
 #define tg_softplus(x) tg_softplus_at(TG_LOC, x)
 #define tg_softmax(x, axis) tg_softmax_at(TG_LOC, x, axis)
 #define tg_log_softmax(x, axis) tg_log_softmax_at(TG_LOC, x, axis)
+#define tg_log_sigmoid(x) tg_log_sigmoid_at(TG_LOC, x)
+#define tg_relu6(x) tg_relu6_at(TG_LOC, x)
+#define tg_selu(x) tg_selu_at(TG_LOC, x)
+#define tg_silu(x, beta) tg_silu_at(TG_LOC, x, beta)
+#define tg_hard_sigmoid(x) tg_hard_sigmoid_at(TG_LOC, x)
+#define tg_softsign(x) tg_softsign_at(TG_LOC, x)
 
 /* ---- reductions ------------------------------------------------------------------- */
 typedef struct tg_reduce_opts {

@@ -678,6 +678,8 @@ static const char *saturation_hint(const tg_node *nd)
     case TG_OP_RELU:
     case TG_OP_BIAS_ADD_ACT: return "every unit is inactive (dead ReLUs: all inputs negative)";
     case TG_OP_CLIP_BY_VALUE: return "every value lies outside the clip range";
+    case TG_OP_RELU6: return "every input lies outside (0, 6), where relu6 is flat";
+    case TG_OP_HARD_SIGMOID: return "every input lies outside (-3, 3), where hard_sigmoid is flat";
     case TG_OP_MAXIMUM:
     case TG_OP_MINIMUM: return "the other operand wins everywhere";
     case TG_OP_SQUARE:

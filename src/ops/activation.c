@@ -1,6 +1,7 @@
-/* Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax and
- * log_softmax. Float32 and float64 only; kernels are written once through <tgmath.h>.
- * The formulas avoid overflow at both tails (sigmoid, softplus, softmax). */
+/* Activations: relu, leaky_relu, elu, gelu, sigmoid, tanh, softplus, softmax,
+ * log_softmax, log_sigmoid, relu6, selu, silu, hard_sigmoid and softsign. Float32 and
+ * float64 only; kernels are written once through <tgmath.h>. The formulas avoid overflow
+ * at both tails (sigmoid, softplus, softmax, log_sigmoid, silu). */
 #include <tgmath.h>
 
 #include "op.h"
@@ -271,6 +272,89 @@ bool tg__log_softmax_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
+/* ---- log_sigmoid, relu6, selu, silu, hard_sigmoid, softsign ----------------------------------- */
+/* log(sigmoid(x)) = -softplus(-x): log1p of an exp that cannot overflow. */
+DEF_MAP(log_sigmoid_kernel, a < 0 ? a - log1p(exp(a)) : -log1p(exp(-a)))
+/* `a <= 0 ? 0 : ...` as relu: NaN fails both tests and passes through. */
+DEF_MAP(relu6_kernel, a <= 0 ? 0 : a >= 6 ? 6 : a)
+#define SELU_ALPHA 1.6732632423543772848170429916717
+#define SELU_SCALE 1.0507009873554804934193349852946
+DEF_MAP(selu_kernel, a > 0 ? (T)SELU_SCALE * a : (T)(SELU_SCALE * SELU_ALPHA) * expm1(a))
+/* x * sigmoid(beta x), the sigmoid as sigmoid_kernel's (no overflow at either tail). */
+#define SIGMOID_OF(u) ((u) >= 0 ? 1 / (1 + exp(-(u))) : exp(u) / (1 + exp(u)))
+DEF_MAP(silu_kernel, a * SIGMOID_OF((T)c->a->beta * a))
+DEF_MAP(hard_sigmoid_kernel, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (T)0.5)
+DEF_MAP(softsign_kernel, a / (1 + fabs(a)))
+bool tg__log_sigmoid_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, log_sigmoid_kernel); }
+bool tg__relu6_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, relu6_kernel); }
+bool tg__selu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, selu_kernel); }
+bool tg__silu_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, silu_kernel); }
+bool tg__hard_sigmoid_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, hard_sigmoid_kernel); }
+bool tg__softsign_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, softsign_kernel); }
+
+/* dy * sigmoid(-x) (softplus's rule, as TF builds log_sigmoid from it) */
+bool tg__log_sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_sigmoid_at(g->loc, tg_neg_at(g->loc, g->in[0])));
+    return true;
+}
+
+/* dy where lo < t < hi, else 0: TF's Relu6Grad, read from the output (t = y, lo 0, hi 6). */
+static tg_tensor *pass_inside(const tg_grad_ctx *g, const tg_tensor *t, double lo, double hi)
+{
+    tg_loc l = g->loc;
+    tg_tensor *inside = tg_logical_and_at(l, tg_greater_at(l, t, scalar_like(g, t, lo)),
+                                          tg_less_at(l, t, scalar_like(g, t, hi)));
+    return tg_where_at(l, inside, g->dy, scalar_like(g, g->dy, 0));
+}
+
+bool tg__relu6_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = pass_inside(g, g->out, 0, 6);
+    return true;
+}
+
+/* TF's SeluGrad from the output: dy * (y + scale * alpha) where y < 0, else dy * scale. */
+bool tg__selu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *y = g->out;
+    tg_tensor *neg = tg_less_at(l, y, scalar_like(g, y, 0));
+    tg_tensor *neg_side = tg_mul_at(l, g->dy, tg_add_at(l, y, scalar_like(g, y, SELU_SCALE * SELU_ALPHA)));
+    dx[0] = tg_where_at(l, neg, neg_side, tg_mul_at(l, g->dy, scalar_like(g, g->dy, SELU_SCALE)));
+    return true;
+}
+
+/* TF's swish gradient: dy * s * (1 + beta x (1 - s)), s = sigmoid(beta x) (beta is a
+ * constant here: no gradient of its own). */
+bool tg__silu_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0];
+    tg_tensor *bx = tg_mul_at(l, x, scalar_like(g, x, g->a->beta)), *s = tg_sigmoid_at(l, bx);
+    tg_tensor *one = scalar_like(g, x, 1);
+    tg_tensor *d = tg_mul_at(l, s, tg_add_at(l, one, tg_mul_at(l, bx, tg_sub_at(l, one, s))));
+    dx[0] = tg_mul_at(l, g->dy, d);
+    return true;
+}
+
+/* relu6's rule on x + 3, divided by 6: dy / 6 inside (-3, 3), 0 at and beyond the bounds. */
+bool tg__hard_sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_tensor *inside = pass_inside(g, g->in[0], -3, 3);
+    dx[0] = tg_div_at(g->loc, inside, scalar_like(g, g->dy, 6));
+    return true;
+}
+
+/* TF's SoftsignGrad: dy / (1 + |x|)^2 */
+bool tg__softsign_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_div_at(l, g->dy, tg_square_at(l, tg_add_at(l, scalar_like(g, x, 1), tg_abs_at(l, x))));
+    return true;
+}
+
 /* ---- public functions ------------------------------------------------------------------------ */
 tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RELU, NULL, x); }
 tg_tensor *tg_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SIGMOID, NULL, x); }
@@ -300,4 +384,15 @@ tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis)
 tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis)
 {
     return TG__APPLY(loc, TG_OP_LOG_SOFTMAX, &(tg_attrs){.axis = axis}, x);
+}
+
+tg_tensor *tg_log_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_LOG_SIGMOID, NULL, x); }
+tg_tensor *tg_relu6_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RELU6, NULL, x); }
+tg_tensor *tg_selu_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SELU, NULL, x); }
+tg_tensor *tg_hard_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_HARD_SIGMOID, NULL, x); }
+tg_tensor *tg_softsign_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SOFTSIGN, NULL, x); }
+
+tg_tensor *tg_silu_at(tg_loc loc, const tg_tensor *x, double beta)
+{
+    return TG__APPLY(loc, TG_OP_SILU, &(tg_attrs){.beta = beta}, x);
 }

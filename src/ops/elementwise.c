@@ -1,5 +1,7 @@
 /* Element-wise ops: broadcasting arithmetic, comparisons and logic, where, the unary
- * maths functions, clip and cast.
+ * maths functions, clip and cast; the trigonometric and hyperbolic functions, atan2,
+ * TF's division family (floormod, floordiv, truncatediv, truncatemod), the NaN-safe
+ * div_no_nan and mul_no_nan, and the predicates is_nan, is_inf, is_finite.
  *
  * Every kernel is an inner loop over one run of contiguous output elements
  * (ew_kernel); ew_run walks the broadcast output and hands each run to it. Float
@@ -229,7 +231,10 @@ static bool dtype_allowed(const tg_call *c, const tg_tensor *x, const char *arg,
     if (kinds == EW_FLOAT)
         return tg__require_float(c, x, arg);
     tg__fail(c->loc, "%s: `%s` must be %s, not %s", tg__op_name(c->op), arg,
-             kinds == EW_BOOL ? "bool" : kinds == EW_NUM ? "float32, float64, int32 or int64" : "a numeric dtype",
+             kinds == EW_BOOL  ? "bool"
+             : kinds == EW_INT ? "int32 or int64"
+             : kinds == EW_NUM ? "float32, float64, int32 or int64"
+                               : "a numeric dtype",
              tg_dtype_name(d));
     return false;
 }
@@ -735,3 +740,361 @@ tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype)
 {
     return TG__APPLY(loc, TG_OP_CAST, &(tg_attrs){.dtype = dtype}, x);
 }
+
+/* ---- trigonometric and hyperbolic ----------------------------------------------------------- */
+/* Float32 and float64, through <tgmath.h>; the backward rules are TF's (math_grad.py). */
+DEF_FLOAT_KERNEL(UN_LOOP, sin_kernel, sin(a))
+DEF_FLOAT_KERNEL(UN_LOOP, cos_kernel, cos(a))
+DEF_FLOAT_KERNEL(UN_LOOP, tan_kernel, tan(a))
+DEF_FLOAT_KERNEL(UN_LOOP, asin_kernel, asin(a))
+DEF_FLOAT_KERNEL(UN_LOOP, acos_kernel, acos(a))
+DEF_FLOAT_KERNEL(UN_LOOP, atan_kernel, atan(a))
+DEF_FLOAT_KERNEL(BIN_LOOP, atan2_kernel, atan2(a, b))
+DEF_FLOAT_KERNEL(UN_LOOP, sinh_kernel, sinh(a))
+DEF_FLOAT_KERNEL(UN_LOOP, cosh_kernel, cosh(a))
+DEF_FLOAT_KERNEL(UN_LOOP, asinh_kernel, asinh(a))
+DEF_FLOAT_KERNEL(UN_LOOP, acosh_kernel, acosh(a))
+DEF_FLOAT_KERNEL(UN_LOOP, atanh_kernel, atanh(a))
+bool tg__sin_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, sin_kernel); }
+bool tg__cos_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, cos_kernel); }
+bool tg__tan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, tan_kernel); }
+bool tg__asin_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, asin_kernel); }
+bool tg__acos_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, acos_kernel); }
+bool tg__atan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, atan_kernel); }
+bool tg__atan2_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, atan2_kernel); }
+bool tg__sinh_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, sinh_kernel); }
+bool tg__cosh_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, cosh_kernel); }
+bool tg__asinh_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, asinh_kernel); }
+bool tg__acosh_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, acosh_kernel); }
+bool tg__atanh_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, atanh_kernel); }
+
+/* 1 - x^2, for asin, acos and atanh */
+static tg_tensor *one_minus_square(const tg_grad_ctx *g, const tg_tensor *x)
+{
+    return tg_sub_at(g->loc, scalar_like(g, x, 1), tg_square_at(g->loc, x));
+}
+
+/* dy * cos(x) */
+bool tg__sin_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_cos_at(g->loc, g->in[0]));
+    return true;
+}
+
+/* -dy * sin(x) */
+bool tg__cos_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, tg_neg_at(g->loc, g->dy), tg_sin_at(g->loc, g->in[0]));
+    return true;
+}
+
+/* dy * sec(x)^2, sec = 1 / cos */
+bool tg__tan_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    dx[0] = tg_mul_at(l, g->dy, tg_square_at(l, tg_reciprocal_at(l, tg_cos_at(l, g->in[0]))));
+    return true;
+}
+
+/* dy / sqrt(1 - x^2) */
+bool tg__asin_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_rsqrt_at(g->loc, one_minus_square(g, g->in[0])));
+    return true;
+}
+
+/* -dy / sqrt(1 - x^2) */
+bool tg__acos_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    dx[0] = tg_mul_at(l, tg_neg_at(l, g->dy), tg_rsqrt_at(l, one_minus_square(g, g->in[0])));
+    return true;
+}
+
+/* dy / (1 + x^2) */
+bool tg__atan_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0];
+    dx[0] = tg_div_at(l, g->dy, tg_add_at(l, scalar_like(g, x, 1), tg_square_at(l, x)));
+    return true;
+}
+
+/* atan2(y, x): dy * x / (x^2 + y^2) for y, -dy * y / (x^2 + y^2) for x (NaN at the origin,
+ * as TF's) */
+bool tg__atan2_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *y = g->in[0], *x = g->in[1];
+    tg_tensor *inv = tg_div_at(l, g->dy, tg_add_at(l, tg_square_at(l, x), tg_square_at(l, y)));
+    dx[0] = tg_mul_at(l, x, inv);
+    dx[1] = tg_mul_at(l, tg_neg_at(l, y), inv);
+    return true;
+}
+
+bool tg__sinh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_cosh_at(g->loc, g->in[0]));
+    return true;
+}
+
+bool tg__cosh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_sinh_at(g->loc, g->in[0]));
+    return true;
+}
+
+/* dy / cosh(y), y = asinh(x) (TF's form: 1 / sqrt(x^2 + 1)) */
+bool tg__asinh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_div_at(g->loc, g->dy, tg_cosh_at(g->loc, g->out));
+    return true;
+}
+
+/* dy / sinh(y), y = acosh(x) (1 / sqrt(x^2 - 1)) */
+bool tg__acosh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_div_at(g->loc, g->dy, tg_sinh_at(g->loc, g->out));
+    return true;
+}
+
+/* dy / (1 - x^2) */
+bool tg__atanh_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_div_at(g->loc, g->dy, one_minus_square(g, g->in[0]));
+    return true;
+}
+
+tg_tensor *tg_sin_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SIN, NULL, x); }
+tg_tensor *tg_cos_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_COS, NULL, x); }
+tg_tensor *tg_tan_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_TAN, NULL, x); }
+tg_tensor *tg_asin_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ASIN, NULL, x); }
+tg_tensor *tg_acos_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ACOS, NULL, x); }
+tg_tensor *tg_atan_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ATAN, NULL, x); }
+tg_tensor *tg_sinh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SINH, NULL, x); }
+tg_tensor *tg_cosh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_COSH, NULL, x); }
+tg_tensor *tg_asinh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ASINH, NULL, x); }
+tg_tensor *tg_acosh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ACOSH, NULL, x); }
+tg_tensor *tg_atanh_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_ATANH, NULL, x); }
+tg_tensor *tg_atan2_at(tg_loc loc, const tg_tensor *y, const tg_tensor *x)
+{
+    return TG__APPLY(loc, TG_OP_ATAN2, NULL, y, x);
+}
+
+/* ---- reciprocal, expm1, squared_difference ------------------------------------------------------- */
+DEF_FLOAT_KERNEL(UN_LOOP, reciprocal_kernel, 1 / a)
+DEF_FLOAT_KERNEL(UN_LOOP, expm1_kernel, expm1(a))
+DEF_KERNEL(BIN_LOOP, squared_difference_kernel, (a - b) * (a - b), (T)(((U)a - (U)b) * ((U)a - (U)b)))
+bool tg__reciprocal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, reciprocal_kernel); }
+bool tg__expm1_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, expm1_kernel); }
+bool tg__squared_difference_forward(const tg_call *c, tg_tensor *out)
+{
+    return ew_run(c, out, squared_difference_kernel);
+}
+
+/* -dy * y^2, y = 1 / x (TF's ReciprocalGrad) */
+bool tg__reciprocal_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, tg_neg_at(g->loc, g->dy), tg_square_at(g->loc, g->out));
+    return true;
+}
+
+bool tg__expm1_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_at(g->loc, g->dy, tg_exp_at(g->loc, g->in[0]));
+    return true;
+}
+
+/* 2 dy (a - b) for a, its negation for b */
+bool tg__squared_difference_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *a = g->in[0], *b = g->in[1];
+    dx[0] = tg_mul_at(l, tg_mul_at(l, g->dy, scalar_like(g, g->dy, 2)), tg_sub_at(l, a, b));
+    dx[1] = tg_neg_at(l, dx[0]);
+    return true;
+}
+
+tg_tensor *tg_reciprocal_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_RECIPROCAL, NULL, x); }
+tg_tensor *tg_expm1_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_EXPM1, NULL, x); }
+tg_tensor *tg_squared_difference_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_SQUARED_DIFFERENCE, NULL, a, b);
+}
+
+/* ---- the division family: floormod, floordiv, truncatediv, truncatemod ------------------------- */
+/* TF's kernels: the floor forms take the divisor's sign (Python's // and %), the truncating
+ * forms the dividend's (C's / and %). Floats divide by zero as IEEE says (floordiv gives
+ * +-Inf or NaN, the mods NaN); an integer divisor of 0 is an error naming the element, as
+ * TF's "Integer division by zero", checked before the kernel runs. INT_MIN by -1 wraps
+ * (C leaves it undefined; TF's CPU kernels wrap too). */
+static inline float fmodf_floor(float a, float b)
+{
+    float m = fmod(a, b);
+    return m != 0 && (b < 0) != (m < 0) ? m + b : m;
+}
+static inline double fmod_floor(double a, double b)
+{
+    double m = fmod(a, b);
+    return m != 0 && (b < 0) != (m < 0) ? m + b : m;
+}
+#define INT_DIV_HELPERS(T, U, S)                                                                   \
+    static inline T trunc_div_##S(T a, T b) { return b == -1 ? (T)((U)0 - (U)a) : a / b; }        \
+    static inline T trunc_mod_##S(T a, T b) { return b == -1 ? 0 : a % b; }                       \
+    static inline T floor_div_##S(T a, T b)                                                        \
+    {                                                                                              \
+        T q = trunc_div_##S(a, b);                                                                 \
+        return trunc_mod_##S(a, b) != 0 && (a < 0) != (b < 0) ? q - 1 : q;                         \
+    }                                                                                              \
+    static inline T floor_mod_##S(T a, T b)                                                        \
+    {                                                                                              \
+        T m = trunc_mod_##S(a, b);                                                                 \
+        return m != 0 && (b < 0) != (m < 0) ? m + b : m;                                           \
+    }
+INT_DIV_HELPERS(int32_t, uint32_t, i32)
+INT_DIV_HELPERS(int64_t, uint64_t, i64)
+#define INT_OP(NAME, a, b) _Generic((a), int32_t: NAME##_i32, default: NAME##_i64)(a, b)
+#define FLOAT_FLOOR_MOD(a, b) _Generic((a), float: fmodf_floor, default: fmod_floor)(a, b)
+
+DEF_KERNEL(BIN_LOOP, floormod_kernel, FLOAT_FLOOR_MOD(a, b), INT_OP(floor_mod, a, b))
+DEF_KERNEL(BIN_LOOP, floordiv_kernel, floor(a / b), INT_OP(floor_div, a, b))
+DEF_KERNEL(BIN_LOOP, truncatediv_kernel, a / b, INT_OP(trunc_div, a, b))
+DEF_KERNEL(BIN_LOOP, truncatemod_kernel, fmod(a, b), INT_OP(trunc_mod, a, b))
+
+/* An integer divisor with a zero element: an error naming the op and the element. */
+static bool int_divisor_ok(const tg_call *c)
+{
+    const tg_tensor *b = c->in[1];
+    if (!tg_dtype_is_float(b->dtype))
+        for (int64_t i = 0; i < b->size; i++)
+            if (tg__get(b, i) == 0) {
+                tg__fail(c->loc, "%s: integer division by zero (element %lld of `b`)", tg__op_name(c->op),
+                         (long long)i);
+                return false;
+            }
+    return true;
+}
+
+bool tg__floormod_forward(const tg_call *c, tg_tensor *out)
+{
+    return int_divisor_ok(c) && ew_run(c, out, floormod_kernel);
+}
+bool tg__floordiv_forward(const tg_call *c, tg_tensor *out)
+{
+    return int_divisor_ok(c) && ew_run(c, out, floordiv_kernel);
+}
+bool tg__truncatediv_forward(const tg_call *c, tg_tensor *out)
+{
+    return int_divisor_ok(c) && ew_run(c, out, truncatediv_kernel);
+}
+bool tg__truncatemod_forward(const tg_call *c, tg_tensor *out)
+{
+    return int_divisor_ok(c) && ew_run(c, out, truncatemod_kernel);
+}
+
+bool tg__int_binary_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    *dtype = c->in[0]->dtype;
+    return binary_shape_kinds(c, shape, EW_INT);
+}
+
+/* TF's FloorModGrad: dy for a, -dy * floordiv(a, b) for b (floordiv has no gradient, so
+ * the second derivative is 0, as it is away from the jumps). */
+bool tg__floormod_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    dx[0] = g->dy;
+    dx[1] = tg_mul_at(l, g->dy, tg_neg_at(l, tg_floordiv_at(l, g->in[0], g->in[1])));
+    return true;
+}
+
+/* TF has no gradient for TruncateMod; this is FloorMod's rule with truncation: dy for a,
+ * -dy * trunc(a / b) for b, trunc(a / b) being (a - y) / b exactly. */
+bool tg__truncatemod_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *a = g->in[0], *b = g->in[1];
+    dx[0] = g->dy;
+    dx[1] = tg_mul_at(l, g->dy, tg_neg_at(l, tg_div_at(l, tg_sub_at(l, a, g->out), b)));
+    return true;
+}
+
+tg_tensor *tg_floormod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_FLOORMOD, NULL, a, b);
+}
+tg_tensor *tg_floordiv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_FLOORDIV, NULL, a, b);
+}
+tg_tensor *tg_truncatediv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_TRUNCATEDIV, NULL, a, b);
+}
+tg_tensor *tg_truncatemod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_TRUNCATEMOD, NULL, a, b);
+}
+
+/* ---- div_no_nan, mul_no_nan ------------------------------------------------------------------------ */
+/* 0 wherever b == 0, whatever a is (NaN and Inf included), as TF's kernels. */
+DEF_FLOAT_KERNEL(BIN_LOOP, div_no_nan_kernel, b == 0 ? 0 : a / b)
+DEF_FLOAT_KERNEL(BIN_LOOP, mul_no_nan_kernel, b == 0 ? 0 : a * b)
+bool tg__div_no_nan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, div_no_nan_kernel); }
+bool tg__mul_no_nan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, mul_no_nan_kernel); }
+
+/* TF's DivNoNanGrad: div_no_nan(dy, b) for a, dy * div_no_nan(div_no_nan(-a, b), b) for b:
+ * both 0 where b == 0. */
+bool tg__div_no_nan_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *a = g->in[0], *b = g->in[1];
+    dx[0] = tg_div_no_nan_at(l, g->dy, b);
+    dx[1] = tg_mul_at(l, g->dy, tg_div_no_nan_at(l, tg_div_no_nan_at(l, tg_neg_at(l, a), b), b));
+    return true;
+}
+
+/* TF's MulNoNanGrad: mul_no_nan(dy, b) for a, mul_no_nan(a, dy) for b. */
+bool tg__mul_no_nan_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg_mul_no_nan_at(g->loc, g->dy, g->in[1]);
+    dx[1] = tg_mul_no_nan_at(g->loc, g->in[0], g->dy);
+    return true;
+}
+
+tg_tensor *tg_div_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_DIV_NO_NAN, NULL, a, b);
+}
+tg_tensor *tg_mul_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_MUL_NO_NAN, NULL, a, b);
+}
+
+/* ---- is_nan, is_inf, is_finite (bool, not differentiable) -------------------------------------------- */
+#define DEF_PREDICATE(name, EXPR)                                                                  \
+    KERNEL_HEAD(name)                                                                              \
+    {                                                                                              \
+        if (c->in[0]->dtype == TG_F32)                                                             \
+            UN_LOOP(uint8_t, float, float, EXPR);                                                  \
+        else                                                                                       \
+            UN_LOOP(uint8_t, double, double, EXPR);                                                \
+    }
+/* != 0: the classification macros give any non-zero int (glibc's isinf(-Inf) is -1). */
+DEF_PREDICATE(is_nan_kernel, isnan(a) != 0)
+DEF_PREDICATE(is_inf_kernel, isinf(a) != 0)
+DEF_PREDICATE(is_finite_kernel, isfinite(a) != 0)
+bool tg__is_nan_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_nan_kernel); }
+bool tg__is_inf_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_inf_kernel); }
+bool tg__is_finite_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, is_finite_kernel); }
+
+bool tg__float_predicate_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    bool ok = unary_shape_kinds(c, shape, dtype, EW_FLOAT);
+    *dtype = TG_BOOL;
+    return ok;
+}
+
+tg_tensor *tg_is_nan_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_IS_NAN, NULL, x); }
+tg_tensor *tg_is_inf_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_IS_INF, NULL, x); }
+tg_tensor *tg_is_finite_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_IS_FINITE, NULL, x); }

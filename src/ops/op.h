@@ -44,6 +44,7 @@ typedef struct tg_attrs {
     union {
         struct { double lo, hi; } clip;                        /* clip_by_value */
         double alpha;                                          /* leaky_relu, elu */
+        double beta;                                           /* silu: x * sigmoid(beta * x) */
         bool approximate;                                      /* gelu: the tanh form */
         int axis;                                              /* softmax, log_softmax, argmax, argmin,
                                                                   concat, stack, gather */
@@ -114,13 +115,19 @@ typedef enum tg_op_domain {
     TG_DOMAIN_POSITIVE,        /* input 0 > 0: sqrt, rsqrt, log, pow's base */
     TG_DOMAIN_ABOVE_MINUS_ONE, /* input 0 > -1: log1p */
     TG_DOMAIN_NONZERO_1,       /* input 1 != 0: a divisor */
+    TG_DOMAIN_NONZERO_0,       /* input 0 != 0: reciprocal */
+    TG_DOMAIN_UNIT_OPEN,       /* -1 < input 0 < 1: asin, acos, atanh; tan (away from its poles) */
+    TG_DOMAIN_ABOVE_ONE,       /* input 0 > 1: acosh */
 } tg_op_domain;
 
 enum {                         /* tg_op_def.kinks: bits */
     TG_KINK_ZERO = 1,          /* at an input element equal to 0 (relu, abs, elu's curvature) */
     TG_KINK_TIES = 2,          /* where two compared elements are equal (maximum, max, pools) */
-    TG_KINK_BOUNDS = 4,        /* at the bounds attrs f[0], f[1] (clip_by_value) */
+    TG_KINK_BOUNDS = 4,        /* at two bounds the sampler names: clip_by_value's lo and hi, relu6's 0 and 6,
+                                  hard_sigmoid's -3 and 3 */
     TG_KINK_STEPS = 8,         /* piecewise constant, steps at integers and halves (floor, round) */
+    TG_KINK_QUOTIENT = 16,     /* where a / b is an integer (floormod, floordiv, truncatemod): the
+                                  sampler hands a / b - round(a / b) over as a value with a kink at 0 */
 };
 
 enum {                         /* tg_op_def.flags: bits (ops.def says what they mean) */
