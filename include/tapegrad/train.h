@@ -13,6 +13,7 @@
 #ifndef TAPEGRAD_TRAIN_H
 #define TAPEGRAD_TRAIN_H
 
+#include "distributed.h"
 #include "io.h"
 #include "losses.h"
 #include "metrics.h"
@@ -66,12 +67,24 @@ typedef struct tg_compile_opts {
     tg_custom_loss_fn loss_fn;    /* TG_LOSS_CUSTOM: per-sample values or a scalar, from ops */
     void *loss_user;
     tg_metric_list metrics;
+    bool distribute;              /* data-parallel over the ranks of an MPI job (distributed.h):
+                                     compile calls tg_distributed_init, and fit then
+                                     broadcasts rank 0's weights and optimizer state, gives
+                                     each rank its shard of every global batch, averages the
+                                     gradients over the batch's samples on every rank, logs
+                                     the loss and metrics of the whole batch on every rank,
+                                     and leaves printing, checkpoints and CSV logs to rank 0.
+                                     With one process it changes nothing */
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
 #define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
 
 /* What compile set, for custom training steps. */
 tg_optimizer *tg_model_optimizer(const tg_model *m);
+/* Whether fit trains m over several ranks: compiled with .distribute in a job of more
+ * than one rank. A custom .train_step then averages its gradients itself, with
+ * tg_allreduce_gradients(grads, n, .samples = rows of x), as the default step does. */
+bool tg_model_distributed(const tg_model *m);
 /* The compiled loss of a batch (a scalar on the tape when one records). */
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                                     const tg_tensor *sample_weight);

@@ -1,0 +1,278 @@
+/* Data-parallel training under mpirun (tests/mpi/run.sh starts it with -np 2 and -np 3).
+ *
+ * Every rank also trains the same model alone, as one process would, and checks that
+ * the distributed weights and logs match it (float32 within 1e-5, float64 within 1e-12)
+ * and are bitwise the same on every rank. The data has a partial last batch of 2 rows,
+ * so under -np 3 rank 0 has no rows of it and still joins. Each rank prints its own
+ * summary line; run.sh fails when any rank fails. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dist/dist_impl.h"   /* tg__dist_allreduce_f64: the same on every rank? */
+
+enum { N = 130, BATCH = 64, FEATURES = 5, CLASSES = 3, EPOCHS = 2 };
+static int rank, size;
+
+/* Deterministic data, the same on every rank: x uniform in [-1, 1), y the class of a
+ * linear rule (classification) or a smooth target (regression). */
+static void make_data(tg_dtype dtype, int64_t n, bool regression, tg_tensor **x, tg_tensor **y)
+{
+    double *xv = malloc(sizeof(double) * (size_t)(n * FEATURES)), *yv = malloc(sizeof(double) * (size_t)n);
+    uint64_t s = 0x243F6A8885A308D3ull;
+    for (int64_t i = 0; i < n * FEATURES; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        xv[i] = (double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const double *r = xv + i * FEATURES;
+        double a = r[0] - 0.5 * r[1] + 0.25 * r[2], b = r[3] + r[4];
+        yv[i] = regression ? sin(a) + 0.5 * b * b : (a > 0.2 ? 2 : b > 0 ? 1 : 0);
+    }
+    tg_tensor *xf = tg_tensor_from(TG_F64, TG_SHAPE(n, FEATURES), xv);
+    *x = dtype == TG_F64 ? xf : tg_cast(xf, dtype);
+    *y = regression ? tg_tensor_from(TG_F64, TG_SHAPE(n, 1), yv) : tg_tensor_from(TG_F64, TG_SHAPE(n), yv);
+    if (regression && dtype != TG_F64)
+        *y = tg_cast(*y, dtype);
+    free(xv);
+    free(yv);
+}
+
+static tg_model *mlp(tg_dtype dtype, uint64_t seed, int outputs)
+{
+    return tg_sequential_with(tg_sequential_options(.seed = seed, .dtype = dtype),
+                              tg_dense(.units = 16, .activation = TG_TANH, .input_dim = FEATURES),
+                              tg_dense(.units = outputs));
+}
+
+/* Every value of every trainable weight, in order, as doubles (exact for float32). */
+static int weights(tg_model *m, double *out, int cap)
+{
+    int nv = 0, at = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &nv);
+    for (int i = 0; i < nv; i++) {
+        int64_t k = tg_size(vars[i]);
+        if (at + k > cap)
+            return -1;
+        tg_copy_out_f64(vars[i], out + at, k);
+        at += (int)k;
+    }
+    return at;
+}
+
+/* The same values on every rank, bit for bit (the smallest and largest agree). */
+static bool same_on_every_rank(const double *v, int n)
+{
+    double *lo = malloc(sizeof(double) * (size_t)n), *hi = malloc(sizeof(double) * (size_t)n);
+    memcpy(lo, v, sizeof(double) * (size_t)n);
+    memcpy(hi, v, sizeof(double) * (size_t)n);
+    bool same = tg__dist_allreduce_f64(TG_LOC, "test", lo, n, TG_DIST_MIN) == 0 &&
+                tg__dist_allreduce_f64(TG_LOC, "test", hi, n, TG_DIST_MAX) == 0 &&
+                memcmp(lo, hi, sizeof(double) * (size_t)n) == 0;
+    free(lo);
+    free(hi);
+    return same;
+}
+
+static double max_rel_diff(const double *a, const double *b, int n)
+{
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        worst = fmax(worst, fabs(a[i] - b[i]) / (1.0 + fabs(b[i])));
+    return worst;
+}
+
+static void test_ranks(void)
+{
+    const char *announced = getenv("OMPI_COMM_WORLD_SIZE");
+    CHECK(announced && atoi(announced) == size);
+    CHECK(size >= 2 && rank >= 0 && rank < size);
+    for (int r = 0; r < size; r++)
+        CHECK(tg_distributed_host(r)[0] != '\0');
+    CHECK(tg_distributed_host(size)[0] == '\0');
+}
+
+/* Each rank's gradients weigh its samples; a rank with none joins with zeros. */
+static void test_allreduce_weighted(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *g[3] = {tg_fill(TG_F32, TG_SHAPE(3), rank + 1), NULL, tg_fill(TG_F64, TG_SHAPE(2), 10.0 * (rank + 1))};
+    tg_tensor *old = g[0];
+    CHECK(tg_allreduce_gradients(g, 3, .samples = rank) == 0);
+    double num = 0, den = 0;
+    for (int r = 0; r < size; r++) {
+        num += (double)r * (r + 1);
+        den += r;
+    }
+    CHECK(g[0] != old && g[1] == NULL && tg_dtype_of(g[0]) == TG_F32 && tg_dtype_of(g[2]) == TG_F64);
+    CHECK_VALUES(g[0], 1e-7, num / den, num / den, num / den);
+    CHECK_VALUES(g[2], 1e-15, 10 * num / den, 10 * num / den);
+    /* plain mean */
+    tg_tensor *h[1] = {tg_fill(TG_F64, TG_SHAPE(1), rank)};
+    CHECK(tg_allreduce_gradients(h, 1) == 0);
+    CHECK_VALUES(h[0], 1e-15, (size - 1) / 2.0);
+    /* .samples on some ranks only is refused on every rank */
+    tg_tensor *k[1] = {tg_fill(TG_F64, TG_SHAPE(1), 1)};
+    CHECK(tg_allreduce_gradients(k, 1, .samples = rank == 0 ? 1 : -1) == -1);
+    CHECK_ERROR("whether .samples is given");
+    tg_clear_error();
+    tg_scope_end(s);
+}
+
+/* A rank that failed joins; every rank returns -1, the others naming it. */
+static void test_allreduce_failed(void)
+{
+    tg_scope *s = tg_scope_begin();
+    bool failing = rank == size - 1;
+    tg_tensor *g[1] = {failing ? NULL : tg_fill(TG_F32, TG_SHAPE(4), 1)};
+    if (failing)
+        tg__failf(TG_LOC, "the cause on the failing rank");
+    CHECK(tg_allreduce_gradients(failing ? NULL : g, 1, .failed = failing) == -1);
+    if (failing) {
+        CHECK_ERROR("the cause on the failing rank");
+    } else {
+        char want[64];
+        snprintf(want, sizeof want, "rank %d of %d failed", size - 1, size);
+        CHECK_ERROR(want);
+    }
+    tg_clear_error();
+    tg_scope_end(s);
+}
+
+static void test_broadcast(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *v = tg_variable(tg_fill(TG_F64, TG_SHAPE(2, 2), rank + 0.5), .name = "v");
+    uint64_t before = tg_variable_version(v);
+    CHECK(tg_broadcast_variables(&v, 1, 1) == 0);
+    CHECK_VALUES(v, 0, 1.5, 1.5, 1.5, 1.5);
+    CHECK(rank == 1 ? tg_variable_version(v) == before : tg_variable_version(v) > before);
+    CHECK(tg_broadcast_variables(&v, 1, size) == -1);
+    CHECK_ERROR("is not a rank");
+    tg_clear_error();
+    tg_variable_free(v);
+    tg_scope_end(s);
+}
+
+/* One model over the ranks against the same model in one process: same seed, global
+ * batch 64, a partial last batch of 2 rows. Each rank starts from its own initial
+ * weights (seed + rank), which the broadcast from rank 0 must replace. Then a second fit
+ * after spoiling the weights and the optimizer state on ranks other than 0: the
+ * broadcast at its start must restore rank 0's. */
+static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(dtype, N, regression, &x, &y);
+    int outputs = regression ? 1 : CLASSES;
+    tg_model *one = mlp(dtype, 11, outputs), *dist = mlp(dtype, 11 + (uint64_t)rank, outputs);
+    tg_loss_kind loss = regression ? TG_LOSS_MSE : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    tg_metric_list metrics = regression ? TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR) : TG_METRICS(TG_ACCURACY);
+    /* float32: SGD with momentum (Adam's division by sqrt(v) turns rounding noise on a
+     * near-zero gradient into a visible step); float64: Adam */
+#define OPT() (dtype == TG_F32 ? tg_sgd(.learning_rate = 0.1, .momentum = 0.9) : tg_adam(.learning_rate = 0.01))
+    CHECK(tg_compile(one, .optimizer = OPT(), .loss = loss, .from_logits = true, .metrics = metrics) == 0);
+    CHECK(tg_compile(dist, .optimizer = OPT(), .loss = loss, .from_logits = true, .metrics = metrics,
+                     .distribute = true) == 0);
+    CHECK(!tg_model_distributed(one) && tg_model_distributed(dist));
+    char csv[128];
+    snprintf(csv, sizeof csv, "/tmp/tapegrad_mpi_%d_rank%d.csv", (int)getppid(), rank);
+    tg_callback *log = tg_csv_logger(.filename = csv);
+    for (int round = 0; round < 2; round++) {
+        tg_history *h1 = tg_fit(one, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5 + round,
+                                .verbose = TG_VERBOSE_SILENT);
+        tg_history *hd = tg_fit(dist, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5 + round,
+                                .verbose = TG_VERBOSE_SILENT, .callbacks = &log, .n_callbacks = 1);
+        CHECK(h1 && hd);
+        if (!h1 || !hd)
+            break;
+        double w1[512], wd[512];
+        int n1 = weights(one, w1, 512), nd = weights(dist, wd, 512);
+        CHECK(n1 > 0 && n1 == nd);
+        double worst = max_rel_diff(wd, w1, n1);
+        if (getenv("TG_TEST_VERBOSE") || !(worst <= tol))
+            printf("  rank %d, %s, round %d: weights differ from one process's by %g\n", rank,
+                   tg_dtype_name(dtype), round, worst);
+        CHECK(worst <= tol);
+        CHECK(same_on_every_rank(wd, nd));
+        /* every rank logs the whole batch's loss and metric, as the one process does */
+        const char *keys[2] = {"loss", regression ? "mean_absolute_error" : "accuracy"};
+        for (int k = 0; k < 2; k++) {
+            int e1 = 0, ed = 0;
+            const double *v1 = tg_history_get(h1, keys[k], &e1), *vd = tg_history_get(hd, keys[k], &ed);
+            CHECK(v1 && vd && e1 == EPOCHS && ed == EPOCHS);
+            for (int e = 0; v1 && vd && e < EPOCHS && e < ed; e++)
+                CHECK_NEAR(vd[e], v1[e], tol);
+            CHECK(vd && same_on_every_rank(vd, ed));
+        }
+        tg_history_free(h1);
+        tg_history_free(hd);
+        /* spoil the state of every rank but 0: the next fit starts from rank 0's */
+        if (rank != 0) {
+            int nv = 0;
+            tg_tensor *const *vars = tg_model_variables(dist, &nv);
+            for (int i = 0; i < nv; i++)
+                tg_assign(vars[i], tg_fill(dtype, tg_shape_of(vars[i]), 0.125 * rank));
+            tg_optimizer *opt = tg_model_optimizer(dist);
+            for (int i = 0; i < tg_optimizer_state_count(opt); i++) {
+                tg_optimizer_slot slot;
+                tg_optimizer_state(opt, i, &slot);
+                memset(slot.data, 0, (size_t)slot.count * tg_dtype_size(slot.dtype));
+            }
+            tg_optimizer_set_iterations(opt, 1000);
+        }
+    }
+    /* only rank 0 wrote the CSV log */
+    CHECK((access(csv, F_OK) == 0) == (rank == 0));
+    unlink(csv);
+    tg_callback_free(log);
+    tg_model_free(one);
+    tg_model_free(dist);
+    tg_scope_end(s);
+}
+
+static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
+static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
+
+/* Ranks started with different data sizes are refused, on every rank, before any step. */
+static void test_mismatch_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F32, N + rank, false, &x, &y);
+    tg_model *m = mlp(TG_F32, 3, CLASSES);
+    CHECK(tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                     .distribute = true) == 0);
+    tg_history *h = tg_fit(m, x, y, .batch_size = BATCH, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h == NULL);
+    CHECK_ERROR("the ranks disagree on the number of training samples");
+    tg_clear_error();
+    /* one rank's own check fails: every rank stops, the others naming it */
+    tg_tensor *y2 = rank == 1 ? tg_fill(TG_F32, TG_SHAPE(N + rank), 7) : y;   /* class 7 of 3 */
+    CHECK(tg_fit(m, x, y2, .batch_size = BATCH, .verbose = TG_VERBOSE_SILENT) == NULL);
+    CHECK_ERROR(rank == 1 ? "out of range" : "rank 1 of");
+    tg_clear_error();
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    tg_set_num_threads(1);   /* several ranks share the machine's cores */
+    if (tg_distributed_init() != 0) {
+        printf("tg_distributed_init failed: %s\n", tg_last_error());
+        return 1;
+    }
+    rank = tg_distributed_rank();
+    size = tg_distributed_size();
+    printf("rank %d of %d on %s\n", rank, size, tg_distributed_host(rank));
+    RUN(test_ranks);
+    RUN(test_allreduce_weighted);
+    RUN(test_allreduce_failed);
+    RUN(test_broadcast);
+    RUN(test_fit_float32);
+    RUN(test_fit_float64);
+    RUN(test_mismatch_refused);
+    printf("rank %d: ", rank);
+    return TEST_SUMMARY();
+}
