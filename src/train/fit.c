@@ -543,6 +543,8 @@ typedef struct fit_data {
     int64_t steps;                       /* per epoch */
     int shards, rank;                    /* .shard, count 0 read as 1 */
     bool distributed;                    /* compiled with .distribute over several ranks */
+    double *stats;                       /* the moving statistics averaged over the ranks */
+    size_t stats_n;
     batcher train, val;                  /* the reused batch buffers */
 } fit_data;
 
@@ -672,6 +674,54 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
            (!d->vx || batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
 }
 
+/* BatchNormalization's moving statistics, which each rank updates from its own rows,
+ * averaged over the ranks after every step, so that every rank keeps the same (TF's
+ * MirroredStrategy aggregates them with MEAN). They are the non-trainable variables
+ * named .../moving_mean and .../moving_variance. Returns 0 or -1. */
+static bool is_moving_statistic(const tg_tensor *v)
+{
+    const char *name = tg_variable_name(v), *slash = name ? strrchr(name, '/') : NULL;
+    const char *last = slash ? slash + 1 : name;
+    return last && (strcmp(last, "moving_mean") == 0 || strcmp(last, "moving_variance") == 0);
+}
+
+static int average_moving_statistics(tg_loc loc, tg_model *m, fit_data *d)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_non_trainable_variables(m, &n);
+    if (!vars)
+        return -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += is_moving_statistic(vars[i]) ? (size_t)vars[i]->size : 0;
+    if (total == 0)
+        return 0;
+    if (d->stats_n < total) {
+        double *p = realloc(d->stats, sizeof *p * total);
+        if (!p)
+            return tg__failf(loc, "tg_fit: out of memory for %zu moving statistics", total);
+        d->stats = p;
+        d->stats_n = total;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++)
+        if (is_moving_statistic(vars[i]))
+            for (int64_t j = 0; j < vars[i]->size; j++)
+                d->stats[at++] = tg__get(vars[i], j);
+    if (tg__dist_allreduce_f64(loc, "tg_fit", d->stats, (int64_t)total, TG_DIST_SUM) != 0)
+        return -1;
+    double ranks = tg_distributed_size();
+    at = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_moving_statistic(vars[i]))
+            continue;
+        tg__variable_begin_write(loc, vars[i]);
+        for (int64_t j = 0; j < vars[i]->size; j++)
+            tg__set(vars[i], j, d->stats[at++] / ranks);
+    }
+    return 0;
+}
+
 /* With check_numerics: the trainable weights after a step (the optimizer writes them in
  * place, so no op checked them). Returns 0 or -1. */
 static int check_weights(tg_loc loc, tg_model *m)
@@ -730,6 +780,8 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
             rc = check_weights(loc, m);
         if (rc == 0 && d->distributed)   /* every rank logs the whole batch's values */
             rc = tg__reduce_metric_logs(loc, m, logs);
+        if (rc == 0 && d->distributed)
+            rc = average_moving_statistics(loc, m, d);
         tg_scope_end_at(loc, s);
         if (rc != 0) {
             if (!tg_has_error())
@@ -915,6 +967,7 @@ done:
     free(idx);
     batcher_free(&d.train);
     batcher_free(&d.val);
+    free(d.stats);
     if (scope)
         tg_scope_end_at(loc, scope);
     return h;

@@ -234,6 +234,39 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
 static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
 static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
 
+/* A BatchNormalization model stays the same on every rank, moving statistics included:
+ * each rank updates them from its own rows, and fit averages them after every step. */
+static void test_batch_normalization_identical(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F32, N, false, &x, &y);
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 21 + (uint64_t)rank),
+                                     tg_dense(.units = 8, .input_dim = FEATURES), tg_batch_normalization(),
+                                     tg_dense(.units = CLASSES));
+    CHECK(tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                     .from_logits = true, .distribute = true) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = EPOCHS, .batch_size = BATCH, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h != NULL);
+    int nv = 0, at = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &nv);
+    double all[512];
+    for (int i = 0; i < nv && at + tg_size(vars[i]) <= 512; i++) {
+        tg_copy_out_f64(vars[i], all + at, tg_size(vars[i]));
+        at += (int)tg_size(vars[i]);
+    }
+    CHECK(nv == 8 && at == 5 * 8 + 8 + 4 * 8 + 8 * 3 + 3);
+    CHECK(same_on_every_rank(all, at));
+    double mean[8];
+    tg_tensor *moving = tg_model_non_trainable_variables(m, NULL)[0];
+    CHECK(strstr(tg_variable_name(moving), "moving_mean") != NULL);
+    tg_copy_out_f64(moving, mean, 8);
+    CHECK(mean[0] != 0 && mean[7] != 0);   /* it moved */
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* Ranks started with different data sizes are refused, on every rank, before any step. */
 static void test_mismatch_refused(void)
 {
@@ -272,6 +305,7 @@ int main(void)
     RUN(test_broadcast);
     RUN(test_fit_float32);
     RUN(test_fit_float64);
+    RUN(test_batch_normalization_identical);
     RUN(test_mismatch_refused);
     printf("rank %d: ", rank);
     return TEST_SUMMARY();
