@@ -1,8 +1,8 @@
 #!/bin/sh
 # Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c) with
 # 2 and 3 ranks, then the tapegrad command with 2 ranks (its banner names the ranks, it
-# trains the weights one process trains, rank 0 alone writes, and ranks started with
-# different data all stop). Exits 77, ctest's skip, where mpirun is absent.
+# trains the weights one process trains, rank 0 alone writes, its checkpoint resumes on
+# 3 ranks, and ranks started with different data all stop). Exits 77, ctest's skip, where mpirun is absent.
 # usage: run.sh TEST_PROGRAM TAPEGRAD_COMMAND
 set -u
 prog=$1
@@ -63,6 +63,17 @@ awk -F, 'NR == FNR { a[FNR] = $0; next }
         if (d > 1e-5 * (1 + s)) { print "epoch " $1 ": " x[i] " against " $i; bad = 1 } } }
     END { exit bad }' dist.csv one.csv || fail "2 ranks logged other values than one process"
 cat one.csv
+
+echo "---- a checkpoint of 2 ranks, resumed by 3 ranks, trains as one process"
+mpi -np 2 "$cli" $fit --epochs 1 --history resumed.csv --save resumed.safetensors --plot resumed.svg --quiet ||
+    fail "the first epoch on 2 ranks: exit $?"
+mpi -np 3 "$cli" fit --resume resumed.safetensors --epochs 2 --quiet || fail "the resume on 3 ranks: exit $?"
+cat resumed.csv
+awk -F, 'NR == FNR { a[FNR] = $0; next }
+    FNR > 1 { split(a[FNR], x, ","); for (i = 2; i <= NF; i++) {
+        d = x[i] - $i; if (d < 0) d = -d; s = $i < 0 ? -$i : $i;
+        if (d > 1e-5 * (1 + s)) { print "epoch " $1 ": " x[i] " against " $i; bad = 1 } } }
+    END { exit bad || FNR != 3 }' resumed.csv one.csv || fail "the resumed run logged other values than one process"
 
 echo "---- ranks started with different data stop, every one"
 head -n 150 train.csv >short.csv
