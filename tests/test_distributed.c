@@ -40,6 +40,15 @@ static void test_collectives_change_nothing(void)
     tg_tensor *ints[1] = {tg_fill(TG_I32, TG_SHAPE(2), 1)};
     CHECK(tg_allreduce_gradients(ints, 1) == -1);
     CHECK_ERROR("float32 or float64");
+    tg_tensor *w = tg_variable(tg_fill(TG_F32, TG_SHAPE(2), 3), .name = "w"), *dw[1];
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = tg_sum(tg_square(w));
+    tg_tape_end(t);
+    CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = &w, .n_sources = 1, .out = dw,
+                       .allreduce = true, .samples = 4) == 0);
+    CHECK_VALUES(dw[0], 0, 6, 6);
+    tg_tape_free(t);
+    tg_variable_free(w);
     tg_tensor *v = tg_variable(tg_fill(TG_F64, TG_SHAPE(2), 1.5), .name = "v");
     uint64_t version = tg_variable_version(v);
     CHECK(tg_broadcast_variables(&v, 1, 0) == 0 && tg_variable_version(v) == version);

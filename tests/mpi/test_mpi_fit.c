@@ -234,6 +234,67 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
 static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
 static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
 
+/* A custom loop: each rank takes its shard of every batch and tg_gradients(...,
+ * .allreduce = true, .samples = rows) averages the gradients over the ranks; it trains
+ * what one process trains on the whole batches (float64, within 1e-12). A rank whose
+ * shard is empty joins with zeros and no samples. */
+static void test_custom_loop(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F64, N, true, &x, &y);
+    tg_model *one = mlp(TG_F64, 31, 1), *mine = mlp(TG_F64, 31 + (uint64_t)rank, 1);
+    tg_model_build(one, TG_SHAPE(FEATURES));
+    tg_model_build(mine, TG_SHAPE(FEATURES));
+    tg_optimizer *o1 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5), *o2 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5);
+    int n = 0;
+    tg_tensor *const *v1 = tg_model_trainable_variables(one, &n), *const *v2 = tg_model_trainable_variables(mine, &n);
+    CHECK(tg_broadcast_variables(v2, n, 0) == 0);
+    for (int epoch = 0; epoch < 2; epoch++)
+        for (int64_t from = 0; from < N; from += BATCH) {
+            tg_scope *step = tg_scope_begin();
+            int64_t count = from + BATCH < N ? BATCH : N - from;
+            int64_t lo = from + count * rank / size, hi = from + count * (rank + 1) / size;
+            tg_tensor *g1[4], *g2[4];
+            /* one process: the whole batch */
+            tg_tape *t = tg_tape_begin();
+            tg_tensor *xb = tg_slice(x, TG_SHAPE(from, 0), TG_SHAPE(count, -1));
+            tg_tensor *yb = tg_slice(y, TG_SHAPE(from, 0), TG_SHAPE(count, -1));
+            tg_tensor *loss = tg_mean(tg_square(tg_sub(tg_model_call(one, xb, .training = true), yb)));
+            tg_tape_end(t);
+            CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = v1, .n_sources = n, .out = g1) == 0);
+            tg_tape_free(t);
+            CHECK(tg_apply_gradients(o1, g1, v1, n) == 0);
+            /* this rank: its shard */
+            if (hi > lo) {
+                t = tg_tape_begin();
+                xb = tg_slice(x, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1));
+                yb = tg_slice(y, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1));
+                loss = tg_mean(tg_square(tg_sub(tg_model_call(mine, xb, .training = true), yb)));
+                tg_tape_end(t);
+                CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = v2, .n_sources = n, .out = g2,
+                                   .allreduce = true, .samples = (double)(hi - lo)) == 0);
+                tg_tape_free(t);
+            } else {
+                for (int i = 0; i < n; i++)
+                    g2[i] = tg_zeros_like(v2[i]);
+                CHECK(tg_allreduce_gradients(g2, n, .samples = 0) == 0);
+            }
+            CHECK(tg_apply_gradients(o2, g2, v2, n) == 0);
+            tg_scope_end(step);
+        }
+    double w1[512], w2[512];
+    int n1 = weights(one, w1, 512), n2 = weights(mine, w2, 512);
+    CHECK(n1 > 0 && n1 == n2);
+    CHECK(max_rel_diff(w2, w1, n1) <= 1e-12);
+    CHECK(same_on_every_rank(w2, n2));
+    tg_optimizer_free(o1);
+    tg_optimizer_free(o2);
+    tg_model_free(one);
+    tg_model_free(mine);
+    tg_scope_end(s);
+}
+
 /* A BatchNormalization model stays the same on every rank, moving statistics included:
  * each rank updates them from its own rows, and fit averages them after every step. */
 static void test_batch_normalization_identical(void)
@@ -305,6 +366,7 @@ int main(void)
     RUN(test_broadcast);
     RUN(test_fit_float32);
     RUN(test_fit_float64);
+    RUN(test_custom_loop);
     RUN(test_batch_normalization_identical);
     RUN(test_mismatch_refused);
     printf("rank %d: ", rank);
