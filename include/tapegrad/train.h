@@ -153,7 +153,8 @@ typedef struct tg_history tg_history;
  *
  * The contract fit keeps with a step (tg_train_step_default or yours, .train_step):
  * - x is one batch of the model's input, [B, ...] with B <= batch_size (the last batch of
- *   an epoch may be smaller; with .shard, this process's part of the global batch), rows
+ *   an epoch may be smaller; with .shard, this process's part of the global batch, and
+ *   with a distributed compile possibly no rows at all, tg_model_distributed), rows
  *   in the epoch's shuffled order; y is the same rows of the labels; sample_weight is
  *   NULL or their [B] weights (sample_weight times class_weight), float.
  * - x, y and sample_weight are read-only and live in a scope fit opens for this step
