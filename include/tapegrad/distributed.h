@@ -56,8 +56,10 @@ typedef struct tg_allreduce_opts {
 /* Averages gradients over the ranks, Horovod's allreduce: grads[i] is replaced by a new
  * tensor in the innermost scope holding the average (same dtype and shape); a NULL
  * entry stays NULL. Every rank passes the same list (n, dtypes and shapes, NULL at the
- * same places), with .samples on all ranks or on none. The gradients travel as one
- * float64 buffer in one blocking MPI_Allreduce. With one process it changes nothing.
+ * same places), with .samples on all ranks or on none. The gradients travel as one flat
+ * buffer per dtype (float32, float64), each in one blocking MPI_Allreduce summing in that
+ * dtype, after a small one in which the ranks check that their lists agree. With one
+ * process it changes nothing.
  * Returns 0, or -1 with an error on every rank. */
 int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o);
 #define tg_allreduce_gradients(grads, n, ...) \

@@ -52,9 +52,9 @@ static struct {
         int (*Get_processor_name)(char *, int *);
         int (*Error_string)(int, char *, int *);
     } f;
-    mpi_handle world, f64, byte, sum, min, max, errors_return;
-    double *buf;             /* the flat buffer of tg_allreduce_gradients */
-    size_t buf_n;
+    mpi_handle world, f32, f64, byte, sum, min, max, errors_return;
+    void *buf[2];            /* the flat buffers of tg_allreduce_gradients: float, double */
+    size_t buf_bytes[2];
 } mpi = {.mu = PTHREAD_MUTEX_INITIALIZER, .size = 1};
 
 /* ---- the environment mpirun leaves ---------------------------------------------------------- */
@@ -123,6 +123,7 @@ static bool resolve(const char **missing)
     SYM(Get_processor_name, "MPI_Get_processor_name");
     SYM(Error_string, "MPI_Error_string");
     HANDLE(world, "ompi_mpi_comm_world");
+    HANDLE(f32, "ompi_mpi_float");
     HANDLE(f64, "ompi_mpi_double");
     HANDLE(byte, "ompi_mpi_byte");
     HANDLE(sum, "ompi_mpi_op_sum");
@@ -139,9 +140,10 @@ static void finalize_at_exit(void)
     int done = 0;
     if (mpi.f.Finalized && mpi.f.Finalized(&done) == MPI_OK && !done)
         mpi.f.Finalize();
-    free(mpi.buf);
+    free(mpi.buf[0]);
+    free(mpi.buf[1]);
     free(mpi.hosts);
-    mpi.buf = NULL;
+    mpi.buf[0] = mpi.buf[1] = NULL;
     mpi.hosts = NULL;
 }
 
@@ -250,19 +252,27 @@ static int mpi_fail(tg_loc loc, const char *func, const char *what, int rc)
     return tg__failf(loc, "%s: rank %d of %d: %s failed: %s", func, mpi.rank, mpi.size, what, reason);
 }
 
-int tg__dist_allreduce_f64(tg_loc loc, const char *func, double *buf, int64_t n, tg_dist_op op)
+/* buf[0..n) of float32 or float64 values, combined in place. */
+static int allreduce(tg_loc loc, const char *func, void *buf, tg_dtype dtype, int64_t n, tg_dist_op op)
 {
     if (!tg__dist_active())
         return 0;
     mpi_handle h = op == TG_DIST_SUM ? mpi.sum : op == TG_DIST_MIN ? mpi.min : mpi.max;
+    size_t size = tg_dtype_size(dtype);
     for (int64_t at = 0; at < n;) {   /* MPI counts are ints */
         int count = n - at > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - at);
-        int rc = mpi.f.Allreduce(IN_PLACE, buf + at, count, mpi.f64, h, mpi.world);
+        int rc = mpi.f.Allreduce(IN_PLACE, (unsigned char *)buf + (size_t)at * size, count,
+                                 dtype == TG_F32 ? mpi.f32 : mpi.f64, h, mpi.world);
         if (rc != MPI_OK)
             return mpi_fail(loc, func, "MPI_Allreduce", rc);
         at += count;
     }
     return 0;
+}
+
+int tg__dist_allreduce_f64(tg_loc loc, const char *func, double *buf, int64_t n, tg_dist_op op)
+{
+    return allreduce(loc, func, buf, TG_F64, n, op);
 }
 
 int tg__dist_bcast(tg_loc loc, const char *func, void *buf, size_t bytes, int root)
@@ -280,16 +290,17 @@ int tg__dist_bcast(tg_loc loc, const char *func, void *buf, size_t bytes, int ro
 }
 
 /* ---- gradients ------------------------------------------------------------------------------------ */
-static double *flat(size_t n)
+/* The flat buffer of one dtype (0 float32, 1 float64), grown as needed. */
+static void *flat(int which, size_t bytes)
 {
-    if (mpi.buf_n < n) {
-        double *p = realloc(mpi.buf, n * sizeof *p);
+    if (mpi.buf_bytes[which] < bytes) {
+        void *p = realloc(mpi.buf[which], bytes);
         if (!p)
             return NULL;
-        mpi.buf = p;
-        mpi.buf_n = n;
+        mpi.buf[which] = p;
+        mpi.buf_bytes[which] = bytes;
     }
-    return mpi.buf;
+    return mpi.buf[which];
 }
 
 /* The list's shape, the same on every rank or an error on every rank: one MAX allreduce
@@ -339,6 +350,51 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
     return rc;
 }
 
+/* The gradients of one dtype, times the rank's weight, summed over the ranks in one
+ * buffer whose first value is the weight (so its sum is the divisor), then divided: each
+ * grads[i] of that dtype becomes a new tensor with the average. The sums are in the
+ * gradients' dtype, as Horovod's and NCCL's are. */
+#define REDUCE_DTYPE(T, DTYPE, WHICH)                                                                    \
+    static int reduce_##T(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t elems, double w) \
+    {                                                                                                   \
+        T *b = flat(WHICH, sizeof(T) * (size_t)(elems + 1));                                            \
+        if (!b)                                                                                         \
+            return tg__failf(loc, "%s: out of memory for %lld gradient values", F, (long long)elems);   \
+        b[0] = (T)w;                                                                                    \
+        size_t at = 1;                                                                                  \
+        for (int i = 0; i < n; i++) {                                                                   \
+            const tg_tensor *g = grads[i];                                                              \
+            if (!g || g->dtype != DTYPE)                                                                \
+                continue;                                                                               \
+            const T *v = g->data;                                                                       \
+            for (int64_t j = 0; j < g->size; j++)                                                       \
+                b[at + (size_t)j] = (T)w * v[j];                                                        \
+            at += (size_t)g->size;                                                                      \
+        }                                                                                               \
+        if (allreduce(loc, F, b, DTYPE, elems + 1, TG_DIST_SUM) != 0)                                  \
+            return -1;                                                                                  \
+        T total = b[0]; /* no samples on any rank: zeros */                                             \
+        at = 1;                                                                                         \
+        for (int i = 0; i < n; i++) {                                                                   \
+            const tg_tensor *g = grads[i];                                                              \
+            if (!g || g->dtype != DTYPE)                                                                \
+                continue;                                                                               \
+            tg_shape s = tg__shape(g);                                                                  \
+            tg_tensor *t = tg__tensor_new(loc, DTYPE, &s);                                              \
+            if (!t)                                                                                     \
+                return -1;                                                                              \
+            T *out = t->data;                                                                           \
+            for (int64_t j = 0; j < g->size; j++)                                                       \
+                out[j] = total > 0 ? b[at + (size_t)j] / total : (T)0;                                  \
+            at += (size_t)g->size;                                                                      \
+            grads[i] = t;                                                                               \
+        }                                                                                               \
+        return 0;                                                                                       \
+    }
+REDUCE_DTYPE(float, TG_F32, 0)
+REDUCE_DTYPE(double, TG_F64, 1)
+#undef REDUCE_DTYPE
+
 int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o)
 {
     static const char F[] = "tg_allreduce_gradients";
@@ -346,7 +402,7 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
         return tg__failf(loc, "%s: give the gradients and their count (got %d%s)", F, n, grads ? "" : " and NULL");
     if (isnan(o.samples) || isinf(o.samples))
         return tg__failf(loc, "%s: .samples must be a count of samples (got %g)", F, o.samples);
-    int64_t elems = 0;
+    int64_t elems[2] = {0, 0};   /* float32, float64 */
     for (int i = 0; i < n && !o.failed; i++) {
         const tg_tensor *g = grads[i];
         if (!g)
@@ -356,51 +412,17 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
         if (!tg_dtype_is_float(g->dtype))
             return tg__failf(loc, "%s: grads[%d] has dtype %s: gradients are float32 or float64", F, i,
                              tg_dtype_name(g->dtype));
-        elems += g->size;
+        elems[g->dtype == TG_F64] += g->size;
     }
     if (!tg__dist_active())
         return o.failed ? tg__failf(loc, "%s: this rank failed before its gradients were ready", F) : 0;
-    if (agree(loc, F, grads, n, elems, &o) != 0)
+    if (agree(loc, F, grads, n, elems[0] + elems[1], &o) != 0)
         return -1;
-    double *b = flat((size_t)elems + 1);
-    if (!b)
-        return tg__failf(loc, "%s: out of memory for %lld gradient values", F, (long long)elems);
     double w = o.samples >= 0 ? o.samples : 1.0;
-    b[0] = w;
-    size_t at = 1;
-    for (int i = 0; i < n; i++) {
-        const tg_tensor *g = grads[i];
-        if (!g)
-            continue;
-        if (g->dtype == TG_F32)
-            for (int64_t j = 0; j < g->size; j++)
-                b[at + (size_t)j] = w * (double)((const float *)g->data)[j];
-        else
-            for (int64_t j = 0; j < g->size; j++)
-                b[at + (size_t)j] = w * ((const double *)g->data)[j];
-        at += (size_t)g->size;
-    }
-    if (tg__dist_allreduce_f64(loc, F, b, elems + 1, TG_DIST_SUM) != 0)
+    if (elems[0] > 0 && reduce_float(loc, F, grads, n, elems[0], w) != 0)
         return -1;
-    double scale = b[0] > 0 ? 1.0 / b[0] : 0.0;   /* no samples on any rank: zeros */
-    at = 1;
-    for (int i = 0; i < n; i++) {
-        const tg_tensor *g = grads[i];
-        if (!g)
-            continue;
-        tg_shape s = tg__shape(g);
-        tg_tensor *t = tg__tensor_new(loc, g->dtype, &s);
-        if (!t)
-            return -1;
-        if (g->dtype == TG_F32)
-            for (int64_t j = 0; j < g->size; j++)
-                ((float *)t->data)[j] = (float)(b[at + (size_t)j] * scale);
-        else
-            for (int64_t j = 0; j < g->size; j++)
-                ((double *)t->data)[j] = b[at + (size_t)j] * scale;
-        at += (size_t)g->size;
-        grads[i] = t;
-    }
+    if (elems[1] > 0 && reduce_double(loc, F, grads, n, elems[1], w) != 0)
+        return -1;
     return 0;
 }
 
