@@ -1,6 +1,6 @@
 #!/bin/sh
 # Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c) with
-# 2 and 3 ranks, then the tapegrad command with 2 ranks (its banner names the ranks, it
+# 2 and 3 ranks, and with 3 where one rank fails mid-fit and ends the job, then the tapegrad command with 2 ranks (its banner names the ranks, it
 # trains the weights one process trains, rank 0 alone writes, its checkpoint resumes on
 # 3 ranks, and ranks started with different data all stop). Exits 77, ctest's skip, where mpirun is absent.
 # usage: run.sh TEST_PROGRAM TAPEGRAD_COMMAND
@@ -32,6 +32,16 @@ for np in 2 3; do
     [ "$rc" -eq 0 ] || fail "mpirun -np $np exited with $rc"
     [ "$(echo "$out" | grep -c 'passed, 0 failed')" -eq "$np" ] || fail "not every one of the $np ranks passed"
 done
+
+echo "---- a rank that fails mid-fit ends the job"
+start=$(date +%s)
+out=$(mpi -np 3 "$prog" --abort 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "the job exited with $rc: it should have been aborted"
+[ $(($(date +%s) - start)) -le 30 ] || fail "the job took more than 30 s to end"
+echo "$out" | grep -q "rank 2 of 3: failed: .*a fault injected in step 3; ending every rank" ||
+    fail "the failing rank did not name itself and the cause"
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

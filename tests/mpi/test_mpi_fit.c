@@ -350,7 +350,39 @@ static void test_mismatch_refused(void)
     tg_scope_end(s);
 }
 
-int main(void)
+/* --abort: the last rank fails in its third step without joining the others, which wait
+ * for it in a collective; the program, as the tapegrad command does, ends the job with
+ * tg_distributed_abort naming the rank and the cause. run.sh checks that the job ends
+ * soon, with that message. */
+static int failing_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w, tg_logs *logs,
+                        void *user)
+{
+    int *steps = user;
+    if (rank == size - 1 && ++*steps == 3)
+        return tg__failf(TG_LOC, "a fault injected in step 3");
+    return tg_train_step_default(m, x, y, w, logs, NULL);
+}
+
+static int abort_run(void)
+{
+    tg_scope_begin();   /* ended at exit */
+    tg_tensor *x, *y;
+    make_data(TG_F32, N, false, &x, &y);
+    tg_model *m = mlp(TG_F32, 3, CLASSES);
+    tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+               .distribute = true);
+    int steps = 0;
+    tg_history *h = tg_fit(m, x, y, .epochs = 5, .batch_size = 16, .verbose = TG_VERBOSE_SILENT,
+                           .train_step = failing_step, .user = &steps);
+    if (!h) {
+        char why[1200];
+        snprintf(why, sizeof why, "failed: %s; ending every rank", tg_last_error());
+        tg_distributed_abort(3, why);
+    }
+    return 0;   /* the ranks that did not fail never get here: the abort ends them */
+}
+
+int main(int argc, char **argv)
 {
     tg_set_num_threads(1);   /* several ranks share the machine's cores */
     if (tg_distributed_init() != 0) {
@@ -359,6 +391,8 @@ int main(void)
     }
     rank = tg_distributed_rank();
     size = tg_distributed_size();
+    if (argc > 1 && strcmp(argv[1], "--abort") == 0)
+        return abort_run();
     printf("rank %d of %d on %s\n", rank, size, tg_distributed_host(rank));
     RUN(test_ranks);
     RUN(test_allreduce_weighted);
