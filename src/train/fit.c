@@ -674,10 +674,7 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
            (!d->vx || batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
 }
 
-/* BatchNormalization's moving statistics, which each rank updates from its own rows,
- * averaged over the ranks after every step, so that every rank keeps the same (TF's
- * MirroredStrategy aggregates them with MEAN). They are the non-trainable variables
- * named .../moving_mean and .../moving_variance. Returns 0 or -1. */
+/* A non-trainable variable named .../moving_mean or .../moving_variance. */
 static bool is_moving_statistic(const tg_tensor *v)
 {
     const char *name = tg_variable_name(v), *slash = name ? strrchr(name, '/') : NULL;
@@ -685,6 +682,9 @@ static bool is_moving_statistic(const tg_tensor *v)
     return last && (strcmp(last, "moving_mean") == 0 || strcmp(last, "moving_variance") == 0);
 }
 
+/* BatchNormalization's moving statistics, which each rank updates from its own rows,
+ * averaged over the ranks after every step, so that every rank keeps the same (TF's
+ * MirroredStrategy aggregates them with MEAN). Returns 0 or -1. */
 static int average_moving_statistics(tg_loc loc, tg_model *m, fit_data *d)
 {
     int n = 0;
