@@ -851,7 +851,8 @@ static bool join_ranks(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_
 
 /* Rank 0's weights (every variable, trainable or not) and optimizer state (each state
  * array, and the iteration count) on every rank, as Horovod's broadcast at the start of
- * training and on resume: whatever each rank initialised or loaded, they start alike. */
+ * training and on resume: whatever each rank initialised or loaded, they start alike;
+ * and a Dropout stream of its own for each rank. */
 static bool sync_state(tg_loc loc, tg_model *m)
 {
     int nv = 0;
@@ -869,6 +870,19 @@ static bool sync_state(tg_loc loc, tg_model *m)
         if (tg_optimizer_state(opt, i, &slot) != 0 ||
             tg__dist_bcast(loc, "tg_fit", slot.data, (size_t)slot.count * tg_dtype_size(slot.dtype), 0) != 0)
             return false;
+    }
+    /* Dropout: the ranks' rows differ, so must their masks. Each rank draws from its own
+     * stream, split by rank from the next value of the layer's generator (each fit splits
+     * anew, so a second fit repeats no mask). */
+    for (int i = 0; i < tg_model_n_layers(m); i++) {
+        tg_layer *l = tg_model_layer(m, i);
+        if (!l->rng)
+            continue;
+        tg_rng *own = tg_rng_new(tg__derive_seed(tg_rng_next(l->rng), (uint64_t)tg_distributed_rank()));
+        if (!own)
+            return tg__failb(loc, "tg_fit: out of memory for the Dropout generator of \"%s\"", l->name);
+        tg_rng_free(l->rng);
+        l->rng = own;
     }
     return true;
 }

@@ -328,6 +328,32 @@ static void test_batch_normalization_identical(void)
     tg_scope_end(s);
 }
 
+/* Dropout: the weights stay the same on every rank, but each rank draws its own masks
+ * (the same input in training gives other outputs on other ranks). */
+static void test_dropout_per_rank(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F32, N, false, &x, &y);
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 41),
+                                     tg_dense(.units = 16, .activation = TG_RELU, .input_dim = FEATURES),
+                                     tg_dropout(.rate = 0.5), tg_dense(.units = CLASSES));
+    CHECK(tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                     .from_logits = true, .distribute = true) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = BATCH, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h != NULL);
+    double w[512];
+    int n = weights(m, w, 512);
+    CHECK(n > 0 && same_on_every_rank(w, n));
+    double out[8 * CLASSES];
+    tg_tensor *first = tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(8, -1));
+    CHECK(tg_copy_out_f64(tg_model_call(m, first, .training = true), out, 8 * CLASSES) == 0);
+    CHECK(!same_on_every_rank(out, 8 * CLASSES));
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* Ranks started with different data sizes are refused, on every rank, before any step. */
 static void test_mismatch_refused(void)
 {
@@ -402,6 +428,7 @@ int main(int argc, char **argv)
     RUN(test_fit_float64);
     RUN(test_custom_loop);
     RUN(test_batch_normalization_identical);
+    RUN(test_dropout_per_rank);
     RUN(test_mismatch_refused);
     printf("rank %d: ", rank);
     return TEST_SUMMARY();
