@@ -1,6 +1,7 @@
 #!/bin/sh
 # Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c) with
-# 2 and 3 ranks, and with 3 where one rank fails mid-fit and ends the job, then the tapegrad command with 2 ranks (its banner names the ranks, it
+# 2 and 3 ranks, with 3 where one rank fails mid-fit and ends the job, a mid-epoch
+# checkpoint of 2 ranks resumed by 3, then the tapegrad command with 2 ranks (its banner names the ranks, it
 # trains the weights one process trains, rank 0 alone writes, its checkpoint resumes on
 # 3 ranks, and ranks started with different data all stop). Exits 77, ctest's skip, where mpirun is absent.
 # usage: run.sh TEST_PROGRAM TAPEGRAD_COMMAND
@@ -45,6 +46,14 @@ echo "$out" | grep -q "rank 2 of 3: failed: .*a fault injected in step 3; ending
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+
+echo "---- a mid-epoch checkpoint of 2 ranks resumes under 3"
+mpi -np 2 "$prog" --save-mid "$dir/mid.safetensors" || fail "the interrupted run on 2 ranks: exit $?"
+out=$(mpi -np 3 "$prog" --resume-mid "$dir/mid.safetensors" 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -eq 0 ] && [ "$(echo "$out" | grep -c ': ok$')" -eq 3 ] || fail "the resume on 3 ranks"
+
 cd "$dir" || exit 1
 awk 'BEGIN {
     srand(7); print "a,b,c,y";

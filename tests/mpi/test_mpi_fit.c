@@ -408,6 +408,59 @@ static int abort_run(void)
     return 0;   /* the ranks that did not fail never get here: the abort ends them */
 }
 
+/* A checkpoint taken mid-epoch by one rank count resumes under another: --save-mid PATH
+ * (run.sh: 2 ranks) stops a float64 Adam fit after its second step, rank 0 saving the
+ * model, the optimizer state and the position; --resume-mid PATH (3 ranks) loads it into
+ * models that started elsewhere, resumes at the stored position, and must end with the
+ * weights of one process's uninterrupted fit, within 1e-12, on every rank. */
+static tg_model *resumable(uint64_t seed, bool distribute)
+{
+    tg_model *m = mlp(TG_F64, seed, 1);
+    tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_MSE, .distribute = distribute);
+    return m;
+}
+
+static int save_at_step_2(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    (void)logs;
+    if (batch != 1)
+        return 0;
+    if (rank == 0 && tg_model_save(m, cb->user, NULL) != 0)
+        return -1;
+    return 1;   /* stop: the run is interrupted here */
+}
+
+static int mid_epoch(const char *mode, const char *path)
+{
+    tg_scope_begin();   /* ended at exit */
+    tg_tensor *x, *y;
+    make_data(TG_F64, N, true, &x, &y);
+    if (strcmp(mode, "--save-mid") == 0) {
+        tg_model *m = resumable(11 + (uint64_t)rank, true);
+        tg_callback save = {.on_batch_end = save_at_step_2, .user = (void *)path};
+        tg_history *h = tg_fit(m, x, y, .epochs = 2, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                               .callbacks = (tg_callback *[]){&save}, .n_callbacks = 1);
+        printf("rank %d: %s\n", rank, h ? "saved" : tg_last_error());
+        return h ? 0 : 1;
+    }
+    tg_model *one = resumable(11, false), *m = resumable(99 + (uint64_t)rank, true);
+    tg_model_fit_position pos;
+    int rc = tg_model_load(m, path) == 0 && tg_model_get_fit_position(m, &pos) == 1 ? 0 : 1;
+    rc |= pos.epoch != 0 || pos.step != 2 || pos.seed != 5;
+    tg_history *h1 = tg_fit(one, x, y, .epochs = 2, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT);
+    tg_history *h = rc ? NULL
+                       : tg_fit(m, x, y, .epochs = 2, .batch_size = BATCH, .seed = pos.seed, .initial_epoch = pos.epoch,
+                                .initial_step = pos.step, .verbose = TG_VERBOSE_SILENT);
+    double w1[512], w[512];
+    int n1 = weights(one, w1, 512), n = weights(m, w, 512);
+    double worst = n1 == n ? max_rel_diff(w, w1, n) : INFINITY;
+    bool same = h && same_on_every_rank(w, n);
+    printf("rank %d: resumed at epoch %d step %lld under %d ranks: weights differ from one process's by %g, %s on "
+           "every rank: %s\n", rank, pos.epoch + 1, (long long)pos.step, size, worst, same ? "the same" : "NOT the same",
+           h1 && h && worst <= 1e-12 && same ? "ok" : "FAILED");
+    return h1 && h && worst <= 1e-12 && same ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     tg_set_num_threads(1);   /* several ranks share the machine's cores */
@@ -419,6 +472,8 @@ int main(int argc, char **argv)
     size = tg_distributed_size();
     if (argc > 1 && strcmp(argv[1], "--abort") == 0)
         return abort_run();
+    if (argc > 2 && (strcmp(argv[1], "--save-mid") == 0 || strcmp(argv[1], "--resume-mid") == 0))
+        return mid_epoch(argv[1], argv[2]);
     printf("rank %d of %d on %s\n", rank, size, tg_distributed_host(rank));
     RUN(test_ranks);
     RUN(test_allreduce_weighted);
