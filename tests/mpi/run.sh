@@ -1,9 +1,10 @@
 #!/bin/sh
-# Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c) with
-# 2 and 3 ranks, with 3 where one rank fails mid-fit and ends the job, a mid-epoch
-# checkpoint of 2 ranks resumed by 3, then the tapegrad command with 2 ranks (its banner names the ranks, it
-# trains the weights one process trains, rank 0 alone writes, its checkpoint resumes on
-# 3 ranks, and ranks started with different data all stop). Exits 77, ctest's skip, where mpirun is absent.
+# Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c)
+# with 2 and 3 ranks; with 3 where one rank fails mid-fit and ends the job; a mid-epoch
+# checkpoint of 2 ranks resumed by 3. Then the tapegrad command with 2 ranks: its banner
+# names the ranks, it logs what one process logs, rank 0 alone writes, its checkpoint
+# resumes on 3 ranks, and ranks started with different data all stop. Exits 77, ctest's
+# skip, where mpirun is absent.
 # usage: run.sh TEST_PROGRAM TAPEGRAD_COMMAND
 set -u
 prog=$1
