@@ -188,6 +188,8 @@ static int start(const char *by, long announced)
         rc = mpi.f.Comm_size(mpi.world, &mpi.size);
     if (rc == MPI_OK && !(mpi.hosts = calloc((size_t)mpi.size, sizeof *mpi.hosts))) {
         snprintf(mpi.error, sizeof mpi.error, "out of memory for the names of %d ranks", mpi.size);
+        mpi.rank = 0;
+        mpi.size = 1;
         return -1;
     }
     char host[PROCESSOR_NAME_MAX] = "";
