@@ -83,7 +83,10 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
 tg_optimizer *tg_model_optimizer(const tg_model *m);
 /* Whether fit trains m over several ranks: compiled with .distribute in a job of more
  * than one rank. A custom .train_step then averages its gradients itself, with
- * tg_allreduce_gradients(grads, n, .samples = rows of x), as the default step does. */
+ * tg_allreduce_gradients(grads, n, .samples = rows of x), as the default step does; every
+ * rank must make the same collective calls in the same order, so a step that fails
+ * before its average still joins it (.failed), or the program ends the job
+ * (tg_distributed_abort). */
 bool tg_model_distributed(const tg_model *m);
 /* The compiled loss of a batch (a scalar on the tape when one records). */
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
