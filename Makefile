@@ -6,7 +6,7 @@ CMAKE ?= cmake
 # Extra configure options, e.g. CMAKE_ARGS=-DTG_WERROR=ON (as CI builds).
 CMAKE_ARGS ?=
 
-.PHONY: all build test test-asan test-tsan fuzz run bench install clean deps format
+.PHONY: all build test test-asan test-tsan fuzz run bench bench-dist install clean deps format
 
 all: build
 
@@ -52,6 +52,18 @@ run: deps build
 
 bench: build
 	./tools/bench.sh $(BUILD)
+
+# Data-parallel training's cost (bench/bench_dist.c, docs/distributed.md): the gradients'
+# allreduce and a Fashion-MNIST epoch per step, under mpirun with each count of
+# BENCH_DIST_RANKS (Open MPI's mpirun: make deps installs it).
+BENCH_DIST_RANKS ?= 1 2
+bench-dist: build
+	@command -v mpirun >/dev/null || { echo "make bench-dist needs mpirun: make deps" >&2; exit 1; }
+	@for np in $(BENCH_DIST_RANKS); do \
+		echo "---- $$np ranks"; \
+		mpirun $$( [ "$$(id -u)" -eq 0 ] && echo --allow-run-as-root ) --oversubscribe -np $$np \
+			$(BUILD)/bench_dist || exit 1; \
+	done
 
 install: build
 	$(CMAKE) --install $(BUILD)

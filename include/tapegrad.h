@@ -10,6 +10,7 @@
 #include "tapegrad/losses.h"
 #include "tapegrad/metrics.h"
 #include "tapegrad/train.h"
+#include "tapegrad/distributed.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/io.h"

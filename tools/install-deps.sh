@@ -3,11 +3,12 @@
 # those that are missing (libc6-dev is only a Recommends of gcc, and we install without
 # recommends, so it is listed; libclang-rt-dev, clang's fuzzer runtime for make fuzz, is
 # not even that). g++ builds the test that includes the headers from C++; clang-format
-# checks the layout. Quiet when everything is present; needs root to install (otherwise
+# checks the layout. openmpi-bin (mpirun) and libopenmpi-dev run the data-parallel tests
+# (tests/mpi/); tapegrad loads libmpi only in processes mpirun starts, and builds without. Quiet when everything is present; needs root to install (otherwise
 # prints the command to run and exits 1).
 set -eu
 
-PACKAGES="cmake make gcc g++ libc6-dev clang libclang-rt-dev clang-format libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz"
+PACKAGES="cmake make gcc g++ libc6-dev clang libclang-rt-dev clang-format libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz openmpi-bin libopenmpi-dev"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -59,6 +59,14 @@ typedef struct tg_gradient_opts {
     tg_tensor *const *output_gradients; /* optional: one seed per target (VJP) */
     tg_unconnected unconnected;
     tg_tensor **out;                    /* n_sources results; NULL where unconnected */
+    bool allreduce;                     /* data-parallel (distributed.h): out holds the
+                                           average over the ranks (tg_allreduce_gradients),
+                                           the same on every rank; one process: no change */
+    double samples;                     /* with .allreduce: this rank's samples, which weigh
+                                           its gradients; 0 (default): the plain mean over
+                                           ranks. A rank with no samples has no loss: it
+                                           joins with tg_allreduce_gradients(zeros, n,
+                                           .samples = 0) */
 } tg_gradient_opts;
 /* Returns 0, or -1 with an error (and every out[i] NULL). */
 int tg_gradients_at(tg_loc loc, tg_tape *tape, tg_gradient_opts o);

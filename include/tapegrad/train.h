@@ -13,6 +13,7 @@
 #ifndef TAPEGRAD_TRAIN_H
 #define TAPEGRAD_TRAIN_H
 
+#include "distributed.h"
 #include "io.h"
 #include "losses.h"
 #include "metrics.h"
@@ -66,12 +67,27 @@ typedef struct tg_compile_opts {
     tg_custom_loss_fn loss_fn;    /* TG_LOSS_CUSTOM: per-sample values or a scalar, from ops */
     void *loss_user;
     tg_metric_list metrics;
+    bool distribute;              /* data-parallel over the ranks of an MPI job (distributed.h):
+                                     compile calls tg_distributed_init, and fit then
+                                     broadcasts rank 0's weights and optimizer state, gives
+                                     each rank its shard of every global batch, averages the
+                                     gradients over the batch's samples on every rank, logs
+                                     the loss and metrics of the whole batch on every rank,
+                                     and leaves printing, checkpoints and CSV logs to rank 0.
+                                     With one process it changes nothing */
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
 #define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
 
 /* What compile set, for custom training steps. */
 tg_optimizer *tg_model_optimizer(const tg_model *m);
+/* Whether fit trains m over several ranks: compiled with .distribute in a job of more
+ * than one rank. A custom .train_step then averages its gradients itself, with
+ * tg_allreduce_gradients(grads, n, .samples = rows of x), as the default step does; every
+ * rank must make the same collective calls in the same order, so a step that fails
+ * before its average still joins it (.failed), or the program ends the job
+ * (tg_distributed_abort). */
+bool tg_model_distributed(const tg_model *m);
 /* The compiled loss of a batch (a scalar on the tape when one records). */
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                                     const tg_tensor *sample_weight);
@@ -140,7 +156,8 @@ typedef struct tg_history tg_history;
  *
  * The contract fit keeps with a step (tg_train_step_default or yours, .train_step):
  * - x is one batch of the model's input, [B, ...] with B <= batch_size (the last batch of
- *   an epoch may be smaller; with .shard, this process's part of the global batch), rows
+ *   an epoch may be smaller; with .shard, this process's part of the global batch, and
+ *   with a distributed compile possibly no rows at all, tg_model_distributed), rows
  *   in the epoch's shuffled order; y is the same rows of the labels; sample_weight is
  *   NULL or their [B] weights (sample_weight times class_weight), float.
  * - x, y and sample_weight are read-only and live in a scope fit opens for this step

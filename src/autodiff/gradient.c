@@ -4,6 +4,7 @@
  * gradient computation is itself recorded and can be differentiated again. */
 #include <stdatomic.h>
 
+#include "tapegrad/distributed.h"   /* .allreduce */
 #include "tapegrad/ops.h"
 #include "tape_impl.h"
 
@@ -367,6 +368,8 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
     end_use(loc, t);
     if (!ok) {
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
+        if (o.allreduce)   /* the other ranks wait for this one: it joins as failed, keeping its error */
+            tg_allreduce_gradients_at(loc, NULL, o.n_sources, (tg_allreduce_opts){.samples = -1, .failed = true});
         return -1;
     }
     for (int i = 0; i < o.n_sources; i++)
@@ -375,6 +378,12 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
     tg__remember_missing(loc, t, &o);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
     tg_clear_error();
+    if (o.allreduce &&
+        tg_allreduce_gradients_at(loc, o.out, o.n_sources,
+                                  (tg_allreduce_opts){.samples = o.samples > 0 ? o.samples : -1}) != 0) {
+        memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
+        return -1;
+    }
     return 0;
 }
 

@@ -251,26 +251,26 @@ static int read_saved(const char *path, saved_model *out)
 
 /* Compiles for `loss`: sparse cross-entropy on logits and binary cross-entropy on the
  * sigmoid's probabilities, with accuracy; regressions with MAE and MSE (the command
- * prints RMSE and R2 from predictions). */
-static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss)
+ * prints RMSE and R2 from predictions). `distribute`: over the ranks of an MPI job. */
+static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss, bool distribute)
 {
     if (loss_is_regression(loss))
-        return tg_compile(m, .optimizer = opt, .loss = loss,
+        return tg_compile(m, .optimizer = opt, .loss = loss, .distribute = distribute,
                           .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR, TG_METRIC_MEAN_SQUARED_ERROR));
     return tg_compile(m, .optimizer = opt, .loss = loss, .from_logits = loss != TG_LOSS_BINARY_CROSSENTROPY,
-                      .metrics = TG_METRICS(TG_ACCURACY));
+                      .metrics = TG_METRICS(TG_ACCURACY), .distribute = distribute);
 }
 
 /* Builds the model a file describes and loads its weights. With `opt` the model is
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
-static tg_model *load_model(const saved_model *sm, tg_optimizer *opt)
+static tg_model *load_model(const saved_model *sm, tg_optimizer *opt, bool distribute)
 {
     tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
     if (!m) {
         tg_optimizer_free(opt);
         return NULL;
     }
-    if (opt && compile_for(m, opt, sm->loss) != 0) {
+    if (opt && compile_for(m, opt, sm->loss, distribute) != 0) {
         tg_optimizer_free(opt);   /* a failed compile leaves it with its owner */
         tg_model_free(m);
         return NULL;
@@ -662,16 +662,52 @@ static double label_variance(const tg_tensor *y, int64_t from, int64_t to)
 
 static int fit(const fit_args *ap, const saved_model *prior_in);
 
+/* Under mpirun: which rank runs where, and each rank's part of the global batch. */
+static void print_ranks(long batch)
+{
+    int n = tg_distributed_size(), shown = n < 8 ? n : 8;
+    printf("tapegrad: data-parallel over %d ranks (MPI), global batch %ld (%ld to %ld rows per rank):", n, batch,
+           batch / n, (batch + n - 1) / n);
+    for (int r = 0; r < shown; r++)
+        printf("%s rank %d on %s", r ? "," : "", r, tg_distributed_host(r));
+    if (shown < n)
+        printf(", ... rank %d on %s", n - 1, tg_distributed_host(n - 1));
+    printf("\n");
+}
+
+/* Ranks sharing a machine share its cores: without --threads, each takes its part. */
+static void share_cores(const fit_args *a)
+{
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long ranks = local ? strtol(local, NULL, 10) : 1, cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!a->threads && ranks > 1 && cores > 0)
+        tg_set_num_threads(cores / ranks > 1 ? (int)(cores / ranks) : 1);
+}
+
 static int cmd_fit(int argc, char **argv)
 {
     fit_args a;
     int rc = parse_fit(argc, argv, &a);
     if (rc != EXIT_OK)
         return rc < 0 ? EXIT_OK : rc;
+    /* Started by mpirun, every rank trains one model with no other flag; otherwise this is
+     * rank 0 of 1 and MPI is never loaded. */
+    if (tg_distributed_init() != 0)
+        return cli_library_error();
+    if (tg_distributed_size() > 1)
+        share_cores(&a);
     saved_model prior = {0};
     if (!a.resume || (rc = read_saved(a.resume, &prior)) == EXIT_OK)
         rc = fit(&a, &prior);
     saved_close(&prior);
+    if (rc != EXIT_OK && tg_distributed_size() > 1) {
+        /* The other ranks may wait for this one in a collective: end the job (MPI_Abort),
+         * naming this rank and the cause. */
+        char why[1400];
+        snprintf(why, sizeof why, "failed with exit code %d (%s); ending every rank", rc,
+                 tg_last_error() ? tg_last_error() : "the error above");
+        tg_distributed_abort(rc, why);
+    }
     return rc;
 }
 
@@ -805,9 +841,11 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     uint64_t seed = (uint64_t)a.seed;
     saved_model sm = prior;
     sm.loss = loss;
-    m = a.resume ? load_model(&sm, opt) : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
+    bool distributed = tg_distributed_size() > 1;   /* started by mpirun: one model over the ranks */
+    m = a.resume ? load_model(&sm, opt, distributed)
+                 : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
     opt = a.resume ? NULL : opt;   /* the resumed model owns it */
-    if (!m || (!a.resume && compile_for(m, opt, loss) != 0)) {
+    if (!m || (!a.resume && compile_for(m, opt, loss, distributed) != 0)) {
         tg_optimizer_free(opt);   /* still ours: a failed compile does not take it */
         opt = NULL;
         rc = cli_library_error();
@@ -828,6 +866,8 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         goto done;
     }
     bool regression = loss_is_regression(loss);
+    bool writer = tg_distributed_rank() == 0;   /* rank 0 prints and writes for the job */
+    a.quiet = a.quiet || !writer;
     if (!a.quiet) {
         if (regression)
             printf("tapegrad: %s on %s (%lld training samples, a regression: %s), %s, batch %ld\n", spec_text, d.name,
@@ -836,6 +876,8 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
             printf("tapegrad: %s on %s (%lld training samples, %lld classes), %s, batch %ld\n", spec_text, d.name,
                    (long long)tg_dim(x, 0), (long long)(classes > 1 ? classes : 2), a.optimizer, a.batch_size);
     }
+    if (!a.quiet && distributed)
+        print_ranks(a.batch_size);
     /* the rows tg_fit holds out: the last fraction, before shuffling */
     int64_t rows = tg_dim(y, 0), split = (int64_t)((double)rows * (1.0 - a.validation_split));
     double variance[2] = {label_variance(y, 0, split), label_variance(y, split, rows)};
@@ -854,6 +896,8 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         rc = cli_library_error();
         goto done;
     }
+    if (!writer)   /* the same model and history as rank 0's, which writes them */
+        goto done;
     if ((rc = history_from_fit(h, a.resume ? prior.epoch : 0, &hist)) != EXIT_OK)
         goto done;
     if (a.resume && a.history)
@@ -923,7 +967,7 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &d);
     if (rc != EXIT_OK)
         return rc;
-    tg_model *m = load_model(&sm, tg_adam());
+    tg_model *m = load_model(&sm, tg_adam(), false);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
@@ -1004,7 +1048,7 @@ static int cmd_predict(int argc, char **argv)
         saved_close(&sm);
         return rc;
     }
-    tg_model *m = load_model(&sm, NULL);
+    tg_model *m = load_model(&sm, NULL, false);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
@@ -1057,7 +1101,7 @@ static int cmd_summary(int argc, char **argv)
         return usage_error(usage_summary, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[1], &sm);
-    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL) : NULL;
+    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL, false) : NULL;
     if (m) {
         printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
         printf("loss %s", tg_loss_name(sm.loss));

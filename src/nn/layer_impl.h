@@ -8,6 +8,7 @@
 
 #include "../tensor/tensor_impl.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
 #define TG_LAYER_MAX_VARS 4
@@ -83,6 +84,10 @@ typedef struct tg__fit_position {
 tg__fit_position *tg__model_fit_position(const tg_model *m);
 /* Checks a user's model handle: non-NULL and not freed. False with an error. */
 bool tg__model_check(tg_loc loc, const char *func, const tg_model *m);
+
+/* A metric's running state (total and count; result = total / count), which a
+ * distributed fit sums over the ranks. */
+void tg__metric_state(const tg_metric *m, double *total, double *count);
 
 /* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "../tensor/tensor_impl.h"
+#include "layer_impl.h"   /* tg__metric_state */
 #include "tapegrad/metrics.h"
 
 struct tg_metric {
@@ -67,6 +68,12 @@ void tg_metric_free(tg_metric *m)
 double tg_metric_result(const tg_metric *m)
 {
     return m && m->count != 0 ? m->total / m->count : 0.0;
+}
+
+void tg__metric_state(const tg_metric *m, double *total, double *count)
+{
+    *total = m ? m->total : 0.0;
+    *count = m ? m->count : 0.0;
 }
 
 void tg_metric_reset_state(tg_metric *m)

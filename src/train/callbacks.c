@@ -258,9 +258,10 @@ static int cmp_names(const void *a, const void *b) { return strcmp((const char *
 
 static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
 {
-    (void)m;
     (void)logs;
     csv_logger *c = (csv_logger *)cb;
+    if (!tg__writes_files(m))   /* a distributed fit: rank 0 logs the same values once */
+        return 0;
     bool had_content = false;
     if (c->append) {
         FILE *r = fopen(c->filename, "r");

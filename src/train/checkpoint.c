@@ -228,6 +228,8 @@ static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs
             return 0;
         c->best = v;
     }
+    if (!tg__writes_files(m))   /* a distributed fit: rank 0 writes, the others hold the same weights */
+        return 0;
     char n[16];
     snprintf(n, sizeof n, "%d", epoch + 1);
     tg_loc here = {__FILE__, __LINE__};

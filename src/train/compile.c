@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../dist/dist_impl.h"     /* the metrics of every rank's samples */
 #include "../optim/optim_impl.h"   /* tg__optimizer_take: who frees the optimizer */
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
@@ -60,6 +61,7 @@ static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts 
                  .label_smoothing = o->label_smoothing, .fn = o->loss_fn, .user = o->loss_user},
         .requested = o->metrics,
         .loc = loc,
+        .distribute = o->distribute,
     };
     c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
     if (!c->loss_mean || (tg_model_built(m) && !resolve(loc, m, c))) {
@@ -83,6 +85,8 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
         if (o.metrics.kind[i] != TG_ACCURACY && (unsigned)o.metrics.kind[i] >= TG_METRIC_COUNT)
             return tg__failf(loc, "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
                              (int)o.metrics.kind[i]);
+    if (o.distribute && tg_distributed_init_at(loc) != 0)
+        return -1;
     tg_compiled *old = tg__compiled(m);
     bool kept = old && old->optimizer == o.optimizer;   /* Keras's recompile with the same optimizer */
     tg_compiled *c = new_compiled(loc, m, &o);
@@ -104,6 +108,14 @@ tg_optimizer *tg_model_optimizer(const tg_model *m)
     tg_compiled *c = tg__compiled(m);
     return c ? c->optimizer : NULL;
 }
+
+bool tg_model_distributed(const tg_model *m)
+{
+    tg_compiled *c = tg__compiled(m);
+    return c && c->distribute && tg_distributed_size() > 1;
+}
+
+bool tg__writes_files(const tg_model *m) { return !tg_model_distributed(m) || tg_distributed_rank() == 0; }
 
 /* ---- does the loss fit the output? ------------------------------------------------------- */
 static bool is_cross_entropy(tg_loss_kind k)
@@ -255,6 +267,27 @@ void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
     tg_logs_set(logs, "loss", tg_metric_result(c->loss_mean));
     for (int i = 0; i < c->n_metrics; i++)
         tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
+}
+
+int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c || !tg_model_distributed(m))
+        return 0;
+    double state[2 * (TG_MAX_METRICS + 1)];
+    tg__metric_state(c->loss_mean, &state[0], &state[1]);
+    for (int i = 0; i < c->n_metrics; i++)
+        tg__metric_state(c->metrics[i], &state[2 * (i + 1)], &state[2 * (i + 1) + 1]);
+    if (tg__dist_allreduce_f64(loc, "tg_fit", state, 2 * (c->n_metrics + 1), TG_DIST_SUM) != 0)
+        return -1;
+    /* Keras's Mean, total / count; a value no rank updated (a custom step that logs its
+     * own) is left as the step logged it */
+    for (int i = 0; i <= c->n_metrics; i++) {
+        double total = state[2 * i], count = state[2 * i + 1];
+        if (count != 0)
+            tg_logs_set(logs, i ? tg_metric_name(c->metrics[i - 1]) : "loss", total / count);
+    }
+    return 0;
 }
 
 void tg_model_reset_metrics(tg_model *m)

@@ -12,10 +12,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../dist/dist_impl.h"
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
 /* ---- the default training step: only public calls ----------------------------------------- */
+/* A distributed step on a rank whose shard of the batch is empty (a last batch with fewer
+ * rows than ranks): it joins the average with zero gradients and no samples. */
+static int empty_shard_step(tg_model *m, tg_tensor *const *vars, int n, tg_logs *logs)
+{
+    int rc = 0;
+    tg_tensor **grads = n > 0 ? tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n) : NULL;
+    if (n > 0 && !grads)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = (grads[i] = tg_zeros_like(vars[i])) ? 0 : -1;
+    if (n > 0) {
+        int joined = tg_allreduce_gradients(grads, n, .samples = 0, .failed = rc != 0);
+        rc = rc ? rc : joined;
+    }
+    if (rc == 0 && n > 0)
+        rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
+    if (rc == 0)
+        tg_model_metric_logs(m, logs);
+    return rc;
+}
+
 int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
                           tg_logs *logs, void *user)
 {
@@ -24,6 +46,9 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
     if (!vars)   /* out of memory (no trainable variables is an empty list) */
         return -1;
+    bool distributed = tg_model_distributed(m);
+    if (distributed && tg_dim(x, 0) == 0)
+        return empty_shard_step(m, vars, n, logs);
     tg_tape *tape = tg_tape_begin();
     tg_tensor *y_pred = tg_model_call(m, x, .training = true);
     tg_tensor *loss = tg_model_compute_loss(m, y, y_pred, sample_weight);
@@ -39,6 +64,12 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     /* Freed before the update: the tape's reads of the variables need not keep their old
      * values then (tape.c), which saves a copy of every variable per step. */
     tg_tape_free(tape);
+    /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
+     * its rows; a rank that failed still joins, so that every rank stops. */
+    if (distributed && n > 0) {
+        int joined = tg_allreduce_gradients(grads, n, .samples = (double)tg_dim(x, 0), .failed = rc != 0);
+        rc = rc ? rc : joined;
+    }
     if (rc == 0 && n > 0)
         rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
     if (rc == 0)
@@ -511,6 +542,9 @@ typedef struct fit_data {
     const tg_tensor *vx, *vy;            /* validation rows, or NULL */
     int64_t steps;                       /* per epoch */
     int shards, rank;                    /* .shard, count 0 read as 1 */
+    bool distributed;                    /* compiled with .distribute over several ranks */
+    double *stats;                       /* the moving statistics averaged over the ranks */
+    size_t stats_n;
     batcher train, val;                  /* the reused batch buffers */
 } fit_data;
 
@@ -572,7 +606,8 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
                          "batches of %lld make %lld steps (resume with the batch size and data of the run that "
                          "saved the position)", (long long)o->initial_step, (long long)n, (long long)o->batch_size,
                          (long long)d->steps);
-    if (d->shards > 1 && (o->batch_size < d->shards || (last != 0 && last < d->shards)))
+    /* A distributed step joins with an empty shard; a step of the user's gets all rows. */
+    if (d->shards > 1 && !d->distributed && (o->batch_size < d->shards || (last != 0 && last < d->shards)))
         return tg__failb(loc, "tg_fit: %d shards need at least %d rows in every batch, but batch_size %lld of %lld "
                          "training samples gives a batch of %lld: every shard gets a part of every batch",
                          d->shards, d->shards, (long long)o->batch_size, (long long)n,
@@ -639,6 +674,54 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
            (!d->vx || batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
 }
 
+/* A non-trainable variable named .../moving_mean or .../moving_variance. */
+static bool is_moving_statistic(const tg_tensor *v)
+{
+    const char *name = tg_variable_name(v), *slash = name ? strrchr(name, '/') : NULL;
+    const char *last = slash ? slash + 1 : name;
+    return last && (strcmp(last, "moving_mean") == 0 || strcmp(last, "moving_variance") == 0);
+}
+
+/* BatchNormalization's moving statistics, which each rank updates from its own rows,
+ * averaged over the ranks after every step, so that every rank keeps the same (TF's
+ * MirroredStrategy aggregates them with MEAN). Returns 0 or -1. */
+static int average_moving_statistics(tg_loc loc, tg_model *m, fit_data *d)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_non_trainable_variables(m, &n);
+    if (!vars)
+        return -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += is_moving_statistic(vars[i]) ? (size_t)vars[i]->size : 0;
+    if (total == 0)
+        return 0;
+    if (d->stats_n < total) {
+        double *p = realloc(d->stats, sizeof *p * total);
+        if (!p)
+            return tg__failf(loc, "tg_fit: out of memory for %zu moving statistics", total);
+        d->stats = p;
+        d->stats_n = total;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++)
+        if (is_moving_statistic(vars[i]))
+            for (int64_t j = 0; j < vars[i]->size; j++)
+                d->stats[at++] = tg__get(vars[i], j);
+    if (tg__dist_allreduce_f64(loc, "tg_fit", d->stats, (int64_t)total, TG_DIST_SUM) != 0)
+        return -1;
+    double ranks = tg_distributed_size();
+    at = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_moving_statistic(vars[i]))
+            continue;
+        tg__variable_begin_write(loc, vars[i]);
+        for (int64_t j = 0; j < vars[i]->size; j++)
+            tg__set(vars[i], j, d->stats[at++] / ranks);
+    }
+    return 0;
+}
+
 /* With check_numerics: the trainable weights after a step (the optimizer writes them in
  * place, so no op checked them). Returns 0 or -1. */
 static int check_weights(tg_loc loc, tg_model *m)
@@ -695,6 +778,10 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
                      ? step(m, part[0], part[1], part[2], logs, o->user) : -1;
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
+        if (rc == 0 && d->distributed)   /* every rank logs the whole batch's values */
+            rc = tg__reduce_metric_logs(loc, m, logs);
+        if (rc == 0 && d->distributed)
+            rc = average_moving_statistics(loc, m, d);
         tg_scope_end_at(loc, s);
         if (rc != 0) {
             if (!tg_has_error())
@@ -717,6 +804,89 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
     return stop;
 }
 
+/* ---- over several ranks ------------------------------------------------------------------------ */
+/* Every rank checks that all ranks train the same model on the same data the same way,
+ * or every rank stops: one MAX allreduce of each value and its negation gives the
+ * largest and smallest. A rank whose checks failed (`failed`) says so and keeps its own
+ * error; the others name it. */
+static bool join_ranks(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_opts *o, bool failed)
+{
+    int nv = 0, nt = 0;
+    tg_tensor *const *vars = failed ? NULL : tg_model_variables_at(loc, m, &nv);
+    if (!failed && !vars)
+        failed = true;
+    if (!failed)
+        tg_model_trainable_variables(m, &nt);
+    double values = 0;
+    for (int i = 0; i < nv; i++)
+        values += (double)vars[i]->size;
+    enum { K = 14 };
+    static const char *const what[K] = {"", "the number of variables", "the number of trainable variables",
+                                        "the number of weights", "the number of training samples",
+                                        "the number of validation samples", "batch_size", "epochs", "initial_epoch",
+                                        "initial_step", "seed", "seed", "shuffle", "the optimizer's state arrays"};
+    tg_optimizer *opt = tg_model_optimizer(m);
+    double v[2 * K] = {
+        failed ? tg_distributed_rank() : -1, nv, nt, values, failed ? 0 : (double)d->x->shape[0],
+        failed || !d->vx ? 0 : (double)d->vx->shape[0], (double)o->batch_size, o->epochs, o->initial_epoch,
+        (double)o->initial_step, (double)(o->seed & 0xffffffffu), (double)(o->seed >> 32), o->shuffle,
+        failed ? 0 : tg_optimizer_state_count(opt)};
+    for (int i = 0; i < K; i++)
+        v[K + i] = -v[i];
+    v[K] = failed ? -tg_distributed_rank() : -(double)tg_distributed_size();
+    if (tg__dist_allreduce_f64(loc, "tg_fit", v, 2 * K, TG_DIST_MAX) != 0)
+        return false;
+    if (failed)   /* this rank's own error says why */
+        return false;
+    if (v[0] >= 0)
+        return tg__failb(loc, "tg_fit: rank %d of %d failed its checks before training (its own error says why); "
+                         "no rank trains", (int)-v[K], tg_distributed_size());
+    for (int i = 1; i < K; i++)
+        if (v[i] != -v[K + i])
+            return tg__failb(loc, "tg_fit: the ranks disagree on %s (from %.17g to %.17g): start every rank with the "
+                             "same model, data and options (a distributed fit trains one model over all of them)",
+                             what[i], -v[K + i], v[i]);
+    return true;
+}
+
+/* Rank 0's weights (every variable, trainable or not) and optimizer state (each state
+ * array, and the iteration count) on every rank, as Horovod's broadcast at the start of
+ * training and on resume: whatever each rank initialised or loaded, they start alike;
+ * and a Dropout stream of its own for each rank. */
+static bool sync_state(tg_loc loc, tg_model *m)
+{
+    int nv = 0;
+    tg_tensor *const *vars = tg_model_variables_at(loc, m, &nv);
+    if (!vars || tg_broadcast_variables_at(loc, vars, nv, 0) != 0)
+        return false;
+    tg_optimizer *opt = tg_model_optimizer(m);
+    int64_t iterations = tg_optimizer_iterations(opt);
+    if (tg__dist_bcast(loc, "tg_fit", &iterations, sizeof iterations, 0) != 0 ||
+        tg_optimizer_set_iterations_at(loc, opt, iterations) != 0)
+        return false;
+    int n = tg_optimizer_state_count(opt);   /* the same on every rank (join_ranks) */
+    for (int i = 0; i < n; i++) {
+        tg_optimizer_slot slot;
+        if (tg_optimizer_state(opt, i, &slot) != 0 ||
+            tg__dist_bcast(loc, "tg_fit", slot.data, (size_t)slot.count * tg_dtype_size(slot.dtype), 0) != 0)
+            return false;
+    }
+    /* Dropout: the ranks' rows differ, so must their masks. Each rank draws from its own
+     * stream, split by rank from the next value of the layer's generator (each fit splits
+     * anew, so a second fit repeats no mask). */
+    for (int i = 0; i < tg_model_n_layers(m); i++) {
+        tg_layer *l = tg_model_layer(m, i);
+        if (!l->rng)
+            continue;
+        tg_rng *own = tg_rng_new(tg__derive_seed(tg_rng_next(l->rng), (uint64_t)tg_distributed_rank()));
+        if (!own)
+            return tg__failb(loc, "tg_fit: out of memory for the Dropout generator of \"%s\"", l->name);
+        tg_rng_free(l->rng);
+        l->rng = own;
+    }
+    return true;
+}
+
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
@@ -730,13 +900,25 @@ tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tens
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
 {
     tg_scope *scope = tg_scope_begin_at(loc);
-    fit_data d = {0};
+    fit_data d = {.distributed = tg_model_distributed(m)};
     tg_history *h = NULL;
     int64_t *idx = NULL;
     unsigned check = tg_get_check();
     if (o.check_numerics)
         tg_set_check(check | TG_CHECK_NUMERICS);
-    if (!scope || !prepare(loc, m, x, y, &o, &d))
+    if (d.distributed && o.shard.count > 1) {   /* refused on every rank alike: nothing to wait for */
+        tg__fail(loc, "tg_fit: .shard {%d, %d} with a model compiled with .distribute, which gives each of the %d "
+                 "ranks its shard of every batch itself: leave .shard unset", o.shard.rank, o.shard.count,
+                 tg_distributed_size());
+        goto done;
+    }
+    if (d.distributed)
+        o.shard = (tg_fit_shard){.rank = tg_distributed_rank(), .count = tg_distributed_size()};
+    bool ready = scope && prepare(loc, m, x, y, &o, &d);
+    /* Every rank agrees on the set-up or all stop, then starts from rank 0's state. */
+    if (d.distributed && (!join_ranks(loc, m, &d, &o, !ready) || !ready || !sync_state(loc, m)))
+        goto done;
+    if (!ready)
         goto done;
     int64_t n = d.x->shape[0];
     idx = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
@@ -751,6 +933,8 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     tg_verbose mode = o.verbose;
     if (mode == TG_VERBOSE_AUTO)
         mode = isatty(fileno(out)) ? TG_VERBOSE_BAR : TG_VERBOSE_EPOCH;
+    if (d.distributed && tg_distributed_rank() != 0)   /* rank 0 prints for the job */
+        mode = TG_VERBOSE_SILENT;
     tg_logs logs = {0};
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
     for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
@@ -765,6 +949,10 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             break;
         tg_logs epoch_logs = {0};
         tg_model_metric_logs(m, &epoch_logs);
+        if (d.distributed && tg__reduce_metric_logs(loc, m, &epoch_logs) != 0) {
+            stop = -1;
+            break;
+        }
         if (d.vx && !evaluate_into(loc, m, &d.val, o.batch_size, "val_", &epoch_logs)) {
             stop = -1;
             break;
@@ -793,6 +981,7 @@ done:
     free(idx);
     batcher_free(&d.train);
     batcher_free(&d.val);
+    free(d.stats);
     if (scope)
         tg_scope_end_at(loc, scope);
     return h;

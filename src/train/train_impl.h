@@ -15,10 +15,17 @@ typedef struct tg_compiled {
     tg_metric *metrics[TG_MAX_METRICS]; /* resolved once the output shape is known */
     int n_metrics;
     bool resolved;                      /* metrics resolved and the loss checked */
+    bool distribute;                    /* .distribute: data-parallel when there are ranks */
     tg_loc loc;                         /* the user's compile line */
 } tg_compiled;
 
 tg_compiled *tg__compiled(const tg_model *m);
+/* False on the ranks other than 0 of a distributed fit: they train but do not write
+ * (checkpoints, CSV logs); true everywhere else. */
+bool tg__writes_files(const tg_model *m);
+/* Replaces the loss and metric values in logs by those of every rank's samples together
+ * (one allreduce of each metric's total and count), when m trains distributed. */
+int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs);
 
 /* A freed tapegrad callback keeps its struct (never reused) with a mark, so a stale
  * handle is refused: tg__callback_retire in each callback's free hook. */

@@ -1,0 +1,133 @@
+/* The cost of data-parallel training (docs/distributed.md), run under mpirun by
+ * `make bench-dist` with 1, 2, ... ranks (alone, it is one rank):
+ *
+ * 1. tg_allreduce_gradients of float32 gradients of P values (P from 10,000 to 1.6
+ *    million; 397,510 is mlp:500's), the best and the median of 30 calls, and the rate
+ *    of gradient bytes averaged per second;
+ * 2. one epoch of Fashion-MNIST through tg_fit with .distribute: Dense 784->500 ReLU,
+ *    Dense 500->10, Adam, global batches of 32 and 256; the time per step, the epoch's
+ *    loss and the test accuracy (rank 0 evaluates).
+ *
+ * Each rank runs one thread (--threads). Rank 0 prints RESULT lines.
+ *
+ *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] */
+#define _POSIX_C_SOURCE 199309L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tapegrad.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *p, const void *q)
+{
+    double a = *(const double *)p, b = *(const double *)q;
+    return (a > b) - (a < b);
+}
+
+static int rank, size;
+
+static void allreduce_bench(void)
+{
+    static const int64_t sizes[] = {10000, 100000, 397510, 1600000};
+    enum { CALLS = 30 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *g = tg_fill(TG_F32, TG_SHAPE(sizes[k]), 1.0 + rank);
+        double t[CALLS];
+        for (int i = 0; i < CALLS; i++) {
+            tg_scope *step = tg_scope_begin();
+            tg_tensor *h = g;
+            double t0 = now();
+            if (tg_allreduce_gradients(&h, 1, .samples = 16) != 0) {
+                fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+                exit(1);
+            }
+            t[i] = now() - t0;
+            tg_scope_end(step);
+        }
+        qsort(t, CALLS, sizeof t[0], cmp_double);
+        if (rank == 0)
+            printf("RESULT allreduce ranks=%d P=%lld bytes=%lld best_ms=%.3f median_ms=%.3f GB_per_s=%.2f\n", size,
+                   (long long)sizes[k], (long long)sizes[k] * 4, t[0] * 1e3, t[CALLS / 2] * 1e3,
+                   (double)sizes[k] * 4 / t[CALLS / 2] / 1e9);
+        tg_scope_end(s);
+    }
+}
+
+static int fit_bench(const char *dir, int epochs)
+{
+    tg_dataset *train = NULL, *test = NULL;
+    if (tg_load_fashion_mnist(dir, &train, &test) != 0 || tg_dataset_reshape(train, TG_SHAPE(784)) != 0 ||
+        tg_dataset_reshape(test, TG_SHAPE(784)) != 0) {
+        fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+        return 1;
+    }
+    static const int64_t batches[] = {32, 256};
+    for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
+        tg_scope *s = tg_scope_begin();
+        tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 1),
+                                         tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
+                                         tg_dense(.units = 10));
+        if (!m || tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                             .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY), .distribute = true) != 0) {
+            fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+            return 1;
+        }
+        double t0 = now();
+        tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k],
+                               .seed = 2, .verbose = TG_VERBOSE_SILENT);
+        double wall = now() - t0;
+        tg_logs logs = {0};
+        if (!h || (rank == 0 && tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0)) {
+            fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
+            return 1;
+        }
+        int64_t steps = (tg_dataset_size(train) + batches[k] - 1) / batches[k] * epochs;
+        const double *loss = tg_history_get(h, "loss", NULL);
+        if (rank == 0)
+            printf("RESULT fit ranks=%d global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
+                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f\n", size, (long long)batches[k],
+                   (long long)(batches[k] / size), epochs, wall / (double)steps * 1e3,
+                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"));
+        tg_history_free(h);
+        tg_model_free(m);
+        tg_scope_end(s);
+    }
+    tg_dataset_free(train);
+    tg_dataset_free(test);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 1, epochs = 1;
+    const char *dir = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--epochs"))
+            epochs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else
+            return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR]\n"), 2;
+    }
+    if (tg_distributed_init() != 0) {
+        fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+        return 1;
+    }
+    rank = tg_distributed_rank();
+    size = tg_distributed_size();
+    tg_set_num_threads(threads > 0 ? threads : 1);
+    if (size > 1)
+        allreduce_bench();
+    return fit_bench(dir, epochs > 0 ? epochs : 1);
+}
