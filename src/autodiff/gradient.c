@@ -40,17 +40,16 @@ static bool accumulate(tg_loc loc, tg_entry *e, tg_tensor *g, uint32_t serial)
 
 static bool saved_alive(tg_loc loc, const tg_node *nd)
 {
-    for (int i = -nd->n_out; i < nd->n; i++) {
-        const tg_tensor *x = i < 0 ? nd->outs[-1 - i]->t : nd->in[i];
-        uint32_t gen = i < 0 ? nd->outs[-1 - i]->gen : nd->in_gen[i];
-        if (x->state != TG_HEADER_ALIVE || x->gen != gen) {
-            tg__fail(loc, "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
-                     "scope ended; compute gradients before ending the scopes of the recorded computation",
-                     tg__op_name(nd->op), nd->loc.file, nd->loc.line);
-            return false;
-        }
-    }
-    return true;
+    bool alive = true;
+    for (int k = 0; k < nd->n_out && alive; k++)
+        alive = nd->outs[k]->t->state == TG_HEADER_ALIVE && nd->outs[k]->t->gen == nd->outs[k]->gen;
+    for (int i = 0; i < nd->n && alive; i++)
+        alive = nd->in[i]->state == TG_HEADER_ALIVE && nd->in[i]->gen == nd->in_gen[i];
+    if (!alive)
+        tg__fail(loc, "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
+                 "scope ended; compute gradients before ending the scopes of the recorded computation",
+                 tg__op_name(nd->op), nd->loc.file, nd->loc.line);
+    return alive;
 }
 
 /* Whether x broadcasts to the shape of g: then a gradient of g's shape sums back to x. */

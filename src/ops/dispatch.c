@@ -2,7 +2,7 @@
 #include "op.h"
 #include "tapegrad/ops.h"
 
-static bool check_inputs(const tg_call *c)
+static TG_HOT_INLINE bool check_inputs(const tg_call *c)
 {
     static const char *const names[] = {"a", "b", "c"};
     for (int i = 0; i < c->n; i++) {
@@ -19,11 +19,11 @@ static bool check_inputs(const tg_call *c)
 /* What the row promises its kernels, once the shape rule has passed: the numbers of
  * inputs and outputs and input 0's dtype. A shape rule that lets more through is a bug in tapegrad,
  * but the message still tells the user what the op takes. */
-static bool check_row(const tg_call *c, const tg_op_def *def)
+static TG_HOT_INLINE bool check_row(const tg_call *c, const tg_op_def *def)
 {
     if (def->n_in >= 0 && c->n != def->n_in)
         return tg__failb(c->loc, "%s: takes %d inputs, not %d", def->name, def->n_in, c->n);
-    if (def->n_out >= 0 ? c->n_out != def->n_out : c->n_out < 1)
+    if (c->n_out != def->n_out && (def->n_out >= 0 || c->n_out < 1))
         return tg__failb(c->loc, "%s: gives %d outputs, not %d", def->name, def->n_out, c->n_out);
     if (def->dtypes >> c->in[0]->dtype & 1u)
         return true;
@@ -37,9 +37,9 @@ static bool check_row(const tg_call *c, const tg_op_def *def)
 }
 
 /* Runs the row's forward into out (c->outs[0]), timing it when the op profile is on. */
-static bool run_forward(const tg_call *c, const tg_op_def *def, tg_tensor *out)
+static TG_HOT_INLINE bool run_forward(tg_context *ctx, const tg_call *c, const tg_op_def *def, tg_tensor *out)
 {
-    if (!tg__ctx()->profiling)
+    if (!ctx->profiling)
         return def->forward(c, out);
     double t0 = tg__profile_now();
     bool ok = def->forward(c, out);
@@ -47,24 +47,12 @@ static bool run_forward(const tg_call *c, const tg_op_def *def, tg_tensor *out)
     return ok;
 }
 
-/* Allocates the outputs (or, for a view op, makes the view) and runs the forward. */
-static bool make_outputs(const tg_call *c, const tg_op_def *def, const tg_shape *shape, const tg_dtype *dtype,
-                         tg_tensor **outs)
-{
-    const tg_tensor *x = c->in[0];
-    if ((def->flags & TG_OPF_VIEW) && !(x->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT)))
-        return (outs[0] = tg__tensor_view(c->loc, x, shape)) != NULL;
-    for (int k = 0; k < c->n_out; k++)
-        if (!(outs[k] = tg__tensor_new(c->loc, dtype[k], &shape[k])))
-            return false;
-    return run_forward(c, def, outs[0]);
-}
-
 /* After the forward: numerics checks, variable reads, and the tape or the provenance. */
-static bool finish(const tg_call *c, tg_tensor *const *outs)
+static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
 {
-    tg_context *ctx = tg__ctx();
-    for (int k = 0; k < c->n_out; k++) {
+    tg_tensor *const *outs = c->outs;
+    int n_out = c->n_out;
+    for (int k = 0; k < n_out; k++) {
         outs[k]->op = c->op;
         if ((ctx->check & TG_CHECK_NUMERICS) && !tg__numerics_forward(c, outs[k]))
             return false;
@@ -77,44 +65,58 @@ static bool finish(const tg_call *c, tg_tensor *const *outs)
     if (ctx->n_recording)
         return tg__tape_record(c);
     if (!ctx->gradient_depth)   /* provenance, for a diagnosis (a gradient's own ops need none) */
-        for (int k = 0; k < c->n_out; k++)
+        for (int k = 0; k < n_out; k++)
             tg__keep_inputs(outs[k], c->in, c->n);
     return true;
 }
 
-/* The one path: inputs, shape rule, row, outputs, forward, finish. */
-static bool apply(tg_call *c, tg_tensor **outs, tg_shape *shape, tg_dtype *dtype)
+/* The one path: inputs, shape rule, row, the output (or a view, for a view op), forward,
+ * finish. Ops with several outputs take tg__apply_n, the same steps over an array. */
+tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
+{
+    static const tg_attrs no_attrs;
+    tg_tensor *out = NULL;
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = 1, .outs = &out};
+    if (!check_inputs(&c))
+        return NULL;
+    const tg_op_def *def = &tg__op_table[op];
+    tg_shape shape;
+    tg_dtype dtype;
+    if (!def->shape(&c, &shape, &dtype) || !check_row(&c, def))
+        return NULL;
+    tg_context *ctx = tg__ctx();
+    if ((def->flags & TG_OPF_VIEW) && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT)))
+        out = tg__tensor_view(loc, in[0], &shape);
+    else if ((out = tg__tensor_new(loc, dtype, &shape)) && !run_forward(ctx, &c, def, out))
+        return NULL;
+    return out && finish(ctx, &c) ? out : NULL;
+}
+
+static bool apply_n(tg_call *c, tg_tensor **outs, tg_shape *shape, tg_dtype *dtype)
 {
     if (!check_inputs(c))
         return false;
     const tg_op_def *def = &tg__op_table[c->op];
     if (!def->shape(c, shape, dtype) || !check_row(c, def))
         return false;
-    c->outs = outs;
-    return make_outputs(c, def, shape, dtype, outs) && finish(c, outs);
-}
-
-tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
-{
-    static const tg_attrs no_attrs;
-    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = 1};
-    tg_tensor *out = NULL;
-    tg_shape shape;
-    tg_dtype dtype;
-    return apply(&c, &out, &shape, &dtype) ? out : NULL;
+    for (int k = 0; k < c->n_out; k++)
+        if (!(outs[k] = tg__tensor_new(c->loc, dtype[k], &shape[k])))
+            return false;
+    tg_context *ctx = tg__ctx();
+    return run_forward(ctx, c, def, outs[0]) && finish(ctx, c);
 }
 
 int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,
                 tg_tensor **outs)
 {
     static const tg_attrs no_attrs;
-    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = n_out};
+    tg_call c = {.loc = loc, .op = op, .in = in, .n = n, .a = a ? a : &no_attrs, .n_out = n_out, .outs = outs};
     memset(outs, 0, sizeof *outs * (size_t)n_out);
     tg_shape *shape = tg__arena_alloc(tg__ctx()->scope, sizeof *shape * (size_t)n_out);
     tg_dtype *dtype = tg__arena_alloc(tg__ctx()->scope, sizeof *dtype * (size_t)n_out);
     if (!shape || !dtype)
         return tg__failf(loc, "%s: out of memory for %d outputs", tg__op_name(op), n_out);
-    if (apply(&c, outs, shape, dtype))
+    if (apply_n(&c, outs, shape, dtype))
         return 0;
     memset(outs, 0, sizeof *outs * (size_t)n_out);
     return -1;

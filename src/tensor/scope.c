@@ -275,7 +275,7 @@ static tg_tensor *header_in_scope(tg_loc loc)
     return t;
 }
 
-static bool set_shape(tg_loc loc, tg_tensor *t, const tg_shape *shape)
+static TG_HOT_INLINE bool set_shape(tg_loc loc, tg_tensor *t, const tg_shape *shape)
 {
     if (shape->rank < 0 || shape->rank > TG_MAX_RANK) {
         tg__fail(loc, "rank %d is not supported: tapegrad tensors have rank 0 to %d", shape->rank, TG_MAX_RANK);
