@@ -73,17 +73,17 @@ static int fit_bench(const char *dir, int epochs)
     static const int64_t batches[] = {32, 256};
     for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
         tg_scope *s = tg_scope_begin();
-        tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 1),
-                                         tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
-                                         tg_dense(.units = 10));
+        tg_model *m =
+            tg_sequential_with(tg_sequential_options(.seed = 1),
+                               tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784), tg_dense(.units = 10));
         if (!m || tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                              .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY), .distribute = true) != 0) {
             fprintf(stderr, "bench_dist: %s\n", tg_last_error());
             return 1;
         }
         double t0 = now();
-        tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k],
-                               .seed = 2, .verbose = TG_VERBOSE_SILENT);
+        tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k], .seed = 2,
+                               .verbose = TG_VERBOSE_SILENT);
         double wall = now() - t0;
         tg_logs logs = {0};
         if (!h || (rank == 0 && tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0)) {
@@ -94,8 +94,8 @@ static int fit_bench(const char *dir, int epochs)
         const double *loss = tg_history_get(h, "loss", NULL);
         if (rank == 0)
             printf("RESULT fit ranks=%d global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
-                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f\n", size, (long long)batches[k],
-                   (long long)(batches[k] / size), epochs, wall / (double)steps * 1e3,
+                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f\n",
+                   size, (long long)batches[k], (long long)(batches[k] / size), epochs, wall / (double)steps * 1e3,
                    (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"));
         tg_history_free(h);
         tg_model_free(m);

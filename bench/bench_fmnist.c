@@ -134,8 +134,7 @@ static int memory_run(const char *dir, int64_t batch, int threads, bool tensors)
     }
     double loaded = peak_rss_mb();
     tg_scope *outer = tg_scope_begin();
-    tg_model *m = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 784),
-                                tg_dense(.units = 10));
+    tg_model *m = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 784), tg_dense(.units = 10));
     if (!m || tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                          .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
         fprintf(stderr, "bench_fmnist: %s\n", tg_last_error());
@@ -215,15 +214,15 @@ int main(int argc, char **argv)
     xte = tg_reshape(xte, test);
 
     tg_sequential_opts so = tg_sequential_options(.seed = seed);
-    tg_model *m = cnn ? tg_sequential_with(so, tg_conv2d_layer(.filters = 32, .kernel_size = {3, 3},
-                                                               .activation = TG_RELU, .input_shape = row),
-                                           tg_max_pooling2d(.pool_size = {2, 2}), tg_flatten(),
-                                           tg_dense(.units = 10))
-                      : tg_sequential_with(so, tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
-                                           tg_dense(.units = 10));
-    if (!m || tg_compile(m, .optimizer = tg_adam(.learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999,
-                                                 .epsilon = 1e-7),
-                         .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) != 0) {
+    tg_model *m =
+        cnn ? tg_sequential_with(
+                  so, tg_conv2d_layer(.filters = 32, .kernel_size = {3, 3}, .activation = TG_RELU, .input_shape = row),
+                  tg_max_pooling2d(.pool_size = {2, 2}), tg_flatten(), tg_dense(.units = 10))
+            : tg_sequential_with(so, tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
+                                 tg_dense(.units = 10));
+    if (!m ||
+        tg_compile(m, .optimizer = tg_adam(.learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7),
+                   .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) != 0) {
         fprintf(stderr, "bench_fmnist: %s\n", tg_last_error());
         return 1;
     }
@@ -254,8 +253,9 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f test_acc=%.4f "
-           "peak_rss_mb=%.1f gemm=%s\n", cnn ? "cnn" : "mlp", (long long)batch, epochs, (long long)n, median, acc,
-           (double)ru.ru_maxrss / 1024.0, tg__gemm_backend());
+           "peak_rss_mb=%.1f gemm=%s\n",
+           cnn ? "cnn" : "mlp", (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0,
+           tg__gemm_backend());
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(outer);

@@ -17,8 +17,8 @@
 
 #include <tapegrad.h>
 
-#define REPS 7
-#define TARGET_SECONDS 0.15   /* per repetition */
+#define REPS           7
+#define TARGET_SECONDS 0.15 /* per repetition */
 
 static const double A = 1.001, B = 0.001;
 

@@ -55,7 +55,7 @@ static tg_tensor *mse(const tg_tensor *pred, const tg_tensor *labels)
 static tg_tensor *residual_block(const tg_tensor *kernel, const tg_tensor *x)
 {
     tg_tensor *out = tg_relu(tg_matmul(x, kernel));
-    out = tg_add(x, tg_relu(x));                     /* meant: tg_add(x, out) */
+    out = tg_add(x, tg_relu(x)); /* meant: tg_add(x, out) */
     return out;
 }
 
@@ -90,9 +90,9 @@ int main(int argc, char **argv)
     /* ---- 1. never read ------------------------------------------------------------------ */
     tg_tensor *critic = tg_variable(tg_scalar(3.0), .name = "critic/value");
     t = tg_tape_begin();
-    loss = tg_square(critic);                        /* the critic's loss ... */
+    loss = tg_square(critic); /* the critic's loss ... */
     tg_tape_end(t);
-    g = tg_gradient(t, loss, w);                     /* ... differentiated for the actor */
+    g = tg_gradient(t, loss, w); /* ... differentiated for the actor */
     report("never read: the loss does not use the variable", g, t, loss, w);
     tg_tape_free(t);
     tg_variable_free(critic);
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     tg_model *net = tg_sequential_with(tg_sequential_options(.seed = 1), tg_dense(.units = 2, .input_dim = 2),
                                        tg_batch_normalization(), tg_dense(.units = 1));
     int n;
-    tg_tensor *const *all = tg_model_variables(net, &n);   /* moving statistics included */
+    tg_tensor *const *all = tg_model_variables(net, &n); /* moving statistics included */
     tg_tensor *grads[8] = {0};
     int mm = 0;
     while (mm < n - 1 && !strstr(tg_variable_name(all[mm]), "moving_mean"))
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     report("not watched: every model variable passed, moving statistics too", grads[mm], t, loss, all[mm]);
     tg_tape_free(t);
     tg_optimizer *opt = tg_sgd(.learning_rate = 0.01);
-    tg_apply_gradients(opt, grads, all, n);          /* Keras's warning, one line per cause */
+    tg_apply_gradients(opt, grads, all, n); /* Keras's warning, one line per cause */
     printf("tg_apply_gradients warned: ");
     print_without_folder(tg_last_warning());
     printf("\n\n");
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
     tg_tensor *scaled = tg_div(image, tg_scalar(255.0));
     loss = tg_sum(tg_matmul(scaled, w));
     tg_tape_end(t);
-    g = tg_gradient(t, loss, image);                 /* a saliency map: d loss / d image */
+    g = tg_gradient(t, loss, image); /* a saliency map: d loss / d image */
     report("not watched: a plain tensor", g, t, loss, image);
     tg_tape_free(t);
 
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 
     /* ---- 4. an op with no gradient -------------------------------------------------------- */
     t = tg_tape_begin();
-    pred = tg_round(tg_sigmoid(tg_matmul(batch, w)));   /* hard 0/1 predictions in the loss */
+    pred = tg_round(tg_sigmoid(tg_matmul(batch, w))); /* hard 0/1 predictions in the loss */
     loss = mse(pred, labels);
     tg_tape_end(t);
     g = tg_gradient(t, loss, w);
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     tg_tape_free(t);
 
     /* ---- 5. computed outside the tape ------------------------------------------------------ */
-    pred = tg_matmul(batch, w);                      /* the forward pass, before the tape */
+    pred = tg_matmul(batch, w); /* the forward pass, before the tape */
     t = tg_tape_begin();
     loss = mse(pred, labels);
     tg_tape_end(t);
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
     t = tg_tape_begin();
     pred = tg_matmul(batch, w);
     tg_tape_end(t);
-    g = tg_gradient(t, mse(pred, labels), w);        /* the loss computed in the call */
+    g = tg_gradient(t, mse(pred, labels), w); /* the loss computed in the call */
     tg_explain_missing(w, &d);
     show("computed outside the tape: the loss computed after tg_tape_end", g, &d);
     tg_tape_free(t);
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     t = tg_tape_begin();
     pred = tg_matmul(batch, w);
     float p[2];
-    tg_copy_out(pred, p, sizeof p);                  /* `pred.numpy()` */
+    tg_copy_out(pred, p, sizeof p); /* `pred.numpy()` */
     for (int i = 0; i < 2; i++)
         p[i] = (p[i] - (float)(1 - i)) * (p[i] - (float)(1 - i));
     loss = tg_mean(tg_tensor_from(TG_F32, TG_SHAPE(2), p));
@@ -194,8 +194,8 @@ int main(int argc, char **argv)
 
     t = tg_tape_begin();
     tg_tensor *err = tg_sub(tg_matmul(batch, w), labels);
-    double value = tg_item(tg_mean(tg_square(err)));   /* `float(loss)` */
-    loss = tg_scalar(sqrt(value));                     /* the RMSE, built back */
+    double value = tg_item(tg_mean(tg_square(err))); /* `float(loss)` */
+    loss = tg_scalar(sqrt(value));                   /* the RMSE, built back */
     tg_tape_end(t);
     g = tg_gradient(t, loss, w);
     report("copied out: tg_item and tg_scalar", g, t, loss, w);
@@ -215,8 +215,8 @@ int main(int argc, char **argv)
     /* ---- 12. an assign on the path ---------------------------------------------------------- */
     tg_tensor *state = tg_variable(tg_zeros(TG_F32, TG_SHAPE(1, 1)), .name = "rnn/state", .trainable = false);
     t = tg_tape_begin();
-    tg_assign(state, tg_tanh(tg_matmul(x, w)));      /* the cell keeps its state ... */
-    loss = tg_square(tg_sum(state));                 /* ... and the loss reads it back */
+    tg_assign(state, tg_tanh(tg_matmul(x, w))); /* the cell keeps its state ... */
+    loss = tg_square(tg_sum(state));            /* ... and the loss reads it back */
     tg_tape_end(t);
     g = tg_gradient(t, loss, w);
     report("an assign on the path", g, t, loss, w);
@@ -225,8 +225,8 @@ int main(int argc, char **argv)
 
     /* ---- 13. a variable re-created on every call --------------------------------------------- */
     my_dense layer;
-    my_dense_call(&layer, x);                        /* the first call builds the layer */
-    tg_tensor *params = layer.kernel;                /* the variables to train, collected once */
+    my_dense_call(&layer, x);         /* the first call builds the layer */
+    tg_tensor *params = layer.kernel; /* the variables to train, collected once */
     t = tg_tape_begin();
     loss = tg_sum(my_dense_call(&layer, x));
     tg_tape_end(t);
@@ -241,7 +241,7 @@ int main(int argc, char **argv)
     loss = mse(tg_add(tg_matmul(batch, w), b), labels);
     tg_tape_end(t);
     tg_tensor *dw = tg_gradient(t, loss, w);
-    tg_tensor *db = tg_gradient(t, loss, b);         /* a second call: refused */
+    tg_tensor *db = tg_gradient(t, loss, b); /* a second call: refused */
     report("the tape already used", db, t, loss, b);
     tg_tape_free(t);
 
@@ -250,18 +250,18 @@ int main(int argc, char **argv)
     loss = mse(tg_matmul(batch, w), labels);
     tg_tape_end(t);
     dw = tg_gradient(t, loss, w);
-    tg_assign_sub(w, tg_mul(dw, tg_scalar(0.1)));    /* an SGD step ... */
-    g = tg_gradient(t, loss, w);                     /* ... and the same tape asked again */
+    tg_assign_sub(w, tg_mul(dw, tg_scalar(0.1))); /* an SGD step ... */
+    g = tg_gradient(t, loss, w);                  /* ... and the same tape asked again */
     report("a stale read: the variable assigned after the tape read it", g, t, loss, w);
     tg_tape_free(t);
 
     /* ---- 8. integer dtypes --------------------------------------------------------------------- */
     tg_model *text = tg_sequential_with(tg_sequential_options(.seed = 3),
-                                        tg_embedding(.input_dim = 10, .output_dim = 4, .input_length = 3),
-                                        tg_flatten(), tg_dense(.units = 1));
+                                        tg_embedding(.input_dim = 10, .output_dim = 4, .input_length = 3), tg_flatten(),
+                                        tg_dense(.units = 1));
     tg_tensor *ids = tg_from_i32(TG_SHAPE(1, 3), 1, 4, 7);
     t = tg_tape_begin();
-    tg_watch(t, ids);                                /* which word matters? */
+    tg_watch(t, ids); /* which word matters? */
     loss = tg_sum(tg_model_call(text, ids));
     tg_tape_end(t);
     g = tg_gradient(t, loss, ids);
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     t = tg_tape_begin();
     tg_tensor *predicted_class = tg_argmax(tg_matmul(x, classifier), 1);
     tg_tape_end(t);
-    g = tg_gradient(t, predicted_class, classifier);   /* NULL, and no error */
+    g = tg_gradient(t, predicted_class, classifier); /* NULL, and no error */
     report("an integer target: argmax", g, t, predicted_class, classifier);
     tg_tape_free(t);
     tg_variable_free(classifier);
@@ -284,7 +284,7 @@ int main(int argc, char **argv)
     t = tg_tape_begin();
     tg_tensor *result = x0 > 0.0 ? v0 : tg_square(v1);
     tg_tape_end(t);
-    g = tg_gradient(t, result, v0);                  /* 1, as in TF */
+    g = tg_gradient(t, result, v0); /* 1, as in TF */
     report("the target is the variable itself", g, t, result, v0);
     tg_tape_free(t);
     tg_variable_free(v0);
@@ -294,7 +294,7 @@ int main(int argc, char **argv)
     tg_tensor *hidden = tg_variable(tg_fill(TG_F32, TG_SHAPE(2, 4), -1.0), .name = "hidden/kernel");
     tg_tensor *positive = tg_abs(batch);
     t = tg_tape_begin();
-    tg_tensor *h = tg_relu(tg_matmul(positive, hidden));   /* every unit negative: dead */
+    tg_tensor *h = tg_relu(tg_matmul(positive, hidden)); /* every unit negative: dead */
     loss = mse(tg_sum(h, .axes = TG_AXES(1), .keepdims = true), labels);
     tg_tape_end(t);
     g = tg_gradient(t, loss, hidden);
@@ -304,7 +304,7 @@ int main(int argc, char **argv)
 
     t = tg_tape_begin();
     pred = tg_matmul(batch, w);
-    loss = tg_sum(tg_sub(pred, tg_mean(pred)));      /* centred predictions, summed */
+    loss = tg_sum(tg_sub(pred, tg_mean(pred))); /* centred predictions, summed */
     tg_tape_end(t);
     g = tg_gradient(t, loss, w);
     report("identically zero: contributions that cancel", g, t, loss, w);
@@ -322,7 +322,7 @@ int main(int argc, char **argv)
 
     t = tg_tape_begin();
     pred = tg_matmul(batch, w);
-    loss = tg_mean(tg_square(tg_sub(labels, labels)));   /* meant: tg_sub(pred, labels) */
+    loss = tg_mean(tg_square(tg_sub(labels, labels))); /* meant: tg_sub(pred, labels) */
     tg_tape_end(t);
     g = tg_gradient(t, loss, w);
     report("unconnected: a loss from the labels alone", g, t, loss, w);

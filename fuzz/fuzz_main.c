@@ -23,6 +23,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (TG_FUZZ_ENTRY(data, size) != 0)
-        abort();   /* a broken promise: libFuzzer keeps the input as a crash */
+        abort(); /* a broken promise: libFuzzer keeps the input as a crash */
     return 0;
 }

@@ -6,10 +6,7 @@
 
 #define LOC TG_LOC
 
-unsigned tg_sample_byte(tg_sample *s)
-{
-    return s->at < s->n_param ? s->param[s->at++] : (s->at++, 0u);
-}
+unsigned tg_sample_byte(tg_sample *s) { return s->at < s->n_param ? s->param[s->at++] : (s->at++, 0u); }
 
 static void use(tg_sample *s, const tg_tensor *t)
 {
@@ -31,7 +28,7 @@ tg_tensor *tg_sample_fit(const tg_tensor *x, tg_shape shape)
     if (n < 1 || m < 0 || m > 4096)
         return NULL;
     tg_tensor *all = tg_reshape_at(LOC, x, TG_SHAPE(n));
-    for (int k = 1; all && tg_size(all) < m; k++) {   /* doubles: x, then affine maps of it */
+    for (int k = 1; all && tg_size(all) < m; k++) { /* doubles: x, then affine maps of it */
         tg_tensor *scale = tg_scalar_like_at(LOC, all, 1 + 0.37 * k), *shift = tg_scalar_like_at(LOC, all, 0.11 * k);
         tg_tensor *copy = tg_add_at(LOC, tg_mul_at(LOC, all, scale), shift);
         all = tg_concat_at(LOC, (tg_tensor *[]){all, copy}, 2, 0);
@@ -198,7 +195,7 @@ static tg_tensor *s_reduce(tg_sample *s, tg_tensor *const *x)
     for (int k = 0; k < r; k++)
         if (mask >> k & 1)
             a.reduce.axes[a.reduce.n++] = k;
-    if (a.reduce.n == 0)   /* every axis, as the public functions' empty list */
+    if (a.reduce.n == 0) /* every axis, as the public functions' empty list */
         for (int k = 0; k < r; k++)
             a.reduce.axes[a.reduce.n++] = k;
     return apply(s, &a, x, 1);
@@ -231,7 +228,7 @@ static tg_tensor *s_transpose(tg_sample *s, tg_tensor *const *x)
 {
     tg_tensor *a = tg_rank(x[0]) >= 2 ? x[0] : tg_sample_fit(x[0], TG_SHAPE(2, 3));
     tg_axes perm = {0};
-    if (tg_sample_byte(s) & 1) {   /* a rotation; else the reversal (the empty list) */
+    if (tg_sample_byte(s) & 1) { /* a rotation; else the reversal (the empty list) */
         perm.n = tg_rank(a);
         for (int i = 0; i < perm.n; i++)
             perm.axis[i] = (i + 1) % perm.n;
@@ -304,7 +301,7 @@ static tg_tensor *s_unstack(tg_sample *s, tg_tensor *const *x)
         return NULL;
     int axis = (int)(tg_sample_byte(s) % (unsigned)tg_rank(a));
     int64_t n = tg_shape_of(a).dims[axis];
-    if (n < 1 || n > 8) {   /* too long to join back piece by piece: a short vector instead */
+    if (n < 1 || n > 8) { /* too long to join back piece by piece: a short vector instead */
         a = tg_sample_fit(a, TG_SHAPE(1 + tg_sample_byte(s) % 4));
         axis = 0;
         n = a ? tg_shape_of(a).dims[0] : 0;
@@ -390,8 +387,13 @@ static tg_shape image(const geometry *g) { return TG_SHAPE(1, g->h, g->w, g->c);
 
 static tg_attrs window_attrs(const geometry *g)
 {
-    return (tg_attrs){.window = {.kh = g->kh, .kw = g->kw, .stride_h = g->sh, .stride_w = g->sw, .height = g->h,
-                                 .width = g->w, .same = g->pad == TG_PADDING_SAME}};
+    return (tg_attrs){.window = {.kh = g->kh,
+                                 .kw = g->kw,
+                                 .stride_h = g->sh,
+                                 .stride_w = g->sw,
+                                 .height = g->h,
+                                 .width = g->w,
+                                 .same = g->pad == TG_PADDING_SAME}};
 }
 
 static tg_pool2d_opts pool_opts(const geometry *g)
@@ -456,7 +458,7 @@ static tg_tensor *s_bias_add_act(tg_sample *s, tg_tensor *const *x)
     tg_tensor *a = with_axis(x[0]);
     tg_tensor *b = tg_sample_fit(x[1], TG_SHAPE(tg_dim(a, tg_rank(a) - 1)));
     tg_bias_act act = (tg_bias_act)(tg_sample_byte(s) % 4);
-    s->kinks = 0;   /* relu's kink is at a + b = 0, not at a or b */
+    s->kinks = 0; /* relu's kink is at a + b = 0, not at a or b */
     if (act == TG_BIAS_RELU)
         zero_kink(s, tg_add_at(LOC, a, b));
     return tg_bias_add_act_at(LOC, a, b, act);
@@ -472,10 +474,7 @@ static tg_tensor *s_act_grad(tg_sample *s, tg_tensor *const *x)
     return apply(s, &(tg_attrs){.act = act}, (tg_tensor *[]){x[0], d}, 2);
 }
 
-static tg_tensor *sparse_labels(tg_sample *s, int64_t rows, int64_t classes)
-{
-    return indices(s, rows, 0, classes);
-}
+static tg_tensor *sparse_labels(tg_sample *s, int64_t rows, int64_t classes) { return indices(s, rows, 0, classes); }
 
 static tg_tensor *s_xent(tg_sample *s, tg_tensor *const *x)
 {
@@ -658,54 +657,134 @@ static tg_tensor *s_segment(tg_sample *s, tg_tensor *const *x)
 
 /* ---- the table ---------------------------------------------------------------------------------------- */
 #define ROW(KIND, fn_, arity_, nan_) [TG_OP_##KIND] = {.fn = fn_, .arity = arity_, .nan_operands = nan_}
-#define UNARY(KIND) ROW(KIND, s_unary, 1, 1)
-#define BINARY(KIND) ROW(KIND, s_binary, 2, 3)
-#define COMPARE(KIND) ROW(KIND, s_binary, 2, 0)   /* bool: NaN compares false (docs) */
+#define UNARY(KIND)                  ROW(KIND, s_unary, 1, 1)
+#define BINARY(KIND)                 ROW(KIND, s_binary, 2, 3)
+#define COMPARE(KIND)                ROW(KIND, s_binary, 2, 0) /* bool: NaN compares false (docs) */
 const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
-    BINARY(ADD), BINARY(SUB), BINARY(MUL), BINARY(DIV), BINARY(POW), BINARY(MAXIMUM), BINARY(MINIMUM),
-    COMPARE(EQUAL), COMPARE(NOT_EQUAL), COMPARE(GREATER), COMPARE(GREATER_EQUAL), COMPARE(LESS),
+    BINARY(ADD),
+    BINARY(SUB),
+    BINARY(MUL),
+    BINARY(DIV),
+    BINARY(POW),
+    BINARY(MAXIMUM),
+    BINARY(MINIMUM),
+    COMPARE(EQUAL),
+    COMPARE(NOT_EQUAL),
+    COMPARE(GREATER),
+    COMPARE(GREATER_EQUAL),
+    COMPARE(LESS),
     COMPARE(LESS_EQUAL),
-    ROW(LOGICAL_AND, s_logical, 2, 0), ROW(LOGICAL_OR, s_logical, 2, 0), ROW(LOGICAL_NOT, s_logical, 1, 0),
-    ROW(WHERE, s_where, 3, 3),   /* the condition's operand goes through x > 0 */
-    UNARY(NEG), UNARY(ABS), UNARY(SQUARE), UNARY(SQRT), UNARY(RSQRT), UNARY(EXP), UNARY(LOG), UNARY(LOG1P),
-    UNARY(ERF), UNARY(SIGN), UNARY(FLOOR), UNARY(CEIL), UNARY(ROUND), UNARY(IDENTITY), UNARY(STOP_GRADIENT),
-    ROW(CLIP_BY_VALUE, s_clip, 1, 1), ROW(CAST, s_cast, 1, 0),   /* cast: docs */
-    UNARY(RELU), ROW(LEAKY_RELU, s_alpha, 1, 1), ROW(ELU, s_alpha, 1, 1), ROW(GELU, s_gelu, 1, 1),
-    UNARY(SIGMOID), UNARY(TANH), UNARY(SOFTPLUS), ROW(SOFTMAX, s_axis, 1, 1), ROW(LOG_SOFTMAX, s_axis, 1, 1),
-    ROW(SUM, s_reduce, 1, 1), ROW(MEAN, s_reduce, 1, 1), ROW(MAX, s_reduce, 1, 1), ROW(MIN, s_reduce, 1, 1),
-    ROW(LOGSUMEXP, s_reduce, 1, 1), ROW(VARIANCE, s_reduce, 1, 1),
-    ROW(ARGMAX, s_axis, 1, 0), ROW(ARGMIN, s_axis, 1, 0),   /* indices: docs */
+    ROW(LOGICAL_AND, s_logical, 2, 0),
+    ROW(LOGICAL_OR, s_logical, 2, 0),
+    ROW(LOGICAL_NOT, s_logical, 1, 0),
+    ROW(WHERE, s_where, 3, 3), /* the condition's operand goes through x > 0 */
+    UNARY(NEG),
+    UNARY(ABS),
+    UNARY(SQUARE),
+    UNARY(SQRT),
+    UNARY(RSQRT),
+    UNARY(EXP),
+    UNARY(LOG),
+    UNARY(LOG1P),
+    UNARY(ERF),
+    UNARY(SIGN),
+    UNARY(FLOOR),
+    UNARY(CEIL),
+    UNARY(ROUND),
+    UNARY(IDENTITY),
+    UNARY(STOP_GRADIENT),
+    ROW(CLIP_BY_VALUE, s_clip, 1, 1),
+    ROW(CAST, s_cast, 1, 0), /* cast: docs */
+    UNARY(RELU),
+    ROW(LEAKY_RELU, s_alpha, 1, 1),
+    ROW(ELU, s_alpha, 1, 1),
+    ROW(GELU, s_gelu, 1, 1),
+    UNARY(SIGMOID),
+    UNARY(TANH),
+    UNARY(SOFTPLUS),
+    ROW(SOFTMAX, s_axis, 1, 1),
+    ROW(LOG_SOFTMAX, s_axis, 1, 1),
+    ROW(SUM, s_reduce, 1, 1),
+    ROW(MEAN, s_reduce, 1, 1),
+    ROW(MAX, s_reduce, 1, 1),
+    ROW(MIN, s_reduce, 1, 1),
+    ROW(LOGSUMEXP, s_reduce, 1, 1),
+    ROW(VARIANCE, s_reduce, 1, 1),
+    ROW(ARGMAX, s_axis, 1, 0),
+    ROW(ARGMIN, s_axis, 1, 0), /* indices: docs */
     ROW(MATMUL, s_matmul, 2, 3),
-    ROW(RESHAPE, s_reshape, 1, 1), ROW(TRANSPOSE, s_transpose, 1, 1), ROW(BROADCAST_TO, s_broadcast, 1, 1),
-    ROW(CONCAT, s_concat, 2, 3), ROW(STACK, s_stack, 2, 3), ROW(SPLIT, s_split, 1, 1),
-    ROW(UNSTACK, s_unstack, 1, 1), ROW(SLICE, s_slice, 1, 1), ROW(GATHER, s_gather, 1, 1),
-    ROW(SCATTER_ADD, s_scatter_add, 1, 1), ROW(ONE_HOT, s_one_hot, 0, 0), ROW(PAD, s_pad, 1, 1),
-    ROW(EXTRACT_PATCHES, s_patches, 1, 1), ROW(PATCHES_TO_IMAGE, s_patches_to_image, 1, 1),
+    ROW(RESHAPE, s_reshape, 1, 1),
+    ROW(TRANSPOSE, s_transpose, 1, 1),
+    ROW(BROADCAST_TO, s_broadcast, 1, 1),
+    ROW(CONCAT, s_concat, 2, 3),
+    ROW(STACK, s_stack, 2, 3),
+    ROW(SPLIT, s_split, 1, 1),
+    ROW(UNSTACK, s_unstack, 1, 1),
+    ROW(SLICE, s_slice, 1, 1),
+    ROW(GATHER, s_gather, 1, 1),
+    ROW(SCATTER_ADD, s_scatter_add, 1, 1),
+    ROW(ONE_HOT, s_one_hot, 0, 0),
+    ROW(PAD, s_pad, 1, 1),
+    ROW(EXTRACT_PATCHES, s_patches, 1, 1),
+    ROW(PATCHES_TO_IMAGE, s_patches_to_image, 1, 1),
     ROW(BIAS_ADD_ACT, s_bias_add_act, 2, 3),
-    ROW(ACT_GRAD, s_act_grad, 2, 2),   /* relu's backward sends 0 where y is NaN, as TF's ReluGrad */
-    ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1), ROW(SOFTMAX_XENT, s_xent, 2, 3), ROW(XENT_GRAD, s_xent_grad, 3, 7),
+    ROW(ACT_GRAD, s_act_grad, 2, 2), /* relu's backward sends 0 where y is NaN, as TF's ReluGrad */
+    ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1),
+    ROW(SOFTMAX_XENT, s_xent, 2, 3),
+    ROW(XENT_GRAD, s_xent_grad, 3, 7),
     ROW(MAX_POOL2D, s_pool, 1, 1),
-    ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2), ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),
-    ROW(AVG_POOL2D, s_pool, 1, 1), ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
+    ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2),
+    ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),
+    ROW(AVG_POOL2D, s_pool, 1, 1),
+    ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
     ROW(CUSTOM, s_custom, 1, 1),
-    ROW(CHECK_NUMERICS, s_check_numerics, 1, 0),   /* refuses NaN: its purpose */
+    ROW(CHECK_NUMERICS, s_check_numerics, 1, 0), /* refuses NaN: its purpose */
     /* scan.c, index.c */
-    ROW(REDUCE_PROD, s_reduce, 1, 1), ROW(REDUCE_ANY, s_logical_reduce, 1, 0), ROW(REDUCE_ALL, s_logical_reduce, 1, 0),
-    ROW(CUMSUM, s_scan, 1, 1), ROW(CUMPROD, s_scan, 1, 1),
-    ROW(TOP_K, s_top_k, 1, 0),   /* a NaN moves to the front: docs */
-    ROW(TILE, s_tile, 1, 1), ROW(REVERSE, s_reverse, 1, 1), ROW(ROLL, s_roll, 1, 1),
-    ROW(MIRROR_PAD, s_mirror_pad, 1, 1), ROW(GATHER_ND, s_gather_nd, 1, 1), ROW(SCATTER_ND, s_scatter_nd, 1, 1),
-    ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1), ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
+    ROW(REDUCE_PROD, s_reduce, 1, 1),
+    ROW(REDUCE_ANY, s_logical_reduce, 1, 0),
+    ROW(REDUCE_ALL, s_logical_reduce, 1, 0),
+    ROW(CUMSUM, s_scan, 1, 1),
+    ROW(CUMPROD, s_scan, 1, 1),
+    ROW(TOP_K, s_top_k, 1, 0), /* a NaN moves to the front: docs */
+    ROW(TILE, s_tile, 1, 1),
+    ROW(REVERSE, s_reverse, 1, 1),
+    ROW(ROLL, s_roll, 1, 1),
+    ROW(MIRROR_PAD, s_mirror_pad, 1, 1),
+    ROW(GATHER_ND, s_gather_nd, 1, 1),
+    ROW(SCATTER_ND, s_scatter_nd, 1, 1),
+    ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1),
+    ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MIN, s_segment, 1, 1),
-    UNARY(SIN), UNARY(COS), UNARY(TAN), UNARY(ASIN), UNARY(ACOS), UNARY(ATAN), BINARY(ATAN2), UNARY(SINH),
-    UNARY(COSH), UNARY(ASINH), UNARY(ACOSH), UNARY(ATANH),
-    UNARY(RECIPROCAL), UNARY(EXPM1), BINARY(SQUARED_DIFFERENCE),
-    ROW(FLOORMOD, s_quotient, 2, 3), ROW(FLOORDIV, s_quotient, 2, 3), ROW(TRUNCATEMOD, s_quotient, 2, 3),
-    ROW(TRUNCATEDIV, s_truncatediv, 2, 0),   /* integers: docs */
-    BINARY(DIV_NO_NAN), BINARY(MUL_NO_NAN),   /* b == 0 gives 0 even for a NaN a (docs); b is never 0 here */
-    ROW(IS_NAN, s_unary, 1, 0), ROW(IS_INF, s_unary, 1, 0), ROW(IS_FINITE, s_unary, 1, 0),   /* bool: docs */
-    UNARY(LOG_SIGMOID), ROW(RELU6, s_bounded, 1, 1), UNARY(SELU), ROW(SILU, s_silu, 1, 1),
-    ROW(HARD_SIGMOID, s_bounded, 1, 1), UNARY(SOFTSIGN),
+    UNARY(SIN),
+    UNARY(COS),
+    UNARY(TAN),
+    UNARY(ASIN),
+    UNARY(ACOS),
+    UNARY(ATAN),
+    BINARY(ATAN2),
+    UNARY(SINH),
+    UNARY(COSH),
+    UNARY(ASINH),
+    UNARY(ACOSH),
+    UNARY(ATANH),
+    UNARY(RECIPROCAL),
+    UNARY(EXPM1),
+    BINARY(SQUARED_DIFFERENCE),
+    ROW(FLOORMOD, s_quotient, 2, 3),
+    ROW(FLOORDIV, s_quotient, 2, 3),
+    ROW(TRUNCATEMOD, s_quotient, 2, 3),
+    ROW(TRUNCATEDIV, s_truncatediv, 2, 0), /* integers: docs */
+    BINARY(DIV_NO_NAN),
+    BINARY(MUL_NO_NAN), /* b == 0 gives 0 even for a NaN a (docs); b is never 0 here */
+    ROW(IS_NAN, s_unary, 1, 0),
+    ROW(IS_INF, s_unary, 1, 0),
+    ROW(IS_FINITE, s_unary, 1, 0), /* bool: docs */
+    UNARY(LOG_SIGMOID),
+    ROW(RELU6, s_bounded, 1, 1),
+    UNARY(SELU),
+    ROW(SILU, s_silu, 1, 1),
+    ROW(HARD_SIGMOID, s_bounded, 1, 1),
+    UNARY(SOFTSIGN),
 };
 
 tg_tensor *tg_sample_run(tg_sample *s, tg_tensor *const *x)

@@ -21,24 +21,24 @@
 enum { TG_SAMPLE_MAX_IN = 4 };
 
 typedef struct tg_sample {
-    tg_op_kind op;                 /* the row */
-    const uint8_t *param;          /* attribute bytes (0 past the end) */
+    tg_op_kind op;        /* the row */
+    const uint8_t *param; /* attribute bytes (0 past the end) */
     size_t n_param, at;
     /* Set by tg_sample_run and the sampler: */
-    const tg_tensor *in[TG_SAMPLE_MAX_IN];   /* the op's float inputs, which its kinks are about */
+    const tg_tensor *in[TG_SAMPLE_MAX_IN]; /* the op's float inputs, which its kinks are about */
     int n_in;
-    const tg_tensor *zero[2];      /* values with a kink at 0 (a relu inside a fused op, a helper's x > 0) */
+    const tg_tensor *zero[2]; /* values with a kink at 0 (a relu inside a fused op, a helper's x > 0) */
     int n_zero;
-    unsigned kinks;                /* TG_KINK_* of this call on `in`: the row's, or fewer by its attributes */
-    double lo, hi;                 /* TG_KINK_BOUNDS */
+    unsigned kinks; /* TG_KINK_* of this call on `in`: the row's, or fewer by its attributes */
+    double lo, hi;  /* TG_KINK_BOUNDS */
 } tg_sample;
 
 typedef tg_tensor *(*tg_sample_fn)(tg_sample *s, tg_tensor *const *x);
 
 typedef struct tg_op_sampler {
     tg_sample_fn fn;
-    int arity;                     /* float64 operands, of any shapes */
-    unsigned nan_operands;         /* bits: operands whose NaN must reach every output that depends on them
+    int arity;             /* float64 operands, of any shapes */
+    unsigned nan_operands; /* bits: operands whose NaN must reach every output that depends on them
                                     * (0: the row's NaN behaviour is documented apart, docs/reliability.md) */
 } tg_op_sampler;
 

@@ -29,11 +29,11 @@
 
 enum { MAX_STEPS = 6, MAX_VALUES = 2 + MAX_STEPS, MAX_ELEMS = 64, STEP_BYTES = 10, N_PARAM = 7 };
 
-static const double DELTA = 1e-3;   /* distance kept from kinks */
-static const double H1 = 1e-6;      /* finite-difference steps: first order, second order */
+static const double DELTA = 1e-3; /* distance kept from kinks */
+static const double H1 = 1e-6;    /* finite-difference steps: first order, second order */
 static const double H2 = 1e-5;
-static const double RTOL = 1e-5;    /* relative tolerance of a derivative */
-static const double BIG = 1e4;      /* larger values are dropped */
+static const double RTOL = 1e-5; /* relative tolerance of a derivative */
+static const double BIG = 1e4;   /* larger values are dropped */
 
 long tg_fuzz_opgraph_checked, tg_fuzz_opgraph_skipped;
 
@@ -42,8 +42,8 @@ typedef struct step {
     uint8_t operands, domain;
     const uint8_t *param;
     size_t n_param;
-    bool kept;                      /* decided by the first run */
-    bool frozen;                    /* stop_gradient: later runs reuse the first run's value */
+    bool kept;   /* decided by the first run */
+    bool frozen; /* stop_gradient: later runs reuse the first run's value */
     double value[MAX_ELEMS];
     tg_shape shape;
 } step;
@@ -53,7 +53,7 @@ typedef struct program {
     tg_shape src_shape[2];
     double src[2][8];
     step steps[MAX_STEPS];
-    const char *why;                /* why the first run failed, when it did */
+    const char *why; /* why the first run failed, when it did */
 } program;
 
 /* ---- decoding --------------------------------------------------------------------------------- */
@@ -193,7 +193,7 @@ static tg_tensor *run_step(program *p, step *st, tg_tensor **values, int n, bool
     tg_sample s = {.op = st->op, .param = st->param, .n_param = st->n_param};
     tg_tensor *y = tg_sample_run(&s, x);
     if (y && tg_dtype_of(y) != TG_F64)
-        y = tg_cast_at(LOC, y, TG_F64);   /* bool, index and float32 results: constants */
+        y = tg_cast_at(LOC, y, TG_F64); /* bool, index and float32 results: constants */
     if (!y) {
         p->why = "a sampled call failed";
         return NULL;
@@ -330,12 +330,12 @@ static enum verdict judge(double t, double d1, double d2, double tol)
 static int compare(program *p, int order, const double *dir, const double *tape, double mag)
 {
     double h = order == 1 ? H1 : H2;
-    double round = 1e-13 * (1 + mag) / h;   /* the rounding of the function values, divided by h */
+    double round = 1e-13 * (1 + mag) / h; /* the rounding of the function values, divided by h */
     for (int k = 0; k < p->n_src; k++)
         for (int64_t i = 0; i < src_size(p, k); i++) {
             double t = tape[k * 8 + i], d1 = central(p, order, dir, k, i, h);
             double tol = RTOL * (1 + fabs(d1)) + 4 * round;
-            if (fabs(t - d1) <= tol) {   /* the common case: one difference is enough */
+            if (fabs(t - d1) <= tol) { /* the common case: one difference is enough */
                 tg_fuzz_opgraph_checked++;
                 continue;
             }
@@ -346,8 +346,10 @@ static int compare(program *p, int order, const double *dir, const double *tape,
             if (v != MISMATCH)
                 continue;
             describe(p);
-            fprintf(stderr, "opgraph: order %d, source %d element %lld: tape %.12g, central differences %.12g (h) "
-                    "and %.12g (h/2), tolerance %.3g\n", order, k, (long long)i, t, d1, d2, tol);
+            fprintf(stderr,
+                    "opgraph: order %d, source %d element %lld: tape %.12g, central differences %.12g (h) "
+                    "and %.12g (h/2), tolerance %.3g\n",
+                    order, k, (long long)i, t, d1, d2, tol);
             return 1;
         }
     return 0;
@@ -370,7 +372,7 @@ static int first_run(program *p, const double *dir, double *g, double *hv, doubl
     tg_tape_end(inner);
     if (!L || tg_gradients(inner, .targets = &L, .n_targets = 1, .sources = x, .n_sources = p->n_src,
                            .unconnected = TG_UNCONNECTED_ZERO, .out = gr) != 0) {
-        if (!p->why)   /* evaluate said why it failed */
+        if (!p->why) /* evaluate said why it failed */
             fprintf(stderr, "opgraph: the gradient failed: %s\n", tg_last_error());
         tg_tape_free(inner);
         tg_tape_free(outer);
@@ -417,10 +419,10 @@ int tg_fuzz_opgraph(const uint8_t *data, size_t size)
     int kept = 0;
     for (int i = 0; i < p.n_steps; i++)
         kept += p.steps[i].kept;
-    if (getenv("TAPEGRAD_OPGRAPH_TRACE"))   /* what each input runs */
+    if (getenv("TAPEGRAD_OPGRAPH_TRACE")) /* what each input runs */
         describe(&p);
     if (kept == 0) {
-        tg_fuzz_rejected++;   /* nothing to check: every step was dropped */
+        tg_fuzz_rejected++; /* nothing to check: every step was dropped */
         return 0;
     }
     rc = compare(&p, 1, dir, g, mag1);

@@ -79,12 +79,12 @@ static int check_tensor(const char *target, const tg_tensor *t)
 }
 
 /* Runs one input in a scope of its own, with a clean error slot. */
-#define BEGIN(target)                                                                             \
-    tg_fuzz_runs++;                                                                               \
-    tg_clear_error();                                                                             \
-    tg_scope *scope_ = tg_scope_begin();                                                          \
-    if (!scope_)                                                                                  \
-        return broken(target, "no scope");                                                        \
+#define BEGIN(target)                      \
+    tg_fuzz_runs++;                        \
+    tg_clear_error();                      \
+    tg_scope *scope_ = tg_scope_begin();   \
+    if (!scope_)                           \
+        return broken(target, "no scope"); \
     int rc_ = 0
 #define END() (tg_scope_end(scope_) == 0 ? rc_ : 1)
 
@@ -146,8 +146,7 @@ static uint8_t *gzip(const uint8_t *data, size_t size, size_t *out_size)
     return out;
 }
 
-static const tg_dtype ARRAY_DTYPES[] = {TG_DTYPE_AUTO, TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_DTYPE_AUTO,
-                                        TG_F32};
+static const tg_dtype ARRAY_DTYPES[] = {TG_DTYPE_AUTO, TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_DTYPE_AUTO, TG_F32};
 
 /* Byte 0: bit 0 compresses the rest with gzip first; bits 1-3 the dtype; bit 4 a scale
  * of 1/255 (else 1). */
@@ -201,7 +200,9 @@ int tg_fuzz_csv(const uint8_t *data, size_t size)
     if (!path)
         return broken("csv", "cannot write the memfd");
     static const char delims[] = {',', ';', '\t', ' '};
-    tg_csv_opts o = {.header = !(opt & 1), .label_index = TG_CSV_NO_LABEL, .delimiter = delims[(opt >> 1) & 3],
+    tg_csv_opts o = {.header = !(opt & 1),
+                     .label_index = TG_CSV_NO_LABEL,
+                     .delimiter = delims[(opt >> 1) & 3],
                      .dtype = opt & 64 ? TG_F64 : TG_F32};
     switch ((opt >> 3) & 7) {
     case 1: o.label_index = -1; break;
@@ -261,8 +262,8 @@ int tg_fuzz_spec(const uint8_t *data, size_t size)
  * the metadata are the library's own. */
 static struct {
     tg_model *m;
-    char *prefix, *suffix;   /* the header around the metadata value */
-    uint8_t *data;           /* the tensors' bytes */
+    char *prefix, *suffix; /* the header around the metadata value */
+    uint8_t *data;         /* the tensors' bytes */
     size_t n_data;
     double weights[64];
     int64_t n_weights;
@@ -295,7 +296,7 @@ static bool ckpt_split(const uint8_t *file, size_t size)
     const char *h = (const char *)file + 8, *key = "{\"__metadata__\":";
     if (size < 8 + hlen || strncmp(h, key, strlen(key)) != 0)
         return false;
-    const char *close = memchr(h, '}', hlen);   /* the metadata's values are plain strings */
+    const char *close = memchr(h, '}', hlen); /* the metadata's values are plain strings */
     size_t end = hlen;
     while (end > 0 && h[end - 1] == ' ')
         end--;
@@ -318,10 +319,11 @@ static bool ckpt_init(void)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     ckpt.m = tg_sequential(tg_dense(.units = 3, .input_dim = 2), tg_dense(.units = 2));
     tg_scope *s = tg_scope_begin();
-    tg_history *h = tg_compile(ckpt.m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE) != 0 ? NULL
-                    : tg_fit(ckpt.m, tg_ones(TG_F32, TG_SHAPE(4, 2)), tg_zeros(TG_F32, TG_SHAPE(4, 2)), .epochs = 1,
-                             .verbose = TG_VERBOSE_SILENT);
-    bool ok = h && tg_model_save(ckpt.m, path, "{\"epoch\": \"1\"}") == 0;   /* with the optimizer's state */
+    tg_history *h = tg_compile(ckpt.m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE) != 0
+                        ? NULL
+                        : tg_fit(ckpt.m, tg_ones(TG_F32, TG_SHAPE(4, 2)), tg_zeros(TG_F32, TG_SHAPE(4, 2)), .epochs = 1,
+                                 .verbose = TG_VERBOSE_SILENT);
+    bool ok = h && tg_model_save(ckpt.m, path, "{\"epoch\": \"1\"}") == 0; /* with the optimizer's state */
     tg_history_free(h);
     tg_scope_end(s);
     FILE *f = ok ? fopen(path, "rb") : NULL;
@@ -431,7 +433,12 @@ int tg_fuzz_model(const uint8_t *data, size_t size)
 }
 
 const tg_fuzz_target tg_fuzz_targets[] = {
-    {"safetensors", tg_fuzz_safetensors}, {"idx", tg_fuzz_idx}, {"npy", tg_fuzz_npy},
-    {"csv", tg_fuzz_csv},                 {"spec", tg_fuzz_spec}, {"model", tg_fuzz_model},
-    {"opgraph", tg_fuzz_opgraph},         {NULL, NULL},
+    {"safetensors", tg_fuzz_safetensors},
+    {"idx", tg_fuzz_idx},
+    {"npy", tg_fuzz_npy},
+    {"csv", tg_fuzz_csv},
+    {"spec", tg_fuzz_spec},
+    {"model", tg_fuzz_model},
+    {"opgraph", tg_fuzz_opgraph},
+    {NULL, NULL},
 };

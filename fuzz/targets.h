@@ -34,10 +34,10 @@ int tg_fuzz_opgraph(const uint8_t *data, size_t size);
 extern long tg_fuzz_opgraph_checked, tg_fuzz_opgraph_skipped;
 
 typedef struct tg_fuzz_target {
-    const char *name;          /* also the folder of its corpus: fuzz/corpus/<name>/ */
+    const char *name; /* also the folder of its corpus: fuzz/corpus/<name>/ */
     tg_fuzz_fn fn;
 } tg_fuzz_target;
-extern const tg_fuzz_target tg_fuzz_targets[];   /* ends with {NULL, NULL} */
+extern const tg_fuzz_target tg_fuzz_targets[]; /* ends with {NULL, NULL} */
 
 /* Counters of the current process, for reports: inputs run, and inputs rejected with an
  * error message (the rest were read successfully). */

@@ -17,49 +17,49 @@
 static int check_failures_in_test;
 static int tests_passed, tests_failed;
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                              \
-            if (tg_last_error())                                                                  \
-                printf("       last error: %s\n", tg_last_error());                              \
-            check_failures_in_test++;                                                             \
-        }                                                                                         \
+#define CHECK(cond)                                                  \
+    do {                                                             \
+        if (!(cond)) {                                               \
+            printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+            if (tg_last_error())                                     \
+                printf("       last error: %s\n", tg_last_error());  \
+            check_failures_in_test++;                                \
+        }                                                            \
     } while (0)
 
-#define CHECK_NEAR(actual, expected, tol)                                                         \
-    do {                                                                                          \
-        double a_ = (double)(actual), e_ = (double)(expected);                                    \
-        if (!(fabs(a_ - e_) <= (tol) * (1.0 + fabs(e_)))) {                                       \
-            printf("  FAIL %s:%d: %s = %.10g, expected %.10g (tol %g)\n", __FILE__, __LINE__,     \
-                   #actual, a_, e_, (double)(tol));                                              \
-            check_failures_in_test++;                                                             \
-        }                                                                                         \
+#define CHECK_NEAR(actual, expected, tol)                                                                      \
+    do {                                                                                                       \
+        double a_ = (double)(actual), e_ = (double)(expected);                                                 \
+        if (!(fabs(a_ - e_) <= (tol) * (1.0 + fabs(e_)))) {                                                    \
+            printf("  FAIL %s:%d: %s = %.10g, expected %.10g (tol %g)\n", __FILE__, __LINE__, #actual, a_, e_, \
+                   (double)(tol));                                                                             \
+            check_failures_in_test++;                                                                          \
+        }                                                                                                      \
     } while (0)
 
 /* The last error exists and contains `needle`. */
-#define CHECK_ERROR(needle)                                                                       \
-    do {                                                                                          \
-        const char *m_ = tg_last_error();                                                         \
-        if (!m_ || !strstr(m_, needle)) {                                                         \
-            printf("  FAIL %s:%d: expected an error containing \"%s\", got \"%s\"\n", __FILE__,   \
-                   __LINE__, needle, m_ ? m_ : "(no error)");                                    \
-            check_failures_in_test++;                                                             \
-        }                                                                                         \
+#define CHECK_ERROR(needle)                                                                                       \
+    do {                                                                                                          \
+        const char *m_ = tg_last_error();                                                                         \
+        if (!m_ || !strstr(m_, needle)) {                                                                         \
+            printf("  FAIL %s:%d: expected an error containing \"%s\", got \"%s\"\n", __FILE__, __LINE__, needle, \
+                   m_ ? m_ : "(no error)");                                                                       \
+            check_failures_in_test++;                                                                             \
+        }                                                                                                         \
     } while (0)
 
 /* A check that stops the test: when cond is false it prints file:line and the expression
  * (and the last error), counts a failure and returns from the test function. For what
  * the rest of the test cannot do without (a file opened, a model built). */
-#define REQUIRE(cond)                                                                             \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
+#define REQUIRE(cond)                                                                                \
+    do {                                                                                             \
+        if (!(cond)) {                                                                               \
             printf("  FAIL %s:%d: %s (required: the test stops here)\n", __FILE__, __LINE__, #cond); \
-            if (tg_last_error())                                                                  \
-                printf("       last error: %s\n", tg_last_error());                              \
-            check_failures_in_test++;                                                             \
-            return;                                                                               \
-        }                                                                                         \
+            if (tg_last_error())                                                                     \
+                printf("       last error: %s\n", tg_last_error());                                  \
+            check_failures_in_test++;                                                                \
+            return;                                                                                  \
+        }                                                                                            \
     } while (0)
 
 /* An error test, one {call, expected message} per line:
@@ -123,7 +123,7 @@ static inline bool tensor_matches_(const char *file, int line, const char *expr,
         buf[0] = 0;
         for (int64_t i = 0; i < n; i++)
             if (tol < 0 ? memcmp(&got[i], &want[i], sizeof(double)) != 0
-                         : !(fabs(got[i] - want[i]) <= tol * (1.0 + fabs(want[i])))) {
+                        : !(fabs(got[i] - want[i]) <= tol * (1.0 + fabs(want[i])))) {
                 snprintf(buf, sizeof buf, "[%lld] = %.17g, expected %.17g (tol %g)", (long long)i, got[i], want[i],
                          tol);
                 break;
@@ -145,17 +145,17 @@ static inline bool has_shape(const tg_tensor *t, tg_shape s)
 }
 
 /* Every element of tensor t equals the given doubles within tol (any shape of that size). */
-#define CHECK_VALUES(t, tol, ...)                                                                 \
-    do {                                                                                          \
-        const double exp_[] = {__VA_ARGS__};                                                      \
+#define CHECK_VALUES(t, tol, ...)                                                                             \
+    do {                                                                                                      \
+        const double exp_[] = {__VA_ARGS__};                                                                  \
         tensor_matches_(__FILE__, __LINE__, #t, t, NULL, exp_, (int64_t)(sizeof exp_ / sizeof exp_[0]), tol); \
     } while (0)
 
 /* t has the given shape and values: CHECK_TENSOR(y, TG_SHAPE(2, 2), 1e-12, 1, 2, 3, 4). */
-#define CHECK_TENSOR(t, shape, tol, ...)                                                          \
-    do {                                                                                          \
-        const double exp_[] = {__VA_ARGS__};                                                      \
-        const tg_shape shape_ = shape;                                                            \
+#define CHECK_TENSOR(t, shape, tol, ...)                                                                         \
+    do {                                                                                                         \
+        const double exp_[] = {__VA_ARGS__};                                                                     \
+        const tg_shape shape_ = shape;                                                                           \
         tensor_matches_(__FILE__, __LINE__, #t, t, &shape_, exp_, (int64_t)(sizeof exp_ / sizeof exp_[0]), tol); \
     } while (0)
 
@@ -165,8 +165,8 @@ static inline bool has_shape(const tg_tensor *t, tg_shape s)
 /* a agrees with b: the same shape, and values within tol of b's (CHECK_BITS: the same
  * dtype and bits). */
 #define TENSORS_AGREE(a, b, tol) tensors_agree_(__FILE__, __LINE__, #a, a, b, tol)
-static inline bool tensors_agree_(const char *file, int line, const char *expr, const tg_tensor *a,
-                                  const tg_tensor *b, double tol)
+static inline bool tensors_agree_(const char *file, int line, const char *expr, const tg_tensor *a, const tg_tensor *b,
+                                  double tol)
 {
     if (!b) {
         printf("  FAIL %s:%d: the reference for %s is NULL (%s)\n", file, line, expr,
@@ -188,21 +188,20 @@ static inline bool tensors_agree_(const char *file, int line, const char *expr, 
     return ok;
 }
 
-#define RUN(fn)                                                                                   \
-    do {                                                                                          \
-        check_failures_in_test = 0;                                                               \
-        tg_clear_error();                                                                         \
-        fn();                                                                                     \
-        if (check_failures_in_test) {                                                             \
-            printf("FAILED %s\n", #fn);                                                           \
-            tests_failed++;                                                                       \
-        } else {                                                                                  \
-            tests_passed++;                                                                       \
-        }                                                                                         \
+#define RUN(fn)                         \
+    do {                                \
+        check_failures_in_test = 0;     \
+        tg_clear_error();               \
+        fn();                           \
+        if (check_failures_in_test) {   \
+            printf("FAILED %s\n", #fn); \
+            tests_failed++;             \
+        } else {                        \
+            tests_passed++;             \
+        }                               \
     } while (0)
 
-#define TEST_SUMMARY()                                                                            \
-    (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)
+#define TEST_SUMMARY() (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)
 
 /* All of a model's weights, copied out as doubles (*count of them; free() the array), to
  * compare before and after. */

@@ -29,11 +29,11 @@ enum { FX_LINE_MAX = 65536 };
 
 typedef struct fx_reader {
     FILE *f;
-    bool own;               /* opened by fx_open: fx_close closes it */
-    char name[128];         /* for messages */
-    int line;               /* of the record last read */
+    bool own;       /* opened by fx_open: fx_close closes it */
+    char name[128]; /* for messages */
+    int line;       /* of the record last read */
     bool failed;
-    char error[1400];       /* the first error, "" when none */
+    char error[1400]; /* the first error, "" when none */
     char buf[FX_LINE_MAX];
 } fx_reader;
 
@@ -137,7 +137,7 @@ static inline bool fx_number(char **s, double *out)
 {
     char *p = fx_skip(*s), *end;
     double v = strtod(p, &end);
-    if (end == p || !strchr(" \t\r\n:", *end) )
+    if (end == p || !strchr(" \t\r\n:", *end))
         return false;
     *out = v;
     *s = end;

@@ -11,7 +11,7 @@ static void *volatile keep;
 
 int main(void)
 {
-    keep = tg_rng_new(42);   /* a library allocation, never freed */
+    keep = tg_rng_new(42); /* a library allocation, never freed */
     keep = NULL;
     keep = malloc(64);
     keep = NULL;

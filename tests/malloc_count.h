@@ -80,7 +80,7 @@ int posix_memalign(void **p, size_t a, size_t n)
 {
     malloc_note(n);
     *p = __libc_memalign(a, n);
-    return *p ? 0 : 12;   /* ENOMEM */
+    return *p ? 0 : 12; /* ENOMEM */
 }
 void free(void *p) { __libc_free(p); }
 #endif

@@ -9,9 +9,9 @@
 
 static tg_model *mlp(int hidden, uint64_t seed)
 {
-    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = seed),
-                                     tg_dense(.units = hidden, .activation = TG_RELU, .input_dim = 3),
-                                     tg_dense(.units = 2));
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = seed),
+                           tg_dense(.units = hidden, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 2));
     tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                .from_logits = true);
     return m;
@@ -35,7 +35,7 @@ static void round_trip_with_optimizer_state(void)
     tg_history_free(tg_fit(a, x, y, .epochs = 3, .batch_size = 4, .verbose = TG_VERBOSE_SILENT));
     CHECK(tg_model_save(a, at("a.safetensors"), "{\"note\": \"hello\"}") == 0);
 
-    tg_model *b = mlp(4, 99);   /* other initial weights, same architecture */
+    tg_model *b = mlp(4, 99); /* other initial weights, same architecture */
     CHECK(first_weight(a) != first_weight(b));
     CHECK(tg_model_load(b, at("a.safetensors")) == 0);
     CHECK(first_weight(a) == first_weight(b));
@@ -86,10 +86,10 @@ static void checkpoint_saves_only_the_best(void)
     tg_model *m = mlp(4, 3);
     tg_tensor *x = tg_from_f32(TG_SHAPE(4, 3), 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1);
     tg_tensor *y = tg_from_i32(TG_SHAPE(4), 0, 1, 0, 1);
-    tg_callback *ck = tg_model_checkpoint(.filepath = at("best.safetensors"), .monitor = "loss",
-                                          .save_best_only = true);
-    tg_history *h = tg_fit(m, x, y, .epochs = 6, .batch_size = 4, .verbose = TG_VERBOSE_SILENT, .callbacks = &ck,
-                           .n_callbacks = 1);
+    tg_callback *ck =
+        tg_model_checkpoint(.filepath = at("best.safetensors"), .monitor = "loss", .save_best_only = true);
+    tg_history *h =
+        tg_fit(m, x, y, .epochs = 6, .batch_size = 4, .verbose = TG_VERBOSE_SILENT, .callbacks = &ck, .n_callbacks = 1);
     int n = 0;
     const double *loss = tg_history_get(h, "loss", &n);
     int best = 0;
@@ -123,9 +123,12 @@ static void metadata_out_of_range_is_refused(void)
     tg_scope *s = tg_scope_begin();
     tg_model *a = mlp(4, 1), *b = mlp(4, 2);
     static const char *const bad[] = {
-        "{\"tapegrad_iterations\": \"100000000000000000000000\"}", "{\"tapegrad_iterations\": \"1e23\"}",
-        "{\"tapegrad_iterations\": \"-1\"}", "{\"tapegrad_iterations\": \" 3\"}",
-        "{\"tapegrad_iterations\": \"9007199254740993\"}", "{\"tapegrad_iterations\": \"3\\u0000\"}",
+        "{\"tapegrad_iterations\": \"100000000000000000000000\"}",
+        "{\"tapegrad_iterations\": \"1e23\"}",
+        "{\"tapegrad_iterations\": \"-1\"}",
+        "{\"tapegrad_iterations\": \" 3\"}",
+        "{\"tapegrad_iterations\": \"9007199254740993\"}",
+        "{\"tapegrad_iterations\": \"3\\u0000\"}",
     };
     double before = first_weight(b);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -170,16 +173,20 @@ static void metadata_validator_and_writer(void)
     CHECK(v[1].dims.rank == 3 && v[1].dims.dims[0] == 28 && v[1].dims.dims[2] == 1);
     CHECK(v[2].i == -42 && strlen(v[3].text) == sizeof long_value - 1 && !v[4].present);
     tg_meta_key tight[] = {{"shape", TG_META_DIMS, 1, 27, true, NULL}};
-    EXPECT_ERROR(tg_safetensors_read_metadata(st, tight, 1, v) == -1, "metadata \"shape\" is \"28,28,1\": it must be 1 to 8 dimensions from 1 to 27");
+    EXPECT_ERROR(tg_safetensors_read_metadata(st, tight, 1, v) == -1,
+                 "metadata \"shape\" is \"28,28,1\": it must be 1 to 8 dimensions from 1 to 27");
     tg_meta_key need[] = {{"model", TG_META_TEXT, 1, 9, true, "tapegrad fit"}};
-    EXPECT_ERROR(tg_safetensors_read_metadata(st, need, 1, v) == -1, "has no metadata \"model\" (was it written by tapegrad fit?)");
+    EXPECT_ERROR(tg_safetensors_read_metadata(st, need, 1, v) == -1,
+                 "has no metadata \"model\" (was it written by tapegrad fit?)");
     tg_meta_key short_text[] = {{"long", TG_META_TEXT, 1, 10, true, NULL}};
-    EXPECT_ERROR(tg_safetensors_read_metadata(st, short_text, 1, v) == -1, "metadata \"long\" is 5999 bytes long: it must be 1 to 10");
+    EXPECT_ERROR(tg_safetensors_read_metadata(st, short_text, 1, v) == -1,
+                 "metadata \"long\" is 5999 bytes long: it must be 1 to 10");
     tg_safetensors_close(st);
     const char *dup[] = {"a", "a"};
     EXPECT_ERROR(tg_metadata_json(dup, values, 2) == NULL, "metadata key \"a\" appears twice");
-    tg_model *m = mlp(4, 1);   /* the library's own keys are not the user's to give */
-    EXPECT_ERROR(tg_model_save(m, at("own.safetensors"), "{\"tapegrad_iterations\": \"5\"}") == -1, "metadata key \"tapegrad_iterations\" is written by tapegrad itself");
+    tg_model *m = mlp(4, 1); /* the library's own keys are not the user's to give */
+    EXPECT_ERROR(tg_model_save(m, at("own.safetensors"), "{\"tapegrad_iterations\": \"5\"}") == -1,
+                 "metadata key \"tapegrad_iterations\" is written by tapegrad itself");
     tg_model_free(m);
     tg_scope_end(s);
 }

@@ -64,7 +64,7 @@ static char *slurp(const char *name, size_t *n)
     char *b = malloc(1 << 20);
     *n = b ? fread(b, 1, (1 << 20) - 1, f) : 0;
     if (b)
-        b[*n] = 0;   /* text for strstr */
+        b[*n] = 0; /* text for strstr */
     fclose(f);
     return b;
 }
@@ -210,7 +210,7 @@ static void exit_codes_and_messages(void)
     fputs("not a checkpoint", f);
     fclose(f);
     CHECK(run("summary bad.safetensors") == 2 && strstr(out, "bad.safetensors"));
-    CHECK(strstr(out, ".c:") == NULL);   /* no source lines of the command itself */
+    CHECK(strstr(out, ".c:") == NULL); /* no source lines of the command itself */
 }
 
 /* --save, --history and --plot refuse a FIFO (it stays one) and follow a symbolic link
@@ -257,7 +257,7 @@ static void file_size_limit(void)
     CHECK(run(FIT "--epochs 5 --save big.safetensors --history big.csv --plot big.svg") == 0);
     size_t nm, np;
     char *model = slurp("big.safetensors", &nm), *plot = slurp("big.svg", &np);
-    CHECK(nm > 2000 && nm < 3400 && np > 3400);   /* the limits below sit between these */
+    CHECK(nm > 2000 && nm < 3400 && np > 3400); /* the limits below sit between these */
     CHECK(run_limited(2000, FIT "--epochs 5 --save big.safetensors") == 2);
     CHECK(strstr(out, "cannot save 'big.safetensors': File too large while writing the temporary file"));
     CHECK(same_file("big.safetensors", model, nm) && count_files("big.safetensors") == 1);
@@ -272,7 +272,7 @@ static void file_size_limit(void)
 static void predict_row_width(void)
 {
     CHECK(run(FIT "--epochs 1 --save w.safetensors") == 0);
-    CHECK(run("predict w.safetensors train.csv") == 2);   /* the label column is still in it */
+    CHECK(run("predict w.safetensors train.csv") == 2); /* the label column is still in it */
     CHECK(strstr(out, "the model expects 4 features; train.csv has 5 columns") != NULL);
     CHECK(strstr(out, "0: class") == NULL);
     CHECK(run("predict w.safetensors new.csv") == 0);
@@ -294,9 +294,11 @@ static void label_values(void)
 static void csv_sources(void)
 {
     CHECK(mkfifo(in_dir("train.fifo"), 0600) == 0);
-    char args[1024];   /* the writer runs beside the command, in the same folder */
-    snprintf(args, sizeof args, "fit --data csv:train.fifo --label species --epochs 1 --quiet --save f.safetensors "
-             "& (cd %s && timeout 60 cat train.csv > train.fifo); wait $!", dir);
+    char args[1024]; /* the writer runs beside the command, in the same folder */
+    snprintf(args, sizeof args,
+             "fit --data csv:train.fifo --label species --epochs 1 --quiet --save f.safetensors "
+             "& (cd %s && timeout 60 cat train.csv > train.fifo); wait $!",
+             dir);
     CHECK(run(args) == 0);
     CHECK(exists("f.safetensors"));
     CHECK(run("fit --data csv:/dev/zero --label 0 --epochs 1 --quiet") == 2);
@@ -314,8 +316,8 @@ static void craft(const char *name, const char *key, const char *value)
     const char *const *names = st ? tg_safetensors_names(st) : NULL;
     for (int i = 0; i < n && i < 64; i++)
         t[i] = tg_safetensors_get(st, names[i]);
-    static const char *const keys[] = {"model", "input_shape", "classes", "seed", "epoch", "data",
-                                       "tapegrad_iterations", "loss", "label", "optimizer"};
+    static const char *const keys[] = {"model", "input_shape",         "classes", "seed",  "epoch",
+                                       "data",  "tapegrad_iterations", "loss",    "label", "optimizer"};
     char meta[4096] = "{";
     for (int k = 0; k < 10; k++) {
         const char *v = st ? tg_safetensors_metadata(st, keys[k]) : NULL;
@@ -359,14 +361,15 @@ static void metadata_round_trips(void)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cp %s/train.csv '%s/tr\"ain.csv'", dir, dir);
     CHECK(system(cmd) == 0);
-    CHECK(run("fit --data 'csv:tr\"ain.csv' --label species --model mlp:16 --epochs 1 --quiet --save q.safetensors") == 0);
+    CHECK(run("fit --data 'csv:tr\"ain.csv' --label species --model mlp:16 --epochs 1 --quiet --save q.safetensors") ==
+          0);
     CHECK(run("summary q.safetensors") == 0 && strstr(out, "on csv:tr\"ain.csv"));
-    CHECK(run("evaluate q.safetensors --label species") == 0);   /* the data path, read back */
+    CHECK(run("evaluate q.safetensors --label species") == 0); /* the data path, read back */
     char spec[300] = "mlp:";
     memset(spec + 4, '0', 200);
     strcpy(spec + 204, "16");
-    snprintf(cmd, sizeof cmd, "fit --data csv:train.csv --label species --model %s --epochs 1 --quiet --save long.safetensors",
-             spec);
+    snprintf(cmd, sizeof cmd,
+             "fit --data csv:train.csv --label species --model %s --epochs 1 --quiet --save long.safetensors", spec);
     CHECK(run(cmd) == 0);
     CHECK(run("fit --data csv:train.csv --label species --epochs 2 --quiet --resume long.safetensors") == 0);
     CHECK(run("summary long.safetensors") == 0 && strstr(out, "trained 2 epochs") && strstr(out, spec));
@@ -396,8 +399,8 @@ static void messages_for_users(void)
     write_text("empty.csv", "a,y\n");
     CHECK(run("fit --data csv:empty.csv --label y --quiet") == 2 && strstr(out, "there are no rows of data"));
     static const char *const failing[] = {
-        "fit --data csv:missing.csv --label 0",  "fit --data csv:train.csv --label nope",
-        FIT "--epochs 1 --save pipe.safetensors", "predict m.safetensors missing.npy",
+        "fit --data csv:missing.csv --label 0",          "fit --data csv:train.csv --label nope",
+        FIT "--epochs 1 --save pipe.safetensors",        "predict m.safetensors missing.npy",
         "evaluate m.safetensors --data npy:a.npy,b.npy",
     };
     for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
@@ -454,11 +457,14 @@ static void regression_without_loss(void)
     CHECK(run("fit --data csv:line.csv --label y --model mlp:16 --epochs 60 --batch-size 16 --learning-rate 0.01 "
               "--save line.safetensors --history line.csv.h --plot line.svg") == 0);
     CHECK(strstr(out, "a regression: mean_squared_error") != NULL);
-    CHECK(strstr(out, "mean_absolute_error: ") && strstr(out, "root_mean_squared_error: ") && strstr(out, "r2_score: "));
+    CHECK(strstr(out, "mean_absolute_error: ") && strstr(out, "root_mean_squared_error: ") &&
+          strstr(out, "r2_score: "));
     size_t hn;
     char *history = slurp("line.csv.h", &hn);
-    CHECK(history && strncmp(history, "epoch,loss,mean_absolute_error,mean_squared_error,root_mean_squared_error,"
-                             "r2_score\n", 83) == 0);
+    CHECK(history && strncmp(history,
+                             "epoch,loss,mean_absolute_error,mean_squared_error,root_mean_squared_error,"
+                             "r2_score\n",
+                             83) == 0);
     free(history);
     CHECK(run("evaluate line.safetensors") == 0);
     double mae = out_value("mae: "), rmse = out_value("rmse: "), r2 = out_value("r2: ");
@@ -487,7 +493,7 @@ static void labels_that_are_not_classes(void)
     write_text("neg.csv", "a,y\n1,0\n2,-1\n3,1\n");
     CHECK(run("fit --data csv:neg.csv --label y --quiet") == 2 && strstr(out, "the label of row 2 is -1"));
     CHECK(run("fit --data csv:big.csv --label y --loss mse --epochs 1 --quiet --save big_mse.safetensors") == 0);
-    write_text("values.csv", "a,y\n1,25\n2,31\n3,26\n4,27\n5,30\n6,28\n7,29\n8,25\n");   /* diabetes-like targets */
+    write_text("values.csv", "a,y\n1,25\n2,31\n3,26\n4,27\n5,30\n6,28\n7,29\n8,25\n"); /* diabetes-like targets */
     CHECK(run("fit --data csv:values.csv --label y --quiet") == 2);
     CHECK(strstr(out, "the labels are whole numbers from 25 to 31") && strstr(out, "class numbers start at 0 (or 1)"));
     write_text("gap.csv", "a,y\n1,0\n2,7\n3,1\n4,2\n");
@@ -533,12 +539,15 @@ static const char *meta_of(const char *file, const char *key, char *buf, size_t 
  * --epochs: the same file, bit for bit, as 4 at once, and one history of epochs 1..4. */
 static void resume_keeps_the_setup(void)
 {
-#define LINE_FIT "--data csv:line.csv --label y --model mlp:8 --batch-size 16 --learning-rate 0.01 --validation-split 0.2 --quiet "
+#define LINE_FIT \
+    "--data csv:line.csv --label y --model mlp:8 --batch-size 16 --learning-rate 0.01 --validation-split 0.2 --quiet "
     CHECK(run("fit " LINE_FIT "--epochs 4 --save a.safetensors --history a.csv --plot a.svg") == 0);
-    CHECK(rename(in_dir("a.safetensors"), in_dir("a4.safetensors")) == 0 && rename(in_dir("a.csv"), in_dir("a4.csv")) == 0);
+    CHECK(rename(in_dir("a.safetensors"), in_dir("a4.safetensors")) == 0 &&
+          rename(in_dir("a.csv"), in_dir("a4.csv")) == 0);
     CHECK(run("fit " LINE_FIT "--epochs 2 --save a.safetensors --history a.csv --plot a.svg") == 0);
-    CHECK(run("fit --resume a.safetensors --epochs 4 --quiet") == 0);   /* the history and plot: the file's */
-    CHECK(rename(in_dir("a.safetensors"), in_dir("a22.safetensors")) == 0 && rename(in_dir("a.csv"), in_dir("a22.csv")) == 0);
+    CHECK(run("fit --resume a.safetensors --epochs 4 --quiet") == 0); /* the history and plot: the file's */
+    CHECK(rename(in_dir("a.safetensors"), in_dir("a22.safetensors")) == 0 &&
+          rename(in_dir("a.csv"), in_dir("a22.csv")) == 0);
     size_t n4, n22, h4, h22;
     char *m4 = slurp("a4.safetensors", &n4), *m22 = slurp("a22.safetensors", &n22);
     CHECK(m4 && m22 && n4 == n22 && memcmp(m4, m22, n4) == 0);
@@ -586,7 +595,7 @@ static void evaluate_finds_the_data(void)
     CHECK(run("evaluate moved/mv.safetensors") == 0 && strstr(out, "200 samples - loss: "));
     unlink(in_dir("moving.csv"));
     CHECK(run("evaluate moved/mv.safetensors") == 0 && strstr(out, "200 samples - loss: "));
-    CHECK(run("evaluate m.safetensors") == 0 && strstr(out, "accuracy: "));   /* a classifier, label stored */
+    CHECK(run("evaluate m.safetensors") == 0 && strstr(out, "accuracy: ")); /* a classifier, label stored */
 }
 
 static void cleanup(void)

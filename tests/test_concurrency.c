@@ -46,14 +46,13 @@ static void *fit_thread(void *arg)
 {
     fit_job *j = arg;
     tg_scope *s = tg_scope_begin();
-    tg_model *m = j->kind == 0
-                      ? tg_sequential_with(tg_sequential_options(.seed = 1),
-                                           tg_dense(.units = 1024, .activation = TG_RELU, .input_dim = 6),
-                                           tg_dense(.units = 4))
-                      : tg_sequential_with(tg_sequential_options(.seed = 2),
-                                           tg_dense(.units = 32, .activation = TG_TANH, .input_dim = 10),
-                                           tg_dropout(.rate = 0.25), tg_dense(.units = 16, .activation = TG_RELU),
-                                           tg_dense(.units = 3));
+    tg_model *m = j->kind == 0 ? tg_sequential_with(tg_sequential_options(.seed = 1),
+                                                    tg_dense(.units = 1024, .activation = TG_RELU, .input_dim = 6),
+                                                    tg_dense(.units = 4))
+                               : tg_sequential_with(tg_sequential_options(.seed = 2),
+                                                    tg_dense(.units = 32, .activation = TG_TANH, .input_dim = 10),
+                                                    tg_dropout(.rate = 0.25),
+                                                    tg_dense(.units = 16, .activation = TG_RELU), tg_dense(.units = 3));
     tg_optimizer *opt = j->kind == 0 ? tg_adam(.learning_rate = 0.01) : tg_sgd(.learning_rate = 0.05, .momentum = 0.9);
     tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true);
     tg_tensor *x = j->kind == 0 ? rows_x(256, 6, 3) : rows_x(90, 10, 5);
@@ -117,8 +116,8 @@ static void two_models_trained_at_once_match_each_trained_alone(void)
 typedef struct probe {
     pthread_barrier_t *step;
     int rounds;
-    int leaked;               /* errors or warnings seen that this thread did not cause */
-    int own;                  /* errors this thread caused and saw */
+    int leaked; /* errors or warnings seen that this thread did not cause */
+    int own;    /* errors this thread caused and saw */
 } probe;
 
 static _Thread_local int warnings_here;
@@ -144,7 +143,7 @@ static void *failing_thread(void *arg)
         tg_tensor *w = tg_variable(tg_scalar(1.0), .name = "w");
         tg_tape *tape = tg_tape_begin();
         tg_tape_end(tape);
-        tg_mul(w, w);   /* a trainable variable read while no tape records, a tape alive: a warning */
+        tg_mul(w, w); /* a trainable variable read while no tape records, a tape alive: a warning */
         tg_tape_free(tape);
         tg_variable_free(w);
         tg_scope_end(s);
@@ -164,7 +163,7 @@ static void *clean_thread(void *arg)
         for (int k = 0; k < 50; k++) {
             tg_scope *inner = tg_scope_begin();
             tg_tensor *x = tg_fill(TG_F32, TG_SHAPE(3, 3), 0.5);
-            tg_tensor *y = tg_log(tg_sub(x, tg_scalar(0.5)));   /* -Inf: not an error on this thread */
+            tg_tensor *y = tg_log(tg_sub(x, tg_scalar(0.5))); /* -Inf: not an error on this thread */
             p->leaked += !y || tg_has_error();
             tg_scope_end(inner);
         }
@@ -186,9 +185,9 @@ static void errors_scopes_modes_and_warnings_stay_on_their_thread(void)
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     pthread_barrier_destroy(&step);
-    CHECK(bad.own == 40);   /* the failing thread saw its own errors */
+    CHECK(bad.own == 40); /* the failing thread saw its own errors */
     CHECK(good.leaked == 0);
-    CHECK(!tg_has_error() && tg_get_check() == 0);   /* nor did the main thread see any */
+    CHECK(!tg_has_error() && tg_get_check() == 0); /* nor did the main thread see any */
 }
 
 /* A scope belongs to the thread that began it: another thread cannot end it. */
@@ -239,7 +238,7 @@ static void *gradient_inside_persistent_tape(void *arg)
         tg_tape *tape = tg_tape_begin(.persistent = true);
         tg_watch(tape, x);
         tg_tensor *y = tg_mul(x, x);
-        tg_gradient(tape, y, x);   /* inside the block: TF's warning */
+        tg_gradient(tape, y, x); /* inside the block: TF's warning */
         tg_tape_free(tape);
     }
     tg_scope_end(s);

@@ -10,7 +10,7 @@
 #define HAVE_MXCSR 1
 #endif
 
-enum { N = 1 << 17 };   /* several chunks of the pool's loops */
+enum { N = 1 << 17 }; /* several chunks of the pool's loops */
 
 static float all[N];
 
@@ -24,7 +24,7 @@ static float product(float x, float y, int threads, bool flush)
     all[N - 1] = -1;
     CHECK(tg_copy_out(tg_mul(a, b), all, sizeof all) == 0);
     for (int i = 0; i < N; i++)
-        if (all[i] != all[0]) {   /* every chunk, whichever thread ran it, in one mode */
+        if (all[i] != all[0]) { /* every chunk, whichever thread ran it, in one mode */
             CHECK(all[i] == all[0]);
             break;
         }
@@ -35,10 +35,10 @@ static float product(float x, float y, int threads, bool flush)
 static void flushed_on_every_thread_count(void)
 {
 #ifdef HAVE_MXCSR
-    const float tiny = 1e-30f, small = 1e-10f;   /* 1e-40: below FLT_MIN, a denormal */
+    const float tiny = 1e-30f, small = 1e-10f; /* 1e-40: below FLT_MIN, a denormal */
     for (int threads = 1; threads <= 2; threads++) {
-        CHECK(product(tiny, small, threads, true) == 0.0f);                 /* FTZ */
-        CHECK(product(tiny * small, 1.0f, threads, true) == 0.0f);   /* DAZ: a denormal input reads as 0 */
+        CHECK(product(tiny, small, threads, true) == 0.0f);        /* FTZ */
+        CHECK(product(tiny * small, 1.0f, threads, true) == 0.0f); /* DAZ: a denormal input reads as 0 */
         float kept = product(tiny, small, threads, false);
         CHECK(kept > 0 && kept < FLT_MIN);
     }
@@ -50,7 +50,7 @@ static void the_callers_mode_is_kept(void)
 {
 #ifdef HAVE_MXCSR
     unsigned before = _mm_getcsr();
-    CHECK((before & 0x8040) == 0);   /* a C program starts without FTZ/DAZ */
+    CHECK((before & 0x8040) == 0); /* a C program starts without FTZ/DAZ */
     product(1e-30f, 1e-10f, 2, true);
     CHECK(_mm_getcsr() == before);
     /* and a caller that flushes on its own keeps that too */
@@ -64,7 +64,7 @@ static void the_callers_mode_is_kept(void)
 
 static void the_switch(void)
 {
-    CHECK(tg_flush_denormals());   /* TF's default */
+    CHECK(tg_flush_denormals()); /* TF's default */
     tg_set_flush_denormals(false);
     CHECK(!tg_flush_denormals());
     tg_set_flush_denormals(true);

@@ -61,15 +61,12 @@ static bool names_line(const char *text, int line)
     return false;
 }
 
-static bool in_this_file(const char *file)
-{
-    return file && strstr(file, "test_diagnosis_cases.c") != NULL;
-}
+static bool in_this_file(const char *file) { return file && strstr(file, "test_diagnosis_cases.c") != NULL; }
 
-#define ANY_LINE 0     /* the exact line is not fixed: nonzero and in this file */
-#define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define ANY_LINE     0 /* the exact line is not fixed: nonzero and in this file */
+#define WORDS(...)   ((const char *const[]){__VA_ARGS__, NULL})
 #define NONE_OF(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define NO_WORDS ((const char *const[]){NULL})
+#define NO_WORDS     ((const char *const[]){NULL})
 
 /* Checks a diagnosis: its cause, its line (ANY_LINE: nonzero and in this file), words it
  * must contain (an entry "a|b" is satisfied by either) and words it must not. */
@@ -111,19 +108,20 @@ static void check_diagnosis_(int at, const char *fn, const tg_diagnosis *d, int 
                d->where.line, d->op ? d->op : "-", d->message);
 }
 #define CHECK_DIAG(d, cause, line, words) check_diagnosis_(__LINE__, __func__, d, cause, line, words, NULL)
-#define CHECK_DIAG_NOT(d, cause, line, words, banned) check_diagnosis_(__LINE__, __func__, d, cause, line, words, banned)
+#define CHECK_DIAG_NOT(d, cause, line, words, banned) \
+    check_diagnosis_(__LINE__, __func__, d, cause, line, words, banned)
 
 /* tg_explain into *d; a failed call leaves an empty diagnosis (and fails the case). */
-#define EXPLAIN(t, y, x, d)                                                                        \
-    do {                                                                                          \
-        memset((d), 0, sizeof *(d));                                                              \
-        CHECK(tg_explain(t, y, x, d) == 0);                                                       \
+#define EXPLAIN(t, y, x, d)                 \
+    do {                                    \
+        memset((d), 0, sizeof *(d));        \
+        CHECK(tg_explain(t, y, x, d) == 0); \
     } while (0)
 /* The diagnosis kept by the last gradient call that left `v` without a gradient. */
-#define MISSING(v, d)                                                                              \
-    do {                                                                                          \
-        memset((d), 0, sizeof *(d));                                                              \
-        CHECK(tg_explain_missing(v, d) == 0);                                                     \
+#define MISSING(v, d)                         \
+    do {                                      \
+        memset((d), 0, sizeof *(d));          \
+        CHECK(tg_explain_missing(v, d) == 0); \
     } while (0)
 
 static void report_warnings(const char *fn)
@@ -153,10 +151,7 @@ static tg_tensor *batch_x(void)
 {
     return tg_from_f32(TG_SHAPE(4, 3), 0.5, 1.0, -0.5, 1.5, -1.0, 0.25, 0.0, 2.0, 1.0, -0.75, 0.5, 1.25);
 }
-static tg_tensor *batch_y(void)
-{
-    return tg_from_f32(TG_SHAPE(4, 1), 1.0, 0.0, 2.0, -1.0);
-}
+static tg_tensor *batch_y(void) { return tg_from_f32(TG_SHAPE(4, 1), 1.0, 0.0, 2.0, -1.0); }
 static tg_model *small_regressor(uint64_t seed)
 {
     return tg_sequential_with(tg_sequential_options(.seed = seed),
@@ -183,7 +178,7 @@ static void c1_numpy_style_loss_on_copied_predictions(void)
     }
 
     tg_tape *tape = tg_tape_begin();
-    tg_tensor *y_true = tg_tensor_from(TG_F32, TG_SHAPE(4, 1), targets);   /* labels made inside the tape */
+    tg_tensor *y_true = tg_tensor_from(TG_F32, TG_SHAPE(4, 1), targets); /* labels made inside the tape */
     tg_tensor *pred = tg_model_call(model, x, .training = true);
     float p[4];
     int line = __LINE__ + 1;
@@ -223,10 +218,10 @@ static void c1_float_of_loss_then_rescaled(void)
     double value = tg_item(mse);
     double rmse = sqrt(value) * 100.0 / 100.0;
     tg_tensor *loss = tg_scalar(rmse);
-    tg_tensor *l2 = tg_scalar(1e-3);          /* a literal in the formula: never blamed */
+    tg_tensor *l2 = tg_scalar(1e-3); /* a literal in the formula: never blamed */
     loss = tg_add(loss, tg_mul(l2, tg_scalar(rmse * rmse)));
     char shown[64];
-    snprintf(shown, sizeof shown, "loss %.4f", tg_item(loss));   /* printing inside the block */
+    snprintf(shown, sizeof shown, "loss %.4f", tg_item(loss)); /* printing inside the block */
     tg_tape_end(tape);
 
     CHECK(tg_gradient(tape, loss, w) == NULL && !tg_has_error());
@@ -277,7 +272,7 @@ static void c1_helper_copies_out_f64(void)
     tg_tensor *per_example = cross_entropy_in_c(logits, labels, 4, 3);
     tg_tensor *onehot = tg_one_hot(tg_tensor_from(TG_I32, TG_SHAPE(4), labels), 3);
     tg_tensor *loss = tg_add(tg_mean(per_example), tg_mul(tg_sum(onehot), tg_scalar(0.0)));
-    double shown = tg_item(loss);            /* print(loss.numpy()) inside the block */
+    double shown = tg_item(loss); /* print(loss.numpy()) inside the block */
     (void)shown;
     tg_tape_end(tape);
 
@@ -300,7 +295,7 @@ static void c1_two_copy_outs_the_one_on_the_path(void)
     const float y[4] = {1, 0, 2, -1};
 
     tg_tape *tape = tg_tape_begin();
-    double input_mean = tg_item(tg_mean(x));                       /* logging, not on the path */
+    double input_mean = tg_item(tg_mean(x)); /* logging, not on the path */
     tg_tensor *out = tg_sigmoid(tg_matmul(x, w));
     float o[4];
     int line = __LINE__ + 1;
@@ -334,7 +329,7 @@ static tg_tensor *distribution_distance_loss(tg_model *model, const tg_tensor *x
         *item_line = __LINE__ + 1;
         losses[i] = tg_item(one);
     }
-    for (int i = 1; i < 4; i++)                     /* sort the sample */
+    for (int i = 1; i < 4; i++) /* sort the sample */
         for (int j = i; j > 0 && losses[j - 1] > losses[j]; j--) {
             double t = losses[j];
             losses[j] = losses[j - 1];
@@ -350,9 +345,9 @@ static tg_tensor *distribution_distance_loss(tg_model *model, const tg_tensor *x
 static void c1_per_sample_float_losses_in_a_loop(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_model *iris = tg_sequential_with(tg_sequential_options(.seed = 8),
-                                        tg_dense(.units = 10, .activation = TG_RELU, .input_dim = 3),
-                                        tg_dense(.units = 3));
+    tg_model *iris =
+        tg_sequential_with(tg_sequential_options(.seed = 8),
+                           tg_dense(.units = 10, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 3));
     tg_tensor *features = batch_x();
     tg_tensor *labels = tg_from_i32(TG_SHAPE(4), 0, 2, 1, 1);
     int n;
@@ -392,7 +387,7 @@ static void c1_gan_moments_computed_in_c(void)
     float v[16];
     int line = __LINE__ + 1;
     tg_copy_out(fake, v, sizeof v);
-    float moments[4] = {0};                        /* mean, std, skew, kurtosis of all values */
+    float moments[4] = {0}; /* mean, std, skew, kurtosis of all values */
     for (int i = 0; i < 16; i++)
         moments[0] += v[i] / 16;
     for (int i = 0; i < 16; i++) {
@@ -404,8 +399,8 @@ static void c1_gan_moments_computed_in_c(void)
     moments[1] = sqrtf(moments[1]);
     moments[2] /= moments[1] * moments[1] * moments[1] + 1e-6f;
     moments[3] /= moments[1] * moments[1] * moments[1] * moments[1] + 1e-6f;
-    tg_tensor *decision = tg_model_call(discriminator, tg_tensor_from(TG_F32, TG_SHAPE(1, 4), moments),
-                                        .training = true);
+    tg_tensor *decision =
+        tg_model_call(discriminator, tg_tensor_from(TG_F32, TG_SHAPE(1, 4), moments), .training = true);
     tg_tensor *g_error = tg_mean(tg_binary_crossentropy(tg_ones(TG_F32, TG_SHAPE(1, 1)), decision));
     tg_tape_end(tape);
     CHECK(tg_gradient(tape, g_error, d_kernel) != NULL);
@@ -714,7 +709,7 @@ static void c4_layer_call_creates_its_kernel(void)
     tg_scope *s = tg_scope_begin();
     lazy_dense layer = {.units = 2};
     tg_tensor *x = batch_x();
-    lazy_dense_call(&layer, x);                       /* "build" it once */
+    lazy_dense_call(&layer, x); /* "build" it once */
     tg_tensor *trainable[1] = {layer.kernel};
     tg_tape *tape = tg_tape_begin();
     tg_tensor *loss = tg_mean(tg_square(lazy_dense_call(&layer, x)));
@@ -779,7 +774,8 @@ static int helper_weights_line;
 static tg_tensor *dense_forward(const tg_tensor *x, int64_t units, tg_tensor **made, int *n_made)
 {
     helper_weights_line = __LINE__ + 1;
-    tg_tensor *kernel = tg_variable(tg_initialize(tg_init_glorot_uniform(), TG_F32, TG_SHAPE(tg_dim(x, 1), units), 7), .name = "hidden/kernel");
+    tg_tensor *kernel = tg_variable(tg_initialize(tg_init_glorot_uniform(), TG_F32, TG_SHAPE(tg_dim(x, 1), units), 7),
+                                    .name = "hidden/kernel");
     made[(*n_made)++] = kernel;
     return tg_relu(tg_matmul(x, kernel));
 }
@@ -820,9 +816,8 @@ static void c5_batchnorm_moving_statistics_in_the_list(void)
 {
     collect_warnings();
     tg_scope *s = tg_scope_begin();
-    tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 21),
-                                         tg_dense(.units = 4, .input_dim = 3), tg_batch_normalization(),
-                                         tg_dense(.units = 1));
+    tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 21), tg_dense(.units = 4, .input_dim = 3),
+                                         tg_batch_normalization(), tg_dense(.units = 1));
     int n;
     tg_tensor *all[12];
     {
@@ -857,9 +852,9 @@ static void c5_frozen_layer_in_full_variable_list(void)
 {
     collect_warnings();
     tg_scope *s = tg_scope_begin();
-    tg_model *base = tg_sequential_with(tg_sequential_options(.seed = 4),
-                                        tg_dense(.units = 6, .activation = TG_RELU, .input_dim = 3),
-                                        tg_dense(.units = 1));
+    tg_model *base =
+        tg_sequential_with(tg_sequential_options(.seed = 4),
+                           tg_dense(.units = 6, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 1));
     tg_layer_set_trainable(tg_model_layer(base, 0), false);
     int n;
     tg_tensor *everything[4];
@@ -980,12 +975,12 @@ static void c6_model_returns_its_first_output(void)
     two_heads m = {tg_dense(.units = 4, .activation = TG_TANH, .seed = 1), tg_dense(.units = 1, .seed = 2),
                    tg_dense(.units = 1, .seed = 3)};
     tg_tensor *second = NULL;
-    two_heads_forward(&m, batch_x(), &second);   /* builds the layers */
+    two_heads_forward(&m, batch_x(), &second); /* builds the layers */
     int nb;
     tg_tensor *head_b_kernel = tg_layer_variables(m.head_b, &nb)[0];
     tg_tape *tape = tg_tape_begin();
     tg_tensor *pred = two_heads_forward(&m, batch_x(), &second);
-    tg_tensor *loss = tg_mean(tg_mean_absolute_error(batch_y(), pred));   /* meant to train head_b */
+    tg_tensor *loss = tg_mean(tg_mean_absolute_error(batch_y(), pred)); /* meant to train head_b */
     tg_tape_end(tape);
     CHECK(tg_gradient(tape, loss, head_b_kernel) == NULL && !tg_has_error());
     tg_diagnosis d;
@@ -1003,7 +998,7 @@ static void c6_second_layer_call_unused(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_layer *encoder = tg_dense(.units = 2, .seed = 5), *projection = tg_dense(.units = 2, .seed = 6);
-    tg_layer_call(projection, tg_layer_call(encoder, batch_x()));   /* build */
+    tg_layer_call(projection, tg_layer_call(encoder, batch_x())); /* build */
     tg_tensor *proj_kernel = tg_layer_variables(projection, NULL)[0];
     tg_tensor *target = tg_from_f32(TG_SHAPE(4, 2), 1, 0, 0, 1, 1, 1, 0, 0);
     tg_tape *tape = tg_tape_begin();
@@ -1033,7 +1028,7 @@ static void c6_gradient_wrt_symbolic_input(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_model *model = small_regressor(31);
-    tg_tensor *inputs = tg_zeros(TG_F32, TG_SHAPE(4, 3));       /* keras.Input stand-in */
+    tg_tensor *inputs = tg_zeros(TG_F32, TG_SHAPE(4, 3)); /* keras.Input stand-in */
     tg_tensor *images = batch_x();
     tg_tape *tape = tg_tape_begin(.persistent = true);
     tg_watch(tape, inputs);
@@ -1168,7 +1163,7 @@ static void c6_zero_gradient_against_a_sample_of_itself(void)
     tg_tensor *q_w = tg_variable(tg_from_f32(TG_SHAPE(3, 2), 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), .name = "q/kernel");
     tg_tape *tape = tg_tape_begin();
     tg_tensor *q = tg_matmul(batch_x(), q_w);
-    tg_tensor *q_target = tg_stop_gradient(q);            /* meant: the target network's values */
+    tg_tensor *q_target = tg_stop_gradient(q); /* meant: the target network's values */
     int line = __LINE__ + 1;
     tg_tensor *td = tg_square(tg_sub(q, q_target));
     tg_tensor *loss = tg_mean(td);
@@ -1201,7 +1196,8 @@ static void c6_zero_gradient_dead_relu(void)
     tg_tape_free(tape);
 
     int dense_line = __LINE__ + 1;
-    tg_layer *hidden = tg_dense(.units = 3, .activation = TG_RELU, .kernel_initializer = tg_init_constant(-1.0), .bias_initializer = tg_init_constant(-1.0), .input_dim = 3);
+    tg_layer *hidden = tg_dense(.units = 3, .activation = TG_RELU, .kernel_initializer = tg_init_constant(-1.0),
+                                .bias_initializer = tg_init_constant(-1.0), .input_dim = 3);
     tg_model *model = tg_sequential(hidden, tg_dense(.units = 1));
     tg_tensor *kernel = tg_model_trainable_variables(model, NULL)[0];
     tape = tg_tape_begin();
@@ -1277,7 +1273,8 @@ static void c7_model_loss_helper_in_gradients(void)
     tg_tape_end(tape);
     tg_tensor *grads[4] = {0};
     int line = __LINE__ + 1;
-    tg_gradients(tape, .targets = (tg_tensor *[]){model_loss(model, x, y)}, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
+    tg_gradients(tape, .targets = (tg_tensor *[]){model_loss(model, x, y)}, .n_targets = 1, .sources = vars,
+                 .n_sources = n, .out = grads);
     CHECK(grads[0] == NULL);
     tg_diagnosis d;
     MISSING(vars[0], &d);
@@ -1289,10 +1286,7 @@ static void c7_model_loss_helper_in_gradients(void)
 
 /* Saliency: the input is watched inside the block, the class score computed by a helper
  * only in the gradient call. */
-static tg_tensor *class_score(tg_model *m, const tg_tensor *images)
-{
-    return tg_sum(tg_model_call(m, images));
-}
+static tg_tensor *class_score(tg_model *m, const tg_tensor *images) { return tg_sum(tg_model_call(m, images)); }
 
 static void c7_saliency_score_after_the_block(void)
 {
@@ -1400,8 +1394,8 @@ static void c8_gradients_list_round_and_stop(void)
     tg_scope *s = tg_scope_begin();
     tg_model *actor = tg_sequential_with(tg_sequential_options(.seed = 51, .name = "actor"),
                                          tg_dense(.units = 1, .activation = TG_SIGMOID, .input_dim = 3));
-    tg_model *critic = tg_sequential_with(tg_sequential_options(.seed = 52, .name = "critic"),
-                                          tg_dense(.units = 1, .input_dim = 3));
+    tg_model *critic =
+        tg_sequential_with(tg_sequential_options(.seed = 52, .name = "critic"), tg_dense(.units = 1, .input_dim = 3));
     tg_tensor *sources[4];
     copy_vars(tg_model_trainable_variables(actor, NULL), 2, sources, 2);
     copy_vars(tg_model_trainable_variables(critic, NULL), 2, sources + 2, 2);
@@ -1413,7 +1407,8 @@ static void c8_gradients_list_round_and_stop(void)
     tg_tensor *objective = tg_neg(tg_mean(tg_mul(action, q)));
     tg_tape_end(tape);
     tg_tensor *grads[4] = {0};
-    CHECK(tg_gradients(tape, .targets = &objective, .n_targets = 1, .sources = sources, .n_sources = 4, .out = grads) == 0);
+    CHECK(tg_gradients(tape, .targets = &objective, .n_targets = 1, .sources = sources, .n_sources = 4, .out = grads) ==
+          0);
     tg_diagnosis d;
     MISSING(sources[0], &d);
     CHECK_DIAG(&d, TG_CAUSE_NON_DIFFERENTIABLE, actor_line, WORDS("tg_round"));
@@ -1504,36 +1499,36 @@ static void c9_gather_on_int32_ids(void)
  * Class 10: eager checking. Correct programs: no warning at all.
  * ========================================================================================= */
 
-#define EAGER_BEGIN()                                                                              \
-    collect_warnings();                                                                            \
+#define EAGER_BEGIN()   \
+    collect_warnings(); \
     tg_set_check(TG_CHECK_EAGER)
-#define EXPECT_NO_WARNINGS()                                                                       \
-    do {                                                                                          \
-        CHECK(n_warnings == 0);                                                                   \
-        report_warnings(__func__);                                                                \
-        restore_warnings();                                                                        \
+#define EXPECT_NO_WARNINGS()       \
+    do {                           \
+        CHECK(n_warnings == 0);    \
+        report_warnings(__func__); \
+        restore_warnings();        \
     } while (0)
-#define EXPECT_WARNING_AT(line)                                                                    \
-    do {                                                                                          \
-        if (!names_line(warnings_all, line)) {                                                    \
-            printf("  FAIL %s:%d: no warning names :%d\n", __FILE__, __LINE__, line);             \
-            check_failures_in_test++;                                                             \
-            printf("    %s: %d warning(s)%s%s", __func__, n_warnings, n_warnings ? ":\n" : "\n",  \
-                   warnings_all);                                                                  \
-        } else if (verbose) {                                                                     \
-            report_warnings(__func__);                                                            \
-        }                                                                                         \
-        restore_warnings();                                                                        \
+#define EXPECT_WARNING_AT(line)                                                                                 \
+    do {                                                                                                        \
+        if (!names_line(warnings_all, line)) {                                                                  \
+            printf("  FAIL %s:%d: no warning names :%d\n", __FILE__, __LINE__, line);                           \
+            check_failures_in_test++;                                                                           \
+            printf("    %s: %d warning(s)%s%s", __func__, n_warnings, n_warnings ? ":\n" : "\n", warnings_all); \
+        } else if (verbose) {                                                                                   \
+            report_warnings(__func__);                                                                          \
+        }                                                                                                       \
+        restore_warnings();                                                                                     \
     } while (0)
 
 static void e_correct_fit(void)
 {
     EAGER_BEGIN();
     tg_scope *s = tg_scope_begin();
-    tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 71),
-                                         tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 3),
-                                         tg_dense(.units = 1));
-    tg_compile(model, .optimizer = tg_adam(), .loss = TG_LOSS_MSE, .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR));
+    tg_model *model =
+        tg_sequential_with(tg_sequential_options(.seed = 71),
+                           tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 1));
+    tg_compile(model, .optimizer = tg_adam(), .loss = TG_LOSS_MSE,
+               .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR));
     tg_history *h = tg_fit(model, batch_x(), batch_y(), .epochs = 2, .batch_size = 2, .verbose = TG_VERBOSE_SILENT);
     CHECK(h != NULL);
     if (h)
@@ -1566,9 +1561,9 @@ static void e_correct_custom_loop_with_metrics_after_the_tape(void)
 {
     EAGER_BEGIN();
     tg_scope *s = tg_scope_begin();
-    tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 73),
-                                         tg_dense(.units = 6, .activation = TG_RELU, .input_dim = 3),
-                                         tg_dense(.units = 2));
+    tg_model *model =
+        tg_sequential_with(tg_sequential_options(.seed = 73),
+                           tg_dense(.units = 6, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 2));
     tg_optimizer *opt = tg_adam(.learning_rate = 0.01);
     tg_metric *acc = tg_metric_new(TG_METRIC_SPARSE_CATEGORICAL_ACCURACY);
     tg_metric *mean_loss = tg_metric_new(TG_METRIC_MEAN);
@@ -1613,7 +1608,7 @@ static void e_correct_item_inside_the_tape(void)
     tg_tape *tape = tg_tape_begin();
     tg_tensor *loss = tg_mean(tg_square(tg_sub(tg_matmul(batch_x(), w), batch_y())));
     char line[64];
-    snprintf(line, sizeof line, "step loss %.4f", tg_item(loss));     /* logging inside the block */
+    snprintf(line, sizeof line, "step loss %.4f", tg_item(loss)); /* logging inside the block */
     tg_tape_end(tape);
     CHECK(tg_gradient(tape, loss, w) != NULL);
     tg_tape_free(tape);
@@ -1683,10 +1678,10 @@ static void e_correct_stop_gradient_on_a_target_network(void)
 {
     EAGER_BEGIN();
     tg_scope *s = tg_scope_begin();
-    tg_model *online = tg_sequential_with(tg_sequential_options(.seed = 74, .name = "online"),
-                                          tg_dense(.units = 2, .input_dim = 3));
-    tg_model *target_net = tg_sequential_with(tg_sequential_options(.seed = 75, .name = "target"),
-                                              tg_dense(.units = 2, .input_dim = 3));
+    tg_model *online =
+        tg_sequential_with(tg_sequential_options(.seed = 74, .name = "online"), tg_dense(.units = 2, .input_dim = 3));
+    tg_model *target_net =
+        tg_sequential_with(tg_sequential_options(.seed = 75, .name = "target"), tg_dense(.units = 2, .input_dim = 3));
     tg_tensor *rewards = tg_from_f32(TG_SHAPE(4), 1, 0, 0.5, 1);
     tg_tensor *actions = tg_one_hot(tg_from_i32(TG_SHAPE(4), 0, 1, 1, 0), 2);
     int n;
@@ -1718,9 +1713,9 @@ static void e_correct_batch_normalization_training(void)
 {
     EAGER_BEGIN();
     tg_scope *s = tg_scope_begin();
-    tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 76),
-                                         tg_dense(.units = 4, .input_dim = 3), tg_batch_normalization(),
-                                         tg_activation_layer(.activation = TG_RELU), tg_dense(.units = 1));
+    tg_model *model =
+        tg_sequential_with(tg_sequential_options(.seed = 76), tg_dense(.units = 4, .input_dim = 3),
+                           tg_batch_normalization(), tg_activation_layer(.activation = TG_RELU), tg_dense(.units = 1));
     tg_optimizer *opt = tg_sgd(.learning_rate = 0.01);
     int n;
     tg_tensor *vars[8];
@@ -1922,8 +1917,8 @@ static void s_variable_itself_is_the_target(void)
         result = tg_square(v1);
     tg_tape_end(tape);
     tg_tensor *g[2] = {0};
-    CHECK(tg_gradients(tape, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1},
-                       .n_sources = 2, .out = g) == 0);
+    CHECK(tg_gradients(tape, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1}, .n_sources = 2,
+                       .out = g) == 0);
     CHECK_VALUES(g[0], 0, 1.0);
     CHECK(g[1] == NULL);
     tg_tape_free(tape);
@@ -2053,7 +2048,7 @@ static void b_explain_dot(void)
         CHECK(strstr(text, "digraph") != NULL);
         CHECK(strstr(text, "test_diagnosis_cases.c") != NULL);
         CHECK(names_line(text, line));
-        CHECK(strstr(text, "dashed") != NULL);     /* the copy-out/rebuild gap */
+        CHECK(strstr(text, "dashed") != NULL); /* the copy-out/rebuild gap */
     }
     CHECK(tg_explain_dot(tape, loss, w, NULL) == -1);
     CHECK(tg_has_error());

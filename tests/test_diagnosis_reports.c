@@ -114,9 +114,9 @@ static void case_gan_numpy_moments(void)
     tg_rng *rng = tg_rng_new(1);
     tg_model *G = tg_sequential(tg_dense(.units = 5, .activation = TG_ELU, .input_dim = 1),
                                 tg_dense(.units = 5, .activation = TG_ELU), tg_dense(.units = 1));
-    tg_model *D = tg_sequential(tg_dense(.units = 10, .activation = TG_ELU, .input_dim = 4),
-                                tg_dense(.units = 10, .activation = TG_ELU),
-                                tg_dense(.units = 1, .activation = TG_SIGMOID));
+    tg_model *D =
+        tg_sequential(tg_dense(.units = 10, .activation = TG_ELU, .input_dim = 4),
+                      tg_dense(.units = 10, .activation = TG_ELU), tg_dense(.units = 1, .activation = TG_SIGMOID));
     tg_optimizer *g_optimizer = tg_sgd(.learning_rate = 1e-3, .momentum = 0.9);
     tg_tensor *gen_input = tg_random_uniform(rng, TG_F32, TG_SHAPE(100, 1));
 
@@ -237,8 +237,8 @@ static void case_numpy_function_rollout(void)
     float rewards[4], value_logits[12], actor_logits[12];
     np_train_step(&self, rewards, value_logits, actor_logits);
     tg_tensor *action_probs = tg_softmax(tg_tensor_from(TG_F32, TG_SHAPE(4, 3), actor_logits), -1);
-    tg_tensor *values = tg_sum(tg_mul(action_probs, tg_tensor_from(TG_F32, TG_SHAPE(4, 3), value_logits)),
-                               .axes = TG_AXES(-1));
+    tg_tensor *values =
+        tg_sum(tg_mul(action_probs, tg_tensor_from(TG_F32, TG_SHAPE(4, 3), value_logits)), .axes = TG_AXES(-1));
     tg_tensor *returns = tg_tensor_from(TG_F32, TG_SHAPE(4), rewards);
     tg_tensor *advantages = tg_sub(returns, values);
     tg_tensor *loss = tg_mean(tg_square(advantages));
@@ -329,8 +329,8 @@ static void case_predict_in_error(void)
     tg_apply_gradients(optimizer, grads, vars, n);
     tg_diagnosis d;
     int rc = tg_explain_missing(vars[0], &d);
-    report("predict_in_error", "https://github.com/tensorflow/tensorflow/issues/20630", TG_CAUSE_COPIED_OUT, exp_line, rc,
-           &d);
+    report("predict_in_error", "https://github.com/tensorflow/tensorflow/issues/20630", TG_CAUSE_COPIED_OUT, exp_line,
+           rc, &d);
     tg_tape_free(tape);
     tg_optimizer_free(optimizer);
     tg_model_free(model);
@@ -382,10 +382,7 @@ typedef struct DummyModel {
     tg_tensor *w;
 } DummyModel;
 
-static void dummy_build(DummyModel *self)
-{
-    self->w = tg_variable(tg_scalar_of(TG_F64, 0.0), .name = "w");
-}
+static void dummy_build(DummyModel *self) { self->w = tg_variable(tg_scalar_of(TG_F64, 0.0), .name = "w"); }
 
 static tg_tensor *dummy_call(DummyModel *self, const tg_tensor *x)
 {
@@ -408,7 +405,8 @@ static void case_assign_in_call(void)
     (void)g;
     tg_diagnosis d;
     int rc = tg_explain(tape, log_posterior, x, &d);
-    report("assign_in_call", "https://github.com/tensorflow/tensorflow/issues/54532", TG_CAUSE_ASSIGNED, exp_line, rc, &d);
+    report("assign_in_call", "https://github.com/tensorflow/tensorflow/issues/54532", TG_CAUSE_ASSIGNED, exp_line, rc,
+           &d);
     tg_tape_free(tape);
     tg_variable_free(x);
     tg_variable_free(model.w);
@@ -443,8 +441,8 @@ static void case_memory_layer_assign(void)
     MemoryLayer ml = {
         .write_controller = tg_dense(.units = 8, .activation = TG_RELU, .name = "memory_layer_write_controller"),
         .key_erase_layer = tg_dense(.units = 8, .activation = TG_SIGMOID, .name = "memory_layer_key_erase_layer"),
-        .key_memory = tg_variable(tg_random_normal(rng, TG_F32, TG_SHAPE(4, 8)), .name = "key_memory",
-                                  .trainable = false),
+        .key_memory =
+            tg_variable(tg_random_normal(rng, TG_F32, TG_SHAPE(4, 8)), .name = "key_memory", .trainable = false),
     };
     tg_optimizer *optimizer = tg_adam();
     tg_tensor *x = tg_random_normal(rng, TG_F32, TG_SHAPE(5, 6));
@@ -609,8 +607,8 @@ static void case_bn_model_variables(void)
     tg_apply_gradients(optimizer, grads, variables, n);
     tg_diagnosis d;
     int rc = tg_explain_missing(find_var(variables, n, "moving_mean"), &d);
-    report("bn_model_variables", "https://github.com/tensorflow/tensorflow/issues/26404", TG_CAUSE_NOT_WATCHED, exp_line,
-           rc, &d);
+    report("bn_model_variables", "https://github.com/tensorflow/tensorflow/issues/26404", TG_CAUSE_NOT_WATCHED,
+           exp_line, rc, &d);
     tg_tape_free(tape);
     tg_optimizer_free(optimizer);
     tg_model_free(model);
@@ -627,7 +625,7 @@ static void case_frozen_base_all_weights(void)
     tg_rng *rng = tg_rng_new(11);
     tg_model *model = tg_sequential(tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 8, .name = "base"),
                                     tg_dense(.units = 3, .activation = TG_SOFTMAX, .name = "head"));
-    tg_layer_set_trainable(tg_model_get_layer(model, "base"), false);   /* named in the message */
+    tg_layer_set_trainable(tg_model_get_layer(model, "base"), false); /* named in the message */
     tg_optimizer *optimizer = tg_adam();
     tg_tensor *x = tg_random_normal(rng, TG_F32, TG_SHAPE(6, 8));
     tg_tensor *y = tg_one_hot(tg_from_i32(TG_SHAPE(6), 0, 1, 2, 0, 1, 2), 3);
@@ -697,7 +695,8 @@ static void case_a2c_second_head_unused(void)
     tg_tensor *critic_value;
     tg_tensor *action_probs = a2c_call(&model, state, &critic_value);
     tg_tensor *diff = tg_sub(returns, critic_value);
-    tg_tensor *log_prob = tg_log(tg_sum(tg_mul(action_probs, tg_one_hot(actions, 2)), .axes = TG_AXES(-1), .keepdims = true));
+    tg_tensor *log_prob =
+        tg_log(tg_sum(tg_mul(action_probs, tg_one_hot(actions, 2)), .axes = TG_AXES(-1), .keepdims = true));
     tg_tensor *actor_loss = tg_sum(tg_mul(tg_neg(log_prob), diff));
     tg_tensor *critic_loss = tg_sum(tg_huber(returns, critic_value));
     tg_tensor *loss_value = tg_add(actor_loss, critic_loss);
@@ -803,8 +802,8 @@ static void case_grad_wrt_model_input(void)
     (void)grads;
     tg_diagnosis d;
     int rc = tg_explain(tape, class_channel, model_input, &d);
-    report("grad_wrt_model_input", "https://github.com/tensorflow/tensorflow/issues/36596", TG_CAUSE_UNCONNECTED, exp_line,
-           rc, &d);
+    report("grad_wrt_model_input", "https://github.com/tensorflow/tensorflow/issues/36596", TG_CAUSE_UNCONNECTED,
+           exp_line, rc, &d);
     tg_tape_free(tape);
     tg_model_free(model);
     tg_rng_free(rng);
@@ -871,8 +870,8 @@ static void case_cce_one_unit(void)
     tg_gradients(tape, .targets = (tg_tensor *[]){loss}, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
     tg_diagnosis d;
     int rc = tg_explain(tape, loss, vars[2], &d);
-    report("cce_one_unit", "https://github.com/keras-team/keras/issues/11157 thread; tf-semantics 3e", TG_CAUSE_ZERO_GRADIENT,
-           exp_line, rc, &d);
+    report("cce_one_unit", "https://github.com/keras-team/keras/issues/11157 thread; tf-semantics 3e",
+           TG_CAUSE_ZERO_GRADIENT, exp_line, rc, &d);
     tg_tape_free(tape);
     tg_model_free(model);
     tg_rng_free(rng);
@@ -882,10 +881,7 @@ static void case_cce_one_unit(void)
 /* ==== class 7: the target computed after the tape ended ==================================== */
 
 /* tensorflow/tensorflow#27660: grad(x) returns t.gradient(f(x), x) after the with block. */
-static tg_tensor *f(const tg_tensor *x)
-{
-    return tg_pow(x, tg_scalar(2));
-}
+static tg_tensor *f(const tg_tensor *x) { return tg_pow(x, tg_scalar(2)); }
 
 static tg_tensor *grad(const tg_tensor *x)
 {
@@ -913,10 +909,7 @@ static void case_target_after_tape_helper(void)
 }
 
 /* tensorflow/tensorflow#42167: cost computed before minimize; loss = lambda: cost. */
-static tg_tensor *loss_lambda(void *user)
-{
-    return (tg_tensor *)user;
-}
+static tg_tensor *loss_lambda(void *user) { return (tg_tensor *)user; }
 
 static void case_minimize_precomputed_cost(void)
 {
@@ -983,8 +976,8 @@ static void case_forward_before_tape(void)
     tg_apply_gradients(optimizer, grads, vars, n);
     tg_diagnosis d;
     int rc = tg_explain_missing(vars[0], &d);
-    report("forward_before_tape", "https://github.com/keras-team/keras-io/issues/406", TG_CAUSE_OUTSIDE_TAPE, exp_line, rc,
-           &d);
+    report("forward_before_tape", "https://github.com/keras-team/keras-io/issues/406", TG_CAUSE_OUTSIDE_TAPE, exp_line,
+           rc, &d);
     tg_tape_free(tape);
     tg_optimizer_free(optimizer);
     for (int i = 0; i < 3; i++)
@@ -1005,8 +998,9 @@ static void case_dqn_argmax_vs_target_stop(void)
     tg_rng *rng = tg_rng_new(18);
     tg_model *q_net = tg_sequential(tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 4, .name = "q_hidden"),
                                     tg_dense(.units = 2, .name = "q_out"));
-    tg_model *target_net = tg_sequential(tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 4, .name = "t_hidden"),
-                                         tg_dense(.units = 2, .name = "t_out"));
+    tg_model *target_net =
+        tg_sequential(tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 4, .name = "t_hidden"),
+                      tg_dense(.units = 2, .name = "t_out"));
     tg_tensor *states = tg_random_normal(rng, TG_F32, TG_SHAPE(5, 4));
     tg_tensor *next_states = tg_random_normal(rng, TG_F32, TG_SHAPE(5, 4));
     tg_tensor *rewards = tg_from_f32(TG_SHAPE(5), 1, 0, 1, 1, 0);
@@ -1026,8 +1020,8 @@ static void case_dqn_argmax_vs_target_stop(void)
     tg_gradients(tape, .targets = (tg_tensor *[]){loss}, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
     tg_diagnosis d;
     int rc = tg_explain_missing(vars[0], &d);
-    report("dqn_argmax_vs_target_stop", "https://github.com/tensorflow/tensorflow/issues/28836", TG_CAUSE_NON_DIFFERENTIABLE,
-           exp_line, rc, &d);
+    report("dqn_argmax_vs_target_stop", "https://github.com/tensorflow/tensorflow/issues/28836",
+           TG_CAUSE_NON_DIFFERENTIABLE, exp_line, rc, &d);
     tg_tape_free(tape);
     tg_model_free(q_net);
     tg_model_free(target_net);
@@ -1086,7 +1080,8 @@ static void case_a2c_stop_vs_item(void)
     tg_apply_gradients(optimizer, grads, vars, n);
     tg_diagnosis d;
     int rc = tg_explain_missing(vars[4], &d);
-    report("a2c_stop_vs_item", "https://github.com/keras-team/keras-io/issues/194", TG_CAUSE_COPIED_OUT, exp_line, rc, &d);
+    report("a2c_stop_vs_item", "https://github.com/keras-team/keras-io/issues/194", TG_CAUSE_COPIED_OUT, exp_line, rc,
+           &d);
     tg_tape_free(tape);
     tg_optimizer_free(optimizer);
     for (int i = 0; i < 3; i++)
@@ -1115,8 +1110,8 @@ static void case_embedding_int_ids(void)
     (void)g;
     tg_diagnosis d;
     int rc = tg_explain(tape, out, word_ids, &d);
-    report("embedding_int_ids", "https://github.com/hiranumn/IntegratedGradients/issues/5", TG_CAUSE_INTEGER_DTYPE, exp_line,
-           rc, &d);
+    report("embedding_int_ids", "https://github.com/hiranumn/IntegratedGradients/issues/5", TG_CAUSE_INTEGER_DTYPE,
+           exp_line, rc, &d);
     tg_tape_free(tape);
     tg_model_free(model);
     tg_scope_end(scope);
@@ -1140,8 +1135,8 @@ static void case_embedding_float_inputs(void)
     (void)g;
     tg_diagnosis d;
     int rc = tg_explain(tape, output, inputs, &d);
-    report("embedding_float_inputs", "https://github.com/tensorflow/tensorflow/issues/75351", TG_CAUSE_NON_DIFFERENTIABLE,
-           exp_line, rc, &d);
+    report("embedding_float_inputs", "https://github.com/tensorflow/tensorflow/issues/75351",
+           TG_CAUSE_NON_DIFFERENTIABLE, exp_line, rc, &d);
     tg_tape_free(tape);
     tg_model_free(model);
     tg_scope_end(scope);
@@ -1258,7 +1253,8 @@ static void ok_minimize_and_nested(void)
     tg_tape_resume_recording(g);
     tg_tape_end(g);
     tg_tensor *d2y_dx2 = tg_gradient(g, dy_dx, x);
-    report_ok("ok_minimize_and_nested", "https://github.com/tensorflow/tensorflow/issues/42167 (answer); tf-semantics 16, 18",
+    report_ok("ok_minimize_and_nested",
+              "https://github.com/tensorflow/tensorflow/issues/42167 (answer); tf-semantics 16, 18",
               rc == 0 && dy_dx && d2y_dx2 && fabs(tg_item(d2y_dx2) - 2.0) < 1e-6);
     tg_tape_free(gg);
     tg_tape_free(g);
@@ -1302,8 +1298,8 @@ int main(void)
     ok_fit_bn_frozen();
     ok_minimize_and_nested();
 
-    printf("\nbuggy programs: %d right (cause and line), %d wrong; correct programs: %d clean, %d not\n", n_pass, n_fail,
-           n_ok_pass, n_ok_fail);
+    printf("\nbuggy programs: %d right (cause and line), %d wrong; correct programs: %d clean, %d not\n", n_pass,
+           n_fail, n_ok_pass, n_ok_fail);
     printf("%d passed, %d failed\n", n_pass + n_ok_pass, n_fail + n_ok_fail);
     return n_fail || n_ok_fail;
 }

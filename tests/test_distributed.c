@@ -20,11 +20,11 @@ static bool mpi_loaded(void)
 static void test_one_process(void)
 {
     CHECK(tg_distributed_init() == 0);
-    CHECK(tg_distributed_init() == 0);   /* again: the same answer */
+    CHECK(tg_distributed_init() == 0); /* again: the same answer */
     CHECK(tg_distributed_rank() == 0 && tg_distributed_size() == 1);
     CHECK(tg_distributed_host(0)[0] == '\0' && tg_distributed_host(-1)[0] == '\0');
     CHECK(!mpi_loaded());
-    CHECK(tg_distributed_abort(3, "nothing to abort (a test)") == -1);   /* returns: one process */
+    CHECK(tg_distributed_abort(3, "nothing to abort (a test)") == -1); /* returns: one process */
 }
 
 static void test_collectives_change_nothing(void)
@@ -44,8 +44,8 @@ static void test_collectives_change_nothing(void)
     tg_tape *t = tg_tape_begin();
     tg_tensor *loss = tg_sum(tg_square(w));
     tg_tape_end(t);
-    CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = &w, .n_sources = 1, .out = dw,
-                       .allreduce = true, .samples = 4) == 0);
+    CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = &w, .n_sources = 1, .out = dw, .allreduce = true,
+                       .samples = 4) == 0);
     CHECK_VALUES(dw[0], 0, 6, 6);
     tg_tape_free(t);
     tg_variable_free(w);
@@ -73,9 +73,9 @@ static void test_distributed_compile_alone(void)
     tg_rng_free(rng);
     double w[2][64];
     for (int k = 0; k < 2; k++) {
-        tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 4), tg_dense(.units = 4, .activation = TG_RELU,
-                                                                                     .input_dim = 3),
-                                         tg_dense(.units = 1));
+        tg_model *m =
+            tg_sequential_with(tg_sequential_options(.seed = 4),
+                               tg_dense(.units = 4, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 1));
         CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE, .distribute = k == 1) == 0);
         CHECK(!tg_model_distributed(m));
         tg_history *h = tg_fit(m, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT);
@@ -113,7 +113,7 @@ static void test_missing_mpi(void)
         if (bad)
             printf("  child: %s\n", e ? e : "(no error)");
         bad |= tg_distributed_init() != -1 || tg_distributed_size() != 1;
-        bad |= tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_MSE) != 0;   /* a plain compile still works */
+        bad |= tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_MSE) != 0; /* a plain compile still works */
         tg_model_free(m);
         fflush(stdout);
         _exit(bad);
@@ -130,7 +130,7 @@ int main(void)
     unsetenv("PMI_SIZE");
     unsetenv("PMIX_RANK");
     unsetenv("PMI_RANK");
-    RUN(test_missing_mpi);   /* first: the child must not inherit an init */
+    RUN(test_missing_mpi); /* first: the child must not inherit an init */
     RUN(test_one_process);
     RUN(test_collectives_change_nothing);
     RUN(test_distributed_compile_alone);

@@ -20,14 +20,14 @@ static void setup(void)
 }
 
 /* Explains y w.r.t. x on tape t and checks the cause and the line it names. */
-#define CHECK_CAUSE(t, y, x, expected_cause, expected_line)                                            \
-    do {                                                                                              \
-        tg_diagnosis d_;                                                                              \
-        CHECK(tg_explain(t, y, x, &d_) == 0);                                                         \
-        if (d_.cause != (expected_cause) || d_.where.line != (expected_line))                         \
+#define CHECK_CAUSE(t, y, x, expected_cause, expected_line)                                                \
+    do {                                                                                                   \
+        tg_diagnosis d_;                                                                                   \
+        CHECK(tg_explain(t, y, x, &d_) == 0);                                                              \
+        if (d_.cause != (expected_cause) || d_.where.line != (expected_line))                              \
             printf("  got cause %s at line %d: %s\n", tg_cause_name(d_.cause), d_.where.line, d_.message); \
-        CHECK(d_.cause == (expected_cause));                                                          \
-        CHECK(d_.where.line == (expected_line));                                                      \
+        CHECK(d_.cause == (expected_cause));                                                               \
+        CHECK(d_.where.line == (expected_line));                                                           \
     } while (0)
 
 static void not_read(void)
@@ -199,7 +199,7 @@ static void a_constant_is_not_blamed_without_a_copy_out(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *w = tg_variable(tg_scalar(3.0), .name = "w"), *u = tg_variable(tg_scalar(1.0), .name = "u");
     tg_tape *t = tg_tape_begin();
-    tg_tensor *labels = tg_from_f32(TG_SHAPE(2), 1, 2);   /* real data, made while recording */
+    tg_tensor *labels = tg_from_f32(TG_SHAPE(2), 1, 2); /* real data, made while recording */
     tg_tensor *y = tg_sum(tg_mul(tg_square(u), labels));
     tg_tape_end(t);
     tg_diagnosis d;
@@ -325,8 +325,8 @@ static void kept_for_optimizers_after_the_tape_is_freed(void)
     tg_tensor *y = tg_add(tg_floor(w), b);
     tg_tape_end(t);
     tg_tensor *g[2];
-    CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = (tg_tensor *[]){w, b}, .n_sources = 2,
-                       .out = g) == 0);
+    CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = (tg_tensor *[]){w, b}, .n_sources = 2, .out = g) ==
+          0);
     CHECK(g[0] == NULL && g[1] != NULL);
     tg_tape_free(t);
     tg_diagnosis d;

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "tensor/tensor_impl.h"   /* tg__ctx: the thread's scopes and tapes after a failure */
+#include "tensor/tensor_impl.h" /* tg__ctx: the thread's scopes and tapes after a failure */
 #include "tmpfiles.h"
 
 #ifndef TG_CLI
@@ -46,7 +46,7 @@ static bool alloc_fails(void)
     if (alloc_countdown <= 0 || --alloc_countdown > 0)
         return false;
     allocs_failed++;
-    if (getenv("TG_FAULT_TRACE")) {   /* where each injected failure lands, to debug one */
+    if (getenv("TG_FAULT_TRACE")) { /* where each injected failure lands, to debug one */
         void *frames[12];
         backtrace_symbols_fd(frames, backtrace(frames, 12), 2);
         fputs("----\n", stderr);
@@ -110,12 +110,11 @@ static long faults_injected, faults_survived;
 static tg_model *mlp(uint64_t seed)
 {
     tg_model *m = tg_sequential_with(tg_sequential_options(.seed = seed),
-                                     tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 3),
-                                     tg_dense(.units = 3));
+                                     tg_dense(.units = 8, .activation = TG_RELU, .input_dim = 3), tg_dense(.units = 3));
     tg_optimizer *opt = tg_adam(.learning_rate = 0.01);
-    if (!m || tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                         .from_logits = true) != 0) {
-        tg_optimizer_free(opt);   /* a failed compile leaves it ours */
+    if (!m ||
+        tg_compile(m, .optimizer = opt, .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) != 0) {
+        tg_optimizer_free(opt); /* a failed compile leaves it ours */
         tg_model_free(m);
         return NULL;
     }
@@ -304,12 +303,13 @@ static int gradient_scenario(long k)
     tg_tensor *loss = tg_sum(tg_square(y));
     tg_tape_end(tape);
     tg_tensor *g = tg_gradient(tape, loss, w);
-    bool explained = g || tg_has_error();   /* (a gradient call that succeeds clears the slot) */
+    bool explained = g || tg_has_error(); /* (a gradient call that succeeds clears the slot) */
     tg_tensor *j = tg_jacobian(tape, y, w);
     explained &= j || tg_has_error();
     tg_tape_free(tape);
     int rc = !disarm() ? (g && j && tg_rank(j) == 4 ? 0 : -1)
-             : (!g || !j) && explained && tg__ctx()->scope == s && tg__ctx()->n_active == 0 ? 1 : -1;
+             : (!g || !j) && explained && tg__ctx()->scope == s && tg__ctx()->n_active == 0 ? 1
+                                                                                            : -1;
     tg_variable_free(w);
     return tg_scope_end(s) == 0 ? rc : -1;
 }
@@ -326,9 +326,10 @@ static int save_scenario(long k)
     arm(k);
     int saved = tg_model_save(m, path, "{\"epoch\": \"2\"}");
     int rc = !disarm() ? (saved == 0 ? 0 : -1)
-             : saved == -1 && failed_cleanly(s, "save", k) && same_file(path, before, n) && count_files(".tmp") == 0;
+                       : saved == -1 && failed_cleanly(s, "save", k) && same_file(path, before, n) &&
+                             count_files(".tmp") == 0;
     if (rc == 0)
-        rc = tg_model_save(m, path, "{\"epoch\": \"1\"}") == 0 ? 0 : -1;   /* the old file again, for the next run */
+        rc = tg_model_save(m, path, "{\"epoch\": \"1\"}") == 0 ? 0 : -1; /* the old file again, for the next run */
     free(before);
     tg_model_free(m);
     return tg_scope_end(s) == 0 ? rc : -1;
@@ -345,8 +346,8 @@ static int load_scenario(long k)
     arm(k);
     int loaded = tg_model_load(m, at("model.safetensors"));
     int rc = !disarm() ? (loaded == 0 ? 0 : -1)
-             : loaded == -1 && failed_cleanly(s, "load", k) && weights(m, w1, 256) == nw &&
-               memcmp(w0, w1, sizeof(double) * (size_t)nw) == 0;
+                       : loaded == -1 && failed_cleanly(s, "load", k) && weights(m, w1, 256) == nw &&
+                             memcmp(w0, w1, sizeof(double) * (size_t)nw) == 0;
     if (loaded == -1 && rc != 1)
         printf("  load with allocation %ld failing: %s\n", k, tg_last_error() ? tg_last_error() : "no message");
     tg_model_free(m);
@@ -521,8 +522,8 @@ enum { KILL_EPOCHS = 6, KILL_ROWS = 40 };
 typedef struct killer {
     tg_callback cb;
     int epoch;
-    int64_t batch;        /* kill at this batch of `epoch` (-1: not on a batch) */
-    long write;           /* or arm a kill at this write from the start of `epoch` */
+    int64_t batch; /* kill at this batch of `epoch` (-1: not on a batch) */
+    long write;    /* or arm a kill at this write from the start of `epoch` */
 } killer;
 
 static int kill_on_batch(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
@@ -541,7 +542,7 @@ static int kill_epoch_begin(tg_callback *cb, tg_model *m, int epoch, tg_logs *lo
     (void)logs;
     killer *k = (killer *)cb;
     if (epoch == k->epoch) {
-        k->epoch = -1;   /* the batch hook takes over */
+        k->epoch = -1; /* the batch hook takes over */
         if (k->write > 0) {
             kill_on_write = true;
             write_countdown = k->write;
@@ -575,7 +576,7 @@ static void kill_and_resume(killer k, const char *what, const double *reference,
         tg_callback *cbs[2] = {tg_model_checkpoint(.filepath = path, .monitor = "loss"), &kc->cb};
         fit_from(m, 0, cbs, 2);
         tg_scope_end(s);
-        _exit(3);   /* not killed: a failure */
+        _exit(3); /* not killed: a failure */
     }
     int status = 0;
     waitpid(pid, &status, 0);
@@ -586,7 +587,7 @@ static void kill_and_resume(killer k, const char *what, const double *reference,
     const char *epoch = st ? tg_safetensors_metadata(st, "epoch") : NULL;
     int done = epoch ? atoi(epoch) : -1;
     tg_safetensors_close(st);
-    tg_model *m = mlp(99);   /* other initial weights: everything must come from the file */
+    tg_model *m = mlp(99); /* other initial weights: everything must come from the file */
     CHECK(done >= 1 && tg_model_load(m, path) == 0);
     tg_history *h = fit_from(m, done, NULL, 0);
     double w[256];
@@ -675,10 +676,11 @@ static bool same_tensors(const char *a, const char *b)
 }
 
 /* Enough epochs that the kills below land before the end even where a save costs nothing. */
-#define CLI_EPOCHS 100
+#define CLI_EPOCHS     100
 #define CLI_EPOCHS_STR "100"
-#define CLI_FIT "fit --data csv:train.csv --label label --model mlp:16 --batch-size 16 --quiet --history h.csv " \
-                "--plot h.svg --epochs " CLI_EPOCHS_STR " "
+#define CLI_FIT                                                                                      \
+    "fit --data csv:train.csv --label label --model mlp:16 --batch-size 16 --quiet --history h.csv " \
+    "--plot h.svg --epochs " CLI_EPOCHS_STR " "
 
 static void the_command_killed_at_any_moment_resumes_to_the_same_weights(void)
 {
@@ -703,11 +705,11 @@ static void the_command_killed_at_any_moment_resumes_to_the_same_weights(void)
         int status = 0;
         waitpid(pid, &status, 0);
         if (!WIFSIGNALED(status))
-            continue;   /* it finished first: nothing to resume */
+            continue; /* it finished first: nothing to resume */
         kills++;
         faults_injected++;
         int epoch = saved_epoch(at("run.safetensors"));
-        CHECK(epoch >= 2 && epoch <= CLI_EPOCHS);   /* a whole, readable checkpoint */
+        CHECK(epoch >= 2 && epoch <= CLI_EPOCHS); /* a whole, readable checkpoint */
         CHECK(run_cli(CLI_FIT "--resume run.safetensors --save run.safetensors", true) == 0);
         bool same = saved_epoch(at("run.safetensors")) == CLI_EPOCHS &&
                     same_tensors(at("full.safetensors"), at("run.safetensors"));
@@ -740,12 +742,12 @@ static void a_save_during_a_load_is_not_mixed_in(void)
     CHECK(opens_of_swap_path == 1);
     int na = 0, nc = 0;
     tg_tensor *const *va = tg_model_variables(a, &na), *const *vc = tg_model_variables(c, &nc);
-    for (int i = 0; i < na && na == nc; i++) {   /* all from the file as it was opened: a's */
+    for (int i = 0; i < na && na == nc; i++) { /* all from the file as it was opened: a's */
         double u[64], v[64];
         CHECK(tg_size(va[i]) <= 64 && tg_copy_out_f64(va[i], u, 64) == 0 && tg_copy_out_f64(vc[i], v, 64) == 0);
         CHECK(memcmp(u, v, sizeof(double) * (size_t)tg_size(va[i])) == 0);
     }
-    CHECK(tg_optimizer_iterations(tg_model_optimizer(c)) == 3);   /* a's 12 rows / 4, once */
+    CHECK(tg_optimizer_iterations(tg_model_optimizer(c)) == 3); /* a's 12 rows / 4, once */
     tg_model_free(a);
     tg_model_free(b);
     tg_model_free(c);

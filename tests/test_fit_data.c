@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "tensor/tensor_impl.h"   /* a tensor's data pointer: which memory a batch is */
+#include "tensor/tensor_impl.h" /* a tensor's data pointer: which memory a batch is */
 #include "tmpfiles.h"
 
 #include "malloc_count.h"
@@ -35,12 +35,12 @@ static void data(int64_t n, uint64_t seed, tg_tensor **x, tg_tensor **y)
 
 static tg_model *mlp(void)
 {
-    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 11),
-                                     tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 6),
-                                     tg_dense(.units = 3));
-    CHECK(m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01),
-                          .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
-                          .metrics = TG_METRICS(TG_ACCURACY)) == 0);
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = 11),
+                           tg_dense(.units = 16, .activation = TG_RELU, .input_dim = 6), tg_dense(.units = 3));
+    CHECK(m &&
+          tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                     .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) == 0);
     return m;
 }
 
@@ -84,8 +84,8 @@ static void a_data_set_and_lists_train_as_tensors_do(void)
     tg_tensor *vx = tg_slice(x, TG_SHAPE(150, 0), TG_SHAPE(-1, -1)), *vy = tg_slice(y, TG_SHAPE(150), TG_SHAPE(-1));
     tg_dataset *vds = tg_dataset_new(vx, vy);
     tg_model *d = mlp(), *e = mlp();
-    tg_history *hd = tg_fit(d, x, y, .validation_x = vx, .validation_y = vy, .epochs = 2, .seed = 2,
-                            .verbose = TG_VERBOSE_SILENT);
+    tg_history *hd =
+        tg_fit(d, x, y, .validation_x = vx, .validation_y = vy, .epochs = 2, .seed = 2, .verbose = TG_VERBOSE_SILENT);
     tg_history *he = tg_fit(e, NULL, NULL, .dataset = ds, .validation_dataset = vds, .epochs = 2, .seed = 2,
                             .verbose = TG_VERBOSE_SILENT);
     CHECK(hd && he && same_history(hd, he, "val_loss") && same_weights(d, e));
@@ -105,7 +105,7 @@ static void dataset_views_read_in_place(void)
     tg_tensor *vx = tg_dataset_x_view(ds), *vy = tg_dataset_y_view(ds), *cx = tg_dataset_x(ds);
     CHECK(vx && vy && tg_dim(vx, 0) == 20 && tg_dim(vx, 1) == 6 && tg_dim(vy, 0) == 20);
     CHECK(tg_item(tg_max(tg_abs(tg_sub(vx, x)))) == 0.0 && tg_item(tg_sum(tg_abs(tg_sub(vy, y)))) == 0);
-    CHECK(vx->data != cx->data);   /* the copy is elsewhere; the view is the data set's */
+    CHECK(vx->data != cx->data); /* the copy is elsewhere; the view is the data set's */
     CHECK(tg_dataset_has_labels(ds) && !tg_dataset_has_labels(unlabelled) && !tg_dataset_has_labels(NULL));
     CHECK(tg_dataset_y_view(unlabelled) == NULL);
     CHECK(tg_dataset_x_view(NULL) == NULL);
@@ -121,7 +121,7 @@ typedef struct seen {
     int steps;
     const void *data[MAX_STEPS];
     int64_t rows[MAX_STEPS];
-    float first[MAX_STEPS][32];   /* column 0 of each row */
+    float first[MAX_STEPS][32]; /* column 0 of each row */
 } seen;
 
 /* Records the batch and trains nothing. */
@@ -136,8 +136,8 @@ static int record_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, cons
     s->data[k] = x->data;
     s->rows[k] = tg_dim(x, 0);
     tg_tensor *col = tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(-1, 1));
-    return col && tg_dim(x, 0) <= 32 && tg_copy_out(col, s->first[k], sizeof(float) * (size_t)tg_dim(x, 0)) == 0
-               ? 0 : -1;
+    return col && tg_dim(x, 0) <= 32 && tg_copy_out(col, s->first[k], sizeof(float) * (size_t)tg_dim(x, 0)) == 0 ? 0
+                                                                                                                 : -1;
 }
 
 /* x[i] = (i, i, ...): a row's first value is its number. */
@@ -165,7 +165,7 @@ static void batches_share_one_buffer(void)
     bool one_buffer = true, each_row_once = true;
     for (int k = 1; k < st.steps; k++)
         one_buffer &= st.data[k] == st.data[0];
-    for (int e = 0; e < 2; e++) {   /* every row once per epoch */
+    for (int e = 0; e < 2; e++) { /* every row once per epoch */
         int hits[50] = {0};
         for (int k = 7 * e; k < 7 * e + 7; k++)
             for (int64_t r = 0; r < st.rows[k]; r++)
@@ -175,7 +175,7 @@ static void batches_share_one_buffer(void)
     }
     CHECK(one_buffer);
     CHECK(each_row_once);
-    CHECK(st.data[0] != (const void *)x->data);   /* a gather, not the data itself */
+    CHECK(st.data[0] != (const void *)x->data); /* a gather, not the data itself */
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(s);
@@ -216,7 +216,7 @@ static void shards_cover_each_global_batch(void)
     CHECK(tg_fit(m, x, y, .batch_size = 2, .shard = {.rank = 0, .count = 3}, .verbose = TG_VERBOSE_SILENT) == NULL);
     CHECK_ERROR("3 shards need at least 3 rows in every batch");
     CHECK(tg_fit(m, x, y, .batch_size = 5, .shard = {.rank = 0, .count = 4}, .verbose = TG_VERBOSE_SILENT) == NULL);
-    CHECK_ERROR("gives a batch of 3");   /* 53 = 10 * 5 + 3 */
+    CHECK_ERROR("gives a batch of 3"); /* 53 = 10 * 5 + 3 */
     CHECK(tg_fit(m, x, y, .shard = {.rank = 3, .count = 3}, .verbose = TG_VERBOSE_SILENT) == NULL);
     CHECK_ERROR("0 <= rank < count");
     tg_model_free(m);
@@ -225,7 +225,7 @@ static void shards_cover_each_global_batch(void)
 
 /* ---- the position in an epoch, checkpointed and resumed ---------------------------------------------- */
 typedef struct stopper {
-    int64_t global, at;   /* steps seen, and the one after which to save and stop */
+    int64_t global, at; /* steps seen, and the one after which to save and stop */
     const char *path;
 } stopper;
 
@@ -244,7 +244,7 @@ static void a_checkpoint_resumes_mid_epoch_bit_for_bit(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     data(100, 6, &x, &y);
-    const uint64_t seed = 0xFEEDFACECAFEBEEFull;   /* past int64: saved as text */
+    const uint64_t seed = 0xFEEDFACECAFEBEEFull; /* past int64: saved as text */
     /* 90 training rows in batches of 8: 12 steps per epoch; 3 epochs */
     tg_model *whole = mlp();
     tg_history *h = tg_fit(whole, x, y, .epochs = 3, .batch_size = 8, .validation_split = 0.1, .seed = seed,
@@ -331,27 +331,29 @@ static void bad_data_is_refused_and_trains_nothing(void)
     CHECK(tg_model_build(m, TG_SHAPE(6)) == 0 && tg_model_build(ref, TG_SHAPE(6)) == 0);
     const tg_tensor *two[] = {x, x};
     const tg_tensor *ys[] = {y, y};
-#define REFUSED(call, needle)                                                                              \
-    do {                                                                                                   \
-        CHECK((call) == NULL);                                                                             \
-        CHECK_ERROR(needle);                                                                               \
+#define REFUSED(call, needle)  \
+    do {                       \
+        CHECK((call) == NULL); \
+        CHECK_ERROR(needle);   \
     } while (0)
     REFUSED(tg_fit(m, x, y, .dataset = ds, .verbose = TG_VERBOSE_SILENT), "given twice, as tensors and as a data set");
-    REFUSED(tg_fit(m, x, NULL, .targets = ys, .n_targets = 1, .verbose = TG_VERBOSE_SILENT),
-            "as tensors and as lists");
+    REFUSED(tg_fit(m, x, NULL, .targets = ys, .n_targets = 1, .verbose = TG_VERBOSE_SILENT), "as tensors and as lists");
     REFUSED(tg_fit(m, NULL, NULL, .dataset = ds, .inputs = two, .n_inputs = 1, .verbose = TG_VERBOSE_SILENT),
             "as lists and as a data set");
     REFUSED(tg_fit(m, NULL, NULL, .inputs = two, .n_inputs = 2, .targets = ys, .n_targets = 1,
-                   .verbose = TG_VERBOSE_SILENT), ".inputs holds 2 tensors but the model takes 1 input");
+                   .verbose = TG_VERBOSE_SILENT),
+            ".inputs holds 2 tensors but the model takes 1 input");
     REFUSED(tg_fit(m, NULL, NULL, .inputs = two, .n_inputs = 1, .targets = ys, .n_targets = 2,
-                   .verbose = TG_VERBOSE_SILENT), ".targets holds 2 tensors but the model has 1 output");
+                   .verbose = TG_VERBOSE_SILENT),
+            ".targets holds 2 tensors but the model has 1 output");
     REFUSED(tg_fit(m, NULL, NULL, .inputs = two, .targets = ys, .n_targets = 1, .verbose = TG_VERBOSE_SILENT),
             "give each list with its count");
     REFUSED(tg_fit(m, NULL, NULL, .inputs = (const tg_tensor *[]){x}, .n_inputs = 1,
                    .targets = (const tg_tensor *[]){y2}, .n_targets = 1, .verbose = TG_VERBOSE_SILENT),
             "`x` has 40 rows but `y` has 39");
-    REFUSED(tg_fit(m, NULL, NULL, .inputs = (const tg_tensor *[]){NULL}, .n_inputs = 1, .targets = ys,
-                   .n_targets = 1, .verbose = TG_VERBOSE_SILENT), "x");
+    REFUSED(tg_fit(m, NULL, NULL, .inputs = (const tg_tensor *[]){NULL}, .n_inputs = 1, .targets = ys, .n_targets = 1,
+                   .verbose = TG_VERBOSE_SILENT),
+            "x");
     REFUSED(tg_fit(m, NULL, NULL, .dataset = unlabelled, .verbose = TG_VERBOSE_SILENT), "the data set has no labels");
     REFUSED(tg_fit(m, NULL, NULL, .verbose = TG_VERBOSE_SILENT), "x");
     REFUSED(tg_fit(m, x, y, .validation_split = 0.2, .validation_dataset = ds, .verbose = TG_VERBOSE_SILENT),
@@ -360,7 +362,7 @@ static void bad_data_is_refused_and_trains_nothing(void)
             "the data set has no labels");
     REFUSED(tg_fit(m, x, y, .sample_weight = tg_ones(TG_F32, TG_SHAPE(39)), .verbose = TG_VERBOSE_SILENT),
             "one weight per sample (40)");
-    CHECK(same_weights(m, ref));   /* nothing trained */
+    CHECK(same_weights(m, ref)); /* nothing trained */
 
     tg_logs logs;
     CHECK(tg_evaluate(m, x, y, &logs, .dataset = ds) == -1);
@@ -375,7 +377,7 @@ static void bad_data_is_refused_and_trains_nothing(void)
     CHECK_ERROR("tg_predict: the data is given twice");
     CHECK(tg_predict(m, NULL, .inputs = two, .n_inputs = 2) == NULL);
     CHECK_ERROR("takes 1 input");
-    tg_tensor *p = tg_predict(m, NULL, .dataset = unlabelled);   /* predict needs no labels */
+    tg_tensor *p = tg_predict(m, NULL, .dataset = unlabelled); /* predict needs no labels */
     CHECK(p && tg_dim(p, 0) == 40 && tg_dim(p, 1) == 3);
 #undef REFUSED
     tg_model_free(m);
@@ -400,13 +402,13 @@ static void no_copy_of_the_data(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_rng *r = tg_rng_new(9);
-    tg_tensor *x = tg_random_normal(r, TG_F32, TG_SHAPE(20000, 64));   /* 5 MB of features */
+    tg_tensor *x = tg_random_normal(r, TG_F32, TG_SHAPE(20000, 64)); /* 5 MB of features */
     tg_tensor *y = tg_cast(tg_mul(tg_random_uniform(r, TG_F32, TG_SHAPE(20000)), tg_scalar(2.999)), TG_I32);
     tg_rng_free(r);
     long long x_bytes = (long long)tg_size(x) * 4;
     tg_dataset *ds = tg_dataset_new(x, y);
     tg_model *m = wide(), *warm = wide();
-    tg_history *h = tg_fit(warm, x, y, .epochs = 1, .batch_size = 64, .verbose = TG_VERBOSE_SILENT);   /* caches */
+    tg_history *h = tg_fit(warm, x, y, .epochs = 1, .batch_size = 64, .verbose = TG_VERBOSE_SILENT); /* caches */
     tg_history_free(h);
     malloc_count_start();
     h = tg_fit(m, x, y, .epochs = 1, .batch_size = 64, .validation_split = 0.5, .verbose = TG_VERBOSE_SILENT);
@@ -422,7 +424,8 @@ static void no_copy_of_the_data(void)
     CHECK(h != NULL);
     tg_history_free(h);
     printf("  x is %lld bytes; fit asked malloc for %lld in all, %lld at most at once (tensors), and %lld, %lld "
-           "(a data set)\n", x_bytes, tensors, tensors_max, dataset, dataset_max);
+           "(a data set)\n",
+           x_bytes, tensors, tensors_max, dataset, dataset_max);
     /* the largest is the shuffle's order, 8 bytes per training row */
     CHECK(tensors_max <= 8 * 10000 && dataset_max <= 8 * 10000);
     CHECK(tensors < x_bytes / 4 && dataset < x_bytes / 4);

@@ -35,29 +35,30 @@ static float *to_f32(const double *v, int64_t n)
 }
 
 /* |alpha| * sum_k |op(A)[i,k]| |op(B)[k,j]| + |beta C[i,j]|: the scale of the rounding error. */
-static double magnitude(bool ta, bool tb, int64_t i, int64_t j, int64_t K, double alpha, const mat *A,
-                        const mat *B, double beta, double c)
+static double magnitude(bool ta, bool tb, int64_t i, int64_t j, int64_t K, double alpha, const mat *A, const mat *B,
+                        double beta, double c)
 {
     double s = 0;
     for (int64_t k = 0; k < K; k++)
-        s += fabs(ta ? A->v[k * A->ld + i] : A->v[i * A->ld + k]) * fabs(tb ? B->v[j * B->ld + k] : B->v[k * B->ld + j]);
+        s +=
+            fabs(ta ? A->v[k * A->ld + i] : A->v[i * A->ld + k]) * fabs(tb ? B->v[j * B->ld + k] : B->v[k * B->ld + j]);
     return fabs(alpha) * s + fabs(beta * c);
 }
 
 typedef bool (*gemm64_fn)(bool, bool, int64_t, int64_t, int64_t, double, const double *, int64_t, const double *,
                           int64_t, double, double *, int64_t);
-typedef bool (*gemm32_fn)(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
-                          int64_t, float, float *, int64_t);
+typedef bool (*gemm32_fn)(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
+                          float, float *, int64_t);
 
 /* Runs one case through kernel k64/k32 and the references; counts elements off by more
  * than (K + 4) unit roundoffs of their magnitude. */
-static int check_case(const char *name, gemm64_fn k64, gemm32_fn k32, bool ta, bool tb, int64_t M, int64_t N,
-                      int64_t K, double alpha, double beta, uint64_t seed)
+static int check_case(const char *name, gemm64_fn k64, gemm32_fn k32, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      double alpha, double beta, uint64_t seed)
 {
     tg_rng *r = tg_rng_new(seed);
     mat A = mat_random(r, ta, M, K, 3), B = mat_random(r, tb, K, N, 2), C = mat_random(r, false, M, N, 1);
     int64_t nc = C.stored_rows * C.ld, bad = 0;
-    if (beta == 0)   /* beta 0 must overwrite, NaN included */
+    if (beta == 0) /* beta 0 must overwrite, NaN included */
         for (int64_t i = 0; i < nc; i++)
             C.v[i] = NAN;
     double *c64 = malloc(sizeof(double) * (size_t)(nc ? nc : 1)), *r64 = malloc(sizeof(double) * (size_t)(nc ? nc : 1));
@@ -78,8 +79,8 @@ static int check_case(const char *name, gemm64_fn k64, gemm32_fn k32, bool ta, b
             bool ok64 = fabs(c64[at] - r64[at]) <= (double)(K + 4) * 1.2e-16 * mag;
             bool ok32 = fabs((double)c32[at] - (double)r32[at]) <= (double)(K + 4) * 6e-8 * mag;
             if ((!ok64 || !ok32) && bad++ == 0)
-                printf("  %s ta=%d tb=%d %lldx%lldx%lld: C[%lld,%lld] f64 %.17g vs %.17g, f32 %.9g vs %.9g\n", name,
-                       ta, tb, (long long)M, (long long)N, (long long)K, (long long)i, (long long)j, c64[at], r64[at],
+                printf("  %s ta=%d tb=%d %lldx%lldx%lld: C[%lld,%lld] f64 %.17g vs %.17g, f32 %.9g vs %.9g\n", name, ta,
+                       tb, (long long)M, (long long)N, (long long)K, (long long)i, (long long)j, c64[at], r64[at],
                        c32[at], r32[at]);
         }
     /* The padding columns of C are not part of the product and must be untouched. */

@@ -14,8 +14,8 @@
 
 #define GT_MAX_ARRAYS 8
 #define GT_MAX_VALUES 256
-#define GT_MAX_CASES 32
-#define GT_NAME 48
+#define GT_MAX_CASES  32
+#define GT_NAME       48
 
 /* Both parts matter: the relative one for ordinary values, the tiny absolute floor for
  * entries that are exactly 0 (e.g. maximum's gradient on the losing side). */
@@ -82,7 +82,7 @@ static bool parse_record(fx_reader *r, const char *word, char *rest, gt_case **c
         if (n_cases == GT_MAX_CASES)
             return fx_fail(r, "too many cases");
         *cur = memset(&cases[n_cases], 0, sizeof cases[0]);
-        return fx_word(&rest, (*cur)->name, sizeof (*cur)->name) || fx_fail(r, "`case` without a name");
+        return fx_word(&rest, (*cur)->name, sizeof(*cur)->name) || fx_fail(r, "`case` without a name");
     }
     if (!*cur)
         return fx_fail(r, "a record outside `case` ... `end`");
@@ -164,15 +164,9 @@ static tg_tensor *build_maximum_div_abs(tg_tensor *const *in)
     return tg_sum(tg_div(tg_maximum(x, y), tg_add(tg_scalar_like(y, 1.0), tg_abs(y))));
 }
 
-static tg_tensor *build_gelu_exact(tg_tensor *const *in)
-{
-    return tg_sum(tg_gelu(in[0], false));
-}
+static tg_tensor *build_gelu_exact(tg_tensor *const *in) { return tg_sum(tg_gelu(in[0], false)); }
 
-static tg_tensor *build_variance_axis0(tg_tensor *const *in)
-{
-    return tg_sum(tg_variance(in[0], .axes = TG_AXES(0)));
-}
+static tg_tensor *build_variance_axis0(tg_tensor *const *in) { return tg_sum(tg_variance(in[0], .axes = TG_AXES(0))); }
 
 static tg_tensor *build_softplus_elu(tg_tensor *const *in)
 {
@@ -217,8 +211,8 @@ static tg_tensor *build_gradient_penalty(tg_tensor *const *in)
 
 typedef struct gt_spec {
     const char *name;
-    const char *inputs[GT_MAX_ARRAYS];   /* the order the builder takes them in */
-    bool variables;                      /* differentiated inputs as trainable variables */
+    const char *inputs[GT_MAX_ARRAYS]; /* the order the builder takes them in */
+    bool variables;                    /* differentiated inputs as trainable variables */
     gt_build build;
 } gt_spec;
 
@@ -247,10 +241,7 @@ static const gt_spec *find_spec(const char *name)
 
 /* ---- running a case ------------------------------------------------------------------ */
 
-static bool close_enough(double got, double want)
-{
-    return fabs(got - want) <= GT_RTOL * fabs(want) + GT_ATOL;
-}
+static bool close_enough(double got, double want) { return fabs(got - want) <= GT_RTOL * fabs(want) + GT_ATOL; }
 
 static void check_tensor(const char *cname, const char *what, const tg_tensor *t, const tg_shape *shape,
                          const double *want, int n)
@@ -317,8 +308,8 @@ static void run_golden(const char *name)
     const gt_case *c = find_case(name);
     const gt_spec *sp = find_spec(name);
     if (!c || !sp) {
-        printf("  FAIL %s: %s\n", name, !c ? "not in " GOLDEN_PATH " (rerun tools/make_fixtures.py)"
-                                           : "no builder in test_golden.c");
+        printf("  FAIL %s: %s\n", name,
+               !c ? "not in " GOLDEN_PATH " (rerun tools/make_fixtures.py)" : "no builder in test_golden.c");
         check_failures_in_test++;
         return;
     }
@@ -334,8 +325,8 @@ static void run_golden(const char *name)
         check_tensor(name, "value", loss, &TG_SCALAR_SHAPE, &c->value, 1);
 
         tg_tensor *grads[GT_MAX_ARRAYS] = {0};
-        int rc = tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = src, .n_sources = c->n_grads,
-                              .out = grads);
+        int rc =
+            tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = src, .n_sources = c->n_grads, .out = grads);
         CHECK(rc == 0);
         for (int g = 0; rc == 0 && g < c->n_grads; g++) {
             char what[64];
@@ -390,13 +381,13 @@ static void test_parser(void)
     CHECK(parses("# c\ncase a\ninput x 2 1 2 : 1.5 -2e-3\nvalue 3\ngrad x : 1 2\nend\n"));
     CHECK(n_cases == 1 && cases[0].inputs[0].shape.dims[1] == 2 && cases[0].inputs[0].v[1] == -2e-3);
     CHECK(cases[0].value == 3.0 && cases[0].grads[0].n == 2);
-    CHECK(!parses("case a\ninput x 1 3 : 1 2\nvalue 3\nend\n"));            /* count vs shape */
+    CHECK(!parses("case a\ninput x 1 3 : 1 2\nvalue 3\nend\n")); /* count vs shape */
     CHECK(strstr(load_error, "line 2") != NULL);
-    CHECK(!parses("case a\ninput x 1 2 : 1 zz\nvalue 3\nend\n"));           /* not a number */
-    CHECK(!parses("case a\ninput x 1 1 : 1\ngrad x : 1\nend\n"));           /* no value */
-    CHECK(!parses("case a\nvalue 1\n"));                                    /* no end */
-    CHECK(!parses("value 1\n"));                                            /* outside a case */
-    CHECK(!parses("case a\nvalue 1\nweird 2\nend\n"));                      /* unknown record */
+    CHECK(!parses("case a\ninput x 1 2 : 1 zz\nvalue 3\nend\n")); /* not a number */
+    CHECK(!parses("case a\ninput x 1 1 : 1\ngrad x : 1\nend\n")); /* no value */
+    CHECK(!parses("case a\nvalue 1\n"));                          /* no end */
+    CHECK(!parses("value 1\n"));                                  /* outside a case */
+    CHECK(!parses("case a\nvalue 1\nweird 2\nend\n"));            /* unknown record */
 }
 
 #define GOLDEN_TEST(name) \
@@ -435,6 +426,6 @@ int main(void)
     RUN(test_mlp_xent);
     RUN(test_second_derivative);
     RUN(test_gradient_penalty);
-    RUN(test_parser);   /* last: it replaces the loaded cases */
+    RUN(test_parser); /* last: it replaces the loaded cases */
     return TEST_SUMMARY();
 }

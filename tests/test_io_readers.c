@@ -82,9 +82,9 @@ static void test_idx_other_types(void)
     unsigned char buf[128];
     /* i8 labels, rank 1 */
     size_t n = idx_header(buf, 0x09, 1, (const uint32_t[]){3});
-    buf[n++] = 0xFF;   /* -1 */
-    buf[n++] = 0x7F;   /* 127 */
-    buf[n++] = 0x80;   /* -128 */
+    buf[n++] = 0xFF; /* -1 */
+    buf[n++] = 0x7F; /* 127 */
+    buf[n++] = 0x80; /* -128 */
     tg_tensor *t = tg_read_idx(write_file("i8.idx", buf, n), .dtype = TG_I32);
     CHECK(t && tg_rank(t) == 1);
     CHECK_VALUES(t, 0, -1, 127, -128);
@@ -135,10 +135,14 @@ static void test_idx_errors(void)
     EXPECT_ERROR(!tg_read_idx(tmpdir), "not a regular file");
 
     EXPECT_ERROR(!tg_read_idx(write_file("short.idx", buf, 2)), "too short to be an IDX file: the file has 2 bytes");
-    EXPECT_ERROR(!tg_read_idx(write_file("magic.idx", "\x12\x34\x08\x01", 4)), "not an IDX file: it starts with 0x1234");
-    EXPECT_ERROR(!tg_read_idx(write_file("type.idx", "\x00\x00\x0A\x01\x00\x00\x00\x01\x05", 9)), "byte 2: unknown IDX type code 0x0A");
-    EXPECT_ERROR(!tg_read_idx(write_file("rank.idx", "\x00\x00\x08\x09", 4)), "byte 3: rank 9, but tapegrad tensors have at most 8 dimensions");
-    EXPECT_ERROR(!tg_read_idx(write_file("dims.idx", buf, 10)), "truncated in the dimensions: rank 3 needs 12 bytes after byte 4, the file has 6");
+    EXPECT_ERROR(!tg_read_idx(write_file("magic.idx", "\x12\x34\x08\x01", 4)),
+                 "not an IDX file: it starts with 0x1234");
+    EXPECT_ERROR(!tg_read_idx(write_file("type.idx", "\x00\x00\x0A\x01\x00\x00\x00\x01\x05", 9)),
+                 "byte 2: unknown IDX type code 0x0A");
+    EXPECT_ERROR(!tg_read_idx(write_file("rank.idx", "\x00\x00\x08\x09", 4)),
+                 "byte 3: rank 9, but tapegrad tensors have at most 8 dimensions");
+    EXPECT_ERROR(!tg_read_idx(write_file("dims.idx", buf, 10)),
+                 "truncated in the dimensions: rank 3 needs 12 bytes after byte 4, the file has 6");
 
     CHECK(!tg_read_idx(write_file("trunc.idx", buf, n - 4)));
     CHECK_ERROR("truncated: the header (u8, shape (2, 2, 3)) promises 28 bytes (16 of header, 12 of data), but the "
@@ -153,7 +157,8 @@ static void test_idx_errors(void)
     CHECK(!tg_read_idx(write_gz("trunc.idx.gz", buf, n - 4)));
     CHECK_ERROR("truncated: the header (u8, shape (2, 2, 3)) promises 12 bytes of data after the 16-byte header, "
                 "but the decompressed file has 8");
-    EXPECT_ERROR(!tg_read_idx(write_gz("extra.idx.gz", longer, n + 1)), "extra bytes after the 12 bytes of data the header promises");
+    EXPECT_ERROR(!tg_read_idx(write_gz("extra.idx.gz", longer, n + 1)),
+                 "extra bytes after the 12 bytes of data the header promises");
 
     /* gzip: the compressed stream itself is cut short, or damaged */
     unsigned char big[3000];
@@ -168,9 +173,11 @@ static void test_idx_errors(void)
     CHECK(gzn > 100 && gzn < sizeof buf);
     tg_tensor *whole = tg_read_idx(at("big.idx.gz"), .dtype = TG_I32);
     CHECK(whole && tg_size(whole) == 2000);
-    EXPECT_ERROR(!tg_read_idx(write_file("cut.idx.gz", buf, gzn / 2)), "truncated: the header (u8, shape (2000,)) promises 2000 bytes of data");
+    EXPECT_ERROR(!tg_read_idx(write_file("cut.idx.gz", buf, gzn / 2)),
+                 "truncated: the header (u8, shape (2000,)) promises 2000 bytes of data");
     CHECK_ERROR("but the decompressed file has");
-    EXPECT_ERROR(!tg_read_idx(write_file("notrailer.idx.gz", buf, gzn - 4)), "truncated: the gzip data ends before its checksum");
+    EXPECT_ERROR(!tg_read_idx(write_file("notrailer.idx.gz", buf, gzn - 4)),
+                 "truncated: the gzip data ends before its checksum");
     buf[gzn / 2] ^= 0xFF;
     buf[gzn / 2 + 1] ^= 0x55;
     buf[gzn / 2 + 2] ^= 0xAA;
@@ -178,16 +185,20 @@ static void test_idx_errors(void)
 
     /* absurd dimensions */
     size_t hn = idx_header(buf, 0x0E, 8, (const uint32_t[]){0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2, 2, 2, 2, 2});
-    EXPECT_ERROR(!tg_read_idx(write_file("overflow.idx", buf, hn)), "the dimensions (4294967295, 4294967295)... overflow");
+    EXPECT_ERROR(!tg_read_idx(write_file("overflow.idx", buf, hn)),
+                 "the dimensions (4294967295, 4294967295)... overflow");
     hn = idx_header(buf, 0x08, 3, (const uint32_t[]){60000, 60000, 100});
     EXPECT_ERROR(!tg_read_idx(write_gz("huge.idx.gz", buf, hn + 10)), "promises 360000000000 bytes of data, more than");
-    EXPECT_ERROR(!tg_read_idx(write_file("huge.idx", buf, hn + 10)), "truncated: the header (u8, shape (60000, 60000, 100)) promises 360000000016 bytes");
+    EXPECT_ERROR(!tg_read_idx(write_file("huge.idx", buf, hn + 10)),
+                 "truncated: the header (u8, shape (60000, 60000, 100)) promises 360000000016 bytes");
 
     /* options that do not fit the data */
     n = idx_header(buf, 0x0D, 1, (const uint32_t[]){1});
     memcpy(buf + n, "\x3F\xC0\x00\x00", 4);
-    EXPECT_ERROR(!tg_read_idx(write_file("f.idx", buf, n + 4), .dtype = TG_I32), "holds f32 values, which cannot be read as int32 without truncating them");
-    EXPECT_ERROR(!tg_read_idx(at("img.idx"), .dtype = TG_I32, .scale = 0.5), ".scale = 0.5 needs a float output dtype, not int32");
+    EXPECT_ERROR(!tg_read_idx(write_file("f.idx", buf, n + 4), .dtype = TG_I32),
+                 "holds f32 values, which cannot be read as int32 without truncating them");
+    EXPECT_ERROR(!tg_read_idx(at("img.idx"), .dtype = TG_I32, .scale = 0.5),
+                 ".scale = 0.5 needs a float output dtype, not int32");
     tg_scope_end(s);
 
     /* no scope: the tensor cannot be made, and nothing leaks */
@@ -219,16 +230,18 @@ static void test_npy_dtypes(void)
 {
     tg_scope *s = tg_scope_begin();
     const float f4[6] = {1, 2, 3, 4.5f, -5, 6};
-    tg_tensor *t = tg_read_npy(write_npy("f4.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-                                         f4, sizeof f4));
+    tg_tensor *t = tg_read_npy(
+        write_npy("f4.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f4, sizeof f4));
     CHECK(t && tg_dtype_of(t) == TG_F32 && tg_rank(t) == 2 && tg_dim(t, 0) == 2 && tg_dim(t, 1) == 3);
     CHECK_VALUES(t, 0, 1, 2, 3, 4.5, -5, 6);
     const double f8[2] = {0.1, -1e300};
-    t = tg_read_npy(write_npy("f8.npy", 2, "{\"descr\":\"<f8\",\"fortran_order\":False,\"shape\":(2,)}", f8, sizeof f8));
+    t = tg_read_npy(
+        write_npy("f8.npy", 2, "{\"descr\":\"<f8\",\"fortran_order\":False,\"shape\":(2,)}", f8, sizeof f8));
     CHECK(t && tg_dtype_of(t) == TG_F64 && tg_rank(t) == 1);
     CHECK_VALUES(t, 0, 0.1, -1e300);
     const int64_t i8[3] = {-7, 1LL << 40, 3};
-    t = tg_read_npy(write_npy("i8.npy", 3, "{'descr': '<i8', 'fortran_order': False, 'shape': ( 3 , ), }", i8, sizeof i8));
+    t = tg_read_npy(
+        write_npy("i8.npy", 3, "{'descr': '<i8', 'fortran_order': False, 'shape': ( 3 , ), }", i8, sizeof i8));
     CHECK(t && tg_dtype_of(t) == TG_I64);
     CHECK_VALUES(t, 0, -7, 1099511627776.0, 3);
     const unsigned char u1[4] = {0, 128, 255, 7};
@@ -241,11 +254,11 @@ static void test_npy_dtypes(void)
     t = tg_read_npy(write_npy("b1.npy", 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", b1, 3));
     CHECK(t && tg_dtype_of(t) == TG_BOOL);
     CHECK_VALUES(t, 0, 1, 0, 1);
-    const unsigned char be[8] = {0x00, 0x00, 0x01, 0x00, 0xFF, 0xFF, 0xFF, 0xFE};   /* >i4: 256, -2 */
+    const unsigned char be[8] = {0x00, 0x00, 0x01, 0x00, 0xFF, 0xFF, 0xFF, 0xFE}; /* >i4: 256, -2 */
     t = tg_read_npy(write_npy("be.npy", 1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", be, 8));
     CHECK(t && tg_dtype_of(t) == TG_I32);
     CHECK_VALUES(t, 0, 256, -2);
-    const uint16_t f2[3] = {0x3E00, 0xC400, 0x0001};   /* 1.5, -4, the smallest subnormal 2^-24 */
+    const uint16_t f2[3] = {0x3E00, 0xC400, 0x0001}; /* 1.5, -4, the smallest subnormal 2^-24 */
     t = tg_read_npy(write_npy("f2.npy", 1, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }", f2, 6));
     CHECK(t && tg_dtype_of(t) == TG_F32);
     CHECK_VALUES(t, 0, 1.5, -4, 5.9604644775390625e-08);
@@ -272,10 +285,14 @@ static void test_npy_errors(void)
     const float f4[6] = {1, 2, 3, 4, 5, 6};
     const int64_t big[1] = {1LL << 40};
     EXPECT_ERROR(!tg_read_npy(at("nope.npy")), "cannot open");
-    EXPECT_ERROR(!tg_read_npy(write_text("text.npy", "hello, this is text")), "is not a .npy file: it does not start with \"\\x93NUMPY\"");
-    EXPECT_ERROR(!tg_read_npy(write_file("v4.npy", "\x93NUMPY\x04\x00\x10\x00{}", 12)), "byte 6: format version 4.0 is not supported");
-    EXPECT_ERROR(!tg_read_npy(write_file("len.npy", "\x93NUMPY\x01\x00\x00\x01{'descr'", 18)), "truncated: the header length 256 at byte 8 runs past the end of the file (18 bytes)");
-    EXPECT_ERROR(!tg_read_npy(write_file("lenbytes.npy", "\x93NUMPY\x02\x00\x10", 9)), "the file ends inside the header length at byte 8");
+    EXPECT_ERROR(!tg_read_npy(write_text("text.npy", "hello, this is text")),
+                 "is not a .npy file: it does not start with \"\\x93NUMPY\"");
+    EXPECT_ERROR(!tg_read_npy(write_file("v4.npy", "\x93NUMPY\x04\x00\x10\x00{}", 12)),
+                 "byte 6: format version 4.0 is not supported");
+    EXPECT_ERROR(!tg_read_npy(write_file("len.npy", "\x93NUMPY\x01\x00\x00\x01{'descr'", 18)),
+                 "truncated: the header length 256 at byte 8 runs past the end of the file (18 bytes)");
+    EXPECT_ERROR(!tg_read_npy(write_file("lenbytes.npy", "\x93NUMPY\x02\x00\x10", 9)),
+                 "the file ends inside the header length at byte 8");
 
     static const struct {
         const char *dict, *error;
@@ -300,7 +317,7 @@ static void test_npy_errors(void)
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", "dimension too large"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296,4294967296,4294967296), }",
          "the dimensions overflow"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", NULL},   /* valid, data truncated below */
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", NULL}, /* valid, data truncated below */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char name[32];
@@ -311,11 +328,13 @@ static void test_npy_errors(void)
             CHECK_ERROR(bad[i].error);
             CHECK_ERROR(name);
         } else {
-            CHECK_ERROR("truncated: shape (2, 3) of '<f4' needs 24 bytes of data after the 128-byte header, the file has 20");
+            CHECK_ERROR(
+                "truncated: shape (2, 3) of '<f4' needs 24 bytes of data after the 128-byte header, the file has 20");
         }
     }
-    CHECK(!tg_read_npy(write_npy("f2i.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", f4,
-                                 sizeof f4), .dtype = TG_I64));
+    CHECK(!tg_read_npy(
+        write_npy("f2i.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", f4, sizeof f4),
+        .dtype = TG_I64));
     CHECK_ERROR("holds f32 values, which cannot be read as int64");
     CHECK(!tg_read_npy(write_npy("wide.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", big, 8),
                        .dtype = TG_I32));
@@ -339,7 +358,7 @@ static void test_csv_reads(void)
     d = tg_read_csv(p, .label_index = 0);
     CHECK_VALUES(d.x, 0, 2, 0, -4, 1);
     CHECK_VALUES(d.y, 0, 1, 3.5);
-    CHECK(d.y && tg_dtype_of(d.y) == TG_F32);   /* 3.5 is not an integer */
+    CHECK(d.y && tg_dtype_of(d.y) == TG_F32); /* 3.5 is not an integer */
     d = tg_read_csv(p, .label_index = -1, .dtype = TG_F64);
     CHECK(d.x && tg_dtype_of(d.x) == TG_F64 && d.y && tg_dtype_of(d.y) == TG_I32);
     d = tg_read_csv(p);
@@ -368,7 +387,7 @@ static void test_csv_errors(void)
     tg_scope *s = tg_scope_begin();
     static const struct {
         const char *text, *error;
-        int mode;   /* 0: header + label "label"; 1: no header; 2: header, no label */
+        int mode; /* 0: header + label "label"; 1: no header; 2: header, no label */
     } bad[] = {
         {"", "the file is empty", 0},
         {"\n  \n", "the file is empty", 1},
@@ -390,7 +409,7 @@ static void test_csv_errors(void)
         snprintf(name, sizeof name, "bad%zu.csv", i);
         const char *p = write_text(name, bad[i].text);
         tg_clear_error();
-        tg_csv d = bad[i].mode == 0 ? tg_read_csv(p, .label = "label")
+        tg_csv d = bad[i].mode == 0   ? tg_read_csv(p, .label = "label")
                    : bad[i].mode == 1 ? tg_read_csv(p, .header = false)
                                       : tg_read_csv(p);
         EXPECT_ERROR(!d.x && !d.y, bad[i].error);
@@ -469,7 +488,7 @@ static pid_t write_in_child(int fd, const char *text, size_t n)
         for (size_t done = 0; done < n;) {
             ssize_t w = write(fd, buf, n - done < sizeof buf ? n - done : sizeof buf);
             if (w <= 0)
-                _exit(0);   /* the reader stopped (EPIPE): expected past the line bound */
+                _exit(0); /* the reader stopped (EPIPE): expected past the line bound */
             done += (size_t)w;
         }
         _exit(0);
@@ -481,7 +500,8 @@ static pid_t write_in_child(int fd, const char *text, size_t n)
  * with no end is refused at TG_CSV_MAX_LINE bytes, from a file or a pipe. */
 static void test_csv_sources(void)
 {
-    EXPECT_ERROR(!tg_read_csv("/dev/zero", .label_index = 0).x, "cannot read '/dev/zero': it is a device, not a file of data");
+    EXPECT_ERROR(!tg_read_csv("/dev/zero", .label_index = 0).x,
+                 "cannot read '/dev/zero': it is a device, not a file of data");
     EXPECT_ERROR(!tg_read_csv(tmpdir).x, "it is a folder");
 
     const char *fifo = at("data.fifo");
@@ -501,7 +521,7 @@ static void test_csv_sources(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
     int fds[2];
-    CHECK(pipe(fds) == 0);   /* as csv:<(zcat f.gz) gives: /dev/fd/N */
+    CHECK(pipe(fds) == 0); /* as csv:<(zcat f.gz) gives: /dev/fd/N */
     pid = write_in_child(fds[1], "1234567,", (size_t)TG_CSV_MAX_LINE + 100);
     close(fds[1]);
     char path[64];
@@ -539,8 +559,9 @@ static tg_dataset *ten_rows(void)
         x[2 * i + 1] = 10.0f * (float)i;
         y[i] = i;
     }
-    tg_dataset *ds = tg_dataset_new(tg_tensor_from(TG_F32, TG_SHAPE(10, 2), x), tg_tensor_from(TG_I32, TG_SHAPE(10), y));
-    tg_scope_end(s);   /* the data set keeps its own copy */
+    tg_dataset *ds =
+        tg_dataset_new(tg_tensor_from(TG_F32, TG_SHAPE(10, 2), x), tg_tensor_from(TG_I32, TG_SHAPE(10), y));
+    tg_scope_end(s); /* the data set keeps its own copy */
     return ds;
 }
 
@@ -562,18 +583,18 @@ static void test_dataset_shuffle(void)
     rows_of(a, xa, ya);
     rows_of(b, xb, yb);
     rows_of(c, xc, yc);
-    CHECK(!memcmp(xa, xb, sizeof xa) && !memcmp(ya, yb, sizeof ya));   /* same seed, same order */
-    CHECK(memcmp(ya, yc, sizeof ya) != 0);                            /* another seed, another order */
+    CHECK(!memcmp(xa, xb, sizeof xa) && !memcmp(ya, yb, sizeof ya)); /* same seed, same order */
+    CHECK(memcmp(ya, yc, sizeof ya) != 0);                           /* another seed, another order */
     int seen[10] = {0}, moved = 0;
     for (int i = 0; i < 10; i++) {
         CHECK(ya[i] >= 0 && ya[i] < 10);
         if (ya[i] >= 0 && ya[i] < 10)
             seen[ya[i]]++;
-        CHECK(xa[2 * i] == (float)ya[i] && xa[2 * i + 1] == 10.0f * (float)ya[i]);   /* rows stay paired */
+        CHECK(xa[2 * i] == (float)ya[i] && xa[2 * i + 1] == 10.0f * (float)ya[i]); /* rows stay paired */
         moved += ya[i] != i;
     }
     for (int i = 0; i < 10; i++)
-        CHECK(seen[i] == 1);   /* a permutation */
+        CHECK(seen[i] == 1); /* a permutation */
     CHECK(moved > 0);
     tg_dataset_free(a);
     tg_dataset_free(b);
@@ -585,9 +606,9 @@ static void test_dataset_split_batch(void)
 {
     tg_dataset *ds = ten_rows(), *train = NULL, *val = NULL;
     CHECK(tg_dataset_split(ds, 0.25, &train, &val) == 0);
-    CHECK(tg_dataset_size(train) == 7 && tg_dataset_size(val) == 3);   /* floor(10 * 0.75) = 7 */
+    CHECK(tg_dataset_size(train) == 7 && tg_dataset_size(val) == 3); /* floor(10 * 0.75) = 7 */
     tg_scope *s = tg_scope_begin();
-    CHECK_VALUES(tg_dataset_y(val), 0, 7, 8, 9);   /* the last rows, as Keras's validation_split */
+    CHECK_VALUES(tg_dataset_y(val), 0, 7, 8, 9); /* the last rows, as Keras's validation_split */
     CHECK_VALUES(tg_dataset_y(train), 0, 0, 1, 2, 3, 4, 5, 6);
     tg_scope_end(s);
     tg_dataset_free(train);
@@ -620,14 +641,14 @@ static void test_dataset_split_batch(void)
     CHECK(rc == 0 && k == 3 && sizes[0] == 4 && sizes[1] == 4 && sizes[2] == 2);
     CHECK(second[0] == 4 && second[1] == 40 && second[6] == 7 && second[7] == 70);
     s = tg_scope_begin();
-    CHECK(tg_dataset_next(ds, &xb, NULL) == 1 && tg_dim(xb, 0) == 4);   /* a new epoch; labels not asked */
+    CHECK(tg_dataset_next(ds, &xb, NULL) == 1 && tg_dim(xb, 0) == 4); /* a new epoch; labels not asked */
     CHECK_VALUES(xb, 0, 0, 0, 1, 10, 2, 20, 3, 30);
     tg_dataset_rewind(ds);
     CHECK(tg_dataset_next(ds, &xb, &yb) == 1);
     CHECK_VALUES(yb, 0, 0, 1, 2, 3);
     tg_scope_end(s);
     EXPECT_ERROR(tg_dataset_batch(ds, 0) == -1, "the batch size must be at least 1, got 0");
-    CHECK(tg_dataset_next(ds, &xb, &yb) == -1);   /* no scope open */
+    CHECK(tg_dataset_next(ds, &xb, &yb) == -1); /* no scope open */
     CHECK_ERROR("no scope is open");
     tg_dataset_free(ds);
 }
@@ -654,9 +675,10 @@ static void test_dataset_transforms(void)
     CHECK_VALUES(xb, 0, 1, 2, 3);
     tg_dataset_free(ints);
 
-    EXPECT_ERROR(!tg_dataset_new(tg_zeros(TG_F32, TG_SHAPE(10, 2)), tg_zeros(TG_I32, TG_SHAPE(9))), "x has 10 rows but y has 9");
+    EXPECT_ERROR(!tg_dataset_new(tg_zeros(TG_F32, TG_SHAPE(10, 2)), tg_zeros(TG_I32, TG_SHAPE(9))),
+                 "x has 10 rows but y has 9");
     EXPECT_ERROR(!tg_dataset_new(tg_scalar(1.0), NULL), "x is a scalar");
-    tg_clear_error();   /* a NULL input keeps an earlier error */
+    tg_clear_error(); /* a NULL input keeps an earlier error */
     EXPECT_ERROR(!tg_dataset_new(NULL, NULL), "`x` is NULL");
     tg_scope_end(s);
     tg_dataset_free(ds);
@@ -717,7 +739,7 @@ static void test_fashion_mnist_layout(void)
     CHECK(tg_load_fashion_mnist(at("no-such-folder"), &train, &test) == -1 && !train && !test);
     CHECK_ERROR("apt-get install dataset-fashion-mnist");
     CHECK_ERROR("train-images-idx3-ubyte.gz");
-    fake_fmnist(dir, "t10k", 3, 8);   /* labels 8, 9, 10 */
+    fake_fmnist(dir, "t10k", 3, 8); /* labels 8, 9, 10 */
     CHECK(tg_load_fashion_mnist(dir, &train, &test) == -1 && !train && !test);
     CHECK_ERROR("are not Fashion-MNIST: a label is not in 0..9");
 }
@@ -774,6 +796,6 @@ int main(void)
     RUN(test_dataset_transforms);
     RUN(test_fashion_mnist_layout);
     RUN(test_fashion_mnist_real);
-    remove_tmpdir();   /* with its fmnist folder */
+    remove_tmpdir(); /* with its fmnist folder */
     return TEST_SUMMARY();
 }

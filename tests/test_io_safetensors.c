@@ -12,7 +12,7 @@
 #include "check.h"
 #include "tmpfiles.h"
 
-#define SCRIPT TG_FIXTURES_DIR "/../../tools/safetensors_check.py"
+#define SCRIPT  TG_FIXTURES_DIR "/../../tools/safetensors_check.py"
 #define FIXTURE TG_FIXTURES_DIR "/numpy_written.safetensors"
 
 /* The whole file into a malloc'd buffer; *n its size. */
@@ -56,7 +56,7 @@ static void test_exact_bytes(void)
     static const char header[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}  ";
     unsigned char expected[8 + 56 + 8] = {56};
     memcpy(expected + 8, header, 56);
-    memcpy(expected + 64, "\x00\x00\x80\x3f\x00\x00\x00\x40", 8);   /* 1.0f, 2.0f little-endian */
+    memcpy(expected + 64, "\x00\x00\x80\x3f\x00\x00\x00\x40", 8); /* 1.0f, 2.0f little-endian */
     size_t n;
     unsigned char *got = slurp(at("one.safetensors"), &n);
     CHECK(got && n == sizeof expected && !memcmp(got, expected, sizeof expected));
@@ -97,7 +97,8 @@ static void test_round_trip_all_dtypes(void)
               !memcmp(a.dims, b.dims, sizeof(int64_t) * (size_t)a.rank));
         char x[256], y[256];
         size_t bytes = (size_t)tg_size(t[i]) * tg_dtype_size(tg_dtype_of(t[i]));
-        CHECK(back && tg_copy_out(t[i], x, sizeof x) == 0 && tg_copy_out(back, y, sizeof y) == 0 && !memcmp(x, y, bytes));
+        CHECK(back && tg_copy_out(t[i], x, sizeof x) == 0 && tg_copy_out(back, y, sizeof y) == 0 &&
+              !memcmp(x, y, bytes));
     }
     tg_shape shape;
     const char *dtype;
@@ -108,7 +109,8 @@ static void test_round_trip_all_dtypes(void)
     CHECK(!strcmp(tg_safetensors_metadata(st, "epoch"), "3"));
     CHECK(!strcmp(tg_safetensors_metadata(st, "note"), "tab\tquote\" \xc3\xa9"));
     CHECK(tg_safetensors_metadata(st, "missing") == NULL);
-    EXPECT_ERROR(!tg_safetensors_get(st, "nope"), "has no tensor named \"nope\" (it has \"big\", \"dense/kernel\", \"empty\"");
+    EXPECT_ERROR(!tg_safetensors_get(st, "nope"),
+                 "has no tensor named \"nope\" (it has \"big\", \"dense/kernel\", \"empty\"");
     tg_safetensors_close(st);
     tg_scope_end(s);
 
@@ -136,7 +138,8 @@ static void test_variables_by_name(void)
 
     /* a tensor that is not a variable has no name */
     tg_tensor *plain[] = {w, tg_zeros(TG_F32, TG_SHAPE(1))};
-    EXPECT_ERROR(tg_save_safetensors(at("x.safetensors"), plain, NULL, 2, NULL) == -1, "tensors[1] is not a variable, so it has no name: pass `names`");
+    EXPECT_ERROR(tg_save_safetensors(at("x.safetensors"), plain, NULL, 2, NULL) == -1,
+                 "tensors[1] is not a variable, so it has no name: pass `names`");
 
     /* mismatches assign nothing, even to the variables that matched */
     tg_tensor *w3 = tg_variable(tg_zeros(TG_F32, TG_SHAPE(3, 2)), .name = "dense/kernel");
@@ -148,10 +151,13 @@ static void test_variables_by_name(void)
     CHECK_VALUES(b2, 0, 0, 0);
     EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b64}, 1) == -1, "tensor \"dense/bias\" is F32 in");
     CHECK_ERROR("but the variable is float64 (F64); nothing was assigned");
-    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, other}, 2) == -1, "has no tensor named \"other\" (it has \"dense/bias\", \"dense/kernel\"); nothing was assigned");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, other}, 2) == -1,
+                 "has no tensor named \"other\" (it has \"dense/bias\", \"dense/kernel\"); nothing was assigned");
     CHECK_VALUES(b2, 0, 0, 0);
-    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, b}, 2) == -1, "vars[0] and vars[1] are both named \"dense/bias\"");
-    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){tg_zeros(TG_F32, TG_SHAPE(2))}, 1) == -1, "vars[0] is not a variable");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){b2, b}, 2) == -1,
+                 "vars[0] and vars[1] are both named \"dense/bias\"");
+    EXPECT_ERROR(tg_load_into(path, (tg_tensor *[]){tg_zeros(TG_F32, TG_SHAPE(2))}, 1) == -1,
+                 "vars[0] is not a variable");
     EXPECT_ERROR(tg_load_into(at("missing.safetensors"), vars, 2) == -1, "cannot open");
     CHECK(tg_load_into(path, vars, 0) == 0);
     tg_variable_free(w3);
@@ -168,16 +174,22 @@ static void test_save_errors(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *t[2] = {tg_scalar(1.0), tg_scalar(2.0)};
     const char *path = at("err.safetensors");
-    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"a", "a"}, 2, NULL) == -1, "two tensors are named \"a\"");
-    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"__metadata__", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
-    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
-    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"\xff", "b"}, 2, NULL) == -1, "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"a", "a"}, 2, NULL) == -1,
+                 "two tensors are named \"a\"");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"__metadata__", "b"}, 2, NULL) == -1,
+                 "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"", "b"}, 2, NULL) == -1,
+                 "is empty, reserved or not valid UTF-8");
+    EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"\xff", "b"}, 2, NULL) == -1,
+                 "is empty, reserved or not valid UTF-8");
     EXPECT_ERROR(tg_save_safetensors(path, t, (const char *[]){"a", NULL}, 2, NULL) == -1, "names[1] is NULL");
     const char *ab[] = {"a", "b"};
     EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": 1}") == -1, "metadata key \"k\" is not a string");
     EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "[\"k\"]") == -1, "the metadata must be a JSON object of strings");
-    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\",}") == -1, "the metadata is not valid JSON: expected a string key at byte 10");
-    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\", \"k\": \"w\"}") == -1, "metadata key \"k\" appears twice");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\",}") == -1,
+                 "the metadata is not valid JSON: expected a string key at byte 10");
+    EXPECT_ERROR(tg_save_safetensors(path, t, ab, 2, "{\"k\": \"v\", \"k\": \"w\"}") == -1,
+                 "metadata key \"k\" appears twice");
     EXPECT_ERROR(tg_save_safetensors(NULL, t, ab, 2, NULL) == -1, "`path` is NULL");
     EXPECT_ERROR(tg_save_safetensors(path, NULL, ab, 2, NULL) == -1, "`tensors` is NULL");
     EXPECT_ERROR(tg_save_safetensors(path, t, ab, -1, NULL) == -1, "n is negative");
@@ -186,7 +198,7 @@ static void test_save_errors(void)
     dead[0] = tg_scalar(1.0);
     tg_scope_end(inner);
     EXPECT_ERROR(tg_save_safetensors(path, dead, ab, 1, NULL) == -1, "tensors[0]");
-    CHECK(count_files("err.safetensors") == 0);   /* nothing was created by any of them */
+    CHECK(count_files("err.safetensors") == 0); /* nothing was created by any of them */
     /* no tensors at all is a valid file */
     CHECK(tg_save_safetensors(path, NULL, NULL, 0, NULL) == 0);
     tg_safetensors *st = tg_safetensors_open(path);
@@ -208,7 +220,8 @@ static void test_atomic_save(void)
     unsigned char *before = slurp(path, &n0);
 
     /* a folder that does not exist: nothing is created */
-    EXPECT_ERROR(tg_save_safetensors(at("no-such-dir/ckpt.safetensors"), &small, names, 1, NULL) == -1, "cannot create a temporary file beside");
+    EXPECT_ERROR(tg_save_safetensors(at("no-such-dir/ckpt.safetensors"), &small, names, 1, NULL) == -1,
+                 "cannot create a temporary file beside");
     CHECK_ERROR("No such file or directory");
 
     /* a write that fails half-way (the file-size limit, in a child process) */
@@ -227,8 +240,8 @@ static void test_atomic_save(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     size_t n1;
     unsigned char *after = slurp(path, &n1);
-    CHECK(before && after && n0 == n1 && !memcmp(before, after, n0));   /* byte for byte */
-    CHECK(count_files("ckpt.safetensors") == 1);                       /* no temporary file left */
+    CHECK(before && after && n0 == n1 && !memcmp(before, after, n0)); /* byte for byte */
+    CHECK(count_files("ckpt.safetensors") == 1);                      /* no temporary file left */
     free(after);
 
     /* a successful save replaces the file and keeps its mode */
@@ -249,7 +262,8 @@ static void test_save_special_targets(void)
     const char *names[] = {"w"}, *fifo = at("fifo.safetensors");
     struct stat st;
     CHECK(mkfifo(fifo, 0600) == 0);
-    EXPECT_ERROR(tg_save_safetensors(fifo, &w, names, 1, NULL) == -1, "it exists and is a FIFO (named pipe), which tapegrad does not replace; nothing was written");
+    EXPECT_ERROR(tg_save_safetensors(fifo, &w, names, 1, NULL) == -1,
+                 "it exists and is a FIFO (named pipe), which tapegrad does not replace; nothing was written");
     CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
     CHECK(count_files("fifo.safetensors") == 1);
     EXPECT_ERROR(tg_save_safetensors(tmpdir, &w, names, 1, NULL) == -1, "it exists and is a folder");
@@ -265,7 +279,7 @@ static void test_save_special_targets(void)
     tg_safetensors_close(f);
     CHECK(count_files("target.safetensors") == 1 && count_files("link") == 2);
 
-    const char *dangling = at("dangling.safetensors");   /* a link to a file not there yet */
+    const char *dangling = at("dangling.safetensors"); /* a link to a file not there yet */
     CHECK(symlink("new.safetensors", dangling) == 0);
     CHECK(tg_save_safetensors(dangling, &w, names, 1, NULL) == 0);
     CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode) && stat(at("new.safetensors"), &st) == 0);
@@ -293,7 +307,7 @@ static void test_write_file(void)
     free(b);
     fflush(stdout);
     pid_t pid = fork();
-    if (pid == 0) {   /* over the file-size limit: EFBIG, as the command sees it */
+    if (pid == 0) { /* over the file-size limit: EFBIG, as the command sees it */
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit lim = {100, 100};
         setrlimit(RLIMIT_FSIZE, &lim);
@@ -326,7 +340,8 @@ static const char *write_st(const char *name, const char *header, size_t data)
     return p;
 }
 
-#define T(name, dt, shape, b, e) "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
+#define T(name, dt, shape, b, e) \
+    "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
 
 static void test_corrupt_headers(void)
 {
@@ -335,16 +350,18 @@ static void test_corrupt_headers(void)
         size_t data;
         const char *error;
     } bad[] = {
-        {"{" T("a", "F32", "[2]", 0, 8), 8, "malformed header JSON at byte 61 of the file (byte 53 of the header): "
-                                            "expected ',' or '}' in an object"},
+        {"{" T("a", "F32", "[2]", 0, 8), 8,
+         "malformed header JSON at byte 61 of the file (byte 53 of the header): "
+         "expected ',' or '}' in an object"},
         {"{" T("a", "F99", "[2]", 0, 8) "}", 8, "tensor \"a\": unknown dtype \"F99\""},
         {"{" T("a", "F32", "[2]", 0, 8) "," T("b", "F32", "[2]", 4, 12) "}", 12,
          "the data of tensors \"a\" and \"b\" overlap (bytes [0, 8) and [4, 12))"},
         {"{" T("a", "F32", "[1]", 0, 4) "," T("b", "F32", "[1]", 8, 12) "}", 12,
          "bytes [4, 8) of the data belong to no tensor (before \"b\")"},
         {"{" T("a", "F32", "[1]", 4, 8) "}", 8, "bytes [0, 4) of the data belong to no tensor"},
-        {"{" T("a", "F32", "[2]", 0, 8) "}", 4, "tensor \"a\" runs past the end of the file: data_offsets [0, 8], "
-                                                "but the data has 4 bytes"},
+        {"{" T("a", "F32", "[2]", 0, 8) "}", 4,
+         "tensor \"a\" runs past the end of the file: data_offsets [0, 8], "
+         "but the data has 4 bytes"},
         {"{" T("a", "F32", "[2]", 0, 8) "}", 12, "4 bytes after the last tensor's data belong to no tensor"},
         {"{" T("a", "F32", "[0]", 8, 0) "}", 8, "data_offsets [8, 0] end before they begin"},
         {"{" T("a", "F32", "[3]", 0, 8) "}", 8, "shape (3,) of F32 takes 12 bytes, but data_offsets [0, 8] span 8"},
@@ -354,9 +371,11 @@ static void test_corrupt_headers(void)
         {"{" T("a", "F32", "[\"2\"]", 0, 8) "}", 8, "entry 0 of \"shape\" is not a non-negative integer"},
         {"{" T("a", "F32", "[1e1]", 0, 40) "}", 40, "entry 0 of \"shape\" is not a non-negative integer"},
         {"{" T("a", "F32", "2", 0, 8) "}", 8, "tensor \"a\": \"shape\" is not an array"},
-        {"{" T("a", "F32", "[1,1,1,1,1,1,1,1,1]", 0, 4) "}", 4, "\"shape\" has 9 entries; tapegrad tensors have at most 8"},
+        {"{" T("a", "F32", "[1,1,1,1,1,1,1,1,1]", 0, 4) "}", 4,
+         "\"shape\" has 9 entries; tapegrad tensors have at most 8"},
         {"{" T("a", "F32", "[4294967296,4294967296,4294967296]", 0, 8) "}", 8, "the shape overflows"},
-        {"{" T("a", "F32", "[99999999999999999999]", 0, 8) "}", 8, "entry 0 of \"shape\" is not a non-negative integer"},
+        {"{" T("a", "F32", "[99999999999999999999]", 0, 8) "}", 8,
+         "entry 0 of \"shape\" is not a non-negative integer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "tensor \"a\": missing \"data_offsets\""},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "tensor \"a\": missing \"shape\""},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4,8]}}", 8, "\"data_offsets\" has 3 entries"},
@@ -374,7 +393,7 @@ static void test_corrupt_headers(void)
         {"{\"\\udc00\":1}", 0, "a lone low surrogate"},
         {"{\"\\u12\":1}", 0, "\\u must be followed by 4 hex digits"},
         {"{\"a\xff\":1}", 0, "(byte 3 of the header): not valid UTF-8"},
-        {"{\"a\xc0\x80\":1}", 0, "not valid UTF-8"},   /* an overlong NUL */
+        {"{\"a\xc0\x80\":1}", 0, "not valid UTF-8"}, /* an overlong NUL */
         {"{\"a\tb\":1}", 0, "a control character inside a string"},
         {"{\"a\":01}", 0, "a number with a leading zero"},
         {"{\"a\":-}", 0, "a '-' must be followed by digits"},
@@ -391,8 +410,10 @@ static void test_corrupt_headers(void)
         {"{\"__metadata__\":[]}", 0, "\"__metadata__\" is not an object of strings"},
         {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, "\"__metadata__\" appears twice"},
         {"{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0, "\"__metadata__\": key \"k\" appears twice"},
-        {"{\"__metadata__\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
-         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0, "nested more than 64 levels deep"},
+        {"{\"__metadata__\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]"
+         "]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         0, "nested more than 64 levels deep"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char name[32];
@@ -407,11 +428,16 @@ static void test_corrupt_headers(void)
     }
 
     /* the header size itself */
-    EXPECT_ERROR(!tg_safetensors_open(write_file("tiny.safetensors", "\x10\x00\x00", 3)), "truncated: the file has 3 bytes, but it starts with an 8-byte header size");
-    EXPECT_ERROR(!tg_safetensors_open(write_file("huge.safetensors", "\x00\xe1\xf5\x05\x00\x00\x00\x00{}", 10)), "the header size in bytes 0-7, 100000000, runs past the end of the file (10 bytes)");
-    EXPECT_ERROR(!tg_safetensors_open(write_file("limit.safetensors", "\x01\xe1\xf5\x05\x00\x00\x00\x00{}", 10)), "the header size in bytes 0-7, 100000001, is over the limit of 100000000 bytes");
-    EXPECT_ERROR(!tg_safetensors_open(write_file("ones.safetensors", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)), "is over the limit");
-    EXPECT_ERROR(!tg_safetensors_open(write_file("zero.safetensors", "\x00\x00\x00\x00\x00\x00\x00\x00", 8)), "does not start with '{'");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("tiny.safetensors", "\x10\x00\x00", 3)),
+                 "truncated: the file has 3 bytes, but it starts with an 8-byte header size");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("huge.safetensors", "\x00\xe1\xf5\x05\x00\x00\x00\x00{}", 10)),
+                 "the header size in bytes 0-7, 100000000, runs past the end of the file (10 bytes)");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("limit.safetensors", "\x01\xe1\xf5\x05\x00\x00\x00\x00{}", 10)),
+                 "the header size in bytes 0-7, 100000001, is over the limit of 100000000 bytes");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("ones.safetensors", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)),
+                 "is over the limit");
+    EXPECT_ERROR(!tg_safetensors_open(write_file("zero.safetensors", "\x00\x00\x00\x00\x00\x00\x00\x00", 8)),
+                 "does not start with '{'");
     EXPECT_ERROR(!tg_safetensors_open(at("absent.safetensors")), "cannot open");
     EXPECT_ERROR(!tg_safetensors_open(tmpdir), "is not a regular file");
     tg_clear_error();
@@ -475,7 +501,7 @@ static void test_truncation_and_damage(void)
         free(copy);
     }
     CHECK(opened + failed_cleanly == trials);
-    CHECK(failed_cleanly > 0 && opened > 0);   /* both kinds of outcome were exercised */
+    CHECK(failed_cleanly > 0 && opened > 0); /* both kinds of outcome were exercised */
     tg_rng_free(rng);
     free(file);
     tg_scope_end(s);
@@ -506,16 +532,16 @@ static void test_numpy_fixture(void)
         {"counts", TG_I64, 1, 4, {-3, 0, 7, 1099511627776.0}},
         {"ids", TG_I32, 2, 4, {1, -2, 3, -4}},
         {"mask", TG_BOOL, 1, 3, {1, 0, 1}},
-        {"pixels", TG_I32, 2, 4, {0, 7, 128, 255}},                /* U8 */
-        {"half", TG_F32, 1, 2, {1.5, -0.25}},                       /* F16 */
-        {"bf", TG_F32, 1, 2, {1.0, -2.5}},                          /* BF16 */
+        {"pixels", TG_I32, 2, 4, {0, 7, 128, 255}}, /* U8 */
+        {"half", TG_F32, 1, 2, {1.5, -0.25}},       /* F16 */
+        {"bf", TG_F32, 1, 2, {1.0, -2.5}},          /* BF16 */
         {"scalar", TG_F32, 0, 1, {42}},
         {"empty", TG_F32, 2, 0, {0}},
         {"i8", TG_I32, 1, 2, {-128, 127}},
         {"i16", TG_I32, 1, 2, {-32768, 32767}},
         {"u16", TG_I32, 1, 1, {65535}},
         {"u32", TG_I64, 1, 1, {4294967295.0}},
-        {"na\xc3\xafve/\xc3\xbcnicode \"q\"", TG_F32, 1, 1, {7}},   /* \u escapes in the header */
+        {"na\xc3\xafve/\xc3\xbcnicode \"q\"", TG_F32, 1, 1, {7}}, /* \u escapes in the header */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         tg_tensor *t = tg_safetensors_get(st, want[i].name);
@@ -553,12 +579,9 @@ static void test_numpy_cross_check(void)
 
     tg_scope *s = tg_scope_begin();
     tg_tensor *t[6] = {
-        tg_from_f32(TG_SHAPE(2, 2), 0.1f, -2.5f, 3e38f, 1e-40f),
-        tg_from_f64(TG_SHAPE(1, 3), 1.0 / 3, -0.0, 1e-310),
-        tg_from_i32(TG_SHAPE(3), -2147483647 - 1, 0, 2147483647),
-        tg_from_i64(TG_SHAPE(2), INT64_MIN, INT64_MAX),
-        tg_cast(tg_from_i32(TG_SHAPE(2), 0, 1), TG_BOOL),
-        tg_scalar(-1.0),
+        tg_from_f32(TG_SHAPE(2, 2), 0.1f, -2.5f, 3e38f, 1e-40f),  tg_from_f64(TG_SHAPE(1, 3), 1.0 / 3, -0.0, 1e-310),
+        tg_from_i32(TG_SHAPE(3), -2147483647 - 1, 0, 2147483647), tg_from_i64(TG_SHAPE(2), INT64_MIN, INT64_MAX),
+        tg_cast(tg_from_i32(TG_SHAPE(2), 0, 1), TG_BOOL),         tg_scalar(-1.0),
     };
     const char *names[6] = {"layer1/kernel", "b", "ints", "longs", "mask", "\xc3\xa9t\xc3\xa9 \"x\"\\"};
     CHECK(tg_save_safetensors(at("tg.safetensors"), t, names, 6, "{\"epoch\": \"12\"}") == 0);

@@ -31,12 +31,12 @@ static void test_dense_forward(void)
     tg_layer *d = tg_dense(.units = 2, .activation = TG_RELU);
     CHECK(d && !tg_layer_built(d));
     tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 0, -1, 2, 1, 0);
-    CHECK(tg_layer_call(d, x) != NULL);   /* builds: kernel (3, 2), bias (2,) */
+    CHECK(tg_layer_call(d, x) != NULL); /* builds: kernel (3, 2), bias (2,) */
     int n;
     tg_tensor *const *v = tg_layer_variables(d, &n);
     CHECK(n == 2 && tg_dim(v[0], 0) == 3 && tg_dim(v[0], 1) == 2 && tg_dim(v[1], 0) == 2);
     CHECK(strcmp(tg_variable_name(v[0]), "dense/kernel") == 0 && strcmp(tg_variable_name(v[1]), "dense/bias") == 0);
-    CHECK_VALUES(v[1], 0, 0, 0);   /* bias_initializer zeros */
+    CHECK_VALUES(v[1], 0, 0, 0); /* bias_initializer zeros */
     set_var(d, 0, (double[]){1, 2, 3, 4, 5, 6});
     set_var(d, 1, (double[]){0.5, -1});
     /* x @ K = [[1-5, 2-6], [2+3, 4+4]] = [[-4, -4], [5, 8]]; + b; relu */
@@ -66,7 +66,7 @@ static void test_activations(void)
     tg_tensor *x = tg_from_f64(TG_SHAPE(1, 3), -1.0, 0.5, 2.0);
     CHECK_VALUES(tg_activate(x, TG_LINEAR), 1e-15, -1.0, 0.5, 2.0);
     CHECK_VALUES(tg_activate(x, TG_RELU), 1e-15, 0, 0.5, 2.0);
-    CHECK_VALUES(tg_activate(x, TG_LEAKY_RELU), 1e-12, -0.2, 0.5, 2.0);   /* Keras 3 slope 0.2 */
+    CHECK_VALUES(tg_activate(x, TG_LEAKY_RELU), 1e-12, -0.2, 0.5, 2.0); /* Keras 3 slope 0.2 */
     CHECK_VALUES(tg_activate(x, TG_ELU), 1e-12, exp(-1.0) - 1, 0.5, 2.0);
     CHECK_VALUES(tg_activate(x, TG_SIGMOID), 1e-12, 1 / (1 + exp(1.0)), 1 / (1 + exp(-0.5)), 1 / (1 + exp(-2.0)));
     CHECK_VALUES(tg_activate(x, TG_TANH), 1e-12, tanh(-1.0), tanh(0.5), tanh(2.0));
@@ -81,7 +81,7 @@ static void test_activations(void)
     EXPECT_ERROR(tg_activate(x, (tg_activation)42) == NULL, "activation 42 is not a tg_activation");
 
     tg_layer *a = tg_activation_layer(.activation = TG_TANH);
-    CHECK_VALUES(tg_layer_call(a, x), 1e-6, tanh(-1.0), tanh(0.5), tanh(2.0));   /* float32 layer */
+    CHECK_VALUES(tg_layer_call(a, x), 1e-6, tanh(-1.0), tanh(0.5), tanh(2.0)); /* float32 layer */
     CHECK(strcmp(tg_layer_class_name(a), "Activation") == 0 && tg_layer_activation(a) == TG_TANH);
     tg_layer *d = tg_dense(.units = 1, .activation = TG_SOFTMAX), *f = tg_flatten();
     CHECK(tg_layer_activation(d) == TG_SOFTMAX && tg_layer_activation(f) == TG_LINEAR);
@@ -99,7 +99,7 @@ static void test_initializer_fans(void)
     CHECK(in == 7 && out == 7);
     tg_initializer_fans(TG_SHAPE(3, 5), &in, &out);
     CHECK(in == 3 && out == 5);
-    tg_initializer_fans(TG_SHAPE(3, 2, 4, 8), &in, &out);   /* conv kernel: receptive field 6 */
+    tg_initializer_fans(TG_SHAPE(3, 2, 4, 8), &in, &out); /* conv kernel: receptive field 6 */
     CHECK(in == 24 && out == 48);
     tg_initializer_fans(TG_SHAPE(), &in, &out);
     CHECK(in == 1 && out == 1);
@@ -107,8 +107,8 @@ static void test_initializer_fans(void)
 
 typedef struct {
     tg_initializer init;
-    double mean, std;      /* expected */
-    double bound;          /* every |value - mean| <= bound */
+    double mean, std; /* expected */
+    double bound;     /* every |value - mean| <= bound */
 } init_case;
 
 static void check_stats(const char *name, const tg_tensor *t, double mean, double sd, double bound)
@@ -127,8 +127,8 @@ static void check_stats(const char *name, const tg_tensor *t, double mean, doubl
     bool ok = fabs(m - mean) <= 5 * sd / sqrt((double)n) + 1e-12 && fabs(s - sd) <= 0.03 * sd + 1e-12 &&
               worst <= bound * (1 + 1e-6) + 1e-12;
     if (!ok)
-        printf("  %s: mean %.6g (want %.6g), std %.6g (want %.6g), max dev %.6g (bound %.6g)\n", name, m, mean, s,
-               sd, worst, bound);
+        printf("  %s: mean %.6g (want %.6g), std %.6g (want %.6g), max dev %.6g (bound %.6g)\n", name, m, mean, s, sd,
+               worst, bound);
     CHECK(ok);
     free(v);
 }
@@ -136,11 +136,11 @@ static void check_stats(const char *name, const tg_tensor *t, double mean, doubl
 static void test_initializer_statistics(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_shape shape = TG_SHAPE(200, 100);   /* fan_in 200, fan_out 100 */
+    tg_shape shape = TG_SHAPE(200, 100); /* fan_in 200, fan_out 100 */
     double g = sqrt(2.0 / 300), he = sqrt(2.0 / 200), le = sqrt(1.0 / 200), cut = 2 / 0.87962566103423978;
     init_case cases[] = {
-        {tg_init_glorot_uniform(), 0, g, g * sqrt(3.0)},     /* limit sqrt(6 / 300) = std * sqrt(3) */
-        {tg_init_glorot_normal(), 0, g, g * cut},            /* truncated at two stddev / .8796 */
+        {tg_init_glorot_uniform(), 0, g, g * sqrt(3.0)}, /* limit sqrt(6 / 300) = std * sqrt(3) */
+        {tg_init_glorot_normal(), 0, g, g * cut},        /* truncated at two stddev / .8796 */
         {tg_init_he_uniform(), 0, he, he * sqrt(3.0)},
         {tg_init_he_normal(), 0, he, he * cut},
         {tg_init_lecun_uniform(), 0, le, le * sqrt(3.0)},
@@ -148,7 +148,7 @@ static void test_initializer_statistics(void)
         {tg_init_random_uniform(-0.05, 0.05), 0, 0.1 / sqrt(12.0), 0.05},
         {tg_init_random_normal(1.0, 0.5), 1.0, 0.5, 0.5 * 6},
         {tg_init_truncated_normal(0.0, 1.0), 0, 0.87962566103423978, 2.0},
-        {(tg_initializer){0}, 0, g, g * sqrt(3.0)},          /* TG_INIT_DEFAULT: glorot_uniform */
+        {(tg_initializer){0}, 0, g, g * sqrt(3.0)}, /* TG_INIT_DEFAULT: glorot_uniform */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_tensor *t = tg_initialize(cases[i].init, i % 2 ? TG_F64 : TG_F32, shape, 1000 + i);
@@ -168,8 +168,10 @@ static void test_initializer_statistics(void)
     CHECK_VALUES(tg_initialize(tg_init_constant(0.25), TG_F32, TG_SHAPE(3), 0), 0, 0.25, 0.25, 0.25);
     CHECK(strcmp(tg_initializer_name(TG_INIT_HE_NORMAL), "he_normal") == 0);
     tg_clear_error();
-    EXPECT_ERROR(tg_initialize(tg_init_he_normal(), TG_I32, TG_SHAPE(2), 0) == NULL, "he_normal needs a float dtype, not int32");
-    EXPECT_ERROR(tg_initialize((tg_initializer){.kind = (tg_init_kind)77}, TG_F32, TG_SHAPE(2), 0) == NULL, "initializer kind 77 is not a tg_init_kind");
+    EXPECT_ERROR(tg_initialize(tg_init_he_normal(), TG_I32, TG_SHAPE(2), 0) == NULL,
+                 "he_normal needs a float dtype, not int32");
+    EXPECT_ERROR(tg_initialize((tg_initializer){.kind = (tg_init_kind)77}, TG_F32, TG_SHAPE(2), 0) == NULL,
+                 "initializer kind 77 is not a tg_init_kind");
     tg_scope_end(s);
 }
 
@@ -218,7 +220,7 @@ static void test_dropout(void)
     tg_tensor *m1 = tg_layer_call(d2, small, .training = true), *m2 = tg_layer_call(d2, small, .training = true);
     tg_layer *d3 = tg_dropout(.rate = 0.3, .seed = 11);
     tg_tensor *n1 = tg_layer_call(d3, small, .training = true);
-    CHECK(tg_dtype_of(m1) == TG_F32);   /* a float32 layer casts its inputs, as Keras autocasts */
+    CHECK(tg_dtype_of(m1) == TG_F32); /* a float32 layer casts its inputs, as Keras autocasts */
     CHECK(tg_item(tg_sum(tg_abs(tg_sub(m1, n1)))) == 0);
     CHECK(tg_item(tg_sum(tg_abs(tg_sub(m1, m2)))) > 0);
     /* gradient: the mask */
@@ -228,7 +230,7 @@ static void test_dropout(void)
     tg_tensor *loss = tg_sum(y);
     tg_tape_end(t);
     tg_tensor *gx = tg_gradient(t, loss, xv);
-    CHECK(gx && tg_item(tg_sum(tg_abs(tg_sub(tg_mul(gx, tg_scalar(2.0)), y)))) < 1e-4);   /* y = 2 * mask */
+    CHECK(gx && tg_item(tg_sum(tg_abs(tg_sub(tg_mul(gx, tg_scalar(2.0)), y)))) < 1e-4); /* y = 2 * mask */
     tg_tape_free(t);
     tg_variable_free(xv);
     /* rate 0: identity while training */
@@ -248,7 +250,7 @@ static void test_batch_normalization(void)
     tg_layer *bn = tg_batch_normalization(.dtype = TG_F64);
     /* two features; column 0: 1, 2, 3, 6 (mean 3, var 3.5); column 1: 0, 0, 4, 4 (mean 2, var 4) */
     tg_tensor *x = tg_from_f64(TG_SHAPE(4, 2), 1, 0, 2, 0, 3, 4, 6, 4);
-    CHECK(tg_layer_call(bn, x) != NULL);   /* builds; inference with mean 0, var 1 */
+    CHECK(tg_layer_call(bn, x) != NULL); /* builds; inference with mean 0, var 1 */
     int n;
     tg_tensor *const *v = tg_layer_variables(bn, &n);
     CHECK(n == 4);
@@ -258,8 +260,8 @@ static void test_batch_normalization(void)
         CHECK(strcmp(tg_variable_name(v[i]), want[i]) == 0);
         CHECK(tg_variable_trainable(v[i]) == (i < 2));
     }
-    set_var(bn, 0, (double[]){2, 1});      /* gamma */
-    set_var(bn, 1, (double[]){0.5, -1});   /* beta */
+    set_var(bn, 0, (double[]){2, 1});    /* gamma */
+    set_var(bn, 1, (double[]){0.5, -1}); /* beta */
     double e = 1e-3;
     /* training: batch statistics */
     tg_tensor *y = tg_layer_call(bn, x, .training = true);
@@ -299,10 +301,10 @@ static void test_batch_normalization_axes(void)
     tg_tensor *y = tg_layer_call(bn, x, .training = true);
     int n;
     tg_tensor *const *v = tg_layer_variables(bn, &n);
-    CHECK(n == 2);   /* only the moving statistics */
+    CHECK(n == 2); /* only the moving statistics */
     CHECK_VALUES(y, 1e-12, -1 / sqrt(1 + 1e-3), -10 / sqrt(100 + 1e-3), 1 / sqrt(1 + 1e-3), 10 / sqrt(100 + 1e-3));
-    CHECK_VALUES(v[0], 1e-12, 1, 10);      /* 0 * .5 + mean * .5: means 2 and 20 */
-    CHECK_VALUES(v[1], 1e-12, 1, 50.5);    /* 1 * .5 + var * .5: vars 1 and 100 */
+    CHECK_VALUES(v[0], 1e-12, 1, 10);   /* 0 * .5 + mean * .5: means 2 and 20 */
+    CHECK_VALUES(v[1], 1e-12, 1, 50.5); /* 1 * .5 + var * .5: vars 1 and 100 */
     tg_layer_free(bn);
     /* axis 1 of (batch, features, time): parameters broadcast along axis 1 */
     tg_layer *b1 = tg_batch_normalization(.dtype = TG_F64, .axis = 1);
@@ -334,7 +336,7 @@ static void test_layer_normalization(void)
     set_var(ln, 0, (double[]){1, 2, 3});
     set_var(ln, 1, (double[]){0, 1, 0});
     double r0 = 1 / sqrt(2.0 / 3 + 1e-3), r1 = 1 / sqrt(8 + 1e-3);
-    tg_tensor *y = tg_layer_call(ln, x, .training = true);   /* training or not: the same */
+    tg_tensor *y = tg_layer_call(ln, x, .training = true); /* training or not: the same */
     CHECK_VALUES(y, 1e-12, -r0, 1, 3 * r0, -2 * r1, -4 * r1 + 1, 12 * r1);
     tg_layer_free(ln);
     tg_scope_end(s);
@@ -386,7 +388,8 @@ static void test_flatten_reshape(void)
     CHECK_VALUES(tg_slice(z, TG_SHAPE(1, 1, 0), TG_SHAPE(1, 1, 3)), 0, 9, 10, 11);
     tg_layer *bad = tg_reshape_layer(.target_shape = TG_SHAPE(4));
     tg_clear_error();
-    EXPECT_ERROR(tg_layer_call(bad, y) == NULL, "total size of the new array must be unchanged: input_shape = (6,) (6 elements), target_shape = (4,)");
+    EXPECT_ERROR(tg_layer_call(bad, y) == NULL,
+                 "total size of the new array must be unchanged: input_shape = (6,) (6 elements), target_shape = (4,)");
     tg_clear_error();
     EXPECT_ERROR(tg_reshape_layer(.target_shape = TG_SHAPE(-1, -1)) == NULL, "at most one -1");
     tg_layer_free(f);
@@ -399,7 +402,7 @@ static void test_flatten_reshape(void)
 static void test_conv2d_layer(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = tg_reshape(tg_arange(TG_F64, 1, 10, 1), TG_SHAPE(1, 3, 3, 1));   /* 1..9 */
+    tg_tensor *x = tg_reshape(tg_arange(TG_F64, 1, 10, 1), TG_SHAPE(1, 3, 3, 1)); /* 1..9 */
     tg_layer *c = tg_conv2d_layer(.filters = 1, .kernel_size = {2}, .dtype = TG_F64);
     tg_tensor *y = tg_layer_call(c, x);
     int n;
@@ -424,12 +427,17 @@ static void test_conv2d_layer(void)
     CHECK(os.rank == 3 && os.dims[0] == 2 && os.dims[1] == 2 && os.dims[2] == 1);
     tg_clear_error();
     tg_layer *c3 = tg_conv2d_layer(.filters = 1, .kernel_size = {4});
-    EXPECT_ERROR(tg_layer_call(c3, x) == NULL, "Conv2D \"conv2d\": a 4x4 window does not fit in a 3x3 image with TG_PADDING_VALID");
+    EXPECT_ERROR(tg_layer_call(c3, x) == NULL,
+                 "Conv2D \"conv2d\": a 4x4 window does not fit in a 3x3 image with TG_PADDING_VALID");
     tg_layer *c4 = tg_conv2d_layer(.filters = 1, .kernel_size = {1});
-    EXPECT_ERROR(tg_layer_call(c4, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL, "expects batches of images (batch, height, width, channels), NHWC, but one example has shape (5,)");
-    EXPECT_ERROR(tg_conv2d_layer(.filters = 0, .kernel_size = {3}) == NULL, "tg_conv2d_layer: filters must be a positive integer, got 0");
-    EXPECT_ERROR(tg_conv2d_layer(.filters = 2) == NULL, "kernel_size (e.g. .kernel_size = {3, 3}) must be positive, got {0, 0}");
-    EXPECT_ERROR(tg_conv2d_layer(.filters = 2, .kernel_size = {3}, .padding = (tg_padding)5) == NULL, "padding 5 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_layer_call(c4, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL,
+                 "expects batches of images (batch, height, width, channels), NHWC, but one example has shape (5,)");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 0, .kernel_size = {3}) == NULL,
+                 "tg_conv2d_layer: filters must be a positive integer, got 0");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 2) == NULL,
+                 "kernel_size (e.g. .kernel_size = {3, 3}) must be positive, got {0, 0}");
+    EXPECT_ERROR(tg_conv2d_layer(.filters = 2, .kernel_size = {3}, .padding = (tg_padding)5) == NULL,
+                 "padding 5 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
     tg_layer_free(c);
     tg_layer_free(c2);
     tg_layer_free(c3);
@@ -445,14 +453,14 @@ static void test_pooling_layers(void)
     for (int i = 0; i < 16; i++)
         img[2 * i] = i, img[2 * i + 1] = -i;
     tg_tensor *x = tg_cast(tg_tensor_from(TG_F64, TG_SHAPE(1, 4, 4, 2), img), TG_F32);
-    tg_layer *mp = tg_max_pooling2d();   /* 2x2, strides 2 */
+    tg_layer *mp = tg_max_pooling2d(); /* 2x2, strides 2 */
     CHECK_VALUES(tg_layer_call(mp, x), 0, 5, 0, 7, -2, 13, -8, 15, -10);
     tg_layer *ap = tg_average_pooling2d(.pool_size = {2}, .strides = {2, 2});
     CHECK_VALUES(tg_layer_call(ap, x), 1e-6, 2.5, -2.5, 4.5, -4.5, 10.5, -10.5, 12.5, -12.5);
     tg_layer *ap3 = tg_average_pooling2d(.pool_size = {3}, .strides = {1});
     tg_tensor *y3 = tg_layer_call(ap3, x);
     CHECK(y3 && tg_dim(y3, 1) == 2 && tg_dim(y3, 2) == 2 && tg_dim(y3, 3) == 2);
-    CHECK_VALUES(tg_slice(y3, TG_SHAPE(0, 0, 0, 0), TG_SHAPE(1, 1, 1, 1)), 1e-6, 5);   /* mean of 0 1 2 4 5 6 8 9 10 */
+    CHECK_VALUES(tg_slice(y3, TG_SHAPE(0, 0, 0, 0), TG_SHAPE(1, 1, 1, 1)), 1e-6, 5); /* mean of 0 1 2 4 5 6 8 9 10 */
     tg_layer *gp = tg_global_average_pooling2d();
     tg_tensor *g = tg_layer_call(gp, x);
     CHECK(g && tg_rank(g) == 2 && tg_dim(g, 1) == 2);
@@ -460,8 +468,10 @@ static void test_pooling_layers(void)
     CHECK(strcmp(tg_layer_class_name(gp), "GlobalAveragePooling2D") == 0 &&
           strcmp(tg_layer_name(mp), "max_pooling2d") == 0);
     tg_clear_error();
-    EXPECT_ERROR(tg_max_pooling2d(.pool_size = {-1}) == NULL, "tg_max_pooling2d: pool_size must be positive, got {-1, -1}");
-    EXPECT_ERROR(tg_average_pooling2d(.strides = {0, 3}) == NULL, "tg_average_pooling2d: strides must be positive, got {0, 3}");
+    EXPECT_ERROR(tg_max_pooling2d(.pool_size = {-1}) == NULL,
+                 "tg_max_pooling2d: pool_size must be positive, got {-1, -1}");
+    EXPECT_ERROR(tg_average_pooling2d(.strides = {0, 3}) == NULL,
+                 "tg_average_pooling2d: strides must be positive, got {0, 3}");
     tg_layer_free(mp);
     tg_layer_free(ap);
     tg_layer_free(ap3);
@@ -475,10 +485,13 @@ static void test_bad_options(void)
     tg_clear_error();
     EXPECT_ERROR(tg_dense(.units = 0) == NULL, "tg_dense: units must be a positive integer, got 0");
     EXPECT_ERROR(tg_dense(.units = -3) == NULL, "got -3");
-    EXPECT_ERROR(tg_dense(.units = 2, .activation = (tg_activation)17) == NULL, "tg_dense: activation 17 is not a tg_activation");
-    EXPECT_ERROR(tg_dense(.units = 2, .dtype = TG_I32) == NULL, "dtype must be float32, float64 or TG_DTYPE_INHERIT, not int32");
+    EXPECT_ERROR(tg_dense(.units = 2, .activation = (tg_activation)17) == NULL,
+                 "tg_dense: activation 17 is not a tg_activation");
+    EXPECT_ERROR(tg_dense(.units = 2, .dtype = TG_I32) == NULL,
+                 "dtype must be float32, float64 or TG_DTYPE_INHERIT, not int32");
     EXPECT_ERROR(tg_dense(.units = 2, .input_shape = TG_SHAPE(3, 0)) == NULL, "input_shape dim 1 is 0");
-    EXPECT_ERROR(tg_dropout(.rate = 1.0) == NULL, "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got 1");
+    EXPECT_ERROR(tg_dropout(.rate = 1.0) == NULL,
+                 "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got 1");
     EXPECT_ERROR(tg_dropout(.rate = -0.1) == NULL, "got -0.1");
     EXPECT_ERROR(tg_dropout(.rate = NAN) == NULL, "got nan");
     EXPECT_ERROR(tg_embedding(.input_dim = 0, .output_dim = 4) == NULL, "input_dim=0, output_dim=4");
@@ -499,7 +512,8 @@ static void test_layer_input_mismatch(void)
                 "found shape=(4, 5)");
     tg_clear_error();
     tg_layer *d2 = tg_dense(.units = 2);
-    EXPECT_ERROR(tg_layer_call(d2, tg_ones(TG_F32, TG_SHAPE(4))) == NULL, "inputs need at least 2 axes (batch, features)");
+    EXPECT_ERROR(tg_layer_call(d2, tg_ones(TG_F32, TG_SHAPE(4))) == NULL,
+                 "inputs need at least 2 axes (batch, features)");
     CHECK(!tg_layer_built(d2) && tg_layer_output_shape(d2).rank == -1);
     tg_layer_free(d);
     tg_layer_free(d2);

@@ -76,7 +76,7 @@ static void compute_all(results *r)
     keep(r, "variance", tg_variance(x64));
     keep(r, "sum int", tg_sum(tg_cast(tg_mul(x, tg_scalar(1000)), TG_I32)));
     keep(r, "bias relu", tg_bias_add_act(x, b, TG_BIAS_RELU));
-    int64_t rows[300];   /* unsorted, with repeats, over several chunks */
+    int64_t rows[300]; /* unsorted, with repeats, over several chunks */
     for (int64_t i = 0; i < 300; i++)
         rows[i] = (i * 389 + 17) % 700;
     keep(r, "gather rows", tg_gather(x, tg_tensor_from(TG_I64, TG_SHAPE(300), rows), 0));
@@ -85,8 +85,8 @@ static void compute_all(results *r)
     tg_tensor *l2 = tg_reshape(tg_cast(tg_argmax(logits, -1), TG_I64), TG_SHAPE(7000));
     (void)labels;
     keep(r, "sparse xent", tg_sparse_softmax_cross_entropy_with_logits(l2, logits));
-    tg_tensor *img = tg_reshape(tg_cast(gc_input(4, TG_SHAPE(16 * 28 * 28 * 8), -1, 1), TG_F32),
-                                TG_SHAPE(16, 28, 28, 8));
+    tg_tensor *img =
+        tg_reshape(tg_cast(gc_input(4, TG_SHAPE(16 * 28 * 28 * 8), -1, 1), TG_F32), TG_SHAPE(16, 28, 28, 8));
     keep(r, "max_pool", tg_max_pool2d(img, .pool_size = {3, 3}, .strides = {2, 2}, .padding = TG_PADDING_SAME));
     keep(r, "avg_pool", tg_avg_pool2d(img));
 
@@ -96,9 +96,9 @@ static void compute_all(results *r)
     tg_watch(t, b);
     tg_watch(t, img);
     tg_tensor *h = tg_bias_add_act(x, b, TG_BIAS_TANH);
-    tg_tensor *loss = tg_add(tg_sum(tg_sparse_softmax_cross_entropy_with_logits(l2, tg_reshape(h, TG_SHAPE(7000, 30)))),
-                             tg_sum(tg_square(tg_max_pool2d(img, .pool_size = {3, 3}, .strides = {2, 2},
-                                                            .padding = TG_PADDING_SAME))));
+    tg_tensor *loss = tg_add(
+        tg_sum(tg_sparse_softmax_cross_entropy_with_logits(l2, tg_reshape(h, TG_SHAPE(7000, 30)))),
+        tg_sum(tg_square(tg_max_pool2d(img, .pool_size = {3, 3}, .strides = {2, 2}, .padding = TG_PADDING_SAME))));
     tg_tape_end(t);
     tg_tensor *srcs[3] = {x, b, img}, *g[3] = {0};
     tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = srcs, .n_sources = 3, .out = g);
@@ -209,7 +209,7 @@ static void busy_chunk(void *p, int64_t b, int64_t e)
     spread *s = p;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    do   /* about 2 ms of work */
+    do /* about 2 ms of work */
         clock_gettime(CLOCK_MONOTONIC, &t);
     while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000000L);
     for (int64_t i = b; i < e; i++) {

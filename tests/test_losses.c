@@ -148,7 +148,7 @@ static void test_fixture_loaded(void)
 static void test_golden_values(void)
 {
     int checked = 0;
-    tg_set_warning_handler(count_warning, NULL);   /* cce_one_unit warns */
+    tg_set_warning_handler(count_warning, NULL); /* cce_one_unit warns */
     for (int i = 0; i < n_cases; i++) {
         const lcase *c = &cases[i];
         tg_scope *s = tg_scope_begin();
@@ -202,7 +202,8 @@ static void test_finite_differences(void)
     } runs[] = {
         {"mse", {{.kind = TG_LOSS_MSE}, target, sw}, logits},
         {"huber", {{.kind = TG_LOSS_HUBER, .delta = 0.7}, target, NULL}, logits},
-        {"bce logits", {{.kind = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true, .label_smoothing = 0.1}, bin, sw},
+        {"bce logits",
+         {{.kind = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true, .label_smoothing = 0.1}, bin, sw},
          logits},
         {"bce probs", {{.kind = TG_LOSS_BINARY_CROSSENTROPY}, bin, NULL}, probs},
         {"cce logits", {{.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true}, onehot, sw}, logits},
@@ -237,9 +238,11 @@ static void test_second_order(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = gc_input(6, TG_SHAPE(3, 4), -2, 2);
     fd_case cce = {{.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true},
-                   tg_from_f64(TG_SHAPE(3, 4), 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1), NULL};
+                   tg_from_f64(TG_SHAPE(3, 4), 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1),
+                   NULL};
     fd_case bce = {{.kind = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true},
-                   tg_from_f64(TG_SHAPE(3, 4), 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0), NULL};
+                   tg_from_f64(TG_SHAPE(3, 4), 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0),
+                   NULL};
     fd_case scce = {{.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY}, tg_from_i64(TG_SHAPE(3), 1, 0, 3), NULL};
     tg_tensor *p = gc_input(7, TG_SHAPE(3, 4), 0.05, 0.95);
     CHECK(gradcheck("d2 cce logits", loss_gradient, &x, 1, &cce, 1e-5, 1e-6));
@@ -276,7 +279,7 @@ static void test_extreme_logits(void)
         tg_loss cce = {.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .from_logits = true};
         loss = tg_compute_loss(&cce, oh, lg, NULL);
         tg_tape_end(t);
-        CHECK_VALUES(loss, 1e-6, 100);   /* (0 + 200) / 2 */
+        CHECK_VALUES(loss, 1e-6, 100); /* (0 + 200) / 2 */
         CHECK_VALUES(tg_gradient(t, loss, lg), 1e-6, 0, 0, 0, -0.5, 0.5, 0);
         tg_tape_free(t);
         /* Probabilities of exactly 0 and 1 are clipped to [1e-7, 1 - 1e-7] in the tensor's
@@ -311,7 +314,7 @@ static void test_one_unit_categorical(void)
         CHECK_VALUES(g, 0, 0, 0);
         tg_tape_free(t);
     }
-    CHECK(warnings_seen == 1);   /* once per call site, as Python's warnings */
+    CHECK(warnings_seen == 1); /* once per call site, as Python's warnings */
     CHECK(tg_last_warning() && strstr(tg_last_warning(), "In loss categorical_crossentropy, expected y_pred.shape "
                                                          "to be (batch_size, num_classes) with num_classes > 1. "
                                                          "Received: y_pred.shape=(3, 1)"));
@@ -373,7 +376,7 @@ static tg_tensor *scalar_loss(const tg_tensor *y_true, const tg_tensor *y_pred, 
 static tg_tensor *failing_loss(const tg_tensor *y_true, const tg_tensor *y_pred, void *user)
 {
     (void)y_true, (void)user;
-    return tg_reshape(y_pred, TG_SHAPE(7));   /* fails with tg_reshape's message */
+    return tg_reshape(y_pred, TG_SHAPE(7)); /* fails with tg_reshape's message */
 }
 
 static tg_tensor *int_loss(const tg_tensor *y_true, const tg_tensor *y_pred, void *user)
@@ -406,7 +409,8 @@ static void test_custom_loss(void)
     tg_loss bad = {.kind = TG_LOSS_CUSTOM, .fn = failing_loss};
     EXPECT_ERROR(tg_compute_loss(&bad, yt, yp, NULL) == NULL, "tg_reshape: cannot reshape a tensor of shape (2, 2)");
     tg_loss ints = {.kind = TG_LOSS_CUSTOM, .fn = int_loss, .name = "ints"};
-    EXPECT_ERROR(tg_compute_loss(&ints, yt, yp, NULL) == NULL, "custom loss `ints` must return a live float tensor (got int32)");
+    EXPECT_ERROR(tg_compute_loss(&ints, yt, yp, NULL) == NULL,
+                 "custom loss `ints` must return a live float tensor (got int32)");
     tg_scope_end(s);
 }
 
@@ -442,27 +446,36 @@ static void test_errors(void)
     CHECK(tg_sparse_categorical_crossentropy(tg_from_i32(TG_SHAPE(3), 1, 10, 2), logits, .from_logits = true) == NULL);
     CHECK_ERROR("tg_sparse_categorical_crossentropy: Received a label value of 10 (y_true[1]) which is outside the "
                 "valid range of [0, 10): y_pred of shape (3, 10) has 10 classes");
-    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_i64(TG_SHAPE(3, 1), 0, -1, 2), logits) == NULL, "Received a label value of -1 (y_true[1]) which is outside the valid range of [0, 10)");
-    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 1.5f, 2), logits) == NULL, "tg_sparse_categorical_crossentropy: label y_true[1] = 1.5 is not a whole number");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_i64(TG_SHAPE(3, 1), 0, -1, 2), logits) == NULL,
+                 "Received a label value of -1 (y_true[1]) which is outside the valid range of [0, 10)");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 1.5f, 2), logits) == NULL,
+                 "tg_sparse_categorical_crossentropy: label y_true[1] = 1.5 is not a whole number");
     CHECK(tg_sparse_categorical_crossentropy(tg_from_i32(TG_SHAPE(2), 0, 1), logits) == NULL);
     CHECK_ERROR("tg_sparse_categorical_crossentropy: Arguments `target` and `output` must have the same shape up "
                 "until the last dimension: target.shape=(2,), output.shape=(3, 10) (integer labels for y_pred "
                 "(3, 10) need shape (3,)");
-    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_F32, TG_SHAPE(3, 10)), logits) == NULL, "target.shape=(3, 10), output.shape=(3, 10)");
-    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_BOOL, TG_SHAPE(3)), logits) == NULL, "y_true must hold integer class indices (int32 or int64), not bool");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_F32, TG_SHAPE(3, 10)), logits) == NULL,
+                 "target.shape=(3, 10), output.shape=(3, 10)");
+    EXPECT_ERROR(tg_sparse_categorical_crossentropy(tg_zeros(TG_BOOL, TG_SHAPE(3)), logits) == NULL,
+                 "y_true must hold integer class indices (int32 or int64), not bool");
     /* Floats holding whole numbers are accepted, as Keras casts them. */
     CHECK(tg_sparse_categorical_crossentropy(tg_from_f32(TG_SHAPE(3), 0, 9, 2), logits) != NULL);
 
-    EXPECT_ERROR(tg_mean_squared_error(tg_zeros(TG_I32, TG_SHAPE(2, 2)), tg_zeros(TG_I32, TG_SHAPE(2, 2))) == NULL, "tg_mean_squared_error: y_pred must be float32 or float64, not int32");
-    EXPECT_ERROR(tg_compute_loss(&mse, tg_scalar(1), tg_scalar(2), NULL) == NULL, "tg_mean_squared_error: y_pred is a scalar; a loss needs a batch axis");
+    EXPECT_ERROR(tg_mean_squared_error(tg_zeros(TG_I32, TG_SHAPE(2, 2)), tg_zeros(TG_I32, TG_SHAPE(2, 2))) == NULL,
+                 "tg_mean_squared_error: y_pred must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_compute_loss(&mse, tg_scalar(1), tg_scalar(2), NULL) == NULL,
+                 "tg_mean_squared_error: y_pred is a scalar; a loss needs a batch axis");
     CHECK(tg_compute_loss(&mse, p1, p1, tg_ones(TG_F32, TG_SHAPE(5))) == NULL);
     CHECK_ERROR("tg_compute_loss: sample_weight of shape (5,) does not fit the per-sample losses of shape (4,) "
                 "(y_pred (4, 1)); give one weight per sample, shape (4,)");
     EXPECT_ERROR(tg_compute_loss(NULL, p1, p1, NULL) == NULL, "tg_compute_loss: `loss` is NULL");
     EXPECT_ERROR(tg_compute_loss(&(tg_loss){0}, p1, p1, NULL) == NULL, "tg_compute_loss: no loss to compute");
-    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = (tg_loss_kind)42}, p1, p1, NULL) == NULL, "tg_compute_loss: 42 is not a tg_loss_kind");
-    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = TG_LOSS_CUSTOM}, p1, p1, NULL) == NULL, "tg_compute_loss: TG_LOSS_CUSTOM needs .fn");
-    EXPECT_ERROR(tg_binary_crossentropy(p1, p1, .label_smoothing = 1.5) == NULL, "tg_binary_crossentropy: label_smoothing 1.5 must lie in [0, 1]");
+    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = (tg_loss_kind)42}, p1, p1, NULL) == NULL,
+                 "tg_compute_loss: 42 is not a tg_loss_kind");
+    EXPECT_ERROR(tg_compute_loss(&(tg_loss){.kind = TG_LOSS_CUSTOM}, p1, p1, NULL) == NULL,
+                 "tg_compute_loss: TG_LOSS_CUSTOM needs .fn");
+    EXPECT_ERROR(tg_binary_crossentropy(p1, p1, .label_smoothing = 1.5) == NULL,
+                 "tg_binary_crossentropy: label_smoothing 1.5 must lie in [0, 1]");
     EXPECT_ERROR(tg_huber(p1, p1, .delta = -1) == NULL, "tg_huber: delta -1 must be positive");
     tg_clear_error();
     EXPECT_ERROR(tg_compute_loss(&mse, NULL, p1, NULL) == NULL, "tg_mean_squared_error: `y_true` is NULL");

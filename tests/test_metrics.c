@@ -10,14 +10,14 @@ static void test_binary_accuracy(void)
     tg_scope *s = tg_scope_begin();
     tg_metric *m = tg_metric_new(TG_METRIC_BINARY_ACCURACY);
     CHECK(m && !strcmp(tg_metric_name(m), "binary_accuracy"));
-    CHECK(tg_metric_result(m) == 0);   /* no update yet: 0, not NaN */
+    CHECK(tg_metric_result(m) == 0); /* no update yet: 0, not NaN */
     /* Batch 1: right, right, wrong, wrong. */
     CHECK(tg_metric_update_state(m, tg_from_f32(TG_SHAPE(4, 1), 1, 0, 1, 0),
                                  tg_from_f32(TG_SHAPE(4, 1), 0.7f, 0.2f, 0.4f, 0.6f), NULL) == 0);
     CHECK_NEAR(tg_metric_result(m), 0.5, NEAR);
     /* Batch 2: labels [B] against [B, 1]; 0.5 is not above the threshold. */
-    CHECK(tg_metric_update_state(m, tg_from_i32(TG_SHAPE(3), 1, 1, 0),
-                                 tg_from_f64(TG_SHAPE(3, 1), 0.9, 0.5, 0.1), NULL) == 0);
+    CHECK(tg_metric_update_state(m, tg_from_i32(TG_SHAPE(3), 1, 1, 0), tg_from_f64(TG_SHAPE(3, 1), 0.9, 0.5, 0.1),
+                                 NULL) == 0);
     CHECK_NEAR(tg_metric_result(m), 4.0 / 7, NEAR);
     /* Batch 3, weighted 3 and 1: right, wrong. */
     CHECK(tg_metric_update_state(m, tg_from_f32(TG_SHAPE(2, 1), 1, 0), tg_from_f32(TG_SHAPE(2, 1), 0.8f, 0.9f),
@@ -57,8 +57,7 @@ static void test_categorical_accuracy(void)
     tg_tensor *yp = tg_from_f32(TG_SHAPE(3, 4), 0.1f, 0.2f, 0.6f, 0.1f, 0.4f, 0.4f, 0.2f, 0, 3, 1, 2, 0);
     CHECK(tg_metric_update_state(m, yt, yp, NULL) == 0);
     CHECK_NEAR(tg_metric_result(m), 2.0 / 3, NEAR);
-    CHECK(tg_metric_update_state(m, tg_from_f64(TG_SHAPE(1, 2), 1, 0), tg_from_f64(TG_SHAPE(1, 2), -1, -2),
-                                 NULL) == 0);
+    CHECK(tg_metric_update_state(m, tg_from_f64(TG_SHAPE(1, 2), 1, 0), tg_from_f64(TG_SHAPE(1, 2), -1, -2), NULL) == 0);
     CHECK_NEAR(tg_metric_result(m), 3.0 / 4, NEAR);
     CHECK(tg_metric_update_state(m, yt, yp, tg_from_f32(TG_SHAPE(3, 1), 0, 5, 1)) == 0);
     CHECK_NEAR(tg_metric_result(m), (3.0 + 1) / (4 + 6), NEAR);
@@ -175,8 +174,8 @@ static void test_names_and_resolution(void)
 {
     CHECK(!strcmp(tg_metric_kind_name(TG_METRIC_SPARSE_CATEGORICAL_ACCURACY), "sparse_categorical_accuracy"));
     CHECK(!strcmp(tg_metric_kind_name(TG_METRIC_MEAN), "mean"));
-    CHECK(!strcmp(tg_metric_kind_name(TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY),
-                  "sparse_top_k_categorical_accuracy"));
+    CHECK(
+        !strcmp(tg_metric_kind_name(TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY), "sparse_top_k_categorical_accuracy"));
     CHECK(!strcmp(tg_metric_kind_name((tg_metric_kind)77), "?"));
 
     tg_shape p10 = TG_SHAPE(32, 10), p1 = TG_SHAPE(32, 1), p5 = TG_SHAPE(32, 5);
@@ -195,15 +194,17 @@ static void test_names_and_resolution(void)
     CHECK(tg_resolve_accuracy_from_shapes(&t10, &p10) == TG_METRIC_CATEGORICAL_ACCURACY);
     CHECK(tg_resolve_accuracy_from_shapes(&t_vec, &p1) == TG_METRIC_BINARY_ACCURACY);
     CHECK(tg_resolve_accuracy_from_shapes(&t_col, &p1) == TG_METRIC_BINARY_ACCURACY);
-    CHECK(tg_resolve_accuracy_from_shapes(&t5, &p5) == TG_METRIC_CATEGORICAL_ACCURACY);   /* Keras 3, multi-label */
+    CHECK(tg_resolve_accuracy_from_shapes(&t5, &p5) == TG_METRIC_CATEGORICAL_ACCURACY); /* Keras 3, multi-label */
 }
 
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
     EXPECT_ERROR(tg_metric_new((tg_metric_kind)42) == NULL, "tg_metric_new: 42 is not a tg_metric_kind");
-    EXPECT_ERROR(tg_metric_new(TG_METRIC_TOP_K_CATEGORICAL_ACCURACY, .k = 0) == NULL, "tg_metric_new: top_k_categorical_accuracy needs k >= 1 (got 0)");
-    EXPECT_ERROR(tg_metric_new(TG_METRIC_BINARY_ACCURACY, .threshold = NAN) == NULL, "tg_metric_new: binary_accuracy needs a finite threshold");
+    EXPECT_ERROR(tg_metric_new(TG_METRIC_TOP_K_CATEGORICAL_ACCURACY, .k = 0) == NULL,
+                 "tg_metric_new: top_k_categorical_accuracy needs k >= 1 (got 0)");
+    EXPECT_ERROR(tg_metric_new(TG_METRIC_BINARY_ACCURACY, .threshold = NAN) == NULL,
+                 "tg_metric_new: binary_accuracy needs a finite threshold");
 
     tg_metric *cat = tg_metric_new(TG_METRIC_CATEGORICAL_ACCURACY, .name = "acc");
     CHECK(tg_metric_update_state(cat, tg_from_f32(TG_SHAPE(1, 2), 1, 0), tg_from_f32(TG_SHAPE(1, 2), 3, 1), NULL) == 0);
@@ -214,13 +215,17 @@ static void test_errors(void)
                                  tg_ones(TG_F32, TG_SHAPE(3))) == -1);
     CHECK_ERROR("tg_metric_update_state: metric `acc`: sample_weight of shape (3,) does not fit the values of shape "
                 "(1,); give one weight per sample, shape (1,)");
-    EXPECT_ERROR(tg_metric_update_state(cat, tg_scalar(1), tg_scalar(1), NULL) == -1, "are scalars; this metric needs a last axis to reduce");
-    CHECK_NEAR(tg_metric_result(cat), 1, 0);   /* failed updates change nothing */
+    EXPECT_ERROR(tg_metric_update_state(cat, tg_scalar(1), tg_scalar(1), NULL) == -1,
+                 "are scalars; this metric needs a last axis to reduce");
+    CHECK_NEAR(tg_metric_result(cat), 1, 0); /* failed updates change nothing */
     tg_clear_error();
-    EXPECT_ERROR(tg_metric_update_state(cat, NULL, tg_zeros(TG_F32, TG_SHAPE(1, 2)), NULL) == -1, "tg_metric_update_state: `y_true` is NULL");
+    EXPECT_ERROR(tg_metric_update_state(cat, NULL, tg_zeros(TG_F32, TG_SHAPE(1, 2)), NULL) == -1,
+                 "tg_metric_update_state: `y_true` is NULL");
     tg_clear_error();
-    EXPECT_ERROR(tg_metric_update_state(cat, tg_zeros(TG_F32, TG_SHAPE(1, 2)), NULL, NULL) == -1, "tg_metric_update_state: `y_pred` is NULL");
-    EXPECT_ERROR(tg_metric_update_value(cat, 1, 1) == -1, "tg_metric_update_value: metric `acc` is a categorical_accuracy; only a mean takes plain values");
+    EXPECT_ERROR(tg_metric_update_state(cat, tg_zeros(TG_F32, TG_SHAPE(1, 2)), NULL, NULL) == -1,
+                 "tg_metric_update_state: `y_pred` is NULL");
+    EXPECT_ERROR(tg_metric_update_value(cat, 1, 1) == -1,
+                 "tg_metric_update_value: metric `acc` is a categorical_accuracy; only a mean takes plain values");
     EXPECT_ERROR(tg_metric_update_state(NULL, NULL, NULL, NULL) == -1, "tg_metric_update_state: `m` is NULL");
     tg_metric_free(cat);
 
@@ -228,7 +233,9 @@ static void test_errors(void)
     CHECK(tg_metric_update_state(sp, tg_from_i32(TG_SHAPE(2), 0, 1), tg_zeros(TG_F32, TG_SHAPE(3, 4)), NULL) == -1);
     CHECK_ERROR("metric `sparse_categorical_accuracy` (sparse_categorical_accuracy): y_true of shape (2,) and y_pred "
                 "of shape (3, 4) do not fit: class indices need y_pred's shape without its last axis");
-    EXPECT_ERROR(tg_metric_update_state(sp, tg_zeros(TG_F32, TG_SHAPE(3, 4)), tg_zeros(TG_F32, TG_SHAPE(3, 4)), NULL) == -1, "y_true of shape (3, 4) and y_pred of shape (3, 4) do not fit");
+    EXPECT_ERROR(tg_metric_update_state(sp, tg_zeros(TG_F32, TG_SHAPE(3, 4)), tg_zeros(TG_F32, TG_SHAPE(3, 4)), NULL) ==
+                     -1,
+                 "y_true of shape (3, 4) and y_pred of shape (3, 4) do not fit");
     tg_metric_free(sp);
     tg_scope_end(s);
 }

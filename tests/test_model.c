@@ -23,20 +23,19 @@ static const char summary_A88[] =
     " Trainable params: 1,537 (6.00 KB)\n"
     " Non-trainable params: 0 (0.00 B)\n";
 
-static const char summary_A76[] =
-    "Model: \"sequential\"\n"
-    "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
-    "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
-    "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
-    "│ dense (Dense)                   │ (None, 128)            │         1,408 │\n"
-    "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
-    "│ dropout (Dropout)               │ (None, 128)            │             0 │\n"
-    "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
-    "│ dense_1 (Dense)                 │ (None, 1)              │           129 │\n"
-    "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
-    " Total params: 1,537 (6.00 KB)\n"
-    " Trainable params: 1,537 (6.00 KB)\n"
-    " Non-trainable params: 0 (0.00 B)\n";
+static const char summary_A76[] = "Model: \"sequential\"\n"
+                                  "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
+                                  "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
+                                  "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
+                                  "│ dense (Dense)                   │ (None, 128)            │         1,408 │\n"
+                                  "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
+                                  "│ dropout (Dropout)               │ (None, 128)            │             0 │\n"
+                                  "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
+                                  "│ dense_1 (Dense)                 │ (None, 1)              │           129 │\n"
+                                  "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
+                                  " Total params: 1,537 (6.00 KB)\n"
+                                  " Trainable params: 1,537 (6.00 KB)\n"
+                                  " Non-trainable params: 0 (0.00 B)\n";
 
 static const char summary_B[] =
     "Model: \"mlp\"\n"
@@ -54,34 +53,32 @@ static const char summary_B[] =
     " Trainable params: 797,010 (3.04 MB)\n"
     " Non-trainable params: 2,000 (7.81 KB)\n";
 
-static const char summary_C[] =
-    "Model: \"sequential\"\n"
-    "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
-    "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
-    "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
-    "│ embedding (Embedding)           │ (None, 5, 8)           │         8,000 │\n"
-    "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
-    "│ flatten (Flatten)               │ (None, 40)             │             0 │\n"
-    "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
-    "│ a_rather_long_layer_name_for_w… │ (None, 4)              │           164 │\n"
-    "│ (Dense)                         │                        │               │\n"
-    "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
-    " Total params: 8,164 (63.78 KB)\n"
-    " Trainable params: 8,000 (62.50 KB)\n"
-    " Non-trainable params: 164 (1.28 KB)\n";
+static const char summary_C[] = "Model: \"sequential\"\n"
+                                "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
+                                "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
+                                "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
+                                "│ embedding (Embedding)           │ (None, 5, 8)           │         8,000 │\n"
+                                "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
+                                "│ flatten (Flatten)               │ (None, 40)             │             0 │\n"
+                                "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
+                                "│ a_rather_long_layer_name_for_w… │ (None, 4)              │           164 │\n"
+                                "│ (Dense)                         │                        │               │\n"
+                                "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
+                                " Total params: 8,164 (63.78 KB)\n"
+                                " Trainable params: 8,000 (62.50 KB)\n"
+                                " Non-trainable params: 164 (1.28 KB)\n";
 
-static const char summary_U[] =
-    "Model: \"sequential\"\n"
-    "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
-    "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
-    "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
-    "│ dense (Dense)                   │ ?                      │   0 (unbuilt) │\n"
-    "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
-    "│ dense_1 (Dense)                 │ ?                      │   0 (unbuilt) │\n"
-    "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
-    " Total params: 0 (0.00 B)\n"
-    " Trainable params: 0 (0.00 B)\n"
-    " Non-trainable params: 0 (0.00 B)\n";
+static const char summary_U[] = "Model: \"sequential\"\n"
+                                "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
+                                "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃\n"
+                                "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
+                                "│ dense (Dense)                   │ ?                      │   0 (unbuilt) │\n"
+                                "├─────────────────────────────────┼────────────────────────┼───────────────┤\n"
+                                "│ dense_1 (Dense)                 │ ?                      │   0 (unbuilt) │\n"
+                                "└─────────────────────────────────┴────────────────────────┴───────────────┘\n"
+                                " Total params: 0 (0.00 B)\n"
+                                " Trainable params: 0 (0.00 B)\n"
+                                " Non-trainable params: 0 (0.00 B)\n";
 static const char summary_D[] =
     "Model: \"sequential\"\n"
     "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┓\n"
@@ -152,7 +149,7 @@ static double *var_values(const tg_tensor *v)
 /* ---- names ---------------------------------------------------------------------------- */
 static void test_keras_names(void)
 {
-    for (int k = 0; k < 2; k++) {   /* numbering is per model: both models have dense, dense_1 */
+    for (int k = 0; k < 2; k++) { /* numbering is per model: both models have dense, dense_1 */
         tg_model *m = tg_sequential(tg_dense(.units = 4, .input_dim = 3), tg_dense(.units = 2));
         CHECK(m && tg_model_built(m) && tg_model_n_layers(m) == 2);
         CHECK(strcmp(tg_model_name(m), "sequential") == 0);
@@ -179,7 +176,8 @@ static void test_keras_names(void)
     tg_model_free(m);
 
     tg_clear_error();
-    EXPECT_ERROR(tg_sequential(tg_dense(.units = 1, .name = "x"), tg_dense(.units = 1, .name = "x")) == NULL, "name \"x\" is already the name of a layer in model \"sequential\"");
+    EXPECT_ERROR(tg_sequential(tg_dense(.units = 1, .name = "x"), tg_dense(.units = 1, .name = "x")) == NULL,
+                 "name \"x\" is already the name of a layer in model \"sequential\"");
     /* model.add numbers the same way and builds when the shape is known */
     m = tg_sequential();
     CHECK(m && tg_model_n_layers(m) == 0 && !tg_model_built(m));
@@ -216,9 +214,9 @@ static void test_seeded_weights(void)
     tg_tensor *const *vc = tg_model_variables(c, &n);
     CHECK(n == 6);
     for (int i = 0; i < n; i++)
-        CHECK(same_values(va[i], vb[i]));            /* the same seed: bit-identical */
-    CHECK(!same_values(va[0], vc[0]) && !same_values(va[2], vc[2]));   /* another seed: other weights */
-    CHECK(same_values(va[4], vc[4]));                /* an explicit layer seed does not follow the model's */
+        CHECK(same_values(va[i], vb[i]));                            /* the same seed: bit-identical */
+    CHECK(!same_values(va[0], vc[0]) && !same_values(va[2], vc[2])); /* another seed: other weights */
+    CHECK(same_values(va[4], vc[4])); /* an explicit layer seed does not follow the model's */
     /* glorot_uniform: within sqrt(6 / (50 + 30)), and filling most of that range */
     tg_scope *s = tg_scope_begin();
     double limit = sqrt(6.0 / 80), hi = tg_item(tg_max(tg_abs(va[0])));
@@ -249,11 +247,12 @@ static void test_dtype(void)
     int n;
     tg_tensor *const *v = tg_model_variables(m, &n);
     CHECK(n == 6 && tg_dtype_of(v[0]) == TG_F64 && tg_dtype_of(v[2]) == TG_F32 && tg_dtype_of(v[4]) == TG_F64);
-    tg_tensor *y = tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(4, 3)));   /* inputs autocast to each layer */
+    tg_tensor *y = tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(4, 3))); /* inputs autocast to each layer */
     CHECK(y && tg_dtype_of(y) == TG_F64 && tg_dim(y, 0) == 4 && tg_dim(y, 1) == 1);
     tg_model_free(m);
     tg_clear_error();
-    EXPECT_ERROR(tg_sequential_with(tg_sequential_options(.dtype = TG_I64), tg_dense(.units = 1)) == NULL, "tg_sequential: dtype must be float32 or float64, not int64");
+    EXPECT_ERROR(tg_sequential_with(tg_sequential_options(.dtype = TG_I64), tg_dense(.units = 1)) == NULL,
+                 "tg_sequential: dtype must be float32 or float64, not int64");
     tg_scope_end(s);
 }
 
@@ -263,7 +262,7 @@ static void test_deferred_build(void)
     tg_scope *s = tg_scope_begin();
     tg_model *m = tg_sequential(tg_dense(.units = 3), tg_dense(.units = 1));
     int n = -1;
-    CHECK(!tg_model_built(m) && tg_model_variables(m, &n) && n == 0);   /* Keras: [] before building */
+    CHECK(!tg_model_built(m) && tg_model_variables(m, &n) && n == 0); /* Keras: [] before building */
     check_summary(m, 0, summary_U);
     tg_tensor *y = tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(2, 4)));
     CHECK(y && tg_dim(y, 0) == 2 && tg_dim(y, 1) == 1 && tg_model_built(m));
@@ -271,13 +270,16 @@ static void test_deferred_build(void)
     CHECK(n == 4);
     CHECK(tg_model_build(m, TG_SHAPE(4)) == 0);
     tg_clear_error();
-    EXPECT_ERROR(tg_model_build(m, TG_SHAPE(5)) == -1, "model \"sequential\" is already built for examples of shape (4,), not (5,)");
-    EXPECT_ERROR(tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL, "expected shape=(None, 4), found shape=(2, 5)");
+    EXPECT_ERROR(tg_model_build(m, TG_SHAPE(5)) == -1,
+                 "model \"sequential\" is already built for examples of shape (4,), not (5,)");
+    EXPECT_ERROR(tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(2, 5))) == NULL,
+                 "expected shape=(None, 4), found shape=(2, 5)");
     tg_model_free(m);
     /* a build that fails leaves the model unbuilt, with no variables */
     m = tg_sequential(tg_dense(.units = 6), tg_reshape_layer(.target_shape = TG_SHAPE(4, 2)));
     tg_clear_error();
-    EXPECT_ERROR(tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(1, 2))) == NULL, "the total size of the new array must be unchanged");
+    EXPECT_ERROR(tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(1, 2))) == NULL,
+                 "the total size of the new array must be unchanged");
     CHECK(!tg_model_built(m) && !tg_layer_built(tg_model_layer(m, 0)) && tg_model_variables(m, &n) && n == 0);
     tg_model_free(m);
     tg_scope_end(s);
@@ -301,17 +303,19 @@ static void test_bad_models(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_clear_error();
-    CHECK(tg_sequential(tg_dense(.units = 2), NULL) == NULL);   /* the dense is freed (ASan checks) */
+    CHECK(tg_sequential(tg_dense(.units = 2), NULL) == NULL); /* the dense is freed (ASan checks) */
     CHECK_ERROR("tg_sequential: layer 1 is NULL");
     tg_clear_error();
     CHECK(tg_sequential(tg_dense(.units = 0), tg_dense(.units = 1)) == NULL);
-    CHECK_ERROR("tg_dense: units must be a positive integer, got 0");   /* the first error is kept */
+    CHECK_ERROR("tg_dense: units must be a positive integer, got 0"); /* the first error is kept */
     tg_clear_error();
-    EXPECT_ERROR(tg_sequential(tg_dense(.units = 2), tg_dropout(.rate = 2)) == NULL, "tg_dropout: rate must be in [0, 1)");
+    EXPECT_ERROR(tg_sequential(tg_dense(.units = 2), tg_dropout(.rate = 2)) == NULL,
+                 "tg_dropout: rate must be in [0, 1)");
     tg_layer *d = tg_dense(.units = 2);
     tg_model *m = tg_sequential(d);
     tg_clear_error();
-    EXPECT_ERROR(tg_sequential(tg_dense(.units = 1), d) == NULL, "layer \"dense\" already belongs to model \"sequential\"");
+    EXPECT_ERROR(tg_sequential(tg_dense(.units = 1), d) == NULL,
+                 "layer \"dense\" already belongs to model \"sequential\"");
     EXPECT_ERROR(tg_model_add(m, d) == -1, "already belongs to model");
     tg_layer *e = tg_dense(.units = 1);
     tg_clear_error();
@@ -328,7 +332,9 @@ static void test_bad_models(void)
     EXPECT_ERROR(tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(1, 2))) == NULL, "model \"sequential\" has no layers");
     tg_model_free(m);
     tg_clear_error();
-    EXPECT_ERROR(tg_sequential(tg_dense(.units = 2, .input_dim = 3), tg_reshape_layer(.target_shape = TG_SHAPE(5))) == NULL, "Reshape \"reshape\": the total size of the new array must be unchanged");
+    EXPECT_ERROR(tg_sequential(tg_dense(.units = 2, .input_dim = 3), tg_reshape_layer(.target_shape = TG_SHAPE(5))) ==
+                     NULL,
+                 "Reshape \"reshape\": the total size of the new array must be unchanged");
     m = tg_sequential(tg_dense(.units = 2, .input_dim = 3));
     tg_clear_error();
     EXPECT_ERROR(tg_model_summary(m, stdout, .line_length = 10) == -1, "insufficient console width to print summary");
@@ -419,7 +425,7 @@ static bool model_gradcheck(const fd_case *c, double eps, double tol)
     tg_tensor *const *vars = tg_model_trainable_variables(c->m, &n), *vs[16];
     if (n > 16)
         return false;
-    memcpy(vs, vars, sizeof(tg_tensor *) * (size_t)n);   /* the model's array may move as it runs */
+    memcpy(vs, vars, sizeof(tg_tensor *) * (size_t)n); /* the model's array may move as it runs */
     return gradcheck_variables("model", fd_loss, vs, n, (void *)c, eps, tol);
 }
 
@@ -449,7 +455,7 @@ static void test_model_gradients_vs_finite_differences(void)
     c.w = tg_random_uniform(r, TG_F64, TG_SHAPE(6, 2), .minval = 0.5, .maxval = 1.5);
     c.training = true;
     tg_model_trainable_variables(c.m, &n);
-    CHECK(n == 6);   /* kernels, biases, gamma, beta: not the moving statistics */
+    CHECK(n == 6); /* kernels, biases, gamma, beta: not the moving statistics */
     CHECK(model_gradcheck(&c, 1e-6, 1e-6));
     tg_model_free(c.m);
 
@@ -477,7 +483,7 @@ static void test_training_flag_reaches_layers(void)
     tg_model *m = tg_sequential(tg_dropout(.rate = 0.5, .input_shape = TG_SHAPE(200)));
     tg_tensor *x = tg_ones(TG_F32, TG_SHAPE(1, 200));
     CHECK(tg_item(tg_sum(tg_model_call(m, x))) == 200);
-    double kept = tg_item(tg_sum(tg_model_call(m, x, .training = true))) / 2;   /* kept ones are 2 */
+    double kept = tg_item(tg_sum(tg_model_call(m, x, .training = true))) / 2; /* kept ones are 2 */
     CHECK(kept > 60 && kept < 140);
     tg_model_free(m);
     tg_scope_end(s);
@@ -486,10 +492,10 @@ static void test_training_flag_reaches_layers(void)
 /* ---- summary --------------------------------------------------------------------------------------- */
 static void test_summary(void)
 {
-    tg_model *a = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 10),
-                                tg_dropout(.rate = 0.5), tg_dense(.units = 1, .activation = TG_SIGMOID));
+    tg_model *a = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 10), tg_dropout(.rate = 0.5),
+                                tg_dense(.units = 1, .activation = TG_SIGMOID));
     check_summary(a, 88, summary_A88);
-    check_summary(a, 0, summary_A76);   /* not a terminal: Keras's 80 columns minus 4 */
+    check_summary(a, 0, summary_A76); /* not a terminal: Keras's 80 columns minus 4 */
     tg_model_free(a);
 
     tg_model *b = tg_sequential_with(tg_sequential_options(.name = "mlp"), tg_dense(.units = 1000, .input_dim = 784),

@@ -33,7 +33,7 @@ static void test_split_shapes_from_tf_docs(void)
     CHECK(tg_split(x, 3, out, .axis = 1) == 0);
     for (int k = 0; k < 3; k++)
         check_shape(out[k], TG_SHAPE(5, 10));
-    CHECK(tg_split(x, 3, out, .axis = -1, .sizes = (int64_t[]){4, -1, 11}) == 0);   /* -1: what is left */
+    CHECK(tg_split(x, 3, out, .axis = -1, .sizes = (int64_t[]){4, -1, 11}) == 0); /* -1: what is left */
     check_shape(out[1], TG_SHAPE(5, 15));
     tg_scope_end(s);
 }
@@ -48,10 +48,10 @@ static void test_split_values(void)
     CHECK_VALUES(out[2], 0, 4, 5, 10, 11);
     CHECK(tg_split(x, 2, out, .sizes = (int64_t[]){1, 1}) == 0);
     CHECK_VALUES(out[1], 0, 6, 7, 8, 9, 10, 11);
-    CHECK(tg_split(x, 3, out, .axis = 1, .sizes = (int64_t[]){0, 6, 0}) == 0);   /* empty pieces */
+    CHECK(tg_split(x, 3, out, .axis = 1, .sizes = (int64_t[]){0, 6, 0}) == 0); /* empty pieces */
     check_shape(out[0], TG_SHAPE(2, 0));
     CHECK_VALUES(out[1], 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
-    tg_tensor *ints = iota(TG_I32, TG_SHAPE(4));   /* every dtype: split moves bytes */
+    tg_tensor *ints = iota(TG_I32, TG_SHAPE(4)); /* every dtype: split moves bytes */
     CHECK(tg_split(ints, 2, out) == 0 && tg_dtype_of(out[1]) == TG_I32);
     CHECK_VALUES(out[1], 0, 2, 3);
     tg_scope_end(s);
@@ -68,7 +68,7 @@ static void test_unstack(void)
     CHECK(tg_unstack(x, 3, out, 1) == 0);
     check_shape(out[2], TG_SHAPE(2, 4, 5));
     tg_tensor *m = iota(TG_F64, TG_SHAPE(2, 3));
-    CHECK(tg_unstack(m, 3, out, -1) == 0);   /* columns */
+    CHECK(tg_unstack(m, 3, out, -1) == 0); /* columns */
     CHECK_VALUES(out[0], 0, 0, 3);
     CHECK_VALUES(out[2], 0, 2, 5);
     tg_scope_end(s);
@@ -85,7 +85,7 @@ static void test_gradient_of_one_piece(void)
     tg_tensor *y = tg_sum(tg_mul(out[1], out[1]));
     tg_tape_end(tape);
     tg_tensor *g = tg_gradient(tape, y, x);
-    CHECK_VALUES(g, 0, 0, 0, 4, 6, 0, 0, 0, 0, 16, 18, 0, 0);   /* 2 * x on columns 2 and 3 */
+    CHECK_VALUES(g, 0, 0, 0, 4, 6, 0, 0, 0, 0, 16, 18, 0, 0); /* 2 * x on columns 2 and 3 */
     tg_tape_free(tape);
 
     tape = tg_tape_begin();
@@ -163,10 +163,22 @@ typedef struct error_case {
 } error_case;
 
 static int not_divisible(tg_tensor *x, tg_tensor **out) { return tg_split(x, 4, out, .axis = 1); }
-static int sizes_short(tg_tensor *x, tg_tensor **out) { return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){2, 3}); }
-static int sizes_long(tg_tensor *x, tg_tensor **out) { return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){7, -1}); }
-static int two_rests(tg_tensor *x, tg_tensor **out) { return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){-1, -1}); }
-static int negative(tg_tensor *x, tg_tensor **out) { return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){-2, 8}); }
+static int sizes_short(tg_tensor *x, tg_tensor **out)
+{
+    return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){2, 3});
+}
+static int sizes_long(tg_tensor *x, tg_tensor **out)
+{
+    return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){7, -1});
+}
+static int two_rests(tg_tensor *x, tg_tensor **out)
+{
+    return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){-1, -1});
+}
+static int negative(tg_tensor *x, tg_tensor **out)
+{
+    return tg_split(x, 2, out, .axis = 1, .sizes = (int64_t[]){-2, 8});
+}
 static int bad_axis(tg_tensor *x, tg_tensor **out) { return tg_split(x, 2, out, .axis = 2); }
 static int no_array(tg_tensor *x, tg_tensor **out) { return (void)out, tg_split(x, 2, NULL); }
 static int zero_pieces(tg_tensor *x, tg_tensor **out) { return tg_split(x, 0, out); }
@@ -202,7 +214,7 @@ static void test_errors(void)
             check_failures_in_test++;
         }
         if (cases[i].call != no_array && cases[i].call != zero_pieces)
-            CHECK(out[0] == NULL);   /* a failed call leaves no stale outputs */
+            CHECK(out[0] == NULL); /* a failed call leaves no stale outputs */
     }
     tg_scope_end(s);
 }

@@ -6,7 +6,7 @@
 #include "../fuzz/op_samples.h"
 #include "check.h"
 
-enum { N = 6, MAX_OUT = 1024, N_PARAMS = 6 };   /* operands are [2, 3] */
+enum { N = 6, MAX_OUT = 1024, N_PARAMS = 6 }; /* operands are [2, 3] */
 
 /* Attribute bytes: each row runs with several attribute choices. */
 static const uint8_t PARAMS[N_PARAMS][8] = {
@@ -72,7 +72,7 @@ static bool row_keeps_nan(tg_op_kind op, const uint8_t *param)
     double ops[3][N], base[MAX_OUT];
     for (int k = 0; k < 3; k++)
         for (int e = 0; e < N; e++)
-            ops[k][e] = -1.9 + 0.61 * ((k * N + e) * 7 % 13) + 0.013 * e;   /* distinct, none 0 */
+            ops[k][e] = -1.9 + 0.61 * ((k * N + e) * 7 % 13) + 0.013 * e; /* distinct, none 0 */
     int n = run_row(op, param, ops, base);
     if (n < 0)
         return false;
@@ -117,9 +117,15 @@ static void long_runs_keep_nan(void)
         v[i] = i % 3 ? 1.5 : -1.5;
     v[17] = v[4097] = NAN;
     tg_tensor *x = tg_tensor_from(TG_F64, TG_SHAPE(LEN), v), *xf = tg_cast(x, TG_F32);
-    tg_tensor *outs[] = {tg_relu(x), tg_relu(xf), tg_leaky_relu(xf, 0.2), tg_elu(xf, 1.0), tg_clip_by_value(xf, -1, 1),
-                         tg_maximum(xf, tg_scalar_like(xf, 0)), tg_minimum(xf, tg_scalar_like(xf, 0)),
-                         tg_bias_add_act(tg_reshape(xf, TG_SHAPE(LEN, 1)), tg_zeros(TG_F32, TG_SHAPE(1)), TG_BIAS_RELU)};
+    tg_tensor *outs[] = {
+        tg_relu(x),
+        tg_relu(xf),
+        tg_leaky_relu(xf, 0.2),
+        tg_elu(xf, 1.0),
+        tg_clip_by_value(xf, -1, 1),
+        tg_maximum(xf, tg_scalar_like(xf, 0)),
+        tg_minimum(xf, tg_scalar_like(xf, 0)),
+        tg_bias_add_act(tg_reshape(xf, TG_SHAPE(LEN, 1)), tg_zeros(TG_F32, TG_SHAPE(1)), TG_BIAS_RELU)};
     for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {
         double o[LEN];
         CHECK(outs[k] && tg_copy_out_f64(outs[k], o, LEN) == 0);
@@ -162,9 +168,9 @@ static void cast_and_check_numerics_on_nan(void)
     tg_tensor *x = tg_from_f64(TG_SHAPE(2), NAN, 2.5);
     double f[2];
     CHECK(tg_copy_out_f64(tg_cast(x, TG_F32), f, 2) == 0 && isnan(f[0]) && f[1] == 2.5);
-    CHECK_VALUES(tg_cast(x, TG_I32), 0, 0, 2);     /* NaN to an integer: 0 (C leaves it undefined) */
+    CHECK_VALUES(tg_cast(x, TG_I32), 0, 0, 2); /* NaN to an integer: 0 (C leaves it undefined) */
     CHECK_VALUES(tg_cast(x, TG_I64), 0, 0, 2);
-    CHECK_VALUES(tg_cast(tg_cast(x, TG_BOOL), TG_F32), 0, 1, 1);   /* non-zero: true */
+    CHECK_VALUES(tg_cast(tg_cast(x, TG_BOOL), TG_F32), 0, 1, 1); /* non-zero: true */
     EXPECT_ERROR(tg_check_numerics(x, "x") == NULL, "NaN");
     tg_clear_error();
     tg_scope_end(s);

@@ -48,7 +48,8 @@ static void check_numerics_names_the_value_where_it_is_and_the_op_that_made_it(v
     CHECK_ERROR(ref(made, ""));
 
     tg_clear_error();
-    EXPECT_ERROR(tg_check_numerics(tg_from_f64(TG_SHAPE(3), 0.0, 1.0, -INFINITY), "m") == NULL, "holds -Inf at [2] of a (3,) tensor; it is a tensor made at");
+    EXPECT_ERROR(tg_check_numerics(tg_from_f64(TG_SHAPE(3), 0.0, 1.0, -INFINITY), "m") == NULL,
+                 "holds -Inf at [2] of a (3,) tensor; it is a tensor made at");
     tg_clear_error();
     EXPECT_ERROR(tg_check_numerics(tg_scalar(INFINITY), "m") == NULL, "holds Inf in a scalar");
 
@@ -69,20 +70,21 @@ static void check_numerics_checks_the_gradient_flowing_back(void)
 {
     tg_scope *s = tg_scope_begin();
     char msg[32];
-    strcpy(msg, "before sqrt");   /* a buffer the op must copy: it is gone before the gradient */
+    strcpy(msg, "before sqrt"); /* a buffer the op must copy: it is gone before the gradient */
     tg_tensor *x = tg_from_f64(TG_SHAPE(3), 0.0, 1.0, 4.0);
     tg_tape *tape = tg_tape_begin();
     tg_watch(tape, x);
     int line = __LINE__ + 1;
     tg_tensor *y = tg_check_numerics(x, msg);
     memset(msg, 'x', sizeof msg - 1);
-    tg_tensor *loss = tg_sum(tg_sqrt(y));   /* d sqrt(y) / dy at 0 is Inf */
+    tg_tensor *loss = tg_sum(tg_sqrt(y)); /* d sqrt(y) / dy at 0 is Inf */
     tg_tape_end(tape);
     CHECK(loss && tg_item(loss) == 3.0);
     tg_tensor *g = NULL;
     CHECK(tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = &x, .n_sources = 1, .out = &g) == -1);
     EXPECT_ERROR(g == NULL, at_line(line));
-    CHECK_ERROR("tg_check_numerics: before sqrt: the gradient flowing back to this check holds Inf at [0] of a (3,) tensor");
+    CHECK_ERROR(
+        "tg_check_numerics: before sqrt: the gradient flowing back to this check holds Inf at [0] of a (3,) tensor");
     tg_tape_free(tape);
     tg_scope_end(s);
 }
@@ -104,7 +106,7 @@ static void the_mode_names_the_op_that_first_made_a_nan_in_the_forward_pass(void
     tg_set_check(TG_CHECK_NUMERICS);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1.0f, 0.0f);
-    tg_tensor *e = tg_exp(x);   /* finite: nothing to say */
+    tg_tensor *e = tg_exp(x); /* finite: nothing to say */
     CHECK(e != NULL);
     int line = __LINE__ + 1;
     tg_tensor *y = tg_log(x);
@@ -126,7 +128,8 @@ static void the_mode_names_the_op_that_first_made_a_nan_in_the_forward_pass(void
     /* Integer ops are not checked (they have no NaN); overflow to Inf is. */
     tg_clear_error();
     CHECK(tg_add(tg_from_i32(TG_SHAPE(1), 1), tg_from_i32(TG_SHAPE(1), 2)) != NULL);
-    EXPECT_ERROR(tg_mul(tg_scalar(3e38), tg_scalar(10)) == NULL, "tg_mul produced Inf in a scalar in the forward pass; its inputs are finite: it starts here");
+    EXPECT_ERROR(tg_mul(tg_scalar(3e38), tg_scalar(10)) == NULL,
+                 "tg_mul produced Inf in a scalar in the forward pass; its inputs are finite: it starts here");
     tg_scope_end(s);
     tg_set_check(0);
     tg_clear_error();
@@ -141,7 +144,7 @@ static void the_mode_names_the_op_and_variable_whose_gradient_first_holds_inf(vo
     tg_tensor *r = tg_sqrt(w);
     tg_tensor *loss = tg_sum(r);
     tg_tape_end(tape);
-    tg_set_check(TG_CHECK_NUMERICS);   /* also when turned on for the gradient only */
+    tg_set_check(TG_CHECK_NUMERICS); /* also when turned on for the gradient only */
     tg_tensor *g = tg_gradient(tape, loss, w);
     EXPECT_ERROR(g == NULL, at_line(line));
     CHECK_ERROR("check_numerics: the gradient of tg_sqrt (recorded at this line) for its input x, variable \"w\" "
@@ -158,8 +161,7 @@ static void the_mode_names_the_op_and_variable_whose_gradient_first_holds_inf(vo
 static void the_mode_names_the_layer_and_its_weight(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_model *m = tg_sequential(tg_dense(.units = 3, .activation = TG_RELU, .input_dim = 2),
-                                tg_dense(.units = 1));
+    tg_model *m = tg_sequential(tg_dense(.units = 3, .activation = TG_RELU, .input_dim = 2), tg_dense(.units = 1));
     CHECK(m != NULL);
     tg_layer *second = tg_model_get_layer(m, "dense_1");
     int nv = 0;
@@ -173,7 +175,7 @@ static void the_mode_names_the_layer_and_its_weight(void)
     EXPECT_ERROR(tg_model_call(m, x) == NULL, at_line(line));
     CHECK_ERROR("check_numerics: tg_matmul in layer \"dense_1\" produced NaN at [0, 0] of a (1, 1) tensor in the "
                 "forward pass; it came in through input b, variable \"dense_1/kernel\" (last updated at");
-    CHECK_ERROR(ref(assigned, ")"));   /* the line of the assign */
+    CHECK_ERROR(ref(assigned, ")")); /* the line of the assign */
     tg_set_check(0);
     tg_model_free(m);
     tg_scope_end(s);
@@ -224,7 +226,7 @@ static void fit_check_numerics_stops_at_the_users_line(void)
     tg_model_free(m);
 
     m = small_model(tg_sgd(.learning_rate = 0.01), TG_LOSS_CUSTOM);
-    tg_verbose quiet = TG_VERBOSE_SILENT;   /* a call on one line: compilers differ on a macro's line */
+    tg_verbose quiet = TG_VERBOSE_SILENT; /* a call on one line: compilers differ on a macro's line */
     int line = __LINE__ + 1;
     h = tg_fit(m, x, y, .epochs = 2, .batch_size = 4, .shuffle = false, .verbose = quiet, .check_numerics = true);
     EXPECT_ERROR(h == NULL, at_line(line));
@@ -232,7 +234,7 @@ static void fit_check_numerics_stops_at_the_users_line(void)
     CHECK_ERROR(at_line(loss_line));
     CHECK_ERROR("check_numerics: tg_log produced NaN at [");
     CHECK_ERROR("its inputs are finite: it starts here");
-    CHECK(tg_get_check() == 0);   /* the mode was for that fit only */
+    CHECK(tg_get_check() == 0); /* the mode was for that fit only */
     tg_model_free(m);
     tg_scope_end(s);
     tg_clear_error();
@@ -244,7 +246,7 @@ static void fit_check_numerics_catches_an_update_that_overflows(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = data_x(), *y = tg_fill(TG_F32, TG_SHAPE(16, 1), 100.0);
     tg_model *m = small_model(tg_sgd(.learning_rate = 1e38), TG_LOSS_MSE);
-    tg_verbose quiet = TG_VERBOSE_SILENT;   /* a call on one line: compilers differ on a macro's line */
+    tg_verbose quiet = TG_VERBOSE_SILENT; /* a call on one line: compilers differ on a macro's line */
     tg_history *h;
     int line = __LINE__ + 1;
     h = tg_fit(m, x, y, .epochs = 1, .batch_size = 4, .shuffle = false, .verbose = quiet, .check_numerics = true);
@@ -296,7 +298,7 @@ static void check_numerics_stops_a_nan_gradient_before_clipping_spreads_it(void)
         tg_set_check(mode ? TG_CHECK_NUMERICS : 0);
         tg_tape *tape = tg_tape_begin();
         int line = __LINE__ + 1;
-        tg_tensor *loss = tg_sum(tg_mul(tg_sqrt(w), tg_scalar(0.0)));   /* 0 * Inf = NaN in backward */
+        tg_tensor *loss = tg_sum(tg_mul(tg_sqrt(w), tg_scalar(0.0))); /* 0 * Inf = NaN in backward */
         tg_tape_end(tape);
         tg_tensor *g = tg_gradient(tape, loss, w);
         tg_tape_free(tape);

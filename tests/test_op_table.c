@@ -29,61 +29,112 @@
 typedef struct args {
     int axis;
     tg_axes axes;
-    bool keepdims, flag;          /* reductions; gelu's tanh form */
-    bool ta, tb;                  /* matmul's transposes */
+    bool keepdims, flag; /* reductions; gelu's tanh form */
+    bool ta, tb;         /* matmul's transposes */
     double lo, hi, alpha;
     int act;
     tg_padding pad;
-    int64_t kh, kw, sh, sw;       /* a window */
-    int64_t depth;                /* one_hot */
-    tg_shape s1, s2;              /* a target shape, slice begin/size, pad before/after; s2: the indices' shape */
-    int64_t idx[12];              /* integer indices or labels, n_idx of them */
+    int64_t kh, kw, sh, sw; /* a window */
+    int64_t depth;          /* one_hot */
+    tg_shape s1, s2;        /* a target shape, slice begin/size, pad before/after; s2: the indices' shape */
+    int64_t idx[12];        /* integer indices or labels, n_idx of them */
     int n_idx;
     tg_dtype dtype;
     tg_loss loss;
-    int pieces, piece;            /* split, unstack: how many outputs, and the one a case returns */
-    bool exclusive, reverse;      /* cumsum, cumprod */
-    int mode;                     /* sort's direction, norm's ord, mirror_pad's mode */
-    int64_t k;                    /* top_k's k, the segments' count */
+    int pieces, piece;       /* split, unstack: how many outputs, and the one a case returns */
+    bool exclusive, reverse; /* cumsum, cumprod */
+    int mode;                /* sort's direction, norm's ord, mirror_pad's mode */
+    int64_t k;               /* top_k's k, the segments' count */
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
 #define UNUSED (void)n, (void)u
-#define ARGS const args *a = u; UNUSED
+#define ARGS           \
+    const args *a = u; \
+    UNUSED
 
-static tg_tensor *index_tensor(const args *a, tg_shape shape)
-{
-    return tg_tensor_from(TG_I64, shape, a->idx);
-}
+static tg_tensor *index_tensor(const args *a, tg_shape shape) { return tg_tensor_from(TG_I64, shape, a->idx); }
 
 /* The gradient of `target` with respect to `source`, seeded with `seed`, from a tape of its own. */
 #define SEEDED_GRADIENT(target_expr, source, seed, result)                                                   \
-    do {                                                                                                  \
-        tg_tape *t_ = tg_tape_begin();                                                                    \
-        tg_watch(t_, source);                                                                             \
-        tg_tensor *y_ = (target_expr);                                                                    \
-        tg_tape_end(t_);                                                                                  \
-        tg_tensor *g_[1] = {0};                                                                           \
+    do {                                                                                                     \
+        tg_tape *t_ = tg_tape_begin();                                                                       \
+        tg_watch(t_, source);                                                                                \
+        tg_tensor *y_ = (target_expr);                                                                       \
+        tg_tape_end(t_);                                                                                     \
+        tg_tensor *g_[1] = {0};                                                                              \
         tg_gradients(t_, .targets = &y_, .n_targets = 1, .sources = (tg_tensor *[]){source}, .n_sources = 1, \
-                     .output_gradients = (tg_tensor *[]){seed}, .out = g_);                               \
-        tg_tape_free(t_);                                                                                 \
-        result = g_[0];                                                                                   \
+                     .output_gradients = (tg_tensor *[]){seed}, .out = g_);                                  \
+        tg_tape_free(t_);                                                                                    \
+        result = g_[0];                                                                                      \
     } while (0)
 
 /* element-wise */
-static tg_tensor *f_add(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_add(x[0], x[1]); }
-static tg_tensor *f_sub(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sub(x[0], x[1]); }
-static tg_tensor *f_mul(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_mul(x[0], x[1]); }
-static tg_tensor *f_div(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_div(x[0], x[1]); }
-static tg_tensor *f_pow(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_pow(x[0], x[1]); }
-static tg_tensor *f_maximum(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_maximum(x[0], x[1]); }
-static tg_tensor *f_minimum(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_minimum(x[0], x[1]); }
-static tg_tensor *f_equal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_equal(x[0], x[1]); }
-static tg_tensor *f_not_equal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_not_equal(x[0], x[1]); }
-static tg_tensor *f_greater(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_greater(x[0], x[1]); }
-static tg_tensor *f_greater_equal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_greater_equal(x[0], x[1]); }
-static tg_tensor *f_less(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_less(x[0], x[1]); }
-static tg_tensor *f_less_equal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_less_equal(x[0], x[1]); }
+static tg_tensor *f_add(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_add(x[0], x[1]);
+}
+static tg_tensor *f_sub(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sub(x[0], x[1]);
+}
+static tg_tensor *f_mul(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_mul(x[0], x[1]);
+}
+static tg_tensor *f_div(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_div(x[0], x[1]);
+}
+static tg_tensor *f_pow(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_pow(x[0], x[1]);
+}
+static tg_tensor *f_maximum(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_maximum(x[0], x[1]);
+}
+static tg_tensor *f_minimum(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_minimum(x[0], x[1]);
+}
+static tg_tensor *f_equal(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_equal(x[0], x[1]);
+}
+static tg_tensor *f_not_equal(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_not_equal(x[0], x[1]);
+}
+static tg_tensor *f_greater(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_greater(x[0], x[1]);
+}
+static tg_tensor *f_greater_equal(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_greater_equal(x[0], x[1]);
+}
+static tg_tensor *f_less(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_less(x[0], x[1]);
+}
+static tg_tensor *f_less_equal(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_less_equal(x[0], x[1]);
+}
 /* logical ops take bools: x > 0 */
 static tg_tensor *positive(const tg_tensor *x) { return tg_greater(x, tg_scalar_like(x, 0)); }
 static tg_tensor *f_logical_and(tg_tensor *const *x, int n, void *u)
@@ -96,7 +147,11 @@ static tg_tensor *f_logical_or(tg_tensor *const *x, int n, void *u)
     UNUSED;
     return tg_logical_or(positive(x[0]), positive(x[1]));
 }
-static tg_tensor *f_logical_not(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_logical_not(positive(x[0])); }
+static tg_tensor *f_logical_not(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_logical_not(positive(x[0]));
+}
 /* where: the condition from idx (one flag per element of x[0]'s shape, broadcast) */
 static tg_tensor *f_where(tg_tensor *const *x, int n, void *u)
 {
@@ -104,22 +159,86 @@ static tg_tensor *f_where(tg_tensor *const *x, int n, void *u)
     tg_tensor *cond = tg_cast(index_tensor(a, a->s1), TG_BOOL);
     return tg_where(cond, x[0], x[1]);
 }
-static tg_tensor *f_neg(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_neg(x[0]); }
-static tg_tensor *f_abs(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_abs(x[0]); }
-static tg_tensor *f_square(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_square(x[0]); }
-static tg_tensor *f_sqrt(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sqrt(x[0]); }
-static tg_tensor *f_rsqrt(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_rsqrt(x[0]); }
-static tg_tensor *f_exp(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_exp(x[0]); }
-static tg_tensor *f_log(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_log(x[0]); }
-static tg_tensor *f_log1p(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_log1p(x[0]); }
-static tg_tensor *f_erf(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_erf(x[0]); }
-static tg_tensor *f_sign(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sign(x[0]); }
-static tg_tensor *f_floor(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floor(x[0]); }
-static tg_tensor *f_ceil(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_ceil(x[0]); }
-static tg_tensor *f_round(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_round(x[0]); }
-static tg_tensor *f_identity(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_identity(x[0]); }
-static tg_tensor *f_stop_gradient(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_stop_gradient(x[0]); }
-static tg_tensor *f_clip(tg_tensor *const *x, int n, void *u) { ARGS; return tg_clip_by_value(x[0], a->lo, a->hi); }
+static tg_tensor *f_neg(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_neg(x[0]);
+}
+static tg_tensor *f_abs(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_abs(x[0]);
+}
+static tg_tensor *f_square(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_square(x[0]);
+}
+static tg_tensor *f_sqrt(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sqrt(x[0]);
+}
+static tg_tensor *f_rsqrt(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_rsqrt(x[0]);
+}
+static tg_tensor *f_exp(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_exp(x[0]);
+}
+static tg_tensor *f_log(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_log(x[0]);
+}
+static tg_tensor *f_log1p(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_log1p(x[0]);
+}
+static tg_tensor *f_erf(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_erf(x[0]);
+}
+static tg_tensor *f_sign(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sign(x[0]);
+}
+static tg_tensor *f_floor(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_floor(x[0]);
+}
+static tg_tensor *f_ceil(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_ceil(x[0]);
+}
+static tg_tensor *f_round(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_round(x[0]);
+}
+static tg_tensor *f_identity(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_identity(x[0]);
+}
+static tg_tensor *f_stop_gradient(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_stop_gradient(x[0]);
+}
+static tg_tensor *f_clip(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_clip_by_value(x[0], a->lo, a->hi);
+}
 /* to float32 and back: the gradient crosses two float casts */
 static tg_tensor *f_cast(tg_tensor *const *x, int n, void *u)
 {
@@ -133,22 +252,58 @@ static tg_tensor *f_check_numerics(tg_tensor *const *x, int n, void *u)
 }
 
 /* activations */
-static tg_tensor *f_relu(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_relu(x[0]); }
-static tg_tensor *f_leaky_relu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_leaky_relu(x[0], a->alpha); }
-static tg_tensor *f_elu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_elu(x[0], a->alpha); }
-static tg_tensor *f_gelu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_gelu(x[0], a->flag); }
-static tg_tensor *f_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sigmoid(x[0]); }
-static tg_tensor *f_tanh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_tanh(x[0]); }
-static tg_tensor *f_softplus(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_softplus(x[0]); }
-static tg_tensor *f_softmax(tg_tensor *const *x, int n, void *u) { ARGS; return tg_softmax(x[0], a->axis); }
-static tg_tensor *f_log_softmax(tg_tensor *const *x, int n, void *u) { ARGS; return tg_log_softmax(x[0], a->axis); }
+static tg_tensor *f_relu(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_relu(x[0]);
+}
+static tg_tensor *f_leaky_relu(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_leaky_relu(x[0], a->alpha);
+}
+static tg_tensor *f_elu(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_elu(x[0], a->alpha);
+}
+static tg_tensor *f_gelu(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_gelu(x[0], a->flag);
+}
+static tg_tensor *f_sigmoid(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sigmoid(x[0]);
+}
+static tg_tensor *f_tanh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_tanh(x[0]);
+}
+static tg_tensor *f_softplus(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_softplus(x[0]);
+}
+static tg_tensor *f_softmax(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_softmax(x[0], a->axis);
+}
+static tg_tensor *f_log_softmax(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_log_softmax(x[0], a->axis);
+}
 
 /* reductions */
-#define REDUCER(op)                                                                                       \
-    static tg_tensor *f_##op(tg_tensor *const *x, int n, void *u)                                         \
-    {                                                                                                     \
-        ARGS;                                                                                             \
-        return tg_##op##_at(TG_LOC, x[0], (tg_reduce_opts){.axes = a->axes, .keepdims = a->keepdims});    \
+#define REDUCER(op)                                                                                    \
+    static tg_tensor *f_##op(tg_tensor *const *x, int n, void *u)                                      \
+    {                                                                                                  \
+        ARGS;                                                                                          \
+        return tg_##op##_at(TG_LOC, x[0], (tg_reduce_opts){.axes = a->axes, .keepdims = a->keepdims}); \
     }
 REDUCER(sum)
 REDUCER(mean)
@@ -156,8 +311,16 @@ REDUCER(max)
 REDUCER(min)
 REDUCER(logsumexp)
 REDUCER(variance)
-static tg_tensor *f_argmax(tg_tensor *const *x, int n, void *u) { ARGS; return tg_argmax(x[0], a->axis); }
-static tg_tensor *f_argmin(tg_tensor *const *x, int n, void *u) { ARGS; return tg_argmin(x[0], a->axis); }
+static tg_tensor *f_argmax(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_argmax(x[0], a->axis);
+}
+static tg_tensor *f_argmin(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_argmin(x[0], a->axis);
+}
 
 /* linear algebra and shapes */
 static tg_tensor *f_matmul(tg_tensor *const *x, int n, void *u)
@@ -165,11 +328,31 @@ static tg_tensor *f_matmul(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_matmul(x[0], x[1], .transpose_a = a->ta, .transpose_b = a->tb);
 }
-static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u) { ARGS; return tg_reshape(x[0], a->s1); }
-static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u) { ARGS; return tg_transpose(x[0], a->axes); }
-static tg_tensor *f_broadcast_to(tg_tensor *const *x, int n, void *u) { ARGS; return tg_broadcast_to(x[0], a->s1); }
-static tg_tensor *f_concat(tg_tensor *const *x, int n, void *u) { ARGS; return tg_concat(x, n, a->axis); }
-static tg_tensor *f_stack(tg_tensor *const *x, int n, void *u) { ARGS; return tg_stack(x, n, a->axis); }
+static tg_tensor *f_reshape(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_reshape(x[0], a->s1);
+}
+static tg_tensor *f_transpose(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_transpose(x[0], a->axes);
+}
+static tg_tensor *f_broadcast_to(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_broadcast_to(x[0], a->s1);
+}
+static tg_tensor *f_concat(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_concat(x, n, a->axis);
+}
+static tg_tensor *f_stack(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_stack(x, n, a->axis);
+}
 /* Several outputs: a case returns one piece, so each piece's gradient is checked by a
  * case of its own (the others get zeros, as TF gives them). Sizes: idx, when given. */
 static tg_tensor *f_split(tg_tensor *const *x, int n, void *u)
@@ -231,28 +414,48 @@ static tg_tensor *f_norm(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_norm(x[0], .ord = (tg_norm_ord)a->mode, .axes = a->axes, .keepdims = a->keepdims);
 }
-static tg_tensor *f_l2_normalize(tg_tensor *const *x, int n, void *u) { ARGS; return tg_l2_normalize(x[0], .axes = a->axes); }
+static tg_tensor *f_l2_normalize(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_l2_normalize(x[0], .axes = a->axes);
+}
 
 /* index moves (index.c) */
-static tg_tensor *f_tile(tg_tensor *const *x, int n, void *u) { ARGS; return tg_tile(x[0], a->s1); }
-static tg_tensor *f_reverse(tg_tensor *const *x, int n, void *u) { ARGS; return tg_reverse(x[0], a->axes); }
-static tg_tensor *f_roll(tg_tensor *const *x, int n, void *u) { ARGS; return tg_roll(x[0], a->s1, a->axes); }
+static tg_tensor *f_tile(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_tile(x[0], a->s1);
+}
+static tg_tensor *f_reverse(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_reverse(x[0], a->axes);
+}
+static tg_tensor *f_roll(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_roll(x[0], a->s1, a->axes);
+}
 static tg_tensor *f_mirror_pad(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
     return tg_mirror_pad(x[0], a->s1, a->s2, (tg_mirror_pad_mode)a->mode);
 }
-static tg_tensor *f_gather_nd(tg_tensor *const *x, int n, void *u) { ARGS; return tg_gather_nd(x[0], index_tensor(a, a->s2)); }
+static tg_tensor *f_gather_nd(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_gather_nd(x[0], index_tensor(a, a->s2));
+}
 static tg_tensor *f_scatter_nd(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
     return tg_scatter_nd(index_tensor(a, a->s2), x[0], a->s1);
 }
-#define SEGMENTS(op)                                                                                      \
-    static tg_tensor *f_segment_##op(tg_tensor *const *x, int n, void *u)                                 \
-    {                                                                                                     \
-        ARGS;                                                                                             \
-        return tg_unsorted_segment_##op(x[0], index_tensor(a, TG_SHAPE(a->n_idx)), a->k);                 \
+#define SEGMENTS(op)                                                                      \
+    static tg_tensor *f_segment_##op(tg_tensor *const *x, int n, void *u)                 \
+    {                                                                                     \
+        ARGS;                                                                             \
+        return tg_unsorted_segment_##op(x[0], index_tensor(a, TG_SHAPE(a->n_idx)), a->k); \
     }
 SEGMENTS(sum)
 SEGMENTS(mean)
@@ -268,7 +471,11 @@ static tg_tensor *f_boolean_mask(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_boolean_mask(x[0], tg_cast(index_tensor(a, a->s2), TG_BOOL), a->axis);
 }
-static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u) { ARGS; return tg_slice(x[0], a->s1, a->s2); }
+static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_slice(x[0], a->s1, a->s2);
+}
 static tg_tensor *f_gather(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -285,7 +492,11 @@ static tg_tensor *f_one_hot(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_one_hot(tg_cast(x[0], TG_I64), a->depth);
 }
-static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u) { ARGS; return tg_pad(x[0], a->s1, a->s2, a->alpha); }
+static tg_tensor *f_pad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_pad(x[0], a->s1, a->s2, a->alpha);
+}
 
 /* windows */
 static tg_tensor *f_extract_patches(tg_tensor *const *x, int n, void *u)
@@ -302,8 +513,16 @@ static tg_pool2d_opts pool_opts(const args *a)
 {
     return (tg_pool2d_opts){.pool_size = {a->kh, a->kw}, .strides = {a->sh, a->sw}, .padding = a->pad};
 }
-static tg_tensor *f_max_pool2d(tg_tensor *const *x, int n, void *u) { ARGS; return tg_max_pool2d_at(TG_LOC, x[0], pool_opts(a)); }
-static tg_tensor *f_avg_pool2d(tg_tensor *const *x, int n, void *u) { ARGS; return tg_avg_pool2d_at(TG_LOC, x[0], pool_opts(a)); }
+static tg_tensor *f_max_pool2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_max_pool2d_at(TG_LOC, x[0], pool_opts(a));
+}
+static tg_tensor *f_avg_pool2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_avg_pool2d_at(TG_LOC, x[0], pool_opts(a));
+}
 /* max_pool2d's backward: its gradient, seeded with x[1] */
 static tg_tensor *f_max_pool2d_grad(tg_tensor *const *x, int n, void *u)
 {
@@ -330,28 +549,96 @@ static tg_tensor *f_avg_pool2d_grad(tg_tensor *const *x, int n, void *u)
 }
 
 /* the element-wise maths */
-static tg_tensor *f_sin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sin(x[0]); }
-static tg_tensor *f_cos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cos(x[0]); }
-static tg_tensor *f_tan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_tan(x[0]); }
-static tg_tensor *f_asin(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asin(x[0]); }
-static tg_tensor *f_acos(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acos(x[0]); }
-static tg_tensor *f_atan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan(x[0]); }
-static tg_tensor *f_atan2(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atan2(x[0], x[1]); }
-static tg_tensor *f_sinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_sinh(x[0]); }
-static tg_tensor *f_cosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_cosh(x[0]); }
-static tg_tensor *f_asinh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_asinh(x[0]); }
-static tg_tensor *f_acosh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_acosh(x[0]); }
-static tg_tensor *f_atanh(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_atanh(x[0]); }
-static tg_tensor *f_reciprocal(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_reciprocal(x[0]); }
-static tg_tensor *f_expm1(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_expm1(x[0]); }
+static tg_tensor *f_sin(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sin(x[0]);
+}
+static tg_tensor *f_cos(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_cos(x[0]);
+}
+static tg_tensor *f_tan(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_tan(x[0]);
+}
+static tg_tensor *f_asin(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_asin(x[0]);
+}
+static tg_tensor *f_acos(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_acos(x[0]);
+}
+static tg_tensor *f_atan(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_atan(x[0]);
+}
+static tg_tensor *f_atan2(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_atan2(x[0], x[1]);
+}
+static tg_tensor *f_sinh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_sinh(x[0]);
+}
+static tg_tensor *f_cosh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_cosh(x[0]);
+}
+static tg_tensor *f_asinh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_asinh(x[0]);
+}
+static tg_tensor *f_acosh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_acosh(x[0]);
+}
+static tg_tensor *f_atanh(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_atanh(x[0]);
+}
+static tg_tensor *f_reciprocal(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_reciprocal(x[0]);
+}
+static tg_tensor *f_expm1(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_expm1(x[0]);
+}
 static tg_tensor *f_squared_difference(tg_tensor *const *x, int n, void *u)
 {
     UNUSED;
     return tg_squared_difference(x[0], x[1]);
 }
-static tg_tensor *f_floormod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floormod(x[0], x[1]); }
-static tg_tensor *f_floordiv(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_floordiv(x[0], x[1]); }
-static tg_tensor *f_truncatemod(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_truncatemod(x[0], x[1]); }
+static tg_tensor *f_floormod(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_floormod(x[0], x[1]);
+}
+static tg_tensor *f_floordiv(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_floordiv(x[0], x[1]);
+}
+static tg_tensor *f_truncatemod(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_truncatemod(x[0], x[1]);
+}
 /* truncatediv takes integers: float inputs become int64 (4x, truncated) on the way in */
 static tg_tensor *as_int(const tg_tensor *x)
 {
@@ -362,17 +649,61 @@ static tg_tensor *f_truncatediv(tg_tensor *const *x, int n, void *u)
     UNUSED;
     return tg_truncatediv(as_int(x[0]), as_int(x[1]));
 }
-static tg_tensor *f_div_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_div_no_nan(x[0], x[1]); }
-static tg_tensor *f_mul_no_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_mul_no_nan(x[0], x[1]); }
-static tg_tensor *f_is_nan(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_nan(x[0]); }
-static tg_tensor *f_is_inf(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_inf(x[0]); }
-static tg_tensor *f_is_finite(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_is_finite(x[0]); }
-static tg_tensor *f_log_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_log_sigmoid(x[0]); }
-static tg_tensor *f_relu6(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_relu6(x[0]); }
-static tg_tensor *f_selu(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_selu(x[0]); }
-static tg_tensor *f_silu(tg_tensor *const *x, int n, void *u) { ARGS; return tg_silu(x[0], a->alpha); }
-static tg_tensor *f_hard_sigmoid(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_hard_sigmoid(x[0]); }
-static tg_tensor *f_softsign(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_softsign(x[0]); }
+static tg_tensor *f_div_no_nan(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_div_no_nan(x[0], x[1]);
+}
+static tg_tensor *f_mul_no_nan(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_mul_no_nan(x[0], x[1]);
+}
+static tg_tensor *f_is_nan(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_is_nan(x[0]);
+}
+static tg_tensor *f_is_inf(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_is_inf(x[0]);
+}
+static tg_tensor *f_is_finite(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_is_finite(x[0]);
+}
+static tg_tensor *f_log_sigmoid(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_log_sigmoid(x[0]);
+}
+static tg_tensor *f_relu6(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_relu6(x[0]);
+}
+static tg_tensor *f_selu(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_selu(x[0]);
+}
+static tg_tensor *f_silu(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_silu(x[0], a->alpha);
+}
+static tg_tensor *f_hard_sigmoid(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_hard_sigmoid(x[0]);
+}
+static tg_tensor *f_softsign(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_softsign(x[0]);
+}
 
 /* fused */
 static tg_tensor *f_bias_add_act(tg_tensor *const *x, int n, void *u)
@@ -440,9 +771,21 @@ static tg_tensor *f_conv2d(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_conv2d(x[0], x[1], .strides = {a->sh, a->sw}, .padding = a->pad);
 }
-static tg_tensor *f_global_avg_pool2d(tg_tensor *const *x, int n, void *u) { UNUSED; return tg_global_avg_pool2d(x[0]); }
-static tg_tensor *f_expand_dims(tg_tensor *const *x, int n, void *u) { ARGS; return tg_expand_dims(x[0], a->axis); }
-static tg_tensor *f_squeeze(tg_tensor *const *x, int n, void *u) { ARGS; return tg_squeeze(x[0], a->axes); }
+static tg_tensor *f_global_avg_pool2d(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_global_avg_pool2d(x[0]);
+}
+static tg_tensor *f_expand_dims(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_expand_dims(x[0], a->axis);
+}
+static tg_tensor *f_squeeze(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_squeeze(x[0], a->axes);
+}
 /* y_true x[0], y_pred x[1]; sparse labels from idx */
 static tg_tensor *f_loss_values(tg_tensor *const *x, int n, void *u)
 {
@@ -459,51 +802,69 @@ static tg_tensor *f_compute_loss(tg_tensor *const *x, int n, void *u)
 }
 
 /* Tolerances are relative-or-absolute, |got - want| <= tol (1 + |want|). */
-#define EPS 1e-6          /* first order: central differences in float64 */
-#define TOL 1e-7
-#define LINEAR_EPS 1e-4   /* a linear row: the differences are exact up to rounding */
+#define EPS        1e-6 /* first order: central differences in float64 */
+#define TOL        1e-7
+#define LINEAR_EPS 1e-4 /* a linear row: the differences are exact up to rounding */
 #define LINEAR_TOL 1e-8
-#define EPS2 1e-5         /* second order: differences of the first-order gradient */
-#define TOL2 1e-6
-#define F32_TOL 1e-6      /* float32 forward against float64 */
+#define EPS2       1e-5 /* second order: differences of the first-order gradient */
+#define TOL2       1e-6
+#define F32_TOL    1e-6 /* float32 forward against float64 */
 
 /* ---- the cases ---------------------------------------------------------------------------------- */
 enum {
-    C_NO_F32 = 1,       /* the float32 comparison does not apply (said where used) */
-    C_TWICE = 2,        /* a composite whose primitives are all TG_OPF_TWICE, away from kinks: second order too */
-    C_CUT_BEFORE = 4,   /* a NONE row whose inputs come through another cut (bools, indices) */
+    C_NO_F32 = 1,     /* the float32 comparison does not apply (said where used) */
+    C_TWICE = 2,      /* a composite whose primitives are all TG_OPF_TWICE, away from kinks: second order too */
+    C_CUT_BEFORE = 4, /* a NONE row whose inputs come through another cut (bools, indices) */
 };
 
 typedef struct op_case {
-    tg_op_kind op;          /* the row; TG_OP_NONE for a composite */
+    tg_op_kind op; /* the row; TG_OP_NONE for a composite */
     const char *label;
     gc_fn f;
     const args *a;
-    int n;                  /* float inputs */
+    int n; /* float inputs */
     tg_shape shape[GC_MAX_INPUTS];
-    const char *composite;  /* a composite's public name */
-    tg_op_kind prim[3];     /* a composite: primitives its call must record */
-    double range[GC_MAX_INPUTS][2];   /* input i's range; 0, 0: the row's domain */
-    double eps, tol, f32_tol;   /* 0: the defaults above */
+    const char *composite;          /* a composite's public name */
+    tg_op_kind prim[3];             /* a composite: primitives its call must record */
+    double range[GC_MAX_INPUTS][2]; /* input i's range; 0, 0: the row's domain */
+    double eps, tol, f32_tol;       /* 0: the defaults above */
     unsigned flags;
 } op_case;
 
 /* Constant shapes and axes for the table (TG_SHAPE and TG_AXES are function calls). */
 #define NARGS_(_1, _2, _3, _4, _5, _6, N, ...) N
-#define NARGS(...) NARGS_(__VA_ARGS__, 6, 5, 4, 3, 2, 1, 0)
-#define S(...) {.rank = NARGS(__VA_ARGS__), .dims = {__VA_ARGS__}}
-#define SC {.rank = 0}
-#define AX(...) {.n = NARGS(__VA_ARGS__), .axis = {__VA_ARGS__}}
+#define NARGS(...)                             NARGS_(__VA_ARGS__, 6, 5, 4, 3, 2, 1, 0)
+#define S(...)                                              \
+    {                                                       \
+        .rank = NARGS(__VA_ARGS__), .dims = { __VA_ARGS__ } \
+    }
+#define SC        \
+    {             \
+        .rank = 0 \
+    }
+#define AX(...)                                          \
+    {                                                    \
+        .n = NARGS(__VA_ARGS__), .axis = { __VA_ARGS__ } \
+    }
 #define COMMA ,
-#define CASE(KIND, label_, f_, a_, n_, ...) \
-    {.op = TG_OP_##KIND, .label = label_, .f = f_, .a = a_, .n = n_, .shape = {__VA_ARGS__}}
-#define CASEX(KIND, label_, f_, a_, n_, extra, ...) \
-    {.op = TG_OP_##KIND, .label = label_, .f = f_, .a = a_, .n = n_, extra, .shape = {__VA_ARGS__}}
-#define COMP(name_, label_, f_, a_, n_, prims, ...) \
-    {.composite = name_, .label = label_, .f = f_, .a = a_, .n = n_, .prim = {prims}, .shape = {__VA_ARGS__}}
-#define COMPX(name_, label_, f_, a_, n_, prims, extra, ...)                                            \
-    {.composite = name_, .label = label_, .f = f_, .a = a_, .n = n_, .prim = {prims}, extra,            \
-     .shape = {__VA_ARGS__}}
+#define CASE(KIND, label_, f_, a_, n_, ...)                                                      \
+    {                                                                                            \
+        .op = TG_OP_##KIND, .label = label_, .f = f_, .a = a_, .n = n_, .shape = { __VA_ARGS__ } \
+    }
+#define CASEX(KIND, label_, f_, a_, n_, extra, ...)                                                     \
+    {                                                                                                   \
+        .op = TG_OP_##KIND, .label = label_, .f = f_, .a = a_, .n = n_, extra, .shape = { __VA_ARGS__ } \
+    }
+#define COMP(name_, label_, f_, a_, n_, prims, ...)                                                               \
+    {                                                                                                             \
+        .composite = name_, .label = label_, .f = f_, .a = a_, .n = n_, .prim = {prims}, .shape = { __VA_ARGS__ } \
+    }
+#define COMPX(name_, label_, f_, a_, n_, prims, extra, ...)                                                \
+    {                                                                                                      \
+        .composite = name_, .label = label_, .f = f_, .a = a_, .n = n_, .prim = {prims}, extra, .shape = { \
+            __VA_ARGS__                                                                                    \
+        }                                                                                                  \
+    }
 
 static const op_case cases[] = {
     /* element-wise arithmetic: same shapes, numpy broadcasting both ways, scalars */
@@ -906,9 +1267,25 @@ enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 static bool linear_row(tg_op_kind op)
 {
     static const tg_op_kind linear[] = {
-        TG_OP_ADD, TG_OP_SUB, TG_OP_NEG, TG_OP_IDENTITY, TG_OP_SUM, TG_OP_MEAN, TG_OP_RESHAPE, TG_OP_TRANSPOSE,
-        TG_OP_BROADCAST_TO, TG_OP_CONCAT, TG_OP_STACK, TG_OP_SLICE, TG_OP_GATHER, TG_OP_SCATTER_ADD, TG_OP_PAD,
-        TG_OP_EXTRACT_PATCHES, TG_OP_PATCHES_TO_IMAGE, TG_OP_AVG_POOL2D, TG_OP_AVG_POOL2D_GRAD,
+        TG_OP_ADD,
+        TG_OP_SUB,
+        TG_OP_NEG,
+        TG_OP_IDENTITY,
+        TG_OP_SUM,
+        TG_OP_MEAN,
+        TG_OP_RESHAPE,
+        TG_OP_TRANSPOSE,
+        TG_OP_BROADCAST_TO,
+        TG_OP_CONCAT,
+        TG_OP_STACK,
+        TG_OP_SLICE,
+        TG_OP_GATHER,
+        TG_OP_SCATTER_ADD,
+        TG_OP_PAD,
+        TG_OP_EXTRACT_PATCHES,
+        TG_OP_PATCHES_TO_IMAGE,
+        TG_OP_AVG_POOL2D,
+        TG_OP_AVG_POOL2D_GRAD,
     };
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (linear[i] == op)
@@ -936,7 +1313,7 @@ static void input_range(const op_case *c, int i, double *lo, double *hi, bool *n
     else if (d == TG_DOMAIN_ABOVE_MINUS_ONE && i == 0)
         *lo = -0.7;
     else if ((d == TG_DOMAIN_NONZERO_1 && i == 1) || (d == TG_DOMAIN_NONZERO_0 && i == 0))
-        *nonzero = true;   /* |b| in [0.3, 2], either sign */
+        *nonzero = true; /* |b| in [0.3, 2], either sign */
     else if (d == TG_DOMAIN_UNIT_OPEN && i == 0)
         *lo = -0.9, *hi = 0.9;
     else if (d == TG_DOMAIN_ABOVE_ONE && i == 0)
@@ -964,7 +1341,7 @@ static tg_tensor *make_input(const op_case *c, int i, uint64_t seed)
         int64_t *perm = malloc(sizeof(int64_t) * (size_t)(m ? m : 1));
         for (int64_t k = 0; k < m; k++)
             perm[k] = k;
-        for (int64_t k = m - 1; k > 0; k--) {   /* Fisher-Yates on the uniform draws */
+        for (int64_t k = m - 1; k > 0; k--) { /* Fisher-Yates on the uniform draws */
             int64_t j = (int64_t)(v[k] * (double)(k + 1));
             int64_t t = perm[k];
             perm[k] = perm[j > k ? k : j];
@@ -979,7 +1356,7 @@ static tg_tensor *make_input(const op_case *c, int i, uint64_t seed)
     }
     bool pre_activation = c->op == TG_OP_BIAS_ADD_ACT || c->op == TG_OP_ACT_GRAD;
     for (int64_t k = 0; k < m; k++) {
-        if (pre_activation) {   /* the kink is at x + bias = 0: |x| >= 0.5, |bias| <= 0.3 */
+        if (pre_activation) { /* the kink is at x + bias = 0: |x| >= 0.5, |bias| <= 0.3 */
             if (i == 0 && fabs(v[k]) < 0.5)
                 v[k] = v[k] < 0 ? v[k] - 0.5 : v[k] + 0.5;
             if (i == 1)
@@ -1059,8 +1436,8 @@ static bool recorded(const op_case *c, tg_tensor *const *xs, const char *name)
         tg_entry *e = tg__tape_lookup(t, y);
         ok = e && e->node && e->node->op == c->op;
         if (!ok)
-            printf("  FAIL %s: the tape did not record the output as %s (it has %s)\n", name,
-                   tg__op_table[c->op].name, e && e->node ? tg__op_name(e->node->op) : "no node");
+            printf("  FAIL %s: the tape did not record the output as %s (it has %s)\n", name, tg__op_table[c->op].name,
+                   e && e->node ? tg__op_name(e->node->op) : "no node");
     } else {
         for (int p = 0; p < 3 && c->prim[p]; p++) {
             bool seen = false;
@@ -1121,19 +1498,20 @@ static bool no_rule_gradient(const op_case *c, tg_tensor *const *xs, const char 
     tg_tape *tape = tg_tape_begin(.persistent = true);
     tg_watch(tape, xs[0]);
     tg_tensor *y = c->f(xs, c->n, (void *)c->a);
-    if (y && !tg_dtype_is_float(tg_dtype_of(y)))   /* a float target: a bool or integer one has no gradient anyway */
+    if (y && !tg_dtype_is_float(tg_dtype_of(y))) /* a float target: a bool or integer one has no gradient anyway */
         y = tg_cast(y, TG_F64);
     tg_tape_end(tape);
     tg_clear_error();
     tg_tensor *g = y ? tg_gradient(tape, y, xs[0]) : NULL;
     bool ok = y != NULL && !tg_has_error();
-    if (kind == TG_GRAD_ZERO) {   /* zeros of the input's shape */
+    if (kind == TG_GRAD_ZERO) { /* zeros of the input's shape */
         ok = ok && g && has_shape(g, tg_shape_of(xs[0])) && all_zero(g);
-    } else {                      /* NONE and STOP: no gradient, and the diagnosis names the cut */
+    } else { /* NONE and STOP: no gradient, and the diagnosis names the cut */
         tg_diagnosis d = {0};
         ok = ok && !g && tg_explain(tape, y, xs[0], &d) == 0;
         tg_cause want = kind == TG_GRAD_STOP ? TG_CAUSE_STOP_GRADIENT : TG_CAUSE_NON_DIFFERENTIABLE;
-        if (ok && (d.cause != want || (!(c->flags & C_CUT_BEFORE) && (!d.op || strcmp(d.op, tg__op_table[c->op].name))))) {
+        if (ok &&
+            (d.cause != want || (!(c->flags & C_CUT_BEFORE) && (!d.op || strcmp(d.op, tg__op_table[c->op].name))))) {
             printf("  %s: diagnosis %s at %s, expected %s at %s\n", name, tg_cause_name(d.cause), d.op ? d.op : "-",
                    tg_cause_name(want), tg__op_table[c->op].name);
             ok = false;
@@ -1141,8 +1519,12 @@ static bool no_rule_gradient(const op_case *c, tg_tensor *const *xs, const char 
     }
     if (!ok)
         printf("  FAIL %s: the gradient is not what a %s row gives (%s)\n", name,
-               kind == TG_GRAD_ZERO ? "ZERO" : kind == TG_GRAD_STOP ? "STOP" : "NONE",
-               tg_last_error() ? tg_last_error() : g ? "a gradient came back" : "no error");
+               kind == TG_GRAD_ZERO   ? "ZERO"
+               : kind == TG_GRAD_STOP ? "STOP"
+                                      : "NONE",
+               tg_last_error() ? tg_last_error()
+               : g             ? "a gradient came back"
+                               : "no error");
     tg_tape_free(tape);
     tg_scope_end(s);
     return ok;
@@ -1166,14 +1548,16 @@ static bool check_case(const op_case *c, int k)
             printf("  FAIL %s: gradient against finite differences\n", name);
             ok = false;
         }
-        if (twice && !gradcheck(name, first_gradient, xs, c->n, (void *)c, c->eps ? c->eps : EPS2, c->tol ? c->tol : TOL2)) {
+        if (twice &&
+            !gradcheck(name, first_gradient, xs, c->n, (void *)c, c->eps ? c->eps : EPS2, c->tol ? c->tol : TOL2)) {
             printf("  FAIL %s: second order against finite differences of the gradient\n", name);
             ok = false;
         }
     } else {
         ok &= no_rule_gradient(c, xs, name);
     }
-    if (!(c->flags & C_NO_F32) && !f32_matches_f64(name, c->f, xs, c->n, (void *)c->a, c->f32_tol ? c->f32_tol : F32_TOL)) {
+    if (!(c->flags & C_NO_F32) &&
+        !f32_matches_f64(name, c->f, xs, c->n, (void *)c->a, c->f32_tol ? c->f32_tol : F32_TOL)) {
         printf("  FAIL %s: float32 forward against float64\n", name);
         ok = false;
     }
@@ -1248,8 +1632,13 @@ static tg_tensor *as_dtype(const tg_tensor *x, tg_dtype d)
 
 static tg_attrs window_attrs(const args *a, int64_t h, int64_t w)
 {
-    return (tg_attrs){.window = {.kh = a->kh, .kw = a->kw, .stride_h = a->sh, .stride_w = a->sw, .height = h,
-                                 .width = w, .same = a->pad == TG_PADDING_SAME}};
+    return (tg_attrs){.window = {.kh = a->kh,
+                                 .kw = a->kw,
+                                 .stride_h = a->sh,
+                                 .stride_w = a->sw,
+                                 .height = h,
+                                 .width = w,
+                                 .same = a->pad == TG_PADDING_SAME}};
 }
 
 static tg_tensor *identity_forward(tg_tensor *const *in, int n, void *user)
@@ -1281,7 +1670,7 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
         tg_tensor *x = as_dtype(xs[0], d);
         return tg_custom_gradient(&x, 1, identity_forward, cube_backward, NULL);
     }
-    case TG_OP_XENT_GRAD:   /* labels: integer (sparse), or float (dense) of the logits' dtype */
+    case TG_OP_XENT_GRAD: /* labels: integer (sparse), or float (dense) of the logits' dtype */
         if (tg_dtype_is_float(d))
             return TG__APPLY(TG_LOC, TG_OP_XENT_GRAD, NULL, as_dtype(xs[0], d), tg_cast(xs[0], d), tg_cast(xs[1], d));
         return TG__APPLY(TG_LOC, TG_OP_XENT_GRAD, NULL, tg_cast(idx, d), xs[0], xs[1]);
@@ -1315,7 +1704,7 @@ static void test_dtypes_column(void)
         for (int k = 0; k < N_CASES && !c; k++)
             c = !cases[k].composite && (int)cases[k].op == op ? &cases[k] : NULL;
         if (!c)
-            continue;   /* test_coverage names it */
+            continue; /* test_coverage names it */
         const tg_op_def *def = &tg__op_table[op];
         tg_scope *s = tg_scope_begin();
         tg_tensor *xs[GC_MAX_INPUTS];
@@ -1337,7 +1726,10 @@ static void test_dtypes_column(void)
                 const char *m = tg_last_error();
                 if (y || !m || !strstr(m, def->name)) {
                     printf("  FAIL %s with input 0 %s (not listed): expected an error naming the op, got %s\n",
-                           def->name, tg_dtype_name(d), y ? "a result" : m ? m : "no error");
+                           def->name, tg_dtype_name(d),
+                           y   ? "a result"
+                           : m ? m
+                               : "no error");
                     check_failures_in_test++;
                 }
             }
@@ -1362,7 +1754,8 @@ static tg_tensor *grad_of(gc_fn f, tg_tensor *const *xs, int n, const args *a, i
     return g;
 }
 
-#define X1(...) (tg_tensor *[]){tg_from_f64(TG_SHAPE(NARGS(__VA_ARGS__)), __VA_ARGS__)}
+#define X1(...) \
+    (tg_tensor *[]) { tg_from_f64(TG_SHAPE(NARGS(__VA_ARGS__)), __VA_ARGS__) }
 
 static void kink_abs(void) { CHECK_VALUES(grad_of(f_abs, X1(-1, 0, 2), 1, NULL, 0), 0, -1, 0, 1); }
 static void kink_relu(void) { CHECK_VALUES(grad_of(f_relu, X1(-1, 0, 2), 1, NULL, 0), 0, 0, 0, 1); }
@@ -1391,7 +1784,10 @@ static void kink_minimum(void)
 }
 /* reduce_max and reduce_min: the ties share the gradient evenly */
 static void kink_max(void) { CHECK_VALUES(grad_of(f_max, X1(3, 1, 3, 2), 1, A(0), 0), 1e-15, 0.5, 0, 0.5, 0); }
-static void kink_min(void) { CHECK_VALUES(grad_of(f_min, X1(1, 1, 3, 1), 1, A(0), 0), 1e-15, 1. / 3, 1. / 3, 0, 1. / 3); }
+static void kink_min(void)
+{
+    CHECK_VALUES(grad_of(f_min, X1(1, 1, 3, 1), 1, A(0), 0), 1e-15, 1. / 3, 1. / 3, 0, 1. / 3);
+}
 /* clip_by_value: the bounds themselves pass the gradient (TF zeroes only x < lo, x > hi) */
 static void kink_clip(void)
 {
@@ -1424,7 +1820,8 @@ static void kink_max_pool2d_grad(void)
 }
 static void kink_max_pool2d_gather(void)
 {
-    tg_tensor *x[] = {tied_image(), tg_from_f64(TG_SHAPE(1, 1, 1, 1), 5), tg_from_f64(TG_SHAPE(1, 2, 2, 1), 7, 8, 9, 10)};
+    tg_tensor *x[] = {tied_image(), tg_from_f64(TG_SHAPE(1, 1, 1, 1), 5),
+                      tg_from_f64(TG_SHAPE(1, 2, 2, 1), 7, 8, 9, 10)};
     CHECK_VALUES(f_max_pool2d_gather(x, 3, (void *)&pool2), 1e-15, 8);
 }
 /* the fused relu: 0 at x + bias = 0, as relu */
@@ -1488,8 +1885,8 @@ static void kink_segment_max(void)
 }
 static void kink_segment_min(void)
 {
-    CHECK_VALUES(grad_of(f_segment_min, X1(1, 1, 4), 1, A(.k = 1, .idx = {0, 0, 0}, .n_idx = 3), 0), 1e-15, 0.5,
-                 0.5, 0);
+    CHECK_VALUES(grad_of(f_segment_min, X1(1, 1, 4), 1, A(.k = 1, .idx = {0, 0, 0}, .n_idx = 3), 0), 1e-15, 0.5, 0.5,
+                 0);
 }
 
 typedef struct kink_case {
@@ -1498,14 +1895,30 @@ typedef struct kink_case {
 } kink_case;
 
 static const kink_case kink_cases[] = {
-    {TG_OP_ABS, kink_abs}, {TG_OP_RELU, kink_relu}, {TG_OP_LEAKY_RELU, kink_leaky_relu}, {TG_OP_ELU, kink_elu},
-    {TG_OP_MAXIMUM, kink_maximum}, {TG_OP_MINIMUM, kink_minimum}, {TG_OP_MAX, kink_max}, {TG_OP_MIN, kink_min},
-    {TG_OP_CLIP_BY_VALUE, kink_clip}, {TG_OP_CAST, kink_cast}, {TG_OP_MAX_POOL2D, kink_max_pool2d},
-    {TG_OP_MAX_POOL2D_GRAD, kink_max_pool2d_grad}, {TG_OP_MAX_POOL2D_GATHER, kink_max_pool2d_gather},
-    {TG_OP_BIAS_ADD_ACT, kink_bias_add_act}, {TG_OP_ACT_GRAD, kink_act_grad},
-    {TG_OP_ATAN2, kink_atan2}, {TG_OP_FLOORMOD, kink_floormod}, {TG_OP_TRUNCATEMOD, kink_truncatemod},
-    {TG_OP_RELU6, kink_relu6}, {TG_OP_HARD_SIGMOID, kink_hard_sigmoid}, {TG_OP_SELU, kink_selu},
-    {TG_OP_SOFTSIGN, kink_softsign}, {TG_OP_TOP_K, kink_top_k}, {TG_OP_UNSORTED_SEGMENT_MAX, kink_segment_max},
+    {TG_OP_ABS, kink_abs},
+    {TG_OP_RELU, kink_relu},
+    {TG_OP_LEAKY_RELU, kink_leaky_relu},
+    {TG_OP_ELU, kink_elu},
+    {TG_OP_MAXIMUM, kink_maximum},
+    {TG_OP_MINIMUM, kink_minimum},
+    {TG_OP_MAX, kink_max},
+    {TG_OP_MIN, kink_min},
+    {TG_OP_CLIP_BY_VALUE, kink_clip},
+    {TG_OP_CAST, kink_cast},
+    {TG_OP_MAX_POOL2D, kink_max_pool2d},
+    {TG_OP_MAX_POOL2D_GRAD, kink_max_pool2d_grad},
+    {TG_OP_MAX_POOL2D_GATHER, kink_max_pool2d_gather},
+    {TG_OP_BIAS_ADD_ACT, kink_bias_add_act},
+    {TG_OP_ACT_GRAD, kink_act_grad},
+    {TG_OP_ATAN2, kink_atan2},
+    {TG_OP_FLOORMOD, kink_floormod},
+    {TG_OP_TRUNCATEMOD, kink_truncatemod},
+    {TG_OP_RELU6, kink_relu6},
+    {TG_OP_HARD_SIGMOID, kink_hard_sigmoid},
+    {TG_OP_SELU, kink_selu},
+    {TG_OP_SOFTSIGN, kink_softsign},
+    {TG_OP_TOP_K, kink_top_k},
+    {TG_OP_UNSORTED_SEGMENT_MAX, kink_segment_max},
     {TG_OP_UNSORTED_SEGMENT_MIN, kink_segment_min},
 };
 

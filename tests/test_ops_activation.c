@@ -105,8 +105,7 @@ static void test_stability(void)
         tg_tensor *big = tg_cast(tg_from_f64(TG_SHAPE(2, 3), 1000, 0, -1000, 1000, 1000, 999), dt);
         const double e1 = exp(-1.0);
         CHECK_VALUES(tg_softmax(big, -1), 1e-6, 1, 0, 0, 1 / (2 + e1), 1 / (2 + e1), e1 / (2 + e1));
-        CHECK_VALUES(tg_log_softmax(big, -1), 1e-6, 0, -1000, -2000, -log(2 + e1), -log(2 + e1),
-                     -1 - log(2 + e1));
+        CHECK_VALUES(tg_log_softmax(big, -1), 1e-6, 0, -1000, -2000, -log(2 + e1), -log(2 + e1), -1 - log(2 + e1));
         CHECK_VALUES(tg_softmax(big, 0), 1e-6, 0.5, 0, 0, 0.5, 1, 1);
         /* the gradients stay finite at the tails too */
         tg_tape *t = tg_tape_begin(.persistent = true);
@@ -154,9 +153,9 @@ static void test_second_derivatives(void)
         double t = tanh(v[i]), p = 1 / (1 + exp(-v[i])), phi = exp(-v[i] * v[i] / 2) / sqrt(2 * M_PI);
         th[i] = -2 * t * (1 - t * t);
         sg[i] = p * (1 - p) * (1 - 2 * p);
-        sp[i] = p * (1 - p);                       /* softplus'' = sigmoid' */
+        sp[i] = p * (1 - p); /* softplus'' = sigmoid' */
         el[i] = v[i] > 0 ? 0 : 0.7 * exp(v[i]);
-        ge[i] = phi * (2 - v[i] * v[i]);           /* (Phi + x phi)' = 2 phi - x^2 phi */
+        ge[i] = phi * (2 - v[i] * v[i]); /* (Phi + x phi)' = 2 phi - x^2 phi */
     }
     CHECK_VALUES(second_derivative(f_tanh, x), 1e-10, th[0], th[1], th[2], th[3]);
     CHECK_VALUES(second_derivative(f_sigmoid, x), 1e-10, sg[0], sg[1], sg[2], sg[3]);

@@ -112,19 +112,18 @@ static void test_patches_by_hand(void)
     tg_tensor *p = tg_extract_patches(x, 2, 2, 1, 1, TG_PADDING_VALID);
     CHECK(tg_rank(p) == 4 && tg_dim(p, 1) == 2 && tg_dim(p, 2) == 2 && tg_dim(p, 3) == 8);
     /* Rows ordered (kh, kw, channel), as a kernel [KH, KW, C, F]. */
-    CHECK_VALUES(p, 0, 0, 100, 1, 101, 10, 110, 11, 111,      /* window at (0, 0) */
-                 1, 101, 2, 102, 11, 111, 12, 112,             /* (0, 1) */
-                 10, 110, 11, 111, 20, 120, 21, 121,           /* (1, 0) */
-                 11, 111, 12, 112, 21, 121, 22, 122);          /* (1, 1) */
+    CHECK_VALUES(p, 0, 0, 100, 1, 101, 10, 110, 11, 111, /* window at (0, 0) */
+                 1, 101, 2, 102, 11, 111, 12, 112,       /* (0, 1) */
+                 10, 110, 11, 111, 20, 120, 21, 121,     /* (1, 0) */
+                 11, 111, 12, 112, 21, 121, 22, 122);    /* (1, 1) */
 
     /* SAME, 2x2, stride 2 on 3x3: pad 1 after (none before); padded positions are 0. */
     tg_tensor *y = tg_reshape(tg_arange(TG_F32, 1, 10, 1), TG_SHAPE(1, 3, 3, 1));
-    CHECK_VALUES(tg_extract_patches(y, 2, 2, 2, 2, TG_PADDING_SAME), 0, 1, 2, 4, 5, 3, 0, 6, 0, 7, 8, 0, 0, 9, 0,
-                 0, 0);
+    CHECK_VALUES(tg_extract_patches(y, 2, 2, 2, 2, TG_PADDING_SAME), 0, 1, 2, 4, 5, 3, 0, 6, 0, 7, 8, 0, 0, 9, 0, 0, 0);
     /* SAME, 3x3, stride 1 on a 1x2 image: one position of padding on every side. */
     tg_tensor *z = tg_from_f64(TG_SHAPE(1, 1, 2, 1), 5, 6);
     CHECK_VALUES(tg_extract_patches(z, 3, 3, 1, 1, TG_PADDING_SAME), 0, 0, 0, 0, 0, 5, 6, 0, 0, 0, /* (0, 0) */
-                 0, 0, 0, 5, 6, 0, 0, 0, 0);                                                  /* (0, 1) */
+                 0, 0, 0, 5, 6, 0, 0, 0, 0);                                                       /* (0, 1) */
 
     /* col2im of ones counts how many windows cover each pixel. */
     tg_tensor *ones = tg_ones(TG_F64, TG_SHAPE(1, 2, 2, 4));
@@ -142,8 +141,8 @@ static void test_patches_adjoint(void)
         geom g;
     } cases[] = {
         {5, 5, 2, {3, 3, 1, 1, TG_PADDING_VALID}}, {5, 6, 3, {2, 2, 2, 2, TG_PADDING_SAME}},
-        {4, 7, 1, {4, 3, 1, 2, TG_PADDING_SAME}},   {6, 6, 2, {2, 3, 3, 1, TG_PADDING_VALID}},
-        {3, 3, 2, {1, 1, 2, 2, TG_PADDING_SAME}},   {5, 4, 2, {5, 4, 1, 1, TG_PADDING_SAME}},
+        {4, 7, 1, {4, 3, 1, 2, TG_PADDING_SAME}},  {6, 6, 2, {2, 3, 3, 1, TG_PADDING_VALID}},
+        {3, 3, 2, {1, 1, 2, 2, TG_PADDING_SAME}},  {5, 4, 2, {5, 4, 1, 1, TG_PADDING_SAME}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_scope *s = tg_scope_begin();
@@ -219,13 +218,13 @@ static void test_pool_by_hand(void)
      * the real positions only. */
     CHECK_VALUES(tg_max_pool2d(x, .padding = TG_PADDING_SAME), 0, 5, 6, 8, 9);
     CHECK_VALUES(tg_avg_pool2d(x, .padding = TG_PADDING_SAME), 1e-7, 3, 4.5, 7.5, 9);
-    CHECK_VALUES(tg_max_pool2d(x), 0, 5);   /* VALID: the default strides are the pool size */
+    CHECK_VALUES(tg_max_pool2d(x), 0, 5); /* VALID: the default strides are the pool size */
     CHECK_VALUES(tg_avg_pool2d(x, .strides = {1, 1}), 1e-7, 3, 4, 6, 7);
     /* All negative: padding must never win the max (it would give 0 here). */
     tg_tensor *neg = tg_neg(x);
     CHECK_VALUES(tg_max_pool2d(neg, .padding = TG_PADDING_SAME), 0, -1, -3, -7, -9);
-    CHECK_VALUES(tg_max_pool2d(neg, .pool_size = {3, 3}, .strides = {1, 1}, .padding = TG_PADDING_SAME), 0, -1, -1,
-                 -2, -1, -1, -2, -4, -4, -5);
+    CHECK_VALUES(tg_max_pool2d(neg, .pool_size = {3, 3}, .strides = {1, 1}, .padding = TG_PADDING_SAME), 0, -1, -1, -2,
+                 -1, -1, -2, -4, -4, -5);
     /* Per channel: channel 1 is channel 0 times 10. */
     tg_tensor *two = tg_from_f64(TG_SHAPE(1, 2, 2, 2), 1, 10, 4, 40, 2, 20, 3, 30);
     CHECK_VALUES(tg_max_pool2d(two), 0, 4, 40);
@@ -236,7 +235,7 @@ static void test_pool_by_hand(void)
 }
 
 static const geom pool_cases[] = {
-    {2, 2, 2, 2, TG_PADDING_VALID}, {2, 2, 2, 2, TG_PADDING_SAME}, {3, 3, 1, 1, TG_PADDING_SAME},
+    {2, 2, 2, 2, TG_PADDING_VALID}, {2, 2, 2, 2, TG_PADDING_SAME},  {3, 3, 1, 1, TG_PADDING_SAME},
     {3, 2, 2, 1, TG_PADDING_SAME},  {2, 3, 1, 2, TG_PADDING_VALID}, {4, 4, 3, 3, TG_PADDING_SAME},
 };
 #define N_POOL ((int)(sizeof pool_cases / sizeof pool_cases[0]))
@@ -284,40 +283,52 @@ static void test_errors(void)
     CHECK(tg_conv2d(tg_zeros(TG_F32, TG_SHAPE(4, 3)), k) == NULL);
     CHECK_ERROR("tg_conv2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape "
                 "(4, 3)");
-    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL, "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
-    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL, "tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 3))) == NULL,
+                 "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape (3, 3, 3)");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(3, 3, 2, 8))) == NULL,
+                 "tg_conv2d: `x` of shape (1, 4, 4, 3) has 3 channels but `kernel` of shape (3, 3, 2, 8) expects 2");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1))) == NULL);
     CHECK_ERROR("tg_conv2d: with VALID padding the window (5, 5) must fit in the input's height and width, but the "
                 "input has shape (1, 4, 4, 3); use TG_PADDING_SAME or a smaller window");
     CHECK(tg_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(5, 5, 3, 1)), .padding = TG_PADDING_SAME) != NULL);
     EXPECT_ERROR(tg_conv2d(x, k, .strides = {0, 1}) == NULL, "tg_conv2d: strides (0, 1) must be positive");
     EXPECT_ERROR(tg_conv2d(x, k, .strides = {1, -2}) == NULL, "tg_conv2d: strides (1, -2) must be positive");
-    EXPECT_ERROR(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL, "tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
-    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
-    EXPECT_ERROR(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL, "tg_conv2d: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_conv2d(x, k, .padding = (tg_padding)7) == NULL,
+                 "tg_conv2d: padding 7 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_conv2d(x, tg_zeros(TG_F64, TG_SHAPE(3, 3, 3, 8))) == NULL,
+                 "tg_conv2d: cannot mix float32 `x` and float64 `kernel`");
+    EXPECT_ERROR(tg_conv2d(tg_zeros(TG_I32, TG_SHAPE(1, 4, 4, 3)), tg_zeros(TG_I32, TG_SHAPE(3, 3, 3, 8))) == NULL,
+                 "tg_conv2d: `x` must be float32 or float64, not int32");
     tg_clear_error();
     EXPECT_ERROR(tg_conv2d(NULL, k) == NULL, "tg_conv2d: `x` is NULL");
     tg_clear_error();
     EXPECT_ERROR(tg_conv2d(x, NULL) == NULL, "tg_conv2d: `kernel` is NULL");
 
-    EXPECT_ERROR(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL, "tg_max_pool2d: the window size (0, 2) must be positive");
-    EXPECT_ERROR(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL, "tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
+    EXPECT_ERROR(tg_max_pool2d(x, .pool_size = {0, 2}) == NULL,
+                 "tg_max_pool2d: the window size (0, 2) must be positive");
+    EXPECT_ERROR(tg_avg_pool2d(x, .pool_size = {5, 1}) == NULL,
+                 "tg_avg_pool2d: with VALID padding the window (5, 1) must fit");
     EXPECT_ERROR(tg_avg_pool2d(x, .strides = {-1, 2}) == NULL, "tg_avg_pool2d: strides (-1, 2) must be positive");
-    EXPECT_ERROR(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL, "tg_max_pool2d: the input must have rank 4");
+    EXPECT_ERROR(tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4, 3))) == NULL,
+                 "tg_max_pool2d: the input must have rank 4");
     CHECK(tg_global_avg_pool2d(tg_zeros(TG_F32, TG_SHAPE(4, 4))) == NULL);
     CHECK_ERROR("tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] (NHWC), but "
                 "has shape (4, 4)");
 
-    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: the input must have rank 4");
-    EXPECT_ERROR(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: strides (0, 1) must be positive");
-    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL, "tg_extract_patches: `x` must be float32 or float64, not bool");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_F32, TG_SHAPE(4, 4)), 2, 2, 1, 1, TG_PADDING_VALID) == NULL,
+                 "tg_extract_patches: the input must have rank 4");
+    EXPECT_ERROR(tg_extract_patches(x, 2, 2, 0, 1, TG_PADDING_VALID) == NULL,
+                 "tg_extract_patches: strides (0, 1) must be positive");
+    EXPECT_ERROR(tg_extract_patches(tg_zeros(TG_BOOL, TG_SHAPE(1, 2, 2, 1)), 1, 1, 1, 1, TG_PADDING_VALID) == NULL,
+                 "tg_extract_patches: `x` must be float32 or float64, not bool");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 4)), 4, 4, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: an image of shape (1, 4, 4, 1) gives 3 x 3 windows, but `patches` has shape "
                 "(1, 2, 2, 4)");
     CHECK(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(1, 2, 2, 5)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL);
     CHECK_ERROR("tg_patches_to_image: the last axis of `patches` (shape (1, 2, 2, 5)) must be kh*kw*channels, a "
                 "multiple of kh*kw = 2*2");
-    EXPECT_ERROR(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL, "tg_patches_to_image: `patches` must have rank 4");
+    EXPECT_ERROR(tg_patches_to_image(tg_zeros(TG_F32, TG_SHAPE(2, 4)), 3, 3, 2, 2, 1, 1, TG_PADDING_VALID) == NULL,
+                 "tg_patches_to_image: `patches` must have rank 4");
     tg_scope_end(s);
 }
 

@@ -94,7 +94,7 @@ static void test_integer_arithmetic(void)
     CHECK_VALUES(tg_add(a, b), 0, 9, -5, 2, 2);
     CHECK_VALUES(tg_sub(a, b), 0, 5, -9, 10, -4);
     CHECK_VALUES(tg_mul(a, b), 0, 14, -14, -24, -3);
-    CHECK_VALUES(tg_div(a, b), 0, 3, -3, -1, 0);   /* truncates toward zero, as C */
+    CHECK_VALUES(tg_div(a, b), 0, 3, -3, -1, 0); /* truncates toward zero, as C */
     CHECK_VALUES(tg_maximum(a, b), 0, 7, 2, 6, 3);
     CHECK_VALUES(tg_minimum(a, b), 0, 2, -7, -4, -1);
     CHECK_VALUES(tg_neg(a), 0, -7, 7, -6, 1);
@@ -115,7 +115,8 @@ static void test_integer_arithmetic(void)
     CHECK(tg_copy_out(tg_div(tg_from_i32(TG_SHAPE(1), INT32_MIN), tg_from_i32(TG_SHAPE(1), -1)), w, 4) == 0);
     CHECK(w[0] == INT32_MIN);
     /* division by zero is an error, not a crash */
-    EXPECT_ERROR(tg_div(a, tg_from_i32(TG_SHAPE(4), 1, 0, 1, 1)) == NULL, "tg_div: integer division by zero (element 1");
+    EXPECT_ERROR(tg_div(a, tg_from_i32(TG_SHAPE(4), 1, 0, 1, 1)) == NULL,
+                 "tg_div: integer division by zero (element 1");
     tg_scope_end(s);
 }
 
@@ -148,7 +149,7 @@ static void test_logical(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_from_i32(TG_SHAPE(4), 0, 1, 2, 3);
-    tg_tensor *p = tg_greater(x, tg_from_i32(TG_SHAPE(1), 1));    /* 0 0 1 1 */
+    tg_tensor *p = tg_greater(x, tg_from_i32(TG_SHAPE(1), 1));                                  /* 0 0 1 1 */
     tg_tensor *q = tg_equal(tg_from_i32(TG_SHAPE(4), 0, 1, 0, 1), tg_from_i32(TG_SHAPE(1), 1)); /* 0 1 0 1 */
     CHECK_VALUES(tg_logical_and(p, q), 0, 0, 0, 0, 1);
     CHECK_VALUES(tg_logical_or(p, q), 0, 0, 1, 1, 1);
@@ -176,7 +177,8 @@ static void test_where_forward(void)
     CHECK(tg_dtype_of(y) == TG_I64);
     CHECK_VALUES(y, 0, 7, 1, 7, 8, 4, 8);
     /* errors */
-    EXPECT_ERROR(tg_where(tg_scalar(1), tg_scalar(1), tg_scalar(2)) == NULL, "tg_where: `cond` must be bool, not float32");
+    EXPECT_ERROR(tg_where(tg_scalar(1), tg_scalar(1), tg_scalar(2)) == NULL,
+                 "tg_where: `cond` must be bool, not float32");
     EXPECT_ERROR(tg_where(c, tg_scalar(1), tg_scalar_of(TG_F64, 2)) == NULL, "cannot mix float32 and float64");
     EXPECT_ERROR(tg_where(c, tg_zeros(TG_F32, TG_SHAPE(3, 3)), tg_scalar(2)) == NULL, "cannot be broadcast");
     tg_scope_end(s);
@@ -197,11 +199,10 @@ static void test_unary_forward_values(void)
         CHECK_VALUES(tg_rsqrt(p), 1e-7, 2.0, 1.0, 0.5);
         CHECK_VALUES(tg_exp(x), 1e-6, 0.1353352832366127, 0.6065306597126334, 1.0, 54.598150033144236);
         CHECK_VALUES(tg_log(p), 1e-6, -1.3862943611198906, 0.0, 1.3862943611198906);
-        CHECK_VALUES(tg_log1p(tg_cast(tg_from_f64(TG_SHAPE(2), 1e-10, 1.0), dt)), 1e-6, 1e-10,
-                     0.6931471805599453);
+        CHECK_VALUES(tg_log1p(tg_cast(tg_from_f64(TG_SHAPE(2), 1e-10, 1.0), dt)), 1e-6, 1e-10, 0.6931471805599453);
         CHECK_VALUES(tg_erf(x), 1e-6, -0.9953222650189527, -0.5204998778130465, 0.0, 0.9999999845827421);
         tg_tensor *r = tg_cast(tg_from_f64(TG_SHAPE(8), 0.5, 1.5, 2.5, -0.5, -1.5, -2.7, 2.2, -0.2), dt);
-        CHECK_VALUES(tg_round(r), 0, 0.0, 2.0, 2.0, -0.0, -2.0, -3.0, 2.0, -0.0);  /* half to even */
+        CHECK_VALUES(tg_round(r), 0, 0.0, 2.0, 2.0, -0.0, -2.0, -3.0, 2.0, -0.0); /* half to even */
         CHECK_VALUES(tg_floor(r), 0, 0.0, 1.0, 2.0, -1.0, -2.0, -3.0, 2.0, -1.0);
         CHECK_VALUES(tg_ceil(r), 0, 1.0, 2.0, 3.0, -0.0, -1.0, -2.0, 3.0, -0.0);
         CHECK_VALUES(tg_clip_by_value(r, -1.0, 2.0), 1e-7, 0.5, 1.5, 2.0, -0.5, -1.0, -1.0, 2.0, -0.2);
@@ -252,8 +253,10 @@ static void test_errors(void)
     tg_tensor *f = tg_ones(TG_F32, TG_SHAPE(2, 3)), *d = tg_ones(TG_F64, TG_SHAPE(2, 3));
     EXPECT_ERROR(tg_add(f, d) == NULL, "tg_add: cannot mix float32 and float64");
     EXPECT_ERROR(tg_pow(d, f) == NULL, "tg_pow: cannot mix float64 and float32");
-    EXPECT_ERROR(tg_mul(f, tg_ones(TG_F32, TG_SHAPE(3, 2))) == NULL, "tg_mul: shapes (2, 3) and (3, 2) cannot be broadcast together");
-    EXPECT_ERROR(tg_maximum(tg_ones(TG_F32, TG_SHAPE(2, 1, 3)), tg_ones(TG_F32, TG_SHAPE(4, 2))) == NULL, "cannot be broadcast together");
+    EXPECT_ERROR(tg_mul(f, tg_ones(TG_F32, TG_SHAPE(3, 2))) == NULL,
+                 "tg_mul: shapes (2, 3) and (3, 2) cannot be broadcast together");
+    EXPECT_ERROR(tg_maximum(tg_ones(TG_F32, TG_SHAPE(2, 1, 3)), tg_ones(TG_F32, TG_SHAPE(4, 2))) == NULL,
+                 "cannot be broadcast together");
     /* a NULL input returns NULL and keeps the first error */
     tg_clear_error();
     tg_tensor *bad = tg_log(tg_from_i32(TG_SHAPE(1), 3));
@@ -266,7 +269,10 @@ static void test_errors(void)
     EXPECT_ERROR(tg_add(NULL, f) == NULL, "tg_add: `a` is NULL");
     /* integers are rejected by float-only ops */
     tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 2);
-    struct { tg_tensor *(*fn)(tg_loc, const tg_tensor *); const char *msg; } float_only[] = {
+    struct {
+        tg_tensor *(*fn)(tg_loc, const tg_tensor *);
+        const char *msg;
+    } float_only[] = {
         {tg_sqrt_at, "tg_sqrt: `x` must be float32 or float64, not int32"},
         {tg_rsqrt_at, "tg_rsqrt: `x` must be float32"},
         {tg_exp_at, "tg_exp: `x` must be float32"},
@@ -323,8 +329,8 @@ static void test_gradient_values(void)
     tg_watch(t, a);
     tg_watch(t, b);
     tg_tensor *mx = tg_maximum(a, b), *mn = tg_minimum(a, b);
-    tg_tensor *pw = tg_pow(tg_from_f64(TG_SHAPE(3), -2, 0, 3), b);  /* bases not watched */
-    tg_tensor *pa = tg_pow(tg_mul(a, tg_from_f64(TG_SHAPE(3), -2, 0, 1)), b);  /* a*(-2,0,1) ^ b */
+    tg_tensor *pw = tg_pow(tg_from_f64(TG_SHAPE(3), -2, 0, 3), b);            /* bases not watched */
+    tg_tensor *pa = tg_pow(tg_mul(a, tg_from_f64(TG_SHAPE(3), -2, 0, 1)), b); /* a*(-2,0,1) ^ b */
     tg_tensor *clip = tg_clip_by_value(tg_mul(a, tg_scalar_of(TG_F64, 1)), 1.0, 2.5);
     tg_tape_end(t);
     CHECK_VALUES(tg_gradient(t, mx, a), 0, 1, 0, 1);
@@ -393,7 +399,7 @@ static void test_identity_reads_variable(void)
     CHECK(tg_assign(v, tg_from_f64(TG_SHAPE(2), 7, 8)) == 0);
     CHECK_VALUES(r, 0, 1, 2);
     CHECK_VALUES(tg_gradient(t, y, v), 0, 2, 4);
-    CHECK(warnings == 1);   /* the tape says it differentiates at the value it read */
+    CHECK(warnings == 1); /* the tape says it differentiates at the value it read */
     tg_tape_free(t);
     tg_variable_free(v);
     tg_scope_end(s);
@@ -415,14 +421,14 @@ static void test_second_derivatives(void)
     const double v[3] = {-1.5, 0.5, 2.0};
     tg_tensor *x = tg_tensor_from(TG_F64, TG_SHAPE(3), v);
     double e[3];
-    for (int i = 0; i < 3; i++)   /* erf'' = -4x/sqrt(pi) exp(-x^2) */
+    for (int i = 0; i < 3; i++) /* erf'' = -4x/sqrt(pi) exp(-x^2) */
         e[i] = -4 * v[i] / sqrt(M_PI) * exp(-v[i] * v[i]);
     CHECK_VALUES(second_derivative(f_cube, x), 1e-10, 6 * v[0], 6 * v[1], 6 * v[2]);
     CHECK_VALUES(second_derivative(f_erf, x), 1e-10, e[0], e[1], e[2]);
     CHECK_VALUES(second_derivative(f_recip, x), 1e-10, 2 / (v[0] * v[0] * v[0]), 2 / (v[1] * v[1] * v[1]),
                  2 / (v[2] * v[2] * v[2]));
     CHECK_VALUES(second_derivative(f_where_exp, x), 1e-10, 2, exp(v[1]), exp(v[2]));
-    tg_tensor *p = tg_from_f64(TG_SHAPE(2), 0.25, 4);   /* sqrt'' = -x^(-3/2) / 4 */
+    tg_tensor *p = tg_from_f64(TG_SHAPE(2), 0.25, 4); /* sqrt'' = -x^(-3/2) / 4 */
     CHECK_VALUES(second_derivative(f_sqrt, p), 1e-10, -0.25 * pow(0.25, -1.5), -0.25 * pow(4.0, -1.5));
     tg_scope_end(s);
 }

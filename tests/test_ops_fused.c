@@ -106,11 +106,17 @@ static void test_bias_act_errors(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(2)), TG_BIAS_RELU) == NULL, "tg_bias_add_act: `bias` must be a vector as long as the last axis of `x`; got x (2, 3) and bias (2,)");
-    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_BIAS_RELU) == NULL, "got x (2, 3) and bias (1, 3)");
-    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F64, TG_SHAPE(3)), TG_BIAS_RELU) == NULL, "tg_bias_add_act: cannot mix float32 and float64");
-    EXPECT_ERROR(tg_bias_add_act(tg_zeros(TG_I32, TG_SHAPE(2, 3)), tg_zeros(TG_I32, TG_SHAPE(3)), TG_BIAS_RELU) == NULL, "tg_bias_add_act: `x` must be float32 or float64, not int32");
-    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(3)), (tg_bias_act)9) == NULL, "tg_bias_add_act: activation 9 is not a tg_bias_act");
+    EXPECT_ERROR(
+        tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(2)), TG_BIAS_RELU) == NULL,
+        "tg_bias_add_act: `bias` must be a vector as long as the last axis of `x`; got x (2, 3) and bias (2,)");
+    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_BIAS_RELU) == NULL,
+                 "got x (2, 3) and bias (1, 3)");
+    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F64, TG_SHAPE(3)), TG_BIAS_RELU) == NULL,
+                 "tg_bias_add_act: cannot mix float32 and float64");
+    EXPECT_ERROR(tg_bias_add_act(tg_zeros(TG_I32, TG_SHAPE(2, 3)), tg_zeros(TG_I32, TG_SHAPE(3)), TG_BIAS_RELU) == NULL,
+                 "tg_bias_add_act: `x` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_bias_add_act(x, tg_zeros(TG_F32, TG_SHAPE(3)), (tg_bias_act)9) == NULL,
+                 "tg_bias_add_act: activation 9 is not a tg_bias_act");
     tg_clear_error();
     EXPECT_ERROR(tg_bias_add_act(NULL, x, TG_BIAS_RELU) == NULL, "tg_bias_add_act: `a` is NULL");
     tg_scope_end(s);
@@ -118,7 +124,7 @@ static void test_bias_act_errors(void)
 
 /* ---- softmax cross-entropy ---------------------------------------------------------------------- */
 typedef struct xent_case {
-    const tg_tensor *labels;   /* int labels (sparse) or float labels */
+    const tg_tensor *labels; /* int labels (sparse) or float labels */
 } xent_case;
 
 static tg_tensor *fused_xent(tg_tensor *const *xs, int n, void *u)
@@ -156,10 +162,7 @@ static tg_tensor *labels_of(uint64_t seed, tg_shape shape, int64_t classes, tg_d
 }
 
 /* Rows of probabilities (each row sums to 1), like smoothed one-hot labels. */
-static tg_tensor *soft_labels(uint64_t seed, tg_shape shape)
-{
-    return tg_softmax(gc_input(seed, shape, -2, 2), -1);
-}
+static tg_tensor *soft_labels(uint64_t seed, tg_shape shape) { return tg_softmax(gc_input(seed, shape, -2, 2), -1); }
 
 static void test_xent_values(void)
 {
@@ -172,7 +175,8 @@ static void test_xent_values(void)
                  log(1 + exp(-1.0) + exp(-2.0)), log(3.0));
     /* Stable at large logits. */
     CHECK_VALUES(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i64(TG_SHAPE(1), 0),
-                                                             tg_from_f32(TG_SHAPE(1, 2), 1000, -1000)), 0, 0);
+                                                             tg_from_f32(TG_SHAPE(1, 2), 1000, -1000)),
+                 0, 0);
     /* The chain's bits: sparse (int32, int64) and dense labels, rank 2 and 3, small and
      * large (threaded), float32 and float64. */
     const tg_shape shapes[] = {TG_SHAPE(4, 5), TG_SHAPE(2, 3, 7), TG_SHAPE(4000, 10)};
@@ -247,17 +251,24 @@ static void test_xent_errors(void)
     CHECK(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(2), 0, 3), z) == NULL);
     CHECK_ERROR("tg_sparse_softmax_cross_entropy_with_logits: Received a label value of 3 (labels[1]) which is outside "
                 "the valid range of [0, 3)");
-    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i64(TG_SHAPE(2), -1, 0), z) == NULL, "Received a label value of -1 (labels[0])");
-    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(3), 0, 1, 2), z) == NULL, "`labels` (3,) must have the shape of `logits` (2, 3) without its last axis");
-    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_zeros(TG_F32, TG_SHAPE(2)), z) == NULL, "`labels` must hold int32 or int64 class indices, not float32");
-    CHECK(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(2), 0, 1), tg_zeros(TG_I32, TG_SHAPE(2, 3))) ==
-          NULL);
+    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i64(TG_SHAPE(2), -1, 0), z) == NULL,
+                 "Received a label value of -1 (labels[0])");
+    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(3), 0, 1, 2), z) == NULL,
+                 "`labels` (3,) must have the shape of `logits` (2, 3) without its last axis");
+    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_zeros(TG_F32, TG_SHAPE(2)), z) == NULL,
+                 "`labels` must hold int32 or int64 class indices, not float32");
+    CHECK(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(2), 0, 1),
+                                                      tg_zeros(TG_I32, TG_SHAPE(2, 3))) == NULL);
     CHECK_ERROR("`logits` must be float32 or float64, not int32");
-    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(1), 0), tg_scalar(1.0)) == NULL, "`logits` is a scalar; it needs a last axis of classes");
-    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(tg_zeros(TG_F32, TG_SHAPE(2, 2)), z) == NULL, "tg_softmax_cross_entropy_with_logits: `labels` (2, 2) and `logits` (2, 3) must have one shape");
-    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(tg_zeros(TG_F64, TG_SHAPE(2, 3)), z) == NULL, "cannot mix float64 and float32");
+    EXPECT_ERROR(tg_sparse_softmax_cross_entropy_with_logits(tg_from_i32(TG_SHAPE(1), 0), tg_scalar(1.0)) == NULL,
+                 "`logits` is a scalar; it needs a last axis of classes");
+    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(tg_zeros(TG_F32, TG_SHAPE(2, 2)), z) == NULL,
+                 "tg_softmax_cross_entropy_with_logits: `labels` (2, 2) and `logits` (2, 3) must have one shape");
+    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(tg_zeros(TG_F64, TG_SHAPE(2, 3)), z) == NULL,
+                 "cannot mix float64 and float32");
     tg_clear_error();
-    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(NULL, z) == NULL, "tg_softmax_cross_entropy_with_logits: `a` is NULL");
+    EXPECT_ERROR(tg_softmax_cross_entropy_with_logits(NULL, z) == NULL,
+                 "tg_softmax_cross_entropy_with_logits: `a` is NULL");
     tg_scope_end(s);
 }
 
@@ -287,7 +298,7 @@ static tg_tensor *chain_pool(tg_tensor *const *xs, int n, void *u)
     if (!patches)
         return NULL;
     int64_t N = tg_dim(patches, 0), OH = tg_dim(patches, 1), OW = tg_dim(patches, 2), C = tg_dim(x, 3);
-    if (p->is_max) {   /* padded positions must never win: push them to -inf */
+    if (p->is_max) { /* padded positions must never win: push them to -inf */
         tg_tensor *ones = tg_extract_patches(tg_ones_like(x), p->kh, p->kw, p->sh, p->sw, p->pad);
         tg_tensor *real = tg_greater(ones, tg_scalar_like(ones, 0.5));
         patches = tg_where(real, patches, tg_scalar_like(patches, -INFINITY));
@@ -318,7 +329,8 @@ static void test_pools_match_chain(void)
         char name[64];
         snprintf(name, sizeof name, "pool case %d", i);
         /* Coarse values: ties in max windows, which the values do not mind. */
-        tg_tensor *x = tg_floor(tg_mul(gc_input(90 + (uint64_t)i, TG_SHAPE(2, 7, 6, 3), -2, 2), tg_scalar_of(TG_F64, 2)));
+        tg_tensor *x =
+            tg_floor(tg_mul(gc_input(90 + (uint64_t)i, TG_SHAPE(2, 7, 6, 3), -2, 2), tg_scalar_of(TG_F64, 2)));
         tg_tensor *x32 = tg_cast(x, TG_F32), *w = gc_input(99, tg_shape_of(direct_pool(&x, 1, &p)), 0.5, 1.5);
         CHECK(agree(name, direct_pool(&x32, 1, &p), chain_pool(&x32, 1, &p), 0));
         CHECK(agree(name, direct_pool(&x, 1, &p), chain_pool(&x, 1, &p), 0));

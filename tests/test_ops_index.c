@@ -17,10 +17,18 @@ static tg_tensor *roll_m1_5_a2_0(const tg_tensor *x) { return tg_roll(x, TG_SHAP
 static tg_tensor *roll_2_2_a1_1(const tg_tensor *x) { return tg_roll(x, TG_SHAPE(2, 2), TG_AXES(1, -2)); }
 
 typedef tg_tensor *(*unary_fn)(const tg_tensor *x);
-static const struct { const char *name; unary_fn f; } CASES[] = {
-    {"tile_2_1", tile_2_1}, {"tile_2_3", tile_2_3}, {"tile_1_2_1", tile_1_2_1},
-    {"reverse_0", reverse_0}, {"reverse_1_2", reverse_1_2},
-    {"roll_1_a1", roll_1_a1}, {"roll_m1_5_a2_0", roll_m1_5_a2_0}, {"roll_2_2_a1_1", roll_2_2_a1_1},
+static const struct {
+    const char *name;
+    unary_fn f;
+} CASES[] = {
+    {"tile_2_1", tile_2_1},
+    {"tile_2_3", tile_2_3},
+    {"tile_1_2_1", tile_1_2_1},
+    {"reverse_0", reverse_0},
+    {"reverse_1_2", reverse_1_2},
+    {"roll_1_a1", roll_1_a1},
+    {"roll_m1_5_a2_0", roll_m1_5_a2_0},
+    {"roll_2_2_a1_1", roll_2_2_a1_1},
 };
 enum { N_CASES = sizeof CASES / sizeof CASES[0] };
 
@@ -44,17 +52,16 @@ static void test_tf_doc_examples(void)
     CHECK(t12 && tg_dtype_of(t12) == TG_I32 && tg_dim(t12, 0) == 2 && tg_dim(t12, 1) == 6);
     CHECK_VALUES(t12, 0, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6);
     CHECK_VALUES(tg_tile(a, TG_SHAPE(2, 1)), 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6);
-    CHECK_VALUES(tg_tile(a, TG_SHAPE(2, 2)), 0, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5,
-                 6);
+    CHECK_VALUES(tg_tile(a, TG_SHAPE(2, 2)), 0, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6);
     /* tf.reverse: t = [[[[ 0, 1, 2, 3], [ 4, 5, 6, 7], [ 8, 9, 10, 11]],
      *                   [[12, 13, 14, 15], [16, 17, 18, 19], [20, 21, 22, 23]]]], dims [3] and [1] */
     tg_tensor *t = tg_reshape(tg_arange(TG_I64, 0, 24, 1), TG_SHAPE(1, 2, 3, 4));
-    CHECK_VALUES(tg_reverse(t, TG_AXES(3)), 0, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 19, 18, 17, 16,
-                 23, 22, 21, 20);
+    CHECK_VALUES(tg_reverse(t, TG_AXES(3)), 0, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 19, 18, 17, 16, 23,
+                 22, 21, 20);
     CHECK_VALUES(tg_reverse(t, TG_AXES(1)), 0, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 0, 1, 2, 3, 4, 5, 6, 7,
                  8, 9, 10, 11);
-    CHECK_VALUES(tg_reverse(t, TG_AXES(2)), 0, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 20, 21, 22, 23, 16, 17, 18, 19,
-                 12, 13, 14, 15);
+    CHECK_VALUES(tg_reverse(t, TG_AXES(2)), 0, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 20, 21, 22, 23, 16, 17, 18, 19, 12,
+                 13, 14, 15);
     /* tf.roll: [0..4] by 2 -> [3, 4, 0, 1, 2]; [[0..4], [5..9]] by [1, -2] on [0, 1] ->
      * [[7, 8, 9, 5, 6], [2, 3, 4, 0, 1]]; by [2, -3] on [1, 1] -> [[1, 2, 3, 4, 0], [6, 7, 8, 9, 5]] */
     CHECK_VALUES(tg_roll(tg_arange(TG_I32, 0, 5, 1), TG_SHAPE(2), TG_AXES(0)), 0, 3, 4, 0, 1, 2);
@@ -76,7 +83,7 @@ static void test_dtypes_and_edges(void)
     CHECK_VALUES(tg_roll(tg_from_i64(TG_SHAPE(3), 1, 2, 3), TG_SHAPE(-4), TG_AXES(0)), 0, 2, 3, 1);
     CHECK_VALUES(tg_roll(tg_from_f64(TG_SHAPE(3), 1, 2, 3), TG_SHAPE(300000000000LL), TG_AXES(0)), 0, 1, 2, 3);
     tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
-    CHECK_VALUES(tg_reverse(x, (tg_axes){0}), 0, 1, 2, 3, 4, 5, 6);   /* no axes: unchanged */
+    CHECK_VALUES(tg_reverse(x, (tg_axes){0}), 0, 1, 2, 3, 4, 5, 6); /* no axes: unchanged */
     tg_tensor *z = tg_tile(x, TG_SHAPE(0, 2));
     CHECK(z && tg_size(z) == 0 && tg_dim(z, 0) == 0 && tg_dim(z, 1) == 6);
     tg_tensor *sc = tg_tile(tg_scalar_of(TG_F64, 2.5), TG_SCALAR_SHAPE);
@@ -117,11 +124,21 @@ static void test_gradients(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x3 = gc_input(21, TG_SHAPE(2, 3, 4), -1.5, 1.5), *x2 = gc_input(22, TG_SHAPE(2, 3), -1.5, 1.5);
     tg_tensor *x5 = gc_input(23, TG_SHAPE(2, 1, 3, 2, 2), -1.5, 1.5);
-    struct { const char *name; unary_fn f; tg_tensor *x; } cases[] = {
-        {"tile (2, 1)", tile_2_1, x2}, {"tile (2, 3)", tile_2_3, x2}, {"tile (1, 2, 1)", tile_1_2_1, x3},
-        {"tile, rank 5", tile_big, x5}, {"reverse 0", reverse_0, x3}, {"reverse (-1, 1)", reverse_1_2, x3},
-        {"reverse every axis", reverse_all, x5}, {"roll 1 on 1", roll_1_a1, x3},
-        {"roll (-1, 5) on (2, 0)", roll_m1_5_a2_0, x3}, {"roll of four axes", roll_many, x5},
+    struct {
+        const char *name;
+        unary_fn f;
+        tg_tensor *x;
+    } cases[] = {
+        {"tile (2, 1)", tile_2_1, x2},
+        {"tile (2, 3)", tile_2_3, x2},
+        {"tile (1, 2, 1)", tile_1_2_1, x3},
+        {"tile, rank 5", tile_big, x5},
+        {"reverse 0", reverse_0, x3},
+        {"reverse (-1, 1)", reverse_1_2, x3},
+        {"reverse every axis", reverse_all, x5},
+        {"roll 1 on 1", roll_1_a1, x3},
+        {"roll (-1, 5) on (2, 0)", roll_m1_5_a2_0, x3},
+        {"roll of four axes", roll_many, x5},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         tg_tensor *in[1] = {cases[k].x};
@@ -189,12 +206,24 @@ static tg_tensor *segment_min_full(const tg_tensor *x)
     return tg_unsorted_segment_min(x, tg_from_i64(TG_SHAPE(6), 1, 2, 0, -1, 1, 2), 3);
 }
 
-static const struct { const char *name; unary_fn f; double tol; } INDEXING[] = {
-    {"mirror_reflect", mirror_reflect, 1e-15}, {"mirror_symmetric", mirror_symmetric, 1e-15},
-    {"gather_nd_2", gather_nd_2, 1e-15}, {"gather_nd_3", gather_nd_3, 0}, {"scatter_nd", scatter_nd, 1e-15},
-    {"segment_sum", segment_sum, 1e-15}, {"segment_mean", segment_mean, 1e-15}, {"segment_max", segment_max, 0},
-    {"segment_min", segment_min, 0}, {"repeat_a1", repeat_a1, 1e-15}, {"repeat_flat", repeat_flat, 1e-15},
-    {"boolean_mask_2d", boolean_mask_2d, 0}, {"boolean_mask_axis2", boolean_mask_axis2, 0},
+static const struct {
+    const char *name;
+    unary_fn f;
+    double tol;
+} INDEXING[] = {
+    {"mirror_reflect", mirror_reflect, 1e-15},
+    {"mirror_symmetric", mirror_symmetric, 1e-15},
+    {"gather_nd_2", gather_nd_2, 1e-15},
+    {"gather_nd_3", gather_nd_3, 0},
+    {"scatter_nd", scatter_nd, 1e-15},
+    {"segment_sum", segment_sum, 1e-15},
+    {"segment_mean", segment_mean, 1e-15},
+    {"segment_max", segment_max, 0},
+    {"segment_min", segment_min, 0},
+    {"repeat_a1", repeat_a1, 1e-15},
+    {"repeat_flat", repeat_flat, 1e-15},
+    {"boolean_mask_2d", boolean_mask_2d, 0},
+    {"boolean_mask_axis2", boolean_mask_axis2, 0},
 };
 enum { N_INDEXING = sizeof INDEXING / sizeof INDEXING[0] };
 
@@ -214,8 +243,9 @@ static void test_indexing_gradients(void)
         char name[64];
         snprintf(name, sizeof name, "%s.x", INDEXING[k].name);
         tg_tensor *in[1] = {golden(name)};
-        unary_fn f = INDEXING[k].f == segment_max ? segment_max_full
-                     : INDEXING[k].f == segment_min ? segment_min_full : INDEXING[k].f;
+        unary_fn f = INDEXING[k].f == segment_max   ? segment_max_full
+                     : INDEXING[k].f == segment_min ? segment_min_full
+                                                    : INDEXING[k].f;
         if (!in[0] || !gradcheck(INDEXING[k].name, call_unary, in, 1, (void *)f, 1e-6, 1e-8) ||
             !gradcheck(INDEXING[k].name, first_gradient, in, 1, (void *)f, 1e-6, 1e-7) ||
             !f32_matches_f64(INDEXING[k].name, call_unary, in, 1, (void *)f, 1e-7)) {
@@ -234,13 +264,13 @@ static void test_indexing_tf_doc_examples(void)
     tg_tensor *t = tg_from_i32(TG_SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
     CHECK_VALUES(tg_mirror_pad(t, TG_SHAPE(1, 2), TG_SHAPE(1, 2), TG_MIRROR_REFLECT), 0, 6, 5, 4, 5, 6, 5, 4, 3, 2, 1,
                  2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2, 3, 2, 1);
-    CHECK_VALUES(tg_mirror_pad(t, TG_SHAPE(1, 2), TG_SHAPE(1, 2), TG_MIRROR_SYMMETRIC), 0, 2, 1, 1, 2, 3, 3, 2, 2, 1,
-                 1, 2, 3, 3, 2, 5, 4, 4, 5, 6, 6, 5, 5, 4, 4, 5, 6, 6, 5);
-    tg_tensor *ab = tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4);   /* [['a', 'b'], ['c', 'd']] */
+    CHECK_VALUES(tg_mirror_pad(t, TG_SHAPE(1, 2), TG_SHAPE(1, 2), TG_MIRROR_SYMMETRIC), 0, 2, 1, 1, 2, 3, 3, 2, 2, 1, 1,
+                 2, 3, 3, 2, 5, 4, 4, 5, 6, 6, 5, 5, 4, 4, 5, 6, 6, 5);
+    tg_tensor *ab = tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4); /* [['a', 'b'], ['c', 'd']] */
     CHECK_VALUES(tg_gather_nd(ab, tg_from_i32(TG_SHAPE(2, 2), 0, 0, 1, 1)), 0, 1, 4);
     CHECK_VALUES(tg_gather_nd(ab, tg_from_i32(TG_SHAPE(2, 1), 1, 0)), 0, 3, 4, 1, 2);
-    tg_tensor *sc = tg_scatter_nd(tg_from_i32(TG_SHAPE(4, 1), 4, 3, 1, 7), tg_from_i32(TG_SHAPE(4), 9, 10, 11, 12),
-                                  TG_SHAPE(8));
+    tg_tensor *sc =
+        tg_scatter_nd(tg_from_i32(TG_SHAPE(4, 1), 4, 3, 1, 7), tg_from_i32(TG_SHAPE(4), 9, 10, 11, 12), TG_SHAPE(8));
     CHECK(sc && tg_dtype_of(sc) == TG_I32);
     CHECK_VALUES(sc, 0, 0, 11, 0, 10, 9, 0, 0, 12);
     tg_tensor *c = tg_from_f64(TG_SHAPE(3, 4), 1, 2, 3, 4, 5, 6, 7, 8, 4, 3, 2, 1);

@@ -106,8 +106,8 @@ static void test_forward_against_naive(void)
         tg_scope *s = tg_scope_begin();
         tg_tensor *a = gc_input(10 + i, cases[i].a, -1, 1), *b = gc_input(20 + i, cases[i].b, -1, 1);
         tg_tensor *c64 = tg_matmul(a, b, .transpose_a = cases[i].ta, .transpose_b = cases[i].tb);
-        tg_tensor *c32 = tg_matmul(tg_cast(a, TG_F32), tg_cast(b, TG_F32), .transpose_a = cases[i].ta,
-                                   .transpose_b = cases[i].tb);
+        tg_tensor *c32 =
+            tg_matmul(tg_cast(a, TG_F32), tg_cast(b, TG_F32), .transpose_a = cases[i].ta, .transpose_b = cases[i].tb);
         CHECK(c64 && c32);
         if (c64 && c32) {
             CHECK(matches_naive(a, b, cases[i].ta, cases[i].tb, c64, 1e-12));
@@ -148,12 +148,14 @@ static void test_errors(void)
     CHECK(tg_matmul(m23, m45) == NULL);
     CHECK_ERROR("tg_matmul: inner dimensions differ: a (2, 3) with transpose_a=false has k=3, "
                 "b (4, 5) with transpose_b=false has k=4");
-    EXPECT_ERROR(tg_matmul(m23, m45, .transpose_a = true, .transpose_b = true) == NULL, "a (2, 3) with transpose_a=true has k=2, b (4, 5) with transpose_b=true has k=5");
+    EXPECT_ERROR(tg_matmul(m23, m45, .transpose_a = true, .transpose_b = true) == NULL,
+                 "a (2, 3) with transpose_a=true has k=2, b (4, 5) with transpose_b=true has k=5");
     CHECK(tg_matmul(tg_zeros(TG_F32, TG_SHAPE(2, 2, 3)), tg_zeros(TG_F32, TG_SHAPE(3, 3, 4))) == NULL);
     CHECK_ERROR("tg_matmul: the batch dims (all but the last two) of a (2, 2, 3) and b (3, 3, 4) cannot be "
                 "broadcast together");
     EXPECT_ERROR(tg_matmul(m23, tg_zeros(TG_F64, TG_SHAPE(3, 2))) == NULL, "tg_matmul: cannot mix float32 and float64");
-    EXPECT_ERROR(tg_matmul(tg_from_i32(TG_SHAPE(1, 1), 1), tg_from_i32(TG_SHAPE(1, 1), 2)) == NULL, "tg_matmul: `a` must be float32 or float64, not int32");
+    EXPECT_ERROR(tg_matmul(tg_from_i32(TG_SHAPE(1, 1), 1), tg_from_i32(TG_SHAPE(1, 1), 2)) == NULL,
+                 "tg_matmul: `a` must be float32 or float64, not int32");
     tg_clear_error();
     EXPECT_ERROR(tg_matmul(NULL, m23) == NULL, "tg_matmul: `a` is NULL");
     tg_clear_error();

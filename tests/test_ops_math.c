@@ -12,10 +12,10 @@
 /* Tolerances: measured errors with 10x or more to spare. The central differences' own
  * rounding (a weighted sum of up to 15 terms, over 2 EPS) reaches 3e-9 (1 + |n|); float32
  * stays within 3e-7 of float64; libm and PyTorch agree to 1e-13. */
-#define EPS 1e-6
-#define TOL 1e-7          /* first order: |g - n| <= TOL (1 + |n|) */
-#define TOL2 1e-6         /* second order: the differences of a gradient */
-#define F32_TOL 3e-6      /* float32 against float64, relative */
+#define EPS         1e-6
+#define TOL         1e-7 /* first order: |g - n| <= TOL (1 + |n|) */
+#define TOL2        1e-6 /* second order: the differences of a gradient */
+#define F32_TOL     3e-6 /* float32 against float64, relative */
 #define GOLDEN_RTOL 1e-13
 
 /* ---- the ops, as functions of a list of inputs ------------------------------------------------ */
@@ -347,7 +347,10 @@ static tg_tensor *quotient_safe(tg_tensor *a, const tg_tensor *b)
 }
 
 static const tg_shape BROADCASTS[][2] = {
-    {{2, {2, 3}}, {2, {2, 3}}}, {{2, {2, 3}}, {1, {3}}}, {{2, {2, 3}}, {2, {2, 1}}}, {{0}, {2, {2, 3}}},
+    {{2, {2, 3}}, {2, {2, 3}}},
+    {{2, {2, 3}}, {1, {3}}},
+    {{2, {2, 3}}, {2, {2, 1}}},
+    {{0}, {2, {2, 3}}},
 };
 
 static void test_gradients_binary(void)
@@ -360,7 +363,7 @@ static void test_gradients_binary(void)
                                 gc_input(500 + (uint64_t)(k * 4 + j), BROADCASTS[j][1], c->lo_b, c->hi_b)};
             bool mod = strstr(c->op.name, "mod") != NULL;
             if (mod && BROADCASTS[j][0].rank == 0)
-                continue;   /* a scalar a against a tensor b: a cannot be moved per element */
+                continue; /* a scalar a against a tensor b: a cannot be moved per element */
             if (mod)
                 xs[0] = quotient_safe(xs[0], xs[1]);
             op_ref named = c->op;
@@ -375,7 +378,7 @@ static void test_gradients_binary(void)
 /* ---- second order: the gradient of each rule, itself differentiated ----------------------------- */
 typedef struct inner_grad {
     const op_ref *op;
-    int wrt;   /* the input whose gradient is returned */
+    int wrt; /* the input whose gradient is returned */
 } inner_grad;
 
 /* dL/dxs[wrt] for L = sum(op(xs) * w), taken on an inner tape: the outer tape of gradcheck
@@ -450,8 +453,8 @@ static void test_second_derivative_values(void)
         e[1][i] = 2 * tan(t) / (cos(t) * cos(t));
         e[2][i] = t / pow(1 - t * t, 1.5);
         e[3][i] = 2 * t / ((1 - t * t) * (1 - t * t));
-        e[4][i] = -p * (1 - p);                                   /* log_sigmoid'' = -sigmoid' */
-        e[5][i] = -2 * (t > 0 ? 1 : -1) / pow(1 + fabs(t), 3);    /* softsign'' */
+        e[4][i] = -p * (1 - p);                                /* log_sigmoid'' = -sigmoid' */
+        e[5][i] = -2 * (t > 0 ? 1 : -1) / pow(1 + fabs(t), 3); /* softsign'' */
     }
     tg_tensor *(*f[6])(const tg_tensor *) = {f_sin, f_tan, f_asin, f_atanh, f_log_sigmoid, f_softsign};
     for (int k = 0; k < 6; k++)
@@ -519,8 +522,8 @@ static void test_special_gradients(void)
     CHECK_VALUES(grad1(tg_hard_sigmoid_at, tg_from_f64(TG_SHAPE(2), NAN, 2.0)), 1e-15, 0, 1.0 / 6);
     /* selu at 0: scale (TF's SeluGrad reads the output: 0 is not below 0) */
     const double scale = 1.0507009873554804934193349852946, alpha = 1.6732632423543772848170429916717;
-    CHECK_VALUES(grad1(tg_selu_at, tg_from_f64(TG_SHAPE(3), -1.0, 0.0, 2.0)), 1e-14, scale * alpha * exp(-1.0),
-                 scale, scale);
+    CHECK_VALUES(grad1(tg_selu_at, tg_from_f64(TG_SHAPE(3), -1.0, 0.0, 2.0)), 1e-14, scale * alpha * exp(-1.0), scale,
+                 scale);
     /* the tails stay finite */
     tg_tensor *tails = tg_from_f64(TG_SHAPE(4), -800, -40, 40, 800);
     CHECK_VALUES(grad1(tg_log_sigmoid_at, tails), 1e-15, 1, 1, exp(-40.0), 0);
@@ -554,7 +557,11 @@ static void test_not_differentiable(void)
 static void test_saturation_explained(void)
 {
     tg_scope *s = tg_scope_begin();
-    struct { unary_fn f; float lo, hi; const char *op, *words; } cases[] = {
+    struct {
+        unary_fn f;
+        float lo, hi;
+        const char *op, *words;
+    } cases[] = {
         {tg_relu6_at, -1, 7, "tg_relu6", "outside (0, 6)"},
         {tg_hard_sigmoid_at, -5, 4, "tg_hard_sigmoid", "outside (-3, 3)"},
     };
@@ -581,15 +588,16 @@ static void test_errors(void)
     tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 2), *f = tg_ones(TG_F32, TG_SHAPE(2, 3));
     tg_tensor *d = tg_ones(TG_F64, TG_SHAPE(2, 3)), *bo = tg_cast(i, TG_BOOL);
     /* float-only ops refuse integers, naming the op */
-    unary_fn float_only[] = {tg_sin_at,        tg_cos_at,         tg_tan_at,        tg_asin_at,     tg_acos_at,
-                             tg_atan_at,       tg_sinh_at,        tg_cosh_at,       tg_asinh_at,    tg_acosh_at,
-                             tg_atanh_at,      tg_reciprocal_at,  tg_expm1_at,      tg_is_nan_at,   tg_is_inf_at,
-                             tg_is_finite_at,  tg_log_sigmoid_at, tg_relu6_at,      tg_selu_at,     silu1_at,
+    unary_fn float_only[] = {tg_sin_at,          tg_cos_at,         tg_tan_at,   tg_asin_at,   tg_acos_at,
+                             tg_atan_at,         tg_sinh_at,        tg_cosh_at,  tg_asinh_at,  tg_acosh_at,
+                             tg_atanh_at,        tg_reciprocal_at,  tg_expm1_at, tg_is_nan_at, tg_is_inf_at,
+                             tg_is_finite_at,    tg_log_sigmoid_at, tg_relu6_at, tg_selu_at,   silu1_at,
                              tg_hard_sigmoid_at, tg_softsign_at};
-    const char *names[] = {"tg_sin",   "tg_cos",         "tg_tan",    "tg_asin",      "tg_acos",     "tg_atan",
-                           "tg_sinh",  "tg_cosh",        "tg_asinh",  "tg_acosh",     "tg_atanh",    "tg_reciprocal",
-                           "tg_expm1", "tg_is_nan",      "tg_is_inf", "tg_is_finite", "tg_log_sigmoid",
-                           "tg_relu6", "tg_selu",        "tg_silu",   "tg_hard_sigmoid", "tg_softsign"};
+    const char *names[] = {"tg_sin",          "tg_cos",         "tg_tan",   "tg_asin",   "tg_acos",
+                           "tg_atan",         "tg_sinh",        "tg_cosh",  "tg_asinh",  "tg_acosh",
+                           "tg_atanh",        "tg_reciprocal",  "tg_expm1", "tg_is_nan", "tg_is_inf",
+                           "tg_is_finite",    "tg_log_sigmoid", "tg_relu6", "tg_selu",   "tg_silu",
+                           "tg_hard_sigmoid", "tg_softsign"};
     for (size_t k = 0; k < sizeof float_only / sizeof float_only[0]; k++) {
         tg_clear_error();
         CHECK(float_only[k](TG_LOC, i) == NULL);

@@ -134,8 +134,8 @@ static void test_max_min_ties_split_gradient(void)
 {
     tg_scope *s = tg_scope_begin();
     CHECK_VALUES(grad_of_sum(tg_from_f32(TG_SHAPE(3), 1, 3, 3), tg_max_at, (tg_reduce_opts){0}), 0, 0, 0.5, 0.5);
-    CHECK_VALUES(grad_of_sum(tg_from_f64(TG_SHAPE(4), 2, 1, 1, 1), tg_min_at, (tg_reduce_opts){0}), 1e-15, 0,
-                 1.0 / 3, 1.0 / 3, 1.0 / 3);
+    CHECK_VALUES(grad_of_sum(tg_from_f64(TG_SHAPE(4), 2, 1, 1, 1), tg_min_at, (tg_reduce_opts){0}), 1e-15, 0, 1.0 / 3,
+                 1.0 / 3, 1.0 / 3);
     tg_tensor *m = tg_from_f64(TG_SHAPE(2, 3), 1, 3, 3, 2, 0, 2);
     CHECK_VALUES(grad_of_sum(m, tg_max_at, (tg_reduce_opts){TG_AXES(1), false}), 0, 0, .5, .5, .5, 0, .5);
     CHECK_VALUES(grad_of_sum(m, tg_min_at, (tg_reduce_opts){TG_AXES(0), true}), 0, 1, 0, 0, 0, 1, 1);
@@ -168,7 +168,7 @@ static void test_argmax_argmin(void)
     tg_tensor *x = tg_from_f32(TG_SHAPE(2, 3), 1, 3, 3, 5, 0, 5);
     tg_tensor *am = tg_argmax(x, 1);
     CHECK(tg_dtype_of(am) == TG_I64 && tg_rank(am) == 1);
-    CHECK_VALUES(am, 0, 1, 0);   /* ties pick the first */
+    CHECK_VALUES(am, 0, 1, 0); /* ties pick the first */
     CHECK_VALUES(tg_argmax(x, -1), 0, 1, 0);
     CHECK_VALUES(tg_argmax(x, 0), 0, 1, 0, 1);
     CHECK_VALUES(tg_argmin(x, 1), 0, 0, 1);
@@ -205,7 +205,8 @@ static void test_errors(void)
     EXPECT_ERROR(tg_max(x, .axes = TG_AXES(0, -3)) == NULL, "tg_max: axis -3 is out of range for a tensor of rank 2");
     EXPECT_ERROR(tg_mean(x, .axes = TG_AXES(1, -1)) == NULL, "tg_mean: axes (1, -1) name axis 1 twice");
     EXPECT_ERROR(tg_variance(x, .axes = TG_AXES(0, 0)) == NULL, "tg_variance: axes (0, 0) name axis 0 twice");
-    EXPECT_ERROR(tg_sum(tg_scalar(1), .axes = TG_AXES(0)) == NULL, "tg_sum: axis 0 is out of range for a tensor of rank 0");
+    EXPECT_ERROR(tg_sum(tg_scalar(1), .axes = TG_AXES(0)) == NULL,
+                 "tg_sum: axis 0 is out of range for a tensor of rank 0");
     EXPECT_ERROR(tg_sum_at(TG_LOC, x, (tg_reduce_opts){.axes = {.n = 9}}) == NULL, "tg_sum: axes has 9 entries");
 
     tg_tensor *i = tg_from_i32(TG_SHAPE(2), 1, 2);
@@ -224,7 +225,8 @@ static void test_errors(void)
     EXPECT_ERROR(tg_argmax(x, 2) == NULL, "tg_argmax: axis 2 is out of range for a tensor of rank 2");
     EXPECT_ERROR(tg_argmin(x, -3) == NULL, "tg_argmin: axis -3 is out of range");
     EXPECT_ERROR(tg_argmax(tg_scalar(1), 0) == NULL, "tg_argmax: `x` is a scalar");
-    EXPECT_ERROR(tg_argmin(tg_zeros(TG_F32, TG_SHAPE(2, 0)), 1) == NULL, "tg_argmin: axis 1 of a tensor of shape (2, 0) is empty");
+    EXPECT_ERROR(tg_argmin(tg_zeros(TG_F32, TG_SHAPE(2, 0)), 1) == NULL,
+                 "tg_argmin: axis 1 of a tensor of shape (2, 0) is empty");
     tg_scope_end(s);
 }
 

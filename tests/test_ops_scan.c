@@ -22,7 +22,11 @@ static void test_reduce_prod_golden(void)
 }
 
 /* One golden scan case per op, axis, exclusive and reverse: the table below. */
-static struct { bool prod; int axis; bool exclusive, reverse; } scan_case;
+static struct {
+    bool prod;
+    int axis;
+    bool exclusive, reverse;
+} scan_case;
 static tg_tensor *scan_fn(const tg_tensor *x)
 {
     tg_scan_opts o = {.axis = scan_case.axis, .exclusive = scan_case.exclusive, .reverse = scan_case.reverse};
@@ -38,7 +42,7 @@ static void test_cumsum_cumprod_golden(void)
                     char name[64];
                     snprintf(name, sizeof name, "%s_a%d_e%d_r%d", p ? "cumprod" : "cumsum", axis, e, r);
                     scan_case.prod = p;
-                    scan_case.axis = axis ? -1 : 0;   /* -1 is axis 1 of a matrix */
+                    scan_case.axis = axis ? -1 : 0; /* -1 is axis 1 of a matrix */
                     scan_case.exclusive = e;
                     scan_case.reverse = r;
                     if (!golden_case(name, scan_fn, true, 1e-12)) {
@@ -133,7 +137,7 @@ static void test_edges_and_integers(void)
     tg_tensor *eb = tg_cast(tg_zeros(TG_F32, TG_SHAPE(0, 3)), TG_BOOL);
     CHECK_VALUES(tg_cast(tg_reduce_any(eb, .axes = TG_AXES(0)), TG_I32), 0, 0, 0, 0);
     CHECK_VALUES(tg_cast(tg_reduce_all(eb, .axes = TG_AXES(0)), TG_I32), 0, 1, 1, 1);
-    tg_tensor *big = tg_from_i32(TG_SHAPE(2), 65536, 65537);   /* 2^32 + 2^16 wraps to 65536 */
+    tg_tensor *big = tg_from_i32(TG_SHAPE(2), 65536, 65537); /* 2^32 + 2^16 wraps to 65536 */
     CHECK(tg_dtype_of(tg_reduce_prod(big)) == TG_I32);
     CHECK_VALUES(tg_reduce_prod(big), 0, 65536);
     CHECK_VALUES(tg_cumsum(tg_from_i64(TG_SHAPE(2, 2), 1, 2, 3, 4), .axis = 0, .reverse = true), 0, 4, 6, 3, 4);
@@ -193,7 +197,10 @@ static tg_tensor *prod_12_keep(const tg_tensor *x)
 {
     return tg_reduce_prod(x, .axes = TG_AXES(2, 1), .keepdims = true);
 }
-static tg_tensor *cumsum_ex_rev(const tg_tensor *x) { return tg_cumsum(x, .axis = 1, .exclusive = true, .reverse = true); }
+static tg_tensor *cumsum_ex_rev(const tg_tensor *x)
+{
+    return tg_cumsum(x, .axis = 1, .exclusive = true, .reverse = true);
+}
 static tg_tensor *cumprod_0(const tg_tensor *x) { return tg_cumprod(x); }
 static tg_tensor *cumprod_ex(const tg_tensor *x) { return tg_cumprod(x, .axis = -1, .exclusive = true); }
 static tg_tensor *cumprod_rev(const tg_tensor *x) { return tg_cumprod(x, .axis = 2, .reverse = true); }
@@ -210,7 +217,11 @@ static void test_gradients(void)
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = gc_input(11, TG_SHAPE(3, 2, 4), -1.5, 1.5);
     tg_tensor *pos = gc_input(12, TG_SHAPE(3, 2, 4), 0.5, 1.5);
-    struct { const char *name; unary_fn f; tg_tensor *x; } cases[] = {
+    struct {
+        const char *name;
+        unary_fn f;
+        tg_tensor *x;
+    } cases[] = {
         {"reduce_prod axis 0", prod_0, x},
         {"reduce_prod axes (2, 1) keepdims", prod_12_keep, x},
         {"reduce_prod all", prod_all, gc_input(13, TG_SHAPE(2, 3), -1.5, 1.5)},
@@ -262,7 +273,10 @@ static void test_prod_gradient_with_zeros(void)
 /* ---- norm and l2_normalize (composites) ------------------------------------------------------------ */
 static tg_tensor *norm_all(const tg_tensor *x) { return tg_norm(x); }
 static tg_tensor *norm_a1(const tg_tensor *x) { return tg_norm(x, .axes = TG_AXES(1)); }
-static tg_tensor *norm_1_a0_keep(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0), .keepdims = true); }
+static tg_tensor *norm_1_a0_keep(const tg_tensor *x)
+{
+    return tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0), .keepdims = true);
+}
 static tg_tensor *norm_inf_a1(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_INF, .axes = TG_AXES(-1)); }
 static tg_tensor *l2n_a1(const tg_tensor *x) { return tg_l2_normalize(x, .axes = TG_AXES(1)); }
 static tg_tensor *l2n_all(const tg_tensor *x) { return tg_l2_normalize(x); }
@@ -281,10 +295,10 @@ static void test_norm_and_l2_normalize(void)
     tg_tensor *v = tg_from_f32(TG_SHAPE(2), 3, 4);
     CHECK_VALUES(tg_norm(v), 1e-7, 5);
     CHECK_VALUES(tg_l2_normalize(v), 1e-7, 0.6, 0.8);
-    CHECK_VALUES(tg_l2_normalize(tg_zeros(TG_F64, TG_SHAPE(2))), 0, 0, 0);   /* epsilon: no NaN */
+    CHECK_VALUES(tg_l2_normalize(tg_zeros(TG_F64, TG_SHAPE(2))), 0, 0, 0); /* epsilon: no NaN */
     tg_tensor *x = gc_input(31, TG_SHAPE(3, 2, 4), -1.5, 1.5);
-    CHECK_VALUES(tg_sub(tg_norm(x, .axes = TG_AXES(0, 2)), tg_sqrt(tg_sum(tg_square(x), .axes = TG_AXES(0, 2)))), 0,
-                 0, 0);
+    CHECK_VALUES(tg_sub(tg_norm(x, .axes = TG_AXES(0, 2)), tg_sqrt(tg_sum(tg_square(x), .axes = TG_AXES(0, 2)))), 0, 0,
+                 0);
     tg_tensor *in[1] = {x};
     unary_fn fns[] = {norm_all, norm_a1, norm_1_a0_keep, norm_inf_a1, l2n_a1, l2n_all, norm_frobenius};
     for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
@@ -365,8 +379,8 @@ static void test_errors(void)
     CHECK(tg_argsort(tg_scalar_of(TG_F32, 1)) == NULL);
     CHECK_ERROR("tg_argsort: `x` is a scalar");
     /* NULL operands: NULL back, with an error naming the op, never a crash */
-    const char *names[] = {"tg_reduce_prod", "tg_reduce_any", "tg_cumsum", "tg_cumprod", "tg_top_k", "tg_sort",
-                           "tg_argsort", "tg_norm", "tg_l2_normalize"};
+    const char *names[] = {"tg_reduce_prod", "tg_reduce_any", "tg_cumsum", "tg_cumprod",     "tg_top_k",
+                           "tg_sort",        "tg_argsort",    "tg_norm",   "tg_l2_normalize"};
     for (int k = 0; k < 9; k++) {
         tg_clear_error();
         bool failed;

@@ -83,7 +83,7 @@ static void test_strided_copy_4d(void)
     tg_scope *s = tg_scope_begin();
     enum { A = 3, B = 4, C = 5, D = 2 };
     tg_tensor *x = tg_reshape(tg_arange(TG_F64, 0, A * B * C * D, 1), TG_SHAPE(A, B, C, D));
-    tg_tensor *t = tg_transpose(x, TG_AXES(3, 1, 0, 2));   /* shape (D, B, A, C) */
+    tg_tensor *t = tg_transpose(x, TG_AXES(3, 1, 0, 2)); /* shape (D, B, A, C) */
     double got[A * B * C * D];
     CHECK(tg_dim(t, 0) == D && tg_dim(t, 1) == B && tg_dim(t, 2) == A && tg_dim(t, 3) == C);
     CHECK(tg_copy_out_f64(t, got, A * B * C * D) == 0);
@@ -110,8 +110,8 @@ static void test_strided_copy_4d(void)
     double want[A * B * C * D];
     tg_copy_out_f64(x, want, A * B * C * D);
     CHECK(tg_copy_out_f64(back, got, A * B * C * D) == 0 && memcmp(got, want, sizeof got) == 0);
-    CHECK_NEAR(tg_item(tg_sum(p)), (A * B * C * D - 1) * (A * B * C * D) / 2.0 -
-                                       (double)(tg_size(p) - A * B * C * D), 1e-12);
+    CHECK_NEAR(tg_item(tg_sum(p)), (A * B * C * D - 1) * (A * B * C * D) / 2.0 - (double)(tg_size(p) - A * B * C * D),
+               1e-12);
     tg_scope_end(s);
 }
 
@@ -185,12 +185,12 @@ static void test_gather_scatter_one_hot_forward(void)
     CHECK(tg_rank(g2) == 1);
     CHECK_VALUES(g2, 0, 3, 4);
 
-    tg_tensor *sa = tg_scatter_add(tg_from_i32(TG_SHAPE(3), 0, 2, 0),
-                                   tg_from_f32(TG_SHAPE(3, 2), 1, 1, 2, 2, 3, 3), TG_SHAPE(3, 2), 0);
+    tg_tensor *sa = tg_scatter_add(tg_from_i32(TG_SHAPE(3), 0, 2, 0), tg_from_f32(TG_SHAPE(3, 2), 1, 1, 2, 2, 3, 3),
+                                   TG_SHAPE(3, 2), 0);
     CHECK(tg_dtype_of(sa) == TG_F32);
     CHECK_VALUES(sa, 0, 4, 4, 0, 0, 2, 2);
-    tg_tensor *si = tg_scatter_add(tg_from_i64(TG_SHAPE(2), 1, 1), tg_from_i32(TG_SHAPE(2, 2), 1, 2, 3, 4),
-                                   TG_SHAPE(2, 3), 1);
+    tg_tensor *si =
+        tg_scatter_add(tg_from_i64(TG_SHAPE(2), 1, 1), tg_from_i32(TG_SHAPE(2, 2), 1, 2, 3, 4), TG_SHAPE(2, 3), 1);
     CHECK(tg_dtype_of(si) == TG_I32);
     CHECK_VALUES(si, 0, 0, 3, 0, 0, 7, 0);
 
@@ -253,7 +253,7 @@ static void test_one_hot_in_tape(void)
     tg_watch(tape, x);
     tg_tensor *y = tg_sum(tg_mul(tg_one_hot(i, 2), x));
     tg_tape_end(tape);
-    CHECK_VALUES(tg_gradient(tape, y, x), 0, 0, 2);   /* the column sums of the one-hot rows */
+    CHECK_VALUES(tg_gradient(tape, y, x), 0, 0, 2); /* the column sums of the one-hot rows */
     tg_tape_free(tape);
     tg_scope_end(s);
 }
@@ -263,7 +263,8 @@ static void test_errors_reshape_transpose_broadcast(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(4, 2)) == NULL, "cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)");
+    EXPECT_ERROR(tg_reshape(x, TG_SHAPE(4, 2)) == NULL,
+                 "cannot reshape a tensor of shape (2, 3) (6 elements) into shape (4, 2)");
     EXPECT_ERROR(tg_reshape(x, TG_SHAPE(4, -1)) == NULL, "into shape (4, -1)");
     EXPECT_ERROR(tg_reshape(x, TG_SHAPE(-1, 3, -1)) == NULL, "more than one -1");
     EXPECT_ERROR(tg_reshape(x, TG_SHAPE(-2, -3)) == NULL, "negative size on axis 0");
@@ -272,14 +273,16 @@ static void test_errors_reshape_transpose_broadcast(void)
     EXPECT_ERROR(tg_reshape(NULL, TG_SHAPE(2)) == NULL, "is NULL");
 
     EXPECT_ERROR(tg_expand_dims(x, 3) == NULL, "tg_expand_dims: axis 3 is out of range [-3, 2]");
-    EXPECT_ERROR(tg_squeeze(tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_AXES(1)) == NULL, "only axes of size 1 can be squeezed");
+    EXPECT_ERROR(tg_squeeze(tg_zeros(TG_F32, TG_SHAPE(1, 3)), TG_AXES(1)) == NULL,
+                 "only axes of size 1 can be squeezed");
     EXPECT_ERROR(tg_squeeze(x, TG_AXES(2)) == NULL, "tg_squeeze: axis 2 is out of range");
 
     EXPECT_ERROR(tg_transpose(x, TG_AXES(0, 0)) == NULL, "tg_transpose: perm (0, 0) is not a permutation");
     EXPECT_ERROR(tg_transpose(x, TG_AXES(1, 0, 2)) == NULL, "is not a permutation of the 2 axes");
     EXPECT_ERROR(tg_transpose(x, TG_AXES(0, 2)) == NULL, "not a permutation");
 
-    EXPECT_ERROR(tg_broadcast_to(x, TG_SHAPE(3, 3)) == NULL, "tg_broadcast_to: shape (2, 3) cannot be broadcast to (3, 3)");
+    EXPECT_ERROR(tg_broadcast_to(x, TG_SHAPE(3, 3)) == NULL,
+                 "tg_broadcast_to: shape (2, 3) cannot be broadcast to (3, 3)");
     EXPECT_ERROR(tg_broadcast_to(x, TG_SHAPE(3)) == NULL, "cannot be broadcast to (3,)");
     tg_scope_end(s);
 }
@@ -288,9 +291,12 @@ static void test_errors_concat_stack(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *a = tg_zeros(TG_F32, TG_SHAPE(2, 3)), *b = tg_zeros(TG_F32, TG_SHAPE(3, 3));
-    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, b}), 2, 1) == NULL, "tg_concat: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
-    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F32, TG_SHAPE(2, 3, 1))}), 2, 0) == NULL, "all dimensions except the concat axis 0 must match");
-    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(2, 3))}), 2, 0) == NULL, "cannot mix float32 and float64");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, b}), 2, 1) == NULL,
+                 "tg_concat: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F32, TG_SHAPE(2, 3, 1))}), 2, 0) == NULL,
+                 "all dimensions except the concat axis 0 must match");
+    EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(2, 3))}), 2, 0) == NULL,
+                 "cannot mix float32 and float64");
     EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, b}), 2, 2) == NULL, "axis 2 is out of range");
     EXPECT_ERROR(tg_concat(((tg_tensor *[]){tg_scalar(1), tg_scalar(2)}), 2, 0) == NULL, "cannot concatenate scalars");
     EXPECT_ERROR(tg_concat(NULL, 2, 0) == NULL, "tg_concat: needs at least one tensor");
@@ -298,7 +304,8 @@ static void test_errors_concat_stack(void)
     tg_clear_error();
     EXPECT_ERROR(tg_concat(((tg_tensor *[]){a, NULL}), 2, 0) == NULL, "is NULL");
 
-    EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, b}), 2, 0) == NULL, "tg_stack: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
+    EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, b}), 2, 0) == NULL,
+                 "tg_stack: input 1 has shape (3, 3) but input 0 has shape (2, 3)");
     EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, a}), 2, 3) == NULL, "tg_stack: axis 3 is out of range [-3, 2]");
     EXPECT_ERROR(tg_stack(((tg_tensor *[]){a, a}), 2, -4) == NULL, "axis -4 is out of range");
     tg_scope_end(s);
@@ -308,14 +315,17 @@ static void test_errors_slice_pad(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = tg_zeros(TG_F32, TG_SHAPE(2, 3));
-    EXPECT_ERROR(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(1, 1)) == NULL, "tg_slice: begin 3 on axis 0 is out of range [0, 2]");
-    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 1), TG_SHAPE(1, 3)) == NULL, "on axis 1, begin 1 + size 3 runs past the end of x of shape (2, 3)");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(3, 0), TG_SHAPE(1, 1)) == NULL,
+                 "tg_slice: begin 3 on axis 0 is out of range [0, 2]");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 1), TG_SHAPE(1, 3)) == NULL,
+                 "on axis 1, begin 1 + size 3 runs past the end of x of shape (2, 3)");
     EXPECT_ERROR(tg_slice(x, TG_SHAPE(-1, 0), TG_SHAPE(1, 1)) == NULL, "begin -1 on axis 0 is out of range");
     EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1, -2)) == NULL, "size -2");
     EXPECT_ERROR(tg_slice(x, TG_SHAPE(0), TG_SHAPE(1)) == NULL, "begin and size have 1 entries but x has shape (2, 3)");
     EXPECT_ERROR(tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(1)) == NULL, "`begin` has rank 2 and `size` has rank 1");
 
-    EXPECT_ERROR(tg_pad(x, TG_SHAPE(0, -1), TG_SHAPE(1, 1), 0) == NULL, "tg_pad: negative padding on axis 1 (before -1, after 1)");
+    EXPECT_ERROR(tg_pad(x, TG_SHAPE(0, -1), TG_SHAPE(1, 1), 0) == NULL,
+                 "tg_pad: negative padding on axis 1 (before -1, after 1)");
     EXPECT_ERROR(tg_pad(x, TG_SHAPE(1), TG_SHAPE(1), 0) == NULL, "before and after have 1 entries");
     tg_scope_end(s);
 }
@@ -327,7 +337,8 @@ static void test_errors_size_overflow(void)
     tg_scope *sc = tg_scope_begin();
     tg_tensor *x = tg_from_f32(TG_SHAPE(4), 1, 2, 3, 4);
     tg_clear_error();
-    EXPECT_ERROR(tg_slice(x, TG_SHAPE(2), TG_SHAPE(INT64_MAX)) == NULL, "tg_slice: on axis 0, begin 2 + size 9223372036854775807 runs past the end");
+    EXPECT_ERROR(tg_slice(x, TG_SHAPE(2), TG_SHAPE(INT64_MAX)) == NULL,
+                 "tg_slice: on axis 0, begin 2 + size 9223372036854775807 runs past the end");
     tg_clear_error();
     EXPECT_ERROR(tg_pad(x, TG_SHAPE(1), TG_SHAPE(INT64_MAX), 0.0) == NULL, "tg_pad");
     CHECK_ERROR("too large");
@@ -345,14 +356,14 @@ static void test_errors_size_overflow(void)
     CHECK_ERROR("too large");
     /* a layer's input shape whose element count does not fit */
     tg_clear_error();
-    tg_model *m = tg_sequential(tg_flatten(.input_shape = TG_SHAPE((int64_t)1 << 40, (int64_t)1 << 40)),
-                                tg_dense(.units = 2));
+    tg_model *m =
+        tg_sequential(tg_flatten(.input_shape = TG_SHAPE((int64_t)1 << 40, (int64_t)1 << 40)), tg_dense(.units = 2));
     EXPECT_ERROR(m == NULL, "too large");
     tg_model_free(m);
     tg_clear_error();
     /* SAME with a stride past the image: one output row, ceil(4 / stride) */
-    tg_tensor *p = tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(1, 4, 4, 1)), .pool_size = {2, 2},
-                                 .strides = {INT64_MAX, 1}, .padding = TG_PADDING_SAME);
+    tg_tensor *p = tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(1, 4, 4, 1)), .pool_size = {2, 2}, .strides = {INT64_MAX, 1},
+                                 .padding = TG_PADDING_SAME);
     CHECK(p && tg_dim(p, 1) == 1 && tg_dim(p, 2) == 4);
     /* a window whose patch length kh*kw*c overflows */
     tg_clear_error();
@@ -366,16 +377,22 @@ static void test_errors_gather_scatter_one_hot(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *p = tg_zeros(TG_F32, TG_SHAPE(3, 2));
-    EXPECT_ERROR(tg_gather(p, tg_from_i32(TG_SHAPE(2), 0, 5), 0) == NULL, "tg_gather: indices[1] = 5 is out of range [0, 3) for axis 0 of params of shape (3, 2)");
-    EXPECT_ERROR(tg_gather(p, tg_from_i64(TG_SHAPE(1), -1), 1) == NULL, "indices[0] = -1 is out of range [0, 2) for axis 1");
-    EXPECT_ERROR(tg_gather(p, tg_from_f32(TG_SHAPE(1), 0), 0) == NULL, "tg_gather: `indices` must be int32 or int64, not float32");
+    EXPECT_ERROR(tg_gather(p, tg_from_i32(TG_SHAPE(2), 0, 5), 0) == NULL,
+                 "tg_gather: indices[1] = 5 is out of range [0, 3) for axis 0 of params of shape (3, 2)");
+    EXPECT_ERROR(tg_gather(p, tg_from_i64(TG_SHAPE(1), -1), 1) == NULL,
+                 "indices[0] = -1 is out of range [0, 2) for axis 1");
+    EXPECT_ERROR(tg_gather(p, tg_from_f32(TG_SHAPE(1), 0), 0) == NULL,
+                 "tg_gather: `indices` must be int32 or int64, not float32");
     EXPECT_ERROR(tg_gather(p, tg_from_i32(TG_SHAPE(1), 0), 2) == NULL, "axis 2 is out of range");
     EXPECT_ERROR(tg_gather(tg_scalar(1), tg_from_i32(TG_SHAPE(1), 0), 0) == NULL, "`params` must have rank >= 1");
 
     tg_tensor *idx = tg_from_i32(TG_SHAPE(2), 0, 3);
-    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 2)), TG_SHAPE(3, 2), 0) == NULL, "tg_scatter_add: indices[1] = 3 is out of range [0, 3)");
-    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 3)), TG_SHAPE(4, 2), 0) == NULL, "updates have shape (2, 3) but indices into axis 0 of shape (4, 2) need updates of shape (2, 2)");
-    EXPECT_ERROR(tg_scatter_add(tg_from_f64(TG_SHAPE(1), 0), tg_zeros(TG_F32, TG_SHAPE(1)), TG_SHAPE(2), 0) == NULL, "must be int32 or int64, not float64");
+    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 2)), TG_SHAPE(3, 2), 0) == NULL,
+                 "tg_scatter_add: indices[1] = 3 is out of range [0, 3)");
+    EXPECT_ERROR(tg_scatter_add(idx, tg_zeros(TG_F32, TG_SHAPE(2, 3)), TG_SHAPE(4, 2), 0) == NULL,
+                 "updates have shape (2, 3) but indices into axis 0 of shape (4, 2) need updates of shape (2, 2)");
+    EXPECT_ERROR(tg_scatter_add(tg_from_f64(TG_SHAPE(1), 0), tg_zeros(TG_F32, TG_SHAPE(1)), TG_SHAPE(2), 0) == NULL,
+                 "must be int32 or int64, not float64");
 
     EXPECT_ERROR(tg_one_hot(tg_from_f32(TG_SHAPE(2), 0, 1), 3) == NULL, "tg_one_hot: `indices` must be int32 or int64");
     EXPECT_ERROR(tg_one_hot(tg_from_i32(TG_SHAPE(2), 0, 1), -1) == NULL, "depth must be >= 0");

@@ -42,9 +42,9 @@ static double value_at(const tg_tensor *t, int64_t i)
 
 /* ---- the golden fixture ------------------------------------------------------------------ */
 
-#define OG_STEPS 5
+#define OG_STEPS     5
 #define OG_MAX_CASES 64
-#define OG_MAX_N 8
+#define OG_MAX_N     8
 
 typedef struct og_var {
     char name[8];
@@ -56,8 +56,8 @@ typedef struct og_var {
 typedef struct og_case {
     char name[48];
     tg_dtype dtype;
-    double step[OG_STEPS][2][OG_MAX_N];   /* after update k, variable j */
-    int seen;                             /* step records read */
+    double step[OG_STEPS][2][OG_MAX_N]; /* after update k, variable j */
+    int seen;                           /* step records read */
 } og_case;
 
 static og_var og_vars[2];
@@ -100,7 +100,7 @@ static bool og_record(fx_reader *r, const char *word, char *rest, og_case **cur)
             !fx_word(&rest, extra, sizeof extra))
             return fx_fail(r, "bad `case`");
         *cur = memset(&og_cases[og_n_cases], 0, sizeof og_cases[0]);
-        snprintf((*cur)->name, sizeof (*cur)->name, "%s", name);
+        snprintf((*cur)->name, sizeof(*cur)->name, "%s", name);
         (*cur)->dtype = !strcmp(extra, "float32") ? TG_F32 : TG_F64;
         return true;
     }
@@ -149,25 +149,41 @@ static tg_optimizer *og_build(const char *name)
 {
     static const int64_t bounds[] = {1, 3};
     static const double values[] = {0.1, 0.05, 0.01};
-    if (!strcmp(name, "sgd")) return tg_sgd(.learning_rate = 0.1);
-    if (!strcmp(name, "sgd_momentum")) return tg_sgd(.learning_rate = 0.1, .momentum = 0.9);
-    if (!strcmp(name, "sgd_nesterov")) return tg_sgd(.learning_rate = 0.1, .momentum = 0.9, .nesterov = true);
-    if (!strcmp(name, "adam")) return tg_adam(.learning_rate = 0.1);
-    if (!strcmp(name, "adam_amsgrad")) return tg_adam(.learning_rate = 0.3, .beta_2 = 0.5, .amsgrad = true);
-    if (!strcmp(name, "adam_no_amsgrad")) return tg_adam(.learning_rate = 0.3, .beta_2 = 0.5);
-    if (!strcmp(name, "adamw")) return tg_adamw(.learning_rate = 0.1, .weight_decay = 0.5);
-    if (!strcmp(name, "rmsprop")) return tg_rmsprop(.learning_rate = 0.01);
-    if (!strcmp(name, "rmsprop_momentum")) return tg_rmsprop(.learning_rate = 0.01, .momentum = 0.5);
-    if (!strcmp(name, "rmsprop_centered")) return tg_rmsprop(.learning_rate = 0.01, .centered = true);
+    if (!strcmp(name, "sgd"))
+        return tg_sgd(.learning_rate = 0.1);
+    if (!strcmp(name, "sgd_momentum"))
+        return tg_sgd(.learning_rate = 0.1, .momentum = 0.9);
+    if (!strcmp(name, "sgd_nesterov"))
+        return tg_sgd(.learning_rate = 0.1, .momentum = 0.9, .nesterov = true);
+    if (!strcmp(name, "adam"))
+        return tg_adam(.learning_rate = 0.1);
+    if (!strcmp(name, "adam_amsgrad"))
+        return tg_adam(.learning_rate = 0.3, .beta_2 = 0.5, .amsgrad = true);
+    if (!strcmp(name, "adam_no_amsgrad"))
+        return tg_adam(.learning_rate = 0.3, .beta_2 = 0.5);
+    if (!strcmp(name, "adamw"))
+        return tg_adamw(.learning_rate = 0.1, .weight_decay = 0.5);
+    if (!strcmp(name, "rmsprop"))
+        return tg_rmsprop(.learning_rate = 0.01);
+    if (!strcmp(name, "rmsprop_momentum"))
+        return tg_rmsprop(.learning_rate = 0.01, .momentum = 0.5);
+    if (!strcmp(name, "rmsprop_centered"))
+        return tg_rmsprop(.learning_rate = 0.01, .centered = true);
     if (!strcmp(name, "rmsprop_centered_momentum"))
         return tg_rmsprop(.learning_rate = 0.01, .momentum = 0.5, .centered = true);
-    if (!strcmp(name, "adagrad")) return tg_adagrad(.learning_rate = 0.1);
-    if (!strcmp(name, "sgd_clipnorm")) return tg_sgd(.learning_rate = 0.1, .clipnorm = 1.0);
-    if (!strcmp(name, "sgd_global_clipnorm")) return tg_sgd(.learning_rate = 0.1, .global_clipnorm = 2.0);
-    if (!strcmp(name, "sgd_clipvalue")) return tg_sgd(.learning_rate = 0.1, .clipvalue = 0.5);
-    if (!strcmp(name, "adam_clipnorm")) return tg_adam(.learning_rate = 0.1, .clipnorm = 0.5);
+    if (!strcmp(name, "adagrad"))
+        return tg_adagrad(.learning_rate = 0.1);
+    if (!strcmp(name, "sgd_clipnorm"))
+        return tg_sgd(.learning_rate = 0.1, .clipnorm = 1.0);
+    if (!strcmp(name, "sgd_global_clipnorm"))
+        return tg_sgd(.learning_rate = 0.1, .global_clipnorm = 2.0);
+    if (!strcmp(name, "sgd_clipvalue"))
+        return tg_sgd(.learning_rate = 0.1, .clipvalue = 0.5);
+    if (!strcmp(name, "adam_clipnorm"))
+        return tg_adam(.learning_rate = 0.1, .clipnorm = 0.5);
     if (!strcmp(name, "sgd_exponential_decay"))
-        return tg_sgd(.schedule = tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 2, .decay_rate = 0.5));
+        return tg_sgd(.schedule =
+                          tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 2, .decay_rate = 0.5));
     if (!strcmp(name, "sgd_piecewise_constant"))
         return tg_sgd(.momentum = 0.5, .schedule = tg_piecewise_constant(bounds, values, 2));
     if (!strcmp(name, "adam_cosine_decay"))
@@ -210,7 +226,7 @@ static void og_run(const og_case *c)
     }
     double rtol = c->dtype == TG_F32 ? RTOL_F32 : RTOL_F64;
     int bad = 0;
-    for (int k = 0; k < OG_STEPS; k++) {   /* the first mismatch is reported */
+    for (int k = 0; k < OG_STEPS; k++) { /* the first mismatch is reported */
         tg_tensor *grads[2] = {og_grad(vars[0], &og_vars[0]), og_grad(vars[1], &og_vars[1])};
         CHECK(tg_apply_gradients(opt, grads, vars, 2) == 0);
         for (int j = 0; j < 2 && !bad; j++)
@@ -238,12 +254,24 @@ static void golden_updates(void)
         check_failures_in_test++;
         return;
     }
-    static const char *const expected[] = {"sgd", "sgd_momentum", "sgd_nesterov", "adam", "adam_amsgrad", "adamw",
-                                           "rmsprop", "rmsprop_momentum", "rmsprop_centered",
-                                           "rmsprop_centered_momentum", "adagrad", "sgd_clipnorm",
-                                           "sgd_global_clipnorm", "sgd_clipvalue", "sgd_exponential_decay",
-                                           "sgd_piecewise_constant", "adam_cosine_decay"};
-    for (size_t e = 0; e < sizeof expected / sizeof *expected; e++) {   /* nothing skipped silently */
+    static const char *const expected[] = {"sgd",
+                                           "sgd_momentum",
+                                           "sgd_nesterov",
+                                           "adam",
+                                           "adam_amsgrad",
+                                           "adamw",
+                                           "rmsprop",
+                                           "rmsprop_momentum",
+                                           "rmsprop_centered",
+                                           "rmsprop_centered_momentum",
+                                           "adagrad",
+                                           "sgd_clipnorm",
+                                           "sgd_global_clipnorm",
+                                           "sgd_clipvalue",
+                                           "sgd_exponential_decay",
+                                           "sgd_piecewise_constant",
+                                           "adam_cosine_decay"};
+    for (size_t e = 0; e < sizeof expected / sizeof *expected; e++) { /* nothing skipped silently */
         int found = 0;
         for (int i = 0; i < og_n_cases; i++)
             found += !strcmp(og_cases[i].name, expected[e]);
@@ -295,16 +323,20 @@ static void keras_defaults(void)
 
 static void constructor_errors(void)
 {
-    EXPECT_ERROR(tg_sgd(.momentum = 1.5) == NULL, "tg_sgd: `momentum` must be a float between [0, 1]. Received: momentum=1.5");
+    EXPECT_ERROR(tg_sgd(.momentum = 1.5) == NULL,
+                 "tg_sgd: `momentum` must be a float between [0, 1]. Received: momentum=1.5");
     CHECK(tg_adam(.clipnorm = 1, .clipvalue = 0.5) == NULL);
     CHECK_ERROR("tg_adam: Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
                 "clipnorm=1, clipvalue=0.5, global_clipnorm=None");
-    EXPECT_ERROR(tg_rmsprop(.global_clipnorm = -1) == NULL, "`global_clipnorm` must be a finite number >= 0 (0 turns it off)");
-    EXPECT_ERROR(tg_adagrad(.initial_accumulator_value = -0.1) == NULL, "`initial_accumulator_value` must be non-negative");
+    EXPECT_ERROR(tg_rmsprop(.global_clipnorm = -1) == NULL,
+                 "`global_clipnorm` must be a finite number >= 0 (0 turns it off)");
+    EXPECT_ERROR(tg_adagrad(.initial_accumulator_value = -0.1) == NULL,
+                 "`initial_accumulator_value` must be non-negative");
     EXPECT_ERROR(tg_adamw(.learning_rate = NAN) == NULL, "tg_adamw: `learning_rate` must be a finite number");
     /* out of range: each refused with the name, the range and the value */
     tg_clear_error();
-    EXPECT_ERROR(tg_sgd(.learning_rate = -0.1) == NULL, "tg_sgd: `learning_rate` must be >= 0. Received: learning_rate=-0.1");
+    EXPECT_ERROR(tg_sgd(.learning_rate = -0.1) == NULL,
+                 "tg_sgd: `learning_rate` must be >= 0. Received: learning_rate=-0.1");
     CHECK_ERROR("test_optim.c");
     tg_clear_error();
     EXPECT_ERROR(tg_adam(.beta_1 = 1) == NULL, "tg_adam: `beta_1` must be in [0, 1). Received: beta_1=1");
@@ -318,15 +350,17 @@ static void constructor_errors(void)
     EXPECT_ERROR(tg_rmsprop(.momentum = -1) == NULL, "tg_rmsprop: `momentum` must be in [0, 1]");
     tg_clear_error();
     EXPECT_ERROR(tg_adagrad(.epsilon = -1e-7) == NULL, "tg_adagrad: `epsilon` must be > 0");
-    tg_optimizer *ok = tg_sgd(.learning_rate = 0);   /* a frozen model is allowed */
+    tg_optimizer *ok = tg_sgd(.learning_rate = 0); /* a frozen model is allowed */
     CHECK(ok != NULL);
     tg_clear_error();
     EXPECT_ERROR(tg_optimizer_set_learning_rate(ok, -1) == -1, "a finite number >= 0, got -1");
     tg_optimizer_free(ok);
     /* A failed schedule makes the optimizer fail, with the schedule's message. */
-    EXPECT_ERROR(tg_sgd(.schedule = tg_cosine_decay(.initial_learning_rate = 0.1)) == NULL, "tg_cosine_decay: Argument `decay_steps` must be > 0. Received: decay_steps=0");
+    EXPECT_ERROR(tg_sgd(.schedule = tg_cosine_decay(.initial_learning_rate = 0.1)) == NULL,
+                 "tg_cosine_decay: Argument `decay_steps` must be > 0. Received: decay_steps=0");
     tg_clear_error();
-    EXPECT_ERROR(tg_sgd(.schedule = (tg_schedule){.kind = TG_SCHEDULE_EXPONENTIAL_DECAY}) == NULL, "`.schedule` has decay_steps=0");
+    EXPECT_ERROR(tg_sgd(.schedule = (tg_schedule){.kind = TG_SCHEDULE_EXPONENTIAL_DECAY}) == NULL,
+                 "`.schedule` has decay_steps=0");
 }
 
 /* ---- schedules --------------------------------------------------------------------------------- */
@@ -335,11 +369,11 @@ static void schedules(void)
 {
     tg_schedule e = tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 10, .decay_rate = 0.5);
     CHECK_NEAR(tg_schedule_value(&e, 0), 0.1, 1e-15);
-    CHECK_NEAR(tg_schedule_value(&e, 5), 0.07071067811865475, 1e-14);   /* 0.1 * 0.5^0.5 */
+    CHECK_NEAR(tg_schedule_value(&e, 5), 0.07071067811865475, 1e-14); /* 0.1 * 0.5^0.5 */
     CHECK_NEAR(tg_schedule_value(&e, 10), 0.05, 1e-15);
     CHECK_NEAR(tg_schedule_value(&e, 25), 0.017677669529663688, 1e-14); /* 0.1 * 0.5^2.5 */
-    tg_schedule st = tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 10, .decay_rate = 0.5,
-                                          .staircase = true);
+    tg_schedule st =
+        tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 10, .decay_rate = 0.5, .staircase = true);
     CHECK_NEAR(tg_schedule_value(&st, 5), 0.1, 1e-15);
     CHECK_NEAR(tg_schedule_value(&st, 19), 0.05, 1e-15);
     CHECK_NEAR(tg_schedule_value(&st, 25), 0.025, 1e-15);
@@ -352,10 +386,10 @@ static void schedules(void)
 
     tg_schedule c = tg_cosine_decay(.initial_learning_rate = 1.0, .decay_steps = 10, .alpha = 0.2);
     CHECK_NEAR(tg_schedule_value(&c, 0), 1.0, 1e-15);
-    CHECK_NEAR(tg_schedule_value(&c, 3), 0.8351141009169893, 1e-14);   /* 0.4 (1 + cos 0.3 pi) + 0.2 */
+    CHECK_NEAR(tg_schedule_value(&c, 3), 0.8351141009169893, 1e-14); /* 0.4 (1 + cos 0.3 pi) + 0.2 */
     CHECK_NEAR(tg_schedule_value(&c, 5), 0.6, 1e-14);
     CHECK_NEAR(tg_schedule_value(&c, 10), 0.2, 1e-14);
-    CHECK_NEAR(tg_schedule_value(&c, 15), 0.2, 1e-14);                  /* held after decay_steps */
+    CHECK_NEAR(tg_schedule_value(&c, 15), 0.2, 1e-14); /* held after decay_steps */
 
     tg_schedule none = {0};
     CHECK(isnan(tg_schedule_value(&none, 3)));
@@ -371,7 +405,7 @@ static void schedule_errors(void)
     CHECK_ERROR("the boundaries must be strictly increasing; boundaries[1] = 5 follows boundaries[0] = 5");
     s = tg_piecewise_constant(((int64_t[]){5}), ((double[]){1, 2}), 0);
     CHECK_ERROR("0 boundaries given; between 1 and 16 are supported");
-    tg_clear_error();   /* a NULL argument keeps an earlier error */
+    tg_clear_error(); /* a NULL argument keeps an earlier error */
     s = tg_piecewise_constant(NULL, ((double[]){1, 2}), 1);
     CHECK_ERROR("tg_piecewise_constant: `boundaries` is NULL");
 }
@@ -380,18 +414,19 @@ static void schedule_errors(void)
 static void schedule_follows_iterations(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_optimizer *opt = tg_sgd(.schedule = tg_exponential_decay(.initial_learning_rate = 1.0, .decay_steps = 1,
-                                                               .decay_rate = 0.5));
+    tg_optimizer *opt =
+        tg_sgd(.schedule = tg_exponential_decay(.initial_learning_rate = 1.0, .decay_steps = 1, .decay_rate = 0.5));
     tg_tensor *x = tg_variable(tg_scalar_of(TG_F64, 0.0), .name = "x");
     tg_tensor *g = tg_scalar_of(TG_F64, -1.0);
     double expect = 0;
     for (int k = 0; k < 4; k++) {
         CHECK_NEAR(tg_optimizer_current_lr(opt), pow(0.5, k), 1e-15);
         CHECK(tg_apply_gradients(opt, &g, &x, 1) == 0);
-        expect += pow(0.5, k);   /* x -= lr * g with the rate of step k */
+        expect += pow(0.5, k); /* x -= lr * g with the rate of step k */
         CHECK_NEAR(value_at(x, 0), expect, 1e-15);
     }
-    EXPECT_ERROR(tg_optimizer_set_learning_rate(opt, 0.1) == -1, "This optimizer was created with a `LearningRateSchedule` object");
+    EXPECT_ERROR(tg_optimizer_set_learning_rate(opt, 0.1) == -1,
+                 "This optimizer was created with a `LearningRateSchedule` object");
     tg_optimizer *plain = tg_adam();
     CHECK(tg_optimizer_set_learning_rate(plain, 0.25) == 0);
     CHECK_NEAR(tg_optimizer_current_lr(plain), 0.25, 0);
@@ -470,7 +505,7 @@ static void all_gradients_missing(void)
     tg_tensor *c = tg_from_f32(TG_SHAPE(2), 5, 6);
     tg_tape *tape = tg_tape_begin();
     tg_watch(tape, c);
-    tg_tensor *loss = tg_sum(tg_square(c));   /* reads neither w nor b */
+    tg_tensor *loss = tg_sum(tg_square(c)); /* reads neither w nor b */
     tg_tape_end(tape);
     tg_tensor *vars[] = {w, b}, *grads[2] = {w, w};
     CHECK(tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = 2, .out = grads) == 0);
@@ -481,7 +516,8 @@ static void all_gradients_missing(void)
     uint64_t version = tg_variable_version(w);
     CHECK(tg_apply_gradients(opt, grads, vars, 2) == -1);
     /* one line per distinct cause: both were never read, so one line names both */
-    CHECK_ERROR("tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w, b (each): it was never read");
+    CHECK_ERROR(
+        "tg_apply_gradients: No gradients provided for any variable: (['w', 'b'],).\n  w, b (each): it was never read");
     /* the line gives the diagnosis the gradient call kept, without its subject */
     tg_diagnosis d;
     CHECK(tg_explain_missing(w, &d) == 0 && d.cause == TG_CAUSE_NOT_READ);
@@ -501,7 +537,8 @@ static void all_gradients_missing(void)
     /* a NULL that no gradient call produced still gets its line */
     tg_tensor *z = tg_variable(tg_scalar(1.0), .name = "z");
     tg_tensor *none = NULL;
-    EXPECT_ERROR(tg_apply_gradients(opt, &none, &z, 1) == -1, "No gradients provided for any variable: (['z'],).\n  z: no diagnosis is known");
+    EXPECT_ERROR(tg_apply_gradients(opt, &none, &z, 1) == -1,
+                 "No gradients provided for any variable: (['z'],).\n  z: no diagnosis is known");
 
     /* many variables: the lines stop before the message would be cut, and say so */
     enum { MANY = 40 };
@@ -511,7 +548,8 @@ static void all_gradients_missing(void)
         snprintf(name, sizeof name, "block_%02d/a_rather_long_variable_name", i);
         many[i] = tg_variable(tg_scalar(0.0), .name = name);
     }
-    EXPECT_ERROR(tg_apply_gradients(opt, nulls, many, MANY) == -1, "\n  block_00/a_rather_long_variable_name, block_01/a_rather_long_variable_name, ");
+    EXPECT_ERROR(tg_apply_gradients(opt, nulls, many, MANY) == -1,
+                 "\n  block_00/a_rather_long_variable_name, block_01/a_rather_long_variable_name, ");
     err = tg_last_error();
     CHECK(err && strlen(err) < 2000 && strstr(err, " more (each): no diagnosis is known") != NULL);
     for (int i = 0; i < MANY; i++)
@@ -532,7 +570,7 @@ static void some_gradients_missing(void)
     tg_tensor *b = tg_variable(tg_from_f64(TG_SHAPE(2), 3, 4), .name = "b");
     tg_tensor *frozen = tg_variable(tg_from_f64(TG_SHAPE(2), 5, 6), .name = "frozen", .trainable = false);
     tg_tape *tape = tg_tape_begin();
-    tg_tensor *loss = tg_sum(tg_mul(tg_square(w), frozen));   /* b not read; frozen not watched */
+    tg_tensor *loss = tg_sum(tg_mul(tg_square(w), frozen)); /* b not read; frozen not watched */
     tg_tape_end(tape);
     tg_tensor *vars[] = {w, b, frozen}, *grads[3];
     CHECK(tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = 3, .out = grads) == 0);
@@ -578,9 +616,11 @@ static void validation_errors(void)
     tg_tensor *vars[] = {w, b};
 
     tg_tensor *shape_bad[] = {tg_zeros(TG_F32, TG_SHAPE(3)), tg_zeros(TG_F32, TG_SHAPE(3))};
-    EXPECT_ERROR(tg_apply_gradients(opt, shape_bad, vars, 2) == -1, "tg_apply_gradients: grads[0] has shape (3,) but variable 'w' has shape (2, 2)");
+    EXPECT_ERROR(tg_apply_gradients(opt, shape_bad, vars, 2) == -1,
+                 "tg_apply_gradients: grads[0] has shape (3,) but variable 'w' has shape (2, 2)");
     tg_tensor *dtype_bad[] = {tg_ones(TG_F32, TG_SHAPE(2, 2)), tg_zeros(TG_F64, TG_SHAPE(3))};
-    EXPECT_ERROR(tg_apply_gradients(opt, dtype_bad, vars, 2) == -1, "grads[1] has dtype float64 but variable 'b' has dtype float32");
+    EXPECT_ERROR(tg_apply_gradients(opt, dtype_bad, vars, 2) == -1,
+                 "grads[1] has dtype float64 but variable 'b' has dtype float32");
     /* an error in the second pair leaves the first variable alone */
     CHECK_VALUES(w, 0, 0, 0, 0, 0);
     CHECK(tg_optimizer_iterations(opt) == 0);
@@ -589,8 +629,9 @@ static void validation_errors(void)
     EXPECT_ERROR(tg_apply_gradients(opt, &g3, &plain, 1) == -1, "vars[0] (the tensor made at");
     CHECK_ERROR("is not a variable; optimizers update variables made with tg_variable");
     tg_tensor *gi = tg_from_i32(TG_SHAPE(1), 1);
-    EXPECT_ERROR(tg_apply_gradients(opt, &gi, &k, 1) == -1, "variable 'count' (vars[0]) has dtype int32; optimizers update float32 and float64 variables");
-    tg_clear_error();   /* a NULL argument keeps an earlier error */
+    EXPECT_ERROR(tg_apply_gradients(opt, &gi, &k, 1) == -1,
+                 "variable 'count' (vars[0]) has dtype int32; optimizers update float32 and float64 variables");
+    tg_clear_error(); /* a NULL argument keeps an earlier error */
     EXPECT_ERROR(tg_apply_gradients(NULL, &g3, &b, 1) == -1, "tg_apply_gradients: `opt` is NULL");
     tg_clear_error();
     EXPECT_ERROR(tg_apply_gradients(opt, &g3, &b, -1) == -1, "n = -1; it must be >= 0");
@@ -640,13 +681,13 @@ static void state_layout(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *w = tg_variable(tg_zeros(TG_F32, TG_SHAPE(2)), .name = "w");
-    tg_tensor *b = tg_variable(tg_zeros(TG_F64, TG_SHAPE(3)), .name = "b");   /* mixed dtypes */
+    tg_tensor *b = tg_variable(tg_zeros(TG_F64, TG_SHAPE(3)), .name = "b"); /* mixed dtypes */
     tg_optimizer *opt = tg_adam(.learning_rate = 0.1);
     tg_tensor *gw = tg_from_f32(TG_SHAPE(2), 1, -2), *gb = tg_from_f64(TG_SHAPE(3), 0.5, 0, 4);
 
     CHECK(tg_apply_gradients(opt, &gw, &w, 1) == 0);
     CHECK(tg_optimizer_iterations(opt) == 1);
-    CHECK(tg_optimizer_state_count(opt) == 2);   /* momentum, velocity of w */
+    CHECK(tg_optimizer_state_count(opt) == 2); /* momentum, velocity of w */
     /* b is met later: appended; the order given no longer matters */
     tg_tensor *vars[] = {b, w}, *grads[] = {gb, gw};
     CHECK(tg_apply_gradients(opt, grads, vars, 2) == 0);
@@ -662,11 +703,12 @@ static void state_layout(void)
     CHECK(tg_optimizer_state(opt, 1, &sl) == 0);
     CHECK(!strcmp(sl.name, "momentum") && sl.variable == b && sl.dtype == TG_F64 && sl.count == 3);
     CHECK_NEAR(((double *)sl.data)[2], 0.1 * 4, 1e-15);
-    CHECK(((uintptr_t)sl.data & 63) == 0);   /* each variable's range is 64-byte aligned */
+    CHECK(((uintptr_t)sl.data & 63) == 0); /* each variable's range is 64-byte aligned */
     CHECK(tg_optimizer_state(opt, 3, &sl) == 0);
     CHECK(!strcmp(sl.name, "velocity") && sl.variable == b);
     CHECK_NEAR(((double *)sl.data)[2], 0.001 * 16, 1e-15);
-    EXPECT_ERROR(tg_optimizer_state(opt, 4, &sl) == -1, "tg_optimizer_state: index 4 is out of range; the adam optimizer has 4 state arrays");
+    EXPECT_ERROR(tg_optimizer_state(opt, 4, &sl) == -1,
+                 "tg_optimizer_state: index 4 is out of range; the adam optimizer has 4 state arrays");
 
     /* b's first update used the optimizer's step (t = 2), as Keras's shared iteration count does */
     double m = 0.1 * 4, v = 0.001 * 16, alpha = 0.1 * sqrt(1 - 0.999 * 0.999) / (1 - 0.9 * 0.9);
@@ -680,12 +722,12 @@ static void state_layout(void)
 
     tg_optimizer *plain = tg_sgd();
     CHECK(tg_apply_gradients(plain, &gw, &w, 1) == 0);
-    CHECK(tg_optimizer_state_count(plain) == 0);   /* no momentum, no state */
+    CHECK(tg_optimizer_state_count(plain) == 0); /* no momentum, no state */
     tg_optimizer_free(plain);
     tg_optimizer *ada = tg_adagrad();
     CHECK(tg_apply_gradients(ada, &gw, &w, 1) == 0);
     CHECK(tg_optimizer_state(ada, 0, &sl) == 0 && !strcmp(sl.name, "accumulator"));
-    CHECK_NEAR(((float *)sl.data)[1], 0.1 + 4, 1e-6);   /* initial_accumulator_value + g^2 */
+    CHECK_NEAR(((float *)sl.data)[1], 0.1 + 4, 1e-6); /* initial_accumulator_value + g^2 */
     tg_optimizer_free(ada);
     tg_optimizer *rms = tg_rmsprop(.momentum = 0.5, .centered = true);
     CHECK(tg_apply_gradients(rms, &gw, &w, 1) == 0);
@@ -720,7 +762,7 @@ static void persistent_tape_keeps_recorded_value(void)
     CHECK(tg_variable_version(w) == version + 1);
     CHECK_NEAR(tg_item(y), 9.0, 0);
     tg_tensor *dy = tg_gradient(tape, y, w);
-    CHECK_VALUES(dy, 0, 6.0);   /* 2 * 3, not 2 * 2 */
+    CHECK_VALUES(dy, 0, 6.0); /* 2 * 3, not 2 * 2 */
     tg_tape_free(tape);
     tg_set_warning_handler(NULL, NULL);
     tg_optimizer_free(opt);
@@ -782,7 +824,7 @@ static void minimize_quadratic(void)
     CHECK_NEAR(value_at(q.y, 0), -1.0, 1e-9);
     CHECK(q.loss < 1e-17);
     CHECK(tg_optimizer_iterations(opt) == 100);
-    CHECK(!tg_is_alive(q.made));   /* loss_fn ran in tg_minimize's own scope */
+    CHECK(!tg_is_alive(q.made)); /* loss_fn ran in tg_minimize's own scope */
     tg_optimizer_free(opt);
 
     /* Adam with a cosine decay to 0 over 400 steps ends within 1e-3 of the minimum */
@@ -822,14 +864,15 @@ static void minimize_watches_and_warns(void)
     tg_tensor *vars[] = {f, unused};
     tg_optimizer *opt = tg_sgd(.learning_rate = 0.25);
     CHECK(tg_minimize(opt, frozen_loss, vars, vars, 2) == 0);
-    CHECK_VALUES(f, 1e-15, 0.5, -1.0);   /* f -= 0.25 * 2 f */
+    CHECK_VALUES(f, 1e-15, 0.5, -1.0); /* f -= 0.25 * 2 f */
     CHECK_VALUES(unused, 0, 5.0);
     CHECK(n_warnings == 1 && strstr(warning, "Gradients do not exist for variables ['unused']") != NULL);
     CHECK(strstr(warning, "\n  unused: ") != NULL);
     /* the loss function's error comes through */
     EXPECT_ERROR(tg_minimize(opt, failing_loss, NULL, vars, 2) == -1, "`a` is NULL");
     /* all missing: the error names tg_minimize */
-    EXPECT_ERROR(tg_minimize(opt, frozen_loss, vars, &unused, 1) == -1, "tg_minimize: No gradients provided for any variable: (['unused'],).\n  unused: ");
+    EXPECT_ERROR(tg_minimize(opt, frozen_loss, vars, &unused, 1) == -1,
+                 "tg_minimize: No gradients provided for any variable: (['unused'],).\n  unused: ");
     CHECK(tg_optimizer_iterations(opt) == 1);
     /* no variables: a no-op */
     tg_clear_error();

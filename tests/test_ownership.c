@@ -33,7 +33,7 @@ static void test_recompile_same_optimizer_keeps_it(void)
     CHECK(tg_model_optimizer(m) == opt);
     CHECK(fit_once(m) == 0);
     CHECK(tg_optimizer_iterations(opt) == 2);
-    tg_model_free(m);   /* frees opt once */
+    tg_model_free(m); /* frees opt once */
 }
 
 static void test_recompile_other_optimizer_frees_old(void)
@@ -61,11 +61,11 @@ static void test_optimizer_in_two_models_refused(void)
     CHECK_ERROR("already compiled into another model");
     CHECK(tg_model_optimizer(m2) == NULL);
     tg_clear_error();
-    tg_optimizer_free(opt);   /* the model's to free */
+    tg_optimizer_free(opt); /* the model's to free */
     CHECK_ERROR("free the model with tg_model_free");
     CHECK(fit_once(m1) == 0);
     tg_model_free(m2);
-    tg_model_free(m1);   /* the only owner: one free */
+    tg_model_free(m1); /* the only owner: one free */
 }
 
 static void test_failed_compile_keeps_callers_optimizer(void)
@@ -73,7 +73,7 @@ static void test_failed_compile_keeps_callers_optimizer(void)
     tg_model *m = small_model();
     tg_optimizer *opt = tg_sgd(.learning_rate = 0.1);
     tg_clear_error();
-    CHECK(tg_compile(m, .optimizer = opt) == -1);   /* no loss */
+    CHECK(tg_compile(m, .optimizer = opt) == -1); /* no loss */
     CHECK_ERROR("give .loss");
     CHECK(tg_compile(NULL, .optimizer = opt, .loss = TG_LOSS_MSE) == -1);
     /* still the caller's: usable, and compiled later */
@@ -95,7 +95,7 @@ static void test_failed_recompile_keeps_old_compile(void)
     CHECK(tg_model_optimizer(m) == opt);
     CHECK(fit_once(m) == 0);
     CHECK(tg_optimizer_iterations(opt) == 2);
-    tg_optimizer_free(other);   /* the failed compile did not take it */
+    tg_optimizer_free(other); /* the failed compile did not take it */
     tg_model_free(m);
 }
 
@@ -106,11 +106,11 @@ static void test_stale_tape_free_leaves_live_tape(void)
     tg_tensor *x = tg_from_f32(TG_SHAPE(1), 3);
     tg_tape *old = tg_tape_begin();
     tg_tape_free(old);
-    tg_tape *live = tg_tape_begin();   /* may reuse old's struct */
+    tg_tape *live = tg_tape_begin(); /* may reuse old's struct */
     tg_watch(live, x);
     tg_tensor *y = tg_mul(x, x);
     tg_clear_error();
-    tg_tape_free(old);                 /* stale: refused, live untouched */
+    tg_tape_free(old); /* stale: refused, live untouched */
     CHECK_ERROR("already freed");
     CHECK(tg_tape_is_recording(live));
     tg_tape_end(live);
@@ -127,7 +127,7 @@ static void test_stale_optimizer_and_model(void)
     tg_optimizer *opt = tg_adam();
     tg_optimizer_free(opt);
     tg_clear_error();
-    tg_optimizer_free(opt);            /* a second free is refused, not a double free */
+    tg_optimizer_free(opt); /* a second free is refused, not a double free */
     CHECK_ERROR("already freed");
     tg_model *m = small_model();
     tg_clear_error();

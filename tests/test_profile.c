@@ -51,7 +51,7 @@ static void test_counts_ops_by_phase(void)
     const tg_profile_row *fwd = find(rows, n, "tg_matmul", false), *bwd = find(rows, n, "tg_matmul", true);
     const tg_profile_row *upd = find(rows, n, "optimizer update", false);
     CHECK(fwd && fwd->calls == 3);
-    CHECK(bwd && bwd->calls == 1);   /* d/dw = a^T dy; a is a constant, so no d/da product */
+    CHECK(bwd && bwd->calls == 1); /* d/dw = a^T dy; a is a constant, so no d/da product */
     CHECK(upd && upd->calls == 1);
     CHECK(find(rows, n, "tg_sum", false) && find(rows, n, "tg_sum", false)->calls == 1);
     double sum = 0;
@@ -72,7 +72,7 @@ static void test_accumulation_counts_as_backward(void)
     tg_profile_start();
     tg_tape *t = tg_tape_begin();
     tg_watch(t, x);
-    tg_tensor *y = tg_sum(tg_mul(tg_exp(x), tg_square(x)));   /* x reaches the product twice */
+    tg_tensor *y = tg_sum(tg_mul(tg_exp(x), tg_square(x))); /* x reaches the product twice */
     tg_tape_end(t);
     tg_tensor *g = tg_gradient(t, y, x);
     tg_tape_free(t);
@@ -90,14 +90,14 @@ static void test_accumulation_counts_as_backward(void)
 static void test_off_records_nothing_and_reset_empties(void)
 {
     tg_profile_reset();
-    run_workload();   /* never started */
+    run_workload(); /* never started */
     CHECK(tg_profile_rows(NULL, 0, NULL) == 0);
     tg_profile_start();
     run_workload();
     tg_profile_stop();
     int n = tg_profile_rows(NULL, 0, NULL);
     CHECK(n >= 3);
-    run_workload();   /* stopped again */
+    run_workload(); /* stopped again */
     tg_profile_row rows[64];
     CHECK(tg_profile_rows(rows, 64, NULL) == n);
     CHECK(find(rows, n, "tg_matmul", false)->calls == 3);
@@ -116,7 +116,7 @@ static void test_off_records_nothing_and_reset_empties(void)
 static void *other_thread(void *arg)
 {
     (void)arg;
-    run_workload();   /* this thread never started profiling */
+    run_workload(); /* this thread never started profiling */
     return NULL;
 }
 
@@ -150,7 +150,7 @@ static void test_print(void)
     CHECK(strstr(text, "\ntg_matmul (in backward) "));
     CHECK(strstr(text, "\noptimizer update "));
     FILE *full = fopen("/dev/full", "w");
-    if (full) {   /* a stream that cannot be written: -1, not a crash */
+    if (full) { /* a stream that cannot be written: -1, not a crash */
         CHECK(tg_profile_print(full) == -1);
         fclose(full);
     }

@@ -22,18 +22,30 @@
 
 /* ---- running a program ------------------------------------------------------------------ */
 typedef struct output {
-    char *text;    /* stdout, NUL-terminated; NULL when the program could not be run */
-    int status;    /* exit status, or -1 */
+    char *text; /* stdout, NUL-terminated; NULL when the program could not be run */
+    int status; /* exit status, or -1 */
 } output;
 
 /* Every program the test knows; a .c file in examples/seeds/ that is not here fails. */
 static const char *const known[] = {
-    "variable_created_inside_tape_sgd", "variable_created_before_tape", "persistent_tape_assign_sub",
-    "categorical_crossentropy_on_one_unit", "frozen_first_layer", "custom_training_loop",
-    "loss_times_constant", "numpy_floor_in_loss", "floor_in_loss", "forward_pass_outside_tape",
-    "variables_not_explicitly_watched", "variables_explicitly_watched", "variable_created_outside_tape_scope",
-    "variable_created_inside_tape_scope", "if_on_variable_inside_tape", "apply_gradients_after_tape_block",
-    "reduce_sum_difference_loss", "python_if_on_tensor",
+    "variable_created_inside_tape_sgd",
+    "variable_created_before_tape",
+    "persistent_tape_assign_sub",
+    "categorical_crossentropy_on_one_unit",
+    "frozen_first_layer",
+    "custom_training_loop",
+    "loss_times_constant",
+    "numpy_floor_in_loss",
+    "floor_in_loss",
+    "forward_pass_outside_tape",
+    "variables_not_explicitly_watched",
+    "variables_explicitly_watched",
+    "variable_created_outside_tape_scope",
+    "variable_created_inside_tape_scope",
+    "if_on_variable_inside_tape",
+    "apply_gradients_after_tape_block",
+    "reduce_sum_difference_loss",
+    "python_if_on_tensor",
 };
 
 static output run_seed(const char *name)
@@ -68,12 +80,12 @@ static output run_seed(const char *name)
 }
 
 /* Runs `name` and checks that it exited with status 0; the caller frees o.text. */
-#define RUN_SEED(o, name)                                                                      \
-    output o = run_seed(name);                                                                 \
-    CHECK(o.text != NULL);                                                                     \
-    CHECK(o.status == 0);                                                                      \
-    if (!o.text)                                                                               \
-        return
+#define RUN_SEED(o, name)      \
+    output o = run_seed(name); \
+    CHECK(o.text != NULL);     \
+    CHECK(o.status == 0);      \
+    if (!o.text)               \
+    return
 
 /* ---- reading its output ------------------------------------------------------------------ */
 /* The line of `text` that starts with `prefix` (a pointer into text), or NULL. */
@@ -96,12 +108,12 @@ static bool has_line(const char *text, const char *line)
     return false;
 }
 
-#define CHECK_LINE(text, line)                                                                 \
-    do {                                                                                       \
-        if (!has_line(text, line)) {                                                           \
-            printf("  FAIL %s:%d: no line \"%s\" in:\n%s\n", __FILE__, __LINE__, line, text);  \
-            check_failures_in_test++;                                                          \
-        }                                                                                      \
+#define CHECK_LINE(text, line)                                                                \
+    do {                                                                                      \
+        if (!has_line(text, line)) {                                                          \
+            printf("  FAIL %s:%d: no line \"%s\" in:\n%s\n", __FILE__, __LINE__, line, text); \
+            check_failures_in_test++;                                                         \
+        }                                                                                     \
     } while (0)
 
 /* The number after `prefix` on the line that starts with it, NaN when absent. */
@@ -130,13 +142,13 @@ static int source_line(const char *name, const char *needle)
 }
 
 /* "cause <var>: <cause> line <N>", N being the line of the program that holds `needle`. */
-#define CHECK_CAUSE(text, name, var, cause, needle)                                            \
-    do {                                                                                       \
-        int l_ = source_line(name, needle);                                                    \
-        char want_[256];                                                                       \
-        CHECK(l_ > 0);                                                                         \
-        snprintf(want_, sizeof want_, "cause %s: %s line %d", var, cause, l_);                 \
-        CHECK_LINE(text, want_);                                                               \
+#define CHECK_CAUSE(text, name, var, cause, needle)                            \
+    do {                                                                       \
+        int l_ = source_line(name, needle);                                    \
+        char want_[256];                                                       \
+        CHECK(l_ > 0);                                                         \
+        snprintf(want_, sizeof want_, "cause %s: %s line %d", var, cause, l_); \
+        CHECK_LINE(text, want_);                                               \
     } while (0)
 
 /* ---- article 1: tapes and variables -------------------------------------------------------- */
@@ -145,14 +157,14 @@ static void test_variable_created_inside_tape_sgd(void)
     RUN_SEED(o, "variable_created_inside_tape_sgd");
     CHECK_LINE(o.text, "gradient x: 2");
     CHECK_LINE(o.text, "apply_gradients: ok");
-    CHECK_NEAR(number_after(o.text, "x: "), 0.8, 1e-6);   /* 1 - 0.1 * 2 */
+    CHECK_NEAR(number_after(o.text, "x: "), 0.8, 1e-6); /* 1 - 0.1 * 2 */
     free(o.text);
 }
 
 static void test_variable_created_before_tape(void)
 {
     RUN_SEED(o, "variable_created_before_tape");
-    CHECK_LINE(o.text, "gradient x: 2");   /* not None: tf-semantics.md 3a */
+    CHECK_LINE(o.text, "gradient x: 2"); /* not None: tf-semantics.md 3a */
     free(o.text);
 }
 
@@ -161,7 +173,7 @@ static void test_persistent_tape_assign_sub(void)
     RUN_SEED(o, "persistent_tape_assign_sub");
     CHECK_LINE(o.text, "first call: gradient x: 2");
     CHECK_NEAR(number_after(o.text, "x: "), 0.8, 1e-6);
-    CHECK_LINE(o.text, "second call: gradient x: 2");   /* stale, no error: 3c */
+    CHECK_LINE(o.text, "second call: gradient x: 2"); /* stale, no error: 3c */
     CHECK_CAUSE(o.text, "persistent_tape_assign_sub", "x", "stale_read", "tg_assign_sub(");
     free(o.text);
 }
@@ -174,7 +186,7 @@ static void test_categorical_crossentropy_on_one_unit(void)
     CHECK_LINE(o.text, "tf: trains silently, loss ~1e-7, zero gradients");
     /* Half the labels are 1: 0.5 * -log(float32(1 - 1e-7)) = 0.5 * 1.1920929e-7. */
     CHECK_NEAR(number_after(o.text, "loss: ") / 5.9604645e-8, 1.0, 1e-3);
-    CHECK_LINE(o.text, "gradient dense/kernel: [1280 values, max |v| 0]");   /* zeros, not None */
+    CHECK_LINE(o.text, "gradient dense/kernel: [1280 values, max |v| 0]"); /* zeros, not None */
     CHECK_LINE(o.text, "gradient dense/bias: [128 values, max |v| 0]");
     CHECK_LINE(o.text, "gradient dense_1/kernel: [128 values, max |v| 0]");
     CHECK_LINE(o.text, "gradient dense_1/bias: [0]");
@@ -186,7 +198,7 @@ static void test_frozen_first_layer(void)
 {
     RUN_SEED(o, "frozen_first_layer");
     CHECK_LINE(o.text, "trainable variables: dense_1/kernel dense_1/bias");
-    CHECK_LINE(o.text, "fit: ok");   /* no "No gradients provided": 3f */
+    CHECK_LINE(o.text, "fit: ok"); /* no "No gradients provided": 3f */
     CHECK_LINE(o.text, "dense/kernel changed: no");
     CHECK_LINE(o.text, "dense/bias changed: no");
     CHECK_LINE(o.text, "dense_1/kernel changed: yes");
@@ -208,7 +220,7 @@ static void test_custom_training_loop(void)
 static void test_loss_times_constant(void)
 {
     RUN_SEED(o, "loss_times_constant");
-    CHECK_LINE(o.text, "gradient dense/kernel: [-0.75]");   /* 0.5 * mean(-x) */
+    CHECK_LINE(o.text, "gradient dense/kernel: [-0.75]"); /* 0.5 * mean(-x) */
     CHECK_LINE(o.text, "gradient dense/bias: [-0.5]");
     CHECK_LINE(o.text, "apply_gradients: ok");
     /* Adam's first step: learning_rate against the gradient's sign (float32 beta powers). */
@@ -230,10 +242,7 @@ static void check_no_gradients(const char *name, const char *cause, const char *
     free(o.text);
 }
 
-static void test_floor_in_loss(void)
-{
-    check_no_gradients("floor_in_loss", "non_differentiable", "tg_floor(");
-}
+static void test_floor_in_loss(void) { check_no_gradients("floor_in_loss", "non_differentiable", "tg_floor("); }
 
 static void test_numpy_floor_in_loss(void)
 {
@@ -251,7 +260,7 @@ static void test_variables_watched_or_not(void)
     const char *names[] = {"variables_not_explicitly_watched", "variables_explicitly_watched"};
     for (int i = 0; i < 2; i++) {
         RUN_SEED(o, names[i]);
-        CHECK_LINE(o.text, "gradient x: 2");   /* dz/dx = y; without watch too: 3b */
+        CHECK_LINE(o.text, "gradient x: 2"); /* dz/dx = y; without watch too: 3b */
         CHECK_LINE(o.text, "gradient y: 1");
         free(o.text);
     }
@@ -263,7 +272,7 @@ static void test_variable_outside_inside_tape_scope(void)
                            "if_on_variable_inside_tape"};
     for (int i = 0; i < 3; i++) {
         RUN_SEED(o, names[i]);
-        CHECK_LINE(o.text, "gradient x: 2");   /* d(2x + 1)/dx */
+        CHECK_LINE(o.text, "gradient x: 2"); /* d(2x + 1)/dx */
         free(o.text);
     }
 }
@@ -274,7 +283,7 @@ static void test_apply_gradients_after_tape_block(void)
     RUN_SEED(o, "apply_gradients_after_tape_block");
     CHECK_LINE(o.text, "gradients present in every step: yes");
     CHECK_LINE(o.text, "gradients match Keras's categorical_crossentropy in every step: yes");
-    CHECK_LINE(o.text, "apply_gradients after the block: ok");   /* 3d */
+    CHECK_LINE(o.text, "apply_gradients after the block: ok"); /* 3d */
     CHECK_LINE(o.text, "optimizer iterations: 3");
     free(o.text);
 }
@@ -305,10 +314,10 @@ static void test_python_if_on_tensor(void)
         not_taken += !is_taken;
         const char *r = strstr(l, "gradient ratio: ");
         CHECK(r != NULL && r < strchr(l, '\n'));
-        if (r)   /* the gradients of the loss that ran: doubled exactly when the branch ran (3i) */
+        if (r) /* the gradients of the loss that ran: doubled exactly when the branch ran (3i) */
             CHECK_NEAR(strtod(r + strlen("gradient ratio: "), NULL), is_taken ? 2.0 : 1.0, 1e-5);
     }
-    CHECK(taken > 0 && not_taken > 0);   /* the batches x and -x exercise both branches */
+    CHECK(taken > 0 && not_taken > 0); /* the batches x and -x exercise both branches */
     free(o.text);
 }
 

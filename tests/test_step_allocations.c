@@ -53,16 +53,16 @@ static void fit_counting_from(int64_t batch, tg_model *(*make)(void), tg_shape r
     tg_tensor *y = tg_cast(tg_mul(tg_random_uniform(r, TG_F32, TG_SHAPE(640)), tg_scalar(9.99)), TG_I32);
     tg_rng_free(r);
     tg_model *m = make();
-    CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                     .from_logits = true) == 0);
+    CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) ==
+          0);
     window w = {.from = 3};
     tg_callback cb = {.on_batch_begin = batch_begin, .on_epoch_end = epoch_end, .user = &w};
     tg_dataset *ds = dataset ? tg_dataset_new(x, y) : NULL;
-    tg_history *h = dataset ? tg_fit(m, NULL, NULL, .dataset = ds, .validation_split = 0.25, .epochs = 1,
-                                     .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
-                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1)
-                            : tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
-                                     .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
+    tg_history *h =
+        dataset ? tg_fit(m, NULL, NULL, .dataset = ds, .validation_split = 0.25, .epochs = 1, .batch_size = batch,
+                         .verbose = TG_VERBOSE_SILENT, .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1)
+                : tg_fit(m, x, y, .epochs = 1, .batch_size = batch, .verbose = TG_VERBOSE_SILENT,
+                         .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
     CHECK(h != NULL);
     long n = (long)atomic_load(&malloc_calls);
     int64_t rows = dataset ? 480 : 640;
@@ -83,9 +83,9 @@ static tg_model *mlp(void)
 
 static tg_model *cnn(void)
 {
-    return tg_sequential(tg_conv2d_layer(.filters = 4, .kernel_size = {3, 3}, .activation = TG_RELU,
-                                         .input_shape = TG_SHAPE(8, 8, 1)),
-                         tg_max_pooling2d(), tg_flatten(), tg_dense(.units = 10));
+    return tg_sequential(
+        tg_conv2d_layer(.filters = 4, .kernel_size = {3, 3}, .activation = TG_RELU, .input_shape = TG_SHAPE(8, 8, 1)),
+        tg_max_pooling2d(), tg_flatten(), tg_dense(.units = 10));
 }
 
 static void test_mlp_steps_allocate_nothing(void)
@@ -96,10 +96,7 @@ static void test_mlp_steps_allocate_nothing(void)
     fit_counting_from(32, mlp, TG_SHAPE(20), true);
 }
 
-static void test_cnn_steps_allocate_nothing(void)
-{
-    fit_counting(32, cnn, TG_SHAPE(8, 8, 1));
-}
+static void test_cnn_steps_allocate_nothing(void) { fit_counting(32, cnn, TG_SHAPE(8, 8, 1)); }
 #endif
 
 int main(void)

@@ -13,15 +13,15 @@ static void count_warning(const char *msg, void *user)
 }
 
 /* Runs a test body inside a scope, with warnings captured. */
-#define SCOPED(...)                                    \
-    do {                                               \
-        warnings_seen = 0;                             \
-        last_warning[0] = 0;                           \
-        tg_set_warning_handler(count_warning, NULL);   \
-        tg_scope *scope_ = tg_scope_begin();           \
-        __VA_ARGS__;                                   \
-        tg_scope_end(scope_);                          \
-        tg_set_warning_handler(NULL, NULL);            \
+#define SCOPED(...)                                  \
+    do {                                             \
+        warnings_seen = 0;                           \
+        last_warning[0] = 0;                         \
+        tg_set_warning_handler(count_warning, NULL); \
+        tg_scope *scope_ = tg_scope_begin();         \
+        __VA_ARGS__;                                 \
+        tg_scope_end(scope_);                        \
+        tg_set_warning_handler(NULL, NULL);          \
     } while (0)
 
 static void row01_trainable_variable_is_watched(void)
@@ -43,7 +43,7 @@ static void row02_03_variable_created_before_or_inside(void)
         tg_tensor *v = tg_variable(tg_scalar(1.0));
         tg_tape *g = tg_tape_begin();
         tg_tensor *w = tg_variable(tg_scalar(1.0)); /* created inside the block */
-        tg_tensor *vv = tg_mul(v, v); /* separate statements: C leaves argument order open */
+        tg_tensor *vv = tg_mul(v, v);               /* separate statements: C leaves argument order open */
         tg_tensor *y = tg_add(vv, tg_mul(w, w));
         tg_tape_end(g);
         int n = 0;
@@ -110,8 +110,8 @@ static void row07_non_trainable_and_derived_tensors(void)
         tg_tensor *const *w = tg_watched_variables(t, &n);
         CHECK(n == 1 && w[0] == x0);
         tg_tensor *out[4];
-        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = (tg_tensor *[]){x0, x1, x2, x3},
-                           .n_sources = 4, .out = out) == 0);
+        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = (tg_tensor *[]){x0, x1, x2, x3}, .n_sources = 4,
+                           .out = out) == 0);
         CHECK_VALUES(out[0], 0, 6.0);
         CHECK(out[1] == NULL && out[2] == NULL && out[3] == NULL);
         tg_tape_free(t);
@@ -182,7 +182,8 @@ static void row12_non_persistent_tape_is_used_once(void)
         tg_tensor *y1 = tg_square(x), *y2 = tg_mul(y1, x);
         tg_tape_end(t);
         CHECK_VALUES(tg_gradient(t, y1, x), 0, 4.0);
-        EXPECT_ERROR(tg_gradient(t, y2, x) == NULL, "A non-persistent GradientTape can only be used to compute one set of gradients");
+        EXPECT_ERROR(tg_gradient(t, y2, x) == NULL,
+                     "A non-persistent GradientTape can only be used to compute one set of gradients");
         CHECK_ERROR("test_tape.c:");
         tg_tape_free(t);
         tg_variable_free(x);
@@ -351,12 +352,12 @@ static void row21_output_gradients(void)
         tg_tensor *y = tg_mul(x, x);
         tg_tape_end(t);
         tg_tensor *g = NULL, *seed = tg_from_f32(TG_SHAPE(2), 3, 4);
-        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = &x, .n_sources = 1,
-                           .output_gradients = &seed, .out = &g) == 0);
+        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = &x, .n_sources = 1, .output_gradients = &seed,
+                           .out = &g) == 0);
         CHECK_VALUES(g, 0, 6.0, 16.0);
         tg_tensor *bad = tg_from_f32(TG_SHAPE(3), 1, 1, 1);
-        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = &x, .n_sources = 1,
-                           .output_gradients = &bad, .out = &g) == -1);
+        CHECK(tg_gradients(t, .targets = &y, .n_targets = 1, .sources = &x, .n_sources = 1, .output_gradients = &bad,
+                           .out = &g) == -1);
         CHECK_ERROR("output_gradients[0] has shape (3,)");
         tg_tape_free(t);
     });
@@ -454,8 +455,8 @@ static void row29_branches_record_what_ran(void)
         tg_tensor *result = tg_item(x) > 0.0 ? tg_identity(v0) : tg_square(v1);
         tg_tape_end(t);
         tg_tensor *out[2];
-        CHECK(tg_gradients(t, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1},
-                           .n_sources = 2, .out = out) == 0);
+        CHECK(tg_gradients(t, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1}, .n_sources = 2,
+                           .out = out) == 0);
         CHECK_VALUES(out[0], 0, 1.0);
         CHECK(out[1] == NULL);
         CHECK(tg_gradient(t, result, x) == NULL && !tg_has_error());
@@ -476,7 +477,8 @@ static void row31_jacobian(void)
         tg_tensor *j = tg_jacobian(g, y, x);
         CHECK(j && tg_rank(j) == 2 && tg_dim(j, 0) == 2 && tg_dim(j, 1) == 2);
         CHECK_VALUES(j, 0, 2, 0, 0, 4);
-        EXPECT_ERROR(tg_jacobian(g, y, x) == NULL, "A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)");
+        EXPECT_ERROR(tg_jacobian(g, y, x) == NULL,
+                     "A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)");
         tg_tape_free(g);
     });
 }
@@ -493,7 +495,8 @@ static void row32_batch_jacobian(void)
         CHECK(j && tg_rank(j) == 3);
         CHECK_VALUES(j, 0, 2, 0, 0, 4, 6, 0, 0, 8);
         tg_tensor *other = tg_from_f32(TG_SHAPE(3, 1), 1, 2, 3);
-        EXPECT_ERROR(tg_batch_jacobian(g, other, x) == NULL, "Need first dimension of target shape (3, 1) and source shape (2, 2) to match.");
+        EXPECT_ERROR(tg_batch_jacobian(g, other, x) == NULL,
+                     "Need first dimension of target shape (3, 1) and source shape (2, 2) to match.");
         tg_tape_free(g);
     });
 }
@@ -623,7 +626,7 @@ static void row38_edge_errors(void)
         tg_clear_error();
         EXPECT_ERROR(tg_tape_end(t) == -1, "is not recording");
         tg_tensor *i = tg_cast(y, TG_I32);
-        CHECK(tg_gradient(t, i, x) == NULL && !tg_has_error());   /* no gradient, no error (row 8) */
+        CHECK(tg_gradient(t, i, x) == NULL && !tg_has_error()); /* no gradient, no error (row 8) */
         tg_clear_error(); /* a NULL argument keeps an earlier error: start clean */
         EXPECT_ERROR(tg_gradient(NULL, y, x) == NULL, "`tape` is NULL");
         tg_tape_free(t);
@@ -645,7 +648,8 @@ static void row08_integer_target_is_none(void)
         CHECK(tg_dtype_of(best) == TG_I64);
         CHECK(tg_gradient(t, best, v) == NULL && !tg_has_error());
         CHECK(warnings_seen == 1 && strstr(last_warning, "must be floating"));
-        EXPECT_ERROR(tg_gradient(t, best, v) == NULL, "A non-persistent GradientTape can only be used to compute one set of gradients");
+        EXPECT_ERROR(tg_gradient(t, best, v) == NULL,
+                     "A non-persistent GradientTape can only be used to compute one set of gradients");
         tg_tape_free(t);
         tg_clear_error();
 
@@ -673,8 +677,8 @@ static void row29_variable_as_the_target(void)
         tg_tensor *result = tg_item(tg_greater(x, tg_scalar(0.0))) ? v0 : tg_square(v1);
         tg_tape_end(t);
         tg_tensor *g[2];
-        CHECK(tg_gradients(t, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1},
-                           .n_sources = 2, .out = g) == 0);
+        CHECK(tg_gradients(t, .targets = &result, .n_targets = 1, .sources = (tg_tensor *[]){v0, v1}, .n_sources = 2,
+                           .out = g) == 0);
         CHECK_VALUES(g[0], 0, 1.0);
         CHECK(g[1] == NULL);
         CHECK(tg_gradient(t, result, x) == NULL && !tg_has_error());

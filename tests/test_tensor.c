@@ -116,7 +116,8 @@ static void variables(void)
     CHECK(tg_assign_sub(v, tg_scalar(0.5)) == 0);
     CHECK(tg_variable_version(v) == 3);
     CHECK_VALUES(v, 0, 5.5, 6.5);
-    EXPECT_ERROR(tg_assign(v, tg_from_f32(TG_SHAPE(3), 1, 2, 3)) == -1, "variable 'dense/kernel' has shape (2,), the value has shape (3,)");
+    EXPECT_ERROR(tg_assign(v, tg_from_f32(TG_SHAPE(3), 1, 2, 3)) == -1,
+                 "variable 'dense/kernel' has shape (2,), the value has shape (3,)");
     EXPECT_ERROR(tg_assign(v, tg_from_f64(TG_SHAPE(2), 1, 2)) == -1, "has dtype float32, the value has dtype float64");
     EXPECT_ERROR(tg_assign(tg_scalar(1), tg_scalar(2)) == -1, "is not a variable");
     CHECK(tg_variable_version(v) == 3);
@@ -135,7 +136,7 @@ static void variables(void)
     tg_variable_free(v);
     tg_variable_free(u);
     tg_clear_error();
-    tg_variable_free(u);   /* a second free */
+    tg_variable_free(u); /* a second free */
     CHECK_ERROR("tg_variable_free");
 }
 

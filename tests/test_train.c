@@ -14,7 +14,6 @@ static void on_warning(const char *msg, void *user)
     snprintf(warning, sizeof warning, "%s", msg);
 }
 
-
 static bool same_weights(tg_model *m, const double *w, int64_t n)
 {
     int64_t k;
@@ -142,9 +141,10 @@ static void compile_refuses_a_loss_that_cannot_fit(void)
     tg_model *m = tg_sequential(tg_dense(.units = 128, .activation = TG_RELU, .input_dim = 10),
                                 tg_dense(.units = 1, .activation = TG_SIGMOID));
     tg_optimizer *refused = tg_adam();
-    EXPECT_ERROR(tg_compile(m, .optimizer = refused, .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY) == -1, "categorical_crossentropy on a 1-unit output is always zero");
+    EXPECT_ERROR(tg_compile(m, .optimizer = refused, .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY) == -1,
+                 "categorical_crossentropy on a 1-unit output is always zero");
     CHECK_ERROR("TG_LOSS_BINARY_CROSSENTROPY");
-    tg_optimizer_free(refused);   /* a failed compile leaves it the caller's */
+    tg_optimizer_free(refused); /* a failed compile leaves it the caller's */
     CHECK(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_BINARY_CROSSENTROPY, .from_logits = true) == 0);
     CHECK(n_warnings == 1 && strstr(warning, "does not represent logits"));
     tg_model_free(m);
@@ -159,7 +159,8 @@ static void compile_refuses_a_loss_that_cannot_fit(void)
     EXPECT_ERROR(tg_compile(nothing, .optimizer = refused) == -1, "give .loss");
     tg_optimizer_free(refused);
     tg_scope *s = tg_scope_begin();
-    EXPECT_ERROR(tg_fit(nothing, tg_zeros(TG_F32, TG_SHAPE(2, 4)), tg_zeros(TG_F32, TG_SHAPE(2, 3))) == NULL, "No loss to compute. Provide a `loss` argument in `compile()`");
+    EXPECT_ERROR(tg_fit(nothing, tg_zeros(TG_F32, TG_SHAPE(2, 4)), tg_zeros(TG_F32, TG_SHAPE(2, 3))) == NULL,
+                 "No loss to compute. Provide a `loss` argument in `compile()`");
     tg_scope_end(s);
     tg_model_free(nothing);
     tg_set_warning_handler(NULL, NULL);
@@ -177,11 +178,16 @@ static void bad_input_trains_nothing(void)
     tg_tensor *x = tg_ones(TG_F32, TG_SHAPE(6, 4));
     tg_tensor *y = tg_from_i32(TG_SHAPE(6), 0, 1, 2, 0, 1, 2);
     const char *expect[] = {
-        "has 6 rows but `y` has 5",          "expected shape=(None, 4)",
-        "y[2] = 3 is out of range: the model has 3 classes", "holds nan at row 0, column 2",
-        "batch_size must be at least 1",     "verbose must be a tg_verbose value",
-        "validation_split must be in [0, 1)", "epochs must not be negative",
-        "these look like one-hot labels",     "Target data is missing",
+        "has 6 rows but `y` has 5",
+        "expected shape=(None, 4)",
+        "y[2] = 3 is out of range: the model has 3 classes",
+        "holds nan at row 0, column 2",
+        "batch_size must be at least 1",
+        "verbose must be a tg_verbose value",
+        "validation_split must be in [0, 1)",
+        "epochs must not be negative",
+        "these look like one-hot labels",
+        "Target data is missing",
     };
     for (int i = 0; i < 10; i++) {
         tg_clear_error();
@@ -279,8 +285,8 @@ static void zero_sample_weights_move_nothing(void)
     CHECK(loss && loss[1] == 0.0);
     tg_history_free(h);
     /* class_weight 0 for class 0: only the class-1 samples count */
-    h = tg_fit(m, xor_x(), xor_y(), .class_weight = (const double[]){0.0, 1.0}, .n_class_weight = 2,
-               .epochs = 1, .shuffle = false, .verbose = TG_VERBOSE_SILENT);
+    h = tg_fit(m, xor_x(), xor_y(), .class_weight = (const double[]){0.0, 1.0}, .n_class_weight = 2, .epochs = 1,
+               .shuffle = false, .verbose = TG_VERBOSE_SILENT);
     CHECK(h && !same_weights(m, before, nw));
     tg_history_free(h);
     free(before);
@@ -302,15 +308,17 @@ static void non_finite_weights_are_refused(void)
     tg_tensor *x = xor_x(), *y = xor_y(), *nan_sw = tg_from_f32(TG_SHAPE(4), 1, 1, NAN, 1);
     tg_tensor *inf_sw = tg_from_f64(TG_SHAPE(4), INFINITY, 1, 1, 1), *big_sw = tg_from_f64(TG_SHAPE(4), 1, 1e300, 1, 1);
     const char *expect[] = {
-        "`sample_weight` holds nan at sample 2", "`sample_weight` holds inf at sample 0",
-        "class_weight[1] is nan",                "class_weight[0] is inf",
+        "`sample_weight` holds nan at sample 2",
+        "`sample_weight` holds inf at sample 0",
+        "class_weight[1] is nan",
+        "class_weight[0] is inf",
         "class_weight is NULL but n_class_weight is 2",
         "the weight of sample 1, sample_weight 1e+300 times class_weight[1] 1e+300, overflows",
     };
     for (int i = 0; i < 6; i++) {
         tg_clear_error();
         tg_history *h = NULL;
-        int line = 0;   /* the line of the call */
+        int line = 0; /* the line of the call */
         switch (i) {
         case 0:
             line = __LINE__ + 1;
@@ -406,12 +414,51 @@ typedef struct counts {
     int train_begin, train_end, epoch_begin, epoch_end, batch_begin, batch_end;
 } counts;
 
-static int cb_tb(tg_callback *cb, tg_model *m, tg_logs *l) { (void)m; (void)l; ((counts *)cb->user)->train_begin++; return 0; }
-static int cb_te(tg_callback *cb, tg_model *m, tg_logs *l) { (void)m; (void)l; ((counts *)cb->user)->train_end++; return 0; }
-static int cb_eb(tg_callback *cb, tg_model *m, int e, tg_logs *l) { (void)m; (void)e; (void)l; ((counts *)cb->user)->epoch_begin++; return 0; }
-static int cb_ee(tg_callback *cb, tg_model *m, int e, tg_logs *l) { (void)m; (void)l; ((counts *)cb->user)->epoch_end++; return e == 2; }
-static int cb_bb(tg_callback *cb, tg_model *m, int64_t b, tg_logs *l) { (void)m; (void)b; (void)l; ((counts *)cb->user)->batch_begin++; return 0; }
-static int cb_be(tg_callback *cb, tg_model *m, int64_t b, tg_logs *l) { (void)m; (void)b; (void)l; ((counts *)cb->user)->batch_end++; return 0; }
+static int cb_tb(tg_callback *cb, tg_model *m, tg_logs *l)
+{
+    (void)m;
+    (void)l;
+    ((counts *)cb->user)->train_begin++;
+    return 0;
+}
+static int cb_te(tg_callback *cb, tg_model *m, tg_logs *l)
+{
+    (void)m;
+    (void)l;
+    ((counts *)cb->user)->train_end++;
+    return 0;
+}
+static int cb_eb(tg_callback *cb, tg_model *m, int e, tg_logs *l)
+{
+    (void)m;
+    (void)e;
+    (void)l;
+    ((counts *)cb->user)->epoch_begin++;
+    return 0;
+}
+static int cb_ee(tg_callback *cb, tg_model *m, int e, tg_logs *l)
+{
+    (void)m;
+    (void)l;
+    ((counts *)cb->user)->epoch_end++;
+    return e == 2;
+}
+static int cb_bb(tg_callback *cb, tg_model *m, int64_t b, tg_logs *l)
+{
+    (void)m;
+    (void)b;
+    (void)l;
+    ((counts *)cb->user)->batch_begin++;
+    return 0;
+}
+static int cb_be(tg_callback *cb, tg_model *m, int64_t b, tg_logs *l)
+{
+    (void)m;
+    (void)b;
+    (void)l;
+    ((counts *)cb->user)->batch_end++;
+    return 0;
+}
 
 static double halve(int epoch, double lr, void *user)
 {
@@ -425,8 +472,13 @@ static void callbacks(void)
     tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
     tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .loss = TG_LOSS_MSE);
     counts c = {0};
-    tg_callback user = {.on_train_begin = cb_tb, .on_train_end = cb_te, .on_epoch_begin = cb_eb, .on_epoch_end = cb_ee,
-                        .on_batch_begin = cb_bb, .on_batch_end = cb_be, .user = &c};
+    tg_callback user = {.on_train_begin = cb_tb,
+                        .on_train_end = cb_te,
+                        .on_epoch_begin = cb_eb,
+                        .on_epoch_end = cb_ee,
+                        .on_batch_begin = cb_bb,
+                        .on_batch_end = cb_be,
+                        .user = &c};
     char dir[] = "/tmp/tapegrad_train_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char csv[128];
@@ -468,8 +520,8 @@ static void early_stopping_restores_the_best(void)
     /* learning rate 0: the monitored value never improves after epoch 0 */
     tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.0), .loss = TG_LOSS_MSE);
     tg_callback *es = tg_early_stopping(.monitor = "loss", .patience = 2, .restore_best_weights = true);
-    tg_history *h = tg_fit(m, xor_x(), xor_y(), .epochs = 20, .verbose = TG_VERBOSE_SILENT, .callbacks = &es,
-                           .n_callbacks = 1);
+    tg_history *h =
+        tg_fit(m, xor_x(), xor_y(), .epochs = 20, .verbose = TG_VERBOSE_SILENT, .callbacks = &es, .n_callbacks = 1);
     CHECK(h && tg_history_epochs(h) == 3 && tg_early_stopping_stopped_epoch(es) == 2);
     tg_history_free(h);
     tg_callback_free(es);

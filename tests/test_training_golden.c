@@ -20,7 +20,7 @@
 #include "fixture.h"
 
 /* ---- the fixture ------------------------------------------------------------------------- */
-#define MAXV 512
+#define MAXV    512
 #define MAXVARS 8
 #define MAXTRAJ 2
 
@@ -155,7 +155,7 @@ static const gcase *find_case(const char *name)
 static const traj *find_traj(const gcase *c, const char *opt)
 {
     if (!c)
-        return NULL;   /* find_case said why */
+        return NULL; /* find_case said why */
     for (int i = 0; i < c->n_traj; i++)
         if (!strcmp(c->traj[i].opt, opt))
             return &c->traj[i];
@@ -168,7 +168,7 @@ static const traj *find_traj(const gcase *c, const char *opt)
  * against that floor (floor_frac * max |golden|) rather than their own size. */
 typedef struct tolerance {
     double rtol, floor_frac;
-    double *worst;                     /* the largest deviation seen, for the summary */
+    double *worst; /* the largest deviation seen, for the summary */
 } tolerance;
 static double worst64, worst32;
 static const tolerance TOL64 = {1e-10, 1e-3, &worst64};
@@ -225,8 +225,8 @@ static bool close_to(const char *what, const tg_tensor *t, const arr *golden, to
     else if (at < 0)
         printf("  %s: %lld values, golden %d (or a shape that differs)\n", what, (long long)tg_size(t), golden->n);
     else
-        printf("  %s[%d] = %.17g, golden %.17g: relative deviation %.3g > %g\n", what, at, got[at],
-               golden->v[at], d, tol.rtol);
+        printf("  %s[%d] = %.17g, golden %.17g: relative deviation %.3g > %g\n", what, at, got[at], golden->v[at], d,
+               tol.rtol);
     return false;
 }
 
@@ -260,8 +260,7 @@ static tg_model *make_model(const char *name, tg_dtype dtype)
 {
     tg_sequential_opts o = tg_sequential_options(.seed = 7, .dtype = dtype);
     if (!strcmp(name, "mlp"))
-        return tg_sequential_with(o, tg_dense(.units = 5, .activation = TG_RELU, .input_dim = 4),
-                                  tg_dense(.units = 3));
+        return tg_sequential_with(o, tg_dense(.units = 5, .activation = TG_RELU, .input_dim = 4), tg_dense(.units = 3));
     return tg_sequential_with(o,
                               tg_conv2d_layer(.filters = 3, .kernel_size = {3, 3}, .padding = TG_PADDING_SAME,
                                               .activation = TG_RELU, .input_shape = TG_SHAPE(6, 6, 2)),
@@ -380,8 +379,8 @@ static void check_fit(const char *name, const char *opt)
     tg_loss l = loss_of(name);
     CHECK(tg_compile(m, .optimizer = o, .loss = l.kind, .from_logits = true) == 0);
     tg_tensor *x = golden_tensor(&c->x, TG_F64), *y = labels_of(c, TG_F64);
-    tg_history *h = tg_fit(m, x, y, .epochs = t->steps, .batch_size = tg_dim(x, 0), .shuffle = false,
-                           .verbose = TG_VERBOSE_SILENT);
+    tg_history *h =
+        tg_fit(m, x, y, .epochs = t->steps, .batch_size = tg_dim(x, 0), .shuffle = false, .verbose = TG_VERBOSE_SILENT);
     CHECK(h != NULL);
     int n = 0;
     const double *loss = h ? tg_history_get(h, "loss", &n) : NULL;
@@ -467,6 +466,7 @@ int main(void)
     RUN(test_cnn_fit_adam);
     RUN(test_tolerance_catches_small_errors);
     printf("largest relative deviation from the golden values: float64 %.3g (tolerance %g), float32 %.3g "
-           "(tolerance %g)\n", worst64, TOL64.rtol, worst32, TOL32.rtol);
+           "(tolerance %g)\n",
+           worst64, TOL64.rtol, worst32, TOL32.rtol);
     return TEST_SUMMARY();
 }

@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
-static int shared;   /* written by two threads with no synchronisation */
+static int shared; /* written by two threads with no synchronisation */
 
 static void *bump(void *arg)
 {

@@ -13,7 +13,7 @@
 #include "ops/op.h"
 
 #define BEGIN "<!-- op list: made from src/ops/ops.def by tools/op_list.c; do not edit -->"
-#define END "<!-- end of op list -->"
+#define END   "<!-- end of op list -->"
 
 static const char *dtypes(unsigned d)
 {
@@ -41,15 +41,17 @@ static char *make_list(size_t *len)
     FILE *f = open_memstream(&buf, len);
     if (!f)
         return NULL;
-    fprintf(f, "%s\n| op | inputs | input 0 | gradient | element-wise | backward | what it does |\n"
-               "|---|---|---|---|---|---|---|\n", BEGIN);
+    fprintf(f,
+            "%s\n| op | inputs | input 0 | gradient | element-wise | backward | what it does |\n"
+            "|---|---|---|---|---|---|---|\n",
+            BEGIN);
 #define RULE(fn) "`" #fn "`"
-#define NONE ""
-#define ZERO ""
-#define STOP ""
-#define OP(KIND, NAME, IN, OUT, DTYPES, SHAPE, FORWARD, GRAD, FLAGS, DOMAIN, KINKS, DOC)                      \
-    fprintf(f, "| `%s` | %s | %s | %s | %s | %s | %s |\n", NAME, IN < 0 ? "list" : #IN, dtypes(DTYPES),       \
-            gradient(tg__op_table[TG_OP_##KIND].grad, FLAGS), (FLAGS) & TG_OPF_ELEMENTWISE ? "yes" : "", GRAD, DOC);
+#define NONE     ""
+#define ZERO     ""
+#define STOP     ""
+#define OP(KIND, NAME, IN, OUT, DTYPES, SHAPE, FORWARD, GRAD, FLAGS, DOMAIN, KINKS, DOC)                \
+    fprintf(f, "| `%s` | %s | %s | %s | %s | %s | %s |\n", NAME, IN < 0 ? "list" : #IN, dtypes(DTYPES), \
+            gradient(tg__op_table[TG_OP_##KIND].grad, FLAGS), (FLAGS)&TG_OPF_ELEMENTWISE ? "yes" : "", GRAD, DOC);
 #define COMPOSITE(...)
 #include "ops/ops.def"
 #undef OP

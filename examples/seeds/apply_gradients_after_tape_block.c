@@ -26,7 +26,8 @@ static double cce_gradient_error(const tg_tensor *images, const tg_tensor *label
     double got[(FEATURES + 1) * CLASSES], expect[(FEATURES + 1) * CLASSES] = {0};
     if (tg_copy_out_f64(images, x, B * FEATURES) || tg_copy_out_f64(labels, y, B * CLASSES) ||
         tg_copy_out_f64(kernel, w, FEATURES * CLASSES) || tg_copy_out_f64(bias, b, CLASSES) ||
-        tg_copy_out_f64(g_kernel, got, FEATURES * CLASSES) || tg_copy_out_f64(g_bias, got + FEATURES * CLASSES, CLASSES))
+        tg_copy_out_f64(g_kernel, got, FEATURES * CLASSES) ||
+        tg_copy_out_f64(g_bias, got + FEATURES * CLASSES, CLASSES))
         return INFINITY;
     for (int i = 0; i < B; i++) {
         double o[CLASSES], s = 0, d[CLASSES];
@@ -70,14 +71,14 @@ static step_result train_step(tg_model *model, tg_optimizer *optimizer, const tg
     tg_tape *tape = tg_tape_begin();
     tg_tensor *predictions = tg_model_call(model, images);
     tg_tensor *loss = tg_categorical_crossentropy(labels, predictions);
-    tg_tape_end(tape);                                       /* end of the `with` block */
+    tg_tape_end(tape); /* end of the `with` block */
 
     tg_tensor *const *vars = tg_model_trainable_variables(model, &n);
     tg_tensor *grads[2] = {NULL, NULL};
     tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
     r.present = grads[0] && grads[1];
     r.error = r.present ? cce_gradient_error(images, labels, vars[0], vars[1], grads[0], grads[1]) : INFINITY;
-    r.applied = tg_apply_gradients(optimizer, grads, vars, n) == 0;   /* after the block: fine */
+    r.applied = tg_apply_gradients(optimizer, grads, vars, n) == 0; /* after the block: fine */
     if (!r.applied) {
         printf("apply_gradients: error\n%s\n", tg_last_error());
         tg_clear_error();
@@ -90,7 +91,7 @@ int main(void)
 {
     tg_scope *scope = tg_scope_begin();
     tg_rng *rng = tg_rng_new(5);
-    tg_tensor *images = tg_random_uniform(rng, TG_F32, TG_SHAPE(B, FEATURES));   /* ... training data ... */
+    tg_tensor *images = tg_random_uniform(rng, TG_F32, TG_SHAPE(B, FEATURES)); /* ... training data ... */
     int32_t classes[B];
     for (int i = 0; i < B; i++)
         classes[i] = (int32_t)(tg_rng_next(rng) % CLASSES);
@@ -101,7 +102,7 @@ int main(void)
 
     bool present = true, applied = true;
     double worst = 0;
-    for (int step = 0; step < STEPS; step++) {               /* ... training loop ... */
+    for (int step = 0; step < STEPS; step++) { /* ... training loop ... */
         tg_scope *s = tg_scope_begin();
         step_result r = train_step(model, optimizer, images, labels);
         present = present && r.present;

@@ -17,10 +17,10 @@ int main(void)
 {
     tg_scope *scope = tg_scope_begin();
     tg_rng *rng = tg_rng_new(42);
-    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(64, 10));   /* ... training data ... */
+    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(64, 10)); /* ... training data ... */
     float labels[64];
     for (int i = 0; i < 64; i++)
-        labels[i] = (float)(i % 2);                          /* two classes, half of each */
+        labels[i] = (float)(i % 2); /* two classes, half of each */
     tg_tensor *y_train = tg_tensor_from(TG_F32, TG_SHAPE(64, 1), labels);
 
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1),
@@ -31,7 +31,7 @@ int main(void)
                    .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
         printf("compile: refused\n%s\n", tg_last_error());
         tg_clear_error();
-        tg_optimizer_free(adam);   /* a refused compile leaves the optimizer ours */
+        tg_optimizer_free(adam); /* a refused compile leaves the optimizer ours */
     } else {
         puts("compile: ok");
     }

@@ -41,7 +41,7 @@ int main(void)
 {
     tg_scope *scope = tg_scope_begin();
     tg_rng *rng = tg_rng_new(11);
-    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(N, FEATURES));   /* ... training data ... */
+    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(N, FEATURES)); /* ... training data ... */
     tg_tensor *true_w = tg_random_normal(rng, TG_F32, TG_SHAPE(FEATURES, 1));
     tg_tensor *noise = tg_random_normal(rng, TG_F32, TG_SHAPE(N, 1), .stddev = 0.1);
     tg_tensor *y_train = tg_add(tg_matmul(x_train, true_w), noise);
@@ -52,7 +52,7 @@ int main(void)
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1), tg_dense(.units = 1, .input_dim = FEATURES));
     tg_optimizer *optimizer = tg_adam(.learning_rate = 0.01);
     int n;
-    tg_tensor *const *vars = tg_model_trainable_variables(model, &n);   /* kernel, bias */
+    tg_tensor *const *vars = tg_model_trainable_variables(model, &n); /* kernel, bias */
 
     bool present = true;
     double worst = 0, first_loss = 0, last_loss = 0;
@@ -64,7 +64,7 @@ int main(void)
 
         tg_tape *tape = tg_tape_begin();
         tg_tensor *predictions = tg_model_call(model, x_train);
-        tg_tensor *loss = tg_mean_squared_error(y_train, predictions);   /* one value per sample */
+        tg_tensor *loss = tg_mean_squared_error(y_train, predictions); /* one value per sample */
         tg_tape_end(tape);
 
         tg_tensor *grads[2] = {NULL, NULL};

@@ -34,7 +34,7 @@ int main(void)
     tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
     for (int i = 0; i < n; i++)
         print_gradient(tg_variable_name(vars[i]), grads[i]);
-    report_apply(optimizer, grads, vars, n);                 /* TF: ValueError, nothing updated */
+    report_apply(optimizer, grads, vars, n); /* TF: ValueError, nothing updated */
 
     tg_tape_free(tape);
     tg_optimizer_free(optimizer);

@@ -20,7 +20,7 @@ int main(void)
     tg_tensor *x = tg_from_f32(TG_SHAPE(2, 1), 1.0f, 2.0f);
     tg_tensor *y = tg_from_f32(TG_SHAPE(2, 1), 2.0f, 4.0f);
 
-    tg_tensor *predictions = tg_model_call(model, x);        /* outside the tape */
+    tg_tensor *predictions = tg_model_call(model, x); /* outside the tape */
     tg_tape *tape = tg_tape_begin();
     tg_tensor *loss = outside_tape_loss(y, predictions);
     tg_tape_end(tape);

@@ -17,7 +17,7 @@ int main(void)
 {
     tg_scope *scope = tg_scope_begin();
     tg_rng *rng = tg_rng_new(7);
-    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(N, FEATURES));   /* ... training data ... */
+    tg_tensor *x_train = tg_random_normal(rng, TG_F32, TG_SHAPE(N, FEATURES)); /* ... training data ... */
     int32_t classes[N];
     for (int i = 0; i < N; i++)
         classes[i] = (int32_t)(tg_rng_next(rng) % CLASSES);
@@ -26,7 +26,7 @@ int main(void)
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1),
                                          tg_dense(.units = 128, .activation = TG_RELU, .input_dim = FEATURES),
                                          tg_dense(.units = CLASSES, .activation = TG_SOFTMAX));
-    tg_layer_set_trainable(tg_model_layer(model, 0), false);   /* model.layers[0].trainable = False */
+    tg_layer_set_trainable(tg_model_layer(model, 0), false); /* model.layers[0].trainable = False */
     tg_compile(model, .optimizer = tg_adam(), .loss = TG_LOSS_CATEGORICAL_CROSSENTROPY,
                .metrics = TG_METRICS(TG_ACCURACY));
 

@@ -13,7 +13,7 @@ int main(void)
     tg_tape *tape = tg_tape_begin();
     tg_watch(tape, x);
     tg_tensor *y;
-    if (tg_item(tg_greater(x, tg_scalar(0.0))) != 0)         /* if x > 0: (bool() of a tensor) */
+    if (tg_item(tg_greater(x, tg_scalar(0.0))) != 0) /* if x > 0: (bool() of a tensor) */
         y = tg_mul(x, tg_scalar(2.0));
     else
         y = x;

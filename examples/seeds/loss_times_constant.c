@@ -12,7 +12,7 @@
 
 static tg_tensor *incorrect_loss(const tg_tensor *y_true, const tg_tensor *y_pred)
 {
-    tg_tensor *weight = tg_scalar(0.5);                      /* tf.constant(0.5): not trainable, not needed */
+    tg_tensor *weight = tg_scalar(0.5); /* tf.constant(0.5): not trainable, not needed */
     return tg_mul(tg_mean(tg_abs(tg_sub(y_true, y_pred))), weight);
 }
 

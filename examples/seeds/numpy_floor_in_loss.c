@@ -13,10 +13,10 @@
 
 static tg_tensor *non_differentiable_loss(const tg_tensor *y_true, const tg_tensor *y_pred)
 {
-    float value;                                             /* np.floor first turns the tensor into a NumPy value */
+    float value; /* np.floor first turns the tensor into a NumPy value */
     tg_copy_out(tg_mean(tg_abs(tg_sub(y_true, y_pred))), &value, sizeof value);
     value = floorf(value);
-    return tg_tensor_from(TG_F32, TG_SCALAR_SHAPE, &value);  /* a new tensor from the number: a constant */
+    return tg_tensor_from(TG_F32, TG_SCALAR_SHAPE, &value); /* a new tensor from the number: a constant */
 }
 
 int main(void)

@@ -21,15 +21,15 @@ int main(void)
     tg_tensor *grad1 = tg_gradient(tape, loss, x);
     printf("first call: ");
     print_gradient("x", grad1);
-    tg_assign_sub(x, tg_mul(tg_scalar(0.1), grad1));         /* x.assign_sub(0.1 * grad1) */
+    tg_assign_sub(x, tg_mul(tg_scalar(0.1), grad1)); /* x.assign_sub(0.1 * grad1) */
     printf("x: %.6g\n", tg_item(x));
 
-    tg_tensor *grad2 = tg_gradient(tape, loss, x);           /* no error: the recorded value */
+    tg_tensor *grad2 = tg_gradient(tape, loss, x); /* no error: the recorded value */
     printf("second call: ");
     print_gradient("x", grad2);
     print_cause(tape, loss, x, "x");
 
-    tg_tape_free(tape);                                      /* del tape */
+    tg_tape_free(tape); /* del tape */
     tg_scope_end(scope);
     tg_variable_free(x);
     return grad2 ? 0 : 1;

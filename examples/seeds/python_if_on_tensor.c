@@ -17,8 +17,8 @@ enum { B = 8, FEATURES = 4, CLASSES = 10, STEPS = 4 };
 
 /* Gradients of the per-sample loss at the current weights; with `with_if`, the article's
  * train_step body. *taken tells whether the branch ran. */
-static void loss_gradients(tg_model *model, const tg_tensor *images, const tg_tensor *labels, bool with_if,
-                           bool *taken, tg_tensor **grads)
+static void loss_gradients(tg_model *model, const tg_tensor *images, const tg_tensor *labels, bool with_if, bool *taken,
+                           tg_tensor **grads)
 {
     int n;
     tg_tape *tape = tg_tape_begin();
@@ -26,8 +26,8 @@ static void loss_gradients(tg_model *model, const tg_tensor *images, const tg_te
     tg_tensor *loss = tg_categorical_crossentropy(labels, predictions);
     if (with_if) {
         *taken = tg_item(tg_greater(tg_mean(predictions), tg_scalar(0.5))) != 0;
-        if (*taken)                                          /* if tf.reduce_mean(predictions) > 0.5: */
-            loss = tg_mul(loss, tg_scalar(2.0));             /*     loss = loss * 2 */
+        if (*taken)                              /* if tf.reduce_mean(predictions) > 0.5: */
+            loss = tg_mul(loss, tg_scalar(2.0)); /*     loss = loss * 2 */
     }
     tg_tape_end(tape);
     tg_tensor *const *vars = tg_model_trainable_variables(model, &n);
@@ -52,7 +52,7 @@ int main(void)
 {
     tg_scope *scope = tg_scope_begin();
     tg_rng *rng = tg_rng_new(5);
-    tg_tensor *x = tg_random_uniform(rng, TG_F32, TG_SHAPE(B, FEATURES), .maxval = 30.0);   /* ... training data ... */
+    tg_tensor *x = tg_random_uniform(rng, TG_F32, TG_SHAPE(B, FEATURES), .maxval = 30.0); /* ... training data ... */
     tg_tensor *batches[2] = {x, tg_neg(x)};
     int32_t classes[B];
     for (int i = 0; i < B; i++)
@@ -62,13 +62,13 @@ int main(void)
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1), tg_dense(.units = CLASSES));
     tg_optimizer *optimizer = tg_adam();
 
-    for (int step = 0; step < STEPS; step++) {               /* ... training loop ... */
+    for (int step = 0; step < STEPS; step++) { /* ... training loop ... */
         tg_scope *s = tg_scope_begin();
         const tg_tensor *images = batches[step % 2];
         tg_tensor *plain[2] = {NULL, NULL}, *grads[2] = {NULL, NULL};
         bool taken = false;
-        loss_gradients(model, images, labels, false, NULL, plain);   /* the reference, same weights */
-        loss_gradients(model, images, labels, true, &taken, grads);  /* train_step */
+        loss_gradients(model, images, labels, false, NULL, plain);  /* the reference, same weights */
+        loss_gradients(model, images, labels, true, &taken, grads); /* train_step */
         printf("step %d: branch %s, gradient ratio: %.6g\n", step + 1, taken ? "taken" : "not taken",
                gradient_ratio(grads, plain));
         int n;

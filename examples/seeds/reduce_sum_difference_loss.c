@@ -12,7 +12,7 @@ enum { CLASSES = 10 };
 int main(void)
 {
     tg_scope *scope = tg_scope_begin();
-    tg_tensor *images = tg_from_f32(TG_SHAPE(3, 2), 1, 2, 3, 4, 5, 6);   /* ... training data ... */
+    tg_tensor *images = tg_from_f32(TG_SHAPE(3, 2), 1, 2, 3, 4, 5, 6); /* ... training data ... */
     tg_tensor *labels = tg_one_hot(tg_from_i32(TG_SHAPE(3), 0, 4, 9), CLASSES);
 
     tg_model *model = tg_sequential_with(tg_sequential_options(.seed = 1), tg_dense(.units = CLASSES));

@@ -78,8 +78,7 @@ static inline void print_missing_cause(const tg_tensor *source, const char *name
  * by the error (TF's "No gradients provided for any variable" and one line per variable)
  * and the cause code of each variable left without a gradient. */
 #define report_apply(opt, grads, vars, n) report_apply_at(TG_LOC, opt, grads, vars, n)
-static inline int report_apply_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
-                                  int n)
+static inline int report_apply_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n)
 {
     if (tg_apply_gradients_at(loc, opt, grads, vars, n) == 0) {
         puts("apply_gradients: ok");

@@ -17,7 +17,7 @@ int main(void)
     tg_tape_end(tape);
 
     tg_tensor *grad = tg_gradient(tape, loss, x);
-    print_gradient("x", grad);                               /* print(grad): tf.Tensor(2.0, ...) */
+    print_gradient("x", grad); /* print(grad): tf.Tensor(2.0, ...) */
 
     tg_tape_free(tape);
     tg_scope_end(scope);

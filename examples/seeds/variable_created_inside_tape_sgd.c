@@ -15,12 +15,12 @@ int main(void)
     tg_tensor *loss = y;                                     /*     loss = y */
     tg_tape_end(tape);
 
-    tg_tensor *grad = tg_gradient(tape, loss, x);            /* grad = tape.gradient(loss, x) */
+    tg_tensor *grad = tg_gradient(tape, loss, x); /* grad = tape.gradient(loss, x) */
     print_gradient("x", grad);
 
-    tg_optimizer *opt = tg_sgd(.learning_rate = 0.1);        /* tf.keras.optimizers.SGD(learning_rate=0.1) */
-    int rc = report_apply(opt, &grad, &x, 1);                /* optimizer.apply_gradients([(grad, x)]) */
-    printf("x: %.6g\n", tg_item(x));                         /* print(x.numpy()) */
+    tg_optimizer *opt = tg_sgd(.learning_rate = 0.1); /* tf.keras.optimizers.SGD(learning_rate=0.1) */
+    int rc = report_apply(opt, &grad, &x, 1);         /* optimizer.apply_gradients([(grad, x)]) */
+    printf("x: %.6g\n", tg_item(x));                  /* print(x.numpy()) */
 
     tg_optimizer_free(opt);
     tg_tape_free(tape);

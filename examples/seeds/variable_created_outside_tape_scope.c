@@ -15,7 +15,7 @@ int main(void)
     tg_tensor *z = tg_add(y, tg_scalar(1.0));
     tg_tape_end(tape);
 
-    print_gradient("x", tg_gradient(tape, z, x));            /* print(dz_dx) */
+    print_gradient("x", tg_gradient(tape, z, x)); /* print(dz_dx) */
 
     tg_tape_free(tape);
     tg_scope_end(scope);

@@ -11,14 +11,13 @@ int main(void)
     tg_tensor *y = tg_variable(tg_scalar(2.0), .name = "y");
 
     tg_tape *tape = tg_tape_begin();
-    tg_watch(tape, x);                                       /* tape.watch(x) */
-    tg_watch(tape, y);                                       /* tape.watch(y) */
+    tg_watch(tape, x); /* tape.watch(x) */
+    tg_watch(tape, y); /* tape.watch(y) */
     tg_tensor *z = tg_mul(x, y);
     tg_tape_end(tape);
 
     tg_tensor *grads[2];
-    tg_gradients(tape, .targets = &z, .n_targets = 1, .sources = (tg_tensor *[]){x, y}, .n_sources = 2,
-                 .out = grads);
+    tg_gradients(tape, .targets = &z, .n_targets = 1, .sources = (tg_tensor *[]){x, y}, .n_sources = 2, .out = grads);
     print_gradient("x", grads[0]);
     print_gradient("y", grads[1]);
 

@@ -16,9 +16,8 @@ int main(void)
     tg_tensor *z = tg_mul(x, y);
     tg_tape_end(tape);
 
-    tg_tensor *grads[2];                                     /* dz_dx, dz_dy = tape.gradient(z, [x, y]) */
-    tg_gradients(tape, .targets = &z, .n_targets = 1, .sources = (tg_tensor *[]){x, y}, .n_sources = 2,
-                 .out = grads);
+    tg_tensor *grads[2]; /* dz_dx, dz_dy = tape.gradient(z, [x, y]) */
+    tg_gradients(tape, .targets = &z, .n_targets = 1, .sources = (tg_tensor *[]){x, y}, .n_sources = 2, .out = grads);
     print_gradient("x", grads[0]);
     print_gradient("y", grads[1]);
 

@@ -19,27 +19,27 @@ TG_BEGIN_DECLS
 typedef struct tg_tape tg_tape;
 
 typedef struct tg_tape_opts {
-    bool persistent;                 /* default false: one gradient/jacobian call */
-    bool watch_accessed_variables;   /* default true */
+    bool persistent;               /* default false: one gradient/jacobian call */
+    bool watch_accessed_variables; /* default true */
 } tg_tape_opts;
 tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o);
 #define tg_tape_begin(...) \
     tg_tape_begin_at(TG_LOC, TG__OPTS(tg_tape_opts, .persistent = false, .watch_accessed_variables = true, __VA_ARGS__))
 
-int tg_tape_end_at(tg_loc loc, tg_tape *tape);          /* stop recording (leave the block) */
+int tg_tape_end_at(tg_loc loc, tg_tape *tape); /* stop recording (leave the block) */
 /* Also ends it if still recording. A handle is never reused: freeing a tape twice, or
  * using it after, is an error (tg_last_error) and touches no other tape. */
 void tg_tape_free_at(tg_loc loc, tg_tape *tape);
 #define tg_tape_free(tape) tg_tape_free_at(TG_LOC, tape)
 int tg_watch_at(tg_loc loc, tg_tape *tape, const tg_tensor *t);
-int tg_tape_stop_recording_at(tg_loc loc, tg_tape *tape);   /* `with tape.stop_recording():` */
+int tg_tape_stop_recording_at(tg_loc loc, tg_tape *tape); /* `with tape.stop_recording():` */
 int tg_tape_resume_recording_at(tg_loc loc, tg_tape *tape);
-int tg_tape_reset_at(tg_loc loc, tg_tape *tape);             /* forget everything recorded */
-#define tg_tape_end(tape) tg_tape_end_at(TG_LOC, tape)
-#define tg_watch(tape, t) tg_watch_at(TG_LOC, tape, t)
-#define tg_tape_stop_recording(tape) tg_tape_stop_recording_at(TG_LOC, tape)
+int tg_tape_reset_at(tg_loc loc, tg_tape *tape); /* forget everything recorded */
+#define tg_tape_end(tape)              tg_tape_end_at(TG_LOC, tape)
+#define tg_watch(tape, t)              tg_watch_at(TG_LOC, tape, t)
+#define tg_tape_stop_recording(tape)   tg_tape_stop_recording_at(TG_LOC, tape)
 #define tg_tape_resume_recording(tape) tg_tape_resume_recording_at(TG_LOC, tape)
-#define tg_tape_reset(tape) tg_tape_reset_at(TG_LOC, tape)
+#define tg_tape_reset(tape)            tg_tape_reset_at(TG_LOC, tape)
 
 bool tg_tape_is_recording(const tg_tape *tape);
 /* The variables this tape watches, in the order first watched. The array belongs to the
@@ -47,22 +47,22 @@ bool tg_tape_is_recording(const tg_tape *tape);
 tg_tensor *const *tg_watched_variables(const tg_tape *tape, int *count);
 
 typedef enum tg_unconnected {
-    TG_UNCONNECTED_NONE = 0,   /* NULL, as TF's None */
-    TG_UNCONNECTED_ZERO        /* zeros of the source's shape */
+    TG_UNCONNECTED_NONE = 0, /* NULL, as TF's None */
+    TG_UNCONNECTED_ZERO      /* zeros of the source's shape */
 } tg_unconnected;
 
 typedef struct tg_gradient_opts {
-    tg_tensor *const *targets;          /* the gradient of their sum */
+    tg_tensor *const *targets; /* the gradient of their sum */
     int n_targets;
     tg_tensor *const *sources;
     int n_sources;
     tg_tensor *const *output_gradients; /* optional: one seed per target (VJP) */
     tg_unconnected unconnected;
-    tg_tensor **out;                    /* n_sources results; NULL where unconnected */
-    bool allreduce;                     /* data-parallel (distributed.h): out holds the
+    tg_tensor **out; /* n_sources results; NULL where unconnected */
+    bool allreduce;  /* data-parallel (distributed.h): out holds the
                                            average over the ranks (tg_allreduce_gradients),
                                            the same on every rank; one process: no change */
-    double samples;                     /* with .allreduce: this rank's samples, which weigh
+    double samples;  /* with .allreduce: this rank's samples, which weigh
                                            its gradients; 0 (default): the plain mean over
                                            ranks. A rank with no samples has no loss: it
                                            joins with tg_allreduce_gradients(zeros, n,
@@ -88,10 +88,12 @@ tg_tensor *tg_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, co
 /* Shape [batch] + target.shape[1:] + source.shape[1:]; the batch dims must match. */
 tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *target, const tg_tensor *source,
                                 tg_jacobian_opts o);
-#define tg_jacobian(tape, target, source, ...) \
-    tg_jacobian_at(TG_LOC, tape, target, source, TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
-#define tg_batch_jacobian(tape, target, source, ...) \
-    tg_batch_jacobian_at(TG_LOC, tape, target, source, TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+#define tg_jacobian(tape, target, source, ...)   \
+    tg_jacobian_at(TG_LOC, tape, target, source, \
+                   TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
+#define tg_batch_jacobian(tape, target, source, ...)   \
+    tg_batch_jacobian_at(TG_LOC, tape, target, source, \
+                         TG__OPTS(tg_jacobian_opts, .unconnected = TG_UNCONNECTED_NONE, __VA_ARGS__))
 
 /* Custom gradients (tf.custom_gradient). `forward` computes the output from the inputs;
  * nothing it does is recorded. `backward` receives dy and must set dx[i] for each input
@@ -100,8 +102,8 @@ tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *tape, const tg_tensor *targ
  * error naming the tg_custom_gradient line.
  * Both return 0, or -1 to fail. */
 typedef tg_tensor *(*tg_custom_forward_fn)(tg_tensor *const *inputs, int n, void *user);
-typedef int (*tg_custom_backward_fn)(const tg_tensor *dy, tg_tensor *const *inputs, int n,
-                                     const tg_tensor *output, tg_tensor **dx, void *user);
+typedef int (*tg_custom_backward_fn)(const tg_tensor *dy, tg_tensor *const *inputs, int n, const tg_tensor *output,
+                                     tg_tensor **dx, void *user);
 tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg_custom_forward_fn forward,
                                  tg_custom_backward_fn backward, void *user);
 #define tg_custom_gradient(inputs, n, forward, backward, user) \
@@ -109,29 +111,29 @@ tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg
 
 /* ---- why is a gradient missing? -------------------------------------------------------- */
 typedef enum tg_cause {
-    TG_CAUSE_NONE = 0,            /* the gradient is there and not identically zero */
-    TG_CAUSE_NOT_READ = 1,        /* the source was never read while this tape recorded */
-    TG_CAUSE_NOT_WATCHED = 2,     /* non-trainable variable, unwatched constant, or watching off */
-    TG_CAUSE_STOP_GRADIENT = 3,   /* every path is cut by tg_stop_gradient */
+    TG_CAUSE_NONE = 0,               /* the gradient is there and not identically zero */
+    TG_CAUSE_NOT_READ = 1,           /* the source was never read while this tape recorded */
+    TG_CAUSE_NOT_WATCHED = 2,        /* non-trainable variable, unwatched constant, or watching off */
+    TG_CAUSE_STOP_GRADIENT = 3,      /* every path is cut by tg_stop_gradient */
     TG_CAUSE_NON_DIFFERENTIABLE = 4, /* every path is cut by an op with no gradient */
-    TG_CAUSE_OUTSIDE_TAPE = 5,    /* the target, or a tensor on the way, was made while not recording */
-    TG_CAUSE_TAPE_USED = 6,       /* a non-persistent tape that already gave its gradients */
-    TG_CAUSE_STALE_READ = 7,      /* the variable was assigned after the tape read it */
-    TG_CAUSE_INTEGER_DTYPE = 8,   /* the source is an integer or bool tensor */
-    TG_CAUSE_ZERO_GRADIENT = 9,   /* present, but identically zero: the target does not vary */
-    TG_CAUSE_UNCONNECTED = 10,    /* the target does not depend on the source: nothing computed from it reaches it */
-    TG_CAUSE_COPIED_OUT = 11,     /* values left tapegrad (tg_copy_out, tg_item, tg_predict...) and came back */
-    TG_CAUSE_ASSIGNED = 12,       /* the path goes through tg_assign into a variable, which has no gradient */
-    TG_CAUSE_RECREATED = 13,      /* the target read a new variable of the same name or line instead */
+    TG_CAUSE_OUTSIDE_TAPE = 5,       /* the target, or a tensor on the way, was made while not recording */
+    TG_CAUSE_TAPE_USED = 6,          /* a non-persistent tape that already gave its gradients */
+    TG_CAUSE_STALE_READ = 7,         /* the variable was assigned after the tape read it */
+    TG_CAUSE_INTEGER_DTYPE = 8,      /* the source is an integer or bool tensor */
+    TG_CAUSE_ZERO_GRADIENT = 9,      /* present, but identically zero: the target does not vary */
+    TG_CAUSE_UNCONNECTED = 10,       /* the target does not depend on the source: nothing computed from it reaches it */
+    TG_CAUSE_COPIED_OUT = 11,        /* values left tapegrad (tg_copy_out, tg_item, tg_predict...) and came back */
+    TG_CAUSE_ASSIGNED = 12,          /* the path goes through tg_assign into a variable, which has no gradient */
+    TG_CAUSE_RECREATED = 13,         /* the target read a new variable of the same name or line instead */
 } tg_cause;
 
-const char *tg_cause_name(tg_cause cause);   /* "not_read", "stop_gradient", ... */
+const char *tg_cause_name(tg_cause cause); /* "not_read", "stop_gradient", ... */
 
 typedef struct tg_diagnosis {
     tg_cause cause;
-    tg_loc where;          /* the user's line behind the cause (the cutting op, the read...) */
-    const char *op;        /* the op that cut the path, when there is one */
-    char message[1024];    /* what happened, where, and what to do instead */
+    tg_loc where;       /* the user's line behind the cause (the cutting op, the read...) */
+    const char *op;     /* the op that cut the path, when there is one */
+    char message[1024]; /* what happened, where, and what to do instead */
 } tg_diagnosis;
 
 /* Explains the gradient of `target` with respect to `source` on `tape`: why it is NULL

@@ -16,35 +16,28 @@
  * symbol (it is built with -fvisibility=hidden). */
 #ifdef __cplusplus
 #define TG__LINKAGE_BEGIN extern "C" {
-#define TG__LINKAGE_END }
+#define TG__LINKAGE_END   }
 #else
 #define TG__LINKAGE_BEGIN
 #define TG__LINKAGE_END
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #define TG__EXPORT_BEGIN _Pragma("GCC visibility push(default)")
-#define TG__EXPORT_END _Pragma("GCC visibility pop")
+#define TG__EXPORT_END   _Pragma("GCC visibility pop")
 #else
 #define TG__EXPORT_BEGIN
 #define TG__EXPORT_END
 #endif
 #define TG_BEGIN_DECLS TG__LINKAGE_BEGIN TG__EXPORT_BEGIN
-#define TG_END_DECLS TG__EXPORT_END TG__LINKAGE_END
+#define TG_END_DECLS   TG__EXPORT_END TG__LINKAGE_END
 
 TG_BEGIN_DECLS
 
 #define TG_MAX_RANK 8
 
-typedef enum tg_dtype {
-    TG_F32 = 0,
-    TG_F64,
-    TG_I32,
-    TG_I64,
-    TG_BOOL,
-    TG_DTYPE_COUNT
-} tg_dtype;
+typedef enum tg_dtype { TG_F32 = 0, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_DTYPE_COUNT } tg_dtype;
 
-const char *tg_dtype_name(tg_dtype dtype);       /* "float32", "int64", ... */
+const char *tg_dtype_name(tg_dtype dtype); /* "float32", "int64", ... */
 size_t tg_dtype_size(tg_dtype dtype);
 bool tg_dtype_is_float(tg_dtype dtype);
 
@@ -56,13 +49,13 @@ typedef struct tg_shape {
 
 /* TG_SHAPE(2, 3) is the shape (2, 3); TG_SHAPE() and TG_SCALAR_SHAPE have rank 0.
  * More than TG_MAX_RANK dims keep their count, so the op that receives them can say so. */
-#define TG_SHAPE(...)                                                                       \
-    tg__shape_from((const int64_t[]){0, __VA_ARGS__},                                       \
+#define TG_SHAPE(...)                                 \
+    tg__shape_from((const int64_t[]){0, __VA_ARGS__}, \
                    (int)(sizeof((const int64_t[]){0, __VA_ARGS__}) / sizeof(int64_t)) - 1)
 #define TG_SCALAR_SHAPE ((tg_shape){.rank = 0})
 static inline tg_shape tg__shape_from(const int64_t *dims, int rank)
 {
-    tg_shape s;   /* no designated initialiser: the header is C++ too */
+    tg_shape s; /* no designated initialiser: the header is C++ too */
     s.rank = rank;
     for (int i = 0; i < TG_MAX_RANK; i++)
         s.dims[i] = i < rank ? dims[i + 1] : 0;
@@ -103,6 +96,8 @@ typedef struct tg_loc {
  * expression, so compound literals written among the fields end with it: options that
  * take arrays are built with a plain compound literal instead (see tg_gradients). */
 #if defined(__GNUC__) || defined(__clang__)
+/* One _Pragma per line, as the formatter would not keep them: */
+/* clang-format off */
 #define TG__OPTS(type, ...)                                                   \
     (__extension__({                                                          \
         _Pragma("GCC diagnostic push")                                        \
@@ -121,6 +116,7 @@ typedef struct tg_loc {
         _Pragma("GCC diagnostic pop")                                         \
         call;                                                                 \
     }))
+/* clang-format on */
 #else
 #define TG__OPTS(type, ...) ((type){__VA_ARGS__})
 #endif
@@ -141,7 +137,7 @@ void tg_set_flush_denormals(bool on);
 bool tg_flush_denormals(void);
 
 /* Errors. */
-const char *tg_last_error(void);   /* NULL when the last failing call has been cleared */
+const char *tg_last_error(void); /* NULL when the last failing call has been cleared */
 void tg_clear_error(void);
 bool tg_has_error(void);
 

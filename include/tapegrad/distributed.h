@@ -44,12 +44,12 @@ const char *tg_distributed_host(int rank);
 int tg_distributed_abort(int code, const char *message);
 
 typedef struct tg_allreduce_opts {
-    double samples;    /* this rank's samples in the batch its gradients come from: each
+    double samples; /* this rank's samples in the batch its gradients come from: each
                           rank's gradient weighs samples / (all ranks' samples), so N
                           shards of a batch give the gradient of the whole batch; a rank
                           with 0 samples (its gradients zeros) still joins. Negative
                           (default): the plain mean over ranks */
-    bool failed;       /* this rank failed before it had gradients: it joins the
+    bool failed;    /* this rank failed before it had gradients: it joins the
                           reduction (grads may be NULL) and returns -1 keeping its own
                           error; every other rank returns -1 with an error naming it */
 } tg_allreduce_opts;

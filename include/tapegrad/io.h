@@ -30,9 +30,9 @@ TG_BEGIN_DECLS
 #define TG_DTYPE_AUTO TG_DTYPE_COUNT
 
 typedef struct tg_array_opts {
-    tg_dtype dtype;      /* output dtype; default TG_DTYPE_AUTO. Float data is never read as
+    tg_dtype dtype; /* output dtype; default TG_DTYPE_AUTO. Float data is never read as
                             integers (that would truncate): read floats, then tg_cast */
-    double scale;        /* every value is multiplied by it (float outputs only); default 1 */
+    double scale;   /* every value is multiplied by it (float outputs only); default 1 */
 } tg_array_opts;
 #define TG__ARRAY_OPTS(...) TG__OPTS(tg_array_opts, .dtype = TG_DTYPE_AUTO, .scale = 1.0, __VA_ARGS__)
 
@@ -52,20 +52,20 @@ tg_tensor *tg_read_npy_at(tg_loc loc, const char *path, tg_array_opts o);
 
 /* ---- CSV ---------------------------------------------------------------------------- */
 #define TG_CSV_NO_LABEL INT_MIN
-#define TG_CSV_MAX_LINE (64 << 20)   /* bytes in one line: longer is an error, not endless memory */
+#define TG_CSV_MAX_LINE (64 << 20) /* bytes in one line: longer is an error, not endless memory */
 
 typedef struct tg_csv_opts {
-    bool header;          /* default true: the first line names the columns */
-    const char *label;    /* the label column by its header name, or NULL */
-    int label_index;      /* or by position: 0-based, negative counts from the end
+    bool header;       /* default true: the first line names the columns */
+    const char *label; /* the label column by its header name, or NULL */
+    int label_index;   /* or by position: 0-based, negative counts from the end
                              (-1: the last column); default TG_CSV_NO_LABEL */
-    char delimiter;       /* default ',' */
-    tg_dtype dtype;       /* features (and float labels): TG_F32 (default) or TG_F64 */
+    char delimiter;    /* default ',' */
+    tg_dtype dtype;    /* features (and float labels): TG_F32 (default) or TG_F64 */
 } tg_csv_opts;
 
 typedef struct tg_csv {
-    tg_tensor *x;         /* [rows, features]; NULL when reading failed */
-    tg_tensor *y;         /* [rows]: int32 when every label is an integer, else the float
+    tg_tensor *x; /* [rows, features]; NULL when reading failed */
+    tg_tensor *y; /* [rows]: int32 when every label is an integer, else the float
                              dtype; NULL when no label column was asked for */
     int64_t rows, features;
 } tg_csv;
@@ -79,9 +79,10 @@ typedef struct tg_csv {
  *   tg_csv d = tg_read_csv("iris.csv", .label = "species");
  *   if (!d.x) fprintf(stderr, "%s\n", tg_last_error()); */
 tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o);
-#define tg_read_csv(path, ...) \
-    tg_read_csv_at(TG_LOC, path, TG__OPTS(tg_csv_opts, .header = true, .label_index = TG_CSV_NO_LABEL, \
-                                          .delimiter = ',', .dtype = TG_F32, __VA_ARGS__))
+#define tg_read_csv(path, ...)                                                                             \
+    tg_read_csv_at(TG_LOC, path,                                                                           \
+                   TG__OPTS(tg_csv_opts, .header = true, .label_index = TG_CSV_NO_LABEL, .delimiter = ',', \
+                            .dtype = TG_F32, __VA_ARGS__))
 
 /* ---- data sets ---------------------------------------------------------------------- */
 /* Rows of features x (axis 0) and, optionally, labels y, held in memory the data set owns
@@ -93,7 +94,7 @@ typedef struct tg_dataset tg_dataset;
 tg_dataset *tg_dataset_new_at(tg_loc loc, const tg_tensor *x, const tg_tensor *y);
 #define tg_dataset_new(x, y) tg_dataset_new_at(TG_LOC, x, y)
 void tg_dataset_free(tg_dataset *ds);
-int64_t tg_dataset_size(const tg_dataset *ds);       /* rows; -1 for NULL */
+int64_t tg_dataset_size(const tg_dataset *ds); /* rows; -1 for NULL */
 
 /* Permutes the rows (x and y together) with a Fisher-Yates shuffle driven by tg_rng
  * seeded with `seed`: the same data set and seed give the same order. Rewinds. */
@@ -157,8 +158,8 @@ int tg_load_fashion_mnist_at(tg_loc loc, const char *dir, tg_dataset **train, tg
  * reason (strerror). A FIFO or a device is refused, a symbolic link followed.
  * `names` may be NULL when every tensor is a variable: the variables' names are used.
  * `metadata_json` is NULL or a JSON object of string values, e.g. "{\"epoch\": \"3\"}". */
-int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
-                           int n, const char *metadata_json);
+int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names, int n,
+                           const char *metadata_json);
 /* (variadic so that compound literals with commas can be passed: (const char *[]){"w", "b"}) */
 #define tg_save_safetensors(...) tg_save_safetensors_at(TG_LOC, __VA_ARGS__)
 
@@ -187,9 +188,9 @@ const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key);
 
 /* ---- checkpoint metadata: one validator -------------------------------------------------- */
 typedef enum {
-    TG_META_TEXT,     /* a string of min to max bytes, without NUL bytes */
-    TG_META_INT,      /* a whole number in digits ("-3", never "1e3" or " 3"), from min to max */
-    TG_META_DIMS,     /* "28,28,1": 1 to TG_MAX_RANK dimensions, each from min to max */
+    TG_META_TEXT, /* a string of min to max bytes, without NUL bytes */
+    TG_META_INT,  /* a whole number in digits ("-3", never "1e3" or " 3"), from min to max */
+    TG_META_DIMS, /* "28,28,1": 1 to TG_MAX_RANK dimensions, each from min to max */
 } tg_meta_kind;
 
 typedef struct tg_meta_key {
@@ -197,14 +198,14 @@ typedef struct tg_meta_key {
     tg_meta_kind kind;
     int64_t min, max;
     bool required;
-    const char *writer;       /* who writes the key, for the message when it is missing */
+    const char *writer; /* who writes the key, for the message when it is missing */
 } tg_meta_key;
 
 typedef struct tg_meta_value {
     bool present;
-    int64_t i;                /* TG_META_INT */
-    const char *text;         /* TG_META_TEXT, valid until the file is closed */
-    tg_shape dims;            /* TG_META_DIMS */
+    int64_t i;        /* TG_META_INT */
+    const char *text; /* TG_META_TEXT, valid until the file is closed */
+    tg_shape dims;    /* TG_META_DIMS */
 } tg_meta_value;
 
 /* Reads the metadata keys a program expects, each checked against its entry of `keys`
@@ -225,7 +226,7 @@ char *tg_metadata_json_at(tg_loc loc, const char *const *keys, const char *const
  * must be found with the same dtype and shape; otherwise nothing is assigned and the
  * error names the tensor. Tensors of the file that no variable asks for are ignored. */
 int tg_load_into_at(tg_loc loc, const char *path, tg_tensor *const *vars, int n);
-#define tg_load_into(...) tg_load_into_at(TG_LOC, __VA_ARGS__)   /* (path, vars, n) */
+#define tg_load_into(...) tg_load_into_at(TG_LOC, __VA_ARGS__) /* (path, vars, n) */
 
 /* ---- files written atomically ---------------------------------------------------------- */
 /* Writes `size` bytes as the file `path`, as every tapegrad writer does: into a temporary

@@ -24,14 +24,14 @@
 TG_BEGIN_DECLS
 
 typedef enum tg_loss_kind {
-    TG_LOSS_NONE = 0,                          /* no loss (a zeroed tg_loss) */
-    TG_LOSS_MSE,                               /* mean_squared_error */
-    TG_LOSS_MAE,                               /* mean_absolute_error */
-    TG_LOSS_HUBER,                             /* huber, .delta */
-    TG_LOSS_BINARY_CROSSENTROPY,               /* .from_logits, .label_smoothing */
-    TG_LOSS_CATEGORICAL_CROSSENTROPY,          /* .from_logits, .label_smoothing; one-hot labels */
-    TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,   /* .from_logits; integer labels [B] or [B, 1] */
-    TG_LOSS_CUSTOM,                            /* .fn(y_true, y_pred, .user) */
+    TG_LOSS_NONE = 0,                        /* no loss (a zeroed tg_loss) */
+    TG_LOSS_MSE,                             /* mean_squared_error */
+    TG_LOSS_MAE,                             /* mean_absolute_error */
+    TG_LOSS_HUBER,                           /* huber, .delta */
+    TG_LOSS_BINARY_CROSSENTROPY,             /* .from_logits, .label_smoothing */
+    TG_LOSS_CATEGORICAL_CROSSENTROPY,        /* .from_logits, .label_smoothing; one-hot labels */
+    TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, /* .from_logits; integer labels [B] or [B, 1] */
+    TG_LOSS_CUSTOM,                          /* .fn(y_true, y_pred, .user) */
     TG_LOSS_COUNT
 } tg_loss_kind;
 
@@ -41,12 +41,12 @@ typedef tg_tensor *(*tg_custom_loss_fn)(const tg_tensor *y_true, const tg_tensor
 
 typedef struct tg_loss {
     tg_loss_kind kind;
-    bool from_logits;          /* cross-entropies: y_pred are logits, not probabilities */
-    double delta;              /* huber: where it turns linear; 0 means Keras's 1.0 */
-    double label_smoothing;    /* binary and categorical cross-entropy, in [0, 1] */
-    tg_custom_loss_fn fn;      /* TG_LOSS_CUSTOM */
-    void *user;                /* passed to fn */
-    const char *name;          /* TG_LOSS_CUSTOM: its name (default "custom_loss") */
+    bool from_logits;       /* cross-entropies: y_pred are logits, not probabilities */
+    double delta;           /* huber: where it turns linear; 0 means Keras's 1.0 */
+    double label_smoothing; /* binary and categorical cross-entropy, in [0, 1] */
+    tg_custom_loss_fn fn;   /* TG_LOSS_CUSTOM */
+    void *user;             /* passed to fn */
+    const char *name;       /* TG_LOSS_CUSTOM: its name (default "custom_loss") */
 } tg_loss;
 
 /* The scalar loss (y_pred's dtype): per-sample values, weighted, summed and divided by
@@ -63,8 +63,7 @@ tg_tensor *tg_loss_values_at(tg_loc loc, const tg_loss *loss, const tg_tensor *y
 
 /* Keras's functional forms, per sample; options as in tg_loss, e.g.
  * tg_binary_crossentropy(y, logits, .from_logits = true, .label_smoothing = 0.1). */
-#define tg_mean_squared_error(y_true, y_pred) \
-    tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_MSE}, y_true, y_pred)
+#define tg_mean_squared_error(y_true, y_pred) tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_MSE}, y_true, y_pred)
 #define tg_mean_absolute_error(y_true, y_pred) \
     tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_MAE}, y_true, y_pred)
 #define tg_huber(y_true, y_pred, ...) \

@@ -22,10 +22,10 @@ TG_BEGIN_DECLS
 typedef struct tg_metric tg_metric;
 
 typedef enum tg_metric_kind {
-    TG_METRIC_MEAN = 0,                          /* of the values given as y_pred (the loss) */
-    TG_METRIC_BINARY_ACCURACY,                   /* (y_pred > threshold) == y_true */
-    TG_METRIC_CATEGORICAL_ACCURACY,              /* argmax(y_pred) == argmax(y_true), one-hot y_true */
-    TG_METRIC_SPARSE_CATEGORICAL_ACCURACY,       /* argmax(y_pred) == y_true, class indices */
+    TG_METRIC_MEAN = 0,                    /* of the values given as y_pred (the loss) */
+    TG_METRIC_BINARY_ACCURACY,             /* (y_pred > threshold) == y_true */
+    TG_METRIC_CATEGORICAL_ACCURACY,        /* argmax(y_pred) == argmax(y_true), one-hot y_true */
+    TG_METRIC_SPARSE_CATEGORICAL_ACCURACY, /* argmax(y_pred) == y_true, class indices */
     TG_METRIC_MEAN_SQUARED_ERROR,
     TG_METRIC_MEAN_ABSOLUTE_ERROR,
     TG_METRIC_TOP_K_CATEGORICAL_ACCURACY,        /* argmax(y_true) among the k largest of y_pred */
@@ -34,9 +34,9 @@ typedef enum tg_metric_kind {
 } tg_metric_kind;
 
 typedef struct tg_metric_opts {
-    int k;                     /* top-k metrics: default 5 */
-    double threshold;          /* binary accuracy: default 0.5 */
-    const char *name;          /* default: Keras's, e.g. "binary_accuracy" (copied) */
+    int k;            /* top-k metrics: default 5 */
+    double threshold; /* binary accuracy: default 0.5 */
+    const char *name; /* default: Keras's, e.g. "binary_accuracy" (copied) */
 } tg_metric_opts;
 
 /* NULL with an error on a bad kind or option. */
@@ -57,11 +57,11 @@ int tg_metric_update_state_at(tg_loc loc, tg_metric *m, const tg_tensor *y_true,
 int tg_metric_update_value_at(tg_loc loc, tg_metric *m, double value, double weight);
 #define tg_metric_update_value(m, value, weight) tg_metric_update_value_at(TG_LOC, m, value, weight)
 
-double tg_metric_result(const tg_metric *m);   /* total / count; 0 when count is 0 */
+double tg_metric_result(const tg_metric *m); /* total / count; 0 when count is 0 */
 void tg_metric_reset_state(tg_metric *m);
 const char *tg_metric_name(const tg_metric *m);
 tg_metric_kind tg_metric_kind_of(const tg_metric *m);
-const char *tg_metric_kind_name(tg_metric_kind kind);   /* Keras's default names */
+const char *tg_metric_kind_name(tg_metric_kind kind); /* Keras's default names */
 
 /* What metrics=['accuracy'] becomes for a loss and the model's output shape, by the rule
  * of Keras 2 (compile time, no labels seen): sparse categorical cross-entropy gives

@@ -34,44 +34,45 @@ typedef struct tg_model tg_model;
 
 /* ---- initializers ------------------------------------------------------------------- */
 typedef enum tg_init_kind {
-    TG_INIT_DEFAULT = 0,       /* the layer's Keras default (glorot_uniform for kernels) */
-    TG_INIT_GLOROT_UNIFORM,    /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
-    TG_INIT_GLOROT_NORMAL,     /* truncated normal, stddev sqrt(2 / (fan_in + fan_out)) / .8796 */
-    TG_INIT_HE_UNIFORM,        /* l = sqrt(6 / fan_in) */
-    TG_INIT_HE_NORMAL,         /* stddev sqrt(2 / fan_in) / .8796 */
-    TG_INIT_LECUN_UNIFORM,     /* l = sqrt(3 / fan_in) */
-    TG_INIT_LECUN_NORMAL,      /* stddev sqrt(1 / fan_in) / .8796 */
+    TG_INIT_DEFAULT = 0,    /* the layer's Keras default (glorot_uniform for kernels) */
+    TG_INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+    TG_INIT_GLOROT_NORMAL,  /* truncated normal, stddev sqrt(2 / (fan_in + fan_out)) / .8796 */
+    TG_INIT_HE_UNIFORM,     /* l = sqrt(6 / fan_in) */
+    TG_INIT_HE_NORMAL,      /* stddev sqrt(2 / fan_in) / .8796 */
+    TG_INIT_LECUN_UNIFORM,  /* l = sqrt(3 / fan_in) */
+    TG_INIT_LECUN_NORMAL,   /* stddev sqrt(1 / fan_in) / .8796 */
     TG_INIT_ZEROS,
     TG_INIT_ONES,
-    TG_INIT_CONSTANT,          /* .value */
-    TG_INIT_RANDOM_UNIFORM,    /* U(.minval, .maxval) */
-    TG_INIT_RANDOM_NORMAL,     /* N(.mean, .stddev) */
-    TG_INIT_TRUNCATED_NORMAL,  /* N(.mean, .stddev) redrawn beyond two stddevs */
+    TG_INIT_CONSTANT,         /* .value */
+    TG_INIT_RANDOM_UNIFORM,   /* U(.minval, .maxval) */
+    TG_INIT_RANDOM_NORMAL,    /* N(.mean, .stddev) */
+    TG_INIT_TRUNCATED_NORMAL, /* N(.mean, .stddev) redrawn beyond two stddevs */
     TG_INIT_COUNT
 } tg_init_kind;
 
 typedef struct tg_initializer {
     tg_init_kind kind;
-    double value;              /* constant */
-    double minval, maxval;     /* random_uniform */
-    double mean, stddev;       /* random_normal, truncated_normal */
+    double value;          /* constant */
+    double minval, maxval; /* random_uniform */
+    double mean, stddev;   /* random_normal, truncated_normal */
 } tg_initializer;
 
 #define tg_init_glorot_uniform() ((tg_initializer){.kind = TG_INIT_GLOROT_UNIFORM})
-#define tg_init_glorot_normal() ((tg_initializer){.kind = TG_INIT_GLOROT_NORMAL})
-#define tg_init_he_uniform() ((tg_initializer){.kind = TG_INIT_HE_UNIFORM})
-#define tg_init_he_normal() ((tg_initializer){.kind = TG_INIT_HE_NORMAL})
-#define tg_init_lecun_uniform() ((tg_initializer){.kind = TG_INIT_LECUN_UNIFORM})
-#define tg_init_lecun_normal() ((tg_initializer){.kind = TG_INIT_LECUN_NORMAL})
-#define tg_init_zeros() ((tg_initializer){.kind = TG_INIT_ZEROS})
-#define tg_init_ones() ((tg_initializer){.kind = TG_INIT_ONES})
-#define tg_init_constant(v) ((tg_initializer){.kind = TG_INIT_CONSTANT, .value = (v)})
-#define tg_init_random_uniform(lo, hi) ((tg_initializer){.kind = TG_INIT_RANDOM_UNIFORM, .minval = (lo), .maxval = (hi)})
+#define tg_init_glorot_normal()  ((tg_initializer){.kind = TG_INIT_GLOROT_NORMAL})
+#define tg_init_he_uniform()     ((tg_initializer){.kind = TG_INIT_HE_UNIFORM})
+#define tg_init_he_normal()      ((tg_initializer){.kind = TG_INIT_HE_NORMAL})
+#define tg_init_lecun_uniform()  ((tg_initializer){.kind = TG_INIT_LECUN_UNIFORM})
+#define tg_init_lecun_normal()   ((tg_initializer){.kind = TG_INIT_LECUN_NORMAL})
+#define tg_init_zeros()          ((tg_initializer){.kind = TG_INIT_ZEROS})
+#define tg_init_ones()           ((tg_initializer){.kind = TG_INIT_ONES})
+#define tg_init_constant(v)      ((tg_initializer){.kind = TG_INIT_CONSTANT, .value = (v)})
+#define tg_init_random_uniform(lo, hi) \
+    ((tg_initializer){.kind = TG_INIT_RANDOM_UNIFORM, .minval = (lo), .maxval = (hi)})
 #define tg_init_random_normal(m, sd) ((tg_initializer){.kind = TG_INIT_RANDOM_NORMAL, .mean = (m), .stddev = (sd)})
 #define tg_init_truncated_normal(m, sd) \
     ((tg_initializer){.kind = TG_INIT_TRUNCATED_NORMAL, .mean = (m), .stddev = (sd)})
 
-const char *tg_initializer_name(tg_init_kind kind);   /* "glorot_uniform", ... */
+const char *tg_initializer_name(tg_init_kind kind); /* "glorot_uniform", ... */
 /* Keras's fans: a vector (n) has n and n; a matrix (in, out) has in and out; a conv
  * kernel (..., in, out) multiplies both by the receptive field (the product of ...). */
 void tg_initializer_fans(tg_shape shape, double *fan_in, double *fan_out);
@@ -82,40 +83,40 @@ tg_tensor *tg_initialize_at(tg_loc loc, tg_initializer init, tg_dtype dtype, tg_
 
 /* ---- activations -------------------------------------------------------------------- */
 typedef enum tg_activation {
-    TG_LINEAR = 0,      /* Keras activation=None */
+    TG_LINEAR = 0, /* Keras activation=None */
     TG_RELU,
     TG_SIGMOID,
     TG_TANH,
-    TG_SOFTMAX,         /* over the last axis */
+    TG_SOFTMAX, /* over the last axis */
     TG_SOFTPLUS,
-    TG_ELU,             /* alpha 1.0 */
-    TG_GELU,            /* exact (approximate=False), as Keras 3 */
-    TG_LEAKY_RELU,      /* negative_slope 0.2, as Keras 3 */
+    TG_ELU,        /* alpha 1.0 */
+    TG_GELU,       /* exact (approximate=False), as Keras 3 */
+    TG_LEAKY_RELU, /* negative_slope 0.2, as Keras 3 */
     TG_ACTIVATION_COUNT
 } tg_activation;
 
-const char *tg_activation_name(tg_activation a);   /* "relu", ...; NULL if out of range */
+const char *tg_activation_name(tg_activation a); /* "relu", ...; NULL if out of range */
 /* The activation applied to x (linear gives a copy). */
 tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a);
 #define tg_activate(x, a) tg_activate_at(TG_LOC, x, a)
 
 /* ---- layers ------------------------------------------------------------------------- */
 /* Options every layer takes. */
-#define TG__LAYER_FIELDS                                                                    \
-    const char *name;      /* default: Keras's, numbered per kind within the model */       \
-    tg_dtype dtype;        /* of the variables and the computation; default the model's */  \
-    uint64_t seed;         /* nonzero: this layer's seed; 0: derived from the model's */    \
-    tg_shape input_shape   /* on the first layer: one example's shape, without the batch */
+#define TG__LAYER_FIELDS                                                                 \
+    const char *name;    /* default: Keras's, numbered per kind within the model */      \
+    tg_dtype dtype;      /* of the variables and the computation; default the model's */ \
+    uint64_t seed;       /* nonzero: this layer's seed; 0: derived from the model's */   \
+    tg_shape input_shape /* on the first layer: one example's shape, without the batch */
 #define TG__LAYER_DEFAULTS .dtype = TG_DTYPE_INHERIT
 
 typedef struct tg_dense_opts {
     TG__LAYER_FIELDS;
-    int64_t units;                       /* required, > 0 */
-    tg_activation activation;            /* default TG_LINEAR */
-    bool use_bias;                       /* default true */
-    tg_initializer kernel_initializer;   /* default glorot_uniform */
-    tg_initializer bias_initializer;     /* default zeros */
-    int64_t input_dim;                   /* on the first layer: input_shape (input_dim,) */
+    int64_t units;                     /* required, > 0 */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform */
+    tg_initializer bias_initializer;   /* default zeros */
+    int64_t input_dim;                 /* on the first layer: input_shape (input_dim,) */
 } tg_dense_opts;
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o);
 #define tg_dense(...) tg_dense_at(TG_LOC, TG__OPTS(tg_dense_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
@@ -132,7 +133,7 @@ tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o);
  * the others are scaled by 1 / (1 - rate); at inference it passes x through. */
 typedef struct tg_dropout_opts {
     TG__LAYER_FIELDS;
-    double rate;                         /* in [0, 1) */
+    double rate; /* in [0, 1) */
 } tg_dropout_opts;
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o);
 #define tg_dropout(...) tg_dropout_at(TG_LOC, TG__OPTS(tg_dropout_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
@@ -145,7 +146,7 @@ tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o);
 
 typedef struct tg_reshape_layer_opts {
     TG__LAYER_FIELDS;
-    tg_shape target_shape;               /* without the batch dim; one dim may be -1 */
+    tg_shape target_shape; /* without the batch dim; one dim may be -1 */
 } tg_reshape_layer_opts;
 tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o);
 #define tg_reshape_layer(...) \
@@ -156,41 +157,40 @@ tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o);
  * (1 - momentum). Inference, or a frozen layer: uses the moving statistics. */
 typedef struct tg_batch_normalization_opts {
     TG__LAYER_FIELDS;
-    int axis;                            /* the feature axis; default -1 */
-    double momentum;                     /* default 0.99 */
-    double epsilon;                      /* default 1e-3 */
-    bool center, scale;                  /* beta, gamma; default true */
-    tg_initializer beta_initializer, gamma_initializer;                    /* zeros, ones */
-    tg_initializer moving_mean_initializer, moving_variance_initializer;   /* zeros, ones */
+    int axis;                                                            /* the feature axis; default -1 */
+    double momentum;                                                     /* default 0.99 */
+    double epsilon;                                                      /* default 1e-3 */
+    bool center, scale;                                                  /* beta, gamma; default true */
+    tg_initializer beta_initializer, gamma_initializer;                  /* zeros, ones */
+    tg_initializer moving_mean_initializer, moving_variance_initializer; /* zeros, ones */
 } tg_batch_normalization_opts;
 tg_layer *tg_batch_normalization_at(tg_loc loc, tg_batch_normalization_opts o);
-#define tg_batch_normalization(...)                                                              \
-    tg_batch_normalization_at(TG_LOC, TG__OPTS(tg_batch_normalization_opts, TG__LAYER_DEFAULTS,   \
-                                               .axis = -1, .momentum = 0.99, .epsilon = 1e-3,    \
-                                               .center = true, .scale = true, __VA_ARGS__))
+#define tg_batch_normalization(...)                                                                                   \
+    tg_batch_normalization_at(TG_LOC,                                                                                 \
+                              TG__OPTS(tg_batch_normalization_opts, TG__LAYER_DEFAULTS, .axis = -1, .momentum = 0.99, \
+                                       .epsilon = 1e-3, .center = true, .scale = true, __VA_ARGS__))
 
 /* Normalises each example over `axis`: (x - mean) / sqrt(var + epsilon) * gamma + beta. */
 typedef struct tg_layer_normalization_opts {
     TG__LAYER_FIELDS;
-    int axis;                            /* default -1 */
-    double epsilon;                      /* default 1e-3 */
-    bool center, scale;                  /* default true */
-    tg_initializer beta_initializer, gamma_initializer;   /* zeros, ones */
+    int axis;                                           /* default -1 */
+    double epsilon;                                     /* default 1e-3 */
+    bool center, scale;                                 /* default true */
+    tg_initializer beta_initializer, gamma_initializer; /* zeros, ones */
 } tg_layer_normalization_opts;
 tg_layer *tg_layer_normalization_at(tg_loc loc, tg_layer_normalization_opts o);
-#define tg_layer_normalization(...)                                                            \
-    tg_layer_normalization_at(TG_LOC, TG__OPTS(tg_layer_normalization_opts, TG__LAYER_DEFAULTS, \
-                                               .axis = -1, .epsilon = 1e-3, .center = true,    \
-                                               .scale = true, __VA_ARGS__))
+#define tg_layer_normalization(...)                                                                         \
+    tg_layer_normalization_at(TG_LOC, TG__OPTS(tg_layer_normalization_opts, TG__LAYER_DEFAULTS, .axis = -1, \
+                                               .epsilon = 1e-3, .center = true, .scale = true, __VA_ARGS__))
 
 /* Rows of an (input_dim, output_dim) table picked by integer inputs; float inputs are
  * cast to integers, as Keras does. */
 typedef struct tg_embedding_opts {
     TG__LAYER_FIELDS;
-    int64_t input_dim;                   /* vocabulary size, > 0 */
-    int64_t output_dim;                  /* > 0 */
-    tg_initializer embeddings_initializer;   /* default random_uniform(-0.05, 0.05) */
-    int64_t input_length;                /* on the first layer: input_shape (input_length,) */
+    int64_t input_dim;                     /* vocabulary size, > 0 */
+    int64_t output_dim;                    /* > 0 */
+    tg_initializer embeddings_initializer; /* default random_uniform(-0.05, 0.05) */
+    int64_t input_length;                  /* on the first layer: input_shape (input_length,) */
 } tg_embedding_opts;
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o);
 #define tg_embedding(...) tg_embedding_at(TG_LOC, TG__OPTS(tg_embedding_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
@@ -201,14 +201,14 @@ tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o);
  * {h, w}; {k} means {k, k}. */
 typedef struct tg_conv2d_layer_opts {
     TG__LAYER_FIELDS;
-    int64_t filters;                     /* required, > 0 */
-    int64_t kernel_size[2];              /* required, e.g. {3, 3} or {3} */
-    int64_t strides[2];                  /* default {1, 1} */
-    tg_padding padding;                  /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
-    tg_activation activation;            /* default TG_LINEAR */
-    bool use_bias;                       /* default true */
-    tg_initializer kernel_initializer;   /* default glorot_uniform (fans include kh * kw) */
-    tg_initializer bias_initializer;     /* default zeros */
+    int64_t filters;                   /* required, > 0 */
+    int64_t kernel_size[2];            /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                /* default {1, 1} */
+    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform (fans include kh * kw) */
+    tg_initializer bias_initializer;   /* default zeros */
 } tg_conv2d_layer_opts;
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 #define tg_conv2d_layer(...) \
@@ -217,9 +217,9 @@ tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 /* MaxPooling2D and AveragePooling2D. */
 typedef struct tg_pooling2d_opts {
     TG__LAYER_FIELDS;
-    int64_t pool_size[2];                /* default {2, 2} */
-    int64_t strides[2];                  /* default: the pool size */
-    tg_padding padding;                  /* default TG_PADDING_VALID */
+    int64_t pool_size[2]; /* default {2, 2} */
+    int64_t strides[2];   /* default: the pool size */
+    tg_padding padding;   /* default TG_PADDING_VALID */
 } tg_pooling2d_opts;
 tg_layer *tg_max_pooling2d_at(tg_loc loc, tg_pooling2d_opts o);
 tg_layer *tg_average_pooling2d_at(tg_loc loc, tg_pooling2d_opts o);
@@ -237,7 +237,7 @@ tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 
 /* ---- using a layer ------------------------------------------------------------------ */
 typedef struct tg_model_call_opts {
-    bool training;                       /* default false (inference) */
+    bool training; /* default false (inference) */
 } tg_model_call_opts;
 
 /* Calls one layer on a batch, building it on the first call. */
@@ -245,8 +245,8 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *layer, const tg_tensor *x, tg_
 #define tg_layer_call(layer, x, ...) \
     tg_layer_call_at(TG_LOC, layer, x, TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
 
-const char *tg_layer_name(const tg_layer *layer);        /* "dense_1" */
-const char *tg_layer_class_name(const tg_layer *layer);  /* "Dense" */
+const char *tg_layer_name(const tg_layer *layer);       /* "dense_1" */
+const char *tg_layer_class_name(const tg_layer *layer); /* "Dense" */
 /* The activation of a Dense, Conv2D or Activation layer; TG_LINEAR for the others. */
 tg_activation tg_layer_activation(const tg_layer *layer);
 bool tg_layer_built(const tg_layer *layer);
@@ -267,17 +267,17 @@ void tg_layer_free(tg_layer *layer);
 
 /* ---- Sequential --------------------------------------------------------------------- */
 typedef struct tg_sequential_opts {
-    const char *name;          /* default "sequential" */
-    uint64_t seed;             /* every layer's seed derives from it; default 0 */
-    tg_dtype dtype;            /* of layers left at TG_DTYPE_INHERIT; default float32 */
+    const char *name; /* default "sequential" */
+    uint64_t seed;    /* every layer's seed derives from it; default 0 */
+    tg_dtype dtype;   /* of layers left at TG_DTYPE_INHERIT; default float32 */
 } tg_sequential_opts;
 #define tg_sequential_options(...) TG__OPTS(tg_sequential_opts, .name = "sequential", .dtype = TG_F32, __VA_ARGS__)
 
 /* The model owns the layers from here on, also when it fails (it frees them then). A
  * NULL layer (a constructor that failed) makes it fail, keeping that error. */
 tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *layers, int n);
-#define TG__LAYER_LIST(...)                                                    \
-    ((tg_layer *const[]){NULL, __VA_ARGS__} + 1),                              \
+#define TG__LAYER_LIST(...)                       \
+    ((tg_layer *const[]){NULL, __VA_ARGS__} + 1), \
         (int)(sizeof((tg_layer *const[]){NULL, __VA_ARGS__}) / sizeof(tg_layer *)) - 1
 #define tg_sequential(...) tg_sequential_at(TG_LOC, tg_sequential_options(), TG__LAYER_LIST(__VA_ARGS__))
 /* tg_sequential_with(tg_sequential_options(.seed = 42, .dtype = TG_F64), layers...) */
@@ -300,7 +300,7 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
 const char *tg_model_name(const tg_model *m);
 bool tg_model_built(const tg_model *m);
 int tg_model_n_layers(const tg_model *m);
-tg_layer *tg_model_layer(const tg_model *m, int i);      /* negative i counts from the end */
+tg_layer *tg_model_layer(const tg_model *m, int i); /* negative i counts from the end */
 tg_layer *tg_model_get_layer(const tg_model *m, const char *name);
 
 /* Variable lists, in layer order. Each array belongs to the model and stays valid until
@@ -322,7 +322,7 @@ bool tg_model_trainable(const tg_model *m);
 /* Keras 3's model.summary() as plain text (no colours): a table of layers, output
  * shapes and parameter counts, then the totals with their memory size. */
 typedef struct tg_summary_opts {
-    int line_length;           /* default 0: Keras's, min(88, terminal columns - 4), where a
+    int line_length; /* default 0: Keras's, min(88, terminal columns - 4), where a
                                 * stream that is not a terminal counts as 80 columns */
 } tg_summary_opts;
 int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o);

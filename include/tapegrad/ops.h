@@ -19,11 +19,11 @@ tg_tensor *tg_div_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_pow_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_maximum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_minimum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
-#define tg_add(a, b) tg_add_at(TG_LOC, a, b)
-#define tg_sub(a, b) tg_sub_at(TG_LOC, a, b)
-#define tg_mul(a, b) tg_mul_at(TG_LOC, a, b)
-#define tg_div(a, b) tg_div_at(TG_LOC, a, b)
-#define tg_pow(a, b) tg_pow_at(TG_LOC, a, b)
+#define tg_add(a, b)     tg_add_at(TG_LOC, a, b)
+#define tg_sub(a, b)     tg_sub_at(TG_LOC, a, b)
+#define tg_mul(a, b)     tg_mul_at(TG_LOC, a, b)
+#define tg_div(a, b)     tg_div_at(TG_LOC, a, b)
+#define tg_pow(a, b)     tg_pow_at(TG_LOC, a, b)
 #define tg_maximum(a, b) tg_maximum_at(TG_LOC, a, b)
 #define tg_minimum(a, b) tg_minimum_at(TG_LOC, a, b)
 
@@ -37,15 +37,15 @@ tg_tensor *tg_less_equal_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_logical_and_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_logical_or_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a);
-#define tg_equal(a, b) tg_equal_at(TG_LOC, a, b)
-#define tg_not_equal(a, b) tg_not_equal_at(TG_LOC, a, b)
-#define tg_greater(a, b) tg_greater_at(TG_LOC, a, b)
+#define tg_equal(a, b)         tg_equal_at(TG_LOC, a, b)
+#define tg_not_equal(a, b)     tg_not_equal_at(TG_LOC, a, b)
+#define tg_greater(a, b)       tg_greater_at(TG_LOC, a, b)
 #define tg_greater_equal(a, b) tg_greater_equal_at(TG_LOC, a, b)
-#define tg_less(a, b) tg_less_at(TG_LOC, a, b)
-#define tg_less_equal(a, b) tg_less_equal_at(TG_LOC, a, b)
-#define tg_logical_and(a, b) tg_logical_and_at(TG_LOC, a, b)
-#define tg_logical_or(a, b) tg_logical_or_at(TG_LOC, a, b)
-#define tg_logical_not(a) tg_logical_not_at(TG_LOC, a)
+#define tg_less(a, b)          tg_less_at(TG_LOC, a, b)
+#define tg_less_equal(a, b)    tg_less_equal_at(TG_LOC, a, b)
+#define tg_logical_and(a, b)   tg_logical_and_at(TG_LOC, a, b)
+#define tg_logical_or(a, b)    tg_logical_or_at(TG_LOC, a, b)
+#define tg_logical_not(a)      tg_logical_not_at(TG_LOC, a)
 
 /* TF's division family and NaN-safe arithmetic (binary, broadcasting). floormod and
  * floordiv round toward -Inf, so floormod's result has b's sign (Python's % and //);
@@ -53,22 +53,22 @@ tg_tensor *tg_logical_not_at(tg_loc loc, const tg_tensor *a);
  * integer b with a zero element is an error ("integer division by zero"), as in TF.
  * div_no_nan and mul_no_nan give 0 wherever b == 0, whatever a is. */
 tg_tensor *tg_floormod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
-tg_tensor *tg_floordiv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);     /* not differentiable */
-tg_tensor *tg_truncatediv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);  /* not differentiable */
+tg_tensor *tg_floordiv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);    /* not differentiable */
+tg_tensor *tg_truncatediv_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b); /* not differentiable */
 tg_tensor *tg_truncatemod_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_div_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_mul_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 tg_tensor *tg_squared_difference_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b);
 /* atan2(y, x): the angle of the point (x, y), in [-pi, pi]. */
 tg_tensor *tg_atan2_at(tg_loc loc, const tg_tensor *y, const tg_tensor *x);
-#define tg_floormod(a, b) tg_floormod_at(TG_LOC, a, b)
-#define tg_floordiv(a, b) tg_floordiv_at(TG_LOC, a, b)
-#define tg_truncatediv(a, b) tg_truncatediv_at(TG_LOC, a, b)
-#define tg_truncatemod(a, b) tg_truncatemod_at(TG_LOC, a, b)
-#define tg_div_no_nan(a, b) tg_div_no_nan_at(TG_LOC, a, b)
-#define tg_mul_no_nan(a, b) tg_mul_no_nan_at(TG_LOC, a, b)
+#define tg_floormod(a, b)           tg_floormod_at(TG_LOC, a, b)
+#define tg_floordiv(a, b)           tg_floordiv_at(TG_LOC, a, b)
+#define tg_truncatediv(a, b)        tg_truncatediv_at(TG_LOC, a, b)
+#define tg_truncatemod(a, b)        tg_truncatemod_at(TG_LOC, a, b)
+#define tg_div_no_nan(a, b)         tg_div_no_nan_at(TG_LOC, a, b)
+#define tg_mul_no_nan(a, b)         tg_mul_no_nan_at(TG_LOC, a, b)
 #define tg_squared_difference(a, b) tg_squared_difference_at(TG_LOC, a, b)
-#define tg_atan2(y, x) tg_atan2_at(TG_LOC, y, x)
+#define tg_atan2(y, x)              tg_atan2_at(TG_LOC, y, x)
 
 /* where(cond, a, b): a where cond is true, else b; cond is bool; all three broadcast. */
 tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b);
@@ -84,67 +84,67 @@ tg_tensor *tg_exp_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_log_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_log1p_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_erf_at(tg_loc loc, const tg_tensor *x);
-tg_tensor *tg_sign_at(tg_loc loc, const tg_tensor *x);      /* gradient: zeros, as in TF */
-tg_tensor *tg_floor_at(tg_loc loc, const tg_tensor *x);     /* not differentiable */
-tg_tensor *tg_ceil_at(tg_loc loc, const tg_tensor *x);      /* not differentiable */
-tg_tensor *tg_round_at(tg_loc loc, const tg_tensor *x);     /* half to even; not differentiable */
-tg_tensor *tg_identity_at(tg_loc loc, const tg_tensor *x);  /* also reads a variable's value */
+tg_tensor *tg_sign_at(tg_loc loc, const tg_tensor *x);     /* gradient: zeros, as in TF */
+tg_tensor *tg_floor_at(tg_loc loc, const tg_tensor *x);    /* not differentiable */
+tg_tensor *tg_ceil_at(tg_loc loc, const tg_tensor *x);     /* not differentiable */
+tg_tensor *tg_round_at(tg_loc loc, const tg_tensor *x);    /* half to even; not differentiable */
+tg_tensor *tg_identity_at(tg_loc loc, const tg_tensor *x); /* also reads a variable's value */
 tg_tensor *tg_stop_gradient_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double hi);
 /* Between float dtypes: differentiable. To or from an integer or bool: not. */
 tg_tensor *tg_cast_at(tg_loc loc, const tg_tensor *x, tg_dtype dtype);
-#define tg_neg(x) tg_neg_at(TG_LOC, x)
-#define tg_abs(x) tg_abs_at(TG_LOC, x)
-#define tg_square(x) tg_square_at(TG_LOC, x)
-#define tg_sqrt(x) tg_sqrt_at(TG_LOC, x)
-#define tg_rsqrt(x) tg_rsqrt_at(TG_LOC, x)
-#define tg_exp(x) tg_exp_at(TG_LOC, x)
-#define tg_log(x) tg_log_at(TG_LOC, x)
-#define tg_log1p(x) tg_log1p_at(TG_LOC, x)
-#define tg_erf(x) tg_erf_at(TG_LOC, x)
-#define tg_sign(x) tg_sign_at(TG_LOC, x)
-#define tg_floor(x) tg_floor_at(TG_LOC, x)
-#define tg_ceil(x) tg_ceil_at(TG_LOC, x)
-#define tg_round(x) tg_round_at(TG_LOC, x)
-#define tg_identity(x) tg_identity_at(TG_LOC, x)
-#define tg_stop_gradient(x) tg_stop_gradient_at(TG_LOC, x)
+#define tg_neg(x)                   tg_neg_at(TG_LOC, x)
+#define tg_abs(x)                   tg_abs_at(TG_LOC, x)
+#define tg_square(x)                tg_square_at(TG_LOC, x)
+#define tg_sqrt(x)                  tg_sqrt_at(TG_LOC, x)
+#define tg_rsqrt(x)                 tg_rsqrt_at(TG_LOC, x)
+#define tg_exp(x)                   tg_exp_at(TG_LOC, x)
+#define tg_log(x)                   tg_log_at(TG_LOC, x)
+#define tg_log1p(x)                 tg_log1p_at(TG_LOC, x)
+#define tg_erf(x)                   tg_erf_at(TG_LOC, x)
+#define tg_sign(x)                  tg_sign_at(TG_LOC, x)
+#define tg_floor(x)                 tg_floor_at(TG_LOC, x)
+#define tg_ceil(x)                  tg_ceil_at(TG_LOC, x)
+#define tg_round(x)                 tg_round_at(TG_LOC, x)
+#define tg_identity(x)              tg_identity_at(TG_LOC, x)
+#define tg_stop_gradient(x)         tg_stop_gradient_at(TG_LOC, x)
 #define tg_clip_by_value(x, lo, hi) tg_clip_by_value_at(TG_LOC, x, lo, hi)
-#define tg_cast(x, dtype) tg_cast_at(TG_LOC, x, dtype)
+#define tg_cast(x, dtype)           tg_cast_at(TG_LOC, x, dtype)
 
 /* Float32 and float64 maths. */
 tg_tensor *tg_sin_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_cos_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_tan_at(tg_loc loc, const tg_tensor *x);
-tg_tensor *tg_asin_at(tg_loc loc, const tg_tensor *x);     /* NaN outside [-1, 1] */
-tg_tensor *tg_acos_at(tg_loc loc, const tg_tensor *x);     /* NaN outside [-1, 1] */
+tg_tensor *tg_asin_at(tg_loc loc, const tg_tensor *x); /* NaN outside [-1, 1] */
+tg_tensor *tg_acos_at(tg_loc loc, const tg_tensor *x); /* NaN outside [-1, 1] */
 tg_tensor *tg_atan_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_sinh_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_cosh_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_asinh_at(tg_loc loc, const tg_tensor *x);
-tg_tensor *tg_acosh_at(tg_loc loc, const tg_tensor *x);    /* NaN below 1 */
-tg_tensor *tg_atanh_at(tg_loc loc, const tg_tensor *x);    /* +-Inf at +-1, NaN beyond */
+tg_tensor *tg_acosh_at(tg_loc loc, const tg_tensor *x); /* NaN below 1 */
+tg_tensor *tg_atanh_at(tg_loc loc, const tg_tensor *x); /* +-Inf at +-1, NaN beyond */
 tg_tensor *tg_reciprocal_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_expm1_at(tg_loc loc, const tg_tensor *x);
 /* Bool results; not differentiable. */
 tg_tensor *tg_is_nan_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_is_inf_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_is_finite_at(tg_loc loc, const tg_tensor *x);
-#define tg_sin(x) tg_sin_at(TG_LOC, x)
-#define tg_cos(x) tg_cos_at(TG_LOC, x)
-#define tg_tan(x) tg_tan_at(TG_LOC, x)
-#define tg_asin(x) tg_asin_at(TG_LOC, x)
-#define tg_acos(x) tg_acos_at(TG_LOC, x)
-#define tg_atan(x) tg_atan_at(TG_LOC, x)
-#define tg_sinh(x) tg_sinh_at(TG_LOC, x)
-#define tg_cosh(x) tg_cosh_at(TG_LOC, x)
-#define tg_asinh(x) tg_asinh_at(TG_LOC, x)
-#define tg_acosh(x) tg_acosh_at(TG_LOC, x)
-#define tg_atanh(x) tg_atanh_at(TG_LOC, x)
+#define tg_sin(x)        tg_sin_at(TG_LOC, x)
+#define tg_cos(x)        tg_cos_at(TG_LOC, x)
+#define tg_tan(x)        tg_tan_at(TG_LOC, x)
+#define tg_asin(x)       tg_asin_at(TG_LOC, x)
+#define tg_acos(x)       tg_acos_at(TG_LOC, x)
+#define tg_atan(x)       tg_atan_at(TG_LOC, x)
+#define tg_sinh(x)       tg_sinh_at(TG_LOC, x)
+#define tg_cosh(x)       tg_cosh_at(TG_LOC, x)
+#define tg_asinh(x)      tg_asinh_at(TG_LOC, x)
+#define tg_acosh(x)      tg_acosh_at(TG_LOC, x)
+#define tg_atanh(x)      tg_atanh_at(TG_LOC, x)
 #define tg_reciprocal(x) tg_reciprocal_at(TG_LOC, x)
-#define tg_expm1(x) tg_expm1_at(TG_LOC, x)
-#define tg_is_nan(x) tg_is_nan_at(TG_LOC, x)
-#define tg_is_inf(x) tg_is_inf_at(TG_LOC, x)
-#define tg_is_finite(x) tg_is_finite_at(TG_LOC, x)
+#define tg_expm1(x)      tg_expm1_at(TG_LOC, x)
+#define tg_is_nan(x)     tg_is_nan_at(TG_LOC, x)
+#define tg_is_inf(x)     tg_is_inf_at(TG_LOC, x)
+#define tg_is_finite(x)  tg_is_finite_at(TG_LOC, x)
 
 /* TF's check_numerics: x itself when every value is finite; otherwise NULL with an error
  * that gives `message`, NaN or Inf, where it is and the op (and line) that made x. Its
@@ -155,54 +155,54 @@ tg_tensor *tg_check_numerics_at(tg_loc loc, const tg_tensor *x, const char *mess
 
 /* ---- activations ------------------------------------------------------------------ */
 tg_tensor *tg_relu_at(tg_loc loc, const tg_tensor *x);
-tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha);  /* TF default 0.2 */
-tg_tensor *tg_elu_at(tg_loc loc, const tg_tensor *x, double alpha);         /* Keras default 1.0 */
-tg_tensor *tg_gelu_at(tg_loc loc, const tg_tensor *x, bool approximate);    /* Keras default false */
+tg_tensor *tg_leaky_relu_at(tg_loc loc, const tg_tensor *x, double alpha); /* TF default 0.2 */
+tg_tensor *tg_elu_at(tg_loc loc, const tg_tensor *x, double alpha);        /* Keras default 1.0 */
+tg_tensor *tg_gelu_at(tg_loc loc, const tg_tensor *x, bool approximate);   /* Keras default false */
 tg_tensor *tg_sigmoid_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_tanh_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_softplus_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
 tg_tensor *tg_log_softmax_at(tg_loc loc, const tg_tensor *x, int axis);
-tg_tensor *tg_log_sigmoid_at(tg_loc loc, const tg_tensor *x);   /* -softplus(-x) */
+tg_tensor *tg_log_sigmoid_at(tg_loc loc, const tg_tensor *x); /* -softplus(-x) */
 tg_tensor *tg_relu6_at(tg_loc loc, const tg_tensor *x);
-tg_tensor *tg_selu_at(tg_loc loc, const tg_tensor *x);          /* SELU's fixed alpha and scale */
-tg_tensor *tg_silu_at(tg_loc loc, const tg_tensor *x, double beta);   /* tf.nn.silu (swish); TF default beta 1 */
-tg_tensor *tg_hard_sigmoid_at(tg_loc loc, const tg_tensor *x);  /* Keras 3: relu6(x + 3) / 6 */
+tg_tensor *tg_selu_at(tg_loc loc, const tg_tensor *x);              /* SELU's fixed alpha and scale */
+tg_tensor *tg_silu_at(tg_loc loc, const tg_tensor *x, double beta); /* tf.nn.silu (swish); TF default beta 1 */
+tg_tensor *tg_hard_sigmoid_at(tg_loc loc, const tg_tensor *x);      /* Keras 3: relu6(x + 3) / 6 */
 tg_tensor *tg_softsign_at(tg_loc loc, const tg_tensor *x);
-#define tg_relu(x) tg_relu_at(TG_LOC, x)
+#define tg_relu(x)              tg_relu_at(TG_LOC, x)
 #define tg_leaky_relu(x, alpha) tg_leaky_relu_at(TG_LOC, x, alpha)
-#define tg_elu(x, alpha) tg_elu_at(TG_LOC, x, alpha)
+#define tg_elu(x, alpha)        tg_elu_at(TG_LOC, x, alpha)
 #define tg_gelu(x, approximate) tg_gelu_at(TG_LOC, x, approximate)
-#define tg_sigmoid(x) tg_sigmoid_at(TG_LOC, x)
-#define tg_tanh(x) tg_tanh_at(TG_LOC, x)
-#define tg_softplus(x) tg_softplus_at(TG_LOC, x)
-#define tg_softmax(x, axis) tg_softmax_at(TG_LOC, x, axis)
+#define tg_sigmoid(x)           tg_sigmoid_at(TG_LOC, x)
+#define tg_tanh(x)              tg_tanh_at(TG_LOC, x)
+#define tg_softplus(x)          tg_softplus_at(TG_LOC, x)
+#define tg_softmax(x, axis)     tg_softmax_at(TG_LOC, x, axis)
 #define tg_log_softmax(x, axis) tg_log_softmax_at(TG_LOC, x, axis)
-#define tg_log_sigmoid(x) tg_log_sigmoid_at(TG_LOC, x)
-#define tg_relu6(x) tg_relu6_at(TG_LOC, x)
-#define tg_selu(x) tg_selu_at(TG_LOC, x)
-#define tg_silu(x, beta) tg_silu_at(TG_LOC, x, beta)
-#define tg_hard_sigmoid(x) tg_hard_sigmoid_at(TG_LOC, x)
-#define tg_softsign(x) tg_softsign_at(TG_LOC, x)
+#define tg_log_sigmoid(x)       tg_log_sigmoid_at(TG_LOC, x)
+#define tg_relu6(x)             tg_relu6_at(TG_LOC, x)
+#define tg_selu(x)              tg_selu_at(TG_LOC, x)
+#define tg_silu(x, beta)        tg_silu_at(TG_LOC, x, beta)
+#define tg_hard_sigmoid(x)      tg_hard_sigmoid_at(TG_LOC, x)
+#define tg_softsign(x)          tg_softsign_at(TG_LOC, x)
 
 /* ---- reductions ------------------------------------------------------------------- */
 typedef struct tg_reduce_opts {
-    tg_axes axes;              /* default: every axis */
+    tg_axes axes; /* default: every axis */
     bool keepdims;
 } tg_reduce_opts;
 tg_tensor *tg_sum_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
 tg_tensor *tg_mean_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
-tg_tensor *tg_max_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);   /* ties share the gradient */
+tg_tensor *tg_max_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o); /* ties share the gradient */
 tg_tensor *tg_min_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
 tg_tensor *tg_logsumexp_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
-tg_tensor *tg_variance_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);  /* population */
+tg_tensor *tg_variance_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o); /* population */
 #define TG__REDUCE_OPTS(...) TG__OPTS(tg_reduce_opts, .keepdims = false, __VA_ARGS__)
-#define tg_sum(x, ...) tg_sum_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_mean(x, ...) tg_mean_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_max(x, ...) tg_max_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_min(x, ...) tg_min_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_sum(x, ...)       tg_sum_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_mean(x, ...)      tg_mean_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_max(x, ...)       tg_max_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_min(x, ...)       tg_min_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
 #define tg_logsumexp(x, ...) tg_logsumexp_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_variance(x, ...) tg_variance_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_variance(x, ...)  tg_variance_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
 
 /* Index of the largest (smallest) element along `axis`, as int64; not differentiable. */
 tg_tensor *tg_argmax_at(tg_loc loc, const tg_tensor *x, int axis);
@@ -219,10 +219,10 @@ tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_m
 #define tg_matmul(a, b, ...) tg_matmul_at(TG_LOC, a, b, TG__OPTS(tg_matmul_opts, .transpose_a = false, __VA_ARGS__))
 
 /* ---- shape ------------------------------------------------------------------------ */
-tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape);   /* one dim may be -1 */
-tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm);   /* empty: reverse */
+tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape); /* one dim may be -1 */
+tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm); /* empty: reverse */
 tg_tensor *tg_expand_dims_at(tg_loc loc, const tg_tensor *x, int axis);
-tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes);     /* empty: all size-1 */
+tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes); /* empty: all size-1 */
 tg_tensor *tg_broadcast_to_at(tg_loc loc, const tg_tensor *x, tg_shape shape);
 tg_tensor *tg_concat_at(tg_loc loc, tg_tensor *const *xs, int n, int axis);
 tg_tensor *tg_stack_at(tg_loc loc, tg_tensor *const *xs, int n, int axis);
@@ -236,17 +236,17 @@ tg_tensor *tg_one_hot_at(tg_loc loc, const tg_tensor *indices, int64_t depth);
 tg_tensor *tg_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, double value);
 /* The inverse of gather: rows of `updates` summed into zeros of `shape` at `indices`. */
 tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape, int axis);
-#define tg_reshape(x, shape) tg_reshape_at(TG_LOC, x, shape)
-#define tg_transpose(x, perm) tg_transpose_at(TG_LOC, x, perm)
-#define tg_expand_dims(x, axis) tg_expand_dims_at(TG_LOC, x, axis)
-#define tg_squeeze(x, axes) tg_squeeze_at(TG_LOC, x, axes)
-#define tg_broadcast_to(x, shape) tg_broadcast_to_at(TG_LOC, x, shape)
-#define tg_concat(xs, n, axis) tg_concat_at(TG_LOC, xs, n, axis)
-#define tg_stack(xs, n, axis) tg_stack_at(TG_LOC, xs, n, axis)
-#define tg_slice(x, begin, size) tg_slice_at(TG_LOC, x, begin, size)
-#define tg_gather(params, indices, axis) tg_gather_at(TG_LOC, params, indices, axis)
-#define tg_one_hot(indices, depth) tg_one_hot_at(TG_LOC, indices, depth)
-#define tg_pad(x, before, after, value) tg_pad_at(TG_LOC, x, before, after, value)
+#define tg_reshape(x, shape)                          tg_reshape_at(TG_LOC, x, shape)
+#define tg_transpose(x, perm)                         tg_transpose_at(TG_LOC, x, perm)
+#define tg_expand_dims(x, axis)                       tg_expand_dims_at(TG_LOC, x, axis)
+#define tg_squeeze(x, axes)                           tg_squeeze_at(TG_LOC, x, axes)
+#define tg_broadcast_to(x, shape)                     tg_broadcast_to_at(TG_LOC, x, shape)
+#define tg_concat(xs, n, axis)                        tg_concat_at(TG_LOC, xs, n, axis)
+#define tg_stack(xs, n, axis)                         tg_stack_at(TG_LOC, xs, n, axis)
+#define tg_slice(x, begin, size)                      tg_slice_at(TG_LOC, x, begin, size)
+#define tg_gather(params, indices, axis)              tg_gather_at(TG_LOC, params, indices, axis)
+#define tg_one_hot(indices, depth)                    tg_one_hot_at(TG_LOC, indices, depth)
+#define tg_pad(x, before, after, value)               tg_pad_at(TG_LOC, x, before, after, value)
 #define tg_scatter_add(indices, updates, shape, axis) tg_scatter_add_at(TG_LOC, indices, updates, shape, axis)
 
 /* Ops with several outputs fill an array the caller gives and return 0, or -1 with an
@@ -255,8 +255,8 @@ tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tens
  * must divide by n) or `sizes[0..n-1]` long, one of which may be -1 (what is left).
  * tg_split(x, 3, out, .axis = 1); tg_split(x, 2, out, .sizes = (int64_t[]){2, -1}). */
 typedef struct tg_split_opts {
-    int axis;                /* default 0; negative counts from the end */
-    const int64_t *sizes;    /* NULL: n equal pieces */
+    int axis;             /* default 0; negative counts from the end */
+    const int64_t *sizes; /* NULL: n equal pieces */
 } tg_split_opts;
 int tg_split_at(tg_loc loc, const tg_tensor *x, int n, tg_tensor **out, tg_split_opts o);
 #define tg_split(x, n, out, ...) TG__CALL(tg_split_opts, tg_split_at(TG_LOC, x, n, out, tg__o), .axis = 0, __VA_ARGS__)
@@ -273,8 +273,8 @@ tg_tensor *tg_reduce_prod_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
 tg_tensor *tg_reduce_any_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
 tg_tensor *tg_reduce_all_at(tg_loc loc, const tg_tensor *x, tg_reduce_opts o);
 #define tg_reduce_prod(x, ...) tg_reduce_prod_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_reduce_any(x, ...) tg_reduce_any_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
-#define tg_reduce_all(x, ...) tg_reduce_all_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_any(x, ...)  tg_reduce_any_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
+#define tg_reduce_all(x, ...)  tg_reduce_all_at(TG_LOC, x, TG__REDUCE_OPTS(__VA_ARGS__))
 
 /* tf.cumsum / tf.cumprod along `axis` (default 0): exclusive starts from 0 (1) and leaves
  * the element itself out; reverse runs from the end. tg_cumsum(x, .axis = 1, .reverse = true).
@@ -285,7 +285,7 @@ typedef struct tg_scan_opts {
 } tg_scan_opts;
 tg_tensor *tg_cumsum_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
 tg_tensor *tg_cumprod_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
-#define tg_cumsum(x, ...) tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
+#define tg_cumsum(x, ...)  tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 #define tg_cumprod(x, ...) tg_cumprod_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 
 /* tf.math.top_k, sorted: out[0] the k largest along the last axis (largest first), out[1]
@@ -304,7 +304,7 @@ typedef struct tg_sort_opts {
 } tg_sort_opts;
 tg_tensor *tg_sort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
 tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
-#define tg_sort(x, ...) tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
+#define tg_sort(x, ...)    tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 #define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 
 /* tf.norm of vectors: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
@@ -337,8 +337,8 @@ tg_tensor *tg_reverse_at(tg_loc loc, const tg_tensor *x, tg_axes axes);
 /* tf.roll: x shifted circularly by shift.dims[k] along axes.axis[k]; shifts of one axis
  * add up; negative shifts go the other way. tg_roll(x, TG_SHAPE(2, -1), TG_AXES(0, 1)). */
 tg_tensor *tg_roll_at(tg_loc loc, const tg_tensor *x, tg_shape shift, tg_axes axes);
-#define tg_tile(x, multiples) tg_tile_at(TG_LOC, x, multiples)
-#define tg_reverse(x, axes) tg_reverse_at(TG_LOC, x, axes)
+#define tg_tile(x, multiples)   tg_tile_at(TG_LOC, x, multiples)
+#define tg_reverse(x, axes)     tg_reverse_at(TG_LOC, x, axes)
 #define tg_roll(x, shift, axes) tg_roll_at(TG_LOC, x, shift, axes)
 
 /* tf.pad's REFLECT and SYMMETRIC modes: before.dims[i] and after.dims[i] mirrored elements
@@ -354,7 +354,7 @@ tg_tensor *tg_mirror_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_
 tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices);
 /* tf.scatter_nd: updates summed into zeros of `shape` at index tuples (repeats add up). */
 tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape);
-#define tg_gather_nd(params, indices) tg_gather_nd_at(TG_LOC, params, indices)
+#define tg_gather_nd(params, indices)          tg_gather_nd_at(TG_LOC, params, indices)
 #define tg_scatter_nd(indices, updates, shape) tg_scatter_nd_at(TG_LOC, indices, updates, shape)
 
 /* tf.math.unsorted_segment_*: the rows data[i...] (segment_ids' shape is a prefix of
@@ -371,10 +371,10 @@ tg_tensor *tg_unsorted_segment_max_at(tg_loc loc, const tg_tensor *data, const t
                                       int64_t num_segments);
 tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
                                       int64_t num_segments);
-#define tg_unsorted_segment_sum(data, ids, n) tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_sum(data, ids, n)  tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
 #define tg_unsorted_segment_mean(data, ids, n) tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_max(data, ids, n) tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_min(data, ids, n) tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_max(data, ids, n)  tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_min(data, ids, n)  tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
 
 /* tf.repeat: each element along `axis` repeated repeats[j] times (repeats an int32/int64
  * scalar or vector, of one or one per element); axis TG_AXIS_NONE (TF's None) flattens x
@@ -406,8 +406,8 @@ tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t 
     tg_patches_to_image_at(TG_LOC, patches, height, width, kh, kw, stride_h, stride_w, padding)
 
 typedef struct tg_conv2d_opts {
-    int64_t strides[2];        /* default {1, 1} */
-    tg_padding padding;        /* default TG_PADDING_VALID */
+    int64_t strides[2]; /* default {1, 1} */
+    tg_padding padding; /* default TG_PADDING_VALID */
 } tg_conv2d_opts;
 /* x [N, H, W, C] (*) kernel [KH, KW, C, F] -> [N, OH, OW, F]: TF's conv2d (a
  * cross-correlation), as patches times the kernel (one GEMM). */
@@ -416,9 +416,9 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
     tg_conv2d_at(TG_LOC, x, kernel, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
 
 typedef struct tg_pool2d_opts {
-    int64_t pool_size[2];      /* default {2, 2} */
-    int64_t strides[2];        /* default {0, 0}: the pool size, as Keras */
-    tg_padding padding;        /* default TG_PADDING_VALID */
+    int64_t pool_size[2]; /* default {2, 2} */
+    int64_t strides[2];   /* default {0, 0}: the pool size, as Keras */
+    tg_padding padding;   /* default TG_PADDING_VALID */
 } tg_pool2d_opts;
 /* Max over each window; SAME padding never wins. A window's gradient goes to its first
  * maximum in row-major order, as TF's MaxPoolGrad gives it. */
@@ -427,8 +427,8 @@ tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);
 tg_tensor *tg_avg_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o);
 /* Mean over height and width: [N, H, W, C] -> [N, C]. */
 tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x);
-#define tg_max_pool2d(x, ...) tg_max_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
-#define tg_avg_pool2d(x, ...) tg_avg_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
+#define tg_max_pool2d(x, ...)   tg_max_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
+#define tg_avg_pool2d(x, ...)   tg_avg_pool2d_at(TG_LOC, x, TG__OPTS(tg_pool2d_opts, .pool_size = {2, 2}, __VA_ARGS__))
 #define tg_global_avg_pool2d(x) tg_global_avg_pool2d_at(TG_LOC, x)
 
 /* ---- fused ops -------------------------------------------------------------------- */
@@ -465,8 +465,8 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
  * tg_profile_rows fills up to `max` rows, most time first, returns how many there are,
  * and gives the seconds profiled so far; tg_profile_reset empties the table. */
 typedef struct tg_profile_row {
-    const char *name;   /* the op (tg_matmul) or section (optimizer update) */
-    bool backward;      /* run by a gradient computation */
+    const char *name; /* the op (tg_matmul) or section (optimizer update) */
+    bool backward;    /* run by a gradient computation */
     int64_t calls;
     double seconds;
 } tg_profile_row;
@@ -474,7 +474,7 @@ void tg_profile_start(void);
 void tg_profile_stop(void);
 void tg_profile_reset(void);
 int tg_profile_rows(tg_profile_row *rows, int max, double *profiled_seconds);
-int tg_profile_print(FILE *stream);   /* 0, or -1 when the stream failed */
+int tg_profile_print(FILE *stream); /* 0, or -1 when the stream failed */
 
 TG_END_DECLS
 #endif

@@ -25,11 +25,11 @@ TG_BEGIN_DECLS
 
 /* ---- learning-rate schedules (keras.optimizers.schedules) ------------------------------ */
 typedef enum tg_schedule_kind {
-    TG_SCHEDULE_NONE = 0,            /* no schedule: the optimizer's learning_rate applies */
+    TG_SCHEDULE_NONE = 0, /* no schedule: the optimizer's learning_rate applies */
     TG_SCHEDULE_EXPONENTIAL_DECAY,
     TG_SCHEDULE_PIECEWISE_CONSTANT,
     TG_SCHEDULE_COSINE_DECAY,
-    TG_SCHEDULE_INVALID,             /* a constructor failed; an optimizer given it refuses it */
+    TG_SCHEDULE_INVALID, /* a constructor failed; an optimizer given it refuses it */
 } tg_schedule_kind;
 
 #define TG_SCHEDULE_MAX_BOUNDARIES 16
@@ -39,10 +39,10 @@ typedef struct tg_schedule {
     tg_schedule_kind kind;
     double initial_learning_rate;
     int64_t decay_steps;
-    double decay_rate;               /* exponential decay */
-    bool staircase;                  /* exponential decay: floor(step / decay_steps) */
-    double alpha;                    /* cosine decay: the final fraction of the initial rate */
-    int n_boundaries;                /* piecewise constant: n boundaries, n + 1 values */
+    double decay_rate; /* exponential decay */
+    bool staircase;    /* exponential decay: floor(step / decay_steps) */
+    double alpha;      /* cosine decay: the final fraction of the initial rate */
+    int n_boundaries;  /* piecewise constant: n boundaries, n + 1 values */
     int64_t boundaries[TG_SCHEDULE_MAX_BOUNDARIES];
     double values[TG_SCHEDULE_MAX_BOUNDARIES + 1];
 } tg_schedule;
@@ -50,8 +50,8 @@ typedef struct tg_schedule {
 /* initial_learning_rate * decay_rate ^ (step / decay_steps). */
 typedef struct tg_exponential_decay_opts {
     double initial_learning_rate, decay_rate;
-    int64_t decay_steps;             /* > 0 */
-    bool staircase;                  /* default false */
+    int64_t decay_steps; /* > 0 */
+    bool staircase;      /* default false */
 } tg_exponential_decay_opts;
 tg_schedule tg_exponential_decay_at(tg_loc loc, tg_exponential_decay_opts o);
 #define tg_exponential_decay(...) \
@@ -66,8 +66,8 @@ tg_schedule tg_piecewise_constant_at(tg_loc loc, const int64_t *boundaries, cons
 /* initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha). */
 typedef struct tg_cosine_decay_opts {
     double initial_learning_rate;
-    int64_t decay_steps;             /* > 0 */
-    double alpha;                    /* default 0 */
+    int64_t decay_steps; /* > 0 */
+    double alpha;        /* default 0 */
 } tg_cosine_decay_opts;
 tg_schedule tg_cosine_decay_at(tg_loc loc, tg_cosine_decay_opts o);
 #define tg_cosine_decay(...) tg_cosine_decay_at(TG_LOC, TG__OPTS(tg_cosine_decay_opts, .alpha = 0, __VA_ARGS__))
@@ -84,19 +84,19 @@ typedef struct tg_optimizer tg_optimizer;
  * global_clipnorm scales all of them together (tf.clip_by_global_norm), clipvalue
  * clips element-wise to [-clipvalue, clipvalue]. weight_decay is Keras's decoupled
  * decay, var -= var * weight_decay * lr before each update (0 = off). */
-#define TG__OPTIMIZER_COMMON_FIELDS                                                     \
-    double learning_rate;                                                               \
-    tg_schedule schedule;       /* when set, it replaces learning_rate */               \
-    double weight_decay;                                                                \
+#define TG__OPTIMIZER_COMMON_FIELDS                                 \
+    double learning_rate;                                           \
+    tg_schedule schedule; /* when set, it replaces learning_rate */ \
+    double weight_decay;                                            \
     double clipnorm, clipvalue, global_clipnorm;
 
 typedef struct tg_sgd_opts {
     TG__OPTIMIZER_COMMON_FIELDS
-    double momentum;            /* in [0, 1]; 0 is plain gradient descent */
+    double momentum; /* in [0, 1]; 0 is plain gradient descent */
     bool nesterov;
 } tg_sgd_opts;
 
-typedef struct tg_adam_opts {   /* Adam and AdamW */
+typedef struct tg_adam_opts { /* Adam and AdamW */
     TG__OPTIMIZER_COMMON_FIELDS
     double beta_1, beta_2, epsilon;
     bool amsgrad;
@@ -119,19 +119,20 @@ tg_optimizer *tg_adam_at(tg_loc loc, tg_adam_opts o);
 tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o);
 tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o);
 tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o);
-#define tg_sgd(...) tg_sgd_at(TG_LOC, TG__OPTS(tg_sgd_opts, .learning_rate = 0.01, .momentum = 0, .nesterov = false, __VA_ARGS__))
-#define tg_adam(...)                                                                                    \
-    tg_adam_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999,    \
-                                .epsilon = 1e-7, .amsgrad = false, __VA_ARGS__))
-#define tg_adamw(...)                                                                                   \
-    tg_adamw_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .weight_decay = 0.004,            \
-                                 .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7, .amsgrad = false, __VA_ARGS__))
-#define tg_rmsprop(...)                                                                                 \
-    tg_rmsprop_at(TG_LOC, TG__OPTS(tg_rmsprop_opts, .learning_rate = 1e-3, .rho = 0.9, .momentum = 0,   \
-                                   .epsilon = 1e-7, .centered = false, __VA_ARGS__))
-#define tg_adagrad(...)                                                                                 \
-    tg_adagrad_at(TG_LOC, TG__OPTS(tg_adagrad_opts, .learning_rate = 1e-3,                              \
-                                   .initial_accumulator_value = 0.1, .epsilon = 1e-7, __VA_ARGS__))
+#define tg_sgd(...) \
+    tg_sgd_at(TG_LOC, TG__OPTS(tg_sgd_opts, .learning_rate = 0.01, .momentum = 0, .nesterov = false, __VA_ARGS__))
+#define tg_adam(...)                                                                                                  \
+    tg_adam_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7, \
+                                .amsgrad = false, __VA_ARGS__))
+#define tg_adamw(...)                                                                                       \
+    tg_adamw_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .weight_decay = 0.004, .beta_1 = 0.9, \
+                                 .beta_2 = 0.999, .epsilon = 1e-7, .amsgrad = false, __VA_ARGS__))
+#define tg_rmsprop(...)                                                                                                \
+    tg_rmsprop_at(TG_LOC, TG__OPTS(tg_rmsprop_opts, .learning_rate = 1e-3, .rho = 0.9, .momentum = 0, .epsilon = 1e-7, \
+                                   .centered = false, __VA_ARGS__))
+#define tg_adagrad(...)                                                                                      \
+    tg_adagrad_at(TG_LOC, TG__OPTS(tg_adagrad_opts, .learning_rate = 1e-3, .initial_accumulator_value = 0.1, \
+                                   .epsilon = 1e-7, __VA_ARGS__))
 
 /* Frees an optimizer that no model owns (tg_compile gives it to the model, which frees
  * it). Freeing one twice, or using it after, is an error (tg_last_error), never a crash. */
@@ -164,7 +165,7 @@ typedef tg_tensor *(*tg_loss_fn)(void *user);
 int tg_minimize_at(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user, tg_tensor *const *vars, int n);
 #define tg_minimize(opt, loss_fn, user, vars, n) tg_minimize_at(TG_LOC, opt, loss_fn, user, vars, n)
 
-int64_t tg_optimizer_iterations(const tg_optimizer *opt);   /* updates applied so far */
+int64_t tg_optimizer_iterations(const tg_optimizer *opt); /* updates applied so far */
 /* The learning rate the next update uses (the schedule at the current iteration). */
 double tg_optimizer_current_lr(const tg_optimizer *opt);
 /* Sets the learning rate (Keras's `optimizer.learning_rate = x`); refused when the
@@ -178,10 +179,10 @@ int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lear
  * (+ "momentum", + "average_gradient" when centered); Adagrad "accumulator". */
 typedef struct tg_optimizer_slot {
     const char *name;
-    tg_tensor *variable;     /* the variable it belongs to; NULL once that was freed */
-    tg_dtype dtype;          /* the variable's */
-    int64_t count;           /* elements */
-    void *data;              /* writable, to restore a checkpoint; valid until the
+    tg_tensor *variable; /* the variable it belongs to; NULL once that was freed */
+    tg_dtype dtype;      /* the variable's */
+    int64_t count;       /* elements */
+    void *data;          /* writable, to restore a checkpoint; valid until the
                                 optimizer meets a new variable or is freed */
 } tg_optimizer_slot;
 /* The number of state arrays (slots x variables), 0 before the first update. */
@@ -193,7 +194,7 @@ int tg_optimizer_set_iterations_at(tg_loc loc, tg_optimizer *opt, int64_t iterat
 /* Creates the state of `vars` (in this order) without updating anything, so a
  * checkpoint can be restored into it before the first step. Returns 0 or -1. */
 int tg_optimizer_build_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n);
-#define tg_optimizer_build(opt, vars, n) tg_optimizer_build_at(TG_LOC, opt, vars, n)
+#define tg_optimizer_build(opt, vars, n)             tg_optimizer_build_at(TG_LOC, opt, vars, n)
 #define tg_optimizer_set_iterations(opt, iterations) tg_optimizer_set_iterations_at(TG_LOC, opt, iterations)
 
 TG_END_DECLS

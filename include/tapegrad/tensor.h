@@ -19,8 +19,8 @@ typedef struct tg_rng tg_rng;
 
 /* ---- scopes ---------------------------------------------------------------------- */
 tg_scope *tg_scope_begin_at(tg_loc loc);
-int tg_scope_end_at(tg_loc loc, tg_scope *scope);   /* must be the innermost open scope */
-#define tg_scope_begin() tg_scope_begin_at(TG_LOC)
+int tg_scope_end_at(tg_loc loc, tg_scope *scope); /* must be the innermost open scope */
+#define tg_scope_begin()    tg_scope_begin_at(TG_LOC)
 #define tg_scope_end(scope) tg_scope_end_at(TG_LOC, scope)
 
 /* ---- creation -------------------------------------------------------------------- */
@@ -36,31 +36,31 @@ tg_tensor *tg_scalar_like_at(tg_loc loc, const tg_tensor *x, double value);
 tg_tensor *tg_zeros_like_at(tg_loc loc, const tg_tensor *x);
 tg_tensor *tg_ones_like_at(tg_loc loc, const tg_tensor *x);
 
-#define tg_tensor_from(dtype, shape, data) tg_tensor_from_at(TG_LOC, dtype, shape, data)
-#define tg_from_f32(shape, ...) tg_tensor_from_at(TG_LOC, TG_F32, shape, (const float[]){__VA_ARGS__})
-#define tg_from_f64(shape, ...) tg_tensor_from_at(TG_LOC, TG_F64, shape, (const double[]){__VA_ARGS__})
-#define tg_from_i32(shape, ...) tg_tensor_from_at(TG_LOC, TG_I32, shape, (const int32_t[]){__VA_ARGS__})
-#define tg_from_i64(shape, ...) tg_tensor_from_at(TG_LOC, TG_I64, shape, (const int64_t[]){__VA_ARGS__})
-#define tg_scalar(value) tg_scalar_at(TG_LOC, TG_F32, value)
-#define tg_scalar_of(dtype, value) tg_scalar_at(TG_LOC, dtype, value)
-#define tg_scalar_like(x, value) tg_scalar_like_at(TG_LOC, x, value)
-#define tg_zeros(dtype, shape) tg_fill_at(TG_LOC, dtype, shape, 0.0)
-#define tg_ones(dtype, shape) tg_fill_at(TG_LOC, dtype, shape, 1.0)
-#define tg_fill(dtype, shape, value) tg_fill_at(TG_LOC, dtype, shape, value)
+#define tg_tensor_from(dtype, shape, data)  tg_tensor_from_at(TG_LOC, dtype, shape, data)
+#define tg_from_f32(shape, ...)             tg_tensor_from_at(TG_LOC, TG_F32, shape, (const float[]){__VA_ARGS__})
+#define tg_from_f64(shape, ...)             tg_tensor_from_at(TG_LOC, TG_F64, shape, (const double[]){__VA_ARGS__})
+#define tg_from_i32(shape, ...)             tg_tensor_from_at(TG_LOC, TG_I32, shape, (const int32_t[]){__VA_ARGS__})
+#define tg_from_i64(shape, ...)             tg_tensor_from_at(TG_LOC, TG_I64, shape, (const int64_t[]){__VA_ARGS__})
+#define tg_scalar(value)                    tg_scalar_at(TG_LOC, TG_F32, value)
+#define tg_scalar_of(dtype, value)          tg_scalar_at(TG_LOC, dtype, value)
+#define tg_scalar_like(x, value)            tg_scalar_like_at(TG_LOC, x, value)
+#define tg_zeros(dtype, shape)              tg_fill_at(TG_LOC, dtype, shape, 0.0)
+#define tg_ones(dtype, shape)               tg_fill_at(TG_LOC, dtype, shape, 1.0)
+#define tg_fill(dtype, shape, value)        tg_fill_at(TG_LOC, dtype, shape, value)
 #define tg_arange(dtype, start, stop, step) tg_arange_at(TG_LOC, dtype, start, stop, step)
-#define tg_eye(dtype, n) tg_eye_at(TG_LOC, dtype, n)
-#define tg_zeros_like(x) tg_zeros_like_at(TG_LOC, x)
-#define tg_ones_like(x) tg_ones_like_at(TG_LOC, x)
+#define tg_eye(dtype, n)                    tg_eye_at(TG_LOC, dtype, n)
+#define tg_zeros_like(x)                    tg_zeros_like_at(TG_LOC, x)
+#define tg_ones_like(x)                     tg_ones_like_at(TG_LOC, x)
 
 /* ---- random: explicit, seeded generators (no global RNG) --------------------------- */
 tg_rng *tg_rng_new(uint64_t seed);
 void tg_rng_free(tg_rng *rng);
-uint64_t tg_rng_next(tg_rng *rng);                 /* 64 random bits */
-double tg_rng_uniform01(tg_rng *rng);              /* [0, 1) */
+uint64_t tg_rng_next(tg_rng *rng);    /* 64 random bits */
+double tg_rng_uniform01(tg_rng *rng); /* [0, 1) */
 
 typedef struct tg_random_opts {
-    double mean, stddev;       /* normal, truncated normal (defaults 0, 1) */
-    double minval, maxval;     /* uniform (defaults 0, 1) */
+    double mean, stddev;   /* normal, truncated normal (defaults 0, 1) */
+    double minval, maxval; /* uniform (defaults 0, 1) */
 } tg_random_opts;
 tg_tensor *tg_random_normal_at(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_shape shape, tg_random_opts o);
 tg_tensor *tg_random_uniform_at(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_shape shape, tg_random_opts o);
@@ -78,10 +78,10 @@ tg_tensor *tg_truncated_normal_at(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_sh
 tg_dtype tg_dtype_of(const tg_tensor *t);
 int tg_rank(const tg_tensor *t);
 tg_shape tg_shape_of(const tg_tensor *t);
-int64_t tg_dim(const tg_tensor *t, int axis);      /* negative axes count from the end */
-int64_t tg_size(const tg_tensor *t);               /* number of elements */
-bool tg_is_alive(const tg_tensor *t);              /* false once its scope has ended */
-tg_loc tg_tensor_loc(const tg_tensor *t);          /* the user's line that made it */
+int64_t tg_dim(const tg_tensor *t, int axis); /* negative axes count from the end */
+int64_t tg_size(const tg_tensor *t);          /* number of elements */
+bool tg_is_alive(const tg_tensor *t);         /* false once its scope has ended */
+tg_loc tg_tensor_loc(const tg_tensor *t);     /* the user's line that made it */
 
 /* Copies the elements out in the tensor's own dtype; `bytes` must hold them all.
  * Returns 0, or -1 with an error. Values that leave tapegrad carry no gradient: each
@@ -91,19 +91,19 @@ int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes);
 int tg_copy_out_f64_at(tg_loc loc, const tg_tensor *t, double *dst, int64_t count);
 /* The value of a one-element tensor as double (NaN with an error otherwise). */
 double tg_item_at(tg_loc loc, const tg_tensor *t);
-#define tg_copy_out(t, dst, bytes) tg_copy_out_at(TG_LOC, t, dst, bytes)
+#define tg_copy_out(t, dst, bytes)     tg_copy_out_at(TG_LOC, t, dst, bytes)
 #define tg_copy_out_f64(t, dst, count) tg_copy_out_f64_at(TG_LOC, t, dst, count)
-#define tg_item(t) tg_item_at(TG_LOC, t)
+#define tg_item(t)                     tg_item_at(TG_LOC, t)
 
 /* Numpy-like text: "tg.Tensor([[1. 2.]\n [3. 4.]], shape=(2, 2), dtype=float32)". */
-int tg_format(const tg_tensor *t, char *buf, size_t size);   /* snprintf-like */
+int tg_format(const tg_tensor *t, char *buf, size_t size); /* snprintf-like */
 void tg_fprint(FILE *out, const tg_tensor *t);
 #define tg_print(t) tg_fprint(stdout, t)
 
 /* ---- variables ------------------------------------------------------------------- */
 typedef struct tg_variable_opts {
-    const char *name;          /* default "Variable" */
-    bool trainable;            /* default true */
+    const char *name; /* default "Variable" */
+    bool trainable;   /* default true */
 } tg_variable_opts;
 /* A variable with a copy of `initial`'s value; its dtype and shape are fixed. */
 tg_tensor *tg_variable_at(tg_loc loc, const tg_tensor *initial, tg_variable_opts o);
@@ -118,14 +118,14 @@ bool tg_is_variable(const tg_tensor *t);
 const char *tg_variable_name(const tg_tensor *var);
 bool tg_variable_trainable(const tg_tensor *var);
 int tg_variable_set_trainable(tg_tensor *var, bool trainable);
-uint64_t tg_variable_version(const tg_tensor *var);   /* bumped by every assign */
+uint64_t tg_variable_version(const tg_tensor *var); /* bumped by every assign */
 
 /* Not differentiable, as in TF. Tensors already read from the variable keep the value
  * they read. Return 0, or -1 with an error (dtype or shape that differs). */
 int tg_assign_at(tg_loc loc, tg_tensor *var, const tg_tensor *value);
 int tg_assign_add_at(tg_loc loc, tg_tensor *var, const tg_tensor *delta);
 int tg_assign_sub_at(tg_loc loc, tg_tensor *var, const tg_tensor *delta);
-#define tg_assign(var, value) tg_assign_at(TG_LOC, var, value)
+#define tg_assign(var, value)     tg_assign_at(TG_LOC, var, value)
 #define tg_assign_add(var, delta) tg_assign_add_at(TG_LOC, var, delta)
 #define tg_assign_sub(var, delta) tg_assign_sub_at(TG_LOC, var, delta)
 

@@ -37,14 +37,14 @@ double tg_logs_get(const tg_logs *logs, const char *name);
 /* ---- compile -------------------------------------------------------------------------- */
 /* Keras's metrics=['accuracy']: binary, categorical or sparse, chosen from the loss and the
  * output shape at compile time (tg_resolve_accuracy). */
-#define TG_ACCURACY ((tg_metric_kind)(TG_METRIC_COUNT + 1))
+#define TG_ACCURACY    ((tg_metric_kind)(TG_METRIC_COUNT + 1))
 #define TG_MAX_METRICS 8
 typedef struct tg_metric_list {
     int n;
     tg_metric_kind kind[TG_MAX_METRICS];
 } tg_metric_list;
-#define TG_METRICS(...)                                                                        \
-    tg__metric_list((const tg_metric_kind[]){0, __VA_ARGS__},                                  \
+#define TG_METRICS(...)                                       \
+    tg__metric_list((const tg_metric_kind[]){0, __VA_ARGS__}, \
                     (int)(sizeof((const tg_metric_kind[]){0, __VA_ARGS__}) / sizeof(tg_metric_kind)) - 1)
 static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
 {
@@ -56,18 +56,18 @@ static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
 }
 
 typedef struct tg_compile_opts {
-    tg_optimizer *optimizer;      /* required. Once compile succeeds, the model owns it and frees
+    tg_optimizer *optimizer;   /* required. Once compile succeeds, the model owns it and frees
                                      it (with the model, or when compiled again with another);
                                      a failed compile leaves it the caller's. One optimizer per
                                      model: compiling it into a second model is refused */
-    tg_loss_kind loss;            /* required */
-    bool from_logits;             /* cross-entropies */
-    double label_smoothing;       /* binary and categorical cross-entropy */
-    double delta;                 /* huber; default 1.0 */
-    tg_custom_loss_fn loss_fn;    /* TG_LOSS_CUSTOM: per-sample values or a scalar, from ops */
+    tg_loss_kind loss;         /* required */
+    bool from_logits;          /* cross-entropies */
+    double label_smoothing;    /* binary and categorical cross-entropy */
+    double delta;              /* huber; default 1.0 */
+    tg_custom_loss_fn loss_fn; /* TG_LOSS_CUSTOM: per-sample values or a scalar, from ops */
     void *loss_user;
     tg_metric_list metrics;
-    bool distribute;              /* data-parallel over the ranks of an MPI job (distributed.h):
+    bool distribute; /* data-parallel over the ranks of an MPI job (distributed.h):
                                      compile calls tg_distributed_init, and fit then
                                      broadcasts rank 0's weights and optimizer state, gives
                                      each rank its shard of every global batch, averages the
@@ -111,7 +111,7 @@ struct tg_callback {
     int (*on_epoch_end)(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs);
     int (*on_batch_begin)(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs);
     int (*on_batch_end)(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs);
-    void (*free)(tg_callback *cb);   /* for callbacks made by tapegrad; NULL for yours */
+    void (*free)(tg_callback *cb); /* for callbacks made by tapegrad; NULL for yours */
     void *user;
 };
 /* Frees a callback made by tapegrad (one of yours: its .free hook, when set). Freeing a
@@ -122,10 +122,10 @@ void tg_callback_free_at(tg_loc loc, tg_callback *cb);
 typedef enum tg_monitor_mode { TG_MODE_AUTO = 0, TG_MODE_MIN, TG_MODE_MAX } tg_monitor_mode;
 
 typedef struct tg_early_stopping_opts {
-    const char *monitor;          /* default "val_loss" */
+    const char *monitor; /* default "val_loss" */
     double min_delta;
     int patience;
-    tg_monitor_mode mode;         /* auto: max for names with "acc", else min */
+    tg_monitor_mode mode; /* auto: max for names with "acc", else min */
     bool restore_best_weights;
     int start_from_epoch;
 } tg_early_stopping_opts;
@@ -136,8 +136,8 @@ tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o);
 int tg_early_stopping_stopped_epoch(const tg_callback *cb);
 
 typedef struct tg_csv_logger_opts {
-    const char *filename;         /* required */
-    char separator;               /* default ',' */
+    const char *filename; /* required */
+    char separator;       /* default ',' */
     bool append;
 } tg_csv_logger_opts;
 tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o);
@@ -171,8 +171,8 @@ typedef struct tg_history tg_history;
  *   set) nor free the model.
  * A model with several inputs or outputs will receive lists; this signature is the one
  * of one input and one output. */
-typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y,
-                                const tg_tensor *sample_weight, tg_logs *logs, void *user);
+typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
+                                tg_logs *logs, void *user);
 /* Keras's train_step: forward and loss on a tape, gradients of the trainable variables,
  * apply_gradients, metrics. */
 int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
@@ -195,40 +195,40 @@ typedef struct tg_fit_shard {
  * is gathered into a buffer reused by every step, so nothing of the size of the data is
  * copied. The data must not change until the call returns. */
 typedef struct tg_fit_opts {
-    int epochs;                   /* default 1 */
-    int64_t batch_size;           /* default 32 */
-    double validation_split;      /* the last fraction of x and y, before shuffling */
+    int epochs;              /* default 1 */
+    int64_t batch_size;      /* default 32 */
+    double validation_split; /* the last fraction of x and y, before shuffling */
     const tg_tensor *validation_x, *validation_y;
-    const tg_dataset *validation_dataset;  /* validation rows and labels from a data set */
-    bool shuffle;                 /* default true */
-    uint64_t seed;                /* for shuffling */
+    const tg_dataset *validation_dataset; /* validation rows and labels from a data set */
+    bool shuffle;                         /* default true */
+    uint64_t seed;                        /* for shuffling */
     int initial_epoch;
-    int64_t initial_step;         /* resume inside initial_epoch: skip its first steps (the
+    int64_t initial_step;           /* resume inside initial_epoch: skip its first steps (the
                                      order is the same; tg_model_get_fit_position) */
-    const tg_tensor *sample_weight;        /* [N], finite (NaN or Inf is refused, as in x) */
-    const double *class_weight;            /* [number of classes], finite */
-    int n_class_weight;                    /* 0 when class_weight is NULL */
-    tg_verbose verbose;           /* auto: a bar on a terminal, a line per epoch otherwise */
-    FILE *out;                    /* default stdout */
+    const tg_tensor *sample_weight; /* [N], finite (NaN or Inf is refused, as in x) */
+    const double *class_weight;     /* [number of classes], finite */
+    int n_class_weight;             /* 0 when class_weight is NULL */
+    tg_verbose verbose;             /* auto: a bar on a terminal, a line per epoch otherwise */
+    FILE *out;                      /* default stdout */
     tg_callback *const *callbacks;
     int n_callbacks;
-    tg_train_step_fn train_step;  /* default tg_train_step_default */
+    tg_train_step_fn train_step; /* default tg_train_step_default */
     void *user;
-    bool check_numerics;          /* stop at the first NaN or Inf, forward, backward or in an
+    bool check_numerics;            /* stop at the first NaN or Inf, forward, backward or in an
                                      update, naming the op, layer or variable, and its line
                                      (TG_CHECK_NUMERICS for the whole fit) */
-    const tg_dataset *dataset;    /* the features and labels of a data set, in place of x, y;
+    const tg_dataset *dataset;      /* the features and labels of a data set, in place of x, y;
                                      its own batch size, order and cursor are not used */
-    const tg_tensor *const *inputs;   /* one tensor per model input, in place of x */
+    const tg_tensor *const *inputs; /* one tensor per model input, in place of x */
     int n_inputs;
-    const tg_tensor *const *targets;  /* one tensor per model output, in place of y */
+    const tg_tensor *const *targets; /* one tensor per model output, in place of y */
     int n_targets;
-    tg_fit_shard shard;           /* this process's part of each batch */
+    tg_fit_shard shard; /* this process's part of each batch */
 } tg_fit_opts;
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 /* Arrays written in the call, such as `.callbacks = (tg_callback *[]){es, log}`, live
  * until fit returns. */
-#define tg_fit(m, x, y, ...)                                                                        \
+#define tg_fit(m, x, y, ...)                                                                                 \
     TG__CALL(tg_fit_opts, tg_fit_at(TG_LOC, m, x, y, tg__o), .epochs = 1, .batch_size = 32, .shuffle = true, \
              __VA_ARGS__)
 
@@ -280,11 +280,11 @@ int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st);
 #define tg_model_load_from(m, st) tg_model_load_from_at(TG_LOC, m, st)
 
 typedef struct tg_model_checkpoint_opts {
-    const char *filepath;         /* required */
-    const char *monitor;          /* default "val_loss" */
+    const char *filepath; /* required */
+    const char *monitor;  /* default "val_loss" */
     bool save_best_only;
     tg_monitor_mode mode;
-    const char *metadata_json;    /* stored in every file written */
+    const char *metadata_json; /* stored in every file written */
 } tg_model_checkpoint_opts;
 /* Keras's ModelCheckpoint: saves with tg_model_save at each epoch end (only on
  * improvement of `monitor` with save_best_only); the file also records the epoch. */
@@ -294,28 +294,27 @@ tg_callback *tg_model_checkpoint_at(tg_loc loc, tg_model_checkpoint_opts o);
 
 /* ---- evaluate and predict ------------------------------------------------------------------ */
 typedef struct tg_evaluate_opts {
-    int64_t batch_size;           /* default 32 */
+    int64_t batch_size; /* default 32 */
     const tg_tensor *sample_weight;
-    tg_verbose verbose;           /* default silent */
+    tg_verbose verbose; /* default silent */
     FILE *out;
-    const tg_dataset *dataset;    /* in place of x and y, read in place */
-    const tg_tensor *const *inputs;   /* in place of x: one per model input */
+    const tg_dataset *dataset;      /* in place of x and y, read in place */
+    const tg_tensor *const *inputs; /* in place of x: one per model input */
     int n_inputs;
-    const tg_tensor *const *targets;  /* in place of y: one per model output */
+    const tg_tensor *const *targets; /* in place of y: one per model output */
     int n_targets;
 } tg_evaluate_opts;
 /* Loss and metrics over (x, y) into *logs, read in place batch by batch (fit's data
  * contract, above). Returns 0 or -1. */
-int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
-                   tg_evaluate_opts o);
-#define tg_evaluate(m, x, y, logs, ...)                                                               \
-    TG__CALL(tg_evaluate_opts, tg_evaluate_at(TG_LOC, m, x, y, logs, tg__o), .batch_size = 32,            \
+int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o);
+#define tg_evaluate(m, x, y, logs, ...)                                                        \
+    TG__CALL(tg_evaluate_opts, tg_evaluate_at(TG_LOC, m, x, y, logs, tg__o), .batch_size = 32, \
              .verbose = TG_VERBOSE_SILENT, __VA_ARGS__)
 
 typedef struct tg_predict_opts {
-    int64_t batch_size;           /* default 32 */
-    const tg_dataset *dataset;    /* its features in place of x (x NULL) */
-    const tg_tensor *const *inputs;   /* in place of x: one per model input */
+    int64_t batch_size;             /* default 32 */
+    const tg_dataset *dataset;      /* its features in place of x (x NULL) */
+    const tg_tensor *const *inputs; /* in place of x: one per model input */
     int n_inputs;
 } tg_predict_opts;
 /* The model's outputs for every row of x, batch by batch, in the innermost scope. */

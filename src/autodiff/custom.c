@@ -28,18 +28,23 @@ static bool check_user_grad(const tg_grad_ctx *g, int i, const tg_tensor *d)
     const tg_tensor *x = g->in[i];
     char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
     if (d->state != TG_HEADER_ALIVE)
-        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d], a tensor whose scope had ended (it was made at "
-                         "%s:%d); build the gradients inside the backward function from dy and the inputs", i,
-                         d->loc.file ? d->loc.file : "?", d->loc.line);
+        return tg__failb(g->loc,
+                         USER_BACKWARD
+                         " returned dx[%d], a tensor whose scope had ended (it was made at "
+                         "%s:%d); build the gradients inside the backward function from dy and the inputs",
+                         i, d->loc.file ? d->loc.file : "?", d->loc.line);
     if (d->dtype != x->dtype)
-        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d] of dtype %s for input %d of dtype %s; a gradient "
-                         "has its input's dtype: cast it with tg_cast(dx, %s)", i, tg_dtype_name(d->dtype), i,
-                         tg_dtype_name(x->dtype), tg_dtype_name(x->dtype));
+        return tg__failb(g->loc,
+                         USER_BACKWARD " returned dx[%d] of dtype %s for input %d of dtype %s; a gradient "
+                                       "has its input's dtype: cast it with tg_cast(dx, %s)",
+                         i, tg_dtype_name(d->dtype), i, tg_dtype_name(x->dtype), tg_dtype_name(x->dtype));
     if (!tg__same_shape(d, x)) {
         tg_shape sd = tg__shape(d), sx = tg__shape(x);
-        return tg__failb(g->loc, USER_BACKWARD " returned dx[%d] of shape %s for input %d of shape %s; a gradient "
-                         "has its input's shape (sum it over broadcast axes with tg_sum, or tg_reshape it)", i,
-                         tg__shape_str(&sd, a, sizeof a), i, tg__shape_str(&sx, b, sizeof b));
+        return tg__failb(g->loc,
+                         USER_BACKWARD
+                         " returned dx[%d] of shape %s for input %d of shape %s; a gradient "
+                         "has its input's shape (sum it over broadcast axes with tg_sum, or tg_reshape it)",
+                         i, tg__shape_str(&sd, a, sizeof a), i, tg__shape_str(&sx, b, sizeof b));
     }
     return true;
 }
@@ -61,7 +66,6 @@ bool tg__custom_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-
 tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg_custom_forward_fn forward,
                                  tg_custom_backward_fn backward, void *user)
 {
@@ -72,7 +76,7 @@ tg_tensor *tg_custom_gradient_at(tg_loc loc, tg_tensor *const *inputs, int n, tg
             return NULL;
     tg_context *ctx = tg__ctx();
     int recording = ctx->n_recording;
-    ctx->n_recording = 0;   /* nothing the forward does is recorded */
+    ctx->n_recording = 0; /* nothing the forward does is recorded */
     tg_tensor *y = forward(inputs, n, user);
     ctx->n_recording = recording;
     if (!y) {

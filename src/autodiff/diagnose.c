@@ -28,7 +28,7 @@ const char *tg_cause_name(tg_cause c)
 }
 
 /* ---- diagnoses kept from gradient calls ---------------------------------------------------- */
-#define MISSING_MAX 64   /* diagnoses kept per thread; each is about 1 KB of thread storage */
+#define MISSING_MAX 64 /* diagnoses kept per thread; each is about 1 KB of thread storage */
 
 typedef struct missing {
     const tg_tensor *source;

@@ -14,12 +14,12 @@
 typedef struct why {
     tg_tape *t;
     const tg_tensor *y, *x;
-    tg_loc call;               /* the gradient call (or tg_explain) that asks */
+    tg_loc call; /* the gradient call (or tg_explain) that asks */
     tg_diagnosis *d;
     tg_graph *g;
-    tg_step brk;               /* the hop named, when the cause is on a path (for pictures) */
-    char name[192];            /* the source, as messages call it */
-    char labels[4][160];       /* ops as messages call them (node_label) */
+    tg_step brk;         /* the hop named, when the cause is on a path (for pictures) */
+    char name[192];      /* the source, as messages call it */
+    char labels[4][160]; /* ops as messages call them (node_label) */
     int n_labels;
 } why;
 
@@ -118,12 +118,14 @@ static void integer_source(why *w)
         say(w, TG_CAUSE_INTEGER_DTYPE, lookup->loc, tg__op_name(lookup->op),
             "it has dtype %s and is used as indices by %s at %s:%d: indices have no gradient (TF returns None). "
             "Differentiate with respect to the embedding output instead: the tensor %s made at %s:%d (pass it as "
-            "the source, or tg_watch it)", tg_dtype_name(w->x->dtype), node_label(w, lookup), AT(lookup->loc),
-            tg__op_name(lookup->op), AT(lookup->loc));
+            "the source, or tg_watch it)",
+            tg_dtype_name(w->x->dtype), node_label(w, lookup), AT(lookup->loc), tg__op_name(lookup->op),
+            AT(lookup->loc));
     else
         say(w, TG_CAUSE_INTEGER_DTYPE, w->x->loc, NULL,
             "it has dtype %s: only float32 and float64 tensors have gradients (TF returns None). Use a float dtype, "
-            "and cast to an integer only outside the differentiated path", tg_dtype_name(w->x->dtype));
+            "and cast to an integer only outside the differentiated path",
+            tg_dtype_name(w->x->dtype));
 }
 
 static void integer_target(why *w)
@@ -132,7 +134,8 @@ static void integer_target(why *w)
     say(w, TG_CAUSE_INTEGER_DTYPE, y->loc, y->op ? tg__op_name(y->op) : NULL,
         "the target (%s at %s:%d) has dtype %s: an integer or bool target has no gradient (TF returns None). "
         "Differentiate a float value: the probabilities instead of an argmax, the value before a cast to an "
-        "integer", op_name(w, y), AT(y->loc), tg_dtype_name(y->dtype));
+        "integer",
+        op_name(w, y), AT(y->loc), tg_dtype_name(y->dtype));
 }
 
 /* ---- variables that are not watched ------------------------------------------------------- */
@@ -163,24 +166,28 @@ static void not_trainable(why *w)
         say(w, TG_CAUSE_NOT_WATCHED, v->listed, NULL,
             "it is not trainable%s, like a moving statistic or a frozen layer's weight, so the tape does not watch "
             "it and it has no gradient (as in TF). It came in a list of all variables at %s:%d: pass "
-            "tg_model_trainable_variables(model, &n) instead, or leave it out of the sources", frozen, AT(v->listed));
+            "tg_model_trainable_variables(model, &n) instead, or leave it out of the sources",
+            frozen, AT(v->listed));
     else if (v->frozen.file)
         say(w, TG_CAUSE_NOT_WATCHED, v->frozen, NULL,
             "it is not trainable: its layer was frozen at %s:%d, so the tape does not watch it and it has no "
             "gradient (as in TF). Pass only trainable variables (tg_model_trainable_variables(model, &n)), or "
-            "unfreeze the layer if it is meant to be trained", AT(v->frozen));
+            "unfreeze the layer if it is meant to be trained",
+            AT(v->frozen));
     else
         say(w, TG_CAUSE_NOT_WATCHED, u ? u->loc : w->x->loc, NULL,
             "it is not trainable (trainable=false), so the tape does not watch it%s and it has no gradient (as in "
             "TF). Leave it out of the sources, make it trainable, or watch it with tg_watch(tape, var) before it is "
-            "read", u ? " when it was read" : "");
+            "read",
+            u ? " when it was read" : "");
 }
 
 static void watching_off(why *w, tg_loc read)
 {
     say(w, TG_CAUSE_NOT_WATCHED, read, NULL,
         "it was read at %s:%d, but the tape (begun at %s:%d) has watch_accessed_variables=false and was not asked "
-        "to watch it. Call tg_watch(tape, var) before the read", AT(read), AT(w->t->loc));
+        "to watch it. Call tg_watch(tape, var) before the read",
+        AT(read), AT(w->t->loc));
 }
 
 static void plain_tensor(why *w)
@@ -189,12 +196,14 @@ static void plain_tensor(why *w)
         if (o != w->t && tg__tape_lookup(o, w->x)) {
             say(w, TG_CAUSE_NOT_WATCHED, w->x->loc, NULL,
                 "it is watched by the tape begun at %s:%d, not by this one (begun at %s:%d). Ask the tape that "
-                "watches it, or tg_watch it on this one", AT(o->loc), AT(w->t->loc));
+                "watches it, or tg_watch it on this one",
+                AT(o->loc), AT(w->t->loc));
             return;
         }
     say(w, TG_CAUSE_NOT_WATCHED, w->x->loc, NULL,
         "it is a plain tensor, not a variable, and the tape (begun at %s:%d) was not asked to watch it. Call "
-        "tg_watch(tape, x) before using it, or make it a tg_variable", AT(w->t->loc));
+        "tg_watch(tape, x) before using it, or make it a tg_variable",
+        AT(w->t->loc));
 }
 
 /* ---- the first break on a path ---------------------------------------------------------- */
@@ -203,12 +212,14 @@ static void cut(why *w, const tg_node *nd)
     if (tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a) == TG_GRAD_STOP)
         say(w, TG_CAUSE_STOP_GRADIENT, nd->loc, tg__op_name(nd->op),
             "its path to the target is cut by tg_stop_gradient at %s:%d. Remove it, or keep it only on the paths "
-            "that must not be trained", AT(nd->loc));
+            "that must not be trained",
+            AT(nd->loc));
     else
         say(w, TG_CAUSE_NON_DIFFERENTIABLE, nd->loc, tg__op_name(nd->op),
             "its path to the target is cut by %s at %s:%d, which has no gradient (as in TF). Use a differentiable "
             "surrogate (for example softmax instead of argmax, a sigmoid instead of a comparison, a float cast "
-            "instead of an integer one), or keep it out of the loss", node_label(w, nd), AT(nd->loc));
+            "instead of an integer one), or keep it out of the loss",
+            node_label(w, nd), AT(nd->loc));
 }
 
 static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
@@ -221,8 +232,8 @@ static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
         say(w, TG_CAUSE_COPIED_OUT, e->loc, e->func,
             "the path stops at %s:%d: %s returns %s, not a recorded tensor (as Keras's %s gives NumPy values), so "
             "the tensor built from them%s is a constant to the tape. Call tg_model_call(model, x, .training = true) "
-            "inside the tape instead%s", AT(e->loc), e->func, predict ? "values" : "numbers",
-            predict ? "predict" : "evaluate", at,
+            "inside the tape instead%s",
+            AT(e->loc), e->func, predict ? "values" : "numbers", predict ? "predict" : "evaluate", at,
             predict ? "" : ", and compute the loss from its output with tg_model_compute_loss");
         return;
     }
@@ -233,7 +244,8 @@ static void copied_out(why *w, const tg_event *e, const tg_tensor *built)
     say(w, TG_CAUSE_COPIED_OUT, e->loc, e->func,
         "the path stops at %s:%d: %s copied %s out of the tape; the tensor built from those values%s is a constant "
         "to the tape. Values that leave tapegrad carry no gradient (TF's .numpy(), float(), np.* in a loss): keep "
-        "the computation in tapegrad ops from the source to the target", AT(e->loc), e->func, from, at);
+        "the computation in tapegrad ops from the source to the target",
+        AT(e->loc), e->func, from, at);
 }
 
 static void assigned(why *w, const tg_event *e)
@@ -242,7 +254,8 @@ static void assigned(why *w, const tg_event *e)
     say(w, TG_CAUSE_ASSIGNED, e->loc, e->func,
         "the value computed from it reaches the target only through %s at %s:%d into variable '%s', which has no "
         "gradient (an assign writes values; TF's has no gradient either). Use the computed tensor itself on the "
-        "way to the target, and assign it only for later steps", e->func, AT(e->loc), var);
+        "way to the target, and assign it only for later steps",
+        e->func, AT(e->loc), var);
 }
 
 static void computed_outside(why *w, const tg_tensor *z)
@@ -254,7 +267,8 @@ static void computed_outside(why *w, const tg_tensor *z)
         say(w, TG_CAUSE_OUTSIDE_TAPE, w->call, y->op ? tg__op_name(y->op) : NULL,
             "the target given to the gradient call at %s:%d was computed after the tape ended at %s:%d (its last op, "
             "%s at %s:%d), so the tape recorded nothing that leads to it. Compute the target inside the tape's "
-            "block, before tg_tape_end", AT(w->call), AT(w->t->end_loc), op_name(w, y), AT(y->loc));
+            "block, before tg_tape_end",
+            AT(w->call), AT(w->t->end_loc), op_name(w, y), AT(y->loc));
         return;
     }
     say(w, TG_CAUSE_OUTSIDE_TAPE, z->loc, z->op ? tg__op_name(z->op) : NULL,
@@ -272,15 +286,9 @@ static bool first_break(why *w)
         const tg_step *s = &g->path[i];
         w->brk = *s;
         switch (s->from.how) {
-        case TG_HOP_CUT:
-            cut(w, s->from.node);
-            return true;
-        case TG_HOP_LEFT:
-            copied_out(w, s->from.event, s->child);
-            return true;
-        case TG_HOP_ASSIGN:
-            assigned(w, s->from.event);
-            return true;
+        case TG_HOP_CUT: cut(w, s->from.node); return true;
+        case TG_HOP_LEFT: copied_out(w, s->from.event, s->child); return true;
+        case TG_HOP_ASSIGN: assigned(w, s->from.event); return true;
         case TG_HOP_READ:
             if (i == 0 && !tg__tape_lookup(w->t, s->child)) {
                 watching_off(w, s->child->loc);
@@ -292,7 +300,7 @@ static bool first_break(why *w)
                 computed_outside(w, s->child);
                 return true;
             }
-            if (i == 0) {   /* an op on the source ran unrecorded while the tape recorded */
+            if (i == 0) { /* an op on the source ran unrecorded while the tape recorded */
                 if (w->x->flags & TG_T_VARIABLE)
                     watching_off(w, s->child->loc);
                 else
@@ -300,7 +308,7 @@ static bool first_break(why *w)
                 return true;
             }
             break;
-        case TG_HOP_TAPE:   /* an input the tape does not know: a constant to it */
+        case TG_HOP_TAPE: /* an input the tape does not know: a constant to it */
             if (i == 0 && !tg__tape_lookup(w->t, w->x) && !(w->x->flags & TG_T_VARIABLE)) {
                 plain_tensor(w);
                 return true;
@@ -324,7 +332,7 @@ typedef struct rebuild {
 static bool event_from_source(why *w, const tg_event *e)
 {
     if (!e->t)
-        return (w->x->flags & TG_T_VARIABLE) != 0;   /* a model's values */
+        return (w->x->flags & TG_T_VARIABLE) != 0; /* a model's values */
     tg_graph g2;
     tg__graph_init(&g2, w->t, w->x);
     bool found = tg__find_path(&g2, e->t);
@@ -408,8 +416,8 @@ static bool recreated(why *w, const tg_tensor *const *anc, int n)
         say(w, TG_CAUSE_RECREATED, v->loc, NULL,
             "the tape read a new variable named '%s', made %s %s:%d, instead of this one: the code creates a new "
             "variable on every call. Create it once, outside the code that computes the loss (as a layer makes its "
-            "weights once, in build), and reuse it", v->var->name, line ? "at the same line" : "at",
-            AT(v->loc));
+            "weights once, in build), and reuse it",
+            v->var->name, line ? "at the same line" : "at", AT(v->loc));
         return true;
     }
     return false;
@@ -443,7 +451,8 @@ static bool made_of_constants(why *w, const tg_tensor *const *anc, int n, char *
     char from[96] = "";
     if (first)
         snprintf(from, sizeof from, " (the first made at %s:%d)", AT(first->loc));
-    snprintf(text, size, "The target (%s at %s:%d) depends on no variable and no watched tensor: it is computed "
+    snprintf(text, size,
+             "The target (%s at %s:%d) depends on no variable and no watched tensor: it is computed "
              "from constants only%s, for example from the labels alone (a loss that ignores y_pred) or a metric's "
              "running state. Compute the loss from the model's output (tg_model_call inside the tape).",
              op_name(w, y), AT(y->loc), from);
@@ -488,7 +497,7 @@ static const tg_tensor *bypassing_op(why *w, tg_graph *inputs, uint64_t after, c
 static bool dead_end(why *w, const char *constants, const tg_tensor *const *anc, int n)
 {
     const tg_tape *t = w->t;
-    tg_graph from, inputs;   /* the outputs computed from the source, and what they were computed from */
+    tg_graph from, inputs; /* the outputs computed from the source, and what they were computed from */
     tg__graph_init(&from, t, w->x);
     tg__graph_init(&inputs, t, w->x);
     const tg_node *last = NULL;
@@ -520,14 +529,22 @@ static bool dead_end(why *w, const char *constants, const tg_tensor *const *anc,
         return false;
     char on[200] = "";
     if (other)
-        snprintf(on, sizeof on, "; the target's path goes on at %s:%d (%s) with an input of that computation "
-                 "instead of its result", AT(other->loc), op_name(w, other));
+        snprintf(on, sizeof on,
+                 "; the target's path goes on at %s:%d (%s) with an input of that computation "
+                 "instead of its result",
+                 AT(other->loc), op_name(w, other));
     tg_loc where = other ? other->loc : *constants ? users_first_op(anc, n, last->out->t->stamp) : last->loc;
-    say(w, TG_CAUSE_UNCONNECTED, where, other ? tg__op_name(other->op) : *constants ? NULL : tg__op_name(last->op),
+    say(w, TG_CAUSE_UNCONNECTED, where,
+        other        ? tg__op_name(other->op)
+        : *constants ? NULL
+                     : tg__op_name(last->op),
         "nothing computed from it reaches the target. The last op computed from it is %s at %s:%d, and the target "
-        "never uses its result%s. %s%s", node_label(w, last), AT(last->loc), on,
-        *constants ? constants : "Use that result on the way to the target (was a layer's output overwritten, or "
-        "the wrong output returned?).", unconnected_zero);
+        "never uses its result%s. %s%s",
+        node_label(w, last), AT(last->loc), on,
+        *constants ? constants
+                   : "Use that result on the way to the target (was a layer's output overwritten, or "
+                     "the wrong output returned?).",
+        unconnected_zero);
     return true;
 }
 
@@ -543,7 +560,8 @@ static bool other_input(why *w, const tg_tensor *const *anc, int n)
         say(w, TG_CAUSE_UNCONNECTED, e ? e->loc : x->loc, NULL,
             "nothing was computed from it while the tape recorded; the target was computed from the tensor made at "
             "%s:%d, of the same shape, instead. Differentiate with respect to the tensor actually used (watch that "
-            "one).%s", AT(z->loc), unconnected_zero);
+            "one).%s",
+            AT(z->loc), unconnected_zero);
         return true;
     }
     return false;
@@ -563,8 +581,8 @@ static void not_read(why *w)
     else
         say(w, TG_CAUSE_NOT_READ, t->loc, NULL,
             "it was never read while the tape (begun at %s:%d) recorded: nothing on the way to the target uses it. "
-            "Call the layer or model that owns it inside the tape, on the way to the loss.%s", AT(t->loc),
-            unconnected_zero);
+            "Call the layer or model that owns it inside the tape, on the way to the loss.%s",
+            AT(t->loc), unconnected_zero);
 }
 
 /* No path from the target back to the source: a variable made anew, a dead end, a target
@@ -589,7 +607,7 @@ static void no_path(why *w)
     if (said)
         return;
     if (*constants) {
-        constants[0] = 't';   /* "The target ..." follows "variable 'w': " */
+        constants[0] = 't'; /* "The target ..." follows "variable 'w': " */
         say(w, TG_CAUSE_UNCONNECTED, loss, w->y->op ? tg__op_name(w->y->op) : NULL, "%s%s", constants,
             unconnected_zero);
     } else if (variable) {
@@ -656,10 +674,17 @@ static bool cancels(tg_tape *t, tg_node *nd)
 {
     tg_tensor *dx[8] = {0};
     if (nd->n > 8 || nd->n_out > 1 || tg__grad_kind(nd->op, (const tg_tensor *const *)nd->in, &nd->a) != TG_GRAD_RULE)
-        return false;   /* (a rule with several outputs is not re-run here) */
+        return false; /* (a rule with several outputs is not re-run here) */
     tg_tensor *out = nd->out->t, *dy = nd->out->grad;
-    tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = out, .dy = dy, .a = &nd->a, .n_out = 1,
-                     .outs = &out, .dys = &dy};
+    tg_grad_ctx g = {.loc = nd->loc,
+                     .in = nd->in,
+                     .n = nd->n,
+                     .out = out,
+                     .dy = dy,
+                     .a = &nd->a,
+                     .n_out = 1,
+                     .outs = &out,
+                     .dys = &dy};
     if (!tg__rule_gradients(&g, nd->op, dx))
         return false;
     for (int i = 0; i < nd->n; i++)
@@ -684,8 +709,9 @@ static const char *saturation_hint(const tg_node *nd)
     case TG_OP_MINIMUM: return "the other operand wins everywhere";
     case TG_OP_SQUARE:
     case TG_OP_MUL:
-    case TG_OP_POW: return "the value it multiplies by is zero everywhere (for example a difference between a "
-                           "value and a sample or copy of itself)";
+    case TG_OP_POW:
+        return "the value it multiplies by is zero everywhere (for example a difference between a "
+               "value and a sample or copy of itself)";
     case TG_OP_SOFTMAX:
     case TG_OP_LOG_SOFTMAX:
     case TG_OP_SOFTMAX_XENT: return "it normalises over an axis of size 1";
@@ -714,11 +740,13 @@ static void explain_zero(why *w)
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),
                 "its gradient exists but is identically zero: the contributions of its paths cancel at %s (%s:%d), "
                 "where they add up to zero (a value minus itself, or two terms that offset each other). The target "
-                "does not vary with it", node_label(w, v), AT(v->loc));
+                "does not vary with it",
+                node_label(w, v), AT(v->loc));
         else if (v)
             say(w, TG_CAUSE_ZERO_GRADIENT, v->loc, tg__op_name(v->op),
                 "its gradient exists but is identically zero: it vanishes at %s (%s:%d), where %s. The target does "
-                "not vary with it here", node_label(w, v), AT(v->loc), saturation_hint(v));
+                "not vary with it here",
+                node_label(w, v), AT(v->loc), saturation_hint(v));
         else
             say(w, TG_CAUSE_ZERO_GRADIENT, w->y->loc, NULL,
                 "its gradient exists but is identically zero: the target does not vary with it here");
@@ -746,7 +774,8 @@ static void explain_present(why *w, tg_entry **xe, int nx)
             say(w, TG_CAUSE_STALE_READ, v->last_assign, NULL,
                 "it was assigned at %s:%d after the tape read it at %s:%d: the gradient is computed at the value "
                 "the tape recorded (as TF does), not at the variable's current value. Record a new tape after "
-                "updating the variable", AT(v->last_assign), AT(e->loc));
+                "updating the variable",
+                AT(v->last_assign), AT(e->loc));
             return;
         }
     }
@@ -847,8 +876,7 @@ int tg_explain_at(tg_loc loc, tg_tape *h, const tg_tensor *y, const tg_tensor *x
         return tg__failf(loc, "tg_explain: `out` is NULL");
     *out = (tg_diagnosis){0};
     tg_tape *t = tg__tape_get(loc, "tg_explain", h);
-    if (!t || !tg__check_input(loc, "tg_explain", y, "target") ||
-        !tg__check_input(loc, "tg_explain", x, "source"))
+    if (!t || !tg__check_input(loc, "tg_explain", y, "target") || !tg__check_input(loc, "tg_explain", x, "source"))
         return -1;
     tg__explain(t, y, x, t->grad_loc, out, NULL);
     return 0;

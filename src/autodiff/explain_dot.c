@@ -19,7 +19,7 @@ typedef struct picture {
     int n;
     const tg_step *brk;
     const tg_diagnosis *d;
-    bool connected;             /* drawing the tensors between the source and the target */
+    bool connected; /* drawing the tensors between the source and the target */
 } picture;
 
 static const char *base(const char *file)
@@ -143,7 +143,7 @@ static int write_picture(picture *p, const tg_tensor *y)
     /* the link the diagnosis chose by time order is drawn; other such links are not */
     p->g->weak = p->brk && p->brk->from.how == TG_HOP_LEFT && p->brk->from.weak;
     p->g->only_weak = p->g->weak ? p->brk->child : NULL;
-    tg_graph all;   /* the target's ancestors, to draw from */
+    tg_graph all; /* the target's ancestors, to draw from */
     tg__graph_init(&all, p->g->t, p->g->x);
     all.weak = p->g->weak;
     all.only_weak = p->g->only_weak;

@@ -4,11 +4,11 @@
  * gradient computation is itself recorded and can be differentiated again. */
 #include <stdatomic.h>
 
-#include "tapegrad/distributed.h"   /* .allreduce */
+#include "tapegrad/distributed.h" /* .allreduce */
 #include "tapegrad/ops.h"
 #include "tape_impl.h"
 
-static atomic_bool persistent_inside_warned;   /* once per process, whichever thread comes first */
+static atomic_bool persistent_inside_warned; /* once per process, whichever thread comes first */
 
 /* Marks every entry that lies on a path from a requested source forward. */
 static void mark_needed(tg_tape *t, uint32_t serial)
@@ -46,7 +46,8 @@ static bool saved_alive(tg_loc loc, const tg_node *nd)
     for (int i = 0; i < nd->n && alive; i++)
         alive = nd->in[i]->state == TG_HEADER_ALIVE && nd->in[i]->gen == nd->in_gen[i];
     if (!alive)
-        tg__fail(loc, "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
+        tg__fail(loc,
+                 "tg_gradient: a tensor that %s (recorded at %s:%d) saved for backward was freed when its "
                  "scope ended; compute gradients before ending the scopes of the recorded computation",
                  tg__op_name(nd->op), nd->loc.file, nd->loc.line);
     return alive;
@@ -114,7 +115,7 @@ static bool backward_node(tg_node *nd, uint32_t serial)
     if (nd->n > 8 && !(dx = tg__arena_alloc(tg__ctx()->scope, sizeof(tg_tensor *) * (size_t)nd->n)))
         return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
     memset(dx, 0, sizeof(tg_tensor *) * (size_t)nd->n);
-    uint64_t errors = tg__error_count();   /* a rule's op that failed is no "no gradient" */
+    uint64_t errors = tg__error_count(); /* a rule's op that failed is no "no gradient" */
     if (kind == TG_GRAD_ZERO) {
         for (int i = 0; i < nd->n; i++)
             dx[i] = tg_zeros_like_at(nd->loc, nd->in[i]);
@@ -125,14 +126,21 @@ static bool backward_node(tg_node *nd, uint32_t serial)
             return tg__fail(nd->loc, "out of memory in backward of %s", def->name);
         if (!output_gradients(nd, serial, outs, dys))
             return false;
-        tg_grad_ctx g = {.loc = nd->loc, .in = nd->in, .n = nd->n, .out = outs[0], .dy = dys[0], .a = &nd->a,
-                         .n_out = nd->n_out, .outs = outs, .dys = dys};
-        for (int i = 0; i < nd->n && i < 32; i++)   /* inputs whose gradient would be dropped */
+        tg_grad_ctx g = {.loc = nd->loc,
+                         .in = nd->in,
+                         .n = nd->n,
+                         .out = outs[0],
+                         .dy = dys[0],
+                         .a = &nd->a,
+                         .n_out = nd->n_out,
+                         .outs = outs,
+                         .dys = dys};
+        for (int i = 0; i < nd->n && i < 32; i++) /* inputs whose gradient would be dropped */
             if (!nd->in_entry[i] || nd->in_entry[i]->needed_serial != serial)
                 g.skip |= 1u << i;
         tg_context *ctx = tg__ctx();
         bool outer = ctx->in_backward;
-        ctx->in_backward = true;   /* numerics checks look at the gradients it gives, below */
+        ctx->in_backward = true; /* numerics checks look at the gradients it gives, below */
         bool ok = tg__rule_gradients(&g, nd->op, dx);
         ctx->in_backward = outer;
         if (!ok)
@@ -147,8 +155,10 @@ static bool backward_node(tg_node *nd, uint32_t serial)
         if (!tg__same_shape(dx[i], nd->in[i])) {
             char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
             tg_shape sa = tg__shape(dx[i]), sb = tg__shape(nd->in[i]);
-            return tg__fail(nd->loc, "internal error: the backward rule of %s gave a gradient of shape %s for input %d "
-                            "of shape %s", def->name, tg__shape_str(&sa, a, sizeof a), i, tg__shape_str(&sb, b, sizeof b));
+            return tg__fail(nd->loc,
+                            "internal error: the backward rule of %s gave a gradient of shape %s for input %d "
+                            "of shape %s",
+                            def->name, tg__shape_str(&sa, a, sizeof a), i, tg__shape_str(&sb, b, sizeof b));
         }
         if ((tg__ctx()->check & TG_CHECK_NUMERICS) &&
             !tg__numerics_gradient(nd->op, nd->loc, nd->layer, (const tg_tensor *const *)nd->in, nd->n, i, dx[i],
@@ -163,7 +173,8 @@ static bool backward_node(tg_node *nd, uint32_t serial)
 static void warn_stale_read(tg_loc loc, const tg_entry *e)
 {
     tg_var *v = e->var->var;
-    tg__warn(loc, "variable '%s' was assigned at %s:%d after the tape read it at %s:%d; the gradient is computed at "
+    tg__warn(loc,
+             "variable '%s' was assigned at %s:%d after the tape read it at %s:%d; the gradient is computed at "
              "the value the tape recorded (as TF does), not at the variable's current value",
              v->name, v->last_assign.file ? v->last_assign.file : "?", v->last_assign.line, e->loc.file, e->loc.line);
 }
@@ -185,7 +196,8 @@ static bool collect(tg_loc loc, tg_tape *t, const tg_tensor *x, uint32_t serial,
             continue;
         if (e->var_version != x->var->version) {
             if (tg__ctx()->check & TG_CHECK_STRICT)
-                return tg__fail(loc, "tg_gradient: variable '%s' was assigned at %s:%d after the tape read it at "
+                return tg__fail(loc,
+                                "tg_gradient: variable '%s' was assigned at %s:%d after the tape read it at "
                                 "%s:%d (an error in strict mode; TF would return the gradient at the recorded value)",
                                 x->var->name, x->var->last_assign.file ? x->var->last_assign.file : "?",
                                 x->var->last_assign.line, e->loc.file, e->loc.line);
@@ -245,7 +257,7 @@ static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
                           tg_tensor *const *sources, int ns, tg_tensor **out)
 {
     uint32_t serial = ++t->grad_serial;
-    size_t n_nodes = t->n_nodes;   /* a persistent tape may record the backward ops too */
+    size_t n_nodes = t->n_nodes; /* a persistent tape may record the backward ops too */
     for (int i = 0; i < ns; i++)
         mark_source(t, sources[i], serial);
     mark_needed(t, serial);
@@ -273,8 +285,10 @@ static bool check_target(tg_loc loc, const tg_tensor *y)
     if (!tg__check_input(loc, "tg_gradient", y, "target"))
         return false;
     if (!tg_dtype_is_float(y->dtype))
-        tg__warn(loc, "The dtype of the target tensor must be floating (e.g. tf.float32) when calling "
-                 "GradientTape.gradient, got %s: it has no gradient", tg_dtype_name(y->dtype));
+        tg__warn(loc,
+                 "The dtype of the target tensor must be floating (e.g. tf.float32) when calling "
+                 "GradientTape.gradient, got %s: it has no gradient",
+                 tg_dtype_name(y->dtype));
     return true;
 }
 
@@ -287,15 +301,18 @@ static tg_tape *begin_use(tg_loc loc, tg_tape *h, const char *func)
     t->grad_loc = loc;
     if (t->used) {
         t->refused_loc = loc;
-        tg__fail(loc, "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
+        tg__fail(loc,
+                 "%s: A non-persistent GradientTape can only be used to compute one set of gradients (or "
                  "jacobians); the tape begun at %s:%d was already used. Begin it with "
-                 "tg_tape_begin(.persistent = true) to take several gradients", func, t->loc.file, t->loc.line);
+                 "tg_tape_begin(.persistent = true) to take several gradients",
+                 func, t->loc.file, t->loc.line);
         return NULL;
     }
     if (t->active && !t->persistent)
         tg__tape_deactivate(t, loc);
     if (t->active && t->persistent && !t->paused && !atomic_exchange(&persistent_inside_warned, true)) {
-        tg__warn(loc, "Calling GradientTape.gradient on a persistent tape inside its context is significantly less "
+        tg__warn(loc,
+                 "Calling GradientTape.gradient on a persistent tape inside its context is significantly less "
                  "efficient than calling it outside the context (it causes the gradient ops to be recorded on the "
                  "tape, leading to increased CPU and memory usage). Only call GradientTape.gradient inside the "
                  "context if you actually want to trace the gradient in order to compute higher order derivatives.");
@@ -347,8 +364,10 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
             tg_shape ys = tg__shape(y), ss = tg__shape(s);
             if (!tg__shape_eq(&ys, &ss) || s->dtype != y->dtype) {
                 char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
-                return tg__failf(loc, "tg_gradient: output_gradients[%d] has shape %s and dtype %s; its target has "
-                                 "shape %s and dtype %s", i, tg__shape_str(&ss, a, sizeof a), tg_dtype_name(s->dtype),
+                return tg__failf(loc,
+                                 "tg_gradient: output_gradients[%d] has shape %s and dtype %s; its target has "
+                                 "shape %s and dtype %s",
+                                 i, tg__shape_str(&ss, a, sizeof a), tg_dtype_name(s->dtype),
                                  tg__shape_str(&ys, b, sizeof b), tg_dtype_name(y->dtype));
             }
         }
@@ -361,13 +380,15 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
         return -1;
     for (int i = 0; i < o.n_sources; i++)
         if (!tg_dtype_is_float(o.sources[i]->dtype))
-            tg__warn(loc, "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
-                     "GradientTape.gradient, got %s: source %d gets no gradient", tg_dtype_name(o.sources[i]->dtype), i);
+            tg__warn(loc,
+                     "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
+                     "GradientTape.gradient, got %s: source %d gets no gradient",
+                     tg_dtype_name(o.sources[i]->dtype), i);
     bool ok = tg__backward(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out);
     end_use(loc, t);
     if (!ok) {
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
-        if (o.allreduce)   /* the other ranks wait for this one: it joins as failed, keeping its error */
+        if (o.allreduce) /* the other ranks wait for this one: it joins as failed, keeping its error */
             tg_allreduce_gradients_at(loc, NULL, o.n_sources, (tg_allreduce_opts){.samples = -1, .failed = true});
         return -1;
     }
@@ -377,9 +398,8 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
     tg__remember_missing(loc, t, &o);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
     tg_clear_error();
-    if (o.allreduce &&
-        tg_allreduce_gradients_at(loc, o.out, o.n_sources,
-                                  (tg_allreduce_opts){.samples = o.samples > 0 ? o.samples : -1}) != 0) {
+    if (o.allreduce && tg_allreduce_gradients_at(loc, o.out, o.n_sources,
+                                                 (tg_allreduce_opts){.samples = o.samples > 0 ? o.samples : -1}) != 0) {
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
         return -1;
     }
@@ -393,9 +413,12 @@ tg_tensor *tg_gradient_at(tg_loc loc, tg_tape *t, const tg_tensor *target, const
         return tg__null_arg(loc, "tg_gradient", "target");
     if (!source)
         return tg__null_arg(loc, "tg_gradient", "source");
-    tg_gradients_at(loc, t, (tg_gradient_opts){.targets = (tg_tensor *const[]){(tg_tensor *)target}, .n_targets = 1,
-                                               .sources = (tg_tensor *const[]){(tg_tensor *)source}, .n_sources = 1,
-                                               .out = &out});
+    tg_gradients_at(loc, t,
+                    (tg_gradient_opts){.targets = (tg_tensor *const[]){(tg_tensor *)target},
+                                       .n_targets = 1,
+                                       .sources = (tg_tensor *const[]){(tg_tensor *)source},
+                                       .n_sources = 1,
+                                       .out = &out});
     return out;
 }
 
@@ -429,7 +452,7 @@ static tg_tensor *jacobian_rows(tg_loc loc, const char *func, tg_tape *h, const 
     for (int64_t i = 0; ok && i < m; i++) {
         tg_tensor *seed = unit_seed(loc, y, i, batched);
         ok = seed && tg__backward(loc, t, (tg_tensor *const[]){(tg_tensor *)y}, &seed, 1,
-                              (tg_tensor *const[]){(tg_tensor *)x}, 1, &rows[i]);
+                                  (tg_tensor *const[]){(tg_tensor *)x}, 1, &rows[i]);
         any |= ok && rows[i];
     }
     end_use(loc, t);
@@ -464,7 +487,8 @@ tg_tensor *tg_jacobian_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_t
 
 tg_tensor *tg_batch_jacobian_at(tg_loc loc, tg_tape *t, const tg_tensor *y, const tg_tensor *x, tg_jacobian_opts o)
 {
-    if (!tg__check_input(loc, "tg_batch_jacobian", y, "target") || !tg__check_input(loc, "tg_batch_jacobian", x, "source"))
+    if (!tg__check_input(loc, "tg_batch_jacobian", y, "target") ||
+        !tg__check_input(loc, "tg_batch_jacobian", x, "source"))
         return NULL;
     char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
     tg_shape ys = tg__shape(y), xs = tg__shape(x);

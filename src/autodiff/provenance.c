@@ -93,10 +93,7 @@ static bool is_cut(const tg_node *nd)
 }
 
 /* Did the tape record at the moment z was made? */
-static bool made_while_recording(const tg_tape *t, const tg_tensor *z)
-{
-    return tg__tape_recorded_at(t, z->stamp);
-}
+static bool made_while_recording(const tg_tape *t, const tg_tensor *z) { return tg__tape_recorded_at(t, z->stamp); }
 
 static bool event_parents(tg_graph *g, const tg_tensor *z, tg_parent_fn fn, void *user)
 {
@@ -108,7 +105,7 @@ static bool event_parents(tg_graph *g, const tg_tensor *z, tg_parent_fn fn, void
         return false;
     for (uint64_t k = 0; k < ctx->n_events && k < TG_EVENTS_MAX; k++) {
         const tg_event *e = &ctx->events[(ctx->n_events - 1 - k) % TG_EVENTS_MAX];
-        if (!variable && e->stamp >= z->stamp && e->stamp != z->built_from)   /* tg_predict links after */
+        if (!variable && e->stamp >= z->stamp && e->stamp != z->built_from) /* tg_predict links after */
             continue;
         tg_parent p = {.t = e->t, .event = e};
         if (variable) {
@@ -142,11 +139,11 @@ bool tg__each_parent(tg_graph *g, const tg_tensor *z, tg_parent_fn fn, void *use
                 return true;
         return false;
     }
-    if (e && e->var)   /* a watched read */
+    if (e && e->var) /* a watched read */
         return tg__alive(e->var, e->var_gen) && fn(g, z, &(tg_parent){.t = e->var, .how = TG_HOP_READ}, user);
     if (e)
-        return false;   /* a watched tensor */
-    if ((z->flags & TG_T_SNAPSHOT) && z->var && z->var->handle)   /* an unwatched read */
+        return false;                                           /* a watched tensor */
+    if ((z->flags & TG_T_SNAPSHOT) && z->var && z->var->handle) /* an unwatched read */
         return fn(g, z, &(tg_parent){.t = z->var->handle, .how = TG_HOP_READ}, user);
     for (int i = 0; i < 2; i++) {
         tg_parent p = {.t = z->src[i], .how = TG_HOP_UNRECORDED};
@@ -168,7 +165,7 @@ static bool visit_parent(tg_graph *g, const tg_tensor *z, const tg_parent *p, vo
 {
     bool *found = user;
     bool behind = is_source(g, p) || (p->t && search(g, p->t));
-    if (behind && !*found && !g->exhaustive) {   /* the path is pushed as the search unwinds */
+    if (behind && !*found && !g->exhaustive) { /* the path is pushed as the search unwinds */
         if (g->n_path < TG_PATH_MAX)
             g->path[g->n_path++] = (tg_step){.child = z, .from = *p};
         else
@@ -183,14 +180,14 @@ static bool search(tg_graph *g, const tg_tensor *z)
     uint8_t *s = state_of(g, z);
     if (!s || *s == SEARCHING || *s == NOT_BEHIND || g->depth >= TG_PATH_MAX)
         return false;
-    if (*s == BEHIND)   /* known already (an exhaustive search); no second path is pushed */
+    if (*s == BEHIND) /* known already (an exhaustive search); no second path is pushed */
         return g->exhaustive;
     *s = SEARCHING;
     g->depth++;
     bool found = false;
     tg__each_parent(g, z, visit_parent, &found);
     g->depth--;
-    if ((s = state_of(g, z)))   /* the table may have grown meanwhile */
+    if ((s = state_of(g, z))) /* the table may have grown meanwhile */
         *s = found ? BEHIND : NOT_BEHIND;
     return found;
 }
@@ -203,10 +200,7 @@ bool tg__find_path(tg_graph *g, const tg_tensor *y)
     return search(g, y);
 }
 
-bool tg__behind(const tg_graph *g, const tg_tensor *z)
-{
-    return z == g->x || peek(g, z) == BEHIND;
-}
+bool tg__behind(const tg_graph *g, const tg_tensor *z) { return z == g->x || peek(g, z) == BEHIND; }
 
 bool tg__mark(tg_graph *g, const tg_tensor *z)
 {

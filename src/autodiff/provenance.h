@@ -12,20 +12,20 @@
 #include "tape_impl.h"
 
 typedef enum tg_hop {
-    TG_HOP_TAPE,          /* an input of a recorded, differentiable op */
-    TG_HOP_CUT,           /* an input of a recorded op with no gradient (or stop_gradient) */
-    TG_HOP_UNRECORDED,    /* an input of an op no tape recorded */
-    TG_HOP_READ,          /* a recorded read of a variable, to the variable */
-    TG_HOP_ASSIGN,        /* a variable, to a computed value assigned into it */
-    TG_HOP_LEFT,          /* a tensor built from C values, to values that left tapegrad */
+    TG_HOP_TAPE,       /* an input of a recorded, differentiable op */
+    TG_HOP_CUT,        /* an input of a recorded op with no gradient (or stop_gradient) */
+    TG_HOP_UNRECORDED, /* an input of an op no tape recorded */
+    TG_HOP_READ,       /* a recorded read of a variable, to the variable */
+    TG_HOP_ASSIGN,     /* a variable, to a computed value assigned into it */
+    TG_HOP_LEFT,       /* a tensor built from C values, to values that left tapegrad */
 } tg_hop;
 
 typedef struct tg_parent {
-    const tg_tensor *t;         /* NULL: the values of a model's variables (tg_predict) */
+    const tg_tensor *t; /* NULL: the values of a model's variables (tg_predict) */
     tg_hop how;
-    const tg_node *node;        /* TAPE/CUT: the node that recorded the child */
-    const tg_event *event;      /* ASSIGN/LEFT */
-    bool weak;                  /* LEFT linked by time order only, not by memory or value */
+    const tg_node *node;   /* TAPE/CUT: the node that recorded the child */
+    const tg_event *event; /* ASSIGN/LEFT */
+    bool weak;             /* LEFT linked by time order only, not by memory or value */
 } tg_parent;
 
 /* One hop of a path: `child` came from `from`. */
@@ -46,7 +46,7 @@ typedef struct tg_graph {
     const tg_tensor **keys;
     uint8_t *state;
     size_t cap, count;
-    tg_step path[TG_PATH_MAX];  /* x's side first, the target last */
+    tg_step path[TG_PATH_MAX]; /* x's side first, the target last */
     int n_path;
     int depth;
     bool truncated;

@@ -35,7 +35,7 @@ enum { SLOT_BITS = 20, CHUNK_BITS = 10, TAG_BITS = 4, TAG = 8 };
  * until its struct has been reused 2^40 times. */
 #define GEN_MASK ((uintptr_t)-1 >> (SLOT_BITS + TAG_BITS))
 static _Atomic(tg_tape **) slot_chunks[1u << (SLOT_BITS - CHUNK_BITS)];
-static uint32_t n_slots;   /* under pool_lock */
+static uint32_t n_slots; /* under pool_lock */
 
 /* Gives a new struct its slot (under pool_lock); false when the table is full. */
 static bool assign_slot(tg_tape *t)
@@ -99,14 +99,14 @@ static tg_tape *tape_struct(void)
         return t;
     }
     pthread_once(&exit_once, make_exit_key);
-    pthread_setspecific(exit_key, &free_tapes);   /* this thread keeps tapes from now on */
+    pthread_setspecific(exit_key, &free_tapes); /* this thread keeps tapes from now on */
     pthread_mutex_lock(&pool_lock);
     if ((t = pool_tapes))
         pool_tapes = t->next_free;
     pthread_mutex_unlock(&pool_lock);
     if (t)
         return t;
-    if (!(t = calloc(1, sizeof *t)))   /* zeroed: no buffers to keep (tg_tape_begin) */
+    if (!(t = calloc(1, sizeof *t))) /* zeroed: no buffers to keep (tg_tape_begin) */
         return NULL;
     pthread_mutex_lock(&pool_lock);
     bool ok = assign_slot(t);
@@ -221,8 +221,10 @@ tg_tape *tg__tape_get(tg_loc loc, const char *func, const tg_tape *handle)
         return tg__null_arg(loc, func, "tape");
     tg_tape *t = struct_of(handle);
     if (!t)
-        return tg__fail(loc, "%s: the tape was already freed with tg_tape_free (or is not a tape): begin a new "
-                        "one with tg_tape_begin", func);
+        return tg__fail(loc,
+                        "%s: the tape was already freed with tg_tape_free (or is not a tape): begin a new "
+                        "one with tg_tape_begin",
+                        func);
     return t;
 }
 
@@ -247,15 +249,28 @@ tg_tape *tg_tape_begin_at(tg_loc loc, tg_tape_opts o)
     tg_tape *t = tape_struct();
     if (!t)
         return tg__fail(loc, "tg_tape_begin: out of memory");
-    tg_tape kept = *t;   /* the empty buffers a freed tape left in its struct (tg__tape_clear) */
-    *t = (tg_tape){.magic = TG_TAPE_ALIVE, .loc = loc, .persistent = o.persistent,
-                   .watch_accessed = o.watch_accessed_variables, .active = true,
-                   .begin_stamp = ++ctx->clock, .next_live = live_tapes,
-                   .chunks = kept.chunks, .map = kept.map, .map_cap = kept.map_cap,
-                   .nodes = kept.nodes, .cap_nodes = kept.cap_nodes, .reads = kept.reads,
-                   .cap_reads = kept.cap_reads, .watched = kept.watched, .watched_gen = kept.watched_gen,
-                   .cap_watched = kept.cap_watched, .unwatched = kept.unwatched,
-                   .cap_unwatched = kept.cap_unwatched, .slot = kept.slot, .gen = kept.gen};
+    tg_tape kept = *t; /* the empty buffers a freed tape left in its struct (tg__tape_clear) */
+    *t = (tg_tape){.magic = TG_TAPE_ALIVE,
+                   .loc = loc,
+                   .persistent = o.persistent,
+                   .watch_accessed = o.watch_accessed_variables,
+                   .active = true,
+                   .begin_stamp = ++ctx->clock,
+                   .next_live = live_tapes,
+                   .chunks = kept.chunks,
+                   .map = kept.map,
+                   .map_cap = kept.map_cap,
+                   .nodes = kept.nodes,
+                   .cap_nodes = kept.cap_nodes,
+                   .reads = kept.reads,
+                   .cap_reads = kept.cap_reads,
+                   .watched = kept.watched,
+                   .watched_gen = kept.watched_gen,
+                   .cap_watched = kept.cap_watched,
+                   .unwatched = kept.unwatched,
+                   .cap_unwatched = kept.cap_unwatched,
+                   .slot = kept.slot,
+                   .gen = kept.gen};
     if (live_tapes)
         live_tapes->prev_live = t;
     live_tapes = t;
@@ -289,13 +304,15 @@ int tg_tape_end_at(tg_loc loc, tg_tape *h)
     if (!t)
         return -1;
     if (!t->active)
-        return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is not recording (already ended?)",
-                         t->loc.file, t->loc.line);
+        return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is not recording (already ended?)", t->loc.file,
+                         t->loc.line);
     tg_context *ctx = tg__ctx();
     tg_tape *inner = ctx->active[ctx->n_active - 1];
     if (inner != t)
-        return tg__failf(loc, "tg_tape_end: the tape begun at %s:%d is still recording inside this one; "
-                         "end the inner tape first", inner->loc.file, inner->loc.line);
+        return tg__failf(loc,
+                         "tg_tape_end: the tape begun at %s:%d is still recording inside this one; "
+                         "end the inner tape first",
+                         inner->loc.file, inner->loc.line);
     tg__tape_deactivate(t, loc);
     return 0;
 }
@@ -303,13 +320,13 @@ int tg_tape_end_at(tg_loc loc, tg_tape *h)
 /* Frees an array of more than KEEP_SLOTS entries; a kept one is emptied by its count. */
 enum { KEEP_SLOTS = 1 << 16 };
 #define KEEP_CHUNK ((size_t)1 << 20)
-#define DROP_IF_BIG(arr, cap)                                                                      \
-    do {                                                                                           \
-        if ((cap) > KEEP_SLOTS) {                                                                  \
-            free(arr);                                                                             \
-            (arr) = NULL;                                                                          \
-            (cap) = 0;                                                                             \
-        }                                                                                          \
+#define DROP_IF_BIG(arr, cap)     \
+    do {                          \
+        if ((cap) > KEEP_SLOTS) { \
+            free(arr);            \
+            (arr) = NULL;         \
+            (cap) = 0;            \
+        }                         \
     } while (0)
 
 /* Forgets every node and entry but keeps the newest chunk and the arrays (up to a bound)
@@ -367,14 +384,14 @@ void tg_tape_free_at(tg_loc loc, tg_tape *h)
         return;
     tg_tape *t = tg__tape_get(loc, "tg_tape_free", h);
     if (!t)
-        return;   /* a stale handle: the struct may be another live tape's now */
+        return; /* a stale handle: the struct may be another live tape's now */
     if (t->active)
         tg__tape_deactivate(t, t->loc);
     release_reads(t);
     tg__tape_clear(t);
     free(t->pauses);
     t->magic = TG_TAPE_DEAD;
-    t->gen++;   /* every handle to this tape is stale from here on */
+    t->gen++; /* every handle to this tape is stale from here on */
     if (t->prev_live)
         t->prev_live->next_live = t->next_live;
     else
@@ -431,10 +448,10 @@ int tg_tape_reset_at(tg_loc loc, tg_tape *h)
         return -1;
     tg__tape_clear(t);
     t->used = false;
-    t->begin_stamp = ++tg__ctx()->clock;   /* what came before the reset is forgotten */
+    t->begin_stamp = ++tg__ctx()->clock; /* what came before the reset is forgotten */
     t->reset_loc = loc;
     t->n_pauses = 0;
-    if (t->paused)   /* still inside stop_recording: the pause goes on (its slot exists) */
+    if (t->paused) /* still inside stop_recording: the pause goes on (its slot exists) */
         t->pauses[t->n_pauses++] = (tg_pause){.from = t->begin_stamp, .to = UINT64_MAX, .loc = loc};
     return 0;
 }
@@ -530,7 +547,7 @@ static int connects(tg_tape *t, const tg_tensor *x, tg_loc loc)
 {
     if (x->flags & TG_T_VARIABLE) {
         if (t->watch_accessed && x->var->trainable && !is_watched_var(t, x) && !watch_var(t, (tg_tensor *)x))
-            return -1;   /* out of memory: not "unwatched", which would drop the gradient silently */
+            return -1; /* out of memory: not "unwatched", which would drop the gradient silently */
         if (is_watched_var(t, x))
             return 1;
         note_unwatched_read(t, x, loc);
@@ -580,8 +597,15 @@ static bool record_on(tg_tape *t, const tg_call *c, tg_tensor *const *ins)
     tg_entry **outs = c->n_out == 1 ? &node->out : tape_alloc(t, sizeof(tg_entry *) * (size_t)c->n_out);
     if (!outs)
         return false;
-    *node = (tg_node){.op = c->op, .n = n, .in = in, .in_gen = gen, .in_entry = ie, .a = *c->a, .loc = c->loc,
-                      .n_out = c->n_out, .outs = outs};
+    *node = (tg_node){.op = c->op,
+                      .n = n,
+                      .in = in,
+                      .in_gen = gen,
+                      .in_entry = ie,
+                      .a = *c->a,
+                      .loc = c->loc,
+                      .n_out = c->n_out,
+                      .outs = outs};
     node->layer = layer_copy(t, tg__ctx()->layer);
     for (int k = 0; k < c->n_out; k++)
         if (!(outs[k] = add_entry(t, c->outs[k], node, c->loc)))
@@ -609,7 +633,7 @@ bool tg__tape_record(const tg_call *c)
         }
         any |= t->pending;
     }
-    if (!any) {   /* unrecorded while a tape records */
+    if (!any) { /* unrecorded while a tape records */
         for (int k = 0; k < c->n_out; k++)
             tg__keep_inputs(c->outs[k], c->in, c->n);
         return true;
@@ -624,7 +648,7 @@ bool tg__tape_record(const tg_call *c)
         ins[i] = (tg_tensor *)c->in[i];
         if (ins[i]->flags & TG_T_VARIABLE) {
             if (i && c->in[i] == c->in[i - 1])
-                ins[i] = ins[i - 1];   /* tg_mul(v, v): one read */
+                ins[i] = ins[i - 1]; /* tg_mul(v, v): one read */
             else if (!(ins[i] = tg__variable_snapshot(c->loc, ins[i])))
                 return false;
         }
@@ -632,8 +656,8 @@ bool tg__tape_record(const tg_call *c)
     for (int k = 0; k < ctx->n_active; k++) {
         tg_tape *t = ctx->active[k];
         if (t->pending && !record_on(t, c, ins))
-            return tg__fail(c->loc, "out of memory while recording %s on the tape begun at %s:%d",
-                            tg__op_name(c->op), t->loc.file, t->loc.line);
+            return tg__fail(c->loc, "out of memory while recording %s on the tape begun at %s:%d", tg__op_name(c->op),
+                            t->loc.file, t->loc.line);
     }
     return true;
 }

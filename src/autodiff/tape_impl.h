@@ -15,29 +15,29 @@ typedef struct tg_node tg_node;
 typedef struct tg_entry {
     tg_tensor *t;
     uint32_t gen;
-    tg_node *node;              /* producer on this tape; NULL for a leaf */
-    tg_tensor *var;             /* variable reads: the variable's handle ... */
-    uint32_t var_gen;           /* ... its generation ... */
-    uint64_t var_version;       /* ... and its version when read */
-    tg_loc loc;                 /* where the leaf was watched or the variable read */
-    tg_tensor *grad;            /* accumulated during gradient call `grad_serial` */
+    tg_node *node;        /* producer on this tape; NULL for a leaf */
+    tg_tensor *var;       /* variable reads: the variable's handle ... */
+    uint32_t var_gen;     /* ... its generation ... */
+    uint64_t var_version; /* ... and its version when read */
+    tg_loc loc;           /* where the leaf was watched or the variable read */
+    tg_tensor *grad;      /* accumulated during gradient call `grad_serial` */
     uint32_t grad_serial;
-    uint32_t needed_serial;     /* lies on a path to a requested source */
-    uint8_t reach;              /* diagnosis scratch: the target reaches it through gradients */
+    uint32_t needed_serial; /* lies on a path to a requested source */
+    uint8_t reach;          /* diagnosis scratch: the target reaches it through gradients */
 } tg_entry;
 
 struct tg_node {
     tg_op_kind op;
     int n;
-    tg_tensor **in;             /* recorded inputs (variable reads are snapshots) */
+    tg_tensor **in; /* recorded inputs (variable reads are snapshots) */
     uint32_t *in_gen;
-    tg_entry **in_entry;        /* NULL for inputs this tape does not know */
-    tg_entry *out;              /* outs[0] */
+    tg_entry **in_entry; /* NULL for inputs this tape does not know */
+    tg_entry *out;       /* outs[0] */
     int n_out;
-    tg_entry **outs;            /* one per output (&out when there is one) */
+    tg_entry **outs; /* one per output (&out when there is one) */
     tg_attrs a;
     tg_loc loc;
-    const char *layer;          /* the layer it ran in (a copy), or NULL */
+    const char *layer; /* the layer it ran in (a copy), or NULL */
 };
 
 typedef struct tape_chunk tape_chunk;
@@ -57,37 +57,37 @@ typedef struct tg_unwatched_read {
 
 struct tg_tape {
     uint32_t magic;
-    uint32_t slot;              /* in the handle table, for the struct's life */
-    uint64_t gen;               /* bumped by each free: a handle holds the value it was made with */
+    uint32_t slot; /* in the handle table, for the struct's life */
+    uint64_t gen;  /* bumped by each free: a handle holds the value it was made with */
     tg_loc loc;
     bool persistent, watch_accessed;
-    bool active;                /* between tg_tape_begin and tg_tape_end */
-    bool paused;                /* inside stop_recording */
-    bool used;                  /* a non-persistent tape that has given its gradients */
-    bool pending;               /* scratch: this op connects to the tape */
+    bool active;  /* between tg_tape_begin and tg_tape_end */
+    bool paused;  /* inside stop_recording */
+    bool used;    /* a non-persistent tape that has given its gradients */
+    bool pending; /* scratch: this op connects to the tape */
     tape_chunk *chunks;
-    tg_entry **map;             /* open addressing on (header, gen) */
+    tg_entry **map; /* open addressing on (header, gen) */
     size_t map_cap, map_count;
     tg_node **nodes;
     size_t n_nodes, cap_nodes;
-    tg_entry **reads;           /* variable reads, in order */
+    tg_entry **reads; /* variable reads, in order */
     size_t n_reads, cap_reads;
-    tg_tensor **watched;        /* watched variables, in order first watched */
+    tg_tensor **watched; /* watched variables, in order first watched */
     uint32_t *watched_gen;
     size_t n_watched, cap_watched;
     uint32_t grad_serial;
     /* history, for the diagnosis */
-    uint64_t begin_stamp, end_stamp;   /* end_stamp 0 while recording */
+    uint64_t begin_stamp, end_stamp; /* end_stamp 0 while recording */
     tg_loc end_loc, used_loc, reset_loc;
-    tg_loc grad_loc;                   /* the last gradient call */
-    tg_loc refused_loc;                /* a gradient call refused because the tape was used */
+    tg_loc grad_loc;    /* the last gradient call */
+    tg_loc refused_loc; /* a gradient call refused because the tape was used */
     tg_pause *pauses;
     size_t n_pauses, cap_pauses;
-    const char *layer_seen, *layer_copy;   /* the last layer an op ran in, and its name on the tape */
+    const char *layer_seen, *layer_copy; /* the last layer an op ran in, and its name on the tape */
     tg_unwatched_read *unwatched;
     size_t n_unwatched, cap_unwatched;
     tg_tape *next_free;
-    tg_tape *next_live, *prev_live;    /* the thread's live tapes */
+    tg_tape *next_live, *prev_live; /* the thread's live tapes */
 };
 
 enum { TG_TAPE_ALIVE = 0x7A9E11, TG_TAPE_DEAD = 0x7A9EDD };

@@ -26,10 +26,24 @@ tg_model *spec_build(const model_spec *spec, tg_shape input_shape, int64_t class
 tg_shape spec_input_shape(const model_spec *spec, tg_shape row_shape);
 
 /* ---- model files: what tapegrad fit writes beside the weights ---------------------------- */
-#define MAX_CLASSES 100000   /* as many as a layer may have units (spec.c) */
+#define MAX_CLASSES 100000 /* as many as a layer may have units (spec.c) */
 enum {
-    KEY_MODEL, KEY_SHAPE, KEY_CLASSES, KEY_SEED, KEY_EPOCH, KEY_DATA, KEY_DATA_PATH, KEY_LABEL, KEY_LOSS,
-    KEY_OPTIMIZER, KEY_LR, KEY_BATCH, KEY_SPLIT, KEY_HISTORY, KEY_PLOT, N_KEYS
+    KEY_MODEL,
+    KEY_SHAPE,
+    KEY_CLASSES,
+    KEY_SEED,
+    KEY_EPOCH,
+    KEY_DATA,
+    KEY_DATA_PATH,
+    KEY_LABEL,
+    KEY_LOSS,
+    KEY_OPTIMIZER,
+    KEY_LR,
+    KEY_BATCH,
+    KEY_SPLIT,
+    KEY_HISTORY,
+    KEY_PLOT,
+    N_KEYS
 };
 /* Each key and the values it can have, read only through the library's validator
  * (tg_safetensors_read_metadata); the metadata fuzz target reads files with it too. */
@@ -37,7 +51,7 @@ extern const tg_meta_key cli_saved_keys[N_KEYS];
 
 /* ---- data: "fashion-mnist", "csv:FILE", "npy:X.npy,Y.npy", "idx:IMAGES,LABELS" ----------- */
 typedef struct data_source {
-    tg_dataset *train, *test;   /* test may be NULL */
+    tg_dataset *train, *test; /* test may be NULL */
     char name[64];
 } data_source;
 /* Loads a data source; label names the CSV label column. Returns an exit code, having
@@ -50,8 +64,8 @@ void data_free(data_source *d);
 typedef struct cli_history {
     int n_keys, n_epochs;
     char keys[HISTORY_MAX_KEYS][40];
-    int *epoch;                 /* the true epoch numbers, 1-based, increasing */
-    double *v;                  /* n_epochs rows of n_keys values */
+    int *epoch; /* the true epoch numbers, 1-based, increasing */
+    double *v;  /* n_epochs rows of n_keys values */
 } cli_history;
 /* The epochs of a fit that began after epoch `initial_epoch`. Returns an exit code. */
 int history_from_fit(const tg_history *h, int initial_epoch, cli_history *out);

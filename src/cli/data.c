@@ -30,7 +30,7 @@ static int load_pair(const char *what, const char *xpath, const char *ypath, boo
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = idx ? tg_read_idx(xpath) : tg_read_npy(xpath, .dtype = TG_F32);
     tg_tensor *y = idx ? tg_read_idx(ypath, .dtype = TG_I32) : tg_read_npy(ypath);
-    if (x && idx)   /* images of bytes: scale to [0, 1] as Fashion-MNIST is */
+    if (x && idx) /* images of bytes: scale to [0, 1] as Fashion-MNIST is */
         x = tg_mul(x, tg_scalar(1.0 / 255.0));
     if (y && !idx && tg_dtype_of(y) != TG_I32 && tg_dtype_of(y) != TG_I64)
         y = tg_cast(y, TG_F32);
@@ -46,7 +46,7 @@ static bool parse_label(const char *label, long *index, bool *by_index)
 {
     if (!*label) {
         fprintf(stderr, "tapegrad: --label is empty: give the label column's name, or its index (0 for the first, "
-                "-1 for the last)\n");
+                        "-1 for the last)\n");
         return false;
     }
     char *end;
@@ -54,8 +54,10 @@ static bool parse_label(const char *label, long *index, bool *by_index)
     *index = strtol(label, &end, 10);
     *by_index = *end == 0;
     if (*by_index && (errno == ERANGE || *index <= INT_MIN || *index > INT_MAX)) {
-        fprintf(stderr, "tapegrad: --label %s is out of range: give a column index from 0 (the first) or -1 (the "
-                "last), or the column's name\n", label);
+        fprintf(stderr,
+                "tapegrad: --label %s is out of range: give a column index from 0 (the first) or -1 (the "
+                "last), or the column's name\n",
+                label);
         return false;
     }
     return true;
@@ -92,8 +94,10 @@ int data_load(const char *spec, const char *label, data_source *out)
         return load_pair("npy", a, b, false, out);
     if (strncmp(spec, "idx:", 4) == 0 && two_paths(spec + 4, a, b, sizeof a))
         return load_pair("idx", a, b, true, out);
-    fprintf(stderr, "tapegrad: unknown --data '%s': use fashion-mnist, csv:FILE (with --label), "
-            "npy:X.npy,Y.npy or idx:IMAGES,LABELS\n", spec);
+    fprintf(stderr,
+            "tapegrad: unknown --data '%s': use fashion-mnist, csv:FILE (with --label), "
+            "npy:X.npy,Y.npy or idx:IMAGES,LABELS\n",
+            spec);
     return EXIT_USAGE;
 }
 

@@ -17,16 +17,15 @@
 
 #include "cli.h"
 
-static const char *const usage_main =
-    "usage: tapegrad COMMAND [OPTIONS]\n"
-    "\n"
-    "commands:\n"
-    "  fit        train a model and save it, its history and a plot\n"
-    "  evaluate   loss and accuracy of a saved model on labelled data\n"
-    "  predict    classes and probabilities of a saved model for new inputs\n"
-    "  summary    the layers and parameter counts of a saved model\n"
-    "\n"
-    "tapegrad COMMAND --help shows a command's options.\n";
+static const char *const usage_main = "usage: tapegrad COMMAND [OPTIONS]\n"
+                                      "\n"
+                                      "commands:\n"
+                                      "  fit        train a model and save it, its history and a plot\n"
+                                      "  evaluate   loss and accuracy of a saved model on labelled data\n"
+                                      "  predict    classes and probabilities of a saved model for new inputs\n"
+                                      "  summary    the layers and parameter counts of a saved model\n"
+                                      "\n"
+                                      "tapegrad COMMAND --help shows a command's options.\n";
 
 static const char *const usage_fit =
     "usage: tapegrad fit [OPTIONS]\n"
@@ -98,10 +97,10 @@ int cli_library_error(void)
 static const struct {
     const char *name, *takes;
 } option_ranges[] = {
-    {"epochs", "a whole number from 1 to 100000"},     {"batch-size", "a whole number from 1 to 16777216"},
-    {"learning-rate", "a number from 1e-12 to 10"},    {"validation-split", "a number from 0 to 0.99"},
-    {"seed", "a whole number from 0 to 2147483647"},   {"threads", "a whole number from 1 to 1024"},
-    {"limit", "a whole number, 0 for all rows"},      {"classes", "a whole number from 2 to 100000"},
+    {"epochs", "a whole number from 1 to 100000"},   {"batch-size", "a whole number from 1 to 16777216"},
+    {"learning-rate", "a number from 1e-12 to 10"},  {"validation-split", "a number from 0 to 0.99"},
+    {"seed", "a whole number from 0 to 2147483647"}, {"threads", "a whole number from 1 to 1024"},
+    {"limit", "a whole number, 0 for all rows"},     {"classes", "a whole number from 2 to 100000"},
 };
 
 static int bad_value(const char *usage, const char *option, const char *value)
@@ -166,19 +165,18 @@ typedef struct saved_model {
     tg_safetensors *st;
     const char *path;
     model_spec spec;
-    const char *spec_text, *data;   /* inside st */
-    const char *data_path;          /* the data with absolute paths, or NULL */
-    const char *label, *optimizer;  /* NULL when not stored */
-    const char *history, *plot;     /* NULL when not stored */
+    const char *spec_text, *data;  /* inside st */
+    const char *data_path;         /* the data with absolute paths, or NULL */
+    const char *label, *optimizer; /* NULL when not stored */
+    const char *history, *plot;    /* NULL when not stored */
     tg_loss_kind loss;
     tg_shape input_shape;
-    int64_t classes;                /* the model's outputs: 1 for a regression */
+    int64_t classes; /* the model's outputs: 1 for a regression */
     uint64_t seed;
     int epoch;
-    double lr, validation_split;    /* lr 0: not stored; validation_split -1: not stored */
-    long batch_size;                /* 0: not stored */
+    double lr, validation_split; /* lr 0: not stored; validation_split -1: not stored */
+    long batch_size;             /* 0: not stored */
 } saved_model;
-
 
 /* The losses the command trains with. */
 static bool loss_is_regression(tg_loss_kind k) { return k == TG_LOSS_MSE || k == TG_LOSS_MAE || k == TG_LOSS_HUBER; }
@@ -229,7 +227,7 @@ static int read_saved(const char *path, saved_model *out)
     out->batch_size = v[KEY_BATCH].present ? (long)v[KEY_BATCH].i : 0;
     out->validation_split = -1;
     out->loss = v[KEY_LOSS].present ? tg_loss_kind_from_name(v[KEY_LOSS].text)
-                                    : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;   /* files before the key */
+                                    : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY; /* files before the key */
     const char *key = NULL, *why = NULL;
     if (!loss_supported(out->loss))
         key = "loss", why = "a loss tapegrad fit trains with";
@@ -265,13 +263,14 @@ static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss, bool d
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
 static tg_model *load_model(const saved_model *sm, tg_optimizer *opt, bool distribute)
 {
-    tg_model *m = spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
+    tg_model *m =
+        spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
     if (!m) {
         tg_optimizer_free(opt);
         return NULL;
     }
     if (opt && compile_for(m, opt, sm->loss, distribute) != 0) {
-        tg_optimizer_free(opt);   /* a failed compile leaves it with its owner */
+        tg_optimizer_free(opt); /* a failed compile leaves it with its owner */
         tg_model_free(m);
         return NULL;
     }
@@ -304,10 +303,10 @@ static char *fit_metadata(const setup *u)
     snprintf(lr, sizeof lr, "%.17g", u->lr);
     snprintf(batch, sizeof batch, "%ld", u->batch_size);
     snprintf(split, sizeof split, "%.17g", u->validation_split);
-    const char *keys[14] = {"model", "input_shape", "classes", "seed", "data", "loss", "optimizer", "learning_rate",
-                            "batch_size", "validation_split"};
-    const char *values[14] = {u->spec_text, shape, n_classes, n_seed, u->data, tg_loss_name(u->loss), u->optimizer,
-                              lr, batch, split};
+    const char *keys[14] = {"model", "input_shape", "classes",       "seed",       "data",
+                            "loss",  "optimizer",   "learning_rate", "batch_size", "validation_split"};
+    const char *values[14] = {u->spec_text,          shape,        n_classes, n_seed, u->data,
+                              tg_loss_name(u->loss), u->optimizer, lr,        batch,  split};
     int n = 10;
     if (u->data_path)
         keys[n] = "data_path", values[n++] = u->data_path;
@@ -366,11 +365,13 @@ static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kin
         free(v);
         return -1;
     }
-    int64_t lo = 0, hi = 0, fraction = -1;   /* rows of the smallest and largest labels, of a non-whole one */
+    int64_t lo = 0, hi = 0, fraction = -1; /* rows of the smallest and largest labels, of a non-whole one */
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(v[i])) {
-            fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
-                    "or finite values for a regression\n", source, (long long)i + 1, v[i]);
+            fprintf(stderr,
+                    "tapegrad: %s: the label of row %lld is %g: labels must be class numbers 0, 1, 2, ... "
+                    "or finite values for a regression\n",
+                    source, (long long)i + 1, v[i]);
             free(v);
             return -1;
         }
@@ -389,19 +390,27 @@ static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kin
         if (min >= 0 && max <= 1)
             out = 1;
         else
-            fprintf(stderr, "tapegrad: %s: the labels run from %g to %g (row %lld): binary_crossentropy takes labels "
-                    "from 0 to 1\n", source, min, max, (long long)(min < 0 ? lo : hi) + 1);
+            fprintf(stderr,
+                    "tapegrad: %s: the labels run from %g to %g (row %lld): binary_crossentropy takes labels "
+                    "from 0 to 1\n",
+                    source, min, max, (long long)(min < 0 ? lo : hi) + 1);
     } else if (fraction >= 0) {
-        fprintf(stderr, "tapegrad: %s: the label of row %lld is %g: %s takes class numbers 0, 1, 2, ...; give "
-                "--loss mse for a regression\n", source, (long long)fraction + 1, v[fraction],
+        fprintf(stderr,
+                "tapegrad: %s: the label of row %lld is %g: %s takes class numbers 0, 1, 2, ...; give "
+                "--loss mse for a regression\n",
+                source, (long long)fraction + 1, v[fraction],
                 classes ? "--classes" : "sparse_categorical_crossentropy");
     } else if (min < 0) {
-        fprintf(stderr, "tapegrad: %s: the labels run from %g to %g: the label of row %lld is %g, and class numbers "
-                "start at 0. Give --loss mse for a regression\n", source, min, max, (long long)lo + 1, min);
-    } else if (!classes && min > 1) {   /* diabetes' targets 25..346 were "347 classes" */
-        fprintf(stderr, "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): "
+        fprintf(stderr,
+                "tapegrad: %s: the labels run from %g to %g: the label of row %lld is %g, and class numbers "
+                "start at 0. Give --loss mse for a regression\n",
+                source, min, max, (long long)lo + 1, min);
+    } else if (!classes && min > 1) { /* diabetes' targets 25..346 were "347 classes" */
+        fprintf(stderr,
+                "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): "
                 "class numbers start at 0 (or 1), so these look like values. Give --loss mse for a regression, or "
-                "--classes K when the labels are K classes\n", source, min, max, (long long)lo + 1, min);
+                "--classes K when the labels are K classes\n",
+                source, min, max, (long long)lo + 1, min);
     } else if (classes) {
         if (max < (double)classes)
             out = classes;
@@ -409,13 +418,17 @@ static int64_t infer_outputs(const tg_tensor *y, const char *source, tg_loss_kin
             fprintf(stderr, "tapegrad: %s: the labels run from %g to %g (row %lld): --classes %lld takes 0 to %lld\n",
                     source, min, max, (long long)hi + 1, (long long)classes, (long long)classes - 1);
     } else if (max == 0) {
-        fprintf(stderr, "tapegrad: %s: every label is 0: a classifier needs at least two classes (give --loss mse "
-                "for a regression)\n", source);
+        fprintf(stderr,
+                "tapegrad: %s: every label is 0: a classifier needs at least two classes (give --loss mse "
+                "for a regression)\n",
+                source);
     } else if (max + 1 > (double)n || max + 1 > MAX_INFERRED_CLASSES) {
-        fprintf(stderr, "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): as "
+        fprintf(stderr,
+                "tapegrad: %s: the labels are whole numbers from %g to %g (the label of row %lld is %g): as "
                 "classes 0..K-1 that is %.0f classes for %lld rows (at most %s). Give --loss mse for a regression, "
-                "or --classes K when the labels are K classes\n", source, min, max, (long long)hi + 1, max, max + 1,
-                (long long)n, max + 1 > MAX_INFERRED_CLASSES ? "65536" : "one per row");
+                "or --classes K when the labels are K classes\n",
+                source, min, max, (long long)hi + 1, max, max + 1, (long long)n,
+                max + 1 > MAX_INFERRED_CLASSES ? "65536" : "one per row");
     } else {
         out = (int64_t)max + 1;
     }
@@ -494,7 +507,7 @@ typedef struct fit_args {
     long epochs, batch_size, seed, threads, classes;
     double lr, validation_split;
     bool quiet, profile;
-    bool given[128];   /* by option letter: what the command line set (a resume keeps the rest) */
+    bool given[128]; /* by option letter: what the command line set (a resume keeps the rest) */
 } fit_args;
 
 /* Whether getopt's value for a file or name option is usable: an empty one (--save "")
@@ -503,16 +516,25 @@ static bool non_empty(const char *value) { return value && *value; }
 
 static int parse_fit(int argc, char **argv, fit_args *a)
 {
-    *a = (fit_args){.data = "fashion-mnist", .model = "mlp:500", .optimizer = "adam", .history = "history.csv",
-                    .plot = "history.svg", .epochs = 5, .batch_size = 32, .seed = 42};
+    *a = (fit_args){.data = "fashion-mnist",
+                    .model = "mlp:500",
+                    .optimizer = "adam",
+                    .history = "history.csv",
+                    .plot = "history.svg",
+                    .epochs = 5,
+                    .batch_size = 32,
+                    .seed = 42};
     static const struct option opts[] = {
-        {"data", 1, 0, 'd'},    {"label", 1, 0, 'l'},      {"model", 1, 0, 'm'},
-        {"epochs", 1, 0, 'e'},  {"batch-size", 1, 0, 'b'}, {"optimizer", 1, 0, 'o'},
-        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'}, {"seed", 1, 0, 's'},
-        {"threads", 1, 0, 't'}, {"save", 1, 0, 'S'},       {"resume", 1, 0, 'R'},
-        {"history", 1, 0, 'H'}, {"plot", 1, 0, 'P'},       {"quiet", 0, 0, 'q'},
-        {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},       {"loss", 1, 0, 'L'},
-        {"classes", 1, 0, 'k'}, {0, 0, 0, 0},
+        {"data", 1, 0, 'd'},          {"label", 1, 0, 'l'},
+        {"model", 1, 0, 'm'},         {"epochs", 1, 0, 'e'},
+        {"batch-size", 1, 0, 'b'},    {"optimizer", 1, 0, 'o'},
+        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'},
+        {"seed", 1, 0, 's'},          {"threads", 1, 0, 't'},
+        {"save", 1, 0, 'S'},          {"resume", 1, 0, 'R'},
+        {"history", 1, 0, 'H'},       {"plot", 1, 0, 'P'},
+        {"quiet", 0, 0, 'q'},         {"profile", 0, 0, 'p'},
+        {"help", 0, 0, 'h'},          {"loss", 1, 0, 'L'},
+        {"classes", 1, 0, 'k'},       {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -521,7 +543,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         bool ok = true;
         switch (c) {
         case 'd': ok = non_empty(a->data = optarg); break;
-        case 'l': a->label = optarg; break;   /* checked with the data (data.c) */
+        case 'l': a->label = optarg; break; /* checked with the data (data.c) */
         case 'm': ok = non_empty(a->model = optarg); break;
         case 'e': ok = parse_long(optarg, 1, 100000, &a->epochs); break;
         case 'b': ok = parse_long(optarg, 1, 1 << 24, &a->batch_size); break;
@@ -553,22 +575,25 @@ static int parse_fit(int argc, char **argv, fit_args *a)
     if (a->loss) {
         tg_loss_kind k = tg_loss_kind_from_name(a->loss);
         if (k == TG_LOSS_CATEGORICAL_CROSSENTROPY)
-            return usage_error(usage_fit, "--loss %s takes one-hot labels; the command's labels are class numbers: "
-                               "use sparse_categorical_crossentropy", a->loss);
+            return usage_error(usage_fit,
+                               "--loss %s takes one-hot labels; the command's labels are class numbers: "
+                               "use sparse_categorical_crossentropy",
+                               a->loss);
         if (!loss_supported(k))
-            return usage_error(usage_fit, "unknown --loss '%s': use mse, mae, huber, sparse_categorical_crossentropy "
-                               "or binary_crossentropy", a->loss);
+            return usage_error(usage_fit,
+                               "unknown --loss '%s': use mse, mae, huber, sparse_categorical_crossentropy "
+                               "or binary_crossentropy",
+                               a->loss);
         if (a->classes && k != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
             return usage_error(usage_fit, "--classes goes with class numbers: --loss %s has one output", a->loss);
     }
-    if (!a->save)   /* a resumed fit goes on writing the file it came from */
+    if (!a->save) /* a resumed fit goes on writing the file it came from */
         a->save = a->resume ? a->resume : "model.safetensors";
     return EXIT_OK;
 }
 
 /* MAE, RMSE and R2 of the model's predictions for (x, y): what a regression reports. */
-static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch, double *mae, double *rmse,
-                             double *r2)
+static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch, double *mae, double *rmse, double *r2)
 {
     tg_tensor *p = tg_predict(m, x, .batch_size = batch);
     int64_t n = tg_size(y);
@@ -609,8 +634,7 @@ static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, lo
     }
     int rc = regression_scores(m, x, y, batch, &mae, &rmse, &r2);
     if (rc == EXIT_OK)
-        printf("%sloss: %.6g - mae: %.6g - rmse: %.6g - r2: %.4f\n", prefix, tg_logs_get(&logs, "loss"), mae, rmse,
-               r2);
+        printf("%sloss: %.6g - mae: %.6g - rmse: %.6g - r2: %.4f\n", prefix, tg_logs_get(&logs, "loss"), mae, rmse, r2);
     return rc;
 }
 
@@ -728,7 +752,7 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
                 prior->spec_text);
     if (a->given['d']) {
         note_override("data", a->data, prior->data);
-    } else {   /* stored as given; read from where it is found */
+    } else { /* stored as given; read from where it is found */
         a->data = prior->data;
         *load = locate_data(prior, data_buf, data_size);
     }
@@ -772,7 +796,7 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
     } else {
         a->seed = (long)prior->seed;
     }
-    if (!a->given['H'] && prior->history)   /* the files that go on */
+    if (!a->given['H'] && prior->history) /* the files that go on */
         a->history = prior->history;
     if (!a->given['P'] && prior->plot)
         a->plot = prior->plot;
@@ -791,7 +815,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     const saved_model prior = *prior_in;
     int rc = EXIT_OK;
     char data_buf[2 * PATH_MAX + 8], abs_buf[2 * PATH_MAX + 8];
-    const char *load = a.data;   /* where the data is read from */
+    const char *load = a.data; /* where the data is read from */
     if (a.resume && (rc = resume_setup(&a, &prior, &load, data_buf, sizeof data_buf)) != EXIT_OK)
         return rc;
     load = a.given['d'] || !a.resume ? a.data : load;
@@ -841,32 +865,40 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     uint64_t seed = (uint64_t)a.seed;
     saved_model sm = prior;
     sm.loss = loss;
-    bool distributed = tg_distributed_size() > 1;   /* started by mpirun: one model over the ranks */
+    bool distributed = tg_distributed_size() > 1; /* started by mpirun: one model over the ranks */
     m = a.resume ? load_model(&sm, opt, distributed)
                  : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
-    opt = a.resume ? NULL : opt;   /* the resumed model owns it */
+    opt = a.resume ? NULL : opt; /* the resumed model owns it */
     if (!m || (!a.resume && compile_for(m, opt, loss, distributed) != 0)) {
-        tg_optimizer_free(opt);   /* still ours: a failed compile does not take it */
+        tg_optimizer_free(opt); /* still ours: a failed compile does not take it */
         opt = NULL;
         rc = cli_library_error();
         goto done;
     }
     opt = NULL;
-    setup u = {.spec_text = spec_text, .data = a.data, .label = a.label, .optimizer = a.optimizer,
-               .history = a.history, .plot = a.plot,
-               .input_shape = in, .classes = classes, .seed = seed, .loss = loss,
-               .lr = tg_optimizer_current_lr(tg_model_optimizer(m)), .validation_split = a.validation_split,
+    setup u = {.spec_text = spec_text,
+               .data = a.data,
+               .label = a.label,
+               .optimizer = a.optimizer,
+               .history = a.history,
+               .plot = a.plot,
+               .input_shape = in,
+               .classes = classes,
+               .seed = seed,
+               .loss = loss,
+               .lr = tg_optimizer_current_lr(tg_model_optimizer(m)),
+               .validation_split = a.validation_split,
                .batch_size = a.batch_size};
     u.data_path = source_absolute(load, abs_buf, sizeof abs_buf) ? abs_buf : NULL;
     char *meta = fit_metadata(&u);
     ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
     free(meta);
-    if (!ckpt) {   /* never train without saving what --save asks for */
+    if (!ckpt) { /* never train without saving what --save asks for */
         rc = cli_library_error();
         goto done;
     }
     bool regression = loss_is_regression(loss);
-    bool writer = tg_distributed_rank() == 0;   /* rank 0 prints and writes for the job */
+    bool writer = tg_distributed_rank() == 0; /* rank 0 prints and writes for the job */
     a.quiet = a.quiet || !writer;
     if (!a.quiet) {
         if (regression)
@@ -896,7 +928,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         rc = cli_library_error();
         goto done;
     }
-    if (!writer)   /* the same model and history as rank 0's, which writes them */
+    if (!writer) /* the same model and history as rank 0's, which writes them */
         goto done;
     if ((rc = history_from_fit(h, a.resume ? prior.epoch : 0, &hist)) != EXIT_OK)
         goto done;
@@ -926,8 +958,8 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
 /* ---- evaluate, predict, summary ------------------------------------------------------------ */
 static int cmd_evaluate(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", 1, 0, 'd'}, {"label", 1, 0, 'l'}, {"batch-size", 1, 0, 'b'},
-                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"data", 1, 0, 'd'}, {"label", 1, 0, 'l'}, {"batch-size", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *label = NULL;
     long batch = 500;
     optind = 1;
@@ -1017,8 +1049,10 @@ static bool rows_fit(const tg_tensor *x, tg_shape want, const char *path)
         tg_shape row = {.rank = s.rank > 1 ? s.rank - 1 : s.rank};
         memcpy(row.dims, s.dims + (s.rank > 1), sizeof(int64_t) * (size_t)row.rank);
         format_shape(&row, b, sizeof b);
-        fprintf(stderr, "tapegrad: the model expects examples of shape (%s), %lld values each; %s has %s of shape "
-                "(%s)\n", a, (long long)need, path, s.rank > 1 ? "rows" : "one row", b);
+        fprintf(stderr,
+                "tapegrad: the model expects examples of shape (%s), %lld values each; %s has %s of shape "
+                "(%s)\n",
+                a, (long long)need, path, s.rank > 1 ? "rows" : "one row", b);
     }
     return false;
 }
@@ -1066,7 +1100,7 @@ static int cmd_predict(int argc, char **argv)
         double *v = malloc(sizeof(double) * (size_t)(rows * k + 1));
         tg_copy_out_f64(p, v, rows * k);
         for (int64_t r = 0; r < rows && (limit == 0 || r < limit); r++) {
-            if (loss_is_regression(sm.loss)) {   /* one value per row */
+            if (loss_is_regression(sm.loss)) { /* one value per row */
                 printf("%lld: %.6g\n", (long long)r, v[r]);
                 continue;
             }

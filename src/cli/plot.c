@@ -129,8 +129,10 @@ void history_prepend_csv(cli_history *h, const char *path)
         n_old++;
     }
     if (!same)
-        fprintf(stderr, "tapegrad: note: %s has other columns than this fit logs: it now holds only the epochs from "
-                "%d\n", path, first);
+        fprintf(stderr,
+                "tapegrad: note: %s has other columns than this fit logs: it now holds only the epochs from "
+                "%d\n",
+                path, first);
     int n = h->n_epochs + n_old;
     int *e2 = n_old ? malloc(sizeof(int) * (size_t)n) : NULL;
     double *v2 = n_old ? malloc(sizeof(double) * (size_t)(n * h->n_keys + 1)) : NULL;
@@ -173,18 +175,18 @@ int history_write_csv(const cli_history *h, const char *path)
     return mem_save(&m, path);
 }
 
-#define W 460          /* one panel */
-#define H 340
-#define LEFT 62
-#define RIGHT 16
-#define TOP 40
+#define W      460 /* one panel */
+#define H      340
+#define LEFT   62
+#define RIGHT  16
+#define TOP    40
 #define BOTTOM 50
 
 typedef struct panel {
-    double x0;         /* the panel's left edge in the figure */
-    double lo, hi;     /* the y range */
-    int epochs;        /* points */
-    const int *epoch;  /* their epoch numbers */
+    double x0;        /* the panel's left edge in the figure */
+    double lo, hi;    /* the y range */
+    int epochs;       /* points */
+    const int *epoch; /* their epoch numbers */
 } panel;
 
 static double px(const panel *p, double epoch)
@@ -244,29 +246,33 @@ static void draw_panel(FILE *f, const cli_history *h, double x0, const char *tit
     double left = x0 + LEFT, right = x0 + W - RIGHT, bottom = H - BOTTOM;
     fprintf(f, "<text x='%.0f' y='24' font-size='16' font-weight='bold' text-anchor='middle'>%s</text>\n",
             x0 + (LEFT + W - RIGHT) / 2.0, title);
-    fprintf(f, "<rect x='%.0f' y='%d' width='%.0f' height='%d' fill='none' stroke='#333'/>\n", left, TOP,
-            right - left, H - TOP - BOTTOM);
-    for (int i = 0; i <= 4; i++) {   /* y ticks and grid */
+    fprintf(f, "<rect x='%.0f' y='%d' width='%.0f' height='%d' fill='none' stroke='#333'/>\n", left, TOP, right - left,
+            H - TOP - BOTTOM);
+    for (int i = 0; i <= 4; i++) { /* y ticks and grid */
         double v = p.lo + (p.hi - p.lo) * i / 4.0, y = py(&p, v);
         fprintf(f, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='#ddd'/>\n", left, y, right, y);
         fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n", left - 6, y + 4, v);
     }
     int step = n > 10 ? (n + 9) / 10 : 1;
-    for (int e = 0; e < n; e += step)   /* x ticks */
+    for (int e = 0; e < n; e += step) /* x ticks */
         fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%d</text>\n", px(&p, h->epoch[e]),
                 bottom + 16, h->epoch[e]);
     fprintf(f, "<text x='%.0f' y='%d' font-size='13' text-anchor='middle'>epoch</text>\n", (left + right) / 2, H - 12);
-    fprintf(f, "<text x='%.0f' y='%.0f' font-size='13' text-anchor='middle' transform='rotate(-90 %.0f %.0f)'>%s</text>\n",
+    fprintf(f,
+            "<text x='%.0f' y='%.0f' font-size='13' text-anchor='middle' transform='rotate(-90 %.0f %.0f)'>%s</text>\n",
             x0 + 16, (TOP + bottom) / 2.0, x0 + 16, (TOP + bottom) / 2.0, key);
     series(f, &p, train, "#1f77b4", false);
     series(f, &p, val, "#ff7f0e", true);
-    double lx = right - 120, ly = TOP + 14;   /* legend */
+    double lx = right - 120, ly = TOP + 14; /* legend */
     fprintf(f, "<rect x='%.0f' y='%.0f' width='112' height='%d' fill='white' stroke='#999'/>\n", lx - 6, ly - 12,
             val ? 40 : 22);
-    fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#1f77b4' stroke-width='2'/>"
-            "<text x='%.0f' y='%.0f' font-size='12'>training</text>\n", lx, ly - 4, lx + 24, ly - 4, lx + 30, ly);
+    fprintf(f,
+            "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#1f77b4' stroke-width='2'/>"
+            "<text x='%.0f' y='%.0f' font-size='12'>training</text>\n",
+            lx, ly - 4, lx + 24, ly - 4, lx + 30, ly);
     if (val)
-        fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#ff7f0e' stroke-width='2' "
+        fprintf(f,
+                "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#ff7f0e' stroke-width='2' "
                 "stroke-dasharray='6,4'/><text x='%.0f' y='%.0f' font-size='12'>validation</text>\n",
                 lx, ly + 14, lx + 24, ly + 14, lx + 30, ly + 18);
     free(train);
@@ -280,9 +286,11 @@ int history_write_svg(const cli_history *h, const char *path, const char *title,
     if (!mem_open(&m))
         return EXIT_DATA;
     FILE *f = m.f;
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
+    fprintf(f,
+            "<?xml version='1.0' encoding='UTF-8'?>\n"
             "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif'>\n"
-            "<rect width='100%%' height='100%%' fill='white'/>\n<title>%s</title>\n", 2 * W, H, title);
+            "<rect width='100%%' height='100%%' fill='white'/>\n<title>%s</title>\n",
+            2 * W, H, title);
     draw_panel(f, h, 0, "Loss", "loss");
     draw_panel(f, h, W, metric_title, metric);
     fprintf(f, "</svg>\n");

@@ -22,7 +22,7 @@
 
 #include "dist_impl.h"
 
-#define MPI_LIBRARY "libmpi.so.40"
+#define MPI_LIBRARY  "libmpi.so.40"
 #define INSTALL_HINT "install Open MPI (Debian, Ubuntu: apt-get install openmpi-bin libopenmpi-dev)"
 
 typedef void *mpi_handle;
@@ -31,7 +31,7 @@ enum { MPI_OK = 0, THREAD_FUNNELED = 1, PROCESSOR_NAME_MAX = 256, ERROR_STRING_M
 
 static struct {
     pthread_mutex_t mu;
-    bool tried;              /* init ran: status and error are its outcome */
+    bool tried; /* init ran: status and error are its outcome */
     int status;
     char error[1024];
     int rank, size;
@@ -53,7 +53,7 @@ static struct {
         int (*Error_string)(int, char *, int *);
     } f;
     mpi_handle world, f32, f64, byte, sum, min, max, errors_return;
-    void *buf[2];            /* the flat buffers of tg_allreduce_gradients: float, double */
+    void *buf[2]; /* the flat buffers of tg_allreduce_gradients: float, double */
     size_t buf_bytes[2];
 } mpi = {.mu = PTHREAD_MUTEX_INITIALIZER, .size = 1};
 
@@ -98,16 +98,16 @@ static void mpi_reason(int rc, char *buf, size_t size)
 /* Every function and handle used, or false with the name missing. */
 static bool resolve(const char **missing)
 {
-#define SYM(field, name)                                                        \
-    do {                                                                        \
-        *(void **)(&mpi.f.field) = dlsym(mpi.lib, name);                        \
-        if (!mpi.f.field)                                                       \
-            return *missing = name, false;                                      \
+#define SYM(field, name)                                 \
+    do {                                                 \
+        *(void **)(&mpi.f.field) = dlsym(mpi.lib, name); \
+        if (!mpi.f.field)                                \
+            return *missing = name, false;               \
     } while (0)
-#define HANDLE(var, name)                                                       \
-    do {                                                                        \
-        if (!(mpi.var = dlsym(mpi.lib, name)))                                  \
-            return *missing = name, false;                                      \
+#define HANDLE(var, name)                      \
+    do {                                       \
+        if (!(mpi.var = dlsym(mpi.lib, name))) \
+            return *missing = name, false;     \
     } while (0)
     SYM(Initialized, "MPI_Initialized");
     SYM(Init_thread, "MPI_Init_thread");
@@ -159,10 +159,11 @@ static int start(const char *by, long announced)
         char launched[64] = "";
         if (announced > 1)
             snprintf(launched, sizeof launched, "=%ld", announced);
-        snprintf(mpi.error, sizeof mpi.error,
-                 "this process was started by mpirun (%s%s in the environment) but MPI cannot be loaded: %s: " INSTALL_HINT
-                 ", or name Open MPI 4's libmpi.so.40 in TAPEGRAD_MPI_LIBRARY",
-                 by, launched, why ? why : name);
+        snprintf(
+            mpi.error, sizeof mpi.error,
+            "this process was started by mpirun (%s%s in the environment) but MPI cannot be loaded: %s: " INSTALL_HINT
+            ", or name Open MPI 4's libmpi.so.40 in TAPEGRAD_MPI_LIBRARY",
+            by, launched, why ? why : name);
         return -1;
     }
     const char *missing = NULL;
@@ -175,13 +176,13 @@ static int start(const char *by, long announced)
         return -1;
     }
     int inited = 0, provided = 0, rc = mpi.f.Initialized(&inited);
-    if (rc == MPI_OK && !inited)   /* otherwise the application started MPI and finalizes it */
+    if (rc == MPI_OK && !inited) /* otherwise the application started MPI and finalizes it */
         rc = mpi.f.Init_thread(NULL, NULL, THREAD_FUNNELED, &provided);
     if (rc == MPI_OK && !inited)
         atexit(finalize_at_exit);
     char reason[ERROR_STRING_MAX + 32];
     if (rc == MPI_OK)
-        rc = mpi.f.Comm_set_errhandler(mpi.world, mpi.errors_return);   /* errors come back, never abort */
+        rc = mpi.f.Comm_set_errhandler(mpi.world, mpi.errors_return); /* errors come back, never abort */
     if (rc == MPI_OK)
         rc = mpi.f.Comm_rank(mpi.world, &mpi.rank);
     if (rc == MPI_OK)
@@ -229,10 +230,7 @@ int tg_distributed_init_at(tg_loc loc)
 int tg_distributed_rank(void) { return mpi.rank; }
 int tg_distributed_size(void) { return mpi.size; }
 
-const char *tg_distributed_host(int rank)
-{
-    return mpi.hosts && rank >= 0 && rank < mpi.size ? mpi.hosts[rank] : "";
-}
+const char *tg_distributed_host(int rank) { return mpi.hosts && rank >= 0 && rank < mpi.size ? mpi.hosts[rank] : ""; }
 
 bool tg__dist_active(void) { return mpi.size > 1; }
 
@@ -243,7 +241,7 @@ int tg_distributed_abort(int code, const char *message)
     if (!tg__dist_active())
         return -1;
     mpi.f.Abort(mpi.world, code ? code : 1);
-    return -1;   /* MPI_Abort does not return */
+    return -1; /* MPI_Abort does not return */
 }
 
 /* ---- collectives --------------------------------------------------------------------------------- */
@@ -261,7 +259,7 @@ static int allreduce(tg_loc loc, const char *func, void *buf, tg_dtype dtype, in
         return 0;
     mpi_handle h = op == TG_DIST_SUM ? mpi.sum : op == TG_DIST_MIN ? mpi.min : mpi.max;
     size_t size = tg_dtype_size(dtype);
-    for (int64_t at = 0; at < n;) {   /* MPI counts are ints */
+    for (int64_t at = 0; at < n;) { /* MPI counts are ints */
         int count = n - at > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - at);
         int rc = mpi.f.Allreduce(IN_PLACE, (unsigned char *)buf + (size_t)at * size, count,
                                  dtype == TG_F32 ? mpi.f32 : mpi.f64, h, mpi.world);
@@ -324,16 +322,20 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
     }
     for (size_t i = 1; i < k; i++)
         m[k + i] = -m[i];
-    m[k] = o->failed ? -mpi.rank : -(double)mpi.size;   /* -(lowest failed rank) */
+    m[k] = o->failed ? -mpi.rank : -(double)mpi.size; /* -(lowest failed rank) */
     int rc = tg__dist_allreduce_f64(loc, F, m, (int64_t)(2 * k), TG_DIST_MAX);
-    if (rc == 0 && o->failed)   /* this rank keeps its own error */
+    if (rc == 0 && o->failed) /* this rank keeps its own error */
         rc = -1;
     else if (rc == 0 && m[0] >= 0) {
         int last = (int)m[0], first = (int)-m[k];
-        rc = first == last ? tg__failf(loc, "%s: rank %d of %d failed before its gradients were ready (its own error "
-                                       "says why); no rank updates", F, last, mpi.size)
-                           : tg__failf(loc, "%s: ranks %d to %d of %d failed before their gradients were ready (their "
-                                       "own errors say why); no rank updates", F, first, last, mpi.size);
+        rc = first == last ? tg__failf(loc,
+                                       "%s: rank %d of %d failed before its gradients were ready (its own error "
+                                       "says why); no rank updates",
+                                       F, last, mpi.size)
+                           : tg__failf(loc,
+                                       "%s: ranks %d to %d of %d failed before their gradients were ready (their "
+                                       "own errors say why); no rank updates",
+                                       F, first, last, mpi.size);
     }
     static const char *const what[] = {"", "the number of gradients", "the number of gradient values",
                                        "whether .samples is given"};
@@ -341,12 +343,15 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
         if (m[i] == -m[k + i])
             continue;
         if (i < 4)
-            rc = tg__failf(loc, "%s: the ranks disagree on %s (from %.17g to %.17g): every rank passes the same "
-                           "list%s", F, what[i], -m[k + i], m[i], i == 3 ? ", with .samples on all ranks or none" : "");
+            rc = tg__failf(loc,
+                           "%s: the ranks disagree on %s (from %.17g to %.17g): every rank passes the same "
+                           "list%s",
+                           F, what[i], -m[k + i], m[i], i == 3 ? ", with .samples on all ranks or none" : "");
         else
-            rc = tg__failf(loc, "%s: the ranks disagree on grads[%zu]: %s on some, %s on others: every rank passes the "
-                           "same list (NULL at the same places, the same dtypes)", F, (i - 4) / 2,
-                           (i - 4) % 2 ? "one dtype" : "NULL", (i - 4) % 2 ? "another" : "a tensor");
+            rc = tg__failf(loc,
+                           "%s: the ranks disagree on grads[%zu]: %s on some, %s on others: every rank passes the "
+                           "same list (NULL at the same places, the same dtypes)",
+                           F, (i - 4) / 2, (i - 4) % 2 ? "one dtype" : "NULL", (i - 4) % 2 ? "another" : "a tensor");
     }
     free(m);
     return rc;
@@ -356,7 +361,7 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
  * buffer whose first value is the weight (so its sum is the divisor), then divided: each
  * grads[i] of that dtype becomes a new tensor with the average. The sums are in the
  * gradients' dtype, as Horovod's and NCCL's are. */
-#define REDUCE_DTYPE(T, DTYPE, WHICH)                                                                    \
+#define REDUCE_DTYPE(T, DTYPE, WHICH)                                                                   \
     static int reduce_##T(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t elems, double w) \
     {                                                                                                   \
         T *b = flat(WHICH, sizeof(T) * (size_t)(elems + 1));                                            \
@@ -373,7 +378,7 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
                 b[at + (size_t)j] = (T)w * v[j];                                                        \
             at += (size_t)g->size;                                                                      \
         }                                                                                               \
-        if (allreduce(loc, F, b, DTYPE, elems + 1, TG_DIST_SUM) != 0)                                  \
+        if (allreduce(loc, F, b, DTYPE, elems + 1, TG_DIST_SUM) != 0)                                   \
             return -1;                                                                                  \
         T total = b[0]; /* no samples on any rank: zeros */                                             \
         at = 1;                                                                                         \
@@ -404,7 +409,7 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
         return tg__failf(loc, "%s: give the gradients and their count (got %d%s)", F, n, grads ? "" : " and NULL");
     if (isnan(o.samples) || isinf(o.samples))
         return tg__failf(loc, "%s: .samples must be a count of samples (got %g)", F, o.samples);
-    int64_t elems[2] = {0, 0};   /* float32, float64 */
+    int64_t elems[2] = {0, 0}; /* float32, float64 */
     for (int i = 0; i < n && !o.failed; i++) {
         const tg_tensor *g = grads[i];
         if (!g)
@@ -435,8 +440,8 @@ int tg_broadcast_variables_at(tg_loc loc, tg_tensor *const *vars, int n, int roo
     if (n < 0 || (n > 0 && !vars))
         return tg__failf(loc, "%s: give the variables and their count (got %d%s)", F, n, vars ? "" : " and NULL");
     if (root < 0 || root >= mpi.size)
-        return tg__failf(loc, "%s: root %d is not a rank: there %s %d (0 to %d)", F, root,
-                         mpi.size == 1 ? "is" : "are", mpi.size, mpi.size - 1);
+        return tg__failf(loc, "%s: root %d is not a rank: there %s %d (0 to %d)", F, root, mpi.size == 1 ? "is" : "are",
+                         mpi.size, mpi.size - 1);
     double sig[3] = {n, 0, 0};
     for (int i = 0; i < n; i++) {
         if (!tg_is_variable(vars[i]))
@@ -451,9 +456,13 @@ int tg_broadcast_variables_at(tg_loc loc, tg_tensor *const *vars, int n, int roo
         return -1;
     for (int i = 0; i < 3; i++)
         if (check[i] != -check[3 + i])
-            return tg__failf(loc, "%s: the ranks pass different variables (%s differ): every rank passes the same "
-                             "list, same dtypes and shapes", F,
-                             i == 0 ? "their counts" : i == 1 ? "their sizes" : "their dtypes");
+            return tg__failf(loc,
+                             "%s: the ranks pass different variables (%s differ): every rank passes the same "
+                             "list, same dtypes and shapes",
+                             F,
+                             i == 0   ? "their counts"
+                             : i == 1 ? "their sizes"
+                                      : "their dtypes");
     for (int i = 0; i < n; i++) {
         tg_tensor *v = vars[i];
         void *data = mpi.rank == root ? v->data : tg__variable_begin_write(loc, v);

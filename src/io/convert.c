@@ -47,9 +47,10 @@ bool tg__raw_check(tg_loc loc, const char *func, const char *what, tg__raw_type 
     }
     bool raw_float = raw.kind == TG__RAW_FLOAT || raw.kind == TG__RAW_BF16;
     if (raw_float && (dtype == TG_I32 || dtype == TG_I64)) {
-        tg__fail(loc, "%s: '%s' holds %s values, which cannot be read as %s without truncating them; "
-                 "read them as float32 or float64 and tg_cast the result", func, what, tg__raw_name(raw),
-                 tg_dtype_name(dtype));
+        tg__fail(loc,
+                 "%s: '%s' holds %s values, which cannot be read as %s without truncating them; "
+                 "read them as float32 or float64 and tg_cast the result",
+                 func, what, tg__raw_name(raw), tg_dtype_name(dtype));
         return false;
     }
     if (scale != 1.0 && !tg_dtype_is_float(dtype)) {
@@ -73,7 +74,7 @@ bool tg__raw_is_native(tg__raw_type raw, tg_dtype dtype, double scale)
     case TG_F64: return raw.kind == TG__RAW_FLOAT && raw.size == 8;
     case TG_I32: return raw.kind == TG__RAW_INT && raw.size == 4;
     case TG_I64: return raw.kind == TG__RAW_INT && raw.size == 8;
-    default: return false;   /* bools are normalised to 0/1 */
+    default: return false; /* bools are normalised to 0/1 */
     }
 }
 
@@ -129,7 +130,8 @@ static value load(const unsigned char *p, tg__raw_type r)
     case TG__RAW_BOOL: v.i = bits != 0; break;
     case TG__RAW_INT:
         /* sign-extend from size * 8 bits */
-        v.i = r.size == 8 ? (int64_t)bits : (int64_t)(bits ^ (1ull << (8 * r.size - 1))) - (int64_t)(1ll << (8 * r.size - 1));
+        v.i = r.size == 8 ? (int64_t)bits
+                          : (int64_t)(bits ^ (1ull << (8 * r.size - 1))) - (int64_t)(1ll << (8 * r.size - 1));
         break;
     case TG__RAW_UINT:
         v.is_unsigned = true;
@@ -174,9 +176,7 @@ static bool store(tg_loc loc, const char *func, const char *what, value v, void 
             return out_of_range(loc, func, what, v, dtype, index);
         ((int64_t *)dst)[i] = v.is_unsigned ? (int64_t)v.u : v.i;
         return true;
-    case TG_BOOL:
-        ((uint8_t *)dst)[i] = v.is_float ? v.d != 0 : v.is_unsigned ? v.u != 0 : v.i != 0;
-        return true;
+    case TG_BOOL: ((uint8_t *)dst)[i] = v.is_float ? v.d != 0 : v.is_unsigned ? v.u != 0 : v.i != 0; return true;
     default: return false;
     }
 }
@@ -193,7 +193,7 @@ bool tg__raw_convert(tg_loc loc, const char *func, const char *what, const void 
     if (raw.kind == TG__RAW_UINT && raw.size == 1 && dtype == TG_F32) {
         float *d = dst;
         for (int64_t i = 0; i < n; i++)
-            d[i] = (float)(p[i] * scale);   /* in double, as the generic path rounds */
+            d[i] = (float)(p[i] * scale); /* in double, as the generic path rounds */
         return true;
     }
     for (int64_t i = 0; i < n; i++)

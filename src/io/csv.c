@@ -20,13 +20,13 @@ typedef struct {
     const char *path;
     tg_csv_opts o;
     locale_t c_locale;
-    field *fields;            /* the current line's fields (pointing into its buffer) */
+    field *fields; /* the current line's fields (pointing into its buffer) */
     int n_fields, cap_fields;
-    char **names;             /* header names, or NULL */
-    int n_cols;               /* from the first line */
-    int first_line;           /* its line number */
-    int label;                /* column of the labels, or -1 */
-    double *x, *y;            /* values read so far */
+    char **names;   /* header names, or NULL */
+    int n_cols;     /* from the first line */
+    int first_line; /* its line number */
+    int label;      /* column of the labels, or -1 */
+    double *x, *y;  /* values read so far */
     size_t n_x, cap_x, n_y, cap_y;
 } reader;
 
@@ -77,8 +77,10 @@ static bool split(reader *r, char *line, size_t len, int lineno)
             size_t start = ++i, out = start;
             for (;;) {
                 if (i >= len) {
-                    tg__fail(r->loc, "%s: '%s' line %d, column %d: a quoted field runs past the end of the line "
-                             "(fields that span lines are not supported)", FUNC, r->path, lineno, r->n_fields + 1);
+                    tg__fail(r->loc,
+                             "%s: '%s' line %d, column %d: a quoted field runs past the end of the line "
+                             "(fields that span lines are not supported)",
+                             FUNC, r->path, lineno, r->n_fields + 1);
                     return false;
                 }
                 if (line[i] == '"' && i + 1 < len && line[i + 1] == '"') {
@@ -94,8 +96,8 @@ static bool split(reader *r, char *line, size_t len, int lineno)
             while (i < len && is_blank(line[i]) && line[i] != d)
                 i++;
             if (i < len && line[i] != d) {
-                tg__fail(r->loc, "%s: '%s' line %d, column %d: text after the closing quote of a quoted field",
-                         FUNC, r->path, lineno, r->n_fields + 1);
+                tg__fail(r->loc, "%s: '%s' line %d, column %d: text after the closing quote of a quoted field", FUNC,
+                         r->path, lineno, r->n_fields + 1);
                 return false;
             }
             bool more = i < len;
@@ -154,8 +156,10 @@ static bool find_label(reader *r)
             if (strcmp(r->names[c], r->o.label))
                 continue;
             if (r->label >= 0) {
-                tg__fail(r->loc, "%s: '%s': two columns are named \"%s\" (columns %d and %d); pass .label_index "
-                         "instead", FUNC, r->path, r->o.label, r->label + 1, c + 1);
+                tg__fail(r->loc,
+                         "%s: '%s': two columns are named \"%s\" (columns %d and %d); pass .label_index "
+                         "instead",
+                         FUNC, r->path, r->o.label, r->label + 1, c + 1);
                 return false;
             }
             r->label = c;
@@ -172,8 +176,10 @@ static bool find_label(reader *r)
     } else if (r->o.label_index != TG_CSV_NO_LABEL) {
         int k = r->o.label_index < 0 ? r->n_cols + r->o.label_index : r->o.label_index;
         if (k < 0 || k >= r->n_cols) {
-            tg__fail(r->loc, "%s: '%s': .label_index = %d is out of range for %d columns (0 to %d, or -1 to -%d from "
-                     "the end)", FUNC, r->path, r->o.label_index, r->n_cols, r->n_cols - 1, r->n_cols);
+            tg__fail(r->loc,
+                     "%s: '%s': .label_index = %d is out of range for %d columns (0 to %d, or -1 to -%d from "
+                     "the end)",
+                     FUNC, r->path, r->o.label_index, r->n_cols, r->n_cols - 1, r->n_cols);
             return false;
         }
         r->label = k;
@@ -189,8 +195,8 @@ static bool data_line(reader *r, int lineno)
 {
     char name[80];
     if (r->n_fields != r->n_cols) {
-        tg__fail(r->loc, "%s: '%s' line %d has %d fields, but line %d has %d (every row needs the same number)",
-                 FUNC, r->path, lineno, r->n_fields, r->first_line, r->n_cols);
+        tg__fail(r->loc, "%s: '%s' line %d has %d fields, but line %d has %d (every row needs the same number)", FUNC,
+                 r->path, lineno, r->n_fields, r->first_line, r->n_cols);
         return false;
     }
     for (int c = 0; c < r->n_cols; c++) {
@@ -198,14 +204,17 @@ static bool data_line(reader *r, int lineno)
         char *end;
         double v = f->len ? strtod_l(f->s, &end, r->c_locale) : 0;
         if (!f->len) {
-            tg__fail(r->loc, "%s: '%s' line %d, column %d%s: the cell is empty (missing values are not supported; "
-                     "fill them in first)", FUNC, r->path, lineno, c + 1, col_name(r, c, name, sizeof name));
+            tg__fail(r->loc,
+                     "%s: '%s' line %d, column %d%s: the cell is empty (missing values are not supported; "
+                     "fill them in first)",
+                     FUNC, r->path, lineno, c + 1, col_name(r, c, name, sizeof name));
             return false;
         }
         if (end != f->s + f->len) {
-            tg__fail(r->loc, "%s: '%s' line %d, column %d%s: \"%.40s\" is not a number (only numeric columns are "
-                     "read: drop or encode text columns first%s)", FUNC, r->path, lineno, c + 1,
-                     col_name(r, c, name, sizeof name), f->s,
+            tg__fail(r->loc,
+                     "%s: '%s' line %d, column %d%s: \"%.40s\" is not a number (only numeric columns are "
+                     "read: drop or encode text columns first%s)",
+                     FUNC, r->path, lineno, c + 1, col_name(r, c, name, sizeof name), f->s,
                      lineno == r->first_line ? "; if this line names the columns, pass .header = true" : "");
             return false;
         }
@@ -252,8 +261,10 @@ static line_status read_line(FILE *fp, char **buf, size_t *cap, size_t *len)
 static bool line_error(reader *r, line_status st, int lineno)
 {
     if (st == LINE_TOO_LONG)
-        tg__fail(r->loc, "%s: '%s' line %d is longer than %d bytes, the limit for one row: not a CSV file of "
-                 "numbers?", FUNC, r->path, lineno, TG_CSV_MAX_LINE);
+        tg__fail(r->loc,
+                 "%s: '%s' line %d is longer than %d bytes, the limit for one row: not a CSV file of "
+                 "numbers?",
+                 FUNC, r->path, lineno, TG_CSV_MAX_LINE);
     else if (st == LINE_NUL)
         tg__fail(r->loc, "%s: '%s' line %d contains a NUL byte: not a text file", FUNC, r->path, lineno);
     else
@@ -286,7 +297,7 @@ static bool read_lines(reader *r, FILE *fp)
         while (k < (size_t)len && (is_blank(s[k])))
             k++;
         if (k == (size_t)len)
-            continue;   /* blank line */
+            continue; /* blank line */
         ok = split(r, s, (size_t)len, lineno);
         if (ok && !have_first) {
             have_first = true;
@@ -316,14 +327,15 @@ static bool check_opts(tg_loc loc, const char *path, const tg_csv_opts *o)
     if (!o->delimiter || o->delimiter == '"' || o->delimiter == '\n' || o->delimiter == '\r')
         return tg__fail(loc, "%s: '%s': .delimiter cannot be NUL, a quote or a line end", FUNC, path), false;
     if (o->dtype != TG_F32 && o->dtype != TG_F64)
-        return tg__fail(loc, "%s: '%s': .dtype must be TG_F32 or TG_F64 (got %s)", FUNC, path,
-                        tg_dtype_name(o->dtype)), false;
+        return tg__fail(loc, "%s: '%s': .dtype must be TG_F32 or TG_F64 (got %s)", FUNC, path, tg_dtype_name(o->dtype)),
+               false;
     if (o->label && o->label_index != TG_CSV_NO_LABEL)
-        return tg__fail(loc, "%s: '%s': give the label column by .label or by .label_index, not both", FUNC,
-                        path), false;
+        return tg__fail(loc, "%s: '%s': give the label column by .label or by .label_index, not both", FUNC, path),
+               false;
     if (o->label && !o->header)
         return tg__fail(loc, "%s: '%s': .label = \"%s\" names a column, which needs .header = true", FUNC, path,
-                        o->label), false;
+                        o->label),
+               false;
     return true;
 }
 

@@ -7,9 +7,9 @@
 #include "io_impl.h"
 
 typedef struct {
-    void *data;               /* rows * row_bytes, or NULL (no labels) */
+    void *data; /* rows * row_bytes, or NULL (no labels) */
     tg_dtype dtype;
-    tg_shape shape;           /* dims[0] is the number of rows */
+    tg_shape shape; /* dims[0] is the number of rows */
     size_t row_bytes;
 } part;
 
@@ -60,8 +60,8 @@ tg_dataset *tg_dataset_new_at(tg_loc loc, const tg_tensor *x, const tg_tensor *y
         return tg__fail(loc, "tg_dataset_new: %s is a scalar; a data set needs rows along axis 0",
                         x->rank < 1 ? "x" : "y");
     if (y && y->shape[0] != x->shape[0])
-        return tg__fail(loc, "tg_dataset_new: x has %lld rows but y has %lld; they must match",
-                        (long long)x->shape[0], (long long)y->shape[0]);
+        return tg__fail(loc, "tg_dataset_new: x has %lld rows but y has %lld; they must match", (long long)x->shape[0],
+                        (long long)y->shape[0]);
     void *xd = copy_data(x), *yd = y ? copy_data(y) : NULL;
     if (!xd || (y && !yd)) {
         free(xd);
@@ -183,9 +183,11 @@ int tg_dataset_split(const tg_dataset *ds, double fraction, tg_dataset **train, 
                          fraction);
     int64_t at = (int64_t)floor((double)ds->rows * (1.0 - fraction));
     if (at == 0 || at == ds->rows)
-        return tg__failf((tg_loc){0}, "tg_dataset_split: the data set has %lld rows, which is not sufficient to split "
+        return tg__failf((tg_loc){0},
+                         "tg_dataset_split: the data set has %lld rows, which is not sufficient to split "
                          "it into a training and a validation set with fraction %g: provide more data, or another "
-                         "fraction", (long long)ds->rows, fraction);
+                         "fraction",
+                         (long long)ds->rows, fraction);
     *train = slice(ds, 0, at);
     *val = *train ? slice(ds, at, ds->rows - at) : NULL;
     if (!*val) {
@@ -261,8 +263,10 @@ int tg_dataset_scale(tg_dataset *ds, double factor)
         for (int64_t i = 0; i < n; i++)
             p[i] *= factor;
     } else {
-        return tg__failf((tg_loc){0}, "tg_dataset_scale: the features are %s; scaling needs float32 or float64 "
-                         "features", tg_dtype_name(ds->x.dtype));
+        return tg__failf((tg_loc){0},
+                         "tg_dataset_scale: the features are %s; scaling needs float32 or float64 "
+                         "features",
+                         tg_dtype_name(ds->x.dtype));
     }
     return 0;
 }
@@ -304,10 +308,7 @@ tg_tensor *tg_dataset_y_at(tg_loc loc, const tg_dataset *ds)
 
 /* A header over the part's rows, in place: fit, evaluate and predict read a data set's
  * rows through these without copying them. */
-static tg_tensor *part_view(tg_loc loc, const part *p)
-{
-    return tg__tensor_wrap(loc, p->dtype, &p->shape, p->data);
-}
+static tg_tensor *part_view(tg_loc loc, const part *p) { return tg__tensor_wrap(loc, p->dtype, &p->shape, p->data); }
 
 tg_tensor *tg_dataset_x_view_at(tg_loc loc, const tg_dataset *ds)
 {
@@ -345,7 +346,8 @@ static tg_dataset *fmnist_part(tg_loc loc, const char *dir, const char *images, 
     fmnist_path(lp, sizeof lp, dir, labels);
     FILE *probe = fopen(ip, "rb");
     if (!probe)
-        return tg__fail(loc, "%s: cannot open '%s': %s. Fashion-MNIST is in Debian's package: apt-get install "
+        return tg__fail(loc,
+                        "%s: cannot open '%s': %s. Fashion-MNIST is in Debian's package: apt-get install "
                         "dataset-fashion-mnist (or pass the folder that holds its four IDX files, or set FMNIST_DIR)",
                         FMNIST, ip, strerror(errno));
     fclose(probe);
@@ -355,7 +357,7 @@ static tg_dataset *fmnist_part(tg_loc loc, const char *dir, const char *images, 
     void *y = x ? tg__idx_load(loc, lp, TG_I32, 1.0, &ys, &yr) : NULL;
     const char *why = NULL;
     if (!x || !y)
-        why = "";   /* the reader's message stands */
+        why = ""; /* the reader's message stands */
     else if (xr.kind != TG__RAW_UINT || xr.size != 1 || xs.rank != 3 || yr.kind != TG__RAW_UINT || yr.size != 1 ||
              ys.rank != 1)
         why = "expected u8 images of rank 3 and u8 labels of rank 1";
@@ -381,7 +383,8 @@ int tg_load_fashion_mnist_at(tg_loc loc, const char *dir, tg_dataset **train, tg
     if (test)
         *test = NULL;
     if (!dir)
-        dir = getenv("FMNIST_DIR") && *getenv("FMNIST_DIR") ? getenv("FMNIST_DIR") : "/usr/share/datasets/fashion-mnist";
+        dir =
+            getenv("FMNIST_DIR") && *getenv("FMNIST_DIR") ? getenv("FMNIST_DIR") : "/usr/share/datasets/fashion-mnist";
     if (train && !(*train = fmnist_part(loc, dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")))
         return -1;
     if (test && !(*test = fmnist_part(loc, dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))) {

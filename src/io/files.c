@@ -11,7 +11,7 @@
 
 #include "io_impl.h"
 
-#define MAX_LINKS 40   /* the kernel's limit on a chain of symbolic links (ELOOP) */
+#define MAX_LINKS 40 /* the kernel's limit on a chain of symbolic links (ELOOP) */
 
 bool tg__write_all(int fd, const void *buf, size_t n)
 {
@@ -87,8 +87,11 @@ static char *resolve(const char *path, struct stat *st, bool *exists)
 
 static const char *kind_of(mode_t m)
 {
-    return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISSOCK(m) ? "a socket"
-         : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
+    return S_ISDIR(m)                 ? "a folder"
+           : S_ISFIFO(m)              ? "a FIFO (named pipe)"
+           : S_ISSOCK(m)              ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                                      : "not a regular file";
 }
 
 /* The mode a new file gets: the old file's, or 0666 less the umask (read without
@@ -167,8 +170,10 @@ int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn
         return tg__failf(loc, "%s: cannot save '%s': %s; nothing was written", func, path,
                          errno == ENOMEM ? "out of memory" : strerror(errno));
     if (exists && !S_ISREG(st.st_mode)) {
-        tg__fail(loc, "%s: cannot save '%s': it exists and is %s, which tapegrad does not replace; nothing was "
-                 "written (give the name of a regular file)", func, path, kind_of(st.st_mode));
+        tg__fail(loc,
+                 "%s: cannot save '%s': it exists and is %s, which tapegrad does not replace; nothing was "
+                 "written (give the name of a regular file)",
+                 func, path, kind_of(st.st_mode));
         free(target);
         return -1;
     }
@@ -184,8 +189,8 @@ int tg__write_atomic(tg_loc loc, const char *func, const char *path, tg__fill_fn
         tg__fail(loc, "%s: cannot create a temporary file beside '%s': %s; nothing was written", func, target,
                  strerror(err));
     else if (step)
-        tg__fail(loc, "%s: cannot save '%s': %s while %s the temporary file '%s'; any previous file is unchanged",
-                 func, path, strerror(err), step, tmp);
+        tg__fail(loc, "%s: cannot save '%s': %s while %s the temporary file '%s'; any previous file is unchanged", func,
+                 path, strerror(err), step, tmp);
     else
         sync_folder(loc, func, target, tmp);
     free(tmp);
@@ -217,8 +222,10 @@ static bool readable_kind(tg_loc loc, const char *func, const char *path, mode_t
 {
     if (S_ISREG(m) || S_ISFIFO(m) || S_ISSOCK(m))
         return true;
-    return tg__failb(loc, "%s: cannot read '%s': it is %s, not a file of data (tapegrad reads regular files, "
-                     "pipes and FIFOs)", func, path, kind_of(m));
+    return tg__failb(loc,
+                     "%s: cannot read '%s': it is %s, not a file of data (tapegrad reads regular files, "
+                     "pipes and FIFOs)",
+                     func, path, kind_of(m));
 }
 
 FILE *tg__open_data(tg_loc loc, const char *func, const char *path)

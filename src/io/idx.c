@@ -11,18 +11,18 @@
 
 #include "io_impl.h"
 
-#define CHUNK (1 << 20)   /* bytes decoded per read; a multiple of every element size */
+#define CHUNK (1 << 20) /* bytes decoded per read; a multiple of every element size */
 
 typedef struct {
     gzFile gz;
     const char *path;
     bool gzip;
-    int64_t file_size;        /* on disk (compressed when gzip) */
+    int64_t file_size; /* on disk (compressed when gzip) */
     tg__raw_type raw;
     tg_shape shape;
-    int64_t count;            /* elements */
-    int64_t header_bytes;     /* 4 + 4 * rank */
-    int64_t pos;              /* decoded bytes read so far */
+    int64_t count;        /* elements */
+    int64_t header_bytes; /* 4 + 4 * rank */
+    int64_t pos;          /* decoded bytes read so far */
 } idx_file;
 
 static const char *FUNC = "tg_read_idx";
@@ -43,7 +43,7 @@ static int64_t idx_gzread(tg_loc loc, idx_file *f, void *buf, size_t n)
             return -1;
         }
         if (r == 0)
-            break;   /* the end, or a gzip stream cut short (Z_BUF_ERROR): the caller says truncated */
+            break; /* the end, or a gzip stream cut short (Z_BUF_ERROR): the caller says truncated */
         got += (size_t)r;
     }
     f->pos += (int64_t)got;
@@ -94,8 +94,10 @@ static bool idx_type(tg_loc loc, idx_file *f, int code)
     case 0x0D: f->raw = (tg__raw_type){TG__RAW_FLOAT, 4, true}; return true;
     case 0x0E: f->raw = (tg__raw_type){TG__RAW_FLOAT, 8, true}; return true;
     default:
-        tg__fail(loc, "%s: '%s': byte 2: unknown IDX type code 0x%02X (known: 0x08 u8, 0x09 i8, 0x0B i16, "
-                 "0x0C i32, 0x0D f32, 0x0E f64)", FUNC, f->path, (unsigned)code);
+        tg__fail(loc,
+                 "%s: '%s': byte 2: unknown IDX type code 0x%02X (known: 0x08 u8, 0x09 i8, 0x0B i16, "
+                 "0x0C i32, 0x0D f32, 0x0E f64)",
+                 FUNC, f->path, (unsigned)code);
         return false;
     }
 }
@@ -109,21 +111,21 @@ static bool idx_header(tg_loc loc, idx_file *f)
     if (got < 0)
         return false;
     if (got < 4) {
-        tg__fail(loc, "%s: '%s': too short to be an IDX file: %s has %lld bytes, the magic number alone takes 4",
-                 FUNC, f->path, what_file(f), (long long)got);
+        tg__fail(loc, "%s: '%s': too short to be an IDX file: %s has %lld bytes, the magic number alone takes 4", FUNC,
+                 f->path, what_file(f), (long long)got);
         return false;
     }
     if (h[0] || h[1]) {
-        tg__fail(loc, "%s: '%s': not an IDX file: it starts with 0x%02X%02X, an IDX file with 0x0000", FUNC,
-                 f->path, h[0], h[1]);
+        tg__fail(loc, "%s: '%s': not an IDX file: it starts with 0x%02X%02X, an IDX file with 0x0000", FUNC, f->path,
+                 h[0], h[1]);
         return false;
     }
     if (!idx_type(loc, f, h[2]))
         return false;
     int rank = h[3];
     if (rank > TG_MAX_RANK) {
-        tg__fail(loc, "%s: '%s': byte 3: rank %d, but tapegrad tensors have at most %d dimensions", FUNC, f->path,
-                 rank, TG_MAX_RANK);
+        tg__fail(loc, "%s: '%s': byte 3: rank %d, but tapegrad tensors have at most %d dimensions", FUNC, f->path, rank,
+                 TG_MAX_RANK);
         return false;
     }
     f->header_bytes = 4 + 4 * rank;
@@ -131,8 +133,8 @@ static bool idx_header(tg_loc loc, idx_file *f)
     if (got < 0)
         return false;
     if (got < 4 * rank) {
-        tg__fail(loc, "%s: '%s': truncated in the dimensions: rank %d needs %d bytes after byte 4, %s has %lld",
-                 FUNC, f->path, rank, 4 * rank, what_file(f), (long long)got);
+        tg__fail(loc, "%s: '%s': truncated in the dimensions: rank %d needs %d bytes after byte 4, %s has %lld", FUNC,
+                 f->path, rank, 4 * rank, what_file(f), (long long)got);
         return false;
     }
     f->shape.rank = rank;
@@ -150,11 +152,12 @@ static bool idx_header(tg_loc loc, idx_file *f)
         }
         f->count *= d;
     }
-    if (tg__shape_size(&f->shape) < 0) {   /* a zero among huge dims: no tensor has that shape */
+    if (tg__shape_size(&f->shape) < 0) { /* a zero among huge dims: no tensor has that shape */
         char s[TG_SHAPE_STR_MAX];
-        tg__fail(loc, "%s: '%s': the dimensions %s are too large for a tensor (their product, zeros counted as "
-                 "ones, passes %lld)", FUNC, f->path, tg__shape_str(&f->shape, s, sizeof s),
-                 (long long)TG_MAX_ELEMENTS);
+        tg__fail(loc,
+                 "%s: '%s': the dimensions %s are too large for a tensor (their product, zeros counted as "
+                 "ones, passes %lld)",
+                 FUNC, f->path, tg__shape_str(&f->shape, s, sizeof s), (long long)TG_MAX_ELEMENTS);
         return false;
     }
     return true;
@@ -168,16 +171,19 @@ static bool idx_check_size(tg_loc loc, const idx_file *f)
     char s[TG_SHAPE_STR_MAX];
     tg__shape_str(&f->shape, s, sizeof s);
     if (!f->gzip && f->file_size != expected) {
-        tg__fail(loc, "%s: '%s': %s: the header (%s, shape %s) promises %lld bytes (%lld of header, %lld of data), "
-                 "but the file has %lld", FUNC, f->path, f->file_size < expected ? "truncated" : "extra bytes after the data",
+        tg__fail(loc,
+                 "%s: '%s': %s: the header (%s, shape %s) promises %lld bytes (%lld of header, %lld of data), "
+                 "but the file has %lld",
+                 FUNC, f->path, f->file_size < expected ? "truncated" : "extra bytes after the data",
                  tg__raw_name(f->raw), s, (long long)expected, (long long)f->header_bytes, (long long)data,
                  (long long)f->file_size);
         return false;
     }
     if (f->gzip && data / 1032 > f->file_size + 1024) {
-        tg__fail(loc, "%s: '%s': truncated: the header (%s, shape %s) promises %lld bytes of data, more than %lld "
-                 "bytes of gzip data can hold", FUNC, f->path, tg__raw_name(f->raw), s, (long long)data,
-                 (long long)f->file_size);
+        tg__fail(loc,
+                 "%s: '%s': truncated: the header (%s, shape %s) promises %lld bytes of data, more than %lld "
+                 "bytes of gzip data can hold",
+                 FUNC, f->path, tg__raw_name(f->raw), s, (long long)data, (long long)f->file_size);
         return false;
     }
     return true;
@@ -201,10 +207,11 @@ static bool idx_body(tg_loc loc, idx_file *f, void *dst, tg_dtype dtype, double 
             ok = false;
         } else if ((size_t)got < want) {
             char s[TG_SHAPE_STR_MAX];
-            tg__fail(loc, "%s: '%s': truncated: the header (%s, shape %s) promises %lld bytes of data after the "
-                     "%lld-byte header, but %s has %lld", FUNC, f->path, tg__raw_name(f->raw),
-                     tg__shape_str(&f->shape, s, sizeof s), (long long)total, (long long)f->header_bytes,
-                     what_file(f), (long long)(done + got));
+            tg__fail(loc,
+                     "%s: '%s': truncated: the header (%s, shape %s) promises %lld bytes of data after the "
+                     "%lld-byte header, but %s has %lld",
+                     FUNC, f->path, tg__raw_name(f->raw), tg__shape_str(&f->shape, s, sizeof s), (long long)total,
+                     (long long)f->header_bytes, what_file(f), (long long)(done + got));
             ok = false;
         } else {
             int64_t first = done / f->raw.size;
@@ -223,7 +230,7 @@ static bool idx_body(tg_loc loc, idx_file *f, void *dst, tg_dtype dtype, double 
                 tg__fail(loc, "%s: '%s': extra bytes after the %lld bytes of data the header promises", FUNC, f->path,
                          (long long)total);
         } else if (err == Z_BUF_ERROR) {
-            ok = false;   /* all the data came, but not the checksum that vouches for it */
+            ok = false; /* all the data came, but not the checksum that vouches for it */
             tg__fail(loc, "%s: '%s': truncated: the gzip data ends before its checksum", FUNC, f->path);
         }
     }
@@ -253,14 +260,13 @@ tg_tensor *tg_read_idx_at(tg_loc loc, const char *path, tg_array_opts o)
     if (idx_prepare(loc, &f, path, &o.dtype, o.scale)) {
         t = tg__tensor_new(loc, o.dtype, &f.shape);
         if (t && !idx_body(loc, &f, t->data, o.dtype, o.scale))
-            t = NULL;   /* the tensor stays in its scope and goes with it */
+            t = NULL; /* the tensor stays in its scope and goes with it */
     }
     idx_close(&f);
     return t;
 }
 
-void *tg__idx_load(tg_loc loc, const char *path, tg_dtype dtype, double scale, tg_shape *shape,
-                   tg__raw_type *raw)
+void *tg__idx_load(tg_loc loc, const char *path, tg_dtype dtype, double scale, tg_shape *shape, tg__raw_type *raw)
 {
     idx_file f = {0};
     void *data = NULL;

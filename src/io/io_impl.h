@@ -11,7 +11,7 @@ typedef enum { TG__RAW_FLOAT, TG__RAW_INT, TG__RAW_UINT, TG__RAW_BOOL, TG__RAW_B
 
 typedef struct tg__raw_type {
     tg__raw_kind kind;
-    int size;                 /* bytes per element: 1, 2, 4 or 8 */
+    int size; /* bytes per element: 1, 2, 4 or 8 */
     bool big_endian;
 } tg__raw_type;
 
@@ -22,12 +22,11 @@ tg_dtype tg__raw_natural(tg__raw_type raw);
 const char *tg__raw_name(tg__raw_type raw);
 /* Whether raw data may be read as `dtype` with `scale`; otherwise an error is set naming
  * `func` and `what` (the file) and false is returned. */
-bool tg__raw_check(tg_loc loc, const char *func, const char *what, tg__raw_type raw, tg_dtype dtype,
-                   double scale);
+bool tg__raw_check(tg_loc loc, const char *func, const char *what, tg__raw_type raw, tg_dtype dtype, double scale);
 /* Converts n elements from src (raw type) into dst (dtype), multiplying by scale. An
  * integer that does not fit the destination is an error naming element `first + i`. */
-bool tg__raw_convert(tg_loc loc, const char *func, const char *what, const void *src, tg__raw_type raw,
-                     int64_t n, void *dst, tg_dtype dtype, double scale, int64_t first);
+bool tg__raw_convert(tg_loc loc, const char *func, const char *what, const void *src, tg__raw_type raw, int64_t n,
+                     void *dst, tg_dtype dtype, double scale, int64_t first);
 /* True when raw bytes can be copied as they are into `dtype` (same layout, host order). */
 bool tg__raw_is_native(tg__raw_type raw, tg_dtype dtype, double scale);
 bool tg__host_is_little_endian(void);
@@ -37,23 +36,23 @@ typedef enum { TG__J_NULL, TG__J_FALSE, TG__J_TRUE, TG__J_NUM, TG__J_STR, TG__J_
 
 typedef struct tg__json_node {
     tg__json_kind kind;
-    bool is_int;              /* a number written without fraction or exponent, within int64 */
-    int32_t next;             /* next element or member; -1 at the end */
-    int32_t child;            /* first element or member of an array or object; -1 if empty */
-    int32_t count;            /* elements or members */
-    const char *key;          /* the member's key (decoded, NUL-terminated) inside an object */
+    bool is_int;     /* a number written without fraction or exponent, within int64 */
+    int32_t next;    /* next element or member; -1 at the end */
+    int32_t child;   /* first element or member of an array or object; -1 if empty */
+    int32_t count;   /* elements or members */
+    const char *key; /* the member's key (decoded, NUL-terminated) inside an object */
     size_t key_len;
-    const char *str;          /* a string's decoded bytes (NUL-terminated) */
+    const char *str; /* a string's decoded bytes (NUL-terminated) */
     size_t str_len;
-    int64_t i;                /* when is_int */
-    double d;                 /* every number */
-    size_t pos;               /* byte offset of the value in the text */
+    int64_t i;  /* when is_int */
+    double d;   /* every number */
+    size_t pos; /* byte offset of the value in the text */
 } tg__json_node;
 
 typedef struct tg__json {
-    tg__json_node *nodes;     /* nodes[0] is the root */
+    tg__json_node *nodes; /* nodes[0] is the root */
     int32_t n, cap;
-    char *strings;            /* decoded strings and keys */
+    char *strings; /* decoded strings and keys */
 } tg__json;
 
 /* Parses one JSON value followed only by whitespace. On failure returns false with a
@@ -104,7 +103,6 @@ tg_dataset *tg__dataset_adopt(tg_loc loc, void *x, tg_dtype x_dtype, tg_shape x_
                               tg_shape y_shape);
 
 /* An IDX file read into a new malloc'd buffer (internal form of tg_read_idx). */
-void *tg__idx_load(tg_loc loc, const char *path, tg_dtype dtype, double scale, tg_shape *shape,
-                   tg__raw_type *raw);
+void *tg__idx_load(tg_loc loc, const char *path, tg_dtype dtype, double scale, tg_shape *shape, tg__raw_type *raw);
 
 #endif

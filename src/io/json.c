@@ -15,11 +15,11 @@ typedef struct {
     const char *s;
     size_t len, pos;
     tg__json *doc;
-    char *sp;                 /* where the next decoded string goes */
+    char *sp; /* where the next decoded string goes */
     char *err;
     size_t err_size, *err_pos;
     int depth;
-    locale_t c_locale;        /* made on the first non-integer number */
+    locale_t c_locale; /* made on the first non-integer number */
 } parser;
 
 /* The offset of the first byte that is not part of valid UTF-8, or len. */
@@ -88,7 +88,10 @@ static int hex4(const char *s)
     int v = 0;
     for (int k = 0; k < 4; k++) {
         char c = s[k];
-        int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int h = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (h < 0)
             return -1;
         v = v * 16 + h;
@@ -164,7 +167,7 @@ static bool parse_string(parser *p, const char **out, size_t *out_len)
             if (!unicode_escape(p, &o))
                 return false;
         } else {
-            p->pos -= 2;   /* at the backslash */
+            p->pos -= 2; /* at the backslash */
             return fail(p, "an invalid escape in a string");
         }
     }
@@ -306,8 +309,7 @@ static bool parse_value(parser *p, int32_t *out)
     case 'f': return literal(p, "false", TG__J_FALSE, out);
     case 'n': return literal(p, "null", TG__J_NULL, out);
     case '{':
-    case '[':
-        return (*out = new_node(p, c == '{' ? TG__J_OBJ : TG__J_ARR)) >= 0 && parse_container(p, *out, c == '{');
+    case '[': return (*out = new_node(p, c == '{' ? TG__J_OBJ : TG__J_ARR)) >= 0 && parse_container(p, *out, c == '{');
     case '"': {
         const char *str;
         size_t len;
@@ -328,7 +330,8 @@ bool tg__json_parse(const char *text, size_t len, tg__json *doc, char *err, size
 {
     *doc = (tg__json){0};
     size_t dummy;
-    parser p = {.s = text, .len = len, .doc = doc, .err = err, .err_size = err_size, .err_pos = err_pos ? err_pos : &dummy};
+    parser p = {
+        .s = text, .len = len, .doc = doc, .err = err, .err_size = err_size, .err_pos = err_pos ? err_pos : &dummy};
     p.pos = utf8_invalid_at((const unsigned char *)text, len);
     if (p.pos != len)
         return fail(&p, "not valid UTF-8");

@@ -11,16 +11,16 @@
 #include "io_impl.h"
 
 #define NPY_MAX_HEADER (1 << 20)
-#define CHUNK (1 << 20)
+#define CHUNK          (1 << 20)
 
 static const char *FUNC = "tg_read_npy";
 
 typedef struct {
     tg_loc loc;
     const char *path;
-    const char *s;            /* the header text */
+    const char *s; /* the header text */
     size_t len, pos;
-    size_t base;              /* file offset of the header text */
+    size_t base; /* file offset of the header text */
     /* what it says */
     bool have_descr, have_order, have_shape;
     char descr[32];
@@ -30,15 +30,15 @@ typedef struct {
 
 static bool fail_at(npy_header *h, const char *what)
 {
-    tg__fail(h->loc, "%s: '%s': malformed header at byte %zu: %s (header: %.*s)", FUNC, h->path, h->base + h->pos,
-             what, (int)(h->len > 120 ? 120 : h->len), h->s);
+    tg__fail(h->loc, "%s: '%s': malformed header at byte %zu: %s (header: %.*s)", FUNC, h->path, h->base + h->pos, what,
+             (int)(h->len > 120 ? 120 : h->len), h->s);
     return false;
 }
 
 static void skip_ws(npy_header *h)
 {
-    while (h->pos < h->len && (h->s[h->pos] == ' ' || h->s[h->pos] == '\t' || h->s[h->pos] == '\n' ||
-                               h->s[h->pos] == '\r'))
+    while (h->pos < h->len &&
+           (h->s[h->pos] == ' ' || h->s[h->pos] == '\t' || h->s[h->pos] == '\n' || h->s[h->pos] == '\r'))
         h->pos++;
 }
 
@@ -90,7 +90,7 @@ static bool parse_shape(npy_header *h)
             d = d * 10 + (h->s[h->pos++] - '0');
         }
         if (h->pos < h->len && h->s[h->pos] == 'L')
-            h->pos++;   /* Python 2's long literal, in files written by old numpy */
+            h->pos++; /* Python 2's long literal, in files written by old numpy */
         if (h->shape.rank == TG_MAX_RANK)
             return fail_at(h, "more than 8 dimensions (tapegrad tensors have at most 8)");
         if (d && count > INT64_MAX / 16 / d)
@@ -103,7 +103,7 @@ static bool parse_shape(npy_header *h)
             break;
         }
     }
-    if (tg__shape_size(&h->shape) < 0)   /* a zero among huge dims: no tensor has that shape */
+    if (tg__shape_size(&h->shape) < 0) /* a zero among huge dims: no tensor has that shape */
         return fail_at(h, "the dimensions are too large for a tensor (their product, zeros counted as ones, is "
                           "past the most elements a tensor may hold)");
     return true;
@@ -135,7 +135,7 @@ static bool parse_value(npy_header *h, const char *key)
         h->have_shape = true;
         return parse_shape(h);
     }
-    char msg[128];   /* keys are under 32 bytes */
+    char msg[128]; /* keys are under 32 bytes */
     snprintf(msg, sizeof msg, "unknown key '%s' (expected descr, fortran_order, shape)", key);
     return fail_at(h, msg);
 }
@@ -172,7 +172,7 @@ static bool parse_descr(tg_loc loc, const char *path, const char *d, tg__raw_typ
     const char *why = NULL;
     char order = d[0], kind = d[0] ? d[1] : 0;
     bool digits = kind && d[2] && strspn(d + 2, "0123456789") == strlen(d + 2);
-    int size = digits && strlen(d + 2) <= 2 ? atoi(d + 2) : 0;   /* at most 2 digits: no overflow */
+    int size = digits && strlen(d + 2) <= 2 ? atoi(d + 2) : 0; /* at most 2 digits: no overflow */
     if (order && strchr("<>|=", order) && kind == 'O')
         why = "object arrays hold pickled Python objects";
     else if (!order || !strchr("<>|=", order) || !kind || !digits)
@@ -190,8 +190,10 @@ static bool parse_descr(tg_loc loc, const char *path, const char *d, tg__raw_typ
     if (!why && order == '|' && size > 1)
         why = "'|' (no byte order) with a multi-byte type";
     if (why) {
-        tg__fail(loc, "%s: '%s': dtype '%s' is not supported: %s (supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1, "
-                 "any byte order)", FUNC, path, d, why);
+        tg__fail(loc,
+                 "%s: '%s': dtype '%s' is not supported: %s (supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1, "
+                 "any byte order)",
+                 FUNC, path, d, why);
         return false;
     }
     raw->big_endian = order == '>' || (order == '=' && !tg__host_is_little_endian());
@@ -223,7 +225,8 @@ static bool read_header(tg_loc loc, FILE *fp, const char *path, int64_t file_siz
         hlen |= (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24;
     size_t base = 8 + (size_t)lenbytes;
     if ((int64_t)(base + hlen) > file_size) {
-        tg__fail(loc, "%s: '%s': truncated: the header length %llu at byte 8 runs past the end of the file (%lld bytes)",
+        tg__fail(loc,
+                 "%s: '%s': truncated: the header length %llu at byte 8 runs past the end of the file (%lld bytes)",
                  FUNC, path, (unsigned long long)hlen, (long long)file_size);
         return false;
     }
@@ -241,8 +244,10 @@ static bool read_header(tg_loc loc, FILE *fp, const char *path, int64_t file_siz
     *h = (npy_header){.loc = loc, .path = path, .s = text, .len = hlen, .base = base};
     bool ok = parse_dict(h) && parse_descr(loc, path, h->descr, raw);
     if (ok && h->fortran) {
-        tg__fail(loc, "%s: '%s': fortran_order is True: tapegrad reads C-order arrays only (save with "
-                 "np.save(path, np.ascontiguousarray(a)))", FUNC, path);
+        tg__fail(loc,
+                 "%s: '%s': fortran_order is True: tapegrad reads C-order arrays only (save with "
+                 "np.save(path, np.ascontiguousarray(a)))",
+                 FUNC, path);
         ok = false;
     }
     free(text);
@@ -295,9 +300,11 @@ tg_tensor *tg_read_npy_at(tg_loc loc, const char *path, tg_array_opts o)
         if (o.dtype == TG_DTYPE_AUTO)
             o.dtype = tg__raw_natural(raw);
         if (need > have)
-            tg__fail(loc, "%s: '%s': truncated: shape %s of '%s' needs %lld bytes of data after the %lld-byte header, "
-                     "the file has %lld", FUNC, path, tg__shape_str(&h.shape, s, sizeof s), h.descr, (long long)need,
-                     (long long)start, (long long)have);
+            tg__fail(loc,
+                     "%s: '%s': truncated: shape %s of '%s' needs %lld bytes of data after the %lld-byte header, "
+                     "the file has %lld",
+                     FUNC, path, tg__shape_str(&h.shape, s, sizeof s), h.descr, (long long)need, (long long)start,
+                     (long long)have);
         else if (tg__raw_check(loc, FUNC, path, raw, o.dtype, o.scale) &&
                  (t = tg__tensor_new(loc, o.dtype, &h.shape)) &&
                  !read_data(loc, fp, path, raw, count, t->data, o.dtype, o.scale))

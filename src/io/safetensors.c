@@ -9,34 +9,42 @@
 
 #include "io_impl.h"
 
-#define MAX_HEADER 100000000ull   /* the reference implementation's limit */
-#define CHUNK (1 << 20)
+#define MAX_HEADER 100000000ull /* the reference implementation's limit */
+#define CHUNK      (1 << 20)
 
 /* ---- dtypes --------------------------------------------------------------------------- */
 typedef struct {
     const char *name;
     int size;
-    bool readable;            /* tapegrad can convert it */
+    bool readable; /* tapegrad can convert it */
     tg__raw_type raw;
 } st_dtype;
 
 static const st_dtype DTYPES[] = {
-    {"F64", 8, true, {TG__RAW_FLOAT, 8, false}},  {"F32", 4, true, {TG__RAW_FLOAT, 4, false}},
-    {"F16", 2, true, {TG__RAW_FLOAT, 2, false}},  {"BF16", 2, true, {TG__RAW_BF16, 2, false}},
-    {"I64", 8, true, {TG__RAW_INT, 8, false}},    {"I32", 4, true, {TG__RAW_INT, 4, false}},
-    {"I16", 2, true, {TG__RAW_INT, 2, false}},    {"I8", 1, true, {TG__RAW_INT, 1, false}},
-    {"U64", 8, true, {TG__RAW_UINT, 8, false}},   {"U32", 4, true, {TG__RAW_UINT, 4, false}},
-    {"U16", 2, true, {TG__RAW_UINT, 2, false}},   {"U8", 1, true, {TG__RAW_UINT, 1, false}},
-    {"BOOL", 1, true, {TG__RAW_BOOL, 1, false}},  {"F8_E4M3", 1, false, {0}},
-    {"F8_E5M2", 1, false, {0}},                   {"F8_E8M0", 1, false, {0}},
+    {"F64", 8, true, {TG__RAW_FLOAT, 8, false}},
+    {"F32", 4, true, {TG__RAW_FLOAT, 4, false}},
+    {"F16", 2, true, {TG__RAW_FLOAT, 2, false}},
+    {"BF16", 2, true, {TG__RAW_BF16, 2, false}},
+    {"I64", 8, true, {TG__RAW_INT, 8, false}},
+    {"I32", 4, true, {TG__RAW_INT, 4, false}},
+    {"I16", 2, true, {TG__RAW_INT, 2, false}},
+    {"I8", 1, true, {TG__RAW_INT, 1, false}},
+    {"U64", 8, true, {TG__RAW_UINT, 8, false}},
+    {"U32", 4, true, {TG__RAW_UINT, 4, false}},
+    {"U16", 2, true, {TG__RAW_UINT, 2, false}},
+    {"U8", 1, true, {TG__RAW_UINT, 1, false}},
+    {"BOOL", 1, true, {TG__RAW_BOOL, 1, false}},
+    {"F8_E4M3", 1, false, {0}},
+    {"F8_E5M2", 1, false, {0}},
+    {"F8_E8M0", 1, false, {0}},
     {"C64", 8, false, {0}},
 };
 enum { N_DTYPES = sizeof DTYPES / sizeof DTYPES[0] };
 
 static const char *st_name_of(tg_dtype d)
 {
-    static const char *const names[TG_DTYPE_COUNT] = {[TG_F32] = "F32", [TG_F64] = "F64", [TG_I32] = "I32",
-                                                      [TG_I64] = "I64", [TG_BOOL] = "BOOL"};
+    static const char *const names[TG_DTYPE_COUNT] = {
+        [TG_F32] = "F32", [TG_F64] = "F64", [TG_I32] = "I32", [TG_I64] = "I64", [TG_BOOL] = "BOOL"};
     return (unsigned)d < TG_DTYPE_COUNT ? names[d] : NULL;
 }
 
@@ -83,8 +91,8 @@ static bool check_save_args(tg_loc loc, tg_tensor *const *tensors, const char *c
         if (!name)
             return tg__fail(loc, "%s: %s is not a variable, so it has no name: pass `names`", SAVE, arg), false;
         if (!*name || !strcmp(name, "__metadata__") || !tg__utf8_valid(name, strlen(name)))
-            return tg__fail(loc, "%s: the name of %s, \"%s\", is empty, reserved or not valid UTF-8", SAVE, arg,
-                            name), false;
+            return tg__fail(loc, "%s: the name of %s, \"%s\", is empty, reserved or not valid UTF-8", SAVE, arg, name),
+                   false;
         if (tensors[i]->dtype >= TG_DTYPE_COUNT || !st_name_of(tensors[i]->dtype))
             return tg__fail(loc, "%s: %s has an unknown dtype", SAVE, arg), false;
         e[i] = (out_entry){.name = name, .t = tensors[i]};
@@ -195,14 +203,15 @@ static bool build_header(tg_loc loc, out_entry *e, int n, const char *metadata, 
         tg__jbuf_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", st_name_of(e[i].t->dtype));
         for (int k = 0; k < e[i].t->rank; k++)
             tg__jbuf_printf(b, k ? ",%lld" : "%lld", (long long)e[i].t->shape[k]);
-        tg__jbuf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+        tg__jbuf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e[i].begin,
+                        (unsigned long long)e[i].end);
     }
     tg__jbuf_put(b, "}", 1);
     while (!b->oom && b->n % 8)
         tg__jbuf_put(b, " ", 1);
     if (b->oom)
         return tg__fail(loc, "%s: out of memory for the header", SAVE), false;
-    qsort(e, (size_t)n, sizeof *e, by_layout);   /* back to file order for writing */
+    qsort(e, (size_t)n, sizeof *e, by_layout); /* back to file order for writing */
     return true;
 }
 
@@ -246,8 +255,8 @@ static bool fill_file(int fd, void *ctx)
     return true;
 }
 
-int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names,
-                           int n, const char *metadata)
+int tg_save_safetensors_at(tg_loc loc, const char *path, tg_tensor *const *tensors, const char *const *names, int n,
+                           const char *metadata)
 {
     if (!path)
         return tg__failf(loc, "%s: `path` is NULL", SAVE);
@@ -321,8 +330,8 @@ char *tg__metadata_with(tg_loc loc, const char *func, const char *user_json, con
     int n = 0;
     char *out = NULL;
     if (user_json && !tg__json_parse(user_json, strlen(user_json), &doc, err, sizeof err, &pos))
-        tg__fail(loc, "%s: metadata must be a JSON object of strings; it is not valid JSON: %s at byte %zu", func,
-                 err, pos);
+        tg__fail(loc, "%s: metadata must be a JSON object of strings; it is not valid JSON: %s at byte %zu", func, err,
+                 pos);
     else if (user_json && doc.nodes[0].kind != TG__J_OBJ)
         tg__fail(loc, "%s: metadata must be a JSON object of strings, e.g. {\"note\": \"text\"}", func);
     else if (user_json && (n = string_members(&doc, 0, &m, &why, &bad)) < 0)
@@ -351,17 +360,17 @@ static const char *OPEN = "tg_safetensors_open";
 
 typedef struct {
     const char *name;
-    int dtype;                /* index into DTYPES */
+    int dtype; /* index into DTYPES */
     tg_shape shape;
-    uint64_t begin, end;      /* within the data */
+    uint64_t begin, end; /* within the data */
 } st_entry;
 
 struct tg_safetensors {
     int fd;
     char *path;
     uint64_t data_start, data_size;
-    char *strings;            /* the decoded header strings that names and metadata point into */
-    st_entry *e;              /* sorted by name */
+    char *strings; /* the decoded header strings that names and metadata point into */
+    st_entry *e;   /* sorted by name */
     const char **names;
     int n;
     kv *meta;
@@ -396,7 +405,7 @@ static bool read_exact(int fd, void *buf, size_t n, uint64_t offset)
             continue;
         if (r <= 0) {
             if (r == 0)
-                errno = 0;   /* the end of the file */
+                errno = 0; /* the end of the file */
             return false;
         }
         p += r;
@@ -437,21 +446,28 @@ static bool tensor_info(opener *o, int32_t node, st_entry *e)
     int32_t dtype = -1, shape = -1, offsets = -1;
     for (int32_t c = t->child; c >= 0; c = o->doc->nodes[c].next) {
         const char *k = o->doc->nodes[c].key;
-        int32_t *slot = !strcmp(k, "dtype") ? &dtype : !strcmp(k, "shape") ? &shape
-                        : !strcmp(k, "data_offsets") ? &offsets : NULL;
+        int32_t *slot = !strcmp(k, "dtype")          ? &dtype
+                        : !strcmp(k, "shape")        ? &shape
+                        : !strcmp(k, "data_offsets") ? &offsets
+                                                     : NULL;
         if (slot && *slot >= 0)
             return bad(o, "tensor \"%s\": \"%s\" appears twice", name, k);
         if (slot)
             *slot = c;
     }
     if (dtype < 0 || shape < 0 || offsets < 0)
-        return bad(o, "tensor \"%s\": missing \"%s\"", name, dtype < 0 ? "dtype" : shape < 0 ? "shape" : "data_offsets");
+        return bad(o, "tensor \"%s\": missing \"%s\"", name,
+                   dtype < 0   ? "dtype"
+                   : shape < 0 ? "shape"
+                               : "data_offsets");
     const tg__json_node *d = &o->doc->nodes[dtype];
     if (d->kind != TG__J_STR)
         return bad(o, "tensor \"%s\": \"dtype\" is not a string", name);
     if ((e->dtype = st_find_dtype(d->str)) < 0)
-        return bad(o, "tensor \"%s\": unknown dtype \"%.40s\" (known: F64 F32 F16 BF16 I64 I32 I16 I8 U64 U32 U16 "
-                   "U8 BOOL F8_E4M3 F8_E5M2 F8_E8M0 C64)", name, d->str);
+        return bad(o,
+                   "tensor \"%s\": unknown dtype \"%.40s\" (known: F64 F32 F16 BF16 I64 I32 I16 I8 U64 U32 U16 "
+                   "U8 BOOL F8_E4M3 F8_E5M2 F8_E8M0 C64)",
+                   name, d->str);
     uint64_t dims[TG_MAX_RANK], off[2];
     int rank, n_off;
     if (!int_array(o, name, "shape", shape, dims, TG_MAX_RANK, &rank) ||
@@ -470,14 +486,16 @@ static bool tensor_info(opener *o, int32_t node, st_entry *e)
         bytes *= dims[k];
         e->shape.dims[k] = dims[k] > (uint64_t)INT64_MAX ? -1 : (int64_t)dims[k];
     }
-    if (tg__shape_size(&e->shape) < 0)   /* a zero among huge dims: no tensor has that shape */
-        return bad(o, "tensor \"%s\": the shape is too large for a tensor (its dims, zeros counted as ones, multiply "
-                   "past the most elements a tensor may hold)", name);
+    if (tg__shape_size(&e->shape) < 0) /* a zero among huge dims: no tensor has that shape */
+        return bad(o,
+                   "tensor \"%s\": the shape is too large for a tensor (its dims, zeros counted as ones, multiply "
+                   "past the most elements a tensor may hold)",
+                   name);
     if (bytes != off[1] - off[0]) {
         char s[TG_SHAPE_STR_MAX];
         return bad(o, "tensor \"%s\": shape %s of %s takes %llu bytes, but data_offsets [%llu, %llu] span %llu", name,
-                   tg__shape_str(&e->shape, s, sizeof s), d->str, (unsigned long long)bytes,
-                   (unsigned long long)off[0], (unsigned long long)off[1], (unsigned long long)(off[1] - off[0]));
+                   tg__shape_str(&e->shape, s, sizeof s), d->str, (unsigned long long)bytes, (unsigned long long)off[0],
+                   (unsigned long long)off[1], (unsigned long long)(off[1] - off[0]));
     }
     e->name = name;
     e->begin = off[0];
@@ -512,13 +530,16 @@ static bool check_layout(opener *o)
             return bad(o, "bytes [%llu, %llu) of the data belong to no tensor (before \"%s\")", (unsigned long long)at,
                        (unsigned long long)e->begin, e->name);
         if (e->end > st->data_size)
-            return bad(o, "tensor \"%s\" runs past the end of the file: data_offsets [%llu, %llu], but the data "
-                       "has %llu bytes (truncated?)", e->name, (unsigned long long)e->begin,
-                       (unsigned long long)e->end, (unsigned long long)st->data_size);
+            return bad(o,
+                       "tensor \"%s\" runs past the end of the file: data_offsets [%llu, %llu], but the data "
+                       "has %llu bytes (truncated?)",
+                       e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                       (unsigned long long)st->data_size);
         at = e->end;
     }
     if (at != st->data_size)
-        return bad(o, "%llu bytes after the last tensor's data belong to no tensor", (unsigned long long)(st->data_size - at));
+        return bad(o, "%llu bytes after the last tensor's data belong to no tensor",
+                   (unsigned long long)(st->data_size - at));
     qsort(st->e, (size_t)st->n, sizeof *st->e, by_entry_name);
     for (int i = 1; i < st->n; i++)
         if (!strcmp(st->e[i - 1].name, st->e[i].name))
@@ -569,8 +590,10 @@ static bool read_header(opener *o, int64_t file_size)
     for (int k = 0; k < 8; k++)
         n |= (uint64_t)n8[k] << (8 * k);
     if (n > MAX_HEADER)
-        return bad(o, "the header size in bytes 0-7, %llu, is over the limit of %llu bytes (corrupt, or not a "
-                   "safetensors file)", (unsigned long long)n, MAX_HEADER);
+        return bad(o,
+                   "the header size in bytes 0-7, %llu, is over the limit of %llu bytes (corrupt, or not a "
+                   "safetensors file)",
+                   (unsigned long long)n, MAX_HEADER);
     if (n > (uint64_t)file_size - 8)
         return bad(o, "truncated: the header size in bytes 0-7, %llu, runs past the end of the file (%lld bytes)",
                    (unsigned long long)n, (long long)file_size);
@@ -594,7 +617,7 @@ static bool read_header(opener *o, int64_t file_size)
         o->doc = NULL;
     }
     free(text);
-    st->strings = doc.strings;   /* names and metadata point into it; freed by close */
+    st->strings = doc.strings; /* names and metadata point into it; freed by close */
     doc.strings = NULL;
     tg__json_free(&doc);
     return ok;
@@ -660,8 +683,10 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
 {
     const st_entry *e = st && name ? find(st, name) : NULL;
     if (!e)
-        return tg__failf((tg_loc){0}, "tg_safetensors_info: %s", !st ? "`st` is NULL" : !name ? "`name` is NULL"
-                                                                                          : "no tensor of that name");
+        return tg__failf((tg_loc){0}, "tg_safetensors_info: %s",
+                         !st     ? "`st` is NULL"
+                         : !name ? "`name` is NULL"
+                                 : "no tensor of that name");
     if (shape)
         *shape = e->shape;
     if (dtype)
@@ -672,7 +697,7 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
 const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key)
 {
     if (!st || !key || !st->n_meta)
-        return NULL;   /* (bsearch may not be given the NULL array of a file without metadata) */
+        return NULL; /* (bsearch may not be given the NULL array of a file without metadata) */
     kv k = {.key = key, .key_len = strlen(key)};
     const kv *m = bsearch(&k, st->meta, (size_t)st->n_meta, sizeof *st->meta, by_key);
     return m ? m->value : NULL;
@@ -717,8 +742,8 @@ static int meta_fail(tg_loc loc, const tg_safetensors *st, const kv *m, const ch
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    return tg__failf(loc, "%s: '%s': metadata \"%s\" %s (the file is damaged, or was not written by tapegrad)",
-                     META, st->path, m->key, why);
+    return tg__failf(loc, "%s: '%s': metadata \"%s\" %s (the file is damaged, or was not written by tapegrad)", META,
+                     st->path, m->key, why);
 }
 
 static int read_int(tg_loc loc, const tg_safetensors *st, const kv *m, const tg_meta_key *k, int64_t *out)
@@ -742,8 +767,10 @@ static int read_dims(tg_loc loc, const tg_safetensors *st, const kv *m, const tg
         const char *stop = comma ? comma : end;
         int64_t d;
         if (out->rank == TG_MAX_RANK || parse_int(p, (size_t)(stop - p), k->min, k->max, &d) != INT_OK)
-            return meta_fail(loc, st, m, "is \"%.60s\": it must be 1 to %d dimensions from %lld to %lld, like "
-                             "\"28,28,1\"", m->value, TG_MAX_RANK, (long long)k->min, (long long)k->max);
+            return meta_fail(loc, st, m,
+                             "is \"%.60s\": it must be 1 to %d dimensions from %lld to %lld, like "
+                             "\"28,28,1\"",
+                             m->value, TG_MAX_RANK, (long long)k->min, (long long)k->max);
         if (d && total > INT64_MAX / d)
             return meta_fail(loc, st, m, "is \"%.60s\": more values than any tensor can hold", m->value);
         total *= d;
@@ -760,8 +787,9 @@ static int read_one(tg_loc loc, const tg_safetensors *st, const tg_meta_key *k, 
     const kv *m = st->n_meta ? bsearch(&key, st->meta, (size_t)st->n_meta, sizeof *st->meta, by_key) : NULL;
     *v = (tg_meta_value){0};
     if (!m)
-        return k->required ? tg__failf(loc, "%s: '%s' has no metadata \"%s\" (was it written by %s?)", META,
-                                       st->path, k->key, k->writer ? k->writer : "tapegrad") : 0;
+        return k->required ? tg__failf(loc, "%s: '%s' has no metadata \"%s\" (was it written by %s?)", META, st->path,
+                                       k->key, k->writer ? k->writer : "tapegrad")
+                           : 0;
     if (memchr(m->value, 0, m->value_len))
         return meta_fail(loc, st, m, "contains a NUL byte (\\u0000)");
     v->present = true;
@@ -780,7 +808,10 @@ int tg_safetensors_read_metadata_at(tg_loc loc, const tg_safetensors *st, const 
                                     tg_meta_value *out)
 {
     if (!st || (n && (!keys || !out)) || n < 0)
-        return tg__failf(loc, "%s: %s", META, !st ? "`st` is NULL" : n < 0 ? "n is negative" : "`keys` or `out` is NULL");
+        return tg__failf(loc, "%s: %s", META,
+                         !st     ? "`st` is NULL"
+                         : n < 0 ? "n is negative"
+                                 : "`keys` or `out` is NULL");
     for (int i = 0; i < n; i++)
         if (read_one(loc, st, &keys[i], &out[i]) != 0)
             return -1;
@@ -811,7 +842,8 @@ static bool read_data(tg_loc loc, const char *func, const tg_safetensors *st, co
         if (read_exact(st->fd, dst, bytes, at))
             return true;
         return tg__fail(loc, "%s: '%s': cannot read tensor \"%s\": %s", func, st->path, e->name,
-                        errno ? strerror(errno) : "the file is shorter than when it was opened"), false;
+                        errno ? strerror(errno) : "the file is shorter than when it was opened"),
+               false;
     }
     unsigned char *buf = malloc(CHUNK);
     if (!buf)
@@ -868,8 +900,11 @@ static bool check_vars(tg_loc loc, tg_tensor *const *vars, int n)
             return tg__fail(loc, "%s: %s is not a variable (only variables can be assigned)", LOAD, arg), false;
         for (int j = 0; j < i; j++)
             if (!strcmp(vars[i]->var->name, vars[j]->var->name))
-                return tg__fail(loc, "%s: vars[%d] and vars[%d] are both named \"%s\": which one gets the tensor is "
-                                "ambiguous (give variables unique names)", LOAD, j, i, vars[i]->var->name), false;
+                return tg__fail(loc,
+                                "%s: vars[%d] and vars[%d] are both named \"%s\": which one gets the tensor is "
+                                "ambiguous (give variables unique names)",
+                                LOAD, j, i, vars[i]->var->name),
+                       false;
     }
     return true;
 }
@@ -885,12 +920,13 @@ static const st_entry *match(tg_loc loc, const tg_safetensors *st, const tg_tens
         return tg__fail(loc, "%s: '%s' has no tensor named \"%s\" (it has %s); nothing was assigned", LOAD, st->path,
                         name, name_list(st, list, sizeof list));
     if (strcmp(DTYPES[e->dtype].name, st_name_of(v->dtype)))
-        return tg__fail(loc, "%s: tensor \"%s\" is %s in '%s', but the variable is %s (%s); nothing was assigned",
-                        LOAD, name, DTYPES[e->dtype].name, st->path, tg_dtype_name(v->dtype), st_name_of(v->dtype));
+        return tg__fail(loc, "%s: tensor \"%s\" is %s in '%s', but the variable is %s (%s); nothing was assigned", LOAD,
+                        name, DTYPES[e->dtype].name, st->path, tg_dtype_name(v->dtype), st_name_of(v->dtype));
     if (!tg__shape_eq(&e->shape, &vs))
-        return tg__fail(loc, "%s: tensor \"%s\" has shape %s in '%s', but the variable has shape %s; nothing was "
-                        "assigned", LOAD, name, tg__shape_str(&e->shape, a, sizeof a), st->path,
-                        tg__shape_str(&vs, b, sizeof b));
+        return tg__fail(loc,
+                        "%s: tensor \"%s\" has shape %s in '%s', but the variable has shape %s; nothing was "
+                        "assigned",
+                        LOAD, name, tg__shape_str(&e->shape, a, sizeof a), st->path, tg__shape_str(&vs, b, sizeof b));
     return e;
 }
 

@@ -55,14 +55,13 @@ typedef struct band_job {
     int64_t lda, bs;
     void *C;
     int64_t ldc;
-    atomic_bool failed;    /* a thread found no memory to pack its block of A */
+    atomic_bool failed; /* a thread found no memory to pack its block of A */
 } band_job;
-
 
 /* ---- OpenBLAS at run time ------------------------------------------------------------------------- */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                         float *, int);
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                         int);
 typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
                          double *, int);
 
@@ -71,10 +70,10 @@ static struct {
     sgemm_fn sgemm;
     dgemm_fn dgemm;
     void (*set_threads)(int);
-    bool split;            /* OpenBLAS on one thread, products split over the loop pool */
+    bool split; /* OpenBLAS on one thread, products split over the loop pool */
     char name[96];
     pthread_mutex_t mu;
-    int threads;           /* asked for by tg_set_num_threads; 0: the default */
+    int threads; /* asked for by tg_set_num_threads; 0: the default */
 } blas = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .name = "blocked"};
 
 #ifdef TG_OPENBLAS_RUNTIME
@@ -92,10 +91,7 @@ static bool cpu_has_avx512(void)
 }
 
 /* Sets an environment variable for the load when the user has not set it; true if set. */
-static bool set_for_load(const char *name, const char *value)
-{
-    return !getenv(name) && setenv(name, value, 0) == 0;
-}
+static bool set_for_load(const char *name, const char *value) { return !getenv(name) && setenv(name, value, 0) == 0; }
 
 /* *ours: this call loaded it (not the application before us). */
 static void *open_openblas(bool *chose, bool *ours)
@@ -105,7 +101,7 @@ static void *open_openblas(bool *chose, bool *ours)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
         if (h)
-            return h;   /* already in the process: its kernel set and threads are chosen */
+            return h; /* already in the process: its kernel set and threads are chosen */
     }
     /* setenv is not safe against getenv on other threads; this runs once, at the first
      * product, and gives the environment back as it was right after the load. One
@@ -176,15 +172,15 @@ static bool cblas_ok(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, 
  * op(A) and all of op(B); splitting the longer side measured 3-6% faster than splitting
  * columns on the training step's square-ish products. Products under a million
  * multiply-adds stay whole. The kernels are made once per float type (gemm_tmpl.h). */
-#define T float
-#define SFX f32
+#define T       float
+#define SFX     f32
 #define BLAS_FN sgemm
 #include "gemm_tmpl.h"
 #undef T
 #undef SFX
 #undef BLAS_FN
-#define T double
-#define SFX f64
+#define T       double
+#define SFX     f64
 #define BLAS_FN dgemm
 #include "gemm_tmpl.h"
 #undef T
@@ -207,7 +203,7 @@ int tg_set_num_threads(int n)
     tg__pool_set_threads(n);
     pthread_mutex_lock(&blas.mu);
     blas.threads = n;
-    if (blas.set_threads && !blas.split)   /* an OpenBLAS the application loaded runs its own threads */
+    if (blas.set_threads && !blas.split) /* an OpenBLAS the application loaded runs its own threads */
         blas.set_threads(n);
     pthread_mutex_unlock(&blas.mu);
     return 0;

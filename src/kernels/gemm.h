@@ -15,23 +15,23 @@
 #include <stdint.h>
 
 bool tg__gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 bool tg__gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
-                 const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+                  const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Portable cache-blocked kernel (the fallback when there is no BLAS). It and tg__gemm_*
  * return false only when the blocked kernel found no memory for the buffers that pack a
  * transposed operand (allocated once per thread); C then holds no product. */
-bool tg__gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                         int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-bool tg__gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
-                         int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+bool tg__gemm_blocked_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+bool tg__gemm_blocked_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+                          const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Naive triple loop with a double accumulator: the reference for tests. */
 void tg__gemm_ref_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void tg__gemm_ref_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
-                     const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+                      const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Which kernel tg__gemm_* uses: "blocked", or "openblas CORE" with OpenBLAS's kernel set
  * (e.g. "openblas SkylakeX (chosen by tapegrad)"). Loads OpenBLAS if it is not yet. */

@@ -31,23 +31,23 @@ enum { MAX_THREADS = 64 };
 typedef struct job {
     tg_range_fn fn;
     void *ctx;
-    bool flush;                 /* flush denormals while running it */
+    bool flush; /* flush denormals while running it */
     int64_t n, grain, chunks;
-    atomic_int_fast64_t next;   /* the next chunk to take */
-    int slots;                  /* workers that may still join (under the pool's mutex) */
-    atomic_int refs;            /* workers holding the job */
+    atomic_int_fast64_t next; /* the next chunk to take */
+    int slots;                /* workers that may still join (under the pool's mutex) */
+    atomic_int refs;          /* workers holding the job */
 } job;
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_once_t once;
-    int threads;                /* wanted, the caller included; 0 until first asked */
-    int started;                /* workers running */
-    job *current;               /* NULL when there is nothing to join */
-    uint64_t generation;        /* bumped by each posted job */
-    atomic_bool busy;           /* a loop is running: nested or concurrent loops run serially */
-    atomic_int spin_us;         /* how long a worker waits awake for the next loop */
+    int threads;         /* wanted, the caller included; 0 until first asked */
+    int started;         /* workers running */
+    job *current;        /* NULL when there is nothing to join */
+    uint64_t generation; /* bumped by each posted job */
+    atomic_bool busy;    /* a loop is running: nested or concurrent loops run serially */
+    atomic_int spin_us;  /* how long a worker waits awake for the next loop */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 /* ---- denormals ------------------------------------------------------------------------------ */
@@ -56,7 +56,7 @@ static struct {
  * stays zero) run through microcode at a tenth of the speed. Here every loop of the pool
  * runs so, on the workers and on the calling thread, which gets its own mode back after
  * the loop. Loops too small for the pool (under two chunks) run in the caller's mode. */
-static atomic_int flush_mode = -1;   /* -1: not read from TAPEGRAD_DENORMALS yet */
+static atomic_int flush_mode = -1; /* -1: not read from TAPEGRAD_DENORMALS yet */
 
 bool tg__flush_denormals(void)
 {
@@ -72,7 +72,7 @@ bool tg__flush_denormals(void)
 void tg__set_flush_denormals(bool on) { atomic_store(&flush_mode, on); }
 
 #if defined(__x86_64__) || defined(__i386__)
-enum { FTZ_DAZ = 0x8040 };   /* MXCSR bits: flush to zero (15), denormals are zero (6) */
+enum { FTZ_DAZ = 0x8040 }; /* MXCSR bits: flush to zero (15), denormals are zero (6) */
 
 static unsigned flush_begin(bool flush)
 {
@@ -118,7 +118,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         double spin = 1e-6 * atomic_load_explicit(&pool.spin_us, memory_order_relaxed);
-        if (spin > 0 && pool.generation == seen) {   /* the next loop often follows at once */
+        if (spin > 0 && pool.generation == seen) { /* the next loop often follows at once */
             pthread_mutex_unlock(&pool.mu);
             double t0 = now_seconds();
             while (__atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen && now_seconds() - t0 < spin)
@@ -130,11 +130,11 @@ static void *worker(void *arg)
         seen = pool.generation;
         job *j = pool.current;
         if (!j || j->slots == 0)
-            continue;   /* withdrawn before this worker woke, or enough workers joined */
+            continue; /* withdrawn before this worker woke, or enough workers joined */
         j->slots--;
         atomic_fetch_add_explicit(&j->refs, 1, memory_order_acquire);
         pthread_mutex_unlock(&pool.mu);
-        flush_begin(j->flush);   /* a worker keeps the mode of the last loop it ran */
+        flush_begin(j->flush); /* a worker keeps the mode of the last loop it ran */
         run_chunks(j);
         atomic_fetch_sub_explicit(&j->refs, 1, memory_order_release);
         pthread_mutex_lock(&pool.mu);
@@ -170,10 +170,7 @@ void tg__pool_set_threads(int n)
     pthread_mutex_unlock(&pool.mu);
 }
 
-void tg__pool_set_spin(int microseconds)
-{
-    atomic_store(&pool.spin_us, microseconds > 0 ? microseconds : 0);
-}
+void tg__pool_set_spin(int microseconds) { atomic_store(&pool.spin_us, microseconds > 0 ? microseconds : 0); }
 
 /* Starts workers up to threads - 1 (a pool never shrinks: extra workers just sleep, as
  * only threads - 1 of them are woken). Returns how many may take part. Under the mutex. */
@@ -187,7 +184,7 @@ static int ensure_workers(void)
         int rc = pthread_create(&t, &attr, worker, NULL);
         pthread_attr_destroy(&attr);
         if (rc != 0)
-            break;   /* fewer threads: the loop still completes on the caller */
+            break; /* fewer threads: the loop still completes on the caller */
         pool.started++;
     }
     return pool.started < pool.threads - 1 ? pool.started : pool.threads - 1;
@@ -201,11 +198,10 @@ void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
         grain = 1;
     int64_t chunks = (n + grain - 1) / grain;
     bool expected = false;
-    if (chunks < 2 || tg__pool_threads() < 2 ||
-        !atomic_compare_exchange_strong(&pool.busy, &expected, true)) {
+    if (chunks < 2 || tg__pool_threads() < 2 || !atomic_compare_exchange_strong(&pool.busy, &expected, true)) {
         job j = {.fn = fn, .ctx = ctx, .n = n, .grain = grain, .chunks = chunks};
         unsigned caller_mode = chunks < 2 ? 0 : flush_begin(tg__flush_denormals());
-        run_chunks(&j);   /* the same chunks, in order, on this thread */
+        run_chunks(&j); /* the same chunks, in order, on this thread */
         if (chunks >= 2)
             flush_end(caller_mode);
         return;
@@ -229,7 +225,7 @@ void tg__parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
         pool.current = NULL;
         pthread_mutex_unlock(&pool.mu);
         while (atomic_load_explicit(&j.refs, memory_order_acquire) > 0)
-            CPU_RELAX();   /* at most the chunk a worker is finishing */
+            CPU_RELAX(); /* at most the chunk a worker is finishing */
     }
     flush_end(caller_mode);
     atomic_store(&pool.busy, false);

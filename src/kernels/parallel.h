@@ -53,8 +53,7 @@ void tg__pool_set_spin(int microseconds);
  * from the CPU (GCC/clang function multi-versioning), so the build keeps portable flags.
  * The library is compiled with -ffp-contract=off, so no clone fuses a multiply and an add
  * and every clone rounds exactly as the portable code does. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(TG_NO_CLONES)
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TG_NO_CLONES)
 #define TG_VECTOR_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
 #else
 #define TG_VECTOR_CLONES

@@ -33,8 +33,10 @@ static bool check_image(tg_layer *l, tg_loc loc, const tg_shape *in)
     if (in->rank == 3)
         return true;
     char buf[TG_SHAPE_STR_MAX];
-    tg__fail(loc, "%s \"%s\": expects batches of images (batch, height, width, channels), NHWC, but one example "
-             "has shape %s", l->kind->class_name, l->name, tg__shape_str(in, buf, sizeof buf));
+    tg__fail(loc,
+             "%s \"%s\": expects batches of images (batch, height, width, channels), NHWC, but one example "
+             "has shape %s",
+             l->kind->class_name, l->name, tg__shape_str(in, buf, sizeof buf));
     return false;
 }
 
@@ -51,9 +53,11 @@ static bool window_shape(tg_layer *l, tg_loc loc, const tg_shape *in, const int6
     }
     if (out->dims[0] > 0 && out->dims[1] > 0)
         return true;
-    tg__fail(loc, "%s \"%s\": a %lldx%lld window does not fit in a %lldx%lld image with TG_PADDING_VALID; use "
-             "TG_PADDING_SAME or a smaller window", l->kind->class_name, l->name, (long long)k[0], (long long)k[1],
-             (long long)in->dims[0], (long long)in->dims[1]);
+    tg__fail(loc,
+             "%s \"%s\": a %lldx%lld window does not fit in a %lldx%lld image with TG_PADDING_VALID; use "
+             "TG_PADDING_SAME or a smaller window",
+             l->kind->class_name, l->name, (long long)k[0], (long long)k[1], (long long)in->dims[0],
+             (long long)in->dims[1]);
     return false;
 }
 
@@ -112,7 +116,8 @@ static tg_pool2d_opts pool_opts(const tg_layer *l)
 {
     const tg_pooling2d_opts *o = &l->o.pool;
     return (tg_pool2d_opts){.pool_size = {o->pool_size[0], o->pool_size[1]},
-                            .strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
+                            .strides = {o->strides[0], o->strides[1]},
+                            .padding = o->padding};
 }
 
 static tg_tensor *max_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
@@ -128,13 +133,13 @@ static tg_tensor *avg_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, boo
 }
 
 static const tg_layer_kind max_pool_kind = {"max_pooling2d", "MaxPooling2D", true, pool_build, max_pool_call, NULL};
-static const tg_layer_kind avg_pool_kind = {"average_pooling2d", "AveragePooling2D", true, pool_build, avg_pool_call,
-                                            NULL};
+static const tg_layer_kind avg_pool_kind = {"average_pooling2d", "AveragePooling2D", true,
+                                            pool_build,          avg_pool_call,      NULL};
 
 static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling2d_opts o)
 {
     resolve_pair(o.pool_size, 2);
-    if (o.strides[0] == 0 && o.strides[1] == 0)   /* Keras: strides=None is the pool size */
+    if (o.strides[0] == 0 && o.strides[1] == 0) /* Keras: strides=None is the pool size */
         o.strides[0] = o.pool_size[0], o.strides[1] = o.pool_size[1];
     else
         resolve_pair(o.strides, 0);
@@ -172,8 +177,8 @@ static tg_tensor *global_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool 
     return tg_global_avg_pool2d_at(loc, x);
 }
 
-static const tg_layer_kind global_kind = {"global_average_pooling2d", "GlobalAveragePooling2D", true, global_build,
-                                          global_call, NULL};
+static const tg_layer_kind global_kind = {
+    "global_average_pooling2d", "GlobalAveragePooling2D", true, global_build, global_call, NULL};
 
 tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {

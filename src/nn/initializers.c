@@ -9,19 +9,22 @@
 #define TRUNCATION_STDDEV 0.87962566103423978
 
 static const char *const names[TG_INIT_COUNT] = {
-    [TG_INIT_DEFAULT] = "default",           [TG_INIT_GLOROT_UNIFORM] = "glorot_uniform",
-    [TG_INIT_GLOROT_NORMAL] = "glorot_normal", [TG_INIT_HE_UNIFORM] = "he_uniform",
-    [TG_INIT_HE_NORMAL] = "he_normal",       [TG_INIT_LECUN_UNIFORM] = "lecun_uniform",
-    [TG_INIT_LECUN_NORMAL] = "lecun_normal", [TG_INIT_ZEROS] = "zeros",
-    [TG_INIT_ONES] = "ones",                 [TG_INIT_CONSTANT] = "constant",
-    [TG_INIT_RANDOM_UNIFORM] = "random_uniform", [TG_INIT_RANDOM_NORMAL] = "random_normal",
+    [TG_INIT_DEFAULT] = "default",
+    [TG_INIT_GLOROT_UNIFORM] = "glorot_uniform",
+    [TG_INIT_GLOROT_NORMAL] = "glorot_normal",
+    [TG_INIT_HE_UNIFORM] = "he_uniform",
+    [TG_INIT_HE_NORMAL] = "he_normal",
+    [TG_INIT_LECUN_UNIFORM] = "lecun_uniform",
+    [TG_INIT_LECUN_NORMAL] = "lecun_normal",
+    [TG_INIT_ZEROS] = "zeros",
+    [TG_INIT_ONES] = "ones",
+    [TG_INIT_CONSTANT] = "constant",
+    [TG_INIT_RANDOM_UNIFORM] = "random_uniform",
+    [TG_INIT_RANDOM_NORMAL] = "random_normal",
     [TG_INIT_TRUNCATED_NORMAL] = "truncated_normal",
 };
 
-const char *tg_initializer_name(tg_init_kind kind)
-{
-    return (unsigned)kind < TG_INIT_COUNT ? names[kind] : NULL;
-}
+const char *tg_initializer_name(tg_init_kind kind) { return (unsigned)kind < TG_INIT_COUNT ? names[kind] : NULL; }
 
 void tg_initializer_fans(tg_shape shape, double *fan_in, double *fan_out)
 {
@@ -47,8 +50,8 @@ void tg_initializer_fans(tg_shape shape, double *fan_in, double *fan_out)
 typedef enum { FAN_IN, FAN_AVG } fan_mode;
 
 /* Keras's VarianceScaling: scale / max(1, fan), then a uniform or truncated normal. */
-static tg_tensor *variance_scaling(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_shape shape, double scale,
-                                   fan_mode mode, bool normal)
+static tg_tensor *variance_scaling(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_shape shape, double scale, fan_mode mode,
+                                   bool normal)
 {
     double fan_in, fan_out;
     tg_initializer_fans(shape, &fan_in, &fan_out);
@@ -84,8 +87,10 @@ static tg_tensor *draw(tg_loc loc, tg_initializer in, tg_rng *rng, tg_dtype dtyp
 tg_tensor *tg_initialize_at(tg_loc loc, tg_initializer in, tg_dtype dtype, tg_shape shape, uint64_t seed)
 {
     if ((unsigned)in.kind >= TG_INIT_COUNT)
-        return tg__fail(loc, "tg_initialize: initializer kind %d is not a tg_init_kind "
-                        "(use tg_init_glorot_uniform(), tg_init_zeros(), ...)", (int)in.kind);
+        return tg__fail(loc,
+                        "tg_initialize: initializer kind %d is not a tg_init_kind "
+                        "(use tg_init_glorot_uniform(), tg_init_zeros(), ...)",
+                        (int)in.kind);
     if (shape.rank < 0 || shape.rank > TG_MAX_RANK)
         return tg__fail(loc, "tg_initialize: shape rank %d is outside [0, %d]", shape.rank, TG_MAX_RANK);
     switch (in.kind) {

@@ -14,32 +14,32 @@
 #define TG_LAYER_MAX_VARS 4
 
 typedef struct tg_layer_kind {
-    const char *base_name;     /* "dense": automatic names are dense, dense_1, ... */
-    const char *class_name;    /* "Dense", as the summary prints it */
-    bool autocast;             /* inputs of another dtype are cast to the layer's (Keras autocast) */
+    const char *base_name;  /* "dense": automatic names are dense, dense_1, ... */
+    const char *class_name; /* "Dense", as the summary prints it */
+    bool autocast;          /* inputs of another dtype are cast to the layer's (Keras autocast) */
     /* Creates the variables for examples of shape `in` and sets *out; false with an error. */
     bool (*build)(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out);
     /* The layer on a batch whose example shape is the built one. */
     tg_tensor *(*call)(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training);
-    void (*release)(tg_layer *l);   /* kind-specific state (not the variables); may be NULL */
+    void (*release)(tg_layer *l); /* kind-specific state (not the variables); may be NULL */
 } tg_layer_kind;
 
 struct tg_layer {
     const tg_layer_kind *kind;
     char *name;
-    bool auto_named;               /* the name is the default one: a model may renumber it */
-    tg_dtype dtype_opt;            /* as given (TG_DTYPE_INHERIT: the model's) */
-    tg_dtype dtype;                /* resolved when built */
-    uint64_t seed_opt, seed;       /* as given (0: derive), and as used */
-    tg_shape input_shape;          /* declared example shape; rank -1 when none */
+    bool auto_named;         /* the name is the default one: a model may renumber it */
+    tg_dtype dtype_opt;      /* as given (TG_DTYPE_INHERIT: the model's) */
+    tg_dtype dtype;          /* resolved when built */
+    uint64_t seed_opt, seed; /* as given (0: derive), and as used */
+    tg_shape input_shape;    /* declared example shape; rank -1 when none */
     bool built, trainable;
-    tg_activation activation;      /* Dense, Conv2D, Activation; TG_LINEAR for the others */
-    tg_shape in_shape, out_shape;  /* one example's, once built */
-    tg_model *model;               /* owner, or NULL */
+    tg_activation activation;     /* Dense, Conv2D, Activation; TG_LINEAR for the others */
+    tg_shape in_shape, out_shape; /* one example's, once built */
+    tg_model *model;              /* owner, or NULL */
     int n_vars;
     tg_tensor *vars[TG_LAYER_MAX_VARS];
-    bool var_trainable[TG_LAYER_MAX_VARS];   /* made trainable: follows layer.trainable */
-    tg_rng *rng;                   /* dropout's mask generator */
+    bool var_trainable[TG_LAYER_MAX_VARS]; /* made trainable: follows layer.trainable */
+    tg_rng *rng;                           /* dropout's mask generator */
     union {
         tg_dense_opts dense;
         tg_dropout_opts dropout;
@@ -53,11 +53,11 @@ struct tg_layer {
 };
 
 /* A new, unbuilt layer of `kind` with the common options; NULL with an error. */
-tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype,
-                        uint64_t seed, tg_shape input_shape);
+tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                        tg_shape input_shape);
 /* Creates "<layer name>/<name>" from `init` and appends it to the layer's variables. */
-tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init,
-                                  tg_shape shape, bool trainable);
+tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
+                                  bool trainable);
 /* Builds for examples of `in`: resolves dtype and seed (from the model's when 0), then
  * the kind's build. On failure the layer is left unbuilt with no variables. */
 bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model_dtype, uint64_t seed);
@@ -76,7 +76,7 @@ void *tg__model_attachment(const tg_model *m);
  * writes it after each step and reads it for checkpoints; nn only keeps it, so it outlives
  * a new compile. NULL for NULL or a freed model. */
 typedef struct tg__fit_position {
-    bool set;                   /* false until the model trains or loads a position */
+    bool set; /* false until the model trains or loads a position */
     int epoch;
     int64_t step;
     uint64_t seed;

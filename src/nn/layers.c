@@ -27,8 +27,10 @@ int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank)
 {
     int a = axis < 0 ? axis + rank : axis;
     if (a <= 0 || a >= rank) {
-        tg__fail(loc, "%s \"%s\": axis %d is out of range for inputs of rank %d (batch included); "
-                 "use -1 for the last axis, and never 0, the batch axis", l->kind->class_name, l->name, axis, rank);
+        tg__fail(loc,
+                 "%s \"%s\": axis %d is out of range for inputs of rank %d (batch included); "
+                 "use -1 for the last axis, and never 0, the batch axis",
+                 l->kind->class_name, l->name, axis, rank);
         return -1;
     }
     return a;
@@ -36,9 +38,9 @@ int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank)
 
 /* ---- activations ------------------------------------------------------------------------ */
 static const char *const activation_names[TG_ACTIVATION_COUNT] = {
-    [TG_LINEAR] = "linear", [TG_RELU] = "relu",         [TG_SIGMOID] = "sigmoid",
-    [TG_TANH] = "tanh",     [TG_SOFTMAX] = "softmax",   [TG_SOFTPLUS] = "softplus",
-    [TG_ELU] = "elu",       [TG_GELU] = "gelu",         [TG_LEAKY_RELU] = "leaky_relu",
+    [TG_LINEAR] = "linear", [TG_RELU] = "relu",       [TG_SIGMOID] = "sigmoid",
+    [TG_TANH] = "tanh",     [TG_SOFTMAX] = "softmax", [TG_SOFTPLUS] = "softplus",
+    [TG_ELU] = "elu",       [TG_GELU] = "gelu",       [TG_LEAKY_RELU] = "leaky_relu",
 };
 
 const char *tg_activation_name(tg_activation a)
@@ -50,8 +52,10 @@ bool tg__check_activation(tg_loc loc, const char *func, tg_activation a)
 {
     if ((unsigned)a < TG_ACTIVATION_COUNT)
         return true;
-    tg__fail(loc, "%s: activation %d is not a tg_activation (TG_LINEAR, TG_RELU, TG_SIGMOID, TG_TANH, "
-             "TG_SOFTMAX, TG_SOFTPLUS, TG_ELU, TG_GELU, TG_LEAKY_RELU)", func, (int)a);
+    tg__fail(loc,
+             "%s: activation %d is not a tg_activation (TG_LINEAR, TG_RELU, TG_SIGMOID, TG_TANH, "
+             "TG_SOFTMAX, TG_SOFTPLUS, TG_ELU, TG_GELU, TG_LEAKY_RELU)",
+             func, (int)a);
     return false;
 }
 
@@ -74,8 +78,10 @@ tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a)
 tg_tensor *tg__bias_activate(tg_loc loc, const tg_tensor *y, const tg_tensor *bias, tg_activation a)
 {
     /* One fused pass for the activations tg_bias_add_act knows; the same values either way. */
-    static const int fused[TG_ACTIVATION_COUNT] = {[TG_LINEAR] = TG_BIAS_LINEAR + 1, [TG_RELU] = TG_BIAS_RELU + 1,
-                                                   [TG_SIGMOID] = TG_BIAS_SIGMOID + 1, [TG_TANH] = TG_BIAS_TANH + 1};
+    static const int fused[TG_ACTIVATION_COUNT] = {[TG_LINEAR] = TG_BIAS_LINEAR + 1,
+                                                   [TG_RELU] = TG_BIAS_RELU + 1,
+                                                   [TG_SIGMOID] = TG_BIAS_SIGMOID + 1,
+                                                   [TG_TANH] = TG_BIAS_TANH + 1};
     if (!bias)
         return tg__activate(loc, y, a);
     if ((unsigned)a < TG_ACTIVATION_COUNT && fused[a])
@@ -102,8 +108,10 @@ tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name,
                         kind->base_name, input_shape.rank, TG_MAX_RANK - 1);
     for (int i = 0; i < input_shape.rank; i++)
         if (input_shape.dims[i] <= 0)
-            return tg__fail(loc, "tg_%s: input_shape dim %d is %lld; every dim must be positive (leave the "
-                            "batch dim out)", kind->base_name, i, (long long)input_shape.dims[i]);
+            return tg__fail(loc,
+                            "tg_%s: input_shape dim %d is %lld; every dim must be positive (leave the "
+                            "batch dim out)",
+                            kind->base_name, i, (long long)input_shape.dims[i]);
     if (tg__shape_size(&input_shape) < 0) {
         char str[TG_SHAPE_STR_MAX];
         return tg__fail(loc, "tg_%s: input_shape %s is too large: its dims multiply past %lld elements",
@@ -149,8 +157,9 @@ tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_
         return NULL;
     tg_tensor *value = tg_initialize_at(loc, init, l->dtype, shape, tg__derive_seed(l->seed, (uint64_t)l->n_vars));
     /* Keras: a variable made trainable in a frozen layer starts frozen. */
-    tg_tensor *v = value ? tg_variable_at(loc, value, (tg_variable_opts){.name = full, .trainable = trainable && l->trainable})
-                         : NULL;
+    tg_tensor *v =
+        value ? tg_variable_at(loc, value, (tg_variable_opts){.name = full, .trainable = trainable && l->trainable})
+              : NULL;
     tg_scope_end_at(loc, s);
     if (!v)
         return NULL;
@@ -200,13 +209,15 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     if (!same_example(&l->in_shape, x)) {
         char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
         tg_shape xs = tg_shape_of(x);
-        return tg__fail(loc, "input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
-                        "found shape=%s", l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
+        return tg__fail(loc,
+                        "input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+                        "found shape=%s",
+                        l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
                         tg__shape_str(&xs, got, sizeof got));
     }
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
-    ctx->layer = l->name;   /* names the layer in TG_CHECK_NUMERICS reports */
+    ctx->layer = l->name; /* names the layer in TG_CHECK_NUMERICS reports */
     if (l->kind->autocast && tg_dtype_of(x) != l->dtype)
         x = tg_cast_at(loc, x, l->dtype);
     tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
@@ -224,12 +235,12 @@ void tg__layer_destroy(tg_layer *l)
 }
 
 /* ---- public layer API ------------------------------------------------------------------------ */
-#define CHECK_LAYER(func, l, ret)                                                       \
-    do {                                                                                \
-        if (!(l)) {                                                                     \
-            tg__null_arg(loc, func, "layer");                                           \
-            return ret;                                                                 \
-        }                                                                               \
+#define CHECK_LAYER(func, l, ret)             \
+    do {                                      \
+        if (!(l)) {                           \
+            tg__null_arg(loc, func, "layer"); \
+            return ret;                       \
+        }                                     \
     } while (0)
 
 tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_model_call_opts o)
@@ -240,7 +251,7 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_mode
     if (!l->built) {
         if (tg_rank(x) < 1)
             return tg__fail(loc, "tg_layer_call: x is a scalar; a layer takes a batch, whose first axis is "
-                            "the batch");
+                                 "the batch");
         tg_shape xs = tg_shape_of(x), ex = {.rank = xs.rank - 1};
         for (int i = 1; i < xs.rank; i++)
             ex.dims[i - 1] = xs.dims[i];
@@ -257,16 +268,13 @@ bool tg_layer_built(const tg_layer *l) { return l && l->built; }
 tg_activation tg_layer_activation(const tg_layer *l) { return l ? l->activation : TG_LINEAR; }
 bool tg_layer_trainable(const tg_layer *l) { return l && l->trainable; }
 
-tg_shape tg_layer_output_shape(const tg_layer *l)
-{
-    return l && l->built ? l->out_shape : (tg_shape){.rank = -1};
-}
+tg_shape tg_layer_output_shape(const tg_layer *l) { return l && l->built ? l->out_shape : (tg_shape){.rank = -1}; }
 
 tg_tensor *const *tg_layer_variables_at(tg_loc loc, const tg_layer *l, int *count)
 {
     if (count)
         *count = l ? l->n_vars : 0;
-    for (int i = 0; l && loc.file && i < l->n_vars; i++)   /* for a diagnosis: where they were handed out */
+    for (int i = 0; l && loc.file && i < l->n_vars; i++) /* for a diagnosis: where they were handed out */
         if (!l->vars[i]->var->trainable)
             l->vars[i]->var->listed = loc;
     return l ? l->vars : NULL;
@@ -279,7 +287,7 @@ int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
     for (int i = 0; i < l->n_vars; i++)
         if (l->var_trainable[i]) {
             tg_variable_set_trainable(l->vars[i], trainable);
-            l->vars[i]->var->frozen = trainable ? (tg_loc){0} : loc;   /* for a diagnosis */
+            l->vars[i]->var->frozen = trainable ? (tg_loc){0} : loc; /* for a diagnosis */
         }
     return 0;
 }
@@ -295,8 +303,11 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
 {
     const tg_dense_opts *o = &l->o.dense;
     if (in->rank < 1)
-        return tg__fail(loc, "Dense \"%s\": inputs need at least 2 axes (batch, features), but one example "
-                        "is a scalar; reshape the batch to (batch, 1)", l->name), false;
+        return tg__fail(loc,
+                        "Dense \"%s\": inputs need at least 2 axes (batch, features), but one example "
+                        "is a scalar; reshape the batch to (batch, 1)",
+                        l->name),
+               false;
     int64_t in_dim = in->dims[in->rank - 1];
     tg_initializer k = o->kernel_initializer.kind ? o->kernel_initializer : tg_init_glorot_uniform();
     tg_initializer b = o->bias_initializer.kind ? o->bias_initializer : tg_init_zeros();
@@ -351,8 +362,8 @@ static tg_tensor *activation_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg__activate(loc, x, l->activation);
 }
 
-static const tg_layer_kind activation_kind = {"activation", "Activation", true, same_shape_build, activation_call,
-                                              NULL};
+static const tg_layer_kind activation_kind = {"activation",     "Activation",    true,
+                                              same_shape_build, activation_call, NULL};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
@@ -457,9 +468,11 @@ static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
         out->dims[unknown] = total / known;
     if (!fits || tg__shape_size(out) != total || (unknown >= 0 && known == 0)) {
         char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
-        return tg__fail(loc, "Reshape \"%s\": the total size of the new array must be unchanged: input_shape = %s "
-                        "(%lld elements), target_shape = %s", l->name, tg__shape_str(in, a, sizeof a),
-                        (long long)total, tg__shape_str(t, b, sizeof b)), false;
+        return tg__fail(loc,
+                        "Reshape \"%s\": the total size of the new array must be unchanged: input_shape = %s "
+                        "(%lld elements), target_shape = %s",
+                        l->name, tg__shape_str(in, a, sizeof a), (long long)total, tg__shape_str(t, b, sizeof b)),
+               false;
     }
     return true;
 }
@@ -477,8 +490,10 @@ tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
     }
     if (!ok || unknown > 1) {
         char b[TG_SHAPE_STR_MAX];
-        return tg__fail(loc, "tg_reshape_layer: target_shape %s must have rank 1 to %d, positive dims and at most "
-                        "one -1 (it leaves the batch dim out)", tg__shape_str(t, b, sizeof b), TG_MAX_RANK - 1);
+        return tg__fail(loc,
+                        "tg_reshape_layer: target_shape %s must have rank 1 to %d, positive dims and at most "
+                        "one -1 (it leaves the batch dim out)",
+                        tg__shape_str(t, b, sizeof b), TG_MAX_RANK - 1);
     }
     tg_layer *l = tg__layer_new(loc, &reshape_kind, o.name, o.dtype, o.seed, o.input_shape);
     if (l)
@@ -515,8 +530,10 @@ static const tg_layer_kind embedding_kind = {"embedding", "Embedding", false, em
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
 {
     if (o.input_dim <= 0 || o.output_dim <= 0)
-        return tg__fail(loc, "tg_embedding: input_dim (the vocabulary size) and output_dim must be positive, got "
-                        "input_dim=%lld, output_dim=%lld", (long long)o.input_dim, (long long)o.output_dim);
+        return tg__fail(loc,
+                        "tg_embedding: input_dim (the vocabulary size) and output_dim must be positive, got "
+                        "input_dim=%lld, output_dim=%lld",
+                        (long long)o.input_dim, (long long)o.output_dim);
     if (o.input_length < 0)
         return tg__fail(loc, "tg_embedding: input_length must be positive, got %lld", (long long)o.input_length);
     if (o.input_length > 0 && o.input_shape.rank == 0)
@@ -526,4 +543,3 @@ tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
         l->o.embedding = o;
     return l;
 }
-

@@ -10,7 +10,7 @@
 #include "../tensor/tensor_impl.h"
 #include "tapegrad/losses.h"
 
-#define EPSILON 1e-7   /* keras.backend.epsilon() */
+#define EPSILON 1e-7 /* keras.backend.epsilon() */
 
 static const char *const loss_names[TG_LOSS_COUNT] = {
     [TG_LOSS_NONE] = "none",
@@ -23,10 +23,7 @@ static const char *const loss_names[TG_LOSS_COUNT] = {
     [TG_LOSS_CUSTOM] = "custom_loss",
 };
 
-const char *tg_loss_name(tg_loss_kind kind)
-{
-    return (unsigned)kind < TG_LOSS_COUNT ? loss_names[kind] : "?";
-}
+const char *tg_loss_name(tg_loss_kind kind) { return (unsigned)kind < TG_LOSS_COUNT ? loss_names[kind] : "?"; }
 
 tg_loss_kind tg_loss_kind_from_name(const char *name)
 {
@@ -34,8 +31,11 @@ tg_loss_kind tg_loss_kind_from_name(const char *name)
         const char *alias;
         tg_loss_kind kind;
     } aliases[] = {
-        {"mse", TG_LOSS_MSE}, {"mae", TG_LOSS_MAE}, {"huber_loss", TG_LOSS_HUBER},
-        {"bce", TG_LOSS_BINARY_CROSSENTROPY}, {"cce", TG_LOSS_CATEGORICAL_CROSSENTROPY},
+        {"mse", TG_LOSS_MSE},
+        {"mae", TG_LOSS_MAE},
+        {"huber_loss", TG_LOSS_HUBER},
+        {"bce", TG_LOSS_BINARY_CROSSENTROPY},
+        {"cce", TG_LOSS_CATEGORICAL_CROSSENTROPY},
         {"scce", TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
     };
     if (!name)
@@ -50,11 +50,11 @@ tg_loss_kind tg_loss_kind_from_name(const char *name)
 }
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-#define SHAPE_STR(name, t)                                                                        \
-    char name[TG_SHAPE_STR_MAX];                                                                  \
-    do {                                                                                          \
-        tg_shape s_ = tg__shape(t);                                                               \
-        tg__shape_str(&s_, name, sizeof name);                                                    \
+#define SHAPE_STR(name, t)                     \
+    char name[TG_SHAPE_STR_MAX];               \
+    do {                                       \
+        tg_shape s_ = tg__shape(t);            \
+        tg__shape_str(&s_, name, sizeof name); \
     } while (0)
 
 /* The name errors use: the functional form the user called. */
@@ -108,10 +108,10 @@ static bool check_options(tg_loc loc, const tg_loss *l)
         return FAIL(loc, "tg_compute_loss: %d is not a tg_loss_kind", (int)l->kind);
     if (l->kind == TG_LOSS_NONE)
         return FAIL(loc, "tg_compute_loss: no loss to compute: set .kind (TG_LOSS_MSE, "
-                    "TG_LOSS_BINARY_CROSSENTROPY, ...) or give a TG_LOSS_CUSTOM .fn");
+                         "TG_LOSS_BINARY_CROSSENTROPY, ...) or give a TG_LOSS_CUSTOM .fn");
     if (l->kind == TG_LOSS_CUSTOM && !l->fn)
         return FAIL(loc, "tg_compute_loss: TG_LOSS_CUSTOM needs .fn, a function (y_true, y_pred, user) "
-                    "returning the loss");
+                         "returning the loss");
     if (!(l->label_smoothing >= 0 && l->label_smoothing <= 1))
         return FAIL(loc, "%s: label_smoothing %g must lie in [0, 1]", fn_name(l->kind), l->label_smoothing);
     if (!(l->delta >= 0) || isinf(l->delta))
@@ -160,9 +160,11 @@ static bool match_targets(tg_loc loc, const char *name, const tg_tensor **yt, co
     if (!same_shape(*yt, *yp)) {
         SHAPE_STR(ts, *yt);
         SHAPE_STR(ps, *yp);
-        return FAIL(loc, "%s: Arguments `target` and `output` must have the same shape. Received: "
+        return FAIL(loc,
+                    "%s: Arguments `target` and `output` must have the same shape. Received: "
                     "target.shape=%s, output.shape=%s (y_true and y_pred; a last axis of size 1 may be "
-                    "missing from one of them)", name, ts, ps);
+                    "missing from one of them)",
+                    name, ts, ps);
     }
     if (vector_is_batch && (*yp)->rank == 1) {
         *yt = tg_expand_dims_at(loc, *yt, -1);
@@ -218,14 +220,16 @@ static tg_tensor *categorical_xent(tg_loc loc, const tg_loss *l, const tg_tensor
     tg_reduce_opts last = {.axes = TG_AXES(-1)}, last_kept = {.axes = TG_AXES(-1), .keepdims = true};
     if (classes == 1 && first_time_at(loc)) {
         SHAPE_STR(ps, yp);
-        tg__warn(loc, "In loss categorical_crossentropy, expected y_pred.shape to be (batch_size, num_classes) with "
+        tg__warn(loc,
+                 "In loss categorical_crossentropy, expected y_pred.shape to be (batch_size, num_classes) with "
                  "num_classes > 1. Received: y_pred.shape=%s. Consider using 'binary_crossentropy' if you only have "
-                 "2 classes. (With one class the loss is a constant and every gradient is zero.)", ps);
+                 "2 classes. (With one class the loss is a constant and every gradient is zero.)",
+                 ps);
     }
     if (l->label_smoothing > 0)
         z = tg_add_at(loc, tg_mul_at(loc, z, num(loc, yp, 1 - l->label_smoothing)),
                       num(loc, yp, l->label_smoothing / (double)classes));
-    if (l->from_logits)   /* -sum(z * log_softmax(yp)) in one fused op */
+    if (l->from_logits) /* -sum(z * log_softmax(yp)) in one fused op */
         return tg_softmax_cross_entropy_with_logits_at(loc, z, yp);
     /* Keras rescales each row to sum to 1 before clipping. */
     tg_tensor *p = tg_div_at(loc, yp, tg_sum_at(loc, yp, last_kept));
@@ -253,7 +257,8 @@ static const tg_tensor *sparse_labels(tg_loc loc, const char *name, const tg_ten
         want.rank--;
         char ws[TG_SHAPE_STR_MAX];
         tg__shape_str(&want, ws, sizeof ws);
-        return tg__fail(loc, "%s: Arguments `target` and `output` must have the same shape up until the last "
+        return tg__fail(loc,
+                        "%s: Arguments `target` and `output` must have the same shape up until the last "
                         "dimension: target.shape=%s, output.shape=%s (integer labels for y_pred %s need shape %s, "
                         "or that with a last axis of size 1; one-hot labels go to categorical_crossentropy)",
                         name, ts, ps, ps, ws);
@@ -265,17 +270,19 @@ static const tg_tensor *sparse_labels(tg_loc loc, const char *name, const tg_ten
             continue;
         SHAPE_STR(ps, yp);
         if (v != floor(v))
-            return tg__fail(loc, "%s: label y_true[%lld] = %g is not a whole number; sparse labels are class "
-                            "indices in [0, %lld)", name, (long long)i, v, (long long)classes);
-        return tg__fail(loc, "%s: Received a label value of %g (y_true[%lld]) which is outside the valid range of "
-                        "[0, %lld): y_pred of shape %s has %lld classes", name, v, (long long)i, (long long)classes,
-                        ps, (long long)classes);
+            return tg__fail(loc,
+                            "%s: label y_true[%lld] = %g is not a whole number; sparse labels are class "
+                            "indices in [0, %lld)",
+                            name, (long long)i, v, (long long)classes);
+        return tg__fail(loc,
+                        "%s: Received a label value of %g (y_true[%lld]) which is outside the valid range of "
+                        "[0, %lld): y_pred of shape %s has %lld classes",
+                        name, v, (long long)i, (long long)classes, ps, (long long)classes);
     }
     return yt->dtype == TG_I32 || yt->dtype == TG_I64 ? yt : tg_cast_at(loc, yt, TG_I64);
 }
 
-static tg_tensor *sparse_xent(tg_loc loc, const tg_loss *l, const char *name, const tg_tensor *yt,
-                              const tg_tensor *yp)
+static tg_tensor *sparse_xent(tg_loc loc, const tg_loss *l, const char *name, const tg_tensor *yt, const tg_tensor *yp)
 {
     const tg_tensor *labels = sparse_labels(loc, name, yt, yp);
     if (!labels)
@@ -352,9 +359,10 @@ static tg_tensor *reduce_weighted(tg_loc loc, const tg_tensor *values, const tg_
             SHAPE_STR(ws, sw);
             SHAPE_STR(vs, values);
             SHAPE_STR(ps, yp);
-            return tg__fail(loc, "tg_compute_loss: sample_weight of shape %s does not fit the per-sample losses of "
-                            "shape %s (y_pred %s); give one weight per sample, shape (%lld,)", ws, vs, ps,
-                            (long long)(values->rank ? values->shape[0] : 1));
+            return tg__fail(loc,
+                            "tg_compute_loss: sample_weight of shape %s does not fit the per-sample losses of "
+                            "shape %s (y_pred %s); give one weight per sample, shape (%lld,)",
+                            ws, vs, ps, (long long)(values->rank ? values->shape[0] : 1));
         }
         values = tg_mul_at(loc, values, sw);
         if (!values)

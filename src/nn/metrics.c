@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "../tensor/tensor_impl.h"
-#include "layer_impl.h"   /* tg__metric_state */
+#include "layer_impl.h" /* tg__metric_state */
 #include "tapegrad/metrics.h"
 
 struct tg_metric {
@@ -65,10 +65,7 @@ void tg_metric_free(tg_metric *m)
     free(m);
 }
 
-double tg_metric_result(const tg_metric *m)
-{
-    return m && m->count != 0 ? m->total / m->count : 0.0;
-}
+double tg_metric_result(const tg_metric *m) { return m && m->count != 0 ? m->total / m->count : 0.0; }
 
 void tg__metric_state(const tg_metric *m, double *total, double *count)
 {
@@ -90,8 +87,10 @@ int tg_metric_update_value_at(tg_loc loc, tg_metric *m, double value, double wei
     if (!m)
         return tg__failf(loc, "tg_metric_update_value: `m` is NULL");
     if (m->kind != TG_METRIC_MEAN)
-        return tg__failf(loc, "tg_metric_update_value: metric `%s` is a %s; only a mean takes plain values (use "
-                         "tg_metric_update_state)", m->name, kind_names[m->kind]);
+        return tg__failf(loc,
+                         "tg_metric_update_value: metric `%s` is a %s; only a mean takes plain values (use "
+                         "tg_metric_update_state)",
+                         m->name, kind_names[m->kind]);
     m->total += value * weight;
     m->count += weight;
     return 0;
@@ -228,7 +227,7 @@ static double value_at(const tg_metric *m, const tg_tensor *yt, const tg_tensor 
     case TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY: return in_top_k(yp, i, width, tg__get(yt, i), m->k);
     default: break;
     }
-    double v = 0;   /* mean squared or absolute error over the row */
+    double v = 0; /* mean squared or absolute error over the row */
     for (int64_t j = 0; j < width; j++) {
         double d = tg__get(yt, i * width + j) - tg__get(yp, i * width + j);
         v += m->kind == TG_METRIC_MEAN_SQUARED_ERROR ? d * d : fabs(d);
@@ -253,16 +252,16 @@ static bool compute_values(const update *u, vals *out)
         return false;
     bool per_row = m->kind != TG_METRIC_MEAN && m->kind != TG_METRIC_BINARY_ACCURACY;
     bool errors = m->kind == TG_METRIC_MEAN_SQUARED_ERROR || m->kind == TG_METRIC_MEAN_ABSOLUTE_ERROR;
-    bool sparse = m->kind == TG_METRIC_SPARSE_CATEGORICAL_ACCURACY ||
-                  m->kind == TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY;
+    bool sparse =
+        m->kind == TG_METRIC_SPARSE_CATEGORICAL_ACCURACY || m->kind == TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY;
     if (per_row && !sparse) {
         if (shape.rank == 0)
             return fail_shapes(u, &shape, &shape, "are scalars; this metric needs a last axis to reduce");
         if (errors && shape.rank == 1) {
-            width = 1, rows = shape.dims[0];   /* a vector is one value per sample */
+            width = 1, rows = shape.dims[0]; /* a vector is one value per sample */
             shape.dims[shape.rank++] = 1;
         }
-        shape.rank--;                          /* the last axis is reduced away */
+        shape.rank--; /* the last axis is reduced away */
     }
     int64_t n = per_row ? rows : yp->size;
     out->shape = shape;
@@ -298,9 +297,10 @@ static bool weigh(const update *u, vals *x, const tg_tensor *sw, double *total, 
         fits = ws.dims[i] == 1 || ws.dims[i] == x->shape.dims[i];
     if (!fits) {
         char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
-        tg__fail(u->loc, "tg_metric_update_state: metric `%s`: sample_weight of shape %s does not fit the "
-                 "values of shape %s; give one weight per sample, shape (%lld,)", u->m->name,
-                 shape_str(&ws, a), shape_str(&x->shape, b),
+        tg__fail(u->loc,
+                 "tg_metric_update_state: metric `%s`: sample_weight of shape %s does not fit the "
+                 "values of shape %s; give one weight per sample, shape (%lld,)",
+                 u->m->name, shape_str(&ws, a), shape_str(&x->shape, b),
                  (long long)(x->shape.rank ? x->shape.dims[0] : 1));
         return false;
     }

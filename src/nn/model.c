@@ -12,27 +12,27 @@
 enum { MODEL_ALIVE = 0x30DE11, MODEL_DEAD = 0x30DEDD };
 
 struct tg_model {
-    uint32_t magic;                /* MODEL_DEAD once freed (the struct is retired, never reused) */
+    uint32_t magic; /* MODEL_DEAD once freed (the struct is retired, never reused) */
     char *name;
     uint64_t seed;
     tg_dtype dtype;
     bool built, trainable;
-    tg_shape in_shape;             /* one example's, once built */
+    tg_shape in_shape; /* one example's, once built */
     tg_layer **layers;
     int n_layers, cap_layers;
-    tg_tensor **lists[3];          /* all, trainable, non-trainable: rebuilt on each request */
+    tg_tensor **lists[3]; /* all, trainable, non-trainable: rebuilt on each request */
     int cap_vars;
-    void *train_state;             /* train/'s, freed by train_free */
+    void *train_state; /* train/'s, freed by train_free */
     void (*train_free)(void *);
-    tg__fit_position position;     /* train/'s: where fit left off */
+    tg__fit_position position; /* train/'s: where fit left off */
 };
 
 enum { ALL, TRAINABLE, NON_TRAINABLE };
 
-#define CHECK_MODEL(func, m, ret)                                                       \
-    do {                                                                                \
-        if (!tg__model_check(loc, func, m))                                             \
-            return ret;                                                                 \
+#define CHECK_MODEL(func, m, ret)           \
+    do {                                    \
+        if (!tg__model_check(loc, func, m)) \
+            return ret;                     \
     } while (0)
 
 bool tg__model_check(tg_loc loc, const char *func, const tg_model *m)
@@ -74,8 +74,11 @@ static bool assign_name(tg_model *m, tg_loc loc, tg_layer *l)
         return true;
     }
     if (name_taken(m, l->name, l))
-        return tg__fail(loc, "all layers added to a Sequential model should have unique names; name \"%s\" is "
-                        "already the name of a layer in model \"%s\"; pass a unique .name", l->name, m->name), false;
+        return tg__fail(loc,
+                        "all layers added to a Sequential model should have unique names; name \"%s\" is "
+                        "already the name of a layer in model \"%s\"; pass a unique .name",
+                        l->name, m->name),
+               false;
     return true;
 }
 
@@ -175,14 +178,14 @@ static bool check_given(tg_loc loc, const char *func, tg_layer *const *layers, i
         return false;
     }
     if (l->model) {
-        tg__fail(loc, "%s: layer \"%s\" already belongs to model \"%s\"; a layer can be in one model only",
-                 func, l->name, tg_model_name(l->model));
+        tg__fail(loc, "%s: layer \"%s\" already belongs to model \"%s\"; a layer can be in one model only", func,
+                 l->name, tg_model_name(l->model));
         return false;
     }
     for (int k = 0; k < i; k++)
         if (layers[k] == l) {
-            tg__fail(loc, "%s: layer \"%s\" is given twice (at %d and %d); make a new layer for each place",
-                     func, l->name, k, i);
+            tg__fail(loc, "%s: layer \"%s\" is given twice (at %d and %d); make a new layer for each place", func,
+                     l->name, k, i);
             return false;
         }
     return true;
@@ -233,7 +236,7 @@ tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *la
     }
     if (!build_if_declared(m, loc)) {
         destroy(m);
-        free(m);   /* never handed out: no handle to keep */
+        free(m); /* never handed out: no handle to keep */
         return NULL;
     }
     return m;
@@ -260,14 +263,16 @@ int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape in)
     if (m->built) {
         if (tg__shape_eq(&m->in_shape, &in))
             return 0;
-        return tg__failf(loc, "tg_model_build: model \"%s\" is already built for examples of shape %s, not %s",
-                         m->name, tg__shape_str(&m->in_shape, a, sizeof a), tg__shape_str(&in, b, sizeof b));
+        return tg__failf(loc, "tg_model_build: model \"%s\" is already built for examples of shape %s, not %s", m->name,
+                         tg__shape_str(&m->in_shape, a, sizeof a), tg__shape_str(&in, b, sizeof b));
     }
     if (m->n_layers == 0)
         return tg__failf(loc, "tg_model_build: model \"%s\" has no layers; add some first", m->name);
     if (tg__shape_size(&in) < 0)
-        return tg__failf(loc, "tg_model_build: input_shape %s has a negative dim or is too large (its dims "
-                         "multiply past %lld elements)", tg__shape_str(&in, a, sizeof a), (long long)TG_MAX_ELEMENTS);
+        return tg__failf(loc,
+                         "tg_model_build: input_shape %s has a negative dim or is too large (its dims "
+                         "multiply past %lld elements)",
+                         tg__shape_str(&in, a, sizeof a), (long long)TG_MAX_ELEMENTS);
     return build_from(m, loc, 0, &in) ? 0 : -1;
 }
 
@@ -282,7 +287,8 @@ static bool check_model_input(tg_loc loc, const tg_model *m, const tg_tensor *x)
         return true;
     char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX], ex[TG_SHAPE_STR_MAX];
     tg_shape xs = tg_shape_of(x);
-    tg__fail(loc, "tg_model_call: input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+    tg__fail(loc,
+             "tg_model_call: input 0 of layer \"%s\" is incompatible with the layer: expected shape=%s, "
              "found shape=%s (model \"%s\" was built for examples of shape %s; the first axis is the batch)",
              m->layers[0]->name, tg__batch_shape_str(&m->in_shape, want, sizeof want),
              tg__shape_str(&xs, got, sizeof got), m->name, tg__shape_str(&m->in_shape, ex, sizeof ex));
@@ -349,7 +355,7 @@ static bool counts_as_trainable(const tg_model *m, const tg_tensor *v)
 
 static tg_tensor *const *collect(tg_model *m, int which, int *count)
 {
-    static tg_tensor *const none[1] = {NULL};   /* an empty list is not an error */
+    static tg_tensor *const none[1] = {NULL}; /* an empty list is not an error */
     int total = 0, n = 0;
     for (int i = 0; i < m->n_layers; i++)
         total += m->layers[i]->n_vars;
@@ -383,7 +389,7 @@ tg_tensor *const *tg_model_variables_at(tg_loc loc, tg_model *m, int *count)
     CHECK_MODEL("tg_model_variables", m, NULL);
     int n = 0;
     tg_tensor *const *vars = collect(m, ALL, &n);
-    for (int i = 0; vars && loc.file && i < n; i++)   /* for a diagnosis: where they were handed out */
+    for (int i = 0; vars && loc.file && i < n; i++) /* for a diagnosis: where they were handed out */
         if (!vars[i]->var->trainable)
             vars[i]->var->listed = loc;
     if (count)
@@ -435,10 +441,7 @@ int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
 
 void *tg__model_attachment(const tg_model *m) { return alive(m) ? m->train_state : NULL; }
 
-tg__fit_position *tg__model_fit_position(const tg_model *m)
-{
-    return alive(m) ? &((tg_model *)m)->position : NULL;
-}
+tg__fit_position *tg__model_fit_position(const tg_model *m) { return alive(m) ? &((tg_model *)m)->position : NULL; }
 
 void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
 {
@@ -454,7 +457,7 @@ void tg_model_free_at(tg_loc loc, tg_model *m)
         return;
     destroy(m);
     *m = (tg_model){.magic = MODEL_DEAD};
-    tg__retire(m);   /* never reused: a stale handle finds MODEL_DEAD */
+    tg__retire(m); /* never reused: a stale handle finds MODEL_DEAD */
 }
 
 /* Frees what the model holds, not the struct. */
@@ -476,7 +479,7 @@ static void destroy(tg_model *m)
  * of the line, each padded by one space on both sides, shrunk evenly (rich's
  * ratio_reduce) to fit the line with its four borders, and numbers written with
  * thousands separators. */
-#define CELL_MAX 256
+#define CELL_MAX   256
 #define CELL_LINES 8
 
 /* Python's "{:,}". */
@@ -551,7 +554,7 @@ static int wrap(const char *text, int width, char lines[CELL_LINES][CELL_MAX + 8
         int take = len <= width ? len : width > 1 ? width - 1 : 0;
         strncat(line, p, (size_t)take);
         if (take < len) {
-            strcat(line, "\xe2\x80\xa6");   /* … */
+            strcat(line, "\xe2\x80\xa6"); /* … */
             *c = width;
         } else {
             *c += take;
@@ -641,10 +644,12 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
     for (int c = 0; c < 3; c++) {
         w[c] = (int)(positions[c] * L) - current;
         if (w[c] < 4)
-            return tg__failf(loc, "tg_model_summary: insufficient console width to print summary "
-                             "(line_length %d)", L);
+            return tg__failf(loc,
+                             "tg_model_summary: insufficient console width to print summary "
+                             "(line_length %d)",
+                             L);
         current += w[c];
-        w[c] += 2;   /* padding */
+        w[c] += 2; /* padding */
     }
     int excess = w[0] + w[1] + w[2] - (L - 4);
     if (excess > 0)
@@ -652,9 +657,9 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
 
     fprintf(out, "Model: \"%s\"\n", m->name);
     static const bool right[3] = {false, false, true};
-    rule(out, "\xe2\x94\x8f", "\xe2\x94\x81", "\xe2\x94\xb3", "\xe2\x94\x93", w);   /* ┏━┳┓ */
-    row(out, "\xe2\x94\x83", (const char *const[]){"Layer (type)", "Output Shape", "Param #"}, w, right);   /* ┃ */
-    rule(out, "\xe2\x94\xa1", "\xe2\x94\x81", "\xe2\x95\x87", "\xe2\x94\xa9", w);   /* ┡━╇┩ */
+    rule(out, "\xe2\x94\x8f", "\xe2\x94\x81", "\xe2\x94\xb3", "\xe2\x94\x93", w); /* ┏━┳┓ */
+    row(out, "\xe2\x94\x83", (const char *const[]){"Layer (type)", "Output Shape", "Param #"}, w, right); /* ┃ */
+    rule(out, "\xe2\x94\xa1", "\xe2\x94\x81", "\xe2\x95\x87", "\xe2\x94\xa9", w); /* ┡━╇┩ */
     for (int i = 0; i < m->n_layers; i++) {
         const tg_layer *l = m->layers[i];
         char name[CELL_MAX], shape[CELL_MAX], params[64];
@@ -666,11 +671,11 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
             snprintf(shape, sizeof shape, "?");
             snprintf(params, sizeof params, "0 (unbuilt)");
         }
-        row(out, "\xe2\x94\x82", (const char *const[]){name, shape, params}, w, right);   /* │ */
+        row(out, "\xe2\x94\x82", (const char *const[]){name, shape, params}, w, right); /* │ */
         if (i + 1 < m->n_layers)
-            rule(out, "\xe2\x94\x9c", "\xe2\x94\x80", "\xe2\x94\xbc", "\xe2\x94\xa4", w);   /* ├─┼┤ */
+            rule(out, "\xe2\x94\x9c", "\xe2\x94\x80", "\xe2\x94\xbc", "\xe2\x94\xa4", w); /* ├─┼┤ */
     }
-    rule(out, "\xe2\x94\x94", "\xe2\x94\x80", "\xe2\x94\xb4", "\xe2\x94\x98", w);   /* └─┴┘ */
+    rule(out, "\xe2\x94\x94", "\xe2\x94\x80", "\xe2\x94\xb4", "\xe2\x94\x98", w); /* └─┴┘ */
 
     int64_t tr, nt, total = tg_model_n_params(m, &tr, &nt);
     double btr = bytes_of(m, true), bnt = bytes_of(m, false);

@@ -103,14 +103,15 @@ static bool update_moving(tg_loc loc, tg_tensor *moving, const tg_tensor *batch,
         free(f);
         return tg__fail(loc, "BatchNormalization: out of memory"), false;
     }
-    bool ok = tg_copy_out_f64_at((tg_loc){0}, moving, v, c) == 0 && tg_copy_out_f64_at((tg_loc){0}, batch, v + c, c) == 0;
+    bool ok =
+        tg_copy_out_f64_at((tg_loc){0}, moving, v, c) == 0 && tg_copy_out_f64_at((tg_loc){0}, batch, v + c, c) == 0;
     for (int64_t i = 0; ok && i < c; i++) {
         v[i] = v[i] * momentum + v[c + i] * (1.0 - momentum);
         f[i] = (float)v[i];
     }
     bool f32 = tg_dtype_of(moving) == TG_F32;
-    tg_tensor *t = ok ? tg_tensor_from_at(loc, tg_dtype_of(moving), tg_shape_of(moving), f32 ? (void *)f : (void *)v)
-                      : NULL;
+    tg_tensor *t =
+        ok ? tg_tensor_from_at(loc, tg_dtype_of(moving), tg_shape_of(moving), f32 ? (void *)f : (void *)v) : NULL;
     free(v);
     free(f);
     return t && tg_assign_at(loc, moving, t) == 0;
@@ -124,7 +125,7 @@ static tg_tensor *bn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     if (axis < 0)
         return NULL;
     const tg_tensor *mean, *var;
-    if (training && l->trainable) {   /* Keras 3: a frozen BatchNormalization runs in inference mode */
+    if (training && l->trainable) { /* Keras 3: a frozen BatchNormalization runs in inference mode */
         tg_reduce_opts r = all_but(axis, rank);
         mean = tg_mean_at(loc, x, r);
         var = tg_variance_at(loc, x, r);

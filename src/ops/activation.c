@@ -11,16 +11,16 @@
 #define UNUSED __attribute__((unused))
 
 /* out[i] = EXPR(a = x[i]) in T for i in [b, e); alpha is leaky_relu's and elu's. */
-#define MAP_LOOP(TYPE, EXPR)                                                                       \
-    do {                                                                                           \
-        typedef TYPE T;                                                                            \
-        T *o_ = out->data;                                                                         \
-        const T *x_ = c->in[0]->data;                                                              \
-        const T alpha UNUSED = (T)c->a->alpha;                                                     \
-        for (int64_t i = b; i < e; i++) {                                                          \
-            T a = x_[i];                                                                           \
-            o_[i] = (EXPR);                                                                        \
-        }                                                                                          \
+#define MAP_LOOP(TYPE, EXPR)                   \
+    do {                                       \
+        typedef TYPE T;                        \
+        T *o_ = out->data;                     \
+        const T *x_ = c->in[0]->data;          \
+        const T alpha UNUSED = (T)c->a->alpha; \
+        for (int64_t i = b; i < e; i++) {      \
+            T a = x_[i];                       \
+            o_[i] = (EXPR);                    \
+        }                                      \
     } while (0)
 
 typedef struct map_ctx {
@@ -29,15 +29,15 @@ typedef struct map_ctx {
 } map_ctx;
 
 /* The kernel `name`: elements [b, e) of one call. */
-#define DEF_MAP(name, EXPR)                                                                        \
-    TG_VECTOR_CLONES static void name(void *p, int64_t b, int64_t e)                               \
-    {                                                                                              \
-        const tg_call *c = ((const map_ctx *)p)->c;                                                \
-        tg_tensor *out = ((const map_ctx *)p)->out;                                                \
-        if (out->dtype == TG_F32)                                                                  \
-            MAP_LOOP(float, EXPR);                                                                 \
-        else                                                                                       \
-            MAP_LOOP(double, EXPR);                                                                \
+#define DEF_MAP(name, EXPR)                                          \
+    TG_VECTOR_CLONES static void name(void *p, int64_t b, int64_t e) \
+    {                                                                \
+        const tg_call *c = ((const map_ctx *)p)->c;                  \
+        tg_tensor *out = ((const map_ctx *)p)->out;                  \
+        if (out->dtype == TG_F32)                                    \
+            MAP_LOOP(float, EXPR);                                   \
+        else                                                         \
+            MAP_LOOP(double, EXPR);                                  \
     }
 
 /* Element-wise, so the loop pool may split it anywhere; chunks are smaller than for plain
@@ -92,7 +92,7 @@ bool tg__elu_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* ---- gelu ------------------------------------------------------------------------------------- */
-#define GELU_C 0.7978845608028654   /* sqrt(2 / pi) */
+#define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
 #define GELU_K 0.044715
 DEF_MAP(gelu_exact_kernel, (T)0.5 * a * (1 + erf(a * (T)M_SQRT1_2)))
 DEF_MAP(gelu_tanh_kernel, (T)0.5 * a * (1 + tanh((T)GELU_C * (a + (T)GELU_K * a * a * a))))
@@ -196,23 +196,23 @@ static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *le
 
 /* Each line along the axis: m = max, s = sum exp(x - m); softmax = exp(x - m) / s,
  * log_softmax = x - m - log s. Outer blocks [o0, o1). */
-#define SOFTMAX_LOOP(TYPE, LOG)                                                                    \
-    do {                                                                                           \
-        typedef TYPE T;                                                                            \
-        const T *x_ = x->data;                                                                     \
-        T *o_ = out->data;                                                                         \
-        for (int64_t o = o0; o < o1; o++)                                                          \
-            for (int64_t i = 0; i < inner; i++) {                                                  \
-                const T *xl = x_ + o * len * inner + i;                                            \
-                T *ol = o_ + o * len * inner + i, m = -INFINITY, s = 0;                            \
-                for (int64_t k = 0; k < len; k++)                                                  \
-                    m = xl[k * inner] > m ? xl[k * inner] : m;                                     \
-                for (int64_t k = 0; k < len; k++)                                                  \
-                    s += (ol[k * inner] = exp(xl[k * inner] - m));                                 \
-                T ls = log(s);                                                                     \
-                for (int64_t k = 0; k < len; k++)                                                  \
-                    ol[k * inner] = LOG ? xl[k * inner] - m - ls : ol[k * inner] / s;              \
-            }                                                                                      \
+#define SOFTMAX_LOOP(TYPE, LOG)                                                       \
+    do {                                                                              \
+        typedef TYPE T;                                                               \
+        const T *x_ = x->data;                                                        \
+        T *o_ = out->data;                                                            \
+        for (int64_t o = o0; o < o1; o++)                                             \
+            for (int64_t i = 0; i < inner; i++) {                                     \
+                const T *xl = x_ + o * len * inner + i;                               \
+                T *ol = o_ + o * len * inner + i, m = -INFINITY, s = 0;               \
+                for (int64_t k = 0; k < len; k++)                                     \
+                    m = xl[k * inner] > m ? xl[k * inner] : m;                        \
+                for (int64_t k = 0; k < len; k++)                                     \
+                    s += (ol[k * inner] = exp(xl[k * inner] - m));                    \
+                T ls = log(s);                                                        \
+                for (int64_t k = 0; k < len; k++)                                     \
+                    ol[k * inner] = LOG ? xl[k * inner] - m - ls : ol[k * inner] / s; \
+            }                                                                         \
     } while (0)
 
 typedef struct softmax_ctx {
@@ -282,7 +282,7 @@ DEF_MAP(relu6_kernel, a <= 0 ? 0 : a >= 6 ? 6 : a)
 DEF_MAP(selu_kernel, a > 0 ? (T)SELU_SCALE * a : (T)(SELU_SCALE * SELU_ALPHA) * expm1(a))
 /* x * sigmoid(beta x), the sigmoid as sigmoid_kernel's (no overflow at either tail). */
 #define SIGMOID_OF(u) ((u) >= 0 ? 1 / (1 + exp(-(u))) : exp(u) / (1 + exp(u)))
-DEF_MAP(silu_kernel, a * SIGMOID_OF((T)c->a->beta * a))
+DEF_MAP(silu_kernel, a *SIGMOID_OF((T)c->a->beta *a))
 DEF_MAP(hard_sigmoid_kernel, a <= -3 ? 0 : a >= 3 ? 1 : a / 6 + (T)0.5)
 DEF_MAP(softsign_kernel, a / (1 + fabs(a)))
 bool tg__log_sigmoid_forward(const tg_call *c, tg_tensor *out) { return map_run(c, out, log_sigmoid_kernel); }
@@ -303,8 +303,8 @@ bool tg__log_sigmoid_backward(const tg_grad_ctx *g, tg_tensor **dx)
 static tg_tensor *pass_inside(const tg_grad_ctx *g, const tg_tensor *t, double lo, double hi)
 {
     tg_loc l = g->loc;
-    tg_tensor *inside = tg_logical_and_at(l, tg_greater_at(l, t, scalar_like(g, t, lo)),
-                                          tg_less_at(l, t, scalar_like(g, t, hi)));
+    tg_tensor *inside =
+        tg_logical_and_at(l, tg_greater_at(l, t, scalar_like(g, t, lo)), tg_less_at(l, t, scalar_like(g, t, hi)));
     return tg_where_at(l, inside, g->dy, scalar_like(g, g->dy, 0));
 }
 

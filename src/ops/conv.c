@@ -23,12 +23,12 @@
 typedef struct window {
     int64_t kh, kw, sh, sw;
     bool same;
-    int64_t n, h, w, c;       /* the image */
-    int64_t oh, ow, pt, pl;   /* output size, padding before (top, left) */
+    int64_t n, h, w, c;     /* the image */
+    int64_t oh, ow, pt, pl; /* output size, padding before (top, left) */
 } window;
 
-#define SHAPE_STR(name, s)                                                                        \
-    char name[TG_SHAPE_STR_MAX];                                                                  \
+#define SHAPE_STR(name, s)       \
+    char name[TG_SHAPE_STR_MAX]; \
     tg__shape_str(s, name, sizeof name)
 
 static int64_t out_size(int64_t in, int64_t k, int64_t s, bool same, int64_t *pad_before)
@@ -46,13 +46,13 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, bool same, int64_t *pa
 
 /* Checks the window against an image of shape [n, h, w, c] and resolves it; `name` is
  * the function the user called. */
-static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, const int64_t k[2],
-                           const int64_t s[2], int padding, window *win)
+static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, const int64_t k[2], const int64_t s[2],
+                           int padding, window *win)
 {
     SHAPE_STR(str, img);
     if (img->rank != 4) {
-        tg__fail(loc, "%s: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape %s",
-                 name, str);
+        tg__fail(loc, "%s: the input must have rank 4, [batch, height, width, channels] (NHWC), but has shape %s", name,
+                 str);
         return false;
     }
     if (k[0] < 1 || k[1] < 1) {
@@ -67,19 +67,28 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
         tg__fail(loc, "%s: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME", name, padding);
         return false;
     }
-    *win = (window){.kh = k[0], .kw = k[1], .sh = s[0], .sw = s[1], .same = padding == TG_PADDING_SAME,
-                    .n = img->dims[0], .h = img->dims[1], .w = img->dims[2], .c = img->dims[3]};
+    *win = (window){.kh = k[0],
+                    .kw = k[1],
+                    .sh = s[0],
+                    .sw = s[1],
+                    .same = padding == TG_PADDING_SAME,
+                    .n = img->dims[0],
+                    .h = img->dims[1],
+                    .w = img->dims[2],
+                    .c = img->dims[3]};
     if (!win->same && (win->h < win->kh || win->w < win->kw)) {
-        tg__fail(loc, "%s: with VALID padding the window (%lld, %lld) must fit in the input's height and width, "
-                 "but the input has shape %s; use TG_PADDING_SAME or a smaller window", name, (long long)k[0],
-                 (long long)k[1], str);
+        tg__fail(loc,
+                 "%s: with VALID padding the window (%lld, %lld) must fit in the input's height and width, "
+                 "but the input has shape %s; use TG_PADDING_SAME or a smaller window",
+                 name, (long long)k[0], (long long)k[1], str);
         return false;
     }
     int64_t kk, len;
-    if (tg__mul_overflow(k[0], k[1], &kk) || tg__mul_overflow(kk, win->c ? win->c : 1, &len) ||
-        len > TG_MAX_ELEMENTS) {
-        tg__fail(loc, "%s: the window (%lld, %lld) is too large: a patch of it would have more elements than "
-                 "memory can hold", name, (long long)k[0], (long long)k[1]);
+    if (tg__mul_overflow(k[0], k[1], &kk) || tg__mul_overflow(kk, win->c ? win->c : 1, &len) || len > TG_MAX_ELEMENTS) {
+        tg__fail(loc,
+                 "%s: the window (%lld, %lld) is too large: a patch of it would have more elements than "
+                 "memory can hold",
+                 name, (long long)k[0], (long long)k[1]);
         return false;
     }
     win->oh = out_size(win->h, win->kh, win->sh, win->same, &win->pt);
@@ -89,8 +98,14 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
 
 static tg_attrs window_attrs(const window *w, double pad_value)
 {
-    return (tg_attrs){.window = {.kh = w->kh, .kw = w->kw, .stride_h = w->sh, .stride_w = w->sw, .height = w->h,
-                                 .width = w->w, .same = w->same, .pad_value = pad_value}};
+    return (tg_attrs){.window = {.kh = w->kh,
+                                 .kw = w->kw,
+                                 .stride_h = w->sh,
+                                 .stride_w = w->sw,
+                                 .height = w->h,
+                                 .width = w->w,
+                                 .same = w->same,
+                                 .pad_value = pad_value}};
 }
 
 static bool attrs_window(tg_loc loc, const char *name, const tg_attrs *a, const tg_shape *img, window *w)
@@ -107,7 +122,7 @@ typedef struct pool_ctx {
     const tg_call *c;
     tg_tensor *out;
     window w;
-    bool padded_avg;   /* SAME with padding: the chain divided by a count tensor */
+    bool padded_avg; /* SAME with padding: the chain divided by a count tensor */
 } pool_ctx;
 
 /* The real rows [*y0, *y1) and columns [*x0, *x1) of window (oy, ox). */
@@ -120,17 +135,17 @@ static void window_span(const window *w, int64_t oy, int64_t ox, int64_t *y0, in
     *x1 = tx + w->kw < w->w ? tx + w->kw : w->w;
 }
 
-#define PIXEL(base, G, n, y, x) ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
+#define PIXEL(base, G, n, y, x)  ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
 #define CELL(base, G, n, oy, ox) ((base) + (((n) * (G)->oh + (oy)) * (G)->ow + (ox)) * (G)->c)
 
-enum { POOL_CH = 64 };   /* channels per pass: the accumulators stay in registers or L1 */
+enum { POOL_CH = 64 }; /* channels per pass: the accumulators stay in registers or L1 */
 
-#define T float
+#define T   float
 #define SFX f32
 #include "conv_tmpl.h"
 #undef T
 #undef SFX
-#define T double
+#define T   double
 #define SFX f64
 #include "conv_tmpl.h"
 #undef T
@@ -165,8 +180,9 @@ bool tg__extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_attrs *a = g->a;
     const tg_tensor *x = g->in[0];
-    dx[0] = tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->window.kh, a->window.kw, a->window.stride_h, a->window.stride_w,
-                                   a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
+    dx[0] =
+        tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->window.kh, a->window.kw, a->window.stride_h,
+                               a->window.stride_w, a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
     return dx[0] != NULL;
 }
 
@@ -180,7 +196,8 @@ static tg_tensor *patches_padded(tg_loc loc, const tg_tensor *x, const window *w
 tg_tensor *tg_extract_patches_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, int64_t stride_h,
                                  int64_t stride_w, tg_padding padding)
 {
-    tg_attrs a = {.window = {.kh = kh, .kw = kw, .stride_h = stride_h, .stride_w = stride_w, .same = padding == TG_PADDING_SAME}};
+    tg_attrs a = {
+        .window = {.kh = kh, .kw = kw, .stride_h = stride_h, .stride_w = stride_w, .same = padding == TG_PADDING_SAME}};
     if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
         return tg__fail(loc, "tg_extract_patches: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
                         (int)padding);
@@ -196,14 +213,18 @@ bool tg__patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dty
     if (!tg__require_float(c, p, "patches"))
         return false;
     if (p->rank != 4) {
-        tg__fail(c->loc, "tg_patches_to_image: `patches` must have rank 4, [batch, out_height, out_width, "
-                 "kh*kw*channels], but has shape %s", str);
+        tg__fail(c->loc,
+                 "tg_patches_to_image: `patches` must have rank 4, [batch, out_height, out_width, "
+                 "kh*kw*channels], but has shape %s",
+                 str);
         return false;
     }
     int64_t kk;
     if (tg__mul_overflow(c->a->window.kh, c->a->window.kw, &kk) || kk < 1 || p->shape[3] % kk) {
-        tg__fail(c->loc, "tg_patches_to_image: the last axis of `patches` (shape %s) must be kh*kw*channels, "
-                 "a multiple of kh*kw = %lld*%lld", str, (long long)c->a->window.kh, (long long)c->a->window.kw);
+        tg__fail(c->loc,
+                 "tg_patches_to_image: the last axis of `patches` (shape %s) must be kh*kw*channels, "
+                 "a multiple of kh*kw = %lld*%lld",
+                 str, (long long)c->a->window.kh, (long long)c->a->window.kw);
         return false;
     }
     if (c->a->window.height < 0 || c->a->window.width < 0) {
@@ -217,8 +238,10 @@ bool tg__patches_to_image_shape(const tg_call *c, tg_shape *shape, tg_dtype *dty
         return false;
     if (w.oh != p->shape[1] || w.ow != p->shape[2]) {
         SHAPE_STR(istr, &img);
-        tg__fail(c->loc, "tg_patches_to_image: an image of shape %s gives %lld x %lld windows, but `patches` has "
-                 "shape %s", istr, (long long)w.oh, (long long)w.ow, str);
+        tg__fail(c->loc,
+                 "tg_patches_to_image: an image of shape %s gives %lld x %lld windows, but `patches` has "
+                 "shape %s",
+                 istr, (long long)w.oh, (long long)w.ow, str);
         return false;
     }
     *shape = img;
@@ -250,8 +273,13 @@ bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
 tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width, int64_t kh,
                                   int64_t kw, int64_t stride_h, int64_t stride_w, tg_padding padding)
 {
-    tg_attrs a = {.window = {.kh = kh, .kw = kw, .stride_h = stride_h, .stride_w = stride_w, .height = height,
-                             .width = width, .same = padding == TG_PADDING_SAME}};
+    tg_attrs a = {.window = {.kh = kh,
+                             .kw = kw,
+                             .stride_h = stride_h,
+                             .stride_w = stride_w,
+                             .height = height,
+                             .width = width,
+                             .same = padding == TG_PADDING_SAME}};
     if (padding != TG_PADDING_VALID && padding != TG_PADDING_SAME)
         return tg__fail(loc, "tg_patches_to_image: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
                         (int)padding);
@@ -291,9 +319,10 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
     if (!check_image(loc, "tg_conv2d", x, ks.dims, o.strides, o.padding, &w))
         return NULL;
     if (w.c != ks.dims[2])
-        return tg__fail(loc, "tg_conv2d: `x` of shape %s has %lld channels but `kernel` of shape %s expects %lld "
-                        "(kernel is [kh, kw, in_channels, filters])", xstr, (long long)w.c, kstr,
-                        (long long)ks.dims[2]);
+        return tg__fail(loc,
+                        "tg_conv2d: `x` of shape %s has %lld channels but `kernel` of shape %s expects %lld "
+                        "(kernel is [kh, kw, in_channels, filters])",
+                        xstr, (long long)w.c, kstr, (long long)ks.dims[2]);
     int64_t f = ks.dims[3], k = patch_len(&w), rows = w.n * w.oh * w.ow;
     /* A 1x1 window with unit strides needs no patches: the image rows are the patches. */
     bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1;
@@ -347,8 +376,7 @@ static bool pool_geometry(const tg_call *c, const tg_tensor *img, window *w)
             tg_shape ts = tg__shape(t);
             SHAPE_STR(str, &ts);
             tg__fail(c->loc, "%s: input %d has shape %s; the windows of x give (%lld, %lld, %lld, %lld)",
-                     tg__op_name(c->op), i, str, (long long)w->n, (long long)w->oh, (long long)w->ow,
-                     (long long)w->c);
+                     tg__op_name(c->op), i, str, (long long)w->n, (long long)w->oh, (long long)w->ow, (long long)w->c);
             return false;
         }
     }
@@ -395,7 +423,8 @@ bool tg__max_pool_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     window w;
     if (!pool_geometry(c, c->in[0], &w))
         return false;
-    *shape = c->op == TG_OP_MAX_POOL2D_GRAD ? tg__shape(c->in[0]) : (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, w.c}};
+    *shape =
+        c->op == TG_OP_MAX_POOL2D_GRAD ? tg__shape(c->in[0]) : (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, w.c}};
     *dtype = c->in[0]->dtype;
     return true;
 }
@@ -521,8 +550,10 @@ tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x)
     if (x->rank != 4) {
         tg_shape xs = tg__shape(x);
         SHAPE_STR(str, &xs);
-        return tg__fail(loc, "tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] "
-                        "(NHWC), but has shape %s", str);
+        return tg__fail(loc,
+                        "tg_global_avg_pool2d: the input must have rank 4, [batch, height, width, channels] "
+                        "(NHWC), but has shape %s",
+                        str);
     }
     return tg_mean_at(loc, x, (tg_reduce_opts){.axes = TG_AXES(1, 2)});
 }

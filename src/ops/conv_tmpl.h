@@ -3,8 +3,8 @@
  * window_span, PIXEL, CELL and POOL_CH it uses. */
 
 #define TG_CAT_(a, b) a##_##b
-#define TG_CAT(a, b) TG_CAT_(a, b)
-#define FN(name) TG_CAT(name, SFX)
+#define TG_CAT(a, b)  TG_CAT_(a, b)
+#define FN(name)      TG_CAT(name, SFX)
 
 /* For every output position and window row: the image row segment it covers. `add`
  * selects col2im (accumulate into the image) over im2col (copy into the patch, `pad`
@@ -76,7 +76,7 @@ TG_VECTOR_CLONES static void FN(pool_rows)(const pool_ctx *r, int64_t r0, int64_
                     }
                 double cnt = (double)((y1 - y0) * (x1 - x0));
                 for (int64_t q = 0; q < nq; q++)
-                    o[q0 + q] = is_max ? (T)acc[q]
+                    o[q0 + q] = is_max          ? (T)acc[q]
                                 : r->padded_avg ? (T)acc[q] / (T)cnt
                                                 : (T)(acc[q] * (1.0 / (double)(G->kh * G->kw)));
             }
@@ -123,14 +123,14 @@ TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0,
                     }
                     for (int64_t q = 0; q < nq; q++)
                         first[q] = -1;
-                    for (int64_t iy = y0; iy < y1; iy++)   /* row-major: the first maximum wins */
+                    for (int64_t iy = y0; iy < y1; iy++) /* row-major: the first maximum wins */
                         for (int64_t ix = x0; ix < x1; ix++) {
                             int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
                             for (int64_t q = 0; q < nq; q++)
                                 if (first[q] < 0 && x_[at + q] == y[q])
                                     first[q] = at + q;
                         }
-                    for (int64_t q = 0; q < nq; q++) {   /* none for a NaN maximum */
+                    for (int64_t q = 0; q < nq; q++) { /* none for a NaN maximum */
                         if (gather)
                             sum[q] = first[q] < 0 ? 0 : d_[first[q]];
                         else if (first[q] >= 0)

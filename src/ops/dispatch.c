@@ -8,7 +8,7 @@ static TG_HOT_INLINE bool check_inputs(const tg_call *c)
     for (int i = 0; i < c->n; i++) {
         const tg_tensor *x = c->in[i];
         if (x && x->state == TG_HEADER_ALIVE)
-            continue;   /* the common case: no formatting on the hot path */
+            continue; /* the common case: no formatting on the hot path */
         char arg[24];
         snprintf(arg, sizeof arg, "input %d", i);
         return tg__check_input(c->loc, tg__op_name(c->op), x, c->n == 1 ? "x" : i < 3 ? names[i] : arg);
@@ -64,7 +64,7 @@ static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
         }
     if (ctx->n_recording)
         return tg__tape_record(c);
-    if (!ctx->gradient_depth)   /* provenance, for a diagnosis (a gradient's own ops need none) */
+    if (!ctx->gradient_depth) /* provenance, for a diagnosis (a gradient's own ops need none) */
         for (int k = 0; k < n_out; k++)
             tg__keep_inputs(outs[k], c->in, c->n);
     return true;
@@ -146,8 +146,10 @@ bool tg__same_dtype(const tg_call *c, const tg_tensor *a, const tg_tensor *b)
 {
     if (a->dtype == b->dtype)
         return true;
-    tg__fail(c->loc, "%s: cannot mix %s and %s in one op (tapegrad, like TF, never casts implicitly); "
-             "cast one side with tg_cast", tg__op_name(c->op), tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
+    tg__fail(c->loc,
+             "%s: cannot mix %s and %s in one op (tapegrad, like TF, never casts implicitly); "
+             "cast one side with tg_cast",
+             tg__op_name(c->op), tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
     return false;
 }
 

@@ -74,7 +74,7 @@ static void ew_rows(void *p, int64_t r0, int64_t r1)
     const ew_walk *w = p;
     const tg_call *c = w->c;
     int64_t idx[TG_MAX_RANK] = {0}, off[MAX_IN] = {0};
-    for (int64_t d = 1, r = r0; d < w->m; d++) {   /* the odometer at row r0 */
+    for (int64_t d = 1, r = r0; d < w->m; d++) { /* the odometer at row r0 */
         idx[d] = r % w->dims[d];
         r /= w->dims[d];
         for (int j = 0; j < c->n; j++)
@@ -85,7 +85,7 @@ static void ew_rows(void *p, int64_t r0, int64_t r1)
         for (int j = 0; j < c->n; j++)
             ptr[j] = (const char *)c->in[j]->data + (size_t)off[j] * w->esz[j];
         w->k((char *)w->out->data + (size_t)(row * w->inner) * w->osz, ptr, w->inner_st, w->inner, c);
-        for (int d = 1; d < w->m; d++) {   /* odometer over the outer axes */
+        for (int d = 1; d < w->m; d++) { /* odometer over the outer axes */
             for (int j = 0; j < c->n; j++)
                 off[j] += w->st[j][d];
             if (++idx[d] < w->dims[d])
@@ -130,96 +130,96 @@ static bool ew_run(const tg_call *c, tg_tensor *out, ew_kernel k)
 /* ---- loop bodies: T is the input type, U its unsigned twin (for wrapping int maths) ---- */
 /* Separate loops for the common stride patterns (equal shapes, one scalar-like operand)
  * so that the compiler can vectorise them. */
-#define BIN_LOOP(TOUT, TIN, TUNS, EXPR)                                                            \
-    do {                                                                                           \
-        typedef TIN T;                                                                             \
-        typedef TUNS U UNUSED;                                                                     \
-        TOUT *o_ = out;                                                                            \
-        const T *x_ = in[0], *y_ = in[1];                                                          \
-        int64_t sx_ = st[0], sy_ = st[1];                                                          \
-        if (sx_ == 1 && sy_ == 1)                                                                  \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                T a = x_[i], b = y_[i];                                                            \
-                o_[i] = (TOUT)(EXPR);                                                              \
-            }                                                                                      \
-        else if (sx_ == 1 && sy_ == 0)                                                             \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                T a = x_[i], b = y_[0];                                                            \
-                o_[i] = (TOUT)(EXPR);                                                              \
-            }                                                                                      \
-        else if (sx_ == 0 && sy_ == 1)                                                             \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                T a = x_[0], b = y_[i];                                                            \
-                o_[i] = (TOUT)(EXPR);                                                              \
-            }                                                                                      \
-        else                                                                                       \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                T a = x_[i * sx_], b = y_[i * sy_];                                                \
-                o_[i] = (TOUT)(EXPR);                                                              \
-            }                                                                                      \
+#define BIN_LOOP(TOUT, TIN, TUNS, EXPR)             \
+    do {                                            \
+        typedef TIN T;                              \
+        typedef TUNS U UNUSED;                      \
+        TOUT *o_ = out;                             \
+        const T *x_ = in[0], *y_ = in[1];           \
+        int64_t sx_ = st[0], sy_ = st[1];           \
+        if (sx_ == 1 && sy_ == 1)                   \
+            for (int64_t i = 0; i < n; i++) {       \
+                T a = x_[i], b = y_[i];             \
+                o_[i] = (TOUT)(EXPR);               \
+            }                                       \
+        else if (sx_ == 1 && sy_ == 0)              \
+            for (int64_t i = 0; i < n; i++) {       \
+                T a = x_[i], b = y_[0];             \
+                o_[i] = (TOUT)(EXPR);               \
+            }                                       \
+        else if (sx_ == 0 && sy_ == 1)              \
+            for (int64_t i = 0; i < n; i++) {       \
+                T a = x_[0], b = y_[i];             \
+                o_[i] = (TOUT)(EXPR);               \
+            }                                       \
+        else                                        \
+            for (int64_t i = 0; i < n; i++) {       \
+                T a = x_[i * sx_], b = y_[i * sy_]; \
+                o_[i] = (TOUT)(EXPR);               \
+            }                                       \
     } while (0)
 
 /* Unary inputs have the output's shape, so their runs are contiguous. */
-#define UN_LOOP(TOUT, TIN, TUNS, EXPR)                                                             \
-    do {                                                                                           \
-        typedef TIN T;                                                                             \
-        typedef TUNS U UNUSED;                                                                     \
-        TOUT *o_ = out;                                                                            \
-        const T *x_ = in[0];                                                                       \
-        (void)st, (void)c;                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T a = x_[i];                                                                           \
-            o_[i] = (TOUT)(EXPR);                                                                  \
-        }                                                                                          \
+#define UN_LOOP(TOUT, TIN, TUNS, EXPR)    \
+    do {                                  \
+        typedef TIN T;                    \
+        typedef TUNS U UNUSED;            \
+        TOUT *o_ = out;                   \
+        const T *x_ = in[0];              \
+        (void)st, (void)c;                \
+        for (int64_t i = 0; i < n; i++) { \
+            T a = x_[i];                  \
+            o_[i] = (TOUT)(EXPR);         \
+        }                                 \
     } while (0)
 
-#define KERNEL_HEAD(name)                                                                          \
+#define KERNEL_HEAD(name) \
     TG_VECTOR_CLONES static void name(void *out, const void *const *in, const int64_t *st, int64_t n, const tg_call *c)
 
 /* Same-typed result; FEXPR for float32/float64, IEXPR for int32/int64. Float-only
  * kernels: their shape rules reject every other dtype before the kernel runs. */
-#define DEF_KERNEL(LOOP, name, FEXPR, IEXPR)                                                       \
-    KERNEL_HEAD(name)                                                                              \
-    {                                                                                              \
-        switch (c->in[0]->dtype) {                                                                 \
-        case TG_F32: LOOP(float, float, float, FEXPR); break;                                      \
-        case TG_F64: LOOP(double, double, double, FEXPR); break;                                   \
-        case TG_I32: LOOP(int32_t, int32_t, uint32_t, IEXPR); break;                               \
-        case TG_I64: LOOP(int64_t, int64_t, uint64_t, IEXPR); break;                               \
-        default: break;                                                                            \
-        }                                                                                          \
+#define DEF_KERNEL(LOOP, name, FEXPR, IEXPR)                         \
+    KERNEL_HEAD(name)                                                \
+    {                                                                \
+        switch (c->in[0]->dtype) {                                   \
+        case TG_F32: LOOP(float, float, float, FEXPR); break;        \
+        case TG_F64: LOOP(double, double, double, FEXPR); break;     \
+        case TG_I32: LOOP(int32_t, int32_t, uint32_t, IEXPR); break; \
+        case TG_I64: LOOP(int64_t, int64_t, uint64_t, IEXPR); break; \
+        default: break;                                              \
+        }                                                            \
     }
 
-#define DEF_FLOAT_KERNEL(LOOP, name, FEXPR)                                                        \
-    KERNEL_HEAD(name)                                                                              \
-    {                                                                                              \
-        if (c->in[0]->dtype == TG_F32)                                                             \
-            LOOP(float, float, float, FEXPR);                                                      \
-        else                                                                                       \
-            LOOP(double, double, double, FEXPR);                                                   \
+#define DEF_FLOAT_KERNEL(LOOP, name, FEXPR)      \
+    KERNEL_HEAD(name)                            \
+    {                                            \
+        if (c->in[0]->dtype == TG_F32)           \
+            LOOP(float, float, float, FEXPR);    \
+        else                                     \
+            LOOP(double, double, double, FEXPR); \
     }
 
 /* Bool result from any input dtype. */
-#define DEF_COMPARE(name, EXPR)                                                                    \
-    KERNEL_HEAD(name)                                                                              \
-    {                                                                                              \
-        switch (c->in[0]->dtype) {                                                                 \
-        case TG_F32: BIN_LOOP(uint8_t, float, float, EXPR); break;                                 \
-        case TG_F64: BIN_LOOP(uint8_t, double, double, EXPR); break;                               \
-        case TG_I32: BIN_LOOP(uint8_t, int32_t, uint32_t, EXPR); break;                            \
-        case TG_I64: BIN_LOOP(uint8_t, int64_t, uint64_t, EXPR); break;                            \
-        case TG_BOOL: BIN_LOOP(uint8_t, uint8_t, uint8_t, EXPR); break;                            \
-        default: break;                                                                            \
-        }                                                                                          \
+#define DEF_COMPARE(name, EXPR)                                         \
+    KERNEL_HEAD(name)                                                   \
+    {                                                                   \
+        switch (c->in[0]->dtype) {                                      \
+        case TG_F32: BIN_LOOP(uint8_t, float, float, EXPR); break;      \
+        case TG_F64: BIN_LOOP(uint8_t, double, double, EXPR); break;    \
+        case TG_I32: BIN_LOOP(uint8_t, int32_t, uint32_t, EXPR); break; \
+        case TG_I64: BIN_LOOP(uint8_t, int64_t, uint64_t, EXPR); break; \
+        case TG_BOOL: BIN_LOOP(uint8_t, uint8_t, uint8_t, EXPR); break; \
+        default: break;                                                 \
+        }                                                               \
     }
 
 /* ---- shape rules ---------------------------------------------------------------------------- */
-enum ew_kinds {          /* which dtypes an op accepts */
-    EW_FLOAT = 1,        /* float32, float64 */
-    EW_INT = 2,          /* int32, int64 */
-    EW_BOOL = 4,
-    EW_NUM = EW_FLOAT | EW_INT,
-    EW_ANY = EW_NUM | EW_BOOL,
+enum ew_kinds {               /* which dtypes an op accepts */
+                EW_FLOAT = 1, /* float32, float64 */
+                EW_INT = 2,   /* int32, int64 */
+                EW_BOOL = 4,
+                EW_NUM = EW_FLOAT | EW_INT,
+                EW_ANY = EW_NUM | EW_BOOL,
 };
 
 static bool dtype_allowed(const tg_call *c, const tg_tensor *x, const char *arg, int kinds)
@@ -245,7 +245,7 @@ static bool binary_shape_kinds(const tg_call *c, tg_shape *shape, int kinds)
     if (!tg__same_dtype(c, a, b) || !dtype_allowed(c, a, "a", kinds))
         return false;
     if (tg__same_shape(a, b)) {
-        *shape = tg__shape(a);   /* no broadcasting: the common case */
+        *shape = tg__shape(a); /* no broadcasting: the common case */
         return true;
     }
     tg_shape sa = tg__shape(a), sb = tg__shape(b);
@@ -299,7 +299,7 @@ static tg_tensor *scalar_like(const tg_grad_ctx *g, const tg_tensor *x, double v
  * `/` on integers returns floats). INT_MIN / -1 wraps. Zero divisors are caught before. */
 DEF_KERNEL(BIN_LOOP, add_kernel, a + b, (T)((U)a + (U)b))
 DEF_KERNEL(BIN_LOOP, sub_kernel, a - b, (T)((U)a - (U)b))
-DEF_KERNEL(BIN_LOOP, mul_kernel, a * b, (T)((U)a * (U)b))
+DEF_KERNEL(BIN_LOOP, mul_kernel, a *b, (T)((U)a *(U)b))
 DEF_KERNEL(BIN_LOOP, div_kernel, a / b, b == -1 ? (T)((U)0 - (U)a) : a / b)
 DEF_FLOAT_KERNEL(BIN_LOOP, pow_kernel, pow(a, b))
 /* NaN in either operand propagates, as in TF. */
@@ -390,11 +390,26 @@ bool tg__minimum_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return select_backward(g, dx, tg_less_equal_at(g->loc, g->in[0], g->in[1]));
 }
 
-tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_ADD, NULL, a, b); }
-tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_SUB, NULL, a, b); }
-tg_tensor *tg_mul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_MUL, NULL, a, b); }
-tg_tensor *tg_div_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_DIV, NULL, a, b); }
-tg_tensor *tg_pow_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b) { return TG__APPLY(loc, TG_OP_POW, NULL, a, b); }
+tg_tensor *tg_add_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_ADD, NULL, a, b);
+}
+tg_tensor *tg_sub_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_SUB, NULL, a, b);
+}
+tg_tensor *tg_mul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_MUL, NULL, a, b);
+}
+tg_tensor *tg_div_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_DIV, NULL, a, b);
+}
+tg_tensor *tg_pow_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
+{
+    return TG__APPLY(loc, TG_OP_POW, NULL, a, b);
+}
 tg_tensor *tg_maximum_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
 {
     return TG__APPLY(loc, TG_OP_MAXIMUM, NULL, a, b);
@@ -411,8 +426,16 @@ DEF_COMPARE(greater_kernel, a > b)
 DEF_COMPARE(greater_equal_kernel, a >= b)
 DEF_COMPARE(less_kernel, a < b)
 DEF_COMPARE(less_equal_kernel, a <= b)
-KERNEL_HEAD(logical_and_kernel) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a && b); }
-KERNEL_HEAD(logical_or_kernel) { (void)c; BIN_LOOP(uint8_t, uint8_t, uint8_t, a || b); }
+KERNEL_HEAD(logical_and_kernel)
+{
+    (void)c;
+    BIN_LOOP(uint8_t, uint8_t, uint8_t, a && b);
+}
+KERNEL_HEAD(logical_or_kernel)
+{
+    (void)c;
+    BIN_LOOP(uint8_t, uint8_t, uint8_t, a || b);
+}
 KERNEL_HEAD(logical_not_kernel) { UN_LOOP(uint8_t, uint8_t, uint8_t, !a); }
 bool tg__equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, equal_kernel); }
 bool tg__not_equal_forward(const tg_call *c, tg_tensor *out) { return ew_run(c, out, not_equal_kernel); }
@@ -475,13 +498,13 @@ bool tg__where_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* Copies elements of size S: the choice never needs the value's type. */
-#define WHERE_LOOP(TYPE)                                                                           \
-    do {                                                                                           \
-        TYPE *o_ = out;                                                                            \
-        const uint8_t *m_ = in[0];                                                                 \
-        const TYPE *a_ = in[1], *b_ = in[2];                                                       \
-        for (int64_t i = 0; i < n; i++)                                                            \
-            o_[i] = m_[i * st[0]] ? a_[i * st[1]] : b_[i * st[2]];                                 \
+#define WHERE_LOOP(TYPE)                                           \
+    do {                                                           \
+        TYPE *o_ = out;                                            \
+        const uint8_t *m_ = in[0];                                 \
+        const TYPE *a_ = in[1], *b_ = in[2];                       \
+        for (int64_t i = 0; i < n; i++)                            \
+            o_[i] = m_[i * st[0]] ? a_[i * st[1]] : b_[i * st[2]]; \
     } while (0)
 
 KERNEL_HEAD(where_kernel)
@@ -511,7 +534,7 @@ tg_tensor *tg_where_at(tg_loc loc, const tg_tensor *cond, const tg_tensor *a, co
 /* ---- unary ------------------------------------------------------------------------------------- */
 DEF_KERNEL(UN_LOOP, neg_kernel, -a, (T)((U)0 - (U)a))
 DEF_KERNEL(UN_LOOP, abs_kernel, fabs(a), a < 0 ? (T)((U)0 - (U)a) : a)
-DEF_KERNEL(UN_LOOP, square_kernel, a * a, (T)((U)a * (U)a))
+DEF_KERNEL(UN_LOOP, square_kernel, a *a, (T)((U)a *(U)a))
 DEF_FLOAT_KERNEL(UN_LOOP, sqrt_kernel, sqrt(a))
 DEF_FLOAT_KERNEL(UN_LOOP, rsqrt_kernel, 1 / sqrt(a))
 DEF_FLOAT_KERNEL(UN_LOOP, exp_kernel, exp(a))
@@ -525,10 +548,10 @@ DEF_FLOAT_KERNEL(UN_LOOP, ceil_kernel, ceil(a))
 /* nearbyint in the default rounding mode rounds half to even, as TF's round. */
 DEF_FLOAT_KERNEL(UN_LOOP, round_kernel, nearbyint(a))
 /* NaN passes through, as in TF (the comparisons are false). */
-#define CLIP_LOOP(T)                                                                               \
-    do {                                                                                           \
-        const T lo = (T)c->a->clip.lo, hi = (T)c->a->clip.hi;                                      \
-        UN_LOOP(T, T, T, a < lo ? lo : a > hi ? hi : a);                                           \
+#define CLIP_LOOP(T)                                          \
+    do {                                                      \
+        const T lo = (T)c->a->clip.lo, hi = (T)c->a->clip.hi; \
+        UN_LOOP(T, T, T, a<lo ? lo : a> hi ? hi : a);         \
     } while (0)
 KERNEL_HEAD(clip_by_value_kernel)
 {
@@ -674,32 +697,35 @@ tg_tensor *tg_clip_by_value_at(tg_loc loc, const tg_tensor *x, double lo, double
 /* ---- cast ---------------------------------------------------------------------------------------- */
 /* Float to integer saturates and maps NaN to 0 (C leaves out-of-range conversions
  * undefined); anything non-zero (NaN included) becomes true. */
-static int32_t sat_i32(double v) { return v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; }
+static int32_t sat_i32(double v)
+{
+    return v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+}
 static int64_t sat_i64(double v)
 {
     return v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
 }
-#define TO_F32(v) ((float)(v))
-#define TO_F64(v) ((double)(v))
-#define TO_I32(v) _Generic((v), float: sat_i32(v), double: sat_i32(v), default: (int32_t)(v))
-#define TO_I64(v) _Generic((v), float: sat_i64(v), double: sat_i64(v), default: (int64_t)(v))
+#define TO_F32(v)  ((float)(v))
+#define TO_F64(v)  ((double)(v))
+#define TO_I32(v)  _Generic((v), float : sat_i32(v), double : sat_i32(v), default : (int32_t)(v))
+#define TO_I64(v)  _Generic((v), float : sat_i64(v), double : sat_i64(v), default : (int64_t)(v))
 #define TO_BOOL(v) ((uint8_t)((v) != 0))
 
-#define CAST_LOOP(TD, TS, CONV)                                                                    \
-    do {                                                                                           \
-        TD *o_ = out->data;                                                                        \
-        const TS *x_ = x->data;                                                                    \
-        for (int64_t i = 0; i < out->size; i++)                                                    \
-            o_[i] = CONV(x_[i]);                                                                   \
+#define CAST_LOOP(TD, TS, CONV)                 \
+    do {                                        \
+        TD *o_ = out->data;                     \
+        const TS *x_ = x->data;                 \
+        for (int64_t i = 0; i < out->size; i++) \
+            o_[i] = CONV(x_[i]);                \
     } while (0)
-#define CAST_FROM(TD, CONV)                                                                        \
-    switch (x->dtype) {                                                                            \
-    case TG_F32: CAST_LOOP(TD, float, CONV); break;                                                \
-    case TG_F64: CAST_LOOP(TD, double, CONV); break;                                               \
-    case TG_I32: CAST_LOOP(TD, int32_t, CONV); break;                                              \
-    case TG_I64: CAST_LOOP(TD, int64_t, CONV); break;                                              \
-    case TG_BOOL: CAST_LOOP(TD, uint8_t, CONV); break;                                             \
-    default: break;                                                                                \
+#define CAST_FROM(TD, CONV)                            \
+    switch (x->dtype) {                                \
+    case TG_F32: CAST_LOOP(TD, float, CONV); break;    \
+    case TG_F64: CAST_LOOP(TD, double, CONV); break;   \
+    case TG_I32: CAST_LOOP(TD, int32_t, CONV); break;  \
+    case TG_I64: CAST_LOOP(TD, int64_t, CONV); break;  \
+    case TG_BOOL: CAST_LOOP(TD, uint8_t, CONV); break; \
+    default: break;                                    \
     }
 
 bool tg__cast_forward(const tg_call *c, tg_tensor *out)
@@ -938,23 +964,23 @@ static inline double fmod_floor(double a, double b)
     double m = fmod(a, b);
     return m != 0 && (b < 0) != (m < 0) ? m + b : m;
 }
-#define INT_DIV_HELPERS(T, U, S)                                                                   \
-    static inline T trunc_div_##S(T a, T b) { return b == -1 ? (T)((U)0 - (U)a) : a / b; }        \
-    static inline T trunc_mod_##S(T a, T b) { return b == -1 ? 0 : a % b; }                       \
-    static inline T floor_div_##S(T a, T b)                                                        \
-    {                                                                                              \
-        T q = trunc_div_##S(a, b);                                                                 \
-        return trunc_mod_##S(a, b) != 0 && (a < 0) != (b < 0) ? q - 1 : q;                         \
-    }                                                                                              \
-    static inline T floor_mod_##S(T a, T b)                                                        \
-    {                                                                                              \
-        T m = trunc_mod_##S(a, b);                                                                 \
-        return m != 0 && (b < 0) != (m < 0) ? m + b : m;                                           \
+#define INT_DIV_HELPERS(T, U, S)                                                           \
+    static inline T trunc_div_##S(T a, T b) { return b == -1 ? (T)((U)0 - (U)a) : a / b; } \
+    static inline T trunc_mod_##S(T a, T b) { return b == -1 ? 0 : a % b; }                \
+    static inline T floor_div_##S(T a, T b)                                                \
+    {                                                                                      \
+        T q = trunc_div_##S(a, b);                                                         \
+        return trunc_mod_##S(a, b) != 0 && (a < 0) != (b < 0) ? q - 1 : q;                 \
+    }                                                                                      \
+    static inline T floor_mod_##S(T a, T b)                                                \
+    {                                                                                      \
+        T m = trunc_mod_##S(a, b);                                                         \
+        return m != 0 && (b < 0) != (m < 0) ? m + b : m;                                   \
     }
 INT_DIV_HELPERS(int32_t, uint32_t, i32)
 INT_DIV_HELPERS(int64_t, uint64_t, i64)
-#define INT_OP(NAME, a, b) _Generic((a), int32_t: NAME##_i32, default: NAME##_i64)(a, b)
-#define FLOAT_FLOOR_MOD(a, b) _Generic((a), float: fmodf_floor, default: fmod_floor)(a, b)
+#define INT_OP(NAME, a, b)    _Generic((a), int32_t : NAME##_i32, default : NAME##_i64)(a, b)
+#define FLOAT_FLOOR_MOD(a, b) _Generic((a), float : fmodf_floor, default : fmod_floor)(a, b)
 
 DEF_KERNEL(BIN_LOOP, floormod_kernel, FLOAT_FLOOR_MOD(a, b), INT_OP(floor_mod, a, b))
 DEF_KERNEL(BIN_LOOP, floordiv_kernel, floor(a / b), INT_OP(floor_div, a, b))
@@ -1072,13 +1098,13 @@ tg_tensor *tg_mul_no_nan_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b)
 }
 
 /* ---- is_nan, is_inf, is_finite (bool, not differentiable) -------------------------------------------- */
-#define DEF_PREDICATE(name, EXPR)                                                                  \
-    KERNEL_HEAD(name)                                                                              \
-    {                                                                                              \
-        if (c->in[0]->dtype == TG_F32)                                                             \
-            UN_LOOP(uint8_t, float, float, EXPR);                                                  \
-        else                                                                                       \
-            UN_LOOP(uint8_t, double, double, EXPR);                                                \
+#define DEF_PREDICATE(name, EXPR)                   \
+    KERNEL_HEAD(name)                               \
+    {                                               \
+        if (c->in[0]->dtype == TG_F32)              \
+            UN_LOOP(uint8_t, float, float, EXPR);   \
+        else                                        \
+            UN_LOOP(uint8_t, double, double, EXPR); \
     }
 /* != 0: the classification macros give any non-zero int (glibc's isinf(-Inf) is -1). */
 DEF_PREDICATE(is_nan_kernel, isnan(a) != 0)

@@ -30,8 +30,10 @@ static bool check_act(const tg_call *c, int act)
 {
     if (act >= TG_BIAS_LINEAR && act <= TG_BIAS_TANH)
         return true;
-    tg__fail(c->loc, "%s: activation %d is not a tg_bias_act (TG_BIAS_LINEAR, TG_BIAS_RELU, TG_BIAS_SIGMOID or "
-             "TG_BIAS_TANH)", tg__op_name(c->op), act);
+    tg__fail(c->loc,
+             "%s: activation %d is not a tg_bias_act (TG_BIAS_LINEAR, TG_BIAS_RELU, TG_BIAS_SIGMOID or "
+             "TG_BIAS_TANH)",
+             tg__op_name(c->op), act);
     return false;
 }
 
@@ -44,8 +46,10 @@ bool tg__bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     tg_shape xs = tg__shape(x), bs = tg__shape(b);
     char sx[TG_SHAPE_STR_MAX], sb[TG_SHAPE_STR_MAX];
     if (x->rank < 1 || b->rank != 1 || b->shape[0] != x->shape[x->rank - 1]) {
-        tg__fail(c->loc, "tg_bias_add_act: `bias` must be a vector as long as the last axis of `x`; got x %s and "
-                 "bias %s", tg__shape_str(&xs, sx, sizeof sx), tg__shape_str(&bs, sb, sizeof sb));
+        tg__fail(c->loc,
+                 "tg_bias_add_act: `bias` must be a vector as long as the last axis of `x`; got x %s and "
+                 "bias %s",
+                 tg__shape_str(&xs, sx, sizeof sx), tg__shape_str(&bs, sb, sizeof sb));
         return false;
     }
     *shape = xs;
@@ -56,7 +60,7 @@ bool tg__bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 typedef struct rows_ctx {
     const tg_call *c;
     tg_tensor *out;
-    int64_t len;   /* elements per row */
+    int64_t len; /* elements per row */
 } rows_ctx;
 
 static int64_t label_at(const tg_tensor *labels, int64_t i)
@@ -71,12 +75,12 @@ typedef struct xent_ctx {
     bool sparse;
 } xent_ctx;
 
-#define T float
+#define T   float
 #define SFX f32
 #include "fused_tmpl.h"
 #undef T
 #undef SFX
-#define T double
+#define T   double
 #define SFX f64
 #include "fused_tmpl.h"
 #undef T
@@ -163,7 +167,8 @@ bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     const tg_tensor *y = g->in[0], *d = g->in[1], *h = g->dy;
     dx[1] = tg__grad_wanted(g, 1) ? act_grad(l, y, h, act) : NULL;
     if (tg__grad_wanted(g, 0) && act == TG_BIAS_SIGMOID)
-        dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_sub_at(l, scalar_like(l, y, 1), tg_mul_at(l, y, scalar_like(l, y, 2))));
+        dx[0] =
+            tg_mul_at(l, tg_mul_at(l, h, d), tg_sub_at(l, scalar_like(l, y, 1), tg_mul_at(l, y, scalar_like(l, y, 2))));
     else if (tg__grad_wanted(g, 0) && act == TG_BIAS_TANH)
         dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_mul_at(l, y, scalar_like(l, y, -2)));
     return true;
@@ -191,8 +196,10 @@ static bool xent_inputs(const tg_call *c, bool sparse)
         if (!tg__same_dtype(c, labels, logits))
             return false;
         if (!tg__same_shape(labels, logits)) {
-            tg__fail(c->loc, "%s: `labels` %s and `logits` %s must have one shape (probabilities per class; "
-                     "integer class indices go to tg_sparse_softmax_cross_entropy_with_logits)", name, sl, sz);
+            tg__fail(c->loc,
+                     "%s: `labels` %s and `logits` %s must have one shape (probabilities per class; "
+                     "integer class indices go to tg_sparse_softmax_cross_entropy_with_logits)",
+                     name, sl, sz);
             return false;
         }
         return true;
@@ -212,8 +219,10 @@ static bool xent_inputs(const tg_call *c, bool sparse)
     for (int64_t i = 0; i < labels->size; i++) {
         int64_t v = labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
         if (v < 0 || v >= classes) {
-            tg__fail(c->loc, "%s: Received a label value of %lld (labels[%lld]) which is outside the valid range of "
-                     "[0, %lld)", name, (long long)v, (long long)i, (long long)classes);
+            tg__fail(c->loc,
+                     "%s: Received a label value of %lld (labels[%lld]) which is outside the valid range of "
+                     "[0, %lld)",
+                     name, (long long)v, (long long)i, (long long)classes);
             return false;
         }
     }
@@ -248,7 +257,7 @@ bool tg__xent_forward(const tg_call *c, tg_tensor *out)
     xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = c->op == TG_OP_SPARSE_SOFTMAX_XENT};
     if (r.len > 0)
         tg__parallel_for(out->size, tg__rows_grain(r.len, TG_GRAIN), xent_rows, &r);
-    else   /* no classes (float labels only): an empty sum */
+    else /* no classes (float labels only): an empty sum */
         memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
     return true;
 }
@@ -342,4 +351,3 @@ bool tg__xent_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
         dx[0] = tg_mul_at(l, d, tg_sub_at(l, hp, h));
     return true;
 }
-

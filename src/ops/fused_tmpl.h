@@ -3,8 +3,8 @@
  * label_at. */
 
 #define TG_CAT_(a, b) a##_##b
-#define TG_CAT(a, b) TG_CAT_(a, b)
-#define FN(name) TG_CAT(name, SFX)
+#define TG_CAT(a, b)  TG_CAT_(a, b)
+#define FN(name)      TG_CAT(name, SFX)
 
 /* The activations of activation.c, written the same way so the values are the same. */
 TG_VECTOR_CLONES static void FN(bias_act_rows)(const rows_ctx *r, int64_t r0, int64_t r1)

@@ -53,13 +53,11 @@ static int64_t source_index(tg_op_kind op, const tg_attrs *a, int d, int64_t i, 
     switch (op) {
     case TG_OP_TILE: return i % n;
     case TG_OP_REVERSE: return a->reverse.axis[d] ? n - 1 - i : i;
-    case TG_OP_MIRROR_PAD: {   /* reflect: ... 2 1 | 0 1 2 | 1 0 ...; symmetric: ... 1 0 | 0 1 2 | 2 1 ... */
+    case TG_OP_MIRROR_PAD: { /* reflect: ... 2 1 | 0 1 2 | 1 0 ...; symmetric: ... 1 0 | 0 1 2 | 2 1 ... */
         int64_t j = i - a->mirror_pad.before[d], sym = a->mirror_pad.symmetric;
         return j < 0 ? -j - sym : j >= n ? 2 * n - 2 + sym - j : j;
     }
-    default: {   /* roll: out[(i + shift) mod n] = x[i] */
-        int64_t j = i - a->roll.shift[d];
-        return j < 0 ? j + n : j;
+    default: { /* roll: out[(i + shift) mod n] = x[i] */ int64_t j = i - a->roll.shift[d]; return j < 0 ? j + n : j;
     }
     }
 }
@@ -89,18 +87,27 @@ bool tg__index_map_forward(const tg_call *c, tg_tensor *out)
         return tg__failb(c->loc, "%s: out of memory", tg__op_name(c->op));
     for (int64_t i = 0; i < last; i++)
         map[i] = source_index(c->op, c->a, r - 1, i, nlast);
-    int64_t idx[TG_MAX_RANK] = {0}, base = 0;   /* base: x's offset of the outer axes' sources */
+    int64_t idx[TG_MAX_RANK] = {0}, base = 0; /* base: x's offset of the outer axes' sources */
     for (int q = 0; q <= r - 2; q++)
         base += source_index(c->op, c->a, q, 0, x->shape[q]) * xstride[q];
     for (int64_t o = 0; o < out->size; o += last) {
         char *dst = (char *)out->data + (size_t)o * esz;
         const char *src = (const char *)x->data + (size_t)base * esz;
         switch (esz) {
-        case 1: for (int64_t i = 0; i < last; i++) dst[i] = src[map[i]]; break;
-        case 4: for (int64_t i = 0; i < last; i++) memcpy(dst + 4 * i, src + 4 * map[i], 4); break;
-        default: for (int64_t i = 0; i < last; i++) memcpy(dst + 8 * i, src + 8 * map[i], 8); break;
+        case 1:
+            for (int64_t i = 0; i < last; i++)
+                dst[i] = src[map[i]];
+            break;
+        case 4:
+            for (int64_t i = 0; i < last; i++)
+                memcpy(dst + 4 * i, src + 4 * map[i], 4);
+            break;
+        default:
+            for (int64_t i = 0; i < last; i++)
+                memcpy(dst + 8 * i, src + 8 * map[i], 8);
+            break;
         }
-        for (int d = r - 2; d >= 0; d--) {   /* odometer over the outer axes */
+        for (int d = r - 2; d >= 0; d--) { /* odometer over the outer axes */
             if (++idx[d] < out->shape[d]) {
                 base = 0;
                 for (int q = 0; q <= r - 2; q++)
@@ -223,17 +230,19 @@ bool tg__mirror_pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     char s[TG_SHAPE_STR_MAX];
     tg_shape xs = tg__shape(x);
     if (c->a->mirror_pad.n != x->rank)
-        return tg__failb(c->loc, "tg_mirror_pad: paddings for %d axes, but x (shape %s) has rank %d; give one "
-                                 "before and after per axis", c->a->mirror_pad.n, tg__shape_str(&xs, s, sizeof s),
-                         x->rank);
+        return tg__failb(c->loc,
+                         "tg_mirror_pad: paddings for %d axes, but x (shape %s) has rank %d; give one "
+                         "before and after per axis",
+                         c->a->mirror_pad.n, tg__shape_str(&xs, s, sizeof s), x->rank);
     *shape = xs;
     for (int i = 0; i < x->rank; i++) {
         int64_t b = c->a->mirror_pad.before[i], e = c->a->mirror_pad.after[i];
         int64_t most = x->shape[i] - (c->a->mirror_pad.symmetric ? 0 : 1);
         if (b < 0 || e < 0 || b > most || e > most)
-            return tg__failb(c->loc, "tg_mirror_pad: axis %d of x (shape %s) pads %lld before and %lld after; %s "
-                                     "mode allows 0 to %lld (the axis's length%s)", i,
-                             tg__shape_str(&xs, s, sizeof s), (long long)b, (long long)e, mode,
+            return tg__failb(c->loc,
+                             "tg_mirror_pad: axis %d of x (shape %s) pads %lld before and %lld after; %s "
+                             "mode allows 0 to %lld (the axis's length%s)",
+                             i, tg__shape_str(&xs, s, sizeof s), (long long)b, (long long)e, mode,
                              (long long)(most < 0 ? 0 : most), c->a->mirror_pad.symmetric ? "" : " - 1");
         shape->dims[i] = x->shape[i] + b + e;
     }
@@ -306,8 +315,10 @@ static bool require_indices(const tg_call *c, const tg_tensor *idx)
         return tg__failb(c->loc, "%s: `indices` is %s; it needs int32 or int64", tg__op_name(c->op),
                          tg_dtype_name(idx->dtype));
     if (idx->rank == 0)
-        return tg__failb(c->loc, "%s: `indices` is a scalar; its last axis holds each index tuple (give shape [1] "
-                                 "for one index)", tg__op_name(c->op));
+        return tg__failb(c->loc,
+                         "%s: `indices` is a scalar; its last axis holds each index tuple (give shape [1] "
+                         "for one index)",
+                         tg__op_name(c->op));
     return true;
 }
 
@@ -318,8 +329,10 @@ static bool nd_shape(const tg_call *c, const tg_tensor *idx, const tg_shape *tab
     char s[TG_SHAPE_STR_MAX];
     int d = (int)idx->shape[idx->rank - 1];
     if (idx->shape[idx->rank - 1] < 1 || d > table->rank)
-        return tg__failb(c->loc, "%s: index tuples of length %lld (the last axis of indices), but %s has rank %d; "
-                                 "give 1 to %d", tg__op_name(c->op), (long long)idx->shape[idx->rank - 1],
+        return tg__failb(c->loc,
+                         "%s: index tuples of length %lld (the last axis of indices), but %s has rank %d; "
+                         "give 1 to %d",
+                         tg__op_name(c->op), (long long)idx->shape[idx->rank - 1],
                          c->op == TG_OP_GATHER_ND ? "params" : "the output shape", table->rank, table->rank);
     out->rank = idx->rank - 1 + table->rank - d;
     if (out->rank > TG_MAX_RANK)
@@ -427,15 +440,19 @@ bool tg__scatter_nd_forward(const tg_call *c, tg_tensor *out)
         int64_t off = tuple_offset(c, idx, t, &os);
         if (off < 0)
             return false;
-        for (int64_t q = 0; q < slice; q++) {   /* repeated tuples add up, as TF's */
+        for (int64_t q = 0; q < slice; q++) { /* repeated tuples add up, as TF's */
             int64_t o = off * slice + q, u = t * slice + q;
             switch (out->dtype) {
             case TG_F32: ((float *)out->data)[o] += ((const float *)upd->data)[u]; break;
             case TG_F64: ((double *)out->data)[o] += ((const double *)upd->data)[u]; break;
-            case TG_I32: ((int32_t *)out->data)[o] = (int32_t)((uint32_t)((int32_t *)out->data)[o] +
-                                                               (uint32_t)((const int32_t *)upd->data)[u]); break;
-            case TG_I64: ((int64_t *)out->data)[o] = (int64_t)((uint64_t)((int64_t *)out->data)[o] +
-                                                               (uint64_t)((const int64_t *)upd->data)[u]); break;
+            case TG_I32:
+                ((int32_t *)out->data)[o] =
+                    (int32_t)((uint32_t)((int32_t *)out->data)[o] + (uint32_t)((const int32_t *)upd->data)[u]);
+                break;
+            case TG_I64:
+                ((int64_t *)out->data)[o] =
+                    (int64_t)((uint64_t)((int64_t *)out->data)[o] + (uint64_t)((const int64_t *)upd->data)[u]);
+                break;
             default: break;
             }
         }
@@ -485,28 +502,28 @@ bool tg__segment_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                             \
-    {                                                                                                \
-        T *o_ = out->data;                                                                           \
-        const T *d_ = data->data;                                                                    \
+#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                                           \
+    {                                                                                                              \
+        T *o_ = out->data;                                                                                         \
+        const T *d_ = data->data;                                                                                  \
         T init = c->op == TG_OP_UNSORTED_SEGMENT_MAX ? LOWEST : c->op == TG_OP_UNSORTED_SEGMENT_MIN ? HIGHEST : 0; \
-        for (int64_t i = 0; i < out->size; i++)                                                      \
-            o_[i] = init;                                                                            \
-        for (int64_t r = 0; r < ids->size; r++) {                                                    \
-            int64_t id = int_at(ids, r);                                                             \
-            if (id < 0)                                                                              \
-                continue;                                                                            \
-            T *dst = o_ + id * inner;                                                                \
-            const T *src = d_ + r * inner;                                                           \
-            for (int64_t q = 0; q < inner; q++) {                                                    \
-                T v = src[q];                                                                        \
-                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                             \
-                    dst[q] = ADD(dst[q], v);                                                         \
-                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v)) \
-                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                          \
-            }                                                                                        \
-        }                                                                                            \
-    }                                                                                                \
+        for (int64_t i = 0; i < out->size; i++)                                                                    \
+            o_[i] = init;                                                                                          \
+        for (int64_t r = 0; r < ids->size; r++) {                                                                  \
+            int64_t id = int_at(ids, r);                                                                           \
+            if (id < 0)                                                                                            \
+                continue;                                                                                          \
+            T *dst = o_ + id * inner;                                                                              \
+            const T *src = d_ + r * inner;                                                                         \
+            for (int64_t q = 0; q < inner; q++) {                                                                  \
+                T v = src[q];                                                                                      \
+                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                                           \
+                    dst[q] = ADD(dst[q], v);                                                                       \
+                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v))    \
+                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                                        \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
     break;
 
 bool tg__segment_forward(const tg_call *c, tg_tensor *out)
@@ -517,9 +534,10 @@ bool tg__segment_forward(const tg_call *c, tg_tensor *out)
         inner *= data->shape[k];
     for (int64_t r = 0; r < ids->size; r++)
         if (int_at(ids, r) >= num)
-            return tg__failb(c->loc, "%s: segment_ids[%lld] = %lld is out of range [0, %lld) (num_segments); negative "
-                                     "ids are dropped", tg__op_name(c->op), (long long)r, (long long)int_at(ids, r),
-                             (long long)num);
+            return tg__failb(c->loc,
+                             "%s: segment_ids[%lld] = %lld is out of range [0, %lld) (num_segments); negative "
+                             "ids are dropped",
+                             tg__op_name(c->op), (long long)r, (long long)int_at(ids, r), (long long)num);
     switch (data->dtype) {
 #define ADD(a, b) ((a) + (b))
     case TG_F32: SEGMENT_LOOP(float, -FLT_MAX, FLT_MAX)
@@ -578,7 +596,7 @@ bool tg__segment_extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
         return false;
     tg_tensor *sel = tg_logical_and_at(l, tg_equal_at(l, x, picked), tg_broadcast_to_at(l, mask, tg__shape(x)));
     tg_tensor *count = tg_unsorted_segment_sum_at(l, tg_cast_at(l, sel, x->dtype), ids, g->a->num_segments);
-    count = tg_maximum_at(l, count, tg_scalar_like_at(l, g->dy, 1));   /* empty segments: no 0 / 0 at second order */
+    count = tg_maximum_at(l, count, tg_scalar_like_at(l, g->dy, 1)); /* empty segments: no 0 / 0 at second order */
     tg_tensor *m2 = NULL, *share = gather_drop_negatives(l, tg_div_at(l, g->dy, count), ids, x, &m2);
     dx[0] = share ? tg_where_at(l, sel, share, tg_zeros_like_at(l, share)) : NULL;
     return dx[0] != NULL;
@@ -634,7 +652,7 @@ tg_tensor *tg_repeat_at(tg_loc loc, const tg_tensor *x, const tg_tensor *repeats
     if (!tg__check_input(loc, "tg_repeat", x, "x") || !tg__check_input(loc, "tg_repeat", repeats, "repeats"))
         return NULL;
     const tg_tensor *src = x;
-    if (axis == TG_AXIS_NONE) {   /* TF's axis=None: x flattened first */
+    if (axis == TG_AXIS_NONE) { /* TF's axis=None: x flattened first */
         src = tg_reshape_at(loc, x, TG_SHAPE(x->size));
         axis = 0;
     }
@@ -693,7 +711,7 @@ tg_tensor *tg_boolean_mask_at(tg_loc loc, const tg_tensor *x, const tg_tensor *m
     for (int64_t i = 0, at = 0; i < mask->size; i++)
         if (((const bool *)mask->data)[i])
             ((int64_t *)idx->data)[at++] = i;
-    tg_shape flat = {.rank = 0};   /* x with the masked axes merged into one */
+    tg_shape flat = {.rank = 0}; /* x with the masked axes merged into one */
     for (int k = 0; k < x->rank; k++) {
         if (k > ax && k < ax + mask->rank)
             continue;

@@ -22,7 +22,8 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
     tg__shape_str(&sa, bufa, sizeof bufa);
     tg__shape_str(&sb, bufb, sizeof bufb);
     if (a->rank < 2 || b->rank < 2) {
-        tg__fail(c->loc, "tg_matmul: `%s` has rank %d (shape %s); both inputs need rank >= 2, "
+        tg__fail(c->loc,
+                 "tg_matmul: `%s` has rank %d (shape %s); both inputs need rank >= 2, "
                  "[..., m, k] x [..., k, n], as in TF (make a vector a matrix with tg_expand_dims or tg_reshape)",
                  a->rank < 2 ? "a" : "b", a->rank < 2 ? a->rank : b->rank, a->rank < 2 ? bufa : bufb);
         return false;
@@ -30,8 +31,10 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
     int ra = a->rank, rb = b->rank;
     int64_t ka = ta ? a->shape[ra - 2] : a->shape[ra - 1], kb = tb ? b->shape[rb - 1] : b->shape[rb - 2];
     if (ka != kb) {
-        tg__fail(c->loc, "tg_matmul: inner dimensions differ: a %s with transpose_a=%s has k=%lld, "
-                 "b %s with transpose_b=%s has k=%lld", bufa, flag(ta), (long long)ka, bufb, flag(tb), (long long)kb);
+        tg__fail(c->loc,
+                 "tg_matmul: inner dimensions differ: a %s with transpose_a=%s has k=%lld, "
+                 "b %s with transpose_b=%s has k=%lld",
+                 bufa, flag(ta), (long long)ka, bufb, flag(tb), (long long)kb);
         return false;
     }
     g->m = ta ? a->shape[ra - 1] : a->shape[ra - 2];
@@ -44,8 +47,10 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
         int ia = i - (r - (ra - 2)), ib = i - (r - (rb - 2));
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
         if (da != db && da != 1 && db != 1) {
-            tg__fail(c->loc, "tg_matmul: the batch dims (all but the last two) of a %s and b %s cannot be "
-                     "broadcast together (%lld vs %lld)", bufa, bufb, (long long)da, (long long)db);
+            tg__fail(c->loc,
+                     "tg_matmul: the batch dims (all but the last two) of a %s and b %s cannot be "
+                     "broadcast together (%lld vs %lld)",
+                     bufa, bufb, (long long)da, (long long)db);
             return false;
         }
         g->batch.dims[i] = da == 1 ? db : da;
@@ -57,8 +62,7 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
 bool tg__matmul_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     mm_geom g;
-    if (!tg__same_dtype(c, c->in[0], c->in[1]) || !tg__require_float(c, c->in[0], "a") ||
-        !matmul_geometry(c, &g))
+    if (!tg__same_dtype(c, c->in[0], c->in[1]) || !tg__require_float(c, c->in[0], "a") || !matmul_geometry(c, &g))
         return false;
     *shape = g.batch;
     shape->dims[shape->rank++] = g.m;
@@ -102,7 +106,7 @@ bool tg__matmul_forward(const tg_call *c, tg_tensor *out)
     const tg_tensor *a = c->in[0], *b = c->in[1];
     bool ta = c->a->matmul.transpose_a, tb = c->a->matmul.transpose_b;
     mm_geom g;
-    matmul_geometry(c, &g);   /* checked by tg__matmul_shape */
+    matmul_geometry(c, &g); /* checked by tg__matmul_shape */
     int64_t lda = a->shape[a->rank - 1], ldb = b->shape[b->rank - 1];
     size_t es = tg__dsize(a->dtype);
     int64_t sa[TG_MAX_RANK], sb[TG_MAX_RANK];
@@ -118,7 +122,7 @@ bool tg__matmul_forward(const tg_call *c, tg_tensor *out)
         if (!gemm(a->dtype, ta, tb, g.m, g.n, g.k, (const char *)a->data + (size_t)oa * es, lda,
                   (const char *)b->data + (size_t)ob * es, ldb, (char *)out->data + (size_t)(i * g.m * g.n) * es, g.n))
             return out_of_memory(c);
-        for (int d = g.batch.rank - 1; d >= 0; d--) {   /* odometer over the batch axes */
+        for (int d = g.batch.rank - 1; d >= 0; d--) { /* odometer over the batch axes */
             oa += sa[d], ob += sb[d];
             if (++idx[d] < g.batch.dims[d])
                 break;
@@ -139,7 +143,8 @@ static tg_tensor *mm(const tg_grad_ctx *g, const tg_tensor *a, const tg_tensor *
 bool tg__matmul_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     const tg_tensor *x = g->in[0], *y = g->in[1], *dy = g->dy;
-    bool ta = g->a->matmul.transpose_a, tb = g->a->matmul.transpose_b, wx = tg__grad_wanted(g, 0), wy = tg__grad_wanted(g, 1);
+    bool ta = g->a->matmul.transpose_a, tb = g->a->matmul.transpose_b, wx = tg__grad_wanted(g, 0),
+         wy = tg__grad_wanted(g, 1);
     tg_tensor *gx = NULL, *gy = NULL;
     /* A product that is not wanted is not made: the input of a data batch needs none. */
     if (!ta && !tb) {
@@ -165,4 +170,3 @@ tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_m
     tg_attrs attrs = {.matmul = {o.transpose_a, o.transpose_b}};
     return TG__APPLY(loc, TG_OP_MATMUL, &attrs, a, b);
 }
-

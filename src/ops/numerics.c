@@ -6,7 +6,6 @@
 #include "op.h"
 #include "tapegrad/ops.h"
 
-
 static const char *value_name(const tg_tensor *t, int64_t i)
 {
     double v = tg__get(t, i);
@@ -75,9 +74,8 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
         if (j < 0)
             continue;
         char o[600], w[2 * TG_SHAPE_STR_MAX];
-        snprintf(cause, sizeof cause, "; it came in through input %s, %s, which already holds %s %s",
-                 arg_name(i, c->n), origin(c->in[i], o, sizeof o), value_name(c->in[i], j),
-                 where(c->in[i], j, w, sizeof w));
+        snprintf(cause, sizeof cause, "; it came in through input %s, %s, which already holds %s %s", arg_name(i, c->n),
+                 origin(c->in[i], o, sizeof o), value_name(c->in[i], j), where(c->in[i], j, w, sizeof w));
         break;
     }
     return tg__failb(c->loc, "check_numerics: %s%s produced %s %s in the forward pass%s", tg__op_name(c->op), layer,
@@ -94,9 +92,11 @@ bool tg__numerics_gradient(tg_op_kind op, tg_loc loc, const char *layer, const t
     char at[2 * TG_SHAPE_STR_MAX], o[600], in_layer[300] = "";
     if (layer)
         snprintf(in_layer, sizeof in_layer, " in layer \"%s\"", layer);
-    return tg__failb(loc, "check_numerics: the gradient of %s%s (recorded at this line) for its input %s, %s, holds "
-                     "%s %s in the backward pass; %s", tg__op_name(op), in_layer, arg_name(i, n),
-                     origin(in[i], o, sizeof o), value_name(dx, bad), where(dx, bad, at, sizeof at),
+    return tg__failb(loc,
+                     "check_numerics: the gradient of %s%s (recorded at this line) for its input %s, %s, holds "
+                     "%s %s in the backward pass; %s",
+                     tg__op_name(op), in_layer, arg_name(i, n), origin(in[i], o, sizeof o), value_name(dx, bad),
+                     where(dx, bad, at, sizeof at),
                      up >= 0 ? "the gradient flowing into it already held one (from a seed, or a sum of gradients)"
                              : "the gradient flowing into it is finite: it starts here");
 }
@@ -120,8 +120,8 @@ bool tg__check_forward(const tg_call *c, tg_tensor *out)
         char at[2 * TG_SHAPE_STR_MAX], o[600];
         const char *msg = c->a->check.message ? c->a->check.message : "";
         if (c->a->check.in_backward)
-            return tg__failb(c->loc, "tg_check_numerics: %s: the gradient flowing back to this check holds %s %s",
-                             msg, value_name(x, bad), where(x, bad, at, sizeof at));
+            return tg__failb(c->loc, "tg_check_numerics: %s: the gradient flowing back to this check holds %s %s", msg,
+                             value_name(x, bad), where(x, bad, at, sizeof at));
         return tg__failb(c->loc, "tg_check_numerics: %s: the tensor holds %s %s; it is %s", msg, value_name(x, bad),
                          where(x, bad, at, sizeof at), origin(x, o, sizeof o));
     }
@@ -135,7 +135,6 @@ bool tg__check_backward(const tg_grad_ctx *g, tg_tensor **dx)
     dx[0] = TG__APPLY(g->loc, TG_OP_CHECK_NUMERICS, &a, g->dy);
     return dx[0] != NULL;
 }
-
 
 tg_tensor *tg_check_numerics_at(tg_loc loc, const tg_tensor *x, const char *message)
 {

@@ -25,55 +25,95 @@ typedef enum tg_op_kind {
 
 /* What the tape does with an op. */
 typedef enum tg_grad_kind {
-    TG_GRAD_RULE = 0,     /* differentiable: run `backward` */
-    TG_GRAD_NONE,         /* registered as not differentiable (TF: None): cuts the path */
-    TG_GRAD_ZERO,         /* the gradient is zeros of the input's shape (TF: sign) */
-    TG_GRAD_STOP,         /* stop_gradient: cuts the path on purpose */
+    TG_GRAD_RULE = 0, /* differentiable: run `backward` */
+    TG_GRAD_NONE,     /* registered as not differentiable (TF: None): cuts the path */
+    TG_GRAD_ZERO,     /* the gradient is zeros of the input's shape (TF: sign) */
+    TG_GRAD_STOP,     /* stop_gradient: cuts the path on purpose */
 } tg_grad_kind;
 
 /* The non-tensor arguments of one call: one named member per kind of op, which only
  * the ops named beside it read. A recorded call keeps a copy. */
-typedef struct tg_window_attrs {      /* extract_patches, patches_to_image, the pools */
+typedef struct tg_window_attrs { /* extract_patches, patches_to_image, the pools */
     int64_t kh, kw, stride_h, stride_w;
-    int64_t height, width;            /* the image's, for the ops that make one */
-    bool same;                        /* TF's SAME padding, else VALID */
-    double pad_value;                 /* extract_patches: what padding reads */
+    int64_t height, width; /* the image's, for the ops that make one */
+    bool same;             /* TF's SAME padding, else VALID */
+    double pad_value;      /* extract_patches: what padding reads */
 } tg_window_attrs;
 
 typedef struct tg_attrs {
     union {
-        struct { double lo, hi; } clip;                        /* clip_by_value */
-        double alpha;                                          /* leaky_relu, elu */
-        double beta;                                           /* silu: x * sigmoid(beta * x) */
-        bool approximate;                                      /* gelu: the tanh form */
-        int axis;                                              /* softmax, log_softmax, argmax, argmin,
+        struct {
+            double lo, hi;
+        } clip;           /* clip_by_value */
+        double alpha;     /* leaky_relu, elu */
+        double beta;      /* silu: x * sigmoid(beta * x) */
+        bool approximate; /* gelu: the tanh form */
+        int axis;         /* softmax, log_softmax, argmax, argmin,
                                                                   concat, stack, gather */
-        struct { int axis; const int64_t *sizes; } split;      /* split (sizes: during the call only), unstack */
-        struct {                                               /* sum, mean, max, min, logsumexp, variance */
-            int n;                                             /* every axis when the call named none */
-            int axes[TG_MAX_RANK];                             /* normalised, in the order given */
+        struct {
+            int axis;
+            const int64_t *sizes;
+        } split;                   /* split (sizes: during the call only), unstack */
+        struct {                   /* sum, mean, max, min, logsumexp, variance */
+            int n;                 /* every axis when the call named none */
+            int axes[TG_MAX_RANK]; /* normalised, in the order given */
             bool keepdims;
         } reduce;
-        struct { bool transpose_a, transpose_b; } matmul;
-        tg_shape shape;                                        /* reshape, broadcast_to: the result's */
-        struct { int n; int64_t perm[TG_MAX_RANK]; } transpose;   /* n 0: the axes reversed */
-        struct { int n; int64_t begin[TG_MAX_RANK], size[TG_MAX_RANK]; } slice;   /* size -1: to the end */
-        struct { int n; int64_t before[TG_MAX_RANK], after[TG_MAX_RANK]; double value; } pad;
-        struct { tg_shape shape; int axis; } scatter;          /* scatter_add: the result's shape */
-        int64_t depth;                                         /* one_hot */
+        struct {
+            bool transpose_a, transpose_b;
+        } matmul;
+        tg_shape shape; /* reshape, broadcast_to: the result's */
+        struct {
+            int n;
+            int64_t perm[TG_MAX_RANK];
+        } transpose; /* n 0: the axes reversed */
+        struct {
+            int n;
+            int64_t begin[TG_MAX_RANK], size[TG_MAX_RANK];
+        } slice; /* size -1: to the end */
+        struct {
+            int n;
+            int64_t before[TG_MAX_RANK], after[TG_MAX_RANK];
+            double value;
+        } pad;
+        struct {
+            tg_shape shape;
+            int axis;
+        } scatter;     /* scatter_add: the result's shape */
+        int64_t depth; /* one_hot */
         tg_window_attrs window;
-        int act;                                               /* bias_add_act, act_grad: tg_bias_act */
-        tg_dtype dtype;                                        /* cast: the target */
-        struct { tg_custom_backward_fn backward; void *user; } custom;   /* custom_gradient */
-        struct { const char *message; bool in_backward; } check;         /* check_numerics */
+        int act;        /* bias_add_act, act_grad: tg_bias_act */
+        tg_dtype dtype; /* cast: the target */
+        struct {
+            tg_custom_backward_fn backward;
+            void *user;
+        } custom; /* custom_gradient */
+        struct {
+            const char *message;
+            bool in_backward;
+        } check; /* check_numerics */
         /* ---- scan.c and index.c ---- */
-        struct { int axis; bool exclusive, reverse; } scan;                /* cumsum, cumprod */
-        int64_t k;                                                         /* top_k */
-        struct { int n; int64_t multiples[TG_MAX_RANK]; } tile;            /* tile: one per axis of x */
-        struct { bool axis[TG_MAX_RANK]; } reverse;                        /* reverse: the axes reversed */
-        struct { int64_t shift[TG_MAX_RANK]; } roll;                       /* roll: per axis, in [0, dim) */
-        struct { int n; int64_t before[TG_MAX_RANK], after[TG_MAX_RANK]; bool symmetric; } mirror_pad;
-        int64_t num_segments;                                              /* unsorted_segment_* */
+        struct {
+            int axis;
+            bool exclusive, reverse;
+        } scan;    /* cumsum, cumprod */
+        int64_t k; /* top_k */
+        struct {
+            int n;
+            int64_t multiples[TG_MAX_RANK];
+        } tile; /* tile: one per axis of x */
+        struct {
+            bool axis[TG_MAX_RANK];
+        } reverse; /* reverse: the axes reversed */
+        struct {
+            int64_t shift[TG_MAX_RANK];
+        } roll; /* roll: per axis, in [0, dim) */
+        struct {
+            int n;
+            int64_t before[TG_MAX_RANK], after[TG_MAX_RANK];
+            bool symmetric;
+        } mirror_pad;
+        int64_t num_segments; /* unsorted_segment_* */
     };
 } tg_attrs;
 
@@ -83,23 +123,23 @@ typedef struct tg_call {
     tg_op_kind op;
     const tg_tensor *const *in;
     int n;
-    const tg_attrs *a;            /* never NULL */
-    int n_out;                    /* the number of outputs (the row's, or the call's when it says -1) */
-    tg_tensor *const *outs;       /* every output, for the forward of an op with several */
+    const tg_attrs *a;      /* never NULL */
+    int n_out;              /* the number of outputs (the row's, or the call's when it says -1) */
+    tg_tensor *const *outs; /* every output, for the forward of an op with several */
 } tg_call;
 
 /* What a backward rule sees: the recorded call, its outputs and their gradients. */
 typedef struct tg_grad_ctx {
-    tg_loc loc;                   /* the line of the recorded forward call */
-    tg_tensor *const *in;         /* the recorded inputs (variable reads are snapshots) */
+    tg_loc loc;           /* the line of the recorded forward call */
+    tg_tensor *const *in; /* the recorded inputs (variable reads are snapshots) */
     int n;
-    const tg_tensor *out;         /* outs[0] */
-    tg_tensor *dy;                /* dys[0]: the output's gradient (read only) */
+    const tg_tensor *out; /* outs[0] */
+    tg_tensor *dy;        /* dys[0]: the output's gradient (read only) */
     const tg_attrs *a;
-    uint32_t skip;                /* bit i: input i needs no gradient (not on a path to a source) */
+    uint32_t skip; /* bit i: input i needs no gradient (not on a path to a source) */
     int n_out;
     tg_tensor *const *outs;
-    tg_tensor *const *dys;        /* one per output; zeros for an output no gradient reached */
+    tg_tensor *const *dys; /* one per output; zeros for an output no gradient reached */
 } tg_grad_ctx;
 
 /* Whether a backward rule should compute input i's gradient: rules may leave dx[i] NULL
@@ -120,35 +160,35 @@ typedef enum tg_op_domain {
     TG_DOMAIN_ABOVE_ONE,       /* input 0 > 1: acosh */
 } tg_op_domain;
 
-enum {                         /* tg_op_def.kinks: bits */
-    TG_KINK_ZERO = 1,          /* at an input element equal to 0 (relu, abs, elu's curvature) */
-    TG_KINK_TIES = 2,          /* where two compared elements are equal (maximum, max, pools) */
-    TG_KINK_BOUNDS = 4,        /* at two bounds the sampler names: clip_by_value's lo and hi, relu6's 0 and 6,
+enum {                        /* tg_op_def.kinks: bits */
+       TG_KINK_ZERO = 1,      /* at an input element equal to 0 (relu, abs, elu's curvature) */
+       TG_KINK_TIES = 2,      /* where two compared elements are equal (maximum, max, pools) */
+       TG_KINK_BOUNDS = 4,    /* at two bounds the sampler names: clip_by_value's lo and hi, relu6's 0 and 6,
                                   hard_sigmoid's -3 and 3 */
-    TG_KINK_STEPS = 8,         /* piecewise constant, steps at integers and halves (floor, round) */
-    TG_KINK_QUOTIENT = 16,     /* where a / b is an integer (floormod, floordiv, truncatemod): the
+       TG_KINK_STEPS = 8,     /* piecewise constant, steps at integers and halves (floor, round) */
+       TG_KINK_QUOTIENT = 16, /* where a / b is an integer (floormod, floordiv, truncatemod): the
                                   sampler hands a / b - round(a / b) over as a value with a kink at 0 */
 };
 
-enum {                         /* tg_op_def.flags: bits (ops.def says what they mean) */
-    TG_OPF_ELEMENTWISE = 1,
-    TG_OPF_TWICE = 2,
-    TG_OPF_VIEW = 4,
-    TG_OPF_FLOAT_GRAD = 8,
+enum { /* tg_op_def.flags: bits (ops.def says what they mean) */
+       TG_OPF_ELEMENTWISE = 1,
+       TG_OPF_TWICE = 2,
+       TG_OPF_VIEW = 4,
+       TG_OPF_FLOAT_GRAD = 8,
 };
 
-enum {                         /* tg_op_def.dtypes: bit d for dtype d */
-    TG_DTYPES_FLOAT = 1u << TG_F32 | 1u << TG_F64,
-    TG_DTYPES_INT = 1u << TG_I32 | 1u << TG_I64,
-    TG_DTYPES_BOOL = 1u << TG_BOOL,
-    TG_DTYPES_NUMBER = TG_DTYPES_FLOAT | TG_DTYPES_INT,
-    TG_DTYPES_ANY = TG_DTYPES_NUMBER | TG_DTYPES_BOOL,
+enum { /* tg_op_def.dtypes: bit d for dtype d */
+       TG_DTYPES_FLOAT = 1u << TG_F32 | 1u << TG_F64,
+       TG_DTYPES_INT = 1u << TG_I32 | 1u << TG_I64,
+       TG_DTYPES_BOOL = 1u << TG_BOOL,
+       TG_DTYPES_NUMBER = TG_DTYPES_FLOAT | TG_DTYPES_INT,
+       TG_DTYPES_ANY = TG_DTYPES_NUMBER | TG_DTYPES_BOOL,
 };
 
 typedef struct tg_op_def {
-    const char *name;             /* as the user calls it: "tg_mul" */
-    int n_in, n_out;              /* n_in -1: a list of any length; n_out -1: as many as the call says */
-    unsigned dtypes;              /* TG_DTYPES_*: what input 0 may be */
+    const char *name; /* as the user calls it: "tg_mul" */
+    int n_in, n_out;  /* n_in -1: a list of any length; n_out -1: as many as the call says */
+    unsigned dtypes;  /* TG_DTYPES_*: what input 0 may be */
     /* Sets *shape and *dtype of the output (shape[k] and dtype[k] for each of several),
      * or sets an error and returns false. */
     bool (*shape)(const tg_call *c, tg_shape *shape, tg_dtype *dtype);
@@ -161,10 +201,10 @@ typedef struct tg_op_def {
      * shape: the engine sums it over the broadcast axes (tg__rule_gradients). The tape
      * accumulates the contributions. Returns false with an error set. */
     bool (*backward)(const tg_grad_ctx *g, tg_tensor **dx);
-    unsigned flags;               /* TG_OPF_* bits */
+    unsigned flags; /* TG_OPF_* bits */
     tg_op_domain domain;
-    unsigned kinks;               /* TG_KINK_* bits */
-    const char *doc;              /* one line for the op list */
+    unsigned kinks;  /* TG_KINK_* bits */
+    const char *doc; /* one line for the op list */
 } tg_op_def;
 
 extern const tg_op_def tg__op_table[TG_OP_COUNT];
@@ -174,9 +214,9 @@ extern const tg_op_def tg__op_table[TG_OP_COUNT];
 #define NONE
 #define ZERO
 #define STOP
-#define OP(KIND, NAME, IN, OUT, DTYPES, SHAPE, FORWARD, GRAD, ...) \
+#define OP(KIND, NAME, IN, OUT, DTYPES, SHAPE, FORWARD, GRAD, ...)  \
     bool SHAPE(const tg_call *c, tg_shape *shape, tg_dtype *dtype); \
-    bool FORWARD(const tg_call *c, tg_tensor *out); \
+    bool FORWARD(const tg_call *c, tg_tensor *out);                 \
     GRAD
 #define COMPOSITE(...)
 #include "ops.def"
@@ -206,7 +246,7 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
 /* Runs an op with n_out outputs into outs[]. Returns 0, or -1 with every outs[k] NULL. */
 int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,
                 tg_tensor **outs);
-#define TG__APPLY(loc, op, attrs, ...) \
+#define TG__APPLY(loc, op, attrs, ...)                          \
     tg__apply(loc, op, (const tg_tensor *const[]){__VA_ARGS__}, \
               (int)(sizeof((const tg_tensor *const[]){__VA_ARGS__}) / sizeof(tg_tensor *)), attrs)
 

@@ -18,9 +18,9 @@ typedef struct cell {
 } cell;
 
 static _Thread_local struct {
-    double started, before;                 /* this run's start; seconds of earlier runs */
+    double started, before; /* this run's start; seconds of earlier runs */
     cell ops[TG_OP_COUNT][PHASES];
-    const char *section_name[SECTIONS];      /* static strings, as given to tg__profile_add */
+    const char *section_name[SECTIONS]; /* static strings, as given to tg__profile_add */
     cell sections[SECTIONS];
 } prof;
 
@@ -87,11 +87,13 @@ static int all_rows(tg_profile_row *all)
     for (int op = 0; op < TG_OP_COUNT; op++)
         for (int ph = 0; ph < PHASES; ph++)
             if (prof.ops[op][ph].calls)
-                all[n++] = (tg_profile_row){.name = tg__op_name((tg_op_kind)op), .backward = ph == 1,
-                                            .calls = prof.ops[op][ph].calls, .seconds = prof.ops[op][ph].seconds};
+                all[n++] = (tg_profile_row){.name = tg__op_name((tg_op_kind)op),
+                                            .backward = ph == 1,
+                                            .calls = prof.ops[op][ph].calls,
+                                            .seconds = prof.ops[op][ph].seconds};
     for (int i = 0; i < SECTIONS && prof.section_name[i]; i++)
-        all[n++] = (tg_profile_row){.name = prof.section_name[i], .calls = prof.sections[i].calls,
-                                    .seconds = prof.sections[i].seconds};
+        all[n++] = (tg_profile_row){
+            .name = prof.section_name[i], .calls = prof.sections[i].calls, .seconds = prof.sections[i].seconds};
     return n;
 }
 

@@ -99,8 +99,8 @@ typedef struct plan {
     int rank;
     int64_t dims[TG_MAX_RANK];
     bool red[TG_MAX_RANK];
-    int64_t ostride[TG_MAX_RANK];   /* output stride of each axis; 0 for reduced axes */
-    int64_t count;                  /* input elements that reduce into one output */
+    int64_t ostride[TG_MAX_RANK]; /* output stride of each axis; 0 for reduced axes */
+    int64_t count;                /* input elements that reduce into one output */
     int64_t size;
 } plan;
 
@@ -135,29 +135,26 @@ enum pass { P_SUM, P_MAX, P_MIN, P_EXPSUM, P_SQDEV };
 typedef struct pass_ctx {
     enum pass pass;
     const void *x;
-    void *acc;           /* double[] for float inputs, int64_t[] for integer inputs */
-    const double *ref;   /* per output: the shift for P_EXPSUM, the mean for P_SQDEV */
+    void *acc;         /* double[] for float inputs, int64_t[] for integer inputs */
+    const double *ref; /* per output: the shift for P_EXPSUM, the mean for P_SQDEV */
 } pass_ctx;
 
 typedef void (*run_fn)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64_t ostep);
 
 /* Integer sums wrap (as TF's do) instead of overflowing into undefined behaviour. */
-static inline int64_t add_wrapping(int64_t a, int64_t b)
-{
-    return (int64_t)((uint64_t)a + (uint64_t)b);
-}
+static inline int64_t add_wrapping(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 
 /* The kernels for one element type (reduce_tmpl.h): run_<SFX> combines n contiguous
  * inputs into the accumulators, arg_<SFX> scans for argmax and argmin. */
-#define T float
-#define A double
+#define T         float
+#define A         double
 #define ADD(a, b) ((a) + (b))
-#define ISNAN(v) ((v) != (v))
-#define SFX f32
+#define ISNAN(v)  ((v) != (v))
+#define SFX       f32
 #include "reduce_tmpl.h"
 #undef T
 #undef SFX
-#define T double
+#define T   double
 #define SFX f64
 #include "reduce_tmpl.h"
 #undef T
@@ -165,15 +162,15 @@ static inline int64_t add_wrapping(int64_t a, int64_t b)
 #undef ADD
 #undef ISNAN
 #undef SFX
-#define T int32_t
-#define A int64_t
+#define T         int32_t
+#define A         int64_t
 #define ADD(a, b) add_wrapping(a, b)
-#define ISNAN(v) false
-#define SFX i32
+#define ISNAN(v)  false
+#define SFX       i32
 #include "reduce_tmpl.h"
 #undef T
 #undef SFX
-#define T int64_t
+#define T   int64_t
 #define SFX i64
 #include "reduce_tmpl.h"
 #undef T
@@ -189,8 +186,8 @@ static inline int64_t add_wrapping(int64_t a, int64_t b)
 typedef struct par_ctx {
     pass_ctx c;
     run_fn fn;
-    int64_t rows, len;   /* [rows, len] */
-    void *partial;       /* whole reductions: one accumulator per chunk */
+    int64_t rows, len; /* [rows, len] */
+    void *partial;     /* whole reductions: one accumulator per chunk */
     tg_dtype dtype;
 } par_ctx;
 
@@ -246,11 +243,11 @@ static bool run_pass_parallel(const plan *p, run_fn fn, const pass_ctx *c, tg_dt
     if (p->rank == 1 && p->red[0]) {
         int64_t chunks = (p->size + TG_GRAIN - 1) / TG_GRAIN;
         if (chunks < 2)
-            return false;   /* one chunk: the serial loop is the same computation */
+            return false; /* one chunk: the serial loop is the same computation */
         r.partial = tg__arena_alloc(tg__ctx()->scope, (size_t)chunks * 8);
         if (!r.partial)
             return false;
-        for (int64_t k = 0; k < chunks; k++)   /* each starts where the output starts */
+        for (int64_t k = 0; k < chunks; k++) /* each starts where the output starts */
             memcpy((char *)r.partial + k * 8, c->acc, 8);
         tg__parallel_for(p->size, TG_GRAIN, whole_range, &r);
         memcpy(c->acc, r.partial, 8);
@@ -287,7 +284,7 @@ static void run_pass(const plan *p, const tg_tensor *x, enum pass pass, void *ac
     int64_t idx[TG_MAX_RANK] = {0}, out = 0;
     for (int64_t in = 0; in < p->size; in += n) {
         fn(&c, in, out, n, ostep);
-        for (int d = last - 1; d >= 0; d--) {   /* odometer over the outer axes */
+        for (int d = last - 1; d >= 0; d--) { /* odometer over the outer axes */
             out += p->ostride[d];
             if (++idx[d] < p->dims[d])
                 break;
@@ -347,7 +344,7 @@ bool tg__reduce_forward(const tg_call *c, tg_tensor *out)
     memset(acc, 0, bytes);
     if (ref)
         memset(ref, 0, bytes);
-    double inv_count = 1.0 / (double)p.count;   /* NaN results for empty reductions, as TF */
+    double inv_count = 1.0 / (double)p.count; /* NaN results for empty reductions, as TF */
     switch (c->op) {
     case TG_OP_SUM: run_pass(&p, x, P_SUM, acc, NULL); break;
     case TG_OP_MEAN:
@@ -392,10 +389,7 @@ static tg_shape kept_shape(const tg_grad_ctx *g)
     return s;
 }
 
-static tg_tensor *kept(const tg_grad_ctx *g, const tg_tensor *t)
-{
-    return tg_reshape_at(g->loc, t, kept_shape(g));
-}
+static tg_tensor *kept(const tg_grad_ctx *g, const tg_tensor *t) { return tg_reshape_at(g->loc, t, kept_shape(g)); }
 
 static tg_reduce_opts kept_opts(const tg_grad_ctx *g)
 {
@@ -470,8 +464,8 @@ bool tg__arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     if (x->shape[ax] == 0) {
         char s[TG_SHAPE_STR_MAX];
         tg_shape xs = tg__shape(x);
-        tg__fail(c->loc, "%s: axis %d of a tensor of shape %s is empty; there is no index to return", name,
-                 c->a->axis, tg__shape_str(&xs, s, sizeof s));
+        tg__fail(c->loc, "%s: axis %d of a tensor of shape %s is empty; there is no index to return", name, c->a->axis,
+                 tg__shape_str(&xs, s, sizeof s));
         return false;
     }
     shape->rank = 0;
@@ -482,12 +476,11 @@ bool tg__arg_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-
 bool tg__arg_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0];
     int ax;
-    tg__norm_axis(c, c->a->axis, x->rank, &ax);   /* checked by tg__arg_shape */
+    tg__norm_axis(c, c->a->axis, x->rank, &ax); /* checked by tg__arg_shape */
     int64_t outer = 1, inner = 1, n = x->shape[ax];
     for (int i = 0; i < ax; i++)
         outer *= x->shape[i];
@@ -540,4 +533,3 @@ tg_tensor *tg_argmin_at(tg_loc loc, const tg_tensor *x, int axis)
 {
     return TG__APPLY(loc, TG_OP_ARGMIN, &(tg_attrs){.axis = axis}, x);
 }
-

@@ -3,16 +3,16 @@
  * (how A adds), ISNAN (false for integers) and SFX (f32, f64, i32 or i64) defined, after pass_ctx. */
 
 #define TG_CAT_(a, b) a##_##b
-#define TG_CAT(a, b) TG_CAT_(a, b)
-#define FN(name) TG_CAT(name, SFX)
+#define TG_CAT(a, b)  TG_CAT_(a, b)
+#define FN(name)      TG_CAT(name, SFX)
 
 /* One loop over a run per pass (the switch stays outside the loop). */
-#define RUN_LOOP(STEP)                                                                             \
-    for (int64_t k = 0; k < n; k++) {                                                              \
-        A *d = acc + k * os;                                                                       \
-        T v = x[k];                                                                                \
-        STEP;                                                                                      \
-    }                                                                                              \
+#define RUN_LOOP(STEP)                \
+    for (int64_t k = 0; k < n; k++) { \
+        A *d = acc + k * os;          \
+        T v = x[k];                   \
+        STEP;                         \
+    }                                 \
     break
 
 /* Combines n contiguous inputs from x[in] into acc[out + k * os] (os 0 or 1). NaN wins
@@ -22,7 +22,7 @@ static void FN(run)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64
     const T *x = (const T *)c->x + in;
     A *acc = (A *)c->acc + out;
     const double *ref = c->ref ? c->ref + out : NULL;
-    if (c->pass == P_SUM && os == 0) {   /* the common inner sum: keep it in a register */
+    if (c->pass == P_SUM && os == 0) { /* the common inner sum: keep it in a register */
         A s = *acc;
         for (int64_t k = 0; k < n; k++)
             s = ADD(s, (A)x[k]);

@@ -96,7 +96,7 @@ bool tg__scan_reduce_forward(const tg_call *c, tg_tensor *out)
             break;
         default: break;
         }
-        for (int d = x->rank - 1; d >= 0; d--) {   /* odometer */
+        for (int d = x->rank - 1; d >= 0; d--) { /* odometer */
             o += ostride[d];
             if (++idx[d] < x->shape[d])
                 break;
@@ -178,8 +178,7 @@ bool tg__cumulative_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *x = c->in[0];
     int axis;
     if (x->dtype == TG_BOOL)
-        return tg__failb(c->loc, "%s: `x` is bool; it needs a number dtype (cast it with tg_cast)",
-                         tg__op_name(c->op));
+        return tg__failb(c->loc, "%s: `x` is bool; it needs a number dtype (cast it with tg_cast)", tg__op_name(c->op));
     if (x->rank == 0)
         return tg__failb(c->loc, "%s: `x` is a scalar; it needs a tensor of rank >= 1", tg__op_name(c->op));
     if (!tg__norm_axis(c, c->a->scan.axis, x->rank, &axis))
@@ -191,25 +190,25 @@ bool tg__cumulative_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 
 /* out[i] = x[0] op ... op x[i] along the axis (exclusive: up to x[i - 1], starting at the
  * identity; reverse: from the end), in x's dtype, in order, as TF's scan. */
-#define SCAN_LOOP(T)                                                                          \
-    {                                                                                         \
-        const T *xp = x->data;                                                                \
-        T *op_ = out->data;                                                                   \
-        for (int64_t o = 0; o < outer; o++)                                                   \
-            for (int64_t q = 0; q < inner; q++) {                                             \
-                T acc = prod ? (T)1 : (T)0;                                                   \
-                for (int64_t j = 0; j < n; j++) {                                             \
-                    int64_t jj = rev ? n - 1 - j : j, at = (o * n + jj) * inner + q;          \
-                    if (excl) {                                                               \
-                        op_[at] = acc;                                                        \
-                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);                   \
-                    } else {                                                                  \
-                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);                   \
-                        op_[at] = acc;                                                        \
-                    }                                                                         \
-                }                                                                             \
-            }                                                                                 \
-    }                                                                                         \
+#define SCAN_LOOP(T)                                                                 \
+    {                                                                                \
+        const T *xp = x->data;                                                       \
+        T *op_ = out->data;                                                          \
+        for (int64_t o = 0; o < outer; o++)                                          \
+            for (int64_t q = 0; q < inner; q++) {                                    \
+                T acc = prod ? (T)1 : (T)0;                                          \
+                for (int64_t j = 0; j < n; j++) {                                    \
+                    int64_t jj = rev ? n - 1 - j : j, at = (o * n + jj) * inner + q; \
+                    if (excl) {                                                      \
+                        op_[at] = acc;                                               \
+                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);          \
+                    } else {                                                         \
+                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);          \
+                        op_[at] = acc;                                               \
+                    }                                                                \
+                }                                                                    \
+            }                                                                        \
+    }                                                                                \
     break;
 
 bool tg__cumulative_forward(const tg_call *c, tg_tensor *out)
@@ -311,9 +310,10 @@ bool tg__top_k_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     if (c->a->k < 0 || c->a->k > n) {
         char s[TG_SHAPE_STR_MAX];
         tg_shape xs = tg__shape(x);
-        return tg__failb(c->loc, "tg_top_k: k = %lld, but the last axis of x (shape %s) has %lld elements; k must be "
-                                 "in [0, %lld]", (long long)c->a->k, tg__shape_str(&xs, s, sizeof s), (long long)n,
-                         (long long)n);
+        return tg__failb(c->loc,
+                         "tg_top_k: k = %lld, but the last axis of x (shape %s) has %lld elements; k must be "
+                         "in [0, %lld]",
+                         (long long)c->a->k, tg__shape_str(&xs, s, sizeof s), (long long)n, (long long)n);
     }
     if (n > INT32_MAX)
         return tg__failb(c->loc, "tg_top_k: the last axis has %lld elements, more than int32 indices reach",
@@ -328,9 +328,9 @@ bool tg__top_k_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 typedef struct rank_key {
-    double f;        /* float values */
-    int64_t i;       /* integer values */
-    int64_t at;      /* index along the axis */
+    double f;   /* float values */
+    int64_t i;  /* integer values */
+    int64_t at; /* index along the axis */
 } rank_key;
 
 /* Descending, NaN above every number, ties (and NaNs among themselves) by index: a total
@@ -378,8 +378,8 @@ bool tg__top_k_forward(const tg_call *c, tg_tensor *out)
         qsort(keys, (size_t)n, sizeof *keys, is_float ? by_float : by_int);
         size_t esz = tg__dsize(x->dtype);
         for (int64_t j = 0; j < k; j++) {
-            memcpy((char *)out->data + (size_t)(r * k + j) * esz, (const char *)x->data + (size_t)(r * n + keys[j].at) * esz,
-                   esz);
+            memcpy((char *)out->data + (size_t)(r * k + j) * esz,
+                   (const char *)x->data + (size_t)(r * n + keys[j].at) * esz, esz);
             ((int32_t *)idx->data)[r * k + j] = (int32_t)keys[j].at;
         }
     }
@@ -495,8 +495,10 @@ tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o)
     if (o.ord != TG_NORM_EUCLIDEAN && o.ord != TG_NORM_1 && o.ord != TG_NORM_INF)
         return tg__fail(loc, "tg_norm: ord %d is not TG_NORM_EUCLIDEAN, TG_NORM_1 or TG_NORM_INF", (int)o.ord);
     if (o.axes.n == 2 && o.ord != TG_NORM_EUCLIDEAN)
-        return tg__fail(loc, "tg_norm: two axes name a matrix, whose %s norm is not supported; use one axis, or "
-                             "TG_NORM_EUCLIDEAN (Frobenius)", o.ord == TG_NORM_1 ? "1" : "inf");
+        return tg__fail(loc,
+                        "tg_norm: two axes name a matrix, whose %s norm is not supported; use one axis, or "
+                        "TG_NORM_EUCLIDEAN (Frobenius)",
+                        o.ord == TG_NORM_1 ? "1" : "inf");
     if (!composite_axes(loc, "tg_norm", x, &o.axes))
         return NULL;
     tg_reduce_opts r = {.axes = o.axes, .keepdims = o.keepdims};

@@ -27,9 +27,9 @@ static void copy_row(char *dst, int64_t ds, const char *src, int64_t ss, int64_t
         memcpy(dst, src, (size_t)n * esz);
         return;
     }
-#define ROW(E)                                                                   \
-    for (int64_t k = 0; k < n; k++)                                              \
-        memcpy(dst + k * ds * (E), src + k * ss * (E), E);                       \
+#define ROW(E)                                             \
+    for (int64_t k = 0; k < n; k++)                        \
+        memcpy(dst + k * ds * (E), src + k * ss * (E), E); \
     break;
     switch (esz) {
     case 1: ROW(1)
@@ -70,9 +70,9 @@ static void strided_copy(void *dst, const int64_t *ds, const void *src, const in
     for (int k = 0; k < r - 1; k++)
         rows *= n[k];
     for (int64_t row = 0; row < rows; row++) {
-        copy_row((char *)dst + dof * (int64_t)esz, d[r - 1], (const char *)src + so * (int64_t)esz, s[r - 1],
-                 n[r - 1], esz);
-        for (int k = r - 2; k >= 0; k--) {   /* odometer over the outer axes */
+        copy_row((char *)dst + dof * (int64_t)esz, d[r - 1], (const char *)src + so * (int64_t)esz, s[r - 1], n[r - 1],
+                 esz);
+        for (int k = r - 2; k >= 0; k--) { /* odometer over the outer axes */
             so += s[k], dof += d[k];
             if (++idx[k] < n[k])
                 break;
@@ -139,8 +139,8 @@ static int64_t prod(const int64_t *dims, int from, int to)
     return p;
 }
 
-#define SHAPE_STR(name, s)                                                                        \
-    char name[TG_SHAPE_STR_MAX];                                                                  \
+#define SHAPE_STR(name, s)       \
+    char name[TG_SHAPE_STR_MAX]; \
     tg__shape_str(s, name, sizeof name)
 
 /* ---- reshape (also expand_dims and squeeze) --------------------------------------------------- */
@@ -155,12 +155,14 @@ bool tg__reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     SHAPE_STR(from, &xs);
     SHAPE_STR(to, shape);
     int infer = -1;
-    int64_t known = 1, span = 1;   /* span: zeros counted as ones */
+    int64_t known = 1, span = 1; /* span: zeros counted as ones */
     for (int k = 0; k < shape->rank; k++) {
         int64_t d = shape->dims[k];
         if (d == -1 && infer >= 0) {
-            tg__fail(c->loc, "tg_reshape: shape %s has more than one -1 (axes %d and %d); at most one size "
-                     "can be inferred", to, infer, k);
+            tg__fail(c->loc,
+                     "tg_reshape: shape %s has more than one -1 (axes %d and %d); at most one size "
+                     "can be inferred",
+                     to, infer, k);
             return false;
         }
         if (d < -1) {
@@ -176,8 +178,10 @@ bool tg__reshape_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
             known *= d;
     }
     if (infer >= 0 && known == 0) {
-        tg__fail(c->loc, "tg_reshape: cannot infer the -1 axis of shape %s when another axis has size 0 "
-                 "(x has shape %s)", to, from);
+        tg__fail(c->loc,
+                 "tg_reshape: cannot infer the -1 axis of shape %s when another axis has size 0 "
+                 "(x has shape %s)",
+                 to, from);
         return false;
     }
     if (infer >= 0 && x->size % known == 0) {
@@ -204,7 +208,6 @@ bool tg__reshape_backward(const tg_grad_ctx *g, tg_tensor **dx)
     dx[0] = tg_reshape_at(g->loc, g->dy, tg__shape(g->in[0]));
     return dx[0] != NULL;
 }
-
 
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
@@ -275,8 +278,10 @@ static bool resolve_perm(tg_loc loc, const tg_attrs *a, int rank, int *perm)
         return true;
     tg_shape given = attr_shape(a->transpose.perm, n >= 0 && n <= TG_MAX_RANK ? n : 0);
     SHAPE_STR(str, &given);
-    tg__fail(loc, "tg_transpose: perm %s is not a permutation of the %d axes of a rank-%d tensor "
-             "(each of 0..%d exactly once; negative values count from the end)", str, rank, rank, rank - 1);
+    tg__fail(loc,
+             "tg_transpose: perm %s is not a permutation of the %d axes of a rank-%d tensor "
+             "(each of 0..%d exactly once; negative values count from the end)",
+             str, rank, rank, rank - 1);
     return false;
 }
 
@@ -320,7 +325,6 @@ bool tg__transpose_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm)
 {
     tg_attrs a = {.transpose.n = perm.n};
@@ -346,8 +350,10 @@ bool tg__broadcast_to_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     tg_shape xs = tg__shape(x);
     SHAPE_STR(from, &xs);
     SHAPE_STR(to, shape);
-    tg__fail(c->loc, "tg_broadcast_to: shape %s cannot be broadcast to %s (numpy rules: aligned from the last "
-             "axis, each size must equal the target's or be 1, and the target may only add leading axes)", from, to);
+    tg__fail(c->loc,
+             "tg_broadcast_to: shape %s cannot be broadcast to %s (numpy rules: aligned from the last "
+             "axis, each size must equal the target's or be 1, and the target may only add leading axes)",
+             from, to);
     return false;
 }
 
@@ -366,10 +372,9 @@ bool tg__broadcast_to_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__broadcast_to_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = g->dy;   /* the engine sums it over the broadcast axes */
+    dx[0] = g->dy; /* the engine sums it over the broadcast axes */
     return true;
 }
-
 
 tg_tensor *tg_broadcast_to_at(tg_loc loc, const tg_tensor *x, tg_shape shape)
 {
@@ -395,11 +400,15 @@ static bool check_parts(const tg_call *c, int axis)
         SHAPE_STR(a, &s0);
         SHAPE_STR(b, &si);
         if (axis >= 0)
-            tg__fail(c->loc, "tg_concat: input %d has shape %s but input 0 has shape %s; all dimensions except "
-                     "the concat axis %d must match", i, b, a, axis);
+            tg__fail(c->loc,
+                     "tg_concat: input %d has shape %s but input 0 has shape %s; all dimensions except "
+                     "the concat axis %d must match",
+                     i, b, a, axis);
         else
-            tg__fail(c->loc, "tg_stack: input %d has shape %s but input 0 has shape %s; stacked tensors must "
-                     "have the same shape", i, b, a);
+            tg__fail(c->loc,
+                     "tg_stack: input %d has shape %s but input 0 has shape %s; stacked tensors must "
+                     "have the same shape",
+                     i, b, a);
         return false;
     }
     return true;
@@ -412,8 +421,8 @@ static bool result_fits(const tg_call *c, const char *op, const tg_shape *shape)
         return true;
     char str[TG_SHAPE_STR_MAX];
     tg__shape_str(shape, str, sizeof str);
-    return tg__failb(c->loc, "%s: the result would have shape %s, too large: its dims multiply past %lld elements",
-                     op, str, (long long)TG_MAX_ELEMENTS);
+    return tg__failb(c->loc, "%s: the result would have shape %s, too large: its dims multiply past %lld elements", op,
+                     str, (long long)TG_MAX_ELEMENTS);
 }
 
 bool tg__concat_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
@@ -470,7 +479,6 @@ bool tg__concat_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-
 bool tg__stack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *x0 = c->in[0];
@@ -512,7 +520,6 @@ bool tg__stack_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-
 static tg_tensor *apply_list(tg_loc loc, tg_op_kind op, const char *name, tg_tensor *const *xs, int n, int axis)
 {
     if (!xs || n < 1)
@@ -543,16 +550,20 @@ static bool split_size(const tg_call *c, int k, int axis, int64_t *size)
             return *size = len / c->n_out, true;
         tg_shape xs = tg__shape(x);
         SHAPE_STR(str, &xs);
-        return tg__failb(c->loc, "tg_split: axis %d of x (shape %s) has %lld elements, which do not split into %d "
-                         "equal pieces; give the pieces' lengths with .sizes", axis, str, (long long)len, c->n_out);
+        return tg__failb(c->loc,
+                         "tg_split: axis %d of x (shape %s) has %lld elements, which do not split into %d "
+                         "equal pieces; give the pieces' lengths with .sizes",
+                         axis, str, (long long)len, c->n_out);
     }
     if (sizes[k] < -1)
-        return tg__failb(c->loc, "tg_split: sizes[%d] is %lld; a piece's length is >= 0, or -1 for what is left",
-                         k, (long long)sizes[k]);
+        return tg__failb(c->loc, "tg_split: sizes[%d] is %lld; a piece's length is >= 0, or -1 for what is left", k,
+                         (long long)sizes[k]);
     for (int j = 0; j < k && sizes[k] == -1; j++)
         if (sizes[j] == -1)
-            return tg__failb(c->loc, "tg_split: sizes[%d] and sizes[%d] are both -1; at most one piece takes what is "
-                             "left", j, k);
+            return tg__failb(c->loc,
+                             "tg_split: sizes[%d] and sizes[%d] are both -1; at most one piece takes what is "
+                             "left",
+                             j, k);
     return *size = sizes[k], true;
 }
 
@@ -596,8 +607,10 @@ bool tg__unstack_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     if (x->shape[axis] != c->n_out) {
         tg_shape xs = tg__shape(x);
         SHAPE_STR(str, &xs);
-        return tg__failb(c->loc, "tg_unstack: x (shape %s) has %lld slices along axis %d, but n is %d; n must be "
-                         "x's length on that axis (TF's num)", str, (long long)x->shape[axis], axis, c->n_out);
+        return tg__failb(c->loc,
+                         "tg_unstack: x (shape %s) has %lld slices along axis %d, but n is %d; n must be "
+                         "x's length on that axis (TF's num)",
+                         str, (long long)x->shape[axis], axis, c->n_out);
     }
     for (int k = 0; k < c->n_out; k++) {
         shape[k].rank = x->rank - 1;
@@ -631,7 +644,7 @@ static int piece_axis(const tg_attrs *a, int rank) { return a->split.axis < 0 ? 
 
 bool tg__split_forward(const tg_call *c, tg_tensor *out)
 {
-    (void)out;   /* c->outs[0] */
+    (void)out; /* c->outs[0] */
     copy_pieces(c, piece_axis(c->a, c->in[0]->rank), false);
     return true;
 }
@@ -657,8 +670,8 @@ bool tg__unstack_backward(const tg_grad_ctx *g, tg_tensor **dx)
 static int apply_pieces(tg_loc loc, tg_op_kind op, const tg_tensor *x, int n, tg_tensor **out, const tg_attrs *a)
 {
     if (!out || n < 1)
-        return tg__failf(loc, "%s: needs n >= 1 and an array `out` of n tensors (got n = %d, out %s)",
-                         tg__op_name(op), n, out ? "given" : "NULL");
+        return tg__failf(loc, "%s: needs n >= 1 and an array `out` of n tensors (got n = %d, out %s)", tg__op_name(op),
+                         n, out ? "given" : "NULL");
     return tg__apply_n(loc, op, &x, 1, a, n, out);
 }
 
@@ -695,9 +708,11 @@ bool tg__slice_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
         }
         if (s == -1)
             s = dim - b;
-        if (s < 0 || s > dim - b) {   /* not b + s > dim: that sum may overflow */
-            tg__fail(c->loc, "tg_slice: on axis %d, begin %lld + size %lld runs past the end of x of shape %s "
-                     "(size must be -1 or 0..%lld)", k, (long long)b, (long long)s, str, (long long)(dim - b));
+        if (s < 0 || s > dim - b) { /* not b + s > dim: that sum may overflow */
+            tg__fail(c->loc,
+                     "tg_slice: on axis %d, begin %lld + size %lld runs past the end of x of shape %s "
+                     "(size must be -1 or 0..%lld)",
+                     k, (long long)b, (long long)s, str, (long long)(dim - b));
             return false;
         }
         shape->dims[k] = s;
@@ -728,7 +743,6 @@ bool tg__slice_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-
 /* Two shapes, one entry per axis of x, into first and second (*n their rank), after
  * checking that they agree in rank. */
 static bool pack_pair(tg_loc loc, const char *name, const char *na, const char *nb, const tg_tensor *x,
@@ -737,8 +751,8 @@ static bool pack_pair(tg_loc loc, const char *name, const char *na, const char *
     if (!tg__check_input(loc, name, x, "x"))
         return false;
     if (a->rank != b->rank || a->rank < 0 || a->rank > TG_MAX_RANK) {
-        tg__fail(loc, "%s: `%s` has rank %d and `%s` has rank %d; both need one entry per axis of x (rank %d)",
-                 name, na, a->rank, nb, b->rank, x->rank);
+        tg__fail(loc, "%s: `%s` has rank %d and `%s` has rank %d; both need one entry per axis of x (rank %d)", name,
+                 na, a->rank, nb, b->rank, x->rank);
         return false;
     }
     *n = a->rank;
@@ -773,8 +787,8 @@ bool tg__pad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     *dtype = x->dtype;
     for (int k = 0; k < x->rank; k++) {
         if (c->a->pad.before[k] < 0 || c->a->pad.after[k] < 0) {
-            tg__fail(c->loc, "tg_pad: negative padding on axis %d (before %lld, after %lld); paddings must be >= 0",
-                     k, (long long)c->a->pad.before[k], (long long)c->a->pad.after[k]);
+            tg__fail(c->loc, "tg_pad: negative padding on axis %d (before %lld, after %lld); paddings must be >= 0", k,
+                     (long long)c->a->pad.before[k], (long long)c->a->pad.after[k]);
             return false;
         }
         shape->dims[k] = tg__dim_add(tg__dim_add(x->shape[k], c->a->pad.before[k]), c->a->pad.after[k]);
@@ -803,7 +817,6 @@ bool tg__pad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     dx[0] = tg_slice_at(g->loc, g->dy, attr_shape(g->a->pad.before, x->rank), tg__shape(x));
     return dx[0] != NULL;
 }
-
 
 tg_tensor *tg_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, double value)
 {
@@ -846,8 +859,8 @@ static bool check_indices(const tg_call *c, const tg_tensor *idx, int64_t dim, i
         if (v >= 0 && v < dim)
             continue;
         SHAPE_STR(str, table);
-        tg__fail(c->loc, "%s: indices[%lld] = %lld is out of range [0, %lld) for axis %d of %s %s",
-                 tg__op_name(c->op), (long long)i, (long long)v, (long long)dim, axis,
+        tg__fail(c->loc, "%s: indices[%lld] = %lld is out of range [0, %lld) for axis %d of %s %s", tg__op_name(c->op),
+                 (long long)i, (long long)v, (long long)dim, axis,
                  c->op == TG_OP_GATHER ? "params of shape" : "the output shape", str);
         return false;
     }
@@ -902,7 +915,6 @@ bool tg__gather_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-
 tg_tensor *tg_gather_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, int axis)
 {
     return TG__APPLY(loc, TG_OP_GATHER, &(tg_attrs){.axis = axis}, params, indices);
@@ -936,8 +948,10 @@ bool tg__scatter_add_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     SHAPE_STR(got, &us);
     SHAPE_STR(exp, &want);
     SHAPE_STR(str, shape);
-    tg__fail(c->loc, "tg_scatter_add: updates have shape %s but indices into axis %d of shape %s need updates of "
-             "shape %s", got, axis, str, exp);
+    tg__fail(c->loc,
+             "tg_scatter_add: updates have shape %s but indices into axis %d of shape %s need updates of "
+             "shape %s",
+             got, axis, str, exp);
     return false;
 }
 
@@ -950,17 +964,17 @@ bool tg__scatter_add_forward(const tg_call *c, tg_tensor *out)
     if (!check_indices(c, idx, dim, axis, &os))
         return false;
     memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
-#define SCATTER(T)                                                                       \
-    {                                                                                    \
-        T *o_ = out->data;                                                               \
-        const T *u_ = upd->data;                                                         \
-        for (int64_t o = 0; o < outer; o++)                                              \
-            for (int64_t i = 0; i < idx->size; i++, u_ += inner) {                       \
-                T *dst = o_ + (o * dim + index_at(idx, i)) * inner;                      \
-                for (int64_t q = 0; q < inner; q++)                                      \
-                    dst[q] += u_[q];                                                     \
-            }                                                                            \
-    }                                                                                    \
+#define SCATTER(T)                                                  \
+    {                                                               \
+        T *o_ = out->data;                                          \
+        const T *u_ = upd->data;                                    \
+        for (int64_t o = 0; o < outer; o++)                         \
+            for (int64_t i = 0; i < idx->size; i++, u_ += inner) {  \
+                T *dst = o_ + (o * dim + index_at(idx, i)) * inner; \
+                for (int64_t q = 0; q < inner; q++)                 \
+                    dst[q] += u_[q];                                \
+            }                                                       \
+    }                                                               \
     break;
     switch (out->dtype) {
     case TG_F32: SCATTER(float)
@@ -978,7 +992,6 @@ bool tg__scatter_add_backward(const tg_grad_ctx *g, tg_tensor **dx)
     dx[1] = tg_gather_at(g->loc, g->dy, g->in[0], g->a->scatter.axis);
     return dx[1] != NULL;
 }
-
 
 tg_tensor *tg_scatter_add_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape, int axis)
 {
@@ -1016,7 +1029,6 @@ bool tg__one_hot_forward(const tg_call *c, tg_tensor *out)
     }
     return true;
 }
-
 
 tg_tensor *tg_one_hot_at(tg_loc loc, const tg_tensor *indices, int64_t depth)
 {

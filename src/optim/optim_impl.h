@@ -19,34 +19,34 @@ typedef struct tg_optim_hyper {
     double learning_rate;
     tg_schedule schedule;
     double weight_decay, clipnorm, clipvalue, global_clipnorm;
-    double momentum;                 /* SGD, RMSprop */
-    bool nesterov;                   /* SGD */
-    double beta_1, beta_2, epsilon;  /* Adam; epsilon also RMSprop, Adagrad */
+    double momentum;                /* SGD, RMSprop */
+    bool nesterov;                  /* SGD */
+    double beta_1, beta_2, epsilon; /* Adam; epsilon also RMSprop, Adagrad */
     bool amsgrad;
-    double rho;                      /* RMSprop */
+    double rho; /* RMSprop */
     bool centered;
-    double initial_accumulator_value;   /* Adagrad */
+    double initial_accumulator_value; /* Adagrad */
 } tg_optim_hyper;
 
 /* One variable's place in the state. */
 typedef struct tg_optim_var {
-    tg_tensor *var;                  /* the handle, valid while var->gen == gen */
+    tg_tensor *var; /* the handle, valid while var->gen == gen */
     uint32_t gen;
     tg_dtype dtype;
     int64_t count;
-    size_t offset;                   /* bytes, the same in every slot buffer */
-    int64_t queued;                  /* iterations + 1 while its update waits in the joined loop */
+    size_t offset;  /* bytes, the same in every slot buffer */
+    int64_t queued; /* iterations + 1 while its update waits in the joined loop */
 } tg_optim_var;
 
 enum { TG_OPTIM_ALIVE = 0x0971A1, TG_OPTIM_DEAD = 0x0971DD };
 
 struct tg_optimizer {
-    uint32_t magic;                  /* TG_OPTIM_DEAD once freed (the struct is retired, never reused) */
-    const void *owner;               /* the model compiled with it, which frees it */
-    tg_loc owner_loc;                /* that tg_compile call */
+    uint32_t magic;    /* TG_OPTIM_DEAD once freed (the struct is retired, never reused) */
+    const void *owner; /* the model compiled with it, which frees it */
+    tg_loc owner_loc;  /* that tg_compile call */
     tg_optim_kind kind;
-    const char *name;                /* Keras's class name, for messages */
-    const char *ctor;                /* the tg_ call that makes it, for messages */
+    const char *name; /* Keras's class name, for messages */
+    const char *ctor; /* the tg_ call that makes it, for messages */
     tg_optim_hyper h;
     int64_t iterations;
     int n_slots;
@@ -54,14 +54,14 @@ struct tg_optimizer {
     double slot_init[TG_OPTIM_MAX_SLOTS];
     tg_optim_var *vars;
     int n_vars, cap_vars;
-    size_t bytes, cap_bytes;         /* used and allocated bytes of each slot buffer */
+    size_t bytes, cap_bytes; /* used and allocated bytes of each slot buffer */
     unsigned char *slot[TG_OPTIM_MAX_SLOTS];
-    void *scratch;                   /* a clipped gradient */
+    void *scratch; /* a clipped gradient */
     size_t scratch_bytes;
-    int *index;                      /* per apply: the state index of each pair */
+    int *index; /* per apply: the state index of each pair */
     int cap_index;
-    struct tg_optim_step *steps;     /* per apply: each variable's update, run as one loop */
-    int64_t *starts;                 /* element offset of each step in that loop, and the total */
+    struct tg_optim_step *steps; /* per apply: each variable's update, run as one loop */
+    int64_t *starts;             /* element offset of each step in that loop, and the total */
     int cap_steps;
 };
 
@@ -71,11 +71,11 @@ typedef struct tg_optim_step {
     const tg_optimizer *opt;
     tg_dtype dtype;
     double lr;
-    int64_t iterations;              /* before this update */
-    int64_t n;                       /* elements */
+    int64_t iterations; /* before this update */
+    int64_t n;          /* elements */
     void *w;
     const void *g;
-    void *s[TG_OPTIM_MAX_SLOTS];     /* the variable's range of each slot buffer */
+    void *s[TG_OPTIM_MAX_SLOTS]; /* the variable's range of each slot buffer */
 } tg_optim_step;
 
 void tg__optim_update_f32(const tg_optim_step *st);

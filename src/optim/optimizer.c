@@ -24,8 +24,7 @@ static const char *none_or(double v, char *buf, size_t size)
 static bool check_schedule(tg_loc loc, const char *func, const tg_schedule *s)
 {
     switch (s->kind) {
-    case TG_SCHEDULE_NONE:
-        return true;
+    case TG_SCHEDULE_NONE: return true;
     case TG_SCHEDULE_PIECEWISE_CONSTANT:
         if (s->n_boundaries >= 1 && s->n_boundaries <= TG_SCHEDULE_MAX_BOUNDARIES)
             return true;
@@ -42,8 +41,10 @@ static bool check_schedule(tg_loc loc, const char *func, const tg_schedule *s)
             tg__fail(loc, "%s: `.schedule` is invalid: the call that made it failed", func);
         return false;
     default:
-        tg__fail(loc, "%s: `.schedule` is not a schedule (kind %d); make it with tg_exponential_decay, "
-                 "tg_piecewise_constant or tg_cosine_decay", func, (int)s->kind);
+        tg__fail(loc,
+                 "%s: `.schedule` is not a schedule (kind %d); make it with tg_exponential_decay, "
+                 "tg_piecewise_constant or tg_cosine_decay",
+                 func, (int)s->kind);
         return false;
     }
 }
@@ -53,26 +54,32 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
     char a[32], b[32], c[32];
     if (!isfinite(h->learning_rate))
         return tg__fail(loc, "%s: `learning_rate` must be a finite number. Received: learning_rate=%g", func,
-                        h->learning_rate), false;
+                        h->learning_rate),
+               false;
     if (h->learning_rate < 0)
-        return tg__fail(loc, "%s: `learning_rate` must be >= 0. Received: learning_rate=%g", func,
-                        h->learning_rate), false;
+        return tg__fail(loc, "%s: `learning_rate` must be >= 0. Received: learning_rate=%g", func, h->learning_rate),
+               false;
     if (!isfinite(h->weight_decay))
         return tg__fail(loc, "%s: `weight_decay` must be a finite number. Received: weight_decay=%g", func,
-                        h->weight_decay), false;
+                        h->weight_decay),
+               false;
     const char *names[3] = {"clipnorm", "clipvalue", "global_clipnorm"};
     double vals[3] = {h->clipnorm, h->clipvalue, h->global_clipnorm};
     int set = 0;
     for (int i = 0; i < 3; i++) {
         if (!(vals[i] >= 0) || isinf(vals[i]))
             return tg__fail(loc, "%s: `%s` must be a finite number >= 0 (0 turns it off). Received: %s=%g", func,
-                            names[i], names[i], vals[i]), false;
+                            names[i], names[i], vals[i]),
+                   false;
         set += vals[i] > 0;
     }
     if (set > 1)
-        return tg__fail(loc, "%s: Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
-                        "clipnorm=%s, clipvalue=%s, global_clipnorm=%s", func, none_or(h->clipnorm, a, sizeof a),
-                        none_or(h->clipvalue, b, sizeof b), none_or(h->global_clipnorm, c, sizeof c)), false;
+        return tg__fail(loc,
+                        "%s: Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                        "clipnorm=%s, clipvalue=%s, global_clipnorm=%s",
+                        func, none_or(h->clipnorm, a, sizeof a), none_or(h->clipvalue, b, sizeof b),
+                        none_or(h->global_clipnorm, c, sizeof c)),
+               false;
     return check_schedule(loc, func, &h->schedule);
 }
 
@@ -89,11 +96,13 @@ static bool check_epsilon(tg_loc loc, const char *func, double eps)
 {
     if (eps > 0 && isfinite(eps))
         return true;
-    return tg__failb(loc, "%s: `epsilon` must be > 0 (it keeps the update from dividing by zero; Keras's default "
-                     "is 1e-7). Received: epsilon=%g", func, eps);
+    return tg__failb(loc,
+                     "%s: `epsilon` must be > 0 (it keeps the update from dividing by zero; Keras's default "
+                     "is 1e-7). Received: epsilon=%g",
+                     func, eps);
 }
 
-#define COMMON_FIELDS(o)                                                                         \
+#define COMMON_FIELDS(o)                                                                            \
     .learning_rate = (o).learning_rate, .schedule = (o).schedule, .weight_decay = (o).weight_decay, \
     .clipnorm = (o).clipnorm, .clipvalue = (o).clipvalue, .global_clipnorm = (o).global_clipnorm
 
@@ -151,8 +160,8 @@ tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_ada
 
 tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
 {
-    if (!check_rate(loc, "tg_rmsprop", "rho", o.rho, false) || !check_rate(loc, "tg_rmsprop", "momentum", o.momentum, true) ||
-        !check_epsilon(loc, "tg_rmsprop", o.epsilon))
+    if (!check_rate(loc, "tg_rmsprop", "rho", o.rho, false) ||
+        !check_rate(loc, "tg_rmsprop", "momentum", o.momentum, true) || !check_epsilon(loc, "tg_rmsprop", o.epsilon))
         return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .rho = o.rho, .momentum = o.momentum, .epsilon = o.epsilon,
                         .centered = o.centered};
@@ -170,8 +179,10 @@ tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
 tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
 {
     if (!(o.initial_accumulator_value >= 0))
-        return tg__fail(loc, "tg_adagrad: `initial_accumulator_value` must be non-negative. Received: "
-                        "initial_accumulator_value=%g", o.initial_accumulator_value);
+        return tg__fail(loc,
+                        "tg_adagrad: `initial_accumulator_value` must be non-negative. Received: "
+                        "initial_accumulator_value=%g",
+                        o.initial_accumulator_value);
     if (!check_epsilon(loc, "tg_adagrad", o.epsilon))
         return NULL;
     tg_optim_hyper h = {COMMON_FIELDS(o), .initial_accumulator_value = o.initial_accumulator_value,
@@ -187,8 +198,10 @@ bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt)
     if (!opt)
         return tg__null_arg(loc, func, "opt"), false;
     if (opt->magic != TG_OPTIM_ALIVE)
-        return tg__failb(loc, "%s: the optimizer was already freed (by tg_optimizer_free, or with the model it "
-                         "was compiled into); make a new one", func);
+        return tg__failb(loc,
+                         "%s: the optimizer was already freed (by tg_optimizer_free, or with the model it "
+                         "was compiled into); make a new one",
+                         func);
     return true;
 }
 
@@ -197,9 +210,10 @@ void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt)
     if (!opt || !tg__optimizer_check(loc, "tg_optimizer_free", opt))
         return;
     if (opt->owner) {
-        tg__fail(loc, "tg_optimizer_free: the optimizer belongs to the model compiled with it (at %s:%d), which "
-                 "frees it: free the model with tg_model_free instead", opt->owner_loc.file ? opt->owner_loc.file : "?",
-                 opt->owner_loc.line);
+        tg__fail(loc,
+                 "tg_optimizer_free: the optimizer belongs to the model compiled with it (at %s:%d), which "
+                 "frees it: free the model with tg_model_free instead",
+                 opt->owner_loc.file ? opt->owner_loc.file : "?", opt->owner_loc.line);
         return;
     }
     for (int k = 0; k < opt->n_slots; k++)
@@ -210,7 +224,7 @@ void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt)
     free(opt->steps);
     free(opt->starts);
     *opt = (tg_optimizer){.magic = TG_OPTIM_DEAD, .name = opt->name};
-    tg__retire(opt);   /* never reused: a stale handle finds TG_OPTIM_DEAD */
+    tg__retire(opt); /* never reused: a stale handle finds TG_OPTIM_DEAD */
 }
 
 bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner)
@@ -218,10 +232,11 @@ bool tg__optimizer_take(tg_loc loc, tg_optimizer *opt, const void *owner)
     if (!tg__optimizer_check(loc, "tg_compile", opt))
         return false;
     if (opt->owner && opt->owner != owner)
-        return tg__failb(loc, "tg_compile: this %s optimizer is already compiled into another model (at %s:%d), "
+        return tg__failb(loc,
+                         "tg_compile: this %s optimizer is already compiled into another model (at %s:%d), "
                          "which owns it and keeps its state; make one optimizer per model, e.g. .optimizer = "
-                         "%s()", opt->name, opt->owner_loc.file ? opt->owner_loc.file : "?", opt->owner_loc.line,
-                         opt->ctor);
+                         "%s()",
+                         opt->name, opt->owner_loc.file ? opt->owner_loc.file : "?", opt->owner_loc.line, opt->ctor);
     opt->owner = owner;
     opt->owner_loc = loc;
     return true;
@@ -253,9 +268,9 @@ int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lr)
         return -1;
     if (opt->h.schedule.kind != TG_SCHEDULE_NONE)
         return tg__failf(loc, "tg_optimizer_set_learning_rate: This optimizer was created with a "
-                         "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
-                         "learning rate is not settable. If you need the learning rate to be settable, you should "
-                         "instantiate the optimizer with a float `learning_rate` argument.");
+                              "`LearningRateSchedule` object as its `learning_rate` constructor argument, hence its "
+                              "learning rate is not settable. If you need the learning rate to be settable, you should "
+                              "instantiate the optimizer with a float `learning_rate` argument.");
     if (!isfinite(lr) || lr < 0)
         return tg__failf(loc, "tg_optimizer_set_learning_rate: the learning rate must be a finite number >= 0, got %g",
                          lr);
@@ -283,14 +298,18 @@ int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *ou
     if (!out)
         return tg__null_arg((tg_loc){0}, "tg_optimizer_state", "out"), -1;
     if (index < 0 || index >= opt->n_slots * opt->n_vars)
-        return tg__failf((tg_loc){0}, "tg_optimizer_state: index %d is out of range; the %s optimizer has %d state "
-                         "arrays (%d slots x %d variables)", index, opt->name, opt->n_slots * opt->n_vars,
-                         opt->n_slots, opt->n_vars);
+        return tg__failf((tg_loc){0},
+                         "tg_optimizer_state: index %d is out of range; the %s optimizer has %d state "
+                         "arrays (%d slots x %d variables)",
+                         index, opt->name, opt->n_slots * opt->n_vars, opt->n_slots, opt->n_vars);
     int k = index / opt->n_vars;
     const tg_optim_var *v = &opt->vars[index % opt->n_vars];
     bool alive = v->var->state == TG_HEADER_ALIVE && v->var->gen == v->gen;
-    *out = (tg_optimizer_slot){.name = opt->slot_name[k], .variable = alive ? v->var : NULL, .dtype = v->dtype,
-                               .count = v->count, .data = opt->slot[k] + v->offset};
+    *out = (tg_optimizer_slot){.name = opt->slot_name[k],
+                               .variable = alive ? v->var : NULL,
+                               .dtype = v->dtype,
+                               .count = v->count,
+                               .data = opt->slot[k] + v->offset};
     return 0;
 }
 
@@ -337,7 +356,7 @@ static bool grow_slots(tg_optimizer *opt, size_t bytes)
 static int find_var(const tg_optimizer *opt, const tg_tensor *v, int hint)
 {
     if (hint < opt->n_vars && opt->vars[hint].var == v && opt->vars[hint].gen == v->gen)
-        return hint;   /* the same order as last time: the common case */
+        return hint; /* the same order as last time: the common case */
     for (int j = 0; j < opt->n_vars; j++)
         if (opt->vars[j].var == v && opt->vars[j].gen == v->gen)
             return j;
@@ -370,8 +389,8 @@ static bool layout(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *c
             if (!grow_slots(opt, opt->bytes + size))
                 return tg__fail(loc, "%s: out of memory for the optimizer state", func), false;
             j = opt->n_vars++;
-            opt->vars[j] = (tg_optim_var){.var = vars[i], .gen = v->gen, .dtype = v->dtype, .count = v->size,
-                                          .offset = opt->bytes};
+            opt->vars[j] = (tg_optim_var){
+                .var = vars[i], .gen = v->gen, .dtype = v->dtype, .count = v->size, .offset = opt->bytes};
             for (int k = 0; k < opt->n_slots; k++)
                 fill_slot(opt->slot[k] + opt->bytes, v->dtype, v->size, opt->slot_init[k]);
             opt->bytes += size;
@@ -390,11 +409,17 @@ static bool check_var(tg_loc loc, const char *func, const tg_tensor *v, int i)
     if (!tg__check_input(loc, func, v, arg))
         return false;
     if (!(v->flags & TG_T_VARIABLE))
-        return tg__fail(loc, "%s: vars[%d] (the tensor made at %s:%d) is not a variable; optimizers update "
-                        "variables made with tg_variable", func, i, v->loc.file ? v->loc.file : "?", v->loc.line), false;
+        return tg__fail(loc,
+                        "%s: vars[%d] (the tensor made at %s:%d) is not a variable; optimizers update "
+                        "variables made with tg_variable",
+                        func, i, v->loc.file ? v->loc.file : "?", v->loc.line),
+               false;
     if (v->dtype != TG_F32 && v->dtype != TG_F64)
-        return tg__fail(loc, "%s: variable '%s' (vars[%d]) has dtype %s; optimizers update float32 and float64 "
-                        "variables", func, v->var->name, i, tg_dtype_name(v->dtype)), false;
+        return tg__fail(loc,
+                        "%s: variable '%s' (vars[%d]) has dtype %s; optimizers update float32 and float64 "
+                        "variables",
+                        func, v->var->name, i, tg_dtype_name(v->dtype)),
+               false;
     return true;
 }
 
@@ -408,22 +433,26 @@ static bool check_grad(tg_loc loc, const char *func, const tg_tensor *g, const t
     if (!tg__check_input(loc, func, g, arg))
         return false;
     if (g->dtype != v->dtype)
-        return tg__fail(loc, "%s: grads[%d] has dtype %s but variable '%s' has dtype %s; a gradient must have its "
-                        "variable's dtype (cast it with tg_cast)", func, i, tg_dtype_name(g->dtype), v->var->name,
-                        tg_dtype_name(v->dtype)), false;
+        return tg__fail(loc,
+                        "%s: grads[%d] has dtype %s but variable '%s' has dtype %s; a gradient must have its "
+                        "variable's dtype (cast it with tg_cast)",
+                        func, i, tg_dtype_name(g->dtype), v->var->name, tg_dtype_name(v->dtype)),
+               false;
     tg_shape gs = tg__shape(g), vs = tg__shape(v);
     if (!tg__shape_eq(&gs, &vs)) {
         char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
-        return tg__fail(loc, "%s: grads[%d] has shape %s but variable '%s' has shape %s; a gradient must have its "
-                        "variable's shape", func, i, tg__shape_str(&gs, a, sizeof a), v->var->name,
-                        tg__shape_str(&vs, b, sizeof b)), false;
+        return tg__fail(loc,
+                        "%s: grads[%d] has shape %s but variable '%s' has shape %s; a gradient must have its "
+                        "variable's shape",
+                        func, i, tg__shape_str(&gs, a, sizeof a), v->var->name, tg__shape_str(&vs, b, sizeof b)),
+               false;
     }
     return true;
 }
 
 /* ---- messages for missing gradients ---------------------------------------------------------- */
 
-#define MSG_MAX 1600   /* room in the 2048-byte error slot for the file:line prefix */
+#define MSG_MAX 1600 /* room in the 2048-byte error slot for the file:line prefix */
 
 typedef struct msg_buf {
     char s[MSG_MAX];
@@ -476,7 +505,7 @@ static bool same_reason(const tg_diagnosis *a, const tg_tensor *va, const tg_dia
 /* One line per distinct cause the gradient call kept, listing the variables it applies to. */
 static void put_diagnoses(msg_buf *m, tg_tensor *const *grads, tg_tensor *const *vars, int n, int missing)
 {
-    static _Thread_local tg_diagnosis d, e;   /* large; one each per thread is enough */
+    static _Thread_local tg_diagnosis d, e; /* large; one each per thread is enough */
     static const char *const unknown =
         "no diagnosis is known: this NULL did not come from a tapegrad gradient call on this thread";
     int shown = 0;
@@ -484,7 +513,7 @@ static void put_diagnoses(msg_buf *m, tg_tensor *const *grads, tg_tensor *const 
         if (grads[i] || !vars[i])
             continue;
         bool known = tg_explain_missing(vars[i], &d) == 0, first = true;
-        for (int j = 0; j < i && first; j++)   /* told already, with an earlier variable? */
+        for (int j = 0; j < i && first; j++) /* told already, with an earlier variable? */
             if (!grads[j] && vars[j] && (tg_explain_missing(vars[j], &e) == 0) == known &&
                 (!known || same_reason(&d, vars[i], &e, vars[j])))
                 first = false;
@@ -599,8 +628,8 @@ static bool reserve_steps(tg_loc loc, const char *func, tg_optimizer *opt, int n
 /* The update of variable v by gradient g, not yet run. A gradient that is clipped or
  * aliases its variable goes through the scratch buffer, so that step must run before
  * the next one is made (*now). */
-static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g, tg_tensor *v, int state,
-                               double lr, tg_clip_mode mode, double c, double global_norm, bool *now)
+static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g, tg_tensor *v, int state, double lr,
+                               tg_clip_mode mode, double c, double global_norm, bool *now)
 {
     const tg_optim_var *sv = &opt->vars[state];
     /* Before reading g: a gradient that aliases a recorded read of v gets its own copy. */
@@ -614,8 +643,8 @@ static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g
             tg__optim_clip_f64(mode, c, global_norm, g->data, opt->scratch, g->size);
         gd = opt->scratch;
     }
-    tg_optim_step st = {.opt = opt, .dtype = v->dtype, .lr = lr, .iterations = opt->iterations, .n = v->size,
-                        .w = w, .g = gd};
+    tg_optim_step st = {
+        .opt = opt, .dtype = v->dtype, .lr = lr, .iterations = opt->iterations, .n = v->size, .w = w, .g = gd};
     for (int k = 0; k < opt->n_slots; k++)
         st.s[k] = opt->slot[k] + sv->offset;
     return st;
@@ -623,8 +652,8 @@ static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g
 
 /* Every variable's update: those whose gradient is used in place run together as one
  * loop over the state (the common case: a single pass, threaded); the others one by one. */
-static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n,
-                       double lr, tg_clip_mode mode, double c, double global_norm)
+static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n, double lr,
+                       tg_clip_mode mode, double c, double global_norm)
 {
     int k = 0;
     opt->starts[0] = 0;
@@ -632,7 +661,7 @@ static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, t
         if (!grads[i])
             continue;
         tg_optim_var *sv = &opt->vars[opt->index[i]];
-        if (sv->queued == opt->iterations + 1) {   /* listed twice: its first update goes first */
+        if (sv->queued == opt->iterations + 1) { /* listed twice: its first update goes first */
             tg__optim_run(opt->steps, opt->starts, k);
             for (int j = 0; j < opt->n_vars; j++)
                 opt->vars[j].queued = 0;
@@ -661,7 +690,7 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
     if (n < 0)
         return tg__failf(loc, "%s: n = %d; it must be >= 0", func, n);
     if (n == 0)
-        return 0;   /* Keras: "In this case, `apply_gradients` is a no-op." */
+        return 0; /* Keras: "In this case, `apply_gradients` is a no-op." */
     if (!grads || !vars)
         return tg__null_arg(loc, func, !grads ? "grads" : "vars"), -1;
     for (int i = 0; i < n; i++)
@@ -719,9 +748,10 @@ static int minimize_in_scope(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, 
         tg__null_arg(loc, "tg_minimize", "loss_fn(user)");
         rc = -1;
     }
-    if (rc == 0 && n > 0)   /* no variables: the loss runs, the update is a no-op (Keras) */
-        rc = tg_gradients_at(loc, tape, (tg_gradient_opts){.targets = &loss, .n_targets = 1, .sources = vars,
-                                                            .n_sources = n, .out = grads});
+    if (rc == 0 && n > 0) /* no variables: the loss runs, the update is a no-op (Keras) */
+        rc = tg_gradients_at(
+            loc, tape,
+            (tg_gradient_opts){.targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads});
     if (rc == 0)
         rc = apply(loc, "tg_minimize", opt, grads, vars, n);
     tg_tape_free(tape);
@@ -738,7 +768,7 @@ int tg_minimize_at(tg_loc loc, tg_optimizer *opt, tg_loss_fn loss_fn, void *user
         return tg__failf(loc, "tg_minimize: n = %d; it must be >= 0", n);
     if (n > 0 && !vars)
         return tg__null_arg(loc, "tg_minimize", "vars"), -1;
-    for (int i = 0; i < n; i++)   /* before running the loss */
+    for (int i = 0; i < n; i++) /* before running the loss */
         if (!check_var(loc, "tg_minimize", vars[i], i))
             return -1;
     tg_scope *scope = tg_scope_begin_at(loc);

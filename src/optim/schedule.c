@@ -21,16 +21,21 @@ tg_schedule tg_exponential_decay_at(tg_loc loc, tg_exponential_decay_opts o)
 {
     if (!check_decay_steps(loc, "tg_exponential_decay", o.decay_steps))
         return invalid();
-    return (tg_schedule){.kind = TG_SCHEDULE_EXPONENTIAL_DECAY, .initial_learning_rate = o.initial_learning_rate,
-                         .decay_steps = o.decay_steps, .decay_rate = o.decay_rate, .staircase = o.staircase};
+    return (tg_schedule){.kind = TG_SCHEDULE_EXPONENTIAL_DECAY,
+                         .initial_learning_rate = o.initial_learning_rate,
+                         .decay_steps = o.decay_steps,
+                         .decay_rate = o.decay_rate,
+                         .staircase = o.staircase};
 }
 
 tg_schedule tg_cosine_decay_at(tg_loc loc, tg_cosine_decay_opts o)
 {
     if (!check_decay_steps(loc, "tg_cosine_decay", o.decay_steps))
         return invalid();
-    return (tg_schedule){.kind = TG_SCHEDULE_COSINE_DECAY, .initial_learning_rate = o.initial_learning_rate,
-                         .decay_steps = o.decay_steps, .alpha = o.alpha};
+    return (tg_schedule){.kind = TG_SCHEDULE_COSINE_DECAY,
+                         .initial_learning_rate = o.initial_learning_rate,
+                         .decay_steps = o.decay_steps,
+                         .alpha = o.alpha};
 }
 
 tg_schedule tg_piecewise_constant_at(tg_loc loc, const int64_t *boundaries, const double *values, int n)
@@ -40,15 +45,19 @@ tg_schedule tg_piecewise_constant_at(tg_loc loc, const int64_t *boundaries, cons
         return invalid();
     }
     if (n < 1 || n > TG_SCHEDULE_MAX_BOUNDARIES) {
-        tg__fail(loc, "tg_piecewise_constant: %d boundaries given; between 1 and %d are supported (with one more "
-                 "value than boundaries)", n, TG_SCHEDULE_MAX_BOUNDARIES);
+        tg__fail(loc,
+                 "tg_piecewise_constant: %d boundaries given; between 1 and %d are supported (with one more "
+                 "value than boundaries)",
+                 n, TG_SCHEDULE_MAX_BOUNDARIES);
         return invalid();
     }
     tg_schedule s = {.kind = TG_SCHEDULE_PIECEWISE_CONSTANT, .n_boundaries = n};
     for (int i = 0; i < n; i++) {
         if (i > 0 && boundaries[i] <= boundaries[i - 1]) {
-            tg__fail(loc, "tg_piecewise_constant: the boundaries must be strictly increasing; boundaries[%d] = %lld "
-                     "follows boundaries[%d] = %lld", i, (long long)boundaries[i], i - 1, (long long)boundaries[i - 1]);
+            tg__fail(loc,
+                     "tg_piecewise_constant: the boundaries must be strictly increasing; boundaries[%d] = %lld "
+                     "follows boundaries[%d] = %lld",
+                     i, (long long)boundaries[i], i - 1, (long long)boundaries[i - 1]);
             return invalid();
         }
         s.boundaries[i] = boundaries[i];
@@ -78,7 +87,6 @@ double tg_schedule_value(const tg_schedule *s, int64_t step)
         double cosine = 0.5 * (1.0 + cos(M_PI * (t / (double)s->decay_steps)));
         return s->initial_learning_rate * ((1 - s->alpha) * cosine + s->alpha);
     }
-    default:
-        return NAN;
+    default: return NAN;
     }
 }

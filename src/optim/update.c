@@ -6,20 +6,20 @@
 #include "../kernels/parallel.h"
 #include "../ops/op.h"
 
-#define T float
-#define SFX f32
+#define T    float
+#define SFX  f32
 #define SQRT sqrtf
-#define POW powf
+#define POW  powf
 #include "update_tmpl.h"
 #undef T
 #undef SFX
 #undef SQRT
 #undef POW
 
-#define T double
-#define SFX f64
+#define T    double
+#define SFX  f64
 #define SQRT sqrt
-#define POW pow
+#define POW  pow
 #include "update_tmpl.h"
 #undef T
 #undef SFX
@@ -37,7 +37,7 @@ static void run_range(void *p, int64_t b, int64_t e)
 {
     const run_ctx *r = p;
     int lo = 0, hi = r->n - 1;
-    while (lo < hi) {   /* the last step starting at or before b */
+    while (lo < hi) { /* the last step starting at or before b */
         int mid = (lo + hi + 1) / 2;
         if (r->starts[mid] <= b)
             lo = mid;

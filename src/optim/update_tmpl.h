@@ -9,8 +9,8 @@
  * `clip_by_global_norm` in keras/src/optimizers/base_optimizer.py) are here too. */
 
 #define TG_CAT_(a, b) a##_##b
-#define TG_CAT(a, b) TG_CAT_(a, b)
-#define FN(name) TG_CAT(name, SFX)
+#define TG_CAT(a, b)  TG_CAT_(a, b)
+#define FN(name)      TG_CAT(name, SFX)
 
 /* base_optimizer._apply_weight_decay: variable.assign(variable - variable * wd * lr). */
 TG_VECTOR_CLONES static void FN(weight_decay)(T *restrict w, int64_t n, T wd, T lr)
@@ -66,7 +66,7 @@ TG_VECTOR_CLONES static void FN(adam)(const tg_optim_step *st)
     T *restrict vh = st->s[2];
     for (int64_t i = 0; i < n; i++) {
         T gi = g[i], mi = m[i] + (g[i] - m[i]) * c1, vi = v[i] + (gi * gi - v[i]) * c2;
-        T hi = vh[i] >= vi ? vh[i] : vi;   /* maximum, NaN propagating */
+        T hi = vh[i] >= vi ? vh[i] : vi; /* maximum, NaN propagating */
         m[i] = mi;
         v[i] = vi;
         vh[i] = hi;

@@ -17,9 +17,17 @@ static _Thread_local void *warning_user;
 const char *tg_last_error(void) { return error_set ? error_buf : NULL; }
 uint64_t tg__error_count(void) { return error_count; }
 bool tg_has_error(void) { return error_set; }
-void tg_clear_error(void) { error_set = false; error_buf[0] = 0; }
+void tg_clear_error(void)
+{
+    error_set = false;
+    error_buf[0] = 0;
+}
 const char *tg_last_warning(void) { return warning_set ? warning_buf : NULL; }
-void tg_clear_warning(void) { warning_set = false; warning_buf[0] = 0; }
+void tg_clear_warning(void)
+{
+    warning_set = false;
+    warning_buf[0] = 0;
+}
 
 void tg_set_warning_handler(tg_warning_fn fn, void *user)
 {
@@ -33,8 +41,8 @@ void tg_set_warning_handler(tg_warning_fn fn, void *user)
 bool tg__in_library(const char *file)
 {
     static const char self[] = __FILE__, tail[] = "src/tensor/error.c";
-    static const char *const folders[] = {"tensor/", "ops/", "autodiff/", "nn/", "optim/", "train/", "io/",
-                                          "kernels/", "cli/"};
+    static const char *const folders[] = {"tensor/", "ops/", "autodiff/", "nn/", "optim/",
+                                          "train/",  "io/",  "kernels/",  "cli/"};
     size_t root = sizeof self - sizeof tail;
     if (!file || sizeof self < sizeof tail || strncmp(file, self, root) != 0 || strncmp(file + root, "src/", 4) != 0)
         return false;
@@ -56,7 +64,7 @@ tg_loc tg__enter_user_call(tg_loc loc)
 {
     tg_context *ctx = tg__ctx();
     tg_loc outer = ctx->user_call;
-    if (!outer.file && !tg__in_library(loc.file))   /* the outermost call is the user's */
+    if (!outer.file && !tg__in_library(loc.file)) /* the outermost call is the user's */
         ctx->user_call = loc;
     return outer;
 }
@@ -75,14 +83,14 @@ static void vformat(char *buf, tg_loc loc, const char *fmt, va_list ap)
 }
 
 /* The three failing forms differ only in what they return: NULL, -1 or false. */
-#define SET_ERROR(loc, fmt)                   \
-    do {                                      \
-        va_list ap;                           \
-        va_start(ap, fmt);                    \
-        vformat(error_buf, loc, fmt, ap);     \
-        va_end(ap);                           \
-        error_set = true;                     \
-        error_count++;                        \
+#define SET_ERROR(loc, fmt)               \
+    do {                                  \
+        va_list ap;                       \
+        va_start(ap, fmt);                \
+        vformat(error_buf, loc, fmt, ap); \
+        va_end(ap);                       \
+        error_set = true;                 \
+        error_count++;                    \
     } while (0)
 
 void *tg__fail(tg_loc loc, const char *fmt, ...)
@@ -131,7 +139,8 @@ bool tg__check_input(tg_loc loc, const char *func, const tg_tensor *t, const cha
     }
     if (t->state != TG_HEADER_ALIVE) {
         if (t->state == TG_HEADER_DEAD)
-            tg__fail(loc, "%s: `%s` was used after its scope ended (the tensor was made at %s:%d); "
+            tg__fail(loc,
+                     "%s: `%s` was used after its scope ended (the tensor was made at %s:%d); "
                      "keep it in a scope that is still open, or copy it out before the scope ends",
                      func, arg, t->loc.file ? t->loc.file : "?", t->loc.line);
         else

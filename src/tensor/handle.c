@@ -5,7 +5,7 @@
 #include "tensor_impl.h"
 
 static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
-static void **retired;   /* reachable for ever, so leak checkers see no leak */
+static void **retired; /* reachable for ever, so leak checkers see no leak */
 static size_t n_retired, cap_retired;
 
 void tg__retire(void *p)

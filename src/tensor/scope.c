@@ -16,10 +16,10 @@
 
 #include "tensor_impl.h"
 
-#define CHUNK_MIN (64u << 10)
+#define CHUNK_MIN       (64u << 10)
 #define CHUNK_CACHE_MAX ((size_t)512 << 20)
-#define HEADER_SLAB 512
-#define ALIGN 64
+#define HEADER_SLAB     512
+#define ALIGN           64
 
 typedef struct chunk {
     struct chunk *next;
@@ -29,8 +29,8 @@ typedef struct chunk {
 
 struct tg_scope {
     tg_scope *parent;
-    chunk *chunks;              /* current chunk first */
-    tg_tensor *tensors;         /* headers owned by this scope */
+    chunk *chunks;      /* current chunk first */
+    tg_tensor *tensors; /* headers owned by this scope */
     tg_loc loc;
 };
 
@@ -47,8 +47,8 @@ static _Thread_local slab *slabs;
 static _Thread_local tg_scope *scope_cache;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static slab *pool_slabs;                      /* the slabs of ended threads */
-static tg_tensor *pool_head, *pool_tail;      /* their free headers */
+static slab *pool_slabs;                 /* the slabs of ended threads */
+static tg_tensor *pool_head, *pool_tail; /* their free headers */
 
 tg_context *tg__ctx(void) { return &ctx; }
 
@@ -237,7 +237,8 @@ int tg_scope_end_at(tg_loc loc, tg_scope *s)
     if (s != ctx.scope) {
         if (!ctx.scope)
             return tg__failf(loc, "tg_scope_end: no scope is open (was this scope already ended?)");
-        return tg__failf(loc, "tg_scope_end: this is not the innermost open scope (that one began at %s:%d); "
+        return tg__failf(loc,
+                         "tg_scope_end: this is not the innermost open scope (that one began at %s:%d); "
                          "end scopes in the reverse order of tg_scope_begin",
                          ctx.scope->loc.file, ctx.scope->loc.line);
     }
@@ -261,7 +262,7 @@ static tg_tensor *header_in_scope(tg_loc loc)
 {
     if (!ctx.scope)
         return tg__fail(loc, "no scope is open: call tg_scope_begin() before making tensors, "
-                        "and tg_scope_end() to free them");
+                             "and tg_scope_end() to free them");
     tg_tensor *t = tg__header_alloc();
     if (!t)
         return tg__fail(loc, "out of memory for a tensor header");
@@ -305,7 +306,7 @@ tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape)
         return tg__fail(loc, "unknown dtype %d", (int)dtype);
     tg_tensor *t = header_in_scope(loc);
     if (!t || !set_shape(loc, t, shape))
-        return NULL;   /* the header stays in the scope and is freed with it */
+        return NULL; /* the header stays in the scope and is freed with it */
     t->dtype = dtype;
     size_t bytes = (size_t)t->size * tg__dsize(dtype);
     t->data = tg__arena_alloc(ctx.scope, bytes ? bytes : 1);

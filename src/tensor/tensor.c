@@ -31,12 +31,12 @@ bool tg__shape_eq(const tg_shape *a, const tg_shape *b)
 
 int64_t tg__shape_size(const tg_shape *s)
 {
-    int64_t n = 1, span = 1;   /* span: zeros as ones, which bounds every stride */
+    int64_t n = 1, span = 1; /* span: zeros as ones, which bounds every stride */
     for (int i = 0; i < s->rank; i++) {
         int64_t d = s->dims[i];
         if (d < 0 || tg__mul_overflow(span, d ? d : 1, &span) || span > TG_MAX_ELEMENTS)
             return -1;
-        n *= d;   /* n <= span */
+        n *= d; /* n <= span */
     }
     return n;
 }
@@ -78,21 +78,21 @@ void tg__set(tg_tensor *t, int64_t i, double v)
 
 /* The exponent bits are tested block by block, so the common all-finite case is one
  * vectorised pass. */
-#define SCAN(U, EXP)                                                                            \
-    for (int64_t b = 0; b < t->size; b += 1024) {                                               \
-        int64_t e = t->size - b < 1024 ? t->size : b + 1024;                                    \
-        unsigned bad = 0;                                                                       \
-        for (int64_t i = b; i < e; i++) {                                                       \
-            U u;                                                                                \
-            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
-            bad |= (u & EXP) == EXP;                                                            \
-        }                                                                                       \
-        for (int64_t i = b; bad && i < e; i++) {                                                \
-            U u;                                                                                \
-            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u);                \
-            if ((u & EXP) == EXP)                                                               \
-                return i;                                                                       \
-        }                                                                                       \
+#define SCAN(U, EXP)                                                             \
+    for (int64_t b = 0; b < t->size; b += 1024) {                                \
+        int64_t e = t->size - b < 1024 ? t->size : b + 1024;                     \
+        unsigned bad = 0;                                                        \
+        for (int64_t i = b; i < e; i++) {                                        \
+            U u;                                                                 \
+            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u); \
+            bad |= (u & EXP) == EXP;                                             \
+        }                                                                        \
+        for (int64_t i = b; bad && i < e; i++) {                                 \
+            U u;                                                                 \
+            memcpy(&u, (const char *)t->data + i * (int64_t)sizeof u, sizeof u); \
+            if ((u & EXP) == EXP)                                                \
+                return i;                                                        \
+        }                                                                        \
     }
 int64_t tg__first_nonfinite(const tg_tensor *t)
 {
@@ -166,8 +166,10 @@ tg_tensor *tg_ones_like_at(tg_loc loc, const tg_tensor *x)
 tg_tensor *tg_arange_at(tg_loc loc, tg_dtype dtype, double start, double stop, double step)
 {
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
-        return tg__fail(loc, "tg_arange: start, stop and step must be finite and step non-zero "
-                        "(got %g, %g, %g)", start, stop, step);
+        return tg__fail(loc,
+                        "tg_arange: start, stop and step must be finite and step non-zero "
+                        "(got %g, %g, %g)",
+                        start, stop, step);
     double n = ceil((stop - start) / step);
     if (n < 0)
         n = 0;
@@ -219,8 +221,14 @@ const tg_event *tg__event_at(uint64_t stamp)
 static void note_copy_out(tg_loc loc, const char *func, const tg_tensor *t, const void *dst, size_t bytes)
 {
     if (loc.file && t->size)
-        tg__event((tg_event){.kind = TG_EVENT_COPY_OUT, .loc = loc, .func = func, .t = (tg_tensor *)t, .gen = t->gen,
-                             .dst = dst, .bytes = bytes, .first = tg__get(t, 0)});
+        tg__event((tg_event){.kind = TG_EVENT_COPY_OUT,
+                             .loc = loc,
+                             .func = func,
+                             .t = (tg_tensor *)t,
+                             .gen = t->gen,
+                             .dst = dst,
+                             .bytes = bytes,
+                             .first = tg__get(t, 0)});
 }
 
 /* A tensor built from C values that came out of tapegrad: from the same memory, or the
@@ -238,8 +246,8 @@ static void link_to_copy(tg_loc loc, tg_tensor *t, const void *data, double firs
             continue;
         const char *d = e->dst, *p = data;
         bool same_memory = p && d && p >= d && p < d + e->bytes;
-        bool same_size = e->t ? e->t->state == TG_HEADER_ALIVE && e->t->gen == e->gen && e->t->size == t->size
-                              : t->size == 1;
+        bool same_size =
+            e->t ? e->t->state == TG_HEADER_ALIVE && e->t->gen == e->gen && e->t->size == t->size : t->size == 1;
         bool same_value = same_size && first == e->first && first != 0 && fabs(first) != 1;
         if (same_memory || same_value) {
             t->built_from = e->stamp;
@@ -249,10 +257,7 @@ static void link_to_copy(tg_loc loc, tg_tensor *t, const void *data, double firs
 }
 
 /* ---- inspection ------------------------------------------------------------------------------ */
-static bool check(const tg_tensor *t, const char *func)
-{
-    return tg__check_input((tg_loc){0}, func, t, "t");
-}
+static bool check(const tg_tensor *t, const char *func) { return tg__check_input((tg_loc){0}, func, t, "t"); }
 
 tg_dtype tg_dtype_of(const tg_tensor *t) { return check(t, "tg_dtype_of") ? t->dtype : TG_DTYPE_COUNT; }
 int tg_rank(const tg_tensor *t) { return check(t, "tg_rank") ? t->rank : -1; }
@@ -260,10 +265,7 @@ int64_t tg_size(const tg_tensor *t) { return check(t, "tg_size") ? t->size : -1;
 bool tg_is_alive(const tg_tensor *t) { return t && t->state == TG_HEADER_ALIVE; }
 tg_loc tg_tensor_loc(const tg_tensor *t) { return t ? t->loc : (tg_loc){0}; }
 
-tg_shape tg_shape_of(const tg_tensor *t)
-{
-    return check(t, "tg_shape_of") ? tg__shape(t) : (tg_shape){.rank = -1};
-}
+tg_shape tg_shape_of(const tg_tensor *t) { return check(t, "tg_shape_of") ? tg__shape(t) : (tg_shape){.rank = -1}; }
 
 int64_t tg_dim(const tg_tensor *t, int axis)
 {
@@ -319,7 +321,7 @@ double tg_item_at(tg_loc loc, const tg_tensor *t)
 /* ---- printing ---------------------------------------------------------------------------------- */
 typedef struct {
     char *buf;
-    size_t size, len;   /* len counts what would have been written */
+    size_t size, len; /* len counts what would have been written */
 } sink;
 
 static void put(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -352,7 +354,7 @@ static void format_elem(const tg_tensor *t, int64_t i, char *out, size_t size)
         snprintf(out, size, "%.*g", t->dtype == TG_F32 ? 8 : 16, v);
 }
 
-#define PRINT_EDGE 3      /* like numpy: long axes show their first and last 3 items */
+#define PRINT_EDGE      3 /* like numpy: long axes show their first and last 3 items */
 #define PRINT_THRESHOLD 1000
 
 static void format_rec(sink *s, const tg_tensor *t, int axis, int64_t offset, int width, bool summarize)
@@ -399,7 +401,7 @@ int tg_format(const tg_tensor *t, char *buf, size_t size)
         int w = (int)strlen(e);
         width = w > width ? w : width;
     }
-    put(&s, t->rank >= 2 ? "tg.Tensor(\n" : "tg.Tensor(");   /* as TF prints it */
+    put(&s, t->rank >= 2 ? "tg.Tensor(\n" : "tg.Tensor("); /* as TF prints it */
     format_rec(&s, t, 0, 0, t->rank ? width : 0, summarize);
     char sh[TG_SHAPE_STR_MAX];
     tg_shape shape = tg__shape(t);

@@ -17,32 +17,32 @@ typedef struct tg_tape tg_tape;
 enum { TG_HEADER_ALIVE = 0x7A11FE, TG_HEADER_DEAD = 0xDEAD01 };
 
 enum tg_tensor_flags {
-    TG_T_VARIABLE = 1 << 0,     /* the header of a variable: data owned by the tg_var */
-    TG_T_SNAPSHOT = 1 << 1,     /* a recorded read of a variable: data aliases it until assign */
-    TG_T_UNRECORDED = 1 << 2,   /* made by an op while no tape was recording */
-    TG_T_FROM_DATA = 1 << 3,    /* made from C values (tg_tensor_from, tg_scalar, tg_fill...) */
+    TG_T_VARIABLE = 1 << 0,   /* the header of a variable: data owned by the tg_var */
+    TG_T_SNAPSHOT = 1 << 1,   /* a recorded read of a variable: data aliases it until assign */
+    TG_T_UNRECORDED = 1 << 2, /* made by an op while no tape was recording */
+    TG_T_FROM_DATA = 1 << 3,  /* made from C values (tg_tensor_from, tg_scalar, tg_fill...) */
 };
 
 struct tg_tensor {
-    uint32_t state;             /* TG_HEADER_ALIVE or TG_HEADER_DEAD */
-    uint32_t gen;               /* bumped each time the header is freed */
+    uint32_t state; /* TG_HEADER_ALIVE or TG_HEADER_DEAD */
+    uint32_t gen;   /* bumped each time the header is freed */
     tg_dtype dtype;
     uint32_t flags;
     int rank;
     int64_t shape[TG_MAX_RANK];
     int64_t size;
     void *data;
-    tg_scope *scope;            /* NULL for variables */
-    tg_var *var;                /* variables and their snapshots */
-    tg_loc loc;                 /* the user's call that made it */
-    uint32_t op;                /* op that made it (tg_op_kind), or TG_OP_NONE */
-    tg_tensor *next;            /* next header of the same scope / free list */
-    tg_tensor *snap_prev, *snap_next;   /* the variable's live snapshots */
+    tg_scope *scope;                  /* NULL for variables */
+    tg_var *var;                      /* variables and their snapshots */
+    tg_loc loc;                       /* the user's call that made it */
+    uint32_t op;                      /* op that made it (tg_op_kind), or TG_OP_NONE */
+    tg_tensor *next;                  /* next header of the same scope / free list */
+    tg_tensor *snap_prev, *snap_next; /* the variable's live snapshots */
     /* Provenance, for the diagnosis of missing gradients: */
-    uint64_t stamp;             /* the thread's clock when it was made */
-    tg_tensor *src[2];          /* the first inputs of an op no tape recorded */
+    uint64_t stamp;    /* the thread's clock when it was made */
+    tg_tensor *src[2]; /* the first inputs of an op no tape recorded */
     uint32_t src_gen[2];
-    uint64_t built_from;        /* made from C values: the stamp of the event they came from, or 0 */
+    uint64_t built_from; /* made from C values: the stamp of the event they came from, or 0 */
 };
 
 struct tg_var {
@@ -50,12 +50,12 @@ struct tg_var {
     bool trainable;
     uint64_t version;
     tg_loc last_assign;
-    tg_loc listed;              /* the last list of a model's or layer's variables that handed it out */
-    tg_loc frozen;              /* where a layer or model was made non-trainable with it */
-    tg_loc last_read;           /* the last op that read it, and when */
+    tg_loc listed;    /* the last list of a model's or layer's variables that handed it out */
+    tg_loc frozen;    /* where a layer or model was made non-trainable with it */
+    tg_loc last_read; /* the last op that read it, and when */
     uint64_t last_read_stamp;
-    tg_tensor *snapshots;       /* live snapshots still aliasing `data` */
-    tg_tensor *handle;          /* the public tensor header */
+    tg_tensor *snapshots; /* live snapshots still aliasing `data` */
+    tg_tensor *handle;    /* the public tensor header */
 };
 
 /* ---- provenance events -------------------------------------------------------------- */
@@ -67,16 +67,16 @@ typedef enum tg_event_kind { TG_EVENT_COPY_OUT, TG_EVENT_MODEL_VALUES, TG_EVENT_
 
 typedef struct tg_event {
     tg_event_kind kind;
-    uint64_t stamp;             /* the thread's clock when it happened */
-    tg_loc loc;                 /* the user's call */
-    const char *func;           /* "tg_copy_out", "tg_item", "tg_predict", "tg_assign", ... */
-    tg_tensor *t;               /* the tensor whose values left, or the value assigned */
+    uint64_t stamp;   /* the thread's clock when it happened */
+    tg_loc loc;       /* the user's call */
+    const char *func; /* "tg_copy_out", "tg_item", "tg_predict", "tg_assign", ... */
+    tg_tensor *t;     /* the tensor whose values left, or the value assigned */
     uint32_t gen;
-    tg_tensor *var;             /* TG_EVENT_ASSIGN: the variable */
+    tg_tensor *var; /* TG_EVENT_ASSIGN: the variable */
     uint32_t var_gen;
-    const void *dst;            /* where copied values went, and how many bytes */
+    const void *dst; /* where copied values went, and how many bytes */
     size_t bytes;
-    double first;               /* the first value copied */
+    double first; /* the first value copied */
 } tg_event;
 #define TG_EVENTS_MAX 128
 
@@ -88,22 +88,22 @@ const tg_event *tg__event_at(uint64_t stamp);
 /* ---- per-thread context ------------------------------------------------------------ */
 #define TG_MAX_TAPES 16
 typedef struct tg_context {
-    tg_scope *scope;                    /* innermost open scope */
-    tg_tape *active[TG_MAX_TAPES];      /* tapes in their `with` block, innermost last */
+    tg_scope *scope;               /* innermost open scope */
+    tg_tape *active[TG_MAX_TAPES]; /* tapes in their `with` block, innermost last */
     int n_active;
-    int n_recording;                    /* active tapes not inside stop_recording */
-    uint64_t clock;                     /* counts tensors made and tape events */
-    tg_event events[TG_EVENTS_MAX];     /* the latest values that left tapegrad, and assigns */
-    uint64_t n_events;                  /* events so far; the latest is events[(n - 1) % MAX] */
-    unsigned check;                     /* TG_CHECK_* flags (autodiff.h) */
-    bool check_from_env;                /* TAPEGRAD_CHECK has been read */
+    int n_recording;                /* active tapes not inside stop_recording */
+    uint64_t clock;                 /* counts tensors made and tape events */
+    tg_event events[TG_EVENTS_MAX]; /* the latest values that left tapegrad, and assigns */
+    uint64_t n_events;              /* events so far; the latest is events[(n - 1) % MAX] */
+    unsigned check;                 /* TG_CHECK_* flags (autodiff.h) */
+    bool check_from_env;            /* TAPEGRAD_CHECK has been read */
     /* For TG_CHECK_NUMERICS: the layer whose call is running (nn sets it, for reports),
      * and whether a backward rule is running (its gradients are checked as a whole). */
     const char *layer;
     bool in_backward;
-    bool profiling;                     /* tg_profile_start (ops.h) */
-    int gradient_depth;                 /* gradient computations running (nested ones too) */
-    tg_loc user_call;                   /* the user's tg_fit/tg_evaluate/tg_predict that is running */
+    bool profiling;     /* tg_profile_start (ops.h) */
+    int gradient_depth; /* gradient computations running (nested ones too) */
+    tg_loc user_call;   /* the user's tg_fit/tg_evaluate/tg_predict that is running */
 } tg_context;
 tg_context *tg__ctx(void);
 
@@ -130,7 +130,7 @@ void tg__leave_user_call(tg_loc outer);
 /* Sets the thread's error message (printf format, prefixed with the caller's file:line)
  * and returns NULL, so failing calls can `return tg__fail(...)`. */
 void *tg__fail(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tg__failf(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns -1 */
+int tg__failf(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  /* returns -1 */
 bool tg__failb(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns false */
 void tg__warn(tg_loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Errors set on this thread so far: a caller can tell whether anything it ran failed,
@@ -176,7 +176,7 @@ static inline tg_shape tg__shape(const tg_tensor *t)
 {
     tg_shape s;
     s.rank = t->rank;
-    memcpy(s.dims, t->shape, sizeof s.dims);   /* fixed size: one vector copy, no stall */
+    memcpy(s.dims, t->shape, sizeof s.dims); /* fixed size: one vector copy, no stall */
     return s;
 }
 bool tg__shape_eq(const tg_shape *a, const tg_shape *b);
@@ -197,7 +197,7 @@ const char *tg__shape_str(const tg_shape *s, char *buf, size_t size);
 #define TG_SHAPE_STR_MAX 200
 
 /* ---- scopes and allocation -------------------------------------------------------------- */
-void *tg__arena_alloc(tg_scope *scope, size_t bytes);   /* 64-byte aligned */
+void *tg__arena_alloc(tg_scope *scope, size_t bytes); /* 64-byte aligned */
 /* A new tensor in the innermost scope with uninitialised data, or NULL with an error. */
 tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape);
 /* A header aliasing another tensor's data with a new shape (same size). */

@@ -60,7 +60,8 @@ void tg_variable_free_at(tg_loc loc, tg_tensor *t)
         return;
     }
     if (!(t->flags & TG_T_VARIABLE)) {
-        tg__fail(loc, "tg_variable_free: `var` is not a variable (it was made at %s:%d): only what tg_variable "
+        tg__fail(loc,
+                 "tg_variable_free: `var` is not a variable (it was made at %s:%d): only what tg_variable "
                  "made is freed this way; other tensors are freed when their scope ends",
                  t->loc.file ? t->loc.file : "?", t->loc.line);
         return;
@@ -125,7 +126,7 @@ void tg__snapshot_unlink(tg_tensor *s)
     if (s->snap_next)
         s->snap_next->snap_prev = s->snap_prev;
     s->snap_prev = s->snap_next = NULL;
-    s->var = NULL;   /* the snapshot keeps its value; the link to the variable is gone */
+    s->var = NULL; /* the snapshot keeps its value; the link to the variable is gone */
 }
 
 void tg__variable_detach_snapshots(tg_var *v)
@@ -169,16 +170,16 @@ static int assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *
     int64_t n = vt->size;
     bool scalar = x->size == 1 && vs.rank != 0;
     switch (vt->dtype) {
-#define LOOP(T)                                                                            \
-    {                                                                                      \
-        T *d = vt->data;                                                                   \
-        const T *s = x->data;                                                              \
-        if (kind == ASSIGN)                                                                \
-            memmove(d, s, (size_t)n * sizeof(T));                                          \
-        else                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                \
+#define LOOP(T)                                                                                  \
+    {                                                                                            \
+        T *d = vt->data;                                                                         \
+        const T *s = x->data;                                                                    \
+        if (kind == ASSIGN)                                                                      \
+            memmove(d, s, (size_t)n * sizeof(T));                                                \
+        else                                                                                     \
+            for (int64_t i = 0; i < n; i++)                                                      \
                 d[i] = kind == ASSIGN_ADD ? d[i] + s[scalar ? 0 : i] : d[i] - s[scalar ? 0 : i]; \
-        break;                                                                             \
+        break;                                                                                   \
     }
     case TG_F32: LOOP(float)
     case TG_F64: LOOP(double)
@@ -194,12 +195,23 @@ static int assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *
     }
     vt->var->version++;
     vt->var->last_assign = loc;
-    if (loc.file)   /* the value's gradient path ends here */
-        tg__event((tg_event){.kind = TG_EVENT_ASSIGN, .loc = loc, .func = func, .t = (tg_tensor *)x, .gen = x->gen,
-                             .var = vt, .var_gen = vt->gen});
+    if (loc.file) /* the value's gradient path ends here */
+        tg__event((tg_event){.kind = TG_EVENT_ASSIGN,
+                             .loc = loc,
+                             .func = func,
+                             .t = (tg_tensor *)x,
+                             .gen = x->gen,
+                             .var = vt,
+                             .var_gen = vt->gen});
     return 0;
 }
 
 int tg_assign_at(tg_loc loc, tg_tensor *v, const tg_tensor *x) { return assign(loc, "tg_assign", v, x, ASSIGN); }
-int tg_assign_add_at(tg_loc loc, tg_tensor *v, const tg_tensor *x) { return assign(loc, "tg_assign_add", v, x, ASSIGN_ADD); }
-int tg_assign_sub_at(tg_loc loc, tg_tensor *v, const tg_tensor *x) { return assign(loc, "tg_assign_sub", v, x, ASSIGN_SUB); }
+int tg_assign_add_at(tg_loc loc, tg_tensor *v, const tg_tensor *x)
+{
+    return assign(loc, "tg_assign_add", v, x, ASSIGN_ADD);
+}
+int tg_assign_sub_at(tg_loc loc, tg_tensor *v, const tg_tensor *x)
+{
+    return assign(loc, "tg_assign_sub", v, x, ASSIGN_SUB);
+}

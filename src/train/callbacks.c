@@ -33,7 +33,7 @@ void tg_callback_free_at(tg_loc loc, tg_callback *cb)
 /* ---- history --------------------------------------------------------------------------------- */
 typedef struct history_key {
     char name[32];
-    double *values;    /* one per epoch; NaN where an epoch did not log it */
+    double *values; /* one per epoch; NaN where an epoch did not log it */
 } history_key;
 
 struct tg_history {
@@ -232,9 +232,10 @@ tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o)
         return tg__fail(loc, "tg_early_stopping: out of memory");
     e->o = o;
     snprintf(e->monitor, sizeof e->monitor, "%s", o.monitor);
-    e->maximize = o.mode == TG_MODE_MAX || (o.mode == TG_MODE_AUTO && (strstr(o.monitor, "acc") || strstr(o.monitor, "auc")));
-    e->cb = (tg_callback){.on_train_begin = es_train_begin, .on_epoch_end = es_epoch_end,
-                          .on_train_end = es_train_end, .free = es_free};
+    e->maximize =
+        o.mode == TG_MODE_MAX || (o.mode == TG_MODE_AUTO && (strstr(o.monitor, "acc") || strstr(o.monitor, "auc")));
+    e->cb = (tg_callback){
+        .on_train_begin = es_train_begin, .on_epoch_end = es_epoch_end, .on_train_end = es_train_end, .free = es_free};
     return &e->cb;
 }
 
@@ -251,7 +252,7 @@ typedef struct csv_logger {
     bool append;
     FILE *f;
     bool header_written;
-    tg_logs keys;        /* the columns, fixed by the first epoch, sorted as Keras does */
+    tg_logs keys; /* the columns, fixed by the first epoch, sorted as Keras does */
 } csv_logger;
 
 static int cmp_names(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
@@ -260,7 +261,7 @@ static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
 {
     (void)logs;
     csv_logger *c = (csv_logger *)cb;
-    if (!tg__writes_files(m))   /* a distributed fit: rank 0 logs the same values once */
+    if (!tg__writes_files(m)) /* a distributed fit: rank 0 logs the same values once */
         return 0;
     bool had_content = false;
     if (c->append) {
@@ -340,8 +341,10 @@ tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o)
     }
     c->sep = o.separator ? o.separator : ',';
     c->append = o.append;
-    c->cb = (tg_callback){.on_train_begin = csv_train_begin, .on_epoch_end = csv_epoch_end,
-                          .on_train_end = csv_train_end, .free = csv_free};
+    c->cb = (tg_callback){.on_train_begin = csv_train_begin,
+                          .on_epoch_end = csv_epoch_end,
+                          .on_train_end = csv_train_end,
+                          .free = csv_free};
     return &c->cb;
 }
 

@@ -62,7 +62,8 @@ static int read_position(tg_loc loc, const tg_safetensors *st, tg__fit_position 
     if (present == 0)
         return 0;
     if (present != POS_KEYS)
-        return tg__failf(loc, "tg_model_load: the file has %s of tapegrad_epoch, tapegrad_step and tapegrad_seed: "
+        return tg__failf(loc,
+                         "tg_model_load: the file has %s of tapegrad_epoch, tapegrad_step and tapegrad_seed: "
                          "a fit position needs all three (the file is damaged or was edited)",
                          present == 1 ? "one" : "two");
     const char *t = v[POS_SEED].text;
@@ -72,8 +73,10 @@ static int read_position(tg_loc loc, const tg_safetensors *st, tg__fit_position 
     errno = 0;
     unsigned long long seed = digits ? strtoull(t, NULL, 10) : 0;
     if (!digits || errno == ERANGE)
-        return tg__failf(loc, "tg_model_load: tapegrad_seed \"%s\" is not a seed: expected a whole number from 0 to "
-                         "%llu", t, (unsigned long long)UINT64_MAX);
+        return tg__failf(loc,
+                         "tg_model_load: tapegrad_seed \"%s\" is not a seed: expected a whole number from 0 to "
+                         "%llu",
+                         t, (unsigned long long)UINT64_MAX);
     *pos = (tg__fit_position){.set = true, .epoch = (int)v[POS_EPOCH].i, .step = v[POS_STEP].i, .seed = seed};
     return 0;
 }
@@ -86,7 +89,7 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         return tg__failf(loc, "tg_model_save: the model has no weights yet (build it, or call it once)");
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
-    if (!vars)   /* out of memory: a file without the weights would replace a good one */
+    if (!vars) /* out of memory: a file without the weights would replace a good one */
         return -1;
     tg_optimizer *opt = tg_model_optimizer(m);
     int ns = opt ? tg_optimizer_state_count(opt) : 0;
@@ -121,8 +124,8 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
         }
     char iterations[32];
     snprintf(iterations, sizeof iterations, "%lld", opt ? (long long)tg_optimizer_iterations(opt) : 0LL);
-    if (!(meta = with_position(loc, m, tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key,
-                                                         iterations))))
+    if (!(meta = with_position(loc, m,
+                               tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key, iterations))))
         goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
@@ -159,7 +162,7 @@ static int load_optimizer(tg_loc loc, tg_model *m, const tg_safetensors *st, boo
         char name[256];
         tg_shape shape;
         if (tg_safetensors_info(st, slot_name(&slot, name, sizeof name), &shape, NULL) != 0)
-            continue;   /* a file from another optimizer: its state starts fresh */
+            continue; /* a file from another optimizer: its state starts fresh */
         tg_tensor *t = tg_safetensors_get_at(loc, st, name);
         if (!t || t->dtype != slot.dtype || t->size != slot.count)
             return tg__failf(loc, "tg_model_load: optimizer state '%s' does not match its variable", name);
@@ -188,7 +191,7 @@ int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st)
         rc = tg__load_into_open(loc, st, vars, nv);
     if (rc == 0)
         rc = load_optimizer(loc, m, st, true);
-    if (rc == 0 && pos.set)   /* a file without one leaves the model's as it was */
+    if (rc == 0 && pos.set) /* a file without one leaves the model's as it was */
         *tg__model_fit_position(m) = pos;
     if (s)
         tg_scope_end_at(loc, s);
@@ -228,7 +231,7 @@ static int ckpt_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs
             return 0;
         c->best = v;
     }
-    if (!tg__writes_files(m))   /* a distributed fit: rank 0 writes, the others hold the same weights */
+    if (!tg__writes_files(m)) /* a distributed fit: rank 0 writes, the others hold the same weights */
         return 0;
     char n[16];
     snprintf(n, sizeof n, "%d", epoch + 1);

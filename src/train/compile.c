@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../dist/dist_impl.h"     /* the metrics of every rank's samples */
-#include "../optim/optim_impl.h"   /* tg__optimizer_take: who frees the optimizer */
+#include "../dist/dist_impl.h"   /* the metrics of every rank's samples */
+#include "../optim/optim_impl.h" /* tg__optimizer_take: who frees the optimizer */
 #include "../tensor/tensor_impl.h"
 #include "train_impl.h"
 
@@ -57,15 +57,19 @@ static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts 
     *c = (tg_compiled){
         .optimizer = o->optimizer,
         .model = m,
-        .loss = {.kind = o->loss, .from_logits = o->from_logits, .delta = o->delta,
-                 .label_smoothing = o->label_smoothing, .fn = o->loss_fn, .user = o->loss_user},
+        .loss = {.kind = o->loss,
+                 .from_logits = o->from_logits,
+                 .delta = o->delta,
+                 .label_smoothing = o->label_smoothing,
+                 .fn = o->loss_fn,
+                 .user = o->loss_user},
         .requested = o->metrics,
         .loc = loc,
         .distribute = o->distribute,
     };
     c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
     if (!c->loss_mean || (tg_model_built(m) && !resolve(loc, m, c))) {
-        c->optimizer = NULL;   /* still the caller's */
+        c->optimizer = NULL; /* still the caller's */
         compiled_free(c);
         return NULL;
     }
@@ -88,7 +92,7 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
     if (o.distribute && tg_distributed_init_at(loc) != 0)
         return -1;
     tg_compiled *old = tg__compiled(m);
-    bool kept = old && old->optimizer == o.optimizer;   /* Keras's recompile with the same optimizer */
+    bool kept = old && old->optimizer == o.optimizer; /* Keras's recompile with the same optimizer */
     tg_compiled *c = new_compiled(loc, m, &o);
     if (!c)
         return -1;
@@ -98,7 +102,7 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
         return -1;
     }
     if (kept)
-        old->optimizer = NULL;   /* the new compile owns it; freeing the old one keeps it */
+        old->optimizer = NULL; /* the new compile owns it; freeing the old one keeps it */
     tg__model_attach(m, c, compiled_free);
     return 0;
 }
@@ -131,24 +135,29 @@ static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
     tg_loss_kind k = c->loss.kind;
     const char *name = tg_loss_name(k);
     if ((k == TG_LOSS_CATEGORICAL_CROSSENTROPY || k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) && width == 1) {
-        tg__fail(loc, "tg_compile: %s on a 1-unit output is always zero: normalising one class over itself gives "
+        tg__fail(loc,
+                 "tg_compile: %s on a 1-unit output is always zero: normalising one class over itself gives "
                  "1, so the gradient is zero and the model cannot learn (TF trains silently with loss ~1e-7). Use "
                  "TG_LOSS_BINARY_CROSSENTROPY with a sigmoid output for two classes, or give the last layer one "
-                 "unit per class", name);
+                 "unit per class",
+                 name);
         return false;
     }
     tg_activation act = tg_layer_activation(tg_model_layer(m, -1));
     bool probs = act == TG_SOFTMAX || act == TG_SIGMOID;
     if (is_cross_entropy(k) && c->loss.from_logits && probs)
-        tg__warn(loc, "tg_compile: %s received .from_logits = true, but the output is produced by a %s activation "
-                 "and thus does not represent logits. Was this intended?", name, tg_activation_name(act));
+        tg__warn(loc,
+                 "tg_compile: %s received .from_logits = true, but the output is produced by a %s activation "
+                 "and thus does not represent logits. Was this intended?",
+                 name, tg_activation_name(act));
     if (is_cross_entropy(k) && !c->loss.from_logits && act == TG_LINEAR)
-        tg__warn(loc, "tg_compile: %s expects probabilities, but the last layer has no activation (its outputs are "
-                 "logits): pass .from_logits = true, or end the model with a %s activation", name,
-                 k == TG_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
+        tg__warn(loc,
+                 "tg_compile: %s expects probabilities, but the last layer has no activation (its outputs are "
+                 "logits): pass .from_logits = true, or end the model with a %s activation",
+                 name, k == TG_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
     if (k == TG_LOSS_BINARY_CROSSENTROPY && act == TG_SOFTMAX && width == 1)
         tg__warn(loc, "tg_compile: softmax over a 1-unit output is always 1: use a sigmoid activation with "
-                 "binary_crossentropy");
+                      "binary_crossentropy");
     return true;
 }
 
@@ -172,7 +181,7 @@ static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c)
         tg_metric_opts o = {.k = 5, .threshold = 0.5};
         if (k == TG_ACCURACY) {
             k = tg_resolve_accuracy(c->loss.kind, &batch_out);
-            o.name = "accuracy";   /* Keras logs metrics=['accuracy'] as "accuracy" */
+            o.name = "accuracy"; /* Keras logs metrics=['accuracy'] as "accuracy" */
         }
         if (!(c->metrics[c->n_metrics] = tg_metric_new_at(loc, k, o)))
             return false;
@@ -205,32 +214,41 @@ bool tg__check_labels(tg_loc loc, tg_model *m, const tg_tensor *y, const char *w
     tg_loss_kind k = c->loss.kind;
     if (k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (yshape.rank == 2 && yshape.dims[1] == width && width > 1 && tg_dtype_is_float(y->dtype))
-            return tg__failb(loc, "%s has shape %s, one column per class: these look like one-hot labels. Use "
-                            "TG_LOSS_CATEGORICAL_CROSSENTROPY, or pass class indices of shape (N,)", what, ys);
+            return tg__failb(loc,
+                             "%s has shape %s, one column per class: these look like one-hot labels. Use "
+                             "TG_LOSS_CATEGORICAL_CROSSENTROPY, or pass class indices of shape (N,)",
+                             what, ys);
         if (yshape.rank > 2 || (yshape.rank == 2 && yshape.dims[1] != 1))
-            return tg__failb(loc, "%s has shape %s; sparse_categorical_crossentropy takes one class index per "
-                            "sample, shape (N,) or (N, 1)", what, ys);
+            return tg__failb(loc,
+                             "%s has shape %s; sparse_categorical_crossentropy takes one class index per "
+                             "sample, shape (N,) or (N, 1)",
+                             what, ys);
         if (tg_dtype_is_float(y->dtype) && !integral_values(y))
             return tg__failb(loc, "%s holds non-integer values; sparse_categorical_crossentropy takes class indices",
-                            what);
+                             what);
         int64_t n = tg_size(y);
         for (int64_t i = 0; i < n; i++) {
             double v = tg__get(y, i);
             if (v < 0 || v >= (double)width)
-                return tg__failb(loc, "%s[%lld] = %g is out of range: the model has %lld classes, so labels must be "
-                                "in [0, %lld)", what, (long long)i, v, (long long)width, (long long)width);
+                return tg__failb(loc,
+                                 "%s[%lld] = %g is out of range: the model has %lld classes, so labels must be "
+                                 "in [0, %lld)",
+                                 what, (long long)i, v, (long long)width, (long long)width);
         }
         return true;
     }
     if (k == TG_LOSS_CATEGORICAL_CROSSENTROPY && yshape.rank == 1 && width > 1)
-        return tg__failb(loc, "%s has shape %s: class indices, but categorical_crossentropy takes one-hot labels of "
-                        "shape (N, %lld). Use TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY for class indices",
-                        what, ys, (long long)width);
+        return tg__failb(loc,
+                         "%s has shape %s: class indices, but categorical_crossentropy takes one-hot labels of "
+                         "shape (N, %lld). Use TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY for class indices",
+                         what, ys, (long long)width);
     if (k != TG_LOSS_CUSTOM) {
         int64_t label_width = yshape.rank >= 2 ? yshape.dims[yshape.rank - 1] : 1;
         if (label_width != width)
-            return tg__failb(loc, "%s has shape %s but the model's output has %lld values per sample; %s compares "
-                            "them one to one", what, ys, (long long)width, tg_loss_name(k));
+            return tg__failb(loc,
+                             "%s has shape %s but the model's output has %lld values per sample; %s compares "
+                             "them one to one",
+                             what, ys, (long long)width, tg_loss_name(k));
     }
     return true;
 }

@@ -44,7 +44,7 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     (void)user;
     int n = 0;
     tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
-    if (!vars)   /* out of memory (no trainable variables is an empty list) */
+    if (!vars) /* out of memory (no trainable variables is an empty list) */
         return -1;
     bool distributed = tg_model_distributed(m);
     if (distributed && tg_dim(x, 0) == 0)
@@ -56,9 +56,8 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     int rc = loss ? 0 : -1;
     tg_tensor **grads = NULL;
     if (rc == 0 && n > 0) {
-        grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n);   /* the step's scope */
-        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n,
-                                  .out = grads)
+        grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n); /* the step's scope */
+        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
                    : -1;
     }
     /* Freed before the update: the tape's reads of the variables need not keep their old
@@ -87,8 +86,10 @@ static bool check_model(tg_loc loc, const char *func, tg_model *m, bool need_com
     if (!m)
         return tg__failb(loc, "%s: `model` is NULL", func);
     if (need_compiled && !tg__compiled(m))
-        return tg__failb(loc, "%s: No loss to compute. Provide a `loss` argument in `compile()`: call tg_compile "
-                         "before training", func);
+        return tg__failb(loc,
+                         "%s: No loss to compute. Provide a `loss` argument in `compile()`: call tg_compile "
+                         "before training",
+                         func);
     return true;
 }
 
@@ -124,19 +125,20 @@ static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const
     int64_t i = tg__first_nonfinite(x);
     if (i < 0)
         return true;
-    int64_t per = x->size / x->shape[0];   /* x has a row per sample: i is inside one */
-    return tg__failb(loc, "%s: `%s` holds %g at row %lld, column %lld: clean or impute the data first "
+    int64_t per = x->size / x->shape[0]; /* x has a row per sample: i is inside one */
+    return tg__failb(loc,
+                     "%s: `%s` holds %g at row %lld, column %lld: clean or impute the data first "
                      "(a NaN or Inf input makes every weight NaN after one step)",
                      func, name, tg__get(x, i), (long long)(i / per), (long long)(i % per));
 }
 
 /* ---- the data: tensors, lists of them or a data set ------------------------------------------ */
-#define MAX_IO 8        /* tensors an .inputs or .targets list may hold */
-#define MODEL_INPUTS 1  /* a Sequential model: one input, one output */
+#define MAX_IO        8 /* tensors an .inputs or .targets list may hold */
+#define MODEL_INPUTS  1 /* a Sequential model: one input, one output */
 #define MODEL_OUTPUTS 1
 
 typedef struct data_args {
-    const tg_tensor *x, *y;                       /* the positional arguments */
+    const tg_tensor *x, *y; /* the positional arguments */
     const tg_dataset *ds;
     const tg_tensor *const *inputs, *const *targets;
     int n_inputs, n_targets;
@@ -148,19 +150,28 @@ static bool resolve_data(tg_loc loc, const char *func, const data_args *a, const
 {
     bool tensors = a->x || a->y, lists = a->inputs || a->n_inputs || a->targets || a->n_targets, ds = a->ds;
     if (tensors + lists + ds > 1)
-        return tg__failb(loc, "%s: the data is given twice, %s: give x and y, or .inputs and .targets, or .dataset "
-                         "(the others NULL)", func,
-                         tensors && ds ? "as tensors and as a data set" :
-                         tensors ? "as tensors and as lists (.inputs/.targets)" : "as lists and as a data set");
+        return tg__failb(loc,
+                         "%s: the data is given twice, %s: give x and y, or .inputs and .targets, or .dataset "
+                         "(the others NULL)",
+                         func,
+                         tensors && ds ? "as tensors and as a data set"
+                         : tensors     ? "as tensors and as lists (.inputs/.targets)"
+                                       : "as lists and as a data set");
     if (a->n_inputs < 0 || a->n_targets < 0 || !a->inputs != !a->n_inputs || !a->targets != !a->n_targets)
-        return tg__failb(loc, "%s: give each list with its count: .inputs with .n_inputs >= 1, .targets with "
-                         ".n_targets >= 1 (got %d inputs, %d targets)", func, a->n_inputs, a->n_targets);
+        return tg__failb(loc,
+                         "%s: give each list with its count: .inputs with .n_inputs >= 1, .targets with "
+                         ".n_targets >= 1 (got %d inputs, %d targets)",
+                         func, a->n_inputs, a->n_targets);
     if (a->n_inputs > MODEL_INPUTS)
-        return tg__failb(loc, "%s: .inputs holds %d tensors but the model takes %d input: a Sequential model has "
-                         "one input (give it as x, or a list of one)", func, a->n_inputs, MODEL_INPUTS);
+        return tg__failb(loc,
+                         "%s: .inputs holds %d tensors but the model takes %d input: a Sequential model has "
+                         "one input (give it as x, or a list of one)",
+                         func, a->n_inputs, MODEL_INPUTS);
     if (a->n_targets > MODEL_OUTPUTS)
-        return tg__failb(loc, "%s: .targets holds %d tensors but the model has %d output: a Sequential model has "
-                         "one output (give its labels as y, or a list of one)", func, a->n_targets, MODEL_OUTPUTS);
+        return tg__failb(loc,
+                         "%s: .targets holds %d tensors but the model has %d output: a Sequential model has "
+                         "one output (give its labels as y, or a list of one)",
+                         func, a->n_targets, MODEL_OUTPUTS);
     *x = lists ? (a->n_inputs ? a->inputs[0] : NULL) : a->x;
     if (y)
         *y = lists ? (a->n_targets ? a->targets[0] : NULL) : a->y;
@@ -169,8 +180,10 @@ static bool resolve_data(tg_loc loc, const char *func, const data_args *a, const
     if (!(*x = tg_dataset_x_view_at(loc, a->ds)))
         return false;
     if (y && !(*y = tg_dataset_y_view_at(loc, a->ds)))
-        return tg__failb(loc, "%s: the data set has no labels: %s compares the predictions with labels (make it "
-                         "with tg_dataset_new(x, y))", func, func);
+        return tg__failb(loc,
+                         "%s: the data set has no labels: %s compares the predictions with labels (make it "
+                         "with tg_dataset_new(x, y))",
+                         func, func);
     return true;
 }
 
@@ -191,7 +204,7 @@ static tg_tensor *view_rows(tg_loc loc, const tg_tensor *t, int64_t from, int64_
 #define MAX_PARTS (2 * MAX_IO + 1)
 typedef struct batcher {
     int n;
-    const tg_tensor *src[MAX_PARTS];    /* NULL parts are skipped */
+    const tg_tensor *src[MAX_PARTS]; /* NULL parts are skipped */
     unsigned char *buf[MAX_PARTS];
     size_t row_bytes[MAX_PARTS];
 } batcher;
@@ -262,7 +275,7 @@ static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_
 static bool shuffle(tg_loc loc, int64_t *idx, int64_t n, uint64_t seed, int epoch)
 {
     tg_rng *rng = tg_rng_new(seed ^ ((uint64_t)(epoch + 1) * 0x9E3779B97F4A7C15ull));
-    if (!rng)   /* not an unshuffled epoch, which would train to other weights silently */
+    if (!rng) /* not an unshuffled epoch, which would train to other weights silently */
         return tg__failb(loc, "tg_fit: out of memory for the shuffle of epoch %d", epoch + 1);
     for (int64_t i = 0; i < n; i++)
         idx[i] = i;
@@ -282,8 +295,9 @@ static bool shuffle(tg_loc loc, int64_t *idx, int64_t n, uint64_t seed, int epoc
 static bool check_finite_weights(tg_loc loc, const tg_tensor *w)
 {
     int64_t i = tg__first_nonfinite(w);
-    return i < 0 || tg__failb(loc, "tg_fit: `sample_weight` holds %g at sample %lld: every weight must be finite "
-                              NONFINITE_WHY, tg__get(w, i), (long long)i);
+    return i < 0 ||
+           tg__failb(loc, "tg_fit: `sample_weight` holds %g at sample %lld: every weight must be finite " NONFINITE_WHY,
+                     tg__get(w, i), (long long)i);
 }
 
 /* Per-sample weights from sample_weight and class_weight (NULL when neither is given). */
@@ -302,7 +316,7 @@ static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_op
         int64_t cls = 0;
         if (per == 1)
             cls = (int64_t)llround(tg__get(y, i));
-        else   /* one-hot: the class is the largest entry */
+        else /* one-hot: the class is the largest entry */
             for (int64_t k = 1; k < per; k++)
                 if (tg__get(y, i * per + k) > tg__get(y, i * per + cls))
                     cls = k;
@@ -315,8 +329,10 @@ static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_op
         w[i] *= o->class_weight[cls];
         if (!isfinite(w[i])) {
             free(w);
-            return tg__fail(loc, "tg_fit: the weight of sample %lld, sample_weight %g times class_weight[%lld] %g, "
-                            "overflows " NONFINITE_WHY, (long long)i, sw, (long long)cls, o->class_weight[cls]);
+            return tg__fail(loc,
+                            "tg_fit: the weight of sample %lld, sample_weight %g times class_weight[%lld] %g, "
+                            "overflows " NONFINITE_WHY,
+                            (long long)i, sw, (long long)cls, o->class_weight[cls]);
         }
     }
     tg_tensor *t = tg_tensor_from_at(loc, TG_F64, (tg_shape){.rank = 1, .dims = {n}}, w);
@@ -397,8 +413,13 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     if (!logs)
         return tg__failf(loc, "tg_evaluate: `logs` is NULL");
     *logs = (tg_logs){0};
-    data_args a = {.x = x, .y = y, .ds = o.dataset, .inputs = o.inputs, .n_inputs = o.n_inputs,
-                   .targets = o.targets, .n_targets = o.n_targets};
+    data_args a = {.x = x,
+                   .y = y,
+                   .ds = o.dataset,
+                   .inputs = o.inputs,
+                   .n_inputs = o.n_inputs,
+                   .targets = o.targets,
+                   .n_targets = o.n_targets};
     if (!check_model(loc, "tg_evaluate", m, true) || !resolve_data(loc, "tg_evaluate", &a, &x, &y) ||
         !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
         return -1;
@@ -408,11 +429,11 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
         return tg__failf(loc, "tg_evaluate: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
     if (x->shape[0] == 0)
         return tg__failf(loc, "tg_evaluate: `x` has no rows: the loss and metrics of no samples are undefined "
-                         "(Keras: \"Expected input data to be non-empty\"); give at least one sample");
+                              "(Keras: \"Expected input data to be non-empty\"); give at least one sample");
     if (o.sample_weight && !tg__check_input(loc, "tg_evaluate", o.sample_weight, "sample_weight"))
         return -1;
-    if (o.sample_weight && (o.sample_weight->rank < 1 || o.sample_weight->shape[0] != x->shape[0] ||
-                            o.sample_weight->size != x->shape[0]))
+    if (o.sample_weight &&
+        (o.sample_weight->rank < 1 || o.sample_weight->shape[0] != x->shape[0] || o.sample_weight->size != x->shape[0]))
         return tg__failf(loc, "tg_evaluate: sample_weight must hold one weight per sample (%lld)",
                          (long long)x->shape[0]);
     if (!tg__resolve_compiled(loc, m) || !tg__check_labels(loc, m, y, "y"))
@@ -429,8 +450,8 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     batcher_free(&b);
     if (!ok)
         return -1;
-    tg__event((tg_event){.kind = TG_EVENT_MODEL_VALUES, .loc = loc, .func = "tg_evaluate",
-                         .first = logs->n ? logs->values[0] : NAN});
+    tg__event((tg_event){
+        .kind = TG_EVENT_MODEL_VALUES, .loc = loc, .func = "tg_evaluate", .first = logs->n ? logs->values[0] : NAN});
     tg__progress_update(&p, p.target, logs);
     tg__progress_end(&p, logs);
     return 0;
@@ -452,7 +473,7 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
 
 /* ---- predict ------------------------------------------------------------------------------------- */
 typedef struct prediction {
-    unsigned char *buf;         /* malloc'd rows, NULL when x has none */
+    unsigned char *buf; /* malloc'd rows, NULL when x has none */
     tg_shape shape;
     tg_dtype dtype;
 } prediction;
@@ -462,7 +483,7 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
 static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
     prediction r = {.dtype = TG_F32};
-    tg_scope *s = tg_scope_begin_at(loc);   /* the data's headers and the batches */
+    tg_scope *s = tg_scope_begin_at(loc); /* the data's headers and the batches */
     if (!s)
         return NULL;
     bool ok = predict_rows(loc, m, x, o, &r);
@@ -471,7 +492,7 @@ static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predic
         free(r.buf);
         return NULL;
     }
-    if (!r.buf) {   /* no rows: an empty output of the model's shape */
+    if (!r.buf) { /* no rows: an empty output of the model's shape */
         tg_shape one = tg__model_output_shape(m);
         r.shape = (tg_shape){.rank = one.rank + 1};
         memcpy(r.shape.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
@@ -538,14 +559,14 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
 
 /* ---- fit ----------------------------------------------------------------------------------------- */
 typedef struct fit_data {
-    const tg_tensor *x, *y, *w;          /* training rows (views of the data, no copies) */
-    const tg_tensor *vx, *vy;            /* validation rows, or NULL */
-    int64_t steps;                       /* per epoch */
-    int shards, rank;                    /* .shard, count 0 read as 1 */
-    bool distributed;                    /* compiled with .distribute over several ranks */
-    double *stats;                       /* the moving statistics averaged over the ranks */
+    const tg_tensor *x, *y, *w; /* training rows (views of the data, no copies) */
+    const tg_tensor *vx, *vy;   /* validation rows, or NULL */
+    int64_t steps;              /* per epoch */
+    int shards, rank;           /* .shard, count 0 read as 1 */
+    bool distributed;           /* compiled with .distribute over several ranks */
+    double *stats;              /* the moving statistics averaged over the ranks */
     size_t stats_n;
-    batcher train, val;                  /* the reused batch buffers */
+    batcher train, val; /* the reused batch buffers */
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -556,10 +577,11 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
         return tg__failb(loc, "tg_fit: batch_size must be at least 1 (got %lld)", (long long)o->batch_size);
     if (!(o->validation_split >= 0 && o->validation_split < 1))
         return tg__failb(loc, "tg_fit: validation_split must be in [0, 1) (got %g)", o->validation_split);
-    int validations = (o->validation_split > 0) + (o->validation_x || o->validation_y) + (o->validation_dataset != NULL);
+    int validations =
+        (o->validation_split > 0) + (o->validation_x || o->validation_y) + (o->validation_dataset != NULL);
     if (validations > 1)
         return tg__failb(loc, "tg_fit: give one of validation_split, validation_x/validation_y and "
-                         "validation_dataset, not several");
+                              "validation_dataset, not several");
     if (!o->validation_x != !o->validation_y)
         return tg__failb(loc, "tg_fit: validation_x and validation_y go together");
     if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
@@ -568,12 +590,15 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
     if (o->initial_step < 0)
         return tg__failb(loc, "tg_fit: initial_step must not be negative (got %lld)", (long long)o->initial_step);
     if (o->initial_step > 0 && o->initial_epoch >= o->epochs)
-        return tg__failb(loc, "tg_fit: initial_step %lld is a step of epoch %d, but initial_epoch %d with epochs %d "
-                         "runs no epoch: raise epochs", (long long)o->initial_step, o->initial_epoch + 1,
-                         o->initial_epoch, o->epochs);
+        return tg__failb(loc,
+                         "tg_fit: initial_step %lld is a step of epoch %d, but initial_epoch %d with epochs %d "
+                         "runs no epoch: raise epochs",
+                         (long long)o->initial_step, o->initial_epoch + 1, o->initial_epoch, o->epochs);
     if (o->shard.count < 0 || o->shard.rank < 0 || o->shard.rank >= (o->shard.count ? o->shard.count : 1))
-        return tg__failb(loc, "tg_fit: shard rank %d of count %d: give 0 <= rank < count (count 0 or 1: no "
-                         "sharding)", o->shard.rank, o->shard.count);
+        return tg__failb(loc,
+                         "tg_fit: shard rank %d of count %d: give 0 <= rank < count (count 0 or 1: no "
+                         "sharding)",
+                         o->shard.rank, o->shard.count);
     if ((unsigned)o->verbose > TG_VERBOSE_EPOCH)
         return tg__failb(loc, "tg_fit: verbose must be a tg_verbose value (got %d)", (int)o->verbose);
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
@@ -584,7 +609,7 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
                              o->callbacks[i] ? "already freed (tg_callback_free): make a new one" : "NULL");
     if (o->class_weight && o->n_class_weight < 1)
         return tg__failb(loc, "tg_fit: class_weight needs n_class_weight >= 1");
-    if (!o->class_weight && o->n_class_weight != 0)   /* it would be read through NULL */
+    if (!o->class_weight && o->n_class_weight != 0) /* it would be read through NULL */
         return tg__failb(loc, "tg_fit: class_weight is NULL but n_class_weight is %d: give the array or a count of 0",
                          o->n_class_weight);
     for (int i = 0; o->class_weight && i < o->n_class_weight; i++)
@@ -602,13 +627,15 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
     d->shards = o->shard.count > 1 ? o->shard.count : 1;
     d->rank = o->shard.rank;
     if (o->initial_step > d->steps)
-        return tg__failb(loc, "tg_fit: initial_step %lld is past the end of the epoch: %lld training samples in "
+        return tg__failb(loc,
+                         "tg_fit: initial_step %lld is past the end of the epoch: %lld training samples in "
                          "batches of %lld make %lld steps (resume with the batch size and data of the run that "
-                         "saved the position)", (long long)o->initial_step, (long long)n, (long long)o->batch_size,
-                         (long long)d->steps);
+                         "saved the position)",
+                         (long long)o->initial_step, (long long)n, (long long)o->batch_size, (long long)d->steps);
     /* A distributed step joins with an empty shard; a step of the user's gets all rows. */
     if (d->shards > 1 && !d->distributed && (o->batch_size < d->shards || (last != 0 && last < d->shards)))
-        return tg__failb(loc, "tg_fit: %d shards need at least %d rows in every batch, but batch_size %lld of %lld "
+        return tg__failb(loc,
+                         "tg_fit: %d shards need at least %d rows in every batch, but batch_size %lld of %lld "
                          "training samples gives a batch of %lld: every shard gets a part of every batch",
                          d->shards, d->shards, (long long)o->batch_size, (long long)n,
                          (long long)(o->batch_size < d->shards ? o->batch_size : last));
@@ -617,22 +644,26 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
 
 /* Checks everything and splits off validation data (views, no copies); nothing trains
  * before this passes. */
-static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o,
-                    fit_data *d)
+static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o, fit_data *d)
 {
-    data_args a = {.x = x, .y = y, .ds = o->dataset, .inputs = o->inputs, .n_inputs = o->n_inputs,
-                   .targets = o->targets, .n_targets = o->n_targets};
+    data_args a = {.x = x,
+                   .y = y,
+                   .ds = o->dataset,
+                   .inputs = o->inputs,
+                   .n_inputs = o->n_inputs,
+                   .targets = o->targets,
+                   .n_targets = o->n_targets};
     if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !resolve_data(loc, "tg_fit", &a, &x, &y) ||
         !check_data(loc, "tg_fit", m, x, y, "x", "y"))
         return false;
     if (!y)
         return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
-                         "and therefore expects target data");
+                              "and therefore expects target data");
     if (x->shape[0] == 0)
         return tg__failb(loc, "tg_fit: `x` has no rows: there is nothing to train on (Keras fails with \"Unexpected "
-                         "result of train_function (Empty logs)\"); give at least one sample");
-    if (o->sample_weight && (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") ||
-                             o->sample_weight->size != x->shape[0]))
+                              "result of train_function (Empty logs)\"); give at least one sample");
+    if (o->sample_weight &&
+        (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") || o->sample_weight->size != x->shape[0]))
         return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)x->shape[0]);
     if (o->sample_weight && !check_finite_weights(loc, o->sample_weight))
         return false;
@@ -647,8 +678,10 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
     if (o->validation_split > 0) {
         int64_t split = (int64_t)((double)n * (1.0 - o->validation_split));
         if (split < 1 || split >= n)
-            return tg__failb(loc, "tg_fit: validation_split %g of %lld samples leaves an empty training or "
-                             "validation set", o->validation_split, (long long)n);
+            return tg__failb(loc,
+                             "tg_fit: validation_split %g of %lld samples leaves an empty training or "
+                             "validation set",
+                             o->validation_split, (long long)n);
         d->x = view_rows(loc, x, 0, split);
         d->y = view_rows(loc, y, 0, split);
         d->vx = view_rows(loc, x, split, n);
@@ -671,7 +704,8 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
         return false;
     int64_t rows = o->batch_size < d->x->shape[0] ? o->batch_size : d->x->shape[0];
     return batcher_init(loc, "tg_fit", &d->train, (const tg_tensor *[]){d->x, d->y, d->w}, 3, rows) &&
-           (!d->vx || batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
+           (!d->vx ||
+            batcher_init(loc, "tg_fit", &d->val, (const tg_tensor *[]){d->vx, d->vy, NULL}, 3, o->batch_size));
 }
 
 /* A non-trainable variable named .../moving_mean or .../moving_variance. */
@@ -754,8 +788,8 @@ static void set_position(tg_model *m, int epoch, int64_t step, uint64_t seed)
 
 /* One epoch of batches from step `first` on. Returns 1 when a callback stopped training,
  * 0, or -1 on error. */
-static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch,
-                     int64_t first, tg_progress *p, tg_logs *logs)
+static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch, int64_t first,
+                     tg_progress *p, tg_logs *logs)
 {
     int64_t n = d->x->shape[0];
     if (o->shuffle && !shuffle(loc, idx, n, o->seed, epoch))
@@ -763,7 +797,7 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
     tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
     tg_model_reset_metrics(m);
     int stop = 0;
-    int64_t next = first;   /* the next step to run */
+    int64_t next = first; /* the next step to run */
     for (int64_t b = first; b < d->steps; b++) {
         int64_t from = b * o->batch_size, count = from + o->batch_size < n ? o->batch_size : n - from;
         /* this shard's part of the global batch: the rows idx[lo, hi) */
@@ -775,10 +809,11 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
             return -1;
         tg_tensor *part[3];
         int rc = batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part)
-                     ? step(m, part[0], part[1], part[2], logs, o->user) : -1;
+                     ? step(m, part[0], part[1], part[2], logs, o->user)
+                     : -1;
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
-        if (rc == 0 && d->distributed)   /* every rank logs the whole batch's values */
+        if (rc == 0 && d->distributed) /* every rank logs the whole batch's values */
             rc = tg__reduce_metric_logs(loc, m, logs);
         if (rc == 0 && d->distributed)
             rc = average_moving_statistics(loc, m, d);
@@ -791,7 +826,7 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
             return -1;
         }
         next = b + 1;
-        set_position(m, epoch, next, o->seed);   /* before the hooks: a checkpoint there resumes after b */
+        set_position(m, epoch, next, o->seed); /* before the hooks: a checkpoint there resumes after b */
         int h = run_hooks(o, BATCH_END, m, b, logs);
         if (h < 0)
             return -1;
@@ -799,7 +834,7 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         if ((stop |= h))
             break;
     }
-    if (next == d->steps)   /* every step ran: the next one is the next epoch's first */
+    if (next == d->steps) /* every step ran: the next one is the next epoch's first */
         set_position(m, epoch + 1, 0, o->seed);
     return stop;
 }
@@ -821,29 +856,51 @@ static bool join_ranks(tg_loc loc, tg_model *m, const fit_data *d, const tg_fit_
     for (int i = 0; i < nv; i++)
         values += (double)vars[i]->size;
     enum { K = 14 };
-    static const char *const what[K] = {"", "the number of variables", "the number of trainable variables",
-                                        "the number of weights", "the number of training samples",
-                                        "the number of validation samples", "batch_size", "epochs", "initial_epoch",
-                                        "initial_step", "seed", "seed", "shuffle", "the optimizer's state arrays"};
+    static const char *const what[K] = {"",
+                                        "the number of variables",
+                                        "the number of trainable variables",
+                                        "the number of weights",
+                                        "the number of training samples",
+                                        "the number of validation samples",
+                                        "batch_size",
+                                        "epochs",
+                                        "initial_epoch",
+                                        "initial_step",
+                                        "seed",
+                                        "seed",
+                                        "shuffle",
+                                        "the optimizer's state arrays"};
     tg_optimizer *opt = tg_model_optimizer(m);
-    double v[2 * K] = {
-        failed ? tg_distributed_rank() : -1, nv, nt, values, failed ? 0 : (double)d->x->shape[0],
-        failed || !d->vx ? 0 : (double)d->vx->shape[0], (double)o->batch_size, o->epochs, o->initial_epoch,
-        (double)o->initial_step, (double)(o->seed & 0xffffffffu), (double)(o->seed >> 32), o->shuffle,
-        failed ? 0 : tg_optimizer_state_count(opt)};
+    double v[2 * K] = {failed ? tg_distributed_rank() : -1,
+                       nv,
+                       nt,
+                       values,
+                       failed ? 0 : (double)d->x->shape[0],
+                       failed || !d->vx ? 0 : (double)d->vx->shape[0],
+                       (double)o->batch_size,
+                       o->epochs,
+                       o->initial_epoch,
+                       (double)o->initial_step,
+                       (double)(o->seed & 0xffffffffu),
+                       (double)(o->seed >> 32),
+                       o->shuffle,
+                       failed ? 0 : tg_optimizer_state_count(opt)};
     for (int i = 0; i < K; i++)
         v[K + i] = -v[i];
     v[K] = failed ? -tg_distributed_rank() : -(double)tg_distributed_size();
     if (tg__dist_allreduce_f64(loc, "tg_fit", v, 2 * K, TG_DIST_MAX) != 0)
         return false;
-    if (failed)   /* this rank's own error says why */
+    if (failed) /* this rank's own error says why */
         return false;
     if (v[0] >= 0)
-        return tg__failb(loc, "tg_fit: rank %d of %d failed its checks before training (its own error says why); "
-                         "no rank trains", (int)-v[K], tg_distributed_size());
+        return tg__failb(loc,
+                         "tg_fit: rank %d of %d failed its checks before training (its own error says why); "
+                         "no rank trains",
+                         (int)-v[K], tg_distributed_size());
     for (int i = 1; i < K; i++)
         if (v[i] != -v[K + i])
-            return tg__failb(loc, "tg_fit: the ranks disagree on %s (from %.17g to %.17g): start every rank with the "
+            return tg__failb(loc,
+                             "tg_fit: the ranks disagree on %s (from %.17g to %.17g): start every rank with the "
                              "same model, data and options (a distributed fit trains one model over all of them)",
                              what[i], -v[K + i], v[i]);
     return true;
@@ -864,7 +921,7 @@ static bool sync_state(tg_loc loc, tg_model *m)
     if (tg__dist_bcast(loc, "tg_fit", &iterations, sizeof iterations, 0) != 0 ||
         tg_optimizer_set_iterations_at(loc, opt, iterations) != 0)
         return false;
-    int n = tg_optimizer_state_count(opt);   /* the same on every rank (join_ranks) */
+    int n = tg_optimizer_state_count(opt); /* the same on every rank (join_ranks) */
     for (int i = 0; i < n; i++) {
         tg_optimizer_slot slot;
         if (tg_optimizer_state(opt, i, &slot) != 0 ||
@@ -906,10 +963,11 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     unsigned check = tg_get_check();
     if (o.check_numerics)
         tg_set_check(check | TG_CHECK_NUMERICS);
-    if (d.distributed && o.shard.count > 1) {   /* refused on every rank alike: nothing to wait for */
-        tg__fail(loc, "tg_fit: .shard {%d, %d} with a model compiled with .distribute, which gives each of the %d "
-                 "ranks its shard of every batch itself: leave .shard unset", o.shard.rank, o.shard.count,
-                 tg_distributed_size());
+    if (d.distributed && o.shard.count > 1) { /* refused on every rank alike: nothing to wait for */
+        tg__fail(loc,
+                 "tg_fit: .shard {%d, %d} with a model compiled with .distribute, which gives each of the %d "
+                 "ranks its shard of every batch itself: leave .shard unset",
+                 o.shard.rank, o.shard.count, tg_distributed_size());
         goto done;
     }
     if (d.distributed)
@@ -933,7 +991,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     tg_verbose mode = o.verbose;
     if (mode == TG_VERBOSE_AUTO)
         mode = isatty(fileno(out)) ? TG_VERBOSE_BAR : TG_VERBOSE_EPOCH;
-    if (d.distributed && tg_distributed_rank() != 0)   /* rank 0 prints for the job */
+    if (d.distributed && tg_distributed_rank() != 0) /* rank 0 prints for the job */
         mode = TG_VERBOSE_SILENT;
     tg_logs logs = {0};
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
@@ -957,7 +1015,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        for (int i = 0; i < logs.n; i++)   /* what the step or callbacks logged besides metrics */
+        for (int i = 0; i < logs.n; i++) /* what the step or callbacks logged besides metrics */
             if (isnan(tg_logs_get(&epoch_logs, logs.names[i])))
                 tg_logs_set(&epoch_logs, logs.names[i], logs.values[i]);
         int hook = run_hooks(&o, EPOCH_END, m, epoch, &epoch_logs);
@@ -966,7 +1024,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        stop |= hook;   /* a batch's hook that stopped the epoch stops training too */
+        stop |= hook; /* a batch's hook that stopped the epoch stops training too */
     }
     if (stop >= 0 && run_hooks(&o, TRAIN_END, m, 0, &logs) < 0)
         stop = -1;

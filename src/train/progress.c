@@ -9,8 +9,8 @@
 
 #include "train_impl.h"
 
-#define BAR_WIDTH 30
-#define UPDATE_INTERVAL 0.05   /* seconds between redraws, as Keras */
+#define BAR_WIDTH       30
+#define UPDATE_INTERVAL 0.05 /* seconds between redraws, as Keras */
 
 double tg__now(void)
 {
@@ -71,7 +71,7 @@ static void draw_bar(tg_progress *p, int64_t step, const tg_logs *logs, bool don
             fprintf(p->out, " - ETA: %.0fs", eta);
     }
     print_logs(p->out, logs);
-    fprintf(p->out, "\033[K");   /* clear what a longer previous line left */
+    fprintf(p->out, "\033[K"); /* clear what a longer previous line left */
     fflush(p->out);
 }
 

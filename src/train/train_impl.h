@@ -2,21 +2,21 @@
 #ifndef TG_TRAIN_IMPL_H
 #define TG_TRAIN_IMPL_H
 
-#include "../nn/layer_impl.h"   /* tg__model_attach: the model keeps this layer's state */
+#include "../nn/layer_impl.h" /* tg__model_attach: the model keeps this layer's state */
 #include "tapegrad/train.h"
 
 /* What tg_compile attaches to a model. */
 typedef struct tg_compiled {
-    tg_optimizer *optimizer;            /* owned: freed with the compile */
-    const tg_model *model;              /* the optimizer's owner */
+    tg_optimizer *optimizer; /* owned: freed with the compile */
+    const tg_model *model;   /* the optimizer's owner */
     tg_loss loss;
     tg_metric_list requested;
     tg_metric *loss_mean;               /* the running "loss" */
     tg_metric *metrics[TG_MAX_METRICS]; /* resolved once the output shape is known */
     int n_metrics;
-    bool resolved;                      /* metrics resolved and the loss checked */
-    bool distribute;                    /* .distribute: data-parallel when there are ranks */
-    tg_loc loc;                         /* the user's compile line */
+    bool resolved;   /* metrics resolved and the loss checked */
+    bool distribute; /* .distribute: data-parallel when there are ranks */
+    tg_loc loc;      /* the user's compile line */
 } tg_compiled;
 
 tg_compiled *tg__compiled(const tg_model *m);
@@ -43,8 +43,8 @@ tg_shape tg__model_output_shape(tg_model *m);
 /* ---- progress ------------------------------------------------------------------------ */
 typedef struct tg_progress {
     FILE *out;
-    tg_verbose mode;            /* TG_VERBOSE_BAR, TG_VERBOSE_EPOCH or TG_VERBOSE_SILENT */
-    int64_t target;             /* steps in the epoch */
+    tg_verbose mode; /* TG_VERBOSE_BAR, TG_VERBOSE_EPOCH or TG_VERBOSE_SILENT */
+    int64_t target;  /* steps in the epoch */
     double start, last_update;
 } tg_progress;
 void tg__progress_begin(tg_progress *p, FILE *out, tg_verbose mode, int64_t target);

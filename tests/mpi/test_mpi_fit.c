@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "dist/dist_impl.h"   /* tg__dist_allreduce_f64: the same on every rank? */
+#include "dist/dist_impl.h" /* tg__dist_allreduce_f64: the same on every rank? */
 
 enum { N = 130, BATCH = 64, FEATURES = 5, CLASSES = 3, EPOCHS = 2 };
 static int rank, size;
@@ -179,8 +179,8 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
     snprintf(csv, sizeof csv, "/tmp/tapegrad_mpi_%d_rank%d.csv", (int)getppid(), rank);
     tg_callback *log = tg_csv_logger(.filename = csv);
     for (int round = 0; round < 2; round++) {
-        tg_history *h1 = tg_fit(one, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5 + round,
-                                .verbose = TG_VERBOSE_SILENT);
+        tg_history *h1 =
+            tg_fit(one, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5 + round, .verbose = TG_VERBOSE_SILENT);
         tg_history *hd = tg_fit(dist, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5 + round,
                                 .verbose = TG_VERBOSE_SILENT, .callbacks = &log, .n_callbacks = 1);
         CHECK(h1 && hd);
@@ -191,8 +191,8 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
         CHECK(n1 > 0 && n1 == nd);
         double worst = max_rel_diff(wd, w1, n1);
         if (getenv("TG_TEST_VERBOSE") || !(worst <= tol))
-            printf("  rank %d, %s, round %d: weights differ from one process's by %g\n", rank,
-                   tg_dtype_name(dtype), round, worst);
+            printf("  rank %d, %s, round %d: weights differ from one process's by %g\n", rank, tg_dtype_name(dtype),
+                   round, worst);
         CHECK(worst <= tol);
         CHECK(same_on_every_rank(wd, nd));
         /* every rank logs the whole batch's loss and metric, as the one process does */
@@ -246,7 +246,8 @@ static void test_custom_loop(void)
     tg_model *one = mlp(TG_F64, 31, 1), *mine = mlp(TG_F64, 31 + (uint64_t)rank, 1);
     tg_model_build(one, TG_SHAPE(FEATURES));
     tg_model_build(mine, TG_SHAPE(FEATURES));
-    tg_optimizer *o1 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5), *o2 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5);
+    tg_optimizer *o1 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5),
+                 *o2 = tg_sgd(.learning_rate = 0.05, .momentum = 0.5);
     int n = 0;
     tg_tensor *const *v1 = tg_model_trainable_variables(one, &n), *const *v2 = tg_model_trainable_variables(mine, &n);
     CHECK(tg_broadcast_variables(v2, n, 0) == 0);
@@ -322,7 +323,7 @@ static void test_batch_normalization_identical(void)
     tg_tensor *moving = tg_model_non_trainable_variables(m, NULL)[0];
     CHECK(strstr(tg_variable_name(moving), "moving_mean") != NULL);
     tg_copy_out_f64(moving, mean, 8);
-    CHECK(mean[0] != 0 && mean[7] != 0);   /* it moved */
+    CHECK(mean[0] != 0 && mean[7] != 0); /* it moved */
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(s);
@@ -368,7 +369,7 @@ static void test_mismatch_refused(void)
     CHECK_ERROR("the ranks disagree on the number of training samples");
     tg_clear_error();
     /* one rank's own check fails: every rank stops, the others naming it */
-    tg_tensor *y2 = rank == 1 ? tg_fill(TG_F32, TG_SHAPE(N + rank), 7) : y;   /* class 7 of 3 */
+    tg_tensor *y2 = rank == 1 ? tg_fill(TG_F32, TG_SHAPE(N + rank), 7) : y; /* class 7 of 3 */
     CHECK(tg_fit(m, x, y2, .batch_size = BATCH, .verbose = TG_VERBOSE_SILENT) == NULL);
     CHECK_ERROR(rank == 1 ? "out of range" : "rank 1 of");
     tg_clear_error();
@@ -391,7 +392,7 @@ static int failing_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, con
 
 static int abort_run(void)
 {
-    tg_scope_begin();   /* ended at exit */
+    tg_scope_begin(); /* ended at exit */
     tg_tensor *x, *y;
     make_data(TG_F32, N, false, &x, &y);
     tg_model *m = mlp(TG_F32, 3, CLASSES);
@@ -405,7 +406,7 @@ static int abort_run(void)
         snprintf(why, sizeof why, "failed: %s; ending every rank", tg_last_error());
         tg_distributed_abort(3, why);
     }
-    return 0;   /* the ranks that did not fail never get here: the abort ends them */
+    return 0; /* the ranks that did not fail never get here: the abort ends them */
 }
 
 /* A checkpoint taken mid-epoch by one rank count resumes under another: --save-mid PATH
@@ -427,12 +428,12 @@ static int save_at_step_2(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *
         return 0;
     if (rank == 0 && tg_model_save(m, cb->user, NULL) != 0)
         return -1;
-    return 1;   /* stop: the run is interrupted here */
+    return 1; /* stop: the run is interrupted here */
 }
 
 static int mid_epoch(const char *mode, const char *path)
 {
-    tg_scope_begin();   /* ended at exit */
+    tg_scope_begin(); /* ended at exit */
     tg_tensor *x, *y;
     make_data(TG_F64, N, true, &x, &y);
     if (strcmp(mode, "--save-mid") == 0) {
@@ -456,14 +457,15 @@ static int mid_epoch(const char *mode, const char *path)
     double worst = n1 == n ? max_rel_diff(w, w1, n) : INFINITY;
     bool same = h && same_on_every_rank(w, n);
     printf("rank %d: resumed at epoch %d step %lld under %d ranks: weights differ from one process's by %g, %s on "
-           "every rank: %s\n", rank, pos.epoch + 1, (long long)pos.step, size, worst, same ? "the same" : "NOT the same",
+           "every rank: %s\n",
+           rank, pos.epoch + 1, (long long)pos.step, size, worst, same ? "the same" : "NOT the same",
            h1 && h && worst <= 1e-12 && same ? "ok" : "FAILED");
     return h1 && h && worst <= 1e-12 && same ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-    tg_set_num_threads(1);   /* several ranks share the machine's cores */
+    tg_set_num_threads(1); /* several ranks share the machine's cores */
     if (tg_distributed_init() != 0) {
         printf("tg_distributed_init failed: %s\n", tg_last_error());
         return 1;
