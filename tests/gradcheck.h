@@ -205,4 +205,29 @@ static inline tg_tensor *gc_input(uint64_t seed, tg_shape shape, double lo, doub
     return x;
 }
 
+/* Checks of one-input functions: gc_unary calls the gc_unary_fn given as `user`, and
+ * gc_unary_gradient is the gradient of sum(f(x)^2 * w) taken on a tape inside, so that a
+ * gradcheck of it checks the second order (the square makes it depend on the rule's
+ * adjoint of the adjoint). */
+typedef tg_tensor *(*gc_unary_fn)(const tg_tensor *x);
+
+static inline tg_tensor *gc_unary(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    return ((gc_unary_fn)user)(xs[0]);
+}
+
+static inline tg_tensor *gc_unary_gradient(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    tg_tape *inner = tg_tape_begin();
+    tg_watch(inner, xs[0]);
+    tg_tensor *y = ((gc_unary_fn)user)(xs[0]);
+    tg_tensor *loss = y ? tg_sum(tg_mul(tg_square(y), gc_weights(y, 77))) : NULL;
+    tg_tape_end(inner);
+    tg_tensor *g = loss ? tg_gradient(inner, loss, xs[0]) : NULL;
+    tg_tape_free(inner);
+    return g;
+}
+
 #endif

@@ -16,10 +16,9 @@ static tg_tensor *roll_1_a1(const tg_tensor *x) { return tg_roll(x, TG_SHAPE(1),
 static tg_tensor *roll_m1_5_a2_0(const tg_tensor *x) { return tg_roll(x, TG_SHAPE(-1, 5), TG_AXES(2, 0)); }
 static tg_tensor *roll_2_2_a1_1(const tg_tensor *x) { return tg_roll(x, TG_SHAPE(2, 2), TG_AXES(1, -2)); }
 
-typedef tg_tensor *(*unary_fn)(const tg_tensor *x);
 static const struct {
     const char *name;
-    unary_fn f;
+    gc_unary_fn f;
 } CASES[] = {
     {"tile_2_1", tile_2_1},
     {"tile_2_3", tile_2_3},
@@ -94,26 +93,6 @@ static void test_dtypes_and_edges(void)
 }
 
 /* ---- gradients ------------------------------------------------------------------------------------ */
-static tg_tensor *call_unary(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    return ((unary_fn)user)(xs[0]);
-}
-
-/* The first gradient of sum(f(x)^2 * w): gradcheck of it checks second order (the square
- * makes the second derivative depend on the rule's adjoint of the adjoint). */
-static tg_tensor *first_gradient(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    tg_tape *inner = tg_tape_begin();
-    tg_watch(inner, xs[0]);
-    tg_tensor *y = ((unary_fn)user)(xs[0]);
-    tg_tensor *loss = y ? tg_sum(tg_mul(tg_square(y), gc_weights(y, 77))) : NULL;
-    tg_tape_end(inner);
-    tg_tensor *g = loss ? tg_gradient(inner, loss, xs[0]) : NULL;
-    tg_tape_free(inner);
-    return g;
-}
 
 static tg_tensor *tile_big(const tg_tensor *x) { return tg_tile(x, TG_SHAPE(2, 1, 3, 1, 2)); }
 static tg_tensor *reverse_all(const tg_tensor *x) { return tg_reverse(x, TG_AXES(0, 1, 2, 3, 4)); }
@@ -126,7 +105,7 @@ static void test_gradients(void)
     tg_tensor *x5 = gc_input(23, TG_SHAPE(2, 1, 3, 2, 2), -1.5, 1.5);
     struct {
         const char *name;
-        unary_fn f;
+        gc_unary_fn f;
         tg_tensor *x;
     } cases[] = {
         {"tile (2, 1)", tile_2_1, x2},
@@ -142,9 +121,9 @@ static void test_gradients(void)
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         tg_tensor *in[1] = {cases[k].x};
-        if (!gradcheck(cases[k].name, call_unary, in, 1, (void *)cases[k].f, 1e-6, 1e-8) ||
-            !gradcheck(cases[k].name, first_gradient, in, 1, (void *)cases[k].f, 1e-6, 1e-7) ||
-            !f32_matches_f64(cases[k].name, call_unary, in, 1, (void *)cases[k].f, 1e-7)) {
+        if (!gradcheck(cases[k].name, gc_unary, in, 1, (void *)cases[k].f, 1e-6, 1e-8) ||
+            !gradcheck(cases[k].name, gc_unary_gradient, in, 1, (void *)cases[k].f, 1e-6, 1e-7) ||
+            !f32_matches_f64(cases[k].name, gc_unary, in, 1, (void *)cases[k].f, 1e-7)) {
             printf("  in case %s\n", cases[k].name);
             CHECK(false);
         }
@@ -208,7 +187,7 @@ static tg_tensor *segment_min_full(const tg_tensor *x)
 
 static const struct {
     const char *name;
-    unary_fn f;
+    gc_unary_fn f;
     double tol;
 } INDEXING[] = {
     {"mirror_reflect", mirror_reflect, 1e-15},
@@ -243,12 +222,12 @@ static void test_indexing_gradients(void)
         char name[64];
         snprintf(name, sizeof name, "%s.x", INDEXING[k].name);
         tg_tensor *in[1] = {golden(name)};
-        unary_fn f = INDEXING[k].f == segment_max   ? segment_max_full
-                     : INDEXING[k].f == segment_min ? segment_min_full
-                                                    : INDEXING[k].f;
-        if (!in[0] || !gradcheck(INDEXING[k].name, call_unary, in, 1, (void *)f, 1e-6, 1e-8) ||
-            !gradcheck(INDEXING[k].name, first_gradient, in, 1, (void *)f, 1e-6, 1e-7) ||
-            !f32_matches_f64(INDEXING[k].name, call_unary, in, 1, (void *)f, 1e-7)) {
+        gc_unary_fn f = INDEXING[k].f == segment_max   ? segment_max_full
+                        : INDEXING[k].f == segment_min ? segment_min_full
+                                                       : INDEXING[k].f;
+        if (!in[0] || !gradcheck(INDEXING[k].name, gc_unary, in, 1, (void *)f, 1e-6, 1e-8) ||
+            !gradcheck(INDEXING[k].name, gc_unary_gradient, in, 1, (void *)f, 1e-6, 1e-7) ||
+            !f32_matches_f64(INDEXING[k].name, gc_unary, in, 1, (void *)f, 1e-7)) {
             printf("  in case %s\n", INDEXING[k].name);
             CHECK(false);
         }

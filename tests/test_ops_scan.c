@@ -171,26 +171,6 @@ static void test_nan_ranks_first(void)
 }
 
 /* ---- gradients: float64 finite differences, second order, float32 ------------------------------ */
-typedef tg_tensor *(*unary_fn)(const tg_tensor *x);
-static tg_tensor *call_unary(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    return ((unary_fn)user)(xs[0]);
-}
-
-/* The first gradient of sum(f(x) * w), taken inside: gradcheck of it checks second order. */
-static tg_tensor *first_gradient(tg_tensor *const *xs, int n, void *user)
-{
-    (void)n;
-    tg_tape *inner = tg_tape_begin();
-    tg_watch(inner, xs[0]);
-    tg_tensor *y = ((unary_fn)user)(xs[0]);
-    tg_tensor *loss = y ? tg_sum(tg_mul(y, gc_weights(y, 77))) : NULL;
-    tg_tape_end(inner);
-    tg_tensor *g = loss ? tg_gradient(inner, loss, xs[0]) : NULL;
-    tg_tape_free(inner);
-    return g;
-}
 
 static tg_tensor *prod_0(const tg_tensor *x) { return tg_reduce_prod(x, .axes = TG_AXES(0)); }
 static tg_tensor *prod_12_keep(const tg_tensor *x)
@@ -219,7 +199,7 @@ static void test_gradients(void)
     tg_tensor *pos = gc_input(12, TG_SHAPE(3, 2, 4), 0.5, 1.5);
     struct {
         const char *name;
-        unary_fn f;
+        gc_unary_fn f;
         tg_tensor *x;
     } cases[] = {
         {"reduce_prod axis 0", prod_0, x},
@@ -235,16 +215,16 @@ static void test_gradients(void)
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         tg_tensor *in[1] = {cases[k].x};
-        if (!gradcheck(cases[k].name, call_unary, in, 1, (void *)cases[k].f, 1e-6, 1e-7)) {
+        if (!gradcheck(cases[k].name, gc_unary, in, 1, (void *)cases[k].f, 1e-6, 1e-7)) {
             printf("  first order: %s\n", cases[k].name);
             CHECK(false);
         }
         /* second order: the products' rules are made of cumprod, mul and where */
-        if (!gradcheck(cases[k].name, first_gradient, in, 1, (void *)cases[k].f, 1e-6, 1e-6)) {
+        if (!gradcheck(cases[k].name, gc_unary_gradient, in, 1, (void *)cases[k].f, 1e-6, 1e-6)) {
             printf("  second order: %s\n", cases[k].name);
             CHECK(false);
         }
-        if (!f32_matches_f64(cases[k].name, call_unary, in, 1, (void *)cases[k].f, 1e-5)) {
+        if (!f32_matches_f64(cases[k].name, gc_unary, in, 1, (void *)cases[k].f, 1e-5)) {
             printf("  float32: %s\n", cases[k].name);
             CHECK(false);
         }
@@ -266,7 +246,7 @@ static void test_prod_gradient_with_zeros(void)
     CHECK_VALUES(tg_gradient(tape, y, x), 0, 0, 6, 0, 0, 0, 0, 8, 4, 2);
     tg_tape_free(tape);
     tg_tensor *in[1] = {x};
-    CHECK(gradcheck("reduce_prod with zeros", call_unary, in, 1, (void *)prod_axis1, 1e-6, 1e-8));
+    CHECK(gradcheck("reduce_prod with zeros", gc_unary, in, 1, (void *)prod_axis1, 1e-6, 1e-8));
     tg_scope_end(s);
 }
 
@@ -300,13 +280,13 @@ static void test_norm_and_l2_normalize(void)
     CHECK_VALUES(tg_sub(tg_norm(x, .axes = TG_AXES(0, 2)), tg_sqrt(tg_sum(tg_square(x), .axes = TG_AXES(0, 2)))), 0, 0,
                  0);
     tg_tensor *in[1] = {x};
-    unary_fn fns[] = {norm_all, norm_a1, norm_1_a0_keep, norm_inf_a1, l2n_a1, l2n_all, norm_frobenius};
+    gc_unary_fn fns[] = {norm_all, norm_a1, norm_1_a0_keep, norm_inf_a1, l2n_a1, l2n_all, norm_frobenius};
     for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
         tg_tensor *xk = k == 1 || k == 2 || k == 3 || k == 4 ? tg_reshape(x, TG_SHAPE(6, 4)) : x;
         in[0] = xk;
-        CHECK(gradcheck("norm", call_unary, in, 1, (void *)fns[k], 1e-6, 1e-7));
-        CHECK(gradcheck("norm, second order", first_gradient, in, 1, (void *)fns[k], 1e-6, 1e-6));
-        CHECK(f32_matches_f64("norm", call_unary, in, 1, (void *)fns[k], 1e-5));
+        CHECK(gradcheck("norm", gc_unary, in, 1, (void *)fns[k], 1e-6, 1e-7));
+        CHECK(gradcheck("norm, second order", gc_unary_gradient, in, 1, (void *)fns[k], 1e-6, 1e-6));
+        CHECK(f32_matches_f64("norm", gc_unary, in, 1, (void *)fns[k], 1e-5));
     }
     /* TF's euclidean norm has a NaN gradient at 0 (sqrt's 1 / (2 * 0) times 0) */
     tg_tensor *z = tg_zeros(TG_F64, TG_SHAPE(2));
