@@ -45,6 +45,7 @@ typedef struct args {
     bool exclusive, reverse; /* cumsum, cumprod */
     int mode;                /* sort's direction, norm's ord, mirror_pad's mode */
     int64_t k;               /* top_k's k, the segments' count */
+    int64_t dh, dw;          /* the convolution family: dilations */
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
@@ -771,6 +772,56 @@ static tg_tensor *f_conv2d(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_conv2d(x[0], x[1], .strides = {a->sh, a->sw}, .padding = a->pad);
 }
+/* the convolution family (conv.c): dilation, 1-D, depthwise, separable, transpose, 1-D pools */
+static tg_conv2d_opts conv_opts(const args *a)
+{
+    return (tg_conv2d_opts){.strides = {a->sh, a->sw}, .padding = a->pad, .dilations = {a->dh, a->dw}};
+}
+static tg_tensor *f_extract_patches_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_extract_patches_dilated_at(TG_LOC, x[0], a->kh, a->kw, conv_opts(a));
+}
+static tg_tensor *f_patches_to_image_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_patches_to_image_dilated_at(TG_LOC, x[0], a->s1.dims[1], a->s1.dims[2], a->kh, a->kw, conv_opts(a));
+}
+static tg_tensor *f_conv2d_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_at(TG_LOC, x[0], x[1], conv_opts(a));
+}
+static tg_tensor *f_conv1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv1d(x[0], x[1], .stride = a->sw, .padding = a->pad, .dilation = a->dw);
+}
+static tg_tensor *f_depthwise_conv2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_depthwise_conv2d_at(TG_LOC, x[0], x[1], conv_opts(a));
+}
+static tg_tensor *f_separable_conv2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_separable_conv2d_at(TG_LOC, x[0], x[1], x[2], conv_opts(a));
+}
+static tg_tensor *f_conv2d_transpose(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_transpose_at(TG_LOC, x[0], x[1], a->s1, conv_opts(a));
+}
+static tg_tensor *f_max_pool1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_max_pool1d(x[0], .pool_size = a->kw, .strides = a->sw, .padding = a->pad);
+}
+static tg_tensor *f_avg_pool1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_avg_pool1d(x[0], .pool_size = a->kw, .strides = a->sw, .padding = a->pad);
+}
 static tg_tensor *f_global_avg_pool2d(tg_tensor *const *x, int n, void *u)
 {
     UNUSED;
@@ -1259,6 +1310,48 @@ static const op_case cases[] = {
           1, TG_OP_SPARSE_SOFTMAX_XENT, .flags = C_TWICE, S(2, 3)),
     COMPX("tg_compute_loss", "mse with sample weights", f_compute_loss, A(.loss = {.kind = TG_LOSS_MSE}), 3,
           TG_OP_SUM, .flags = C_TWICE, S(3, 2), S(3, 2), S(3)),
+    /* ---- the convolution family (conv.c): dilation, 1-D, depthwise, separable, transpose, 1-D pools ---- */
+    CASE(EXTRACT_PATCHES, "2x2 valid dilations 2, 2", f_extract_patches_dilated,
+         A(.kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 2), 1, S(1, 5, 5, 2)),
+    CASE(EXTRACT_PATCHES, "3x2 same dilations 2, 3", f_extract_patches_dilated,
+         A(.kh = 3, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 1, S(2, 5, 4, 1)),
+    CASE(PATCHES_TO_IMAGE, "2x2 valid dilations 2, 1", f_patches_to_image_dilated,
+         A(.s1 = S(1, 5, 4, 2), .kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 1), 1, S(1, 3, 3, 8)),
+    CASE(PATCHES_TO_IMAGE, "3x2 same dilations 2, 3", f_patches_to_image_dilated,
+         A(.s1 = S(2, 5, 4, 1), .kh = 3, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 1,
+         S(2, 5, 4, 6)),
+    COMPX("tg_conv2d", "[1,5,5,2] * [2,2,2,2] valid dilations 2, 2", f_conv2d_dilated,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(1, 5, 5, 2), S(2, 2, 2, 2)),
+    COMPX("tg_conv2d", "[2,5,4,1] * [3,2,1,2] same dilations 2, 3", f_conv2d_dilated,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(2, 5, 4, 1),
+          S(3, 2, 1, 2)),
+    COMPX("tg_conv1d", "[2,6,2] * [3,2,3] same stride 2", f_conv1d, A(.sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 6, 2), S(3, 2, 3)),
+    COMPX("tg_conv1d", "[1,7,2] * [2,2,2] valid dilation 3", f_conv1d, A(.sw = 1, .dw = 3), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 7, 2), S(2, 2, 2)),
+    COMPX("tg_depthwise_conv2d", "[1,5,5,2] * [3,3,2,2] same strides 2", f_depthwise_conv2d,
+          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(1, 5, 5, 2), S(3, 3, 2, 2)),
+    COMPX("tg_depthwise_conv2d", "[2,5,6,3] * [2,2,3,1] valid dilations 2, 2", f_depthwise_conv2d,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE, S(2, 5, 6, 3),
+          S(2, 2, 3, 1)),
+    COMPX("tg_separable_conv2d", "[1,4,4,2] * [2,2,2,2] * [1,1,4,3] same", f_separable_conv2d,
+          A(.sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 3, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(1, 4, 4, 2), S(2, 2, 2, 2), S(1, 1, 4, 3)),
+    COMPX("tg_conv2d_transpose", "[1,2,2,3] -> [1,4,4,2] same strides 2", f_conv2d_transpose,
+          A(.s1 = S(1, 4, 4, 2), .sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2,
+          TG_OP_MATMUL COMMA TG_OP_PATCHES_TO_IMAGE, .flags = C_TWICE, S(1, 2, 2, 3), S(3, 3, 2, 3)),
+    COMPX("tg_conv2d_transpose", "[2,2,2,1] -> [2,6,5,2] valid strides 2", f_conv2d_transpose,
+          A(.s1 = S(2, 6, 5, 2), .sh = 2, .sw = 2), 2, TG_OP_MATMUL COMMA TG_OP_PATCHES_TO_IMAGE,
+          .flags = C_TWICE, S(2, 2, 2, 1), S(3, 3, 2, 1)),
+    COMPX("tg_max_pool1d", "[2,6,2] pool 2", f_max_pool1d, A(.kw = 2, .sw = 0), 1, TG_OP_MAX_POOL2D,
+          .flags = C_TWICE, S(2, 6, 2)),
+    COMPX("tg_max_pool1d", "[1,7,3] pool 3 same strides 2", f_max_pool1d,
+          A(.kw = 3, .sw = 2, .pad = TG_PADDING_SAME), 1, TG_OP_MAX_POOL2D, .flags = C_TWICE, S(1, 7, 3)),
+    COMPX("tg_avg_pool1d", "[2,6,2] pool 2", f_avg_pool1d, A(.kw = 2, .sw = 0), 1, TG_OP_AVG_POOL2D,
+          .flags = C_TWICE, S(2, 6, 2)),
+    COMPX("tg_avg_pool1d", "[1,7,3] pool 3 same strides 2", f_avg_pool1d,
+          A(.kw = 3, .sw = 2, .pad = TG_PADDING_SAME), 1, TG_OP_AVG_POOL2D, .flags = C_TWICE, S(1, 7, 3)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
