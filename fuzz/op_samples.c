@@ -452,6 +452,19 @@ static tg_tensor *s_avg_pool_grad(tg_sample *s, tg_tensor *const *x)
     return apply(s, &a, &d, 1);
 }
 
+/* ---- resize.c: a small image and a size, either method ------------------------------------------- */
+static tg_tensor *s_resize(tg_sample *s, tg_tensor *const *x)
+{
+    unsigned b = tg_sample_byte(s);
+    int64_t h = 1 + b % 3, w = 1 + (b >> 2) % 3, oh = 1 + (b >> 4) % 4, ow = 1 + tg_sample_byte(s) % 4;
+    tg_attrs a = {.resize = {.method = b & 64 ? TG_RESIZE_NEAREST : TG_RESIZE_BILINEAR}};
+    bool grad = s->op == TG_OP_RESIZE_GRAD;
+    a.resize.height = grad ? h : oh;
+    a.resize.width = grad ? w : ow;
+    tg_tensor *img = tg_sample_fit(x[0], grad ? TG_SHAPE(1, oh, ow, 1) : TG_SHAPE(1, h, w, 1));
+    return apply(s, &a, &img, 1);
+}
+
 /* ---- fused ---------------------------------------------------------------------------------------- */
 static tg_tensor *s_bias_add_act(tg_sample *s, tg_tensor *const *x)
 {
@@ -737,6 +750,8 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),
     ROW(AVG_POOL2D, s_pool, 1, 1),
     ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
+    ROW(RESIZE, s_resize, 1, 1),
+    ROW(RESIZE_GRAD, s_resize, 1, 1),
     ROW(CUSTOM, s_custom, 1, 1),
     ROW(CHECK_NUMERICS, s_check_numerics, 1, 0), /* refuses NaN: its purpose */
     /* scan.c, index.c */

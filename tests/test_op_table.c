@@ -822,6 +822,20 @@ static tg_tensor *f_avg_pool1d(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_avg_pool1d(x[0], .pool_size = a->kw, .strides = a->sw, .padding = a->pad);
 }
+/* resize (resize.c): s1 holds the size, mode the method */
+static tg_tensor *f_resize(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_resize(x[0], a->s1.dims[0], a->s1.dims[1], .method = (tg_resize_method)a->mode);
+}
+/* resize's backward: its gradient, seeded with x[0], for an image of shape s2 */
+static tg_tensor *f_resize_grad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *img = tg_zeros(tg_dtype_of(x[0]), a->s2), *g;
+    SEEDED_GRADIENT(tg_resize(img, a->s1.dims[0], a->s1.dims[1], .method = (tg_resize_method)a->mode), img, x[0], g);
+    return g;
+}
 static tg_tensor *f_global_avg_pool2d(tg_tensor *const *x, int n, void *u)
 {
     UNUSED;
@@ -1352,6 +1366,21 @@ static const op_case cases[] = {
           .flags = C_TWICE, S(2, 6, 2)),
     COMPX("tg_avg_pool1d", "[1,7,3] pool 3 same strides 2", f_avg_pool1d,
           A(.kw = 3, .sw = 2, .pad = TG_PADDING_SAME), 1, TG_OP_AVG_POOL2D, .flags = C_TWICE, S(1, 7, 3)),
+    /* ---- resize.c ---- */
+    CASEX(RESIZE, "bilinear [1,3,4,2] -> 5x7", f_resize, A(.s1 = S(5, 7), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 3, 4, 2)),
+    CASEX(RESIZE, "bilinear [2,5,6,1] -> 3x2", f_resize, A(.s1 = S(3, 2), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 5, 6, 1)),
+    CASEX(RESIZE, "nearest [1,3,4,2] -> 5x7", f_resize, A(.s1 = S(5, 7), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 3, 4, 2)),
+    CASEX(RESIZE, "nearest [2,5,6,1] -> 3x2", f_resize, A(.s1 = S(3, 2), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 5, 6, 1)),
+    CASEX(RESIZE_GRAD, "bilinear 5x7 -> [1,3,4,2]", f_resize_grad,
+          A(.s1 = S(5, 7), .s2 = S(1, 3, 4, 2), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 5, 7, 2)),
+    CASEX(RESIZE_GRAD, "nearest 3x2 -> [2,5,6,1]", f_resize_grad,
+          A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
@@ -1379,6 +1408,8 @@ static bool linear_row(tg_op_kind op)
         TG_OP_PATCHES_TO_IMAGE,
         TG_OP_AVG_POOL2D,
         TG_OP_AVG_POOL2D_GRAD,
+        TG_OP_RESIZE,
+        TG_OP_RESIZE_GRAD,
     };
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (linear[i] == op)
@@ -1779,6 +1810,10 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
     case TG_OP_AVG_POOL2D_GRAD: {
         tg_attrs w = window_attrs(a, a->s1.dims[1], a->s1.dims[2]);
         return TG__APPLY(TG_LOC, TG_OP_AVG_POOL2D_GRAD, &w, as_dtype(xs[0], d));
+    }
+    case TG_OP_RESIZE_GRAD: {
+        tg_attrs r = {.resize = {.height = a->s2.dims[1], .width = a->s2.dims[2], .method = a->mode}};
+        return TG__APPLY(TG_LOC, TG_OP_RESIZE_GRAD, &r, as_dtype(xs[0], d));
     }
     default: {
         tg_tensor *in[GC_MAX_INPUTS];

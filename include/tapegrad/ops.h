@@ -468,6 +468,19 @@ tg_tensor *tg_avg_pool1d_at(tg_loc loc, const tg_tensor *x, tg_pool1d_opts o);
 #define tg_max_pool1d(x, ...) tg_max_pool1d_at(TG_LOC, x, TG__OPTS(tg_pool1d_opts, .pool_size = 2, __VA_ARGS__))
 #define tg_avg_pool1d(x, ...) tg_avg_pool1d_at(TG_LOC, x, TG__OPTS(tg_pool1d_opts, .pool_size = 2, __VA_ARGS__))
 
+/* ---- image resizing (resize.c) ---- */
+typedef enum tg_resize_method { TG_RESIZE_BILINEAR = 0, TG_RESIZE_NEAREST = 1 } tg_resize_method;
+typedef struct tg_resize_opts {
+    tg_resize_method method; /* default TG_RESIZE_BILINEAR, as TF */
+} tg_resize_opts;
+/* tf.image.resize (TF2: half-pixel centers, antialias off): images [N, H, W, C] or
+ * [H, W, C] to height x width. Bilinear's gradient scatters dy with the same weights;
+ * nearest's routes dy to the pixel each output copied. The dtype is kept (TF's bilinear
+ * returns float32 for any input). */
+tg_tensor *tg_resize_at(tg_loc loc, const tg_tensor *images, int64_t height, int64_t width, tg_resize_opts o);
+#define tg_resize(images, height, width, ...) \
+    tg_resize_at(TG_LOC, images, height, width, TG__OPTS(tg_resize_opts, .method = TG_RESIZE_BILINEAR, __VA_ARGS__))
+
 typedef struct tg_pool2d_opts {
     int64_t pool_size[2]; /* default {2, 2} */
     int64_t strides[2];   /* default {0, 0}: the pool size, as Keras */

@@ -83,8 +83,12 @@ typedef struct tg_attrs {
         } scatter;     /* scatter_add: the result's shape */
         int64_t depth; /* one_hot */
         tg_window_attrs window;
-        int act;        /* bias_add_act, act_grad: tg_bias_act */
-        tg_dtype dtype; /* cast: the target */
+        struct {
+            int64_t height, width; /* the result's */
+            int method;            /* tg_resize_method */
+        } resize;                  /* resize, resize_grad (resize.c) */
+        int act;                   /* bias_add_act, act_grad: tg_bias_act */
+        tg_dtype dtype;            /* cast: the target */
         struct {
             tg_custom_backward_fn backward;
             void *user;
