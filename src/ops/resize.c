@@ -104,39 +104,39 @@ bool tg__resize_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 
 /* resize: out[o] = lerp(lerp(tl, tr, wx), lerp(bl, br, wx), wy), TF's order of operations.
  * resize_grad: the same weights, dy scattered back: img[.] += dy * (1 - wy) * (1 - wx)... */
-#define RESIZE_LOOP(T)                                                                                      \
-    do {                                                                                                    \
-        const T *src = c->in[0]->data;                                                                      \
-        T *dst = out->data;                                                                                 \
-        if (grad)                                                                                           \
-            memset(dst, 0, sizeof(T) * (size_t)out->size);                                                  \
-        for (int64_t n = 0; n < s.n; n++)                                                                   \
-            for (int64_t oy = 0; oy < s.oh; oy++) {                                                         \
-                tap ty = tap_of(oy, s.h, s.oh, method);                                                     \
-                T wy = (T)ty.w;                                                                             \
-                for (int64_t ox = 0; ox < s.ow; ox++) {                                                     \
-                    tap tx = tap_of(ox, s.w, s.ow, method);                                                 \
-                    T wx = (T)tx.w;                                                                         \
-                    int64_t tl = ((n * s.h + ty.lo) * s.w + tx.lo) * s.c, tr = tl + (tx.hi - tx.lo) * s.c; \
-                    int64_t bl = tl + (ty.hi - ty.lo) * s.w * s.c, br = bl + (tx.hi - tx.lo) * s.c;        \
-                    int64_t at = ((n * s.oh + oy) * s.ow + ox) * s.c;                                       \
-                    for (int64_t q = 0; q < s.c; q++) {                                                     \
-                        if (!grad) {                                                                        \
-                            T top = src[tl + q] + (src[tr + q] - src[tl + q]) * wx;                         \
-                            T bot = src[bl + q] + (src[br + q] - src[bl + q]) * wx;                         \
+#define RESIZE_LOOP(T)                                                                                        \
+    do {                                                                                                      \
+        const T *src = c->in[0]->data;                                                                        \
+        T *dst = out->data;                                                                                   \
+        if (grad)                                                                                             \
+            memset(dst, 0, sizeof(T) * (size_t)out->size);                                                    \
+        for (int64_t n = 0; n < s.n; n++)                                                                     \
+            for (int64_t oy = 0; oy < s.oh; oy++) {                                                           \
+                tap ty = tap_of(oy, s.h, s.oh, method);                                                       \
+                T wy = (T)ty.w;                                                                               \
+                for (int64_t ox = 0; ox < s.ow; ox++) {                                                       \
+                    tap tx = tap_of(ox, s.w, s.ow, method);                                                   \
+                    T wx = (T)tx.w;                                                                           \
+                    int64_t tl = ((n * s.h + ty.lo) * s.w + tx.lo) * s.c, tr = tl + (tx.hi - tx.lo) * s.c;    \
+                    int64_t bl = tl + (ty.hi - ty.lo) * s.w * s.c, br = bl + (tx.hi - tx.lo) * s.c;           \
+                    int64_t at = ((n * s.oh + oy) * s.ow + ox) * s.c;                                         \
+                    for (int64_t q = 0; q < s.c; q++) {                                                       \
+                        if (!grad) {                                                                          \
+                            T top = src[tl + q] + (src[tr + q] - src[tl + q]) * wx;                           \
+                            T bot = src[bl + q] + (src[br + q] - src[bl + q]) * wx;                           \
                             dst[at + q] = method == TG_RESIZE_NEAREST ? src[tl + q] : top + (bot - top) * wy; \
-                        } else if (method == TG_RESIZE_NEAREST) {                                           \
-                            dst[tl + q] += src[at + q];                                                     \
-                        } else {                                                                            \
-                            T d = src[at + q];                                                              \
-                            dst[tl + q] += d * (1 - wy) * (1 - wx);                                         \
-                            dst[tr + q] += d * (1 - wy) * wx;                                               \
-                            dst[bl + q] += d * wy * (1 - wx);                                               \
-                            dst[br + q] += d * wy * wx;                                                     \
-                        }                                                                                   \
-                    }                                                                                       \
-                }                                                                                           \
-            }                                                                                               \
+                        } else if (method == TG_RESIZE_NEAREST) {                                             \
+                            dst[tl + q] += src[at + q];                                                       \
+                        } else {                                                                              \
+                            T d = src[at + q];                                                                \
+                            dst[tl + q] += d * (1 - wy) * (1 - wx);                                           \
+                            dst[tr + q] += d * (1 - wy) * wx;                                                 \
+                            dst[bl + q] += d * wy * (1 - wx);                                                 \
+                            dst[br + q] += d * wy * wx;                                                       \
+                        }                                                                                     \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
     } while (0)
 
 bool tg__resize_forward(const tg_call *c, tg_tensor *out)
