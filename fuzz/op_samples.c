@@ -367,6 +367,7 @@ static tg_tensor *s_pad(tg_sample *s, tg_tensor *const *x)
 typedef struct geometry {
     int64_t h, w, c, kh, kw, sh, sw;
     tg_padding pad;
+    int64_t dh, dw; /* the patches' dilations (1 for the pools) */
 } geometry;
 
 /* A small image [1, h, w, c] and a window that fits it. */
@@ -380,7 +381,25 @@ static geometry pick_window(tg_sample *s)
     g.sh = 1 + (b >> 3) % 2;
     g.sw = 1 + (b >> 4) % 2;
     g.pad = b & 64 ? TG_PADDING_SAME : TG_PADDING_VALID;
+    g.dh = g.dw = 1;
     return g;
+}
+
+/* pick_window, sometimes dilated by 2 (strides 1 only, and a window that still fits). */
+static geometry pick_dilated_window(tg_sample *s)
+{
+    geometry g = pick_window(s);
+    if (g.sh == 1 && g.sw == 1 && tg_sample_byte(s) & 1) {
+        bool same = g.pad == TG_PADDING_SAME;
+        g.dh = same || 2 * (g.kh - 1) + 1 <= g.h ? 2 : 1;
+        g.dw = same || 2 * (g.kw - 1) + 1 <= g.w ? 2 : 1;
+    }
+    return g;
+}
+
+static tg_conv2d_opts dilated_opts(const geometry *g)
+{
+    return (tg_conv2d_opts){.strides = {g->sh, g->sw}, .padding = g->pad, .dilations = {g->dh, g->dw}};
 }
 
 static tg_shape image(const geometry *g) { return TG_SHAPE(1, g->h, g->w, g->c); }
@@ -403,19 +422,19 @@ static tg_pool2d_opts pool_opts(const geometry *g)
 
 static tg_tensor *s_patches(tg_sample *s, tg_tensor *const *x)
 {
-    geometry g = pick_window(s);
+    geometry g = pick_dilated_window(s);
     tg_tensor *img = tg_sample_fit(x[0], image(&g));
     use(s, img);
-    return tg_extract_patches_at(LOC, img, g.kh, g.kw, g.sh, g.sw, g.pad);
+    return tg_extract_patches_dilated_at(LOC, img, g.kh, g.kw, dilated_opts(&g));
 }
 
 static tg_tensor *s_patches_to_image(tg_sample *s, tg_tensor *const *x)
 {
-    geometry g = pick_window(s);
-    tg_tensor *like = tg_extract_patches_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, g.sh, g.sw, g.pad);
+    geometry g = pick_dilated_window(s);
+    tg_tensor *like = tg_extract_patches_dilated_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, dilated_opts(&g));
     tg_tensor *p = like ? tg_sample_fit(x[0], shape_of(like)) : NULL;
     use(s, p);
-    return tg_patches_to_image_at(LOC, p, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad);
+    return tg_patches_to_image_dilated_at(LOC, p, g.h, g.w, g.kh, g.kw, dilated_opts(&g));
 }
 
 static tg_tensor *s_pool(tg_sample *s, tg_tensor *const *x)

@@ -60,12 +60,13 @@ typedef struct conv_args {
 
 static tg_conv2d_opts opts_of(const conv_args *a)
 {
-    return (tg_conv2d_opts){.strides = {a->sh ? a->sh : 1, a->sw ? a->sw : 1},
-                            .padding = a->pad,
-                            .dilations = {a->dh, a->dw}};
+    return (tg_conv2d_opts){
+        .strides = {a->sh ? a->sh : 1, a->sw ? a->sw : 1}, .padding = a->pad, .dilations = {a->dh, a->dw}};
 }
 
-#define CA const conv_args *a = u; (void)n
+#define CA                  \
+    const conv_args *a = u; \
+    (void)n
 static tg_tensor *c_conv2d(tg_tensor *const *x, int n, void *u)
 {
     CA;
@@ -101,7 +102,7 @@ static tg_tensor *c_resize(tg_tensor *const *x, int n, void *u)
 #define SHAPE4(a, b, c, d)                       \
     (tg_shape)                                   \
     {                                            \
-        .rank = 4, .dims = { (a), (b), (c), (d) } \
+        .rank = 4, .dims = {(a), (b), (c), (d) } \
     }
 
 static const struct {
@@ -162,8 +163,8 @@ static void test_resize_by_hand(void)
 {
     tg_scope *s = tg_scope_begin();
     CHECK_VALUES(tg_resize(tg_from_f64(TG_SHAPE(1, 1, 2, 1), 1, 2), 1, 3, .method = TG_RESIZE_NEAREST), 1e-15, 1, 2, 2);
-    CHECK_VALUES(tg_resize(tg_from_f64(TG_SHAPE(1, 1, 4, 1), 1, 2, 3, 4), 1, 3, .method = TG_RESIZE_NEAREST), 1e-15, 1, 3,
-                 4);
+    CHECK_VALUES(tg_resize(tg_from_f64(TG_SHAPE(1, 1, 4, 1), 1, 2, 3, 4), 1, 3, .method = TG_RESIZE_NEAREST), 1e-15, 1,
+                 3, 4);
     /* bilinear [0, 4] to 4: sources -0.25, 0.25, 0.75, 1.25, clamped at the edges */
     CHECK_VALUES(tg_resize(tg_from_f64(TG_SHAPE(1, 1, 2, 1), 0, 4), 1, 4), 1e-15, 0, 1, 3, 4);
     /* rank 3 images, and the same size is the identity */
@@ -189,8 +190,7 @@ static void test_adjoints(void)
     tg_tensor *x = gc_input(1, TG_SHAPE(2, 7, 6, 3), -1, 1), *k = gc_input(2, TG_SHAPE(3, 2, 3, 4), -1, 1);
     tg_tensor *yc = tg_conv2d(x, k, .padding = TG_PADDING_SAME, .dilations = {2, 3});
     tg_tensor *y = gc_input(3, tg_shape_of(yc), -1, 1);
-    tg_tensor *xt =
-        tg_conv2d_transpose(y, k, tg_shape_of(x), .padding = TG_PADDING_SAME, .dilations = {2, 3});
+    tg_tensor *xt = tg_conv2d_transpose(y, k, tg_shape_of(x), .padding = TG_PADDING_SAME, .dilations = {2, 3});
     double a = tg_item(tg_sum(tg_mul(yc, y))), b = tg_item(tg_sum(tg_mul(x, xt)));
     CHECK(fabs(a - b) <= 1e-12 * (1 + fabs(a)));
     tg_tensor *xr = gc_input(4, TG_SHAPE(1, 5, 3, 2), -1, 1), *yr = tg_resize(xr, 7, 8);
@@ -226,11 +226,11 @@ static void test_pool1d(void)
 }
 
 /* ---- errors ------------------------------------------------------------------------------------- */
-#define EXPECT_HERE(failed, needle)                                                 \
-    do {                                                                            \
-        EXPECT_ERROR(failed, needle);                                               \
+#define EXPECT_HERE(failed, needle)                                                    \
+    do {                                                                               \
+        EXPECT_ERROR(failed, needle);                                                  \
         CHECK(tg_last_error() && strstr(tg_last_error(), "test_ops_conv2.c") != NULL); \
-        tg_clear_error();                                                           \
+        tg_clear_error();                                                              \
     } while (0)
 
 static void test_errors(void)
@@ -241,7 +241,7 @@ static void test_errors(void)
                 "tg_conv2d: strides (2, 2) above 1 cannot be combined with dilations (2, 2) above 1");
     EXPECT_HERE(tg_conv2d(x, k, .dilations = {-1, 1}) == NULL, "tg_conv2d: dilations (-1, 1) must be positive");
     EXPECT_HERE(tg_conv2d(x, k, .dilations = {6, 1}) == NULL,
-                "tg_conv2d: with VALID padding the window (2, 2) (dilated: 7, 2) must fit");
+                "tg_conv2d: with VALID padding the window (2, 2), dilated to (7, 2), must fit");
     CHECK(tg_conv2d(x, k, .dilations = {6, 1}, .padding = TG_PADDING_SAME) != NULL);
     EXPECT_HERE(tg_conv1d(x, k) == NULL, "tg_conv1d: `x` must have rank 3, [batch, width, channels] (NWC)");
     EXPECT_HERE(tg_conv1d(tg_zeros(TG_F32, TG_SHAPE(1, 5, 3)), tg_zeros(TG_F32, TG_SHAPE(2, 3, 2)), .stride = 2,
@@ -251,13 +251,13 @@ static void test_errors(void)
                 "tg_depthwise_conv2d: `x` of shape (1, 6, 6, 3) has 3 channels but `filter` of shape (2, 2, 2, 1)");
     EXPECT_HERE(tg_depthwise_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(2, 2, 3))) == NULL,
                 "tg_depthwise_conv2d: `filter` must have rank 4, [kh, kw, in_channels, channel_multiplier]");
-    EXPECT_HERE(tg_separable_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(2, 2, 3, 2)), tg_zeros(TG_F32, TG_SHAPE(1, 1, 3, 4))) ==
-                    NULL,
-                "tg_separable_conv2d: `pointwise_filter` must have shape [1, 1, 6, filters]");
-    EXPECT_HERE(tg_conv2d_transpose(tg_zeros(TG_F32, TG_SHAPE(1, 3, 3, 4)), k, TG_SHAPE(1, 9, 9, 3),
-                                    .strides = {2, 2}) == NULL,
-                "tg_conv2d_transpose: output_shape (1, 9, 9, 3) does not fit: a conv2d of it with `filters` "
-                "(2, 2, 3, 4) (these strides and padding) gives [1, 4, 4, 4], but `input` has shape (1, 3, 3, 4)");
+    EXPECT_HERE(
+        tg_separable_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(2, 2, 3, 2)), tg_zeros(TG_F32, TG_SHAPE(1, 1, 3, 4))) == NULL,
+        "tg_separable_conv2d: `pointwise_filter` must have shape [1, 1, 6, filters]");
+    EXPECT_HERE(
+        tg_conv2d_transpose(tg_zeros(TG_F32, TG_SHAPE(1, 3, 3, 4)), k, TG_SHAPE(1, 9, 9, 3), .strides = {2, 2}) == NULL,
+        "tg_conv2d_transpose: output_shape (1, 9, 9, 3) does not fit: a conv2d of it with `filters` "
+        "(2, 2, 3, 4) (these strides and padding) gives [1, 4, 4, 4], but `input` has shape (1, 3, 3, 4)");
     EXPECT_HERE(tg_conv2d_transpose(tg_zeros(TG_F32, TG_SHAPE(1, 3, 3, 4)), k, TG_SHAPE(6, 6, 3)) == NULL,
                 "tg_conv2d_transpose: `input` [batch, height, width, in_channels], `filters`");
     EXPECT_HERE(tg_max_pool1d(x) == NULL, "tg_max_pool1d: the input must have rank 3, [batch, width, channels]");

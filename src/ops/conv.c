@@ -14,6 +14,7 @@
  *
  * Every op here reads its window from attrs.window (tg_window_attrs, op.h). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "op.h"
@@ -101,10 +102,13 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
                     .w = img->dims[2],
                     .c = img->dims[3]};
     if (!win->same && (win->h < ekh || win->w < ekw)) {
+        char dil[64] = "";
+        if (dh > 1 || dw > 1)
+            snprintf(dil, sizeof dil, ", dilated to (%lld, %lld),", (long long)ekh, (long long)ekw);
         tg__fail(loc,
-                 "%s: with VALID padding the window (%lld, %lld) (dilated: %lld, %lld) must fit in the input's "
-                 "height and width, but the input has shape %s; use TG_PADDING_SAME or a smaller window",
-                 name, (long long)k[0], (long long)k[1], (long long)ekh, (long long)ekw, str);
+                 "%s: with VALID padding the window (%lld, %lld)%s must fit in the input's height and width, "
+                 "but the input has shape %s; use TG_PADDING_SAME or a smaller window",
+                 name, (long long)k[0], (long long)k[1], dil, str);
         return false;
     }
     int64_t kk, len;
