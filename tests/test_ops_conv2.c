@@ -246,7 +246,10 @@ static void test_errors(void)
     EXPECT_HERE(tg_conv1d(x, k) == NULL, "tg_conv1d: `x` must have rank 3, [batch, width, channels] (NWC)");
     EXPECT_HERE(tg_conv1d(tg_zeros(TG_F32, TG_SHAPE(1, 5, 3)), tg_zeros(TG_F32, TG_SHAPE(2, 3, 2)), .stride = 2,
                           .dilation = 2) == NULL,
-                "tg_conv1d: strides (1, 2) above 1 cannot be combined with dilations (1, 2)");
+                "tg_conv1d: stride 2 above 1 cannot be combined with dilation 2 above 1");
+    EXPECT_HERE(tg_conv1d(tg_zeros(TG_F32, TG_SHAPE(1, 5, 3)), tg_zeros(TG_F32, TG_SHAPE(2, 3, 2)), .stride = 0) ==
+                    NULL,
+                "tg_conv1d: stride 0 and dilation 1 must be positive");
     EXPECT_HERE(tg_depthwise_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(2, 2, 2, 1))) == NULL,
                 "tg_depthwise_conv2d: `x` of shape (1, 6, 6, 3) has 3 channels but `filter` of shape (2, 2, 2, 1)");
     EXPECT_HERE(tg_depthwise_conv2d(x, tg_zeros(TG_F32, TG_SHAPE(2, 2, 3))) == NULL,
@@ -263,6 +266,8 @@ static void test_errors(void)
     EXPECT_HERE(tg_max_pool1d(x) == NULL, "tg_max_pool1d: the input must have rank 3, [batch, width, channels]");
     EXPECT_HERE(tg_avg_pool1d(tg_zeros(TG_F32, TG_SHAPE(1, 2, 1)), .pool_size = 3) == NULL,
                 "tg_avg_pool1d: with VALID padding the window (1, 3)");
+    EXPECT_HERE(tg_max_pool1d(tg_zeros(TG_F32, TG_SHAPE(1, 6, 1)), .strides = -1) == NULL,
+                "tg_max_pool1d: pool_size 2 must be positive and strides -1 positive (or 0: the pool size)");
     EXPECT_HERE(tg_resize(x, 0, 3) == NULL, "tg_resize: the size (0, 3) must be positive");
     EXPECT_HERE(tg_resize(x, 2, 3, .method = (tg_resize_method)5) == NULL,
                 "tg_resize: method 5 is neither TG_RESIZE_BILINEAR nor TG_RESIZE_NEAREST");

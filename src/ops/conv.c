@@ -420,6 +420,15 @@ tg_tensor *tg_conv1d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
                         "[kw, in_channels, filters], but they have shapes %s and %s",
                         xstr, kstr);
     }
+    int64_t dil = o.dilation ? o.dilation : 1;
+    if (o.stride < 1 || dil < 1)
+        return tg__fail(loc, "tg_conv1d: stride %lld and dilation %lld must be positive", (long long)o.stride,
+                        (long long)dil);
+    if (o.stride > 1 && dil > 1)
+        return tg__fail(loc,
+                        "tg_conv1d: stride %lld above 1 cannot be combined with dilation %lld above 1, as in TF; "
+                        "use stride 1 and subsample the result, or no dilation",
+                        (long long)o.stride, (long long)dil);
     int64_t n = x->shape[0], wd = x->shape[1], c = x->shape[2];
     tg_tensor *x4 = tg_reshape_at(loc, x, TG_SHAPE(n, 1, wd, c));
     tg_tensor *k4 = tg_reshape_at(loc, kernel, TG_SHAPE(1, kernel->shape[0], kernel->shape[1], kernel->shape[2]));
@@ -758,6 +767,9 @@ static tg_tensor *pool1d(tg_loc loc, const char *name, tg_op_kind op, const tg_t
     if (!tg_dtype_is_float(x->dtype))
         return tg__fail(loc, "%s: `x` must be float32 or float64, not %s (cast it with tg_cast)", name,
                         tg_dtype_name(x->dtype));
+    if (o.pool_size < 1 || o.strides < 0)
+        return tg__fail(loc, "%s: pool_size %lld must be positive and strides %lld positive (or 0: the pool size)",
+                        name, (long long)o.pool_size, (long long)o.strides);
     tg_shape s4 = {.rank = 4, .dims = {x->shape[0], 1, x->shape[1], x->shape[2]}};
     window w;
     int64_t stride = o.strides ? o.strides : o.pool_size;
