@@ -367,6 +367,7 @@ static tg_tensor *s_pad(tg_sample *s, tg_tensor *const *x)
 typedef struct geometry {
     int64_t h, w, c, kh, kw, sh, sw;
     tg_padding pad;
+    int64_t dh, dw; /* the patches' dilations (1 for the pools) */
 } geometry;
 
 /* A small image [1, h, w, c] and a window that fits it. */
@@ -380,7 +381,25 @@ static geometry pick_window(tg_sample *s)
     g.sh = 1 + (b >> 3) % 2;
     g.sw = 1 + (b >> 4) % 2;
     g.pad = b & 64 ? TG_PADDING_SAME : TG_PADDING_VALID;
+    g.dh = g.dw = 1;
     return g;
+}
+
+/* pick_window, sometimes dilated by 2 (strides 1 only, and a window that still fits). */
+static geometry pick_dilated_window(tg_sample *s)
+{
+    geometry g = pick_window(s);
+    if (g.sh == 1 && g.sw == 1 && tg_sample_byte(s) & 1) {
+        bool same = g.pad == TG_PADDING_SAME;
+        g.dh = same || 2 * (g.kh - 1) + 1 <= g.h ? 2 : 1;
+        g.dw = same || 2 * (g.kw - 1) + 1 <= g.w ? 2 : 1;
+    }
+    return g;
+}
+
+static tg_conv2d_opts dilated_opts(const geometry *g)
+{
+    return (tg_conv2d_opts){.strides = {g->sh, g->sw}, .padding = g->pad, .dilations = {g->dh, g->dw}};
 }
 
 static tg_shape image(const geometry *g) { return TG_SHAPE(1, g->h, g->w, g->c); }
@@ -403,19 +422,19 @@ static tg_pool2d_opts pool_opts(const geometry *g)
 
 static tg_tensor *s_patches(tg_sample *s, tg_tensor *const *x)
 {
-    geometry g = pick_window(s);
+    geometry g = pick_dilated_window(s);
     tg_tensor *img = tg_sample_fit(x[0], image(&g));
     use(s, img);
-    return tg_extract_patches_at(LOC, img, g.kh, g.kw, g.sh, g.sw, g.pad);
+    return tg_extract_patches_dilated_at(LOC, img, g.kh, g.kw, dilated_opts(&g));
 }
 
 static tg_tensor *s_patches_to_image(tg_sample *s, tg_tensor *const *x)
 {
-    geometry g = pick_window(s);
-    tg_tensor *like = tg_extract_patches_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, g.sh, g.sw, g.pad);
+    geometry g = pick_dilated_window(s);
+    tg_tensor *like = tg_extract_patches_dilated_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, dilated_opts(&g));
     tg_tensor *p = like ? tg_sample_fit(x[0], shape_of(like)) : NULL;
     use(s, p);
-    return tg_patches_to_image_at(LOC, p, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad);
+    return tg_patches_to_image_dilated_at(LOC, p, g.h, g.w, g.kh, g.kw, dilated_opts(&g));
 }
 
 static tg_tensor *s_pool(tg_sample *s, tg_tensor *const *x)
@@ -450,6 +469,19 @@ static tg_tensor *s_avg_pool_grad(tg_sample *s, tg_tensor *const *x)
     tg_tensor *d = y ? tg_sample_fit(x[0], shape_of(y)) : NULL;
     tg_attrs a = window_attrs(&g);
     return apply(s, &a, &d, 1);
+}
+
+/* ---- resize.c: a small image and a size, either method ------------------------------------------- */
+static tg_tensor *s_resize(tg_sample *s, tg_tensor *const *x)
+{
+    unsigned b = tg_sample_byte(s);
+    int64_t h = 1 + b % 3, w = 1 + (b >> 2) % 3, oh = 1 + (b >> 4) % 4, ow = 1 + tg_sample_byte(s) % 4;
+    tg_attrs a = {.resize = {.method = b & 64 ? TG_RESIZE_NEAREST : TG_RESIZE_BILINEAR}};
+    bool grad = s->op == TG_OP_RESIZE_GRAD;
+    a.resize.height = grad ? h : oh;
+    a.resize.width = grad ? w : ow;
+    tg_tensor *img = tg_sample_fit(x[0], grad ? TG_SHAPE(1, oh, ow, 1) : TG_SHAPE(1, h, w, 1));
+    return apply(s, &a, &img, 1);
 }
 
 /* ---- fused ---------------------------------------------------------------------------------------- */
@@ -737,6 +769,8 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),
     ROW(AVG_POOL2D, s_pool, 1, 1),
     ROW(AVG_POOL2D_GRAD, s_avg_pool_grad, 1, 1),
+    ROW(RESIZE, s_resize, 1, 1),
+    ROW(RESIZE_GRAD, s_resize, 1, 1),
     ROW(CUSTOM, s_custom, 1, 1),
     ROW(CHECK_NUMERICS, s_check_numerics, 1, 0), /* refuses NaN: its purpose */
     /* scan.c, index.c */

@@ -12,7 +12,9 @@
 #ifndef TG_FIXTURES_DIR
 #error "TG_FIXTURES_DIR must name tests/fixtures (CMake defines it for the tests)"
 #endif
+#ifndef INDEX_GOLDEN_PATH
 #define INDEX_GOLDEN_PATH TG_FIXTURES_DIR "/index_golden.txt"
+#endif
 
 enum { GOLDEN_MAX = 256, GOLDEN_LINE = 1 << 14 };
 

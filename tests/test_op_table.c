@@ -45,6 +45,7 @@ typedef struct args {
     bool exclusive, reverse; /* cumsum, cumprod */
     int mode;                /* sort's direction, norm's ord, mirror_pad's mode */
     int64_t k;               /* top_k's k, the segments' count */
+    int64_t dh, dw;          /* the convolution family: dilations */
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
@@ -771,6 +772,70 @@ static tg_tensor *f_conv2d(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_conv2d(x[0], x[1], .strides = {a->sh, a->sw}, .padding = a->pad);
 }
+/* the convolution family (conv.c): dilation, 1-D, depthwise, separable, transpose, 1-D pools */
+static tg_conv2d_opts conv_opts(const args *a)
+{
+    return (tg_conv2d_opts){.strides = {a->sh, a->sw}, .padding = a->pad, .dilations = {a->dh, a->dw}};
+}
+static tg_tensor *f_extract_patches_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_extract_patches_dilated_at(TG_LOC, x[0], a->kh, a->kw, conv_opts(a));
+}
+static tg_tensor *f_patches_to_image_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_patches_to_image_dilated_at(TG_LOC, x[0], a->s1.dims[1], a->s1.dims[2], a->kh, a->kw, conv_opts(a));
+}
+static tg_tensor *f_conv2d_dilated(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_at(TG_LOC, x[0], x[1], conv_opts(a));
+}
+static tg_tensor *f_conv1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv1d(x[0], x[1], .stride = a->sw, .padding = a->pad, .dilation = a->dw);
+}
+static tg_tensor *f_depthwise_conv2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_depthwise_conv2d_at(TG_LOC, x[0], x[1], conv_opts(a));
+}
+static tg_tensor *f_separable_conv2d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_separable_conv2d_at(TG_LOC, x[0], x[1], x[2], conv_opts(a));
+}
+static tg_tensor *f_conv2d_transpose(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_transpose_at(TG_LOC, x[0], x[1], a->s1, conv_opts(a));
+}
+static tg_tensor *f_max_pool1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_max_pool1d(x[0], .pool_size = a->kw, .strides = a->sw, .padding = a->pad);
+}
+static tg_tensor *f_avg_pool1d(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_avg_pool1d(x[0], .pool_size = a->kw, .strides = a->sw, .padding = a->pad);
+}
+/* resize (resize.c): s1 holds the size, mode the method */
+static tg_tensor *f_resize(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_resize(x[0], a->s1.dims[0], a->s1.dims[1], .method = (tg_resize_method)a->mode);
+}
+/* resize's backward: its gradient, seeded with x[0], for an image of shape s2 */
+static tg_tensor *f_resize_grad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *img = tg_zeros(tg_dtype_of(x[0]), a->s2), *g;
+    SEEDED_GRADIENT(tg_resize(img, a->s1.dims[0], a->s1.dims[1], .method = (tg_resize_method)a->mode), img, x[0], g);
+    return g;
+}
 static tg_tensor *f_global_avg_pool2d(tg_tensor *const *x, int n, void *u)
 {
     UNUSED;
@@ -1259,6 +1324,63 @@ static const op_case cases[] = {
           1, TG_OP_SPARSE_SOFTMAX_XENT, .flags = C_TWICE, S(2, 3)),
     COMPX("tg_compute_loss", "mse with sample weights", f_compute_loss, A(.loss = {.kind = TG_LOSS_MSE}), 3,
           TG_OP_SUM, .flags = C_TWICE, S(3, 2), S(3, 2), S(3)),
+    /* ---- the convolution family (conv.c): dilation, 1-D, depthwise, separable, transpose, 1-D pools ---- */
+    CASE(EXTRACT_PATCHES, "2x2 valid dilations 2, 2", f_extract_patches_dilated,
+         A(.kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 2), 1, S(1, 5, 5, 2)),
+    CASE(EXTRACT_PATCHES, "3x2 same dilations 2, 3", f_extract_patches_dilated,
+         A(.kh = 3, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 1, S(2, 5, 4, 1)),
+    CASE(PATCHES_TO_IMAGE, "2x2 valid dilations 2, 1", f_patches_to_image_dilated,
+         A(.s1 = S(1, 5, 4, 2), .kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 1), 1, S(1, 3, 3, 8)),
+    CASE(PATCHES_TO_IMAGE, "3x2 same dilations 2, 3", f_patches_to_image_dilated,
+         A(.s1 = S(2, 5, 4, 1), .kh = 3, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 1,
+         S(2, 5, 4, 6)),
+    COMPX("tg_conv2d", "[1,5,5,2] * [2,2,2,2] valid dilations 2, 2", f_conv2d_dilated,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(1, 5, 5, 2), S(2, 2, 2, 2)),
+    COMPX("tg_conv2d", "[2,5,4,1] * [3,2,1,2] same dilations 2, 3", f_conv2d_dilated,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(2, 5, 4, 1),
+          S(3, 2, 1, 2)),
+    COMPX("tg_conv1d", "[2,6,2] * [3,2,3] same stride 2", f_conv1d, A(.sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 6, 2), S(3, 2, 3)),
+    COMPX("tg_conv1d", "[1,7,2] * [2,2,2] valid dilation 3", f_conv1d, A(.sw = 1, .dw = 3), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+          .flags = C_TWICE, S(1, 7, 2), S(2, 2, 2)),
+    COMPX("tg_depthwise_conv2d", "[1,5,5,2] * [3,3,2,2] same strides 2", f_depthwise_conv2d,
+          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(1, 5, 5, 2), S(3, 3, 2, 2)),
+    COMPX("tg_depthwise_conv2d", "[2,5,6,3] * [2,2,3,1] valid dilations 2, 2", f_depthwise_conv2d,
+          A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE, S(2, 5, 6, 3),
+          S(2, 2, 3, 1)),
+    COMPX("tg_separable_conv2d", "[1,4,4,2] * [2,2,2,2] * [1,1,4,3] same", f_separable_conv2d,
+          A(.sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 3, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(1, 4, 4, 2), S(2, 2, 2, 2), S(1, 1, 4, 3)),
+    COMPX("tg_conv2d_transpose", "[1,2,2,3] -> [1,4,4,2] same strides 2", f_conv2d_transpose,
+          A(.s1 = S(1, 4, 4, 2), .sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2,
+          TG_OP_MATMUL COMMA TG_OP_PATCHES_TO_IMAGE, .flags = C_TWICE, S(1, 2, 2, 3), S(3, 3, 2, 3)),
+    COMPX("tg_conv2d_transpose", "[2,2,2,1] -> [2,6,5,2] valid strides 2", f_conv2d_transpose,
+          A(.s1 = S(2, 6, 5, 2), .sh = 2, .sw = 2), 2, TG_OP_MATMUL COMMA TG_OP_PATCHES_TO_IMAGE,
+          .flags = C_TWICE, S(2, 2, 2, 1), S(3, 3, 2, 1)),
+    COMPX("tg_max_pool1d", "[2,6,2] pool 2", f_max_pool1d, A(.kw = 2, .sw = 0), 1, TG_OP_MAX_POOL2D,
+          .flags = C_TWICE, S(2, 6, 2)),
+    COMPX("tg_max_pool1d", "[1,7,3] pool 3 same strides 2", f_max_pool1d,
+          A(.kw = 3, .sw = 2, .pad = TG_PADDING_SAME), 1, TG_OP_MAX_POOL2D, .flags = C_TWICE, S(1, 7, 3)),
+    COMPX("tg_avg_pool1d", "[2,6,2] pool 2", f_avg_pool1d, A(.kw = 2, .sw = 0), 1, TG_OP_AVG_POOL2D,
+          .flags = C_TWICE, S(2, 6, 2)),
+    COMPX("tg_avg_pool1d", "[1,7,3] pool 3 same strides 2", f_avg_pool1d,
+          A(.kw = 3, .sw = 2, .pad = TG_PADDING_SAME), 1, TG_OP_AVG_POOL2D, .flags = C_TWICE, S(1, 7, 3)),
+    /* ---- resize.c ---- */
+    CASEX(RESIZE, "bilinear [1,3,4,2] -> 5x7", f_resize, A(.s1 = S(5, 7), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 3, 4, 2)),
+    CASEX(RESIZE, "bilinear [2,5,6,1] -> 3x2", f_resize, A(.s1 = S(3, 2), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 5, 6, 1)),
+    CASEX(RESIZE, "nearest [1,3,4,2] -> 5x7", f_resize, A(.s1 = S(5, 7), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 3, 4, 2)),
+    CASEX(RESIZE, "nearest [2,5,6,1] -> 3x2", f_resize, A(.s1 = S(3, 2), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 5, 6, 1)),
+    CASEX(RESIZE_GRAD, "bilinear 5x7 -> [1,3,4,2]", f_resize_grad,
+          A(.s1 = S(5, 7), .s2 = S(1, 3, 4, 2), .mode = TG_RESIZE_BILINEAR), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(1, 5, 7, 2)),
+    CASEX(RESIZE_GRAD, "nearest 3x2 -> [2,5,6,1]", f_resize_grad,
+          A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
+          .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
@@ -1286,6 +1408,8 @@ static bool linear_row(tg_op_kind op)
         TG_OP_PATCHES_TO_IMAGE,
         TG_OP_AVG_POOL2D,
         TG_OP_AVG_POOL2D_GRAD,
+        TG_OP_RESIZE,
+        TG_OP_RESIZE_GRAD,
     };
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++)
         if (linear[i] == op)
@@ -1686,6 +1810,10 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
     case TG_OP_AVG_POOL2D_GRAD: {
         tg_attrs w = window_attrs(a, a->s1.dims[1], a->s1.dims[2]);
         return TG__APPLY(TG_LOC, TG_OP_AVG_POOL2D_GRAD, &w, as_dtype(xs[0], d));
+    }
+    case TG_OP_RESIZE_GRAD: {
+        tg_attrs r = {.resize = {.height = a->s2.dims[1], .width = a->s2.dims[2], .method = a->mode}};
+        return TG__APPLY(TG_LOC, TG_OP_RESIZE_GRAD, &r, as_dtype(xs[0], d));
     }
     default: {
         tg_tensor *in[GC_MAX_INPUTS];

@@ -406,14 +406,80 @@ tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t 
     tg_patches_to_image_at(TG_LOC, patches, height, width, kh, kw, stride_h, stride_w, padding)
 
 typedef struct tg_conv2d_opts {
-    int64_t strides[2]; /* default {1, 1} */
-    tg_padding padding; /* default TG_PADDING_VALID */
+    int64_t strides[2];   /* default {1, 1} */
+    tg_padding padding;   /* default TG_PADDING_VALID */
+    int64_t dilations[2]; /* default {1, 1} ({0, 0} too); above 1 only with strides 1, as TF */
 } tg_conv2d_opts;
 /* x [N, H, W, C] (*) kernel [KH, KW, C, F] -> [N, OH, OW, F]: TF's conv2d (a
  * cross-correlation), as patches times the kernel (one GEMM). */
 tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o);
 #define tg_conv2d(x, kernel, ...) \
     tg_conv2d_at(TG_LOC, x, kernel, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+
+/* ---- convolution family (issue 15): dilation, 1-D, depthwise, separable, transpose ---- */
+/* extract_patches and patches_to_image with dilations: conv2d's options (strides,
+ * padding, dilations); a dilated window takes every dilation-th row and column. */
+tg_tensor *tg_extract_patches_dilated_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, tg_conv2d_opts o);
+tg_tensor *tg_patches_to_image_dilated_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width,
+                                          int64_t kh, int64_t kw, tg_conv2d_opts o);
+#define tg_extract_patches_dilated(x, kh, kw, ...) \
+    tg_extract_patches_dilated_at(TG_LOC, x, kh, kw, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+#define tg_patches_to_image_dilated(patches, height, width, kh, kw, ...)   \
+    tg_patches_to_image_dilated_at(TG_LOC, patches, height, width, kh, kw, \
+                                   TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+typedef struct tg_conv1d_opts {
+    int64_t stride;     /* default 1 */
+    tg_padding padding; /* default TG_PADDING_VALID */
+    int64_t dilation;   /* default 1 (0 too); above 1 only with stride 1 */
+} tg_conv1d_opts;
+/* tf.nn.conv1d: x [N, W, C] (*) kernel [KW, C, F] -> [N, OW, F], conv2d over a height of 1. */
+tg_tensor *tg_conv1d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv1d_opts o);
+#define tg_conv1d(x, kernel, ...) tg_conv1d_at(TG_LOC, x, kernel, TG__OPTS(tg_conv1d_opts, .stride = 1, __VA_ARGS__))
+/* tf.nn.depthwise_conv2d: x [N, H, W, C], filter [KH, KW, C, M] -> [N, OH, OW, C*M], output
+ * channel c*M + m from input channel c alone. */
+tg_tensor *tg_depthwise_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *filter, tg_conv2d_opts o);
+#define tg_depthwise_conv2d(x, filter, ...) \
+    tg_depthwise_conv2d_at(TG_LOC, x, filter, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+/* tf.nn.separable_conv2d: depthwise_conv2d with depthwise_filter [KH, KW, C, M] (strides,
+ * padding, dilations), then a 1x1 conv2d with pointwise_filter [1, 1, C*M, F]. */
+tg_tensor *tg_separable_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *depthwise_filter,
+                                  const tg_tensor *pointwise_filter, tg_conv2d_opts o);
+#define tg_separable_conv2d(x, depthwise_filter, pointwise_filter, ...)   \
+    tg_separable_conv2d_at(TG_LOC, x, depthwise_filter, pointwise_filter, \
+                           TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+/* tf.nn.conv2d_transpose: input [N, H, W, F], filters [KH, KW, C, F] -> output_shape
+ * [N, OH, OW, C], the adjoint of conv2d (x -> y) for an x of output_shape: output_shape must
+ * be one that conv2d with these strides, padding and dilations takes to [N, H, W, F]. */
+tg_tensor *tg_conv2d_transpose_at(tg_loc loc, const tg_tensor *input, const tg_tensor *filters, tg_shape output_shape,
+                                  tg_conv2d_opts o);
+#define tg_conv2d_transpose(input, filters, output_shape, ...)   \
+    tg_conv2d_transpose_at(TG_LOC, input, filters, output_shape, \
+                           TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+
+typedef struct tg_pool1d_opts {
+    int64_t pool_size;  /* default 2 */
+    int64_t strides;    /* default 0: the pool size */
+    tg_padding padding; /* default TG_PADDING_VALID */
+} tg_pool1d_opts;
+/* tf.nn.max_pool1d and avg_pool1d on [N, W, C]: the 2-D pools over a height of 1 (the same
+ * first-maximum gradient, the same SAME counting). */
+tg_tensor *tg_max_pool1d_at(tg_loc loc, const tg_tensor *x, tg_pool1d_opts o);
+tg_tensor *tg_avg_pool1d_at(tg_loc loc, const tg_tensor *x, tg_pool1d_opts o);
+#define tg_max_pool1d(x, ...) tg_max_pool1d_at(TG_LOC, x, TG__OPTS(tg_pool1d_opts, .pool_size = 2, __VA_ARGS__))
+#define tg_avg_pool1d(x, ...) tg_avg_pool1d_at(TG_LOC, x, TG__OPTS(tg_pool1d_opts, .pool_size = 2, __VA_ARGS__))
+
+/* ---- image resizing (resize.c) ---- */
+typedef enum tg_resize_method { TG_RESIZE_BILINEAR = 0, TG_RESIZE_NEAREST = 1 } tg_resize_method;
+typedef struct tg_resize_opts {
+    tg_resize_method method; /* default TG_RESIZE_BILINEAR, as TF */
+} tg_resize_opts;
+/* tf.image.resize (TF2: half-pixel centers, antialias off): images [N, H, W, C] or
+ * [H, W, C] to height x width. Bilinear's gradient scatters dy with the same weights;
+ * nearest's routes dy to the pixel each output copied. The dtype is kept (TF's bilinear
+ * returns float32 for any input). */
+tg_tensor *tg_resize_at(tg_loc loc, const tg_tensor *images, int64_t height, int64_t width, tg_resize_opts o);
+#define tg_resize(images, height, width, ...) \
+    tg_resize_at(TG_LOC, images, height, width, TG__OPTS(tg_resize_opts, .method = TG_RESIZE_BILINEAR, __VA_ARGS__))
 
 typedef struct tg_pool2d_opts {
     int64_t pool_size[2]; /* default {2, 2} */

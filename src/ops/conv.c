@@ -14,6 +14,8 @@
  *
  * Every op here reads its window from attrs.window (tg_window_attrs, op.h). */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "op.h"
 #include "tapegrad/ops.h"
@@ -22,6 +24,7 @@
 /* One sliding window over an image, resolved against its shape. */
 typedef struct window {
     int64_t kh, kw, sh, sw;
+    int64_t dh, dw; /* dilation: taps dh rows and dw columns apart */
     bool same;
     int64_t n, h, w, c;     /* the image */
     int64_t oh, ow, pt, pl; /* output size, padding before (top, left) */
@@ -47,7 +50,7 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, bool same, int64_t *pa
 /* Checks the window against an image of shape [n, h, w, c] and resolves it; `name` is
  * the function the user called. */
 static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, const int64_t k[2], const int64_t s[2],
-                           int padding, window *win)
+                           const int64_t d[2], int padding, window *win)
 {
     SHAPE_STR(str, img);
     if (img->rank != 4) {
@@ -67,7 +70,29 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
         tg__fail(loc, "%s: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME", name, padding);
         return false;
     }
+    int64_t dh = d && d[0] ? d[0] : 1, dw = d && d[1] ? d[1] : 1;
+    if (dh < 1 || dw < 1 || dh > TG_MAX_ELEMENTS || dw > TG_MAX_ELEMENTS) {
+        tg__fail(loc, "%s: dilations (%lld, %lld) must be positive", name, (long long)dh, (long long)dw);
+        return false;
+    }
+    if ((dh > 1 || dw > 1) && (s[0] > 1 || s[1] > 1)) {
+        tg__fail(loc,
+                 "%s: strides (%lld, %lld) above 1 cannot be combined with dilations (%lld, %lld) above 1, as "
+                 "in TF; use strides 1 and subsample the result, or no dilation",
+                 name, (long long)s[0], (long long)s[1], (long long)dh, (long long)dw);
+        return false;
+    }
+    int64_t ekh, ekw; /* the dilated window's extent */
+    if (tg__mul_overflow(k[0] - 1, dh, &ekh) || tg__mul_overflow(k[1] - 1, dw, &ekw) || ekh >= TG_MAX_ELEMENTS ||
+        ekw >= TG_MAX_ELEMENTS) {
+        tg__fail(loc, "%s: the window (%lld, %lld) with dilations (%lld, %lld) is too large", name, (long long)k[0],
+                 (long long)k[1], (long long)dh, (long long)dw);
+        return false;
+    }
+    ekh++, ekw++;
     *win = (window){.kh = k[0],
+                    .dh = dh,
+                    .dw = dw,
                     .kw = k[1],
                     .sh = s[0],
                     .sw = s[1],
@@ -76,11 +101,14 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
                     .h = img->dims[1],
                     .w = img->dims[2],
                     .c = img->dims[3]};
-    if (!win->same && (win->h < win->kh || win->w < win->kw)) {
+    if (!win->same && (win->h < ekh || win->w < ekw)) {
+        char dil[64] = "";
+        if (dh > 1 || dw > 1)
+            snprintf(dil, sizeof dil, ", dilated to (%lld, %lld),", (long long)ekh, (long long)ekw);
         tg__fail(loc,
-                 "%s: with VALID padding the window (%lld, %lld) must fit in the input's height and width, "
+                 "%s: with VALID padding the window (%lld, %lld)%s must fit in the input's height and width, "
                  "but the input has shape %s; use TG_PADDING_SAME or a smaller window",
-                 name, (long long)k[0], (long long)k[1], str);
+                 name, (long long)k[0], (long long)k[1], dil, str);
         return false;
     }
     int64_t kk, len;
@@ -91,8 +119,8 @@ static bool resolve_window(tg_loc loc, const char *name, const tg_shape *img, co
                  name, (long long)k[0], (long long)k[1]);
         return false;
     }
-    win->oh = out_size(win->h, win->kh, win->sh, win->same, &win->pt);
-    win->ow = out_size(win->w, win->kw, win->sw, win->same, &win->pl);
+    win->oh = out_size(win->h, ekh, win->sh, win->same, &win->pt);
+    win->ow = out_size(win->w, ekw, win->sw, win->same, &win->pl);
     return true;
 }
 
@@ -105,14 +133,17 @@ static tg_attrs window_attrs(const window *w, double pad_value)
                                  .height = w->h,
                                  .width = w->w,
                                  .same = w->same,
-                                 .pad_value = pad_value}};
+                                 .pad_value = pad_value,
+                                 .dilation_h = w->dh,
+                                 .dilation_w = w->dw}};
 }
 
 static bool attrs_window(tg_loc loc, const char *name, const tg_attrs *a, const tg_shape *img, window *w)
 {
     const tg_window_attrs *k = &a->window;
     return resolve_window(loc, name, img, (const int64_t[]){k->kh, k->kw}, (const int64_t[]){k->stride_h, k->stride_w},
-                          k->same ? TG_PADDING_SAME : TG_PADDING_VALID, w);
+                          (const int64_t[]){k->dilation_h, k->dilation_w}, k->same ? TG_PADDING_SAME : TG_PADDING_VALID,
+                          w);
 }
 
 static int64_t patch_len(const window *w) { return w->kh * w->kw * w->c; }
@@ -178,11 +209,11 @@ bool tg__extract_patches_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__extract_patches_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    const tg_attrs *a = g->a;
-    const tg_tensor *x = g->in[0];
-    dx[0] =
-        tg_patches_to_image_at(g->loc, g->dy, x->shape[1], x->shape[2], a->window.kh, a->window.kw, a->window.stride_h,
-                               a->window.stride_w, a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
+    tg_attrs a = *g->a;
+    a.window.height = g->in[0]->shape[1];
+    a.window.width = g->in[0]->shape[2];
+    a.window.pad_value = 0.0;
+    dx[0] = TG__APPLY(g->loc, TG_OP_PATCHES_TO_IMAGE, &a, g->dy);
     return dx[0] != NULL;
 }
 
@@ -264,9 +295,9 @@ bool tg__patches_to_image_forward(const tg_call *c, tg_tensor *out)
 
 bool tg__patches_to_image_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    const tg_attrs *a = g->a;
-    dx[0] = tg_extract_patches_at(g->loc, g->dy, a->window.kh, a->window.kw, a->window.stride_h, a->window.stride_w,
-                                  a->window.same ? TG_PADDING_SAME : TG_PADDING_VALID);
+    tg_attrs a = *g->a;
+    a.window.pad_value = 0.0;
+    dx[0] = TG__APPLY(g->loc, TG_OP_EXTRACT_PATCHES, &a, g->dy);
     return dx[0] != NULL;
 }
 
@@ -289,7 +320,7 @@ tg_tensor *tg_patches_to_image_at(tg_loc loc, const tg_tensor *patches, int64_t 
 /* ---- conv2d --------------------------------------------------------------------------------------- */
 /* Checks x (and, for conv2d, the kernel) and resolves the window; false with an error. */
 static bool check_image(tg_loc loc, const char *name, const tg_tensor *x, const int64_t k[2], const int64_t s[2],
-                        tg_padding padding, window *w)
+                        const int64_t d[2], tg_padding padding, window *w)
 {
     if (!tg__check_input(loc, name, x, "x"))
         return false;
@@ -299,37 +330,201 @@ static bool check_image(tg_loc loc, const char *name, const tg_tensor *x, const 
         return false;
     }
     tg_shape xs = tg__shape(x);
-    return resolve_window(loc, name, &xs, k, s, (int)padding, w);
+    return resolve_window(loc, name, &xs, k, s, d, (int)padding, w);
+}
+
+/* The kernel [KH, KW, C, F] of `name` against x: checks both and resolves the window. */
+static bool check_conv(tg_loc loc, const char *name, const tg_tensor *x, const tg_tensor *kernel, const char *kname,
+                       const int64_t s[2], const int64_t d[2], tg_padding padding, window *w)
+{
+    if (!tg__check_input(loc, name, x, "x") || !tg__check_input(loc, name, kernel, kname))
+        return false;
+    tg_shape ks = tg__shape(kernel);
+    SHAPE_STR(kstr, &ks);
+    if (kernel->rank != 4) {
+        tg__fail(loc, "%s: `%s` must have rank 4, [kh, kw, in_channels, %s], but has shape %s", name, kname,
+                 strcmp(name, "tg_depthwise_conv2d") && strcmp(name, "tg_separable_conv2d") ? "filters"
+                                                                                            : "channel_multiplier",
+                 kstr);
+        return false;
+    }
+    if (x->dtype != kernel->dtype) {
+        tg__fail(loc, "%s: cannot mix %s `x` and %s `%s` (cast one with tg_cast)", name, tg_dtype_name(x->dtype),
+                 tg_dtype_name(kernel->dtype), kname);
+        return false;
+    }
+    if (!check_image(loc, name, x, ks.dims, s, d, padding, w))
+        return false;
+    if (w->c != ks.dims[2]) {
+        tg_shape xs = tg__shape(x);
+        SHAPE_STR(xstr, &xs);
+        tg__fail(loc, "%s: `x` of shape %s has %lld channels but `%s` of shape %s expects %lld (its axis 2)", name,
+                 xstr, (long long)w->c, kname, kstr, (long long)ks.dims[2]);
+        return false;
+    }
+    return true;
 }
 
 tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o)
 {
-    if (!tg__check_input(loc, "tg_conv2d", x, "x") || !tg__check_input(loc, "tg_conv2d", kernel, "kernel"))
-        return NULL;
-    tg_shape xs = tg__shape(x), ks = tg__shape(kernel);
-    SHAPE_STR(xstr, &xs);
-    SHAPE_STR(kstr, &ks);
-    if (kernel->rank != 4)
-        return tg__fail(loc, "tg_conv2d: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has shape %s",
-                        kstr);
-    if (x->dtype != kernel->dtype)
-        return tg__fail(loc, "tg_conv2d: cannot mix %s `x` and %s `kernel` (cast one with tg_cast)",
-                        tg_dtype_name(x->dtype), tg_dtype_name(kernel->dtype));
     window w;
-    if (!check_image(loc, "tg_conv2d", x, ks.dims, o.strides, o.padding, &w))
+    if (!check_conv(loc, "tg_conv2d", x, kernel, "kernel", o.strides, o.dilations, o.padding, &w))
         return NULL;
-    if (w.c != ks.dims[2])
-        return tg__fail(loc,
-                        "tg_conv2d: `x` of shape %s has %lld channels but `kernel` of shape %s expects %lld "
-                        "(kernel is [kh, kw, in_channels, filters])",
-                        xstr, (long long)w.c, kstr, (long long)ks.dims[2]);
-    int64_t f = ks.dims[3], k = patch_len(&w), rows = w.n * w.oh * w.ow;
+    int64_t f = kernel->shape[3], k = patch_len(&w), rows = w.n * w.oh * w.ow;
     /* A 1x1 window with unit strides needs no patches: the image rows are the patches. */
     bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1;
     tg_tensor *cols = pointwise ? (tg_tensor *)x : patches_padded(loc, x, &w, 0.0);
     tg_tensor *y = tg_matmul_at(loc, tg_reshape_at(loc, cols, TG_SHAPE(rows, k)),
                                 tg_reshape_at(loc, kernel, TG_SHAPE(k, f)), (tg_matmul_opts){0});
     return tg_reshape_at(loc, y, TG_SHAPE(w.n, w.oh, w.ow, f));
+}
+
+/* extract_patches and patches_to_image with the options of conv2d (strides, padding, dilations). */
+tg_tensor *tg_extract_patches_dilated_at(tg_loc loc, const tg_tensor *x, int64_t kh, int64_t kw, tg_conv2d_opts o)
+{
+    window w;
+    if (!check_image(loc, "tg_extract_patches", x, (const int64_t[]){kh, kw}, o.strides, o.dilations, o.padding, &w))
+        return NULL;
+    return patches_padded(loc, x, &w, 0.0);
+}
+
+tg_tensor *tg_patches_to_image_dilated_at(tg_loc loc, const tg_tensor *patches, int64_t height, int64_t width,
+                                          int64_t kh, int64_t kw, tg_conv2d_opts o)
+{
+    if (o.padding != TG_PADDING_VALID && o.padding != TG_PADDING_SAME)
+        return tg__fail(loc, "tg_patches_to_image: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME",
+                        (int)o.padding);
+    tg_attrs a = {.window = {.kh = kh,
+                             .kw = kw,
+                             .stride_h = o.strides[0],
+                             .stride_w = o.strides[1],
+                             .height = height,
+                             .width = width,
+                             .same = o.padding == TG_PADDING_SAME,
+                             .dilation_h = o.dilations[0],
+                             .dilation_w = o.dilations[1]}};
+    return TG__APPLY(loc, TG_OP_PATCHES_TO_IMAGE, &a, patches);
+}
+
+/* 1-D convolution, NWC: the 2-D one over a height of 1. */
+tg_tensor *tg_conv1d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv1d_opts o)
+{
+    if (!tg__check_input(loc, "tg_conv1d", x, "x") || !tg__check_input(loc, "tg_conv1d", kernel, "kernel"))
+        return NULL;
+    if (x->rank != 3 || kernel->rank != 3) {
+        tg_shape xs = tg__shape(x), ks = tg__shape(kernel);
+        SHAPE_STR(xstr, &xs);
+        SHAPE_STR(kstr, &ks);
+        return tg__fail(loc,
+                        "tg_conv1d: `x` must have rank 3, [batch, width, channels] (NWC), and `kernel` rank 3, "
+                        "[kw, in_channels, filters], but they have shapes %s and %s",
+                        xstr, kstr);
+    }
+    int64_t dil = o.dilation ? o.dilation : 1;
+    if (o.stride < 1 || dil < 1)
+        return tg__fail(loc, "tg_conv1d: stride %lld and dilation %lld must be positive", (long long)o.stride,
+                        (long long)dil);
+    if (o.stride > 1 && dil > 1)
+        return tg__fail(loc,
+                        "tg_conv1d: stride %lld above 1 cannot be combined with dilation %lld above 1, as in TF; "
+                        "use stride 1 and subsample the result, or no dilation",
+                        (long long)o.stride, (long long)dil);
+    int64_t n = x->shape[0], wd = x->shape[1], c = x->shape[2];
+    tg_tensor *x4 = tg_reshape_at(loc, x, TG_SHAPE(n, 1, wd, c));
+    tg_tensor *k4 = tg_reshape_at(loc, kernel, TG_SHAPE(1, kernel->shape[0], kernel->shape[1], kernel->shape[2]));
+    window w;
+    if (!x4 || !k4 ||
+        !check_conv(loc, "tg_conv1d", x4, k4, "kernel", (const int64_t[]){1, o.stride},
+                    (const int64_t[]){1, o.dilation}, o.padding, &w))
+        return NULL;
+    tg_tensor *y = tg_conv2d_at(
+        loc, x4, k4, (tg_conv2d_opts){.strides = {1, o.stride}, .padding = o.padding, .dilations = {1, o.dilation}});
+    return tg_reshape_at(loc, y, TG_SHAPE(n, w.ow, kernel->shape[2]));
+}
+
+/* Depthwise: channel c of x meets filter[:, :, c, :] alone, output channel c * M + m.
+ * Patches [R, KH*KW, C] seen per channel, [C, R, KH*KW], times the filter per channel,
+ * [C, KH*KW, M]: one batched GEMM. */
+tg_tensor *tg_depthwise_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *filter, tg_conv2d_opts o)
+{
+    window w;
+    if (!check_conv(loc, "tg_depthwise_conv2d", x, filter, "filter", o.strides, o.dilations, o.padding, &w))
+        return NULL;
+    int64_t kk = w.kh * w.kw, m = filter->shape[3], rows = w.n * w.oh * w.ow;
+    tg_tensor *cols = tg_reshape_at(loc, patches_padded(loc, x, &w, 0.0), TG_SHAPE(rows, kk, w.c));
+    tg_tensor *per_c = tg_transpose_at(loc, cols, TG_AXES(2, 0, 1));
+    tg_tensor *f = tg_transpose_at(loc, tg_reshape_at(loc, filter, TG_SHAPE(kk, w.c, m)), TG_AXES(1, 0, 2));
+    tg_tensor *y = tg_matmul_at(loc, per_c, f, (tg_matmul_opts){0}); /* [C, R, M] */
+    return tg_reshape_at(loc, tg_transpose_at(loc, y, TG_AXES(1, 0, 2)), TG_SHAPE(w.n, w.oh, w.ow, w.c * m));
+}
+
+/* Depthwise, then a 1x1 convolution mixing the C*M channels. */
+tg_tensor *tg_separable_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *depthwise_filter,
+                                  const tg_tensor *pointwise_filter, tg_conv2d_opts o)
+{
+    if (!tg__check_input(loc, "tg_separable_conv2d", x, "x") ||
+        !tg__check_input(loc, "tg_separable_conv2d", depthwise_filter, "depthwise_filter") ||
+        !tg__check_input(loc, "tg_separable_conv2d", pointwise_filter, "pointwise_filter"))
+        return NULL;
+    window w;
+    if (!check_conv(loc, "tg_separable_conv2d", x, depthwise_filter, "depthwise_filter", o.strides, o.dilations,
+                    o.padding, &w))
+        return NULL;
+    int64_t cm = w.c * depthwise_filter->shape[3];
+    const tg_tensor *p = pointwise_filter;
+    if (p->rank != 4 || p->shape[0] != 1 || p->shape[1] != 1 || p->shape[2] != cm) {
+        tg_shape ps = tg__shape(p);
+        SHAPE_STR(pstr, &ps);
+        return tg__fail(loc,
+                        "tg_separable_conv2d: `pointwise_filter` must have shape [1, 1, %lld, filters] "
+                        "(in_channels * channel_multiplier = %lld), but has shape %s",
+                        (long long)cm, (long long)cm, pstr);
+    }
+    if (p->dtype != x->dtype)
+        return tg__fail(loc, "tg_separable_conv2d: cannot mix %s `x` and %s `pointwise_filter` (cast one with tg_cast)",
+                        tg_dtype_name(x->dtype), tg_dtype_name(p->dtype));
+    tg_tensor *d = tg_depthwise_conv2d_at(loc, x, depthwise_filter, o);
+    return tg_conv2d_at(loc, d, p, (tg_conv2d_opts){.strides = {1, 1}, .padding = TG_PADDING_VALID});
+}
+
+/* conv2d's adjoint in x: each input pixel's F values times the filters' [KH*KW*C, F]
+ * matrix give a window row, summed into the image by patches_to_image. */
+tg_tensor *tg_conv2d_transpose_at(tg_loc loc, const tg_tensor *input, const tg_tensor *filters, tg_shape output_shape,
+                                  tg_conv2d_opts o)
+{
+    const char *name = "tg_conv2d_transpose";
+    if (!tg__check_input(loc, name, input, "input") || !tg__check_input(loc, name, filters, "filters"))
+        return NULL;
+    tg_shape is = tg__shape(input), fs = tg__shape(filters);
+    SHAPE_STR(istr, &is);
+    SHAPE_STR(fstr, &fs);
+    SHAPE_STR(ostr, &output_shape);
+    if (!tg_dtype_is_float(input->dtype))
+        return tg__fail(loc, "%s: `input` must be float32 or float64, not %s (cast it with tg_cast)", name,
+                        tg_dtype_name(input->dtype));
+    if (input->dtype != filters->dtype)
+        return tg__fail(loc, "%s: cannot mix %s `input` and %s `filters` (cast one with tg_cast)", name,
+                        tg_dtype_name(input->dtype), tg_dtype_name(filters->dtype));
+    if (input->rank != 4 || filters->rank != 4 || output_shape.rank != 4)
+        return tg__fail(loc,
+                        "%s: `input` [batch, height, width, in_channels], `filters` [kh, kw, out_channels, "
+                        "in_channels] and output_shape [batch, height, width, out_channels] must have rank 4, but "
+                        "have shapes %s, %s and %s",
+                        name, istr, fstr, ostr);
+    window w;
+    if (!resolve_window(loc, name, &output_shape, fs.dims, o.strides, o.dilations, (int)o.padding, &w))
+        return NULL;
+    if (w.n != is.dims[0] || w.oh != is.dims[1] || w.ow != is.dims[2] || fs.dims[2] != w.c || fs.dims[3] != is.dims[3])
+        return tg__fail(loc,
+                        "%s: output_shape %s does not fit: a conv2d of it with `filters` %s (these strides and "
+                        "padding) gives [%lld, %lld, %lld, %lld], but `input` has shape %s",
+                        name, ostr, fstr, (long long)w.n, (long long)w.oh, (long long)w.ow, (long long)fs.dims[3],
+                        istr);
+    int64_t k = patch_len(&w), f = fs.dims[3];
+    tg_tensor *rows = tg_matmul_at(loc, tg_reshape_at(loc, input, TG_SHAPE(w.n * w.oh * w.ow, f)),
+                                   tg_reshape_at(loc, filters, TG_SHAPE(k, f)), (tg_matmul_opts){.transpose_b = true});
+    tg_attrs a = window_attrs(&w, 0.0);
+    return TG__APPLY(loc, TG_OP_PATCHES_TO_IMAGE, &a, tg_reshape_at(loc, rows, TG_SHAPE(w.n, w.oh, w.ow, k)));
 }
 
 /* ---- pooling ---------------------------------------------------------------------------------------- */
@@ -521,7 +716,7 @@ bool tg__avg_pool_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 static bool pool_window(tg_loc loc, const char *name, const tg_tensor *x, const tg_pool2d_opts *o, window *w)
 {
     const int64_t *s = o->strides[0] == 0 && o->strides[1] == 0 ? o->pool_size : o->strides;
-    return check_image(loc, name, x, o->pool_size, s, o->padding, w);
+    return check_image(loc, name, x, o->pool_size, s, NULL, o->padding, w);
 }
 
 tg_tensor *tg_max_pool2d_at(tg_loc loc, const tg_tensor *x, tg_pool2d_opts o)
@@ -556,4 +751,42 @@ tg_tensor *tg_global_avg_pool2d_at(tg_loc loc, const tg_tensor *x)
                         str);
     }
     return tg_mean_at(loc, x, (tg_reduce_opts){.axes = TG_AXES(1, 2)});
+}
+
+/* ---- 1-D pooling (NWC): the 2-D pools over a height of 1 ------------------------------------------- */
+static tg_tensor *pool1d(tg_loc loc, const char *name, tg_op_kind op, const tg_tensor *x, tg_pool1d_opts o)
+{
+    if (!tg__check_input(loc, name, x, "x"))
+        return NULL;
+    if (x->rank != 3) {
+        tg_shape xs = tg__shape(x);
+        SHAPE_STR(str, &xs);
+        return tg__fail(loc, "%s: the input must have rank 3, [batch, width, channels] (NWC), but has shape %s", name,
+                        str);
+    }
+    if (!tg_dtype_is_float(x->dtype))
+        return tg__fail(loc, "%s: `x` must be float32 or float64, not %s (cast it with tg_cast)", name,
+                        tg_dtype_name(x->dtype));
+    if (o.pool_size < 1 || o.strides < 0)
+        return tg__fail(loc, "%s: pool_size %lld must be positive and strides %lld positive (or 0: the pool size)",
+                        name, (long long)o.pool_size, (long long)o.strides);
+    tg_shape s4 = {.rank = 4, .dims = {x->shape[0], 1, x->shape[1], x->shape[2]}};
+    window w;
+    int64_t stride = o.strides ? o.strides : o.pool_size;
+    if (!resolve_window(loc, name, &s4, (const int64_t[]){1, o.pool_size}, (const int64_t[]){1, stride}, NULL,
+                        (int)o.padding, &w))
+        return NULL;
+    tg_attrs a = window_attrs(&w, 0.0);
+    tg_tensor *y = TG__APPLY(loc, op, &a, tg_reshape_at(loc, x, s4));
+    return tg_reshape_at(loc, y, TG_SHAPE(w.n, w.ow, w.c));
+}
+
+tg_tensor *tg_max_pool1d_at(tg_loc loc, const tg_tensor *x, tg_pool1d_opts o)
+{
+    return pool1d(loc, "tg_max_pool1d", TG_OP_MAX_POOL2D, x, o);
+}
+
+tg_tensor *tg_avg_pool1d_at(tg_loc loc, const tg_tensor *x, tg_pool1d_opts o)
+{
+    return pool1d(loc, "tg_avg_pool1d", TG_OP_AVG_POOL2D, x, o);
 }

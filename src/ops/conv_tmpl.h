@@ -19,15 +19,15 @@ static void FN(window_copy)(T *img, T *cols, const window *G, T pad, bool add)
                 int64_t ix0 = x * G->sw - G->pl;
                 for (int64_t a = 0; a < G->kh; a++) {
                     T *seg = row + a * G->kw * C;
-                    int64_t iy = y * G->sh - G->pt + a;
+                    int64_t iy = y * G->sh - G->pt + a * G->dh;
                     bool rin = iy >= 0 && iy < G->h;
                     T *src = rin ? img + ((n * G->h + iy) * G->w) * C : NULL;
-                    if (!add && rin && ix0 >= 0 && ix0 + G->kw <= G->w) {
+                    if (!add && rin && G->dw == 1 && ix0 >= 0 && ix0 + G->kw <= G->w) {
                         memcpy(seg, src + ix0 * C, sizeof(T) * (size_t)(G->kw * C));
                         continue; /* the whole window row lies inside the image */
                     }
                     for (int64_t b = 0; b < G->kw; b++) {
-                        int64_t ix = ix0 + b;
+                        int64_t ix = ix0 + b * G->dw;
                         T *d = seg + b * C;
                         bool inside = rin && ix >= 0 && ix < G->w;
                         if (add) {

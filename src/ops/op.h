@@ -35,9 +35,10 @@ typedef enum tg_grad_kind {
  * the ops named beside it read. A recorded call keeps a copy. */
 typedef struct tg_window_attrs { /* extract_patches, patches_to_image, the pools */
     int64_t kh, kw, stride_h, stride_w;
-    int64_t height, width; /* the image's, for the ops that make one */
-    bool same;             /* TF's SAME padding, else VALID */
-    double pad_value;      /* extract_patches: what padding reads */
+    int64_t height, width;          /* the image's, for the ops that make one */
+    bool same;                      /* TF's SAME padding, else VALID */
+    double pad_value;               /* extract_patches: what padding reads */
+    int64_t dilation_h, dilation_w; /* extract_patches, patches_to_image: 0 or 1 for none */
 } tg_window_attrs;
 
 typedef struct tg_attrs {
@@ -82,8 +83,12 @@ typedef struct tg_attrs {
         } scatter;     /* scatter_add: the result's shape */
         int64_t depth; /* one_hot */
         tg_window_attrs window;
-        int act;        /* bias_add_act, act_grad: tg_bias_act */
-        tg_dtype dtype; /* cast: the target */
+        struct {
+            int64_t height, width; /* the result's */
+            int method;            /* tg_resize_method */
+        } resize;                  /* resize, resize_grad (resize.c) */
+        int act;                   /* bias_add_act, act_grad: tg_bias_act */
+        tg_dtype dtype;            /* cast: the target */
         struct {
             tg_custom_backward_fn backward;
             void *user;
