@@ -1067,7 +1067,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
             rc = tg_has_error() ? cli_library_error() : EXIT_DATA;
             goto done;
         }
-    } else if (strncmp(load, "csv:", 4) == 0 && !a.quiet && tg_distributed_rank() == 0) {
+    } else if (strncmp(load, "csv:", 4) == 0 && tg_distributed_rank() == 0) { /* even --quiet: it is a hint */
         warn_scales(x, split);
     }
     uint64_t seed = (uint64_t)a.seed;

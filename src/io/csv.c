@@ -237,7 +237,7 @@ static bool data_line(reader *r, int lineno)
     return true;
 }
 
-typedef enum { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL, LINE_NO_MEMORY } line_status;
+typedef enum { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL, LINE_NO_MEMORY, LINE_BAD_GZIP } line_status;
 
 /* The bytes of the file: read as they are, or inflated when it is gzip-compressed (told by
  * its first two bytes, which are read once and handed back first). */
@@ -346,6 +346,8 @@ static line_status read_line(source *fp, char **buf, size_t *cap, size_t *len)
         if (c == '\n')
             break;
     }
+    if (c == EOF && fp->z_error)
+        return LINE_BAD_GZIP; /* the line read so far may be cut short: not a row */
     if (*buf)
         (*buf)[n] = 0;
     *len = n;
@@ -359,6 +361,8 @@ static bool line_error(reader *r, line_status st, int lineno)
                  "%s: '%s' line %d is longer than %d bytes, the limit for one row: not a CSV file of "
                  "numbers?",
                  FUNC, r->path, lineno, TG_CSV_MAX_LINE);
+    else if (st == LINE_BAD_GZIP)
+        tg__fail(r->loc, "%s: '%s': corrupt or truncated gzip data at line %d", FUNC, r->path, lineno);
     else if (st == LINE_NUL)
         tg__fail(r->loc, "%s: '%s' line %d contains a NUL byte: not a text file", FUNC, r->path, lineno);
     else
