@@ -869,6 +869,118 @@ static void resume_with_normalize_is_exact(void)
 #undef NFIT
 }
 
+/* The numbers of the SVG's <text class='CLS' ...>N</text> elements inside the panel whose
+ * data-key is `key` (NULL: the first panel), into v; returns how many. */
+static int svg_ticks(const char *svg, const char *key, const char *cls, double *v, int max)
+{
+    char want[96];
+    snprintf(want, sizeof want, "data-key='%s'", key);
+    const char *p = strstr(svg, want), *end = p ? strstr(p, "</g>") : NULL;
+    snprintf(want, sizeof want, "class='%s'", cls);
+    int n = 0;
+    while (p && (p = strstr(p, want)) && p < end && n < max) {
+        const char *gt = strchr(p, '>');
+        v[n++] = gt ? strtod(gt + 1, NULL) : NAN;
+        p = gt;
+    }
+    return n;
+}
+
+/* Whether v is 1, 2 or 5 times a power of ten (up to rounding in the labels). */
+static bool one_two_five(double v)
+{
+    double power = pow(10, floor(log10(v) + 1e-9)), m = v / power;
+    return fabs(m - 1) < 1e-6 || fabs(m - 2) < 1e-6 || fabs(m - 5) < 1e-6 || fabs(m - 10) < 1e-6;
+}
+
+/* Ticks a panel: evenly spaced by a 1-2-5 step; returns how many. */
+static int check_ticks(const char *svg, const char *key, const char *cls, double *v)
+{
+    int n = svg_ticks(svg, key, cls, v, 64);
+    for (int i = 1; i + 1 < n && strcmp(cls, "ytick") == 0; i++)
+        CHECK(fabs((v[i + 1] - v[i]) - (v[1] - v[0])) < 1e-9 + 1e-6 * fabs(v[1] - v[0]));
+    if (n >= 2)
+        CHECK(one_two_five(v[1] - v[0]));
+    return n;
+}
+
+/* The legend box of a panel, and whether any point of its polylines lies in it. */
+static bool legend_clear(const char *svg, const char *key)
+{
+    char want[96];
+    snprintf(want, sizeof want, "data-key='%s'", key);
+    const char *p = strstr(svg, want), *end = p ? strstr(p, "</g>") : NULL, *l = p ? strstr(p, "class='legend'") : NULL;
+    double x, y, w, h;
+    if (!l || l > end || sscanf(l, "class='legend' x='%lf' y='%lf' width='%lf' height='%lf'", &x, &y, &w, &h) != 4)
+        return false;
+    int points = 0;
+    for (const char *q = p; (q = strstr(q, "<polyline")) && q < end; q++) {
+        const char *pts = strstr(q, "points='") + 8;
+        double a, b;
+        int used;
+        while (sscanf(pts, "%lf,%lf %n", &a, &b, &used) == 2) {
+            points++;
+            if (a >= x && a <= x + w && b >= y && b <= y + h)
+                return false;
+            pts += used;
+        }
+    }
+    return points > 0;
+}
+
+static void plot_reads_well(void)
+{
+    double v[64];
+    /* a long run: no markers, round ticks, the last epoch labelled, the legend clear */
+    CHECK(run(FIT "--epochs 37 --validation-split 0.25 --save p.safetensors --history p.csv --plot long.svg") == 0);
+    size_t n;
+    char *svg = slurp("long.svg", &n);
+    CHECK(svg && strstr(svg, "<circle") == NULL);
+    int k = check_ticks(svg ? svg : "", "accuracy", "ytick", v);
+    CHECK(k >= 3 && k <= 12);
+    for (int i = 0; i < k; i++)
+        CHECK(v[i] >= 0 && v[i] <= 1);
+    k = check_ticks(svg ? svg : "", "loss", "ytick", v);
+    CHECK(k >= 3 && k <= 12);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k >= 2 && k <= 12 && v[k - 1] == 37);
+    CHECK(k >= 3 && one_two_five(v[1] - v[0]));
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* a short run: markers on every point */
+    CHECK(run(FIT "--epochs 4 --save p.safetensors --history p.csv --plot short.svg") == 0);
+    svg = slurp("short.svg", &n);
+    int circles = 0;
+    for (const char *c = svg; c && (c = strstr(c, "<circle")); c++)
+        circles++;
+    CHECK(circles == 8); /* 4 epochs, 2 panels, no validation */
+    k = svg_ticks(svg ? svg : "", "accuracy", "xtick", v, 64);
+    CHECK(k == 4 && v[0] == 1 && v[3] == 4);
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* one epoch: distinct tick labels, the epoch labelled once */
+    CHECK(run(FIT "--epochs 1 --validation-split 0.25 --save p.safetensors --history p.csv --plot one.svg") == 0);
+    svg = slurp("one.svg", &n);
+    k = check_ticks(svg ? svg : "", "loss", "ytick", v);
+    CHECK(k >= 3);
+    for (int i = 1; i < k; i++)
+        CHECK(v[i] > v[i - 1]);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k == 1 && v[0] == 1);
+    k = check_ticks(svg ? svg : "", "accuracy", "ytick", v);
+    for (int i = 0; i < k; i++)
+        CHECK(v[i] >= 0 && v[i] <= 1);
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* a resumed run's plot goes on from its epochs, and labels its true last epoch */
+    CHECK(run(FIT "--epochs 3 --save r.safetensors --history r.csv --plot r.svg") == 0);
+    CHECK(run("fit --resume r.safetensors --epochs 5 --quiet") == 0);
+    svg = slurp("r.svg", &n);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k == 5 && v[0] == 1 && v[4] == 5);
+    free(svg);
+}
+
 static void cleanup(void)
 {
     char cmd[256];
@@ -905,6 +1017,7 @@ int main(void)
     RUN(normalize_round_trips);
     RUN(predict_output_files);
     RUN(resume_with_normalize_is_exact);
+    RUN(plot_reads_well);
     RUN(cleanup);
     return TEST_SUMMARY();
 }
