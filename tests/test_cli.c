@@ -663,7 +663,17 @@ static void csv_layouts(void)
     CHECK(same_weights("plain.safetensors", "tab.safetensors"));
     /* the model file remembers the layout: evaluate needs no flags */
     CHECK(run("evaluate sk.safetensors") == 0 && strstr(out, "240 samples") != NULL);
-    CHECK(run("summary sk.safetensors") == 0);
+    CHECK(run("summary sk.safetensors") == 0 && strstr(out, "delimiter semicolon, 1 lines skipped") != NULL);
+    /* scikit-learn's classification files: a line of counts, then rows without names */
+    size_t tn;
+    char *text = slurp("train.csv", &tn);
+    write_text("noheader.csv", text && strchr(text, '\n') ? strchr(text, '\n') + 1 : "");
+    free(text);
+    CHECK(run("fit --data csv:noheader.csv --no-header --label -1 --model mlp:16 --batch-size 16 --quiet --epochs 2 "
+              "--save nh.safetensors") == 0);
+    CHECK(same_weights("plain.safetensors", "nh.safetensors"));
+    CHECK(run("evaluate nh.safetensors") == 0 && strstr(out, "240 samples") != NULL);
+    CHECK(run("fit --data csv:noheader.csv --no-header --label species --quiet") == 1 && strstr(out, "index") != NULL);
     /* blanks around cells and at the line ends, through the library */
     write_text("blanks.txt", "  x \t y\t\n 1   2  \n\t3\t4\n");
     tg_scope *s = tg_scope_begin();

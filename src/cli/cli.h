@@ -46,6 +46,7 @@ enum {
     KEY_DELIMITER,
     KEY_SKIP_ROWS,
     KEY_NORMALIZATION,
+    KEY_HEADER,
     N_KEYS
 };
 /* Each key and the values it can have, read only through the library's validator
@@ -61,6 +62,7 @@ typedef struct data_source {
 typedef struct csv_layout {
     char delimiter; /* ',', ' ' (any run of blanks), '\t' or ';' */
     int skip_rows;  /* lines before the header */
+    bool no_header; /* the first line (after those) is a row of data */
 } csv_layout;
 #define CSV_LAYOUT_DEFAULT ((csv_layout){.delimiter = ','})
 /* The delimiter a name (comma, whitespace, tab, semicolon, or the character) means; 0

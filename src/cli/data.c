@@ -107,9 +107,16 @@ int data_load(const char *spec, const char *label, const csv_layout *layout, dat
         if (!parse_label(label, &index, &by_index))
             return EXIT_USAGE;
         tg_scope *s = tg_scope_begin();
+        if (!by_index && lay.no_header) {
+            fprintf(stderr,
+                    "tapegrad: --label %s names a column, but --no-header says the file names none: give "
+                    "the label column's index (0 for the first, -1 for the last)\n",
+                    label);
+            return EXIT_USAGE;
+        }
         tg_csv d = by_index
                        ? tg_read_csv(spec + 4, .label_index = (int)index, .delimiter = lay.delimiter,
-                                     .skip_rows = lay.skip_rows)
+                                     .skip_rows = lay.skip_rows, .header = !lay.no_header)
                        : tg_read_csv(spec + 4, .label = label, .delimiter = lay.delimiter, .skip_rows = lay.skip_rows);
         out->train = d.x && d.y ? tg_dataset_new(d.x, d.y) : NULL;
         tg_scope_end(s);

@@ -35,6 +35,8 @@ static const char *const usage_fit =
     "  --delimiter NAME       a CSV file's separator: comma (default), whitespace (runs of spaces\n"
     "                         and tabs), tab or semicolon. Gzip-compressed files are read as they are\n"
     "  --skip-rows N          lines of a CSV file before its header (scikit-learn's: 1), default 0\n"
+    "  --no-header            the CSV file's first line (after those skipped) is data, not names\n"
+    "                         (--label is then an index)\n"
     "  --normalize            standardise each feature by the mean and variance of the training\n"
     "                         rows (Keras's Normalization, adapted before the validation split is\n"
     "                         held out); stored in the model file, applied by evaluate and predict\n"
@@ -246,6 +248,7 @@ static int read_saved(const char *path, saved_model *out)
     out->validation_split = -1;
     out->layout = CSV_LAYOUT_DEFAULT;
     out->layout.skip_rows = v[KEY_SKIP_ROWS].present ? (int)v[KEY_SKIP_ROWS].i : 0;
+    out->layout.no_header = v[KEY_HEADER].present && v[KEY_HEADER].i == 0;
     out->loss = v[KEY_LOSS].present ? tg_loss_kind_from_name(v[KEY_LOSS].text)
                                     : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY; /* files before the key */
     const char *key = NULL, *why = NULL;
@@ -447,11 +450,11 @@ static char *fit_metadata(const setup *u)
     snprintf(lr, sizeof lr, "%.17g", u->lr);
     snprintf(batch, sizeof batch, "%ld", u->batch_size);
     snprintf(split, sizeof split, "%.17g", u->validation_split);
-    char skip[24];
+    char skip[24], header[2] = {u->layout.no_header ? '0' : '1', 0};
     snprintf(skip, sizeof skip, "%d", u->layout.skip_rows);
     const char *keys[N_KEYS] = {"model",     "input_shape", "classes",       "seed",       "data",
                                 "loss",      "optimizer",   "learning_rate", "batch_size", "validation_split",
-                                "delimiter", "skip_rows"};
+                                "delimiter", "skip_rows",   "header"};
     const char *values[N_KEYS] = {u->spec_text,
                                   shape,
                                   n_classes,
@@ -463,8 +466,9 @@ static char *fit_metadata(const setup *u)
                                   batch,
                                   split,
                                   csv_delimiter_name(u->layout.delimiter),
-                                  skip};
-    int n = 12;
+                                  skip,
+                                  header};
+    int n = 13;
     if (u->norm)
         keys[n] = "normalization", values[n++] = u->norm;
     if (u->data_path)
@@ -666,7 +670,7 @@ typedef struct fit_args {
     long epochs, batch_size, seed, threads, classes, skip_rows;
     double lr, validation_split;
     char delimiter;
-    bool quiet, profile, normalize;
+    bool quiet, profile, normalize, no_header;
     bool given[128]; /* by option letter: what the command line set (a resume keeps the rest) */
 } fit_args;
 
@@ -686,29 +690,18 @@ static int parse_fit(int argc, char **argv, fit_args *a)
                     .delimiter = ',',
                     .seed = 42};
     static const struct option opts[] = {
-        {"data", 1, 0, 'd'},
-        {"label", 1, 0, 'l'},
-        {"model", 1, 0, 'm'},
-        {"epochs", 1, 0, 'e'},
-        {"batch-size", 1, 0, 'b'},
-        {"optimizer", 1, 0, 'o'},
-        {"learning-rate", 1, 0, 'r'},
-        {"validation-split", 1, 0, 'v'},
-        {"seed", 1, 0, 's'},
-        {"threads", 1, 0, 't'},
-        {"save", 1, 0, 'S'},
-        {"resume", 1, 0, 'R'},
-        {"history", 1, 0, 'H'},
-        {"plot", 1, 0, 'P'},
-        {"quiet", 0, 0, 'q'},
-        {"profile", 0, 0, 'p'},
-        {"help", 0, 0, 'h'},
-        {"loss", 1, 0, 'L'},
-        {"classes", 1, 0, 'k'},
-        {"delimiter", 1, 0, 'D'},
-        {"skip-rows", 1, 0, 'K'},
-        {"normalize", 0, 0, 'N'},
-        {0, 0, 0, 0},
+        {"data", 1, 0, 'd'},          {"label", 1, 0, 'l'},
+        {"model", 1, 0, 'm'},         {"epochs", 1, 0, 'e'},
+        {"batch-size", 1, 0, 'b'},    {"optimizer", 1, 0, 'o'},
+        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'},
+        {"seed", 1, 0, 's'},          {"threads", 1, 0, 't'},
+        {"save", 1, 0, 'S'},          {"resume", 1, 0, 'R'},
+        {"history", 1, 0, 'H'},       {"plot", 1, 0, 'P'},
+        {"quiet", 0, 0, 'q'},         {"profile", 0, 0, 'p'},
+        {"help", 0, 0, 'h'},          {"loss", 1, 0, 'L'},
+        {"classes", 1, 0, 'k'},       {"delimiter", 1, 0, 'D'},
+        {"skip-rows", 1, 0, 'K'},     {"normalize", 0, 0, 'N'},
+        {"no-header", 0, 0, 'E'},     {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -735,6 +728,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         case 'D': ok = (a->delimiter = csv_delimiter_parse(optarg)) != 0; break;
         case 'K': ok = parse_long(optarg, 0, 1000000, &a->skip_rows); break;
         case 'N': a->normalize = true; break;
+        case 'E': a->no_header = true; break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
@@ -986,6 +980,10 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
     } else {
         a->skip_rows = prior->layout.skip_rows;
     }
+    if (a->given['E'] && !prior->layout.no_header)
+        fprintf(stderr, "tapegrad: note: --no-header overrides the model file's header line\n");
+    else if (!a->given['E'])
+        a->no_header = prior->layout.no_header;
     if (a->given['N'] && !prior->norm)
         fprintf(stderr, "tapegrad: note: --normalize is ignored: %s was trained without it\n", prior->path);
     a->normalize = prior->norm != NULL;   /* the model's inputs stay as it learned them */
@@ -1024,7 +1022,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     if (a.threads)
         tg_set_num_threads((int)a.threads);
     data_source d;
-    csv_layout layout = {.delimiter = a.delimiter, .skip_rows = (int)a.skip_rows};
+    csv_layout layout = {.delimiter = a.delimiter, .skip_rows = (int)a.skip_rows, .no_header = a.no_header};
     if ((rc = data_load(load, a.label, &layout, &d)) != EXIT_OK) {
         tg_optimizer_free(opt);
         return rc;
@@ -1245,7 +1243,9 @@ static tg_tensor *read_input(const char *path, const csv_layout *layout)
     if (ends_with(path, ".npy"))
         return tg_read_npy(path, .dtype = TG_F32);
     if (ends_with(path, ".csv") || ends_with(path, ".csv.gz") || ends_with(path, ".txt") || ends_with(path, ".txt.gz"))
-        return tg_read_csv(path, .delimiter = layout->delimiter, .skip_rows = layout->skip_rows).x;
+        return tg_read_csv(path, .delimiter = layout->delimiter, .skip_rows = layout->skip_rows,
+                           .header = !layout->no_header)
+            .x;
     return tg_read_idx(path, .scale = 1.0 / 255.0);
 }
 
@@ -1460,6 +1460,12 @@ static int cmd_summary(int argc, char **argv)
         if (sm.validation_split >= 0)
             printf(", validation split %g", sm.validation_split);
         printf(", seed %llu\n", (unsigned long long)sm.seed);
+        if (strncmp(sm.data, "csv:", 4) == 0)
+            printf("CSV: delimiter %s, %d lines skipped, %s\n", csv_delimiter_name(sm.layout.delimiter),
+                   sm.layout.skip_rows, sm.layout.no_header ? "no header" : "a header line");
+        if (sm.norm)
+            printf("inputs standardised (--normalize) by the means and variances of %lld features\n",
+                   (long long)sm.n_norm);
         tg_model_summary(m, stdout);
     } else if (rc == EXIT_OK) {
         rc = cli_library_error();

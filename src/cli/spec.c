@@ -104,5 +104,6 @@ const tg_meta_key cli_saved_keys[N_KEYS] = {
     [KEY_DELIMITER] = {"delimiter", TG_META_TEXT, 1, 16, false, NULL},
     [KEY_SKIP_ROWS] = {"skip_rows", TG_META_INT, 0, 1000000, false, NULL},
     /* --normalize: "mean,mean,...;variance,variance,..." per feature, %.17g */
+    [KEY_HEADER] = {"header", TG_META_INT, 0, 1, false, NULL},
     [KEY_NORMALIZATION] = {"normalization", TG_META_TEXT, 3, 1 << 26, false, NULL},
 };
