@@ -292,9 +292,10 @@ static int64_t row_size(tg_shape s)
 static bool norm_parse(const char *text, saved_model *sm)
 {
     int64_t n = 1;
-    for (int i = 0; i < sm->input_shape.rank; i++)
-        n *= sm->input_shape.dims[i];
-    if (n < 1 || !(sm->norm = malloc(sizeof(double) * (size_t)(2 * n))))
+    for (int i = 0; i < sm->input_shape.rank && n <= (1 << 26); i++)
+        n *= sm->input_shape.dims[i]; /* the text's limit holds fewer numbers: no overflow */
+    if (n < 1 || n > (1 << 26) || (int64_t)strlen(text) < 4 * n - 1 ||
+        !(sm->norm = malloc(sizeof(double) * (size_t)(2 * n))))
         return false;
     const char *p = text;
     for (int64_t i = 0; i < 2 * n; i++) {
