@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 
@@ -316,10 +317,11 @@ static void craft(const char *name, const char *key, const char *value)
     const char *const *names = st ? tg_safetensors_names(st) : NULL;
     for (int i = 0; i < n && i < 64; i++)
         t[i] = tg_safetensors_get(st, names[i]);
-    static const char *const keys[] = {"model", "input_shape",         "classes", "seed",  "epoch",
-                                       "data",  "tapegrad_iterations", "loss",    "label", "optimizer"};
+    static const char *const keys[] = {"model",        "input_shape",         "classes", "seed",  "epoch",
+                                       "data",         "tapegrad_iterations", "loss",    "label", "optimizer",
+                                       "normalization"};
     char meta[4096] = "{";
-    for (int k = 0; k < 10; k++) {
+    for (int k = 0; k < 11; k++) {
         const char *v = st ? tg_safetensors_metadata(st, keys[k]) : NULL;
         size_t len = strlen(meta);
         if (strcmp(keys[k], key) == 0)
@@ -598,6 +600,397 @@ static void evaluate_finds_the_data(void)
     CHECK(run("evaluate m.safetensors") == 0 && strstr(out, "accuracy: ")); /* a classifier, label stored */
 }
 
+/* Whether two model files hold the same tensors, bit for bit. */
+static bool same_weights(const char *name_a, const char *name_b)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_safetensors *fa = tg_safetensors_open(in_dir(name_a)), *fb = tg_safetensors_open(in_dir(name_b));
+    bool same = fa && fb && tg_safetensors_count(fa) == tg_safetensors_count(fb);
+    for (int i = 0; same && i < tg_safetensors_count(fa); i++) {
+        const char *name = tg_safetensors_names(fa)[i];
+        tg_tensor *x = tg_safetensors_get(fa, name), *y = tg_safetensors_get(fb, name);
+        int64_t n = x ? tg_size(x) : 0;
+        double *u = calloc((size_t)n + 1, sizeof *u), *v = calloc((size_t)n + 1, sizeof *v);
+        same = x && y && tg_size(y) == n && tg_copy_out_f64(x, u, n) == 0 && tg_copy_out_f64(y, v, n) == 0 &&
+               memcmp(u, v, sizeof *u * (size_t)n) == 0;
+        if (!same)
+            printf("  %s differs between %s and %s\n", name, name_a, name_b);
+        free(u);
+        free(v);
+    }
+    tg_safetensors_close(fa);
+    tg_safetensors_close(fb);
+    tg_scope_end(s);
+    return same;
+}
+
+/* train.csv rewritten: `delim` between cells, `lead` before the header, gzip'd when gz. */
+static void rewrite_train(const char *name, const char *delim, const char *lead, bool gz)
+{
+    size_t n;
+    char *text = slurp("train.csv", &n), *o = malloc(4 * n + 256);
+    size_t k = (size_t)sprintf(o, "%s", lead);
+    for (size_t i = 0; text && i < n; i++)
+        k += (size_t)sprintf(o + k, "%s", text[i] == ',' ? delim : (char[]){text[i], 0});
+    if (gz) {
+        gzFile g = gzopen(in_dir(name), "wb");
+        gzwrite(g, o, (unsigned)k);
+        gzclose(g);
+    } else {
+        FILE *f = fopen(in_dir(name), "wb");
+        fwrite(o, 1, k, f);
+        fclose(f);
+    }
+    free(text);
+    free(o);
+}
+
+static void csv_layouts(void)
+{
+    CHECK(run(FIT "--epochs 2 --save plain.safetensors") == 0);
+    /* scikit-learn's layout: a line of counts, then the header; gzip'd; other delimiters */
+    rewrite_train("sk.csv.gz", ";", "240,4,setosa,versicolor,virginica\n", true);
+    CHECK(run("fit --data csv:sk.csv.gz --delimiter semicolon --skip-rows 1 --label species --model mlp:16 "
+              "--batch-size 16 --quiet --epochs 2 --save sk.safetensors") == 0);
+    CHECK(same_weights("plain.safetensors", "sk.safetensors"));
+    rewrite_train("ws.txt", " \t  ", "", false);
+    CHECK(run("fit --data csv:ws.txt --delimiter whitespace --label species --model mlp:16 --batch-size 16 --quiet "
+              "--epochs 2 --save ws.safetensors") == 0);
+    CHECK(same_weights("plain.safetensors", "ws.safetensors"));
+    rewrite_train("tab.tsv", "\t", "", true);
+    CHECK(run("fit --data csv:tab.tsv --delimiter tab --label species --model mlp:16 --batch-size 16 --quiet "
+              "--epochs 2 --save tab.safetensors") == 0);
+    CHECK(same_weights("plain.safetensors", "tab.safetensors"));
+    /* the model file remembers the layout: evaluate needs no flags */
+    CHECK(run("evaluate sk.safetensors") == 0 && strstr(out, "240 samples") != NULL);
+    CHECK(run("summary sk.safetensors") == 0 && strstr(out, "delimiter semicolon, 1 lines skipped") != NULL);
+    /* scikit-learn's classification files: a line of counts, then rows without names */
+    size_t tn;
+    char *text = slurp("train.csv", &tn);
+    write_text("noheader.csv", text && strchr(text, '\n') ? strchr(text, '\n') + 1 : "");
+    free(text);
+    CHECK(run("fit --data csv:noheader.csv --no-header --label -1 --model mlp:16 --batch-size 16 --quiet --epochs 2 "
+              "--save nh.safetensors") == 0);
+    CHECK(same_weights("plain.safetensors", "nh.safetensors"));
+    CHECK(run("evaluate nh.safetensors") == 0 && strstr(out, "240 samples") != NULL);
+    CHECK(run("fit --data csv:noheader.csv --no-header --label species --quiet") == 1 && strstr(out, "index") != NULL);
+    /* blanks around cells and at the line ends, through the library */
+    write_text("blanks.txt", "  x \t y\t\n 1   2  \n\t3\t4\n");
+    tg_scope *s = tg_scope_begin();
+    tg_csv d = tg_read_csv(in_dir("blanks.txt"), .delimiter = TG_CSV_WHITESPACE, .label = "y");
+    CHECK(d.x && d.rows == 2 && d.features == 1);
+    CHECK_VALUES(d.x, 0, 1, 3);
+    CHECK_VALUES(d.y, 0, 2, 4);
+    tg_scope_end(s);
+    /* a gzip file cut short is an error, not fewer rows */
+    size_t n;
+    char *gz = slurp("sk.csv.gz", &n);
+    FILE *f = fopen(in_dir("cut.csv.gz"), "wb");
+    fwrite(gz, 1, n / 2, f);
+    fclose(f);
+    free(gz);
+    CHECK(run("fit --data csv:cut.csv.gz --delimiter semicolon --skip-rows 1 --label species --quiet") == 2);
+    CHECK(strstr(out, "gzip") != NULL);
+    CHECK(run(FIT "--delimiter pipe") == 1 && strstr(out, "comma, whitespace, tab or semicolon") != NULL);
+    CHECK(run(FIT "--skip-rows -1") == 1 && strstr(out, "--skip-rows") != NULL);
+}
+
+/* train.csv with features on scales 1000 apart (b times 1000, c plus 500), and its six
+ * first rows' features in scaled_new.csv */
+static void write_scaled(void)
+{
+    FILE *f = fopen(in_dir("scaled.csv"), "w"), *g = fopen(in_dir("scaled_new.csv"), "w");
+    fprintf(f, "a,b,c,d,species\n");
+    fprintf(g, "a,b,c,d\n");
+    tg_rng *r = tg_rng_new(5);
+    for (int i = 0; i < 240; i++) {
+        int cls = i % 3;
+        double v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = (k == cls ? 2.0 : 0.0) + 0.3 * tg_rng_uniform01(r);
+        v[1] *= 1000;
+        v[2] += 500;
+        fprintf(f, "%.6f,%.6f,%.6f,%.6f,%d\n", v[0], v[1], v[2], v[3], cls);
+        if (i < 6)
+            fprintf(g, "%.6f,%.6f,%.6f,%.6f\n", v[0], v[1], v[2], v[3]);
+    }
+    tg_rng_free(r);
+    fclose(f);
+    fclose(g);
+}
+
+static void normalize_round_trips(void)
+{
+    write_scaled();
+    CHECK(run("fit --data csv:scaled.csv --label species --model mlp:16 --epochs 1 --quiet --save raw.safetensors") ==
+          0);
+    CHECK(strstr(out, "give --normalize") != NULL);
+    CHECK(run("fit --data csv:scaled.csv --label species --model mlp:16 --epochs 30 --batch-size 16 --quiet "
+              "--validation-split 0.25 --normalize --save norm.safetensors") == 0);
+    CHECK(strstr(out, "give --normalize") == NULL);
+    /* the statistics: of the 180 training rows only, as the file stores them */
+    tg_scope *s = tg_scope_begin();
+    tg_csv d = tg_read_csv(in_dir("scaled.csv"), .label = "species"); /* float32, as fit reads it */
+    double x[240 * 4], mean[4] = {0}, var[4] = {0};
+    CHECK(d.x && tg_copy_out_f64(d.x, x, 240 * 4) == 0);
+    for (int r = 0; r < 180; r++)
+        for (int j = 0; j < 4; j++)
+            mean[j] += x[r * 4 + j] / 180;
+    for (int r = 0; r < 180; r++)
+        for (int j = 0; j < 4; j++)
+            var[j] += (x[r * 4 + j] - mean[j]) * (x[r * 4 + j] - mean[j]) / 180;
+    tg_safetensors *st = tg_safetensors_open(in_dir("norm.safetensors"));
+    const char *text = st ? tg_safetensors_metadata(st, "normalization") : NULL;
+    double got[8];
+    CHECK(text && sscanf(text, "%lf,%lf,%lf,%lf;%lf,%lf,%lf,%lf", &got[0], &got[1], &got[2], &got[3], &got[4], &got[5],
+                         &got[6], &got[7]) == 8);
+    for (int j = 0; text && j < 4; j++) {
+        CHECK(fabs(got[j] - mean[j]) <= 1e-9 * fabs(mean[j]) + 1e-12);
+        CHECK(fabs(got[4 + j] - var[j]) <= 1e-9 * var[j] + 1e-12);
+    }
+    tg_safetensors_close(st);
+    tg_scope_end(s);
+    /* evaluate and predict standardise as fit did: raw inputs get the right classes */
+    CHECK(run("evaluate norm.safetensors") == 0);
+    CHECK(out_value("accuracy: ") > 0.95);
+    CHECK(run("predict norm.safetensors scaled_new.csv --output classes.csv") == 0);
+    size_t n;
+    char *csv = slurp("classes.csv", &n);
+    int cls[6] = {-1, -1, -1, -1, -1, -1};
+    const char *p = csv ? strchr(csv, '\n') : NULL;
+    for (int i = 0; p && i < 6; i++, p = strchr(p + 1, '\n'))
+        cls[i] = atoi(p + 1);
+    CHECK(csv && strncmp(csv, "class,p0,p1,p2\n", 15) == 0);
+    for (int i = 0; i < 6; i++)
+        CHECK(cls[i] == i % 3);
+    free(csv);
+    CHECK(run("summary norm.safetensors") == 0);
+    /* malformed statistics are refused, naming the key */
+    craft("badnorm.safetensors", "normalization", "1,2,3;1,1,1,1");
+    CHECK(run("evaluate badnorm.safetensors") == 2 && strstr(out, "normalization") != NULL);
+}
+
+/* The bytes of a .npy file's header dict, or NULL; *data its data offset. */
+static char *npy_header(const char *bytes, size_t n, size_t *data)
+{
+    if (n < 10 || memcmp(bytes, "\x93NUMPY\x01\x00", 8) != 0)
+        return NULL;
+    size_t h = (size_t)(unsigned char)bytes[8] | (size_t)(unsigned char)bytes[9] << 8;
+    *data = 10 + h;
+    if (*data > n || *data % 64 != 0 || bytes[*data - 1] != '\n')
+        return NULL;
+    char *t = malloc(h + 1);
+    memcpy(t, bytes + 10, h);
+    t[h] = 0;
+    return t;
+}
+
+static bool have_numpy(void) { return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+
+static void predict_output_files(void)
+{
+    CHECK(run(FIT "--epochs 20 --learning-rate 0.01 --save out.safetensors") == 0);
+    CHECK(run("predict out.safetensors new.csv --output p.npy") == 0);
+    CHECK(run("predict out.safetensors new.csv --output p.csv") == 0);
+    size_t n, m;
+    char *npy = slurp("p.npy", &n), *csv = slurp("p.csv", &m);
+    size_t at = 0;
+    char *head = npy ? npy_header(npy, n, &at) : NULL;
+    CHECK(head && strstr(head, "[('class', '<i4'), ('probabilities', '<f4', (3,))]") && strstr(head, "'shape': (6,)") &&
+          strstr(head, "'fortran_order': False"));
+    CHECK(n == at + 6 * 16);
+    /* the .npy's rows are the .csv's */
+    const char *line = csv ? strchr(csv, '\n') : NULL;
+    for (int r = 0; head && line && r < 6 && n == at + 96; r++, line = strchr(line + 1, '\n')) {
+        int32_t cls;
+        float p[3];
+        memcpy(&cls, npy + at + 16 * r, 4);
+        memcpy(p, npy + at + 16 * r + 4, 12);
+        int c2 = -1;
+        double q[3];
+        CHECK(sscanf(line + 1, "%d,%lf,%lf,%lf", &c2, &q[0], &q[1], &q[2]) == 4);
+        CHECK(cls == c2 && cls == r % 3);
+        for (int j = 0; j < 3; j++)
+            CHECK(fabs(p[j] - q[j]) < 1e-5);
+        CHECK(fabs(p[0] + p[1] + p[2] - 1) < 1e-5);
+    }
+    free(head);
+    free(npy);
+    free(csv);
+    if (have_numpy()) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && /usr/bin/python3 -c \"import numpy as np; a = np.load('p.npy'); "
+                 "assert a.shape == (6,), a.shape; assert list(a['class']) == [0, 1, 2, 0, 1, 2]; "
+                 "assert a['probabilities'].shape == (6, 3); "
+                 "assert np.allclose(a['probabilities'].sum(1), 1, atol=1e-5)\"",
+                 dir);
+        CHECK(system(cmd) == 0);
+    } else {
+        printf("  (numpy is not installed: the .npy file checked by its header only)\n");
+    }
+    /* a regression: one float32 per row */
+    write_line_data();
+    CHECK(run("fit --data csv:line.csv --label y --model mlp:16 --epochs 60 --batch-size 16 --learning-rate 0.01 "
+              "--quiet --save line_out.safetensors") == 0);
+    CHECK(run("predict line_out.safetensors line_x.csv --output v.npy") == 0);
+    npy = slurp("v.npy", &n);
+    head = npy ? npy_header(npy, n, &at) : NULL;
+    CHECK(head && strstr(head, "'descr': '<f4'") && strstr(head, "'shape': (2,)") && n == at + 8);
+    float v[2] = {NAN, NAN};
+    if (head && n == at + 8)
+        memcpy(v, npy + at, 8);
+    CHECK(fabs(v[0] - 2.5) < 0.1 && fabs(v[1] - 0.25) < 0.1);
+    free(head);
+    free(npy);
+    if (have_numpy()) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && /usr/bin/python3 -c \"import numpy as np; a = np.load('v.npy'); "
+                 "assert a.shape == (2,) and a.dtype == np.float32; assert abs(a[0] - 2.5) < 0.1\"",
+                 dir);
+        CHECK(system(cmd) == 0);
+    }
+    CHECK(run("predict out.safetensors new.csv --output p.txt") == 1 && strstr(out, ".npy or .csv") != NULL);
+}
+
+/* An Adam fit holding out 20% with --normalize, resumed after 2 epochs, ends where 4
+ * uninterrupted epochs end, and its history has epochs 1..4 once each. */
+static void resume_with_normalize_is_exact(void)
+{
+#define NFIT                                                                                             \
+    "fit --data csv:scaled.csv --label species --model mlp:16 --batch-size 16 --quiet --optimizer adam " \
+    "--validation-split 0.2 --normalize "
+    CHECK(run(NFIT "--epochs 4 --save n4.safetensors --history n4.csv --plot n4.svg") == 0);
+    CHECK(run(NFIT "--epochs 2 --save n2.safetensors --history n2.csv --plot n2.svg") == 0);
+    CHECK(run("fit --resume n2.safetensors --epochs 4 --quiet") == 0);
+    CHECK(same_weights("n4.safetensors", "n2.safetensors"));
+    size_t a, b;
+    char *full = slurp("n4.csv", &a), *resumed = slurp("n2.csv", &b);
+    CHECK(full && resumed && a == b && strcmp(full, resumed) == 0);
+    int epochs[8], k = 0;
+    for (const char *p = resumed ? strchr(resumed, '\n') : NULL; p && p[1] && k < 8; p = strchr(p + 1, '\n'))
+        epochs[k++] = atoi(p + 1);
+    CHECK(k == 4);
+    for (int i = 0; i < k; i++)
+        CHECK(epochs[i] == i + 1);
+    free(full);
+    free(resumed);
+#undef NFIT
+}
+
+/* The numbers of the SVG's <text class='CLS' ...>N</text> elements inside the panel whose
+ * data-key is `key` (NULL: the first panel), into v; returns how many. */
+static int svg_ticks(const char *svg, const char *key, const char *cls, double *v, int max)
+{
+    char want[96];
+    snprintf(want, sizeof want, "data-key='%s'", key);
+    const char *p = strstr(svg, want), *end = p ? strstr(p, "</g>") : NULL;
+    snprintf(want, sizeof want, "class='%s'", cls);
+    int n = 0;
+    while (p && (p = strstr(p, want)) && p < end && n < max) {
+        const char *gt = strchr(p, '>');
+        v[n++] = gt ? strtod(gt + 1, NULL) : NAN;
+        p = gt;
+    }
+    return n;
+}
+
+/* Whether v is 1, 2 or 5 times a power of ten (up to rounding in the labels). */
+static bool one_two_five(double v)
+{
+    double power = pow(10, floor(log10(v) + 1e-9)), m = v / power;
+    return fabs(m - 1) < 1e-6 || fabs(m - 2) < 1e-6 || fabs(m - 5) < 1e-6 || fabs(m - 10) < 1e-6;
+}
+
+/* Ticks a panel: evenly spaced by a 1-2-5 step; returns how many. */
+static int check_ticks(const char *svg, const char *key, const char *cls, double *v)
+{
+    int n = svg_ticks(svg, key, cls, v, 64);
+    for (int i = 1; i + 1 < n && strcmp(cls, "ytick") == 0; i++)
+        CHECK(fabs((v[i + 1] - v[i]) - (v[1] - v[0])) < 1e-9 + 1e-6 * fabs(v[1] - v[0]));
+    if (n >= 2)
+        CHECK(one_two_five(v[1] - v[0]));
+    return n;
+}
+
+/* The legend box of a panel, and whether any point of its polylines lies in it. */
+static bool legend_clear(const char *svg, const char *key)
+{
+    char want[96];
+    snprintf(want, sizeof want, "data-key='%s'", key);
+    const char *p = strstr(svg, want), *end = p ? strstr(p, "</g>") : NULL, *l = p ? strstr(p, "class='legend'") : NULL;
+    double x, y, w, h;
+    if (!l || l > end || sscanf(l, "class='legend' x='%lf' y='%lf' width='%lf' height='%lf'", &x, &y, &w, &h) != 4)
+        return false;
+    int points = 0;
+    for (const char *q = p; (q = strstr(q, "<polyline")) && q < end; q++) {
+        const char *pts = strstr(q, "points='") + 8;
+        double a, b;
+        int used;
+        while (sscanf(pts, "%lf,%lf %n", &a, &b, &used) == 2) {
+            points++;
+            if (a >= x && a <= x + w && b >= y && b <= y + h)
+                return false;
+            pts += used;
+        }
+    }
+    return points > 0;
+}
+
+static void plot_reads_well(void)
+{
+    double v[64];
+    /* a long run: no markers, round ticks, the last epoch labelled, the legend clear */
+    CHECK(run(FIT "--epochs 37 --validation-split 0.25 --save p.safetensors --history p.csv --plot long.svg") == 0);
+    size_t n;
+    char *svg = slurp("long.svg", &n);
+    CHECK(svg && strstr(svg, "<circle") == NULL);
+    int k = check_ticks(svg ? svg : "", "accuracy", "ytick", v);
+    CHECK(k >= 3 && k <= 12);
+    for (int i = 0; i < k; i++)
+        CHECK(v[i] >= 0 && v[i] <= 1);
+    k = check_ticks(svg ? svg : "", "loss", "ytick", v);
+    CHECK(k >= 3 && k <= 12);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k >= 2 && k <= 12 && v[k - 1] == 37);
+    CHECK(k >= 3 && one_two_five(v[1] - v[0]));
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* a short run: markers on every point */
+    CHECK(run(FIT "--epochs 4 --save p.safetensors --history p.csv --plot short.svg") == 0);
+    svg = slurp("short.svg", &n);
+    int circles = 0;
+    for (const char *c = svg; c && (c = strstr(c, "<circle")); c++)
+        circles++;
+    CHECK(circles == 8); /* 4 epochs, 2 panels, no validation */
+    k = svg_ticks(svg ? svg : "", "accuracy", "xtick", v, 64);
+    CHECK(k == 4 && v[0] == 1 && v[3] == 4);
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* one epoch: distinct tick labels, the epoch labelled once */
+    CHECK(run(FIT "--epochs 1 --validation-split 0.25 --save p.safetensors --history p.csv --plot one.svg") == 0);
+    svg = slurp("one.svg", &n);
+    k = check_ticks(svg ? svg : "", "loss", "ytick", v);
+    CHECK(k >= 3);
+    for (int i = 1; i < k; i++)
+        CHECK(v[i] > v[i - 1]);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k == 1 && v[0] == 1);
+    k = check_ticks(svg ? svg : "", "accuracy", "ytick", v);
+    for (int i = 0; i < k; i++)
+        CHECK(v[i] >= 0 && v[i] <= 1);
+    CHECK(legend_clear(svg ? svg : "", "loss") && legend_clear(svg ? svg : "", "accuracy"));
+    free(svg);
+    /* a resumed run's plot goes on from its epochs, and labels its true last epoch */
+    CHECK(run(FIT "--epochs 3 --save r.safetensors --history r.csv --plot r.svg") == 0);
+    CHECK(run("fit --resume r.safetensors --epochs 5 --quiet") == 0);
+    svg = slurp("r.svg", &n);
+    k = svg_ticks(svg ? svg : "", "loss", "xtick", v, 64);
+    CHECK(k == 5 && v[0] == 1 && v[4] == 5);
+    free(svg);
+}
+
 static void cleanup(void)
 {
     char cmd[256];
@@ -630,6 +1023,11 @@ int main(void)
     RUN(resume_keeps_the_setup);
     RUN(binary_crossentropy);
     RUN(evaluate_finds_the_data);
+    RUN(csv_layouts);
+    RUN(normalize_round_trips);
+    RUN(predict_output_files);
+    RUN(resume_with_normalize_is_exact);
+    RUN(plot_reads_well);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

@@ -342,7 +342,53 @@ static void test_npy_errors(void)
     tg_scope_end(s);
 }
 
-/* ---- CSV --------------------------------------------------------------------------------------- */
+/* ---- CSV ----------------------------------------------------------------------------------- */
+/* gzip-compressed files, whitespace between cells, leading lines skipped */
+static void test_csv_layouts(void)
+{
+    tg_scope *s = tg_scope_begin();
+    const char *text = "3,2,a,b\nx,y,label\n1,2,0\n3,4,1\n5,6,2\n";
+    tg_csv d = tg_read_csv(write_gz("sk.csv.gz", text, strlen(text)), .skip_rows = 1, .label = "label");
+    CHECK(d.rows == 3 && d.features == 2);
+    CHECK_VALUES(d.x, 0, 1, 2, 3, 4, 5, 6);
+    CHECK_VALUES(d.y, 0, 0, 1, 2);
+    /* two gzip members one after the other (cat a.gz b.gz) read as one file, as gunzip does */
+    size_t n;
+    const char *one = write_gz("m1.gz", "x,y\n1,2\n", 8), *two = write_gz("m2.gz", "3,4\n", 4);
+    char both[512];
+    FILE *f = fopen(one, "rb"), *g = fopen(two, "rb");
+    n = f ? fread(both, 1, 256, f) : 0;
+    n += g ? fread(both + n, 1, 256, g) : 0;
+    if (f)
+        fclose(f);
+    if (g)
+        fclose(g);
+    d = tg_read_csv(write_file("m.csv.gz", both, n), .label = "y");
+    CHECK(d.rows == 2);
+    CHECK_VALUES(d.y, 0, 2, 4);
+    /* cut short: an error naming gzip, not fewer rows */
+    d = tg_read_csv(write_file("cut.csv.gz", both, n / 2 + 1), .label = "y");
+    CHECK(!d.x);
+    CHECK_ERROR("gzip");
+    /* whitespace: runs of spaces and tabs, blanks at both ends, a quoted cell */
+    d = tg_read_csv(write_text("w.txt", "  a \t b\tc  \n1  \"2\"\t 3\n\t4 5 6 \n"), .delimiter = TG_CSV_WHITESPACE,
+                    .label_index = -1);
+    CHECK(d.rows == 2 && d.features == 2);
+    CHECK_VALUES(d.x, 0, 1, 2, 4, 5);
+    CHECK_VALUES(d.y, 0, 3, 6);
+    /* tab-separated: an empty cell is still an error (tabs are not merged) */
+    d = tg_read_csv(write_text("t.tsv", "a\tb\n1\t\t2\n"), .delimiter = '\t');
+    CHECK(!d.x);
+    /* skipping every line leaves no data */
+    d = tg_read_csv(write_text("s.csv", "1,2\n3,4\n"), .header = false, .skip_rows = 5);
+    CHECK(!d.x);
+    CHECK_ERROR("empty");
+    d = tg_read_csv(write_text("s2.csv", "1,2\n"), .skip_rows = -1);
+    CHECK(!d.x);
+    CHECK_ERROR(".skip_rows must be 0 or more");
+    tg_scope_end(s);
+}
+
 static void test_csv_reads(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -788,6 +834,7 @@ int main(void)
     RUN(test_npy_dtypes);
     RUN(test_npy_errors);
     RUN(test_csv_reads);
+    RUN(test_csv_layouts);
     RUN(test_csv_errors);
     RUN(test_csv_sources);
     RUN(test_damaged_files);

@@ -51,15 +51,17 @@ tg_tensor *tg_read_npy_at(tg_loc loc, const char *path, tg_array_opts o);
 #define tg_read_npy(path, ...) tg_read_npy_at(TG_LOC, path, TG__ARRAY_OPTS(__VA_ARGS__))
 
 /* ---- CSV ---------------------------------------------------------------------------- */
-#define TG_CSV_NO_LABEL INT_MIN
-#define TG_CSV_MAX_LINE (64 << 20) /* bytes in one line: longer is an error, not endless memory */
+#define TG_CSV_NO_LABEL   INT_MIN
+#define TG_CSV_MAX_LINE   (64 << 20) /* bytes in one line: longer is an error, not endless memory */
+#define TG_CSV_WHITESPACE ' '        /* .delimiter: any run of spaces and tabs separates fields */
 
 typedef struct tg_csv_opts {
     bool header;       /* default true: the first line names the columns */
     const char *label; /* the label column by its header name, or NULL */
     int label_index;   /* or by position: 0-based, negative counts from the end
                              (-1: the last column); default TG_CSV_NO_LABEL */
-    char delimiter;    /* default ',' */
+    char delimiter;    /* default ','; ' ' (TG_CSV_WHITESPACE): runs of blanks */
+    int skip_rows;     /* lines skipped before the header (or the first row); default 0 */
     tg_dtype dtype;    /* features (and float labels): TG_F32 (default) or TG_F64 */
 } tg_csv_opts;
 
@@ -75,7 +77,8 @@ typedef struct tg_csv {
  * an error naming its line and column. Fields may be quoted ("1.5", with "" for a quote)
  * but may not span lines. Blank lines are skipped; CRLF line ends and a UTF-8 byte-order
  * mark are accepted. A line longer than TG_CSV_MAX_LINE bytes is an error. The file may
- * be a pipe or a FIFO (read the same way, so bounded the same); a device is refused.
+ * be a pipe or a FIFO (read the same way, so bounded the same); a device is refused. A
+ * gzip-compressed file (told by its first bytes, not its name) is read as its contents.
  *   tg_csv d = tg_read_csv("iris.csv", .label = "species");
  *   if (!d.x) fprintf(stderr, "%s\n", tg_last_error()); */
 tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o);

@@ -43,6 +43,10 @@ enum {
     KEY_SPLIT,
     KEY_HISTORY,
     KEY_PLOT,
+    KEY_DELIMITER,
+    KEY_SKIP_ROWS,
+    KEY_NORMALIZATION,
+    KEY_HEADER,
     N_KEYS
 };
 /* Each key and the values it can have, read only through the library's validator
@@ -54,9 +58,21 @@ typedef struct data_source {
     tg_dataset *train, *test; /* test may be NULL */
     char name[64];
 } data_source;
-/* Loads a data source; label names the CSV label column. Returns an exit code, having
- * printed what went wrong. */
-int data_load(const char *spec, const char *label, data_source *out);
+/* How a CSV file is laid out: --delimiter and --skip-rows. */
+typedef struct csv_layout {
+    char delimiter; /* ',', ' ' (any run of blanks), '\t' or ';' */
+    int skip_rows;  /* lines before the header */
+    bool no_header; /* the first line (after those) is a row of data */
+} csv_layout;
+#define CSV_LAYOUT_DEFAULT ((csv_layout){.delimiter = ','})
+/* The delimiter a name (comma, whitespace, tab, semicolon, or the character) means; 0
+ * when none. */
+char csv_delimiter_parse(const char *name);
+/* The name of a delimiter, as the model file stores it. */
+const char *csv_delimiter_name(char delimiter);
+/* Loads a data source; label names the CSV label column, layout (NULL: commas, no lines
+ * skipped) how its file is laid out. Returns an exit code, having printed what went wrong. */
+int data_load(const char *spec, const char *label, const csv_layout *layout, data_source *out);
 void data_free(data_source *d);
 
 /* ---- history: CSV and an SVG plot of loss and a metric per epoch ------------------------------ */

@@ -63,9 +63,32 @@ static bool parse_label(const char *label, long *index, bool *by_index)
     return true;
 }
 
-int data_load(const char *spec, const char *label, data_source *out)
+static const struct {
+    const char *name;
+    char c;
+} delimiters[] = {{"comma", ','}, {"whitespace", ' '}, {"tab", '\t'}, {"semicolon", ';'},
+                  {",", ','},     {"space", ' '},      {"\t", '\t'},  {";", ';'}};
+
+char csv_delimiter_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof delimiters / sizeof delimiters[0]; i++)
+        if (strcmp(name, delimiters[i].name) == 0)
+            return delimiters[i].c;
+    return 0;
+}
+
+const char *csv_delimiter_name(char delimiter)
+{
+    for (size_t i = 0; i < sizeof delimiters / sizeof delimiters[0]; i++)
+        if (delimiters[i].c == delimiter)
+            return delimiters[i].name;
+    return "comma";
+}
+
+int data_load(const char *spec, const char *label, const csv_layout *layout, data_source *out)
 {
     *out = (data_source){0};
+    csv_layout lay = layout ? *layout : CSV_LAYOUT_DEFAULT;
     char a[1024], b[1024];
     if (!spec || strcmp(spec, "fashion-mnist") == 0) {
         snprintf(out->name, sizeof out->name, "fashion-mnist");
@@ -84,7 +107,17 @@ int data_load(const char *spec, const char *label, data_source *out)
         if (!parse_label(label, &index, &by_index))
             return EXIT_USAGE;
         tg_scope *s = tg_scope_begin();
-        tg_csv d = by_index ? tg_read_csv(spec + 4, .label_index = (int)index) : tg_read_csv(spec + 4, .label = label);
+        if (!by_index && lay.no_header) {
+            fprintf(stderr,
+                    "tapegrad: --label %s names a column, but --no-header says the file names none: give "
+                    "the label column's index (0 for the first, -1 for the last)\n",
+                    label);
+            return EXIT_USAGE;
+        }
+        tg_csv d = by_index
+                       ? tg_read_csv(spec + 4, .label_index = (int)index, .delimiter = lay.delimiter,
+                                     .skip_rows = lay.skip_rows, .header = !lay.no_header)
+                       : tg_read_csv(spec + 4, .label = label, .delimiter = lay.delimiter, .skip_rows = lay.skip_rows);
         out->train = d.x && d.y ? tg_dataset_new(d.x, d.y) : NULL;
         tg_scope_end(s);
         snprintf(out->name, sizeof out->name, "csv");

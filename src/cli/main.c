@@ -32,6 +32,14 @@ static const char *const usage_fit =
     "\n"
     "  --data SOURCE          fashion-mnist (default), csv:FILE, npy:X.npy,Y.npy or idx:IMAGES,LABELS\n"
     "  --label COLUMN         the label column of a CSV file, by name or index (-1: the last)\n"
+    "  --delimiter NAME       a CSV file's separator: comma (default), whitespace (runs of spaces\n"
+    "                         and tabs), tab or semicolon. Gzip-compressed files are read as they are\n"
+    "  --skip-rows N          lines of a CSV file before its header (scikit-learn's: 1), default 0\n"
+    "  --no-header            the CSV file's first line (after those skipped) is data, not names\n"
+    "                         (--label is then an index)\n"
+    "  --normalize            standardise each feature by the mean and variance of the training\n"
+    "                         rows (Keras's Normalization, adapted before the validation split is\n"
+    "                         held out); stored in the model file, applied by evaluate and predict\n"
     "  --loss NAME            mse, mae, huber (regression), sparse_categorical_crossentropy or\n"
     "                         binary_crossentropy (classification). Default: from the labels:\n"
     "                         whole numbers 0..K-1 (K at most the rows and 65536, the smallest\n"
@@ -67,11 +75,16 @@ static const char *const usage_evaluate =
     "model was trained on (the file's stored path, else that path from MODEL's folder).\n";
 
 static const char *const usage_predict =
-    "usage: tapegrad predict MODEL INPUT [--limit N]\n"
+    "usage: tapegrad predict MODEL INPUT [--limit N] [--output FILE]\n"
     "\n"
     "Classes and probabilities (a regression: values) for each row of INPUT: a .npy file, an IDX file (raw\n"
-    "images, scaled to [0, 1]) or a CSV file of features. --limit caps the rows printed\n"
-    "(default 10; 0 prints all).\n";
+    "images, scaled to [0, 1]) or a CSV file of features (.csv or .csv.gz, laid out as the training\n"
+    "file was: its delimiter and skipped lines). The model's --normalize statistics are applied.\n"
+    "--limit caps the rows printed (default 10; 0 prints all).\n"
+    "--output FILE writes every row's prediction: FILE.csv has the columns class,p0,p1,... (binary:\n"
+    "class,probability; a regression: value); FILE.npy a structured array of shape (rows,) with\n"
+    "fields 'class' (int32) and 'probabilities' (float32, K) ('probability' for a binary model),\n"
+    "or for a regression a float32 array of shape (rows,).\n";
 
 static const char *const usage_summary = "usage: tapegrad summary MODEL\n";
 
@@ -97,10 +110,11 @@ int cli_library_error(void)
 static const struct {
     const char *name, *takes;
 } option_ranges[] = {
-    {"epochs", "a whole number from 1 to 100000"},   {"batch-size", "a whole number from 1 to 16777216"},
-    {"learning-rate", "a number from 1e-12 to 10"},  {"validation-split", "a number from 0 to 0.99"},
-    {"seed", "a whole number from 0 to 2147483647"}, {"threads", "a whole number from 1 to 1024"},
-    {"limit", "a whole number, 0 for all rows"},     {"classes", "a whole number from 2 to 100000"},
+    {"epochs", "a whole number from 1 to 100000"},        {"batch-size", "a whole number from 1 to 16777216"},
+    {"learning-rate", "a number from 1e-12 to 10"},       {"validation-split", "a number from 0 to 0.99"},
+    {"seed", "a whole number from 0 to 2147483647"},      {"threads", "a whole number from 1 to 1024"},
+    {"limit", "a whole number, 0 for all rows"},          {"classes", "a whole number from 2 to 100000"},
+    {"delimiter", "comma, whitespace, tab or semicolon"}, {"skip-rows", "a whole number from 0 to 1000000"},
 };
 
 static int bad_value(const char *usage, const char *option, const char *value)
@@ -176,6 +190,9 @@ typedef struct saved_model {
     int epoch;
     double lr, validation_split; /* lr 0: not stored; validation_split -1: not stored */
     long batch_size;             /* 0: not stored */
+    csv_layout layout;
+    double *norm; /* --normalize: n_norm means then n_norm variances (malloc'd), or NULL */
+    int64_t n_norm;
 } saved_model;
 
 /* The losses the command trains with. */
@@ -196,8 +213,11 @@ static void format_shape(const tg_shape *s, char *buf, size_t size)
 static void saved_close(saved_model *sm)
 {
     tg_safetensors_close(sm->st);
+    free(sm->norm);
     *sm = (saved_model){0};
 }
+
+static bool norm_parse(const char *text, saved_model *sm);
 
 /* Opens a model file and reads what it says about its model. Returns an exit code; the
  * caller calls saved_close either way. */
@@ -226,6 +246,9 @@ static int read_saved(const char *path, saved_model *out)
     out->epoch = (int)v[KEY_EPOCH].i;
     out->batch_size = v[KEY_BATCH].present ? (long)v[KEY_BATCH].i : 0;
     out->validation_split = -1;
+    out->layout = CSV_LAYOUT_DEFAULT;
+    out->layout.skip_rows = v[KEY_SKIP_ROWS].present ? (int)v[KEY_SKIP_ROWS].i : 0;
+    out->layout.no_header = v[KEY_HEADER].present && v[KEY_HEADER].i == 0;
     out->loss = v[KEY_LOSS].present ? tg_loss_kind_from_name(v[KEY_LOSS].text)
                                     : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY; /* files before the key */
     const char *key = NULL, *why = NULL;
@@ -239,12 +262,135 @@ static int read_saved(const char *path, saved_model *out)
         key = "optimizer", why = "adam, adamw, sgd, rmsprop or adagrad";
     else if (loss_is_regression(out->loss) && out->classes != 1)
         key = "classes", why = "1 for a regression";
+    else if (v[KEY_DELIMITER].present && !(out->layout.delimiter = csv_delimiter_parse(v[KEY_DELIMITER].text)))
+        key = "delimiter", why = "comma, whitespace, tab or semicolon";
+    else if (v[KEY_NORMALIZATION].present && !norm_parse(v[KEY_NORMALIZATION].text, out))
+        key = "normalization", why = "the means then the variances of the input's features, as numbers";
     if (key) {
         fprintf(stderr, "tapegrad: %s: bad model metadata \"%s\" is \"%s\": it must be %s\n", path, key,
                 tg_safetensors_metadata(out->st, key), why);
         return EXIT_DATA;
     }
     return EXIT_OK;
+}
+
+/* ---- --normalize: Keras's Normalization ---------------------------------------------------- */
+/* Per feature (each value of a flattened row): (x - mean) / max(sqrt(variance), 1e-7),
+ * with the population mean and variance of the rows it was adapted on, as Keras's
+ * Normalization layer computes them. */
+#define NORM_EPSILON 1e-7
+
+static int64_t row_size(tg_shape s)
+{
+    int64_t n = 1;
+    for (int i = 1; i < s.rank; i++)
+        n *= s.dims[i];
+    return n;
+}
+
+/* "m0,m1,...;v0,v1,..." into sm->norm; false when malformed or not the input's size. */
+static bool norm_parse(const char *text, saved_model *sm)
+{
+    int64_t n = 1;
+    for (int i = 0; i < sm->input_shape.rank && n <= (1 << 26); i++)
+        n *= sm->input_shape.dims[i]; /* the text's limit holds fewer numbers: no overflow */
+    if (n < 1 || n > (1 << 26) || (int64_t)strlen(text) < 4 * n - 1 ||
+        !(sm->norm = malloc(sizeof(double) * (size_t)(2 * n))))
+        return false;
+    const char *p = text;
+    for (int64_t i = 0; i < 2 * n; i++) {
+        char *end;
+        sm->norm[i] = strtod(p, &end);
+        char want = i + 1 == 2 * n ? 0 : i + 1 == n ? ';' : ',';
+        if (end == p || *end != want || !isfinite(sm->norm[i]) || (i >= n && sm->norm[i] < 0))
+            return false;
+        p = end + (want != 0);
+    }
+    sm->n_norm = n;
+    return true;
+}
+
+/* The statistics of rows [0, rows) of x: n means then n variances (malloc'd), or NULL. */
+static double *norm_adapt(const tg_tensor *x, int64_t rows, int64_t *n_out)
+{
+    int64_t n = row_size(tg_shape_of(x)), all = tg_size(x);
+    double *v = malloc(sizeof(double) * (size_t)(all + 1)), *st = calloc((size_t)(2 * n + 1), sizeof(double));
+    if (!v || !st || rows < 1 || tg_copy_out_f64(x, v, all) != 0) {
+        free(v);
+        free(st);
+        return NULL;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++)
+            st[j] += v[r * n + j];
+    for (int64_t j = 0; j < n; j++)
+        st[j] /= (double)rows;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++)
+            st[n + j] += (v[r * n + j] - st[j]) * (v[r * n + j] - st[j]);
+    for (int64_t j = 0; j < n; j++)
+        st[n + j] /= (double)rows;
+    free(v);
+    *n_out = n;
+    return st;
+}
+
+/* x standardised by the statistics, a new float32 tensor of x's shape, or NULL. */
+static tg_tensor *norm_apply(const tg_tensor *x, const double *st, int64_t n)
+{
+    int64_t all = tg_size(x);
+    if (row_size(tg_shape_of(x)) != n) {
+        fprintf(stderr, "tapegrad: the model's normalization has %lld features; the input has %lld\n", (long long)n,
+                (long long)row_size(tg_shape_of(x)));
+        return NULL;
+    }
+    double *v = malloc(sizeof(double) * (size_t)(all + 1));
+    float *f = malloc(sizeof(float) * (size_t)(all + 1));
+    tg_tensor *out = NULL;
+    if (v && f && tg_copy_out_f64(x, v, all) == 0) {
+        for (int64_t i = 0; i < all; i++) {
+            double sd = sqrt(st[n + i % n]);
+            f[i] = (float)((v[i] - st[i % n]) / (sd > NORM_EPSILON ? sd : NORM_EPSILON));
+        }
+        out = tg_tensor_from(TG_F32, tg_shape_of(x), f);
+    }
+    free(v);
+    free(f);
+    return out;
+}
+
+/* The statistics as the model file stores them (malloc'd), or NULL. */
+static char *norm_text(const double *st, int64_t n)
+{
+    char *t = malloc((size_t)(2 * n) * 26 + 1);
+    size_t k = 0;
+    for (int64_t i = 0; t && i < 2 * n; i++)
+        k += (size_t)sprintf(t + k, "%s%.17g", i == 0 ? "" : i == n ? ";" : ",", st[i]);
+    return t;
+}
+
+/* Without --normalize: a note when the features' spreads (standard deviations over the
+ * training rows) differ by a factor of 100 or more, which trains badly. */
+static void warn_scales(const tg_tensor *x, int64_t rows)
+{
+    int64_t n = 0;
+    double *st = norm_adapt(x, rows, &n);
+    if (!st)
+        return;
+    int64_t lo = -1, hi = -1;
+    for (int64_t j = 0; j < n; j++) {
+        if (!(st[n + j] > 0))
+            continue;
+        lo = lo < 0 || st[n + j] < st[n + lo] ? j : lo;
+        hi = hi < 0 || st[n + j] > st[n + hi] ? j : hi;
+    }
+    if (lo >= 0 && sqrt(st[n + hi] / st[n + lo]) >= 100)
+        fprintf(stderr,
+                "tapegrad: note: the features' scales differ by a factor of %.0f (feature %lld has standard "
+                "deviation %.3g, feature %lld %.3g): give --normalize to standardise them\n",
+                sqrt(st[n + hi] / st[n + lo]), (long long)hi + 1, sqrt(st[n + hi]), (long long)lo + 1,
+                sqrt(st[n + lo]));
+    free(st);
 }
 
 /* Compiles for `loss`: sparse cross-entropy on logits and binary cross-entropy on the
@@ -290,6 +436,8 @@ typedef struct setup {
     tg_loss_kind loss;
     double lr, validation_split;
     long batch_size;
+    csv_layout layout;
+    const char *norm; /* normalization text, or NULL */
 } setup;
 
 /* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
@@ -303,11 +451,27 @@ static char *fit_metadata(const setup *u)
     snprintf(lr, sizeof lr, "%.17g", u->lr);
     snprintf(batch, sizeof batch, "%ld", u->batch_size);
     snprintf(split, sizeof split, "%.17g", u->validation_split);
-    const char *keys[14] = {"model", "input_shape", "classes",       "seed",       "data",
-                            "loss",  "optimizer",   "learning_rate", "batch_size", "validation_split"};
-    const char *values[14] = {u->spec_text,          shape,        n_classes, n_seed, u->data,
-                              tg_loss_name(u->loss), u->optimizer, lr,        batch,  split};
-    int n = 10;
+    char skip[24], header[2] = {u->layout.no_header ? '0' : '1', 0};
+    snprintf(skip, sizeof skip, "%d", u->layout.skip_rows);
+    const char *keys[N_KEYS] = {"model",     "input_shape", "classes",       "seed",       "data",
+                                "loss",      "optimizer",   "learning_rate", "batch_size", "validation_split",
+                                "delimiter", "skip_rows",   "header"};
+    const char *values[N_KEYS] = {u->spec_text,
+                                  shape,
+                                  n_classes,
+                                  n_seed,
+                                  u->data,
+                                  tg_loss_name(u->loss),
+                                  u->optimizer,
+                                  lr,
+                                  batch,
+                                  split,
+                                  csv_delimiter_name(u->layout.delimiter),
+                                  skip,
+                                  header};
+    int n = 13;
+    if (u->norm)
+        keys[n] = "normalization", values[n++] = u->norm;
     if (u->data_path)
         keys[n] = "data_path", values[n++] = u->data_path;
     if (u->label)
@@ -504,9 +668,10 @@ static const char *locate_data(const saved_model *sm, char *buf, size_t size)
 /* ---- fit ------------------------------------------------------------------------------------ */
 typedef struct fit_args {
     const char *data, *label, *model, *optimizer, *loss, *save, *resume, *history, *plot;
-    long epochs, batch_size, seed, threads, classes;
+    long epochs, batch_size, seed, threads, classes, skip_rows;
     double lr, validation_split;
-    bool quiet, profile;
+    char delimiter;
+    bool quiet, profile, normalize, no_header;
     bool given[128]; /* by option letter: what the command line set (a resume keeps the rest) */
 } fit_args;
 
@@ -523,6 +688,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
                     .plot = "history.svg",
                     .epochs = 5,
                     .batch_size = 32,
+                    .delimiter = ',',
                     .seed = 42};
     static const struct option opts[] = {
         {"data", 1, 0, 'd'},          {"label", 1, 0, 'l'},
@@ -534,7 +700,9 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         {"history", 1, 0, 'H'},       {"plot", 1, 0, 'P'},
         {"quiet", 0, 0, 'q'},         {"profile", 0, 0, 'p'},
         {"help", 0, 0, 'h'},          {"loss", 1, 0, 'L'},
-        {"classes", 1, 0, 'k'},       {0, 0, 0, 0},
+        {"classes", 1, 0, 'k'},       {"delimiter", 1, 0, 'D'},
+        {"skip-rows", 1, 0, 'K'},     {"normalize", 0, 0, 'N'},
+        {"no-header", 0, 0, 'E'},     {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -558,6 +726,10 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         case 'P': ok = non_empty(a->plot = optarg); break;
         case 'L': ok = non_empty(a->loss = optarg); break;
         case 'k': ok = parse_long(optarg, 2, MAX_CLASSES, &a->classes); break;
+        case 'D': ok = (a->delimiter = csv_delimiter_parse(optarg)) != 0; break;
+        case 'K': ok = parse_long(optarg, 0, 1000000, &a->skip_rows); break;
+        case 'N': a->normalize = true; break;
+        case 'E': a->no_header = true; break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
@@ -638,12 +810,14 @@ static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, lo
     return rc;
 }
 
-static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg_loss_kind loss)
+/* The test split's results, its inputs standardised by `norm` (NULL: as they are). */
+static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg_loss_kind loss, const double *norm)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
-    int rc = tensors_for(test, spec, &x, &y, &in) ? report(m, x, y, loss, 500, "test ") : cli_library_error();
+    bool ok = tensors_for(test, spec, &x, &y, &in) && (!norm || (x = norm_apply(x, norm, row_size(tg_shape_of(x)))));
+    int rc = ok ? report(m, x, y, loss, 500, "test ") : cli_library_error();
     tg_scope_end(s);
     return rc;
 }
@@ -796,6 +970,24 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
     } else {
         a->seed = (long)prior->seed;
     }
+    if (a->given['D'])
+        note_override("delimiter", csv_delimiter_name(a->delimiter), csv_delimiter_name(prior->layout.delimiter));
+    else
+        a->delimiter = prior->layout.delimiter;
+    if (a->given['K']) {
+        snprintf(given, sizeof given, "%ld", a->skip_rows);
+        snprintf(stored, sizeof stored, "%d", prior->layout.skip_rows);
+        note_override("skip-rows", given, stored);
+    } else {
+        a->skip_rows = prior->layout.skip_rows;
+    }
+    if (a->given['E'] && !prior->layout.no_header)
+        fprintf(stderr, "tapegrad: note: --no-header overrides the model file's header line\n");
+    else if (!a->given['E'])
+        a->no_header = prior->layout.no_header;
+    if (a->given['N'] && !prior->norm)
+        fprintf(stderr, "tapegrad: note: --normalize is ignored: %s was trained without it\n", prior->path);
+    a->normalize = prior->norm != NULL;   /* the model's inputs stay as it learned them */
     if (!a->given['H'] && prior->history) /* the files that go on */
         a->history = prior->history;
     if (!a->given['P'] && prior->plot)
@@ -831,10 +1023,13 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     if (a.threads)
         tg_set_num_threads((int)a.threads);
     data_source d;
-    if ((rc = data_load(load, a.label, &d)) != EXIT_OK) {
+    csv_layout layout = {.delimiter = a.delimiter, .skip_rows = (int)a.skip_rows, .no_header = a.no_header};
+    if ((rc = data_load(load, a.label, &layout, &d)) != EXIT_OK) {
         tg_optimizer_free(opt);
         return rc;
     }
+    double *adapted = NULL;
+    char *norm = NULL;
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
@@ -862,6 +1057,18 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         rc = cli_library_error();
         goto done;
     }
+    /* the rows tg_fit holds out: the last fraction, before shuffling */
+    int64_t rows = tg_dim(y, 0), split = (int64_t)((double)rows * (1.0 - a.validation_split));
+    if (a.normalize) { /* adapted on the training rows only; a resumed model keeps its own */
+        int64_t n_norm = prior.n_norm;
+        const double *stats = a.resume ? prior.norm : (adapted = norm_adapt(x, split, &n_norm));
+        if (!stats || !(x = norm_apply(x, stats, n_norm)) || !(norm = norm_text(stats, n_norm))) {
+            rc = tg_has_error() ? cli_library_error() : EXIT_DATA;
+            goto done;
+        }
+    } else if (strncmp(load, "csv:", 4) == 0 && tg_distributed_rank() == 0) { /* even --quiet: it is a hint */
+        warn_scales(x, split);
+    }
     uint64_t seed = (uint64_t)a.seed;
     saved_model sm = prior;
     sm.loss = loss;
@@ -888,7 +1095,9 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
                .loss = loss,
                .lr = tg_optimizer_current_lr(tg_model_optimizer(m)),
                .validation_split = a.validation_split,
-               .batch_size = a.batch_size};
+               .batch_size = a.batch_size,
+               .layout = layout,
+               .norm = norm};
     u.data_path = source_absolute(load, abs_buf, sizeof abs_buf) ? abs_buf : NULL;
     char *meta = fit_metadata(&u);
     ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
@@ -910,15 +1119,19 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     }
     if (!a.quiet && distributed)
         print_ranks(a.batch_size);
-    /* the rows tg_fit holds out: the last fraction, before shuffling */
-    int64_t rows = tg_dim(y, 0), split = (int64_t)((double)rows * (1.0 - a.validation_split));
     double variance[2] = {label_variance(y, 0, split), label_variance(y, split, rows)};
     tg_callback scores = {.on_epoch_end = add_regression_logs, .user = variance};
     tg_callback *callbacks[2] = {&scores, ckpt};
+    /* where the resumed fit left off: the next epoch and step, and the shuffle stream */
+    tg_model_fit_position pos = {.epoch = a.resume ? prior.epoch : 0};
+    if (a.resume && tg_model_get_fit_position(m, &pos) != 1)
+        pos = (tg_model_fit_position){.epoch = prior.epoch, .seed = seed};
+    if (a.resume && pos.seed != seed && !a.given['s'])
+        seed = pos.seed;
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = a.resume ? prior.epoch : 0, .callbacks = callbacks + !regression,
+               .seed = seed, .initial_epoch = pos.epoch, .initial_step = pos.step, .callbacks = callbacks + !regression,
                .n_callbacks = regression ? 2 : 1, .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
@@ -930,7 +1143,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     }
     if (!writer) /* the same model and history as rank 0's, which writes them */
         goto done;
-    if ((rc = history_from_fit(h, a.resume ? prior.epoch : 0, &hist)) != EXIT_OK)
+    if ((rc = history_from_fit(h, pos.epoch, &hist)) != EXIT_OK)
         goto done;
     if (a.resume && a.history)
         history_prepend_csv(&hist, a.history);
@@ -941,8 +1154,10 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     if (!a.quiet)
         printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
     if (d.test)
-        rc = report_test(m, d.test, &spec, loss);
+        rc = report_test(m, d.test, &spec, loss, a.normalize ? (adapted ? adapted : prior.norm) : NULL);
 done:
+    free(adapted);
+    free(norm);
     history_free(&hist);
     tg_history_free(h);
     tg_callback_free(ckpt);
@@ -996,7 +1211,7 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     const saved_model sm = *saved;
     data_source d;
     char where[2 * PATH_MAX + 8];
-    int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &d);
+    int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &sm.layout, &d);
     if (rc != EXIT_OK)
         return rc;
     tg_model *m = load_model(&sm, tg_adam(), false);
@@ -1005,8 +1220,8 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     tg_shape in;
     tg_dataset *ds = d.test ? d.test : d.train;
     char prefix[48];
-    if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in)) {
-        rc = cli_library_error();
+    if (!m || !tensors_for(ds, &sm.spec, &x, &y, &in) || (sm.norm && !(x = norm_apply(x, sm.norm, sm.n_norm)))) {
+        rc = tg_has_error() ? cli_library_error() : EXIT_DATA;
     } else {
         snprintf(prefix, sizeof prefix, "%lld samples - ", (long long)tg_dim(x, 0));
         rc = report(m, x, y, sm.loss, batch, prefix);
@@ -1017,14 +1232,99 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     return rc;
 }
 
-static tg_tensor *read_input(const char *path)
+static bool ends_with(const char *s, const char *tail)
 {
-    size_t n = strlen(path);
-    if (n > 4 && strcmp(path + n - 4, ".npy") == 0)
+    size_t n = strlen(s), k = strlen(tail);
+    return n > k && strcmp(s + n - k, tail) == 0;
+}
+
+/* A CSV file is read as the training file was laid out. */
+static tg_tensor *read_input(const char *path, const csv_layout *layout)
+{
+    if (ends_with(path, ".npy"))
         return tg_read_npy(path, .dtype = TG_F32);
-    if (n > 4 && strcmp(path + n - 4, ".csv") == 0)
-        return tg_read_csv(path).x;
+    if (ends_with(path, ".csv") || ends_with(path, ".csv.gz") || ends_with(path, ".txt") || ends_with(path, ".txt.gz"))
+        return tg_read_csv(path, .delimiter = layout->delimiter, .skip_rows = layout->skip_rows,
+                           .header = !layout->no_header)
+            .x;
     return tg_read_idx(path, .scale = 1.0 / 255.0);
+}
+
+/* predict --output: every row's prediction as FILE.csv or FILE.npy (see usage_predict).
+ * v: rows x k values (probabilities, or a regression's values). */
+static int write_predictions(const char *path, const double *v, int64_t rows, int64_t k, tg_loss_kind loss)
+{
+    bool npy = ends_with(path, ".npy"), reg = loss_is_regression(loss), binary = loss == TG_LOSS_BINARY_CROSSENTROPY;
+    int64_t probs = binary ? 1 : k; /* float32 values after the class */
+    size_t row_bytes = reg ? 4 : 4 + 4 * (size_t)probs,
+           cap = 256 + (size_t)rows * (npy ? row_bytes : 16 * (1 + (size_t)k) + 2);
+    char *buf = malloc(cap + 64 * (size_t)k + 64);
+    if (!buf) {
+        fprintf(stderr, "tapegrad: out of memory for %lld predictions\n", (long long)rows);
+        return EXIT_DATA;
+    }
+    size_t n = 0;
+    if (npy) { /* NumPy format 1.0: magic, header length, a dict padded to 64 bytes, the rows */
+        char head[256 + 32];
+        int h;
+        if (reg)
+            h = snprintf(head, sizeof head, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld,), }",
+                         (long long)rows);
+        else if (binary)
+            h = snprintf(head, sizeof head,
+                         "{'descr': [('class', '<i4'), ('probability', '<f4')], 'fortran_order': False, "
+                         "'shape': (%lld,), }",
+                         (long long)rows);
+        else
+            h = snprintf(head, sizeof head,
+                         "{'descr': [('class', '<i4'), ('probabilities', '<f4', (%lld,))], 'fortran_order': "
+                         "False, 'shape': (%lld,), }",
+                         (long long)k, (long long)rows);
+        size_t total = (10 + (size_t)h + 1 + 63) / 64 * 64, pad = total - 10 - (size_t)h - 1;
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (char)((total - 10) & 0xff);
+        buf[9] = (char)((total - 10) >> 8);
+        memcpy(buf + 10, head, (size_t)h);
+        memset(buf + 10 + h, ' ', pad);
+        buf[total - 1] = '\n';
+        n = total;
+    } else {
+        n += (size_t)sprintf(buf, reg ? "value" : binary ? "class,probability" : "class");
+        for (int64_t j = 0; !reg && !binary && j < k; j++)
+            n += (size_t)sprintf(buf + n, ",p%lld", (long long)j);
+        buf[n++] = '\n';
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const double *p = v + r * k;
+        int32_t cls = 0;
+        for (int64_t j = 1; !reg && !binary && j < k; j++)
+            cls = p[j] > p[cls] ? (int32_t)j : cls;
+        if (binary)
+            cls = p[0] > 0.5;
+        if (npy) { /* little-endian, as the header says (the hosts tapegrad builds on) */
+            float f;
+            if (!reg) {
+                memcpy(buf + n, &cls, 4);
+                n += 4;
+            }
+            for (int64_t j = 0; j < (reg ? 1 : probs); j++) {
+                f = (float)p[j];
+                memcpy(buf + n, &f, 4);
+                n += 4;
+            }
+        } else {
+            if (reg)
+                n += (size_t)sprintf(buf + n, "%.9g", p[0]);
+            else
+                n += (size_t)sprintf(buf + n, "%d", (int)cls);
+            for (int64_t j = 0; !reg && j < probs; j++)
+                n += (size_t)sprintf(buf + n, ",%.6g", p[j]);
+            buf[n++] = '\n';
+        }
+    }
+    int rc = tg_write_file(path, buf, n) == 0 ? EXIT_OK : cli_library_error();
+    free(buf);
+    return rc;
 }
 
 /* Each row of the input must be one example: any input would otherwise be reshaped to
@@ -1059,8 +1359,10 @@ static bool rows_fit(const tg_tensor *x, tg_shape want, const char *path)
 
 static int cmd_predict(int argc, char **argv)
 {
-    static const struct option opts[] = {{"limit", 1, 0, 'n'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"limit", 1, 0, 'n'}, {"output", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     long limit = 10;
+    const char *output = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -1069,6 +1371,12 @@ static int cmd_predict(int argc, char **argv)
             return fputs(usage_predict, stdout), EXIT_OK;
         if (c == ':')
             return usage_error(usage_predict, "%s needs a value", argv[optind - 1]);
+        if (c == 'o' && !(ends_with(optarg, ".npy") || ends_with(optarg, ".csv")))
+            return usage_error(usage_predict, "--output '%s': give a file name ending in .npy or .csv", optarg);
+        if (c == 'o') {
+            output = optarg;
+            continue;
+        }
         if (c != 'n')
             return usage_error(usage_predict, "unknown option %s", argv[optind - 1]);
         if (!parse_long(optarg, 0, 1L << 40, &limit))
@@ -1084,11 +1392,14 @@ static int cmd_predict(int argc, char **argv)
     }
     tg_model *m = load_model(&sm, NULL, false);
     tg_scope *s = tg_scope_begin();
-    tg_tensor *x = m ? read_input(argv[optind + 1]) : NULL;
+    tg_tensor *x = m ? read_input(argv[optind + 1], &sm.layout) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
     memcpy(shape.dims + 1, want.dims, sizeof(int64_t) * (size_t)want.rank);
     bool fits = x && rows_fit(x, want, argv[optind + 1]);
-    tg_tensor *p = fits ? tg_predict(m, tg_reshape(x, shape), .batch_size = 500) : NULL;
+    tg_tensor *in = fits ? tg_reshape(x, shape) : NULL;
+    if (in && sm.norm)
+        in = norm_apply(in, sm.norm, sm.n_norm);
+    tg_tensor *p = in ? tg_predict(m, in, .batch_size = 500) : NULL;
     if (p && sm.loss == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
         p = tg_softmax(p, -1);
     if (x && !fits) {
@@ -1119,6 +1430,8 @@ static int cmd_predict(int argc, char **argv)
         }
         if (limit && rows > limit)
             printf("... %lld more rows (--limit 0 prints all)\n", (long long)(rows - limit));
+        if (output && (rc = write_predictions(output, v, rows, k, sm.loss)) == EXIT_OK)
+            printf("wrote %lld predictions to %s\n", (long long)rows, output);
         free(v);
     }
     tg_scope_end(s);
@@ -1148,6 +1461,12 @@ static int cmd_summary(int argc, char **argv)
         if (sm.validation_split >= 0)
             printf(", validation split %g", sm.validation_split);
         printf(", seed %llu\n", (unsigned long long)sm.seed);
+        if (strncmp(sm.data, "csv:", 4) == 0)
+            printf("CSV: delimiter %s, %d lines skipped, %s\n", csv_delimiter_name(sm.layout.delimiter),
+                   sm.layout.skip_rows, sm.layout.no_header ? "no header" : "a header line");
+        if (sm.norm)
+            printf("inputs standardised (--normalize) by the means and variances of %lld features\n",
+                   (long long)sm.n_norm);
         tg_model_summary(m, stdout);
     } else if (rc == EXIT_OK) {
         rc = cli_library_error();

@@ -101,4 +101,9 @@ const tg_meta_key cli_saved_keys[N_KEYS] = {
     [KEY_SPLIT] = {"validation_split", TG_META_TEXT, 1, 32, false, NULL},
     [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 4096, false, NULL},
     [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_DELIMITER] = {"delimiter", TG_META_TEXT, 1, 16, false, NULL},
+    [KEY_SKIP_ROWS] = {"skip_rows", TG_META_INT, 0, 1000000, false, NULL},
+    /* --normalize: "mean,mean,...;variance,variance,..." per feature, %.17g */
+    [KEY_HEADER] = {"header", TG_META_INT, 0, 1, false, NULL},
+    [KEY_NORMALIZATION] = {"normalization", TG_META_TEXT, 3, 1 << 26, false, NULL},
 };

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "io_impl.h"
 
@@ -63,6 +65,9 @@ static bool add_field(reader *r, char *s, size_t len, bool quoted)
 
 static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
+/* Whether c ends a field: the delimiter, or with TG_CSV_WHITESPACE any blank. */
+static bool is_sep(char c, char d) { return d == TG_CSV_WHITESPACE ? is_blank(c) : c == d; }
+
 /* Splits a line (without its end) into fields, in place: fields are NUL-terminated,
  * unquoted ones trimmed of blanks, quoted ones unescaped. */
 static bool split(reader *r, char *line, size_t len, int lineno)
@@ -71,7 +76,7 @@ static bool split(reader *r, char *line, size_t len, int lineno)
     size_t i = 0;
     r->n_fields = 0;
     for (;;) {
-        while (i < len && is_blank(line[i]) && line[i] != d)
+        while (i < len && is_blank(line[i]) && (line[i] != d || d == TG_CSV_WHITESPACE))
             i++;
         if (i < len && line[i] == '"') {
             size_t start = ++i, out = start;
@@ -93,14 +98,17 @@ static bool split(reader *r, char *line, size_t len, int lineno)
                     line[out++] = line[i++];
                 }
             }
-            while (i < len && is_blank(line[i]) && line[i] != d)
+            while (i < len && is_blank(line[i]) && d != TG_CSV_WHITESPACE && line[i] != d)
                 i++;
-            if (i < len && line[i] != d) {
+            if (i < len && !is_sep(line[i], d)) {
                 tg__fail(r->loc, "%s: '%s' line %d, column %d: text after the closing quote of a quoted field", FUNC,
                          r->path, lineno, r->n_fields + 1);
                 return false;
             }
-            bool more = i < len;
+            if (d == TG_CSV_WHITESPACE) /* a run of blanks is one separator; none ends the line */
+                while (i + 1 < len && is_blank(line[i + 1]))
+                    i++;
+            bool more = i < len && !(d == TG_CSV_WHITESPACE && i + 1 == len);
             if (!add_field(r, line + start, out - start, true))
                 return false;
             if (!more)
@@ -108,12 +116,15 @@ static bool split(reader *r, char *line, size_t len, int lineno)
             i++;
         } else {
             size_t start = i;
-            while (i < len && line[i] != d)
+            while (i < len && !is_sep(line[i], d))
                 i++;
             size_t end = i;
             while (end > start && is_blank(line[end - 1]))
                 end--;
-            bool more = i < len;
+            if (d == TG_CSV_WHITESPACE)
+                while (i + 1 < len && is_blank(line[i + 1]))
+                    i++;
+            bool more = i < len && !(d == TG_CSV_WHITESPACE && i + 1 == len);
             if (!add_field(r, line + start, end - start, false))
                 return false;
             if (!more)
@@ -226,16 +237,99 @@ static bool data_line(reader *r, int lineno)
     return true;
 }
 
-typedef enum { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL, LINE_NO_MEMORY } line_status;
+typedef enum { LINE_OK, LINE_END, LINE_TOO_LONG, LINE_NUL, LINE_NO_MEMORY, LINE_BAD_GZIP } line_status;
+
+/* The bytes of the file: read as they are, or inflated when it is gzip-compressed (told by
+ * its first two bytes, which are read once and handed back first). */
+typedef struct {
+    FILE *fp;
+    z_stream z;
+    bool gzip, z_end, z_error;
+    unsigned char in[1 << 16], out[1 << 16];
+    size_t out_pos, out_len;
+    int peek[2], n_peek, i_peek;
+} source;
+
+static int source_getc(source *src)
+{
+    if (src->i_peek < src->n_peek)
+        return src->peek[src->i_peek++];
+    if (!src->gzip)
+        return getc_unlocked(src->fp);
+    while (src->out_pos == src->out_len) {
+        if (src->z_end || src->z_error)
+            return EOF;
+        if (src->z.avail_in == 0) {
+            size_t got = fread(src->in, 1, sizeof src->in, src->fp);
+            if (got == 0) {
+                src->z_error = true; /* the stream ends before its end: truncated */
+                return EOF;
+            }
+            src->z.next_in = src->in;
+            src->z.avail_in = (uInt)got;
+        }
+        src->z.next_out = src->out;
+        src->z.avail_out = sizeof src->out;
+        int rc = inflate(&src->z, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) {
+            /* gzip members may follow one another (cat a.gz b.gz), as gunzip reads them */
+            int c = src->z.avail_in ? 0x1f : getc_unlocked(src->fp);
+            if (c != EOF) {
+                if (!src->z.avail_in)
+                    ungetc(c, src->fp);
+                src->out_len = sizeof src->out - src->z.avail_out;
+                src->out_pos = 0;
+                inflateReset(&src->z);
+                continue;
+            }
+            src->z_end = true;
+        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            src->z_error = true;
+            return EOF;
+        }
+        src->out_len = sizeof src->out - src->z.avail_out;
+        src->out_pos = 0;
+    }
+    return src->out[src->out_pos++];
+}
+
+/* Reads the first two bytes; true when they open a gzip stream (set up to inflate it). */
+static bool source_open(source *src, FILE *fp)
+{
+    src->fp = fp;
+    for (int i = 0; i < 2; i++) {
+        int c = getc_unlocked(fp);
+        if (c == EOF)
+            break;
+        src->peek[src->n_peek++] = c;
+    }
+    if (src->n_peek == 2 && src->peek[0] == 0x1f && src->peek[1] == 0x8b) {
+        src->gzip = true;
+        src->n_peek = 0;
+        src->z.next_in = src->in;
+        src->in[0] = 0x1f;
+        src->in[1] = 0x8b;
+        src->z.avail_in = 2;
+        if (inflateInit2(&src->z, 15 + 16) != Z_OK) /* 16: a gzip wrapper */
+            return false;
+    }
+    return true;
+}
+
+static void source_close(source *src)
+{
+    if (src->gzip)
+        inflateEnd(&src->z);
+}
 
 /* One line into *buf (its end included, NUL-terminated), at most TG_CSV_MAX_LINE bytes:
  * getline would grow without bound on a file or a pipe with no line ends (/dev/zero).
  * A NUL byte stops it at once: not a text file. */
-static line_status read_line(FILE *fp, char **buf, size_t *cap, size_t *len)
+static line_status read_line(source *fp, char **buf, size_t *cap, size_t *len)
 {
     size_t n = 0;
     int c;
-    while ((c = getc_unlocked(fp)) != EOF) {
+    while ((c = source_getc(fp)) != EOF) {
         if (n + 2 > *cap) {
             size_t want = *cap ? *cap * 2 : 4096;
             if (n >= TG_CSV_MAX_LINE)
@@ -252,6 +346,8 @@ static line_status read_line(FILE *fp, char **buf, size_t *cap, size_t *len)
         if (c == '\n')
             break;
     }
+    if (c == EOF && fp->z_error)
+        return LINE_BAD_GZIP; /* the line read so far may be cut short: not a row */
     if (*buf)
         (*buf)[n] = 0;
     *len = n;
@@ -265,6 +361,8 @@ static bool line_error(reader *r, line_status st, int lineno)
                  "%s: '%s' line %d is longer than %d bytes, the limit for one row: not a CSV file of "
                  "numbers?",
                  FUNC, r->path, lineno, TG_CSV_MAX_LINE);
+    else if (st == LINE_BAD_GZIP)
+        tg__fail(r->loc, "%s: '%s': corrupt or truncated gzip data at line %d", FUNC, r->path, lineno);
     else if (st == LINE_NUL)
         tg__fail(r->loc, "%s: '%s' line %d contains a NUL byte: not a text file", FUNC, r->path, lineno);
     else
@@ -272,7 +370,7 @@ static bool line_error(reader *r, line_status st, int lineno)
     return false;
 }
 
-static bool read_lines(reader *r, FILE *fp)
+static bool read_lines(reader *r, source *fp)
 {
     char *line = NULL;
     size_t cap = 0, n;
@@ -287,6 +385,8 @@ static bool read_lines(reader *r, FILE *fp)
         }
         char *s = line;
         ssize_t len = (ssize_t)n;
+        if (lineno <= r->o.skip_rows)
+            continue; /* scikit-learn's files begin with a line of counts */
         if (lineno == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
             s += 3;
             len -= 3;
@@ -312,8 +412,11 @@ static bool read_lines(reader *r, FILE *fp)
         if (ok)
             ok = data_line(r, lineno);
     }
-    if (ok && ferror(fp)) {
+    if (ok && ferror(fp->fp)) {
         tg__fail(r->loc, "%s: '%s': read error after line %d: %s", FUNC, r->path, lineno, strerror(errno));
+        ok = false;
+    } else if (ok && fp->z_error) {
+        tg__fail(r->loc, "%s: '%s': corrupt or truncated gzip data after line %d", FUNC, r->path, lineno);
         ok = false;
     }
     free(line);
@@ -326,6 +429,8 @@ static bool check_opts(tg_loc loc, const char *path, const tg_csv_opts *o)
         return tg__fail(loc, "%s: `path` is NULL", FUNC), false;
     if (!o->delimiter || o->delimiter == '"' || o->delimiter == '\n' || o->delimiter == '\r')
         return tg__fail(loc, "%s: '%s': .delimiter cannot be NUL, a quote or a line end", FUNC, path), false;
+    if (o->skip_rows < 0)
+        return tg__fail(loc, "%s: '%s': .skip_rows must be 0 or more (got %d)", FUNC, path, o->skip_rows), false;
     if (o->dtype != TG_F32 && o->dtype != TG_F64)
         return tg__fail(loc, "%s: '%s': .dtype must be TG_F32 or TG_F64 (got %s)", FUNC, path, tg_dtype_name(o->dtype)),
                false;
@@ -382,11 +487,19 @@ tg_csv tg_read_csv_at(tg_loc loc, const char *path, tg_csv_opts o)
     if (!fp)
         return out;
     reader r = {.loc = loc, .path = path, .o = o, .label = -1};
+    source *src = calloc(1, sizeof *src);
     r.c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (!r.c_locale)
+    if (!src)
+        tg__fail(loc, "%s: '%s': out of memory", FUNC, path);
+    else if (!r.c_locale)
         tg__fail(loc, "%s: '%s': cannot make the C locale for numbers: %s", FUNC, path, strerror(errno));
-    else if (read_lines(&r, fp))
+    else if (!source_open(src, fp))
+        tg__fail(loc, "%s: '%s': cannot start zlib to read its gzip data", FUNC, path);
+    else if (read_lines(&r, src))
         out = build(&r);
+    if (src)
+        source_close(src);
+    free(src);
     fclose(fp);
     if (r.c_locale)
         freelocale(r.c_locale);
