@@ -1,5 +1,5 @@
 /* Matmul: forward values by hand and against a naive loop, broadcasting batch dims,
- * a gradient by hand, and errors. Finite differences for every transpose combination and
+ * gradients by hand (one summed over broadcast batch dims), and errors. Finite differences for every transpose combination and
  * broadcast batch, float32 against float64 and second order are the op table test's
  * (tests/test_op_table.c). */
 #include "gradcheck.h"
@@ -138,6 +138,28 @@ static void test_gradient_by_hand(void)
     tg_scope_end(s);
 }
 
+/* Broadcast batch dims: each gradient is summed back over the batch axes its input was
+ * broadcast along, to the input's own shape (size-1 batch axes kept). a [2,1,2] x b [2,3]
+ * and x b [1,2,3]: d/db sum(a b) [p][j] = sum over the batch of a[.][0][p]. */
+static void test_gradient_broadcast_batch(void)
+{
+    const tg_shape bshapes[] = {TG_SHAPE(2, 3), TG_SHAPE(1, 2, 3)};
+    for (size_t i = 0; i < sizeof bshapes / sizeof bshapes[0]; i++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *a = tg_from_f64(TG_SHAPE(2, 1, 2), 1, 2, 3, 4);
+        tg_tensor *b = tg_reshape(tg_from_f64(TG_SHAPE(6), 1, 2, 3, 4, 5, 6), bshapes[i]);
+        tg_tape *t = tg_tape_begin(.persistent = true);
+        tg_watch(t, a);
+        tg_watch(t, b);
+        tg_tensor *y = tg_sum(tg_matmul(a, b));
+        tg_tape_end(t);
+        CHECK_TENSOR(tg_gradient(t, y, a), TG_SHAPE(2, 1, 2), 0, 6, 15, 6, 15);
+        CHECK_TENSOR(tg_gradient(t, y, b), bshapes[i], 0, 4, 4, 4, 6, 6, 6);
+        tg_tape_free(t);
+        tg_scope_end(s);
+    }
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -169,6 +191,7 @@ int main(void)
     RUN(test_empty_inner_dim);
     RUN(test_forward_against_naive);
     RUN(test_gradient_by_hand);
+    RUN(test_gradient_broadcast_batch);
     RUN(test_errors);
     return TEST_SUMMARY();
 }
