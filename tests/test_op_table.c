@@ -46,6 +46,8 @@ typedef struct args {
     int mode;                /* sort's direction, norm's ord, mirror_pad's mode */
     int64_t k;               /* top_k's k, the segments' count */
     int64_t dh, dw;          /* the convolution family: dilations */
+    int n_dot;               /* tensordot's axes as an int; axes and axes_b as lists */
+    tg_axes axes_b;
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
@@ -471,6 +473,11 @@ static tg_tensor *f_boolean_mask(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
     return tg_boolean_mask(x[0], tg_cast(index_tensor(a, a->s2), TG_BOOL), a->axis);
+}
+static tg_tensor *f_tensordot(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_tensordot(x[0], x[1], .n = a->n_dot, .axes_a = a->axes, .axes_b = a->axes_b);
 }
 static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
 {
@@ -1296,6 +1303,16 @@ static const op_case cases[] = {
           TG_OP_GATHER, .flags = C_TWICE, S(2, 2)),
     COMPX("tg_boolean_mask", "rows of a [3,2] mask over [3,2,2]", f_boolean_mask,
           A(.axis = 0, .s2 = S(3, 2), .idx = {1, 0, 0, 1, 1, 1}), 1, TG_OP_GATHER, .flags = C_TWICE, S(3, 2, 2)),
+    /* ---- tensordot (linalg.c) ---- */
+    COMPX("tg_tensordot", "axes=2, [2,3,4] . [3,4,2]", f_tensordot, A(.n_dot = 2), 2, TG_OP_MATMUL, .flags = C_TWICE,
+          S(2, 3, 4), S(3, 4, 2)),
+    COMPX("tg_tensordot", "axes=1, a matrix product", f_tensordot, A(.n_dot = 1), 2, TG_OP_MATMUL, .flags = C_TWICE,
+          S(2, 3), S(3, 2)),
+    COMPX("tg_tensordot", "axes=0, the outer product", f_tensordot, A(.n_dot = 0), 2, TG_OP_MATMUL, .flags = C_TWICE,
+          S(2, 3), S(2)),
+    COMPX("tg_tensordot", "lists [2,0] of [3,2,4] with [0,-1] of [4,3]", f_tensordot,
+          A(.axes = AX(2, 0), .axes_b = AX(0, -1)), 2, TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(3, 2, 4), S(4, 3)),
     COMPX("tg_loss_values", "mse", f_loss_values, A(.loss = {.kind = TG_LOSS_MSE}), 2, TG_OP_SQUARE, .flags = C_TWICE,
           S(3, 2), S(3, 2)),
     /* mae's kink is at y_true == y_pred: the two ranges do not meet */

@@ -1,5 +1,5 @@
 /* Matmul: forward values by hand and against a naive loop, broadcasting batch dims,
- * a gradient by hand, and errors. Finite differences for every transpose combination and
+ * gradients by hand (one summed over broadcast batch dims), and errors. Finite differences for every transpose combination and
  * broadcast batch, float32 against float64 and second order are the op table test's
  * (tests/test_op_table.c). */
 #include "gradcheck.h"
@@ -138,6 +138,28 @@ static void test_gradient_by_hand(void)
     tg_scope_end(s);
 }
 
+/* Broadcast batch dims: each gradient is summed back over the batch axes its input was
+ * broadcast along, to the input's own shape (size-1 batch axes kept). a [2,1,2] x b [2,3]
+ * and x b [1,2,3]: d/db sum(a b) [p][j] = sum over the batch of a[.][0][p]. */
+static void test_gradient_broadcast_batch(void)
+{
+    const tg_shape bshapes[] = {TG_SHAPE(2, 3), TG_SHAPE(1, 2, 3)};
+    for (size_t i = 0; i < sizeof bshapes / sizeof bshapes[0]; i++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *a = tg_from_f64(TG_SHAPE(2, 1, 2), 1, 2, 3, 4);
+        tg_tensor *b = tg_reshape(tg_from_f64(TG_SHAPE(6), 1, 2, 3, 4, 5, 6), bshapes[i]);
+        tg_tape *t = tg_tape_begin(.persistent = true);
+        tg_watch(t, a);
+        tg_watch(t, b);
+        tg_tensor *y = tg_sum(tg_matmul(a, b));
+        tg_tape_end(t);
+        CHECK_TENSOR(tg_gradient(t, y, a), TG_SHAPE(2, 1, 2), 0, 6, 15, 6, 15);
+        CHECK_TENSOR(tg_gradient(t, y, b), bshapes[i], 0, 4, 4, 4, 6, 6, 6);
+        tg_tape_free(t);
+        tg_scope_end(s);
+    }
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -163,12 +185,46 @@ static void test_errors(void)
     tg_scope_end(s);
 }
 
+/* tf.tensordot by hand: axes as an int (2, 1, 0) and as two lists; a contraction over a
+ * [2,3,4] . [4,3,5] pair against tg_matmul of the reshaped operands; errors. */
+static void test_tensordot(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_from_f64(TG_SHAPE(2, 2), 1, 2, 3, 4), *b = tg_from_f64(TG_SHAPE(2, 2), 5, 6, 7, 8);
+    CHECK_TENSOR(tg_tensordot(a, b, .n = 1), TG_SHAPE(2, 2), 0, 19, 22, 43, 50);
+    CHECK_TENSOR(tg_tensordot(a, b, .n = 2), TG_SHAPE(), 0, 70);
+    CHECK_TENSOR(tg_tensordot(a, b), TG_SHAPE(2, 2, 2, 2), 0, 5, 6, 7, 8, 10, 12, 14, 16, 15, 18, 21, 24, 20, 24, 28,
+                 32);
+    CHECK_TENSOR(tg_tensordot(a, b, .axes_a = TG_AXES(0), .axes_b = TG_AXES(0)), TG_SHAPE(2, 2), 0, 26, 30, 38, 44);
+    CHECK_TENSOR(tg_tensordot(a, b, .axes_a = TG_AXES(-1), .axes_b = TG_AXES(1)), TG_SHAPE(2, 2), 0, 17, 23, 39, 53);
+    /* [2,3,4] with [4,3,5] over (1, 2) and (1, 0): the same as [2,12] x [12,5] after moving b's axes. */
+    tg_tensor *x = gc_input(31, TG_SHAPE(2, 3, 4), -1, 1), *y = gc_input(32, TG_SHAPE(4, 3, 5), -1, 1);
+    tg_tensor *want =
+        tg_matmul(tg_reshape(x, TG_SHAPE(2, 12)), tg_reshape(tg_transpose(y, TG_AXES(1, 0, 2)), TG_SHAPE(12, 5)));
+    tg_tensor *got = tg_tensordot(x, y, .axes_a = TG_AXES(1, 2), .axes_b = TG_AXES(1, 0));
+    CHECK(got && want &&
+          matches_naive(tg_reshape(x, TG_SHAPE(2, 12)), tg_reshape(tg_transpose(y, TG_AXES(1, 0, 2)), TG_SHAPE(12, 5)),
+                        false, false, got, 1e-12));
+    tg_tensor *got32 =
+        tg_tensordot(tg_cast(x, TG_F32), tg_cast(y, TG_F32), .axes_a = TG_AXES(1, 2), .axes_b = TG_AXES(1, 0));
+    CHECK(got32 && matches_naive(want, tg_eye(TG_F64, 5), false, false, got32, 1e-5));
+    EXPECT_ERROR(tg_tensordot(a, b, .n = 3) == NULL, "tg_tensordot: axes=3, but a has rank 2 and b rank 2");
+    EXPECT_ERROR(tg_tensordot(a, b, .axes_a = TG_AXES(0, 1), .axes_b = TG_AXES(0)) == NULL,
+                 "tg_tensordot: 2 axes of a but 1 of b");
+    EXPECT_ERROR(tg_tensordot(a, b, .axes_a = TG_AXES(0, 0), .axes_b = TG_AXES(0, 1)) == NULL,
+                 "tg_tensordot: axis 0 of a (rank 2) is out of range or repeated");
+    EXPECT_ERROR(tg_tensordot(x, y, .n = 2) == NULL, "tg_tensordot: axis 1 of a has size 3 but axis 0 of b has size 4");
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(test_forward_by_hand);
     RUN(test_empty_inner_dim);
     RUN(test_forward_against_naive);
     RUN(test_gradient_by_hand);
+    RUN(test_gradient_broadcast_batch);
+    RUN(test_tensordot);
     RUN(test_errors);
     return TEST_SUMMARY();
 }

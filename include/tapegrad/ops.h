@@ -218,6 +218,16 @@ typedef struct tg_matmul_opts {
 tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_matmul_opts o);
 #define tg_matmul(a, b, ...) tg_matmul_at(TG_LOC, a, b, TG__OPTS(tg_matmul_opts, .transpose_a = false, __VA_ARGS__))
 
+/* tf.tensordot: contracts the last n axes of a with the first n of b (.n = 2), or the
+ * axes paired by two lists (.axes_a = TG_AXES(1, 0), .axes_b = TG_AXES(0, 2)); the result
+ * has a's free axes then b's. No axes is the outer product. */
+typedef struct tg_tensordot_opts {
+    int n;
+    tg_axes axes_a, axes_b; /* used instead of n when either is given */
+} tg_tensordot_opts;
+tg_tensor *tg_tensordot_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_tensordot_opts o);
+#define tg_tensordot(a, b, ...) tg_tensordot_at(TG_LOC, a, b, TG__OPTS(tg_tensordot_opts, .n = 0, __VA_ARGS__))
+
 /* ---- shape ------------------------------------------------------------------------ */
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape); /* one dim may be -1 */
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm); /* empty: reverse */

@@ -170,3 +170,61 @@ tg_tensor *tg_matmul_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_m
     tg_attrs attrs = {.matmul = {o.transpose_a, o.transpose_b}};
     return TG__APPLY(loc, TG_OP_MATMUL, &attrs, a, b);
 }
+
+/* tf.tensordot: the contracted axes of a moved last and those of b first (transpose), each
+ * side flattened to a matrix (reshape), one matmul, and the free axes restored (reshape).
+ * `n` contracts the last n axes of a with the first n of b; lists pair axes_a[i] with
+ * axes_b[i]. Negative axes count from the end. */
+tg_tensor *tg_tensordot_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_tensordot_opts o)
+{
+    if (!tg__check_input(loc, "tg_tensordot", a, "a") || !tg__check_input(loc, "tg_tensordot", b, "b"))
+        return NULL;
+    if (!tg_dtype_is_float(a->dtype) || a->dtype != b->dtype)
+        return tg__fail(loc, "tg_tensordot: `a` is %s and `b` %s; both need float32, or both float64",
+                        tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
+    int ra = a->rank, rb = b->rank;
+    tg_axes xa = o.axes_a, xb = o.axes_b;
+    if (xa.n == 0 && xb.n == 0) {
+        if (o.n < 0 || o.n > ra || o.n > rb)
+            return tg__fail(loc, "tg_tensordot: axes=%d, but a has rank %d and b rank %d (need 0 <= axes <= both)", o.n,
+                            ra, rb);
+        xa.n = xb.n = o.n;
+        for (int i = 0; i < o.n; i++)
+            xa.axis[i] = ra - o.n + i, xb.axis[i] = i;
+    }
+    if (xa.n != xb.n)
+        return tg__fail(loc, "tg_tensordot: %d axes of a but %d of b; they are contracted in pairs", xa.n, xb.n);
+    bool used_a[TG_MAX_RANK] = {false}, used_b[TG_MAX_RANK] = {false};
+    int64_t k = 1;
+    for (int i = 0; i < xa.n; i++) {
+        int pa = xa.axis[i] < 0 ? xa.axis[i] + ra : xa.axis[i], pb = xb.axis[i] < 0 ? xb.axis[i] + rb : xb.axis[i];
+        if (pa < 0 || pa >= ra || used_a[pa])
+            return tg__fail(loc, "tg_tensordot: axis %d of a (rank %d) is out of range or repeated", xa.axis[i], ra);
+        if (pb < 0 || pb >= rb || used_b[pb])
+            return tg__fail(loc, "tg_tensordot: axis %d of b (rank %d) is out of range or repeated", xb.axis[i], rb);
+        if (a->shape[pa] != b->shape[pb])
+            return tg__fail(loc, "tg_tensordot: axis %d of a has size %lld but axis %d of b has size %lld", xa.axis[i],
+                            (long long)a->shape[pa], xb.axis[i], (long long)b->shape[pb]);
+        used_a[pa] = used_b[pb] = true;
+        xa.axis[i] = pa, xb.axis[i] = pb;
+        k *= a->shape[pa];
+    }
+    /* a: free axes then contracted; b: contracted then free. */
+    tg_axes pa = {.n = 0}, pb = {.n = 0};
+    tg_shape out = {.rank = 0};
+    int64_t m = 1, n = 1;
+    for (int i = 0; i < ra; i++)
+        if (!used_a[i])
+            pa.axis[pa.n++] = i, out.dims[out.rank++] = a->shape[i], m *= a->shape[i];
+    for (int i = 0; i < xa.n; i++)
+        pa.axis[pa.n++] = xa.axis[i], pb.axis[pb.n++] = xb.axis[i];
+    for (int i = 0; i < rb; i++)
+        if (!used_b[i]) {
+            if (out.rank == TG_MAX_RANK)
+                return tg__fail(loc, "tg_tensordot: the result would have more than %d axes", TG_MAX_RANK);
+            pb.axis[pb.n++] = i, out.dims[out.rank++] = b->shape[i], n *= b->shape[i];
+        }
+    tg_tensor *ma = tg_reshape_at(loc, tg_transpose_at(loc, a, pa), (tg_shape){.rank = 2, .dims = {m, k}});
+    tg_tensor *mb = tg_reshape_at(loc, tg_transpose_at(loc, b, pb), (tg_shape){.rank = 2, .dims = {k, n}});
+    return tg_reshape_at(loc, tg_matmul_at(loc, ma, mb, (tg_matmul_opts){0}), out);
+}
