@@ -74,6 +74,16 @@ static void test_activations(void)
     /* exact gelu: x * Phi(x) */
     CHECK_VALUES(tg_activate(x, TG_GELU), 1e-10, -0.5 * (1 + erf(-1 / sqrt(2))), 0.25 * (1 + erf(0.5 / sqrt(2))),
                  1.0 * (1 + erf(2 / sqrt(2))));
+    /* Keras 3's formulas, written out */
+    CHECK_VALUES(tg_activate(x, TG_RELU6), 1e-15, 0, 0.5, 2.0);
+    const double alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946;
+    CHECK_VALUES(tg_activate(x, TG_SELU), 1e-12, scale * alpha * (exp(-1.0) - 1), scale * 0.5, scale * 2.0);
+    CHECK_VALUES(tg_activate(x, TG_SILU), 1e-12, -1 / (1 + exp(1.0)), 0.5 / (1 + exp(-0.5)), 2 / (1 + exp(-2.0)));
+    CHECK_VALUES(tg_activate(x, TG_HARD_SIGMOID), 1e-15, 2.0 / 6, 3.5 / 6, 5.0 / 6);
+    CHECK_VALUES(tg_activate(x, TG_SOFTSIGN), 1e-15, -0.5, 0.5 / 1.5, 2.0 / 3.0);
+    CHECK_VALUES(tg_activate(x, TG_LOG_SIGMOID), 1e-12, -log1p(exp(1.0)), -log1p(exp(-0.5)), -log1p(exp(-2.0)));
+    CHECK(strcmp(tg_activation_name(TG_SILU), "silu") == 0 &&
+          strcmp(tg_activation_name(TG_LOG_SIGMOID), "log_sigmoid") == 0);
     double z = exp(-1.0) + exp(0.5) + exp(2.0);
     CHECK_VALUES(tg_activate(x, TG_SOFTMAX), 1e-12, exp(-1.0) / z, exp(0.5) / z, exp(2.0) / z);
     CHECK(strcmp(tg_activation_name(TG_GELU), "gelu") == 0 && tg_activation_name((tg_activation)99) == NULL);

@@ -92,6 +92,12 @@ typedef enum tg_activation {
     TG_ELU,        /* alpha 1.0 */
     TG_GELU,       /* exact (approximate=False), as Keras 3 */
     TG_LEAKY_RELU, /* negative_slope 0.2, as Keras 3 */
+    TG_RELU6,
+    TG_SELU,
+    TG_SILU,         /* x * sigmoid(x): Keras's "silu" and "swish" */
+    TG_HARD_SIGMOID, /* relu6(x + 3) / 6, as Keras 3 */
+    TG_SOFTSIGN,
+    TG_LOG_SIGMOID,
     TG_ACTIVATION_COUNT
 } tg_activation;
 

@@ -38,9 +38,21 @@ int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank)
 
 /* ---- activations ------------------------------------------------------------------------ */
 static const char *const activation_names[TG_ACTIVATION_COUNT] = {
-    [TG_LINEAR] = "linear", [TG_RELU] = "relu",       [TG_SIGMOID] = "sigmoid",
-    [TG_TANH] = "tanh",     [TG_SOFTMAX] = "softmax", [TG_SOFTPLUS] = "softplus",
-    [TG_ELU] = "elu",       [TG_GELU] = "gelu",       [TG_LEAKY_RELU] = "leaky_relu",
+    [TG_LINEAR] = "linear",
+    [TG_RELU] = "relu",
+    [TG_SIGMOID] = "sigmoid",
+    [TG_TANH] = "tanh",
+    [TG_SOFTMAX] = "softmax",
+    [TG_SOFTPLUS] = "softplus",
+    [TG_ELU] = "elu",
+    [TG_GELU] = "gelu",
+    [TG_LEAKY_RELU] = "leaky_relu",
+    [TG_RELU6] = "relu6",
+    [TG_SELU] = "selu",
+    [TG_SILU] = "silu",
+    [TG_HARD_SIGMOID] = "hard_sigmoid",
+    [TG_SOFTSIGN] = "softsign",
+    [TG_LOG_SIGMOID] = "log_sigmoid",
 };
 
 const char *tg_activation_name(tg_activation a)
@@ -54,7 +66,8 @@ bool tg__check_activation(tg_loc loc, const char *func, tg_activation a)
         return true;
     tg__fail(loc,
              "%s: activation %d is not a tg_activation (TG_LINEAR, TG_RELU, TG_SIGMOID, TG_TANH, "
-             "TG_SOFTMAX, TG_SOFTPLUS, TG_ELU, TG_GELU, TG_LEAKY_RELU)",
+             "TG_SOFTMAX, TG_SOFTPLUS, TG_ELU, TG_GELU, TG_LEAKY_RELU, TG_RELU6, TG_SELU, TG_SILU, "
+             "TG_HARD_SIGMOID, TG_SOFTSIGN, TG_LOG_SIGMOID)",
              func, (int)a);
     return false;
 }
@@ -71,6 +84,12 @@ tg_tensor *tg__activate(tg_loc loc, const tg_tensor *x, tg_activation a)
     case TG_ELU: return tg_elu_at(loc, x, 1.0);
     case TG_GELU: return tg_gelu_at(loc, x, false);
     case TG_LEAKY_RELU: return tg_leaky_relu_at(loc, x, 0.2);
+    case TG_RELU6: return tg_relu6_at(loc, x);
+    case TG_SELU: return tg_selu_at(loc, x);
+    case TG_SILU: return tg_silu_at(loc, x, 1.0);
+    case TG_HARD_SIGMOID: return tg_hard_sigmoid_at(loc, x);
+    case TG_SOFTSIGN: return tg_softsign_at(loc, x);
+    case TG_LOG_SIGMOID: return tg_log_sigmoid_at(loc, x);
     default: tg__check_activation(loc, "tg_activate", a); return NULL;
     }
 }
