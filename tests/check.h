@@ -219,4 +219,29 @@ static inline double *weights_of(tg_model *m, int64_t *count)
     return w;
 }
 
+/* Whether two safetensors files hold the same tensors, bit for bit; prints the first that
+ * differs. */
+static inline bool same_model_files(const char *a, const char *b)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_safetensors *fa = tg_safetensors_open(a), *fb = tg_safetensors_open(b);
+    bool same = fa && fb && tg_safetensors_count(fa) == tg_safetensors_count(fb);
+    for (int i = 0; same && i < tg_safetensors_count(fa); i++) {
+        const char *name = tg_safetensors_names(fa)[i];
+        tg_tensor *x = tg_safetensors_get(fa, name), *y = tg_safetensors_get(fb, name);
+        int64_t n = x ? tg_size(x) : 0;
+        double *u = calloc((size_t)n + 1, sizeof *u), *v = calloc((size_t)n + 1, sizeof *v);
+        same = x && y && tg_size(y) == n && tg_copy_out_f64(x, u, n) == 0 && tg_copy_out_f64(y, v, n) == 0 &&
+               memcmp(u, v, sizeof *u * (size_t)n) == 0;
+        if (!same)
+            printf("  %s differs between %s and %s\n", name, a, b);
+        free(u);
+        free(v);
+    }
+    tg_safetensors_close(fa);
+    tg_safetensors_close(fb);
+    tg_scope_end(s);
+    return same;
+}
+
 #endif

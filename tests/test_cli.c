@@ -600,28 +600,10 @@ static void evaluate_finds_the_data(void)
     CHECK(run("evaluate m.safetensors") == 0 && strstr(out, "accuracy: ")); /* a classifier, label stored */
 }
 
-/* Whether two model files hold the same tensors, bit for bit. */
+/* Whether two model files in the test folder hold the same tensors, bit for bit. */
 static bool same_weights(const char *name_a, const char *name_b)
 {
-    tg_scope *s = tg_scope_begin();
-    tg_safetensors *fa = tg_safetensors_open(in_dir(name_a)), *fb = tg_safetensors_open(in_dir(name_b));
-    bool same = fa && fb && tg_safetensors_count(fa) == tg_safetensors_count(fb);
-    for (int i = 0; same && i < tg_safetensors_count(fa); i++) {
-        const char *name = tg_safetensors_names(fa)[i];
-        tg_tensor *x = tg_safetensors_get(fa, name), *y = tg_safetensors_get(fb, name);
-        int64_t n = x ? tg_size(x) : 0;
-        double *u = calloc((size_t)n + 1, sizeof *u), *v = calloc((size_t)n + 1, sizeof *v);
-        same = x && y && tg_size(y) == n && tg_copy_out_f64(x, u, n) == 0 && tg_copy_out_f64(y, v, n) == 0 &&
-               memcmp(u, v, sizeof *u * (size_t)n) == 0;
-        if (!same)
-            printf("  %s differs between %s and %s\n", name, name_a, name_b);
-        free(u);
-        free(v);
-    }
-    tg_safetensors_close(fa);
-    tg_safetensors_close(fb);
-    tg_scope_end(s);
-    return same;
+    return same_model_files(in_dir(name_a), in_dir(name_b));
 }
 
 /* train.csv rewritten: `delim` between cells, `lead` before the header, gzip'd when gz. */

@@ -654,27 +654,6 @@ static int saved_epoch(const char *path)
     return epoch;
 }
 
-static bool same_tensors(const char *a, const char *b)
-{
-    tg_scope *s = tg_scope_begin();
-    tg_safetensors *fa = tg_safetensors_open(a), *fb = tg_safetensors_open(b);
-    bool same = fa && fb && tg_safetensors_count(fa) == tg_safetensors_count(fb);
-    for (int i = 0; same && i < tg_safetensors_count(fa); i++) {
-        const char *name = tg_safetensors_names(fa)[i];
-        tg_tensor *x = tg_safetensors_get(fa, name), *y = tg_safetensors_get(fb, name);
-        int64_t n = x ? tg_size(x) : 0;
-        double *u = calloc((size_t)n + 1, sizeof *u), *v = calloc((size_t)n + 1, sizeof *v);
-        same = x && y && tg_size(y) == n && tg_copy_out_f64(x, u, n) == 0 && tg_copy_out_f64(y, v, n) == 0 &&
-               memcmp(u, v, sizeof *u * (size_t)n) == 0;
-        free(u);
-        free(v);
-    }
-    tg_safetensors_close(fa);
-    tg_safetensors_close(fb);
-    tg_scope_end(s);
-    return same;
-}
-
 /* Enough epochs that the kills below land before the end even where a save costs nothing. */
 #define CLI_EPOCHS     100
 #define CLI_EPOCHS_STR "100"
@@ -712,7 +691,7 @@ static void the_command_killed_at_any_moment_resumes_to_the_same_weights(void)
         CHECK(epoch >= 2 && epoch <= CLI_EPOCHS); /* a whole, readable checkpoint */
         CHECK(run_cli(CLI_FIT "--resume run.safetensors --save run.safetensors", true) == 0);
         bool same = saved_epoch(at("run.safetensors")) == CLI_EPOCHS &&
-                    same_tensors(at("full.safetensors"), at("run.safetensors"));
+                    same_model_files(at("full.safetensors"), at("run.safetensors"));
         if (!same)
             printf("  killed after epoch %d: the resumed run ends elsewhere\n", epoch);
         CHECK(same);
