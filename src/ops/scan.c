@@ -189,23 +189,21 @@ bool tg__cumulative_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 }
 
 /* out[i] = x[0] op ... op x[i] along the axis (exclusive: up to x[i - 1], starting at the
- * identity; reverse: from the end), in x's dtype, in order, as TF's scan. */
-#define SCAN_LOOP(T)                                                                 \
+ * identity; reverse: from the end), in x's dtype, in order, as TF's scan. T is the
+ * element, A the accumulator: T itself for floats, the unsigned type for integers, which
+ * wrap as TF's do. */
+#define SCAN_LOOP(T, A)                                                              \
     {                                                                                \
         const T *xp = x->data;                                                       \
         T *op_ = out->data;                                                          \
         for (int64_t o = 0; o < outer; o++)                                          \
             for (int64_t q = 0; q < inner; q++) {                                    \
-                T acc = prod ? (T)1 : (T)0;                                          \
+                A acc = prod ? (A)1 : (A)0;                                          \
                 for (int64_t j = 0; j < n; j++) {                                    \
                     int64_t jj = rev ? n - 1 - j : j, at = (o * n + jj) * inner + q; \
-                    if (excl) {                                                      \
-                        op_[at] = acc;                                               \
-                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);          \
-                    } else {                                                         \
-                        acc = prod ? (T)(acc * xp[at]) : (T)(acc + xp[at]);          \
-                        op_[at] = acc;                                               \
-                    }                                                                \
+                    A v = (A)xp[at], next = prod ? (A)(acc * v) : (A)(acc + v);      \
+                    op_[at] = (T)(excl ? acc : next);                                \
+                    acc = next;                                                      \
                 }                                                                    \
             }                                                                        \
     }                                                                                \
@@ -222,39 +220,10 @@ bool tg__cumulative_forward(const tg_call *c, tg_tensor *out)
         inner *= x->shape[i];
     bool prod = c->op == TG_OP_CUMPROD, excl = c->a->scan.exclusive, rev = c->a->scan.reverse;
     switch (x->dtype) {
-    case TG_F32: SCAN_LOOP(float)
-    case TG_F64: SCAN_LOOP(double)
-    /* integers wrap, as TF's do, through unsigned arithmetic */
-    case TG_I32: {
-        const int32_t *xp = x->data;
-        int32_t *op_ = out->data;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t q = 0; q < inner; q++) {
-                uint32_t acc = prod ? 1u : 0u;
-                for (int64_t j = 0; j < n; j++) {
-                    int64_t jj = rev ? n - 1 - j : j, at = (o * n + jj) * inner + q;
-                    uint32_t v = (uint32_t)xp[at], next = prod ? acc * v : acc + v;
-                    op_[at] = (int32_t)(excl ? acc : next);
-                    acc = next;
-                }
-            }
-        break;
-    }
-    case TG_I64: {
-        const int64_t *xp = x->data;
-        int64_t *op_ = out->data;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t q = 0; q < inner; q++) {
-                uint64_t acc = prod ? 1u : 0u;
-                for (int64_t j = 0; j < n; j++) {
-                    int64_t jj = rev ? n - 1 - j : j, at = (o * n + jj) * inner + q;
-                    uint64_t v = (uint64_t)xp[at], next = prod ? acc * v : acc + v;
-                    op_[at] = (int64_t)(excl ? acc : next);
-                    acc = next;
-                }
-            }
-        break;
-    }
+    case TG_F32: SCAN_LOOP(float, float)
+    case TG_F64: SCAN_LOOP(double, double)
+    case TG_I32: SCAN_LOOP(int32_t, uint32_t)
+    case TG_I64: SCAN_LOOP(int64_t, uint64_t)
     default: break;
     }
     return true;
