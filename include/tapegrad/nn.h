@@ -241,6 +241,33 @@ tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 #define tg_global_average_pooling2d(...) \
     tg_global_average_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* ---- preprocessing ------------------------------------------------------------------ */
+/* Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7) with a mean and variance
+ * per index of the kept axes (`.axis`, batch axis counted; empty, the default, keeps the
+ * last, as Keras's axis=-1; `.axis_none` keeps none, Keras's axis=None: one mean and one
+ * variance). The statistics come from `tg_normalization_adapt` or are given (`.mean`,
+ * `.variance`: `.n_values` numbers each, 1 for a scalar or one per kept index); they are the
+ * non-trainable variables "mean" and "variance", so checkpoints keep them. `.invert`
+ * computes mean + x * sd instead. */
+typedef struct tg_normalization_opts {
+    TG__LAYER_FIELDS;
+    tg_axes axis;                  /* default: the last axis */
+    bool axis_none;                /* one mean and variance for every value */
+    const double *mean, *variance; /* given statistics (copied), or NULL to adapt */
+    int64_t n_values;              /* how many numbers .mean and .variance hold */
+    bool invert;
+} tg_normalization_opts;
+tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o);
+#define tg_normalization(...) \
+    TG__CALL(tg_normalization_opts, tg_normalization_at(TG_LOC, tg__o), TG__LAYER_DEFAULTS, __VA_ARGS__)
+
+/* Keras's adapt: the population mean and variance of x (a batch, first axis the rows) over
+ * every axis but the kept ones, computed in float64, written into the layer's variables.
+ * Builds the layer from x's example shape if it is not built; a built layer needs x's kept
+ * dims to match. Adapt on the training rows only (tg_slice, or a data set's view). */
+int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
+#define tg_normalization_adapt(layer, x) tg_normalization_adapt_at(TG_LOC, layer, x)
+
 /* ---- using a layer ------------------------------------------------------------------ */
 typedef struct tg_model_call_opts {
     bool training; /* default false (inference) */

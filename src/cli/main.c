@@ -275,11 +275,8 @@ static int read_saved(const char *path, saved_model *out)
 }
 
 /* ---- --normalize: Keras's Normalization ---------------------------------------------------- */
-/* Per feature (each value of a flattened row): (x - mean) / max(sqrt(variance), 1e-7),
- * with the population mean and variance of the rows it was adapted on, as Keras's
- * Normalization layer computes them. */
-#define NORM_EPSILON 1e-7
-
+/* The library's Normalization layer with every example axis kept: each value of a row has
+ * its own population mean and variance, and becomes (x - mean) / max(sqrt(variance), 1e-7). */
 static int64_t row_size(tg_shape s)
 {
     int64_t n = 1;
@@ -310,27 +307,34 @@ static bool norm_parse(const char *text, saved_model *sm)
     return true;
 }
 
+/* A Normalization layer for batches shaped like x, keeping every example axis, with the
+ * statistics `st` (n means then n variances) or, for NULL, to adapt in float64 (the model
+ * file keeps the statistics to 17 digits). */
+static tg_layer *norm_layer(const tg_tensor *x, const double *st, int64_t n)
+{
+    tg_shape s = tg_shape_of(x);
+    tg_axes every = {.n = s.rank - 1};
+    for (int i = 1; i < s.rank; i++)
+        every.axis[i - 1] = i;
+    return tg_normalization(.axis = every, .axis_none = s.rank < 2, .mean = st, .variance = st ? st + n : NULL,
+                            .n_values = n, .dtype = st ? TG_F32 : TG_F64);
+}
+
 /* The statistics of rows [0, rows) of x: n means then n variances (malloc'd), or NULL. */
 static double *norm_adapt(const tg_tensor *x, int64_t rows, int64_t *n_out)
 {
-    int64_t n = row_size(tg_shape_of(x)), all = tg_size(x);
-    double *v = malloc(sizeof(double) * (size_t)(all + 1)), *st = calloc((size_t)(2 * n + 1), sizeof(double));
-    if (!v || !st || rows < 1 || tg_copy_out_f64(x, v, all) != 0) {
-        free(v);
+    tg_shape s = tg_shape_of(x), begin = {.rank = s.rank};
+    s.dims[0] = rows;
+    tg_layer *l = norm_layer(x, NULL, 0);
+    int64_t n = row_size(s);
+    double *st = malloc(sizeof(double) * (size_t)(2 * n));
+    tg_tensor *const *v =
+        st && l && tg_normalization_adapt(l, tg_slice(x, begin, s)) == 0 ? tg_layer_variables(l, NULL) : NULL;
+    if (!v || tg_copy_out_f64(v[0], st, n) != 0 || tg_copy_out_f64(v[1], st + n, n) != 0) {
         free(st);
-        return NULL;
+        st = NULL;
     }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++)
-            st[j] += v[r * n + j];
-    for (int64_t j = 0; j < n; j++)
-        st[j] /= (double)rows;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++)
-            st[n + j] += (v[r * n + j] - st[j]) * (v[r * n + j] - st[j]);
-    for (int64_t j = 0; j < n; j++)
-        st[n + j] /= (double)rows;
-    free(v);
+    tg_layer_free(l);
     *n_out = n;
     return st;
 }
@@ -338,24 +342,14 @@ static double *norm_adapt(const tg_tensor *x, int64_t rows, int64_t *n_out)
 /* x standardised by the statistics, a new float32 tensor of x's shape, or NULL. */
 static tg_tensor *norm_apply(const tg_tensor *x, const double *st, int64_t n)
 {
-    int64_t all = tg_size(x);
     if (row_size(tg_shape_of(x)) != n) {
         fprintf(stderr, "tapegrad: the model's normalization has %lld features; the input has %lld\n", (long long)n,
                 (long long)row_size(tg_shape_of(x)));
         return NULL;
     }
-    double *v = malloc(sizeof(double) * (size_t)(all + 1));
-    float *f = malloc(sizeof(float) * (size_t)(all + 1));
-    tg_tensor *out = NULL;
-    if (v && f && tg_copy_out_f64(x, v, all) == 0) {
-        for (int64_t i = 0; i < all; i++) {
-            double sd = sqrt(st[n + i % n]);
-            f[i] = (float)((v[i] - st[i % n]) / (sd > NORM_EPSILON ? sd : NORM_EPSILON));
-        }
-        out = tg_tensor_from(TG_F32, tg_shape_of(x), f);
-    }
-    free(v);
-    free(f);
+    tg_layer *l = norm_layer(x, st, n);
+    tg_tensor *out = tg_layer_call(l, x);
+    tg_layer_free(l);
     return out;
 }
 

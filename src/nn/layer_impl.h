@@ -40,6 +40,8 @@ struct tg_layer {
     tg_tensor *vars[TG_LAYER_MAX_VARS];
     bool var_trainable[TG_LAYER_MAX_VARS]; /* made trainable: follows layer.trainable */
     tg_rng *rng;                           /* dropout's mask generator */
+    void *kept;                            /* kind-specific state that outlives builds, or NULL */
+    void (*kept_free)(void *kept);         /* frees it with the layer */
     union {
         tg_dense_opts dense;
         tg_dropout_opts dropout;
@@ -49,6 +51,7 @@ struct tg_layer {
         tg_embedding_opts embedding;
         tg_conv2d_layer_opts conv;
         tg_pooling2d_opts pool;
+        tg_normalization_opts norm;
     } o;
 };
 

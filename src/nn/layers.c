@@ -249,6 +249,8 @@ void tg__layer_destroy(tg_layer *l)
     if (!l)
         return;
     tg__layer_unbuild(l);
+    if (l->kept_free)
+        l->kept_free(l->kept);
     free(l->name);
     free(l);
 }
