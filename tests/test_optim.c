@@ -43,7 +43,7 @@ static double value_at(const tg_tensor *t, int64_t i)
 /* ---- the golden fixture ------------------------------------------------------------------ */
 
 #define OG_STEPS     5
-#define OG_MAX_CASES 64
+#define OG_MAX_CASES 128
 #define OG_MAX_N     8
 
 typedef struct og_var {
@@ -188,6 +188,42 @@ static tg_optimizer *og_build(const char *name)
         return tg_sgd(.momentum = 0.5, .schedule = tg_piecewise_constant(bounds, values, 2));
     if (!strcmp(name, "adam_cosine_decay"))
         return tg_adam(.schedule = tg_cosine_decay(.initial_learning_rate = 0.1, .decay_steps = 3, .alpha = 0.1));
+    if (!strcmp(name, "nadam"))
+        return tg_nadam(.learning_rate = 0.1);
+    if (!strcmp(name, "adamax"))
+        return tg_adamax(.learning_rate = 0.1);
+    if (!strcmp(name, "adadelta") || !strcmp(name, "torch_adadelta"))
+        return tg_adadelta(.learning_rate = 1.0);
+    if (!strcmp(name, "torch_adamax"))
+        return tg_adamax(.learning_rate = 0.1, .epsilon = 1e-15);
+    if (!strcmp(name, "ftrl"))
+        return tg_ftrl(.learning_rate = 0.1);
+    if (!strcmp(name, "ftrl_regularized"))
+        return tg_ftrl(.learning_rate = 0.1, .learning_rate_power = -0.7, .l1_regularization_strength = 0.05,
+                       .l2_regularization_strength = 0.1, .l2_shrinkage_regularization_strength = 0.2, .beta = 0.5);
+    if (!strcmp(name, "lion"))
+        return tg_lion(.learning_rate = 0.01);
+    if (!strcmp(name, "sgd_polynomial_decay"))
+        return tg_sgd(.schedule = tg_polynomial_decay(.initial_learning_rate = 0.1, .decay_steps = 3,
+                                                      .end_learning_rate = 0.01, .power = 0.5));
+    if (!strcmp(name, "sgd_polynomial_cycle"))
+        return tg_sgd(.schedule = tg_polynomial_decay(.initial_learning_rate = 0.1, .decay_steps = 2,
+                                                      .end_learning_rate = 0.01, .power = 2.0, .cycle = true));
+    if (!strcmp(name, "sgd_inverse_time_decay"))
+        return tg_sgd(.schedule =
+                          tg_inverse_time_decay(.initial_learning_rate = 0.1, .decay_steps = 2, .decay_rate = 0.5));
+    if (!strcmp(name, "sgd_inverse_time_staircase"))
+        return tg_sgd(.schedule = tg_inverse_time_decay(.initial_learning_rate = 0.1, .decay_steps = 2,
+                                                        .decay_rate = 0.5, .staircase = true));
+    if (!strcmp(name, "adam_cosine_warmup"))
+        return tg_adam(.schedule = tg_cosine_decay(.initial_learning_rate = 0.0, .decay_steps = 3, .alpha = 0.1,
+                                                   .warmup_target = 0.1, .warmup_steps = 2));
+    if (!strcmp(name, "sgd_cosine_restarts"))
+        return tg_sgd(.schedule = tg_cosine_decay_restarts(.initial_learning_rate = 0.1, .first_decay_steps = 1,
+                                                           .t_mul = 2.0, .m_mul = 0.5));
+    if (!strcmp(name, "sgd_cosine_restarts_even"))
+        return tg_sgd(.schedule = tg_cosine_decay_restarts(.initial_learning_rate = 0.1, .first_decay_steps = 2,
+                                                           .t_mul = 1.0, .alpha = 0.2));
     return NULL;
 }
 
@@ -270,13 +306,36 @@ static void golden_updates(void)
                                            "sgd_clipvalue",
                                            "sgd_exponential_decay",
                                            "sgd_piecewise_constant",
-                                           "adam_cosine_decay"};
+                                           "adam_cosine_decay",
+                                           "nadam",
+                                           "adamax",
+                                           "adadelta",
+                                           "ftrl",
+                                           "ftrl_regularized",
+                                           "lion",
+                                           "sgd_polynomial_decay",
+                                           "sgd_polynomial_cycle",
+                                           "sgd_inverse_time_decay",
+                                           "sgd_inverse_time_staircase",
+                                           "adam_cosine_warmup",
+                                           "sgd_cosine_restarts",
+                                           "sgd_cosine_restarts_even"};
     for (size_t e = 0; e < sizeof expected / sizeof *expected; e++) { /* nothing skipped silently */
         int found = 0;
         for (int i = 0; i < og_n_cases; i++)
             found += !strcmp(og_cases[i].name, expected[e]);
         if (found != 2) {
             printf("  FAIL the fixture has %d cases named %s (expected float32 and float64)\n", found, expected[e]);
+            check_failures_in_test++;
+        }
+    }
+    static const char *const torch_cases[] = {"torch_adamax", "torch_adadelta"}; /* float64 only */
+    for (int e = 0; e < 2; e++) {
+        int found = 0;
+        for (int i = 0; i < og_n_cases; i++)
+            found += !strcmp(og_cases[i].name, torch_cases[e]);
+        if (found != 1) {
+            printf("  FAIL the fixture has %d cases named %s (expected one)\n", found, torch_cases[e]);
             check_failures_in_test++;
         }
     }
@@ -319,6 +378,20 @@ static void keras_defaults(void)
     o = tg_adagrad();
     CHECK_NEAR(tg_optimizer_current_lr(o), 1e-3, 1e-15);
     CHECK_NEAR(one_step(o, g), -1e-3 * g / sqrt(0.1 + g * g + e), 1e-12);
+    /* Nadam, t = 1: u_1 = 0.9 (1 - 0.5 * 0.96), u_2 = 0.9 (1 - 0.5 * 0.96^2), m = 0.1 g,
+     * v_hat = g^2 */
+    double u1 = 0.9 * (1 - 0.5 * 0.96), u2 = 0.9 * (1 - 0.5 * 0.96 * 0.96);
+    double m_hat = u2 * 0.1 * g / (1 - u1 * u2) + (1 - u1) * g / (1 - u1);
+    CHECK_NEAR(one_step(tg_nadam(), g), -1e-3 * m_hat / (g + e), 1e-12);
+    /* Adamax: m = 0.1 g, u = |g| */
+    CHECK_NEAR(one_step(tg_adamax(), g), -1e-3 * 0.1 * g / (0.1 * (g + e)), 1e-12);
+    /* Adadelta (rho 0.95): the first delta is -sqrt(e) g / sqrt(0.05 g^2 + e) */
+    CHECK_NEAR(one_step(tg_adadelta(), g), -1e-3 * sqrt(e) * g / sqrt(0.05 * g * g + e), 1e-12);
+    /* Ftrl (power -0.5, n = 0.1): linear = g - (sqrt(n') - sqrt(n)) / lr, w = -linear lr / sqrt(n') */
+    double n1 = 0.1 + g * g, linear = g - (sqrt(n1) - sqrt(0.1)) / 1e-3;
+    CHECK_NEAR(one_step(tg_ftrl(), g), -linear / (sqrt(n1) / 1e-3) - 1.0, 1e-12);
+    /* Lion: lr times the sign of 0.1 g */
+    CHECK_NEAR(one_step(tg_lion(), g), -1e-3, 1e-15);
 }
 
 static void constructor_errors(void)
@@ -350,6 +423,20 @@ static void constructor_errors(void)
     EXPECT_ERROR(tg_rmsprop(.momentum = -1) == NULL, "tg_rmsprop: `momentum` must be in [0, 1]");
     tg_clear_error();
     EXPECT_ERROR(tg_adagrad(.epsilon = -1e-7) == NULL, "tg_adagrad: `epsilon` must be > 0");
+    tg_clear_error();
+    EXPECT_ERROR(tg_nadam(.amsgrad = true) == NULL, "tg_nadam: `amsgrad` is Adam's and AdamW's option; nadam has none");
+    tg_clear_error();
+    EXPECT_ERROR(tg_adamax(.beta_2 = 1) == NULL, "tg_adamax: `beta_2` must be in [0, 1). Received: beta_2=1");
+    tg_clear_error();
+    EXPECT_ERROR(tg_adadelta(.rho = 1) == NULL, "tg_adadelta: `rho` must be in [0, 1)");
+    tg_clear_error();
+    EXPECT_ERROR(tg_ftrl(.learning_rate_power = 0.5) == NULL,
+                 "tg_ftrl: `learning_rate_power` needs to be negative or zero. Received: learning_rate_power=0.5");
+    tg_clear_error();
+    EXPECT_ERROR(tg_ftrl(.l1_regularization_strength = -1) == NULL,
+                 "`l1_regularization_strength` needs to be positive or zero");
+    tg_clear_error();
+    EXPECT_ERROR(tg_lion(.beta_1 = 0) == NULL, "tg_lion: Argument `beta_1` must be in the [0, 1] range");
     tg_optimizer *ok = tg_sgd(.learning_rate = 0); /* a frozen model is allowed */
     CHECK(ok != NULL);
     tg_clear_error();
@@ -408,6 +495,18 @@ static void schedule_errors(void)
     tg_clear_error(); /* a NULL argument keeps an earlier error */
     s = tg_piecewise_constant(NULL, ((double[]){1, 2}), 1);
     CHECK_ERROR("tg_piecewise_constant: `boundaries` is NULL");
+    s = tg_polynomial_decay(.initial_learning_rate = 0.1);
+    CHECK(s.kind == TG_SCHEDULE_INVALID);
+    CHECK_ERROR("tg_polynomial_decay: Argument `decay_steps` must be > 0. Received: decay_steps=0");
+    s = tg_inverse_time_decay(.initial_learning_rate = 0.1, .decay_steps = -1, .decay_rate = 1);
+    CHECK_ERROR("tg_inverse_time_decay: Argument `decay_steps` must be > 0");
+    s = tg_cosine_decay_restarts(.initial_learning_rate = 0.1);
+    CHECK_ERROR("Argument `first_decay_steps` must be > 0. Received: first_decay_steps=0");
+    s = tg_cosine_decay_restarts(.initial_learning_rate = 0.1, .first_decay_steps = 3, .t_mul = 0);
+    CHECK_ERROR("`t_mul` must be a positive number");
+    s = tg_cosine_decay(.initial_learning_rate = 0.1, .decay_steps = 3, .warmup_target = 1, .warmup_steps = -1);
+    CHECK(s.kind == TG_SCHEDULE_INVALID);
+    CHECK_ERROR("`warmup_steps` must be >= 0");
 }
 
 /* The optimizer evaluates its schedule at `iterations` before each update. */

@@ -43,10 +43,10 @@ static void test_given_statistics(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_layer *l = tg_normalization(.mean = (double[]){3}, .variance = (double[]){2}, .n_values = 1);
-    CHECK_TENSOR(tg_layer_call(l, tg_from_f32(TG_SHAPE(3, 1), 1, 2, 3)), TG_SHAPE(3, 1), 1e-6, -1.4142135,
-                 -0.70710677, 0);
-    tg_layer *flat = tg_normalization(.mean = (double[]){1, 2}, .variance = (double[]){0, 4}, .n_values = 2,
-                                      .dtype = TG_F64);
+    CHECK_TENSOR(tg_layer_call(l, tg_from_f32(TG_SHAPE(3, 1), 1, 2, 3)), TG_SHAPE(3, 1), 1e-6, -1.4142135, -0.70710677,
+                 0);
+    tg_layer *flat =
+        tg_normalization(.mean = (double[]){1, 2}, .variance = (double[]){0, 4}, .n_values = 2, .dtype = TG_F64);
     CHECK_TENSOR(tg_layer_call(flat, tg_from_f64(TG_SHAPE(1, 2), 1.5, 6)), TG_SHAPE(1, 2), 1e-12, 0.5 / 1e-7, 2);
     tg_layer_free(l);
     tg_layer_free(flat);

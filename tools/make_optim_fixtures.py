@@ -6,7 +6,9 @@ Run with Debian's interpreter (python3-numpy):
     /usr/bin/python3 tools/make_optim_fixtures.py     # writes tests/fixtures/optim_golden.txt
 
 Each optimizer below is a line-by-line transcription of `update_step` in
-keras/src/optimizers/{sgd,adam,rmsprop,adagrad}.py, and of `_clip_gradients`,
+keras/src/optimizers/{sgd,adam,rmsprop,adagrad,nadam,adamax,adadelta,ftrl,lion}.py
+(and of Nadam's `_backend_update_step`), of the schedules in
+keras/src/optimizers/schedules/learning_rate_schedule.py, and of `_clip_gradients`,
 `_clip_by_norm`, `clip_by_global_norm` and `_apply_weight_decay` in
 keras/src/optimizers/base_optimizer.py (Keras 3), written independently of the C code.
 Every operation is done in the variables' dtype (float32 or float64), as Keras does
@@ -21,6 +23,14 @@ Known difference from Keras, on purpose: Keras stores a float learning rate in a
 float32 variable and evaluates schedules in float32, so float64 variables see a
 learning rate rounded to float32. tapegrad keeps the learning rate in double and casts
 it to the variable's dtype; this script does the same. Float32 results are unaffected.
+
+Where torch.optim computes the same update, its trajectory is written too (cases
+named torch_*, float64 only), so the C test meets a second, independent implementation:
+Adamax with a negligible epsilon (torch adds epsilon to |g| inside the maximum, Keras
+to the maximum) and Adadelta as it is. Not NAdam: with momentum_decay=1 its formula is
+Keras's, but Debian's torch 1.13 multiplies mu twice into mu_product_next (fixed in
+later releases), so its trajectory is not Keras's. Before writing, the script
+checks that each torch trajectory equals the transcription's to 1e-13 (and 1e-15 near 0).
 
 TensorFlow.js was not used: its Adam adds epsilon to the bias-corrected sqrt(v_hat)
 (epsilon placement differs from Keras), and its RMSprop and Adagrad differ similarly.
@@ -73,6 +83,51 @@ def cosine_decay(initial, decay_steps, alpha=0.0):
     def f(step):
         step = min(step, decay_steps)
         cosine = 0.5 * (1.0 + np.cos(np.pi * step / decay_steps))
+        return initial * ((1 - alpha) * cosine + alpha)
+    return f
+
+
+def cosine_decay_warmup(initial, decay_steps, warmup_target, warmup_steps, alpha=0.0):
+    def f(step):
+        step = min(step, decay_steps + warmup_steps)
+        if step < warmup_steps:
+            return (warmup_target - initial) * (step / warmup_steps) + initial
+        return cosine_decay(warmup_target, decay_steps, alpha)(step - warmup_steps)
+    return f
+
+
+def polynomial_decay(initial, decay_steps, end=0.0001, power=1.0, cycle=False):
+    def f(step):
+        steps = float(decay_steps)
+        if cycle:
+            steps = steps * (1.0 if step == 0 else np.ceil(step / decay_steps))
+        else:
+            step = min(step, steps)
+        p = step / steps
+        return (initial - end) * (1 - p) ** power + end
+    return f
+
+
+def inverse_time_decay(initial, decay_steps, rate, staircase=False):
+    def f(step):
+        p = step / decay_steps
+        if staircase:
+            p = np.floor(p)
+        return initial / (1 + rate * p)
+    return f
+
+
+def cosine_decay_restarts(initial, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+    def f(step):
+        fraction = step / first_decay_steps
+        if t_mul == 1.0:
+            i_restart = np.floor(fraction)
+            fraction -= i_restart
+        else:
+            i_restart = np.floor(np.log(1.0 - fraction * (1.0 - t_mul)) / np.log(t_mul))
+            sum_r = (1.0 - t_mul ** i_restart) / (1.0 - t_mul)
+            fraction = (fraction - sum_r) / t_mul ** i_restart
+        cosine = 0.5 * m_mul ** i_restart * (1.0 + np.cos(np.pi * fraction))
         return initial * ((1 - alpha) * cosine + alpha)
     return f
 
@@ -145,6 +200,95 @@ def adagrad(initial_accumulator_value=0.1, epsilon=1e-7):
     return init, update
 
 
+def nadam(beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    # u_product is one variable of the optimizer, updated once per step before the
+    # variables (nadam.py's _backend_update_step); "it" counts the steps, so it is
+    # advanced on the first variable of each step only.
+    prod = {}
+
+    def init(x):
+        return {"m": np.zeros_like(x), "v": np.zeros_like(x)}
+
+    def update(T, x, g, s, it, lr):
+        key = (T, it)
+        if key not in prod:
+            last = prod.get((T, it - 1), T(1.0))
+            prod[key] = last * T(beta_1) * (T(1.0) - T(0.5) * T(0.96) ** T(it + 1))
+        lr = T(lr)
+        local_step, next_step = T(it + 1), T(it + 2)
+        b1, b2 = T(beta_1), T(beta_2)
+        u_t = b1 * (T(1.0) - T(0.5) * T(0.96) ** local_step)
+        u_t_1 = b1 * (T(1.0) - T(0.5) * T(0.96) ** next_step)
+        u_product_t = prod[key]
+        u_product_t_1 = u_product_t * u_t_1
+        beta_2_power = b2 ** local_step
+        s["m"] = s["m"] + (g - s["m"]) * (T(1) - b1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (T(1) - b2)
+        m_hat = (u_t_1 * s["m"]) / (T(1) - u_product_t_1) + ((T(1) - u_t) * g) / (T(1) - u_product_t)
+        v_hat = s["v"] / (T(1) - beta_2_power)
+        return x - (m_hat * lr) / (np.sqrt(v_hat) + T(epsilon))
+    return init, update
+
+
+def adamax(beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    def init(x):
+        return {"m": np.zeros_like(x), "u": np.zeros_like(x)}
+
+    def update(T, x, g, s, it, lr):
+        lr = T(lr)
+        beta_1_power = T(beta_1) ** T(it + 1)
+        s["m"] = s["m"] + (g - s["m"]) * T(1 - beta_1)
+        s["u"] = np.maximum(T(beta_2) * s["u"], np.abs(g))
+        return x - (lr * s["m"]) / ((T(1) - beta_1_power) * (s["u"] + T(epsilon)))
+    return init, update
+
+
+def adadelta(rho=0.95, epsilon=1e-7):
+    def init(x):
+        return {"a": np.zeros_like(x), "d": np.zeros_like(x)}
+
+    def update(T, x, g, s, it, lr):
+        lr = T(lr)
+
+        def rms(v):
+            return np.sqrt(v + T(epsilon))
+        s["a"] = T(rho) * s["a"] + T(1 - rho) * (g * g)
+        delta = -((rms(s["d"]) * g) / rms(s["a"]))
+        s["d"] = T(rho) * s["d"] + T(1 - rho) * (delta * delta)
+        return x + lr * delta
+    return init, update
+
+
+def ftrl(lr_power=-0.5, initial_accumulator_value=0.1, l1=0.0, l2=0.0, l2_shrinkage=0.0, beta=0.0):
+    def init(x):
+        return {"n": np.full_like(x, initial_accumulator_value), "z": np.zeros_like(x)}
+
+    def update(T, x, g, s, it, lr):
+        lr = T(lr)
+        l2_reg = T(l2) + T(beta) / (T(2.0) * lr)
+        grad_to_use = g + T(2 * l2_shrinkage) * x
+        new_accum = s["n"] + g * g
+        s["z"] = s["z"] + (grad_to_use - ((new_accum ** T(-lr_power) - s["n"] ** T(-lr_power)) / lr) * x)
+        quadratic = new_accum ** T(-lr_power) / lr + T(2) * l2_reg
+        clipped = np.clip(s["z"], T(-l1), T(l1))
+        s["n"] = new_accum
+        return (clipped - s["z"]) / quadratic
+    return init, update
+
+
+def lion(beta_1=0.9, beta_2=0.99):
+    def init(x):
+        return {"m": np.zeros_like(x)}
+
+    def update(T, x, g, s, it, lr):
+        lr = T(lr)
+        b1, b2 = T(beta_1), T(beta_2)
+        x = x - lr * np.sign(s["m"] * b1 + g * (T(1.0) - b1))
+        s["m"] = s["m"] * b2 + g * (T(1.0) - b2)
+        return x
+    return init, update
+
+
 # ---- base_optimizer.py: clipping and weight decay ----
 def clip(T, grads, clipnorm=0.0, global_clipnorm=0.0, clipvalue=0.0):
     if clipnorm > 0:
@@ -203,7 +347,46 @@ CASES = [
     ("sgd_exponential_decay", lambda T: run(T, sgd(), exponential_decay(0.1, 2, 0.5))),
     ("sgd_piecewise_constant", lambda T: run(T, sgd(momentum=0.5), piecewise_constant([1, 3], [0.1, 0.05, 0.01]))),
     ("adam_cosine_decay", lambda T: run(T, adam(), cosine_decay(0.1, 3, alpha=0.1))),
+    ("nadam", lambda T: run(T, nadam(), 0.1)),
+    ("adamax", lambda T: run(T, adamax(), 0.1)),
+    ("adadelta", lambda T: run(T, adadelta(), 1.0)),
+    ("ftrl", lambda T: run(T, ftrl(), 0.1)),
+    ("ftrl_regularized", lambda T: run(T, ftrl(lr_power=-0.7, l1=0.05, l2=0.1, l2_shrinkage=0.2, beta=0.5), 0.1)),
+    ("lion", lambda T: run(T, lion(), 0.01)),
+    ("sgd_polynomial_decay", lambda T: run(T, sgd(), polynomial_decay(0.1, 3, 0.01, power=0.5))),
+    ("sgd_polynomial_cycle", lambda T: run(T, sgd(), polynomial_decay(0.1, 2, 0.01, power=2.0, cycle=True))),
+    ("sgd_inverse_time_decay", lambda T: run(T, sgd(), inverse_time_decay(0.1, 2, 0.5))),
+    ("sgd_inverse_time_staircase", lambda T: run(T, sgd(), inverse_time_decay(0.1, 2, 0.5, staircase=True))),
+    ("adam_cosine_warmup", lambda T: run(T, adam(), cosine_decay_warmup(0.0, 3, 0.1, 2, alpha=0.1))),
+    ("sgd_cosine_restarts", lambda T: run(T, sgd(), cosine_decay_restarts(0.1, 1, t_mul=2.0, m_mul=0.5))),
+    ("sgd_cosine_restarts_even", lambda T: run(T, sgd(), cosine_decay_restarts(0.1, 2, t_mul=1.0, alpha=0.2))),
 ]
+
+
+# ---- torch.optim where it computes Keras's update (float64) ----
+def torch_run(make_opt):
+    import torch
+    torch.set_default_dtype(torch.float64)
+    params = [torch.tensor(VARS[n][1], dtype=torch.float64).reshape(VARS[n][0]).requires_grad_() for n in ORDER]
+    a = [torch.tensor(VARS[n][2], dtype=torch.float64).reshape(VARS[n][0]) for n in ORDER]
+    c = [torch.tensor(VARS[n][3], dtype=torch.float64).reshape(VARS[n][0]) for n in ORDER]
+    opt = make_opt(params)
+    trace = []
+    for _ in range(STEPS):
+        for p, ai, ci in zip(params, a, c):
+            p.grad = (ai * (p.detach() - ci)).clone()
+        opt.step()
+        trace.append({n: p.detach().numpy().copy() for n, p in zip(ORDER, params)})
+    return trace
+
+
+def torch_cases():
+    import torch.optim as o
+    return [
+        ("torch_adamax", lambda: torch_run(lambda ps: o.Adamax(ps, lr=0.1, betas=(0.9, 0.999), eps=1e-15)),
+         adamax(epsilon=1e-15)),
+        ("torch_adadelta", lambda: torch_run(lambda ps: o.Adadelta(ps, lr=1.0, rho=0.95, eps=1e-7)), adadelta()),
+    ]
 
 
 def fmt(values):
@@ -226,12 +409,24 @@ def main():
                 for n in ORDER:
                     lines.append("step %d %s : %s" % (k + 1, n, fmt(xs[n])))
             lines.append("end")
+    for name, fn, keras_opt in torch_cases():
+        trace = fn()
+        rate = 1.0 if name == "torch_adadelta" else 0.1
+        ours = run(np.float64, keras_opt, rate)
+        for k in range(STEPS):
+            for n in ORDER:
+                assert np.allclose(trace[k][n], ours[k][n], rtol=1e-13, atol=1e-15), (name, k, n)
+        lines.append("case %s float64" % name)
+        for k, xs in enumerate(trace):
+            for n in ORDER:
+                lines.append("step %d %s : %s" % (k + 1, n, fmt(xs[n])))
+        lines.append("end")
     # The amsgrad case is only a test if the maximum mattered.
     diff = np.abs(dict(CASES)["adam_amsgrad"](np.float64)[-1]["w"] - dict(CASES)["adam_no_amsgrad"](np.float64)[-1]["w"])
     assert diff.max() > 1e-3, "amsgrad made no difference; pick other hyperparameters"
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("wrote %s (%d cases)" % (os.path.normpath(OUT), 2 * len(CASES)))
+    print("wrote %s (%d cases)" % (os.path.normpath(OUT), 2 * len(CASES) + len(torch_cases())))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ typedef enum tg_schedule_kind {
     TG_SCHEDULE_EXPONENTIAL_DECAY,
     TG_SCHEDULE_PIECEWISE_CONSTANT,
     TG_SCHEDULE_COSINE_DECAY,
+    TG_SCHEDULE_POLYNOMIAL_DECAY,
+    TG_SCHEDULE_INVERSE_TIME_DECAY,
+    TG_SCHEDULE_COSINE_DECAY_RESTARTS,
     TG_SCHEDULE_INVALID, /* a constructor failed; an optimizer given it refuses it */
 } tg_schedule_kind;
 
@@ -38,11 +41,16 @@ typedef enum tg_schedule_kind {
 typedef struct tg_schedule {
     tg_schedule_kind kind;
     double initial_learning_rate;
-    int64_t decay_steps;
-    double decay_rate; /* exponential decay */
-    bool staircase;    /* exponential decay: floor(step / decay_steps) */
-    double alpha;      /* cosine decay: the final fraction of the initial rate */
-    int n_boundaries;  /* piecewise constant: n boundaries, n + 1 values */
+    int64_t decay_steps;  /* cosine decay with restarts: the first period */
+    double decay_rate;    /* exponential and inverse time decay */
+    bool staircase;       /* exponential and inverse time decay: floor(step / decay_steps) */
+    double alpha;         /* cosine decays: the final fraction of the initial rate */
+    double warmup_target; /* cosine decay: 0, no warm-up */
+    int64_t warmup_steps;
+    double end_learning_rate, power; /* polynomial decay */
+    bool cycle;
+    double t_mul, m_mul; /* cosine decay with restarts */
+    int n_boundaries;    /* piecewise constant: n boundaries, n + 1 values */
     int64_t boundaries[TG_SCHEDULE_MAX_BOUNDARIES];
     double values[TG_SCHEDULE_MAX_BOUNDARIES + 1];
 } tg_schedule;
@@ -63,14 +71,58 @@ tg_schedule tg_exponential_decay_at(tg_loc loc, tg_exponential_decay_opts o);
 tg_schedule tg_piecewise_constant_at(tg_loc loc, const int64_t *boundaries, const double *values, int n);
 #define tg_piecewise_constant(boundaries, values, n) tg_piecewise_constant_at(TG_LOC, boundaries, values, n)
 
-/* initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha). */
+/* Cosine decay from `from` to `from * alpha` over decay_steps (then flat), with `from` =
+ * initial_learning_rate; with a warm-up (warmup_target not 0, Keras's warmup_target not
+ * None), first a line from initial_learning_rate to warmup_target over warmup_steps,
+ * then the decay from warmup_target. Decay: from * ((1 - alpha) * 0.5 * (1 + cos(pi *
+ * t / decay_steps)) + alpha). */
 typedef struct tg_cosine_decay_opts {
     double initial_learning_rate;
-    int64_t decay_steps; /* > 0 */
-    double alpha;        /* default 0 */
+    int64_t decay_steps;  /* > 0 */
+    double alpha;         /* default 0 */
+    double warmup_target; /* default 0: no warm-up */
+    int64_t warmup_steps; /* default 0 */
 } tg_cosine_decay_opts;
 tg_schedule tg_cosine_decay_at(tg_loc loc, tg_cosine_decay_opts o);
 #define tg_cosine_decay(...) tg_cosine_decay_at(TG_LOC, TG__OPTS(tg_cosine_decay_opts, .alpha = 0, __VA_ARGS__))
+
+/* (initial - end) * (1 - t / decay_steps) ^ power + end, t = min(step, decay_steps); with
+ * cycle, decay_steps grows to the first multiple of itself at or past step instead. */
+typedef struct tg_polynomial_decay_opts {
+    double initial_learning_rate;
+    int64_t decay_steps;      /* > 0 */
+    double end_learning_rate; /* default 1e-4 */
+    double power;             /* default 1 */
+    bool cycle;               /* default false */
+} tg_polynomial_decay_opts;
+tg_schedule tg_polynomial_decay_at(tg_loc loc, tg_polynomial_decay_opts o);
+#define tg_polynomial_decay(...)   \
+    tg_polynomial_decay_at(TG_LOC, \
+                           TG__OPTS(tg_polynomial_decay_opts, .end_learning_rate = 1e-4, .power = 1.0, __VA_ARGS__))
+
+/* initial_learning_rate / (1 + decay_rate * step / decay_steps) (staircase: the floor). */
+typedef struct tg_inverse_time_decay_opts {
+    double initial_learning_rate, decay_rate;
+    int64_t decay_steps; /* > 0 */
+    bool staircase;      /* default false */
+} tg_inverse_time_decay_opts;
+tg_schedule tg_inverse_time_decay_at(tg_loc loc, tg_inverse_time_decay_opts o);
+#define tg_inverse_time_decay(...) \
+    tg_inverse_time_decay_at(TG_LOC, TG__OPTS(tg_inverse_time_decay_opts, .staircase = false, __VA_ARGS__))
+
+/* SGDR: cosine decay over first_decay_steps, then warm restarts, each period t_mul times
+ * longer and starting m_mul times lower than the one before. */
+typedef struct tg_cosine_decay_restarts_opts {
+    double initial_learning_rate;
+    int64_t first_decay_steps; /* > 0 */
+    double t_mul;              /* default 2 */
+    double m_mul;              /* default 1 */
+    double alpha;              /* default 0 */
+} tg_cosine_decay_restarts_opts;
+tg_schedule tg_cosine_decay_restarts_at(tg_loc loc, tg_cosine_decay_restarts_opts o);
+#define tg_cosine_decay_restarts(...) \
+    tg_cosine_decay_restarts_at(      \
+        TG_LOC, TG__OPTS(tg_cosine_decay_restarts_opts, .t_mul = 2.0, .m_mul = 1.0, .alpha = 0, __VA_ARGS__))
 
 /* The schedule's learning rate at `step` (NaN for TG_SCHEDULE_NONE or INVALID). An
  * optimizer evaluates it at its iteration count before the update, as Keras does. */
@@ -113,12 +165,35 @@ typedef struct tg_adagrad_opts {
     double initial_accumulator_value, epsilon;
 } tg_adagrad_opts;
 
+typedef struct tg_adadelta_opts {
+    TG__OPTIMIZER_COMMON_FIELDS
+    double rho, epsilon;
+} tg_adadelta_opts;
+
+typedef struct tg_ftrl_opts {
+    TG__OPTIMIZER_COMMON_FIELDS
+    double learning_rate_power; /* <= 0 */
+    double initial_accumulator_value;
+    double l1_regularization_strength, l2_regularization_strength, l2_shrinkage_regularization_strength;
+    double beta;
+} tg_ftrl_opts;
+
+typedef struct tg_lion_opts {
+    TG__OPTIMIZER_COMMON_FIELDS
+    double beta_1, beta_2;
+} tg_lion_opts;
+
 /* Constructors return NULL with an error for invalid options. Keras's defaults: */
 tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o);
 tg_optimizer *tg_adam_at(tg_loc loc, tg_adam_opts o);
 tg_optimizer *tg_adamw_at(tg_loc loc, tg_adam_opts o);
 tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o);
 tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o);
+tg_optimizer *tg_nadam_at(tg_loc loc, tg_adam_opts o);  /* amsgrad refused */
+tg_optimizer *tg_adamax_at(tg_loc loc, tg_adam_opts o); /* amsgrad refused */
+tg_optimizer *tg_adadelta_at(tg_loc loc, tg_adadelta_opts o);
+tg_optimizer *tg_ftrl_at(tg_loc loc, tg_ftrl_opts o);
+tg_optimizer *tg_lion_at(tg_loc loc, tg_lion_opts o);
 #define tg_sgd(...) \
     tg_sgd_at(TG_LOC, TG__OPTS(tg_sgd_opts, .learning_rate = 0.01, .momentum = 0, .nesterov = false, __VA_ARGS__))
 #define tg_adam(...)                                                                                                  \
@@ -133,6 +208,20 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o);
 #define tg_adagrad(...)                                                                                      \
     tg_adagrad_at(TG_LOC, TG__OPTS(tg_adagrad_opts, .learning_rate = 1e-3, .initial_accumulator_value = 0.1, \
                                    .epsilon = 1e-7, __VA_ARGS__))
+
+#define tg_nadam(...)                                                                                                  \
+    tg_nadam_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7, \
+                                 __VA_ARGS__))
+#define tg_adamax(...)                                                                                 \
+    tg_adamax_at(TG_LOC, TG__OPTS(tg_adam_opts, .learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999, \
+                                  .epsilon = 1e-7, __VA_ARGS__))
+#define tg_adadelta(...) \
+    tg_adadelta_at(TG_LOC, TG__OPTS(tg_adadelta_opts, .learning_rate = 1e-3, .rho = 0.95, .epsilon = 1e-7, __VA_ARGS__))
+#define tg_ftrl(...)                                                                              \
+    tg_ftrl_at(TG_LOC, TG__OPTS(tg_ftrl_opts, .learning_rate = 1e-3, .learning_rate_power = -0.5, \
+                                .initial_accumulator_value = 0.1, __VA_ARGS__))
+#define tg_lion(...) \
+    tg_lion_at(TG_LOC, TG__OPTS(tg_lion_opts, .learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.99, __VA_ARGS__))
 
 /* Frees an optimizer that no model owns (tg_compile gives it to the model, which frees
  * it). Freeing one twice, or using it after, is an error (tg_last_error), never a crash. */
@@ -176,7 +265,9 @@ int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double lear
 /* ---- state, for checkpoints ----------------------------------------------------------- */
 /* One state array: slot `name` of one variable. Slots: SGD with momentum "momentum";
  * Adam/AdamW "momentum", "velocity" (+ "velocity_hat" with amsgrad); RMSprop "velocity"
- * (+ "momentum", + "average_gradient" when centered); Adagrad "accumulator". */
+ * (+ "momentum", + "average_gradient" when centered); Adagrad "accumulator"; Nadam "momentum", "velocity"; Adamax "momentum", "norm";
+ * Adadelta "accumulated_grad", "accumulated_delta_var"; Ftrl "accumulator", "linear";
+ * Lion "momentum". */
 typedef struct tg_optimizer_slot {
     const char *name;
     tg_tensor *variable; /* the variable it belongs to; NULL once that was freed */

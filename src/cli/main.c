@@ -49,7 +49,8 @@ static const char *const usage_fit =
     "  --model SPEC           mlp:500 (default), mlp:512,256 (hidden ReLU layers) or cnn\n"
     "  --epochs N             default 5\n"
     "  --batch-size N         default 32\n"
-    "  --optimizer NAME       adam (default), adamw, sgd, rmsprop or adagrad\n"
+    "  --optimizer NAME       adam (default), adamw, sgd, rmsprop, adagrad, nadam, adamax,\n"
+    "                         adadelta, ftrl or lion\n"
     "  --learning-rate X      default: Keras's for the optimizer\n"
     "  --validation-split X   the last fraction of the training data, held out (default 0)\n"
     "  --seed N               weights and shuffling (default 42)\n"
@@ -147,7 +148,8 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
     return true;
 }
 
-static const char *const optimizer_names[] = {"adam", "adamw", "sgd", "rmsprop", "adagrad"};
+static const char *const optimizer_names[] = {"adam",  "adamw",  "sgd",      "rmsprop", "adagrad",
+                                              "nadam", "adamax", "adadelta", "ftrl",    "lion"};
 
 static bool optimizer_known(const char *name)
 {
@@ -169,6 +171,16 @@ static tg_optimizer *make_optimizer(const char *name, double lr)
         return lr > 0 ? tg_rmsprop(.learning_rate = lr) : tg_rmsprop();
     if (strcmp(name, "adagrad") == 0)
         return lr > 0 ? tg_adagrad(.learning_rate = lr) : tg_adagrad();
+    if (strcmp(name, "nadam") == 0)
+        return lr > 0 ? tg_nadam(.learning_rate = lr) : tg_nadam();
+    if (strcmp(name, "adamax") == 0)
+        return lr > 0 ? tg_adamax(.learning_rate = lr) : tg_adamax();
+    if (strcmp(name, "adadelta") == 0)
+        return lr > 0 ? tg_adadelta(.learning_rate = lr) : tg_adadelta();
+    if (strcmp(name, "ftrl") == 0)
+        return lr > 0 ? tg_ftrl(.learning_rate = lr) : tg_ftrl();
+    if (strcmp(name, "lion") == 0)
+        return lr > 0 ? tg_lion(.learning_rate = lr) : tg_lion();
     return NULL;
 }
 
@@ -259,7 +271,7 @@ static int read_saved(const char *path, saved_model *out)
     else if (v[KEY_SPLIT].present && !parse_double(v[KEY_SPLIT].text, 0, 0.99, &out->validation_split))
         key = "validation_split", why = "a number from 0 to 0.99";
     else if (out->optimizer && !optimizer_known(out->optimizer))
-        key = "optimizer", why = "adam, adamw, sgd, rmsprop or adagrad";
+        key = "optimizer", why = "adam, adamw, sgd, rmsprop, adagrad, nadam, adamax, adadelta, ftrl or lion";
     else if (loss_is_regression(out->loss) && out->classes != 1)
         key = "classes", why = "1 for a regression";
     else if (v[KEY_DELIMITER].present && !(out->layout.delimiter = csv_delimiter_parse(v[KEY_DELIMITER].text)))

@@ -210,9 +210,9 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *l, const tg_tensor *x)
     for (int i = 1; fits && i < xs.rank; i++)
         fits = !kept[i] || ex.dims[i - 1] == l->in_shape.dims[i - 1];
     if (!fits) {
-            char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
-            return tg__failf(loc, "tg_normalization_adapt: Normalization \"%s\" was built for inputs %s; x is %s",
-                             l->name, tg__batch_shape_str(&l->in_shape, a, sizeof a), tg__shape_str(&xs, b, sizeof b));
+        char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+        return tg__failf(loc, "tg_normalization_adapt: Normalization \"%s\" was built for inputs %s; x is %s", l->name,
+                         tg__batch_shape_str(&l->in_shape, a, sizeof a), tg__shape_str(&xs, b, sizeof b));
     }
     int64_t n = tg_size(l->vars[0]);
     double *st = malloc(sizeof(double) * (size_t)(2 * n));

@@ -10,7 +10,17 @@
 #include "tapegrad/optim.h"
 #include "../tensor/tensor_impl.h"
 
-typedef enum tg_optim_kind { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_RMSPROP, TG_OPTIM_ADAGRAD } tg_optim_kind;
+typedef enum tg_optim_kind {
+    TG_OPTIM_SGD,
+    TG_OPTIM_ADAM,
+    TG_OPTIM_RMSPROP,
+    TG_OPTIM_ADAGRAD,
+    TG_OPTIM_NADAM,
+    TG_OPTIM_ADAMAX,
+    TG_OPTIM_ADADELTA,
+    TG_OPTIM_FTRL,
+    TG_OPTIM_LION,
+} tg_optim_kind;
 
 enum { TG_OPTIM_MAX_SLOTS = 3 };
 
@@ -21,11 +31,12 @@ typedef struct tg_optim_hyper {
     double weight_decay, clipnorm, clipvalue, global_clipnorm;
     double momentum;                /* SGD, RMSprop */
     bool nesterov;                  /* SGD */
-    double beta_1, beta_2, epsilon; /* Adam; epsilon also RMSprop, Adagrad */
+    double beta_1, beta_2, epsilon; /* Adam, Nadam, Adamax, Lion; epsilon also RMSprop, Adagrad, Adadelta */
     bool amsgrad;
-    double rho; /* RMSprop */
+    double rho; /* RMSprop, Adadelta */
     bool centered;
-    double initial_accumulator_value; /* Adagrad */
+    double initial_accumulator_value;                            /* Adagrad, Ftrl */
+    double learning_rate_power, l1, l2, l2_shrinkage, ftrl_beta; /* Ftrl */
 } tg_optim_hyper;
 
 /* One variable's place in the state. */
@@ -49,6 +60,11 @@ struct tg_optimizer {
     const char *ctor; /* the tg_ call that makes it, for messages */
     tg_optim_hyper h;
     int64_t iterations;
+    /* Nadam's u_product (nadam.py keeps it in a variable of the variables' dtype): the
+     * product of beta_1 (1 - 0.5 * 0.96^s) for s = 1 .. nadam_step, in each dtype. */
+    int64_t nadam_step;
+    float nadam_product_f32;
+    double nadam_product_f64;
     int n_slots;
     const char *slot_name[TG_OPTIM_MAX_SLOTS];
     double slot_init[TG_OPTIM_MAX_SLOTS];

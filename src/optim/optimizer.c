@@ -32,6 +32,9 @@ static bool check_schedule(tg_loc loc, const char *func, const tg_schedule *s)
         return false;
     case TG_SCHEDULE_EXPONENTIAL_DECAY:
     case TG_SCHEDULE_COSINE_DECAY:
+    case TG_SCHEDULE_POLYNOMIAL_DECAY:
+    case TG_SCHEDULE_INVERSE_TIME_DECAY:
+    case TG_SCHEDULE_COSINE_DECAY_RESTARTS:
         if (s->decay_steps > 0)
             return true;
         tg__fail(loc, "%s: `.schedule` has decay_steps=%lld; it must be > 0", func, (long long)s->decay_steps);
@@ -43,7 +46,8 @@ static bool check_schedule(tg_loc loc, const char *func, const tg_schedule *s)
     default:
         tg__fail(loc,
                  "%s: `.schedule` is not a schedule (kind %d); make it with tg_exponential_decay, "
-                 "tg_piecewise_constant or tg_cosine_decay",
+                 "tg_piecewise_constant, tg_cosine_decay, tg_polynomial_decay, tg_inverse_time_decay or "
+                 "tg_cosine_decay_restarts",
                  func, (int)s->kind);
         return false;
     }
@@ -190,6 +194,96 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     tg_optimizer *opt = make(loc, "tg_adagrad", TG_OPTIM_ADAGRAD, "adagrad", &h);
     if (opt)
         add_slot(opt, "accumulator", o.initial_accumulator_value);
+    return opt;
+}
+
+/* Nadam and Adamax take Adam's options but not amsgrad. */
+static tg_optimizer *adam_like(tg_loc loc, const char *func, tg_optim_kind kind, const char *name, tg_adam_opts o,
+                               const char *slot_2)
+{
+    if (o.amsgrad)
+        return tg__fail(loc, "%s: `amsgrad` is Adam's and AdamW's option; %s has none", func, name);
+    if (!check_rate(loc, func, "beta_1", o.beta_1, false) || !check_rate(loc, func, "beta_2", o.beta_2, false) ||
+        !check_epsilon(loc, func, o.epsilon))
+        return NULL;
+    tg_optim_hyper h = {COMMON_FIELDS(o), .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon};
+    tg_optimizer *opt = make(loc, func, kind, name, &h);
+    if (opt) {
+        add_slot(opt, "momentum", 0);
+        add_slot(opt, slot_2, 0);
+    }
+    return opt;
+}
+
+tg_optimizer *tg_nadam_at(tg_loc loc, tg_adam_opts o)
+{
+    return adam_like(loc, "tg_nadam", TG_OPTIM_NADAM, "nadam", o, "velocity");
+}
+
+tg_optimizer *tg_adamax_at(tg_loc loc, tg_adam_opts o)
+{
+    return adam_like(loc, "tg_adamax", TG_OPTIM_ADAMAX, "adamax", o, "norm");
+}
+
+tg_optimizer *tg_adadelta_at(tg_loc loc, tg_adadelta_opts o)
+{
+    if (!check_rate(loc, "tg_adadelta", "rho", o.rho, false) || !check_epsilon(loc, "tg_adadelta", o.epsilon))
+        return NULL;
+    tg_optim_hyper h = {COMMON_FIELDS(o), .rho = o.rho, .epsilon = o.epsilon};
+    tg_optimizer *opt = make(loc, "tg_adadelta", TG_OPTIM_ADADELTA, "adadelta", &h);
+    if (opt) {
+        add_slot(opt, "accumulated_grad", 0);
+        add_slot(opt, "accumulated_delta_var", 0);
+    }
+    return opt;
+}
+
+/* ftrl.py's checks, with its messages. */
+tg_optimizer *tg_ftrl_at(tg_loc loc, tg_ftrl_opts o)
+{
+    static const char *const names[] = {"initial_accumulator_value", "l1_regularization_strength",
+                                        "l2_regularization_strength", "l2_shrinkage_regularization_strength"};
+    double values[] = {o.initial_accumulator_value, o.l1_regularization_strength, o.l2_regularization_strength,
+                       o.l2_shrinkage_regularization_strength};
+    for (int i = 0; i < 4; i++)
+        if (!(values[i] >= 0))
+            return tg__fail(loc, "tg_ftrl: `%s` needs to be positive or zero. Received: %s=%g", names[i], names[i],
+                            values[i]);
+    if (!(o.learning_rate_power <= 0))
+        return tg__fail(loc,
+                        "tg_ftrl: `learning_rate_power` needs to be negative or zero. Received: "
+                        "learning_rate_power=%g",
+                        o.learning_rate_power);
+    if (!isfinite(o.beta))
+        return tg__fail(loc, "tg_ftrl: `beta` must be a finite number. Received: beta=%g", o.beta);
+    tg_optim_hyper h = {COMMON_FIELDS(o),
+                        .initial_accumulator_value = o.initial_accumulator_value,
+                        .learning_rate_power = o.learning_rate_power,
+                        .l1 = o.l1_regularization_strength,
+                        .l2 = o.l2_regularization_strength,
+                        .l2_shrinkage = o.l2_shrinkage_regularization_strength,
+                        .ftrl_beta = o.beta};
+    tg_optimizer *opt = make(loc, "tg_ftrl", TG_OPTIM_FTRL, "ftrl", &h);
+    if (opt) {
+        add_slot(opt, "accumulator", o.initial_accumulator_value);
+        add_slot(opt, "linear", 0);
+    }
+    return opt;
+}
+
+tg_optimizer *tg_lion_at(tg_loc loc, tg_lion_opts o)
+{
+    if (!(o.beta_1 > 0 && o.beta_1 <= 1))
+        return tg__fail(loc,
+                        "tg_lion: Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer "
+                        "degenerates to SignSGD. Received: beta_1=%g",
+                        o.beta_1);
+    if (!check_rate(loc, "tg_lion", "beta_2", o.beta_2, true))
+        return NULL;
+    tg_optim_hyper h = {COMMON_FIELDS(o), .beta_1 = o.beta_1, .beta_2 = o.beta_2};
+    tg_optimizer *opt = make(loc, "tg_lion", TG_OPTIM_LION, "lion", &h);
+    if (opt)
+        add_slot(opt, "momentum", 0);
     return opt;
 }
 
@@ -682,6 +776,23 @@ static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, t
     tg__optim_run(opt->steps, opt->starts, k);
 }
 
+/* Nadam's u_product at `step`, multiplied in each dtype as nadam.py multiplies its
+ * variable, one step at a time (from the start when the iterations were set back). */
+static void nadam_advance(tg_optimizer *opt, int64_t step)
+{
+    if (opt->nadam_step > step || opt->nadam_step == 0) {
+        opt->nadam_step = 0;
+        opt->nadam_product_f32 = 1.0f;
+        opt->nadam_product_f64 = 1.0;
+    }
+    float b1f = (float)opt->h.beta_1;
+    for (int64_t s = opt->nadam_step + 1; s <= step; s++) {
+        opt->nadam_product_f32 = opt->nadam_product_f32 * b1f * (1.0f - 0.5f * powf(0.96f, (float)s));
+        opt->nadam_product_f64 = opt->nadam_product_f64 * opt->h.beta_1 * (1.0 - 0.5 * pow(0.96, (double)s));
+    }
+    opt->nadam_step = step;
+}
+
 static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
                  int n)
 {
@@ -709,6 +820,8 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
                 global_norm += tg__optim_sum_squares(grads[i]);
         global_norm = sqrt(global_norm);
     }
+    if (opt->kind == TG_OPTIM_NADAM)
+        nadam_advance(opt, opt->iterations + 1);
     update_all(loc, opt, grads, vars, n, current_lr(opt), mode, c, global_norm);
     opt->iterations++;
     return 0;
