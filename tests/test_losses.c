@@ -66,7 +66,8 @@ static int load_cases(lcase *cases, int max)
             char kind[64];
             int logits = 0;
             ok = fx_word(&rest, kind, sizeof kind) && fx_int(&rest, &logits) &&
-                 fx_number(&rest, &c->loss.label_smoothing) && fx_number(&rest, &c->loss.delta);
+                 fx_number(&rest, &c->loss.label_smoothing) && fx_number(&rest, &c->loss.delta) &&
+                 fx_number(&rest, &c->loss.alpha) && fx_number(&rest, &c->loss.gamma);
             c->loss.kind = tg_loss_kind_from_name(kind);
             c->loss.from_logits = logits;
         } else if (!strcmp(tag, "y_true")) {
@@ -133,7 +134,7 @@ static int n_cases;
 static void test_fixture_loaded(void)
 {
     n_cases = load_cases(cases, 64);
-    CHECK(n_cases >= 20);
+    CHECK(n_cases >= 34);
     bool kinds[TG_LOSS_COUNT] = {false};
     for (int i = 0; i < n_cases; i++) {
         CHECK(cases[i].loss.kind != TG_LOSS_NONE);
@@ -195,6 +196,7 @@ static void test_finite_differences(void)
     tg_tensor *labels = tg_from_i32(TG_SHAPE(3), 2, 0, 3);
     tg_tensor *target = gc_input(3, TG_SHAPE(3, 4), -1, 1), *sw = tg_from_f64(TG_SHAPE(3), 0.5, 1, 2);
     tg_tensor *logits = gc_input(4, TG_SHAPE(3, 4), -2, 2), *probs = gc_input(5, TG_SHAPE(3, 4), 0.05, 0.95);
+    tg_tensor *dist = gc_input(8, TG_SHAPE(3, 4), 0.05, 0.95);
     const struct {
         const char *name;
         fd_case c;
@@ -210,6 +212,18 @@ static void test_finite_differences(void)
         {"cce probs", {{.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, .label_smoothing = 0.2}, onehot, NULL}, probs},
         {"scce logits", {{.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true}, labels, sw}, logits},
         {"scce probs", {{.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY}, labels, NULL}, probs},
+        {"kld", {{.kind = TG_LOSS_KL_DIVERGENCE}, dist, sw}, probs},
+        {"hinge", {{.kind = TG_LOSS_HINGE}, bin, sw}, logits},
+        {"squared hinge", {{.kind = TG_LOSS_SQUARED_HINGE}, bin, NULL}, logits},
+        {"log cosh", {{.kind = TG_LOSS_LOG_COSH}, target, sw}, logits},
+        {"poisson", {{.kind = TG_LOSS_POISSON}, target, NULL}, probs},
+        {"cosine", {{.kind = TG_LOSS_COSINE_SIMILARITY}, target, sw}, logits},
+        {"focal logits",
+         {{.kind = TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY, .from_logits = true, .gamma = 1.5}, onehot, sw},
+         logits},
+        {"focal probs",
+         {{.kind = TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY, .label_smoothing = 0.1}, onehot, NULL},
+         probs},
     };
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         tg_tensor *x = runs[i].x;
@@ -248,6 +262,10 @@ static void test_second_order(void)
     CHECK(gradcheck("d2 cce logits", loss_gradient, &x, 1, &cce, 1e-5, 1e-6));
     CHECK(gradcheck("d2 bce logits", loss_gradient, &x, 1, &bce, 1e-5, 1e-6));
     CHECK(gradcheck("d2 scce probs", loss_gradient, &p, 1, &scce, 1e-5, 1e-6));
+    fd_case focal = {{.kind = TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY, .from_logits = true}, cce.y_true, NULL};
+    fd_case logcosh = {{.kind = TG_LOSS_LOG_COSH}, bce.y_true, NULL};
+    CHECK(gradcheck("d2 focal logits", loss_gradient, &x, 1, &focal, 1e-5, 1e-6));
+    CHECK(gradcheck("d2 log cosh", loss_gradient, &x, 1, &logcosh, 1e-5, 1e-6));
     tg_scope_end(s);
 }
 

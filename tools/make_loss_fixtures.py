@@ -20,13 +20,20 @@ formula is the one used:
   * binary label smoothing (z (1 - s) + s / 2) does not exist in torch.
   * sample weights: Keras's "sum_over_batch_size" is sum(values * weight) / number of
     values; torch's weighted means divide by the sum of the weights.
+  * KL divergence clips y_true and y_pred to [1e-7, 1] (F.kl_div takes log-probabilities
+    and clips nothing); Poisson is F.poisson_nll_loss(log_input=False, eps=1e-7);
+    cosine similarity normalises each side by rsqrt(max(sum(x^2), 1e-14)) where
+    F.cosine_similarity divides by max(|x| |y|, eps): equal away from zero vectors;
+    log-cosh is x + softplus(-2x) - log 2, checked against log(cosh(x)); hinge's 0/1
+    labels become -1/1 (convert_binary_labels_to_hinge); torch has neither hinge loss
+    in Keras's form, nor the categorical focal cross-entropy.
 
 Gradients come from torch's autograd through these formulas, and are checked against
 torch's built-ins where those apply. torch.clamp passes the gradient at the bounds
 themselves and stops it outside, like tf.clip_by_value. File format, one record per line ('#' starts a comment):
 
     case NAME
-    loss KIND FROM_LOGITS LABEL_SMOOTHING DELTA
+    loss KIND FROM_LOGITS LABEL_SMOOTHING DELTA ALPHA GAMMA
     y_true DTYPE RANK DIM... : V V ...     DTYPE f64, i32 or i64; row-major
     y_pred RANK DIM... : V V ...
     sample_weight RANK DIM... : V V ...    (optional)
@@ -110,15 +117,62 @@ def scce(t, p, o):
     return -lsm.gather(-1, t.long().unsqueeze(-1)).squeeze(-1)
 
 
+def kld(t, p, o):
+    t = t.clamp(EPS, 1)
+    return (t * torch.log(t / p.clamp(EPS, 1))).sum(-1)
+
+
+def hinge_labels(t):
+    return 2.0 * t - 1.0 if bool(((t == 0) | (t == 1)).all()) else t
+
+
+def hinge(t, p, o):
+    return torch.clamp(1.0 - hinge_labels(t) * p, min=0.0).mean(-1)
+
+
+def squared_hinge(t, p, o):
+    return (torch.clamp(1.0 - hinge_labels(t) * p, min=0.0) ** 2).mean(-1)
+
+
+def log_cosh(t, p, o):
+    x = p - t
+    return (x + F.softplus(-2.0 * x) - np.log(2.0)).mean(-1)
+
+
+def poisson(t, p, o):
+    return (p - t * torch.log(p + EPS)).mean(-1)
+
+
+def normalize(x):
+    return x * torch.rsqrt(torch.clamp((x * x).sum(-1, keepdim=True), min=EPS * EPS))
+
+
+def cosine(t, p, o):
+    return -(normalize(t) * normalize(p)).sum(-1)
+
+
+def focal(t, p, o):
+    s = o["label_smoothing"]
+    if s:
+        t = t * (1 - s) + s / p.shape[-1]
+    if o["from_logits"]:
+        p = F.softmax(p, dim=-1)
+    q = (p / p.sum(-1, keepdim=True)).clamp(EPS, 1 - EPS)
+    return (o["alpha"] * (1.0 - q) ** o["gamma"] * -t * torch.log(q)).sum(-1)
+
+
 LOSSES = {"mean_squared_error": mse, "mean_absolute_error": mae, "huber": huber,
           "binary_crossentropy": bce, "categorical_crossentropy": cce,
-          "sparse_categorical_crossentropy": scce}
+          "sparse_categorical_crossentropy": scce, "kl_divergence": kld, "hinge": hinge,
+          "squared_hinge": squared_hinge, "log_cosh": log_cosh, "poisson": poisson,
+          "cosine_similarity": cosine, "categorical_focal_crossentropy": focal}
+DISTRIBUTIONS = ("categorical_crossentropy", "kl_divergence", "cosine_similarity", "categorical_focal_crossentropy")
 
 
 def per_sample(kind, t, p, o):
     if kind != "sparse_categorical_crossentropy":
         t, p = match_ranks(t, p)
-        if kind != "categorical_crossentropy" and p.dim() == 1:
+        if kind not in DISTRIBUTIONS and p.dim() == 1:
             # tapegrad counts a vector as [B, 1]: one value per sample.
             t, p = t.unsqueeze(-1), p.unsqueeze(-1)
     return LOSSES[kind](t, p, o)
@@ -149,6 +203,16 @@ def torch_reference(kind, t, p, o):
         return F.cross_entropy(p, t, reduction="none", label_smoothing=o["label_smoothing"])
     if kind == "sparse_categorical_crossentropy" and o["from_logits"] and p.dim() == 2:
         return F.cross_entropy(p, t.reshape(-1).long(), reduction="none")
+    if p.dim() == 1:  # tapegrad's [B, 1] reading of a vector, which the built-ins do not share
+        return None
+    if kind == "kl_divergence":
+        return F.kl_div(torch.log(p.clamp(EPS, 1)), t.clamp(EPS, 1), reduction="none").sum(-1)
+    if kind == "poisson":
+        return F.poisson_nll_loss(p, t, log_input=False, eps=EPS, full=False, reduction="none").mean(-1)
+    if kind == "cosine_similarity":
+        return -F.cosine_similarity(t, p, dim=-1, eps=1e-300)
+    if kind == "log_cosh":
+        return torch.log(torch.cosh(p - t)).mean(-1)
     return None
 
 
@@ -157,10 +221,10 @@ CASES = []
 
 
 def case(name, kind, y_true, y_pred, sample_weight=None, true_dtype="f64", from_logits=False,
-         label_smoothing=0.0, delta=1.0):
+         label_smoothing=0.0, delta=1.0, alpha=0.25, gamma=2.0):
     CASES.append(dict(name=name, kind=kind, y_true=y_true, y_pred=y_pred, sw=sample_weight,
-                      true_dtype=true_dtype, o=dict(from_logits=from_logits,
-                                                    label_smoothing=label_smoothing, delta=delta)))
+                      true_dtype=true_dtype, o=dict(from_logits=from_logits, label_smoothing=label_smoothing,
+                                                    delta=delta, alpha=alpha, gamma=gamma)))
 
 
 rng = np.random.default_rng(20260601)
@@ -235,6 +299,24 @@ case("scce_probs", "sparse_categorical_crossentropy", [2, 1, 0], [[0.1, 0.2, 0.7
 case("scce_probs_unnormalised", "sparse_categorical_crossentropy", [1, 2], [[0.2, 0.2, 0.2], [0.6, 0.3, 0.9]],
      true_dtype="i32")
 
+# The rest of Keras's losses.
+case("kld", "kl_divergence", probs(3, 4), probs(3, 4))
+case("kld_weighted_zeros", "kl_divergence", [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], [[0.3, 0.6, 0.1], [0.2, 0.5, 0.3]],
+     sample_weight=[2.0, 0.5])
+case("hinge_binary_labels", "hinge", [[1, 0, 1], [0, 0, 1]], [[0.6, -0.2, 1.7], [0.3, -1.4, 0.2]])
+case("hinge_signed_labels", "hinge", [[1, -1, 1], [-1, 1, 1]], [[0.6, -0.2, 1.7], [0.3, -1.4, 0.2]],
+     sample_weight=[1.0, 3.0])
+case("squared_hinge", "squared_hinge", [[1, 0], [0, 1], [1, 1]], [[0.4, 0.3], [-0.8, 0.1], [2.0, -0.5]])
+case("log_cosh", "log_cosh", uniform((3, 3), -2, 2), uniform((3, 3), -2, 2))
+case("log_cosh_vector", "log_cosh", [0.5, -1.0, 3.0], [1.5, -0.2, -2.0])
+case("poisson", "poisson", [[1.0, 0.0, 3.0], [2.0, 5.0, 1.0]], [[0.8, 0.2, 2.5], [1.9, 4.1, 1.3]])
+case("cosine_similarity", "cosine_similarity", uniform((3, 4), -1, 1), uniform((3, 4), -1, 1),
+     sample_weight=[1.0, 0.5, 2.0])
+case("focal_probs", "categorical_focal_crossentropy", one_hot([2, 0, 1], 3), [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2],
+                                                                              [0.3, 0.3, 0.4]])
+case("focal_logits_smooth", "categorical_focal_crossentropy", one_hot([1, 3, 0], 4), uniform((3, 4), -2, 2),
+     from_logits=True, label_smoothing=0.1, alpha=0.5, gamma=1.5)
+
 
 # ---- output -------------------------------------------------------------------------------------
 def flat(x):
@@ -262,7 +344,8 @@ def run(c):
         assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-14), (c["name"], grad, ref_grad)
     o = c["o"]
     lines = [f"case {c['name']}",
-             f"loss {c['kind']} {int(o['from_logits'])} {o['label_smoothing']!r} {o['delta']!r}",
+             f"loss {c['kind']} {int(o['from_logits'])} {o['label_smoothing']!r} {o['delta']!r} "
+             f"{o['alpha']!r} {o['gamma']!r}",
              array_line("y_true", c["y_true"], c["true_dtype"]),
              array_line("y_pred", c["y_pred"])]
     if c["sw"] is not None:

@@ -31,6 +31,13 @@ typedef enum tg_loss_kind {
     TG_LOSS_BINARY_CROSSENTROPY,             /* .from_logits, .label_smoothing */
     TG_LOSS_CATEGORICAL_CROSSENTROPY,        /* .from_logits, .label_smoothing; one-hot labels */
     TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, /* .from_logits; integer labels [B] or [B, 1] */
+    TG_LOSS_KL_DIVERGENCE,                   /* sum(t log(t / p)), t and p clipped to [1e-7, 1] */
+    TG_LOSS_HINGE,                           /* mean(max(1 - t p, 0)); labels 0/1 become -1/1 */
+    TG_LOSS_SQUARED_HINGE,                   /* mean(max(1 - t p, 0)^2); the same labels */
+    TG_LOSS_LOG_COSH,                        /* mean(log(cosh(p - t))), without overflow */
+    TG_LOSS_POISSON,                         /* mean(p - t log(p + 1e-7)) */
+    TG_LOSS_COSINE_SIMILARITY,               /* -sum(l2_normalize(t) * l2_normalize(p)) */
+    TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY,  /* .alpha, .gamma, .from_logits, .label_smoothing */
     TG_LOSS_CUSTOM,                          /* .fn(y_true, y_pred, .user) */
     TG_LOSS_COUNT
 } tg_loss_kind;
@@ -43,7 +50,8 @@ typedef struct tg_loss {
     tg_loss_kind kind;
     bool from_logits;       /* cross-entropies: y_pred are logits, not probabilities */
     double delta;           /* huber: where it turns linear; 0 means Keras's 1.0 */
-    double label_smoothing; /* binary and categorical cross-entropy, in [0, 1] */
+    double label_smoothing; /* binary, categorical and focal cross-entropy, in [0, 1] */
+    double alpha, gamma;    /* focal: alpha (1 - p)^gamma weighs the cross-entropy; 0 means Keras's 0.25, 2.0 */
     tg_custom_loss_fn fn;   /* TG_LOSS_CUSTOM */
     void *user;             /* passed to fn */
     const char *name;       /* TG_LOSS_CUSTOM: its name (default "custom_loss") */
@@ -74,6 +82,18 @@ tg_tensor *tg_loss_values_at(tg_loc loc, const tg_loss *loss, const tg_tensor *y
     tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_CATEGORICAL_CROSSENTROPY, __VA_ARGS__}, y_true, y_pred)
 #define tg_sparse_categorical_crossentropy(y_true, y_pred, ...) \
     tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, __VA_ARGS__}, y_true, y_pred)
+
+#define tg_kl_divergence(y_true, y_pred) \
+    tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_KL_DIVERGENCE}, y_true, y_pred)
+#define tg_hinge(y_true, y_pred) tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_HINGE}, y_true, y_pred)
+#define tg_squared_hinge(y_true, y_pred) \
+    tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_SQUARED_HINGE}, y_true, y_pred)
+#define tg_log_cosh(y_true, y_pred) tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_LOG_COSH}, y_true, y_pred)
+#define tg_poisson(y_true, y_pred)  tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_POISSON}, y_true, y_pred)
+#define tg_cosine_similarity(y_true, y_pred) \
+    tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_COSINE_SIMILARITY}, y_true, y_pred)
+#define tg_categorical_focal_crossentropy(y_true, y_pred, ...) \
+    tg_loss_values_at(TG_LOC, &(tg_loss){.kind = TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY, __VA_ARGS__}, y_true, y_pred)
 
 /* "mean_squared_error", "binary_crossentropy", ... ("none", "custom_loss"). */
 const char *tg_loss_name(tg_loss_kind kind);

@@ -20,6 +20,13 @@ static const char *const loss_names[TG_LOSS_COUNT] = {
     [TG_LOSS_BINARY_CROSSENTROPY] = "binary_crossentropy",
     [TG_LOSS_CATEGORICAL_CROSSENTROPY] = "categorical_crossentropy",
     [TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY] = "sparse_categorical_crossentropy",
+    [TG_LOSS_KL_DIVERGENCE] = "kl_divergence",
+    [TG_LOSS_HINGE] = "hinge",
+    [TG_LOSS_SQUARED_HINGE] = "squared_hinge",
+    [TG_LOSS_LOG_COSH] = "log_cosh",
+    [TG_LOSS_POISSON] = "poisson",
+    [TG_LOSS_COSINE_SIMILARITY] = "cosine_similarity",
+    [TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY] = "categorical_focal_crossentropy",
     [TG_LOSS_CUSTOM] = "custom_loss",
 };
 
@@ -37,6 +44,9 @@ tg_loss_kind tg_loss_kind_from_name(const char *name)
         {"bce", TG_LOSS_BINARY_CROSSENTROPY},
         {"cce", TG_LOSS_CATEGORICAL_CROSSENTROPY},
         {"scce", TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
+        {"kld", TG_LOSS_KL_DIVERGENCE},
+        {"kullback_leibler_divergence", TG_LOSS_KL_DIVERGENCE},
+        {"logcosh", TG_LOSS_LOG_COSH},
     };
     if (!name)
         return TG_LOSS_NONE;
@@ -68,6 +78,13 @@ static const char *fn_name(tg_loss_kind kind)
         [TG_LOSS_BINARY_CROSSENTROPY] = "tg_binary_crossentropy",
         [TG_LOSS_CATEGORICAL_CROSSENTROPY] = "tg_categorical_crossentropy",
         [TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY] = "tg_sparse_categorical_crossentropy",
+        [TG_LOSS_KL_DIVERGENCE] = "tg_kl_divergence",
+        [TG_LOSS_HINGE] = "tg_hinge",
+        [TG_LOSS_SQUARED_HINGE] = "tg_squared_hinge",
+        [TG_LOSS_LOG_COSH] = "tg_log_cosh",
+        [TG_LOSS_POISSON] = "tg_poisson",
+        [TG_LOSS_COSINE_SIMILARITY] = "tg_cosine_similarity",
+        [TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY] = "tg_categorical_focal_crossentropy",
         [TG_LOSS_CUSTOM] = "custom loss",
     };
     return (unsigned)kind < TG_LOSS_COUNT ? names[kind] : "tg_compute_loss";
@@ -116,6 +133,11 @@ static bool check_options(tg_loc loc, const tg_loss *l)
         return FAIL(loc, "%s: label_smoothing %g must lie in [0, 1]", fn_name(l->kind), l->label_smoothing);
     if (!(l->delta >= 0) || isinf(l->delta))
         return FAIL(loc, "tg_huber: delta %g must be positive (0 means the default, 1.0)", l->delta);
+    if (!(l->alpha >= 0) || !(l->gamma >= 0) || isinf(l->alpha) || isinf(l->gamma))
+        return FAIL(loc,
+                    "tg_categorical_focal_crossentropy: alpha %g and gamma %g must be finite and >= 0 (0 means "
+                    "Keras's defaults, 0.25 and 2.0)",
+                    l->alpha, l->gamma);
     return true;
 }
 
@@ -237,6 +259,81 @@ static tg_tensor *categorical_xent(tg_loc loc, const tg_loss *l, const tg_tensor
     return tg_neg_at(loc, tg_sum_at(loc, tg_mul_at(loc, z, logp), last));
 }
 
+/* ---- the rest of Keras's losses (keras/src/losses/losses.py) ------------------------------------ */
+static tg_tensor *sum_last(tg_loc loc, const tg_tensor *v)
+{
+    return tg_sum_at(loc, v, (tg_reduce_opts){.axes = TG_AXES(-1)});
+}
+
+static tg_tensor *kl_divergence(tg_loc loc, const tg_tensor *t, const tg_tensor *p)
+{
+    t = tg_clip_by_value_at(loc, t, EPSILON, 1);
+    p = tg_clip_by_value_at(loc, p, EPSILON, 1);
+    return sum_last(loc, tg_mul_at(loc, t, tg_log_at(loc, tg_div_at(loc, t, p))));
+}
+
+/* convert_binary_labels_to_hinge: labels that are all 0 or 1 become -1 or 1. */
+static const tg_tensor *hinge_labels(tg_loc loc, const tg_tensor *t)
+{
+    for (int64_t i = 0; i < t->size; i++) {
+        double v = tg__get(t, i);
+        if (v != 0 && v != 1)
+            return t;
+    }
+    return tg_sub_at(loc, tg_mul_at(loc, num(loc, t, 2), t), num(loc, t, 1));
+}
+
+/* max(1 - t p, 0), squared for squared hinge. */
+static tg_tensor *hinge(tg_loc loc, const tg_tensor *t, const tg_tensor *p, bool squared)
+{
+    t = hinge_labels(loc, t);
+    tg_tensor *margin = tg_maximum_at(loc, tg_sub_at(loc, num(loc, p, 1), tg_mul_at(loc, t, p)), num(loc, p, 0));
+    return mean_last(loc, squared ? tg_square_at(loc, margin) : margin);
+}
+
+/* log(cosh(x)) = x + softplus(-2 x) - log 2, x = p - t: no overflow for large |x|. */
+static tg_tensor *log_cosh(tg_loc loc, const tg_tensor *t, const tg_tensor *p)
+{
+    tg_tensor *x = tg_sub_at(loc, p, t);
+    tg_tensor *lc = tg_add_at(loc, x, tg_softplus_at(loc, tg_mul_at(loc, x, num(loc, x, -2.0))));
+    return mean_last(loc, tg_sub_at(loc, lc, num(loc, x, log(2.0))));
+}
+
+static tg_tensor *poisson(tg_loc loc, const tg_tensor *t, const tg_tensor *p)
+{
+    tg_tensor *logp = tg_log_at(loc, tg_add_at(loc, p, num(loc, p, EPSILON)));
+    return mean_last(loc, tg_sub_at(loc, p, tg_mul_at(loc, t, logp)));
+}
+
+/* keras.ops.normalize: x * rsqrt(max(sum(x^2), epsilon^2)) along the last axis. */
+static tg_tensor *l2_normalize_last(tg_loc loc, const tg_tensor *x)
+{
+    tg_tensor *ss = tg_sum_at(loc, tg_square_at(loc, x), (tg_reduce_opts){.axes = TG_AXES(-1), .keepdims = true});
+    return tg_mul_at(loc, x, tg_rsqrt_at(loc, tg_maximum_at(loc, ss, num(loc, x, EPSILON * EPSILON))));
+}
+
+static tg_tensor *cosine_similarity(tg_loc loc, const tg_tensor *t, const tg_tensor *p)
+{
+    return tg_neg_at(loc, sum_last(loc, tg_mul_at(loc, l2_normalize_last(loc, t), l2_normalize_last(loc, p))));
+}
+
+/* sum(alpha (1 - q)^gamma * -t log(q)), q the rows rescaled to sum 1 and clipped. */
+static tg_tensor *focal_xent(tg_loc loc, const tg_loss *l, const tg_tensor *t, const tg_tensor *p)
+{
+    double alpha = l->alpha > 0 ? l->alpha : 0.25, gamma = l->gamma > 0 ? l->gamma : 2.0;
+    int64_t classes = p->shape[p->rank - 1];
+    if (l->label_smoothing > 0)
+        t = tg_add_at(loc, tg_mul_at(loc, t, num(loc, p, 1 - l->label_smoothing)),
+                      num(loc, p, l->label_smoothing / (double)classes));
+    if (l->from_logits)
+        p = tg_softmax_at(loc, p, -1);
+    tg_tensor *q = tg_div_at(loc, p, tg_sum_at(loc, p, (tg_reduce_opts){.axes = TG_AXES(-1), .keepdims = true}));
+    q = clip_probs(loc, q);
+    tg_tensor *cce = tg_mul_at(loc, tg_neg_at(loc, t), tg_log_at(loc, q));
+    tg_tensor *factor = tg_pow_at(loc, tg_sub_at(loc, num(loc, q, 1), q), num(loc, q, gamma));
+    return sum_last(loc, tg_mul_at(loc, tg_mul_at(loc, factor, num(loc, q, alpha)), cce));
+}
+
 /* ---- sparse categorical cross-entropy ---------------------------------------------------------- */
 /* Labels as int64 of y_pred's shape without its last axis, each in [0, classes). */
 static const tg_tensor *sparse_labels(tg_loc loc, const char *name, const tg_tensor *yt, const tg_tensor *yp)
@@ -325,7 +422,9 @@ tg_tensor *tg_loss_values_at(tg_loc loc, const tg_loss *l, const tg_tensor *y_tr
         return NULL;
     if (l->kind == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
         return sparse_xent(loc, l, name, y_true, y_pred);
-    bool categorical = l->kind == TG_LOSS_CATEGORICAL_CROSSENTROPY;
+    /* Losses over a distribution in the last axis keep a vector as one distribution. */
+    bool categorical = l->kind == TG_LOSS_CATEGORICAL_CROSSENTROPY || l->kind == TG_LOSS_KL_DIVERGENCE ||
+                       l->kind == TG_LOSS_COSINE_SIMILARITY || l->kind == TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY;
     const tg_tensor *yt = y_true, *yp = y_pred;
     if (!match_targets(loc, name, &yt, &yp, !categorical))
         return NULL;
@@ -334,6 +433,13 @@ tg_tensor *tg_loss_values_at(tg_loc loc, const tg_loss *l, const tg_tensor *y_tr
     case TG_LOSS_MAE: return mean_last(loc, tg_abs_at(loc, tg_sub_at(loc, yt, yp)));
     case TG_LOSS_HUBER: return mean_last(loc, huber_values(loc, yt, yp, l->delta > 0 ? l->delta : 1.0));
     case TG_LOSS_BINARY_CROSSENTROPY: return mean_last(loc, binary_xent(loc, l, yt, yp));
+    case TG_LOSS_KL_DIVERGENCE: return kl_divergence(loc, yt, yp);
+    case TG_LOSS_HINGE: return hinge(loc, yt, yp, false);
+    case TG_LOSS_SQUARED_HINGE: return hinge(loc, yt, yp, true);
+    case TG_LOSS_LOG_COSH: return log_cosh(loc, yt, yp);
+    case TG_LOSS_POISSON: return poisson(loc, yt, yp);
+    case TG_LOSS_COSINE_SIMILARITY: return cosine_similarity(loc, yt, yp);
+    case TG_LOSS_CATEGORICAL_FOCAL_CROSSENTROPY: return focal_xent(loc, l, yt, yp);
     default: return categorical_xent(loc, l, yt, yp);
     }
 }
