@@ -1,7 +1,10 @@
 /* Metrics: each kind over several batches against hand-computed weighted means (Keras's
  * total / count), sample weights, resets, names, which accuracy metrics=['accuracy']
- * becomes, and every error message. */
+ * becomes, and every error message; the confusion metrics (Precision, Recall, AUC,
+ * F1Score, MeanIoU) streamed over batches against scikit-learn's scores of the whole
+ * (tests/fixtures/metric_golden.txt, from tools/make_metric_fixtures.py). */
 #include "check.h"
+#include "fixture.h"
 
 #define NEAR 1e-12
 
@@ -240,6 +243,190 @@ static void test_errors(void)
     tg_scope_end(s);
 }
 
+/* ---- the confusion metrics against scikit-learn ------------------------------------------------- */
+static tg_metric_kind kind_named(const char *name)
+{
+    for (int k = 0; k < TG_METRIC_COUNT; k++)
+        if (!strcmp(tg_metric_kind_name((tg_metric_kind)k), name))
+            return (tg_metric_kind)k;
+    return TG_METRIC_COUNT;
+}
+
+/* One option line of the fixture into o. */
+static bool set_option(tg_metric_opts *o, const char *key, double v)
+{
+    if (!strcmp(key, "threshold"))
+        o->threshold = v;
+    else if (!strcmp(key, "num_thresholds"))
+        o->num_thresholds = (int)v;
+    else if (!strcmp(key, "curve"))
+        o->curve = (tg_auc_curve)v;
+    else if (!strcmp(key, "summation"))
+        o->summation = (tg_auc_summation)v;
+    else if (!strcmp(key, "from_logits"))
+        o->from_logits = v != 0;
+    else if (!strcmp(key, "average"))
+        o->average = (tg_f1_average)v;
+    else if (!strcmp(key, "beta"))
+        o->beta = v;
+    else if (!strcmp(key, "use_threshold"))
+        o->use_threshold = v != 0;
+    else if (!strcmp(key, "num_classes"))
+        o->num_classes = (int64_t)v;
+    else if (!strcmp(key, "argmax_y_true"))
+        o->argmax_y_true = v != 0;
+    else if (!strcmp(key, "argmax_y_pred"))
+        o->argmax_y_pred = v != 0;
+    else
+        return false;
+    return true;
+}
+
+typedef struct mcase {
+    char name[64];
+    tg_metric *m;
+    tg_metric_opts o;
+    tg_metric_kind kind;
+    tg_tensor *pending[3]; /* y_true, y_pred, sample_weight of the batch being read */
+    int batches;
+} mcase;
+
+/* Feeds the batch read so far to the metric. */
+static void flush_batch(mcase *c)
+{
+    if (!c->pending[1])
+        return;
+    if (!c->m)
+        c->m = tg_metric_new_at(TG_LOC, c->kind, c->o);
+    CHECK(c->m && tg_metric_update_state(c->m, c->pending[0], c->pending[1], c->pending[2]) == 0);
+    c->batches++;
+    c->pending[0] = c->pending[1] = c->pending[2] = NULL;
+}
+
+static void test_confusion_metrics_against_sklearn(void)
+{
+    static fx_reader r;
+    REQUIRE(fx_open(&r, "metric_golden.txt", "tools/make_metric_fixtures.py"));
+    tg_scope *s = tg_scope_begin();
+    mcase c = {0};
+    bool in_case = false;
+    int cases = 0, kinds_seen[TG_METRIC_COUNT] = {0};
+    char tag[32], *rest;
+    static double v[4096];
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        if (!strcmp(tag, "case")) {
+            char kind[32];
+            c = (mcase){.o = {.k = 5, .threshold = 0.5, .num_thresholds = 200, .beta = 1.0}};
+            in_case = fx_word(&rest, c.name, sizeof c.name) && fx_word(&rest, kind, sizeof kind) &&
+                      (c.kind = kind_named(kind)) != TG_METRIC_COUNT;
+            if (!in_case)
+                fx_fail(&r, "a bad `case`");
+        } else if (in_case && !strcmp(tag, "opt")) {
+            char key[32];
+            double value;
+            if (!fx_word(&rest, key, sizeof key) || !fx_number(&rest, &value) || !set_option(&c.o, key, value))
+                fx_fail(&r, "a bad `opt`");
+        } else if (in_case && (!strcmp(tag, "y_true") || !strcmp(tag, "y_pred") || !strcmp(tag, "sample_weight"))) {
+            int slot = tag[2] == 't' ? 0 : tag[2] == 'p' ? 1 : 2;
+            if (slot == 0)
+                flush_batch(&c);
+            tg_shape shape;
+            if (!fx_array(&rest, &shape, v, 4096))
+                fx_fail(&r, "a bad array");
+            else
+                c.pending[slot] = tg_tensor_from(TG_F64, shape, v);
+        } else if (in_case && !strcmp(tag, "result")) {
+            double want;
+            flush_batch(&c);
+            if (!fx_number(&rest, &want)) {
+                fx_fail(&r, "a bad `result`");
+                continue;
+            }
+            /* F1 divides by x + 1e-7 where scikit-learn divides exactly */
+            double tol = c.kind == TG_METRIC_F1_SCORE ? 1e-6 : 1e-12, got = tg_metric_result(c.m);
+            if (!(fabs(got - want) <= tol * (1 + fabs(want)))) {
+                printf("  FAIL %s: %.17g, scikit-learn %.17g (%d batches)\n", c.name, got, want, c.batches);
+                check_failures_in_test++;
+            }
+            CHECK(c.batches >= 2); /* every case streams */
+            tg_metric_reset_state(c.m);
+            CHECK(tg_metric_result(c.m) == 0);
+            kinds_seen[c.kind]++;
+            cases++;
+        } else if (in_case && !strcmp(tag, "end")) {
+            tg_metric_free(c.m);
+            in_case = false;
+        } else {
+            fx_fail(&r, "an unexpected `%s`", tag);
+        }
+    }
+    fx_close(&r);
+    if (r.failed)
+        printf("  FAIL %s\n", r.error);
+    CHECK(!r.failed && cases >= 20);
+    for (int k = TG_METRIC_PRECISION; k <= TG_METRIC_MEAN_IOU; k++)
+        CHECK(kinds_seen[k] > 0);
+    tg_scope_end(s);
+}
+
+/* By hand: Keras's documented examples of Precision, Recall and AUC. */
+static void test_confusion_metrics_by_hand(void)
+{
+    tg_scope *s = tg_scope_begin();
+    /* keras.metrics.Precision: [0, 1, 1, 1] against [1, 0, 1, 1] is 2/3; with weights
+     * [0, 0, 1, 0] it is 1. */
+    tg_metric *p = tg_metric_new(TG_METRIC_PRECISION);
+    tg_tensor *t = tg_from_f32(TG_SHAPE(4), 0, 1, 1, 1), *q = tg_from_f32(TG_SHAPE(4), 1, 0, 1, 1);
+    CHECK(tg_metric_update_state(p, t, q, NULL) == 0);
+    CHECK_NEAR(tg_metric_result(p), 2.0 / 3.0, NEAR);
+    tg_metric_reset_state(p);
+    CHECK(tg_metric_update_state(p, t, q, tg_from_f32(TG_SHAPE(4), 0, 0, 1, 0)) == 0);
+    CHECK_NEAR(tg_metric_result(p), 1.0, NEAR);
+    /* keras.metrics.Recall: the same labels, 2/3; with weights [0, 0, 1, 0], 1/1 */
+    tg_metric *rc = tg_metric_new(TG_METRIC_RECALL);
+    CHECK(tg_metric_update_state(rc, t, q, NULL) == 0);
+    CHECK_NEAR(tg_metric_result(rc), 2.0 / 3.0, NEAR);
+    /* keras.metrics.AUC(num_thresholds=3): [0, 0, 1, 1] against [0, 0.5, 0.3, 0.9]
+     * gives tp [2, 1, 0], fp [2, 0, 0], fn [0, 1, 2], tn [0, 2, 2]: tpr [1, 0.5, 0],
+     * fpr [1, 0, 0], and the area 0.75. */
+    tg_metric *auc = tg_metric_new(TG_METRIC_AUC, .num_thresholds = 3);
+    CHECK(tg_metric_update_state(auc, tg_from_f32(TG_SHAPE(4), 0, 0, 1, 1), tg_from_f32(TG_SHAPE(4), 0, 0.5, 0.3, 0.9),
+                                 NULL) == 0);
+    CHECK_NEAR(tg_metric_result(auc), 0.75, NEAR);
+    CHECK(!strcmp(tg_metric_name(auc), "auc") && !strcmp(tg_metric_name(p), "precision"));
+    tg_metric_free(p);
+    tg_metric_free(rc);
+    tg_metric_free(auc);
+    tg_scope_end(s);
+}
+
+static void test_confusion_metric_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    EXPECT_ERROR(tg_metric_new(TG_METRIC_MEAN_IOU) == NULL, "MeanIoU needs .num_classes");
+    EXPECT_ERROR(tg_metric_new(TG_METRIC_AUC, .num_thresholds = 1) == NULL,
+                 "Argument `num_thresholds` must be an integer > 1");
+    EXPECT_ERROR(tg_metric_new(TG_METRIC_F1_SCORE, .beta = 0) == NULL, ".beta > 0");
+    tg_metric *f1 = tg_metric_new(TG_METRIC_F1_SCORE);
+    EXPECT_ERROR(tg_metric_update_state(f1, tg_zeros(TG_F32, TG_SHAPE(4)), tg_zeros(TG_F32, TG_SHAPE(4)), NULL) == -1,
+                 "F1Score takes one-hot (or multi-label) y_true and y_pred of one shape (batch_size, num_classes)");
+    tg_metric *p = tg_metric_new(TG_METRIC_PRECISION);
+    CHECK(tg_metric_update_state(p, tg_from_f32(TG_SHAPE(2), 1, 0), tg_from_f32(TG_SHAPE(2), 0.9, 0.1), NULL) == 0);
+    EXPECT_ERROR(tg_metric_update_state(p, tg_zeros(TG_F32, TG_SHAPE(2)), tg_zeros(TG_F32, TG_SHAPE(3)), NULL) == -1,
+                 "must have the same shape");
+    EXPECT_ERROR(tg_metric_update_state(p, tg_zeros(TG_F32, TG_SHAPE(2, 2)), tg_ones(TG_F32, TG_SHAPE(2, 2)),
+                                        tg_ones(TG_F32, TG_SHAPE(3))) == -1,
+                 "fits neither the 2 samples nor the 4 values");
+    CHECK_NEAR(tg_metric_result(p), 1.0, 0); /* the failed updates changed nothing */
+    tg_metric *iou = tg_metric_new(TG_METRIC_MEAN_IOU, .num_classes = 3);
+    EXPECT_ERROR(tg_metric_update_state(iou, tg_zeros(TG_F32, TG_SHAPE(4)), tg_zeros(TG_F32, TG_SHAPE(5)), NULL) == -1,
+                 "hold different numbers of labels");
+    tg_metric_free(f1);
+    tg_metric_free(p);
+    tg_metric_free(iou);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(test_binary_accuracy);
@@ -250,5 +437,8 @@ int main(void)
     RUN(test_mean);
     RUN(test_names_and_resolution);
     RUN(test_errors);
+    RUN(test_confusion_metrics_against_sklearn);
+    RUN(test_confusion_metrics_by_hand);
+    RUN(test_confusion_metric_errors);
     return TEST_SUMMARY();
 }

@@ -11,7 +11,13 @@
  * (the number of samples without weights), result = total / count (0 before any
  * update). Values are read out of the tensors and summed in double; nothing is
  * recorded on a tape. Rank-1 inputs of the error metrics count as [B, 1], one value
- * per sample, as the losses do. */
+ * per sample, as the losses do.
+ *
+ * The confusion metrics (Precision, Recall, AUC, F1Score, MeanIoU) keep Keras's counts
+ * instead (true and false positives and negatives, per threshold or class, weighted),
+ * and compute their result from the counts (keras/src/metrics/confusion_metrics.py,
+ * f_score_metrics.py, iou_metrics.py). Their sample weights are one per sample ([B] or
+ * [B, 1]) or one per element of y_pred. */
 #ifndef TAPEGRAD_METRICS_H
 #define TAPEGRAD_METRICS_H
 
@@ -30,19 +36,44 @@ typedef enum tg_metric_kind {
     TG_METRIC_MEAN_ABSOLUTE_ERROR,
     TG_METRIC_TOP_K_CATEGORICAL_ACCURACY,        /* argmax(y_true) among the k largest of y_pred */
     TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY, /* y_true among the k largest of y_pred */
+    TG_METRIC_PRECISION,                         /* tp / (tp + fp), y_pred > threshold, every element */
+    TG_METRIC_RECALL,                            /* tp / (tp + fn), the same */
+    TG_METRIC_AUC,                               /* area under the ROC or PR curve, num_thresholds */
+    TG_METRIC_F1_SCORE,                          /* F-beta per class of one-hot y_true, averaged */
+    TG_METRIC_MEAN_IOU,                          /* mean over classes of tp / (tp + fp + fn) */
     TG_METRIC_COUNT
 } tg_metric_kind;
 
+typedef enum tg_auc_curve { TG_AUC_ROC = 0, TG_AUC_PR } tg_auc_curve;
+typedef enum tg_auc_summation {
+    TG_AUC_INTERPOLATION = 0, /* trapezoids (ROC); Davis and Goadrich's interpolation (PR) */
+    TG_AUC_MINORING,          /* the lower of each pair of heights */
+    TG_AUC_MAJORING,          /* the higher */
+} tg_auc_summation;
+typedef enum tg_f1_average { TG_F1_MACRO = 0, TG_F1_MICRO, TG_F1_WEIGHTED } tg_f1_average;
+
 typedef struct tg_metric_opts {
-    int k;            /* top-k metrics: default 5 */
-    double threshold; /* binary accuracy: default 0.5 */
-    const char *name; /* default: Keras's, e.g. "binary_accuracy" (copied) */
+    int k;                      /* top-k metrics: default 5 */
+    double threshold;           /* binary accuracy, precision, recall: default 0.5 */
+    const char *name;           /* default: Keras's, e.g. "binary_accuracy" (copied) */
+    int num_thresholds;         /* AUC: default 200 (evenly spaced in [0, 1], and -1e-7, 1 + 1e-7) */
+    tg_auc_curve curve;         /* AUC: default ROC */
+    tg_auc_summation summation; /* AUC: default interpolation */
+    bool from_logits;           /* AUC: y_pred are logits (a sigmoid first) */
+    tg_f1_average average;      /* F1: default macro (Keras's default, None, gives one score per class) */
+    double beta;                /* F1: default 1 (Keras's FBetaScore otherwise) */
+    bool use_threshold;         /* F1: y_pred > threshold, instead of Keras's default, the row's maximum */
+    int64_t num_classes;        /* MeanIoU: required; F1: taken from y_pred when 0 */
+    bool argmax_y_true;         /* MeanIoU: y_true one-hot or scores (Keras's sparse_y_true=False) */
+    bool argmax_y_pred;         /* MeanIoU: y_pred scores (Keras's sparse_y_pred=False) */
 } tg_metric_opts;
 
 /* NULL with an error on a bad kind or option. */
 tg_metric *tg_metric_new_at(tg_loc loc, tg_metric_kind kind, tg_metric_opts o);
 #define tg_metric_new(kind, ...) \
-    tg_metric_new_at(TG_LOC, kind, TG__OPTS(tg_metric_opts, .k = 5, .threshold = 0.5, __VA_ARGS__))
+    tg_metric_new_at(            \
+        TG_LOC, kind,            \
+        TG__OPTS(tg_metric_opts, .k = 5, .threshold = 0.5, .num_thresholds = 200, .beta = 1.0, __VA_ARGS__))
 void tg_metric_free(tg_metric *m);
 
 /* Adds one batch. y_true may be NULL for TG_METRIC_MEAN; sample_weight may be NULL, or

@@ -91,6 +91,9 @@ bool tg__model_check(tg_loc loc, const char *func, const tg_model *m);
 /* A metric's running state (total and count; result = total / count), which a
  * distributed fit sums over the ranks. */
 void tg__metric_state(const tg_metric *m, double *total, double *count);
+/* The confusion metrics' counts (*n of them; NULL and 0 for the others, or before an
+ * F1Score without num_classes has seen a batch), which a distributed fit also sums. */
+double *tg__metric_counts(const tg_metric *m, int64_t *n);
 
 /* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);

@@ -7,18 +7,10 @@
  * (keras/src/metrics/reduction_metrics.py, accuracy_metrics.py). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "../tensor/tensor_impl.h"
 #include "layer_impl.h" /* tg__metric_state */
-#include "tapegrad/metrics.h"
-
-struct tg_metric {
-    tg_metric_kind kind;
-    int k;
-    double threshold;
-    char *name;
-    double total, count;
-};
+#include "metric_impl.h"
 
 static const char *const kind_names[TG_METRIC_COUNT] = {
     [TG_METRIC_MEAN] = "mean",
@@ -29,6 +21,11 @@ static const char *const kind_names[TG_METRIC_COUNT] = {
     [TG_METRIC_MEAN_ABSOLUTE_ERROR] = "mean_absolute_error",
     [TG_METRIC_TOP_K_CATEGORICAL_ACCURACY] = "top_k_categorical_accuracy",
     [TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY] = "sparse_top_k_categorical_accuracy",
+    [TG_METRIC_PRECISION] = "precision",
+    [TG_METRIC_RECALL] = "recall",
+    [TG_METRIC_AUC] = "auc",
+    [TG_METRIC_F1_SCORE] = "f1_score",
+    [TG_METRIC_MEAN_IOU] = "mean_iou",
 };
 
 const char *tg_metric_kind_name(tg_metric_kind kind)
@@ -53,7 +50,12 @@ tg_metric *tg_metric_new_at(tg_loc loc, tg_metric_kind kind, tg_metric_opts o)
         free(name);
         return tg__fail(loc, "tg_metric_new: out of memory");
     }
-    *m = (tg_metric){.kind = kind, .k = o.k, .threshold = o.threshold, .name = name};
+    o.name = name;
+    *m = (tg_metric){.kind = kind, .o = o, .name = name};
+    if (tg__metric_is_confusion(kind) && !tg__confusion_init(loc, m)) {
+        tg_metric_free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -62,10 +64,23 @@ void tg_metric_free(tg_metric *m)
     if (!m)
         return;
     free(m->name);
+    free(m->counts);
+    free(m->thresholds);
     free(m);
 }
 
-double tg_metric_result(const tg_metric *m) { return m && m->count != 0 ? m->total / m->count : 0.0; }
+double tg_metric_result(const tg_metric *m)
+{
+    if (m && tg__metric_is_confusion(m->kind))
+        return m->counts ? tg__confusion_result(m) : 0.0;
+    return m && m->count != 0 ? m->total / m->count : 0.0;
+}
+
+double *tg__metric_counts(const tg_metric *m, int64_t *n)
+{
+    *n = m ? m->n_counts : 0;
+    return m ? m->counts : NULL;
+}
 
 void tg__metric_state(const tg_metric *m, double *total, double *count)
 {
@@ -75,8 +90,11 @@ void tg__metric_state(const tg_metric *m, double *total, double *count)
 
 void tg_metric_reset_state(tg_metric *m)
 {
-    if (m)
-        m->total = m->count = 0;
+    if (!m)
+        return;
+    m->total = m->count = 0;
+    if (m->counts)
+        memset(m->counts, 0, sizeof(double) * (size_t)m->n_counts);
 }
 
 const char *tg_metric_name(const tg_metric *m) { return m ? m->name : "?"; }
@@ -220,11 +238,11 @@ static double value_at(const tg_metric *m, const tg_tensor *yt, const tg_tensor 
 {
     switch (m->kind) {
     case TG_METRIC_MEAN: return tg__get(yp, i);
-    case TG_METRIC_BINARY_ACCURACY: return (double)(tg__get(yp, i) > m->threshold) == tg__get(yt, i);
+    case TG_METRIC_BINARY_ACCURACY: return (double)(tg__get(yp, i) > m->o.threshold) == tg__get(yt, i);
     case TG_METRIC_CATEGORICAL_ACCURACY: return argmax_row(yt, i, width) == argmax_row(yp, i, width);
     case TG_METRIC_SPARSE_CATEGORICAL_ACCURACY: return (double)argmax_row(yp, i, width) == tg__get(yt, i);
-    case TG_METRIC_TOP_K_CATEGORICAL_ACCURACY: return in_top_k(yp, i, width, (double)argmax_row(yt, i, width), m->k);
-    case TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY: return in_top_k(yp, i, width, tg__get(yt, i), m->k);
+    case TG_METRIC_TOP_K_CATEGORICAL_ACCURACY: return in_top_k(yp, i, width, (double)argmax_row(yt, i, width), m->o.k);
+    case TG_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY: return in_top_k(yp, i, width, tg__get(yt, i), m->o.k);
     default: break;
     }
     double v = 0; /* mean squared or absolute error over the row */
@@ -340,6 +358,8 @@ int tg_metric_update_state_at(tg_loc loc, tg_metric *m, const tg_tensor *y_true,
         (m->kind != TG_METRIC_MEAN && !tg__check_input(loc, "tg_metric_update_state", y_true, "y_true")) ||
         (sample_weight && !tg__check_input(loc, "tg_metric_update_state", sample_weight, "sample_weight")))
         return -1;
+    if (tg__metric_is_confusion(m->kind))
+        return tg__confusion_update(loc, m, y_true, y_pred, sample_weight) ? 0 : -1;
     update u = {.loc = loc, .m = m, .yt = y_true, .yp = y_pred};
     vals x = {0};
     double total = 0, count = 0;

@@ -178,7 +178,12 @@ static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c)
     memcpy(batch_out.dims + 1, out.dims, sizeof(int64_t) * (size_t)out.rank);
     for (int i = 0; i < c->requested.n; i++) {
         tg_metric_kind k = c->requested.kind[i];
-        tg_metric_opts o = {.k = 5, .threshold = 0.5};
+        tg_metric_opts o = {.k = 5, .threshold = 0.5, .num_thresholds = 200, .beta = 1.0};
+        if (k == TG_METRIC_MEAN_IOU) { /* compiled: class scores out, labels as the loss takes them */
+            o.num_classes = out.rank ? out.dims[out.rank - 1] : 1;
+            o.argmax_y_pred = true;
+            o.argmax_y_true = c->loss.kind != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+        }
         if (k == TG_ACCURACY) {
             k = tg_resolve_accuracy(c->loss.kind, &batch_out);
             o.name = "accuracy"; /* Keras logs metrics=['accuracy'] as "accuracy" */
@@ -287,6 +292,27 @@ void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
         tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
 }
 
+/* A confusion metric's result over every rank's counts: they are summed into a copy, the
+ * result read from it, and the rank's own counts left as they were. (Each rank has the
+ * counts once it has seen a batch, and every rank sees every step.) */
+static int reduce_counts(tg_loc loc, tg_metric *metric, tg_logs *logs)
+{
+    int64_t n;
+    double *counts = tg__metric_counts(metric, &n);
+    if (!counts)
+        return 0;
+    double *mine = malloc(sizeof(double) * (size_t)n);
+    if (!mine)
+        return tg__failf(loc, "tg_fit: out of memory");
+    memcpy(mine, counts, sizeof(double) * (size_t)n);
+    int rc = tg__dist_allreduce_f64(loc, "tg_fit", counts, n, TG_DIST_SUM);
+    if (rc == 0)
+        tg_logs_set(logs, tg_metric_name(metric), tg_metric_result(metric));
+    memcpy(counts, mine, sizeof(double) * (size_t)n);
+    free(mine);
+    return rc;
+}
+
 int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
 {
     tg_compiled *c = tg__compiled(m);
@@ -305,6 +331,9 @@ int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
         if (count != 0)
             tg_logs_set(logs, i ? tg_metric_name(c->metrics[i - 1]) : "loss", total / count);
     }
+    for (int i = 0; i < c->n_metrics; i++)
+        if (reduce_counts(loc, c->metrics[i], logs) != 0)
+            return -1;
     return 0;
 }
 
