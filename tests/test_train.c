@@ -530,6 +530,76 @@ static void early_stopping_restores_the_best(void)
     tg_scope_end(s);
 }
 
+/* ReduceLROnPlateau, traced by hand from Keras's on_epoch_end: a rate of 1e-9 leaves the
+ * float32 weights as they are, so the loss never improves after epoch 0. With patience 2
+ * and cooldown 1 the rate halves at the ends of epochs 2, 4 and 6; each epoch logs the
+ * rate it ran with. */
+static void reduce_lr_on_plateau(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    tg_compile(m, .optimizer = tg_sgd(.learning_rate = 1e-9), .loss = TG_LOSS_MSE);
+    tg_callback *cb = tg_reduce_lr_on_plateau(.monitor = "loss", .factor = 0.5, .patience = 2, .cooldown = 1);
+    tg_history *h =
+        tg_fit(m, xor_x(), xor_y(), .epochs = 7, .verbose = TG_VERBOSE_SILENT, .callbacks = &cb, .n_callbacks = 1);
+    int n = 0;
+    const double *lr = tg_history_get(h, "learning_rate", &n);
+    const double want[] = {1e-9, 1e-9, 1e-9, 5e-10, 5e-10, 2.5e-10, 2.5e-10};
+    CHECK(lr && n == 7);
+    for (int i = 0; lr && i < n && i < 7; i++)
+        CHECK_NEAR(lr[i], want[i], 1e-15);
+    CHECK_NEAR(tg_optimizer_current_lr(tg_model_optimizer(m)), 1.25e-10, 1e-15);
+    tg_history_free(h);
+    tg_callback_free(cb);
+    /* min_lr floors the rate; a scheduled optimizer cannot be changed */
+    tg_compile(m, .optimizer = tg_sgd(.learning_rate = 1e-9), .loss = TG_LOSS_MSE);
+    cb = tg_reduce_lr_on_plateau(.monitor = "loss", .patience = 1, .min_lr = 4e-10);
+    tg_history_free(
+        tg_fit(m, xor_x(), xor_y(), .epochs = 5, .verbose = TG_VERBOSE_SILENT, .callbacks = &cb, .n_callbacks = 1));
+    CHECK_NEAR(tg_optimizer_current_lr(tg_model_optimizer(m)), 4e-10, 1e-15);
+    tg_callback_free(cb);
+    tg_compile(m, .optimizer = tg_sgd(.schedule = tg_cosine_decay(.initial_learning_rate = 1e-9, .decay_steps = 100)),
+               .loss = TG_LOSS_MSE);
+    cb = tg_reduce_lr_on_plateau(.monitor = "loss", .patience = 1);
+    CHECK(tg_fit(m, xor_x(), xor_y(), .epochs = 3, .verbose = TG_VERBOSE_SILENT, .callbacks = &cb, .n_callbacks = 1) ==
+          NULL);
+    CHECK_ERROR("hence its learning rate is not settable");
+    tg_callback_free(cb);
+    EXPECT_ERROR(tg_reduce_lr_on_plateau(.factor = 1.0) == NULL, "does not support a factor >= 1.0");
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* A step whose loss turns NaN at its third batch. */
+static int nan_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs, void *user)
+{
+    (void)m, (void)x, (void)y, (void)sw;
+    int *calls = user;
+    return tg_logs_set(logs, "loss", ++*calls == 3 ? NAN : 1.0);
+}
+
+static void terminate_on_nan(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_MSE);
+    tg_callback *cb = tg_terminate_on_nan();
+    int calls = 0;
+    tg_history *h = tg_fit(m, xor_x(), xor_y(), .epochs = 5, .batch_size = 1, .train_step = nan_step, .user = &calls,
+                           .verbose = TG_VERBOSE_SILENT, .callbacks = &cb, .n_callbacks = 1);
+    CHECK(h && calls == 3); /* stopped after the batch that gave NaN */
+    tg_history_free(h);
+    tg_callback_free(cb);
+    calls = 0;
+    cb = tg_terminate_on_nan(.raise_error = true);
+    CHECK(tg_fit(m, xor_x(), xor_y(), .epochs = 5, .batch_size = 1, .train_step = nan_step, .user = &calls,
+                 .verbose = TG_VERBOSE_SILENT, .callbacks = &cb, .n_callbacks = 1) == NULL);
+    CHECK_ERROR("NaN or Inf loss encountered at batch 2");
+    tg_callback_free(cb);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* ---- progress output ------------------------------------------------------------------------ */
 static void progress_output(void)
 {
@@ -592,6 +662,8 @@ int main(void)
     RUN(custom_train_step_is_driven_by_fit);
     RUN(callbacks);
     RUN(early_stopping_restores_the_best);
+    RUN(reduce_lr_on_plateau);
+    RUN(terminate_on_nan);
     RUN(progress_output);
     RUN(no_rows);
     return TEST_SUMMARY();

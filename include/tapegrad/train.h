@@ -143,6 +143,31 @@ typedef struct tg_csv_logger_opts {
 tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o);
 #define tg_csv_logger(...) tg_csv_logger_at(TG_LOC, TG__OPTS(tg_csv_logger_opts, .separator = ',', __VA_ARGS__))
 
+/* Keras's ReduceLROnPlateau: after `patience` epochs whose `monitor` did not improve by
+ * more than min_delta, lr = max(lr * factor, min_lr), then `cooldown` epochs without
+ * counting; it logs "learning_rate" each epoch. Refused for an optimizer with a schedule. */
+typedef struct tg_reduce_lr_on_plateau_opts {
+    const char *monitor;  /* default "val_loss" */
+    double factor;        /* default 0.1, < 1 */
+    int patience;         /* default 10 */
+    tg_monitor_mode mode; /* auto: max for accuracy, AUC, precision, recall, F1 and IoU */
+    double min_delta;     /* default 1e-4 */
+    int cooldown;         /* default 0 */
+    double min_lr;        /* default 0 */
+} tg_reduce_lr_on_plateau_opts;
+tg_callback *tg_reduce_lr_on_plateau_at(tg_loc loc, tg_reduce_lr_on_plateau_opts o);
+#define tg_reduce_lr_on_plateau(...)                                                                                \
+    tg_reduce_lr_on_plateau_at(TG_LOC, TG__OPTS(tg_reduce_lr_on_plateau_opts, .monitor = "val_loss", .factor = 0.1, \
+                                                .patience = 10, .min_delta = 1e-4, __VA_ARGS__))
+
+/* Keras's TerminateOnNaN: stops training after a batch whose "loss" is NaN or Inf, saying
+ * so on stderr; with raise_error, fit fails with that message instead. */
+typedef struct tg_terminate_on_nan_opts {
+    bool raise_error;
+} tg_terminate_on_nan_opts;
+tg_callback *tg_terminate_on_nan_at(tg_loc loc, tg_terminate_on_nan_opts o);
+#define tg_terminate_on_nan(...) tg_terminate_on_nan_at(TG_LOC, TG__OPTS(tg_terminate_on_nan_opts, __VA_ARGS__))
+
 /* schedule(epoch, current learning rate, user) -> the learning rate for that epoch. */
 typedef double (*tg_lr_schedule_fn)(int epoch, double lr, void *user);
 tg_callback *tg_learning_rate_scheduler_at(tg_loc loc, tg_lr_schedule_fn schedule, void *user);

@@ -157,10 +157,29 @@ typedef struct early_stopping {
     tg_weights *best_weights;
 } early_stopping;
 
+/* Whether a monitored value should grow: Keras's mode, and for auto its metrics whose
+ * direction is "up" (accuracies, AUC, precision, recall, F-scores, IoU). */
+static bool maximizes(const char *monitor, tg_monitor_mode mode)
+{
+    static const char *const up[] = {"acc", "auc", "precision", "recall", "f1", "iou"};
+    if (mode != TG_MODE_AUTO)
+        return mode == TG_MODE_MAX;
+    for (size_t i = 0; i < sizeof up / sizeof up[0]; i++)
+        if (strstr(monitor, up[i]))
+            return true;
+    return false;
+}
+
+/* MonitorCallback._is_improvement: better than best by more than min_delta. */
+static bool better(bool maximize, double current, double best, double min_delta)
+{
+    double delta = fabs(min_delta);
+    return maximize ? current - delta > best : current + delta < best;
+}
+
 static bool improved(const early_stopping *e, double current)
 {
-    double delta = fabs(e->o.min_delta);
-    return e->maximize ? current - delta > e->best : current + delta < e->best;
+    return better(e->maximize, current, e->best, e->o.min_delta);
 }
 
 static int es_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
@@ -232,8 +251,7 @@ tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o)
         return tg__fail(loc, "tg_early_stopping: out of memory");
     e->o = o;
     snprintf(e->monitor, sizeof e->monitor, "%s", o.monitor);
-    e->maximize =
-        o.mode == TG_MODE_MAX || (o.mode == TG_MODE_AUTO && (strstr(o.monitor, "acc") || strstr(o.monitor, "auc")));
+    e->maximize = maximizes(o.monitor, o.mode);
     e->cb = (tg_callback){
         .on_train_begin = es_train_begin, .on_epoch_end = es_epoch_end, .on_train_end = es_train_end, .free = es_free};
     return &e->cb;
@@ -346,6 +364,120 @@ tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o)
                           .on_train_end = csv_train_end,
                           .free = csv_free};
     return &c->cb;
+}
+
+/* ---- ReduceLROnPlateau (keras/src/callbacks/reduce_lr_on_plateau.py) ------------------------------- */
+typedef struct plateau {
+    tg_callback cb;
+    tg_reduce_lr_on_plateau_opts o;
+    char monitor[32];
+    bool maximize;
+    double best;
+    int wait, cooldown_counter;
+} plateau;
+
+static int plateau_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
+{
+    (void)m, (void)logs;
+    plateau *p = (plateau *)cb;
+    p->best = p->maximize ? -INFINITY : INFINITY;
+    p->wait = p->cooldown_counter = 0;
+    return 0;
+}
+
+static int plateau_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)epoch;
+    plateau *p = (plateau *)cb;
+    tg_optimizer *opt = tg_model_optimizer(m);
+    double lr = tg_optimizer_current_lr(opt), current = tg_logs_get(logs, p->monitor);
+    tg_logs_set(logs, "learning_rate", lr);
+    if (isnan(current)) {
+        tg__warn((tg_loc){0}, "Learning rate reduction is conditioned on metric `%s` which is not available",
+                 p->monitor);
+        return 0;
+    }
+    if (p->cooldown_counter > 0) {
+        p->cooldown_counter--;
+        p->wait = 0;
+    }
+    if (better(p->maximize, current, p->best, p->o.min_delta)) {
+        p->best = current;
+        p->wait = 0;
+    } else if (p->cooldown_counter == 0 && ++p->wait >= p->o.patience && lr > (double)(float)p->o.min_lr) {
+        double next = fmax(lr * p->o.factor, p->o.min_lr);
+        if (tg_optimizer_set_learning_rate(opt, next) != 0) /* the epoch logs the rate it ran with */
+            return -1;
+        p->cooldown_counter = p->o.cooldown;
+        p->wait = 0;
+    }
+    return 0;
+}
+
+static void plateau_free(tg_callback *cb) { tg__callback_retire(cb); }
+
+tg_callback *tg_reduce_lr_on_plateau_at(tg_loc loc, tg_reduce_lr_on_plateau_opts o)
+{
+    if (!o.monitor || !*o.monitor || strlen(o.monitor) >= 32)
+        return tg__fail(loc, "tg_reduce_lr_on_plateau: .monitor must name a logged value, e.g. \"val_loss\"");
+    if (!(o.factor < 1.0) || !(o.factor >= 0))
+        return tg__fail(loc,
+                        "tg_reduce_lr_on_plateau: ReduceLROnPlateau does not support a factor >= 1.0 (or "
+                        "negative). Received factor=%g",
+                        o.factor);
+    if (o.patience < 0 || o.cooldown < 0 || !(o.min_lr >= 0) || (unsigned)o.mode > TG_MODE_MAX)
+        return tg__fail(loc, "tg_reduce_lr_on_plateau: patience, cooldown and min_lr must be >= 0 and mode a "
+                             "tg_monitor_mode");
+    plateau *p = calloc(1, sizeof *p);
+    if (!p)
+        return tg__fail(loc, "tg_reduce_lr_on_plateau: out of memory");
+    p->o = o;
+    snprintf(p->monitor, sizeof p->monitor, "%s", o.monitor);
+    p->maximize = maximizes(o.monitor, o.mode);
+    p->cb =
+        (tg_callback){.on_train_begin = plateau_train_begin, .on_epoch_end = plateau_epoch_end, .free = plateau_free};
+    return &p->cb;
+}
+
+/* ---- TerminateOnNaN ---------------------------------------------------------------------------------- */
+typedef struct terminate_on_nan {
+    tg_callback cb;
+    bool raise_error;
+} terminate_on_nan;
+
+static bool logged(const tg_logs *logs, const char *name)
+{
+    for (int i = 0; logs && i < logs->n; i++)
+        if (!strcmp(logs->names[i], name))
+            return true;
+    return false;
+}
+
+static int nan_batch_end(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    (void)m;
+    double loss = tg_logs_get(logs, "loss");
+    if (isfinite(loss) || !logged(logs, "loss")) /* a step that logs no loss is not checked */
+        return 0;
+    if (((terminate_on_nan *)cb)->raise_error)
+        return tg__failf((tg_loc){0},
+                         "NaN or Inf loss encountered at batch %lld. Loss value: %g. Terminating training "
+                         "immediately.",
+                         (long long)batch, loss);
+    fprintf(stderr, "Batch %lld: Invalid loss, terminating training\n", (long long)batch);
+    return 1;
+}
+
+static void nan_free(tg_callback *cb) { tg__callback_retire(cb); }
+
+tg_callback *tg_terminate_on_nan_at(tg_loc loc, tg_terminate_on_nan_opts o)
+{
+    terminate_on_nan *t = calloc(1, sizeof *t);
+    if (!t)
+        return tg__fail(loc, "tg_terminate_on_nan: out of memory");
+    t->raise_error = o.raise_error;
+    t->cb = (tg_callback){.on_batch_end = nan_batch_end, .free = nan_free};
+    return &t->cb;
 }
 
 /* ---- LearningRateScheduler ------------------------------------------------------------------ */
