@@ -221,6 +221,19 @@ static tg_optimizer *og_build(const char *name)
     if (!strcmp(name, "sgd_cosine_restarts"))
         return tg_sgd(.schedule = tg_cosine_decay_restarts(.initial_learning_rate = 0.1, .first_decay_steps = 1,
                                                            .t_mul = 2.0, .m_mul = 0.5));
+    if (!strcmp(name, "adam_accumulated"))
+        return tg_adam(.learning_rate = 0.1, .gradient_accumulation_steps = 2);
+    if (!strcmp(name, "sgd_momentum_accumulated_schedule"))
+        return tg_sgd(.momentum = 0.9, .gradient_accumulation_steps = 3,
+                      .schedule =
+                          tg_exponential_decay(.initial_learning_rate = 0.1, .decay_steps = 2, .decay_rate = 0.5));
+    if (!strcmp(name, "adam_ema_overwrite"))
+        return tg_adam(.learning_rate = 0.1, .use_ema = true, .ema_momentum = 0.9, .ema_overwrite_frequency = 2);
+    if (!strcmp(name, "sgd_ema_finalized"))
+        return tg_sgd(.learning_rate = 0.1, .use_ema = true, .ema_momentum = 0.5);
+    if (!strcmp(name, "adam_accumulated_ema"))
+        return tg_adam(.learning_rate = 0.1, .gradient_accumulation_steps = 2, .use_ema = true, .ema_momentum = 0.8,
+                       .ema_overwrite_frequency = 1);
     if (!strcmp(name, "sgd_cosine_restarts_even"))
         return tg_sgd(.schedule = tg_cosine_decay_restarts(.initial_learning_rate = 0.1, .first_decay_steps = 2,
                                                            .t_mul = 1.0, .alpha = 0.2));
@@ -265,6 +278,8 @@ static void og_run(const og_case *c)
     for (int k = 0; k < OG_STEPS; k++) { /* the first mismatch is reported */
         tg_tensor *grads[2] = {og_grad(vars[0], &og_vars[0]), og_grad(vars[1], &og_vars[1])};
         CHECK(tg_apply_gradients(opt, grads, vars, 2) == 0);
+        if (k == OG_STEPS - 1 && strstr(c->name, "_finalized")) /* the last record is the averages */
+            CHECK(tg_optimizer_finalize_variable_values(opt, vars, 2) == 0);
         for (int j = 0; j < 2 && !bad; j++)
             for (int i = 0; i < og_vars[j].n && !bad; i++) {
                 double got = value_at(vars[j], i), want = c->step[k][j][i];
@@ -319,7 +334,12 @@ static void golden_updates(void)
                                            "sgd_inverse_time_staircase",
                                            "adam_cosine_warmup",
                                            "sgd_cosine_restarts",
-                                           "sgd_cosine_restarts_even"};
+                                           "sgd_cosine_restarts_even",
+                                           "adam_accumulated",
+                                           "sgd_momentum_accumulated_schedule",
+                                           "adam_ema_overwrite",
+                                           "sgd_ema_finalized",
+                                           "adam_accumulated_ema"};
     for (size_t e = 0; e < sizeof expected / sizeof *expected; e++) { /* nothing skipped silently */
         int found = 0;
         for (int i = 0; i < og_n_cases; i++)
@@ -437,6 +457,12 @@ static void constructor_errors(void)
                  "`l1_regularization_strength` needs to be positive or zero");
     tg_clear_error();
     EXPECT_ERROR(tg_lion(.beta_1 = 0) == NULL, "tg_lion: Argument `beta_1` must be in the [0, 1] range");
+    tg_clear_error();
+    EXPECT_ERROR(tg_adam(.gradient_accumulation_steps = 1) == NULL,
+                 "`gradient_accumulation_steps` must be an integer >= 2 (0 turns it off). Received: "
+                 "gradient_accumulation_steps=1");
+    tg_clear_error();
+    EXPECT_ERROR(tg_sgd(.use_ema = true, .ema_momentum = 1.5) == NULL, "`ema_momentum` must be in the range [0, 1]");
     tg_optimizer *ok = tg_sgd(.learning_rate = 0); /* a frozen model is allowed */
     CHECK(ok != NULL);
     tg_clear_error();

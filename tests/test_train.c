@@ -570,6 +570,32 @@ static void reduce_lr_on_plateau(void)
     tg_scope_end(s);
 }
 
+/* fit ends as Keras's does with use_ema: each trainable variable takes its moving
+ * average, the optimizer's "average" slot. */
+static void fit_finalizes_ema(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.05, .use_ema = true, .ema_momentum = 0.9),
+               .loss = TG_LOSS_MSE);
+    tg_history_free(tg_fit(m, xor_x(), xor_y(), .epochs = 3, .batch_size = 2, .verbose = TG_VERBOSE_SILENT));
+    tg_optimizer *opt = tg_model_optimizer(m);
+    int checked = 0;
+    for (int i = 0; i < tg_optimizer_state_count(opt); i++) {
+        tg_optimizer_slot slot;
+        REQUIRE(tg_optimizer_state(opt, i, &slot) == 0);
+        if (strcmp(slot.name, "average") != 0)
+            continue;
+        float got[4];
+        REQUIRE(slot.count <= 4 && tg_copy_out(slot.variable, got, sizeof(float) * (size_t)slot.count) == 0);
+        CHECK(memcmp(got, slot.data, sizeof(float) * (size_t)slot.count) == 0);
+        checked++;
+    }
+    CHECK(checked == 2); /* kernel and bias */
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* A step whose loss turns NaN at its third batch. */
 static int nan_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs, void *user)
 {
@@ -664,6 +690,7 @@ int main(void)
     RUN(early_stopping_restores_the_best);
     RUN(reduce_lr_on_plateau);
     RUN(terminate_on_nan);
+    RUN(fit_finalizes_ema);
     RUN(progress_output);
     RUN(no_rows);
     return TEST_SUMMARY();

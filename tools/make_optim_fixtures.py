@@ -327,6 +327,42 @@ def run(T, opt, lr, weight_decay=0.0, **clip_args):
     return trace
 
 
+def run_accumulated(T, opt, lr, steps=0, ema=None, overwrite=0, finalized=False):
+    """base_optimizer.apply with gradient_accumulation_steps and use_ema: the updates
+    count iterations // steps, the schedule every call; the EMA after every call."""
+    init, update = opt
+    xs = {n: np.array(VARS[n][1], dtype=T).reshape(VARS[n][0]) for n in ORDER}
+    a = {n: np.array(VARS[n][2], dtype=T).reshape(VARS[n][0]) for n in ORDER}
+    c = {n: np.array(VARS[n][3], dtype=T).reshape(VARS[n][0]) for n in ORDER}
+    state = {n: init(xs[n]) for n in ORDER}
+    acc = {n: np.zeros_like(xs[n]) for n in ORDER}
+    avg = {n: np.zeros_like(xs[n]) for n in ORDER}
+    k = steps or 1
+    trace = []
+    for it in range(STEPS):
+        rate = lr(it) if callable(lr) else lr
+        updates = it // k
+        grads = {n: a[n] * (xs[n] - c[n]) for n in ORDER}
+        if (it + 1) % k == 0:
+            for n in ORDER:
+                g = (grads[n] + acc[n]) / T(k) if steps else grads[n]
+                xs[n] = update(T, xs[n], g, state[n], updates, rate)
+                acc[n] = np.zeros_like(acc[n])
+        else:
+            for n in ORDER:
+                acc[n] = acc[n] + grads[n]
+        if ema is not None:
+            m = T(0.0) if updates == 0 else T(ema)
+            for n in ORDER:
+                avg[n] = m * avg[n] + (T(1) - m) * xs[n]
+                if overwrite and (updates + 1) % overwrite == 0:
+                    xs[n] = avg[n].copy()
+        trace.append({n: xs[n].copy() for n in ORDER})
+    if finalized:  # finalize_variable_values after the last call
+        trace[-1] = {n: avg[n].copy() for n in ORDER}
+    return trace
+
+
 CASES = [
     ("sgd", lambda T: run(T, sgd(), 0.1)),
     ("sgd_momentum", lambda T: run(T, sgd(momentum=0.9), 0.1)),
@@ -359,6 +395,12 @@ CASES = [
     ("sgd_inverse_time_staircase", lambda T: run(T, sgd(), inverse_time_decay(0.1, 2, 0.5, staircase=True))),
     ("adam_cosine_warmup", lambda T: run(T, adam(), cosine_decay_warmup(0.0, 3, 0.1, 2, alpha=0.1))),
     ("sgd_cosine_restarts", lambda T: run(T, sgd(), cosine_decay_restarts(0.1, 1, t_mul=2.0, m_mul=0.5))),
+    ("adam_accumulated", lambda T: run_accumulated(T, adam(), 0.1, steps=2)),
+    ("sgd_momentum_accumulated_schedule",
+     lambda T: run_accumulated(T, sgd(momentum=0.9), exponential_decay(0.1, 2, 0.5), steps=3)),
+    ("adam_ema_overwrite", lambda T: run_accumulated(T, adam(), 0.1, ema=0.9, overwrite=2)),
+    ("sgd_ema_finalized", lambda T: run_accumulated(T, sgd(), 0.1, ema=0.5, finalized=True)),
+    ("adam_accumulated_ema", lambda T: run_accumulated(T, adam(), 0.1, steps=2, ema=0.8, overwrite=1)),
     ("sgd_cosine_restarts_even", lambda T: run(T, sgd(), cosine_decay_restarts(0.1, 2, t_mul=1.0, alpha=0.2))),
 ]
 

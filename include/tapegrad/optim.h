@@ -135,12 +135,23 @@ typedef struct tg_optimizer tg_optimizer;
  * (0 = off), as in Keras: clipnorm scales each gradient to at most that L2 norm,
  * global_clipnorm scales all of them together (tf.clip_by_global_norm), clipvalue
  * clips element-wise to [-clipvalue, clipvalue]. weight_decay is Keras's decoupled
- * decay, var -= var * weight_decay * lr before each update (0 = off). */
+ * decay, var -= var * weight_decay * lr before each update (0 = off).
+ * use_ema keeps Keras's exponential moving average of every variable, avg = m avg +
+ * (1 - m) var after each call (m = ema_momentum, 0 on the first update; ema_momentum 0
+ * means Keras's 0.99), copied into the variables every ema_overwrite_frequency updates
+ * (0 = never) and by tg_optimizer_finalize_variable_values, which fit calls at its end.
+ * gradient_accumulation_steps = k >= 2 applies (sum of k gradients) / k every k-th call
+ * and only adds the gradients up on the others; the update formulas and the EMA count
+ * the applied updates (iterations / k), the schedules every call, as Keras does. */
 #define TG__OPTIMIZER_COMMON_FIELDS                                 \
     double learning_rate;                                           \
     tg_schedule schedule; /* when set, it replaces learning_rate */ \
     double weight_decay;                                            \
-    double clipnorm, clipvalue, global_clipnorm;
+    double clipnorm, clipvalue, global_clipnorm;                    \
+    bool use_ema;                                                   \
+    double ema_momentum;                                            \
+    int ema_overwrite_frequency;                                    \
+    int gradient_accumulation_steps;
 
 typedef struct tg_sgd_opts {
     TG__OPTIMIZER_COMMON_FIELDS
@@ -262,12 +273,19 @@ double tg_optimizer_current_lr(const tg_optimizer *opt);
 int tg_optimizer_set_learning_rate_at(tg_loc loc, tg_optimizer *opt, double learning_rate);
 #define tg_optimizer_set_learning_rate(opt, lr) tg_optimizer_set_learning_rate_at(TG_LOC, opt, lr)
 
+/* optimizer.finalize_variable_values: with use_ema, each of vars takes its moving average
+ * (variables the optimizer has not met are left alone); otherwise nothing. Returns 0 or -1. */
+int tg_optimizer_finalize_variable_values_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n);
+#define tg_optimizer_finalize_variable_values(opt, vars, n) \
+    tg_optimizer_finalize_variable_values_at(TG_LOC, opt, vars, n)
+
 /* ---- state, for checkpoints ----------------------------------------------------------- */
 /* One state array: slot `name` of one variable. Slots: SGD with momentum "momentum";
  * Adam/AdamW "momentum", "velocity" (+ "velocity_hat" with amsgrad); RMSprop "velocity"
  * (+ "momentum", + "average_gradient" when centered); Adagrad "accumulator"; Nadam "momentum", "velocity"; Adamax "momentum", "norm";
  * Adadelta "accumulated_grad", "accumulated_delta_var"; Ftrl "accumulator", "linear";
- * Lion "momentum". */
+ * Lion "momentum"; then "average" with use_ema and "gradient_accumulator" with gradient
+ * accumulation. */
 typedef struct tg_optimizer_slot {
     const char *name;
     tg_tensor *variable; /* the variable it belongs to; NULL once that was freed */

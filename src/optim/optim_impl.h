@@ -22,15 +22,19 @@ typedef enum tg_optim_kind {
     TG_OPTIM_LION,
 } tg_optim_kind;
 
-enum { TG_OPTIM_MAX_SLOTS = 3 };
+enum { TG_OPTIM_MAX_SLOTS = 5 }; /* the optimizer's own 3 at most, EMA, accumulation */
 
 /* Hyperparameters, whichever optimizer uses them. */
 typedef struct tg_optim_hyper {
     double learning_rate;
     tg_schedule schedule;
     double weight_decay, clipnorm, clipvalue, global_clipnorm;
-    double momentum;                /* SGD, RMSprop */
-    bool nesterov;                  /* SGD */
+    bool use_ema;
+    double ema_momentum;
+    int ema_overwrite_frequency, accumulation_steps; /* accumulation_steps 1: every call updates */
+    int accumulation_given;                          /* as given, for its check */
+    double momentum;                                 /* SGD, RMSprop */
+    bool nesterov;                                   /* SGD */
     double beta_1, beta_2, epsilon; /* Adam, Nadam, Adamax, Lion; epsilon also RMSprop, Adagrad, Adadelta */
     bool amsgrad;
     double rho; /* RMSprop, Adadelta */
@@ -66,6 +70,7 @@ struct tg_optimizer {
     float nadam_product_f32;
     double nadam_product_f64;
     int n_slots;
+    int slot_average, slot_accumulator; /* the EMA's and the accumulated gradients' slots, or -1 */
     const char *slot_name[TG_OPTIM_MAX_SLOTS];
     double slot_init[TG_OPTIM_MAX_SLOTS];
     tg_optim_var *vars;
@@ -74,7 +79,8 @@ struct tg_optimizer {
     unsigned char *slot[TG_OPTIM_MAX_SLOTS];
     void *scratch; /* a clipped gradient */
     size_t scratch_bytes;
-    int *index; /* per apply: the state index of each pair */
+    int *index;             /* per apply: the state index of each pair */
+    tg_tensor **mean_grads; /* per apply with accumulation: headers over the accumulators */
     int cap_index;
     struct tg_optim_step *steps; /* per apply: each variable's update, run as one loop */
     int64_t *starts;             /* element offset of each step in that loop, and the total */

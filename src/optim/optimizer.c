@@ -84,6 +84,19 @@ static bool check_common(tg_loc loc, const char *func, const tg_optim_hyper *h)
                         func, none_or(h->clipnorm, a, sizeof a), none_or(h->clipvalue, b, sizeof b),
                         none_or(h->global_clipnorm, c, sizeof c)),
                false;
+    if (h->accumulation_given != 0 && h->accumulation_given < 2)
+        return tg__failb(loc,
+                         "%s: `gradient_accumulation_steps` must be an integer >= 2 (0 turns it off). Received: "
+                         "gradient_accumulation_steps=%d",
+                         func, h->accumulation_given);
+    if (!(h->ema_momentum >= 0 && h->ema_momentum <= 1))
+        return tg__failb(loc, "%s: `ema_momentum` must be in the range [0, 1]. Received: ema_momentum=%g", func,
+                         h->ema_momentum);
+    if (h->ema_overwrite_frequency < 0)
+        return tg__failb(loc,
+                         "%s: `ema_overwrite_frequency` must be an integer >= 1 or 0 (never). Received: "
+                         "ema_overwrite_frequency=%d",
+                         func, h->ema_overwrite_frequency);
     return check_schedule(loc, func, &h->schedule);
 }
 
@@ -106,9 +119,13 @@ static bool check_epsilon(tg_loc loc, const char *func, double eps)
                      func, eps);
 }
 
-#define COMMON_FIELDS(o)                                                                            \
-    .learning_rate = (o).learning_rate, .schedule = (o).schedule, .weight_decay = (o).weight_decay, \
-    .clipnorm = (o).clipnorm, .clipvalue = (o).clipvalue, .global_clipnorm = (o).global_clipnorm
+#define COMMON_FIELDS(o)                                                                             \
+    .learning_rate = (o).learning_rate, .schedule = (o).schedule, .weight_decay = (o).weight_decay,  \
+    .clipnorm = (o).clipnorm, .clipvalue = (o).clipvalue, .global_clipnorm = (o).global_clipnorm,    \
+    .use_ema = (o).use_ema, .ema_momentum = (o).ema_momentum > 0 ? (o).ema_momentum : 0.99,          \
+    .ema_overwrite_frequency = (o).ema_overwrite_frequency,                                          \
+    .accumulation_steps = (o).gradient_accumulation_steps > 1 ? (o).gradient_accumulation_steps : 1, \
+    .accumulation_given = (o).gradient_accumulation_steps
 
 static tg_optimizer *make(tg_loc loc, const char *func, tg_optim_kind kind, const char *name, const tg_optim_hyper *h)
 {
@@ -131,6 +148,23 @@ static void add_slot(tg_optimizer *opt, const char *name, double init)
     opt->slot_init[opt->n_slots++] = init;
 }
 
+/* After the optimizer's own slots: the EMA's and the accumulated gradients'. */
+static tg_optimizer *with_common_slots(tg_optimizer *opt)
+{
+    if (!opt)
+        return NULL;
+    opt->slot_average = opt->slot_accumulator = -1;
+    if (opt->h.use_ema) {
+        opt->slot_average = opt->n_slots;
+        add_slot(opt, "average", 0);
+    }
+    if (opt->h.accumulation_steps > 1) {
+        opt->slot_accumulator = opt->n_slots;
+        add_slot(opt, "gradient_accumulator", 0);
+    }
+    return opt;
+}
+
 tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o)
 {
     if (!(o.momentum >= 0 && o.momentum <= 1))
@@ -139,7 +173,7 @@ tg_optimizer *tg_sgd_at(tg_loc loc, tg_sgd_opts o)
     tg_optimizer *opt = make(loc, "tg_sgd", TG_OPTIM_SGD, "SGD", &h);
     if (opt && o.momentum != 0)
         add_slot(opt, "momentum", 0);
-    return opt;
+    return with_common_slots(opt);
 }
 
 static tg_optimizer *adam(tg_loc loc, const char *func, const char *name, tg_adam_opts o)
@@ -156,7 +190,7 @@ static tg_optimizer *adam(tg_loc loc, const char *func, const char *name, tg_ada
         if (o.amsgrad)
             add_slot(opt, "velocity_hat", 0);
     }
-    return opt;
+    return with_common_slots(opt);
 }
 
 tg_optimizer *tg_adam_at(tg_loc loc, tg_adam_opts o) { return adam(loc, "tg_adam", "adam", o); }
@@ -177,7 +211,7 @@ tg_optimizer *tg_rmsprop_at(tg_loc loc, tg_rmsprop_opts o)
         if (o.centered)
             add_slot(opt, "average_gradient", 0);
     }
-    return opt;
+    return with_common_slots(opt);
 }
 
 tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
@@ -194,7 +228,7 @@ tg_optimizer *tg_adagrad_at(tg_loc loc, tg_adagrad_opts o)
     tg_optimizer *opt = make(loc, "tg_adagrad", TG_OPTIM_ADAGRAD, "adagrad", &h);
     if (opt)
         add_slot(opt, "accumulator", o.initial_accumulator_value);
-    return opt;
+    return with_common_slots(opt);
 }
 
 /* Nadam and Adamax take Adam's options but not amsgrad. */
@@ -212,7 +246,7 @@ static tg_optimizer *adam_like(tg_loc loc, const char *func, tg_optim_kind kind,
         add_slot(opt, "momentum", 0);
         add_slot(opt, slot_2, 0);
     }
-    return opt;
+    return with_common_slots(opt);
 }
 
 tg_optimizer *tg_nadam_at(tg_loc loc, tg_adam_opts o)
@@ -235,7 +269,7 @@ tg_optimizer *tg_adadelta_at(tg_loc loc, tg_adadelta_opts o)
         add_slot(opt, "accumulated_grad", 0);
         add_slot(opt, "accumulated_delta_var", 0);
     }
-    return opt;
+    return with_common_slots(opt);
 }
 
 /* ftrl.py's checks, with its messages. */
@@ -268,7 +302,7 @@ tg_optimizer *tg_ftrl_at(tg_loc loc, tg_ftrl_opts o)
         add_slot(opt, "accumulator", o.initial_accumulator_value);
         add_slot(opt, "linear", 0);
     }
-    return opt;
+    return with_common_slots(opt);
 }
 
 tg_optimizer *tg_lion_at(tg_loc loc, tg_lion_opts o)
@@ -284,7 +318,7 @@ tg_optimizer *tg_lion_at(tg_loc loc, tg_lion_opts o)
     tg_optimizer *opt = make(loc, "tg_lion", TG_OPTIM_LION, "lion", &h);
     if (opt)
         add_slot(opt, "momentum", 0);
-    return opt;
+    return with_common_slots(opt);
 }
 
 bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt)
@@ -317,6 +351,7 @@ void tg_optimizer_free_at(tg_loc loc, tg_optimizer *opt)
     free(opt->index);
     free(opt->steps);
     free(opt->starts);
+    free(opt->mean_grads);
     *opt = (tg_optimizer){.magic = TG_OPTIM_DEAD, .name = opt->name};
     tg__retire(opt); /* never reused: a stale handle finds TG_OPTIM_DEAD */
 }
@@ -345,6 +380,11 @@ void tg__optimizer_drop(tg_optimizer *opt, const void *owner)
 /* ---- small accessors ---------------------------------------------------------------------- */
 
 static bool alive(const tg_optimizer *opt) { return opt && opt->magic == TG_OPTIM_ALIVE; }
+
+/* The updates the formulas count: every call, or every k-th with gradient accumulation. */
+static int64_t applied_updates(const tg_optimizer *opt) { return opt->iterations / opt->h.accumulation_steps; }
+
+static bool var_alive(const tg_optim_var *v) { return v->var->state == TG_HEADER_ALIVE && v->var->gen == v->gen; }
 
 int64_t tg_optimizer_iterations(const tg_optimizer *opt) { return alive(opt) ? opt->iterations : 0; }
 
@@ -398,9 +438,8 @@ int tg_optimizer_state(const tg_optimizer *opt, int index, tg_optimizer_slot *ou
                          index, opt->name, opt->n_slots * opt->n_vars, opt->n_slots, opt->n_vars);
     int k = index / opt->n_vars;
     const tg_optim_var *v = &opt->vars[index % opt->n_vars];
-    bool alive = v->var->state == TG_HEADER_ALIVE && v->var->gen == v->gen;
     *out = (tg_optimizer_slot){.name = opt->slot_name[k],
-                               .variable = alive ? v->var : NULL,
+                               .variable = var_alive(v) ? v->var : NULL,
                                .dtype = v->dtype,
                                .count = v->count,
                                .data = opt->slot[k] + v->offset};
@@ -462,9 +501,12 @@ static bool layout(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *c
 {
     if (n > opt->cap_index) {
         int *idx = realloc(opt->index, sizeof(int) * (size_t)n);
-        if (!idx)
+        if (idx)
+            opt->index = idx;
+        tg_tensor **mg = idx ? realloc(opt->mean_grads, sizeof(tg_tensor *) * (size_t)n) : NULL;
+        if (!mg)
             return tg__fail(loc, "%s: out of memory", func), false;
-        opt->index = idx;
+        opt->mean_grads = mg;
         opt->cap_index = n;
     }
     for (int i = 0; i < n; i++) {
@@ -738,7 +780,7 @@ static tg_optim_step make_step(tg_loc loc, tg_optimizer *opt, const tg_tensor *g
         gd = opt->scratch;
     }
     tg_optim_step st = {
-        .opt = opt, .dtype = v->dtype, .lr = lr, .iterations = opt->iterations, .n = v->size, .w = w, .g = gd};
+        .opt = opt, .dtype = v->dtype, .lr = lr, .iterations = applied_updates(opt), .n = v->size, .w = w, .g = gd};
     for (int k = 0; k < opt->n_slots; k++)
         st.s[k] = opt->slot[k] + sv->offset;
     return st;
@@ -776,6 +818,57 @@ static void update_all(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, t
     tg__optim_run(opt->steps, opt->starts, k);
 }
 
+/* Keras's _update_model_variables_moving_average over every variable of the state:
+ * avg = m avg + (1 - m) var in the variable's dtype, m = 0 before the first applied
+ * update; then, every ema_overwrite_frequency updates, the variables take the averages. */
+static void moving_average(tg_loc loc, tg_optimizer *opt)
+{
+    int64_t updates = applied_updates(opt);
+    double m = updates != 0 ? opt->h.ema_momentum : 0;
+    bool overwrite = opt->h.ema_overwrite_frequency > 0 && (updates + 1) % opt->h.ema_overwrite_frequency == 0;
+    for (int j = 0; j < opt->n_vars; j++) {
+        const tg_optim_var *v = &opt->vars[j];
+        if (!var_alive(v))
+            continue;
+        void *avg = opt->slot[opt->slot_average] + v->offset;
+        if (v->dtype == TG_F32) {
+            float *a = avg, mf = (float)m, *x = v->var->data;
+            for (int64_t i = 0; i < v->count; i++)
+                a[i] = mf * a[i] + (1.0f - mf) * x[i];
+        } else {
+            double *a = avg, *x = v->var->data;
+            for (int64_t i = 0; i < v->count; i++)
+                a[i] = m * a[i] + (1.0 - m) * x[i];
+        }
+        if (overwrite)
+            memcpy(tg__variable_begin_write(loc, v->var), avg, (size_t)v->count * tg__dsize(v->dtype));
+    }
+}
+
+/* Adds each gradient into its accumulator; on the update call, turns the accumulator
+ * into (g + accumulated) / k instead, the gradient that call applies. */
+static void accumulate(tg_optimizer *opt, tg_tensor *const *grads, int n, bool update)
+{
+    int k = opt->h.accumulation_steps;
+    for (int i = 0; i < n; i++) {
+        if (!grads[i])
+            continue;
+        const tg_optim_var *v = &opt->vars[opt->index[i]];
+        void *acc = opt->slot[opt->slot_accumulator] + v->offset;
+        if (v->dtype == TG_F32) {
+            float *a = acc, kf = (float)k;
+            const float *g = grads[i]->data;
+            for (int64_t e = 0; e < v->count; e++)
+                a[e] = update ? (g[e] + a[e]) / kf : a[e] + g[e];
+        } else {
+            double *a = acc;
+            const double *g = grads[i]->data;
+            for (int64_t e = 0; e < v->count; e++)
+                a[e] = update ? (g[e] + a[e]) / k : a[e] + g[e];
+        }
+    }
+}
+
 /* Nadam's u_product at `step`, multiplied in each dtype as nadam.py multiplies its
  * variable, one step at a time (from the start when the iterations were set back). */
 static void nadam_advance(tg_optimizer *opt, int64_t step)
@@ -791,6 +884,52 @@ static void nadam_advance(tg_optimizer *opt, int64_t step)
         opt->nadam_product_f64 = opt->nadam_product_f64 * opt->h.beta_1 * (1.0 - 0.5 * pow(0.96, (double)s));
     }
     opt->nadam_step = step;
+}
+
+/* The update of every variable by grads (clipped first), as one loop. */
+static int update(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
+                  int n)
+{
+    double c, global_norm = 0;
+    tg_clip_mode mode = clip_mode(&opt->h, &c);
+    if (!reserve_scratch(loc, func, opt, grads, vars, n, mode) || !reserve_steps(loc, func, opt, n))
+        return -1;
+    if (mode == TG_CLIP_GLOBAL) {
+        for (int i = 0; i < n; i++)
+            if (grads[i])
+                global_norm += tg__optim_sum_squares(grads[i]);
+        global_norm = sqrt(global_norm);
+    }
+    if (opt->kind == TG_OPTIM_NADAM)
+        nadam_advance(opt, applied_updates(opt) + 1);
+    update_all(loc, opt, grads, vars, n, current_lr(opt), mode, c, global_norm);
+    return 0;
+}
+
+/* With gradient accumulation: the update call applies the accumulated mean, through
+ * headers over the accumulators, then clears them all. */
+static int update_accumulated(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads,
+                              tg_tensor *const *vars, int n)
+{
+    bool due = (opt->iterations + 1) % opt->h.accumulation_steps == 0;
+    accumulate(opt, grads, n, due);
+    if (!due)
+        return 0;
+    tg_scope *scope = tg_scope_begin_at(loc);
+    int rc = scope ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const tg_optim_var *v = &opt->vars[opt->index[i]];
+        tg_shape shape = tg__shape(vars[i]);
+        opt->mean_grads[i] =
+            grads[i] ? tg__tensor_wrap(loc, v->dtype, &shape, opt->slot[opt->slot_accumulator] + v->offset) : NULL;
+        rc = grads[i] && !opt->mean_grads[i] ? -1 : 0;
+    }
+    if (rc == 0)
+        rc = update(loc, func, opt, opt->mean_grads, vars, n);
+    if (scope)
+        tg_scope_end_at(loc, scope);
+    memset(opt->slot[opt->slot_accumulator], 0, opt->bytes);
+    return rc;
 }
 
 static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
@@ -809,21 +948,32 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
             return -1;
     if (!filter_missing(loc, func, grads, vars, n))
         return -1;
-    double c, global_norm = 0;
-    tg_clip_mode mode = clip_mode(&opt->h, &c);
-    if (!layout(loc, func, opt, vars, n) || !reserve_scratch(loc, func, opt, grads, vars, n, mode) ||
-        !reserve_steps(loc, func, opt, n))
+    if (!layout(loc, func, opt, vars, n))
         return -1;
-    if (mode == TG_CLIP_GLOBAL) {
-        for (int i = 0; i < n; i++)
-            if (grads[i])
-                global_norm += tg__optim_sum_squares(grads[i]);
-        global_norm = sqrt(global_norm);
-    }
-    if (opt->kind == TG_OPTIM_NADAM)
-        nadam_advance(opt, opt->iterations + 1);
-    update_all(loc, opt, grads, vars, n, current_lr(opt), mode, c, global_norm);
+    int rc = opt->slot_accumulator >= 0 ? update_accumulated(loc, func, opt, grads, vars, n)
+                                        : update(loc, func, opt, grads, vars, n);
+    if (rc != 0)
+        return -1;
+    if (opt->slot_average >= 0)
+        moving_average(loc, opt);
     opt->iterations++;
+    return 0;
+}
+
+int tg_optimizer_finalize_variable_values_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n)
+{
+    if (!tg__optimizer_check(loc, "tg_optimizer_finalize_variable_values", opt))
+        return -1;
+    if (n < 0 || (n > 0 && !vars))
+        return tg__failf(loc, "tg_optimizer_finalize_variable_values: give n >= 0 variables");
+    for (int i = 0; opt->slot_average >= 0 && i < n; i++) {
+        int j = vars[i] ? find_var(opt, vars[i], i) : -1;
+        if (j < 0 || !var_alive(&opt->vars[j]))
+            continue;
+        const tg_optim_var *v = &opt->vars[j];
+        memcpy(tg__variable_begin_write(loc, v->var), opt->slot[opt->slot_average] + v->offset,
+               (size_t)v->count * tg__dsize(v->dtype));
+    }
     return 0;
 }
 

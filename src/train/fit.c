@@ -341,6 +341,16 @@ static tg_tensor *sample_weights(tg_loc loc, const tg_tensor *y, const tg_fit_op
 }
 
 /* ---- callbacks --------------------------------------------------------------------------------- */
+/* The optimizer's finalize_variable_values on the trainable variables (with use_ema,
+ * their moving averages become the weights), as Keras's fit does before on_train_end. */
+static int finalize_variables(tg_loc loc, tg_model *m)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    tg_optimizer *opt = tg_model_optimizer(m);
+    return opt ? tg_optimizer_finalize_variable_values_at(loc, opt, vars, n) : 0;
+}
+
 typedef enum { TRAIN_BEGIN, TRAIN_END, EPOCH_BEGIN, EPOCH_END, BATCH_BEGIN, BATCH_END } hook;
 
 /* Runs one hook of every callback: 1 to stop, -1 on error, 0 to go on. */
@@ -1026,6 +1036,8 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         }
         stop |= hook; /* a batch's hook that stopped the epoch stops training too */
     }
+    if (stop >= 0 && o.epochs > 0 && finalize_variables(loc, m) != 0) /* Keras: the EMA weights go in */
+        stop = -1;
     if (stop >= 0 && run_hooks(&o, TRAIN_END, m, 0, &logs) < 0)
         stop = -1;
     if (stop < 0)
