@@ -47,6 +47,7 @@ typedef enum tg_init_kind {
     TG_INIT_RANDOM_UNIFORM,   /* U(.minval, .maxval) */
     TG_INIT_RANDOM_NORMAL,    /* N(.mean, .stddev) */
     TG_INIT_TRUNCATED_NORMAL, /* N(.mean, .stddev) redrawn beyond two stddevs */
+    TG_INIT_ORTHOGONAL,       /* .value (gain, 0 means 1) times Q of a normal matrix's QR */
     TG_INIT_COUNT
 } tg_init_kind;
 
@@ -58,6 +59,7 @@ typedef struct tg_initializer {
 } tg_initializer;
 
 #define tg_init_glorot_uniform() ((tg_initializer){.kind = TG_INIT_GLOROT_UNIFORM})
+#define tg_init_orthogonal()     ((tg_initializer){.kind = TG_INIT_ORTHOGONAL})
 #define tg_init_glorot_normal()  ((tg_initializer){.kind = TG_INIT_GLOROT_NORMAL})
 #define tg_init_he_uniform()     ((tg_initializer){.kind = TG_INIT_HE_UNIFORM})
 #define tg_init_he_normal()      ((tg_initializer){.kind = TG_INIT_HE_NORMAL})
@@ -240,6 +242,38 @@ typedef struct tg_global_pooling2d_opts {
 tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o);
 #define tg_global_average_pooling2d(...) \
     tg_global_average_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* ---- recurrent layers (batch, time, features) ------------------------------------------ */
+/* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
+ * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),
+ * bias; GRU with reset_after: bias (2, 3 * units), the input's and the recurrent one's),
+ * initializers (glorot_uniform, orthogonal, zeros; LSTM's unit_forget_bias puts ones in
+ * the forget gate's bias) and formulas. The output is the last state (units,) or, with
+ * return_sequences, every step's (time, units); go_backwards reads the steps from the
+ * last, and returns them in that order, as Keras does. Made of ops: a tape
+ * differentiates through time. Masks are not supported yet. */
+typedef struct tg_rnn_opts {
+    TG__LAYER_FIELDS;
+    int64_t units;                        /* required, > 0 */
+    tg_activation activation;             /* default tanh */
+    tg_activation recurrent_activation;   /* LSTM, GRU: default sigmoid */
+    bool use_bias;                        /* default true */
+    tg_initializer kernel_initializer;    /* default glorot_uniform */
+    tg_initializer recurrent_initializer; /* default orthogonal */
+    tg_initializer bias_initializer;      /* default zeros */
+    bool unit_forget_bias;                /* LSTM: default true */
+    bool reset_after;                     /* GRU: default true */
+    bool return_sequences, go_backwards;
+} tg_rnn_opts;
+tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
+tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);
+tg_layer *tg_gru_at(tg_loc loc, tg_rnn_opts o);
+#define TG__RNN_DEFAULTS                                                                             \
+    TG__LAYER_DEFAULTS, .activation = TG_TANH, .recurrent_activation = TG_SIGMOID, .use_bias = true, \
+                        .unit_forget_bias = true, .reset_after = true
+#define tg_simple_rnn(...) tg_simple_rnn_at(TG_LOC, TG__OPTS(tg_rnn_opts, TG__RNN_DEFAULTS, __VA_ARGS__))
+#define tg_lstm(...)       tg_lstm_at(TG_LOC, TG__OPTS(tg_rnn_opts, TG__RNN_DEFAULTS, __VA_ARGS__))
+#define tg_gru(...)        tg_gru_at(TG_LOC, TG__OPTS(tg_rnn_opts, TG__RNN_DEFAULTS, __VA_ARGS__))
 
 /* ---- preprocessing ------------------------------------------------------------------ */
 /* Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7) with a mean and variance

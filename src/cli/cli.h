@@ -10,10 +10,10 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_DATA = 2 };
 /* Prints the library's last error for the user and returns EXIT_DATA. */
 int cli_library_error(void);
 
-/* ---- model specs: "mlp:500", "mlp:512,256", "cnn" ------------------------------------- */
+/* ---- model specs: "mlp:500", "mlp:512,256", "cnn", "lstm:128", "gru:128" ----------------------------------- */
 #define SPEC_MAX_LAYERS 8
 typedef struct model_spec {
-    enum { SPEC_MLP, SPEC_CNN } kind;
+    enum { SPEC_MLP, SPEC_CNN, SPEC_LSTM, SPEC_GRU } kind;
     int n_hidden;
     int64_t hidden[SPEC_MAX_LAYERS];
 } model_spec;

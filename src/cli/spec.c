@@ -1,5 +1,7 @@
 /* Model specs of the tapegrad command: "mlp:500" (one hidden Dense layer of 500 ReLU
- * units), "mlp:512,256", and "cnn" (Conv2D 32, MaxPool, Conv2D 64, MaxPool, Dense 128). */
+ * units), "mlp:512,256", "cnn" (Conv2D 32, MaxPool, Conv2D 64, MaxPool, Dense 128), and
+ * "lstm:128" or "gru:128" (recurrent layers over the rows of an example as steps; several
+ * sizes stack them, each but the last returning its sequence). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +20,24 @@ bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size)
 {
     *spec = (model_spec){0};
     if (!text || !*text)
-        return fail(err, err_size, "empty model spec%s: use mlp:500, mlp:512,256 or cnn", "");
+        return fail(err, err_size, "empty model spec%s: use mlp:500, mlp:512,256, cnn, lstm:128 or gru:128", "");
     if (strcmp(text, "cnn") == 0) {
         spec->kind = SPEC_CNN;
         return true;
     }
-    if (strncmp(text, "mlp:", 4) != 0)
-        return fail(err, err_size, "unknown model '%.60s': use mlp:UNITS[,UNITS...] or cnn", text);
-    spec->kind = SPEC_MLP;
-    const char *p = text + 4;
+    static const struct {
+        const char *prefix;
+        int kind;
+    } kinds[] = {{"mlp:", SPEC_MLP}, {"lstm:", SPEC_LSTM}, {"gru:", SPEC_GRU}};
+    const char *p = NULL;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0] && !p; i++)
+        if (strncmp(text, kinds[i].prefix, strlen(kinds[i].prefix)) == 0) {
+            spec->kind = kinds[i].kind;
+            p = text + strlen(kinds[i].prefix);
+        }
+    if (!p)
+        return fail(err, err_size,
+                    "unknown model '%.60s': use mlp:UNITS[,UNITS...], cnn, lstm:UNITS[,...] or gru:UNITS[,...]", text);
     for (;;) {
         if (*p < '0' || *p > '9')
             return fail(err, err_size, "model '%.60s': expected a number of units after ':' or ','", text);
@@ -52,6 +63,9 @@ tg_shape spec_input_shape(const model_spec *spec, tg_shape row)
         n *= row.dims[i];
     if (spec->kind == SPEC_MLP)
         return (tg_shape){.rank = 1, .dims = {n}};
+    if (spec->kind == SPEC_LSTM || spec->kind == SPEC_GRU) /* steps of the first axis, the rest as features */
+        return row.rank >= 2 ? (tg_shape){.rank = 2, .dims = {row.dims[0], n / row.dims[0]}}
+                             : (tg_shape){.rank = 2, .dims = {n, 1}};
     if (row.rank == 2)
         return (tg_shape){.rank = 3, .dims = {row.dims[0], row.dims[1], 1}};
     return row;
@@ -67,6 +81,18 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
         for (int i = 0; i < spec->n_hidden && ok; i++)
             ok = tg_model_add(m, i ? tg_dense(.units = spec->hidden[i], .activation = TG_RELU)
                                    : tg_dense(.units = spec->hidden[i], .activation = TG_RELU, .input_shape = in)) == 0;
+    } else if (spec->kind == SPEC_LSTM || spec->kind == SPEC_GRU) {
+        for (int i = 0; i < spec->n_hidden && ok; i++) {
+            tg_rnn_opts o = {.units = spec->hidden[i],
+                             .activation = TG_TANH,
+                             .recurrent_activation = TG_SIGMOID,
+                             .use_bias = true,
+                             .unit_forget_bias = true,
+                             .reset_after = true,
+                             .return_sequences = i + 1 < spec->n_hidden,
+                             .input_shape = i == 0 ? in : (tg_shape){0}};
+            ok = tg_model_add(m, spec->kind == SPEC_LSTM ? tg_lstm_at(TG_LOC, o) : tg_gru_at(TG_LOC, o)) == 0;
+        }
     } else {
         ok = tg_model_add(m, tg_conv2d_layer(.filters = 32, .kernel_size = {3}, .activation = TG_RELU,
                                              .input_shape = in)) == 0 &&

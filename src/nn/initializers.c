@@ -1,6 +1,7 @@
 /* Initializers with Keras 3's formulas (VarianceScaling and friends), drawn from a
  * generator seeded per variable: the same seed gives the same values. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "layer_impl.h"
 
@@ -22,6 +23,7 @@ static const char *const names[TG_INIT_COUNT] = {
     [TG_INIT_RANDOM_UNIFORM] = "random_uniform",
     [TG_INIT_RANDOM_NORMAL] = "random_normal",
     [TG_INIT_TRUNCATED_NORMAL] = "truncated_normal",
+    [TG_INIT_ORTHOGONAL] = "orthogonal",
 };
 
 const char *tg_initializer_name(tg_init_kind kind) { return (unsigned)kind < TG_INIT_COUNT ? names[kind] : NULL; }
@@ -64,6 +66,46 @@ static tg_tensor *variance_scaling(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_s
     return tg_random_uniform_at(loc, rng, dtype, shape, (tg_random_opts){.minval = -limit, .maxval = limit});
 }
 
+/* Keras's Orthogonal: a normal matrix of (max(rows, cols), min(rows, cols)), rows the
+ * product of every dim but the last, made orthonormal column by column (Gram-Schmidt,
+ * twice for accuracy: the Q of its QR with R's diagonal positive, which is what Keras's
+ * sign correction makes of TF's QR), transposed when rows < cols, times the gain. */
+static tg_tensor *orthogonal(tg_loc loc, tg_rng *rng, tg_dtype dtype, tg_shape shape, double gain)
+{
+    int64_t cols = shape.rank ? shape.dims[shape.rank - 1] : 1, rows = cols ? tg__shape_size(&shape) / cols : 0;
+    int64_t m = rows > cols ? rows : cols, n = rows > cols ? cols : rows;
+    tg_tensor *a = tg_random_normal_at(loc, rng, TG_F64, TG_SHAPE(m, n), (tg_random_opts){.stddev = 1.0});
+    double *q = a ? malloc(sizeof(double) * (size_t)(m * n + 1)) : NULL;
+    if (!q)
+        return a ? tg__fail(loc, "tg_initialize: out of memory") : NULL;
+    tg_copy_out_f64_at(loc, a, q, m * n);
+    for (int64_t j = 0; j < n; j++) { /* column j of q, orthogonal to the columns before */
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t k = 0; k < j; k++) {
+                double dot = 0;
+                for (int64_t i = 0; i < m; i++)
+                    dot += q[i * n + k] * q[i * n + j];
+                for (int64_t i = 0; i < m; i++)
+                    q[i * n + j] -= dot * q[i * n + k];
+            }
+        double norm = 0;
+        for (int64_t i = 0; i < m; i++)
+            norm += q[i * n + j] * q[i * n + j];
+        norm = sqrt(norm);
+        for (int64_t i = 0; i < m; i++)
+            q[i * n + j] = norm > 0 ? q[i * n + j] / norm : 0;
+    }
+    double *out = malloc(sizeof(double) * (size_t)(m * n + 1));
+    for (int64_t i = 0; out && i < rows; i++) /* (rows, cols): q itself, or its transpose */
+        for (int64_t j = 0; j < cols; j++)
+            out[i * cols + j] = gain * (rows >= cols ? q[i * n + j] : q[j * n + i]);
+    tg_tensor *t = out ? tg_cast_at(loc, tg_tensor_from_at(loc, TG_F64, shape, out), dtype)
+                       : tg__fail(loc, "tg_initialize: out of memory");
+    free(q);
+    free(out);
+    return t;
+}
+
 static tg_tensor *draw(tg_loc loc, tg_initializer in, tg_rng *rng, tg_dtype dtype, tg_shape shape)
 {
     switch (in.kind) {
@@ -80,6 +122,7 @@ static tg_tensor *draw(tg_loc loc, tg_initializer in, tg_rng *rng, tg_dtype dtyp
         return tg_random_normal_at(loc, rng, dtype, shape, (tg_random_opts){.mean = in.mean, .stddev = in.stddev});
     case TG_INIT_TRUNCATED_NORMAL:
         return tg_truncated_normal_at(loc, rng, dtype, shape, (tg_random_opts){.mean = in.mean, .stddev = in.stddev});
+    case TG_INIT_ORTHOGONAL: return orthogonal(loc, rng, dtype, shape, in.value != 0 ? in.value : 1.0);
     default: return NULL;
     }
 }

@@ -11,7 +11,7 @@
 #include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
-#define TG_LAYER_MAX_VARS 4
+#define TG_LAYER_MAX_VARS 4 /* BatchNormalization's four */
 
 typedef struct tg_layer_kind {
     const char *base_name;  /* "dense": automatic names are dense, dense_1, ... */
@@ -52,6 +52,7 @@ struct tg_layer {
         tg_conv2d_layer_opts conv;
         tg_pooling2d_opts pool;
         tg_normalization_opts norm;
+        tg_rnn_opts rnn;
     } o;
 };
 

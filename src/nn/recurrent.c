@@ -1,0 +1,200 @@
+/* Keras's recurrent layers, SimpleRNN, LSTM and GRU (keras/src/layers/rnn/), made of ops.
+ *
+ * The inputs' product with the kernel is one matmul over every step; each step then adds
+ * the state's product with the recurrent kernel and applies the cell's formula. A tape
+ * records the steps, so the gradient is backpropagation through time. */
+#include <stdlib.h>
+
+#include "layer_impl.h"
+
+typedef enum { CELL_SIMPLE, CELL_LSTM, CELL_GRU } cell_kind;
+
+typedef struct cell {
+    cell_kind kind;
+    int gates; /* 1, 4 or 3 blocks of units in the kernels */
+    const char *name;
+} cell;
+
+static const cell cells[] = {
+    [CELL_SIMPLE] = {CELL_SIMPLE, 1, "SimpleRNN"},
+    [CELL_LSTM] = {CELL_LSTM, 4, "LSTM"},
+    [CELL_GRU] = {CELL_GRU, 3, "GRU"},
+};
+
+enum { KERNEL, RECURRENT, BIAS };
+
+static cell_kind kind_of(const tg_layer *l);
+
+/* ---- build ------------------------------------------------------------------------------------- */
+/* LSTM's unit_forget_bias: the bias of its forget gate (the second block) starts at 1. */
+static bool forget_bias_ones(tg_layer *l, tg_loc loc)
+{
+    int64_t u = l->o.rnn.units;
+    tg_scope *scope = tg_scope_begin_at(loc);
+    tg_tensor *b = l->vars[BIAS];
+    double *v = malloc(sizeof(double) * (size_t)(4 * u));
+    bool ok = scope && v && tg_copy_out_f64_at(loc, b, v, 4 * u) == 0;
+    for (int64_t i = u; ok && i < 2 * u; i++)
+        v[i] = 1.0;
+    ok = ok && tg_assign_at(loc, b, tg_cast_at(loc, tg_tensor_from_at(loc, TG_F64, tg_shape_of(b), v), l->dtype)) == 0;
+    free(v);
+    if (scope)
+        tg_scope_end_at(loc, scope);
+    return ok;
+}
+
+static bool rnn_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    const tg_rnn_opts *o = &l->o.rnn;
+    const cell *c = &cells[kind_of(l)];
+    if (in->rank != 2) {
+        char s[TG_SHAPE_STR_MAX];
+        return tg__failb(loc,
+                         "%s \"%s\": expects inputs of shape (batch, time, features); one example has shape %s "
+                         "(reshape rows of an image into steps, e.g. Fashion-MNIST as (28, 28))",
+                         c->name, l->name, tg__batch_shape_str(in, s, sizeof s));
+    }
+    int64_t u = o->units, g = c->gates * u;
+    tg_initializer kernel = o->kernel_initializer.kind ? o->kernel_initializer : tg_init_glorot_uniform();
+    tg_initializer recurrent = o->recurrent_initializer.kind ? o->recurrent_initializer : tg_init_orthogonal();
+    tg_initializer bias = o->bias_initializer.kind ? o->bias_initializer : tg_init_zeros();
+    bool two_biases = c->kind == CELL_GRU && o->reset_after;
+    if (!tg__layer_add_variable(l, loc, "kernel", kernel, TG_SHAPE(in->dims[1], g), true) ||
+        !tg__layer_add_variable(l, loc, "recurrent_kernel", recurrent, TG_SHAPE(u, g), true))
+        return false;
+    if (o->use_bias &&
+        !tg__layer_add_variable(l, loc, "bias", bias, two_biases ? TG_SHAPE(2, g) : TG_SHAPE(g), true))
+        return false;
+    if (o->use_bias && c->kind == CELL_LSTM && o->unit_forget_bias && !o->bias_initializer.kind &&
+        !forget_bias_ones(l, loc))
+        return false;
+    *out = o->return_sequences ? TG_SHAPE(in->dims[0], u) : TG_SHAPE(u);
+    return true;
+}
+
+/* ---- call ---------------------------------------------------------------------------------------- */
+typedef struct rnn_step {
+    tg_loc loc;
+    const tg_layer *l;
+    tg_tensor *input_bias, *recurrent_bias; /* GRU with reset_after: the two rows of its bias */
+} rnn_step;
+
+static tg_tensor *act(const rnn_step *s, const tg_tensor *x) { return tg__activate(s->loc, x, s->l->o.rnn.activation); }
+
+static tg_tensor *rec_act(const rnn_step *s, const tg_tensor *x)
+{
+    return tg__activate(s->loc, x, s->l->o.rnn.recurrent_activation);
+}
+
+static tg_tensor *h_times_u(const rnn_step *s, const tg_tensor *h)
+{
+    return tg_matmul_at(s->loc, h, s->l->vars[RECURRENT], (tg_matmul_opts){0});
+}
+
+/* One step: the new h (and, for LSTM, c), from xw, this step's input product with bias. */
+static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *h, tg_tensor **c)
+{
+    tg_loc loc = s->loc;
+    switch (kind_of(s->l)) {
+    case CELL_SIMPLE: return act(s, tg_add_at(loc, xw, h_times_u(s, h)));
+    case CELL_LSTM: {
+        tg_tensor *z[4];
+        if (tg_split_at(loc, tg_add_at(loc, xw, h_times_u(s, h)), 4, z, (tg_split_opts){.axis = 1}) != 0)
+            return NULL;
+        tg_tensor *i = rec_act(s, z[0]), *f = rec_act(s, z[1]), *o = rec_act(s, z[3]);
+        *c = tg_add_at(loc, tg_mul_at(loc, f, *c), tg_mul_at(loc, i, act(s, z[2])));
+        return tg_mul_at(loc, o, act(s, *c));
+    }
+    case CELL_GRU: {
+        tg_tensor *x3[3], *h3[3];
+        if (tg_split_at(loc, xw, 3, x3, (tg_split_opts){.axis = 1}) != 0)
+            return NULL;
+        tg_tensor *hh;
+        if (s->l->o.rnn.reset_after) { /* r scales the recurrent product (and its bias) */
+            tg_tensor *hu = h_times_u(s, h);
+            if (s->recurrent_bias)
+                hu = tg_add_at(loc, hu, s->recurrent_bias);
+            if (tg_split_at(loc, hu, 3, h3, (tg_split_opts){.axis = 1}) != 0)
+                return NULL;
+            tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], h3[0])), *r = rec_act(s, tg_add_at(loc, x3[1], h3[1]));
+            hh = act(s, tg_add_at(loc, x3[2], tg_mul_at(loc, r, h3[2])));
+            return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+        }
+        /* reset before the product: the candidate's recurrent kernel sees r * h */
+        tg_tensor *u3[3];
+        if (tg_split_at(loc, s->l->vars[RECURRENT], 3, u3, (tg_split_opts){.axis = 1}) != 0)
+            return NULL;
+        tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], tg_matmul_at(loc, h, u3[0], (tg_matmul_opts){0})));
+        tg_tensor *r = rec_act(s, tg_add_at(loc, x3[1], tg_matmul_at(loc, h, u3[1], (tg_matmul_opts){0})));
+        hh = act(s, tg_add_at(loc, x3[2], tg_matmul_at(loc, tg_mul_at(loc, r, h), u3[2], (tg_matmul_opts){0})));
+        return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+    }
+    }
+    return NULL;
+}
+
+/* x W + b for every step at once: (batch, time, gates * units), unstacked by step. */
+static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw)
+{
+    tg_loc loc = s->loc;
+    const tg_layer *l = s->l;
+    int64_t b = tg_dim(x, 0), t = tg_dim(x, 1), f = tg_dim(x, 2), g = tg_dim(l->vars[KERNEL], 1);
+    tg_tensor *p = tg_matmul_at(loc, tg_reshape_at(loc, x, TG_SHAPE(b * t, f)), l->vars[KERNEL], (tg_matmul_opts){0});
+    if (s->input_bias)
+        p = tg_add_at(loc, p, s->input_bias);
+    else if (l->o.rnn.use_bias)
+        p = tg_add_at(loc, p, l->vars[BIAS]);
+    return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(b, t, g)), (int)t, xw, 1) == 0;
+}
+
+static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    const tg_rnn_opts *o = &l->o.rnn;
+    rnn_step s = {.loc = loc, .l = l};
+    if (kind_of(l) == CELL_GRU && o->reset_after && o->use_bias) {
+        tg_tensor *rows[2];
+        if (tg_unstack_at(loc, l->vars[BIAS], 2, rows, 0) != 0)
+            return NULL;
+        s.input_bias = rows[0], s.recurrent_bias = rows[1];
+    }
+    int64_t t = tg_dim(x, 1);
+    tg_tensor **xw = calloc((size_t)(2 * t + 1), sizeof(tg_tensor *)), **outs = xw + t;
+    if (!xw)
+        return tg__fail(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
+    tg_tensor *h = NULL, *c = NULL;
+    if (input_products(&s, x, xw)) {
+        h = c = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0); /* the initial state */
+        for (int64_t k = 0; h && k < t; k++)
+            h = outs[k] = step(&s, xw[o->go_backwards ? t - 1 - k : k], h, &c);
+    }
+    tg_tensor *y = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
+    free(xw);
+    return y;
+}
+
+/* ---- the three kinds ------------------------------------------------------------------------------- */
+static const tg_layer_kind simple_kind = {"simple_rnn", "SimpleRNN", true, rnn_build, rnn_call, NULL};
+static const tg_layer_kind lstm_kind = {"lstm", "LSTM", true, rnn_build, rnn_call, NULL};
+static const tg_layer_kind gru_kind = {"gru", "GRU", true, rnn_build, rnn_call, NULL};
+
+static cell_kind kind_of(const tg_layer *l)
+{
+    return l->kind == &lstm_kind ? CELL_LSTM : l->kind == &gru_kind ? CELL_GRU : CELL_SIMPLE;
+}
+
+static tg_layer *rnn_new(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_rnn_opts o)
+{
+    if (o.units <= 0)
+        return tg__fail(loc, "%s: units must be a positive integer, got %lld", func, (long long)o.units);
+    if (!tg__check_activation(loc, func, o.activation) || !tg__check_activation(loc, func, o.recurrent_activation))
+        return NULL;
+    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    if (l)
+        l->o.rnn = o;
+    return l;
+}
+
+tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &simple_kind, "tg_simple_rnn", o); }
+tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &lstm_kind, "tg_lstm", o); }
+tg_layer *tg_gru_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &gru_kind, "tg_gru", o); }
