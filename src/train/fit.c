@@ -55,20 +55,21 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     tg_tape_end(tape);
     int rc = loss ? 0 : -1;
     tg_tensor **grads = NULL;
-    if (rc == 0 && n > 0) {
+    if (rc == 0 && n > 0)
         grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n); /* the step's scope */
-        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
-                   : -1;
-    }
+    /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
+     * its rows, averaged in buckets during the backward pass; a rank that failed before
+     * still joins, so that every rank stops. */
+    if (grads)
+        rc = tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads,
+                          .allreduce = distributed, .samples = (double)tg_dim(x, 0));
+    else if (n > 0 && distributed)
+        rc = tg_allreduce_gradients(NULL, n, .failed = true);
+    else if (n > 0)
+        rc = -1;
     /* Freed before the update: the tape's reads of the variables need not keep their old
      * values then (tape.c), which saves a copy of every variable per step. */
     tg_tape_free(tape);
-    /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
-     * its rows; a rank that failed still joins, so that every rank stops. */
-    if (distributed && n > 0) {
-        int joined = tg_allreduce_gradients(grads, n, .samples = (double)tg_dim(x, 0), .failed = rc != 0);
-        rc = rc ? rc : joined;
-    }
     if (rc == 0 && n > 0)
         rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
     if (rc == 0)
