@@ -6,7 +6,10 @@
  *    of gradient bytes averaged per second;
  * 2. one epoch of Fashion-MNIST through tg_fit with .distribute: Dense 784->500 ReLU,
  *    Dense 500->10, Adam, global batches of 32 and 256; the time per step, the epoch's
- *    loss and the test accuracy (rank 0 evaluates).
+ *    loss, the test accuracy (every rank evaluates its shard) and the time blocked in the gradients'
+ *    allreduce (exposed: what the backward pass did not hide), per step and as a share
+ *    of the fit's time, with the buckets of TAPEGRAD_BUCKET_MB (make bench-dist runs 0,
+ *    the blocking allreduce after the pass, and smaller buckets that overlap it).
  *
  * Each rank runs one thread (--threads). Rank 0 prints RESULT lines.
  *
@@ -33,6 +36,7 @@ static int cmp_double(const void *p, const void *q)
 }
 
 static int rank, size;
+static const char *bucket_mb = "25"; /* TAPEGRAD_BUCKET_MB, as the ranks read it */
 
 static void allreduce_bench(void)
 {
@@ -81,22 +85,31 @@ static int fit_bench(const char *dir, int epochs)
             fprintf(stderr, "bench_dist: %s\n", tg_last_error());
             return 1;
         }
+        tg_distributed_stats before = tg_distributed_get_stats();
         double t0 = now();
         tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k], .seed = 2,
                                .verbose = TG_VERBOSE_SILENT);
         double wall = now() - t0;
+        tg_distributed_stats after = tg_distributed_get_stats();
+        double waited = after.wait_seconds - before.wait_seconds;
+        int64_t reductions = after.reductions - before.reductions, buckets = after.buckets - before.buckets,
+                in_pass = after.buckets_in_pass - before.buckets_in_pass;
         tg_logs logs = {0};
-        if (!h || (rank == 0 && tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0)) {
+        if (!h || tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0) { /* sharded */
             fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
             return 1;
         }
         int64_t steps = (tg_dataset_size(train) + batches[k] - 1) / batches[k] * epochs;
         const double *loss = tg_history_get(h, "loss", NULL);
         if (rank == 0)
-            printf("RESULT fit ranks=%d global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
-                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f\n",
-                   size, (long long)batches[k], (long long)(batches[k] / size), epochs, wall / (double)steps * 1e3,
-                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"));
+            printf("RESULT fit ranks=%d bucket_mb=%s global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
+                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f exposed_wait_ms=%.3f exposed_share=%.3f "
+                   "buckets_per_step=%.2f in_pass_per_step=%.2f\n",
+                   size, bucket_mb, (long long)batches[k], (long long)(batches[k] / size), epochs,
+                   wall / (double)steps * 1e3, (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1],
+                   tg_logs_get(&logs, "accuracy"), reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
+                   reductions ? (double)buckets / (double)reductions : 0.0,
+                   reductions ? (double)in_pass / (double)reductions : 0.0);
         tg_history_free(h);
         tg_model_free(m);
         tg_scope_end(s);
@@ -124,6 +137,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_dist: %s\n", tg_last_error());
         return 1;
     }
+    const char *mb = getenv("TAPEGRAD_BUCKET_MB");
+    if (mb && *mb)
+        bucket_mb = mb;
     rank = tg_distributed_rank();
     size = tg_distributed_size();
     tg_set_num_threads(threads > 0 ? threads : 1);

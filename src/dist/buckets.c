@@ -36,22 +36,22 @@ struct tg__reducer {
     tg_loc loc;
     int n;
     double weight;
-    int *bucket_of;     /* per source: its bucket, -1 when it has no gradient to average */
-    int64_t *offset;    /* per source: where its values start in its dtype's buffer */
-    int64_t *size;      /* per source: its values */
-    bool *given;        /* per source: handed over */
+    int *bucket_of;  /* per source: its bucket, -1 when it has no gradient to average */
+    int64_t *offset; /* per source: where its values start in its dtype's buffer */
+    int64_t *size;   /* per source: its values */
+    bool *given;     /* per source: handed over */
     bucket *buckets;
     int n_buckets;
-    int started;        /* buckets [0, started) are in flight */
-    void **requests;    /* MPI_Request, one per MPI_MAX_COUNT values of a started bucket */
+    int started;     /* buckets [0, started) are in flight */
+    void **requests; /* MPI_Request, one per MPI_MAX_COUNT values of a started bucket */
     int n_requests, cap_requests;
-    int64_t header[2];  /* per dtype: values before the gradients (weight, status) */
-    int64_t elems[2];   /* per dtype: gradient values */
+    int64_t header[2]; /* per dtype: values before the gradients (weight, status) */
+    int64_t elems[2];  /* per dtype: gradient values */
     void *buf[2];
-    int status_dtype;   /* the last bucket's: it carries the status */
-    double waited;      /* seconds blocked */
-    int in_pass;        /* buckets started before end */
-    int rc;             /* -1 once an MPI call failed */
+    int status_dtype; /* the last bucket's: it carries the status */
+    double waited;    /* seconds blocked */
+    int in_pass;      /* buckets started before end */
+    int rc;           /* -1 once an MPI call failed */
 };
 
 static size_t dtype_size(int which) { return which ? sizeof(double) : sizeof(float); }
@@ -217,8 +217,7 @@ static void start(tg__reducer *r, const bucket *b)
     for (int64_t at = 0; at < b->count && r->rc == 0; at += MAX_COUNT) {
         int count = b->count - at > MAX_COUNT ? MAX_COUNT : (int)(b->count - at);
         void *p = (unsigned char *)r->buf[b->which] + (size_t)(b->from + at) * dtype_size(b->which);
-        r->rc = tg__dist_iallreduce_sum(r->loc, F, p, b->which ? TG_F64 : TG_F32, count,
-                                        &r->requests[r->n_requests]);
+        r->rc = tg__dist_iallreduce_sum(r->loc, F, p, b->which ? TG_F64 : TG_F32, count, &r->requests[r->n_requests]);
         r->n_requests += r->rc == 0;
     }
 }
@@ -235,12 +234,12 @@ static void start_ready(tg__reducer *r, bool at_end)
         r->rc = tg__dist_test(r->loc, F, r->requests, r->n_requests);
 }
 
-#define PACK(T)                                                               \
-    do {                                                                      \
+#define PACK(T)                                                                  \
+    do {                                                                         \
         T *b = (T *)r->buf[g->dtype == TG_F64] + r->offset[i], w = (T)r->weight; \
-        const T *v = g->data;                                                 \
-        for (int64_t j = 0; j < g->size; j++)                                 \
-            b[j] = w * v[j];                                                  \
+        const T *v = g->data;                                                    \
+        for (int64_t j = 0; j < g->size; j++)                                    \
+            b[j] = w * v[j];                                                     \
     } while (0)
 
 void tg__reducer_ready(tg__reducer *r, int i, const tg_tensor *g)
@@ -267,12 +266,12 @@ void tg__reducer_ready(tg__reducer *r, int i, const tg_tensor *g)
 #undef PACK
 
 /* Divides each averaged gradient's sum by the weights' sum into a new tensor. */
-#define AVERAGE(T)                                                  \
-    do {                                                            \
-        const T *b = (const T *)r->buf[w] + r->offset[i];           \
-        T total = ((const T *)r->buf[w])[0], *o = t->data;          \
-        for (int64_t j = 0; j < t->size; j++)                       \
-            o[j] = total > 0 ? b[j] / total : (T)0;                 \
+#define AVERAGE(T)                                         \
+    do {                                                   \
+        const T *b = (const T *)r->buf[w] + r->offset[i];  \
+        T total = ((const T *)r->buf[w])[0], *o = t->data; \
+        for (int64_t j = 0; j < t->size; j++)              \
+            o[j] = total > 0 ? b[j] / total : (T)0;        \
     } while (0)
 
 /* What the status says: 0, or -1 with an error on every rank. */

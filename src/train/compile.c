@@ -287,17 +287,28 @@ void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
         tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
 }
 
-int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
+int tg__reduce_metrics(tg_loc loc, tg_model *m, const char *func, bool failed, tg_logs *logs)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c || !tg_model_distributed(m))
-        return 0;
-    double state[2 * (TG_MAX_METRICS + 1)];
+        return failed ? -1 : 0;
+    enum { N = 2 * (TG_MAX_METRICS + 1) };
+    double state[N + 2] = {0};
     tg__metric_state(c->loss_mean, &state[0], &state[1]);
     for (int i = 0; i < c->n_metrics; i++)
         tg__metric_state(c->metrics[i], &state[2 * (i + 1)], &state[2 * (i + 1) + 1]);
-    if (tg__dist_allreduce_f64(loc, "tg_fit", state, 2 * (c->n_metrics + 1), TG_DIST_SUM) != 0)
+    int k = 2 * (c->n_metrics + 1);
+    state[k] = failed; /* how many ranks failed, and the sum of their ranks */
+    state[k + 1] = failed ? tg_distributed_rank() : 0;
+    if (tg__dist_allreduce_f64(loc, func, state, k + 2, TG_DIST_SUM) != 0)
         return -1;
+    if (failed) /* this rank keeps its own error */
+        return -1;
+    if (state[k] > 0)
+        return state[k] == 1 ? tg__failf(loc, "%s: rank %d of %d failed (its own error says why)", func,
+                                         (int)state[k + 1], tg_distributed_size())
+                             : tg__failf(loc, "%s: %d of the %d ranks failed (their own errors say why)", func,
+                                         (int)state[k], tg_distributed_size());
     /* Keras's Mean, total / count; a value no rank updated (a custom step that logs its
      * own) is left as the step logged it */
     for (int i = 0; i <= c->n_metrics; i++) {
@@ -306,6 +317,11 @@ int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
             tg_logs_set(logs, i ? tg_metric_name(c->metrics[i - 1]) : "loss", total / count);
     }
     return 0;
+}
+
+int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
+{
+    return tg__reduce_metrics(loc, m, "tg_fit", false, logs);
 }
 
 void tg_model_reset_metrics(tg_model *m)
