@@ -59,7 +59,7 @@ bench: build
 # With several ranks, each TAPEGRAD_BUCKET_MB of BENCH_DIST_BUCKETS (0: the blocking
 # allreduce after the backward pass; 25: DDP's default, one bucket for this MLP).
 BENCH_DIST_RANKS ?= 1 2
-BENCH_DIST_BUCKETS ?= 0 25 0.5
+BENCH_DIST_BUCKETS ?= 0 25 4
 bench-dist: build
 	@command -v mpirun >/dev/null || { echo "make bench-dist needs mpirun: make deps" >&2; exit 1; }
 	@for np in $(BENCH_DIST_RANKS); do \

@@ -66,8 +66,61 @@ static void allreduce_bench(void)
     }
 }
 
+/* 3. A deeper model, where the gradients spread over layers the backward pass finishes
+ *    one after another: Dense 784->1024, three Dense 1024->1024 (ReLU), Dense 1024->10,
+ *    3.9 million weights (15.7 MB of float32 gradients), Adam, global batch 256, the
+ *    first DEEP_STEPS batches of Fashion-MNIST. */
+enum { DEEP_STEPS = 30, DEEP_BATCH = 256 };
+
+static void report(const char *what, int64_t batch, int64_t steps, double wall, tg_distributed_stats before,
+                   const char *extra)
+{
+    tg_distributed_stats after = tg_distributed_get_stats();
+    double waited = after.wait_seconds - before.wait_seconds;
+    int64_t reductions = after.reductions - before.reductions;
+    double per = reductions ? 1.0 / (double)reductions : 0.0;
+    if (rank == 0)
+        printf("RESULT %s ranks=%d bucket_mb=%s global_batch=%lld ms_per_step=%.3f exposed_wait_ms=%.3f "
+               "exposed_share=%.3f buckets_per_step=%.2f in_pass_per_step=%.2f%s\n",
+               what, size, bucket_mb, (long long)batch, wall / (double)steps * 1e3, waited * per * 1e3, waited / wall,
+               (double)(after.buckets - before.buckets) * per,
+               (double)(after.buckets_in_pass - before.buckets_in_pass) * per, extra);
+}
+
+static int deep_bench(const tg_dataset *train)
+{
+    tg_scope *s = tg_scope_begin();
+    int64_t rows = (int64_t)DEEP_STEPS * DEEP_BATCH;
+    tg_tensor *x = tg_slice(tg_dataset_x(train), TG_SHAPE(0, 0), TG_SHAPE(rows, -1));
+    tg_tensor *y = tg_slice(tg_dataset_y(train), TG_SHAPE(0), TG_SHAPE(rows));
+    tg_model *m = tg_sequential_with(
+        tg_sequential_options(.seed = 1), tg_dense(.units = 1024, .activation = TG_RELU, .input_dim = 784),
+        tg_dense(.units = 1024, .activation = TG_RELU), tg_dense(.units = 1024, .activation = TG_RELU),
+        tg_dense(.units = 1024, .activation = TG_RELU), tg_dense(.units = 10));
+    if (!x || !y || !m ||
+        tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                   .distribute = true) != 0) {
+        fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+        return 1;
+    }
+    tg_distributed_stats before = tg_distributed_get_stats();
+    double t0 = now();
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = DEEP_BATCH, .seed = 2, .verbose = TG_VERBOSE_SILENT);
+    double wall = now() - t0;
+    if (!h) {
+        fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
+        return 1;
+    }
+    report("deep", DEEP_BATCH, DEEP_STEPS, wall, before, "");
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+    return 0;
+}
+
 static int fit_bench(const char *dir, int epochs)
 {
+    int rc;
     tg_dataset *train = NULL, *test = NULL;
     if (tg_load_fashion_mnist(dir, &train, &test) != 0 || tg_dataset_reshape(train, TG_SHAPE(784)) != 0 ||
         tg_dataset_reshape(test, TG_SHAPE(784)) != 0) {
@@ -114,9 +167,10 @@ static int fit_bench(const char *dir, int epochs)
         tg_model_free(m);
         tg_scope_end(s);
     }
+    rc = deep_bench(train);
     tg_dataset_free(train);
     tg_dataset_free(test);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

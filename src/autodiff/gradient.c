@@ -405,6 +405,7 @@ static bool backward_loop(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
             return false;
         if (r && !hand_over(loc, t, k, sources, serial, out, plan, r))
             return false;
+        tg__reducer_progress(r);
     }
     for (int i = 0; i < ns; i++)
         if (!(plan->given && plan->given[i]) && (!collect(loc, t, sources[i], serial, &out[i]) ||

@@ -9,7 +9,7 @@
  * all there starts its MPI_Iallreduce while the pass goes on. Buckets start in their
  * order on every rank (a bucket waits for those before it), as MPI requires of
  * collectives. Open MPI advances a non-blocking collective only inside MPI calls, so each
- * hand-over tests the requests in flight.
+ * hand-over, and each node of the pass while buckets are in flight, tests the requests.
  *
  * The last bucket starts only at the end, after the pass: it carries, besides the first
  * layers' gradients, the rank's weight (its samples) and its status (whether its pass
@@ -231,6 +231,12 @@ static void start_ready(tg__reducer *r, bool at_end)
         r->in_pass += !at_end;
     }
     if (r->rc == 0)
+        r->rc = tg__dist_test(r->loc, F, r->requests, r->n_requests);
+}
+
+void tg__reducer_progress(tg__reducer *r)
+{
+    if (r && r->n_requests > 0 && r->rc == 0)
         r->rc = tg__dist_test(r->loc, F, r->requests, r->n_requests);
 }
 

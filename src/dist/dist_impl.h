@@ -49,6 +49,8 @@ size_t tg__dist_bucket_bytes(void);
 int tg__reduce_all(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o);
 int tg__reducer_begin(tg_loc loc, tg__reducer **out, tg_tensor *const *sources, int n, double samples);
 void tg__reducer_ready(tg__reducer *r, int i, const tg_tensor *grad);
+/* Advances the buckets in flight (MPI_Testall): the pass calls it after each node. */
+void tg__reducer_progress(tg__reducer *r);
 int tg__reducer_end(tg__reducer *r, tg_tensor **grads, bool failed);
 
 #endif
