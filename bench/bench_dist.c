@@ -13,7 +13,7 @@
  *
  * Each rank runs one thread (--threads). Rank 0 prints RESULT lines.
  *
- *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] */
+ *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] [--part all|deep] */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,7 @@ static int cmp_double(const void *p, const void *q)
 
 static int rank, size;
 static const char *bucket_mb = "25"; /* TAPEGRAD_BUCKET_MB, as the ranks read it */
+static bool deep_only;               /* --part deep: only the deeper model (3.) */
 
 static void allreduce_bench(void)
 {
@@ -128,7 +129,7 @@ static int fit_bench(const char *dir, int epochs)
         return 1;
     }
     static const int64_t batches[] = {32, 256};
-    for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
+    for (size_t k = 0; k < sizeof batches / sizeof batches[0] && !deep_only; k++) {
         tg_scope *s = tg_scope_begin();
         tg_model *m =
             tg_sequential_with(tg_sequential_options(.seed = 1),
@@ -176,7 +177,7 @@ static int fit_bench(const char *dir, int epochs)
 int main(int argc, char **argv)
 {
     int threads = 1, epochs = 1;
-    const char *dir = NULL;
+    const char *dir = NULL, *part = "all";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -184,8 +185,12 @@ int main(int argc, char **argv)
             epochs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--part"))
+            part = argv[i + 1];
         else
-            return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR]\n"), 2;
+            return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR] [--part "
+                                   "all|deep]\n"),
+                   2;
     }
     if (tg_distributed_init() != 0) {
         fprintf(stderr, "bench_dist: %s\n", tg_last_error());
@@ -197,7 +202,8 @@ int main(int argc, char **argv)
     rank = tg_distributed_rank();
     size = tg_distributed_size();
     tg_set_num_threads(threads > 0 ? threads : 1);
-    if (size > 1)
+    deep_only = !strcmp(part, "deep");
+    if (size > 1 && !deep_only)
         allreduce_bench();
     return fit_bench(dir, epochs > 0 ? epochs : 1);
 }

@@ -384,6 +384,56 @@ static void test_buckets(void)
     tg_scope_end(s);
 }
 
+/* The hand-over on a graph with a variable read three times in two places, one source
+ * no path reaches (zeros with TG_UNCONNECTED_ZERO, NULL on every rank without) and a
+ * watched tensor as a source: with the same data on every rank, the average is each
+ * rank's own gradient (float64, within 1e-12), whatever the buckets. */
+static tg_tensor *f64s(int64_t n, const double *v) { return tg_tensor_from(TG_F64, TG_SHAPE(n), v); }
+
+static tg_tensor *graph_loss(tg_tensor *w, tg_tensor *z, tg_tensor *c)
+{
+    tg_tensor *first = tg_sum(tg_tanh(tg_mul(w, f64s(4, (double[]){0.5, -1.0, 2.0, 0.25}))));
+    tg_tensor *middle = tg_sum(tg_mul(tg_mul(z, z), c));
+    return tg_add(tg_add(first, middle), tg_sum(tg_mul(w, w)));
+}
+
+static void test_buckets_graph(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(f64s(4, (double[]){0.3, -0.2, 0.1, 0.7}), .name = "w");
+    tg_tensor *u = tg_variable(tg_fill(TG_F64, TG_SHAPE(3), 1.0), .name = "u");
+    tg_tensor *z = tg_variable(f64s(2, (double[]){1.5, -2.0}), .name = "z");
+    for (int mode = 0; mode < 2; mode++) {
+        tg_unconnected unconnected = mode ? TG_UNCONNECTED_ZERO : TG_UNCONNECTED_NONE;
+        tg_tensor *g[4] = {0}, *own[4] = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            tg_tensor *c = f64s(2, (double[]){3.0, 0.5});
+            tg_tape *t = tg_tape_begin();
+            tg_watch(t, c);
+            tg_tensor *loss = graph_loss(w, z, c);
+            tg_tape_end(t);
+            CHECK(loss && tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = (tg_tensor *[]){w, u, z, c},
+                                       .n_sources = 4, .out = pass ? own : g, .unconnected = unconnected,
+                                       .allreduce = pass == 0) == 0);
+            tg_tape_free(t);
+        }
+        for (int i = 0; i < 4; i++) {
+            CHECK((g[i] == NULL) == (own[i] == NULL));
+            CHECK((g[i] == NULL) == (i == 1 && !mode));
+            if (!g[i] || !own[i])
+                continue;
+            double a[4], o[4];
+            tg_copy_out_f64(g[i], a, tg_size(g[i]));
+            tg_copy_out_f64(own[i], o, tg_size(own[i]));
+            CHECK(max_rel_diff(a, o, (int)tg_size(g[i])) <= 1e-12);
+        }
+    }
+    tg_variable_free(w);
+    tg_variable_free(u);
+    tg_variable_free(z);
+    tg_scope_end(s);
+}
+
 /* A rank whose backward pass fails after some buckets started (a non-finite gradient
  * under TG_CHECK_NUMERICS, on the last rank only) completes the buckets as failed; every
  * rank returns -1, the others naming it, and nothing hangs. */
@@ -695,6 +745,7 @@ int main(int argc, char **argv)
     RUN(test_fit_float64);
     RUN(test_custom_loop);
     RUN(test_buckets);
+    RUN(test_buckets_graph);
     RUN(test_backward_fails_on_one_rank);
     RUN(test_sharded_evaluation);
     RUN(test_batch_normalization_identical);
