@@ -304,7 +304,11 @@ static bool is_target(tg_tensor *const *targets, int nt, const tg_tensor *x)
 static bool plan_finals(tg_loc loc, const tg_tape *t, size_t n_nodes, tg_tensor *const *targets, int nt,
                         tg_tensor *const *sources, int ns, uint32_t serial, final_plan *p)
 {
-    size_t n_pairs = 0, cap = (size_t)ns + t->n_reads;
+    if (ns < 1)
+        return true;
+    size_t n_pairs = 0, cap = 0;
+    for (int i = 0; i < ns; i++) /* each source's entries: its reads, or its own */
+        cap += sources[i]->flags & TG_T_VARIABLE ? t->n_reads : 1;
     source_entry *pairs = malloc(sizeof *pairs * (cap ? cap : 1));
     p->order = malloc(sizeof *p->order * (size_t)ns);
     p->after = malloc(sizeof *p->after * (size_t)ns);
@@ -335,14 +339,16 @@ static bool plan_finals(tg_loc loc, const tg_tape *t, size_t n_nodes, tg_tensor 
             source_entry key = {nd->in_entry[j], 0}, *hit;
             if (!key.e || !(hit = bsearch(&key, pairs, n_pairs, sizeof *pairs, by_entry)))
                 continue;
-            /* A variable read twice has several entries: all must be found, and the
-             * first reader of any of them is the last node of the loop to touch them. */
-            for (source_entry *q = hit; q >= pairs && q->e == key.e; q--)
-                if (p->after[q->source] == SIZE_MAX)
-                    p->after[q->source] = k;
-            for (source_entry *q = hit + 1; q < pairs + n_pairs && q->e == key.e; q++)
-                if (p->after[q->source] == SIZE_MAX)
-                    p->after[q->source] = k;
+            /* The first reader of any of a source's entries (a variable has one per
+             * read) is the last node of the reverse loop to add to its gradient. */
+            size_t lo = (size_t)(hit - pairs), hi = lo + 1;
+            while (lo > 0 && pairs[lo - 1].e == key.e) /* the same entry for a source listed twice */
+                lo--;
+            while (hi < n_pairs && pairs[hi].e == key.e)
+                hi++;
+            for (size_t q = lo; q < hi; q++)
+                if (p->after[pairs[q].source] == SIZE_MAX)
+                    p->after[pairs[q].source] = k;
         }
     }
     free(pairs);
