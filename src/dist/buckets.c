@@ -43,7 +43,7 @@ struct tg__reducer {
     bucket *buckets;
     int n_buckets;
     int started;     /* buckets [0, started) are in flight */
-    void **requests; /* MPI_Request, one per MPI_MAX_COUNT values of a started bucket */
+    void **requests; /* MPI_Request, one per MAX_COUNT values of a started bucket */
     int n_requests, cap_requests;
     int64_t header[2]; /* per dtype: values before the gradients (weight, status) */
     int64_t elems[2];  /* per dtype: gradient values */
