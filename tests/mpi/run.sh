@@ -127,4 +127,22 @@ echo "$out"
 [ $(($(date +%s) - start)) -le 30 ] || fail "the job took more than 30 s to end"
 echo "$out" | grep -q "rank [01] of 2: failed.*the ranks disagree on the number of training samples" ||
     fail "no rank named itself and the cause"
+fmnist=/usr/share/datasets/fashion-mnist
+if [ -r "$fmnist/t10k-labels-idx1-ubyte.gz" ] || [ -r "$fmnist/t10k-labels-idx1-ubyte" ]; then
+    echo "---- the test split is evaluated by every rank, sharded, and reported once"
+    fm="fit --data fashion-mnist --model mlp:8 --epochs 1 --batch-size 256 --seed 3 --quiet"
+    out=$(mpi -np 2 "$cli" $fm --save fm2.safetensors --history fm2.csv --plot fm2.svg 2>&1)
+    rc=$?
+    echo "$out"
+    [ "$rc" -eq 0 ] || fail "mpirun -np 2 tapegrad $fm exited with $rc"
+    [ "$(echo "$out" | grep -c '^test loss')" -eq 1 ] || fail "not one rank alone reported the test split"
+    one=$("$cli" $fm --save fm1.safetensors --history fm1.csv --plot fm1.svg 2>&1) || fail "one process: exit $?"
+    echo "$one"
+    printf '%s\n%s\n' "$(echo "$out" | grep '^test loss')" "$(echo "$one" | grep '^test loss')" |
+        awk '{ l[NR] = $3; a[NR] = $7 } END { d = l[1] - l[2]; e = a[1] - a[2];
+            exit !(NR == 2 && d < 0.002 && d > -0.002 && e < 0.002 && e > -0.002) }' ||
+        fail "2 ranks reported another test loss or accuracy than one process"
+else
+    echo "---- SKIP the test split: Fashion-MNIST is not installed ($fmnist)"
+fi
 echo "mpi tests passed"
