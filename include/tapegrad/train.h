@@ -73,8 +73,10 @@ typedef struct tg_compile_opts {
                                      each rank its shard of every global batch, averages the
                                      gradients over the batch's samples on every rank, logs
                                      the loss and metrics of the whole batch on every rank,
-                                     and leaves printing, checkpoints and CSV logs to rank 0.
-                                     With one process it changes nothing */
+                                     and leaves printing, checkpoints and CSV logs to rank 0;
+                                     evaluate, predict and validation shard the rows over
+                                     the ranks (every rank calls them). With one process it
+                                     changes nothing */
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
 #define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
