@@ -56,13 +56,18 @@ bench: build
 # Data-parallel training's cost (bench/bench_dist.c, docs/distributed.md): the gradients'
 # allreduce and a Fashion-MNIST epoch per step, under mpirun with each count of
 # BENCH_DIST_RANKS (Open MPI's mpirun: make deps installs it).
+# With several ranks, each TAPEGRAD_BUCKET_MB of BENCH_DIST_BUCKETS (0: the blocking
+# allreduce after the backward pass; 25: DDP's default, one bucket for this MLP).
 BENCH_DIST_RANKS ?= 1 2
+BENCH_DIST_BUCKETS ?= 0 25 4
 bench-dist: build
 	@command -v mpirun >/dev/null || { echo "make bench-dist needs mpirun: make deps" >&2; exit 1; }
 	@for np in $(BENCH_DIST_RANKS); do \
-		echo "---- $$np ranks"; \
-		mpirun $$( [ "$$(id -u)" -eq 0 ] && echo --allow-run-as-root ) --oversubscribe -np $$np \
-			$(BUILD)/bench_dist || exit 1; \
+		for mb in $$( [ $$np -gt 1 ] && echo $(BENCH_DIST_BUCKETS) || echo 25 ); do \
+			echo "---- $$np ranks, TAPEGRAD_BUCKET_MB=$$mb"; \
+			TAPEGRAD_BUCKET_MB=$$mb mpirun $$( [ "$$(id -u)" -eq 0 ] && echo --allow-run-as-root ) --oversubscribe \
+				-x TAPEGRAD_BUCKET_MB -np $$np $(BUILD)/bench_dist || exit 1; \
+		done; \
 	done
 
 install: build

@@ -6,11 +6,14 @@
  *    of gradient bytes averaged per second;
  * 2. one epoch of Fashion-MNIST through tg_fit with .distribute: Dense 784->500 ReLU,
  *    Dense 500->10, Adam, global batches of 32 and 256; the time per step, the epoch's
- *    loss and the test accuracy (rank 0 evaluates).
+ *    loss, the test accuracy (every rank evaluates its shard) and the time blocked in the gradients'
+ *    allreduce (exposed: what the backward pass did not hide), per step and as a share
+ *    of the fit's time, with the buckets of TAPEGRAD_BUCKET_MB (make bench-dist runs 0,
+ *    the blocking allreduce after the pass, and smaller buckets that overlap it).
  *
  * Each rank runs one thread (--threads). Rank 0 prints RESULT lines.
  *
- *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] */
+ *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] [--part all|deep] */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,8 @@ static int cmp_double(const void *p, const void *q)
 }
 
 static int rank, size;
+static const char *bucket_mb = "25"; /* TAPEGRAD_BUCKET_MB, as the ranks read it */
+static bool deep_only;               /* --part deep: only the deeper model (3.) */
 
 static void allreduce_bench(void)
 {
@@ -62,8 +67,61 @@ static void allreduce_bench(void)
     }
 }
 
+/* 3. A deeper model, where the gradients spread over layers the backward pass finishes
+ *    one after another: Dense 784->1024, three Dense 1024->1024 (ReLU), Dense 1024->10,
+ *    3.9 million weights (15.7 MB of float32 gradients), Adam, global batch 256, the
+ *    first DEEP_STEPS batches of Fashion-MNIST. */
+enum { DEEP_STEPS = 30, DEEP_BATCH = 256 };
+
+static void report(const char *what, int64_t batch, int64_t steps, double wall, tg_distributed_stats before,
+                   const char *extra)
+{
+    tg_distributed_stats after = tg_distributed_get_stats();
+    double waited = after.wait_seconds - before.wait_seconds;
+    int64_t reductions = after.reductions - before.reductions;
+    double per = reductions ? 1.0 / (double)reductions : 0.0;
+    if (rank == 0)
+        printf("RESULT %s ranks=%d bucket_mb=%s global_batch=%lld ms_per_step=%.3f exposed_wait_ms=%.3f "
+               "exposed_share=%.3f buckets_per_step=%.2f in_pass_per_step=%.2f%s\n",
+               what, size, bucket_mb, (long long)batch, wall / (double)steps * 1e3, waited * per * 1e3, waited / wall,
+               (double)(after.buckets - before.buckets) * per,
+               (double)(after.buckets_in_pass - before.buckets_in_pass) * per, extra);
+}
+
+static int deep_bench(const tg_dataset *train)
+{
+    tg_scope *s = tg_scope_begin();
+    int64_t rows = (int64_t)DEEP_STEPS * DEEP_BATCH;
+    tg_tensor *x = tg_slice(tg_dataset_x(train), TG_SHAPE(0, 0), TG_SHAPE(rows, -1));
+    tg_tensor *y = tg_slice(tg_dataset_y(train), TG_SHAPE(0), TG_SHAPE(rows));
+    tg_model *m = tg_sequential_with(
+        tg_sequential_options(.seed = 1), tg_dense(.units = 1024, .activation = TG_RELU, .input_dim = 784),
+        tg_dense(.units = 1024, .activation = TG_RELU), tg_dense(.units = 1024, .activation = TG_RELU),
+        tg_dense(.units = 1024, .activation = TG_RELU), tg_dense(.units = 10));
+    if (!x || !y || !m ||
+        tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                   .distribute = true) != 0) {
+        fprintf(stderr, "bench_dist: %s\n", tg_last_error());
+        return 1;
+    }
+    tg_distributed_stats before = tg_distributed_get_stats();
+    double t0 = now();
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = DEEP_BATCH, .seed = 2, .verbose = TG_VERBOSE_SILENT);
+    double wall = now() - t0;
+    if (!h) {
+        fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
+        return 1;
+    }
+    report("deep", DEEP_BATCH, DEEP_STEPS, wall, before, "");
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+    return 0;
+}
+
 static int fit_bench(const char *dir, int epochs)
 {
+    int rc;
     tg_dataset *train = NULL, *test = NULL;
     if (tg_load_fashion_mnist(dir, &train, &test) != 0 || tg_dataset_reshape(train, TG_SHAPE(784)) != 0 ||
         tg_dataset_reshape(test, TG_SHAPE(784)) != 0) {
@@ -71,7 +129,7 @@ static int fit_bench(const char *dir, int epochs)
         return 1;
     }
     static const int64_t batches[] = {32, 256};
-    for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
+    for (size_t k = 0; k < sizeof batches / sizeof batches[0] && !deep_only; k++) {
         tg_scope *s = tg_scope_begin();
         tg_model *m =
             tg_sequential_with(tg_sequential_options(.seed = 1),
@@ -81,35 +139,45 @@ static int fit_bench(const char *dir, int epochs)
             fprintf(stderr, "bench_dist: %s\n", tg_last_error());
             return 1;
         }
+        tg_distributed_stats before = tg_distributed_get_stats();
         double t0 = now();
         tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k], .seed = 2,
                                .verbose = TG_VERBOSE_SILENT);
         double wall = now() - t0;
+        tg_distributed_stats after = tg_distributed_get_stats();
+        double waited = after.wait_seconds - before.wait_seconds;
+        int64_t reductions = after.reductions - before.reductions, buckets = after.buckets - before.buckets,
+                in_pass = after.buckets_in_pass - before.buckets_in_pass;
         tg_logs logs = {0};
-        if (!h || (rank == 0 && tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0)) {
+        if (!h || tg_evaluate(m, NULL, NULL, &logs, .dataset = test, .batch_size = 500) != 0) { /* sharded */
             fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
             return 1;
         }
         int64_t steps = (tg_dataset_size(train) + batches[k] - 1) / batches[k] * epochs;
         const double *loss = tg_history_get(h, "loss", NULL);
         if (rank == 0)
-            printf("RESULT fit ranks=%d global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
-                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f\n",
-                   size, (long long)batches[k], (long long)(batches[k] / size), epochs, wall / (double)steps * 1e3,
-                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"));
+            printf("RESULT fit ranks=%d bucket_mb=%s global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
+                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f exposed_wait_ms=%.3f exposed_share=%.3f "
+                   "buckets_per_step=%.2f in_pass_per_step=%.2f\n",
+                   size, bucket_mb, (long long)batches[k], (long long)(batches[k] / size), epochs,
+                   wall / (double)steps * 1e3, (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1],
+                   tg_logs_get(&logs, "accuracy"), reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
+                   reductions ? (double)buckets / (double)reductions : 0.0,
+                   reductions ? (double)in_pass / (double)reductions : 0.0);
         tg_history_free(h);
         tg_model_free(m);
         tg_scope_end(s);
     }
+    rc = deep_bench(train);
     tg_dataset_free(train);
     tg_dataset_free(test);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     int threads = 1, epochs = 1;
-    const char *dir = NULL;
+    const char *dir = NULL, *part = "all";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -117,17 +185,25 @@ int main(int argc, char **argv)
             epochs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--part"))
+            part = argv[i + 1];
         else
-            return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR]\n"), 2;
+            return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR] [--part "
+                                   "all|deep]\n"),
+                   2;
     }
     if (tg_distributed_init() != 0) {
         fprintf(stderr, "bench_dist: %s\n", tg_last_error());
         return 1;
     }
+    const char *mb = getenv("TAPEGRAD_BUCKET_MB");
+    if (mb && *mb)
+        bucket_mb = mb;
     rank = tg_distributed_rank();
     size = tg_distributed_size();
     tg_set_num_threads(threads > 0 ? threads : 1);
-    if (size > 1)
+    deep_only = !strcmp(part, "deep");
+    if (size > 1 && !deep_only)
         allreduce_bench();
     return fit_bench(dir, epochs > 0 ? epochs : 1);
 }

@@ -61,7 +61,9 @@ typedef struct tg_gradient_opts {
     tg_tensor **out; /* n_sources results; NULL where unconnected */
     bool allreduce;  /* data-parallel (distributed.h): out holds the
                                            average over the ranks (tg_allreduce_gradients),
-                                           the same on every rank; one process: no change */
+                                           the same on every rank, its buckets' allreduces
+                                           started during the backward pass as their
+                                           gradients become final; one process: no change */
     double samples;  /* with .allreduce: this rank's samples, which weigh
                                            its gradients; 0 (default): the plain mean over
                                            ranks. A rank with no samples has no loss: it

@@ -56,14 +56,31 @@ typedef struct tg_allreduce_opts {
 /* Averages gradients over the ranks, Horovod's allreduce: grads[i] is replaced by a new
  * tensor in the innermost scope holding the average (same dtype and shape); a NULL
  * entry stays NULL. Every rank passes the same list (n, dtypes and shapes, NULL at the
- * same places), with .samples on all ranks or on none. The gradients travel as one flat
- * buffer per dtype (float32, float64), each in one blocking MPI_Allreduce summing in that
- * dtype, after a small one in which the ranks check that their lists agree. With one
- * process it changes nothing.
+ * same places), with .samples on all ranks or on none. The gradients travel in one flat
+ * buffer per dtype (float32, float64), summed in that dtype, after a small allreduce in
+ * which the ranks check that their lists agree: cut into buckets of TAPEGRAD_BUCKET_MB
+ * megabytes (default 25, PyTorch DDP's; read at init, the same on every rank), each an
+ * MPI_Iallreduce, the buckets tg_gradients(.allreduce = true) starts during the backward
+ * pass as their gradients become final; TAPEGRAD_BUCKET_MB=0: one blocking
+ * MPI_Allreduce per dtype after the pass. With one process it changes nothing.
  * Returns 0, or -1 with an error on every rank. */
 int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o);
 #define tg_allreduce_gradients(grads, n, ...) \
     tg_allreduce_gradients_at(TG_LOC, grads, n, TG__OPTS(tg_allreduce_opts, .samples = -1, __VA_ARGS__))
+
+/* What the gradients' averages cost this process so far: the time it was blocked in
+ * them (in tg_allreduce_gradients, or, with tg_gradients' .allreduce, the part of the
+ * bucketed allreduces the backward pass did not hide: the list's check before the pass,
+ * the wait for the buckets after it), the averages made, the buckets (allreduces of
+ * gradient values) they ran and how many of those started during a backward pass.
+ * Zeros in a process of one rank. */
+typedef struct tg_distributed_stats {
+    double wait_seconds;
+    int64_t reductions;
+    int64_t buckets;
+    int64_t buckets_in_pass;
+} tg_distributed_stats;
+tg_distributed_stats tg_distributed_get_stats(void);
 
 /* Copies the values of vars[i] (variables, same dtypes and shapes on every rank) on
  * rank `root` into the same variables of every other rank (MPI_Bcast), as an assign

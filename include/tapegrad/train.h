@@ -73,8 +73,10 @@ typedef struct tg_compile_opts {
                                      each rank its shard of every global batch, averages the
                                      gradients over the batch's samples on every rank, logs
                                      the loss and metrics of the whole batch on every rank,
-                                     and leaves printing, checkpoints and CSV logs to rank 0.
-                                     With one process it changes nothing */
+                                     and leaves printing, checkpoints and CSV logs to rank 0;
+                                     evaluate, predict and validation shard the rows over
+                                     the ranks (every rank calls them). With one process it
+                                     changes nothing */
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
 #define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
@@ -209,7 +211,7 @@ typedef enum tg_verbose { TG_VERBOSE_AUTO = 0, TG_VERBOSE_SILENT, TG_VERBOSE_BAR
  * batch of B rows, shard `rank` of `count` gets rows [B * rank / count, B * (rank + 1) /
  * count) of it, so the shards' parts are disjoint and together the global batch. The
  * order, steps and position are the global ones: every process shuffles alike. count 0
- * or 1: no sharding. Validation is not sharded. */
+ * or 1: no sharding. Validation is not sharded (under .distribute it is: by rank). */
 typedef struct tg_fit_shard {
     int rank, count;
 } tg_fit_shard;
@@ -330,7 +332,9 @@ typedef struct tg_evaluate_opts {
     int n_targets;
 } tg_evaluate_opts;
 /* Loss and metrics over (x, y) into *logs, read in place batch by batch (fit's data
- * contract, above). Returns 0 or -1. */
+ * contract, above). A model compiled with .distribute in a job of several ranks: a
+ * collective; each rank evaluates its shard of the rows and every rank gets the numbers
+ * of all of them (docs/distributed.md). Returns 0 or -1. */
 int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o);
 #define tg_evaluate(m, x, y, logs, ...)                                                        \
     TG__CALL(tg_evaluate_opts, tg_evaluate_at(TG_LOC, m, x, y, logs, tg__o), .batch_size = 32, \
@@ -342,7 +346,9 @@ typedef struct tg_predict_opts {
     const tg_tensor *const *inputs; /* in place of x: one per model input */
     int n_inputs;
 } tg_predict_opts;
-/* The model's outputs for every row of x, batch by batch, in the innermost scope. */
+/* The model's outputs for every row of x, batch by batch, in the innermost scope. With
+ * .distribute over several ranks: a collective; each rank predicts its shard and every
+ * rank returns all the rows, in order. */
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
 #define tg_predict(m, x, ...) \
     TG__CALL(tg_predict_opts, tg_predict_at(TG_LOC, m, x, tg__o), .batch_size = 32, __VA_ARGS__)

@@ -4,7 +4,9 @@
  * gradient computation is itself recorded and can be differentiated again. */
 #include <stdatomic.h>
 
-#include "tapegrad/distributed.h" /* .allreduce */
+#include <stdlib.h>
+
+#include "../dist/dist_impl.h" /* .allreduce */
 #include "tapegrad/ops.h"
 #include "tape_impl.h"
 
@@ -239,28 +241,165 @@ static bool seed_itself(tg_loc loc, tg_tensor *const *targets, tg_tensor *const 
 }
 
 /* One backward pass: seeds[i] flows from targets[i]; results in out[]. The op profile
- * counts every op the pass runs (rules, accumulation) as backward. */
+ * counts every op the pass runs (rules, accumulation) as backward. With a reducer
+ * (.allreduce over several ranks), each source's gradient is handed to it as soon as it
+ * is final, so its bucket's allreduce runs during the rest of the pass. */
 static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
-                          tg_tensor *const *sources, int ns, tg_tensor **out);
+                          tg_tensor *const *sources, int ns, tg_tensor **out, tg__reducer *r);
 
 bool tg__backward(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
                   tg_tensor *const *sources, int ns, tg_tensor **out)
 {
     tg_context *ctx = tg__ctx();
     ctx->gradient_depth++;
-    bool ok = backward_pass(loc, t, targets, seeds, nt, sources, ns, out);
+    bool ok = backward_pass(loc, t, targets, seeds, nt, sources, ns, out, NULL);
     ctx->gradient_depth--;
     return ok;
 }
 
+/* ---- when each source's gradient is final ------------------------------------------------- */
+/* An entry's gradient is final once the reverse loop has run every node that reads it,
+ * that is after the first of them in recording order; a source's, once all its entries'
+ * are (a variable has one per recorded read). The plan: the sources in the order the
+ * reverse loop finalises them, each with the node after which it is final. Sources no
+ * node reads, and targets (seed_itself adds to them at the end), wait for the end. */
+typedef struct final_plan final_plan;
+static bool backward_loop(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                          tg_tensor *const *sources, int ns, tg_tensor **out, tg__reducer *r, final_plan *plan);
+
+typedef struct source_entry {
+    const tg_entry *e;
+    int source;
+} source_entry;
+
+struct final_plan {
+    int *order;      /* sources by the node that finalises them, latest node first */
+    size_t *after;   /* per source: that node's index; SIZE_MAX: at the end */
+    bool *given;     /* per source: collected and handed over during the loop */
+    int count, next; /* order[0, count); order[next] is the next to finalise */
+};
+
+static int by_entry(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const source_entry *)a)->e, y = (uintptr_t)((const source_entry *)b)->e;
+    return (x > y) - (x < y);
+}
+
+static _Thread_local const size_t *sort_after; /* qsort's key below */
+
+static int by_node_desc(const void *a, const void *b)
+{
+    size_t x = sort_after[*(const int *)a], y = sort_after[*(const int *)b];
+    return (x < y) - (x > y);
+}
+
+static bool is_target(tg_tensor *const *targets, int nt, const tg_tensor *x)
+{
+    for (int i = 0; i < nt; i++)
+        if (targets[i] == x)
+            return true;
+    return false;
+}
+
+static bool plan_finals(tg_loc loc, const tg_tape *t, size_t n_nodes, tg_tensor *const *targets, int nt,
+                        tg_tensor *const *sources, int ns, uint32_t serial, final_plan *p)
+{
+    if (ns < 1)
+        return true;
+    size_t n_pairs = 0, cap = 0;
+    for (int i = 0; i < ns; i++) /* each source's entries: its reads, or its own */
+        cap += sources[i]->flags & TG_T_VARIABLE ? t->n_reads : 1;
+    source_entry *pairs = malloc(sizeof *pairs * (cap ? cap : 1));
+    p->order = malloc(sizeof *p->order * (size_t)ns);
+    p->after = malloc(sizeof *p->after * (size_t)ns);
+    p->given = calloc((size_t)ns, sizeof *p->given);
+    if (!pairs || !p->order || !p->after || !p->given) {
+        free(pairs);
+        return tg__fail(loc, "tg_gradients: out of memory");
+    }
+    for (int i = 0; i < ns; i++) {
+        const tg_tensor *x = sources[i];
+        p->after[i] = SIZE_MAX;
+        if (!tg_dtype_is_float(x->dtype) || is_target(targets, nt, x))
+            continue;
+        if (!(x->flags & TG_T_VARIABLE)) {
+            const tg_entry *e = tg__tape_lookup(t, x);
+            if (e && e->needed_serial == serial && n_pairs < cap)
+                pairs[n_pairs++] = (source_entry){e, i};
+            continue;
+        }
+        for (size_t k = 0; k < t->n_reads && n_pairs < cap; k++)
+            if (t->reads[k]->var == x && t->reads[k]->var_gen == x->gen)
+                pairs[n_pairs++] = (source_entry){t->reads[k], i};
+    }
+    qsort(pairs, n_pairs, sizeof *pairs, by_entry);
+    for (size_t k = 0; k < n_nodes && n_pairs; k++) {
+        const tg_node *nd = t->nodes[k];
+        for (int j = 0; j < nd->n; j++) {
+            source_entry key = {nd->in_entry[j], 0}, *hit;
+            if (!key.e || !(hit = bsearch(&key, pairs, n_pairs, sizeof *pairs, by_entry)))
+                continue;
+            /* The first reader of any of a source's entries (a variable has one per
+             * read) is the last node of the reverse loop to add to its gradient. */
+            size_t lo = (size_t)(hit - pairs), hi = lo + 1;
+            while (lo > 0 && pairs[lo - 1].e == key.e) /* the same entry for a source listed twice */
+                lo--;
+            while (hi < n_pairs && pairs[hi].e == key.e)
+                hi++;
+            for (size_t q = lo; q < hi; q++)
+                if (p->after[pairs[q].source] == SIZE_MAX)
+                    p->after[pairs[q].source] = k;
+        }
+    }
+    free(pairs);
+    for (int i = 0; i < ns; i++)
+        if (p->after[i] != SIZE_MAX)
+            p->order[p->count++] = i;
+    sort_after = p->after;
+    qsort(p->order, (size_t)p->count, sizeof *p->order, by_node_desc);
+    return true;
+}
+
+static void plan_free(final_plan *p)
+{
+    free(p->order);
+    free(p->after);
+    free(p->given);
+}
+
+/* Hands over the sources final after node k. */
+static bool hand_over(tg_loc loc, tg_tape *t, size_t k, tg_tensor *const *sources, uint32_t serial, tg_tensor **out,
+                      final_plan *p, tg__reducer *r)
+{
+    while (p->next < p->count && p->after[p->order[p->next]] == k) {
+        int i = p->order[p->next++];
+        if (!collect(loc, t, sources[i], serial, &out[i]))
+            return false;
+        p->given[i] = true;
+        tg__reducer_ready(r, i, out[i]);
+    }
+    return true;
+}
+
 static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
-                          tg_tensor *const *sources, int ns, tg_tensor **out)
+                          tg_tensor *const *sources, int ns, tg_tensor **out, tg__reducer *r)
+{
+    final_plan plan = {0};
+    bool ok = backward_loop(loc, t, targets, seeds, nt, sources, ns, out, r, &plan);
+    plan_free(&plan);
+    return ok;
+}
+
+static bool backward_loop(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_tensor *const *seeds, int nt,
+                          tg_tensor *const *sources, int ns, tg_tensor **out, tg__reducer *r, final_plan *plan)
 {
     uint32_t serial = ++t->grad_serial;
     size_t n_nodes = t->n_nodes; /* a persistent tape may record the backward ops too */
     for (int i = 0; i < ns; i++)
         mark_source(t, sources[i], serial);
     mark_needed(t, serial);
+    if (r && !plan_finals(loc, t, n_nodes, targets, nt, sources, ns, serial, plan))
+        return false;
     for (int i = 0; i < nt; i++) {
         tg_entry *e = tg_dtype_is_float(targets[i]->dtype) ? tg__tape_lookup(t, targets[i]) : NULL;
         if (e && e->needed_serial == serial && !accumulate(loc, e, seeds[i], serial))
@@ -270,9 +409,13 @@ static bool backward_pass(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
         tg_node *nd = t->nodes[k];
         if (reached(nd, serial) && !backward_node(nd, serial))
             return false;
+        if (r && !hand_over(loc, t, k, sources, serial, out, plan, r))
+            return false;
+        tg__reducer_progress(r);
     }
     for (int i = 0; i < ns; i++)
-        if (!collect(loc, t, sources[i], serial, &out[i]) || !seed_itself(loc, targets, seeds, nt, sources[i], &out[i]))
+        if (!(plan->given && plan->given[i]) && (!collect(loc, t, sources[i], serial, &out[i]) ||
+                                                 !seed_itself(loc, targets, seeds, nt, sources[i], &out[i])))
             return false;
     return true;
 }
@@ -384,11 +527,22 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
                      "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
                      "GradientTape.gradient, got %s: source %d gets no gradient",
                      tg_dtype_name(o.sources[i]->dtype), i);
-    bool ok = tg__backward(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out);
+    double samples = o.samples > 0 ? o.samples : -1;
+    tg__reducer *reducer = NULL; /* .allreduce over several ranks, in buckets */
+    if (o.allreduce && tg__reducer_begin(loc, &reducer, o.sources, o.n_sources, samples) != 0) {
+        end_use(loc, t);
+        return -1;
+    }
+    tg_context *ctx = tg__ctx();
+    ctx->gradient_depth++;
+    bool ok = backward_pass(loc, t, o.targets, seeds, o.n_targets, o.sources, o.n_sources, o.out, reducer);
+    ctx->gradient_depth--;
     end_use(loc, t);
     if (!ok) {
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
-        if (o.allreduce) /* the other ranks wait for this one: it joins as failed, keeping its error */
+        if (reducer) /* the other ranks wait for this one: it completes the buckets as failed */
+            tg__reducer_end(reducer, NULL, true);
+        else if (o.allreduce) /* the same, through the list's check */
             tg_allreduce_gradients_at(loc, NULL, o.n_sources, (tg_allreduce_opts){.samples = -1, .failed = true});
         return -1;
     }
@@ -398,12 +552,12 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
     tg__remember_missing(loc, t, &o);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);
     tg_clear_error();
-    if (o.allreduce && tg_allreduce_gradients_at(loc, o.out, o.n_sources,
-                                                 (tg_allreduce_opts){.samples = o.samples > 0 ? o.samples : -1}) != 0) {
+    int rc = reducer       ? tg__reducer_end(reducer, o.out, false)
+             : o.allreduce ? tg_allreduce_gradients_at(loc, o.out, o.n_sources, (tg_allreduce_opts){.samples = samples})
+                           : 0;
+    if (rc != 0)
         memset(o.out, 0, sizeof(tg_tensor *) * (size_t)o.n_sources);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 tg_tensor *tg_gradient_at(tg_loc loc, tg_tape *t, const tg_tensor *target, const tg_tensor *source)

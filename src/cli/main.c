@@ -799,13 +799,16 @@ static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch
 
 /* One line of results of the model on (x, y): `prefix` then the loss and accuracy, or for
  * a regression the loss, MAE, RMSE and R2. */
-static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, long batch, const char *prefix)
+static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, long batch, const char *prefix,
+                  bool print)
 {
     tg_logs logs;
     double mae = NAN, rmse = NAN, r2 = NAN;
     y = labels_for(y, loss);
     if (!y || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
         return cli_library_error();
+    if (!print)
+        return loss_is_regression(loss) ? regression_scores(m, x, y, batch, &mae, &rmse, &r2) : EXIT_OK;
     if (!loss_is_regression(loss)) {
         printf("%sloss: %.4f - %saccuracy: %.4f\n", prefix, tg_logs_get(&logs, "loss"),
                strcmp(prefix, "test ") == 0 ? "test " : "", tg_logs_get(&logs, "accuracy"));
@@ -818,13 +821,14 @@ static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, lo
 }
 
 /* The test split's results, its inputs standardised by `norm` (NULL: as they are). */
-static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg_loss_kind loss, const double *norm)
+static int report_test(tg_model *m, tg_dataset *test, const model_spec *spec, tg_loss_kind loss, const double *norm,
+                       bool print)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
     bool ok = tensors_for(test, spec, &x, &y, &in) && (!norm || (x = norm_apply(x, norm, row_size(tg_shape_of(x)))));
-    int rc = ok ? report(m, x, y, loss, 500, "test ") : cli_library_error();
+    int rc = ok ? report(m, x, y, loss, 500, "test ", print) : cli_library_error();
     tg_scope_end(s);
     return rc;
 }
@@ -1148,20 +1152,22 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         rc = cli_library_error();
         goto done;
     }
-    if (!writer) /* the same model and history as rank 0's, which writes them */
-        goto done;
-    if ((rc = history_from_fit(h, pos.epoch, &hist)) != EXIT_OK)
-        goto done;
-    if (a.resume && a.history)
-        history_prepend_csv(&hist, a.history);
-    if ((a.history && (rc = history_write_csv(&hist, a.history)) != EXIT_OK) ||
-        (a.plot && (rc = history_write_svg(&hist, a.plot, spec_text, regression ? "mean_absolute_error" : "accuracy",
-                                           regression ? "Mean absolute error" : "Accuracy")) != EXIT_OK))
-        goto done;
-    if (!a.quiet)
-        printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
+    if (writer) { /* the other ranks hold the same model and history */
+        if ((rc = history_from_fit(h, pos.epoch, &hist)) != EXIT_OK)
+            goto done;
+        if (a.resume && a.history)
+            history_prepend_csv(&hist, a.history);
+        if ((a.history && (rc = history_write_csv(&hist, a.history)) != EXIT_OK) ||
+            (a.plot &&
+             (rc = history_write_svg(&hist, a.plot, spec_text, regression ? "mean_absolute_error" : "accuracy",
+                                     regression ? "Mean absolute error" : "Accuracy")) != EXIT_OK))
+            goto done;
+        if (!a.quiet)
+            printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
+    }
+    /* every rank evaluates its shard of the test split (a collective); rank 0 prints */
     if (d.test)
-        rc = report_test(m, d.test, &spec, loss, a.normalize ? (adapted ? adapted : prior.norm) : NULL);
+        rc = report_test(m, d.test, &spec, loss, a.normalize ? (adapted ? adapted : prior.norm) : NULL, writer);
 done:
     free(adapted);
     free(norm);
@@ -1231,7 +1237,7 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
         rc = tg_has_error() ? cli_library_error() : EXIT_DATA;
     } else {
         snprintf(prefix, sizeof prefix, "%lld samples - ", (long long)tg_dim(x, 0));
-        rc = report(m, x, y, sm.loss, batch, prefix);
+        rc = report(m, x, y, sm.loss, batch, prefix, true);
     }
     tg_scope_end(s);
     tg_model_free(m);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dist_impl.h"
 
@@ -26,6 +27,7 @@
 #define INSTALL_HINT "install Open MPI (Debian, Ubuntu: apt-get install openmpi-bin libopenmpi-dev)"
 
 typedef void *mpi_handle;
+enum { DEFAULT_BUCKET_MB = 25 }; /* PyTorch DDP's bucket_cap_mb */
 enum { MPI_OK = 0, THREAD_FUNNELED = 1, PROCESSOR_NAME_MAX = 256, ERROR_STRING_MAX = 256 };
 #define IN_PLACE ((void *)1)
 
@@ -46,6 +48,9 @@ static struct {
         int (*Comm_size)(mpi_handle, int *);
         int (*Comm_set_errhandler)(mpi_handle, mpi_handle);
         int (*Allreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle);
+        int (*Iallreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle, mpi_handle *);
+        int (*Testall)(int, mpi_handle *, int *, void *);
+        int (*Waitall)(int, mpi_handle *, void *);
         int (*Bcast)(void *, int, mpi_handle, int, mpi_handle);
         int (*Allgather)(const void *, int, mpi_handle, void *, int, mpi_handle, mpi_handle);
         int (*Abort)(mpi_handle, int);
@@ -55,6 +60,8 @@ static struct {
     mpi_handle world, f32, f64, byte, sum, min, max, errors_return;
     void *buf[2]; /* the flat buffers of tg_allreduce_gradients: float, double */
     size_t buf_bytes[2];
+    tg_distributed_stats stats;
+    size_t bucket_bytes; /* TAPEGRAD_BUCKET_MB, read at init; 0: one blocking allreduce per dtype */
 } mpi = {.mu = PTHREAD_MUTEX_INITIALIZER, .size = 1};
 
 /* ---- the environment mpirun leaves ---------------------------------------------------------- */
@@ -117,6 +124,9 @@ static bool resolve(const char **missing)
     SYM(Comm_size, "MPI_Comm_size");
     SYM(Comm_set_errhandler, "MPI_Comm_set_errhandler");
     SYM(Allreduce, "MPI_Allreduce");
+    SYM(Iallreduce, "MPI_Iallreduce");
+    SYM(Testall, "MPI_Testall");
+    SYM(Waitall, "MPI_Waitall");
     SYM(Bcast, "MPI_Bcast");
     SYM(Allgather, "MPI_Allgather");
     SYM(Abort, "MPI_Abort");
@@ -211,6 +221,20 @@ static int start(const char *by, long announced)
     return 0;
 }
 
+/* TAPEGRAD_BUCKET_MB (megabytes, as DDP's bucket_cap_mb; Horovod's
+ * HOROVOD_FUSION_THRESHOLD): the size of the gradients' buckets; 0 turns the buckets off. */
+static size_t bucket_bytes_from_env(void)
+{
+    const char *v = getenv("TAPEGRAD_BUCKET_MB");
+    char *end;
+    double mb = v && *v ? strtod(v, &end) : DEFAULT_BUCKET_MB;
+    if (v && *v && (*end != '\0' || !(mb >= 0) || mb > 1e6))
+        mb = DEFAULT_BUCKET_MB;
+    return (size_t)(mb * 1024 * 1024);
+}
+
+size_t tg__dist_bucket_bytes(void) { return mpi.bucket_bytes; }
+
 int tg_distributed_init_at(tg_loc loc)
 {
     pthread_mutex_lock(&mpi.mu);
@@ -219,6 +243,7 @@ int tg_distributed_init_at(tg_loc loc)
         const char *by;
         long announced = launched_size(&by);
         mpi.status = announced == 1 ? 0 : start(by, announced);
+        mpi.bucket_bytes = bucket_bytes_from_env();
     }
     int status = mpi.status;
     pthread_mutex_unlock(&mpi.mu);
@@ -233,6 +258,13 @@ int tg_distributed_size(void) { return mpi.size; }
 const char *tg_distributed_host(int rank) { return mpi.hosts && rank >= 0 && rank < mpi.size ? mpi.hosts[rank] : ""; }
 
 bool tg__dist_active(void) { return mpi.size > 1; }
+
+double tg__dist_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int tg_distributed_abort(int code, const char *message)
 {
@@ -270,6 +302,37 @@ static int allreduce(tg_loc loc, const char *func, void *buf, tg_dtype dtype, in
     return 0;
 }
 
+/* ---- non-blocking sums, for the buckets (buckets.c) ----------------------------------------- */
+int tg__dist_iallreduce_sum(tg_loc loc, const char *func, void *buf, tg_dtype dtype, int count, void **request)
+{
+    int rc = mpi.f.Iallreduce(IN_PLACE, buf, count, dtype == TG_F32 ? mpi.f32 : mpi.f64, mpi.sum, mpi.world,
+                              (mpi_handle *)request);
+    return rc == MPI_OK ? 0 : mpi_fail(loc, func, "MPI_Iallreduce", rc);
+}
+
+/* MPI_STATUSES_IGNORE is a null pointer in Open MPI. */
+int tg__dist_test(tg_loc loc, const char *func, void **requests, int n)
+{
+    int done = 0, rc = n > 0 ? mpi.f.Testall(n, (mpi_handle *)requests, &done, NULL) : MPI_OK;
+    return rc == MPI_OK ? 0 : mpi_fail(loc, func, "MPI_Testall", rc);
+}
+
+int tg__dist_wait(tg_loc loc, const char *func, void **requests, int n)
+{
+    int rc = n > 0 ? mpi.f.Waitall(n, (mpi_handle *)requests, NULL) : MPI_OK;
+    return rc == MPI_OK ? 0 : mpi_fail(loc, func, "MPI_Waitall", rc);
+}
+
+void tg__dist_count_wait(double seconds, int buckets, int in_pass)
+{
+    mpi.stats.buckets_in_pass += in_pass;
+    mpi.stats.wait_seconds += seconds;
+    mpi.stats.reductions++;
+    mpi.stats.buckets += buckets;
+}
+
+tg_distributed_stats tg_distributed_get_stats(void) { return mpi.stats; }
+
 int tg__dist_allreduce_f64(tg_loc loc, const char *func, double *buf, int64_t n, tg_dist_op op)
 {
     return allreduce(loc, func, buf, TG_F64, n, op);
@@ -291,7 +354,7 @@ int tg__dist_bcast(tg_loc loc, const char *func, void *buf, size_t bytes, int ro
 
 /* ---- gradients ------------------------------------------------------------------------------------ */
 /* The flat buffer of one dtype (0 float32, 1 float64), grown as needed. */
-static void *flat(int which, size_t bytes)
+void *tg__dist_flat(int which, size_t bytes)
 {
     if (mpi.buf_bytes[which] < bytes) {
         void *p = realloc(mpi.buf[which], bytes);
@@ -306,9 +369,9 @@ static void *flat(int which, size_t bytes)
 /* The list's shape, the same on every rank or an error on every rank: one MAX allreduce
  * of each value and its negation gives both the largest and the smallest. A rank that
  * failed says so here, before the gradients' reduction, whose size it may not know. */
-static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t elems, const tg_allreduce_opts *o)
+int tg__dist_agree(tg_loc loc, const char *F, tg_tensor *const *grads, int n, int64_t elems, const tg_allreduce_opts *o)
 {
-    size_t k = 4 + 2 * (size_t)n;
+    size_t k = 5 + 2 * (size_t)n;
     double *m = calloc(2 * k, sizeof *m);
     if (!m)
         return tg__failf(loc, "%s: out of memory", F);
@@ -316,9 +379,10 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
     m[1] = n;
     m[2] = (double)elems;
     m[3] = o->samples >= 0;
+    m[4] = (double)mpi.bucket_bytes; /* the same buckets, or the ranks' calls would not match */
     for (int i = 0; i < n; i++) {
-        m[4 + 2 * i] = grads && grads[i];
-        m[5 + 2 * i] = grads && grads[i] ? (double)grads[i]->dtype : -1;
+        m[5 + 2 * i] = grads && grads[i];
+        m[6 + 2 * i] = grads && grads[i] ? (double)grads[i]->dtype : -1;
     }
     for (size_t i = 1; i < k; i++)
         m[k + i] = -m[i];
@@ -338,11 +402,11 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
                                        F, first, last, mpi.size);
     }
     static const char *const what[] = {"", "the number of gradients", "the number of gradient values",
-                                       "whether .samples is given"};
+                                       "whether .samples is given", "the bucket size (TAPEGRAD_BUCKET_MB)"};
     for (size_t i = 1; rc == 0 && i < k; i++) {
         if (m[i] == -m[k + i])
             continue;
-        if (i < 4)
+        if (i < 5)
             rc = tg__failf(loc,
                            "%s: the ranks disagree on %s (from %.17g to %.17g): every rank passes the same "
                            "list%s",
@@ -351,7 +415,7 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
             rc = tg__failf(loc,
                            "%s: the ranks disagree on grads[%zu]: %s on some, %s on others: every rank passes the "
                            "same list (NULL at the same places, the same dtypes)",
-                           F, (i - 4) / 2, (i - 4) % 2 ? "one dtype" : "NULL", (i - 4) % 2 ? "another" : "a tensor");
+                           F, (i - 5) / 2, (i - 5) % 2 ? "one dtype" : "NULL", (i - 5) % 2 ? "another" : "a tensor");
     }
     free(m);
     return rc;
@@ -362,9 +426,10 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
  * grads[i] of that dtype becomes a new tensor with the average. The sums are in the
  * gradients' dtype, as Horovod's and NCCL's are. */
 #define REDUCE_DTYPE(T, DTYPE, WHICH)                                                                   \
-    static int reduce_##T(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t elems, double w) \
+    static int reduce_##T(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t elems, double w, \
+                          double *waited)                                                               \
     {                                                                                                   \
-        T *b = flat(WHICH, sizeof(T) * (size_t)(elems + 1));                                            \
+        T *b = tg__dist_flat(WHICH, sizeof(T) * (size_t)(elems + 1));                                   \
         if (!b)                                                                                         \
             return tg__failf(loc, "%s: out of memory for %lld gradient values", F, (long long)elems);   \
         b[0] = (T)w;                                                                                    \
@@ -378,7 +443,10 @@ static int agree(tg_loc loc, const char *F, tg_tensor **grads, int n, int64_t el
                 b[at + (size_t)j] = (T)w * v[j];                                                        \
             at += (size_t)g->size;                                                                      \
         }                                                                                               \
-        if (allreduce(loc, F, b, DTYPE, elems + 1, TG_DIST_SUM) != 0)                                   \
+        double t0 = tg__dist_now();                                                                     \
+        int rc = allreduce(loc, F, b, DTYPE, elems + 1, TG_DIST_SUM);                                   \
+        *waited += tg__dist_now() - t0;                                                                 \
+        if (rc != 0)                                                                                    \
             return -1;                                                                                  \
         T total = b[0]; /* no samples on any rank: zeros */                                             \
         at = 1;                                                                                         \
@@ -423,14 +491,17 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
     }
     if (!tg__dist_active())
         return o.failed ? tg__failf(loc, "%s: this rank failed before its gradients were ready", F) : 0;
-    if (agree(loc, F, grads, n, elems[0] + elems[1], &o) != 0)
-        return -1;
-    double w = o.samples >= 0 ? o.samples : 1.0;
-    if (elems[0] > 0 && reduce_float(loc, F, grads, n, elems[0], w) != 0)
-        return -1;
-    if (elems[1] > 0 && reduce_double(loc, F, grads, n, elems[1], w) != 0)
-        return -1;
-    return 0;
+    if (mpi.bucket_bytes > 0)
+        return tg__reduce_all(loc, grads, n, o);
+    double t0 = tg__dist_now();
+    int rc = tg__dist_agree(loc, F, grads, n, elems[0] + elems[1], &o);
+    double w = o.samples >= 0 ? o.samples : 1.0, waited = tg__dist_now() - t0;
+    if (rc == 0 && elems[0] > 0)
+        rc = reduce_float(loc, F, grads, n, elems[0], w, &waited);
+    if (rc == 0 && elems[1] > 0)
+        rc = reduce_double(loc, F, grads, n, elems[1], w, &waited);
+    tg__dist_count_wait(waited, (elems[0] > 0) + (elems[1] > 0), 0);
+    return rc;
 }
 
 /* ---- variables ------------------------------------------------------------------------------------ */

@@ -295,7 +295,7 @@ void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
 /* A confusion metric's result over every rank's counts: they are summed into a copy, the
  * result read from it, and the rank's own counts left as they were. (Each rank has the
  * counts once it has seen a batch, and every rank sees every step.) */
-static int reduce_counts(tg_loc loc, tg_metric *metric, tg_logs *logs)
+static int reduce_counts(tg_loc loc, const char *func, tg_metric *metric, tg_logs *logs)
 {
     int64_t n;
     double *counts = tg__metric_counts(metric, &n);
@@ -303,9 +303,9 @@ static int reduce_counts(tg_loc loc, tg_metric *metric, tg_logs *logs)
         return 0;
     double *mine = malloc(sizeof(double) * (size_t)n);
     if (!mine)
-        return tg__failf(loc, "tg_fit: out of memory");
+        return tg__failf(loc, "%s: out of memory", func);
     memcpy(mine, counts, sizeof(double) * (size_t)n);
-    int rc = tg__dist_allreduce_f64(loc, "tg_fit", counts, n, TG_DIST_SUM);
+    int rc = tg__dist_allreduce_f64(loc, func, counts, n, TG_DIST_SUM);
     if (rc == 0)
         tg_logs_set(logs, tg_metric_name(metric), tg_metric_result(metric));
     memcpy(counts, mine, sizeof(double) * (size_t)n);
@@ -313,17 +313,28 @@ static int reduce_counts(tg_loc loc, tg_metric *metric, tg_logs *logs)
     return rc;
 }
 
-int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
+int tg__reduce_metrics(tg_loc loc, tg_model *m, const char *func, bool failed, tg_logs *logs)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c || !tg_model_distributed(m))
-        return 0;
-    double state[2 * (TG_MAX_METRICS + 1)];
+        return failed ? -1 : 0;
+    enum { N = 2 * (TG_MAX_METRICS + 1) };
+    double state[N + 2] = {0};
     tg__metric_state(c->loss_mean, &state[0], &state[1]);
     for (int i = 0; i < c->n_metrics; i++)
         tg__metric_state(c->metrics[i], &state[2 * (i + 1)], &state[2 * (i + 1) + 1]);
-    if (tg__dist_allreduce_f64(loc, "tg_fit", state, 2 * (c->n_metrics + 1), TG_DIST_SUM) != 0)
+    int k = 2 * (c->n_metrics + 1);
+    state[k] = failed; /* how many ranks failed, and the sum of their ranks */
+    state[k + 1] = failed ? tg_distributed_rank() : 0;
+    if (tg__dist_allreduce_f64(loc, func, state, k + 2, TG_DIST_SUM) != 0)
         return -1;
+    if (failed) /* this rank keeps its own error */
+        return -1;
+    if (state[k] > 0)
+        return state[k] == 1 ? tg__failf(loc, "%s: rank %d of %d failed (its own error says why)", func,
+                                         (int)state[k + 1], tg_distributed_size())
+                             : tg__failf(loc, "%s: %d of the %d ranks failed (their own errors say why)", func,
+                                         (int)state[k], tg_distributed_size());
     /* Keras's Mean, total / count; a value no rank updated (a custom step that logs its
      * own) is left as the step logged it */
     for (int i = 0; i <= c->n_metrics; i++) {
@@ -332,9 +343,14 @@ int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
             tg_logs_set(logs, i ? tg_metric_name(c->metrics[i - 1]) : "loss", total / count);
     }
     for (int i = 0; i < c->n_metrics; i++)
-        if (reduce_counts(loc, c->metrics[i], logs) != 0)
+        if (reduce_counts(loc, func, c->metrics[i], logs) != 0)
             return -1;
     return 0;
+}
+
+int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs)
+{
+    return tg__reduce_metrics(loc, m, "tg_fit", false, logs);
 }
 
 void tg_model_reset_metrics(tg_model *m)

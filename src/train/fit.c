@@ -55,20 +55,21 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     tg_tape_end(tape);
     int rc = loss ? 0 : -1;
     tg_tensor **grads = NULL;
-    if (rc == 0 && n > 0) {
+    if (rc == 0 && n > 0)
         grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)n); /* the step's scope */
-        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
-                   : -1;
-    }
+    /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
+     * its rows, averaged in buckets during the backward pass; a rank that failed before
+     * still joins, so that every rank stops. */
+    if (grads)
+        rc = tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads,
+                          .allreduce = distributed, .samples = (double)tg_dim(x, 0));
+    else if (n > 0 && distributed)
+        rc = tg_allreduce_gradients(NULL, n, .failed = true);
+    else if (n > 0)
+        rc = -1;
     /* Freed before the update: the tape's reads of the variables need not keep their old
      * values then (tape.c), which saves a copy of every variable per step. */
     tg_tape_free(tape);
-    /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
-     * its rows; a rank that failed still joins, so that every rank stops. */
-    if (distributed && n > 0) {
-        int joined = tg_allreduce_gradients(grads, n, .samples = (double)tg_dim(x, 0), .failed = rc != 0);
-        rc = rc ? rc : joined;
-    }
     if (rc == 0 && n > 0)
         rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
     if (rc == 0)
@@ -387,28 +388,49 @@ static int recording_off(void)
     return n;
 }
 
+/* Under .distribute over several ranks, evaluation and prediction are sharded: of n
+ * rows, rank r of N takes [n r / N, (n (r + 1) / N). Otherwise every row. */
+static void eval_shard(const tg_model *m, int64_t n, int64_t *lo, int64_t *hi)
+{
+    *lo = 0;
+    *hi = n;
+    if (tg_model_distributed(m)) {
+        int64_t r = tg_distributed_rank(), ranks = tg_distributed_size();
+        *lo = n * r / ranks;
+        *hi = n * (r + 1) / ranks;
+    }
+}
+
 /* Loss and metrics over the rows of b's parts (x, y and weights or NULL) in batches,
- * into logs (names prefixed with `prefix`). */
+ * into logs (names prefixed with `prefix`). Distributed: this rank's shard, then every
+ * metric's total and count summed over the ranks, so each has the numbers of all rows;
+ * a rank that fails still joins the sum, and every rank fails. */
 static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_size, const char *prefix, tg_logs *logs)
 {
     tg_model_reset_metrics(m);
-    int64_t n = b->src[0]->shape[0];
-    for (int64_t from = 0; from < n; from += batch_size) {
-        int64_t to = from + batch_size < n ? from + batch_size : n;
+    int64_t lo, hi;
+    eval_shard(m, b->src[0]->shape[0], &lo, &hi);
+    bool ok = true;
+    for (int64_t from = lo; ok && from < hi; from += batch_size) {
+        int64_t to = from + batch_size < hi ? from + batch_size : hi;
         tg_scope *s = tg_scope_begin_at(loc);
-        if (!s)
-            return false;
+        if (!s) {
+            ok = false;
+            break;
+        }
         tg_tensor *part[3];
-        bool ok = batcher_fill(loc, b, NULL, from, to - from, part);
+        ok = batcher_fill(loc, b, NULL, from, to - from, part);
         tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
         tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
         ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
         tg_scope_end_at(loc, s);
-        if (!ok)
-            return false;
     }
     tg_logs all = {0};
     tg_model_metric_logs(m, &all);
+    if (tg_model_distributed(m) && tg__reduce_metrics(loc, m, prefix[0] ? "tg_fit" : "tg_evaluate", !ok, &all) != 0)
+        return false;
+    if (!ok)
+        return false;
     for (int i = 0; i < all.n; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s%s", prefix, all.names[i]);
@@ -418,7 +440,7 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_siz
 }
 
 static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
-                            tg_evaluate_opts o)
+                            tg_evaluate_opts o, bool *joined)
 {
     if (!logs)
         return tg__failf(loc, "tg_evaluate: `logs` is NULL");
@@ -453,8 +475,11 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
         return -1;
     tg_progress p;
     tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
+    if (tg_model_distributed(m) && tg_distributed_rank() != 0) /* rank 0 prints for the job */
+        mode = TG_VERBOSE_SILENT;
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
+    *joined = true;
     bool ok = evaluate_into(loc, m, &b, o.batch_size, "", logs);
     tg__ctx()->n_recording = recording;
     batcher_free(&b);
@@ -474,7 +499,11 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
 {
     tg_loc outer = tg__enter_user_call(loc);
     tg_scope *s = tg_scope_begin_at(loc);
-    int rc = s ? evaluate_checked(loc, m, x, y, logs, o) : -1;
+    bool joined = false;
+    int rc = s ? evaluate_checked(loc, m, x, y, logs, o, &joined) : -1;
+    tg_logs ignored = {0};
+    if (!joined && tg_model_distributed(m)) /* refused here: the other ranks wait in the metrics' sum */
+        tg__reduce_metrics(loc, m, "tg_evaluate", true, &ignored);
     if (s)
         tg_scope_end_at(loc, s);
     tg__leave_user_call(outer);
@@ -483,12 +512,62 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
 
 /* ---- predict ------------------------------------------------------------------------------------- */
 typedef struct prediction {
-    unsigned char *buf; /* malloc'd rows, NULL when x has none */
+    int64_t n;          /* rows */
+    unsigned char *buf; /* malloc'd rows, NULL when x has none (or, distributed, none of this rank's) */
     tg_shape shape;
     tg_dtype dtype;
 } prediction;
 
 static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o, prediction *r);
+
+/* Distributed: each rank predicted its shard into its place of r; every rank gets the
+ * others' (a broadcast from each rank in turn), so all hold every row in order. The
+ * ranks first agree that none failed and on the rows' dtype (a rank with no rows has
+ * none of its own). */
+static bool gather_predictions(tg_loc loc, tg_model *m, bool failed, prediction *r)
+{
+    int ranks = tg_distributed_size(), me = tg_distributed_rank();
+    double v[6] = {failed ? me : -1,
+                   r->buf ? (double)r->dtype : -1,
+                   (double)r->n,
+                   failed ? -me : -ranks,
+                   -(double)(r->buf ? (double)r->dtype : 1e9),
+                   -(double)r->n};
+    if (tg__dist_allreduce_f64(loc, "tg_predict", v, 6, TG_DIST_MAX) != 0)
+        return false;
+    if (failed)
+        return false; /* this rank keeps its own error */
+    if (v[0] >= 0)
+        return tg__failb(loc, "tg_predict: rank %d of %d failed (its own error says why)", (int)-v[3], ranks);
+    if (v[2] != -v[5])
+        return tg__failb(loc,
+                         "tg_predict: the ranks disagree on the number of rows (from %g to %g): every rank passes "
+                         "the same data",
+                         -v[5], v[2]);
+    if (v[1] < 0) /* no rows anywhere */
+        return true;
+    if (r->buf && v[1] != -v[4])
+        return tg__failb(loc, "tg_predict: the ranks' predictions have different dtypes");
+    tg_shape one = tg__model_output_shape(m);
+    int64_t per_row = 1;
+    for (int i = 0; i < one.rank; i++)
+        per_row *= one.dims[i];
+    if (!r->buf) {
+        r->dtype = (tg_dtype)v[1];
+        r->shape = (tg_shape){.rank = one.rank + 1, .dims = {r->n}};
+        memcpy(r->shape.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
+        if (!(r->buf = malloc((size_t)(per_row * r->n) * tg_dtype_size(r->dtype) + 1)))
+            return tg__failb(loc, "tg_predict: out of memory");
+    }
+    size_t row_bytes = (size_t)per_row * tg_dtype_size(r->dtype);
+    for (int q = 0; q < ranks; q++) {
+        int64_t lo = r->n * q / ranks, hi = r->n * (q + 1) / ranks;
+        if (hi > lo &&
+            tg__dist_bcast(loc, "tg_predict", r->buf + row_bytes * (size_t)lo, row_bytes * (size_t)(hi - lo), q) != 0)
+            return false;
+    }
+    return true;
+}
 
 static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
@@ -497,6 +576,8 @@ static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predic
     if (!s)
         return NULL;
     bool ok = predict_rows(loc, m, x, o, &r);
+    if (tg_model_distributed(m))
+        ok = gather_predictions(loc, m, !ok, &r);
     tg_scope_end_at(loc, s);
     if (!ok) {
         free(r.buf);
@@ -533,14 +614,15 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
         return false;
     if (o.batch_size < 1)
         return tg__failb(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
-    int64_t n = x->shape[0];
+    int64_t n = r->n = x->shape[0], lo, hi;
+    eval_shard(m, n, &lo, &hi);
     size_t row_bytes = 0;
     batcher b;
     if (!batcher_init(loc, "tg_predict", &b, &x, 1, o.batch_size))
         return false;
     bool ok = true;
-    for (int64_t from = 0; ok && from < n; from += o.batch_size) {
-        int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
+    for (int64_t from = lo; ok && from < hi; from += o.batch_size) {
+        int64_t to = from + o.batch_size < hi ? from + o.batch_size : hi;
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s) {
             ok = false;

@@ -26,6 +26,9 @@ bool tg__writes_files(const tg_model *m);
 /* Replaces the loss and metric values in logs by those of every rank's samples together
  * (one allreduce of each metric's total and count), when m trains distributed. */
 int tg__reduce_metric_logs(tg_loc loc, tg_model *m, tg_logs *logs);
+/* The same for `func` (evaluate, validation), where a rank that failed (`failed`) still
+ * joins: every rank then returns -1, the others with an error naming it. */
+int tg__reduce_metrics(tg_loc loc, tg_model *m, const char *func, bool failed, tg_logs *logs);
 
 /* A freed tapegrad callback keeps its struct (never reused) with a mark, so a stale
  * handle is refused: tg__callback_retire in each callback's free hook. */

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Data-parallel training under Open MPI's mpirun: the test program (test_mpi_fit.c)
-# with 2 and 3 ranks; with 3 where one rank fails mid-fit and ends the job; a mid-epoch
-# checkpoint of 2 ranks resumed by 3. Then the tapegrad command with 2 ranks: its banner
-# names the ranks, it logs what one process logs, rank 0 alone writes, its checkpoint
-# resumes on 3 ranks, and ranks started with different data all stop. Exits 77, ctest's
-# skip, where mpirun is absent.
+# with 2 and 3 ranks, each with three bucket sizes that must train the same bits; with
+# 3 where one rank fails mid-fit, before or after the average, and ends the job; a
+# mid-epoch checkpoint of 2 ranks resumed by 3. Then the tapegrad command with 2 ranks:
+# its banner names the ranks, it logs what one process logs, rank 0 alone writes, its
+# checkpoint resumes on 3 ranks, and ranks started with different data all stop. Exits
+# 77, ctest's skip, where mpirun is absent.
 # usage: run.sh TEST_PROGRAM TAPEGRAD_COMMAND
 set -u
 prog=$1
@@ -26,13 +27,22 @@ fail() {
     exit 1
 }
 
+# Each rank count with the default buckets (25 MB: one here), a bucket per variable
+# (0.00001 MB), and the blocking allreduce (0): the weights must be the same bits.
 for np in 2 3; do
-    echo "---- mpirun -np $np $(basename "$prog")"
-    out=$(mpi -np "$np" "$prog" 2>&1)
-    rc=$?
-    echo "$out"
-    [ "$rc" -eq 0 ] || fail "mpirun -np $np exited with $rc"
-    [ "$(echo "$out" | grep -c 'passed, 0 failed')" -eq "$np" ] || fail "not every one of the $np ranks passed"
+    digests=
+    for mb in 25 0.00001 0; do
+        echo "---- TAPEGRAD_BUCKET_MB=$mb mpirun -np $np $(basename "$prog")"
+        out=$(TAPEGRAD_BUCKET_MB=$mb mpi -x TAPEGRAD_BUCKET_MB -np "$np" "$prog" 2>&1)
+        rc=$?
+        echo "$out"
+        [ "$rc" -eq 0 ] || fail "mpirun -np $np exited with $rc"
+        [ "$(echo "$out" | grep -c 'passed, 0 failed')" -eq "$np" ] || fail "not every one of the $np ranks passed"
+        d=$(echo "$out" | grep '^digest ')
+        [ -n "$d" ] || fail "rank 0 printed no digest of the weights"
+        [ -z "$digests" ] || [ "$d" = "$digests" ] || fail "TAPEGRAD_BUCKET_MB=$mb trained other weights"
+        digests=$d
+    done
 done
 
 echo "---- a rank that fails mid-fit ends the job"
@@ -43,6 +53,16 @@ echo "$out"
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "the job exited with $rc: it should have been aborted"
 [ $(($(date +%s) - start)) -le 30 ] || fail "the job took more than 30 s to end"
 echo "$out" | grep -q "rank 2 of 3: failed: .*a fault injected in step 3; ending every rank" ||
+    fail "the failing rank did not name itself and the cause"
+
+echo "---- a rank that fails after the average ends the job"
+start=$(date +%s)
+out=$(mpi -np 3 "$prog" --abort-after 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "the job exited with $rc: it should have been aborted"
+[ $(($(date +%s) - start)) -le 30 ] || fail "the job took more than 30 s to end"
+echo "$out" | grep -q "rank 2 of 3: failed: .*a fault injected after the average of step 3; ending every rank" ||
     fail "the failing rank did not name itself and the cause"
 
 dir=$(mktemp -d)
@@ -107,4 +127,22 @@ echo "$out"
 [ $(($(date +%s) - start)) -le 30 ] || fail "the job took more than 30 s to end"
 echo "$out" | grep -q "rank [01] of 2: failed.*the ranks disagree on the number of training samples" ||
     fail "no rank named itself and the cause"
+fmnist=/usr/share/datasets/fashion-mnist
+if [ -r "$fmnist/t10k-labels-idx1-ubyte.gz" ] || [ -r "$fmnist/t10k-labels-idx1-ubyte" ]; then
+    echo "---- the test split is evaluated by every rank, sharded, and reported once"
+    fm="fit --data fashion-mnist --model mlp:8 --epochs 1 --batch-size 256 --seed 3 --quiet"
+    out=$(mpi -np 2 "$cli" $fm --save fm2.safetensors --history fm2.csv --plot fm2.svg 2>&1)
+    rc=$?
+    echo "$out"
+    [ "$rc" -eq 0 ] || fail "mpirun -np 2 tapegrad $fm exited with $rc"
+    [ "$(echo "$out" | grep -c '^test loss')" -eq 1 ] || fail "not one rank alone reported the test split"
+    one=$("$cli" $fm --save fm1.safetensors --history fm1.csv --plot fm1.svg 2>&1) || fail "one process: exit $?"
+    echo "$one"
+    printf '%s\n%s\n' "$(echo "$out" | grep '^test loss')" "$(echo "$one" | grep '^test loss')" |
+        awk '{ l[NR] = $3; a[NR] = $7 } END { d = l[1] - l[2]; e = a[1] - a[2];
+            exit !(NR == 2 && d < 0.002 && d > -0.002 && e < 0.002 && e > -0.002) }' ||
+        fail "2 ranks reported another test loss or accuracy than one process"
+else
+    echo "---- SKIP the test split: Fashion-MNIST is not installed ($fmnist)"
+fi
 echo "mpi tests passed"

@@ -154,6 +154,18 @@ static void test_broadcast(void)
     tg_scope_end(s);
 }
 
+/* A digest of the weights a fit trained, which rank 0 prints: run.sh requires the same
+ * digest whatever the buckets (TAPEGRAD_BUCKET_MB), blocking allreduce included. */
+static void print_digest(const char *what, const double *v, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof(double) * (size_t)n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    if (rank == 0)
+        printf("digest %s %016llx\n", what, (unsigned long long)h);
+}
+
 /* One model over the ranks against the same model in one process: same seed, global
  * batch 64, a partial last batch of 2 rows. Each rank starts from its own initial
  * weights (seed + rank), which the broadcast from rank 0 must replace. Then a second fit
@@ -195,6 +207,9 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
                    round, worst);
         CHECK(worst <= tol);
         CHECK(same_on_every_rank(wd, nd));
+        char what[32];
+        snprintf(what, sizeof what, "fit-%s-%d", tg_dtype_name(dtype), round);
+        print_digest(what, wd, nd);
         /* every rank logs the whole batch's loss and metric, as the one process does */
         const char *keys[2] = {"loss", regression ? "mean_absolute_error" : "accuracy"};
         for (int k = 0; k < 2; k++) {
@@ -289,10 +304,244 @@ static void test_custom_loop(void)
     CHECK(n1 > 0 && n1 == n2);
     CHECK(max_rel_diff(w2, w1, n1) <= 1e-12);
     CHECK(same_on_every_rank(w2, n2));
+    print_digest("custom-loop", w2, n2);
     tg_optimizer_free(o1);
     tg_optimizer_free(o2);
     tg_model_free(one);
     tg_model_free(mine);
+    tg_scope_end(s);
+}
+
+/* The buckets of tg_gradients(.allreduce): TAPEGRAD_BUCKET_MB (run.sh runs this program
+ * with several) decides how many, and all but the last start during the backward pass;
+ * TAPEGRAD_BUCKET_MB=0 gives the blocking allreduce. Weights cut into buckets from the
+ * last: b2 (3 values), W2 (48), b1 (16), W1 (80). */
+static void test_buckets(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F32, 12, false, &x, &y);
+    tg_model *m = mlp(TG_F32, 3, CLASSES);
+    tg_model_build(m, TG_SHAPE(FEATURES));
+    CHECK(tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) ==
+          0);
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    CHECK(n == 4);
+    const char *env = getenv("TAPEGRAD_BUCKET_MB");
+    double mb = env ? atof(env) : 25;
+    int64_t bytes = (int64_t)(mb * 1024 * 1024);
+    /* by hand: buckets close once they hold `bytes` */
+    int want = 0;
+    if (bytes == 0)
+        want = 1; /* one blocking allreduce: float32 only */
+    else {
+        static const int64_t sizes[4] = {3 * 4, 48 * 4, 16 * 4, 80 * 4};
+        int64_t open = 0;
+        for (int i = 0; i < 4; i++) {
+            open += sizes[i];
+            if (open >= bytes || i == 3) {
+                want++;
+                open = 0;
+            }
+        }
+    }
+    tg_distributed_stats before = tg_distributed_get_stats();
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *logits = tg_model_call(m, x, .training = true);
+    tg_tensor *loss = tg_model_compute_loss(m, y, logits, NULL);
+    tg_tape_end(t);
+    tg_tensor *g[4] = {0};
+    CHECK(loss && tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = g,
+                               .allreduce = true, .samples = 12) == 0);
+    tg_tape_free(t);
+    tg_distributed_stats after = tg_distributed_get_stats();
+    CHECK(after.reductions == before.reductions + 1);
+    CHECK(after.buckets - before.buckets == want);
+    CHECK(after.buckets_in_pass - before.buckets_in_pass == (bytes == 0 ? 0 : want - 1));
+    CHECK(after.wait_seconds >= before.wait_seconds);
+    if (getenv("TG_TEST_VERBOSE") && rank == 0)
+        printf("  TAPEGRAD_BUCKET_MB=%s: %lld buckets, %lld started in the pass\n", env ? env : "(default)",
+               (long long)(after.buckets - before.buckets),
+               (long long)(after.buckets_in_pass - before.buckets_in_pass));
+    /* every rank has the same data: the average is each rank's own gradient */
+    tg_tensor *own[4] = {0};
+    t = tg_tape_begin();
+    loss = tg_model_compute_loss(m, y, tg_model_call(m, x, .training = true), NULL);
+    tg_tape_end(t);
+    CHECK(loss && tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = own) == 0);
+    tg_tape_free(t);
+    for (int i = 0; i < 4; i++) {
+        double a[80], o[80];
+        CHECK(g[i] && own[i] && tg_size(g[i]) == tg_size(own[i]) && tg_size(g[i]) <= 80);
+        if (!g[i] || !own[i] || tg_size(g[i]) > 80)
+            continue;
+        tg_copy_out_f64(g[i], a, tg_size(g[i]));
+        tg_copy_out_f64(own[i], o, tg_size(own[i]));
+        CHECK(max_rel_diff(a, o, (int)tg_size(g[i])) <= 1e-6);
+    }
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* The hand-over on a graph with a variable read three times in two places, one source
+ * no path reaches (zeros with TG_UNCONNECTED_ZERO, NULL on every rank without) and a
+ * watched tensor as a source: with the same data on every rank, the average is each
+ * rank's own gradient (float64, within 1e-12), whatever the buckets. */
+static tg_tensor *f64s(int64_t n, const double *v) { return tg_tensor_from(TG_F64, TG_SHAPE(n), v); }
+
+static tg_tensor *graph_loss(tg_tensor *w, tg_tensor *z, tg_tensor *c)
+{
+    tg_tensor *first = tg_sum(tg_tanh(tg_mul(w, f64s(4, (double[]){0.5, -1.0, 2.0, 0.25}))));
+    tg_tensor *middle = tg_sum(tg_mul(tg_mul(z, z), c));
+    return tg_add(tg_add(first, middle), tg_sum(tg_mul(w, w)));
+}
+
+static void test_buckets_graph(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *w = tg_variable(f64s(4, (double[]){0.3, -0.2, 0.1, 0.7}), .name = "w");
+    tg_tensor *u = tg_variable(tg_fill(TG_F64, TG_SHAPE(3), 1.0), .name = "u");
+    tg_tensor *z = tg_variable(f64s(2, (double[]){1.5, -2.0}), .name = "z");
+    for (int mode = 0; mode < 2; mode++) {
+        tg_unconnected unconnected = mode ? TG_UNCONNECTED_ZERO : TG_UNCONNECTED_NONE;
+        tg_tensor *g[4] = {0}, *own[4] = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            tg_tensor *c = f64s(2, (double[]){3.0, 0.5});
+            tg_tape *t = tg_tape_begin();
+            tg_watch(t, c);
+            tg_tensor *loss = graph_loss(w, z, c);
+            tg_tape_end(t);
+            CHECK(loss && tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = (tg_tensor *[]){w, u, z, c},
+                                       .n_sources = 4, .out = pass ? own : g, .unconnected = unconnected,
+                                       .allreduce = pass == 0) == 0);
+            tg_tape_free(t);
+        }
+        for (int i = 0; i < 4; i++) {
+            CHECK((g[i] == NULL) == (own[i] == NULL));
+            CHECK((g[i] == NULL) == (i == 1 && !mode));
+            if (!g[i] || !own[i])
+                continue;
+            double a[4], o[4];
+            tg_copy_out_f64(g[i], a, tg_size(g[i]));
+            tg_copy_out_f64(own[i], o, tg_size(own[i]));
+            CHECK(max_rel_diff(a, o, (int)tg_size(g[i])) <= 1e-12);
+        }
+    }
+    tg_variable_free(w);
+    tg_variable_free(u);
+    tg_variable_free(z);
+    tg_scope_end(s);
+}
+
+/* A rank whose backward pass fails after some buckets started (a non-finite gradient
+ * under TG_CHECK_NUMERICS, on the last rank only) completes the buckets as failed; every
+ * rank returns -1, the others naming it, and nothing hangs. */
+static void test_backward_fails_on_one_rank(void)
+{
+    tg_scope *s = tg_scope_begin();
+    bool failing = rank == size - 1;
+    tg_tensor *w1 = tg_variable(tg_fill(TG_F64, TG_SHAPE(3), 1.0), .name = "w1");
+    tg_tensor *w2 = tg_variable(tg_fill(TG_F64, TG_SHAPE(3), 2.0), .name = "w2");
+    tg_tensor *scale = tg_fill(TG_F64, TG_SHAPE(3), failing ? 0.0 : 1.0);
+    if (failing)
+        tg_set_check(TG_CHECK_NUMERICS);
+    tg_tape *t = tg_tape_begin();
+    /* sqrt first: its rule, the last to run, gives 1/0 on the failing rank after w2's
+     * gradient was handed over */
+    tg_tensor *first = tg_sum(tg_sqrt(tg_mul(w1, scale)));
+    tg_tensor *loss = tg_add(first, tg_sum(tg_square(w2)));
+    tg_tape_end(t);
+    tg_tensor *g[2] = {0};
+    tg_distributed_stats before = tg_distributed_get_stats();
+    CHECK(loss && tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = (tg_tensor *[]){w1, w2}, .n_sources = 2,
+                               .out = g, .allreduce = true) == -1);
+    tg_distributed_stats after = tg_distributed_get_stats();
+    tg_set_check(0);
+    CHECK(g[0] == NULL && g[1] == NULL);
+    if (!failing) {
+        char want[96];
+        snprintf(want, sizeof want, "rank %d of %d failed", size - 1, size);
+        CHECK_ERROR(want);
+    } else
+        CHECK(tg_has_error());
+    if (tg__dist_bucket_bytes() > 0 && tg__dist_bucket_bytes() < 24) /* w2 alone in the first bucket */
+        CHECK(after.buckets_in_pass - before.buckets_in_pass == 1);
+    tg_clear_error();
+    tg_tape_free(t);
+    /* every rank still agrees afterwards */
+    tg_tensor *h[1] = {tg_fill(TG_F64, TG_SHAPE(1), rank)};
+    CHECK(tg_allreduce_gradients(h, 1) == 0);
+    CHECK_VALUES(h[0], 1e-15, (size - 1) / 2.0);
+    tg_variable_free(w1);
+    tg_variable_free(w2);
+    tg_scope_end(s);
+}
+
+/* Under .distribute, evaluate, predict and fit's validation are sharded: each rank runs
+ * its rows, and every rank gets the numbers (the rows, in order) of all of them, those
+ * of one process (float32: within 1e-6, other batch boundaries). Under -np 3, 2 rows
+ * leave rank 0 none. A rank whose evaluate is refused (a label out of range on it
+ * alone) still joins: every rank fails, the others naming it. */
+static void test_sharded_evaluation(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F32, N, false, &x, &y);
+    tg_model *one = mlp(TG_F32, 21, CLASSES), *dist = mlp(TG_F32, 21, CLASSES);
+    CHECK(tg_compile(one, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                     .metrics = TG_METRICS(TG_ACCURACY)) == 0);
+    CHECK(tg_compile(dist, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                     .metrics = TG_METRICS(TG_ACCURACY), .distribute = true) == 0);
+    for (int64_t rows = N; rows >= 2; rows = rows == N ? 2 : 0) {
+        tg_tensor *xs = tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(rows, -1)), *ys = tg_slice(y, TG_SHAPE(0), TG_SHAPE(rows));
+        tg_logs l1 = {0}, ld = {0};
+        CHECK(tg_evaluate(one, xs, ys, &l1, .batch_size = 16) == 0);
+        CHECK(tg_evaluate(dist, xs, ys, &ld, .batch_size = 16) == 0);
+        double v[2] = {tg_logs_get(&ld, "loss"), tg_logs_get(&ld, "accuracy")};
+        CHECK_NEAR(v[0], tg_logs_get(&l1, "loss"), 1e-6);
+        CHECK_NEAR(v[1], tg_logs_get(&l1, "accuracy"), 1e-12);
+        CHECK(same_on_every_rank(v, 2));
+        tg_tensor *p1 = tg_predict(one, xs, .batch_size = 16), *pd = tg_predict(dist, xs, .batch_size = 16);
+        CHECK(p1 && pd && tg_size(pd) == rows * CLASSES && tg_size(p1) == tg_size(pd));
+        double a[N * CLASSES], b[N * CLASSES];
+        if (p1 && pd && tg_size(pd) == rows * CLASSES) {
+            tg_copy_out_f64(p1, a, rows * CLASSES);
+            tg_copy_out_f64(pd, b, rows * CLASSES);
+            CHECK(max_rel_diff(b, a, (int)(rows * CLASSES)) <= 1e-6);
+            CHECK(same_on_every_rank(b, (int)(rows * CLASSES)));
+        }
+    }
+    /* fit's validation: the same numbers as one process, on every rank */
+    tg_tensor *xv = tg_slice(x, TG_SHAPE(100, 0), TG_SHAPE(30, -1)), *yv = tg_slice(y, TG_SHAPE(100), TG_SHAPE(30));
+    tg_history *h1 = tg_fit(one, x, y, .epochs = 1, .batch_size = BATCH, .seed = 4, .validation_x = xv,
+                            .validation_y = yv, .verbose = TG_VERBOSE_SILENT);
+    tg_history *hd = tg_fit(dist, x, y, .epochs = 1, .batch_size = BATCH, .seed = 4, .validation_x = xv,
+                            .validation_y = yv, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h1 && hd);
+    const char *keys[2] = {"val_loss", "val_accuracy"};
+    for (int k = 0; h1 && hd && k < 2; k++) {
+        const double *v1 = tg_history_get(h1, keys[k], NULL), *vd = tg_history_get(hd, keys[k], NULL);
+        CHECK(v1 && vd);
+        if (v1 && vd) {
+            CHECK_NEAR(vd[0], v1[0], 1e-5);
+            CHECK(same_on_every_rank(vd, 1));
+        }
+    }
+    tg_history_free(h1);
+    tg_history_free(hd);
+    /* a rank refused alone */
+    tg_tensor *ybad = rank == size - 1 ? tg_fill(TG_F64, TG_SHAPE(N), CLASSES + 5) : y;
+    tg_logs lb = {0};
+    CHECK(tg_evaluate(dist, x, ybad, &lb) == -1);
+    if (rank != size - 1) {
+        char want[96];
+        snprintf(want, sizeof want, "tg_evaluate: rank %d of %d failed", size - 1, size);
+        CHECK_ERROR(want);
+    }
+    tg_clear_error();
+    tg_model_free(one);
+    tg_model_free(dist);
     tg_scope_end(s);
 }
 
@@ -379,18 +628,29 @@ static void test_mismatch_refused(void)
 
 /* --abort: the last rank fails in its third step without joining the others, which wait
  * for it in a collective; the program, as the tapegrad command does, ends the job with
- * tg_distributed_abort naming the rank and the cause. run.sh checks that the job ends
- * soon, with that message. */
+ * tg_distributed_abort naming the rank and the cause. --abort-after: the last rank fails
+ * in its third step after the gradients' average and its update (as a NaN found in its
+ * weights would), while the others go on to the next collective. run.sh checks that
+ * either job ends soon, with that message. */
+typedef struct fault {
+    int steps;
+    bool after_average;
+} fault;
+
 static int failing_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w, tg_logs *logs,
                         void *user)
 {
-    int *steps = user;
-    if (rank == size - 1 && ++*steps == 3)
+    fault *f = user;
+    bool here = rank == size - 1 && ++f->steps == 3;
+    if (here && !f->after_average)
         return tg__failf(TG_LOC, "a fault injected in step 3");
-    return tg_train_step_default(m, x, y, w, logs, NULL);
+    int rc = tg_train_step_default(m, x, y, w, logs, NULL);
+    if (here && rc == 0)
+        return tg__failf(TG_LOC, "a fault injected after the average of step 3");
+    return rc;
 }
 
-static int abort_run(void)
+static int abort_run(bool after_average)
 {
     tg_scope_begin(); /* ended at exit */
     tg_tensor *x, *y;
@@ -398,9 +658,9 @@ static int abort_run(void)
     tg_model *m = mlp(TG_F32, 3, CLASSES);
     tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
                .distribute = true);
-    int steps = 0;
+    fault f = {.after_average = after_average};
     tg_history *h = tg_fit(m, x, y, .epochs = 5, .batch_size = 16, .verbose = TG_VERBOSE_SILENT,
-                           .train_step = failing_step, .user = &steps);
+                           .train_step = failing_step, .user = &f);
     if (!h) {
         char why[1200];
         snprintf(why, sizeof why, "failed: %s; ending every rank", tg_last_error());
@@ -472,8 +732,8 @@ int main(int argc, char **argv)
     }
     rank = tg_distributed_rank();
     size = tg_distributed_size();
-    if (argc > 1 && strcmp(argv[1], "--abort") == 0)
-        return abort_run();
+    if (argc > 1 && (strcmp(argv[1], "--abort") == 0 || strcmp(argv[1], "--abort-after") == 0))
+        return abort_run(strcmp(argv[1], "--abort-after") == 0);
     if (argc > 2 && (strcmp(argv[1], "--save-mid") == 0 || strcmp(argv[1], "--resume-mid") == 0))
         return mid_epoch(argv[1], argv[2]);
     printf("rank %d of %d on %s\n", rank, size, tg_distributed_host(rank));
@@ -484,6 +744,10 @@ int main(int argc, char **argv)
     RUN(test_fit_float32);
     RUN(test_fit_float64);
     RUN(test_custom_loop);
+    RUN(test_buckets);
+    RUN(test_buckets_graph);
+    RUN(test_backward_fails_on_one_rank);
+    RUN(test_sharded_evaluation);
     RUN(test_batch_normalization_identical);
     RUN(test_dropout_per_rank);
     RUN(test_mismatch_refused);
