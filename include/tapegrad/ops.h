@@ -228,6 +228,28 @@ typedef struct tg_tensordot_opts {
 tg_tensor *tg_tensordot_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_tensordot_opts o);
 #define tg_tensordot(a, b, ...) tg_tensordot_at(TG_LOC, a, b, TG__OPTS(tg_tensordot_opts, .n = 0, __VA_ARGS__))
 
+/* tf.linalg.inv, det and slogdet of square matrices [..., n, n], float32 or float64 (LU
+ * with partial pivoting, in double). inv of a singular matrix is an error naming its
+ * batch index; det gives 0 there, slogdet sign 0 and log_abs_det -inf. slogdet fills
+ * out[0] (sign) and out[1] (log_abs_det), both of the batch's shape; 0, or -1 with an error. */
+tg_tensor *tg_linalg_inv_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_linalg_det_at(tg_loc loc, const tg_tensor *x);
+int tg_linalg_slogdet_at(tg_loc loc, const tg_tensor *x, tg_tensor **out);
+/* tf.linalg.diag_part: the main diagonal of matrices [..., n, m], [..., min(n, m)]. */
+tg_tensor *tg_linalg_diag_part_at(tg_loc loc, const tg_tensor *x);
+#define tg_linalg_inv(x)          tg_linalg_inv_at(TG_LOC, x)
+#define tg_linalg_det(x)          tg_linalg_det_at(TG_LOC, x)
+#define tg_linalg_slogdet(x, out) tg_linalg_slogdet_at(TG_LOC, x, out)
+#define tg_linalg_diag_part(x)    tg_linalg_diag_part_at(TG_LOC, x)
+
+/* tf.einsum: "ij,jk->ik" over n operands (an array of n tensors). Subscripts a-z, A-Z;
+ * `...` for broadcast axes; without "->" the output is numpy's (the `...` axes, then
+ * the subscripts that occur once, in ASCII order). A subscript repeated in one operand
+ * takes its diagonal ("ii->i"); one missing from the output is summed. Several operands
+ * are contracted left to right, each pair as one batched matmul. */
+tg_tensor *tg_einsum_at(tg_loc loc, const char *equation, tg_tensor *const *operands, int n);
+#define tg_einsum(equation, operands, n) tg_einsum_at(TG_LOC, equation, operands, n)
+
 /* ---- shape ------------------------------------------------------------------------ */
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape); /* one dim may be -1 */
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm); /* empty: reverse */
