@@ -669,7 +669,7 @@ static tg_tensor *s_gather_nd(tg_sample *s, tg_tensor *const *x)
         for (int k = 0; k < d; k++)
             v[t * d + k] = (int64_t)(tg_sample_byte(s) % (unsigned)tg_dim(a, k));
     use(s, a);
-    return tg_gather_nd_at(LOC, a, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v));
+    return tg_gather_nd_at(LOC, a, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v), (tg_gather_nd_opts){0});
 }
 
 /* Into [rows, k]: tuples of length 1 (rows of updates) or 2 (single elements). */

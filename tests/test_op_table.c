@@ -448,7 +448,7 @@ static tg_tensor *f_mirror_pad(tg_tensor *const *x, int n, void *u)
 static tg_tensor *f_gather_nd(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_gather_nd(x[0], index_tensor(a, a->s2));
+    return tg_gather_nd(x[0], index_tensor(a, a->s2), .batch_dims = (int)a->k);
 }
 static tg_tensor *f_scatter_nd(tg_tensor *const *x, int n, void *u)
 {
@@ -1434,6 +1434,8 @@ static const op_case cases[] = {
           A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
           .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
     /* ---- linalg_lu.c and einsum.c (last: the cases above keep their seeds) ---- */
+    COMPX("tg_gather_nd", "batch_dims 1: a row of each batch", f_gather_nd, A(.s2 = S(2, 2, 1), .idx = {1, 0, 2, 2}, .k = 1),
+          1, TG_OP_GATHER_ND COMMA TG_OP_RESHAPE, .flags = C_TWICE, S(2, 3, 2)),
     CASE(LINALG_INV, "[3,3] + 3 I", f_linalg_inv, NULL, 1, S(3, 3)),
     CASE(LINALG_INV, "a batch [2,2,2,2] + 3 I", f_linalg_inv, NULL, 1, S(2, 2, 2, 2)),
     CASE(LINALG_DET, "[3,3] + 3 I", f_linalg_det, NULL, 1, S(3, 3)),

@@ -235,6 +235,29 @@ static void test_indexing_gradients(void)
     tg_scope_end(s);
 }
 
+/* gather_nd with batch_dims: the gradient puts dy back in each tuple's own batch, repeats
+ * adding up (by hand), and finite differences of the first and second order. */
+static tg_tensor *batch_gather(const tg_tensor *x)
+{
+    return tg_gather_nd(x, tg_from_i32(TG_SHAPE(2, 3, 1), 1, 0, 1, 2, 2, 0), .batch_dims = 1);
+}
+
+static void test_gather_nd_batch_dims_gradient(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *p = tg_from_f64(TG_SHAPE(2, 3, 2), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, p);
+    tg_tensor *y = tg_sum(batch_gather(p));
+    tg_tape_end(t);
+    CHECK_TENSOR(tg_gradient(t, y, p), TG_SHAPE(2, 3, 2), 0, 1, 1, 2, 2, 0, 0, 1, 1, 0, 0, 2, 2);
+    tg_tape_free(t);
+    tg_tensor *in[1] = {gc_input(71, TG_SHAPE(2, 3, 2), -1, 1)};
+    CHECK(gradcheck("gather_nd batch_dims", gc_unary, in, 1, (void *)batch_gather, 1e-6, 1e-8));
+    CHECK(gradcheck("gather_nd batch_dims 2nd", gc_unary_gradient, in, 1, (void *)batch_gather, 1e-6, 1e-7));
+    tg_scope_end(s);
+}
+
 /* TF's documented examples of tf.pad (REFLECT, SYMMETRIC), gather_nd, scatter_nd, the
  * unsorted segment ops, repeat and boolean_mask. */
 static void test_indexing_tf_doc_examples(void)
@@ -248,6 +271,19 @@ static void test_indexing_tf_doc_examples(void)
     tg_tensor *ab = tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4); /* [['a', 'b'], ['c', 'd']] */
     CHECK_VALUES(tg_gather_nd(ab, tg_from_i32(TG_SHAPE(2, 2), 0, 0, 1, 1)), 0, 1, 4);
     CHECK_VALUES(tg_gather_nd(ab, tg_from_i32(TG_SHAPE(2, 1), 1, 0)), 0, 3, 4, 1, 2);
+    /* batch_dims = 1: the examples of tf.gather_nd's docs, a0 b0 c0 d0 a1 b1 c1 d1 as 1..8 */
+    tg_tensor *p = tg_from_f64(TG_SHAPE(2, 2, 2), 1, 2, 3, 4, 5, 6, 7, 8);
+    CHECK_TENSOR(tg_gather_nd(p, tg_from_i32(TG_SHAPE(2, 1, 1), 1, 0), .batch_dims = 1), TG_SHAPE(2, 1, 2), 0, 3, 4, 5,
+                 6);
+    CHECK_TENSOR(tg_gather_nd(p, tg_from_i64(TG_SHAPE(2, 2, 2), 0, 1, 1, 0, 0, 0, 1, 1), .batch_dims = 1),
+                 TG_SHAPE(2, 2), 0, 2, 3, 5, 8);
+    CHECK_TENSOR(tg_gather_nd(p, tg_from_i32(TG_SHAPE(2, 1), 1, 0), .batch_dims = 1), TG_SHAPE(2, 2), 0, 3, 4, 5, 6);
+    /* batch_dims = 2 over [2,2,2]: one element of each row; and an empty batch */
+    CHECK_TENSOR(tg_gather_nd(p, tg_from_i32(TG_SHAPE(2, 2, 1), 1, 0, 0, 1), .batch_dims = 2), TG_SHAPE(2, 2), 0, 2, 3,
+                 5, 8);
+    tg_tensor *empty =
+        tg_gather_nd(tg_zeros(TG_F32, TG_SHAPE(0, 3)), tg_zeros(TG_I32, TG_SHAPE(0, 2, 1)), .batch_dims = 1);
+    CHECK(empty && tg_size(empty) == 0 && tg_shape_of(empty).rank == 2);
     tg_tensor *sc =
         tg_scatter_nd(tg_from_i32(TG_SHAPE(4, 1), 4, 3, 1, 7), tg_from_i32(TG_SHAPE(4), 9, 10, 11, 12), TG_SHAPE(8));
     CHECK(sc && tg_dtype_of(sc) == TG_I32);
@@ -321,6 +357,23 @@ static void test_indexing_errors(void)
     CHECK_ERROR("test_ops_index.c:");
     CHECK(tg_gather_nd(x, tg_from_i32(TG_SHAPE(1, 3), 0, 0, 0)) == NULL);
     CHECK_ERROR("tg_gather_nd: index tuples of length 3 (the last axis of indices), but params has rank 2");
+    /* batch_dims */
+    tg_tensor *p3 = tg_zeros(TG_F32, TG_SHAPE(2, 2, 2));
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_i32(TG_SHAPE(3, 1), 0, 1, 0), .batch_dims = 1) == NULL,
+                 "tg_gather_nd: with batch_dims = 1, axis 0 of params (2, 2, 2) has size 2 but of indices (3, 1) 3; "
+                 "the batch axes must agree");
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_i32(TG_SHAPE(2, 1), 0, 2), .batch_dims = 1) == NULL,
+                 "tg_gather_nd: index tuple 1 has 2 at position 0, out of range [0, 2) for axis 1 of params of shape "
+                 "(2, 2, 2) (batch_dims = 1)");
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_i32(TG_SHAPE(2, 3), 0, 0, 0, 0, 0, 0), .batch_dims = 1) == NULL,
+                 "tg_gather_nd: index tuples of length 3 (the last axis of indices (2, 3)), but params (2, 2, 2) has 2 "
+                 "axes after its 1 batch axes");
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_i32(TG_SHAPE(2, 1), 0, 0), .batch_dims = 2) == NULL,
+                 "tg_gather_nd: batch_dims = 2, but indices (2, 1) have rank 2 and params (2, 2, 2) rank 3; it must be "
+                 "in [0, 2)");
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_i32(TG_SHAPE(2, 1), 0, 0), .batch_dims = -1) == NULL, "batch_dims = -1");
+    EXPECT_ERROR(tg_gather_nd(p3, tg_from_f32(TG_SHAPE(2, 1), 0, 0), .batch_dims = 1) == NULL,
+                 "tg_gather_nd: `indices` is float32; it needs int32 or int64");
     CHECK(tg_gather_nd(x, tg_from_f32(TG_SHAPE(1, 1), 0)) == NULL);
     CHECK_ERROR("tg_gather_nd: `indices` is float32; it needs int32 or int64");
     CHECK(tg_gather_nd(x, tg_tensor_from(TG_I32, TG_SCALAR_SHAPE, (int32_t[]){0})) == NULL);
@@ -434,6 +487,7 @@ int main(void)
     RUN(test_indexing_golden);
     RUN(test_indexing_gradients);
     RUN(test_indexing_tf_doc_examples);
+    RUN(test_gather_nd_batch_dims_gradient);
     RUN(test_segment_edges);
     RUN(test_indexing_errors);
     return TEST_SUMMARY();

@@ -380,13 +380,19 @@ typedef enum tg_mirror_pad_mode { TG_MIRROR_REFLECT = 0, TG_MIRROR_SYMMETRIC = 1
 tg_tensor *tg_mirror_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, tg_mirror_pad_mode mode);
 #define tg_mirror_pad(x, before, after, mode) tg_mirror_pad_at(TG_LOC, x, before, after, mode)
 
-/* tf.gather_nd (batch_dims 0): indices [..., d] (int32/int64) hold index tuples into the
- * first d axes of params; the result is indices.shape[:-1] + params.shape[d:]. An index
- * out of range is an error (TF's CPU kernel). Gradient: scatter_nd. */
-tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices);
+/* tf.gather_nd: indices [..., d] (int32/int64) hold index tuples into the first d axes of
+ * params; the result is indices.shape[:-1] + params.shape[d:]. An index out of range is
+ * an error (TF's CPU kernel). Gradient: scatter_nd. With .batch_dims = b, the first b axes
+ * of params and indices are a batch (the same sizes in both) and each tuple indexes its
+ * own batch's params: the result is indices.shape[:-1] + params.shape[b + d:]. */
+typedef struct tg_gather_nd_opts {
+    int batch_dims;
+} tg_gather_nd_opts;
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, tg_gather_nd_opts o);
 /* tf.scatter_nd: updates summed into zeros of `shape` at index tuples (repeats add up). */
 tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape);
-#define tg_gather_nd(params, indices)          tg_gather_nd_at(TG_LOC, params, indices)
+#define tg_gather_nd(params, indices, ...) \
+    tg_gather_nd_at(TG_LOC, params, indices, TG__OPTS(tg_gather_nd_opts, .batch_dims = 0, __VA_ARGS__))
 #define tg_scatter_nd(indices, updates, shape) tg_scatter_nd_at(TG_LOC, indices, updates, shape)
 
 /* tf.math.unsorted_segment_*: the rows data[i...] (segment_ids' shape is a prefix of

@@ -274,8 +274,7 @@ static bool output_labels(tg_loc loc, const char *eq, const char *arrow, const o
             return tg__failb(loc, "tg_einsum: the output subscript '%c' of \"%s\" is in no input", label_char(l), eq);
         for (int j = 0; j < i; j++)
             if (out->at[j] == l)
-                return tg__failb(loc, "tg_einsum: the output subscript '%c' of \"%s\" is repeated", label_char(l),
-                                 eq);
+                return tg__failb(loc, "tg_einsum: the output subscript '%c' of \"%s\" is repeated", label_char(l), eq);
     }
     return true;
 }

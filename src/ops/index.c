@@ -397,8 +397,79 @@ bool tg__gather_nd_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return (dx[0] = tg_scatter_nd_at(g->loc, g->in[1], g->dy, tg__shape(g->in[0]))) != NULL;
 }
 
-tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices)
+/* batch_dims b > 0, as TF's batch_gather_nd: the b batch axes flattened into one, each
+ * tuple prefixed with its batch's flat index, one gather_nd, the batch axes back. The
+ * gradient is the composition's (reshape, gather_nd's scatter_nd). */
+static tg_tensor *batch_gather_nd(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, int b)
 {
+    char sp[TG_SHAPE_STR_MAX], si[TG_SHAPE_STR_MAX];
+    tg_shape ps = tg__shape(params), is = tg__shape(indices);
+    tg__shape_str(&ps, sp, sizeof sp), tg__shape_str(&is, si, sizeof si);
+    if (indices->dtype != TG_I32 && indices->dtype != TG_I64)
+        return tg__fail(loc, "tg_gather_nd: `indices` is %s; it needs int32 or int64", tg_dtype_name(indices->dtype));
+    if (b < 0 || b >= indices->rank || b >= params->rank)
+        return tg__fail(loc,
+                        "tg_gather_nd: batch_dims = %d, but indices %s have rank %d and params %s rank %d; it must "
+                        "be in [0, %d)",
+                        b, si, indices->rank, sp, params->rank,
+                        indices->rank < params->rank ? indices->rank : params->rank);
+    int64_t batch = 1;
+    for (int k = 0; k < b; k++) {
+        if (params->shape[k] != indices->shape[k])
+            return tg__fail(loc,
+                            "tg_gather_nd: with batch_dims = %d, axis %d of params %s has size %lld but of indices "
+                            "%s %lld; the batch axes must agree",
+                            b, k, sp, (long long)params->shape[k], si, (long long)indices->shape[k]);
+        batch *= params->shape[k];
+    }
+    int64_t d = indices->shape[indices->rank - 1], tuples = d ? indices->size / d : 0;
+    if (d < 1 || d > params->rank - b)
+        return tg__fail(loc,
+                        "tg_gather_nd: index tuples of length %lld (the last axis of indices %s), but params %s has "
+                        "%d axes after its %d batch axes; give 1 to %d",
+                        (long long)d, si, sp, params->rank - b, b, params->rank - b);
+    int64_t per_batch = batch ? tuples / batch : 0;
+    tg_shape flat_idx = is;
+    flat_idx.dims[flat_idx.rank - 1] = d + 1;
+    tg_tensor *idx = tg__tensor_new(loc, TG_I64, &flat_idx);
+    if (!idx)
+        return NULL;
+    int64_t *v = idx->data;
+    for (int64_t t = 0; t < tuples; t++) {
+        v[t * (d + 1)] = t / (per_batch ? per_batch : 1);
+        for (int64_t k = 0; k < d; k++) {
+            int64_t i = int_at(indices, t * d + k), size = params->shape[b + k];
+            if (i < 0 || i >= size)
+                return tg__fail(loc,
+                                "tg_gather_nd: index tuple %lld has %lld at position %lld, out of range [0, %lld) for "
+                                "axis %lld of params of shape %s (batch_dims = %d)",
+                                (long long)t, (long long)i, (long long)k, (long long)size, (long long)(b + k), sp, b);
+            v[t * (d + 1) + 1 + k] = i;
+        }
+    }
+    tg_shape flat_params = {.rank = params->rank - b + 1, .dims = {batch}};
+    for (int k = b; k < params->rank; k++)
+        flat_params.dims[k - b + 1] = params->shape[k];
+    tg_tensor *out = tg_gather_nd_at(loc, tg_reshape_at(loc, params, flat_params), idx, (tg_gather_nd_opts){0});
+    if (!out)
+        return NULL;
+    tg_shape os = tg__shape(out); /* indices.shape[:-1] + params.shape[b + d:] */
+    os.rank = 0;
+    for (int k = 0; k < indices->rank - 1; k++)
+        os.dims[os.rank++] = indices->shape[k];
+    for (int k = b + (int)d; k < params->rank; k++)
+        os.dims[os.rank++] = params->shape[k];
+    return tg_reshape_at(loc, out, os);
+}
+
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, tg_gather_nd_opts o)
+{
+    if (o.batch_dims != 0) {
+        if (!tg__check_input(loc, "tg_gather_nd", params, "params") ||
+            !tg__check_input(loc, "tg_gather_nd", indices, "indices"))
+            return NULL;
+        return batch_gather_nd(loc, params, indices, o.batch_dims);
+    }
     return TG__APPLY(loc, TG_OP_GATHER_ND, &(tg_attrs){0}, params, indices);
 }
 
@@ -463,7 +534,7 @@ bool tg__scatter_nd_forward(const tg_call *c, tg_tensor *out)
 /* TF's _ScatterNdGrad: dy read back at the indices. */
 bool tg__scatter_nd_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    return (dx[1] = tg_gather_nd_at(g->loc, g->dy, g->in[0])) != NULL;
+    return (dx[1] = tg_gather_nd_at(g->loc, g->dy, g->in[0], (tg_gather_nd_opts){0})) != NULL;
 }
 
 tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape)

@@ -58,7 +58,8 @@ static bool load(const tg_tensor *x, int64_t b, int64_t nn, double *a)
 {
     bool nan = false;
     for (int64_t e = 0; e < nn; e++) {
-        a[e] = x->dtype == TG_F32 ? (double)((const float *)x->data)[b * nn + e] : ((const double *)x->data)[b * nn + e];
+        a[e] =
+            x->dtype == TG_F32 ? (double)((const float *)x->data)[b * nn + e] : ((const double *)x->data)[b * nn + e];
         nan |= isnan(a[e]);
     }
     return nan;
@@ -300,8 +301,8 @@ tg_tensor *tg_linalg_diag_part_at(tg_loc loc, const tg_tensor *x)
     if (x->rank < 2) {
         tg_shape s = tg__shape(x);
         char buf[TG_SHAPE_STR_MAX];
-        return tg__fail(loc, "tg_linalg_diag_part: `x` has rank %d (shape %s); it needs matrices [..., n, m]",
-                        x->rank, tg__shape_str(&s, buf, sizeof buf));
+        return tg__fail(loc, "tg_linalg_diag_part: `x` has rank %d (shape %s); it needs matrices [..., n, m]", x->rank,
+                        tg__shape_str(&s, buf, sizeof buf));
     }
     int64_t n = x->shape[x->rank - 2], m = x->shape[x->rank - 1], k = n < m ? n : m;
     tg_tensor *idx = tg__tensor_new(loc, TG_I64, &(tg_shape){.rank = 1, .dims = {k}});
