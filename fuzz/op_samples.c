@@ -598,7 +598,7 @@ static tg_tensor *s_top_k(tg_sample *s, tg_tensor *const *x)
         return NULL;
     int64_t n = tg_dim(a, tg_rank(a) - 1), k = 1 + (int64_t)(tg_sample_byte(s) % (unsigned)n);
     use(s, a);
-    if (tg_top_k_at(LOC, a, k, out) != 0)
+    if (tg_top_k_at(LOC, a, k, out, (tg_top_k_opts){.sorted = tg_sample_byte(s) & 1}) != 0)
         return NULL;
     out[1] = tg_cast_at(LOC, out[1], tg_dtype_of(out[0]));
     return join_pieces(out, 2, tg_rank(a) - 1, false);

@@ -320,11 +320,16 @@ tg_tensor *tg_cumprod_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
 #define tg_cumsum(x, ...)  tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 #define tg_cumprod(x, ...) tg_cumprod_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 
-/* tf.math.top_k, sorted: out[0] the k largest along the last axis (largest first), out[1]
- * their int32 indices. Equal values keep the lower index first, as TF; NaN ranks above
- * +inf (TF leaves NaN's place undefined). The gradient goes to the selected elements. */
-int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out);
-#define tg_top_k(x, k, out) tg_top_k_at(TG_LOC, x, k, out)
+/* tf.math.top_k: out[0] the k largest along the last axis (largest first), out[1] their
+ * int32 indices. Equal values keep the lower index first, as TF; NaN ranks above +inf
+ * (TF leaves NaN's place undefined). The gradient goes to the selected elements.
+ * .sorted = false is accepted and gives the sorted order too: TF leaves the order
+ * unspecified then (its CPU kernel's heap order), and sorted is one such order. */
+typedef struct tg_top_k_opts {
+    bool sorted; /* default true */
+} tg_top_k_opts;
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out, tg_top_k_opts o);
+#define tg_top_k(x, k, out, ...) tg_top_k_at(TG_LOC, x, k, out, TG__OPTS(tg_top_k_opts, .sorted = true, __VA_ARGS__))
 
 /* tf.sort and tf.argsort (stable) along `axis` (default -1), from top_k as TF builds
  * them: ascending sorts -x descending (-x - 1 for integers). NaN ranks above +inf, so

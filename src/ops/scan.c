@@ -372,8 +372,10 @@ bool tg__top_k_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out)
+/* .sorted = false: TF's order is then unspecified; the sorted one is given (docs/ops.md). */
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out, tg_top_k_opts o)
 {
+    (void)o.sorted;
     if (!out)
         return tg__failf(loc, "tg_top_k: needs an array `out` of 2 tensors (values, indices), got NULL");
     return tg__apply_n(loc, TG_OP_TOP_K, &x, 1, &(tg_attrs){.k = k}, 2, out);
@@ -417,7 +419,7 @@ static int sorted(tg_loc loc, const char *name, const tg_tensor *x, tg_sort_opts
         return tg__failf(loc, "%s: `x` is bool; it needs a number dtype (cast it with tg_cast)", name);
     bool up = o.direction == TG_ASCENDING;
     tg_tensor *t = swap_last(loc, up ? flip(loc, x) : x, axis);
-    if (!t || tg_top_k_at(loc, t, t->shape[t->rank - 1], out) != 0)
+    if (!t || tg_top_k_at(loc, t, t->shape[t->rank - 1], out, (tg_top_k_opts){.sorted = true}) != 0)
         return -1;
     out[0] = swap_last(loc, out[0], axis);
     out[1] = swap_last(loc, out[1], axis);
