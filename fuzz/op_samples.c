@@ -808,6 +808,7 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MIN, s_segment, 1, 1),
+    ROW(UNSORTED_SEGMENT_PROD, s_segment, 1, 1),
     UNARY(SIN),
     UNARY(COS),
     UNARY(TAN),

@@ -465,6 +465,8 @@ SEGMENTS(sum)
 SEGMENTS(mean)
 SEGMENTS(max)
 SEGMENTS(min)
+SEGMENTS(prod)
+SEGMENTS(sqrt_n)
 static tg_tensor *f_repeat(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1434,6 +1436,11 @@ static const op_case cases[] = {
           A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
           .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
     /* ---- linalg_lu.c and einsum.c (last: the cases above keep their seeds) ---- */
+    CASE(UNSORTED_SEGMENT_PROD, "rows, a dropped id, an empty segment", f_segment_prod,
+         A(.k = 4, .idx = {2, 0, -1, 2, 0}, .n_idx = 5), 1, S(5, 2)),
+    COMPX("tg_unsorted_segment_sqrt_n", "rows, an empty segment", f_segment_sqrt_n,
+          A(.k = 3, .idx = {0, 2, 0, 0}, .n_idx = 4), 1, TG_OP_UNSORTED_SEGMENT_SUM COMMA TG_OP_DIV, .flags = C_TWICE,
+          S(4, 2)),
     COMPX("tg_gather_nd", "batch_dims 1: a row of each batch", f_gather_nd, A(.s2 = S(2, 2, 1), .idx = {1, 0, 2, 2}, .k = 1),
           1, TG_OP_GATHER_ND COMMA TG_OP_RESHAPE, .flags = C_TWICE, S(2, 3, 2)),
     CASE(LINALG_INV, "[3,3] + 3 I", f_linalg_inv, NULL, 1, S(3, 3)),

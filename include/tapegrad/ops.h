@@ -414,10 +414,19 @@ tg_tensor *tg_unsorted_segment_max_at(tg_loc loc, const tg_tensor *data, const t
                                       int64_t num_segments);
 tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
                                       int64_t num_segments);
-#define tg_unsorted_segment_sum(data, ids, n)  tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_mean(data, ids, n) tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_max(data, ids, n)  tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_min(data, ids, n)  tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
+/* unsorted_segment_prod: an empty segment gives 1; its gradient is TF's, the product of the
+ * segment's other elements (exact at zeros). unsorted_segment_sqrt_n: the sums over
+ * sqrt(count), 0 for an empty segment, float data only. */
+tg_tensor *tg_unsorted_segment_prod_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments);
+tg_tensor *tg_unsorted_segment_sqrt_n_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                         int64_t num_segments);
+#define tg_unsorted_segment_prod(data, ids, n)   tg_unsorted_segment_prod_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_sqrt_n(data, ids, n) tg_unsorted_segment_sqrt_n_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_sum(data, ids, n)    tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_mean(data, ids, n)   tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_max(data, ids, n)    tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_min(data, ids, n)    tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
 
 /* tf.repeat: each element along `axis` repeated repeats[j] times (repeats an int32/int64
  * scalar or vector, of one or one per element); axis TG_AXIS_NONE (TF's None) flattens x

@@ -573,28 +573,33 @@ bool tg__segment_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                                           \
-    {                                                                                                              \
-        T *o_ = out->data;                                                                                         \
-        const T *d_ = data->data;                                                                                  \
-        T init = c->op == TG_OP_UNSORTED_SEGMENT_MAX ? LOWEST : c->op == TG_OP_UNSORTED_SEGMENT_MIN ? HIGHEST : 0; \
-        for (int64_t i = 0; i < out->size; i++)                                                                    \
-            o_[i] = init;                                                                                          \
-        for (int64_t r = 0; r < ids->size; r++) {                                                                  \
-            int64_t id = int_at(ids, r);                                                                           \
-            if (id < 0)                                                                                            \
-                continue;                                                                                          \
-            T *dst = o_ + id * inner;                                                                              \
-            const T *src = d_ + r * inner;                                                                         \
-            for (int64_t q = 0; q < inner; q++) {                                                                  \
-                T v = src[q];                                                                                      \
-                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                                           \
-                    dst[q] = ADD(dst[q], v);                                                                       \
-                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v))    \
-                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                                        \
-            }                                                                                                      \
-        }                                                                                                          \
-    }                                                                                                              \
+#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                                        \
+    {                                                                                                           \
+        T *o_ = out->data;                                                                                      \
+        const T *d_ = data->data;                                                                               \
+        T init = c->op == TG_OP_UNSORTED_SEGMENT_MAX    ? LOWEST                                                \
+                 : c->op == TG_OP_UNSORTED_SEGMENT_MIN  ? HIGHEST                                               \
+                 : c->op == TG_OP_UNSORTED_SEGMENT_PROD ? 1                                                     \
+                                                        : 0;                                                    \
+        for (int64_t i = 0; i < out->size; i++)                                                                 \
+            o_[i] = init;                                                                                       \
+        for (int64_t r = 0; r < ids->size; r++) {                                                               \
+            int64_t id = int_at(ids, r);                                                                        \
+            if (id < 0)                                                                                         \
+                continue;                                                                                       \
+            T *dst = o_ + id * inner;                                                                           \
+            const T *src = d_ + r * inner;                                                                      \
+            for (int64_t q = 0; q < inner; q++) {                                                               \
+                T v = src[q];                                                                                   \
+                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                                        \
+                    dst[q] = ADD(dst[q], v);                                                                    \
+                else if (c->op == TG_OP_UNSORTED_SEGMENT_PROD)                                                  \
+                    dst[q] = MUL(dst[q], v);                                                                    \
+                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v)) \
+                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                                     \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
     break;
 
 bool tg__segment_forward(const tg_call *c, tg_tensor *out)
@@ -611,15 +616,22 @@ bool tg__segment_forward(const tg_call *c, tg_tensor *out)
                              tg__op_name(c->op), (long long)r, (long long)int_at(ids, r), (long long)num);
     switch (data->dtype) {
 #define ADD(a, b) ((a) + (b))
+#define MUL(a, b) ((a) * (b))
     case TG_F32: SEGMENT_LOOP(float, -FLT_MAX, FLT_MAX)
     case TG_F64: SEGMENT_LOOP(double, -DBL_MAX, DBL_MAX)
 #undef ADD
+#undef MUL
+        /* integers wrap, as TF's */
 #define ADD(a, b) ((int32_t)((uint32_t)(a) + (uint32_t)(b)))
+#define MUL(a, b) ((int32_t)((uint32_t)(a) * (uint32_t)(b)))
     case TG_I32: SEGMENT_LOOP(int32_t, INT32_MIN, INT32_MAX)
 #undef ADD
+#undef MUL
 #define ADD(a, b) ((int64_t)((uint64_t)(a) + (uint64_t)(b)))
+#define MUL(a, b) ((int64_t)((uint64_t)(a) * (uint64_t)(b)))
     case TG_I64: SEGMENT_LOOP(int64_t, INT64_MIN, INT64_MAX)
 #undef ADD
+#undef MUL
     default: break;
     }
     return true;
@@ -673,6 +685,31 @@ bool tg__segment_extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
+/* TF's _UnsortedSegmentProdGrad: each element's partial derivative is the product of the
+ * others of its segment: the segment's product over the element where it is not 0; at a
+ * 0, the product of the segment's nonzero elements; 0 throughout a segment with two 0s. */
+bool tg__segment_prod_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0], *ids = g->in[1];
+    int64_t n = g->a->num_segments;
+    tg_tensor *is_zero = tg_equal_at(l, x, tg_scalar_like_at(l, x, 0));
+    tg_tensor *zeros = tg_unsorted_segment_sum_at(l, tg_cast_at(l, is_zero, x->dtype), ids, n);
+    tg_tensor *dy =
+        tg_where_at(l, tg_greater_at(l, zeros, tg_scalar_like_at(l, g->dy, 1)), tg_zeros_like_at(l, g->dy), g->dy);
+    tg_tensor *nonzero = tg_where_at(l, is_zero, tg_scalar_like_at(l, x, 1), x);
+    tg_tensor *nonzero_prod = tg_unsorted_segment_prod_at(l, nonzero, ids, n);
+    tg_tensor *mask = NULL, *prod = gather_drop_negatives(l, g->out, ids, x, &mask);
+    tg_tensor *m2 = NULL, *prod_nz = nonzero_prod ? gather_drop_negatives(l, nonzero_prod, ids, x, &m2) : NULL;
+    tg_tensor *m3 = NULL, *grad = dy ? gather_drop_negatives(l, dy, ids, x, &m3) : NULL;
+    if (!prod || !prod_nz || !grad)
+        return false;
+    tg_tensor *partial = tg_where_at(l, is_zero, prod_nz, tg_div_at(l, prod, nonzero));
+    grad = tg_where_at(l, mask, grad, tg_zeros_like_at(l, grad));
+    dx[0] = tg_mul_at(l, grad, partial);
+    return dx[0] != NULL;
+}
+
 static tg_tensor *segments(tg_loc loc, tg_op_kind op, const tg_tensor *data, const tg_tensor *ids, int64_t n)
 {
     return TG__APPLY(loc, op, &(tg_attrs){.num_segments = n}, data, ids);
@@ -694,27 +731,57 @@ tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const t
     return segments(loc, TG_OP_UNSORTED_SEGMENT_MIN, data, segment_ids, num_segments);
 }
 
+tg_tensor *tg_unsorted_segment_prod_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments)
+{
+    return segments(loc, TG_OP_UNSORTED_SEGMENT_PROD, data, segment_ids, num_segments);
+}
+
+/* max(count, 1) of each segment, shaped [num_segments, 1, ...] to broadcast against the
+ * sums; NULL after an error. */
+static tg_tensor *segment_counts(tg_loc loc, const tg_tensor *data, const tg_tensor *ids, const tg_tensor *sum,
+                                 int64_t num_segments)
+{
+    tg_tensor *ones = tg_fill_at(loc, data->dtype, tg__shape(ids), 1.0);
+    tg_tensor *n = tg_unsorted_segment_sum_at(loc, ones, ids, num_segments);
+    tg_shape bs = tg__shape(sum);
+    for (int k = 1; k < bs.rank; k++)
+        bs.dims[k] = 1;
+    return tg_reshape_at(loc, tg_maximum_at(loc, n, tg_scalar_like_at(loc, sum, 1)), bs);
+}
+
+static bool float_segments(tg_loc loc, const char *name, const tg_tensor *data, const tg_tensor *ids)
+{
+    if (!tg__check_input(loc, name, data, "data") || !tg__check_input(loc, name, ids, "segment_ids"))
+        return false;
+    if (!tg_dtype_is_float(data->dtype))
+        return tg__failb(loc, "%s: `data` is %s; it needs float32 or float64", name, tg_dtype_name(data->dtype));
+    return true;
+}
+
+/* TF's unsorted_segment_sqrt_n: the sums over sqrt(max(count, 1)) (empty segments 0). */
+tg_tensor *tg_unsorted_segment_sqrt_n_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                         int64_t num_segments)
+{
+    if (!float_segments(loc, "tg_unsorted_segment_sqrt_n", data, segment_ids))
+        return NULL;
+    tg_tensor *sum = tg_unsorted_segment_sum_at(loc, data, segment_ids, num_segments);
+    if (!sum)
+        return NULL;
+    return tg_div_at(loc, sum, tg_sqrt_at(loc, segment_counts(loc, data, segment_ids, sum, num_segments)));
+}
+
 /* TF's unsorted_segment_mean: the sums over max(count, 1), the counts broadcast over the
  * rows' other axes. Float data only (TF's division). */
 tg_tensor *tg_unsorted_segment_mean_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
                                        int64_t num_segments)
 {
-    if (!tg__check_input(loc, "tg_unsorted_segment_mean", data, "data") ||
-        !tg__check_input(loc, "tg_unsorted_segment_mean", segment_ids, "segment_ids"))
+    if (!float_segments(loc, "tg_unsorted_segment_mean", data, segment_ids))
         return NULL;
-    if (!tg_dtype_is_float(data->dtype))
-        return tg__fail(loc, "tg_unsorted_segment_mean: `data` is %s; it needs float32 or float64",
-                        tg_dtype_name(data->dtype));
     tg_tensor *sum = tg_unsorted_segment_sum_at(loc, data, segment_ids, num_segments);
     if (!sum)
         return NULL;
-    tg_tensor *ones = tg_fill_at(loc, data->dtype, tg__shape(segment_ids), 1.0);
-    tg_tensor *n = tg_unsorted_segment_sum_at(loc, ones, segment_ids, num_segments);
-    tg_shape bs = tg__shape(sum);
-    for (int k = 1; k < bs.rank; k++)
-        bs.dims[k] = 1;
-    n = tg_reshape_at(loc, tg_maximum_at(loc, n, tg_scalar_like_at(loc, sum, 1)), bs);
-    return tg_div_at(loc, sum, n);
+    return tg_div_at(loc, sum, segment_counts(loc, data, segment_ids, sum, num_segments));
 }
 
 /* ---- repeat, boolean_mask: gathers with indices made here ----------------------------------------- */
