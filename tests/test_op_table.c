@@ -1436,6 +1436,10 @@ static const op_case cases[] = {
           A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
           .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
     /* ---- linalg_lu.c and einsum.c (last: the cases above keep their seeds) ---- */
+    COMPX("tg_norm", "matrix ord 1 over axes (-2, -1)", f_norm, A(.mode = TG_NORM_1, .axes = AX(-2, -1)), 1, TG_OP_MAX,
+          .flags = C_TWICE, S(2, 3, 4)),
+    COMPX("tg_norm", "matrix ord inf over axes (0, 1), keepdims", f_norm,
+          A(.mode = TG_NORM_INF, .axes = AX(0, 1), .keepdims = true), 1, TG_OP_MAX, .flags = C_TWICE, S(3, 4)),
     CASE(UNSORTED_SEGMENT_PROD, "rows, a dropped id, an empty segment", f_segment_prod,
          A(.k = 4, .idx = {2, 0, -1, 2, 0}, .n_idx = 5), 1, S(5, 2)),
     COMPX("tg_unsorted_segment_sqrt_n", "rows, an empty segment", f_segment_sqrt_n,

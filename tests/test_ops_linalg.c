@@ -374,6 +374,32 @@ static void test_lu_gradcheck(void)
     tg_scope_end(s);
 }
 
+/* ---- tf.norm's matrix norms 1 and inf ------------------------------------------------------------ */
+static tg_tensor *norm1(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(-2, -1)); }
+static tg_tensor *norm_inf(const tg_tensor *x) { return tg_norm(x, .ord = TG_NORM_INF, .axes = TG_AXES(0, 2)); }
+
+static void test_matrix_norms(void)
+{
+    CHECK(golden_case("norm1", norm1, true, 1e-12));
+    CHECK(golden_case("norm_inf", norm_inf, true, 1e-12));
+    tg_scope *s = tg_scope_begin();
+    /* by hand: column sums 4 and 6, row sums 3 and 7 */
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 2), 1, -2, 3, 4);
+    CHECK_TENSOR(tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0, 1)), TG_SHAPE(), 0, 6);
+    CHECK_TENSOR(tg_norm(x, .ord = TG_NORM_INF, .axes = TG_AXES(0, 1), .keepdims = true), TG_SHAPE(1, 1), 0, 7);
+    /* axes (1, 0): the transpose's norms */
+    CHECK_TENSOR(tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(1, 0)), TG_SHAPE(), 0, 7);
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_norm(x, .ord = TG_NORM_1, .axes = TG_AXES(0, 1));
+    tg_tape_end(t);
+    CHECK_VALUES(tg_gradient(t, y, x), 0, 0, -1, 0, 1); /* sign(x) in the largest column */
+    tg_tape_free(t);
+    tg_tensor *in[1] = {gc_input(81, TG_SHAPE(2, 3, 4), -1, 1)};
+    CHECK(gradcheck("norm1", gc_unary, in, 1, (void *)norm1, 1e-6, 1e-8));
+    tg_scope_end(s);
+}
+
 /* ---- einsum ------------------------------------------------------------------------------------ */
 static const struct {
     const char *name, *equation;
@@ -616,5 +642,6 @@ int main(void)
     RUN(test_einsum_golden);
     RUN(test_einsum_second_order);
     RUN(test_einsum_errors);
+    RUN(test_matrix_norms);
     return TEST_SUMMARY();
 }

@@ -95,6 +95,12 @@ put("big.logabsdet", logabs)
 put("big.inv_row0", torch.linalg.inv(big)[0])
 put("big.inv_diag", torch.linalg.inv(big).diagonal())
 
+# ---- matrix norms 1 and inf (tf.norm with two axes) ----------------------------------------
+LINES.append("# matrix norms: ord 1 over axes (-2, -1), ord inf over axes (0, 2)")
+case("norm1", [inputs((2, 3, 4), 401)], lambda x: torch.linalg.matrix_norm(x, ord=1), one=True)
+case("norm_inf", [inputs((3, 2, 4), 402)], lambda x: torch.linalg.matrix_norm(x, ord=float("inf"), dim=(0, 2)),
+     one=True)
+
 # ---- einsum ------------------------------------------------------------------------------
 EINSUM = [
     # name, equation, operand shapes

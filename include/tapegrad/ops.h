@@ -344,10 +344,11 @@ tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
 #define tg_sort(x, ...)    tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 #define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 
-/* tf.norm of vectors: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
- * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector; two: a matrix, only
- * euclidean, the Frobenius norm). Composites, so the gradients are TF's: the euclidean
- * one is NaN at x = 0, as TF's. */
+/* tf.norm: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
+ * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector). Two axes (rows, cols)
+ * name matrices: euclidean is the Frobenius norm, TG_NORM_1 the largest column sum of
+ * |x|, TG_NORM_INF the largest row sum. Composites, so the gradients are TF's: the
+ * euclidean one is NaN at x = 0, as TF's. */
 typedef enum tg_norm_ord { TG_NORM_EUCLIDEAN = 0, TG_NORM_1 = 1, TG_NORM_INF = 2 } tg_norm_ord;
 typedef struct tg_norm_opts {
     tg_norm_ord ord;
