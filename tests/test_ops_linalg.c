@@ -566,6 +566,13 @@ static void test_einsum_errors(void)
                            ((tg_tensor *[]){tg_zeros(TG_F32, TG_SHAPE(2, 3)), tg_zeros(TG_F32, TG_SHAPE(4, 3))}),
                            2) == NULL,
                  "the axes that `...` stands for cannot be broadcast together");
+    EXPECT_ERROR(tg_einsum("ij,jk", ((tg_tensor *[]){a, tg_zeros(TG_F64, TG_SHAPE(3, 2))}), 2) == NULL,
+                 "tg_einsum: operand 1 is float64 but operand 0 is float32; every operand needs one dtype");
+    EXPECT_ERROR(tg_einsum("i,i", ((tg_tensor *[]){tg_from_i32(TG_SHAPE(1), 1), tg_from_i32(TG_SHAPE(1), 1)}), 2) ==
+                     NULL,
+                 "tg_einsum: operand 0 is int32; products of operands need float32 or float64");
+    /* one integer operand: transposes, diagonals and sums need no product */
+    CHECK_TENSOR(tg_einsum("ii", ((tg_tensor *[]){tg_from_i32(TG_SHAPE(2, 2), 1, 2, 3, 4)}), 1), TG_SHAPE(), 0, 5);
     EXPECT_ERROR(tg_einsum(NULL, one, 1) == NULL, "tg_einsum: `equation` is NULL");
     EXPECT_ERROR(tg_einsum("ij", NULL, 0) == NULL, "needs at least one operand");
     tg_clear_error();

@@ -285,9 +285,17 @@ tg_tensor *tg_einsum_at(tg_loc loc, const char *equation, tg_tensor *const *oper
         return tg__fail(loc, "tg_einsum: `equation` is NULL");
     if (n < 1 || !operands)
         return tg__fail(loc, "tg_einsum: needs at least one operand (got %d)", n);
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         if (!tg__check_input(loc, "tg_einsum", operands[k], "operands[k]"))
             return NULL;
+        if (operands[k]->dtype != operands[0]->dtype)
+            return tg__fail(loc,
+                            "tg_einsum: operand %d is %s but operand 0 is %s; every operand needs one dtype, as TF", k,
+                            tg_dtype_name(operands[k]->dtype), tg_dtype_name(operands[0]->dtype));
+        if (n > 1 && !tg_dtype_is_float(operands[k]->dtype))
+            return tg__fail(loc, "tg_einsum: operand %d is %s; products of operands need float32 or float64", k,
+                            tg_dtype_name(operands[k]->dtype));
+    }
     const char *arrow = strstr(equation, "->");
     if (arrow && strstr(arrow + 2, "->"))
         return tg__fail(loc, "tg_einsum: \"%s\" has more than one \"->\"", equation);

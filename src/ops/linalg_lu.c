@@ -10,6 +10,7 @@
  * linalg_inv, matmul and transpose, so they differentiate again. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "op.h"
 #include "tapegrad/ops.h"
@@ -103,42 +104,54 @@ static bool lu(double *a, int64_t n, int64_t *piv, int *sign)
     return true;
 }
 
-/* Column j of A^-1 from A's factors: solve L U x = P e_j. */
-static void solve_column(const double *a, int64_t n, const int64_t *piv, int64_t j, double *x)
+/* A^-1 into x (n x n) from A's factors: solve L U X = P I, a row of X at a time, so the
+ * inner loops run along rows (contiguous, vectorised) rather than down a column. */
+static void solve_inverse(const double *a, int64_t n, const int64_t *piv, double *x)
 {
+    for (int64_t e = 0; e < n * n; e++)
+        x[e] = 0;
     for (int64_t i = 0; i < n; i++)
-        x[i] = i == j;
-    for (int64_t k = 0; k < n; k++)
-        if (piv[k] != k) {
-            double t = x[k];
-            x[k] = x[piv[k]];
-            x[piv[k]] = t;
+        x[i * n + i] = 1;
+    for (int64_t k = 0; k < n; k++) /* P I: the swaps in the order lu made them */
+        if (piv[k] != k)
+            for (int64_t j = 0; j < n; j++) {
+                double t = x[k * n + j];
+                x[k * n + j] = x[piv[k] * n + j];
+                x[piv[k] * n + j] = t;
+            }
+    for (int64_t i = 1; i < n; i++) /* L Y = P I */
+        for (int64_t k = 0; k < i; k++) {
+            double l = a[i * n + k];
+            for (int64_t j = 0; j < n; j++)
+                x[i * n + j] -= l * x[k * n + j];
         }
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < i; k++)
-            x[i] -= a[i * n + k] * x[k];
-    for (int64_t i = n - 1; i >= 0; i--) {
-        for (int64_t k = i + 1; k < n; k++)
-            x[i] -= a[i * n + k] * x[k];
-        x[i] /= a[i * n + i];
+    for (int64_t i = n - 1; i >= 0; i--) { /* U X = Y */
+        for (int64_t k = i + 1; k < n; k++) {
+            double u = a[i * n + k];
+            for (int64_t j = 0; j < n; j++)
+                x[i * n + j] -= u * x[k * n + j];
+        }
+        double d = a[i * n + i];
+        for (int64_t j = 0; j < n; j++)
+            x[i * n + j] /= d;
     }
 }
 
-/* Scratch for one matrix: its factors, a column, the pivots. */
+/* Scratch for one matrix: its factors, its inverse, the pivots. */
 typedef struct lu_scratch {
-    double *a, *col;
+    double *a, *inv;
     int64_t *piv;
 } lu_scratch;
 
 static bool scratch(const tg_call *c, int64_t n, lu_scratch *s)
 {
     size_t nn = (size_t)(n * n);
-    s->a = tg__arena_alloc(tg__ctx()->scope, sizeof(double) * (nn + (size_t)n + 1));
+    s->a = tg__arena_alloc(tg__ctx()->scope, sizeof(double) * (2 * nn + 1));
     s->piv = tg__arena_alloc(tg__ctx()->scope, sizeof(int64_t) * (size_t)(n + 1));
     if (!s->a || !s->piv)
         return tg__failb(c->loc, "%s: out of memory for the factors of a %lld x %lld matrix", tg__op_name(c->op),
                          (long long)n, (long long)n);
-    s->col = s->a + nn;
+    s->inv = s->a + nn;
     return true;
 }
 
@@ -189,11 +202,12 @@ bool tg__linalg_inv_forward(const tg_call *c, tg_tensor *out)
                              "singular (a zero pivot in its LU factorisation), as TF refuses it",
                              (long long)n, (long long)n, batch_index(x, b, buf, sizeof buf));
         }
-        for (int64_t j = 0; j < n; j++) {
-            solve_column(s.a, n, s.piv, j, s.col);
-            for (int64_t i = 0; i < n; i++)
-                store(out, b * nn + i * n + j, s.col[i]);
-        }
+        solve_inverse(s.a, n, s.piv, s.inv);
+        if (out->dtype == TG_F32)
+            for (int64_t e = 0; e < nn; e++)
+                ((float *)out->data)[b * nn + e] = (float)s.inv[e];
+        else
+            memcpy((double *)out->data + b * nn, s.inv, sizeof(double) * (size_t)nn);
     }
     return true;
 }
