@@ -435,6 +435,15 @@ static const struct {
     {"chain", "ij,jk,kl->il"},
     {"attention", "bhqd,bhkd->bhqk"},
     {"diag_times", "ii,i->i"},
+    {"triple_diag", "iii->i"},
+    {"diag_around_ellipsis", "i...i->..."},
+    {"ellipsis_diag", "...ii->..."},
+    {"ellipsis_last", "ij...,jk...->ik..."},
+    {"ellipsis_only", "...,...->..."},
+    {"four", "ab,bc,cd,de->ae"},
+    {"reversed_out", "ij,jk->kji"},
+    {"upper_case", "iJ,Jk->ik"},
+    {"implicit_scalar", "Ba,aB"},
 };
 
 /* einsum_<name>: operands x0.., y, and the gradients of sum(y * w), against PyTorch. */

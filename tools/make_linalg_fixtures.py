@@ -135,6 +135,15 @@ EINSUM = [
     ("chain", "ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
     ("attention", "bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
     ("diag_times", "ii,i->i", [(3, 3), (3,)]),
+    ("triple_diag", "iii->i", [(3, 3, 3)]),
+    ("diag_around_ellipsis", "i...i->...", [(3, 2, 3)]),
+    ("ellipsis_diag", "...ii->...", [(2, 3, 3)]),
+    ("ellipsis_last", "ij...,jk...->ik...", [(2, 3, 2), (3, 4, 1)]),
+    ("ellipsis_only", "...,...->...", [(2, 3), (3,)]),
+    ("four", "ab,bc,cd,de->ae", [(2, 3), (3, 2), (2, 4), (4, 2)]),
+    ("reversed_out", "ij,jk->kji", [(2, 3), (3, 4)]),
+    ("upper_case", "iJ,Jk->ik", [(2, 3), (3, 2)]),
+    ("implicit_scalar", "Ba,aB", [(2, 3), (3, 2)]),
 ]
 
 LINES.append("# einsum: " + ", ".join(e for _, e, _ in EINSUM))
