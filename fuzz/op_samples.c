@@ -216,6 +216,22 @@ static tg_tensor *s_matmul(tg_sample *s, tg_tensor *const *x)
     return tg_matmul_at(LOC, a, b, (tg_matmul_opts){.transpose_a = ta, .transpose_b = tb});
 }
 
+/* inv, det, slogdet (log|det|) of n x n matrices, one or a batch of 2, plus 4 I: away from
+ * singular for operands of moderate size (a singular one is refused by inv: skipped). */
+static tg_tensor *s_linalg(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t n = 1 + tg_sample_byte(s) % 3;
+    bool batch = tg_sample_byte(s) & 1;
+    tg_tensor *a = tg_sample_fit(x[0], batch ? TG_SHAPE(2, n, n) : TG_SHAPE(n, n));
+    use(s, a);
+    a = tg_add_at(LOC, a, tg_mul_at(LOC, tg_eye_at(LOC, TG_F64, n), tg_scalar_like_at(LOC, a, 4)));
+    if (s->op == TG_OP_LINALG_SLOGDET) {
+        tg_tensor *out[2];
+        return tg_linalg_slogdet_at(LOC, a, out) == 0 ? out[1] : NULL;
+    }
+    return s->op == TG_OP_LINALG_INV ? tg_linalg_inv_at(LOC, a) : tg_linalg_det_at(LOC, a);
+}
+
 static tg_tensor *s_reshape(tg_sample *s, tg_tensor *const *x)
 {
     int64_t n = tg_size(x[0]);
@@ -582,7 +598,7 @@ static tg_tensor *s_top_k(tg_sample *s, tg_tensor *const *x)
         return NULL;
     int64_t n = tg_dim(a, tg_rank(a) - 1), k = 1 + (int64_t)(tg_sample_byte(s) % (unsigned)n);
     use(s, a);
-    if (tg_top_k_at(LOC, a, k, out) != 0)
+    if (tg_top_k_at(LOC, a, k, out, (tg_top_k_opts){.sorted = tg_sample_byte(s) & 1}) != 0)
         return NULL;
     out[1] = tg_cast_at(LOC, out[1], tg_dtype_of(out[0]));
     return join_pieces(out, 2, tg_rank(a) - 1, false);
@@ -653,7 +669,7 @@ static tg_tensor *s_gather_nd(tg_sample *s, tg_tensor *const *x)
         for (int k = 0; k < d; k++)
             v[t * d + k] = (int64_t)(tg_sample_byte(s) % (unsigned)tg_dim(a, k));
     use(s, a);
-    return tg_gather_nd_at(LOC, a, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v));
+    return tg_gather_nd_at(LOC, a, tg_tensor_from_at(LOC, TG_I64, TG_SHAPE(m, d), v), (tg_gather_nd_opts){0});
 }
 
 /* Into [rows, k]: tuples of length 1 (rows of updates) or 2 (single elements). */
@@ -745,6 +761,9 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(ARGMAX, s_axis, 1, 0),
     ROW(ARGMIN, s_axis, 1, 0), /* indices: docs */
     ROW(MATMUL, s_matmul, 2, 3),
+    ROW(LINALG_INV, s_linalg, 1, 1),
+    ROW(LINALG_DET, s_linalg, 1, 1),
+    ROW(LINALG_SLOGDET, s_linalg, 1, 1),
     ROW(RESHAPE, s_reshape, 1, 1),
     ROW(TRANSPOSE, s_transpose, 1, 1),
     ROW(BROADCAST_TO, s_broadcast, 1, 1),
@@ -789,6 +808,7 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(UNSORTED_SEGMENT_SUM, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MAX, s_segment, 1, 1),
     ROW(UNSORTED_SEGMENT_MIN, s_segment, 1, 1),
+    ROW(UNSORTED_SEGMENT_PROD, s_segment, 1, 1),
     UNARY(SIN),
     UNARY(COS),
     UNARY(TAN),

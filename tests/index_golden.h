@@ -16,7 +16,7 @@
 #define INDEX_GOLDEN_PATH TG_FIXTURES_DIR "/index_golden.txt"
 #endif
 
-enum { GOLDEN_MAX = 256, GOLDEN_LINE = 1 << 14 };
+enum { GOLDEN_MAX = 512, GOLDEN_LINE = 1 << 14 };
 
 typedef struct golden_array {
     char name[64];

@@ -48,6 +48,7 @@ typedef struct args {
     int64_t dh, dw;          /* the convolution family: dilations */
     int n_dot;               /* tensordot's axes as an int; axes and axes_b as lists */
     tg_axes axes_b;
+    const char *eq; /* einsum's equation */
 } args;
 
 #define A(...) (&(args){__VA_ARGS__})
@@ -447,7 +448,7 @@ static tg_tensor *f_mirror_pad(tg_tensor *const *x, int n, void *u)
 static tg_tensor *f_gather_nd(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
-    return tg_gather_nd(x[0], index_tensor(a, a->s2));
+    return tg_gather_nd(x[0], index_tensor(a, a->s2), .batch_dims = (int)a->k);
 }
 static tg_tensor *f_scatter_nd(tg_tensor *const *x, int n, void *u)
 {
@@ -464,6 +465,8 @@ SEGMENTS(sum)
 SEGMENTS(mean)
 SEGMENTS(max)
 SEGMENTS(min)
+SEGMENTS(prod)
+SEGMENTS(sqrt_n)
 static tg_tensor *f_repeat(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -478,6 +481,40 @@ static tg_tensor *f_tensordot(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
     return tg_tensordot(x[0], x[1], .n = a->n_dot, .axes_a = a->axes, .axes_b = a->axes_b);
+}
+/* inv, det, slogdet: the input plus 3 I, far from singular (each call, so the gradient is the op's) */
+static tg_tensor *well_conditioned(const tg_tensor *x)
+{
+    int64_t m = tg_shape_of(x).dims[tg_rank(x) - 1];
+    tg_tensor *eye = tg_eye(TG_F64, m);
+    return tg_add(x, tg_cast(tg_mul(eye, tg_scalar_like(eye, 3.0)), tg_dtype_of(x)));
+}
+static tg_tensor *f_linalg_inv(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_linalg_inv(well_conditioned(x[0]));
+}
+static tg_tensor *f_linalg_det(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_linalg_det(well_conditioned(x[0]));
+}
+/* slogdet's log|det| (its sign has no gradient) */
+static tg_tensor *f_linalg_slogdet(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    tg_tensor *out[2];
+    return tg_linalg_slogdet(well_conditioned(x[0]), out) == 0 ? out[1] : NULL;
+}
+static tg_tensor *f_linalg_diag_part(tg_tensor *const *x, int n, void *u)
+{
+    UNUSED;
+    return tg_linalg_diag_part(x[0]);
+}
+static tg_tensor *f_einsum(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_einsum(a->eq, x, n);
 }
 static tg_tensor *f_slice(tg_tensor *const *x, int n, void *u)
 {
@@ -1398,6 +1435,34 @@ static const op_case cases[] = {
     CASEX(RESIZE_GRAD, "nearest 3x2 -> [2,5,6,1]", f_resize_grad,
           A(.s1 = S(3, 2), .s2 = S(2, 5, 6, 1), .mode = TG_RESIZE_NEAREST), 1,
           .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 2, 1)),
+    /* ---- linalg_lu.c and einsum.c (last: the cases above keep their seeds) ---- */
+    COMPX("tg_norm", "matrix ord 1 over axes (-2, -1)", f_norm, A(.mode = TG_NORM_1, .axes = AX(-2, -1)), 1, TG_OP_MAX,
+          .flags = C_TWICE, S(2, 3, 4)),
+    COMPX("tg_norm", "matrix ord inf over axes (0, 1), keepdims", f_norm,
+          A(.mode = TG_NORM_INF, .axes = AX(0, 1), .keepdims = true), 1, TG_OP_MAX, .flags = C_TWICE, S(3, 4)),
+    CASE(UNSORTED_SEGMENT_PROD, "rows, a dropped id, an empty segment", f_segment_prod,
+         A(.k = 4, .idx = {2, 0, -1, 2, 0}, .n_idx = 5), 1, S(5, 2)),
+    COMPX("tg_unsorted_segment_sqrt_n", "rows, an empty segment", f_segment_sqrt_n,
+          A(.k = 3, .idx = {0, 2, 0, 0}, .n_idx = 4), 1, TG_OP_UNSORTED_SEGMENT_SUM COMMA TG_OP_DIV, .flags = C_TWICE,
+          S(4, 2)),
+    COMPX("tg_gather_nd", "batch_dims 1: a row of each batch", f_gather_nd, A(.s2 = S(2, 2, 1), .idx = {1, 0, 2, 2}, .k = 1),
+          1, TG_OP_GATHER_ND COMMA TG_OP_RESHAPE, .flags = C_TWICE, S(2, 3, 2)),
+    CASE(LINALG_INV, "[3,3] + 3 I", f_linalg_inv, NULL, 1, S(3, 3)),
+    CASE(LINALG_INV, "a batch [2,2,2,2] + 3 I", f_linalg_inv, NULL, 1, S(2, 2, 2, 2)),
+    CASE(LINALG_DET, "[3,3] + 3 I", f_linalg_det, NULL, 1, S(3, 3)),
+    CASE(LINALG_DET, "a batch [2,4,4] + 3 I", f_linalg_det, NULL, 1, S(2, 4, 4)),
+    CASE(LINALG_SLOGDET, "log|det| of [2,3,3] + 3 I", f_linalg_slogdet, NULL, 1, S(2, 3, 3)),
+    COMPX("tg_linalg_diag_part", "[2,3,4]", f_linalg_diag_part, NULL, 1, TG_OP_GATHER, .flags = C_TWICE, S(2, 3, 4)),
+    COMPX("tg_einsum", "bij,bjk->bik", f_einsum, A(.eq = "bij,bjk->bik"), 2, TG_OP_MATMUL, .flags = C_TWICE,
+          S(2, 2, 3), S(2, 3, 2)),
+    COMPX("tg_einsum", "bii->b, a trace", f_einsum, A(.eq = "bii->b"), 1, TG_OP_GATHER COMMA TG_OP_SUM,
+          .flags = C_TWICE, S(2, 3, 3)),
+    COMPX("tg_einsum", "...ij,jk broadcast, implicit output", f_einsum, A(.eq = "...ij,jk"), 2,
+          TG_OP_MATMUL COMMA TG_OP_RESHAPE, .flags = C_TWICE, S(2, 2, 3), S(3, 4)),
+    COMPX("tg_einsum", "bi,ij,bj->b, three operands", f_einsum, A(.eq = "bi,ij,bj->b"), 3, TG_OP_MATMUL,
+          .flags = C_TWICE, S(2, 3), S(3, 4), S(2, 4)),
+    COMPX("tg_einsum", "ij->ji, a transpose", f_einsum, A(.eq = "ij->ji"), 1, TG_OP_TRANSPOSE, .flags = C_TWICE,
+          S(2, 3)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };

@@ -202,6 +202,40 @@ case("segment_max", xs2, lambda x: seg_extreme(x, "amax", LOWEST))
 case("segment_min", xs2, lambda x: seg_extreme(x, "amin", HIGHEST))
 put("segment.ids", ids)
 
+
+def seg_sqrt_n(x):
+    n = torch.zeros(NUM).index_add(0, ids[keep], torch.ones(int(keep.sum())))
+    return seg_sum(x) / torch.sqrt(torch.clamp(n, min=1)).reshape(NUM, 1)
+
+
+def seg_prod(x):
+    out = torch.ones(NUM, 3)
+    return out.scatter_reduce(0, ids[keep].reshape(-1, 1).expand(-1, 3), x[keep], "prod", include_self=False)
+
+
+case("segment_sqrt_n", xs2, seg_sqrt_n)
+case("segment_prod", xs2, seg_prod)
+# Zeros: one in a segment (x[0, 0], segment 0), two in another (x[1, 1] and x[5, 1],
+# segment 2). The gradient is TF's rule, which is the exact derivative: each element's
+# weight times the product of the other elements of its segment, written out here
+# (PyTorch's autograd divides by x).
+xz = xs2.clone()
+xz[0, 0] = 0.0
+xz[1, 1] = 0.0
+xz[5, 1] = 0.0
+put("segment_prod_zeros.x", xz)
+put("segment_prod_zeros.y", seg_prod(xz))
+wz = weights((NUM, 3), 7)
+put("segment_prod_zeros.w", wz)
+dz = torch.zeros(6, 3)
+for r in range(6):
+    for c in range(3):
+        if ids[r] < 0:
+            continue
+        others = [xz[q, c] for q in range(6) if q != r and ids[q] == ids[r]]
+        dz[r, c] = wz[ids[r], c] * torch.prod(torch.tensor(others + [1.0]))
+put("segment_prod_zeros.dx", dz)
+
 # ---- repeat and boolean_mask ---------------------------------------------------------------
 xr = inputs((2, 3), 13)
 case("repeat_a1", xr, lambda x: torch.repeat_interleave(x, torch.tensor([2, 0, 3]), dim=1))

@@ -228,6 +228,28 @@ typedef struct tg_tensordot_opts {
 tg_tensor *tg_tensordot_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, tg_tensordot_opts o);
 #define tg_tensordot(a, b, ...) tg_tensordot_at(TG_LOC, a, b, TG__OPTS(tg_tensordot_opts, .n = 0, __VA_ARGS__))
 
+/* tf.linalg.inv, det and slogdet of square matrices [..., n, n], float32 or float64 (LU
+ * with partial pivoting, in double). inv of a singular matrix is an error naming its
+ * batch index; det gives 0 there, slogdet sign 0 and log_abs_det -inf. slogdet fills
+ * out[0] (sign) and out[1] (log_abs_det), both of the batch's shape; 0, or -1 with an error. */
+tg_tensor *tg_linalg_inv_at(tg_loc loc, const tg_tensor *x);
+tg_tensor *tg_linalg_det_at(tg_loc loc, const tg_tensor *x);
+int tg_linalg_slogdet_at(tg_loc loc, const tg_tensor *x, tg_tensor **out);
+/* tf.linalg.diag_part: the main diagonal of matrices [..., n, m], [..., min(n, m)]. */
+tg_tensor *tg_linalg_diag_part_at(tg_loc loc, const tg_tensor *x);
+#define tg_linalg_inv(x)          tg_linalg_inv_at(TG_LOC, x)
+#define tg_linalg_det(x)          tg_linalg_det_at(TG_LOC, x)
+#define tg_linalg_slogdet(x, out) tg_linalg_slogdet_at(TG_LOC, x, out)
+#define tg_linalg_diag_part(x)    tg_linalg_diag_part_at(TG_LOC, x)
+
+/* tf.einsum: "ij,jk->ik" over n operands (an array of n tensors). Subscripts a-z, A-Z;
+ * `...` for broadcast axes; without "->" the output is numpy's (the `...` axes, then
+ * the subscripts that occur once, in ASCII order). A subscript repeated in one operand
+ * takes its diagonal ("ii->i"); one missing from the output is summed. Several operands
+ * are contracted left to right, each pair as one batched matmul. */
+tg_tensor *tg_einsum_at(tg_loc loc, const char *equation, tg_tensor *const *operands, int n);
+#define tg_einsum(equation, operands, n) tg_einsum_at(TG_LOC, equation, operands, n)
+
 /* ---- shape ------------------------------------------------------------------------ */
 tg_tensor *tg_reshape_at(tg_loc loc, const tg_tensor *x, tg_shape shape); /* one dim may be -1 */
 tg_tensor *tg_transpose_at(tg_loc loc, const tg_tensor *x, tg_axes perm); /* empty: reverse */
@@ -298,11 +320,16 @@ tg_tensor *tg_cumprod_at(tg_loc loc, const tg_tensor *x, tg_scan_opts o);
 #define tg_cumsum(x, ...)  tg_cumsum_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 #define tg_cumprod(x, ...) tg_cumprod_at(TG_LOC, x, TG__OPTS(tg_scan_opts, .axis = 0, __VA_ARGS__))
 
-/* tf.math.top_k, sorted: out[0] the k largest along the last axis (largest first), out[1]
- * their int32 indices. Equal values keep the lower index first, as TF; NaN ranks above
- * +inf (TF leaves NaN's place undefined). The gradient goes to the selected elements. */
-int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out);
-#define tg_top_k(x, k, out) tg_top_k_at(TG_LOC, x, k, out)
+/* tf.math.top_k: out[0] the k largest along the last axis (largest first), out[1] their
+ * int32 indices. Equal values keep the lower index first, as TF; NaN ranks above +inf
+ * (TF leaves NaN's place undefined). The gradient goes to the selected elements.
+ * .sorted = false is accepted and gives the sorted order too: TF leaves the order
+ * unspecified then (its CPU kernel's heap order), and sorted is one such order. */
+typedef struct tg_top_k_opts {
+    bool sorted; /* default true */
+} tg_top_k_opts;
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out, tg_top_k_opts o);
+#define tg_top_k(x, k, out, ...) tg_top_k_at(TG_LOC, x, k, out, TG__OPTS(tg_top_k_opts, .sorted = true, __VA_ARGS__))
 
 /* tf.sort and tf.argsort (stable) along `axis` (default -1), from top_k as TF builds
  * them: ascending sorts -x descending (-x - 1 for integers). NaN ranks above +inf, so
@@ -317,10 +344,11 @@ tg_tensor *tg_argsort_at(tg_loc loc, const tg_tensor *x, tg_sort_opts o);
 #define tg_sort(x, ...)    tg_sort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 #define tg_argsort(x, ...) tg_argsort_at(TG_LOC, x, TG__OPTS(tg_sort_opts, .axis = -1, __VA_ARGS__))
 
-/* tf.norm of vectors: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
- * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector; two: a matrix, only
- * euclidean, the Frobenius norm). Composites, so the gradients are TF's: the euclidean
- * one is NaN at x = 0, as TF's. */
+/* tf.norm: ord TG_NORM_EUCLIDEAN (default) sqrt(sum(x * x)), TG_NORM_1 sum(|x|),
+ * TG_NORM_INF max(|x|), over `axes` (none: all of x as one vector). Two axes (rows, cols)
+ * name matrices: euclidean is the Frobenius norm, TG_NORM_1 the largest column sum of
+ * |x|, TG_NORM_INF the largest row sum. Composites, so the gradients are TF's: the
+ * euclidean one is NaN at x = 0, as TF's. */
 typedef enum tg_norm_ord { TG_NORM_EUCLIDEAN = 0, TG_NORM_1 = 1, TG_NORM_INF = 2 } tg_norm_ord;
 typedef struct tg_norm_opts {
     tg_norm_ord ord;
@@ -358,13 +386,19 @@ typedef enum tg_mirror_pad_mode { TG_MIRROR_REFLECT = 0, TG_MIRROR_SYMMETRIC = 1
 tg_tensor *tg_mirror_pad_at(tg_loc loc, const tg_tensor *x, tg_shape before, tg_shape after, tg_mirror_pad_mode mode);
 #define tg_mirror_pad(x, before, after, mode) tg_mirror_pad_at(TG_LOC, x, before, after, mode)
 
-/* tf.gather_nd (batch_dims 0): indices [..., d] (int32/int64) hold index tuples into the
- * first d axes of params; the result is indices.shape[:-1] + params.shape[d:]. An index
- * out of range is an error (TF's CPU kernel). Gradient: scatter_nd. */
-tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices);
+/* tf.gather_nd: indices [..., d] (int32/int64) hold index tuples into the first d axes of
+ * params; the result is indices.shape[:-1] + params.shape[d:]. An index out of range is
+ * an error (TF's CPU kernel). Gradient: scatter_nd. With .batch_dims = b, the first b axes
+ * of params and indices are a batch (the same sizes in both) and each tuple indexes its
+ * own batch's params: the result is indices.shape[:-1] + params.shape[b + d:]. */
+typedef struct tg_gather_nd_opts {
+    int batch_dims;
+} tg_gather_nd_opts;
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, tg_gather_nd_opts o);
 /* tf.scatter_nd: updates summed into zeros of `shape` at index tuples (repeats add up). */
 tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape);
-#define tg_gather_nd(params, indices)          tg_gather_nd_at(TG_LOC, params, indices)
+#define tg_gather_nd(params, indices, ...) \
+    tg_gather_nd_at(TG_LOC, params, indices, TG__OPTS(tg_gather_nd_opts, .batch_dims = 0, __VA_ARGS__))
 #define tg_scatter_nd(indices, updates, shape) tg_scatter_nd_at(TG_LOC, indices, updates, shape)
 
 /* tf.math.unsorted_segment_*: the rows data[i...] (segment_ids' shape is a prefix of
@@ -381,10 +415,19 @@ tg_tensor *tg_unsorted_segment_max_at(tg_loc loc, const tg_tensor *data, const t
                                       int64_t num_segments);
 tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
                                       int64_t num_segments);
-#define tg_unsorted_segment_sum(data, ids, n)  tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_mean(data, ids, n) tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_max(data, ids, n)  tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
-#define tg_unsorted_segment_min(data, ids, n)  tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
+/* unsorted_segment_prod: an empty segment gives 1; its gradient is TF's, the product of the
+ * segment's other elements (exact at zeros). unsorted_segment_sqrt_n: the sums over
+ * sqrt(count), 0 for an empty segment, float data only. */
+tg_tensor *tg_unsorted_segment_prod_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments);
+tg_tensor *tg_unsorted_segment_sqrt_n_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                         int64_t num_segments);
+#define tg_unsorted_segment_prod(data, ids, n)   tg_unsorted_segment_prod_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_sqrt_n(data, ids, n) tg_unsorted_segment_sqrt_n_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_sum(data, ids, n)    tg_unsorted_segment_sum_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_mean(data, ids, n)   tg_unsorted_segment_mean_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_max(data, ids, n)    tg_unsorted_segment_max_at(TG_LOC, data, ids, n)
+#define tg_unsorted_segment_min(data, ids, n)    tg_unsorted_segment_min_at(TG_LOC, data, ids, n)
 
 /* tf.repeat: each element along `axis` repeated repeats[j] times (repeats an int32/int64
  * scalar or vector, of one or one per element); axis TG_AXIS_NONE (TF's None) flattens x

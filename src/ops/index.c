@@ -397,8 +397,79 @@ bool tg__gather_nd_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return (dx[0] = tg_scatter_nd_at(g->loc, g->in[1], g->dy, tg__shape(g->in[0]))) != NULL;
 }
 
-tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices)
+/* batch_dims b > 0, as TF's batch_gather_nd: the b batch axes flattened into one, each
+ * tuple prefixed with its batch's flat index, one gather_nd, the batch axes back. The
+ * gradient is the composition's (reshape, gather_nd's scatter_nd). */
+static tg_tensor *batch_gather_nd(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, int b)
 {
+    char sp[TG_SHAPE_STR_MAX], si[TG_SHAPE_STR_MAX];
+    tg_shape ps = tg__shape(params), is = tg__shape(indices);
+    tg__shape_str(&ps, sp, sizeof sp), tg__shape_str(&is, si, sizeof si);
+    if (indices->dtype != TG_I32 && indices->dtype != TG_I64)
+        return tg__fail(loc, "tg_gather_nd: `indices` is %s; it needs int32 or int64", tg_dtype_name(indices->dtype));
+    if (b < 0 || b >= indices->rank || b >= params->rank)
+        return tg__fail(loc,
+                        "tg_gather_nd: batch_dims = %d, but indices %s have rank %d and params %s rank %d; it must "
+                        "be in [0, %d)",
+                        b, si, indices->rank, sp, params->rank,
+                        indices->rank < params->rank ? indices->rank : params->rank);
+    int64_t batch = 1;
+    for (int k = 0; k < b; k++) {
+        if (params->shape[k] != indices->shape[k])
+            return tg__fail(loc,
+                            "tg_gather_nd: with batch_dims = %d, axis %d of params %s has size %lld but of indices "
+                            "%s %lld; the batch axes must agree",
+                            b, k, sp, (long long)params->shape[k], si, (long long)indices->shape[k]);
+        batch *= params->shape[k];
+    }
+    int64_t d = indices->shape[indices->rank - 1], tuples = d ? indices->size / d : 0;
+    if (d < 1 || d > params->rank - b)
+        return tg__fail(loc,
+                        "tg_gather_nd: index tuples of length %lld (the last axis of indices %s), but params %s has "
+                        "%d axes after its %d batch axes; give 1 to %d",
+                        (long long)d, si, sp, params->rank - b, b, params->rank - b);
+    int64_t per_batch = batch ? tuples / batch : 0;
+    tg_shape flat_idx = is;
+    flat_idx.dims[flat_idx.rank - 1] = d + 1;
+    tg_tensor *idx = tg__tensor_new(loc, TG_I64, &flat_idx);
+    if (!idx)
+        return NULL;
+    int64_t *v = idx->data;
+    for (int64_t t = 0; t < tuples; t++) {
+        v[t * (d + 1)] = t / (per_batch ? per_batch : 1);
+        for (int64_t k = 0; k < d; k++) {
+            int64_t i = int_at(indices, t * d + k), size = params->shape[b + k];
+            if (i < 0 || i >= size)
+                return tg__fail(loc,
+                                "tg_gather_nd: index tuple %lld has %lld at position %lld, out of range [0, %lld) for "
+                                "axis %lld of params of shape %s (batch_dims = %d)",
+                                (long long)t, (long long)i, (long long)k, (long long)size, (long long)(b + k), sp, b);
+            v[t * (d + 1) + 1 + k] = i;
+        }
+    }
+    tg_shape flat_params = {.rank = params->rank - b + 1, .dims = {batch}};
+    for (int k = b; k < params->rank; k++)
+        flat_params.dims[k - b + 1] = params->shape[k];
+    tg_tensor *out = tg_gather_nd_at(loc, tg_reshape_at(loc, params, flat_params), idx, (tg_gather_nd_opts){0});
+    if (!out)
+        return NULL;
+    tg_shape os = tg__shape(out); /* indices.shape[:-1] + params.shape[b + d:] */
+    os.rank = 0;
+    for (int k = 0; k < indices->rank - 1; k++)
+        os.dims[os.rank++] = indices->shape[k];
+    for (int k = b + (int)d; k < params->rank; k++)
+        os.dims[os.rank++] = params->shape[k];
+    return tg_reshape_at(loc, out, os);
+}
+
+tg_tensor *tg_gather_nd_at(tg_loc loc, const tg_tensor *params, const tg_tensor *indices, tg_gather_nd_opts o)
+{
+    if (o.batch_dims != 0) {
+        if (!tg__check_input(loc, "tg_gather_nd", params, "params") ||
+            !tg__check_input(loc, "tg_gather_nd", indices, "indices"))
+            return NULL;
+        return batch_gather_nd(loc, params, indices, o.batch_dims);
+    }
     return TG__APPLY(loc, TG_OP_GATHER_ND, &(tg_attrs){0}, params, indices);
 }
 
@@ -463,7 +534,7 @@ bool tg__scatter_nd_forward(const tg_call *c, tg_tensor *out)
 /* TF's _ScatterNdGrad: dy read back at the indices. */
 bool tg__scatter_nd_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    return (dx[1] = tg_gather_nd_at(g->loc, g->dy, g->in[0])) != NULL;
+    return (dx[1] = tg_gather_nd_at(g->loc, g->dy, g->in[0], (tg_gather_nd_opts){0})) != NULL;
 }
 
 tg_tensor *tg_scatter_nd_at(tg_loc loc, const tg_tensor *indices, const tg_tensor *updates, tg_shape shape)
@@ -502,28 +573,33 @@ bool tg__segment_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                                           \
-    {                                                                                                              \
-        T *o_ = out->data;                                                                                         \
-        const T *d_ = data->data;                                                                                  \
-        T init = c->op == TG_OP_UNSORTED_SEGMENT_MAX ? LOWEST : c->op == TG_OP_UNSORTED_SEGMENT_MIN ? HIGHEST : 0; \
-        for (int64_t i = 0; i < out->size; i++)                                                                    \
-            o_[i] = init;                                                                                          \
-        for (int64_t r = 0; r < ids->size; r++) {                                                                  \
-            int64_t id = int_at(ids, r);                                                                           \
-            if (id < 0)                                                                                            \
-                continue;                                                                                          \
-            T *dst = o_ + id * inner;                                                                              \
-            const T *src = d_ + r * inner;                                                                         \
-            for (int64_t q = 0; q < inner; q++) {                                                                  \
-                T v = src[q];                                                                                      \
-                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                                           \
-                    dst[q] = ADD(dst[q], v);                                                                       \
-                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v))    \
-                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                                        \
-            }                                                                                                      \
-        }                                                                                                          \
-    }                                                                                                              \
+#define SEGMENT_LOOP(T, LOWEST, HIGHEST)                                                                        \
+    {                                                                                                           \
+        T *o_ = out->data;                                                                                      \
+        const T *d_ = data->data;                                                                               \
+        T init = c->op == TG_OP_UNSORTED_SEGMENT_MAX    ? LOWEST                                                \
+                 : c->op == TG_OP_UNSORTED_SEGMENT_MIN  ? HIGHEST                                               \
+                 : c->op == TG_OP_UNSORTED_SEGMENT_PROD ? 1                                                     \
+                                                        : 0;                                                    \
+        for (int64_t i = 0; i < out->size; i++)                                                                 \
+            o_[i] = init;                                                                                       \
+        for (int64_t r = 0; r < ids->size; r++) {                                                               \
+            int64_t id = int_at(ids, r);                                                                        \
+            if (id < 0)                                                                                         \
+                continue;                                                                                       \
+            T *dst = o_ + id * inner;                                                                           \
+            const T *src = d_ + r * inner;                                                                      \
+            for (int64_t q = 0; q < inner; q++) {                                                               \
+                T v = src[q];                                                                                   \
+                if (c->op == TG_OP_UNSORTED_SEGMENT_SUM)                                                        \
+                    dst[q] = ADD(dst[q], v);                                                                    \
+                else if (c->op == TG_OP_UNSORTED_SEGMENT_PROD)                                                  \
+                    dst[q] = MUL(dst[q], v);                                                                    \
+                else if (c->op == TG_OP_UNSORTED_SEGMENT_MAX ? (v > dst[q] || v != v) : (v < dst[q] || v != v)) \
+                    dst[q] = dst[q] != dst[q] ? dst[q] : v;                                                     \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
     break;
 
 bool tg__segment_forward(const tg_call *c, tg_tensor *out)
@@ -540,15 +616,22 @@ bool tg__segment_forward(const tg_call *c, tg_tensor *out)
                              tg__op_name(c->op), (long long)r, (long long)int_at(ids, r), (long long)num);
     switch (data->dtype) {
 #define ADD(a, b) ((a) + (b))
+#define MUL(a, b) ((a) * (b))
     case TG_F32: SEGMENT_LOOP(float, -FLT_MAX, FLT_MAX)
     case TG_F64: SEGMENT_LOOP(double, -DBL_MAX, DBL_MAX)
 #undef ADD
+#undef MUL
+        /* integers wrap, as TF's */
 #define ADD(a, b) ((int32_t)((uint32_t)(a) + (uint32_t)(b)))
+#define MUL(a, b) ((int32_t)((uint32_t)(a) * (uint32_t)(b)))
     case TG_I32: SEGMENT_LOOP(int32_t, INT32_MIN, INT32_MAX)
 #undef ADD
+#undef MUL
 #define ADD(a, b) ((int64_t)((uint64_t)(a) + (uint64_t)(b)))
+#define MUL(a, b) ((int64_t)((uint64_t)(a) * (uint64_t)(b)))
     case TG_I64: SEGMENT_LOOP(int64_t, INT64_MIN, INT64_MAX)
 #undef ADD
+#undef MUL
     default: break;
     }
     return true;
@@ -602,6 +685,31 @@ bool tg__segment_extreme_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
+/* TF's _UnsortedSegmentProdGrad: each element's partial derivative is the product of the
+ * others of its segment: the segment's product over the element where it is not 0; at a
+ * 0, the product of the segment's nonzero elements; 0 throughout a segment with two 0s. */
+bool tg__segment_prod_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    const tg_tensor *x = g->in[0], *ids = g->in[1];
+    int64_t n = g->a->num_segments;
+    tg_tensor *is_zero = tg_equal_at(l, x, tg_scalar_like_at(l, x, 0));
+    tg_tensor *zeros = tg_unsorted_segment_sum_at(l, tg_cast_at(l, is_zero, x->dtype), ids, n);
+    tg_tensor *dy =
+        tg_where_at(l, tg_greater_at(l, zeros, tg_scalar_like_at(l, g->dy, 1)), tg_zeros_like_at(l, g->dy), g->dy);
+    tg_tensor *nonzero = tg_where_at(l, is_zero, tg_scalar_like_at(l, x, 1), x);
+    tg_tensor *nonzero_prod = tg_unsorted_segment_prod_at(l, nonzero, ids, n);
+    tg_tensor *mask = NULL, *prod = gather_drop_negatives(l, g->out, ids, x, &mask);
+    tg_tensor *m2 = NULL, *prod_nz = nonzero_prod ? gather_drop_negatives(l, nonzero_prod, ids, x, &m2) : NULL;
+    tg_tensor *m3 = NULL, *grad = dy ? gather_drop_negatives(l, dy, ids, x, &m3) : NULL;
+    if (!prod || !prod_nz || !grad)
+        return false;
+    tg_tensor *partial = tg_where_at(l, is_zero, prod_nz, tg_div_at(l, prod, nonzero));
+    grad = tg_where_at(l, mask, grad, tg_zeros_like_at(l, grad));
+    dx[0] = tg_mul_at(l, grad, partial);
+    return dx[0] != NULL;
+}
+
 static tg_tensor *segments(tg_loc loc, tg_op_kind op, const tg_tensor *data, const tg_tensor *ids, int64_t n)
 {
     return TG__APPLY(loc, op, &(tg_attrs){.num_segments = n}, data, ids);
@@ -623,27 +731,57 @@ tg_tensor *tg_unsorted_segment_min_at(tg_loc loc, const tg_tensor *data, const t
     return segments(loc, TG_OP_UNSORTED_SEGMENT_MIN, data, segment_ids, num_segments);
 }
 
+tg_tensor *tg_unsorted_segment_prod_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                       int64_t num_segments)
+{
+    return segments(loc, TG_OP_UNSORTED_SEGMENT_PROD, data, segment_ids, num_segments);
+}
+
+/* max(count, 1) of each segment, shaped [num_segments, 1, ...] to broadcast against the
+ * sums; NULL after an error. */
+static tg_tensor *segment_counts(tg_loc loc, const tg_tensor *data, const tg_tensor *ids, const tg_tensor *sum,
+                                 int64_t num_segments)
+{
+    tg_tensor *ones = tg_fill_at(loc, data->dtype, tg__shape(ids), 1.0);
+    tg_tensor *n = tg_unsorted_segment_sum_at(loc, ones, ids, num_segments);
+    tg_shape bs = tg__shape(sum);
+    for (int k = 1; k < bs.rank; k++)
+        bs.dims[k] = 1;
+    return tg_reshape_at(loc, tg_maximum_at(loc, n, tg_scalar_like_at(loc, sum, 1)), bs);
+}
+
+static bool float_segments(tg_loc loc, const char *name, const tg_tensor *data, const tg_tensor *ids)
+{
+    if (!tg__check_input(loc, name, data, "data") || !tg__check_input(loc, name, ids, "segment_ids"))
+        return false;
+    if (!tg_dtype_is_float(data->dtype))
+        return tg__failb(loc, "%s: `data` is %s; it needs float32 or float64", name, tg_dtype_name(data->dtype));
+    return true;
+}
+
+/* TF's unsorted_segment_sqrt_n: the sums over sqrt(max(count, 1)) (empty segments 0). */
+tg_tensor *tg_unsorted_segment_sqrt_n_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
+                                         int64_t num_segments)
+{
+    if (!float_segments(loc, "tg_unsorted_segment_sqrt_n", data, segment_ids))
+        return NULL;
+    tg_tensor *sum = tg_unsorted_segment_sum_at(loc, data, segment_ids, num_segments);
+    if (!sum)
+        return NULL;
+    return tg_div_at(loc, sum, tg_sqrt_at(loc, segment_counts(loc, data, segment_ids, sum, num_segments)));
+}
+
 /* TF's unsorted_segment_mean: the sums over max(count, 1), the counts broadcast over the
  * rows' other axes. Float data only (TF's division). */
 tg_tensor *tg_unsorted_segment_mean_at(tg_loc loc, const tg_tensor *data, const tg_tensor *segment_ids,
                                        int64_t num_segments)
 {
-    if (!tg__check_input(loc, "tg_unsorted_segment_mean", data, "data") ||
-        !tg__check_input(loc, "tg_unsorted_segment_mean", segment_ids, "segment_ids"))
+    if (!float_segments(loc, "tg_unsorted_segment_mean", data, segment_ids))
         return NULL;
-    if (!tg_dtype_is_float(data->dtype))
-        return tg__fail(loc, "tg_unsorted_segment_mean: `data` is %s; it needs float32 or float64",
-                        tg_dtype_name(data->dtype));
     tg_tensor *sum = tg_unsorted_segment_sum_at(loc, data, segment_ids, num_segments);
     if (!sum)
         return NULL;
-    tg_tensor *ones = tg_fill_at(loc, data->dtype, tg__shape(segment_ids), 1.0);
-    tg_tensor *n = tg_unsorted_segment_sum_at(loc, ones, segment_ids, num_segments);
-    tg_shape bs = tg__shape(sum);
-    for (int k = 1; k < bs.rank; k++)
-        bs.dims[k] = 1;
-    n = tg_reshape_at(loc, tg_maximum_at(loc, n, tg_scalar_like_at(loc, sum, 1)), bs);
-    return tg_div_at(loc, sum, n);
+    return tg_div_at(loc, sum, segment_counts(loc, data, segment_ids, sum, num_segments));
 }
 
 /* ---- repeat, boolean_mask: gathers with indices made here ----------------------------------------- */

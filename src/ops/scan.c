@@ -372,8 +372,10 @@ bool tg__top_k_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return dx[0] != NULL;
 }
 
-int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out)
+/* .sorted = false: TF's order is then unspecified; the sorted one is given (docs/ops.md). */
+int tg_top_k_at(tg_loc loc, const tg_tensor *x, int64_t k, tg_tensor **out, tg_top_k_opts o)
 {
+    (void)o.sorted;
     if (!out)
         return tg__failf(loc, "tg_top_k: needs an array `out` of 2 tensors (values, indices), got NULL");
     return tg__apply_n(loc, TG_OP_TOP_K, &x, 1, &(tg_attrs){.k = k}, 2, out);
@@ -417,7 +419,7 @@ static int sorted(tg_loc loc, const char *name, const tg_tensor *x, tg_sort_opts
         return tg__failf(loc, "%s: `x` is bool; it needs a number dtype (cast it with tg_cast)", name);
     bool up = o.direction == TG_ASCENDING;
     tg_tensor *t = swap_last(loc, up ? flip(loc, x) : x, axis);
-    if (!t || tg_top_k_at(loc, t, t->shape[t->rank - 1], out) != 0)
+    if (!t || tg_top_k_at(loc, t, t->shape[t->rank - 1], out, (tg_top_k_opts){.sorted = true}) != 0)
         return -1;
     out[0] = swap_last(loc, out[0], axis);
     out[1] = swap_last(loc, out[1], axis);
@@ -450,9 +452,25 @@ static bool composite_axes(tg_loc loc, const char *name, const tg_tensor *x, con
     return true;
 }
 
-/* tf.norm for vectors: euclidean sqrt(sum(x * x)), 1 sum(|x|), inf max(|x|) over `axes`
- * (none: every axis, x as one vector). Two axes name a matrix in TF, whose 1 and inf norms
- * are not these: only the euclidean (Frobenius) norm takes two. */
+/* tf.norm's matrix norms 1 and inf over axes (rows, cols): the largest column sum of |x|
+ * (ord 1: a sum over rows, then a max over cols) or row sum (inf: the other way round),
+ * as TF's linalg_ops.norm writes them; max's ties share the gradient, as TF's. */
+static tg_tensor *matrix_norm(tg_loc loc, const tg_tensor *x, tg_norm_opts o)
+{
+    int a0 = o.axes.axis[0] < 0 ? o.axes.axis[0] + x->rank : o.axes.axis[0];
+    int a1 = o.axes.axis[1] < 0 ? o.axes.axis[1] + x->rank : o.axes.axis[1];
+    if (a0 == a1)
+        return tg__fail(loc, "tg_norm: the two axes (%d, %d) of a matrix norm are the same axis", o.axes.axis[0],
+                        o.axes.axis[1]);
+    int sum_axis = o.ord == TG_NORM_1 ? a0 : a1, max_axis = o.ord == TG_NORM_1 ? a1 : a0;
+    tg_tensor *sums = tg_sum_at(loc, tg_abs_at(loc, x), (tg_reduce_opts){.axes = TG_AXES(sum_axis), .keepdims = true});
+    tg_tensor *n = tg_max_at(loc, sums, (tg_reduce_opts){.axes = TG_AXES(max_axis), .keepdims = true});
+    return o.keepdims ? n : tg_squeeze_at(loc, n, TG_AXES(a0, a1));
+}
+
+/* tf.norm: euclidean sqrt(sum(x * x)), 1 sum(|x|), inf max(|x|) over `axes` (none: every
+ * axis, x as one vector); over two axes the euclidean norm is Frobenius's and 1 and inf
+ * are the matrix norms (matrix_norm). */
 tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o)
 {
     if (!tg__check_input(loc, "tg_norm", x, "x"))
@@ -463,13 +481,10 @@ tg_tensor *tg_norm_at(tg_loc loc, const tg_tensor *x, tg_norm_opts o)
         return tg__fail(loc, "tg_norm: %d axes; give none (every axis), one (vectors) or two (matrices)", o.axes.n);
     if (o.ord != TG_NORM_EUCLIDEAN && o.ord != TG_NORM_1 && o.ord != TG_NORM_INF)
         return tg__fail(loc, "tg_norm: ord %d is not TG_NORM_EUCLIDEAN, TG_NORM_1 or TG_NORM_INF", (int)o.ord);
-    if (o.axes.n == 2 && o.ord != TG_NORM_EUCLIDEAN)
-        return tg__fail(loc,
-                        "tg_norm: two axes name a matrix, whose %s norm is not supported; use one axis, or "
-                        "TG_NORM_EUCLIDEAN (Frobenius)",
-                        o.ord == TG_NORM_1 ? "1" : "inf");
     if (!composite_axes(loc, "tg_norm", x, &o.axes))
         return NULL;
+    if (o.axes.n == 2 && o.ord != TG_NORM_EUCLIDEAN)
+        return matrix_norm(loc, x, o);
     tg_reduce_opts r = {.axes = o.axes, .keepdims = o.keepdims};
     switch (o.ord) {
     case TG_NORM_1: return tg_sum_at(loc, tg_abs_at(loc, x), r);
