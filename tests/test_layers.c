@@ -530,6 +530,41 @@ static void test_layer_input_mismatch(void)
     tg_scope_end(s);
 }
 
+/* PReLU: relu(x) - alpha * relu(-x) by hand; its gradients (x: 1 or alpha; alpha: the
+ * negative part, min(x, 0)); alpha shared along the listed axes. */
+static void test_prelu(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_layer *l = tg_prelu_layer();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2, 2), -2, 3, 1, -0.5f);
+    REQUIRE(tg_layer_call(l, x) != NULL);
+    int n;
+    tg_tensor *const *v = tg_layer_variables(l, &n);
+    CHECK(n == 1 && !strcmp(tg_variable_name(v[0]), "p_re_lu/alpha") && tg_rank(v[0]) == 1);
+    CHECK_VALUES(v[0], 0, 0, 0); /* alpha_initializer zeros: a plain relu at first */
+    set_var(l, 0, (double[]){0.1, 0.25});
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *y = tg_layer_call(l, x), *loss = tg_sum(y);
+    tg_tape_end(t);
+    CHECK_VALUES(y, 1e-7, -0.2, 3, 1, -0.125);
+    tg_tensor *g[2], *src[2] = {x, v[0]};
+    CHECK(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = src, .n_sources = 2, .out = g) == 0);
+    CHECK_VALUES(g[0], 1e-7, 0.1, 1, 1, 0.25);
+    CHECK_VALUES(g[1], 1e-7, -2, -0.5);
+    tg_tape_free(t);
+    tg_layer *shared = tg_prelu_layer(.shared_axes = TG_AXES(1));
+    REQUIRE(tg_layer_call(shared, tg_zeros(TG_F32, TG_SHAPE(2, 3, 2))) != NULL);
+    tg_tensor *const *sv = tg_layer_variables(shared, &n);
+    CHECK(tg_rank(sv[0]) == 2 && tg_dim(sv[0], 0) == 1 && tg_dim(sv[0], 1) == 2);
+    tg_layer *bad = tg_prelu_layer(.shared_axes = TG_AXES(0));
+    EXPECT_ERROR(tg_layer_call(bad, x) == NULL, "never 0, the batch axis");
+    tg_layer_free(l);
+    tg_layer_free(shared);
+    tg_layer_free(bad);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(test_dense_forward);
@@ -547,5 +582,6 @@ int main(void)
     RUN(test_pooling_layers);
     RUN(test_bad_options);
     RUN(test_layer_input_mismatch);
+    RUN(test_prelu);
     return TEST_SUMMARY();
 }

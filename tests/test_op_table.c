@@ -418,6 +418,12 @@ static tg_tensor *f_norm(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_norm(x[0], .ord = (tg_norm_ord)a->mode, .axes = a->axes, .keepdims = a->keepdims);
 }
+static tg_tensor *f_prelu(tg_tensor *const *x, int n, void *u)
+{
+    (void)n, (void)u;
+    return tg_prelu(x[0], x[1]);
+}
+
 static tg_tensor *f_l2_normalize(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1463,6 +1469,8 @@ static const op_case cases[] = {
           .flags = C_TWICE, S(2, 3), S(3, 4), S(2, 4)),
     COMPX("tg_einsum", "ij->ji, a transpose", f_einsum, A(.eq = "ij->ji"), 1, TG_OP_TRANSPOSE, .flags = C_TWICE,
           S(2, 3)),
+    COMPX("tg_prelu", "alpha per feature", f_prelu, NULL, 2, TG_OP_RELU, .flags = C_TWICE, S(3, 4), S(4)),
+    COMPX("tg_prelu", "one alpha", f_prelu, NULL, 2, TG_OP_RELU, .flags = C_TWICE, S(2, 3), SC),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };

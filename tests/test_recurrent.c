@@ -17,8 +17,8 @@ typedef struct arr {
 
 enum { X, KERNEL, RECURRENT, BIAS, R, OUTPUT, GRAD_X, GRAD_KERNEL, GRAD_RECURRENT, GRAD_BIAS, N_ARRAYS };
 static const char *const array_names[N_ARRAYS] = {
-    "x",      "kernel", "recurrent_kernel", "bias",  "r", "output", "grad_x", "grad_kernel", "grad_recurrent_kernel",
-    "grad_bias"};
+    "x",      "kernel",      "recurrent_kernel",      "bias",     "r", "output",
+    "grad_x", "grad_kernel", "grad_recurrent_kernel", "grad_bias"};
 
 typedef struct rcase {
     char name[48], kind[16];

@@ -137,6 +137,17 @@ tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o);
 #define tg_activation_layer(...) \
     tg_activation_layer_at(TG_LOC, TG__OPTS(tg_activation_layer_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* Keras's PReLU: relu(x) - alpha * relu(-x) with a learned alpha of one example's shape
+ * (alpha_initializer zeros), shared (size 1) along the axes listed in shared_axes (batch
+ * axis counted, e.g. TG_AXES(1, 2) for one alpha per channel of an image). */
+typedef struct tg_prelu_layer_opts {
+    TG__LAYER_FIELDS;
+    tg_initializer alpha_initializer; /* default zeros */
+    tg_axes shared_axes;              /* default none */
+} tg_prelu_layer_opts;
+tg_layer *tg_prelu_layer_at(tg_loc loc, tg_prelu_layer_opts o);
+#define tg_prelu_layer(...) tg_prelu_layer_at(TG_LOC, TG__OPTS(tg_prelu_layer_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* Inverted dropout: while training, each element is zeroed with probability `rate` and
  * the others are scaled by 1 / (1 - rate); at inference it passes x through. */
 typedef struct tg_dropout_opts {

@@ -184,6 +184,9 @@ tg_tensor *tg_softsign_at(tg_loc loc, const tg_tensor *x);
 #define tg_silu(x, beta)        tg_silu_at(TG_LOC, x, beta)
 #define tg_hard_sigmoid(x)      tg_hard_sigmoid_at(TG_LOC, x)
 #define tg_softsign(x)          tg_softsign_at(TG_LOC, x)
+/* Keras's PReLU: relu(x) - alpha * relu(-x), alpha (learned) broadcast against x. */
+tg_tensor *tg_prelu_at(tg_loc loc, const tg_tensor *x, const tg_tensor *alpha);
+#define tg_prelu(x, alpha) tg_prelu_at(TG_LOC, x, alpha)
 
 /* ---- reductions ------------------------------------------------------------------- */
 typedef struct tg_reduce_opts {

@@ -53,6 +53,7 @@ struct tg_layer {
         tg_pooling2d_opts pool;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
+        tg_prelu_layer_opts prelu;
     } o;
 };
 

@@ -62,8 +62,7 @@ static bool rnn_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out
     if (!tg__layer_add_variable(l, loc, "kernel", kernel, TG_SHAPE(in->dims[1], g), true) ||
         !tg__layer_add_variable(l, loc, "recurrent_kernel", recurrent, TG_SHAPE(u, g), true))
         return false;
-    if (o->use_bias &&
-        !tg__layer_add_variable(l, loc, "bias", bias, two_biases ? TG_SHAPE(2, g) : TG_SHAPE(g), true))
+    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", bias, two_biases ? TG_SHAPE(2, g) : TG_SHAPE(g), true))
         return false;
     if (o->use_bias && c->kind == CELL_LSTM && o->unit_forget_bias && !o->bias_initializer.kind &&
         !forget_bias_ones(l, loc))
@@ -118,7 +117,8 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
                 return NULL;
             tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], h3[0])), *r = rec_act(s, tg_add_at(loc, x3[1], h3[1]));
             hh = act(s, tg_add_at(loc, x3[2], tg_mul_at(loc, r, h3[2])));
-            return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+            return tg_add_at(loc, tg_mul_at(loc, z, h),
+                             tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
         }
         /* reset before the product: the candidate's recurrent kernel sees r * h */
         tg_tensor *u3[3];
@@ -127,7 +127,8 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
         tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], tg_matmul_at(loc, h, u3[0], (tg_matmul_opts){0})));
         tg_tensor *r = rec_act(s, tg_add_at(loc, x3[1], tg_matmul_at(loc, h, u3[1], (tg_matmul_opts){0})));
         hh = act(s, tg_add_at(loc, x3[2], tg_matmul_at(loc, tg_mul_at(loc, r, h), u3[2], (tg_matmul_opts){0})));
-        return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+        return tg_add_at(loc, tg_mul_at(loc, z, h),
+                         tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
     }
     }
     return NULL;

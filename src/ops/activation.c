@@ -392,6 +392,19 @@ tg_tensor *tg_selu_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG
 tg_tensor *tg_hard_sigmoid_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_HARD_SIGMOID, NULL, x); }
 tg_tensor *tg_softsign_at(tg_loc loc, const tg_tensor *x) { return TG__APPLY(loc, TG_OP_SOFTSIGN, NULL, x); }
 
+/* keras/src/layers/activations/prelu.py: relu(x) - alpha * relu(-x). Both relus have
+ * gradient 0 at 0, so x = 0 gets none, as in Keras. */
+tg_tensor *tg_prelu_at(tg_loc loc, const tg_tensor *x, const tg_tensor *alpha)
+{
+    if (!tg__check_input(loc, "tg_prelu", x, "x") || !tg__check_input(loc, "tg_prelu", alpha, "alpha"))
+        return NULL;
+    if (x->dtype != alpha->dtype)
+        return tg__fail(loc, "tg_prelu: `x` is %s and `alpha` %s; give both the same float dtype",
+                        tg_dtype_name(x->dtype), tg_dtype_name(alpha->dtype));
+    tg_tensor *neg = tg_mul_at(loc, tg_neg_at(loc, alpha), tg_relu_at(loc, tg_neg_at(loc, x)));
+    return tg_add_at(loc, tg_relu_at(loc, x), neg);
+}
+
 tg_tensor *tg_silu_at(tg_loc loc, const tg_tensor *x, double beta)
 {
     return TG__APPLY(loc, TG_OP_SILU, &(tg_attrs){.beta = beta}, x);
