@@ -13,13 +13,13 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case cases[] = {
-    {1, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, TG_PADDING_VALID},      {32, 28, 28, 1, 3, 3, 32, 1, 1, 1, 1, TG_PADDING_VALID},
-    {2, 7, 6, 3, 3, 2, 4, 1, 1, 1, 1, TG_PADDING_SAME},       {3, 9, 8, 5, 3, 3, 7, 2, 2, 1, 1, TG_PADDING_SAME},
-    {2, 9, 8, 5, 3, 3, 7, 2, 2, 1, 1, TG_PADDING_VALID},      {1, 6, 5, 2, 2, 3, 3, 2, 1, 1, 1, TG_PADDING_SAME},
-    {2, 11, 10, 3, 3, 3, 5, 1, 1, 2, 3, TG_PADDING_SAME},     {2, 11, 10, 3, 3, 2, 5, 1, 1, 2, 2, TG_PADDING_VALID},
-    {3, 4, 4, 2, 1, 1, 3, 1, 1, 1, 1, TG_PADDING_SAME},       {1, 5, 5, 1, 4, 4, 2, 2, 2, 1, 1, TG_PADDING_SAME},
-    {5, 13, 7, 17, 5, 3, 19, 3, 2, 1, 1, TG_PADDING_SAME},    {2, 8, 8, 16, 3, 3, 32, 1, 1, 1, 1, TG_PADDING_SAME},
-    {1, 7, 7, 4, 7, 7, 3, 1, 1, 1, 1, TG_PADDING_VALID},      {4, 10, 9, 3, 2, 2, 6, 3, 3, 1, 1, TG_PADDING_VALID},
+    {1, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, TG_PADDING_VALID},   {32, 28, 28, 1, 3, 3, 32, 1, 1, 1, 1, TG_PADDING_VALID},
+    {2, 7, 6, 3, 3, 2, 4, 1, 1, 1, 1, TG_PADDING_SAME},    {3, 9, 8, 5, 3, 3, 7, 2, 2, 1, 1, TG_PADDING_SAME},
+    {2, 9, 8, 5, 3, 3, 7, 2, 2, 1, 1, TG_PADDING_VALID},   {1, 6, 5, 2, 2, 3, 3, 2, 1, 1, 1, TG_PADDING_SAME},
+    {2, 11, 10, 3, 3, 3, 5, 1, 1, 2, 3, TG_PADDING_SAME},  {2, 11, 10, 3, 3, 2, 5, 1, 1, 2, 2, TG_PADDING_VALID},
+    {3, 4, 4, 2, 1, 1, 3, 1, 1, 1, 1, TG_PADDING_SAME},    {1, 5, 5, 1, 4, 4, 2, 2, 2, 1, 1, TG_PADDING_SAME},
+    {5, 13, 7, 17, 5, 3, 19, 3, 2, 1, 1, TG_PADDING_SAME}, {2, 8, 8, 16, 3, 3, 32, 1, 1, 1, 1, TG_PADDING_SAME},
+    {1, 7, 7, 4, 7, 7, 3, 1, 1, 1, 1, TG_PADDING_VALID},   {4, 10, 9, 3, 2, 2, 6, 3, 3, 1, 1, TG_PADDING_VALID},
     {3, 6, 6, 8, 1, 1, 8, 2, 2, 1, 1, TG_PADDING_VALID},
 };
 
@@ -96,10 +96,7 @@ static void test_portable_is_the_composite(void)
 }
 
 /* The largest magnitude of t, for a tolerance relative to the result's scale. */
-static double max_abs(const tg_tensor *t)
-{
-    return tg_item(tg_max(tg_abs(tg_cast((tg_tensor *)t, TG_F64))));
-}
+static double max_abs(const tg_tensor *t) { return tg_item(tg_max(tg_abs(tg_cast((tg_tensor *)t, TG_F64)))); }
 
 /* Both paths agree within float32's rounding of sums of up to KH*KW*C (or N*OH*OW)
  * products, measured against the result's largest value. */
@@ -147,10 +144,10 @@ static void test_backprop_ops(void)
             inputs(cc, 10 * i + 2, &x, &k, &d);
             REQUIRE(d);
             double a = tg_item(tg_sum(tg_cast(tg_mul(tg_conv2d_at(TG_LOC, x, k, opts_of(cc)), d), TG_F64)));
-            double b = tg_item(tg_sum(tg_cast(
-                tg_mul(x, tg_conv2d_backprop_input_at(TG_LOC, d, k, cc->h, cc->w, opts_of(cc))), TG_F64)));
-            double c = tg_item(tg_sum(tg_cast(
-                tg_mul(k, tg_conv2d_backprop_filter_at(TG_LOC, x, d, cc->kh, cc->kw, opts_of(cc))), TG_F64)));
+            double b = tg_item(tg_sum(
+                tg_cast(tg_mul(x, tg_conv2d_backprop_input_at(TG_LOC, d, k, cc->h, cc->w, opts_of(cc))), TG_F64)));
+            double c = tg_item(tg_sum(
+                tg_cast(tg_mul(k, tg_conv2d_backprop_filter_at(TG_LOC, x, d, cc->kh, cc->kw, opts_of(cc))), TG_F64)));
             CHECK(fabs(a - b) <= 1e-4 * (1 + fabs(a)));
             CHECK(fabs(a - c) <= 1e-4 * (1 + fabs(a)));
         }
@@ -215,8 +212,7 @@ static void test_errors(void)
     EXPECT_ERROR(!tg_conv2d_backprop_filter(tg_zeros(TG_F32, TG_SHAPE(1, 6, 5, 1)), dy, 3, 3),
                  "tg_conv2d_backprop_filter: `dy` of shape (1, 3, 3, 2)");
     CHECK(has_shape(tg_conv2d_backprop_input(dy, k, 5, 5), TG_SHAPE(1, 5, 5, 1)));
-    CHECK(has_shape(tg_conv2d_backprop_filter(tg_zeros(TG_F32, TG_SHAPE(1, 5, 5, 1)), dy, 3, 3),
-                    TG_SHAPE(3, 3, 1, 2)));
+    CHECK(has_shape(tg_conv2d_backprop_filter(tg_zeros(TG_F32, TG_SHAPE(1, 5, 5, 1)), dy, 3, 3), TG_SHAPE(3, 3, 1, 2)));
     tg_scope_end(s);
 }
 
