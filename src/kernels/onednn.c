@@ -158,6 +158,12 @@ static void dnnl_load(void)
         snprintf(dnnl.name, sizeof dnnl.name, "off (TAPEGRAD_ONEDNN=0)");
         return;
     }
+#ifdef TG_ONEDNN_DEFAULT_OFF
+    if (!want || strcmp(want, "1")) {
+        snprintf(dnnl.name, sizeof dnnl.name, "off in sanitizer builds (TAPEGRAD_ONEDNN=1 turns it on)");
+        return;
+    }
+#endif
     void *lib = dlopen(ONEDNN_LIBRARY, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         snprintf(dnnl.name, sizeof dnnl.name, "not installed (no %s)", ONEDNN_LIBRARY);

@@ -1,7 +1,8 @@
 /* Float32 convolutions through oneDNN (Intel's deep-learning kernels), loaded at run time
  * like OpenBLAS: no header or library is needed to build, and a process where
  * libdnnl.so.2 (oneDNN 2.x) is missing runs on the portable im2col + GEMM path.
- * TAPEGRAD_ONEDNN=0 in the environment keeps oneDNN off.
+ * TAPEGRAD_ONEDNN=0 in the environment keeps oneDNN off; sanitizer builds keep it off
+ * unless TAPEGRAD_ONEDNN=1.
  *
  * Images are NHWC and kernels HWIO ([KH, KW, C, F], Keras's layout) on both sides of
  * each call; oneDNN's own weight layout is used inside, reordered per call. Each call
