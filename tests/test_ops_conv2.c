@@ -226,9 +226,9 @@ static void test_pool1d(void)
 }
 
 /* max_pool2d's gradient goes to each window's first maximum in row-major order (TF's CPU
- * kernel), whether the windows tile the image (its own loop) or not: by hand on ties, and
- * the tiled 4x4 image's gradient is, bit for bit, the top-left of a 5x5 one's, whose
- * last row and column no window reaches. */
+ * kernel), with oneDNN or without (pooling has one path): by hand on ties, and a 4x4
+ * image's gradient is, bit for bit, the top-left of a 5x5 one's, whose last row and
+ * column no window reaches. */
 static void test_max_pool_ties(void)
 {
     tg_scope *s = tg_scope_begin();

@@ -169,14 +169,6 @@ static void window_span(const window *w, int64_t oy, int64_t ox, int64_t *y0, in
     *x1 = tx + w->kw < w->w ? tx + w->kw : w->w;
 }
 
-/* Whether every pixel lies in exactly one window: strides equal to the window, no
- * padding before, and the windows reaching the last row and column. */
-static bool windows_tile(const window *w)
-{
-    return w->sh == w->kh && w->sw == w->kw && w->dh == 1 && w->dw == 1 && w->pt == 0 && w->pl == 0 &&
-           w->oh * w->sh >= w->h && w->ow * w->sw >= w->w;
-}
-
 #define PIXEL(base, G, n, y, x)  ((base) + (((n) * (G)->h + (y)) * (G)->w + (x)) * (G)->c)
 #define CELL(base, G, n, oy, ox) ((base) + (((n) * (G)->oh + (oy)) * (G)->ow + (ox)) * (G)->c)
 

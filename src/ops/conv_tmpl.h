@@ -83,39 +83,6 @@ TG_VECTOR_CLONES static void FN(pool_rows)(const pool_ctx *r, int64_t r0, int64_
         }
 }
 
-/* max_pool2d_grad where the windows tile the image (windows_tile): each pixel is written
- * once, its window's first maximum (row-major) getting 0 + dy, the sum the general loop
- * below makes on its zeroed image (so the bits, -0 included, are the same), the others 0.
- * No zeroing pass, no scatter, and the channel loop has no branch. */
-TG_VECTOR_CLONES static void FN(max_pool_grad_tiled)(const pool_ctx *r, int64_t i0, int64_t i1)
-{
-    const window *G = &r->w;
-    const T *x_ = r->c->in[0]->data, *y_ = r->c->in[1]->data, *d_ = r->c->in[2]->data;
-    T *o_ = r->out->data;
-    bool found[POOL_CH];
-    for (int64_t n = i0; n < i1; n++)
-        for (int64_t oy = 0; oy < G->oh; oy++)
-            for (int64_t ox = 0; ox < G->ow; ox++) {
-                int64_t y0, y1, x0, x1;
-                window_span(G, oy, ox, &y0, &y1, &x0, &x1);
-                for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {
-                    int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;
-                    const T *y = CELL(y_, G, n, oy, ox) + q0, *dy = CELL(d_, G, n, oy, ox) + q0;
-                    for (int64_t q = 0; q < nq; q++)
-                        found[q] = false;
-                    for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++) {
-                            int64_t at = PIXEL((int64_t)0, G, n, iy, ix) + q0;
-                            for (int64_t q = 0; q < nq; q++) {
-                                bool hit = !found[q] && x_[at + q] == y[q];
-                                o_[at + q] = hit ? (T)0 + dy[q] : (T)0;
-                                found[q] = found[q] || hit;
-                            }
-                        }
-                }
-            }
-}
-
 /* Gradients, over images [i0, i1): windows of one image touch only that image, and each
  * image's windows are taken in the chain's order, so each pixel adds up in the same order.
  *   max_pool2d_grad:   dx[first] += dy[w], first the window's first maximum (row-major)
@@ -131,10 +98,6 @@ TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0,
     const T *d_ = r->c->in[r->c->n - 1]->data;
     T *o_ = r->out->data, share[POOL_CH], sum[POOL_CH];
     int64_t first[POOL_CH];
-    if (op == TG_OP_MAX_POOL2D_GRAD && windows_tile(G)) {
-        FN(max_pool_grad_tiled)(r, i0, i1);
-        return;
-    }
     if (!gather)
         memset(PIXEL(o_, G, i0, 0, 0), 0, sizeof(T) * (size_t)((i1 - i0) * G->h * G->w * G->c));
     for (int64_t n = i0; n < i1; n++)
