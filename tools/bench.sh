@@ -281,7 +281,7 @@ done
 
 # ---- bench/results.md ------------------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512'))"
+cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512')$(grep -q amx_tile /proc/cpuinfo && echo ', AMX' || echo ', no AMX'))"
 {
     echo "# Benchmark results"
     echo
