@@ -31,6 +31,7 @@
 #include <tapegrad.h>
 
 #include "kernels/gemm.h"
+#include "kernels/onednn.h"
 
 static double now(void)
 {
@@ -256,6 +257,8 @@ int main(int argc, char **argv)
            "peak_rss_mb=%.1f gemm=%s\n",
            cnn ? "cnn" : "mlp", (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0,
            tg__gemm_backend());
+    if (cnn)
+        printf("conv: %s\n", tg__onednn_active() ? tg__onednn_backend() : "patches times the kernel (GEMM)");
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(outer);

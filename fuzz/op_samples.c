@@ -453,6 +453,25 @@ static tg_tensor *s_patches_to_image(tg_sample *s, tg_tensor *const *x)
     return tg_patches_to_image_dilated_at(LOC, p, g.h, g.w, g.kh, g.kw, dilated_opts(&g));
 }
 
+/* conv2d and its adjoints in x and in the kernel, on a picked window with 1 or 2 filters. */
+static tg_tensor *s_conv(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_dilated_window(s);
+    tg_conv2d_opts o = dilated_opts(&g);
+    tg_tensor *p = tg_extract_patches_dilated_at(LOC, tg_zeros(TG_F64, image(&g)), g.kh, g.kw, o);
+    if (!p)
+        return NULL;
+    int64_t f = 1 + tg_sample_byte(s) % 2;
+    tg_shape dys = TG_SHAPE(1, shape_of(p).dims[1], shape_of(p).dims[2], f), ks = TG_SHAPE(g.kh, g.kw, g.c, f);
+    bool grad_in = s->op == TG_OP_CONV2D_BACKPROP_INPUT, grad_k = s->op == TG_OP_CONV2D_BACKPROP_FILTER;
+    tg_tensor *a = tg_sample_fit(x[0], grad_in ? dys : image(&g)), *b = tg_sample_fit(x[1], grad_k ? dys : ks);
+    use(s, a);
+    use(s, b);
+    if (grad_in)
+        return tg_conv2d_backprop_input_at(LOC, a, b, g.h, g.w, o);
+    return grad_k ? tg_conv2d_backprop_filter_at(LOC, a, b, g.kh, g.kw, o) : tg_conv2d_at(LOC, a, b, o);
+}
+
 static tg_tensor *s_pool(tg_sample *s, tg_tensor *const *x)
 {
     geometry g = pick_window(s);
@@ -778,6 +797,9 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(PAD, s_pad, 1, 1),
     ROW(EXTRACT_PATCHES, s_patches, 1, 1),
     ROW(PATCHES_TO_IMAGE, s_patches_to_image, 1, 1),
+    ROW(CONV2D, s_conv, 2, 3),
+    ROW(CONV2D_BACKPROP_INPUT, s_conv, 2, 3),
+    ROW(CONV2D_BACKPROP_FILTER, s_conv, 2, 3),
     ROW(BIAS_ADD_ACT, s_bias_add_act, 2, 3),
     ROW(ACT_GRAD, s_act_grad, 2, 2), /* relu's backward sends 0 where y is NaN, as TF's ReluGrad */
     ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1),

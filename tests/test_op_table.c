@@ -842,6 +842,16 @@ static tg_tensor *f_conv2d_dilated(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_conv2d_at(TG_LOC, x[0], x[1], conv_opts(a));
 }
+static tg_tensor *f_conv2d_backprop_input(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_backprop_input_at(TG_LOC, x[0], x[1], a->s1.dims[1], a->s1.dims[2], conv_opts(a));
+}
+static tg_tensor *f_conv2d_backprop_filter(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_backprop_filter_at(TG_LOC, x[0], x[1], a->kh, a->kw, conv_opts(a));
+}
 static tg_tensor *f_conv1d(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1293,32 +1303,16 @@ static const op_case cases[] = {
     /* the user's gradient */
     CASE(CUSTOM, "cube", f_custom, NULL, 1, S(2, 3)),
     /* composites: their gradient is their primitives', checked through the public call */
-    COMPX("tg_conv2d", "3x3 image, 2x2 kernel, valid", f_conv2d, A(.sh = 1, .sw = 1), 2,
-          TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(1, 3, 3, 2), S(2, 2, 2, 3)),
-    COMPX("tg_conv2d", "same, strides 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2,
-          TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(2, 4, 3, 1), S(3, 2, 1, 2)),
-    COMPX("tg_conv2d", "[2,5,5,3] * [3,3,3,2] valid strides 1, 1", f_conv2d,
-          A(.sh = 1, .sw = 1, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(2, 5, 5, 3), S(3, 3, 3, 2)),
-    COMPX("tg_conv2d", "[1,6,5,2] * [2,3,2,3] same strides 2, 1", f_conv2d,
-          A(.sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(1, 6, 5, 2), S(2, 3, 2, 3)),
+    CASE(CONV2D, "3x3 image, 2x2 kernel, valid", f_conv2d, A(.sh = 1, .sw = 1), 2, S(1, 3, 3, 2), S(2, 2, 2, 3)),
+    CASE(CONV2D, "same, strides 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, S(2, 4, 3, 1), S(3, 2, 1, 2)),
+    CASE(CONV2D, "[2,5,5,3] * [3,3,3,2] valid strides 1, 1", f_conv2d, A(.sh = 1, .sw = 1, .pad = TG_PADDING_VALID), 2, S(2, 5, 5, 3), S(3, 3, 3, 2)),
+    CASE(CONV2D, "[1,6,5,2] * [2,3,2,3] same strides 2, 1", f_conv2d, A(.sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 2, S(1, 6, 5, 2), S(2, 3, 2, 3)),
     /* a 1x1 kernel at stride 1 needs no patches: a product per pixel */
-    COMPX("tg_conv2d", "[2,4,4,2] * [1,1,2,3] same strides 1, 1", f_conv2d,
-          A(.sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 2, TG_OP_MATMUL,
-          .flags = C_TWICE, S(2, 4, 4, 2), S(1, 1, 2, 3)),
-    COMPX("tg_conv2d", "[1,5,5,1] * [4,4,1,2] same strides 2, 2", f_conv2d,
-          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(1, 5, 5, 1), S(4, 4, 1, 2)),
-    COMPX("tg_conv2d", "[1,7,6,2] * [3,2,2,2] valid strides 3, 2", f_conv2d,
-          A(.sh = 3, .sw = 2, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(1, 7, 6, 2), S(3, 2, 2, 2)),
-    COMPX("tg_conv2d", "[2,3,3,2] * [1,1,2,1] valid strides 2, 2", f_conv2d,
-          A(.sh = 2, .sw = 2, .pad = TG_PADDING_VALID), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(2, 3, 3, 2), S(1, 1, 2, 1)),
-    COMPX("tg_conv2d", "[1,4,5,2] * [2,2,2,2] same strides 2, 2", f_conv2d,
-          A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
-          .flags = C_TWICE, S(1, 4, 5, 2), S(2, 2, 2, 2)),
+    CASE(CONV2D, "[2,4,4,2] * [1,1,2,3] same strides 1, 1", f_conv2d, A(.sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 2, S(2, 4, 4, 2), S(1, 1, 2, 3)),
+    CASE(CONV2D, "[1,5,5,1] * [4,4,1,2] same strides 2, 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, S(1, 5, 5, 1), S(4, 4, 1, 2)),
+    CASE(CONV2D, "[1,7,6,2] * [3,2,2,2] valid strides 3, 2", f_conv2d, A(.sh = 3, .sw = 2, .pad = TG_PADDING_VALID), 2, S(1, 7, 6, 2), S(3, 2, 2, 2)),
+    CASE(CONV2D, "[2,3,3,2] * [1,1,2,1] valid strides 2, 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_VALID), 2, S(2, 3, 3, 2), S(1, 1, 2, 1)),
+    CASE(CONV2D, "[1,4,5,2] * [2,2,2,2] same strides 2, 2", f_conv2d, A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, S(1, 4, 5, 2), S(2, 2, 2, 2)),
     COMP("tg_global_avg_pool2d", "[2,3,3,2]", f_global_avg_pool2d, NULL, 1, TG_OP_MEAN, S(2, 3, 3, 2)),
     COMPX("tg_global_avg_pool2d", "[2,3,4,2]", f_global_avg_pool2d, NULL, 1, TG_OP_MEAN,
           .eps = LINEAR_EPS COMMA .tol = LINEAR_TOL, S(2, 3, 4, 2)),
@@ -1394,14 +1388,20 @@ static const op_case cases[] = {
     CASE(PATCHES_TO_IMAGE, "3x2 same dilations 2, 3", f_patches_to_image_dilated,
          A(.s1 = S(2, 5, 4, 1), .kh = 3, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 1,
          S(2, 5, 4, 6)),
-    COMPX("tg_conv2d", "[1,5,5,2] * [2,2,2,2] valid dilations 2, 2", f_conv2d_dilated,
-          A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(1, 5, 5, 2), S(2, 2, 2, 2)),
-    COMPX("tg_conv2d", "[2,5,4,1] * [3,2,1,2] same dilations 2, 3", f_conv2d_dilated,
-          A(.sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL, .flags = C_TWICE, S(2, 5, 4, 1),
-          S(3, 2, 1, 2)),
-    COMPX("tg_conv1d", "[2,6,2] * [3,2,3] same stride 2", f_conv1d, A(.sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+    CASE(CONV2D, "[1,5,5,2] * [2,2,2,2] valid dilations 2, 2", f_conv2d_dilated, A(.sh = 1, .sw = 1, .dh = 2, .dw = 2), 2, S(1, 5, 5, 2), S(2, 2, 2, 2)),
+    CASE(CONV2D, "[2,5,4,1] * [3,2,1,2] same dilations 2, 3", f_conv2d_dilated, A(.sh = 1, .sw = 1, .dh = 2, .dw = 3, .pad = TG_PADDING_SAME), 2, S(2, 5, 4, 1), S(3, 2, 1, 2)),
+    CASE(CONV2D_BACKPROP_INPUT, "[1,3,5,3] * [2,3,2,3] -> [1,5,5,2] same strides 2, 1", f_conv2d_backprop_input,
+         A(.s1 = S(1, 5, 5, 2), .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 2, S(1, 3, 5, 3), S(2, 3, 2, 3)),
+    CASE(CONV2D_BACKPROP_INPUT, "[2,4,4,2] * [2,2,1,2] -> [2,6,5,1] valid dilations 2, 1", f_conv2d_backprop_input,
+         A(.s1 = S(2, 6, 5, 1), .sh = 1, .sw = 1, .dh = 2, .dw = 1), 2, S(2, 4, 4, 2), S(2, 2, 1, 2)),
+    CASE(CONV2D_BACKPROP_FILTER, "[1,5,5,2] and [1,3,5,3] -> [2,3,2,3] same strides 2, 1", f_conv2d_backprop_filter,
+         A(.kh = 2, .kw = 3, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 2, S(1, 5, 5, 2), S(1, 3, 5, 3)),
+    CASE(CONV2D_BACKPROP_FILTER, "[2,6,5,1] and [2,4,4,2] -> [2,2,1,2] valid dilations 2, 1",
+         f_conv2d_backprop_filter, A(.kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 1), 2, S(2, 6, 5, 1),
+         S(2, 4, 4, 2)),
+    COMPX("tg_conv1d", "[2,6,2] * [3,2,3] same stride 2", f_conv1d, A(.sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_CONV2D,
           .flags = C_TWICE, S(2, 6, 2), S(3, 2, 3)),
-    COMPX("tg_conv1d", "[1,7,2] * [2,2,2] valid dilation 3", f_conv1d, A(.sw = 1, .dw = 3), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL,
+    COMPX("tg_conv1d", "[1,7,2] * [2,2,2] valid dilation 3", f_conv1d, A(.sw = 1, .dw = 3), 2, TG_OP_CONV2D,
           .flags = C_TWICE, S(1, 7, 2), S(2, 2, 2)),
     COMPX("tg_depthwise_conv2d", "[1,5,5,2] * [3,3,2,2] same strides 2", f_depthwise_conv2d,
           A(.sh = 2, .sw = 2, .pad = TG_PADDING_SAME), 2, TG_OP_EXTRACT_PATCHES COMMA TG_OP_MATMUL COMMA TG_OP_TRANSPOSE, .flags = C_TWICE,

@@ -225,6 +225,43 @@ static void test_pool1d(void)
     tg_scope_end(s);
 }
 
+/* max_pool2d's gradient goes to each window's first maximum in row-major order (TF's CPU
+ * kernel), with oneDNN or without (pooling has one path): by hand on ties, and a 4x4
+ * image's gradient is, bit for bit, the top-left of a 5x5 one's, whose last row and
+ * column no window reaches. */
+static void test_max_pool_ties(void)
+{
+    tg_scope *s = tg_scope_begin();
+    /* two channels; channel 0 ties 3 = 3 in the first window, channel 1 ties 5 everywhere */
+    tg_tensor *x = tg_from_f64(TG_SHAPE(1, 2, 4, 2), 1, 5, 3, 5, 7, 1, 2, 0, /* row 0 */
+                               3, 5, 0, 5, 7, 1, 7, 0);                      /* row 1 */
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *loss =
+        tg_sum(tg_mul(tg_max_pool2d(x, .pool_size = {2, 2}), tg_from_f64(TG_SHAPE(1, 1, 2, 2), 10, 20, 30, -0.0)));
+    tg_tape_end(t);
+    /* window 0 (columns 0-1): channel 0's first 3 is at (0, 1), channel 1's first 5 at (0, 0);
+     * window 1 (columns 2-3): channel 0's first 7 at (0, 2), channel 1's maximum 1 at (0, 2) */
+    CHECK_VALUES(tg_gradient(t, loss, x), CHECK_BITS, 0, 20, 10, 0, 30, -0.0 + 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    tg_tape_free(t);
+    tg_tensor *big = gc_input(7, TG_SHAPE(2, 5, 5, 3), -1, 1);
+    big = tg_floor(tg_add(big, big)); /* few values: many ties */
+    tg_tensor *small = tg_slice(big, TG_SHAPE(0, 0, 0, 0), TG_SHAPE(2, 4, 4, 3));
+    tg_tensor *g[2];
+    for (int i = 0; i < 2; i++) {
+        tg_tensor *img = i ? small : big;
+        tg_tape *u = tg_tape_begin();
+        tg_watch(u, img);
+        tg_tensor *l =
+            tg_sum(tg_mul(tg_max_pool2d(img, .pool_size = {2, 2}), gc_input(8, TG_SHAPE(2, 2, 2, 3), -1, 1)));
+        tg_tape_end(u);
+        g[i] = tg_gradient(u, l, img);
+        tg_tape_free(u);
+    }
+    TENSORS_AGREE(tg_slice(g[0], TG_SHAPE(0, 0, 0, 0), TG_SHAPE(2, 4, 4, 3)), g[1], CHECK_BITS);
+    tg_scope_end(s);
+}
+
 /* ---- errors ------------------------------------------------------------------------------------- */
 #define EXPECT_HERE(failed, needle)                                                    \
     do {                                                                               \
@@ -285,6 +322,7 @@ int main(void)
     RUN(test_resize_by_hand);
     RUN(test_adjoints);
     RUN(test_pool1d);
+    RUN(test_max_pool_ties);
     RUN(test_errors);
     return TEST_SUMMARY();
 }

@@ -12,8 +12,9 @@
 #    reported as "not installed".
 # 2. The GEMM limit: the peers' gemm_limit.c (cblas_sgemm on the step's shapes), built
 #    here against OpenBLAS with the settings tapegrad uses.
-# 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32) with tapegrad and
-#    PyTorch eager (bench/torch_cnn.py).
+# 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32): tapegrad with its
+#    convolutions through oneDNN (where libdnnl.so.2 is installed), tapegrad with
+#    TAPEGRAD_ONEDNN=0, and PyTorch eager (bench/torch_cnn.py), alternately.
 # 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
 # 5. Peak memory of a public-API fit (bench_fmnist --memory): Fashion-MNIST as data sets,
 #    Dense(128) -> Dense(10), one epoch with a 10% validation split, then evaluate on the
@@ -180,26 +181,34 @@ else
     echo "  not available (needs libopenblas-dev and $peers_dir/gemm_limit.c)"
 fi
 
-echo "== CNN: Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dense(10), batch 32, tapegrad and PyTorch"
+echo "== CNN: Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dense(10), batch 32: tapegrad with oneDNN (where"
+echo "   installed) and with TAPEGRAD_ONEDNN=0, and PyTorch, alternately, best median of $repeat"
 cnn_samples=60000 cnn_epochs=3   # the median of epochs 2 and 3: one epoch alone is at the mercy of the load
 [ "$quick" = 1 ] && cnn_samples=12000 cnn_epochs=2
-cnn=""
-if run tapegrad-cnn "$build/bench_fmnist" --model cnn --batch 32 --epochs $cnn_epochs --threads $threads \
-       --samples $cnn_samples; then
-    cnn="$(field tapegrad-cnn 'median_s_per_epoch(2..N)') s per epoch of $cnn_samples samples, test accuracy"
-    cnn="$cnn $(field tapegrad-cnn test_acc), peak $(rss_mb tapegrad-cnn) MB"
-fi
+cnn_args=(--model cnn --batch 32 --epochs $cnn_epochs --threads $threads --samples $cnn_samples)
+for r in $(seq 1 "$repeat"); do
+    run "tapegrad-cnn-$r" "$build/bench_fmnist" "${cnn_args[@]}" && keep_best tapegrad-cnn "tapegrad-cnn-$r"
+    run "tapegrad-cnn-portable-$r" env TAPEGRAD_ONEDNN=0 "$build/bench_fmnist" "${cnn_args[@]}" &&
+        keep_best tapegrad-cnn-portable "tapegrad-cnn-portable-$r"
+    [ "$have_torch" = 1 ] || continue
+    run "torch-cnn-$r" "${peer_env[@]}" "$python" "$root/bench/torch_cnn.py" --epochs $cnn_epochs \
+        --samples $cnn_samples --threads 1 && keep_best torch-cnn "torch-cnn-$r"
+done
+conv_kernel=$(sed -n 's/^conv: //p' "$logs/tapegrad-cnn-1.log" 2>/dev/null | head -1)
+cnn_cell() {   # cnn_cell KEY: s/epoch, accuracy, memory, and how many times tapegrad's (oneDNN) time it is
+    [ -z "${sec[$1]:-}" ] && { echo "failed or not run (see $logs)"; return; }
+    local x=""
+    [ "$1" != tapegrad-cnn ] && [ -n "${sec[tapegrad-cnn]:-}" ] &&
+        x=" ($(awk -v p="${sec[$1]}" -v t="${sec[tapegrad-cnn]}" 'BEGIN { printf "%.2fx", p / t }') tapegrad's time)"
+    echo "${sec[$1]} s per epoch of $cnn_samples samples, test accuracy ${acc[$1]}, peak ${mem[$1]} MB$x"
+}
+cnn="$(cnn_cell tapegrad-cnn), conv ${conv_kernel:-?}"
+cnn_portable="$(cnn_cell tapegrad-cnn-portable)"
 cnn_torch="not installed"
-if [ "$have_torch" = 1 ]; then
-    cnn_torch="failed (see $logs/torch-cnn.log)"
-    if run torch-cnn "${peer_env[@]}" "$python" "$root/bench/torch_cnn.py" --epochs $cnn_epochs --samples $cnn_samples \
-           --threads 1; then
-        t=$(field tapegrad-cnn 'median_s_per_epoch(2..N)')
-        p=$(field torch-cnn 'median_s_per_epoch(2..N)')
-        cnn_torch="$p s, test accuracy $(field torch-cnn test_acc), peak $(rss_mb torch-cnn) MB"
-        [ -n "$t" ] && cnn_torch="$cnn_torch ($(awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }') tapegrad's)"
-    fi
-fi
+[ "$have_torch" = 1 ] && cnn_torch="$(cnn_cell torch-cnn)"
+echo "  tapegrad: $cnn"
+echo "  tapegrad, TAPEGRAD_ONEDNN=0: $cnn_portable"
+echo "  PyTorch: $cnn_torch"
 
 echo "== memory: public-API fit of Dense(128) on Fashion-MNIST, 1 epoch, 10% validation, then evaluate"
 memory=""
@@ -257,7 +266,7 @@ echo
 echo "$table"
 [ "$quick" = 1 ] && echo "(quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch)"
 echo
-echo "CNN: tapegrad ${cnn:-failed}; PyTorch eager $cnn_torch"
+echo "CNN: tapegrad ${cnn:-failed}; TAPEGRAD_ONEDNN=0 $cnn_portable; PyTorch eager $cnn_torch"
 echo "Memory (fit reading Fashion-MNIST data sets in place, or given copies as tensors): $memory"
 printf '%-16s %14s %14s %16s\n' metric "tapegrad ns/op" "torch ns/op" "torch/tapegrad"
 overhead=""
@@ -272,7 +281,7 @@ done
 
 # ---- bench/results.md ------------------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512'))"
+cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512')$(grep -q amx_tile /proc/cpuinfo && echo ', AMX' || echo ', no AMX'))"
 {
     echo "# Benchmark results"
     echo
@@ -294,7 +303,11 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "own $threads threads (tapegrad runs OpenBLAS on one thread and splits products over its pool,"
     echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
     echo
-    echo "CNN epoch: tapegrad ${cnn:-failed}; PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads, bench/torch_cnn.py) $cnn_torch."
+    echo "CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10, batch 32; $threads threads; alternately, best median of $repeat):"
+    echo
+    echo "- tapegrad: $cnn"
+    echo "- tapegrad with TAPEGRAD_ONEDNN=0 (patches times the kernel): $cnn_portable"
+    echo "- PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads, bench/torch_cnn.py): $cnn_torch"
     echo
     echo "Peak memory of a public-API fit (bench_fmnist --memory: Fashion-MNIST loaded as data sets, Dense(128) -> Dense(10),"
     echo "Adam, batch 32, 1 epoch with validation_split 0.1, then tg_evaluate on the test set; getrusage's ru_maxrss,"

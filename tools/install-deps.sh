@@ -4,11 +4,14 @@
 # recommends, so it is listed; libclang-rt-dev, clang's fuzzer runtime for make fuzz, is
 # not even that). g++ builds the test that includes the headers from C++; clang-format
 # checks the layout. openmpi-bin (mpirun) and libopenmpi-dev run the data-parallel tests
-# (tests/mpi/); tapegrad loads libmpi only in processes mpirun starts, and builds without. Quiet when everything is present; needs root to install (otherwise
-# prints the command to run and exits 1).
+# (tests/mpi/); tapegrad loads libmpi only in processes mpirun starts, and builds without.
+# libdnnl2 (oneDNN 2.x) runs float32 convolutions; tapegrad loads it at run time when it
+# is there and runs its portable path otherwise, so it is needed neither to build nor to
+# run. Quiet when everything is present; needs root to install (otherwise prints the
+# command to run and exits 1).
 set -eu
 
-PACKAGES="cmake make gcc g++ libc6-dev clang libclang-rt-dev clang-format libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz openmpi-bin libopenmpi-dev"
+PACKAGES="cmake make gcc g++ libc6-dev clang libclang-rt-dev clang-format libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist graphviz openmpi-bin libopenmpi-dev libdnnl2"
 
 missing=""
 for pkg in $PACKAGES; do

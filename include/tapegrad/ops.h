@@ -467,10 +467,24 @@ typedef struct tg_conv2d_opts {
     int64_t dilations[2]; /* default {1, 1} ({0, 0} too); above 1 only with strides 1, as TF */
 } tg_conv2d_opts;
 /* x [N, H, W, C] (*) kernel [KH, KW, C, F] -> [N, OH, OW, F]: TF's conv2d (a
- * cross-correlation), as patches times the kernel (one GEMM). */
+ * cross-correlation): float32 through oneDNN where it is installed (TAPEGRAD_ONEDNN=0:
+ * never), else patches times the kernel (one GEMM). */
 tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o);
 #define tg_conv2d(x, kernel, ...) \
     tg_conv2d_at(TG_LOC, x, kernel, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+/* tf.nn.conv2d_backprop_input: conv2d's adjoint in x, dy [N, OH, OW, F] with kernel
+ * [KH, KW, C, F] -> [N, height, width, C] (conv2d's gradient for x). */
+tg_tensor *tg_conv2d_backprop_input_at(tg_loc loc, const tg_tensor *dy, const tg_tensor *kernel, int64_t height,
+                                       int64_t width, tg_conv2d_opts o);
+#define tg_conv2d_backprop_input(dy, kernel, height, width, ...)   \
+    tg_conv2d_backprop_input_at(TG_LOC, dy, kernel, height, width, \
+                                TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
+/* tf.compat.v1.nn.conv2d_backprop_filter: conv2d's adjoint in the kernel, x [N, H, W, C]
+ * with dy [N, OH, OW, F] -> [kh, kw, C, F] (conv2d's gradient for the kernel). */
+tg_tensor *tg_conv2d_backprop_filter_at(tg_loc loc, const tg_tensor *x, const tg_tensor *dy, int64_t kh, int64_t kw,
+                                        tg_conv2d_opts o);
+#define tg_conv2d_backprop_filter(x, dy, kh, kw, ...) \
+    tg_conv2d_backprop_filter_at(TG_LOC, x, dy, kh, kw, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
 
 /* ---- convolution family (issue 15): dilation, 1-D, depthwise, separable, transpose ---- */
 /* extract_patches and patches_to_image with dilations: conv2d's options (strides,

@@ -15,10 +15,13 @@
  * Every op here reads its window from attrs.window (tg_window_attrs, op.h). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/gemm.h"
+#include "../kernels/onednn.h"
 #include "../kernels/parallel.h"
 
 /* One sliding window over an image, resolved against its shape. */
@@ -365,18 +368,307 @@ static bool check_conv(tg_loc loc, const char *name, const tg_tensor *x, const t
     return true;
 }
 
+/* conv2d and its adjoints in x and in the kernel are three rows, each the other two's
+ * backward, so derivatives of any order are made of them. Each runs through oneDNN for
+ * float32 where it is loaded (kernels/onednn.h), else as patches times the kernel seen
+ * as a [KH*KW*C, F] matrix: the same extract_patches and GEMM calls, in the same order,
+ * as the composite of extract_patches, reshape and matmul, so the portable path gives
+ * that composite's bits, its gradients included. */
+static tg_conv_geom conv_geom(const window *w, int64_t f)
+{
+    return (tg_conv_geom){.n = w->n,
+                          .h = w->h,
+                          .w = w->w,
+                          .c = w->c,
+                          .f = f,
+                          .kh = w->kh,
+                          .kw = w->kw,
+                          .sh = w->sh,
+                          .sw = w->sw,
+                          .dh = w->dh,
+                          .dw = w->dw,
+                          .oh = w->oh,
+                          .ow = w->ow,
+                          .pt = w->pt,
+                          .pl = w->pl};
+}
+
+/* A 1x1 window with unit strides needs no patches: the image rows are the patches. */
+static bool pointwise(const window *w) { return w->kh == 1 && w->kw == 1 && w->sh == 1 && w->sw == 1; }
+
+static bool conv_gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                      const void *B, int64_t ldb, void *C, int64_t ldc)
+{
+    if (dt == TG_F32)
+        return tg__gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return tg__gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+
+/* The patches of image x (x itself for a pointwise window) in *cols, from the scope's arena. */
+static bool conv_patches(const tg_call *c, const void *x, const window *w, tg_dtype dt, void **cols)
+{
+    *cols = (void *)x;
+    if (pointwise(w))
+        return true;
+    size_t bytes = (size_t)(w->n * w->oh * w->ow * patch_len(w)) * tg__dsize(dt);
+    if (!(*cols = tg__arena_alloc(tg__ctx()->scope, bytes ? bytes : 1))) {
+        tg__fail(c->loc, "%s: out of memory for the image's patches", tg__op_table[c->op].name);
+        return false;
+    }
+    if (dt == TG_F32)
+        window_copy_f32((void *)x, *cols, w, 0.0f, false);
+    else
+        window_copy_f64((void *)x, *cols, w, 0.0, false);
+    return true;
+}
+
+static bool gemm_failed(const tg_call *c)
+{
+    tg__fail(c->loc, "%s: out of memory for the product's packing buffers", tg__op_table[c->op].name);
+    return false;
+}
+
+/* A rank-4 float operand of a conv row, of x's dtype. */
+static bool conv_operand(const tg_call *c, const tg_tensor *t, const char *arg, const char *layout)
+{
+    tg_shape ts = tg__shape(t);
+    SHAPE_STR(str, &ts);
+    const char *name = tg__op_table[c->op].name;
+    if (t->rank != 4) {
+        tg__fail(c->loc, "%s: `%s` must have rank 4, %s, but has shape %s", name, arg, layout, str);
+        return false;
+    }
+    if (t->dtype != c->in[0]->dtype) {
+        tg__fail(c->loc, "%s: cannot mix %s and %s operands (cast one with tg_cast)", name,
+                 tg_dtype_name(c->in[0]->dtype), tg_dtype_name(t->dtype));
+        return false;
+    }
+    return true;
+}
+
+/* The window of a conv row on `img`, its kernel's [KH, KW, C, F] and its output
+ * gradient [N, OH, OW, F] checked against it (either may be NULL). */
+static bool conv_window(const tg_call *c, const tg_shape *img, const tg_tensor *kernel, const tg_tensor *dy, window *w)
+{
+    const char *name = tg__op_table[c->op].name;
+    if (!attrs_window(c->loc, name, c->a, img, w))
+        return false;
+    if (kernel && (kernel->shape[0] != w->kh || kernel->shape[1] != w->kw || kernel->shape[2] != w->c)) {
+        tg_shape ks = tg__shape(kernel), is = *img;
+        SHAPE_STR(kstr, &ks);
+        SHAPE_STR(istr, &is);
+        tg__fail(c->loc, "%s: `kernel` of shape %s does not fit a %lld x %lld window over %lld channels (image %s)",
+                 name, kstr, (long long)w->kh, (long long)w->kw, (long long)w->c, istr);
+        return false;
+    }
+    if (dy && (dy->shape[0] != w->n || dy->shape[1] != w->oh || dy->shape[2] != w->ow ||
+               (kernel && dy->shape[3] != kernel->shape[3]))) {
+        tg_shape ds = tg__shape(dy), is = *img;
+        SHAPE_STR(dstr, &ds);
+        SHAPE_STR(istr, &is);
+        tg__fail(c->loc, "%s: `dy` of shape %s is not the output of a convolution of an image %s (%lld x %lld outputs)",
+                 name, dstr, istr, (long long)w->oh, (long long)w->ow);
+        return false;
+    }
+    return true;
+}
+
+bool tg__conv2d_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0], *k = c->in[1];
+    window w;
+    tg_shape xs = tg__shape(x);
+    if (!tg__require_float(c, x, "x") || !conv_operand(c, k, "kernel", "[kh, kw, in_channels, filters]") ||
+        !conv_window(c, &xs, k, NULL, &w))
+        return false;
+    *shape = (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, k->shape[3]}};
+    *dtype = x->dtype;
+    return true;
+}
+
+bool tg__conv2d_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *x = c->in[0], *k = c->in[1];
+    window w;
+    tg_shape xs = tg__shape(x);
+    attrs_window(c->loc, "tg_conv2d", c->a, &xs, &w);
+    int64_t f = k->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
+    tg_conv_geom g = conv_geom(&w, f);
+    if (out->dtype == TG_F32 && tg__onednn_conv_forward(&g, x->data, k->data, out->data))
+        return true;
+    void *cols;
+    if (!conv_patches(c, x->data, &w, x->dtype, &cols))
+        return false;
+    bool ok = conv_gemm(x->dtype, false, false, rows, f, len, cols, len, k->data, f, out->data, f);
+    return ok || gemm_failed(c);
+}
+
+/* conv2d's gradient: its adjoints in x and in the kernel. */
+bool tg__conv2d_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_attrs a = *g->a;
+    a.window.height = g->in[0]->shape[1];
+    a.window.width = g->in[0]->shape[2];
+    dx[0] = tg__grad_wanted(g, 0) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_INPUT, &a, g->dy, g->in[1]) : NULL;
+    dx[1] = tg__grad_wanted(g, 1) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_FILTER, &a, g->in[0], g->dy) : NULL;
+    return (!tg__grad_wanted(g, 0) || dx[0]) && (!tg__grad_wanted(g, 1) || dx[1]);
+}
+
+/* ---- conv2d_backprop_input: dy [N, OH, OW, F], kernel -> the image's gradient [N, H, W, C] ---- */
+bool tg__conv2d_backprop_input_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *dy = c->in[0], *k = c->in[1];
+    if (!tg__require_float(c, dy, "dy") || !conv_operand(c, dy, "dy", "[batch, out_height, out_width, filters]") ||
+        !conv_operand(c, k, "kernel", "[kh, kw, in_channels, filters]"))
+        return false;
+    if (c->a->window.height < 0 || c->a->window.width < 0) {
+        tg__fail(c->loc, "tg_conv2d_backprop_input: the image size (%lld, %lld) must not be negative",
+                 (long long)c->a->window.height, (long long)c->a->window.width);
+        return false;
+    }
+    tg_shape img = {.rank = 4, .dims = {dy->shape[0], c->a->window.height, c->a->window.width, k->shape[2]}};
+    window w;
+    if (!conv_window(c, &img, k, dy, &w))
+        return false;
+    *shape = img;
+    *dtype = dy->dtype;
+    return true;
+}
+
+bool tg__conv2d_backprop_input_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *dy = c->in[0], *k = c->in[1];
+    window w;
+    tg_shape img = tg__shape(out);
+    attrs_window(c->loc, "tg_conv2d_backprop_input", c->a, &img, &w);
+    int64_t f = k->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
+    tg_conv_geom g = conv_geom(&w, f);
+    if (out->dtype == TG_F32 && tg__onednn_conv_backward_data(&g, dy->data, k->data, out->data))
+        return true;
+    if (pointwise(&w))
+        return conv_gemm(out->dtype, false, true, rows, len, f, dy->data, f, k->data, f, out->data, len) ||
+               gemm_failed(c);
+    size_t bytes = (size_t)(rows * len) * tg__dsize(out->dtype);
+    void *cols = tg__arena_alloc(tg__ctx()->scope, bytes ? bytes : 1);
+    if (!cols) {
+        tg__fail(c->loc, "tg_conv2d_backprop_input: out of memory for the patches' gradient");
+        return false;
+    }
+    bool ok = conv_gemm(out->dtype, false, true, rows, len, f, dy->data, f, k->data, f, cols, len);
+    if (ok) { /* col2im, as patches_to_image */
+        memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
+        if (out->dtype == TG_F32)
+            window_copy_f32(out->data, cols, &w, 0.0f, true);
+        else
+            window_copy_f64(out->data, cols, &w, 0.0, true);
+    }
+    return ok || gemm_failed(c);
+}
+
+/* Linear in each input: h's products with the kernel and with dy. */
+bool tg__conv2d_backprop_input_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    dx[0] = tg__grad_wanted(g, 0) ? TG__APPLY(g->loc, TG_OP_CONV2D, g->a, g->dy, g->in[1]) : NULL;
+    dx[1] = tg__grad_wanted(g, 1) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_FILTER, g->a, g->dy, g->in[0]) : NULL;
+    return (!tg__grad_wanted(g, 0) || dx[0]) && (!tg__grad_wanted(g, 1) || dx[1]);
+}
+
+/* ---- conv2d_backprop_filter: x [N, H, W, C], dy [N, OH, OW, F] -> the kernel's gradient ---- */
+bool tg__conv2d_backprop_filter_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *x = c->in[0], *dy = c->in[1];
+    window w;
+    tg_shape xs = tg__shape(x);
+    if (!tg__require_float(c, x, "x") || !conv_operand(c, x, "x", "[batch, height, width, channels]") ||
+        !conv_operand(c, dy, "dy", "[batch, out_height, out_width, filters]") || !conv_window(c, &xs, NULL, dy, &w))
+        return false;
+    *shape = (tg_shape){.rank = 4, .dims = {w.kh, w.kw, w.c, dy->shape[3]}};
+    *dtype = x->dtype;
+    return true;
+}
+
+bool tg__conv2d_backprop_filter_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *x = c->in[0], *dy = c->in[1];
+    window w;
+    tg_shape xs = tg__shape(x);
+    attrs_window(c->loc, "tg_conv2d_backprop_filter", c->a, &xs, &w);
+    int64_t f = dy->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
+    tg_conv_geom g = conv_geom(&w, f);
+    if (out->dtype == TG_F32 && tg__onednn_conv_backward_weights(&g, x->data, dy->data, out->data))
+        return true;
+    void *cols;
+    if (!conv_patches(c, x->data, &w, x->dtype, &cols))
+        return false;
+    bool ok = conv_gemm(x->dtype, true, false, len, f, rows, cols, len, dy->data, f, out->data, f);
+    return ok || gemm_failed(c);
+}
+
+/* Linear in each input: x's and dy's products with h. */
+bool tg__conv2d_backprop_filter_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_attrs a = *g->a;
+    a.window.height = g->in[0]->shape[1];
+    a.window.width = g->in[0]->shape[2];
+    dx[0] = tg__grad_wanted(g, 0) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_INPUT, &a, g->in[1], g->dy) : NULL;
+    dx[1] = tg__grad_wanted(g, 1) ? TG__APPLY(g->loc, TG_OP_CONV2D, &a, g->in[0], g->dy) : NULL;
+    return (!tg__grad_wanted(g, 0) || dx[0]) && (!tg__grad_wanted(g, 1) || dx[1]);
+}
+
 tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, tg_conv2d_opts o)
 {
     window w;
     if (!check_conv(loc, "tg_conv2d", x, kernel, "kernel", o.strides, o.dilations, o.padding, &w))
         return NULL;
-    int64_t f = kernel->shape[3], k = patch_len(&w), rows = w.n * w.oh * w.ow;
-    /* A 1x1 window with unit strides needs no patches: the image rows are the patches. */
-    bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1;
-    tg_tensor *cols = pointwise ? (tg_tensor *)x : patches_padded(loc, x, &w, 0.0);
-    tg_tensor *y = tg_matmul_at(loc, tg_reshape_at(loc, cols, TG_SHAPE(rows, k)),
-                                tg_reshape_at(loc, kernel, TG_SHAPE(k, f)), (tg_matmul_opts){0});
-    return tg_reshape_at(loc, y, TG_SHAPE(w.n, w.oh, w.ow, f));
+    tg_attrs a = window_attrs(&w, 0.0);
+    return TG__APPLY(loc, TG_OP_CONV2D, &a, x, kernel);
+}
+
+/* The window attributes of conv2d's options, for a kh x kw kernel over an image height x width. */
+static bool conv_opts_attrs(tg_loc loc, const char *name, tg_conv2d_opts o, int64_t kh, int64_t kw, int64_t height,
+                            int64_t width, tg_attrs *a)
+{
+    if (o.padding != TG_PADDING_VALID && o.padding != TG_PADDING_SAME) {
+        tg__fail(loc, "%s: padding %d is neither TG_PADDING_VALID nor TG_PADDING_SAME", name, (int)o.padding);
+        return false;
+    }
+    *a = (tg_attrs){.window = {.kh = kh,
+                               .kw = kw,
+                               .stride_h = o.strides[0],
+                               .stride_w = o.strides[1],
+                               .height = height,
+                               .width = width,
+                               .same = o.padding == TG_PADDING_SAME,
+                               .dilation_h = o.dilations[0],
+                               .dilation_w = o.dilations[1]}};
+    return true;
+}
+
+tg_tensor *tg_conv2d_backprop_input_at(tg_loc loc, const tg_tensor *dy, const tg_tensor *kernel, int64_t height,
+                                       int64_t width, tg_conv2d_opts o)
+{
+    const char *name = "tg_conv2d_backprop_input";
+    tg_attrs a;
+    if (!tg__check_input(loc, name, dy, "dy") || !tg__check_input(loc, name, kernel, "kernel"))
+        return NULL;
+    if (kernel->rank != 4)
+        return tg__fail(loc, "%s: `kernel` must have rank 4, [kh, kw, in_channels, filters], but has rank %d", name,
+                        kernel->rank);
+    if (!conv_opts_attrs(loc, name, o, kernel->shape[0], kernel->shape[1], height, width, &a))
+        return NULL;
+    return TG__APPLY(loc, TG_OP_CONV2D_BACKPROP_INPUT, &a, dy, kernel);
+}
+
+tg_tensor *tg_conv2d_backprop_filter_at(tg_loc loc, const tg_tensor *x, const tg_tensor *dy, int64_t kh, int64_t kw,
+                                        tg_conv2d_opts o)
+{
+    const char *name = "tg_conv2d_backprop_filter";
+    tg_attrs a;
+    if (!tg__check_input(loc, name, x, "x") || !tg__check_input(loc, name, dy, "dy"))
+        return NULL;
+    if (!conv_opts_attrs(loc, name, o, kh, kw, 0, 0, &a))
+        return NULL;
+    return TG__APPLY(loc, TG_OP_CONV2D_BACKPROP_FILTER, &a, x, dy);
 }
 
 /* extract_patches and patches_to_image with the options of conv2d (strides, padding, dilations). */

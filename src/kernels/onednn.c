@@ -1,0 +1,550 @@
+/* Float32 convolutions through oneDNN, loaded at run time (onednn.h).
+ *
+ * Why dlopen, as gemm.c loads OpenBLAS: oneDNN is an optional accelerator. A linked
+ * libdnnl would be needed to build and to start every program; loaded at the first
+ * convolution, it is used where installed and the portable path runs elsewhere. The
+ * build needs no oneDNN headers: the few calls and constants of oneDNN 2.x's C API used
+ * here are declared below. oneDNN 2.x passes its descriptors (memory and operation
+ * descriptors) by pointer into caller-owned storage; this file only passes them on, so
+ * each is an opaque buffer, larger than oneDNN 2.6's own (696 and 5976 bytes). The major
+ * version is checked at load (3.x changed these calls).
+ *
+ * Threads: Debian's oneDNN runs its loops on OpenMP. Run beside tapegrad's loop pool with
+ * its own OpenMP team, every call measured 6-8 ms (two pools spinning on the same cores);
+ * so each call splits the batch over the loop pool and every chunk runs with one OpenMP
+ * thread (omp_set_num_threads(1) around it, the thread's setting restored after).
+ * TAPEGRAD_ONEDNN_THREADS=omp instead runs the whole batch on the calling thread with an
+ * OpenMP team of the loop pool's size (kept to measure the two against each other).
+ *
+ * Primitives are made once per shape (kind, geometry, batch of a chunk) and kept for the
+ * process's life; their scratch space is the executing thread's (oneDNN's "user"
+ * scratchpad mode), so chunks run one primitive concurrently. */
+#include "onednn.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+#define ONEDNN_LIBRARY "libdnnl.so.2"
+
+/* ---- oneDNN 2.x's C API: the calls and constant values used (dnnl_types.h of 2.x) ------------ */
+enum {
+    DNNL_OK = 0,
+    ENGINE_CPU = 1,
+    STREAM_IN_ORDER = 1,
+    DT_F32 = 3,
+    TAG_ANY = 1,
+    TAG_NHWC = 20,
+    TAG_HWIO = 30,
+    PROP_FORWARD_TRAINING = 64,
+    ALG_CONV_DIRECT = 1,
+    ARG_SRC = 1,
+    ARG_DST = 17,
+    ARG_WEIGHTS = 33,
+    ARG_SCRATCHPAD = 80,
+    ARG_DIFF_SRC = 129,
+    ARG_DIFF_DST = 145,
+    ARG_DIFF_WEIGHTS = 161,
+    QUERY_WEIGHTS_MD = 131,
+    QUERY_DIFF_WEIGHTS_MD = 132,
+    QUERY_SCRATCHPAD_MD = 136,
+    SCRATCHPAD_USER = 1,
+    MAX_DIMS = 12,
+};
+#define ARG_FROM ARG_SRC
+#define ARG_TO   ARG_DST
+
+typedef struct md {
+    _Alignas(16) unsigned char bytes[1024];
+} md;
+typedef struct op_desc {
+    _Alignas(16) unsigned char bytes[8192];
+} op_desc;
+typedef int64_t dims[MAX_DIMS];
+typedef struct exec_arg {
+    int arg;
+    void *memory;
+} exec_arg;
+typedef struct dnnl_version_info {
+    int major, minor, patch;
+    const char *hash;
+    unsigned cpu_runtime, gpu_runtime;
+} dnnl_version_info;
+
+static struct {
+    pthread_once_t once;
+    atomic_bool on;
+    bool omp_mode; /* TAPEGRAD_ONEDNN_THREADS=omp */
+    char name[96];
+    void *engine;
+    struct {
+        int (*engine_create)(void **, int, size_t);
+        int (*stream_create)(void **, void *, unsigned);
+        int (*stream_wait)(void *);
+        int (*md_init_by_tag)(md *, int, const int64_t *, int, int);
+        size_t (*md_get_size)(const md *);
+        int (*md_equal)(const md *, const md *);
+        int (*conv_forward_init)(op_desc *, int, int, const md *, const md *, const md *, const md *, const int64_t *,
+                                 const int64_t *, const int64_t *, const int64_t *);
+        int (*conv_backward_data_init)(op_desc *, int, const md *, const md *, const md *, const int64_t *,
+                                       const int64_t *, const int64_t *, const int64_t *);
+        int (*conv_backward_weights_init)(op_desc *, int, const md *, const md *, const md *, const md *,
+                                          const int64_t *, const int64_t *, const int64_t *, const int64_t *);
+        int (*attr_create)(void **);
+        int (*attr_set_scratchpad_mode)(void *, int);
+        int (*attr_destroy)(void *);
+        int (*pd_create)(void **, const void *, const void *, void *, const void *);
+        const md *(*pd_query_md)(const void *, int, int);
+        int (*pd_destroy)(void *);
+        int (*reorder_pd_create)(void **, const md *, void *, const md *, void *, const void *);
+        int (*primitive_create)(void **, const void *);
+        int (*primitive_execute)(const void *, void *, int, const exec_arg *);
+        int (*memory_create)(void **, const md *, void *, void *);
+        int (*memory_destroy)(void *);
+        const dnnl_version_info *(*version)(void);
+        void (*omp_set_num_threads)(int);
+        int (*omp_get_max_threads)(void);
+    } f;
+} dnnl = {.once = PTHREAD_ONCE_INIT, .name = "not loaded"};
+
+/* Every call used, or false with dnnl.name saying which is missing. */
+static bool resolve(void *lib)
+{
+#define SYM(field, symbol)                                                                     \
+    do {                                                                                       \
+        *(void **)(&dnnl.f.field) = dlsym(lib, symbol);                                        \
+        if (!dnnl.f.field)                                                                     \
+            return snprintf(dnnl.name, sizeof dnnl.name, "not usable (no %s)", symbol), false; \
+    } while (0)
+    SYM(engine_create, "dnnl_engine_create");
+    SYM(stream_create, "dnnl_stream_create");
+    SYM(stream_wait, "dnnl_stream_wait");
+    SYM(md_init_by_tag, "dnnl_memory_desc_init_by_tag");
+    SYM(md_get_size, "dnnl_memory_desc_get_size");
+    SYM(md_equal, "dnnl_memory_desc_equal");
+    SYM(conv_forward_init, "dnnl_dilated_convolution_forward_desc_init");
+    SYM(conv_backward_data_init, "dnnl_dilated_convolution_backward_data_desc_init");
+    SYM(conv_backward_weights_init, "dnnl_dilated_convolution_backward_weights_desc_init");
+    SYM(attr_create, "dnnl_primitive_attr_create");
+    SYM(attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
+    SYM(attr_destroy, "dnnl_primitive_attr_destroy");
+    SYM(pd_create, "dnnl_primitive_desc_create");
+    SYM(pd_query_md, "dnnl_primitive_desc_query_md");
+    SYM(pd_destroy, "dnnl_primitive_desc_destroy");
+    SYM(reorder_pd_create, "dnnl_reorder_primitive_desc_create");
+    SYM(primitive_create, "dnnl_primitive_create");
+    SYM(primitive_execute, "dnnl_primitive_execute");
+    SYM(memory_create, "dnnl_memory_create");
+    SYM(memory_destroy, "dnnl_memory_destroy");
+    SYM(version, "dnnl_version");
+#undef SYM
+    /* OpenMP's, from oneDNN's dependencies; absent in a oneDNN built on other threads */
+    *(void **)(&dnnl.f.omp_set_num_threads) = dlsym(lib, "omp_set_num_threads");
+    *(void **)(&dnnl.f.omp_get_max_threads) = dlsym(lib, "omp_get_max_threads");
+    if (!dnnl.f.omp_set_num_threads != !dnnl.f.omp_get_max_threads)
+        dnnl.f.omp_set_num_threads = NULL, dnnl.f.omp_get_max_threads = NULL;
+    return true;
+}
+
+static void dnnl_load(void)
+{
+    const char *want = getenv("TAPEGRAD_ONEDNN");
+    if (want && !strcmp(want, "0")) {
+        snprintf(dnnl.name, sizeof dnnl.name, "off (TAPEGRAD_ONEDNN=0)");
+        return;
+    }
+#ifdef TG_ONEDNN_DEFAULT_OFF
+    if (!want || strcmp(want, "1")) {
+        snprintf(dnnl.name, sizeof dnnl.name, "off in sanitizer builds (TAPEGRAD_ONEDNN=1 turns it on)");
+        return;
+    }
+#endif
+    void *lib = dlopen(ONEDNN_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(dnnl.name, sizeof dnnl.name, "not installed (no %s)", ONEDNN_LIBRARY);
+        return;
+    }
+    if (!resolve(lib))
+        return;
+    const dnnl_version_info *v = dnnl.f.version();
+    if (!v || v->major != 2) {
+        snprintf(dnnl.name, sizeof dnnl.name, "not usable (version %d, 2.x needed)", v ? v->major : -1);
+        return;
+    }
+    if (dnnl.f.engine_create(&dnnl.engine, ENGINE_CPU, 0) != DNNL_OK) {
+        snprintf(dnnl.name, sizeof dnnl.name, "not usable (no CPU engine)");
+        return;
+    }
+    const char *threads = getenv("TAPEGRAD_ONEDNN_THREADS");
+    dnnl.omp_mode = threads && !strcmp(threads, "omp") && dnnl.f.omp_set_num_threads;
+    snprintf(dnnl.name, sizeof dnnl.name, "onednn %d.%d.%d (%s)", v->major, v->minor, v->patch,
+             dnnl.omp_mode ? "its own OpenMP team" : "one thread per worker");
+    atomic_store(&dnnl.on, true);
+}
+
+static void dnnl_ready(void) { pthread_once(&dnnl.once, dnnl_load); }
+
+bool tg__onednn_active(void)
+{
+    dnnl_ready();
+    return atomic_load_explicit(&dnnl.on, memory_order_relaxed);
+}
+
+void tg__onednn_set_enabled(bool on)
+{
+    dnnl_ready();
+    atomic_store(&dnnl.on, on && dnnl.engine);
+}
+
+const char *tg__onednn_backend(void)
+{
+    dnnl_ready();
+    if (dnnl.engine && !atomic_load(&dnnl.on))
+        return "off (turned off)";
+    return dnnl.name;
+}
+
+/* ---- primitives, one per shape ------------------------------------------------------------------- */
+typedef enum kind { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS } kind;
+
+typedef struct prim {
+    kind kind;
+    tg_conv_geom g; /* g.n: the chunk's batch */
+    void *exec;
+    void *reorder; /* HWIO to wmd (forward, backward data), wmd to HWIO (weights); NULL if equal */
+    md image, out, wmd, hwio, scratch;
+    size_t wbytes, scratch_bytes;
+} prim;
+
+enum { CACHE_MAX = 256 };
+static struct {
+    pthread_mutex_t mu;
+    prim *e[CACHE_MAX];
+    int n;
+} cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool same_geom(const tg_conv_geom *a, const tg_conv_geom *b) { return !memcmp(a, b, sizeof *a); }
+
+/* A reorder primitive from `from` to `to`, or NULL. */
+static void *make_reorder(const md *from, const md *to)
+{
+    void *pd = NULL, *p = NULL;
+    if (dnnl.f.reorder_pd_create(&pd, from, dnnl.engine, to, dnnl.engine, NULL) != DNNL_OK)
+        return NULL;
+    if (dnnl.f.primitive_create(&p, pd) != DNNL_OK)
+        p = NULL;
+    dnnl.f.pd_destroy(pd);
+    return p;
+}
+
+/* The operation descriptor and primitive of kind k for geometry g, into p; false if oneDNN has none. */
+static bool build(kind k, const tg_conv_geom *g, prim *p)
+{
+    const dims img = {g->n, g->c, g->h, g->w}, out = {g->n, g->f, g->oh, g->ow}, wts = {g->f, g->c, g->kh, g->kw};
+    int64_t ekh = (g->kh - 1) * g->dh + 1, ekw = (g->kw - 1) * g->dw + 1;
+    int64_t prh = (g->oh - 1) * g->sh + ekh - g->h - g->pt, prw = (g->ow - 1) * g->sw + ekw - g->w - g->pl;
+    const dims strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pad_l = {g->pt, g->pl},
+               pad_r = {prh > 0 ? prh : 0, prw > 0 ? prw : 0}; /* VALID's leftover rows: floor division */
+    md any;
+    if (dnnl.f.md_init_by_tag(&p->image, 4, img, DT_F32, TAG_NHWC) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&p->out, 4, out, DT_F32, TAG_NHWC) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&p->hwio, 4, wts, DT_F32, TAG_HWIO) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&any, 4, wts, DT_F32, TAG_ANY) != DNNL_OK)
+        return false;
+    void *attr = NULL, *fwd = NULL, *pd = NULL;
+    op_desc d;
+    bool ok = dnnl.f.attr_create(&attr) == DNNL_OK &&
+              dnnl.f.attr_set_scratchpad_mode(attr, SCRATCHPAD_USER) == DNNL_OK &&
+              dnnl.f.conv_forward_init(&d, PROP_FORWARD_TRAINING, ALG_CONV_DIRECT, &p->image, &any, NULL, &p->out,
+                                       strides, dil, pad_l, pad_r) == DNNL_OK &&
+              dnnl.f.pd_create(&fwd, &d, attr, dnnl.engine, NULL) == DNNL_OK;
+    if (ok && k == FORWARD) {
+        pd = fwd, fwd = NULL;
+    } else if (ok && k == BACKWARD_DATA) {
+        ok = dnnl.f.conv_backward_data_init(&d, ALG_CONV_DIRECT, &p->image, &any, &p->out, strides, dil, pad_l,
+                                            pad_r) == DNNL_OK &&
+             dnnl.f.pd_create(&pd, &d, attr, dnnl.engine, fwd) == DNNL_OK;
+    } else if (ok) {
+        ok = dnnl.f.conv_backward_weights_init(&d, ALG_CONV_DIRECT, &p->image, &any, NULL, &p->out, strides, dil, pad_l,
+                                               pad_r) == DNNL_OK &&
+             dnnl.f.pd_create(&pd, &d, attr, dnnl.engine, fwd) == DNNL_OK;
+    }
+    const md *w =
+        ok ? dnnl.f.pd_query_md(pd, k == BACKWARD_WEIGHTS ? QUERY_DIFF_WEIGHTS_MD : QUERY_WEIGHTS_MD, 0) : NULL;
+    const md *s = ok ? dnnl.f.pd_query_md(pd, QUERY_SCRATCHPAD_MD, 0) : NULL;
+    ok = w && s;
+    if (ok) {
+        memcpy(&p->wmd, w, sizeof p->wmd);
+        memcpy(&p->scratch, s, sizeof p->scratch);
+        p->wbytes = dnnl.f.md_get_size(&p->wmd);
+        p->scratch_bytes = dnnl.f.md_get_size(&p->scratch);
+        if (!dnnl.f.md_equal(&p->wmd, &p->hwio)) {
+            p->reorder = k == BACKWARD_WEIGHTS ? make_reorder(&p->wmd, &p->hwio) : make_reorder(&p->hwio, &p->wmd);
+            ok = p->reorder != NULL;
+        }
+        ok = ok && dnnl.f.primitive_create(&p->exec, pd) == DNNL_OK;
+    }
+    if (pd)
+        dnnl.f.pd_destroy(pd);
+    if (fwd)
+        dnnl.f.pd_destroy(fwd);
+    if (attr)
+        dnnl.f.attr_destroy(attr);
+    return ok;
+}
+
+/* The primitive of kind k for g, made at its first use; NULL if oneDNN has none or the
+ * cache is full (the caller takes the portable path). */
+static const prim *find_prim(kind k, const tg_conv_geom *g, int omp_threads)
+{
+    pthread_mutex_lock(&cache.mu);
+    prim *found = NULL;
+    for (int i = 0; i < cache.n && !found; i++)
+        if (cache.e[i]->kind == k && same_geom(&cache.e[i]->g, g))
+            found = cache.e[i];
+    if (!found && cache.n < CACHE_MAX && (found = calloc(1, sizeof *found))) {
+        found->kind = k;
+        found->g = *g;
+        /* oneDNN fixes a primitive's split of the work (and its scratch size) for the
+         * OpenMP thread count of the thread that makes it: the count it will run with.
+         * A shape oneDNN cannot run is kept too (exec NULL), so it is not tried again. */
+        int kept = dnnl.f.omp_get_max_threads ? dnnl.f.omp_get_max_threads() : 0;
+        if (kept && kept != omp_threads)
+            dnnl.f.omp_set_num_threads(omp_threads);
+        if (!build(k, g, found))
+            found->exec = NULL;
+        if (kept && kept != omp_threads)
+            dnnl.f.omp_set_num_threads(kept);
+        cache.e[cache.n++] = found;
+    }
+    pthread_mutex_unlock(&cache.mu);
+    return found && found->exec ? found : NULL;
+}
+
+/* ---- running a primitive on this thread -------------------------------------------------------------- */
+/* This thread's stream and buffers, kept for the thread's life so that a warm call
+ * allocates nothing of its own: oneDNN's scratch space, and for the calling thread the
+ * kernel in oneDNN's layouts and backward weights' partial kernels. */
+enum { SCRATCH, WEIGHTS0, WEIGHTS1, PARTS, PARTS_NATIVE, N_BUFS };
+static _Thread_local void *stream;
+static _Thread_local void *bufs[N_BUFS];
+static _Thread_local size_t buf_caps[N_BUFS];
+
+/* 64-byte aligned, as oneDNN's kernels prefer (the raw block is kept to grow it). */
+static void *thread_buffer(int which, size_t bytes)
+{
+    bytes = (bytes ? bytes : 1) + 64;
+    if (buf_caps[which] < bytes) {
+        void *p = realloc(bufs[which], bytes);
+        if (!p)
+            return NULL;
+        bufs[which] = p, buf_caps[which] = bytes;
+    }
+    return (void *)(((uintptr_t)bufs[which] + 63) & ~(uintptr_t)63);
+}
+
+/* Executes primitive `exec` with n (argument, descriptor, data) triples, on this
+ * thread's stream, with one OpenMP thread (the thread's own setting kept), or
+ * `omp_threads` of them. */
+static bool execute(void *exec, int n, const int *args, const md *const *mds, void *const *data, int omp_threads)
+{
+    if (!stream && dnnl.f.stream_create(&stream, dnnl.engine, STREAM_IN_ORDER) != DNNL_OK) {
+        stream = NULL;
+        return false;
+    }
+    exec_arg a[8];
+    bool ok = true;
+    int made = 0;
+    for (; made < n && ok; made++) {
+        a[made].arg = args[made];
+        ok = dnnl.f.memory_create(&a[made].memory, mds[made], dnnl.engine, data[made]) == DNNL_OK;
+    }
+    if (!ok)
+        made--;
+    int kept = dnnl.f.omp_get_max_threads ? dnnl.f.omp_get_max_threads() : 0;
+    if (kept && kept != omp_threads)
+        dnnl.f.omp_set_num_threads(omp_threads);
+    ok = ok && dnnl.f.primitive_execute(exec, stream, n, a) == DNNL_OK && dnnl.f.stream_wait(stream) == DNNL_OK;
+    if (kept && kept != omp_threads)
+        dnnl.f.omp_set_num_threads(kept);
+    for (int i = 0; i < made; i++)
+        dnnl.f.memory_destroy(a[i].memory);
+    return ok;
+}
+
+/* ---- a call: the batch in chunks over the loop pool ------------------------------------------------ */
+typedef struct call {
+    kind kind;
+    tg_conv_geom g;
+    int chunks, omp_threads;
+    const prim *p[2]; /* for chunks of base and base + 1 images */
+    void *weights[2]; /* forward, backward data: the kernel in each primitive's layout */
+    float *parts;     /* backward weights, several chunks: one HWIO kernel per chunk */
+    size_t native_bytes;
+    void *part_native; /* backward weights: one kernel in oneDNN's layout per chunk */
+    const float *in0, *in1;
+    float *out;
+    atomic_bool failed;
+} call;
+
+static int64_t chunk_start(const call *c, int64_t i)
+{
+    int64_t base = c->g.n / c->chunks, extra = c->g.n % c->chunks;
+    return i * base + (i < extra ? i : extra);
+}
+
+/* The primitive for chunk i: p[1] for the first n % chunks chunks (base + 1 images). */
+static const prim *chunk_prim(const call *c, int64_t i)
+{
+    return c->g.n % c->chunks && i < c->g.n % c->chunks ? c->p[1] : c->p[0];
+}
+
+static bool run_chunk(call *c, int64_t i)
+{
+    const prim *p = chunk_prim(c, i);
+    int which = p == c->p[1] && c->p[1] != c->p[0];
+    int64_t n0 = chunk_start(c, i);
+    const tg_conv_geom *g = &c->g;
+    size_t img = (size_t)(g->h * g->w * g->c), out = (size_t)(g->oh * g->ow * g->f);
+    void *scratch = thread_buffer(SCRATCH, p->scratch_bytes);
+    if (!scratch)
+        return false;
+    if (c->kind == FORWARD) {
+        const int args[] = {ARG_SRC, ARG_WEIGHTS, ARG_DST, ARG_SCRATCHPAD};
+        const md *mds[] = {&p->image, &p->wmd, &p->out, &p->scratch};
+        void *data[] = {(void *)(c->in0 + n0 * img), c->weights[which], c->out + n0 * out, scratch};
+        return execute(p->exec, 4, args, mds, data, c->omp_threads);
+    }
+    if (c->kind == BACKWARD_DATA) {
+        const int args[] = {ARG_DIFF_DST, ARG_WEIGHTS, ARG_DIFF_SRC, ARG_SCRATCHPAD};
+        const md *mds[] = {&p->out, &p->wmd, &p->image, &p->scratch};
+        void *data[] = {(void *)(c->in0 + n0 * out), c->weights[which], c->out + n0 * img, scratch};
+        return execute(p->exec, 4, args, mds, data, c->omp_threads);
+    }
+    /* backward weights: this chunk's sum into its own kernel, then to HWIO */
+    size_t ksize = (size_t)(g->kh * g->kw * g->c * g->f);
+    float *hwio = c->chunks == 1 ? c->out : c->parts + (size_t)i * ksize;
+    void *native = p->reorder ? (char *)c->part_native + (size_t)i * c->native_bytes : (void *)hwio;
+    const int args[] = {ARG_SRC, ARG_DIFF_DST, ARG_DIFF_WEIGHTS, ARG_SCRATCHPAD};
+    const md *mds[] = {&p->image, &p->out, &p->wmd, &p->scratch};
+    void *data[] = {(void *)(c->in0 + n0 * img), (void *)(c->in1 + n0 * out), native, scratch};
+    if (!execute(p->exec, 4, args, mds, data, c->omp_threads))
+        return false;
+    if (!p->reorder)
+        return true;
+    const int rargs[] = {ARG_FROM, ARG_TO};
+    const md *rmds[] = {&p->wmd, &p->hwio};
+    void *rdata[] = {native, hwio};
+    return execute(p->reorder, 2, rargs, rmds, rdata, 1);
+}
+
+static void chunks_fn(void *ctx, int64_t i0, int64_t i1)
+{
+    call *c = ctx;
+    for (int64_t i = i0; i < i1; i++)
+        if (!atomic_load_explicit(&c->failed, memory_order_relaxed) && !run_chunk(c, i))
+            atomic_store(&c->failed, true);
+}
+
+/* Chunks, primitives and buffers for a call; false if oneDNN cannot take it. */
+static bool plan(call *c, kind k, const tg_conv_geom *g)
+{
+    if (!tg__onednn_active() || g->n < 1 || g->h < 1 || g->w < 1 || g->c < 1 || g->f < 1 || g->oh < 1 || g->ow < 1)
+        return false;
+    int threads = tg__pool_threads();
+    *c = (call){.kind = k, .g = *g, .chunks = dnnl.omp_mode ? 1 : (int)(g->n < threads ? g->n : threads)};
+    c->omp_threads = dnnl.omp_mode ? threads : 1;
+    atomic_init(&c->failed, false);
+    tg_conv_geom part = *g;
+    part.n = g->n / c->chunks;
+    c->p[0] = c->p[1] = find_prim(k, &part, c->omp_threads);
+    if (g->n % c->chunks) {
+        part.n++;
+        c->p[1] = find_prim(k, &part, c->omp_threads);
+    }
+    return c->p[0] && c->p[1];
+}
+
+/* Forward and backward data: the kernel in each primitive's layout (the caller's HWIO
+ * kernel itself where the primitive takes it as it is). */
+static bool prepare_weights(call *c, const float *k)
+{
+    for (int i = 0; i < 2; i++) {
+        const prim *p = c->p[i];
+        c->weights[i] = (void *)k;
+        if (i == 1 && p == c->p[0])
+            c->weights[1] = c->weights[0];
+        if (!p->reorder || (i == 1 && p == c->p[0]))
+            continue;
+        if (!(c->weights[i] = thread_buffer(WEIGHTS0 + i, p->wbytes)))
+            return false;
+        const int args[] = {ARG_FROM, ARG_TO};
+        const md *mds[] = {&p->hwio, &p->wmd};
+        void *data[] = {(void *)k, c->weights[i]};
+        if (!execute(p->reorder, 2, args, mds, data, 1))
+            return false;
+    }
+    return true;
+}
+
+/* Runs the chunks; the partial kernels of backward weights are summed in chunk order. */
+static bool run(call *c)
+{
+    if (c->chunks == 1)
+        chunks_fn(c, 0, 1);
+    else
+        tg__parallel_for(c->chunks, 1, chunks_fn, c);
+    bool ok = !atomic_load(&c->failed);
+    if (ok && c->kind == BACKWARD_WEIGHTS && c->chunks > 1) {
+        const tg_conv_geom *g = &c->g;
+        size_t ksize = (size_t)(g->kh * g->kw * g->c * g->f);
+        for (size_t j = 0; j < ksize; j++) {
+            float s = c->parts[j];
+            for (int i = 1; i < c->chunks; i++)
+                s += c->parts[(size_t)i * ksize + j];
+            c->out[j] = s;
+        }
+    }
+    return ok;
+}
+
+bool tg__onednn_conv_forward(const tg_conv_geom *g, const float *x, const float *k, float *y)
+{
+    call c;
+    if (!plan(&c, FORWARD, g))
+        return false;
+    c.in0 = x, c.out = y;
+    return prepare_weights(&c, k) && run(&c);
+}
+
+/* Images of under 4 channels go the portable way: oneDNN 2.6's backward-data kernel took
+ * twice the portable path's time for one channel (28x28, 32 filters, batch 32). */
+bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const float *k, float *dx)
+{
+    call c;
+    if (g->c < 4 || !plan(&c, BACKWARD_DATA, g))
+        return false;
+    c.in0 = dy, c.out = dx;
+    return prepare_weights(&c, k) && run(&c);
+}
+
+bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk)
+{
+    call c;
+    if (!plan(&c, BACKWARD_WEIGHTS, g))
+        return false;
+    c.in0 = x, c.in1 = dy, c.out = dk;
+    size_t ksize = (size_t)(g->kh * g->kw * g->c * g->f);
+    size_t native = c.p[0]->wbytes > c.p[1]->wbytes ? c.p[0]->wbytes : c.p[1]->wbytes;
+    c.native_bytes = native;
+    if ((c.chunks > 1 && !(c.parts = thread_buffer(PARTS, sizeof(float) * ksize * (size_t)c.chunks))) ||
+        ((c.p[0]->reorder || c.p[1]->reorder) &&
+         !(c.part_native = thread_buffer(PARTS_NATIVE, native * (size_t)c.chunks))))
+        return false;
+    return run(&c);
+}
