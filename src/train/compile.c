@@ -29,8 +29,8 @@ tg_compiled *tg__compiled(const tg_model *m) { return m ? tg__model_attachment(m
 
 tg_shape tg__model_output_shape(tg_model *m)
 {
-    int n = tg_model_n_layers(m);
-    return n ? tg_layer_output_shape(tg_model_layer(m, -1)) : (tg_shape){.rank = -1};
+    tg_layer *out = tg__model_output_layer(m, 0);
+    return out ? tg_layer_output_shape(out) : (tg_shape){.rank = -1};
 }
 
 static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c);
@@ -143,7 +143,7 @@ static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
                  name);
         return false;
     }
-    tg_activation act = tg_layer_activation(tg_model_layer(m, -1));
+    tg_activation act = tg_layer_activation(tg__model_output_layer(m, 0));
     bool probs = act == TG_SOFTMAX || act == TG_SIGMOID;
     if (is_cross_entropy(k) && c->loss.from_logits && probs)
         tg__warn(loc,

@@ -1,0 +1,302 @@
+/* The functional API (Keras's keras.Input, layer(x), keras.Model(inputs, outputs)): the
+ * graph's layer and variable order (Keras's map_graph, worked out by hand below), shared
+ * layers, the merging layers against hand-computed values, refusals that name the layer
+ * and the shapes, the summary's "Connected to" column, and training with a loss per
+ * output against PyTorch in float64 (tests/fixtures/functional_*.bin from
+ * tools/make_functional_fixtures.py). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "tapegrad.h"
+
+static tg_tensor *f64(tg_shape s, const double *v) { return tg_tensor_from(TG_F64, s, v); }
+
+/* Two inputs a, b of 3 features; a Dense shared by both; out1 = Dense(2) on their
+ * concatenation, out2 = Dense(1) on their sum. */
+typedef struct two_by_two {
+    tg_model *m;
+    tg_layer *shared;
+} two_by_two;
+
+static two_by_two make_two_by_two(uint64_t seed)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(3), .name = "input_a");
+    tg_keras_tensor *b = tg_input(TG_SHAPE(3), .name = "input_b");
+    tg_layer *shared = tg_dense(.units = 4, .activation = TG_TANH);
+    tg_keras_tensor *ha = tg_layer_apply(shared, a), *hb = tg_layer_apply(shared, b);
+    tg_keras_tensor *out1 = tg_layer_apply(tg_dense(.units = 2, .name = "out1"), tg_layer_apply(tg_concatenate(), ha, hb));
+    tg_keras_tensor *out2 = tg_layer_apply(tg_dense(.units = 1, .name = "out2"), tg_layer_apply(tg_add_layer(), ha, hb));
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(out1, out2), .name = "two", .seed = seed,
+                                .dtype = TG_F64);
+    return (two_by_two){m, shared};
+}
+
+/* Keras's map_graph on this graph (walking out1 then out2, depth from the outputs):
+ * inputs at depth 3, the shared Dense at 2, Concatenate and Add at 1 (in first-visit
+ * order), the output layers at 0. The shared Dense is one layer with one set of
+ * variables; names are numbered per kind in that order. */
+static void test_layer_and_variable_order(void)
+{
+    two_by_two t = make_two_by_two(1);
+    REQUIRE(t.m);
+    static const char *const names[] = {"input_a", "input_b", "dense", "concatenate", "add", "out1", "out2"};
+    CHECK(tg_model_n_layers(t.m) == 7);
+    for (int i = 0; i < 7 && i < tg_model_n_layers(t.m); i++)
+        CHECK(strcmp(tg_layer_name(tg_model_layer(t.m, i)), names[i]) == 0);
+    CHECK(strcmp(tg_layer_class_name(tg_model_layer(t.m, 0)), "InputLayer") == 0);
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(t.m, &n);
+    static const char *const var_names[] = {"dense/kernel", "dense/bias", "out1/kernel",
+                                            "out1/bias",    "out2/kernel", "out2/bias"};
+    REQUIRE(n == 6);
+    for (int i = 0; i < 6; i++)
+        CHECK(strcmp(tg_variable_name(vars[i]), var_names[i]) == 0);
+    CHECK(has_shape(vars[0], TG_SHAPE(3, 4)) && has_shape(vars[2], TG_SHAPE(8, 2)) && has_shape(vars[4], TG_SHAPE(4, 1)));
+    CHECK(tg_model_n_params(t.m, NULL, NULL) == 16 + 18 + 5);
+    CHECK(tg_model_n_inputs(t.m) == 2 && tg_model_n_outputs(t.m) == 2);
+    CHECK(strcmp(tg_model_output_name(t.m, 0), "out1") == 0 && strcmp(tg_model_output_name(t.m, 1), "out2") == 0);
+    CHECK(tg_model_output_name(t.m, 2) == NULL);
+    tg_model_free(t.m);
+}
+
+/* The forward pass against the same math written out with the model's own weights,
+ * and the shared layer's gradient: the sum of the gradients through a and through b. */
+static void test_call_and_shared_gradient(void)
+{
+    two_by_two t = make_two_by_two(7);
+    REQUIRE(t.m);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = f64(TG_SHAPE(2, 3), (double[]){0.5, -1, 2, 0.25, 0, -0.75});
+    tg_tensor *b = f64(TG_SHAPE(2, 3), (double[]){-0.5, 1.5, 0.1, 1, -2, 0.3});
+    int n = 0;
+    tg_tensor *const *v = tg_model_variables(t.m, &n);
+    REQUIRE(n == 6);
+    tg_tape *tape = tg_tape_begin(.persistent = true);
+    tg_tensor *y[2] = {0};
+    const tg_tensor *xs[] = {a, b};
+    REQUIRE(tg_model_call_list(t.m, xs, 2, y, 2) == 0);
+    tg_tensor *loss = tg_sum(y[1]);
+    tg_tape_end(tape);
+    tg_tensor *ha = tg_tanh(tg_add(tg_matmul(a, v[0]), v[1])), *hb = tg_tanh(tg_add(tg_matmul(b, v[0]), v[1]));
+    tg_tensor *h[] = {ha, hb};
+    tg_tensor *want1 = tg_add(tg_matmul(tg_concat(h, 2, 1), v[2]), v[3]);
+    tg_tensor *want2 = tg_add(tg_matmul(tg_add(ha, hb), v[4]), v[5]);
+    TENSORS_AGREE(y[0], want1, 1e-14);
+    TENSORS_AGREE(y[1], want2, 1e-14);
+
+    /* d sum(out2) / d kernel = a^T ((1 - ha^2) * k2^T) + b^T ((1 - hb^2) * k2^T): one term
+     * per path through the shared layer, summed. */
+    tg_tensor *g = tg_gradient(tape, loss, v[0]);
+    tg_tensor *k2t = tg_reshape(v[4], TG_SHAPE(1, 4));
+    tg_tensor *one = tg_scalar_of(TG_F64, 1.0);
+    tg_tensor *da = tg_mul(tg_sub(one, tg_mul(ha, ha)), k2t), *db = tg_mul(tg_sub(one, tg_mul(hb, hb)), k2t);
+    tg_tensor *path_a = tg_matmul(a, da, .transpose_a = true), *path_b = tg_matmul(b, db, .transpose_a = true);
+    TENSORS_AGREE(g, tg_add(path_a, path_b), 1e-13);
+    CHECK(tg_model_trainable_variables(t.m, &n) && n == 6);
+    tg_tape_free(tape);
+    tg_scope_end(s);
+    tg_model_free(t.m);
+}
+
+/* One merge layer on two inputs, called on a batch of one. */
+static tg_tensor *merge_once(tg_layer *merge, tg_shape sa, const double *va, tg_shape sb, const double *vb)
+{
+    tg_keras_tensor *a = tg_input(sa), *b = tg_input(sb);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(tg_layer_apply(merge, a, b)), .dtype = TG_F64);
+    if (!m)
+        return NULL;
+    tg_shape ba = {.rank = sa.rank + 1, .dims = {1}}, bb = {.rank = sb.rank + 1, .dims = {1}};
+    memcpy(ba.dims + 1, sa.dims, sizeof(int64_t) * (size_t)sa.rank);
+    memcpy(bb.dims + 1, sb.dims, sizeof(int64_t) * (size_t)sb.rank);
+    tg_tensor *y = NULL;
+    const tg_tensor *xs[] = {f64(ba, va), f64(bb, vb)};
+    tg_model_call_list(m, xs, 2, &y, 1);
+    tg_model_free(m);
+    return y;
+}
+
+static void test_merge_values(void)
+{
+    tg_scope *s = tg_scope_begin();
+    const double x[] = {1, -2, 3}, y[] = {4, 5, -6};
+    CHECK_TENSOR(merge_once(tg_add_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, 5, 3, -3);
+    CHECK_TENSOR(merge_once(tg_subtract_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, -3, -7, 9);
+    CHECK_TENSOR(merge_once(tg_multiply_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, 4, -10, -18);
+    CHECK_TENSOR(merge_once(tg_average_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, 2.5, 1.5, -1.5);
+    CHECK_TENSOR(merge_once(tg_maximum_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, 4, 5, 3);
+    CHECK_TENSOR(merge_once(tg_minimum_layer(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 3), 0, 1, -2, -6);
+    CHECK_TENSOR(merge_once(tg_concatenate(), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 6), 0, 1, -2, 3, 4, 5, -6);
+    /* Keras's rule: a (3) against a (2, 3) gets a 1 after the batch axis, then broadcasts */
+    const double z[] = {10, 20, 30, 40, 50, 60};
+    CHECK_TENSOR(merge_once(tg_add_layer(), TG_SHAPE(3), x, TG_SHAPE(2, 3), z), TG_SHAPE(1, 2, 3), 0, 11, 18, 33, 41,
+                 48, 63);
+    /* Concatenate along axis 1 of (2, 3) and (1, 3): rows stacked */
+    CHECK_TENSOR(merge_once(tg_concatenate(.axis = 1), TG_SHAPE(2, 3), z, TG_SHAPE(1, 3), x), TG_SHAPE(1, 3, 3), 0,
+                 10, 20, 30, 40, 50, 60, 1, -2, 3);
+    /* Dot(axes=1): 4 - 10 - 18 = -24, shape (1, 1); normalised: -24 / (sqrt(14) sqrt(77)) */
+    CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 1), 0, -24);
+    CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}, .normalize = true), TG_SHAPE(3), x, TG_SHAPE(3), y),
+                 TG_SHAPE(1, 1), 1e-15, -24 / (sqrt(14.0) * sqrt(77.0)));
+    /* Dot(axes=(2, 1)) of (2, 3) and (3, 2): the matrix product, [[1, 2, 3], [4, 5, 6]] @
+     * [[1, 0], [0, 1], [1, 1]] = [[4, 5], [10, 11]] */
+    const double p[] = {1, 2, 3, 4, 5, 6}, q[] = {1, 0, 0, 1, 1, 1};
+    CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {2, 1}), TG_SHAPE(2, 3), p, TG_SHAPE(3, 2), q), TG_SHAPE(1, 2, 2), 0,
+                 4, 5, 10, 11);
+    /* Dot(axes=1) of (2, 3) with (2, 4): sums over the 2; out (3, 4) = p^T r */
+    const double r[] = {1, 0, 2, 0, 0, 1, 0, 3};
+    CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}), TG_SHAPE(2, 3), p, TG_SHAPE(2, 4), r), TG_SHAPE(1, 3, 4), 0, 1,
+                 4, 2, 12, 2, 5, 4, 15, 3, 6, 6, 18);
+    tg_scope_end(s);
+}
+
+/* A graph left on its own by a failed apply: the layers that no model took. */
+static void free_inputs(tg_keras_tensor *const *ts, int n)
+{
+    for (int i = 0; i < n; i++)
+        tg_layer_free(tg_keras_tensor_layer(ts[i]));
+}
+
+static void test_refusals(void)
+{
+    int line;
+    /* merges of shapes that do not fit name the layer and both shapes */
+    tg_keras_tensor *a = tg_input(TG_SHAPE(3)), *b = tg_input(TG_SHAPE(4)), *c = tg_input(TG_SHAPE(4, 2));
+    tg_layer *add = tg_add_layer(), *cat = tg_concatenate(), *dot = tg_dot_layer(.axes = {1}),
+             *sub = tg_subtract_layer(.name = "diff");
+    line = __LINE__ + 1;
+    EXPECT_ERROR(tg_layer_apply(add, a, b) == NULL,
+                 "Add \"add\": Inputs have incompatible shapes. Received shapes (None, 3) and (None, 4)");
+    CHECK_ERROR("test_functional.c");
+    (void)line;
+    EXPECT_ERROR(tg_layer_apply(cat, a, c) == NULL, "Concatenate \"concatenate\": A `Concatenate` layer requires inputs with "
+                                            "matching shapes except for the concatenation axis. Received: "
+                                            "input_shape=[(None, 3), (None, 4, 2)]");
+    EXPECT_ERROR(tg_layer_apply(dot, a, b) == NULL, "Dot \"dot\": Incompatible input shapes: axis values 3 (at axis 1) != 4 (at "
+                                            "axis 1). Full input shapes: (None, 3), (None, 4)");
+    EXPECT_ERROR(tg_layer_apply(sub, a, a, a) == NULL,
+                 "Subtract \"diff\": A `Subtract` layer should be called on exactly 2 inputs. Received: "
+                 "input_shape=[(None, 3), (None, 3), (None, 3)]");
+    /* a Dense on an input of the wrong width, shared */
+    tg_layer *shared = tg_dense(.units = 2);
+    CHECK(tg_layer_apply(shared, a) != NULL);
+    EXPECT_ERROR(tg_layer_apply(shared, b) == NULL, "layer \"dense\" (Dense) is shared, and its first call took examples of "
+                                            "shape (None, 3) (1 inputs), this one (None, 4)");
+    tg_layer_free(add);
+    tg_layer_free(cat);
+    tg_layer_free(dot);
+    tg_layer_free(sub);
+    tg_layer_free(shared);
+    free_inputs((tg_keras_tensor *[]){a, b, c}, 3);
+
+    /* an output that the inputs do not reach: Keras's "Graph disconnected" */
+    tg_keras_tensor *x = tg_input(TG_SHAPE(3), .name = "x"), *other = tg_input(TG_SHAPE(2), .name = "other");
+    tg_keras_tensor *h = tg_layer_apply(tg_dense(.units = 4, .name = "hidden"), x);
+    tg_keras_tensor *joined = tg_layer_apply(tg_concatenate(.name = "join"), h, other);
+    EXPECT_ERROR(tg_functional(TG_KERAS_TENSORS(x), TG_KERAS_TENSORS(joined)) == NULL,
+                 "Graph disconnected: cannot find parent for tensor (None, 2) (the output of \"other\") at layer "
+                 "\"join\"");
+    /* (the failed model freed the graph's layers, as a failed tg_sequential does) */
+
+    /* a model input that tg_input did not make, and a repeated name */
+    tg_keras_tensor *i1 = tg_input(TG_SHAPE(3), .name = "same"), *i2 = tg_input(TG_SHAPE(3), .name = "same");
+    tg_keras_tensor *sum = tg_layer_apply(tg_add_layer(), i1, i2);
+    EXPECT_ERROR(tg_functional(TG_KERAS_TENSORS(i1, i2), TG_KERAS_TENSORS(sum)) == NULL,
+                 "The name \"same\" is used 2 times in the model");
+    tg_keras_tensor *j = tg_input(TG_SHAPE(3), .name = "j");
+    tg_keras_tensor *hj = tg_layer_apply(tg_dense(.units = 2, .name = "dj"), j);
+    EXPECT_ERROR(tg_functional(TG_KERAS_TENSORS(hj), TG_KERAS_TENSORS(hj)) == NULL,
+                 "input 0 is the output of layer \"dj\", not of tg_input");
+    /* a NULL from a failed apply keeps its own error */
+    tg_keras_tensor *k = tg_input(TG_SHAPE(3), .name = "k");
+    tg_layer *bad = tg_dense(.units = 0);
+    EXPECT_ERROR(tg_functional(TG_KERAS_TENSORS(k), TG_KERAS_TENSORS(tg_layer_apply(bad, k))) == NULL,
+                 "units must be a positive integer");
+
+    /* a model fed the wrong shape names the input layer and both shapes */
+    two_by_two t = make_two_by_two(3);
+    REQUIRE(t.m);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *good = tg_zeros(TG_F64, TG_SHAPE(2, 3)), *wide = tg_zeros(TG_F64, TG_SHAPE(2, 4)), *y[2];
+    const tg_tensor *good_wide[] = {good, wide}, *just_good[] = {good};
+    EXPECT_ERROR(tg_model_call_list(t.m, good_wide, 2, y, 2) == -1,
+                 "input 1 of model \"two\" (layer \"input_b\") is incompatible with the layer: expected shape=(None, "
+                 "3), found shape=(2, 4)");
+    EXPECT_ERROR(tg_model_call(t.m, good) == NULL, "model \"two\" has 2 inputs and 2 outputs: call it with tg_model_call_list");
+    EXPECT_ERROR(tg_model_call_list(t.m, just_good, 1, y, 2) == -1,
+                 "model \"two\" takes 2 inputs and gives 2 outputs, but the call has 1 inputs");
+    EXPECT_ERROR(tg_model_add(t.m, tg_dense(.units = 1)) == -1, "model \"two\" is functional");
+    tg_keras_tensor *fresh = tg_input(TG_SHAPE(3));
+    EXPECT_ERROR(tg_layer_apply(t.shared, fresh) == NULL, "layer \"dense\" already belongs to model \"two\"");
+    tg_layer_free(tg_keras_tensor_layer(fresh));
+    tg_scope_end(s);
+    tg_model_free(t.m);
+}
+
+/* Keras's summary of a model that is not a chain: four columns at 30%, 56%, 74% of the
+ * line (108 wide by default, at most the terminal's columns - 4: 76 for a stream that is
+ * not a terminal), the last one "Connected to": each node's inbound layer[node][tensor]. */
+static void test_summary(void)
+{
+    two_by_two t = make_two_by_two(1);
+    REQUIRE(t.m);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    REQUIRE(out);
+    CHECK(tg_model_summary(t.m, out) == 0);
+    fclose(out);
+    CHECK(strstr(buf, "Model: \"two\"\n") == buf);
+    CHECK(strstr(buf, "┃ Layer (type)") && strstr(buf, "┃ Connected to"));
+    /* widths with padding 21, 19, 12, 19 (below): "input_a (InputLayer)" wraps in 19 */
+    CHECK(strstr(buf, "│ input_a             │ (None, 3)         │          0 │ -                 │\n"
+                      "│ (InputLayer)        │"));
+    /* the shared layer: both of its calls; Concatenate and Add: both nodes of dense */
+    CHECK(strstr(buf, "│ dense (Dense)       │ (None, 4)         │         16 │ input_a[0][0],    │\n"
+                      "│                     │                   │            │ input_b[0][0]     │\n"));
+    CHECK(strstr(buf, "│ concatenate         │ (None, 8)         │          0 │ dense[0][0],      │\n"
+                      "│ (Concatenate)       │                   │            │ dense[1][0]       │\n"));
+    CHECK(strstr(buf, "│ out1 (Dense)        │ (None, 2)         │         18 │ concatenate[0][0] │\n"));
+    CHECK(strstr(buf, " Total params: 39 (312.00 B)\n"));
+    /* every table line is 76 columns wide: L = min(108, 80 - 4); Keras's widths int(0.3 L) = 22,
+     * 20, 14, 20, each padded by 2 (84), less rich's ratio_reduce of the excess 84 - (76 - 5)
+     * = 13 (3, 3, 4, 3): 21 + 19 + 12 + 19, and five borders */
+    int lines = 0;
+    for (char *p = buf; *p;) {
+        char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        int cols = 0;
+        for (char *c = p; c < nl; c++)
+            cols += ((unsigned char)*c & 0xC0) != 0x80; /* count code points */
+        if (p[0] == '\xe2') {                          /* a line of the table */
+            CHECK(cols == 76);
+            lines++;
+        }
+        p = nl + 1;
+    }
+    CHECK(lines == 3 + 12 + 6 + 1); /* header; 7 rows, 5 of them on two lines; 6 rules; bottom */
+    free(buf);
+    tg_model_free(t.m);
+
+    /* a chain of one input and one output keeps the three columns of a Sequential */
+    tg_keras_tensor *x = tg_input(TG_SHAPE(4));
+    tg_model *chain = tg_functional(TG_KERAS_TENSORS(x), TG_KERAS_TENSORS(tg_layer_apply(tg_dense(.units = 2), x)));
+    REQUIRE(chain);
+    out = open_memstream(&buf, &size);
+    CHECK(tg_model_summary(chain, out) == 0);
+    fclose(out);
+    CHECK(!strstr(buf, "Connected to") && strstr(buf, "│ input_layer (InputLayer)"));
+    free(buf);
+    tg_model_free(chain);
+}
+
+int main(void)
+{
+    RUN(test_layer_and_variable_order);
+    RUN(test_call_and_shared_gradient);
+    RUN(test_merge_values);
+    RUN(test_refusals);
+    RUN(test_summary);
+    return TEST_SUMMARY();
+}
