@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "tapegrad.h"
 
 static tg_tensor *f64(tg_shape s, const double *v) { return tg_tensor_from(TG_F64, s, v); }
@@ -25,8 +26,10 @@ static two_by_two make_two_by_two(uint64_t seed)
     tg_keras_tensor *b = tg_input(TG_SHAPE(3), .name = "input_b");
     tg_layer *shared = tg_dense(.units = 4, .activation = TG_TANH);
     tg_keras_tensor *ha = tg_layer_apply(shared, a), *hb = tg_layer_apply(shared, b);
-    tg_keras_tensor *out1 = tg_layer_apply(tg_dense(.units = 2, .name = "out1"), tg_layer_apply(tg_concatenate(), ha, hb));
-    tg_keras_tensor *out2 = tg_layer_apply(tg_dense(.units = 1, .name = "out2"), tg_layer_apply(tg_add_layer(), ha, hb));
+    tg_keras_tensor *out1 =
+        tg_layer_apply(tg_dense(.units = 2, .name = "out1"), tg_layer_apply(tg_concatenate(), ha, hb));
+    tg_keras_tensor *out2 =
+        tg_layer_apply(tg_dense(.units = 1, .name = "out2"), tg_layer_apply(tg_add_layer(), ha, hb));
     tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(out1, out2), .name = "two", .seed = seed,
                                 .dtype = TG_F64);
     return (two_by_two){m, shared};
@@ -47,12 +50,13 @@ static void test_layer_and_variable_order(void)
     CHECK(strcmp(tg_layer_class_name(tg_model_layer(t.m, 0)), "InputLayer") == 0);
     int n = 0;
     tg_tensor *const *vars = tg_model_variables(t.m, &n);
-    static const char *const var_names[] = {"dense/kernel", "dense/bias", "out1/kernel",
+    static const char *const var_names[] = {"dense/kernel", "dense/bias",  "out1/kernel",
                                             "out1/bias",    "out2/kernel", "out2/bias"};
     REQUIRE(n == 6);
     for (int i = 0; i < 6; i++)
         CHECK(strcmp(tg_variable_name(vars[i]), var_names[i]) == 0);
-    CHECK(has_shape(vars[0], TG_SHAPE(3, 4)) && has_shape(vars[2], TG_SHAPE(8, 2)) && has_shape(vars[4], TG_SHAPE(4, 1)));
+    CHECK(has_shape(vars[0], TG_SHAPE(3, 4)) && has_shape(vars[2], TG_SHAPE(8, 2)) &&
+          has_shape(vars[4], TG_SHAPE(4, 1)));
     CHECK(tg_model_n_params(t.m, NULL, NULL) == 16 + 18 + 5);
     CHECK(tg_model_n_inputs(t.m) == 2 && tg_model_n_outputs(t.m) == 2);
     CHECK(strcmp(tg_model_output_name(t.m, 0), "out1") == 0 && strcmp(tg_model_output_name(t.m, 1), "out2") == 0);
@@ -132,8 +136,8 @@ static void test_merge_values(void)
     CHECK_TENSOR(merge_once(tg_add_layer(), TG_SHAPE(3), x, TG_SHAPE(2, 3), z), TG_SHAPE(1, 2, 3), 0, 11, 18, 33, 41,
                  48, 63);
     /* Concatenate along axis 1 of (2, 3) and (1, 3): rows stacked */
-    CHECK_TENSOR(merge_once(tg_concatenate(.axis = 1), TG_SHAPE(2, 3), z, TG_SHAPE(1, 3), x), TG_SHAPE(1, 3, 3), 0,
-                 10, 20, 30, 40, 50, 60, 1, -2, 3);
+    CHECK_TENSOR(merge_once(tg_concatenate(.axis = 1), TG_SHAPE(2, 3), z, TG_SHAPE(1, 3), x), TG_SHAPE(1, 3, 3), 0, 10,
+                 20, 30, 40, 50, 60, 1, -2, 3);
     /* Dot(axes=1): 4 - 10 - 18 = -24, shape (1, 1); normalised: -24 / (sqrt(14) sqrt(77)) */
     CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}), TG_SHAPE(3), x, TG_SHAPE(3), y), TG_SHAPE(1, 1), 0, -24);
     CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}, .normalize = true), TG_SHAPE(3), x, TG_SHAPE(3), y),
@@ -169,19 +173,22 @@ static void test_refusals(void)
                  "Add \"add\": Inputs have incompatible shapes. Received shapes (None, 3) and (None, 4)");
     CHECK_ERROR("test_functional.c");
     (void)line;
-    EXPECT_ERROR(tg_layer_apply(cat, a, c) == NULL, "Concatenate \"concatenate\": A `Concatenate` layer requires inputs with "
-                                            "matching shapes except for the concatenation axis. Received: "
-                                            "input_shape=[(None, 3), (None, 4, 2)]");
-    EXPECT_ERROR(tg_layer_apply(dot, a, b) == NULL, "Dot \"dot\": Incompatible input shapes: axis values 3 (at axis 1) != 4 (at "
-                                            "axis 1). Full input shapes: (None, 3), (None, 4)");
+    EXPECT_ERROR(tg_layer_apply(cat, a, c) == NULL,
+                 "Concatenate \"concatenate\": A `Concatenate` layer requires inputs with "
+                 "matching shapes except for the concatenation axis. Received: "
+                 "input_shape=[(None, 3), (None, 4, 2)]");
+    EXPECT_ERROR(tg_layer_apply(dot, a, b) == NULL,
+                 "Dot \"dot\": Incompatible input shapes: axis values 3 (at axis 1) != 4 (at "
+                 "axis 1). Full input shapes: (None, 3), (None, 4)");
     EXPECT_ERROR(tg_layer_apply(sub, a, a, a) == NULL,
                  "Subtract \"diff\": A `Subtract` layer should be called on exactly 2 inputs. Received: "
                  "input_shape=[(None, 3), (None, 3), (None, 3)]");
     /* a Dense on an input of the wrong width, shared */
     tg_layer *shared = tg_dense(.units = 2);
     CHECK(tg_layer_apply(shared, a) != NULL);
-    EXPECT_ERROR(tg_layer_apply(shared, b) == NULL, "layer \"dense\" (Dense) is shared, and its first call took examples of "
-                                            "shape (None, 3) (1 inputs), this one (None, 4)");
+    EXPECT_ERROR(tg_layer_apply(shared, b) == NULL,
+                 "layer \"dense\" (Dense) is shared, and its first call took examples of "
+                 "shape (None, 3) (1 inputs), this one (None, 4)");
     tg_layer_free(add);
     tg_layer_free(cat);
     tg_layer_free(dot);
@@ -222,7 +229,8 @@ static void test_refusals(void)
     EXPECT_ERROR(tg_model_call_list(t.m, good_wide, 2, y, 2) == -1,
                  "input 1 of model \"two\" (layer \"input_b\") is incompatible with the layer: expected shape=(None, "
                  "3), found shape=(2, 4)");
-    EXPECT_ERROR(tg_model_call(t.m, good) == NULL, "model \"two\" has 2 inputs and 2 outputs: call it with tg_model_call_list");
+    EXPECT_ERROR(tg_model_call(t.m, good) == NULL,
+                 "model \"two\" has 2 inputs and 2 outputs: call it with tg_model_call_list");
     EXPECT_ERROR(tg_model_call_list(t.m, just_good, 1, y, 2) == -1,
                  "model \"two\" takes 2 inputs and gives 2 outputs, but the call has 1 inputs");
     EXPECT_ERROR(tg_model_add(t.m, tg_dense(.units = 1)) == -1, "model \"two\" is functional");
@@ -269,7 +277,7 @@ static void test_summary(void)
         int cols = 0;
         for (char *c = p; c < nl; c++)
             cols += ((unsigned char)*c & 0xC0) != 0x80; /* count code points */
-        if (p[0] == '\xe2') {                          /* a line of the table */
+        if (p[0] == '\xe2') {                           /* a line of the table */
             CHECK(cols == 76);
             lines++;
         }
@@ -291,6 +299,179 @@ static void test_summary(void)
     tg_model_free(chain);
 }
 
+/* ---- training with a loss per output, against tools/make_functional_fixtures.py --------- */
+enum { FIT_MAXV = 64 };
+typedef struct fx_arr {
+    char name[64];
+    tg_shape shape;
+    double v[FIT_MAXV];
+} fx_arr;
+
+typedef struct fit_golden {
+    fx_arr data[4]; /* xa, xb, y1, y2 */
+    fx_arr vars[6], after[6];
+    int n_data, n_vars, n_after;
+    char log_names[4][32];
+    double logs[4];
+    int n_logs;
+} fit_golden;
+
+static bool read_fit_golden(fit_golden *g)
+{
+    fx_reader r;
+    *g = (fit_golden){0};
+    if (!fx_open(&r, "functional_fit.txt", "tools/make_functional_fixtures.py")) {
+        printf("  %s\n", r.error);
+        return false;
+    }
+    char tag[64], *rest;
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        fx_arr *a = NULL;
+        if (strcmp(tag, "var") == 0 && g->n_vars < 6)
+            a = &g->vars[g->n_vars++];
+        else if (strcmp(tag, "after") == 0 && g->n_after < 6)
+            a = &g->after[g->n_after++];
+        else if (strcmp(tag, "log") == 0 && g->n_logs < 4) {
+            if (!fx_word(&rest, g->log_names[g->n_logs], sizeof g->log_names[0]) ||
+                !fx_number(&rest, &g->logs[g->n_logs]))
+                fx_fail(&r, "a log record is NAME VALUE");
+            g->n_logs++;
+            continue;
+        } else if (g->n_data < 4) {
+            a = &g->data[g->n_data++];
+            snprintf(a->name, sizeof a->name, "%s", tag);
+            if (!fx_array(&rest, &a->shape, a->v, FIT_MAXV))
+                fx_fail(&r, "bad array");
+            continue;
+        }
+        if (!a || !fx_word(&rest, a->name, sizeof a->name) || !fx_array(&rest, &a->shape, a->v, FIT_MAXV))
+            fx_fail(&r, "unexpected record %s", tag);
+    }
+    bool ok = !r.failed && g->n_data == 4 && g->n_vars == 6 && g->n_after == 6 && g->n_logs == 4;
+    if (!ok)
+        printf("  functional_fit.txt: %s\n", r.failed ? r.error : "incomplete");
+    fx_close(&r);
+    return ok;
+}
+
+/* The fixture's graph: make_two_by_two with a sigmoid on out2. */
+static tg_model *make_fit_model(void)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(3), .name = "input_a");
+    tg_keras_tensor *b = tg_input(TG_SHAPE(3), .name = "input_b");
+    tg_layer *shared = tg_dense(.units = 4, .activation = TG_TANH);
+    tg_keras_tensor *ha = tg_layer_apply(shared, a), *hb = tg_layer_apply(shared, b);
+    tg_keras_tensor *out1 =
+        tg_layer_apply(tg_dense(.units = 2, .name = "out1"), tg_layer_apply(tg_concatenate(), ha, hb));
+    tg_keras_tensor *out2 = tg_layer_apply(tg_dense(.units = 1, .activation = TG_SIGMOID, .name = "out2"),
+                                           tg_layer_apply(tg_add_layer(), ha, hb));
+    return tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(out1, out2), .dtype = TG_F64);
+}
+
+/* One fit step of two inputs and two outputs, mse on out1 and binary cross-entropy on
+ * out2 weighted 0.5, with Keras's logs: the total "loss", each output's weighted part
+ * "<output>_loss" and "out2_accuracy"; the weights after the step, all as PyTorch
+ * computed them in float64. Then evaluate and predict on the same lists. */
+static void test_fit_two_inputs_two_outputs(void)
+{
+    fit_golden g;
+    REQUIRE(read_fit_golden(&g));
+    tg_model *m = make_fit_model();
+    REQUIRE(m);
+    tg_scope *s = tg_scope_begin();
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    REQUIRE(n == 6);
+    for (int i = 0; i < 6; i++) {
+        CHECK(strcmp(tg_variable_name(vars[i]), g.vars[i].name) == 0);
+        CHECK(tg_assign(vars[i], f64(g.vars[i].shape, g.vars[i].v)) == 0);
+    }
+    tg_tensor *data[4];
+    for (int i = 0; i < 4; i++)
+        data[i] = f64(g.data[i].shape, g.data[i].v);
+    const tg_tensor *inputs[] = {data[0], data[1]}, *targets[] = {data[2], data[3]};
+    const tg_loss losses[] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_BINARY_CROSSENTROPY}};
+    const double weights[] = {1.0, 0.5};
+    const tg_metric_list metrics[] = {TG_METRICS(), TG_METRICS(TG_ACCURACY)};
+    REQUIRE(tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .losses = losses, .n_losses = 2,
+                       .loss_weights = weights, .n_loss_weights = 2, .output_metrics = metrics,
+                       .n_output_metrics = 2) == 0);
+    tg_history *h = tg_fit(m, NULL, NULL, .inputs = inputs, .n_inputs = 2, .targets = targets, .n_targets = 2,
+                           .batch_size = 4, .shuffle = false, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h);
+    CHECK(tg_history_n_keys(h) == 4);
+    for (int i = 0; i < 4; i++) {
+        int count = 0;
+        const double *v = tg_history_get(h, g.log_names[i], &count);
+        CHECK(v && count == 1);
+        if (v)
+            CHECK_NEAR(v[0], g.logs[i], 1e-12);
+        CHECK(i >= tg_history_n_keys(h) || strcmp(tg_history_key(h, i), g.log_names[i]) == 0); /* Keras's order */
+    }
+    for (int i = 0; i < 6; i++)
+        TENSOR_MATCHES(vars[i], &g.after[i].shape, g.after[i].v, fx_size(&g.after[i].shape), 1e-12);
+    tg_history_free(h);
+
+    /* evaluate after the step: the same names, the loss now that of the updated weights */
+    tg_logs logs;
+    CHECK(tg_evaluate(m, NULL, NULL, &logs, .inputs = inputs, .n_inputs = 2, .targets = targets, .n_targets = 2) == 0);
+    CHECK(logs.n == 4 && !isnan(tg_logs_get(&logs, "out1_loss")) && !isnan(tg_logs_get(&logs, "out2_accuracy")));
+    CHECK_NEAR(tg_logs_get(&logs, "loss"), tg_logs_get(&logs, "out1_loss") + tg_logs_get(&logs, "out2_loss"), 1e-14);
+    CHECK(tg_logs_get(&logs, "loss") < g.logs[0]); /* one step of SGD went downhill */
+    tg_tensor *outs[2] = {0};
+    tg_tensor *first = tg_predict(m, NULL, .inputs = inputs, .n_inputs = 2, .outputs = outs, .n_outputs = 2);
+    CHECK(first && first == outs[0] && has_shape(outs[0], TG_SHAPE(4, 2)) && has_shape(outs[1], TG_SHAPE(4, 1)));
+    tg_tensor *direct[2] = {0};
+    CHECK(tg_model_call_list(m, inputs, 2, direct, 2) == 0);
+    TENSORS_AGREE(outs[0], direct[0], 0);
+    TENSORS_AGREE(outs[1], direct[1], 0);
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
+/* Lists that do not fit the model, and compile options that do not fit its outputs. */
+static void test_fit_refusals(void)
+{
+    tg_model *m = make_fit_model();
+    REQUIRE(m);
+    tg_scope *s = tg_scope_begin();
+    const tg_loss losses[] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_BINARY_CROSSENTROPY}};
+    const tg_metric_list metrics[] = {TG_METRICS(TG_ACCURACY)};
+    EXPECT_ERROR(tg_compile(m, .optimizer = tg_sgd(), .losses = losses, .n_losses = 1) == -1,
+                 "model \"functional\" has 2 outputs, but .losses has 1 entries");
+    EXPECT_ERROR(
+        tg_compile(m, .optimizer = tg_sgd(), .losses = losses, .n_losses = 2, .metrics = TG_METRICS(TG_ACCURACY)) == -1,
+        "give its metrics as .output_metrics, one list per output");
+    EXPECT_ERROR(tg_compile(m, .optimizer = tg_sgd(), .losses = losses, .n_losses = 2, .output_metrics = metrics,
+                            .n_output_metrics = 1) == -1,
+                 ".output_metrics 1");
+    tg_optimizer *opt = tg_sgd();
+    REQUIRE(tg_compile(m, .optimizer = opt, .losses = losses, .n_losses = 2) == 0);
+    tg_tensor *xa = tg_zeros(TG_F64, TG_SHAPE(4, 3)), *xb = tg_zeros(TG_F64, TG_SHAPE(4, 3)),
+              *wide = tg_zeros(TG_F64, TG_SHAPE(4, 5)), *y1 = tg_zeros(TG_F64, TG_SHAPE(4, 2)),
+              *y2 = tg_zeros(TG_F64, TG_SHAPE(4, 1)), *short_y = tg_zeros(TG_F64, TG_SHAPE(3, 1));
+    const tg_tensor *ins[] = {xa, xb}, *bad_ins[] = {xa, wide}, *ys[] = {y1, y2}, *bad_ys[] = {y1, short_y};
+    EXPECT_ERROR(tg_fit(m, xa, y1, .verbose = TG_VERBOSE_SILENT) == NULL,
+                 "model \"functional\" has 2 inputs and 2 outputs: give its data as lists");
+    EXPECT_ERROR(tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 1, .targets = ys, .n_targets = 2,
+                        .verbose = TG_VERBOSE_SILENT) == NULL,
+                 "has 2 inputs and 2 outputs, but .inputs holds 1 tensors and .targets 2");
+    EXPECT_ERROR(tg_fit(m, NULL, NULL, .inputs = bad_ins, .n_inputs = 2, .targets = ys, .n_targets = 2,
+                        .verbose = TG_VERBOSE_SILENT) == NULL,
+                 "input 1 of model \"functional\" (layer \"input_b\") is incompatible with the layer: expected "
+                 "shape=(None, 3), found shape=(1, 5)");
+    EXPECT_ERROR(tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 2, .targets = bad_ys, .n_targets = 2,
+                        .verbose = TG_VERBOSE_SILENT) == NULL,
+                 "`targets[1]` has 3 rows but `inputs[0]` has 4");
+    tg_logs logs;
+    EXPECT_ERROR(tg_evaluate(m, NULL, NULL, &logs, .inputs = ins, .n_inputs = 2, .targets = ys, .n_targets = 1) == -1,
+                 ".targets 1");
+    EXPECT_ERROR(tg_predict(m, NULL, .inputs = ins, .n_inputs = 2) == NULL,
+                 "model \"functional\" has 2 outputs: give .outputs");
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 int main(void)
 {
     RUN(test_layer_and_variable_order);
@@ -298,5 +479,7 @@ int main(void)
     RUN(test_merge_values);
     RUN(test_refusals);
     RUN(test_summary);
+    RUN(test_fit_two_inputs_two_outputs);
+    RUN(test_fit_refusals);
     return TEST_SUMMARY();
 }

@@ -75,9 +75,22 @@ typedef struct tg_compile_opts {
                                      the loss and metrics of the whole batch on every rank,
                                      and leaves printing, checkpoints and CSV logs to rank 0.
                                      With one process it changes nothing */
+    /* Models of several outputs (tg_functional), Keras's loss=[...], loss_weights=[...],
+     * metrics=[[...], ...]: one entry per output, in the model's output order. .loss alone
+     * applies to every output. The total loss is the sum of each output's loss times its
+     * weight; logs name each output's part "<output>_loss" and its metrics
+     * "<output>_<metric>" (the output layer's name), "loss" being the total. */
+    const tg_loss *losses; /* in place of .loss */
+    int n_losses;
+    const double *loss_weights; /* default 1 each */
+    int n_loss_weights;
+    const tg_metric_list *output_metrics; /* in place of .metrics */
+    int n_output_metrics;
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
-#define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
+/* Arrays written in the call (.losses = (tg_loss[]){...}) live until compile returns; it
+ * copies them. */
+#define tg_compile(m, ...) TG__CALL(tg_compile_opts, tg_compile_at(TG_LOC, m, tg__o), .delta = 1.0, __VA_ARGS__)
 
 /* What compile set, for custom training steps. */
 tg_optimizer *tg_model_optimizer(const tg_model *m);
@@ -93,6 +106,18 @@ tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_
                                     const tg_tensor *sample_weight);
 #define tg_model_compute_loss(m, y_true, y_pred, sample_weight) \
     tg_model_compute_loss_at(TG_LOC, m, y_true, y_pred, sample_weight)
+/* The same for a model of several outputs: y_true[i] against y_pred[i] for each of the n
+ * outputs; the total loss, each output's weighted part written to per_output[i] when
+ * per_output is not NULL. */
+tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *y_true,
+                                         tg_tensor *const *y_pred, int n, const tg_tensor *sample_weight,
+                                         tg_tensor **per_output);
+#define tg_model_compute_loss_list(m, y_true, y_pred, n, sample_weight, per_output) \
+    tg_model_compute_loss_list_at(TG_LOC, m, y_true, y_pred, n, sample_weight, per_output)
+/* Adds a batch of every output to the compiled metrics: the total `loss`, each output's
+ * part (per_output, as tg_model_compute_loss_list gave them) and its metrics. */
+int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
+                                 const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss);
 /* Adds a batch to the compiled metrics (and `loss` to the running loss mean). */
 int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                             const tg_tensor *sample_weight, const tg_tensor *loss);
@@ -316,8 +341,11 @@ typedef struct tg_predict_opts {
     const tg_dataset *dataset;      /* its features in place of x (x NULL) */
     const tg_tensor *const *inputs; /* in place of x: one per model input */
     int n_inputs;
+    tg_tensor **outputs; /* a model of several outputs: room for one per output, filled */
+    int n_outputs;
 } tg_predict_opts;
-/* The model's outputs for every row of x, batch by batch, in the innermost scope. */
+/* The model's outputs for every row of x, batch by batch, in the innermost scope (the
+ * first output; every one in .outputs for a model of several). */
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
 #define tg_predict(m, x, ...) \
     TG__CALL(tg_predict_opts, tg_predict_at(TG_LOC, m, x, tg__o), .batch_size = 32, __VA_ARGS__)

@@ -122,8 +122,8 @@ static bool same_as_first_call(const tg_layer *l, tg_loc loc, const tg_keras_ten
     return tg__failb(loc,
                      "tg_layer_apply: layer \"%s\" (%s) is shared, and its first call took examples of shape %s "
                      "(%d inputs), this one %s (%d inputs): a shared layer takes the same shapes at every call",
-                     l->name, l->kind->class_name, tg__batch_shape_str(&first->in[0]->shape, a, sizeof a),
-                     first->n_in, tg__batch_shape_str(&in[0]->shape, b, sizeof b), n);
+                     l->name, l->kind->class_name, tg__batch_shape_str(&first->in[0]->shape, a, sizeof a), first->n_in,
+                     tg__batch_shape_str(&in[0]->shape, b, sizeof b), n);
 }
 
 tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *l, const tg_keras_tensor *const *in, int n)
@@ -221,7 +221,8 @@ static bool visit(tg_loc loc, graph *g, const tg_keras_tensor *t, const tg_keras
     node->in_progress = false;
     node->done = true;
     node->depth = -1;
-    return push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, node) || tg__failb(loc, "tg_functional: out of memory");
+    return push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, node) ||
+           tg__failb(loc, "tg_functional: out of memory");
 }
 
 /* Every layer reachable up from the tensors, for freeing after a failure. */
@@ -334,8 +335,8 @@ static bool name_layers(tg_loc loc, tg_model *m)
 
 /* Keras's computability check: every node's inputs are the model's inputs or outputs
  * of nodes that run before it. */
-static bool check_connected(tg_loc loc, tg_model *m, tg_node *const *run, int n_run, const tg_keras_tensor *const *inputs,
-                            int n_in)
+static bool check_connected(tg_loc loc, tg_model *m, tg_node *const *run, int n_run,
+                            const tg_keras_tensor *const *inputs, int n_in)
 {
     for (int i = 0; i < n_run; i++) {
         tg_node *node = run[i];
@@ -427,8 +428,8 @@ static bool check_endpoints(tg_loc loc, const tg_keras_tensor *const *inputs, in
     for (int i = 0; i < n_in + n_out; i++) {
         const tg_keras_tensor *t = i < n_in ? inputs[i] : outputs[i - n_in];
         if (!t)
-            return !tg_has_error() &&
-                   tg__failb(loc, "tg_functional: %s %d is NULL", i < n_in ? "input" : "output", i < n_in ? i : i - n_in);
+            return !tg_has_error() && tg__failb(loc, "tg_functional: %s %d is NULL", i < n_in ? "input" : "output",
+                                                i < n_in ? i : i - n_in);
     }
     for (int i = 0; i < n_in; i++) {
         if (!is_input_layer(inputs[i]->node->layer))

@@ -46,7 +46,8 @@ static bool elementwise_shape(const tg_layer *l, tg_loc loc, const tg_shape *a, 
 static bool merge_build(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out)
 {
     if (n < 1) {
-        return tg__failb(loc, "%s \"%s\": A merge layer should be called on a list of at least 1 input. Received 0 inputs",
+        return tg__failb(loc,
+                         "%s \"%s\": A merge layer should be called on a list of at least 1 input. Received 0 inputs",
                          l->kind->class_name, l->name);
     }
     *out = in[0];
@@ -131,7 +132,8 @@ static tg_tensor *average_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, in
 }
 
 static const tg_layer_kind add_kind = {"add", "Add", true, NULL, NULL, NULL, merge_build, add_call};
-static const tg_layer_kind subtract_kind = {"subtract", "Subtract", true, NULL, NULL, NULL, subtract_build, subtract_call};
+static const tg_layer_kind subtract_kind = {"subtract", "Subtract", true,           NULL,
+                                            NULL,       NULL,       subtract_build, subtract_call};
 static const tg_layer_kind multiply_kind = {"multiply", "Multiply", true, NULL, NULL, NULL, merge_build, multiply_call};
 static const tg_layer_kind average_kind = {"average", "Average", true, NULL, NULL, NULL, merge_build, average_call};
 static const tg_layer_kind maximum_kind = {"maximum", "Maximum", true, NULL, NULL, NULL, merge_build, maximum_call};
@@ -170,8 +172,8 @@ static bool concatenate_build(tg_layer *l, tg_loc loc, const tg_shape *in, int n
 {
     char s[SHAPES_MAX];
     if (n < 1)
-        return tg__failb(loc, "Concatenate \"%s\": A `Concatenate` layer should be called on a list of at least 1 input",
-                         l->name);
+        return tg__failb(
+            loc, "Concatenate \"%s\": A `Concatenate` layer should be called on a list of at least 1 input", l->name);
     int axis = 0;
     if (!concat_axis(l, loc, in[0].rank, &axis))
         return false;
@@ -197,8 +199,8 @@ static tg_tensor *concatenate_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs
     return concat_axis(l, loc, tg_rank(xs[0]) - 1, &axis) ? tg_concat_at(loc, xs, n, axis + 1) : NULL;
 }
 
-static const tg_layer_kind concatenate_kind = {"concatenate", "Concatenate", true, NULL, NULL, NULL, concatenate_build,
-                                               concatenate_call};
+static const tg_layer_kind concatenate_kind = {"concatenate",     "Concatenate",   true, NULL, NULL, NULL,
+                                               concatenate_build, concatenate_call};
 
 tg_layer *tg_concatenate_at(tg_loc loc, tg_merge_opts o) { return merge_new(loc, &concatenate_kind, o); }
 
@@ -221,7 +223,8 @@ static bool dot_build(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_sha
 {
     char s[SHAPES_MAX];
     if (n != 2)
-        return tg__failb(loc, "Dot \"%s\": A `Dot` layer should be called on a list of 2 inputs. Received: input_shape=%s",
+        return tg__failb(loc,
+                         "Dot \"%s\": A `Dot` layer should be called on a list of 2 inputs. Received: input_shape=%s",
                          l->name, shapes_str(in, n, s, sizeof s));
     int a0 = 0, a1 = 0;
     if (!dot_axes(l, loc, in[0].rank + 1, in[1].rank + 1, &a0, &a1))

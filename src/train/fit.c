@@ -78,6 +78,39 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     return rc;
 }
 
+/* The default step of a model of several inputs or outputs: the same, on lists. */
+static int train_step_list(tg_model *m, tg_tensor *const *xs, int nx, tg_tensor *const *ys, int ny,
+                           const tg_tensor *sample_weight, tg_logs *logs)
+{
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    tg_scope *scope = tg__ctx()->scope;
+    tg_tensor **pred = tg__arena_alloc(scope, sizeof *pred * (size_t)ny);
+    tg_tensor **parts = tg__arena_alloc(scope, sizeof *parts * (size_t)ny);
+    if (!vars || !pred || !parts)
+        return -1;
+    tg_tape *tape = tg_tape_begin();
+    int rc = tg_model_call_list(m, (const tg_tensor *const *)xs, nx, pred, ny, .training = true);
+    tg_tensor *loss =
+        rc == 0 ? tg_model_compute_loss_list(m, (const tg_tensor *const *)ys, pred, ny, sample_weight, parts) : NULL;
+    tg_tape_end(tape);
+    rc = loss ? 0 : -1;
+    tg_tensor **grads = NULL;
+    if (rc == 0 && n > 0) {
+        grads = tg__arena_alloc(scope, sizeof *grads * (size_t)n);
+        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
+                   : -1;
+    }
+    tg_tape_free(tape);
+    if (rc == 0 && n > 0)
+        rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
+    if (rc == 0)
+        rc = tg_model_update_metrics_list(m, (const tg_tensor *const *)ys, pred, ny, sample_weight, parts, loss);
+    if (rc == 0)
+        tg_model_metric_logs(m, logs);
+    return rc;
+}
+
 static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to);
 
 /* ---- argument checks --------------------------------------------------------------------------- */
@@ -133,9 +166,7 @@ static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const
 }
 
 /* ---- the data: tensors, lists of them or a data set ------------------------------------------ */
-#define MAX_IO        8 /* tensors an .inputs or .targets list may hold */
-#define MODEL_INPUTS  1 /* a Sequential model: one input, one output */
-#define MODEL_OUTPUTS 1
+#define MAX_IO 8 /* tensors an .inputs or .targets list may hold */
 
 typedef struct data_args {
     const tg_tensor *x, *y; /* the positional arguments */
@@ -143,6 +174,68 @@ typedef struct data_args {
     const tg_tensor *const *inputs, *const *targets;
     int n_inputs, n_targets;
 } data_args;
+
+/* The data of a model of several inputs or outputs: one tensor per input and per output. */
+typedef struct io_lists {
+    int nx, ny;
+    const tg_tensor *x[MAX_IO], *y[MAX_IO];
+} io_lists;
+
+static bool several_io(const tg_model *m) { return tg_model_n_inputs(m) > 1 || tg_model_n_outputs(m) > 1; }
+
+/* The lists for a model of several inputs or outputs (`y` false: no labels wanted). */
+static bool resolve_lists(tg_loc loc, const char *func, tg_model *m, const data_args *a, bool y, io_lists *io)
+{
+    int ni = tg_model_n_inputs(m), no = tg_model_n_outputs(m);
+    if (a->x || a->y || a->ds)
+        return tg__failb(loc,
+                         "%s: model \"%s\" has %d inputs and %d outputs: give its data as lists, .inputs (one "
+                         "tensor per input) and .targets (one per output), with x and y NULL",
+                         func, tg_model_name(m), ni, no);
+    if (a->n_inputs != ni || !a->inputs || (y && (a->n_targets != no || !a->targets)))
+        return tg__failb(loc,
+                         "%s: model \"%s\" has %d inputs and %d outputs, but .inputs holds %d tensors and .targets "
+                         "%d: give one tensor per input%s",
+                         func, tg_model_name(m), ni, no, a->inputs ? a->n_inputs : 0, a->targets ? a->n_targets : 0,
+                         y ? " and one per output" : "");
+    if (ni > MAX_IO || no > MAX_IO)
+        return tg__failb(loc, "%s: model \"%s\" has more than %d inputs or outputs", func, tg_model_name(m), MAX_IO);
+    *io = (io_lists){.nx = ni, .ny = y ? no : 0};
+    for (int i = 0; i < io->nx; i++)
+        io->x[i] = a->inputs[i];
+    for (int i = 0; i < io->ny; i++)
+        io->y[i] = a->targets[i];
+    return true;
+}
+
+/* Each tensor of the lists has a batch axis and the same rows, and one row goes through
+ * the model (a wrong shape fails here, before any step). */
+static bool check_lists(tg_loc loc, const char *func, tg_model *m, const io_lists *io)
+{
+    char name[32];
+    for (int i = 0; i < io->nx + io->ny; i++) {
+        const tg_tensor *t = i < io->nx ? io->x[i] : io->y[i - io->nx];
+        snprintf(name, sizeof name, i < io->nx ? "inputs[%d]" : "targets[%d]", i < io->nx ? i : i - io->nx);
+        if (!tg__check_input(loc, func, t, name))
+            return false;
+        if (t->rank < 1 || t->shape[0] != io->x[0]->shape[0])
+            return tg__failb(loc, "%s: `%s` has %lld rows but `inputs[0]` has %lld: they must have one row per sample",
+                             func, name, t->rank ? (long long)t->shape[0] : 0LL, (long long)io->x[0]->shape[0]);
+    }
+    if (io->x[0]->shape[0] == 0)
+        return true;
+    tg_scope *s = tg_scope_begin_at(loc);
+    if (!s)
+        return false;
+    tg_tensor *rows[MAX_IO], *out[MAX_IO];
+    bool ok = true;
+    for (int i = 0; ok && i < io->nx; i++)
+        ok = (rows[i] = row_range(loc, io->x[i], 0, 1)) != NULL;
+    ok = ok && tg_model_call_list_at(loc, m, (const tg_tensor *const *)rows, io->nx, out, tg_model_n_outputs(m),
+                                     (tg_model_call_opts){.training = false}) == 0;
+    tg_scope_end_at(loc, s);
+    return ok;
+}
 
 /* The model's input and labels from what the call was given, one way only; a data set's
  * as headers over its rows in the innermost scope. `y` NULL: no labels wanted. */
@@ -162,16 +255,16 @@ static bool resolve_data(tg_loc loc, const char *func, const data_args *a, const
                          "%s: give each list with its count: .inputs with .n_inputs >= 1, .targets with "
                          ".n_targets >= 1 (got %d inputs, %d targets)",
                          func, a->n_inputs, a->n_targets);
-    if (a->n_inputs > MODEL_INPUTS)
+    if (a->n_inputs > 1)
         return tg__failb(loc,
-                         "%s: .inputs holds %d tensors but the model takes %d input: a Sequential model has "
+                         "%s: .inputs holds %d tensors but the model takes 1 input: a Sequential model has "
                          "one input (give it as x, or a list of one)",
-                         func, a->n_inputs, MODEL_INPUTS);
-    if (a->n_targets > MODEL_OUTPUTS)
+                         func, a->n_inputs);
+    if (a->n_targets > 1)
         return tg__failb(loc,
-                         "%s: .targets holds %d tensors but the model has %d output: a Sequential model has "
+                         "%s: .targets holds %d tensors but the model has 1 output: a Sequential model has "
                          "one output (give its labels as y, or a list of one)",
-                         func, a->n_targets, MODEL_OUTPUTS);
+                         func, a->n_targets);
     *x = lists ? (a->n_inputs ? a->inputs[0] : NULL) : a->x;
     if (y)
         *y = lists ? (a->n_targets ? a->targets[0] : NULL) : a->y;
@@ -379,7 +472,21 @@ static int recording_off(void)
 
 /* Loss and metrics over the rows of b's parts (x, y and weights or NULL) in batches,
  * into logs (names prefixed with `prefix`). */
-static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_size, const char *prefix, tg_logs *logs)
+/* One batch of a model of several inputs or outputs: parts are the nx inputs, the ny
+ * labels and the weights. */
+static bool evaluate_batch_list(tg_loc loc, tg_model *m, tg_tensor *const *part, int nx, int ny)
+{
+    tg_tensor *pred[MAX_IO], *per[MAX_IO];
+    if (tg_model_call_list_at(loc, m, (const tg_tensor *const *)part, nx, pred, ny,
+                              (tg_model_call_opts){.training = false}) != 0)
+        return false;
+    const tg_tensor *const *ys = (const tg_tensor *const *)part + nx;
+    tg_tensor *loss = tg_model_compute_loss_list_at(loc, m, ys, pred, ny, part[nx + ny], per);
+    return loss && tg_model_update_metrics_list(m, ys, pred, ny, part[nx + ny], per, loss) == 0;
+}
+
+static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, int64_t batch_size, const char *prefix,
+                          tg_logs *logs)
 {
     tg_model_reset_metrics(m);
     int64_t n = b->src[0]->shape[0];
@@ -388,11 +495,15 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_siz
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return false;
-        tg_tensor *part[3];
+        tg_tensor *part[MAX_PARTS];
         bool ok = batcher_fill(loc, b, NULL, from, to - from, part);
-        tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
-        tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
-        ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
+        if (nx == 1 && ny == 1) {
+            tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
+            tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
+            ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
+        } else {
+            ok = ok && evaluate_batch_list(loc, m, part, nx, ny);
+        }
         tg_scope_end_at(loc, s);
         if (!ok)
             return false;
@@ -405,6 +516,41 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_siz
         tg_logs_set(logs, name, all.values[i]);
     }
     return true;
+}
+
+static int evaluate_lists(tg_loc loc, tg_model *m, const data_args *a, tg_logs *logs, tg_evaluate_opts o)
+{
+    io_lists io;
+    if (!resolve_lists(loc, "tg_evaluate", m, a, true, &io) || !check_lists(loc, "tg_evaluate", m, &io))
+        return -1;
+    int64_t n = io.x[0]->shape[0];
+    if (o.batch_size < 1)
+        return tg__failf(loc, "tg_evaluate: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    if (n == 0)
+        return tg__failf(loc, "tg_evaluate: the inputs have no rows: give at least one sample");
+    if (o.sample_weight && (!tg__check_input(loc, "tg_evaluate", o.sample_weight, "sample_weight") ||
+                            o.sample_weight->size != n || o.sample_weight->shape[0] != n))
+        return tg__failf(loc, "tg_evaluate: sample_weight must hold one weight per sample (%lld)", (long long)n);
+    if (!tg__resolve_compiled(loc, m))
+        return -1;
+    const tg_tensor *src[MAX_PARTS];
+    for (int i = 0; i < io.ny; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "targets[%d]", i);
+        if (!tg__check_output_labels(loc, m, i, io.y[i], what))
+            return -1;
+    }
+    memcpy(src, io.x, sizeof *src * (size_t)io.nx);
+    memcpy(src + io.nx, io.y, sizeof *src * (size_t)io.ny);
+    src[io.nx + io.ny] = o.sample_weight;
+    batcher b;
+    if (!batcher_init(loc, "tg_evaluate", &b, src, io.nx + io.ny + 1, o.batch_size))
+        return -1;
+    int recording = recording_off();
+    bool ok = evaluate_into(loc, m, &b, io.nx, io.ny, o.batch_size, "", logs);
+    tg__ctx()->n_recording = recording;
+    batcher_free(&b);
+    return ok ? 0 : -1;
 }
 
 static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
@@ -420,8 +566,11 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
                    .n_inputs = o.n_inputs,
                    .targets = o.targets,
                    .n_targets = o.n_targets};
-    if (!check_model(loc, "tg_evaluate", m, true) || !resolve_data(loc, "tg_evaluate", &a, &x, &y) ||
-        !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
+    if (!check_model(loc, "tg_evaluate", m, true))
+        return -1;
+    if (several_io(m))
+        return evaluate_lists(loc, m, &a, logs, o);
+    if (!resolve_data(loc, "tg_evaluate", &a, &x, &y) || !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
         return -1;
     if (!y)
         return tg__failf(loc, "tg_evaluate: `y` is NULL: evaluation compares the predictions with labels");
@@ -445,7 +594,7 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     tg_verbose mode = o.verbose == TG_VERBOSE_AUTO ? TG_VERBOSE_BAR : o.verbose;
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
-    bool ok = evaluate_into(loc, m, &b, o.batch_size, "", logs);
+    bool ok = evaluate_into(loc, m, &b, 1, 1, o.batch_size, "", logs);
     tg__ctx()->n_recording = recording;
     batcher_free(&b);
     if (!ok)
@@ -480,8 +629,77 @@ typedef struct prediction {
 
 static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o, prediction *r);
 
+/* Every output of a model of several inputs or outputs, batch by batch; output i into
+ * o.outputs[i] (the first is also returned). */
+static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    data_args a = {.x = x, .ds = o.dataset, .inputs = o.inputs, .n_inputs = o.n_inputs};
+    io_lists io;
+    int no = tg_model_n_outputs(m);
+    if (no > 1 && (!o.outputs || o.n_outputs != no))
+        return tg__fail(loc,
+                        "tg_predict: model \"%s\" has %d outputs: give .outputs, room for one tensor per output, "
+                        "and .n_outputs = %d",
+                        tg_model_name(m), no, no);
+    if (!resolve_lists(loc, "tg_predict", m, &a, false, &io) || !check_lists(loc, "tg_predict", m, &io))
+        return NULL;
+    if (o.batch_size < 1)
+        return tg__fail(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    int64_t n = io.x[0]->shape[0];
+    prediction r[MAX_IO] = {{0}};
+    size_t row_bytes[MAX_IO] = {0};
+    batcher b;
+    if (!batcher_init(loc, "tg_predict", &b, io.x, io.nx, o.batch_size))
+        return NULL;
+    bool ok = true;
+    for (int64_t from = 0; ok && from < n; from += o.batch_size) {
+        int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
+        tg_scope *s = tg_scope_begin_at(loc);
+        tg_tensor *xb[MAX_IO], *pred[MAX_IO];
+        ok = s && batcher_fill(loc, &b, NULL, from, to - from, xb) &&
+             tg_model_call_list_at(loc, m, (const tg_tensor *const *)xb, io.nx, pred, no,
+                                   (tg_model_call_opts){.training = false}) == 0;
+        for (int k = 0; ok && k < no; k++) {
+            if (!r[k].buf) {
+                r[k].shape = tg_shape_of(pred[k]);
+                r[k].shape.dims[0] = n;
+                r[k].dtype = pred[k]->dtype;
+                row_bytes[k] = (size_t)(pred[k]->size / pred[k]->shape[0]) * tg_dtype_size(r[k].dtype);
+                if (!(r[k].buf = malloc(row_bytes[k] * (size_t)n + 1)))
+                    ok = tg__failb(loc, "tg_predict: out of memory");
+            }
+            ok = ok && tg_copy_out_at((tg_loc){0}, pred[k], r[k].buf + row_bytes[k] * (size_t)from,
+                                      row_bytes[k] * (size_t)(to - from)) == 0;
+        }
+        if (s)
+            tg_scope_end_at(loc, s);
+    }
+    batcher_free(&b);
+    tg_tensor *first = NULL;
+    for (int k = 0; k < no; k++) {
+        tg_tensor *t = NULL;
+        if (ok && r[k].buf)
+            t = tg_tensor_from_at(loc, r[k].dtype, r[k].shape, r[k].buf);
+        else if (ok) { /* no rows: an empty output of the output's shape */
+            tg_shape one = tg_layer_output_shape(tg__model_output_layer(m, k));
+            tg_shape e = {.rank = one.rank + 1};
+            memcpy(e.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
+            t = tg_fill_at(loc, TG_F32, e, 0.0);
+        }
+        ok = ok && t;
+        free(r[k].buf);
+        if (o.outputs && k < o.n_outputs)
+            o.outputs[k] = ok ? t : NULL;
+        if (k == 0)
+            first = t;
+    }
+    return ok ? first : NULL;
+}
+
 static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
+    if (several_io(m))
+        return predict_lists(loc, m, x, o);
     prediction r = {.dtype = TG_F32};
     tg_scope *s = tg_scope_begin_at(loc); /* the data's headers and the batches */
     if (!s)
@@ -567,6 +785,9 @@ typedef struct fit_data {
     double *stats;              /* the moving statistics averaged over the ranks */
     size_t stats_n;
     batcher train, val; /* the reused batch buffers */
+    /* a model of several inputs or outputs: each one's rows (x, y, vx, vy are the first) */
+    int nx, ny;
+    const tg_tensor *xs[MAX_IO], *ys[MAX_IO], *vxs[MAX_IO], *vys[MAX_IO];
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -642,6 +863,97 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
     return true;
 }
 
+/* prepare for a model of several inputs or outputs: the same checks on every tensor of
+ * the lists; what needs one input and one output is refused. */
+static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_fit_opts *o, fit_data *d)
+{
+    io_lists io;
+    if (!resolve_lists(loc, "tg_fit", m, a, true, &io) || !check_lists(loc, "tg_fit", m, &io))
+        return false;
+    const char *name = tg_model_name(m);
+    if (o->train_step)
+        return tg__failb(loc,
+                         "tg_fit: a custom .train_step takes one input and one output, but model \"%s\" has %d and "
+                         "%d: train it with the default step",
+                         name, io.nx, tg_model_n_outputs(m));
+    if (o->class_weight)
+        return tg__failb(loc,
+                         "tg_fit: class_weight is for a model of one output (model \"%s\" has %d): give "
+                         "sample_weight",
+                         name, io.ny);
+    if (o->validation_x || o->validation_dataset)
+        return tg__failb(loc, "tg_fit: model \"%s\" has several inputs or outputs: validate with validation_split",
+                         name);
+    int64_t n = io.x[0]->shape[0];
+    if (n == 0)
+        return tg__failb(loc,
+                         "tg_fit: the inputs have no rows: there is nothing to train on; give at least one sample");
+    if (o->sample_weight &&
+        (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") || o->sample_weight->size != n))
+        return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)n);
+    if (o->sample_weight && !check_finite_weights(loc, o->sample_weight))
+        return false;
+    if (!tg__resolve_compiled(loc, m))
+        return false;
+    for (int i = 0; i < io.nx; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "inputs[%d]", i);
+        if (tg_dtype_is_float(io.x[i]->dtype) && !check_finite(loc, "tg_fit", io.x[i], what))
+            return false;
+    }
+    d->nx = io.nx;
+    d->ny = io.ny;
+    tg_dtype wd = tg_dtype_is_float(io.x[0]->dtype) ? io.x[0]->dtype : TG_F32;
+    d->w = sample_weights(loc, io.y[0], o, wd);
+    if (o->sample_weight && !d->w)
+        return false;
+    int64_t split = o->validation_split > 0 ? (int64_t)((double)n * (1.0 - o->validation_split)) : n;
+    if (o->validation_split > 0 && (split < 1 || split >= n))
+        return tg__failb(loc, "tg_fit: validation_split %g of %lld samples leaves an empty training or validation set",
+                         o->validation_split, (long long)n);
+    for (int i = 0; i < io.nx + io.ny; i++) {
+        const tg_tensor *t = i < io.nx ? io.x[i] : io.y[i - io.nx];
+        const tg_tensor **train = i < io.nx ? &d->xs[i] : &d->ys[i - io.nx];
+        const tg_tensor **val = i < io.nx ? &d->vxs[i] : &d->vys[i - io.nx];
+        *train = split < n ? view_rows(loc, t, 0, split) : t;
+        *val = split < n ? view_rows(loc, t, split, n) : NULL;
+        if (!*train || (split < n && !*val))
+            return false;
+    }
+    if (d->w && split < n && !(d->w = view_rows(loc, d->w, 0, split)))
+        return false;
+    for (int i = 0; i < io.ny; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "targets[%d]", i);
+        if (!tg__check_output_labels(loc, m, i, d->ys[i], what))
+            return false;
+        snprintf(what, sizeof what, "validation targets[%d]", i);
+        if (d->vys[i] && !tg__check_output_labels(loc, m, i, d->vys[i], what))
+            return false;
+    }
+    d->x = d->xs[0];
+    d->y = d->ys[0];
+    d->vx = d->vxs[0];
+    d->vy = d->vys[0];
+    if (!check_steps(loc, o, d))
+        return false;
+    const tg_tensor *src[MAX_PARTS], *vsrc[MAX_PARTS];
+    for (int i = 0; i < io.nx; i++) {
+        src[i] = d->xs[i];
+        vsrc[i] = d->vxs[i];
+    }
+    for (int i = 0; i < io.ny; i++) {
+        src[io.nx + i] = d->ys[i];
+        vsrc[io.nx + i] = d->vys[i];
+    }
+    src[io.nx + io.ny] = d->w;
+    vsrc[io.nx + io.ny] = NULL;
+    int parts = io.nx + io.ny + 1;
+    int64_t rows = o->batch_size < d->x->shape[0] ? o->batch_size : d->x->shape[0];
+    return batcher_init(loc, "tg_fit", &d->train, src, parts, rows) &&
+           (!d->vx || batcher_init(loc, "tg_fit", &d->val, vsrc, parts, o->batch_size));
+}
+
 /* Checks everything and splits off validation data (views, no copies); nothing trains
  * before this passes. */
 static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o, fit_data *d)
@@ -653,8 +965,12 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
                    .n_inputs = o->n_inputs,
                    .targets = o->targets,
                    .n_targets = o->n_targets};
-    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !resolve_data(loc, "tg_fit", &a, &x, &y) ||
-        !check_data(loc, "tg_fit", m, x, y, "x", "y"))
+    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true))
+        return false;
+    if (several_io(m))
+        return prepare_lists(loc, m, &a, o, d);
+    d->nx = d->ny = 1;
+    if (!resolve_data(loc, "tg_fit", &a, &x, &y) || !check_data(loc, "tg_fit", m, x, y, "x", "y"))
         return false;
     if (!y)
         return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
@@ -807,10 +1123,12 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return -1;
-        tg_tensor *part[3];
-        int rc = batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part)
+        tg_tensor *part[MAX_PARTS];
+        int rc = -1;
+        if (batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
+            rc = d->nx == 1 && d->ny == 1
                      ? step(m, part[0], part[1], part[2], logs, o->user)
-                     : -1;
+                     : train_step_list(m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs);
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
         if (rc == 0 && d->distributed) /* every rank logs the whole batch's values */
@@ -1011,7 +1329,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        if (d.vx && !evaluate_into(loc, m, &d.val, o.batch_size, "val_", &epoch_logs)) {
+        if (d.vx && !evaluate_into(loc, m, &d.val, d.nx, d.ny, o.batch_size, "val_", &epoch_logs)) {
             stop = -1;
             break;
         }
