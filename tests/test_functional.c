@@ -474,6 +474,50 @@ static void test_fit_refusals(void)
     tg_model_free(m);
 }
 
+/* Keras's log names for several outputs are long ("val_<output>_<metric>"): kept whole,
+ * validation included. */
+static void test_long_log_names(void)
+{
+    tg_keras_tensor *x = tg_input(TG_SHAPE(2));
+    tg_keras_tensor *h = tg_layer_apply(tg_dense(.units = 3, .activation = TG_RELU), x);
+    tg_keras_tensor *p =
+        tg_layer_apply(tg_dense(.units = 1, .activation = TG_SIGMOID, .name = "probability_of_rain_tomorrow"), h);
+    tg_keras_tensor *r = tg_layer_apply(tg_dense(.units = 1, .name = "expected_rainfall_in_millimetres"), h);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(x), TG_KERAS_TENSORS(p, r), .seed = 5);
+    REQUIRE(m);
+    const tg_loss losses[] = {{.kind = TG_LOSS_BINARY_CROSSENTROPY}, {.kind = TG_LOSS_MSE}};
+    const tg_metric_list metrics[] = {TG_METRICS(TG_ACCURACY), TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR)};
+    REQUIRE(tg_compile(m, .optimizer = tg_sgd(), .losses = losses, .n_losses = 2, .output_metrics = metrics,
+                       .n_output_metrics = 2) == 0);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *xs = tg_tensor_from(TG_F32, TG_SHAPE(4, 2), ((float[]){1, 2, 3, 4, 5, 6, 7, 8}));
+    tg_tensor *y1 = tg_tensor_from(TG_F32, TG_SHAPE(4, 1), ((float[]){0, 1, 0, 1}));
+    tg_tensor *y2 = tg_tensor_from(TG_F32, TG_SHAPE(4, 1), ((float[]){0.5f, 2, 0, 7}));
+    const tg_tensor *ins[] = {xs}, *ys[] = {y1, y2};
+    tg_history *hist = tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 1, .targets = ys, .n_targets = 2,
+                              .validation_split = 0.5, .epochs = 2, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(hist);
+    static const char *const keys[] = {"loss",
+                                       "probability_of_rain_tomorrow_loss",
+                                       "expected_rainfall_in_millimetres_loss",
+                                       "probability_of_rain_tomorrow_accuracy",
+                                       "expected_rainfall_in_millimetres_mean_absolute_error",
+                                       "val_loss",
+                                       "val_probability_of_rain_tomorrow_loss",
+                                       "val_expected_rainfall_in_millimetres_loss",
+                                       "val_probability_of_rain_tomorrow_accuracy",
+                                       "val_expected_rainfall_in_millimetres_mean_absolute_error"};
+    CHECK(tg_history_n_keys(hist) == 10);
+    for (int i = 0; i < 10 && i < tg_history_n_keys(hist); i++)
+        CHECK(strcmp(tg_history_key(hist, i), keys[i]) == 0);
+    int n = 0;
+    const double *val = tg_history_get(hist, keys[9], &n);
+    CHECK(val && n == 2 && isfinite(val[0]) && isfinite(val[1]));
+    tg_history_free(hist);
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 int main(void)
 {
     RUN(test_layer_and_variable_order);
@@ -483,5 +527,6 @@ int main(void)
     RUN(test_summary);
     RUN(test_fit_two_inputs_two_outputs);
     RUN(test_fit_refusals);
+    RUN(test_long_log_names);
     return TEST_SUMMARY();
 }

@@ -23,13 +23,13 @@
 TG_BEGIN_DECLS
 
 /* ---- logs: named values of one step or epoch ----------------------------------------- */
-#define TG_LOGS_MAX 24
+#define TG_LOGS_MAX 64
 typedef struct tg_logs {
     int n;
-    char names[TG_LOGS_MAX][32];
+    const char *names[TG_LOGS_MAX]; /* of any length; each string lives as long as the program */
     double values[TG_LOGS_MAX];
 } tg_logs;
-/* Sets (or adds) a value; returns 0, or -1 when the logs are full. */
+/* Sets (or adds) a value; returns 0, or -1 when the logs are full (or out of memory). */
 int tg_logs_set(tg_logs *logs, const char *name, double value);
 /* The value named `name`, or NaN when absent. */
 double tg_logs_get(const tg_logs *logs, const char *name);

@@ -1,6 +1,7 @@
 /* compile: the optimizer, the loss and the metrics a model trains with, and the check
  * that the loss fits the model's output before any step. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -521,6 +522,30 @@ void tg_model_reset_metrics(tg_model *m)
 }
 
 /* ---- logs ------------------------------------------------------------------------------------ */
+/* Log names are few and repeat every step: each is kept once for the program's life, so
+ * logs copy by value and hold names of any length. */
+typedef struct interned {
+    struct interned *next;
+    char name[];
+} interned;
+static interned *names_pool;
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *intern(const char *name)
+{
+    pthread_mutex_lock(&names_lock);
+    interned *e = names_pool;
+    while (e && strcmp(e->name, name) != 0)
+        e = e->next;
+    if (!e && (e = malloc(sizeof *e + strlen(name) + 1))) {
+        strcpy(e->name, name);
+        e->next = names_pool;
+        names_pool = e;
+    }
+    pthread_mutex_unlock(&names_lock);
+    return e ? e->name : NULL;
+}
+
 int tg_logs_set(tg_logs *logs, const char *name, double value)
 {
     for (int i = 0; i < logs->n; i++)
@@ -530,7 +555,10 @@ int tg_logs_set(tg_logs *logs, const char *name, double value)
         }
     if (logs->n == TG_LOGS_MAX)
         return -1;
-    snprintf(logs->names[logs->n], sizeof logs->names[0], "%s", name);
+    const char *kept = intern(name);
+    if (!kept)
+        return -1;
+    logs->names[logs->n] = kept;
     logs->values[logs->n++] = value;
     return 0;
 }

@@ -511,7 +511,7 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, i
     tg_logs all = {0};
     tg_model_metric_logs(m, &all);
     for (int i = 0; i < all.n; i++) {
-        char name[64];
+        char name[strlen(prefix) + strlen(all.names[i]) + 1];
         snprintf(name, sizeof name, "%s%s", prefix, all.names[i]);
         tg_logs_set(logs, name, all.values[i]);
     }
@@ -1262,6 +1262,19 @@ static bool sync_state(tg_loc loc, tg_model *m)
     return true;
 }
 
+/* The names fit will log, set once before the first step (logs keep each name for the
+ * program's life), so that no step or validation allocates one. */
+static void name_logs(tg_model *m, bool validation)
+{
+    tg_logs names = {0}, val = {0};
+    tg_model_metric_logs(m, &names);
+    for (int i = 0; validation && i < names.n; i++) {
+        char name[strlen(names.names[i]) + 5];
+        snprintf(name, sizeof name, "val_%s", names.names[i]);
+        tg_logs_set(&val, name, 0);
+    }
+}
+
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
@@ -1312,6 +1325,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     if (d.distributed && tg_distributed_rank() != 0) /* rank 0 prints for the job */
         mode = TG_VERBOSE_SILENT;
     tg_logs logs = {0};
+    name_logs(m, d.vx != NULL);
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
     for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
         logs = (tg_logs){0};
