@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "gradcheck.h"
 #include "tapegrad.h"
 #include "tmpfiles.h"
 
@@ -153,6 +154,53 @@ static void test_merge_values(void)
     CHECK_TENSOR(merge_once(tg_dot_layer(.axes = {1}), TG_SHAPE(2, 3), p, TG_SHAPE(2, 4), r), TG_SHAPE(1, 3, 4), 0, 1,
                  4, 2, 12, 2, 5, 4, 15, 3, 6, 6, 18);
     tg_scope_end(s);
+}
+
+/* Every merging layer in one graph, its gradients against float64 finite differences of
+ * the variables: Multiply broadcasting a (3) against a (2, 3), Average, Maximum, Minimum,
+ * Subtract, a normalised Dot over the last axis, Concatenate. */
+typedef struct merge_graph {
+    tg_model *m;
+    tg_tensor *a, *b;
+} merge_graph;
+
+static tg_tensor *merge_graph_loss(void *user)
+{
+    merge_graph *g = user;
+    const tg_tensor *xs[] = {g->a, g->b};
+    tg_tensor *y = NULL;
+    if (tg_model_call_list(g->m, xs, 2, &y, 1) != 0)
+        return NULL;
+    return tg_sum(tg_mul(y, y));
+}
+
+static void test_merge_gradients(void)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(3)), *b = tg_input(TG_SHAPE(2, 3));
+    tg_keras_tensor *da = tg_layer_apply(tg_dense(.units = 3, .activation = TG_TANH), a); /* (3) */
+    tg_keras_tensor *db = tg_layer_apply(tg_dense(.units = 3), b);                        /* (2, 3) */
+    tg_keras_tensor *prod = tg_layer_apply(tg_multiply_layer(), da, db);
+    tg_keras_tensor *avg = tg_layer_apply(tg_average_layer(), prod, db, da);
+    tg_keras_tensor *hi = tg_layer_apply(tg_maximum_layer(), avg, db);
+    tg_keras_tensor *lo = tg_layer_apply(tg_minimum_layer(), avg, prod);
+    tg_keras_tensor *diff = tg_layer_apply(tg_subtract_layer(), hi, lo);
+    tg_keras_tensor *cos = tg_layer_apply(tg_dot_layer(.axes = {2}, .normalize = true), diff, db); /* (2, 2) */
+    tg_keras_tensor *flat = tg_layer_apply(tg_concatenate(), tg_layer_apply(tg_flatten(), cos),
+                                           tg_layer_apply(tg_flatten(), diff)); /* (4 + 6) */
+    tg_keras_tensor *out = tg_layer_apply(tg_dense(.units = 2), flat);
+    merge_graph g = {.m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(out), .seed = 3, .dtype = TG_F64)};
+    REQUIRE(g.m);
+    tg_scope *s = tg_scope_begin();
+    tg_rng *r = tg_rng_new(9);
+    g.a = tg_random_uniform(r, TG_F64, TG_SHAPE(2, 3), .minval = -1, .maxval = 1);
+    g.b = tg_random_uniform(r, TG_F64, TG_SHAPE(2, 2, 3), .minval = -1, .maxval = 1);
+    tg_rng_free(r);
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(g.m, &n);
+    CHECK(n == 6);
+    CHECK(gradcheck_variables("merging layers", merge_graph_loss, vars, n, &g, 1e-6, 1e-6));
+    tg_scope_end(s);
+    tg_model_free(g.m);
 }
 
 /* A graph left on its own by a failed apply: the layers that no model took. */
@@ -547,6 +595,7 @@ int main(void)
     RUN(test_layer_and_variable_order);
     RUN(test_call_and_shared_gradient);
     RUN(test_merge_values);
+    RUN(test_merge_gradients);
     RUN(test_refusals);
     RUN(test_summary);
     RUN(test_fit_two_inputs_two_outputs);
