@@ -567,6 +567,54 @@ static void test_long_log_names(void)
     tg_model_free(m);
 }
 
+/* No fixed limit on the number of inputs: twelve inputs of one feature each, concatenated,
+ * train and predict through the lists as one input of twelve does. */
+static void test_many_inputs(void)
+{
+    enum { N = 12 };
+    tg_keras_tensor *ins[N];
+    for (int i = 0; i < N; i++)
+        ins[i] = tg_input(TG_SHAPE(1));
+    tg_layer *cat = tg_concatenate(), *dense = tg_dense(.units = 1);
+    tg_keras_tensor *joined = tg_layer_apply_at(TG_LOC, cat, (const tg_keras_tensor *const *)ins, N);
+    tg_model *m = tg_functional_at(TG_LOC, (const tg_keras_tensor *const *)ins, N,
+                                   TG_KERAS_TENSORS(tg_layer_apply(dense, joined)),
+                                   (tg_functional_opts){.name = "wide", .seed = 2, .dtype = TG_F64});
+    tg_keras_tensor *one = tg_input(TG_SHAPE(N));
+    tg_model *ref = tg_functional(TG_KERAS_TENSORS(one), TG_KERAS_TENSORS(tg_layer_apply(tg_dense(.units = 1), one)),
+                                  .dtype = TG_F64);
+    REQUIRE(m && ref);
+    tg_scope *s = tg_scope_begin();
+    int n = 0, nr = 0;
+    tg_tensor *const *v = tg_model_variables(m, &n), *const *vr = tg_model_variables(ref, &nr);
+    REQUIRE(n == 2 && nr == 2);
+    CHECK(tg_assign(vr[0], v[0]) == 0 && tg_assign(vr[1], v[1]) == 0);
+    double data[3 * N], labels[3] = {1, -1, 0.5};
+    for (int i = 0; i < 3 * N; i++)
+        data[i] = sin(i + 1.0);
+    tg_tensor *x = f64(TG_SHAPE(3, N), data), *y = f64(TG_SHAPE(3, 1), labels);
+    const tg_tensor *cols[N];
+    for (int i = 0; i < N; i++)
+        cols[i] = tg_slice(x, TG_SHAPE(0, i), TG_SHAPE(3, 1));
+    const tg_tensor *ys[] = {y};
+    REQUIRE(tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.05), .loss = TG_LOSS_MSE) == 0);
+    REQUIRE(tg_compile(ref, .optimizer = tg_sgd(.learning_rate = 0.05), .loss = TG_LOSS_MSE) == 0);
+    tg_history *h = tg_fit(m, NULL, NULL, .inputs = cols, .n_inputs = N, .targets = ys, .n_targets = 1, .batch_size = 2,
+                           .shuffle = false, .epochs = 2, .verbose = TG_VERBOSE_SILENT);
+    tg_history *hr = tg_fit(ref, x, y, .batch_size = 2, .shuffle = false, .epochs = 2, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h && hr);
+    int k = 0;
+    const double *loss = tg_history_get(h, "loss", &k), *loss_ref = tg_history_get(hr, "loss", NULL);
+    CHECK(loss && loss_ref && k == 2 && fabs(loss[1] - loss_ref[1]) <= 1e-14 * (1 + fabs(loss_ref[1])));
+    TENSORS_AGREE(v[0], vr[0], 1e-14);
+    TENSORS_AGREE(tg_predict(m, NULL, .inputs = cols, .n_inputs = N), tg_predict(ref, x), 1e-14);
+    tg_history_free(h);
+    tg_history_free(hr);
+    tg_scope_end(s);
+    tg_model_free(m);
+    tg_model_free(ref);
+}
+
 /* A functional model saves and loads as a Sequential does: its variables by their Keras
  * names, into a model of the same graph. */
 static void test_save_and_load(void)
@@ -601,6 +649,7 @@ int main(void)
     RUN(test_fit_two_inputs_two_outputs);
     RUN(test_fit_refusals);
     RUN(test_long_log_names);
+    RUN(test_many_inputs);
     RUN(test_save_and_load);
     return TEST_SUMMARY();
 }

@@ -166,7 +166,6 @@ static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const
 }
 
 /* ---- the data: tensors, lists of them or a data set ------------------------------------------ */
-#define MAX_IO 8 /* tensors an .inputs or .targets list may hold */
 
 typedef struct data_args {
     const tg_tensor *x, *y; /* the positional arguments */
@@ -175,11 +174,15 @@ typedef struct data_args {
     int n_inputs, n_targets;
 } data_args;
 
-/* The data of a model of several inputs or outputs: one tensor per input and per output. */
+/* The data of a model of several inputs or outputs: one tensor per input and per output
+ * (the caller's lists). */
 typedef struct io_lists {
     int nx, ny;
-    const tg_tensor *x[MAX_IO], *y[MAX_IO];
+    const tg_tensor *const *x, *const *y;
 } io_lists;
+
+/* n pointers in the innermost scope (a batch's lists live as long as the batch). */
+static void *scratch_list(int n) { return tg__arena_alloc(tg__ctx()->scope, sizeof(void *) * (size_t)(n > 0 ? n : 1)); }
 
 static bool several_io(const tg_model *m) { return tg_model_n_inputs(m) > 1 || tg_model_n_outputs(m) > 1; }
 
@@ -198,13 +201,7 @@ static bool resolve_lists(tg_loc loc, const char *func, tg_model *m, const data_
                          "%d: give one tensor per input%s",
                          func, tg_model_name(m), ni, no, a->inputs ? a->n_inputs : 0, a->targets ? a->n_targets : 0,
                          y ? " and one per output" : "");
-    if (ni > MAX_IO || no > MAX_IO)
-        return tg__failb(loc, "%s: model \"%s\" has more than %d inputs or outputs", func, tg_model_name(m), MAX_IO);
-    *io = (io_lists){.nx = ni, .ny = y ? no : 0};
-    for (int i = 0; i < io->nx; i++)
-        io->x[i] = a->inputs[i];
-    for (int i = 0; i < io->ny; i++)
-        io->y[i] = a->targets[i];
+    *io = (io_lists){.nx = ni, .ny = y ? no : 0, .x = a->inputs, .y = a->targets};
     return true;
 }
 
@@ -227,8 +224,8 @@ static bool check_lists(tg_loc loc, const char *func, tg_model *m, const io_list
     tg_scope *s = tg_scope_begin_at(loc);
     if (!s)
         return false;
-    tg_tensor *rows[MAX_IO], *out[MAX_IO];
-    bool ok = true;
+    tg_tensor **rows = scratch_list(io->nx), **out = scratch_list(tg_model_n_outputs(m));
+    bool ok = rows && out;
     for (int i = 0; ok && i < io->nx; i++)
         ok = (rows[i] = row_range(loc, io->x[i], 0, 1)) != NULL;
     ok = ok && tg_model_call_list_at(loc, m, (const tg_tensor *const *)rows, io->nx, out, tg_model_n_outputs(m),
@@ -294,18 +291,20 @@ static tg_tensor *view_rows(tg_loc loc, const tg_tensor *t, int64_t from, int64_
  * once per call and reused by every step, 64-byte aligned as the arena's tensors are, and
  * handed to the step as headers over it in the step's scope: a warm step allocates
  * nothing, and no batch outlives its step. */
-#define MAX_PARTS (2 * MAX_IO + 1)
 typedef struct batcher {
     int n;
-    const tg_tensor *src[MAX_PARTS]; /* NULL parts are skipped */
-    unsigned char *buf[MAX_PARTS];
-    size_t row_bytes[MAX_PARTS];
+    const tg_tensor **src; /* NULL parts are skipped */
+    unsigned char **buf;
+    size_t *row_bytes;
 } batcher;
 
 static void batcher_free(batcher *b)
 {
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; b->buf && i < b->n; i++)
         free(b->buf[i]);
+    free(b->src);
+    free(b->buf);
+    free(b->row_bytes);
     *b = (batcher){0};
 }
 
@@ -313,7 +312,14 @@ static void batcher_free(batcher *b)
  * the sizes are those of data that exists). */
 static bool batcher_init(tg_loc loc, const char *func, batcher *b, const tg_tensor *const *src, int n, int64_t rows)
 {
-    *b = (batcher){.n = n};
+    *b = (batcher){.n = n,
+                   .src = calloc((size_t)n, sizeof *b->src),
+                   .buf = calloc((size_t)n, sizeof *b->buf),
+                   .row_bytes = calloc((size_t)n, sizeof *b->row_bytes)};
+    if (!b->src || !b->buf || !b->row_bytes) {
+        batcher_free(b);
+        return tg__failb(loc, "%s: out of memory", func);
+    }
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = b->src[i] = src[i];
         if (!t)
@@ -476,7 +482,9 @@ static int recording_off(void)
  * labels and the weights. */
 static bool evaluate_batch_list(tg_loc loc, tg_model *m, tg_tensor *const *part, int nx, int ny)
 {
-    tg_tensor *pred[MAX_IO], *per[MAX_IO];
+    tg_tensor **pred = scratch_list(ny), **per = scratch_list(ny);
+    if (!pred || !per)
+        return false;
     if (tg_model_call_list_at(loc, m, (const tg_tensor *const *)part, nx, pred, ny,
                               (tg_model_call_opts){.training = false}) != 0)
         return false;
@@ -495,8 +503,8 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, i
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return false;
-        tg_tensor *part[MAX_PARTS];
-        bool ok = batcher_fill(loc, b, NULL, from, to - from, part);
+        tg_tensor *three[3], **part = b->n <= 3 ? three : scratch_list(b->n);
+        bool ok = part && batcher_fill(loc, b, NULL, from, to - from, part);
         if (nx == 1 && ny == 1) {
             tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
             tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
@@ -533,13 +541,15 @@ static int evaluate_lists(tg_loc loc, tg_model *m, const data_args *a, tg_logs *
         return tg__failf(loc, "tg_evaluate: sample_weight must hold one weight per sample (%lld)", (long long)n);
     if (!tg__resolve_compiled(loc, m))
         return -1;
-    const tg_tensor *src[MAX_PARTS];
     for (int i = 0; i < io.ny; i++) {
         char what[32];
         snprintf(what, sizeof what, "targets[%d]", i);
         if (!tg__check_output_labels(loc, m, i, io.y[i], what))
             return -1;
     }
+    const tg_tensor **src = scratch_list(io.nx + io.ny + 1);
+    if (!src)
+        return -1;
     memcpy(src, io.x, sizeof *src * (size_t)io.nx);
     memcpy(src + io.nx, io.y, sizeof *src * (size_t)io.ny);
     src[io.nx + io.ny] = o.sample_weight;
@@ -646,17 +656,20 @@ static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_
     if (o.batch_size < 1)
         return tg__fail(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
     int64_t n = io.x[0]->shape[0];
-    prediction r[MAX_IO] = {{0}};
-    size_t row_bytes[MAX_IO] = {0};
+    prediction *r = calloc((size_t)no, sizeof *r);
+    size_t *row_bytes = calloc((size_t)no, sizeof *row_bytes);
     batcher b;
-    if (!batcher_init(loc, "tg_predict", &b, io.x, io.nx, o.batch_size))
-        return NULL;
+    if (!r || !row_bytes || !batcher_init(loc, "tg_predict", &b, io.x, io.nx, o.batch_size)) {
+        free(r);
+        free(row_bytes);
+        return r && row_bytes ? NULL : tg__fail(loc, "tg_predict: out of memory");
+    }
     bool ok = true;
     for (int64_t from = 0; ok && from < n; from += o.batch_size) {
         int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
-        tg_tensor *xb[MAX_IO], *pred[MAX_IO];
-        ok = s && batcher_fill(loc, &b, NULL, from, to - from, xb) &&
+        tg_tensor **xb = s ? scratch_list(io.nx) : NULL, **pred = s ? scratch_list(no) : NULL;
+        ok = s && xb && pred && batcher_fill(loc, &b, NULL, from, to - from, xb) &&
              tg_model_call_list_at(loc, m, (const tg_tensor *const *)xb, io.nx, pred, no,
                                    (tg_model_call_opts){.training = false}) == 0;
         for (int k = 0; ok && k < no; k++) {
@@ -693,6 +706,8 @@ static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_
         if (k == 0)
             first = t;
     }
+    free(r);
+    free(row_bytes);
     return ok ? first : NULL;
 }
 
@@ -785,9 +800,10 @@ typedef struct fit_data {
     double *stats;              /* the moving statistics averaged over the ranks */
     size_t stats_n;
     batcher train, val; /* the reused batch buffers */
-    /* a model of several inputs or outputs: each one's rows (x, y, vx, vy are the first) */
+    /* a model of several inputs or outputs: each one's rows (x, y, vx, vy are the first),
+     * lists in fit's scope */
     int nx, ny;
-    const tg_tensor *xs[MAX_IO], *ys[MAX_IO], *vxs[MAX_IO], *vys[MAX_IO];
+    const tg_tensor **xs, **ys, **vxs, **vys;
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -903,6 +919,12 @@ static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_
     }
     d->nx = io.nx;
     d->ny = io.ny;
+    d->xs = scratch_list(io.nx);
+    d->vxs = scratch_list(io.nx);
+    d->ys = scratch_list(io.ny);
+    d->vys = scratch_list(io.ny);
+    if (!d->xs || !d->vxs || !d->ys || !d->vys)
+        return false;
     tg_dtype wd = tg_dtype_is_float(io.x[0]->dtype) ? io.x[0]->dtype : TG_F32;
     d->w = sample_weights(loc, io.y[0], o, wd);
     if (o->sample_weight && !d->w)
@@ -937,7 +959,9 @@ static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_
     d->vy = d->vys[0];
     if (!check_steps(loc, o, d))
         return false;
-    const tg_tensor *src[MAX_PARTS], *vsrc[MAX_PARTS];
+    const tg_tensor **src = scratch_list(io.nx + io.ny + 1), **vsrc = scratch_list(io.nx + io.ny + 1);
+    if (!src || !vsrc)
+        return false;
     for (int i = 0; i < io.nx; i++) {
         src[i] = d->xs[i];
         vsrc[i] = d->vxs[i];
@@ -1123,9 +1147,9 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return -1;
-        tg_tensor *part[MAX_PARTS];
+        tg_tensor *three[3], **part = d->train.n <= 3 ? three : scratch_list(d->train.n);
         int rc = -1;
-        if (batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
+        if (part && batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
             rc = d->nx == 1 && d->ny == 1
                      ? step(m, part[0], part[1], part[2], logs, o->user)
                      : train_step_list(m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs);
