@@ -478,6 +478,54 @@ static void test_fit_two_inputs_two_outputs(void)
     tg_model_free(m);
 }
 
+/* A step of lists of the user's (.train_step_list) gets fit's batches as lists and its
+ * .user; delegating to the default list step trains as fit's own step does. */
+static int counting_step(tg_model *m, tg_tensor *const *xs, int nx, tg_tensor *const *ys, int ny,
+                         const tg_tensor *sample_weight, tg_logs *logs, void *user)
+{
+    int *calls = user;
+    if (nx != 2 || ny != 2 || tg_dim(xs[1], 0) != tg_dim(ys[0], 0))
+        return -1;
+    (*calls)++;
+    return tg_train_step_list_default(m, xs, nx, ys, ny, sample_weight, logs, NULL);
+}
+
+static void test_custom_list_step(void)
+{
+    fit_golden g;
+    REQUIRE(read_fit_golden(&g));
+    tg_model *m = make_fit_model();
+    REQUIRE(m);
+    tg_scope *s = tg_scope_begin();
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    REQUIRE(n == 6);
+    for (int i = 0; i < 6; i++)
+        CHECK(tg_assign(vars[i], f64(g.vars[i].shape, g.vars[i].v)) == 0);
+    tg_tensor *data[4];
+    for (int i = 0; i < 4; i++)
+        data[i] = f64(g.data[i].shape, g.data[i].v);
+    const tg_tensor *inputs[] = {data[0], data[1]}, *targets[] = {data[2], data[3]};
+    const tg_loss losses[] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_BINARY_CROSSENTROPY}};
+    const double weights[] = {1.0, 0.5};
+    REQUIRE(tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .losses = losses, .n_losses = 2,
+                       .loss_weights = weights, .n_loss_weights = 2) == 0);
+    int calls = 0;
+    tg_history *h =
+        tg_fit(m, NULL, NULL, .inputs = inputs, .n_inputs = 2, .targets = targets, .n_targets = 2, .batch_size = 4,
+               .shuffle = false, .verbose = TG_VERBOSE_SILENT, .train_step_list = counting_step, .user = &calls);
+    REQUIRE(h);
+    CHECK(calls == 1);
+    for (int i = 0; i < 6; i++)
+        TENSOR_MATCHES(vars[i], &g.after[i].shape, g.after[i].v, fx_size(&g.after[i].shape), 1e-12);
+    tg_history_free(h);
+    EXPECT_ERROR(tg_fit(m, NULL, NULL, .inputs = inputs, .n_inputs = 2, .targets = targets, .n_targets = 2,
+                        .verbose = TG_VERBOSE_SILENT, .train_step = tg_train_step_default) == NULL,
+                 "give a step of lists as .train_step_list");
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 /* Lists that do not fit the model, and compile options that do not fit its outputs. */
 static void test_fit_refusals(void)
 {
@@ -647,6 +695,7 @@ int main(void)
     RUN(test_refusals);
     RUN(test_summary);
     RUN(test_fit_two_inputs_two_outputs);
+    RUN(test_custom_list_step);
     RUN(test_fit_refusals);
     RUN(test_long_log_names);
     RUN(test_many_inputs);

@@ -194,14 +194,24 @@ typedef struct tg_history tg_history;
  *   optimizer) and the compiled metrics, and leaves what it logs in `logs`.
  * - `user` is fit's .user. The step must not change the data fit reads (x, y, the data
  *   set) nor free the model.
- * A model with several inputs or outputs will receive lists; this signature is the one
- * of one input and one output. */
+ * This signature is the one of one input and one output; a model of several inputs or
+ * outputs trains with a step of lists (tg_train_step_list_fn), under the same contract. */
 typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
                                 tg_logs *logs, void *user);
 /* Keras's train_step: forward and loss on a tape, gradients of the trainable variables,
  * apply_gradients, metrics. */
 int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
                           tg_logs *logs, void *user);
+/* A step on lists: xs[0..n_inputs) one batch per model input, ys[0..n_outputs) the same
+ * rows of each output's labels (sample_weight as above, for every output). */
+typedef int (*tg_train_step_list_fn)(tg_model *m, tg_tensor *const *xs, int n_inputs, tg_tensor *const *ys,
+                                     int n_outputs, const tg_tensor *sample_weight, tg_logs *logs, void *user);
+/* The default step on lists: tg_model_call_list, tg_model_compute_loss_list (each output's
+ * loss times its weight, summed), gradients, apply_gradients, tg_model_update_metrics_list.
+ * It averages nothing over ranks (a distributed compile takes models of one output, whose
+ * default step does). */
+int tg_train_step_list_default(tg_model *m, tg_tensor *const *xs, int n_inputs, tg_tensor *const *ys, int n_outputs,
+                               const tg_tensor *sample_weight, tg_logs *logs, void *user);
 
 typedef enum tg_verbose { TG_VERBOSE_AUTO = 0, TG_VERBOSE_SILENT, TG_VERBOSE_BAR, TG_VERBOSE_EPOCH } tg_verbose;
 
@@ -237,7 +247,10 @@ typedef struct tg_fit_opts {
     FILE *out;                      /* default stdout */
     tg_callback *const *callbacks;
     int n_callbacks;
-    tg_train_step_fn train_step; /* default tg_train_step_default */
+    tg_train_step_fn train_step;           /* default tg_train_step_default */
+    tg_train_step_list_fn train_step_list; /* any model, its data as lists (default for a model
+                                              of several inputs or outputs:
+                                              tg_train_step_list_default) */
     void *user;
     bool check_numerics;            /* stop at the first NaN or Inf, forward, backward or in an
                                      update, naming the op, layer or variable, and its line

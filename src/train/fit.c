@@ -78,10 +78,12 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     return rc;
 }
 
-/* The default step of a model of several inputs or outputs: the same, on lists. */
-static int train_step_list(tg_model *m, tg_tensor *const *xs, int nx, tg_tensor *const *ys, int ny,
-                           const tg_tensor *sample_weight, tg_logs *logs)
+/* The default step on lists (a model of several inputs or outputs): the same as
+ * tg_train_step_default, each output's loss weighted and summed. */
+int tg_train_step_list_default(tg_model *m, tg_tensor *const *xs, int nx, tg_tensor *const *ys, int ny,
+                               const tg_tensor *sample_weight, tg_logs *logs, void *user)
 {
+    (void)user;
     int n = 0;
     tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
     tg_scope *scope = tg__ctx()->scope;
@@ -836,6 +838,8 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
                          "tg_fit: shard rank %d of count %d: give 0 <= rank < count (count 0 or 1: no "
                          "sharding)",
                          o->shard.rank, o->shard.count);
+    if (o->train_step && o->train_step_list)
+        return tg__failb(loc, "tg_fit: give .train_step (one input and one output) or .train_step_list, not both");
     if ((unsigned)o->verbose > TG_VERBOSE_EPOCH)
         return tg__failb(loc, "tg_fit: verbose must be a tg_verbose value (got %d)", (int)o->verbose);
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
@@ -890,7 +894,7 @@ static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_
     if (o->train_step)
         return tg__failb(loc,
                          "tg_fit: a custom .train_step takes one input and one output, but model \"%s\" has %d and "
-                         "%d: train it with the default step",
+                         "%d: give a step of lists as .train_step_list",
                          name, io.nx, tg_model_n_outputs(m));
     if (o->class_weight)
         return tg__failb(loc,
@@ -1150,9 +1154,10 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         tg_tensor *three[3], **part = d->train.n <= 3 ? three : scratch_list(d->train.n);
         int rc = -1;
         if (part && batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
-            rc = d->nx == 1 && d->ny == 1
+            rc = d->nx == 1 && d->ny == 1 && !o->train_step_list
                      ? step(m, part[0], part[1], part[2], logs, o->user)
-                     : train_step_list(m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs);
+                     : (o->train_step_list ? o->train_step_list : tg_train_step_list_default)(
+                           m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs, o->user);
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
         if (rc == 0 && d->distributed) /* every rank logs the whole batch's values */
