@@ -335,8 +335,7 @@ static bool name_layers(tg_loc loc, tg_model *m)
 
 /* Keras's computability check: every node's inputs are the model's inputs or outputs
  * of nodes that run before it. */
-static bool check_connected(tg_loc loc, tg_model *m, tg_node *const *run, int n_run,
-                            const tg_keras_tensor *const *inputs, int n_in)
+static bool check_connected(tg_loc loc, tg_node *const *run, int n_run, const tg_keras_tensor *const *inputs, int n_in)
 {
     for (int i = 0; i < n_run; i++) {
         tg_node *node = run[i];
@@ -361,7 +360,6 @@ static bool check_connected(tg_loc loc, tg_model *m, tg_node *const *run, int n_
                              node->layer->name, n_in, seen);
         }
     }
-    (void)m;
     return true;
 }
 
@@ -506,7 +504,7 @@ static bool make_graph(tg_loc loc, tg_model *m, const tg_keras_tensor *const *in
     } else if (!tg_has_error()) {
         tg__fail(loc, "tg_functional: out of memory");
     }
-    ok = ok && check_connected(loc, m, run, g.n_nodes, inputs, n_in) && name_layers(loc, m) && build_layers(loc, m) &&
+    ok = ok && check_connected(loc, run, g.n_nodes, inputs, n_in) && name_layers(loc, m) && build_layers(loc, m) &&
          plan_steps(loc, m, run, g.n_nodes, inputs, outputs);
     clear_marks(&g);
     free(depth);
