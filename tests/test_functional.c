@@ -10,6 +10,7 @@
 #include "check.h"
 #include "fixture.h"
 #include "gradcheck.h"
+#include "malloc_count.h"
 #include "tapegrad.h"
 #include "tmpfiles.h"
 
@@ -526,6 +527,56 @@ static void test_custom_list_step(void)
     tg_model_free(m);
 }
 
+#ifdef MALLOC_CAN_COUNT
+/* A warm training step of a functional model allocates nothing from the system, as a
+ * Sequential's (tests/test_step_allocations.c): the graph's slots, the batch lists and the
+ * merges' inputs come from the step scope's arena. Counted from batch 3 to the end of the
+ * epoch, validation included. */
+static int count_from_batch_3(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    (void)cb, (void)m, (void)logs;
+    if (batch == 3)
+        malloc_count_start();
+    return 0;
+}
+
+static int stop_counting(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)cb, (void)m, (void)epoch, (void)logs;
+    malloc_count_stop();
+    return 0;
+}
+
+static void test_warm_steps_allocate_nothing(void)
+{
+    tg_model *m = make_fit_model();
+    REQUIRE(m);
+    tg_scope *s = tg_scope_begin();
+    tg_rng *r = tg_rng_new(4);
+    tg_tensor *xa = tg_random_uniform(r, TG_F64, TG_SHAPE(640, 3)),
+              *xb = tg_random_uniform(r, TG_F64, TG_SHAPE(640, 3));
+    tg_tensor *y1 = tg_random_uniform(r, TG_F64, TG_SHAPE(640, 2));
+    tg_tensor *y2 =
+        tg_cast(tg_greater(tg_random_uniform(r, TG_F64, TG_SHAPE(640, 1)), tg_scalar_of(TG_F64, 0.5)), TG_F64);
+    tg_rng_free(r);
+    const tg_tensor *ins[] = {xa, xb}, *ys[] = {y1, y2};
+    const tg_loss losses[] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_BINARY_CROSSENTROPY}};
+    /* no metrics, as the Sequential's count: a metric's update allocates its values */
+    REQUIRE(tg_compile(m, .optimizer = tg_adam(), .losses = losses, .n_losses = 2) == 0);
+    tg_callback cb = {.on_batch_begin = count_from_batch_3, .on_epoch_end = stop_counting};
+    tg_history *h = tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 2, .targets = ys, .n_targets = 2, .batch_size = 32,
+                           .validation_split = 0.25, .verbose = TG_VERBOSE_SILENT, .callbacks = (tg_callback *[]){&cb},
+                           .n_callbacks = 1);
+    CHECK(h != NULL);
+    long n = (long)atomic_load(&malloc_calls);
+    printf("  two inputs, two outputs, batch 32: %ld allocations in batches 3..14 and validation\n", n);
+    CHECK(n == 0);
+    tg_history_free(h);
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+#endif
+
 /* Lists that do not fit the model, and compile options that do not fit its outputs. */
 static void test_fit_refusals(void)
 {
@@ -696,6 +747,9 @@ int main(void)
     RUN(test_summary);
     RUN(test_fit_two_inputs_two_outputs);
     RUN(test_custom_list_step);
+#ifdef MALLOC_CAN_COUNT
+    RUN(test_warm_steps_allocate_nothing);
+#endif
     RUN(test_fit_refusals);
     RUN(test_long_log_names);
     RUN(test_many_inputs);

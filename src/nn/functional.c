@@ -597,7 +597,12 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
                              "%lld rows, input %d has %lld",
                              m->name, (long long)tg_dim(xs[0], 0), i, (long long)tg_dim(xs[i], 0));
     }
-    tg_tensor **slot = malloc(sizeof *slot * (size_t)m->n_slots);
+    /* the slots and each step's inputs live in the caller's scope, with the tensors they
+     * hold: a warm step allocates nothing */
+    tg_scope *scope = tg__ctx()->scope;
+    if (!scope)
+        return tg__failb(loc, "tg_model_call: no scope is open: call tg_scope_begin() before making tensors");
+    tg_tensor **slot = tg__arena_alloc(scope, sizeof *slot * (size_t)m->n_slots);
     if (!slot)
         return tg__failb(loc, "tg_model_call: out of memory");
     for (int i = 0; i < m->n_inputs; i++)
@@ -605,7 +610,7 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
     bool ok = true;
     for (int i = 0; ok && i < m->n_steps; i++) {
         const tg__graph_step *s = &m->steps[i];
-        tg_tensor *in_buf[8], **in = s->n_in <= 8 ? in_buf : malloc(sizeof *in * (size_t)s->n_in);
+        tg_tensor **in = tg__arena_alloc(scope, sizeof *in * (size_t)s->n_in);
         if (!in) {
             ok = tg__failb(loc, "tg_model_call: out of memory");
             break;
@@ -613,11 +618,8 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
         for (int k = 0; k < s->n_in; k++)
             in[k] = slot[s->in[k]];
         ok = (slot[s->out] = tg__layer_call_n(s->layer, loc, in, s->n_in, training)) != NULL;
-        if (in != in_buf)
-            free(in);
     }
     for (int i = 0; ok && i < m->n_outputs; i++)
         ys[i] = slot[m->output_slots[i]];
-    free(slot);
     return ok;
 }

@@ -293,7 +293,7 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
                             i, l->name, tg__batch_shape_str(&l->in_shapes[i], want, sizeof want),
                             tg__shape_str(&xs_i, got, sizeof got));
         }
-    tg_tensor **cast = malloc(sizeof *cast * (size_t)n);
+    tg_tensor **cast = tg__arena_alloc(tg__ctx()->scope, sizeof *cast * (size_t)n); /* with the batch's tensors */
     if (!cast)
         return tg__fail(loc, "layer \"%s\": out of memory", l->name);
     bool ok = true;
@@ -307,7 +307,6 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
     ctx->layer = l->name;
     tg_tensor *y = ok ? l->kind->call_n(l, loc, cast, n, training) : NULL;
     ctx->layer = outer;
-    free(cast);
     return y;
 }
 
