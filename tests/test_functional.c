@@ -337,6 +337,23 @@ static void test_summary(void)
     free(buf);
     tg_model_free(t.m);
 
+    /* a call of a model's layer outside the model is not among its connections, and the
+     * layer that made that call's input may be freed */
+    tg_keras_tensor *in = tg_input(TG_SHAPE(3), .name = "in");
+    tg_layer *used = tg_dense(.units = 2, .name = "used"), *side = tg_dense(.units = 3, .name = "side");
+    tg_keras_tensor *kept = tg_layer_apply(used, in);
+    CHECK(tg_layer_apply(used, tg_layer_apply(side, in)) != NULL);
+    tg_model *part = tg_functional(TG_KERAS_TENSORS(in), TG_KERAS_TENSORS(kept), .name = "part");
+    REQUIRE(part);
+    tg_layer_free(side); /* not the model's */
+    CHECK(tg_model_n_layers(part) == 2);
+    out = open_memstream(&buf, &size);
+    CHECK(tg_model_summary(part, out, .line_length = 108) == 0);
+    fclose(out);
+    CHECK(!strstr(buf, "Connected to") && strstr(buf, "│ used (Dense)") && !strstr(buf, "side"));
+    free(buf);
+    tg_model_free(part);
+
     /* a chain of one input and one output keeps the three columns of a Sequential */
     tg_keras_tensor *x = tg_input(TG_SHAPE(4));
     tg_model *chain = tg_functional(TG_KERAS_TENSORS(x), TG_KERAS_TENSORS(tg_layer_apply(tg_dense(.units = 2), x)));

@@ -402,6 +402,7 @@ static bool plan_steps(tg_loc loc, tg_model *m, tg_node *const *run, int n_run, 
     m->n_slots = m->n_inputs;
     for (int i = 0; i < n_run; i++) {
         tg_node *node = run[i];
+        node->in_model = true;
         if (node->n_in == 0) /* an InputLayer's node: its slot is the input's */
             continue;
         tg__graph_step *s = &m->steps[m->n_steps++];

@@ -44,6 +44,7 @@ struct tg_node {
     int n_in;
     const tg_keras_tensor **in;
     tg_keras_tensor out;
+    bool in_model; /* a node of its layer's model (Keras's relevant_nodes) */
     /* scratch of the graph walk in tg_functional */
     int depth, order, slot;
     bool done, in_progress;

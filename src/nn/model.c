@@ -699,24 +699,31 @@ static bool sequential_like(const tg_model *m)
     for (int i = 0; i < m->n_steps; i++)
         if (m->steps[i].n_in > 1)
             return false;
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i]->n_nodes > 1)
+    for (int i = 0; i < m->n_layers; i++) {
+        int calls = 0;
+        for (int k = 0; k < m->layers[i]->n_nodes; k++)
+            calls += m->layers[i]->nodes[k]->in_model;
+        if (calls > 1)
             return false;
+    }
     return m->n_inputs == 1 && m->n_outputs == 1 && m->n_steps + 1 == m->n_layers;
 }
 
 /* Keras's get_connections: "dense[0][0], input_b[0][0]" (the inbound layer, its node
- * index, the tensor index), or "-". */
+ * index, the tensor index) for the layer's calls in this model, or "-". */
 static const char *connections(const tg_layer *l, char *buf, size_t size)
 {
     size_t at = 0;
     buf[0] = 0;
-    for (int k = 0; k < l->n_nodes; k++)
+    for (int k = 0; k < l->n_nodes; k++) {
+        if (!l->nodes[k]->in_model) /* a call outside this model (its inputs may be gone) */
+            continue;
         for (int i = 0; i < l->nodes[k]->n_in && at + 1 < size; i++) {
             const tg_node *from = l->nodes[k]->in[i]->node;
             int w = snprintf(buf + at, size - at, "%s%s[%d][0]", at ? ", " : "", from->layer->name, from->index);
             at += w > 0 ? (size_t)w : 0;
         }
+    }
     if (!buf[0])
         snprintf(buf, size, "-");
     return buf;
