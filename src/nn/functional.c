@@ -363,7 +363,8 @@ static bool check_connected(tg_loc loc, tg_node *const *run, int n_run, const tg
     return true;
 }
 
-/* The layers built in order, each from its first node's shapes, seeded by its index. */
+/* The layers built in order, each from the shapes of its first call in the graph, seeded
+ * by its index. */
 static bool build_layers(tg_loc loc, tg_model *m)
 {
     for (int i = 0; i < m->n_layers; i++) {
@@ -371,6 +372,9 @@ static bool build_layers(tg_loc loc, tg_model *m)
         if (l->built)
             continue;
         const tg_node *first = l->nodes[0];
+        for (int k = l->n_nodes - 1; k >= 0; k--) /* its first call in this graph */
+            if (l->nodes[k]->done)
+                first = l->nodes[k];
         tg_shape shapes[first->n_in > 0 ? first->n_in : 1];
         int n = first->n_in;
         if (n == 0) { /* an InputLayer: its own shape */
