@@ -67,6 +67,31 @@ static void test_layer_and_variable_order(void)
     tg_model_free(t.m);
 }
 
+/* An input that reaches no output is kept (Keras: it may feed losses or metrics), placed
+ * by map_graph at depth 0 before the layers of that depth: a (depth 1), then the unused
+ * input, then the Dense (depth 0). Its data is still checked. */
+static void test_unused_input(void)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(2), .name = "a"), *unused = tg_input(TG_SHAPE(5), .name = "unused");
+    tg_keras_tensor *y = tg_layer_apply(tg_dense(.units = 1, .name = "y"), a);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, unused), TG_KERAS_TENSORS(y));
+    REQUIRE(m);
+    CHECK(tg_model_n_layers(m) == 3 && tg_model_n_inputs(m) == 2);
+    CHECK(strcmp(tg_layer_name(tg_model_layer(m, 0)), "a") == 0);
+    CHECK(strcmp(tg_layer_name(tg_model_layer(m, 1)), "unused") == 0);
+    CHECK(strcmp(tg_layer_name(tg_model_layer(m, 2)), "y") == 0);
+    tg_scope *s = tg_scope_begin();
+    const tg_tensor *good[] = {tg_zeros(TG_F32, TG_SHAPE(3, 2)), tg_zeros(TG_F32, TG_SHAPE(3, 5))};
+    const tg_tensor *bad[] = {good[0], tg_zeros(TG_F32, TG_SHAPE(3, 4))};
+    tg_tensor *out = NULL;
+    CHECK(tg_model_call_list(m, good, 2, &out, 1) == 0 && has_shape(out, TG_SHAPE(3, 1)));
+    EXPECT_ERROR(tg_model_call_list(m, bad, 2, &out, 1) == -1,
+                 "input 1 of model \"functional\" (layer \"unused\") is incompatible with the layer: expected "
+                 "shape=(None, 5), found shape=(3, 4)");
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 /* The forward pass against the same math written out with the model's own weights,
  * and the shared layer's gradient: the sum of the gradients through a and through b. */
 static void test_call_and_shared_gradient(void)
@@ -757,6 +782,7 @@ static void test_save_and_load(void)
 int main(void)
 {
     RUN(test_layer_and_variable_order);
+    RUN(test_unused_input);
     RUN(test_call_and_shared_gradient);
     RUN(test_merge_values);
     RUN(test_merge_gradients);
