@@ -313,6 +313,43 @@ tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o);
 int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
 #define tg_normalization_adapt(layer, x) tg_normalization_adapt_at(TG_LOC, layer, x)
 
+/* ---- merging layers (Keras's layers/merging) ------------------------------------------ */
+/* Add, Subtract, Multiply, Average, Maximum and Minimum combine their inputs element by
+ * element; one example's shapes must match or broadcast (a 1 against any size, and a
+ * lower rank gets 1s inserted after the batch axis, as Keras's Merge). Subtract takes
+ * exactly two inputs. Concatenate joins them along `axis` (default -1), all other dims
+ * equal. Dot takes two inputs and sums the products along axes[0] of the first and
+ * axes[1] of the second (batch included in the numbering, never 0; {-1} means the last of
+ * both), after an L2 normalisation along them with .normalize (cosine proximity). Apply
+ * them with tg_layer_apply(layer, a, b, ...). */
+typedef struct tg_merge_opts {
+    TG__LAYER_FIELDS;
+    int axis; /* Concatenate's; default -1 */
+} tg_merge_opts;
+tg_layer *tg_add_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_subtract_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_multiply_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_average_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_maximum_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_minimum_layer_at(tg_loc loc, tg_merge_opts o);
+tg_layer *tg_concatenate_at(tg_loc loc, tg_merge_opts o);
+#define TG__MERGE_OPTS(...)    TG__OPTS(tg_merge_opts, TG__LAYER_DEFAULTS, .axis = -1, __VA_ARGS__)
+#define tg_add_layer(...)      tg_add_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_subtract_layer(...) tg_subtract_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_multiply_layer(...) tg_multiply_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_average_layer(...)  tg_average_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_maximum_layer(...)  tg_maximum_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_minimum_layer(...)  tg_minimum_layer_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+#define tg_concatenate(...)    tg_concatenate_at(TG_LOC, TG__MERGE_OPTS(__VA_ARGS__))
+
+typedef struct tg_dot_opts {
+    TG__LAYER_FIELDS;
+    int axes[2];    /* required; {a} means {a, a} */
+    bool normalize; /* L2-normalise along the axes first */
+} tg_dot_opts;
+tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o);
+#define tg_dot_layer(...) tg_dot_layer_at(TG_LOC, TG__OPTS(tg_dot_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- using a layer ------------------------------------------------------------------ */
 typedef struct tg_model_call_opts {
     bool training; /* default false (inference) */
@@ -340,6 +377,58 @@ bool tg_layer_trainable(const tg_layer *layer);
  * trainable list); moving statistics stay non-trainable. Returns 0 or -1. */
 int tg_layer_set_trainable_at(tg_loc loc, tg_layer *layer, bool trainable);
 #define tg_layer_set_trainable(layer, trainable) tg_layer_set_trainable_at(TG_LOC, layer, trainable)
+/* ---- the functional API (Keras's keras.Input, layer(x) and keras.Model(inputs, outputs)) ----
+ *   tg_keras_tensor *a = tg_input(TG_SHAPE(3), .name = "a"), *b = tg_input(TG_SHAPE(2));
+ *   tg_layer *shared = tg_dense(.units = 4);
+ *   tg_keras_tensor *h = tg_layer_apply(tg_concatenate(), tg_layer_apply(shared, a), b);
+ *   tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(h), .name = "m");
+ * A keras tensor is symbolic: one example's shape, no data. Applying a layer to keras
+ * tensors records a node and gives its output; the layer's variables are made when the
+ * model is (named and seeded by the model, as in a Sequential). A layer applied twice is
+ * shared: one set of variables, whose gradient sums both paths. Keras tensors belong to the
+ * layers that made them (an input's to its InputLayer, tg_keras_tensor_layer): they live
+ * until the model that takes those layers is freed; a layer that no model took (a branch
+ * left out of every model) is the caller's to free with tg_layer_free. */
+typedef struct tg_keras_tensor tg_keras_tensor;
+typedef struct tg_input_opts {
+    const char *name; /* default: "input_layer", numbered within the model */
+    tg_dtype dtype;   /* default float32 */
+} tg_input_opts;
+/* keras.Input(shape): an InputLayer's symbolic output for examples of `shape` (no
+ * batch dim). */
+tg_keras_tensor *tg_input_at(tg_loc loc, tg_shape shape, tg_input_opts o);
+#define tg_input(shape, ...) tg_input_at(TG_LOC, shape, TG__OPTS(tg_input_opts, .dtype = TG_F32, __VA_ARGS__))
+/* Keras's layer(x) or layer([a, b]) on keras tensors: checks the shapes as the layer's
+ * build would (errors name the layer and the shapes) and records the call. A NULL input
+ * (a call that failed) makes it fail, keeping that error. */
+tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *layer, const tg_keras_tensor *const *inputs, int n);
+#define TG_KERAS_TENSORS(...)                                  \
+    ((const tg_keras_tensor *const[]){NULL, __VA_ARGS__} + 1), \
+        (int)(sizeof((const tg_keras_tensor *const[]){NULL, __VA_ARGS__}) / sizeof(tg_keras_tensor *)) - 1
+#define tg_layer_apply(layer, ...) tg_layer_apply_at(TG_LOC, layer, TG_KERAS_TENSORS(__VA_ARGS__))
+/* One example's shape (rank -1 for NULL), and the layer whose call made it. */
+tg_shape tg_keras_tensor_shape(const tg_keras_tensor *t);
+tg_layer *tg_keras_tensor_layer(const tg_keras_tensor *t);
+
+typedef struct tg_functional_opts {
+    const char *name; /* default "functional" */
+    uint64_t seed;    /* every layer's seed derives from it; default 0 */
+    tg_dtype dtype;   /* of layers left at TG_DTYPE_INHERIT; default float32 */
+} tg_functional_opts;
+/* keras.Model(inputs, outputs): the model of the graph from `inputs` (keras tensors of
+ * tg_input) to `outputs`. Layers come in Keras's order (by depth from the inputs, the
+ * InputLayers first), and so do the variables. The graph must be computable from the
+ * inputs ("Graph disconnected" names the layer and the tensor otherwise) and its layer
+ * names unique. The model owns the graph's layers from here on, also when it fails (it
+ * frees then those that belong to no model). It is the same tg_model as a Sequential:
+ * compile, fit, evaluate, predict, summary, save and the variable lists work alike;
+ * tg_model_call takes a model of one input and one output, tg_model_call_list any. */
+tg_model *tg_functional_at(tg_loc loc, const tg_keras_tensor *const *inputs, int n_inputs,
+                           const tg_keras_tensor *const *outputs, int n_outputs, tg_functional_opts o);
+#define tg_functional(inputs, outputs, ...)   \
+    tg_functional_at(TG_LOC, inputs, outputs, \
+                     TG__OPTS(tg_functional_opts, .name = "functional", .dtype = TG_F32, __VA_ARGS__))
+
 /* Frees a layer that no model owns (a model frees its own layers). */
 void tg_layer_free(tg_layer *layer);
 
@@ -374,6 +463,19 @@ int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape input_shape);
 tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_model_call_opts o);
 #define tg_model_call(m, x, ...) \
     tg_model_call_at(TG_LOC, m, x, TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
+
+/* Any model on a list of inputs (one batch per model input, in order), writing one tensor
+ * per output into ys[0..n_outputs). Returns 0 or -1. */
+int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,
+                          int n_outputs, tg_model_call_opts o);
+#define tg_model_call_list(m, xs, n_inputs, ys, n_outputs, ...)   \
+    tg_model_call_list_at(TG_LOC, m, xs, n_inputs, ys, n_outputs, \
+                          TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
+/* The number of inputs and outputs (1 and 1 for a Sequential); the name of output i, the
+ * name of the layer that makes it (Keras's output_names), NULL when out of range. */
+int tg_model_n_inputs(const tg_model *m);
+int tg_model_n_outputs(const tg_model *m);
+const char *tg_model_output_name(const tg_model *m, int i);
 
 const char *tg_model_name(const tg_model *m);
 bool tg_model_built(const tg_model *m);

@@ -23,13 +23,13 @@
 TG_BEGIN_DECLS
 
 /* ---- logs: named values of one step or epoch ----------------------------------------- */
-#define TG_LOGS_MAX 24
+#define TG_LOGS_MAX 64
 typedef struct tg_logs {
     int n;
-    char names[TG_LOGS_MAX][32];
+    const char *names[TG_LOGS_MAX]; /* of any length; each string lives as long as the program */
     double values[TG_LOGS_MAX];
 } tg_logs;
-/* Sets (or adds) a value; returns 0, or -1 when the logs are full. */
+/* Sets (or adds) a value; returns 0, or -1 when the logs are full (or out of memory). */
 int tg_logs_set(tg_logs *logs, const char *name, double value);
 /* The value named `name`, or NaN when absent. */
 double tg_logs_get(const tg_logs *logs, const char *name);
@@ -77,9 +77,22 @@ typedef struct tg_compile_opts {
                                      evaluate, predict and validation shard the rows over
                                      the ranks (every rank calls them). With one process it
                                      changes nothing */
+    /* Models of several outputs (tg_functional), Keras's loss=[...], loss_weights=[...],
+     * metrics=[[...], ...]: one entry per output, in the model's output order. .loss alone
+     * applies to every output. The total loss is the sum of each output's loss times its
+     * weight; logs name each output's part "<output>_loss" and its metrics
+     * "<output>_<metric>" (the output layer's name), "loss" being the total. */
+    const tg_loss *losses; /* in place of .loss */
+    int n_losses;
+    const double *loss_weights; /* default 1 each */
+    int n_loss_weights;
+    const tg_metric_list *output_metrics; /* in place of .metrics */
+    int n_output_metrics;
 } tg_compile_opts;
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o);
-#define tg_compile(m, ...) tg_compile_at(TG_LOC, m, TG__OPTS(tg_compile_opts, .delta = 1.0, __VA_ARGS__))
+/* Arrays written in the call (.losses = (tg_loss[]){...}) live until compile returns; it
+ * copies them. */
+#define tg_compile(m, ...) TG__CALL(tg_compile_opts, tg_compile_at(TG_LOC, m, tg__o), .delta = 1.0, __VA_ARGS__)
 
 /* What compile set, for custom training steps. */
 tg_optimizer *tg_model_optimizer(const tg_model *m);
@@ -95,6 +108,18 @@ tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_
                                     const tg_tensor *sample_weight);
 #define tg_model_compute_loss(m, y_true, y_pred, sample_weight) \
     tg_model_compute_loss_at(TG_LOC, m, y_true, y_pred, sample_weight)
+/* The same for a model of several outputs: y_true[i] against y_pred[i] for each of the n
+ * outputs; the total loss, each output's weighted part written to per_output[i] when
+ * per_output is not NULL. */
+tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *y_true,
+                                         tg_tensor *const *y_pred, int n, const tg_tensor *sample_weight,
+                                         tg_tensor **per_output);
+#define tg_model_compute_loss_list(m, y_true, y_pred, n, sample_weight, per_output) \
+    tg_model_compute_loss_list_at(TG_LOC, m, y_true, y_pred, n, sample_weight, per_output)
+/* Adds a batch of every output to the compiled metrics: the total `loss`, each output's
+ * part (per_output, as tg_model_compute_loss_list gave them) and its metrics. */
+int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
+                                 const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss);
 /* Adds a batch to the compiled metrics (and `loss` to the running loss mean). */
 int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                             const tg_tensor *sample_weight, const tg_tensor *loss);
@@ -196,14 +221,24 @@ typedef struct tg_history tg_history;
  *   optimizer) and the compiled metrics, and leaves what it logs in `logs`.
  * - `user` is fit's .user. The step must not change the data fit reads (x, y, the data
  *   set) nor free the model.
- * A model with several inputs or outputs will receive lists; this signature is the one
- * of one input and one output. */
+ * This signature is the one of one input and one output; a model of several inputs or
+ * outputs trains with a step of lists (tg_train_step_list_fn), under the same contract. */
 typedef int (*tg_train_step_fn)(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
                                 tg_logs *logs, void *user);
 /* Keras's train_step: forward and loss on a tape, gradients of the trainable variables,
  * apply_gradients, metrics. */
 int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sample_weight,
                           tg_logs *logs, void *user);
+/* A step on lists: xs[0..n_inputs) one batch per model input, ys[0..n_outputs) the same
+ * rows of each output's labels (sample_weight as above, for every output). */
+typedef int (*tg_train_step_list_fn)(tg_model *m, tg_tensor *const *xs, int n_inputs, tg_tensor *const *ys,
+                                     int n_outputs, const tg_tensor *sample_weight, tg_logs *logs, void *user);
+/* The default step on lists: tg_model_call_list, tg_model_compute_loss_list (each output's
+ * loss times its weight, summed), gradients, apply_gradients, tg_model_update_metrics_list.
+ * It averages nothing over ranks (a distributed compile takes models of one output, whose
+ * default step does). */
+int tg_train_step_list_default(tg_model *m, tg_tensor *const *xs, int n_inputs, tg_tensor *const *ys, int n_outputs,
+                               const tg_tensor *sample_weight, tg_logs *logs, void *user);
 
 typedef enum tg_verbose { TG_VERBOSE_AUTO = 0, TG_VERBOSE_SILENT, TG_VERBOSE_BAR, TG_VERBOSE_EPOCH } tg_verbose;
 
@@ -239,7 +274,10 @@ typedef struct tg_fit_opts {
     FILE *out;                      /* default stdout */
     tg_callback *const *callbacks;
     int n_callbacks;
-    tg_train_step_fn train_step; /* default tg_train_step_default */
+    tg_train_step_fn train_step;           /* default tg_train_step_default */
+    tg_train_step_list_fn train_step_list; /* any model, its data as lists (default for a model
+                                              of several inputs or outputs:
+                                              tg_train_step_list_default) */
     void *user;
     bool check_numerics;            /* stop at the first NaN or Inf, forward, backward or in an
                                      update, naming the op, layer or variable, and its line
@@ -345,10 +383,13 @@ typedef struct tg_predict_opts {
     const tg_dataset *dataset;      /* its features in place of x (x NULL) */
     const tg_tensor *const *inputs; /* in place of x: one per model input */
     int n_inputs;
+    tg_tensor **outputs; /* a model of several outputs: room for one per output, filled */
+    int n_outputs;
 } tg_predict_opts;
-/* The model's outputs for every row of x, batch by batch, in the innermost scope. With
- * .distribute over several ranks: a collective; each rank predicts its shard and every
- * rank returns all the rows, in order. */
+/* The model's outputs for every row of x, batch by batch, in the innermost scope (the
+ * first output; every one in .outputs for a model of several). With .distribute over
+ * several ranks: a collective; each rank predicts its shard and every rank returns all
+ * the rows, in order. */
 tg_tensor *tg_predict_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o);
 #define tg_predict(m, x, ...) \
     TG__CALL(tg_predict_opts, tg_predict_at(TG_LOC, m, x, tg__o), .batch_size = 32, __VA_ARGS__)

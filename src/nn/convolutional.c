@@ -84,7 +84,7 @@ static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind conv_kind = {"conv2d", "Conv2D", true, conv_build, conv_call, NULL};
+static const tg_layer_kind conv_kind = {"conv2d", "Conv2D", true, conv_build, conv_call, NULL, NULL, NULL};
 
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
 {
@@ -132,9 +132,10 @@ static tg_tensor *avg_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, boo
     return tg_avg_pool2d_at(loc, x, pool_opts(l));
 }
 
-static const tg_layer_kind max_pool_kind = {"max_pooling2d", "MaxPooling2D", true, pool_build, max_pool_call, NULL};
-static const tg_layer_kind avg_pool_kind = {"average_pooling2d", "AveragePooling2D", true,
-                                            pool_build,          avg_pool_call,      NULL};
+static const tg_layer_kind max_pool_kind = {"max_pooling2d", "MaxPooling2D", true, pool_build,
+                                            max_pool_call,   NULL,           NULL, NULL};
+static const tg_layer_kind avg_pool_kind = {
+    "average_pooling2d", "AveragePooling2D", true, pool_build, avg_pool_call, NULL, NULL, NULL};
 
 static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling2d_opts o)
 {
@@ -178,7 +179,7 @@ static tg_tensor *global_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool 
 }
 
 static const tg_layer_kind global_kind = {
-    "global_average_pooling2d", "GlobalAveragePooling2D", true, global_build, global_call, NULL};
+    "global_average_pooling2d", "GlobalAveragePooling2D", true, global_build, global_call, NULL, NULL, NULL};
 
 tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {

@@ -22,7 +22,33 @@ typedef struct tg_layer_kind {
     /* The layer on a batch whose example shape is the built one. */
     tg_tensor *(*call)(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training);
     void (*release)(tg_layer *l); /* kind-specific state (not the variables); may be NULL */
+    /* Layers of several inputs (merging): build and call take lists in place of the two
+     * above, which stay NULL. */
+    bool (*build_n)(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out);
+    tg_tensor *(*call_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
 } tg_layer_kind;
+
+/* A symbolic tensor of the functional API: one example's shape and what made it. */
+typedef struct tg_node tg_node;
+struct tg_keras_tensor {
+    tg_shape shape; /* one example's, no batch dim */
+    tg_dtype dtype;
+    tg_node *node; /* the call that made it */
+};
+
+/* One call of a layer on symbolic tensors (Keras's Node): the layer owns it, and the node
+ * owns its output. */
+struct tg_node {
+    tg_layer *layer;
+    int index; /* in layer->nodes: Keras's node_index */
+    int n_in;
+    const tg_keras_tensor **in;
+    tg_keras_tensor out;
+    bool in_model; /* a node of its layer's model (Keras's relevant_nodes) */
+    /* scratch of the graph walk in tg_functional */
+    int depth, order, slot;
+    bool done, in_progress;
+};
 
 struct tg_layer {
     const tg_layer_kind *kind;
@@ -42,6 +68,10 @@ struct tg_layer {
     tg_rng *rng;                           /* dropout's mask generator */
     void *kept;                            /* kind-specific state that outlives builds, or NULL */
     void (*kept_free)(void *kept);         /* frees it with the layer */
+    tg_node **nodes;                       /* its calls on symbolic tensors */
+    int n_nodes, cap_nodes;
+    tg_shape *in_shapes; /* layers of several inputs: each one's example shape, once built */
+    int n_in;            /* the number of inputs it was built for */
     union {
         tg_dense_opts dense;
         tg_dropout_opts dropout;
@@ -54,6 +84,8 @@ struct tg_layer {
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_prelu_layer_opts prelu;
+        tg_merge_opts merge;
+        tg_dot_opts dot;
     } o;
 };
 
@@ -68,6 +100,9 @@ tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_
 bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model_dtype, uint64_t seed);
 /* Checks x against the built example shape, autocasts, calls the kind. */
 tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training);
+/* The same for a layer of `n` inputs (a merge layer, or any layer with n == 1). */
+bool tg__layer_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_dtype model_dtype, uint64_t seed);
+tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);
@@ -89,6 +124,50 @@ typedef struct tg__fit_position {
 tg__fit_position *tg__model_fit_position(const tg_model *m);
 /* Checks a user's model handle: non-NULL and not freed. False with an error. */
 bool tg__model_check(tg_loc loc, const char *func, const tg_model *m);
+
+/* ---- models ---------------------------------------------------------------------------- */
+/* One step of a functional model's forward pass: a layer on slots, into a slot. */
+typedef struct tg__graph_step {
+    tg_layer *layer;
+    int n_in;
+    int *in; /* slots */
+    int out;
+} tg__graph_step;
+
+struct tg_model {
+    uint32_t magic; /* MODEL_DEAD once freed (the struct is retired, never reused) */
+    char *name;
+    uint64_t seed;
+    tg_dtype dtype;
+    bool built, trainable;
+    tg_shape in_shape; /* one example's, once built (a functional model: its first input's) */
+    tg_layer **layers; /* a functional model: Keras's order, by depth from the inputs */
+    int n_layers, cap_layers;
+    tg_tensor **lists[3]; /* all, trainable, non-trainable: rebuilt on each request */
+    int cap_vars;
+    void *train_state; /* train/'s, freed by train_free */
+    void (*train_free)(void *);
+    tg__fit_position position; /* train/'s: where fit left off */
+    /* functional models (tg_functional); a Sequential has functional false */
+    bool functional;
+    int n_inputs, n_outputs;
+    tg_layer **input_layers;  /* the InputLayer of each input */
+    tg_layer **output_layers; /* the layer that makes each output */
+    int *input_slots, *output_slots;
+    tg__graph_step *steps; /* in the order they run */
+    int n_steps, n_slots;
+};
+
+/* Frees what a model holds, not the struct (model.c). */
+void tg__model_destroy(tg_model *m);
+/* A functional model's forward pass: one tensor per input, into one per output. */
+bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training);
+/* The number of inputs and outputs (1 and 1 for a Sequential), the layer that makes
+ * output i, and one example's shape of input i. */
+int tg__model_n_inputs(const tg_model *m);
+int tg__model_n_outputs(const tg_model *m);
+tg_layer *tg__model_output_layer(const tg_model *m, int i);
+tg_shape tg__model_input_shape(const tg_model *m, int i);
 
 /* A metric's running state (total and count; result = total / count), which a
  * distributed fit sums over the ranks. */

@@ -194,6 +194,9 @@ void tg__layer_unbuild(tg_layer *l)
     l->n_vars = 0;
     if (l->kind->release)
         l->kind->release(l);
+    free(l->in_shapes);
+    l->in_shapes = NULL;
+    l->n_in = 0;
     l->built = false;
     l->in_shape.rank = l->out_shape.rank = -1;
 }
@@ -208,6 +211,33 @@ bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model
         return false;
     }
     l->in_shape = *in;
+    l->out_shape = out;
+    l->n_in = 1;
+    l->built = true;
+    return true;
+}
+
+bool tg__layer_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_dtype model_dtype, uint64_t seed)
+{
+    if (!l->kind->build_n) {
+        if (n != 1)
+            return tg__failb(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
+                             l->kind->class_name, n);
+        return tg__layer_build(l, loc, in, model_dtype, seed);
+    }
+    l->dtype = l->dtype_opt != TG_DTYPE_INHERIT ? l->dtype_opt : model_dtype;
+    l->seed = l->seed_opt ? l->seed_opt : seed;
+    tg_shape out = {0};
+    l->in_shapes = malloc(sizeof *l->in_shapes * (size_t)(n > 0 ? n : 1));
+    if (!l->in_shapes)
+        return tg__failb(loc, "layer \"%s\": out of memory", l->name);
+    if (!l->kind->build_n(l, loc, in, n, &out)) {
+        tg__layer_unbuild(l);
+        return false;
+    }
+    memcpy(l->in_shapes, in, sizeof *in * (size_t)n);
+    l->n_in = n;
+    l->in_shape = in[0];
     l->out_shape = out;
     l->built = true;
     return true;
@@ -244,10 +274,51 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return y;
 }
 
+tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
+{
+    if (!l->kind->call_n)
+        return n == 1 ? tg__layer_call(l, loc, xs[0], training)
+                      : tg__fail(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
+                                 l->kind->class_name, n);
+    if (n != l->n_in)
+        return tg__fail(loc, "layer \"%s\" (%s) was built for %d inputs, but it was called on %d", l->name,
+                        l->kind->class_name, l->n_in, n);
+    for (int i = 0; i < n; i++)
+        if (!same_example(&l->in_shapes[i], xs[i])) {
+            char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
+            tg_shape xs_i = tg_shape_of(xs[i]);
+            return tg__fail(loc,
+                            "input %d of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+                            "found shape=%s",
+                            i, l->name, tg__batch_shape_str(&l->in_shapes[i], want, sizeof want),
+                            tg__shape_str(&xs_i, got, sizeof got));
+        }
+    tg_tensor **cast = tg__arena_alloc(tg__ctx()->scope, sizeof *cast * (size_t)n); /* with the batch's tensors */
+    if (!cast)
+        return tg__fail(loc, "layer \"%s\": out of memory", l->name);
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        cast[i] = xs[i];
+        if (l->kind->autocast && tg_dtype_of(xs[i]) != l->dtype)
+            ok &= (cast[i] = tg_cast_at(loc, xs[i], l->dtype)) != NULL;
+    }
+    tg_context *ctx = tg__ctx();
+    const char *outer = ctx->layer;
+    ctx->layer = l->name;
+    tg_tensor *y = ok ? l->kind->call_n(l, loc, cast, n, training) : NULL;
+    ctx->layer = outer;
+    return y;
+}
+
 void tg__layer_destroy(tg_layer *l)
 {
     if (!l)
         return;
+    for (int i = 0; i < l->n_nodes; i++) {
+        free(l->nodes[i]->in);
+        free(l->nodes[i]);
+    }
+    free(l->nodes);
     tg__layer_unbuild(l);
     if (l->kept_free)
         l->kept_free(l->kept);
@@ -269,6 +340,11 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_mode
     CHECK_LAYER("tg_layer_call", l, NULL);
     if (!tg__check_input(loc, "tg_layer_call", x, "x"))
         return NULL;
+    if (l->kind->call_n)
+        return tg__fail(loc,
+                        "tg_layer_call: layer \"%s\" (%s) merges several inputs: apply it to keras tensors with "
+                        "tg_layer_apply(layer, a, b) in a functional model",
+                        l->name, l->kind->class_name);
     if (!l->built) {
         if (tg_rank(x) < 1)
             return tg__fail(loc, "tg_layer_call: x is a scalar; a layer takes a batch, whose first axis is "
@@ -348,7 +424,7 @@ static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg__bias_activate(loc, y, l->o.dense.use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind dense_kind = {"dense", "Dense", true, dense_build, dense_call, NULL};
+static const tg_layer_kind dense_kind = {"dense", "Dense", true, dense_build, dense_call, NULL, NULL, NULL};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -383,8 +459,8 @@ static tg_tensor *activation_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg__activate(loc, x, l->activation);
 }
 
-static const tg_layer_kind activation_kind = {"activation",     "Activation",    true,
-                                              same_shape_build, activation_call, NULL};
+static const tg_layer_kind activation_kind = {"activation",    "Activation", true, same_shape_build,
+                                              activation_call, NULL,         NULL, NULL};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
@@ -436,7 +512,8 @@ static void dropout_release(tg_layer *l)
     l->rng = NULL;
 }
 
-static const tg_layer_kind dropout_kind = {"dropout", "Dropout", true, dropout_build, dropout_call, dropout_release};
+static const tg_layer_kind dropout_kind = {"dropout",    "Dropout",       true, dropout_build,
+                                           dropout_call, dropout_release, NULL, NULL};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
@@ -465,7 +542,8 @@ static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_reshape_at(loc, x, s);
 }
 
-static const tg_layer_kind flatten_kind = {"flatten", "Flatten", false, flatten_build, reshape_to_out, NULL};
+static const tg_layer_kind flatten_kind = {"flatten",      "Flatten", false, flatten_build,
+                                           reshape_to_out, NULL,      NULL,  NULL};
 
 tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o)
 {
@@ -498,7 +576,8 @@ static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
     return true;
 }
 
-static const tg_layer_kind reshape_kind = {"reshape", "Reshape", false, reshape_build, reshape_to_out, NULL};
+static const tg_layer_kind reshape_kind = {"reshape",      "Reshape", false, reshape_build,
+                                           reshape_to_out, NULL,      NULL,  NULL};
 
 tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
 {
@@ -546,7 +625,8 @@ static tg_tensor *embedding_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_gather_at(loc, l->vars[0], x, 0);
 }
 
-static const tg_layer_kind embedding_kind = {"embedding", "Embedding", false, embedding_build, embedding_call, NULL};
+static const tg_layer_kind embedding_kind = {"embedding",    "Embedding", false, embedding_build,
+                                             embedding_call, NULL,        NULL,  NULL};
 
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
 {

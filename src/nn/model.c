@@ -11,22 +11,6 @@
 
 enum { MODEL_ALIVE = 0x30DE11, MODEL_DEAD = 0x30DEDD };
 
-struct tg_model {
-    uint32_t magic; /* MODEL_DEAD once freed (the struct is retired, never reused) */
-    char *name;
-    uint64_t seed;
-    tg_dtype dtype;
-    bool built, trainable;
-    tg_shape in_shape; /* one example's, once built */
-    tg_layer **layers;
-    int n_layers, cap_layers;
-    tg_tensor **lists[3]; /* all, trainable, non-trainable: rebuilt on each request */
-    int cap_vars;
-    void *train_state; /* train/'s, freed by train_free */
-    void (*train_free)(void *);
-    tg__fit_position position; /* train/'s: where fit left off */
-};
-
 enum { ALL, TRAINABLE, NON_TRAINABLE };
 
 #define CHECK_MODEL(func, m, ret)           \
@@ -45,7 +29,6 @@ bool tg__model_check(tg_loc loc, const char *func, const tg_model *m)
 }
 
 static bool alive(const tg_model *m) { return m && m->magic == MODEL_ALIVE; }
-static void destroy(tg_model *m);
 
 /* ---- building -------------------------------------------------------------------------- */
 static bool name_taken(const tg_model *m, const char *name, const tg_layer *except)
@@ -228,14 +211,14 @@ tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *la
     *m = (tg_model){.magic = MODEL_ALIVE, .name = name, .seed = o.seed, .dtype = o.dtype, .trainable = true};
     for (int i = 0; i < n; i++) {
         if (!append(m, loc, layers[i])) {
-            destroy(m);
+            tg__model_destroy(m);
             free(m);
             drop_given(layers + i, n - i);
             return NULL;
         }
     }
     if (!build_if_declared(m, loc)) {
-        destroy(m);
+        tg__model_destroy(m);
         free(m); /* never handed out: no handle to keep */
         return NULL;
     }
@@ -245,6 +228,11 @@ tg_model *tg_sequential_at(tg_loc loc, tg_sequential_opts o, tg_layer *const *la
 int tg_model_add_at(tg_loc loc, tg_model *m, tg_layer *l)
 {
     bool ok = tg__model_check(loc, "tg_model_add", m);
+    if (ok && m->functional)
+        ok = tg__failb(loc,
+                       "tg_model_add: model \"%s\" is functional: its layers are those of its graph (apply the "
+                       "layer to keras tensors and make a new model with tg_functional)",
+                       m->name);
     if (!ok || !check_given(loc, "tg_model_add", &l, 0)) {
         if (l && !l->model)
             tg__layer_destroy(l);
@@ -261,8 +249,11 @@ int tg_model_build_at(tg_loc loc, tg_model *m, tg_shape in)
         return tg__failf(loc, "tg_model_build: input_shape has rank %d; one example's shape may have rank 0 to %d",
                          in.rank, TG_MAX_RANK - 1);
     if (m->built) {
-        if (tg__shape_eq(&m->in_shape, &in))
+        if (tg__shape_eq(&m->in_shape, &in) && (!m->functional || m->n_inputs == 1))
             return 0;
+        if (m->functional && m->n_inputs > 1)
+            return tg__failf(loc, "tg_model_build: model \"%s\" has %d inputs and was built by tg_functional", m->name,
+                             m->n_inputs);
         return tg__failf(loc, "tg_model_build: model \"%s\" is already built for examples of shape %s, not %s", m->name,
                          tg__shape_str(&m->in_shape, a, sizeof a), tg__shape_str(&in, b, sizeof b));
     }
@@ -300,6 +291,15 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
     CHECK_MODEL("tg_model_call", m, NULL);
     if (!tg__check_input(loc, "tg_model_call", x, "x"))
         return NULL;
+    if (m->functional) {
+        if (m->n_inputs != 1 || m->n_outputs != 1)
+            return tg__fail(loc,
+                            "tg_model_call: model \"%s\" has %d inputs and %d outputs: call it with "
+                            "tg_model_call_list",
+                            m->name, m->n_inputs, m->n_outputs);
+        tg_tensor *y = NULL;
+        return tg__functional_call(m, loc, &x, &y, o.training) ? y : NULL;
+    }
     if (m->n_layers == 0)
         return tg__fail(loc, "tg_model_call: model \"%s\" has no layers; add some with tg_model_add", m->name);
     if (!m->built) {
@@ -317,6 +317,52 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
     for (int i = 0; i < m->n_layers && y; i++)
         y = tg__layer_call(m->layers[i], loc, y, o.training);
     return y;
+}
+
+int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,
+                          int n_outputs, tg_model_call_opts o)
+{
+    CHECK_MODEL("tg_model_call_list", m, -1);
+    for (int i = 0; ys && i < n_outputs; i++)
+        ys[i] = NULL;
+    int want_in = tg__model_n_inputs(m), want_out = tg__model_n_outputs(m);
+    if (!xs || !ys || n_inputs != want_in || n_outputs != want_out)
+        return tg__failf(loc,
+                         "tg_model_call_list: model \"%s\" takes %d inputs and gives %d outputs, but the call has "
+                         "%d inputs and room for %d outputs",
+                         m->name, want_in, want_out, xs ? n_inputs : 0, ys ? n_outputs : 0);
+    if (!m->functional) {
+        ys[0] = tg_model_call_at(loc, m, xs[0], o);
+        return ys[0] ? 0 : -1;
+    }
+    return tg__functional_call(m, loc, xs, ys, o.training) ? 0 : -1;
+}
+
+int tg__model_n_inputs(const tg_model *m) { return m->functional ? m->n_inputs : 1; }
+int tg__model_n_outputs(const tg_model *m) { return m->functional ? m->n_outputs : 1; }
+int tg_model_n_inputs(const tg_model *m) { return alive(m) ? tg__model_n_inputs(m) : 0; }
+int tg_model_n_outputs(const tg_model *m) { return alive(m) ? tg__model_n_outputs(m) : 0; }
+
+tg_layer *tg__model_output_layer(const tg_model *m, int i)
+{
+    if (!alive(m) || i < 0 || i >= tg__model_n_outputs(m))
+        return NULL;
+    if (m->functional)
+        return m->output_layers[i];
+    return m->n_layers ? m->layers[m->n_layers - 1] : NULL;
+}
+
+tg_shape tg__model_input_shape(const tg_model *m, int i)
+{
+    if (m->functional)
+        return i >= 0 && i < m->n_inputs ? m->input_layers[i]->out_shape : (tg_shape){.rank = -1};
+    return i == 0 && m->built ? m->in_shape : (tg_shape){.rank = -1};
+}
+
+const char *tg_model_output_name(const tg_model *m, int i)
+{
+    const tg_layer *l = tg__model_output_layer(m, i);
+    return l ? l->name : NULL;
 }
 
 /* ---- accessors ------------------------------------------------------------------------------------ */
@@ -455,13 +501,12 @@ void tg_model_free_at(tg_loc loc, tg_model *m)
 {
     if (!m || !tg__model_check(loc, "tg_model_free", m))
         return;
-    destroy(m);
+    tg__model_destroy(m);
     *m = (tg_model){.magic = MODEL_DEAD};
     tg__retire(m); /* never reused: a stale handle finds MODEL_DEAD */
 }
 
-/* Frees what the model holds, not the struct. */
-static void destroy(tg_model *m)
+void tg__model_destroy(tg_model *m)
 {
     tg__model_attach(m, NULL, NULL);
     for (int i = 0; i < m->n_layers; i++) {
@@ -472,6 +517,13 @@ static void destroy(tg_model *m)
         free(m->lists[k]);
     free(m->layers);
     free(m->name);
+    for (int i = 0; i < m->n_steps; i++)
+        free(m->steps[i].in);
+    free(m->steps);
+    free(m->input_slots);
+    free(m->output_slots);
+    free(m->input_layers);
+    free(m->output_layers);
 }
 
 /* ---- summary ---------------------------------------------------------------------------------------- */
@@ -564,28 +616,31 @@ static int wrap(const char *text, int width, char lines[CELL_LINES][CELL_MAX + 8
     return n;
 }
 
-static void rule(FILE *out, const char *left, const char *fill, const char *mid, const char *right, const int *w)
+#define MAX_COLUMNS 4
+
+static void rule(FILE *out, const char *left, const char *fill, const char *mid, const char *right, const int *w,
+                 int ncol)
 {
     fputs(left, out);
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < ncol; c++) {
         for (int i = 0; i < w[c]; i++)
             fputs(fill, out);
-        fputs(c < 2 ? mid : right, out);
+        fputs(c < ncol - 1 ? mid : right, out);
     }
     fputc('\n', out);
 }
 
-static void row(FILE *out, const char *bar, const char *const cells[3], const int *w, const bool *right)
+static void row(FILE *out, const char *bar, const char *const *cells, const int *w, const bool *right, int ncol)
 {
-    char lines[3][CELL_LINES][CELL_MAX + 8];
-    int cols[3][CELL_LINES], n[3], height = 1;
-    for (int c = 0; c < 3; c++) {
+    char lines[MAX_COLUMNS][CELL_LINES][CELL_MAX + 8];
+    int cols[MAX_COLUMNS][CELL_LINES], n[MAX_COLUMNS], height = 1;
+    for (int c = 0; c < ncol; c++) {
         n[c] = wrap(cells[c], w[c] - 2, lines[c], cols[c]);
         height = n[c] > height ? n[c] : height;
     }
     for (int k = 0; k < height; k++) {
         fputs(bar, out);
-        for (int c = 0; c < 3; c++) {
+        for (int c = 0; c < ncol; c++) {
             const char *t = k < n[c] ? lines[c][k] : "";
             int pad = w[c] - 2 - (k < n[c] ? cols[c][k] : 0);
             fprintf(out, " %*s%s%*s ", right[c] ? pad : 0, "", t, right[c] ? 0 : pad, "");
@@ -615,9 +670,10 @@ static double bytes_of(const tg_model *m, bool trainable)
     return bytes;
 }
 
-/* Keras: min(88, columns - 4), with Python's shutil.get_terminal_size() columns: $COLUMNS or
- * the terminal's width, and 80 for a stream that is not a terminal. */
-static int default_line_length(FILE *out)
+/* Keras: min(88, columns - 4) (108 with the "Connected to" column), with Python's
+ * shutil.get_terminal_size() columns: $COLUMNS or the terminal's width, and 80 for a
+ * stream that is not a terminal. */
+static int default_line_length(FILE *out, int keras_default)
 {
     int cols = 80;
 #if defined(__unix__) || defined(__APPLE__)
@@ -631,7 +687,46 @@ static int default_line_length(FILE *out)
             cols = ws.ws_col;
     }
 #endif
-    return cols - 4 < 88 ? cols - 4 : 88;
+    return cols - 4 < keras_default ? cols - 4 : keras_default;
+}
+
+/* Keras's sequential_like: one node per depth, none with several inputs, no layer called
+ * twice. A functional model that is not gets the "Connected to" column. */
+static bool sequential_like(const tg_model *m)
+{
+    if (!m->functional)
+        return true;
+    for (int i = 0; i < m->n_steps; i++)
+        if (m->steps[i].n_in > 1)
+            return false;
+    for (int i = 0; i < m->n_layers; i++) {
+        int calls = 0;
+        for (int k = 0; k < m->layers[i]->n_nodes; k++)
+            calls += m->layers[i]->nodes[k]->in_model;
+        if (calls > 1)
+            return false;
+    }
+    return m->n_inputs == 1 && m->n_outputs == 1 && m->n_steps + 1 == m->n_layers;
+}
+
+/* Keras's get_connections: "dense[0][0], input_b[0][0]" (the inbound layer, its node
+ * index, the tensor index) for the layer's calls in this model, or "-". */
+static const char *connections(const tg_layer *l, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int k = 0; k < l->n_nodes; k++) {
+        if (!l->nodes[k]->in_model) /* a call outside this model (its inputs may be gone) */
+            continue;
+        for (int i = 0; i < l->nodes[k]->n_in && at + 1 < size; i++) {
+            const tg_node *from = l->nodes[k]->in[i]->node;
+            int w = snprintf(buf + at, size - at, "%s%s[%d][0]", at ? ", " : "", from->layer->name, from->index);
+            at += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (!buf[0])
+        snprintf(buf, size, "-");
+    return buf;
 }
 
 int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
@@ -639,9 +734,12 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
     CHECK_MODEL("tg_model_summary", m, -1);
     if (!out)
         return tg__failf(loc, "tg_model_summary: `out` is NULL (pass stdout or an open FILE *)");
-    static const double positions[3] = {0.45, 0.80, 1.0};
-    int w[3], current = 0, L = o.line_length > 0 ? o.line_length : default_line_length(out);
-    for (int c = 0; c < 3; c++) {
+    static const double seq_positions[3] = {0.45, 0.80, 1.0}, fn_positions[4] = {0.3, 0.56, 0.74, 1.0};
+    bool seq = sequential_like(m);
+    int ncol = seq ? 3 : 4;
+    const double *positions = seq ? seq_positions : fn_positions;
+    int w[MAX_COLUMNS], current = 0, L = o.line_length > 0 ? o.line_length : default_line_length(out, seq ? 88 : 108);
+    for (int c = 0; c < ncol; c++) {
         w[c] = (int)(positions[c] * L) - current;
         if (w[c] < 4)
             return tg__failf(loc,
@@ -651,18 +749,21 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
         current += w[c];
         w[c] += 2; /* padding */
     }
-    int excess = w[0] + w[1] + w[2] - (L - 4);
+    int excess = -(L - 4 - (ncol - 3));
+    for (int c = 0; c < ncol; c++)
+        excess += w[c];
     if (excess > 0)
-        ratio_reduce(excess, w, 3);
+        ratio_reduce(excess, w, ncol);
 
     fprintf(out, "Model: \"%s\"\n", m->name);
-    static const bool right[3] = {false, false, true};
-    rule(out, "\xe2\x94\x8f", "\xe2\x94\x81", "\xe2\x94\xb3", "\xe2\x94\x93", w); /* ┏━┳┓ */
-    row(out, "\xe2\x94\x83", (const char *const[]){"Layer (type)", "Output Shape", "Param #"}, w, right); /* ┃ */
-    rule(out, "\xe2\x94\xa1", "\xe2\x94\x81", "\xe2\x95\x87", "\xe2\x94\xa9", w); /* ┡━╇┩ */
+    static const bool right[MAX_COLUMNS] = {false, false, true, false};
+    rule(out, "\xe2\x94\x8f", "\xe2\x94\x81", "\xe2\x94\xb3", "\xe2\x94\x93", w, ncol); /* ┏━┳┓ */
+    row(out, "\xe2\x94\x83", (const char *const[]){"Layer (type)", "Output Shape", "Param #", "Connected to"}, w, right,
+        ncol);                                                                          /* ┃ */
+    rule(out, "\xe2\x94\xa1", "\xe2\x94\x81", "\xe2\x95\x87", "\xe2\x94\xa9", w, ncol); /* ┡━╇┩ */
     for (int i = 0; i < m->n_layers; i++) {
         const tg_layer *l = m->layers[i];
-        char name[CELL_MAX], shape[CELL_MAX], params[64];
+        char name[CELL_MAX], shape[CELL_MAX], params[64], links[CELL_MAX];
         snprintf(name, sizeof name, "%s (%s)", l->name, l->kind->class_name);
         if (l->built) {
             tg__batch_shape_str(&l->out_shape, shape, sizeof shape);
@@ -671,11 +772,12 @@ int tg_model_summary_at(tg_loc loc, tg_model *m, FILE *out, tg_summary_opts o)
             snprintf(shape, sizeof shape, "?");
             snprintf(params, sizeof params, "0 (unbuilt)");
         }
-        row(out, "\xe2\x94\x82", (const char *const[]){name, shape, params}, w, right); /* │ */
+        row(out, "\xe2\x94\x82", (const char *const[]){name, shape, params, connections(l, links, sizeof links)}, w,
+            right, ncol); /* │ */
         if (i + 1 < m->n_layers)
-            rule(out, "\xe2\x94\x9c", "\xe2\x94\x80", "\xe2\x94\xbc", "\xe2\x94\xa4", w); /* ├─┼┤ */
+            rule(out, "\xe2\x94\x9c", "\xe2\x94\x80", "\xe2\x94\xbc", "\xe2\x94\xa4", w, ncol); /* ├─┼┤ */
     }
-    rule(out, "\xe2\x94\x94", "\xe2\x94\x80", "\xe2\x94\xb4", "\xe2\x94\x98", w); /* └─┴┘ */
+    rule(out, "\xe2\x94\x94", "\xe2\x94\x80", "\xe2\x94\xb4", "\xe2\x94\x98", w, ncol); /* └─┴┘ */
 
     int64_t tr, nt, total = tg_model_n_params(m, &tr, &nt);
     double btr = bytes_of(m, true), bnt = bytes_of(m, false);

@@ -175,9 +175,9 @@ static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tra
 }
 
 /* ---- the three kinds ------------------------------------------------------------------------------- */
-static const tg_layer_kind simple_kind = {"simple_rnn", "SimpleRNN", true, rnn_build, rnn_call, NULL};
-static const tg_layer_kind lstm_kind = {"lstm", "LSTM", true, rnn_build, rnn_call, NULL};
-static const tg_layer_kind gru_kind = {"gru", "GRU", true, rnn_build, rnn_call, NULL};
+static const tg_layer_kind simple_kind = {"simple_rnn", "SimpleRNN", true, rnn_build, rnn_call, NULL, NULL, NULL};
+static const tg_layer_kind lstm_kind = {"lstm", "LSTM", true, rnn_build, rnn_call, NULL, NULL, NULL};
+static const tg_layer_kind gru_kind = {"gru", "GRU", true, rnn_build, rnn_call, NULL, NULL, NULL};
 
 static cell_kind kind_of(const tg_layer *l)
 {

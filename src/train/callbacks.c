@@ -32,14 +32,14 @@ void tg_callback_free_at(tg_loc loc, tg_callback *cb)
 
 /* ---- history --------------------------------------------------------------------------------- */
 typedef struct history_key {
-    char name[32];
-    double *values; /* one per epoch; NaN where an epoch did not log it */
+    const char *name; /* the logs' (kept for the program's life) */
+    double *values;   /* one per epoch; NaN where an epoch did not log it */
 } history_key;
 
 struct tg_history {
     int epochs;
-    int n_keys;
-    history_key keys[TG_LOGS_MAX];
+    int n_keys, cap_keys;
+    history_key *keys;
 };
 
 tg_history *tg__history_new(void) { return calloc(1, sizeof(tg_history)); }
@@ -50,8 +50,22 @@ bool tg__history_append(tg_history *h, const tg_logs *logs)
         int k = 0;
         while (k < h->n_keys && strcmp(h->keys[k].name, logs->names[i]) != 0)
             k++;
-        if (k == h->n_keys && h->n_keys < TG_LOGS_MAX) {
-            snprintf(h->keys[k].name, sizeof h->keys[k].name, "%s", logs->names[i]);
+        if (k == h->n_keys) {
+            if (h->n_keys == h->cap_keys) {
+                int cap = h->cap_keys ? 2 * h->cap_keys : 16;
+                history_key *p = realloc(h->keys, sizeof *p * (size_t)cap);
+                if (!p)
+                    return tg__failb((tg_loc){0}, "tg_fit: out of memory for the history");
+                h->keys = p;
+                h->cap_keys = cap;
+            }
+            h->keys[k] = (history_key){.name = logs->names[i]};
+            if (h->epochs > 0) { /* a key new after the first epoch: NaN before it */
+                if (!(h->keys[k].values = malloc(sizeof(double) * (size_t)h->epochs)))
+                    return tg__failb((tg_loc){0}, "tg_fit: out of memory for the history");
+                for (int e = 0; e < h->epochs; e++)
+                    h->keys[k].values[e] = NAN;
+            }
             h->n_keys++;
         }
     }
@@ -91,6 +105,7 @@ void tg_history_free(tg_history *h)
         return;
     for (int k = 0; k < h->n_keys; k++)
         free(h->keys[k].values);
+    free(h->keys);
     free(h);
 }
 
@@ -273,7 +288,7 @@ typedef struct csv_logger {
     tg_logs keys; /* the columns, fixed by the first epoch, sorted as Keras does */
 } csv_logger;
 
-static int cmp_names(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+static int cmp_names(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
 {

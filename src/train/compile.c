@@ -1,6 +1,7 @@
 /* compile: the optimizer, the loss and the metrics a model trains with, and the check
  * that the loss fits the model's output before any step. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,12 @@ static void compiled_free(void *p)
     tg_metric_free(c->loss_mean);
     for (int i = 0; i < c->n_metrics; i++)
         tg_metric_free(c->metrics[i]);
+    for (int i = 0; i < c->n_outputs; i++) {
+        tg_metric_free(c->outputs[i].loss_mean);
+        for (int k = 0; k < c->outputs[i].n_metrics; k++)
+            tg_metric_free(c->outputs[i].metrics[k]);
+    }
+    free(c->outputs);
     free(c);
 }
 
@@ -29,8 +36,8 @@ tg_compiled *tg__compiled(const tg_model *m) { return m ? tg__model_attachment(m
 
 tg_shape tg__model_output_shape(tg_model *m)
 {
-    int n = tg_model_n_layers(m);
-    return n ? tg_layer_output_shape(tg_model_layer(m, -1)) : (tg_shape){.rank = -1};
+    tg_layer *out = tg__model_output_layer(m, 0);
+    return out ? tg_layer_output_shape(out) : (tg_shape){.rank = -1};
 }
 
 static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c);
@@ -40,13 +47,82 @@ static const char *opts_problem(const tg_compile_opts *o)
 {
     if (!o->optimizer)
         return "give .optimizer, e.g. .optimizer = tg_adam()";
-    if (o->loss <= TG_LOSS_NONE || o->loss >= TG_LOSS_COUNT)
-        return "give .loss, e.g. .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY";
-    if (o->loss == TG_LOSS_CUSTOM && !o->loss_fn)
-        return "a custom loss needs .loss_fn";
+    if (o->losses || o->n_losses) {
+        if (o->loss != TG_LOSS_NONE)
+            return "give .loss (one for every output) or .losses (one per output), not both";
+        if (!o->losses || o->n_losses < 1)
+            return "give .losses with .n_losses >= 1";
+        for (int i = 0; i < o->n_losses; i++) {
+            if (o->losses[i].kind <= TG_LOSS_NONE || o->losses[i].kind >= TG_LOSS_COUNT)
+                return "every entry of .losses needs a .kind, e.g. {.kind = TG_LOSS_MSE}";
+            if (o->losses[i].kind == TG_LOSS_CUSTOM && !o->losses[i].fn)
+                return "a custom loss in .losses needs .fn";
+        }
+    } else {
+        if (o->loss <= TG_LOSS_NONE || o->loss >= TG_LOSS_COUNT)
+            return "give .loss, e.g. .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY";
+        if (o->loss == TG_LOSS_CUSTOM && !o->loss_fn)
+            return "a custom loss needs .loss_fn";
+    }
+    if (!o->loss_weights != !o->n_loss_weights || o->n_loss_weights < 0)
+        return "give .loss_weights with its count .n_loss_weights";
+    for (int i = 0; i < o->n_loss_weights; i++)
+        if (!isfinite(o->loss_weights[i]))
+            return "every loss weight must be finite";
+    if (!o->output_metrics != !o->n_output_metrics || o->n_output_metrics < 0)
+        return "give .output_metrics with its count .n_output_metrics";
+    if (o->output_metrics && o->metrics.n)
+        return "give .metrics (a model of one output) or .output_metrics (one list per output), not both";
+    for (int i = 0; i < o->n_output_metrics; i++)
+        if (o->output_metrics[i].n < 0 || o->output_metrics[i].n > TG_MAX_METRICS)
+            return "at most 8 metrics per output";
     if (o->metrics.n < 0 || o->metrics.n > TG_MAX_METRICS)
         return "at most 8 metrics";
     return NULL;
+}
+
+/* The per-output lists against the model's outputs; fills the compile's outputs. */
+static bool set_outputs(tg_loc loc, tg_model *m, tg_compiled *c, const tg_compile_opts *o)
+{
+    int n = tg_model_n_outputs(m);
+    const char *name = tg_model_name(m);
+    if ((o->n_losses && o->n_losses != n) || (o->n_loss_weights && o->n_loss_weights != n) ||
+        (o->n_output_metrics && o->n_output_metrics != n))
+        return tg__failb(loc,
+                         "tg_compile: model \"%s\" has %d output%s, but .losses has %d entries, .loss_weights %d "
+                         "and .output_metrics %d: give one per output (or none)",
+                         name, n, n == 1 ? "" : "s", o->n_losses, o->n_loss_weights, o->n_output_metrics);
+    if (n > 1 && o->metrics.n)
+        return tg__failb(loc,
+                         "tg_compile: model \"%s\" has %d outputs: give its metrics as .output_metrics, one list "
+                         "per output (Keras: metrics=[[...], [...]])",
+                         name, n);
+    if (n > 1 && o->distribute)
+        return tg__failb(loc, "tg_compile: .distribute trains models of one output only (model \"%s\" has %d)", name,
+                         n);
+    if (n == 1) { /* the one-output compile, as before */
+        if (o->n_losses)
+            c->loss = o->losses[0];
+        if (o->n_output_metrics)
+            c->requested = o->output_metrics[0];
+        c->weight = o->n_loss_weights ? o->loss_weights[0] : 1.0;
+        return true;
+    }
+    if (!(c->outputs = calloc((size_t)n, sizeof *c->outputs)))
+        return tg__failb(loc, "tg_compile: out of memory");
+    c->n_outputs = n;
+    for (int i = 0; i < n; i++) {
+        tg__output_compile *out = &c->outputs[i];
+        out->loss = o->n_losses ? o->losses[i] : c->loss;
+        out->weight = o->n_loss_weights ? o->loss_weights[i] : 1.0;
+        if (o->n_output_metrics)
+            out->requested = o->output_metrics[i];
+        char full[256];
+        snprintf(full, sizeof full, "%s_loss", tg_model_output_name(m, i));
+        if (!(out->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = full})))
+            return false;
+    }
+    return true;
 }
 
 static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts *o)
@@ -68,7 +144,7 @@ static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts 
         .distribute = o->distribute,
     };
     c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
-    if (!c->loss_mean || (tg_model_built(m) && !resolve(loc, m, c))) {
+    if (!c->loss_mean || !set_outputs(loc, m, c, o) || (tg_model_built(m) && !resolve(loc, m, c))) {
         c->optimizer = NULL; /* still the caller's */
         compiled_free(c);
         return NULL;
@@ -85,10 +161,14 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
     const char *bad = opts_problem(&o);
     if (bad)
         return tg__failf(loc, "tg_compile: %s", bad);
-    for (int i = 0; i < o.metrics.n; i++)
-        if (o.metrics.kind[i] != TG_ACCURACY && (unsigned)o.metrics.kind[i] >= TG_METRIC_COUNT)
-            return tg__failf(loc, "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
-                             (int)o.metrics.kind[i]);
+    for (int k = -1; k < o.n_output_metrics; k++) {
+        const tg_metric_list *l = k < 0 ? &o.metrics : &o.output_metrics[k];
+        for (int i = 0; i < l->n; i++)
+            if (l->kind[i] != TG_ACCURACY && (unsigned)l->kind[i] >= TG_METRIC_COUNT)
+                return tg__failf(loc,
+                                 "tg_compile: metric %d is not a tg_metric_kind (use TG_ACCURACY or TG_METRIC_...)",
+                                 (int)l->kind[i]);
+    }
     if (o.distribute && tg_distributed_init_at(loc) != 0)
         return -1;
     tg_compiled *old = tg__compiled(m);
@@ -128,11 +208,12 @@ static bool is_cross_entropy(tg_loss_kind k)
            k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
 }
 
-static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
+static bool check_loss_fits(tg_loc loc, tg_model *m, const tg_loss *loss, int output)
 {
-    tg_shape out = tg__model_output_shape(m);
+    tg_layer *out_layer = tg__model_output_layer(m, output);
+    tg_shape out = tg_layer_output_shape(out_layer);
     int64_t width = out.rank > 0 ? out.dims[out.rank - 1] : 1;
-    tg_loss_kind k = c->loss.kind;
+    tg_loss_kind k = loss->kind;
     const char *name = tg_loss_name(k);
     if ((k == TG_LOSS_CATEGORICAL_CROSSENTROPY || k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) && width == 1) {
         tg__fail(loc,
@@ -143,14 +224,14 @@ static bool check_loss_fits(tg_loc loc, tg_model *m, tg_compiled *c)
                  name);
         return false;
     }
-    tg_activation act = tg_layer_activation(tg_model_layer(m, -1));
+    tg_activation act = tg_layer_activation(out_layer);
     bool probs = act == TG_SOFTMAX || act == TG_SIGMOID;
-    if (is_cross_entropy(k) && c->loss.from_logits && probs)
+    if (is_cross_entropy(k) && loss->from_logits && probs)
         tg__warn(loc,
                  "tg_compile: %s received .from_logits = true, but the output is produced by a %s activation "
                  "and thus does not represent logits. Was this intended?",
                  name, tg_activation_name(act));
-    if (is_cross_entropy(k) && !c->loss.from_logits && act == TG_LINEAR)
+    if (is_cross_entropy(k) && !loss->from_logits && act == TG_LINEAR)
         tg__warn(loc,
                  "tg_compile: %s expects probabilities, but the last layer has no activation (its outputs are "
                  "logits): pass .from_logits = true, or end the model with a %s activation",
@@ -167,23 +248,62 @@ bool tg__resolve_compiled(tg_loc loc, tg_model *m)
     return !c || resolve(loc, m, c);
 }
 
+/* The options of a compiled metric: Keras's defaults; MeanIoU counts the output's classes,
+ * takes the argmax of its scores, and reads labels as the loss does. */
+static tg_metric_opts compiled_metric_opts(tg_metric_kind k, tg_loss_kind loss, const tg_shape *out, const char *name)
+{
+    tg_metric_opts o = {.k = 5, .threshold = 0.5, .num_thresholds = 200, .beta = 1.0, .name = name};
+    if (k == TG_METRIC_MEAN_IOU) {
+        o.num_classes = out->rank ? out->dims[out->rank - 1] : 1;
+        o.argmax_y_pred = true;
+        o.argmax_y_true = loss != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    }
+    return o;
+}
+
+/* Output i's metrics, named "<output>_<metric>" (Keras's names for several outputs). */
+static bool resolve_output(tg_loc loc, tg_model *m, tg_compiled *c, int i)
+{
+    tg__output_compile *out = &c->outputs[i];
+    if (!check_loss_fits(c->loc, m, &out->loss, i))
+        return false;
+    tg_shape s = tg_layer_output_shape(tg__model_output_layer(m, i));
+    tg_shape batch_out = {.rank = s.rank + 1, .dims = {1}};
+    memcpy(batch_out.dims + 1, s.dims, sizeof(int64_t) * (size_t)s.rank);
+    for (int k = 0; k < out->requested.n; k++) {
+        tg_metric_kind kind = out->requested.kind[k];
+        const char *base = kind == TG_ACCURACY ? "accuracy" : tg_metric_kind_name(kind);
+        if (kind == TG_ACCURACY)
+            kind = tg_resolve_accuracy(out->loss.kind, &batch_out);
+        char name[256];
+        snprintf(name, sizeof name, "%s_%s", tg_model_output_name(m, i), base);
+        if (!(out->metrics[out->n_metrics] =
+                  tg_metric_new_at(loc, kind, compiled_metric_opts(kind, out->loss.kind, &s, name))))
+            return false;
+        out->n_metrics++;
+    }
+    return true;
+}
+
 static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c)
 {
     if (c->resolved)
         return true;
-    if (!check_loss_fits(c->loc, m, c))
+    for (int i = 0; i < c->n_outputs; i++)
+        if (!resolve_output(loc, m, c, i))
+            return false;
+    if (c->n_outputs) {
+        c->resolved = true;
+        return true;
+    }
+    if (!check_loss_fits(c->loc, m, &c->loss, 0))
         return false;
     tg_shape out = tg__model_output_shape(m);
     tg_shape batch_out = {.rank = out.rank + 1, .dims = {1}};
     memcpy(batch_out.dims + 1, out.dims, sizeof(int64_t) * (size_t)out.rank);
     for (int i = 0; i < c->requested.n; i++) {
         tg_metric_kind k = c->requested.kind[i];
-        tg_metric_opts o = {.k = 5, .threshold = 0.5, .num_thresholds = 200, .beta = 1.0};
-        if (k == TG_METRIC_MEAN_IOU) { /* compiled: class scores out, labels as the loss takes them */
-            o.num_classes = out.rank ? out.dims[out.rank - 1] : 1;
-            o.argmax_y_pred = true;
-            o.argmax_y_true = c->loss.kind != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
-        }
+        tg_metric_opts o = compiled_metric_opts(k, c->loss.kind, &out, NULL);
         if (k == TG_ACCURACY) {
             k = tg_resolve_accuracy(c->loss.kind, &batch_out);
             o.name = "accuracy"; /* Keras logs metrics=['accuracy'] as "accuracy" */
@@ -208,15 +328,29 @@ static bool integral_values(const tg_tensor *y)
     return true;
 }
 
+static bool check_labels(tg_loc loc, tg_shape out, tg_loss_kind k, const tg_tensor *y, const char *what);
+
 bool tg__check_labels(tg_loc loc, tg_model *m, const tg_tensor *y, const char *what)
 {
     tg_compiled *c = tg__compiled(m);
-    tg_shape out = tg__model_output_shape(m);
+    if (c->n_outputs)
+        return tg__check_output_labels(loc, m, 0, y, what);
+    return check_labels(loc, tg__model_output_shape(m), c->loss.kind, y, what);
+}
+
+bool tg__check_output_labels(tg_loc loc, tg_model *m, int i, const tg_tensor *y, const char *what)
+{
+    tg_compiled *c = tg__compiled(m);
+    tg_shape out = tg_layer_output_shape(tg__model_output_layer(m, i));
+    return check_labels(loc, out, c->n_outputs ? c->outputs[i].loss.kind : c->loss.kind, y, what);
+}
+
+static bool check_labels(tg_loc loc, tg_shape out, tg_loss_kind k, const tg_tensor *y, const char *what)
+{
     int64_t width = out.rank > 0 ? out.dims[out.rank - 1] : 1;
     char ys[TG_SHAPE_STR_MAX];
     tg_shape yshape = tg_shape_of(y);
     tg__shape_str(&yshape, ys, sizeof ys);
-    tg_loss_kind k = c->loss.kind;
     if (k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
         if (yshape.rank == 2 && yshape.dims[1] == width && width > 1 && tg_dtype_is_float(y->dtype))
             return tg__failb(loc,
@@ -265,7 +399,74 @@ tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__fail(loc, "No loss to compute. Provide a `loss` argument in `compile()` (call tg_compile first).");
-    return tg_compute_loss_at(loc, &c->loss, y_true, y_pred, sample_weight);
+    if (c->n_outputs)
+        return tg__fail(loc,
+                        "tg_model_compute_loss: model \"%s\" has %d outputs: use tg_model_compute_loss_list with "
+                        "one label tensor and one prediction per output",
+                        tg_model_name(m), c->n_outputs);
+    tg_tensor *loss = tg_compute_loss_at(loc, &c->loss, y_true, y_pred, sample_weight);
+    return c->weight == 1.0 || !loss ? loss : tg_mul_at(loc, loss, tg_scalar_like_at(loc, loss, c->weight));
+}
+
+/* Keras's CompileLoss: each output's loss times its weight, summed. */
+tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *y_true,
+                                         tg_tensor *const *y_pred, int n, const tg_tensor *sample_weight,
+                                         tg_tensor **per_output)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c)
+        return tg__fail(loc, "No loss to compute. Provide a `loss` argument in `compile()` (call tg_compile first).");
+    int want = c->n_outputs ? c->n_outputs : 1;
+    if (n != want || !y_true || !y_pred)
+        return tg__fail(loc, "tg_model_compute_loss_list: model \"%s\" has %d output%s, but %d were given",
+                        tg_model_name(m), want, want == 1 ? "" : "s", n);
+    if (!c->n_outputs) {
+        tg_tensor *loss = tg_model_compute_loss_at(loc, m, y_true[0], y_pred[0], sample_weight);
+        if (per_output)
+            per_output[0] = loss;
+        return loss;
+    }
+    tg_tensor *total = NULL;
+    for (int i = 0; i < n; i++) {
+        const tg__output_compile *out = &c->outputs[i];
+        tg_tensor *v = tg_compute_loss_at(loc, &out->loss, y_true[i], y_pred[i], sample_weight);
+        if (v && out->weight != 1.0)
+            v = tg_mul_at(loc, v, tg_scalar_like_at(loc, v, out->weight));
+        if (!v)
+            return NULL;
+        if (per_output)
+            per_output[i] = v;
+        total = total ? tg_add_at(loc, total, v) : v;
+    }
+    return total;
+}
+
+int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
+                                 const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
+{
+    tg_compiled *c = tg__compiled(m);
+    if (!c)
+        return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model is not compiled");
+    if (!c->n_outputs)
+        return n == 1 ? tg_model_update_metrics(m, y_true[0], y_pred[0], sample_weight, loss)
+                      : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
+    if (n != c->n_outputs)
+        return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has %d outputs, not %d", c->n_outputs,
+                         n);
+    double rows = (double)tg_dim(y_pred[0], 0);
+    if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), rows) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        tg__output_compile *out = &c->outputs[i];
+        if (per_output && per_output[i] &&
+            tg_metric_update_value(out->loss_mean, tg_item_at((tg_loc){0}, per_output[i]), rows) != 0)
+            return -1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c->outputs[i].n_metrics; k++)
+            if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i], sample_weight) != 0)
+                return -1;
+    return 0;
 }
 
 int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
@@ -290,6 +491,11 @@ void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
     tg_logs_set(logs, "loss", tg_metric_result(c->loss_mean));
     for (int i = 0; i < c->n_metrics; i++)
         tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
+    for (int i = 0; i < c->n_outputs; i++) /* Keras: the outputs' losses, then their metrics */
+        tg_logs_set(logs, tg_metric_name(c->outputs[i].loss_mean), tg_metric_result(c->outputs[i].loss_mean));
+    for (int i = 0; i < c->n_outputs; i++)
+        for (int k = 0; k < c->outputs[i].n_metrics; k++)
+            tg_logs_set(logs, tg_metric_name(c->outputs[i].metrics[k]), tg_metric_result(c->outputs[i].metrics[k]));
 }
 
 /* A confusion metric's result over every rank's counts: they are summed into a copy, the
@@ -361,9 +567,38 @@ void tg_model_reset_metrics(tg_model *m)
     tg_metric_reset_state(c->loss_mean);
     for (int i = 0; i < c->n_metrics; i++)
         tg_metric_reset_state(c->metrics[i]);
+    for (int i = 0; i < c->n_outputs; i++) {
+        tg_metric_reset_state(c->outputs[i].loss_mean);
+        for (int k = 0; k < c->outputs[i].n_metrics; k++)
+            tg_metric_reset_state(c->outputs[i].metrics[k]);
+    }
 }
 
 /* ---- logs ------------------------------------------------------------------------------------ */
+/* Log names are few and repeat every step: each is kept once for the program's life, so
+ * logs copy by value and hold names of any length. */
+typedef struct interned {
+    struct interned *next;
+    char name[];
+} interned;
+static interned *names_pool;
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *intern(const char *name)
+{
+    pthread_mutex_lock(&names_lock);
+    interned *e = names_pool;
+    while (e && strcmp(e->name, name) != 0)
+        e = e->next;
+    if (!e && (e = malloc(sizeof *e + strlen(name) + 1))) {
+        strcpy(e->name, name);
+        e->next = names_pool;
+        names_pool = e;
+    }
+    pthread_mutex_unlock(&names_lock);
+    return e ? e->name : NULL;
+}
+
 int tg_logs_set(tg_logs *logs, const char *name, double value)
 {
     for (int i = 0; i < logs->n; i++)
@@ -373,7 +608,10 @@ int tg_logs_set(tg_logs *logs, const char *name, double value)
         }
     if (logs->n == TG_LOGS_MAX)
         return -1;
-    snprintf(logs->names[logs->n], sizeof logs->names[0], "%s", name);
+    const char *kept = intern(name);
+    if (!kept)
+        return -1;
+    logs->names[logs->n] = kept;
     logs->values[logs->n++] = value;
     return 0;
 }

@@ -79,6 +79,41 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     return rc;
 }
 
+/* The default step on lists (a model of several inputs or outputs): the same as
+ * tg_train_step_default, each output's loss weighted and summed. */
+int tg_train_step_list_default(tg_model *m, tg_tensor *const *xs, int nx, tg_tensor *const *ys, int ny,
+                               const tg_tensor *sample_weight, tg_logs *logs, void *user)
+{
+    (void)user;
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    tg_scope *scope = tg__ctx()->scope;
+    tg_tensor **pred = tg__arena_alloc(scope, sizeof *pred * (size_t)ny);
+    tg_tensor **parts = tg__arena_alloc(scope, sizeof *parts * (size_t)ny);
+    if (!vars || !pred || !parts)
+        return -1;
+    tg_tape *tape = tg_tape_begin();
+    int rc = tg_model_call_list(m, (const tg_tensor *const *)xs, nx, pred, ny, .training = true);
+    tg_tensor *loss =
+        rc == 0 ? tg_model_compute_loss_list(m, (const tg_tensor *const *)ys, pred, ny, sample_weight, parts) : NULL;
+    tg_tape_end(tape);
+    rc = loss ? 0 : -1;
+    tg_tensor **grads = NULL;
+    if (rc == 0 && n > 0) {
+        grads = tg__arena_alloc(scope, sizeof *grads * (size_t)n);
+        rc = grads ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
+                   : -1;
+    }
+    tg_tape_free(tape);
+    if (rc == 0 && n > 0)
+        rc = tg_apply_gradients(tg_model_optimizer(m), grads, vars, n);
+    if (rc == 0)
+        rc = tg_model_update_metrics_list(m, (const tg_tensor *const *)ys, pred, ny, sample_weight, parts, loss);
+    if (rc == 0)
+        tg_model_metric_logs(m, logs);
+    return rc;
+}
+
 static tg_tensor *row_range(tg_loc loc, const tg_tensor *t, int64_t from, int64_t to);
 
 /* ---- argument checks --------------------------------------------------------------------------- */
@@ -134,9 +169,6 @@ static bool check_finite(tg_loc loc, const char *func, const tg_tensor *x, const
 }
 
 /* ---- the data: tensors, lists of them or a data set ------------------------------------------ */
-#define MAX_IO        8 /* tensors an .inputs or .targets list may hold */
-#define MODEL_INPUTS  1 /* a Sequential model: one input, one output */
-#define MODEL_OUTPUTS 1
 
 typedef struct data_args {
     const tg_tensor *x, *y; /* the positional arguments */
@@ -144,6 +176,66 @@ typedef struct data_args {
     const tg_tensor *const *inputs, *const *targets;
     int n_inputs, n_targets;
 } data_args;
+
+/* The data of a model of several inputs or outputs: one tensor per input and per output
+ * (the caller's lists). */
+typedef struct io_lists {
+    int nx, ny;
+    const tg_tensor *const *x, *const *y;
+} io_lists;
+
+/* n pointers in the innermost scope (a batch's lists live as long as the batch). */
+static void *scratch_list(int n) { return tg__arena_alloc(tg__ctx()->scope, sizeof(void *) * (size_t)(n > 0 ? n : 1)); }
+
+static bool several_io(const tg_model *m) { return tg_model_n_inputs(m) > 1 || tg_model_n_outputs(m) > 1; }
+
+/* The lists for a model of several inputs or outputs (`y` false: no labels wanted). */
+static bool resolve_lists(tg_loc loc, const char *func, tg_model *m, const data_args *a, bool y, io_lists *io)
+{
+    int ni = tg_model_n_inputs(m), no = tg_model_n_outputs(m);
+    if (a->x || a->y || a->ds)
+        return tg__failb(loc,
+                         "%s: model \"%s\" has %d inputs and %d outputs: give its data as lists, .inputs (one "
+                         "tensor per input) and .targets (one per output), with x and y NULL",
+                         func, tg_model_name(m), ni, no);
+    if (a->n_inputs != ni || !a->inputs || (y && (a->n_targets != no || !a->targets)))
+        return tg__failb(loc,
+                         "%s: model \"%s\" has %d inputs and %d outputs, but .inputs holds %d tensors and .targets "
+                         "%d: give one tensor per input%s",
+                         func, tg_model_name(m), ni, no, a->inputs ? a->n_inputs : 0, a->targets ? a->n_targets : 0,
+                         y ? " and one per output" : "");
+    *io = (io_lists){.nx = ni, .ny = y ? no : 0, .x = a->inputs, .y = a->targets};
+    return true;
+}
+
+/* Each tensor of the lists has a batch axis and the same rows, and one row goes through
+ * the model (a wrong shape fails here, before any step). */
+static bool check_lists(tg_loc loc, const char *func, tg_model *m, const io_lists *io)
+{
+    char name[32];
+    for (int i = 0; i < io->nx + io->ny; i++) {
+        const tg_tensor *t = i < io->nx ? io->x[i] : io->y[i - io->nx];
+        snprintf(name, sizeof name, i < io->nx ? "inputs[%d]" : "targets[%d]", i < io->nx ? i : i - io->nx);
+        if (!tg__check_input(loc, func, t, name))
+            return false;
+        if (t->rank < 1 || t->shape[0] != io->x[0]->shape[0])
+            return tg__failb(loc, "%s: `%s` has %lld rows but `inputs[0]` has %lld: they must have one row per sample",
+                             func, name, t->rank ? (long long)t->shape[0] : 0LL, (long long)io->x[0]->shape[0]);
+    }
+    if (io->x[0]->shape[0] == 0)
+        return true;
+    tg_scope *s = tg_scope_begin_at(loc);
+    if (!s)
+        return false;
+    tg_tensor **rows = scratch_list(io->nx), **out = scratch_list(tg_model_n_outputs(m));
+    bool ok = rows && out;
+    for (int i = 0; ok && i < io->nx; i++)
+        ok = (rows[i] = row_range(loc, io->x[i], 0, 1)) != NULL;
+    ok = ok && tg_model_call_list_at(loc, m, (const tg_tensor *const *)rows, io->nx, out, tg_model_n_outputs(m),
+                                     (tg_model_call_opts){.training = false}) == 0;
+    tg_scope_end_at(loc, s);
+    return ok;
+}
 
 /* The model's input and labels from what the call was given, one way only; a data set's
  * as headers over its rows in the innermost scope. `y` NULL: no labels wanted. */
@@ -163,16 +255,16 @@ static bool resolve_data(tg_loc loc, const char *func, const data_args *a, const
                          "%s: give each list with its count: .inputs with .n_inputs >= 1, .targets with "
                          ".n_targets >= 1 (got %d inputs, %d targets)",
                          func, a->n_inputs, a->n_targets);
-    if (a->n_inputs > MODEL_INPUTS)
+    if (a->n_inputs > 1)
         return tg__failb(loc,
-                         "%s: .inputs holds %d tensors but the model takes %d input: a Sequential model has "
+                         "%s: .inputs holds %d tensors but the model takes 1 input: a Sequential model has "
                          "one input (give it as x, or a list of one)",
-                         func, a->n_inputs, MODEL_INPUTS);
-    if (a->n_targets > MODEL_OUTPUTS)
+                         func, a->n_inputs);
+    if (a->n_targets > 1)
         return tg__failb(loc,
-                         "%s: .targets holds %d tensors but the model has %d output: a Sequential model has "
+                         "%s: .targets holds %d tensors but the model has 1 output: a Sequential model has "
                          "one output (give its labels as y, or a list of one)",
-                         func, a->n_targets, MODEL_OUTPUTS);
+                         func, a->n_targets);
     *x = lists ? (a->n_inputs ? a->inputs[0] : NULL) : a->x;
     if (y)
         *y = lists ? (a->n_targets ? a->targets[0] : NULL) : a->y;
@@ -202,18 +294,20 @@ static tg_tensor *view_rows(tg_loc loc, const tg_tensor *t, int64_t from, int64_
  * once per call and reused by every step, 64-byte aligned as the arena's tensors are, and
  * handed to the step as headers over it in the step's scope: a warm step allocates
  * nothing, and no batch outlives its step. */
-#define MAX_PARTS (2 * MAX_IO + 1)
 typedef struct batcher {
     int n;
-    const tg_tensor *src[MAX_PARTS]; /* NULL parts are skipped */
-    unsigned char *buf[MAX_PARTS];
-    size_t row_bytes[MAX_PARTS];
+    const tg_tensor **src; /* NULL parts are skipped */
+    unsigned char **buf;
+    size_t *row_bytes;
 } batcher;
 
 static void batcher_free(batcher *b)
 {
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; b->buf && i < b->n; i++)
         free(b->buf[i]);
+    free(b->src);
+    free(b->buf);
+    free(b->row_bytes);
     *b = (batcher){0};
 }
 
@@ -221,7 +315,14 @@ static void batcher_free(batcher *b)
  * the sizes are those of data that exists). */
 static bool batcher_init(tg_loc loc, const char *func, batcher *b, const tg_tensor *const *src, int n, int64_t rows)
 {
-    *b = (batcher){.n = n};
+    *b = (batcher){.n = n,
+                   .src = calloc((size_t)n, sizeof *b->src),
+                   .buf = calloc((size_t)n, sizeof *b->buf),
+                   .row_bytes = calloc((size_t)n, sizeof *b->row_bytes)};
+    if (!b->src || !b->buf || !b->row_bytes) {
+        batcher_free(b);
+        return tg__failb(loc, "%s: out of memory", func);
+    }
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = b->src[i] = src[i];
         if (!t)
@@ -401,11 +502,27 @@ static void eval_shard(const tg_model *m, int64_t n, int64_t *lo, int64_t *hi)
     }
 }
 
-/* Loss and metrics over the rows of b's parts (x, y and weights or NULL) in batches,
- * into logs (names prefixed with `prefix`). Distributed: this rank's shard, then every
- * metric's total and count summed over the ranks, so each has the numbers of all rows;
- * a rank that fails still joins the sum, and every rank fails. */
-static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_size, const char *prefix, tg_logs *logs)
+/* One batch of a model of several inputs or outputs: parts are the nx inputs, the ny
+ * labels and the weights. */
+static bool evaluate_batch_list(tg_loc loc, tg_model *m, tg_tensor *const *part, int nx, int ny)
+{
+    tg_tensor **pred = scratch_list(ny), **per = scratch_list(ny);
+    if (!pred || !per)
+        return false;
+    if (tg_model_call_list_at(loc, m, (const tg_tensor *const *)part, nx, pred, ny,
+                              (tg_model_call_opts){.training = false}) != 0)
+        return false;
+    const tg_tensor *const *ys = (const tg_tensor *const *)part + nx;
+    tg_tensor *loss = tg_model_compute_loss_list_at(loc, m, ys, pred, ny, part[nx + ny], per);
+    return loss && tg_model_update_metrics_list(m, ys, pred, ny, part[nx + ny], per, loss) == 0;
+}
+
+/* Loss and metrics over the rows of b's parts (the nx inputs, ny labels and weights or
+ * NULL) in batches, into logs (names prefixed with `prefix`). Distributed: this rank's
+ * shard, then every metric's total and count summed over the ranks, so each has the
+ * numbers of all rows; a rank that fails still joins the sum, and every rank fails. */
+static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, int64_t batch_size, const char *prefix,
+                          tg_logs *logs)
 {
     tg_model_reset_metrics(m);
     int64_t lo, hi;
@@ -418,11 +535,15 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_siz
             ok = false;
             break;
         }
-        tg_tensor *part[3];
-        ok = batcher_fill(loc, b, NULL, from, to - from, part);
-        tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
-        tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
-        ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
+        tg_tensor *three[3], **part = b->n <= 3 ? three : scratch_list(b->n);
+        ok = part && batcher_fill(loc, b, NULL, from, to - from, part);
+        if (nx == 1 && ny == 1) {
+            tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
+            tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
+            ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
+        } else {
+            ok = ok && evaluate_batch_list(loc, m, part, nx, ny);
+        }
         tg_scope_end_at(loc, s);
     }
     tg_logs all = {0};
@@ -432,11 +553,48 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int64_t batch_siz
     if (!ok)
         return false;
     for (int i = 0; i < all.n; i++) {
-        char name[64];
+        char name[strlen(prefix) + strlen(all.names[i]) + 1];
         snprintf(name, sizeof name, "%s%s", prefix, all.names[i]);
         tg_logs_set(logs, name, all.values[i]);
     }
     return true;
+}
+
+static int evaluate_lists(tg_loc loc, tg_model *m, const data_args *a, tg_logs *logs, tg_evaluate_opts o)
+{
+    io_lists io;
+    if (!resolve_lists(loc, "tg_evaluate", m, a, true, &io) || !check_lists(loc, "tg_evaluate", m, &io))
+        return -1;
+    int64_t n = io.x[0]->shape[0];
+    if (o.batch_size < 1)
+        return tg__failf(loc, "tg_evaluate: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    if (n == 0)
+        return tg__failf(loc, "tg_evaluate: the inputs have no rows: give at least one sample");
+    if (o.sample_weight && (!tg__check_input(loc, "tg_evaluate", o.sample_weight, "sample_weight") ||
+                            o.sample_weight->size != n || o.sample_weight->shape[0] != n))
+        return tg__failf(loc, "tg_evaluate: sample_weight must hold one weight per sample (%lld)", (long long)n);
+    if (!tg__resolve_compiled(loc, m))
+        return -1;
+    for (int i = 0; i < io.ny; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "targets[%d]", i);
+        if (!tg__check_output_labels(loc, m, i, io.y[i], what))
+            return -1;
+    }
+    const tg_tensor **src = scratch_list(io.nx + io.ny + 1);
+    if (!src)
+        return -1;
+    memcpy(src, io.x, sizeof *src * (size_t)io.nx);
+    memcpy(src + io.nx, io.y, sizeof *src * (size_t)io.ny);
+    src[io.nx + io.ny] = o.sample_weight;
+    batcher b;
+    if (!batcher_init(loc, "tg_evaluate", &b, src, io.nx + io.ny + 1, o.batch_size))
+        return -1;
+    int recording = recording_off();
+    bool ok = evaluate_into(loc, m, &b, io.nx, io.ny, o.batch_size, "", logs);
+    tg__ctx()->n_recording = recording;
+    batcher_free(&b);
+    return ok ? 0 : -1;
 }
 
 static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs,
@@ -452,8 +610,11 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
                    .n_inputs = o.n_inputs,
                    .targets = o.targets,
                    .n_targets = o.n_targets};
-    if (!check_model(loc, "tg_evaluate", m, true) || !resolve_data(loc, "tg_evaluate", &a, &x, &y) ||
-        !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
+    if (!check_model(loc, "tg_evaluate", m, true))
+        return -1;
+    if (several_io(m))
+        return evaluate_lists(loc, m, &a, logs, o);
+    if (!resolve_data(loc, "tg_evaluate", &a, &x, &y) || !check_data(loc, "tg_evaluate", m, x, y, "x", "y"))
         return -1;
     if (!y)
         return tg__failf(loc, "tg_evaluate: `y` is NULL: evaluation compares the predictions with labels");
@@ -480,7 +641,7 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
     *joined = true;
-    bool ok = evaluate_into(loc, m, &b, o.batch_size, "", logs);
+    bool ok = evaluate_into(loc, m, &b, 1, 1, o.batch_size, "", logs);
     tg__ctx()->n_recording = recording;
     batcher_free(&b);
     if (!ok)
@@ -569,8 +730,82 @@ static bool gather_predictions(tg_loc loc, tg_model *m, bool failed, prediction 
     return true;
 }
 
+/* Every output of a model of several inputs or outputs, batch by batch; output i into
+ * o.outputs[i] (the first is also returned). */
+static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
+{
+    data_args a = {.x = x, .ds = o.dataset, .inputs = o.inputs, .n_inputs = o.n_inputs};
+    io_lists io;
+    int no = tg_model_n_outputs(m);
+    if (no > 1 && (!o.outputs || o.n_outputs != no))
+        return tg__fail(loc,
+                        "tg_predict: model \"%s\" has %d outputs: give .outputs, room for one tensor per output, "
+                        "and .n_outputs = %d",
+                        tg_model_name(m), no, no);
+    if (!resolve_lists(loc, "tg_predict", m, &a, false, &io) || !check_lists(loc, "tg_predict", m, &io))
+        return NULL;
+    if (o.batch_size < 1)
+        return tg__fail(loc, "tg_predict: batch_size must be at least 1 (got %lld)", (long long)o.batch_size);
+    int64_t n = io.x[0]->shape[0];
+    prediction *r = calloc((size_t)no, sizeof *r);
+    size_t *row_bytes = calloc((size_t)no, sizeof *row_bytes);
+    batcher b;
+    if (!r || !row_bytes || !batcher_init(loc, "tg_predict", &b, io.x, io.nx, o.batch_size)) {
+        free(r);
+        free(row_bytes);
+        return r && row_bytes ? NULL : tg__fail(loc, "tg_predict: out of memory");
+    }
+    bool ok = true;
+    for (int64_t from = 0; ok && from < n; from += o.batch_size) {
+        int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
+        tg_scope *s = tg_scope_begin_at(loc);
+        tg_tensor **xb = s ? scratch_list(io.nx) : NULL, **pred = s ? scratch_list(no) : NULL;
+        ok = s && xb && pred && batcher_fill(loc, &b, NULL, from, to - from, xb) &&
+             tg_model_call_list_at(loc, m, (const tg_tensor *const *)xb, io.nx, pred, no,
+                                   (tg_model_call_opts){.training = false}) == 0;
+        for (int k = 0; ok && k < no; k++) {
+            if (!r[k].buf) {
+                r[k].shape = tg_shape_of(pred[k]);
+                r[k].shape.dims[0] = n;
+                r[k].dtype = pred[k]->dtype;
+                row_bytes[k] = (size_t)(pred[k]->size / pred[k]->shape[0]) * tg_dtype_size(r[k].dtype);
+                if (!(r[k].buf = malloc(row_bytes[k] * (size_t)n + 1)))
+                    ok = tg__failb(loc, "tg_predict: out of memory");
+            }
+            ok = ok && tg_copy_out_at((tg_loc){0}, pred[k], r[k].buf + row_bytes[k] * (size_t)from,
+                                      row_bytes[k] * (size_t)(to - from)) == 0;
+        }
+        if (s)
+            tg_scope_end_at(loc, s);
+    }
+    batcher_free(&b);
+    tg_tensor *first = NULL;
+    for (int k = 0; k < no; k++) {
+        tg_tensor *t = NULL;
+        if (ok && r[k].buf)
+            t = tg_tensor_from_at(loc, r[k].dtype, r[k].shape, r[k].buf);
+        else if (ok) { /* no rows: an empty output of the output's shape */
+            tg_shape one = tg_layer_output_shape(tg__model_output_layer(m, k));
+            tg_shape e = {.rank = one.rank + 1};
+            memcpy(e.dims + 1, one.dims, sizeof(int64_t) * (size_t)one.rank);
+            t = tg_fill_at(loc, TG_F32, e, 0.0);
+        }
+        ok = ok && t;
+        free(r[k].buf);
+        if (o.outputs && k < o.n_outputs)
+            o.outputs[k] = ok ? t : NULL;
+        if (k == 0)
+            first = t;
+    }
+    free(r);
+    free(row_bytes);
+    return ok ? first : NULL;
+}
+
 static tg_tensor *predict(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict_opts o)
 {
+    if (several_io(m))
+        return predict_lists(loc, m, x, o);
     prediction r = {.dtype = TG_F32};
     tg_scope *s = tg_scope_begin_at(loc); /* the data's headers and the batches */
     if (!s)
@@ -659,6 +894,10 @@ typedef struct fit_data {
     double *stats;              /* the moving statistics averaged over the ranks */
     size_t stats_n;
     batcher train, val; /* the reused batch buffers */
+    /* a model of several inputs or outputs: each one's rows (x, y, vx, vy are the first),
+     * lists in fit's scope */
+    int nx, ny;
+    const tg_tensor **xs, **ys, **vxs, **vys;
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -691,6 +930,8 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
                          "tg_fit: shard rank %d of count %d: give 0 <= rank < count (count 0 or 1: no "
                          "sharding)",
                          o->shard.rank, o->shard.count);
+    if (o->train_step && o->train_step_list)
+        return tg__failb(loc, "tg_fit: give .train_step (one input and one output) or .train_step_list, not both");
     if ((unsigned)o->verbose > TG_VERBOSE_EPOCH)
         return tg__failb(loc, "tg_fit: verbose must be a tg_verbose value (got %d)", (int)o->verbose);
     if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
@@ -734,6 +975,105 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
     return true;
 }
 
+/* prepare for a model of several inputs or outputs: the same checks on every tensor of
+ * the lists; what needs one input and one output is refused. */
+static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_fit_opts *o, fit_data *d)
+{
+    io_lists io;
+    if (!resolve_lists(loc, "tg_fit", m, a, true, &io) || !check_lists(loc, "tg_fit", m, &io))
+        return false;
+    const char *name = tg_model_name(m);
+    if (o->train_step)
+        return tg__failb(loc,
+                         "tg_fit: a custom .train_step takes one input and one output, but model \"%s\" has %d and "
+                         "%d: give a step of lists as .train_step_list",
+                         name, io.nx, tg_model_n_outputs(m));
+    if (o->class_weight)
+        return tg__failb(loc,
+                         "tg_fit: class_weight is for a model of one output (model \"%s\" has %d): give "
+                         "sample_weight",
+                         name, io.ny);
+    if (o->validation_x || o->validation_dataset)
+        return tg__failb(loc, "tg_fit: model \"%s\" has several inputs or outputs: validate with validation_split",
+                         name);
+    int64_t n = io.x[0]->shape[0];
+    if (n == 0)
+        return tg__failb(loc,
+                         "tg_fit: the inputs have no rows: there is nothing to train on; give at least one sample");
+    if (o->sample_weight &&
+        (!tg__check_input(loc, "tg_fit", o->sample_weight, "sample_weight") || o->sample_weight->size != n))
+        return tg__failb(loc, "tg_fit: sample_weight must hold one weight per sample (%lld)", (long long)n);
+    if (o->sample_weight && !check_finite_weights(loc, o->sample_weight))
+        return false;
+    if (!tg__resolve_compiled(loc, m))
+        return false;
+    for (int i = 0; i < io.nx; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "inputs[%d]", i);
+        if (tg_dtype_is_float(io.x[i]->dtype) && !check_finite(loc, "tg_fit", io.x[i], what))
+            return false;
+    }
+    d->nx = io.nx;
+    d->ny = io.ny;
+    d->xs = scratch_list(io.nx);
+    d->vxs = scratch_list(io.nx);
+    d->ys = scratch_list(io.ny);
+    d->vys = scratch_list(io.ny);
+    if (!d->xs || !d->vxs || !d->ys || !d->vys)
+        return false;
+    tg_dtype wd = tg_dtype_is_float(io.x[0]->dtype) ? io.x[0]->dtype : TG_F32;
+    d->w = sample_weights(loc, io.y[0], o, wd);
+    if (o->sample_weight && !d->w)
+        return false;
+    int64_t split = o->validation_split > 0 ? (int64_t)((double)n * (1.0 - o->validation_split)) : n;
+    if (o->validation_split > 0 && (split < 1 || split >= n))
+        return tg__failb(loc, "tg_fit: validation_split %g of %lld samples leaves an empty training or validation set",
+                         o->validation_split, (long long)n);
+    for (int i = 0; i < io.nx + io.ny; i++) {
+        const tg_tensor *t = i < io.nx ? io.x[i] : io.y[i - io.nx];
+        const tg_tensor **train = i < io.nx ? &d->xs[i] : &d->ys[i - io.nx];
+        const tg_tensor **val = i < io.nx ? &d->vxs[i] : &d->vys[i - io.nx];
+        *train = split < n ? view_rows(loc, t, 0, split) : t;
+        *val = split < n ? view_rows(loc, t, split, n) : NULL;
+        if (!*train || (split < n && !*val))
+            return false;
+    }
+    if (d->w && split < n && !(d->w = view_rows(loc, d->w, 0, split)))
+        return false;
+    for (int i = 0; i < io.ny; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "targets[%d]", i);
+        if (!tg__check_output_labels(loc, m, i, d->ys[i], what))
+            return false;
+        snprintf(what, sizeof what, "validation targets[%d]", i);
+        if (d->vys[i] && !tg__check_output_labels(loc, m, i, d->vys[i], what))
+            return false;
+    }
+    d->x = d->xs[0];
+    d->y = d->ys[0];
+    d->vx = d->vxs[0];
+    d->vy = d->vys[0];
+    if (!check_steps(loc, o, d))
+        return false;
+    const tg_tensor **src = scratch_list(io.nx + io.ny + 1), **vsrc = scratch_list(io.nx + io.ny + 1);
+    if (!src || !vsrc)
+        return false;
+    for (int i = 0; i < io.nx; i++) {
+        src[i] = d->xs[i];
+        vsrc[i] = d->vxs[i];
+    }
+    for (int i = 0; i < io.ny; i++) {
+        src[io.nx + i] = d->ys[i];
+        vsrc[io.nx + i] = d->vys[i];
+    }
+    src[io.nx + io.ny] = d->w;
+    vsrc[io.nx + io.ny] = NULL;
+    int parts = io.nx + io.ny + 1;
+    int64_t rows = o->batch_size < d->x->shape[0] ? o->batch_size : d->x->shape[0];
+    return batcher_init(loc, "tg_fit", &d->train, src, parts, rows) &&
+           (!d->vx || batcher_init(loc, "tg_fit", &d->val, vsrc, parts, o->batch_size));
+}
+
 /* Checks everything and splits off validation data (views, no copies); nothing trains
  * before this passes. */
 static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_fit_opts *o, fit_data *d)
@@ -745,8 +1085,12 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
                    .n_inputs = o->n_inputs,
                    .targets = o->targets,
                    .n_targets = o->n_targets};
-    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true) || !resolve_data(loc, "tg_fit", &a, &x, &y) ||
-        !check_data(loc, "tg_fit", m, x, y, "x", "y"))
+    if (!check_fit_opts(loc, o) || !check_model(loc, "tg_fit", m, true))
+        return false;
+    if (several_io(m))
+        return prepare_lists(loc, m, &a, o, d);
+    d->nx = d->ny = 1;
+    if (!resolve_data(loc, "tg_fit", &a, &x, &y) || !check_data(loc, "tg_fit", m, x, y, "x", "y"))
         return false;
     if (!y)
         return tg__failb(loc, "tg_fit: `y` is NULL: Target data is missing. The model was compiled with a loss, "
@@ -899,10 +1243,13 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         tg_scope *s = tg_scope_begin_at(loc);
         if (!s)
             return -1;
-        tg_tensor *part[3];
-        int rc = batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part)
+        tg_tensor *three[3], **part = d->train.n <= 3 ? three : scratch_list(d->train.n);
+        int rc = -1;
+        if (part && batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
+            rc = d->nx == 1 && d->ny == 1 && !o->train_step_list
                      ? step(m, part[0], part[1], part[2], logs, o->user)
-                     : -1;
+                     : (o->train_step_list ? o->train_step_list : tg_train_step_list_default)(
+                           m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs, o->user);
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
         if (rc == 0 && d->distributed) /* every rank logs the whole batch's values */
@@ -1036,6 +1383,19 @@ static bool sync_state(tg_loc loc, tg_model *m)
     return true;
 }
 
+/* The names fit will log, set once before the first step (logs keep each name for the
+ * program's life), so that no step or validation allocates one. */
+static void name_logs(tg_model *m, bool validation)
+{
+    tg_logs names = {0}, val = {0};
+    tg_model_metric_logs(m, &names);
+    for (int i = 0; validation && i < names.n; i++) {
+        char name[strlen(names.names[i]) + 5];
+        snprintf(name, sizeof name, "val_%s", names.names[i]);
+        tg_logs_set(&val, name, 0);
+    }
+}
+
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
@@ -1086,6 +1446,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     if (d.distributed && tg_distributed_rank() != 0) /* rank 0 prints for the job */
         mode = TG_VERBOSE_SILENT;
     tg_logs logs = {0};
+    name_logs(m, d.vx != NULL);
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
     for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
         logs = (tg_logs){0};
@@ -1103,7 +1464,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        if (d.vx && !evaluate_into(loc, m, &d.val, o.batch_size, "val_", &epoch_logs)) {
+        if (d.vx && !evaluate_into(loc, m, &d.val, d.nx, d.ny, o.batch_size, "val_", &epoch_logs)) {
             stop = -1;
             break;
         }

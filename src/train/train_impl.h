@@ -5,6 +5,16 @@
 #include "../nn/layer_impl.h" /* tg__model_attach: the model keeps this layer's state */
 #include "tapegrad/train.h"
 
+/* What compile keeps for each output of a model of several. */
+typedef struct tg__output_compile {
+    tg_loss loss;
+    double weight;
+    tg_metric_list requested;
+    tg_metric *loss_mean; /* "<output>_loss" */
+    tg_metric *metrics[TG_MAX_METRICS];
+    int n_metrics;
+} tg__output_compile;
+
 /* What tg_compile attaches to a model. */
 typedef struct tg_compiled {
     tg_optimizer *optimizer; /* owned: freed with the compile */
@@ -17,6 +27,9 @@ typedef struct tg_compiled {
     bool resolved;   /* metrics resolved and the loss checked */
     bool distribute; /* .distribute: data-parallel when there are ranks */
     tg_loc loc;      /* the user's compile line */
+    double weight;   /* a model of one output: its loss weight (1: not applied) */
+    int n_outputs;   /* > 1: a model of several outputs, each with its own in `outputs` */
+    tg__output_compile *outputs;
 } tg_compiled;
 
 tg_compiled *tg__compiled(const tg_model *m);
@@ -37,8 +50,10 @@ bool tg__callback_freed(const tg_callback *cb);
 /* Resolves TG_ACCURACY and checks that the loss fits the output, once the model is built.
  * Returns false with an error. */
 bool tg__resolve_compiled(tg_loc loc, tg_model *m);
-/* Checks labels against the loss and the output width before any step. */
+/* Checks labels against the loss and the output width before any step (output i of a
+ * model of several outputs). */
 bool tg__check_labels(tg_loc loc, tg_model *m, const tg_tensor *y, const char *what);
+bool tg__check_output_labels(tg_loc loc, tg_model *m, int i, const tg_tensor *y, const char *what);
 
 /* The model's input shape for one example, and its output width (last dim). */
 tg_shape tg__model_output_shape(tg_model *m);
