@@ -8,9 +8,10 @@
  * accuracy after the last epoch and the process's peak resident memory.
  *
  * With --model cnn: Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10) on
- * the first --samples training images (default 60000), same loss and optimizer.
+ * the first --samples training images (default 60000), same loss and optimizer. With
+ * --model lstm: LSTM(128) over the 28 rows of each image as steps -> Dense(10).
  *
- *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn] [--samples N]
+ *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn|lstm] [--samples N]
  *                [--seed 0] [--dir FMNIST_DIR] [--profile]
  * --profile prints tapegrad's op profile of the training (tg_profile_print).
  *
@@ -184,11 +185,12 @@ int main(int argc, char **argv)
     dir = arg(argc, argv, "--dir", dir);
     if (flag(argc, argv, "--memory"))
         return memory_run(dir, atoll(arg(argc, argv, "--batch", "32")), threads, flag(argc, argv, "--tensors"));
-    bool cnn = !strcmp(model_kind, "cnn");
+    bool cnn = !strcmp(model_kind, "cnn"), lstm = !strcmp(model_kind, "lstm");
     if (batch < 1 || epochs < 1 || epochs > 64 || threads < 1 || samples < 1) {
-        fprintf(stderr,
-                "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn] [--samples N] [--profile]\n",
-                argv[0]);
+        fprintf(
+            stderr,
+            "usage: %s [--batch B] [--epochs 1..64] [--threads T] [--model mlp|cnn|lstm] [--samples N] [--profile]\n",
+            argv[0]);
         return 2;
     }
     tg_set_num_threads(threads);
@@ -203,7 +205,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t n = tg_dim(xtr, 0) < samples ? tg_dim(xtr, 0) : samples;
-    tg_shape row = cnn ? TG_SHAPE(28, 28, 1) : TG_SHAPE(784);
+    tg_shape row = cnn ? TG_SHAPE(28, 28, 1) : lstm ? TG_SHAPE(28, 28) : TG_SHAPE(784);
     tg_shape all = {.rank = row.rank + 1, .dims = {n}}, test = {.rank = row.rank + 1, .dims = {tg_dim(xte, 0)}};
     for (int i = 0; i < row.rank; i++)
         all.dims[i + 1] = test.dims[i + 1] = row.dims[i];
@@ -215,12 +217,13 @@ int main(int argc, char **argv)
     xte = tg_reshape(xte, test);
 
     tg_sequential_opts so = tg_sequential_options(.seed = seed);
-    tg_model *m =
-        cnn ? tg_sequential_with(
-                  so, tg_conv2d_layer(.filters = 32, .kernel_size = {3, 3}, .activation = TG_RELU, .input_shape = row),
-                  tg_max_pooling2d(.pool_size = {2, 2}), tg_flatten(), tg_dense(.units = 10))
-            : tg_sequential_with(so, tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
-                                 tg_dense(.units = 10));
+    tg_model *m = lstm  ? tg_sequential_with(so, tg_lstm(.units = 128, .input_shape = row), tg_dense(.units = 10))
+                  : cnn ? tg_sequential_with(so,
+                                             tg_conv2d_layer(.filters = 32, .kernel_size = {3, 3},
+                                                             .activation = TG_RELU, .input_shape = row),
+                                             tg_max_pooling2d(.pool_size = {2, 2}), tg_flatten(), tg_dense(.units = 10))
+                        : tg_sequential_with(so, tg_dense(.units = 500, .activation = TG_RELU, .input_dim = 784),
+                                             tg_dense(.units = 10));
     if (!m ||
         tg_compile(m, .optimizer = tg_adam(.learning_rate = 1e-3, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7),
                    .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true) != 0) {
@@ -255,8 +258,10 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f test_acc=%.4f "
            "peak_rss_mb=%.1f gemm=%s\n",
-           cnn ? "cnn" : "mlp", (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0,
-           tg__gemm_backend());
+           cnn    ? "cnn"
+           : lstm ? "lstm"
+                  : "mlp",
+           (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0, tg__gemm_backend());
     if (cnn)
         printf("conv: %s\n", tg__onednn_active() ? tg__onednn_backend() : "patches times the kernel (GEMM)");
     tg_history_free(h);

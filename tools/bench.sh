@@ -15,6 +15,8 @@
 # 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32): tapegrad with its
 #    convolutions through oneDNN (where libdnnl.so.2 is installed), tapegrad with
 #    TAPEGRAD_ONEDNN=0, and PyTorch eager (bench/torch_cnn.py), alternately.
+#    Then an LSTM(128) epoch over Fashion-MNIST's rows at batch 32 and 256 against
+#    PyTorch's nn.LSTM (bench/torch_lstm.py), alternately.
 # 4. Per-op eager overhead against PyTorch (bench_overhead, bench/torch_overhead.py).
 # 5. Peak memory of a public-API fit (bench_fmnist --memory): Fashion-MNIST as data sets,
 #    Dense(128) -> Dense(10), one epoch with a 10% validation split, then evaluate on the
@@ -210,6 +212,27 @@ echo "  tapegrad: $cnn"
 echo "  tapegrad, TAPEGRAD_ONEDNN=0: $cnn_portable"
 echo "  PyTorch: $cnn_torch"
 
+echo "== LSTM(128) over Fashion-MNIST's rows as 28 steps -> Dense(10), batch 32 and 256: tapegrad and"
+echo "   PyTorch's nn.LSTM (torch 1 thread, denormals flushed), alternately, best median of $repeat"
+lstm_samples=12000 lstm_epochs=3
+[ "$quick" = 1 ] && lstm_samples=6000 lstm_epochs=2
+lstm=""
+for b in 32 256; do
+    for r in $(seq 1 "$repeat"); do
+        run "tapegrad-lstm-$b-$r" "$build/bench_fmnist" --model lstm --batch $b --epochs $lstm_epochs \
+            --threads $threads --samples $lstm_samples && keep_best "tapegrad-lstm-$b" "tapegrad-lstm-$b-$r"
+        [ "$have_torch" = 1 ] || continue
+        run "torch-lstm-$b-$r" "${peer_env[@]}" "$python" "$root/bench/torch_lstm.py" --batch $b \
+            --epochs $lstm_epochs --samples $lstm_samples --threads 1 && keep_best "torch-lstm-$b" "torch-lstm-$b-$r"
+    done
+    t=${sec[tapegrad-lstm-$b]:-} p=${sec[torch-lstm-$b]:-}
+    ratio="?"
+    [ -n "$t" ] && [ -n "$p" ] && ratio=$(awk -v p="$p" -v t="$t" 'BEGIN { printf "%.2fx", p / t }')
+    cell="B=$b: tapegrad ${t:-failed} s, PyTorch ${p:-not run} s per epoch of $lstm_samples samples ($ratio)"
+    echo "  $cell"
+    lstm="$lstm${lstm:+; }$cell"
+done
+
 echo "== memory: public-API fit of Dense(128) on Fashion-MNIST, 1 epoch, 10% validation, then evaluate"
 memory=""
 for data in dataset tensors; do
@@ -267,6 +290,7 @@ echo "$table"
 [ "$quick" = 1 ] && echo "(quick mode: $epochs epochs; * = TF.js extrapolated from 12000 samples per epoch)"
 echo
 echo "CNN: tapegrad ${cnn:-failed}; TAPEGRAD_ONEDNN=0 $cnn_portable; PyTorch eager $cnn_torch"
+echo "LSTM (PyTorch's time over tapegrad's): $lstm"
 echo "Memory (fit reading Fashion-MNIST data sets in place, or given copies as tensors): $memory"
 printf '%-16s %14s %14s %16s\n' metric "tapegrad ns/op" "torch ns/op" "torch/tapegrad"
 overhead=""
@@ -308,6 +332,9 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "- tapegrad: $cnn"
     echo "- tapegrad with TAPEGRAD_ONEDNN=0 (patches times the kernel): $cnn_portable"
     echo "- PyTorch $torch_version eager (torch 1 thread, OpenBLAS $threads, bench/torch_cnn.py): $cnn_torch"
+    echo
+    echo "LSTM(128) epoch (Fashion-MNIST rows as 28 steps, Dense(10), Adam; PyTorch's nn.LSTM, bench/torch_lstm.py;"
+    echo "the ratio is PyTorch's time over tapegrad's): $lstm."
     echo
     echo "Peak memory of a public-API fit (bench_fmnist --memory: Fashion-MNIST loaded as data sets, Dense(128) -> Dense(10),"
     echo "Adam, batch 32, 1 epoch with validation_split 0.1, then tg_evaluate on the test set; getrusage's ru_maxrss,"
