@@ -596,6 +596,40 @@ static void fit_finalizes_ema(void)
     tg_scope_end(s);
 }
 
+/* Keras's regularizers by hand: Dense(1) with W = [1, 2], b = -0.5, kernel L2(0.1) and bias
+ * L1(0.2), on x = I, y = [1, 1]: predictions [0.5, 1.5], MSE 0.25, penalties 0.1 * 5 +
+ * 0.2 * 0.5 = 0.6, loss 0.85. One SGD step (0.1): dW = [-0.5, 0.5] + 0.2 W, db = 0 +
+ * 0.2 sign(b), so W = [1.03, 1.91] and b = -0.48. A frozen layer adds nothing. */
+static void regularizers(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_layer *d =
+        tg_dense(.units = 1, .input_dim = 2, .kernel_regularizer = tg_l2(0.1), .bias_regularizer = tg_l1(0.2));
+    tg_model *m = tg_sequential_with(tg_sequential_options(.dtype = TG_F64), d);
+    REQUIRE(m && tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .loss = TG_LOSS_MSE) == 0);
+    int n;
+    tg_tensor *const *v = tg_layer_variables(d, &n);
+    CHECK(tg_assign(v[0], tg_from_f64(TG_SHAPE(2, 1), 1, 2)) == 0 &&
+          tg_assign(v[1], tg_from_f64(TG_SHAPE(1), -0.5)) == 0);
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 2), 1, 0, 0, 1), *y = tg_from_f64(TG_SHAPE(2, 1), 1, 1);
+    CHECK_VALUES(tg_model_regularization_loss(m), 1e-15, 0.6);
+    tg_logs logs;
+    REQUIRE(tg_evaluate(m, x, y, &logs) == 0);
+    CHECK_NEAR(tg_logs_get(&logs, "loss"), 0.85, 1e-14);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = 2, .verbose = TG_VERBOSE_SILENT);
+    int e = 0;
+    const double *loss = tg_history_get(h, "loss", &e);
+    CHECK(loss && e == 1 && fabs(loss[0] - 0.85) < 1e-14);
+    CHECK_VALUES(v[0], 1e-14, 1.03, 1.91);
+    CHECK_VALUES(v[1], 1e-14, -0.48);
+    tg_history_free(h);
+    CHECK(tg_layer_set_trainable(d, false) == 0);
+    tg_clear_error();
+    CHECK(tg_model_regularization_loss(m) == NULL && !tg_has_error());
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* A step whose loss turns NaN at its third batch. */
 static int nan_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs, void *user)
 {
@@ -691,6 +725,7 @@ int main(void)
     RUN(reduce_lr_on_plateau);
     RUN(terminate_on_nan);
     RUN(fit_finalizes_ema);
+    RUN(regularizers);
     RUN(progress_output);
     RUN(no_rows);
     return TEST_SUMMARY();

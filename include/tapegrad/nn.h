@@ -74,6 +74,16 @@ typedef struct tg_initializer {
 #define tg_init_truncated_normal(m, sd) \
     ((tg_initializer){.kind = TG_INIT_TRUNCATED_NORMAL, .mean = (m), .stddev = (sd)})
 
+/* Keras's regularizers (keras.regularizers.L1, L2, L1L2): a penalty l1 * sum(|w|) + l2 *
+ * sum(w^2) on a layer's variable, added to the loss as Keras adds `model.losses`
+ * (tg_model_compute_loss, so fit's and evaluate's loss include it). {0} is none. */
+typedef struct tg_regularizer {
+    double l1, l2;
+} tg_regularizer;
+#define tg_l1(l1_)       ((tg_regularizer){.l1 = (l1_)})
+#define tg_l2(l2_)       ((tg_regularizer){.l2 = (l2_)})
+#define tg_l1_l2(a_, b_) ((tg_regularizer){.l1 = (a_), .l2 = (b_)})
+
 const char *tg_initializer_name(tg_init_kind kind); /* "glorot_uniform", ... */
 /* Keras's fans: a vector (n) has n and n; a matrix (in, out) has in and out; a conv
  * kernel (..., in, out) multiplies both by the receptive field (the product of ...). */
@@ -119,12 +129,13 @@ tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a);
 
 typedef struct tg_dense_opts {
     TG__LAYER_FIELDS;
-    int64_t units;                     /* required, > 0 */
-    tg_activation activation;          /* default TG_LINEAR */
-    bool use_bias;                     /* default true */
-    tg_initializer kernel_initializer; /* default glorot_uniform */
-    tg_initializer bias_initializer;   /* default zeros */
-    int64_t input_dim;                 /* on the first layer: input_shape (input_dim,) */
+    int64_t units;                                       /* required, > 0 */
+    tg_activation activation;                            /* default TG_LINEAR */
+    bool use_bias;                                       /* default true */
+    tg_initializer kernel_initializer;                   /* default glorot_uniform */
+    tg_initializer bias_initializer;                     /* default zeros */
+    int64_t input_dim;                                   /* on the first layer: input_shape (input_dim,) */
+    tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
 } tg_dense_opts;
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o);
 #define tg_dense(...) tg_dense_at(TG_LOC, TG__OPTS(tg_dense_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
@@ -220,14 +231,15 @@ tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o);
  * {h, w}; {k} means {k, k}. */
 typedef struct tg_conv2d_layer_opts {
     TG__LAYER_FIELDS;
-    int64_t filters;                   /* required, > 0 */
-    int64_t kernel_size[2];            /* required, e.g. {3, 3} or {3} */
-    int64_t strides[2];                /* default {1, 1} */
-    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
-    tg_activation activation;          /* default TG_LINEAR */
-    bool use_bias;                     /* default true */
-    tg_initializer kernel_initializer; /* default glorot_uniform (fans include kh * kw) */
-    tg_initializer bias_initializer;   /* default zeros */
+    int64_t filters;                                     /* required, > 0 */
+    int64_t kernel_size[2];                              /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                                  /* default {1, 1} */
+    tg_padding padding;                                  /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    tg_activation activation;                            /* default TG_LINEAR */
+    bool use_bias;                                       /* default true */
+    tg_initializer kernel_initializer;                   /* default glorot_uniform (fans include kh * kw) */
+    tg_initializer bias_initializer;                     /* default zeros */
+    tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
 } tg_conv2d_layer_opts;
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 #define tg_conv2d_layer(...) \
@@ -275,6 +287,7 @@ typedef struct tg_rnn_opts {
     bool unit_forget_bias;                /* LSTM: default true */
     bool reset_after;                     /* GRU: default true */
     bool return_sequences, go_backwards;
+    tg_regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer; /* default none */
 } tg_rnn_opts;
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);
@@ -493,6 +506,10 @@ tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count);
 /* Number of weights (Keras count_params); the split into trainable and not is written
  * where the pointers are non-NULL. */
 int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_trainable);
+/* Keras's sum(model.losses): the regularizers' penalties on the trainable variables, a
+ * scalar made of ops (a tape differentiates it); NULL, with no error, when there are none. */
+tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m);
+#define tg_model_regularization_loss(m) tg_model_regularization_loss_at(TG_LOC, m)
 
 /* Keras 3's `model.trainable = value`: every layer follows. */
 int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable);

@@ -72,7 +72,11 @@ static bool conv_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
     if (!tg__layer_add_variable(l, loc, "kernel", k,
                                 TG_SHAPE(o->kernel_size[0], o->kernel_size[1], in->dims[2], o->filters), true))
         return false;
-    return !o->use_bias || tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->filters), true);
+    l->var_reg[0] = o->kernel_regularizer;
+    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->filters), true))
+        return false;
+    l->var_reg[1] = o->bias_regularizer;
+    return true;
 }
 
 static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)

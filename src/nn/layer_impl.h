@@ -64,11 +64,12 @@ struct tg_layer {
     tg_model *model;              /* owner, or NULL */
     int n_vars;
     tg_tensor *vars[TG_LAYER_MAX_VARS];
-    bool var_trainable[TG_LAYER_MAX_VARS]; /* made trainable: follows layer.trainable */
-    tg_rng *rng;                           /* dropout's mask generator */
-    void *kept;                            /* kind-specific state that outlives builds, or NULL */
-    void (*kept_free)(void *kept);         /* frees it with the layer */
-    tg_node **nodes;                       /* its calls on symbolic tensors */
+    bool var_trainable[TG_LAYER_MAX_VARS];     /* made trainable: follows layer.trainable */
+    tg_regularizer var_reg[TG_LAYER_MAX_VARS]; /* each variable's penalty ({0}: none) */
+    tg_rng *rng;                               /* dropout's mask generator */
+    void *kept;                                /* kind-specific state that outlives builds, or NULL */
+    void (*kept_free)(void *kept);             /* frees it with the layer */
+    tg_node **nodes;                           /* its calls on symbolic tensors */
     int n_nodes, cap_nodes;
     tg_shape *in_shapes; /* layers of several inputs: each one's example shape, once built */
     int n_in;            /* the number of inputs it was built for */

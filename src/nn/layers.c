@@ -183,6 +183,7 @@ tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_
     if (!v)
         return NULL;
     l->vars[l->n_vars] = v;
+    l->var_reg[l->n_vars] = (tg_regularizer){0};
     l->var_trainable[l->n_vars++] = trainable;
     return v;
 }
@@ -410,8 +411,10 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
     tg_initializer b = o->bias_initializer.kind ? o->bias_initializer : tg_init_zeros();
     if (!tg__layer_add_variable(l, loc, "kernel", k, TG_SHAPE(in_dim, o->units), true))
         return false;
+    l->var_reg[0] = o->kernel_regularizer;
     if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true))
         return false;
+    l->var_reg[1] = o->bias_regularizer;
     *out = *in;
     out->dims[out->rank - 1] = o->units;
     return true;

@@ -476,6 +476,39 @@ int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_tr
     return t + f;
 }
 
+/* L1L2.__call__: l1 * sum(|w|) + l2 * sum(w^2), the terms it has. */
+static tg_tensor *penalty(tg_loc loc, const tg_tensor *w, tg_regularizer r)
+{
+    tg_tensor *p = NULL;
+    if (r.l1 != 0)
+        p = tg_mul_at(loc, tg_scalar_like_at(loc, w, r.l1), tg_sum_at(loc, tg_abs_at(loc, w), (tg_reduce_opts){0}));
+    if (r.l2 != 0) {
+        tg_tensor *q =
+            tg_mul_at(loc, tg_scalar_like_at(loc, w, r.l2), tg_sum_at(loc, tg_square_at(loc, w), (tg_reduce_opts){0}));
+        p = p ? tg_add_at(loc, p, q) : q;
+    }
+    return p;
+}
+
+tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m)
+{
+    CHECK_MODEL("tg_model_regularization_loss", m, NULL);
+    tg_tensor *total = NULL;
+    for (int i = 0; i < m->n_layers; i++) {
+        const tg_layer *l = m->layers[i];
+        for (int k = 0; k < l->n_vars; k++) {
+            tg_regularizer r = l->var_reg[k];
+            if ((r.l1 == 0 && r.l2 == 0) || !counts_as_trainable(m, l->vars[k])) /* Keras: trainable weights */
+                continue;
+            tg_tensor *p = penalty(loc, l->vars[k], r);
+            if (!p)
+                return NULL;
+            total = total ? tg_add_at(loc, total, p) : p;
+        }
+    }
+    return total;
+}
+
 int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
 {
     CHECK_MODEL("tg_model_set_trainable", m, -1);

@@ -67,6 +67,10 @@ static bool rnn_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out
     if (o->use_bias && c->kind == CELL_LSTM && o->unit_forget_bias && !o->bias_initializer.kind &&
         !forget_bias_ones(l, loc))
         return false;
+    l->var_reg[KERNEL] = o->kernel_regularizer;
+    l->var_reg[RECURRENT] = o->recurrent_regularizer;
+    if (o->use_bias)
+        l->var_reg[BIAS] = o->bias_regularizer;
     *out = o->return_sequences ? TG_SHAPE(in->dims[0], u) : TG_SHAPE(u);
     return true;
 }

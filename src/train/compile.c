@@ -393,6 +393,19 @@ static bool check_labels(tg_loc loc, tg_shape out, tg_loss_kind k, const tg_tens
 }
 
 /* ---- loss and metrics of a batch ------------------------------------------------------------ */
+/* Keras's Trainer.compute_loss: the compiled loss plus sum(model.losses), the
+ * regularizers' penalties, in the loss's dtype. */
+static tg_tensor *with_regularization(tg_loc loc, tg_model *m, tg_tensor *loss)
+{
+    uint64_t errors = tg__error_count();
+    tg_tensor *reg = loss ? tg_model_regularization_loss_at(loc, m) : NULL;
+    if (!reg) /* none, or a failure (a new error) */
+        return tg__error_count() != errors ? NULL : loss;
+    if (tg_dtype_of(reg) != tg_dtype_of(loss))
+        reg = tg_cast_at(loc, reg, tg_dtype_of(loss));
+    return tg_add_at(loc, loss, reg);
+}
+
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                                     const tg_tensor *sample_weight)
 {
@@ -405,7 +418,9 @@ tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_
                         "one label tensor and one prediction per output",
                         tg_model_name(m), c->n_outputs);
     tg_tensor *loss = tg_compute_loss_at(loc, &c->loss, y_true, y_pred, sample_weight);
-    return c->weight == 1.0 || !loss ? loss : tg_mul_at(loc, loss, tg_scalar_like_at(loc, loss, c->weight));
+    if (loss && c->weight != 1.0)
+        loss = tg_mul_at(loc, loss, tg_scalar_like_at(loc, loss, c->weight));
+    return with_regularization(loc, m, loss);
 }
 
 /* Keras's CompileLoss: each output's loss times its weight, summed. */
@@ -438,7 +453,7 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
             per_output[i] = v;
         total = total ? tg_add_at(loc, total, v) : v;
     }
-    return total;
+    return with_regularization(loc, m, total);
 }
 
 int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
