@@ -55,6 +55,9 @@ typedef struct tg_optim_var {
 
 enum { TG_OPTIM_ALIVE = 0x0971A1, TG_OPTIM_DEAD = 0x0971DD };
 
+/* The hook that averages accumulated gradients over processes (tg__optimizer_set_reducer). */
+typedef int (*tg__grad_reducer)(tg_loc loc, tg_tensor **grads, int n, void *user);
+
 struct tg_optimizer {
     uint32_t magic;    /* TG_OPTIM_DEAD once freed (the struct is retired, never reused) */
     const void *owner; /* the model compiled with it, which frees it */
@@ -79,8 +82,10 @@ struct tg_optimizer {
     unsigned char *slot[TG_OPTIM_MAX_SLOTS];
     void *scratch; /* a clipped gradient */
     size_t scratch_bytes;
-    int *index;             /* per apply: the state index of each pair */
-    tg_tensor **mean_grads; /* per apply with accumulation: headers over the accumulators */
+    int *index;              /* per apply: the state index of each pair */
+    tg_tensor **mean_grads;  /* per apply with accumulation: headers over the accumulators */
+    tg__grad_reducer reduce; /* averages the accumulated sums over processes, or NULL */
+    void *reduce_user;
     int cap_index;
     struct tg_optim_step *steps; /* per apply: each variable's update, run as one loop */
     int64_t *starts;             /* element offset of each step in that loop, and the total */
@@ -112,6 +117,13 @@ typedef enum tg_clip_mode { TG_CLIP_NONE, TG_CLIP_NORM, TG_CLIP_GLOBAL, TG_CLIP_
 double tg__optim_sum_squares(const tg_tensor *g);
 void tg__optim_clip_f32(tg_clip_mode mode, double c, double global_norm, const float *g, float *out, int64_t n);
 void tg__optim_clip_f64(tg_clip_mode mode, double c, double global_norm, const double *g, double *out, int64_t n);
+
+/* With gradient accumulation over several processes: the hook that averages the summed
+ * gradients over them at each accumulation boundary (train's, on dist), so that between
+ * boundaries nothing travels. It replaces grads[i] by new tensors, as
+ * tg_allreduce_gradients does; 0 or -1 with an error. */
+void tg__optimizer_set_reducer(tg_optimizer *opt, tg__grad_reducer reduce, void *user);
+int tg__optimizer_accumulation_steps(const tg_optimizer *opt); /* 1 without accumulation */
 
 /* Checks a user's optimizer handle: non-NULL and not freed. False with an error. */
 bool tg__optimizer_check(tg_loc loc, const char *func, const tg_optimizer *opt);

@@ -845,8 +845,8 @@ static void moving_average(tg_loc loc, tg_optimizer *opt)
     }
 }
 
-/* Adds each gradient into its accumulator; on the update call, turns the accumulator
- * into (g + accumulated) / k instead, the gradient that call applies. */
+/* Adds each gradient into its accumulator; with `update`, turns the accumulator into
+ * (g + accumulated) / k instead, the gradient that call applies. */
 static void accumulate(tg_optimizer *opt, tg_tensor *const *grads, int n, bool update)
 {
     int k = opt->h.accumulation_steps;
@@ -906,24 +906,66 @@ static int update(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *co
     return 0;
 }
 
-/* With gradient accumulation: the update call applies the accumulated mean, through
- * headers over the accumulators, then clears them all. */
-static int update_accumulated(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads,
-                              tg_tensor *const *vars, int n)
+void tg__optimizer_set_reducer(tg_optimizer *opt, tg__grad_reducer reduce, void *user)
 {
-    bool due = (opt->iterations + 1) % opt->h.accumulation_steps == 0;
-    accumulate(opt, grads, n, due);
-    if (!due)
-        return 0;
-    tg_scope *scope = tg_scope_begin_at(loc);
-    int rc = scope ? 0 : -1;
-    for (int i = 0; rc == 0 && i < n; i++) {
+    if (alive(opt)) {
+        opt->reduce = reduce;
+        opt->reduce_user = user;
+    }
+}
+
+int tg__optimizer_accumulation_steps(const tg_optimizer *opt) { return alive(opt) ? opt->h.accumulation_steps : 1; }
+
+/* Headers over the accumulators of the variables that have gradients, in mean_grads. */
+static int wrap_accumulators(tg_loc loc, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars, int n)
+{
+    for (int i = 0; i < n; i++) {
         const tg_optim_var *v = &opt->vars[opt->index[i]];
         tg_shape shape = tg__shape(vars[i]);
         opt->mean_grads[i] =
             grads[i] ? tg__tensor_wrap(loc, v->dtype, &shape, opt->slot[opt->slot_accumulator] + v->offset) : NULL;
-        rc = grads[i] && !opt->mean_grads[i] ? -1 : 0;
+        if (grads[i] && !opt->mean_grads[i])
+            return -1;
     }
+    return 0;
+}
+
+/* The accumulated sums averaged over the processes, in place: the reducer's results are
+ * copied back into the accumulators, then divided by k. */
+static int reduce_accumulated(tg_loc loc, tg_optimizer *opt, int n)
+{
+    int rc = opt->reduce(loc, opt->mean_grads, n, opt->reduce_user);
+    int k = opt->h.accumulation_steps;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!opt->mean_grads[i])
+            continue;
+        const tg_optim_var *v = &opt->vars[opt->index[i]];
+        void *acc = opt->slot[opt->slot_accumulator] + v->offset;
+        memcpy(acc, opt->mean_grads[i]->data, (size_t)v->count * tg__dsize(v->dtype));
+        if (v->dtype == TG_F32)
+            for (float *a = acc, kf = (float)k; a < (float *)acc + v->count; a++)
+                *a /= kf;
+        else
+            for (double *a = acc; a < (double *)acc + v->count; a++)
+                *a /= k;
+    }
+    return rc;
+}
+
+/* With gradient accumulation: the update call applies the accumulated mean, through
+ * headers over the accumulators, then clears them all. Over several processes (a
+ * reducer set), the sums are averaged over them first: nothing travels between. */
+static int update_accumulated(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads,
+                              tg_tensor *const *vars, int n)
+{
+    bool due = (opt->iterations + 1) % opt->h.accumulation_steps == 0;
+    accumulate(opt, grads, n, due && !opt->reduce);
+    if (!due)
+        return 0;
+    tg_scope *scope = tg_scope_begin_at(loc);
+    int rc = scope ? wrap_accumulators(loc, opt, grads, vars, n) : -1;
+    if (rc == 0 && opt->reduce && (rc = reduce_accumulated(loc, opt, n)) == 0)
+        rc = wrap_accumulators(loc, opt, grads, vars, n);
     if (rc == 0)
         rc = update(loc, func, opt, opt->mean_grads, vars, n);
     if (scope)

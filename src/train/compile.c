@@ -17,6 +17,7 @@ static void compiled_free(void *p)
     if (!c)
         return;
     if (c->optimizer) {
+        tg__optimizer_set_reducer(c->optimizer, NULL, NULL);
         tg__optimizer_drop(c->optimizer, c->model);
         tg_optimizer_free_at(c->loc, c->optimizer);
     }
@@ -154,6 +155,16 @@ static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts 
 
 /* The model owns the optimizer only once compile succeeds; a failed compile leaves both
  * the caller's optimizer and the model's previous compile as they were. */
+/* The optimizer's reducer at an accumulation boundary: the summed gradients averaged
+ * over the ranks, each weighed by the rows it saw since the last update. */
+static int reduce_window(tg_loc loc, tg_tensor **grads, int n, void *user)
+{
+    tg_compiled *c = user;
+    double samples = c->window_samples;
+    c->window_samples = 0;
+    return tg_allreduce_gradients_at(loc, grads, n, (tg_allreduce_opts){.samples = samples});
+}
+
 int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
 {
     if (!tg__model_check(loc, "tg_compile", m))
@@ -184,6 +195,24 @@ int tg_compile_at(tg_loc loc, tg_model *m, tg_compile_opts o)
     if (kept)
         old->optimizer = NULL; /* the new compile owns it; freeing the old one keeps it */
     tg__model_attach(m, c, compiled_free);
+    tg__optimizer_set_reducer(c->optimizer, tg__accumulates_locally(m) ? reduce_window : NULL, c);
+    return 0;
+}
+
+bool tg__accumulates_locally(const tg_model *m)
+{
+    return tg_model_distributed(m) && tg__optimizer_accumulation_steps(tg_model_optimizer(m)) > 1;
+}
+
+int tg__agree_step(tg_loc loc, tg_model *m, bool failed)
+{
+    (void)m;
+    double v[2] = {failed, failed ? tg_distributed_rank() : 0};
+    if (tg__dist_allreduce_f64(loc, "tg_fit", v, 2, TG_DIST_SUM) != 0 || failed)
+        return -1; /* a failed rank keeps its own error */
+    if (v[0] > 0)
+        return tg__failf(loc, "tg_fit: %s failed in this step (its own error says why)",
+                         v[0] == 1 ? "a rank" : "several ranks");
     return 0;
 }
 

@@ -27,7 +27,10 @@ static int empty_shard_step(tg_model *m, tg_tensor *const *vars, int n, tg_logs 
         return -1;
     for (int i = 0; i < n && rc == 0; i++)
         rc = (grads[i] = tg_zeros_like(vars[i])) ? 0 : -1;
-    if (n > 0) {
+    if (tg__accumulates_locally(m)) { /* no rows to add; the update averages with the others */
+        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0);
+        rc = rc ? rc : agreed;
+    } else if (n > 0) {
         int joined = tg_allreduce_gradients(grads, n, .samples = 0, .failed = rc != 0);
         rc = rc ? rc : joined;
     }
@@ -60,13 +63,19 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     /* Over several ranks: the gradient of the whole global batch, each rank's weighed by
      * its rows, averaged in buckets during the backward pass; a rank that failed before
      * still joins, so that every rank stops. */
+    bool local = tg__accumulates_locally(m); /* gradient accumulation: averaged at its updates */
     if (grads)
         rc = tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads,
-                          .allreduce = distributed, .samples = (double)tg_dim(x, 0));
-    else if (n > 0 && distributed)
+                          .allreduce = distributed && !local, .samples = (double)tg_dim(x, 0));
+    else if (n > 0 && distributed && !local)
         rc = tg_allreduce_gradients(NULL, n, .failed = true);
     else if (n > 0)
         rc = -1;
+    if (local) {
+        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0);
+        rc = rc ? rc : agreed;
+        tg__compiled(m)->window_samples += (double)tg_dim(x, 0);
+    }
     /* Freed before the update: the tape's reads of the variables need not keep their old
      * values then (tape.c), which saves a copy of every variable per step. */
     tg_tape_free(tape);

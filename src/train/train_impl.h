@@ -30,7 +30,15 @@ typedef struct tg_compiled {
     double weight;   /* a model of one output: its loss weight (1: not applied) */
     int n_outputs;   /* > 1: a model of several outputs, each with its own in `outputs` */
     tg__output_compile *outputs;
+    double window_samples; /* distributed with gradient accumulation: rows since the last update */
 } tg_compiled;
+
+/* Distributed with gradient accumulation: the gradients stay on each rank between the
+ * optimizer's updates, which average the accumulated sums over the ranks (weighed by the
+ * rows each saw); every step the ranks only agree that none failed. */
+bool tg__accumulates_locally(const tg_model *m);
+/* That agreement, after this rank's step (`failed`): -1 on every rank if one failed. */
+int tg__agree_step(tg_loc loc, tg_model *m, bool failed);
 
 tg_compiled *tg__compiled(const tg_model *m);
 /* False on the ranks other than 0 of a distributed fit: they train but do not write

@@ -246,6 +246,39 @@ static void fit_matches_one_process(tg_dtype dtype, bool regression, double tol)
     tg_scope_end(s);
 }
 
+/* Gradient accumulation (2 steps) over the ranks: the gradients stay on each rank between
+ * updates, which average the accumulated sums; the weights are one process's with the
+ * same accumulation (float64, full batches: each rank's rows are the same every step),
+ * and only the updates average gradients. */
+static void test_fit_accumulated(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F64, 128, true, &x, &y);
+    tg_model *one = mlp(TG_F64, 11, 1), *dist = mlp(TG_F64, 11, 1);
+    CHECK(tg_compile(one, .optimizer = tg_adam(.learning_rate = 0.01, .gradient_accumulation_steps = 2),
+                     .loss = TG_LOSS_MSE) == 0);
+    CHECK(tg_compile(dist, .optimizer = tg_adam(.learning_rate = 0.01, .gradient_accumulation_steps = 2),
+                     .loss = TG_LOSS_MSE, .distribute = true) == 0);
+    tg_history *h1 = tg_fit(one, x, y, .epochs = 2, .batch_size = 64, .seed = 3, .verbose = TG_VERBOSE_SILENT);
+    int64_t before = tg_distributed_get_stats().reductions;
+    tg_history *hd = tg_fit(dist, x, y, .epochs = 2, .batch_size = 64, .seed = 3, .verbose = TG_VERBOSE_SILENT);
+    int64_t averaged = tg_distributed_get_stats().reductions - before;
+    CHECK(h1 && hd);
+    double w1[512], wd[512];
+    int n1 = weights(one, w1, 512), nd = weights(dist, wd, 512);
+    CHECK(n1 > 0 && n1 == nd && max_rel_diff(wd, w1, n1) <= 1e-12);
+    CHECK(same_on_every_rank(wd, nd));
+    if (averaged != 2) /* 4 steps, 2 updates */
+        printf("  rank %d: %lld gradient averages for 2 updates\n", rank, (long long)averaged);
+    CHECK(averaged == 2);
+    tg_history_free(h1);
+    tg_history_free(hd);
+    tg_model_free(one);
+    tg_model_free(dist);
+    tg_scope_end(s);
+}
+
 static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
 static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
 
@@ -743,6 +776,7 @@ int main(int argc, char **argv)
     RUN(test_broadcast);
     RUN(test_fit_float32);
     RUN(test_fit_float64);
+    RUN(test_fit_accumulated);
     RUN(test_custom_loop);
     RUN(test_buckets);
     RUN(test_buckets_graph);
