@@ -35,9 +35,12 @@ TG_BEGIN_DECLS
 
 #define TG_MAX_RANK 8
 
-typedef enum tg_dtype { TG_F32 = 0, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_DTYPE_COUNT } tg_dtype;
+/* TG_BF16 (bfloat16: float32's sign, exponent and top 7 mantissa bits) is a storage
+ * dtype: tg_cast makes it (rounding to nearest even, NaN kept, overflow to Inf) and reads
+ * it back exactly; the other ops take float32 and float64. */
+typedef enum tg_dtype { TG_F32 = 0, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_BF16, TG_DTYPE_COUNT } tg_dtype;
 
-const char *tg_dtype_name(tg_dtype dtype); /* "float32", "int64", ... */
+const char *tg_dtype_name(tg_dtype dtype); /* "float32", "int64", "bfloat16", ... */
 size_t tg_dtype_size(tg_dtype dtype);
 bool tg_dtype_is_float(tg_dtype dtype);
 

@@ -151,7 +151,7 @@ int tg_load_fashion_mnist_at(tg_loc loc, const char *dir, tg_dataset **train, tg
 /* The format of Hugging Face's safetensors: an 8-byte little-endian header size N, N bytes
  * of JSON {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets"}, ...}
  * padded with spaces to a multiple of 8, then the raw little-endian data. tapegrad writes
- * F32, F64, I32, I64 and BOOL, with the keys sorted and the data ordered by element size
+ * F32, F64, I32, I64, BOOL and BF16, with the keys sorted and the data ordered by element size
  * (largest first), then name, so every tensor is aligned to its element size. It reads
  * those and U8, I8, I16, U16 (as int32), U32, U64 (as int64), F16 and BF16 (as float32).
  *

@@ -44,7 +44,7 @@ enum { N_DTYPES = sizeof DTYPES / sizeof DTYPES[0] };
 static const char *st_name_of(tg_dtype d)
 {
     static const char *const names[TG_DTYPE_COUNT] = {
-        [TG_F32] = "F32", [TG_F64] = "F64", [TG_I32] = "I32", [TG_I64] = "I64", [TG_BOOL] = "BOOL"};
+        [TG_F32] = "F32", [TG_F64] = "F64", [TG_I32] = "I32", [TG_I64] = "I64", [TG_BOOL] = "BOOL", [TG_BF16] = "BF16"};
     return (unsigned)d < TG_DTYPE_COUNT ? names[d] : NULL;
 }
 

@@ -710,6 +710,7 @@ static int64_t sat_i64(double v)
 #define TO_I32(v)  _Generic((v), float : sat_i32(v), double : sat_i32(v), default : (int32_t)(v))
 #define TO_I64(v)  _Generic((v), float : sat_i64(v), double : sat_i64(v), default : (int64_t)(v))
 #define TO_BOOL(v) ((uint8_t)((v) != 0))
+#define TO_BF16(v) tg__bf16_from_f32((float)(v)) /* doubles through float32, as PyTorch */
 
 #define CAST_LOOP(TD, TS, CONV)                 \
     do {                                        \
@@ -718,6 +719,13 @@ static int64_t sat_i64(double v)
         for (int64_t i = 0; i < out->size; i++) \
             o_[i] = CONV(x_[i]);                \
     } while (0)
+#define CAST_LOOP_BF16(TD, CONV)                    \
+    do {                                            \
+        TD *o_ = out->data;                         \
+        const uint16_t *x_ = x->data;               \
+        for (int64_t i = 0; i < out->size; i++)     \
+            o_[i] = CONV(tg__f32_from_bf16(x_[i])); \
+    } while (0)
 #define CAST_FROM(TD, CONV)                            \
     switch (x->dtype) {                                \
     case TG_F32: CAST_LOOP(TD, float, CONV); break;    \
@@ -725,6 +733,7 @@ static int64_t sat_i64(double v)
     case TG_I32: CAST_LOOP(TD, int32_t, CONV); break;  \
     case TG_I64: CAST_LOOP(TD, int64_t, CONV); break;  \
     case TG_BOOL: CAST_LOOP(TD, uint8_t, CONV); break; \
+    case TG_BF16: CAST_LOOP_BF16(TD, CONV); break;     \
     default: break;                                    \
     }
 
@@ -737,6 +746,7 @@ bool tg__cast_forward(const tg_call *c, tg_tensor *out)
     case TG_I32: CAST_FROM(int32_t, TO_I32); break;
     case TG_I64: CAST_FROM(int64_t, TO_I64); break;
     case TG_BOOL: CAST_FROM(uint8_t, TO_BOOL); break;
+    case TG_BF16: CAST_FROM(uint16_t, TO_BF16); break;
     default: break;
     }
     return true;
@@ -745,7 +755,7 @@ bool tg__cast_forward(const tg_call *c, tg_tensor *out)
 bool tg__cast_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     if ((unsigned)c->a->dtype >= TG_DTYPE_COUNT) {
-        tg__fail(c->loc, "tg_cast: %d is not a dtype (use TG_F32, TG_F64, TG_I32, TG_I64 or TG_BOOL)",
+        tg__fail(c->loc, "tg_cast: %d is not a dtype (use TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL or TG_BF16)",
                  (int)c->a->dtype);
         return false;
     }

@@ -188,6 +188,7 @@ enum { /* tg_op_def.dtypes: bit d for dtype d */
        TG_DTYPES_BOOL = 1u << TG_BOOL,
        TG_DTYPES_NUMBER = TG_DTYPES_FLOAT | TG_DTYPES_INT,
        TG_DTYPES_ANY = TG_DTYPES_NUMBER | TG_DTYPES_BOOL,
+       TG_DTYPES_CASTABLE = TG_DTYPES_ANY | 1u << TG_BF16, /* tg_cast: bfloat16 too */
 };
 
 typedef struct tg_op_def {

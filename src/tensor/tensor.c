@@ -11,7 +11,7 @@ static const struct {
     size_t size;
 } dtypes[TG_DTYPE_COUNT] = {
     [TG_F32] = {"float32", 4}, [TG_F64] = {"float64", 8}, [TG_I32] = {"int32", 4},
-    [TG_I64] = {"int64", 8},   [TG_BOOL] = {"bool", 1},
+    [TG_I64] = {"int64", 8},   [TG_BOOL] = {"bool", 1},   [TG_BF16] = {"bfloat16", 2},
 };
 
 const char *tg_dtype_name(tg_dtype d) { return (unsigned)d < TG_DTYPE_COUNT ? dtypes[d].name : "unknown"; }
@@ -60,6 +60,7 @@ double tg__get(const tg_tensor *t, int64_t i)
     case TG_I32: return ((const int32_t *)t->data)[i];
     case TG_I64: return (double)((const int64_t *)t->data)[i];
     case TG_BOOL: return ((const uint8_t *)t->data)[i];
+    case TG_BF16: return tg__f32_from_bf16(((const uint16_t *)t->data)[i]);
     default: return NAN;
     }
 }
@@ -72,6 +73,7 @@ void tg__set(tg_tensor *t, int64_t i, double v)
     case TG_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
     case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
     case TG_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    case TG_BF16: ((uint16_t *)t->data)[i] = tg__bf16_from_f32((float)v); break; /* via float32, as torch */
     default: break;
     }
 }
@@ -342,7 +344,7 @@ static void format_elem(const tg_tensor *t, int64_t i, char *out, size_t size)
     double v = tg__get(t, i);
     if (t->dtype == TG_BOOL)
         snprintf(out, size, "%s", v ? "True" : "False");
-    else if (!tg_dtype_is_float(t->dtype))
+    else if (!tg_dtype_is_float(t->dtype) && t->dtype != TG_BF16)
         snprintf(out, size, "%lld", t->dtype == TG_I64 ? (long long)((const int64_t *)t->data)[i] : (long long)v);
     else if (isnan(v))
         snprintf(out, size, "nan");
@@ -351,7 +353,7 @@ static void format_elem(const tg_tensor *t, int64_t i, char *out, size_t size)
     else if (v == floor(v) && fabs(v) < 1e16)
         snprintf(out, size, "%.0f.", v);
     else
-        snprintf(out, size, "%.*g", t->dtype == TG_F32 ? 8 : 16, v);
+        snprintf(out, size, "%.*g", t->dtype == TG_BF16 ? 4 : t->dtype == TG_F32 ? 8 : 16, v);
 }
 
 #define PRINT_EDGE      3 /* like numpy: long axes show their first and last 3 items */

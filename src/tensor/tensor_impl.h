@@ -150,7 +150,29 @@ bool tg__check_input(tg_loc loc, const char *func, const tg_tensor *t, const cha
 void tg__retire(void *p);
 
 /* Element sizes, inlined for the hot path (tg_dtype_size checks its argument). */
-static inline size_t tg__dsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_BOOL ? 1 : 4; }
+static inline size_t tg__dsize(tg_dtype d)
+{
+    return d == TG_F64 || d == TG_I64 ? 8 : d == TG_BOOL ? 1 : d == TG_BF16 ? 2 : 4;
+}
+
+/* bfloat16 from float32 as PyTorch's c10::BFloat16 rounds it: to nearest, ties to even
+ * (so a value past the largest finite rounds to Inf), and any NaN to the quiet 0x7FC0. */
+static inline uint16_t tg__bf16_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if (f != f)
+        return 0x7FC0;
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float tg__f32_from_bf16(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 /* ---- checked size arithmetic ------------------------------------------------------------ */
 /* Every dimension, element count, offset and byte count computed from what a user gave
