@@ -254,6 +254,50 @@ tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 #define tg_global_average_pooling2d(...) \
     tg_global_average_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* ---- more convolution and pooling (docs/keras.md lists them beside Keras's names) ------- */
+/* Keras's Conv1D on sequences (batch, steps, channels): a kernel (kernel_size, in, filters)
+ * slid along the steps, plus a bias, then the activation. */
+typedef struct tg_conv1d_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                   /* required, > 0 */
+    int64_t kernel_size;               /* required, > 0 */
+    int64_t strides;                   /* default 1 */
+    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t dilation_rate;             /* default 1; above 1 only with strides 1, as Keras */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform */
+    tg_initializer bias_initializer;   /* default zeros */
+} tg_conv1d_layer_opts;
+tg_layer *tg_conv1d_layer_at(tg_loc loc, tg_conv1d_layer_opts o);
+#define tg_conv1d_layer(...) \
+    tg_conv1d_layer_at(TG_LOC, TG__OPTS(tg_conv1d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* MaxPooling1D and AveragePooling1D on (batch, steps, channels). */
+typedef struct tg_pooling1d_opts {
+    TG__LAYER_FIELDS;
+    int64_t pool_size;  /* default 2 */
+    int64_t strides;    /* default: the pool size */
+    tg_padding padding; /* default TG_PADDING_VALID */
+} tg_pooling1d_opts;
+tg_layer *tg_max_pooling1d_at(tg_loc loc, tg_pooling1d_opts o);
+tg_layer *tg_average_pooling1d_at(tg_loc loc, tg_pooling1d_opts o);
+#define tg_max_pooling1d(...) tg_max_pooling1d_at(TG_LOC, TG__OPTS(tg_pooling1d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_average_pooling1d(...) \
+    tg_average_pooling1d_at(TG_LOC, TG__OPTS(tg_pooling1d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* GlobalMaxPooling1D, GlobalAveragePooling1D ((steps, c) -> (c)) and GlobalMaxPooling2D
+ * ((h, w, c) -> (c)); they take GlobalAveragePooling2D's options. */
+tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o);
+tg_layer *tg_global_average_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o);
+tg_layer *tg_global_max_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o);
+#define tg_global_max_pooling1d(...) \
+    tg_global_max_pooling1d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_global_average_pooling1d(...) \
+    tg_global_average_pooling1d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_global_max_pooling2d(...) \
+    tg_global_max_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- recurrent layers (batch, time, features) ------------------------------------------ */
 /* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
  * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),

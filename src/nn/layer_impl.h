@@ -81,6 +81,8 @@ struct tg_layer {
         tg_embedding_opts embedding;
         tg_conv2d_layer_opts conv;
         tg_pooling2d_opts pool;
+        tg_conv1d_layer_opts conv1d;
+        tg_pooling1d_opts pool1d;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_prelu_layer_opts prelu;

@@ -1,0 +1,199 @@
+/* The sequence, image-shape and preprocessing layers over existing ops: Conv1D, the 1-D and
+ * global poolings, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, UpSampling2D,
+ * ZeroPadding2D, Cropping2D, Rescaling, RandomFlip, RandomCrop. Values against PyTorch
+ * (tests/fixtures/layer_golden.txt, tools/make_layer_fixtures.py, which maps Keras's
+ * kernel layouts to torch's) or by hand; variable names and shapes as Keras 3's; gradients
+ * against float64 finite differences; a Sequential that fits; errors naming the layer. */
+#define INDEX_GOLDEN_PATH TG_FIXTURES_DIR "/layer_golden.txt"
+#include "gradcheck.h"
+#include "index_golden.h"
+
+/* Sums of a few products in another order; bilinear weights in float32 as TF's. */
+#define LAYER_TOL    1e-12
+#define BILINEAR_TOL 1e-6
+#define GRAD_EPS     1e-6
+#define GRAD_TOL     1e-6
+
+static bool shape_eq(tg_shape a, tg_shape b)
+{
+    if (a.rank != b.rank)
+        return false;
+    for (int i = 0; i < a.rank; i++)
+        if (a.dims[i] != b.dims[i])
+            return false;
+    return true;
+}
+
+static tg_tensor *layer_fn(tg_tensor *const *xs, int n, void *user)
+{
+    (void)n;
+    return tg_layer_call((tg_layer *)user, xs[0], .training = false);
+}
+
+typedef struct var_loss_ctx {
+    tg_layer *layer;
+    tg_tensor *x, *w;
+} var_loss_ctx;
+
+static tg_tensor *var_loss(void *user)
+{
+    var_loss_ctx *c = user;
+    return tg_sum(tg_mul(tg_layer_call(c->layer, c->x), c->w));
+}
+
+/* Case `c` of the fixtures on a float64 `layer`: its variables are named "<layer>/<var>"
+ * for vars[0..nv-1] with the fixture's shapes (and take its values), the output matches
+ * c.y, and the gradients in x and in the variables match finite differences. */
+static bool golden_layer(const char *c, tg_layer *layer, const char *const *vars, int nv, double tol)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.x", c);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = golden(name);
+    bool ok = x && tg_layer_call(layer, x) != NULL;
+    int n = 0;
+    tg_tensor *const *v = ok ? tg_layer_variables(layer, &n) : NULL;
+    if (ok && n != nv) {
+        printf("  %s: %d variables, expected %d\n", c, n, nv);
+        ok = false;
+    }
+    for (int i = 0; ok && i < nv; i++) {
+        char want[96];
+        snprintf(want, sizeof want, "%s/%s", tg_layer_name(layer), vars[i]);
+        snprintf(name, sizeof name, "%s.%s", c, vars[i]);
+        tg_tensor *g = golden(name);
+        ok = g && strcmp(tg_variable_name(v[i]), want) == 0 && shape_eq(tg_shape_of(v[i]), tg_shape_of(g)) &&
+             tg_assign(v[i], g) == 0;
+        if (!ok)
+            printf("  %s: variable %d is \"%s\", expected \"%s\" shaped as %s\n", c, i, tg_variable_name(v[i]), want,
+                   name);
+    }
+    snprintf(name, sizeof name, "%s.y", c);
+    ok = ok && golden_matches(c, tg_layer_call(layer, x), name, tol);
+    tg_tensor *xs[1] = {x};
+    ok = ok && gradcheck(c, layer_fn, xs, 1, layer, GRAD_EPS, GRAD_TOL);
+    if (ok && nv) {
+        var_loss_ctx ctx = {layer, x, gc_weights(tg_layer_call(layer, x), 99)};
+        ok = gradcheck_variables(c, var_loss, v, n, &ctx, GRAD_EPS, GRAD_TOL);
+    }
+    tg_scope_end(s);
+    return ok;
+}
+
+static bool output_shape_is(const tg_layer *l, tg_shape want)
+{
+    return shape_eq(tg_layer_output_shape(l), want);
+}
+
+/* ---- Conv1D, poolings ----------------------------------------------------------------------------- */
+static void test_conv1d(void)
+{
+    static const char *const kb[] = {"kernel", "bias"};
+    tg_layer *a = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .padding = TG_PADDING_SAME, .dtype = TG_F64);
+    CHECK(golden_layer("conv1d_same", a, kb, 2, LAYER_TOL) && output_shape_is(a, TG_SHAPE(7, 4)));
+    tg_layer *b = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .strides = 2, .padding = TG_PADDING_SAME,
+                                  .dtype = TG_F64);
+    CHECK(golden_layer("conv1d_s2_same", b, kb, 2, LAYER_TOL) && output_shape_is(b, TG_SHAPE(4, 4)));
+    tg_layer *c = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .dilation_rate = 2, .dtype = TG_F64);
+    CHECK(golden_layer("conv1d_dil2_valid", c, kb, 2, LAYER_TOL) && output_shape_is(c, TG_SHAPE(3, 4)));
+    CHECK(strcmp(tg_layer_class_name(a), "Conv1D") == 0 && strcmp(tg_layer_name(a), "conv1d") == 0);
+    /* without a bias, with an activation: relu of the same convolution, one variable */
+    tg_scope *s = tg_scope_begin();
+    tg_layer *d = tg_conv1d_layer(.filters = 1, .kernel_size = 2, .use_bias = false, .activation = TG_RELU,
+                                  .dtype = TG_F64);
+    tg_tensor *x = tg_reshape(tg_arange(TG_F64, 1, 5, 1), TG_SHAPE(1, 4, 1)); /* 1 2 3 4 */
+    int n;
+    CHECK(tg_layer_call(d, x) && tg_layer_variables(d, &n) && n == 1);
+    static const double k[] = {1, -2};
+    CHECK(tg_assign(tg_layer_variables(d, &n)[0], tg_tensor_from(TG_F64, TG_SHAPE(2, 1, 1), k)) == 0);
+    CHECK_VALUES(tg_layer_call(d, x), 0, 0, 0, 0); /* 1-4, 2-6, 3-8: all negative */
+    tg_scope_end(s);
+    tg_layer_free(a);
+    tg_layer_free(b);
+    tg_layer_free(c);
+    tg_layer_free(d);
+}
+
+static void test_poolings(void)
+{
+    tg_layer *mp = tg_max_pooling1d(.pool_size = 3, .strides = 2, .dtype = TG_F64);
+    CHECK(golden_layer("max_pool1d_k3_s2", mp, NULL, 0, LAYER_TOL) && output_shape_is(mp, TG_SHAPE(3, 3)));
+    tg_layer *ap = tg_average_pooling1d(.padding = TG_PADDING_SAME, .dtype = TG_F64); /* 2, strides 2 */
+    CHECK(golden_layer("avg_pool1d_same", ap, NULL, 0, LAYER_TOL) && output_shape_is(ap, TG_SHAPE(4, 3)));
+    tg_layer *gm1 = tg_global_max_pooling1d(.dtype = TG_F64);
+    CHECK(golden_layer("global_max1d", gm1, NULL, 0, LAYER_TOL) && output_shape_is(gm1, TG_SHAPE(3)));
+    tg_layer *ga1 = tg_global_average_pooling1d(.dtype = TG_F64);
+    CHECK(golden_layer("global_avg1d", ga1, NULL, 0, LAYER_TOL) && output_shape_is(ga1, TG_SHAPE(3)));
+    tg_layer *gm2 = tg_global_max_pooling2d(.dtype = TG_F64);
+    CHECK(golden_layer("global_max2d", gm2, NULL, 0, LAYER_TOL) && output_shape_is(gm2, TG_SHAPE(2)));
+    CHECK(strcmp(tg_layer_name(mp), "max_pooling1d") == 0 && strcmp(tg_layer_name(ap), "average_pooling1d") == 0 &&
+          strcmp(tg_layer_name(gm1), "global_max_pooling1d") == 0 &&
+          strcmp(tg_layer_name(ga1), "global_average_pooling1d") == 0 &&
+          strcmp(tg_layer_class_name(gm2), "GlobalMaxPooling2D") == 0);
+    tg_layer_free(mp);
+    tg_layer_free(ap);
+    tg_layer_free(gm1);
+    tg_layer_free(ga1);
+    tg_layer_free(gm2);
+}
+
+static void test_sequence_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_clear_error();
+    EXPECT_ERROR(tg_conv1d_layer(.filters = 0, .kernel_size = 3) == NULL,
+                 "tg_conv1d_layer: filters must be a positive integer, got 0");
+    EXPECT_ERROR(tg_conv1d_layer(.filters = 2) == NULL, "tg_conv1d_layer: kernel_size must be positive");
+    EXPECT_ERROR(tg_conv1d_layer(.filters = 2, .kernel_size = 3, .strides = 2, .dilation_rate = 2) == NULL,
+                 "tg_conv1d_layer: strides > 1 does not go with dilation_rate > 1 (got 2 and 2)");
+    EXPECT_ERROR(tg_conv1d_layer(.filters = 2, .kernel_size = 3, .padding = (tg_padding)4) == NULL,
+                 "tg_conv1d_layer: padding 4 is neither TG_PADDING_VALID nor TG_PADDING_SAME");
+    EXPECT_ERROR(tg_max_pooling1d(.pool_size = -2) == NULL, "tg_max_pooling1d: pool_size and strides must be positive");
+    tg_layer *c = tg_conv1d_layer(.filters = 2, .kernel_size = 3);
+    EXPECT_ERROR(tg_layer_call(c, tg_ones(TG_F32, TG_SHAPE(2, 4, 4, 1))) == NULL,
+                 "Conv1D \"conv1d\": expects batches of sequences (batch, steps, channels), but one example has "
+                 "shape (4, 4, 1)");
+    EXPECT_ERROR(tg_layer_call(c, tg_ones(TG_F32, TG_SHAPE(2, 2, 1))) == NULL,
+                 "Conv1D \"conv1d\": a window of 3 steps does not fit in a sequence of 2 with TG_PADDING_VALID");
+    tg_layer *g = tg_global_max_pooling2d();
+    EXPECT_ERROR(tg_layer_call(g, tg_ones(TG_F32, TG_SHAPE(2, 4, 1))) == NULL,
+                 "GlobalMaxPooling2D \"global_max_pooling2d\": expects batches of images");
+    tg_layer_free(c);
+    tg_layer_free(g);
+    tg_scope_end(s);
+}
+
+/* A Sequential of the sequence layers learns a target the pooled features give. */
+static void test_sequence_model_fits(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_rng *r = tg_rng_new(5);
+    tg_tensor *x = tg_random_normal(r, TG_F32, TG_SHAPE(32, 8, 2));
+    tg_rng_free(r);
+    tg_tensor *y = tg_mean(x, .axes = TG_AXES(1, 2)); /* one number per example */
+    tg_model *m = tg_sequential(tg_conv1d_layer(.filters = 4, .kernel_size = 3, .padding = TG_PADDING_SAME,
+                                                .activation = TG_RELU, .input_shape = TG_SHAPE(8, 2)),
+                                tg_max_pooling1d(), tg_average_pooling1d(.pool_size = 2, .strides = 1),
+                                tg_global_average_pooling1d(), tg_dense(.units = 1));
+    CHECK(m != NULL);
+    CHECK(tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_MSE) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 20, .batch_size = 8, .verbose = TG_VERBOSE_SILENT);
+    int n = 0;
+    const double *loss = h ? tg_history_get(h, "loss", &n) : NULL;
+    CHECK(loss && n == 20 && loss[n - 1] < loss[0]);
+    if (loss)
+        printf("  sequence model loss %g -> %g\n", loss[0], loss[n - 1]);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    (void)golden_case; /* index_golden.h's op form; the cases here are layers */
+    RUN(test_conv1d);
+    RUN(test_poolings);
+    RUN(test_sequence_errors);
+    RUN(test_sequence_model_fits);
+    return TEST_SUMMARY();
+}
