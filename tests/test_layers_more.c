@@ -80,10 +80,7 @@ static bool golden_layer(const char *c, tg_layer *layer, const char *const *vars
     return ok;
 }
 
-static bool output_shape_is(const tg_layer *l, tg_shape want)
-{
-    return shape_eq(tg_layer_output_shape(l), want);
-}
+static bool output_shape_is(const tg_layer *l, tg_shape want) { return shape_eq(tg_layer_output_shape(l), want); }
 
 /* ---- Conv1D, poolings ----------------------------------------------------------------------------- */
 static void test_conv1d(void)
@@ -91,16 +88,16 @@ static void test_conv1d(void)
     static const char *const kb[] = {"kernel", "bias"};
     tg_layer *a = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .padding = TG_PADDING_SAME, .dtype = TG_F64);
     CHECK(golden_layer("conv1d_same", a, kb, 2, LAYER_TOL) && output_shape_is(a, TG_SHAPE(7, 4)));
-    tg_layer *b = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .strides = 2, .padding = TG_PADDING_SAME,
-                                  .dtype = TG_F64);
+    tg_layer *b =
+        tg_conv1d_layer(.filters = 4, .kernel_size = 3, .strides = 2, .padding = TG_PADDING_SAME, .dtype = TG_F64);
     CHECK(golden_layer("conv1d_s2_same", b, kb, 2, LAYER_TOL) && output_shape_is(b, TG_SHAPE(4, 4)));
     tg_layer *c = tg_conv1d_layer(.filters = 4, .kernel_size = 3, .dilation_rate = 2, .dtype = TG_F64);
     CHECK(golden_layer("conv1d_dil2_valid", c, kb, 2, LAYER_TOL) && output_shape_is(c, TG_SHAPE(3, 4)));
     CHECK(strcmp(tg_layer_class_name(a), "Conv1D") == 0 && strcmp(tg_layer_name(a), "conv1d") == 0);
     /* without a bias, with an activation: relu of the same convolution, one variable */
     tg_scope *s = tg_scope_begin();
-    tg_layer *d = tg_conv1d_layer(.filters = 1, .kernel_size = 2, .use_bias = false, .activation = TG_RELU,
-                                  .dtype = TG_F64);
+    tg_layer *d =
+        tg_conv1d_layer(.filters = 1, .kernel_size = 2, .use_bias = false, .activation = TG_RELU, .dtype = TG_F64);
     tg_tensor *x = tg_reshape(tg_arange(TG_F64, 1, 5, 1), TG_SHAPE(1, 4, 1)); /* 1 2 3 4 */
     int n;
     CHECK(tg_layer_call(d, x) && tg_layer_variables(d, &n) && n == 1);
@@ -188,6 +185,88 @@ static void test_sequence_model_fits(void)
     tg_scope_end(s);
 }
 
+/* ---- Conv2DTranspose, DepthwiseConv2D, SeparableConv2D ------------------------------------------- */
+static void test_conv2d_transpose(void)
+{
+    static const char *const kb[] = {"kernel", "bias"};
+    tg_layer *a = tg_conv2d_transpose_layer(.filters = 2, .kernel_size = {3}, .strides = {2},
+                                            .padding = TG_PADDING_SAME, .dtype = TG_F64);
+    CHECK(golden_layer("conv2d_transpose_s2_same", a, kb, 2, LAYER_TOL) && output_shape_is(a, TG_SHAPE(6, 6, 2)));
+    tg_layer *b = tg_conv2d_transpose_layer(.filters = 2, .kernel_size = {3, 3}, .strides = {2, 2}, .dtype = TG_F64);
+    CHECK(golden_layer("conv2d_transpose_s2_valid", b, kb, 2, LAYER_TOL) && output_shape_is(b, TG_SHAPE(7, 7, 2)));
+    tg_layer *c = tg_conv2d_transpose_layer(.filters = 2, .kernel_size = {3}, .dtype = TG_F64);
+    CHECK(golden_layer("conv2d_transpose_s1_valid", c, kb, 2, LAYER_TOL) && output_shape_is(c, TG_SHAPE(5, 5, 2)));
+    CHECK(strcmp(tg_layer_name(a), "conv2d_transpose") == 0 && strcmp(tg_layer_class_name(a), "Conv2DTranspose") == 0);
+    /* a 1x1 kernel with stride 3 (smaller than the stride): each pixel lands alone, the
+     * rest is the bias; Keras's length in * s */
+    tg_scope *s = tg_scope_begin();
+    tg_layer *d = tg_conv2d_transpose_layer(.filters = 1, .kernel_size = {1}, .strides = {3}, .dtype = TG_F64,
+                                            .bias_initializer = tg_init_constant(0.5));
+    tg_tensor *x = tg_reshape(tg_arange(TG_F64, 1, 3, 1), TG_SHAPE(1, 1, 2, 1));
+    tg_tensor *y = tg_layer_call(d, x);
+    int n;
+    tg_tensor *k = tg_layer_variables(d, &n)[0];
+    CHECK(tg_assign(k, tg_fill(TG_F64, TG_SHAPE(1, 1, 1, 1), 2.0)) == 0);
+    y = tg_layer_call(d, x);
+    CHECK(y && tg_dim(y, 1) == 3 && tg_dim(y, 2) == 6);
+    CHECK_VALUES(tg_slice(y, TG_SHAPE(0, 0, 0, 0), TG_SHAPE(1, 1, 6, 1)), 0, 2.5, 0.5, 0.5, 4.5, 0.5, 0.5);
+    tg_scope_end(s);
+    tg_layer_free(a);
+    tg_layer_free(b);
+    tg_layer_free(c);
+    tg_layer_free(d);
+}
+
+static void test_depthwise_separable(void)
+{
+    static const char *const dwv[] = {"kernel", "bias"};
+    tg_layer *dw = tg_depthwise_conv2d_layer(.kernel_size = {3}, .strides = {2}, .padding = TG_PADDING_SAME,
+                                             .depth_multiplier = 2, .dtype = TG_F64);
+    CHECK(golden_layer("depthwise_m2_s2_same", dw, dwv, 2, LAYER_TOL) && output_shape_is(dw, TG_SHAPE(3, 3, 6)));
+    static const char *const sepv[] = {"depthwise_kernel", "pointwise_kernel", "bias"};
+    tg_layer *sep = tg_separable_conv2d_layer(.filters = 3, .kernel_size = {2}, .depth_multiplier = 2,
+                                              .padding = TG_PADDING_SAME, .dtype = TG_F64);
+    CHECK(golden_layer("separable_same", sep, sepv, 3, LAYER_TOL) && output_shape_is(sep, TG_SHAPE(5, 5, 3)));
+    CHECK(strcmp(tg_layer_name(dw), "depthwise_conv2d") == 0 && strcmp(tg_layer_name(sep), "separable_conv2d") == 0 &&
+          strcmp(tg_layer_class_name(sep), "SeparableConv2D") == 0);
+    /* dilation 2, VALID: a 3x3 kernel spans 5 pixels */
+    tg_scope *s = tg_scope_begin();
+    tg_layer *dd = tg_depthwise_conv2d_layer(.kernel_size = {3}, .dilation_rate = {2}, .use_bias = false);
+    tg_tensor *y = tg_layer_call(dd, tg_ones(TG_F32, TG_SHAPE(1, 6, 7, 2)));
+    CHECK(y && output_shape_is(dd, TG_SHAPE(2, 3, 2)));
+    int n;
+    CHECK(tg_layer_variables(dd, &n) && n == 1);
+    tg_scope_end(s);
+    tg_layer_free(dw);
+    tg_layer_free(sep);
+    tg_layer_free(dd);
+}
+
+static void test_conv2d_family_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_clear_error();
+    EXPECT_ERROR(tg_conv2d_transpose_layer(.filters = 0, .kernel_size = {3}) == NULL,
+                 "tg_conv2d_transpose_layer: filters must be a positive integer, got 0");
+    EXPECT_ERROR(tg_conv2d_transpose_layer(.filters = 1) == NULL,
+                 "tg_conv2d_transpose_layer: kernel_size (e.g. .kernel_size = {3, 3}) must be positive");
+    EXPECT_ERROR(tg_depthwise_conv2d_layer(.kernel_size = {3}, .strides = {2}, .dilation_rate = {2}) == NULL,
+                 "tg_depthwise_conv2d_layer: strides > 1 does not go with dilation_rate > 1");
+    EXPECT_ERROR(tg_depthwise_conv2d_layer(.kernel_size = {3}, .depth_multiplier = -1) == NULL,
+                 "tg_depthwise_conv2d_layer: depth_multiplier must be positive, got -1");
+    EXPECT_ERROR(tg_separable_conv2d_layer(.kernel_size = {3}) == NULL,
+                 "tg_separable_conv2d_layer: filters must be a positive integer, got 0");
+    tg_layer *sep = tg_separable_conv2d_layer(.filters = 2, .kernel_size = {3});
+    EXPECT_ERROR(tg_layer_call(sep, tg_ones(TG_F32, TG_SHAPE(2, 5, 3))) == NULL,
+                 "SeparableConv2D \"separable_conv2d\": expects batches of images");
+    tg_layer *dw = tg_depthwise_conv2d_layer(.kernel_size = {3}, .dilation_rate = {3});
+    EXPECT_ERROR(tg_layer_call(dw, tg_ones(TG_F32, TG_SHAPE(1, 6, 8, 1))) == NULL,
+                 "DepthwiseConv2D \"depthwise_conv2d\": a 7x7 window does not fit in a 6x8 image");
+    tg_layer_free(sep);
+    tg_layer_free(dw);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     (void)golden_case; /* index_golden.h's op form; the cases here are layers */
@@ -195,5 +274,8 @@ int main(void)
     RUN(test_poolings);
     RUN(test_sequence_errors);
     RUN(test_sequence_model_fits);
+    RUN(test_conv2d_transpose);
+    RUN(test_depthwise_separable);
+    RUN(test_conv2d_family_errors);
     return TEST_SUMMARY();
 }

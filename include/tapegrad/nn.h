@@ -298,6 +298,54 @@ tg_layer *tg_global_max_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o);
 #define tg_global_max_pooling2d(...) \
     tg_global_max_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* Keras's Conv2DTranspose: conv2d's adjoint, a kernel (kh, kw, filters, in) as Keras
+ * stores it; the output is (h * s + max(k - s, 0), ...) with TG_PADDING_VALID and
+ * (h * s, ...) with TG_PADDING_SAME (k dilated). */
+typedef struct tg_conv2d_transpose_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                   /* required, > 0 */
+    int64_t kernel_size[2];            /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                /* default {1, 1} */
+    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t dilation_rate[2];          /* default {1, 1}; above 1 only with strides 1 */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform */
+    tg_initializer bias_initializer;   /* default zeros */
+} tg_conv2d_transpose_layer_opts;
+tg_layer *tg_conv2d_transpose_layer_at(tg_loc loc, tg_conv2d_transpose_layer_opts o);
+#define tg_conv2d_transpose_layer(...) \
+    tg_conv2d_transpose_layer_at(      \
+        TG_LOC, TG__OPTS(tg_conv2d_transpose_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* Keras's DepthwiseConv2D (variables kernel (kh, kw, in, depth_multiplier) and bias
+ * (in * depth_multiplier)) and SeparableConv2D (depthwise_kernel (kh, kw, in,
+ * depth_multiplier), pointwise_kernel (1, 1, in * depth_multiplier, filters), bias
+ * (filters)). */
+typedef struct tg_separable_conv2d_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                      /* SeparableConv2D: required, > 0; DepthwiseConv2D: unused */
+    int64_t kernel_size[2];               /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                   /* default {1, 1} */
+    tg_padding padding;                   /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t depth_multiplier;             /* default 1 */
+    int64_t dilation_rate[2];             /* default {1, 1}; above 1 only with strides 1 */
+    tg_activation activation;             /* default TG_LINEAR */
+    bool use_bias;                        /* default true */
+    tg_initializer depthwise_initializer; /* default glorot_uniform */
+    tg_initializer pointwise_initializer; /* SeparableConv2D: default glorot_uniform */
+    tg_initializer bias_initializer;      /* default zeros */
+} tg_separable_conv2d_layer_opts;
+typedef tg_separable_conv2d_layer_opts tg_depthwise_conv2d_layer_opts;
+tg_layer *tg_depthwise_conv2d_layer_at(tg_loc loc, tg_depthwise_conv2d_layer_opts o);
+tg_layer *tg_separable_conv2d_layer_at(tg_loc loc, tg_separable_conv2d_layer_opts o);
+#define tg_depthwise_conv2d_layer(...) \
+    tg_depthwise_conv2d_layer_at(      \
+        TG_LOC, TG__OPTS(tg_depthwise_conv2d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+#define tg_separable_conv2d_layer(...) \
+    tg_separable_conv2d_layer_at(      \
+        TG_LOC, TG__OPTS(tg_separable_conv2d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
 /* ---- recurrent layers (batch, time, features) ------------------------------------------ */
 /* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
  * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),

@@ -18,8 +18,7 @@ static bool check_rank(tg_layer *l, tg_loc loc, const tg_shape *in, int rank)
     char buf[TG_SHAPE_STR_MAX];
     return tg__failb(loc, "%s \"%s\": expects batches of %s, but one example has shape %s", l->kind->class_name,
                      l->name,
-                     rank == 2 ? "sequences (batch, steps, channels)"
-                               : "images (batch, height, width, channels), NHWC",
+                     rank == 2 ? "sequences (batch, steps, channels)" : "images (batch, height, width, channels), NHWC",
                      tg__shape_str(in, buf, sizeof buf));
 }
 

@@ -83,6 +83,8 @@ struct tg_layer {
         tg_pooling2d_opts pool;
         tg_conv1d_layer_opts conv1d;
         tg_pooling1d_opts pool1d;
+        tg_conv2d_transpose_layer_opts convt;
+        tg_separable_conv2d_layer_opts sep;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_prelu_layer_opts prelu;
