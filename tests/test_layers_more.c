@@ -267,6 +267,86 @@ static void test_conv2d_family_errors(void)
     tg_scope_end(s);
 }
 
+/* ---- UpSampling2D, ZeroPadding2D, Cropping2D --------------------------------------------------------- */
+static void test_reshaping(void)
+{
+    tg_layer *un = tg_up_sampling2d(.size = {2, 3}, .dtype = TG_F64);
+    CHECK(golden_layer("up_sampling_nearest_2x3", un, NULL, 0, LAYER_TOL) && output_shape_is(un, TG_SHAPE(6, 12, 2)));
+    tg_layer *ub = tg_up_sampling2d(.interpolation = TG_RESIZE_BILINEAR, .dtype = TG_F64); /* size 2 */
+    CHECK(golden_layer("up_sampling_bilinear_2x2", ub, NULL, 0, BILINEAR_TOL) &&
+          output_shape_is(ub, TG_SHAPE(6, 8, 2)));
+    tg_layer *zp = tg_zero_padding2d(.padding = {{1, 2}, {0, 1}}, .dtype = TG_F64);
+    CHECK(golden_layer("zero_padding_1_2_0_1", zp, NULL, 0, 0) && output_shape_is(zp, TG_SHAPE(6, 5, 2)));
+    tg_layer *cr = tg_cropping2d(.cropping = {{1, 0}, {1, 2}}, .dtype = TG_F64);
+    CHECK(golden_layer("cropping_1_0_1_2", cr, NULL, 0, 0) && output_shape_is(cr, TG_SHAPE(2, 1, 2)));
+    CHECK(strcmp(tg_layer_name(un), "up_sampling2d") == 0 && strcmp(tg_layer_name(zp), "zero_padding2d") == 0 &&
+          strcmp(tg_layer_name(cr), "cropping2d") == 0 && strcmp(tg_layer_class_name(zp), "ZeroPadding2D") == 0);
+    /* the defaults: padding (1, 1) all round, no cropping */
+    tg_scope *s = tg_scope_begin();
+    tg_layer *zd = tg_zero_padding2d(), *cd = tg_cropping2d();
+    tg_tensor *one = tg_ones(TG_F32, TG_SHAPE(1, 1, 1, 1));
+    CHECK_VALUES(tg_layer_call(zd, one), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0);
+    CHECK_VALUES(tg_layer_call(cd, one), 0, 1);
+    tg_scope_end(s);
+    tg_layer_free(un);
+    tg_layer_free(ub);
+    tg_layer_free(zp);
+    tg_layer_free(cr);
+    tg_layer_free(zd);
+    tg_layer_free(cd);
+}
+
+static void test_reshaping_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_clear_error();
+    EXPECT_ERROR(tg_up_sampling2d(.size = {2, -1}) == NULL, "tg_up_sampling2d: size must be positive, got {2, -1}");
+    EXPECT_ERROR(tg_up_sampling2d(.interpolation = (tg_resize_method)7) == NULL,
+                 "tg_up_sampling2d: interpolation 7 is neither TG_RESIZE_NEAREST nor TG_RESIZE_BILINEAR");
+    EXPECT_ERROR(tg_zero_padding2d(.padding = {{1, -1}, {0, 0}}) == NULL,
+                 "tg_zero_padding2d: padding must be >= 0, got {{1, -1}, {0, 0}}");
+    EXPECT_ERROR(tg_cropping2d(.cropping = {{0, 0}, {-2, 0}}) == NULL, "tg_cropping2d: cropping must be >= 0");
+    tg_layer *cr = tg_cropping2d(.cropping = {{2, 2}, {0, 0}});
+    EXPECT_ERROR(tg_layer_call(cr, tg_ones(TG_F32, TG_SHAPE(1, 4, 4, 1))) == NULL,
+                 "Cropping2D \"cropping2d\": cropping {{2, 2}, {0, 0}} leaves nothing of a 4x4 image");
+    tg_layer *up = tg_up_sampling2d();
+    EXPECT_ERROR(tg_layer_call(up, tg_ones(TG_F32, TG_SHAPE(1, 4))) == NULL,
+                 "UpSampling2D \"up_sampling2d\": expects batches of images (batch, height, width, channels)");
+    tg_layer_free(cr);
+    tg_layer_free(up);
+    tg_scope_end(s);
+}
+
+/* A small image model of the 2-D layers (a decoder's shapes) learns its target. */
+static void test_image_model_fits(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_rng *r = tg_rng_new(6);
+    tg_tensor *x = tg_random_normal(r, TG_F32, TG_SHAPE(16, 4, 4, 2));
+    tg_rng_free(r);
+    tg_tensor *y = tg_max(x, .axes = TG_AXES(1, 2, 3));
+    tg_model *m =
+        tg_sequential(tg_zero_padding2d(.input_shape = TG_SHAPE(4, 4, 2)),
+                      tg_depthwise_conv2d_layer(.kernel_size = {3}, .depth_multiplier = 2, .activation = TG_RELU),
+                      tg_up_sampling2d(), tg_conv2d_transpose_layer(.filters = 2, .kernel_size = {3}, .strides = {2}),
+                      tg_cropping2d(.cropping = {{1, 1}, {1, 1}}),
+                      tg_separable_conv2d_layer(.filters = 3, .kernel_size = {3}, .padding = TG_PADDING_SAME),
+                      tg_global_max_pooling2d(), tg_dense(.units = 1));
+    CHECK(m != NULL);
+    tg_shape out = tg_layer_output_shape(tg_model_layer(m, 4));
+    CHECK(shape_eq(out, TG_SHAPE(15, 15, 2))); /* 4+2-2 = 4, x2 = 8, 8*2+1 = 17, -2 */
+    CHECK(tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_MSE) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 15, .batch_size = 8, .verbose = TG_VERBOSE_SILENT);
+    int n = 0;
+    const double *loss = h ? tg_history_get(h, "loss", &n) : NULL;
+    CHECK(loss && n == 15 && loss[n - 1] < loss[0]);
+    if (loss)
+        printf("  image model loss %g -> %g\n", loss[0], loss[n - 1]);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     (void)golden_case; /* index_golden.h's op form; the cases here are layers */
@@ -277,5 +357,8 @@ int main(void)
     RUN(test_conv2d_transpose);
     RUN(test_depthwise_separable);
     RUN(test_conv2d_family_errors);
+    RUN(test_reshaping);
+    RUN(test_reshaping_errors);
+    RUN(test_image_model_fits);
     return TEST_SUMMARY();
 }

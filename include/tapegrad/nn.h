@@ -346,6 +346,38 @@ tg_layer *tg_separable_conv2d_layer_at(tg_loc loc, tg_separable_conv2d_layer_opt
     tg_separable_conv2d_layer_at(      \
         TG_LOC, TG__OPTS(tg_separable_conv2d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
 
+/* ---- reshaping images (NHWC) --------------------------------------------------------------- */
+/* Keras's UpSampling2D: rows repeated size[0] times and columns size[1] times (nearest,
+ * the default), or tf.image.resize's bilinear to (h * size[0], w * size[1]). */
+typedef struct tg_up_sampling2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t size[2];                /* default {2, 2}; {k} means {k, k} */
+    tg_resize_method interpolation; /* TG_RESIZE_NEAREST (default) or TG_RESIZE_BILINEAR */
+} tg_up_sampling2d_opts;
+tg_layer *tg_up_sampling2d_at(tg_loc loc, tg_up_sampling2d_opts o);
+#define tg_up_sampling2d(...) \
+    tg_up_sampling2d_at(      \
+        TG_LOC, TG__OPTS(tg_up_sampling2d_opts, TG__LAYER_DEFAULTS, .interpolation = TG_RESIZE_NEAREST, __VA_ARGS__))
+
+/* Keras's ZeroPadding2D: zero rows and columns {{top, bottom}, {left, right}} around each
+ * image (default {{1, 1}, {1, 1}}, Keras's padding=(1, 1)). */
+typedef struct tg_zero_padding2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t padding[2][2]; /* each >= 0; all 0 means the default */
+} tg_zero_padding2d_opts;
+tg_layer *tg_zero_padding2d_at(tg_loc loc, tg_zero_padding2d_opts o);
+#define tg_zero_padding2d(...) \
+    tg_zero_padding2d_at(TG_LOC, TG__OPTS(tg_zero_padding2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's Cropping2D: {{top, bottom}, {left, right}} rows and columns cut off each image
+ * (default none). */
+typedef struct tg_cropping2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t cropping[2][2]; /* each >= 0 */
+} tg_cropping2d_opts;
+tg_layer *tg_cropping2d_at(tg_loc loc, tg_cropping2d_opts o);
+#define tg_cropping2d(...) tg_cropping2d_at(TG_LOC, TG__OPTS(tg_cropping2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- recurrent layers (batch, time, features) ------------------------------------------ */
 /* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
  * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),

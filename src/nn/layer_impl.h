@@ -85,6 +85,9 @@ struct tg_layer {
         tg_pooling1d_opts pool1d;
         tg_conv2d_transpose_layer_opts convt;
         tg_separable_conv2d_layer_opts sep;
+        tg_up_sampling2d_opts up;
+        tg_zero_padding2d_opts zpad;
+        tg_cropping2d_opts crop;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_prelu_layer_opts prelu;
