@@ -69,7 +69,8 @@ static bool zpad_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
     int64_t(*p)[2] = l->o.zpad.padding;
     if (!check_image(l, loc, in))
         return false;
-    *out = (tg_shape){.rank = 3, .dims = {in->dims[0] + p[0][0] + p[0][1], in->dims[1] + p[1][0] + p[1][1], in->dims[2]}};
+    *out =
+        (tg_shape){.rank = 3, .dims = {in->dims[0] + p[0][0] + p[0][1], in->dims[1] + p[1][0] + p[1][1], in->dims[2]}};
     return true;
 }
 
@@ -80,7 +81,8 @@ static tg_tensor *zpad_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg_pad_at(loc, x, TG_SHAPE(0, p[0][0], p[1][0], 0), TG_SHAPE(0, p[0][1], p[1][1], 0), 0.0);
 }
 
-static const tg_layer_kind zpad_kind = {"zero_padding2d", "ZeroPadding2D", true, zpad_build, zpad_call, NULL, NULL, NULL};
+static const tg_layer_kind zpad_kind = {
+    "zero_padding2d", "ZeroPadding2D", true, zpad_build, zpad_call, NULL, NULL, NULL};
 
 tg_layer *tg_zero_padding2d_at(tg_loc loc, tg_zero_padding2d_opts o)
 {
@@ -101,10 +103,12 @@ static bool crop_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
     int64_t(*c)[2] = l->o.crop.cropping;
     if (!check_image(l, loc, in))
         return false;
-    *out = (tg_shape){.rank = 3, .dims = {in->dims[0] - c[0][0] - c[0][1], in->dims[1] - c[1][0] - c[1][1], in->dims[2]}};
+    *out =
+        (tg_shape){.rank = 3, .dims = {in->dims[0] - c[0][0] - c[0][1], in->dims[1] - c[1][0] - c[1][1], in->dims[2]}};
     if (out->dims[0] > 0 && out->dims[1] > 0)
         return true;
-    return tg__failb(loc, "Cropping2D \"%s\": cropping {{%lld, %lld}, {%lld, %lld}} leaves nothing of a %lldx%lld image",
+    return tg__failb(loc,
+                     "Cropping2D \"%s\": cropping {{%lld, %lld}, {%lld, %lld}} leaves nothing of a %lldx%lld image",
                      l->name, (long long)c[0][0], (long long)c[0][1], (long long)c[1][0], (long long)c[1][1],
                      (long long)in->dims[0], (long long)in->dims[1]);
 }
