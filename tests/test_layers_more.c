@@ -347,6 +347,187 @@ static void test_image_model_fits(void)
     tg_scope_end(s);
 }
 
+/* ---- Rescaling, RandomFlip, RandomCrop --------------------------------------------------------------- */
+static void test_rescaling(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_layer *r = tg_rescaling(.scale = 1.0 / 127.5, .offset = -1, .dtype = TG_F64);
+    tg_tensor *x = tg_tensor_from(TG_F64, TG_SHAPE(1, 3), ((double[]){0, 127.5, 255}));
+    CHECK_VALUES(tg_layer_call(r, x), 1e-15, -1, 0, 1);
+    CHECK(strcmp(tg_layer_name(r), "rescaling") == 0 && output_shape_is(r, TG_SHAPE(3)));
+    int n = -1;
+    CHECK(tg_layer_variables(r, &n) != NULL || n == 0);
+    CHECK(n == 0);
+    tg_tensor *xs[1] = {gc_input(3, TG_SHAPE(2, 3), -1, 1)};
+    tg_layer *r2 = tg_rescaling(.scale = -3, .dtype = TG_F64);
+    CHECK(gradcheck("rescaling", layer_fn, xs, 1, r2, GRAD_EPS, GRAD_TOL));
+    tg_clear_error();
+    EXPECT_ERROR(tg_rescaling() == NULL, "tg_rescaling: scale must be finite and nonzero (e.g. .scale = 1.0 / 255)");
+    EXPECT_ERROR(tg_rescaling(.scale = 1, .offset = NAN) == NULL, "offset nan");
+    tg_layer_free(r);
+    tg_layer_free(r2);
+    tg_scope_end(s);
+}
+
+/* Example i of a batch of 1x2x3 images: values 100 i + 0..5, so every value says where it is. */
+static tg_tensor *numbered_images(int64_t n, int64_t h, int64_t w)
+{
+    return tg_reshape(tg_arange(TG_F64, 0, (double)(n * h * w), 1), TG_SHAPE(n, h, w, 1));
+}
+
+/* How many examples of y are x's flip (along `axes`) rather than x; -1 when one is neither. */
+static int count_flipped(const tg_tensor *x, const tg_tensor *y, tg_axes axes)
+{
+    int64_t n = tg_dim(x, 0), k = tg_size(x) / n;
+    tg_tensor *f = tg_reverse(x, axes);
+    double *xv = malloc(sizeof(double) * (size_t)(n * k)), *yv = malloc(sizeof(double) * (size_t)(n * k)),
+           *fv = malloc(sizeof(double) * (size_t)(n * k));
+    tg_copy_out_f64(x, xv, n * k);
+    tg_copy_out_f64(y, yv, n * k);
+    tg_copy_out_f64(f, fv, n * k);
+    int flipped = 0;
+    for (int64_t i = 0; i < n && flipped >= 0; i++) {
+        bool same = !memcmp(xv + i * k, yv + i * k, sizeof(double) * (size_t)k);
+        bool flip = !memcmp(fv + i * k, yv + i * k, sizeof(double) * (size_t)k);
+        flipped = same ? flipped : flip ? flipped + 1 : -1;
+    }
+    free(xv);
+    free(yv);
+    free(fv);
+    return flipped;
+}
+
+static void test_random_flip(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = numbered_images(64, 3, 4);
+    tg_layer *hf = tg_random_flip(.mode = TG_FLIP_HORIZONTAL, .seed = 11, .dtype = TG_F64);
+    tg_tensor *y = tg_layer_call(hf, x, .training = false);
+    CHECK(y && count_flipped(x, y, TG_AXES(2)) == 0); /* identity at inference */
+    y = tg_layer_call(hf, x, .training = true);
+    int k = y ? count_flipped(x, y, TG_AXES(2)) : -1;
+    CHECK(k > 16 && k < 48); /* about half of 64; binomial: outside (16, 48) has odds below 1e-4 */
+    printf("  RandomFlip horizontal flipped %d of 64\n", k);
+    /* the same seed draws the same flips; another seed others */
+    tg_layer *same = tg_random_flip(.mode = TG_FLIP_HORIZONTAL, .seed = 11, .dtype = TG_F64);
+    tg_layer *other = tg_random_flip(.mode = TG_FLIP_HORIZONTAL, .seed = 12, .dtype = TG_F64);
+    tg_tensor *y2 = tg_layer_call(same, x, .training = true), *y3 = tg_layer_call(other, x, .training = true);
+    CHECK(y2 && y3 && tg_item(tg_max(tg_abs(tg_sub(y, y2)))) == 0 && tg_item(tg_max(tg_abs(tg_sub(y, y3)))) > 0);
+    /* vertical and both: every example is x or its flip along those axes */
+    tg_layer *vf = tg_random_flip(.mode = TG_FLIP_VERTICAL, .seed = 3, .dtype = TG_F64);
+    k = count_flipped(x, tg_layer_call(vf, x, .training = true), TG_AXES(1));
+    CHECK(k > 16 && k < 48);
+    tg_layer *bf = tg_random_flip(.seed = 4, .dtype = TG_F64);
+    k = count_flipped(x, tg_layer_call(bf, x, .training = true), TG_AXES(1, 2));
+    CHECK(k > 16 && k < 48);
+    /* the gradient is the flip's: y = P x per example with P its own transpose, so the
+     * gradient of sum(y * c), c a constant equal to x, is P c = y */
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *yt = tg_layer_call(bf, x, .training = true);
+    tg_tensor *loss = tg_sum(tg_mul(yt, numbered_images(64, 3, 4))); /* c: not watched */
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, loss, x);
+    CHECK(g && yt && tg_item(tg_max(tg_abs(tg_sub(g, yt)))) == 0);
+    tg_tape_free(t);
+    CHECK(strcmp(tg_layer_name(hf), "random_flip") == 0 && strcmp(tg_layer_class_name(hf), "RandomFlip") == 0);
+    tg_clear_error();
+    EXPECT_ERROR(tg_random_flip(.mode = (tg_flip_mode)9) == NULL, "tg_random_flip: mode 9 is not");
+    tg_layer *bad = tg_random_flip();
+    EXPECT_ERROR(tg_layer_call(bad, tg_ones(TG_F32, TG_SHAPE(2, 3))) == NULL,
+                 "RandomFlip \"random_flip\": expects batches of images");
+    tg_layer_free(hf);
+    tg_layer_free(same);
+    tg_layer_free(other);
+    tg_layer_free(vf);
+    tg_layer_free(bf);
+    tg_layer_free(bad);
+    tg_scope_end(s);
+}
+
+static void test_random_crop(void)
+{
+    tg_scope *s = tg_scope_begin();
+    /* inference, Keras's path: 4x6 to 2x2 takes the centered 4x4 (columns 1..4) and
+     * resizes it: bilinear halving averages 2x2 blocks (x = 6 r + c) */
+    tg_layer *c = tg_random_crop(.height = 2, .width = 2, .seed = 5, .dtype = TG_F64);
+    tg_tensor *x = numbered_images(1, 4, 6);
+    CHECK_VALUES(tg_layer_call(c, x, .training = false), 1e-6, 4.5, 6.5, 16.5, 18.5);
+    CHECK(output_shape_is(c, TG_SHAPE(2, 2, 1)));
+    /* inference when the centered box already has the target's size: a plain center crop
+     * (4x4 to 2x4: int(4 * 2 / 4) = 2 rows, rows 1..2) */
+    tg_layer *cc = tg_random_crop(.height = 2, .width = 4, .dtype = TG_F64);
+    tg_tensor *x2 = numbered_images(1, 4, 4);
+    CHECK_VALUES(tg_layer_call(cc, x2, .training = false), 0, 4, 5, 6, 7, 8, 9, 10, 11);
+    /* training: one window per batch, every example cut at the same place, at offsets that
+     * vary from call to call and cover the room (0..2 rows, 0..4 columns) */
+    tg_tensor *xb = numbered_images(3, 4, 6);
+    bool seen[3][5] = {{false}};
+    int distinct = 0;
+    for (int call = 0; call < 200; call++) {
+        tg_tensor *y = tg_layer_call(c, xb, .training = true);
+        double v[12];
+        if (!y || tg_copy_out_f64(y, v, 12) != 0)
+            break;
+        int top = (int)v[0] / 6, left = (int)v[0] % 6;
+        bool ok = top <= 2 && left <= 4;
+        for (int i = 0; ok && i < 3; i++)
+            ok = v[4 * i] == 24 * i + 6 * top + left && v[4 * i + 1] == v[4 * i] + 1 && v[4 * i + 2] == v[4 * i] + 6;
+        CHECK(ok);
+        if (!ok)
+            break;
+        distinct += !seen[top][left];
+        seen[top][left] = true;
+    }
+    CHECK(distinct == 15); /* 3 x 5 offsets, each seen in 200 draws (a miss: odds ~ 15 (14/15)^200, 1e-5) */
+    printf("  RandomCrop: %d of the 15 windows drawn\n", distinct);
+    /* the same seed, the same windows */
+    tg_layer *c2 = tg_random_crop(.height = 2, .width = 2, .seed = 5, .dtype = TG_F64);
+    tg_layer *c3 = tg_random_crop(.height = 2, .width = 2, .seed = 5, .dtype = TG_F64);
+    tg_tensor *ya = tg_layer_call(c2, xb, .training = true), *yb = tg_layer_call(c3, xb, .training = true);
+    CHECK(ya && yb && tg_item(tg_max(tg_abs(tg_sub(ya, yb)))) == 0);
+    /* gradients: through the crop and the center path's resize */
+    tg_tensor *xs[1] = {gc_input(8, TG_SHAPE(2, 4, 6, 1), -1, 1)};
+    CHECK(gradcheck("random_crop inference", layer_fn, xs, 1, c, GRAD_EPS, GRAD_TOL));
+    CHECK(strcmp(tg_layer_name(c), "random_crop") == 0 && strcmp(tg_layer_class_name(c), "RandomCrop") == 0);
+    tg_clear_error();
+    EXPECT_ERROR(tg_random_crop(.height = 2) == NULL, "tg_random_crop: height and width must be positive, got 2 and 0");
+    tg_layer *bad = tg_random_crop(.height = 2, .width = 2);
+    EXPECT_ERROR(tg_layer_call(bad, tg_ones(TG_F32, TG_SHAPE(2, 3, 3))) == NULL,
+                 "RandomCrop \"random_crop\": expects batches of images");
+    tg_layer_free(c);
+    tg_layer_free(cc);
+    tg_layer_free(c2);
+    tg_layer_free(c3);
+    tg_layer_free(bad);
+    tg_scope_end(s);
+}
+
+/* The preprocessing layers in front of a model: fit trains through them (training = true),
+ * predict-time calls are deterministic. */
+static void test_augmented_model_fits(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_rng *r = tg_rng_new(8);
+    tg_tensor *x = tg_random_uniform(r, TG_F32, TG_SHAPE(16, 6, 6, 1), .minval = 0, .maxval = 255);
+    tg_rng_free(r);
+    tg_tensor *y = tg_mean(x, .axes = TG_AXES(1, 2, 3));
+    tg_model *m =
+        tg_sequential(tg_rescaling(.scale = 1.0 / 255, .input_shape = TG_SHAPE(6, 6, 1)), tg_random_flip(),
+                      tg_random_crop(.height = 4, .width = 4), tg_global_average_pooling2d(), tg_dense(.units = 1));
+    CHECK(m != NULL);
+    CHECK(tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.05), .loss = TG_LOSS_MSE) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 10, .batch_size = 4, .verbose = TG_VERBOSE_SILENT);
+    int n = 0;
+    const double *loss = h ? tg_history_get(h, "loss", &n) : NULL;
+    CHECK(loss && n == 10 && loss[n - 1] < loss[0]);
+    tg_tensor *p1 = tg_model_call(m, x), *p2 = tg_model_call(m, x);
+    CHECK(p1 && p2 && tg_item(tg_max(tg_abs(tg_sub(p1, p2)))) == 0);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     (void)golden_case; /* index_golden.h's op form; the cases here are layers */
@@ -360,5 +541,9 @@ int main(void)
     RUN(test_reshaping);
     RUN(test_reshaping_errors);
     RUN(test_image_model_fits);
+    RUN(test_rescaling);
+    RUN(test_random_flip);
+    RUN(test_random_crop);
+    RUN(test_augmented_model_fits);
     return TEST_SUMMARY();
 }

@@ -378,6 +378,42 @@ typedef struct tg_cropping2d_opts {
 tg_layer *tg_cropping2d_at(tg_loc loc, tg_cropping2d_opts o);
 #define tg_cropping2d(...) tg_cropping2d_at(TG_LOC, TG__OPTS(tg_cropping2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* ---- image preprocessing (keras/src/layers/preprocessing/) ------------------------------------ */
+/* Keras's Rescaling: x * scale + offset, any shape. */
+typedef struct tg_rescaling_opts {
+    TG__LAYER_FIELDS;
+    double scale;  /* required, nonzero (e.g. 1.0 / 255) */
+    double offset; /* default 0 */
+} tg_rescaling_opts;
+tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o);
+#define tg_rescaling(...) tg_rescaling_at(TG_LOC, TG__OPTS(tg_rescaling_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's RandomFlip: with training, each image of the batch is flipped with probability
+ * 1/2 (one draw per image; "horizontal_and_vertical" flips both axes on that draw, as
+ * Keras 3); without training, the identity. Draws come from the layer's seed. */
+typedef enum tg_flip_mode {
+    TG_FLIP_HORIZONTAL_AND_VERTICAL = 0, /* Keras's default */
+    TG_FLIP_HORIZONTAL,                  /* left-right: the width axis */
+    TG_FLIP_VERTICAL                     /* top-bottom: the height axis */
+} tg_flip_mode;
+typedef struct tg_random_flip_opts {
+    TG__LAYER_FIELDS;
+    tg_flip_mode mode;
+} tg_random_flip_opts;
+tg_layer *tg_random_flip_at(tg_loc loc, tg_random_flip_opts o);
+#define tg_random_flip(...) tg_random_flip_at(TG_LOC, TG__OPTS(tg_random_flip_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's RandomCrop to height x width: with training and an image larger in both axes,
+ * one random window per batch (from the layer's seed); otherwise (inference) Keras's
+ * center crop to the target's aspect ratio, resized (bilinear) to height x width when
+ * its size differs. */
+typedef struct tg_random_crop_opts {
+    TG__LAYER_FIELDS;
+    int64_t height, width; /* required, > 0 */
+} tg_random_crop_opts;
+tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
+#define tg_random_crop(...) tg_random_crop_at(TG_LOC, TG__OPTS(tg_random_crop_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- recurrent layers (batch, time, features) ------------------------------------------ */
 /* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
  * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),
