@@ -147,24 +147,28 @@ tg_layer *tg_average_pooling1d_at(tg_loc loc, tg_pooling1d_opts o)
 }
 
 /* ---- GlobalMaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling2D --------------------------------- */
-/* The example's rank the kind takes: 2 for the 1-D ones, 3 for 2-D. */
-static int global_rank(const tg_layer *l)
+static bool global_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out, int rank)
 {
-    return l->kind->class_name[strlen(l->kind->class_name) - 2] == '1' ? 2 : 3;
-}
-
-static bool global_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
-{
-    if (!check_rank(l, loc, in, global_rank(l)))
+    if (!check_rank(l, loc, in, rank))
         return false;
     *out = (tg_shape){.rank = 1, .dims = {in->dims[in->rank - 1]}};
     return true;
 }
 
-/* Every axis but the batch and the channels. */
+static bool global1d_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    return global_build(l, loc, in, out, 2);
+}
+
+static bool global2d_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    return global_build(l, loc, in, out, 3);
+}
+
+/* Every axis but the batch and the channels of the built example shape. */
 static tg_reduce_opts global_axes(const tg_layer *l)
 {
-    return global_rank(l) == 2 ? (tg_reduce_opts){.axes = TG_AXES(1)} : (tg_reduce_opts){.axes = TG_AXES(1, 2)};
+    return l->in_shape.rank == 2 ? (tg_reduce_opts){.axes = TG_AXES(1)} : (tg_reduce_opts){.axes = TG_AXES(1, 2)};
 }
 
 static tg_tensor *global_max_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
@@ -180,11 +184,11 @@ static tg_tensor *global_avg_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
 }
 
 static const tg_layer_kind global_max1d_kind = {
-    "global_max_pooling1d", "GlobalMaxPooling1D", true, global_build, global_max_call, NULL, NULL, NULL};
+    "global_max_pooling1d", "GlobalMaxPooling1D", true, global1d_build, global_max_call, NULL, NULL, NULL};
 static const tg_layer_kind global_avg1d_kind = {
-    "global_average_pooling1d", "GlobalAveragePooling1D", true, global_build, global_avg_call, NULL, NULL, NULL};
+    "global_average_pooling1d", "GlobalAveragePooling1D", true, global1d_build, global_avg_call, NULL, NULL, NULL};
 static const tg_layer_kind global_max2d_kind = {
-    "global_max_pooling2d", "GlobalMaxPooling2D", true, global_build, global_max_call, NULL, NULL, NULL};
+    "global_max_pooling2d", "GlobalMaxPooling2D", true, global2d_build, global_max_call, NULL, NULL, NULL};
 
 tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
