@@ -486,7 +486,21 @@ static void test_random_crop(void)
     tg_layer *c3 = tg_random_crop(.height = 2, .width = 2, .seed = 5, .dtype = TG_F64);
     tg_tensor *ya = tg_layer_call(c2, xb, .training = true), *yb = tg_layer_call(c3, xb, .training = true);
     CHECK(ya && yb && tg_item(tg_max(tg_abs(tg_sub(ya, yb)))) == 0);
-    /* gradients: through the crop and the center path's resize */
+    /* training's gradient: sum(y * c) gives c inside the window drawn, 0 elsewhere (the
+     * window read back from y's first value, x = 6 r + c numbering) */
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, x);
+    tg_tensor *yt = tg_layer_call(c, x, .training = true);
+    tg_tensor *cw = tg_tensor_from(TG_F64, TG_SHAPE(1, 2, 2, 1), ((double[]){1, 2, 3, 4}));
+    tg_tensor *loss = tg_sum(tg_mul(yt, cw));
+    tg_tape_end(t);
+    tg_tensor *g = tg_gradient(t, loss, x);
+    double y0 = yt ? tg_item(tg_slice(yt, TG_SHAPE(0, 0, 0, 0), TG_SHAPE(1, 1, 1, 1))) : -1;
+    int64_t top = (int64_t)y0 / 6, left = (int64_t)y0 % 6;
+    CHECK(g && tg_item(tg_sum(g)) == 10 &&
+          tg_item(tg_max(tg_abs(tg_sub(tg_slice(g, TG_SHAPE(0, top, left, 0), TG_SHAPE(1, 2, 2, 1)), cw)))) == 0);
+    tg_tape_free(t);
+    /* gradients: through the center path's crop and resize */
     tg_tensor *xs[1] = {gc_input(8, TG_SHAPE(2, 4, 6, 1), -1, 1)};
     CHECK(gradcheck("random_crop inference", layer_fn, xs, 1, c, GRAD_EPS, GRAD_TOL));
     CHECK(strcmp(tg_layer_name(c), "random_crop") == 0 && strcmp(tg_layer_class_name(c), "RandomCrop") == 0);
