@@ -185,6 +185,23 @@ static void test_sequence_model_fits(void)
     tg_scope_end(s);
 }
 
+/* The layers in a functional graph: Keras tensors get their shapes from the builds. */
+static void test_functional_graph(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_keras_tensor *a = tg_input(TG_SHAPE(10, 3));
+    tg_keras_tensor *h = tg_layer_apply(tg_conv1d_layer(.filters = 5, .kernel_size = 3, .strides = 2), a);
+    tg_keras_tensor *p = tg_layer_apply(tg_max_pooling1d(), h);
+    tg_keras_tensor *y = tg_layer_apply(tg_global_average_pooling1d(), p);
+    CHECK(h && p && y && shape_eq(tg_keras_tensor_shape(h), TG_SHAPE(4, 5)) &&
+          shape_eq(tg_keras_tensor_shape(p), TG_SHAPE(2, 5)) && shape_eq(tg_keras_tensor_shape(y), TG_SHAPE(5)));
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a), TG_KERAS_TENSORS(y));
+    tg_tensor *out = m ? tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(2, 10, 3))) : NULL;
+    CHECK(out && tg_rank(out) == 2 && tg_dim(out, 0) == 2 && tg_dim(out, 1) == 5);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* ---- Conv2DTranspose, DepthwiseConv2D, SeparableConv2D ------------------------------------------- */
 static void test_conv2d_transpose(void)
 {
@@ -254,6 +271,8 @@ static void test_conv2d_family_errors(void)
                  "tg_depthwise_conv2d_layer: strides > 1 does not go with dilation_rate > 1");
     EXPECT_ERROR(tg_depthwise_conv2d_layer(.kernel_size = {3}, .depth_multiplier = -1) == NULL,
                  "tg_depthwise_conv2d_layer: depth_multiplier must be positive, got -1");
+    EXPECT_ERROR(tg_depthwise_conv2d_layer(.kernel_size = {3}, .filters = 4) == NULL,
+                 "tg_depthwise_conv2d_layer: takes no filters (its output has in * depth_multiplier channels), got 4");
     EXPECT_ERROR(tg_separable_conv2d_layer(.kernel_size = {3}) == NULL,
                  "tg_separable_conv2d_layer: filters must be a positive integer, got 0");
     tg_layer *sep = tg_separable_conv2d_layer(.filters = 2, .kernel_size = {3});
@@ -549,6 +568,7 @@ int main(void)
     RUN(test_poolings);
     RUN(test_sequence_errors);
     RUN(test_sequence_model_fits);
+    RUN(test_functional_graph);
     RUN(test_conv2d_transpose);
     RUN(test_depthwise_separable);
     RUN(test_conv2d_family_errors);

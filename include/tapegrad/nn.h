@@ -324,7 +324,7 @@ tg_layer *tg_conv2d_transpose_layer_at(tg_loc loc, tg_conv2d_transpose_layer_opt
  * (filters)). */
 typedef struct tg_separable_conv2d_layer_opts {
     TG__LAYER_FIELDS;
-    int64_t filters;                      /* SeparableConv2D: required, > 0; DepthwiseConv2D: unused */
+    int64_t filters;                      /* SeparableConv2D: required, > 0; DepthwiseConv2D: none */
     int64_t kernel_size[2];               /* required, e.g. {3, 3} or {3} */
     int64_t strides[2];                   /* default {1, 1} */
     tg_padding padding;                   /* TG_PADDING_VALID (default) or TG_PADDING_SAME */

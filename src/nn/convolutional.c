@@ -351,6 +351,11 @@ static tg_layer *depthwise_family(tg_loc loc, const tg_layer_kind *kind, const c
 
 tg_layer *tg_depthwise_conv2d_layer_at(tg_loc loc, tg_depthwise_conv2d_layer_opts o)
 {
+    if (o.filters != 0)
+        return tg__fail(loc,
+                        "tg_depthwise_conv2d_layer: takes no filters (its output has in * depth_multiplier "
+                        "channels), got %lld; use .depth_multiplier",
+                        (long long)o.filters);
     return depthwise_family(loc, &dw_kind, "tg_depthwise_conv2d_layer", o);
 }
 
