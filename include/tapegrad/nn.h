@@ -266,6 +266,166 @@ tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 #define tg_global_average_pooling2d(...) \
     tg_global_average_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 
+/* ---- more convolution and pooling (docs/keras.md lists them beside Keras's names) ------- */
+/* Keras's Conv1D on sequences (batch, steps, channels): a kernel (kernel_size, in, filters)
+ * slid along the steps, plus a bias, then the activation. */
+typedef struct tg_conv1d_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                   /* required, > 0 */
+    int64_t kernel_size;               /* required, > 0 */
+    int64_t strides;                   /* default 1 */
+    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t dilation_rate;             /* default 1; above 1 only with strides 1, as Keras */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform */
+    tg_initializer bias_initializer;   /* default zeros */
+} tg_conv1d_layer_opts;
+tg_layer *tg_conv1d_layer_at(tg_loc loc, tg_conv1d_layer_opts o);
+#define tg_conv1d_layer(...) \
+    tg_conv1d_layer_at(TG_LOC, TG__OPTS(tg_conv1d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* MaxPooling1D and AveragePooling1D on (batch, steps, channels). */
+typedef struct tg_pooling1d_opts {
+    TG__LAYER_FIELDS;
+    int64_t pool_size;  /* default 2 */
+    int64_t strides;    /* default: the pool size */
+    tg_padding padding; /* default TG_PADDING_VALID */
+} tg_pooling1d_opts;
+tg_layer *tg_max_pooling1d_at(tg_loc loc, tg_pooling1d_opts o);
+tg_layer *tg_average_pooling1d_at(tg_loc loc, tg_pooling1d_opts o);
+#define tg_max_pooling1d(...) tg_max_pooling1d_at(TG_LOC, TG__OPTS(tg_pooling1d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_average_pooling1d(...) \
+    tg_average_pooling1d_at(TG_LOC, TG__OPTS(tg_pooling1d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* GlobalMaxPooling1D, GlobalAveragePooling1D ((steps, c) -> (c)) and GlobalMaxPooling2D
+ * ((h, w, c) -> (c)); they take GlobalAveragePooling2D's options. */
+tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o);
+tg_layer *tg_global_average_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o);
+tg_layer *tg_global_max_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o);
+#define tg_global_max_pooling1d(...) \
+    tg_global_max_pooling1d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_global_average_pooling1d(...) \
+    tg_global_average_pooling1d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_global_max_pooling2d(...) \
+    tg_global_max_pooling2d_at(TG_LOC, TG__OPTS(tg_global_pooling2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's Conv2DTranspose: conv2d's adjoint, a kernel (kh, kw, filters, in) as Keras
+ * stores it; the output is (h * s + max(k - s, 0), ...) with TG_PADDING_VALID and
+ * (h * s, ...) with TG_PADDING_SAME (k dilated). */
+typedef struct tg_conv2d_transpose_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                   /* required, > 0 */
+    int64_t kernel_size[2];            /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                /* default {1, 1} */
+    tg_padding padding;                /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t dilation_rate[2];          /* default {1, 1}; above 1 only with strides 1 */
+    tg_activation activation;          /* default TG_LINEAR */
+    bool use_bias;                     /* default true */
+    tg_initializer kernel_initializer; /* default glorot_uniform */
+    tg_initializer bias_initializer;   /* default zeros */
+} tg_conv2d_transpose_layer_opts;
+tg_layer *tg_conv2d_transpose_layer_at(tg_loc loc, tg_conv2d_transpose_layer_opts o);
+#define tg_conv2d_transpose_layer(...) \
+    tg_conv2d_transpose_layer_at(      \
+        TG_LOC, TG__OPTS(tg_conv2d_transpose_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* Keras's DepthwiseConv2D (variables kernel (kh, kw, in, depth_multiplier) and bias
+ * (in * depth_multiplier)) and SeparableConv2D (depthwise_kernel (kh, kw, in,
+ * depth_multiplier), pointwise_kernel (1, 1, in * depth_multiplier, filters), bias
+ * (filters)). */
+typedef struct tg_separable_conv2d_layer_opts {
+    TG__LAYER_FIELDS;
+    int64_t filters;                      /* SeparableConv2D: required, > 0; DepthwiseConv2D: none */
+    int64_t kernel_size[2];               /* required, e.g. {3, 3} or {3} */
+    int64_t strides[2];                   /* default {1, 1} */
+    tg_padding padding;                   /* TG_PADDING_VALID (default) or TG_PADDING_SAME */
+    int64_t depth_multiplier;             /* default 1 */
+    int64_t dilation_rate[2];             /* default {1, 1}; above 1 only with strides 1 */
+    tg_activation activation;             /* default TG_LINEAR */
+    bool use_bias;                        /* default true */
+    tg_initializer depthwise_initializer; /* default glorot_uniform */
+    tg_initializer pointwise_initializer; /* SeparableConv2D: default glorot_uniform */
+    tg_initializer bias_initializer;      /* default zeros */
+} tg_separable_conv2d_layer_opts;
+typedef tg_separable_conv2d_layer_opts tg_depthwise_conv2d_layer_opts;
+tg_layer *tg_depthwise_conv2d_layer_at(tg_loc loc, tg_depthwise_conv2d_layer_opts o);
+tg_layer *tg_separable_conv2d_layer_at(tg_loc loc, tg_separable_conv2d_layer_opts o);
+#define tg_depthwise_conv2d_layer(...) \
+    tg_depthwise_conv2d_layer_at(      \
+        TG_LOC, TG__OPTS(tg_depthwise_conv2d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+#define tg_separable_conv2d_layer(...) \
+    tg_separable_conv2d_layer_at(      \
+        TG_LOC, TG__OPTS(tg_separable_conv2d_layer_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* ---- reshaping images (NHWC) --------------------------------------------------------------- */
+/* Keras's UpSampling2D: rows repeated size[0] times and columns size[1] times (nearest,
+ * the default), or tf.image.resize's bilinear to (h * size[0], w * size[1]). */
+typedef struct tg_up_sampling2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t size[2];                /* default {2, 2}; {k} means {k, k} */
+    tg_resize_method interpolation; /* TG_RESIZE_NEAREST (default) or TG_RESIZE_BILINEAR */
+} tg_up_sampling2d_opts;
+tg_layer *tg_up_sampling2d_at(tg_loc loc, tg_up_sampling2d_opts o);
+#define tg_up_sampling2d(...) \
+    tg_up_sampling2d_at(      \
+        TG_LOC, TG__OPTS(tg_up_sampling2d_opts, TG__LAYER_DEFAULTS, .interpolation = TG_RESIZE_NEAREST, __VA_ARGS__))
+
+/* Keras's ZeroPadding2D: zero rows and columns {{top, bottom}, {left, right}} around each
+ * image (default {{1, 1}, {1, 1}}, Keras's padding=(1, 1)). */
+typedef struct tg_zero_padding2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t padding[2][2]; /* each >= 0; all 0 means the default */
+} tg_zero_padding2d_opts;
+tg_layer *tg_zero_padding2d_at(tg_loc loc, tg_zero_padding2d_opts o);
+#define tg_zero_padding2d(...) \
+    tg_zero_padding2d_at(TG_LOC, TG__OPTS(tg_zero_padding2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's Cropping2D: {{top, bottom}, {left, right}} rows and columns cut off each image
+ * (default none). */
+typedef struct tg_cropping2d_opts {
+    TG__LAYER_FIELDS;
+    int64_t cropping[2][2]; /* each >= 0 */
+} tg_cropping2d_opts;
+tg_layer *tg_cropping2d_at(tg_loc loc, tg_cropping2d_opts o);
+#define tg_cropping2d(...) tg_cropping2d_at(TG_LOC, TG__OPTS(tg_cropping2d_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* ---- image preprocessing (keras/src/layers/preprocessing/) ------------------------------------ */
+/* Keras's Rescaling: x * scale + offset, any shape. */
+typedef struct tg_rescaling_opts {
+    TG__LAYER_FIELDS;
+    double scale;  /* required, nonzero (e.g. 1.0 / 255) */
+    double offset; /* default 0 */
+} tg_rescaling_opts;
+tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o);
+#define tg_rescaling(...) tg_rescaling_at(TG_LOC, TG__OPTS(tg_rescaling_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's RandomFlip: with training, each image of the batch is flipped with probability
+ * 1/2 (one draw per image; "horizontal_and_vertical" flips both axes on that draw, as
+ * Keras 3); without training, the identity. Draws come from the layer's seed. */
+typedef enum tg_flip_mode {
+    TG_FLIP_HORIZONTAL_AND_VERTICAL = 0, /* Keras's default */
+    TG_FLIP_HORIZONTAL,                  /* left-right: the width axis */
+    TG_FLIP_VERTICAL                     /* top-bottom: the height axis */
+} tg_flip_mode;
+typedef struct tg_random_flip_opts {
+    TG__LAYER_FIELDS;
+    tg_flip_mode mode;
+} tg_random_flip_opts;
+tg_layer *tg_random_flip_at(tg_loc loc, tg_random_flip_opts o);
+#define tg_random_flip(...) tg_random_flip_at(TG_LOC, TG__OPTS(tg_random_flip_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's RandomCrop to height x width: with training and an image larger in both axes,
+ * one random window per batch (from the layer's seed); otherwise (inference) Keras's
+ * center crop to the target's aspect ratio, resized (bilinear) to height x width when
+ * its size differs. */
+typedef struct tg_random_crop_opts {
+    TG__LAYER_FIELDS;
+    int64_t height, width; /* required, > 0 */
+} tg_random_crop_opts;
+tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
+#define tg_random_crop(...) tg_random_crop_at(TG_LOC, TG__OPTS(tg_random_crop_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- recurrent layers (batch, time, features) ------------------------------------------ */
 /* Keras's SimpleRNN, LSTM and GRU, with its gate order (LSTM: i, f, c, o; GRU: z, r, h),
  * variables (kernel (features, gates * units), recurrent_kernel (units, gates * units),

@@ -66,7 +66,7 @@ struct tg_layer {
     tg_tensor *vars[TG_LAYER_MAX_VARS];
     bool var_trainable[TG_LAYER_MAX_VARS];     /* made trainable: follows layer.trainable */
     tg_regularizer var_reg[TG_LAYER_MAX_VARS]; /* each variable's penalty ({0}: none) */
-    tg_rng *rng;                               /* dropout's mask generator */
+    tg_rng *rng;                               /* the random layers' generator (Dropout, RandomFlip, ...) */
     void *kept;                                /* kind-specific state that outlives builds, or NULL */
     void (*kept_free)(void *kept);             /* frees it with the layer */
     tg_node **nodes;                           /* its calls on symbolic tensors */
@@ -82,6 +82,16 @@ struct tg_layer {
         tg_embedding_opts embedding;
         tg_conv2d_layer_opts conv;
         tg_pooling2d_opts pool;
+        tg_conv1d_layer_opts conv1d;
+        tg_pooling1d_opts pool1d;
+        tg_conv2d_transpose_layer_opts convt;
+        tg_separable_conv2d_layer_opts sep;
+        tg_up_sampling2d_opts up;
+        tg_zero_padding2d_opts zpad;
+        tg_cropping2d_opts crop;
+        tg_rescaling_opts rescaling;
+        tg_random_flip_opts flip;
+        tg_random_crop_opts rcrop;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_prelu_layer_opts prelu;
