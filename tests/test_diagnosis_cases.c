@@ -773,9 +773,9 @@ static void c4_step_function_creates_bias_each_step(void)
 static int helper_weights_line;
 static tg_tensor *dense_forward(const tg_tensor *x, int64_t units, tg_tensor **made, int *n_made)
 {
-    helper_weights_line = __LINE__ + 1;
-    tg_tensor *kernel = tg_variable(tg_initialize(tg_init_glorot_uniform(), TG_F32, TG_SHAPE(tg_dim(x, 1), units), 7),
-                                    .name = "hidden/kernel");
+    tg_tensor *init = tg_initialize(tg_init_glorot_uniform(), TG_F32, TG_SHAPE(tg_dim(x, 1), units), 7);
+    helper_weights_line = __LINE__ + 1; /* one line: compilers disagree on __LINE__ in a call of several */
+    tg_tensor *kernel = tg_variable(init, .name = "hidden/kernel");
     made[(*n_made)++] = kernel;
     return tg_relu(tg_matmul(x, kernel));
 }
@@ -1272,9 +1272,9 @@ static void c7_model_loss_helper_in_gradients(void)
     (void)pred;
     tg_tape_end(tape);
     tg_tensor *grads[4] = {0};
-    int line = __LINE__ + 1;
-    tg_gradients(tape, .targets = (tg_tensor *[]){model_loss(model, x, y)}, .n_targets = 1, .sources = vars,
-                 .n_sources = n, .out = grads);
+    tg_tensor *targets[] = {model_loss(model, x, y)}; /* made after the tape ended */
+    int line = __LINE__ + 1; /* one line: compilers disagree on __LINE__ in a call of several */
+    tg_gradients(tape, .targets = targets, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads);
     CHECK(grads[0] == NULL);
     tg_diagnosis d;
     MISSING(vars[0], &d);
