@@ -136,6 +136,7 @@ typedef struct tg_dense_opts {
     tg_initializer bias_initializer;                     /* default zeros */
     int64_t input_dim;                                   /* on the first layer: input_shape (input_dim,) */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, bias_constraint;    /* default none */
 } tg_dense_opts;
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o);
 #define tg_dense(...) tg_dense_at(TG_LOC, TG__OPTS(tg_dense_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
@@ -240,6 +241,7 @@ typedef struct tg_conv2d_layer_opts {
     tg_initializer kernel_initializer;                   /* default glorot_uniform (fans include kh * kw) */
     tg_initializer bias_initializer;                     /* default zeros */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, bias_constraint;    /* default none */
 } tg_conv2d_layer_opts;
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 #define tg_conv2d_layer(...) \
@@ -448,6 +450,7 @@ typedef struct tg_rnn_opts {
     bool reset_after;                     /* GRU: default true */
     bool return_sequences, go_backwards;
     tg_regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, recurrent_constraint, bias_constraint;     /* default none */
 } tg_rnn_opts;
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);

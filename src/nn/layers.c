@@ -412,7 +412,10 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
     if (!tg__layer_add_variable(l, loc, "kernel", k, TG_SHAPE(in_dim, o->units), true))
         return false;
     l->var_reg[0] = o->kernel_regularizer;
-    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true))
+    if (tg__variable_set_constraint(loc, l->vars[0], o->kernel_constraint) != 0)
+        return false;
+    if (o->use_bias && (!tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true) ||
+                        tg__variable_set_constraint(loc, l->vars[1], o->bias_constraint) != 0))
         return false;
     l->var_reg[1] = o->bias_regularizer;
     *out = *in;
