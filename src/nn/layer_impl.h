@@ -117,6 +117,14 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);
+/* The layer's weights in Keras's order (made trainable first, then the others, each in
+ * creation order) into out[0..n_vars); returns n_vars. */
+int tg__layer_weights(const tg_layer *l, tg_tensor **out);
+/* get_weights / set_weights over a list of variables: copies into out, or the checked
+ * assignment of every value (count, then each shape and dtype, before any is assigned). */
+int tg__weights_get(tg_loc loc, const char *func, tg_tensor *const *vars, int n_vars, tg_tensor **out, int n);
+int tg__weights_set(tg_loc loc, const char *func, const char *owner, tg_tensor *const *vars, int n_vars,
+                    const tg_tensor *const *weights, int n);
 void tg__layer_destroy(tg_layer *l);
 
 /* State that layers above nn (train/: compile's optimizer, loss and metrics) attach to a

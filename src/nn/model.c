@@ -509,6 +509,60 @@ tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m)
     return total;
 }
 
+/* Keras's model.weights: each layer's in Keras's order, into a list the caller frees;
+ * *n of them. NULL with an error when out of memory. */
+static tg_tensor **model_weights(tg_loc loc, const tg_model *m, int *n)
+{
+    int total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        total += m->layers[i]->n_vars;
+    tg_tensor **w = malloc(sizeof *w * (size_t)(total ? total : 1));
+    if (!w)
+        return tg__fail(loc, "model \"%s\": out of memory listing its weights", m->name);
+    *n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        *n += tg__layer_weights(m->layers[i], w + *n);
+    return w;
+}
+
+int tg_model_get_weights_at(tg_loc loc, tg_model *m, tg_tensor **out, int n)
+{
+    CHECK_MODEL("tg_model_get_weights", m, -1);
+    int nv = 0;
+    tg_tensor **vars = model_weights(loc, m, &nv);
+    int rc = vars ? tg__weights_get(loc, "tg_model_get_weights", vars, nv, out, n) : -1;
+    free(vars);
+    return rc;
+}
+
+int tg_model_set_weights_at(tg_loc loc, tg_model *m, const tg_tensor *const *weights, int n)
+{
+    CHECK_MODEL("tg_model_set_weights", m, -1);
+    int nv = 0;
+    tg_tensor **vars = model_weights(loc, m, &nv);
+    char owner[300];
+    snprintf(owner, sizeof owner, "model \"%s\"", m->name);
+    int rc = vars ? tg__weights_set(loc, "tg_model_set_weights", owner, vars, nv, weights, n) : -1;
+    free(vars);
+    return rc;
+}
+
+int tg_sequential_pop_at(tg_loc loc, tg_model *m)
+{
+    CHECK_MODEL("tg_sequential_pop", m, -1);
+    if (m->functional)
+        return tg__failf(loc, "tg_sequential_pop: model \"%s\" is functional: its layers are those of its graph",
+                         m->name);
+    if (m->n_layers == 0)
+        return tg__failf(loc, "tg_sequential_pop: model \"%s\" has no layers to pop", m->name);
+    tg_layer *l = m->layers[--m->n_layers];
+    l->model = NULL;
+    tg__layer_destroy(l);
+    if (m->n_layers == 0)
+        m->built = false; /* nothing left to say what it takes */
+    return 0;
+}
+
 int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
 {
     CHECK_MODEL("tg_model_set_trainable", m, -1);
