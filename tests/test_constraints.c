@@ -53,12 +53,12 @@ static void non_neg(void)
 static void unit_norm(void)
 {
     tg_scope *s = tg_scope_begin();
-    CHECK_VALUES(dense_kernel_after_step(tg_unit_norm(), columns), 1e-15, 3 / (EPS + 5), 0.6 / (EPS + 1),
-                 4 / (EPS + 5), 0.8 / (EPS + 1));
+    CHECK_VALUES(dense_kernel_after_step(tg_unit_norm(), columns), 1e-15, 3 / (EPS + 5), 0.6 / (EPS + 1), 4 / (EPS + 5),
+                 0.8 / (EPS + 1));
     /* rows (axis 1) [3, 4] and [0.6, 0.8], given as the last axis */
     const double rows[4] = {3, 4, 0.6, 0.8};
-    CHECK_VALUES(dense_kernel_after_step(tg_unit_norm(.axis = TG_AXES(-1)), rows), 1e-15, 3 / (EPS + 5),
-                 4 / (EPS + 5), 0.6 / (EPS + 1), 0.8 / (EPS + 1));
+    CHECK_VALUES(dense_kernel_after_step(tg_unit_norm(.axis = TG_AXES(-1)), rows), 1e-15, 3 / (EPS + 5), 4 / (EPS + 5),
+                 0.6 / (EPS + 1), 0.8 / (EPS + 1));
     tg_scope_end(s);
 }
 
@@ -69,8 +69,8 @@ static void min_max_norm(void)
     CHECK_VALUES(dense_kernel_after_step(tg_min_max_norm(), columns), 1e-15, 3 / (EPS + 5), 0.6 / (EPS + 1),
                  4 / (EPS + 5), 0.8 / (EPS + 1));
     /* min 2, max 3, rate 0.5: desired 0.5 * 3 + 0.5 * 5 = 4 and 0.5 * 2 + 0.5 * 1 = 1.5 */
-    CHECK_VALUES(dense_kernel_after_step(tg_min_max_norm(.min_value = 2, .max_value = 3, .rate = 0.5), columns),
-                 1e-15, 3 * 4 / (EPS + 5), 0.6 * 1.5 / (EPS + 1), 4 * 4 / (EPS + 5), 0.8 * 1.5 / (EPS + 1));
+    CHECK_VALUES(dense_kernel_after_step(tg_min_max_norm(.min_value = 2, .max_value = 3, .rate = 0.5), columns), 1e-15,
+                 3 * 4 / (EPS + 5), 0.6 * 1.5 / (EPS + 1), 4 * 4 / (EPS + 5), 0.8 * 1.5 / (EPS + 1));
     tg_scope_end(s);
 }
 
@@ -79,9 +79,9 @@ static void min_max_norm(void)
 static void conv2d_kernel_and_bias(void)
 {
     tg_scope *s = tg_scope_begin();
-    tg_layer *c = tg_conv2d_layer(.filters = 2, .kernel_size = {1, 1}, .input_shape = TG_SHAPE(1, 1, 2),
-                                  .kernel_constraint = tg_max_norm(.axis = TG_AXES(0, 1, 2)),
-                                  .bias_constraint = tg_non_neg());
+    tg_layer *c =
+        tg_conv2d_layer(.filters = 2, .kernel_size = {1, 1}, .input_shape = TG_SHAPE(1, 1, 2),
+                        .kernel_constraint = tg_max_norm(.axis = TG_AXES(0, 1, 2)), .bias_constraint = tg_non_neg());
     tg_model *m = tg_sequential_with(tg_sequential_options(.dtype = TG_F64), c);
     REQUIRE(m);
     int n;

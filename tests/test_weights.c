@@ -51,7 +51,7 @@ static void keras_order(void)
                                      tg_batch_normalization());
     REQUIRE(m);
     const tg_tensor *w[6] = {tg_from_f64(TG_SHAPE(1, 1), 1), tg_from_f64(TG_SHAPE(1), 2), tg_from_f64(TG_SHAPE(1), 3),
-                             tg_from_f64(TG_SHAPE(1), 4), tg_from_f64(TG_SHAPE(1), 5), tg_from_f64(TG_SHAPE(1), 6)};
+                             tg_from_f64(TG_SHAPE(1), 4),    tg_from_f64(TG_SHAPE(1), 5), tg_from_f64(TG_SHAPE(1), 6)};
     CHECK(tg_model_set_weights(m, w, 6) == 0);
     const char *names[6] = {"dense/kernel",
                             "dense/bias",

@@ -137,6 +137,7 @@ typedef struct tg_dense_opts {
     int64_t input_dim;                                   /* on the first layer: input_shape (input_dim,) */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
     tg_constraint kernel_constraint, bias_constraint;    /* default none */
+    tg_regularizer activity_regularizer;                 /* of the output; default none */
 } tg_dense_opts;
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o);
 #define tg_dense(...) tg_dense_at(TG_LOC, TG__OPTS(tg_dense_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
@@ -242,6 +243,7 @@ typedef struct tg_conv2d_layer_opts {
     tg_initializer bias_initializer;                     /* default zeros */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
     tg_constraint kernel_constraint, bias_constraint;    /* default none */
+    tg_regularizer activity_regularizer;                 /* of the output; default none */
 } tg_conv2d_layer_opts;
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 #define tg_conv2d_layer(...) \
@@ -680,8 +682,11 @@ tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count);
 /* Number of weights (Keras count_params); the split into trainable and not is written
  * where the pointers are non-NULL. */
 int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_trainable);
-/* Keras's sum(model.losses): the regularizers' penalties on the trainable variables, a
- * scalar made of ops (a tape differentiates it); NULL, with no error, when there are none. */
+/* Keras's sum(model.losses): the regularizers' penalties on the trainable variables, plus
+ * the activity regularizers' penalties of the outputs of the model's last call (Keras 3
+ * adds them at each call, not divided by the batch size; those whose scope has ended are
+ * gone), a scalar made of ops (a tape differentiates it); NULL, with no error, when there
+ * are none. */
 tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m);
 #define tg_model_regularization_loss(m) tg_model_regularization_loss_at(TG_LOC, m)
 

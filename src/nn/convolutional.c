@@ -115,6 +115,7 @@ tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
     if (l) {
         l->o.conv = o;
         l->activation = o.activation;
+        l->activity_reg = o.activity_regularizer;
     }
     return l;
 }

@@ -66,6 +66,7 @@ struct tg_layer {
     tg_tensor *vars[TG_LAYER_MAX_VARS];
     bool var_trainable[TG_LAYER_MAX_VARS];     /* made trainable: follows layer.trainable */
     tg_regularizer var_reg[TG_LAYER_MAX_VARS]; /* each variable's penalty ({0}: none) */
+    tg_regularizer activity_reg;               /* the penalty of each call's output ({0}: none) */
     tg_rng *rng;                               /* the random layers' generator (Dropout, RandomFlip, ...) */
     void *kept;                                /* kind-specific state that outlives builds, or NULL */
     void (*kept_free)(void *kept);             /* frees it with the layer */
@@ -162,6 +163,9 @@ struct tg_model {
     tg_shape in_shape; /* one example's, once built (a functional model: its first input's) */
     tg_layer **layers; /* a functional model: Keras's order, by depth from the inputs */
     int n_layers, cap_layers;
+    tg_tensor **call_losses; /* the activity penalties of the last call, and their headers' gens */
+    uint32_t *call_loss_gens;
+    int n_call_losses, cap_call_losses;
     tg_tensor **lists[3]; /* all, trainable, non-trainable: rebuilt on each request */
     int cap_vars;
     void *train_state; /* train/'s, freed by train_free */
@@ -178,6 +182,12 @@ struct tg_model {
 };
 
 /* Frees what a model holds, not the struct (model.c). */
+/* L1L2.__call__ on w: l1 * sum(|w|) + l2 * sum(w^2); NULL when r is none. */
+tg_tensor *tg__regularizer_penalty(tg_loc loc, const tg_tensor *w, tg_regularizer r);
+/* Keras's add_loss during a call: keeps `loss` among the model's losses of its last call;
+ * and the start of a call, which clears them. */
+bool tg__model_add_call_loss(tg_model *m, tg_loc loc, tg_tensor *loss);
+void tg__model_clear_call_losses(tg_model *m);
 void tg__model_destroy(tg_model *m);
 /* A functional model's forward pass: one tensor per input, into one per output. */
 bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training);

@@ -254,6 +254,15 @@ static bool same_example(const tg_shape *example, const tg_tensor *x)
     return true;
 }
 
+/* Keras's Layer.__call__: add_loss(activity_regularizer(output)) into the owning model. */
+static bool add_activity_loss(tg_layer *l, tg_loc loc, const tg_tensor *y)
+{
+    if ((l->activity_reg.l1 == 0 && l->activity_reg.l2 == 0) || !l->model)
+        return true;
+    tg_tensor *p = tg__regularizer_penalty(loc, y, l->activity_reg);
+    return p && tg__model_add_call_loss(l->model, loc, p);
+}
+
 tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
 {
     if (!same_example(&l->in_shape, x)) {
@@ -272,7 +281,7 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
         x = tg_cast_at(loc, x, l->dtype);
     tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
     ctx->layer = outer;
-    return y;
+    return y && !add_activity_loss(l, loc, y) ? NULL : y;
 }
 
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
@@ -529,6 +538,7 @@ tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
     tg_layer *l = tg__layer_new(loc, &dense_kind, o.name, o.dtype, o.seed, o.input_shape);
     if (l) {
         l->o.dense = o;
+        l->activity_reg = o.activity_regularizer;
         l->activation = o.activation;
     }
     return l;
