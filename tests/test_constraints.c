@@ -4,6 +4,7 @@
  * constraint then projects them), and one fit step that equals the unconstrained update
  * constrained. */
 #include "check.h"
+#include "fixture.h"
 
 #define EPS 1e-7 /* keras.backend.epsilon() */
 
@@ -168,6 +169,74 @@ static void fit_step_applies_them(void)
     tg_scope_end(s);
 }
 
+static tg_constraint constraint_named(const char *kind, double max_value, double min_value, double rate, tg_axes axis)
+{
+    if (!strcmp(kind, "max_norm"))
+        return tg_max_norm(.max_value = max_value, .axis = axis);
+    if (!strcmp(kind, "unit_norm"))
+        return tg_unit_norm(.axis = axis);
+    if (!strcmp(kind, "min_max_norm"))
+        return tg_min_max_norm(.min_value = min_value, .max_value = max_value, .rate = rate, .axis = axis);
+    return tg_non_neg();
+}
+
+/* A Conv2D kernel (2, 3, 2, 4) after one zero-gradient update under `c`, against the
+ * numpy transcription. */
+static bool conv_case_matches(tg_constraint c, const double *w, const double *want)
+{
+    tg_layer *conv =
+        tg_conv2d_layer(.filters = 4, .kernel_size = {2, 3}, .input_shape = TG_SHAPE(4, 4, 2), .kernel_constraint = c);
+    tg_model *m = tg_sequential_with(tg_sequential_options(.dtype = TG_F64), conv);
+    if (!m)
+        return false;
+    int n;
+    tg_tensor *const *v = tg_layer_variables(conv, &n);
+    tg_tensor *grads[2] = {tg_zeros_like(v[0]), tg_zeros_like(v[1])};
+    tg_optimizer *opt = tg_sgd(.learning_rate = 0.1);
+    tg_shape shape = TG_SHAPE(2, 3, 2, 4);
+    bool ok = tg_assign(v[0], tg_tensor_from(TG_F64, shape, w)) == 0 && tg_apply_gradients(opt, grads, v, 2) == 0 &&
+              TENSOR_MATCHES(v[0], &shape, want, 48, 1e-13);
+    tg_optimizer_free(opt);
+    tg_model_free(m);
+    return ok;
+}
+
+static void against_numpy(void)
+{
+    static fx_reader r;
+    REQUIRE(fx_open(&r, "constraint_golden.txt", "tools/make_constraint_fixtures.py"));
+    char tag[32], *rest, kind[32] = "";
+    double max_value = 0, min_value = 0, rate = 0, w[48], want[48];
+    tg_axes axis = {0};
+    tg_shape shape;
+    int cases = 0;
+    tg_scope *s = tg_scope_begin();
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        if (!strcmp(tag, "case")) {
+            if (!fx_word(&rest, kind, sizeof kind) || !fx_number(&rest, &max_value) || !fx_number(&rest, &min_value) ||
+                !fx_number(&rest, &rate) || !fx_int(&rest, &axis.n) || axis.n > TG_MAX_RANK)
+                fx_fail(&r, "a bad case");
+            for (int i = 0; i < axis.n && !r.failed; i++)
+                if (!fx_int(&rest, &axis.axis[i]))
+                    fx_fail(&r, "a bad axis");
+        } else if (!strcmp(tag, "w") || !strcmp(tag, "want")) {
+            if (!fx_array(&rest, &shape, tag[1] == 'a' ? want : w, 48) || fx_size(&shape) != 48)
+                fx_fail(&r, "a bad array");
+        } else if (!strcmp(tag, "end")) {
+            /* a non_neg case gives no axes: the constraint's default then */
+            CHECK(conv_case_matches(constraint_named(kind, max_value, min_value, rate, axis), w, want));
+            cases++;
+        } else {
+            fx_fail(&r, "unknown tag %s", tag);
+        }
+    }
+    fx_close(&r);
+    CHECK(!r.failed && cases == 8);
+    if (r.failed)
+        printf("%s\n", r.error);
+    tg_scope_end(s);
+}
+
 static void bad_axes_are_refused(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -190,5 +259,6 @@ int main(void)
     RUN(recurrent_constraint);
     RUN(fit_step_applies_them);
     RUN(bad_axes_are_refused);
+    RUN(against_numpy);
     return TEST_SUMMARY();
 }
