@@ -145,6 +145,30 @@ static void sequential_pop(void)
     tg_scope_end(s);
 }
 
+/* A compiled, trained model trains on after a pop: the optimizer forgets the popped
+ * layer's variables, and the new last layer's output is the one compared to y. */
+static void pop_after_training(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential_with(tg_sequential_options(.dtype = TG_F64), tg_dense(.units = 1, .input_dim = 2),
+                                     tg_dense(.units = 1));
+    REQUIRE(m && tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE) == 0);
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2, 2), 1, 0, 0, 1), *y = tg_from_f64(TG_SHAPE(2, 1), 1, 1);
+    tg_history_free(tg_fit(m, x, y, .epochs = 2, .batch_size = 2, .verbose = TG_VERBOSE_SILENT));
+    CHECK(tg_sequential_pop(m) == 0);
+    double before[2], after[2];
+    int n;
+    tg_tensor *const *v = tg_model_variables(m, &n);
+    REQUIRE(n == 2 && tg_copy_out_f64(v[0], before, 2) == 0);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = 2, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h != NULL);
+    REQUIRE(tg_copy_out_f64(v[0], after, 2) == 0);
+    CHECK(before[0] != after[0] && before[1] != after[1]);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(model_weights_round_trip);
@@ -152,5 +176,6 @@ int main(void)
     RUN(bad_weights_are_refused);
     RUN(refused_set_assigns_nothing);
     RUN(sequential_pop);
+    RUN(pop_after_training);
     return TEST_SUMMARY();
 }
