@@ -136,6 +136,8 @@ typedef struct tg_dense_opts {
     tg_initializer bias_initializer;                     /* default zeros */
     int64_t input_dim;                                   /* on the first layer: input_shape (input_dim,) */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, bias_constraint;    /* default none */
+    tg_regularizer activity_regularizer;                 /* of the output; default none */
 } tg_dense_opts;
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o);
 #define tg_dense(...) tg_dense_at(TG_LOC, TG__OPTS(tg_dense_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
@@ -240,6 +242,8 @@ typedef struct tg_conv2d_layer_opts {
     tg_initializer kernel_initializer;                   /* default glorot_uniform (fans include kh * kw) */
     tg_initializer bias_initializer;                     /* default zeros */
     tg_regularizer kernel_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, bias_constraint;    /* default none */
+    tg_regularizer activity_regularizer;                 /* of the output; default none */
 } tg_conv2d_layer_opts;
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o);
 #define tg_conv2d_layer(...) \
@@ -448,6 +452,7 @@ typedef struct tg_rnn_opts {
     bool reset_after;                     /* GRU: default true */
     bool return_sequences, go_backwards;
     tg_regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer; /* default none */
+    tg_constraint kernel_constraint, recurrent_constraint, bias_constraint;     /* default none */
 } tg_rnn_opts;
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);
@@ -545,6 +550,17 @@ tg_shape tg_layer_output_shape(const tg_layer *layer);
 tg_tensor *const *tg_layer_variables_at(tg_loc loc, const tg_layer *layer, int *count);
 #define tg_layer_variables(layer, count) tg_layer_variables_at(TG_LOC, layer, count)
 bool tg_layer_trainable(const tg_layer *layer);
+/* Keras's layer.get_weights() / set_weights(): the layer's weights in Keras's order (the
+ * variables it made trainable, then the others, each in creation order; n of them, as
+ * tg_layer_variables counts). get fills out[0..n) with copies of their values in the
+ * innermost scope; set checks every count, shape and dtype before assigning any (a float
+ * of the other width is cast, as Keras's assign converts). 0, or -1 with an error naming
+ * the variable. */
+int tg_layer_get_weights_at(tg_loc loc, const tg_layer *layer, tg_tensor **out, int n);
+int tg_layer_set_weights_at(tg_loc loc, tg_layer *layer, const tg_tensor *const *weights, int n);
+#define tg_layer_get_weights(layer, out, n)     tg_layer_get_weights_at(TG_LOC, layer, out, n)
+#define tg_layer_set_weights(layer, weights, n) tg_layer_set_weights_at(TG_LOC, layer, weights, n)
+
 /* Keras 3's `layer.trainable = value`: the variables the layer made trainable follow
  * (so a frozen layer's variables are not watched by tapes and leave the model's
  * trainable list); moving statistics stay non-trainable. Returns 0 or -1. */
@@ -666,10 +682,26 @@ tg_tensor *const *tg_model_non_trainable_variables(tg_model *m, int *count);
 /* Number of weights (Keras count_params); the split into trainable and not is written
  * where the pointers are non-NULL. */
 int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_trainable);
-/* Keras's sum(model.losses): the regularizers' penalties on the trainable variables, a
- * scalar made of ops (a tape differentiates it); NULL, with no error, when there are none. */
+/* Keras's sum(model.losses): the regularizers' penalties on the trainable variables, plus
+ * the activity regularizers' penalties of the outputs of the model's last call (Keras 3
+ * adds them at each call, not divided by the batch size; those whose scope has ended are
+ * gone), a scalar made of ops (a tape differentiates it); NULL, with no error, when there
+ * are none. */
 tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m);
 #define tg_model_regularization_loss(m) tg_model_regularization_loss_at(TG_LOC, m)
+
+/* Keras's model.get_weights() / set_weights(): every layer's weights in layer order, each
+ * layer's in Keras's order (tg_layer_get_weights); n is the model's number of variables
+ * (tg_model_variables's count; 0 for an unbuilt model). Checked as the layer's. */
+int tg_model_get_weights_at(tg_loc loc, tg_model *m, tg_tensor **out, int n);
+int tg_model_set_weights_at(tg_loc loc, tg_model *m, const tg_tensor *const *weights, int n);
+#define tg_model_get_weights(m, out, n)     tg_model_get_weights_at(TG_LOC, m, out, n)
+#define tg_model_set_weights(m, weights, n) tg_model_set_weights_at(TG_LOC, m, weights, n)
+
+/* Keras's Sequential.pop(): removes the model's last layer and frees it (Keras returns
+ * it); the layers before it keep their weights. An empty or functional model is refused. */
+int tg_sequential_pop_at(tg_loc loc, tg_model *m);
+#define tg_sequential_pop(m) tg_sequential_pop_at(TG_LOC, m)
 
 /* Keras 3's `model.trainable = value`: every layer follows. */
 int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable);

@@ -120,6 +120,35 @@ bool tg_variable_trainable(const tg_tensor *var);
 int tg_variable_set_trainable(tg_tensor *var, bool trainable);
 uint64_t tg_variable_version(const tg_tensor *var); /* bumped by every assign */
 
+/* Keras's weight constraints (keras.constraints), projections that optimizers apply to a
+ * variable after each update of it (tg_apply_gradients, fit): layers set them from their
+ * kernel_constraint / bias_constraint options. Norms run over `axis` (no axes given: axis
+ * 0, Keras's default; a Conv2D kernel takes TG_AXES(0, 1, 2)), with Keras's epsilon 1e-7:
+ *   MaxNorm:    w * clip(n, 0, max_value) / (1e-7 + n)
+ *   NonNeg:     w * (w >= 0)
+ *   UnitNorm:   w / (1e-7 + n)
+ *   MinMaxNorm: w * (rate * clip(n, min_value, max_value) + (1 - rate) * n) / (1e-7 + n)
+ * {0} is none. */
+typedef enum tg_constraint_kind {
+    TG_CONSTRAINT_NONE = 0,
+    TG_CONSTRAINT_MAX_NORM,
+    TG_CONSTRAINT_NON_NEG,
+    TG_CONSTRAINT_UNIT_NORM,
+    TG_CONSTRAINT_MIN_MAX_NORM
+} tg_constraint_kind;
+typedef struct tg_constraint {
+    tg_constraint_kind kind;
+    double max_value, min_value, rate;
+    tg_axes axis;
+} tg_constraint;
+#define tg_max_norm(...)  TG__OPTS(tg_constraint, .kind = TG_CONSTRAINT_MAX_NORM, .max_value = 2, __VA_ARGS__)
+#define tg_non_neg()      ((tg_constraint){.kind = TG_CONSTRAINT_NON_NEG})
+#define tg_unit_norm(...) TG__OPTS(tg_constraint, .kind = TG_CONSTRAINT_UNIT_NORM, __VA_ARGS__)
+#define tg_min_max_norm(...) \
+    TG__OPTS(tg_constraint, .kind = TG_CONSTRAINT_MIN_MAX_NORM, .max_value = 1, .rate = 1, __VA_ARGS__)
+/* The variable's constraint ({0}: none). */
+tg_constraint tg_variable_constraint(const tg_tensor *var);
+
 /* Not differentiable, as in TF. Tensors already read from the variable keep the value
  * they read. Return 0, or -1 with an error (dtype or shape that differs). */
 int tg_assign_at(tg_loc loc, tg_tensor *var, const tg_tensor *value);

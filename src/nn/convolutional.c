@@ -80,7 +80,10 @@ static bool conv_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
                                 TG_SHAPE(o->kernel_size[0], o->kernel_size[1], in->dims[2], o->filters), true))
         return false;
     l->var_reg[0] = o->kernel_regularizer;
-    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->filters), true))
+    if (tg__variable_set_constraint(loc, l->vars[0], o->kernel_constraint) != 0)
+        return false;
+    if (o->use_bias && (!tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->filters), true) ||
+                        tg__variable_set_constraint(loc, l->vars[1], o->bias_constraint) != 0))
         return false;
     l->var_reg[1] = o->bias_regularizer;
     return true;
@@ -112,6 +115,7 @@ tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
     if (l) {
         l->o.conv = o;
         l->activation = o.activation;
+        l->activity_reg = o.activity_regularizer;
     }
     return l;
 }

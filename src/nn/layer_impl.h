@@ -66,6 +66,7 @@ struct tg_layer {
     tg_tensor *vars[TG_LAYER_MAX_VARS];
     bool var_trainable[TG_LAYER_MAX_VARS];     /* made trainable: follows layer.trainable */
     tg_regularizer var_reg[TG_LAYER_MAX_VARS]; /* each variable's penalty ({0}: none) */
+    tg_regularizer activity_reg;               /* the penalty of each call's output ({0}: none) */
     tg_rng *rng;                               /* the random layers' generator (Dropout, RandomFlip, ...) */
     void *kept;                                /* kind-specific state that outlives builds, or NULL */
     void (*kept_free)(void *kept);             /* frees it with the layer */
@@ -117,6 +118,14 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);
+/* The layer's weights in Keras's order (made trainable first, then the others, each in
+ * creation order) into out[0..n_vars); returns n_vars. */
+int tg__layer_weights(const tg_layer *l, tg_tensor **out);
+/* get_weights / set_weights over a list of variables: copies into out, or the checked
+ * assignment of every value (count, then each shape and dtype, before any is assigned). */
+int tg__weights_get(tg_loc loc, const char *func, tg_tensor *const *vars, int n_vars, tg_tensor **out, int n);
+int tg__weights_set(tg_loc loc, const char *func, const char *owner, tg_tensor *const *vars, int n_vars,
+                    const tg_tensor *const *weights, int n);
 void tg__layer_destroy(tg_layer *l);
 
 /* State that layers above nn (train/: compile's optimizer, loss and metrics) attach to a
@@ -154,6 +163,9 @@ struct tg_model {
     tg_shape in_shape; /* one example's, once built (a functional model: its first input's) */
     tg_layer **layers; /* a functional model: Keras's order, by depth from the inputs */
     int n_layers, cap_layers;
+    tg_tensor **call_losses; /* the activity penalties of the last call, and their headers' gens */
+    uint32_t *call_loss_gens;
+    int n_call_losses, cap_call_losses;
     tg_tensor **lists[3]; /* all, trainable, non-trainable: rebuilt on each request */
     int cap_vars;
     void *train_state; /* train/'s, freed by train_free */
@@ -170,6 +182,12 @@ struct tg_model {
 };
 
 /* Frees what a model holds, not the struct (model.c). */
+/* L1L2.__call__ on w: l1 * sum(|w|) + l2 * sum(w^2); NULL when r is none. */
+tg_tensor *tg__regularizer_penalty(tg_loc loc, const tg_tensor *w, tg_regularizer r);
+/* Keras's add_loss during a call: keeps `loss` among the model's losses of its last call;
+ * and the start of a call, which clears them. */
+bool tg__model_add_call_loss(tg_model *m, tg_loc loc, tg_tensor *loss);
+void tg__model_clear_call_losses(tg_model *m);
 void tg__model_destroy(tg_model *m);
 /* A functional model's forward pass: one tensor per input, into one per output. */
 bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training);

@@ -254,6 +254,15 @@ static bool same_example(const tg_shape *example, const tg_tensor *x)
     return true;
 }
 
+/* Keras's Layer.__call__: add_loss(activity_regularizer(output)) into the owning model. */
+static bool add_activity_loss(tg_layer *l, tg_loc loc, const tg_tensor *y)
+{
+    if ((l->activity_reg.l1 == 0 && l->activity_reg.l2 == 0) || !l->model)
+        return true;
+    tg_tensor *p = tg__regularizer_penalty(loc, y, l->activity_reg);
+    return p && tg__model_add_call_loss(l->model, loc, p);
+}
+
 tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
 {
     if (!same_example(&l->in_shape, x)) {
@@ -272,7 +281,7 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
         x = tg_cast_at(loc, x, l->dtype);
     tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
     ctx->layer = outer;
-    return y;
+    return y && !add_activity_loss(l, loc, y) ? NULL : y;
 }
 
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
@@ -378,6 +387,89 @@ tg_tensor *const *tg_layer_variables_at(tg_loc loc, const tg_layer *l, int *coun
     return l ? l->vars : NULL;
 }
 
+int tg__layer_weights(const tg_layer *l, tg_tensor **out)
+{
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++) /* Keras: _trainable_variables + _non_trainable_variables */
+        for (int k = 0; k < l->n_vars; k++)
+            if (l->var_trainable[k] == (pass == 0))
+                out[n++] = l->vars[k];
+    return n;
+}
+
+static bool weight_count_ok(tg_loc loc, const char *func, const char *owner, int n_vars, int n)
+{
+    if (n == n_vars)
+        return true;
+    return tg__failb(loc, "%s: %s has %d weights, but %d were given", func, owner, n_vars, n);
+}
+
+int tg__weights_get(tg_loc loc, const char *func, tg_tensor *const *vars, int n_vars, tg_tensor **out, int n)
+{
+    if (n != n_vars)
+        return tg__failf(loc, "%s: there are %d weights, but out holds %d", func, n_vars, n);
+    if (n > 0 && !out)
+        return tg__null_arg(loc, func, "out"), -1;
+    for (int i = 0; i < n; i++)
+        if (!(out[i] = tg_tensor_from_at(loc, vars[i]->dtype, tg_shape_of(vars[i]), vars[i]->data)))
+            return -1;
+    return 0;
+}
+
+/* weights[i] for variable v: given, of its shape, and a float when v is one. */
+static bool weight_fits(tg_loc loc, const char *func, const tg_tensor *v, const tg_tensor *w, int i)
+{
+    char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+    if (!w)
+        return tg__failb(loc, "%s: weights[%d] (for %s) is NULL", func, i, v->var->name);
+    if (!tg__check_input(loc, func, w, "weights[i]"))
+        return false;
+    tg_shape vs = tg__shape(v), ws = tg__shape(w);
+    if (!tg__shape_eq(&vs, &ws))
+        return tg__failb(loc, "%s: weights[%d] has shape %s, but variable %s has shape %s", func, i,
+                         tg__shape_str(&ws, a, sizeof a), v->var->name, tg__shape_str(&vs, b, sizeof b));
+    bool floats = (w->dtype == TG_F32 || w->dtype == TG_F64) && (v->dtype == TG_F32 || v->dtype == TG_F64);
+    if (w->dtype != v->dtype && !floats)
+        return tg__failb(loc, "%s: weights[%d] is %s, but variable %s is %s", func, i, tg_dtype_name(w->dtype),
+                         v->var->name, tg_dtype_name(v->dtype));
+    return true;
+}
+
+int tg__weights_set(tg_loc loc, const char *func, const char *owner, tg_tensor *const *vars, int n_vars,
+                    const tg_tensor *const *weights, int n)
+{
+    if (!weight_count_ok(loc, func, owner, n_vars, n))
+        return -1;
+    if (n > 0 && !weights)
+        return tg__null_arg(loc, func, "weights"), -1;
+    for (int i = 0; i < n; i++)
+        if (!weight_fits(loc, func, vars[i], weights[i], i))
+            return -1;
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *w =
+            weights[i]->dtype == vars[i]->dtype ? weights[i] : tg_cast_at(loc, weights[i], vars[i]->dtype);
+        if (!w || tg_assign_at(loc, vars[i], w) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int tg_layer_get_weights_at(tg_loc loc, const tg_layer *l, tg_tensor **out, int n)
+{
+    CHECK_LAYER("tg_layer_get_weights", l, -1);
+    tg_tensor *vars[TG_LAYER_MAX_VARS];
+    return tg__weights_get(loc, "tg_layer_get_weights", vars, tg__layer_weights(l, vars), out, n);
+}
+
+int tg_layer_set_weights_at(tg_loc loc, tg_layer *l, const tg_tensor *const *weights, int n)
+{
+    CHECK_LAYER("tg_layer_set_weights", l, -1);
+    tg_tensor *vars[TG_LAYER_MAX_VARS];
+    char owner[300];
+    snprintf(owner, sizeof owner, "layer \"%s\"", l->name);
+    return tg__weights_set(loc, "tg_layer_set_weights", owner, vars, tg__layer_weights(l, vars), weights, n);
+}
+
 int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
 {
     CHECK_LAYER("tg_layer_set_trainable", l, -1);
@@ -412,7 +504,10 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
     if (!tg__layer_add_variable(l, loc, "kernel", k, TG_SHAPE(in_dim, o->units), true))
         return false;
     l->var_reg[0] = o->kernel_regularizer;
-    if (o->use_bias && !tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true))
+    if (tg__variable_set_constraint(loc, l->vars[0], o->kernel_constraint) != 0)
+        return false;
+    if (o->use_bias && (!tg__layer_add_variable(l, loc, "bias", b, TG_SHAPE(o->units), true) ||
+                        tg__variable_set_constraint(loc, l->vars[1], o->bias_constraint) != 0))
         return false;
     l->var_reg[1] = o->bias_regularizer;
     *out = *in;
@@ -443,6 +538,7 @@ tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
     tg_layer *l = tg__layer_new(loc, &dense_kind, o.name, o.dtype, o.seed, o.input_shape);
     if (l) {
         l->o.dense = o;
+        l->activity_reg = o.activity_regularizer;
         l->activation = o.activation;
     }
     return l;

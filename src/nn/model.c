@@ -298,6 +298,7 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
                             "tg_model_call_list",
                             m->name, m->n_inputs, m->n_outputs);
         tg_tensor *y = NULL;
+        tg__model_clear_call_losses(m);
         return tg__functional_call(m, loc, &x, &y, o.training) ? y : NULL;
     }
     if (m->n_layers == 0)
@@ -313,6 +314,7 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
     }
     if (!check_model_input(loc, m, x))
         return NULL;
+    tg__model_clear_call_losses(m);
     tg_tensor *y = (tg_tensor *)x;
     for (int i = 0; i < m->n_layers && y; i++)
         y = tg__layer_call(m->layers[i], loc, y, o.training);
@@ -335,6 +337,7 @@ int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, i
         ys[0] = tg_model_call_at(loc, m, xs[0], o);
         return ys[0] ? 0 : -1;
     }
+    tg__model_clear_call_losses(m);
     return tg__functional_call(m, loc, xs, ys, o.training) ? 0 : -1;
 }
 
@@ -477,7 +480,7 @@ int64_t tg_model_n_params(const tg_model *m, int64_t *trainable, int64_t *non_tr
 }
 
 /* L1L2.__call__: l1 * sum(|w|) + l2 * sum(w^2), the terms it has. */
-static tg_tensor *penalty(tg_loc loc, const tg_tensor *w, tg_regularizer r)
+tg_tensor *tg__regularizer_penalty(tg_loc loc, const tg_tensor *w, tg_regularizer r)
 {
     tg_tensor *p = NULL;
     if (r.l1 != 0)
@@ -500,13 +503,95 @@ tg_tensor *tg_model_regularization_loss_at(tg_loc loc, tg_model *m)
             tg_regularizer r = l->var_reg[k];
             if ((r.l1 == 0 && r.l2 == 0) || !counts_as_trainable(m, l->vars[k])) /* Keras: trainable weights */
                 continue;
-            tg_tensor *p = penalty(loc, l->vars[k], r);
+            tg_tensor *p = tg__regularizer_penalty(loc, l->vars[k], r);
             if (!p)
                 return NULL;
             total = total ? tg_add_at(loc, total, p) : p;
         }
     }
+    for (int i = 0; i < m->n_call_losses; i++) {
+        tg_tensor *p = m->call_losses[i];
+        if (p->state != TG_HEADER_ALIVE || p->gen != m->call_loss_gens[i])
+            continue; /* its scope has ended */
+        if (total && tg_dtype_of(p) != tg_dtype_of(total))
+            p = tg_cast_at(loc, p, tg_dtype_of(total));
+        total = total ? tg_add_at(loc, total, p) : p;
+    }
     return total;
+}
+
+bool tg__model_add_call_loss(tg_model *m, tg_loc loc, tg_tensor *loss)
+{
+    if (m->n_call_losses == m->cap_call_losses) {
+        int cap = m->cap_call_losses ? 2 * m->cap_call_losses : 4;
+        tg_tensor **t = realloc(m->call_losses, sizeof *t * (size_t)cap);
+        if (t)
+            m->call_losses = t;
+        uint32_t *g = t ? realloc(m->call_loss_gens, sizeof *g * (size_t)cap) : NULL;
+        if (!g)
+            return tg__failb(loc, "model \"%s\": out of memory keeping an activity penalty", m->name);
+        m->call_loss_gens = g;
+        m->cap_call_losses = cap;
+    }
+    m->call_losses[m->n_call_losses] = loss;
+    m->call_loss_gens[m->n_call_losses++] = loss->gen;
+    return true;
+}
+
+void tg__model_clear_call_losses(tg_model *m) { m->n_call_losses = 0; }
+
+/* Keras's model.weights: each layer's in Keras's order, into a list the caller frees;
+ * *n of them. NULL with an error when out of memory. */
+static tg_tensor **model_weights(tg_loc loc, const tg_model *m, int *n)
+{
+    int total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        total += m->layers[i]->n_vars;
+    tg_tensor **w = malloc(sizeof *w * (size_t)(total ? total : 1));
+    if (!w)
+        return tg__fail(loc, "model \"%s\": out of memory listing its weights", m->name);
+    *n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        *n += tg__layer_weights(m->layers[i], w + *n);
+    return w;
+}
+
+int tg_model_get_weights_at(tg_loc loc, tg_model *m, tg_tensor **out, int n)
+{
+    CHECK_MODEL("tg_model_get_weights", m, -1);
+    int nv = 0;
+    tg_tensor **vars = model_weights(loc, m, &nv);
+    int rc = vars ? tg__weights_get(loc, "tg_model_get_weights", vars, nv, out, n) : -1;
+    free(vars);
+    return rc;
+}
+
+int tg_model_set_weights_at(tg_loc loc, tg_model *m, const tg_tensor *const *weights, int n)
+{
+    CHECK_MODEL("tg_model_set_weights", m, -1);
+    int nv = 0;
+    tg_tensor **vars = model_weights(loc, m, &nv);
+    char owner[300];
+    snprintf(owner, sizeof owner, "model \"%s\"", m->name);
+    int rc = vars ? tg__weights_set(loc, "tg_model_set_weights", owner, vars, nv, weights, n) : -1;
+    free(vars);
+    return rc;
+}
+
+int tg_sequential_pop_at(tg_loc loc, tg_model *m)
+{
+    CHECK_MODEL("tg_sequential_pop", m, -1);
+    if (m->functional)
+        return tg__failf(loc, "tg_sequential_pop: model \"%s\" is functional: its layers are those of its graph",
+                         m->name);
+    if (m->n_layers == 0)
+        return tg__failf(loc, "tg_sequential_pop: model \"%s\" has no layers to pop", m->name);
+    tg_layer *l = m->layers[--m->n_layers];
+    l->model = NULL;
+    tg__layer_destroy(l);
+    if (m->n_layers == 0)
+        m->built = false; /* nothing left to say what it takes */
+    return 0;
 }
 
 int tg_model_set_trainable_at(tg_loc loc, tg_model *m, bool trainable)
@@ -549,6 +634,8 @@ void tg__model_destroy(tg_model *m)
     for (int k = 0; k < 3; k++)
         free(m->lists[k]);
     free(m->layers);
+    free(m->call_losses);
+    free(m->call_loss_gens);
     free(m->name);
     for (int i = 0; i < m->n_steps; i++)
         free(m->steps[i].in);

@@ -71,6 +71,10 @@ static bool rnn_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out
     l->var_reg[RECURRENT] = o->recurrent_regularizer;
     if (o->use_bias)
         l->var_reg[BIAS] = o->bias_regularizer;
+    if (tg__variable_set_constraint(loc, l->vars[KERNEL], o->kernel_constraint) != 0 ||
+        tg__variable_set_constraint(loc, l->vars[RECURRENT], o->recurrent_constraint) != 0 ||
+        (o->use_bias && tg__variable_set_constraint(loc, l->vars[BIAS], o->bias_constraint) != 0))
+        return false;
     *out = o->return_sequences ? TG_SHAPE(in->dims[0], u) : TG_SHAPE(u);
     return true;
 }

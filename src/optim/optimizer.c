@@ -3,7 +3,8 @@
  *
  * apply_gradients follows keras/src/optimizers/base_optimizer.py `apply`: an empty list
  * is a no-op; None gradients are dropped with a warning (an error when all are None);
- * then clipping, weight decay and one update per variable; then iterations += 1. */
+ * then clipping, weight decay and one update per variable; then iterations += 1; then
+ * each updated variable's constraint (tg_constraint). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -999,6 +1000,9 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
     if (opt->slot_average >= 0)
         moving_average(loc, opt);
     opt->iterations++;
+    for (int i = 0; i < n; i++) /* Keras: each variable's constraint, after the update */
+        if (grads[i])
+            tg__variable_apply_constraint(loc, vars[i]);
     return 0;
 }
 

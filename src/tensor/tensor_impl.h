@@ -54,8 +54,9 @@ struct tg_var {
     tg_loc frozen;    /* where a layer or model was made non-trainable with it */
     tg_loc last_read; /* the last op that read it, and when */
     uint64_t last_read_stamp;
-    tg_tensor *snapshots; /* live snapshots still aliasing `data` */
-    tg_tensor *handle;    /* the public tensor header */
+    tg_tensor *snapshots;     /* live snapshots still aliasing `data` */
+    tg_tensor *handle;        /* the public tensor header */
+    tg_constraint constraint; /* applied by optimizers after each update ({0}: none) */
 };
 
 /* ---- provenance events -------------------------------------------------------------- */
@@ -239,6 +240,12 @@ void tg__snapshot_unlink(tg_tensor *snap);
 /* The variable's data, about to be updated in place (an optimizer step): live snapshots
  * get their own copy of the old value first, and the version is bumped, as by an assign. */
 void *tg__variable_begin_write(tg_loc loc, tg_tensor *var);
+/* Sets the constraint optimizers apply after updating the variable (layers do, from their
+ * options); its axes are checked against the variable's rank and made non-negative.
+ * 0, or -1 with an error naming the variable. */
+int tg__variable_set_constraint(tg_loc loc, tg_tensor *var, tg_constraint c);
+/* Replaces the variable's value by its constraint's projection of it (none: nothing). */
+void tg__variable_apply_constraint(tg_loc loc, tg_tensor *var);
 
 /* ---- element access for generic code ----------------------------------------------------- */
 double tg__get(const tg_tensor *t, int64_t i);
