@@ -3,7 +3,8 @@
  * nn.LSTM and nn.GRU (tests/fixtures/wrappers_golden.txt, tools/make_wrapper_fixtures.py),
  * with and without return_sequences; merge modes sum, mul and ave against concat's halves;
  * Keras's variable names; TimeDistributed(Dense) against the formula on the folded steps,
- * TimeDistributed(Conv2D)'s shape; both in a Sequential that fits; the errors. */
+ * TimeDistributed(Conv2D)'s shape; both in a Sequential that fits and in a functional
+ * model; the errors. */
 #include "check.h"
 #include "fixture.h"
 
@@ -313,6 +314,27 @@ static void test_sequential_fits(void)
     tg_scope_end(s);
 }
 
+/* In a functional graph: tg_layer_apply checks the shapes through the inner layers. */
+static void test_functional(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_keras_tensor *in = tg_input(TG_SHAPE(5, 2));
+    tg_keras_tensor *h = tg_layer_apply(tg_bidirectional(tg_gru(.units = 3, .return_sequences = true)), in);
+    tg_keras_tensor *out = tg_layer_apply(tg_time_distributed(tg_dense(.units = 2)), h);
+    tg_shape hs = tg_keras_tensor_shape(h), os = tg_keras_tensor_shape(out);
+    CHECK(hs.rank == 2 && hs.dims[0] == 5 && hs.dims[1] == 6);
+    CHECK(os.rank == 2 && os.dims[0] == 5 && os.dims[1] == 2);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(in), TG_KERAS_TENSORS(out), .seed = 2);
+    REQUIRE(m);
+    int n;
+    tg_model_variables(m, &n);
+    CHECK(n == 6 + 2);
+    tg_tensor *y = tg_model_call(m, tg_ones(TG_F32, TG_SHAPE(4, 5, 2)));
+    CHECK(y && tg_rank(y) == 3 && tg_dim(y, 0) == 4 && tg_dim(y, 1) == 5 && tg_dim(y, 2) == 2);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -343,6 +365,7 @@ int main(void)
     RUN(test_time_distributed_dense);
     RUN(test_time_distributed_conv2d_shape);
     RUN(test_sequential_fits);
+    RUN(test_functional);
     RUN(test_errors);
     return TEST_SUMMARY();
 }
