@@ -173,7 +173,7 @@ static void test_bidirectional_names_and_shapes(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_model *m =
-        tg_sequential(tg_bidirectional(tg_lstm(.units = 3, .return_sequences = true), .input_shape = TG_SHAPE(5, 2)),
+        tg_sequential(tg_bidirectional(tg_lstm(.units = 3, .return_sequences = true, .input_shape = TG_SHAPE(5, 2))),
                       tg_bidirectional(tg_gru(.units = 4), .merge_mode = TG_MERGE_SUM));
     REQUIRE(m);
     int n;

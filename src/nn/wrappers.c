@@ -74,8 +74,6 @@ static tg_layer *wrap(tg_loc loc, const tg_layer_kind *kind, tg_layer *inner, tg
     }
     w->inner[0] = inner, w->inner[1] = second;
     w->n = second ? 2 : 1;
-    if (input_shape.rank <= 0) /* Keras: the wrapped layer's input_shape serves the wrapper */
-        input_shape = inner->input_shape.rank > 0 ? inner->input_shape : (tg_shape){0};
     tg_layer *l = tg__layer_new(loc, kind, name, dtype, seed, input_shape);
     if (!l) {
         wrapped_free(w);
@@ -164,8 +162,10 @@ tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts
         tg__layer_destroy(layer);
         return NULL;
     }
+    /* the wrapped layer's input_shape serves the wrapper: both see the same sequences */
+    tg_shape input_shape = o.input_shape.rank > 0 || layer->input_shape.rank <= 0 ? o.input_shape : layer->input_shape;
     tg_layer *l =
-        wrap(loc, &bidi_kind, layer, back, (const char *const[]){fwd, bwd}, o.name, o.dtype, o.seed, o.input_shape);
+        wrap(loc, &bidi_kind, layer, back, (const char *const[]){fwd, bwd}, o.name, o.dtype, o.seed, input_shape);
     if (l)
         l->o.bidi = o;
     return l;
