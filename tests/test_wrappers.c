@@ -341,6 +341,8 @@ static void test_errors(void)
     EXPECT_ERROR(tg_bidirectional(tg_dense(.units = 2)) == NULL,
                  "tg_bidirectional: layer \"dense\" (Dense) is not a recurrent layer");
     EXPECT_ERROR(tg_bidirectional(tg_lstm(.units = 0)) == NULL, "tg_lstm: units must be a positive integer");
+    EXPECT_ERROR(tg_bidirectional(tg_simple_rnn(.units = 2, .go_backwards = true)) == NULL,
+                 "tg_bidirectional: layer \"simple_rnn\" (SimpleRNN) has go_backwards set");
     EXPECT_ERROR(tg_bidirectional(tg_gru(.units = 2), .merge_mode = (tg_merge_mode)9) == NULL,
                  "merge_mode 9 is not a tg_merge_mode");
     tg_layer *td = tg_time_distributed(tg_dense(.units = 2));

@@ -469,7 +469,8 @@ tg_layer *tg_gru_at(tg_loc loc, tg_rnn_opts o);
  * "bidirectional/backward_lstm/kernel", ... (Keras 3's paths without the cell's level, as
  * the recurrent layers name theirs). Concat doubles the last dim; sum, mul and ave keep it.
  * The wrapper takes `layer` over (also when it fails): it is freed with the wrapper, never
- * by the caller (a layer that a model already owns is refused and stays the model's). Keras's merge_mode=None (a list of both) is not supported. */
+ * by the caller (a layer that a model already owns is refused and stays the model's). A
+ * layer with go_backwards set is refused, as Keras refuses two backward directions. Keras's merge_mode=None (a list of both) is not supported. */
 typedef enum tg_merge_mode {
     TG_MERGE_CONCAT = 0, /* Keras's default */
     TG_MERGE_SUM,

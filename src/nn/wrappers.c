@@ -144,6 +144,14 @@ tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts
         tg__layer_destroy(layer);
         return NULL;
     }
+    if (layer->o.rnn.go_backwards) { /* Keras's backward copy would read forwards then */
+        tg__fail(loc,
+                 "tg_bidirectional: layer \"%s\" (%s) has go_backwards set; Bidirectional makes the backward copy "
+                 "itself, so wrap the layer reading forwards",
+                 layer->name, layer->kind->class_name);
+        tg__layer_destroy(layer);
+        return NULL;
+    }
     if ((unsigned)o.merge_mode > TG_MERGE_AVE) {
         tg__fail(loc,
                  "tg_bidirectional: merge_mode %d is not a tg_merge_mode (TG_MERGE_CONCAT, TG_MERGE_SUM, "
