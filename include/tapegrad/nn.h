@@ -464,6 +464,44 @@ tg_layer *tg_gru_at(tg_loc loc, tg_rnn_opts o);
 #define tg_lstm(...)       tg_lstm_at(TG_LOC, TG__OPTS(tg_rnn_opts, TG__RNN_DEFAULTS, __VA_ARGS__))
 #define tg_gru(...)        tg_gru_at(TG_LOC, TG__OPTS(tg_rnn_opts, TG__RNN_DEFAULTS, __VA_ARGS__))
 
+/* ---- wrappers (Keras's Bidirectional and TimeDistributed) ------------------------------ */
+/* Keras's Bidirectional: a forward copy of a recurrent layer (SimpleRNN, LSTM, GRU) and a
+ * backward one (go_backwards flipped), both freshly initialised, run on the same input
+ * and merged. With return_sequences the backward output is reversed in time first, so
+ * step t of both lines up (torch's bidirectional output); without, each direction's last
+ * state is merged (the backward one's saw the first step last: torch's h_n). Variables
+ * are the forward layer's then the backward one's, named "bidirectional/forward_lstm/kernel",
+ * "bidirectional/backward_lstm/kernel", ... (Keras 3's paths without the cell's level, as
+ * the recurrent layers name theirs). Concat doubles the last dim; sum, mul and ave keep it.
+ * The wrapper takes `layer` over (also when it fails): it is freed with the wrapper, never
+ * by the caller (a layer that a model already owns is refused and stays the model's). A
+ * layer with go_backwards set is refused, as Keras refuses two backward directions. Keras's merge_mode=None (a list of both) is not supported. */
+typedef enum tg_merge_mode {
+    TG_MERGE_CONCAT = 0, /* Keras's default */
+    TG_MERGE_SUM,
+    TG_MERGE_MUL,
+    TG_MERGE_AVE
+} tg_merge_mode;
+typedef struct tg_bidirectional_opts {
+    TG__LAYER_FIELDS;
+    tg_merge_mode merge_mode; /* default TG_MERGE_CONCAT */
+} tg_bidirectional_opts;
+tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts o);
+#define tg_bidirectional(layer, ...) \
+    tg_bidirectional_at(TG_LOC, layer, TG__OPTS(tg_bidirectional_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
+/* Keras's TimeDistributed: `layer` on every step of inputs (batch, time, ...), as one call
+ * on the steps folded into the batch, (batch * time, ...), unfolded after (what Keras does
+ * when the shapes are known). The layer's variables become the wrapper's, named
+ * "time_distributed/dense/kernel", ... The wrapper takes `layer` over as Bidirectional
+ * does. */
+typedef struct tg_time_distributed_opts {
+    TG__LAYER_FIELDS;
+} tg_time_distributed_opts;
+tg_layer *tg_time_distributed_at(tg_loc loc, tg_layer *layer, tg_time_distributed_opts o);
+#define tg_time_distributed(layer, ...) \
+    tg_time_distributed_at(TG_LOC, layer, TG__OPTS(tg_time_distributed_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+
 /* ---- preprocessing ------------------------------------------------------------------ */
 /* Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7) with a mean and variance
  * per index of the kept axes (`.axis`, batch axis counted; empty, the default, keeps the

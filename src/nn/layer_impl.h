@@ -11,7 +11,7 @@
 #include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
-#define TG_LAYER_MAX_VARS 4 /* BatchNormalization's four */
+#define TG_LAYER_MAX_VARS 8 /* a Bidirectional LSTM's six; TimeDistributed(BatchNormalization)'s four */
 
 typedef struct tg_layer_kind {
     const char *base_name;  /* "dense": automatic names are dense, dense_1, ... */
@@ -98,6 +98,8 @@ struct tg_layer {
         tg_prelu_layer_opts prelu;
         tg_merge_opts merge;
         tg_dot_opts dot;
+        tg_bidirectional_opts bidi;
+        tg_time_distributed_opts td;
     } o;
 };
 
@@ -204,6 +206,11 @@ void tg__metric_state(const tg_metric *m, double *total, double *count);
 /* The confusion metrics' counts (*n of them; NULL and 0 for the others, or before an
  * F1Score without num_classes has seen a batch), which a distributed fit also sums. */
 double *tg__metric_counts(const tg_metric *m, int64_t *n);
+
+/* The recurrent layers (recurrent.c): whether l is one, and a new unbuilt copy of its
+ * options with go_backwards flipped, named `name` and seeded with `seed`. */
+bool tg__is_recurrent(const tg_layer *l);
+tg_layer *tg__rnn_reversed_copy(tg_loc loc, const tg_layer *l, const char *name, uint64_t seed);
 
 /* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);

@@ -207,3 +207,17 @@ static tg_layer *rnn_new(tg_loc loc, const tg_layer_kind *kind, const char *func
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &simple_kind, "tg_simple_rnn", o); }
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &lstm_kind, "tg_lstm", o); }
 tg_layer *tg_gru_at(tg_loc loc, tg_rnn_opts o) { return rnn_new(loc, &gru_kind, "tg_gru", o); }
+
+bool tg__is_recurrent(const tg_layer *l)
+{
+    return l->kind == &simple_kind || l->kind == &lstm_kind || l->kind == &gru_kind;
+}
+
+tg_layer *tg__rnn_reversed_copy(tg_loc loc, const tg_layer *l, const char *name, uint64_t seed)
+{
+    tg_rnn_opts o = l->o.rnn;
+    o.name = name;
+    o.seed = seed;
+    o.go_backwards = !o.go_backwards;
+    return rnn_new(loc, l->kind, l->kind->base_name, o);
+}
