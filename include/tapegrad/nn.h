@@ -530,6 +530,28 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
 #define tg_normalization_adapt(layer, x) tg_normalization_adapt_at(TG_LOC, layer, x)
 
 /* ---- merging layers (Keras's layers/merging) ------------------------------------------ */
+/* Keras's MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py), applied
+ * with tg_layer_apply(layer, query, value) or (query, value, key), each (batch, steps,
+ * features): query/kernel (Dq, heads, key_dim), key/kernel (Dk, heads, key_dim),
+ * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
+ * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
+ * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
+ * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). No attention_mask
+ * input, dropout or attention_axes yet. */
+typedef struct tg_multi_head_attention_opts {
+    TG__LAYER_FIELDS;
+    int num_heads;     /* required, > 0 */
+    int64_t key_dim;   /* required, > 0 */
+    int64_t value_dim; /* default key_dim */
+    bool use_bias;     /* default true */
+    bool use_causal_mask;
+    tg_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+} tg_multi_head_attention_opts;
+tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o);
+#define tg_multi_head_attention(...) \
+    tg_multi_head_attention_at(      \
+        TG_LOC, TG__OPTS(tg_multi_head_attention_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
 /* Add, Subtract, Multiply, Average, Maximum and Minimum combine their inputs element by
  * element; one example's shapes must match or broadcast (a 1 against any size, and a
  * lower rank gets 1s inserted after the batch axis, as Keras's Merge). Subtract takes

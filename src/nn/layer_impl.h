@@ -95,6 +95,7 @@ struct tg_layer {
         tg_random_crop_opts rcrop;
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
+        tg_multi_head_attention_opts mha;
         tg_prelu_layer_opts prelu;
         tg_merge_opts merge;
         tg_dot_opts dot;
