@@ -13,12 +13,28 @@ typedef struct arr {
 } arr;
 
 enum { QUERY, VALUE, VARS, R = VARS + 8, OUTPUT, GRAD_QUERY, GRAD_VALUE, GRAD_VARS, N_ARRAYS = GRAD_VARS + 8 };
-static const char *const names[N_ARRAYS] = {
-    "query",       "value",        "query_kernel",      "query_bias",      "key_kernel",
-    "key_bias",    "value_kernel", "value_bias",        "output_kernel",   "output_bias",
-    "r",           "output",       "grad_query",        "grad_value",      "grad_query_kernel",
-    "grad_query_bias", "grad_key_kernel", "grad_key_bias", "grad_value_kernel", "grad_value_bias",
-    "grad_output_kernel", "grad_output_bias"};
+static const char *const names[N_ARRAYS] = {"query",
+                                            "value",
+                                            "query_kernel",
+                                            "query_bias",
+                                            "key_kernel",
+                                            "key_bias",
+                                            "value_kernel",
+                                            "value_bias",
+                                            "output_kernel",
+                                            "output_bias",
+                                            "r",
+                                            "output",
+                                            "grad_query",
+                                            "grad_value",
+                                            "grad_query_kernel",
+                                            "grad_query_bias",
+                                            "grad_key_kernel",
+                                            "grad_key_bias",
+                                            "grad_value_kernel",
+                                            "grad_value_bias",
+                                            "grad_output_kernel",
+                                            "grad_output_bias"};
 
 typedef struct acase {
     char name[32];
@@ -50,10 +66,14 @@ static void check_case(const acase *c)
     int n;
     tg_tensor *const *vars = tg_layer_variables(mha, &n);
     REQUIRE(n == 8);
-    static const char *const keras_names[8] = {
-        "multi_head_attention/query/kernel", "multi_head_attention/query/bias", "multi_head_attention/key/kernel",
-        "multi_head_attention/key/bias", "multi_head_attention/value/kernel", "multi_head_attention/value/bias",
-        "multi_head_attention/attention_output/kernel", "multi_head_attention/attention_output/bias"};
+    static const char *const keras_names[8] = {"multi_head_attention/query/kernel",
+                                               "multi_head_attention/query/bias",
+                                               "multi_head_attention/key/kernel",
+                                               "multi_head_attention/key/bias",
+                                               "multi_head_attention/value/kernel",
+                                               "multi_head_attention/value/bias",
+                                               "multi_head_attention/attention_output/kernel",
+                                               "multi_head_attention/attention_output/bias"};
     for (int k = 0; k < 8; k++) {
         CHECK(!strcmp(tg_variable_name(vars[k]), keras_names[k]));
         CHECK(tg_assign(vars[k], tensor_of(&c->a[VARS + k])) == 0);
@@ -113,7 +133,8 @@ static void test_against_pytorch(void)
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
-    EXPECT_ERROR(tg_multi_head_attention(.num_heads = 0, .key_dim = 4) == NULL, "num_heads and key_dim must be positive");
+    EXPECT_ERROR(tg_multi_head_attention(.num_heads = 0, .key_dim = 4) == NULL,
+                 "num_heads and key_dim must be positive");
     tg_layer *mha = tg_multi_head_attention(.num_heads = 2, .key_dim = 4);
     tg_keras_tensor *q = tg_input(TG_SHAPE(3, 8)), *v = tg_input(TG_SHAPE(5, 8)), *k = tg_input(TG_SHAPE(4, 8));
     EXPECT_ERROR(tg_layer_apply(mha, q, v, k) == NULL, "the key (None, 4, 8) and the value (None, 5, 8)");

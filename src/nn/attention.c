@@ -28,7 +28,8 @@ static bool mha_build(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_sha
 {
     const tg_multi_head_attention_opts *o = &l->o.mha;
     if (n < 2 || n > 3)
-        return tg__failb(loc, "MultiHeadAttention \"%s\": apply it to (query, value) or (query, value, key), not %d inputs",
+        return tg__failb(loc,
+                         "MultiHeadAttention \"%s\": apply it to (query, value) or (query, value, key), not %d inputs",
                          l->name, n);
     const tg_shape *q = &in[0], *v = &in[1], *k = n == 3 ? &in[2] : &in[1];
     for (int i = 0; i < n; i++)
@@ -93,8 +94,8 @@ static tg_tensor *mha_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n,
     return project(l, loc, "abcd,cde->abe", o, OUTPUT);
 }
 
-static const tg_layer_kind mha_kind = {"multi_head_attention", "MultiHeadAttention", true, NULL, NULL, NULL,
-                                       mha_build, mha_call};
+static const tg_layer_kind mha_kind = {
+    "multi_head_attention", "MultiHeadAttention", true, NULL, NULL, NULL, mha_build, mha_call};
 
 tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o)
 {
