@@ -143,6 +143,9 @@ static void test_errors(void)
     EXPECT_ERROR(tg_layer_apply(flat, rows, rows) == NULL, "need (batch, steps, features)");
     tg_layer_free(mha);
     tg_layer_free(flat);
+    tg_keras_tensor *inputs[] = {q, v, k, rows}; /* their InputLayers, which no model took */
+    for (int i = 0; i < 4; i++)
+        tg_layer_free(tg_keras_tensor_layer(inputs[i]));
     tg_scope_end(s);
 }
 
