@@ -330,19 +330,11 @@ bool tg__confusion_update(tg_loc loc, tg_metric *m, const tg_tensor *yt, const t
         return false;
     if (!weights_for(loc, m, sw, rows_of(yp), yp->size, &w))
         return false;
-    /* counts change only once the whole batch is read: a failure leaves them as they were */
-    double *saved = m->counts ? malloc(sizeof(double) * (size_t)m->n_counts) : NULL;
-    if (m->counts && !saved)
-        return tg__failb(loc, "tg_metric_update_state: out of memory");
-    if (saved)
-        memcpy(saved, m->counts, sizeof(double) * (size_t)m->n_counts);
-    bool ok = m->kind == TG_METRIC_AUC        ? auc_update(loc, m, yt, yp, &w)
-              : m->kind == TG_METRIC_F1_SCORE ? f1_update(loc, m, yt, yp, &w)
-                                              : binary_update(loc, m, yt, yp, &w);
-    if (!ok && saved)
-        memcpy(m->counts, saved, sizeof(double) * (size_t)m->n_counts);
-    free(saved);
-    return ok;
+    /* each update checks the batch (and allocates) before it counts: a failure leaves the
+     * counts as they were */
+    return m->kind == TG_METRIC_AUC        ? auc_update(loc, m, yt, yp, &w)
+           : m->kind == TG_METRIC_F1_SCORE ? f1_update(loc, m, yt, yp, &w)
+                                           : binary_update(loc, m, yt, yp, &w);
 }
 
 double tg__confusion_result(const tg_metric *m)

@@ -98,6 +98,12 @@ static tg_tensor *h_times_u(const rnn_step *s, const tg_tensor *h)
     return tg_matmul_at(s->loc, h, s->l->vars[RECURRENT], (tg_matmul_opts){0});
 }
 
+/* GRU's new state: z h + (1 - z) hh. */
+static tg_tensor *gru_mix(tg_loc loc, const tg_tensor *z, const tg_tensor *h, const tg_tensor *hh)
+{
+    return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+}
+
 /* One step: the new h (and, for LSTM, c), from xw, this step's input product with bias. */
 static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *h, tg_tensor **c)
 {
@@ -125,8 +131,7 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
                 return NULL;
             tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], h3[0])), *r = rec_act(s, tg_add_at(loc, x3[1], h3[1]));
             hh = act(s, tg_add_at(loc, x3[2], tg_mul_at(loc, r, h3[2])));
-            return tg_add_at(loc, tg_mul_at(loc, z, h),
-                             tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+            return gru_mix(loc, z, h, hh);
         }
         /* reset before the product: the candidate's recurrent kernel sees r * h */
         tg_tensor *u3[3];
@@ -135,8 +140,7 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
         tg_tensor *z = rec_act(s, tg_add_at(loc, x3[0], tg_matmul_at(loc, h, u3[0], (tg_matmul_opts){0})));
         tg_tensor *r = rec_act(s, tg_add_at(loc, x3[1], tg_matmul_at(loc, h, u3[1], (tg_matmul_opts){0})));
         hh = act(s, tg_add_at(loc, x3[2], tg_matmul_at(loc, tg_mul_at(loc, r, h), u3[2], (tg_matmul_opts){0})));
-        return tg_add_at(loc, tg_mul_at(loc, z, h),
-                         tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
+        return gru_mix(loc, z, h, hh);
     }
     }
     return NULL;
