@@ -24,7 +24,8 @@ static tg_tensor *prelu_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg_prelu_at(loc, x, l->vars[0]); /* alpha broadcasts over the batch */
 }
 
-static const tg_layer_kind prelu_kind = {"p_re_lu", "PReLU", true, prelu_build, prelu_call, NULL, NULL, NULL};
+static const tg_layer_kind prelu_kind = {
+    .base_name = "p_re_lu", .class_name = "PReLU", .autocast = true, .build = prelu_build, .call = prelu_call};
 
 tg_layer *tg_prelu_layer_at(tg_loc loc, tg_prelu_layer_opts o)
 {

@@ -94,8 +94,11 @@ static tg_tensor *mha_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n,
     return project(l, loc, "abcd,cde->abe", o, OUTPUT);
 }
 
-static const tg_layer_kind mha_kind = {
-    "multi_head_attention", "MultiHeadAttention", true, NULL, NULL, NULL, mha_build, mha_call};
+static const tg_layer_kind mha_kind = {.base_name = "multi_head_attention",
+                                       .class_name = "MultiHeadAttention",
+                                       .autocast = true,
+                                       .build_n = mha_build,
+                                       .call_n = mha_call};
 
 tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o)
 {

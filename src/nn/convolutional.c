@@ -98,7 +98,8 @@ static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind conv_kind = {"conv2d", "Conv2D", true, conv_build, conv_call, NULL, NULL, NULL};
+static const tg_layer_kind conv_kind = {
+    .base_name = "conv2d", .class_name = "Conv2D", .autocast = true, .build = conv_build, .call = conv_call};
 
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
 {
@@ -148,10 +149,16 @@ static tg_tensor *avg_pool_call(tg_layer *l, tg_loc loc, const tg_tensor *x, boo
     return tg_avg_pool2d_at(loc, x, pool_opts(l));
 }
 
-static const tg_layer_kind max_pool_kind = {"max_pooling2d", "MaxPooling2D", true, pool_build,
-                                            max_pool_call,   NULL,           NULL, NULL};
-static const tg_layer_kind avg_pool_kind = {
-    "average_pooling2d", "AveragePooling2D", true, pool_build, avg_pool_call, NULL, NULL, NULL};
+static const tg_layer_kind max_pool_kind = {.base_name = "max_pooling2d",
+                                            .class_name = "MaxPooling2D",
+                                            .autocast = true,
+                                            .build = pool_build,
+                                            .call = max_pool_call};
+static const tg_layer_kind avg_pool_kind = {.base_name = "average_pooling2d",
+                                            .class_name = "AveragePooling2D",
+                                            .autocast = true,
+                                            .build = pool_build,
+                                            .call = avg_pool_call};
 
 static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling2d_opts o)
 {
@@ -194,8 +201,11 @@ static tg_tensor *global_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool 
     return tg_global_avg_pool2d_at(loc, x);
 }
 
-static const tg_layer_kind global_kind = {
-    "global_average_pooling2d", "GlobalAveragePooling2D", true, global_build, global_call, NULL, NULL, NULL};
+static const tg_layer_kind global_kind = {.base_name = "global_average_pooling2d",
+                                          .class_name = "GlobalAveragePooling2D",
+                                          .autocast = true,
+                                          .build = global_build,
+                                          .call = global_call};
 
 tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
@@ -264,8 +274,11 @@ static tg_tensor *convt_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind convt_kind = {
-    "conv2d_transpose", "Conv2DTranspose", true, convt_build, convt_call, NULL, NULL, NULL};
+static const tg_layer_kind convt_kind = {.base_name = "conv2d_transpose",
+                                         .class_name = "Conv2DTranspose",
+                                         .autocast = true,
+                                         .build = convt_build,
+                                         .call = convt_call};
 
 tg_layer *tg_conv2d_transpose_layer_at(tg_loc loc, tg_conv2d_transpose_layer_opts o)
 {
@@ -337,9 +350,16 @@ static tg_tensor *sep_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tra
     return tg__bias_activate(loc, y, o->use_bias ? l->vars[2] : NULL, l->activation);
 }
 
-static const tg_layer_kind dw_kind = {"depthwise_conv2d", "DepthwiseConv2D", true, dw_build, dw_call, NULL, NULL, NULL};
-static const tg_layer_kind sep_kind = {
-    "separable_conv2d", "SeparableConv2D", true, sep_build, sep_call, NULL, NULL, NULL};
+static const tg_layer_kind dw_kind = {.base_name = "depthwise_conv2d",
+                                      .class_name = "DepthwiseConv2D",
+                                      .autocast = true,
+                                      .build = dw_build,
+                                      .call = dw_call};
+static const tg_layer_kind sep_kind = {.base_name = "separable_conv2d",
+                                       .class_name = "SeparableConv2D",
+                                       .autocast = true,
+                                       .build = sep_build,
+                                       .call = sep_call};
 
 static tg_layer *depthwise_family(tg_loc loc, const tg_layer_kind *kind, const char *f,
                                   tg_separable_conv2d_layer_opts o)

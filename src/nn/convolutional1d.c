@@ -61,7 +61,8 @@ static tg_tensor *conv1d_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool 
     return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind conv1d_kind = {"conv1d", "Conv1D", true, conv1d_build, conv1d_call, NULL, NULL, NULL};
+static const tg_layer_kind conv1d_kind = {
+    .base_name = "conv1d", .class_name = "Conv1D", .autocast = true, .build = conv1d_build, .call = conv1d_call};
 
 tg_layer *tg_conv1d_layer_at(tg_loc loc, tg_conv1d_layer_opts o)
 {
@@ -116,10 +117,16 @@ static tg_tensor *avg_pool1d_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg_avg_pool1d_at(loc, x, pool1d_opts(l));
 }
 
-static const tg_layer_kind max_pool1d_kind = {"max_pooling1d", "MaxPooling1D", true, pool1d_build,
-                                              max_pool1d_call, NULL,           NULL, NULL};
-static const tg_layer_kind avg_pool1d_kind = {
-    "average_pooling1d", "AveragePooling1D", true, pool1d_build, avg_pool1d_call, NULL, NULL, NULL};
+static const tg_layer_kind max_pool1d_kind = {.base_name = "max_pooling1d",
+                                              .class_name = "MaxPooling1D",
+                                              .autocast = true,
+                                              .build = pool1d_build,
+                                              .call = max_pool1d_call};
+static const tg_layer_kind avg_pool1d_kind = {.base_name = "average_pooling1d",
+                                              .class_name = "AveragePooling1D",
+                                              .autocast = true,
+                                              .build = pool1d_build,
+                                              .call = avg_pool1d_call};
 
 static tg_layer *pooling1d(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling1d_opts o)
 {
@@ -183,12 +190,21 @@ static tg_tensor *global_avg_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg_mean_at(loc, x, global_axes(l));
 }
 
-static const tg_layer_kind global_max1d_kind = {
-    "global_max_pooling1d", "GlobalMaxPooling1D", true, global1d_build, global_max_call, NULL, NULL, NULL};
-static const tg_layer_kind global_avg1d_kind = {
-    "global_average_pooling1d", "GlobalAveragePooling1D", true, global1d_build, global_avg_call, NULL, NULL, NULL};
-static const tg_layer_kind global_max2d_kind = {
-    "global_max_pooling2d", "GlobalMaxPooling2D", true, global2d_build, global_max_call, NULL, NULL, NULL};
+static const tg_layer_kind global_max1d_kind = {.base_name = "global_max_pooling1d",
+                                                .class_name = "GlobalMaxPooling1D",
+                                                .autocast = true,
+                                                .build = global1d_build,
+                                                .call = global_max_call};
+static const tg_layer_kind global_avg1d_kind = {.base_name = "global_average_pooling1d",
+                                                .class_name = "GlobalAveragePooling1D",
+                                                .autocast = true,
+                                                .build = global1d_build,
+                                                .call = global_avg_call};
+static const tg_layer_kind global_max2d_kind = {.base_name = "global_max_pooling2d",
+                                                .class_name = "GlobalMaxPooling2D",
+                                                .autocast = true,
+                                                .build = global2d_build,
+                                                .call = global_max_call};
 
 tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {

@@ -21,7 +21,8 @@ static tg_tensor *input_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return (tg_tensor *)x;
 }
 
-static const tg_layer_kind input_kind = {"input_layer", "InputLayer", false, input_build, input_call, NULL, NULL, NULL};
+static const tg_layer_kind input_kind = {
+    .base_name = "input_layer", .class_name = "InputLayer", .build = input_build, .call = input_call};
 
 static bool is_input_layer(const tg_layer *l) { return l->kind == &input_kind; }
 

@@ -46,8 +46,11 @@ static tg_tensor *rescaling_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return l->o.rescaling.offset == 0 ? y : tg_add_at(loc, y, tg_scalar_at(loc, d, l->o.rescaling.offset));
 }
 
-static const tg_layer_kind rescaling_kind = {"rescaling",    "Rescaling", true, rescaling_build,
-                                             rescaling_call, NULL,        NULL, NULL};
+static const tg_layer_kind rescaling_kind = {.base_name = "rescaling",
+                                             .class_name = "Rescaling",
+                                             .autocast = true,
+                                             .build = rescaling_build,
+                                             .call = rescaling_call};
 
 tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o)
 {
@@ -89,8 +92,12 @@ static tg_tensor *flip_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg_add_at(loc, x, tg_mul_at(loc, tg_sub_at(loc, flipped, x), mt));
 }
 
-static const tg_layer_kind flip_kind = {"random_flip", "RandomFlip", true, flip_build,
-                                        flip_call,     release_rng,  NULL, NULL};
+static const tg_layer_kind flip_kind = {.base_name = "random_flip",
+                                        .class_name = "RandomFlip",
+                                        .autocast = true,
+                                        .build = flip_build,
+                                        .call = flip_call,
+                                        .release = release_rng};
 
 tg_layer *tg_random_flip_at(tg_loc loc, tg_random_flip_opts o)
 {
@@ -138,8 +145,12 @@ static tg_tensor *rcrop_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg_resize_at(loc, box, h, w, (tg_resize_opts){.method = TG_RESIZE_BILINEAR});
 }
 
-static const tg_layer_kind rcrop_kind = {"random_crop", "RandomCrop", true, rcrop_build,
-                                         rcrop_call,    release_rng,  NULL, NULL};
+static const tg_layer_kind rcrop_kind = {.base_name = "random_crop",
+                                         .class_name = "RandomCrop",
+                                         .autocast = true,
+                                         .build = rcrop_build,
+                                         .call = rcrop_call,
+                                         .release = release_rng};
 
 tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o)
 {

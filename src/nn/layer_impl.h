@@ -13,6 +13,7 @@
 
 #define TG_LAYER_MAX_VARS 8 /* a Bidirectional LSTM's six; TimeDistributed(BatchNormalization)'s four */
 
+/* Kinds are written with designated initialisers: a hook a kind does not need stays NULL. */
 typedef struct tg_layer_kind {
     const char *base_name;  /* "dense": automatic names are dense, dense_1, ... */
     const char *class_name; /* "Dense", as the summary prints it */

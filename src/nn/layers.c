@@ -522,7 +522,8 @@ static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg__bias_activate(loc, y, l->o.dense.use_bias ? l->vars[1] : NULL, l->activation);
 }
 
-static const tg_layer_kind dense_kind = {"dense", "Dense", true, dense_build, dense_call, NULL, NULL, NULL};
+static const tg_layer_kind dense_kind = {
+    .base_name = "dense", .class_name = "Dense", .autocast = true, .build = dense_build, .call = dense_call};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -558,8 +559,11 @@ static tg_tensor *activation_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg__activate(loc, x, l->activation);
 }
 
-static const tg_layer_kind activation_kind = {"activation",    "Activation", true, same_shape_build,
-                                              activation_call, NULL,         NULL, NULL};
+static const tg_layer_kind activation_kind = {.base_name = "activation",
+                                              .class_name = "Activation",
+                                              .autocast = true,
+                                              .build = same_shape_build,
+                                              .call = activation_call};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
@@ -611,8 +615,12 @@ static void dropout_release(tg_layer *l)
     l->rng = NULL;
 }
 
-static const tg_layer_kind dropout_kind = {"dropout",    "Dropout",       true, dropout_build,
-                                           dropout_call, dropout_release, NULL, NULL};
+static const tg_layer_kind dropout_kind = {.base_name = "dropout",
+                                           .class_name = "Dropout",
+                                           .autocast = true,
+                                           .build = dropout_build,
+                                           .call = dropout_call,
+                                           .release = dropout_release};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
@@ -641,8 +649,8 @@ static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_reshape_at(loc, x, s);
 }
 
-static const tg_layer_kind flatten_kind = {"flatten",      "Flatten", false, flatten_build,
-                                           reshape_to_out, NULL,      NULL,  NULL};
+static const tg_layer_kind flatten_kind = {
+    .base_name = "flatten", .class_name = "Flatten", .build = flatten_build, .call = reshape_to_out};
 
 tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o)
 {
@@ -675,8 +683,8 @@ static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
     return true;
 }
 
-static const tg_layer_kind reshape_kind = {"reshape",      "Reshape", false, reshape_build,
-                                           reshape_to_out, NULL,      NULL,  NULL};
+static const tg_layer_kind reshape_kind = {
+    .base_name = "reshape", .class_name = "Reshape", .build = reshape_build, .call = reshape_to_out};
 
 tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
 {
@@ -724,8 +732,8 @@ static tg_tensor *embedding_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_gather_at(loc, l->vars[0], x, 0);
 }
 
-static const tg_layer_kind embedding_kind = {"embedding",    "Embedding", false, embedding_build,
-                                             embedding_call, NULL,        NULL,  NULL};
+static const tg_layer_kind embedding_kind = {
+    .base_name = "embedding", .class_name = "Embedding", .build = embedding_build, .call = embedding_call};
 
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
 {

@@ -131,13 +131,24 @@ static tg_tensor *average_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, in
     return sum ? tg_div_at(loc, sum, tg_scalar_like_at(loc, sum, (double)n)) : NULL;
 }
 
-static const tg_layer_kind add_kind = {"add", "Add", true, NULL, NULL, NULL, merge_build, add_call};
-static const tg_layer_kind subtract_kind = {"subtract", "Subtract", true,           NULL,
-                                            NULL,       NULL,       subtract_build, subtract_call};
-static const tg_layer_kind multiply_kind = {"multiply", "Multiply", true, NULL, NULL, NULL, merge_build, multiply_call};
-static const tg_layer_kind average_kind = {"average", "Average", true, NULL, NULL, NULL, merge_build, average_call};
-static const tg_layer_kind maximum_kind = {"maximum", "Maximum", true, NULL, NULL, NULL, merge_build, maximum_call};
-static const tg_layer_kind minimum_kind = {"minimum", "Minimum", true, NULL, NULL, NULL, merge_build, minimum_call};
+static const tg_layer_kind add_kind = {
+    .base_name = "add", .class_name = "Add", .autocast = true, .build_n = merge_build, .call_n = add_call};
+static const tg_layer_kind subtract_kind = {.base_name = "subtract",
+                                            .class_name = "Subtract",
+                                            .autocast = true,
+                                            .build_n = subtract_build,
+                                            .call_n = subtract_call};
+static const tg_layer_kind multiply_kind = {.base_name = "multiply",
+                                            .class_name = "Multiply",
+                                            .autocast = true,
+                                            .build_n = merge_build,
+                                            .call_n = multiply_call};
+static const tg_layer_kind average_kind = {
+    .base_name = "average", .class_name = "Average", .autocast = true, .build_n = merge_build, .call_n = average_call};
+static const tg_layer_kind maximum_kind = {
+    .base_name = "maximum", .class_name = "Maximum", .autocast = true, .build_n = merge_build, .call_n = maximum_call};
+static const tg_layer_kind minimum_kind = {
+    .base_name = "minimum", .class_name = "Minimum", .autocast = true, .build_n = merge_build, .call_n = minimum_call};
 
 static tg_layer *merge_new(tg_loc loc, const tg_layer_kind *kind, tg_merge_opts o)
 {
@@ -199,8 +210,11 @@ static tg_tensor *concatenate_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs
     return concat_axis(l, loc, tg_rank(xs[0]) - 1, &axis) ? tg_concat_at(loc, xs, n, axis + 1) : NULL;
 }
 
-static const tg_layer_kind concatenate_kind = {"concatenate",     "Concatenate",   true, NULL, NULL, NULL,
-                                               concatenate_build, concatenate_call};
+static const tg_layer_kind concatenate_kind = {.base_name = "concatenate",
+                                               .class_name = "Concatenate",
+                                               .autocast = true,
+                                               .build_n = concatenate_build,
+                                               .call_n = concatenate_call};
 
 tg_layer *tg_concatenate_at(tg_loc loc, tg_merge_opts o) { return merge_new(loc, &concatenate_kind, o); }
 
@@ -290,7 +304,8 @@ static tg_tensor *dot_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n,
     return tg_reshape_at(loc, p, s);
 }
 
-static const tg_layer_kind dot_kind = {"dot", "Dot", true, NULL, NULL, NULL, dot_build, dot_call};
+static const tg_layer_kind dot_kind = {
+    .base_name = "dot", .class_name = "Dot", .autocast = true, .build_n = dot_build, .call_n = dot_call};
 
 tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o)
 {

@@ -139,8 +139,11 @@ static tg_tensor *bn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return normalize(loc, l, x, mean, var, o->epsilon, s, axis);
 }
 
-static const tg_layer_kind bn_kind = {
-    "batch_normalization", "BatchNormalization", true, bn_build, bn_call, NULL, NULL, NULL};
+static const tg_layer_kind bn_kind = {.base_name = "batch_normalization",
+                                      .class_name = "BatchNormalization",
+                                      .autocast = true,
+                                      .build = bn_build,
+                                      .call = bn_call};
 
 tg_layer *tg_batch_normalization_at(tg_loc loc, tg_batch_normalization_opts o)
 {
@@ -176,8 +179,11 @@ static tg_tensor *ln_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return normalize(loc, l, x, mean, var, o->epsilon, slots(o->scale, o->center, false), axis);
 }
 
-static const tg_layer_kind ln_kind = {
-    "layer_normalization", "LayerNormalization", true, ln_build, ln_call, NULL, NULL, NULL};
+static const tg_layer_kind ln_kind = {.base_name = "layer_normalization",
+                                      .class_name = "LayerNormalization",
+                                      .autocast = true,
+                                      .build = ln_build,
+                                      .call = ln_call};
 
 tg_layer *tg_layer_normalization_at(tg_loc loc, tg_layer_normalization_opts o)
 {

@@ -105,8 +105,11 @@ static tg_tensor *norm_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg_div_at(loc, tg_sub_at(loc, x, mean), sd);
 }
 
-static const tg_layer_kind norm_kind = {
-    "normalization", "Normalization", true, norm_build, norm_call, NULL, NULL, NULL};
+static const tg_layer_kind norm_kind = {.base_name = "normalization",
+                                        .class_name = "Normalization",
+                                        .autocast = true,
+                                        .build = norm_build,
+                                        .call = norm_call};
 
 tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o)
 {

@@ -187,9 +187,12 @@ static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tra
 }
 
 /* ---- the three kinds ------------------------------------------------------------------------------- */
-static const tg_layer_kind simple_kind = {"simple_rnn", "SimpleRNN", true, rnn_build, rnn_call, NULL, NULL, NULL};
-static const tg_layer_kind lstm_kind = {"lstm", "LSTM", true, rnn_build, rnn_call, NULL, NULL, NULL};
-static const tg_layer_kind gru_kind = {"gru", "GRU", true, rnn_build, rnn_call, NULL, NULL, NULL};
+static const tg_layer_kind simple_kind = {
+    .base_name = "simple_rnn", .class_name = "SimpleRNN", .autocast = true, .build = rnn_build, .call = rnn_call};
+static const tg_layer_kind lstm_kind = {
+    .base_name = "lstm", .class_name = "LSTM", .autocast = true, .build = rnn_build, .call = rnn_call};
+static const tg_layer_kind gru_kind = {
+    .base_name = "gru", .class_name = "GRU", .autocast = true, .build = rnn_build, .call = rnn_call};
 
 static cell_kind kind_of(const tg_layer *l)
 {

@@ -42,7 +42,8 @@ static tg_tensor *up_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
                         (tg_resize_opts){.method = l->o.up.interpolation});
 }
 
-static const tg_layer_kind up_kind = {"up_sampling2d", "UpSampling2D", true, up_build, up_call, NULL, NULL, NULL};
+static const tg_layer_kind up_kind = {
+    .base_name = "up_sampling2d", .class_name = "UpSampling2D", .autocast = true, .build = up_build, .call = up_call};
 
 tg_layer *tg_up_sampling2d_at(tg_loc loc, tg_up_sampling2d_opts o)
 {
@@ -81,8 +82,11 @@ static tg_tensor *zpad_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg_pad_at(loc, x, TG_SHAPE(0, p[0][0], p[1][0], 0), TG_SHAPE(0, p[0][1], p[1][1], 0), 0.0);
 }
 
-static const tg_layer_kind zpad_kind = {
-    "zero_padding2d", "ZeroPadding2D", true, zpad_build, zpad_call, NULL, NULL, NULL};
+static const tg_layer_kind zpad_kind = {.base_name = "zero_padding2d",
+                                        .class_name = "ZeroPadding2D",
+                                        .autocast = true,
+                                        .build = zpad_build,
+                                        .call = zpad_call};
 
 tg_layer *tg_zero_padding2d_at(tg_loc loc, tg_zero_padding2d_opts o)
 {
@@ -121,7 +125,8 @@ static tg_tensor *crop_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     return tg_slice_at(loc, x, TG_SHAPE(0, c[0][0], c[1][0], 0), TG_SHAPE(-1, o->dims[0], o->dims[1], -1));
 }
 
-static const tg_layer_kind crop_kind = {"cropping2d", "Cropping2D", true, crop_build, crop_call, NULL, NULL, NULL};
+static const tg_layer_kind crop_kind = {
+    .base_name = "cropping2d", .class_name = "Cropping2D", .autocast = true, .build = crop_build, .call = crop_call};
 
 tg_layer *tg_cropping2d_at(tg_loc loc, tg_cropping2d_opts o)
 {

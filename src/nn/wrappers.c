@@ -129,8 +129,11 @@ static tg_tensor *bidi_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     }
 }
 
-static const tg_layer_kind bidi_kind = {"bidirectional", "Bidirectional", false, bidi_build,
-                                        bidi_call,       wrapped_release, NULL,  NULL};
+static const tg_layer_kind bidi_kind = {.base_name = "bidirectional",
+                                        .class_name = "Bidirectional",
+                                        .build = bidi_build,
+                                        .call = bidi_call,
+                                        .release = wrapped_release};
 
 tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts o)
 {
@@ -217,8 +220,11 @@ static tg_tensor *td_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return tg_reshape_at(loc, y, unfolded);
 }
 
-static const tg_layer_kind td_kind = {
-    "time_distributed", "TimeDistributed", false, td_build, td_call, wrapped_release, NULL, NULL};
+static const tg_layer_kind td_kind = {.base_name = "time_distributed",
+                                      .class_name = "TimeDistributed",
+                                      .build = td_build,
+                                      .call = td_call,
+                                      .release = wrapped_release};
 
 tg_layer *tg_time_distributed_at(tg_loc loc, tg_layer *layer, tg_time_distributed_opts o)
 {
