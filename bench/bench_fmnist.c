@@ -12,7 +12,7 @@
  * --model lstm: LSTM(128) over the 28 rows of each image as steps -> Dense(10).
  *
  *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn|lstm] [--samples N]
- *                [--seed 0] [--dir FMNIST_DIR] [--profile]
+ *                [--seed 0] [--dir FMNIST_DIR] [--profile] [--precision float32|mixed_bfloat16]
  * --profile prints tapegrad's op profile of the training (tg_profile_print).
  *
  * With --memory: the peak resident memory of what a user writes with the public API,
@@ -186,6 +186,11 @@ int main(int argc, char **argv)
     if (flag(argc, argv, "--memory"))
         return memory_run(dir, atoll(arg(argc, argv, "--batch", "32")), threads, flag(argc, argv, "--tensors"));
     bool cnn = !strcmp(model_kind, "cnn"), lstm = !strcmp(model_kind, "lstm");
+    const char *precision = arg(argc, argv, "--precision", "float32"); /* Keras's dtype policy */
+    if (tg_set_dtype_policy(precision) != 0) {
+        fprintf(stderr, "bench_fmnist: %s\n", tg_last_error());
+        return 2;
+    }
     if (batch < 1 || epochs < 1 || epochs > 64 || threads < 1 || samples < 1) {
         fprintf(
             stderr,
@@ -257,11 +262,14 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f test_acc=%.4f "
-           "peak_rss_mb=%.1f gemm=%s\n",
+           "peak_rss_mb=%.1f gemm=%s precision=%s\n",
            cnn    ? "cnn"
            : lstm ? "lstm"
                   : "mlp",
-           (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0, tg__gemm_backend());
+           (long long)batch, epochs, (long long)n, median, acc, (double)ru.ru_maxrss / 1024.0, tg__gemm_backend(),
+           precision);
+    if (strcmp(precision, "float32") != 0)
+        printf("bfloat16 products: %s\n", tg__gemm_bf16_backend());
     if (cnn)
         printf("conv: %s\n", tg__onednn_active() ? tg__onednn_backend() : "patches times the kernel (GEMM)");
     tg_history_free(h);

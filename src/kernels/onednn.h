@@ -38,4 +38,10 @@ bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const
 /* dk = conv's adjoint in k, applied to dy, for the image x */
 bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk);
 
+/* C = op(A) op(B) for bfloat16 A [M, K] and B [K, N] (transposed as stored when ta, tb;
+ * row strides lda, ldb, ldc), float32 sums, C rounded to bfloat16: oneDNN's matmul, its
+ * rows split over the loop pool, one primitive per shape of a block. */
+bool tg__onednn_matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                            const uint16_t *B, int64_t ldb, uint16_t *C, int64_t ldc);
+
 #endif
