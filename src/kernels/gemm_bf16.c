@@ -75,7 +75,7 @@ bool tg__gemm_bf16_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, co
 /* op(B) in panels of 16 columns, each a run of K2 = ceil(K / 2) rows of 16 pairs
  * (B[2kk][j], B[2kk + 1][j]): what one vdpbf16ps multiplies a broadcast pair of A by.
  * Panels are counted up to an even number (zeros past N), rows of A in blocks of MR. */
-enum { MR = 4, NR = 32 };
+enum { MR = 8, NR = 32 };
 
 typedef struct dp_job {
     bool ta;

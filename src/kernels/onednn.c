@@ -1,4 +1,5 @@
-/* Float32 convolutions through oneDNN, loaded at run time (onednn.h).
+/* Float32 convolutions and bfloat16 matrix products through oneDNN, loaded at run time
+ * (onednn.h).
  *
  * Why dlopen, as gemm.c loads OpenBLAS: oneDNN is an optional accelerator. A linked
  * libdnnl would be needed to build and to start every program; loaded at the first

@@ -1,4 +1,5 @@
-/* Float32 convolutions through oneDNN (Intel's deep-learning kernels), loaded at run time
+/* Float32 convolutions and bfloat16 matrix products through oneDNN (Intel's deep-learning
+ * kernels: AMX or AVX512-BF16 for bfloat16 where the CPU has them), loaded at run time
  * like OpenBLAS: no header or library is needed to build, and a process where
  * libdnnl.so.2 (oneDNN 2.x) is missing runs on the portable im2col + GEMM path.
  * TAPEGRAD_ONEDNN=0 in the environment keeps oneDNN off; sanitizer builds keep it off
