@@ -289,6 +289,25 @@ static void test_fit(void)
     tg_model_free(m);
 }
 
+/* TG_CHECK_NUMERICS sees bfloat16 too: an Inf made in a mixed layer's bfloat16 product is
+ * reported at that op, not at the cast back to float32. */
+static void test_numerics(void)
+{
+    tg_model *m = tg_sequential(tg_dense(.units = 2, .input_dim = 2, .dtype_policy = "mixed_bfloat16"));
+    REQUIRE(m);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_from_f32(TG_SHAPE(1, 2), 3e38f, 3e38f); /* finite in float32 and bfloat16; the sum is not */
+    REQUIRE(tg_model_call(m, x) != NULL);
+    int n = 0;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    REQUIRE(n == 2 && tg_assign(vars[0], tg_ones(TG_F32, TG_SHAPE(2, 2))) == 0);
+    tg_set_check(TG_CHECK_NUMERICS);
+    EXPECT_ERROR(tg_model_call(m, x) == NULL, "check_numerics: tg_matmul in layer \"dense");
+    tg_set_check(0);
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 int main(void)
 {
     RUN(test_policy_names);
@@ -296,5 +315,6 @@ int main(void)
     RUN(test_dense_step_bound);
     RUN(test_conv_step_bound);
     RUN(test_fit);
+    RUN(test_numerics);
     return TEST_SUMMARY();
 }
