@@ -337,6 +337,10 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "gemm_limit.c's time for the step's five products at their measured rates, with OpenBLAS's"
     echo "own $threads threads (tapegrad runs OpenBLAS on one thread and splits products over its pool,"
     echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
+    echo "The mixed_bfloat16 row is tapegrad under Keras's mixed_bfloat16 policy (bench_fmnist"
+    echo "--precision mixed_bfloat16: bfloat16 products, float32 weights, Adam state and loss; the same"
+    echo "seed, so the same initial weights and batches), run alternately with the float32 one; its"
+    echo "ratio is its time over float32 tapegrad's (below 1: mixed precision is faster)."
     echo
     echo "CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10, batch 32; $threads threads; alternately, best median of $repeat):"
     echo
