@@ -107,7 +107,7 @@ tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o)
                         "tg_multi_head_attention: num_heads and key_dim must be positive (and value_dim not "
                         "negative), got %d, %lld, %lld",
                         o.num_heads, (long long)o.key_dim, (long long)o.value_dim);
-    tg_layer *l = tg__layer_new(loc, &mha_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &mha_kind, o);
     if (l)
         l->o.mha = o;
     return l;

@@ -626,6 +626,6 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
         ok = (slot[s->out] = tg__layer_call_n(s->layer, loc, in, s->n_in, training)) != NULL;
     }
     for (int i = 0; ok && i < m->n_outputs; i++)
-        ys[i] = slot[m->output_slots[i]];
+        ok = (ys[i] = tg__model_output_f32(loc, slot[m->output_slots[i]])) != NULL;
     return ok;
 }
