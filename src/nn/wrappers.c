@@ -47,10 +47,9 @@ static bool build_inner(tg_layer *l, tg_loc loc, int k, const tg_shape *in, tg_s
     inner->trainable = l->trainable;
     if (!tg__layer_build(inner, loc, in, l->dtype, tg__derive_seed(l->seed, (uint64_t)k)))
         return false;
-    if (l->n_vars + inner->n_vars > TG_LAYER_MAX_VARS) {
+    if (!tg__layer_reserve_vars(l, l->n_vars + inner->n_vars)) {
         tg__layer_unbuild(inner);
-        return tg__failb(loc, "%s \"%s\": the wrapped layers have more than %d variables", l->kind->class_name, l->name,
-                         TG_LAYER_MAX_VARS);
+        return tg__failb(loc, "%s \"%s\": out of memory", l->kind->class_name, l->name);
     }
     for (int i = 0; i < inner->n_vars; i++) {
         l->vars[l->n_vars] = inner->vars[i];
