@@ -128,6 +128,7 @@ static class_kind *classes; /* kept for the process: layers point at their kinds
 
 static const tg_layer_kind lambda_kind = {.base_name = "lambda",
                                           .class_name = "Lambda",
+                                          .autocast = true,
                                           .build = custom_build,
                                           .call_mask = custom_call,
                                           .compute_mask = custom_compute_mask};
@@ -173,6 +174,7 @@ static const tg_layer_kind *kind_for(tg_loc loc, const tg_layer_class *cls, bool
         *k = (class_kind){.cls = cls, .base_name = base, .next = classes};
         k->kind = (tg_layer_kind){.base_name = base,
                                   .class_name = cls->class_name,
+                                  .autocast = true,
                                   .build = custom_build,
                                   .call_mask = custom_call,
                                   .compute_mask = custom_compute_mask};
