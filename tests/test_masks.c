@@ -269,6 +269,123 @@ static void test_loss_and_metrics_weighed_by_mask(void)
     tg_scope_end(s);
 }
 
+/* MultiHeadAttention with the query's and the value's masks (from Masking layers) and an
+ * attention_mask input, with and without the causal mask, against PyTorch float64
+ * (tests/fixtures/masked_attention_golden.txt, tools/make_masked_attention_fixtures.py). */
+enum {
+    A_QUERY,
+    A_VALUE,
+    A_MASK,
+    A_VARS,
+    A_R = A_VARS + 8,
+    A_OUTPUT,
+    A_GRAD_QUERY,
+    A_GRAD_VALUE,
+    A_GRAD_VARS,
+    N_ATT = A_GRAD_VARS + 8
+};
+static const char *const att_names[N_ATT] = {"query",           "value",
+                                             "attention_mask",  "query_kernel",
+                                             "query_bias",      "key_kernel",
+                                             "key_bias",        "value_kernel",
+                                             "value_bias",      "output_kernel",
+                                             "output_bias",     "r",
+                                             "output",          "grad_query",
+                                             "grad_value",      "grad_query_kernel",
+                                             "grad_query_bias", "grad_key_kernel",
+                                             "grad_key_bias",   "grad_value_kernel",
+                                             "grad_value_bias", "grad_output_kernel",
+                                             "grad_output_bias"};
+
+typedef struct acase {
+    char name[48];
+    int heads, key_dim, causal;
+    arr a[N_ATT];
+} acase;
+
+static void check_attention_case(const acase *c)
+{
+    tg_scope *s = tg_scope_begin();
+    const tg_shape *qs = &c->a[A_QUERY].shape, *vs = &c->a[A_VALUE].shape;
+    tg_keras_tensor *q = tg_input(TG_SHAPE(qs->dims[1], qs->dims[2])),
+                    *v = tg_input(TG_SHAPE(vs->dims[1], vs->dims[2]));
+    tg_keras_tensor *am = tg_input(TG_SHAPE(qs->dims[1], vs->dims[1]));
+    tg_keras_tensor *mv = tg_layer_apply(tg_masking(), v);
+    tg_layer *mha = tg_multi_head_attention(.num_heads = c->heads, .key_dim = c->key_dim, .use_causal_mask = c->causal);
+    tg_keras_tensor *y = tg_layer_apply(mha, tg_layer_apply(tg_masking(), q), mv, mv, am);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(q, v, am), TG_KERAS_TENSORS(y), .dtype = TG_F64);
+    REQUIRE(m != NULL);
+    const tg_tensor *w[8];
+    for (int k = 0; k < 8; k++)
+        w[k] = tensor_of(&c->a[A_VARS + k]);
+    REQUIRE(tg_model_set_weights(m, w, 8) == 0);
+    tg_tensor *xq = tensor_of(&c->a[A_QUERY]), *xv = tensor_of(&c->a[A_VALUE]);
+    const tg_tensor *xs[] = {xq, xv, tensor_of(&c->a[A_MASK])};
+    tg_tensor *out[1];
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_watch(t, xq);
+    tg_watch(t, xv);
+    REQUIRE(tg_model_call_list(m, xs, 3, out, 1) == 0);
+    tg_tensor *loss = tg_sum(tg_mul(out[0], tensor_of(&c->a[A_R])));
+    tg_tape_end(t);
+    char label[96];
+    snprintf(label, sizeof label, "%s output", c->name);
+    CHECK(tensor_matches_(__FILE__, __LINE__, label, out[0], &c->a[A_OUTPUT].shape, c->a[A_OUTPUT].v,
+                          fx_size(&c->a[A_OUTPUT].shape), 1e-12));
+    CHECK(tg_model_output_mask(m, out[0]) != NULL); /* the query's mask goes on */
+    tg_tensor *inputs[2] = {xq, xv};
+    for (int k = 0; k < 2; k++) {
+        snprintf(label, sizeof label, "%s %s", c->name, att_names[A_GRAD_QUERY + k]);
+        const arr *want = &c->a[A_GRAD_QUERY + k];
+        CHECK(tensor_matches_(__FILE__, __LINE__, label, tg_gradient(t, loss, inputs[k]), &want->shape, want->v,
+                              fx_size(&want->shape), 1e-12));
+    }
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    REQUIRE(n == 8);
+    for (int k = 0; k < 8; k++) {
+        const arr *want = &c->a[A_GRAD_VARS + k];
+        snprintf(label, sizeof label, "%s %s", c->name, att_names[A_GRAD_VARS + k]);
+        CHECK(tensor_matches_(__FILE__, __LINE__, label, tg_gradient(t, loss, vars[k]), &want->shape, want->v,
+                              fx_size(&want->shape), 1e-12));
+    }
+    tg_tape_free(t);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+static void test_attention_masks_against_pytorch(void)
+{
+    static fx_reader r;
+    static acase c;
+    REQUIRE(fx_open(&r, "masked_attention_golden.txt", "tools/make_masked_attention_fixtures.py"));
+    char tag[32], *rest;
+    int cases = 0;
+    while (fx_next(&r, tag, sizeof tag, &rest)) {
+        if (!strcmp(tag, "case")) {
+            memset(&c, 0, sizeof c);
+            if (!fx_word(&rest, c.name, sizeof c.name) || !fx_int(&rest, &c.heads) || !fx_int(&rest, &c.key_dim) ||
+                !fx_int(&rest, &c.causal))
+                fx_fail(&r, "a bad `case`");
+            continue;
+        }
+        if (!strcmp(tag, "end")) {
+            check_attention_case(&c);
+            cases++;
+            continue;
+        }
+        int k = 0;
+        while (k < N_ATT && strcmp(tag, att_names[k]))
+            k++;
+        if (k == N_ATT || !fx_array(&rest, &c.a[k].shape, c.a[k].v, MAXV))
+            fx_fail(&r, "a bad `%s`", tag);
+    }
+    fx_close(&r);
+    if (r.failed)
+        printf("  FAIL %s\n", r.error);
+    CHECK(!r.failed && cases == 2);
+}
+
 static void test_bad_masks(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -282,6 +399,15 @@ static void test_bad_masks(void)
                  "layer \"masking\" (Masking): the mask of input 0 has shape (5,), but the input has shape (2, 5, 3)");
     tg_model_free(m);
     tg_layer_free(lstm);
+    tg_keras_tensor *q = tg_input(TG_SHAPE(3, 4)), *v = tg_input(TG_SHAPE(5, 4)), *am = tg_input(TG_SHAPE(3, 4));
+    tg_layer *mha = tg_multi_head_attention(.num_heads = 2, .key_dim = 2);
+    EXPECT_ERROR(
+        tg_layer_apply(mha, q, v, v, am) == NULL,
+        "attention_mask has shape (None, 3, 4), but it needs (batch, query steps, value steps) = (None, 3, 5)");
+    tg_layer_free(mha);
+    tg_layer_free(tg_keras_tensor_layer(q));
+    tg_layer_free(tg_keras_tensor_layer(v));
+    tg_layer_free(tg_keras_tensor_layer(am));
     tg_scope_end(s);
 }
 
@@ -294,6 +420,7 @@ int main(void)
     RUN(test_layer_without_masking_drops_mask);
     RUN(test_merge_masks);
     RUN(test_loss_and_metrics_weighed_by_mask);
+    RUN(test_attention_masks_against_pytorch);
     RUN(test_bad_masks);
     return TEST_SUMMARY();
 }
