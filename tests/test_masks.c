@@ -7,6 +7,7 @@
  * Keras's apply_mask; masks of the wrong shape. */
 #include "check.h"
 #include "fixture.h"
+#include "gradcheck.h"
 
 #define MAXV 512
 
@@ -269,6 +270,32 @@ static void test_loss_and_metrics_weighed_by_mask(void)
     tg_scope_end(s);
 }
 
+/* Bidirectional passes the mask to both directions: its output is the forward LSTM's and
+ * the go_backwards LSTM's (each checked against PyTorch above) with the same weights, the
+ * backward one reversed in time, concatenated. */
+static void test_bidirectional_mask(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_layer *bidi = tg_bidirectional(tg_lstm(.units = 2, .return_sequences = true), .dtype = TG_F64, .seed = 9);
+    tg_layer *fwd = tg_lstm(.units = 2, .return_sequences = true, .dtype = TG_F64);
+    tg_layer *bwd = tg_lstm(.units = 2, .return_sequences = true, .go_backwards = true, .dtype = TG_F64);
+    tg_tensor *x = gc_input(13, TG_SHAPE(2, 4, 3), -1, 1);
+    tg_tensor *mask = tg_tensor_from(TG_BOOL, TG_SHAPE(2, 4), ((bool[]){1, 1, 0, 0, 0, 1, 1, 1}));
+    REQUIRE(tg_layer_call(bidi, x) && tg_layer_call(fwd, x) && tg_layer_call(bwd, x));
+    tg_tensor *w[6];
+    REQUIRE(tg_layer_get_weights(bidi, w, 6) == 0);
+    REQUIRE(tg_layer_set_weights(fwd, (const tg_tensor *const *)w, 3) == 0);
+    REQUIRE(tg_layer_set_weights(bwd, (const tg_tensor *const *)w + 3, 3) == 0);
+    tg_tensor *parts[2] = {tg_layer_call(fwd, x, .mask = mask),
+                           tg_reverse(tg_layer_call(bwd, x, .mask = mask), TG_AXES(1))};
+    TENSORS_AGREE(tg_layer_call(bidi, x, .mask = mask), tg_concat(parts, 2, -1), 0);
+    CHECK(tg_layer_compute_mask(bidi, x, mask) == mask);
+    tg_layer_free(bidi);
+    tg_layer_free(fwd);
+    tg_layer_free(bwd);
+    tg_scope_end(s);
+}
+
 /* MultiHeadAttention with the query's and the value's masks (from Masking layers) and an
  * attention_mask input, with and without the causal mask, against PyTorch float64
  * (tests/fixtures/masked_attention_golden.txt, tools/make_masked_attention_fixtures.py). */
@@ -420,6 +447,7 @@ int main(void)
     RUN(test_layer_without_masking_drops_mask);
     RUN(test_merge_masks);
     RUN(test_loss_and_metrics_weighed_by_mask);
+    RUN(test_bidirectional_mask);
     RUN(test_attention_masks_against_pytorch);
     RUN(test_bad_masks);
     return TEST_SUMMARY();
