@@ -439,7 +439,9 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
  * the forget gate's bias) and formulas. The output is the last state (units,) or, with
  * return_sequences, every step's (time, units); go_backwards reads the steps from the
  * last, and returns them in that order, as Keras does. Made of ops: a tape
- * differentiates through time. Masks are not supported yet. */
+ * differentiates through time. A mask (Embedding's mask_zero, Masking, or .mask of the
+ * call) skips steps as Keras does: a masked step carries the state and the output over
+ * (zeros before the first unmasked one); with return_sequences the mask goes on. */
 typedef struct tg_rnn_opts {
     TG__LAYER_FIELDS;
     int64_t units;                        /* required, > 0 */
@@ -537,8 +539,11 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
  * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
  * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
  * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
- * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). No attention_mask
- * input, dropout or attention_axes yet. */
+ * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). A fourth input
+ * is Keras's attention_mask (batch, query steps, value steps), nonzero where a query step
+ * may attend; it, the query's and the value's masks (and the key's, when the key is
+ * another tensor) and the causal mask are AND-ed as Keras's _compute_attention_mask, and
+ * the output carries the query's mask. No dropout or attention_axes yet. */
 typedef struct tg_multi_head_attention_opts {
     TG__LAYER_FIELDS;
     int num_heads;     /* required, > 0 */
