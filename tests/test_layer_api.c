@@ -163,8 +163,9 @@ static void test_custom_layer_config_and_registry(void)
     CHECK(y && tg_dim(y, 1) == 6); /* the units came from the config */
     static const tg_layer_class impostor = {.class_name = "MyDense", .call = my_dense_call};
     EXPECT_ERROR(tg_register_layer_class(&impostor) == -1, "another class is already registered as \"MyDense\"");
-    EXPECT_ERROR(tg_custom_layer_config(tg_keras_tensor_layer(tg_input(TG_SHAPE(2))), json, sizeof json) < 0,
-                 "is not a custom layer");
+    tg_layer *input = tg_keras_tensor_layer(tg_input(TG_SHAPE(2)));
+    EXPECT_ERROR(tg_custom_layer_config(input, json, sizeof json) < 0, "is not a custom layer");
+    tg_layer_free(input);
     tg_layer_free(l);
     tg_layer_free(again);
     tg_scope_end(s);
@@ -302,8 +303,23 @@ static void test_shared_model_in_functional(void)
     tg_tensor *out[1];
     REQUIRE(tg_model_call_list(c.m, xs, 2, out, 1) == 0);
     TENSORS_AGREE(out[0], tg_add(tg_model_call(inner, c.xa), tg_model_call(inner, c.xb)), 1e-15);
-    /* the gradient sums both paths: against finite differences */
+    /* the gradient sums both paths: against finite differences, and against the inner
+     * model's gradients on each input alone, added */
     CHECK(gradcheck_variables("shared model", shared_loss, vars, n, &c, 1e-6, 1e-7));
+    tg_tensor *both[2], *path_a[2], *path_b[2];
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = shared_loss(&c);
+    tg_tape_end(t);
+    REQUIRE(tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = 2, .out = both) == 0);
+    for (int k = 0; k < 2; k++) {
+        tg_tape *ta = tg_tape_begin();
+        tg_tensor *la = tg_sum(tg_mul(tg_model_call(inner, k == 0 ? c.xa : c.xb), c.w));
+        tg_tape_end(ta);
+        REQUIRE(tg_gradients(ta, .targets = &la, .n_targets = 1, .sources = vars, .n_sources = 2,
+                             .out = k == 0 ? path_a : path_b) == 0);
+    }
+    TENSORS_AGREE(both[0], tg_add(path_a[0], path_b[0]), 1e-14);
+    TENSORS_AGREE(both[1], tg_add(path_a[1], path_b[1]), 1e-14);
     /* one row for the inner model */
     CHECK(strstr(summary_of(c.m), "inner (Sequential)") && !strstr(summary, "dense (Dense)"));
     /* its trainable flag is honoured both ways */
