@@ -220,6 +220,74 @@ static void test_custom_layer_summary_and_diagnosis(void)
     tg_scope_end(s);
 }
 
+/* A custom layer that reads the mask: the sum over the unmasked steps, ending the mask. */
+static tg_tensor *masked_sum_call(tg_layer *l, const tg_tensor *x, bool training, const tg_tensor *mask)
+{
+    (void)l, (void)training;
+    tg_tensor *keep = mask ? tg_cast(tg_expand_dims(mask, -1), tg_dtype_of(x)) : tg_ones_like(x);
+    return tg_sum(tg_mul(x, keep), .axes = TG_AXES(1));
+}
+
+static tg_tensor *no_mask(tg_layer *l, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)l, (void)x, (void)mask;
+    return NULL;
+}
+
+static const tg_layer_class masked_sum_class = {
+    .class_name = "MaskedSum", .call = masked_sum_call, .compute_mask = no_mask};
+
+/* In a functional model, masks pass through a custom layer that supports them and reach
+ * one whose call reads them. */
+static void test_custom_layers_with_masks(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_keras_tensor *in = tg_input(TG_SHAPE(3), .dtype = TG_I32);
+    tg_layer *emb = tg_embedding(.input_dim = 4, .output_dim = 2, .mask_zero = true),
+             *dense = my_dense_layer(2, (tg_shape){0});
+    tg_layer *msum = tg_custom_layer(&masked_sum_class);
+    tg_keras_tensor *h = tg_layer_apply(dense, tg_layer_apply(emb, in));
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(in), TG_KERAS_TENSORS(tg_layer_apply(msum, h)), .dtype = TG_F64);
+    REQUIRE(m != NULL);
+    CHECK(!strcmp(tg_layer_name(msum), "masked_sum") && tg_layer_output_shape(msum).rank == 1);
+    tg_tensor *tokens = tg_tensor_from(TG_I32, TG_SHAPE(2, 3), ((int32_t[]){1, 0, 2, 0, 3, 0}));
+    tg_tensor *d = tg_layer_call(dense, tg_layer_call(emb, tokens));
+    REQUIRE(d != NULL);
+    double v[12], want[4] = {0};
+    REQUIRE(tg_copy_out_f64(d, v, 12) == 0);
+    const int keep[2][3] = {{1, 0, 1}, {0, 1, 0}};
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 3; t++)
+            for (int k = 0; k < 2; k++)
+                want[b * 2 + k] += keep[b][t] * v[(b * 3 + t) * 2 + k];
+    tg_tensor *y = tg_model_call(m, tokens);
+    tg_shape two_by_two = TG_SHAPE(2, 2);
+    CHECK(TENSOR_MATCHES(y, &two_by_two, want, 4, 1e-15));
+    CHECK(tg_model_output_mask(m, y) == NULL);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* A model used as a layer passes masks through: Embedding(mask_zero) then a Sequential of
+ * an LSTM of sequences, whose output keeps the mask. */
+static void test_model_layer_with_masks(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *inner = tg_sequential_with(tg_sequential_options(.name = "inner", .dtype = TG_F64),
+                                         tg_lstm(.units = 2, .return_sequences = true));
+    tg_layer *emb = tg_embedding(.input_dim = 4, .output_dim = 3, .mask_zero = true, .input_length = 3);
+    tg_model *m = tg_sequential_with(tg_sequential_options(.dtype = TG_F64), emb, tg_model_as_layer(inner));
+    REQUIRE(m && tg_model_built(m) && tg_model_built(inner));
+    tg_tensor *tokens = tg_tensor_from(TG_I32, TG_SHAPE(2, 3), ((int32_t[]){1, 2, 0, 0, 3, 1}));
+    tg_tensor *mask = tg_not_equal(tokens, tg_scalar_like(tokens, 0));
+    tg_tensor *y = tg_model_call(m, tokens);
+    REQUIRE(y != NULL);
+    TENSORS_AGREE(y, tg_model_call(inner, tg_layer_call(emb, tokens), .mask = mask), 0);
+    TENSORS_AGREE(tg_model_output_mask(m, y), mask, CHECK_BITS);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* ---- Lambda ---------------------------------------------------------------------------------- */
 static tg_tensor *square_sum(const tg_tensor *x, void *user)
 {
@@ -387,6 +455,8 @@ int main(void)
     RUN(test_custom_layer_config_and_registry);
     RUN(test_add_weight_outside_build);
     RUN(test_custom_layer_summary_and_diagnosis);
+    RUN(test_custom_layers_with_masks);
+    RUN(test_model_layer_with_masks);
     RUN(test_lambda);
     RUN(test_shared_model_in_functional);
     RUN(test_sequential_in_sequential);
