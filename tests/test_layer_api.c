@@ -163,6 +163,9 @@ static void test_custom_layer_config_and_registry(void)
     CHECK(y && tg_dim(y, 1) == 6); /* the units came from the config */
     static const tg_layer_class impostor = {.class_name = "MyDense", .call = my_dense_call};
     EXPECT_ERROR(tg_register_layer_class(&impostor) == -1, "another class is already registered as \"MyDense\"");
+    static const tg_layer_class no_call = {.class_name = "NoCall"}, no_name = {.call = my_dense_call};
+    EXPECT_ERROR(tg_custom_layer(&no_call) == NULL, "tg_custom_layer: class \"NoCall\" has no call");
+    EXPECT_ERROR(tg_custom_layer(&no_name) == NULL, "tg_custom_layer: the class has no class_name");
     tg_layer *input = tg_keras_tensor_layer(tg_input(TG_SHAPE(2)));
     EXPECT_ERROR(tg_custom_layer_config(input, json, sizeof json) < 0, "is not a custom layer");
     tg_layer_free(input);

@@ -413,6 +413,61 @@ static void test_attention_masks_against_pytorch(void)
     CHECK(!r.failed && cases == 2);
 }
 
+/* Masks given with the call (Keras's model(x, mask=...)): one per input in .masks. */
+static void test_masks_given_to_the_call(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_keras_tensor *a = tg_input(TG_SHAPE(3, 2)), *b = tg_input(TG_SHAPE(3, 2));
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(tg_layer_apply(tg_add_layer(), a, b)));
+    REQUIRE(m != NULL);
+    tg_tensor *x = tg_fill(TG_F32, TG_SHAPE(2, 3, 2), 1);
+    tg_tensor *ma = tg_tensor_from(TG_BOOL, TG_SHAPE(2, 3), ((bool[]){1, 0, 0, 0, 0, 1}));
+    tg_tensor *mb = tg_tensor_from(TG_BOOL, TG_SHAPE(2, 3), ((bool[]){0, 1, 0, 0, 0, 1}));
+    const tg_tensor *xs[] = {x, x}, *masks[] = {ma, mb};
+    tg_tensor *ys[1];
+    REQUIRE(tg_model_call_list(m, xs, 2, ys, 1, .masks = masks) == 0);
+    CHECK_TENSOR(tg_cast(tg_model_output_mask(m, ys[0]), TG_F64), TG_SHAPE(2, 3), 0, 1, 1, 0, 0, 0, 1);
+    const tg_tensor *one_mask[] = {ma, NULL};
+    REQUIRE(tg_model_call_list(m, xs, 2, ys, 1, .masks = one_mask) == 0);
+    CHECK(tg_model_output_mask(m, ys[0]) == NULL); /* Keras: none unless every input has one */
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* fit on padded sequences: Embedding(mask_zero) -> LSTM -> Dense learns to tell two
+ * token patterns apart whatever the padding. */
+static void test_fit_on_masked_sequences(void)
+{
+    tg_scope *s = tg_scope_begin();
+    enum { N = 64, T = 6 };
+    int32_t tokens[N * T] = {0};
+    float labels[N];
+    for (int i = 0; i < N; i++) {
+        int len = 2 + i % 4, cls = (i / 4) % 2;
+        for (int t = 0; t < len; t++) /* left padding: the zeros come first */
+            tokens[i * T + (T - len) + t] = cls ? 1 + t % 2 : 3;
+        labels[i] = (float)cls;
+    }
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = 4),
+                           tg_embedding(.input_dim = 4, .output_dim = 4, .mask_zero = true, .input_length = T),
+                           tg_lstm(.units = 4), tg_dense(.units = 1, .activation = TG_SIGMOID));
+    REQUIRE(m != NULL);
+    REQUIRE(tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.05), .loss = TG_LOSS_BINARY_CROSSENTROPY,
+                       .metrics = TG_METRICS(TG_ACCURACY)) == 0);
+    tg_history *h =
+        tg_fit(m, tg_tensor_from(TG_I32, TG_SHAPE(N, T), tokens), tg_tensor_from(TG_F32, TG_SHAPE(N, 1), labels),
+               .epochs = 15, .batch_size = 16, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h != NULL);
+    int n = 0;
+    const double *loss = tg_history_get(h, "loss", &n), *acc = tg_history_get(h, "accuracy", &n);
+    REQUIRE(loss && acc && n == 15);
+    CHECK(loss[n - 1] < 0.5 * loss[0] && acc[n - 1] == 1.0);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_bad_masks(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -449,6 +504,8 @@ int main(void)
     RUN(test_loss_and_metrics_weighed_by_mask);
     RUN(test_bidirectional_mask);
     RUN(test_attention_masks_against_pytorch);
+    RUN(test_masks_given_to_the_call);
+    RUN(test_fit_on_masked_sequences);
     RUN(test_bad_masks);
     return TEST_SUMMARY();
 }
