@@ -64,6 +64,7 @@ tg_layer *tg_custom_layer_at(tg_loc loc, const tg_layer_class *cls, tg_custom_la
     tg_custom_layer_at(TG_LOC, cls, TG__OPTS(tg_custom_layer_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
 /* The state given to tg_custom_layer (or set by from_config); NULL for other layers. */
 void *tg_layer_state(const tg_layer *layer);
+/* Sets a custom layer's state (from_config does); the state it replaces is the caller's. */
 int tg_layer_set_state(tg_layer *layer, void *state);
 /* The dtype of the layer's variables and computation (its own, or the model's), once built. */
 tg_dtype tg_layer_dtype(const tg_layer *layer);

@@ -247,10 +247,14 @@ tg_tensor *tg_layer_add_weight_at(tg_loc loc, tg_layer *l, const char *name, tg_
         if (have && strcmp(have + 1, name) == 0)
             return tg__fail(loc, "tg_layer_add_weight: layer \"%s\" already has a weight named \"%s\"", l->name, name);
     }
-    for (int i = 0; i < shape.rank; i++)
-        if (shape.dims[i] < 0 || shape.rank > TG_MAX_RANK)
-            return tg__fail(loc, "tg_layer_add_weight: weight \"%s\" of layer \"%s\" has a negative dim", name,
-                            l->name);
+    bool dims_ok = shape.rank >= 0 && shape.rank <= TG_MAX_RANK;
+    for (int i = 0; dims_ok && i < shape.rank; i++)
+        dims_ok = shape.dims[i] >= 0;
+    if (!dims_ok)
+        return tg__fail(loc,
+                        "tg_layer_add_weight: weight \"%s\" of layer \"%s\" has a rank out of [0, %d] or a "
+                        "negative dim",
+                        name, l->name, TG_MAX_RANK);
     tg_initializer init = o.initializer.kind ? o.initializer : tg_init_glorot_uniform();
     tg_tensor *v = tg__layer_add_variable(l, loc, name, init, shape, o.trainable);
     if (!v)
