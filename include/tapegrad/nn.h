@@ -237,6 +237,7 @@ typedef struct tg_embedding_opts {
     int64_t output_dim;                    /* > 0 */
     tg_initializer embeddings_initializer; /* default random_uniform(-0.05, 0.05) */
     int64_t input_length;                  /* on the first layer: input_shape (input_length,) */
+    bool mask_zero; /* index 0 is padding: the output's mask is inputs != 0 (Keras's compute_mask) */
 } tg_embedding_opts;
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o);
 #define tg_embedding(...) tg_embedding_at(TG_LOC, TG__OPTS(tg_embedding_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
@@ -452,7 +453,9 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
  * the forget gate's bias) and formulas. The output is the last state (units,) or, with
  * return_sequences, every step's (time, units); go_backwards reads the steps from the
  * last, and returns them in that order, as Keras does. Made of ops: a tape
- * differentiates through time. Masks are not supported yet. */
+ * differentiates through time. A mask (Embedding's mask_zero, Masking, or .mask of the
+ * call) skips steps as Keras does: a masked step carries the state and the output over
+ * (zeros before the first unmasked one); with return_sequences the mask goes on. */
 typedef struct tg_rnn_opts {
     TG__LAYER_FIELDS;
     int64_t units;                        /* required, > 0 */
@@ -550,8 +553,11 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
  * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
  * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
  * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
- * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). No attention_mask
- * input, dropout or attention_axes yet. */
+ * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). A fourth input
+ * is Keras's attention_mask (batch, query steps, value steps), nonzero where a query step
+ * may attend; it, the query's and the value's masks (and the key's, when the key is
+ * another tensor) and the causal mask are AND-ed as Keras's _compute_attention_mask, and
+ * the output carries the query's mask. No dropout or attention_axes yet. */
 typedef struct tg_multi_head_attention_opts {
     TG__LAYER_FIELDS;
     int num_heads;     /* required, > 0 */
@@ -605,6 +611,11 @@ tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o);
 /* ---- using a layer ------------------------------------------------------------------ */
 typedef struct tg_model_call_opts {
     bool training; /* default false (inference) */
+    /* Keras's call(x, mask=...): a bool mask of x's leading axes (batch, steps), true where
+     * a step counts; NULL: x's own (none, or what the layers compute). tg_model_call_list
+     * takes one per input in .masks (NULL entries for none). */
+    const tg_tensor *mask;
+    const tg_tensor *const *masks;
 } tg_model_call_opts;
 
 /* Calls one layer on a batch, building it on the first call. */
@@ -734,9 +745,9 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
  * per output into ys[0..n_outputs). Returns 0 or -1. */
 int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,
                           int n_outputs, tg_model_call_opts o);
-#define tg_model_call_list(m, xs, n_inputs, ys, n_outputs, ...)   \
-    tg_model_call_list_at(TG_LOC, m, xs, n_inputs, ys, n_outputs, \
-                          TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
+#define tg_model_call_list(m, xs, n_inputs, ys, n_outputs, ...)                                        \
+    TG__CALL(tg_model_call_opts, tg_model_call_list_at(TG_LOC, m, xs, n_inputs, ys, n_outputs, tg__o), \
+             .training = false, __VA_ARGS__)
 /* The number of inputs and outputs (1 and 1 for a Sequential); the name of output i, the
  * name of the layer that makes it (Keras's output_names), NULL when out of range. */
 int tg_model_n_inputs(const tg_model *m);

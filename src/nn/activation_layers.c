@@ -24,8 +24,12 @@ static tg_tensor *prelu_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg_prelu_at(loc, x, l->vars[0]); /* alpha broadcasts over the batch */
 }
 
-static const tg_layer_kind prelu_kind = {
-    .base_name = "p_re_lu", .class_name = "PReLU", .autocast = true, .build = prelu_build, .call = prelu_call};
+static const tg_layer_kind prelu_kind = {.base_name = "p_re_lu",
+                                         .class_name = "PReLU",
+                                         .autocast = true,
+                                         .build = prelu_build,
+                                         .call = prelu_call,
+                                         .supports_masking = true};
 
 tg_layer *tg_prelu_layer_at(tg_loc loc, tg_prelu_layer_opts o)
 {

@@ -50,7 +50,8 @@ static const tg_layer_kind rescaling_kind = {.base_name = "rescaling",
                                              .class_name = "Rescaling",
                                              .autocast = true,
                                              .build = rescaling_build,
-                                             .call = rescaling_call};
+                                             .call = rescaling_call,
+                                             .supports_masking = true};
 
 tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o)
 {

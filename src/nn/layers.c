@@ -195,11 +195,34 @@ int tg__layer_rename(tg_layer *l, const char *name)
     return 0;
 }
 
+bool tg__layer_reserve_vars(tg_layer *l, int n)
+{
+    if (n <= l->cap_vars)
+        return true;
+    int cap = l->cap_vars ? 2 * l->cap_vars : TG_LAYER_MIN_VARS;
+    while (cap < n)
+        cap *= 2;
+    tg_tensor **v = realloc(l->vars, sizeof *v * (size_t)cap);
+    if (v)
+        l->vars = v;
+    bool *t = v ? realloc(l->var_trainable, sizeof *t * (size_t)cap) : NULL;
+    if (t)
+        l->var_trainable = t;
+    tg_regularizer *r = t ? realloc(l->var_reg, sizeof *r * (size_t)cap) : NULL;
+    if (!r)
+        return false;
+    l->var_reg = r;
+    for (int i = l->cap_vars; i < cap; i++) /* a kind may set a penalty before its variable */
+        r[i] = (tg_regularizer){0};
+    l->cap_vars = cap;
+    return true;
+}
+
 tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
                                   bool trainable)
 {
-    if (l->n_vars == TG_LAYER_MAX_VARS)
-        return tg__fail(loc, "%s \"%s\": too many variables", l->kind->class_name, l->name);
+    if (!tg__layer_reserve_vars(l, l->n_vars + 1))
+        return tg__fail(loc, "%s \"%s\": out of memory adding a variable", l->kind->class_name, l->name);
     char full[512];
     snprintf(full, sizeof full, "%s/%s", l->name, name);
     tg_scope *s = tg_scope_begin_at(loc);
@@ -221,8 +244,10 @@ tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_
 
 void tg__layer_unbuild(tg_layer *l)
 {
-    for (int i = 0; i < l->n_vars; i++)
+    for (int i = 0; !l->kind->borrows_variables && i < l->n_vars; i++)
         tg_variable_free(l->vars[i]);
+    for (int i = 0; i < l->cap_vars; i++)
+        l->var_reg[i] = (tg_regularizer){0};
     l->n_vars = 0;
     if (l->kind->release)
         l->kind->release(l);
@@ -294,7 +319,9 @@ static bool add_activity_loss(tg_layer *l, tg_loc loc, const tg_tensor *y)
     return p && tg__model_add_call_loss(l->model, loc, p);
 }
 
-tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* Keras's __call__ on one input: the shape check, autocast, the kind's call (with the mask
+ * when the kind takes one), then add_loss of the activity penalty. */
+static tg_tensor *call_one(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
 {
     if (!same_example(&l->in_shape, x)) {
         char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
@@ -311,15 +338,23 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     tg_dtype cd = tg__layer_compute_dtype(l); /* Keras casts only floating inputs to bfloat16 */
     if (l->kind->autocast && tg_dtype_of(x) != cd && (cd != TG_BF16 || tg__dtype_is_real(tg_dtype_of(x))))
         x = tg_cast_at(loc, x, cd);
-    tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
+    tg_tensor *y = !x                   ? NULL
+                   : l->kind->call_mask ? l->kind->call_mask(l, loc, x, mask, training)
+                                        : l->kind->call(l, loc, x, training);
     ctx->layer = outer;
     return y && !add_activity_loss(l, loc, y) ? NULL : y;
 }
 
-tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
+tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    return call_one(l, loc, x, NULL, training);
+}
+
+static tg_tensor *call_several(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                               bool training)
 {
     if (!l->kind->call_n)
-        return n == 1 ? tg__layer_call(l, loc, xs[0], training)
+        return n == 1 ? call_one(l, loc, xs[0], masks ? masks[0] : NULL, training)
                       : tg__fail(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
                                  l->kind->class_name, n);
     if (n != l->n_in)
@@ -347,9 +382,80 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
     ctx->layer = l->name;
-    tg_tensor *y = ok ? l->kind->call_n(l, loc, cast, n, training) : NULL;
+    const tg_tensor *none[n];
+    for (int i = 0; i < n; i++)
+        none[i] = NULL;
+    tg_tensor *y = !ok                    ? NULL
+                   : l->kind->call_mask_n ? l->kind->call_mask_n(l, loc, cast, masks ? masks : none, n, training)
+                                          : l->kind->call_n(l, loc, cast, n, training);
     ctx->layer = outer;
     return y;
+}
+
+tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
+{
+    return call_several(l, loc, xs, NULL, n, training);
+}
+
+bool tg__check_mask(tg_loc loc, const tg_layer *l, int i, const tg_tensor *x, const tg_tensor *mask,
+                    const tg_tensor **out)
+{
+    *out = NULL;
+    if (!mask)
+        return true;
+    if (!tg__check_input(loc, "the mask", mask, "mask"))
+        return false;
+    tg_shape ms = tg_shape_of(mask), xs = tg_shape_of(x);
+    bool fits = ms.rank >= 1 && ms.rank < xs.rank;
+    for (int k = 0; fits && k < ms.rank; k++)
+        fits = ms.dims[k] == xs.dims[k];
+    if (!fits) {
+        char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+        return tg__failb(loc,
+                         "layer \"%s\" (%s): the mask of input %d has shape %s, but the input has shape %s; a mask "
+                         "holds one value per step, the input's leading axes (batch, steps)",
+                         l->name, l->kind->class_name, i, tg__shape_str(&ms, a, sizeof a),
+                         tg__shape_str(&xs, b, sizeof b));
+    }
+    *out = tg_dtype_of(mask) == TG_BOOL ? mask : tg_cast_at(loc, mask, TG_BOOL);
+    return *out != NULL;
+}
+
+static bool takes_masks(const tg_layer_kind *k)
+{
+    return k->supports_masking || k->call_mask || k->compute_mask || k->call_mask_n || k->compute_mask_n;
+}
+
+tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                                 bool training, tg_tensor **out_mask)
+{
+    *out_mask = NULL;
+    const tg_tensor *m[n > 0 ? n : 1];
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        if (!tg__check_input(loc, "tg_model_call", xs[i], "x") ||
+            !tg__check_mask(loc, l, i, xs[i], masks ? masks[i] : NULL, &m[i]))
+            return NULL;
+        any |= m[i] != NULL;
+    }
+    const tg_layer_kind *k = l->kind;
+    tg_tensor *y = call_several(l, loc, xs, any ? m : NULL, n, training);
+    if (!y)
+        return NULL;
+    uint64_t errors = tg__error_count();
+    if (n == 1 && k->compute_mask)
+        *out_mask = k->compute_mask(l, loc, xs[0], m[0]);
+    else if (n > 1 && k->compute_mask_n)
+        *out_mask = any ? k->compute_mask_n(l, loc, xs, m, n) : NULL;
+    else if (n == 1 && k->supports_masking)
+        *out_mask = (tg_tensor *)m[0];
+    else if (any && !takes_masks(k) && !l->mask_warned && (l->mask_warned = true))
+        tg__warn(loc,
+                 "Layer '%s' (of type %s) was passed an input with a mask attached to it. However, this layer "
+                 "does not support masking and will therefore destroy the mask information. Downstream layers "
+                 "will not see the mask.",
+                 l->name, k->class_name);
+    return tg__error_count() != errors ? NULL : y;
 }
 
 void tg__layer_destroy(tg_layer *l)
@@ -364,6 +470,9 @@ void tg__layer_destroy(tg_layer *l)
     tg__layer_unbuild(l);
     if (l->kept_free)
         l->kept_free(l->kept);
+    free(l->vars);
+    free(l->var_trainable);
+    free(l->var_reg);
     free(l->name);
     free(l);
 }
@@ -397,7 +506,10 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_mode
         if (!tg__layer_build(l, loc, &ex, TG_F32, 0))
             return NULL;
     }
-    return tg__layer_call(l, loc, x, o.training);
+    if (!o.mask)
+        return tg__layer_call(l, loc, x, o.training);
+    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL;
+    return tg__layer_call_masked(l, loc, &in, &o.mask, 1, o.training, &out_mask);
 }
 
 const char *tg_layer_name(const tg_layer *l) { return l ? l->name : NULL; }
@@ -489,23 +601,35 @@ int tg__weights_set(tg_loc loc, const char *func, const char *owner, tg_tensor *
 int tg_layer_get_weights_at(tg_loc loc, const tg_layer *l, tg_tensor **out, int n)
 {
     CHECK_LAYER("tg_layer_get_weights", l, -1);
-    tg_tensor *vars[TG_LAYER_MAX_VARS];
-    return tg__weights_get(loc, "tg_layer_get_weights", vars, tg__layer_weights(l, vars), out, n);
+    tg_tensor **vars = malloc(sizeof *vars * (size_t)(l->n_vars + 1));
+    if (!vars)
+        return tg__failf(loc, "tg_layer_get_weights: out of memory");
+    int rc = tg__weights_get(loc, "tg_layer_get_weights", vars, tg__layer_weights(l, vars), out, n);
+    free(vars);
+    return rc;
 }
 
 int tg_layer_set_weights_at(tg_loc loc, tg_layer *l, const tg_tensor *const *weights, int n)
 {
     CHECK_LAYER("tg_layer_set_weights", l, -1);
-    tg_tensor *vars[TG_LAYER_MAX_VARS];
+    tg_tensor **vars = malloc(sizeof *vars * (size_t)(l->n_vars + 1));
+    if (!vars)
+        return tg__failf(loc, "tg_layer_set_weights: out of memory");
     char owner[300];
     snprintf(owner, sizeof owner, "layer \"%s\"", l->name);
-    return tg__weights_set(loc, "tg_layer_set_weights", owner, vars, tg__layer_weights(l, vars), weights, n);
+    int rc = tg__weights_set(loc, "tg_layer_set_weights", owner, vars, tg__layer_weights(l, vars), weights, n);
+    free(vars);
+    return rc;
 }
 
 int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
 {
     CHECK_LAYER("tg_layer_set_trainable", l, -1);
     l->trainable = trainable;
+    if (l->kind->set_trainable) {
+        l->kind->set_trainable(l, loc, trainable);
+        return 0;
+    }
     for (int i = 0; i < l->n_vars; i++)
         if (l->var_trainable[i]) {
             tg_variable_set_trainable(l->vars[i], trainable);
@@ -559,7 +683,7 @@ static const tg_layer_kind dense_kind = {.base_name = "dense",
                                          .autocast = true,
                                          .build = dense_build,
                                          .call = dense_call,
-                                         .computes_bf16 = true};
+                                         .computes_bf16 = true, .supports_masking = true};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -600,7 +724,7 @@ static const tg_layer_kind activation_kind = {.base_name = "activation",
                                               .autocast = true,
                                               .build = same_shape_build,
                                               .call = activation_call,
-                                              .computes_bf16 = true};
+                                              .computes_bf16 = true, .supports_masking = true};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
@@ -661,7 +785,7 @@ static const tg_layer_kind dropout_kind = {.base_name = "dropout",
                                            .build = dropout_build,
                                            .call = dropout_call,
                                            .release = dropout_release,
-                                           .computes_bf16 = true};
+                                           .computes_bf16 = true, .supports_masking = true};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
@@ -770,8 +894,18 @@ static tg_tensor *embedding_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_gather_at(loc, l->vars[0], x, 0);
 }
 
-static const tg_layer_kind embedding_kind = {
-    .base_name = "embedding", .class_name = "Embedding", .build = embedding_build, .call = embedding_call};
+/* Keras's Embedding.compute_mask: inputs != 0 with mask_zero, else none. */
+static tg_tensor *embedding_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)mask;
+    return l->o.embedding.mask_zero ? tg_not_equal_at(loc, x, tg_scalar_like_at(loc, x, 0)) : NULL;
+}
+
+static const tg_layer_kind embedding_kind = {.base_name = "embedding",
+                                             .class_name = "Embedding",
+                                             .build = embedding_build,
+                                             .call = embedding_call,
+                                             .compute_mask = embedding_mask};
 
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
 {

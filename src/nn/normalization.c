@@ -143,7 +143,8 @@ static const tg_layer_kind bn_kind = {.base_name = "batch_normalization",
                                       .class_name = "BatchNormalization",
                                       .autocast = true,
                                       .build = bn_build,
-                                      .call = bn_call};
+                                      .call = bn_call,
+                                      .supports_masking = true};
 
 tg_layer *tg_batch_normalization_at(tg_loc loc, tg_batch_normalization_opts o)
 {
@@ -183,7 +184,8 @@ static const tg_layer_kind ln_kind = {.base_name = "layer_normalization",
                                       .class_name = "LayerNormalization",
                                       .autocast = true,
                                       .build = ln_build,
-                                      .call = ln_call};
+                                      .call = ln_call,
+                                      .supports_masking = true};
 
 tg_layer *tg_layer_normalization_at(tg_loc loc, tg_layer_normalization_opts o)
 {

@@ -109,7 +109,8 @@ static const tg_layer_kind norm_kind = {.base_name = "normalization",
                                         .class_name = "Normalization",
                                         .autocast = true,
                                         .build = norm_build,
-                                        .call = norm_call};
+                                        .call = norm_call,
+                                        .supports_masking = true};
 
 tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o)
 {
