@@ -123,7 +123,7 @@ struct tg_layer {
         tg_bidirectional_opts bidi;
         tg_time_distributed_opts td;
     } o;
-    bool mixed; /* the mixed_bfloat16 dtype policy: float32 variables, bfloat16 computation */
+    bool mixed;       /* the mixed_bfloat16 dtype policy: float32 variables, bfloat16 computation */
     bool mask_warned; /* Keras's warning that the layer drops a mask, given once */
 };
 

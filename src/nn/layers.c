@@ -683,7 +683,8 @@ static const tg_layer_kind dense_kind = {.base_name = "dense",
                                          .autocast = true,
                                          .build = dense_build,
                                          .call = dense_call,
-                                         .computes_bf16 = true, .supports_masking = true};
+                                         .computes_bf16 = true,
+                                         .supports_masking = true};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -724,7 +725,8 @@ static const tg_layer_kind activation_kind = {.base_name = "activation",
                                               .autocast = true,
                                               .build = same_shape_build,
                                               .call = activation_call,
-                                              .computes_bf16 = true, .supports_masking = true};
+                                              .computes_bf16 = true,
+                                              .supports_masking = true};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
@@ -785,7 +787,8 @@ static const tg_layer_kind dropout_kind = {.base_name = "dropout",
                                            .build = dropout_build,
                                            .call = dropout_call,
                                            .release = dropout_release,
-                                           .computes_bf16 = true, .supports_masking = true};
+                                           .computes_bf16 = true,
+                                           .supports_masking = true};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
