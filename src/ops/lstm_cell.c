@@ -1,0 +1,187 @@
+/* Keras's LSTM cell after its products, as one op (what recurrent.c runs per step):
+ *
+ *   lstm_cell(z, c_prev) -> (h, c)   z = x W + h U + b, (batch, 4 units), gates i, f, g, o:
+ *                                    c = sigmoid(f) c_prev + sigmoid(i) tanh(g),
+ *                                    h = sigmoid(o) tanh(c)
+ *   lstm_cell_grad(z, c_prev, c, dh, dc) -> (dz, dc_prev)
+ *                                    its backward in one pass, the gates recomputed from z
+ *
+ * Float32 takes Eigen's sigmoid and tanh, as TF's CPU kernels do (kernels/fastmath.h),
+ * in one vectorised pass per row; float64 libm's, with activation.c's formulas. The
+ * backward rule runs lstm_cell_grad, which has no gradient of its own; when a tape records
+ * the gradient (a second derivative is wanted) the rule is the chain of public ops instead,
+ * so derivatives of any order work. Rows are spread over the loop pool, one thread each. */
+#include <math.h>
+
+#include "op.h"
+#include "tapegrad/ops.h"
+#include "../kernels/fastmath.h"
+#include "../kernels/parallel.h"
+
+/* The tensors of one call: forward (h set) or backward (dz set). */
+typedef struct cell_rows {
+    const tg_tensor *z, *cp, *c, *dh, *dc;
+    tg_tensor *h, *dz, *dcp;
+    int64_t units;
+} cell_rows;
+
+static inline float sig_f32(float a) { return tg__logistic_f32(a); }
+static inline float sig_any_f32(float a) { return tg__logistic_any_f32(a); }
+static inline float tanh_f32(float a) { return tg__tanh_f32(a); }
+static inline int tail_f32(float a) { return tg__logistic_tail_f32(a); }
+static inline double sig_f64(double a) { return a >= 0 ? 1 / (1 + exp(-a)) : exp(a) / (1 + exp(a)); }
+static inline double sig_any_f64(double a) { return sig_f64(a); }
+static inline double tanh_f64(double a) { return tanh(a); }
+static inline int tail_f64(double a)
+{
+    (void)a;
+    return 0;
+}
+
+#define T   float
+#define SFX f32
+#include "lstm_cell_tmpl.h"
+#undef T
+#undef SFX
+#define T   double
+#define SFX f64
+#include "lstm_cell_tmpl.h"
+#undef T
+#undef SFX
+
+/* ---- shapes ------------------------------------------------------------------------------------ */
+static bool cell_shapes_fail(const tg_call *c, const char *what)
+{
+    char s[2][TG_SHAPE_STR_MAX];
+    tg_shape z = tg__shape(c->in[0]), cp = tg__shape(c->in[1]);
+    return tg__failb(c->loc, "%s: %s; got z %s and c_prev %s", tg__op_name(c->op), what,
+                     tg__shape_str(&z, s[0], sizeof s[0]), tg__shape_str(&cp, s[1], sizeof s[1]));
+}
+
+/* z (batch, 4 units) and c_prev (batch, units), one float dtype. */
+static bool check_cell_inputs(const tg_call *c)
+{
+    const tg_tensor *z = c->in[0], *cp = c->in[1];
+    if (!tg__require_float(c, z, "z") || !tg__same_dtype(c, z, cp))
+        return false;
+    if (z->rank != 2 || cp->rank != 2 || z->shape[0] != cp->shape[0] || z->shape[1] != 4 * cp->shape[1])
+        return cell_shapes_fail(c, "z must be (batch, 4 * units) and c_prev (batch, units)");
+    return true;
+}
+
+bool tg__lstm_cell_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    if (!check_cell_inputs(c))
+        return false;
+    shape[0] = shape[1] = tg__shape(c->in[1]);
+    dtype[0] = dtype[1] = c->in[0]->dtype;
+    return true;
+}
+
+/* z, c_prev, then c, dh and dc of c_prev's shape and dtype. */
+bool tg__lstm_cell_grad_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    if (!check_cell_inputs(c))
+        return false;
+    for (int k = 2; k < 5; k++) {
+        const tg_tensor *t = c->in[k], *cp = c->in[1];
+        if (!tg__same_dtype(c, c->in[0], t))
+            return false;
+        if (t->rank != 2 || t->shape[0] != cp->shape[0] || t->shape[1] != cp->shape[1])
+            return cell_shapes_fail(c, k == 2   ? "c must have c_prev's shape"
+                                       : k == 3 ? "dh must have c_prev's shape"
+                                                : "dc must have c_prev's shape");
+    }
+    shape[0] = tg__shape(c->in[0]);
+    shape[1] = tg__shape(c->in[1]);
+    dtype[0] = dtype[1] = c->in[0]->dtype;
+    return true;
+}
+
+/* ---- forward ----------------------------------------------------------------------------------- */
+static void cell_range(void *p, int64_t r0, int64_t r1)
+{
+    const cell_rows *k = p;
+    if (k->h->dtype == TG_F32)
+        cell_rows_f32(k, r0, r1);
+    else
+        cell_rows_f64(k, r0, r1);
+}
+
+static void cell_grad_range(void *p, int64_t r0, int64_t r1)
+{
+    const cell_rows *k = p;
+    if (k->dz->dtype == TG_F32)
+        cell_grad_rows_f32(k, r0, r1);
+    else
+        cell_grad_rows_f64(k, r0, r1);
+}
+
+bool tg__lstm_cell_forward(const tg_call *c, tg_tensor *out)
+{
+    cell_rows k = {.z = c->in[0], .cp = c->in[1], .h = out, .c = c->outs[1], .units = c->in[1]->shape[1]};
+    if (k.units > 0)
+        tg__parallel_for(c->in[1]->shape[0], tg__rows_grain(8 * k.units, TG_GRAIN / 4), cell_range, &k);
+    return true;
+}
+
+bool tg__lstm_cell_grad_forward(const tg_call *c, tg_tensor *out)
+{
+    cell_rows k = {.z = c->in[0],
+                   .cp = c->in[1],
+                   .c = c->in[2],
+                   .dh = c->in[3],
+                   .dc = c->in[4],
+                   .dz = out,
+                   .dcp = c->outs[1],
+                   .units = c->in[1]->shape[1]};
+    if (k.units > 0)
+        tg__parallel_for(c->in[1]->shape[0], tg__rows_grain(12 * k.units, TG_GRAIN / 4), cell_grad_range, &k);
+    return true;
+}
+
+/* ---- backward ---------------------------------------------------------------------------------- */
+static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, tg_bias_act act)
+{
+    return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.act = act}, y, dy);
+}
+
+/* The same gradients from public ops and act_grad, all differentiable: for a tape that
+ * records the gradient. */
+static bool cell_backward_ops(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    tg_tensor *z[4];
+    if (tg_split_at(l, g->in[0], 4, z, (tg_split_opts){.axis = 1}) != 0)
+        return false;
+    tg_tensor *i = tg_sigmoid_at(l, z[0]), *f = tg_sigmoid_at(l, z[1]), *gt = tg_tanh_at(l, z[2]);
+    tg_tensor *o = tg_sigmoid_at(l, z[3]), *tc = tg_tanh_at(l, g->outs[1]), *dh = g->dys[0];
+    tg_tensor *dct = tg_add_at(l, g->dys[1], act_grad(l, tc, tg_mul_at(l, dh, o), TG_BIAS_TANH));
+    tg_tensor *dz[4] = {act_grad(l, i, tg_mul_at(l, dct, gt), TG_BIAS_SIGMOID),
+                        act_grad(l, f, tg_mul_at(l, dct, g->in[1]), TG_BIAS_SIGMOID),
+                        act_grad(l, gt, tg_mul_at(l, dct, i), TG_BIAS_TANH),
+                        act_grad(l, o, tg_mul_at(l, dh, tc), TG_BIAS_SIGMOID)};
+    dx[0] = tg_concat_at(l, dz, 4, 1);
+    dx[1] = tg__grad_wanted(g, 1) ? tg_mul_at(l, dct, f) : NULL;
+    return dx[0] && (dx[1] || !tg__grad_wanted(g, 1));
+}
+
+bool tg__lstm_cell_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    if (tg__ctx()->n_recording)
+        return cell_backward_ops(g, dx);
+    tg_tensor *out[2];
+    const tg_tensor *in[] = {g->in[0], g->in[1], g->outs[1], g->dys[0], g->dys[1]};
+    if (tg__apply_n(g->loc, TG_OP_LSTM_CELL_GRAD, in, 5, NULL, 2, out) != 0)
+        return false;
+    dx[0] = out[0];
+    dx[1] = tg__grad_wanted(g, 1) ? out[1] : NULL;
+    return true;
+}
+
+int tg_lstm_cell_at(tg_loc loc, const tg_tensor *z, const tg_tensor *c_prev, tg_tensor **out)
+{
+    if (!out)
+        return tg__failf(loc, "tg_lstm_cell: needs an array `out` of 2 tensors (h, c), got NULL");
+    return tg__apply_n(loc, TG_OP_LSTM_CELL, (const tg_tensor *const[]){z, c_prev}, 2, NULL, 2, out);
+}
