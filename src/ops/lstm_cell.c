@@ -8,9 +8,10 @@
  *
  * Float32 takes Eigen's sigmoid and tanh, as TF's CPU kernels do (kernels/fastmath.h),
  * in one vectorised pass per row; float64 libm's, with activation.c's formulas. The
- * backward rule runs lstm_cell_grad, which has no gradient of its own; when a tape records
- * the gradient (a second derivative is wanted) the rule is the chain of public ops instead,
- * so derivatives of any order work. Rows are spread over the loop pool, one thread each. */
+ * backward rule runs lstm_cell_grad; when a tape records the gradient (a second
+ * derivative is wanted) it is the chain of public ops instead, and lstm_cell_grad's own
+ * rule is that chain's vector-Jacobian product, so derivatives of any order work. Rows are
+ * spread over the loop pool, one thread each. */
 #include <math.h>
 
 #include "op.h"
@@ -146,37 +147,61 @@ static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, 
     return TG__APPLY(loc, TG_OP_ACT_GRAD, &(tg_attrs){.act = act}, y, dy);
 }
 
-/* The same gradients from public ops and act_grad, all differentiable: for a tape that
- * records the gradient. */
-static bool cell_backward_ops(const tg_grad_ctx *g, tg_tensor **dx)
+/* lstm_cell_grad's (dz, dc_prev) from public ops and act_grad, all differentiable. */
+static bool grad_ops(tg_loc l, tg_tensor *const *in, tg_tensor **out)
 {
-    tg_loc l = g->loc;
-    tg_tensor *z[4];
-    if (tg_split_at(l, g->in[0], 4, z, (tg_split_opts){.axis = 1}) != 0)
+    tg_tensor *z[4], *dh = in[3];
+    if (tg_split_at(l, in[0], 4, z, (tg_split_opts){.axis = 1}) != 0)
         return false;
     tg_tensor *i = tg_sigmoid_at(l, z[0]), *f = tg_sigmoid_at(l, z[1]), *gt = tg_tanh_at(l, z[2]);
-    tg_tensor *o = tg_sigmoid_at(l, z[3]), *tc = tg_tanh_at(l, g->outs[1]), *dh = g->dys[0];
-    tg_tensor *dct = tg_add_at(l, g->dys[1], act_grad(l, tc, tg_mul_at(l, dh, o), TG_BIAS_TANH));
+    tg_tensor *o = tg_sigmoid_at(l, z[3]), *tc = tg_tanh_at(l, in[2]);
+    tg_tensor *dct = tg_add_at(l, in[4], act_grad(l, tc, tg_mul_at(l, dh, o), TG_BIAS_TANH));
     tg_tensor *dz[4] = {act_grad(l, i, tg_mul_at(l, dct, gt), TG_BIAS_SIGMOID),
-                        act_grad(l, f, tg_mul_at(l, dct, g->in[1]), TG_BIAS_SIGMOID),
+                        act_grad(l, f, tg_mul_at(l, dct, in[1]), TG_BIAS_SIGMOID),
                         act_grad(l, gt, tg_mul_at(l, dct, i), TG_BIAS_TANH),
                         act_grad(l, o, tg_mul_at(l, dh, tc), TG_BIAS_SIGMOID)};
-    dx[0] = tg_concat_at(l, dz, 4, 1);
-    dx[1] = tg__grad_wanted(g, 1) ? tg_mul_at(l, dct, f) : NULL;
-    return dx[0] && (dx[1] || !tg__grad_wanted(g, 1));
+    out[0] = tg_concat_at(l, dz, 4, 1);
+    out[1] = tg_mul_at(l, dct, f);
+    return out[0] && out[1];
 }
 
+/* lstm_cell_grad when a tape records the gradient (a second derivative is wanted): the
+ * same rules as public ops, so an outer tape differentiates them. */
 bool tg__lstm_cell_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    if (tg__ctx()->n_recording)
-        return cell_backward_ops(g, dx);
-    tg_tensor *out[2];
-    const tg_tensor *in[] = {g->in[0], g->in[1], g->outs[1], g->dys[0], g->dys[1]};
-    if (tg__apply_n(g->loc, TG_OP_LSTM_CELL_GRAD, in, 5, NULL, 2, out) != 0)
+    tg_tensor *in[] = {g->in[0], g->in[1], g->outs[1], g->dys[0], g->dys[1]}, *out[2];
+    bool ok = tg__ctx()->n_recording
+                  ? grad_ops(g->loc, in, out)
+                  : tg__apply_n(g->loc, TG_OP_LSTM_CELL_GRAD, (const tg_tensor *const *)in, 5, NULL, 2, out) == 0;
+    if (!ok)
         return false;
     dx[0] = out[0];
     dx[1] = tg__grad_wanted(g, 1) ? out[1] : NULL;
     return true;
+}
+
+/* lstm_cell_grad's own backward: the vector-Jacobian product of grad_ops, from a tape of
+ * its own (an outer tape records it in turn, for higher orders). */
+bool tg__lstm_cell_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_tape *t = tg_tape_begin_at(g->loc, (tg_tape_opts){.watch_accessed_variables = false});
+    if (!t)
+        return false;
+    for (int k = 0; k < 5; k++)
+        tg_watch_at(g->loc, t, g->in[k]);
+    tg_tensor *out[2];
+    bool ok = grad_ops(g->loc, g->in, out);
+    tg_tape_end_at(g->loc, t);
+    ok = ok && tg_gradients_at(g->loc, t,
+                               (tg_gradient_opts){.targets = out,
+                                                  .n_targets = 2,
+                                                  .sources = g->in,
+                                                  .n_sources = 5,
+                                                  .output_gradients = g->dys,
+                                                  .unconnected = TG_UNCONNECTED_ZERO,
+                                                  .out = dx}) == 0;
+    tg_tape_free_at(g->loc, t);
+    return ok;
 }
 
 int tg_lstm_cell_at(tg_loc loc, const tg_tensor *z, const tg_tensor *c_prev, tg_tensor **out)
