@@ -263,8 +263,10 @@ static bool run_pass_parallel(const plan *p, run_fn fn, const pass_ctx *c, tg_dt
         tg__parallel_for(r.rows, tg__rows_grain(r.len, TG_GRAIN), rows_range, &r);
         return true;
     }
-    if (p->red[0] && !p->red[1]) {
-        int64_t cols = (tg__rows_grain(r.rows, TG_GRAIN) + 15) / 16 * 16;
+    if (p->red[0] && !p->red[1]) { /* a column's sum is one thread's, whatever the chunks: wide
+                                       ones, so that each row's run is long (a quarter of it) */
+        int64_t cols = tg__rows_grain(r.rows, TG_GRAIN), quarter = (r.len + 3) / 4;
+        cols = ((cols > quarter ? cols : quarter) + 15) / 16 * 16;
         tg__parallel_for(r.len, cols, cols_range, &r);
         return true;
     }

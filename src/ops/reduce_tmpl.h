@@ -29,6 +29,11 @@ static void FN(run)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64
         *acc = s;
         return;
     }
+    if (c->pass == P_SUM && os == 1) { /* a row into column sums (bias gradients): vectorised */
+        for (int64_t k = 0; k < n; k++)
+            acc[k] = ADD(acc[k], (A)x[k]);
+        return;
+    }
     switch (c->pass) {
     case P_SUM: RUN_LOOP(*d = ADD(*d, (A)v));
     case P_MAX: RUN_LOOP(if (v > *d || ISNAN(v)) *d = v);
