@@ -122,15 +122,18 @@ static void test_lstm_cell_float32(void)
 {
     enum { B = 3, U = 37 }; /* 37: a vector loop's remainder too */
     tg_scope *s = tg_scope_begin();
-    static double z[B * 4 * U], cp[B * U];
-    for (int i = 0; i < B * 4 * U; i++)
-        z[i] = 12.0 * sin(0.37 * i + 1.0); /* some below -9: the logistic's tail */
+    static double a[B * 4 * U], b[B * 4 * U], cp[B * U];
+    for (int i = 0; i < B * 4 * U; i++) {
+        a[i] = 12.0 * sin(0.37 * i + 1.0); /* some below -9: the logistic's tail */
+        b[i] = 0.5 * cos(1.3 * i);
+    }
     for (int i = 0; i < B * U; i++)
         cp[i] = 2.0 * cos(0.91 * i);
-    tg_tensor *z64 = tg_tensor_from(TG_F64, TG_SHAPE(B, 4 * U), z), *c64 = tg_tensor_from(TG_F64, TG_SHAPE(B, U), cp);
-    tg_tensor *o32[2], *o64[2];
-    REQUIRE(tg_lstm_cell(tg_cast(z64, TG_F32), tg_cast(c64, TG_F32), o32) == 0);
-    REQUIRE(tg_lstm_cell(z64, c64, o64) == 0);
+    tg_tensor *a64 = tg_tensor_from(TG_F64, TG_SHAPE(B, 4 * U), a),
+              *b64 = tg_tensor_from(TG_F64, TG_SHAPE(B, 4 * U), b);
+    tg_tensor *c64 = tg_tensor_from(TG_F64, TG_SHAPE(B, U), cp), *o32[2], *o64[2];
+    REQUIRE(tg_lstm_cell(tg_cast(a64, TG_F32), tg_cast(b64, TG_F32), tg_cast(c64, TG_F32), o32) == 0);
+    REQUIRE(tg_lstm_cell(a64, b64, c64, o64) == 0);
     float h[B * U], c[B * U];
     double h64[B * U], cc64[B * U];
     REQUIRE(tg_copy_out(o32[0], h, sizeof h) == 0 && tg_copy_out(o32[1], c, sizeof c) == 0);
@@ -139,11 +142,13 @@ static void test_lstm_cell_float32(void)
     double worst = 0;
     for (int r = 0; r < B; r++)
         for (int j = 0; j < U; j++) {
-            const double *zr = z + r * 4 * U;
-            float zi = (float)zr[j], zf = (float)zr[U + j], zg = (float)zr[2 * U + j], zo = (float)zr[3 * U + j];
-            tails += zi < -9 || zf < -9 || zo < -9;
-            float cw = tg__logistic_any_f32(zf) * (float)cp[r * U + j] + tg__logistic_any_f32(zi) * tg__tanh_f32(zg);
-            float hw = tg__logistic_any_f32(zo) * tg__tanh_f32(cw);
+            float z[4];
+            for (int k = 0; k < 4; k++)
+                z[k] = (float)a[r * 4 * U + k * U + j] + (float)b[r * 4 * U + k * U + j];
+            tails += z[0] < -9 || z[1] < -9 || z[3] < -9;
+            float cw =
+                tg__logistic_any_f32(z[1]) * (float)cp[r * U + j] + tg__logistic_any_f32(z[0]) * tg__tanh_f32(z[2]);
+            float hw = tg__logistic_any_f32(z[3]) * tg__tanh_f32(cw);
             bit_diff += bits_of(cw) != bits_of(c[r * U + j]) || bits_of(hw) != bits_of(h[r * U + j]);
             double d = fmax(fabs(h[r * U + j] - h64[r * U + j]), fabs(c[r * U + j] - cc64[r * U + j]));
             worst = d > worst ? d : worst;

@@ -119,15 +119,15 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
     switch (kind_of(s->l)) {
     case CELL_SIMPLE: return act(s, tg_add_at(loc, xw, h_times_u(s, h)));
     case CELL_LSTM: {
-        tg_tensor *z[4], *zs = tg_add_at(loc, xw, h_times_u(s, h));
-        if (fused_lstm_cell(s->l, zs)) { /* Keras's default activations: one op after the products */
+        tg_tensor *z[4], *hu = h_times_u(s, h);
+        if (fused_lstm_cell(s->l, hu)) { /* Keras's default activations: one op after the products */
             tg_tensor *hc[2];
-            if (tg_lstm_cell_at(loc, zs, *c, hc) != 0)
+            if (tg_lstm_cell_at(loc, xw, hu, *c, hc) != 0)
                 return NULL;
             *c = hc[1];
             return hc[0];
         }
-        if (tg_split_at(loc, zs, 4, z, (tg_split_opts){.axis = 1}) != 0)
+        if (tg_split_at(loc, tg_add_at(loc, xw, hu), 4, z, (tg_split_opts){.axis = 1}) != 0)
             return NULL;
         tg_tensor *i = rec_act(s, z[0]), *f = rec_act(s, z[1]), *o = rec_act(s, z[3]);
         *c = tg_add_at(loc, tg_mul_at(loc, f, *c), tg_mul_at(loc, i, act(s, z[2])));
