@@ -73,7 +73,7 @@ TG_VECTOR_CLONES static void FN(cell_rows)(const cell_rows *k, int64_t r0, int64
     int64_t u = k->units;
     for (int64_t r = r0; r < r1; r++)
         FN(cell_row)
-        (u, ROW(k->a, 4 * u), ROW(k->b, 4 * u), ROW(k->cp, u), (T *)k->h->data + r * u, (T *)k->c->data + r * u);
+    (u, ROW(k->a, 4 * u), ROW(k->b, 4 * u), ROW(k->cp, u), (T *)k->h->data + r * u, (T *)k->c->data + r * u);
 }
 
 TG_VECTOR_CLONES static void FN(cell_grad_rows)(const cell_rows *k, int64_t r0, int64_t r1)
@@ -81,8 +81,8 @@ TG_VECTOR_CLONES static void FN(cell_grad_rows)(const cell_rows *k, int64_t r0, 
     int64_t u = k->units;
     for (int64_t r = r0; r < r1; r++)
         FN(cell_grad_row)
-        (u, ROW(k->a, 4 * u), ROW(k->b, 4 * u), ROW(k->cp, u), ROW(k->c, u), ROW(k->dh, u), ROW(k->dc, u),
-         (T *)k->dz->data + r * 4 * u, (T *)k->dcp->data + r * u);
+    (u, ROW(k->a, 4 * u), ROW(k->b, 4 * u), ROW(k->cp, u), ROW(k->c, u), ROW(k->dh, u), ROW(k->dc, u),
+     (T *)k->dz->data + r * 4 * u, (T *)k->dcp->data + r * u);
 }
 
 #undef ROW

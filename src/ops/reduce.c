@@ -203,6 +203,13 @@ static void rows_range(void *p, int64_t b, int64_t e)
 static void cols_range(void *p, int64_t b, int64_t e)
 {
     par_ctx *r = p;
+    if (r->c.pass == P_SUM) {
+        (r->dtype == TG_F32   ? col_sums_f32
+         : r->dtype == TG_F64 ? col_sums_f64
+         : r->dtype == TG_I32 ? col_sums_i32
+                              : col_sums_i64)(&r->c, r->rows, r->len, b, e);
+        return;
+    }
     for (int64_t row = 0; row < r->rows; row++)
         r->fn(&r->c, row * r->len + b, b, e - b, 1);
 }
