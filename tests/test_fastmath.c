@@ -159,10 +159,31 @@ static void test_lstm_cell_float32(void)
     tg_scope_end(s);
 }
 
+/* Bad input: a clear error naming the op, the argument and the caller's line; no crash. */
+static void test_lstm_cell_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *a = tg_zeros(TG_F32, TG_SHAPE(2, 8)), *c = tg_zeros(TG_F32, TG_SHAPE(2, 2)), *out[2];
+    EXPECT_ERROR(tg_lstm_cell(a, a, tg_zeros(TG_F32, TG_SHAPE(2, 3)), out) != 0,
+                 "tg_lstm_cell: a and b must be (batch, 4 * units), the others (batch, units) as c_prev; got a (2, 8) "
+                 "and a (2, 8)");
+    EXPECT_ERROR(tg_lstm_cell(a, tg_zeros(TG_F32, TG_SHAPE(3, 8)), c, out) != 0, "got a (2, 8) and b (3, 8)");
+    EXPECT_ERROR(tg_lstm_cell(a, tg_zeros(TG_F64, TG_SHAPE(2, 8)), c, out) != 0, "cannot mix float32 and float64");
+    int line = __LINE__ + 1;
+    EXPECT_ERROR(tg_lstm_cell(tg_zeros(TG_I32, TG_SHAPE(2, 8)), a, c, out) != 0, "must be float32 or float64");
+    char where[64];
+    snprintf(where, sizeof where, "test_fastmath.c:%d", line);
+    CHECK(strstr(tg_last_error(), where) != NULL);
+    EXPECT_ERROR(tg_lstm_cell(a, a, c, NULL) != 0, "needs an array `out` of 2 tensors");
+    tg_clear_error();
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(test_against_float64);
     RUN(test_special_values);
     RUN(test_lstm_cell_float32);
+    RUN(test_lstm_cell_errors);
     return TEST_SUMMARY();
 }
