@@ -21,6 +21,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Products and sums rounded apart in any file that includes this (the library is built
+ * with -ffp-contract=off; clang otherwise fuses them, even when it folds constants). */
+#if defined(__clang__)
+#define TG__ROUND_APART _Pragma("clang fp contract(off)")
+#else
+#define TG__ROUND_APART
+#endif
+
 /* take ? a : b, as bits: both sides are computed, so a loop with it stays one vectorised
  * block (a ternary lets the compiler move the division into a branch it then cannot
  * vectorise without -fno-trapping-math). */
@@ -36,6 +44,7 @@ static inline float tg__select_f32(bool take, float a, float b)
 
 static inline float tg__tanh_f32(float a)
 {
+    TG__ROUND_APART
     const float clamp = 7.90531110763549805f;
     float x = tg__select_f32(a > clamp, clamp, a); /* NaN stays NaN */
     x = tg__select_f32(x < -clamp, -clamp, x);
@@ -59,6 +68,7 @@ static inline float tg__tanh_f32(float a)
 /* The logistic above x = -9 (below it, see tg__logistic_tail_f32). */
 static inline float tg__logistic_f32(float a)
 {
+    TG__ROUND_APART
     const float upper = 15.6437711715698242f; /* the approximation is 1 from here */
     float x = tg__select_f32(a > upper, upper, a);
     x = tg__select_f32(x < -9.0f, -9.0f, x);
