@@ -722,6 +722,40 @@ static tg_tensor *s_segment(tg_sample *s, tg_tensor *const *x)
     return apply(s, &(tg_attrs){.num_segments = n}, (tg_tensor *[]){a, ids}, 2);
 }
 
+/* ---- the LSTM cell --------------------------------------------------------------------------------- */
+/* a (rows, 4 units) from x[0], b from x[1], c_prev (rows, units) from x[2]; h and c joined. */
+static tg_tensor *s_lstm_cell(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 2, u = 1 + tg_sample_byte(s) % 2;
+    tg_tensor *a = tg_sample_fit(x[0], TG_SHAPE(r, 4 * u)), *b = tg_sample_fit(x[1], TG_SHAPE(r, 4 * u));
+    tg_tensor *cp = tg_sample_fit(x[2], TG_SHAPE(r, u)), *out[2];
+    if (!a || !b || !cp)
+        return NULL;
+    use(s, a);
+    use(s, b);
+    use(s, cp);
+    return tg_lstm_cell_at(LOC, a, b, cp, out) == 0 ? join_pieces(out, 2, 1, false) : NULL;
+}
+
+/* a from x[0], b = a / 3; c_prev and c from x[1]; dh from x[2], dc = dh / 2; dz and
+ * dc_prev joined. */
+static tg_tensor *s_lstm_cell_grad(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 2, u = 1 + tg_sample_byte(s) % 2;
+    tg_tensor *a = tg_sample_fit(x[0], TG_SHAPE(r, 4 * u)), *cp = tg_sample_fit(x[1], TG_SHAPE(r, u));
+    tg_tensor *dh = tg_sample_fit(x[2], TG_SHAPE(r, u)), *out[2];
+    if (!a || !cp || !dh)
+        return NULL;
+    tg_tensor *b = tg_mul_at(LOC, a, tg_scalar_like_at(LOC, a, 1.0 / 3));
+    tg_tensor *c = tg_mul_at(LOC, cp, tg_scalar_like_at(LOC, cp, 0.7));
+    tg_tensor *dc = tg_mul_at(LOC, dh, tg_scalar_like_at(LOC, dh, 0.5));
+    const tg_tensor *in[] = {a, b, cp, c, dh, dc};
+    use(s, a);
+    use(s, cp);
+    use(s, dh);
+    return tg__apply_n(LOC, TG_OP_LSTM_CELL_GRAD, in, 6, NULL, 2, out) == 0 ? join_pieces(out, 2, 1, false) : NULL;
+}
+
 /* ---- the table ---------------------------------------------------------------------------------------- */
 #define ROW(KIND, fn_, arity_, nan_) [TG_OP_##KIND] = {.fn = fn_, .arity = arity_, .nan_operands = nan_}
 #define UNARY(KIND)                  ROW(KIND, s_unary, 1, 1)
@@ -805,6 +839,8 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1),
     ROW(SOFTMAX_XENT, s_xent, 2, 3),
     ROW(XENT_GRAD, s_xent_grad, 3, 7),
+    ROW(LSTM_CELL, s_lstm_cell, 3, 7),
+    ROW(LSTM_CELL_GRAD, s_lstm_cell_grad, 3, 7),
     ROW(MAX_POOL2D, s_pool, 1, 1),
     ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2),
     ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),

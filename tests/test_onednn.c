@@ -205,6 +205,33 @@ static void test_second_order(void)
 }
 
 /* Bad operands of the backprop ops give errors naming the call. */
+/* oneDNN's weight layout, kept per thread between calls with the same kernel values: a
+ * variable's new values (same storage) are used at once, a repeated call gives the same
+ * bits, and both match the portable path. */
+static void test_kept_weight_layout(void)
+{
+    if (!tg__onednn_active())
+        return;
+    const conv_case *cc = &cases[1]; /* 32 x 28 x 28 x 1, 32 filters: a reordered layout */
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *k, *r;
+    inputs(cc, 7, &x, &k, &r);
+    tg_tensor *v = tg_variable(k, .name = "kernel");
+    REQUIRE(v);
+    for (int round = 0; round < 2; round++) {
+        tg_tensor *y1 = tg_conv2d_at(TG_LOC, x, v, opts_of(cc)), *y2 = tg_conv2d_at(TG_LOC, x, v, opts_of(cc));
+        tg__onednn_set_enabled(false);
+        tg_tensor *want = tg_conv2d_at(TG_LOC, x, v, opts_of(cc));
+        tg__onednn_set_enabled(true);
+        REQUIRE(y1 && y2 && want);
+        CHECK(max_abs(tg_sub(y1, y2)) == 0);
+        CHECK(max_abs(tg_sub(y1, want)) <= 5e-7 * 3 * (1 + max_abs(want)));
+        CHECK(tg_assign(v, tg_mul(k, tg_scalar_like(k, -2.5))) == 0); /* new values, same storage */
+    }
+    tg_variable_free(v);
+    tg_scope_end(s);
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -227,6 +254,7 @@ int main(void)
     RUN(test_onednn_agrees_with_portable);
     RUN(test_backprop_ops);
     RUN(test_second_order);
+    RUN(test_kept_weight_layout);
     RUN(test_errors);
     return TEST_SUMMARY();
 }

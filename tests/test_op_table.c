@@ -517,6 +517,23 @@ static tg_tensor *f_linalg_diag_part(tg_tensor *const *x, int n, void *u)
     UNUSED;
     return tg_linalg_diag_part(x[0]);
 }
+/* lstm_cell's h (piece 0) or c (piece 1) */
+static tg_tensor *f_lstm_cell(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[2];
+    return tg_lstm_cell(x[0], x[1], x[2], out) == 0 ? out[a->piece] : NULL;
+}
+/* lstm_cell_grad's dz (piece 0) or dc_prev (piece 1), from a, c_prev, c and dh; b = a / 3,
+ * dc = dh / 2 */
+static tg_tensor *f_lstm_cell_grad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[2];
+    const tg_tensor *in[] = {x[0], tg_mul(x[0], tg_scalar_like(x[0], 1.0 / 3)), x[1], x[2],
+                             x[3], tg_mul(x[3], tg_scalar_like(x[3], 0.5))};
+    return tg__apply_n(TG_LOC, TG_OP_LSTM_CELL_GRAD, in, 6, NULL, 2, out) == 0 ? out[a->piece] : NULL;
+}
 static tg_tensor *f_einsum(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1471,6 +1488,10 @@ static const op_case cases[] = {
           S(2, 3)),
     COMPX("tg_prelu", "alpha per feature", f_prelu, NULL, 2, TG_OP_RELU, .flags = C_TWICE, S(3, 4), S(4)),
     COMPX("tg_prelu", "one alpha", f_prelu, NULL, 2, TG_OP_RELU, .flags = C_TWICE, S(2, 3), SC),
+    CASE(LSTM_CELL, "h", f_lstm_cell, A(.piece = 0), 3, S(2, 8), S(2, 8), S(2, 2)),
+    CASE(LSTM_CELL, "c", f_lstm_cell, A(.piece = 1), 3, S(3, 4), S(3, 4), S(3, 1)),
+    CASE(LSTM_CELL_GRAD, "dz", f_lstm_cell_grad, A(.piece = 0), 4, S(2, 8), S(2, 2), S(2, 2), S(2, 2)),
+    CASE(LSTM_CELL_GRAD, "dc_prev", f_lstm_cell_grad, A(.piece = 1), 4, S(2, 8), S(2, 2), S(2, 2), S(2, 2)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };

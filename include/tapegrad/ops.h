@@ -586,6 +586,15 @@ tg_tensor *tg_sparse_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_t
 tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *labels, const tg_tensor *logits);
 #define tg_softmax_cross_entropy_with_logits(labels, logits) \
     tg_softmax_cross_entropy_with_logits_at(TG_LOC, labels, logits)
+/* Keras's LSTM cell after its products, in one pass (keras/src/layers/rnn/lstm.py,
+ * LSTMCell with the default activations): the gates' pre-activations z = a + b (x W + bias
+ * and h U), each (batch, 4 units) in Keras's gate order i, f, g, o; c_prev (batch, units).
+ * out[0] = h = o * tanh(c), out[1] = c = f * c_prev + i * tanh(g), where i, f, o =
+ * sigmoid of their blocks of z. Float32's sigmoid and tanh are Eigen's, as TF's CPU
+ * kernels compute them (src/kernels/fastmath.h), so the values may differ from
+ * tg_sigmoid/tg_tanh's chain by a few ulp. */
+int tg_lstm_cell_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, const tg_tensor *c_prev, tg_tensor **out);
+#define tg_lstm_cell(a, b, c_prev, out) tg_lstm_cell_at(TG_LOC, a, b, c_prev, out)
 
 /* ---- profiling -------------------------------------------------------------------- */
 /* While this thread profiles (tg_profile_start ... tg_profile_stop), each op's kernel is

@@ -336,10 +336,13 @@ static const prim *find_prim(kind k, const tg_conv_geom *g, int omp_threads)
 /* This thread's stream and buffers, kept for the thread's life so that a warm call
  * allocates nothing of its own: oneDNN's scratch space, and for the calling thread the
  * kernel in oneDNN's layouts and backward weights' partial kernels. */
-enum { SCRATCH, WEIGHTS0, WEIGHTS1, PARTS, PARTS_NATIVE, N_BUFS };
+enum { SCRATCH, WEIGHTS0, WEIGHTS1, KEPT0, KEPT1, PARTS, PARTS_NATIVE, N_BUFS };
 static _Thread_local void *stream;
 static _Thread_local void *bufs[N_BUFS];
 static _Thread_local size_t buf_caps[N_BUFS];
+/* The primitive whose layout WEIGHTS0 + i holds, reordered from the HWIO kernel kept in
+ * KEPT0 + i (prims are never freed, so the pointer names one). */
+static _Thread_local const prim *weights_of[2];
 
 /* 64-byte aligned, as oneDNN's kernels prefer (the raw block is kept to grow it). */
 static void *thread_buffer(int which, size_t bytes)
@@ -477,7 +480,10 @@ static bool plan(call *c, kind k, const tg_conv_geom *g)
 }
 
 /* Forward and backward data: the kernel in each primitive's layout (the caller's HWIO
- * kernel itself where the primitive takes it as it is). */
+ * kernel itself where the primitive takes it as it is). The layout is kept per thread
+ * with a copy of the kernel it came from: a call with the same values (a kernel between
+ * two updates: the forward and the backward-data call of a step, or evaluation) reuses it,
+ * for the price of comparing the values instead of a oneDNN reorder. */
 static bool prepare_weights(call *c, const float *k)
 {
     for (int i = 0; i < 2; i++) {
@@ -487,13 +493,20 @@ static bool prepare_weights(call *c, const float *k)
             c->weights[1] = c->weights[0];
         if (!p->reorder || (i == 1 && p == c->p[0]))
             continue;
-        if (!(c->weights[i] = thread_buffer(WEIGHTS0 + i, p->wbytes)))
+        size_t hwio_bytes = sizeof(float) * (size_t)(p->g.kh * p->g.kw * p->g.c * p->g.f);
+        float *kept = thread_buffer(KEPT0 + i, hwio_bytes);
+        if (!kept || !(c->weights[i] = thread_buffer(WEIGHTS0 + i, p->wbytes)))
             return false;
+        if (weights_of[i] == p && !memcmp(kept, k, hwio_bytes))
+            continue; /* the same kernel as this thread's last call: its layout is still there */
+        weights_of[i] = NULL;
         const int args[] = {ARG_FROM, ARG_TO};
         const md *mds[] = {&p->hwio, &p->wmd};
         void *data[] = {(void *)k, c->weights[i]};
         if (!execute(p->reorder, 2, args, mds, data, 1))
             return false;
+        memcpy(kept, k, hwio_bytes);
+        weights_of[i] = p;
     }
     return true;
 }

@@ -104,6 +104,14 @@ static tg_tensor *gru_mix(tg_loc loc, const tg_tensor *z, const tg_tensor *h, co
     return tg_add_at(loc, tg_mul_at(loc, z, h), tg_mul_at(loc, tg_sub_at(loc, tg_scalar_like_at(loc, z, 1), z), hh));
 }
 
+/* Whether an LSTM step is tg_lstm_cell: tanh and sigmoid, the op's float dtypes. */
+static bool fused_lstm_cell(const tg_layer *l, const tg_tensor *z)
+{
+    tg_dtype d = z ? tg_dtype_of(z) : TG_F32;
+    return l->o.rnn.activation == TG_TANH && l->o.rnn.recurrent_activation == TG_SIGMOID &&
+           (d == TG_F32 || d == TG_F64);
+}
+
 /* One step: the new h (and, for LSTM, c), from xw, this step's input product with bias. */
 static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *h, tg_tensor **c)
 {
@@ -111,8 +119,15 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
     switch (kind_of(s->l)) {
     case CELL_SIMPLE: return act(s, tg_add_at(loc, xw, h_times_u(s, h)));
     case CELL_LSTM: {
-        tg_tensor *z[4];
-        if (tg_split_at(loc, tg_add_at(loc, xw, h_times_u(s, h)), 4, z, (tg_split_opts){.axis = 1}) != 0)
+        tg_tensor *z[4], *hu = h_times_u(s, h);
+        if (fused_lstm_cell(s->l, hu)) { /* Keras's default activations: one op after the products */
+            tg_tensor *hc[2];
+            if (tg_lstm_cell_at(loc, xw, hu, *c, hc) != 0)
+                return NULL;
+            *c = hc[1];
+            return hc[0];
+        }
+        if (tg_split_at(loc, tg_add_at(loc, xw, hu), 4, z, (tg_split_opts){.axis = 1}) != 0)
             return NULL;
         tg_tensor *i = rec_act(s, z[0]), *f = rec_act(s, z[1]), *o = rec_act(s, z[3]);
         *c = tg_add_at(loc, tg_mul_at(loc, f, *c), tg_mul_at(loc, i, act(s, z[2])));

@@ -895,10 +895,24 @@ bool tg__pool_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
+/* Windows that tile the image: each pixel in one window at most. */
+static bool tiled(const window *w)
+{
+    return w->sh == w->kh && w->sw == w->kw && w->pt == 0 && w->pl == 0 && w->oh * w->kh <= w->h &&
+           w->ow * w->kw <= w->w;
+}
+
 static void pool_grad_images(void *p, int64_t i0, int64_t i1)
 {
     const pool_ctx *r = p;
     tg_op_kind op = r->c->op;
+    if (op == TG_OP_MAX_POOL2D_GRAD && tiled(&r->w)) {
+        if (r->out->dtype == TG_F32)
+            max_pool_grad_tiled_f32(r, i0, i1);
+        else
+            max_pool_grad_tiled_f64(r, i0, i1);
+        return;
+    }
     if (r->out->dtype == TG_F32)
         pool_grad_images_f32(r, i0, i1, op);
     else

@@ -142,6 +142,49 @@ TG_VECTOR_CLONES static void FN(pool_grad_images)(const pool_ctx *r, int64_t i0,
             }
 }
 
+/* One window's pixel for max_pool2d_grad where windows tile: dy where the pixel is the
+ * channel's first maximum (0 + dy, the sum the general loop makes), 0 elsewhere. */
+__attribute__((always_inline)) static inline void FN(tile_pixel)(int64_t nq, const T *restrict x, const T *restrict y,
+                                                                 const T *restrict dy, T *restrict o,
+                                                                 unsigned char *restrict taken)
+{
+    for (int64_t q = 0; q < nq; q++) {
+        bool hit = !taken[q] && x[q] == y[q];
+        o[q] = hit ? 0 + dy[q] : 0;
+        taken[q] |= hit;
+    }
+}
+
+/* max_pool2d_grad, images [i0, i1), when the windows tile the image (stride = window, no
+ * padding): every pixel is written once, in one pass over x, instead of zeroing the image
+ * and adding into it; the values are the general loop's, bit for bit. */
+TG_VECTOR_CLONES static void FN(max_pool_grad_tiled)(const pool_ctx *r, int64_t i0, int64_t i1)
+{
+    const window *G = &r->w;
+    const T *x_ = r->c->in[0]->data, *y_ = r->c->in[1]->data, *d_ = r->c->in[2]->data;
+    T *o_ = r->out->data;
+    unsigned char taken[POOL_CH];
+    for (int64_t n = i0; n < i1; n++) {
+        for (int64_t oy = 0; oy < G->oh; oy++)
+            for (int64_t ox = 0; ox < G->ow; ox++)
+                for (int64_t q0 = 0; q0 < G->c; q0 += POOL_CH) {
+                    int64_t nq = G->c - q0 < POOL_CH ? G->c - q0 : POOL_CH;
+                    const T *y = CELL(y_, G, n, oy, ox) + q0, *dy = CELL(d_, G, n, oy, ox) + q0;
+                    memset(taken, 0, sizeof taken);
+                    for (int64_t a = 0; a < G->kh; a++) /* row-major: the first maximum wins */
+                        for (int64_t b = 0; b < G->kw; b++) {
+                            int64_t at = PIXEL((int64_t)0, G, n, oy * G->kh + a, ox * G->kw + b) + q0;
+                            FN(tile_pixel)(nq, x_ + at, y, dy, o_ + at, taken);
+                        }
+                }
+        for (int64_t iy = 0; iy < G->h; iy++) { /* the pixels no window covers */
+            int64_t x0 = iy < G->oh * G->kh ? G->ow * G->kw : 0;
+            if (x0 < G->w)
+                memset(PIXEL(o_, G, n, iy, x0), 0, sizeof(T) * (size_t)((G->w - x0) * G->c));
+        }
+    }
+}
+
 #undef FN
 #undef TG_CAT
 #undef TG_CAT_

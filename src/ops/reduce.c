@@ -203,6 +203,13 @@ static void rows_range(void *p, int64_t b, int64_t e)
 static void cols_range(void *p, int64_t b, int64_t e)
 {
     par_ctx *r = p;
+    if (r->c.pass == P_SUM) {
+        (r->dtype == TG_F32   ? col_sums_f32
+         : r->dtype == TG_F64 ? col_sums_f64
+         : r->dtype == TG_I32 ? col_sums_i32
+                              : col_sums_i64)(&r->c, r->rows, r->len, b, e);
+        return;
+    }
     for (int64_t row = 0; row < r->rows; row++)
         r->fn(&r->c, row * r->len + b, b, e - b, 1);
 }
@@ -263,8 +270,10 @@ static bool run_pass_parallel(const plan *p, run_fn fn, const pass_ctx *c, tg_dt
         tg__parallel_for(r.rows, tg__rows_grain(r.len, TG_GRAIN), rows_range, &r);
         return true;
     }
-    if (p->red[0] && !p->red[1]) {
-        int64_t cols = (tg__rows_grain(r.rows, TG_GRAIN) + 15) / 16 * 16;
+    if (p->red[0] && !p->red[1]) { /* a column's sum is one thread's, whatever the chunks: wide
+                                       ones, so that each row's run is long (a quarter of it) */
+        int64_t cols = tg__rows_grain(r.rows, TG_GRAIN), quarter = (r.len + 3) / 4;
+        cols = ((cols > quarter ? cols : quarter) + 15) / 16 * 16;
         tg__parallel_for(r.len, cols, cols_range, &r);
         return true;
     }

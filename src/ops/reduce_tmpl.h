@@ -29,6 +29,11 @@ static void FN(run)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64
         *acc = s;
         return;
     }
+    if (c->pass == P_SUM && os == 1) { /* a row into column sums (bias gradients): vectorised */
+        for (int64_t k = 0; k < n; k++)
+            acc[k] = ADD(acc[k], (A)x[k]);
+        return;
+    }
     switch (c->pass) {
     case P_SUM: RUN_LOOP(*d = ADD(*d, (A)v));
     case P_MAX: RUN_LOOP(if (v > *d || ISNAN(v)) *d = v);
@@ -38,6 +43,21 @@ static void FN(run)(const pass_ctx *c, int64_t in, int64_t out, int64_t n, int64
     }
 }
 #undef RUN_LOOP
+
+/* Sums of columns [b, e) of x as [rows, len] into acc[b..e), each over the rows in order
+ * (what run gives row by row, in one call: narrow rows, such as a bias's channels, cost a
+ * call each otherwise). */
+TG_VECTOR_CLONES static void FN(col_sums)(const pass_ctx *c, int64_t rows, int64_t len, int64_t b, int64_t e)
+{
+    const T *x = (const T *)c->x;
+    A *restrict acc = (A *)c->acc + b;
+    int64_t n = e - b;
+    for (int64_t row = 0; row < rows; row++) {
+        const T *restrict xr = x + row * len + b;
+        for (int64_t k = 0; k < n; k++)
+            acc[k] = ADD(acc[k], (A)xr[k]);
+    }
+}
 
 /* Scans x as [outer, n, inner] along the middle axis; the first index wins ties, as TF,
  * and the first NaN wins over numbers, as numpy. `best` holds `inner` values. */
