@@ -62,6 +62,8 @@ static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
             c->in[i]->var->last_read = c->loc;
             c->in[i]->var->last_read_stamp = ctx->clock;
         }
+    if (__builtin_expect(ctx->trace != NULL, 0))
+        tg__trace_op(c);
     if (ctx->n_recording)
         return tg__tape_record(c);
     if (!ctx->gradient_depth) /* provenance, for a diagnosis (a gradient's own ops need none) */

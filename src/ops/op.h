@@ -279,6 +279,8 @@ tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *sh
 /* The tape's side of recording (autodiff/tape.c) of a call and its outputs c->outs;
  * called by tg__apply when any tape records. Returns false with an error set. */
 bool tg__tape_record(const tg_call *c);
+/* Graph mode's side (graph/trace.c) of a call run while a function is traced. */
+void tg__trace_op(const tg_call *c);
 /* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
 unsigned tg__env_check(void);
 /* With TG_CHECK_NUMERICS (numerics.c): the dispatcher's check of a forward output, and

@@ -1,0 +1,419 @@
+/* Graph mode (tg_function, TF's tf.function): traced once per signature, replayed after,
+ * with TF's semantics (docs/function.md): C code runs only while tracing, variables by
+ * reference, reads refused, tg_print recorded; the same bits as eager where the ops are
+ * the same. */
+#include "check.h"
+#include "malloc_count.h"
+#include "tmpfiles.h"
+
+static int warnings_seen;
+static char last_warning[2048];
+
+static void count_warning(const char *msg, void *user)
+{
+    (void)user;
+    warnings_seen++;
+    snprintf(last_warning, sizeof last_warning, "%s", msg);
+}
+
+/* ---- trace once, replay after ---------------------------------------------------------------- */
+static int c_runs; /* C code between ops: runs only while tracing */
+
+static int square_plus_one(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    c_runs++;
+    out[0] = tg_add(tg_mul(in[0], in[0]), tg_scalar_like(in[0], 1.0));
+    return 1;
+}
+
+static void replay_gives_new_values_without_running_c(void)
+{
+    tg_scope *s = tg_scope_begin();
+    c_runs = 0;
+    tg_function *f = tg_function_new(square_plus_one, NULL, .name = "square_plus_one");
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(3), 1, 2, 3)}, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 2, 5, 10);
+    CHECK(c_runs == 1);
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(3), -1, 0.5f, 4)}, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 2, 1.25, 17);
+    CHECK(c_runs == 1); /* replayed: fn did not run */
+    CHECK(tg_function_trace_count(f) == 1);
+    /* a new shape (or dtype) is a new signature: traced again */
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 3, 4)}, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 10, 17);
+    CHECK(c_runs == 2);
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f64(TG_SHAPE(2), 3, 4)}, 1, out) == 1);
+    CHECK(tg_dtype_of(out[0]) == TG_F64);
+    CHECK(c_runs == 3);
+    /* each signature keeps its graph */
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(3), 2, 2, 2)}, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 5, 5, 5);
+    CHECK(c_runs == 3 && tg_function_trace_count(f) == 3);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+static void run_eagerly_runs_c_every_time(void)
+{
+    tg_scope *s = tg_scope_begin();
+    c_runs = 0;
+    tg_function *f = tg_function_new(square_plus_one, NULL, .run_eagerly = true);
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(1), (float)i)}, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 5);
+    CHECK(c_runs == 3 && tg_function_trace_count(f) == 0);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+static void many_retraces_warn_once(void)
+{
+    tg_scope *s = tg_scope_begin();
+    warnings_seen = 0;
+    tg_set_warning_handler(count_warning, NULL);
+    tg_function *f = tg_function_new(square_plus_one, NULL, .name = "shapes");
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    for (int n = 1; n <= 5; n++)
+        REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_fill(TG_F32, TG_SHAPE(n), 1)}, 1, out) == 1);
+    CHECK(warnings_seen == 0); /* TF: five traces are fine */
+    for (int n = 6; n <= 8; n++)
+        REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_fill(TG_F32, TG_SHAPE(n), 1)}, 1, out) == 1);
+    CHECK(warnings_seen == 1);
+    CHECK(strstr(last_warning, "triggered retracing") && strstr(last_warning, "'shapes'"));
+    tg_set_warning_handler(NULL, NULL);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+/* ---- variables by reference, assigns at every call --------------------------------------------- */
+typedef struct {
+    tg_tensor *v, *w;
+} vars2;
+
+static int accumulate_and_scale(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    vars2 *p = user;
+    (void)n;
+    if (tg_assign_add(p->v, in[0]) != 0)
+        return -1;
+    out[0] = tg_mul(p->w, p->v); /* reads v after the assign, and w as it is at the call */
+    return 1;
+}
+
+static void variables_are_captured_by_reference(void)
+{
+    tg_scope *s = tg_scope_begin();
+    vars2 p = {tg_variable(tg_from_f32(TG_SHAPE(2), 0, 0), .name = "v"), tg_variable(tg_scalar(2.0f), .name = "w")};
+    tg_function *f = tg_function_new(accumulate_and_scale, &p);
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1, 10);
+    REQUIRE(tg_function_call(f, &x, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 2, 20);
+    REQUIRE(tg_function_call(f, &x, 1, out) == 1); /* the assign acts at every call */
+    CHECK_VALUES(out[0], CHECK_BITS, 4, 40);
+    CHECK_VALUES(p.v, CHECK_BITS, 2, 20);
+    REQUIRE(tg_assign(p.w, tg_scalar(0.5f)) == 0); /* changed outside: the graph reads it */
+    REQUIRE(tg_function_call(f, &x, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 1.5, 15);
+    CHECK_VALUES(p.v, CHECK_BITS, 3, 30);
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_variable_free(p.v);
+    tg_variable_free(p.w);
+    tg_scope_end(s);
+}
+
+/* ---- reads refused, prints recorded ------------------------------------------------------------- */
+static int read_line;
+
+static int reads_a_value(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    read_line = __LINE__ + 1;
+    double first = tg_item(tg_sum(in[0]));
+    out[0] = first > 0 ? tg_neg(in[0]) : in[0]; /* a C branch on a value: frozen in a graph, so refused */
+    return 1;
+}
+
+static void reading_a_value_while_tracing_is_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_function *f = tg_function_new(reads_a_value, NULL);
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    EXPECT_ERROR(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 1, 2)}, 1, out) == -1,
+                 "tg_item: a tensor's value was read inside a traced function");
+    char where[64];
+    snprintf(where, sizeof where, "test_function.c:%d", read_line);
+    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    CHECK(tg_last_error() && strstr(tg_last_error(), "tg_cond or tg_while_loop"));
+    CHECK(tg_last_error() && strstr(tg_last_error(), "tg_print"));
+    CHECK(tg_function_trace_count(f) == 0);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+static int prints(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)n;
+    tg_tensor *y = tg_mul(in[0], tg_scalar(2.0f));
+    tg_fprint(user, y);
+    out[0] = y;
+    return 1;
+}
+
+static void print_is_recorded_and_prints_at_every_call(void)
+{
+    tg_scope *s = tg_scope_begin();
+    FILE *file = tmpfile();
+    REQUIRE(file);
+    tg_function *f = tg_function_new(prints, file);
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    for (int i = 1; i <= 3; i++)
+        REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), (float)i, 0)}, 1, out) == 1);
+    char text[1024] = {0};
+    rewind(file);
+    size_t got = fread(text, 1, sizeof text - 1, file);
+    fclose(file);
+    CHECK(got > 0);
+    CHECK(strstr(text, "tg.Tensor([2. 0.]") != NULL);
+    CHECK(strstr(text, "tg.Tensor([4. 0.]") != NULL);
+    CHECK(strstr(text, "tg.Tensor([6. 0.]") != NULL);
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+/* ---- outputs that change between traces ----------------------------------------------------------- */
+static int outputs_by_rank(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    out[0] = tg_neg(in[0]);
+    if (tg_rank(in[0]) == 2) {
+        out[1] = tg_neg(in[0]);
+        return 2;
+    }
+    return 1;
+}
+
+static int outputs_by_dtype(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    out[0] = tg_rank(in[0]) == 2 ? tg_cast(in[0], TG_F64) : tg_neg(in[0]);
+    return 1;
+}
+
+static void outputs_must_keep_count_and_dtype(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    tg_function *f = tg_function_new(outputs_by_rank, NULL, .name = "by_rank");
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 1, 2)}, 1, out) == 1);
+    int line = __LINE__ + 1;
+    EXPECT_ERROR(tg_function_call(f, (tg_tensor *[]){tg_fill(TG_F32, TG_SHAPE(2, 2), 1)}, 1, out) == -1,
+                 "function 'by_rank' gave 2 outputs in this trace and 1 in its first for these input dtypes");
+    char where[64];
+    snprintf(where, sizeof where, "test_function.c:%d", line);
+    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    tg_function_free(f);
+    f = tg_function_new(outputs_by_dtype, NULL, .name = "by_dtype");
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 1, 2)}, 1, out) == 1);
+    EXPECT_ERROR(tg_function_call(f, (tg_tensor *[]){tg_fill(TG_F32, TG_SHAPE(2, 2), 1)}, 1, out) == -1,
+                 "output 0 of function 'by_dtype' is float64 in this trace and was float32 in its first");
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+/* ---- a training step: tape, gradients and the optimizer, traced -------------------------------------- */
+typedef struct {
+    tg_tensor *w, *b;
+    tg_optimizer *opt;
+} model;
+
+static int train_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    model *m = user;
+    (void)n;
+    tg_tape *tape = tg_tape_begin();
+    tg_tensor *h = tg_tanh(tg_add(tg_matmul(in[0], m->w), m->b));
+    tg_tensor *loss = tg_mean(tg_square(tg_sub(tg_sum(h, .axes = TG_AXES(1)), in[1])));
+    tg_tape_end(tape);
+    tg_tensor *g[2], *vars[2] = {m->w, m->b};
+    int rc = tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = 2, .out = g);
+    tg_tape_free(tape);
+    if (rc != 0 || tg_apply_gradients(m->opt, g, vars, 2) != 0)
+        return -1;
+    out[0] = loss;
+    return 1;
+}
+
+static model make_model(void)
+{
+    tg_scope *s = tg_scope_begin();
+    model m = {tg_variable(tg_from_f32(TG_SHAPE(3, 2), 0.1f, -0.2f, 0.3f, 0.05f, -0.4f, 0.2f), .name = "w"),
+               tg_variable(tg_from_f32(TG_SHAPE(2), 0.01f, -0.02f), .name = "b"), tg_adam(.learning_rate = 0.05)};
+    tg_scope_end(s);
+    return m;
+}
+
+static void free_model(model *m)
+{
+    tg_variable_free(m->w);
+    tg_variable_free(m->b);
+    tg_optimizer_free(m->opt);
+}
+
+/* The batch of step i: 4 rows of 3 features, and targets. */
+static void batch(int i, tg_tensor **x, tg_tensor **y)
+{
+    float xs[12], ys[4];
+    for (int k = 0; k < 12; k++)
+        xs[k] = (float)sin(0.7 * (i * 12 + k));
+    for (int k = 0; k < 4; k++)
+        ys[k] = (float)cos(0.3 * (i * 4 + k));
+    *x = tg_tensor_from(TG_F32, TG_SHAPE(4, 3), xs);
+    *y = tg_tensor_from(TG_F32, TG_SHAPE(4), ys);
+}
+
+static void training_steps_traced_equal_eager_bitwise(void)
+{
+    model e = make_model(), t = make_model();
+    tg_function *eager = tg_function_new(train_step, &e, .run_eagerly = true);
+    tg_function *traced = tg_function_new(train_step, &t);
+    for (int i = 0; i < 8; i++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *x, *y, *le[TG_FUNCTION_MAX_OUTPUTS], *lt[TG_FUNCTION_MAX_OUTPUTS];
+        batch(i, &x, &y);
+        REQUIRE(tg_function_call(eager, (tg_tensor *[]){x, y}, 2, le) == 1);
+        REQUIRE(tg_function_call(traced, (tg_tensor *[]){x, y}, 2, lt) == 1);
+        TENSORS_AGREE(lt[0], le[0], CHECK_BITS);
+        tg_scope_end(s);
+    }
+    TENSORS_AGREE(t.w, e.w, CHECK_BITS);
+    TENSORS_AGREE(t.b, e.b, CHECK_BITS);
+    CHECK(tg_optimizer_iterations(t.opt) == 8 && tg_optimizer_iterations(e.opt) == 8);
+    CHECK(tg_function_trace_count(traced) == 1);
+    /* the loss moved: the steps trained */
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y, *l0[TG_FUNCTION_MAX_OUTPUTS], *l1[TG_FUNCTION_MAX_OUTPUTS];
+    batch(0, &x, &y);
+    REQUIRE(tg_function_call(traced, (tg_tensor *[]){x, y}, 2, l0) == 1);
+    for (int i = 0; i < 20; i++)
+        REQUIRE(tg_function_call(traced, (tg_tensor *[]){x, y}, 2, l1) == 1);
+    CHECK(tg_item(l1[0]) < 0.5 * tg_item(l0[0]));
+    tg_scope_end(s);
+    tg_function_free(eager);
+    tg_function_free(traced);
+    free_model(&e);
+    free_model(&t);
+}
+
+/* A step that assigns a variable between its read and the gradient: the tape
+ * differentiates at the value it read (a copy in the graph), as eagerly. */
+static int assign_after_read(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    tg_tensor *w = user;
+    (void)n;
+    tg_tape *tape = tg_tape_begin();
+    tg_watch(tape, in[0]);
+    tg_tensor *y = tg_sum(tg_mul(w, tg_mul(in[0], in[0])));
+    tg_tape_end(tape);
+    if (tg_assign_add(w, tg_scalar(1.0f)) != 0)
+        return -1;
+    out[0] = tg_gradient(tape, y, in[0]); /* 2 w x with the w read */
+    tg_tape_free(tape);
+    out[1] = tg_mul(w, tg_scalar(1.0f)); /* the w after the assign */
+    return 2;
+}
+
+static void a_read_kept_by_a_tape_survives_a_later_assign(void)
+{
+    tg_scope *s0 = tg_scope_begin();
+    tg_tensor *we = tg_variable(tg_scalar(3.0f)), *wt = tg_variable(tg_scalar(3.0f));
+    tg_scope_end(s0);
+    tg_function *eager = tg_function_new(assign_after_read, we, .run_eagerly = true);
+    tg_function *traced = tg_function_new(assign_after_read, wt);
+    for (int i = 0; i < 3; i++) {
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1.5f, -2), *oe[TG_FUNCTION_MAX_OUTPUTS], *ot[TG_FUNCTION_MAX_OUTPUTS];
+        REQUIRE(tg_function_call(eager, &x, 1, oe) == 2);
+        REQUIRE(tg_function_call(traced, &x, 1, ot) == 2);
+        double w = 3 + i; /* hand values: d/dx sum(w x^2) = 2 w x */
+        CHECK_VALUES(ot[0], CHECK_BITS, 2 * w * 1.5, 2 * w * -2);
+        CHECK_VALUES(ot[1], CHECK_BITS, w + 1);
+        TENSORS_AGREE(ot[0], oe[0], CHECK_BITS);
+        tg_scope_end(s);
+    }
+    tg_function_free(eager);
+    tg_function_free(traced);
+    tg_variable_free(we);
+    tg_variable_free(wt);
+}
+
+/* ---- the memory plan and allocation --------------------------------------------------------------- */
+static int long_chain(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tensor *x = in[0];
+    for (int i = 0; i < 12; i++)
+        x = tg_tanh(tg_add(tg_mul(x, tg_scalar(0.9f)), tg_scalar(0.1f)));
+    out[0] = x;
+    return 1;
+}
+
+static void buffers_are_reused_and_replay_allocates_nothing(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_function *eager = tg_function_new(long_chain, NULL, .run_eagerly = true);
+    tg_function *f = tg_function_new(long_chain, NULL);
+    tg_tensor *x = tg_fill(TG_F32, TG_SHAPE(1000), 0.5f), *out[TG_FUNCTION_MAX_OUTPUTS], *ref[TG_FUNCTION_MAX_OUTPUTS];
+    REQUIRE(tg_function_call(f, &x, 1, out) == 1);
+    REQUIRE(tg_function_call(eager, &x, 1, ref) == 1);
+    TENSORS_AGREE(out[0], ref[0], CHECK_BITS);
+    tg_function_stats st = tg_function_get_stats(f);
+    CHECK(st.nodes == 36);
+    CHECK(st.value_bytes == 36 * 4000);
+    CHECK(st.buffer_bytes <= 3 * 4032);            /* a chain needs two live buffers (and the output) */
+    REQUIRE(tg_function_call(f, &x, 1, out) == 1); /* warm */
+#ifdef MALLOC_CAN_COUNT
+    malloc_count_start();
+    for (int i = 0; i < 5; i++)
+        tg_function_call(f, &x, 1, out);
+    malloc_count_stop();
+    CHECK(malloc_calls == 0);
+#endif
+    TENSORS_AGREE(out[0], ref[0], CHECK_BITS);
+    tg_function_free(f);
+    tg_function_free(eager);
+    tg_scope_end(s);
+}
+
+static void bad_calls_are_errors(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    EXPECT_ERROR(tg_function_new(NULL, NULL) == NULL, "tg_function_new");
+    EXPECT_ERROR(tg_function_call(NULL, NULL, 0, out) == -1, "`f` is NULL");
+    tg_function *f = tg_function_new(square_plus_one, NULL);
+    EXPECT_ERROR(tg_function_call(f, (tg_tensor *[]){NULL}, 1, out) == -1, "tg_function_call");
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    RUN(replay_gives_new_values_without_running_c);
+    RUN(run_eagerly_runs_c_every_time);
+    RUN(many_retraces_warn_once);
+    RUN(variables_are_captured_by_reference);
+    RUN(reading_a_value_while_tracing_is_refused);
+    RUN(print_is_recorded_and_prints_at_every_call);
+    RUN(outputs_must_keep_count_and_dtype);
+    RUN(training_steps_traced_equal_eager_bitwise);
+    RUN(a_read_kept_by_a_tape_survives_a_later_assign);
+    RUN(buffers_are_reused_and_replay_allocates_nothing);
+    RUN(bad_calls_are_errors);
+    return TEST_SUMMARY();
+}
