@@ -402,6 +402,131 @@ static void bad_calls_are_errors(void)
     tg_scope_end(s);
 }
 
+/* ---- tg_fit's step as a function (Keras's run_eagerly=False) ------------------------------------- */
+static tg_model *small_model(bool batch_norm)
+{
+    tg_model *m = batch_norm ? tg_sequential_with(tg_sequential_options(.seed = 7),
+                                                  tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3),
+                                                  tg_batch_normalization(), tg_dense(.units = 3))
+                             : tg_sequential_with(tg_sequential_options(.seed = 7),
+                                                  tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3),
+                                                  tg_dense(.units = 3));
+    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.02), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                        .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* 50 rows of 3 features, 3 classes: with batch 16 the last batch has 2 rows. */
+static void fit_data(tg_tensor **x, tg_tensor **y)
+{
+    float xs[150];
+    int32_t ys[50];
+    for (int i = 0; i < 150; i++)
+        xs[i] = (float)sin(1.3 * i + 0.2);
+    for (int i = 0; i < 50; i++)
+        ys[i] = (xs[3 * i] + xs[3 * i + 1] > 0) + (xs[3 * i + 2] > 0.5f);
+    *x = tg_tensor_from(TG_F32, TG_SHAPE(50, 3), xs);
+    *y = tg_tensor_from(TG_I32, TG_SHAPE(50), ys);
+}
+
+static int step_runs;
+static int counting_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs,
+                         void *user)
+{
+    step_runs++; /* C: runs only while tracing */
+    return tg_train_step_default(m, x, y, sw, logs, user);
+}
+
+static void fit_traced_equals_fit_eager(bool batch_norm)
+{
+    tg_scope *s = tg_scope_begin();
+    warnings_seen = 0;
+    tg_set_warning_handler(count_warning, NULL);
+    tg_tensor *x, *y;
+    fit_data(&x, &y);
+    tg_model *me = small_model(batch_norm), *mt = small_model(batch_norm);
+    REQUIRE(me && mt);
+    tg_history *he =
+        tg_fit(me, x, y, .epochs = 4, .batch_size = 16, .seed = 5, .verbose = TG_VERBOSE_SILENT, .run_eagerly = true);
+    step_runs = 0;
+    tg_history *ht = tg_fit(mt, x, y, .epochs = 4, .batch_size = 16, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .train_step = counting_step);
+    REQUIRE(he && ht);
+    CHECK(step_runs == 2); /* traced for batches of 16 and for the last one of 2, then replayed */
+    CHECK(warnings_seen == 0);
+    const char *keys[] = {"loss", "accuracy"};
+    for (int k = 0; k < 2; k++) {
+        int ne = 0, nt = 0;
+        const double *ve = tg_history_get(he, keys[k], &ne), *vt = tg_history_get(ht, keys[k], &nt);
+        REQUIRE(ve && vt && ne == 4 && nt == 4);
+        for (int e = 0; e < 4; e++)
+            CHECK(memcmp(&ve[e], &vt[e], sizeof(double)) == 0);
+    }
+    int ne = 0, nt = 0;
+    tg_tensor *const *ve = tg_model_variables(me, &ne), *const *vt = tg_model_variables(mt, &nt);
+    REQUIRE(ne == nt && ne == (batch_norm ? 8 : 4));
+    for (int i = 0; i < ne; i++)
+        TENSORS_AGREE(vt[i], ve[i], CHECK_BITS);
+    const double *loss = tg_history_get(ht, "loss", NULL);
+    CHECK(loss[3] < loss[0]); /* it trained */
+    tg_history_free(he);
+    tg_history_free(ht);
+    tg_model_free(me);
+    tg_model_free(mt);
+    tg_set_warning_handler(NULL, NULL);
+    tg_scope_end(s);
+}
+
+static void fit_traces_its_step_with_the_same_results(void) { fit_traced_equals_fit_eager(false); }
+static void fit_traces_batch_normalization_too(void) { fit_traced_equals_fit_eager(true); }
+
+static int step_read_line, reading_steps;
+static int reading_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs,
+                        void *user)
+{
+    reading_steps++;
+    int rc = tg_train_step_default(m, x, y, sw, logs, user);
+    step_read_line = __LINE__ + 1;
+    double first = tg_item(tg_max(x)); /* a value read in C: the step cannot be a graph */
+    return rc == 0 && first == first ? 0 : -1;
+}
+
+static void a_step_that_reads_values_runs_eagerly_with_a_note(void)
+{
+    tg_scope *s = tg_scope_begin();
+    warnings_seen = 0;
+    tg_set_warning_handler(count_warning, NULL);
+    tg_tensor *x, *y;
+    fit_data(&x, &y);
+    tg_model *me = small_model(false), *mt = small_model(false);
+    REQUIRE(me && mt);
+    tg_history *he = tg_fit(me, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT,
+                            .train_step = reading_step, .run_eagerly = true);
+    CHECK(warnings_seen == 0);
+    reading_steps = 0;
+    tg_history *ht =
+        tg_fit(mt, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT, .train_step = reading_step);
+    REQUIRE(he && ht);
+    CHECK(reading_steps == 8); /* every step ran its C */
+    CHECK(warnings_seen == 1);
+    char where[64];
+    snprintf(where, sizeof where, "tg_item at %s:%d", __FILE__, step_read_line);
+    CHECK(strstr(last_warning, where) && strstr(last_warning, "runs eagerly"));
+    int n = 0;
+    tg_tensor *const *ve = tg_model_variables(me, &n), *const *vt = tg_model_variables(mt, &n);
+    for (int i = 0; i < n; i++)
+        TENSORS_AGREE(vt[i], ve[i], CHECK_BITS);
+    tg_history_free(he);
+    tg_history_free(ht);
+    tg_model_free(me);
+    tg_model_free(mt);
+    tg_set_warning_handler(NULL, NULL);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(replay_gives_new_values_without_running_c);
@@ -415,5 +540,8 @@ int main(void)
     RUN(a_read_kept_by_a_tape_survives_a_later_assign);
     RUN(buffers_are_reused_and_replay_allocates_nothing);
     RUN(bad_calls_are_errors);
+    RUN(fit_traces_its_step_with_the_same_results);
+    RUN(fit_traces_batch_normalization_too);
+    RUN(a_step_that_reads_values_runs_eagerly_with_a_note);
     return TEST_SUMMARY();
 }

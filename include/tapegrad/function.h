@@ -28,6 +28,10 @@ typedef int (*tg_function_fn)(void *user, tg_tensor *const *inputs, int n_inputs
 typedef struct tg_function_opts {
     const char *name; /* for messages; default "function" */
     bool run_eagerly; /* never trace: every call runs the C function (Keras's run_eagerly) */
+    /* A value read (tg_item...) or a random draw while tracing makes the function run
+     * eagerly from then on, with a one-time note naming the line, instead of an error
+     * (what tg_fit does with its step). */
+    bool eager_fallback;
 } tg_function_opts;
 
 tg_function *tg_function_new_at(tg_loc loc, tg_function_fn fn, void *user, tg_function_opts o);

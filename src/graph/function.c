@@ -174,9 +174,21 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
             return tg__failf(loc, "tg_function_call: out of memory while tracing");
         }
     tg_context *ctx = tg__ctx();
+    g->soft = f->o.eager_fallback;
     ctx->trace = g;
     int k = f->fn(f->user, in, n, out);
     ctx->trace = NULL;
+    if (g->poisoned) { /* eager from now on; this call's eager results stand */
+        tg_loc at = g->poisoned_loc;
+        tg__warn(loc,
+                 "function '%s' reads a value while tracing (%s at %s:%d), so it runs eagerly from now on "
+                 "(Keras's run_eagerly=True); branch with tg_cond or tg_while_loop and print with tg_print to "
+                 "keep it traced, or pass .run_eagerly = true to say so",
+                 f->name, g->poisoned_func, at.file ? at.file : "?", at.line);
+        tg__fgraph_free(g);
+        f->o.run_eagerly = true;
+        return check_outputs(loc, f, k, out);
+    }
     bool failed = g->failed;
     if (failed && k >= 0 && !tg_has_error())
         tg__fail(loc, "tg_function_call: tracing function '%s' failed", f->name);

@@ -81,6 +81,10 @@ typedef struct tg_fgraph {
     size_t map_cap, map_count;
     struct tg_fgraph *parent; /* tracing a branch or a loop body: the graph around it */
     bool failed;              /* a refused read or no memory while tracing */
+    bool soft;                /* a function's graph with eager_fallback: reads are let through... */
+    bool poisoned;            /* ... and the first one noted here */
+    tg_loc poisoned_loc;
+    const char *poisoned_func;
     tg_loc loc;
     tg_gblock *blocks; /* everything the graph owns, freed with it */
     void *arena;

@@ -322,10 +322,39 @@ void tg__trace_snapshot(tg_tensor *snap, tg_tensor *var)
         g->nodes[node].out[0] = id;
 }
 
+/* With eager_fallback, a read is let through: the trace is an eager run, whose results
+ * stand; the graph is noted as unusable and the function runs eagerly after. */
+static bool soft_refusal(tg_fgraph *g, tg_loc loc, const char *func)
+{
+    while (g->parent)
+        g = g->parent;
+    if (!g->soft)
+        return false;
+    if (!g->poisoned) {
+        g->poisoned = true;
+        g->poisoned_loc = loc.file ? tg__user_loc(loc) : tg__ctx()->user_call;
+        g->poisoned_func = func;
+    }
+    return true;
+}
+
+bool tg__trace_refuse_random(tg_loc loc, const char *func)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    if (!g || soft_refusal(g, loc, func))
+        return true;
+    g->failed = true;
+    return tg__failb(loc,
+                     "%s: random values drawn in C inside a traced function (tg_function) would be drawn once, "
+                     "while tracing, and kept in the graph: draw them outside and pass them as inputs, or run "
+                     "the function eagerly (.run_eagerly = true)",
+                     func);
+}
+
 bool tg__trace_refuse_read(tg_loc loc, const char *func)
 {
     tg_fgraph *g = tg__ctx()->trace;
-    if (!g)
+    if (!g || soft_refusal(g, loc, func))
         return true;
     g->failed = true;
     return tg__failb(loc,

@@ -59,6 +59,8 @@ static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtyp
 {
     if (!r)
         return tg__fail(loc, "%s: `rng` is NULL (make one with tg_rng_new(seed))", func);
+    if (!tg__trace_refuse_random(loc, func)) /* drawn in C: the graph would keep one draw */
+        return NULL;
     if (!tg_dtype_is_float(dtype))
         return tg__fail(loc, "%s: dtype must be float32 or float64, not %s", func, tg_dtype_name(dtype));
     if (d != UNIFORM && !(o.stddev >= 0))

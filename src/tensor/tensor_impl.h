@@ -123,6 +123,8 @@ static inline void tg__keep_inputs(tg_tensor *out, const tg_tensor *const *in, i
 /* While a function is traced (tg_context.trace), reading a value is refused: false with
  * an error naming `func` and the line. True when no trace runs. */
 bool tg__trace_refuse_read(tg_loc loc, const char *func);
+/* The same for random values drawn in C (a graph would keep the one draw). */
+bool tg__trace_refuse_random(tg_loc loc, const char *func);
 /* A side effect replayed at every run of the graph: fn(loc, arg, in, n), arg a copy of
  * arg_bytes, in[i] the tensors in[i] stood for when traced (NULL stays NULL), `writes` the
  * variables it writes. Called before the effect: 0 when the caller should do it now (no
