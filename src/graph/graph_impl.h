@@ -55,7 +55,8 @@ typedef struct tg_gnode {
     void *arg;
     tg_tensor **writes; /* variables a host node writes */
     int n_writes;
-    bool alias; /* TG_GN_READ: no write follows before the last reader: no copy */
+    bool alias;       /* TG_GN_READ: no write follows before the last reader: no copy */
+    bool in_backward; /* traced inside a gradient computation (for the op profile) */
     tg_ctrl *ctrl;
 } tg_gnode;
 

@@ -197,7 +197,9 @@ static bool run_op(tg_context *ctx, const tg_gnode *n, const tg_tensor *const *i
         return def->forward(&c, n->outp[0]);
     double t0 = tg__profile_now();
     bool ok = def->forward(&c, n->outp[0]);
+    ctx->gradient_depth += n->in_backward; /* profiled where it was traced */
     tg__profile_op(n->op, tg__profile_now() - t0);
+    ctx->gradient_depth -= n->in_backward;
     return ok;
 }
 
