@@ -402,6 +402,97 @@ static void bad_calls_are_errors(void)
     tg_scope_end(s);
 }
 
+/* ---- tape semantics, eagerly and traced ----------------------------------------------------------- */
+/* Bodies of pure ops from the tape-semantics table (tests/test_tape.c), each giving its
+ * gradients as outputs: traced, they must give eager's bits and the hand values. */
+static int persistent_twice(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *t = tg_tape_begin(.persistent = true);
+    tg_watch(t, in[0]);
+    tg_tensor *y = tg_mul(in[0], in[0]), *z = tg_mul(y, y);
+    tg_tape_end(t);
+    out[0] = tg_gradient(t, y, in[0]); /* 2x */
+    out[1] = tg_gradient(t, z, in[0]); /* 4x^3 */
+    tg_tape_free(t);
+    return 2;
+}
+
+static int stopped(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, in[0]);
+    tg_tensor *y = tg_mul(in[0], tg_stop_gradient(in[0]));
+    tg_tape_end(t);
+    out[0] = tg_gradient(t, y, in[0]); /* x: the stopped factor is a constant */
+    tg_tape_free(t);
+    return 1;
+}
+
+static int second_order(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *outer = tg_tape_begin(), *inner = tg_tape_begin();
+    tg_watch(outer, in[0]);
+    tg_watch(inner, in[0]);
+    tg_tensor *y = tg_mul(in[0], tg_mul(in[0], in[0]));
+    tg_tape_end(inner);
+    tg_tensor *dy = tg_gradient(inner, y, in[0]); /* 3x^2, recorded by the outer tape */
+    tg_tape_end(outer);
+    out[0] = dy;
+    out[1] = tg_gradient(outer, dy, in[0]); /* 6x */
+    tg_tape_free(inner);
+    tg_tape_free(outer);
+    return 2;
+}
+
+static int unconnected_zeros(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *t = tg_tape_begin();
+    tg_watch(t, in[0]);
+    tg_tensor *y = tg_exp(in[1]); /* not from in[0] */
+    tg_tape_end(t);
+    int rc = tg_gradients(t, .targets = &y, .n_targets = 1, .sources = in, .n_sources = 1,
+                          .unconnected = TG_UNCONNECTED_ZERO, .out = out);
+    tg_tape_free(t);
+    return rc == 0 ? 1 : -1;
+}
+
+static void tape_semantics_traced_equal_eager(void)
+{
+    tg_function_fn bodies[] = {persistent_twice, stopped, second_order, unconnected_zeros};
+    for (int b = 0; b < 4; b++) {
+        tg_function *f = tg_function_new(bodies[b], NULL), *e = tg_function_new(bodies[b], NULL, .run_eagerly = true);
+        for (int call = 0; call < 3; call++) {
+            tg_scope *s = tg_scope_begin();
+            double x0 = 0.5 + call, x1 = -1.25 * call;
+            tg_tensor *in[2] = {tg_from_f64(TG_SHAPE(2), x0, x1), tg_from_f64(TG_SHAPE(2), 1, 2)};
+            tg_tensor *ot[TG_FUNCTION_MAX_OUTPUTS], *oe[TG_FUNCTION_MAX_OUTPUTS];
+            int k = tg_function_call(f, in, 2, ot);
+            REQUIRE(k > 0 && tg_function_call(e, in, 2, oe) == k);
+            for (int i = 0; i < k; i++)
+                TENSORS_AGREE(ot[i], oe[i], CHECK_BITS);
+            if (b == 0) {
+                CHECK_VALUES(ot[0], 1e-15, 2 * x0, 2 * x1);
+                CHECK_VALUES(ot[1], 1e-15, 4 * x0 * x0 * x0, 4 * x1 * x1 * x1);
+            } else if (b == 1) {
+                CHECK_VALUES(ot[0], CHECK_BITS, x0, x1);
+            } else if (b == 2) {
+                CHECK_VALUES(ot[0], 1e-15, 3 * x0 * x0, 3 * x1 * x1);
+                CHECK_VALUES(ot[1], 1e-15, 6 * x0, 6 * x1);
+            } else {
+                CHECK_VALUES(ot[0], CHECK_BITS, 0, 0);
+            }
+            tg_scope_end(s);
+        }
+        CHECK(tg_function_trace_count(f) == 1);
+        tg_function_free(f);
+        tg_function_free(e);
+    }
+}
+
 /* ---- tg_fit's step as a function (Keras's run_eagerly=False) ------------------------------------- */
 static tg_model *small_model(bool batch_norm)
 {
@@ -540,6 +631,7 @@ int main(void)
     RUN(a_read_kept_by_a_tape_survives_a_later_assign);
     RUN(buffers_are_reused_and_replay_allocates_nothing);
     RUN(bad_calls_are_errors);
+    RUN(tape_semantics_traced_equal_eager);
     RUN(fit_traces_its_step_with_the_same_results);
     RUN(fit_traces_batch_normalization_too);
     RUN(a_step_that_reads_values_runs_eagerly_with_a_note);
