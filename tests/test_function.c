@@ -402,6 +402,62 @@ static void bad_calls_are_errors(void)
     tg_scope_end(s);
 }
 
+/* ---- the missing-gradient diagnosis: once, while tracing ---------------------------------------------- */
+static int apply_line;
+typedef struct {
+    tg_tensor *v[2];
+    tg_optimizer *opt;
+} two_vars;
+
+static int half_connected(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    two_vars *p = user;
+    tg_tensor **v = p->v;
+    (void)n;
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = tg_sum(tg_mul(v[0], in[0])); /* v[1] is never read */
+    tg_tape_end(t);
+    tg_tensor *g[2];
+    int rc = tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = v, .n_sources = 2, .out = g);
+    tg_tape_free(t);
+    apply_line = __LINE__ + 1;
+    if (rc != 0 || tg_apply_gradients(p->opt, g, v, 2) != 0)
+        return -1;
+    out[0] = loss;
+    return 1;
+}
+
+static void a_missing_gradient_is_reported_once_while_tracing(void)
+{
+    tg_scope *s = tg_scope_begin();
+    two_vars p = {
+        {tg_variable(tg_from_f32(TG_SHAPE(2), 1, 2), .name = "used"), tg_variable(tg_scalar(1.0f), .name = "unused")},
+        tg_sgd(.learning_rate = 0.5)};
+    tg_tensor **v = p.v;
+    warnings_seen = 0;
+    tg_set_warning_handler(count_warning, NULL);
+    tg_function *f = tg_function_new(half_connected, &p);
+    tg_tensor *x = tg_from_f32(TG_SHAPE(2), 1, -1), *out[TG_FUNCTION_MAX_OUTPUTS];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(tg_function_call(f, &x, 1, out) == 1);
+    CHECK(warnings_seen >= 1);
+    int after_trace = warnings_seen;
+    char where[64];
+    snprintf(where, sizeof where, "test_function.c:%d", apply_line);
+    CHECK(strstr(last_warning, "Gradients do not exist for variables") && strstr(last_warning, "unused"));
+    CHECK(strstr(last_warning, where));
+    for (int i = 0; i < 3; i++)
+        REQUIRE(tg_function_call(f, &x, 1, out) == 1);
+    CHECK(warnings_seen == after_trace);                      /* replays stay quiet */
+    CHECK_VALUES(v[0], CHECK_BITS, 1 - 6 * 0.5, 2 + 6 * 0.5); /* six updates by -0.5 x */
+    tg_set_warning_handler(NULL, NULL);
+    tg_function_free(f);
+    tg_optimizer_free(p.opt);
+    tg_variable_free(v[0]);
+    tg_variable_free(v[1]);
+    tg_scope_end(s);
+}
+
 /* ---- tape semantics, eagerly and traced ----------------------------------------------------------- */
 /* Bodies of pure ops from the tape-semantics table (tests/test_tape.c), each giving its
  * gradients as outputs: traced, they must give eager's bits and the hand values. */
@@ -631,6 +687,7 @@ int main(void)
     RUN(a_read_kept_by_a_tape_survives_a_later_assign);
     RUN(buffers_are_reused_and_replay_allocates_nothing);
     RUN(bad_calls_are_errors);
+    RUN(a_missing_gradient_is_reported_once_while_tracing);
     RUN(tape_semantics_traced_equal_eager);
     RUN(fit_traces_its_step_with_the_same_results);
     RUN(fit_traces_batch_normalization_too);
