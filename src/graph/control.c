@@ -155,10 +155,10 @@ static tg_ctrl *add_ctrl_node(tg_loc loc, tg_ctrl_kind kind, tg_fgraph *const *s
     if (!nd)
         return tg__fail(loc, "tg_function: out of memory while tracing");
     memcpy(nd->in, ids, sizeof(int) * (size_t)n);
-    nd->ctrl = c;
     for (int k = 0; k < n_out; k++)
         if ((g->nodes[node].out[k] = tg__fgraph_node_value(g, out[k], node)) < 0)
             return tg__fail(loc, "tg_function: out of memory while tracing");
+    g->nodes[node].ctrl = c; /* from here the graph owns the subgraphs */
     *node_in = tensors;
     return c;
 }

@@ -379,7 +379,8 @@ int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes
     if (!nd || !a || !w)
         return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
     memcpy(a, arg, arg_bytes);
-    memcpy(w, writes, sizeof *w * (size_t)n_writes);
+    if (n_writes)
+        memcpy(w, writes, sizeof *w * (size_t)n_writes);
     nd->host = fn;
     nd->arg = a;
     nd->writes = w;
