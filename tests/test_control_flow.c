@@ -454,6 +454,41 @@ static void a_tape_inside_a_loop_body(void)
     tg_scope_end(s);
 }
 
+/* d2/dx2 of x^(2^n) through a traced loop: refused with the loop's line, not a silent None */
+static int traced_loop_line;
+static int second_derivative(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *outer = tg_tape_begin(.persistent = true), *inner = tg_tape_begin();
+    tg_watch(outer, in[0]);
+    tg_watch(inner, in[0]);
+    tg_tensor *v[3];
+    traced_loop_line = __LINE__ + 1;
+    int rc = tg_while_loop(below_n, square_step, ((tg_tensor *[]){tg_scalar_of(TG_I32, 0), in[0], in[1]}), 3, v);
+    tg_tensor *sy = rc == 0 ? tg_sum(v[1]) : NULL;
+    tg_tape_end(inner);
+    tg_tensor *g = sy ? tg_gradient(inner, sy, in[0]) : NULL;
+    tg_tape_end(outer);
+    tg_tape_free(inner);
+    tg_tape_free(outer);
+    out[0] = g;
+    return g ? 1 : -1;
+}
+
+static void second_derivatives_through_a_traced_loop_are_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_function *f = tg_function_new(second_derivative, NULL);
+    tg_tensor *in[2] = {tg_from_f64(TG_SHAPE(2), 1.1, -0.9), tg_scalar_of(TG_I32, 2)}, *out[TG_FUNCTION_MAX_OUTPUTS];
+    EXPECT_ERROR(tg_function_call(f, in, 2, out) == -1,
+                 "tg_while_loop: a second derivative through a traced tg_while_loop is not supported");
+    char where[64];
+    snprintf(where, sizeof where, "test_control_flow.c:%d", traced_loop_line);
+    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(cond_eager_runs_the_branch_taken);
@@ -466,5 +501,6 @@ int main(void)
     RUN(loop_variables_keep_their_shapes);
     RUN(while_gradient_matches_finite_differences_and_eager);
     RUN(a_tape_inside_a_loop_body);
+    RUN(second_derivatives_through_a_traced_loop_are_refused);
     return TEST_SUMMARY();
 }

@@ -336,6 +336,18 @@ static bool new_like(tg_loc loc, tg_tensor *const *like, int n, tg_tensor **out)
 }
 
 /* ---- gradients through traced nodes: custom gradients ------------------------------------------ */
+/* A tape recording the backward pass (a second derivative) would see none of a traced
+ * node's gradient: it runs in subgraphs, not as ops. */
+static bool first_order(tg_loc loc, const char *func)
+{
+    if (!tg__ctx()->n_recording)
+        return true;
+    return tg__failb(loc,
+                     "%s: a second derivative through a traced %s is not supported (a tape records its gradient); "
+                     "take it eagerly (.run_eagerly = true), or the first derivative only",
+                     func, func);
+}
+
 /* Output y of a traced node, passed through a custom gradient over `in` (the node's
  * differentiable inputs) that calls backward(user) for it. */
 static tg_tensor *with_gradient(tg_loc loc, tg_tensor *y, tg_tensor *const *in, int n, tg_custom_backward_fn backward,
@@ -452,6 +464,8 @@ static int cond_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n, c
     (void)inputs, (void)output;
     cond_call g = *(const cond_call *)user;
     g.dy = dy;
+    if (!first_order(g.loc, "tg_cond"))
+        return -1;
     if (n > TG_FUNCTION_MAX_OUTPUTS * 4)
         return tg__failf(g.loc, "tg_cond: the gradient flows to %d captured tensors; at most %d", n,
                          TG_FUNCTION_MAX_OUTPUTS * 4);
@@ -639,6 +653,8 @@ static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_i
     loop_call *l = user;
     int n = l->n;
     tg_context *ctx = tg__ctx();
+    if (!first_order(l->loc, "tg_while_loop"))
+        return -1;
     if (ctx->trace != l->graph)
         return tg__failf(l->loc, "tg_while_loop: the gradient of a traced loop must be taken in the same "
                                  "function (tape and tg_gradients inside it)");
