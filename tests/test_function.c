@@ -549,15 +549,45 @@ static void tape_semantics_traced_equal_eager(void)
     }
 }
 
+/* ---- random draws: recorded, drawn again at every call ---------------------------------------------- */
+static int noisy(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)n;
+    out[0] = tg_add(in[0], tg_random_normal(user, TG_F32, TG_SHAPE(3), .stddev = 0.5));
+    return 1;
+}
+
+static void random_draws_follow_the_eager_stream(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_rng *rt = tg_rng_new(11), *re = tg_rng_new(11);
+    tg_function *f = tg_function_new(noisy, rt), *e = tg_function_new(noisy, re, .run_eagerly = true);
+    tg_tensor *x = tg_from_f32(TG_SHAPE(3), 1, 2, 3), *ot[TG_FUNCTION_MAX_OUTPUTS], *oe[TG_FUNCTION_MAX_OUTPUTS];
+    double first[3] = {0}, later[3] = {0};
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(tg_function_call(f, &x, 1, ot) == 1 && tg_function_call(e, &x, 1, oe) == 1);
+        TENSORS_AGREE(ot[0], oe[0], CHECK_BITS);
+        tg_copy_out_f64(ot[0], i == 0 ? first : later, 3);
+    }
+    CHECK(first[0] != later[0] && first[2] != later[2]); /* a new draw at every call */
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_function_free(e);
+    tg_rng_free(rt);
+    tg_rng_free(re);
+    tg_scope_end(s);
+}
+
 /* ---- tg_fit's step as a function (Keras's run_eagerly=False) ------------------------------------- */
 static tg_model *small_model(bool batch_norm)
 {
-    tg_model *m = batch_norm ? tg_sequential_with(tg_sequential_options(.seed = 7),
-                                                  tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3),
-                                                  tg_batch_normalization(), tg_dense(.units = 3))
-                             : tg_sequential_with(tg_sequential_options(.seed = 7),
-                                                  tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3),
-                                                  tg_dense(.units = 3));
+    tg_model *m =
+        batch_norm
+            ? tg_sequential_with(tg_sequential_options(.seed = 7),
+                                 tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3), tg_batch_normalization(),
+                                 tg_dropout(.rate = 0.25), tg_dense(.units = 3))
+            : tg_sequential_with(tg_sequential_options(.seed = 7),
+                                 tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3), tg_dense(.units = 3));
     if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.02), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                         .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
         tg_model_free(m);
@@ -628,7 +658,7 @@ static void fit_traced_equals_fit_eager(bool batch_norm)
 }
 
 static void fit_traces_its_step_with_the_same_results(void) { fit_traced_equals_fit_eager(false); }
-static void fit_traces_batch_normalization_too(void) { fit_traced_equals_fit_eager(true); }
+static void fit_traces_batch_normalization_and_dropout(void) { fit_traced_equals_fit_eager(true); }
 
 static int step_read_line, reading_steps;
 static int reading_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs,
@@ -690,7 +720,8 @@ int main(void)
     RUN(a_missing_gradient_is_reported_once_while_tracing);
     RUN(tape_semantics_traced_equal_eager);
     RUN(fit_traces_its_step_with_the_same_results);
-    RUN(fit_traces_batch_normalization_too);
+    RUN(fit_traces_batch_normalization_and_dropout);
+    RUN(random_draws_follow_the_eager_stream);
     RUN(a_step_that_reads_values_runs_eagerly_with_a_note);
     return TEST_SUMMARY();
 }

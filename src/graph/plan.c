@@ -215,7 +215,10 @@ static bool run_node(tg_context *ctx, tg_fgraph *g, const tg_gnode *n)
         if (!n->alias)
             memcpy(n->outp[0]->data, in[0]->data, (size_t)in[0]->size * tg__dsize(in[0]->dtype));
         return true;
-    case TG_GN_HOST: return n->host(n->loc, n->arg, (tg_tensor *const *)in, n->n_in) == 0;
+    case TG_GN_HOST:
+        for (int k = 0; k < n->n_out; k++)
+            in[n->n_in + k] = n->outp[k];
+        return n->host(n->loc, n->arg, (tg_tensor *const *)in, n->n_in + n->n_out) == 0;
     case TG_GN_CTRL: {
         /* the subgraphs reuse this scratch: hand them a copy */
         const tg_tensor **copy = tg__arena_alloc(ctx->scope, sizeof *copy * (size_t)(n->n_in + 1));

@@ -261,8 +261,8 @@ tg_gnode *tg__fgraph_add_node(tg_fgraph *g, tg_gnode_kind kind, tg_loc loc, int 
         g->n_nodes--;
         return NULL;
     }
-    if (n_in > g->max_in)
-        g->max_in = n_in;
+    if (n_in + n_out > g->max_in) /* a host node gets its outputs after its inputs */
+        g->max_in = n_in + n_out;
     return n;
 }
 
@@ -392,6 +392,26 @@ int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes
         g->nodes[node].in[i] = id;
     }
     return g->parent ? 1 : 0;
+}
+
+int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    if (!g)
+        return 0;
+    int node = g->n_nodes;
+    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, 0, 1);
+    void *a = tg__fgraph_alloc(g, arg_bytes);
+    if (!nd || !a)
+        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
+    memcpy(a, arg, arg_bytes);
+    nd->host = fn;
+    nd->arg = a;
+    int id = tg__fgraph_node_value(g, out, node);
+    if (id < 0)
+        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
+    g->nodes[node].out[0] = id;
+    return 0;
 }
 
 bool tg_tracing(void) { return tg__ctx()->trace != NULL; }

@@ -133,6 +133,9 @@ bool tg__trace_refuse_random(tg_loc loc, const char *func);
 typedef int (*tg__host_fn)(tg_loc loc, const void *arg, tg_tensor *const *in, int n);
 int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
                    tg_tensor *const *writes, int n_writes);
+/* A host side effect that makes `out` (its last argument at replay, after its inputs): out
+ * was made now; the graph makes it again at every call. 0, or -1 with an error. */
+int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out);
 /* A tape kept a read of a variable as snapshot `snap`. */
 void tg__trace_snapshot(tg_tensor *snap, tg_tensor *var);
 /* Pauses the thread's trace (returns it) and resumes it. */
