@@ -578,6 +578,34 @@ static void random_draws_follow_the_eager_stream(void)
     tg_scope_end(s);
 }
 
+/* ---- a model built inside a trace: its variables made once, eagerly ------------------------------------ */
+static int call_model(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)n;
+    out[0] = tg_model_call(user, in[0]);
+    return out[0] ? 1 : -1;
+}
+
+static void a_model_built_while_tracing(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 3), tg_dense(.units = 2, .activation = TG_TANH));
+    REQUIRE(m);
+    tg_function *f = tg_function_new(call_model, m);
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    for (int i = 0; i < 3; i++) {
+        tg_tensor *x = tg_from_f32(TG_SHAPE(1, 3), (float)i, 1, -2);
+        REQUIRE(tg_function_call(f, &x, 1, out) == 1); /* the first call builds the Dense layer */
+        TENSORS_AGREE(out[0], tg_model_call(m, x), CHECK_BITS);
+    }
+    int n = 0;
+    tg_model_variables(m, &n);
+    CHECK(n == 2 && tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* ---- tg_fit's step as a function (Keras's run_eagerly=False) ------------------------------------- */
 static tg_model *small_model(bool batch_norm)
 {
@@ -722,6 +750,7 @@ int main(void)
     RUN(fit_traces_its_step_with_the_same_results);
     RUN(fit_traces_batch_normalization_and_dropout);
     RUN(random_draws_follow_the_eager_stream);
+    RUN(a_model_built_while_tracing);
     RUN(a_step_that_reads_values_runs_eagerly_with_a_note);
     return TEST_SUMMARY();
 }

@@ -207,7 +207,10 @@ bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model
     l->dtype = l->dtype_opt != TG_DTYPE_INHERIT ? l->dtype_opt : model_dtype;
     l->seed = l->seed_opt ? l->seed_opt : seed;
     tg_shape out = {0};
-    if (!l->kind->build(l, loc, in, &out)) {
+    struct tg_fgraph *g = tg__trace_pause(); /* variables are made once, as in TF's first trace */
+    bool ok = l->kind->build(l, loc, in, &out);
+    tg__trace_resume(g);
+    if (!ok) {
         tg__layer_unbuild(l);
         return false;
     }
