@@ -390,6 +390,34 @@ static void buffers_are_reused_and_replay_allocates_nothing(void)
     tg_scope_end(s);
 }
 
+static int gather_line;
+static int gathers(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    gather_line = __LINE__ + 1;
+    out[0] = tg_gather(in[0], in[1], 0);
+    return out[0] ? 1 : -1;
+}
+
+/* A kernel's error at a replay (an index out of range) fails the call, naming the op's line. */
+static void a_replay_fails_where_its_kernel_fails(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_function *f = tg_function_new(gathers, NULL);
+    tg_tensor *x = tg_from_f32(TG_SHAPE(3), 10, 20, 30), *out[TG_FUNCTION_MAX_OUTPUTS];
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){x, tg_from_i32(TG_SHAPE(2), 2, 0)}, 2, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 30, 10);
+    EXPECT_ERROR(tg_function_call(f, (tg_tensor *[]){x, tg_from_i32(TG_SHAPE(2), 1, 7)}, 2, out) == -1, "tg_gather");
+    char where[64];
+    snprintf(where, sizeof where, "test_function.c:%d", gather_line);
+    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){x, tg_from_i32(TG_SHAPE(2), 1, 1)}, 2, out) == 1); /* usable after */
+    CHECK_VALUES(out[0], CHECK_BITS, 20, 20);
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
 static void bad_calls_are_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -745,6 +773,7 @@ int main(void)
     RUN(a_read_kept_by_a_tape_survives_a_later_assign);
     RUN(buffers_are_reused_and_replay_allocates_nothing);
     RUN(bad_calls_are_errors);
+    RUN(a_replay_fails_where_its_kernel_fails);
     RUN(a_missing_gradient_is_reported_once_while_tracing);
     RUN(tape_semantics_traced_equal_eager);
     RUN(fit_traces_its_step_with_the_same_results);
