@@ -12,8 +12,9 @@
  * --model lstm: LSTM(128) over the 28 rows of each image as steps -> Dense(10).
  *
  *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn|lstm] [--samples N]
- *                [--seed 0] [--dir FMNIST_DIR] [--profile] [--precision float32|mixed_bfloat16]
+ *                [--seed 0] [--dir FMNIST_DIR] [--profile] [--precision float32|mixed_bfloat16] [--eager]
  * --profile prints tapegrad's op profile of the training (tg_profile_print).
+ * --eager runs fit's step eagerly (.run_eagerly); by default it is traced (graph mode).
  *
  * With --memory: the peak resident memory of what a user writes with the public API,
  * OpenBLAS's buffers included: Fashion-MNIST loaded as data sets (tg_load_fashion_mnist),
@@ -186,6 +187,29 @@ static double median_after_first(const double *v, int n)
     return median;
 }
 
+/* The default step as a function, traced once on the first batch (after the timed fit): the
+ * bytes of its intermediates, each in its own buffer as eagerly, and its planned buffer. */
+static int one_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    static tg_logs logs; /* the recorded logs update writes here at every call */
+    (void)n, (void)out;
+    return tg_train_step_default(user, in[0], in[1], NULL, &logs, NULL);
+}
+
+static tg_function_stats step_plan(tg_model *m, const tg_tensor *x, const tg_tensor *y, int64_t batch)
+{
+    tg_function_stats st = {0};
+    tg_scope *s = tg_scope_begin();
+    tg_function *f = tg_function_new(one_step, m, .name = "train_step");
+    tg_tensor *in[2] = {tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(batch, -1)), tg_slice(y, TG_SHAPE(0), TG_SHAPE(batch))};
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    if (tg_function_call(f, in, 2, out) == 0)
+        st = tg_function_get_stats(f);
+    tg_function_free(f);
+    tg_scope_end(s);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     int64_t batch = atoll(arg(argc, argv, "--batch", "500"));
@@ -249,13 +273,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    bool profile = flag(argc, argv, "--profile");
+    bool profile = flag(argc, argv, "--profile"), eager = flag(argc, argv, "--eager");
     timing t = {0};
     if (profile)
         tg_profile_start();
     tg_callback cb = {.on_epoch_begin = epoch_begin, .on_epoch_end = epoch_end, .user = &t};
-    tg_history *h = tg_fit(m, xtr, ytr, .epochs = epochs, .batch_size = batch, .seed = seed + 1,
-                           .verbose = TG_VERBOSE_SILENT, .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
+    tg_history *h =
+        tg_fit(m, xtr, ytr, .epochs = epochs, .batch_size = batch, .seed = seed + 1, .verbose = TG_VERBOSE_SILENT,
+               .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1, .run_eagerly = eager);
     if (!h) {
         fprintf(stderr, "bench_fmnist: %s\n", tg_last_error());
         return 1;
@@ -265,16 +290,19 @@ int main(int argc, char **argv)
         tg_profile_print(stdout);
     }
     double acc = accuracy(m, xte, yte);
+    tg_function_stats plan = !cnn && !lstm ? step_plan(m, xtr, ytr, batch) : (tg_function_stats){0};
     double median = median_after_first(t.wall, t.n), median_cpu = median_after_first(t.cpu, t.n);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f "
-           "median_cpu_s_per_epoch(2..N)=%.3f test_acc=%.4f peak_rss_mb=%.1f gemm=%s precision=%s\n",
+           "median_cpu_s_per_epoch(2..N)=%.3f test_acc=%.4f peak_rss_mb=%.1f mode=%s step_values_mb=%.2f "
+           "step_buffer_mb=%.2f step_nodes=%lld gemm=%s precision=%s\n",
            cnn    ? "cnn"
            : lstm ? "lstm"
                   : "mlp",
            (long long)batch, epochs, (long long)n, median, median_cpu, acc, (double)ru.ru_maxrss / 1024.0,
-           tg__gemm_backend(), precision);
+           eager ? "eager" : "traced", (double)plan.value_bytes / 1048576.0, (double)plan.buffer_bytes / 1048576.0,
+           (long long)plan.nodes, tg__gemm_backend(), precision);
     if (strcmp(precision, "float32") != 0)
         printf("bfloat16 products: %s\n", tg__gemm_bf16_backend());
     if (cnn)

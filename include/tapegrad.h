@@ -7,6 +7,7 @@
 #include "tapegrad/tensor.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/autodiff.h"
+#include "tapegrad/function.h"
 #include "tapegrad/losses.h"
 #include "tapegrad/metrics.h"
 #include "tapegrad/train.h"

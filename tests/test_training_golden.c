@@ -363,7 +363,12 @@ static void check_step(const char *name, tg_dtype dtype, tolerance tol)
 }
 
 /* ---- fit: the per-epoch loss and the weights at the end ---------------------------------------- */
-static void check_fit(const char *name, const char *opt)
+/* Fit's step traced (graph mode, the default) or eager (.run_eagerly): each against the
+ * goldens, and the two the same bits (the same ops in the same order). */
+static double fit_losses[2][64], fit_weights[2][4096];
+static int fit_counts[2][2];
+
+static void check_fit_mode(const char *name, const char *opt, bool eager)
 {
     const gcase *c = find_case(name);
     const traj *t = c ? find_traj(c, opt) : NULL;
@@ -379,8 +384,8 @@ static void check_fit(const char *name, const char *opt)
     tg_loss l = loss_of(name);
     CHECK(tg_compile(m, .optimizer = o, .loss = l.kind, .from_logits = true) == 0);
     tg_tensor *x = golden_tensor(&c->x, TG_F64), *y = labels_of(c, TG_F64);
-    tg_history *h =
-        tg_fit(m, x, y, .epochs = t->steps, .batch_size = tg_dim(x, 0), .shuffle = false, .verbose = TG_VERBOSE_SILENT);
+    tg_history *h = tg_fit(m, x, y, .epochs = t->steps, .batch_size = tg_dim(x, 0), .shuffle = false,
+                           .verbose = TG_VERBOSE_SILENT, .run_eagerly = eager);
     CHECK(h != NULL);
     int n = 0;
     const double *loss = h ? tg_history_get(h, "loss", &n) : NULL;
@@ -399,9 +404,27 @@ static void check_fit(const char *name, const char *opt)
         CHECK(!strcmp(t->final[i].name, tg_variable_name(vars[i])));
         CHECK(close_to(what, vars[i], &t->final[i], TOL64));
     }
+    fit_counts[eager][0] = n < 64 ? n : 64;
+    memcpy(fit_losses[eager], loss ? loss : fit_losses[eager], sizeof(double) * (size_t)fit_counts[eager][0]);
+    int at = 0;
+    for (int i = 0; i < nv; i++) {
+        int64_t k = tg_size(vars[i]);
+        if (at + k <= 4096 && tg_copy_out_f64(vars[i], fit_weights[eager] + at, k) == 0)
+            at += (int)k;
+    }
+    fit_counts[eager][1] = at;
     tg_history_free(h);
     tg_model_free(m);
     tg_scope_end(s);
+}
+
+static void check_fit(const char *name, const char *opt)
+{
+    check_fit_mode(name, opt, false);
+    check_fit_mode(name, opt, true);
+    CHECK(fit_counts[0][0] == fit_counts[1][0] && fit_counts[0][1] == fit_counts[1][1] && fit_counts[0][1] > 0);
+    CHECK(!memcmp(fit_losses[0], fit_losses[1], sizeof(double) * (size_t)fit_counts[0][0]));
+    CHECK(!memcmp(fit_weights[0], fit_weights[1], sizeof(double) * (size_t)fit_counts[0][1]));
 }
 
 /* ---- tests ---------------------------------------------------------------------------------- */

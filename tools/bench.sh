@@ -84,11 +84,12 @@ run() {
 field() { sed -n 's/.*RESULT.*[ ]'"$2"'=\([^ ]*\).*/\1/p' "$logs/$1.log" 2>/dev/null | head -1; }
 rss_mb() { awk '{ if ($1 + 0 > 0) printf "%.0f", $1 / 1024 }' "$logs/$1.rss" 2>/dev/null; }
 
-declare -A sec acc mem status
+declare -A sec acc mem status name
 record() {   # record KEY NAME: s/epoch, accuracy, memory of a finished run
     sec[$1]=$(field "$2" 'median_s_per_epoch(2..N)')
     acc[$1]=$(field "$2" test_acc)
     mem[$1]=$(rss_mb "$2")
+    name[$1]=$2
 }
 
 # tapegrad and PyTorch run alternately, TG_BENCH_REPEAT times each (default 2; 1 in quick
@@ -135,6 +136,12 @@ for b in 500 32; do
                 status[tapegrad-bf16-$b]="failed (see $logs/tapegrad-bf16-b$b-$r.log)"
             fi
         fi
+        # graph mode against eager: fit's step traced (the default) or .run_eagerly (docs/function.md)
+        if run "tapegrad-eager-b$b-$r" "$build/bench_fmnist" --batch $b --epochs $epochs --threads $threads --eager; then
+            keep_best "tapegrad-eager-$b" "tapegrad-eager-b$b-$r"
+        else
+            status[tapegrad-eager-$b]="failed (see $logs/tapegrad-eager-b$b-$r.log)"
+        fi
         [ "$have_torch" = 1 ] || continue
         if run "torch-b$b-$r" "${peer_env[@]}" "$python" "$peers_dir/bench_torch.py" --batch $b \
                --epochs $epochs --mode eager --threads 1; then
@@ -143,6 +150,20 @@ for b in 500 32; do
             status[torch-$b]="failed (see $logs/torch-b$b-$r.log)"
         fi
     done
+done
+graph=""
+for b in 500 32; do
+    t=${sec[tapegrad-$b]:-} e=${sec[tapegrad-eager-$b]:-}
+    tn=${name[tapegrad-$b]:-}
+    ratio="?"
+    [ -n "$t" ] && [ -n "$e" ] && ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2fx", e / t }')
+    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch ($ratio); peak RSS traced"
+    cell="$cell ${mem[tapegrad-$b]:-?} MB, eager ${mem[tapegrad-eager-$b]:-?} MB;"
+    sv="" sb=""
+    [ -n "$tn" ] && sv=$(field "$tn" step_values_mb) && sb=$(field "$tn" step_buffer_mb)
+    cell="$cell a step's intermediates ${sv:-?} MB each in its own buffer (eager), ${sb:-?} MB planned"
+    echo "== graph mode: $cell"
+    graph="$graph${graph:+; }$cell"
 done
 [ "$have_torch" = 1 ] || echo "== PyTorch: not installed ($python cannot import torch, or $peers_dir/bench_torch.py is missing)"
 gemm_backend=$(sed -n 's/.*gemm=\(.*\) precision=.*$/\1/p' "$logs/tapegrad-b500-1.log" | head -1)
@@ -354,6 +375,8 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "Peak memory of a public-API fit (bench_fmnist --memory: Fashion-MNIST loaded as data sets, Dense(128) -> Dense(10),"
     echo "Adam, batch 32, 1 epoch with validation_split 0.1, then tg_evaluate on the test set; getrusage's ru_maxrss,"
     echo "OpenBLAS's buffers included; the float32 training set is ${train_mb:-?} MB): $memory."
+    echo
+    echo "Graph mode (fit's step traced, the default, against .run_eagerly; same runs, alternately): $graph."
     echo
     echo "Per-op eager overhead ($ops chained scalar ops per tape, median of 7):"
     echo

@@ -295,6 +295,10 @@ typedef struct tg_fit_opts {
     const tg_tensor *const *validation_targets;
     int n_validation_targets;
     tg_fit_shard shard; /* this process's part of each batch */
+    bool run_eagerly;   /* Keras's run_eagerly: the step runs as C every time; by default it
+                           is a tg_function, traced once per batch shape and replayed (a step
+                           that reads values or draws random numbers in C runs eagerly, with a
+                           one-time note naming the line) */
 } tg_fit_opts;
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 /* Arrays written in the call, such as `.callbacks = (tg_callback *[]){es, log}`, live

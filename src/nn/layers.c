@@ -263,7 +263,10 @@ bool tg__layer_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_dtype model
     l->dtype = l->dtype_opt != TG_DTYPE_INHERIT ? l->dtype_opt : model_dtype;
     l->seed = l->seed_opt ? l->seed_opt : seed;
     tg_shape out = {0};
-    if (!l->kind->build(l, loc, in, &out)) {
+    struct tg_fgraph *g = tg__trace_pause(); /* variables are made once, as in TF's first trace */
+    bool ok = l->kind->build(l, loc, in, &out);
+    tg__trace_resume(g);
+    if (!ok) {
         tg__layer_unbuild(l);
         return false;
     }
@@ -748,28 +751,48 @@ static bool dropout_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
     return true;
 }
 
-/* x times a mask of zeros (probability rate) and 1 / (1 - rate), as TF's dropout. */
+/* A mask of zeros (probability rate) and 1 / (1 - rate), drawn into t. */
+typedef struct dropout_arg {
+    tg_rng *rng;
+    double rate;
+} dropout_arg;
+
+static void draw_mask(const dropout_arg *a, tg_tensor *t)
+{
+    double scale = 1.0 / (1.0 - a->rate);
+    for (int64_t i = 0; i < t->size; i++) {
+        double m = tg_rng_uniform01(a->rng) >= a->rate ? scale : 0.0;
+        if (t->dtype == TG_F64)
+            ((double *)t->data)[i] = m;
+        else
+            ((float *)t->data)[i] = (float)m;
+    }
+}
+
+/* In a traced step the mask is drawn again at every call (graph mode). */
+static int mask_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    (void)loc;
+    draw_mask(arg, in[n - 1]);
+    return 0;
+}
+
+/* x times the mask, as TF's dropout. */
 static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
 {
     double rate = l->o.dropout.rate;
     if (!training || rate == 0.0)
         return (tg_tensor *)x;
-    int64_t n = tg_size(x);
-    bool f64 = tg_dtype_of(x) == TG_F64;
-    void *mask = malloc((size_t)(n ? n : 1) * (f64 ? sizeof(double) : sizeof(float)));
-    if (!mask)
-        return tg__fail(loc, "Dropout \"%s\": out of memory", l->name);
-    double scale = 1.0 / (1.0 - rate);
-    for (int64_t i = 0; i < n; i++) {
-        double m = tg_rng_uniform01(l->rng) >= rate ? scale : 0.0;
-        if (f64)
-            ((double *)mask)[i] = m;
-        else
-            ((float *)mask)[i] = (float)m;
-    }
     bool bf16 = tg_dtype_of(x) == TG_BF16; /* the mask made in float32, then rounded as TF's bfloat16 */
-    tg_tensor *mt = tg_tensor_from_at(loc, bf16 ? TG_F32 : tg_dtype_of(x), tg_shape_of(x), mask);
-    free(mask);
+    tg_tensor *mt = tg_fill_at(loc, bf16 ? TG_F32 : tg_dtype_of(x), tg_shape_of(x), 0.0);
+    if (!mt)
+        return NULL;
+    dropout_arg a = {l->rng, rate};
+    struct tg_fgraph *g = tg__trace_pause();
+    draw_mask(&a, mt);
+    tg__trace_resume(g);
+    if (g && tg__trace_host_output(loc, mask_replayed, &a, sizeof a, mt) != 0)
+        return NULL;
     if (bf16)
         mt = tg_cast_at(loc, mt, TG_BF16);
     return tg_mul_at(loc, x, mt);

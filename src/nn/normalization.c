@@ -93,7 +93,7 @@ static bool bn_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
 
 /* moving = moving * momentum + batch * (1 - momentum), computed off the tape (an assign
  * is not differentiable, and nothing here should be recorded). */
-static bool update_moving(tg_loc loc, tg_tensor *moving, const tg_tensor *batch, double momentum)
+static bool update_moving_now(tg_loc loc, tg_tensor *moving, const tg_tensor *batch, double momentum)
 {
     int64_t c = tg_size(moving);
     double *v = malloc(sizeof(double) * (size_t)(2 * c));
@@ -115,6 +115,25 @@ static bool update_moving(tg_loc loc, tg_tensor *moving, const tg_tensor *batch,
     free(v);
     free(f);
     return t && tg_assign_at(loc, moving, t) == 0;
+}
+
+/* In a traced step (graph mode) the update is recorded and runs at every call. */
+static int update_moving_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    (void)n;
+    return update_moving_now(loc, in[0], in[1], *(const double *)arg) ? 0 : -1;
+}
+
+static bool update_moving(tg_loc loc, tg_tensor *moving, const tg_tensor *batch, double momentum)
+{
+    int r = tg__trace_host(loc, update_moving_replayed, &momentum, sizeof momentum,
+                           (tg_tensor *const[]){moving, (tg_tensor *)batch}, 2, &moving, 1);
+    if (r != 0)
+        return r > 0;
+    struct tg_fgraph *g = tg__trace_pause();
+    bool ok = update_moving_now(loc, moving, batch, momentum);
+    tg__trace_resume(g);
+    return ok;
 }
 
 static tg_tensor *bn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)

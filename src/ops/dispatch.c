@@ -63,6 +63,8 @@ static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
             c->in[i]->var->last_read = c->loc;
             c->in[i]->var->last_read_stamp = ctx->clock;
         }
+    if (__builtin_expect(ctx->trace != NULL, 0))
+        tg__trace_op(c);
     if (ctx->n_recording)
         return tg__tape_record(c);
     if (!ctx->gradient_depth) /* provenance, for a diagnosis (a gradient's own ops need none) */
@@ -107,50 +109,71 @@ static bool any_bf16(const tg_call *c)
 /* A row that takes bfloat16 without a kernel of its own: its float32 kernel runs on the
  * inputs widened (exactly), and the float32 output is rounded to bfloat16 once, as TF's
  * Eigen kernels compute bfloat16 element-wise ops and reductions in float. The tape records
- * the bfloat16 inputs and output, so backward rules see bfloat16 too. */
-static tg_tensor *apply_widened(tg_call *c, const tg_op_def *def, tg_tensor **slot)
+ * the bfloat16 inputs and output, so backward rules see bfloat16 too.
+ *
+ * widened_forward runs it into *out, made here when NULL (a replayed graph gives its planned
+ * buffer); the widened inputs and the float32 result live in the current scope. */
+static bool widened_forward(const tg_call *c, const tg_op_def *def, tg_tensor **out)
 {
     const tg_tensor **wide = tg__arena_alloc(tg__ctx()->scope, sizeof *wide * (size_t)c->n);
     if (!wide)
-        return tg__fail(c->loc, "%s: out of memory", def->name);
+        return tg__failb(c->loc, "%s: out of memory", def->name);
     for (int i = 0; i < c->n; i++) {
         const tg_tensor *x = c->in[i];
         wide[i] = x;
         if (tg_dtype_is_float(x->dtype))
-            return tg__fail(c->loc,
-                            "%s: cannot mix bfloat16 and %s in one op (tapegrad, like TF, never casts implicitly); "
-                            "cast one side with tg_cast",
-                            def->name, tg_dtype_name(x->dtype));
+            return tg__failb(c->loc,
+                             "%s: cannot mix bfloat16 and %s in one op (tapegrad, like TF, never casts implicitly); "
+                             "cast one side with tg_cast",
+                             def->name, tg_dtype_name(x->dtype));
         if (x->dtype != TG_BF16)
             continue;
         tg_shape s = tg__shape(x);
         tg_tensor *w = tg__tensor_new(c->loc, TG_F32, &s);
         if (!w)
-            return NULL;
+            return false;
         widen_job j = {x->data, w->data};
         tg__parallel_for(x->size, 32768, widen_range, &j);
         wide[i] = w;
     }
-    tg_tensor *tmp = NULL, *out = NULL;
+    tg_tensor *tmp = NULL;
     tg_call wc = *c;
     wc.in = wide;
     wc.outs = &tmp;
     tg_shape shape;
     tg_dtype dtype;
     if (!def->shape(&wc, &shape, &dtype) || !check_row(&wc, def))
-        return NULL;
-    tg_context *ctx = tg__ctx();
-    if (!(tmp = tg__tensor_new(c->loc, dtype, &shape)) || !run_forward(ctx, &wc, def, tmp))
-        return NULL;
+        return false;
     if (dtype != TG_F32) { /* bool or integer outputs (comparisons, argmax) stay what they are */
-        out = tmp;
-    } else if ((out = tg__tensor_new(c->loc, TG_BF16, &shape))) {
-        narrow_job j = {tmp->data, out->data};
-        tg__parallel_for(out->size, 32768, narrow_range, &j);
+        if (!*out)
+            return (*out = tg__tensor_new(c->loc, dtype, &shape)) && run_forward(tg__ctx(), &wc, def, *out);
+        wc.outs = out;
+        return run_forward(tg__ctx(), &wc, def, *out);
     }
-    *slot = out; /* c->outs[0] */
-    return out && finish(ctx, c) ? out : NULL;
+    if (!(tmp = tg__tensor_new(c->loc, dtype, &shape)) || !run_forward(tg__ctx(), &wc, def, tmp))
+        return false;
+    if (!*out && !(*out = tg__tensor_new(c->loc, TG_BF16, &shape)))
+        return false;
+    narrow_job j = {tmp->data, (*out)->data};
+    tg__parallel_for((*out)->size, 32768, narrow_range, &j);
+    return true;
 }
+
+static tg_tensor *apply_widened(tg_call *c, const tg_op_def *def, tg_tensor **slot)
+{
+    tg_tensor *out = NULL;
+    if (!widened_forward(c, def, &out))
+        return NULL;
+    *slot = out; /* c->outs[0] */
+    return finish(tg__ctx(), c) ? out : NULL;
+}
+
+bool tg__needs_widening(const tg_call *c, const tg_op_def *def)
+{
+    return (def->dtypes >> TG_BF16 & 1u) && !(def->flags & (TG_OPF_BF16_NATIVE | TG_OPF_VIEW)) && any_bf16(c);
+}
+
+bool tg__forward_widened(const tg_call *c, tg_tensor *out) { return widened_forward(c, &tg__op_table[c->op], &out); }
 
 /* The one path: inputs, shape rule, row, the output (or a view, for a view op), forward,
  * finish. Ops with several outputs take tg__apply_n, the same steps over an array. */
@@ -162,7 +185,7 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
     if (!check_inputs(&c))
         return NULL;
     const tg_op_def *def = &tg__op_table[op];
-    if ((def->dtypes >> TG_BF16 & 1u) && !(def->flags & (TG_OPF_BF16_NATIVE | TG_OPF_VIEW)) && any_bf16(&c))
+    if (tg__needs_widening(&c, def))
         return apply_widened(&c, def, &out);
     tg_shape shape;
     tg_dtype dtype;

@@ -787,7 +787,8 @@ tg_tensor *tg_unsorted_segment_mean_at(tg_loc loc, const tg_tensor *data, const 
 /* ---- repeat, boolean_mask: gathers with indices made here ----------------------------------------- */
 tg_tensor *tg_repeat_at(tg_loc loc, const tg_tensor *x, const tg_tensor *repeats, int axis)
 {
-    if (!tg__check_input(loc, "tg_repeat", x, "x") || !tg__check_input(loc, "tg_repeat", repeats, "repeats"))
+    if (!tg__check_input(loc, "tg_repeat", x, "x") || !tg__check_input(loc, "tg_repeat", repeats, "repeats") ||
+        !tg__trace_refuse_read(loc, "tg_repeat")) /* the result's shape depends on the values */
         return NULL;
     const tg_tensor *src = x;
     if (axis == TG_AXIS_NONE) { /* TF's axis=None: x flattened first */
@@ -824,7 +825,9 @@ tg_tensor *tg_repeat_at(tg_loc loc, const tg_tensor *x, const tg_tensor *repeats
 
 tg_tensor *tg_boolean_mask_at(tg_loc loc, const tg_tensor *x, const tg_tensor *mask, int axis)
 {
-    if (!tg__check_input(loc, "tg_boolean_mask", x, "tensor") || !tg__check_input(loc, "tg_boolean_mask", mask, "mask"))
+    if (!tg__check_input(loc, "tg_boolean_mask", x, "tensor") ||
+        !tg__check_input(loc, "tg_boolean_mask", mask, "mask") ||
+        !tg__trace_refuse_read(loc, "tg_boolean_mask")) /* the result's shape depends on the values */
         return NULL;
     char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
     tg_shape xs = tg__shape(x), ms = tg__shape(mask);

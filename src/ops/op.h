@@ -256,6 +256,10 @@ bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx);
 
 /* Runs one op. NULL with the first error kept when an input is NULL. */
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a);
+/* Rows without a bfloat16 kernel run on bfloat16 inputs widened to float32 (dispatch.c):
+ * whether c is such a call, and its forward into a given output (a replayed graph's). */
+bool tg__needs_widening(const tg_call *c, const tg_op_def *def);
+bool tg__forward_widened(const tg_call *c, tg_tensor *out);
 /* Runs an op with n_out outputs into outs[]. Returns 0, or -1 with every outs[k] NULL. */
 int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,
                 tg_tensor **outs);
@@ -286,6 +290,8 @@ tg_tensor *tg__unbroadcast(tg_loc loc, const tg_tensor *grad, const tg_shape *sh
 /* The tape's side of recording (autodiff/tape.c) of a call and its outputs c->outs;
  * called by tg__apply when any tape records. Returns false with an error set. */
 bool tg__tape_record(const tg_call *c);
+/* Graph mode's side (graph/trace.c) of a call run while a function is traced. */
+void tg__trace_op(const tg_call *c);
 /* TG_CHECK_* flags from the environment (TAPEGRAD_CHECK). */
 unsigned tg__env_check(void);
 /* With TG_CHECK_NUMERICS (numerics.c): the dispatcher's check of a forward output, and

@@ -975,8 +975,8 @@ static int update_accumulated(tg_loc loc, const char *func, tg_optimizer *opt, t
     return rc;
 }
 
-static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
-                 int n)
+static int apply_(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
+                  int n, bool replayed)
 {
     if (!tg__optimizer_check(loc, func, opt))
         return -1;
@@ -989,7 +989,7 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
     for (int i = 0; i < n; i++)
         if (!check_var(loc, func, vars[i], i) || !check_grad(loc, func, grads[i], vars[i], i))
             return -1;
-    if (!filter_missing(loc, func, grads, vars, n))
+    if (!replayed && !filter_missing(loc, func, grads, vars, n)) /* a graph's: said when traced */
         return -1;
     if (!layout(loc, func, opt, vars, n))
         return -1;
@@ -1004,6 +1004,39 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
         if (grads[i])
             tg__variable_apply_constraint(loc, vars[i]);
     return 0;
+}
+
+/* In a traced function the update is recorded (graph/trace.c) and runs at every call: the
+ * graph's inputs are the gradients, then the variables. */
+typedef struct apply_arg {
+    tg_optimizer *opt;
+    const char *func;
+} apply_arg;
+
+static int apply_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const apply_arg *a = arg;
+    return apply_(loc, a->func, a->opt, in, in + n / 2, n / 2, true);
+}
+
+static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
+                 int n)
+{
+    tg_context *ctx = tg__ctx();
+    if (!ctx->trace || n <= 0 || !grads || !vars)
+        return apply_(loc, func, opt, grads, vars, n, false);
+    tg_tensor **in = tg__arena_alloc(ctx->scope, sizeof *in * (size_t)(2 * n));
+    if (!in)
+        return tg__failf(loc, "%s: out of memory", func);
+    memcpy(in, grads, sizeof *in * (size_t)n);
+    memcpy(in + n, vars, sizeof *in * (size_t)n);
+    int r = tg__trace_host(loc, apply_replayed, &(apply_arg){opt, func}, sizeof(apply_arg), in, 2 * n, vars, n);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = apply_(loc, func, opt, grads, vars, n, false);
+    tg__trace_resume(g);
+    return rc;
 }
 
 int tg_optimizer_finalize_variable_values_at(tg_loc loc, tg_optimizer *opt, tg_tensor *const *vars, int n)

@@ -32,6 +32,8 @@ static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k
 
 uint64_t tg_rng_next(tg_rng *r)
 {
+    if (__builtin_expect(tg__ctx()->trace != NULL, 0)) /* a graph would keep this one draw */
+        tg__trace_refuse_random((tg_loc){0}, "a random number drawn in C (tg_rng_next)");
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
@@ -54,6 +56,16 @@ static double normal01(tg_rng *r)
 
 typedef enum { NORMAL, UNIFORM, TRUNCATED } dist;
 
+/* In a traced function the draw is recorded: the generator draws again at every call,
+ * so the function gives the eager stream (TF's stateful random ops). */
+typedef struct draw_arg {
+    tg_rng *r;
+    tg_random_opts o;
+    dist d;
+} draw_arg;
+static void draw(tg_tensor *t, tg_rng *r, tg_random_opts o, dist d);
+static int draw_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n);
+
 static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtype dtype, tg_shape shape,
                                 tg_random_opts o, dist d)
 {
@@ -69,6 +81,15 @@ static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtyp
     if (!t)
         return NULL;
     t->flags |= TG_T_FROM_DATA;
+    struct tg_fgraph *g = tg__trace_pause(); /* drawn now, and again at every replay */
+    draw(t, r, o, d);
+    tg__trace_resume(g);
+    draw_arg a = {r, o, d};
+    return g && tg__trace_host_output(loc, draw_replayed, &a, sizeof a, t) != 0 ? NULL : t;
+}
+
+static void draw(tg_tensor *t, tg_rng *r, tg_random_opts o, dist d)
+{
     for (int64_t i = 0; i < t->size; i++) {
         double z;
         if (d == UNIFORM)
@@ -81,7 +102,14 @@ static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtyp
         }
         tg__set(t, i, z);
     }
-    return t;
+}
+
+static int draw_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const draw_arg *a = arg;
+    (void)loc;
+    draw(in[n - 1], a->r, a->o, a->d);
+    return 0;
 }
 
 tg_tensor *tg_random_normal_at(tg_loc loc, tg_rng *r, tg_dtype dt, tg_shape s, tg_random_opts o)

@@ -285,7 +285,7 @@ int64_t tg_dim(const tg_tensor *t, int axis)
 
 int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes)
 {
-    if (!tg__check_input(loc, "tg_copy_out", t, "t"))
+    if (!tg__check_input(loc, "tg_copy_out", t, "t") || !tg__trace_refuse_read(loc, "tg_copy_out"))
         return -1;
     size_t need = (size_t)t->size * tg_dtype_size(t->dtype);
     if (!dst || bytes < need)
@@ -297,7 +297,7 @@ int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes)
 
 int tg_copy_out_f64_at(tg_loc loc, const tg_tensor *t, double *dst, int64_t count)
 {
-    if (!tg__check_input(loc, "tg_copy_out_f64", t, "t"))
+    if (!tg__check_input(loc, "tg_copy_out_f64", t, "t") || !tg__trace_refuse_read(loc, "tg_copy_out_f64"))
         return -1;
     if (!dst || count < t->size)
         return tg__failf(loc, "tg_copy_out_f64: the destination holds %lld values, the tensor has %lld",
@@ -310,7 +310,7 @@ int tg_copy_out_f64_at(tg_loc loc, const tg_tensor *t, double *dst, int64_t coun
 
 double tg_item_at(tg_loc loc, const tg_tensor *t)
 {
-    if (!tg__check_input(loc, "tg_item", t, "t"))
+    if (!tg__check_input(loc, "tg_item", t, "t") || !tg__trace_refuse_read(loc, "tg_item"))
         return NAN;
     if (t->size != 1) {
         char s[TG_SHAPE_STR_MAX];
@@ -413,7 +413,24 @@ int tg_format(const tg_tensor *t, char *buf, size_t size)
     return (int)s.len;
 }
 
+static void print_now(FILE *out, const tg_tensor *t);
+
+/* tg_print in a traced function is recorded (TF's tf.print): it prints at every call. */
+static int print_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    (void)loc, (void)n;
+    print_now(*(FILE *const *)arg, in[0]);
+    return 0;
+}
+
 void tg_fprint(FILE *out, const tg_tensor *t)
+{
+    if (tg__trace_host((tg_loc){0}, print_replayed, &out, sizeof out, (tg_tensor *const[]){(tg_tensor *)t}, 1, NULL,
+                       0) == 0)
+        print_now(out, t);
+}
+
+static void print_now(FILE *out, const tg_tensor *t)
 {
     char small[512];
     int n = tg_format(t, small, sizeof small);

@@ -102,9 +102,10 @@ typedef struct tg_context {
      * and whether a backward rule is running (its gradients are checked as a whole). */
     const char *layer;
     bool in_backward;
-    bool profiling;     /* tg_profile_start (ops.h) */
-    int gradient_depth; /* gradient computations running (nested ones too) */
-    tg_loc user_call;   /* the user's tg_fit/tg_evaluate/tg_predict that is running */
+    bool profiling;          /* tg_profile_start (ops.h) */
+    int gradient_depth;      /* gradient computations running (nested ones too) */
+    tg_loc user_call;        /* the user's tg_fit/tg_evaluate/tg_predict that is running */
+    struct tg_fgraph *trace; /* the graph a function's trace is building (src/graph/), or NULL */
 } tg_context;
 tg_context *tg__ctx(void);
 
@@ -117,6 +118,35 @@ static inline void tg__keep_inputs(tg_tensor *out, const tg_tensor *const *in, i
         out->src_gen[i] = in[i]->gen;
     }
 }
+
+/* ---- graph mode's hooks (src/graph/trace.c) -------------------------------------------- */
+/* While a function is traced (tg_context.trace), reading a value is refused: false with
+ * an error naming `func` and the line. True when no trace runs. */
+bool tg__trace_refuse_read(tg_loc loc, const char *func);
+/* The same for random values drawn in C (a graph would keep the one draw). */
+bool tg__trace_refuse_random(tg_loc loc, const char *func);
+/* A side effect replayed at every run of the graph: fn(loc, arg, in, n), arg a copy of
+ * arg_bytes, in[i] the tensors in[i] stood for when traced (NULL stays NULL), `writes` the
+ * variables it writes. Called before the effect: 0 when the caller should do it now (no
+ * trace, or the function's own trace), 1 when it is only recorded (a branch or a loop
+ * body, traced but not run), -1 with an error. The caller does it with the trace paused. */
+typedef int (*tg__host_fn)(tg_loc loc, const void *arg, tg_tensor *const *in, int n);
+int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
+                   tg_tensor *const *writes, int n_writes);
+/* A host side effect that makes `out` (its last argument at replay, after its inputs): out
+ * was made now; the graph makes it again at every call. 0, or -1 with an error. */
+int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out);
+/* A tape kept a read of a variable as snapshot `snap`. */
+void tg__trace_snapshot(tg_tensor *snap, tg_tensor *var);
+/* Pauses the thread's trace (returns it) and resumes it. */
+static inline struct tg_fgraph *tg__trace_pause(void)
+{
+    tg_context *ctx = tg__ctx();
+    struct tg_fgraph *g = ctx->trace;
+    ctx->trace = NULL;
+    return g;
+}
+static inline void tg__trace_resume(struct tg_fgraph *g) { tg__ctx()->trace = g; }
 
 /* ---- the user's line ------------------------------------------------------------------- */
 /* A line inside tapegrad's own sources means nothing to a user. While the library runs a

@@ -107,6 +107,8 @@ tg_tensor *tg__variable_snapshot(tg_loc loc, tg_tensor *vt)
         return NULL;
     s->flags |= TG_T_SNAPSHOT;
     s->var = vt->var;
+    if (tg__ctx()->trace)
+        tg__trace_snapshot(s, vt);
     s->snap_prev = NULL;
     s->snap_next = vt->var->snapshots;
     if (s->snap_next)
@@ -206,12 +208,39 @@ static int assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *
     return 0;
 }
 
-int tg_assign_at(tg_loc loc, tg_tensor *v, const tg_tensor *x) { return assign(loc, "tg_assign", v, x, ASSIGN); }
+/* An assign in a traced function is recorded: it acts at every call (TF's assign ops). */
+typedef struct assign_arg {
+    const char *func;
+    assign_kind kind;
+} assign_arg;
+
+static int assign_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const assign_arg *a = arg;
+    (void)n;
+    return assign(loc, a->func, in[0], in[1], a->kind);
+}
+
+static int traced_assign(tg_loc loc, const char *func, tg_tensor *vt, const tg_tensor *x, assign_kind kind)
+{
+    if (!tg__ctx()->trace || !check_var(loc, func, vt) || !tg__check_input(loc, func, x, "value"))
+        return assign(loc, func, vt, x, kind);
+    int r = tg__trace_host(loc, assign_replayed, &(assign_arg){func, kind}, sizeof(assign_arg),
+                           (tg_tensor *const[]){vt, (tg_tensor *)x}, 2, &vt, 1);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = assign(loc, func, vt, x, kind);
+    tg__trace_resume(g);
+    return rc;
+}
+
+int tg_assign_at(tg_loc loc, tg_tensor *v, const tg_tensor *x) { return traced_assign(loc, "tg_assign", v, x, ASSIGN); }
 int tg_assign_add_at(tg_loc loc, tg_tensor *v, const tg_tensor *x)
 {
-    return assign(loc, "tg_assign_add", v, x, ASSIGN_ADD);
+    return traced_assign(loc, "tg_assign_add", v, x, ASSIGN_ADD);
 }
 int tg_assign_sub_at(tg_loc loc, tg_tensor *v, const tg_tensor *x)
 {
-    return assign(loc, "tg_assign_sub", v, x, ASSIGN_SUB);
+    return traced_assign(loc, "tg_assign_sub", v, x, ASSIGN_SUB);
 }

@@ -512,8 +512,65 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
     return with_regularization(loc, m, total);
 }
 
+static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss);
+static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
+                          const tg_tensor *loss);
+
+/* In a traced step the metrics' update is recorded (Keras's metric update ops): it runs on
+ * the step's values at every call. Its inputs: y_true[n], y_pred[n], per_output[n] (NULL
+ * where none), sample_weight, loss. */
+typedef struct metrics_arg {
+    tg_model *m;
+    int n;
+    bool list, per_output;
+} metrics_arg;
+
+static int update_metrics_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int count)
+{
+    const metrics_arg *a = arg;
+    int n = a->n;
+    (void)loc, (void)count;
+    if (!a->list)
+        return update_metrics(a->m, in[0], in[1], in[3], in[4]);
+    return update_metrics_list(a->m, (const tg_tensor *const *)in, in + n, n, in[3 * n],
+                               a->per_output ? in + 2 * n : NULL, in[3 * n + 1]);
+}
+
+static int traced_metrics(metrics_arg a, const tg_tensor *const *y_true, tg_tensor *const *y_pred,
+                          const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
+{
+    int n = a.n;
+    tg_tensor **in = tg__arena_alloc(tg__ctx()->scope, sizeof *in * (size_t)(3 * n + 2));
+    if (!in)
+        return tg__failf((tg_loc){0}, "tg_model_update_metrics: out of memory");
+    for (int i = 0; i < n; i++) {
+        in[i] = (tg_tensor *)y_true[i];
+        in[n + i] = y_pred[i];
+        in[2 * n + i] = per_output ? per_output[i] : NULL;
+    }
+    in[3 * n] = (tg_tensor *)sample_weight;
+    in[3 * n + 1] = (tg_tensor *)loss;
+    int r = tg__trace_host((tg_loc){0}, update_metrics_replayed, &a, sizeof a, in, 3 * n + 2, NULL, 0);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = update_metrics_replayed((tg_loc){0}, &a, in, 3 * n + 2);
+    tg__trace_resume(g);
+    return rc;
+}
+
 int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
                                  const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
+{
+    if (tg__ctx()->trace && n > 0 && y_true && y_pred)
+        return traced_metrics((metrics_arg){m, n, true, per_output != NULL}, y_true, y_pred, sample_weight, per_output,
+                              loss);
+    return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss);
+}
+
+static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
@@ -544,6 +601,15 @@ int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg
 int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                             const tg_tensor *sample_weight, const tg_tensor *loss)
 {
+    if (tg__ctx()->trace)
+        return traced_metrics((metrics_arg){m, 1, false, false}, &y_true, (tg_tensor *const[]){(tg_tensor *)y_pred},
+                              sample_weight, NULL, loss);
+    return update_metrics(m, y_true, y_pred, sample_weight, loss);
+}
+
+static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
+                          const tg_tensor *loss)
+{
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
@@ -556,19 +622,43 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
     return 0;
 }
 
+static int logs_put(tg_logs *logs, const char *name, double value);
+static void metric_logs(const tg_model *m, tg_logs *logs);
+
+/* In a traced step the logs are filled at every call, from the metrics' states. */
+typedef struct logs_arg {
+    const tg_model *m;
+    tg_logs *logs;
+} logs_arg;
+
+static int metric_logs_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const logs_arg *a = arg;
+    (void)loc, (void)in, (void)n;
+    metric_logs(a->m, a->logs);
+    return 0;
+}
+
 void tg_model_metric_logs(const tg_model *m, tg_logs *logs)
+{
+    if (tg__trace_host((tg_loc){0}, metric_logs_replayed, &(logs_arg){m, logs}, sizeof(logs_arg), NULL, 0, NULL, 0) ==
+        0)
+        metric_logs(m, logs);
+}
+
+static void metric_logs(const tg_model *m, tg_logs *logs)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c || !logs)
         return;
-    tg_logs_set(logs, "loss", tg_metric_result(c->loss_mean));
+    logs_put(logs, "loss", tg_metric_result(c->loss_mean));
     for (int i = 0; i < c->n_metrics; i++)
-        tg_logs_set(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
+        logs_put(logs, tg_metric_name(c->metrics[i]), tg_metric_result(c->metrics[i]));
     for (int i = 0; i < c->n_outputs; i++) /* Keras: the outputs' losses, then their metrics */
-        tg_logs_set(logs, tg_metric_name(c->outputs[i].loss_mean), tg_metric_result(c->outputs[i].loss_mean));
+        logs_put(logs, tg_metric_name(c->outputs[i].loss_mean), tg_metric_result(c->outputs[i].loss_mean));
     for (int i = 0; i < c->n_outputs; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
-            tg_logs_set(logs, tg_metric_name(c->outputs[i].metrics[k]), tg_metric_result(c->outputs[i].metrics[k]));
+            logs_put(logs, tg_metric_name(c->outputs[i].metrics[k]), tg_metric_result(c->outputs[i].metrics[k]));
 }
 
 /* A confusion metric's result over every rank's counts: they are summed into a copy, the
@@ -672,7 +762,16 @@ static const char *intern(const char *name)
     return e ? e->name : NULL;
 }
 
+/* A value logged from C inside a traced step would be the one traced: the step runs
+ * eagerly instead (tg_fit's fallback) or, in a plain tg_function, it is an error. */
 int tg_logs_set(tg_logs *logs, const char *name, double value)
+{
+    if (!tg__trace_refuse_read((tg_loc){0}, "tg_logs_set"))
+        return -1;
+    return logs_put(logs, name, value);
+}
+
+static int logs_put(tg_logs *logs, const char *name, double value)
 {
     for (int i = 0; i < logs->n; i++)
         if (strcmp(logs->names[i], name) == 0) {

@@ -14,6 +14,7 @@
 
 #include "../dist/dist_impl.h"
 #include "../tensor/tensor_impl.h"
+#include "tapegrad/function.h" /* the step in graph mode */
 #include "train_impl.h"
 
 /* ---- the default training step: only public calls ----------------------------------------- */
@@ -907,6 +908,7 @@ typedef struct fit_data {
      * lists in fit's scope */
     int nx, ny;
     const tg_tensor **xs, **ys, **vxs, **vys;
+    tg_function *step; /* the step as a function (graph mode), or NULL: eagerly */
 } fit_data;
 
 static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
@@ -1272,15 +1274,62 @@ static void set_position(tg_model *m, int epoch, int64_t step, uint64_t seed)
         *pos = (tg__fit_position){.set = true, .epoch = epoch, .step = step, .seed = seed};
 }
 
+/* ---- the step in graph mode ------------------------------------------------------------------ */
+/* The step as tg_function's C function: inputs x..., y..., then the sample weights if any. */
+typedef struct step_call {
+    tg_model *m;
+    const tg_fit_opts *o;
+    int nx, ny;
+    tg_logs *logs;
+} step_call;
+
+static int traced_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    const step_call *s = user;
+    const tg_fit_opts *o = s->o;
+    const tg_tensor *w = n > s->nx + s->ny ? in[n - 1] : NULL;
+    (void)out;
+    if (s->nx == 1 && s->ny == 1 && !o->train_step_list)
+        return (o->train_step ? o->train_step : tg_train_step_default)(s->m, in[0], in[1], w, s->logs, o->user);
+    return (o->train_step_list ? o->train_step_list : tg_train_step_list_default)(s->m, in, s->nx, in + s->nx, s->ny, w,
+                                                                                  s->logs, o->user);
+}
+
+/* Keras's run_eagerly=False: the step becomes a function, unless asked otherwise or it
+ * cannot be one (numerics checks, several ranks, gradient accumulation). */
+static bool make_step_function(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, step_call *call)
+{
+    if (o->run_eagerly || o->check_numerics || (tg_get_check() & TG_CHECK_NUMERICS) || d->distributed ||
+        tg__accumulates_locally(m))
+        return true;
+    *call = (step_call){.m = m, .o = o, .nx = d->nx, .ny = d->ny};
+    d->step =
+        tg_function_new_at(loc, traced_step, call, (tg_function_opts){.name = "train_step", .eager_fallback = true});
+    return d->step != NULL;
+}
+
+static int run_step(tg_model *m, fit_data *d, const tg_fit_opts *o, step_call *call, tg_tensor **part, tg_logs *logs)
+{
+    int n = d->nx + d->ny;
+    if (!d->step) {
+        if (d->nx == 1 && d->ny == 1 && !o->train_step_list)
+            return (o->train_step ? o->train_step : tg_train_step_default)(m, part[0], part[1], part[2], logs, o->user);
+        return (o->train_step_list ? o->train_step_list : tg_train_step_list_default)(m, part, d->nx, part + d->nx,
+                                                                                      d->ny, part[n], logs, o->user);
+    }
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    call->logs = logs;
+    return tg_function_call_at((tg_loc){0}, d->step, part, n + (part[n] != NULL), out) < 0 ? -1 : 0;
+}
+
 /* One epoch of batches from step `first` on. Returns 1 when a callback stopped training,
  * 0, or -1 on error. */
 static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, int64_t *idx, int epoch, int64_t first,
-                     tg_progress *p, tg_logs *logs)
+                     tg_progress *p, tg_logs *logs, step_call *call)
 {
     int64_t n = d->x->shape[0];
     if (o->shuffle && !shuffle(loc, idx, n, o->seed, epoch))
         return -1;
-    tg_train_step_fn step = o->train_step ? o->train_step : tg_train_step_default;
     tg_model_reset_metrics(m);
     int stop = 0;
     int64_t next = first; /* the next step to run */
@@ -1296,10 +1345,7 @@ static int run_epoch(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o,
         tg_tensor *three[3], **part = d->train.n <= 3 ? three : scratch_list(d->train.n);
         int rc = -1;
         if (part && batcher_fill(loc, &d->train, idx + lo, 0, hi - lo, part))
-            rc = d->nx == 1 && d->ny == 1 && !o->train_step_list
-                     ? step(m, part[0], part[1], part[2], logs, o->user)
-                     : (o->train_step_list ? o->train_step_list : tg_train_step_list_default)(
-                           m, part, d->nx, part + d->nx, d->ny, part[d->nx + d->ny], logs, o->user);
+            rc = run_step(m, d, o, call, part, logs);
         if (rc == 0 && o->check_numerics)
             rc = check_weights(loc, m);
         if (rc == 0 && d->distributed) /* every rank logs the whole batch's values */
@@ -1462,6 +1508,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     fit_data d = {.distributed = tg_model_distributed(m)};
     tg_history *h = NULL;
     int64_t *idx = NULL;
+    step_call call = {0};
     unsigned check = tg_get_check();
     if (o.check_numerics)
         tg_set_check(check | TG_CHECK_NUMERICS);
@@ -1489,6 +1536,8 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     }
     for (int64_t i = 0; i < n; i++)
         idx[i] = i;
+    if (!make_step_function(loc, m, &d, &o, &call))
+        goto fail;
     FILE *out = o.out ? o.out : stdout;
     tg_verbose mode = o.verbose;
     if (mode == TG_VERBOSE_AUTO)
@@ -1505,7 +1554,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         tg_progress p;
         tg__progress_begin(&p, out, mode, d.steps);
         tg__progress_epoch_header(&p, epoch, o.epochs);
-        stop = run_epoch(loc, m, &d, &o, idx, epoch, epoch == o.initial_epoch ? o.initial_step : 0, &p, &logs);
+        stop = run_epoch(loc, m, &d, &o, idx, epoch, epoch == o.initial_epoch ? o.initial_step : 0, &p, &logs, &call);
         if (stop < 0)
             break;
         tg_logs epoch_logs = {0};
@@ -1541,6 +1590,7 @@ fail:
     h = NULL;
 done:
     tg_set_check(check);
+    tg_function_free(d.step);
     free(idx);
     batcher_free(&d.train);
     batcher_free(&d.val);
