@@ -438,7 +438,11 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
  * the forget gate's bias) and formulas. The output is the last state (units,) or, with
  * return_sequences, every step's (time, units); go_backwards reads the steps from the
  * last, and returns them in that order, as Keras does. Made of ops: a tape
- * differentiates through time. Masks are not supported yet. */
+ * differentiates through time. Masks are not supported yet.
+ * In a functional model, tg_layer_apply(lstm, x, h0, c0) starts from initial states
+ * (Keras's initial_state=[h0, c0]; GRU and SimpleRNN take h0 alone), each (units,) per
+ * example; with .return_state the layer has several outputs, taken with
+ * tg_layer_apply_outputs(lstm, outs, 3, x): the output, then the last h (and c). */
 typedef struct tg_rnn_opts {
     TG__LAYER_FIELDS;
     int64_t units;                        /* required, > 0 */
@@ -453,6 +457,7 @@ typedef struct tg_rnn_opts {
     bool return_sequences, go_backwards;
     tg_regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer; /* default none */
     tg_constraint kernel_constraint, recurrent_constraint, bias_constraint;     /* default none */
+    bool return_state; /* outputs (output, h, c) for LSTM, (output, h) for GRU and SimpleRNN */
 } tg_rnn_opts;
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);
@@ -655,6 +660,14 @@ tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *layer, const tg_keras_t
     ((const tg_keras_tensor *const[]){NULL, __VA_ARGS__} + 1), \
         (int)(sizeof((const tg_keras_tensor *const[]){NULL, __VA_ARGS__}) / sizeof(tg_keras_tensor *)) - 1
 #define tg_layer_apply(layer, ...) tg_layer_apply_at(TG_LOC, layer, TG_KERAS_TENSORS(__VA_ARGS__))
+/* A layer of several outputs applied (Keras's `out, h, c = lstm(x)`: a recurrent layer
+ * with return_state, attention with return_attention_scores): its n_outs outputs into
+ * outs[0..n_outs), n_outs being the layer's count. Returns 0, or -1 with an error (and
+ * outs NULL). tg_layer_apply refuses such a layer, naming its count. */
+int tg_layer_apply_outputs_at(tg_loc loc, tg_layer *layer, const tg_keras_tensor *const *inputs, int n,
+                              tg_keras_tensor **outs, int n_outs);
+#define tg_layer_apply_outputs(layer, outs, n_outs, ...) \
+    tg_layer_apply_outputs_at(TG_LOC, layer, TG_KERAS_TENSORS(__VA_ARGS__), outs, n_outs)
 /* One example's shape (rank -1 for NULL), and the layer whose call made it. */
 tg_shape tg_keras_tensor_shape(const tg_keras_tensor *t);
 tg_layer *tg_keras_tensor_layer(const tg_keras_tensor *t);

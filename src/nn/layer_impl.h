@@ -11,7 +11,8 @@
 #include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
-#define TG_LAYER_MAX_VARS 8 /* a Bidirectional LSTM's six; TimeDistributed(BatchNormalization)'s four */
+#define TG_LAYER_MAX_VARS    8 /* a Bidirectional LSTM's six; TimeDistributed(BatchNormalization)'s four */
+#define TG_LAYER_MAX_OUTPUTS 3 /* an LSTM's output, h and c (return_state) */
 
 /* Kinds are written with designated initialisers: a hook a kind does not need stays NULL. */
 typedef struct tg_layer_kind {
@@ -27,6 +28,12 @@ typedef struct tg_layer_kind {
      * above, which stay NULL. */
     bool (*build_n)(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out);
     tg_tensor *(*call_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
+    /* Layers of several outputs (a recurrent layer's return_state, attention's scores): the
+     * count for the layer's options, and each one's example shape into out[0..count) once
+     * built (out may be NULL: the count only); the call filling ys[0..count). Its inputs
+     * are checked and cast as call_n's; call and call_n, where set, give ys[0] alone. */
+    int (*output_shapes)(const tg_layer *l, tg_shape *out);
+    bool (*call_outs)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys);
 } tg_layer_kind;
 
 /* A symbolic tensor of the functional API: one example's shape and what made it. */
@@ -35,6 +42,7 @@ struct tg_keras_tensor {
     tg_shape shape; /* one example's, no batch dim */
     tg_dtype dtype;
     tg_node *node; /* the call that made it */
+    int index;     /* which of its outputs (Keras's tensor_index) */
 };
 
 /* One call of a layer on symbolic tensors (Keras's Node): the layer owns it, and the node
@@ -44,10 +52,11 @@ struct tg_node {
     int index; /* in layer->nodes: Keras's node_index */
     int n_in;
     const tg_keras_tensor **in;
-    tg_keras_tensor out;
+    tg_keras_tensor outs[TG_LAYER_MAX_OUTPUTS];
+    int n_out;
     bool in_model; /* a node of its layer's model (Keras's relevant_nodes) */
     /* scratch of the graph walk in tg_functional */
-    int depth, order, slot;
+    int depth, order, slot; /* output k's slot is slot + k */
     bool done, in_progress;
 };
 
@@ -119,6 +128,10 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
 /* The same for a layer of `n` inputs (a merge layer, or any layer with n == 1). */
 bool tg__layer_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_dtype model_dtype, uint64_t seed);
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
+/* Every output of the layer into ys[0..tg__layer_output_shapes(l, NULL)). */
+bool tg__layer_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys);
+/* The number of outputs and, with out and a built layer, their example shapes. */
+int tg__layer_output_shapes(const tg_layer *l, tg_shape *out);
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);

@@ -274,6 +274,12 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
                         l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
                         tg__shape_str(&xs, got, sizeof got));
     }
+    int n_out = tg__layer_output_shapes(l, NULL);
+    if (n_out > 1)
+        return tg__fail(loc,
+                        "layer \"%s\" (%s) has %d outputs: apply it to keras tensors with "
+                        "tg_layer_apply_outputs in a functional model",
+                        l->name, l->kind->class_name, n_out);
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
     ctx->layer = l->name; /* names the layer in TG_CHECK_NUMERICS reports */
@@ -284,28 +290,44 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return y && !add_activity_loss(l, loc, y) ? NULL : y;
 }
 
+int tg__layer_output_shapes(const tg_layer *l, tg_shape *out)
+{
+    if (l->kind->output_shapes)
+        return l->kind->output_shapes(l, out);
+    if (out)
+        out[0] = l->out_shape;
+    return 1;
+}
+
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
 {
-    if (!l->kind->call_n)
-        return n == 1 ? tg__layer_call(l, loc, xs[0], training)
-                      : tg__fail(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
-                                 l->kind->class_name, n);
+    tg_tensor *ys[TG_LAYER_MAX_OUTPUTS];
+    return tg__layer_call_outs(l, loc, xs, n, training, ys) ? ys[0] : NULL;
+}
+
+bool tg__layer_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys)
+{
+    if (!l->kind->call_n && !l->kind->call_outs)
+        return n == 1 ? (ys[0] = tg__layer_call(l, loc, xs[0], training)) != NULL
+                      : tg__failb(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
+                                  l->kind->class_name, n);
     if (n != l->n_in)
-        return tg__fail(loc, "layer \"%s\" (%s) was built for %d inputs, but it was called on %d", l->name,
-                        l->kind->class_name, l->n_in, n);
-    for (int i = 0; i < n; i++)
-        if (!same_example(&l->in_shapes[i], xs[i])) {
-            char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
+        return tg__failb(loc, "layer \"%s\" (%s) was built for %d inputs, but it was called on %d", l->name,
+                         l->kind->class_name, l->n_in, n);
+    for (int i = 0; i < n; i++) {
+        const tg_shape *want = l->in_shapes ? &l->in_shapes[i] : &l->in_shape;
+        if (!same_example(want, xs[i])) {
+            char w[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
             tg_shape xs_i = tg_shape_of(xs[i]);
-            return tg__fail(loc,
-                            "input %d of layer \"%s\" is incompatible with the layer: expected shape=%s, "
-                            "found shape=%s",
-                            i, l->name, tg__batch_shape_str(&l->in_shapes[i], want, sizeof want),
-                            tg__shape_str(&xs_i, got, sizeof got));
+            return tg__failb(loc,
+                             "input %d of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+                             "found shape=%s",
+                             i, l->name, tg__batch_shape_str(want, w, sizeof w), tg__shape_str(&xs_i, got, sizeof got));
         }
+    }
     tg_tensor **cast = tg__arena_alloc(tg__ctx()->scope, sizeof *cast * (size_t)n); /* with the batch's tensors */
     if (!cast)
-        return tg__fail(loc, "layer \"%s\": out of memory", l->name);
+        return tg__failb(loc, "layer \"%s\": out of memory", l->name);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         cast[i] = xs[i];
@@ -315,9 +337,12 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
     ctx->layer = l->name;
-    tg_tensor *y = ok ? l->kind->call_n(l, loc, cast, n, training) : NULL;
+    if (ok && l->kind->call_outs)
+        ok = l->kind->call_outs(l, loc, cast, n, training, ys);
+    else if (ok)
+        ok = (ys[0] = l->kind->call_n(l, loc, cast, n, training)) != NULL;
     ctx->layer = outer;
-    return y;
+    return ok;
 }
 
 void tg__layer_destroy(tg_layer *l)

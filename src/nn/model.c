@@ -82,6 +82,13 @@ static bool build_from(tg_model *m, tg_loc loc, int first, const tg_shape *in)
                      l->name, tg__shape_str(&l->in_shape, a, sizeof a), m->name, tg__shape_str(&s, b, sizeof b));
             break;
         }
+        int n_out = tg__layer_output_shapes(l, NULL);
+        if (n_out > 1) {
+            tg__fail(loc,
+                     "layer \"%s\" (%s) has %d outputs; a Sequential model takes layers of one: use a functional model",
+                     l->name, l->kind->class_name, n_out);
+            break;
+        }
         if (!l->built) {
             if (!tg__layer_build(l, loc, &s, m->dtype, tg__derive_seed(m->seed, (uint64_t)i)))
                 break;
@@ -840,7 +847,8 @@ static const char *connections(const tg_layer *l, char *buf, size_t size)
             continue;
         for (int i = 0; i < l->nodes[k]->n_in && at + 1 < size; i++) {
             const tg_node *from = l->nodes[k]->in[i]->node;
-            int w = snprintf(buf + at, size - at, "%s%s[%d][0]", at ? ", " : "", from->layer->name, from->index);
+            int w = snprintf(buf + at, size - at, "%s%s[%d][%d]", at ? ", " : "", from->layer->name, from->index,
+                             l->nodes[k]->in[i]->index);
             at += w > 0 ? (size_t)w : 0;
         }
     }

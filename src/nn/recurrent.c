@@ -160,39 +160,92 @@ static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw
     return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(b, t, g)), (int)t, xw, 1) == 0;
 }
 
-static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* The layer on x from the states h0 and c0 (NULL: zeros): ys[0] the output, then with
+ * return_state the last h (and, for LSTM, c). */
+static bool rnn_run(tg_layer *l, tg_loc loc, const tg_tensor *x, tg_tensor *h0, tg_tensor *c0, tg_tensor **ys)
 {
-    (void)training;
     const tg_rnn_opts *o = &l->o.rnn;
     rnn_step s = {.loc = loc, .l = l};
     if (kind_of(l) == CELL_GRU && o->reset_after && o->use_bias) {
         tg_tensor *rows[2];
         if (tg_unstack_at(loc, l->vars[BIAS], 2, rows, 0) != 0)
-            return NULL;
+            return false;
         s.input_bias = rows[0], s.recurrent_bias = rows[1];
     }
     int64_t t = tg_dim(x, 1);
     tg_tensor **xw = calloc((size_t)(2 * t + 1), sizeof(tg_tensor *)), **outs = xw + t;
     if (!xw)
-        return tg__fail(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
+        return tg__failb(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
     tg_tensor *h = NULL, *c = NULL;
     if (input_products(&s, x, xw)) {
-        h = c = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0); /* the initial state */
+        tg_tensor *zeros = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0);
+        h = h0 ? h0 : zeros;
+        c = c0 ? c0 : zeros;
         for (int64_t k = 0; h && k < t; k++)
             h = outs[k] = step(&s, xw[o->go_backwards ? t - 1 - k : k], h, &c);
     }
-    tg_tensor *y = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
+    ys[0] = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
     free(xw);
-    return y;
+    if (o->return_state) {
+        ys[1] = h;
+        if (kind_of(l) == CELL_LSTM)
+            ys[2] = c;
+    }
+    return ys[0] != NULL;
+}
+
+static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    tg_tensor *ys[TG_LAYER_MAX_OUTPUTS];
+    return rnn_run(l, loc, x, NULL, NULL, ys) ? ys[0] : NULL;
+}
+
+/* ---- initial states and return_state (functional models) -------------------------------- */
+static int n_states(const tg_layer *l) { return kind_of(l) == CELL_LSTM ? 2 : 1; }
+
+/* Keras's initial_state: inputs after the sequences are the states, each (units,). */
+static bool rnn_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out)
+{
+    const char *name = cells[kind_of(l)].name;
+    if (n != 1 && n != 1 + n_states(l))
+        return tg__failb(loc,
+                         "%s \"%s\": called on %d inputs; it takes the sequences, then optionally its %d "
+                         "initial state%s (%s)",
+                         name, l->name, n, n_states(l), n_states(l) > 1 ? "s" : "",
+                         kind_of(l) == CELL_LSTM ? "h and c" : "h");
+    for (int i = 1; i < n; i++)
+        if (in[i].rank != 1 || in[i].dims[0] != l->o.rnn.units) {
+            char s[TG_SHAPE_STR_MAX];
+            return tg__failb(loc, "%s \"%s\": initial state %d has shape %s; a state is (batch, units) = (None, %lld)",
+                             name, l->name, i - 1, tg__batch_shape_str(&in[i], s, sizeof s), (long long)l->o.rnn.units);
+        }
+    return rnn_build(l, loc, &in[0], out);
+}
+
+static int rnn_output_shapes(const tg_layer *l, tg_shape *out)
+{
+    int n = l->o.rnn.return_state ? 1 + n_states(l) : 1;
+    for (int k = 0; out && k < n; k++)
+        out[k] = k == 0 ? l->out_shape : TG_SHAPE(l->o.rnn.units);
+    return n;
+}
+
+static bool rnn_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys)
+{
+    (void)training;
+    return rnn_run(l, loc, xs[0], n > 1 ? xs[1] : NULL, n > 2 ? xs[2] : NULL, ys);
 }
 
 /* ---- the three kinds ------------------------------------------------------------------------------- */
-static const tg_layer_kind simple_kind = {
-    .base_name = "simple_rnn", .class_name = "SimpleRNN", .autocast = true, .build = rnn_build, .call = rnn_call};
-static const tg_layer_kind lstm_kind = {
-    .base_name = "lstm", .class_name = "LSTM", .autocast = true, .build = rnn_build, .call = rnn_call};
-static const tg_layer_kind gru_kind = {
-    .base_name = "gru", .class_name = "GRU", .autocast = true, .build = rnn_build, .call = rnn_call};
+#define RNN_KIND(base, class)                                                                           \
+    {                                                                                                   \
+        .base_name = base, .class_name = class, .autocast = true, .build = rnn_build, .call = rnn_call, \
+        .build_n = rnn_build_n, .output_shapes = rnn_output_shapes, .call_outs = rnn_call_outs          \
+    }
+static const tg_layer_kind simple_kind = RNN_KIND("simple_rnn", "SimpleRNN");
+static const tg_layer_kind lstm_kind = RNN_KIND("lstm", "LSTM");
+static const tg_layer_kind gru_kind = RNN_KIND("gru", "GRU");
 
 static cell_kind kind_of(const tg_layer *l)
 {

@@ -155,6 +155,12 @@ tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts
         tg__layer_destroy(layer);
         return NULL;
     }
+    if (layer->o.rnn.return_state) { /* Keras's list of both directions' states: not yet */
+        tg__fail(loc, "tg_bidirectional: layer \"%s\" (%s) has return_state set; Bidirectional does not return states",
+                 layer->name, layer->kind->class_name);
+        tg__layer_destroy(layer);
+        return NULL;
+    }
     if ((unsigned)o.merge_mode > TG_MERGE_AVE) {
         tg__fail(loc,
                  "tg_bidirectional: merge_mode %d is not a tg_merge_mode (TG_MERGE_CONCAT, TG_MERGE_SUM, "
@@ -230,7 +236,7 @@ tg_layer *tg_time_distributed_at(tg_loc loc, tg_layer *layer, tg_time_distribute
 {
     if (!check_wrapped(loc, "tg_time_distributed", layer))
         return NULL;
-    if (layer->kind->build_n) {
+    if (!layer->kind->build) {
         tg__fail(loc,
                  "tg_time_distributed: layer \"%s\" (%s) takes several inputs; TimeDistributed wraps a layer "
                  "of one input",
