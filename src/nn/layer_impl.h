@@ -157,6 +157,7 @@ typedef struct tg__fit_position {
     int epoch;
     int64_t step;
     uint64_t seed;
+    bool resume; /* set at train begin by a callback that loaded it (BackupAndRestore): fit starts there */
 } tg__fit_position;
 tg__fit_position *tg__model_fit_position(const tg_model *m);
 /* Checks a user's model handle: non-NULL and not freed. False with an error. */
