@@ -536,13 +536,18 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
 
 /* ---- merging layers (Keras's layers/merging) ------------------------------------------ */
 /* Keras's MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py), applied
- * with tg_layer_apply(layer, query, value) or (query, value, key), each (batch, steps,
- * features): query/kernel (Dq, heads, key_dim), key/kernel (Dk, heads, key_dim),
- * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
- * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
- * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
- * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). No attention_mask
- * input, dropout or attention_axes yet. */
+ * with tg_layer_apply(layer, query, value) or (query, value, key), each (batch, ...,
+ * features) of one rank: query/kernel (Dq, heads, key_dim), key/kernel (Dk, heads,
+ * key_dim), value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads,
+ * value_dim, *output_shape), each with a bias; the projections, scores and output are
+ * Keras's einsums for that rank and attention_axes. Scores are softmax(q k / sqrt(key_dim))
+ * over the key's attention axes, the output (batch, ..., *output_shape).
+ * .use_causal_mask (a call argument in Keras) lets step i attend to steps <= i, as Keras's
+ * causal mask (masked scores -1e9, then 0), with one attention axis, the first.
+ * .dropout drops attention probabilities in training only, from the layer's seed.
+ * .return_attention_scores (a call argument in Keras) gives the layer a second output, the
+ * probabilities before dropout, (batch, other axes, heads, query steps, key steps): take
+ * both with tg_layer_apply_outputs. No attention_mask input yet. */
 typedef struct tg_multi_head_attention_opts {
     TG__LAYER_FIELDS;
     int num_heads;     /* required, > 0 */
@@ -551,11 +556,43 @@ typedef struct tg_multi_head_attention_opts {
     bool use_bias;     /* default true */
     bool use_causal_mask;
     tg_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+    double dropout;                                      /* in [0, 1), default 0 */
+    tg_shape output_shape;        /* the output's last dims; rank 0 (default): the query's last dim */
+    tg_axes attention_axes;       /* Keras's axes, batch counted (negative: from the features, -1);
+                                     default (none given): every axis but the batch and the features */
+    bool return_attention_scores; /* outputs (output, scores) */
 } tg_multi_head_attention_opts;
 tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o);
-#define tg_multi_head_attention(...) \
-    tg_multi_head_attention_at(      \
-        TG_LOC, TG__OPTS(tg_multi_head_attention_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+#define tg_multi_head_attention(...)                                                                      \
+    TG__CALL(tg_multi_head_attention_opts, tg_multi_head_attention_at(TG_LOC, tg__o), TG__LAYER_DEFAULTS, \
+             .use_bias = true, __VA_ARGS__)
+
+/* Keras's Attention (keras/src/layers/attention/attention.py, Luong-style) and
+ * AdditiveAttention (additive_attention.py, Bahdanau-style), applied with
+ * tg_layer_apply(layer, query, value) or (query, value, key): query (batch, Tq, dim), value
+ * (batch, Tv, dv), key (batch, Tv, dim), default the value. Scores (batch, Tq, Tv): Attention's
+ * "dot" q k^T (times the scalar variable "scale" with use_scale), or "concat"
+ * concat_score_weight * sum(tanh(scale * (q + k))) over dim; AdditiveAttention's
+ * sum(scale * tanh(q + k)) over dim, scale a (dim,) variable (glorot_uniform) with use_scale
+ * (its default). Then the softmax over Tv (after the causal mask, use_causal_mask: scores
+ * - 1e9 above the diagonal), dropout in training, and the probabilities times the value:
+ * (batch, Tq, dv). return_attention_scores adds the probabilities (before dropout) as a
+ * second output. Query and value masks are not supported yet. */
+typedef enum tg_score_mode { TG_SCORE_DOT = 0, TG_SCORE_CONCAT } tg_score_mode;
+typedef struct tg_attention_opts {
+    TG__LAYER_FIELDS;
+    bool use_scale;           /* Attention: default false; AdditiveAttention: default true */
+    tg_score_mode score_mode; /* Attention only: default TG_SCORE_DOT */
+    double dropout;           /* in [0, 1), default 0 */
+    bool use_causal_mask;
+    bool return_attention_scores;
+} tg_attention_opts;
+tg_layer *tg_attention_layer_at(tg_loc loc, tg_attention_opts o);
+tg_layer *tg_additive_attention_at(tg_loc loc, tg_attention_opts o);
+#define tg_attention_layer(...) \
+    tg_attention_layer_at(TG_LOC, TG__OPTS(tg_attention_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_additive_attention(...) \
+    tg_additive_attention_at(TG_LOC, TG__OPTS(tg_attention_opts, TG__LAYER_DEFAULTS, .use_scale = true, __VA_ARGS__))
 
 /* Add, Subtract, Multiply, Average, Maximum and Minimum combine their inputs element by
  * element; one example's shapes must match or broadcast (a 1 against any size, and a

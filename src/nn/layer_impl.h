@@ -106,6 +106,7 @@ struct tg_layer {
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_multi_head_attention_opts mha;
+        tg_attention_opts attention;
         tg_prelu_layer_opts prelu;
         tg_merge_opts merge;
         tg_dot_opts dot;
@@ -238,6 +239,9 @@ bool tg__check_activation(tg_loc loc, const char *func, tg_activation a);
 /* Normalises a layer's axis for inputs of `rank` (batch included); axis 0 (the batch) is
  * refused. Returns the axis or -1 with an error. */
 int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank);
+/* x times a mask of zeros (probability rate, drawn from rng) and 1 / (1 - rate), as TF's
+ * dropout (Dropout, and attention's dropout of its probabilities). */
+tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate, const char *layer);
 /* "(None, 3, 4)" for an example shape. */
 const char *tg__batch_shape_str(const tg_shape *example, char *buf, size_t size);
 

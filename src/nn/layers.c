@@ -610,20 +610,16 @@ static bool dropout_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape 
     return true;
 }
 
-/* x times a mask of zeros (probability rate) and 1 / (1 - rate), as TF's dropout. */
-static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate, const char *layer)
 {
-    double rate = l->o.dropout.rate;
-    if (!training || rate == 0.0)
-        return (tg_tensor *)x;
     int64_t n = tg_size(x);
     bool f64 = tg_dtype_of(x) == TG_F64;
     void *mask = malloc((size_t)(n ? n : 1) * (f64 ? sizeof(double) : sizeof(float)));
     if (!mask)
-        return tg__fail(loc, "Dropout \"%s\": out of memory", l->name);
+        return tg__fail(loc, "layer \"%s\": out of memory", layer);
     double scale = 1.0 / (1.0 - rate);
     for (int64_t i = 0; i < n; i++) {
-        double m = tg_rng_uniform01(l->rng) >= rate ? scale : 0.0;
+        double m = tg_rng_uniform01(rng) >= rate ? scale : 0.0;
         if (f64)
             ((double *)mask)[i] = m;
         else
@@ -632,6 +628,14 @@ static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool
     tg_tensor *mt = tg_tensor_from_at(loc, tg_dtype_of(x), tg_shape_of(x), mask);
     free(mask);
     return tg_mul_at(loc, x, mt);
+}
+
+static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    double rate = l->o.dropout.rate;
+    if (!training || rate == 0.0)
+        return (tg_tensor *)x;
+    return tg__dropout(loc, l->rng, x, rate, l->name);
 }
 
 static void dropout_release(tg_layer *l)
