@@ -563,9 +563,9 @@ typedef struct tg_multi_head_attention_opts {
     bool return_attention_scores; /* outputs (output, scores) */
 } tg_multi_head_attention_opts;
 tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o);
-#define tg_multi_head_attention(...)                                                                      \
-    TG__CALL(tg_multi_head_attention_opts, tg_multi_head_attention_at(TG_LOC, tg__o), TG__LAYER_DEFAULTS, \
-             .use_bias = true, __VA_ARGS__)
+#define tg_multi_head_attention(...) \
+    tg_multi_head_attention_at(      \
+        TG_LOC, TG__OPTS(tg_multi_head_attention_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
 
 /* Keras's Attention (keras/src/layers/attention/attention.py, Luong-style) and
  * AdditiveAttention (additive_attention.py, Bahdanau-style), applied with
