@@ -238,7 +238,7 @@ static void test_errors(void)
     tg_scope *s = tg_scope_begin();
     tg_keras_tensor *q = tg_input(TG_SHAPE(3, 4)), *v = tg_input(TG_SHAPE(5, 4)), *k6 = tg_input(TG_SHAPE(6, 4));
     tg_keras_tensor *k3 = tg_input(TG_SHAPE(5, 3)), *flat = tg_input(TG_SHAPE(4)), *q4 = tg_input(TG_SHAPE(2, 3, 4));
-    tg_keras_tensor *v4 = tg_input(TG_SHAPE(3, 5, 4)), *outs[2];
+    tg_keras_tensor *v4 = tg_input(TG_SHAPE(3, 5, 4)), *outs[3];
     tg_layer *att = tg_attention_layer();
     EXPECT_ERROR(tg_layer_apply(att, q, v, k6) == NULL,
                  "Attention \"attention\": the key (None, 6, 4) and the value (None, 5, 4) need the same number of "

@@ -91,7 +91,7 @@ static void check_case(const rcase *c)
     bool lstm = !strcmp(c->kind, "lstm");
     int n = lstm ? 3 : 2;
     tg_keras_tensor *x = tg_input(example_of(c->a[X].shape));
-    tg_keras_tensor *h0 = tg_input(TG_SHAPE(c->units)), *c0 = tg_input(TG_SHAPE(c->units));
+    tg_keras_tensor *h0 = tg_input(TG_SHAPE(c->units)), *c0 = lstm ? tg_input(TG_SHAPE(c->units)) : NULL;
     tg_keras_tensor *outs[3] = {0};
     tg_layer *l = layer_for(c);
     const tg_keras_tensor *ins[3] = {x, h0, c0};
