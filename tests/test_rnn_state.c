@@ -197,6 +197,43 @@ static void test_states_in_a_model(void)
     tg_scope_end(s);
 }
 
+/* An encoder's states start a decoder (Keras's seq2seq): fit trains through both, the
+ * decoder's gradient reaching the encoder only through the states. */
+static void test_encoder_decoder_learns(void)
+{
+    tg_scope *s = tg_scope_begin();
+    enum { N = 64, T = 5 };
+    float enc[N * T], dec[N * T], y[N];
+    tg_rng *rng = tg_rng_new(7);
+    for (int i = 0; i < N; i++) { /* the label is the sign of the encoder's first step */
+        for (int t = 0; t < T; t++) {
+            enc[i * T + t] = (float)(2 * tg_rng_uniform01(rng) - 1);
+            dec[i * T + t] = (float)(2 * tg_rng_uniform01(rng) - 1);
+        }
+        y[i] = enc[i * T] > 0;
+    }
+    tg_rng_free(rng);
+    tg_keras_tensor *a = tg_input(TG_SHAPE(T, 1), .name = "encoder_in"), *b = tg_input(TG_SHAPE(T, 1));
+    tg_keras_tensor *e[3], *d;
+    REQUIRE(tg_layer_apply_outputs(tg_lstm(.units = 8, .return_state = true), e, 3, a) == 0);
+    d = tg_layer_apply(tg_lstm(.units = 8), b, e[1], e[2]);
+    tg_keras_tensor *out = tg_layer_apply(tg_dense(.units = 1, .activation = TG_SIGMOID), d);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(out), .seed = 4);
+    REQUIRE(m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.02), .loss = TG_LOSS_BINARY_CROSSENTROPY,
+                            .metrics = TG_METRICS(TG_ACCURACY)) == 0);
+    const tg_tensor *ins[2] = {tg_tensor_from(TG_F32, TG_SHAPE(N, T, 1), enc),
+                               tg_tensor_from(TG_F32, TG_SHAPE(N, T, 1), dec)};
+    const tg_tensor *ys[1] = {tg_tensor_from(TG_F32, TG_SHAPE(N, 1), y)};
+    tg_history *h = tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 2, .targets = ys, .n_targets = 1, .epochs = 40,
+                           .batch_size = 16, .verbose = TG_VERBOSE_SILENT);
+    int n = 0;
+    const double *acc = tg_history_get(h, "accuracy", &n);
+    CHECK(acc && n == 40 && acc[n - 1] >= 0.9);
+    tg_history_free(h);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -233,6 +270,7 @@ int main(void)
 {
     RUN(test_against_pytorch);
     RUN(test_states_in_a_model);
+    RUN(test_encoder_decoder_learns);
     RUN(test_errors);
     return TEST_SUMMARY();
 }
