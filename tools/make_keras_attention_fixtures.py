@@ -23,6 +23,9 @@ Transcribed from keras/src/layers/attention/ (keras-team/keras):
     the causal mask as where(mask, scores, scores - 1e9); softmax; weights @ value.
   * additive_attention.py: scores = sum(scale * tanh(q[..., None, :] + k[..., None, :, :]), -1),
     scale a (dim,) variable.
+The "dot" cases are checked, as the script runs, against torch's own scaled dot-product
+attention (torch 1.13's _scaled_dot_product_attention, the query scaled back by sqrt(dim)
+times `scale`; the causal mask as its boolean attn_mask): outputs and weights.
 The loss is sum(output * r) + sum(scores * rs) for fixed random r and rs (scores: the
 attention probabilities, Keras's return_attention_scores).
 
@@ -203,6 +206,14 @@ def attention_case(name, q_shape, v_shape, k_shape, use_scale, concat, causal, a
         if concat:
             weights.append(np.array(1.3))
     opts = [use_scale, causal] if additive else [use_scale, concat, causal]
+    if not additive and not concat:  # where Keras's dot attention is torch's own
+        q, v, k = (torch.tensor(x) for x in (inputs + inputs[1:2])[:3])
+        scale = (float(weights[0]) if use_scale else 1.0) * math.sqrt(q.shape[-1])  # torch divides by sqrt(E)
+        mask = torch.tril(torch.ones(q.shape[1], k.shape[1], dtype=torch.bool)) if causal else None
+        want, want_weights = torch.nn.functional._scaled_dot_product_attention(
+            q * scale, k, v, attn_mask=mask, dropout_p=0.0, need_attn_weights=True)
+        got, got_weights = attention(q, v, k, [torch.tensor(w) for w in weights], use_scale, concat, causal, additive)
+        assert float((want - got).abs().max()) < 1e-12 and float((want_weights - got_weights).abs().max()) < 1e-12, name
     return emit(name, "additive" if additive else "attention", opts, inputs, weights,
                 lambda q, v, k, w: attention(q, v, k, w, use_scale, concat, causal, additive))
 
