@@ -7,6 +7,7 @@
  * dropout in training only, seeded; the errors for shapes that do not fit. */
 #include "check.h"
 #include "fixture.h"
+#include "tmpfiles.h"
 
 #define MAXV     1024
 #define MAX_VARS 8
@@ -233,6 +234,39 @@ static void test_mha_dropout(void)
     tg_scope_end(s);
 }
 
+/* The scalar variables of Attention (shape ()) and AdditiveAttention's (dim,) go through a
+ * model file and come back. */
+static tg_model *scored_model(void)
+{
+    tg_keras_tensor *q = tg_input(TG_SHAPE(3, 4)), *v = tg_input(TG_SHAPE(5, 4));
+    tg_keras_tensor *a = tg_layer_apply(tg_attention_layer(.use_scale = true, .score_mode = TG_SCORE_CONCAT), q, v);
+    tg_keras_tensor *b = tg_layer_apply(tg_additive_attention(), q, v);
+    return tg_functional(TG_KERAS_TENSORS(q, v), TG_KERAS_TENSORS(tg_layer_apply(tg_add_layer(), a, b)), .seed = 2);
+}
+
+static void test_save_and_load(void)
+{
+    REQUIRE(make_tmpdir("tg-attention"));
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = scored_model(), *back = scored_model();
+    REQUIRE(m && back);
+    int n;
+    tg_tensor *const *vars = tg_model_variables(m, &n);
+    REQUIRE(n == 3);
+    CHECK(!strcmp(tg_variable_name(vars[0]), "attention/scale") && tg_rank(vars[0]) == 0);
+    CHECK(!strcmp(tg_variable_name(vars[1]), "attention/concat_score_weight"));
+    CHECK(!strcmp(tg_variable_name(vars[2]), "additive_attention/scale") && tg_dim(vars[2], 0) == 4);
+    CHECK(tg_assign(vars[0], tg_scalar(0.25)) == 0 && tg_assign(vars[1], tg_scalar(-2.0)) == 0);
+    REQUIRE(tg_model_save(m, at("m.safetensors"), NULL) == 0 && tg_model_load(back, at("m.safetensors")) == 0);
+    tg_tensor *const *got = tg_model_variables(back, &n);
+    CHECK(tg_item(got[0]) == 0.25 && tg_item(got[1]) == -2.0);
+    CHECK(tg_item(tg_max(tg_abs(tg_sub(got[2], vars[2])))) == 0);
+    tg_model_free(m);
+    tg_model_free(back);
+    tg_scope_end(s);
+    remove_tmpdir();
+}
+
 static void test_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -286,6 +320,7 @@ int main(void)
     RUN(test_against_keras_formulas);
     RUN(test_attention_dropout);
     RUN(test_mha_dropout);
+    RUN(test_save_and_load);
     RUN(test_errors);
     return TEST_SUMMARY();
 }
