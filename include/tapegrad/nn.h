@@ -118,13 +118,27 @@ const char *tg_activation_name(tg_activation a); /* "relu", ...; NULL if out of 
 tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a);
 #define tg_activate(x, a) tg_activate_at(TG_LOC, x, a)
 
+/* ---- dtype policies ------------------------------------------------------------------ */
+/* Keras's global dtype policy (keras.config.set_dtype_policy), read by each layer made
+ * after it is set: "float32" (the default: layers take the model's dtype), "float64", or
+ * "mixed_bfloat16": variables, optimizer state and the loss stay float32 while Dense,
+ * Conv2D, the 2-D poolings, Activation and Dropout compute in bfloat16 (their inputs and
+ * variables cast to it inside the call, the casts recorded, so gradients reach the float32
+ * variables); a model's outputs are cast back to float32. Layers of other kinds compute in
+ * float32 under it. An unknown name is an error naming the valid ones; returns 0 or -1. */
+int tg_set_dtype_policy_at(tg_loc loc, const char *name);
+#define tg_set_dtype_policy(name) tg_set_dtype_policy_at(TG_LOC, name)
+const char *tg_dtype_policy(void); /* the global policy's name */
+
 /* ---- layers ------------------------------------------------------------------------- */
 /* Options every layer takes. */
-#define TG__LAYER_FIELDS                                                                 \
-    const char *name;    /* default: Keras's, numbered per kind within the model */      \
-    tg_dtype dtype;      /* of the variables and the computation; default the model's */ \
-    uint64_t seed;       /* nonzero: this layer's seed; 0: derived from the model's */   \
-    tg_shape input_shape /* on the first layer: one example's shape, without the batch */
+#define TG__LAYER_FIELDS                                                                         \
+    const char *name;         /* default: Keras's, numbered per kind within the model */         \
+    tg_dtype dtype;           /* of the variables and the computation; default the model's */    \
+    uint64_t seed;            /* nonzero: this layer's seed; 0: derived from the model's */      \
+    const char *dtype_policy; /* Keras's: "float32", "float64", "mixed_bfloat16"; default the  \
+                                 global policy (tg_set_dtype_policy) when dtype is not given */ \
+    tg_shape input_shape      /* on the first layer: one example's shape, without the batch */
 #define TG__LAYER_DEFAULTS .dtype = TG_DTYPE_INHERIT
 
 typedef struct tg_dense_opts {
@@ -640,7 +654,10 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *layer, const tg_tensor *x, tg_
 #define tg_layer_call(layer, x, ...) \
     tg_layer_call_at(TG_LOC, layer, x, TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
 
-const char *tg_layer_name(const tg_layer *layer);       /* "dense_1" */
+const char *tg_layer_name(const tg_layer *layer); /* "dense_1" */
+/* The layer's dtype policy: "float32", "float64" or "mixed_bfloat16" (a layer left to the
+ * model's dtype says "float32" until it is built). */
+const char *tg_layer_dtype_policy(const tg_layer *layer);
 const char *tg_layer_class_name(const tg_layer *layer); /* "Dense" */
 /* The activation of a Dense, Conv2D or Activation layer; TG_LINEAR for the others. */
 tg_activation tg_layer_activation(const tg_layer *layer);

@@ -31,7 +31,7 @@ tg_layer *tg_prelu_layer_at(tg_loc loc, tg_prelu_layer_opts o)
 {
     if (o.shared_axes.n < 0 || o.shared_axes.n > TG_MAX_RANK)
         return tg__fail(loc, "tg_prelu_layer: .shared_axes lists %d axes", o.shared_axes.n);
-    tg_layer *l = tg__layer_new(loc, &prelu_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &prelu_kind, o);
     if (l)
         l->o.prelu = o;
     return l;

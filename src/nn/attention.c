@@ -323,7 +323,7 @@ tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o)
                         "tg_multi_head_attention: output_shape needs 1 to 4 positive dims (or none) and "
                         "attention_axes at most %d axes",
                         TG_MAX_RANK - 3);
-    tg_layer *l = tg__layer_new(loc, &mha_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &mha_kind, o);
     if (l)
         l->o.mha = o;
     return l;
@@ -451,7 +451,7 @@ static tg_layer *attention_new(tg_loc loc, const tg_layer_kind *kind, const char
                         "%s: Invalid value for argument score_mode. Expected one of {'dot', 'concat'} "
                         "(AdditiveAttention: none). Received: score_mode=%d",
                         func, (int)o.score_mode);
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.attention = o;
     return l;

@@ -82,7 +82,7 @@ tg_layer *tg_conv1d_layer_at(tg_loc loc, tg_conv1d_layer_opts o)
                         (long long)o.strides, (long long)o.dilation_rate);
     if (!check_padding(loc, f, o.padding) || !tg__check_activation(loc, f, o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &conv1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &conv1d_kind, o);
     if (l) {
         l->o.conv1d = o;
         l->activation = o.activation;
@@ -137,7 +137,7 @@ static tg_layer *pooling1d(tg_loc loc, const tg_layer_kind *kind, const char *fu
                         (long long)o.pool_size, (long long)o.strides);
     if (!check_padding(loc, func, o.padding))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.pool1d = o;
     return l;
@@ -208,15 +208,15 @@ static const tg_layer_kind global_max2d_kind = {.base_name = "global_max_pooling
 
 tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_max1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_max1d_kind, o);
 }
 
 tg_layer *tg_global_average_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_avg1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_avg1d_kind, o);
 }
 
 tg_layer *tg_global_max_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_max2d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_max2d_kind, o);
 }

@@ -655,6 +655,6 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
         ok = tg__layer_call_outs(s->layer, loc, in, s->n_in, training, &slot[s->out]);
     }
     for (int i = 0; ok && i < m->n_outputs; i++)
-        ys[i] = slot[m->output_slots[i]];
+        ok = (ys[i] = tg__model_output_f32(loc, slot[m->output_slots[i]])) != NULL;
     return ok;
 }

@@ -28,6 +28,9 @@ typedef struct tg_layer_kind {
      * above, which stay NULL. */
     bool (*build_n)(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out);
     tg_tensor *(*call_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
+    /* Under the mixed_bfloat16 policy the call computes in bfloat16: inputs cast to it, and
+     * variables read through tg__layer_read. Kinds without it run in float32 there. */
+    bool computes_bf16;
     /* Layers of several outputs (a recurrent layer's return_state, attention's scores): the
      * count for the layer's options, and each one's example shape into out[0..count) once
      * built (out may be NULL: the count only); the call filling ys[0..count). Its inputs
@@ -113,11 +116,30 @@ struct tg_layer {
         tg_bidirectional_opts bidi;
         tg_time_distributed_opts td;
     } o;
+    bool mixed; /* the mixed_bfloat16 dtype policy: float32 variables, bfloat16 computation */
 };
+
+/* ---- dtype policies (dtype_policy.c) ---------------------------------------------------------- */
+typedef enum tg__policy { TG__POLICY_FLOAT32, TG__POLICY_FLOAT64, TG__POLICY_MIXED_BF16 } tg__policy;
+/* The policy of that name, or false with an error naming the valid ones. */
+bool tg__policy_parse(tg_loc loc, const char *func, const char *name, tg__policy *out);
+const char *tg__policy_name(tg__policy p);
+tg__policy tg__global_policy(void);
+/* What the layer computes in: bfloat16 for a mixed layer whose kind can, else its dtype. */
+tg_dtype tg__layer_compute_dtype(const tg_layer *l);
+/* A model output of bfloat16 cast to float32 (recorded); any other returned as it is. */
+tg_tensor *tg__model_output_f32(tg_loc loc, tg_tensor *y);
+/* Variable i as the call uses it: cast (and recorded) to bfloat16 under mixed_bfloat16. */
+tg_tensor *tg__layer_read(tg_layer *l, tg_loc loc, int i);
 
 /* A new, unbuilt layer of `kind` with the common options; NULL with an error. */
 tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
                         tg_shape input_shape);
+/* The same with the `.dtype_policy` option (NULL: `dtype` if given, else the global policy). */
+tg_layer *tg__layer_new_p(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                          tg_shape input_shape, const char *dtype_policy);
+#define TG__LAYER_NEW(loc, kind, o) \
+    tg__layer_new_p(loc, kind, (o).name, (o).dtype, (o).seed, (o).input_shape, (o).dtype_policy)
 /* Creates "<layer name>/<name>" from `init` and appends it to the layer's variables. */
 tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
                                   bool trainable);

@@ -119,6 +119,36 @@ tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a)
 tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
                         tg_shape input_shape)
 {
+    return tg__layer_new_p(loc, kind, name, dtype, seed, input_shape, NULL);
+}
+
+/* Keras resolves a layer's policy when the layer is made: its own, else its dtype, else
+ * the global policy. float32 left to the model keeps TG_DTYPE_INHERIT (the model's dtype). */
+static bool resolve_policy(tg_loc loc, const tg_layer_kind *kind, const char *policy, tg_dtype *dtype, bool *mixed)
+{
+    char func[64];
+    snprintf(func, sizeof func, "tg_%s", kind->base_name);
+    tg__policy p = tg__global_policy();
+    if (policy && !tg__policy_parse(loc, func, policy, &p))
+        return false;
+    if (!policy && *dtype != TG_DTYPE_INHERIT)
+        return true;
+    tg_dtype want = p == TG__POLICY_FLOAT64 ? TG_F64 : TG_F32;
+    if (policy && *dtype != TG_DTYPE_INHERIT && *dtype != want)
+        return tg__failb(loc, "%s: dtype %s and dtype_policy \"%s\" disagree; give one of them", func,
+                         tg_dtype_name(*dtype) ? tg_dtype_name(*dtype) : "(unknown)", policy);
+    *mixed = p == TG__POLICY_MIXED_BF16;
+    if (policy || p != TG__POLICY_FLOAT32)
+        *dtype = want;
+    return true;
+}
+
+tg_layer *tg__layer_new_p(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                          tg_shape input_shape, const char *dtype_policy)
+{
+    bool mixed = false;
+    if (!resolve_policy(loc, kind, dtype_policy, &dtype, &mixed))
+        return NULL;
     if (dtype != TG_DTYPE_INHERIT && dtype != TG_F32 && dtype != TG_F64)
         return tg__fail(loc, "tg_%s: dtype must be float32, float64 or TG_DTYPE_INHERIT, not %s", kind->base_name,
                         tg_dtype_name(dtype) ? tg_dtype_name(dtype) : "an unknown dtype");
@@ -147,6 +177,7 @@ tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name,
     l->name = nm;
     l->auto_named = name == NULL;
     l->dtype_opt = l->dtype = dtype;
+    l->mixed = mixed;
     l->seed_opt = seed;
     l->input_shape = input_shape.rank > 0 ? input_shape : (tg_shape){.rank = -1};
     l->trainable = true;
@@ -282,9 +313,10 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
                         l->name, l->kind->class_name, n_out);
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
-    ctx->layer = l->name; /* names the layer in TG_CHECK_NUMERICS reports */
-    if (l->kind->autocast && tg_dtype_of(x) != l->dtype)
-        x = tg_cast_at(loc, x, l->dtype);
+    ctx->layer = l->name;                     /* names the layer in TG_CHECK_NUMERICS reports */
+    tg_dtype cd = tg__layer_compute_dtype(l); /* Keras casts only floating inputs to bfloat16 */
+    if (l->kind->autocast && tg_dtype_of(x) != cd && (cd != TG_BF16 || tg__dtype_is_real(tg_dtype_of(x))))
+        x = tg_cast_at(loc, x, cd);
     tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
     ctx->layer = outer;
     return y && !add_activity_loss(l, loc, y) ? NULL : y;
@@ -543,12 +575,16 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
 static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
 {
     (void)training;
-    tg_tensor *y = tg_matmul_at(loc, x, l->vars[0], (tg_matmul_opts){0});
-    return tg__bias_activate(loc, y, l->o.dense.use_bias ? l->vars[1] : NULL, l->activation);
+    tg_tensor *y = tg_matmul_at(loc, x, tg__layer_read(l, loc, 0), (tg_matmul_opts){0});
+    return tg__bias_activate(loc, y, l->o.dense.use_bias ? tg__layer_read(l, loc, 1) : NULL, l->activation);
 }
 
-static const tg_layer_kind dense_kind = {
-    .base_name = "dense", .class_name = "Dense", .autocast = true, .build = dense_build, .call = dense_call};
+static const tg_layer_kind dense_kind = {.base_name = "dense",
+                                         .class_name = "Dense",
+                                         .autocast = true,
+                                         .build = dense_build,
+                                         .call = dense_call,
+                                         .computes_bf16 = true};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -561,7 +597,7 @@ tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
         return NULL;
     if (o.input_dim > 0 && o.input_shape.rank == 0)
         o.input_shape = TG_SHAPE(o.input_dim);
-    tg_layer *l = tg__layer_new(loc, &dense_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dense_kind, o);
     if (l) {
         l->o.dense = o;
         l->activity_reg = o.activity_regularizer;
@@ -588,13 +624,14 @@ static const tg_layer_kind activation_kind = {.base_name = "activation",
                                               .class_name = "Activation",
                                               .autocast = true,
                                               .build = same_shape_build,
-                                              .call = activation_call};
+                                              .call = activation_call,
+                                              .computes_bf16 = true};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
     if (!tg__check_activation(loc, "tg_activation_layer", o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &activation_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &activation_kind, o);
     if (l)
         l->activation = o.activation;
     return l;
@@ -625,8 +662,11 @@ tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate,
         else
             ((float *)mask)[i] = (float)m;
     }
-    tg_tensor *mt = tg_tensor_from_at(loc, tg_dtype_of(x), tg_shape_of(x), mask);
+    bool bf16 = tg_dtype_of(x) == TG_BF16; /* the mask made in float32, then rounded as TF's bfloat16 */
+    tg_tensor *mt = tg_tensor_from_at(loc, bf16 ? TG_F32 : tg_dtype_of(x), tg_shape_of(x), mask);
     free(mask);
+    if (bf16)
+        mt = tg_cast_at(loc, mt, TG_BF16);
     return tg_mul_at(loc, x, mt);
 }
 
@@ -649,13 +689,14 @@ static const tg_layer_kind dropout_kind = {.base_name = "dropout",
                                            .autocast = true,
                                            .build = dropout_build,
                                            .call = dropout_call,
-                                           .release = dropout_release};
+                                           .release = dropout_release,
+                                           .computes_bf16 = true};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
     if (!(o.rate >= 0.0 && o.rate < 1.0))
         return tg__fail(loc, "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got %g", o.rate);
-    tg_layer *l = tg__layer_new(loc, &dropout_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dropout_kind, o);
     if (l)
         l->o.dropout = o;
     return l;
@@ -681,10 +722,7 @@ static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
 static const tg_layer_kind flatten_kind = {
     .base_name = "flatten", .class_name = "Flatten", .build = flatten_build, .call = reshape_to_out};
 
-tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o)
-{
-    return tg__layer_new(loc, &flatten_kind, o.name, o.dtype, o.seed, o.input_shape);
-}
+tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o) { return TG__LAYER_NEW(loc, &flatten_kind, o); }
 
 static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
 {
@@ -731,7 +769,7 @@ tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
                         "one -1 (it leaves the batch dim out)",
                         tg__shape_str(t, b, sizeof b), TG_MAX_RANK - 1);
     }
-    tg_layer *l = tg__layer_new(loc, &reshape_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &reshape_kind, o);
     if (l)
         l->o.reshape = o;
     return l;
@@ -775,7 +813,7 @@ tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
         return tg__fail(loc, "tg_embedding: input_length must be positive, got %lld", (long long)o.input_length);
     if (o.input_length > 0 && o.input_shape.rank == 0)
         o.input_shape = TG_SHAPE(o.input_length);
-    tg_layer *l = tg__layer_new(loc, &embedding_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &embedding_kind, o);
     if (l)
         l->o.embedding = o;
     return l;

@@ -152,7 +152,7 @@ static const tg_layer_kind minimum_kind = {
 
 static tg_layer *merge_new(tg_loc loc, const tg_layer_kind *kind, tg_merge_opts o)
 {
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.merge = o;
     return l;
@@ -313,7 +313,7 @@ tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o)
         return tg__fail(loc, "tg_dot_layer: give .axes, e.g. .axes = {1} or {1, 2} (axis 0 is the batch)");
     if (o.axes[1] == 0)
         o.axes[1] = o.axes[0];
-    tg_layer *l = tg__layer_new(loc, &dot_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dot_kind, o);
     if (l)
         l->o.dot = o;
     return l;

@@ -325,7 +325,14 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
     tg_tensor *y = (tg_tensor *)x;
     for (int i = 0; i < m->n_layers && y; i++)
         y = tg__layer_call(m->layers[i], loc, y, o.training);
-    return y;
+    return tg__model_output_f32(loc, y);
+}
+
+/* A bfloat16 output (a mixed_bfloat16 model's) cast to float32, recorded, for the loss and
+ * the metrics: Keras's losses convert y_pred to their float32 dtype the same way. */
+tg_tensor *tg__model_output_f32(tg_loc loc, tg_tensor *y)
+{
+    return y && tg_dtype_of(y) == TG_BF16 ? tg_cast_at(loc, y, TG_F32) : y;
 }
 
 int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,

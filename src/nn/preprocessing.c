@@ -135,7 +135,7 @@ tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o)
         memcpy(given, o.mean, sizeof(double) * (size_t)o.n_values);
         memcpy(given + o.n_values, o.variance, sizeof(double) * (size_t)o.n_values);
     }
-    tg_layer *l = tg__layer_new(loc, &norm_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &norm_kind, o);
     if (!l) {
         free(given);
         return NULL;

@@ -258,7 +258,7 @@ static tg_layer *rnn_new(tg_loc loc, const tg_layer_kind *kind, const char *func
         return tg__fail(loc, "%s: units must be a positive integer, got %lld", func, (long long)o.units);
     if (!tg__check_activation(loc, func, o.activation) || !tg__check_activation(loc, func, o.recurrent_activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.rnn = o;
     return l;
