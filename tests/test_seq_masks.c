@@ -56,6 +56,29 @@ static void test_masked_steps_with_initial_and_returned_states(void)
     tg_scope_end(s);
 }
 
+/* With return_sequences the sequences' mask goes on, also with an initial state; the
+ * returned state carries none. */
+static void test_mask_goes_on_with_initial_state(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_keras_tensor *x = tg_input(TG_SHAPE(3, 2)), *h0 = tg_input(TG_SHAPE(2)), *outs[2];
+    tg_layer *gru = tg_gru(.units = 2, .return_sequences = true, .return_state = true);
+    REQUIRE(tg_layer_apply_outputs(gru, outs, 2, tg_layer_apply(tg_masking(), x), h0) == 0);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(x, h0), TG_KERAS_TENSORS(outs[0], outs[1]), .dtype = TG_F64);
+    REQUIRE(m);
+    const tg_tensor *in[2] = {tg_tensor_from(TG_F64, TG_SHAPE(1, 3, 2), ((double[]){0.5, 0.1, 0, 0, -0.3, 0.2})),
+                              tg_tensor_from(TG_F64, TG_SHAPE(1, 2), ((double[]){0.2, -0.1}))};
+    tg_tensor *ys[2];
+    REQUIRE(tg_model_call_list(m, in, 2, ys, 2) == 0);
+    CHECK_TENSOR(tg_cast(tg_model_output_mask(m, ys[0]), TG_F64), TG_SHAPE(1, 3), 0, 1, 0, 1);
+    CHECK(tg_model_output_mask(m, ys[1]) == NULL);
+    double y[6];
+    REQUIRE(tg_copy_out_f64(ys[0], y, 6) == 0);
+    CHECK(y[2] == y[0] && y[3] == y[1]); /* the masked step 1 carries step 0's output over */
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 /* Keras's Attention with mask=[query_mask, value_mask]: the masked value step gets no
  * weight (the layer on the three other value steps), the masked query step's output is
  * zero, and the output carries the query's mask. */
@@ -147,6 +170,7 @@ static void test_mha_masks_with_scores_and_ranks(void)
 int main(void)
 {
     RUN(test_masked_steps_with_initial_and_returned_states);
+    RUN(test_mask_goes_on_with_initial_state);
     RUN(test_attention_query_and_value_masks);
     RUN(test_mha_masks_with_scores_and_ranks);
     return TEST_SUMMARY();

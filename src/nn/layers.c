@@ -479,7 +479,7 @@ bool tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const 
     if (!call_several(l, loc, xs, any ? m : NULL, n, training, ys))
         return false;
     uint64_t errors = tg__error_count(); /* a recurrent layer's mask is its sequences' (input 0) */
-    if (k->compute_mask && (n == 1 || !k->compute_mask_n))
+    if (k->compute_mask && (n == 1 || (k->call_outs && !k->compute_mask_n)))
         *out_mask = k->compute_mask(l, loc, xs[0], m[0]);
     else if (n > 1 && k->compute_mask_n)
         *out_mask = any ? k->compute_mask_n(l, loc, xs, m, n) : NULL;
