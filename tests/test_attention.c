@@ -137,10 +137,12 @@ static void test_errors(void)
                  "num_heads and key_dim must be positive");
     tg_layer *mha = tg_multi_head_attention(.num_heads = 2, .key_dim = 4);
     tg_keras_tensor *q = tg_input(TG_SHAPE(3, 8)), *v = tg_input(TG_SHAPE(5, 8)), *k = tg_input(TG_SHAPE(4, 8));
-    EXPECT_ERROR(tg_layer_apply(mha, q, v, k) == NULL, "the key (None, 4, 8) and the value (None, 5, 8)");
+    EXPECT_ERROR(tg_layer_apply(mha, q, v, k) == NULL,
+                 "MultiHeadAttention \"multi_head_attention\": All dimensions of `value` and `key`, except the last "
+                 "one, must be equal. Received: value_shape=(None, 5, 8) and key_shape=(None, 4, 8)");
     tg_layer *flat = tg_multi_head_attention(.num_heads = 2, .key_dim = 4);
     tg_keras_tensor *rows = tg_input(TG_SHAPE(8));
-    EXPECT_ERROR(tg_layer_apply(flat, rows, rows) == NULL, "need (batch, steps, features)");
+    EXPECT_ERROR(tg_layer_apply(flat, rows, rows) == NULL, "need (batch, steps, features) or more axes");
     tg_layer_free(mha);
     tg_layer_free(flat);
     tg_keras_tensor *inputs[] = {q, v, k, rows}; /* their InputLayers, which no model took */

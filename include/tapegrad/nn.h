@@ -455,7 +455,12 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
  * last, and returns them in that order, as Keras does. Made of ops: a tape
  * differentiates through time. A mask (Embedding's mask_zero, Masking, or .mask of the
  * call) skips steps as Keras does: a masked step carries the state and the output over
- * (zeros before the first unmasked one); with return_sequences the mask goes on. */
+ * (the initial state before the first unmasked one); with return_sequences the mask goes
+ * on. In a functional model, tg_layer_apply(lstm, x, h0, c0) starts from initial states
+ * (Keras's initial_state=[h0, c0]; GRU and SimpleRNN take h0 alone), each (units,) per
+ * example; the mask, x's, applies with them. With .return_state the layer has several
+ * outputs, taken with tg_layer_apply_outputs(lstm, outs, 3, x): the output, then the last
+ * h (and c), the carried ones where the last steps are masked; the states carry no mask. */
 typedef struct tg_rnn_opts {
     TG__LAYER_FIELDS;
     int64_t units;                        /* required, > 0 */
@@ -470,6 +475,7 @@ typedef struct tg_rnn_opts {
     bool return_sequences, go_backwards;
     tg_regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer; /* default none */
     tg_constraint kernel_constraint, recurrent_constraint, bias_constraint;     /* default none */
+    bool return_state; /* outputs (output, h, c) for LSTM, (output, h) for GRU and SimpleRNN */
 } tg_rnn_opts;
 tg_layer *tg_simple_rnn_at(tg_loc loc, tg_rnn_opts o);
 tg_layer *tg_lstm_at(tg_loc loc, tg_rnn_opts o);
@@ -548,16 +554,24 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
 
 /* ---- merging layers (Keras's layers/merging) ------------------------------------------ */
 /* Keras's MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py), applied
- * with tg_layer_apply(layer, query, value) or (query, value, key), each (batch, steps,
- * features): query/kernel (Dq, heads, key_dim), key/kernel (Dk, heads, key_dim),
- * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
- * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
- * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
- * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). A fourth input
- * is Keras's attention_mask (batch, query steps, value steps), nonzero where a query step
- * may attend; it, the query's and the value's masks (and the key's, when the key is
- * another tensor) and the causal mask are AND-ed as Keras's _compute_attention_mask, and
- * the output carries the query's mask. No dropout or attention_axes yet. */
+ * with tg_layer_apply(layer, query, value) or (query, value, key), each (batch, ...,
+ * features) of one rank: query/kernel (Dq, heads, key_dim), key/kernel (Dk, heads,
+ * key_dim), value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads,
+ * value_dim, *output_shape), each with a bias; the projections, scores and output are
+ * Keras's einsums for that rank and attention_axes. Scores are softmax(q k / sqrt(key_dim))
+ * over the key's attention axes, the output (batch, ..., *output_shape).
+ * .use_causal_mask (a call argument in Keras) lets step i attend to steps <= i, as Keras's
+ * causal mask (masked scores -1e9, then 0), with one attention axis, the first.
+ * For inputs (batch, steps, features), a fourth input is Keras's attention_mask (batch,
+ * query steps, value steps), nonzero where a query step may attend; it, the query's and
+ * the value's masks (and the key's, when the key is another tensor) and the causal mask
+ * are AND-ed as Keras's _compute_attention_mask, and the output carries the query's mask.
+ * Inputs of more axes take the causal mask only: an attention_mask or an input's mask is
+ * refused there.
+ * .dropout drops attention probabilities in training only, from the layer's seed.
+ * .return_attention_scores (a call argument in Keras) gives the layer a second output, the
+ * probabilities before dropout, (batch, other axes, heads, query steps, key steps): take
+ * both with tg_layer_apply_outputs. */
 typedef struct tg_multi_head_attention_opts {
     TG__LAYER_FIELDS;
     int num_heads;     /* required, > 0 */
@@ -566,11 +580,44 @@ typedef struct tg_multi_head_attention_opts {
     bool use_bias;     /* default true */
     bool use_causal_mask;
     tg_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+    double dropout;                                      /* in [0, 1), default 0 */
+    tg_shape output_shape;        /* the output's last dims; rank 0 (default): the query's last dim */
+    tg_axes attention_axes;       /* Keras's axes, batch counted (negative: from the features, -1);
+                                     default (none given): every axis but the batch and the features */
+    bool return_attention_scores; /* outputs (output, scores) */
 } tg_multi_head_attention_opts;
 tg_layer *tg_multi_head_attention_at(tg_loc loc, tg_multi_head_attention_opts o);
 #define tg_multi_head_attention(...) \
     tg_multi_head_attention_at(      \
         TG_LOC, TG__OPTS(tg_multi_head_attention_opts, TG__LAYER_DEFAULTS, .use_bias = true, __VA_ARGS__))
+
+/* Keras's Attention (keras/src/layers/attention/attention.py, Luong-style) and
+ * AdditiveAttention (additive_attention.py, Bahdanau-style), applied with
+ * tg_layer_apply(layer, query, value) or (query, value, key): query (batch, Tq, dim), value
+ * (batch, Tv, dv), key (batch, Tv, dim), default the value. Scores (batch, Tq, Tv): Attention's
+ * "dot" q k^T (times the scalar variable "scale" with use_scale), or "concat"
+ * concat_score_weight * sum(tanh(scale * (q + k))) over dim; AdditiveAttention's
+ * sum(scale * tanh(q + k)) over dim, scale a (dim,) variable (glorot_uniform) with use_scale
+ * (its default). Then the softmax over Tv (after the masks: scores - 1e9 where the value's
+ * mask or the causal mask, use_causal_mask, is false), dropout in training, and the
+ * probabilities times the value: (batch, Tq, dv), zero at the query mask's false steps; the
+ * output carries the query's mask (Keras's; the key's mask is not used). return_attention_scores
+ * adds the probabilities (before dropout) as a second output. */
+typedef enum tg_score_mode { TG_SCORE_DOT = 0, TG_SCORE_CONCAT } tg_score_mode;
+typedef struct tg_attention_opts {
+    TG__LAYER_FIELDS;
+    bool use_scale;           /* Attention: default false; AdditiveAttention: default true */
+    tg_score_mode score_mode; /* Attention only: default TG_SCORE_DOT */
+    double dropout;           /* in [0, 1), default 0 */
+    bool use_causal_mask;
+    bool return_attention_scores;
+} tg_attention_opts;
+tg_layer *tg_attention_layer_at(tg_loc loc, tg_attention_opts o);
+tg_layer *tg_additive_attention_at(tg_loc loc, tg_attention_opts o);
+#define tg_attention_layer(...) \
+    tg_attention_layer_at(TG_LOC, TG__OPTS(tg_attention_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
+#define tg_additive_attention(...) \
+    tg_additive_attention_at(TG_LOC, TG__OPTS(tg_attention_opts, TG__LAYER_DEFAULTS, .use_scale = true, __VA_ARGS__))
 
 /* Add, Subtract, Multiply, Average, Maximum and Minimum combine their inputs element by
  * element; one example's shapes must match or broadcast (a 1 against any size, and a
@@ -683,6 +730,14 @@ tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *layer, const tg_keras_t
     ((const tg_keras_tensor *const[]){NULL, __VA_ARGS__} + 1), \
         (int)(sizeof((const tg_keras_tensor *const[]){NULL, __VA_ARGS__}) / sizeof(tg_keras_tensor *)) - 1
 #define tg_layer_apply(layer, ...) tg_layer_apply_at(TG_LOC, layer, TG_KERAS_TENSORS(__VA_ARGS__))
+/* A layer of several outputs applied (Keras's `out, h, c = lstm(x)`: a recurrent layer
+ * with return_state, attention with return_attention_scores): its n_outs outputs into
+ * outs[0..n_outs), n_outs being the layer's count. Returns 0, or -1 with an error (and
+ * outs NULL). tg_layer_apply refuses such a layer, naming its count. */
+int tg_layer_apply_outputs_at(tg_loc loc, tg_layer *layer, const tg_keras_tensor *const *inputs, int n,
+                              tg_keras_tensor **outs, int n_outs);
+#define tg_layer_apply_outputs(layer, outs, n_outs, ...) \
+    tg_layer_apply_outputs_at(TG_LOC, layer, TG_KERAS_TENSORS(__VA_ARGS__), outs, n_outs)
 /* One example's shape (rank -1 for NULL), and the layer whose call made it. */
 tg_shape tg_keras_tensor_shape(const tg_keras_tensor *t);
 tg_layer *tg_keras_tensor_layer(const tg_keras_tensor *t);

@@ -367,6 +367,23 @@ tg_callback *tg_model_checkpoint_at(tg_loc loc, tg_model_checkpoint_opts o);
 #define tg_model_checkpoint(...) \
     tg_model_checkpoint_at(TG_LOC, TG__OPTS(tg_model_checkpoint_opts, .monitor = "val_loss", __VA_ARGS__))
 
+/* Keras's BackupAndRestore: saves the model with tg_model_save into
+ * "<backup_dir>/model.safetensors" (the folder made when missing) at each epoch end, or
+ * every save_freq batches; the file is a --resume file: weights, optimizer state and the
+ * fit position. At train begin, when the file exists, it is loaded (tg_model_load) and the
+ * fit goes on from its position, as a fit given .initial_epoch, .initial_step and .seed
+ * from it does: an interrupted fit (a crash, a callback's error) run again with the same
+ * callback ends with the uninterrupted run's weights. At a successful end the file is
+ * deleted, and the folder when that leaves it empty (delete_checkpoint). */
+typedef struct tg_backup_and_restore_opts {
+    const char *backup_dir; /* required */
+    int64_t save_freq;      /* 0: "epoch" (the default); n > 0: every n batches */
+    bool delete_checkpoint; /* default true */
+} tg_backup_and_restore_opts;
+tg_callback *tg_backup_and_restore_at(tg_loc loc, tg_backup_and_restore_opts o);
+#define tg_backup_and_restore(...) \
+    tg_backup_and_restore_at(TG_LOC, TG__OPTS(tg_backup_and_restore_opts, .delete_checkpoint = true, __VA_ARGS__))
+
 /* ---- evaluate and predict ------------------------------------------------------------------ */
 typedef struct tg_evaluate_opts {
     int64_t batch_size; /* default 32 */

@@ -26,9 +26,9 @@ static const tg_layer_kind input_kind = {
 
 static bool is_input_layer(const tg_layer *l) { return l->kind == &input_kind; }
 
-/* A new node of l on `in`, its output of `shape`; NULL with an error. */
-static tg_node *add_node(tg_layer *l, tg_loc loc, const tg_keras_tensor *const *in, int n, const tg_shape *shape,
-                         tg_dtype dtype)
+/* A new node of l on `in`, its n_out outputs of `shapes`; NULL with an error. */
+static tg_node *add_node(tg_layer *l, tg_loc loc, const tg_keras_tensor *const *in, int n, const tg_shape *shapes,
+                         int n_out, tg_dtype dtype)
 {
     if (l->n_nodes == l->cap_nodes) {
         int cap = l->cap_nodes ? 2 * l->cap_nodes : 2;
@@ -47,8 +47,9 @@ static tg_node *add_node(tg_layer *l, tg_loc loc, const tg_keras_tensor *const *
     }
     for (int i = 0; i < n; i++)
         ins[i] = in[i];
-    *node = (tg_node){.layer = l, .index = l->n_nodes, .n_in = n, .in = ins};
-    node->out = (tg_keras_tensor){.shape = *shape, .dtype = dtype, .node = node};
+    *node = (tg_node){.layer = l, .index = l->n_nodes, .n_in = n, .in = ins, .n_out = n_out};
+    for (int k = 0; k < n_out; k++)
+        node->outs[k] = (tg_keras_tensor){.shape = shapes[k], .dtype = dtype, .node = node, .index = k};
     l->nodes[l->n_nodes++] = node;
     return node;
 }
@@ -71,21 +72,22 @@ tg_keras_tensor *tg_input_at(tg_loc loc, tg_shape shape, tg_input_opts o)
     tg_layer *l = tg__layer_new(loc, &input_kind, o.name, TG_DTYPE_INHERIT, 0, (tg_shape){0});
     if (!l)
         return NULL;
-    tg_node *node = add_node(l, loc, NULL, 0, &shape, o.dtype);
+    tg_node *node = add_node(l, loc, NULL, 0, &shape, 1, o.dtype);
     if (!node) {
         tg__layer_destroy(l);
         return NULL;
     }
-    return &node->out;
+    return &node->outs[0];
 }
 
 tg_shape tg_keras_tensor_shape(const tg_keras_tensor *t) { return t ? t->shape : (tg_shape){.rank = -1}; }
 tg_layer *tg_keras_tensor_layer(const tg_keras_tensor *t) { return t ? t->node->layer : NULL; }
 
 /* ---- applying a layer --------------------------------------------------------------------- */
-/* The output shape of l on examples of `in`, from its build: an unbuilt layer is built
- * for the check and unbuilt again (its variables are made once the model names it). */
-static bool output_shape(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out)
+/* The output shapes of l on examples of `in` (out[0..count)), from its build: an unbuilt
+ * layer is built for the check and unbuilt again (its variables are made once the model
+ * names it). Returns the count, or 0 with an error. */
+static int output_shapes(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out)
 {
     if (l->built) {
         bool same = l->n_in == n;
@@ -98,14 +100,13 @@ static bool output_shape(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_
                              l->kind->class_name, tg__batch_shape_str(w, want, sizeof want),
                              tg__batch_shape_str(&in[0], got, sizeof got));
         }
-        *out = l->out_shape;
-        return true;
+        return tg__layer_output_shapes(l, out);
     }
     if (!tg__layer_build_n(l, loc, in, n, TG_F32, 1))
-        return false;
-    *out = l->out_shape;
+        return 0;
+    int count = tg__layer_output_shapes(l, out);
     tg__layer_unbuild(l);
-    return true;
+    return count;
 }
 
 /* A shared layer takes the same example shapes at every call. */
@@ -127,38 +128,65 @@ static bool same_as_first_call(const tg_layer *l, tg_loc loc, const tg_keras_ten
                      tg__batch_shape_str(&in[0]->shape, b, sizeof b), n);
 }
 
-tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *l, const tg_keras_tensor *const *in, int n)
+/* Applies l to `in`, its outputs into outs[0..n_outs) (tg_layer_apply: one). */
+static bool apply(tg_loc loc, const char *func, tg_layer *l, const tg_keras_tensor *const *in, int n,
+                  tg_keras_tensor **outs, int n_outs)
 {
     if (!l) {
         if (!tg_has_error())
-            tg__null_arg(loc, "tg_layer_apply", "layer");
-        return NULL;
+            tg__null_arg(loc, func, "layer");
+        return false;
     }
     if (n < 1 || !in)
-        return tg__fail(loc, "tg_layer_apply: layer \"%s\" needs at least one keras tensor", l->name);
+        return tg__failb(loc, "%s: layer \"%s\" needs at least one keras tensor", func, l->name);
     for (int i = 0; i < n; i++)
-        if (!in[i]) {
-            if (!tg_has_error())
-                tg__fail(loc, "tg_layer_apply: input %d of layer \"%s\" is NULL", i, l->name);
-            return NULL;
-        }
+        if (!in[i])
+            return !tg_has_error() && tg__failb(loc, "%s: input %d of layer \"%s\" is NULL", func, i, l->name);
     if (l->model)
-        return tg__fail(loc,
-                        "tg_layer_apply: layer \"%s\" already belongs to model \"%s\"; a layer can be in one model "
-                        "only",
-                        l->name, tg_model_name(l->model));
+        return tg__failb(loc,
+                         "%s: layer \"%s\" already belongs to model \"%s\"; a layer can be in one model "
+                         "only",
+                         func, l->name, tg_model_name(l->model));
     if (is_input_layer(l))
-        return tg__fail(loc, "tg_layer_apply: \"%s\" is an InputLayer; make a new input with tg_input", l->name);
+        return tg__failb(loc, "%s: \"%s\" is an InputLayer; make a new input with tg_input", func, l->name);
     if (!same_as_first_call(l, loc, in, n))
-        return NULL;
-    tg_shape shapes[n > 0 ? n : 1], out = {0};
+        return false;
+    tg_shape shapes[n > 0 ? n : 1], out[TG_LAYER_MAX_OUTPUTS] = {0};
     for (int i = 0; i < n; i++)
         shapes[i] = in[i]->shape;
-    if (!output_shape(l, loc, shapes, n, &out))
-        return NULL;
+    int count = output_shapes(l, loc, shapes, n, out);
+    if (count == 0)
+        return false;
+    if (count != n_outs)
+        return !strcmp(func, "tg_layer_apply")
+                   ? tg__failb(loc,
+                               "tg_layer_apply: layer \"%s\" (%s) has %d outputs here; take them all with "
+                               "tg_layer_apply_outputs(layer, outs, %d, ...)",
+                               l->name, l->kind->class_name, count, count)
+                   : tg__failb(loc, "%s: layer \"%s\" (%s) has %d output%s here, not %d", func, l->name,
+                               l->kind->class_name, count, count == 1 ? "" : "s", n_outs);
     tg_dtype dtype = l->dtype_opt != TG_DTYPE_INHERIT ? l->dtype_opt : TG_F32;
-    tg_node *node = add_node(l, loc, in, n, &out, dtype);
-    return node ? &node->out : NULL;
+    tg_node *node = add_node(l, loc, in, n, out, count, dtype);
+    for (int k = 0; node && k < count; k++)
+        outs[k] = &node->outs[k];
+    return node != NULL;
+}
+
+tg_keras_tensor *tg_layer_apply_at(tg_loc loc, tg_layer *l, const tg_keras_tensor *const *in, int n)
+{
+    tg_keras_tensor *out = NULL;
+    return apply(loc, "tg_layer_apply", l, in, n, &out, 1) ? out : NULL;
+}
+
+int tg_layer_apply_outputs_at(tg_loc loc, tg_layer *l, const tg_keras_tensor *const *in, int n, tg_keras_tensor **outs,
+                              int n_outs)
+{
+    if (!outs || n_outs < 1 || n_outs > TG_LAYER_MAX_OUTPUTS)
+        return tg__failf(loc, "tg_layer_apply_outputs: give an array `outs` of 1 to %d keras tensors (got %d)",
+                         TG_LAYER_MAX_OUTPUTS, n_outs);
+    for (int k = 0; k < n_outs; k++)
+        outs[k] = NULL;
+    return apply(loc, "tg_layer_apply_outputs", l, in, n, outs, n_outs) ? 0 : -1;
 }
 
 /* ---- the graph (Keras's map_graph) ---------------------------------------------------------- */
@@ -344,7 +372,7 @@ static bool check_connected(tg_loc loc, tg_node *const *run, int n_run, const tg
             const tg_keras_tensor *t = node->in[k];
             bool ok = is_model_input(t, inputs, n_in);
             for (int j = 0; !ok && j < i; j++) /* an Input not among the model's is not */
-                ok = &run[j]->out == t && run[j]->n_in > 0;
+                ok = t->node == run[j] && run[j]->n_in > 0;
             if (ok)
                 continue;
             char shape[TG_SHAPE_STR_MAX], seen[1024] = "";
@@ -379,7 +407,7 @@ static bool build_layers(tg_loc loc, tg_model *m)
         tg_shape shapes[first->n_in > 0 ? first->n_in : 1];
         int n = first->n_in;
         if (n == 0) { /* an InputLayer: its own shape */
-            shapes[0] = first->out.shape;
+            shapes[0] = first->outs[0].shape;
             n = 1;
         }
         for (int k = 0; k < first->n_in; k++)
@@ -416,11 +444,12 @@ static bool plan_steps(tg_loc loc, tg_model *m, tg_node *const *run, int n_run, 
         if (!(s->in = malloc(sizeof(int) * (size_t)node->n_in)))
             return tg__failb(loc, "tg_functional: out of memory");
         for (int k = 0; k < node->n_in; k++)
-            s->in[k] = node->in[k]->node->slot;
-        s->out = node->slot = m->n_slots++;
+            s->in[k] = node->in[k]->node->slot + node->in[k]->index;
+        s->out = node->slot = m->n_slots;
+        m->n_slots += node->n_out;
     }
     for (int i = 0; i < m->n_outputs; i++)
-        m->output_slots[i] = outputs[i]->node->slot;
+        m->output_slots[i] = outputs[i]->node->slot + outputs[i]->index;
     return true;
 }
 
@@ -629,10 +658,10 @@ bool tg__functional_call_masked(tg_model *m, tg_loc loc, const tg_tensor *const 
             in[k] = slot[s->in[k]];
             masked |= (in_mask[k] = mask[s->in[k]]) != NULL;
         }
-        mask[s->out] = NULL;
-        slot[s->out] = tg__layer_call_masked(s->layer, loc, in, masked ? (const tg_tensor *const *)in_mask : NULL,
-                                             s->n_in, training, &mask[s->out]);
-        ok = slot[s->out] != NULL;
+        for (int k = tg__layer_output_shapes(s->layer, NULL) - 1; k >= 0; k--) /* the states carry no mask */
+            mask[s->out + k] = NULL;
+        ok = tg__layer_call_masked(s->layer, loc, in, masked ? (const tg_tensor *const *)in_mask : NULL, s->n_in,
+                                   training, &slot[s->out], &mask[s->out]);
     }
     for (int i = 0; ok && i < m->n_outputs; i++) {
         ok = (ys[i] = tg__model_output_f32(loc, slot[m->output_slots[i]])) != NULL;

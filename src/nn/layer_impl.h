@@ -11,7 +11,8 @@
 #include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
-#define TG_LAYER_MIN_VARS 8 /* the variable arrays' first capacity: a kind may write var_reg[1] unasked */
+#define TG_LAYER_MIN_VARS    8 /* the variable arrays' first capacity: a kind may write var_reg[1] unasked */
+#define TG_LAYER_MAX_OUTPUTS 3 /* an LSTM's output, h and c (return_state) */
 
 /* Kinds are written with designated initialisers: a hook a kind does not need stays NULL. */
 typedef struct tg_layer_kind {
@@ -47,6 +48,15 @@ typedef struct tg_layer_kind {
     void (*set_trainable)(tg_layer *l, tg_loc loc, bool trainable);
     /* The variables are another object's (a model used as a layer): not freed on unbuild. */
     bool borrows_variables;
+    /* Layers of several outputs (a recurrent layer's return_state, attention's scores): the
+     * count for the layer's options, and each one's example shape into out[0..count) once
+     * built (out may be NULL: the count only); the call filling ys[0..count). Its inputs
+     * are checked and cast as call_n's; masks[0..n) are the inputs' masks (NULL entries: none),
+     * and the output's mask comes from compute_mask as for call_mask. call and call_n, where
+     * set, give ys[0] alone. */
+    int (*output_shapes)(const tg_layer *l, tg_shape *out);
+    bool (*call_outs)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                      bool training, tg_tensor **ys);
 } tg_layer_kind;
 
 /* A symbolic tensor of the functional API: one example's shape and what made it. */
@@ -55,6 +65,7 @@ struct tg_keras_tensor {
     tg_shape shape; /* one example's, no batch dim */
     tg_dtype dtype;
     tg_node *node; /* the call that made it */
+    int index;     /* which of its outputs (Keras's tensor_index) */
 };
 
 /* One call of a layer on symbolic tensors (Keras's Node): the layer owns it, and the node
@@ -64,10 +75,11 @@ struct tg_node {
     int index; /* in layer->nodes: Keras's node_index */
     int n_in;
     const tg_keras_tensor **in;
-    tg_keras_tensor out;
+    tg_keras_tensor outs[TG_LAYER_MAX_OUTPUTS];
+    int n_out;
     bool in_model; /* a node of its layer's model (Keras's relevant_nodes) */
     /* scratch of the graph walk in tg_functional */
-    int depth, order, slot;
+    int depth, order, slot; /* output k's slot is slot + k */
     bool done, in_progress;
 };
 
@@ -117,6 +129,7 @@ struct tg_layer {
         tg_normalization_opts norm;
         tg_rnn_opts rnn;
         tg_multi_head_attention_opts mha;
+        tg_attention_opts attention;
         tg_prelu_layer_opts prelu;
         tg_merge_opts merge;
         tg_dot_opts dot;
@@ -162,14 +175,19 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
 /* The same for a layer of `n` inputs (a merge layer, or any layer with n == 1). */
 bool tg__layer_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_dtype model_dtype, uint64_t seed);
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
-/* The calls with masks (Keras's __call__): masks[i] is input i's (NULL: none); the output's
- * mask goes to *out_mask (NULL: none). A mask is checked against its input (bool, the
- * input's batch and steps) and refused naming the layer and both shapes. */
-tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
-                                 bool training, tg_tensor **out_mask);
+/* The calls with masks (Keras's __call__): masks[i] is input i's (NULL: none). Every output
+ * goes to ys[0..tg__layer_output_shapes(l, NULL)) and the first output's mask to *out_mask
+ * (NULL: none). A mask is checked against its input (bool, the input's batch and steps) and
+ * refused naming the layer and both shapes. */
+bool tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                           bool training, tg_tensor **ys, tg_tensor **out_mask);
 /* A mask given for x: bool (another dtype is cast, as Keras casts), of x's first two axes. */
 bool tg__check_mask(tg_loc loc, const tg_layer *l, int i, const tg_tensor *x, const tg_tensor *mask,
                     const tg_tensor **out);
+/* Every output of the layer into ys[0..tg__layer_output_shapes(l, NULL)). */
+bool tg__layer_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys);
+/* The number of outputs and, with out and a built layer, their example shapes. */
+int tg__layer_output_shapes(const tg_layer *l, tg_shape *out);
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);
@@ -195,6 +213,7 @@ typedef struct tg__fit_position {
     int epoch;
     int64_t step;
     uint64_t seed;
+    bool resume; /* set at train begin by a callback that loaded it (BackupAndRestore): fit starts there */
 } tg__fit_position;
 tg__fit_position *tg__model_fit_position(const tg_model *m);
 /* Checks a user's model handle: non-NULL and not freed. False with an error. */
@@ -295,6 +314,9 @@ bool tg__check_activation(tg_loc loc, const char *func, tg_activation a);
 /* Normalises a layer's axis for inputs of `rank` (batch included); axis 0 (the batch) is
  * refused. Returns the axis or -1 with an error. */
 int tg__layer_axis(tg_loc loc, const tg_layer *l, int axis, int rank);
+/* x times a mask of zeros (probability rate, drawn from rng) and 1 / (1 - rate), as TF's
+ * dropout (Dropout, and attention's dropout of its probabilities). */
+tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate, const char *layer);
 /* "(None, 3, 4)" for an example shape. */
 const char *tg__batch_shape_str(const tg_shape *example, char *buf, size_t size);
 

@@ -322,6 +322,18 @@ static bool add_activity_loss(tg_layer *l, tg_loc loc, const tg_tensor *y)
     return p && tg__model_add_call_loss(l->model, loc, p);
 }
 
+/* The calls that give one tensor refuse a layer of several outputs. */
+static bool one_output(const tg_layer *l, tg_loc loc)
+{
+    int n_out = tg__layer_output_shapes(l, NULL);
+    if (n_out > 1)
+        return tg__failb(loc,
+                         "layer \"%s\" (%s) has %d outputs: apply it to keras tensors with "
+                         "tg_layer_apply_outputs in a functional model",
+                         l->name, l->kind->class_name, n_out);
+    return true;
+}
+
 /* Keras's __call__ on one input: the shape check, autocast, the kind's call (with the mask
  * when the kind takes one), then add_loss of the activity penalty. */
 static tg_tensor *call_one(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
@@ -335,6 +347,8 @@ static tg_tensor *call_one(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg
                         l->name, tg__batch_shape_str(&l->in_shape, want, sizeof want),
                         tg__shape_str(&xs, got, sizeof got));
     }
+    if (!one_output(l, loc))
+        return NULL;
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
     ctx->layer = l->name;                     /* names the layer in TG_CHECK_NUMERICS reports */
@@ -353,29 +367,42 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     return call_one(l, loc, x, NULL, training);
 }
 
-static tg_tensor *call_several(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
-                               bool training)
+int tg__layer_output_shapes(const tg_layer *l, tg_shape *out)
 {
-    if (!l->kind->call_n)
-        return n == 1 ? call_one(l, loc, xs[0], masks ? masks[0] : NULL, training)
-                      : tg__fail(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
-                                 l->kind->class_name, n);
+    if (l->kind->output_shapes)
+        return l->kind->output_shapes(l, out);
+    if (out)
+        out[0] = l->out_shape;
+    return 1;
+}
+
+/* The one path of the calls on a list of inputs: every output into ys, with the inputs'
+ * masks (NULL: none; checked by the caller) given to the kinds that take them. */
+static bool call_several(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                         bool training, tg_tensor **ys)
+{
+    const tg_layer_kind *k = l->kind;
+    if (!k->call_n && !k->call_outs)
+        return n == 1 ? (ys[0] = call_one(l, loc, xs[0], masks ? masks[0] : NULL, training)) != NULL
+                      : tg__failb(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
+                                  k->class_name, n);
     if (n != l->n_in)
-        return tg__fail(loc, "layer \"%s\" (%s) was built for %d inputs, but it was called on %d", l->name,
-                        l->kind->class_name, l->n_in, n);
-    for (int i = 0; i < n; i++)
-        if (!same_example(&l->in_shapes[i], xs[i])) {
-            char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
+        return tg__failb(loc, "layer \"%s\" (%s) was built for %d inputs, but it was called on %d", l->name,
+                         l->kind->class_name, l->n_in, n);
+    for (int i = 0; i < n; i++) {
+        const tg_shape *want = l->in_shapes ? &l->in_shapes[i] : &l->in_shape;
+        if (!same_example(want, xs[i])) {
+            char w[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
             tg_shape xs_i = tg_shape_of(xs[i]);
-            return tg__fail(loc,
-                            "input %d of layer \"%s\" is incompatible with the layer: expected shape=%s, "
-                            "found shape=%s",
-                            i, l->name, tg__batch_shape_str(&l->in_shapes[i], want, sizeof want),
-                            tg__shape_str(&xs_i, got, sizeof got));
+            return tg__failb(loc,
+                             "input %d of layer \"%s\" is incompatible with the layer: expected shape=%s, "
+                             "found shape=%s",
+                             i, l->name, tg__batch_shape_str(want, w, sizeof w), tg__shape_str(&xs_i, got, sizeof got));
         }
+    }
     tg_tensor **cast = tg__arena_alloc(tg__ctx()->scope, sizeof *cast * (size_t)n); /* with the batch's tensors */
     if (!cast)
-        return tg__fail(loc, "layer \"%s\": out of memory", l->name);
+        return tg__failb(loc, "layer \"%s\": out of memory", l->name);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         cast[i] = xs[i];
@@ -388,16 +415,26 @@ static tg_tensor *call_several(tg_layer *l, tg_loc loc, tg_tensor *const *xs, co
     const tg_tensor *none[n];
     for (int i = 0; i < n; i++)
         none[i] = NULL;
-    tg_tensor *y = !ok                    ? NULL
-                   : l->kind->call_mask_n ? l->kind->call_mask_n(l, loc, cast, masks ? masks : none, n, training)
-                                          : l->kind->call_n(l, loc, cast, n, training);
+    const tg_tensor *const *m = masks ? masks : none;
+    if (ok && k->call_outs)
+        ok = k->call_outs(l, loc, cast, m, n, training, ys);
+    else if (ok && k->call_mask_n)
+        ok = (ys[0] = k->call_mask_n(l, loc, cast, m, n, training)) != NULL;
+    else if (ok)
+        ok = (ys[0] = k->call_n(l, loc, cast, n, training)) != NULL;
     ctx->layer = outer;
-    return y;
+    return ok;
 }
 
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
 {
-    return call_several(l, loc, xs, NULL, n, training);
+    tg_tensor *ys[TG_LAYER_MAX_OUTPUTS];
+    return call_several(l, loc, xs, NULL, n, training, ys) ? ys[0] : NULL;
+}
+
+bool tg__layer_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training, tg_tensor **ys)
+{
+    return call_several(l, loc, xs, NULL, n, training, ys);
 }
 
 bool tg__check_mask(tg_loc loc, const tg_layer *l, int i, const tg_tensor *x, const tg_tensor *mask,
@@ -429,8 +466,8 @@ static bool takes_masks(const tg_layer_kind *k)
     return k->supports_masking || k->call_mask || k->compute_mask || k->call_mask_n || k->compute_mask_n;
 }
 
-tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
-                                 bool training, tg_tensor **out_mask)
+bool tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                           bool training, tg_tensor **ys, tg_tensor **out_mask)
 {
     *out_mask = NULL;
     const tg_tensor *m[n > 0 ? n : 1];
@@ -438,15 +475,14 @@ tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, 
     for (int i = 0; i < n; i++) {
         if (!tg__check_input(loc, "tg_model_call", xs[i], "x") ||
             !tg__check_mask(loc, l, i, xs[i], masks ? masks[i] : NULL, &m[i]))
-            return NULL;
+            return false;
         any |= m[i] != NULL;
     }
     const tg_layer_kind *k = l->kind;
-    tg_tensor *y = call_several(l, loc, xs, any ? m : NULL, n, training);
-    if (!y)
-        return NULL;
-    uint64_t errors = tg__error_count();
-    if (n == 1 && k->compute_mask)
+    if (!call_several(l, loc, xs, any ? m : NULL, n, training, ys))
+        return false;
+    uint64_t errors = tg__error_count(); /* a recurrent layer's mask is its sequences' (input 0) */
+    if (k->compute_mask && (n == 1 || (k->call_outs && !k->compute_mask_n)))
         *out_mask = k->compute_mask(l, loc, xs[0], m[0]);
     else if (n > 1 && k->compute_mask_n)
         *out_mask = any ? k->compute_mask_n(l, loc, xs, m, n) : NULL;
@@ -458,7 +494,7 @@ tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, 
                  "does not support masking and will therefore destroy the mask information. Downstream layers "
                  "will not see the mask.",
                  l->name, k->class_name);
-    return tg__error_count() != errors ? NULL : y;
+    return tg__error_count() == errors;
 }
 
 void tg__layer_destroy(tg_layer *l)
@@ -511,8 +547,10 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_mode
     }
     if (!o.mask)
         return tg__layer_call(l, loc, x, o.training);
-    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL;
-    return tg__layer_call_masked(l, loc, &in, &o.mask, 1, o.training, &out_mask);
+    if (!one_output(l, loc))
+        return NULL;
+    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL, *ys[TG_LAYER_MAX_OUTPUTS];
+    return tg__layer_call_masked(l, loc, &in, &o.mask, 1, o.training, ys, &out_mask) ? ys[0] : NULL;
 }
 
 const char *tg_layer_name(const tg_layer *l) { return l ? l->name : NULL; }
@@ -777,17 +815,16 @@ static int mask_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int 
     return 0;
 }
 
-/* x times the mask, as TF's dropout. */
-static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* x times a mask of zeros (probability rate) and 1 / (1 - rate), as TF's dropout: the
+ * Dropout layer's and attention's. */
+tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate, const char *layer)
 {
-    double rate = l->o.dropout.rate;
-    if (!training || rate == 0.0)
-        return (tg_tensor *)x;
+    (void)layer;
     bool bf16 = tg_dtype_of(x) == TG_BF16; /* the mask made in float32, then rounded as TF's bfloat16 */
     tg_tensor *mt = tg_fill_at(loc, bf16 ? TG_F32 : tg_dtype_of(x), tg_shape_of(x), 0.0);
     if (!mt)
         return NULL;
-    dropout_arg a = {l->rng, rate};
+    dropout_arg a = {rng, rate};
     struct tg_fgraph *g = tg__trace_pause();
     draw_mask(&a, mt);
     tg__trace_resume(g);
@@ -796,6 +833,14 @@ static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool
     if (bf16)
         mt = tg_cast_at(loc, mt, TG_BF16);
     return tg_mul_at(loc, x, mt);
+}
+
+static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    double rate = l->o.dropout.rate;
+    if (!training || rate == 0.0)
+        return (tg_tensor *)x;
+    return tg__dropout(loc, l->rng, x, rate, l->name);
 }
 
 static void dropout_release(tg_layer *l)

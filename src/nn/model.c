@@ -82,6 +82,13 @@ static bool build_from(tg_model *m, tg_loc loc, int first, const tg_shape *in)
                      l->name, tg__shape_str(&l->in_shape, a, sizeof a), m->name, tg__shape_str(&s, b, sizeof b));
             break;
         }
+        int n_out = tg__layer_output_shapes(l, NULL);
+        if (n_out > 1) {
+            tg__fail(loc,
+                     "layer \"%s\" (%s) has %d outputs; a Sequential model takes layers of one: use a functional model",
+                     l->name, l->kind->class_name, n_out);
+            break;
+        }
         if (!l->built) {
             if (!tg__layer_build(l, loc, &s, m->dtype, tg__derive_seed(m->seed, (uint64_t)i)))
                 break;
@@ -335,9 +342,11 @@ bool tg__model_forward(tg_model *m, tg_loc loc, const tg_tensor *const *xs, cons
         return tg__functional_call_masked(m, loc, xs, masks, ys, y_masks, training);
     tg_tensor *y = (tg_tensor *)xs[0], *mask = masks ? (tg_tensor *)masks[0] : NULL;
     for (int i = 0; i < m->n_layers && y; i++) {
-        tg_tensor *in = y, *in_mask = mask;
+        tg_tensor *in = y, *in_mask = mask, *outs[TG_LAYER_MAX_OUTPUTS]; /* Sequential's layers have one */
         y = tg__layer_call_masked(m->layers[i], loc, &in, in_mask ? (const tg_tensor *const *)&in_mask : NULL, 1,
-                                  training, &mask);
+                                  training, outs, &mask)
+                ? outs[0]
+                : NULL;
     }
     ys[0] = y = tg__model_output_f32(loc, y);
     if (y_masks)
@@ -909,7 +918,8 @@ static const char *connections(const tg_layer *l, char *buf, size_t size)
             continue;
         for (int i = 0; i < l->nodes[k]->n_in && at + 1 < size; i++) {
             const tg_node *from = l->nodes[k]->in[i]->node;
-            int w = snprintf(buf + at, size - at, "%s%s[%d][0]", at ? ", " : "", from->layer->name, from->index);
+            int w = snprintf(buf + at, size - at, "%s%s[%d][%d]", at ? ", " : "", from->layer->name, from->index,
+                             l->nodes[k]->in[i]->index);
             at += w > 0 ? (size_t)w : 0;
         }
     }

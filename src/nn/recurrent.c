@@ -182,25 +182,30 @@ static tg_tensor *carry(tg_loc loc, const tg_tensor *keep, tg_tensor *fresh, tg_
     return keep ? tg_where_at(loc, keep, fresh, old) : fresh;
 }
 
-static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
+/* The layer on x under its mask (NULL: every step) from the states h0 and c0 (NULL: zeros):
+ * ys[0] the output, then with return_state the last h (and, for LSTM, c), the carried ones
+ * where the last steps are masked, as Keras's. */
+static bool rnn_run(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, tg_tensor *h0, tg_tensor *c0,
+                    tg_tensor **ys)
 {
-    (void)training;
     const tg_rnn_opts *o = &l->o.rnn;
     rnn_step s = {.loc = loc, .l = l};
     if (kind_of(l) == CELL_GRU && o->reset_after && o->use_bias) {
         tg_tensor *rows[2];
         if (tg_unstack_at(loc, l->vars[BIAS], 2, rows, 0) != 0)
-            return NULL;
+            return false;
         s.input_bias = rows[0], s.recurrent_bias = rows[1];
     }
     int64_t t = tg_dim(x, 1);
     tg_tensor **xw = calloc((size_t)(3 * t + 1), sizeof(tg_tensor *)), **outs = xw + t, **keep = xw + 2 * t;
     if (!xw)
-        return tg__fail(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
+        return tg__failb(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
     tg_tensor *h = NULL, *c = NULL;
     bool ok = !mask || tg_unstack_at(loc, tg_expand_dims_at(loc, mask, -1), (int)t, keep, 1) == 0;
     if (ok && input_products(&s, x, xw)) {
-        h = c = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0); /* the initial state */
+        tg_tensor *zeros = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0);
+        h = h0 ? h0 : zeros;
+        c = c0 ? c0 : zeros;
         for (int64_t k = 0; h && k < t; k++) {
             int64_t at = o->go_backwards ? t - 1 - k : k;
             tg_tensor *c_old = c, *h_new = step(&s, xw[at], h, &c);
@@ -209,9 +214,59 @@ static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg
             h = outs[k] = h_new ? carry(loc, mask ? keep[at] : NULL, h_new, h) : NULL;
         }
     }
-    tg_tensor *y = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
+    ys[0] = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
     free(xw);
-    return y;
+    if (o->return_state) {
+        ys[1] = h;
+        if (kind_of(l) == CELL_LSTM)
+            ys[2] = c;
+    }
+    return ys[0] != NULL;
+}
+
+static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
+{
+    (void)training;
+    tg_tensor *ys[TG_LAYER_MAX_OUTPUTS];
+    return rnn_run(l, loc, x, mask, NULL, NULL, ys) ? ys[0] : NULL;
+}
+
+/* ---- initial states and return_state (functional models) -------------------------------- */
+static int n_states(const tg_layer *l) { return kind_of(l) == CELL_LSTM ? 2 : 1; }
+
+/* Keras's initial_state: inputs after the sequences are the states, each (units,). */
+static bool rnn_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out)
+{
+    const char *name = cells[kind_of(l)].name;
+    if (n != 1 && n != 1 + n_states(l))
+        return tg__failb(loc,
+                         "%s \"%s\": called on %d inputs; it takes the sequences, then optionally its %d "
+                         "initial state%s (%s)",
+                         name, l->name, n, n_states(l), n_states(l) > 1 ? "s" : "",
+                         kind_of(l) == CELL_LSTM ? "h and c" : "h");
+    for (int i = 1; i < n; i++)
+        if (in[i].rank != 1 || in[i].dims[0] != l->o.rnn.units) {
+            char s[TG_SHAPE_STR_MAX];
+            return tg__failb(loc, "%s \"%s\": initial state %d has shape %s; a state is (batch, units) = (None, %lld)",
+                             name, l->name, i - 1, tg__batch_shape_str(&in[i], s, sizeof s), (long long)l->o.rnn.units);
+        }
+    return rnn_build(l, loc, &in[0], out);
+}
+
+static int rnn_output_shapes(const tg_layer *l, tg_shape *out)
+{
+    int n = l->o.rnn.return_state ? 1 + n_states(l) : 1;
+    for (int k = 0; out && k < n; k++)
+        out[k] = k == 0 ? l->out_shape : TG_SHAPE(l->o.rnn.units);
+    return n;
+}
+
+/* Masks of the initial states are not used: the sequences' mask alone says which steps run. */
+static bool rnn_call_outs(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                          bool training, tg_tensor **ys)
+{
+    (void)training;
+    return rnn_run(l, loc, xs[0], masks[0], n > 1 ? xs[1] : NULL, n > 2 ? xs[2] : NULL, ys);
 }
 
 /* Keras's RNN.compute_mask: the mask goes on with the sequences, not with the last state. */
@@ -222,24 +277,15 @@ static tg_tensor *rnn_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg
 }
 
 /* ---- the three kinds ------------------------------------------------------------------------------- */
-static const tg_layer_kind simple_kind = {.base_name = "simple_rnn",
-                                          .class_name = "SimpleRNN",
-                                          .autocast = true,
-                                          .build = rnn_build,
-                                          .call_mask = rnn_call,
-                                          .compute_mask = rnn_mask};
-static const tg_layer_kind lstm_kind = {.base_name = "lstm",
-                                        .class_name = "LSTM",
-                                        .autocast = true,
-                                        .build = rnn_build,
-                                        .call_mask = rnn_call,
-                                        .compute_mask = rnn_mask};
-static const tg_layer_kind gru_kind = {.base_name = "gru",
-                                       .class_name = "GRU",
-                                       .autocast = true,
-                                       .build = rnn_build,
-                                       .call_mask = rnn_call,
-                                       .compute_mask = rnn_mask};
+#define RNN_KIND(base, class)                                                                                \
+    {                                                                                                        \
+        .base_name = base, .class_name = class, .autocast = true, .build = rnn_build, .call_mask = rnn_call, \
+        .compute_mask = rnn_mask, .build_n = rnn_build_n, .output_shapes = rnn_output_shapes,                \
+        .call_outs = rnn_call_outs                                                                           \
+    }
+static const tg_layer_kind simple_kind = RNN_KIND("simple_rnn", "SimpleRNN");
+static const tg_layer_kind lstm_kind = RNN_KIND("lstm", "LSTM");
+static const tg_layer_kind gru_kind = RNN_KIND("gru", "GRU");
 
 static cell_kind kind_of(const tg_layer *l)
 {

@@ -114,9 +114,10 @@ static bool bidi_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
 /* An inner layer on x and the wrapper's mask (Keras passes it to both directions). */
 static tg_tensor *call_inner(tg_layer *inner, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
 {
-    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL;
-    return mask ? tg__layer_call_masked(inner, loc, &in, &mask, 1, training, &out_mask)
-                : tg__layer_call(inner, loc, x, training);
+    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL, *ys[TG_LAYER_MAX_OUTPUTS];
+    if (!mask)
+        return tg__layer_call(inner, loc, x, training);
+    return tg__layer_call_masked(inner, loc, &in, &mask, 1, training, ys, &out_mask) ? ys[0] : NULL;
 }
 
 static tg_tensor *bidi_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
@@ -166,6 +167,12 @@ tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts
         tg__fail(loc,
                  "tg_bidirectional: layer \"%s\" (%s) has go_backwards set; Bidirectional makes the backward copy "
                  "itself, so wrap the layer reading forwards",
+                 layer->name, layer->kind->class_name);
+        tg__layer_destroy(layer);
+        return NULL;
+    }
+    if (layer->o.rnn.return_state) { /* Keras's list of both directions' states: not yet */
+        tg__fail(loc, "tg_bidirectional: layer \"%s\" (%s) has return_state set; Bidirectional does not return states",
                  layer->name, layer->kind->class_name);
         tg__layer_destroy(layer);
         return NULL;
@@ -245,7 +252,7 @@ tg_layer *tg_time_distributed_at(tg_loc loc, tg_layer *layer, tg_time_distribute
 {
     if (!check_wrapped(loc, "tg_time_distributed", layer))
         return NULL;
-    if (layer->kind->build_n) {
+    if (!layer->kind->build) {
         tg__fail(loc,
                  "tg_time_distributed: layer \"%s\" (%s) takes several inputs; TimeDistributed wraps a layer "
                  "of one input",

@@ -1494,6 +1494,25 @@ static void name_logs(tg_model *m, bool validation)
 
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
 
+/* A callback loaded a checkpoint at train begin (BackupAndRestore): the fit goes on from
+ * its position, as a fit given .initial_epoch, .initial_step and .seed from it does. */
+static bool resume_at_position(tg_loc loc, tg_model *m, tg_fit_opts *o, fit_data *d)
+{
+    tg__fit_position *p = tg__model_fit_position(m);
+    if (!p || !p->resume)
+        return true;
+    p->resume = false;
+    if (p->epoch > o->epochs || (p->step > 0 && p->epoch >= o->epochs) || p->step > d->steps)
+        return tg__failb(loc,
+                         "tg_fit: the restored checkpoint is at epoch %d, step %lld, past this fit's %d epochs of "
+                         "%lld steps (resume with the epochs, batch size and data of the run that saved it)",
+                         p->epoch, (long long)p->step, o->epochs, (long long)d->steps);
+    o->initial_epoch = p->epoch;
+    o->initial_step = p->step;
+    o->seed = p->seed;
+    return true;
+}
+
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o)
 {
     tg_loc outer = tg__enter_user_call(loc);
@@ -1547,6 +1566,8 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     tg_logs logs = {0};
     name_logs(m, d.vx != NULL);
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
+    if (stop >= 0 && !resume_at_position(loc, m, &o, &d))
+        stop = -1;
     for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
         logs = (tg_logs){0};
         if ((stop = run_hooks(&o, EPOCH_BEGIN, m, epoch, &logs)) < 0)
