@@ -234,9 +234,9 @@ int text_load(const char *path, int64_t seq_len, double validation_split, const 
     int64_t rows = text_window_count(c.n, seq_len), train = (int64_t)((double)rows * (1.0 - validation_split));
     if (rows < 1 || train < 1 || (validation_split > 0 && train == rows)) {
         fprintf(stderr,
-                "tapegrad: %s has %lld characters: that makes %lld sequences of %lld characters (each with "
+                "tapegrad: %s has %lld characters: that makes %lld sequence%s of %lld characters (each with "
                 "the next character as its targets)%s; give a shorter --seq-len or a longer text\n",
-                path, (long long)c.n, (long long)rows, (long long)seq_len,
+                path, (long long)c.n, (long long)rows, rows == 1 ? "" : "s", (long long)seq_len,
                 validation_split > 0 ? ", too few to hold out a validation part" : "");
         text_free(&c);
         return EXIT_DATA;
