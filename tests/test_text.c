@@ -232,6 +232,48 @@ static void sampling(void)
     tg_rng_free(b);
 }
 
+/* ---- the library: a class per step ---------------------------------------------------------- */
+/* Keras's char-RNN: labels (N, steps) for logits (N, steps, classes). evaluate's loss is
+ * the mean over every step of every sequence of logsumexp(logits) - logits[label],
+ * computed here in double from the predictions; labels of another shape are refused. */
+static void sparse_labels_per_step(void)
+{
+    tg_model *m = tg_sequential(tg_embedding(.input_dim = 5, .output_dim = 3, .input_length = 4),
+                                tg_lstm(.units = 4, .return_sequences = true), tg_dense(.units = 5));
+    REQUIRE(m && tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                            .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) == 0);
+    tg_scope *s = tg_scope_begin();
+    int32_t xs[24], ys[24];
+    for (int i = 0; i < 24; i++)
+        xs[i] = (i * 7 + 1) % 5, ys[i] = (i * 3 + 2) % 5;
+    tg_tensor *x = tg_tensor_from_at(TG_LOC, TG_I32, TG_SHAPE(6, 4), xs);
+    tg_tensor *y = tg_tensor_from_at(TG_LOC, TG_I32, TG_SHAPE(6, 4), ys);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = 4, .verbose = TG_VERBOSE_SILENT);
+    CHECK(h != NULL);
+    tg_history_free(h);
+    tg_logs logs;
+    REQUIRE(tg_evaluate(m, x, y, &logs, .batch_size = 4) == 0);
+    tg_tensor *p = tg_predict(m, x);
+    double logits[120], want = 0;
+    REQUIRE(p && has_shape(p, TG_SHAPE(6, 4, 5)) && tg_copy_out_f64(p, logits, 120) == 0);
+    for (int i = 0; i < 24; i++) {
+        double sum = 0;
+        for (int k = 0; k < 5; k++)
+            sum += exp(logits[i * 5 + k]);
+        want += (log(sum) - logits[i * 5 + ys[i]]) / 24;
+    }
+    CHECK_NEAR(tg_logs_get(&logs, "loss"), want, 1e-5);
+    int line = __LINE__ + 1;
+    tg_history *bad =
+        tg_fit(m, x, tg_tensor_from_at(TG_LOC, TG_I32, TG_SHAPE(6, 3), ys), .epochs = 1, .verbose = TG_VERBOSE_SILENT);
+    EXPECT_ERROR(bad == NULL, "one per position of the output but its last axis");
+    char where[64];
+    snprintf(where, sizeof where, "test_text.c:%d", line);
+    CHECK_ERROR(where);
+    tg_scope_end(s);
+    tg_model_free(m);
+}
+
 /* ---- the command ------------------------------------------------------------------------ */
 static double number_after(const char *text, const char *key)
 {
@@ -357,6 +399,7 @@ int main(void)
     RUN(files_refused);
     RUN(vocabulary_in_the_model_file);
     RUN(sampling);
+    RUN(sparse_labels_per_step);
     RUN(fit_generate_round_trip);
     RUN(bad_options_and_files);
     remove_tmpdir();
