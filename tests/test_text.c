@@ -263,9 +263,9 @@ static void sparse_labels_per_step(void)
         want += (log(sum) - logits[i * 5 + ys[i]]) / 24;
     }
     CHECK_NEAR(tg_logs_get(&logs, "loss"), want, 1e-5);
+    tg_tensor *three_steps = tg_tensor_from_at(TG_LOC, TG_I32, TG_SHAPE(6, 3), ys);
     int line = __LINE__ + 1;
-    tg_history *bad =
-        tg_fit(m, x, tg_tensor_from_at(TG_LOC, TG_I32, TG_SHAPE(6, 3), ys), .epochs = 1, .verbose = TG_VERBOSE_SILENT);
+    tg_history *bad = tg_fit(m, x, three_steps, .epochs = 1, .verbose = TG_VERBOSE_SILENT);
     EXPECT_ERROR(bad == NULL, "one per position of the output but its last axis");
     char where[64];
     snprintf(where, sizeof where, "test_text.c:%d", line);
@@ -346,6 +346,49 @@ static void fit_generate_round_trip(void)
     text_free(&c);
 }
 
+/* m.safetensors again, with the metadata key `key` set to `value`. */
+static void craft(const char *name, const char *key, const char *value)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_safetensors *st = tg_safetensors_open(at("m.safetensors"));
+    int n = st ? tg_safetensors_count(st) : 0;
+    tg_tensor *t[64];
+    const char *const *names = st ? tg_safetensors_names(st) : NULL;
+    for (int i = 0; i < n && i < 64; i++)
+        t[i] = tg_safetensors_get(st, names[i]);
+    static const char *const keys[] = {"model", "input_shape", "classes",    "seed",
+                                       "data",  "loss",        "vocabulary", "embedding_dim"};
+    static char meta[1 << 14];
+    strcpy(meta, "{");
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *v = strcmp(keys[k], key) == 0 ? value : st ? tg_safetensors_metadata(st, keys[k]) : NULL;
+        size_t len = strlen(meta);
+        if (v)
+            snprintf(meta + len, sizeof meta - len, "%s\"%s\": \"%s\"", len > 1 ? ", " : "", keys[k], v);
+    }
+    strcat(meta, "}");
+    CHECK(st && tg_save_safetensors(at(name), t, names, n, meta) == 0);
+    tg_safetensors_close(st);
+    tg_scope_end(s);
+}
+
+/* A vocabulary that is not the model's is refused, naming the key, before any use. */
+static void hostile_vocabulary(void)
+{
+    static const char *const bad[] = {"97,98", "", "98,97", "55296", "10,x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        craft("v.safetensors", "vocabulary", bad[i]);
+        int rc = run("generate v.safetensors --length 5");
+        CHECK(rc == 2 && strstr(out, "metadata \"vocabulary\"") != NULL);
+    }
+    craft("v.safetensors", "embedding_dim", "0");
+    CHECK(run("summary v.safetensors") == 2 && strstr(out, "\"embedding_dim\" is \"0\"") != NULL);
+    craft("v.safetensors", "model", "mlp:16");
+    CHECK(run("generate v.safetensors") == 2 && strstr(out, "metadata \"vocabulary\"") != NULL);
+    craft("v.safetensors", "embedding_dim", "64"); /* as written: accepted */
+    CHECK(run("generate v.safetensors --length 5") == 0);
+}
+
 static void bad_options_and_files(void)
 {
     static const struct {
@@ -402,6 +445,7 @@ int main(void)
     RUN(sparse_labels_per_step);
     RUN(fit_generate_round_trip);
     RUN(bad_options_and_files);
+    RUN(hostile_vocabulary);
     remove_tmpdir();
     return TEST_SUMMARY();
 }
