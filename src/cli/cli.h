@@ -19,6 +19,7 @@ typedef struct model_spec {
     /* A character model (--data text:FILE): Embedding(vocab, embedding_dim), the recurrent
      * layers each returning its sequence, Dense(vocab) at every step. vocab 0: not one. */
     int64_t vocab, embedding_dim;
+    bool zeros; /* the weights are loaded after the build: zeros spare the initializers' work */
 } model_spec;
 /* Parses a spec; false with a message in err (never reads past the string). */
 bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size);

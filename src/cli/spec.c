@@ -84,9 +84,10 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
             ok = tg_model_add(m, i ? tg_dense(.units = spec->hidden[i], .activation = TG_RELU)
                                    : tg_dense(.units = spec->hidden[i], .activation = TG_RELU, .input_shape = in)) == 0;
     } else if (spec->kind == SPEC_LSTM || spec->kind == SPEC_GRU) {
+        tg_initializer zeros = spec->zeros ? tg_init_zeros() : (tg_initializer){0}; /* {0}: the layer's default */
         if (spec->vocab) /* characters: Keras's char-RNN, every layer returning its sequence */
             ok = tg_model_add(m, tg_embedding(.input_dim = spec->vocab, .output_dim = spec->embedding_dim,
-                                              .input_shape = in)) == 0;
+                                              .embeddings_initializer = zeros, .input_shape = in)) == 0;
         for (int i = 0; i < spec->n_hidden && ok; i++) {
             tg_rnn_opts o = {.units = spec->hidden[i],
                              .activation = TG_TANH,
@@ -94,6 +95,8 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
                              .use_bias = true,
                              .unit_forget_bias = true,
                              .reset_after = true,
+                             .kernel_initializer = zeros,
+                             .recurrent_initializer = zeros,
                              .return_sequences = i + 1 < spec->n_hidden || spec->vocab,
                              .input_shape = i == 0 && !spec->vocab ? in : (tg_shape){0}};
             ok = tg_model_add(m, spec->kind == SPEC_LSTM ? tg_lstm_at(TG_LOC, o) : tg_gru_at(TG_LOC, o)) == 0;
