@@ -6,7 +6,7 @@
  * file; a character's class is its index in it. Training examples are the text cut into
  * windows of seq_len characters, one after the other (window r starts at r * seq_len),
  * each with the window one character later as its targets; the characters after the last
- * whole window (fewer than seq_len + 1) are not used. The last fraction of the windows,
+ * whole window (fewer than seq_len) are not used. The last fraction of the windows,
  * in text order, is the held-out text. */
 #include <errno.h>
 #include <math.h>
