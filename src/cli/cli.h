@@ -16,6 +16,10 @@ typedef struct model_spec {
     enum { SPEC_MLP, SPEC_CNN, SPEC_LSTM, SPEC_GRU } kind;
     int n_hidden;
     int64_t hidden[SPEC_MAX_LAYERS];
+    /* A character model (--data text:FILE): Embedding(vocab, embedding_dim), the recurrent
+     * layers each returning its sequence, Dense(vocab) at every step. vocab 0: not one. */
+    int64_t vocab, embedding_dim;
+    bool zeros; /* the weights are loaded after the build: zeros spare the initializers' work */
 } model_spec;
 /* Parses a spec; false with a message in err (never reads past the string). */
 bool spec_parse(const char *text, model_spec *spec, char *err, size_t err_size);
@@ -48,6 +52,8 @@ enum {
     KEY_NORMALIZATION,
     KEY_HEADER,
     KEY_PRECISION,
+    KEY_VOCABULARY,
+    KEY_EMBEDDING_DIM,
     N_KEYS
 };
 /* Each key and the values it can have, read only through the library's validator
@@ -58,6 +64,8 @@ extern const tg_meta_key cli_saved_keys[N_KEYS];
 typedef struct data_source {
     tg_dataset *train, *test; /* test may be NULL */
     char name[64];
+    uint32_t *vocab; /* text: the characters (code points, increasing), malloc'd */
+    int64_t n_vocab, n_chars;
 } data_source;
 /* How a CSV file is laid out: --delimiter and --skip-rows. */
 typedef struct csv_layout {
@@ -75,6 +83,43 @@ const char *csv_delimiter_name(char delimiter);
  * skipped) how its file is laid out. Returns an exit code, having printed what went wrong. */
 int data_load(const char *spec, const char *label, const csv_layout *layout, data_source *out);
 void data_free(data_source *d);
+
+/* ---- text: "text:FILE", UTF-8, for character models (text.c) ---------------------------- */
+#define TEXT_MAX_VOCAB       65536
+#define TEXT_SEQ_LEN         100 /* --seq-len's default */
+#define TEXT_EMBEDDING_DIM   64
+#define TEXT_VALIDATION_PART 0.1 /* the text held out, unless --validation-split says */
+typedef struct text_corpus {
+    int32_t *ids;    /* the text as indices into vocab */
+    int64_t n;       /* characters */
+    uint32_t *vocab; /* code points, increasing */
+    int64_t n_vocab;
+} text_corpus;
+/* Reads a UTF-8 file. vocab NULL: the vocabulary is the file's characters; else every
+ * character must be one of vocab's (a model's). Returns an exit code, having printed what
+ * went wrong (an empty file, invalid UTF-8 with its byte and line, a character outside
+ * the vocabulary). */
+int text_read(const char *path, const uint32_t *vocab, int64_t n_vocab, text_corpus *out);
+void text_free(text_corpus *c);
+/* The windows a text of n_chars makes: (n_chars - 1) / seq_len. */
+int64_t text_window_count(int64_t n_chars, int64_t seq_len);
+/* x: window r, characters [r * seq_len, (r + 1) * seq_len); y: the same one later.
+ * int32 class indices, shape (windows, seq_len). NULL with the library's error. */
+tg_dataset *text_windows(const text_corpus *c, int64_t seq_len);
+/* A text's windows as a data source, its vocabulary in out->vocab; refuses a text too
+ * short for one training window (and one held out, with validation_split > 0). */
+int text_load(const char *path, int64_t seq_len, double validation_split, const uint32_t *vocab, int64_t n_vocab,
+              data_source *out);
+/* The index of a code point in the vocabulary, or -1. */
+int64_t text_vocab_index(const uint32_t *vocab, int64_t n, uint32_t cp);
+/* The vocabulary as the model file stores it (malloc'd), and back (false when malformed). */
+char *text_vocab_format(const uint32_t *vocab, int64_t n);
+bool text_vocab_parse(const char *text, uint32_t **vocab, int64_t *n);
+/* UTF-8: the length of the code point at s (0: invalid), and its encoding. */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+size_t utf8_encode(uint32_t cp, char out[4]);
+/* A class drawn from softmax(logits / temperature), or the largest logit's at 0. */
+int64_t text_sample(const float *logits, int64_t n, double temperature, tg_rng *rng);
 
 /* ---- history: CSV and an SVG plot of loss and a metric per epoch ------------------------------ */
 #define HISTORY_MAX_KEYS 32

@@ -129,7 +129,7 @@ int data_load(const char *spec, const char *label, const csv_layout *layout, dat
         return load_pair("idx", a, b, true, out);
     fprintf(stderr,
             "tapegrad: unknown --data '%s': use fashion-mnist, csv:FILE (with --label), "
-            "npy:X.npy,Y.npy or idx:IMAGES,LABELS\n",
+            "npy:X.npy,Y.npy, idx:IMAGES,LABELS or text:FILE\n",
             spec);
     return EXIT_USAGE;
 }
@@ -138,5 +138,6 @@ void data_free(data_source *d)
 {
     tg_dataset_free(d->train);
     tg_dataset_free(d->test);
+    free(d->vocab);
     *d = (data_source){0};
 }

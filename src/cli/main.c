@@ -4,6 +4,8 @@
  *   tapegrad evaluate model.safetensors
  *   tapegrad predict model.safetensors images.npy
  *   tapegrad summary model.safetensors
+ *   tapegrad fit --data text:corpus.txt --model lstm:256 --save chars.safetensors
+ *   tapegrad generate chars.safetensors --length 500 --seed 1
  *
  * Exit codes: 0 ok, 1 usage, 2 data or file error. */
 #include <getopt.h>
@@ -24,13 +26,19 @@ static const char *const usage_main = "usage: tapegrad COMMAND [OPTIONS]\n"
                                       "  evaluate   loss and accuracy of a saved model on labelled data\n"
                                       "  predict    classes and probabilities of a saved model for new inputs\n"
                                       "  summary    the layers and parameter counts of a saved model\n"
+                                      "  generate   text sampled from a character model (fit --data text:FILE)\n"
                                       "\n"
                                       "tapegrad COMMAND --help shows a command's options.\n";
 
 static const char *const usage_fit =
     "usage: tapegrad fit [OPTIONS]\n"
     "\n"
-    "  --data SOURCE          fashion-mnist (default), csv:FILE, npy:X.npy,Y.npy or idx:IMAGES,LABELS\n"
+    "  --data SOURCE          fashion-mnist (default), csv:FILE, npy:X.npy,Y.npy, idx:IMAGES,LABELS\n"
+    "                         or text:FILE (UTF-8 text: a character model, --model lstm:256, whose\n"
+    "                         last 10% of windows are held out unless --validation-split says;\n"
+    "                         reports bits per character)\n"
+    "  --seq-len N            text: characters per training sequence, each with the next\n"
+    "                         character as its target (default 100)\n"
     "  --label COLUMN         the label column of a CSV file, by name or index (-1: the last)\n"
     "  --delimiter NAME       a CSV file's separator: comma (default), whitespace (runs of spaces\n"
     "                         and tabs), tab or semicolon. Gzip-compressed files are read as they are\n"
@@ -93,6 +101,14 @@ static const char *const usage_predict =
 
 static const char *const usage_summary = "usage: tapegrad summary MODEL\n";
 
+static const char *const usage_generate =
+    "usage: tapegrad generate MODEL [--length N] [--seed S] [--temperature T] [--prime TEXT]\n"
+    "\n"
+    "Text from a character model (tapegrad fit --data text:FILE): TEXT (default: a newline, when\n"
+    "the vocabulary has one), then N characters (default 500), each drawn from the model's softmax\n"
+    "over its vocabulary given up to the model's --seq-len characters before it, the logits divided\n"
+    "by T (default 1; 0 takes the most likely character). The same S (default 42) gives the same text.\n";
+
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
     fprintf(stderr, "tapegrad: ");
@@ -115,11 +131,19 @@ int cli_library_error(void)
 static const struct {
     const char *name, *takes;
 } option_ranges[] = {
-    {"epochs", "a whole number from 1 to 100000"},        {"batch-size", "a whole number from 1 to 16777216"},
-    {"learning-rate", "a number from 1e-12 to 10"},       {"validation-split", "a number from 0 to 0.99"},
-    {"seed", "a whole number from 0 to 2147483647"},      {"threads", "a whole number from 1 to 1024"},
-    {"limit", "a whole number, 0 for all rows"},          {"classes", "a whole number from 2 to 100000"},
-    {"delimiter", "comma, whitespace, tab or semicolon"}, {"skip-rows", "a whole number from 0 to 1000000"},
+    {"epochs", "a whole number from 1 to 100000"},
+    {"batch-size", "a whole number from 1 to 16777216"},
+    {"learning-rate", "a number from 1e-12 to 10"},
+    {"validation-split", "a number from 0 to 0.99"},
+    {"seed", "a whole number from 0 to 2147483647"},
+    {"threads", "a whole number from 1 to 1024"},
+    {"limit", "a whole number, 0 for all rows"},
+    {"classes", "a whole number from 2 to 100000"},
+    {"delimiter", "comma, whitespace, tab or semicolon"},
+    {"skip-rows", "a whole number from 0 to 1000000"},
+    {"seq-len", "a whole number from 1 to 100000"},
+    {"length", "a whole number from 1 to 10000000"},
+    {"temperature", "a number from 0 to 100"},
 };
 
 static int bad_value(const char *usage, const char *option, const char *value)
@@ -210,6 +234,7 @@ typedef struct saved_model {
     csv_layout layout;
     double *norm; /* --normalize: n_norm means then n_norm variances (malloc'd), or NULL */
     int64_t n_norm;
+    uint32_t *vocab; /* a character model's characters (malloc'd), spec.vocab of them */
 } saved_model;
 
 /* The losses the command trains with. */
@@ -231,6 +256,7 @@ static void saved_close(saved_model *sm)
 {
     tg_safetensors_close(sm->st);
     free(sm->norm);
+    free(sm->vocab);
     *sm = (saved_model){0};
 }
 
@@ -251,6 +277,20 @@ static tg_model *spec_build_under(const char *precision, const model_spec *spec,
     tg_model *m = spec_build(spec, in, classes, seed, sigmoid);
     tg_set_dtype_policy(was);
     return m;
+}
+
+/* A character model's vocabulary: one class per character, a recurrent model taking one
+ * index per step, trained with sparse cross-entropy. */
+static bool vocab_read(const char *text, int64_t embedding_dim, saved_model *sm)
+{
+    int64_t n = 0;
+    if (!text_vocab_parse(text, &sm->vocab, &n) || n != sm->classes || sm->input_shape.rank != 1 ||
+        (sm->spec.kind != SPEC_LSTM && sm->spec.kind != SPEC_GRU) ||
+        sm->loss != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        return false;
+    sm->spec.vocab = n;
+    sm->spec.embedding_dim = embedding_dim ? embedding_dim : TEXT_EMBEDDING_DIM;
+    return true;
 }
 
 /* Opens a model file and reads what it says about its model. Returns an exit code; the
@@ -303,6 +343,10 @@ static int read_saved(const char *path, saved_model *out)
         key = "normalization", why = "the means then the variances of the input's features, as numbers";
     else if (!precision_known(out->precision))
         key = "precision", why = "float32 or mixed_bfloat16";
+    else if (v[KEY_VOCABULARY].present && !vocab_read(v[KEY_VOCABULARY].text, v[KEY_EMBEDDING_DIM].i, out))
+        key = "vocabulary",
+        why = "the increasing code points of as many characters as the model has classes, for a recurrent "
+              "model of one class index per step";
     if (key) {
         fprintf(stderr, "tapegrad: %s: bad model metadata \"%s\" is \"%s\": it must be %s\n", path, key,
                 tg_safetensors_metadata(out->st, key), why);
@@ -470,6 +514,8 @@ typedef struct setup {
     csv_layout layout;
     const char *norm;      /* normalization text, or NULL */
     const char *precision; /* the dtype policy */
+    const char *vocab;     /* a character model's vocabulary text, or NULL */
+    int64_t embedding_dim;
 } setup;
 
 /* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
@@ -514,6 +560,12 @@ static char *fit_metadata(const setup *u)
         keys[n] = "history", values[n++] = u->history;
     if (u->plot)
         keys[n] = "plot", values[n++] = u->plot;
+    char embedding[24];
+    snprintf(embedding, sizeof embedding, "%lld", (long long)u->embedding_dim);
+    if (u->vocab) {
+        keys[n] = "vocabulary", values[n++] = u->vocab;
+        keys[n] = "embedding_dim", values[n++] = embedding;
+    }
     return tg_metadata_json(keys, values, n);
 }
 
@@ -653,6 +705,8 @@ static int source_files(const char *spec, char *a, char *b, size_t size)
     const char *comma;
     if (strncmp(spec, "csv:", 4) == 0)
         return snprintf(a, size, "%s", spec + 4) < (int)size ? 1 : 0;
+    if (strncmp(spec, "text:", 5) == 0)
+        return snprintf(a, size, "%s", spec + 5) < (int)size ? 1 : 0;
     if ((strncmp(spec, "npy:", 4) == 0 || strncmp(spec, "idx:", 4) == 0) && (comma = strchr(spec + 4, ',')) &&
         (size_t)(comma - spec - 4) < size && strlen(comma + 1) < size) {
         snprintf(a, size, "%.*s", (int)(comma - spec - 4), spec + 4);
@@ -670,7 +724,8 @@ static bool source_absolute(const char *spec, char *buf, size_t size)
     int n = source_files(spec, a, b, sizeof a);
     if (n == 0 || !realpath(a, ra) || (n == 2 && !realpath(b, rb)))
         return false;
-    int w = n == 1 ? snprintf(buf, size, "csv:%s", ra) : snprintf(buf, size, "%.4s%s,%s", spec, ra, rb);
+    int w = n == 1 ? snprintf(buf, size, "%.*s%s", (int)(strchr(spec, ':') - spec + 1), spec, ra)
+                   : snprintf(buf, size, "%.4s%s,%s", spec, ra, rb);
     return w > 0 && (size_t)w < size;
 }
 
@@ -693,7 +748,8 @@ static const char *locate_data(const saved_model *sm, char *buf, size_t size)
     if (n == 0 || !slash || source_exists(sm->data))
         return sm->data;
     snprintf(dir, sizeof dir, "%.*s", (int)(slash - sm->path), sm->path);
-    int w = n == 1 ? snprintf(buf, size, "csv:%s%s%s", a[0] == '/' ? "" : dir, a[0] == '/' ? "" : "/", a)
+    int w = n == 1 ? snprintf(buf, size, "%.*s%s%s%s", (int)(strchr(sm->data, ':') - sm->data + 1), sm->data,
+                              a[0] == '/' ? "" : dir, a[0] == '/' ? "" : "/", a)
                    : snprintf(buf, size, "%.4s%s%s%s,%s%s%s", sm->data, a[0] == '/' ? "" : dir, a[0] == '/' ? "" : "/",
                               a, b[0] == '/' ? "" : dir, b[0] == '/' ? "" : "/", b);
     return w > 0 && (size_t)w < size && source_exists(buf) ? buf : sm->data;
@@ -702,7 +758,7 @@ static const char *locate_data(const saved_model *sm, char *buf, size_t size)
 /* ---- fit ------------------------------------------------------------------------------------ */
 typedef struct fit_args {
     const char *data, *label, *model, *optimizer, *loss, *save, *resume, *history, *plot, *precision;
-    long epochs, batch_size, seed, threads, classes, skip_rows;
+    long epochs, batch_size, seed, threads, classes, skip_rows, seq_len;
     double lr, validation_split;
     char delimiter;
     bool quiet, profile, normalize, no_header;
@@ -724,33 +780,22 @@ static int parse_fit(int argc, char **argv, fit_args *a)
                     .epochs = 5,
                     .batch_size = 32,
                     .delimiter = ',',
+                    .seq_len = TEXT_SEQ_LEN,
                     .seed = 42};
     static const struct option opts[] = {
-        {"data", 1, 0, 'd'},
-        {"label", 1, 0, 'l'},
-        {"model", 1, 0, 'm'},
-        {"epochs", 1, 0, 'e'},
-        {"batch-size", 1, 0, 'b'},
-        {"optimizer", 1, 0, 'o'},
-        {"learning-rate", 1, 0, 'r'},
-        {"validation-split", 1, 0, 'v'},
-        {"seed", 1, 0, 's'},
-        {"threads", 1, 0, 't'},
-        {"save", 1, 0, 'S'},
-        {"resume", 1, 0, 'R'},
-        {"history", 1, 0, 'H'},
-        {"plot", 1, 0, 'P'},
-        {"quiet", 0, 0, 'q'},
-        {"profile", 0, 0, 'p'},
-        {"help", 0, 0, 'h'},
-        {"loss", 1, 0, 'L'},
-        {"classes", 1, 0, 'k'},
-        {"delimiter", 1, 0, 'D'},
-        {"skip-rows", 1, 0, 'K'},
-        {"normalize", 0, 0, 'N'},
-        {"no-header", 0, 0, 'E'},
-        {"precision", 1, 0, 'M'},
-        {0, 0, 0, 0},
+        {"data", 1, 0, 'd'},          {"label", 1, 0, 'l'},
+        {"model", 1, 0, 'm'},         {"epochs", 1, 0, 'e'},
+        {"batch-size", 1, 0, 'b'},    {"optimizer", 1, 0, 'o'},
+        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'},
+        {"seed", 1, 0, 's'},          {"threads", 1, 0, 't'},
+        {"save", 1, 0, 'S'},          {"resume", 1, 0, 'R'},
+        {"history", 1, 0, 'H'},       {"plot", 1, 0, 'P'},
+        {"quiet", 0, 0, 'q'},         {"profile", 0, 0, 'p'},
+        {"help", 0, 0, 'h'},          {"loss", 1, 0, 'L'},
+        {"classes", 1, 0, 'k'},       {"delimiter", 1, 0, 'D'},
+        {"skip-rows", 1, 0, 'K'},     {"normalize", 0, 0, 'N'},
+        {"no-header", 0, 0, 'E'},     {"precision", 1, 0, 'M'},
+        {"seq-len", 1, 0, 'Q'},       {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -783,6 +828,7 @@ static int parse_fit(int argc, char **argv, fit_args *a)
                 return usage_error(usage_fit, "unknown --precision '%s': use float32 or mixed_bfloat16", optarg);
             ok = non_empty(optarg);
             break;
+        case 'Q': ok = parse_long(optarg, 1, 100000, &a->seq_len); break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
@@ -1061,6 +1107,66 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
     return EXIT_OK;
 }
 
+/* --data text:FILE: a character model. Refuses the options that do not apply, and sets
+ * the model's vocabulary size (once read), embedding and held-out part. */
+static int text_options(fit_args *a, model_spec *spec, const saved_model *prior)
+{
+    const char *why = NULL;
+    if (a->resume && !prior->spec.vocab)
+        return fprintf(stderr, "tapegrad: %s is not a character model: resume it on the data it was trained on\n",
+                       prior->path),
+               EXIT_USAGE;
+    if (spec->kind != SPEC_LSTM && spec->kind != SPEC_GRU)
+        why = "--model: a character model is recurrent: give lstm:UNITS or gru:UNITS (lstm:256 is the classic)";
+    else if (a->loss && tg_loss_kind_from_name(a->loss) != TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        why = "--loss: a character model predicts the next character with sparse_categorical_crossentropy";
+    else if (a->given['l'])
+        why = "--label: text has no label column; each character's target is the next character";
+    else if (a->normalize)
+        why = "--normalize: a character model's inputs are character indices, not features";
+    else if (a->given['k'])
+        why = "--classes: a character model's classes are the characters of its text";
+    if (why)
+        return usage_error(usage_fit, "%s", why);
+    if (a->resume) {
+        if (a->given['Q'] && a->seq_len != prior->input_shape.dims[0])
+            fprintf(stderr, "tapegrad: note: --seq-len %ld is ignored: the resumed model's is %lld\n", a->seq_len,
+                    (long long)prior->input_shape.dims[0]);
+        a->seq_len = (long)prior->input_shape.dims[0];
+        spec->embedding_dim = prior->spec.embedding_dim;
+    } else {
+        spec->embedding_dim = TEXT_EMBEDDING_DIM;
+        if (!a->given['v'])
+            a->validation_split = TEXT_VALIDATION_PART;
+    }
+    a->loss = tg_loss_name(TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY);
+    return EXIT_OK;
+}
+
+/* A character model's epoch logs gain bits per character: the mean cross-entropy (nats
+ * per character) over ln 2, for the training and the held-out text. */
+static int add_bits_per_character(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
+{
+    (void)cb;
+    (void)m;
+    (void)epoch;
+    for (int val = 0; val < 2; val++) {
+        double loss = tg_logs_get(logs, val ? "val_loss" : "loss");
+        if (!isnan(loss))
+            tg_logs_set(logs, val ? "val_bits_per_character" : "bits_per_character", loss / log(2.0));
+    }
+    return 0;
+}
+
+/* The last value of a history column, or NAN. */
+static double history_last(const cli_history *h, const char *key)
+{
+    for (int k = 0; k < h->n_keys; k++)
+        if (strcmp(h->keys[k], key) == 0 && h->n_epochs > 0)
+            return h->v[(size_t)(h->n_epochs - 1) * (size_t)h->n_keys + (size_t)k];
+    return NAN;
+}
+
 /* The fit itself, from scratch or (a->resume) from `prior`. */
 static int fit(const fit_args *ap, const saved_model *prior_in)
 {
@@ -1077,6 +1183,9 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     char err[256];
     if (!spec_parse(spec_text, &spec, err, sizeof err))
         return usage_error(usage_fit, "%s", err);
+    bool text = strncmp(a.data, "text:", 5) == 0;
+    if ((text || (a.resume && prior.spec.vocab)) && (rc = text_options(&a, &spec, &prior)) != EXIT_OK)
+        return rc;
     tg_loss_kind loss = a.loss ? tg_loss_kind_from_name(a.loss) : TG_LOSS_NONE;
     tg_optimizer *opt = make_optimizer(a.optimizer, a.lr);
     if (!opt)
@@ -1085,10 +1194,19 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         tg_set_num_threads((int)a.threads);
     data_source d;
     csv_layout layout = {.delimiter = a.delimiter, .skip_rows = (int)a.skip_rows, .no_header = a.no_header};
-    if ((rc = data_load(load, a.label, &layout, &d)) != EXIT_OK) {
+    if (a.resume && prior.spec.vocab && !text) {
+        fprintf(stderr, "tapegrad: %s is a character model: resume it on text (--data text:FILE)\n", prior.path);
+        rc = EXIT_USAGE;
+    } else {
+        rc = text ? text_load(load + 5, a.seq_len, a.validation_split, prior.vocab, prior.spec.vocab, &d)
+                  : data_load(load, a.label, &layout, &d);
+    }
+    if (rc != EXIT_OK) {
         tg_optimizer_free(opt);
         return rc;
     }
+    spec.vocab = d.n_vocab;
+    char *vocab_text = text ? text_vocab_format(d.vocab, d.n_vocab) : NULL;
     double *adapted = NULL;
     char *norm = NULL;
     tg_scope *s = tg_scope_begin();
@@ -1104,7 +1222,9 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
         goto done;
     }
     int64_t fixed = a.given['k'] ? a.classes : a.resume && !loss_is_regression(loss) ? prior.classes : 0;
-    if ((classes = infer_outputs(y, a.data, &loss, fixed)) < 1) {
+    if (text) {
+        classes = d.n_vocab; /* the next character, from logits */
+    } else if ((classes = infer_outputs(y, a.data, &loss, fixed)) < 1) {
         rc = EXIT_DATA;
         goto done;
     }
@@ -1160,7 +1280,9 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
                .batch_size = a.batch_size,
                .layout = layout,
                .norm = norm,
-               .precision = a.precision};
+               .precision = a.precision,
+               .vocab = vocab_text,
+               .embedding_dim = spec.embedding_dim};
     u.data_path = source_absolute(load, abs_buf, sizeof abs_buf) ? abs_buf : NULL;
     char *meta = fit_metadata(&u);
     ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;
@@ -1173,7 +1295,12 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     bool writer = tg_distributed_rank() == 0; /* rank 0 prints and writes for the job */
     a.quiet = a.quiet || !writer;
     if (!a.quiet) {
-        if (regression)
+        if (text)
+            printf("tapegrad: %s on %s: %lld characters, %lld distinct; %lld sequences of %ld with the next "
+                   "characters as targets (the last %lld held out), %s, batch %ld\n",
+                   spec_text, load + 5, (long long)d.n_chars, (long long)d.n_vocab, (long long)tg_dim(x, 0), a.seq_len,
+                   (long long)(rows - split), a.optimizer, a.batch_size);
+        else if (regression)
             printf("tapegrad: %s on %s (%lld training samples, a regression: %s), %s, batch %ld\n", spec_text, d.name,
                    (long long)tg_dim(x, 0), tg_loss_name(loss), a.optimizer, a.batch_size);
         else
@@ -1183,8 +1310,10 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     if (!a.quiet && distributed)
         print_ranks(a.batch_size);
     double variance[2] = {label_variance(y, 0, split), label_variance(y, split, rows)};
-    tg_callback scores = {.on_epoch_end = add_regression_logs, .user = variance};
-    tg_callback *callbacks[2] = {&scores, ckpt};
+    tg_callback scores = {.on_epoch_end = add_regression_logs, .user = variance},
+                bits = {.on_epoch_end = add_bits_per_character};
+    tg_callback *callbacks[2] = {regression ? &scores : &bits, ckpt};
+    bool extra_logs = regression || text;
     /* where the resumed fit left off: the next epoch and step, and the shuffle stream */
     tg_model_fit_position pos = {.epoch = a.resume ? prior.epoch : 0};
     if (a.resume && tg_model_get_fit_position(m, &pos) != 1)
@@ -1194,8 +1323,8 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     if (a.profile)
         tg_profile_start();
     h = tg_fit(m, x, y, .epochs = (int)a.epochs, .batch_size = a.batch_size, .validation_split = a.validation_split,
-               .seed = seed, .initial_epoch = pos.epoch, .initial_step = pos.step, .callbacks = callbacks + !regression,
-               .n_callbacks = regression ? 2 : 1, .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
+               .seed = seed, .initial_epoch = pos.epoch, .initial_step = pos.step, .callbacks = callbacks + !extra_logs,
+               .n_callbacks = extra_logs ? 2 : 1, .verbose = a.quiet ? TG_VERBOSE_SILENT : TG_VERBOSE_AUTO);
     if (a.profile) {
         tg_profile_stop();
         tg_profile_print(stderr);
@@ -1216,6 +1345,9 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
             goto done;
         if (!a.quiet)
             printf("saved %s, %s and %s\n", a.save, a.history, a.plot);
+        if (!a.quiet && text && !isnan(history_last(&hist, "val_loss")))
+            printf("held-out text: loss %.4f nats, %.4f bits per character\n", history_last(&hist, "val_loss"),
+                   history_last(&hist, "val_bits_per_character"));
     }
     /* every rank evaluates its shard of the test split (a collective); rank 0 prints */
     if (d.test)
@@ -1223,6 +1355,7 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
 done:
     free(adapted);
     free(norm);
+    free(vocab_text);
     history_free(&hist);
     tg_history_free(h);
     tg_callback_free(ckpt);
@@ -1271,8 +1404,45 @@ static int cmd_evaluate(int argc, char **argv)
     return rc;
 }
 
+/* A character model on text: its held-out windows (the stored text, the part fit held
+ * out), or every window of another text. */
+static int evaluate_text(const saved_model *sm, const char *data, long batch)
+{
+    char where[2 * PATH_MAX + 8];
+    const char *source = data ? data : locate_data(sm, where, sizeof where);
+    if (strncmp(source, "text:", 5) != 0)
+        return usage_error(usage_evaluate, "%s is a character model: give --data text:FILE", sm->path);
+    data_source d;
+    double held_out = !data && sm->validation_split > 0 ? sm->validation_split : 0;
+    int rc = text_load(source + 5, sm->input_shape.dims[0], held_out, sm->vocab, sm->spec.vocab, &d);
+    if (rc != EXIT_OK)
+        return rc;
+    tg_model *m = load_model(sm, tg_adam(), false);
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x = tg_dataset_x_view(d.train), *y = tg_dataset_y_view(d.train);
+    int64_t rows = x ? tg_dim(x, 0) : 0, from = held_out > 0 ? (int64_t)((double)rows * (1.0 - held_out)) : 0;
+    tg_shape begin = {.rank = 2, .dims = {from, 0}}, size = {.rank = 2, .dims = {rows - from, -1}};
+    x = x ? tg_slice(x, begin, size) : NULL;
+    y = y ? tg_slice(y, begin, size) : NULL;
+    tg_logs logs;
+    if (!m || !x || !y || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0) {
+        rc = cli_library_error();
+    } else {
+        printf("%lld sequences of %lld characters (%s) - loss: %.4f - accuracy: %.4f - bits per character: %.4f\n",
+               (long long)(rows - from), (long long)sm->input_shape.dims[0],
+               held_out > 0 ? "the held-out part" : "the whole text", tg_logs_get(&logs, "loss"),
+               tg_logs_get(&logs, "accuracy"), tg_logs_get(&logs, "loss") / log(2.0));
+    }
+    tg_scope_end(s);
+    tg_model_free(m);
+    data_free(&d);
+    return rc;
+}
+
 static int evaluate(const saved_model *saved, const char *data, const char *label, long batch)
 {
+    if (saved->spec.vocab)
+        return evaluate_text(saved, data, batch);
     const saved_model sm = *saved;
     data_source d;
     char where[2 * PATH_MAX + 8];
@@ -1451,6 +1621,11 @@ static int cmd_predict(int argc, char **argv)
         return usage_error(usage_predict, "give a MODEL file and an INPUT file%s", "");
     saved_model sm;
     int rc = read_saved(argv[optind], &sm);
+    if (rc == EXIT_OK && sm.spec.vocab) {
+        fprintf(stderr, "tapegrad: %s is a character model: sample text from it with tapegrad generate %s\n",
+                argv[optind], argv[optind]);
+        rc = EXIT_USAGE;
+    }
     if (rc != EXIT_OK) {
         saved_close(&sm);
         return rc;
@@ -1532,11 +1707,141 @@ static int cmd_summary(int argc, char **argv)
         if (sm.norm)
             printf("inputs standardised (--normalize) by the means and variances of %lld features\n",
                    (long long)sm.n_norm);
+        if (sm.spec.vocab)
+            printf("a character model: %lld characters, sequences of %lld, embedding %lld\n", (long long)sm.spec.vocab,
+                   (long long)sm.input_shape.dims[0], (long long)sm.spec.embedding_dim);
         tg_model_summary(m, stdout);
     } else if (rc == EXIT_OK) {
         rc = cli_library_error();
     }
     tg_model_free(m);
+    saved_close(&sm);
+    return rc;
+}
+
+/* ---- generate: text from a character model -------------------------------------------------- */
+/* The prime as vocabulary indices into ids; false after a message. */
+static bool prime_ids(const saved_model *sm, const char *prime, int32_t *ids, int64_t *n)
+{
+    *n = 0;
+    if (!prime) { /* a newline starts a text, else the first character */
+        int64_t nl = text_vocab_index(sm->vocab, sm->spec.vocab, '\n');
+        ids[(*n)++] = (int32_t)(nl >= 0 ? nl : 0);
+        return true;
+    }
+    if (!*prime) {
+        fprintf(stderr, "tapegrad: --prime is empty: give at least one character to start from\n");
+        return false;
+    }
+    size_t len = strlen(prime);
+    for (size_t at = 0; at < len; (*n)++) {
+        uint32_t cp;
+        size_t used = utf8_decode((const unsigned char *)prime + at, len - at, &cp);
+        int64_t k = used ? text_vocab_index(sm->vocab, sm->spec.vocab, cp) : -1;
+        if (!used || k < 0) {
+            fprintf(stderr, "tapegrad: --prime: character %lld %s\n", (long long)*n + 1,
+                    used ? "is not in the model's vocabulary" : "is not valid UTF-8");
+            return false;
+        }
+        ids[*n] = (int32_t)k;
+        at += used;
+    }
+    return true;
+}
+
+/* The model for contexts of `steps` characters: the same weights at any length, since
+ * the model takes a fixed number of steps. NULL with the library's error. */
+static tg_model *model_for_steps(const saved_model *sm, int64_t steps)
+{
+    saved_model at = *sm;
+    at.input_shape = (tg_shape){.rank = 1, .dims = {steps}};
+    at.spec.zeros = true; /* an orthogonal recurrent kernel costs more than the whole load */
+    return load_model(&at, NULL, false);
+}
+
+/* Samples `length` characters after the prime, each given up to the model's sequence
+ * length of characters before it (the windows it learned from), and prints them. */
+static int generate(const saved_model *sm, int32_t *ids, int64_t n, int64_t length, double temperature, uint64_t seed)
+{
+    int64_t window = sm->input_shape.dims[0], steps = 0, classes = sm->spec.vocab;
+    tg_model *m = NULL;
+    tg_rng *rng = tg_rng_new(seed);
+    float *logits = malloc(sizeof(float) * (size_t)classes);
+    int rc = rng && logits ? EXIT_OK : cli_library_error();
+    for (int64_t i = 0; i < n; i++) {
+        char u[4];
+        fwrite(u, 1, utf8_encode(sm->vocab[ids[i]], u), stdout);
+    }
+    for (int64_t g = 0; g < length && rc == EXIT_OK; g++) {
+        int64_t k = n < window ? n : window;
+        if (k != steps) {
+            tg_model_free(m);
+            m = model_for_steps(sm, steps = k);
+        }
+        tg_scope *s = tg_scope_begin();
+        tg_tensor *x = tg_tensor_from_at(TG_LOC, TG_I32, (tg_shape){.rank = 2, .dims = {1, k}}, ids + n - k);
+        tg_tensor *y = m && x ? tg_model_call(m, x) : NULL;
+        tg_shape begin = {.rank = 3, .dims = {0, k - 1, 0}}, size = {.rank = 3, .dims = {1, 1, classes}};
+        y = y ? tg_slice(y, begin, size) : NULL;
+        if (!y || tg_copy_out(y, logits, sizeof(float) * (size_t)classes) != 0) {
+            rc = cli_library_error();
+        } else {
+            char u[4];
+            ids[n] = (int32_t)text_sample(logits, classes, temperature, rng);
+            fwrite(u, 1, utf8_encode(sm->vocab[ids[n++]], u), stdout);
+        }
+        tg_scope_end(s);
+    }
+    putchar('\n');
+    tg_model_free(m);
+    tg_rng_free(rng);
+    free(logits);
+    return rc;
+}
+
+static int cmd_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {{"length", 1, 0, 'n'}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
+                                         {"prime", 1, 0, 'p'},  {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    long length = 500, seed = 42;
+    double temperature = 1.0;
+    const char *prime = NULL;
+    optind = 1;
+    opterr = 0;
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
+        bool ok = true;
+        switch (c) {
+        case 'n': ok = parse_long(optarg, 1, 10000000, &length); break;
+        case 's': ok = parse_long(optarg, 0, 0x7fffffffL, &seed); break;
+        case 'T': ok = parse_double(optarg, 0, 100, &temperature); break;
+        case 'p': prime = optarg; break;
+        case 'h': return fputs(usage_generate, stdout), EXIT_OK;
+        case ':': return usage_error(usage_generate, "%s needs a value", argv[optind - 1]);
+        default: return usage_error(usage_generate, "unknown option %s", argv[optind - 1]);
+        }
+        if (!ok)
+            return bad_value(usage_generate, opts[at].name, optarg);
+    }
+    if (optind + 1 != argc)
+        return usage_error(usage_generate, "give one MODEL file (written by tapegrad fit --data text:FILE)%s", "");
+    saved_model sm;
+    int rc = read_saved(argv[optind], &sm);
+    if (rc == EXIT_OK && !sm.spec.vocab) {
+        fprintf(stderr, "tapegrad: %s is not a character model: generate takes a model fit on --data text:FILE\n",
+                argv[optind]);
+        rc = EXIT_USAGE;
+    }
+    size_t room = (prime ? strlen(prime) : 1) + (size_t)length + 1;
+    int32_t *ids = rc == EXIT_OK ? malloc(sizeof(int32_t) * room) : NULL;
+    int64_t n = 0;
+    if (rc == EXIT_OK && !ids)
+        rc = (fprintf(stderr, "tapegrad: out of memory for %ld characters\n", length), EXIT_DATA);
+    else if (rc == EXIT_OK && !prime_ids(&sm, prime, ids, &n))
+        rc = EXIT_USAGE;
+    if (rc == EXIT_OK)
+        rc = generate(&sm, ids, n, length, temperature, (uint64_t)seed);
+    free(ids);
     saved_close(&sm);
     return rc;
 }
@@ -1559,5 +1864,7 @@ int main(int argc, char **argv)
         return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "summary") == 0)
         return cmd_summary(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0)
+        return cmd_generate(argc - 1, argv + 1);
     return usage_error(usage_main, "unknown command '%s'", cmd);
 }

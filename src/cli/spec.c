@@ -63,6 +63,8 @@ tg_shape spec_input_shape(const model_spec *spec, tg_shape row)
         n *= row.dims[i];
     if (spec->kind == SPEC_MLP)
         return (tg_shape){.rank = 1, .dims = {n}};
+    if (spec->vocab) /* a character model: one class index per step */
+        return row;
     if (spec->kind == SPEC_LSTM || spec->kind == SPEC_GRU) /* steps of the first axis, the rest as features */
         return row.rank >= 2 ? (tg_shape){.rank = 2, .dims = {row.dims[0], n / row.dims[0]}}
                              : (tg_shape){.rank = 2, .dims = {n, 1}};
@@ -82,6 +84,10 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
             ok = tg_model_add(m, i ? tg_dense(.units = spec->hidden[i], .activation = TG_RELU)
                                    : tg_dense(.units = spec->hidden[i], .activation = TG_RELU, .input_shape = in)) == 0;
     } else if (spec->kind == SPEC_LSTM || spec->kind == SPEC_GRU) {
+        tg_initializer zeros = spec->zeros ? tg_init_zeros() : (tg_initializer){0}; /* {0}: the layer's default */
+        if (spec->vocab) /* characters: Keras's char-RNN, every layer returning its sequence */
+            ok = tg_model_add(m, tg_embedding(.input_dim = spec->vocab, .output_dim = spec->embedding_dim,
+                                              .embeddings_initializer = zeros, .input_shape = in)) == 0;
         for (int i = 0; i < spec->n_hidden && ok; i++) {
             tg_rnn_opts o = {.units = spec->hidden[i],
                              .activation = TG_TANH,
@@ -89,8 +95,10 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
                              .use_bias = true,
                              .unit_forget_bias = true,
                              .reset_after = true,
-                             .return_sequences = i + 1 < spec->n_hidden,
-                             .input_shape = i == 0 ? in : (tg_shape){0}};
+                             .kernel_initializer = zeros,
+                             .recurrent_initializer = zeros,
+                             .return_sequences = i + 1 < spec->n_hidden || spec->vocab,
+                             .input_shape = i == 0 && !spec->vocab ? in : (tg_shape){0}};
             ok = tg_model_add(m, spec->kind == SPEC_LSTM ? tg_lstm_at(TG_LOC, o) : tg_gru_at(TG_LOC, o)) == 0;
         }
     } else {
@@ -134,4 +142,7 @@ const tg_meta_key cli_saved_keys[N_KEYS] = {
     [KEY_NORMALIZATION] = {"normalization", TG_META_TEXT, 3, 1 << 26, false, NULL},
     /* --precision: Keras's dtype policy the layers were made under (absent: float32) */
     [KEY_PRECISION] = {"precision", TG_META_TEXT, 1, 32, false, NULL},
+    /* a character model: its characters' code points, increasing, "10,32,33,..." */
+    [KEY_VOCABULARY] = {"vocabulary", TG_META_TEXT, 1, 8 * TEXT_MAX_VOCAB, false, NULL},
+    [KEY_EMBEDDING_DIM] = {"embedding_dim", TG_META_INT, 1, 100000, false, NULL},
 };

@@ -382,16 +382,22 @@ static bool check_labels(tg_loc loc, tg_shape out, tg_loss_kind k, const tg_tens
     tg_shape yshape = tg_shape_of(y);
     tg__shape_str(&yshape, ys, sizeof ys);
     if (k == TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
-        if (yshape.rank == 2 && yshape.dims[1] == width && width > 1 && tg_dtype_is_float(y->dtype))
+        /* Keras: one class index per position of the output but its last axis, e.g. per
+         * step of a sequence model's (steps, classes) output: labels (N, steps) */
+        bool per_step =
+            out.rank >= 2 && (yshape.rank == out.rank || (yshape.rank == out.rank + 1 && yshape.dims[out.rank] == 1));
+        for (int d = 0; per_step && d + 1 < out.rank; d++)
+            per_step = yshape.dims[d + 1] == out.dims[d];
+        if (out.rank < 2 && yshape.rank == 2 && yshape.dims[1] == width && width > 1 && tg_dtype_is_float(y->dtype))
             return tg__failb(loc,
                              "%s has shape %s, one column per class: these look like one-hot labels. Use "
                              "TG_LOSS_CATEGORICAL_CROSSENTROPY, or pass class indices of shape (N,)",
                              what, ys);
-        if (yshape.rank > 2 || (yshape.rank == 2 && yshape.dims[1] != 1))
+        if (!per_step && (yshape.rank > 2 || (yshape.rank == 2 && yshape.dims[1] != 1)))
             return tg__failb(loc,
                              "%s has shape %s; sparse_categorical_crossentropy takes one class index per "
-                             "sample, shape (N,) or (N, 1)",
-                             what, ys);
+                             "sample, shape (N,) or (N, 1)%s",
+                             what, ys, out.rank >= 2 ? ", or one per position of the output but its last axis" : "");
         if (tg_dtype_is_float(y->dtype) && !integral_values(y))
             return tg__failb(loc, "%s holds non-integer values; sparse_categorical_crossentropy takes class indices",
                              what);
