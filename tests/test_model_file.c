@@ -1,0 +1,439 @@
+/* Whole-model files: every built-in layer rebuilt by tg_model_load_file to the same
+ * predictions, bit for bit (Sequential and functional models, merges, shared layers,
+ * wrappers); training resumed from a file equal to training without a stop; the files of
+ * the command and the library from before architectures were stored; the refusals. */
+#include "check.h"
+#include "tmpfiles.h"
+
+/* ---- the models, one per row ------------------------------------------------------------------ */
+typedef struct model_case {
+    const char *name;
+    tg_model *(*make)(void);
+    tg_shape in[2]; /* one example of each input */
+    int n_in;
+    bool int_input; /* Embedding's indices */
+} model_case;
+
+static tg_model *dense_stack_for(int64_t in)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 3, .name = "dense_stack"),
+        tg_dense(.units = 5, .activation = TG_RELU, .input_dim = in, .kernel_regularizer = tg_l2(0.01),
+                 .kernel_constraint = tg_max_norm(.max_value = 3), .bias_initializer = tg_init_constant(0.1)),
+        tg_dropout(.rate = 0.25),
+        tg_dense(.units = 3, .activation = TG_GELU, .use_bias = false,
+                 .kernel_initializer = tg_init_random_normal(0, 0.3)),
+        tg_activation_layer(.activation = TG_SOFTPLUS), tg_dense(.units = 2, .name = "head"));
+}
+
+static tg_model *dense_stack(void) { return dense_stack_for(4); }
+
+/* Without Dropout, whose generator a file does not keep. */
+static tg_model *mlp(void)
+{
+    return tg_sequential_with(tg_sequential_options(.seed = 12),
+                              tg_dense(.units = 6, .activation = TG_TANH, .input_dim = 4), tg_batch_normalization(),
+                              tg_dense(.units = 2, .kernel_regularizer = tg_l1_l2(0.01, 0.02)));
+}
+
+static tg_model *normalizing(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 4), tg_reshape_layer(.target_shape = TG_SHAPE(6), .input_shape = TG_SHAPE(2, 3)),
+        tg_batch_normalization(.momentum = 0.9), tg_prelu_layer(), tg_layer_normalization(.epsilon = 1e-4),
+        tg_dense(.units = 4), tg_reshape_layer(.target_shape = TG_SHAPE(2, -1)), tg_flatten(), tg_dense(.units = 1));
+}
+
+static tg_model *embedding(void)
+{
+    return tg_sequential_with(tg_sequential_options(.seed = 5),
+                              tg_embedding(.input_dim = 10, .output_dim = 4, .input_length = 5),
+                              tg_global_average_pooling1d(), tg_dense(.units = 2));
+}
+
+static tg_model *images(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 6), tg_rescaling(.scale = 0.5, .offset = 0.1, .input_shape = TG_SHAPE(8, 8, 2)),
+        tg_random_flip(.mode = TG_FLIP_HORIZONTAL),
+        tg_conv2d_layer(.filters = 3, .kernel_size = {3}, .padding = TG_PADDING_SAME, .activation = TG_RELU,
+                        .bias_regularizer = tg_l1(0.01)),
+        tg_max_pooling2d(.pool_size = {2}), tg_zero_padding2d(.padding = {{1, 0}, {0, 1}}),
+        tg_average_pooling2d(.pool_size = {2, 1}, .strides = {1, 1}), tg_cropping2d(.cropping = {{0, 1}, {1, 0}}),
+        tg_up_sampling2d(.size = {2}, .interpolation = TG_RESIZE_BILINEAR), tg_random_crop(.height = 4, .width = 4),
+        tg_global_average_pooling2d(), tg_dense(.units = 2));
+}
+
+static tg_model *more_convs(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 7),
+        tg_conv2d_transpose_layer(.filters = 2, .kernel_size = {2}, .strides = {2}, .input_shape = TG_SHAPE(4, 4, 2)),
+        tg_depthwise_conv2d_layer(.kernel_size = {3}, .depth_multiplier = 2, .activation = TG_TANH),
+        tg_separable_conv2d_layer(.filters = 3, .kernel_size = {2}, .dilation_rate = {2, 2}), tg_global_max_pooling2d(),
+        tg_dense(.units = 2));
+}
+
+static tg_model *sequences(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 8),
+        tg_conv1d_layer(.filters = 4, .kernel_size = 3, .padding = TG_PADDING_SAME, .input_shape = TG_SHAPE(10, 3)),
+        tg_max_pooling1d(.pool_size = 2), tg_average_pooling1d(.pool_size = 2, .strides = 1),
+        tg_simple_rnn(.units = 3, .return_sequences = true), tg_lstm(.units = 4, .return_sequences = true),
+        tg_gru(.units = 3, .return_sequences = true, .go_backwards = true), tg_global_max_pooling1d(),
+        tg_dense(.units = 2));
+}
+
+static tg_model *wrappers(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 9), tg_normalization(.input_shape = TG_SHAPE(6, 3)),
+        tg_bidirectional(tg_lstm(.units = 3, .return_sequences = true), .merge_mode = TG_MERGE_SUM),
+        tg_time_distributed(tg_dense(.units = 2, .activation = TG_SIGMOID)),
+        tg_bidirectional(tg_gru(.units = 2, .name = "last")), tg_dense(.units = 1));
+}
+
+static tg_model *merges(void)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(4), .name = "a"), *b = tg_input(TG_SHAPE(4), .name = "b");
+    tg_layer *shared = tg_dense(.units = 4, .activation = TG_TANH, .name = "shared");
+    tg_keras_tensor *ha = tg_layer_apply(shared, a), *hb = tg_layer_apply(shared, b);
+    tg_keras_tensor *sum = tg_layer_apply(tg_add_layer(), ha, hb), *diff = tg_layer_apply(tg_subtract_layer(), ha, hb);
+    tg_keras_tensor *prod = tg_layer_apply(tg_multiply_layer(), sum, diff);
+    tg_keras_tensor *avg = tg_layer_apply(tg_average_layer(), ha, hb, prod);
+    tg_keras_tensor *hi = tg_layer_apply(tg_maximum_layer(), avg, ha),
+                    *lo = tg_layer_apply(tg_minimum_layer(), avg, hb);
+    tg_keras_tensor *cat = tg_layer_apply(tg_concatenate(.axis = -1), hi, lo);
+    tg_keras_tensor *dot = tg_layer_apply(tg_dot_layer(.axes = {1}, .normalize = true), hi, lo);
+    tg_keras_tensor *y1 = tg_layer_apply(tg_dense(.units = 2, .name = "out1"), cat);
+    tg_keras_tensor *y2 =
+        tg_layer_apply(tg_dense(.units = 1, .name = "out2"), tg_layer_apply(tg_concatenate(), dot, sum));
+    return tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(y1, y2), .name = "merges", .seed = 10);
+}
+
+static tg_model *attention(void)
+{
+    tg_keras_tensor *q = tg_input(TG_SHAPE(5, 4), .name = "query"), *v = tg_input(TG_SHAPE(3, 4), .name = "value");
+    tg_keras_tensor *h =
+        tg_layer_apply(tg_multi_head_attention(.num_heads = 2, .key_dim = 3, .use_causal_mask = false), q, v);
+    tg_keras_tensor *y = tg_layer_apply(tg_global_average_pooling1d(), h);
+    return tg_functional(TG_KERAS_TENSORS(q, v), TG_KERAS_TENSORS(y), .seed = 11);
+}
+
+/* A batch of 6 examples of `in`, random (integers below 10 for indices). */
+static tg_tensor *batch(tg_rng *rng, tg_shape in, bool ints)
+{
+    tg_shape s = {.rank = in.rank + 1, .dims = {6}};
+    memcpy(s.dims + 1, in.dims, sizeof(int64_t) * (size_t)in.rank);
+    tg_tensor *x = tg_random_uniform(rng, TG_F32, s, .minval = ints ? 0 : -1, .maxval = ints ? 9.99 : 1);
+    return ints ? tg_cast(tg_floor(x), TG_I32) : x;
+}
+
+static bool same_bits(const tg_tensor *a, const tg_tensor *b)
+{
+    if (!a || !b || tg_size(a) != tg_size(b) || tg_dtype_of(a) != tg_dtype_of(b))
+        return false;
+    size_t n = (size_t)tg_size(a) * tg_dtype_size(tg_dtype_of(a));
+    void *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+    bool same = x && y && tg_copy_out(a, x, n) == 0 && tg_copy_out(b, y, n) == 0 && memcmp(x, y, n) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int predict_all(tg_model *m, tg_tensor **xs, int n_in, tg_tensor **ys)
+{
+    int n_out = tg_model_n_outputs(m);
+    tg_tensor *one = tg_predict(m, NULL, .inputs = (const tg_tensor *const *)xs, .n_inputs = n_in,
+                                .outputs = n_out > 1 ? ys : NULL, .n_outputs = n_out > 1 ? n_out : 0);
+    if (n_out == 1)
+        ys[0] = one;
+    return one ? n_out : -1;
+}
+
+/* Each model: compiled, trained one step (so the optimizer has state), saved, rebuilt by
+ * tg_model_load_file: the same predictions, the same compile, the same architecture. */
+static void test_every_layer_round_trips(void)
+{
+    const model_case cases[] = {
+        {"dense", dense_stack, {TG_SHAPE(4)}, 1, false},
+        {"normalizing", normalizing, {TG_SHAPE(2, 3)}, 1, false},
+        {"embedding", embedding, {TG_SHAPE(5)}, 1, true},
+        {"images", images, {TG_SHAPE(8, 8, 2)}, 1, false},
+        {"more_convs", more_convs, {TG_SHAPE(4, 4, 2)}, 1, false},
+        {"sequences", sequences, {TG_SHAPE(10, 3)}, 1, false},
+        {"wrappers", wrappers, {TG_SHAPE(6, 3)}, 1, false},
+        {"merges", merges, {TG_SHAPE(4), TG_SHAPE(4)}, 2, false},
+        {"attention", attention, {TG_SHAPE(5, 4), TG_SHAPE(3, 4)}, 2, false},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const model_case *mc = &cases[c];
+        printf("  %s\n", mc->name);
+        tg_scope *s = tg_scope_begin();
+        tg_rng *rng = tg_rng_new(100 + c);
+        tg_model *m = mc->make();
+        REQUIRE(m);
+        tg_tensor *xs[2], *ys[2], *ys2[2];
+        for (int i = 0; i < mc->n_in; i++)
+            xs[i] = batch(rng, mc->in[i], mc->int_input);
+        if (!strcmp(mc->name, "wrappers"))
+            CHECK(tg_normalization_adapt(tg_model_layer(m, 0), xs[0]) == 0);
+        int n_out = predict_all(m, xs, mc->n_in, ys);
+        REQUIRE(n_out > 0);
+        tg_loss losses[2] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_HUBER, .delta = 0.5}};
+        REQUIRE(
+            tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01, .clipnorm = 1.0), .losses = losses,
+                       .n_losses = n_out, .loss_weights = (double[]){1.0, 0.5}, .n_loss_weights = n_out,
+                       .output_metrics = (tg_metric_list[]){TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR), TG_METRICS()},
+                       .n_output_metrics = n_out) == 0);
+        const tg_tensor *targets[2] = {tg_zeros_like(ys[0]), n_out > 1 ? tg_zeros_like(ys[1]) : NULL};
+        tg_history *h = tg_fit(m, NULL, NULL, .inputs = (const tg_tensor *const *)xs, .n_inputs = mc->n_in,
+                               .targets = targets, .n_targets = n_out, .batch_size = 6, .verbose = TG_VERBOSE_SILENT);
+        REQUIRE(h);
+        tg_history_free(h);
+        REQUIRE(predict_all(m, xs, mc->n_in, ys) == n_out);
+        REQUIRE(tg_model_save(m, at("m.safetensors"), NULL) == 0);
+        tg_model *back = tg_model_load_file(at("m.safetensors"));
+        REQUIRE(back);
+        CHECK(predict_all(back, xs, mc->n_in, ys2) == n_out);
+        for (int i = 0; i < n_out; i++)
+            CHECK(same_bits(ys[i], ys2[i]));
+        CHECK(tg_model_n_layers(back) == tg_model_n_layers(m));
+        CHECK(!strcmp(tg_model_name(back), tg_model_name(m)));
+        CHECK(tg_model_optimizer(back) && tg_optimizer_iterations(tg_model_optimizer(back)) == 1);
+        for (int i = 0; i < tg_model_n_layers(m); i++) { /* Keras's get_config, layer by layer */
+            char *a = tg_layer_get_config(tg_model_layer(m, i)), *b = tg_layer_get_config(tg_model_layer(back, i));
+            CHECK(a && b && !strcmp(a, b));
+            free(a);
+            free(b);
+        }
+        /* and loading the file into the first model again: the same architecture */
+        CHECK(tg_model_load(m, at("m.safetensors")) == 0);
+        tg_model_free(back);
+        tg_model_free(m);
+        tg_rng_free(rng);
+        tg_scope_end(s);
+    }
+}
+
+static void test_get_config(void)
+{
+    tg_layer *d = tg_dense(.units = 4, .activation = TG_RELU, .name = "d", .kernel_initializer = tg_init_he_normal());
+    REQUIRE(d);
+    char *c = tg_layer_get_config(d);
+    REQUIRE(c);
+    CHECK(strstr(c, "\"name\":\"d\""));
+    CHECK(strstr(c, "\"units\":4"));
+    CHECK(strstr(c, "\"activation\":\"relu\""));
+    CHECK(strstr(c, "\"kernel_initializer\":{\"class_name\":\"HeNormal\""));
+    CHECK(strstr(c, "\"use_bias\":true"));
+    free(c);
+    tg_layer_free(d);
+    EXPECT_ERROR(tg_layer_get_config(NULL) == NULL, "tg_layer_get_config: the layer is NULL");
+}
+
+/* Training on from a file equals training without a stop, bit for bit. */
+static void test_resume_equals_uninterrupted(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_rng *rng = tg_rng_new(7);
+    tg_tensor *x = tg_random_normal(rng, TG_F32, TG_SHAPE(40, 4)), *y = tg_random_normal(rng, TG_F32, TG_SHAPE(40, 2));
+    tg_model *whole = mlp(), *first = mlp();
+    REQUIRE(whole && first);
+    tg_schedule lr = tg_exponential_decay(.initial_learning_rate = 0.05, .decay_steps = 3, .decay_rate = 0.9);
+    REQUIRE(tg_compile(whole, .optimizer = tg_rmsprop(.schedule = lr, .momentum = 0.5), .loss = TG_LOSS_MSE) == 0);
+    REQUIRE(tg_compile(first, .optimizer = tg_rmsprop(.schedule = lr, .momentum = 0.5), .loss = TG_LOSS_MSE) == 0);
+    tg_history *h1 = tg_fit(whole, x, y, .epochs = 3, .batch_size = 8, .seed = 21, .verbose = TG_VERBOSE_SILENT);
+    tg_history *h2 = tg_fit(first, x, y, .epochs = 1, .batch_size = 8, .seed = 21, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h1 && h2);
+    REQUIRE(tg_model_save(first, at("r.safetensors"), NULL) == 0);
+    tg_model *rest = tg_model_load_file(at("r.safetensors"));
+    REQUIRE(rest);
+    tg_model_fit_position pos;
+    REQUIRE(tg_model_get_fit_position(rest, &pos) == 1);
+    tg_history *h3 = tg_fit(rest, x, y, .epochs = 3, .initial_epoch = pos.epoch, .batch_size = 8, .seed = pos.seed,
+                            .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h3);
+    CHECK(same_bits(tg_predict(whole, x), tg_predict(rest, x)));
+    int n1, n2;
+    tg_tensor *const *v1 = tg_model_variables(whole, &n1), *const *v2 = tg_model_variables(rest, &n2);
+    CHECK(n1 == n2);
+    for (int i = 0; i < n1 && i < n2; i++)
+        CHECK(same_bits(v1[i], v2[i]));
+    tg_history_free(h1);
+    tg_history_free(h2);
+    tg_history_free(h3);
+    tg_model_free(whole);
+    tg_model_free(first);
+    tg_model_free(rest);
+    tg_rng_free(rng);
+    tg_scope_end(s);
+}
+
+/* Loading into a model that is not built builds it (train.h's promise). */
+static void test_load_builds(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = dense_stack();
+    REQUIRE(m && tg_model_save(m, at("b.safetensors"), NULL) == 0);
+    tg_model *fresh = tg_sequential_with(
+        tg_sequential_options(.seed = 99, .name = "other"),
+        tg_dense(.units = 5, .activation = TG_RELU, .kernel_regularizer = tg_l2(0.01),
+                 .kernel_constraint = tg_max_norm(.max_value = 3), .bias_initializer = tg_init_constant(0.1)),
+        tg_dropout(.rate = 0.25),
+        tg_dense(.units = 3, .activation = TG_GELU, .use_bias = false,
+                 .kernel_initializer = tg_init_random_normal(0, 0.3)),
+        tg_activation_layer(.activation = TG_SOFTPLUS), tg_dense(.units = 2, .name = "head"));
+    REQUIRE(fresh && !tg_model_built(fresh));
+    CHECK(tg_model_load(fresh, at("b.safetensors")) == 0);
+    CHECK(tg_model_built(fresh));
+    tg_tensor *x = tg_ones(TG_F32, TG_SHAPE(3, 4));
+    CHECK(same_bits(tg_predict(m, x), tg_predict(fresh, x)));
+    tg_model_free(fresh);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* A file of another architecture is refused, naming the first difference. */
+static void test_mismatch_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = dense_stack();
+    REQUIRE(m && tg_model_save(m, at("d.safetensors"), NULL) == 0);
+    tg_model *wider = tg_sequential(tg_dense(.units = 6, .activation = TG_RELU, .input_dim = 4), tg_dense(.units = 2));
+    int line = __LINE__ + 1;
+    EXPECT_ERROR(
+        tg_model_load(wider, at("d.safetensors")) != 0,
+        "the file's model differs from this one: layer 0 (\"dense\", Dense): units is 5 in the file, 6 in the model");
+    CHECK(strstr(tg_last_error(), "test_model_file.c:") && line > 0);
+    tg_model *other_in = dense_stack_for(3);
+    EXPECT_ERROR(
+        tg_model_load(other_in, at("d.safetensors")) != 0,
+        "the file's model differs from this one: the input shape is [null,4] in the file, [null,3] in the model");
+    tg_model *no_reg = tg_sequential(tg_dense(.units = 5, .activation = TG_RELU, .input_dim = 4));
+    EXPECT_ERROR(
+        tg_model_load(no_reg, at("d.safetensors")) != 0,
+        "layer 0 (\"dense\", Dense): bias_initializer is "
+        "{\"class_name\":\"Constant\",\"config\":{\"value\":0.10000000000000001}} in the file, null in the model");
+    tg_model *shorter = tg_sequential(
+        tg_dense(.units = 5, .activation = TG_RELU, .input_dim = 4, .kernel_regularizer = tg_l2(0.01),
+                 .kernel_constraint = tg_max_norm(.max_value = 3), .bias_initializer = tg_init_constant(0.1)));
+    EXPECT_ERROR(tg_model_load(shorter, at("d.safetensors")) != 0, "it has 5 layers, this one 1");
+    tg_model_free(no_reg);
+    tg_model_free(shorter);
+    tg_model_free(wider);
+    tg_model_free(other_in);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
+/* Hand-made architectures: an unknown layer class, a wrong option, a newer format, a
+ * cycle, a file without an architecture; each refused naming the file and what. */
+static const char *with_arch(const char *name, const char *version, const char *arch)
+{
+    tg_tensor *w = tg_ones(TG_F32, TG_SHAPE(2, 1));
+    const char *keys[2] = {"tapegrad_format_version", "tapegrad_model"}, *values[2] = {version, arch};
+    char *meta = tg_metadata_json(keys, values, arch ? 2 : 0);
+    const char *p = at(name);
+    if (tg_save_safetensors(p, (tg_tensor *[]){w}, (const char *[]){"dense/kernel"}, 1, meta) != 0)
+        printf("  cannot write %s: %s\n", p, tg_last_error());
+    free(meta);
+    return p;
+}
+
+static void test_bad_files_refused(void)
+{
+    tg_scope *s = tg_scope_begin();
+    const char *seq = "{\"class_name\":\"Sequential\",\"config\":{\"name\":\"s\",\"trainable\":true,\"dtype\":"
+                      "\"float32\",\"seed\":\"0\",\"layers\":[%s]},\"build_config\":{\"input_shape\":[null,2]}}";
+    char arch[1024];
+    snprintf(arch, sizeof arch, seq,
+             "{\"class_name\":\"Fancy\",\"config\":{\"name\":\"f\",\"trainable\":true,\"dtype\":\"float32\"}}");
+    EXPECT_ERROR(tg_model_load_file(with_arch("u.safetensors", "1", arch)) == NULL,
+                 "layer 0 (\"f\", Fancy): names the layer class \"Fancy\", which tapegrad does not know");
+    snprintf(arch, sizeof arch, seq,
+             "{\"class_name\":\"Dense\",\"config\":{\"name\":\"dense\",\"trainable\":true,\"dtype\":\"float32\","
+             "\"units\":\"one\"}}");
+    EXPECT_ERROR(tg_model_load_file(with_arch("o.safetensors", "1", arch)) == NULL,
+                 "layer 0 (\"dense\", Dense): \"units\" is a string: it must be a whole number");
+    CHECK(strstr(tg_last_error(), "tg_model_load_file: '") && strstr(tg_last_error(), "o.safetensors'"));
+    snprintf(arch, sizeof arch, seq,
+             "{\"class_name\":\"Dense\",\"config\":{\"name\":\"dense\",\"trainable\":true,\"dtype\":\"float32\","
+             "\"unitz\":1}}");
+    EXPECT_ERROR(tg_model_load_file(with_arch("k.safetensors", "1", arch)) == NULL, "Dense has no option \"unitz\"");
+    EXPECT_ERROR(tg_model_load_file(with_arch("v.safetensors", "7", arch)) == NULL,
+                 "is of model-file format 7, newer than this tapegrad reads (1)");
+    EXPECT_ERROR(tg_model_load_file(with_arch("j.safetensors", "1", "{\"class_name\": [")) == NULL,
+                 "the model's architecture is not valid JSON");
+    EXPECT_ERROR(tg_model_load_file(with_arch("n.safetensors", "1", NULL)) == NULL,
+                 "holds weights but not the model's architecture");
+    const char *cycle =
+        "{\"class_name\":\"Functional\",\"config\":{\"name\":\"f\",\"trainable\":true,\"dtype\":"
+        "\"float32\",\"seed\":\"0\",\"layers\":[{\"class_name\":\"InputLayer\",\"name\":\"in\","
+        "\"config\":{\"name\":\"in\",\"batch_input_shape\":[null,2],\"dtype\":\"float32\"},"
+        "\"inbound_nodes\":[]},{\"class_name\":\"Add\",\"name\":\"add\",\"config\":{\"name\":\"add\","
+        "\"trainable\":true,\"dtype\":\"float32\"},\"inbound_nodes\":[[[\"in\",0,0,{}],[\"add\",0,0,{}]]]}],"
+        "\"input_layers\":[[\"in\",0,0]],\"output_layers\":[[\"add\",0,0]]}}";
+    EXPECT_ERROR(tg_model_load_file(with_arch("c.safetensors", "1", cycle)) == NULL,
+                 "layer 1 (\"add\", Add): node 0 cannot be computed");
+    tg_scope_end(s);
+}
+
+/* Files written before architectures were stored: the command's rebuilds, predicting as
+ * that command did (tests/fixtures/model_files/pred.csv, six decimals); the library's
+ * loads into the model built in C, predicting as it did (lib_dense_pred.txt, every bit). */
+static void test_old_files(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = tg_model_load_file(TG_FIXTURES_DIR "/model_files/cli_mlp.safetensors");
+    REQUIRE(m);
+    CHECK(tg_model_n_layers(m) == 3);
+    CHECK(tg_model_optimizer(m) && tg_optimizer_iterations(tg_model_optimizer(m)) == 6);
+    tg_model_fit_position pos;
+    CHECK(tg_model_get_fit_position(m, &pos) == 1 && pos.epoch == 2 && pos.seed == 7);
+    const float feats[6][3] = {{-0.524f, 0.088f, -0.26f},  {0.208f, 0.251f, -0.869f}, {-0.974f, 0.675f, -0.481f},
+                               {-0.531f, 0.991f, -0.059f}, {0.673f, -0.047f, 0.278f}, {-0.699f, 0.27f, 0.736f}};
+    const double probs[6][3] = {{0.309358, 0.329385, 0.361258}, {0.460143, 0.276127, 0.263731},
+                                {0.286915, 0.321749, 0.391336}, {0.279658, 0.318987, 0.401355},
+                                {0.428422, 0.297066, 0.274512}, {0.212782, 0.286319, 0.500899}};
+    tg_tensor *p = tg_softmax(tg_predict(m, tg_tensor_from(TG_F32, TG_SHAPE(6, 3), feats)), -1);
+    double got[18];
+    REQUIRE(p && tg_copy_out_f64(p, got, 18) == 0);
+    for (int i = 0; i < 18; i++)
+        CHECK_NEAR(got[i], probs[i / 3][i % 3], 1e-6);
+    tg_model_free(m);
+
+    tg_model *lib =
+        tg_sequential_with(tg_sequential_options(.seed = 1),
+                           tg_dense(.units = 4, .activation = TG_TANH, .input_dim = 3), tg_dense(.units = 2));
+    REQUIRE(tg_compile(lib, .optimizer = tg_sgd(.learning_rate = 0.1, .momentum = 0.9), .loss = TG_LOSS_MSE) == 0);
+    REQUIRE(tg_model_load(lib, TG_FIXTURES_DIR "/model_files/lib_dense.safetensors") == 0);
+    float xv[12] = {0.1f, -0.2f, 0.3f, 0.5f, 0.1f, -0.7f, -0.3f, 0.8f, 0.2f, 0.9f, -0.4f, 0.05f};
+    float want[8] = {0.153922915f, 1.11639667f,  0.00620824099f, 1.25003624f,
+                     0.307312965f, 0.332269251f, -0.206380546f,  1.56811905f},
+          out[8];
+    tg_tensor *y = tg_predict(lib, tg_tensor_from(TG_F32, TG_SHAPE(4, 3), xv));
+    REQUIRE(y && tg_copy_out(y, out, sizeof out) == 0);
+    CHECK(memcmp(out, want, sizeof out) == 0);
+    CHECK(tg_optimizer_iterations(tg_model_optimizer(lib)) == 4);
+    EXPECT_ERROR(tg_model_load_file(TG_FIXTURES_DIR "/model_files/lib_dense.safetensors") == NULL,
+                 "holds weights but not the model's architecture");
+    tg_model_free(lib);
+    tg_scope_end(s);
+}
+
+int main(void)
+{
+    if (!make_tmpdir("tapegrad-model-file"))
+        return 1;
+    RUN(test_get_config);
+    RUN(test_every_layer_round_trips);
+    RUN(test_resume_equals_uninterrupted);
+    RUN(test_load_builds);
+    RUN(test_mismatch_refused);
+    RUN(test_bad_files_refused);
+    RUN(test_old_files);
+    remove_tmpdir();
+    return TEST_SUMMARY();
+}
