@@ -161,6 +161,33 @@ static void fit_evaluate_predict_summary(void)
 
     CHECK(run("summary m.safetensors") == 0);
     CHECK(strstr(out, "mlp:16") && strstr(out, "Total params: 131"));
+
+    /* the file describes its model (what evaluate, predict and summary rebuild it from) */
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    tg_safetensors *st = tg_safetensors_open(path);
+    const char *arch = st ? tg_safetensors_metadata(st, "tapegrad_model") : NULL;
+    CHECK(arch && strstr(arch, "\"class_name\":\"Sequential\"") && strstr(arch, "\"units\":16") &&
+          strstr(arch, "\"from_logits\":true"));
+    tg_safetensors_close(st);
+}
+
+/* A model file written by the command before files stored the architecture still
+ * predicts (tests/fixtures/model_files/: that command's own predictions). */
+static void old_model_file_predicts(void)
+{
+    char model[512], rows[600];
+    snprintf(model, sizeof model, "%s/model_files/cli_mlp.safetensors", TG_FIXTURES_DIR);
+    snprintf(rows, sizeof rows, "%s/old_rows.csv", dir);
+    FILE *f = fopen(rows, "w");
+    if (f) {
+        fputs("a,b,c\n-0.524,0.088,-0.26\n0.208,0.251,-0.869\n", f);
+        fclose(f);
+    }
+    char args[1300];
+    snprintf(args, sizeof args, "predict %s %s", model, rows);
+    CHECK(run(args) == 0);
+    CHECK(strstr(out, "0: class 2 (0.3613)  probabilities: 0.3094 0.3294 0.3613"));
+    CHECK(strstr(out, "1: class 0 (0.4601)  probabilities: 0.4601 0.2761 0.2637"));
 }
 
 /* Two epochs, then three more from the checkpoint: the same weights as five at once. */
@@ -988,6 +1015,7 @@ int main(void)
     }
     write_data();
     RUN(fit_evaluate_predict_summary);
+    RUN(old_model_file_predicts);
     RUN(resume_matches_an_uninterrupted_run);
     RUN(exit_codes_and_messages);
     RUN(files_that_are_not_regular);

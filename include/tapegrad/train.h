@@ -23,16 +23,25 @@
 TG_BEGIN_DECLS
 
 /* ---- logs: named values of one step or epoch ----------------------------------------- */
-#define TG_LOGS_MAX 64
+/* Any number of values: the first TG_LOGS_INLINE live in the struct itself, so logs made
+ * with {0} (or filled by tg_evaluate) need no freeing until they grow past that; past it
+ * they grow on the heap, and tg_logs_free gives that back. Read them as names[i] and
+ * values[i] for i < n. Logs that grew are not copied by value (two would free one room). */
+#define TG_LOGS_INLINE 64
 typedef struct tg_logs {
     int n;
-    const char *names[TG_LOGS_MAX]; /* of any length; each string lives as long as the program */
-    double values[TG_LOGS_MAX];
+    const char **names; /* of any length; each string lives as long as the program */
+    double *values;
+    int cap; /* the heap room's entries; 0 while the struct's own room serves */
+    const char *inline_names[TG_LOGS_INLINE];
+    double inline_values[TG_LOGS_INLINE];
 } tg_logs;
-/* Sets (or adds) a value; returns 0, or -1 when the logs are full (or out of memory). */
+/* Sets (or adds) a value; returns 0, or -1 when out of memory. */
 int tg_logs_set(tg_logs *logs, const char *name, double value);
 /* The value named `name`, or NaN when absent. */
 double tg_logs_get(const tg_logs *logs, const char *name);
+/* Gives back the room the logs grew into, leaving them empty ({0}); NULL is ignored. */
+void tg_logs_free(tg_logs *logs);
 
 /* ---- compile -------------------------------------------------------------------------- */
 /* Keras's metrics=['accuracy']: binary, categorical or sparse, chosen from the loss and the
@@ -389,8 +398,9 @@ typedef struct tg_evaluate_opts {
     const tg_tensor *const *targets; /* in place of y: one per model output */
     int n_targets;
 } tg_evaluate_opts;
-/* Loss and metrics over (x, y) into *logs, read in place batch by batch (fit's data
- * contract, above). A model compiled with .distribute in a job of several ranks: a
+/* Loss and metrics over (x, y) into *logs (written anew: logs that grew past
+ * TG_LOGS_INLINE values are given back with tg_logs_free before they are reused), read in
+ * place batch by batch (fit's data contract, above). A model compiled with .distribute in a job of several ranks: a
  * collective; each rank evaluates its shard of the rows and every rank gets the numbers
  * of all of them (docs/distributed.md). Returns 0 or -1. */
 int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o);

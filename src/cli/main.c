@@ -434,6 +434,17 @@ static tg_model *load_model(const saved_model *sm, tg_optimizer *opt, bool distr
     return m;
 }
 
+/* The model a file describes, for evaluate, predict and summary: rebuilt from the
+ * architecture the file stores (compiled as it was saved), or for files from before
+ * architectures were stored, from its spec (compiled with `opt` when given). */
+static tg_model *load_saved(const saved_model *sm, tg_optimizer *opt)
+{
+    if (!tg_safetensors_metadata(sm->st, "tapegrad_model"))
+        return load_model(sm, opt, false);
+    tg_optimizer_free(opt);
+    return tg_model_load_file_from(sm->st);
+}
+
 /* The training set-up tapegrad fit stores in its file. */
 typedef struct setup {
     const char *spec_text, *data, *data_path, *label, *optimizer, *history, *plot;
@@ -802,7 +813,7 @@ static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch
 static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, long batch, const char *prefix,
                   bool print)
 {
-    tg_logs logs;
+    tg_logs logs = {0};
     double mae = NAN, rmse = NAN, r2 = NAN;
     y = labels_for(y, loss);
     if (!y || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
@@ -1227,7 +1238,7 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &sm.layout, &d);
     if (rc != EXIT_OK)
         return rc;
-    tg_model *m = load_model(&sm, tg_adam(), false);
+    tg_model *m = load_saved(&sm, tg_adam());
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
@@ -1403,7 +1414,7 @@ static int cmd_predict(int argc, char **argv)
         saved_close(&sm);
         return rc;
     }
-    tg_model *m = load_model(&sm, NULL, false);
+    tg_model *m = load_saved(&sm, NULL);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = m ? read_input(argv[optind + 1], &sm.layout) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
@@ -1461,7 +1472,7 @@ static int cmd_summary(int argc, char **argv)
         return usage_error(usage_summary, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[1], &sm);
-    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL, false) : NULL;
+    tg_model *m = rc == EXIT_OK ? load_saved(&sm, NULL) : NULL;
     if (m) {
         printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
         printf("loss %s", tg_loss_name(sm.loss));

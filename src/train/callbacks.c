@@ -307,7 +307,7 @@ static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
     if (!(c->f = fopen(c->filename, c->append ? "a" : "w")))
         return tg__failf((tg_loc){0}, "CSVLogger: cannot open '%s' for writing: %s", c->filename, strerror(errno));
     c->header_written = had_content;
-    c->keys.n = 0;
+    tg_logs_free(&c->keys);
     return 0;
 }
 
@@ -318,7 +318,9 @@ static int csv_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
     if (!c->f)
         return 0;
     if (c->keys.n == 0) {
-        c->keys = *logs;
+        for (int i = 0; i < logs->n; i++)
+            if (tg_logs_set(&c->keys, logs->names[i], 0) != 0)
+                return tg__failf((tg_loc){0}, "CSVLogger: out of memory");
         qsort(c->keys.names, (size_t)c->keys.n, sizeof c->keys.names[0], cmp_names);
     }
     if (!c->header_written) {
@@ -359,6 +361,7 @@ static void csv_free(tg_callback *cb)
     csv_logger *c = (csv_logger *)cb;
     if (c->f)
         fclose(c->f);
+    tg_logs_free(&c->keys);
     free(c->filename);
     tg__callback_retire(&c->cb);
 }

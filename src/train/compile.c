@@ -672,15 +672,44 @@ static const char *intern(const char *name)
     return e ? e->name : NULL;
 }
 
+/* The room the logs use: their own (pointed at again, as a copy's pointers are the
+ * original's) until they grow onto the heap. */
+static void logs_room(tg_logs *logs)
+{
+    if (logs->cap == 0) {
+        logs->names = logs->inline_names;
+        logs->values = logs->inline_values;
+    }
+}
+
 int tg_logs_set(tg_logs *logs, const char *name, double value)
 {
+    logs_room(logs);
     for (int i = 0; i < logs->n; i++)
         if (strcmp(logs->names[i], name) == 0) {
             logs->values[i] = value;
             return 0;
         }
-    if (logs->n == TG_LOGS_MAX)
-        return -1;
+    int room = logs->cap ? logs->cap : TG_LOGS_INLINE;
+    if (logs->n == room) { /* onto the heap, doubling */
+        int cap = 2 * room;
+        const char **names = malloc(sizeof *names * (size_t)cap);
+        double *values = malloc(sizeof *values * (size_t)cap);
+        if (!names || !values) {
+            free(names);
+            free(values);
+            return -1;
+        }
+        memcpy(names, logs->names, sizeof *names * (size_t)logs->n);
+        memcpy(values, logs->values, sizeof *values * (size_t)logs->n);
+        if (logs->cap) {
+            free(logs->names);
+            free(logs->values);
+        }
+        logs->names = names;
+        logs->values = values;
+        logs->cap = cap;
+    }
     const char *kept = intern(name);
     if (!kept)
         return -1;
@@ -689,10 +718,27 @@ int tg_logs_set(tg_logs *logs, const char *name, double value)
     return 0;
 }
 
+void tg_logs_free(tg_logs *logs)
+{
+    if (!logs)
+        return;
+    if (logs->cap) {
+        free(logs->names);
+        free(logs->values);
+    }
+    logs->n = logs->cap = 0;
+    logs->names = NULL;
+    logs->values = NULL;
+}
+
 double tg_logs_get(const tg_logs *logs, const char *name)
 {
-    for (int i = 0; logs && i < logs->n; i++)
-        if (strcmp(logs->names[i], name) == 0)
-            return logs->values[i];
+    if (!logs)
+        return NAN;
+    const char *const *names = logs->cap ? logs->names : logs->inline_names;
+    const double *values = logs->cap ? logs->values : logs->inline_values;
+    for (int i = 0; i < logs->n; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
     return NAN;
 }
