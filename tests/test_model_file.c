@@ -3,7 +3,24 @@
  * wrappers); training resumed from a file equal to training without a stop; the files of
  * the command and the library from before architectures were stored; the refusals. */
 #include "check.h"
+#include "nn/layer_impl.h" /* the registry of layer classes, and a kind of the test's own */
 #include "tmpfiles.h"
+
+/* Every class name the configs of the round-trip cases wrote (wrapped layers' too). */
+static char seen[4096] = " ";
+
+static void note_classes(const char *config_json)
+{
+    for (const char *p = config_json; (p = strstr(p, "\"class_name\":\"")); p++) {
+        char name[64];
+        if (sscanf(p + 14, "%63[^\"]", name) == 1 && strlen(seen) + strlen(name) + 2 < sizeof seen) {
+            char word[70];
+            snprintf(word, sizeof word, " %s ", name);
+            if (!strstr(seen, word))
+                strcat(strcat(seen, name), " ");
+        }
+    }
+}
 
 /* ---- the models, one per row ------------------------------------------------------------------ */
 typedef struct model_case {
@@ -208,6 +225,12 @@ static void test_every_layer_round_trips(void)
             free(a);
             free(b);
         }
+        tg_safetensors *st = tg_safetensors_open(at("m.safetensors"));
+        const char *arch = st ? tg_safetensors_metadata(st, "tapegrad_model") : NULL;
+        CHECK(arch != NULL);
+        if (arch)
+            note_classes(arch);
+        tg_safetensors_close(st);
         /* and loading the file into the first model again: the same architecture */
         CHECK(tg_model_load(m, at("m.safetensors")) == 0);
         tg_model_free(back);
@@ -215,6 +238,94 @@ static void test_every_layer_round_trips(void)
         tg_rng_free(rng);
         tg_scope_end(s);
     }
+}
+
+/* The cases above cover every class loading knows (a new layer needs a case). */
+static void test_every_class_covered(void)
+{
+    for (int i = 0; tg__builtin_layer_class(i); i++) {
+        char word[70];
+        snprintf(word, sizeof word, " %s ", tg__builtin_layer_class(i));
+        if (!strstr(seen, word))
+            printf("  no round-trip case has a %s layer\n", tg__builtin_layer_class(i));
+        CHECK(strstr(seen, word));
+    }
+    CHECK(strstr(seen, " InputLayer ") && strstr(seen, " Adam "));
+}
+
+/* ---- a layer class of the test's own, saved by its get_config hook and rebuilt by the
+ * function registered for its class name ---------------------------------------------------- */
+static bool scale_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
+{
+    (void)l, (void)loc;
+    *out = *in;
+    return true;
+}
+
+static tg_tensor *scale_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    (void)training;
+    return tg_mul_at(loc, x, tg_scalar_like_at(loc, x, *(double *)l->kept));
+}
+
+static char *scale_config(const tg_layer *l, tg_loc loc)
+{
+    (void)loc;
+    char *c = malloc(64);
+    if (c)
+        snprintf(c, 64, "{\"factor\": %.17g}", *(double *)l->kept);
+    return c;
+}
+
+static const tg_layer_kind scale_kind = {
+    .base_name = "scale", .class_name = "Scale", .build = scale_build, .call = scale_call, .get_config = scale_config};
+
+static tg_layer *scale_layer(tg_loc loc, double factor, const char *name)
+{
+    tg_layer *l = tg__layer_new(loc, &scale_kind, name, TG_DTYPE_INHERIT, 0, (tg_shape){0});
+    double *f = l ? malloc(sizeof *f) : NULL;
+    if (!f) {
+        tg_layer_free(l);
+        return NULL;
+    }
+    *f = factor;
+    l->kept = f;
+    l->kept_free = free;
+    return l;
+}
+
+static int scale_calls;
+static tg_layer *scale_from_config(tg_loc loc, const char *config, void *user)
+{
+    scale_calls += user == &scale_calls;
+    const char *f = strstr(config, "\"factor\":");
+    return f ? scale_layer(loc, strtod(f + 9, NULL), NULL) : NULL;
+}
+
+static void test_registered_class(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m =
+        tg_sequential(tg_dense(.units = 3, .input_dim = 2), scale_layer(TG_LOC, 2.5, "times"), tg_dense(.units = 1));
+    REQUIRE(m);
+    char *c = tg_layer_get_config(tg_model_layer(m, 1));
+    CHECK(c && !strcmp(c, "{\"name\":\"times\",\"trainable\":true,\"dtype\":\"float32\",\"factor\": 2.5}"));
+    free(c);
+    REQUIRE(tg_model_save(m, at("custom.safetensors"), NULL) == 0);
+    EXPECT_ERROR(tg_model_load_file(at("custom.safetensors")) == NULL,
+                 "layer 1 (\"times\", Scale): names the layer class \"Scale\", which tapegrad does not know");
+    EXPECT_ERROR(tg__layer_register(TG_LOC, "Dense", scale_from_config, NULL) != 0,
+                 "\"Dense\" is a built-in layer's class name");
+    REQUIRE(tg__layer_register(TG_LOC, "Scale", scale_from_config, &scale_calls) == 0);
+    tg_model *back = tg_model_load_file(at("custom.safetensors"));
+    REQUIRE(back);
+    CHECK(scale_calls == 1);
+    CHECK(!strcmp(tg_layer_name(tg_model_layer(back, 1)), "times"));
+    tg_tensor *x = tg_tensor_from(TG_F32, TG_SHAPE(2, 2), ((float[]){1, 2, -3, 0.5f}));
+    CHECK(same_bits(tg_predict(m, x), tg_predict(back, x)));
+    tg_model_free(back);
+    tg_model_free(m);
+    tg_scope_end(s);
 }
 
 static void test_get_config(void)
@@ -362,6 +473,11 @@ static void test_bad_files_refused(void)
              "{\"class_name\":\"Dense\",\"config\":{\"name\":\"dense\",\"trainable\":true,\"dtype\":\"float32\","
              "\"unitz\":1}}");
     EXPECT_ERROR(tg_model_load_file(with_arch("k.safetensors", "1", arch)) == NULL, "Dense has no option \"unitz\"");
+    snprintf(arch, sizeof arch, seq,
+             "{\"class_name\":\"Dropout\",\"config\":{\"name\":\"dropout\",\"trainable\":true,\"dtype\":\"float32\","
+             "\"rate\":1.5}}");
+    EXPECT_ERROR(tg_model_load_file(with_arch("r.safetensors", "1", arch)) == NULL,
+                 "layer 0 (\"dropout\", Dropout): tg_dropout: rate must be in [0, 1)");
     EXPECT_ERROR(tg_model_load_file(with_arch("v.safetensors", "7", arch)) == NULL,
                  "is of model-file format 7, newer than this tapegrad reads (1)");
     EXPECT_ERROR(tg_model_load_file(with_arch("j.safetensors", "1", "{\"class_name\": [")) == NULL,
@@ -429,6 +545,8 @@ int main(void)
         return 1;
     RUN(test_get_config);
     RUN(test_every_layer_round_trips);
+    RUN(test_every_class_covered);
+    RUN(test_registered_class);
     RUN(test_resume_equals_uninterrupted);
     RUN(test_load_builds);
     RUN(test_mismatch_refused);

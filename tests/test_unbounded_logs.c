@@ -131,10 +131,36 @@ static void csv_logger_keeps_every_column(void)
     tg_scope_end(s);
 }
 
+/* Callbacks monitor a log of any name's length: a constant value stops EarlyStopping
+ * after its patience and makes ReduceLROnPlateau halve the rate. */
+static void callbacks_monitor_long_names(void)
+{
+    tg_scope *s = tg_scope_begin();
+    const char *name = "extra_value_with_a_name_of_more_than_32_characters_007";
+    tg_model *m = tg_sequential(tg_dense(.units = 1, .input_dim = 2));
+    REQUIRE(tg_compile(m, .optimizer = tg_sgd(.learning_rate = 0.1), .loss = TG_LOSS_MSE) == 0);
+    tg_callback *es = tg_early_stopping(.monitor = name, .patience = 2);
+    tg_callback *lr = tg_reduce_lr_on_plateau(.monitor = name, .factor = 0.5, .patience = 1);
+    REQUIRE(es && lr);
+    tg_history *h = tg_fit(m, tg_ones(TG_F32, TG_SHAPE(4, 2)), tg_zeros(TG_F32, TG_SHAPE(4, 1)), .epochs = 10,
+                           .verbose = TG_VERBOSE_SILENT, .train_step = step_with_many_logs,
+                           .callbacks = (tg_callback *[]){es, lr}, .n_callbacks = 2);
+    REQUIRE(h);
+    CHECK(tg_history_epochs(h) == 3); /* epoch 0 sets the best, 1 and 2 do not improve */
+    CHECK(tg_early_stopping_stopped_epoch(es) == 2);
+    CHECK(fabs(tg_optimizer_current_lr(tg_model_optimizer(m)) - 0.025) < 1e-9); /* halved after epochs 1 and 2 */
+    tg_history_free(h);
+    tg_callback_free(es);
+    tg_callback_free(lr);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 int main(void)
 {
     RUN(logs_grow_past_their_own_room);
     RUN(fit_with_20_metrics_and_100_logs);
     RUN(csv_logger_keeps_every_column);
+    RUN(callbacks_monitor_long_names);
     return TEST_SUMMARY();
 }

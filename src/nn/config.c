@@ -311,6 +311,8 @@ static const builtin *find_builtin(const char *class_name)
     return NULL;
 }
 
+const char *tg__builtin_layer_class(int i) { return i >= 0 && i < N_BUILTINS ? builtins[i].class_name : NULL; }
+
 static bool is_wrapper(const builtin *b) { return b->make == make_bidirectional || b->make == make_time_distributed; }
 
 /* ---- the registry of other classes ---------------------------------------------------------- */
@@ -543,8 +545,6 @@ static bool put_config(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *n
     }
     const builtin *bi = l->kind->get_config ? NULL : find_builtin(l->kind->class_name);
     if (bi) {
-        if (l->kind->call == NULL && l->kind->call_n == NULL)
-            return tg__failb(loc, "layer \"%s\" has no options to save", l->name);
         if (!strcmp(bi->class_name, "Activation")) {
             tg__jbuf_put(b, ",\"activation\":", 14);
             put_str(b, tg_activation_name(l->activation) ? tg_activation_name(l->activation) : "linear");
@@ -757,6 +757,20 @@ static bool bad(reader *r, const char *fmt, ...)
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     return tg__failb(r->loc, "%s: %s%s%s", r->what, r->where, *r->where ? ": " : "", why);
+}
+
+/* The last error without its "file:line: " prefix (the user's line), to be said again of a
+ * file and a layer. */
+static const char *last_error_text(const reader *r)
+{
+    const char *e = tg_last_error() ? tg_last_error() : "refused";
+    size_t n = r->loc.file ? strlen(r->loc.file) : 0;
+    if (n && !strncmp(e, r->loc.file, n) && e[n] == ':') {
+        const char *rest = strstr(e + n + 1, ": ");
+        if (rest)
+            return rest + 2;
+    }
+    return e;
 }
 
 static const tg__json_node *node_at(const reader *r, int32_t i) { return &r->d->nodes[i]; }
@@ -1082,6 +1096,7 @@ static void put_node(tg__jbuf *b, const reader *r, int32_t v)
 }
 
 static tg_layer *layer_from(reader *r, int32_t obj, int depth);
+static tg_layer *builtin_from(reader *r, const builtin *bi, int32_t cfg, const common_opts *c, int depth);
 
 /* A layer of a registered class: its function on the config's text. */
 static tg_layer *registered_from(reader *r, const registered *reg, int32_t cfg)
@@ -1093,6 +1108,36 @@ static tg_layer *registered_from(reader *r, const registered *reg, int32_t cfg)
     free(text);
     if (!l && !tg_has_error())
         bad(r, "the function registered for class \"%s\" made no layer", reg->class_name);
+    return l;
+}
+
+/* A built-in class's layer: its options struct filled from the config (every struct starts
+ * with the options every layer has, `c`), then its constructor. */
+static tg_layer *builtin_from(reader *r, const builtin *bi, int32_t cfg, const common_opts *c, int depth)
+{
+    for (int32_t k = node_at(r, cfg)->child; k >= 0; k = node_at(r, k)->next)
+        if (!known_key(bi, node_at(r, k)->key))
+            return bad(r, "%s has no option \"%.60s\"", bi->class_name, node_at(r, k)->key), NULL;
+    char *o = calloc(1, bi->size);
+    if (!o)
+        return bad(r, "out of memory"), NULL;
+    memcpy(o, c, sizeof *c);
+    bool ok = true;
+    for (const field *f = bi->fields; ok && f->key; f++)
+        ok = get_field(r, cfg, f, o);
+    if (ok && !strcmp(bi->class_name, "Activation")) {
+        static const field act = {"activation", F_ACT, offsetof(tg_activation_layer_opts, activation), NULL, 0};
+        ok = get_field(r, cfg, &act, o);
+    }
+    tg_layer *inner = NULL, *l = NULL;
+    if (ok && is_wrapper(bi)) {
+        int32_t in = member(r, cfg, "layer");
+        ok = want(r, in, TG__J_OBJ, "layer", "the wrapped layer's {\"class_name\", \"config\"}") &&
+             (inner = layer_from(r, in, depth + 1)) != NULL;
+    }
+    if (ok)
+        l = bi->make(r->loc, o, inner);
+    free(o);
     return l;
 }
 
@@ -1113,45 +1158,19 @@ static tg_layer *layer_from(reader *r, int32_t obj, int depth)
                    "a class registered before loading",
                    cls),
                NULL;
-    union {
-        common_opts c;
-        char bytes[512];
-        max_align_t align;
-    } o;
-    memset(&o, 0, sizeof o);
+    common_opts c = {0};
     bool trainable = true;
-    if (!get_common(r, cfg, &o.c, &trainable))
+    if (!get_common(r, cfg, &c, &trainable))
         return NULL;
-    tg_layer *l = NULL;
-    if (reg) {
-        l = registered_from(r, reg, cfg);
-    } else {
-        for (int32_t c = node_at(r, cfg)->child; c >= 0; c = node_at(r, c)->next)
-            if (!known_key(bi, node_at(r, c)->key))
-                return bad(r, "%s has no option \"%.60s\"", cls, node_at(r, c)->key), NULL;
-        for (const field *f = bi->fields; f->key; f++)
-            if (!get_field(r, cfg, f, o.bytes))
-                return NULL;
-        if (!strcmp(cls, "Activation")) {
-            static const field act = {"activation", F_ACT, offsetof(tg_activation_layer_opts, activation), NULL, 0};
-            if (!get_field(r, cfg, &act, o.bytes))
-                return NULL;
-        }
-        tg_layer *inner = NULL;
-        if (is_wrapper(bi)) {
-            int32_t in = member(r, cfg, "layer");
-            if (!want(r, in, TG__J_OBJ, "layer", "the wrapped layer's {\"class_name\", \"config\"}") ||
-                !(inner = layer_from(r, in, depth + 1)))
-                return NULL;
-        }
-        l = bi->make(r->loc, o.bytes, inner);
-    }
-    if (!l) { /* the constructor's message, said of this file and layer */
+    tg_layer *l = reg ? registered_from(r, reg, cfg) : builtin_from(r, bi, cfg, &c, depth);
+    if (!l && !strstr(tg_last_error() ? tg_last_error() : "", r->what)) { /* the constructor's, of this layer */
         char why[1024];
-        snprintf(why, sizeof why, "%s", tg_last_error() ? tg_last_error() : "refused");
+        snprintf(why, sizeof why, "%s", last_error_text(r));
         return bad(r, "%s", why), NULL;
     }
-    if (strcmp(l->name, o.c.name) && tg__layer_rename(l, o.c.name) != 0) {
+    if (!l)
+        return NULL;
+    if (strcmp(l->name, c.name) && tg__layer_rename(l, c.name) != 0) {
         tg__layer_destroy(l);
         return bad(r, "out of memory"), NULL;
     }
@@ -1266,7 +1285,7 @@ static int apply_next(reader *r, fn_layer *fl, int n, int i)
     }
     if (rc == 1 && !(fl[i].outs[fl[i].done] = tg_layer_apply_at(r->loc, fl[i].layer, in, n_in))) {
         char why[1024];
-        snprintf(why, sizeof why, "%s", tg_last_error());
+        snprintf(why, sizeof why, "%s", last_error_text(r));
         rc = bad(r, "%s", why) ? -1 : -1;
     }
     if (rc == 1)

@@ -228,6 +228,8 @@ typedef tg_layer *(*tg__layer_from_config_fn)(tg_loc loc, const char *config_jso
 /* Registers (or replaces) the function that rebuilds layers of `class_name` when a model
  * file is loaded; built-in class names are refused. Returns 0 or -1. */
 int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config_fn fn, void *user);
+/* The class name of built-in class i that loading rebuilds (i from 0), NULL past the last. */
+const char *tg__builtin_layer_class(int i);
 /* The model's architecture as Keras's model.to_json(): {"class_name": "Sequential" or
  * "Functional", "config": {...}, "build_config": {...}}; malloc'd, or NULL with an error
  * (a layer that cannot be saved). */
