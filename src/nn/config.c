@@ -8,6 +8,7 @@
  * the same two loops for every kind. A kind outside the table (a user's custom layer)
  * writes its options through its kind's get_config hook and is rebuilt by the function
  * it registered with tg__layer_register. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -321,8 +322,9 @@ typedef struct registered {
     tg__layer_from_config_fn fn;
     void *user;
 } registered;
-static registered *registry;
+static registered *registry; /* under registry_lock: registered while other threads load */
 static int n_registry, cap_registry;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void registry_free(void)
 {
@@ -333,21 +335,22 @@ static void registry_free(void)
     n_registry = cap_registry = 0;
 }
 
-static const registered *find_registered(const char *class_name)
+/* A copy of the entry of class_name (its name is not copied); false when none. */
+static bool find_registered(const char *class_name, registered *out)
 {
-    for (int i = 0; i < n_registry; i++)
-        if (!strcmp(registry[i].class_name, class_name))
-            return &registry[i];
-    return NULL;
+    pthread_mutex_lock(&registry_lock);
+    bool found = false;
+    for (int i = 0; i < n_registry && !found; i++)
+        if (!strcmp(registry[i].class_name, class_name)) {
+            *out = (registered){NULL, registry[i].fn, registry[i].user};
+            found = true;
+        }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
 }
 
-int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config_fn fn, void *user)
+static int add_registered(const char *class_name, tg__layer_from_config_fn fn, void *user)
 {
-    if (!class_name || !*class_name || !fn)
-        return tg__failf(loc, "tg__layer_register: give a class name and a function");
-    if (find_builtin(class_name))
-        return tg__failf(loc, "tg__layer_register: \"%s\" is a built-in layer's class name; give yours another",
-                         class_name);
     for (int i = 0; i < n_registry; i++)
         if (!strcmp(registry[i].class_name, class_name)) { /* registering again replaces it */
             registry[i].fn = fn;
@@ -358,7 +361,7 @@ int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config
         int cap = cap_registry ? 2 * cap_registry : 8;
         registered *p = realloc(registry, sizeof *p * (size_t)cap);
         if (!p)
-            return tg__failf(loc, "tg__layer_register: out of memory");
+            return -1;
         if (!registry)
             atexit(registry_free);
         registry = p;
@@ -366,9 +369,22 @@ int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config
     }
     char *name = strdup(class_name);
     if (!name)
-        return tg__failf(loc, "tg__layer_register: out of memory");
+        return -1;
     registry[n_registry++] = (registered){name, fn, user};
     return 0;
+}
+
+int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config_fn fn, void *user)
+{
+    if (!class_name || !*class_name || !fn)
+        return tg__failf(loc, "tg__layer_register: give a class name and a function");
+    if (find_builtin(class_name))
+        return tg__failf(loc, "tg__layer_register: \"%s\" is a built-in layer's class name; give yours another",
+                         class_name);
+    pthread_mutex_lock(&registry_lock);
+    int rc = add_registered(class_name, fn, user);
+    pthread_mutex_unlock(&registry_lock);
+    return rc == 0 ? 0 : tg__failf(loc, "tg__layer_register: out of memory");
 }
 
 /* ---- writing --------------------------------------------------------------------------------- */
@@ -1107,7 +1123,7 @@ static tg_layer *registered_from(reader *r, const registered *reg, int32_t cfg)
     tg_layer *l = text ? reg->fn(r->loc, text, reg->user) : NULL;
     free(text);
     if (!l && !tg_has_error())
-        bad(r, "the function registered for class \"%s\" made no layer", reg->class_name);
+        bad(r, "the function registered for its class made no layer");
     return l;
 }
 
@@ -1151,7 +1167,8 @@ static tg_layer *layer_from(reader *r, int32_t obj, int depth)
     if (!cls || !want(r, cfg, TG__J_OBJ, "config", "an object"))
         return NULL;
     const builtin *bi = find_builtin(cls);
-    const registered *reg = bi ? NULL : find_registered(cls);
+    registered found;
+    const registered *reg = !bi && find_registered(cls, &found) ? &found : NULL;
     if (!bi && !reg)
         return bad(r,
                    "names the layer class \"%.60s\", which tapegrad does not know: it is neither a built-in layer nor "
@@ -1574,8 +1591,10 @@ static bool same_value(differ *df, int32_t a, int32_t b, int depth)
 int tg__model_config_compare(tg_loc loc, const char *what, const tg_model *m, const char *file_json, size_t len)
 {
     char *mine = tg__model_config_json(loc, m);
-    if (!mine)
-        return -1;
+    if (!mine) { /* a layer without get_config: there is nothing to compare the file with */
+        tg_clear_error();
+        return 0;
+    }
     tg__json a, b;
     char err[160];
     size_t pos = 0;

@@ -217,6 +217,16 @@ char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta)
     tg__jbuf_put(&b, "}", 2);
     free(arch);
     free(c.s);
+    tg__json check;
+    char err[128];
+    size_t pos = 0;
+    bool readable = !b.oom && tg__json_parse(b.s, strlen(b.s), &check, err, sizeof err, &pos);
+    tg__json_free(&check);
+    if (!b.oom && !readable) { /* a value JSON cannot hold (a NaN option): the weights all the same */
+        tg__warn(loc, "tg_model_save: the file keeps the weights but not the architecture: it is not JSON (%s)", err);
+        free(b.s);
+        return strdup(meta);
+    }
     char version[16];
     snprintf(version, sizeof version, "%d", FORMAT_VERSION);
     char *with = b.oom ? NULL : tg__metadata_with(loc, "tg_model_save", meta, ARCH_KEYS[KEY_ARCH].key, b.s);
@@ -669,6 +679,40 @@ static int read_architecture(tg_loc loc, const tg_safetensors *st, const char **
     return 0;
 }
 
+/* The input shape of the architecture's build_config, rank -1 when it has none. */
+static int build_shape(tg_loc loc, const char *what, const char *json, tg_shape *in)
+{
+    tg__json doc;
+    char err[128];
+    size_t pos = 0;
+    creader r = {.loc = loc, .what = what, .d = &doc};
+    int rc = 0;
+    *in = (tg_shape){.rank = -1};
+    if (!tg__json_parse(json, strlen(json), &doc, err, sizeof err, &pos)) {
+        rc = tg__failf(loc, "%s: the model's architecture is not valid JSON: %s at byte %zu", what, err, pos);
+    } else {
+        int32_t shape = get(&r, get(&r, 0, "build_config"), "input_shape");
+        if (shape >= 0 &&
+            (N(&r, shape)->kind != TG__J_ARR || N(&r, shape)->count < 1 || N(&r, shape)->count > TG_MAX_RANK))
+            rc = tg__failf(loc, "%s: build_config's \"input_shape\" must be [null, d1, ...]", what);
+        int k = -1;
+        for (int32_t e = rc == 0 && shape >= 0 ? N(&r, shape)->child : -1; e >= 0; e = N(&r, e)->next, k++) {
+            if (k < 0)
+                continue; /* the batch dim */
+            if (N(&r, e)->kind != TG__J_NUM || !N(&r, e)->is_int || N(&r, e)->i < 1) {
+                rc = tg__failf(loc, "%s: build_config's \"input_shape\" must hold positive whole numbers after null",
+                               what);
+                break;
+            }
+            in->dims[k] = N(&r, e)->i;
+        }
+        if (rc == 0 && shape >= 0)
+            in->rank = k;
+    }
+    tg__json_free(&doc);
+    return rc;
+}
+
 int tg__model_file_prepare(tg_loc loc, tg_model *m, const tg_safetensors *st)
 {
     const char *json;
@@ -679,11 +723,8 @@ int tg__model_file_prepare(tg_loc loc, tg_model *m, const tg_safetensors *st)
     if (!tg_model_built(m)) { /* build it for the file's input shape */
         tg_shape in = {.rank = -1};
         if (json) {
-            tg_model *copy = tg__model_from_config(loc, what, json, strlen(json));
-            if (!copy)
+            if (build_shape(loc, what, json, &in) != 0)
                 return -1;
-            in = tg_model_built(copy) ? tg__model_input_shape(copy, 0) : in;
-            tg_model_free_at(loc, copy);
         } else {
             tg_meta_value shape;
             static const tg_meta_key key = {"input_shape", TG_META_DIMS, 1, INT32_MAX, false, NULL};
