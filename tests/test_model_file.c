@@ -344,6 +344,47 @@ static void test_registered_class(void)
     tg_scope_end(s);
 }
 
+/* A layer that cannot say its options (a kind without get_config) and an option JSON has
+ * no number for: the file keeps the weights, with a warning, and loads into the model. */
+static const tg_layer_kind opaque_kind = {
+    .base_name = "opaque", .class_name = "Opaque", .build = scale_build, .call = scale_call};
+
+static char warned[1024];
+static void keep_warning(const char *message, void *user)
+{
+    (void)user;
+    snprintf(warned, sizeof warned, "%s", message);
+}
+
+static void test_weights_kept_without_architecture(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_set_warning_handler(keep_warning, NULL);
+    tg_layer *opaque = tg__layer_new(TG_LOC, &opaque_kind, NULL, TG_DTYPE_INHERIT, 0, (tg_shape){0});
+    double *f = opaque ? malloc(sizeof *f) : NULL;
+    REQUIRE(f);
+    *f = 3.0;
+    opaque->kept = f;
+    opaque->kept_free = free;
+    tg_model *m = tg_sequential(tg_dense(.units = 2, .input_dim = 2), opaque);
+    REQUIRE(m && tg_model_save(m, at("opaque.safetensors"), NULL) == 0);
+    CHECK(strstr(warned, "tg_model_save: the file keeps the weights but not the architecture") &&
+          strstr(warned, "layer \"opaque\" (Opaque) cannot be saved"));
+    EXPECT_ERROR(tg_model_load_file(at("opaque.safetensors")) == NULL,
+                 "holds weights but not the model's architecture");
+    CHECK(tg_model_load(m, at("opaque.safetensors")) == 0);
+    *warned = 0;
+    tg_model *nan_scale =
+        tg_sequential(tg_dense(.units = 1, .input_dim = 2, .kernel_initializer = tg_init_constant(NAN)));
+    REQUIRE(nan_scale && tg_model_save(nan_scale, at("nan.safetensors"), NULL) == 0);
+    CHECK(strstr(warned, "the file keeps the weights but not the architecture: it is not JSON"));
+    CHECK(tg_model_load(nan_scale, at("nan.safetensors")) == 0);
+    tg_set_warning_handler(NULL, NULL);
+    tg_model_free(nan_scale);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_get_config(void)
 {
     tg_layer *d = tg_dense(.units = 4, .activation = TG_RELU, .name = "d", .kernel_initializer = tg_init_he_normal());
@@ -566,6 +607,7 @@ int main(void)
     RUN(test_every_layer_round_trips);
     RUN(test_every_class_covered);
     RUN(test_registered_class);
+    RUN(test_weights_kept_without_architecture);
     RUN(test_resume_equals_uninterrupted);
     RUN(test_load_builds);
     RUN(test_mismatch_refused);

@@ -200,13 +200,23 @@ static bool put_compile(tg__jbuf *b, const tg_model *m)
     return true;
 }
 
+/* The metadata without an architecture, said in a warning: the weights are saved all the
+ * same. */
+static char *weights_only(tg_loc loc, const char *meta, const char *why)
+{
+    tg__warn(loc, "tg_model_save: the file keeps the weights but not the architecture: %s", why);
+    char *copy = strdup(meta);
+    return copy ? copy : tg__fail(loc, "tg_model_save: out of memory");
+}
+
 char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta)
 {
     char *arch = tg__model_config_json(loc, m);
-    if (!arch) { /* a layer without get_config: the weights are saved all the same */
-        tg__warn(loc, "tg_model_save: the file keeps the weights but not the architecture: %s", tg_last_error());
+    if (!arch) { /* a layer without get_config */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", tg_last_error() ? tg_last_error() : "");
         tg_clear_error();
-        return strdup(meta);
+        return weights_only(loc, meta, why);
     }
     tg__jbuf b = {0};
     size_t n = strlen(arch);
@@ -217,15 +227,16 @@ char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta)
     tg__jbuf_put(&b, "}", 2);
     free(arch);
     free(c.s);
-    tg__json check;
-    char err[128];
+    tg__json check = {0};
+    char err[128] = "";
     size_t pos = 0;
     bool readable = !b.oom && tg__json_parse(b.s, strlen(b.s), &check, err, sizeof err, &pos);
     tg__json_free(&check);
-    if (!b.oom && !readable) { /* a value JSON cannot hold (a NaN option): the weights all the same */
-        tg__warn(loc, "tg_model_save: the file keeps the weights but not the architecture: it is not JSON (%s)", err);
+    if (!b.oom && !readable) { /* a value JSON cannot hold (a NaN option, a name not UTF-8) */
+        char why[200];
+        snprintf(why, sizeof why, "it is not JSON (%s)", err);
         free(b.s);
-        return strdup(meta);
+        return weights_only(loc, meta, why);
     }
     char version[16];
     snprintf(version, sizeof version, "%d", FORMAT_VERSION);
