@@ -490,8 +490,11 @@ int tg_fuzz_config(const uint8_t *data, size_t size)
         rc_ = broken("config", "cannot write the file");
     else {
         tg_model *m = tg_model_load_file(real);
-        if (!m)
-            rc_ = check_failure("config", "tg_model_load");
+        const char *e = tg_last_error();
+        if (!m) /* the loader's refusal, or the metadata validator's (an empty value) */
+            rc_ = check_failure("config", e && strstr(e, "tg_safetensors_read_metadata: ")
+                                              ? "tg_safetensors_read_metadata"
+                                              : "tg_model_load");
         else if (tg_model_save(m, real, NULL) != 0)
             rc_ = broken("config", "a model tg_model_load_file made cannot be saved");
         tg_model_free(m);
