@@ -385,6 +385,66 @@ static void test_weights_kept_without_architecture(void)
     tg_scope_end(s);
 }
 
+/* Keras's to_json and model_from_json: the same architecture and compile, fresh weights
+ * from the same seeds (so the same ones), and a model never compiled loads uncompiled. */
+static void test_to_json_and_back(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *m = merges();
+    REQUIRE(m);
+    REQUIRE(tg_compile(m, .optimizer = tg_nadam(.learning_rate = 0.002), .loss = TG_LOSS_MSE) == 0);
+    char *json = tg_model_to_json(m);
+    REQUIRE(json);
+    CHECK(strstr(json, "\"class_name\":\"Functional\"") && strstr(json, "\"class_name\":\"Nadam\"") &&
+          strstr(json, "\"inbound_nodes\":[[[\"a\",0,0,{}]],[[\"b\",0,0,{}]]]"));
+    tg_model *copy = tg_model_from_json(json);
+    REQUIRE(copy);
+    char *again = tg_model_to_json(copy);
+    CHECK(again && !strcmp(json, again));
+    CHECK(tg_model_optimizer(copy) && tg_optimizer_iterations(tg_model_optimizer(copy)) == 0);
+    tg_tensor *a = tg_ones(TG_F32, TG_SHAPE(2, 4)), *ys[2], *ys2[2];
+    tg_tensor *xs[2] = {a, a};
+    CHECK(predict_all(m, xs, 2, ys) == 2 && predict_all(copy, xs, 2, ys2) == 2);
+    CHECK(same_bits(ys[0], ys2[0]) && same_bits(ys[1], ys2[1]));
+    free(json);
+    free(again);
+    EXPECT_ERROR(tg_model_from_json("{\"class_name\": \"Sequential\"}") == NULL,
+                 "tg_model_from_json: \"name\" is missing");
+    EXPECT_ERROR(tg_model_from_json(NULL) == NULL, "tg_model_from_json: the JSON is NULL");
+
+    tg_model *plain = dense_stack(); /* never compiled */
+    REQUIRE(plain && tg_model_save(plain, at("plain.safetensors"), NULL) == 0);
+    tg_model *back = tg_model_load_file(at("plain.safetensors"));
+    REQUIRE(back);
+    CHECK(tg_model_optimizer(back) == NULL);
+    CHECK(same_bits(tg_predict(plain, tg_ones(TG_F32, TG_SHAPE(2, 4))),
+                    tg_predict(back, tg_ones(TG_F32, TG_SHAPE(2, 4)))));
+
+    /* the same layers wired otherwise: Keras's layer order follows the wiring, so the first
+     * difference is the order of the inputs */
+    tg_keras_tensor *p = tg_input(TG_SHAPE(4), .name = "a"), *q = tg_input(TG_SHAPE(4), .name = "b");
+    tg_layer *shared = tg_dense(.units = 4, .activation = TG_TANH, .name = "shared");
+    tg_keras_tensor *hp = tg_layer_apply(shared, p), *hq = tg_layer_apply(shared, q);
+    tg_model *wired = tg_functional(TG_KERAS_TENSORS(p, q), TG_KERAS_TENSORS(tg_layer_apply(tg_add_layer(), hq, hp)));
+    REQUIRE(wired);
+    REQUIRE(tg_model_save(wired, at("wired.safetensors"), NULL) == 0);
+    tg_keras_tensor *p2 = tg_input(TG_SHAPE(4), .name = "a"), *q2 = tg_input(TG_SHAPE(4), .name = "b");
+    tg_layer *shared2 = tg_dense(.units = 4, .activation = TG_TANH, .name = "shared");
+    tg_keras_tensor *hp2 = tg_layer_apply(shared2, p2), *hq2 = tg_layer_apply(shared2, q2);
+    tg_model *crossed =
+        tg_functional(TG_KERAS_TENSORS(p2, q2), TG_KERAS_TENSORS(tg_layer_apply(tg_add_layer(), hp2, hq2)));
+    REQUIRE(crossed);
+    EXPECT_ERROR(tg_model_load(crossed, at("wired.safetensors")) != 0,
+                 "layer 0 (\"a\", InputLayer): name is \"b\" in the file, \"a\" in the model");
+    tg_model_free(crossed);
+    tg_model_free(wired);
+    tg_model_free(back);
+    tg_model_free(plain);
+    tg_model_free(copy);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_get_config(void)
 {
     tg_layer *d = tg_dense(.units = 4, .activation = TG_RELU, .name = "d", .kernel_initializer = tg_init_he_normal());
@@ -609,6 +669,7 @@ int main(void)
     RUN(test_registered_class);
     RUN(test_weights_kept_without_architecture);
     RUN(test_resume_equals_uninterrupted);
+    RUN(test_to_json_and_back);
     RUN(test_load_builds);
     RUN(test_mismatch_refused);
     RUN(test_bad_files_refused);

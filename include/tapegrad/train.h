@@ -373,6 +373,18 @@ tg_model *tg_model_load_file_at(tg_loc loc, const char *path);
 tg_model *tg_model_load_file_from_at(tg_loc loc, const tg_safetensors *st);
 #define tg_model_load_file_from(st) tg_model_load_file_from_at(TG_LOC, st)
 
+/* Keras's model.to_json(): the architecture and the compile as tg_model_save stores them
+ * ({"class_name": "Sequential" or "Functional", "config", "build_config",
+ * "compile_config"}); malloc'd (free it), or NULL with an error (a layer whose class has no
+ * get_config). */
+char *tg_model_to_json_at(tg_loc loc, const tg_model *m);
+#define tg_model_to_json(m) tg_model_to_json_at(TG_LOC, m)
+/* Keras's keras.models.model_from_json(): a new model of that architecture, with fresh
+ * weights (seeded as the JSON's seeds say) and compiled when the JSON has a compile_config
+ * (the optimizer fresh too). NULL with an error naming the layer and the option. */
+tg_model *tg_model_from_json_at(tg_loc loc, const char *json);
+#define tg_model_from_json(json) tg_model_from_json_at(TG_LOC, json)
+
 typedef struct tg_model_checkpoint_opts {
     const char *filepath; /* required */
     const char *monitor;  /* default "val_loss" */

@@ -209,24 +209,45 @@ static char *weights_only(tg_loc loc, const char *meta, const char *why)
     return copy ? copy : tg__fail(loc, "tg_model_save: out of memory");
 }
 
-char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta)
+/* The architecture with the compile added: a jbuf holding a NUL-terminated text, or NULL
+ * in b.s with an error when a layer cannot be saved. */
+static tg__jbuf model_json(tg_loc loc, const tg_model *m)
 {
-    char *arch = tg__model_config_json(loc, m);
-    if (!arch) { /* a layer without get_config */
-        char why[1024];
-        snprintf(why, sizeof why, "%s", tg_last_error() ? tg_last_error() : "");
-        tg_clear_error();
-        return weights_only(loc, meta, why);
-    }
     tg__jbuf b = {0};
-    size_t n = strlen(arch);
-    tg__jbuf_put(&b, arch, n - 1); /* without its closing brace */
+    char *arch = tg__model_config_json(loc, m);
+    if (!arch)
+        return b;
+    tg__jbuf_put(&b, arch, strlen(arch) - 1); /* without its closing brace */
     tg__jbuf c = {0};
     if (put_compile(&c, m) && !c.oom)
         tg__jbuf_put(&b, c.s, c.n);
     tg__jbuf_put(&b, "}", 2);
     free(arch);
     free(c.s);
+    return b;
+}
+
+char *tg_model_to_json_at(tg_loc loc, const tg_model *m)
+{
+    if (!tg__model_check(loc, "tg_model_to_json", m))
+        return NULL;
+    tg__jbuf b = model_json(loc, m);
+    if (b.oom) {
+        free(b.s);
+        return tg__fail(loc, "tg_model_to_json: out of memory");
+    }
+    return b.s;
+}
+
+char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta)
+{
+    tg__jbuf b = model_json(loc, m);
+    if (!b.s && !b.oom) { /* a layer without get_config */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", tg_last_error() ? tg_last_error() : "");
+        tg_clear_error();
+        return weights_only(loc, meta, why);
+    }
     tg__json check = {0};
     char err[128] = "";
     size_t pos = 0;
@@ -755,6 +776,28 @@ int tg__model_file_prepare(tg_loc loc, tg_model *m, const tg_safetensors *st)
     return json ? tg__model_config_compare(loc, what, m, json, strlen(json)) : 0;
 }
 
+/* The model of an architecture, compiled as its compile_config says (when it has one). */
+static tg_model *model_from(tg_loc loc, const char *what, const char *json)
+{
+    tg_model *m = tg__model_from_config(loc, what, json, strlen(json));
+    if (!m)
+        return NULL;
+    tg__json doc;
+    char err[128];
+    size_t pos;
+    creader r = {.loc = loc, .what = what, .d = &doc};
+    int rc = tg__json_parse(json, strlen(json), &doc, err, sizeof err, &pos) ? 0 : -1;
+    int32_t cc = rc == 0 ? get(&r, 0, "compile_config") : -1;
+    if (rc == 0 && cc >= 0)
+        rc = compile_from(&r, m, cc);
+    tg__json_free(&doc);
+    if (rc != 0) {
+        tg_model_free_at(loc, m);
+        return NULL;
+    }
+    return m;
+}
+
 tg_model *tg_model_load_file_from_at(tg_loc loc, const tg_safetensors *st)
 {
     if (!st)
@@ -766,21 +809,8 @@ tg_model *tg_model_load_file_from_at(tg_loc loc, const tg_safetensors *st)
         return NULL;
     tg_model *m = NULL;
     if (json) {
-        if (!(m = tg__model_from_config(loc, what, json, strlen(json))))
+        if (!(m = model_from(loc, what, json)))
             return NULL;
-        tg__json doc;
-        char err[128];
-        size_t pos;
-        creader r = {.loc = loc, .what = what, .d = &doc};
-        int rc = tg__json_parse(json, strlen(json), &doc, err, sizeof err, &pos) ? 0 : -1;
-        int32_t cc = rc == 0 ? get(&r, 0, "compile_config") : -1;
-        if (rc == 0 && cc >= 0)
-            rc = compile_from(&r, m, cc);
-        tg__json_free(&doc);
-        if (rc != 0) {
-            tg_model_free_at(loc, m);
-            return NULL;
-        }
     } else {
         tg_meta_value v[N_OLD];
         if (tg_safetensors_read_metadata_at(loc, st, OLD_KEYS, 1, v) != 0)
@@ -817,4 +847,11 @@ tg_model *tg_model_load_file_at(tg_loc loc, const char *path)
     tg_model *m = tg_model_load_file_from_at(loc, st);
     tg_safetensors_close(st);
     return m;
+}
+
+tg_model *tg_model_from_json_at(tg_loc loc, const char *json)
+{
+    if (!json)
+        return tg__fail(loc, "tg_model_from_json: the JSON is NULL");
+    return model_from(loc, "tg_model_from_json", json);
 }
