@@ -12,6 +12,7 @@
 #include "tapegrad/train.h"
 #include "tapegrad/distributed.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/layer.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/io.h"
 

@@ -101,14 +101,24 @@ static void test_storage(void)
     tg_scope_end(s);
 }
 
-/* bfloat16 is for storage: the ops compute in float32 or float64 and say so, and an
- * optimizer refuses a bfloat16 variable (its state would be float32). */
+/* The ops of mixed precision take bfloat16 (test_mixed_precision, test_gemm_bf16); the
+ * others say what they take, and an optimizer refuses a bfloat16 variable (its state would
+ * be float32). */
 static void test_refused(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_tensor *b = tg_cast(tg_from_f32(TG_SHAPE(2), 1, 2), TG_BF16);
-    EXPECT_ERROR(tg_relu(b) == NULL, "tg_relu: `x` must be float32 or float64, not bfloat16 (cast it with tg_cast)");
-    EXPECT_ERROR(tg_add(b, b) == NULL, "not bfloat16");
+    EXPECT_ERROR(tg_sin(b) == NULL, "tg_sin: `x` must be float32 or float64, not bfloat16 (cast it with tg_cast)");
+    tg_tensor *sq = tg_cast(tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4), TG_BF16);
+    EXPECT_ERROR(tg_linalg_inv(sq) == NULL, "not bfloat16");
+    /* the widened ops: computed in float32, rounded once to bfloat16 */
+    tg_tensor *r = tg_relu(tg_cast(tg_from_f32(TG_SHAPE(3), -1.0f, 1.00390625f, 3.0f), TG_BF16));
+    double rv[3] = {0};
+    CHECK(r && tg_dtype_of(r) == TG_BF16 && tg_copy_out_f64(r, rv, 3) == 0);
+    CHECK(rv[0] == 0.0 && rv[1] == 1.0 && rv[2] == 3.0); /* 1 + 2^-8 was cast to 1 (the tie to even, down) */
+    tg_tensor *sum = tg_add(tg_cast(tg_from_f32(TG_SHAPE(1), 1.0f), TG_BF16),
+                            tg_cast(tg_from_f32(TG_SHAPE(1), 0.01171875f), TG_BF16)); /* 1 + 3 * 2^-8 */
+    CHECK(sum && tg_dtype_of(sum) == TG_BF16 && tg_item(sum) == 1.015625);            /* the tie to even, up */
     tg_tensor *v = tg_variable(b, .name = "w");
     tg_optimizer *opt = tg_adam();
     tg_tensor *g = tg_cast(tg_from_f32(TG_SHAPE(2), 0.5f, 0.5f), TG_BF16);

@@ -888,6 +888,33 @@ static void resume_with_normalize_is_exact(void)
 #undef NFIT
 }
 
+/* --precision mixed_bfloat16: stored in the model file, applied again by --resume (the
+ * resumed run ends with the uninterrupted run's weights, which a float32 resume would not
+ * give), used by evaluate; a float32 run trains other weights; an unknown policy names the
+ * valid ones. */
+static void precision_round_trips(void)
+{
+#define PFIT "fit --data csv:scaled.csv --label species --model mlp:16 --batch-size 16 --quiet --normalize "
+    CHECK(run(PFIT "--precision mixed_bfloat16 --epochs 3 --save p3.safetensors --history p3.csv --plot p3.svg") == 0);
+    CHECK(run(PFIT "--precision mixed_bfloat16 --epochs 1 --save p1.safetensors --history p1.csv --plot p1.svg") == 0);
+    CHECK(run(PFIT "--epochs 3 --save f3.safetensors --history f3.csv --plot f3.svg") == 0);
+    tg_safetensors *st = tg_safetensors_open(in_dir("p1.safetensors"));
+    const char *p = st ? tg_safetensors_metadata(st, "precision") : NULL;
+    CHECK(p && strcmp(p, "mixed_bfloat16") == 0);
+    tg_safetensors_close(st);
+    st = tg_safetensors_open(in_dir("f3.safetensors"));
+    CHECK(st && tg_safetensors_metadata(st, "precision") == NULL); /* float32 files stay as they were */
+    tg_safetensors_close(st);
+    CHECK(run("fit --resume p1.safetensors --epochs 3 --quiet") == 0);
+    CHECK(same_weights("p3.safetensors", "p1.safetensors"));
+    CHECK(!same_weights("p3.safetensors", "f3.safetensors"));
+    CHECK(run("evaluate p3.safetensors --data csv:scaled.csv --label species") == 0);
+    CHECK(strstr(out, "accuracy") != NULL);
+    CHECK(run(PFIT "--precision float16 --epochs 1") != 0);
+    CHECK(strstr(out, "unknown --precision 'float16': use float32 or mixed_bfloat16") != NULL);
+#undef PFIT
+}
+
 /* The numbers of the SVG's <text class='CLS' ...>N</text> elements inside the panel whose
  * data-key is `key` (NULL: the first panel), into v; returns how many. */
 static int svg_ticks(const char *svg, const char *key, const char *cls, double *v, int max)
@@ -1038,6 +1065,7 @@ int main(void)
     RUN(predict_output_files);
     RUN(resume_with_normalize_is_exact);
     RUN(plot_reads_well);
+    RUN(precision_round_trips);
     RUN(cleanup);
     return TEST_SUMMARY();
 }

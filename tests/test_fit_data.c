@@ -357,7 +357,8 @@ static void bad_data_is_refused_and_trains_nothing(void)
     REFUSED(tg_fit(m, NULL, NULL, .dataset = unlabelled, .verbose = TG_VERBOSE_SILENT), "the data set has no labels");
     REFUSED(tg_fit(m, NULL, NULL, .verbose = TG_VERBOSE_SILENT), "x");
     REFUSED(tg_fit(m, x, y, .validation_split = 0.2, .validation_dataset = ds, .verbose = TG_VERBOSE_SILENT),
-            "give one of validation_split, validation_x/validation_y and validation_dataset");
+            "give one of validation_split, validation_x/validation_y, validation_dataset and "
+            "validation_inputs/validation_targets, not several");
     REFUSED(tg_fit(m, x, y, .validation_dataset = unlabelled, .verbose = TG_VERBOSE_SILENT),
             "the data set has no labels");
     REFUSED(tg_fit(m, x, y, .sample_weight = tg_ones(TG_F32, TG_SHAPE(39)), .verbose = TG_VERBOSE_SILENT),

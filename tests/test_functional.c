@@ -708,6 +708,91 @@ static void test_long_log_names(void)
     tg_model_free(m);
 }
 
+/* Keras's validation_data=([x1, x2], [y1, y2]): validating on given lists gives the
+ * history a validation_split of the same rows gives, value for value, and a list of the
+ * wrong length is refused naming it. */
+static tg_model *two_by_two_model(void)
+{
+    tg_keras_tensor *a = tg_input(TG_SHAPE(2)), *b = tg_input(TG_SHAPE(1));
+    tg_keras_tensor *h = tg_layer_apply_at(TG_LOC, tg_concatenate(), (const tg_keras_tensor *const[]){a, b}, 2);
+    tg_keras_tensor *p = tg_layer_apply(tg_dense(.units = 1, .activation = TG_SIGMOID), h);
+    tg_keras_tensor *r = tg_layer_apply(tg_dense(.units = 1), h);
+    tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(p, r), .seed = 9);
+    const tg_loss losses[] = {{.kind = TG_LOSS_BINARY_CROSSENTROPY}, {.kind = TG_LOSS_MSE}};
+    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.05), .losses = losses, .n_losses = 2) != 0) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void test_validation_lists(void)
+{
+    tg_scope *s = tg_scope_begin();
+    enum { N = 8, V = 4 };
+    float a[2 * (N + V)], b[N + V], y1[N + V], y2[N + V];
+    for (int i = 0; i < N + V; i++) {
+        a[2 * i] = (float)(i % 5) - 2, a[2 * i + 1] = (float)(i % 3), b[i] = (float)i / 4;
+        y1[i] = (float)(i % 2), y2[i] = a[2 * i] - b[i];
+    }
+    tg_tensor *ta = tg_tensor_from(TG_F32, TG_SHAPE(N + V, 2), a), *tb = tg_tensor_from(TG_F32, TG_SHAPE(N + V, 1), b);
+    tg_tensor *t1 = tg_tensor_from(TG_F32, TG_SHAPE(N + V, 1), y1),
+              *t2 = tg_tensor_from(TG_F32, TG_SHAPE(N + V, 1), y2);
+    const tg_tensor *all_in[] = {ta, tb}, *all_out[] = {t1, t2};
+    const tg_tensor *tr_in[] = {tg_slice(ta, TG_SHAPE(0, 0), TG_SHAPE(N, 2)),
+                                tg_slice(tb, TG_SHAPE(0, 0), TG_SHAPE(N, 1))};
+    const tg_tensor *tr_out[] = {tg_slice(t1, TG_SHAPE(0, 0), TG_SHAPE(N, 1)),
+                                 tg_slice(t2, TG_SHAPE(0, 0), TG_SHAPE(N, 1))};
+    const tg_tensor *va_in[] = {tg_slice(ta, TG_SHAPE(N, 0), TG_SHAPE(V, 2)),
+                                tg_slice(tb, TG_SHAPE(N, 0), TG_SHAPE(V, 1))};
+    const tg_tensor *va_out[] = {tg_slice(t1, TG_SHAPE(N, 0), TG_SHAPE(V, 1)),
+                                 tg_slice(t2, TG_SHAPE(N, 0), TG_SHAPE(V, 1))};
+
+    tg_model *by_split = two_by_two_model(), *by_lists = two_by_two_model();
+    REQUIRE(by_split && by_lists);
+    tg_history *hs = tg_fit(by_split, NULL, NULL, .inputs = all_in, .n_inputs = 2, .targets = all_out, .n_targets = 2,
+                            .validation_split = (double)V / (N + V), .epochs = 3, .batch_size = 3, .seed = 4,
+                            .verbose = TG_VERBOSE_SILENT);
+    tg_history *hl =
+        tg_fit(by_lists, NULL, NULL, .inputs = tr_in, .n_inputs = 2, .targets = tr_out, .n_targets = 2,
+               .validation_inputs = va_in, .n_validation_inputs = 2, .validation_targets = va_out,
+               .n_validation_targets = 2, .epochs = 3, .batch_size = 3, .seed = 4, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(hs && hl);
+    CHECK(tg_history_n_keys(hl) == tg_history_n_keys(hs));
+    for (int k = 0; k < tg_history_n_keys(hs); k++) {
+        int ns = 0, nl = 0;
+        const double *vs = tg_history_get(hs, tg_history_key(hs, k), &ns);
+        const double *vl = tg_history_get(hl, tg_history_key(hs, k), &nl);
+        CHECK(vs && vl && ns == 3 && nl == 3);
+        for (int e = 0; vs && vl && e < 3 && e < nl; e++)
+            CHECK(vs[e] == vl[e]);
+    }
+    int n = 0;
+    const double *val = tg_history_get(hl, "val_loss", &n);
+    CHECK(val && n == 3 && isfinite(val[2]));
+    tg_history_free(hs);
+    tg_history_free(hl);
+
+    int line = __LINE__ + 1;
+    EXPECT_ERROR(!tg_fit(by_lists, NULL, NULL, .inputs = tr_in, .n_inputs = 2, .targets = tr_out, .n_targets = 2,
+                         .validation_inputs = va_in, .n_validation_inputs = 1, .validation_targets = va_out,
+                         .n_validation_targets = 2, .verbose = TG_VERBOSE_SILENT),
+                 "tg_fit (validation lists): model \"functional");
+    char at[48];
+    snprintf(at, sizeof at, "test_functional.c:%d", line);
+    CHECK_ERROR(at);
+    EXPECT_ERROR(!tg_fit(by_lists, NULL, NULL, .inputs = tr_in, .n_inputs = 2, .targets = tr_out, .n_targets = 2,
+                         .validation_inputs = va_in, .n_validation_inputs = 2, .verbose = TG_VERBOSE_SILENT),
+                 "validation_inputs and validation_targets go together");
+    EXPECT_ERROR(!tg_fit(by_lists, NULL, NULL, .inputs = tr_in, .n_inputs = 2, .targets = tr_out, .n_targets = 2,
+                         .validation_inputs = va_in, .n_validation_inputs = 2, .validation_targets = va_out,
+                         .n_validation_targets = 2, .validation_split = 0.5, .verbose = TG_VERBOSE_SILENT),
+                 "not several");
+    tg_model_free(by_split);
+    tg_model_free(by_lists);
+    tg_scope_end(s);
+}
+
 /* No fixed limit on the number of inputs: twelve inputs of one feature each, concatenated,
  * train and predict through the lists as one input of twelve does. */
 static void test_many_inputs(void)
@@ -795,6 +880,7 @@ int main(void)
 #endif
     RUN(test_fit_refusals);
     RUN(test_long_log_names);
+    RUN(test_validation_lists);
     RUN(test_many_inputs);
     RUN(test_save_and_load);
     return TEST_SUMMARY();

@@ -2,6 +2,8 @@
  * predictions, bit for bit (Sequential and functional models, merges, shared layers,
  * wrappers); training resumed from a file equal to training without a stop; the files of
  * the command and the library from before architectures were stored; the refusals. */
+#include <tapegrad/layer.h>
+
 #include "check.h"
 #include "nn/layer_impl.h" /* the registry of layer classes, and a kind of the test's own */
 #include "tmpfiles.h"
@@ -64,6 +66,24 @@ static tg_model *float64_frozen(void)
         return NULL;
     }
     return m;
+}
+
+/* Keras's mixed_bfloat16 policy on some layers. */
+static tg_model *mixed(void)
+{
+    return tg_sequential_with(
+        tg_sequential_options(.seed = 15),
+        tg_dense(.units = 4, .activation = TG_RELU, .input_dim = 3, .dtype_policy = "mixed_bfloat16"),
+        tg_dense(.units = 2));
+}
+
+/* Masks: Embedding's mask_zero, and Masking, flowing into recurrent layers. */
+static tg_model *masked(void)
+{
+    return tg_sequential_with(tg_sequential_options(.seed = 14),
+                              tg_embedding(.input_dim = 10, .output_dim = 3, .mask_zero = true, .input_length = 5),
+                              tg_lstm(.units = 3, .return_sequences = true), tg_masking(.mask_value = 0.25),
+                              tg_gru(.units = 2), tg_dense(.units = 1));
 }
 
 static tg_model *normalizing(void)
@@ -191,6 +211,8 @@ static void test_every_layer_round_trips(void)
         {"float64_frozen", float64_frozen, {TG_SHAPE(3)}, 1, false},
         {"normalizing", normalizing, {TG_SHAPE(2, 3)}, 1, false},
         {"embedding", embedding, {TG_SHAPE(5)}, 1, true},
+        {"masked", masked, {TG_SHAPE(5)}, 1, true},
+        {"mixed", mixed, {TG_SHAPE(3)}, 1, false},
         {"images", images, {TG_SHAPE(8, 8, 2)}, 1, false},
         {"more_convs", more_convs, {TG_SHAPE(4, 4, 2)}, 1, false},
         {"sequences", sequences, {TG_SHAPE(10, 3)}, 1, false},
@@ -445,6 +467,80 @@ static void test_to_json_and_back(void)
     tg_scope_end(s);
 }
 
+/* A class of the public layer interface (tapegrad/layer.h), registered by name: its
+ * get_config's options go into the file and its from_config reads them back. */
+typedef struct offset_state {
+    double offset;
+    tg_tensor *w;
+} offset_state;
+
+static int offset_build(tg_layer *l, tg_shape in)
+{
+    offset_state *st = tg_layer_state(l);
+    st->w = tg_layer_add_weight(l, "w", TG_SHAPE(in.dims[in.rank - 1]), .initializer = tg_init_random_normal(0, 1));
+    return st->w ? 0 : -1;
+}
+
+static tg_tensor *offset_call(tg_layer *l, const tg_tensor *x, bool training, const tg_tensor *mask)
+{
+    (void)training, (void)mask;
+    offset_state *st = tg_layer_state(l);
+    return tg_add(tg_mul(x, st->w), tg_scalar_like(x, st->offset));
+}
+
+static int offset_get_config(const tg_layer *l, char *json, size_t size)
+{
+    return snprintf(json, size, "{\"offset\": %.17g}", ((offset_state *)tg_layer_state(l))->offset);
+}
+
+static int offset_from_config(tg_layer *l, const char *json)
+{
+    offset_state *st = calloc(1, sizeof *st);
+    const char *at = strstr(json, "\"offset\":");
+    if (!st || !at) {
+        free(st);
+        return -1;
+    }
+    st->offset = strtod(at + 9, NULL);
+    return tg_layer_set_state(l, st);
+}
+
+static const tg_layer_class offset_class = {.class_name = "Offset",
+                                            .build = offset_build,
+                                            .call = offset_call,
+                                            .get_config = offset_get_config,
+                                            .from_config = offset_from_config,
+                                            .free_state = free};
+
+static void test_custom_layer_class(void)
+{
+    tg_scope *s = tg_scope_begin();
+    offset_state *st = calloc(1, sizeof *st);
+    REQUIRE(st);
+    st->offset = -0.75;
+    tg_model *m = tg_sequential(tg_dense(.units = 3, .input_dim = 2),
+                                tg_custom_layer(&offset_class, .state = st, .name = "shift"));
+    REQUIRE(m);
+    REQUIRE(tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_MSE) == 0);
+    tg_tensor *x = tg_tensor_from(TG_F32, TG_SHAPE(2, 2), ((float[]){1, 2, -3, 0.5f}));
+    tg_history *h = tg_fit(m, x, tg_zeros(TG_F32, TG_SHAPE(2, 3)), .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(h);
+    tg_history_free(h);
+    REQUIRE(tg_model_save(m, at("offset.safetensors"), NULL) == 0);
+    EXPECT_ERROR(tg_model_load_file(at("offset.safetensors")) == NULL,
+                 "layer 1 (\"shift\", Offset): names the layer class \"Offset\", which tapegrad does not know");
+    REQUIRE(tg_register_layer_class(&offset_class) == 0);
+    tg_model *back = tg_model_load_file(at("offset.safetensors"));
+    REQUIRE(back);
+    CHECK(!strcmp(tg_layer_name(tg_model_layer(back, 1)), "shift"));
+    CHECK(((offset_state *)tg_layer_state(tg_model_layer(back, 1)))->offset == -0.75);
+    CHECK(same_bits(tg_predict(m, x), tg_predict(back, x)));
+    CHECK(tg_optimizer_iterations(tg_model_optimizer(back)) == 1);
+    tg_model_free(back);
+    tg_model_free(m);
+    tg_scope_end(s);
+}
+
 static void test_get_config(void)
 {
     tg_layer *d = tg_dense(.units = 4, .activation = TG_RELU, .name = "d", .kernel_initializer = tg_init_he_normal());
@@ -459,6 +555,12 @@ static void test_get_config(void)
     free(c);
     tg_layer_free(d);
     EXPECT_ERROR(tg_layer_get_config(NULL) == NULL, "tg_layer_get_config: the layer is NULL");
+    tg_layer *mixed_dense = tg_dense(.units = 2, .dtype_policy = "mixed_bfloat16");
+    REQUIRE(mixed_dense);
+    c = tg_layer_get_config(mixed_dense);
+    CHECK(c && strstr(c, "\"dtype\":\"float32\",\"dtype_policy\":\"mixed_bfloat16\""));
+    free(c);
+    tg_layer_free(mixed_dense);
 }
 
 /* Training on from a file equals training without a stop, bit for bit. */
@@ -667,6 +769,7 @@ int main(void)
     RUN(test_every_layer_round_trips);
     RUN(test_every_class_covered);
     RUN(test_registered_class);
+    RUN(test_custom_layer_class);
     RUN(test_weights_kept_without_architecture);
     RUN(test_resume_equals_uninterrupted);
     RUN(test_to_json_and_back);

@@ -1916,7 +1916,7 @@ static tg_tensor *call_with_dtype(const op_case *c, tg_tensor *const *xs, tg_dty
 
 static void test_dtypes_column(void)
 {
-    static const tg_dtype all[] = {TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL};
+    static const tg_dtype all[] = {TG_F32, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_BF16};
     for (int op = TG_OP_NONE + 1; op < TG_OP_COUNT; op++) {
         const op_case *c = NULL;
         for (int k = 0; k < N_CASES && !c; k++)

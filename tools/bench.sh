@@ -126,6 +126,15 @@ for b in 500 32; do
         else
             status[tapegrad-$b]="failed (see $logs/tapegrad-b$b-$r.log)"
         fi
+        # Keras's mixed_bfloat16 policy at B=500 (same seed: the same weights and batches)
+        if [ "$b" = 500 ]; then
+            if run "tapegrad-bf16-b$b-$r" "$build/bench_fmnist" --batch $b --epochs $epochs --threads $threads \
+                   --precision mixed_bfloat16; then
+                keep_best "tapegrad-bf16-$b" "tapegrad-bf16-b$b-$r"
+            else
+                status[tapegrad-bf16-$b]="failed (see $logs/tapegrad-bf16-b$b-$r.log)"
+            fi
+        fi
         [ "$have_torch" = 1 ] || continue
         if run "torch-b$b-$r" "${peer_env[@]}" "$python" "$peers_dir/bench_torch.py" --batch $b \
                --epochs $epochs --mode eager --threads 1; then
@@ -136,7 +145,8 @@ for b in 500 32; do
     done
 done
 [ "$have_torch" = 1 ] || echo "== PyTorch: not installed ($python cannot import torch, or $peers_dir/bench_torch.py is missing)"
-gemm_backend=$(sed -n 's/.*gemm=\(.*\)$/\1/p' "$logs/tapegrad-b500-1.log" | head -1)
+gemm_backend=$(sed -n 's/.*gemm=\(.*\) precision=.*$/\1/p' "$logs/tapegrad-b500-1.log" | head -1)
+bf16_backend=$(sed -n 's/^bfloat16 products: //p' "$logs/tapegrad-bf16-b500-1.log" 2>/dev/null | head -1)
 
 tfjs_version=""
 if [[ " $peers " == *" tfjs "* ]]; then
@@ -270,6 +280,7 @@ table=$(
     echo "| run | B=500 s/epoch | B=32 s/epoch | test accuracy (500 / 32) | peak memory MB (500 / 32) | vs tapegrad B=500 | vs tapegrad B=32 |"
     echo "|---|---|---|---|---|---|---|"
     echo "| tapegrad (tg_fit, $threads threads, ${gemm_backend:-?}) | $(cell tapegrad-500) | $(cell tapegrad-32) | $(pair "${acc[tapegrad-500]:-}" "${acc[tapegrad-32]:-}") | $(pair "${mem[tapegrad-500]:-}" "${mem[tapegrad-32]:-}") | 1 | 1 |"
+    echo "| tapegrad mixed_bfloat16 (bfloat16 products: ${bf16_backend:-?}) | $(cell tapegrad-bf16-500) | | ${acc[tapegrad-bf16-500]:-} | ${mem[tapegrad-bf16-500]:-} | $(ratio tapegrad-bf16-500 500) | |"
     if [[ " $peers " == *" torch "* ]]; then
         echo "| PyTorch ${torch_version:-} eager (torch 1 thread, OpenBLAS $threads${coretype:+ $coretype}) | $(cell torch-500) | $(cell torch-32) | $(pair "${acc[torch-500]:-}" "${acc[torch-32]:-}") | $(pair "${mem[torch-500]:-}" "${mem[torch-32]:-}") | $(ratio torch-500 500) | $(ratio torch-32 32) |"
     fi
@@ -326,6 +337,10 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "gemm_limit.c's time for the step's five products at their measured rates, with OpenBLAS's"
     echo "own $threads threads (tapegrad runs OpenBLAS on one thread and splits products over its pool,"
     echo "so it can beat that); the last line is 95.88 GFLOP at the rate of a 2048^3 product."
+    echo "The mixed_bfloat16 row is tapegrad under Keras's mixed_bfloat16 policy (bench_fmnist"
+    echo "--precision mixed_bfloat16: bfloat16 products, float32 weights, Adam state and loss; the same"
+    echo "seed, so the same initial weights and batches), run alternately with the float32 one; its"
+    echo "ratio is its time over float32 tapegrad's (below 1: mixed precision is faster)."
     echo
     echo "CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10, batch 32; $threads threads; alternately, best median of $repeat):"
     echo

@@ -35,9 +35,10 @@ TG_BEGIN_DECLS
 
 #define TG_MAX_RANK 8
 
-/* TG_BF16 (bfloat16: float32's sign, exponent and top 7 mantissa bits) is a storage
- * dtype: tg_cast makes it (rounding to nearest even, NaN kept, overflow to Inf) and reads
- * it back exactly; the other ops take float32 and float64. */
+/* TG_BF16 (bfloat16: float32's sign, exponent and top 7 mantissa bits): tg_cast makes it
+ * (rounding to nearest even, NaN kept, overflow to Inf) and reads it back exactly; the ops
+ * of mixed precision take it (tg_matmul sums its products in float32 and rounds once; the
+ * others compute in float32 and round the result), the rest take float32 and float64. */
 typedef enum tg_dtype { TG_F32 = 0, TG_F64, TG_I32, TG_I64, TG_BOOL, TG_BF16, TG_DTYPE_COUNT } tg_dtype;
 
 const char *tg_dtype_name(tg_dtype dtype); /* "float32", "int64", "bfloat16", ... */

@@ -118,13 +118,27 @@ const char *tg_activation_name(tg_activation a); /* "relu", ...; NULL if out of 
 tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a);
 #define tg_activate(x, a) tg_activate_at(TG_LOC, x, a)
 
+/* ---- dtype policies ------------------------------------------------------------------ */
+/* Keras's global dtype policy (keras.config.set_dtype_policy), read by each layer made
+ * after it is set: "float32" (the default: layers take the model's dtype), "float64", or
+ * "mixed_bfloat16": variables, optimizer state and the loss stay float32 while Dense,
+ * Conv2D, the 2-D poolings, Activation and Dropout compute in bfloat16 (their inputs and
+ * variables cast to it inside the call, the casts recorded, so gradients reach the float32
+ * variables); a model's outputs are cast back to float32. Layers of other kinds compute in
+ * float32 under it. An unknown name is an error naming the valid ones; returns 0 or -1. */
+int tg_set_dtype_policy_at(tg_loc loc, const char *name);
+#define tg_set_dtype_policy(name) tg_set_dtype_policy_at(TG_LOC, name)
+const char *tg_dtype_policy(void); /* the global policy's name */
+
 /* ---- layers ------------------------------------------------------------------------- */
 /* Options every layer takes. */
-#define TG__LAYER_FIELDS                                                                 \
-    const char *name;    /* default: Keras's, numbered per kind within the model */      \
-    tg_dtype dtype;      /* of the variables and the computation; default the model's */ \
-    uint64_t seed;       /* nonzero: this layer's seed; 0: derived from the model's */   \
-    tg_shape input_shape /* on the first layer: one example's shape, without the batch */
+#define TG__LAYER_FIELDS                                                                         \
+    const char *name;         /* default: Keras's, numbered per kind within the model */         \
+    tg_dtype dtype;           /* of the variables and the computation; default the model's */    \
+    uint64_t seed;            /* nonzero: this layer's seed; 0: derived from the model's */      \
+    const char *dtype_policy; /* Keras's: "float32", "float64", "mixed_bfloat16"; default the  \
+                                 global policy (tg_set_dtype_policy) when dtype is not given */ \
+    tg_shape input_shape      /* on the first layer: one example's shape, without the batch */
 #define TG__LAYER_DEFAULTS .dtype = TG_DTYPE_INHERIT
 
 typedef struct tg_dense_opts {
@@ -223,6 +237,7 @@ typedef struct tg_embedding_opts {
     int64_t output_dim;                    /* > 0 */
     tg_initializer embeddings_initializer; /* default random_uniform(-0.05, 0.05) */
     int64_t input_length;                  /* on the first layer: input_shape (input_length,) */
+    bool mask_zero; /* index 0 is padding: the output's mask is inputs != 0 (Keras's compute_mask) */
 } tg_embedding_opts;
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o);
 #define tg_embedding(...) tg_embedding_at(TG_LOC, TG__OPTS(tg_embedding_opts, TG__LAYER_DEFAULTS, __VA_ARGS__))
@@ -438,7 +453,9 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o);
  * the forget gate's bias) and formulas. The output is the last state (units,) or, with
  * return_sequences, every step's (time, units); go_backwards reads the steps from the
  * last, and returns them in that order, as Keras does. Made of ops: a tape
- * differentiates through time. Masks are not supported yet. */
+ * differentiates through time. A mask (Embedding's mask_zero, Masking, or .mask of the
+ * call) skips steps as Keras does: a masked step carries the state and the output over
+ * (zeros before the first unmasked one); with return_sequences the mask goes on. */
 typedef struct tg_rnn_opts {
     TG__LAYER_FIELDS;
     int64_t units;                        /* required, > 0 */
@@ -536,8 +553,11 @@ int tg_normalization_adapt_at(tg_loc loc, tg_layer *layer, const tg_tensor *x);
  * value/kernel (Dv, heads, value_dim) and attention_output/kernel (heads, value_dim, Dq),
  * each with a bias; scores softmax(q k / sqrt(key_dim)) over the key's steps, the output
  * (batch, query steps, Dq). .use_causal_mask (a call argument in Keras) lets step i
- * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). No attention_mask
- * input, dropout or attention_axes yet. */
+ * attend to steps <= i, as Keras's causal mask (masked scores get -1e9). A fourth input
+ * is Keras's attention_mask (batch, query steps, value steps), nonzero where a query step
+ * may attend; it, the query's and the value's masks (and the key's, when the key is
+ * another tensor) and the causal mask are AND-ed as Keras's _compute_attention_mask, and
+ * the output carries the query's mask. No dropout or attention_axes yet. */
 typedef struct tg_multi_head_attention_opts {
     TG__LAYER_FIELDS;
     int num_heads;     /* required, > 0 */
@@ -591,6 +611,11 @@ tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o);
 /* ---- using a layer ------------------------------------------------------------------ */
 typedef struct tg_model_call_opts {
     bool training; /* default false (inference) */
+    /* Keras's call(x, mask=...): a bool mask of x's leading axes (batch, steps), true where
+     * a step counts; NULL: x's own (none, or what the layers compute). tg_model_call_list
+     * takes one per input in .masks (NULL entries for none). */
+    const tg_tensor *mask;
+    const tg_tensor *const *masks;
 } tg_model_call_opts;
 
 /* Calls one layer on a batch, building it on the first call. */
@@ -598,7 +623,10 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *layer, const tg_tensor *x, tg_
 #define tg_layer_call(layer, x, ...) \
     tg_layer_call_at(TG_LOC, layer, x, TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
 
-const char *tg_layer_name(const tg_layer *layer);       /* "dense_1" */
+const char *tg_layer_name(const tg_layer *layer); /* "dense_1" */
+/* The layer's dtype policy: "float32", "float64" or "mixed_bfloat16" (a layer left to the
+ * model's dtype says "float32" until it is built). */
+const char *tg_layer_dtype_policy(const tg_layer *layer);
 const char *tg_layer_class_name(const tg_layer *layer); /* "Dense" */
 /* The activation of a Dense, Conv2D or Activation layer; TG_LINEAR for the others. */
 tg_activation tg_layer_activation(const tg_layer *layer);
@@ -724,9 +752,9 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
  * per output into ys[0..n_outputs). Returns 0 or -1. */
 int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,
                           int n_outputs, tg_model_call_opts o);
-#define tg_model_call_list(m, xs, n_inputs, ys, n_outputs, ...)   \
-    tg_model_call_list_at(TG_LOC, m, xs, n_inputs, ys, n_outputs, \
-                          TG__OPTS(tg_model_call_opts, .training = false, __VA_ARGS__))
+#define tg_model_call_list(m, xs, n_inputs, ys, n_outputs, ...)                                        \
+    TG__CALL(tg_model_call_opts, tg_model_call_list_at(TG_LOC, m, xs, n_inputs, ys, n_outputs, tg__o), \
+             .training = false, __VA_ARGS__)
 /* The number of inputs and outputs (1 and 1 for a Sequential); the name of output i, the
  * name of the layer that makes it (Keras's output_names), NULL when out of range. */
 int tg_model_n_inputs(const tg_model *m);

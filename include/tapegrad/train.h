@@ -297,6 +297,12 @@ typedef struct tg_fit_opts {
     int n_inputs;
     const tg_tensor *const *targets; /* one tensor per model output, in place of y */
     int n_targets;
+    /* Validation data of a model of several inputs or outputs, as Keras's
+     * validation_data=([x1, x2], [y1, y2]): one tensor per input and one per output. */
+    const tg_tensor *const *validation_inputs;
+    int n_validation_inputs;
+    const tg_tensor *const *validation_targets;
+    int n_validation_targets;
     tg_fit_shard shard; /* this process's part of each batch */
 } tg_fit_opts;
 tg_history *tg_fit_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);

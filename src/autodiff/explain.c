@@ -831,9 +831,9 @@ static int source_entries(const tg_tape *t, const tg_tensor *x, tg_entry **out, 
 static void explain_with(why *w)
 {
     const tg_tensor *x = w->x, *y = w->y;
-    if (!tg_dtype_is_float(x->dtype))
+    if (!tg__dtype_is_real(x->dtype))
         return integer_source(w);
-    if (!tg_dtype_is_float(y->dtype))
+    if (!tg__dtype_is_real(y->dtype))
         return integer_target(w);
     if (y == x)
         return (void)say(w, TG_CAUSE_NONE, y->loc, NULL, "it is the target itself: its gradient is the seed (ones)");

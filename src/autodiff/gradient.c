@@ -231,7 +231,7 @@ static bool seed_itself(tg_loc loc, tg_tensor *const *targets, tg_tensor *const 
                         tg_tensor **out)
 {
     for (int i = 0; i < nt; i++) {
-        if (targets[i] != x || !(x->flags & TG_T_VARIABLE) || !tg_dtype_is_float(x->dtype))
+        if (targets[i] != x || !(x->flags & TG_T_VARIABLE) || !tg__dtype_is_real(x->dtype))
             continue;
         *out = *out ? tg_add_at(loc, *out, seeds[i]) : seeds[i];
         if (!*out)
@@ -320,7 +320,7 @@ static bool plan_finals(tg_loc loc, const tg_tape *t, size_t n_nodes, tg_tensor 
     for (int i = 0; i < ns; i++) {
         const tg_tensor *x = sources[i];
         p->after[i] = SIZE_MAX;
-        if (!tg_dtype_is_float(x->dtype) || is_target(targets, nt, x))
+        if (!tg__dtype_is_real(x->dtype) || is_target(targets, nt, x))
             continue;
         if (!(x->flags & TG_T_VARIABLE)) {
             const tg_entry *e = tg__tape_lookup(t, x);
@@ -401,7 +401,7 @@ static bool backward_loop(tg_loc loc, tg_tape *t, tg_tensor *const *targets, tg_
     if (r && !plan_finals(loc, t, n_nodes, targets, nt, sources, ns, serial, plan))
         return false;
     for (int i = 0; i < nt; i++) {
-        tg_entry *e = tg_dtype_is_float(targets[i]->dtype) ? tg__tape_lookup(t, targets[i]) : NULL;
+        tg_entry *e = tg__dtype_is_real(targets[i]->dtype) ? tg__tape_lookup(t, targets[i]) : NULL;
         if (e && e->needed_serial == serial && !accumulate(loc, e, seeds[i], serial))
             return false;
     }
@@ -427,7 +427,7 @@ static bool check_target(tg_loc loc, const tg_tensor *y)
 {
     if (!tg__check_input(loc, "tg_gradient", y, "target"))
         return false;
-    if (!tg_dtype_is_float(y->dtype))
+    if (!tg__dtype_is_real(y->dtype))
         tg__warn(loc,
                  "The dtype of the target tensor must be floating (e.g. tf.float32) when calling "
                  "GradientTape.gradient, got %s: it has no gradient",
@@ -522,7 +522,7 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
     if (!t)
         return -1;
     for (int i = 0; i < o.n_sources; i++)
-        if (!tg_dtype_is_float(o.sources[i]->dtype))
+        if (!tg__dtype_is_real(o.sources[i]->dtype))
             tg__warn(loc,
                      "The dtype of the source tensor must be floating (e.g. tf.float32) when calling "
                      "GradientTape.gradient, got %s: source %d gets no gradient",
@@ -547,7 +547,7 @@ int tg_gradients_at(tg_loc loc, tg_tape *h, tg_gradient_opts o)
         return -1;
     }
     for (int i = 0; i < o.n_sources; i++)
-        if (!tg_dtype_is_float(o.sources[i]->dtype))
+        if (!tg__dtype_is_real(o.sources[i]->dtype))
             o.out[i] = NULL;
     tg__remember_missing(loc, t, &o);
     fill_unconnected(loc, o.unconnected, o.sources, o.out, o.n_sources);

@@ -518,7 +518,7 @@ int tg_watch_at(tg_loc loc, tg_tape *h, const tg_tensor *x)
     tg_tape *t = tg__tape_get(loc, "tg_watch", h);
     if (!t || !tg__check_input(loc, "tg_watch", x, "t"))
         return -1;
-    if (!tg_dtype_is_float(x->dtype)) {
+    if (!tg__dtype_is_real(x->dtype)) {
         tg__warn(loc, "The dtype of the watched tensor must be floating (e.g. tf.float32), got %s",
                  tg_dtype_name(x->dtype));
         return 0;

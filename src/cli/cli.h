@@ -47,6 +47,7 @@ enum {
     KEY_SKIP_ROWS,
     KEY_NORMALIZATION,
     KEY_HEADER,
+    KEY_PRECISION,
     N_KEYS
 };
 /* Each key and the values it can have, read only through the library's validator

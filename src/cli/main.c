@@ -56,6 +56,9 @@ static const char *const usage_fit =
     "  --validation-split X   the last fraction of the training data, held out (default 0)\n"
     "  --seed N               weights and shuffling (default 42)\n"
     "  --threads N            threads for matrix products (default: the library's)\n"
+    "  --precision POLICY     float32 (default) or mixed_bfloat16 (Keras's dtype policy: Dense and\n"
+    "                         Conv2D compute in bfloat16, weights, optimizer state and loss stay\n"
+    "                         float32); stored in the model file, used by evaluate, predict, --resume\n"
     "  --save FILE            the model, written at every epoch end (default model.safetensors,\n"
     "                         or the --resume FILE)\n"
     "  --resume FILE          continue a fit from a file written by --save: its data, label, loss,\n"
@@ -196,6 +199,7 @@ typedef struct saved_model {
     const char *data_path;         /* the data with absolute paths, or NULL */
     const char *label, *optimizer; /* NULL when not stored */
     const char *history, *plot;    /* NULL when not stored */
+    const char *precision;         /* the dtype policy: "float32" when not stored */
     tg_loss_kind loss;
     tg_shape input_shape;
     int64_t classes; /* the model's outputs: 1 for a regression */
@@ -232,6 +236,23 @@ static void saved_close(saved_model *sm)
 
 static bool norm_parse(const char *text, saved_model *sm);
 
+/* The --precision policies: Keras's dtype policies the command trains under. */
+static bool precision_known(const char *p) { return !strcmp(p, "float32") || !strcmp(p, "mixed_bfloat16"); }
+
+/* The command's model under a dtype policy: the global policy set while its layers are
+ * made (Keras reads it then), and put back after. */
+static tg_model *spec_build_under(const char *precision, const model_spec *spec, tg_shape in, int64_t classes,
+                                  uint64_t seed, bool sigmoid)
+{
+    char was[32];
+    snprintf(was, sizeof was, "%s", tg_dtype_policy());
+    if (tg_set_dtype_policy(precision) != 0)
+        return NULL;
+    tg_model *m = spec_build(spec, in, classes, seed, sigmoid);
+    tg_set_dtype_policy(was);
+    return m;
+}
+
 /* Opens a model file and reads what it says about its model. Returns an exit code; the
  * caller calls saved_close either way. */
 static int read_saved(const char *path, saved_model *out)
@@ -253,6 +274,7 @@ static int read_saved(const char *path, saved_model *out)
     out->optimizer = v[KEY_OPTIMIZER].present ? v[KEY_OPTIMIZER].text : NULL;
     out->history = v[KEY_HISTORY].present ? v[KEY_HISTORY].text : NULL;
     out->plot = v[KEY_PLOT].present ? v[KEY_PLOT].text : NULL;
+    out->precision = v[KEY_PRECISION].present ? v[KEY_PRECISION].text : "float32";
     out->input_shape = v[KEY_SHAPE].dims;
     out->classes = v[KEY_CLASSES].i;
     out->seed = (uint64_t)v[KEY_SEED].i;
@@ -279,6 +301,8 @@ static int read_saved(const char *path, saved_model *out)
         key = "delimiter", why = "comma, whitespace, tab or semicolon";
     else if (v[KEY_NORMALIZATION].present && !norm_parse(v[KEY_NORMALIZATION].text, out))
         key = "normalization", why = "the means then the variances of the input's features, as numbers";
+    else if (!precision_known(out->precision))
+        key = "precision", why = "float32 or mixed_bfloat16";
     if (key) {
         fprintf(stderr, "tapegrad: %s: bad model metadata \"%s\" is \"%s\": it must be %s\n", path, key,
                 tg_safetensors_metadata(out->st, key), why);
@@ -416,8 +440,8 @@ static int compile_for(tg_model *m, tg_optimizer *opt, tg_loss_kind loss, bool d
  * compiled with it first (the model then owns it), so the optimizer state loads too. */
 static tg_model *load_model(const saved_model *sm, tg_optimizer *opt, bool distribute)
 {
-    tg_model *m =
-        spec_build(&sm->spec, sm->input_shape, sm->classes, sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
+    tg_model *m = spec_build_under(sm->precision ? sm->precision : "float32", &sm->spec, sm->input_shape, sm->classes,
+                                   sm->seed, sm->loss == TG_LOSS_BINARY_CROSSENTROPY);
     if (!m) {
         tg_optimizer_free(opt);
         return NULL;
@@ -455,7 +479,8 @@ typedef struct setup {
     double lr, validation_split;
     long batch_size;
     csv_layout layout;
-    const char *norm; /* normalization text, or NULL */
+    const char *norm;      /* normalization text, or NULL */
+    const char *precision; /* the dtype policy */
 } setup;
 
 /* The metadata tapegrad fit writes, built with the library's JSON writer: a quote in a
@@ -490,6 +515,8 @@ static char *fit_metadata(const setup *u)
     int n = 13;
     if (u->norm)
         keys[n] = "normalization", values[n++] = u->norm;
+    if (strcmp(u->precision, "float32") != 0) /* files of float32 models stay as they were */
+        keys[n] = "precision", values[n++] = u->precision;
     if (u->data_path)
         keys[n] = "data_path", values[n++] = u->data_path;
     if (u->label)
@@ -685,7 +712,7 @@ static const char *locate_data(const saved_model *sm, char *buf, size_t size)
 
 /* ---- fit ------------------------------------------------------------------------------------ */
 typedef struct fit_args {
-    const char *data, *label, *model, *optimizer, *loss, *save, *resume, *history, *plot;
+    const char *data, *label, *model, *optimizer, *loss, *save, *resume, *history, *plot, *precision;
     long epochs, batch_size, seed, threads, classes, skip_rows;
     double lr, validation_split;
     char delimiter;
@@ -704,23 +731,37 @@ static int parse_fit(int argc, char **argv, fit_args *a)
                     .optimizer = "adam",
                     .history = "history.csv",
                     .plot = "history.svg",
+                    .precision = "float32",
                     .epochs = 5,
                     .batch_size = 32,
                     .delimiter = ',',
                     .seed = 42};
     static const struct option opts[] = {
-        {"data", 1, 0, 'd'},          {"label", 1, 0, 'l'},
-        {"model", 1, 0, 'm'},         {"epochs", 1, 0, 'e'},
-        {"batch-size", 1, 0, 'b'},    {"optimizer", 1, 0, 'o'},
-        {"learning-rate", 1, 0, 'r'}, {"validation-split", 1, 0, 'v'},
-        {"seed", 1, 0, 's'},          {"threads", 1, 0, 't'},
-        {"save", 1, 0, 'S'},          {"resume", 1, 0, 'R'},
-        {"history", 1, 0, 'H'},       {"plot", 1, 0, 'P'},
-        {"quiet", 0, 0, 'q'},         {"profile", 0, 0, 'p'},
-        {"help", 0, 0, 'h'},          {"loss", 1, 0, 'L'},
-        {"classes", 1, 0, 'k'},       {"delimiter", 1, 0, 'D'},
-        {"skip-rows", 1, 0, 'K'},     {"normalize", 0, 0, 'N'},
-        {"no-header", 0, 0, 'E'},     {0, 0, 0, 0},
+        {"data", 1, 0, 'd'},
+        {"label", 1, 0, 'l'},
+        {"model", 1, 0, 'm'},
+        {"epochs", 1, 0, 'e'},
+        {"batch-size", 1, 0, 'b'},
+        {"optimizer", 1, 0, 'o'},
+        {"learning-rate", 1, 0, 'r'},
+        {"validation-split", 1, 0, 'v'},
+        {"seed", 1, 0, 's'},
+        {"threads", 1, 0, 't'},
+        {"save", 1, 0, 'S'},
+        {"resume", 1, 0, 'R'},
+        {"history", 1, 0, 'H'},
+        {"plot", 1, 0, 'P'},
+        {"quiet", 0, 0, 'q'},
+        {"profile", 0, 0, 'p'},
+        {"help", 0, 0, 'h'},
+        {"loss", 1, 0, 'L'},
+        {"classes", 1, 0, 'k'},
+        {"delimiter", 1, 0, 'D'},
+        {"skip-rows", 1, 0, 'K'},
+        {"normalize", 0, 0, 'N'},
+        {"no-header", 0, 0, 'E'},
+        {"precision", 1, 0, 'M'},
+        {0, 0, 0, 0},
     };
     optind = 1;
     opterr = 0;
@@ -748,6 +789,11 @@ static int parse_fit(int argc, char **argv, fit_args *a)
         case 'K': ok = parse_long(optarg, 0, 1000000, &a->skip_rows); break;
         case 'N': a->normalize = true; break;
         case 'E': a->no_header = true; break;
+        case 'M':
+            if (non_empty(a->precision = optarg) && !precision_known(optarg))
+                return usage_error(usage_fit, "unknown --precision '%s': use float32 or mixed_bfloat16", optarg);
+            ok = non_empty(optarg);
+            break;
         case 'q': a->quiet = true; break;
         case 'p': a->profile = true; break;
         case 'h': fputs(usage_fit, stdout); return -1;
@@ -1009,7 +1055,11 @@ static int resume_setup(fit_args *a, const saved_model *prior, const char **load
         a->no_header = prior->layout.no_header;
     if (a->given['N'] && !prior->norm)
         fprintf(stderr, "tapegrad: note: --normalize is ignored: %s was trained without it\n", prior->path);
-    a->normalize = prior->norm != NULL;   /* the model's inputs stay as it learned them */
+    a->normalize = prior->norm != NULL; /* the model's inputs stay as it learned them */
+    if (a->given['M'])
+        note_override("precision", a->precision, prior->precision);
+    else
+        a->precision = prior->precision;
     if (!a->given['H'] && prior->history) /* the files that go on */
         a->history = prior->history;
     if (!a->given['P'] && prior->plot)
@@ -1094,9 +1144,10 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
     uint64_t seed = (uint64_t)a.seed;
     saved_model sm = prior;
     sm.loss = loss;
+    sm.precision = a.precision;
     bool distributed = tg_distributed_size() > 1; /* started by mpirun: one model over the ranks */
     m = a.resume ? load_model(&sm, opt, distributed)
-                 : spec_build(&spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
+                 : spec_build_under(a.precision, &spec, in, classes, seed, loss == TG_LOSS_BINARY_CROSSENTROPY);
     opt = a.resume ? NULL : opt; /* the resumed model owns it */
     if (!m || (!a.resume && compile_for(m, opt, loss, distributed) != 0)) {
         tg_optimizer_free(opt); /* still ours: a failed compile does not take it */
@@ -1119,7 +1170,8 @@ static int fit(const fit_args *ap, const saved_model *prior_in)
                .validation_split = a.validation_split,
                .batch_size = a.batch_size,
                .layout = layout,
-               .norm = norm};
+               .norm = norm,
+               .precision = a.precision};
     u.data_path = source_absolute(load, abs_buf, sizeof abs_buf) ? abs_buf : NULL;
     char *meta = fit_metadata(&u);
     ckpt = meta ? tg_model_checkpoint(.filepath = a.save, .metadata_json = meta) : NULL;

@@ -132,4 +132,6 @@ const tg_meta_key cli_saved_keys[N_KEYS] = {
     /* --normalize: "mean,mean,...;variance,variance,..." per feature, %.17g */
     [KEY_HEADER] = {"header", TG_META_INT, 0, 1, false, NULL},
     [KEY_NORMALIZATION] = {"normalization", TG_META_TEXT, 3, 1 << 26, false, NULL},
+    /* --precision: Keras's dtype policy the layers were made under (absent: float32) */
+    [KEY_PRECISION] = {"precision", TG_META_TEXT, 1, 32, false, NULL},
 };

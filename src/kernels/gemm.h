@@ -33,6 +33,20 @@ void tg__gemm_ref_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
 void tg__gemm_ref_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                       const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
+/* bfloat16 operands (uint16_t bits), float32 sums, C rounded to bfloat16 (gemm_bf16.c):
+ * through oneDNN's matmul when it is loaded, else the AVX512-BF16 kernel where the CPU
+ * has it, else the operands widened to float32 and tg__gemm_f32. False only when no path
+ * found memory. The two portable paths are exported for tests; tg__gemm_bf16_dpbf16
+ * returns false on a CPU without AVX512-BF16. */
+bool tg__gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B,
+                   int64_t ldb, uint16_t *C, int64_t ldc);
+bool tg__gemm_bf16_dpbf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                          const uint16_t *B, int64_t ldb, uint16_t *C, int64_t ldc);
+bool tg__gemm_bf16_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                           const uint16_t *B, int64_t ldb, uint16_t *C, int64_t ldc);
+/* "onednn matmul", "avx512_bf16 (vdpbf16ps)" or "float32 gemm on widened operands". */
+const char *tg__gemm_bf16_backend(void);
+
 /* Which kernel tg__gemm_* uses: "blocked", or "openblas CORE" with OpenBLAS's kernel set
  * (e.g. "openblas SkylakeX (chosen by tapegrad)"). Loads OpenBLAS if it is not yet. */
 const char *tg__gemm_backend(void);

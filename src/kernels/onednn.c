@@ -1,4 +1,5 @@
-/* Float32 convolutions through oneDNN, loaded at run time (onednn.h).
+/* Float32 convolutions and bfloat16 matrix products through oneDNN, loaded at run time
+ * (onednn.h).
  *
  * Why dlopen, as gemm.c loads OpenBLAS: oneDNN is an optional accelerator. A linked
  * libdnnl would be needed to build and to start every program; loaded at the first
@@ -37,6 +38,7 @@ enum {
     DNNL_OK = 0,
     ENGINE_CPU = 1,
     STREAM_IN_ORDER = 1,
+    DT_BF16 = 2,
     DT_F32 = 3,
     TAG_ANY = 1,
     TAG_NHWC = 20,
@@ -87,6 +89,8 @@ static struct {
         int (*stream_create)(void **, void *, unsigned);
         int (*stream_wait)(void *);
         int (*md_init_by_tag)(md *, int, const int64_t *, int, int);
+        int (*md_init_by_strides)(md *, int, const int64_t *, int, const int64_t *);
+        int (*matmul_init)(op_desc *, const md *, const md *, const md *, const md *);
         size_t (*md_get_size)(const md *);
         int (*md_equal)(const md *, const md *);
         int (*conv_forward_init)(op_desc *, int, int, const md *, const md *, const md *, const md *, const int64_t *,
@@ -126,6 +130,8 @@ static bool resolve(void *lib)
     SYM(stream_wait, "dnnl_stream_wait");
     SYM(md_init_by_tag, "dnnl_memory_desc_init_by_tag");
     SYM(md_get_size, "dnnl_memory_desc_get_size");
+    SYM(md_init_by_strides, "dnnl_memory_desc_init_by_strides");
+    SYM(matmul_init, "dnnl_matmul_desc_init");
     SYM(md_equal, "dnnl_memory_desc_equal");
     SYM(conv_forward_init, "dnnl_dilated_convolution_forward_desc_init");
     SYM(conv_backward_data_init, "dnnl_dilated_convolution_backward_data_desc_init");
@@ -547,4 +553,128 @@ bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, con
          !(c.part_native = thread_buffer(PARTS_NATIVE, native * (size_t)c.chunks))))
         return false;
     return run(&c);
+}
+
+/* ---- bfloat16 matrix products ------------------------------------------------------------------ */
+/* One primitive per block shape: the rows of a block, the product's n and k, the
+ * transposes and the row strides (a block of rows keeps the whole product's strides). */
+typedef struct mm_key {
+    int64_t m, n, k, lda, ldb, ldc;
+    int64_t ta, tb; /* int64 for a padding-free key compared with memcmp */
+} mm_key;
+
+typedef struct mm_prim {
+    mm_key key;
+    void *exec;
+    md a, b, c, scratch;
+    size_t scratch_bytes;
+} mm_prim;
+
+static struct {
+    pthread_mutex_t mu;
+    mm_prim *e[CACHE_MAX];
+    int n;
+} mm_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool mm_build(const mm_key *k, mm_prim *p)
+{
+    const dims ad = {k->m, k->k}, bd = {k->k, k->n}, cd = {k->m, k->n};
+    const dims as = {k->ta ? 1 : k->lda, k->ta ? k->lda : 1}, bs = {k->tb ? 1 : k->ldb, k->tb ? k->ldb : 1},
+               cs = {k->ldc, 1};
+    if (dnnl.f.md_init_by_strides(&p->a, 2, ad, DT_BF16, as) != DNNL_OK ||
+        dnnl.f.md_init_by_strides(&p->b, 2, bd, DT_BF16, bs) != DNNL_OK ||
+        dnnl.f.md_init_by_strides(&p->c, 2, cd, DT_BF16, cs) != DNNL_OK)
+        return false;
+    void *attr = NULL, *pd = NULL;
+    op_desc d;
+    bool ok = dnnl.f.attr_create(&attr) == DNNL_OK &&
+              dnnl.f.attr_set_scratchpad_mode(attr, SCRATCHPAD_USER) == DNNL_OK &&
+              dnnl.f.matmul_init(&d, &p->a, &p->b, NULL, &p->c) == DNNL_OK &&
+              dnnl.f.pd_create(&pd, &d, attr, dnnl.engine, NULL) == DNNL_OK;
+    const md *s = ok ? dnnl.f.pd_query_md(pd, QUERY_SCRATCHPAD_MD, 0) : NULL;
+    if ((ok = s != NULL)) {
+        memcpy(&p->scratch, s, sizeof p->scratch);
+        p->scratch_bytes = dnnl.f.md_get_size(&p->scratch);
+        ok = dnnl.f.primitive_create(&p->exec, pd) == DNNL_OK;
+    }
+    if (pd)
+        dnnl.f.pd_destroy(pd);
+    if (attr)
+        dnnl.f.attr_destroy(attr);
+    return ok;
+}
+
+static const mm_prim *mm_find(const mm_key *k, int omp_threads)
+{
+    pthread_mutex_lock(&mm_cache.mu);
+    mm_prim *found = NULL;
+    for (int i = 0; i < mm_cache.n && !found; i++)
+        if (!memcmp(&mm_cache.e[i]->key, k, sizeof *k))
+            found = mm_cache.e[i];
+    if (!found && mm_cache.n < CACHE_MAX && (found = calloc(1, sizeof *found))) {
+        found->key = *k;
+        int kept = dnnl.f.omp_get_max_threads ? dnnl.f.omp_get_max_threads() : 0;
+        if (kept && kept != omp_threads)
+            dnnl.f.omp_set_num_threads(omp_threads);
+        if (!mm_build(k, found))
+            found->exec = NULL;
+        if (kept && kept != omp_threads)
+            dnnl.f.omp_set_num_threads(kept);
+        mm_cache.e[mm_cache.n++] = found;
+    }
+    pthread_mutex_unlock(&mm_cache.mu);
+    return found && found->exec ? found : NULL;
+}
+
+typedef struct mm_call {
+    bool ta;
+    int64_t M, chunks, lda, ldc;
+    int omp_threads;
+    const mm_prim *p[2]; /* blocks of base and base + 1 rows */
+    const uint16_t *A, *B;
+    uint16_t *C;
+    atomic_bool failed;
+} mm_call;
+
+static void mm_chunks(void *ctx, int64_t i0, int64_t i1)
+{
+    mm_call *c = ctx;
+    int64_t base = c->M / c->chunks, extra = c->M % c->chunks;
+    for (int64_t i = i0; i < i1 && !atomic_load_explicit(&c->failed, memory_order_relaxed); i++) {
+        int64_t r0 = i * base + (i < extra ? i : extra);
+        const mm_prim *p = i < extra ? c->p[1] : c->p[0];
+        void *scratch = thread_buffer(SCRATCH, p->scratch_bytes);
+        const uint16_t *a = c->A + (c->ta ? r0 : r0 * c->lda);
+        const int args[] = {ARG_SRC, ARG_WEIGHTS, ARG_DST, ARG_SCRATCHPAD};
+        const md *mds[] = {&p->a, &p->b, &p->c, &p->scratch};
+        void *data[] = {(void *)a, (void *)c->B, c->C + r0 * c->ldc, scratch};
+        if (!scratch || !execute(p->exec, 4, args, mds, data, c->omp_threads))
+            atomic_store(&c->failed, true);
+    }
+}
+
+bool tg__onednn_matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                            const uint16_t *B, int64_t ldb, uint16_t *C, int64_t ldc)
+{
+    if (!tg__onednn_active() || M < 1 || N < 1 || K < 1)
+        return false;
+    int threads = tg__pool_threads();
+    /* a million multiply-adds or more: one block of rows per thread, as gemm.c splits */
+    int64_t chunks = dnnl.omp_mode || M * N * K < (1 << 20) ? 1 : M < threads ? M : threads;
+    mm_call c = {.ta = ta, .M = M, .chunks = chunks, .lda = lda, .ldc = ldc, .A = A, .B = B, .C = C};
+    c.omp_threads = dnnl.omp_mode ? threads : 1;
+    atomic_init(&c.failed, false);
+    mm_key k = {.m = M / chunks, .n = N, .k = K, .lda = lda, .ldb = ldb, .ldc = ldc, .ta = ta, .tb = tb};
+    c.p[0] = c.p[1] = mm_find(&k, c.omp_threads);
+    if (M % chunks) {
+        k.m++;
+        c.p[1] = mm_find(&k, c.omp_threads);
+    }
+    if (!c.p[0] || !c.p[1])
+        return false;
+    if (chunks == 1)
+        mm_chunks(&c, 0, 1);
+    else
+        tg__parallel_for(chunks, 1, mm_chunks, &c);
+    return !atomic_load(&c.failed);
 }

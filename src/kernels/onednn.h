@@ -1,4 +1,5 @@
-/* Float32 convolutions through oneDNN (Intel's deep-learning kernels), loaded at run time
+/* Float32 convolutions and bfloat16 matrix products through oneDNN (Intel's deep-learning
+ * kernels: AMX or AVX512-BF16 for bfloat16 where the CPU has them), loaded at run time
  * like OpenBLAS: no header or library is needed to build, and a process where
  * libdnnl.so.2 (oneDNN 2.x) is missing runs on the portable im2col + GEMM path.
  * TAPEGRAD_ONEDNN=0 in the environment keeps oneDNN off; sanitizer builds keep it off
@@ -37,5 +38,11 @@ bool tg__onednn_conv_forward(const tg_conv_geom *g, const float *x, const float 
 bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const float *k, float *dx);
 /* dk = conv's adjoint in k, applied to dy, for the image x */
 bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk);
+
+/* C = op(A) op(B) for bfloat16 A [M, K] and B [K, N] (transposed as stored when ta, tb;
+ * row strides lda, ldb, ldc), float32 sums, C rounded to bfloat16: oneDNN's matmul, its
+ * rows split over the loop pool, one primitive per shape of a block. */
+bool tg__onednn_matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda,
+                            const uint16_t *B, int64_t ldb, uint16_t *C, int64_t ldc);
 
 #endif

@@ -24,14 +24,18 @@ static tg_tensor *prelu_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool t
     return tg_prelu_at(loc, x, l->vars[0]); /* alpha broadcasts over the batch */
 }
 
-static const tg_layer_kind prelu_kind = {
-    .base_name = "p_re_lu", .class_name = "PReLU", .autocast = true, .build = prelu_build, .call = prelu_call};
+static const tg_layer_kind prelu_kind = {.base_name = "p_re_lu",
+                                         .class_name = "PReLU",
+                                         .autocast = true,
+                                         .build = prelu_build,
+                                         .call = prelu_call,
+                                         .supports_masking = true};
 
 tg_layer *tg_prelu_layer_at(tg_loc loc, tg_prelu_layer_opts o)
 {
     if (o.shared_axes.n < 0 || o.shared_axes.n > TG_MAX_RANK)
         return tg__fail(loc, "tg_prelu_layer: .shared_axes lists %d axes", o.shared_axes.n);
-    tg_layer *l = tg__layer_new(loc, &prelu_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &prelu_kind, o);
     if (l)
         l->o.prelu = o;
     return l;

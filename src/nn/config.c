@@ -16,6 +16,7 @@
 
 #include "../io/io_impl.h"
 #include "layer_impl.h"
+#include "tapegrad/layer.h"
 
 /* ---- option tables ------------------------------------------------------------------------- */
 typedef enum {
@@ -97,9 +98,10 @@ static const field ln_fields[] = {F(tg_layer_normalization_opts, axis, F_INT),
                                   F(tg_layer_normalization_opts, beta_initializer, F_INIT),
                                   F(tg_layer_normalization_opts, gamma_initializer, F_INIT),
                                   END};
-static const field embedding_fields[] = {F(tg_embedding_opts, input_dim, F_I64),
-                                         F(tg_embedding_opts, output_dim, F_I64),
-                                         F(tg_embedding_opts, embeddings_initializer, F_INIT), END};
+static const field embedding_fields[] = {
+    F(tg_embedding_opts, input_dim, F_I64), F(tg_embedding_opts, output_dim, F_I64),
+    F(tg_embedding_opts, embeddings_initializer, F_INIT), F(tg_embedding_opts, mask_zero, F_BOOL), END};
+static const field masking_fields[] = {F(tg_masking_opts, mask_value, F_F64), END};
 static const field conv_fields[] = {F(tg_conv2d_layer_opts, filters, F_I64),
                                     F(tg_conv2d_layer_opts, kernel_size, F_I64X2),
                                     F(tg_conv2d_layer_opts, strides, F_I64X2),
@@ -195,6 +197,7 @@ typedef struct builtin {
     const field *fields;
     size_t size; /* of the options struct */
     tg_layer *(*make)(tg_loc loc, const void *o, tg_layer *inner);
+    bool in_kept; /* the layer keeps its options in `kept`, not in `o` (Masking) */
 } builtin;
 
 #define MAKE(fn, S)                                                        \
@@ -243,6 +246,7 @@ MAKE(tg_maximum_layer_at, tg_merge_opts)
 MAKE(tg_minimum_layer_at, tg_merge_opts)
 MAKE(tg_concatenate_at, tg_merge_opts)
 MAKE(tg_dot_layer_at, tg_dot_opts)
+MAKE(tg_masking_at, tg_masking_opts)
 
 static tg_layer *make_bidirectional(tg_loc loc, const void *o, tg_layer *inner)
 {
@@ -253,9 +257,9 @@ static tg_layer *make_time_distributed(tg_loc loc, const void *o, tg_layer *inne
     return tg_time_distributed_at(loc, inner, *(const tg_time_distributed_opts *)o);
 }
 
-#define B(name, fields, S, fn)             \
-    {                                      \
-        name, fields, sizeof(S), make_##fn \
+#define B(name, fields, S, fn)                    \
+    {                                             \
+        name, fields, sizeof(S), make_##fn, false \
     }
 static const builtin builtins[] = {
     B("Dense", dense_fields, tg_dense_opts, tg_dense_at),
@@ -301,6 +305,7 @@ static const builtin builtins[] = {
     B("Dot", dot_fields, tg_dot_opts, tg_dot_layer_at),
     B("Bidirectional", bidi_fields, tg_bidirectional_opts, bidirectional),
     B("TimeDistributed", no_fields, tg_time_distributed_opts, time_distributed),
+    {"Masking", masking_fields, sizeof(tg_masking_opts), make_tg_masking_at, true},
 };
 enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
 
@@ -541,6 +546,42 @@ static bool put_layer(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *na
  * replaces the layer's own (a wrapped layer's name before its wrapper renamed it). */
 static bool put_input_config(tg__jbuf *b, const tg_layer *l);
 
+/* The members of a JSON object's text (a get_config's), after a comma; false when the text
+ * is not an object. */
+static bool put_members(tg__jbuf *b, const char *s)
+{
+    while (*s == ' ' || *s == '\n' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t'))
+        n--;
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}')
+        return false;
+    const char *body = s + 1;
+    size_t inner = n - 2;
+    while (inner && (*body == ' ' || *body == '\n' || *body == '\t'))
+        body++, inner--;
+    if (inner)
+        tg__jbuf_put(b, ",", 1), tg__jbuf_put(b, body, inner);
+    return true;
+}
+
+/* A custom layer's own options (its class's get_config; "{}" without one), malloc'd; NULL
+ * for the other layers (tg_custom_layer_config refuses them). */
+static char *custom_config(const tg_layer *l)
+{
+    bool had_error = tg_has_error();
+    int n = tg_custom_layer_config(l, NULL, 0);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (n < 0 || !text || tg_custom_layer_config(l, text, (size_t)n + 1) != n) {
+        free(text);
+        if (!had_error)
+            tg_clear_error();
+        return NULL;
+    }
+    return text;
+}
+
 static bool put_config(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *name)
 {
     if (!strcmp(l->kind->class_name, "InputLayer"))
@@ -553,20 +594,29 @@ static bool put_config(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *n
         put_str(b, tg_dtype_name(dt));
     else
         tg__jbuf_put(b, "null", 4);
+    if (l->mixed)
+        tg__jbuf_printf(b, ",\"dtype_policy\":\"%s\"", tg_layer_dtype_policy(l));
     if (l->seed_opt)
         tg__jbuf_printf(b, ",\"seed\":\"%llu\"", (unsigned long long)l->seed_opt);
     if (l->input_shape.rank > 0) {
         tg__jbuf_put(b, ",\"batch_input_shape\":", 21);
         put_batch_shape(b, &l->input_shape);
     }
-    const builtin *bi = l->kind->get_config ? NULL : find_builtin(l->kind->class_name);
-    if (bi) {
+    char *custom = custom_config(l);
+    const builtin *bi = l->kind->get_config || custom ? NULL : find_builtin(l->kind->class_name);
+    if (custom) {
+        bool ok = put_members(b, custom);
+        free(custom);
+        if (!ok)
+            return tg__failb(loc, "layer \"%s\" (%s): its get_config gave text that is not a JSON object", l->name,
+                             l->kind->class_name);
+    } else if (bi) {
         if (!strcmp(bi->class_name, "Activation")) {
             tg__jbuf_put(b, ",\"activation\":", 14);
             put_str(b, tg_activation_name(l->activation) ? tg_activation_name(l->activation) : "linear");
         }
         for (const field *f = bi->fields; f->key; f++)
-            put_field(b, f, &l->o);
+            put_field(b, f, bi->in_kept ? l->kept : (const void *)&l->o);
         if (is_wrapper(bi)) {
             const char *base = NULL;
             const tg_layer *inner = tg__wrapped_layer(l, &base);
@@ -580,21 +630,9 @@ static bool put_config(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *n
         char *own = l->kind->get_config(l, loc);
         if (!own)
             return false;
-        const char *s = own;
-        while (*s == ' ' || *s == '\n' || *s == '\t')
-            s++;
-        size_t n = strlen(s);
-        while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t'))
-            n--;
-        bool object = n >= 2 && s[0] == '{' && s[n - 1] == '}';
-        size_t inner = object ? n - 2 : 0;
-        const char *body = s + 1;
-        while (inner && (*body == ' ' || *body == '\n'))
-            body++, inner--;
-        if (object && inner)
-            tg__jbuf_put(b, ",", 1), tg__jbuf_put(b, body, inner);
+        bool ok = put_members(b, own);
         free(own);
-        if (!object)
+        if (!ok)
             return tg__failb(loc, "layer \"%s\" (%s): its get_config gave text that is not a JSON object", l->name,
                              l->kind->class_name);
     } else {
@@ -1047,6 +1085,13 @@ static bool get_common(reader *r, int32_t cfg, common_opts *c, bool *trainable)
             return false;
         c->dtype = d ? TG_F64 : TG_F32;
     }
+    if ((v = member(r, cfg, "dtype_policy")) >= 0) {
+        static const char *const policies[] = {"mixed_bfloat16"};
+        int k;
+        if (!get_enum(r, v, "dtype_policy", policies, 1, &k))
+            return false;
+        c->dtype_policy = policies[k];
+    }
     if ((v = member(r, cfg, "seed")) >= 0) {
         const char *s = get_str(r, v, "seed");
         char *end;
@@ -1068,7 +1113,7 @@ static bool get_common(reader *r, int32_t cfg, common_opts *c, bool *trainable)
 /* The names every layer's config may hold, besides its kind's options. */
 static bool known_key(const builtin *bi, const char *key)
 {
-    static const char *const common[] = {"name", "trainable", "dtype", "seed", "batch_input_shape"};
+    static const char *const common[] = {"name", "trainable", "dtype", "dtype_policy", "seed", "batch_input_shape"};
     for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
         if (!strcmp(key, common[i]))
             return true;
@@ -1157,6 +1202,18 @@ static tg_layer *builtin_from(reader *r, const builtin *bi, int32_t cfg, const c
     return l;
 }
 
+/* A layer of a class registered with tg_register_layer_class: its from_config on the
+ * config's text. */
+static tg_layer *custom_from(reader *r, const char *cls, int32_t cfg)
+{
+    tg__jbuf b = {0};
+    put_node(&b, r, cfg);
+    char *text = finish(r->loc, r->what, &b, true);
+    tg_layer *l = text ? tg_custom_layer_from_config_at(r->loc, cls, NULL, text) : NULL;
+    free(text);
+    return l;
+}
+
 /* {"class_name": ..., "config": {...}}: the layer it describes, unbuilt. */
 static tg_layer *layer_from(reader *r, int32_t obj, int depth)
 {
@@ -1169,7 +1226,8 @@ static tg_layer *layer_from(reader *r, int32_t obj, int depth)
     const builtin *bi = find_builtin(cls);
     registered found;
     const registered *reg = !bi && find_registered(cls, &found) ? &found : NULL;
-    if (!bi && !reg)
+    const tg_layer_class *custom = !bi && !reg ? tg_find_layer_class(cls) : NULL;
+    if (!bi && !reg && !custom)
         return bad(r,
                    "names the layer class \"%.60s\", which tapegrad does not know: it is neither a built-in layer nor "
                    "a class registered before loading",
@@ -1179,7 +1237,9 @@ static tg_layer *layer_from(reader *r, int32_t obj, int depth)
     bool trainable = true;
     if (!get_common(r, cfg, &c, &trainable))
         return NULL;
-    tg_layer *l = reg ? registered_from(r, reg, cfg) : builtin_from(r, bi, cfg, &c, depth);
+    tg_layer *l = reg      ? registered_from(r, reg, cfg)
+                  : custom ? custom_from(r, cls, cfg)
+                           : builtin_from(r, bi, cfg, &c, depth);
     if (!l && !strstr(tg_last_error() ? tg_last_error() : "", r->what)) { /* the constructor's, of this layer */
         char why[1024];
         snprintf(why, sizeof why, "%s", last_error_text(r));

@@ -94,12 +94,16 @@ static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     (void)training;
     const tg_conv2d_layer_opts *o = &l->o.conv;
     tg_conv2d_opts c = {.strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
-    tg_tensor *y = tg_conv2d_at(loc, x, l->vars[0], c);
-    return tg__bias_activate(loc, y, o->use_bias ? l->vars[1] : NULL, l->activation);
+    tg_tensor *y = tg_conv2d_at(loc, x, tg__layer_read(l, loc, 0), c);
+    return tg__bias_activate(loc, y, o->use_bias ? tg__layer_read(l, loc, 1) : NULL, l->activation);
 }
 
-static const tg_layer_kind conv_kind = {
-    .base_name = "conv2d", .class_name = "Conv2D", .autocast = true, .build = conv_build, .call = conv_call};
+static const tg_layer_kind conv_kind = {.base_name = "conv2d",
+                                        .class_name = "Conv2D",
+                                        .autocast = true,
+                                        .build = conv_build,
+                                        .call = conv_call,
+                                        .computes_bf16 = true};
 
 tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
 {
@@ -112,7 +116,7 @@ tg_layer *tg_conv2d_layer_at(tg_loc loc, tg_conv2d_layer_opts o)
         !check_pair(loc, f, "strides", o.strides) || !check_padding(loc, f, o.padding) ||
         !tg__check_activation(loc, f, o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &conv_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &conv_kind, o);
     if (l) {
         l->o.conv = o;
         l->activation = o.activation;
@@ -153,12 +157,14 @@ static const tg_layer_kind max_pool_kind = {.base_name = "max_pooling2d",
                                             .class_name = "MaxPooling2D",
                                             .autocast = true,
                                             .build = pool_build,
-                                            .call = max_pool_call};
+                                            .call = max_pool_call,
+                                            .computes_bf16 = true};
 static const tg_layer_kind avg_pool_kind = {.base_name = "average_pooling2d",
                                             .class_name = "AveragePooling2D",
                                             .autocast = true,
                                             .build = pool_build,
-                                            .call = avg_pool_call};
+                                            .call = avg_pool_call,
+                                            .computes_bf16 = true};
 
 static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func, tg_pooling2d_opts o)
 {
@@ -170,7 +176,7 @@ static tg_layer *pooling(tg_loc loc, const tg_layer_kind *kind, const char *func
     if (!check_pair(loc, func, "pool_size", o.pool_size) || !check_pair(loc, func, "strides", o.strides) ||
         !check_padding(loc, func, o.padding))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.pool = o;
     return l;
@@ -205,11 +211,12 @@ static const tg_layer_kind global_kind = {.base_name = "global_average_pooling2d
                                           .class_name = "GlobalAveragePooling2D",
                                           .autocast = true,
                                           .build = global_build,
-                                          .call = global_call};
+                                          .call = global_call,
+                                          .computes_bf16 = true};
 
 tg_layer *tg_global_average_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_kind, o);
 }
 
 /* ---- Conv2DTranspose, DepthwiseConv2D, SeparableConv2D ------------------------------------------ */
@@ -287,7 +294,7 @@ tg_layer *tg_conv2d_transpose_layer_at(tg_loc loc, tg_conv2d_transpose_layer_opt
         return tg__fail(loc, "%s: filters must be a positive integer, got %lld", f, (long long)o.filters);
     if (!check_conv_pairs(loc, f, o.kernel_size, o.strides, o.dilation_rate, o.padding, o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &convt_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &convt_kind, o);
     if (l) {
         l->o.convt = o;
         l->activation = o.activation;
@@ -369,7 +376,7 @@ static tg_layer *depthwise_family(tg_loc loc, const tg_layer_kind *kind, const c
         return tg__fail(loc, "%s: depth_multiplier must be positive, got %lld", f, (long long)o.depth_multiplier);
     if (!check_conv_pairs(loc, f, o.kernel_size, o.strides, o.dilation_rate, o.padding, o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l) {
         l->o.sep = o;
         l->activation = o.activation;

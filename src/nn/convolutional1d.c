@@ -82,7 +82,7 @@ tg_layer *tg_conv1d_layer_at(tg_loc loc, tg_conv1d_layer_opts o)
                         (long long)o.strides, (long long)o.dilation_rate);
     if (!check_padding(loc, f, o.padding) || !tg__check_activation(loc, f, o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &conv1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &conv1d_kind, o);
     if (l) {
         l->o.conv1d = o;
         l->activation = o.activation;
@@ -137,7 +137,7 @@ static tg_layer *pooling1d(tg_loc loc, const tg_layer_kind *kind, const char *fu
                         (long long)o.pool_size, (long long)o.strides);
     if (!check_padding(loc, func, o.padding))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.pool1d = o;
     return l;
@@ -190,6 +190,24 @@ static tg_tensor *global_avg_call(tg_layer *l, tg_loc loc, const tg_tensor *x, b
     return tg_mean_at(loc, x, global_axes(l));
 }
 
+/* Keras's GlobalAveragePooling1D with a mask: the mean over the unmasked steps. */
+static tg_tensor *global_avg_call_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask,
+                                       bool training)
+{
+    if (!mask)
+        return global_avg_call(l, loc, x, training);
+    tg_tensor *keep = tg_expand_dims_at(loc, mask, 2), *zero = tg_scalar_like_at(loc, x, 0.0);
+    tg_tensor *sum = tg_sum_at(loc, tg_where_at(loc, keep, x, zero), (tg_reduce_opts){.axes = TG_AXES(1)});
+    tg_tensor *count = tg_sum_at(loc, tg_cast_at(loc, keep, tg_dtype_of(x)), (tg_reduce_opts){.axes = TG_AXES(1)});
+    return tg_div_at(loc, sum, count);
+}
+
+static tg_tensor *no_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)l, (void)loc, (void)x, (void)mask;
+    return NULL;
+}
+
 static const tg_layer_kind global_max1d_kind = {.base_name = "global_max_pooling1d",
                                                 .class_name = "GlobalMaxPooling1D",
                                                 .autocast = true,
@@ -199,7 +217,10 @@ static const tg_layer_kind global_avg1d_kind = {.base_name = "global_average_poo
                                                 .class_name = "GlobalAveragePooling1D",
                                                 .autocast = true,
                                                 .build = global1d_build,
-                                                .call = global_avg_call};
+                                                .call = global_avg_call,
+                                                .supports_masking = true,
+                                                .call_mask = global_avg_call_mask,
+                                                .compute_mask = no_mask};
 static const tg_layer_kind global_max2d_kind = {.base_name = "global_max_pooling2d",
                                                 .class_name = "GlobalMaxPooling2D",
                                                 .autocast = true,
@@ -208,15 +229,15 @@ static const tg_layer_kind global_max2d_kind = {.base_name = "global_max_pooling
 
 tg_layer *tg_global_max_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_max1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_max1d_kind, o);
 }
 
 tg_layer *tg_global_average_pooling1d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_avg1d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_avg1d_kind, o);
 }
 
 tg_layer *tg_global_max_pooling2d_at(tg_loc loc, tg_global_pooling2d_opts o)
 {
-    return tg__layer_new(loc, &global_max2d_kind, o.name, o.dtype, o.seed, o.input_shape);
+    return TG__LAYER_NEW(loc, &global_max2d_kind, o);
 }

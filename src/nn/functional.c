@@ -592,7 +592,8 @@ static bool check_input(tg_loc loc, const tg_model *m, int i, const tg_tensor *x
                      tg__shape_str(&xs, got, sizeof got));
 }
 
-bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training)
+bool tg__functional_call_masked(tg_model *m, tg_loc loc, const tg_tensor *const *xs, const tg_tensor *const *masks,
+                                tg_tensor **ys, tg_tensor **y_masks, bool training)
 {
     for (int i = 0; i < m->n_inputs; i++) {
         if (!tg__check_input(loc, "tg_model_call", xs[i], "x") || !check_input(loc, m, i, xs[i]))
@@ -608,24 +609,40 @@ bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg
     tg_scope *scope = tg__ctx()->scope;
     if (!scope)
         return tg__failb(loc, "tg_model_call: no scope is open: call tg_scope_begin() before making tensors");
-    tg_tensor **slot = tg__arena_alloc(scope, sizeof *slot * (size_t)m->n_slots);
+    tg_tensor **slot = tg__arena_alloc(scope, sizeof *slot * (size_t)m->n_slots * 2), **mask = slot + m->n_slots;
     if (!slot)
         return tg__failb(loc, "tg_model_call: out of memory");
-    for (int i = 0; i < m->n_inputs; i++)
+    for (int i = 0; i < m->n_inputs; i++) {
         slot[i] = (tg_tensor *)xs[i];
+        mask[i] = masks ? (tg_tensor *)masks[i] : NULL;
+    }
     bool ok = true;
     for (int i = 0; ok && i < m->n_steps; i++) {
         const tg__graph_step *s = &m->steps[i];
-        tg_tensor **in = tg__arena_alloc(scope, sizeof *in * (size_t)s->n_in);
+        tg_tensor **in = tg__arena_alloc(scope, sizeof *in * (size_t)s->n_in * 2), **in_mask = in + s->n_in;
         if (!in) {
             ok = tg__failb(loc, "tg_model_call: out of memory");
             break;
         }
-        for (int k = 0; k < s->n_in; k++)
+        bool masked = false;
+        for (int k = 0; k < s->n_in; k++) {
             in[k] = slot[s->in[k]];
-        ok = (slot[s->out] = tg__layer_call_n(s->layer, loc, in, s->n_in, training)) != NULL;
+            masked |= (in_mask[k] = mask[s->in[k]]) != NULL;
+        }
+        mask[s->out] = NULL;
+        slot[s->out] = tg__layer_call_masked(s->layer, loc, in, masked ? (const tg_tensor *const *)in_mask : NULL,
+                                             s->n_in, training, &mask[s->out]);
+        ok = slot[s->out] != NULL;
     }
-    for (int i = 0; ok && i < m->n_outputs; i++)
-        ys[i] = slot[m->output_slots[i]];
+    for (int i = 0; ok && i < m->n_outputs; i++) {
+        ok = (ys[i] = tg__model_output_f32(loc, slot[m->output_slots[i]])) != NULL;
+        if (y_masks)
+            y_masks[i] = mask[m->output_slots[i]];
+    }
     return ok;
+}
+
+bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training)
+{
+    return tg__functional_call_masked(m, loc, xs, NULL, ys, NULL, training);
 }

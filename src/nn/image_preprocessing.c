@@ -50,7 +50,8 @@ static const tg_layer_kind rescaling_kind = {.base_name = "rescaling",
                                              .class_name = "Rescaling",
                                              .autocast = true,
                                              .build = rescaling_build,
-                                             .call = rescaling_call};
+                                             .call = rescaling_call,
+                                             .supports_masking = true};
 
 tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o)
 {
@@ -59,7 +60,7 @@ tg_layer *tg_rescaling_at(tg_loc loc, tg_rescaling_opts o)
                         "tg_rescaling: scale must be finite and nonzero (e.g. .scale = 1.0 / 255) and offset "
                         "finite, got scale %g, offset %g",
                         o.scale, o.offset);
-    tg_layer *l = tg__layer_new(loc, &rescaling_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &rescaling_kind, o);
     if (l)
         l->o.rescaling = o;
     return l;
@@ -106,7 +107,7 @@ tg_layer *tg_random_flip_at(tg_loc loc, tg_random_flip_opts o)
                         "tg_random_flip: mode %d is not TG_FLIP_HORIZONTAL_AND_VERTICAL, TG_FLIP_HORIZONTAL or "
                         "TG_FLIP_VERTICAL",
                         (int)o.mode);
-    tg_layer *l = tg__layer_new(loc, &flip_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &flip_kind, o);
     if (l)
         l->o.flip = o;
     return l;
@@ -157,7 +158,7 @@ tg_layer *tg_random_crop_at(tg_loc loc, tg_random_crop_opts o)
     if (o.height <= 0 || o.width <= 0)
         return tg__fail(loc, "tg_random_crop: height and width must be positive, got %lld and %lld",
                         (long long)o.height, (long long)o.width);
-    tg_layer *l = tg__layer_new(loc, &rcrop_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &rcrop_kind, o);
     if (l)
         l->o.rcrop = o;
     return l;

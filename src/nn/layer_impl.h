@@ -11,7 +11,7 @@
 #include "tapegrad/metrics.h"
 #include "tapegrad/ops.h"
 
-#define TG_LAYER_MAX_VARS 8 /* a Bidirectional LSTM's six; TimeDistributed(BatchNormalization)'s four */
+#define TG_LAYER_MIN_VARS 8 /* the variable arrays' first capacity: a kind may write var_reg[1] unasked */
 
 /* Kinds are written with designated initialisers: a hook a kind does not need stays NULL. */
 typedef struct tg_layer_kind {
@@ -27,6 +27,26 @@ typedef struct tg_layer_kind {
      * above, which stay NULL. */
     bool (*build_n)(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_shape *out);
     tg_tensor *(*call_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
+    /* Under the mixed_bfloat16 policy the call computes in bfloat16: inputs cast to it, and
+     * variables read through tg__layer_read. Kinds without it run in float32 there. */
+    bool computes_bf16;
+    /* Masks (Keras's supports_masking, compute_mask and call(..., mask)): a mask is a bool
+     * tensor of the input's first two axes (batch, steps), NULL for none. A kind with
+     * `call_mask` takes the incoming mask in its call (it is used in place of `call`, also
+     * without a mask). `compute_mask` gives the output's mask from the input and its mask;
+     * NULL with supports_masking passes the mask on, NULL without drops it with Keras's
+     * warning. The list forms are the same for layers of several inputs. */
+    bool supports_masking;
+    tg_tensor *(*call_mask)(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training);
+    tg_tensor *(*compute_mask)(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask);
+    tg_tensor *(*call_mask_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                              bool training);
+    tg_tensor *(*compute_mask_n)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n);
+    /* `layer.trainable = value` for kinds whose variables are another object's (a model
+     * used as a layer); NULL: the layer's own variables follow. */
+    void (*set_trainable)(tg_layer *l, tg_loc loc, bool trainable);
+    /* The variables are another object's (a model used as a layer): not freed on unbuild. */
+    bool borrows_variables;
     /* Saving (Keras's get_config): the kind's own options as the text of a JSON object
      * (malloc'd), written into the layer's config after the options every layer has (name,
      * trainable, dtype, ...); NULL with an error. The built-in kinds leave it NULL: the
@@ -69,15 +89,15 @@ struct tg_layer {
     tg_activation activation;     /* Dense, Conv2D, Activation; TG_LINEAR for the others */
     tg_shape in_shape, out_shape; /* one example's, once built */
     tg_model *model;              /* owner, or NULL */
-    int n_vars;
-    tg_tensor *vars[TG_LAYER_MAX_VARS];
-    bool var_trainable[TG_LAYER_MAX_VARS];     /* made trainable: follows layer.trainable */
-    tg_regularizer var_reg[TG_LAYER_MAX_VARS]; /* each variable's penalty ({0}: none) */
-    tg_regularizer activity_reg;               /* the penalty of each call's output ({0}: none) */
-    tg_rng *rng;                               /* the random layers' generator (Dropout, RandomFlip, ...) */
-    void *kept;                                /* kind-specific state that outlives builds, or NULL */
-    void (*kept_free)(void *kept);             /* frees it with the layer */
-    tg_node **nodes;                           /* its calls on symbolic tensors */
+    int n_vars, cap_vars;
+    tg_tensor **vars;
+    bool *var_trainable;           /* made trainable: follows layer.trainable */
+    tg_regularizer *var_reg;       /* each variable's penalty ({0}: none) */
+    tg_regularizer activity_reg;   /* the penalty of each call's output ({0}: none) */
+    tg_rng *rng;                   /* the random layers' generator (Dropout, RandomFlip, ...) */
+    void *kept;                    /* kind-specific state that outlives builds, or NULL */
+    void (*kept_free)(void *kept); /* frees it with the layer */
+    tg_node **nodes;               /* its calls on symbolic tensors */
     int n_nodes, cap_nodes;
     tg_shape *in_shapes; /* layers of several inputs: each one's example shape, once built */
     int n_in;            /* the number of inputs it was built for */
@@ -109,11 +129,34 @@ struct tg_layer {
         tg_bidirectional_opts bidi;
         tg_time_distributed_opts td;
     } o;
+    bool mixed;       /* the mixed_bfloat16 dtype policy: float32 variables, bfloat16 computation */
+    bool mask_warned; /* Keras's warning that the layer drops a mask, given once */
 };
+
+/* ---- dtype policies (dtype_policy.c) ---------------------------------------------------------- */
+typedef enum tg__policy { TG__POLICY_FLOAT32, TG__POLICY_FLOAT64, TG__POLICY_MIXED_BF16 } tg__policy;
+/* The policy of that name, or false with an error naming the valid ones. */
+bool tg__policy_parse(tg_loc loc, const char *func, const char *name, tg__policy *out);
+const char *tg__policy_name(tg__policy p);
+tg__policy tg__global_policy(void);
+/* What the layer computes in: bfloat16 for a mixed layer whose kind can, else its dtype. */
+tg_dtype tg__layer_compute_dtype(const tg_layer *l);
+/* A model output of bfloat16 cast to float32 (recorded); any other returned as it is. */
+tg_tensor *tg__model_output_f32(tg_loc loc, tg_tensor *y);
+/* Variable i as the call uses it: cast (and recorded) to bfloat16 under mixed_bfloat16. */
+tg_tensor *tg__layer_read(tg_layer *l, tg_loc loc, int i);
 
 /* A new, unbuilt layer of `kind` with the common options; NULL with an error. */
 tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
                         tg_shape input_shape);
+/* The same with the `.dtype_policy` option (NULL: `dtype` if given, else the global policy). */
+tg_layer *tg__layer_new_p(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                          tg_shape input_shape, const char *dtype_policy);
+#define TG__LAYER_NEW(loc, kind, o) \
+    tg__layer_new_p(loc, kind, (o).name, (o).dtype, (o).seed, (o).input_shape, (o).dtype_policy)
+/* Room for n variables in the layer's arrays (at least TG_LAYER_MIN_VARS); false when out
+ * of memory. */
+bool tg__layer_reserve_vars(tg_layer *l, int n);
 /* Creates "<layer name>/<name>" from `init` and appends it to the layer's variables. */
 tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
                                   bool trainable);
@@ -125,6 +168,14 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
 /* The same for a layer of `n` inputs (a merge layer, or any layer with n == 1). */
 bool tg__layer_build_n(tg_layer *l, tg_loc loc, const tg_shape *in, int n, tg_dtype model_dtype, uint64_t seed);
 tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training);
+/* The calls with masks (Keras's __call__): masks[i] is input i's (NULL: none); the output's
+ * mask goes to *out_mask (NULL: none). A mask is checked against its input (bool, the
+ * input's batch and steps) and refused naming the layer and both shapes. */
+tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                                 bool training, tg_tensor **out_mask);
+/* A mask given for x: bool (another dtype is cast, as Keras casts), of x's first two axes. */
+bool tg__check_mask(tg_loc loc, const tg_layer *l, int i, const tg_tensor *x, const tg_tensor *mask,
+                    const tg_tensor **out);
 /* Frees the variables and kind state of a built layer: it is unbuilt again. */
 void tg__layer_unbuild(tg_layer *l);
 int tg__layer_rename(tg_layer *l, const char *name);
@@ -189,6 +240,12 @@ struct tg_model {
     int *input_slots, *output_slots;
     tg__graph_step *steps; /* in the order they run */
     int n_steps, n_slots;
+    /* Keras's _keras_mask of the last call's outputs: each output header (and its gen) with
+     * its mask (NULL: none), for the loss and metrics to weigh by. */
+    tg_tensor **out_masks, **out_tensors;
+    uint32_t *out_gens;
+    int n_out_masks;
+    tg_layer *as_layer; /* the layer made of this model by tg_model_as_layer, or NULL */
 };
 
 /* Frees what a model holds, not the struct (model.c). */
@@ -199,8 +256,22 @@ tg_tensor *tg__regularizer_penalty(tg_loc loc, const tg_tensor *w, tg_regularize
 bool tg__model_add_call_loss(tg_model *m, tg_loc loc, tg_tensor *loss);
 void tg__model_clear_call_losses(tg_model *m);
 void tg__model_destroy(tg_model *m);
-/* A functional model's forward pass: one tensor per input, into one per output. */
+/* A functional model's forward pass: one tensor per input, into one per output; masks
+ * (NULL, or one per input, each NULL or a mask) flow along, the outputs' into y_masks
+ * (NULL: not wanted). */
 bool tg__functional_call(tg_model *m, tg_loc loc, const tg_tensor *const *xs, tg_tensor **ys, bool training);
+bool tg__functional_call_masked(tg_model *m, tg_loc loc, const tg_tensor *const *xs, const tg_tensor *const *masks,
+                                tg_tensor **ys, tg_tensor **y_masks, bool training);
+/* Any model's forward pass with masks (Sequential: the layers in turn). */
+bool tg__model_forward(tg_model *m, tg_loc loc, const tg_tensor *const *xs, const tg_tensor *const *masks,
+                       tg_tensor **ys, tg_tensor **y_masks, bool training);
+/* tg_model_free of a model used as a layer (model_layer.c): refused (false) while another
+ * model owns the layer, else the layer is freed first. */
+bool tg__model_free_as_layer(tg_loc loc, tg_model *m);
+/* Keeps the outputs' masks of a call for tg_model_output_mask (false when out of memory). */
+bool tg__model_keep_masks(tg_model *m, tg_loc loc, tg_tensor *const *ys, tg_tensor *const *masks, int n);
+/* The mask of y_pred when it is an output of the model's last call, else NULL. */
+tg_tensor *tg__model_output_mask(const tg_model *m, const tg_tensor *y_pred);
 /* The number of inputs and outputs (1 and 1 for a Sequential), the layer that makes
  * output i, and one example's shape of input i. */
 int tg__model_n_inputs(const tg_model *m);

@@ -119,6 +119,36 @@ tg_tensor *tg_activate_at(tg_loc loc, const tg_tensor *x, tg_activation a)
 tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
                         tg_shape input_shape)
 {
+    return tg__layer_new_p(loc, kind, name, dtype, seed, input_shape, NULL);
+}
+
+/* Keras resolves a layer's policy when the layer is made: its own, else its dtype, else
+ * the global policy. float32 left to the model keeps TG_DTYPE_INHERIT (the model's dtype). */
+static bool resolve_policy(tg_loc loc, const tg_layer_kind *kind, const char *policy, tg_dtype *dtype, bool *mixed)
+{
+    char func[64];
+    snprintf(func, sizeof func, "tg_%s", kind->base_name);
+    tg__policy p = tg__global_policy();
+    if (policy && !tg__policy_parse(loc, func, policy, &p))
+        return false;
+    if (!policy && *dtype != TG_DTYPE_INHERIT)
+        return true;
+    tg_dtype want = p == TG__POLICY_FLOAT64 ? TG_F64 : TG_F32;
+    if (policy && *dtype != TG_DTYPE_INHERIT && *dtype != want)
+        return tg__failb(loc, "%s: dtype %s and dtype_policy \"%s\" disagree; give one of them", func,
+                         tg_dtype_name(*dtype) ? tg_dtype_name(*dtype) : "(unknown)", policy);
+    *mixed = p == TG__POLICY_MIXED_BF16;
+    if (policy || p != TG__POLICY_FLOAT32)
+        *dtype = want;
+    return true;
+}
+
+tg_layer *tg__layer_new_p(tg_loc loc, const tg_layer_kind *kind, const char *name, tg_dtype dtype, uint64_t seed,
+                          tg_shape input_shape, const char *dtype_policy)
+{
+    bool mixed = false;
+    if (!resolve_policy(loc, kind, dtype_policy, &dtype, &mixed))
+        return NULL;
     if (dtype != TG_DTYPE_INHERIT && dtype != TG_F32 && dtype != TG_F64)
         return tg__fail(loc, "tg_%s: dtype must be float32, float64 or TG_DTYPE_INHERIT, not %s", kind->base_name,
                         tg_dtype_name(dtype) ? tg_dtype_name(dtype) : "an unknown dtype");
@@ -147,6 +177,7 @@ tg_layer *tg__layer_new(tg_loc loc, const tg_layer_kind *kind, const char *name,
     l->name = nm;
     l->auto_named = name == NULL;
     l->dtype_opt = l->dtype = dtype;
+    l->mixed = mixed;
     l->seed_opt = seed;
     l->input_shape = input_shape.rank > 0 ? input_shape : (tg_shape){.rank = -1};
     l->trainable = true;
@@ -164,11 +195,34 @@ int tg__layer_rename(tg_layer *l, const char *name)
     return 0;
 }
 
+bool tg__layer_reserve_vars(tg_layer *l, int n)
+{
+    if (n <= l->cap_vars)
+        return true;
+    int cap = l->cap_vars ? 2 * l->cap_vars : TG_LAYER_MIN_VARS;
+    while (cap < n)
+        cap *= 2;
+    tg_tensor **v = realloc(l->vars, sizeof *v * (size_t)cap);
+    if (v)
+        l->vars = v;
+    bool *t = v ? realloc(l->var_trainable, sizeof *t * (size_t)cap) : NULL;
+    if (t)
+        l->var_trainable = t;
+    tg_regularizer *r = t ? realloc(l->var_reg, sizeof *r * (size_t)cap) : NULL;
+    if (!r)
+        return false;
+    l->var_reg = r;
+    for (int i = l->cap_vars; i < cap; i++) /* a kind may set a penalty before its variable */
+        r[i] = (tg_regularizer){0};
+    l->cap_vars = cap;
+    return true;
+}
+
 tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_initializer init, tg_shape shape,
                                   bool trainable)
 {
-    if (l->n_vars == TG_LAYER_MAX_VARS)
-        return tg__fail(loc, "%s \"%s\": too many variables", l->kind->class_name, l->name);
+    if (!tg__layer_reserve_vars(l, l->n_vars + 1))
+        return tg__fail(loc, "%s \"%s\": out of memory adding a variable", l->kind->class_name, l->name);
     char full[512];
     snprintf(full, sizeof full, "%s/%s", l->name, name);
     tg_scope *s = tg_scope_begin_at(loc);
@@ -190,8 +244,10 @@ tg_tensor *tg__layer_add_variable(tg_layer *l, tg_loc loc, const char *name, tg_
 
 void tg__layer_unbuild(tg_layer *l)
 {
-    for (int i = 0; i < l->n_vars; i++)
+    for (int i = 0; !l->kind->borrows_variables && i < l->n_vars; i++)
         tg_variable_free(l->vars[i]);
+    for (int i = 0; i < l->cap_vars; i++)
+        l->var_reg[i] = (tg_regularizer){0};
     l->n_vars = 0;
     if (l->kind->release)
         l->kind->release(l);
@@ -263,7 +319,9 @@ static bool add_activity_loss(tg_layer *l, tg_loc loc, const tg_tensor *y)
     return p && tg__model_add_call_loss(l->model, loc, p);
 }
 
-tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* Keras's __call__ on one input: the shape check, autocast, the kind's call (with the mask
+ * when the kind takes one), then add_loss of the activity penalty. */
+static tg_tensor *call_one(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
 {
     if (!same_example(&l->in_shape, x)) {
         char want[TG_SHAPE_STR_MAX], got[TG_SHAPE_STR_MAX];
@@ -276,18 +334,27 @@ tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool trai
     }
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
-    ctx->layer = l->name; /* names the layer in TG_CHECK_NUMERICS reports */
-    if (l->kind->autocast && tg_dtype_of(x) != l->dtype)
-        x = tg_cast_at(loc, x, l->dtype);
-    tg_tensor *y = x ? l->kind->call(l, loc, x, training) : NULL;
+    ctx->layer = l->name;                     /* names the layer in TG_CHECK_NUMERICS reports */
+    tg_dtype cd = tg__layer_compute_dtype(l); /* Keras casts only floating inputs to bfloat16 */
+    if (l->kind->autocast && tg_dtype_of(x) != cd && (cd != TG_BF16 || tg__dtype_is_real(tg_dtype_of(x))))
+        x = tg_cast_at(loc, x, cd);
+    tg_tensor *y = !x                   ? NULL
+                   : l->kind->call_mask ? l->kind->call_mask(l, loc, x, mask, training)
+                                        : l->kind->call(l, loc, x, training);
     ctx->layer = outer;
     return y && !add_activity_loss(l, loc, y) ? NULL : y;
 }
 
-tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
+tg_tensor *tg__layer_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+{
+    return call_one(l, loc, x, NULL, training);
+}
+
+static tg_tensor *call_several(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                               bool training)
 {
     if (!l->kind->call_n)
-        return n == 1 ? tg__layer_call(l, loc, xs[0], training)
+        return n == 1 ? call_one(l, loc, xs[0], masks ? masks[0] : NULL, training)
                       : tg__fail(loc, "layer \"%s\" (%s) takes one input, but it was called on %d", l->name,
                                  l->kind->class_name, n);
     if (n != l->n_in)
@@ -315,9 +382,80 @@ tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n
     tg_context *ctx = tg__ctx();
     const char *outer = ctx->layer;
     ctx->layer = l->name;
-    tg_tensor *y = ok ? l->kind->call_n(l, loc, cast, n, training) : NULL;
+    const tg_tensor *none[n];
+    for (int i = 0; i < n; i++)
+        none[i] = NULL;
+    tg_tensor *y = !ok                    ? NULL
+                   : l->kind->call_mask_n ? l->kind->call_mask_n(l, loc, cast, masks ? masks : none, n, training)
+                                          : l->kind->call_n(l, loc, cast, n, training);
     ctx->layer = outer;
     return y;
+}
+
+tg_tensor *tg__layer_call_n(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n, bool training)
+{
+    return call_several(l, loc, xs, NULL, n, training);
+}
+
+bool tg__check_mask(tg_loc loc, const tg_layer *l, int i, const tg_tensor *x, const tg_tensor *mask,
+                    const tg_tensor **out)
+{
+    *out = NULL;
+    if (!mask)
+        return true;
+    if (!tg__check_input(loc, "the mask", mask, "mask"))
+        return false;
+    tg_shape ms = tg_shape_of(mask), xs = tg_shape_of(x);
+    bool fits = ms.rank >= 1 && ms.rank < xs.rank;
+    for (int k = 0; fits && k < ms.rank; k++)
+        fits = ms.dims[k] == xs.dims[k];
+    if (!fits) {
+        char a[TG_SHAPE_STR_MAX], b[TG_SHAPE_STR_MAX];
+        return tg__failb(loc,
+                         "layer \"%s\" (%s): the mask of input %d has shape %s, but the input has shape %s; a mask "
+                         "holds one value per step, the input's leading axes (batch, steps)",
+                         l->name, l->kind->class_name, i, tg__shape_str(&ms, a, sizeof a),
+                         tg__shape_str(&xs, b, sizeof b));
+    }
+    *out = tg_dtype_of(mask) == TG_BOOL ? mask : tg_cast_at(loc, mask, TG_BOOL);
+    return *out != NULL;
+}
+
+static bool takes_masks(const tg_layer_kind *k)
+{
+    return k->supports_masking || k->call_mask || k->compute_mask || k->call_mask_n || k->compute_mask_n;
+}
+
+tg_tensor *tg__layer_call_masked(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
+                                 bool training, tg_tensor **out_mask)
+{
+    *out_mask = NULL;
+    const tg_tensor *m[n > 0 ? n : 1];
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        if (!tg__check_input(loc, "tg_model_call", xs[i], "x") ||
+            !tg__check_mask(loc, l, i, xs[i], masks ? masks[i] : NULL, &m[i]))
+            return NULL;
+        any |= m[i] != NULL;
+    }
+    const tg_layer_kind *k = l->kind;
+    tg_tensor *y = call_several(l, loc, xs, any ? m : NULL, n, training);
+    if (!y)
+        return NULL;
+    uint64_t errors = tg__error_count();
+    if (n == 1 && k->compute_mask)
+        *out_mask = k->compute_mask(l, loc, xs[0], m[0]);
+    else if (n > 1 && k->compute_mask_n)
+        *out_mask = any ? k->compute_mask_n(l, loc, xs, m, n) : NULL;
+    else if (n == 1 && k->supports_masking)
+        *out_mask = (tg_tensor *)m[0];
+    else if (any && !takes_masks(k) && !l->mask_warned && (l->mask_warned = true))
+        tg__warn(loc,
+                 "Layer '%s' (of type %s) was passed an input with a mask attached to it. However, this layer "
+                 "does not support masking and will therefore destroy the mask information. Downstream layers "
+                 "will not see the mask.",
+                 l->name, k->class_name);
+    return tg__error_count() != errors ? NULL : y;
 }
 
 void tg__layer_destroy(tg_layer *l)
@@ -332,6 +470,9 @@ void tg__layer_destroy(tg_layer *l)
     tg__layer_unbuild(l);
     if (l->kept_free)
         l->kept_free(l->kept);
+    free(l->vars);
+    free(l->var_trainable);
+    free(l->var_reg);
     free(l->name);
     free(l);
 }
@@ -365,7 +506,10 @@ tg_tensor *tg_layer_call_at(tg_loc loc, tg_layer *l, const tg_tensor *x, tg_mode
         if (!tg__layer_build(l, loc, &ex, TG_F32, 0))
             return NULL;
     }
-    return tg__layer_call(l, loc, x, o.training);
+    if (!o.mask)
+        return tg__layer_call(l, loc, x, o.training);
+    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL;
+    return tg__layer_call_masked(l, loc, &in, &o.mask, 1, o.training, &out_mask);
 }
 
 const char *tg_layer_name(const tg_layer *l) { return l ? l->name : NULL; }
@@ -457,23 +601,35 @@ int tg__weights_set(tg_loc loc, const char *func, const char *owner, tg_tensor *
 int tg_layer_get_weights_at(tg_loc loc, const tg_layer *l, tg_tensor **out, int n)
 {
     CHECK_LAYER("tg_layer_get_weights", l, -1);
-    tg_tensor *vars[TG_LAYER_MAX_VARS];
-    return tg__weights_get(loc, "tg_layer_get_weights", vars, tg__layer_weights(l, vars), out, n);
+    tg_tensor **vars = malloc(sizeof *vars * (size_t)(l->n_vars + 1));
+    if (!vars)
+        return tg__failf(loc, "tg_layer_get_weights: out of memory");
+    int rc = tg__weights_get(loc, "tg_layer_get_weights", vars, tg__layer_weights(l, vars), out, n);
+    free(vars);
+    return rc;
 }
 
 int tg_layer_set_weights_at(tg_loc loc, tg_layer *l, const tg_tensor *const *weights, int n)
 {
     CHECK_LAYER("tg_layer_set_weights", l, -1);
-    tg_tensor *vars[TG_LAYER_MAX_VARS];
+    tg_tensor **vars = malloc(sizeof *vars * (size_t)(l->n_vars + 1));
+    if (!vars)
+        return tg__failf(loc, "tg_layer_set_weights: out of memory");
     char owner[300];
     snprintf(owner, sizeof owner, "layer \"%s\"", l->name);
-    return tg__weights_set(loc, "tg_layer_set_weights", owner, vars, tg__layer_weights(l, vars), weights, n);
+    int rc = tg__weights_set(loc, "tg_layer_set_weights", owner, vars, tg__layer_weights(l, vars), weights, n);
+    free(vars);
+    return rc;
 }
 
 int tg_layer_set_trainable_at(tg_loc loc, tg_layer *l, bool trainable)
 {
     CHECK_LAYER("tg_layer_set_trainable", l, -1);
     l->trainable = trainable;
+    if (l->kind->set_trainable) {
+        l->kind->set_trainable(l, loc, trainable);
+        return 0;
+    }
     for (int i = 0; i < l->n_vars; i++)
         if (l->var_trainable[i]) {
             tg_variable_set_trainable(l->vars[i], trainable);
@@ -518,12 +674,17 @@ static bool dense_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *o
 static tg_tensor *dense_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
 {
     (void)training;
-    tg_tensor *y = tg_matmul_at(loc, x, l->vars[0], (tg_matmul_opts){0});
-    return tg__bias_activate(loc, y, l->o.dense.use_bias ? l->vars[1] : NULL, l->activation);
+    tg_tensor *y = tg_matmul_at(loc, x, tg__layer_read(l, loc, 0), (tg_matmul_opts){0});
+    return tg__bias_activate(loc, y, l->o.dense.use_bias ? tg__layer_read(l, loc, 1) : NULL, l->activation);
 }
 
-static const tg_layer_kind dense_kind = {
-    .base_name = "dense", .class_name = "Dense", .autocast = true, .build = dense_build, .call = dense_call};
+static const tg_layer_kind dense_kind = {.base_name = "dense",
+                                         .class_name = "Dense",
+                                         .autocast = true,
+                                         .build = dense_build,
+                                         .call = dense_call,
+                                         .computes_bf16 = true,
+                                         .supports_masking = true};
 
 tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
 {
@@ -536,7 +697,7 @@ tg_layer *tg_dense_at(tg_loc loc, tg_dense_opts o)
         return NULL;
     if (o.input_dim > 0 && o.input_shape.rank == 0)
         o.input_shape = TG_SHAPE(o.input_dim);
-    tg_layer *l = tg__layer_new(loc, &dense_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dense_kind, o);
     if (l) {
         l->o.dense = o;
         l->activity_reg = o.activity_regularizer;
@@ -563,13 +724,15 @@ static const tg_layer_kind activation_kind = {.base_name = "activation",
                                               .class_name = "Activation",
                                               .autocast = true,
                                               .build = same_shape_build,
-                                              .call = activation_call};
+                                              .call = activation_call,
+                                              .computes_bf16 = true,
+                                              .supports_masking = true};
 
 tg_layer *tg_activation_layer_at(tg_loc loc, tg_activation_layer_opts o)
 {
     if (!tg__check_activation(loc, "tg_activation_layer", o.activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &activation_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &activation_kind, o);
     if (l)
         l->activation = o.activation;
     return l;
@@ -604,8 +767,11 @@ static tg_tensor *dropout_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool
         else
             ((float *)mask)[i] = (float)m;
     }
-    tg_tensor *mt = tg_tensor_from_at(loc, tg_dtype_of(x), tg_shape_of(x), mask);
+    bool bf16 = tg_dtype_of(x) == TG_BF16; /* the mask made in float32, then rounded as TF's bfloat16 */
+    tg_tensor *mt = tg_tensor_from_at(loc, bf16 ? TG_F32 : tg_dtype_of(x), tg_shape_of(x), mask);
     free(mask);
+    if (bf16)
+        mt = tg_cast_at(loc, mt, TG_BF16);
     return tg_mul_at(loc, x, mt);
 }
 
@@ -620,13 +786,15 @@ static const tg_layer_kind dropout_kind = {.base_name = "dropout",
                                            .autocast = true,
                                            .build = dropout_build,
                                            .call = dropout_call,
-                                           .release = dropout_release};
+                                           .release = dropout_release,
+                                           .computes_bf16 = true,
+                                           .supports_masking = true};
 
 tg_layer *tg_dropout_at(tg_loc loc, tg_dropout_opts o)
 {
     if (!(o.rate >= 0.0 && o.rate < 1.0))
         return tg__fail(loc, "tg_dropout: rate must be in [0, 1) (the fraction of inputs to drop), got %g", o.rate);
-    tg_layer *l = tg__layer_new(loc, &dropout_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dropout_kind, o);
     if (l)
         l->o.dropout = o;
     return l;
@@ -652,10 +820,7 @@ static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
 static const tg_layer_kind flatten_kind = {
     .base_name = "flatten", .class_name = "Flatten", .build = flatten_build, .call = reshape_to_out};
 
-tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o)
-{
-    return tg__layer_new(loc, &flatten_kind, o.name, o.dtype, o.seed, o.input_shape);
-}
+tg_layer *tg_flatten_at(tg_loc loc, tg_flatten_opts o) { return TG__LAYER_NEW(loc, &flatten_kind, o); }
 
 static bool reshape_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *out)
 {
@@ -702,7 +867,7 @@ tg_layer *tg_reshape_layer_at(tg_loc loc, tg_reshape_layer_opts o)
                         "one -1 (it leaves the batch dim out)",
                         tg__shape_str(t, b, sizeof b), TG_MAX_RANK - 1);
     }
-    tg_layer *l = tg__layer_new(loc, &reshape_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &reshape_kind, o);
     if (l)
         l->o.reshape = o;
     return l;
@@ -732,8 +897,18 @@ static tg_tensor *embedding_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     return tg_gather_at(loc, l->vars[0], x, 0);
 }
 
-static const tg_layer_kind embedding_kind = {
-    .base_name = "embedding", .class_name = "Embedding", .build = embedding_build, .call = embedding_call};
+/* Keras's Embedding.compute_mask: inputs != 0 with mask_zero, else none. */
+static tg_tensor *embedding_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)mask;
+    return l->o.embedding.mask_zero ? tg_not_equal_at(loc, x, tg_scalar_like_at(loc, x, 0)) : NULL;
+}
+
+static const tg_layer_kind embedding_kind = {.base_name = "embedding",
+                                             .class_name = "Embedding",
+                                             .build = embedding_build,
+                                             .call = embedding_call,
+                                             .compute_mask = embedding_mask};
 
 tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
 {
@@ -746,7 +921,7 @@ tg_layer *tg_embedding_at(tg_loc loc, tg_embedding_opts o)
         return tg__fail(loc, "tg_embedding: input_length must be positive, got %lld", (long long)o.input_length);
     if (o.input_length > 0 && o.input_shape.rank == 0)
         o.input_shape = TG_SHAPE(o.input_length);
-    tg_layer *l = tg__layer_new(loc, &embedding_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &embedding_kind, o);
     if (l)
         l->o.embedding = o;
     return l;

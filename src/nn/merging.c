@@ -131,28 +131,56 @@ static tg_tensor *average_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, in
     return sum ? tg_div_at(loc, sum, tg_scalar_like_at(loc, sum, (double)n)) : NULL;
 }
 
-static const tg_layer_kind add_kind = {
-    .base_name = "add", .class_name = "Add", .autocast = true, .build_n = merge_build, .call_n = add_call};
+/* Keras's Merge.compute_mask: the masks OR-ed when every input has one, else none. */
+static tg_tensor *merge_mask(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n)
+{
+    (void)l, (void)xs;
+    tg_tensor *m = (tg_tensor *)masks[0];
+    for (int i = 1; m && i < n; i++)
+        m = masks[i] ? tg_logical_or_at(loc, m, masks[i]) : NULL;
+    return m;
+}
+
+static const tg_layer_kind add_kind = {.base_name = "add",
+                                       .class_name = "Add",
+                                       .autocast = true,
+                                       .build_n = merge_build,
+                                       .call_n = add_call,
+                                       .compute_mask_n = merge_mask};
 static const tg_layer_kind subtract_kind = {.base_name = "subtract",
                                             .class_name = "Subtract",
                                             .autocast = true,
                                             .build_n = subtract_build,
-                                            .call_n = subtract_call};
+                                            .call_n = subtract_call,
+                                            .compute_mask_n = merge_mask};
 static const tg_layer_kind multiply_kind = {.base_name = "multiply",
                                             .class_name = "Multiply",
                                             .autocast = true,
                                             .build_n = merge_build,
-                                            .call_n = multiply_call};
-static const tg_layer_kind average_kind = {
-    .base_name = "average", .class_name = "Average", .autocast = true, .build_n = merge_build, .call_n = average_call};
-static const tg_layer_kind maximum_kind = {
-    .base_name = "maximum", .class_name = "Maximum", .autocast = true, .build_n = merge_build, .call_n = maximum_call};
-static const tg_layer_kind minimum_kind = {
-    .base_name = "minimum", .class_name = "Minimum", .autocast = true, .build_n = merge_build, .call_n = minimum_call};
+                                            .call_n = multiply_call,
+                                            .compute_mask_n = merge_mask};
+static const tg_layer_kind average_kind = {.base_name = "average",
+                                           .class_name = "Average",
+                                           .autocast = true,
+                                           .build_n = merge_build,
+                                           .call_n = average_call,
+                                           .compute_mask_n = merge_mask};
+static const tg_layer_kind maximum_kind = {.base_name = "maximum",
+                                           .class_name = "Maximum",
+                                           .autocast = true,
+                                           .build_n = merge_build,
+                                           .call_n = maximum_call,
+                                           .compute_mask_n = merge_mask};
+static const tg_layer_kind minimum_kind = {.base_name = "minimum",
+                                           .class_name = "Minimum",
+                                           .autocast = true,
+                                           .build_n = merge_build,
+                                           .call_n = minimum_call,
+                                           .compute_mask_n = merge_mask};
 
 static tg_layer *merge_new(tg_loc loc, const tg_layer_kind *kind, tg_merge_opts o)
 {
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.merge = o;
     return l;
@@ -210,11 +238,29 @@ static tg_tensor *concatenate_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs
     return concat_axis(l, loc, tg_rank(xs[0]) - 1, &axis) ? tg_concat_at(loc, xs, n, axis + 1) : NULL;
 }
 
+/* Keras's Concatenate.compute_mask: each input's mask broadcast over its shape (all true
+ * for an input without one), concatenated along the axis, then any() over the last axis. */
+static tg_tensor *concatenate_mask(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n)
+{
+    int axis = 0;
+    tg_tensor **full = tg__arena_alloc(tg__ctx()->scope, sizeof *full * (size_t)n);
+    if (!full || !concat_axis(l, loc, tg_rank(xs[0]) - 1, &axis))
+        return full ? NULL : tg__fail(loc, "Concatenate \"%s\": out of memory", l->name);
+    for (int i = 0; i < n; i++) {
+        tg_tensor *m = masks[i] ? (tg_tensor *)masks[i] : tg_fill_at(loc, TG_BOOL, TG_SHAPE(1), 1.0);
+        for (int r = masks[i] ? tg_rank(m) : 1; m && r < tg_rank(xs[i]); r++)
+            m = tg_expand_dims_at(loc, m, -1);
+        full[i] = tg_broadcast_to_at(loc, m, tg_shape_of(xs[i]));
+    }
+    return tg_reduce_any_at(loc, tg_concat_at(loc, full, n, axis + 1), (tg_reduce_opts){.axes = TG_AXES(-1)});
+}
+
 static const tg_layer_kind concatenate_kind = {.base_name = "concatenate",
                                                .class_name = "Concatenate",
                                                .autocast = true,
                                                .build_n = concatenate_build,
-                                               .call_n = concatenate_call};
+                                               .call_n = concatenate_call,
+                                               .compute_mask_n = concatenate_mask};
 
 tg_layer *tg_concatenate_at(tg_loc loc, tg_merge_opts o) { return merge_new(loc, &concatenate_kind, o); }
 
@@ -304,8 +350,19 @@ static tg_tensor *dot_call(tg_layer *l, tg_loc loc, tg_tensor *const *xs, int n,
     return tg_reshape_at(loc, p, s);
 }
 
-static const tg_layer_kind dot_kind = {
-    .base_name = "dot", .class_name = "Dot", .autocast = true, .build_n = dot_build, .call_n = dot_call};
+/* Keras's Dot.compute_mask: none. */
+static tg_tensor *dot_mask(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n)
+{
+    (void)l, (void)loc, (void)xs, (void)masks, (void)n;
+    return NULL;
+}
+
+static const tg_layer_kind dot_kind = {.base_name = "dot",
+                                       .class_name = "Dot",
+                                       .autocast = true,
+                                       .build_n = dot_build,
+                                       .call_n = dot_call,
+                                       .compute_mask_n = dot_mask};
 
 tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o)
 {
@@ -313,7 +370,7 @@ tg_layer *tg_dot_layer_at(tg_loc loc, tg_dot_opts o)
         return tg__fail(loc, "tg_dot_layer: give .axes, e.g. .axes = {1} or {1, 2} (axis 0 is the batch)");
     if (o.axes[1] == 0)
         o.axes[1] = o.axes[0];
-    tg_layer *l = tg__layer_new(loc, &dot_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &dot_kind, o);
     if (l)
         l->o.dot = o;
     return l;

@@ -297,9 +297,10 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
                             "tg_model_call: model \"%s\" has %d inputs and %d outputs: call it with "
                             "tg_model_call_list",
                             m->name, m->n_inputs, m->n_outputs);
-        tg_tensor *y = NULL;
+        tg_tensor *y = NULL, *y_mask = NULL;
         tg__model_clear_call_losses(m);
-        return tg__functional_call(m, loc, &x, &y, o.training) ? y : NULL;
+        bool ok = tg__functional_call_masked(m, loc, &x, o.mask ? &o.mask : NULL, &y, &y_mask, o.training);
+        return ok && tg__model_keep_masks(m, loc, &y, &y_mask, 1) ? y : NULL;
     }
     if (m->n_layers == 0)
         return tg__fail(loc, "tg_model_call: model \"%s\" has no layers; add some with tg_model_add", m->name);
@@ -315,11 +316,68 @@ tg_tensor *tg_model_call_at(tg_loc loc, tg_model *m, const tg_tensor *x, tg_mode
     if (!check_model_input(loc, m, x))
         return NULL;
     tg__model_clear_call_losses(m);
-    tg_tensor *y = (tg_tensor *)x;
-    for (int i = 0; i < m->n_layers && y; i++)
-        y = tg__layer_call(m->layers[i], loc, y, o.training);
-    return y;
+    tg_tensor *y = NULL, *y_mask = NULL;
+    bool ok = tg__model_forward(m, loc, &x, o.mask ? &o.mask : NULL, &y, &y_mask, o.training);
+    return ok && tg__model_keep_masks(m, loc, &y, &y_mask, 1) ? y : NULL;
 }
+
+/* A bfloat16 output (a mixed_bfloat16 model's) cast to float32, recorded, for the loss and
+ * the metrics: Keras's losses convert y_pred to their float32 dtype the same way. */
+tg_tensor *tg__model_output_f32(tg_loc loc, tg_tensor *y)
+{
+    return y && tg_dtype_of(y) == TG_BF16 ? tg_cast_at(loc, y, TG_F32) : y;
+}
+
+bool tg__model_forward(tg_model *m, tg_loc loc, const tg_tensor *const *xs, const tg_tensor *const *masks,
+                       tg_tensor **ys, tg_tensor **y_masks, bool training)
+{
+    if (m->functional)
+        return tg__functional_call_masked(m, loc, xs, masks, ys, y_masks, training);
+    tg_tensor *y = (tg_tensor *)xs[0], *mask = masks ? (tg_tensor *)masks[0] : NULL;
+    for (int i = 0; i < m->n_layers && y; i++) {
+        tg_tensor *in = y, *in_mask = mask;
+        y = tg__layer_call_masked(m->layers[i], loc, &in, in_mask ? (const tg_tensor *const *)&in_mask : NULL, 1,
+                                  training, &mask);
+    }
+    ys[0] = y = tg__model_output_f32(loc, y);
+    if (y_masks)
+        y_masks[0] = y ? mask : NULL;
+    return y != NULL;
+}
+
+bool tg__model_keep_masks(tg_model *m, tg_loc loc, tg_tensor *const *ys, tg_tensor *const *masks, int n)
+{
+    if (!m->out_masks) {
+        int k = tg__model_n_outputs(m);
+        tg_tensor **masks_and_outs = calloc((size_t)k * 2, sizeof *masks_and_outs);
+        uint32_t *gens = calloc((size_t)k, sizeof *gens);
+        if (!masks_and_outs || !gens) {
+            free(masks_and_outs);
+            free(gens);
+            return tg__failb(loc, "model \"%s\": out of memory keeping its output masks", m->name);
+        }
+        m->out_masks = masks_and_outs;
+        m->out_tensors = masks_and_outs + k;
+        m->out_gens = gens;
+    }
+    m->n_out_masks = n;
+    for (int i = 0; i < n; i++) {
+        m->out_tensors[i] = ys[i];
+        m->out_masks[i] = masks[i];
+        m->out_gens[i] = ys[i]->gen;
+    }
+    return true;
+}
+
+tg_tensor *tg__model_output_mask(const tg_model *m, const tg_tensor *y)
+{
+    for (int i = 0; alive(m) && y && i < m->n_out_masks; i++)
+        if (m->out_tensors[i] == y && y->gen == m->out_gens[i] && y->state == TG_HEADER_ALIVE)
+            return m->out_masks[i];
+    return NULL;
+}
+
+tg_tensor *tg_model_output_mask(const tg_model *m, const tg_tensor *y_pred) { return tg__model_output_mask(m, y_pred); }
 
 int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, int n_inputs, tg_tensor **ys,
                           int n_outputs, tg_model_call_opts o)
@@ -334,11 +392,20 @@ int tg_model_call_list_at(tg_loc loc, tg_model *m, const tg_tensor *const *xs, i
                          "%d inputs and room for %d outputs",
                          m->name, want_in, want_out, xs ? n_inputs : 0, ys ? n_outputs : 0);
     if (!m->functional) {
+        if (o.masks)
+            o.mask = o.masks[0];
         ys[0] = tg_model_call_at(loc, m, xs[0], o);
         return ys[0] ? 0 : -1;
     }
     tg__model_clear_call_losses(m);
-    return tg__functional_call(m, loc, xs, ys, o.training) ? 0 : -1;
+    tg_scope *scope = tg__ctx()->scope;
+    if (!scope)
+        return tg__failf(loc, "tg_model_call_list: no scope is open: call tg_scope_begin() before making tensors");
+    tg_tensor **y_masks = tg__arena_alloc(scope, sizeof *y_masks * (size_t)n_outputs);
+    if (!y_masks)
+        return tg__failf(loc, "tg_model_call_list: out of memory");
+    bool ok = tg__functional_call_masked(m, loc, xs, o.masks, ys, y_masks, o.training);
+    return ok && tg__model_keep_masks(m, loc, ys, y_masks, n_outputs) ? 0 : -1;
 }
 
 int tg__model_n_inputs(const tg_model *m) { return m->functional ? m->n_inputs : 1; }
@@ -617,7 +684,7 @@ void tg__model_attach(tg_model *m, void *state, void (*free_fn)(void *))
 
 void tg_model_free_at(tg_loc loc, tg_model *m)
 {
-    if (!m || !tg__model_check(loc, "tg_model_free", m))
+    if (!m || !tg__model_check(loc, "tg_model_free", m) || !tg__model_free_as_layer(loc, m))
         return;
     tg__model_destroy(m);
     *m = (tg_model){.magic = MODEL_DEAD};
@@ -644,6 +711,8 @@ void tg__model_destroy(tg_model *m)
     free(m->output_slots);
     free(m->input_layers);
     free(m->output_layers);
+    free(m->out_masks);
+    free(m->out_gens);
 }
 
 /* ---- summary ---------------------------------------------------------------------------------------- */

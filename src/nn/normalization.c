@@ -143,7 +143,8 @@ static const tg_layer_kind bn_kind = {.base_name = "batch_normalization",
                                       .class_name = "BatchNormalization",
                                       .autocast = true,
                                       .build = bn_build,
-                                      .call = bn_call};
+                                      .call = bn_call,
+                                      .supports_masking = true};
 
 tg_layer *tg_batch_normalization_at(tg_loc loc, tg_batch_normalization_opts o)
 {
@@ -151,7 +152,7 @@ tg_layer *tg_batch_normalization_at(tg_loc loc, tg_batch_normalization_opts o)
         return tg__fail(loc, "tg_batch_normalization: momentum must be in [0, 1], got %g", o.momentum);
     if (!(o.epsilon > 0.0))
         return tg__fail(loc, "tg_batch_normalization: epsilon must be positive, got %g", o.epsilon);
-    tg_layer *l = tg__layer_new(loc, &bn_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &bn_kind, o);
     if (l)
         l->o.bn = o;
     return l;
@@ -183,13 +184,14 @@ static const tg_layer_kind ln_kind = {.base_name = "layer_normalization",
                                       .class_name = "LayerNormalization",
                                       .autocast = true,
                                       .build = ln_build,
-                                      .call = ln_call};
+                                      .call = ln_call,
+                                      .supports_masking = true};
 
 tg_layer *tg_layer_normalization_at(tg_loc loc, tg_layer_normalization_opts o)
 {
     if (!(o.epsilon > 0.0))
         return tg__fail(loc, "tg_layer_normalization: epsilon must be positive, got %g", o.epsilon);
-    tg_layer *l = tg__layer_new(loc, &ln_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &ln_kind, o);
     if (l)
         l->o.ln = o;
     return l;

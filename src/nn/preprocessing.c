@@ -109,7 +109,8 @@ static const tg_layer_kind norm_kind = {.base_name = "normalization",
                                         .class_name = "Normalization",
                                         .autocast = true,
                                         .build = norm_build,
-                                        .call = norm_call};
+                                        .call = norm_call,
+                                        .supports_masking = true};
 
 tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o)
 {
@@ -135,7 +136,7 @@ tg_layer *tg_normalization_at(tg_loc loc, tg_normalization_opts o)
         memcpy(given, o.mean, sizeof(double) * (size_t)o.n_values);
         memcpy(given + o.n_values, o.variance, sizeof(double) * (size_t)o.n_values);
     }
-    tg_layer *l = tg__layer_new(loc, &norm_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &norm_kind, o);
     if (!l) {
         free(given);
         return NULL;

@@ -160,7 +160,14 @@ static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw
     return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(b, t, g)), (int)t, xw, 1) == 0;
 }
 
-static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* Keras's masked step (backend rnn): where the step is masked, the state and the output
+ * carry the previous step's over. */
+static tg_tensor *carry(tg_loc loc, const tg_tensor *keep, tg_tensor *fresh, tg_tensor *old)
+{
+    return keep ? tg_where_at(loc, keep, fresh, old) : fresh;
+}
+
+static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
 {
     (void)training;
     const tg_rnn_opts *o = &l->o.rnn;
@@ -172,27 +179,52 @@ static tg_tensor *rnn_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tra
         s.input_bias = rows[0], s.recurrent_bias = rows[1];
     }
     int64_t t = tg_dim(x, 1);
-    tg_tensor **xw = calloc((size_t)(2 * t + 1), sizeof(tg_tensor *)), **outs = xw + t;
+    tg_tensor **xw = calloc((size_t)(3 * t + 1), sizeof(tg_tensor *)), **outs = xw + t, **keep = xw + 2 * t;
     if (!xw)
         return tg__fail(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
     tg_tensor *h = NULL, *c = NULL;
-    if (input_products(&s, x, xw)) {
+    bool ok = !mask || tg_unstack_at(loc, tg_expand_dims_at(loc, mask, -1), (int)t, keep, 1) == 0;
+    if (ok && input_products(&s, x, xw)) {
         h = c = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0); /* the initial state */
-        for (int64_t k = 0; h && k < t; k++)
-            h = outs[k] = step(&s, xw[o->go_backwards ? t - 1 - k : k], h, &c);
+        for (int64_t k = 0; h && k < t; k++) {
+            int64_t at = o->go_backwards ? t - 1 - k : k;
+            tg_tensor *c_old = c, *h_new = step(&s, xw[at], h, &c);
+            if (mask && c != c_old)
+                c = carry(loc, keep[at], c, c_old);
+            h = outs[k] = h_new ? carry(loc, mask ? keep[at] : NULL, h_new, h) : NULL;
+        }
     }
     tg_tensor *y = h && o->return_sequences ? tg_stack_at(loc, outs, (int)t, 1) : h;
     free(xw);
     return y;
 }
 
+/* Keras's RNN.compute_mask: the mask goes on with the sequences, not with the last state. */
+static tg_tensor *rnn_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)loc, (void)x;
+    return l->o.rnn.return_sequences ? (tg_tensor *)mask : NULL;
+}
+
 /* ---- the three kinds ------------------------------------------------------------------------------- */
-static const tg_layer_kind simple_kind = {
-    .base_name = "simple_rnn", .class_name = "SimpleRNN", .autocast = true, .build = rnn_build, .call = rnn_call};
-static const tg_layer_kind lstm_kind = {
-    .base_name = "lstm", .class_name = "LSTM", .autocast = true, .build = rnn_build, .call = rnn_call};
-static const tg_layer_kind gru_kind = {
-    .base_name = "gru", .class_name = "GRU", .autocast = true, .build = rnn_build, .call = rnn_call};
+static const tg_layer_kind simple_kind = {.base_name = "simple_rnn",
+                                          .class_name = "SimpleRNN",
+                                          .autocast = true,
+                                          .build = rnn_build,
+                                          .call_mask = rnn_call,
+                                          .compute_mask = rnn_mask};
+static const tg_layer_kind lstm_kind = {.base_name = "lstm",
+                                        .class_name = "LSTM",
+                                        .autocast = true,
+                                        .build = rnn_build,
+                                        .call_mask = rnn_call,
+                                        .compute_mask = rnn_mask};
+static const tg_layer_kind gru_kind = {.base_name = "gru",
+                                       .class_name = "GRU",
+                                       .autocast = true,
+                                       .build = rnn_build,
+                                       .call_mask = rnn_call,
+                                       .compute_mask = rnn_mask};
 
 static cell_kind kind_of(const tg_layer *l)
 {
@@ -205,7 +237,7 @@ static tg_layer *rnn_new(tg_loc loc, const tg_layer_kind *kind, const char *func
         return tg__fail(loc, "%s: units must be a positive integer, got %lld", func, (long long)o.units);
     if (!tg__check_activation(loc, func, o.activation) || !tg__check_activation(loc, func, o.recurrent_activation))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, kind, o);
     if (l)
         l->o.rnn = o;
     return l;

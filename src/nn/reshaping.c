@@ -58,7 +58,7 @@ tg_layer *tg_up_sampling2d_at(tg_loc loc, tg_up_sampling2d_opts o)
     if (o.interpolation != TG_RESIZE_NEAREST && o.interpolation != TG_RESIZE_BILINEAR)
         return tg__fail(loc, "%s: interpolation %d is neither TG_RESIZE_NEAREST nor TG_RESIZE_BILINEAR", f,
                         (int)o.interpolation);
-    tg_layer *l = tg__layer_new(loc, &up_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &up_kind, o);
     if (l)
         l->o.up = o;
     return l;
@@ -95,7 +95,7 @@ tg_layer *tg_zero_padding2d_at(tg_loc loc, tg_zero_padding2d_opts o)
         p[0][0] = p[0][1] = p[1][0] = p[1][1] = 1;
     if (!check_amounts(loc, "tg_zero_padding2d", "padding", p))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &zpad_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &zpad_kind, o);
     if (l)
         l->o.zpad = o;
     return l;
@@ -132,7 +132,7 @@ tg_layer *tg_cropping2d_at(tg_loc loc, tg_cropping2d_opts o)
 {
     if (!check_amounts(loc, "tg_cropping2d", "cropping", o.cropping))
         return NULL;
-    tg_layer *l = tg__layer_new(loc, &crop_kind, o.name, o.dtype, o.seed, o.input_shape);
+    tg_layer *l = TG__LAYER_NEW(loc, &crop_kind, o);
     if (l)
         l->o.crop = o;
     return l;

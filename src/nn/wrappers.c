@@ -53,10 +53,9 @@ static bool build_inner(tg_layer *l, tg_loc loc, int k, const tg_shape *in, tg_s
     inner->trainable = l->trainable;
     if (!tg__layer_build(inner, loc, in, l->dtype, tg__derive_seed(l->seed, (uint64_t)k)))
         return false;
-    if (l->n_vars + inner->n_vars > TG_LAYER_MAX_VARS) {
+    if (!tg__layer_reserve_vars(l, l->n_vars + inner->n_vars)) {
         tg__layer_unbuild(inner);
-        return tg__failb(loc, "%s \"%s\": the wrapped layers have more than %d variables", l->kind->class_name, l->name,
-                         TG_LAYER_MAX_VARS);
+        return tg__failb(loc, "%s \"%s\": out of memory", l->kind->class_name, l->name);
     }
     for (int i = 0; i < inner->n_vars; i++) {
         l->vars[l->n_vars] = inner->vars[i];
@@ -118,11 +117,19 @@ static bool bidi_build(tg_layer *l, tg_loc loc, const tg_shape *in, tg_shape *ou
     return true;
 }
 
-static tg_tensor *bidi_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool training)
+/* An inner layer on x and the wrapper's mask (Keras passes it to both directions). */
+static tg_tensor *call_inner(tg_layer *inner, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
+{
+    tg_tensor *in = (tg_tensor *)x, *out_mask = NULL;
+    return mask ? tg__layer_call_masked(inner, loc, &in, &mask, 1, training, &out_mask)
+                : tg__layer_call(inner, loc, x, training);
+}
+
+static tg_tensor *bidi_call(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask, bool training)
 {
     wrapped *w = wrapped_of(l);
-    tg_tensor *y = tg__layer_call(w->inner[0], loc, x, training);
-    tg_tensor *y_rev = y ? tg__layer_call(w->inner[1], loc, x, training) : NULL;
+    tg_tensor *y = call_inner(w->inner[0], loc, x, mask, training);
+    tg_tensor *y_rev = y ? call_inner(w->inner[1], loc, x, mask, training) : NULL;
     if (!y_rev)
         return NULL;
     if (w->inner[0]->o.rnn.return_sequences) /* step t of both directions lines up */
@@ -135,11 +142,19 @@ static tg_tensor *bidi_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     }
 }
 
+/* Keras's Bidirectional.compute_mask: the mask goes on with the sequences. */
+static tg_tensor *bidi_mask(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor *mask)
+{
+    (void)loc, (void)x;
+    return wrapped_of(l)->inner[0]->o.rnn.return_sequences ? (tg_tensor *)mask : NULL;
+}
+
 static const tg_layer_kind bidi_kind = {.base_name = "bidirectional",
                                         .class_name = "Bidirectional",
                                         .build = bidi_build,
-                                        .call = bidi_call,
-                                        .release = wrapped_release};
+                                        .release = wrapped_release,
+                                        .call_mask = bidi_call,
+                                        .compute_mask = bidi_mask};
 
 tg_layer *tg_bidirectional_at(tg_loc loc, tg_layer *layer, tg_bidirectional_opts o)
 {

@@ -327,7 +327,7 @@ static bool check_image(tg_loc loc, const char *name, const tg_tensor *x, const 
 {
     if (!tg__check_input(loc, name, x, "x"))
         return false;
-    if (!tg_dtype_is_float(x->dtype)) {
+    if (!tg__dtype_is_real(x->dtype)) { /* bfloat16: the rows that take it say so */
         tg__fail(loc, "%s: `x` must be float32 or float64, not %s (cast it with tg_cast)", name,
                  tg_dtype_name(x->dtype));
         return false;

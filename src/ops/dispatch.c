@@ -1,6 +1,7 @@
 /* tg__apply: the one path every op takes from a call to its output and the tape. */
 #include "op.h"
 #include "tapegrad/ops.h"
+#include "../kernels/parallel.h"
 
 static TG_HOT_INLINE bool check_inputs(const tg_call *c)
 {
@@ -70,6 +71,87 @@ static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
     return true;
 }
 
+/* ---- bfloat16 through the float32 kernels ------------------------------------------------- */
+typedef struct widen_job {
+    const uint16_t *from;
+    float *to;
+} widen_job;
+
+static void widen_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const widen_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++)
+        j->to[i] = tg__f32_from_bf16(j->from[i]);
+}
+
+typedef struct narrow_job {
+    const float *from;
+    uint16_t *to;
+} narrow_job;
+
+static void narrow_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const narrow_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++)
+        j->to[i] = tg__bf16_from_f32(j->from[i]);
+}
+
+static bool any_bf16(const tg_call *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->in[i]->dtype == TG_BF16)
+            return true;
+    return false;
+}
+
+/* A row that takes bfloat16 without a kernel of its own: its float32 kernel runs on the
+ * inputs widened (exactly), and the float32 output is rounded to bfloat16 once, as TF's
+ * Eigen kernels compute bfloat16 element-wise ops and reductions in float. The tape records
+ * the bfloat16 inputs and output, so backward rules see bfloat16 too. */
+static tg_tensor *apply_widened(tg_call *c, const tg_op_def *def, tg_tensor **slot)
+{
+    const tg_tensor **wide = tg__arena_alloc(tg__ctx()->scope, sizeof *wide * (size_t)c->n);
+    if (!wide)
+        return tg__fail(c->loc, "%s: out of memory", def->name);
+    for (int i = 0; i < c->n; i++) {
+        const tg_tensor *x = c->in[i];
+        wide[i] = x;
+        if (tg_dtype_is_float(x->dtype))
+            return tg__fail(c->loc,
+                            "%s: cannot mix bfloat16 and %s in one op (tapegrad, like TF, never casts implicitly); "
+                            "cast one side with tg_cast",
+                            def->name, tg_dtype_name(x->dtype));
+        if (x->dtype != TG_BF16)
+            continue;
+        tg_shape s = tg__shape(x);
+        tg_tensor *w = tg__tensor_new(c->loc, TG_F32, &s);
+        if (!w)
+            return NULL;
+        widen_job j = {x->data, w->data};
+        tg__parallel_for(x->size, 32768, widen_range, &j);
+        wide[i] = w;
+    }
+    tg_tensor *tmp = NULL, *out = NULL;
+    tg_call wc = *c;
+    wc.in = wide;
+    wc.outs = &tmp;
+    tg_shape shape;
+    tg_dtype dtype;
+    if (!def->shape(&wc, &shape, &dtype) || !check_row(&wc, def))
+        return NULL;
+    tg_context *ctx = tg__ctx();
+    if (!(tmp = tg__tensor_new(c->loc, dtype, &shape)) || !run_forward(ctx, &wc, def, tmp))
+        return NULL;
+    if (dtype != TG_F32) { /* bool or integer outputs (comparisons, argmax) stay what they are */
+        out = tmp;
+    } else if ((out = tg__tensor_new(c->loc, TG_BF16, &shape))) {
+        narrow_job j = {tmp->data, out->data};
+        tg__parallel_for(out->size, 32768, narrow_range, &j);
+    }
+    *slot = out; /* c->outs[0] */
+    return out && finish(ctx, c) ? out : NULL;
+}
+
 /* The one path: inputs, shape rule, row, the output (or a view, for a view op), forward,
  * finish. Ops with several outputs take tg__apply_n, the same steps over an array. */
 tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a)
@@ -80,6 +162,8 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
     if (!check_inputs(&c))
         return NULL;
     const tg_op_def *def = &tg__op_table[op];
+    if ((def->dtypes >> TG_BF16 & 1u) && !(def->flags & (TG_OPF_BF16_NATIVE | TG_OPF_VIEW)) && any_bf16(&c))
+        return apply_widened(&c, def, &out);
     tg_shape shape;
     tg_dtype dtype;
     if (!def->shape(&c, &shape, &dtype) || !check_row(&c, def))

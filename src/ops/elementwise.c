@@ -285,7 +285,16 @@ static bool unary_shape_kinds(const tg_call *c, tg_shape *shape, tg_dtype *dtype
 
 bool tg__float_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_FLOAT); }
 bool tg__number_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_NUM); }
-bool tg__any_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_ANY); }
+/* identity and stop_gradient copy bytes: bfloat16 too */
+bool tg__any_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d)
+{
+    if (c->in[0]->dtype == TG_BF16) {
+        *s = tg__shape(c->in[0]);
+        *d = TG_BF16;
+        return true;
+    }
+    return unary_shape_kinds(c, s, d, EW_ANY);
+}
 bool tg__bool_unary_shape(const tg_call *c, tg_shape *s, tg_dtype *d) { return unary_shape_kinds(c, s, d, EW_BOOL); }
 
 /* ---- small helpers for backward rules ------------------------------------------------------- */

@@ -62,7 +62,8 @@ static bool matmul_geometry(const tg_call *c, mm_geom *g)
 bool tg__matmul_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     mm_geom g;
-    if (!tg__same_dtype(c, c->in[0], c->in[1]) || !tg__require_float(c, c->in[0], "a") || !matmul_geometry(c, &g))
+    if (!tg__same_dtype(c, c->in[0], c->in[1]) ||
+        (c->in[0]->dtype != TG_BF16 && !tg__require_float(c, c->in[0], "a")) || !matmul_geometry(c, &g))
         return false;
     *shape = g.batch;
     shape->dims[shape->rank++] = g.m;
@@ -90,6 +91,8 @@ static int64_t batch_strides(const tg_tensor *t, const mm_geom *g, int64_t *stri
 static bool gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                  const void *B, int64_t ldb, void *C, int64_t ldc)
 {
+    if (dt == TG_BF16) /* float32 sums, rounded once to bfloat16 */
+        return tg__gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
     if (dt == TG_F32)
         return tg__gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
     return tg__gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);

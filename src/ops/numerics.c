@@ -60,7 +60,7 @@ static const char *arg_name(int i, int n)
 /* ---- TG_CHECK_NUMERICS ---------------------------------------------------------------------- */
 bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
 {
-    if (tg__ctx()->in_backward || c->op == TG_OP_CHECK_NUMERICS || !tg_dtype_is_float(out->dtype))
+    if (tg__ctx()->in_backward || c->op == TG_OP_CHECK_NUMERICS || !tg__dtype_is_real(out->dtype))
         return true;
     int64_t bad = tg__first_nonfinite(out);
     if (bad < 0)
@@ -70,7 +70,7 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
     if (name)
         snprintf(layer, sizeof layer, " in layer \"%s\"", name);
     for (int i = 0; i < c->n; i++) {
-        int64_t j = tg_dtype_is_float(c->in[i]->dtype) ? tg__first_nonfinite(c->in[i]) : -1;
+        int64_t j = tg__dtype_is_real(c->in[i]->dtype) ? tg__first_nonfinite(c->in[i]) : -1;
         if (j < 0)
             continue;
         char o[600], w[2 * TG_SHAPE_STR_MAX];
@@ -85,7 +85,7 @@ bool tg__numerics_forward(const tg_call *c, const tg_tensor *out)
 bool tg__numerics_gradient(tg_op_kind op, tg_loc loc, const char *layer, const tg_tensor *const *in, int n, int i,
                            const tg_tensor *dx, const tg_tensor *dy)
 {
-    int64_t bad = tg_dtype_is_float(dx->dtype) ? tg__first_nonfinite(dx) : -1;
+    int64_t bad = tg__dtype_is_real(dx->dtype) ? tg__first_nonfinite(dx) : -1;
     if (bad < 0)
         return true;
     int64_t up = dy ? tg__first_nonfinite(dy) : -1;

@@ -180,6 +180,7 @@ enum { /* tg_op_def.flags: bits (ops.def says what they mean) */
        TG_OPF_TWICE = 2,
        TG_OPF_VIEW = 4,
        TG_OPF_FLOAT_GRAD = 8,
+       TG_OPF_BF16_NATIVE = 16, /* the kernel takes bfloat16 itself; other rows taking it are promoted */
 };
 
 enum { /* tg_op_def.dtypes: bit d for dtype d */
@@ -189,6 +190,12 @@ enum { /* tg_op_def.dtypes: bit d for dtype d */
        TG_DTYPES_NUMBER = TG_DTYPES_FLOAT | TG_DTYPES_INT,
        TG_DTYPES_ANY = TG_DTYPES_NUMBER | TG_DTYPES_BOOL,
        TG_DTYPES_CASTABLE = TG_DTYPES_ANY | 1u << TG_BF16, /* tg_cast: bfloat16 too */
+       /* float ops that also take bfloat16 (mixed precision): unless the row is
+        * TG_OPF_BF16_NATIVE, the dispatcher runs the float32 kernel on the inputs widened
+        * exactly and rounds the output to bfloat16, as Eigen's bfloat16 kernels do in TF */
+       TG_DTYPES_FLOAT_BF16 = TG_DTYPES_FLOAT | 1u << TG_BF16,
+       TG_DTYPES_NUMBER_BF16 = TG_DTYPES_NUMBER | 1u << TG_BF16,
+       TG_DTYPES_ANY_BF16 = TG_DTYPES_ANY | 1u << TG_BF16,
 };
 
 typedef struct tg_op_def {
@@ -238,7 +245,7 @@ extern const tg_op_def tg__op_table[TG_OP_COUNT];
 static inline tg_grad_kind tg__grad_kind(tg_op_kind op, const tg_tensor *const *in, const tg_attrs *a)
 {
     const tg_op_def *d = &tg__op_table[op];
-    if ((d->flags & TG_OPF_FLOAT_GRAD) && !(tg_dtype_is_float(in[0]->dtype) && tg_dtype_is_float(a->dtype)))
+    if ((d->flags & TG_OPF_FLOAT_GRAD) && !(tg__dtype_is_real(in[0]->dtype) && tg__dtype_is_real(a->dtype)))
         return TG_GRAD_NONE;
     return d->grad;
 }

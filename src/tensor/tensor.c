@@ -102,6 +102,8 @@ int64_t tg__first_nonfinite(const tg_tensor *t)
         SCAN(uint32_t, 0x7F800000u)
     else if (t->dtype == TG_F64)
         SCAN(uint64_t, 0x7FF0000000000000ull)
+    else if (t->dtype == TG_BF16)
+        SCAN(uint16_t, 0x7F80u)
     return -1;
 }
 #undef SCAN

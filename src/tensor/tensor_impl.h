@@ -175,6 +175,9 @@ static inline float tg__f32_from_bf16(uint16_t b)
     return f;
 }
 
+/* Real-valued dtypes, the ones gradients flow through: float32, float64 and bfloat16. */
+static inline bool tg__dtype_is_real(tg_dtype d) { return d == TG_F32 || d == TG_F64 || d == TG_BF16; }
+
 /* ---- checked size arithmetic ------------------------------------------------------------ */
 /* Every dimension, element count, offset and byte count computed from what a user gave
  * goes through these, so a huge size is an error, never a wrapped value or undefined

@@ -8,6 +8,7 @@
 #include "../dist/dist_impl.h"   /* the metrics of every rank's samples */
 #include "../optim/optim_impl.h" /* tg__optimizer_take: who frees the optimizer */
 #include "../tensor/tensor_impl.h"
+#include "tapegrad/layer.h"
 #include "train_impl.h"
 
 /* Frees the compile and the optimizer it owns (none when a recompile took it over). */
@@ -459,9 +460,34 @@ static tg_tensor *with_regularization(tg_loc loc, tg_model *m, tg_tensor *loss)
     return tg_add_at(loc, loss, reg);
 }
 
+/* Keras's apply_mask: y_pred's mask (tg_model_output_mask) folded into the sample weights.
+ * For a loss's mean (sum_over_batch_size) the valid steps weigh total / (valid + 1e-7), so
+ * the mean runs over them; metrics ("sum") weigh them 1. */
+static const tg_tensor *mask_weights(tg_loc loc, const tg_model *m, const tg_tensor *y_pred, const tg_tensor *sw,
+                                     bool mean)
+{
+    const tg_tensor *mask = tg_model_output_mask(m, y_pred);
+    if (!mask || !y_pred)
+        return sw;
+    tg_tensor *w = tg_cast_at(loc, mask, tg_dtype_of(y_pred));
+    if (mean) {
+        tg_tensor *valid = tg_sum_at(loc, w, (tg_reduce_opts){0});
+        tg_tensor *scale = tg_div_at(loc, tg_scalar_like_at(loc, valid, (double)tg_size(mask)),
+                                     tg_add_at(loc, valid, tg_scalar_like_at(loc, valid, 1e-7)));
+        w = tg_mul_at(loc, w, scale);
+    }
+    if (!sw || !w)
+        return w;
+    tg_tensor *s = tg_cast_at(loc, sw, tg_dtype_of(w)); /* (batch,) against (batch, steps): Keras's expand */
+    while (s && tg_rank(s) < tg_rank(w))
+        s = tg_expand_dims_at(loc, s, -1);
+    return tg_mul_at(loc, w, s);
+}
+
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
                                     const tg_tensor *sample_weight)
 {
+    sample_weight = mask_weights(loc, m, y_pred, sample_weight, true);
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__fail(loc, "No loss to compute. Provide a `loss` argument in `compile()` (call tg_compile first).");
@@ -497,7 +523,8 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
     tg_tensor *total = NULL;
     for (int i = 0; i < n; i++) {
         const tg__output_compile *out = &c->outputs[i];
-        tg_tensor *v = tg_compute_loss_at(loc, &out->loss, y_true[i], y_pred[i], sample_weight);
+        tg_tensor *v = tg_compute_loss_at(loc, &out->loss, y_true[i], y_pred[i],
+                                          mask_weights(loc, m, y_pred[i], sample_weight, true));
         if (v && out->weight != 1.0)
             v = tg_mul_at(loc, v, tg_scalar_like_at(loc, v, out->weight));
         if (!v)
@@ -532,7 +559,8 @@ int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg
     }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
-            if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i], sample_weight) != 0)
+            if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i],
+                                       mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
                 return -1;
     return 0;
 }
@@ -545,6 +573,7 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
     if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), (double)tg_dim(y_pred, 0)) != 0)
         return -1;
+    sample_weight = mask_weights((tg_loc){0}, m, y_pred, sample_weight, false);
     for (int i = 0; i < c->n_metrics; i++)
         if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)
             return -1;

@@ -918,11 +918,11 @@ static bool check_fit_opts(tg_loc loc, const tg_fit_opts *o)
         return tg__failb(loc, "tg_fit: batch_size must be at least 1 (got %lld)", (long long)o->batch_size);
     if (!(o->validation_split >= 0 && o->validation_split < 1))
         return tg__failb(loc, "tg_fit: validation_split must be in [0, 1) (got %g)", o->validation_split);
-    int validations =
-        (o->validation_split > 0) + (o->validation_x || o->validation_y) + (o->validation_dataset != NULL);
+    int validations = (o->validation_split > 0) + (o->validation_x || o->validation_y) +
+                      (o->validation_dataset != NULL) + (o->validation_inputs || o->validation_targets);
     if (validations > 1)
-        return tg__failb(loc, "tg_fit: give one of validation_split, validation_x/validation_y and "
-                              "validation_dataset, not several");
+        return tg__failb(loc, "tg_fit: give one of validation_split, validation_x/validation_y, "
+                              "validation_dataset and validation_inputs/validation_targets, not several");
     if (!o->validation_x != !o->validation_y)
         return tg__failb(loc, "tg_fit: validation_x and validation_y go together");
     if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
@@ -985,6 +985,33 @@ static bool check_steps(tg_loc loc, const tg_fit_opts *o, fit_data *d)
     return true;
 }
 
+/* Keras's validation_data=([x...], [y...]): the same checks as the training lists. */
+static bool validation_lists(tg_loc loc, tg_model *m, const tg_fit_opts *o, const io_lists *train, fit_data *d)
+{
+    data_args va = {.inputs = o->validation_inputs,
+                    .targets = o->validation_targets,
+                    .n_inputs = o->n_validation_inputs,
+                    .n_targets = o->n_validation_targets};
+    io_lists io;
+    if (!o->validation_inputs || !o->validation_targets)
+        return tg__failb(loc, "tg_fit: validation_inputs and validation_targets go together");
+    if (!resolve_lists(loc, "tg_fit (validation lists)", m, &va, true, &io) ||
+        !check_lists(loc, "tg_fit (validation lists)", m, &io))
+        return false;
+    if (io.x[0]->shape[0] == 0)
+        return tg__failb(loc, "tg_fit: the validation inputs have no rows: give at least one sample");
+    for (int i = 0; i < io.nx; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "validation_inputs[%d]", i);
+        if (tg_dtype_is_float(io.x[i]->dtype) && !check_finite(loc, "tg_fit", io.x[i], what))
+            return false;
+        d->vxs[i] = io.x[i];
+    }
+    for (int i = 0; i < train->ny; i++)
+        d->vys[i] = io.y[i];
+    return true;
+}
+
 /* prepare for a model of several inputs or outputs: the same checks on every tensor of
  * the lists; what needs one input and one output is refused. */
 static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_fit_opts *o, fit_data *d)
@@ -1004,7 +1031,9 @@ static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_
                          "sample_weight",
                          name, io.ny);
     if (o->validation_x || o->validation_dataset)
-        return tg__failb(loc, "tg_fit: model \"%s\" has several inputs or outputs: validate with validation_split",
+        return tg__failb(loc,
+                         "tg_fit: model \"%s\" has several inputs or outputs: give its validation data as lists, "
+                         ".validation_inputs and .validation_targets",
                          name);
     int64_t n = io.x[0]->shape[0];
     if (n == 0)
@@ -1049,6 +1078,8 @@ static bool prepare_lists(tg_loc loc, tg_model *m, const data_args *a, const tg_
             return false;
     }
     if (d->w && split < n && !(d->w = view_rows(loc, d->w, 0, split)))
+        return false;
+    if ((o->validation_inputs || o->validation_targets) && !validation_lists(loc, m, o, &io, d))
         return false;
     for (int i = 0; i < io.ny; i++) {
         char what[48];
@@ -1134,11 +1165,21 @@ static bool prepare(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor
         d->vy = view_rows(loc, y, split, n);
         if (d->w)
             d->w = view_rows(loc, d->w, 0, split);
-    } else if (o->validation_x || o->validation_dataset) {
-        data_args va = {.x = o->validation_x, .y = o->validation_y, .ds = o->validation_dataset};
-        const char *vxn = o->validation_dataset ? "validation_dataset" : "validation_x";
-        if (!resolve_data(loc, "tg_fit", &va, &d->vx, &d->vy) ||
-            !check_data(loc, "tg_fit", m, d->vx, d->vy, vxn, o->validation_dataset ? "its labels" : "validation_y") ||
+    } else if (o->validation_x || o->validation_dataset || o->validation_inputs || o->validation_targets) {
+        data_args va = {.x = o->validation_x,
+                        .y = o->validation_y,
+                        .ds = o->validation_dataset,
+                        .inputs = o->validation_inputs,
+                        .n_inputs = o->n_validation_inputs,
+                        .targets = o->validation_targets,
+                        .n_targets = o->n_validation_targets};
+        bool listed = o->validation_inputs || o->validation_targets;
+        const char *vxn = o->validation_dataset ? "validation_dataset"
+                          : listed              ? "validation_inputs[0]"
+                                                : "validation_x";
+        const char *vyn = o->validation_dataset ? "its labels" : listed ? "validation_targets[0]" : "validation_y";
+        const char *func = listed ? "tg_fit (validation lists)" : "tg_fit";
+        if (!resolve_data(loc, func, &va, &d->vx, &d->vy) || !check_data(loc, "tg_fit", m, d->vx, d->vy, vxn, vyn) ||
             !check_finite(loc, "tg_fit", d->vx, vxn))
             return false;
     }

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Golden values for tests/test_masks.c: Keras's MultiHeadAttention with its masks combined
+(keras/src/layers/attention/multi_head_attention.py, _compute_attention_mask), computed by
+PyTorch float64's nn.MultiheadAttention with Keras's weights mapped as in
+tools/make_attention_fixtures.py.
+
+Run with Debian's interpreter (python3-torch):
+
+    /usr/bin/python3 tools/make_masked_attention_fixtures.py   # writes tests/fixtures/masked_attention_golden.txt
+
+The query's and the value's masks come from Masking layers (their masked steps are all
+zeros). Keras ANDs the query mask (B, T, 1), the value mask (B, 1, S), the attention_mask
+(B, T, S) and, with use_causal_mask, the causal mask; a masked score gets -1e9 and its
+weight 0 after the softmax (Softmax with a mask). In torch: the value mask is
+key_padding_mask, the attention_mask (and the causal mask) attn_mask (True: not
+attended), each head alike; a masked query step attends to nothing in Keras, so its
+output is attention_output's bias alone, which the reference puts in its rows (no
+unmasked query step is left without a step to attend to). The loss is sum(output * R).
+
+Format: `case NAME HEADS KEY_DIM CAUSAL`, then arrays query, value, attention_mask, the
+eight variables, r, output, grad_query, grad_value and the eight variables' gradients.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_attention_fixtures import NAMES, arr  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "masked_attention_golden.txt")
+rng = np.random.default_rng(20261205)
+
+
+def run(name, causal):
+    b, t, s, d, h = 2, 3, 4, 4, 2
+    kd = d // h
+    query = rng.uniform(-1, 1, size=(b, t, d))
+    value = rng.uniform(-1, 1, size=(b, s, d))
+    qmask = np.array([[1, 1, 0], [1, 0, 1]], dtype=bool)
+    vmask = np.array([[1, 1, 1, 0], [1, 0, 1, 1]], dtype=bool)
+    query[~qmask] = 0
+    value[~vmask] = 0
+    am = np.ones((b, t, s), dtype=bool)
+    am[0, 1, 0] = am[1, 2, 3] = am[1, 0, 2] = False
+    w = {"query_kernel": rng.uniform(-0.5, 0.5, size=(d, h, kd)), "query_bias": rng.uniform(-0.2, 0.2, size=(h, kd)),
+         "key_kernel": rng.uniform(-0.5, 0.5, size=(d, h, kd)), "key_bias": rng.uniform(-0.2, 0.2, size=(h, kd)),
+         "value_kernel": rng.uniform(-0.5, 0.5, size=(d, h, kd)), "value_bias": rng.uniform(-0.2, 0.2, size=(h, kd)),
+         "output_kernel": rng.uniform(-0.5, 0.5, size=(h, kd, d)), "output_bias": rng.uniform(-0.2, 0.2, size=(d,))}
+    mha = torch.nn.MultiheadAttention(d, h, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.tensor(np.concatenate(
+            [w["query_kernel"].reshape(d, d).T, w["key_kernel"].reshape(d, d).T, w["value_kernel"].reshape(d, d).T])))
+        mha.in_proj_bias.copy_(torch.tensor(np.concatenate(
+            [w["query_bias"].ravel(), w["key_bias"].ravel(), w["value_bias"].ravel()])))
+        mha.out_proj.weight.copy_(torch.tensor(w["output_kernel"].reshape(d, d).T))
+        mha.out_proj.bias.copy_(torch.tensor(w["output_bias"]))
+    allowed = am.copy()
+    if causal:
+        allowed &= np.tril(np.ones((t, s), dtype=bool))
+    for i in range(b):  # every unmasked query step keeps a step to attend to
+        for j in range(t):
+            assert not qmask[i, j] or (allowed[i, j] & vmask[i]).any()
+    q = torch.tensor(query, requires_grad=True)
+    v = torch.tensor(value, requires_grad=True)
+    attn = torch.tensor(np.repeat(~allowed, h, axis=0))  # (B * heads, T, S), head-minor per batch
+    out, _ = mha(q, v, v, key_padding_mask=torch.tensor(~vmask), attn_mask=attn, need_weights=False)
+    bias_rows = mha.out_proj.bias.expand_as(out)
+    out = torch.where(torch.tensor(qmask)[:, :, None], out, bias_rows)
+    r = rng.uniform(-1, 1, size=tuple(out.shape))
+    (out * torch.tensor(r)).sum().backward()
+    gi, gib = mha.in_proj_weight.grad.numpy(), mha.in_proj_bias.grad.numpy()
+    g = {"query_kernel": gi[:d].T.reshape(d, h, kd), "key_kernel": gi[d:2 * d].T.reshape(d, h, kd),
+         "value_kernel": gi[2 * d:].T.reshape(d, h, kd), "query_bias": gib[:d].reshape(h, kd),
+         "key_bias": gib[d:2 * d].reshape(h, kd), "value_bias": gib[2 * d:].reshape(h, kd),
+         "output_kernel": mha.out_proj.weight.grad.numpy().T.reshape(h, kd, d),
+         "output_bias": mha.out_proj.bias.grad.numpy()}
+    lines = ["case %s %d %d %d" % (name, h, kd, int(causal)), arr("query", query), arr("value", value),
+             arr("attention_mask", am)]
+    lines += [arr(n, w[n]) for n in NAMES]
+    lines += [arr("r", r), arr("output", out.detach().numpy()), arr("grad_query", q.grad.numpy()),
+              arr("grad_value", v.grad.numpy())]
+    lines += [arr("grad_" + n, g[n]) for n in NAMES]
+    lines.append("end")
+    return lines
+
+
+def main():
+    lines = ["# Golden values for tests/test_masks.c, generated by tools/make_masked_attention_fixtures.py",
+             "# (PyTorch %s float64 nn.MultiheadAttention, Keras's masks mapped). Do not edit." % torch.__version__]
+    lines += run("masked", False)
+    lines += run("masked_causal", True)
+    with open(OUT, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote %s" % os.path.normpath(OUT))
+
+
+if __name__ == "__main__":
+    main()
