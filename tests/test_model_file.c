@@ -68,6 +68,26 @@ static tg_model *float64_frozen(void)
     return m;
 }
 
+/* Models used as layers: a Sequential inside a Sequential, and inside a functional model. */
+static tg_model *nested(void)
+{
+    tg_model *inner =
+        tg_sequential_with(tg_sequential_options(.name = "encoder", .seed = 2),
+                           tg_dense(.units = 3, .activation = TG_RELU, .input_dim = 4), tg_dense(.units = 2));
+    return tg_sequential_with(tg_sequential_options(.seed = 16, .name = "outer"), tg_model_as_layer(inner),
+                              tg_dense(.units = 1));
+}
+
+static tg_model *nested_functional(void)
+{
+    tg_model *inner = tg_sequential_with(tg_sequential_options(.name = "block", .seed = 3),
+                                         tg_dense(.units = 3, .activation = TG_TANH, .input_dim = 4));
+    tg_keras_tensor *a = tg_input(TG_SHAPE(4), .name = "x");
+    tg_keras_tensor *h = tg_layer_apply(tg_model_as_layer(inner), a);
+    tg_keras_tensor *y = tg_layer_apply(tg_concatenate(), h, a);
+    return tg_functional(TG_KERAS_TENSORS(a), TG_KERAS_TENSORS(tg_layer_apply(tg_dense(.units = 2), y)), .seed = 17);
+}
+
 /* Keras's mixed_bfloat16 policy on some layers. */
 static tg_model *mixed(void)
 {
@@ -213,6 +233,8 @@ static void test_every_layer_round_trips(void)
         {"embedding", embedding, {TG_SHAPE(5)}, 1, true},
         {"masked", masked, {TG_SHAPE(5)}, 1, true},
         {"mixed", mixed, {TG_SHAPE(3)}, 1, false},
+        {"nested", nested, {TG_SHAPE(4)}, 1, false},
+        {"nested_functional", nested_functional, {TG_SHAPE(4)}, 1, false},
         {"images", images, {TG_SHAPE(8, 8, 2)}, 1, false},
         {"more_convs", more_convs, {TG_SHAPE(4, 4, 2)}, 1, false},
         {"sequences", sequences, {TG_SHAPE(10, 3)}, 1, false},

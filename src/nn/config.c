@@ -582,10 +582,15 @@ static char *custom_config(const tg_layer *l)
     return text;
 }
 
+static bool put_model_config(tg_loc loc, tg__jbuf *b, const tg_model *m);
+static void put_build_config(tg__jbuf *b, const tg_model *m);
+
 static bool put_config(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *name)
 {
     if (!strcmp(l->kind->class_name, "InputLayer"))
         return put_input_config(b, l);
+    if (tg__layer_inner_model(l)) /* a model used as a layer: the model's config (Keras's) */
+        return put_model_config(loc, b, tg__layer_inner_model(l));
     tg__jbuf_put(b, "{\"name\":", 8);
     put_str(b, name ? name : l->name);
     tg__jbuf_printf(b, ",\"trainable\":%s,\"dtype\":", l->trainable ? "true" : "false");
@@ -653,6 +658,8 @@ static bool put_layer(tg_loc loc, tg__jbuf *b, const tg_layer *l, const char *na
     tg__jbuf_put(b, ",\"config\":", 10);
     if (!put_config(loc, b, l, name))
         return false;
+    if (tg__layer_inner_model(l))
+        put_build_config(b, tg__layer_inner_model(l));
     tg__jbuf_put(b, "}", 1);
     return true;
 }
@@ -748,9 +755,9 @@ static void put_model_common(tg__jbuf *b, const tg_model *m)
     tg__jbuf_printf(b, ",\"seed\":\"%llu\",\"layers\":[", (unsigned long long)m->seed);
 }
 
-static bool put_model(tg_loc loc, tg__jbuf *b, const tg_model *m)
+/* A model's config object: its options, layers and (functional) connections. */
+static bool put_model_config(tg_loc loc, tg__jbuf *b, const tg_model *m)
 {
-    tg__jbuf_printf(b, "{\"class_name\":\"%s\",\"config\":", m->functional ? "Functional" : "Sequential");
     put_model_common(b, m);
     for (int i = 0; i < m->n_layers; i++) {
         if (i)
@@ -778,11 +785,25 @@ static bool put_model(tg_loc loc, tg__jbuf *b, const tg_model *m)
         }
     }
     tg__jbuf_put(b, "}", 1);
+    return true;
+}
+
+/* ,"build_config": {"input_shape": [null, ...]} of a built Sequential. */
+static void put_build_config(tg__jbuf *b, const tg_model *m)
+{
     if (m->built && !m->functional) {
         tg__jbuf_put(b, ",\"build_config\":{\"input_shape\":", 31);
         put_batch_shape(b, &m->in_shape);
         tg__jbuf_put(b, "}", 1);
     }
+}
+
+static bool put_model(tg_loc loc, tg__jbuf *b, const tg_model *m)
+{
+    tg__jbuf_printf(b, "{\"class_name\":\"%s\",\"config\":", m->functional ? "Functional" : "Sequential");
+    if (!put_model_config(loc, b, m))
+        return false;
+    put_build_config(b, m);
     tg__jbuf_put(b, "}", 1);
     return true;
 }
@@ -1214,6 +1235,21 @@ static tg_layer *custom_from(reader *r, const char *cls, int32_t cfg)
     return l;
 }
 
+static tg_model *model_from_object(reader *r, int32_t root, const char *cls, int32_t cfg, int depth);
+
+/* A model used as a layer (Keras's nested model): the model its config describes. */
+static tg_layer *nested_from(reader *r, int32_t obj, const char *cls, int32_t cfg, int depth)
+{
+    char where[sizeof r->where];
+    snprintf(where, sizeof where, "%s", r->where);
+    tg_model *m = model_from_object(r, obj, cls, cfg, depth + 1);
+    snprintf(r->where, sizeof r->where, "%s", where);
+    tg_layer *l = m ? tg_model_as_layer_at(r->loc, m) : NULL;
+    if (m && !l)
+        tg_model_free_at(r->loc, m);
+    return l;
+}
+
 /* {"class_name": ..., "config": {...}}: the layer it describes, unbuilt. */
 static tg_layer *layer_from(reader *r, int32_t obj, int depth)
 {
@@ -1227,6 +1263,8 @@ static tg_layer *layer_from(reader *r, int32_t obj, int depth)
     registered found;
     const registered *reg = !bi && find_registered(cls, &found) ? &found : NULL;
     const tg_layer_class *custom = !bi && !reg ? tg_find_layer_class(cls) : NULL;
+    if (!bi && !reg && !custom && (!strcmp(cls, "Sequential") || !strcmp(cls, "Functional")))
+        return nested_from(r, obj, cls, cfg, depth);
     if (!bi && !reg && !custom)
         return bad(r,
                    "names the layer class \"%.60s\", which tapegrad does not know: it is neither a built-in layer nor "
@@ -1506,27 +1544,38 @@ tg_model *tg__model_from_config(tg_loc loc, const char *what, const char *json, 
         tg__json_free(&doc);
         return tg__fail(loc, "%s: the model's architecture is not valid JSON: %s at byte %zu", what, err, pos);
     }
+    int32_t cfg = member(&r, 0, "config");
+    const char *cls = get_str(&r, member(&r, 0, "class_name"), "class_name");
+    tg_model *m = cls ? model_from_object(&r, 0, cls, cfg, 0) : NULL;
+    tg__json_free(&doc);
+    return m;
+}
+
+/* The model of {"class_name": cls, "config": cfg, "build_config": ...} at root (the file's
+ * model, or a model used as a layer in it). */
+static tg_model *model_from_object(reader *r, int32_t root, const char *cls, int32_t cfg, int depth)
+{
+    if (depth > 4)
+        return bad(r, "models are nested more than 4 deep"), NULL;
     tg_model *m = NULL;
-    int32_t root = 0, cfg = member(&r, root, "config"), layers = member(&r, cfg, "layers");
-    const char *cls = get_str(&r, member(&r, root, "class_name"), "class_name");
-    const char *name = cls ? get_str(&r, member(&r, cfg, "name"), "name") : NULL;
+    int32_t layers = member(r, cfg, "layers");
+    const char *name = get_str(r, member(r, cfg, "name"), "name");
     common_opts c = {0};
     bool trainable = true;
-    if (name && want(&r, layers, TG__J_ARR, "layers", "an array of layers") && get_common(&r, cfg, &c, &trainable)) {
+    if (name && want(r, layers, TG__J_ARR, "layers", "an array of layers") && get_common(r, cfg, &c, &trainable)) {
         tg_dtype dt = c.dtype == TG_DTYPE_INHERIT ? TG_F32 : c.dtype;
         if (!strcmp(cls, "Sequential"))
-            m = sequential_from(&r, cfg, layers, (tg_sequential_opts){.name = name, .seed = c.seed, .dtype = dt},
-                                member(&r, root, "build_config"));
+            m = sequential_from(r, cfg, layers, (tg_sequential_opts){.name = name, .seed = c.seed, .dtype = dt},
+                                member(r, root, "build_config"));
         else if (!strcmp(cls, "Functional"))
-            m = functional_from(&r, cfg, layers, (tg_functional_opts){.name = name, .seed = c.seed, .dtype = dt});
+            m = functional_from(r, cfg, layers, (tg_functional_opts){.name = name, .seed = c.seed, .dtype = dt});
         else
-            bad(&r, "the model's class is \"%.60s\": tapegrad rebuilds Sequential and Functional models", cls);
+            bad(r, "the model's class is \"%.60s\": tapegrad rebuilds Sequential and Functional models", cls);
     }
-    if (m && !trainable && tg_model_set_trainable_at(loc, m, false) != 0) {
-        tg_model_free_at(loc, m);
+    if (m && !trainable && tg_model_set_trainable_at(r->loc, m, false) != 0) {
+        tg_model_free_at(r->loc, m);
         m = NULL;
     }
-    tg__json_free(&doc);
     return m;
 }
 

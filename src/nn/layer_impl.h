@@ -314,6 +314,8 @@ tg_model *tg__model_from_config(tg_loc loc, const char *what, const char *json, 
  * difference (the layer, the option, both values). Names of models, trainable flags and
  * seeds are not compared. */
 int tg__model_config_compare(tg_loc loc, const char *what, const tg_model *m, const char *file_json, size_t len);
+/* The model a model-as-layer runs (model_layer.c), NULL for any other layer. */
+tg_model *tg__layer_inner_model(const tg_layer *l);
 /* A wrapper's wrapped layer (Bidirectional: the forward one) and its name under the
  * wrapper ("forward_lstm", "dense") (wrappers.c). */
 const tg_layer *tg__wrapped_layer(const tg_layer *l, const char **base);
