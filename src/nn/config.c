@@ -1304,7 +1304,7 @@ static void say_layer(reader *r, int i, int32_t obj, int32_t cfg)
              cls >= 0 && node_at(r, cls)->kind == TG__J_STR ? node_at(r, cls)->str : "?");
 }
 
-static tg_model *sequential_from(reader *r, int32_t cfg, int32_t layers, tg_sequential_opts so, int32_t build)
+static tg_model *sequential_from(reader *r, int32_t layers, tg_sequential_opts so, int32_t build)
 {
     int n = node_at(r, layers)->count, k = 0;
     tg_layer **ls = calloc((size_t)(n ? n : 1), sizeof *ls);
@@ -1329,7 +1329,6 @@ static tg_model *sequential_from(reader *r, int32_t cfg, int32_t layers, tg_sequ
         free(ls);
         return NULL;
     }
-    (void)cfg;
     tg_model *m = tg_sequential_at(r->loc, so, ls, n);
     free(ls);
     if (m && build >= 0 && tg_model_build_at(r->loc, m, in) != 0) {
@@ -1401,7 +1400,8 @@ static int apply_next(reader *r, fn_layer *fl, int n, int i)
     if (rc == 1 && !(fl[i].outs[fl[i].done] = tg_layer_apply_at(r->loc, fl[i].layer, in, n_in))) {
         char why[1024];
         snprintf(why, sizeof why, "%s", last_error_text(r));
-        rc = bad(r, "%s", why) ? -1 : -1;
+        bad(r, "%s", why);
+        rc = -1;
     }
     if (rc == 1)
         fl[i].done++;
@@ -1565,7 +1565,7 @@ static tg_model *model_from_object(reader *r, int32_t root, const char *cls, int
     if (name && want(r, layers, TG__J_ARR, "layers", "an array of layers") && get_common(r, cfg, &c, &trainable)) {
         tg_dtype dt = c.dtype == TG_DTYPE_INHERIT ? TG_F32 : c.dtype;
         if (!strcmp(cls, "Sequential"))
-            m = sequential_from(r, cfg, layers, (tg_sequential_opts){.name = name, .seed = c.seed, .dtype = dt},
+            m = sequential_from(r, layers, (tg_sequential_opts){.name = name, .seed = c.seed, .dtype = dt},
                                 member(r, root, "build_config"));
         else if (!strcmp(cls, "Functional"))
             m = functional_from(r, cfg, layers, (tg_functional_opts){.name = name, .seed = c.seed, .dtype = dt});
