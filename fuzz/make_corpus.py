@@ -170,6 +170,9 @@ put("config", "functional", json.dumps({"class_name": "Functional", "config": {
         dict(layer("Dense", "shared", **DENSE), name="shared", inbound_nodes=[[["a", 0, 0, {}]], [["a", 0, 0, {}]]]),
         dict(layer("Add", "add"), name="add", inbound_nodes=[[["shared", 0, 0, {}], ["shared", 1, 0, {}]]])],
     "input_layers": [["a", 0, 0]], "output_layers": [["add", 0, 0]]}}))
+put("config", "nested", sequential([{"class_name": "Sequential", "config": {
+    "name": "inner", "trainable": True, "dtype": "float32", "seed": "0",
+    "layers": [layer("Dense", "dense", **DENSE)]}, "build_config": {"input_shape": [None, 2]}}], [2]))
 put("config", "not_json", '{"class_name": "Sequential", "config": {')
 
 
