@@ -848,6 +848,16 @@ static const char *last_error_text(const reader *r)
     return e;
 }
 
+/* The last error, said again of the file (and the layer being read). */
+static void said_of_file(reader *r)
+{
+    if (tg_last_error() && strstr(tg_last_error(), r->what))
+        return;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", last_error_text(r));
+    bad(r, "%s", why);
+}
+
 static const tg__json_node *node_at(const reader *r, int32_t i) { return &r->d->nodes[i]; }
 
 static int32_t member(const reader *r, int32_t obj, const char *key)
@@ -1245,8 +1255,10 @@ static tg_layer *nested_from(reader *r, int32_t obj, const char *cls, int32_t cf
     tg_model *m = model_from_object(r, obj, cls, cfg, depth + 1);
     snprintf(r->where, sizeof r->where, "%s", where);
     tg_layer *l = m ? tg_model_as_layer_at(r->loc, m) : NULL;
-    if (m && !l)
+    if (m && !l) {
+        said_of_file(r);
         tg_model_free_at(r->loc, m);
+    }
     return l;
 }
 
@@ -1335,6 +1347,8 @@ static tg_model *sequential_from(reader *r, int32_t layers, tg_sequential_opts s
         tg_model_free_at(r->loc, m);
         m = NULL;
     }
+    if (!m)
+        said_of_file(r);
     return m;
 }
 
@@ -1468,6 +1482,8 @@ static tg_model *functional_from(reader *r, int32_t cfg, int32_t layers, tg_func
             s.rank = nd;
             const tg_keras_tensor *t =
                 ok ? tg_input_at(r->loc, s, (tg_input_opts){.name = name, .dtype = dts[d]}) : NULL;
+            if (ok && !t)
+                said_of_file(r);
             ok = t && (fl[k].outs = calloc(1, sizeof *fl[k].outs));
             if (t) {
                 fl[k].layer = tg_keras_tensor_layer(t);
@@ -1517,7 +1533,8 @@ static tg_model *functional_from(reader *r, int32_t cfg, int32_t layers, tg_func
         }
     tg_model *m = NULL;
     if (ok) { /* tg_functional owns every layer from here, also when it fails */
-        m = tg_functional_at(r->loc, ins, n_ins, outs, n_outs, fo);
+        if (!(m = tg_functional_at(r->loc, ins, n_ins, outs, n_outs, fo)))
+            said_of_file(r);
         for (int i = 0; i < n; i++)
             fl[i].layer = NULL;
     }
@@ -1573,6 +1590,7 @@ static tg_model *model_from_object(reader *r, int32_t root, const char *cls, int
             bad(r, "the model's class is \"%.60s\": tapegrad rebuilds Sequential and Functional models", cls);
     }
     if (m && !trainable && tg_model_set_trainable_at(r->loc, m, false) != 0) {
+        said_of_file(r);
         tg_model_free_at(r->loc, m);
         m = NULL;
     }
