@@ -37,7 +37,7 @@ test-tsan:
 # libFuzzer on every input format (fuzz/), FUZZ_SECONDS each, in a clang build of its own.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= safetensors idx npy csv spec model opgraph
+FUZZ_TARGETS ?= safetensors idx npy csv spec model config opgraph
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and its fuzzer runtime: make deps" >&2; exit 1; }
 	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_FUZZ=ON -DTG_BUILD_TESTS=OFF $(CMAKE_ARGS)

@@ -122,6 +122,60 @@ for i, text in enumerate(['{"tapegrad_iterations":"1"}', '{"epoch":"1","tapegrad
     put("model", f"meta{i}", text)
 
 
+# ---- model architectures: the tapegrad_model value (Keras's model.to_json) -------------
+def layer(cls, name, **options):
+    return {"class_name": cls, "config": dict({"name": name, "trainable": True, "dtype": "float32"}, **options)}
+
+
+def init(cls, **config):
+    return {"class_name": cls, "config": config}
+
+
+DENSE = dict(units=2, activation="relu", use_bias=False, kernel_initializer=init("GlorotUniform"),
+             bias_initializer=None, kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+             kernel_constraint=None, bias_constraint=None)
+ADAM = {"class_name": "Adam", "config": {
+    "learning_rate": 0.001, "weight_decay": 0, "clipnorm": 0, "clipvalue": 0, "global_clipnorm": 0,
+    "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": 0, "gradient_accumulation_steps": 0,
+    "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}
+MSE = {"class_name": "mean_squared_error", "config": {
+    "from_logits": False, "label_smoothing": 0, "delta": 1, "alpha": 0, "gamma": 0}}
+
+
+def sequential(layers, shape, compile_config=None):
+    model = {"class_name": "Sequential", "config": {"name": "sequential", "trainable": True, "dtype": "float32",
+                                                    "seed": "0", "layers": layers},
+             "build_config": {"input_shape": [None] + shape}}
+    if compile_config:
+        model["compile_config"] = compile_config
+    return json.dumps(model)
+
+
+put("config", "dense", sequential([layer("Dense", "dense", **DENSE)], [2]))
+put("config", "dense_compiled", sequential([layer("Dense", "dense", **DENSE)], [2], {
+    "optimizer": ADAM, "loss": [MSE], "loss_weights": [1], "metrics": [["mean_absolute_error"]]}))
+put("config", "bidirectional", sequential([layer("Bidirectional", "bidirectional", merge_mode="concat", layer=layer(
+    "GRU", "gru", units=2, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+    kernel_initializer=None, recurrent_initializer=None, bias_initializer=None, unit_forget_bias=True,
+    reset_after=True, return_sequences=False, go_backwards=False, kernel_regularizer=None,
+    recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+    bias_constraint=None))], [3, 2]))
+put("config", "unknown_class", sequential([layer("Fancy", "f")], [2]))
+put("config", "wrong_type", sequential([layer("Dense", "dense", **dict(DENSE, units="3"))], [2]))
+put("config", "functional", json.dumps({"class_name": "Functional", "config": {
+    "name": "f", "trainable": True, "dtype": "float32", "seed": "0",
+    "layers": [
+        {"class_name": "InputLayer", "name": "a", "inbound_nodes": [],
+         "config": {"name": "a", "batch_input_shape": [None, 2], "dtype": "float32"}},
+        dict(layer("Dense", "shared", **DENSE), name="shared", inbound_nodes=[[["a", 0, 0, {}]], [["a", 0, 0, {}]]]),
+        dict(layer("Add", "add"), name="add", inbound_nodes=[[["shared", 0, 0, {}], ["shared", 1, 0, {}]]])],
+    "input_layers": [["a", 0, 0]], "output_layers": [["add", 0, 0]]}}))
+put("config", "nested", sequential([{"class_name": "Sequential", "config": {
+    "name": "inner", "trainable": True, "dtype": "float32", "seed": "0",
+    "layers": [layer("Dense", "dense", **DENSE)]}, "build_config": {"input_shape": [None, 2]}}], [2]))
+put("config", "not_json", '{"class_name": "Sequential", "config": {')
+
+
 # ---- op-graph programs: 8 seed bytes, a config byte, then steps of 10 bytes ------------
 # (row, operands, domain, 7 attribute bytes); the rows are walked in the table's order
 # (src/ops/ops.def, which makes the enum of src/ops/op.h), three per program, so the seeds

@@ -287,6 +287,21 @@ static void ckpt_free(void)
     free(ckpt.data);
 }
 
+/* The closing brace of the JSON object at p (its strings may hold braces and escapes). */
+static const char *object_end(const char *p, const char *end)
+{
+    bool in_string = false;
+    for (p++; p < end; p++) {
+        if (in_string && *p == '\\')
+            p++;
+        else if (*p == '"')
+            in_string = !in_string;
+        else if (!in_string && *p == '}')
+            return p;
+    }
+    return NULL;
+}
+
 /* Splits the saved file into header prefix, metadata value, rest of the header, data. */
 static bool ckpt_split(const uint8_t *file, size_t size)
 {
@@ -296,7 +311,7 @@ static bool ckpt_split(const uint8_t *file, size_t size)
     const char *h = (const char *)file + 8, *key = "{\"__metadata__\":";
     if (size < 8 + hlen || strncmp(h, key, strlen(key)) != 0)
         return false;
-    const char *close = memchr(h, '}', hlen); /* the metadata's values are plain strings */
+    const char *close = object_end(h + strlen(key), h + hlen); /* the metadata object's brace */
     size_t end = hlen;
     while (end > 0 && h[end - 1] == ' ')
         end--;
@@ -327,7 +342,7 @@ static bool ckpt_init(void)
     tg_history_free(h);
     tg_scope_end(s);
     FILE *f = ok ? fopen(path, "rb") : NULL;
-    static uint8_t file[1 << 16];
+    static uint8_t file[1 << 18];
     size_t n = f ? fread(file, 1, sizeof file, f) : 0;
     if (f)
         fclose(f);
@@ -432,6 +447,63 @@ int tg_fuzz_model(const uint8_t *data, size_t size)
     return END();
 }
 
+/* ---- model architectures ------------------------------------------------------------------------ */
+/* The bytes are a model file's architecture (its tapegrad_model value, Keras's
+ * model.to_json() with a compile_config): tg_model_load_file rebuilds a model from it, or
+ * fails with a message naming the file; a model it rebuilds can be saved and predicts. */
+static char config_dir[64], config_file[96];
+
+static void config_cleanup(void)
+{
+    unlink(config_file);
+    rmdir(config_dir);
+}
+
+/* A file in a folder of this process's own (the atomic writer renames beside it). */
+static const char *config_path(void)
+{
+    if (!*config_file) {
+        snprintf(config_dir, sizeof config_dir, "/tmp/tapegrad-fuzz-config-XXXXXX");
+        if (!mkdtemp(config_dir))
+            return NULL;
+        snprintf(config_file, sizeof config_file, "%s/m.safetensors", config_dir);
+        atexit(config_cleanup);
+    }
+    return config_file;
+}
+
+int tg_fuzz_config(const uint8_t *data, size_t size)
+{
+    char *arch = malloc(size + 1);
+    if (!arch)
+        return broken("config", "out of memory");
+    memcpy(arch, data, size);
+    arch[size] = 0;
+    BEGIN("config");
+    const char *keys[2] = {"tapegrad_format_version", "tapegrad_model"}, *values[2] = {"1", arch};
+    char *meta = memchr(arch, 0, size) ? NULL : tg_metadata_json(keys, values, 2);
+    tg_tensor *w = tg_ones(TG_F32, TG_SHAPE(2, 2));
+    const char *real = config_path();
+    if (!meta) /* not text a metadata value can hold */
+        tg_fuzz_rejected++;
+    else if (!real || tg_save_safetensors(real, (tg_tensor *[]){w}, (const char *[]){"dense/kernel"}, 1, meta) != 0)
+        rc_ = broken("config", "cannot write the file");
+    else {
+        tg_model *m = tg_model_load_file(real);
+        const char *e = tg_last_error();
+        if (!m) /* the loader's refusal, or the metadata validator's (an empty value) */
+            rc_ = check_failure("config", e && strstr(e, "tg_safetensors_read_metadata: ")
+                                              ? "tg_safetensors_read_metadata"
+                                              : "tg_model_load");
+        else if (tg_model_save(m, real, NULL) != 0)
+            rc_ = broken("config", "a model tg_model_load_file made cannot be saved");
+        tg_model_free(m);
+    }
+    free(meta);
+    free(arch);
+    return END();
+}
+
 const tg_fuzz_target tg_fuzz_targets[] = {
     {"safetensors", tg_fuzz_safetensors},
     {"idx", tg_fuzz_idx},
@@ -439,6 +511,7 @@ const tg_fuzz_target tg_fuzz_targets[] = {
     {"csv", tg_fuzz_csv},
     {"spec", tg_fuzz_spec},
     {"model", tg_fuzz_model},
+    {"config", tg_fuzz_config},
     {"opgraph", tg_fuzz_opgraph},
     {NULL, NULL},
 };

@@ -26,6 +26,9 @@ int tg_fuzz_spec(const uint8_t *data, size_t size);
 /* Model-file metadata: the bytes are the __metadata__ value of a checkpoint's header that
  * tg_model_load then reads (a small compiled model's file, saved once per process). */
 int tg_fuzz_model(const uint8_t *data, size_t size);
+/* Model architectures: the bytes are the tapegrad_model metadata value (the architecture
+ * JSON) of a file tg_model_load_file then rebuilds a model from. */
+int tg_fuzz_config(const uint8_t *data, size_t size);
 /* The differential op-graph gradient fuzzer (opgraph.c): the bytes are a program over the
  * op table's rows, whose tape gradients (first and second order) must match central
  * finite differences in float64. Counts the derivatives compared and the points skipped

@@ -701,6 +701,13 @@ int tg_layer_set_weights_at(tg_loc loc, tg_layer *layer, const tg_tensor *const 
  * trainable list); moving statistics stay non-trainable. Returns 0 or -1. */
 int tg_layer_set_trainable_at(tg_loc loc, tg_layer *layer, bool trainable);
 #define tg_layer_set_trainable(layer, trainable) tg_layer_set_trainable_at(TG_LOC, layer, trainable)
+/* Keras's layer.get_config(): the layer's options as the text of a JSON object ({"name":
+ * "dense", "trainable": true, "dtype": "float32", "units": 4, "activation": "relu", ...},
+ * Keras's names and values), what tg_model_save stores of each layer. Malloc'd (free it),
+ * or NULL with an error. */
+char *tg_layer_get_config_at(tg_loc loc, const tg_layer *layer);
+#define tg_layer_get_config(layer) tg_layer_get_config_at(TG_LOC, layer)
+
 /* ---- the functional API (Keras's keras.Input, layer(x) and keras.Model(inputs, outputs)) ----
  *   tg_keras_tensor *a = tg_input(TG_SHAPE(3), .name = "a"), *b = tg_input(TG_SHAPE(2));
  *   tg_layer *shared = tg_dense(.units = 4);

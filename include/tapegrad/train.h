@@ -23,25 +23,35 @@
 TG_BEGIN_DECLS
 
 /* ---- logs: named values of one step or epoch ----------------------------------------- */
-#define TG_LOGS_MAX 64
+/* Any number of values: the first TG_LOGS_INLINE live in the struct itself, so logs made
+ * with {0} (or filled by tg_evaluate) need no freeing until they grow past that; past it
+ * they grow on the heap, and tg_logs_free gives that back. Read them as names[i] and
+ * values[i] for i < n. Logs that grew are not copied by value (two would free one room). */
+#define TG_LOGS_INLINE 64
 typedef struct tg_logs {
     int n;
-    const char *names[TG_LOGS_MAX]; /* of any length; each string lives as long as the program */
-    double values[TG_LOGS_MAX];
+    const char **names; /* of any length; each string lives as long as the program */
+    double *values;
+    int cap; /* the heap room's entries; 0 while the struct's own room serves */
+    const char *inline_names[TG_LOGS_INLINE];
+    double inline_values[TG_LOGS_INLINE];
 } tg_logs;
-/* Sets (or adds) a value; returns 0, or -1 when the logs are full (or out of memory). */
+/* Sets (or adds) a value; returns 0, or -1 when out of memory. */
 int tg_logs_set(tg_logs *logs, const char *name, double value);
 /* The value named `name`, or NaN when absent. */
 double tg_logs_get(const tg_logs *logs, const char *name);
+/* Gives back the room the logs grew into, leaving them empty ({0}); NULL is ignored. */
+void tg_logs_free(tg_logs *logs);
 
 /* ---- compile -------------------------------------------------------------------------- */
 /* Keras's metrics=['accuracy']: binary, categorical or sparse, chosen from the loss and the
  * output shape at compile time (tg_resolve_accuracy). */
-#define TG_ACCURACY    ((tg_metric_kind)(TG_METRIC_COUNT + 1))
-#define TG_MAX_METRICS 8
+#define TG_ACCURACY ((tg_metric_kind)(TG_METRIC_COUNT + 1))
+/* A list of metrics, of any length: TG_METRICS(TG_ACCURACY, TG_METRIC_AUC) points at an
+ * array made where it is written, which compile copies. */
 typedef struct tg_metric_list {
     int n;
-    tg_metric_kind kind[TG_MAX_METRICS];
+    const tg_metric_kind *kind;
 } tg_metric_list;
 #define TG_METRICS(...)                                       \
     tg__metric_list((const tg_metric_kind[]){0, __VA_ARGS__}, \
@@ -50,8 +60,7 @@ static inline tg_metric_list tg__metric_list(const tg_metric_kind *k, int n)
 {
     tg_metric_list l;
     l.n = n;
-    for (int i = 0; i < TG_MAX_METRICS; i++)
-        l.kind[i] = i < n ? k[i + 1] : (tg_metric_kind)0;
+    l.kind = k + 1;
     return l;
 }
 
@@ -337,15 +346,20 @@ const double *tg_history_get(const tg_history *h, const char *key, int *n);
 void tg_history_free(tg_history *h);
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
-/* Saves every variable of the model (Keras names) and, when it is compiled and has
- * stepped, the optimizer's state ("optimizer/<slot>/<variable>") and iteration count, in
- * one safetensors file, atomically. `metadata_json` is NULL or a JSON object of string
- * values, stored in the file's __metadata__. Returns 0 or -1. */
+/* Keras's model.save: every variable of the model (Keras names) and, when it is compiled
+ * and has stepped, the optimizer's state ("optimizer/<slot>/<variable>") and iteration
+ * count, in one safetensors file, atomically; its __metadata__ also holds the
+ * architecture and the compile as Keras's get_config JSON ("tapegrad_model", format
+ * "tapegrad_format_version" 1; docs/keras.md), which tg_model_load_file rebuilds the model
+ * from. `metadata_json` is NULL or a JSON object of string values, stored beside them (of
+ * any size). Returns 0 or -1. */
 int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *metadata_json);
 #define tg_model_save(m, path, metadata_json) tg_model_save_at(TG_LOC, m, path, metadata_json)
-/* Loads what tg_model_save wrote into a model of the same architecture (built first from
- * the file's shapes when needed); the optimizer state too when the model is compiled and
- * the file has it. Nothing is changed when any shape or dtype differs. Returns 0 or -1. */
+/* Loads what tg_model_save wrote into a model of the same architecture (built first for
+ * the file's input shape when it is not built); the optimizer state too when the model is
+ * compiled and the file has it. A file whose architecture differs from the model's is
+ * refused, naming the first difference (the layer, the option, both values); nothing is
+ * changed when anything differs. Returns 0 or -1. */
 int tg_model_load_at(tg_loc loc, tg_model *m, const char *path);
 #define tg_model_load(m, path) tg_model_load_at(TG_LOC, m, path)
 /* The same from a file already open (tg_safetensors_open), whose metadata the caller has
@@ -353,6 +367,33 @@ int tg_model_load_at(tg_loc loc, tg_model *m, const char *path);
  * between cannot mix two files. tg_model_load is this on a file it opens once. */
 int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st);
 #define tg_model_load_from(m, st) tg_model_load_from_at(TG_LOC, m, st)
+
+/* Keras's keras.models.load_model: the model a file of tg_model_save describes, rebuilt
+ * from its architecture (Sequential or functional, any built-in layer, wrappers included;
+ * custom layers by their registered class name), with its weights, compiled as it was
+ * saved (the optimizer with its hyper-parameters, schedule, state and iteration count;
+ * losses, loss weights, metrics) and where fit left off: ready to predict or to train on.
+ * Files the tapegrad command wrote before architectures were stored (metadata "model":
+ * "mlp:512,256", ...) are rebuilt as the command built them. A file with weights only is
+ * refused (build the model and use tg_model_load). The model is the caller's to free;
+ * NULL with an error naming the file and what is wrong (the layer and the option). */
+tg_model *tg_model_load_file_at(tg_loc loc, const char *path);
+#define tg_model_load_file(path) tg_model_load_file_at(TG_LOC, path)
+/* The same from a file already open (its one descriptor, as tg_model_load_from). */
+tg_model *tg_model_load_file_from_at(tg_loc loc, const tg_safetensors *st);
+#define tg_model_load_file_from(st) tg_model_load_file_from_at(TG_LOC, st)
+
+/* Keras's model.to_json(): the architecture and the compile as tg_model_save stores them
+ * ({"class_name": "Sequential" or "Functional", "config", "build_config",
+ * "compile_config"}); malloc'd (free it), or NULL with an error (a layer whose class has no
+ * get_config). */
+char *tg_model_to_json_at(tg_loc loc, const tg_model *m);
+#define tg_model_to_json(m) tg_model_to_json_at(TG_LOC, m)
+/* Keras's keras.models.model_from_json(): a new model of that architecture, with fresh
+ * weights (seeded as the JSON's seeds say) and compiled when the JSON has a compile_config
+ * (the optimizer fresh too). NULL with an error naming the layer and the option. */
+tg_model *tg_model_from_json_at(tg_loc loc, const char *json);
+#define tg_model_from_json(json) tg_model_from_json_at(TG_LOC, json)
 
 typedef struct tg_model_checkpoint_opts {
     const char *filepath; /* required */
@@ -396,8 +437,9 @@ typedef struct tg_evaluate_opts {
     const tg_tensor *const *targets; /* in place of y: one per model output */
     int n_targets;
 } tg_evaluate_opts;
-/* Loss and metrics over (x, y) into *logs, read in place batch by batch (fit's data
- * contract, above). A model compiled with .distribute in a job of several ranks: a
+/* Loss and metrics over (x, y) into *logs (written anew: logs that grew past
+ * TG_LOGS_INLINE values are given back with tg_logs_free before they are reused), read in
+ * place batch by batch (fit's data contract, above). A model compiled with .distribute in a job of several ranks: a
  * collective; each rank evaluates its shard of the rows and every rank gets the numbers
  * of all of them (docs/distributed.md). Returns 0 or -1. */
 int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_logs *logs, tg_evaluate_opts o);

@@ -502,6 +502,17 @@ static tg_model *load_model(const saved_model *sm, tg_optimizer *opt, bool distr
     return m;
 }
 
+/* The model a file describes, for evaluate, predict and summary: rebuilt from the
+ * architecture the file stores (compiled as it was saved), or for files from before
+ * architectures were stored, from its spec (compiled with `opt` when given). */
+static tg_model *load_saved(const saved_model *sm, tg_optimizer *opt)
+{
+    if (!tg_safetensors_metadata(sm->st, "tapegrad_model"))
+        return load_model(sm, opt, false);
+    tg_optimizer_free(opt);
+    return tg_model_load_file_from(sm->st);
+}
+
 /* The training set-up tapegrad fit stores in its file. */
 typedef struct setup {
     const char *spec_text, *data, *data_path, *label, *optimizer, *history, *plot;
@@ -894,7 +905,7 @@ static int regression_scores(tg_model *m, tg_tensor *x, tg_tensor *y, long batch
 static int report(tg_model *m, tg_tensor *x, tg_tensor *y, tg_loss_kind loss, long batch, const char *prefix,
                   bool print)
 {
-    tg_logs logs;
+    tg_logs logs = {0};
     double mae = NAN, rmse = NAN, r2 = NAN;
     y = labels_for(y, loss);
     if (!y || tg_evaluate(m, x, y, &logs, .batch_size = batch) != 0)
@@ -1449,7 +1460,7 @@ static int evaluate(const saved_model *saved, const char *data, const char *labe
     int rc = data_load(data ? data : locate_data(&sm, where, sizeof where), label ? label : sm.label, &sm.layout, &d);
     if (rc != EXIT_OK)
         return rc;
-    tg_model *m = load_model(&sm, tg_adam(), false);
+    tg_model *m = load_saved(&sm, tg_adam());
     tg_scope *s = tg_scope_begin();
     tg_tensor *x, *y;
     tg_shape in;
@@ -1630,7 +1641,7 @@ static int cmd_predict(int argc, char **argv)
         saved_close(&sm);
         return rc;
     }
-    tg_model *m = load_model(&sm, NULL, false);
+    tg_model *m = load_saved(&sm, NULL);
     tg_scope *s = tg_scope_begin();
     tg_tensor *x = m ? read_input(argv[optind + 1], &sm.layout) : NULL;
     tg_shape want = sm.input_shape, shape = {.rank = want.rank + 1, .dims = {-1}};
@@ -1688,7 +1699,7 @@ static int cmd_summary(int argc, char **argv)
         return usage_error(usage_summary, "give one MODEL file%s", "");
     saved_model sm;
     int rc = read_saved(argv[1], &sm);
-    tg_model *m = rc == EXIT_OK ? load_model(&sm, NULL, false) : NULL;
+    tg_model *m = rc == EXIT_OK ? load_saved(&sm, NULL) : NULL;
     if (m) {
         printf("%s, trained %d epochs on %s\n", sm.spec_text, sm.epoch, sm.data);
         printf("loss %s", tg_loss_name(sm.loss));
@@ -1749,22 +1760,38 @@ static bool prime_ids(const saved_model *sm, const char *prime, int32_t *ids, in
     return true;
 }
 
-/* The model for contexts of `steps` characters: the same weights at any length, since
- * the model takes a fixed number of steps. NULL with the library's error. */
-static tg_model *model_for_steps(const saved_model *sm, int64_t steps)
+/* The model for contexts of `steps` characters, given the saved model's weights: the same
+ * weights fit any length, since the recurrent layers read one step at a time. Built with
+ * zero initializers (an orthogonal recurrent kernel costs more than the whole copy). NULL
+ * with the library's error. */
+static tg_model *model_for_steps(const saved_model *sm, int64_t steps, tg_model *saved)
 {
     saved_model at = *sm;
     at.input_shape = (tg_shape){.rank = 1, .dims = {steps}};
-    at.spec.zeros = true; /* an orthogonal recurrent kernel costs more than the whole load */
-    return load_model(&at, NULL, false);
+    at.spec.zeros = true;
+    tg_model *m =
+        spec_build_under(at.precision ? at.precision : "float32", &at.spec, at.input_shape, at.classes, at.seed, false);
+    int n = 0;
+    tg_tensor *const *vars = m ? tg_model_variables(saved, &n) : NULL;
+    tg_scope *s = tg_scope_begin();
+    tg_tensor **w = vars && s ? calloc((size_t)(n ? n : 1), sizeof *w) : NULL;
+    bool ok =
+        w && tg_model_get_weights(saved, w, n) == 0 && tg_model_set_weights(m, (const tg_tensor *const *)w, n) == 0;
+    free(w);
+    tg_scope_end(s);
+    if (!ok) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* Samples `length` characters after the prime, each given up to the model's sequence
  * length of characters before it (the windows it learned from), and prints them. */
 static int generate(const saved_model *sm, int32_t *ids, int64_t n, int64_t length, double temperature, uint64_t seed)
 {
-    int64_t window = sm->input_shape.dims[0], steps = 0, classes = sm->spec.vocab;
-    tg_model *m = NULL;
+    int64_t window = sm->input_shape.dims[0], steps = window, classes = sm->spec.vocab;
+    tg_model *saved = load_saved(sm, NULL), *m = saved;
     tg_rng *rng = tg_rng_new(seed);
     float *logits = malloc(sizeof(float) * (size_t)classes);
     int rc = rng && logits ? EXIT_OK : cli_library_error();
@@ -1774,9 +1801,11 @@ static int generate(const saved_model *sm, int32_t *ids, int64_t n, int64_t leng
     }
     for (int64_t g = 0; g < length && rc == EXIT_OK; g++) {
         int64_t k = n < window ? n : window;
-        if (k != steps) {
-            tg_model_free(m);
-            m = model_for_steps(sm, steps = k);
+        if (k != steps && saved) {
+            if (m != saved)
+                tg_model_free(m);
+            m = k == window ? saved : model_for_steps(sm, k, saved);
+            steps = k;
         }
         tg_scope *s = tg_scope_begin();
         tg_tensor *x = tg_tensor_from_at(TG_LOC, TG_I32, (tg_shape){.rank = 2, .dims = {1, k}}, ids + n - k);
@@ -1793,7 +1822,9 @@ static int generate(const saved_model *sm, int32_t *ids, int64_t n, int64_t leng
         tg_scope_end(s);
     }
     putchar('\n');
-    tg_model_free(m);
+    if (m != saved)
+        tg_model_free(m);
+    tg_model_free(saved);
     tg_rng_free(rng);
     free(logits);
     return rc;

@@ -120,21 +120,21 @@ tg_model *spec_build(const model_spec *spec, tg_shape in, int64_t classes, uint6
 
 /* ---- model files -------------------------------------------------------------------------- */
 const tg_meta_key cli_saved_keys[N_KEYS] = {
-    [KEY_MODEL] = {"model", TG_META_TEXT, 1, 4096, true, "tapegrad fit"},
+    [KEY_MODEL] = {"model", TG_META_TEXT, 1, 1 << 20, true, "tapegrad fit"},
     [KEY_SHAPE] = {"input_shape", TG_META_DIMS, 1, INT32_MAX, true, "tapegrad fit"},
     [KEY_CLASSES] = {"classes", TG_META_INT, 1, MAX_CLASSES, true, "tapegrad fit"},
     [KEY_SEED] = {"seed", TG_META_INT, 0, INT64_MAX, false, NULL},
     [KEY_EPOCH] = {"epoch", TG_META_INT, 0, INT32_MAX - 1, false, NULL},
-    [KEY_DATA] = {"data", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_DATA] = {"data", TG_META_TEXT, 1, 1 << 20, false, NULL},
     [KEY_DATA_PATH] = {"data_path", TG_META_TEXT, 1, 8192, false, NULL},
-    [KEY_LABEL] = {"label", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_LABEL] = {"label", TG_META_TEXT, 1, 1 << 20, false, NULL},
     [KEY_LOSS] = {"loss", TG_META_TEXT, 1, 64, false, NULL},
     [KEY_OPTIMIZER] = {"optimizer", TG_META_TEXT, 1, 16, false, NULL},
     [KEY_LR] = {"learning_rate", TG_META_TEXT, 1, 32, false, NULL},
     [KEY_BATCH] = {"batch_size", TG_META_INT, 1, 1 << 24, false, NULL},
     [KEY_SPLIT] = {"validation_split", TG_META_TEXT, 1, 32, false, NULL},
-    [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 4096, false, NULL},
-    [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 4096, false, NULL},
+    [KEY_HISTORY] = {"history", TG_META_TEXT, 1, 1 << 20, false, NULL},
+    [KEY_PLOT] = {"plot", TG_META_TEXT, 1, 1 << 20, false, NULL},
     [KEY_DELIMITER] = {"delimiter", TG_META_TEXT, 1, 16, false, NULL},
     [KEY_SKIP_ROWS] = {"skip_rows", TG_META_INT, 0, 1000000, false, NULL},
     /* --normalize: "mean,mean,...;variance,variance,..." per feature, %.17g */

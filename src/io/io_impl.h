@@ -88,6 +88,9 @@ bool tg__write_all(int fd, const void *buf, size_t n);
  * object; a user key equal to `key` is refused (tapegrad writes it). NULL with an error. */
 char *tg__metadata_with(tg_loc loc, const char *func, const char *user_json, const char *key, const char *value);
 
+/* The path a file was opened with, for messages. */
+const char *tg__safetensors_path(const tg_safetensors *st);
+
 /* tg_load_into from a file already open: everything read through its one descriptor. */
 int tg__load_into_open(tg_loc loc, const tg_safetensors *st, tg_tensor *const *vars, int n);
 

@@ -694,6 +694,8 @@ int tg_safetensors_info(const tg_safetensors *st, const char *name, tg_shape *sh
     return 0;
 }
 
+const char *tg__safetensors_path(const tg_safetensors *st) { return st->path; }
+
 const char *tg_safetensors_metadata(const tg_safetensors *st, const char *key)
 {
     if (!st || !key || !st->n_meta)

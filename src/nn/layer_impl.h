@@ -57,6 +57,12 @@ typedef struct tg_layer_kind {
     int (*output_shapes)(const tg_layer *l, tg_shape *out);
     bool (*call_outs)(tg_layer *l, tg_loc loc, tg_tensor *const *xs, const tg_tensor *const *masks, int n,
                       bool training, tg_tensor **ys);
+    /* Saving (Keras's get_config): the kind's own options as the text of a JSON object
+     * (malloc'd), written into the layer's config after the options every layer has (name,
+     * trainable, dtype, ...); NULL with an error. The built-in kinds leave it NULL: the
+     * tables of config.c describe their options. A kind with this hook is rebuilt by the
+     * function its class name was registered with (tg__layer_register). */
+    char *(*get_config)(const tg_layer *l, tg_loc loc);
 } tg_layer_kind;
 
 /* A symbolic tensor of the functional API: one example's shape and what made it. */
@@ -303,6 +309,35 @@ double *tg__metric_counts(const tg_metric *m, int64_t *n);
  * options with go_backwards flipped, named `name` and seeded with `seed`. */
 bool tg__is_recurrent(const tg_layer *l);
 tg_layer *tg__rnn_reversed_copy(tg_loc loc, const tg_layer *l, const char *name, uint64_t seed);
+
+/* ---- architectures (config.c): Keras's get_config and from_config ------------------------ */
+/* Rebuilds a layer of a registered class from its config (the JSON text of its "config"
+ * object: name, trainable, dtype, then the options its get_config wrote); NULL with an
+ * error. The loader renames the layer to the config's name. */
+typedef tg_layer *(*tg__layer_from_config_fn)(tg_loc loc, const char *config_json, void *user);
+/* Registers (or replaces) the function that rebuilds layers of `class_name` when a model
+ * file is loaded; built-in class names are refused. Returns 0 or -1. */
+int tg__layer_register(tg_loc loc, const char *class_name, tg__layer_from_config_fn fn, void *user);
+/* The class name of built-in class i that loading rebuilds (i from 0), NULL past the last. */
+const char *tg__builtin_layer_class(int i);
+/* The model's architecture as Keras's model.to_json(): {"class_name": "Sequential" or
+ * "Functional", "config": {...}, "build_config": {...}}; malloc'd, or NULL with an error
+ * (a layer that cannot be saved). */
+char *tg__model_config_json(tg_loc loc, const tg_model *m);
+/* The model that such JSON (len bytes) describes, its layers unbuilt until it is built
+ * (a Sequential with a build_config and every functional model are built). `what` starts
+ * every message ("tg_model_load_file: 'm.safetensors'"). NULL with an error naming the
+ * layer and the option. */
+tg_model *tg__model_from_config(tg_loc loc, const char *what, const char *json, size_t len);
+/* 0 when the architecture in `file_json` is m's, else -1 with an error naming the first
+ * difference (the layer, the option, both values). Names of models, trainable flags and
+ * seeds are not compared. */
+int tg__model_config_compare(tg_loc loc, const char *what, const tg_model *m, const char *file_json, size_t len);
+/* The model a model-as-layer runs (model_layer.c), NULL for any other layer. */
+tg_model *tg__layer_inner_model(const tg_layer *l);
+/* A wrapper's wrapped layer (Bidirectional: the forward one) and its name under the
+ * wrapper ("forward_lstm", "dense") (wrappers.c). */
+const tg_layer *tg__wrapped_layer(const tg_layer *l, const char **base);
 
 /* A seed for item `k` of something seeded with `seed` (splitmix64 of both). */
 uint64_t tg__derive_seed(uint64_t seed, uint64_t k);

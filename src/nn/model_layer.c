@@ -15,6 +15,11 @@ typedef struct nested {
 
 static tg_model *inner_of(const tg_layer *l) { return ((const nested *)l->kept)->m; }
 
+tg_model *tg__layer_inner_model(const tg_layer *l)
+{
+    return l && l->kind->borrows_variables && l->kept ? inner_of(l) : NULL;
+}
+
 static void nested_free(void *p)
 {
     nested *n = p;

@@ -27,6 +27,12 @@ static void wrapped_free(void *p)
 
 static wrapped *wrapped_of(const tg_layer *l) { return l->kept; }
 
+const tg_layer *tg__wrapped_layer(const tg_layer *l, const char **base)
+{
+    *base = wrapped_of(l)->base[0];
+    return wrapped_of(l)->inner[0];
+}
+
 /* Unbuilt again with the wrapper; the variables went with the wrapper's. */
 static void wrapped_release(tg_layer *l)
 {

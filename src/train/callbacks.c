@@ -165,7 +165,7 @@ void tg__weights_free(tg_weights *w)
 typedef struct early_stopping {
     tg_callback cb;
     tg_early_stopping_opts o;
-    char monitor[32];
+    char *monitor; /* a copy, of any length */
     bool maximize;
     double best;
     int wait, stopped_epoch, best_epoch;
@@ -252,20 +252,22 @@ static void es_free(tg_callback *cb)
 {
     early_stopping *e = (early_stopping *)cb;
     tg__weights_free(e->best_weights);
+    free(e->monitor);
     tg__callback_retire(&e->cb);
 }
 
 tg_callback *tg_early_stopping_at(tg_loc loc, tg_early_stopping_opts o)
 {
-    if (!o.monitor || !*o.monitor || strlen(o.monitor) >= 32)
+    if (!o.monitor || !*o.monitor)
         return tg__fail(loc, "tg_early_stopping: .monitor must name a logged value, e.g. \"val_loss\"");
     if (o.patience < 0 || (unsigned)o.mode > TG_MODE_MAX)
         return tg__fail(loc, "tg_early_stopping: patience must be >= 0 and mode a tg_monitor_mode");
     early_stopping *e = calloc(1, sizeof *e);
-    if (!e)
+    if (!e || !(e->monitor = strdup(o.monitor))) {
+        free(e);
         return tg__fail(loc, "tg_early_stopping: out of memory");
+    }
     e->o = o;
-    snprintf(e->monitor, sizeof e->monitor, "%s", o.monitor);
     e->maximize = maximizes(o.monitor, o.mode);
     e->cb = (tg_callback){
         .on_train_begin = es_train_begin, .on_epoch_end = es_epoch_end, .on_train_end = es_train_end, .free = es_free};
@@ -307,7 +309,7 @@ static int csv_train_begin(tg_callback *cb, tg_model *m, tg_logs *logs)
     if (!(c->f = fopen(c->filename, c->append ? "a" : "w")))
         return tg__failf((tg_loc){0}, "CSVLogger: cannot open '%s' for writing: %s", c->filename, strerror(errno));
     c->header_written = had_content;
-    c->keys.n = 0;
+    tg_logs_free(&c->keys);
     return 0;
 }
 
@@ -318,7 +320,9 @@ static int csv_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *logs)
     if (!c->f)
         return 0;
     if (c->keys.n == 0) {
-        c->keys = *logs;
+        for (int i = 0; i < logs->n; i++)
+            if (tg_logs_set(&c->keys, logs->names[i], 0) != 0)
+                return tg__failf((tg_loc){0}, "CSVLogger: out of memory");
         qsort(c->keys.names, (size_t)c->keys.n, sizeof c->keys.names[0], cmp_names);
     }
     if (!c->header_written) {
@@ -359,6 +363,7 @@ static void csv_free(tg_callback *cb)
     csv_logger *c = (csv_logger *)cb;
     if (c->f)
         fclose(c->f);
+    tg_logs_free(&c->keys);
     free(c->filename);
     tg__callback_retire(&c->cb);
 }
@@ -385,7 +390,7 @@ tg_callback *tg_csv_logger_at(tg_loc loc, tg_csv_logger_opts o)
 typedef struct plateau {
     tg_callback cb;
     tg_reduce_lr_on_plateau_opts o;
-    char monitor[32];
+    char *monitor; /* a copy, of any length */
     bool maximize;
     double best;
     int wait, cooldown_counter;
@@ -429,11 +434,15 @@ static int plateau_epoch_end(tg_callback *cb, tg_model *m, int epoch, tg_logs *l
     return 0;
 }
 
-static void plateau_free(tg_callback *cb) { tg__callback_retire(cb); }
+static void plateau_free(tg_callback *cb)
+{
+    free(((plateau *)cb)->monitor);
+    tg__callback_retire(cb);
+}
 
 tg_callback *tg_reduce_lr_on_plateau_at(tg_loc loc, tg_reduce_lr_on_plateau_opts o)
 {
-    if (!o.monitor || !*o.monitor || strlen(o.monitor) >= 32)
+    if (!o.monitor || !*o.monitor)
         return tg__fail(loc, "tg_reduce_lr_on_plateau: .monitor must name a logged value, e.g. \"val_loss\"");
     if (!(o.factor < 1.0) || !(o.factor >= 0))
         return tg__fail(loc,
@@ -444,10 +453,11 @@ tg_callback *tg_reduce_lr_on_plateau_at(tg_loc loc, tg_reduce_lr_on_plateau_opts
         return tg__fail(loc, "tg_reduce_lr_on_plateau: patience, cooldown and min_lr must be >= 0 and mode a "
                              "tg_monitor_mode");
     plateau *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p || !(p->monitor = strdup(o.monitor))) {
+        free(p);
         return tg__fail(loc, "tg_reduce_lr_on_plateau: out of memory");
+    }
     p->o = o;
-    snprintf(p->monitor, sizeof p->monitor, "%s", o.monitor);
     p->maximize = maximizes(o.monitor, o.mode);
     p->cb =
         (tg_callback){.on_train_begin = plateau_train_begin, .on_epoch_end = plateau_epoch_end, .free = plateau_free};

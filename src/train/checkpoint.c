@@ -127,6 +127,10 @@ int tg_model_save_at(tg_loc loc, tg_model *m, const char *path, const char *meta
     if (!(meta = with_position(loc, m,
                                tg__metadata_with(loc, "tg_model_save", metadata_json, ITERATIONS.key, iterations))))
         goto done;
+    char *whole = tg__model_file_metadata(loc, m, meta); /* the architecture and the compile */
+    free(meta);
+    if (!(meta = whole))
+        goto done;
     rc = tg_save_safetensors_at(loc, path, tensors, (const char *const *)names, n, meta);
 done:
     free(meta);
@@ -178,8 +182,8 @@ int tg_model_load_from_at(tg_loc loc, tg_model *m, const tg_safetensors *st)
 {
     if (!m || !st)
         return tg__failf(loc, "tg_model_load: give a model and a file");
-    if (!tg_model_built(m))
-        return tg__failf(loc, "tg_model_load: build the model first (tg_model_build with one example's shape)");
+    if (tg__model_file_prepare(loc, m, st) != 0) /* built for the file; its architecture checked */
+        return -1;
     int nv = 0;
     tg_tensor *const *vars = tg_model_variables_at((tg_loc){0}, m, &nv);
     tg_scope *s = tg_scope_begin_at(loc);

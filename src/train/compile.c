@@ -25,10 +25,14 @@ static void compiled_free(void *p)
     tg_metric_free(c->loss_mean);
     for (int i = 0; i < c->n_metrics; i++)
         tg_metric_free(c->metrics[i]);
+    free(c->metrics);
+    free((void *)c->requested.kind);
     for (int i = 0; i < c->n_outputs; i++) {
         tg_metric_free(c->outputs[i].loss_mean);
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
             tg_metric_free(c->outputs[i].metrics[k]);
+        free(c->outputs[i].metrics);
+        free((void *)c->outputs[i].requested.kind);
     }
     free(c->outputs);
     free(c);
@@ -76,11 +80,27 @@ static const char *opts_problem(const tg_compile_opts *o)
     if (o->output_metrics && o->metrics.n)
         return "give .metrics (a model of one output) or .output_metrics (one list per output), not both";
     for (int i = 0; i < o->n_output_metrics; i++)
-        if (o->output_metrics[i].n < 0 || o->output_metrics[i].n > TG_MAX_METRICS)
-            return "at most 8 metrics per output";
-    if (o->metrics.n < 0 || o->metrics.n > TG_MAX_METRICS)
-        return "at most 8 metrics";
+        if (o->output_metrics[i].n < 0 || (o->output_metrics[i].n && !o->output_metrics[i].kind))
+            return "each of .output_metrics needs .kind for its .n metrics (TG_METRICS(...))";
+    if (o->metrics.n < 0 || (o->metrics.n && !o->metrics.kind))
+        return ".metrics needs .kind for its .n metrics (TG_METRICS(...))";
     return NULL;
+}
+
+/* A copy of a list's kinds that the compile owns (the caller's array lives only as long as
+ * the call). */
+static bool copy_metric_list(tg_loc loc, tg_metric_list *to, const tg_metric_list *from)
+{
+    free((void *)to->kind);
+    *to = (tg_metric_list){0};
+    if (from->n == 0)
+        return true;
+    tg_metric_kind *k = malloc(sizeof *k * (size_t)from->n);
+    if (!k)
+        return tg__failb(loc, "tg_compile: out of memory");
+    memcpy(k, from->kind, sizeof *k * (size_t)from->n);
+    *to = (tg_metric_list){.n = from->n, .kind = k};
+    return true;
 }
 
 /* The per-output lists against the model's outputs; fills the compile's outputs. */
@@ -105,8 +125,8 @@ static bool set_outputs(tg_loc loc, tg_model *m, tg_compiled *c, const tg_compil
     if (n == 1) { /* the one-output compile, as before */
         if (o->n_losses)
             c->loss = o->losses[0];
-        if (o->n_output_metrics)
-            c->requested = o->output_metrics[0];
+        if (o->n_output_metrics && !copy_metric_list(loc, &c->requested, &o->output_metrics[0]))
+            return false;
         c->weight = o->n_loss_weights ? o->loss_weights[0] : 1.0;
         return true;
     }
@@ -117,8 +137,8 @@ static bool set_outputs(tg_loc loc, tg_model *m, tg_compiled *c, const tg_compil
         tg__output_compile *out = &c->outputs[i];
         out->loss = o->n_losses ? o->losses[i] : c->loss;
         out->weight = o->n_loss_weights ? o->loss_weights[i] : 1.0;
-        if (o->n_output_metrics)
-            out->requested = o->output_metrics[i];
+        if (o->n_output_metrics && !copy_metric_list(loc, &out->requested, &o->output_metrics[i]))
+            return false;
         char full[256];
         snprintf(full, sizeof full, "%s_loss", tg_model_output_name(m, i));
         if (!(out->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = full})))
@@ -141,12 +161,12 @@ static tg_compiled *new_compiled(tg_loc loc, tg_model *m, const tg_compile_opts 
                  .label_smoothing = o->label_smoothing,
                  .fn = o->loss_fn,
                  .user = o->loss_user},
-        .requested = o->metrics,
         .loc = loc,
         .distribute = o->distribute,
     };
     c->loss_mean = tg_metric_new_at(loc, TG_METRIC_MEAN, (tg_metric_opts){.name = "loss"});
-    if (!c->loss_mean || !set_outputs(loc, m, c, o) || (tg_model_built(m) && !resolve(loc, m, c))) {
+    if (!c->loss_mean || !copy_metric_list(loc, &c->requested, &o->metrics) || !set_outputs(loc, m, c, o) ||
+        (tg_model_built(m) && !resolve(loc, m, c))) {
         c->optimizer = NULL; /* still the caller's */
         compiled_free(c);
         return NULL;
@@ -300,6 +320,8 @@ static bool resolve_output(tg_loc loc, tg_model *m, tg_compiled *c, int i)
     tg_shape s = tg_layer_output_shape(tg__model_output_layer(m, i));
     tg_shape batch_out = {.rank = s.rank + 1, .dims = {1}};
     memcpy(batch_out.dims + 1, s.dims, sizeof(int64_t) * (size_t)s.rank);
+    if (out->requested.n && !out->metrics && !(out->metrics = calloc((size_t)out->requested.n, sizeof *out->metrics)))
+        return tg__failb(loc, "tg_compile: out of memory");
     for (int k = 0; k < out->requested.n; k++) {
         tg_metric_kind kind = out->requested.kind[k];
         const char *base = kind == TG_ACCURACY ? "accuracy" : tg_metric_kind_name(kind);
@@ -331,6 +353,8 @@ static bool resolve(tg_loc loc, tg_model *m, tg_compiled *c)
     tg_shape out = tg__model_output_shape(m);
     tg_shape batch_out = {.rank = out.rank + 1, .dims = {1}};
     memcpy(batch_out.dims + 1, out.dims, sizeof(int64_t) * (size_t)out.rank);
+    if (c->requested.n && !c->metrics && !(c->metrics = calloc((size_t)c->requested.n, sizeof *c->metrics)))
+        return tg__failb(loc, "tg_compile: out of memory");
     for (int i = 0; i < c->requested.n; i++) {
         tg_metric_kind k = c->requested.kind[i];
         tg_metric_opts o = compiled_metric_opts(k, c->loss.kind, &out, NULL);
@@ -693,23 +717,27 @@ int tg__reduce_metrics(tg_loc loc, tg_model *m, const char *func, bool failed, t
     tg_compiled *c = tg__compiled(m);
     if (!c || !tg_model_distributed(m))
         return failed ? -1 : 0;
-    enum { N = 2 * (TG_MAX_METRICS + 1) };
-    double state[N + 2] = {0};
+    double *state = calloc((size_t)(2 * (c->n_metrics + 1) + 2), sizeof *state);
+    if (!state)
+        return tg__failf(loc, "%s: out of memory", func);
     tg__metric_state(c->loss_mean, &state[0], &state[1]);
     for (int i = 0; i < c->n_metrics; i++)
         tg__metric_state(c->metrics[i], &state[2 * (i + 1)], &state[2 * (i + 1) + 1]);
     int k = 2 * (c->n_metrics + 1);
     state[k] = failed; /* how many ranks failed, and the sum of their ranks */
     state[k + 1] = failed ? tg_distributed_rank() : 0;
-    if (tg__dist_allreduce_f64(loc, func, state, k + 2, TG_DIST_SUM) != 0)
+    if (tg__dist_allreduce_f64(loc, func, state, k + 2, TG_DIST_SUM) != 0 || failed) { /* failed: its own error */
+        free(state);
         return -1;
-    if (failed) /* this rank keeps its own error */
-        return -1;
-    if (state[k] > 0)
-        return state[k] == 1 ? tg__failf(loc, "%s: rank %d of %d failed (its own error says why)", func,
-                                         (int)state[k + 1], tg_distributed_size())
-                             : tg__failf(loc, "%s: %d of the %d ranks failed (their own errors say why)", func,
-                                         (int)state[k], tg_distributed_size());
+    }
+    if (state[k] > 0) {
+        int rc = state[k] == 1 ? tg__failf(loc, "%s: rank %d of %d failed (its own error says why)", func,
+                                           (int)state[k + 1], tg_distributed_size())
+                               : tg__failf(loc, "%s: %d of the %d ranks failed (their own errors say why)", func,
+                                           (int)state[k], tg_distributed_size());
+        free(state);
+        return rc;
+    }
     /* Keras's Mean, total / count; a value no rank updated (a custom step that logs its
      * own) is left as the step logged it */
     for (int i = 0; i <= c->n_metrics; i++) {
@@ -717,6 +745,7 @@ int tg__reduce_metrics(tg_loc loc, tg_model *m, const char *func, bool failed, t
         if (count != 0)
             tg_logs_set(logs, i ? tg_metric_name(c->metrics[i - 1]) : "loss", total / count);
     }
+    free(state);
     for (int i = 0; i < c->n_metrics; i++)
         if (reduce_counts(loc, func, c->metrics[i], logs) != 0)
             return -1;
@@ -768,6 +797,16 @@ static const char *intern(const char *name)
     return e ? e->name : NULL;
 }
 
+/* The room the logs use: their own (pointed at again, as a copy's pointers are the
+ * original's) until they grow onto the heap. */
+static void logs_room(tg_logs *logs)
+{
+    if (logs->cap == 0) {
+        logs->names = logs->inline_names;
+        logs->values = logs->inline_values;
+    }
+}
+
 /* A value logged from C inside a traced step would be the one traced: the step runs
  * eagerly instead (tg_fit's fallback) or, in a plain tg_function, it is an error. */
 int tg_logs_set(tg_logs *logs, const char *name, double value)
@@ -779,13 +818,32 @@ int tg_logs_set(tg_logs *logs, const char *name, double value)
 
 static int logs_put(tg_logs *logs, const char *name, double value)
 {
+    logs_room(logs);
     for (int i = 0; i < logs->n; i++)
         if (strcmp(logs->names[i], name) == 0) {
             logs->values[i] = value;
             return 0;
         }
-    if (logs->n == TG_LOGS_MAX)
-        return -1;
+    int room = logs->cap ? logs->cap : TG_LOGS_INLINE;
+    if (logs->n == room) { /* onto the heap, doubling */
+        int cap = 2 * room;
+        const char **names = malloc(sizeof *names * (size_t)cap);
+        double *values = malloc(sizeof *values * (size_t)cap);
+        if (!names || !values) {
+            free(names);
+            free(values);
+            return -1;
+        }
+        memcpy(names, logs->names, sizeof *names * (size_t)logs->n);
+        memcpy(values, logs->values, sizeof *values * (size_t)logs->n);
+        if (logs->cap) {
+            free(logs->names);
+            free(logs->values);
+        }
+        logs->names = names;
+        logs->values = values;
+        logs->cap = cap;
+    }
     const char *kept = intern(name);
     if (!kept)
         return -1;
@@ -794,10 +852,27 @@ static int logs_put(tg_logs *logs, const char *name, double value)
     return 0;
 }
 
+void tg_logs_free(tg_logs *logs)
+{
+    if (!logs)
+        return;
+    if (logs->cap) {
+        free(logs->names);
+        free(logs->values);
+    }
+    logs->n = logs->cap = 0;
+    logs->names = NULL;
+    logs->values = NULL;
+}
+
 double tg_logs_get(const tg_logs *logs, const char *name)
 {
-    for (int i = 0; logs && i < logs->n; i++)
-        if (strcmp(logs->names[i], name) == 0)
-            return logs->values[i];
+    if (!logs)
+        return NAN;
+    const char *const *names = logs->cap ? logs->names : logs->inline_names;
+    const double *values = logs->cap ? logs->values : logs->inline_values;
+    for (int i = 0; i < logs->n; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
     return NAN;
 }

@@ -559,15 +559,15 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, i
     tg_logs all = {0};
     tg_model_metric_logs(m, &all);
     if (tg_model_distributed(m) && tg__reduce_metrics(loc, m, prefix[0] ? "tg_fit" : "tg_evaluate", !ok, &all) != 0)
-        return false;
-    if (!ok)
-        return false;
-    for (int i = 0; i < all.n; i++) {
+        ok = false;
+    for (int i = 0; ok && i < all.n; i++) {
         char name[strlen(prefix) + strlen(all.names[i]) + 1];
         snprintf(name, sizeof name, "%s%s", prefix, all.names[i]);
-        tg_logs_set(logs, name, all.values[i]);
+        if (tg_logs_set(logs, name, all.values[i]) != 0)
+            ok = tg__failb(loc, "%s: out of memory", prefix[0] ? "tg_fit" : "tg_evaluate");
     }
-    return true;
+    tg_logs_free(&all);
+    return ok;
 }
 
 static int evaluate_lists(tg_loc loc, tg_model *m, const data_args *a, tg_logs *logs, tg_evaluate_opts o)
@@ -675,6 +675,7 @@ int tg_evaluate_at(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor 
     tg_logs ignored = {0};
     if (!joined && tg_model_distributed(m)) /* refused here: the other ranks wait in the metrics' sum */
         tg__reduce_metrics(loc, m, "tg_evaluate", true, &ignored);
+    tg_logs_free(&ignored);
     if (s)
         tg_scope_end_at(loc, s);
     tg__leave_user_call(outer);
@@ -1490,6 +1491,8 @@ static void name_logs(tg_model *m, bool validation)
         snprintf(name, sizeof name, "val_%s", names.names[i]);
         tg_logs_set(&val, name, 0);
     }
+    tg_logs_free(&names);
+    tg_logs_free(&val);
 }
 
 static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_tensor *y, tg_fit_opts o);
@@ -1528,6 +1531,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
     tg_history *h = NULL;
     int64_t *idx = NULL;
     step_call call = {0};
+    tg_logs logs = {0}, epoch_logs = {0}; /* reused: a warm step allocates nothing */
     unsigned check = tg_get_check();
     if (o.check_numerics)
         tg_set_check(check | TG_CHECK_NUMERICS);
@@ -1563,13 +1567,12 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         mode = isatty(fileno(out)) ? TG_VERBOSE_BAR : TG_VERBOSE_EPOCH;
     if (d.distributed && tg_distributed_rank() != 0) /* rank 0 prints for the job */
         mode = TG_VERBOSE_SILENT;
-    tg_logs logs = {0};
     name_logs(m, d.vx != NULL);
     int stop = run_hooks(&o, TRAIN_BEGIN, m, 0, &logs);
     if (stop >= 0 && !resume_at_position(loc, m, &o, &d))
         stop = -1;
     for (int epoch = o.initial_epoch; epoch < o.epochs && stop == 0; epoch++) {
-        logs = (tg_logs){0};
+        logs.n = 0;
         if ((stop = run_hooks(&o, EPOCH_BEGIN, m, epoch, &logs)) < 0)
             break;
         tg_progress p;
@@ -1578,7 +1581,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         stop = run_epoch(loc, m, &d, &o, idx, epoch, epoch == o.initial_epoch ? o.initial_step : 0, &p, &logs, &call);
         if (stop < 0)
             break;
-        tg_logs epoch_logs = {0};
+        epoch_logs.n = 0;
         tg_model_metric_logs(m, &epoch_logs);
         if (d.distributed && tg__reduce_metric_logs(loc, m, &epoch_logs) != 0) {
             stop = -1;
@@ -1610,6 +1613,8 @@ fail:
     tg_history_free(h);
     h = NULL;
 done:
+    tg_logs_free(&logs);
+    tg_logs_free(&epoch_logs);
     tg_set_check(check);
     tg_function_free(d.step);
     free(idx);

@@ -9,9 +9,9 @@
 typedef struct tg__output_compile {
     tg_loss loss;
     double weight;
-    tg_metric_list requested;
-    tg_metric *loss_mean; /* "<output>_loss" */
-    tg_metric *metrics[TG_MAX_METRICS];
+    tg_metric_list requested; /* its kinds copied: the compile owns them */
+    tg_metric *loss_mean;     /* "<output>_loss" */
+    tg_metric **metrics;      /* requested.n of them, once resolved */
     int n_metrics;
 } tg__output_compile;
 
@@ -20,9 +20,9 @@ typedef struct tg_compiled {
     tg_optimizer *optimizer; /* owned: freed with the compile */
     const tg_model *model;   /* the optimizer's owner */
     tg_loss loss;
-    tg_metric_list requested;
-    tg_metric *loss_mean;               /* the running "loss" */
-    tg_metric *metrics[TG_MAX_METRICS]; /* resolved once the output shape is known */
+    tg_metric_list requested; /* its kinds copied: the compile owns them */
+    tg_metric *loss_mean;     /* the running "loss" */
+    tg_metric **metrics;      /* resolved once the output shape is known */
     int n_metrics;
     bool resolved;   /* metrics resolved and the loss checked */
     bool distribute; /* .distribute: data-parallel when there are ranks */
@@ -65,6 +65,16 @@ bool tg__check_output_labels(tg_loc loc, tg_model *m, int i, const tg_tensor *y,
 
 /* The model's input shape for one example, and its output width (last dim). */
 tg_shape tg__model_output_shape(tg_model *m);
+
+/* ---- whole-model files (model_file.c) ---------------------------------------------------- */
+/* `meta` (a JSON object of strings) with the model's architecture and compile added
+ * (tapegrad_model, tapegrad_format_version); malloc'd, or NULL with an error. A model with
+ * a layer that cannot be saved keeps its weights only, with a warning. */
+char *tg__model_file_metadata(tg_loc loc, const tg_model *m, const char *meta);
+/* Before weights are loaded into m from st: an unbuilt m is built for the file's input
+ * shape, and a file with an architecture must describe m's (else -1 naming the first
+ * difference). */
+int tg__model_file_prepare(tg_loc loc, tg_model *m, const tg_safetensors *st);
 
 /* ---- progress ------------------------------------------------------------------------ */
 typedef struct tg_progress {
