@@ -191,6 +191,30 @@ static tg_model *attention(void)
     return tg_functional(TG_KERAS_TENSORS(q, v), TG_KERAS_TENSORS(y), .seed = 11);
 }
 
+/* Layers of several outputs: an encoder's states start the decoder (return_state and
+ * initial states), Attention's scores are a second output, MultiHeadAttention with its
+ * rank-general options. */
+static tg_model *states_and_scores(void)
+{
+    tg_keras_tensor *x = tg_input(TG_SHAPE(5, 4), .name = "x"), *c = tg_input(TG_SHAPE(3, 4), .name = "context");
+    tg_keras_tensor *enc[3] = {0}, *att[2] = {0};
+    if (tg_layer_apply_outputs(tg_lstm(.units = 4, .return_sequences = true, .return_state = true), enc, 3, c) != 0)
+        return NULL;
+    tg_keras_tensor *dec = tg_layer_apply(tg_lstm(.units = 4, .return_sequences = true), x, enc[1], enc[2]);
+    tg_layer *dot =
+        tg_attention_layer(.use_scale = true, .score_mode = TG_SCORE_CONCAT, .return_attention_scores = true);
+    if (tg_layer_apply_outputs(dot, att, 2, dec, enc[0]) != 0)
+        return NULL;
+    tg_keras_tensor *add = tg_layer_apply(tg_additive_attention(.dropout = 0.2), dec, enc[0]);
+    tg_keras_tensor *mha =
+        tg_layer_apply(tg_multi_head_attention(.num_heads = 2, .key_dim = 2, .value_dim = 3, .dropout = 0.1,
+                                               .output_shape = TG_SHAPE(6), .attention_axes = TG_AXES(1)),
+                       att[0], add);
+    tg_keras_tensor *y1 = tg_layer_apply(tg_global_average_pooling1d(), mha);
+    tg_keras_tensor *y2 = tg_layer_apply(tg_dense(.units = 1), tg_layer_apply(tg_flatten(), att[1]));
+    return tg_functional(TG_KERAS_TENSORS(x, c), TG_KERAS_TENSORS(y1, y2), .seed = 12);
+}
+
 /* A batch of 6 examples of `in`, random (integers below 10 for indices). */
 static tg_tensor *batch(tg_rng *rng, tg_shape in, bool ints)
 {
@@ -241,6 +265,7 @@ static void test_every_layer_round_trips(void)
         {"wrappers", wrappers, {TG_SHAPE(6, 3)}, 1, false},
         {"merges", merges, {TG_SHAPE(4), TG_SHAPE(4)}, 2, false},
         {"attention", attention, {TG_SHAPE(5, 4), TG_SHAPE(3, 4)}, 2, false},
+        {"states_and_scores", states_and_scores, {TG_SHAPE(5, 4), TG_SHAPE(3, 4)}, 2, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const model_case *mc = &cases[c];

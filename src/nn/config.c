@@ -174,6 +174,7 @@ static const field rnn_fields[] = {F(tg_rnn_opts, units, F_I64),
                                    F(tg_rnn_opts, kernel_constraint, F_CONSTRAINT),
                                    F(tg_rnn_opts, recurrent_constraint, F_CONSTRAINT),
                                    F(tg_rnn_opts, bias_constraint, F_CONSTRAINT),
+                                   F(tg_rnn_opts, return_state, F_BOOL),
                                    END};
 static const field mha_fields[] = {F(tg_multi_head_attention_opts, num_heads, F_INT),
                                    F(tg_multi_head_attention_opts, key_dim, F_I64),
@@ -182,7 +183,18 @@ static const field mha_fields[] = {F(tg_multi_head_attention_opts, num_heads, F_
                                    F(tg_multi_head_attention_opts, use_causal_mask, F_BOOL),
                                    F(tg_multi_head_attention_opts, kernel_initializer, F_INIT),
                                    F(tg_multi_head_attention_opts, bias_initializer, F_INIT),
+                                   F(tg_multi_head_attention_opts, dropout, F_F64),
+                                   F(tg_multi_head_attention_opts, output_shape, F_SHAPE),
+                                   F(tg_multi_head_attention_opts, attention_axes, F_AXES),
+                                   F(tg_multi_head_attention_opts, return_attention_scores, F_BOOL),
                                    END};
+static const char *const score_mode_names[] = {"dot", "concat"};
+static const field attention_fields[] = {F(tg_attention_opts, use_scale, F_BOOL),
+                                         FE(tg_attention_opts, score_mode, score_mode_names),
+                                         F(tg_attention_opts, dropout, F_F64),
+                                         F(tg_attention_opts, use_causal_mask, F_BOOL),
+                                         F(tg_attention_opts, return_attention_scores, F_BOOL),
+                                         END};
 static const field concat_fields[] = {F(tg_merge_opts, axis, F_INT), END};
 static const field dot_fields[] = {F(tg_dot_opts, axes, F_INTX2), F(tg_dot_opts, normalize, F_BOOL), END};
 static const field bidi_fields[] = {FE(tg_bidirectional_opts, merge_mode, merge_names), END};
@@ -238,6 +250,8 @@ MAKE(tg_simple_rnn_at, tg_rnn_opts)
 MAKE(tg_lstm_at, tg_rnn_opts)
 MAKE(tg_gru_at, tg_rnn_opts)
 MAKE(tg_multi_head_attention_at, tg_multi_head_attention_opts)
+MAKE(tg_attention_layer_at, tg_attention_opts)
+MAKE(tg_additive_attention_at, tg_attention_opts)
 MAKE(tg_add_layer_at, tg_merge_opts)
 MAKE(tg_subtract_layer_at, tg_merge_opts)
 MAKE(tg_multiply_layer_at, tg_merge_opts)
@@ -295,6 +309,8 @@ static const builtin builtins[] = {
     B("LSTM", rnn_fields, tg_rnn_opts, tg_lstm_at),
     B("GRU", rnn_fields, tg_rnn_opts, tg_gru_at),
     B("MultiHeadAttention", mha_fields, tg_multi_head_attention_opts, tg_multi_head_attention_at),
+    B("Attention", attention_fields, tg_attention_opts, tg_attention_layer_at),
+    B("AdditiveAttention", attention_fields, tg_attention_opts, tg_additive_attention_at),
     B("Add", no_fields, tg_merge_opts, tg_add_layer_at),
     B("Subtract", no_fields, tg_merge_opts, tg_subtract_layer_at),
     B("Multiply", no_fields, tg_merge_opts, tg_multiply_layer_at),
