@@ -65,19 +65,19 @@ TG_VECTOR_CLONES static void FN(act_grad_range)(const rows_ctx *r, int64_t b, in
     }
 }
 
-/* act_grad_range's values for rows [r0, r1) of [rows, len], each column also summed over
- * those rows in order in double into acc, as reduce_tmpl.h's col_sums adds them. */
-#define SUM_ROWS(DZ)                                                   \
-    for (int64_t row = r0; row < r1; row++, y += n, dy += n, o += n) { \
-        for (int64_t k = 0; k < n; k++)                                \
-            o[k] = (DZ);                                               \
-        for (int64_t k = 0; k < n; k++) /* the row, still in cache */  \
-            acc[k] = acc[k] + (double)o[k];                            \
-    }                                                                  \
+/* act_grad_range's values for rows [r0, r1) of [rows, len], then each column summed over
+ * those rows in order in double into acc, as reduce_tmpl.h's col_sums adds them: the
+ * chunk's dz is read back from cache, so memory sees one pass. */
+#define SUM_ROWS(DZ)                                \
+    for (int64_t k = 0; k < m; k++)                 \
+        o[k] = (DZ);                                \
+    for (int64_t row = r0; row < r1; row++, o += n) \
+        for (int64_t k = 0; k < n; k++)             \
+            acc[k] = acc[k] + (double)o[k];         \
     break
 TG_VECTOR_CLONES static void FN(act_grad_sum_rows)(const sum_ctx *r, int64_t r0, int64_t r1, double *restrict acc)
 {
-    int64_t n = r->len;
+    int64_t n = r->len, m = (r1 - r0) * n;
     const T *restrict y = (const T *)r->c->in[0]->data + r0 * n, *restrict dy = (const T *)r->c->in[1]->data + r0 * n;
     T *restrict o = (T *)r->c->outs[0]->data + r0 * n;
     switch (r->c->a->act) {
