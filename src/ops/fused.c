@@ -14,7 +14,8 @@
  *                                integer labels): the cross-entropies' backward, one pass
  *
  * Each gives exactly the values of the unfused chain of public ops (the same formulas,
- * in the same order, in the same precision). Each backward rule is made of public ops and
+ * in the same order, in the same precision; act_grad_bias_sum's sums past one chunk of
+ * rows are added chunk by chunk, a double rounding apart from tg_sum's). Each backward rule is made of public ops and
  * these ops, whose own backward rules are made of public ops too, so a tape recording a
  * gradient records it and derivatives of any order work. Rows are spread over the loop
  * pool (src/kernels/parallel.h); each row is computed by one thread, so the results do
