@@ -541,6 +541,27 @@ static tg_tensor *s_act_grad(tg_sample *s, tg_tensor *const *x)
     return apply(s, &(tg_attrs){.act = act}, (tg_tensor *[]){x[0], d}, 2);
 }
 
+/* dz seen as [rows, last] with db under it as one more row. */
+static tg_tensor *s_act_grad_bias_sum(tg_sample *s, tg_tensor *const *x)
+{
+    tg_tensor *y = with_axis(x[0]), *d = y ? tg_sample_fit(x[1], shape_of(y)) : NULL, *out[2];
+    int act = (int)(tg_sample_byte(s) % 4);
+    s->kinks = 0;
+    if (!y || !d)
+        return NULL;
+    if (act == TG_BIAS_RELU)
+        zero_kink(s, y);
+    use(s, y);
+    use(s, d);
+    const tg_tensor *in[] = {y, d};
+    if (tg__apply_n(LOC, s->op, in, 2, &(tg_attrs){.act = act}, 2, out) != 0)
+        return NULL;
+    int64_t last = shape_of(y).dims[tg_rank(y) - 1], rows = last ? tg_size(y) / last : 0;
+    out[0] = tg_reshape_at(LOC, out[0], TG_SHAPE(rows, last));
+    out[1] = tg_reshape_at(LOC, out[1], TG_SHAPE(1, last));
+    return join_pieces(out, 2, 0, false);
+}
+
 static tg_tensor *sparse_labels(tg_sample *s, int64_t rows, int64_t classes) { return indices(s, rows, 0, classes); }
 
 static tg_tensor *s_xent(tg_sample *s, tg_tensor *const *x)
@@ -836,6 +857,7 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(CONV2D_BACKPROP_FILTER, s_conv, 2, 3),
     ROW(BIAS_ADD_ACT, s_bias_add_act, 2, 3),
     ROW(ACT_GRAD, s_act_grad, 2, 2), /* relu's backward sends 0 where y is NaN, as TF's ReluGrad */
+    ROW(ACT_GRAD_BIAS_SUM, s_act_grad_bias_sum, 2, 2),
     ROW(SPARSE_SOFTMAX_XENT, s_xent, 1, 1),
     ROW(SOFTMAX_XENT, s_xent, 2, 3),
     ROW(XENT_GRAD, s_xent_grad, 3, 7),

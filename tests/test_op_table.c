@@ -787,6 +787,15 @@ static tg_tensor *f_act_grad(tg_tensor *const *x, int n, void *u)
     SEEDED_GRADIENT(tg_bias_add_act(x[0], x[1], (tg_bias_act)a->act), x[0], x[2], g);
     return g;
 }
+/* act_grad_bias_sum's dz (piece 0) or db (piece 1) from y and dy */
+static tg_tensor *f_act_grad_bias_sum(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[2];
+    const tg_tensor *in[] = {x[0], x[1]};
+    return tg__apply_n(TG_LOC, TG_OP_ACT_GRAD_BIAS_SUM, in, 2, &(tg_attrs){.act = a->act}, 2, out) == 0 ? out[a->piece]
+                                                                                                        : NULL;
+}
 static tg_tensor *f_sparse_xent(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1492,6 +1501,14 @@ static const op_case cases[] = {
     CASE(LSTM_CELL, "c", f_lstm_cell, A(.piece = 1), 3, S(3, 4), S(3, 4), S(3, 1)),
     CASE(LSTM_CELL_GRAD, "dz", f_lstm_cell_grad, A(.piece = 0), 4, S(2, 8), S(2, 2), S(2, 2), S(2, 2)),
     CASE(LSTM_CELL_GRAD, "dc_prev", f_lstm_cell_grad, A(.piece = 1), 4, S(2, 8), S(2, 2), S(2, 2), S(2, 2)),
+    CASE(ACT_GRAD_BIAS_SUM, "relu dz", f_act_grad_bias_sum, A(.act = TG_BIAS_RELU, .piece = 0), 2, S(2, 3), S(2, 3)),
+    CASE(ACT_GRAD_BIAS_SUM, "relu db", f_act_grad_bias_sum, A(.act = TG_BIAS_RELU, .piece = 1), 2, S(3, 2), S(3, 2)),
+    CASE(ACT_GRAD_BIAS_SUM, "sigmoid db, rank 3", f_act_grad_bias_sum, A(.act = TG_BIAS_SIGMOID, .piece = 1), 2,
+         S(2, 2, 3), S(2, 2, 3)),
+    CASE(ACT_GRAD_BIAS_SUM, "tanh dz", f_act_grad_bias_sum, A(.act = TG_BIAS_TANH, .piece = 0), 2, S(2, 3), S(2, 3)),
+    CASE(ACT_GRAD_BIAS_SUM, "tanh db", f_act_grad_bias_sum, A(.act = TG_BIAS_TANH, .piece = 1), 2, S(2, 3), S(2, 3)),
+    CASE(ACT_GRAD_BIAS_SUM, "linear db", f_act_grad_bias_sum, A(.act = TG_BIAS_LINEAR, .piece = 1), 2, S(2, 3),
+         S(2, 3)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
@@ -2076,6 +2093,14 @@ static void kink_act_grad(void)
     CHECK_VALUES(f_act_grad(x, 3, A(.act = TG_BIAS_RELU)), 0, 0, 4);
 }
 
+/* relu's backward at y = 0: dz 0 there (TF's ReluGrad: y > 0), and the sums without it */
+static void kink_act_grad_bias_sum(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(2, 2), 0, 2, 0, -1), tg_from_f64(TG_SHAPE(2, 2), 3, 4, 5, 6)};
+    CHECK_VALUES(f_act_grad_bias_sum(x, 2, A(.act = TG_BIAS_RELU, .piece = 0)), 0, 0, 4, 0, 0);
+    CHECK_VALUES(f_act_grad_bias_sum(x, 2, A(.act = TG_BIAS_RELU, .piece = 1)), 0, 0, 4);
+}
+
 /* atan2: at y = 0 (x < 0, the branch cut) the rule's value, 1 / x for y and 0 for x;
  * at the origin 0 / 0, NaN for both, as TF's rule */
 static void kink_atan2(void)
@@ -2159,6 +2184,7 @@ static const kink_case kink_cases[] = {
     {TG_OP_TOP_K, kink_top_k},
     {TG_OP_UNSORTED_SEGMENT_MAX, kink_segment_max},
     {TG_OP_UNSORTED_SEGMENT_MIN, kink_segment_min},
+    {TG_OP_ACT_GRAD_BIAS_SUM, kink_act_grad_bias_sum},
 };
 
 /* Each differentiable row with kinks has a kink case; each kink case passes. */

@@ -102,6 +102,40 @@ static void test_bias_act_gradients(void)
     tg_scope_end(s);
 }
 
+/* The bias's gradient comes with dz from one pass (act_grad_bias_sum), on a CNN's shape
+ * and a batch of rows, over several chunks of rows: dz has the chain's bits; the bias's
+ * double sums are added per chunk, then the chunks in order, so they differ from tg_sum's
+ * in double's last bits (1e-13 here), and after float32's rounding not at all on these.
+ * By hand: relu([[-1, 2], [3, -4]] + [0.5, -2.5]) weighted by [[1, 2], [3, 4]]. */
+static void test_bias_act_gradient_one_pass(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x[2] = {tg_from_f32(TG_SHAPE(2, 2), -1, 2, 3, -4), tg_from_f32(TG_SHAPE(2), 0.5, -2.5)}, *g[2];
+    tg_bias_act relu = TG_BIAS_RELU;
+    grads_of(fused_bias, x, 2, &relu, tg_from_f32(TG_SHAPE(2, 2), 1, 2, 3, 4), g);
+    CHECK_VALUES(g[0], 0, 0, 0, 3, 0);
+    CHECK_VALUES(g[1], 0, 3, 0);
+    const tg_shape shapes[] = {TG_SHAPE(8, 26, 26, 32), TG_SHAPE(700, 130)};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+        for (int a = 1; a < 4; a++)
+            for (int d = 0; d < 2; d++) {
+                tg_shape bs = {.rank = 1, .dims = {shapes[k].dims[shapes[k].rank - 1]}};
+                tg_dtype dt = d ? TG_F32 : TG_F64;
+                tg_tensor *xs[2] = {tg_cast(away_from_zero(40 + k, shapes[k]), dt),
+                                    tg_cast(gc_input(50 + k, bs, -0.05, 0.05), dt)};
+                tg_tensor *w = tg_cast(gc_input(60 + k, shapes[k], -1.5, 1.5), dt), *gf[2], *gu[2];
+                tg_bias_act act = ACTS[a];
+                grads_of(fused_bias, xs, 2, &act, w, gf);
+                grads_of(unfused_bias, xs, 2, &act, w, gu);
+                char name[64];
+                snprintf(name, sizeof name, "d/dx act %d shape %zu %s", a, k, d ? "f32" : "f64");
+                CHECK(agree(name, gf[0], gu[0], 0));
+                snprintf(name, sizeof name, "d/dbias act %d shape %zu %s", a, k, d ? "f32" : "f64");
+                CHECK(agree(name, gf[1], gu[1], d ? 0 : 1e-13));
+            }
+    tg_scope_end(s);
+}
+
 static void test_bias_act_errors(void)
 {
     tg_scope *s = tg_scope_begin();
@@ -369,6 +403,7 @@ int main(void)
 {
     RUN(test_bias_act_values);
     RUN(test_bias_act_gradients);
+    RUN(test_bias_act_gradient_one_pass);
     RUN(test_bias_act_errors);
     RUN(test_xent_values);
     RUN(test_xent_gradients);

@@ -2,6 +2,9 @@
  *
  *   bias_add_act(x, b, act)      act(x + b), b along x's last axis (Dense, Conv2D)
  *   act_grad(y, dy, act)         dy * act'(y) from the output y (TF's ReluGrad and kin)
+ *   act_grad_bias_sum(y, dy, act)
+ *                                (act_grad(y, dy), its sums over every axis but the last):
+ *                                bias_add_act's backward for x and the bias, one pass
  *   sparse_softmax_cross_entropy_with_logits(labels, logits)
  *   softmax_cross_entropy_with_logits(labels, logits)
  *                                per example: logsumexp(z) - z[label], or
@@ -11,7 +14,8 @@
  *                                integer labels): the cross-entropies' backward, one pass
  *
  * Each gives exactly the values of the unfused chain of public ops (the same formulas,
- * in the same order, in the same precision). Each backward rule is made of public ops and
+ * in the same order, in the same precision; act_grad_bias_sum's sums past one chunk of
+ * rows are added chunk by chunk, a double rounding apart from tg_sum's). Each backward rule is made of public ops and
  * these ops, whose own backward rules are made of public ops too, so a tape recording a
  * gradient records it and derivatives of any order work. Rows are spread over the loop
  * pool (src/kernels/parallel.h); each row is computed by one thread, so the results do
@@ -68,6 +72,12 @@ static int64_t label_at(const tg_tensor *labels, int64_t i)
     return labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
 }
 
+typedef struct sum_ctx {
+    const tg_call *c;
+    int64_t len, grain; /* columns; rows per chunk */
+    double *partial;    /* per chunk, len column sums */
+} sum_ctx;
+
 typedef struct xent_ctx {
     const tg_call *c;
     tg_tensor *out;
@@ -109,11 +119,16 @@ static tg_tensor *act_grad(tg_loc loc, const tg_tensor *y, const tg_tensor *dy, 
 }
 
 /* dz = dy * act'(z), from the output, for x and for the bias (summed over every axis but
- * the last by the engine). */
+ * the last): both from one pass where there is an act'. bfloat16 keeps the two ops (its
+ * dz is rounded before the sum), as does a vector x (its bias's gradient is dz itself). */
 bool tg__bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int act = g->a->act;
-    tg_tensor *dz = act == TG_BIAS_LINEAR ? g->dy : act_grad(g->loc, g->out, g->dy, act);
+    const tg_tensor *y = g->out;
+    if (act != TG_BIAS_LINEAR && tg__grad_wanted(g, 1) && y->dtype != TG_BF16 && y->rank >= 2)
+        return tg__apply_n(g->loc, TG_OP_ACT_GRAD_BIAS_SUM, (const tg_tensor *const[]){y, g->dy}, 2,
+                           &(tg_attrs){.act = act}, 2, dx) == 0;
+    tg_tensor *dz = act == TG_BIAS_LINEAR ? g->dy : act_grad(g->loc, y, g->dy, act);
     dx[0] = dz;
     dx[1] = tg__grad_wanted(g, 1) ? dz : NULL;
     return dz != NULL;
@@ -172,6 +187,66 @@ bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
     else if (tg__grad_wanted(g, 0) && act == TG_BIAS_TANH)
         dx[0] = tg_mul_at(l, tg_mul_at(l, h, d), tg_mul_at(l, y, scalar_like(l, y, -2)));
     return true;
+}
+
+/* ---- act_grad_bias_sum: act_grad and its column sums -------------------------------------------- */
+bool tg__act_grad_bias_sum_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    if (!tg__act_grad_shape(c, shape, dtype))
+        return false;
+    if (shape[0].rank < 1)
+        return tg__failb(c->loc, "%s: `y` is a scalar; the bias runs along its last axis", tg__op_name(c->op));
+    shape[1] = (tg_shape){.rank = 1, .dims = {shape[0].dims[shape[0].rank - 1]}};
+    dtype[1] = dtype[0];
+    return true;
+}
+
+static void act_grad_sum_rows(void *p, int64_t r0, int64_t r1)
+{
+    const sum_ctx *r = p;
+    double *acc = r->partial + r0 / r->grain * r->len;
+    if (r->c->in[0]->dtype == TG_F32)
+        act_grad_sum_rows_f32(r, r0, r1, acc);
+    else
+        act_grad_sum_rows_f64(r, r0, r1, acc);
+}
+
+/* One pass over rows spread over the pool: each chunk of rows sums its columns in row
+ * order in double, the chunks' sums are added in chunk order (the same bits for any
+ * number of threads). Up to one chunk (32768 elements: a Dense layer's batch) that is
+ * tg_sum's order exactly; beyond, the double sums differ from tg_sum's by rounding
+ * (about 2^-53 of the sum of magnitudes), far below float32's. */
+bool tg__act_grad_bias_sum_forward(const tg_call *c, tg_tensor *out)
+{
+    tg_tensor *db = c->outs[1];
+    int64_t len = db->size, rows = len ? out->size / len : 0;
+    sum_ctx r = {.c = c, .len = len, .grain = tg__rows_grain(len, TG_GRAIN)};
+    int64_t chunks = (rows + r.grain - 1) / r.grain;
+    size_t bytes = (size_t)((chunks ? chunks : 1) * (len ? len : 1)) * sizeof(double);
+    if (!(r.partial = tg__arena_alloc(tg__ctx()->scope, bytes)))
+        return tg__failb(c->loc, "%s: out of memory for %lld sums", tg__op_name(c->op), (long long)(chunks * len));
+    memset(r.partial, 0, bytes);
+    if (rows > 0)
+        tg__parallel_for(rows, r.grain, act_grad_sum_rows, &r);
+    for (int64_t k = 0; k < len; k++) {
+        double s = r.partial[k];
+        for (int64_t j = 1; j < chunks; j++)
+            s += r.partial[j * len + k];
+        if (db->dtype == TG_F32)
+            ((float *)db->data)[k] = (float)s;
+        else
+            ((double *)db->data)[k] = s;
+    }
+    return true;
+}
+
+/* The gradient reaching dz is its own plus db's, broadcast back over the rows (the sum's
+ * backward); act_grad's rule takes it from there. */
+bool tg__act_grad_bias_sum_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_grad_ctx whole = *g;
+    whole.dy = tg_add_at(g->loc, g->dys[0], g->dys[1]);
+    return whole.dy && tg__act_grad_backward(&whole, dx);
 }
 
 /* ---- softmax cross-entropy from logits ------------------------------------------------------------- */

@@ -65,6 +65,30 @@ TG_VECTOR_CLONES static void FN(act_grad_range)(const rows_ctx *r, int64_t b, in
     }
 }
 
+/* act_grad_range's values for rows [r0, r1) of [rows, len], then each column summed over
+ * those rows in order in double into acc, as reduce_tmpl.h's col_sums adds them: the
+ * chunk's dz is read back from cache, so memory sees one pass. */
+#define SUM_ROWS(DZ)                                \
+    for (int64_t k = 0; k < m; k++)                 \
+        o[k] = (DZ);                                \
+    for (int64_t row = r0; row < r1; row++, o += n) \
+        for (int64_t k = 0; k < n; k++)             \
+            acc[k] = acc[k] + (double)o[k];         \
+    break
+TG_VECTOR_CLONES static void FN(act_grad_sum_rows)(const sum_ctx *r, int64_t r0, int64_t r1, double *restrict acc)
+{
+    int64_t n = r->len, m = (r1 - r0) * n;
+    const T *restrict y = (const T *)r->c->in[0]->data + r0 * n, *restrict dy = (const T *)r->c->in[1]->data + r0 * n;
+    T *restrict o = (T *)r->c->outs[0]->data + r0 * n;
+    switch (r->c->a->act) {
+    case TG_BIAS_RELU: SUM_ROWS(y[k] > 0 ? dy[k] : 0);
+    case TG_BIAS_SIGMOID: SUM_ROWS(dy[k] * (y[k] * (1 - y[k])));
+    case TG_BIAS_TANH: SUM_ROWS(dy[k] * (1 - y[k] * y[k]));
+    default: SUM_ROWS(dy[k]);
+    }
+}
+#undef SUM_ROWS
+
 /* Per row of logits z: m = max z, s = sum exp(z - m), ls = log s, as log_softmax does;
  * log_softmax(z)_j = z_j - m - ls. The loss is -log_softmax(z)[label], or, with float
  * labels, -sum_j labels_j * log_softmax(z)_j summed in double as tg_sum does. */
