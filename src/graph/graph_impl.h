@@ -57,6 +57,7 @@ typedef struct tg_gnode {
     int n_writes;
     bool alias;       /* TG_GN_READ: no write follows before the last reader: no copy */
     bool in_backward; /* traced inside a gradient computation (for the op profile) */
+    bool widened;     /* a bfloat16 call of a row without its own kernel: run widened to float32 */
     tg_ctrl *ctrl;
 } tg_gnode;
 

@@ -193,7 +193,7 @@ static bool run_op(tg_context *ctx, const tg_gnode *n, const tg_tensor *const *i
 {
     tg_call c = {.loc = n->loc, .op = n->op, .in = in, .n = n->n_in, .a = &n->a, .n_out = n->n_out, .outs = n->outp};
     const tg_op_def *def = &tg__op_table[n->op];
-    if (tg__needs_widening(&c, def)) /* bfloat16 through a float32 kernel, as the dispatcher runs it */
+    if (n->widened) /* bfloat16 through a float32 kernel, as the dispatcher runs it */
         return tg__forward_widened(&c, n->outp[0]);
     if (!ctx->profiling)
         return def->forward(&c, n->outp[0]);

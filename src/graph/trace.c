@@ -279,6 +279,7 @@ void tg__trace_op(const tg_call *c)
     n->op = c->op;
     n->a = *c->a;
     n->in_backward = tg__ctx()->gradient_depth > 0;
+    n->widened = tg__needs_widening(c, def);
     if (c->op == TG_OP_SPLIT && c->a->split.sizes) { /* the sizes live during the call only */
         int64_t *sizes = tg__fgraph_alloc(g, sizeof *sizes * (size_t)c->n_out);
         if (!sizes) {
