@@ -294,6 +294,18 @@ static bool cbad(const creader *r, const char *part, const char *key, const char
     return tg__failb(r->loc, "%s: compile_config: %s \"%s\" %s", r->what, part, key, must);
 }
 
+/* A constructor's or tg_compile's refusal of the file's values, said again of the file
+ * (its message without the location, which is the loader's call). */
+static bool said_of_compile(const creader *r)
+{
+    char why[1024];
+    const char *e = tg_last_error() ? tg_last_error() : "refused";
+    size_t n = r->loc.file ? strlen(r->loc.file) : 0;
+    const char *rest = n && !strncmp(e, r->loc.file, n) && e[n] == ':' ? strstr(e + n + 1, ": ") : NULL;
+    snprintf(why, sizeof why, "%s", rest ? rest + 2 : e);
+    return tg__failb(r->loc, "%s: compile_config: %s", r->what, why);
+}
+
 static bool num(const creader *r, int32_t obj, const char *part, const char *key, double *out)
 {
     int32_t v = get(r, obj, key);
@@ -367,6 +379,8 @@ static bool read_schedule(const creader *r, int32_t obj, tg_schedule *s)
     return true;
 }
 
+static tg_optimizer *make_optimizer(tg_loc loc, int which, const tg_optim_hyper *h);
+
 /* The optimizer its config describes, made by its constructor (which checks the values). */
 static tg_optimizer *read_optimizer(const creader *r, int32_t obj)
 {
@@ -407,8 +421,17 @@ static tg_optimizer *read_optimizer(const creader *r, int32_t obj)
     .clipvalue = h.clipvalue, .global_clipnorm = h.global_clipnorm, .use_ema = h.use_ema,                             \
     .ema_momentum = h.ema_momentum, .ema_overwrite_frequency = h.ema_overwrite_frequency,                             \
     .gradient_accumulation_steps = h.accumulation_given
+    tg_optimizer *o = make_optimizer(r->loc, which, &h);
+    if (!o)
+        said_of_compile(r);
+    return o;
+}
+
+/* Optimizer `which` of optimizer_classes, made from h by its constructor. */
+static tg_optimizer *make_optimizer(tg_loc loc, int which, const tg_optim_hyper *hp)
+{
+    const tg_optim_hyper h = *hp;
     tg_adam_opts adam = {COMMON, .beta_1 = h.beta_1, .beta_2 = h.beta_2, .epsilon = h.epsilon, .amsgrad = h.amsgrad};
-    tg_loc loc = r->loc;
     switch (which) {
     case 0: return tg_sgd_at(loc, (tg_sgd_opts){COMMON, .momentum = h.momentum, .nesterov = h.nesterov});
     case 1: return tg_adam_at(loc, adam);
@@ -506,8 +529,10 @@ static int compile_from(const creader *r, tg_model *m, int32_t cc)
                                                    .output_metrics = ms,
                                                    .n_output_metrics = n})
                  : -1;
-    if (rc != 0 && opt)
+    if (rc != 0 && opt) {
+        said_of_compile(r);
         tg_optimizer_free_at(r->loc, opt);
+    }
     if (!ls || !ws || !ms)
         tg__failf(r->loc, "%s: out of memory", r->what);
     for (int i = 0; ms && i < n; i++)
