@@ -323,6 +323,53 @@ static void maximum_iterations_bounds_the_loop(void)
     tg_scope_end(s);
 }
 
+static int positive(void *user, tg_tensor *const *v, int n, tg_tensor **go)
+{
+    (void)user, (void)n;
+    *go = tg_greater(v[0], tg_scalar_of(TG_F64, 0));
+    return 0;
+}
+
+static int decrement(void *user, tg_tensor *const *v, int n, tg_tensor **next)
+{
+    (void)user, (void)n;
+    next[0] = tg_sub(v[0], tg_scalar_of(TG_F64, 1));
+    return 0;
+}
+
+static int strict_line;
+static int strict_loop(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    strict_line = __LINE__ + 1;
+    return tg_while_loop(positive, decrement, in, 1, out, .maximum_iterations = 3, .strict_maximum = true) == 0 ? 1
+                                                                                                                : -1;
+}
+
+/* The issue's reading of maximum_iterations, on request: a loop still going at the bound is an
+ * error naming the loop's line, eagerly and at every replay; one that ends by the bound runs. */
+static void strict_maximum_refuses_a_longer_loop(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *three = tg_scalar_of(TG_F64, 3), *four = tg_scalar_of(TG_F64, 4), *out[TG_FUNCTION_MAX_OUTPUTS];
+    char where[64];
+    REQUIRE(strict_loop(NULL, &three, 1, out) == 1); /* three iterations: within the bound */
+    CHECK_VALUES(out[0], CHECK_BITS, 0);
+    EXPECT_ERROR(strict_loop(NULL, &four, 1, out) == -1, "still holds after maximum_iterations (3)");
+    snprintf(where, sizeof where, "test_control_flow.c:%d", strict_line);
+    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    tg_function *f = tg_function_new(strict_loop, NULL);
+    REQUIRE(tg_function_call(f, &three, 1, out) == 1);
+    CHECK_VALUES(out[0], CHECK_BITS, 0);
+    for (int i = 0; i < 2; i++) { /* traced with 3: the replay with 4 fails at the bound */
+        EXPECT_ERROR(tg_function_call(f, &four, 1, out) == -1, "still holds after maximum_iterations (3)");
+        CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    }
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
 static int grows(void *user, tg_tensor *const *v, int n, tg_tensor **next)
 {
     (void)user, (void)n;
@@ -498,6 +545,7 @@ int main(void)
     RUN(while_eager_values_and_nested_tapes);
     RUN(while_traced_loops_as_many_times_as_the_data_says);
     RUN(maximum_iterations_bounds_the_loop);
+    RUN(strict_maximum_refuses_a_longer_loop);
     RUN(loop_variables_keep_their_shapes);
     RUN(while_gradient_matches_finite_differences_and_eager);
     RUN(a_tape_inside_a_loop_body);

@@ -77,6 +77,7 @@ typedef int (*tg_loop_body_fn)(void *user, tg_tensor *const *vars, int n, tg_ten
 typedef struct tg_while_opts {
     void *user;
     int64_t maximum_iterations; /* > 0: at most this many iterations (TF's bound); 0: none */
+    bool strict_maximum;        /* a condition still true after maximum_iterations is an error (TF stops) */
 } tg_while_opts;
 /* Sets outputs[0..n) to the loop variables' final values. Eagerly, a C loop whose ops a
  * tape records (gradients run back over every iteration); traced, cond_fn and body_fn are

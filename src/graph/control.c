@@ -210,23 +210,34 @@ static void copy_through_stage(tg_ctrl *c, tg_tensor *const *dst, int n)
     }
 }
 
-/* One test of the loop's condition on vars: 1 go on, 0 stop, -1 error. */
-static int keep_going(tg_ctrl *c, const tg_tensor *const *vars, const tg_tensor *const *node_in, int64_t it)
+static int past_maximum(tg_loc loc, int64_t maximum)
 {
-    if (c->maximum_iterations > 0 && it >= c->maximum_iterations)
+    return tg__failf(loc,
+                     "tg_while_loop: the condition still holds after maximum_iterations (%lld) iterations, and "
+                     ".strict_maximum makes that an error; raise the bound, or drop .strict_maximum to stop "
+                     "there as TF does",
+                     (long long)maximum);
+}
+
+/* One test of the loop's condition on vars: 1 go on, 0 stop, -1 error. */
+static int keep_going(tg_loc loc, tg_ctrl *c, const tg_tensor *const *vars, const tg_tensor *const *node_in, int64_t it)
+{
+    bool at_maximum = c->maximum_iterations > 0 && it >= c->maximum_iterations;
+    if (at_maximum && !c->strict_maximum)
         return 0;
     if (!run_sub(c, 0, vars, node_in))
         return -1;
-    return *(const bool *)tg__fgraph_output(c->sub[0], 0)->data ? 1 : 0;
+    bool go = *(const bool *)tg__fgraph_output(c->sub[0], 0)->data;
+    return go && at_maximum ? past_maximum(loc, c->maximum_iterations) : go;
 }
 
-static bool run_while(tg_ctrl *c, const tg_tensor *const *in, tg_tensor *const *out)
+static bool run_while(tg_loc loc, tg_ctrl *c, const tg_tensor *const *in, tg_tensor *const *out)
 {
     int n = c->n_vars;
     for (int i = 0; i < n; i++)
         memcpy(out[i]->data, in[i]->data, bytes_of(in[i]));
     for (int64_t it = 0;; it++) {
-        int go = keep_going(c, (const tg_tensor *const *)out, in, it);
+        int go = keep_going(loc, c, (const tg_tensor *const *)out, in, it);
         if (go <= 0)
             return go == 0;
         if (!run_sub(c, 1, (const tg_tensor *const *)out, in))
@@ -257,7 +268,7 @@ static bool run_while_grad(tg_loc loc, tg_ctrl *c, const tg_tensor *const *in, t
         memcpy(out[i]->data, in[i]->data, bytes_of(in[i])); /* out[0..n): the loop state, then dv */
     int64_t it = 0;
     for (;; it++) {
-        int go = keep_going(c, (const tg_tensor *const *)out, in, it);
+        int go = keep_going(loc, c, (const tg_tensor *const *)out, in, it);
         if (go < 0)
             return false;
         if (!go)
@@ -318,7 +329,7 @@ bool tg__ctrl_run(tg_loc loc, tg_ctrl *c, const tg_tensor *const *in, int n_in, 
             memcpy(out[k]->data, tg__fgraph_output(c->sub[s], k)->data, bytes_of(out[k]));
         return true;
     }
-    case TG_CTRL_WHILE: return run_while(c, in, out);
+    case TG_CTRL_WHILE: return run_while(loc, c, in, out);
     case TG_CTRL_WHILE_GRAD: return run_while_grad(loc, c, in, out);
     }
     return false;
@@ -561,6 +572,7 @@ typedef struct loop_call {
     int n;
     tg_tensor *const *init;
     int64_t maximum_iterations;
+    bool strict_maximum;
     /* traced: the graph and its loop node's pieces, for the gradient */
     tg_fgraph *graph;
     tg_fgraph *cond_g, *body_g;
@@ -602,12 +614,17 @@ static int loop_eager(const loop_call *l, tg_tensor **outputs)
     if (!cur || !next)
         return tg__failf(l->loc, "tg_while_loop: out of memory");
     memcpy(cur, l->init, sizeof *cur * (size_t)l->n);
-    for (int64_t it = 0; l->maximum_iterations <= 0 || it < l->maximum_iterations; it++) {
+    for (int64_t it = 0;; it++) {
+        bool at_maximum = l->maximum_iterations > 0 && it >= l->maximum_iterations;
+        if (at_maximum && !l->strict_maximum)
+            break;
         tg_tensor *go = NULL;
         if (loop_cond((void *)l, cur, &go) != 0)
             return -1;
         if (!*(const bool *)go->data)
             break;
+        if (at_maximum)
+            return past_maximum(l->loc, l->maximum_iterations);
         memset(next, 0, sizeof *next * (size_t)l->n);
         if (loop_body((void *)l, cur, next) != 0)
             return -1;
@@ -687,6 +704,7 @@ static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_i
     c->n_vars = n;
     c->k = l->k;
     c->maximum_iterations = l->maximum_iterations;
+    c->strict_maximum = l->strict_maximum;
     c->n_grads = n_in - n; /* the loop's captures: the VJP gives their gradients in that order */
     if (!ctrl_scratch(l->loc, c, (const tg_tensor *const *)inputs, n) ||
         !tg__ctrl_run(l->loc, c, node_in, n + 1, out, n_in))
@@ -718,6 +736,7 @@ static int loop_traced(loop_call *l, tg_tensor **outputs)
     }
     c->n_vars = n;
     c->maximum_iterations = l->maximum_iterations;
+    c->strict_maximum = l->strict_maximum;
     if (!ctrl_scratch(loc, c, (const tg_tensor *const *)l->init, n) || !tg__ctrl_run(loc, c, node_in, n, y, n))
         return -1;
     if (!tg__ctx()->n_recording) {
@@ -764,6 +783,7 @@ int tg_while_loop_at(tg_loc loc, tg_loop_cond_fn cond_fn, tg_loop_body_fn body_f
                    .user = o.user,
                    .n = n,
                    .init = loop_vars,
-                   .maximum_iterations = o.maximum_iterations};
+                   .maximum_iterations = o.maximum_iterations,
+                   .strict_maximum = o.strict_maximum};
     return tg__ctx()->trace ? loop_traced(&l, outputs) : loop_eager(&l, outputs);
 }

@@ -106,6 +106,7 @@ struct tg_ctrl {
     int *cap_index[3]; /* capture j of sub s is the node's input cap_index[s][j] */
     int n_vars;        /* while: loop variables; cond: outputs */
     int64_t maximum_iterations;
+    bool strict_maximum;
     int k;       /* while grad: the output whose gradient flows in */
     int n_caps;  /* the captures among the node's inputs, after its explicit ones */
     int n_grads; /* while grad: the loop's captures, whose gradients follow the variables' */
