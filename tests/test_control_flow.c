@@ -501,8 +501,57 @@ static void a_tape_inside_a_loop_body(void)
     tg_scope_end(s);
 }
 
-/* d2/dx2 of x^(2^n) through a traced loop: refused with the loop's line, not a silent None */
-static int traced_loop_line;
+/* (d sum(cond)/dx, d2 sum(cond)/dx2) with nested tapes, for f = cond(p, x^3, sin x) */
+static int cond_second_derivative(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    branch_data *d = user;
+    (void)n;
+    d->x = in[0];
+    tg_tape *outer = tg_tape_begin(.persistent = true), *inner = tg_tape_begin();
+    tg_watch(outer, in[0]);
+    tg_watch(inner, in[0]);
+    tg_tensor *y = NULL;
+    int rc = tg_cond(in[1], cube, sine, d, 1, &y);
+    tg_tensor *sy = rc == 0 ? tg_sum(y) : NULL;
+    tg_tape_end(inner);
+    tg_tensor *g = sy ? tg_gradient(inner, sy, in[0]) : NULL;
+    tg_tensor *sg = g ? tg_sum(g) : NULL;
+    tg_tape_end(outer);
+    out[0] = g;
+    out[1] = sg ? tg_gradient(outer, sg, in[0]) : NULL;
+    tg_tape_free(inner);
+    tg_tape_free(outer);
+    return out[1] ? 2 : -1;
+}
+
+static void second_derivatives_through_a_traced_cond(void)
+{
+    tg_scope *s = tg_scope_begin();
+    branch_data d = {0}, e = {0};
+    tg_function *f = tg_function_new(cond_second_derivative, &d);
+    tg_function *eager = tg_function_new(cond_second_derivative, &e, .run_eagerly = true);
+    tg_tensor *x = tg_from_f64(TG_SHAPE(2), 0.5, -2), *out[TG_FUNCTION_MAX_OUTPUTS], *ref[TG_FUNCTION_MAX_OUTPUTS];
+    for (int i = 0; i < 4; i++) { /* both branches, each replayed */
+        bool p = i % 2 == 0;
+        tg_tensor *in[2] = {x, tg_scalar_of(TG_BOOL, p)};
+        REQUIRE(tg_function_call(f, in, 2, out) == 2);
+        REQUIRE(tg_function_call(eager, in, 2, ref) == 2);
+        if (p) { /* x^3: 3x^2, 6x */
+            CHECK_VALUES(out[0], 1e-15, 0.75, 12.0);
+            CHECK_VALUES(out[1], 1e-15, 3.0, -12.0);
+        } else { /* sin x: cos x, -sin x */
+            CHECK_VALUES(out[0], 1e-15, cos(0.5), cos(-2.0));
+            CHECK_VALUES(out[1], 1e-15, -sin(0.5), -sin(-2.0));
+        }
+        TENSORS_AGREE(out[1], ref[1], 1e-15);
+    }
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_function_free(eager);
+    tg_scope_end(s);
+}
+
+/* (d sum(x^(2^n))/dx, d2/dx2) with nested tapes around a loop */
 static int second_derivative(void *user, tg_tensor *const *in, int n, tg_tensor **out)
 {
     (void)user, (void)n;
@@ -510,29 +559,38 @@ static int second_derivative(void *user, tg_tensor *const *in, int n, tg_tensor 
     tg_watch(outer, in[0]);
     tg_watch(inner, in[0]);
     tg_tensor *v[3];
-    traced_loop_line = __LINE__ + 1;
     int rc = tg_while_loop(below_n, square_step, ((tg_tensor *[]){tg_scalar_of(TG_I32, 0), in[0], in[1]}), 3, v);
     tg_tensor *sy = rc == 0 ? tg_sum(v[1]) : NULL;
     tg_tape_end(inner);
     tg_tensor *g = sy ? tg_gradient(inner, sy, in[0]) : NULL;
+    tg_tensor *sg = g ? tg_sum(g) : NULL;
     tg_tape_end(outer);
+    out[0] = g;
+    out[1] = sg ? tg_gradient(outer, sg, in[0]) : NULL;
     tg_tape_free(inner);
     tg_tape_free(outer);
-    out[0] = g;
-    return g ? 1 : -1;
+    return out[1] ? 2 : -1;
 }
 
-static void second_derivatives_through_a_traced_loop_are_refused(void)
+static void second_derivatives_through_a_traced_loop(void)
 {
     tg_scope *s = tg_scope_begin();
     tg_function *f = tg_function_new(second_derivative, NULL);
-    tg_tensor *in[2] = {tg_from_f64(TG_SHAPE(2), 1.1, -0.9), tg_scalar_of(TG_I32, 2)}, *out[TG_FUNCTION_MAX_OUTPUTS];
-    EXPECT_ERROR(tg_function_call(f, in, 2, out) == -1,
-                 "tg_while_loop: a second derivative through a traced tg_while_loop is not supported");
-    char where[64];
-    snprintf(where, sizeof where, "test_control_flow.c:%d", traced_loop_line);
-    CHECK(tg_last_error() && strstr(tg_last_error(), where));
+    tg_function *eager = tg_function_new(second_derivative, NULL, .run_eagerly = true);
+    double x[2] = {1.1, -0.9};
+    for (int trips = 1; trips <= 3; trips++) { /* x^(2^trips), replayed with other trip counts */
+        tg_tensor *in[2] = {tg_from_f64(TG_SHAPE(2), x[0], x[1]), tg_scalar_of(TG_I32, trips)};
+        tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS], *ref[TG_FUNCTION_MAX_OUTPUTS];
+        REQUIRE(tg_function_call(f, in, 2, out) == 2);
+        REQUIRE(tg_function_call(eager, in, 2, ref) == 2);
+        double p = pow(2, trips);
+        CHECK_VALUES(out[0], 1e-13, p * pow(x[0], p - 1), p * pow(x[1], p - 1));
+        CHECK_VALUES(out[1], 1e-13, p * (p - 1) * pow(x[0], p - 2), p * (p - 1) * pow(x[1], p - 2));
+        TENSORS_AGREE(out[1], ref[1], 1e-14);
+    }
+    CHECK(tg_function_trace_count(f) == 1);
     tg_function_free(f);
+    tg_function_free(eager);
     tg_scope_end(s);
 }
 
@@ -549,6 +607,7 @@ int main(void)
     RUN(loop_variables_keep_their_shapes);
     RUN(while_gradient_matches_finite_differences_and_eager);
     RUN(a_tape_inside_a_loop_body);
-    RUN(second_derivatives_through_a_traced_loop_are_refused);
+    RUN(second_derivatives_through_a_traced_cond);
+    RUN(second_derivatives_through_a_traced_loop);
     return TEST_SUMMARY();
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "graph_impl.h"
+#include "tapegrad/ops.h"
 
 void tg__tapes_hide(tg_tapes_saved *s)
 {
@@ -347,18 +348,6 @@ static bool new_like(tg_loc loc, tg_tensor *const *like, int n, tg_tensor **out)
 }
 
 /* ---- gradients through traced nodes: custom gradients ------------------------------------------ */
-/* A tape recording the backward pass (a second derivative) would see none of a traced
- * node's gradient: it runs in subgraphs, not as ops. */
-static bool first_order(tg_loc loc, const char *func)
-{
-    if (!tg__ctx()->n_recording)
-        return true;
-    return tg__failb(loc,
-                     "%s: a second derivative through a traced %s is not supported (a tape records its gradient); "
-                     "take it eagerly (.run_eagerly = true), or the first derivative only",
-                     func, func);
-}
-
 /* Output y of a traced node, passed through a custom gradient over `in` (the node's
  * differentiable inputs) that calls backward(user) for it. */
 static tg_tensor *with_gradient(tg_loc loc, tg_tensor *y, tg_tensor *const *in, int n, tg_custom_backward_fn backward,
@@ -473,17 +462,20 @@ static int cond_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n, c
                          void *user)
 {
     (void)inputs, (void)output;
-    cond_call g = *(const cond_call *)user;
-    g.dy = dy;
-    if (!first_order(g.loc, "tg_cond"))
-        return -1;
+    const cond_call *c = user;
+    /* kept past this call: a tape recording this gradient keeps it for the next order */
+    cond_call *g = tg__arena_alloc(tg__ctx()->scope, sizeof *g);
+    if (!g)
+        return tg__failf(c->loc, "tg_cond: out of memory");
+    *g = *c;
+    g->dy = dy;
     if (n > TG_FUNCTION_MAX_OUTPUTS * 4)
-        return tg__failf(g.loc, "tg_cond: the gradient flows to %d captured tensors; at most %d", n,
+        return tg__failf(g->loc, "tg_cond: the gradient flows to %d captured tensors; at most %d", n,
                          TG_FUNCTION_MAX_OUTPUTS * 4);
-    if (tg_cond_at(g.loc, g.pred, grad_true, grad_false, &g, n, dx) != 0)
+    if (tg_cond_at(g->loc, g->pred, grad_true, grad_false, g, n, dx) != 0)
         return -1;
     for (int j = 0; j < n; j++)
-        if (!tg_dtype_is_float(g.caps[j]->dtype))
+        if (!tg_dtype_is_float(g->caps[j]->dtype))
             dx[j] = NULL;
     return 0;
 }
@@ -663,6 +655,122 @@ static int body_vjp(void *arg, tg_tensor *const *in, tg_tensor **out)
     return rc;
 }
 
+/* ---- the loop's gradient as a loop of ops, for a tape that records it (second derivatives) ----
+ * The fast gradient below keeps every iteration's variables on a stack, outside any tape's
+ * sight. When a tape records the backward pass, the gradient is built from tg_while_loops
+ * instead, which are differentiable again: the loop counts its iterations N, then for
+ * t = N-1 .. 0 recomputes the variables of iteration t from the initial ones (N^2 / 2 body
+ * runs: TF keeps them in a TensorList) and applies the body's VJP to them. */
+typedef struct replay_call {
+    const loop_call *l;
+    tg_tensor *const *init; /* the loop's initial variables */
+    const tg_tensor *t;     /* recompute: the iterations to run */
+} replay_call;
+
+static int counting_cond(void *user, tg_tensor *const *v, int n, tg_tensor **go)
+{
+    const loop_call *l = ((const replay_call *)user)->l;
+    (void)n;
+    return loop_cond((void *)l, v + 1, go);
+}
+
+static int counting_body(void *user, tg_tensor *const *v, int n, tg_tensor **next)
+{
+    const loop_call *l = ((const replay_call *)user)->l;
+    (void)n;
+    next[0] = tg_add_at(l->loc, v[0], tg_scalar_at(l->loc, TG_I64, 1));
+    return next[0] ? loop_body((void *)l, v + 1, next + 1) : -1;
+}
+
+static int before_t(void *user, tg_tensor *const *v, int n, tg_tensor **go)
+{
+    const replay_call *r = user;
+    (void)n;
+    return (*go = tg_less_at(r->l->loc, v[0], r->t)) ? 0 : -1;
+}
+
+/* The variables of iteration t: the loop from the start, t times; (v, counter) in out. */
+static int variables_at(const replay_call *r, const tg_tensor *t, tg_tensor **out)
+{
+    const loop_call *l = r->l;
+    int n = l->n;
+    tg_context *ctx = tg__ctx();
+    tg_tensor **init = tg__arena_alloc(ctx->scope, sizeof *init * (size_t)(n + 2));
+    if (!init)
+        return tg__failf(l->loc, "tg_while_loop: out of memory");
+    init[0] = tg_scalar_at(l->loc, TG_I64, 0);
+    memcpy(init + 1, r->init, sizeof *init * (size_t)n);
+    replay_call *at = tg__arena_alloc(ctx->scope, sizeof *at); /* a later order's gradient reads it */
+    if (!at)
+        return tg__failf(l->loc, "tg_while_loop: out of memory");
+    *at = (replay_call){.l = l, .init = r->init, .t = t};
+    return tg_while_loop_at(l->loc, before_t, counting_body, init, n + 1, out, (tg_while_opts){.user = at});
+}
+
+static int from_the_last(void *user, tg_tensor *const *v, int n, tg_tensor **go)
+{
+    const replay_call *r = user;
+    (void)n;
+    return (*go = tg_greater_equal_at(r->l->loc, v[0], tg_scalar_at(r->l->loc, TG_I64, 0))) ? 0 : -1;
+}
+
+/* (t, dv, dcaps) -> (t - 1, VJP of the body at iteration t's variables, dcaps + its part) */
+static int back_one(void *user, tg_tensor *const *v, int nv, tg_tensor **next)
+{
+    const replay_call *r = user;
+    const loop_call *l = r->l;
+    int n = l->n, m = l->n_caps;
+    (void)nv;
+    tg_context *ctx = tg__ctx();
+    tg_tensor **at = tg__arena_alloc(ctx->scope, sizeof *at * (size_t)(n + 2));
+    tg_tensor **x = tg__arena_alloc(ctx->scope, sizeof *x * (size_t)(2 * n + 1));
+    tg_tensor **g = tg__arena_alloc(ctx->scope, sizeof *g * (size_t)(n + m + 1));
+    if (!at || !x || !g)
+        return tg__failf(l->loc, "tg_while_loop: out of memory");
+    if (variables_at(r, v[0], at) != 0)
+        return -1;
+    memcpy(x, at + 1, sizeof *x * (size_t)n);
+    memcpy(x + n, v + 1, sizeof *x * (size_t)n);
+    if (body_vjp((void *)l, x, g) != 0)
+        return -1;
+    if (!(next[0] = tg_sub_at(l->loc, v[0], tg_scalar_at(l->loc, TG_I64, 1))))
+        return -1;
+    memcpy(next + 1, g, sizeof *next * (size_t)n);
+    for (int j = 0; j < m; j++)
+        if (!(next[1 + n + j] = tg_add_at(l->loc, v[1 + n + j], g[n + j])))
+            return -1;
+    return 0;
+}
+
+static int recorded_backward(loop_call *l, const tg_tensor *dy, tg_tensor *const *inputs, tg_tensor **dx)
+{
+    int n = l->n, m = l->n_caps;
+    tg_context *ctx = tg__ctx();
+    replay_call *r = tg__arena_alloc(ctx->scope, sizeof *r); /* a later order's gradient reads it */
+    tg_tensor **v = tg__arena_alloc(ctx->scope, sizeof *v * (size_t)(2 + n + m));
+    tg_tensor **out = tg__arena_alloc(ctx->scope, sizeof *out * (size_t)(2 + n + m));
+    if (!r || !v || !out)
+        return tg__failf(l->loc, "tg_while_loop: out of memory");
+    *r = (replay_call){.l = l, .init = inputs};
+    v[0] = tg_scalar_at(l->loc, TG_I64, 0);
+    memcpy(v + 1, inputs, sizeof *v * (size_t)n);
+    if (tg_while_loop_at(l->loc, counting_cond, counting_body, v, n + 1, out,
+                         (tg_while_opts){.user = r, .maximum_iterations = l->maximum_iterations}) != 0 ||
+        !(v[0] = tg_sub_at(l->loc, out[0], tg_scalar_at(l->loc, TG_I64, 1))))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (!(v[1 + i] = i == l->k ? (tg_tensor *)dy : tg_zeros_like_at(l->loc, inputs[i])))
+            return -1;
+    for (int j = 0; j < m; j++)
+        if (!(v[1 + n + j] = tg_zeros_like_at(l->loc, l->caps[j])))
+            return -1;
+    if (tg_while_loop_at(l->loc, from_the_last, back_one, v, 1 + n + m, out, (tg_while_opts){.user = r}) != 0)
+        return -1;
+    for (int j = 0; j < n + m; j++)
+        dx[j] = tg_dtype_is_float(j < n ? inputs[j]->dtype : l->caps[j - n]->dtype) ? out[1 + j] : NULL;
+    return 0;
+}
+
 static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_in, const tg_tensor *output,
                           tg_tensor **dx, void *user)
 {
@@ -670,8 +778,8 @@ static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_i
     loop_call *l = user;
     int n = l->n;
     tg_context *ctx = tg__ctx();
-    if (!first_order(l->loc, "tg_while_loop"))
-        return -1;
+    if (ctx->trace == l->graph && ctx->n_recording)
+        return recorded_backward(l, dy, inputs, dx);
     if (ctx->trace != l->graph)
         return tg__failf(l->loc, "tg_while_loop: the gradient of a traced loop must be taken in the same "
                                  "function (tape and tg_gradients inside it)");
