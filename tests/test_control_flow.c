@@ -594,6 +594,56 @@ static void second_derivatives_through_a_traced_loop(void)
     tg_scope_end(s);
 }
 
+/* The gradient of sum(dL/dw) for loop_loss's L, with respect to x and w: through the
+ * loop's recorded gradient, which captures w */
+static int loop_second_order(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_tape *outer = tg_tape_begin(.persistent = true);
+    tg_watch(outer, in[0]);
+    tg_watch(outer, in[1]);
+    tg_tensor *first[3];
+    int rc = loop_loss(NULL, in, 2, first) == 3 ? 0 : -1;
+    tg_tensor *s = rc == 0 ? tg_sum(first[2]) : NULL;
+    tg_tape_end(outer);
+    rc = s ? tg_gradients(outer, .targets = &s, .n_targets = 1, .sources = in, .n_sources = 2, .out = out) : -1;
+    tg_tape_free(outer);
+    return rc == 0 ? 2 : -1;
+}
+
+static void while_second_order_with_captures(void)
+{
+    tg_function *f = tg_function_new(loop_second_order, NULL);
+    tg_function *eager = tg_function_new(loop_second_order, NULL, .run_eagerly = true);
+    tg_function *first = tg_function_new(loop_loss, NULL);
+    double xw[6] = {0.5, -0.2, 0.9, 1.5, -0.7, 0.3}, h = 1e-6;
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *in[2] = {tg_tensor_from(TG_F64, TG_SHAPE(3), xw), tg_tensor_from(TG_F64, TG_SHAPE(3), xw + 3)};
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS], *ref[TG_FUNCTION_MAX_OUTPUTS];
+    REQUIRE(tg_function_call(f, in, 2, out) == 2 && tg_function_call(eager, in, 2, ref) == 2);
+    TENSORS_AGREE(out[0], ref[0], 1e-13);
+    TENSORS_AGREE(out[1], ref[1], 1e-13);
+    for (int i = 0; i < 6; i++) { /* central differences of sum(dL/dw), itself checked above */
+        double sum[2];
+        for (int side = 0; side < 2; side++) {
+            double p[6];
+            memcpy(p, xw, sizeof p);
+            p[i] += side ? -h : h;
+            tg_tensor *pin[2] = {tg_tensor_from(TG_F64, TG_SHAPE(3), p), tg_tensor_from(TG_F64, TG_SHAPE(3), p + 3)};
+            tg_tensor *g[TG_FUNCTION_MAX_OUTPUTS];
+            REQUIRE(tg_function_call(first, pin, 2, g) == 3);
+            sum[side] = tg_item(tg_sum(g[2]));
+        }
+        double fd = (sum[0] - sum[1]) / (2 * h), got = tg_item(tg_slice(out[i / 3], TG_SHAPE(i % 3), TG_SHAPE(1)));
+        CHECK_NEAR(got, fd, 1e-7 * (1 + fabs(fd)));
+    }
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_scope_end(s);
+    tg_function_free(f);
+    tg_function_free(eager);
+    tg_function_free(first);
+}
+
 int main(void)
 {
     RUN(cond_eager_runs_the_branch_taken);
@@ -609,5 +659,6 @@ int main(void)
     RUN(a_tape_inside_a_loop_body);
     RUN(second_derivatives_through_a_traced_cond);
     RUN(second_derivatives_through_a_traced_loop);
+    RUN(while_second_order_with_captures);
     return TEST_SUMMARY();
 }
