@@ -77,6 +77,7 @@ bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx)
             tg_shape s = tg__shape(g->in[i]);
             if (!(dx[i] = tg__unbroadcast(g->loc, dx[i], &s)))
                 return false;
+            tg__trace_shape_like(dx[i], g->in[i]);
         }
     return true;
 }
