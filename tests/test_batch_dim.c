@@ -264,6 +264,15 @@ static int per_row_from_tg_dim(void *user, tg_tensor *const *in, int n, tg_tenso
     return 1;
 }
 
+/* a C number from the feature dim, not the batch: the graph keeps an unknown batch dim */
+static int per_feature_from_tg_dim(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    c_runs++;
+    out[0] = tg_div(tg_square(in[0]), tg_scalar((double)tg_dim(in[0], -1)));
+    return 1;
+}
+
 /* the same with ops only */
 static int per_row_from_ops(void *user, tg_tensor *const *in, int n, tg_tensor **out)
 {
@@ -328,6 +337,11 @@ static void a_partial_batch_replays(void) { calls_agree_with_eager(per_row_from_
 static void a_c_number_from_tg_dim_retraces(void)
 {
     calls_agree_with_eager(per_row_from_tg_dim, (tg_function_opts){0}, 2);
+}
+
+static void a_c_number_from_the_feature_dim_replays(void)
+{
+    calls_agree_with_eager(per_feature_from_tg_dim, (tg_function_opts){0}, 1);
 }
 
 static void a_target_from_tg_shape_of_retraces(void)
@@ -408,6 +422,7 @@ int main(void)
 {
     RUN(a_partial_batch_replays);
     RUN(a_c_number_from_tg_dim_retraces);
+    RUN(a_c_number_from_the_feature_dim_replays);
     RUN(a_target_from_tg_shape_of_retraces);
     RUN(a_constant_of_the_batch_shape_retraces);
     RUN(exact_shapes_retrace);

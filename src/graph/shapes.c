@@ -73,12 +73,16 @@ static bool holds(const tg_shape *s, int64_t b, bool multiples)
     return false;
 }
 
-void tg__trace_shape_read(const tg_tensor *t, const char *func)
+void tg__trace_shape_read(const tg_tensor *t, const char *func, int what)
 {
     tg_fgraph *g = top_graph();
     if (!g || !t || t->state != TG_HEADER_ALIVE || g->batch < 2 || g->fixed_why)
         return;
     tg_shape s = tg__shape(t);
+    if (what >= 0 && what < s.rank) /* one dim */
+        s = (tg_shape){.rank = 1, .dims = {s.dims[what]}};
+    else if (what == TG_SHAPE_READ_SIZE)
+        s = (tg_shape){.rank = 1, .dims = {t->size}};
     if (holds(&s, g->batch, true))
         g->fixed_why = func; /* the C number may end up in the graph: this graph keeps its batch size */
 }
@@ -324,8 +328,11 @@ static bool zeros_for(struct tg_gbatch *gb, size_t bytes)
     return true;
 }
 
-/* Runs a node's shape rule on the pass's shapes of its inputs into gb->out_shape. */
-static bool node_shapes(const tg_fgraph *g, const tg_gnode *n, const tg_shape *sh)
+static const char no_memory[] = "out of memory"; /* a pass's answer: the error is set */
+
+/* Runs a node's shape rule on the pass's shapes of its inputs into gb->out_shape: 1, 0 when
+ * it refuses them, -1 when out of memory (with an error). */
+static int node_shapes(const tg_fgraph *g, const tg_gnode *n, const tg_shape *sh)
 {
     struct tg_gbatch *gb = g->gb;
     tg_attrs a = n->a;
@@ -342,18 +349,17 @@ static bool node_shapes(const tg_fgraph *g, const tg_gnode *n, const tg_shape *s
         if (n->widened && t->dtype == TG_BF16) /* its shape rule sees what the dispatcher gave it */
             t->dtype = TG_F32;
         if (!zeros_for(gb, (size_t)t->size * tg__dsize(t->dtype) + 64))
-            return tg__failb(n->loc, "tg_function: out of memory");
+            return tg__failf(n->loc, "tg_function: out of memory");
         t->data = gb->zeros;
         gb->tmp_ptr[j] = t;
     }
     tg_call c = {.loc = n->loc, .op = n->op, .in = gb->tmp_ptr, .n = n->n_in, .a = &a, .n_out = n->n_out,
                  .outs = n->outp};
-    return tg__op_table[n->op].shape(&c, gb->out_shape, gb->out_dtype);
+    return tg__op_table[n->op].shape(&c, gb->out_shape, gb->out_dtype) ? 1 : 0;
 }
 
 /* Every value's shape at batch size b into sh. The probe (probe: true) returns what bakes
  * the batch size in, or NULL; a replay returns NULL, or "" with an error set. */
-static int dbg_node;
 static const char *shape_pass(const tg_fgraph *g, int64_t b, tg_shape *sh, bool probe)
 {
     const struct tg_gbatch *gb = g->gb;
@@ -368,9 +374,6 @@ static const char *shape_pass(const tg_fgraph *g, int64_t b, tg_shape *sh, bool 
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const tg_gnode *n = &g->nodes[i];
-        dbg_node = i;
-        if (probe && getenv("TG_DEBUG_BATCH") && n->kind == TG_GN_OP)
-            fprintf(stderr, "  node %d %s line %d\n", i, tg__op_name(n->op), n->loc.line);
         switch (n->kind) {
         case TG_GN_CTRL: return "a tg_cond or tg_while_loop";
         case TG_GN_READ: sh[n->out[0]] = sh[n->in[0]]; break;
@@ -391,7 +394,10 @@ static const char *shape_pass(const tg_fgraph *g, int64_t b, tg_shape *sh, bool 
             if (probe && attrs_hold(n, traced_b))
                 return "an op whose arguments hold the batch size";
             bool had_error = tg_has_error();
-            if (!node_shapes(g, n, sh)) {
+            int ok = node_shapes(g, n, sh);
+            if (ok < 0)
+                return no_memory;
+            if (!ok) {
                 if (probe && !had_error)
                     tg_clear_error();
                 return probe ? "an op that refuses another batch size" : "";
@@ -461,13 +467,11 @@ bool tg__fgraph_batch_finish(tg_fgraph *g)
     g->batch = b;
     /* the probe's batch: another size >= 2 (smaller, so that its zeros stay small) */
     const char *why = shape_pass(g, b > 2 ? b - 1 : b + 1, gb->cur, true);
-    if (why && getenv("TG_DEBUG_BATCH"))
-        fprintf(stderr, "batch-fixed: %s (node %d)\n", why, dbg_node);
     if (why || !keep_plan(g, b)) {
         g->fixed_why = why;
         g->batch = 0;
         tg__fgraph_batch_free(g);
-        return why != NULL;
+        return why != NULL && why != no_memory;
     }
     gb->run_batch = b;
     gb->arena_cap = g->arena_bytes;
@@ -479,6 +483,7 @@ bool tg__fgraph_rebatch(tg_fgraph *g, int64_t b)
     struct tg_gbatch *gb = g->gb;
     if (!gb || b == gb->run_batch)
         return true;
+    gb->run_batch = 0; /* the headers are for no batch size until this pass is through */
     if (shape_pass(g, b, gb->cur, false))
         return false;
     for (int id = 0; id < g->n_values; id++) {

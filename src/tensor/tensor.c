@@ -293,19 +293,21 @@ int64_t tg__lib_dim(const tg_tensor *t, int axis)
 /* The user's calls: in a trace, a shape holding the batch size makes the graph keep it. */
 tg_shape tg_shape_of(const tg_tensor *t)
 {
-    tg__trace_shape_read(t, "tg_shape_of");
+    tg__trace_shape_read(t, "tg_shape_of", TG_SHAPE_READ_ALL);
     return tg__lib_shape_of(t);
 }
 
 int64_t tg_dim(const tg_tensor *t, int axis)
 {
-    tg__trace_shape_read(t, "tg_dim");
+    int a = t && t->state == TG_HEADER_ALIVE ? (axis < 0 ? axis + t->rank : axis) : -1;
+    if (a >= 0 && a < t->rank)
+        tg__trace_shape_read(t, "tg_dim", a);
     return tg__lib_dim(t, axis);
 }
 
 int64_t tg_size(const tg_tensor *t)
 {
-    tg__trace_shape_read(t, "tg_size");
+    tg__trace_shape_read(t, "tg_size", TG_SHAPE_READ_SIZE);
     return tg__lib_size(t);
 }
 

@@ -150,9 +150,10 @@ static inline void tg__trace_resume(struct tg_fgraph *g) { tg__ctx()->trace = g;
 
 /* ---- graph mode's unknown batch dimension (src/graph/shapes.c) ------------------------- */
 /* A public shape accessor called while a graph that may take any batch size is traced: a
- * shape holding it (or a multiple) makes the graph keep its batch size (the C number may end
- * up in it). The library's own calls go to tg__lib_* (below), which trust the caller. */
-void tg__trace_shape_read(const tg_tensor *t, const char *func);
+ * number read (a dim, the size, or every dim) that is it or a multiple of it makes the graph
+ * keep its batch size (the C number may end up in it). The library's own calls go to tg__lib_* (below), which trust the caller. */
+enum { TG_SHAPE_READ_ALL = -1, TG_SHAPE_READ_SIZE = -2 }; /* what: else the axis read */
+void tg__trace_shape_read(const tg_tensor *t, const char *func, int what);
 /* The reshape or broadcast_to that made `out` took its target from like's shape: each dim
  * equal to like's follows like's at every run (shape_like), or dim 0 follows like's dim 0. */
 void tg__trace_shape_like(const tg_tensor *out, const tg_tensor *like);
