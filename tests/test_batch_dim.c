@@ -37,9 +37,9 @@ static int users_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const
     tg_tensor *loss = tg_mean(tg_square(tg_sub(pred, y)));
     tg_tape_end(tape);
     tg_tensor *grads[8];
-    int rc = n <= 8 ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n,
-                                   .out = grads)
-                    : -1;
+    int rc = n <= 8
+                 ? tg_gradients(tape, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = grads)
+                 : -1;
     tg_tape_free(tape);
     return rc == 0 ? tg_apply_gradients(tg_model_optimizer(m), grads, vars, n) : -1;
 }
@@ -141,9 +141,10 @@ static void an_mlp_with_weights_and_metrics(void) { traced_fit_equals_eager(mlp,
 /* Embedding(mask_zero) then LSTM: the mask weighs the loss by the valid steps. */
 static tg_model *masked_sequences(void)
 {
-    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 3),
-                                     tg_embedding(.input_dim = 10, .output_dim = 4, .mask_zero = true, .input_length = 6),
-                                     tg_lstm(.units = 5, .return_sequences = true), tg_dense(.units = 1));
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = 3),
+                           tg_embedding(.input_dim = 10, .output_dim = 4, .mask_zero = true, .input_length = 6),
+                           tg_lstm(.units = 5, .return_sequences = true), tg_dense(.units = 1));
     if (m && tg_compile(m, .optimizer = tg_rmsprop(.learning_rate = 0.01), .loss = TG_LOSS_MSE,
                         .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR)) != 0)
         return tg_model_free(m), NULL;
@@ -200,7 +201,8 @@ static void a_convolutional_model(void) { traced_fit_equals_eager(convnet, fit_c
 static tg_model *two_by_two(void)
 {
     tg_keras_tensor *a = tg_input(TG_SHAPE(3), .name = "a"), *b = tg_input(TG_SHAPE(2), .name = "b");
-    tg_keras_tensor *h = tg_layer_apply(tg_dense(.units = 4, .activation = TG_TANH), tg_layer_apply(tg_concatenate(), a, b));
+    tg_keras_tensor *h =
+        tg_layer_apply(tg_dense(.units = 4, .activation = TG_TANH), tg_layer_apply(tg_concatenate(), a, b));
     tg_keras_tensor *o1 = tg_layer_apply(tg_dense(.units = 1, .name = "o1"), h);
     tg_keras_tensor *o2 = tg_layer_apply(tg_dense(.units = 2, .name = "o2"), h);
     tg_model *m = tg_functional(TG_KERAS_TENSORS(a, b), TG_KERAS_TENSORS(o1, o2), .seed = 21);
@@ -208,9 +210,9 @@ static tg_model *two_by_two(void)
                                      {.kind = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true}};
     static const double weights[] = {1.0, 0.5};
     const tg_metric_list metrics[] = {TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR), TG_METRICS(TG_ACCURACY)};
-    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .losses = losses, .n_losses = 2,
-                        .loss_weights = weights, .n_loss_weights = 2, .output_metrics = metrics,
-                        .n_output_metrics = 2) != 0)
+    if (m &&
+        tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .losses = losses, .n_losses = 2,
+                   .loss_weights = weights, .n_loss_weights = 2, .output_metrics = metrics, .n_output_metrics = 2) != 0)
         return tg_model_free(m), NULL;
     return m;
 }
@@ -225,7 +227,8 @@ static tg_history *fit_two_by_two(tg_model *m, bool eager)
         y2[i] = wave(3 * i + 1) > 0;
     }
     const tg_tensor *in[] = {a, b};
-    const tg_tensor *out[] = {tg_tensor_from(TG_F32, TG_SHAPE(ROWS, 1), y1), tg_tensor_from(TG_I32, TG_SHAPE(ROWS), y2)};
+    const tg_tensor *out[] = {tg_tensor_from(TG_F32, TG_SHAPE(ROWS, 1), y1),
+                              tg_tensor_from(TG_I32, TG_SHAPE(ROWS), y2)};
     return tg_fit(m, NULL, NULL, .inputs = in, .n_inputs = 2, .targets = out, .n_targets = 2, .epochs = EPOCHS,
                   .batch_size = BATCH, .seed = 4, .verbose = TG_VERBOSE_SILENT, .run_eagerly = eager,
                   .train_step_list = counting_step_list);

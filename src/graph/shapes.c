@@ -51,7 +51,8 @@ void tg__fgraph_batch_free(tg_fgraph *g)
         return;
     for (int i = 0; i < gb->n_plans; i++)
         free(gb->plans[i].offset);
-    free(gb->zeros), free(gb->traced), free(gb->cur), free(gb->tmp), free(gb->tmp_ptr), free(gb->out_shape), free(gb->out_dtype);
+    free(gb->zeros), free(gb->traced), free(gb->cur), free(gb->tmp), free(gb->tmp_ptr), free(gb->out_shape),
+        free(gb->out_dtype);
     free(gb);
     g->gb = NULL;
 }
@@ -125,7 +126,10 @@ void tg__trace_shape_like(const tg_tensor *out, const tg_tensor *like)
     tg__trace_shape_map(out, like, map);
 }
 
-void tg__trace_batch_like(const tg_tensor *out, const tg_tensor *like) { tg__trace_shape_map(out, like, (int8_t[TG_MAX_RANK]){1}); }
+void tg__trace_batch_like(const tg_tensor *out, const tg_tensor *like)
+{
+    tg__trace_shape_map(out, like, (int8_t[TG_MAX_RANK]){1});
+}
 
 void tg__trace_host_shape_free(void)
 {
@@ -169,9 +173,9 @@ int tg__trace_host_like(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_
 
 /* ---- counts and fills that read the shape at every run --------------------------------------- */
 typedef struct count_arg {
-    unsigned axes;    /* bit k: dim k counts */
-    double value;     /* fills; a count's numerator */
-    bool per;         /* value / count instead of the count */
+    unsigned axes; /* bit k: dim k counts */
+    double value;  /* fills; a count's numerator */
+    bool per;      /* value / count instead of the count */
 } count_arg;
 
 static double count_of(const tg_tensor *x, unsigned axes)
@@ -353,8 +357,8 @@ static int node_shapes(const tg_fgraph *g, const tg_gnode *n, const tg_shape *sh
         t->data = gb->zeros;
         gb->tmp_ptr[j] = t;
     }
-    tg_call c = {.loc = n->loc, .op = n->op, .in = gb->tmp_ptr, .n = n->n_in, .a = &a, .n_out = n->n_out,
-                 .outs = n->outp};
+    tg_call c = {
+        .loc = n->loc, .op = n->op, .in = gb->tmp_ptr, .n = n->n_in, .a = &a, .n_out = n->n_out, .outs = n->outp};
     return tg__op_table[n->op].shape(&c, gb->out_shape, gb->out_dtype) ? 1 : 0;
 }
 

@@ -204,8 +204,8 @@ static bool rnn_run(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor
     tg_tensor *h = NULL, *c = NULL;
     bool ok = !mask || tg_unstack_at(loc, tg_expand_dims_at(loc, mask, -1), (int)t, keep, 1) == 0;
     if (ok && input_products(&s, x, xw)) {
-        tg_tensor *zeros = tg_broadcast_to_at(loc, tg_scalar_at(loc, tg_dtype_of(xw[0]), 0.0),
-                                              TG_SHAPE(tg_dim(x, 0), o->units));
+        tg_tensor *zeros =
+            tg_broadcast_to_at(loc, tg_scalar_at(loc, tg_dtype_of(xw[0]), 0.0), TG_SHAPE(tg_dim(x, 0), o->units));
         tg__trace_batch_like(zeros, x); /* a graph's batch dim stays unknown */
         h = h0 ? h0 : zeros;
         c = c0 ? c0 : zeros;

@@ -453,8 +453,8 @@ static int print_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int
 
 void tg_fprint(FILE *out, const tg_tensor *t)
 {
-    int r = tg__trace_host((tg_loc){0}, print_replayed, &out, sizeof out, (tg_tensor *const[]){(tg_tensor *)t}, 1,
-                           NULL, 0);
+    int r =
+        tg__trace_host((tg_loc){0}, print_replayed, &out, sizeof out, (tg_tensor *const[]){(tg_tensor *)t}, 1, NULL, 0);
     tg__trace_host_shape_free(); /* prints whatever shape it gets */
     if (r == 0)
         print_now(out, t);

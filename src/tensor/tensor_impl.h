@@ -175,9 +175,9 @@ tg_tensor *tg__trace_fill_like(tg_loc loc, const tg_tensor *like, tg_tensor *t, 
 tg_shape tg__lib_shape_of(const tg_tensor *t);
 int64_t tg__lib_dim(const tg_tensor *t, int axis);
 int64_t tg__lib_size(const tg_tensor *t);
-#define tg_shape_of(t) tg__lib_shape_of(t)
+#define tg_shape_of(t)  tg__lib_shape_of(t)
 #define tg_dim(t, axis) tg__lib_dim(t, axis)
-#define tg_size(t) tg__lib_size(t)
+#define tg_size(t)      tg__lib_size(t)
 
 /* ---- the user's line ------------------------------------------------------------------- */
 /* A line inside tapegrad's own sources means nothing to a user. While the library runs a

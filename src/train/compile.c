@@ -469,8 +469,8 @@ static tg_tensor *with_regularization(tg_loc loc, tg_model *m, tg_tensor *loss)
 /* Keras's apply_mask: y_pred's mask (tg_model_output_mask) folded into the sample weights.
  * For a loss's mean (sum_over_batch_size) the valid steps weigh total / (valid + 1e-7), so
  * the mean runs over them; metrics ("sum") weigh them 1. */
-static const tg_tensor *mask_weights_of(tg_loc loc, const tg_tensor *mask, const tg_tensor *y_pred,
-                                        const tg_tensor *sw, bool mean)
+static const tg_tensor *mask_weights_of(tg_loc loc, const tg_tensor *mask, const tg_tensor *y_pred, const tg_tensor *sw,
+                                        bool mean)
 {
     if (!mask || !y_pred)
         return sw;
