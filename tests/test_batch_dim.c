@@ -305,6 +305,20 @@ static int constant_of_the_batch(void *user, tg_tensor *const *in, int n, tg_ten
     return 1;
 }
 
+/* a batch jacobian: the library seeds each row's unit vectors in C */
+static int batch_jacobian_of_tanh(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    c_runs++;
+    tg_tape *tape = tg_tape_begin(.persistent = true);
+    tg_watch(tape, in[0]);
+    tg_tensor *y = tg_tanh(tg_mul(in[0], in[0]));
+    tg_tape_end(tape);
+    out[0] = tg_batch_jacobian(tape, y, in[0]);
+    tg_tape_free(tape);
+    return 1;
+}
+
 static tg_tensor *rows_of(int rows, float offset)
 {
     float v[8 * 3];
@@ -355,6 +369,11 @@ static void a_target_from_tg_shape_of_retraces(void)
 static void a_constant_of_the_batch_shape_retraces(void)
 {
     calls_agree_with_eager(constant_of_the_batch, (tg_function_opts){0}, 2);
+}
+
+static void a_batch_jacobian_agrees(void)
+{
+    calls_agree_with_eager(batch_jacobian_of_tanh, (tg_function_opts){0}, 2); /* its seeds are constants */
 }
 
 static void exact_shapes_retrace(void)
@@ -428,6 +447,7 @@ int main(void)
     RUN(a_c_number_from_the_feature_dim_replays);
     RUN(a_target_from_tg_shape_of_retraces);
     RUN(a_constant_of_the_batch_shape_retraces);
+    RUN(a_batch_jacobian_agrees);
     RUN(exact_shapes_retrace);
     RUN(inputs_without_a_shared_dim_0_keep_exact_signatures);
     RUN(switching_batch_sizes_allocates_nothing);
