@@ -6,13 +6,14 @@
  * stays polymorphic only when every rule accepts them and nothing holds the batch size as a
  * number: no shape attr (reshape, broadcast_to, slice, pad, split, scatter sizes...), no
  * constant's or fixed host output's shape, no side effect that keeps a batch-sized tensor,
- * no control-flow node, and no public shape accessor (tg_dim, tg_shape_of, tg_size) called
- * by the user's C code on a tensor whose shape holds it. Anything else retraces, as before:
+ * no control-flow node, and no public shape accessor (tg_dim, tg_shape_of, tg_size) that
+ * gave the user's C code the batch size or a multiple. Anything else retraces, as before:
  * a retrace is safe, a replay with a baked number would be silently wrong.
  *
  * The library's own shape-derived targets say where their dims come from
- * (tg__trace_shape_like, tg__trace_batch_like); its counts (a mean's divisor) and fills
- * (tg_zeros_like) are host nodes that read the shape at every run.
+ * (tg__trace_shape_map and its forms); its counts (a mean's divisor) and fills
+ * (tg_zeros_like: a fill whose values C changes after must be a plain tg_fill) are host
+ * nodes that read the shape at every run.
  *
  * At a replay with another batch size, the same pass sets every value's shape, then a plan
  * for those sizes (kept per batch size) places the buffers: switching sizes allocates only
