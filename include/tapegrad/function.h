@@ -32,6 +32,10 @@ typedef struct tg_function_opts {
      * eagerly from then on, with a one-time note naming the line, instead of an error
      * (what tg_fit does with its step). */
     bool eager_fallback;
+    /* Every input's whole shape is its signature. By default (TF's None batch dimension),
+     * when the inputs all share dim 0 it is the batch: a call that differs only there (a
+     * partial last batch) replays the graph, unless tracing found the batch size baked in. */
+    bool exact_shapes;
 } tg_function_opts;
 
 tg_function *tg_function_new_at(tg_loc loc, tg_function_fn fn, void *user, tg_function_opts o);

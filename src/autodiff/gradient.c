@@ -77,6 +77,7 @@ bool tg__rule_gradients(const tg_grad_ctx *g, tg_op_kind op, tg_tensor **dx)
             tg_shape s = tg__shape(g->in[i]);
             if (!(dx[i] = tg__unbroadcast(g->loc, dx[i], &s)))
                 return false;
+            tg__trace_shape_like(dx[i], g->in[i]);
         }
     return true;
 }
@@ -580,7 +581,7 @@ tg_tensor *tg_gradient_at(tg_loc loc, tg_tape *t, const tg_tensor *target, const
 /* A one-hot seed of `like`'s shape: 1 at flat index i, or at [b, i] for every batch row b. */
 static tg_tensor *unit_seed(tg_loc loc, const tg_tensor *like, int64_t i, bool batched)
 {
-    tg_tensor *s = tg_zeros_like_at(loc, like);
+    tg_tensor *s = tg_fill_at(loc, like->dtype, tg__shape(like), 0.0); /* its values set here: a constant in a graph */
     if (!s)
         return NULL;
     if (!batched) {

@@ -11,6 +11,7 @@ typedef struct trace_entry {
     tg_dtype *dtype;
     tg_shape *shape;
     tg_fgraph *g;
+    int64_t batch; /* the traced batch size when the graph runs at any (shapes.c); 0 otherwise */
     int n_out;
     tg_dtype out_dtype[TG_FUNCTION_MAX_OUTPUTS];
 } trace_entry;
@@ -75,10 +76,37 @@ static bool matches(const trace_entry *e, tg_tensor *const *in, int n)
     return true;
 }
 
+/* The batch size of a call: the dim 0 every input shares (>= 2: a size-1 dim broadcasts),
+ * or 0 when there is none. */
+static int64_t batch_of(tg_tensor *const *in, int n)
+{
+    if (n < 1 || in[0]->rank < 1 || in[0]->shape[0] < 2)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if (in[i]->rank < 1 || in[i]->shape[0] != in[0]->shape[0])
+            return 0;
+    return in[0]->shape[0];
+}
+
+/* A polymorphic entry matches inputs that differ from its signature only in dim 0. */
+static bool matches_but_batch(const trace_entry *e, tg_tensor *const *in, int n)
+{
+    if (!e->batch || e->n != n || !batch_of(in, n))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (e->dtype[i] != in[i]->dtype || e->shape[i].rank != in[i]->rank ||
+            memcmp(e->shape[i].dims + 1, in[i]->shape + 1, sizeof(int64_t) * (size_t)(in[i]->rank - 1)) != 0)
+            return false;
+    return true;
+}
+
 static trace_entry *find(tg_function *f, tg_tensor *const *in, int n)
 {
     for (int i = 0; i < f->n_entries; i++)
         if (matches(&f->entries[i], in, n))
+            return &f->entries[i];
+    for (int i = 0; i < f->n_entries; i++)
+        if (matches_but_batch(&f->entries[i], in, n))
             return &f->entries[i];
     return NULL;
 }
@@ -175,6 +203,7 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
         }
     tg_context *ctx = tg__ctx();
     g->soft = f->o.eager_fallback;
+    g->batch = f->o.exact_shapes ? 0 : batch_of(in, n);
     ctx->trace = g;
     int k = f->fn(f->user, in, n, out);
     ctx->trace = NULL;
@@ -199,6 +228,7 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
     }
     trace_entry *e = &f->entries[f->n_entries - 1];
     e->n_out = k;
+    e->batch = g->batch;
     for (int i = 0; i < k; i++)
         e->out_dtype[i] = out[i]->dtype;
     if (++f->traces > RETRACE_WARNING && !f->warned) {
@@ -214,6 +244,8 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
 
 static int replay(tg_loc loc, tg_fgraph *g, tg_tensor *const *in, tg_tensor **out)
 {
+    if (g->batch && !tg__fgraph_rebatch(g, in[0]->shape[0]))
+        return -1;
     tg_scope *scratch = tg_scope_begin_at(loc); /* the kernels' scratch */
     if (!scratch)
         return -1;
@@ -255,11 +287,10 @@ tg_function_stats tg_function_get_stats(const tg_function *f)
     s.traces = f->traces;
     for (int i = 0; i < f->n_entries; i++) {
         const tg_fgraph *g = f->entries[i].g;
+        size_t buffer = 0;
         s.nodes += g->n_nodes;
-        s.buffer_bytes += g->arena_bytes;
-        for (int v = 0; v < g->n_values; v++)
-            if (g->values[v].planned)
-                s.value_bytes += (size_t)g->values[v].hdr.size * tg__dsize(g->values[v].hdr.dtype);
+        s.value_bytes += tg__fgraph_traced_value_bytes(g, &buffer);
+        s.buffer_bytes += buffer;
     }
     return s;
 }

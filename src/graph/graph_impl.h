@@ -59,6 +59,11 @@ typedef struct tg_gnode {
     bool in_backward; /* traced inside a gradient computation (for the op profile) */
     bool widened;     /* a bfloat16 call of a row without its own kernel: run widened to float32 */
     tg_ctrl *ctrl;
+    /* the unknown batch dimension (shapes.c): an attrs' shape (reshape, broadcast_to) or a
+     * host output whose dims follow a value's shape at every run */
+    int shape_from;                /* 1 + that value; 0: none */
+    int8_t shape_map[TG_MAX_RANK]; /* dim k is its dim shape_map[k] - 1; 0: as traced */
+    bool shape_free;               /* a host node that reads its inputs' shapes when it runs */
 } tg_gnode;
 
 typedef struct tg_gmap_slot {
@@ -94,6 +99,10 @@ typedef struct tg_fgraph {
     tg_tensor **ptr; /* per value: the tensor a node reads */
     const tg_tensor **scratch;
     int max_in;
+    /* the unknown batch dimension (shapes.c) */
+    int64_t batch;         /* tracing: the inputs' shared dim 0 if it may vary; after: 0 unless it may */
+    const char *fixed_why; /* tracing: what baked the batch size in (NULL: nothing yet) */
+    struct tg_gbatch *gb;  /* shapes and plans for other batch sizes */
 } tg_fgraph;
 
 /* A control-flow node: its subgraphs and, for each, where its captures are among the
@@ -135,6 +144,21 @@ bool tg__fgraph_finish(tg_fgraph *g, tg_tensor *const *outputs, int n);
 bool tg__fgraph_run(tg_fgraph *g, const tg_tensor *const *inputs);
 /* The tensor output k has after a run. */
 static inline const tg_tensor *tg__fgraph_output(const tg_fgraph *g, int k) { return g->ptr[g->outputs[k]]; }
+
+/* The value t maps to, -1 when none (no capture, no constant made). */
+int tg__fgraph_find(const tg_fgraph *g, const tg_tensor *t);
+/* The plan for the values' current sizes (plan.c): offsets and arena_bytes. */
+bool tg__fgraph_plan(tg_fgraph *g);
+
+/* ---- the unknown batch dimension (shapes.c) ---- */
+/* Whether the finished graph may run at other batch sizes (a probe of its shapes); keeps
+ * the traced plan. False only when out of memory. */
+bool tg__fgraph_batch_finish(tg_fgraph *g);
+/* Shapes and buffers for batch size b (g->batch set); false with an error. */
+bool tg__fgraph_rebatch(tg_fgraph *g, int64_t b);
+/* The traced batch size's plan: its buffer and its values' bytes each on its own. */
+size_t tg__fgraph_traced_value_bytes(const tg_fgraph *g, size_t *buffer_bytes);
+void tg__fgraph_batch_free(tg_fgraph *g);
 
 /* ---- control flow (control.c) ---- */
 bool tg__ctrl_run(tg_loc loc, tg_ctrl *c, const tg_tensor *const *in, int n_in, tg_tensor *const *out, int n_out);

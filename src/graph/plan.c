@@ -122,7 +122,7 @@ static void mark_uses(tg_fgraph *g)
 
 /* Offsets for every node output that owns its buffer: made at its node, given back after
  * its last reader. */
-static bool plan(tg_fgraph *g)
+bool tg__fgraph_plan(tg_fgraph *g)
 {
     int *first = malloc(sizeof(int) * (size_t)(g->n_nodes + 2));
     int *next = malloc(sizeof(int) * (size_t)(g->n_values + 1));
@@ -164,7 +164,7 @@ bool tg__fgraph_finish(tg_fgraph *g, tg_tensor *const *outputs, int n)
     if (!g->outputs || g->failed)
         return tg__failb(g->loc, "tg_function: out of memory while tracing");
     mark_uses(g);
-    if (!plan(g) || (g->arena_bytes && posix_memalign(&g->arena, ALIGN, g->arena_bytes) != 0) ||
+    if (!tg__fgraph_plan(g) || (g->arena_bytes && posix_memalign(&g->arena, ALIGN, g->arena_bytes) != 0) ||
         !(g->ptr = calloc((size_t)g->n_values + 1, sizeof *g->ptr)) ||
         !(g->scratch = calloc((size_t)g->max_in + 1, sizeof *g->scratch)))
         return tg__failb(g->loc, "tg_function: out of memory for the graph's %zu bytes of buffers", g->arena_bytes);
@@ -182,6 +182,8 @@ bool tg__fgraph_finish(tg_fgraph *g, tg_tensor *const *outputs, int n)
     for (int i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_out; k++)
             g->nodes[i].outp[k] = g->ptr[g->nodes[i].out[k]];
+    if (!tg__fgraph_batch_finish(g))
+        return tg__failb(g->loc, "tg_function: out of memory while tracing");
     free(g->map); /* tracing is over */
     g->map = NULL;
     g->map_cap = g->map_count = 0;

@@ -76,6 +76,7 @@ void tg__fgraph_free(tg_fgraph *g)
     free(g->arena);
     free(g->ptr);
     free(g->scratch);
+    tg__fgraph_batch_free(g);
     free(g);
 }
 
@@ -98,6 +99,8 @@ static int map_find(const tg_fgraph *g, const tg_tensor *t)
             return s->id;
     }
 }
+
+int tg__fgraph_find(const tg_fgraph *g, const tg_tensor *t) { return t ? map_find(g, t) : -1; }
 
 static void raw_put(tg_fgraph *g, const tg_tensor *t, uint32_t gen, int id)
 {

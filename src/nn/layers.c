@@ -828,7 +828,7 @@ tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate,
     struct tg_fgraph *g = tg__trace_pause();
     draw_mask(&a, mt);
     tg__trace_resume(g);
-    if (g && tg__trace_host_output(loc, mask_replayed, &a, sizeof a, mt) != 0)
+    if (g && tg__trace_host_like(loc, mask_replayed, &a, sizeof a, x, mt) != 0) /* x's shape at every call */
         return NULL;
     if (bf16)
         mt = tg_cast_at(loc, mt, TG_BF16);
@@ -882,7 +882,9 @@ static tg_tensor *reshape_to_out(tg_layer *l, tg_loc loc, const tg_tensor *x, bo
     tg_shape s = {.rank = l->out_shape.rank + 1, .dims = {tg_dim(x, 0)}};
     for (int i = 0; i < l->out_shape.rank; i++)
         s.dims[i + 1] = l->out_shape.dims[i];
-    return tg_reshape_at(loc, x, s);
+    tg_tensor *y = tg_reshape_at(loc, x, s);
+    tg__trace_batch_like(y, x); /* a graph's batch dim stays unknown */
+    return y;
 }
 
 static const tg_layer_kind flatten_kind = {

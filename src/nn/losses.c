@@ -477,7 +477,8 @@ static tg_tensor *reduce_weighted(tg_loc loc, const tg_tensor *values, const tg_
     if (values->rank == 0)
         return (tg_tensor *)values;
     tg_tensor *total = tg_sum_at(loc, values, (tg_reduce_opts){0});
-    return values->size ? tg_div_at(loc, total, num(loc, total, (double)values->size)) : total;
+    /* the count read from the shape at every run of a graph (its batch dim is unknown) */
+    return values->size ? tg_div_at(loc, total, tg__count_like(loc, values, total, ~0u)) : total;
 }
 
 tg_tensor *tg_compute_loss_at(tg_loc loc, const tg_loss *loss, const tg_tensor *y_true, const tg_tensor *y_pred,

@@ -167,12 +167,13 @@ static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw
     tg_loc loc = s->loc;
     const tg_layer *l = s->l;
     int64_t b = tg_dim(x, 0), t = tg_dim(x, 1), f = tg_dim(x, 2), g = tg_dim(l->vars[KERNEL], 1);
-    tg_tensor *p = tg_matmul_at(loc, tg_reshape_at(loc, x, TG_SHAPE(b * t, f)), l->vars[KERNEL], (tg_matmul_opts){0});
+    (void)b; /* -1: a graph's batch dim stays unknown */
+    tg_tensor *p = tg_matmul_at(loc, tg_reshape_at(loc, x, TG_SHAPE(-1, f)), l->vars[KERNEL], (tg_matmul_opts){0});
     if (s->input_bias)
         p = tg_add_at(loc, p, s->input_bias);
     else if (l->o.rnn.use_bias)
         p = tg_add_at(loc, p, l->vars[BIAS]);
-    return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(b, t, g)), (int)t, xw, 1) == 0;
+    return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(-1, t, g)), (int)t, xw, 1) == 0;
 }
 
 /* Keras's masked step (backend rnn): where the step is masked, the state and the output
@@ -203,7 +204,9 @@ static bool rnn_run(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor
     tg_tensor *h = NULL, *c = NULL;
     bool ok = !mask || tg_unstack_at(loc, tg_expand_dims_at(loc, mask, -1), (int)t, keep, 1) == 0;
     if (ok && input_products(&s, x, xw)) {
-        tg_tensor *zeros = tg_fill_at(loc, tg_dtype_of(xw[0]), TG_SHAPE(tg_dim(x, 0), o->units), 0.0);
+        tg_tensor *zeros =
+            tg_broadcast_to_at(loc, tg_scalar_at(loc, tg_dtype_of(xw[0]), 0.0), TG_SHAPE(tg_dim(x, 0), o->units));
+        tg__trace_batch_like(zeros, x); /* a graph's batch dim stays unknown */
         h = h0 ? h0 : zeros;
         c = c0 ? c0 : zeros;
         for (int64_t k = 0; h && k < t; k++) {

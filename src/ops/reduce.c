@@ -398,7 +398,20 @@ static tg_shape kept_shape(const tg_grad_ctx *g)
     return s;
 }
 
-static tg_tensor *kept(const tg_grad_ctx *g, const tg_tensor *t) { return tg_reshape_at(g->loc, t, kept_shape(g)); }
+static tg_tensor *kept(const tg_grad_ctx *g, const tg_tensor *t)
+{
+    tg_tensor *r = tg_reshape_at(g->loc, t, kept_shape(g));
+    tg__trace_shape_like(r, g->in[0]); /* a graph's batch dim stays unknown */
+    return r;
+}
+
+/* dy (kept) broadcast back to x's shape. */
+static tg_tensor *spread(const tg_grad_ctx *g, const tg_tensor *d)
+{
+    tg_tensor *r = tg_broadcast_to_at(g->loc, kept(g, d), tg__shape(g->in[0]));
+    tg__trace_shape_like(r, g->in[0]);
+    return r;
+}
 
 static tg_reduce_opts kept_opts(const tg_grad_ctx *g)
 {
@@ -409,24 +422,25 @@ static tg_reduce_opts kept_opts(const tg_grad_ctx *g)
     return o;
 }
 
-static double reduced_count(const tg_grad_ctx *g)
+/* The reduced axes, as bits: their count is read from x's shape at every run of a graph. */
+static unsigned reduced_axes(const tg_grad_ctx *g)
 {
-    double n = 1;
+    unsigned axes = 0;
     for (int k = 0; k < g->a->reduce.n; k++)
-        n *= (double)g->in[0]->shape[g->a->reduce.axes[k]];
-    return n;
+        axes |= 1u << g->a->reduce.axes[k];
+    return axes;
 }
 
 bool tg__sum_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    dx[0] = tg_broadcast_to_at(g->loc, kept(g, g->dy), tg__shape(g->in[0]));
+    dx[0] = spread(g, g->dy);
     return dx[0] != NULL;
 }
 
 bool tg__mean_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_tensor *d = tg_div_at(g->loc, g->dy, tg_scalar_like_at(g->loc, g->dy, reduced_count(g)));
-    dx[0] = tg_broadcast_to_at(g->loc, kept(g, d), tg__shape(g->in[0]));
+    tg_tensor *d = tg_div_at(g->loc, g->dy, tg__count_like(g->loc, g->in[0], g->dy, reduced_axes(g)));
+    dx[0] = spread(g, d);
     return dx[0] != NULL;
 }
 
@@ -451,7 +465,7 @@ bool tg__variance_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     tg_tensor *x = g->in[0];
     tg_tensor *dev = tg_sub_at(g->loc, x, tg_mean_at(g->loc, x, kept_opts(g)));
-    tg_tensor *k = tg_mul_at(g->loc, kept(g, g->dy), tg_scalar_like_at(g->loc, g->dy, 2.0 / reduced_count(g)));
+    tg_tensor *k = tg_mul_at(g->loc, kept(g, g->dy), tg__per_count_like(g->loc, 2.0, g->in[0], g->dy, reduced_axes(g)));
     dx[0] = tg_mul_at(g->loc, dev, k);
     return dx[0] != NULL;
 }

@@ -206,6 +206,7 @@ bool tg__reshape_forward(const tg_call *c, tg_tensor *out)
 bool tg__reshape_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     dx[0] = tg_reshape_at(g->loc, g->dy, tg__shape(g->in[0]));
+    tg__trace_shape_like(dx[0], g->in[0]);
     return dx[0] != NULL;
 }
 
@@ -226,9 +227,14 @@ tg_tensor *tg_expand_dims_at(tg_loc loc, const tg_tensor *x, int axis)
         return tg__fail(loc, "tg_expand_dims: the tensor already has the largest rank tapegrad supports (%d)", r);
     int at = axis < 0 ? axis + r + 1 : axis;
     tg_shape s = {.rank = r + 1};
-    for (int k = 0, src = 0; k <= r; k++)
+    int8_t from[TG_MAX_RANK] = {0}; /* in a graph, x's dims follow x's shape */
+    for (int k = 0, src = 0; k <= r; k++) {
+        from[k] = (int8_t)(k == at ? 0 : src + 1);
         s.dims[k] = k == at ? 1 : x->shape[src++];
-    return TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
+    }
+    tg_tensor *y = TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
+    tg__trace_shape_map(y, x, from);
+    return y;
 }
 
 tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes)
@@ -254,10 +260,15 @@ tg_tensor *tg_squeeze_at(tg_loc loc, const tg_tensor *x, tg_axes axes)
         drop[ax] = true;
     }
     tg_shape s = {.rank = 0};
+    int8_t from[TG_MAX_RANK] = {0}; /* in a graph, x's dims follow x's shape */
     for (int k = 0; k < r; k++)
-        if (!drop[k])
+        if (!drop[k]) {
+            from[s.rank] = (int8_t)(k + 1);
             s.dims[s.rank++] = x->shape[k];
-    return TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
+        }
+    tg_tensor *y = TG__APPLY(loc, TG_OP_RESHAPE, &(tg_attrs){.shape = s}, x);
+    tg__trace_shape_map(y, x, from);
+    return y;
 }
 
 /* ---- transpose ---------------------------------------------------------------------------------- */
@@ -509,11 +520,13 @@ bool tg__stack_forward(const tg_call *c, tg_tensor *out)
 bool tg__stack_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
     int r = g->out->rank, axis = g->a->axis < 0 ? g->a->axis + r : g->a->axis;
-    tg_shape begin = {.rank = r}, size = tg__shape(g->out);
-    size.dims[axis] = 1;
+    tg_shape begin = {.rank = r}, size = {.rank = r};
+    for (int k = 0; k < r; k++)
+        size.dims[k] = k == axis ? 1 : -1; /* to the end: no batch size in a graph */
     for (int i = 0; i < g->n; i++) {
         begin.dims[axis] = i;
         dx[i] = tg_reshape_at(g->loc, tg_slice_at(g->loc, g->dy, begin, size), tg__shape(g->in[i]));
+        tg__trace_shape_like(dx[i], g->in[i]);
         if (!dx[i])
             return false;
     }

@@ -6,6 +6,10 @@
 
 #include "tensor_impl.h"
 
+#undef tg_shape_of /* the public accessors are defined here */
+#undef tg_dim
+#undef tg_size
+
 static const struct {
     const char *name;
     size_t size;
@@ -157,14 +161,14 @@ tg_tensor *tg_zeros_like_at(tg_loc loc, const tg_tensor *x)
 {
     if (!tg__check_input(loc, "tg_zeros_like", x, "x"))
         return NULL;
-    return tg_fill_at(loc, x->dtype, tg__shape(x), 0.0);
+    return tg__trace_fill_like(loc, x, tg_fill_at(loc, x->dtype, tg__shape(x), 0.0), 0.0);
 }
 
 tg_tensor *tg_ones_like_at(tg_loc loc, const tg_tensor *x)
 {
     if (!tg__check_input(loc, "tg_ones_like", x, "x"))
         return NULL;
-    return tg_fill_at(loc, x->dtype, tg__shape(x), 1.0);
+    return tg__trace_fill_like(loc, x, tg_fill_at(loc, x->dtype, tg__shape(x), 1.0), 1.0);
 }
 
 tg_tensor *tg_arange_at(tg_loc loc, tg_dtype dtype, double start, double stop, double step)
@@ -265,13 +269,16 @@ static bool check(const tg_tensor *t, const char *func) { return tg__check_input
 
 tg_dtype tg_dtype_of(const tg_tensor *t) { return check(t, "tg_dtype_of") ? t->dtype : TG_DTYPE_COUNT; }
 int tg_rank(const tg_tensor *t) { return check(t, "tg_rank") ? t->rank : -1; }
-int64_t tg_size(const tg_tensor *t) { return check(t, "tg_size") ? t->size : -1; }
+int64_t tg__lib_size(const tg_tensor *t) { return check(t, "tg_size") ? t->size : -1; }
 bool tg_is_alive(const tg_tensor *t) { return t && t->state == TG_HEADER_ALIVE; }
 tg_loc tg_tensor_loc(const tg_tensor *t) { return t ? t->loc : (tg_loc){0}; }
 
-tg_shape tg_shape_of(const tg_tensor *t) { return check(t, "tg_shape_of") ? tg__shape(t) : (tg_shape){.rank = -1}; }
+tg_shape tg__lib_shape_of(const tg_tensor *t)
+{
+    return check(t, "tg_shape_of") ? tg__shape(t) : (tg_shape){.rank = -1};
+}
 
-int64_t tg_dim(const tg_tensor *t, int axis)
+int64_t tg__lib_dim(const tg_tensor *t, int axis)
 {
     if (!check(t, "tg_dim"))
         return -1;
@@ -281,6 +288,27 @@ int64_t tg_dim(const tg_tensor *t, int axis)
         return -1;
     }
     return t->shape[a];
+}
+
+/* The user's calls: in a trace, a shape holding the batch size makes the graph keep it. */
+tg_shape tg_shape_of(const tg_tensor *t)
+{
+    tg__trace_shape_read(t, "tg_shape_of", TG_SHAPE_READ_ALL);
+    return tg__lib_shape_of(t);
+}
+
+int64_t tg_dim(const tg_tensor *t, int axis)
+{
+    int a = t && t->state == TG_HEADER_ALIVE ? (axis < 0 ? axis + t->rank : axis) : -1;
+    if (a >= 0 && a < t->rank)
+        tg__trace_shape_read(t, "tg_dim", a);
+    return tg__lib_dim(t, axis);
+}
+
+int64_t tg_size(const tg_tensor *t)
+{
+    tg__trace_shape_read(t, "tg_size", TG_SHAPE_READ_SIZE);
+    return tg__lib_size(t);
 }
 
 int tg_copy_out_at(tg_loc loc, const tg_tensor *t, void *dst, size_t bytes)
@@ -425,8 +453,10 @@ static int print_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int
 
 void tg_fprint(FILE *out, const tg_tensor *t)
 {
-    if (tg__trace_host((tg_loc){0}, print_replayed, &out, sizeof out, (tg_tensor *const[]){(tg_tensor *)t}, 1, NULL,
-                       0) == 0)
+    int r =
+        tg__trace_host((tg_loc){0}, print_replayed, &out, sizeof out, (tg_tensor *const[]){(tg_tensor *)t}, 1, NULL, 0);
+    tg__trace_host_shape_free(); /* prints whatever shape it gets */
+    if (r == 0)
         print_now(out, t);
 }
 

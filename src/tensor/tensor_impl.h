@@ -148,6 +148,37 @@ static inline struct tg_fgraph *tg__trace_pause(void)
 }
 static inline void tg__trace_resume(struct tg_fgraph *g) { tg__ctx()->trace = g; }
 
+/* ---- graph mode's unknown batch dimension (src/graph/shapes.c) ------------------------- */
+/* A public shape accessor called while a graph that may take any batch size is traced: a
+ * number read (a dim, the size, or every dim) that is it or a multiple of it makes the graph
+ * keep its batch size (the C number may end up in it). The library's own calls go to tg__lib_* (below), which trust the caller. */
+enum { TG_SHAPE_READ_ALL = -1, TG_SHAPE_READ_SIZE = -2 }; /* what: else the axis read */
+void tg__trace_shape_read(const tg_tensor *t, const char *func, int what);
+/* The reshape or broadcast_to that made `out` took its target from like's shape: each dim
+ * equal to like's follows like's at every run (shape_like), or dim 0 follows like's dim 0. */
+void tg__trace_shape_like(const tg_tensor *out, const tg_tensor *like);
+/* The general form: dim k of the target is like's dim map[k] - 1 (0: a number of its own). */
+void tg__trace_shape_map(const tg_tensor *out, const tg_tensor *like, const int8_t *map);
+void tg__trace_batch_like(const tg_tensor *out, const tg_tensor *like);
+/* The last host node reads its inputs' shapes when it runs (metrics, print). */
+void tg__trace_host_shape_free(void);
+/* tg__trace_host_output for an `out` shaped like `like` at every run (its input, before out). */
+int tg__trace_host_like(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, const tg_tensor *like,
+                        tg_tensor *out);
+/* A scalar of like's dtype: the product of x's dims in `axes` (bit k: dim k), read from x's
+ * shape at every run of a graph. */
+tg_tensor *tg__count_like(tg_loc loc, const tg_tensor *x, const tg_tensor *like, unsigned axes);
+/* The same for numerator / that product (computed in double, as tg_scalar_like takes it). */
+tg_tensor *tg__per_count_like(tg_loc loc, double numerator, const tg_tensor *x, const tg_tensor *like, unsigned axes);
+/* t, filled with value and shaped like `like`, made again at every run of a graph. */
+tg_tensor *tg__trace_fill_like(tg_loc loc, const tg_tensor *like, tg_tensor *t, double value);
+tg_shape tg__lib_shape_of(const tg_tensor *t);
+int64_t tg__lib_dim(const tg_tensor *t, int axis);
+int64_t tg__lib_size(const tg_tensor *t);
+#define tg_shape_of(t)  tg__lib_shape_of(t)
+#define tg_dim(t, axis) tg__lib_dim(t, axis)
+#define tg_size(t)      tg__lib_size(t)
+
 /* ---- the user's line ------------------------------------------------------------------- */
 /* A line inside tapegrad's own sources means nothing to a user. While the library runs a
  * call of the user's (tg_fit: enter at its start, leave with what enter returned), errors,

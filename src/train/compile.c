@@ -469,16 +469,15 @@ static tg_tensor *with_regularization(tg_loc loc, tg_model *m, tg_tensor *loss)
 /* Keras's apply_mask: y_pred's mask (tg_model_output_mask) folded into the sample weights.
  * For a loss's mean (sum_over_batch_size) the valid steps weigh total / (valid + 1e-7), so
  * the mean runs over them; metrics ("sum") weigh them 1. */
-static const tg_tensor *mask_weights(tg_loc loc, const tg_model *m, const tg_tensor *y_pred, const tg_tensor *sw,
-                                     bool mean)
+static const tg_tensor *mask_weights_of(tg_loc loc, const tg_tensor *mask, const tg_tensor *y_pred, const tg_tensor *sw,
+                                        bool mean)
 {
-    const tg_tensor *mask = tg_model_output_mask(m, y_pred);
     if (!mask || !y_pred)
         return sw;
     tg_tensor *w = tg_cast_at(loc, mask, tg_dtype_of(y_pred));
     if (mean) {
         tg_tensor *valid = tg_sum_at(loc, w, (tg_reduce_opts){0});
-        tg_tensor *scale = tg_div_at(loc, tg_scalar_like_at(loc, valid, (double)tg_size(mask)),
+        tg_tensor *scale = tg_div_at(loc, tg__count_like(loc, mask, valid, ~0u),
                                      tg_add_at(loc, valid, tg_scalar_like_at(loc, valid, 1e-7)));
         w = tg_mul_at(loc, w, scale);
     }
@@ -488,6 +487,12 @@ static const tg_tensor *mask_weights(tg_loc loc, const tg_model *m, const tg_ten
     while (s && tg_rank(s) < tg_rank(w))
         s = tg_expand_dims_at(loc, s, -1);
     return tg_mul_at(loc, w, s);
+}
+
+static const tg_tensor *mask_weights(tg_loc loc, const tg_model *m, const tg_tensor *y_pred, const tg_tensor *sw,
+                                     bool mean)
+{
+    return mask_weights_of(loc, y_pred ? tg_model_output_mask(m, y_pred) : NULL, y_pred, sw, mean);
 }
 
 tg_tensor *tg_model_compute_loss_at(tg_loc loc, tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred,
@@ -543,13 +548,15 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
 }
 
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
-                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss);
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
+                               tg_tensor *const *masks);
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss);
+                          const tg_tensor *loss, const tg_tensor *mask);
 
 /* In a traced step the metrics' update is recorded (Keras's metric update ops): it runs on
  * the step's values at every call. Its inputs: y_true[n], y_pred[n], per_output[n] (NULL
- * where none), sample_weight, loss. */
+ * where none), sample_weight, loss, then y_pred's masks[n] (NULL where none: at a replay
+ * y_pred is the graph's tensor, which the model's masks do not know). */
 typedef struct metrics_arg {
     tg_model *m;
     int n;
@@ -562,30 +569,32 @@ static int update_metrics_replayed(tg_loc loc, const void *arg, tg_tensor *const
     int n = a->n;
     (void)loc, (void)count;
     if (!a->list)
-        return update_metrics(a->m, in[0], in[1], in[3], in[4]);
+        return update_metrics(a->m, in[0], in[1], in[3], in[4], in[5]);
     return update_metrics_list(a->m, (const tg_tensor *const *)in, in + n, n, in[3 * n],
-                               a->per_output ? in + 2 * n : NULL, in[3 * n + 1]);
+                               a->per_output ? in + 2 * n : NULL, in[3 * n + 1], in + 3 * n + 2);
 }
 
 static int traced_metrics(metrics_arg a, const tg_tensor *const *y_true, tg_tensor *const *y_pred,
                           const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
 {
     int n = a.n;
-    tg_tensor **in = tg__arena_alloc(tg__ctx()->scope, sizeof *in * (size_t)(3 * n + 2));
+    tg_tensor **in = tg__arena_alloc(tg__ctx()->scope, sizeof *in * (size_t)(4 * n + 2));
     if (!in)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: out of memory");
     for (int i = 0; i < n; i++) {
         in[i] = (tg_tensor *)y_true[i];
         in[n + i] = y_pred[i];
         in[2 * n + i] = per_output ? per_output[i] : NULL;
+        in[3 * n + 2 + i] = tg_model_output_mask(a.m, y_pred[i]);
     }
     in[3 * n] = (tg_tensor *)sample_weight;
     in[3 * n + 1] = (tg_tensor *)loss;
-    int r = tg__trace_host((tg_loc){0}, update_metrics_replayed, &a, sizeof a, in, 3 * n + 2, NULL, 0);
+    int r = tg__trace_host((tg_loc){0}, update_metrics_replayed, &a, sizeof a, in, 4 * n + 2, NULL, 0);
+    tg__trace_host_shape_free(); /* the metrics read the shapes they get */
     if (r != 0)
         return r < 0 ? -1 : 0;
     struct tg_fgraph *g = tg__trace_pause();
-    int rc = update_metrics_replayed((tg_loc){0}, &a, in, 3 * n + 2);
+    int rc = update_metrics_replayed((tg_loc){0}, &a, in, 4 * n + 2);
     tg__trace_resume(g);
     return rc;
 }
@@ -596,17 +605,19 @@ int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg
     if (tg__ctx()->trace && n > 0 && y_true && y_pred)
         return traced_metrics((metrics_arg){m, n, true, per_output != NULL}, y_true, y_pred, sample_weight, per_output,
                               loss);
-    return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss);
+    return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss, NULL);
 }
 
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
-                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
+                               tg_tensor *const *masks)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model is not compiled");
     if (!c->n_outputs)
-        return n == 1 ? tg_model_update_metrics(m, y_true[0], y_pred[0], sample_weight, loss)
+        return n == 1 ? update_metrics(m, y_true[0], y_pred[0], sample_weight, loss,
+                                       masks ? masks[0] : tg_model_output_mask(m, y_pred[0]))
                       : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
     if (n != c->n_outputs)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has %d outputs, not %d", c->n_outputs,
@@ -623,7 +634,8 @@ static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_t
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
             if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i],
-                                       mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
+                                       masks ? mask_weights_of((tg_loc){0}, masks[i], y_pred[i], sample_weight, false)
+                                             : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
                 return -1;
     return 0;
 }
@@ -634,18 +646,18 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
     if (tg__ctx()->trace)
         return traced_metrics((metrics_arg){m, 1, false, false}, &y_true, (tg_tensor *const[]){(tg_tensor *)y_pred},
                               sample_weight, NULL, loss);
-    return update_metrics(m, y_true, y_pred, sample_weight, loss);
+    return update_metrics(m, y_true, y_pred, sample_weight, loss, y_pred ? tg_model_output_mask(m, y_pred) : NULL);
 }
 
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss)
+                          const tg_tensor *loss, const tg_tensor *mask)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
     if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), (double)tg_dim(y_pred, 0)) != 0)
         return -1;
-    sample_weight = mask_weights((tg_loc){0}, m, y_pred, sample_weight, false);
+    sample_weight = mask_weights_of((tg_loc){0}, mask, y_pred, sample_weight, false);
     for (int i = 0; i < c->n_metrics; i++)
         if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)
             return -1;
