@@ -312,11 +312,11 @@ static bool build(kind k, const tg_conv_geom *g, const variant *v, prim *p)
     void *attr = make_attr(v), *plain = k == FORWARD ? NULL : make_attr(&(variant){.dt = v->dt});
     void *fwd = NULL, *pd = NULL;
     op_desc d;
-    bool ok = attr && (k == FORWARD || plain) &&
-              dnnl.f.conv_forward_init(&d, PROP_FORWARD_TRAINING, ALG_CONV_DIRECT, &p->image,
-                                       k == FORWARD ? &any : &hint_any, v->bias ? &p->bias : NULL, &p->out, strides,
-                                       dil, pad_l, pad_r) == DNNL_OK &&
-              dnnl.f.pd_create(&fwd, &d, k == FORWARD ? attr : plain, dnnl.engine, NULL) == DNNL_OK;
+    bool ok =
+        attr && (k == FORWARD || plain) &&
+        dnnl.f.conv_forward_init(&d, PROP_FORWARD_TRAINING, ALG_CONV_DIRECT, &p->image, k == FORWARD ? &any : &hint_any,
+                                 v->bias ? &p->bias : NULL, &p->out, strides, dil, pad_l, pad_r) == DNNL_OK &&
+        dnnl.f.pd_create(&fwd, &d, k == FORWARD ? attr : plain, dnnl.engine, NULL) == DNNL_OK;
     if (ok && k == FORWARD) {
         pd = fwd, fwd = NULL;
     } else if (ok && k == BACKWARD_DATA) {
@@ -449,7 +449,7 @@ typedef struct call {
     void *weights[2]; /* forward, backward data: the kernel in each primitive's layout */
     float *parts;     /* backward weights, several chunks: one HWIO kernel per chunk */
     size_t native_bytes;
-    void *part_native; /* backward weights: one kernel in oneDNN's layout per chunk */
+    void *part_native;     /* backward weights: one kernel in oneDNN's layout per chunk */
     const char *in0, *in1; /* images of c->es bytes per element */
     char *out;             /* backward weights: a float32 HWIO kernel */
     const float *bias;     /* forward with v.bias */
