@@ -126,6 +126,47 @@ static void test_onednn_agrees_with_portable(void)
         }
 }
 
+/* The benchmark's layer and pool, 2x2 max pooling of conv2d_bias_act's ReLU with a bias
+ * that leaves many windows all zero (oneDNN stores -0.0 there, the portable path +0.0):
+ * the pooled values and the gradients for x, kernel and bias agree across the paths; each
+ * path routes a window's gradient to its first maximum (tapegrad's pooling on both). */
+static void test_relu_pool_paths(void)
+{
+    if (!tg__onednn_active())
+        return;
+    const conv_case *cc = &cases[1];
+    tg_scope *s = tg_scope_begin();
+    inputs in = make_inputs(cc, 77, TG_F32);
+    REQUIRE(in.r);
+    in.b = tg_sub(in.b, tg_scalar_like(in.b, 1.0)); /* biases in [-1.5, -0.5]: about half the sums below 0 */
+    tg_tensor *got[2][4];
+    for (int on = 1; on >= 0; on--) {
+        tg__onednn_set_enabled(on);
+        tg_tape *t = tg_tape_begin(.persistent = true);
+        tg_watch(t, in.x);
+        tg_watch(t, in.k);
+        tg_watch(t, in.b);
+        tg_tensor *p = tg_max_pool2d(tg_conv2d_bias_act_at(TG_LOC, in.x, in.k, in.b, TG_BIAS_RELU, opts_of(cc)),
+                                     .pool_size = {2, 2});
+        tg_tensor *w = p ? tg_cast(gc_input(78, tg_shape_of(p), -1, 1), TG_F32) : NULL;
+        tg_tensor *loss = tg_sum(tg_mul(p, w));
+        tg_tape_end(t);
+        got[on][0] = p;
+        got[on][1] = tg_gradient(t, loss, in.x);
+        got[on][2] = tg_gradient(t, loss, in.k);
+        got[on][3] = tg_gradient(t, loss, in.b);
+        tg_tape_free(t);
+    }
+    tg__onednn_set_enabled(true);
+    CHECK(tg_item(tg_mean(tg_cast(tg_equal(got[0][0], tg_zeros_like(got[0][0])), TG_F64))) > 0.1); /* zero windows */
+    for (int j = 0; j < 4; j++) {
+        REQUIRE(got[0][j] && got[1][j]);
+        double scale = max_abs(got[0][j]), err = max_abs(tg_sub(got[1][j], got[0][j]));
+        CHECK(err <= 5e-7 * sqrt(26.0 * 26 * 32) * (1 + scale));
+    }
+    tg_scope_end(s);
+}
+
 static tg_tensor *f_bias_act(tg_tensor *const *x, int n, void *u)
 {
     (void)n;
@@ -361,6 +402,7 @@ int main(void)
 {
     RUN(test_fused_is_the_chain);
     RUN(test_onednn_agrees_with_portable);
+    RUN(test_relu_pool_paths);
     RUN(test_gradcheck);
     RUN(test_bf16_rows);
     RUN(test_bf16_fused_is_the_chain);
