@@ -167,6 +167,41 @@ static void test_relu_pool_paths(void)
     tg_scope_end(s);
 }
 
+/* A NaN in the image reaches every output whose window holds it, through the ReLU, on
+ * both paths (tg_relu passes NaN, as TF's). */
+static void test_nan_passes_relu(void)
+{
+    for (int on = 0; on < 2; on++) {
+        if (on && !tg__onednn_active())
+            break;
+        bool was = tg__onednn_active();
+        tg__onednn_set_enabled(on);
+        tg_scope *s = tg_scope_begin();
+        const conv_case *cc = &cases[1];
+        inputs in = make_inputs(cc, 91, TG_F32);
+        REQUIRE(in.r);
+        int64_t nx = tg_size(in.x);
+        double *v = malloc(sizeof(double) * (size_t)nx);
+        REQUIRE(v && tg_copy_out_f64(in.x, v, nx) == 0);
+        v[5 * 28 + 7] = NAN; /* image 0, row 5, column 7 */
+        tg_tensor *x = tg_cast(tg_tensor_from(TG_F64, tg_shape_of(in.x), v), TG_F32);
+        free(v);
+        tg_tensor *y = tg_conv2d_bias_act_at(TG_LOC, x, in.k, in.b, TG_BIAS_RELU, opts_of(cc));
+        REQUIRE(y);
+        int64_t ny = tg_size(y);
+        double *yv = malloc(sizeof(double) * (size_t)ny);
+        REQUIRE(yv && tg_copy_out_f64(y, yv, ny) == 0);
+        int nans = 0;
+        for (int64_t i = 0; i < ny; i++)
+            nans += isnan(yv[i]);
+        free(yv);
+        printf("  oneDNN %s: %d NaNs\n", on ? "on" : "off", nans);
+        CHECK(nans == 9 * 32); /* 3 x 3 windows hold it, 32 filters each */
+        tg_scope_end(s);
+        tg__onednn_set_enabled(was);
+    }
+}
+
 static tg_tensor *f_bias_act(tg_tensor *const *x, int n, void *u)
 {
     (void)n;
@@ -403,6 +438,7 @@ int main(void)
     RUN(test_fused_is_the_chain);
     RUN(test_onednn_agrees_with_portable);
     RUN(test_relu_pool_paths);
+    RUN(test_nan_passes_relu);
     RUN(test_gradcheck);
     RUN(test_bf16_rows);
     RUN(test_bf16_fused_is_the_chain);

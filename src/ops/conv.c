@@ -802,8 +802,35 @@ static bool bias_act_in_place(const tg_call *c, tg_tensor *y, const tg_tensor *b
     return y == y32 || narrowed(y32->data, y);
 }
 
+/* The largest |v| of n floats, or +Inf when one is NaN (or infinite). */
+static double max_abs_f32(const float *v, int64_t n)
+{
+    float m = 0;
+    bool nan = false;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(v[i]);
+        m = a > m ? a : m;
+        nan |= a != a;
+    }
+    return nan ? INFINITY : (double)m;
+}
+
+/* Whether every sum of conv2d + bias stays finite: no NaN or Inf among the operands and
+ * no product sum that can overflow. oneDNN's ReLU post-op (max(v, 0) for alpha 0) turns
+ * a NaN sum into 0 where tg_relu passes it, so a convolution that could make one runs
+ * the ReLU as bias_add_act does. One read of x, usually a fraction of the output. */
+static bool sums_finite(const tg_tensor *x, const tg_tensor *k, const tg_tensor *b, int64_t taps)
+{
+    double mk = max_abs_f32(k->data, k->size), mb = max_abs_f32(b->data, b->size);
+    if (!isfinite(mk) || !isfinite(mb))
+        return false;
+    double mx = max_abs_f32(x->data, x->size);
+    return isfinite(mx) && mx * mk * (double)taps + mb < 0x1p120;
+}
+
 /* float32 with ReLU or no activation: one oneDNN primitive, the bias and the ReLU applied
- * to each sum before it is stored; else conv2d's kernel, then bias_add_act's in place. */
+ * to each sum before it is stored (the ReLU only where no sum can be NaN); else conv2d's
+ * kernel, then bias_add_act's in place. */
 bool tg__conv2d_bias_act_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *x = c->in[0], *k = c->in[1], *b = c->in[2];
@@ -812,7 +839,8 @@ bool tg__conv2d_bias_act_forward(const tg_call *c, tg_tensor *out)
     tg_shape xs = tg__shape(x);
     attrs_window(c->loc, "tg_conv2d_bias_act", c->a, &xs, &w);
     tg_conv_geom g = conv_geom(&w, k->shape[3]);
-    if (out->dtype == TG_F32 && (act == TG_BIAS_LINEAR || act == TG_BIAS_RELU) &&
+    if (out->dtype == TG_F32 && (act == TG_BIAS_LINEAR || act == TG_BIAS_RELU) && tg__onednn_active() &&
+        (act == TG_BIAS_LINEAR || sums_finite(x, k, b, patch_len(&w))) &&
         tg__onednn_conv_forward_bias(&g, x->data, k->data, b->data, act == TG_BIAS_RELU, out->data))
         return true;
     return conv_forward_tensors(c, &w, x, k, out) && bias_act_in_place(c, out, b, act);
