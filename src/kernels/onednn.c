@@ -1,5 +1,5 @@
-/* Float32 convolutions and bfloat16 matrix products through oneDNN, loaded at run time
- * (onednn.h).
+/* Float32 and bfloat16 convolutions (the forward optionally with a bias and a ReLU as
+ * post-ops) and bfloat16 matrix products through oneDNN, loaded at run time (onednn.h).
  *
  * Why dlopen, as gemm.c loads OpenBLAS: oneDNN is an optional accelerator. A linked
  * libdnnl would be needed to build and to start every program; loaded at the first
@@ -17,9 +17,9 @@
  * TAPEGRAD_ONEDNN_THREADS=omp instead runs the whole batch on the calling thread with an
  * OpenMP team of the loop pool's size (kept to measure the two against each other).
  *
- * Primitives are made once per shape (kind, geometry, batch of a chunk) and kept for the
- * process's life; their scratch space is the executing thread's (oneDNN's "user"
- * scratchpad mode), so chunks run one primitive concurrently. */
+ * Primitives are made once per shape (kind, geometry, batch of a chunk, data type and
+ * post-ops) and kept for the process's life; their scratch space is the executing
+ * thread's (oneDNN's "user" scratchpad mode), so chunks run one primitive concurrently. */
 #include "onednn.h"
 
 #include <dlfcn.h>
