@@ -857,6 +857,7 @@ bool tg__conv2d_bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
     tg_tensor *dz = g->dy, *pair[2];
     tg_reduce_opts rows = {.axes = {.n = 3, .axis = {0, 1, 2}}};
     bool bias = tg__grad_wanted(g, 2);
+    dx[2] = NULL;
     if (act != TG_BIAS_LINEAR && bias && y->dtype != TG_BF16) {
         if (tg__apply_n(l, TG_OP_ACT_GRAD_BIAS_SUM, (const tg_tensor *const[]){y, g->dy}, 2, &(tg_attrs){.act = act}, 2,
                         pair) != 0)
