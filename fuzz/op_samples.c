@@ -472,6 +472,23 @@ static tg_tensor *s_conv(tg_sample *s, tg_tensor *const *x)
     return grad_k ? tg_conv2d_backprop_filter_at(LOC, a, b, g.kh, g.kw, o) : tg_conv2d_at(LOC, a, b, o);
 }
 
+/* conv2d_bias_act: s_conv's forward with a bias of its 1 or 2 filters and a picked activation. */
+static tg_tensor *s_conv_bias_act(tg_sample *s, tg_tensor *const *x)
+{
+    geometry g = pick_dilated_window(s);
+    int64_t f = 1 + tg_sample_byte(s) % 2;
+    int act = (int)(tg_sample_byte(s) % 4);
+    tg_tensor *img = tg_sample_fit(x[0], image(&g)), *k = tg_sample_fit(x[1], TG_SHAPE(g.kh, g.kw, g.c, f)),
+              *b = tg_sample_fit(x[2], TG_SHAPE(f));
+    use(s, img);
+    use(s, k);
+    use(s, b);
+    s->kinks = 0; /* relu's kink is at conv2d + b = 0, not at the operands */
+    if (act == TG_BIAS_RELU)
+        zero_kink(s, tg_conv2d_bias_act_at(LOC, img, k, b, TG_BIAS_LINEAR, dilated_opts(&g)));
+    return tg_conv2d_bias_act_at(LOC, img, k, b, (tg_bias_act)act, dilated_opts(&g));
+}
+
 static tg_tensor *s_pool(tg_sample *s, tg_tensor *const *x)
 {
     geometry g = pick_window(s);
@@ -863,6 +880,7 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(XENT_GRAD, s_xent_grad, 3, 7),
     ROW(LSTM_CELL, s_lstm_cell, 3, 7),
     ROW(LSTM_CELL_GRAD, s_lstm_cell_grad, 3, 7),
+    ROW(CONV2D_BIAS_ACT, s_conv_bias_act, 3, 7),
     ROW(MAX_POOL2D, s_pool, 1, 1),
     ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2),
     ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),

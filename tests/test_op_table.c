@@ -878,6 +878,11 @@ static tg_tensor *f_conv2d_backprop_filter(tg_tensor *const *x, int n, void *u)
     ARGS;
     return tg_conv2d_backprop_filter_at(TG_LOC, x[0], x[1], a->kh, a->kw, conv_opts(a));
 }
+static tg_tensor *f_conv2d_bias_act(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    return tg_conv2d_bias_act_at(TG_LOC, x[0], x[1], x[2], (tg_bias_act)a->act, conv_opts(a));
+}
 static tg_tensor *f_conv1d(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1509,6 +1514,10 @@ static const op_case cases[] = {
     CASE(ACT_GRAD_BIAS_SUM, "tanh db", f_act_grad_bias_sum, A(.act = TG_BIAS_TANH, .piece = 1), 2, S(2, 3), S(2, 3)),
     CASE(ACT_GRAD_BIAS_SUM, "linear db", f_act_grad_bias_sum, A(.act = TG_BIAS_LINEAR, .piece = 1), 2, S(2, 3),
          S(2, 3)),
+    CASE(CONV2D_BIAS_ACT, "relu, [2,5,5,3] * [3,3,3,2] valid", f_conv2d_bias_act, A(.act = TG_BIAS_RELU, .sh = 1, .sw = 1), 3, S(2, 5, 5, 3), S(3, 3, 3, 2), S(2)),
+    CASE(CONV2D_BIAS_ACT, "sigmoid, [1,6,5,2] * [2,3,2,3] same strides 2, 1", f_conv2d_bias_act, A(.act = TG_BIAS_SIGMOID, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 3, S(1, 6, 5, 2), S(2, 3, 2, 3), S(3)),
+    CASE(CONV2D_BIAS_ACT, "tanh, [1,5,5,2] * [2,2,2,2] dilations 2, 2", f_conv2d_bias_act, A(.act = TG_BIAS_TANH, .sh = 1, .sw = 1, .dh = 2, .dw = 2), 3, S(1, 5, 5, 2), S(2, 2, 2, 2), S(2)),
+    CASE(CONV2D_BIAS_ACT, "linear, [2,4,4,2] * [1,1,2,3] same", f_conv2d_bias_act, A(.act = TG_BIAS_LINEAR, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 3, S(2, 4, 4, 2), S(1, 1, 2, 3), S(3)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
@@ -2101,6 +2110,19 @@ static void kink_act_grad_bias_sum(void)
     CHECK_VALUES(f_act_grad_bias_sum(x, 2, A(.act = TG_BIAS_RELU, .piece = 1)), 0, 0, 4);
 }
 
+/* conv2d_bias_act's ReLU where conv2d + bias is 0: no gradient there (TF's ReluGrad: y > 0),
+ * for the image, the kernel and the bias; 2 * 0.5 - 1 = 0 and 4 * 0.5 - 1 = 1 */
+static void kink_conv2d_bias_act(void)
+{
+    tg_tensor *x[] = {tg_from_f64(TG_SHAPE(1, 1, 2, 1), 2, 4), tg_from_f64(TG_SHAPE(1, 1, 1, 1), 0.5),
+                      tg_from_f64(TG_SHAPE(1), -1)};
+    const args *relu = A(.act = TG_BIAS_RELU, .sh = 1, .sw = 1);
+    CHECK_VALUES(f_conv2d_bias_act(x, 3, (void *)relu), 0, 0, 1);
+    CHECK_VALUES(grad_of(f_conv2d_bias_act, x, 3, relu, 0), 0, 0, 0.5);
+    CHECK_VALUES(grad_of(f_conv2d_bias_act, x, 3, relu, 1), 0, 4);
+    CHECK_VALUES(grad_of(f_conv2d_bias_act, x, 3, relu, 2), 0, 1);
+}
+
 /* atan2: at y = 0 (x < 0, the branch cut) the rule's value, 1 / x for y and 0 for x;
  * at the origin 0 / 0, NaN for both, as TF's rule */
 static void kink_atan2(void)
@@ -2185,6 +2207,7 @@ static const kink_case kink_cases[] = {
     {TG_OP_UNSORTED_SEGMENT_MAX, kink_segment_max},
     {TG_OP_UNSORTED_SEGMENT_MIN, kink_segment_min},
     {TG_OP_ACT_GRAD_BIAS_SUM, kink_act_grad_bias_sum},
+    {TG_OP_CONV2D_BIAS_ACT, kink_conv2d_bias_act},
 };
 
 /* Each differentiable row with kinks has a kink case; each kink case passes. */

@@ -575,6 +575,14 @@ typedef enum tg_bias_act { TG_BIAS_LINEAR = 0, TG_BIAS_RELU, TG_BIAS_SIGMOID, TG
  * TG_BIAS_RELU, and so on (TF's bias_add followed by the activation). */
 tg_tensor *tg_bias_add_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *bias, tg_bias_act act);
 #define tg_bias_add_act(x, bias, act) tg_bias_add_act_at(TG_LOC, x, bias, act)
+/* act(conv2d(x, kernel) + bias), bias [F] along the output's channels: Conv2D's call in
+ * one op, with bias_add_act's values and gradients (float32 with TG_BIAS_RELU or
+ * TG_BIAS_LINEAR: one oneDNN primitive, the bias and the ReLU applied before each sum is
+ * stored). Options as tg_conv2d's. */
+tg_tensor *tg_conv2d_bias_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, const tg_tensor *bias,
+                                 tg_bias_act act, tg_conv2d_opts o);
+#define tg_conv2d_bias_act(x, kernel, bias, act, ...) \
+    tg_conv2d_bias_act_at(TG_LOC, x, kernel, bias, act, TG__OPTS(tg_conv2d_opts, .strides = {1, 1}, __VA_ARGS__))
 /* TF's sparse_softmax_cross_entropy_with_logits: per example -log_softmax(logits)[label];
  * labels int32/int64 of logits' shape without its last axis, each in [0, classes).
  * Labels get no gradient. */

@@ -1,5 +1,5 @@
-/* Float32 convolutions and bfloat16 matrix products through oneDNN, loaded at run time
- * (onednn.h).
+/* Float32 and bfloat16 convolutions (the forward optionally with a bias and a ReLU as
+ * post-ops) and bfloat16 matrix products through oneDNN, loaded at run time (onednn.h).
  *
  * Why dlopen, as gemm.c loads OpenBLAS: oneDNN is an optional accelerator. A linked
  * libdnnl would be needed to build and to start every program; loaded at the first
@@ -17,9 +17,9 @@
  * TAPEGRAD_ONEDNN_THREADS=omp instead runs the whole batch on the calling thread with an
  * OpenMP team of the loop pool's size (kept to measure the two against each other).
  *
- * Primitives are made once per shape (kind, geometry, batch of a chunk) and kept for the
- * process's life; their scratch space is the executing thread's (oneDNN's "user"
- * scratchpad mode), so chunks run one primitive concurrently. */
+ * Primitives are made once per shape (kind, geometry, batch of a chunk, data type and
+ * post-ops) and kept for the process's life; their scratch space is the executing
+ * thread's (oneDNN's "user" scratchpad mode), so chunks run one primitive concurrently. */
 #include "onednn.h"
 
 #include <dlfcn.h>
@@ -41,13 +41,16 @@ enum {
     DT_BF16 = 2,
     DT_F32 = 3,
     TAG_ANY = 1,
+    TAG_A = 2,
     TAG_NHWC = 20,
     TAG_HWIO = 30,
     PROP_FORWARD_TRAINING = 64,
     ALG_CONV_DIRECT = 1,
+    ALG_ELTWISE_RELU = 31,
     ARG_SRC = 1,
     ARG_DST = 17,
     ARG_WEIGHTS = 33,
+    ARG_BIAS = 41,
     ARG_SCRATCHPAD = 80,
     ARG_DIFF_SRC = 129,
     ARG_DIFF_DST = 145,
@@ -102,6 +105,10 @@ static struct {
         int (*attr_create)(void **);
         int (*attr_set_scratchpad_mode)(void *, int);
         int (*attr_destroy)(void *);
+        int (*attr_set_post_ops)(void *, const void *);
+        int (*post_ops_create)(void **);
+        int (*post_ops_append_eltwise)(void *, float, int, float, float);
+        int (*post_ops_destroy)(void *);
         int (*pd_create)(void **, const void *, const void *, void *, const void *);
         const md *(*pd_query_md)(const void *, int, int);
         int (*pd_destroy)(void *);
@@ -139,6 +146,10 @@ static bool resolve(void *lib)
     SYM(attr_create, "dnnl_primitive_attr_create");
     SYM(attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
     SYM(attr_destroy, "dnnl_primitive_attr_destroy");
+    SYM(attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
+    SYM(post_ops_create, "dnnl_post_ops_create");
+    SYM(post_ops_append_eltwise, "dnnl_post_ops_append_eltwise");
+    SYM(post_ops_destroy, "dnnl_post_ops_destroy");
     SYM(pd_create, "dnnl_primitive_desc_create");
     SYM(pd_query_md, "dnnl_primitive_desc_query_md");
     SYM(pd_destroy, "dnnl_primitive_desc_destroy");
@@ -218,13 +229,22 @@ const char *tg__onednn_backend(void)
 /* ---- primitives, one per shape ------------------------------------------------------------------- */
 typedef enum kind { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS } kind;
 
+/* What a primitive computes beyond its kind and geometry: the images' and kernel's data
+ * type (bfloat16 backward weights sum into a float32 kernel), and for the forward a bias
+ * added and a ReLU applied to the sums before they are stored (oneDNN's post-ops). */
+typedef struct variant {
+    int dt; /* DT_F32 or DT_BF16 */
+    bool bias, relu;
+} variant;
+
 typedef struct prim {
     kind kind;
     tg_conv_geom g; /* g.n: the chunk's batch */
+    variant v;
     void *exec;
     void *reorder; /* HWIO to wmd (forward, backward data), wmd to HWIO (weights); NULL if equal */
-    md image, out, wmd, hwio, scratch;
-    size_t wbytes, scratch_bytes;
+    md image, out, wmd, hwio, bias, scratch;
+    size_t wbytes, hwio_bytes, scratch_bytes;
 } prim;
 
 enum { CACHE_MAX = 256 };
@@ -235,6 +255,28 @@ static struct {
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static bool same_geom(const tg_conv_geom *a, const tg_conv_geom *b) { return !memcmp(a, b, sizeof *a); }
+
+static bool same_variant(const variant *a, const variant *b)
+{
+    return a->dt == b->dt && a->bias == b->bias && a->relu == b->relu;
+}
+
+/* The attributes of every primitive here: scratch space given by the caller, and the
+ * variant's ReLU as a post-op. */
+static void *make_attr(const variant *v)
+{
+    void *attr = NULL, *ops = NULL;
+    bool ok = dnnl.f.attr_create(&attr) == DNNL_OK && dnnl.f.attr_set_scratchpad_mode(attr, SCRATCHPAD_USER) == DNNL_OK;
+    if (ok && v->relu)
+        ok = dnnl.f.post_ops_create(&ops) == DNNL_OK &&
+             dnnl.f.post_ops_append_eltwise(ops, 1.0f, ALG_ELTWISE_RELU, 0.0f, 0.0f) == DNNL_OK &&
+             dnnl.f.attr_set_post_ops(attr, ops) == DNNL_OK;
+    if (ops)
+        dnnl.f.post_ops_destroy(ops);
+    if (!ok && attr)
+        dnnl.f.attr_destroy(attr), attr = NULL;
+    return attr;
+}
 
 /* A reorder primitive from `from` to `to`, or NULL. */
 static void *make_reorder(const md *from, const md *to)
@@ -248,27 +290,33 @@ static void *make_reorder(const md *from, const md *to)
     return p;
 }
 
-/* The operation descriptor and primitive of kind k for geometry g, into p; false if oneDNN has none. */
-static bool build(kind k, const tg_conv_geom *g, prim *p)
+/* The operation descriptor and primitive of kind k for geometry g and variant v, into p;
+ * false if oneDNN has none. */
+static bool build(kind k, const tg_conv_geom *g, const variant *v, prim *p)
 {
     const dims img = {g->n, g->c, g->h, g->w}, out = {g->n, g->f, g->oh, g->ow}, wts = {g->f, g->c, g->kh, g->kw};
     int64_t ekh = (g->kh - 1) * g->dh + 1, ekw = (g->kw - 1) * g->dw + 1;
     int64_t prh = (g->oh - 1) * g->sh + ekh - g->h - g->pt, prw = (g->ow - 1) * g->sw + ekw - g->w - g->pl;
     const dims strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pad_l = {g->pt, g->pl},
                pad_r = {prh > 0 ? prh : 0, prw > 0 ? prw : 0}; /* VALID's leftover rows: floor division */
-    md any;
-    if (dnnl.f.md_init_by_tag(&p->image, 4, img, DT_F32, TAG_NHWC) != DNNL_OK ||
-        dnnl.f.md_init_by_tag(&p->out, 4, out, DT_F32, TAG_NHWC) != DNNL_OK ||
-        dnnl.f.md_init_by_tag(&p->hwio, 4, wts, DT_F32, TAG_HWIO) != DNNL_OK ||
-        dnnl.f.md_init_by_tag(&any, 4, wts, DT_F32, TAG_ANY) != DNNL_OK)
+    const dims nb = {g->f};
+    int wdt = k == BACKWARD_WEIGHTS ? DT_F32 : v->dt; /* bfloat16's weight gradient: float32 sums */
+    md any, hint_any;
+    if (dnnl.f.md_init_by_tag(&p->image, 4, img, v->dt, TAG_NHWC) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&p->out, 4, out, v->dt, TAG_NHWC) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&p->hwio, 4, wts, wdt, TAG_HWIO) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&any, 4, wts, wdt, TAG_ANY) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&hint_any, 4, wts, v->dt, TAG_ANY) != DNNL_OK ||
+        dnnl.f.md_init_by_tag(&p->bias, 1, nb, DT_F32, TAG_A) != DNNL_OK)
         return false;
-    void *attr = NULL, *fwd = NULL, *pd = NULL;
+    void *attr = make_attr(v), *plain = k == FORWARD ? NULL : make_attr(&(variant){.dt = v->dt});
+    void *fwd = NULL, *pd = NULL;
     op_desc d;
-    bool ok = dnnl.f.attr_create(&attr) == DNNL_OK &&
-              dnnl.f.attr_set_scratchpad_mode(attr, SCRATCHPAD_USER) == DNNL_OK &&
-              dnnl.f.conv_forward_init(&d, PROP_FORWARD_TRAINING, ALG_CONV_DIRECT, &p->image, &any, NULL, &p->out,
-                                       strides, dil, pad_l, pad_r) == DNNL_OK &&
-              dnnl.f.pd_create(&fwd, &d, attr, dnnl.engine, NULL) == DNNL_OK;
+    bool ok =
+        attr && (k == FORWARD || plain) &&
+        dnnl.f.conv_forward_init(&d, PROP_FORWARD_TRAINING, ALG_CONV_DIRECT, &p->image, k == FORWARD ? &any : &hint_any,
+                                 v->bias ? &p->bias : NULL, &p->out, strides, dil, pad_l, pad_r) == DNNL_OK &&
+        dnnl.f.pd_create(&fwd, &d, k == FORWARD ? attr : plain, dnnl.engine, NULL) == DNNL_OK;
     if (ok && k == FORWARD) {
         pd = fwd, fwd = NULL;
     } else if (ok && k == BACKWARD_DATA) {
@@ -288,6 +336,7 @@ static bool build(kind k, const tg_conv_geom *g, prim *p)
         memcpy(&p->wmd, w, sizeof p->wmd);
         memcpy(&p->scratch, s, sizeof p->scratch);
         p->wbytes = dnnl.f.md_get_size(&p->wmd);
+        p->hwio_bytes = dnnl.f.md_get_size(&p->hwio);
         p->scratch_bytes = dnnl.f.md_get_size(&p->scratch);
         if (!dnnl.f.md_equal(&p->wmd, &p->hwio)) {
             p->reorder = k == BACKWARD_WEIGHTS ? make_reorder(&p->wmd, &p->hwio) : make_reorder(&p->hwio, &p->wmd);
@@ -301,28 +350,31 @@ static bool build(kind k, const tg_conv_geom *g, prim *p)
         dnnl.f.pd_destroy(fwd);
     if (attr)
         dnnl.f.attr_destroy(attr);
+    if (plain)
+        dnnl.f.attr_destroy(plain);
     return ok;
 }
 
-/* The primitive of kind k for g, made at its first use; NULL if oneDNN has none or the
- * cache is full (the caller takes the portable path). */
-static const prim *find_prim(kind k, const tg_conv_geom *g, int omp_threads)
+/* The primitive of kind k for g and v, made at its first use; NULL if oneDNN has none or
+ * the cache is full (the caller takes the portable path). */
+static const prim *find_prim(kind k, const tg_conv_geom *g, const variant *v, int omp_threads)
 {
     pthread_mutex_lock(&cache.mu);
     prim *found = NULL;
     for (int i = 0; i < cache.n && !found; i++)
-        if (cache.e[i]->kind == k && same_geom(&cache.e[i]->g, g))
+        if (cache.e[i]->kind == k && same_geom(&cache.e[i]->g, g) && same_variant(&cache.e[i]->v, v))
             found = cache.e[i];
     if (!found && cache.n < CACHE_MAX && (found = calloc(1, sizeof *found))) {
         found->kind = k;
         found->g = *g;
+        found->v = *v;
         /* oneDNN fixes a primitive's split of the work (and its scratch size) for the
          * OpenMP thread count of the thread that makes it: the count it will run with.
          * A shape oneDNN cannot run is kept too (exec NULL), so it is not tried again. */
         int kept = dnnl.f.omp_get_max_threads ? dnnl.f.omp_get_max_threads() : 0;
         if (kept && kept != omp_threads)
             dnnl.f.omp_set_num_threads(omp_threads);
-        if (!build(k, g, found))
+        if (!build(k, g, v, found))
             found->exec = NULL;
         if (kept && kept != omp_threads)
             dnnl.f.omp_set_num_threads(kept);
@@ -390,14 +442,17 @@ static bool execute(void *exec, int n, const int *args, const md *const *mds, vo
 typedef struct call {
     kind kind;
     tg_conv_geom g;
+    variant v;
+    size_t es; /* bytes per element of the images */
     int chunks, omp_threads;
     const prim *p[2]; /* for chunks of base and base + 1 images */
     void *weights[2]; /* forward, backward data: the kernel in each primitive's layout */
     float *parts;     /* backward weights, several chunks: one HWIO kernel per chunk */
     size_t native_bytes;
-    void *part_native; /* backward weights: one kernel in oneDNN's layout per chunk */
-    const float *in0, *in1;
-    float *out;
+    void *part_native;     /* backward weights: one kernel in oneDNN's layout per chunk */
+    const char *in0, *in1; /* images of c->es bytes per element */
+    char *out;             /* backward weights: a float32 HWIO kernel */
+    const float *bias;     /* forward with v.bias */
     atomic_bool failed;
 } call;
 
@@ -419,15 +474,15 @@ static bool run_chunk(call *c, int64_t i)
     int which = p == c->p[1] && c->p[1] != c->p[0];
     int64_t n0 = chunk_start(c, i);
     const tg_conv_geom *g = &c->g;
-    size_t img = (size_t)(g->h * g->w * g->c), out = (size_t)(g->oh * g->ow * g->f);
+    size_t img = c->es * (size_t)(g->h * g->w * g->c), out = c->es * (size_t)(g->oh * g->ow * g->f);
     void *scratch = thread_buffer(SCRATCH, p->scratch_bytes);
     if (!scratch)
         return false;
     if (c->kind == FORWARD) {
-        const int args[] = {ARG_SRC, ARG_WEIGHTS, ARG_DST, ARG_SCRATCHPAD};
-        const md *mds[] = {&p->image, &p->wmd, &p->out, &p->scratch};
-        void *data[] = {(void *)(c->in0 + n0 * img), c->weights[which], c->out + n0 * out, scratch};
-        return execute(p->exec, 4, args, mds, data, c->omp_threads);
+        const int args[] = {ARG_SRC, ARG_WEIGHTS, ARG_DST, ARG_SCRATCHPAD, ARG_BIAS};
+        const md *mds[] = {&p->image, &p->wmd, &p->out, &p->scratch, &p->bias};
+        void *data[] = {(void *)(c->in0 + n0 * img), c->weights[which], c->out + n0 * out, scratch, (void *)c->bias};
+        return execute(p->exec, c->v.bias ? 5 : 4, args, mds, data, c->omp_threads);
     }
     if (c->kind == BACKWARD_DATA) {
         const int args[] = {ARG_DIFF_DST, ARG_WEIGHTS, ARG_DIFF_SRC, ARG_SCRATCHPAD};
@@ -437,7 +492,7 @@ static bool run_chunk(call *c, int64_t i)
     }
     /* backward weights: this chunk's sum into its own kernel, then to HWIO */
     size_t ksize = (size_t)(g->kh * g->kw * g->c * g->f);
-    float *hwio = c->chunks == 1 ? c->out : c->parts + (size_t)i * ksize;
+    float *hwio = c->chunks == 1 ? (float *)c->out : c->parts + (size_t)i * ksize;
     void *native = p->reorder ? (char *)c->part_native + (size_t)i * c->native_bytes : (void *)hwio;
     const int args[] = {ARG_SRC, ARG_DIFF_DST, ARG_DIFF_WEIGHTS, ARG_SCRATCHPAD};
     const md *mds[] = {&p->image, &p->out, &p->wmd, &p->scratch};
@@ -461,20 +516,24 @@ static void chunks_fn(void *ctx, int64_t i0, int64_t i1)
 }
 
 /* Chunks, primitives and buffers for a call; false if oneDNN cannot take it. */
-static bool plan(call *c, kind k, const tg_conv_geom *g)
+static bool plan(call *c, kind k, const tg_conv_geom *g, const variant *v)
 {
     if (!tg__onednn_active() || g->n < 1 || g->h < 1 || g->w < 1 || g->c < 1 || g->f < 1 || g->oh < 1 || g->ow < 1)
         return false;
     int threads = tg__pool_threads();
-    *c = (call){.kind = k, .g = *g, .chunks = dnnl.omp_mode ? 1 : (int)(g->n < threads ? g->n : threads)};
+    *c = (call){.kind = k,
+                .g = *g,
+                .v = *v,
+                .es = v->dt == DT_BF16 ? 2 : 4,
+                .chunks = dnnl.omp_mode ? 1 : (int)(g->n < threads ? g->n : threads)};
     c->omp_threads = dnnl.omp_mode ? threads : 1;
     atomic_init(&c->failed, false);
     tg_conv_geom part = *g;
     part.n = g->n / c->chunks;
-    c->p[0] = c->p[1] = find_prim(k, &part, c->omp_threads);
+    c->p[0] = c->p[1] = find_prim(k, &part, v, c->omp_threads);
     if (g->n % c->chunks) {
         part.n++;
-        c->p[1] = find_prim(k, &part, c->omp_threads);
+        c->p[1] = find_prim(k, &part, v, c->omp_threads);
     }
     return c->p[0] && c->p[1];
 }
@@ -484,7 +543,7 @@ static bool plan(call *c, kind k, const tg_conv_geom *g)
  * with a copy of the kernel it came from: a call with the same values (a kernel between
  * two updates: the forward and the backward-data call of a step, or evaluation) reuses it,
  * for the price of comparing the values instead of a oneDNN reorder. */
-static bool prepare_weights(call *c, const float *k)
+static bool prepare_weights(call *c, const void *k)
 {
     for (int i = 0; i < 2; i++) {
         const prim *p = c->p[i];
@@ -493,8 +552,8 @@ static bool prepare_weights(call *c, const float *k)
             c->weights[1] = c->weights[0];
         if (!p->reorder || (i == 1 && p == c->p[0]))
             continue;
-        size_t hwio_bytes = sizeof(float) * (size_t)(p->g.kh * p->g.kw * p->g.c * p->g.f);
-        float *kept = thread_buffer(KEPT0 + i, hwio_bytes);
+        size_t hwio_bytes = p->hwio_bytes;
+        void *kept = thread_buffer(KEPT0 + i, hwio_bytes);
         if (!kept || !(c->weights[i] = thread_buffer(WEIGHTS0 + i, p->wbytes)))
             return false;
         if (weights_of[i] == p && !memcmp(kept, k, hwio_bytes))
@@ -526,38 +585,40 @@ static bool run(call *c)
             float s = c->parts[j];
             for (int i = 1; i < c->chunks; i++)
                 s += c->parts[(size_t)i * ksize + j];
-            c->out[j] = s;
+            ((float *)c->out)[j] = s;
         }
     }
     return ok;
 }
 
-bool tg__onednn_conv_forward(const tg_conv_geom *g, const float *x, const float *k, float *y)
+static const variant f32 = {.dt = DT_F32}, bf16 = {.dt = DT_BF16};
+
+static bool forward(const tg_conv_geom *g, const variant *v, const void *x, const void *k, const float *bias, void *y)
 {
     call c;
-    if (!plan(&c, FORWARD, g))
+    if (!plan(&c, FORWARD, g, v))
         return false;
-    c.in0 = x, c.out = y;
+    c.in0 = x, c.out = y, c.bias = bias;
     return prepare_weights(&c, k) && run(&c);
 }
 
 /* Images of under 4 channels go the portable way: oneDNN 2.6's backward-data kernel took
  * twice the portable path's time for one channel (28x28, 32 filters, batch 32). */
-bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const float *k, float *dx)
+static bool backward_data(const tg_conv_geom *g, const variant *v, const void *dy, const void *k, void *dx)
 {
     call c;
-    if (g->c < 4 || !plan(&c, BACKWARD_DATA, g))
+    if (g->c < 4 || !plan(&c, BACKWARD_DATA, g, v))
         return false;
     c.in0 = dy, c.out = dx;
     return prepare_weights(&c, k) && run(&c);
 }
 
-bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk)
+static bool backward_weights(const tg_conv_geom *g, const variant *v, const void *x, const void *dy, float *dk)
 {
     call c;
-    if (!plan(&c, BACKWARD_WEIGHTS, g))
+    if (!plan(&c, BACKWARD_WEIGHTS, g, v))
         return false;
-    c.in0 = x, c.in1 = dy, c.out = dk;
+    c.in0 = x, c.in1 = dy, c.out = (char *)dk;
     size_t ksize = (size_t)(g->kh * g->kw * g->c * g->f);
     size_t native = c.p[0]->wbytes > c.p[1]->wbytes ? c.p[0]->wbytes : c.p[1]->wbytes;
     c.native_bytes = native;
@@ -566,6 +627,42 @@ bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, con
          !(c.part_native = thread_buffer(PARTS_NATIVE, native * (size_t)c.chunks))))
         return false;
     return run(&c);
+}
+
+bool tg__onednn_conv_forward(const tg_conv_geom *g, const float *x, const float *k, float *y)
+{
+    return forward(g, &f32, x, k, NULL, y);
+}
+
+bool tg__onednn_conv_forward_bias(const tg_conv_geom *g, const float *x, const float *k, const float *bias, bool relu,
+                                  float *y)
+{
+    return forward(g, &(variant){.dt = DT_F32, .bias = true, .relu = relu}, x, k, bias, y);
+}
+
+bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const float *k, float *dx)
+{
+    return backward_data(g, &f32, dy, k, dx);
+}
+
+bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk)
+{
+    return backward_weights(g, &f32, x, dy, dk);
+}
+
+bool tg__onednn_conv_forward_bf16(const tg_conv_geom *g, const uint16_t *x, const uint16_t *k, uint16_t *y)
+{
+    return forward(g, &bf16, x, k, NULL, y);
+}
+
+bool tg__onednn_conv_backward_data_bf16(const tg_conv_geom *g, const uint16_t *dy, const uint16_t *k, uint16_t *dx)
+{
+    return backward_data(g, &bf16, dy, k, dx);
+}
+
+bool tg__onednn_conv_backward_weights_bf16(const tg_conv_geom *g, const uint16_t *x, const uint16_t *dy, float *dk)
+{
+    return backward_weights(g, &bf16, x, dy, dk);
 }
 
 /* ---- bfloat16 matrix products ------------------------------------------------------------------ */

@@ -1,4 +1,4 @@
-/* Float32 convolutions and bfloat16 matrix products through oneDNN (Intel's deep-learning
+/* Float32 and bfloat16 convolutions and bfloat16 matrix products through oneDNN (Intel's deep-learning
  * kernels: AMX or AVX512-BF16 for bfloat16 where the CPU has them), loaded at run time
  * like OpenBLAS: no header or library is needed to build, and a process where
  * libdnnl.so.2 (oneDNN 2.x) is missing runs on the portable im2col + GEMM path.
@@ -38,6 +38,19 @@ bool tg__onednn_conv_forward(const tg_conv_geom *g, const float *x, const float 
 bool tg__onednn_conv_backward_data(const tg_conv_geom *g, const float *dy, const float *k, float *dx);
 /* dk = conv's adjoint in k, applied to dy, for the image x */
 bool tg__onednn_conv_backward_weights(const tg_conv_geom *g, const float *x, const float *dy, float *dk);
+/* y = x (*) k + bias, then max(y, 0) where relu: one primitive, the bias and the ReLU
+ * applied to each sum before it is stored (oneDNN's post-ops). A ReLU'd negative sum is
+ * stored as -0.0 (oneDNN's relu is alpha * v for alpha 0), equal to tapegrad's +0.0. */
+bool tg__onednn_conv_forward_bias(const tg_conv_geom *g, const float *x, const float *k, const float *bias, bool relu,
+                                  float *y);
+
+/* The three in bfloat16 (uint16_t bit patterns): products of bfloat16 values summed in
+ * float32 (AVX512-BF16 or AMX where the CPU has them), the forward and the image's
+ * gradient rounded once to bfloat16; the kernel's gradient left in float32 (its chunks'
+ * sums added in chunk order) for the caller to round once. */
+bool tg__onednn_conv_forward_bf16(const tg_conv_geom *g, const uint16_t *x, const uint16_t *k, uint16_t *y);
+bool tg__onednn_conv_backward_data_bf16(const tg_conv_geom *g, const uint16_t *dy, const uint16_t *k, uint16_t *dx);
+bool tg__onednn_conv_backward_weights_bf16(const tg_conv_geom *g, const uint16_t *x, const uint16_t *dy, float *dk);
 
 /* C = op(A) op(B) for bfloat16 A [M, K] and B [K, N] (transposed as stored when ta, tb;
  * row strides lda, ldb, ldc), float32 sums, C rounded to bfloat16: oneDNN's matmul, its

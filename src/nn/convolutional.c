@@ -94,6 +94,14 @@ static tg_tensor *conv_call(tg_layer *l, tg_loc loc, const tg_tensor *x, bool tr
     (void)training;
     const tg_conv2d_layer_opts *o = &l->o.conv;
     tg_conv2d_opts c = {.strides = {o->strides[0], o->strides[1]}, .padding = o->padding};
+    /* the activations bias_add_act knows, in one op with the convolution (the same values) */
+    static const int fused[TG_ACTIVATION_COUNT] = {[TG_LINEAR] = TG_BIAS_LINEAR + 1,
+                                                   [TG_RELU] = TG_BIAS_RELU + 1,
+                                                   [TG_SIGMOID] = TG_BIAS_SIGMOID + 1,
+                                                   [TG_TANH] = TG_BIAS_TANH + 1};
+    if (o->use_bias && (unsigned)l->activation < TG_ACTIVATION_COUNT && fused[l->activation])
+        return tg_conv2d_bias_act_at(loc, x, tg__layer_read(l, loc, 0), tg__layer_read(l, loc, 1),
+                                     (tg_bias_act)(fused[l->activation] - 1), c);
     tg_tensor *y = tg_conv2d_at(loc, x, tg__layer_read(l, loc, 0), c);
     return tg__bias_activate(loc, y, o->use_bias ? tg__layer_read(l, loc, 1) : NULL, l->activation);
 }

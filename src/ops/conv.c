@@ -428,6 +428,15 @@ static bool gemm_failed(const tg_call *c)
     return false;
 }
 
+/* The conv rows take bfloat16 themselves (TG_OPF_BF16_NATIVE), float32 and float64. */
+static bool require_real(const tg_call *c, const tg_tensor *x, const char *arg)
+{
+    if (tg__dtype_is_real(x->dtype))
+        return true;
+    return tg__failb(c->loc, "%s: `%s` must be float32, float64 or bfloat16, not %s (cast it with tg_cast)",
+                     tg__op_table[c->op].name, arg, tg_dtype_name(x->dtype));
+}
+
 /* A rank-4 float operand of a conv row, of x's dtype. */
 static bool conv_operand(const tg_call *c, const tg_tensor *t, const char *arg, const char *layout)
 {
@@ -478,7 +487,7 @@ bool tg__conv2d_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     const tg_tensor *x = c->in[0], *k = c->in[1];
     window w;
     tg_shape xs = tg__shape(x);
-    if (!tg__require_float(c, x, "x") || !conv_operand(c, k, "kernel", "[kh, kw, in_channels, filters]") ||
+    if (!require_real(c, x, "x") || !conv_operand(c, k, "kernel", "[kh, kw, in_channels, filters]") ||
         !conv_window(c, &xs, k, NULL, &w))
         return false;
     *shape = (tg_shape){.rank = 4, .dims = {w.n, w.oh, w.ow, k->shape[3]}};
@@ -486,39 +495,111 @@ bool tg__conv2d_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     return true;
 }
 
-bool tg__conv2d_forward(const tg_call *c, tg_tensor *out)
+/* ---- bfloat16: oneDNN's bfloat16 kernels, else the float32 path widened ------------------------------ */
+/* Where oneDNN cannot take a bfloat16 convolution (not loaded, TAPEGRAD_ONEDNN=0, a shape
+ * it has no primitive for), the float32 one runs on the inputs widened (exactly) and its
+ * output is rounded once, as the dispatcher widens the rows without a bfloat16 kernel: the
+ * same bits as before the rows took bfloat16 themselves. */
+typedef struct convert_job {
+    const uint16_t *from16;
+    const float *from32;
+    float *to32;
+    uint16_t *to16;
+} convert_job;
+
+static void widen_range(void *ctx, int64_t i0, int64_t i1)
 {
-    const tg_tensor *x = c->in[0], *k = c->in[1];
-    window w;
-    tg_shape xs = tg__shape(x);
-    attrs_window(c->loc, "tg_conv2d", c->a, &xs, &w);
-    int64_t f = k->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
-    tg_conv_geom g = conv_geom(&w, f);
-    if (out->dtype == TG_F32 && tg__onednn_conv_forward(&g, x->data, k->data, out->data))
-        return true;
-    void *cols;
-    if (!conv_patches(c, x->data, &w, x->dtype, &cols))
-        return false;
-    bool ok = conv_gemm(x->dtype, false, false, rows, f, len, cols, len, k->data, f, out->data, f);
-    return ok || gemm_failed(c);
+    const convert_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++)
+        j->to32[i] = tg__f32_from_bf16(j->from16[i]);
 }
 
-/* conv2d's gradient: its adjoints in x and in the kernel. */
-bool tg__conv2d_backward(const tg_grad_ctx *g, tg_tensor **dx)
+static void narrow_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const convert_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++)
+        j->to16[i] = tg__bf16_from_f32(j->from32[i]);
+}
+
+/* n floats from the scope's arena */
+static float *scratch_floats(const tg_call *c, int64_t n)
+{
+    float *p = tg__arena_alloc(tg__ctx()->scope, sizeof(float) * (size_t)(n ? n : 1));
+    if (!p)
+        tg__fail(c->loc, "%s: out of memory for a float32 copy of %lld elements", tg__op_table[c->op].name,
+                 (long long)n);
+    return p;
+}
+
+static float *widened(const tg_call *c, const tg_tensor *t)
+{
+    float *to = scratch_floats(c, t->size);
+    if (to)
+        tg__parallel_for(t->size, 32768, widen_range, &(convert_job){.from16 = t->data, .to32 = to});
+    return to;
+}
+
+static bool narrowed(const float *from, tg_tensor *out)
+{
+    tg__parallel_for(out->size, 32768, narrow_range, &(convert_job){.from32 = from, .to16 = out->data});
+    return true;
+}
+
+/* y = x (*) k of float type dt: oneDNN for float32 where it runs, else patches and one GEMM. */
+static bool conv_forward_data(const tg_call *c, const window *w, int64_t f, tg_dtype dt, const void *x, const void *k,
+                              void *y)
+{
+    int64_t len = patch_len(w), rows = w->n * w->oh * w->ow;
+    tg_conv_geom g = conv_geom(w, f);
+    if (dt == TG_F32 && tg__onednn_conv_forward(&g, x, k, y))
+        return true;
+    void *cols;
+    if (!conv_patches(c, x, w, dt, &cols))
+        return false;
+    return conv_gemm(dt, false, false, rows, f, len, cols, len, k, f, y, f) || gemm_failed(c);
+}
+
+/* conv2d of tensors of any float type into out (bfloat16 as the note above says). */
+static bool conv_forward_tensors(const tg_call *c, const window *w, const tg_tensor *x, const tg_tensor *k,
+                                 tg_tensor *out)
+{
+    int64_t f = k->shape[3];
+    if (out->dtype != TG_BF16)
+        return conv_forward_data(c, w, f, out->dtype, x->data, k->data, out->data);
+    tg_conv_geom g = conv_geom(w, f);
+    if (tg__onednn_conv_forward_bf16(&g, x->data, k->data, out->data))
+        return true;
+    float *x32 = widened(c, x), *k32 = x32 ? widened(c, k) : NULL, *y32 = k32 ? scratch_floats(c, out->size) : NULL;
+    return y32 && conv_forward_data(c, w, f, TG_F32, x32, k32, y32) && narrowed(y32, out);
+}
+
+bool tg__conv2d_forward(const tg_call *c, tg_tensor *out)
+{
+    window w;
+    tg_shape xs = tg__shape(c->in[0]);
+    attrs_window(c->loc, "tg_conv2d", c->a, &xs, &w);
+    return conv_forward_tensors(c, &w, c->in[0], c->in[1], out);
+}
+
+/* conv2d's gradient for dz, the gradient of its output: its adjoints in x and in the kernel. */
+static bool conv_grads(const tg_grad_ctx *g, const tg_tensor *dz, tg_tensor **dx)
 {
     tg_attrs a = *g->a;
     a.window.height = g->in[0]->shape[1];
     a.window.width = g->in[0]->shape[2];
-    dx[0] = tg__grad_wanted(g, 0) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_INPUT, &a, g->dy, g->in[1]) : NULL;
-    dx[1] = tg__grad_wanted(g, 1) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_FILTER, &a, g->in[0], g->dy) : NULL;
+    a.window.act = 0;
+    dx[0] = tg__grad_wanted(g, 0) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_INPUT, &a, dz, g->in[1]) : NULL;
+    dx[1] = tg__grad_wanted(g, 1) ? TG__APPLY(g->loc, TG_OP_CONV2D_BACKPROP_FILTER, &a, g->in[0], dz) : NULL;
     return (!tg__grad_wanted(g, 0) || dx[0]) && (!tg__grad_wanted(g, 1) || dx[1]);
 }
+
+bool tg__conv2d_backward(const tg_grad_ctx *g, tg_tensor **dx) { return conv_grads(g, g->dy, dx); }
 
 /* ---- conv2d_backprop_input: dy [N, OH, OW, F], kernel -> the image's gradient [N, H, W, C] ---- */
 bool tg__conv2d_backprop_input_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     const tg_tensor *dy = c->in[0], *k = c->in[1];
-    if (!tg__require_float(c, dy, "dy") || !conv_operand(c, dy, "dy", "[batch, out_height, out_width, filters]") ||
+    if (!require_real(c, dy, "dy") || !conv_operand(c, dy, "dy", "[batch, out_height, out_width, filters]") ||
         !conv_operand(c, k, "kernel", "[kh, kw, in_channels, filters]"))
         return false;
     if (c->a->window.height < 0 || c->a->window.width < 0) {
@@ -535,34 +616,47 @@ bool tg__conv2d_backprop_input_shape(const tg_call *c, tg_shape *shape, tg_dtype
     return true;
 }
 
+/* dx of dtype dt (float32 or float64), n elements, from dy and k. */
+static bool conv_backprop_input_data(const tg_call *c, const window *w, int64_t f, tg_dtype dt, const void *dy,
+                                     const void *k, void *dx, int64_t n)
+{
+    int64_t len = patch_len(w), rows = w->n * w->oh * w->ow;
+    tg_conv_geom g = conv_geom(w, f);
+    if (dt == TG_F32 && tg__onednn_conv_backward_data(&g, dy, k, dx))
+        return true;
+    if (pointwise(w))
+        return conv_gemm(dt, false, true, rows, len, f, dy, f, k, f, dx, len) || gemm_failed(c);
+    size_t bytes = (size_t)(rows * len) * tg__dsize(dt);
+    void *cols = tg__arena_alloc(tg__ctx()->scope, bytes ? bytes : 1);
+    if (!cols) {
+        tg__fail(c->loc, "tg_conv2d_backprop_input: out of memory for the patches' gradient");
+        return false;
+    }
+    bool ok = conv_gemm(dt, false, true, rows, len, f, dy, f, k, f, cols, len);
+    if (ok) { /* col2im, as patches_to_image */
+        memset(dx, 0, (size_t)n * tg__dsize(dt));
+        if (dt == TG_F32)
+            window_copy_f32(dx, cols, w, 0.0f, true);
+        else
+            window_copy_f64(dx, cols, w, 0.0, true);
+    }
+    return ok || gemm_failed(c);
+}
+
 bool tg__conv2d_backprop_input_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *dy = c->in[0], *k = c->in[1];
     window w;
     tg_shape img = tg__shape(out);
     attrs_window(c->loc, "tg_conv2d_backprop_input", c->a, &img, &w);
-    int64_t f = k->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
+    int64_t f = k->shape[3];
+    if (out->dtype != TG_BF16)
+        return conv_backprop_input_data(c, &w, f, out->dtype, dy->data, k->data, out->data, out->size);
     tg_conv_geom g = conv_geom(&w, f);
-    if (out->dtype == TG_F32 && tg__onednn_conv_backward_data(&g, dy->data, k->data, out->data))
+    if (tg__onednn_conv_backward_data_bf16(&g, dy->data, k->data, out->data))
         return true;
-    if (pointwise(&w))
-        return conv_gemm(out->dtype, false, true, rows, len, f, dy->data, f, k->data, f, out->data, len) ||
-               gemm_failed(c);
-    size_t bytes = (size_t)(rows * len) * tg__dsize(out->dtype);
-    void *cols = tg__arena_alloc(tg__ctx()->scope, bytes ? bytes : 1);
-    if (!cols) {
-        tg__fail(c->loc, "tg_conv2d_backprop_input: out of memory for the patches' gradient");
-        return false;
-    }
-    bool ok = conv_gemm(out->dtype, false, true, rows, len, f, dy->data, f, k->data, f, cols, len);
-    if (ok) { /* col2im, as patches_to_image */
-        memset(out->data, 0, (size_t)out->size * tg__dsize(out->dtype));
-        if (out->dtype == TG_F32)
-            window_copy_f32(out->data, cols, &w, 0.0f, true);
-        else
-            window_copy_f64(out->data, cols, &w, 0.0, true);
-    }
-    return ok || gemm_failed(c);
+    float *d32 = widened(c, dy), *k32 = d32 ? widened(c, k) : NULL, *x32 = k32 ? scratch_floats(c, out->size) : NULL;
+    return x32 && conv_backprop_input_data(c, &w, f, TG_F32, d32, k32, x32, out->size) && narrowed(x32, out);
 }
 
 /* Linear in each input: h's products with the kernel and with dy. */
@@ -579,12 +673,26 @@ bool tg__conv2d_backprop_filter_shape(const tg_call *c, tg_shape *shape, tg_dtyp
     const tg_tensor *x = c->in[0], *dy = c->in[1];
     window w;
     tg_shape xs = tg__shape(x);
-    if (!tg__require_float(c, x, "x") || !conv_operand(c, x, "x", "[batch, height, width, channels]") ||
+    if (!require_real(c, x, "x") || !conv_operand(c, x, "x", "[batch, height, width, channels]") ||
         !conv_operand(c, dy, "dy", "[batch, out_height, out_width, filters]") || !conv_window(c, &xs, NULL, dy, &w))
         return false;
     *shape = (tg_shape){.rank = 4, .dims = {w.kh, w.kw, w.c, dy->shape[3]}};
     *dtype = x->dtype;
     return true;
+}
+
+/* dk of dtype dt (float32 or float64) from x and dy. */
+static bool conv_backprop_filter_data(const tg_call *c, const window *w, int64_t f, tg_dtype dt, const void *x,
+                                      const void *dy, void *dk)
+{
+    int64_t len = patch_len(w), rows = w->n * w->oh * w->ow;
+    tg_conv_geom g = conv_geom(w, f);
+    if (dt == TG_F32 && tg__onednn_conv_backward_weights(&g, x, dy, dk))
+        return true;
+    void *cols;
+    if (!conv_patches(c, x, w, dt, &cols))
+        return false;
+    return conv_gemm(dt, true, false, len, f, rows, cols, len, dy, f, dk, f) || gemm_failed(c);
 }
 
 bool tg__conv2d_backprop_filter_forward(const tg_call *c, tg_tensor *out)
@@ -593,15 +701,15 @@ bool tg__conv2d_backprop_filter_forward(const tg_call *c, tg_tensor *out)
     window w;
     tg_shape xs = tg__shape(x);
     attrs_window(c->loc, "tg_conv2d_backprop_filter", c->a, &xs, &w);
-    int64_t f = dy->shape[3], len = patch_len(&w), rows = w.n * w.oh * w.ow;
+    int64_t f = dy->shape[3];
+    if (out->dtype != TG_BF16)
+        return conv_backprop_filter_data(c, &w, f, out->dtype, x->data, dy->data, out->data);
     tg_conv_geom g = conv_geom(&w, f);
-    if (out->dtype == TG_F32 && tg__onednn_conv_backward_weights(&g, x->data, dy->data, out->data))
-        return true;
-    void *cols;
-    if (!conv_patches(c, x->data, &w, x->dtype, &cols))
-        return false;
-    bool ok = conv_gemm(x->dtype, true, false, len, f, rows, cols, len, dy->data, f, out->data, f);
-    return ok || gemm_failed(c);
+    float *k32 = scratch_floats(c, out->size);
+    if (k32 && tg__onednn_conv_backward_weights_bf16(&g, x->data, dy->data, k32))
+        return narrowed(k32, out);
+    float *x32 = k32 ? widened(c, x) : NULL, *d32 = x32 ? widened(c, dy) : NULL;
+    return d32 && conv_backprop_filter_data(c, &w, f, TG_F32, x32, d32, k32) && narrowed(k32, out);
 }
 
 /* Linear in each input: x's and dy's products with h. */
@@ -622,6 +730,158 @@ tg_tensor *tg_conv2d_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel,
         return NULL;
     tg_attrs a = window_attrs(&w, 0.0);
     return TG__APPLY(loc, TG_OP_CONV2D, &a, x, kernel);
+}
+
+/* ---- conv2d_bias_act: act(conv2d(x, kernel) + bias), Conv2D's call in one op ---------------------- */
+bool tg__conv2d_bias_act_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *b = c->in[2];
+    if (!tg__conv2d_shape(c, shape, dtype))
+        return false;
+    if (c->a->window.act < TG_BIAS_LINEAR || c->a->window.act > TG_BIAS_TANH)
+        return tg__failb(c->loc,
+                         "tg_conv2d_bias_act: activation %d is not a tg_bias_act (TG_BIAS_LINEAR, TG_BIAS_RELU, "
+                         "TG_BIAS_SIGMOID or TG_BIAS_TANH)",
+                         c->a->window.act);
+    if (b->dtype != c->in[0]->dtype)
+        return tg__failb(c->loc, "tg_conv2d_bias_act: cannot mix %s `x` and %s `bias` (cast one with tg_cast)",
+                         tg_dtype_name(c->in[0]->dtype), tg_dtype_name(b->dtype));
+    if (b->rank != 1 || b->shape[0] != shape->dims[3]) {
+        tg_shape bs = tg__shape(b);
+        SHAPE_STR(str, &bs);
+        return tg__failb(c->loc, "tg_conv2d_bias_act: `bias` must be a vector of the %lld filters, but has shape %s",
+                         (long long)shape->dims[3], str);
+    }
+    return true;
+}
+
+typedef struct bias_job {
+    uint16_t *y;
+    const uint16_t *b;
+    int64_t f;
+    bool relu;
+} bias_job;
+
+/* bfloat16 rows of y: y + b in float32, ReLU'd as bias_add_act (v <= 0: 0, NaN passes), rounded once. */
+static void bias_relu_bf16_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const bias_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        uint16_t *y = j->y + r * j->f;
+        for (int64_t i = 0; i < j->f; i++) {
+            float v = tg__f32_from_bf16(y[i]) + tg__f32_from_bf16(j->b[i]);
+            y[i] = tg__bf16_from_f32(j->relu && v <= 0 ? 0.0f : v);
+        }
+    }
+}
+
+/* y = act(y + b) in place, with bias_add_act's kernel: its values to the bit (bfloat16: on
+ * y and b widened, rounded once, as the dispatcher runs bias_add_act; one pass for ReLU
+ * and none). */
+static bool bias_act_in_place(const tg_call *c, tg_tensor *y, const tg_tensor *b, int act)
+{
+    tg_tensor *y32 = y, *b32 = (tg_tensor *)b;
+    if (y->dtype == TG_BF16 && (act == TG_BIAS_LINEAR || act == TG_BIAS_RELU)) {
+        int64_t f = b->size, rows = f ? y->size / f : 0;
+        bias_job j = {.y = y->data, .b = b->data, .f = f, .relu = act == TG_BIAS_RELU};
+        tg__parallel_for(rows, tg__rows_grain(f, TG_GRAIN), bias_relu_bf16_rows, &j);
+        return true;
+    }
+    if (y->dtype == TG_BF16) {
+        tg_shape ys = tg__shape(y), bs = tg__shape(b);
+        if (!(y32 = tg__tensor_new(c->loc, TG_F32, &ys)) || !(b32 = tg__tensor_new(c->loc, TG_F32, &bs)))
+            return false;
+        tg__parallel_for(y->size, 32768, widen_range, &(convert_job){.from16 = y->data, .to32 = y32->data});
+        tg__parallel_for(b->size, 32768, widen_range, &(convert_job){.from16 = b->data, .to32 = b32->data});
+    }
+    const tg_tensor *in[] = {y32, b32};
+    tg_call bc = {.loc = c->loc, .op = TG_OP_BIAS_ADD_ACT, .in = in, .n = 2, .a = &(tg_attrs){.act = act}};
+    bc.n_out = 1, bc.outs = &y32;
+    if (!tg__bias_act_forward(&bc, y32))
+        return false;
+    return y == y32 || narrowed(y32->data, y);
+}
+
+/* The largest |v| of n floats, or +Inf when one is NaN (or infinite). */
+static double max_abs_f32(const float *v, int64_t n)
+{
+    float m = 0;
+    bool nan = false;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(v[i]);
+        m = a > m ? a : m;
+        nan |= a != a;
+    }
+    return nan ? INFINITY : (double)m;
+}
+
+/* Whether every sum of conv2d + bias stays finite: no NaN or Inf among the operands and
+ * no product sum that can overflow. oneDNN's ReLU post-op (max(v, 0) for alpha 0) turns
+ * a NaN sum into 0 where tg_relu passes it, so a convolution that could make one runs
+ * the ReLU as bias_add_act does. One read of x, usually a fraction of the output. */
+static bool sums_finite(const tg_tensor *x, const tg_tensor *k, const tg_tensor *b, int64_t taps)
+{
+    double mk = max_abs_f32(k->data, k->size), mb = max_abs_f32(b->data, b->size);
+    if (!isfinite(mk) || !isfinite(mb))
+        return false;
+    double mx = max_abs_f32(x->data, x->size);
+    return isfinite(mx) && mx * mk * (double)taps + mb < 0x1p120;
+}
+
+/* float32 with ReLU or no activation: one oneDNN primitive, the bias and the ReLU applied
+ * to each sum before it is stored (the ReLU only where no sum can be NaN); else conv2d's
+ * kernel, then bias_add_act's in place. */
+bool tg__conv2d_bias_act_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *x = c->in[0], *k = c->in[1], *b = c->in[2];
+    int act = c->a->window.act;
+    window w;
+    tg_shape xs = tg__shape(x);
+    attrs_window(c->loc, "tg_conv2d_bias_act", c->a, &xs, &w);
+    tg_conv_geom g = conv_geom(&w, k->shape[3]);
+    if (out->dtype == TG_F32 && (act == TG_BIAS_LINEAR || act == TG_BIAS_RELU) && tg__onednn_active() &&
+        (act == TG_BIAS_LINEAR || sums_finite(x, k, b, patch_len(&w))) &&
+        tg__onednn_conv_forward_bias(&g, x->data, k->data, b->data, act == TG_BIAS_RELU, out->data))
+        return true;
+    return conv_forward_tensors(c, &w, x, k, out) && bias_act_in_place(c, out, b, act);
+}
+
+/* bias_add_act's backward, then conv2d's for dz: dz = dy act'(y) and the bias's sums in
+ * one pass (act_grad_bias_sum; bfloat16: act_grad, then tg_sum), then conv2d's two adjoints
+ * of dz. */
+bool tg__conv2d_bias_act_backward(const tg_grad_ctx *g, tg_tensor **dx)
+{
+    tg_loc l = g->loc;
+    int act = g->a->window.act;
+    const tg_tensor *y = g->out;
+    tg_tensor *dz = g->dy, *pair[2];
+    tg_reduce_opts rows = {.axes = {.n = 3, .axis = {0, 1, 2}}};
+    bool bias = tg__grad_wanted(g, 2);
+    dx[2] = NULL;
+    if (act != TG_BIAS_LINEAR && bias && y->dtype != TG_BF16) {
+        if (tg__apply_n(l, TG_OP_ACT_GRAD_BIAS_SUM, (const tg_tensor *const[]){y, g->dy}, 2, &(tg_attrs){.act = act}, 2,
+                        pair) != 0)
+            return false;
+        dz = pair[0], dx[2] = pair[1];
+    } else {
+        if (act != TG_BIAS_LINEAR && !(dz = TG__APPLY(l, TG_OP_ACT_GRAD, &(tg_attrs){.act = act}, y, g->dy)))
+            return false;
+        if (bias && !(dx[2] = tg_sum_at(l, dz, rows)))
+            return false;
+    }
+    return conv_grads(g, dz, dx);
+}
+
+tg_tensor *tg_conv2d_bias_act_at(tg_loc loc, const tg_tensor *x, const tg_tensor *kernel, const tg_tensor *bias,
+                                 tg_bias_act act, tg_conv2d_opts o)
+{
+    window w;
+    if (!check_conv(loc, "tg_conv2d_bias_act", x, kernel, "kernel", o.strides, o.dilations, o.padding, &w) ||
+        !tg__check_input(loc, "tg_conv2d_bias_act", bias, "bias"))
+        return NULL;
+    tg_attrs a = window_attrs(&w, 0.0);
+    a.window.act = (int)act;
+    return TG__APPLY(loc, TG_OP_CONV2D_BIAS_ACT, &a, x, kernel, bias);
 }
 
 /* The window attributes of conv2d's options, for a kh x kw kernel over an image height x width. */

@@ -39,6 +39,7 @@ typedef struct tg_window_attrs { /* extract_patches, patches_to_image, the pools
     bool same;                      /* TF's SAME padding, else VALID */
     double pad_value;               /* extract_patches: what padding reads */
     int64_t dilation_h, dilation_w; /* extract_patches, patches_to_image: 0 or 1 for none */
+    int act;                        /* conv2d_bias_act: a tg_bias_act */
 } tg_window_attrs;
 
 typedef struct tg_attrs {
