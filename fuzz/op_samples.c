@@ -777,14 +777,14 @@ static tg_tensor *s_lstm_cell_grad(tg_sample *s, tg_tensor *const *x)
     return tg__apply_n(LOC, TG_OP_LSTM_CELL_GRAD, in, 6, NULL, 2, out) == 0 ? join_pieces(out, 2, 1, false) : NULL;
 }
 
-/* lstm_sequence: xw (rows, steps, 4 units) from x[0], u from x[1], h0 from x[2], c0 = h0 / 2;
+/* lstm_sequence: xw (steps, rows, 4 units) from x[0], u from x[1], h0 from x[2], c0 = h0 / 2;
  * hs, cs and gates flattened and joined. */
 static tg_tensor *flat(tg_tensor *t) { return tg_reshape_at(LOC, t, TG_SHAPE(tg_size(t))); }
 
 static tg_tensor *s_lstm_sequence(tg_sample *s, tg_tensor *const *x)
 {
     int64_t r = 1 + tg_sample_byte(s) % 2, t = 1 + tg_sample_byte(s) % 3, u = 1 + tg_sample_byte(s) % 2;
-    tg_tensor *xw = tg_sample_fit(x[0], TG_SHAPE(r, t, 4 * u)), *w = tg_sample_fit(x[1], TG_SHAPE(u, 4 * u));
+    tg_tensor *xw = tg_sample_fit(x[0], TG_SHAPE(t, r, 4 * u)), *w = tg_sample_fit(x[1], TG_SHAPE(u, 4 * u));
     tg_tensor *h0 = tg_sample_fit(x[2], TG_SHAPE(r, u)), *out[3];
     if (!xw || !w || !h0)
         return NULL;
@@ -797,15 +797,15 @@ static tg_tensor *s_lstm_sequence(tg_sample *s, tg_tensor *const *x)
     return join_pieces(pieces, 3, 0, false);
 }
 
-/* lstm_sequence_grad: u from x[0]; hs from x[1], h0 = c0 = its first step, cs = hs / 2;
+/* lstm_sequence_grad (time-major): u from x[0]; hs from x[1], h0 = c0 from x[1] too, cs = hs / 2;
  * gates from x[0]; dhs from x[2], dcs = dhs / 2, dgates from x[2]; the four results
  * flattened and joined. */
 static tg_tensor *s_lstm_sequence_grad(tg_sample *s, tg_tensor *const *x)
 {
     int64_t r = 1 + tg_sample_byte(s) % 2, t = 1 + tg_sample_byte(s) % 3, u = 1 + tg_sample_byte(s) % 2;
-    tg_tensor *w = tg_sample_fit(x[0], TG_SHAPE(u, 4 * u)), *g = tg_sample_fit(x[0], TG_SHAPE(r, t, 4 * u));
-    tg_tensor *hs = tg_sample_fit(x[1], TG_SHAPE(r, t, u)), *h0 = tg_sample_fit(x[1], TG_SHAPE(r, u));
-    tg_tensor *dhs = tg_sample_fit(x[2], TG_SHAPE(r, t, u)), *dg = tg_sample_fit(x[2], TG_SHAPE(r, t, 4 * u)), *out[4];
+    tg_tensor *w = tg_sample_fit(x[0], TG_SHAPE(u, 4 * u)), *g = tg_sample_fit(x[0], TG_SHAPE(t, r, 4 * u));
+    tg_tensor *hs = tg_sample_fit(x[1], TG_SHAPE(t, r, u)), *h0 = tg_sample_fit(x[1], TG_SHAPE(r, u));
+    tg_tensor *dhs = tg_sample_fit(x[2], TG_SHAPE(t, r, u)), *dg = tg_sample_fit(x[2], TG_SHAPE(t, r, 4 * u)), *out[4];
     if (!w || !g || !hs || !h0 || !dhs || !dg)
         return NULL;
     use(s, w);

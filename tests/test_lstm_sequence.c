@@ -28,7 +28,7 @@ static tg_tensor *all_outputs(tg_tensor *const *x, int n, void *u)
 static void inputs(tg_tensor **x, double scale, uint64_t seed)
 {
     tg_rng *r = tg_rng_new(seed);
-    x[0] = tg_mul(tg_random_normal(r, TG_F64, TG_SHAPE(B, T, 4 * U)), tg_scalar_of(TG_F64, scale));
+    x[0] = tg_mul(tg_random_normal(r, TG_F64, TG_SHAPE(T, B, 4 * U)), tg_scalar_of(TG_F64, scale));
     x[1] = tg_random_normal(r, TG_F64, TG_SHAPE(U, 4 * U));
     x[2] = tg_random_normal(r, TG_F64, TG_SHAPE(B, U));
     x[3] = tg_random_normal(r, TG_F64, TG_SHAPE(B, U));
@@ -116,7 +116,7 @@ static void test_errors(void)
     tg_tensor *h = tg_zeros(TG_F32, TG_SHAPE(2, 2)), *out[3];
     int line = __LINE__ + 1;
     EXPECT_ERROR(tg_lstm_sequence(xw, u, h, tg_zeros(TG_F32, TG_SHAPE(2, 3)), out) != 0,
-                 "tg_lstm_sequence: xw must be (batch, time, 4 * units) and recurrent_kernel (units, 4 * units), the "
+                 "tg_lstm_sequence: xw must be (time, batch, 4 * units) and recurrent_kernel (units, 4 * units), the "
                  "states (batch, units); got xw (2, 3, 8) and recurrent_kernel (2, 8)");
     CHECK(strstr(tg_last_error(), "test_lstm_sequence.c") && line > 0);
     EXPECT_ERROR(tg_lstm_sequence(tg_zeros(TG_F32, TG_SHAPE(2, 3, 6)), u, h, h, out) != 0, "got xw (2, 3, 6)");
@@ -126,7 +126,7 @@ static void test_errors(void)
                  "must be float32 or float64");
     EXPECT_ERROR(tg_lstm_sequence(xw, u, h, h, NULL) != 0, "needs an array `out` of 3 tensors");
     /* no steps: empty sequences */
-    CHECK(tg_lstm_sequence(tg_zeros(TG_F32, TG_SHAPE(2, 0, 8)), u, h, h, out) == 0 && tg_dim(out[0], 1) == 0);
+    CHECK(tg_lstm_sequence(tg_zeros(TG_F32, TG_SHAPE(0, 2, 8)), u, h, h, out) == 0 && tg_dim(out[0], 0) == 0);
     tg_scope_end(s);
 }
 

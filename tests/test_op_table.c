@@ -541,14 +541,14 @@ static tg_tensor *f_lstm_sequence(tg_tensor *const *x, int n, void *u)
     tg_tensor *out[3];
     return tg_lstm_sequence(x[0], x[1], x[2], x[3], out) == 0 ? out[a->piece] : NULL;
 }
-/* lstm_sequence_grad's dxw, du, dh0 or dc0 (pieces 0 to 3) from u, hs, gates and dhs; h0 =
- * hs's first step / 2, c0 = -0.8 h0, cs = 1.3 hs, dcs = dhs / 2, dgates = -0.2 gates */
+/* lstm_sequence_grad's dxw, du, dh0 or dc0 (pieces 0 to 3) from u, hs, gates and dhs
+ * (time-major); h0 = hs's first step / 2, c0 = -0.8 h0, cs = 1.3 hs, dcs = dhs / 2, dgates = -0.2 gates */
 static tg_tensor *f_lstm_sequence_grad(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
     tg_tensor *out[4], *hs = x[1];
-    int64_t b = tg_dim(hs, 0), units = tg_dim(hs, 2);
-    tg_tensor *h0 = tg_mul(tg_reshape(tg_slice(hs, TG_SHAPE(0, 0, 0), TG_SHAPE(-1, 1, -1)), TG_SHAPE(b, units)),
+    int64_t b = tg_dim(hs, 1), units = tg_dim(hs, 2);
+    tg_tensor *h0 = tg_mul(tg_reshape(tg_slice(hs, TG_SHAPE(0, 0, 0), TG_SHAPE(1, -1, -1)), TG_SHAPE(b, units)),
                            tg_scalar_like(hs, 0.5));
     const tg_tensor *in[] = {x[0],
                              h0,
@@ -1536,8 +1536,8 @@ static const op_case cases[] = {
     CASE(ACT_GRAD_BIAS_SUM, "tanh db", f_act_grad_bias_sum, A(.act = TG_BIAS_TANH, .piece = 1), 2, S(2, 3), S(2, 3)),
     CASE(ACT_GRAD_BIAS_SUM, "linear db", f_act_grad_bias_sum, A(.act = TG_BIAS_LINEAR, .piece = 1), 2, S(2, 3),
          S(2, 3)),
-    CASE(LSTM_SEQUENCE, "hs", f_lstm_sequence, A(.piece = 0), 4, S(2, 3, 8), S(2, 8), S(2, 2), S(2, 2)),
-    CASE(LSTM_SEQUENCE, "cs", f_lstm_sequence, A(.piece = 1), 4, S(3, 2, 4), S(1, 4), S(3, 1), S(3, 1)),
+    CASE(LSTM_SEQUENCE, "hs", f_lstm_sequence, A(.piece = 0), 4, S(2, 3, 8), S(2, 8), S(3, 2), S(3, 2)),
+    CASE(LSTM_SEQUENCE, "cs", f_lstm_sequence, A(.piece = 1), 4, S(3, 2, 4), S(1, 4), S(2, 1), S(2, 1)),
     CASE(LSTM_SEQUENCE, "gates", f_lstm_sequence, A(.piece = 2), 4, S(2, 2, 8), S(2, 8), S(2, 2), S(2, 2)),
     CASE(LSTM_SEQUENCE_GRAD, "dxw", f_lstm_sequence_grad, A(.piece = 0), 4, S(2, 8), S(2, 3, 2), S(2, 3, 8),
          S(2, 3, 2)),

@@ -161,7 +161,8 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
     return NULL;
 }
 
-/* x W + b for every step at once: (batch, time, gates * units). */
+/* x W + b for every step at once: (batch, time, gates * units), or (time, batch, ...)
+ * from x time-major. */
 static tg_tensor *input_products(const rnn_step *s, const tg_tensor *x)
 {
     tg_loc loc = s->loc;
@@ -182,15 +183,15 @@ static tg_tensor *carry(tg_loc loc, const tg_tensor *keep, tg_tensor *fresh, tg_
     return keep ? tg_where_at(loc, keep, fresh, old) : fresh;
 }
 
-/* Step k's h (or c) of a (batch, time, units) sequence. */
+/* Step k's h (or c) of a (time, batch, units) sequence. */
 static tg_tensor *at_step(tg_loc loc, const tg_tensor *seq, int64_t k)
 {
-    int64_t b = tg_dim(seq, 0), u = tg_dim(seq, 2);
-    return tg_reshape_at(loc, tg_slice_at(loc, seq, TG_SHAPE(0, k, 0), TG_SHAPE(-1, 1, -1)), TG_SHAPE(b, u));
+    int64_t b = tg_dim(seq, 1), u = tg_dim(seq, 2);
+    return tg_reshape_at(loc, tg_slice_at(loc, seq, TG_SHAPE(k, 0, 0), TG_SHAPE(1, -1, -1)), TG_SHAPE(b, u));
 }
 
 /* An unmasked LSTM with Keras's default activations: the whole sequence as one op
- * (tg_lstm_sequence), go_backwards as the steps reversed before it. */
+ * (tg_lstm_sequence), time-major, go_backwards as the steps reversed before it. */
 static bool lstm_sequence(const rnn_step *s, const tg_tensor *x, tg_tensor *h0, tg_tensor *c0, tg_tensor **ys)
 {
     tg_loc loc = s->loc;
@@ -198,12 +199,12 @@ static bool lstm_sequence(const rnn_step *s, const tg_tensor *x, tg_tensor *h0, 
     int64_t t = tg_dim(x, 1);
     if (o->go_backwards)
         x = tg_reverse_at(loc, x, TG_AXES(1));
-    tg_tensor *xw = input_products(s, x), *out[3] = {0};
+    tg_tensor *xw = input_products(s, tg_transpose_at(loc, x, TG_AXES(1, 0, 2))), *out[3] = {0};
     tg_tensor *zeros = xw ? tg_fill_at(loc, tg_dtype_of(xw), TG_SHAPE(tg_dim(x, 0), o->units), 0.0) : NULL;
     if (!zeros || tg_lstm_sequence_at(loc, xw, s->l->vars[RECURRENT], h0 ? h0 : zeros, c0 ? c0 : zeros, out) != 0)
         return false;
     tg_tensor *h = t > 0 ? at_step(loc, out[0], t - 1) : h0 ? h0 : zeros;
-    ys[0] = o->return_sequences ? out[0] : h;
+    ys[0] = o->return_sequences ? tg_transpose_at(loc, out[0], TG_AXES(1, 0, 2)) : h;
     if (o->return_state) {
         ys[1] = h;
         ys[2] = t > 0 ? at_step(loc, out[1], t - 1) : c0 ? c0 : zeros;

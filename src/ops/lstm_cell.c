@@ -31,13 +31,12 @@ typedef struct cell_rows {
 } cell_rows;
 
 /* One step of lstm_sequence (forward: z set) or lstm_sequence_grad (dxw set): the
- * (batch, time, .) tensors' data, the previous c's rows (c0's or the last step's, ld_prev
- * apart) and the step's buffers z (the product h U) or dhn and dcn (the next step's dh and
- * dc). */
+ * (time, batch, .) tensors' data, the previous c (c0 or the last step's) and the step's
+ * buffers z (the product h U) or dhn and dcn (the next step's dh and dc). */
 typedef struct seq_step {
     const void *xw, *z, *cp, *dhs, *dcs, *dgates, *dhn;
     void *gates, *hs, *cs, *dcn, *dxw;
-    int64_t units, time, step, ld_prev;
+    int64_t units, batch, step;
     bool f64;
 } seq_step;
 
@@ -219,10 +218,11 @@ int tg_lstm_cell_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, const tg
 }
 
 /* ---- lstm_sequence: the whole sequence in one op ------------------------------------------------ */
-/* lstm_sequence(xw, u, h0, c0) -> (hs, cs, gates): the steps s = 0 .. time - 1 of
- *     z = xw[:, s] + h U, gates = (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)) of z's blocks,
- *     c = f c + i g, h = o tanh(c), from h0 and c0; hs and cs (batch, time, units) are every
- *     step's h and c, gates (batch, time, 4 units) every step's activated gates, kept for
+/* Time-major, as TF's BlockLSTM, so that each step's rows are one block:
+ * lstm_sequence(xw, u, h0, c0) -> (hs, cs, gates): the steps s = 0 .. time - 1 of
+ *     z = xw[s] + h U, gates = (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)) of z's blocks,
+ *     c = f c + i g, h = o tanh(c), from h0 and c0; hs and cs (time, batch, units) are every
+ *     step's h and c, gates (time, batch, 4 units) every step's activated gates, kept for
  *     the backward pass (TF's BlockLSTM keeps them too).
  * lstm_sequence_grad(u, h0, c0, hs, cs, gates, dhs, dcs, dgates) -> (dxw, du, dh0, dc0):
  *     the steps in reverse, each one product dz U^T for the previous step's dh; then du as
@@ -253,10 +253,10 @@ bool tg__lstm_sequence_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     for (int k = 1; k < c->n; k++)
         if (!tg__same_dtype(c, c->in[0], c->in[k]))
             return false;
-    int64_t b = seq->rank == 3 ? seq->shape[0] : -1, t = seq->rank == 3 ? seq->shape[1] : -1;
+    int64_t t = seq->rank == 3 ? seq->shape[0] : -1, b = seq->rank == 3 ? seq->shape[1] : -1;
     int64_t n = u->rank == 2 ? u->shape[0] : -1;
-    tg_shape want_u = TG_SHAPE(n, 4 * n), state = TG_SHAPE(b, n), h_seq = TG_SHAPE(b, t, n),
-             z_seq = TG_SHAPE(b, t, 4 * n);
+    tg_shape want_u = TG_SHAPE(n, 4 * n), state = TG_SHAPE(b, n), h_seq = TG_SHAPE(t, b, n),
+             z_seq = TG_SHAPE(t, b, 4 * n);
     tg_shape fwd[] = {z_seq, want_u, state, state}, bwd[] = {want_u, state, state, h_seq, h_seq,
                                                             z_seq, h_seq, h_seq, z_seq};
     const tg_shape *want = grad ? bwd : fwd;
@@ -266,7 +266,7 @@ bool tg__lstm_sequence_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
             char sg[TG_SHAPE_STR_MAX], ss[TG_SHAPE_STR_MAX];
             tg_shape ts = tg__shape(seq), us = tg__shape(u);
             return tg__failb(c->loc,
-                             "%s: %s must be (batch, time, %s) and recurrent_kernel (units, 4 * units), the states "
+                             "%s: %s must be (time, batch, %s) and recurrent_kernel (units, 4 * units), the states "
                              "(batch, units); got %s %s and recurrent_kernel %s",
                              tg__op_name(c->op), names[grad ? 3 : 0], grad ? "units" : "4 * units", names[grad ? 3 : 0],
                              tg__shape_str(&ts, sg, sizeof sg), tg__shape_str(&us, ss, sizeof ss));
@@ -300,12 +300,12 @@ static void seq_grad_range(void *p, int64_t r0, int64_t r1)
         seq_grad_rows_f32(k, r0, r1);
 }
 
-/* C = op(A) B for either float dtype (beta 0). */
+/* C = op(A) B + beta C for either float dtype. */
 static bool gemm(bool f64, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a, int64_t lda,
-                 const void *b, int64_t ldb, void *c, int64_t ldc)
+                 const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
 {
-    return f64 ? tg__gemm_f64(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
-               : tg__gemm_f32(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
+    return f64 ? tg__gemm_f64(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+               : tg__gemm_f32(ta, tb, m, n, k, 1, a, lda, b, ldb, (float)beta, c, ldc);
 }
 
 static size_t elem_size(const tg_tensor *t) { return t->dtype == TG_F64 ? sizeof(double) : sizeof(float); }
@@ -319,7 +319,7 @@ static const void *row_of(const tg_tensor *t, int64_t at, int64_t width)
 bool tg__lstm_sequence_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *xw = c->in[SEQ_XW], *u = c->in[SEQ_U];
-    int64_t b = xw->shape[0], t = xw->shape[1], n = u->shape[0];
+    int64_t t = xw->shape[0], b = xw->shape[1], n = u->shape[0];
     bool f64 = xw->dtype == TG_F64;
     if (b == 0 || t == 0 || n == 0)
         return true;
@@ -328,16 +328,15 @@ bool tg__lstm_sequence_forward(const tg_call *c, tg_tensor *out)
         return tg__failb(c->loc, "tg_lstm_sequence: out of memory for a (%lld, %lld) step buffer", (long long)b,
                          (long long)(4 * n));
     seq_step k = {.xw = xw->data, .z = z, .gates = c->outs[2]->data, .hs = out->data, .cs = c->outs[1]->data,
-                  .units = n, .time = t, .f64 = f64};
+                  .units = n, .batch = b, .f64 = f64};
     int64_t grain = tg__rows_grain(12 * n, TG_GRAIN / 4);
     bool ok = true;
     for (int64_t s = 0; ok && s < t; s++) {
-        /* the previous h and c: the initial states', or row r * t + s - 1 of hs and cs */
-        const void *hp = s ? row_of(out, s - 1, n) : c->in[SEQ_H0]->data;
-        k.cp = s ? row_of(c->outs[1], s - 1, n) : c->in[SEQ_C0]->data;
-        k.ld_prev = s ? t * n : n;
+        /* the previous h and c: the initial states, or step s - 1's block of hs and cs */
+        const void *hp = s ? row_of(out, (s - 1) * b, n) : c->in[SEQ_H0]->data;
+        k.cp = s ? row_of(c->outs[1], (s - 1) * b, n) : c->in[SEQ_C0]->data;
         k.step = s;
-        ok = gemm(f64, false, false, b, 4 * n, n, hp, k.ld_prev, u->data, 4 * n, z, 4 * n);
+        ok = gemm(f64, false, false, b, 4 * n, n, hp, n, u->data, 4 * n, 0, z, 4 * n);
         if (ok)
             tg__parallel_for(b, grain, seq_range, &k);
     }
@@ -362,23 +361,11 @@ static bool all_zero(const tg_tensor *t)
     return true;
 }
 
-/* Every step's previous h, (batch * time, units): h0's row then hs's first time - 1 rows. */
-static void previous_hs(const tg_tensor *h0, const tg_tensor *hs, void *prev)
-{
-    int64_t b = hs->shape[0], t = hs->shape[1], n = hs->shape[2];
-    size_t es = elem_size(hs);
-    for (int64_t r = 0; r < b; r++) {
-        char *to = (char *)prev + (size_t)(r * t * n) * es;
-        memcpy(to, row_of(h0, r, n), (size_t)n * es);
-        memcpy(to + (size_t)n * es, row_of(hs, r * t, n), (size_t)((t - 1) * n) * es);
-    }
-}
-
 bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
 {
     enum { U, H0, C0, HS, CS, GATES, DHS, DCS, DGATES };
     const tg_tensor *const *in = c->in;
-    int64_t b = in[HS]->shape[0], t = in[HS]->shape[1], n = in[U]->shape[0];
+    int64_t t = in[HS]->shape[0], b = in[HS]->shape[1], n = in[U]->shape[0];
     bool f64 = out->dtype == TG_F64;
     size_t es = elem_size(out);
     tg_tensor *du = c->outs[1], *dh0 = c->outs[2], *dc0 = c->outs[3];
@@ -387,26 +374,23 @@ bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
     memset(dc0->data, 0, (size_t)dc0->size * es);
     if (b == 0 || t == 0 || n == 0)
         return true;
-    void *prev = malloc((size_t)(b * t * n) * es);
-    if (!prev)
-        return tg__failb(c->loc, "tg_lstm_sequence_grad: out of memory for a (%lld, %lld) buffer",
-                         (long long)(b * t), (long long)n);
     /* dh0 and dc0 are the running dh and dc passed back from step to step */
     seq_step k = {.gates = in[GATES]->data, .cs = in[CS]->data, .dhs = in[DHS]->data, .dcs = in[DCS]->data,
                   .dgates = all_zero(in[DGATES]) ? NULL : in[DGATES]->data, .dhn = dh0->data,
-                  .dcn = dc0->data, .dxw = out->data, .units = n, .time = t, .f64 = f64};
+                  .dcn = dc0->data, .dxw = out->data, .units = n, .batch = b, .f64 = f64};
     int64_t grain = tg__rows_grain(16 * n, TG_GRAIN / 4);
     bool ok = true;
     for (int64_t s = t - 1; ok && s >= 0; s--) {
-        k.cp = s ? row_of(in[CS], s - 1, n) : in[C0]->data;
-        k.ld_prev = s ? t * n : n;
+        k.cp = s ? row_of(in[CS], (s - 1) * b, n) : in[C0]->data;
         k.step = s;
         tg__parallel_for(b, grain, seq_grad_range, &k);
-        ok = gemm(f64, false, true, b, n, 4 * n, row_of(out, s, 4 * n), t * 4 * n, in[U]->data, 4 * n, dh0->data, n);
+        ok = gemm(f64, false, true, b, n, 4 * n, row_of(out, s * b, 4 * n), 4 * n, in[U]->data, 4 * n, 0, dh0->data,
+                  n);
     }
-    previous_hs(in[H0], in[HS], prev);
-    ok = ok && gemm(f64, true, false, n, 4 * n, b * t, prev, n, out->data, 4 * n, du->data, 4 * n);
-    free(prev);
+    /* du: h0 with step 0's dz, then hs's first time - 1 steps with the rest, as one product */
+    ok = ok && gemm(f64, true, false, n, 4 * n, b, in[H0]->data, n, out->data, 4 * n, 0, du->data, 4 * n);
+    ok = ok && (t == 1 || gemm(f64, true, false, n, 4 * n, (t - 1) * b, in[HS]->data, n, row_of(out, b, 4 * n), 4 * n,
+                               1, du->data, 4 * n));
     return ok || tg__failb(c->loc, "tg_lstm_sequence_grad: out of memory for the product's buffers");
 }
 
@@ -414,7 +398,7 @@ bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
  * h0, c0, hs, cs, gates, dhs, dcs, dgates. */
 static bool seq_grad_ops(tg_loc l, tg_tensor *const *in, tg_tensor **out)
 {
-    int64_t b = tg_dim(in[3], 0), t = tg_dim(in[3], 1), n = tg_dim(in[0], 0);
+    int64_t t = tg_dim(in[3], 0), b = tg_dim(in[3], 1), n = tg_dim(in[0], 0);
     tg_dtype d = tg_dtype_of(in[0]);
     tg_tensor **steps = calloc((size_t)(7 * t + 1), sizeof(tg_tensor *));
     if (!steps)
@@ -423,7 +407,7 @@ static bool seq_grad_ops(tg_loc l, tg_tensor *const *in, tg_tensor **out)
               **dz = dgs + t;
     bool ok = true;
     for (int k = 3; ok && t > 0 && k < 9; k++)
-        ok = tg_unstack_at(l, in[k], (int)t, steps + (k - 3) * t, 1) == 0;
+        ok = tg_unstack_at(l, in[k], (int)t, steps + (k - 3) * t, 0) == 0;
     tg_tensor *dh = NULL, *dc = NULL, *du = tg_fill_at(l, d, TG_SHAPE(n, 4 * n), 0.0);
     for (int64_t s = t - 1; ok && s >= 0; s--) {
         tg_tensor *g[4], *dg[4], *hp = s ? hs[s - 1] : in[1], *cp = s ? cs[s - 1] : in[2];
@@ -444,7 +428,7 @@ static bool seq_grad_ops(tg_loc l, tg_tensor *const *in, tg_tensor **out)
         du = tg_add_at(l, du, tg_matmul_at(l, hp, dz[s], (tg_matmul_opts){.transpose_a = true}));
         ok = dz[s] && dh && dc && du;
     }
-    out[0] = ok ? t > 0 ? tg_stack_at(l, dz, (int)t, 1) : tg_fill_at(l, d, TG_SHAPE(b, 0, 4 * n), 0.0) : NULL;
+    out[0] = ok ? t > 0 ? tg_stack_at(l, dz, (int)t, 0) : tg_fill_at(l, d, TG_SHAPE(0, b, 4 * n), 0.0) : NULL;
     out[1] = du;
     out[2] = dh ? dh : tg_fill_at(l, d, TG_SHAPE(b, n), 0.0);
     out[3] = dc ? dc : tg_fill_at(l, d, TG_SHAPE(b, n), 0.0);

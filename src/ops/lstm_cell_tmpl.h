@@ -142,15 +142,15 @@ __attribute__((always_inline)) static inline void FN(seq_grad_row)(int64_t u, co
             SEQ_GRAD_AT(j, NO_DG);
 }
 
-/* Rows [r0, r1) of step k->step: row r of step s is r * time + s in the (batch, time, .)
+/* Rows [r0, r1) of step k->step: row r of step s is s * batch + r in the (time, batch, .)
  * tensors. */
 TG_VECTOR_CLONES static void FN(seq_rows)(const seq_step *k, int64_t r0, int64_t r1)
 {
     int64_t u = k->units, at;
     for (int64_t r = r0; r < r1; r++)
-        at = r * k->time + k->step,
+        at = k->step * k->batch + r,
         FN(seq_row)(u, (const T *)k->xw + at * 4 * u, (const T *)k->z + r * 4 * u,
-                    (const T *)k->cp + r * k->ld_prev, (T *)k->gates + at * 4 * u, (T *)k->hs + at * u,
+                    (const T *)k->cp + r * u, (T *)k->gates + at * 4 * u, (T *)k->hs + at * u,
                     (T *)k->cs + at * u);
 }
 
@@ -158,9 +158,9 @@ TG_VECTOR_CLONES static void FN(seq_grad_rows)(const seq_step *k, int64_t r0, in
 {
     int64_t u = k->units, at;
     for (int64_t r = r0; r < r1; r++)
-        at = r * k->time + k->step,
+        at = k->step * k->batch + r,
         FN(seq_grad_row)(u, (const T *)k->gates + at * 4 * u, (const T *)k->cs + at * u,
-                         (const T *)k->cp + r * k->ld_prev, (const T *)k->dhs + at * u, (const T *)k->dhn + r * u,
+                         (const T *)k->cp + r * u, (const T *)k->dhs + at * u, (const T *)k->dhn + r * u,
                          (const T *)k->dcs + at * u, k->dgates ? (const T *)k->dgates + at * 4 * u : NULL,
                          (T *)k->dcn + r * u, (T *)k->dxw + at * 4 * u);
 }
