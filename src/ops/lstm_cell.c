@@ -316,34 +316,6 @@ static const void *row_of(const tg_tensor *t, int64_t at, int64_t width)
     return (const char *)t->data + (size_t)(at * width) * elem_size(t);
 }
 
-bool tg__lstm_sequence_forward(const tg_call *c, tg_tensor *out)
-{
-    const tg_tensor *xw = c->in[SEQ_XW], *u = c->in[SEQ_U];
-    int64_t t = xw->shape[0], b = xw->shape[1], n = u->shape[0];
-    bool f64 = xw->dtype == TG_F64;
-    if (b == 0 || t == 0 || n == 0)
-        return true;
-    void *z = malloc((size_t)(b * 4 * n) * elem_size(xw));
-    if (!z)
-        return tg__failb(c->loc, "tg_lstm_sequence: out of memory for a (%lld, %lld) step buffer", (long long)b,
-                         (long long)(4 * n));
-    seq_step k = {.xw = xw->data, .z = z, .gates = c->outs[2]->data, .hs = out->data, .cs = c->outs[1]->data,
-                  .units = n, .batch = b, .f64 = f64};
-    int64_t grain = tg__rows_grain(12 * n, TG_GRAIN / 4);
-    bool ok = true;
-    for (int64_t s = 0; ok && s < t; s++) {
-        /* the previous h and c: the initial states, or step s - 1's block of hs and cs */
-        const void *hp = s ? row_of(out, (s - 1) * b, n) : c->in[SEQ_H0]->data;
-        k.cp = s ? row_of(c->outs[1], (s - 1) * b, n) : c->in[SEQ_C0]->data;
-        k.step = s;
-        ok = gemm(f64, false, false, b, 4 * n, n, hp, n, u->data, 4 * n, 0, z, 4 * n);
-        if (ok)
-            tg__parallel_for(b, grain, seq_range, &k);
-    }
-    free(z);
-    return ok || tg__failb(c->loc, "tg_lstm_sequence: out of memory for the product's buffers");
-}
-
 /* Whether every element of t is zero (+0 or -0): the gradient of an output nothing used. */
 static bool all_zero(const tg_tensor *t)
 {
@@ -359,6 +331,37 @@ static bool all_zero(const tg_tensor *t)
                 return false;
     }
     return true;
+}
+
+bool tg__lstm_sequence_forward(const tg_call *c, tg_tensor *out)
+{
+    const tg_tensor *xw = c->in[SEQ_XW], *u = c->in[SEQ_U];
+    int64_t t = xw->shape[0], b = xw->shape[1], n = u->shape[0];
+    bool f64 = xw->dtype == TG_F64;
+    if (b == 0 || t == 0 || n == 0)
+        return true;
+    void *z = malloc((size_t)(b * 4 * n) * elem_size(xw));
+    if (!z)
+        return tg__failb(c->loc, "tg_lstm_sequence: out of memory for a (%lld, %lld) step buffer", (long long)b,
+                         (long long)(4 * n));
+    seq_step k = {.xw = xw->data, .z = z, .gates = c->outs[2]->data, .hs = out->data, .cs = c->outs[1]->data,
+                  .units = n, .batch = b, .f64 = f64};
+    int64_t grain = tg__rows_grain(12 * n, TG_GRAIN / 4);
+    bool ok = true, h0_zero = all_zero(c->in[SEQ_H0]); /* Keras's default initial state: no product */
+    for (int64_t s = 0; ok && s < t; s++) {
+        /* the previous h and c: the initial states, or step s - 1's block of hs and cs */
+        const void *hp = s ? row_of(out, (s - 1) * b, n) : c->in[SEQ_H0]->data;
+        k.cp = s ? row_of(c->outs[1], (s - 1) * b, n) : c->in[SEQ_C0]->data;
+        k.step = s;
+        if (s == 0 && h0_zero)
+            memset(z, 0, (size_t)(b * 4 * n) * elem_size(xw));
+        else
+            ok = gemm(f64, false, false, b, 4 * n, n, hp, n, u->data, 4 * n, 0, z, 4 * n);
+        if (ok)
+            tg__parallel_for(b, grain, seq_range, &k);
+    }
+    free(z);
+    return ok || tg__failb(c->loc, "tg_lstm_sequence: out of memory for the product's buffers");
 }
 
 bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
@@ -388,7 +391,8 @@ bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
                   n);
     }
     /* du: h0 with step 0's dz, then hs's first time - 1 steps with the rest, as one product */
-    ok = ok && gemm(f64, true, false, n, 4 * n, b, in[H0]->data, n, out->data, 4 * n, 0, du->data, 4 * n);
+    ok = ok && (all_zero(in[H0]) ||
+                gemm(f64, true, false, n, 4 * n, b, in[H0]->data, n, out->data, 4 * n, 0, du->data, 4 * n));
     ok = ok && (t == 1 || gemm(f64, true, false, n, 4 * n, (t - 1) * b, in[HS]->data, n, row_of(out, b, 4 * n), 4 * n,
                                1, du->data, 4 * n));
     return ok || tg__failb(c->loc, "tg_lstm_sequence_grad: out of memory for the product's buffers");
