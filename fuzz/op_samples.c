@@ -811,8 +811,15 @@ static tg_tensor *s_lstm_sequence_grad(tg_sample *s, tg_tensor *const *x)
     use(s, w);
     use(s, hs);
     use(s, dhs);
-    const tg_tensor *in[] = {w,  h0, h0, hs, tg_mul_at(LOC, hs, tg_scalar_like_at(LOC, hs, 0.5)), g, dhs,
-                             tg_mul_at(LOC, dhs, tg_scalar_like_at(LOC, dhs, 0.5)), dg};
+    const tg_tensor *in[] = {w,
+                             h0,
+                             h0,
+                             hs,
+                             tg_mul_at(LOC, hs, tg_scalar_like_at(LOC, hs, 0.5)),
+                             g,
+                             dhs,
+                             tg_mul_at(LOC, dhs, tg_scalar_like_at(LOC, dhs, 0.5)),
+                             dg};
     if (tg__apply_n(LOC, TG_OP_LSTM_SEQUENCE_GRAD, in, 9, NULL, 4, out) != 0)
         return NULL;
     tg_tensor *pieces[4] = {flat(out[0]), flat(out[1]), flat(out[2]), flat(out[3])};

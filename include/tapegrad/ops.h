@@ -604,7 +604,8 @@ int tg_lstm_cell_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, const tg
  * matrix product. */
 int tg_lstm_sequence_at(tg_loc loc, const tg_tensor *xw, const tg_tensor *recurrent_kernel, const tg_tensor *h0,
                         const tg_tensor *c0, tg_tensor **out);
-#define tg_lstm_sequence(xw, recurrent_kernel, h0, c0, out) tg_lstm_sequence_at(TG_LOC, xw, recurrent_kernel, h0, c0, out)
+#define tg_lstm_sequence(xw, recurrent_kernel, h0, c0, out) \
+    tg_lstm_sequence_at(TG_LOC, xw, recurrent_kernel, h0, c0, out)
 
 /* ---- profiling -------------------------------------------------------------------- */
 /* While this thread profiles (tg_profile_start ... tg_profile_stop), each op's kernel is

@@ -244,7 +244,8 @@ static bool same_shape(const tg_shape *a, const tg_shape *b)
 bool tg__lstm_sequence_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
     static const char *const fwd_names[] = {"xw", "recurrent_kernel", "h0", "c0"};
-    static const char *const grad_names[] = {"recurrent_kernel", "h0", "c0", "hs", "cs", "gates", "dhs", "dcs", "dgates"};
+    static const char *const grad_names[] = {
+        "recurrent_kernel", "h0", "c0", "hs", "cs", "gates", "dhs", "dcs", "dgates"};
     bool grad = c->op == TG_OP_LSTM_SEQUENCE_GRAD;
     const char *const *names = grad ? grad_names : fwd_names;
     const tg_tensor *seq = c->in[grad ? 3 : 0], *u = c->in[grad ? 0 : 1];
@@ -257,8 +258,8 @@ bool tg__lstm_sequence_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
     int64_t n = u->rank == 2 ? u->shape[0] : -1;
     tg_shape want_u = TG_SHAPE(n, 4 * n), state = TG_SHAPE(b, n), h_seq = TG_SHAPE(t, b, n),
              z_seq = TG_SHAPE(t, b, 4 * n);
-    tg_shape fwd[] = {z_seq, want_u, state, state}, bwd[] = {want_u, state, state, h_seq, h_seq,
-                                                            z_seq, h_seq, h_seq, z_seq};
+    tg_shape fwd[] = {z_seq, want_u, state, state},
+             bwd[] = {want_u, state, state, h_seq, h_seq, z_seq, h_seq, h_seq, z_seq};
     const tg_shape *want = grad ? bwd : fwd;
     for (int k = 0; k < c->n; k++) {
         tg_shape got = tg__shape(c->in[k]);
@@ -301,8 +302,8 @@ static void seq_grad_range(void *p, int64_t r0, int64_t r1)
 }
 
 /* C = op(A) B + beta C for either float dtype. */
-static bool gemm(bool f64, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a, int64_t lda,
-                 const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+static bool gemm(bool f64, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                 int64_t ldb, double beta, void *c, int64_t ldc)
 {
     return f64 ? tg__gemm_f64(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
                : tg__gemm_f32(ta, tb, m, n, k, 1, a, lda, b, ldb, (float)beta, c, ldc);
@@ -344,8 +345,14 @@ bool tg__lstm_sequence_forward(const tg_call *c, tg_tensor *out)
     if (!z)
         return tg__failb(c->loc, "tg_lstm_sequence: out of memory for a (%lld, %lld) step buffer", (long long)b,
                          (long long)(4 * n));
-    seq_step k = {.xw = xw->data, .z = z, .gates = c->outs[2]->data, .hs = out->data, .cs = c->outs[1]->data,
-                  .units = n, .batch = b, .f64 = f64};
+    seq_step k = {.xw = xw->data,
+                  .z = z,
+                  .gates = c->outs[2]->data,
+                  .hs = out->data,
+                  .cs = c->outs[1]->data,
+                  .units = n,
+                  .batch = b,
+                  .f64 = f64};
     int64_t grain = tg__rows_grain(12 * n, TG_GRAIN / 4);
     bool ok = true, h0_zero = all_zero(c->in[SEQ_H0]); /* Keras's default initial state: no product */
     for (int64_t s = 0; ok && s < t; s++) {
@@ -378,17 +385,24 @@ bool tg__lstm_sequence_grad_forward(const tg_call *c, tg_tensor *out)
     if (b == 0 || t == 0 || n == 0)
         return true;
     /* dh0 and dc0 are the running dh and dc passed back from step to step */
-    seq_step k = {.gates = in[GATES]->data, .cs = in[CS]->data, .dhs = in[DHS]->data, .dcs = in[DCS]->data,
-                  .dgates = all_zero(in[DGATES]) ? NULL : in[DGATES]->data, .dhn = dh0->data,
-                  .dcn = dc0->data, .dxw = out->data, .units = n, .batch = b, .f64 = f64};
+    seq_step k = {.gates = in[GATES]->data,
+                  .cs = in[CS]->data,
+                  .dhs = in[DHS]->data,
+                  .dcs = in[DCS]->data,
+                  .dgates = all_zero(in[DGATES]) ? NULL : in[DGATES]->data,
+                  .dhn = dh0->data,
+                  .dcn = dc0->data,
+                  .dxw = out->data,
+                  .units = n,
+                  .batch = b,
+                  .f64 = f64};
     int64_t grain = tg__rows_grain(16 * n, TG_GRAIN / 4);
     bool ok = true;
     for (int64_t s = t - 1; ok && s >= 0; s--) {
         k.cp = s ? row_of(in[CS], (s - 1) * b, n) : in[C0]->data;
         k.step = s;
         tg__parallel_for(b, grain, seq_grad_range, &k);
-        ok = gemm(f64, false, true, b, n, 4 * n, row_of(out, s * b, 4 * n), 4 * n, in[U]->data, 4 * n, 0, dh0->data,
-                  n);
+        ok = gemm(f64, false, true, b, n, 4 * n, row_of(out, s * b, 4 * n), 4 * n, in[U]->data, 4 * n, 0, dh0->data, n);
     }
     /* du: h0 with step 0's dz, then hs's first time - 1 steps with the rest, as one product */
     ok = ok && (all_zero(in[H0]) ||
@@ -443,8 +457,8 @@ static bool seq_grad_ops(tg_loc l, tg_tensor *const *in, tg_tensor **out)
 /* lstm_sequence_grad, or when a tape records the gradient the same rules as public ops. */
 bool tg__lstm_sequence_backward(const tg_grad_ctx *g, tg_tensor **dx)
 {
-    tg_tensor *in[] = {g->in[SEQ_U],   g->in[SEQ_H0], g->in[SEQ_C0], g->outs[0], g->outs[1],
-                       g->outs[2],     g->dys[0],     g->dys[1],     g->dys[2]},
+    tg_tensor *in[] = {g->in[SEQ_U], g->in[SEQ_H0], g->in[SEQ_C0], g->outs[0], g->outs[1],
+                       g->outs[2],   g->dys[0],     g->dys[1],     g->dys[2]},
               *out[4];
     bool ok = tg__ctx()->n_recording
                   ? seq_grad_ops(g->loc, in, out)
