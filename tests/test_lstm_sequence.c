@@ -106,6 +106,7 @@ static void test_layer_matches_per_step_path(void)
         for (int k = 0; k < 5; k++)
             CHECK(TENSORS_AGREE(one[k], all[k], 2e-5));
         tg_scope_end(s);
+        tg_layer_free(l);
     }
 }
 
