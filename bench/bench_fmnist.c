@@ -201,7 +201,10 @@ static tg_function_stats step_plan(tg_model *m, const tg_tensor *x, const tg_ten
     tg_function_stats st = {0};
     tg_scope *s = tg_scope_begin();
     tg_function *f = tg_function_new(one_step, m, .name = "train_step");
-    tg_tensor *in[2] = {tg_slice(x, TG_SHAPE(0, 0), TG_SHAPE(batch, -1)), tg_slice(y, TG_SHAPE(0), TG_SHAPE(batch))};
+    tg_shape begin = {.rank = tg_rank(x)}, size = {.rank = tg_rank(x), .dims = {batch}}; /* the first batch */
+    for (int i = 1; i < size.rank; i++)
+        size.dims[i] = -1;
+    tg_tensor *in[2] = {tg_slice(x, begin, size), tg_slice(y, TG_SHAPE(0), TG_SHAPE(batch))};
     tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
     if (tg_function_call(f, in, 2, out) == 0)
         st = tg_function_get_stats(f);
@@ -290,7 +293,7 @@ int main(int argc, char **argv)
         tg_profile_print(stdout);
     }
     double acc = accuracy(m, xte, yte);
-    tg_function_stats plan = !cnn && !lstm ? step_plan(m, xtr, ytr, batch) : (tg_function_stats){0};
+    tg_function_stats plan = !cnn ? step_plan(m, xtr, ytr, batch) : (tg_function_stats){0};
     double median = median_after_first(t.wall, t.n), median_cpu = median_after_first(t.cpu, t.n);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

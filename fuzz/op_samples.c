@@ -794,6 +794,55 @@ static tg_tensor *s_lstm_cell_grad(tg_sample *s, tg_tensor *const *x)
     return tg__apply_n(LOC, TG_OP_LSTM_CELL_GRAD, in, 6, NULL, 2, out) == 0 ? join_pieces(out, 2, 1, false) : NULL;
 }
 
+/* lstm_sequence: xw (steps, rows, 4 units) from x[0], u from x[1], h0 from x[2], c0 = h0 / 2;
+ * hs, cs and gates flattened and joined. */
+static tg_tensor *flat(tg_tensor *t) { return tg_reshape_at(LOC, t, TG_SHAPE(tg_size(t))); }
+
+static tg_tensor *s_lstm_sequence(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 2, t = 1 + tg_sample_byte(s) % 3, u = 1 + tg_sample_byte(s) % 2;
+    tg_tensor *xw = tg_sample_fit(x[0], TG_SHAPE(t, r, 4 * u)), *w = tg_sample_fit(x[1], TG_SHAPE(u, 4 * u));
+    tg_tensor *h0 = tg_sample_fit(x[2], TG_SHAPE(r, u)), *out[3];
+    if (!xw || !w || !h0)
+        return NULL;
+    use(s, xw);
+    use(s, w);
+    use(s, h0);
+    if (tg_lstm_sequence_at(LOC, xw, w, h0, tg_mul_at(LOC, h0, tg_scalar_like_at(LOC, h0, 0.5)), out) != 0)
+        return NULL;
+    tg_tensor *pieces[3] = {flat(out[0]), flat(out[1]), flat(out[2])};
+    return join_pieces(pieces, 3, 0, false);
+}
+
+/* lstm_sequence_grad (time-major): u from x[0]; hs from x[1], h0 = c0 from x[1] too, cs = hs / 2;
+ * gates from x[0]; dhs from x[2], dcs = dhs / 2, dgates from x[2]; the four results
+ * flattened and joined. */
+static tg_tensor *s_lstm_sequence_grad(tg_sample *s, tg_tensor *const *x)
+{
+    int64_t r = 1 + tg_sample_byte(s) % 2, t = 1 + tg_sample_byte(s) % 3, u = 1 + tg_sample_byte(s) % 2;
+    tg_tensor *w = tg_sample_fit(x[0], TG_SHAPE(u, 4 * u)), *g = tg_sample_fit(x[0], TG_SHAPE(t, r, 4 * u));
+    tg_tensor *hs = tg_sample_fit(x[1], TG_SHAPE(t, r, u)), *h0 = tg_sample_fit(x[1], TG_SHAPE(r, u));
+    tg_tensor *dhs = tg_sample_fit(x[2], TG_SHAPE(t, r, u)), *dg = tg_sample_fit(x[2], TG_SHAPE(t, r, 4 * u)), *out[4];
+    if (!w || !g || !hs || !h0 || !dhs || !dg)
+        return NULL;
+    use(s, w);
+    use(s, hs);
+    use(s, dhs);
+    const tg_tensor *in[] = {w,
+                             h0,
+                             h0,
+                             hs,
+                             tg_mul_at(LOC, hs, tg_scalar_like_at(LOC, hs, 0.5)),
+                             g,
+                             dhs,
+                             tg_mul_at(LOC, dhs, tg_scalar_like_at(LOC, dhs, 0.5)),
+                             dg};
+    if (tg__apply_n(LOC, TG_OP_LSTM_SEQUENCE_GRAD, in, 9, NULL, 4, out) != 0)
+        return NULL;
+    tg_tensor *pieces[4] = {flat(out[0]), flat(out[1]), flat(out[2]), flat(out[3])};
+    return join_pieces(pieces, 4, 0, false);
+}
+
 /* ---- the table ---------------------------------------------------------------------------------------- */
 #define ROW(KIND, fn_, arity_, nan_) [TG_OP_##KIND] = {.fn = fn_, .arity = arity_, .nan_operands = nan_}
 #define UNARY(KIND)                  ROW(KIND, s_unary, 1, 1)
@@ -881,6 +930,8 @@ const tg_op_sampler tg_op_samplers[TG_OP_COUNT] = {
     ROW(LSTM_CELL, s_lstm_cell, 3, 7),
     ROW(LSTM_CELL_GRAD, s_lstm_cell_grad, 3, 7),
     ROW(CONV2D_BIAS_ACT, s_conv_bias_act, 3, 7),
+    ROW(LSTM_SEQUENCE, s_lstm_sequence, 3, 7),
+    ROW(LSTM_SEQUENCE_GRAD, s_lstm_sequence_grad, 3, 7),
     ROW(MAX_POOL2D, s_pool, 1, 1),
     ROW(MAX_POOL2D_GRAD, s_max_pool_adjoint, 2, 2),
     ROW(MAX_POOL2D_GATHER, s_max_pool_adjoint, 2, 2),

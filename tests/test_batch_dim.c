@@ -138,6 +138,32 @@ static tg_history *fit_mlp(tg_model *m, bool eager)
 
 static void an_mlp_with_weights_and_metrics(void) { traced_fit_equals_eager(mlp, fit_mlp, true); }
 
+/* An unmasked LSTM (one lstm_sequence op over the sequence) read backwards, then Dense. */
+static tg_model *unmasked_sequences(void)
+{
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 4),
+                                     tg_lstm(.units = 5, .go_backwards = true, .input_shape = TG_SHAPE(6, 3)),
+                                     tg_dense(.units = 2));
+    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.01), .loss = TG_LOSS_MSE,
+                        .metrics = TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR)) != 0)
+        return tg_model_free(m), NULL;
+    return m;
+}
+
+static tg_history *fit_unmasked(tg_model *m, bool eager)
+{
+    float x[ROWS * 6 * 3], y[ROWS * 2];
+    for (int i = 0; i < ROWS * 6 * 3; i++)
+        x[i] = wave(i);
+    for (int i = 0; i < ROWS * 2; i++)
+        y[i] = wave(3 * i + 1);
+    return tg_fit(m, tg_tensor_from(TG_F32, TG_SHAPE(ROWS, 6, 3), x), tg_tensor_from(TG_F32, TG_SHAPE(ROWS, 2), y),
+                  .epochs = EPOCHS, .batch_size = BATCH, .seed = 2, .verbose = TG_VERBOSE_SILENT, .run_eagerly = eager,
+                  .train_step = counting_step);
+}
+
+static void an_unmasked_lstm(void) { traced_fit_equals_eager(unmasked_sequences, fit_unmasked, true); }
+
 /* Embedding(mask_zero) then LSTM: the mask weighs the loss by the valid steps. */
 static tg_model *masked_sequences(void)
 {
@@ -442,6 +468,7 @@ static void switching_batch_sizes_allocates_nothing(void)
 
 int main(void)
 {
+    RUN(an_unmasked_lstm);
     RUN(a_partial_batch_replays);
     RUN(a_c_number_from_tg_dim_retraces);
     RUN(a_c_number_from_the_feature_dim_replays);

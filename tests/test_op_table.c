@@ -534,6 +534,33 @@ static tg_tensor *f_lstm_cell_grad(tg_tensor *const *x, int n, void *u)
                              x[3], tg_mul(x[3], tg_scalar_like(x[3], 0.5))};
     return tg__apply_n(TG_LOC, TG_OP_LSTM_CELL_GRAD, in, 6, NULL, 2, out) == 0 ? out[a->piece] : NULL;
 }
+/* lstm_sequence's hs (piece 0), cs (1) or gates (2) from xw, u, h0, c0 */
+static tg_tensor *f_lstm_sequence(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[3];
+    return tg_lstm_sequence(x[0], x[1], x[2], x[3], out) == 0 ? out[a->piece] : NULL;
+}
+/* lstm_sequence_grad's dxw, du, dh0 or dc0 (pieces 0 to 3) from u, hs, gates and dhs
+ * (time-major); h0 = hs's first step / 2, c0 = -0.8 h0, cs = 1.3 hs, dcs = dhs / 2, dgates = -0.2 gates */
+static tg_tensor *f_lstm_sequence_grad(tg_tensor *const *x, int n, void *u)
+{
+    ARGS;
+    tg_tensor *out[4], *hs = x[1];
+    int64_t b = tg_dim(hs, 1), units = tg_dim(hs, 2);
+    tg_tensor *h0 = tg_mul(tg_reshape(tg_slice(hs, TG_SHAPE(0, 0, 0), TG_SHAPE(1, -1, -1)), TG_SHAPE(b, units)),
+                           tg_scalar_like(hs, 0.5));
+    const tg_tensor *in[] = {x[0],
+                             h0,
+                             tg_mul(h0, tg_scalar_like(h0, -0.8)),
+                             hs,
+                             tg_mul(hs, tg_scalar_like(hs, 1.3)),
+                             x[2],
+                             x[3],
+                             tg_mul(x[3], tg_scalar_like(x[3], 0.5)),
+                             tg_mul(x[2], tg_scalar_like(x[2], -0.2))};
+    return tg__apply_n(TG_LOC, TG_OP_LSTM_SEQUENCE_GRAD, in, 9, NULL, 4, out) == 0 ? out[a->piece] : NULL;
+}
 static tg_tensor *f_einsum(tg_tensor *const *x, int n, void *u)
 {
     ARGS;
@@ -1518,6 +1545,17 @@ static const op_case cases[] = {
     CASE(CONV2D_BIAS_ACT, "sigmoid, [1,6,5,2] * [2,3,2,3] same strides 2, 1", f_conv2d_bias_act, A(.act = TG_BIAS_SIGMOID, .sh = 2, .sw = 1, .pad = TG_PADDING_SAME), 3, S(1, 6, 5, 2), S(2, 3, 2, 3), S(3)),
     CASE(CONV2D_BIAS_ACT, "tanh, [1,5,5,2] * [2,2,2,2] dilations 2, 2", f_conv2d_bias_act, A(.act = TG_BIAS_TANH, .sh = 1, .sw = 1, .dh = 2, .dw = 2), 3, S(1, 5, 5, 2), S(2, 2, 2, 2), S(2)),
     CASE(CONV2D_BIAS_ACT, "linear, [2,4,4,2] * [1,1,2,3] same", f_conv2d_bias_act, A(.act = TG_BIAS_LINEAR, .sh = 1, .sw = 1, .pad = TG_PADDING_SAME), 3, S(2, 4, 4, 2), S(1, 1, 2, 3), S(3)),
+    CASE(LSTM_SEQUENCE, "hs", f_lstm_sequence, A(.piece = 0), 4, S(2, 3, 8), S(2, 8), S(3, 2), S(3, 2)),
+    CASE(LSTM_SEQUENCE, "cs", f_lstm_sequence, A(.piece = 1), 4, S(3, 2, 4), S(1, 4), S(2, 1), S(2, 1)),
+    CASE(LSTM_SEQUENCE, "gates", f_lstm_sequence, A(.piece = 2), 4, S(2, 2, 8), S(2, 8), S(2, 2), S(2, 2)),
+    CASE(LSTM_SEQUENCE_GRAD, "dxw", f_lstm_sequence_grad, A(.piece = 0), 4, S(2, 8), S(2, 3, 2), S(2, 3, 8),
+         S(2, 3, 2)),
+    CASE(LSTM_SEQUENCE_GRAD, "du", f_lstm_sequence_grad, A(.piece = 1), 4, S(2, 8), S(2, 3, 2), S(2, 3, 8),
+         S(2, 3, 2)),
+    CASE(LSTM_SEQUENCE_GRAD, "dh0", f_lstm_sequence_grad, A(.piece = 2), 4, S(1, 4), S(3, 2, 1), S(3, 2, 4),
+         S(3, 2, 1)),
+    CASE(LSTM_SEQUENCE_GRAD, "dc0", f_lstm_sequence_grad, A(.piece = 3), 4, S(2, 8), S(2, 2, 2), S(2, 2, 8),
+         S(2, 2, 2)),
 };
 
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };

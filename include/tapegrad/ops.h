@@ -603,6 +603,17 @@ tg_tensor *tg_softmax_cross_entropy_with_logits_at(tg_loc loc, const tg_tensor *
  * tg_sigmoid/tg_tanh's chain by a few ulp. */
 int tg_lstm_cell_at(tg_loc loc, const tg_tensor *a, const tg_tensor *b, const tg_tensor *c_prev, tg_tensor **out);
 #define tg_lstm_cell(a, b, c_prev, out) tg_lstm_cell_at(TG_LOC, a, b, c_prev, out)
+/* Keras's LSTM (default activations) over a whole sequence in one op, time-major as TF's
+ * BlockLSTM: xw (time, batch, 4 units) is x W + bias of every step, recurrent_kernel
+ * (units, 4 units), h0 and c0 (batch, units) the initial states. Step s runs tg_lstm_cell
+ * on xw[s] and h U. out[0] = hs and out[1] = cs (time, batch, units), every step's h and
+ * c; out[2] (time, batch, 4 units) every step's activated gates i, f, tanh(g), o, kept for
+ * the gradient. The gradient's products with the recurrent kernel over all steps are one
+ * matrix product. */
+int tg_lstm_sequence_at(tg_loc loc, const tg_tensor *xw, const tg_tensor *recurrent_kernel, const tg_tensor *h0,
+                        const tg_tensor *c0, tg_tensor **out);
+#define tg_lstm_sequence(xw, recurrent_kernel, h0, c0, out) \
+    tg_lstm_sequence_at(TG_LOC, xw, recurrent_kernel, h0, c0, out)
 
 /* ---- profiling -------------------------------------------------------------------- */
 /* While this thread profiles (tg_profile_start ... tg_profile_stop), each op's kernel is

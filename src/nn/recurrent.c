@@ -161,19 +161,28 @@ static tg_tensor *step(const rnn_step *s, const tg_tensor *xw, const tg_tensor *
     return NULL;
 }
 
-/* x W + b for every step at once: (batch, time, gates * units), unstacked by step. */
-static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw)
+/* x W + b for every step at once: (batch, time, gates * units), or (time, batch, ...)
+ * from x time-major; the batch's dim is left to the reshape (-1), so a graph's batch dim
+ * stays unknown. */
+static tg_tensor *input_products(const rnn_step *s, const tg_tensor *x, bool time_major)
 {
     tg_loc loc = s->loc;
     const tg_layer *l = s->l;
-    int64_t b = tg_dim(x, 0), t = tg_dim(x, 1), f = tg_dim(x, 2), g = tg_dim(l->vars[KERNEL], 1);
-    (void)b; /* -1: a graph's batch dim stays unknown */
+    int64_t t = tg_dim(x, time_major ? 0 : 1), f = tg_dim(x, 2), g = tg_dim(l->vars[KERNEL], 1);
     tg_tensor *p = tg_matmul_at(loc, tg_reshape_at(loc, x, TG_SHAPE(-1, f)), l->vars[KERNEL], (tg_matmul_opts){0});
     if (s->input_bias)
         p = tg_add_at(loc, p, s->input_bias);
     else if (l->o.rnn.use_bias)
         p = tg_add_at(loc, p, l->vars[BIAS]);
-    return tg_unstack_at(loc, tg_reshape_at(loc, p, TG_SHAPE(-1, t, g)), (int)t, xw, 1) == 0;
+    return tg_reshape_at(loc, p, time_major ? TG_SHAPE(t, -1, g) : TG_SHAPE(-1, t, g));
+}
+
+/* Zeros of (batch, units) for x's batch: the default initial states. */
+static tg_tensor *zero_state(tg_loc loc, const tg_tensor *x, tg_dtype dtype, int64_t units)
+{
+    tg_tensor *zeros = tg_broadcast_to_at(loc, tg_scalar_at(loc, dtype, 0.0), TG_SHAPE(tg_dim(x, 0), units));
+    tg__trace_batch_like(zeros, x); /* a graph's batch dim stays unknown */
+    return zeros;
 }
 
 /* Keras's masked step (backend rnn): where the step is masked, the state and the output
@@ -181,6 +190,35 @@ static bool input_products(const rnn_step *s, const tg_tensor *x, tg_tensor **xw
 static tg_tensor *carry(tg_loc loc, const tg_tensor *keep, tg_tensor *fresh, tg_tensor *old)
 {
     return keep ? tg_where_at(loc, keep, fresh, old) : fresh;
+}
+
+/* Step k's h (or c) of a (time, batch, units) sequence. */
+static tg_tensor *at_step(tg_loc loc, const tg_tensor *seq, int64_t k)
+{
+    int64_t u = tg_dim(seq, 2);
+    return tg_reshape_at(loc, tg_slice_at(loc, seq, TG_SHAPE(k, 0, 0), TG_SHAPE(1, -1, -1)), TG_SHAPE(-1, u));
+}
+
+/* An unmasked LSTM with Keras's default activations: the whole sequence as one op
+ * (tg_lstm_sequence), time-major, go_backwards as the steps reversed before it. */
+static bool lstm_sequence(const rnn_step *s, const tg_tensor *x, tg_tensor *h0, tg_tensor *c0, tg_tensor **ys)
+{
+    tg_loc loc = s->loc;
+    const tg_rnn_opts *o = &s->l->o.rnn;
+    int64_t t = tg_dim(x, 1);
+    if (o->go_backwards)
+        x = tg_reverse_at(loc, x, TG_AXES(1));
+    tg_tensor *xw = input_products(s, tg_transpose_at(loc, x, TG_AXES(1, 0, 2)), true), *out[3] = {0};
+    tg_tensor *zeros = xw ? zero_state(loc, x, tg_dtype_of(xw), o->units) : NULL;
+    if (!zeros || tg_lstm_sequence_at(loc, xw, s->l->vars[RECURRENT], h0 ? h0 : zeros, c0 ? c0 : zeros, out) != 0)
+        return false;
+    tg_tensor *h = t > 0 ? at_step(loc, out[0], t - 1) : h0 ? h0 : zeros;
+    ys[0] = o->return_sequences ? tg_transpose_at(loc, out[0], TG_AXES(1, 0, 2)) : h;
+    if (o->return_state) {
+        ys[1] = h;
+        ys[2] = t > 0 ? at_step(loc, out[1], t - 1) : c0 ? c0 : zeros;
+    }
+    return ys[0] != NULL;
 }
 
 /* The layer on x under its mask (NULL: every step) from the states h0 and c0 (NULL: zeros):
@@ -197,16 +235,16 @@ static bool rnn_run(tg_layer *l, tg_loc loc, const tg_tensor *x, const tg_tensor
             return false;
         s.input_bias = rows[0], s.recurrent_bias = rows[1];
     }
+    if (kind_of(l) == CELL_LSTM && !mask && fused_lstm_cell(l, x))
+        return lstm_sequence(&s, x, h0, c0, ys);
     int64_t t = tg_dim(x, 1);
     tg_tensor **xw = calloc((size_t)(3 * t + 1), sizeof(tg_tensor *)), **outs = xw + t, **keep = xw + 2 * t;
     if (!xw)
         return tg__failb(loc, "%s \"%s\": out of memory", cells[kind_of(l)].name, l->name);
     tg_tensor *h = NULL, *c = NULL;
     bool ok = !mask || tg_unstack_at(loc, tg_expand_dims_at(loc, mask, -1), (int)t, keep, 1) == 0;
-    if (ok && input_products(&s, x, xw)) {
-        tg_tensor *zeros =
-            tg_broadcast_to_at(loc, tg_scalar_at(loc, tg_dtype_of(xw[0]), 0.0), TG_SHAPE(tg_dim(x, 0), o->units));
-        tg__trace_batch_like(zeros, x); /* a graph's batch dim stays unknown */
+    if (ok && tg_unstack_at(loc, input_products(&s, x, false), (int)t, xw, 1) == 0) {
+        tg_tensor *zeros = zero_state(loc, x, tg_dtype_of(xw[0]), o->units);
         h = h0 ? h0 : zeros;
         c = c0 ? c0 : zeros;
         for (int64_t k = 0; h && k < t; k++) {
