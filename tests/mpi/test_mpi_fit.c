@@ -279,6 +279,149 @@ static void test_fit_accumulated(void)
     tg_scope_end(s);
 }
 
+/* ---- the step as a traced graph (graph mode) against the eager step ---------------------- */
+static int step_runs;
+static int counting_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w, tg_logs *logs,
+                         void *user)
+{
+    step_runs++; /* C code: runs at every eager step, and in graph mode only while tracing */
+    return tg_train_step_default(m, x, y, w, logs, user);
+}
+
+/* After every batch: the optimizer's iteration count and a digest of the weights. */
+enum { MAX_BATCHES = 16 };
+typedef struct batch_notes {
+    int n;
+    int64_t iterations[MAX_BATCHES];
+    uint64_t digest[MAX_BATCHES];
+} batch_notes;
+
+static uint64_t digest_of(const double *v, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof(double) * (size_t)n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int note_batch(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    batch_notes *b = cb->user;
+    (void)batch, (void)logs;
+    double w[512];
+    int n = weights(m, w, 512);
+    if (b->n < MAX_BATCHES && n > 0) {
+        b->iterations[b->n] = tg_optimizer_iterations(tg_model_optimizer(m));
+        b->digest[b->n++] = digest_of(w, n);
+    }
+    return 0;
+}
+
+static tg_model *traced_model(tg_dtype dtype, bool batch_norm, int outputs, int accumulate)
+{
+    tg_sequential_opts so = tg_sequential_options(.seed = 11 + (uint64_t)rank, .dtype = dtype);
+    tg_model *m = batch_norm
+                      ? tg_sequential_with(so, tg_dense(.units = 16, .activation = TG_TANH, .input_dim = FEATURES),
+                                           tg_batch_normalization(), tg_dense(.units = outputs))
+                      : tg_sequential_with(so, tg_dense(.units = 16, .activation = TG_TANH, .input_dim = FEATURES),
+                                           tg_dense(.units = outputs));
+    tg_optimizer *opt = dtype == TG_F32
+                            ? tg_sgd(.learning_rate = 0.1, .momentum = 0.9, .gradient_accumulation_steps = accumulate)
+                            : tg_adam(.learning_rate = 0.01, .gradient_accumulation_steps = accumulate);
+    bool regression = outputs == 1;
+    if (tg_compile(m, .optimizer = opt, .loss = regression ? TG_LOSS_MSE : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                   .from_logits = true,
+                   .metrics = regression ? TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR) : TG_METRICS(TG_ACCURACY),
+                   .distribute = true) != 0) {
+        printf("  rank %d: compile: %s\n", rank, tg_last_error());
+        return NULL;
+    }
+    return m;
+}
+
+/* The same distributed fit eagerly (.run_eagerly) and traced: the same history and
+ * weights, bit for bit, the same number of gradient averages, and the step traced
+ * `traces` times (once per batch shape this rank sees). With gradient accumulation
+ * (`accumulate` steps) the weights change, and the applied updates advance, only at the
+ * window's last step. */
+static void traced_equals_eager(tg_dtype dtype, bool regression, int64_t rows, bool batch_norm, int accumulate,
+                                int traces)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(dtype, rows, regression, &x, &y);
+    int outputs = regression ? 1 : CLASSES;
+    tg_model *me = traced_model(dtype, batch_norm, outputs, accumulate);
+    tg_model *mt = traced_model(dtype, batch_norm, outputs, accumulate);
+    REQUIRE(me && mt);
+    batch_notes ne = {0}, nt = {0};
+    tg_callback ce = {.on_batch_end = note_batch, .user = &ne}, ct = {.on_batch_end = note_batch, .user = &nt};
+    tg_callback *cbe = &ce, *cbt = &ct;
+    int64_t r0 = tg_distributed_get_stats().reductions;
+    step_runs = 0;
+    tg_history *he = tg_fit(me, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .run_eagerly = true, .train_step = counting_step, .callbacks = &cbe, .n_callbacks = 1);
+    int eager_runs = step_runs;
+    int64_t r1 = tg_distributed_get_stats().reductions;
+    step_runs = 0;
+    tg_history *ht = tg_fit(mt, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .train_step = counting_step, .callbacks = &cbt, .n_callbacks = 1);
+    int64_t r2 = tg_distributed_get_stats().reductions;
+    if (!he || !ht)
+        printf("  rank %d: fit failed: %s\n", rank, tg_last_error());
+    REQUIRE(he && ht);
+    int steps = (int)(EPOCHS * ((rows + BATCH - 1) / BATCH));
+    CHECK(eager_runs == steps);
+    if (step_runs != traces)
+        printf("  rank %d: the step was traced %d times, not %d\n", rank, step_runs, traces);
+    CHECK(step_runs == traces);
+    CHECK(r2 - r1 == r1 - r0); /* every replay averaged, as every eager step */
+    CHECK(r1 - r0 == (accumulate > 1 ? steps / accumulate : steps));
+    const char *keys[2] = {"loss", regression ? "mean_absolute_error" : "accuracy"};
+    for (int k = 0; k < 2; k++) {
+        int e1 = 0, e2 = 0;
+        const double *ve = tg_history_get(he, keys[k], &e1), *vt = tg_history_get(ht, keys[k], &e2);
+        CHECK(ve && vt && e1 == EPOCHS && e2 == EPOCHS);
+        CHECK(ve && vt && memcmp(ve, vt, sizeof(double) * EPOCHS) == 0);
+    }
+    int nve = 0, nvt = 0; /* every variable: BatchNormalization's moving statistics too */
+    tg_tensor *const *ve = tg_model_variables(me, &nve), *const *vt = tg_model_variables(mt, &nvt);
+    CHECK(nve == nvt && nve > 0);
+    for (int i = 0; i < nve && i < nvt; i++) {
+        int64_t k = tg_size(ve[i]);
+        double *a = calloc((size_t)k + 1, sizeof *a), *b = calloc((size_t)k + 1, sizeof *b);
+        CHECK(k == tg_size(vt[i]) && tg_copy_out_f64(ve[i], a, k) == 0 && tg_copy_out_f64(vt[i], b, k) == 0 &&
+              memcmp(a, b, sizeof *a * (size_t)k) == 0);
+        free(a);
+        free(b);
+    }
+    double wt[512];
+    int nw = weights(mt, wt, 512);
+    CHECK(nw > 0 && same_on_every_rank(wt, nw));
+    CHECK(ne.n == steps && nt.n == steps);
+    CHECK(memcmp(ne.digest, nt.digest, sizeof ne.digest) == 0 &&
+          memcmp(ne.iterations, nt.iterations, sizeof ne.iterations) == 0);
+    for (int b = 0; accumulate > 1 && b < nt.n; b++) { /* steps are numbered from 1: b + 1 */
+        bool boundary = (b + 1) % accumulate == 0;
+        CHECK(nt.iterations[b] == b + 1);                             /* every call counts (Keras's _iterations) ... */
+        CHECK(nt.iterations[b] / accumulate == (b + 1) / accumulate); /* ... the updates at boundaries */
+        if (b > 0)
+            CHECK((nt.digest[b] != nt.digest[b - 1]) == boundary);
+    }
+    tg_history_free(he);
+    tg_history_free(ht);
+    tg_model_free(me);
+    tg_model_free(mt);
+    tg_scope_end(s);
+}
+
+static void test_traced_float32(void) { traced_equals_eager(TG_F32, false, 128, false, 0, 1); }
+/* a partial last batch (under -np 3, rank 0's shard of it is empty) and BatchNormalization */
+static void test_traced_partial_batch_norm(void) { traced_equals_eager(TG_F32, false, 130, true, 0, 2); }
+static void test_traced_accumulated(void) { traced_equals_eager(TG_F64, true, 192, false, 3, 1); }
+static void test_traced_accumulated_partial(void) { traced_equals_eager(TG_F32, false, 130, false, 3, 2); }
+
 static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
 static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
 
@@ -692,8 +835,9 @@ static int abort_run(bool after_average)
     tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
                .distribute = true);
     fault f = {.after_average = after_average};
+    /* eagerly: the fault is C code, which a traced step runs only while tracing */
     tg_history *h = tg_fit(m, x, y, .epochs = 5, .batch_size = 16, .verbose = TG_VERBOSE_SILENT,
-                           .train_step = failing_step, .user = &f);
+                           .train_step = failing_step, .user = &f, .run_eagerly = true);
     if (!h) {
         char why[1200];
         snprintf(why, sizeof why, "failed: %s; ending every rank", tg_last_error());
@@ -777,6 +921,10 @@ int main(int argc, char **argv)
     RUN(test_fit_float32);
     RUN(test_fit_float64);
     RUN(test_fit_accumulated);
+    RUN(test_traced_float32);
+    RUN(test_traced_partial_batch_norm);
+    RUN(test_traced_accumulated);
+    RUN(test_traced_accumulated_partial);
     RUN(test_custom_loop);
     RUN(test_buckets);
     RUN(test_buckets_graph);
