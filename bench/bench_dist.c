@@ -174,8 +174,8 @@ static int fit_bench(const char *dir, int epochs)
                    "exposed_wait_ms=%.3f exposed_share=%.3f buckets_per_step=%.2f in_pass_per_step=%.2f\n",
                    eager ? "eager" : "traced", size, bucket_mb, (long long)batches[k], (long long)(batches[k] / size),
                    epochs, wall / (double)steps * 1e3, cpu / (double)steps * 1e3,
-                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1],
-                   tg_logs_get(&logs, "accuracy"), reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
+                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"),
+                   reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
                    reductions ? (double)buckets / (double)reductions : 0.0,
                    reductions ? (double)in_pass / (double)reductions : 0.0);
         tg_history_free(h);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tapegrad/function.h"
 #include "dist/dist_impl.h" /* tg__dist_allreduce_f64: the same on every rank? */
 
 enum { N = 130, BATCH = 64, FEATURES = 5, CLASSES = 3, EPOCHS = 2 };
@@ -421,6 +422,97 @@ static void test_traced_float32(void) { traced_equals_eager(TG_F32, false, 128, 
 static void test_traced_partial_batch_norm(void) { traced_equals_eager(TG_F32, false, 130, true, 0, 2); }
 static void test_traced_accumulated(void) { traced_equals_eager(TG_F64, true, 192, false, 3, 1); }
 static void test_traced_accumulated_partial(void) { traced_equals_eager(TG_F32, false, 130, false, 3, 2); }
+
+/* A custom step as a tg_function: tg_gradients(.allreduce) and the update, replayed every
+ * step, gives the eager function's weights bit for bit, traced once. */
+typedef struct loop_step {
+    tg_model *m;
+    tg_optimizer *opt;
+} loop_step;
+
+static int shard_step(void *user, tg_tensor *const *in, int n_in, tg_tensor **out)
+{
+    loop_step *l = user;
+    (void)n_in;
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(l->m, &n);
+    tg_tensor *g[4];
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = tg_mean(tg_square(tg_sub(tg_model_call(l->m, in[0], .training = true), in[1])));
+    tg_tape_end(t);
+    int rc = tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = g,
+                          .allreduce = true, .samples = (double)tg_dim(in[0], 0));
+    tg_tape_free(t);
+    if (rc != 0 || tg_apply_gradients(l->opt, g, vars, n) != 0)
+        return -1;
+    out[0] = loss;
+    return 1;
+}
+
+static int allreduce_branch(void *user, tg_tensor **out)
+{
+    tg_tensor *g = tg_fill(TG_F64, TG_SHAPE(2), 1.0);
+    out[0] = tg_allreduce_gradients(&g, 1, .samples = 1) == 0 ? g : NULL;
+    (void)user;
+    return out[0] ? 0 : -1;
+}
+
+static int plain_branch(void *user, tg_tensor **out)
+{
+    (void)user;
+    out[0] = tg_fill(TG_F64, TG_SHAPE(2), 0.0);
+    return 0;
+}
+
+static int branching_step(void *user, tg_tensor *const *in, int n_in, tg_tensor **out)
+{
+    (void)user, (void)n_in;
+    return tg_cond(tg_greater(tg_sum(in[0]), tg_scalar_of(TG_F64, 0)), allreduce_branch, plain_branch, NULL, 1, out) ==
+                   0
+               ? 1
+               : -1;
+}
+
+static void test_custom_step_traced(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F64, 128, true, &x, &y);
+    loop_step le = {mlp(TG_F64, 41, 1), tg_adam(.learning_rate = 0.01)};
+    loop_step lt = {mlp(TG_F64, 41, 1), tg_adam(.learning_rate = 0.01)};
+    tg_model_build(le.m, TG_SHAPE(FEATURES));
+    tg_model_build(lt.m, TG_SHAPE(FEATURES));
+    tg_function *fe = tg_function_new(shard_step, &le, .run_eagerly = true), *ft = tg_function_new(shard_step, &lt);
+    for (int epoch = 0; epoch < 2; epoch++)
+        for (int64_t from = 0; from < 128; from += BATCH) {
+            tg_scope *step = tg_scope_begin();
+            int64_t lo = from + BATCH * rank / size, hi = from + BATCH * (rank + 1) / size;
+            tg_tensor *in[2] = {tg_slice(x, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1)),
+                                tg_slice(y, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1))};
+            tg_tensor *oe[TG_FUNCTION_MAX_OUTPUTS], *ot[TG_FUNCTION_MAX_OUTPUTS];
+            CHECK(tg_function_call(fe, in, 2, oe) == 1 && tg_function_call(ft, in, 2, ot) == 1);
+            TENSORS_AGREE(ot[0], oe[0], CHECK_BITS);
+            tg_scope_end(step);
+        }
+    CHECK(tg_function_trace_count(ft) == 1);
+    double we[512], wt[512];
+    int ne = weights(le.m, we, 512), nt = weights(lt.m, wt, 512);
+    CHECK(ne > 0 && ne == nt && memcmp(we, wt, sizeof(double) * (size_t)ne) == 0);
+    CHECK(same_on_every_rank(wt, nt));
+    /* an allreduce in a branch of a traced tg_cond is refused on every rank, naming it */
+    tg_function *fb = tg_function_new(branching_step, NULL);
+    tg_tensor *ob[TG_FUNCTION_MAX_OUTPUTS];
+    CHECK(tg_function_call(fb, (tg_tensor *[]){x}, 1, ob) < 0);
+    CHECK(strstr(tg_last_error(), "inside tg_cond or tg_while_loop is not supported") != NULL);
+    tg_function_free(fb);
+    tg_function_free(fe);
+    tg_function_free(ft);
+    tg_optimizer_free(le.opt);
+    tg_optimizer_free(lt.opt);
+    tg_model_free(le.m);
+    tg_model_free(lt.m);
+    tg_scope_end(s);
+}
 
 static void test_fit_float32(void) { fit_matches_one_process(TG_F32, false, 1e-5); }
 static void test_fit_float64(void) { fit_matches_one_process(TG_F64, true, 1e-12); }
@@ -925,6 +1017,7 @@ int main(int argc, char **argv)
     RUN(test_traced_partial_batch_norm);
     RUN(test_traced_accumulated);
     RUN(test_traced_accumulated_partial);
+    RUN(test_custom_step_traced);
     RUN(test_custom_loop);
     RUN(test_buckets);
     RUN(test_buckets_graph);
