@@ -60,13 +60,16 @@ bench: build
 # allreduce after the backward pass; 25: DDP's default, one bucket for this MLP).
 BENCH_DIST_RANKS ?= 1 2
 BENCH_DIST_BUCKETS ?= 0 25 4
+# Extra arguments of bench_dist, e.g. BENCH_DIST_ARGS="--part mlp --mode eager" (the fits'
+# step eagerly instead of traced).
+BENCH_DIST_ARGS ?=
 bench-dist: build
 	@command -v mpirun >/dev/null || { echo "make bench-dist needs mpirun: make deps" >&2; exit 1; }
 	@for np in $(BENCH_DIST_RANKS); do \
 		for mb in $$( [ $$np -gt 1 ] && echo $(BENCH_DIST_BUCKETS) || echo 25 ); do \
 			echo "---- $$np ranks, TAPEGRAD_BUCKET_MB=$$mb"; \
 			TAPEGRAD_BUCKET_MB=$$mb mpirun $$( [ "$$(id -u)" -eq 0 ] && echo --allow-run-as-root ) --oversubscribe \
-				-x TAPEGRAD_BUCKET_MB -np $$np $(BUILD)/bench_dist || exit 1; \
+				-x TAPEGRAD_BUCKET_MB -np $$np $(BUILD)/bench_dist $(BENCH_DIST_ARGS) || exit 1; \
 		done; \
 	done
 

@@ -11,9 +11,12 @@
  *    of the fit's time, with the buckets of TAPEGRAD_BUCKET_MB (make bench-dist runs 0,
  *    the blocking allreduce after the pass, and smaller buckets that overlap it).
  *
- * Each rank runs one thread (--threads). Rank 0 prints RESULT lines.
+ * Each rank runs one thread (--threads). Rank 0 prints RESULT lines. The fits run their
+ * step traced (graph mode, fit's default) or, with --mode eager, eagerly (.run_eagerly);
+ * --part mlp runs only the fits of 2. (and --part deep only 3.).
  *
- *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] [--part all|deep] */
+ *   mpirun -np 2 bench_dist [--threads 1] [--epochs 1] [--dir FMNIST_DIR] [--part all|mlp|deep]
+ *                           [--mode traced|eager] */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,15 @@ static int cmp_double(const void *p, const void *q)
 static int rank, size;
 static const char *bucket_mb = "25"; /* TAPEGRAD_BUCKET_MB, as the ranks read it */
 static bool deep_only;               /* --part deep: only the deeper model (3.) */
+static bool mlp_only;                /* --part mlp: only the fits of 2. */
+static bool eager;                   /* --mode eager: fit's step runs eagerly */
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void allreduce_bench(void)
 {
@@ -106,7 +118,8 @@ static int deep_bench(const tg_dataset *train)
     }
     tg_distributed_stats before = tg_distributed_get_stats();
     double t0 = now();
-    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = DEEP_BATCH, .seed = 2, .verbose = TG_VERBOSE_SILENT);
+    tg_history *h = tg_fit(m, x, y, .epochs = 1, .batch_size = DEEP_BATCH, .seed = 2, .verbose = TG_VERBOSE_SILENT,
+                           .run_eagerly = eager);
     double wall = now() - t0;
     if (!h) {
         fprintf(stderr, "bench_dist: rank %d: %s\n", rank, tg_last_error());
@@ -140,10 +153,10 @@ static int fit_bench(const char *dir, int epochs)
             return 1;
         }
         tg_distributed_stats before = tg_distributed_get_stats();
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         tg_history *h = tg_fit(m, NULL, NULL, .dataset = train, .epochs = epochs, .batch_size = batches[k], .seed = 2,
-                               .verbose = TG_VERBOSE_SILENT);
-        double wall = now() - t0;
+                               .verbose = TG_VERBOSE_SILENT, .run_eagerly = eager);
+        double wall = now() - t0, cpu = cpu_now() - c0;
         tg_distributed_stats after = tg_distributed_get_stats();
         double waited = after.wait_seconds - before.wait_seconds;
         int64_t reductions = after.reductions - before.reductions, buckets = after.buckets - before.buckets,
@@ -156,19 +169,20 @@ static int fit_bench(const char *dir, int epochs)
         int64_t steps = (tg_dataset_size(train) + batches[k] - 1) / batches[k] * epochs;
         const double *loss = tg_history_get(h, "loss", NULL);
         if (rank == 0)
-            printf("RESULT fit ranks=%d bucket_mb=%s global_batch=%lld rows_per_rank=%lld epochs=%d ms_per_step=%.3f "
-                   "samples_per_s=%.0f loss=%.4f test_acc=%.4f exposed_wait_ms=%.3f exposed_share=%.3f "
-                   "buckets_per_step=%.2f in_pass_per_step=%.2f\n",
-                   size, bucket_mb, (long long)batches[k], (long long)(batches[k] / size), epochs,
-                   wall / (double)steps * 1e3, (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1],
-                   tg_logs_get(&logs, "accuracy"), reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
+            printf("RESULT fit mode=%s ranks=%d bucket_mb=%s global_batch=%lld rows_per_rank=%lld epochs=%d "
+                   "ms_per_step=%.3f cpu_ms_per_step=%.3f samples_per_s=%.0f loss=%.4f test_acc=%.4f "
+                   "exposed_wait_ms=%.3f exposed_share=%.3f buckets_per_step=%.2f in_pass_per_step=%.2f\n",
+                   eager ? "eager" : "traced", size, bucket_mb, (long long)batches[k], (long long)(batches[k] / size),
+                   epochs, wall / (double)steps * 1e3, cpu / (double)steps * 1e3,
+                   (double)tg_dataset_size(train) * epochs / wall, loss[epochs - 1], tg_logs_get(&logs, "accuracy"),
+                   reductions ? waited / (double)reductions * 1e3 : 0.0, waited / wall,
                    reductions ? (double)buckets / (double)reductions : 0.0,
                    reductions ? (double)in_pass / (double)reductions : 0.0);
         tg_history_free(h);
         tg_model_free(m);
         tg_scope_end(s);
     }
-    rc = deep_bench(train);
+    rc = mlp_only ? 0 : deep_bench(train);
     tg_dataset_free(train);
     tg_dataset_free(test);
     return rc;
@@ -187,9 +201,11 @@ int main(int argc, char **argv)
             dir = argv[i + 1];
         else if (!strcmp(argv[i], "--part"))
             part = argv[i + 1];
+        else if (!strcmp(argv[i], "--mode"))
+            eager = !strcmp(argv[i + 1], "eager");
         else
             return fprintf(stderr, "usage: bench_dist [--threads N] [--epochs N] [--dir FMNIST_DIR] [--part "
-                                   "all|deep]\n"),
+                                   "all|mlp|deep] [--mode traced|eager]\n"),
                    2;
     }
     if (tg_distributed_init() != 0) {
@@ -203,7 +219,8 @@ int main(int argc, char **argv)
     size = tg_distributed_size();
     tg_set_num_threads(threads > 0 ? threads : 1);
     deep_only = !strcmp(part, "deep");
-    if (size > 1 && !deep_only)
+    mlp_only = !strcmp(part, "mlp");
+    if (size > 1 && !deep_only && !mlp_only)
         allreduce_bench();
     return fit_bench(dir, epochs > 0 ? epochs : 1);
 }

@@ -717,6 +717,95 @@ static void fit_traced_equals_fit_eager(bool batch_norm)
 static void fit_traces_its_step_with_the_same_results(void) { fit_traced_equals_fit_eager(false); }
 static void fit_traces_batch_normalization_and_dropout(void) { fit_traced_equals_fit_eager(true); }
 
+/* Gradient accumulation over 3 steps in graph mode: the graph adds every step's gradients
+ * and applies (then clears) their mean only at each third call, decided at replay from the
+ * optimizer's count, so the traced fit gives the eager one's bits; the weights change only
+ * at the windows' last steps, and the applied updates (iterations / 3) advance there. */
+enum { ACC_STEPS = 3, ACC_BATCHES = 8 };
+typedef struct acc_notes {
+    int n;
+    int64_t iterations[ACC_BATCHES];
+    float kernel[ACC_BATCHES][24]; /* the first layer's kernel (3 x 8) */
+} acc_notes;
+
+static int note_accumulation(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    acc_notes *a = cb->user;
+    (void)batch, (void)logs;
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(m, &n);
+    if (a->n < ACC_BATCHES && n > 0 && tg_copy_out(vars[0], a->kernel[a->n], sizeof a->kernel[0]) == 0)
+        a->iterations[a->n++] = tg_optimizer_iterations(tg_model_optimizer(m));
+    return 0;
+}
+
+static tg_model *accumulating_model(void)
+{
+    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 7),
+                                     tg_dense(.units = 8, .activation = TG_TANH, .input_dim = 3), tg_dense(.units = 3));
+    if (m && tg_compile(m, .optimizer = tg_adam(.learning_rate = 0.02, .gradient_accumulation_steps = ACC_STEPS),
+                        .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
+                        .metrics = TG_METRICS(TG_ACCURACY)) != 0) {
+        tg_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void fit_traces_gradient_accumulation(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    fit_data(&x, &y); /* 50 rows in batches of 16: 4 steps an epoch, the last of 2 rows */
+    tg_model *me = accumulating_model(), *mt = accumulating_model();
+    REQUIRE(me && mt);
+    acc_notes ne = {0}, nt = {0};
+    tg_callback ce = {.on_batch_end = note_accumulation, .user = &ne};
+    tg_callback ct = {.on_batch_end = note_accumulation, .user = &nt};
+    tg_callback *cbe = &ce, *cbt = &ct;
+    tg_history *he = tg_fit(me, x, y, .epochs = 2, .batch_size = 16, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .run_eagerly = true, .callbacks = &cbe, .n_callbacks = 1);
+    step_runs = 0;
+    tg_history *ht = tg_fit(mt, x, y, .epochs = 2, .batch_size = 16, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .train_step = counting_step, .callbacks = &cbt, .n_callbacks = 1);
+    REQUIRE(he && ht);
+    CHECK(step_runs == 2); /* batches of 16 and of 2: traced once each */
+    REQUIRE(ne.n == ACC_BATCHES && nt.n == ACC_BATCHES);
+    CHECK(memcmp(ne.kernel, nt.kernel, sizeof ne.kernel) == 0);
+    CHECK(memcmp(ne.iterations, nt.iterations, sizeof ne.iterations) == 0);
+    for (int b = 1; b < ACC_BATCHES; b++) { /* step b + 1 */
+        bool boundary = (b + 1) % ACC_STEPS == 0;
+        CHECK(nt.iterations[b] == b + 1);
+        CHECK(nt.iterations[b] / ACC_STEPS == (b + 1) / ACC_STEPS);
+        CHECK((memcmp(nt.kernel[b], nt.kernel[b - 1], sizeof nt.kernel[b]) != 0) == boundary);
+    }
+    const char *keys[] = {"loss", "accuracy"};
+    for (int k = 0; k < 2; k++) {
+        int n1 = 0, n2 = 0;
+        const double *ve = tg_history_get(he, keys[k], &n1), *vt = tg_history_get(ht, keys[k], &n2);
+        REQUIRE(ve && vt && n1 == 2 && n2 == 2);
+        CHECK(memcmp(ve, vt, sizeof(double) * 2) == 0);
+    }
+    int n1 = 0, n2 = 0;
+    tg_tensor *const *ve = tg_model_variables(me, &n1), *const *vt = tg_model_variables(mt, &n2);
+    REQUIRE(n1 == n2 && n1 == 4);
+    for (int i = 0; i < n1; i++)
+        TENSORS_AGREE(vt[i], ve[i], CHECK_BITS);
+    tg_optimizer *oe = tg_model_optimizer(me), *ot = tg_model_optimizer(mt);
+    CHECK(tg_optimizer_iterations(ot) == ACC_BATCHES && tg_optimizer_iterations(oe) == ACC_BATCHES);
+    REQUIRE(tg_optimizer_state_count(ot) == tg_optimizer_state_count(oe));
+    for (int i = 0; i < tg_optimizer_state_count(ot); i++) { /* Adam's moments and the accumulators */
+        tg_optimizer_slot a, b;
+        REQUIRE(tg_optimizer_state(oe, i, &a) == 0 && tg_optimizer_state(ot, i, &b) == 0);
+        CHECK(a.count == b.count && memcmp(a.data, b.data, (size_t)a.count * tg_dtype_size(a.dtype)) == 0);
+    }
+    tg_history_free(he);
+    tg_history_free(ht);
+    tg_model_free(me);
+    tg_model_free(mt);
+    tg_scope_end(s);
+}
+
 static int step_read_line, reading_steps;
 static int reading_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *sw, tg_logs *logs,
                         void *user)
@@ -779,6 +868,7 @@ int main(void)
     RUN(tape_semantics_traced_equal_eager);
     RUN(fit_traces_its_step_with_the_same_results);
     RUN(fit_traces_batch_normalization_and_dropout);
+    RUN(fit_traces_gradient_accumulation);
     RUN(random_draws_follow_the_eager_stream);
     RUN(a_model_built_while_tracing);
     RUN(a_step_that_reads_values_runs_eagerly_with_a_note);

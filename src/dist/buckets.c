@@ -52,6 +52,9 @@ struct tg__reducer {
     double waited;    /* seconds blocked */
     int in_pass;      /* buckets started before end */
     int rc;           /* -1 once an MPI call failed */
+    /* While a function is traced: where its replays keep their reducer between the host
+     * nodes of begin, ready, progress and end (the graph's memory); NULL otherwise. */
+    tg__reducer **slot;
 };
 
 static size_t dtype_size(int which) { return which ? sizeof(double) : sizeof(float); }
@@ -116,12 +119,8 @@ static void make_buckets(tg__reducer *r, tg_tensor *const *list, size_t cap)
 }
 
 /* The list of gradients this call averages: float sources or given gradients. */
-int tg__reducer_begin(tg_loc loc, tg__reducer **out, tg_tensor *const *list, int n, double samples)
+static int begin_now(tg_loc loc, tg__reducer **out, tg_tensor *const *list, int n, double samples, size_t cap)
 {
-    *out = NULL;
-    size_t cap = tg__dist_bucket_bytes();
-    if (!tg__dist_active() || cap == 0)
-        return 0;
     tg__reducer *r = calloc(1, sizeof *r);
     tg_tensor **agreed = calloc((size_t)n + 1, sizeof *agreed);
     if (r) {
@@ -192,6 +191,88 @@ int tg__reducer_begin(tg_loc loc, tg__reducer **out, tg_tensor *const *list, int
     return 0;
 }
 
+/* ---- in a traced function -------------------------------------------------------------------
+ * The reducer's calls are host nodes of the graph (graph/trace.c), recorded where the
+ * traced pass made them: every replay agrees on the list, packs each gradient as the
+ * replayed pass makes it final, starts its buckets, tests them between the pass's nodes
+ * and waits for them at the end, the same MPI calls in the same order as the eager pass,
+ * so replaying ranks and eager ranks (an empty shard's step) meet in the same collectives.
+ * The reducer of a replay lives in a slot of the graph's memory, from begin to end. */
+typedef struct slot_arg {
+    tg__reducer **slot;
+    int n, i;
+    bool listed;
+    double samples;
+} slot_arg;
+
+static int begin_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const slot_arg *a = arg;
+    (void)n;
+    return begin_now(loc, a->slot, a->listed ? in : NULL, a->n, a->samples, tg__dist_bucket_bytes());
+}
+
+static int ready_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const slot_arg *a = arg;
+    (void)loc, (void)n;
+    tg__reducer_ready(*a->slot, a->i, in[0]);
+    return 0;
+}
+
+static int progress_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    (void)loc, (void)in, (void)n;
+    tg__reducer_progress(*((const slot_arg *)arg)->slot);
+    return 0;
+}
+
+static int end_now(tg__reducer *r, tg_tensor **grads, tg_tensor *const *into, int n_into, bool failed);
+
+/* in: the n gradients the pass made, then the averages' headers. */
+static int end_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const slot_arg *a = arg;
+    tg__reducer *r = *a->slot;
+    *a->slot = NULL;
+    tg_tensor **grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)(a->n + 1));
+    if (!grads) {
+        tg__reducer_end(r, NULL, true);
+        return tg__failf(loc, "%s: out of memory", F);
+    }
+    memcpy(grads, in, sizeof *grads * (size_t)a->n);
+    return end_now(r, grads, in + a->n, n - a->n, false);
+}
+
+static bool record_host(tg_loc loc, tg__host_fn fn, const slot_arg *a, tg_tensor *const *in, int n)
+{
+    return tg__trace_host(loc, fn, a, sizeof *a, in, n, NULL, 0) == 0;
+}
+
+int tg__reducer_begin(tg_loc loc, tg__reducer **out, tg_tensor *const *list, int n, double samples)
+{
+    *out = NULL;
+    size_t cap = tg__dist_bucket_bytes();
+    if (!tg__dist_active() || cap == 0)
+        return 0;
+    if (!tg__ctx()->trace)
+        return begin_now(loc, out, list, n, samples, cap);
+    if (tg__trace_nested())
+        return tg__failf(loc,
+                         "%s: the gradients' allreduce inside tg_cond or tg_while_loop is not supported: take the "
+                         "gradients outside the branch or the loop",
+                         F);
+    slot_arg a = {.slot = tg__trace_alloc(sizeof(tg__reducer *)), .n = n, .listed = list != NULL, .samples = samples};
+    if (!a.slot || !record_host(loc, begin_replayed, &a, list, list ? n : 0))
+        return tg__failf(loc, "%s: out of memory while tracing", F);
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = begin_now(loc, out, list, n, samples, cap);
+    tg__trace_resume(g);
+    if (rc == 0)
+        (*out)->slot = a.slot;
+    return rc;
+}
+
 static bool add_requests(tg__reducer *r, int more)
 {
     if (r->n_requests + more <= r->cap_requests)
@@ -236,8 +317,11 @@ static void start_ready(tg__reducer *r, bool at_end)
 
 void tg__reducer_progress(tg__reducer *r)
 {
-    if (r && r->n_requests > 0 && r->rc == 0)
-        r->rc = tg__dist_test(r->loc, F, r->requests, r->n_requests);
+    if (!r || r->n_requests == 0 || r->rc != 0)
+        return;
+    if (r->slot && tg__ctx()->trace && !record_host(r->loc, progress_replayed, &(slot_arg){.slot = r->slot}, NULL, 0))
+        r->rc = -1;
+    r->rc = r->rc ? r->rc : tg__dist_test(r->loc, F, r->requests, r->n_requests);
 }
 
 #define PACK(T)                                                                  \
@@ -252,6 +336,10 @@ void tg__reducer_ready(tg__reducer *r, int i, const tg_tensor *g)
 {
     if (!r || i < 0 || i >= r->n || r->given[i])
         return;
+    if (r->slot && tg__ctx()->trace &&
+        !record_host(r->loc, ready_replayed, &(slot_arg){.slot = r->slot, .i = i}, (tg_tensor *const[]){(tg_tensor *)g},
+                     1))
+        r->rc = -1;
     r->given[i] = true;
     int k = r->bucket_of[i];
     if (k < 0)
@@ -271,7 +359,7 @@ void tg__reducer_ready(tg__reducer *r, int i, const tg_tensor *g)
 }
 #undef PACK
 
-/* Divides each averaged gradient's sum by the weights' sum into a new tensor. */
+/* Divides each averaged gradient's sum by the weights' sum into t. */
 #define AVERAGE(T)                                         \
     do {                                                   \
         const T *b = (const T *)r->buf[w] + r->offset[i];  \
@@ -307,10 +395,9 @@ static int check_status(tg__reducer *r, bool failed)
     return 0;
 }
 
-int tg__reducer_end(tg__reducer *r, tg_tensor **grads, bool failed)
+/* The averages go into new tensors, or into `into` (a replay's headers) in order. */
+static int end_now(tg__reducer *r, tg_tensor **grads, tg_tensor *const *into, int n_into, bool failed)
 {
-    if (!r)
-        return 0;
     for (int i = 0; i < r->n; i++)
         if (!r->given[i])
             tg__reducer_ready(r, i, failed || !grads ? NULL : grads[i]);
@@ -325,11 +412,15 @@ int tg__reducer_end(tg__reducer *r, tg_tensor **grads, bool failed)
     r->waited += tg__dist_now() - t1;
     if (rc == 0)
         rc = check_status(r, failed);
-    for (int i = 0; rc == 0 && i < r->n; i++) {
+    for (int i = 0, k = 0; rc == 0 && i < r->n; i++) {
         if (r->bucket_of[i] < 0 || !grads[i])
             continue;
         tg_shape s = tg__shape(grads[i]);
-        tg_tensor *t = tg__tensor_new(r->loc, grads[i]->dtype, &s);
+        tg_tensor *t =
+            !into ? tg__tensor_new(r->loc, grads[i]->dtype, &s)
+            : k < n_into && into[k]->size == grads[i]->size && into[k]->dtype == grads[i]->dtype
+                ? into[k++]
+                : (tg_tensor *)tg__fail(r->loc, "%s: the replayed gradients do not match the traced ones", F);
         if (!t) {
             rc = -1;
             break;
@@ -346,6 +437,34 @@ int tg__reducer_end(tg__reducer *r, tg_tensor **grads, bool failed)
     return rc;
 }
 #undef AVERAGE
+
+/* Traced: the end is done now and recorded as a node of the gradients in, the averages
+ * out (those it replaced). */
+int tg__reducer_end(tg__reducer *r, tg_tensor **grads, bool failed)
+{
+    if (!r)
+        return 0;
+    if (!r->slot || failed || !grads || !tg__ctx()->trace)
+        return end_now(r, grads, NULL, 0, failed);
+    tg_loc loc = r->loc;
+    slot_arg a = {.slot = r->slot, .n = r->n};
+    tg_tensor **made = tg__arena_alloc(tg__ctx()->scope, sizeof *made * (size_t)(2 * a.n + 1));
+    if (!made) {
+        end_now(r, NULL, NULL, 0, true);
+        return tg__failf(loc, "%s: out of memory", F);
+    }
+    memcpy(made, grads, sizeof *made * (size_t)a.n); /* made[0, n): the pass's; then the averages */
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = end_now(r, grads, NULL, 0, false);
+    tg__trace_resume(g);
+    int k = 0;
+    for (int i = 0; rc == 0 && i < a.n; i++)
+        if (grads[i] != made[i])
+            made[a.n + k++] = grads[i];
+    if (rc == 0 && tg__trace_host_outputs(loc, end_replayed, &a, sizeof a, made, a.n, made + a.n, k) != 0)
+        rc = -1;
+    return rc;
+}
 
 int tg__reduce_all(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o)
 {

@@ -470,7 +470,7 @@ REDUCE_DTYPE(float, TG_F32, 0)
 REDUCE_DTYPE(double, TG_F64, 1)
 #undef REDUCE_DTYPE
 
-int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o)
+static int allreduce_gradients(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o)
 {
     static const char F[] = "tg_allreduce_gradients";
     if (n < 0 || (n > 0 && !grads && !o.failed))
@@ -501,6 +501,58 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
     if (rc == 0 && elems[1] > 0)
         rc = reduce_double(loc, F, grads, n, elems[1], w, &waited);
     tg__dist_count_wait(waited, (elems[0] > 0) + (elems[1] > 0), 0);
+    return rc;
+}
+
+/* In a traced function the average is a host node (graph/trace.c) of the gradients in and
+ * the averages out, so every replay averages, with the same collectives as the eager call:
+ * its replay averages the replayed gradients and copies the results into the graph's. */
+typedef struct allreduce_arg {
+    int n;
+    tg_allreduce_opts o;
+} allreduce_arg;
+
+static int allreduce_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n_in)
+{
+    const allreduce_arg *a = arg;
+    tg_tensor **grads = tg__arena_alloc(tg__ctx()->scope, sizeof *grads * (size_t)(a->n + 1));
+    if (!grads)
+        return tg__failf(loc, "tg_allreduce_gradients: out of memory");
+    memcpy(grads, in, sizeof *grads * (size_t)a->n);
+    if (allreduce_gradients(loc, grads, a->n, a->o) != 0)
+        return -1;
+    tg_tensor *const *into = in + a->n;
+    for (int i = 0, k = 0; i < a->n; i++) {
+        if (grads[i] == in[i])
+            continue;
+        if (k >= n_in - a->n || into[k]->size != grads[i]->size || into[k]->dtype != grads[i]->dtype)
+            return tg__failf(loc, "tg_allreduce_gradients: the replayed gradients do not match the traced ones");
+        memcpy(into[k++]->data, grads[i]->data, (size_t)grads[i]->size * tg__dsize(grads[i]->dtype));
+    }
+    return 0;
+}
+
+int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce_opts o)
+{
+    if (!tg__ctx()->trace || !tg__dist_active() || o.failed || n <= 0 || !grads)
+        return allreduce_gradients(loc, grads, n, o);
+    if (tg__trace_nested())
+        return tg__failf(loc, "tg_allreduce_gradients: an allreduce inside tg_cond or tg_while_loop is not supported: "
+                              "average the gradients outside the branch or the loop");
+    tg_tensor **made = tg__arena_alloc(tg__ctx()->scope, sizeof *made * (size_t)(2 * n + 1));
+    if (!made)
+        return tg__failf(loc, "tg_allreduce_gradients: out of memory");
+    memcpy(made, grads, sizeof *made * (size_t)n); /* made[0, n): the given gradients; then the averages */
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = allreduce_gradients(loc, grads, n, o);
+    tg__trace_resume(g);
+    int k = 0;
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (grads[i] != made[i])
+            made[n + k++] = grads[i];
+    allreduce_arg a = {.n = n, .o = o};
+    if (rc == 0 && tg__trace_host_outputs(loc, allreduce_replayed, &a, sizeof a, made, n, made + n, k) != 0)
+        rc = -1;
     return rc;
 }
 

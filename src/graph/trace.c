@@ -418,4 +418,44 @@ int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t ar
     return 0;
 }
 
+int tg__trace_host_outputs(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
+                           tg_tensor *const *out, int n_out)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    if (!g)
+        return 0;
+    int node = g->n_nodes;
+    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, n, n_out);
+    void *a = tg__fgraph_alloc(g, arg_bytes);
+    if (!nd || !a)
+        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
+    memcpy(a, arg, arg_bytes);
+    nd->host = fn;
+    nd->arg = a;
+    for (int i = 0; i < n; i++) {
+        int id = in[i] ? tg__fgraph_value(g, in[i]) : -1;
+        if (in[i] && id < 0)
+            return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
+        g->nodes[node].in[i] = id;
+    }
+    for (int k = 0; k < n_out; k++) {
+        int id = tg__fgraph_node_value(g, out[k], node);
+        if (id < 0)
+            return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
+        g->nodes[node].out[k] = id;
+    }
+    return 0;
+}
+
+void *tg__trace_alloc(size_t bytes)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    void *p = g ? tg__fgraph_alloc(g, bytes) : NULL;
+    if (g && !p)
+        g->failed = true;
+    return p;
+}
+
+bool tg__trace_nested(void) { return tg__ctx()->trace && tg__ctx()->trace->parent; }
+
 bool tg_tracing(void) { return tg__ctx()->trace != NULL; }

@@ -136,6 +136,15 @@ int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes
 /* A host side effect that makes `out` (its last argument at replay, after its inputs): out
  * was made now; the graph makes it again at every call. 0, or -1 with an error. */
 int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out);
+/* A host side effect of n inputs that made the n_out tensors `out` (after its inputs at
+ * replay): recorded after the caller did it, with the trace paused. 0, or -1 with an error. */
+int tg__trace_host_outputs(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
+                           tg_tensor *const *out, int n_out);
+/* `bytes` of zeroed memory that lives as long as the graph being traced (state its host
+ * nodes share at replay); NULL when no trace runs or out of memory. */
+void *tg__trace_alloc(size_t bytes);
+/* True while a branch or a loop body is traced (tg_cond, tg_while_loop). */
+bool tg__trace_nested(void);
 /* A tape kept a read of a variable as snapshot `snap`. */
 void tg__trace_snapshot(tg_tensor *snap, tg_tensor *var);
 /* Pauses the thread's trace (returns it) and resumes it. */

@@ -225,16 +225,43 @@ bool tg__accumulates_locally(const tg_model *m)
     return tg_model_distributed(m) && tg__optimizer_accumulation_steps(tg_model_optimizer(m)) > 1;
 }
 
-int tg__agree_step(tg_loc loc, tg_model *m, bool failed)
+static int agree_step_now(tg_loc loc, tg_model *m, bool failed, double rows)
 {
-    (void)m;
     double v[2] = {failed, failed ? tg_distributed_rank() : 0};
     if (tg__dist_allreduce_f64(loc, "tg_fit", v, 2, TG_DIST_SUM) != 0 || failed)
         return -1; /* a failed rank keeps its own error */
     if (v[0] > 0)
         return tg__failf(loc, "tg_fit: %s failed in this step (its own error says why)",
                          v[0] == 1 ? "a rank" : "several ranks");
+    tg__compiled(m)->window_samples += rows;
     return 0;
+}
+
+typedef struct agree_arg {
+    tg_model *m;
+    double rows;
+} agree_arg;
+
+static int agree_step_replayed(tg_loc loc, const void *arg, tg_tensor *const *in, int n)
+{
+    const agree_arg *a = arg;
+    (void)in, (void)n;
+    return agree_step_now(loc, a->m, false, a->rows);
+}
+
+int tg__agree_step(tg_loc loc, tg_model *m, bool failed, double rows)
+{
+    if (failed || !tg__ctx()->trace) /* a failed step is not kept as a graph */
+        return agree_step_now(loc, m, failed, rows);
+    if (tg__trace_nested())
+        return tg__failf(loc, "tg_fit: a distributed step with gradient accumulation inside tg_cond or "
+                              "tg_while_loop is not supported");
+    if (tg__trace_host(loc, agree_step_replayed, &(agree_arg){m, rows}, sizeof(agree_arg), NULL, 0, NULL, 0) != 0)
+        return -1;
+    struct tg_fgraph *g = tg__trace_pause();
+    int rc = agree_step_now(loc, m, false, rows);
+    tg__trace_resume(g);
+    return rc;
 }
 
 tg_optimizer *tg_model_optimizer(const tg_model *m)

@@ -29,7 +29,7 @@ static int empty_shard_step(tg_model *m, tg_tensor *const *vars, int n, tg_logs 
     for (int i = 0; i < n && rc == 0; i++)
         rc = (grads[i] = tg_zeros_like(vars[i])) ? 0 : -1;
     if (tg__accumulates_locally(m)) { /* no rows to add; the update averages with the others */
-        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0);
+        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0, 0);
         rc = rc ? rc : agreed;
     } else if (n > 0) {
         int joined = tg_allreduce_gradients(grads, n, .samples = 0, .failed = rc != 0);
@@ -73,9 +73,8 @@ int tg_train_step_default(tg_model *m, const tg_tensor *x, const tg_tensor *y, c
     else if (n > 0)
         rc = -1;
     if (local) {
-        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0);
+        int agreed = tg__agree_step((tg_loc){0}, m, rc != 0, (double)tg_dim(x, 0));
         rc = rc ? rc : agreed;
-        tg__compiled(m)->window_samples += (double)tg_dim(x, 0);
     }
     /* Freed before the update: the tape's reads of the variables need not keep their old
      * values then (tape.c), which saves a copy of every variable per step. */
@@ -1296,12 +1295,12 @@ static int traced_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
                                                                                   s->logs, o->user);
 }
 
-/* Keras's run_eagerly=False: the step becomes a function, unless asked otherwise or it
- * cannot be one (numerics checks, several ranks, gradient accumulation). */
+/* Keras's run_eagerly=False: the step becomes a function, unless asked otherwise or under
+ * numerics checks. Over several ranks the gradients' allreduce (and, with accumulation,
+ * the per-step agreement) are host nodes of the graph (src/dist), replayed every step. */
 static bool make_step_function(tg_loc loc, tg_model *m, fit_data *d, const tg_fit_opts *o, step_call *call)
 {
-    if (o->run_eagerly || o->check_numerics || (tg_get_check() & TG_CHECK_NUMERICS) || d->distributed ||
-        tg__accumulates_locally(m))
+    if (o->run_eagerly || o->check_numerics || (tg_get_check() & TG_CHECK_NUMERICS))
         return true;
     *call = (step_call){.m = m, .o = o, .nx = d->nx, .ny = d->ny};
     d->step =

@@ -37,8 +37,10 @@ typedef struct tg_compiled {
  * optimizer's updates, which average the accumulated sums over the ranks (weighed by the
  * rows each saw); every step the ranks only agree that none failed. */
 bool tg__accumulates_locally(const tg_model *m);
-/* That agreement, after this rank's step (`failed`): -1 on every rank if one failed. */
-int tg__agree_step(tg_loc loc, tg_model *m, bool failed);
+/* That agreement, after this rank's step (`failed`): -1 on every rank if one failed; on
+ * success this step's `rows` join the window's. In a traced step, recorded: every replay
+ * agrees and counts. */
+int tg__agree_step(tg_loc loc, tg_model *m, bool failed, double rows);
 
 tg_compiled *tg__compiled(const tg_model *m);
 /* False on the ranks other than 0 of a distributed fit: they train but do not write

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tapegrad/function.h"
 #include "dist/dist_impl.h" /* tg__dist_allreduce_f64: the same on every rank? */
 
 enum { N = 130, BATCH = 64, FEATURES = 5, CLASSES = 3, EPOCHS = 2 };
@@ -276,6 +277,240 @@ static void test_fit_accumulated(void)
     tg_history_free(hd);
     tg_model_free(one);
     tg_model_free(dist);
+    tg_scope_end(s);
+}
+
+/* ---- the step as a traced graph (graph mode) against the eager step ---------------------- */
+static int step_runs;
+static int counting_step(tg_model *m, const tg_tensor *x, const tg_tensor *y, const tg_tensor *w, tg_logs *logs,
+                         void *user)
+{
+    step_runs++; /* C code: runs at every eager step, and in graph mode only while tracing */
+    return tg_train_step_default(m, x, y, w, logs, user);
+}
+
+/* After every batch: the optimizer's iteration count and a digest of the weights. */
+enum { MAX_BATCHES = 16 };
+typedef struct batch_notes {
+    int n;
+    int64_t iterations[MAX_BATCHES];
+    uint64_t digest[MAX_BATCHES];
+} batch_notes;
+
+static uint64_t digest_of(const double *v, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof(double) * (size_t)n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int note_batch(tg_callback *cb, tg_model *m, int64_t batch, tg_logs *logs)
+{
+    batch_notes *b = cb->user;
+    (void)batch, (void)logs;
+    double w[512];
+    int n = weights(m, w, 512);
+    if (b->n < MAX_BATCHES && n > 0) {
+        b->iterations[b->n] = tg_optimizer_iterations(tg_model_optimizer(m));
+        b->digest[b->n++] = digest_of(w, n);
+    }
+    return 0;
+}
+
+static tg_model *traced_model(tg_dtype dtype, bool batch_norm, int outputs, int accumulate)
+{
+    tg_sequential_opts so = tg_sequential_options(.seed = 11 + (uint64_t)rank, .dtype = dtype);
+    tg_model *m = batch_norm
+                      ? tg_sequential_with(so, tg_dense(.units = 16, .activation = TG_TANH, .input_dim = FEATURES),
+                                           tg_batch_normalization(), tg_dense(.units = outputs))
+                      : tg_sequential_with(so, tg_dense(.units = 16, .activation = TG_TANH, .input_dim = FEATURES),
+                                           tg_dense(.units = outputs));
+    tg_optimizer *opt = dtype == TG_F32
+                            ? tg_sgd(.learning_rate = 0.1, .momentum = 0.9, .gradient_accumulation_steps = accumulate)
+                            : tg_adam(.learning_rate = 0.01, .gradient_accumulation_steps = accumulate);
+    bool regression = outputs == 1;
+    if (tg_compile(m, .optimizer = opt, .loss = regression ? TG_LOSS_MSE : TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                   .from_logits = true,
+                   .metrics = regression ? TG_METRICS(TG_METRIC_MEAN_ABSOLUTE_ERROR) : TG_METRICS(TG_ACCURACY),
+                   .distribute = true) != 0) {
+        printf("  rank %d: compile: %s\n", rank, tg_last_error());
+        return NULL;
+    }
+    return m;
+}
+
+/* The same distributed fit eagerly (.run_eagerly) and traced: the same history and
+ * weights, bit for bit, the same number of gradient averages, and the step traced
+ * `traces` times (once per batch shape this rank sees). With gradient accumulation
+ * (`accumulate` steps) the weights change, and the applied updates advance, only at the
+ * window's last step. */
+static void traced_equals_eager(tg_dtype dtype, bool regression, int64_t rows, bool batch_norm, int accumulate,
+                                int traces)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(dtype, rows, regression, &x, &y);
+    int outputs = regression ? 1 : CLASSES;
+    tg_model *me = traced_model(dtype, batch_norm, outputs, accumulate);
+    tg_model *mt = traced_model(dtype, batch_norm, outputs, accumulate);
+    REQUIRE(me && mt);
+    batch_notes ne = {0}, nt = {0};
+    tg_callback ce = {.on_batch_end = note_batch, .user = &ne}, ct = {.on_batch_end = note_batch, .user = &nt};
+    tg_callback *cbe = &ce, *cbt = &ct;
+    int64_t r0 = tg_distributed_get_stats().reductions;
+    step_runs = 0;
+    tg_history *he = tg_fit(me, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .run_eagerly = true, .train_step = counting_step, .callbacks = &cbe, .n_callbacks = 1);
+    int eager_runs = step_runs;
+    int64_t r1 = tg_distributed_get_stats().reductions;
+    step_runs = 0;
+    tg_history *ht = tg_fit(mt, x, y, .epochs = EPOCHS, .batch_size = BATCH, .seed = 5, .verbose = TG_VERBOSE_SILENT,
+                            .train_step = counting_step, .callbacks = &cbt, .n_callbacks = 1);
+    int64_t r2 = tg_distributed_get_stats().reductions;
+    if (!he || !ht)
+        printf("  rank %d: fit failed: %s\n", rank, tg_last_error());
+    REQUIRE(he && ht);
+    int steps = (int)(EPOCHS * ((rows + BATCH - 1) / BATCH));
+    CHECK(eager_runs == steps);
+    if (step_runs != traces)
+        printf("  rank %d: the step was traced %d times, not %d\n", rank, step_runs, traces);
+    CHECK(step_runs == traces);
+    CHECK(r2 - r1 == r1 - r0); /* every replay averaged, as every eager step */
+    CHECK(r1 - r0 == (accumulate > 1 ? steps / accumulate : steps));
+    const char *keys[2] = {"loss", regression ? "mean_absolute_error" : "accuracy"};
+    for (int k = 0; k < 2; k++) {
+        int e1 = 0, e2 = 0;
+        const double *ve = tg_history_get(he, keys[k], &e1), *vt = tg_history_get(ht, keys[k], &e2);
+        CHECK(ve && vt && e1 == EPOCHS && e2 == EPOCHS);
+        CHECK(ve && vt && memcmp(ve, vt, sizeof(double) * EPOCHS) == 0);
+    }
+    int nve = 0, nvt = 0; /* every variable: BatchNormalization's moving statistics too */
+    tg_tensor *const *ve = tg_model_variables(me, &nve), *const *vt = tg_model_variables(mt, &nvt);
+    CHECK(nve == nvt && nve > 0);
+    for (int i = 0; i < nve && i < nvt; i++) {
+        int64_t k = tg_size(ve[i]);
+        double *a = calloc((size_t)k + 1, sizeof *a), *b = calloc((size_t)k + 1, sizeof *b);
+        CHECK(k == tg_size(vt[i]) && tg_copy_out_f64(ve[i], a, k) == 0 && tg_copy_out_f64(vt[i], b, k) == 0 &&
+              memcmp(a, b, sizeof *a * (size_t)k) == 0);
+        free(a);
+        free(b);
+    }
+    double wt[512];
+    int nw = weights(mt, wt, 512);
+    CHECK(nw > 0 && same_on_every_rank(wt, nw));
+    CHECK(ne.n == steps && nt.n == steps);
+    CHECK(memcmp(ne.digest, nt.digest, sizeof ne.digest) == 0 &&
+          memcmp(ne.iterations, nt.iterations, sizeof ne.iterations) == 0);
+    for (int b = 0; accumulate > 1 && b < nt.n; b++) { /* steps are numbered from 1: b + 1 */
+        bool boundary = (b + 1) % accumulate == 0;
+        CHECK(nt.iterations[b] == b + 1);                             /* every call counts (Keras's _iterations) ... */
+        CHECK(nt.iterations[b] / accumulate == (b + 1) / accumulate); /* ... the updates at boundaries */
+        if (b > 0)
+            CHECK((nt.digest[b] != nt.digest[b - 1]) == boundary);
+    }
+    tg_history_free(he);
+    tg_history_free(ht);
+    tg_model_free(me);
+    tg_model_free(mt);
+    tg_scope_end(s);
+}
+
+static void test_traced_float32(void) { traced_equals_eager(TG_F32, false, 128, false, 0, 1); }
+/* a partial last batch (under -np 3, rank 0's shard of it is empty) and BatchNormalization */
+static void test_traced_partial_batch_norm(void) { traced_equals_eager(TG_F32, false, 130, true, 0, 2); }
+static void test_traced_accumulated(void) { traced_equals_eager(TG_F64, true, 192, false, 3, 1); }
+static void test_traced_accumulated_partial(void) { traced_equals_eager(TG_F32, false, 130, false, 3, 2); }
+
+/* A custom step as a tg_function: tg_gradients(.allreduce) and the update, replayed every
+ * step, gives the eager function's weights bit for bit, traced once. */
+typedef struct loop_step {
+    tg_model *m;
+    tg_optimizer *opt;
+} loop_step;
+
+static int shard_step(void *user, tg_tensor *const *in, int n_in, tg_tensor **out)
+{
+    loop_step *l = user;
+    (void)n_in;
+    int n = 0;
+    tg_tensor *const *vars = tg_model_trainable_variables(l->m, &n);
+    tg_tensor *g[4];
+    tg_tape *t = tg_tape_begin();
+    tg_tensor *loss = tg_mean(tg_square(tg_sub(tg_model_call(l->m, in[0], .training = true), in[1])));
+    tg_tape_end(t);
+    int rc = tg_gradients(t, .targets = &loss, .n_targets = 1, .sources = vars, .n_sources = n, .out = g,
+                          .allreduce = true, .samples = (double)tg_dim(in[0], 0));
+    tg_tape_free(t);
+    if (rc != 0 || tg_apply_gradients(l->opt, g, vars, n) != 0)
+        return -1;
+    out[0] = loss;
+    return 1;
+}
+
+static int allreduce_branch(void *user, tg_tensor **out)
+{
+    tg_tensor *g = tg_fill(TG_F64, TG_SHAPE(2), 1.0);
+    out[0] = tg_allreduce_gradients(&g, 1, .samples = 1) == 0 ? g : NULL;
+    (void)user;
+    return out[0] ? 0 : -1;
+}
+
+static int plain_branch(void *user, tg_tensor **out)
+{
+    (void)user;
+    out[0] = tg_fill(TG_F64, TG_SHAPE(2), 0.0);
+    return 0;
+}
+
+static int branching_step(void *user, tg_tensor *const *in, int n_in, tg_tensor **out)
+{
+    (void)user, (void)n_in;
+    return tg_cond(tg_greater(tg_sum(in[0]), tg_scalar_of(TG_F64, 0)), allreduce_branch, plain_branch, NULL, 1, out) ==
+                   0
+               ? 1
+               : -1;
+}
+
+static void test_custom_step_traced(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_tensor *x, *y;
+    make_data(TG_F64, 128, true, &x, &y);
+    loop_step le = {mlp(TG_F64, 41, 1), tg_adam(.learning_rate = 0.01)};
+    loop_step lt = {mlp(TG_F64, 41, 1), tg_adam(.learning_rate = 0.01)};
+    tg_model_build(le.m, TG_SHAPE(FEATURES));
+    tg_model_build(lt.m, TG_SHAPE(FEATURES));
+    tg_function *fe = tg_function_new(shard_step, &le, .run_eagerly = true), *ft = tg_function_new(shard_step, &lt);
+    for (int epoch = 0; epoch < 2; epoch++)
+        for (int64_t from = 0; from < 128; from += BATCH) {
+            tg_scope *step = tg_scope_begin();
+            int64_t lo = from + BATCH * rank / size, hi = from + BATCH * (rank + 1) / size;
+            tg_tensor *in[2] = {tg_slice(x, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1)),
+                                tg_slice(y, TG_SHAPE(lo, 0), TG_SHAPE(hi - lo, -1))};
+            tg_tensor *oe[TG_FUNCTION_MAX_OUTPUTS], *ot[TG_FUNCTION_MAX_OUTPUTS];
+            CHECK(tg_function_call(fe, in, 2, oe) == 1 && tg_function_call(ft, in, 2, ot) == 1);
+            TENSORS_AGREE(ot[0], oe[0], CHECK_BITS);
+            tg_scope_end(step);
+        }
+    CHECK(tg_function_trace_count(ft) == 1);
+    double we[512], wt[512];
+    int ne = weights(le.m, we, 512), nt = weights(lt.m, wt, 512);
+    CHECK(ne > 0 && ne == nt && memcmp(we, wt, sizeof(double) * (size_t)ne) == 0);
+    CHECK(same_on_every_rank(wt, nt));
+    /* an allreduce in a branch of a traced tg_cond is refused on every rank, naming it */
+    tg_function *fb = tg_function_new(branching_step, NULL);
+    tg_tensor *ob[TG_FUNCTION_MAX_OUTPUTS];
+    CHECK(tg_function_call(fb, (tg_tensor *[]){x}, 1, ob) < 0);
+    CHECK(strstr(tg_last_error(), "inside tg_cond or tg_while_loop is not supported") != NULL);
+    tg_function_free(fb);
+    tg_function_free(fe);
+    tg_function_free(ft);
+    tg_optimizer_free(le.opt);
+    tg_optimizer_free(lt.opt);
+    tg_model_free(le.m);
+    tg_model_free(lt.m);
     tg_scope_end(s);
 }
 
@@ -692,8 +927,9 @@ static int abort_run(bool after_average)
     tg_compile(m, .optimizer = tg_sgd(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, .from_logits = true,
                .distribute = true);
     fault f = {.after_average = after_average};
+    /* eagerly: the fault is C code, which a traced step runs only while tracing */
     tg_history *h = tg_fit(m, x, y, .epochs = 5, .batch_size = 16, .verbose = TG_VERBOSE_SILENT,
-                           .train_step = failing_step, .user = &f);
+                           .train_step = failing_step, .user = &f, .run_eagerly = true);
     if (!h) {
         char why[1200];
         snprintf(why, sizeof why, "failed: %s; ending every rank", tg_last_error());
@@ -777,6 +1013,11 @@ int main(int argc, char **argv)
     RUN(test_fit_float32);
     RUN(test_fit_float64);
     RUN(test_fit_accumulated);
+    RUN(test_traced_float32);
+    RUN(test_traced_partial_batch_norm);
+    RUN(test_traced_accumulated);
+    RUN(test_traced_accumulated_partial);
+    RUN(test_custom_step_traced);
     RUN(test_custom_loop);
     RUN(test_buckets);
     RUN(test_buckets_graph);
