@@ -262,6 +262,8 @@ int tg__reducer_begin(tg_loc loc, tg__reducer **out, tg_tensor *const *list, int
                          "%s: the gradients' allreduce inside tg_cond or tg_while_loop is not supported: take the "
                          "gradients outside the branch or the loop",
                          F);
+    if (samples >= 0)
+        tg__trace_keeps_batch("the gradients' bucketed allreduce's samples");
     slot_arg a = {.slot = tg__trace_alloc(sizeof(tg__reducer *)), .n = n, .listed = list != NULL, .samples = samples};
     if (!a.slot || !record_host(loc, begin_replayed, &a, list, list ? n : 0))
         return tg__failf(loc, "%s: out of memory while tracing", F);

@@ -550,6 +550,8 @@ int tg_allreduce_gradients_at(tg_loc loc, tg_tensor **grads, int n, tg_allreduce
     for (int i = 0; rc == 0 && i < n; i++)
         if (grads[i] != made[i])
             made[n + k++] = grads[i];
+    if (o.samples >= 0)
+        tg__trace_keeps_batch("tg_allreduce_gradients' samples");
     allreduce_arg a = {.n = n, .o = o};
     if (rc == 0 && tg__trace_host_outputs(loc, allreduce_replayed, &a, sizeof a, made, n, made + n, k) != 0)
         rc = -1;

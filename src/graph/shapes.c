@@ -89,6 +89,13 @@ void tg__trace_shape_read(const tg_tensor *t, const char *func, int what)
         g->fixed_why = func; /* the C number may end up in the graph: this graph keeps its batch size */
 }
 
+void tg__trace_keeps_batch(const char *why)
+{
+    tg_fgraph *g = top_graph();
+    if (g && !g->fixed_why)
+        g->fixed_why = why;
+}
+
 /* The reshape or broadcast_to node that made out in the graph being traced, when that graph
  * may be polymorphic; its value of `like` in *like_id. */
 static tg_gnode *target_node(const tg_tensor *out, const tg_tensor *like, int *like_id)

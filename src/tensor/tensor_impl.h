@@ -169,6 +169,9 @@ void tg__trace_shape_like(const tg_tensor *out, const tg_tensor *like);
 /* The general form: dim k of the target is like's dim map[k] - 1 (0: a number of its own). */
 void tg__trace_shape_map(const tg_tensor *out, const tg_tensor *like, const int8_t *map);
 void tg__trace_batch_like(const tg_tensor *out, const tg_tensor *like);
+/* A C number of the batch (a rank's sample count) is kept in the graph being traced: it
+ * keeps its batch size, and a partial batch traces again. */
+void tg__trace_keeps_batch(const char *why);
 /* The last host node reads its inputs' shapes when it runs (metrics, print). */
 void tg__trace_host_shape_free(void);
 /* tg__trace_host_output for an `out` shaped like `like` at every run (its input, before out). */

@@ -256,6 +256,7 @@ int tg__agree_step(tg_loc loc, tg_model *m, bool failed, double rows)
     if (tg__trace_nested())
         return tg__failf(loc, "tg_fit: a distributed step with gradient accumulation inside tg_cond or "
                               "tg_while_loop is not supported");
+    tg__trace_keeps_batch("gradient accumulation's rows");
     if (tg__trace_host(loc, agree_step_replayed, &(agree_arg){m, rows}, sizeof(agree_arg), NULL, 0, NULL, 0) != 0)
         return -1;
     struct tg_fgraph *g = tg__trace_pause();
