@@ -623,6 +623,8 @@ static void no_path(why *w)
 /* ---- gradients that exist --------------------------------------------------------------- */
 bool tg__all_zero(const tg_tensor *g)
 {
+    if (!g->data) /* an abstract trace's: no values to judge */
+        return false;
     for (int64_t i = 0; i < g->size; i++)
         if (tg__get(g, i) != 0.0)
             return false;

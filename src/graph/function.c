@@ -174,10 +174,11 @@ void tg__function_trace_abstract(tg_function *f)
 
 /* A strict function is traced as TF traces: abstractly, its values left to the graph's
  * run. One with eager_fallback (whose C code may read values) runs eagerly while traced,
- * unless its maker knows better; so does any under numerics checks (they read outputs). */
+ * unless its maker knows better; so does any under numerics checks or eager gradient
+ * checks (they read outputs and gradients while tracing). */
 static bool traces_abstractly(const tg_function *f)
 {
-    return (!f->o.eager_fallback || f->abstract) && !(tg_get_check() & TG_CHECK_NUMERICS);
+    return (!f->o.eager_fallback || f->abstract) && !(tg_get_check() & (TG_CHECK_NUMERICS | TG_CHECK_EAGER));
 }
 
 /* A soft trace read a value: the function runs eagerly from now on, and this call's

@@ -543,13 +543,15 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
 }
 
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
-                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss);
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
+                               tg_tensor *const *folded);
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss);
+                          const tg_tensor *loss, bool folded);
 
 /* In a traced step the metrics' update is recorded (Keras's metric update ops): it runs on
  * the step's values at every call. Its inputs: y_true[n], y_pred[n], per_output[n] (NULL
- * where none), sample_weight, loss. */
+ * where none), sample_weight, loss, then each output's metric weights: the sample weights
+ * with y_pred's mask folded in while tracing (a graph's values carry no mask). */
 typedef struct metrics_arg {
     tg_model *m;
     int n;
@@ -562,30 +564,31 @@ static int update_metrics_replayed(tg_loc loc, const void *arg, tg_tensor *const
     int n = a->n;
     (void)loc, (void)count;
     if (!a->list)
-        return update_metrics(a->m, in[0], in[1], in[3], in[4]);
+        return update_metrics(a->m, in[0], in[1], in[5], in[4], true);
     return update_metrics_list(a->m, (const tg_tensor *const *)in, in + n, n, in[3 * n],
-                               a->per_output ? in + 2 * n : NULL, in[3 * n + 1]);
+                               a->per_output ? in + 2 * n : NULL, in[3 * n + 1], in + 3 * n + 2);
 }
 
 static int traced_metrics(metrics_arg a, const tg_tensor *const *y_true, tg_tensor *const *y_pred,
                           const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
 {
     int n = a.n;
-    tg_tensor **in = tg__arena_alloc(tg__ctx()->scope, sizeof *in * (size_t)(3 * n + 2));
+    tg_tensor **in = tg__arena_alloc(tg__ctx()->scope, sizeof *in * (size_t)(4 * n + 2));
     if (!in)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: out of memory");
     for (int i = 0; i < n; i++) {
         in[i] = (tg_tensor *)y_true[i];
         in[n + i] = y_pred[i];
         in[2 * n + i] = per_output ? per_output[i] : NULL;
+        in[3 * n + 2 + i] = (tg_tensor *)mask_weights((tg_loc){0}, a.m, y_pred[i], sample_weight, false);
     }
     in[3 * n] = (tg_tensor *)sample_weight;
     in[3 * n + 1] = (tg_tensor *)loss;
-    int r = tg__trace_host((tg_loc){0}, update_metrics_replayed, &a, sizeof a, in, 3 * n + 2, NULL, 0);
+    int r = tg__trace_host((tg_loc){0}, update_metrics_replayed, &a, sizeof a, in, 4 * n + 2, NULL, 0);
     if (r != 0)
         return r < 0 ? -1 : 0;
     struct tg_fgraph *g = tg__trace_pause();
-    int rc = update_metrics_replayed((tg_loc){0}, &a, in, 3 * n + 2);
+    int rc = update_metrics_replayed((tg_loc){0}, &a, in, 4 * n + 2);
     tg__trace_resume(g);
     return rc;
 }
@@ -596,17 +599,20 @@ int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg
     if (tg__ctx()->trace && n > 0 && y_true && y_pred)
         return traced_metrics((metrics_arg){m, n, true, per_output != NULL}, y_true, y_pred, sample_weight, per_output,
                               loss);
-    return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss);
+    return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss, NULL);
 }
 
+/* folded: each output's metric weights, its mask already folded in (a traced update's), or
+ * NULL to fold them here. */
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
-                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss)
+                               const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
+                               tg_tensor *const *folded)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model is not compiled");
     if (!c->n_outputs)
-        return n == 1 ? tg_model_update_metrics(m, y_true[0], y_pred[0], sample_weight, loss)
+        return n == 1 ? update_metrics(m, y_true[0], y_pred[0], folded ? folded[0] : sample_weight, loss, folded != NULL)
                       : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
     if (n != c->n_outputs)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has %d outputs, not %d", c->n_outputs,
@@ -623,7 +629,7 @@ static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_t
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
             if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i],
-                                       mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
+                                       folded ? folded[i] : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
                 return -1;
     return 0;
 }
@@ -634,18 +640,20 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
     if (tg__ctx()->trace)
         return traced_metrics((metrics_arg){m, 1, false, false}, &y_true, (tg_tensor *const[]){(tg_tensor *)y_pred},
                               sample_weight, NULL, loss);
-    return update_metrics(m, y_true, y_pred, sample_weight, loss);
+    return update_metrics(m, y_true, y_pred, sample_weight, loss, false);
 }
 
+/* folded: sample_weight already holds y_pred's mask (a traced update's). */
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss)
+                          const tg_tensor *loss, bool folded)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
     if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), (double)tg_dim(y_pred, 0)) != 0)
         return -1;
-    sample_weight = mask_weights((tg_loc){0}, m, y_pred, sample_weight, false);
+    if (!folded)
+        sample_weight = mask_weights((tg_loc){0}, m, y_pred, sample_weight, false);
     for (int i = 0; i < c->n_metrics; i++)
         if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)
             return -1;
