@@ -7,9 +7,9 @@
 
 static tg_model *small_mlp(void)
 {
-    tg_model *m = tg_sequential_with(tg_sequential_options(.seed = 7),
-                                     tg_dense(.units = 64, .activation = TG_RELU, .input_dim = 32),
-                                     tg_dense(.units = 10));
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = 7),
+                           tg_dense(.units = 64, .activation = TG_RELU, .input_dim = 32), tg_dense(.units = 10));
     bool ok = m && tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                               .from_logits = true, .metrics = TG_METRICS(TG_ACCURACY)) == 0;
     CHECK(ok);
@@ -135,6 +135,82 @@ static void an_abstract_trace_refuses_reads(void)
     tg_scope_end(s);
 }
 
+/* Side effects are recorded, not done, while tracing: each call does them once, the first
+ * (trace, then the graph's run) included. */
+typedef struct effects {
+    FILE *file;
+    tg_tensor *counter;
+} effects;
+
+static int has_effects(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)n;
+    effects *e = user;
+    tg_fprint(e->file, in[0]);
+    if (tg_assign_add(e->counter, tg_sum(in[0])) != 0)
+        return -1;
+    out[0] = tg_mul(e->counter, tg_scalar(2.0f)); /* reads the counter after the assign */
+    return 1;
+}
+
+static void side_effects_happen_once_per_call(void)
+{
+    tg_scope *s = tg_scope_begin();
+    effects e = {.file = tmpfile(), .counter = tg_variable(tg_scalar(0.0f))};
+    REQUIRE(e.file && e.counter);
+    tg_function *f = tg_function_new(has_effects, &e, .name = "effects");
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 1, 2)}, 1, out) == 1);
+    CHECK(tg_item(e.counter) == 3 && tg_item(out[0]) == 6);
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){tg_from_f32(TG_SHAPE(2), 3, 4)}, 1, out) == 1);
+    CHECK(tg_item(e.counter) == 10 && tg_item(out[0]) == 20);
+    char text[1024] = {0};
+    rewind(e.file);
+    size_t got = fread(text, 1, sizeof text - 1, e.file);
+    fclose(e.file);
+    int prints = 0;
+    for (const char *p = text; (p = strstr(p, "tg.Tensor(")) != NULL; p++)
+        prints++;
+    CHECK(got > 0 && prints == 2);
+    CHECK(strstr(text, "[1. 2.]") != NULL && strstr(text, "[3. 4.]") != NULL);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
+/* fit's default step is traced abstractly with eager_fallback: RandomFlip draws in C, so the
+ * step runs eagerly from the first, whose eager rerun draws from where the trace began. */
+static tg_model *flipping_model(void)
+{
+    tg_model *m =
+        tg_sequential_with(tg_sequential_options(.seed = 5),
+                           tg_random_flip(.mode = TG_FLIP_HORIZONTAL, .seed = 9, .input_shape = TG_SHAPE(4, 4, 1)),
+                           tg_flatten(), tg_dense(.units = 3));
+    bool ok = m && tg_compile(m, .optimizer = tg_adam(), .loss = TG_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                              .from_logits = true) == 0;
+    CHECK(ok);
+    return ok ? m : NULL;
+}
+
+static void quiet(const char *msg, void *user) { (void)msg, (void)user; }
+
+static void a_default_step_that_draws_in_c_runs_eagerly_with_the_eager_stream(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_model *eager = flipping_model(), *traced = flipping_model();
+    REQUIRE(eager && traced);
+    tg_tensor *x = tg_reshape(rows(48, 16, 2), TG_SHAPE(48, 4, 4, 1)),
+              *y = tg_floormod(labels(48), tg_scalar_like(labels(1), 3));
+    tg_set_warning_handler(quiet, NULL);
+    REQUIRE(tg_fit(eager, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT, .run_eagerly = true));
+    tg_clear_warning();
+    REQUIRE(tg_fit(traced, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT));
+    CHECK(tg_last_warning() && strstr(tg_last_warning(), "runs eagerly from now on") != NULL);
+    CHECK(same_weights(eager, traced));
+    tg_model_free(eager);
+    tg_model_free(traced);
+    tg_scope_end(s);
+}
+
 /* ---- evaluate and predict ------------------------------------------------------------------- */
 static int counted_calls; /* C code of a layer's call: runs each eager batch, once per trace */
 
@@ -214,6 +290,8 @@ int main(void)
 {
     RUN(a_traced_step_holds_less_than_the_eager_one);
     RUN(an_abstract_trace_refuses_reads);
+    RUN(side_effects_happen_once_per_call);
+    RUN(a_default_step_that_draws_in_c_runs_eagerly_with_the_eager_stream);
     RUN(evaluate_and_predict_traced_equal_eager);
     return TEST_SUMMARY();
 }

@@ -615,10 +615,11 @@ static void test_warm_steps_allocate_nothing(void)
     const tg_loss losses[] = {{.kind = TG_LOSS_MSE}, {.kind = TG_LOSS_BINARY_CROSSENTROPY}};
     /* no metrics, as the Sequential's count: a metric's update allocates its values */
     REQUIRE(tg_compile(m, .optimizer = tg_adam(), .losses = losses, .n_losses = 2) == 0);
-    tg_callback cb = {.on_epoch_begin = note_epoch, .on_batch_begin = count_from_batch_3, .on_epoch_end = stop_counting};
+    tg_callback cb = {
+        .on_epoch_begin = note_epoch, .on_batch_begin = count_from_batch_3, .on_epoch_end = stop_counting};
     tg_history *h = tg_fit(m, NULL, NULL, .inputs = ins, .n_inputs = 2, .targets = ys, .n_targets = 2, .batch_size = 32,
-                           .epochs = 2, .validation_split = 0.25, .verbose = TG_VERBOSE_SILENT, .callbacks = (tg_callback *[]){&cb},
-                           .n_callbacks = 1);
+                           .epochs = 2, .validation_split = 0.25, .verbose = TG_VERBOSE_SILENT,
+                           .callbacks = (tg_callback *[]){&cb}, .n_callbacks = 1);
     CHECK(h != NULL);
     long n = (long)atomic_load(&malloc_calls);
     printf("  two inputs, two outputs, batch 32: %ld allocations in batches 3..14 and validation\n", n);

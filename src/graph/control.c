@@ -702,8 +702,7 @@ static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_i
     c->k = l->k;
     c->maximum_iterations = l->maximum_iterations;
     c->n_grads = n_in - n; /* the loop's captures: the VJP gives their gradients in that order */
-    if (!ctrl_scratch(l->loc, c, (const tg_tensor *const *)inputs, n) ||
-        !run_now(l->loc, c, node_in, n + 1, out, n_in))
+    if (!ctrl_scratch(l->loc, c, (const tg_tensor *const *)inputs, n) || !run_now(l->loc, c, node_in, n + 1, out, n_in))
         return -1;
     for (int j = 0; j < n_in; j++)
         dx[j] = tg_dtype_is_float(inputs[j]->dtype) ? out[j] : NULL;

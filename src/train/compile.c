@@ -612,8 +612,9 @@ static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_t
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model is not compiled");
     if (!c->n_outputs)
-        return n == 1 ? update_metrics(m, y_true[0], y_pred[0], folded ? folded[0] : sample_weight, loss, folded != NULL)
-                      : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
+        return n == 1
+                   ? update_metrics(m, y_true[0], y_pred[0], folded ? folded[0] : sample_weight, loss, folded != NULL)
+                   : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
     if (n != c->n_outputs)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has %d outputs, not %d", c->n_outputs,
                          n);
@@ -629,7 +630,8 @@ static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_t
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
             if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i],
-                                       folded ? folded[i] : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
+                                       folded ? folded[i]
+                                              : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
                 return -1;
     return 0;
 }

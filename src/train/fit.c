@@ -576,9 +576,9 @@ static tg_function *forward_function(tg_loc loc, forward_call *f, bool run_eager
     *failed = false;
     if (run_eagerly || (tg_get_check() & TG_CHECK_NUMERICS) || tg_model_n_outputs(f->m) > TG_FUNCTION_MAX_OUTPUTS)
         return NULL;
-    tg_function *fn = tg_function_new_at(loc, f->ny ? test_step : predict_step, f,
-                                         (tg_function_opts){.name = f->ny ? "test_step" : "predict_step",
-                                                            .eager_fallback = true});
+    tg_function *fn =
+        tg_function_new_at(loc, f->ny ? test_step : predict_step, f,
+                           (tg_function_opts){.name = f->ny ? "test_step" : "predict_step", .eager_fallback = true});
     *failed = fn == NULL;
     tg__function_trace_abstract(fn);
     return fn;
@@ -961,7 +961,7 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
         if (batcher_fill(loc, &b, NULL, from, to - from, &xb))
             pred = !fn ? tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false})
                    : tg_function_call_at((tg_loc){0}, fn, &xb, 1, out) == 1 ? out[0]
-                                                                              : NULL;
+                                                                            : NULL;
         if (pred && !r->buf) {
             r->shape = tg_shape_of(pred);
             r->shape.dims[0] = n;
