@@ -14,7 +14,8 @@
  *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn|lstm] [--samples N]
  *                [--seed 0] [--dir FMNIST_DIR] [--profile] [--precision float32|mixed_bfloat16] [--eager]
  * --profile prints tapegrad's op profile of the training (tg_profile_print).
- * --eager runs fit's step eagerly (.run_eagerly); by default it is traced (graph mode).
+ * --eager runs fit's step and the test set's predict eagerly (.run_eagerly); by default
+ * they are traced (graph mode).
  *
  * With --memory: the peak resident memory of what a user writes with the public API,
  * OpenBLAS's buffers included: Fashion-MNIST loaded as data sets (tg_load_fashion_mnist),
@@ -108,10 +109,10 @@ static tg_tensor *read_idx(const char *dir, const char *name, bool labels)
 }
 
 /* Fraction of test images whose largest logit is their label. */
-static double accuracy(tg_model *m, const tg_tensor *x, const tg_tensor *y)
+static double accuracy(tg_model *m, const tg_tensor *x, const tg_tensor *y, bool eager)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *logits = tg_predict(m, x, .batch_size = 1000);
+    tg_tensor *logits = tg_predict(m, x, .batch_size = 1000, .run_eagerly = eager);
     tg_tensor *hit = logits ? tg_equal(tg_argmax(logits, -1), tg_cast(y, TG_I64)) : NULL;
     double acc = hit ? tg_item(tg_mean(tg_cast(hit, TG_F64))) : -1;
     tg_scope_end(s);
@@ -289,7 +290,7 @@ int main(int argc, char **argv)
         tg_profile_stop();
         tg_profile_print(stdout);
     }
-    double acc = accuracy(m, xte, yte);
+    double acc = accuracy(m, xte, yte, eager);
     tg_function_stats plan = !cnn && !lstm ? step_plan(m, xtr, ytr, batch) : (tg_function_stats){0};
     double median = median_after_first(t.wall, t.n), median_cpu = median_after_first(t.cpu, t.n);
     struct rusage ru;
