@@ -201,9 +201,13 @@ static void a_default_step_that_draws_in_c_runs_eagerly_with_the_eager_stream(vo
     tg_tensor *x = tg_reshape(rows(48, 16, 2), TG_SHAPE(48, 4, 4, 1)),
               *y = tg_floormod(labels(48), tg_scalar_like(labels(1), 3));
     tg_set_warning_handler(quiet, NULL);
-    REQUIRE(tg_fit(eager, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT, .run_eagerly = true));
+    tg_history *he =
+        tg_fit(eager, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT, .run_eagerly = true);
     tg_clear_warning();
-    REQUIRE(tg_fit(traced, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT));
+    tg_history *ht = tg_fit(traced, x, y, .epochs = 2, .batch_size = 16, .verbose = TG_VERBOSE_SILENT);
+    REQUIRE(he && ht);
+    tg_history_free(he);
+    tg_history_free(ht);
     CHECK(tg_last_warning() && strstr(tg_last_warning(), "runs eagerly from now on") != NULL);
     CHECK(same_weights(eager, traced));
     tg_model_free(eager);
@@ -248,7 +252,9 @@ static void evaluate_and_predict_traced_equal_eager(void)
     tg_model *m = counted_model();
     REQUIRE(m);
     tg_tensor *x = rows(72, 8, 5), *y = tg_floormod(labels(72), tg_scalar_like(labels(1), 4));
-    REQUIRE(tg_fit(m, x, y, .epochs = 1, .batch_size = 24, .verbose = TG_VERBOSE_SILENT)); /* moving stats */
+    tg_history *warm = tg_fit(m, x, y, .epochs = 1, .batch_size = 24, .verbose = TG_VERBOSE_SILENT); /* moving stats */
+    REQUIRE(warm);
+    tg_history_free(warm);
 
     tg_logs eager = {0}, traced = {0};
     counted_calls = 0;

@@ -171,12 +171,18 @@ graph=""
 for b in 500 32; do
     t=${sec[tapegrad-$b]:-} e=${sec[tapegrad-eager-$b]:-}
     tn=${name[tapegrad-$b]:-}
-    ratio="?" mratio="?"
+    en=${name[tapegrad-eager-$b]:-}
+    ratio="?" mratio="?" tp="" ep=""
     [ -n "$t" ] && [ -n "$e" ] && ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2f", t / e }')
-    [ -n "${mem[tapegrad-$b]:-}" ] && [ -n "${mem[tapegrad-eager-$b]:-}" ] &&
-        mratio=$(awk -v e="${mem[tapegrad-eager-$b]}" -v t="${mem[tapegrad-$b]}" 'BEGIN { printf "%.3f", t / e }')
-    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch (traced/eager $ratio); peak RSS traced"
-    cell="$cell ${mem[tapegrad-$b]:-?} MB, eager ${mem[tapegrad-eager-$b]:-?} MB (traced/eager $mratio);"
+    [ -n "$tn" ] && tp=$(field "$tn" train_peak_rss_mb)
+    [ -n "$en" ] && ep=$(field "$en" train_peak_rss_mb)
+    [ -n "$tp" ] && [ -n "$ep" ] && mratio=$(awk -v e="$ep" -v t="$tp" 'BEGIN { printf "%.3f", t / e }')
+    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch (traced/eager $ratio); peak RSS of training"
+    base=""
+    [ -n "$tn" ] && base=$(field "$tn" train_base_rss_mb)
+    cell="$cell (fit and predict, the peak reset after loading the data, ${base:-?} MB then) traced ${tp:-?} MB,"
+    cell="$cell eager ${ep:-?} MB (traced/eager $mratio), of the whole process ${mem[tapegrad-$b]:-?} and"
+    cell="$cell ${mem[tapegrad-eager-$b]:-?} MB (loading's own peak);"
     sv="" sb=""
     [ -n "$tn" ] && sv=$(field "$tn" step_values_mb) && sb=$(field "$tn" step_buffer_mb)
     cell="$cell a step's intermediates ${sv:-?} MB each in its own buffer (eager), ${sb:-?} MB planned;"
