@@ -135,6 +135,39 @@ static void an_abstract_trace_refuses_reads(void)
     tg_scope_end(s);
 }
 
+/* A loss that looks at its labels' values (hinge: 0/1 labels become -1/1) on labels the
+ * trace computed: the graph makes the choice at every call, as eagerly. */
+static int hinge_of_cast_labels(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    (void)user, (void)n;
+    tg_loss hinge = {.kind = TG_LOSS_HINGE};
+    out[0] = tg_compute_loss(&hinge, tg_cast(in[1], TG_F32), in[0], NULL);
+    return 1;
+}
+
+static void a_loss_reading_labels_follows_them_at_every_call(void)
+{
+    tg_scope *s = tg_scope_begin();
+    tg_function *f = tg_function_new(hinge_of_cast_labels, NULL, .name = "hinge");
+    tg_tensor *p = tg_from_f32(TG_SHAPE(4), 0.5f, -2, 0.25f, 3), *out[TG_FUNCTION_MAX_OUTPUTS];
+    tg_tensor *binary = tg_tensor_from(TG_I32, TG_SHAPE(4), ((int32_t[]){0, 1, 1, 0}));
+    tg_tensor *signs = tg_tensor_from(TG_I32, TG_SHAPE(4), ((int32_t[]){-1, 1, 1, -1}));
+    tg_tensor *other = tg_tensor_from(TG_I32, TG_SHAPE(4), ((int32_t[]){2, 1, 1, 0}));
+    tg_loss hinge = {.kind = TG_LOSS_HINGE};
+    tg_tensor *labels[] = {binary, signs, other};
+    for (int k = 0; k < 3; k++) {
+        REQUIRE(tg_function_call(f, (tg_tensor *[]){p, labels[k]}, 2, out) == 1);
+        float want = (float)tg_item(tg_compute_loss(&hinge, tg_cast(labels[k], TG_F32), p, NULL));
+        CHECK(tg_item(out[0]) == want);
+    }
+    /* by hand: 0/1 labels are -1/1: max(1 - t p, 0) = 1.5, 3, 0.75, 4 */
+    REQUIRE(tg_function_call(f, (tg_tensor *[]){p, binary}, 2, out) == 1);
+    CHECK(tg_item(out[0]) == (1.5f + 3 + 0.75f + 4) / 4);
+    CHECK(tg_function_trace_count(f) == 1);
+    tg_function_free(f);
+    tg_scope_end(s);
+}
+
 /* Side effects are recorded, not done, while tracing: each call does them once, the first
  * (trace, then the graph's run) included. */
 typedef struct effects {
@@ -297,6 +330,7 @@ int main(void)
     RUN(a_traced_step_holds_less_than_the_eager_one);
     RUN(an_abstract_trace_refuses_reads);
     RUN(side_effects_happen_once_per_call);
+    RUN(a_loss_reading_labels_follows_them_at_every_call);
     RUN(a_default_step_that_draws_in_c_runs_eagerly_with_the_eager_stream);
     RUN(evaluate_and_predict_traced_equal_eager);
     return TEST_SUMMARY();
