@@ -177,7 +177,12 @@ for b in 500 32; do
     [ -n "$tn" ] && tp=$(field "$tn" train_peak_rss_mb)
     [ -n "$en" ] && ep=$(field "$en" train_peak_rss_mb)
     [ -n "$tp" ] && [ -n "$ep" ] && mratio=$(awk -v e="$ep" -v t="$tp" 'BEGIN { printf "%.3f", t / e }')
-    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch (traced/eager $ratio); peak RSS of training"
+    tc="" ec="" cratio="?"
+    [ -n "$tn" ] && tc=$(field "$tn" 'median_cpu_s_per_epoch(2..N)')
+    [ -n "$en" ] && ec=$(field "$en" 'median_cpu_s_per_epoch(2..N)')
+    [ -n "$tc" ] && [ -n "$ec" ] && cratio=$(awk -v e="$ec" -v t="$tc" 'BEGIN { printf "%.2f", t / e }')
+    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch (traced/eager $ratio; CPU time ${tc:-?} and"
+    cell="$cell ${ec:-?} s, $cratio); peak RSS of training"
     base=""
     [ -n "$tn" ] && base=$(field "$tn" train_base_rss_mb)
     cell="$cell (fit and predict, the peak reset after loading the data, ${base:-?} MB then) traced ${tp:-?} MB,"
