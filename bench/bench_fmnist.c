@@ -5,7 +5,9 @@
  * (from the epoch-begin to the epoch-end callback: shuffling, the per-batch gather of
  * rows, forward, backward, Adam and the running loss); data loading is not timed.
  * Printed: one line per epoch and a RESULT line with the median of epochs 2..N, the test
- * accuracy after the last epoch and the process's peak resident memory.
+ * accuracy after the last epoch, the process's peak resident memory and that of training
+ * alone (train_peak_rss_mb: fit and the test set's predict, the peak reset after loading,
+ * when the process held train_base_rss_mb).
  *
  * With --model cnn: Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10) on
  * the first --samples training images (default 60000), same loss and optimizer. With
@@ -14,7 +16,8 @@
  *   bench_fmnist [--batch 500] [--epochs 5] [--threads 2] [--model mlp|cnn|lstm] [--samples N]
  *                [--seed 0] [--dir FMNIST_DIR] [--profile] [--precision float32|mixed_bfloat16] [--eager]
  * --profile prints tapegrad's op profile of the training (tg_profile_print).
- * --eager runs fit's step eagerly (.run_eagerly); by default it is traced (graph mode).
+ * --eager runs fit's step and the test set's predict eagerly (.run_eagerly); by default
+ * they are traced (graph mode).
  *
  * With --memory: the peak resident memory of what a user writes with the public API,
  * OpenBLAS's buffers included: Fashion-MNIST loaded as data sets (tg_load_fashion_mnist),
@@ -108,14 +111,42 @@ static tg_tensor *read_idx(const char *dir, const char *name, bool labels)
 }
 
 /* Fraction of test images whose largest logit is their label. */
-static double accuracy(tg_model *m, const tg_tensor *x, const tg_tensor *y)
+static double accuracy(tg_model *m, const tg_tensor *x, const tg_tensor *y, bool eager)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *logits = tg_predict(m, x, .batch_size = 1000);
+    tg_tensor *logits = tg_predict(m, x, .batch_size = 1000, .run_eagerly = eager);
     tg_tensor *hit = logits ? tg_equal(tg_argmax(logits, -1), tg_cast(y, TG_I64)) : NULL;
     double acc = hit ? tg_item(tg_mean(tg_cast(hit, TG_F64))) : -1;
     tg_scope_end(s);
     return acc;
+}
+
+/* The peak resident memory of training alone: Linux's high-water mark is reset once the
+ * data is loaded (clear_refs 5; loading's own peak, the compressed and decoded images
+ * together, would hide the steps' memory) and read after fit and predict. NAN where the
+ * kernel does not have it. */
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+/* A line of /proc/self/status ("VmHWM", "VmRSS") in MB. */
+static double status_mb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = NAN;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%lf", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
 }
 
 static double peak_rss_mb(void)
@@ -278,6 +309,8 @@ int main(int argc, char **argv)
 
     bool profile = flag(argc, argv, "--profile"), eager = flag(argc, argv, "--eager");
     timing t = {0};
+    reset_peak_rss();
+    double train_base = status_mb("VmRSS");
     if (profile)
         tg_profile_start();
     tg_callback cb = {.on_epoch_begin = epoch_begin, .on_epoch_end = epoch_end, .user = &t};
@@ -292,20 +325,23 @@ int main(int argc, char **argv)
         tg_profile_stop();
         tg_profile_print(stdout);
     }
-    double acc = accuracy(m, xte, yte);
+    double acc = accuracy(m, xte, yte, eager);
+    double train_peak = status_mb("VmHWM");
     tg_function_stats plan = !cnn ? step_plan(m, xtr, ytr, batch) : (tg_function_stats){0};
     double median = median_after_first(t.wall, t.n), median_cpu = median_after_first(t.cpu, t.n);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT tapegrad-%s B=%lld epochs=%d samples=%lld median_s_per_epoch(2..N)=%.3f "
-           "median_cpu_s_per_epoch(2..N)=%.3f test_acc=%.4f peak_rss_mb=%.1f mode=%s step_values_mb=%.2f "
+           "median_cpu_s_per_epoch(2..N)=%.3f test_acc=%.4f peak_rss_mb=%.1f train_peak_rss_mb=%.1f "
+           "train_base_rss_mb=%.1f mode=%s "
+           "step_values_mb=%.2f "
            "step_buffer_mb=%.2f step_nodes=%lld gemm=%s precision=%s\n",
            cnn    ? "cnn"
            : lstm ? "lstm"
                   : "mlp",
-           (long long)batch, epochs, (long long)n, median, median_cpu, acc, (double)ru.ru_maxrss / 1024.0,
-           eager ? "eager" : "traced", (double)plan.value_bytes / 1048576.0, (double)plan.buffer_bytes / 1048576.0,
-           (long long)plan.nodes, tg__gemm_backend(), precision);
+           (long long)batch, epochs, (long long)n, median, median_cpu, acc, (double)ru.ru_maxrss / 1024.0, train_peak,
+           train_base, eager ? "eager" : "traced", (double)plan.value_bytes / 1048576.0,
+           (double)plan.buffer_bytes / 1048576.0, (long long)plan.nodes, tg__gemm_backend(), precision);
     if (strcmp(precision, "float32") != 0)
         printf("bfloat16 products: %s\n", tg__gemm_bf16_backend());
     if (cnn)

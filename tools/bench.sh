@@ -9,7 +9,9 @@
 #    backend (npm packages installed into BUILD_DIR/tfjs-peer, git-ignored, when npm is
 #    there). s/epoch is the median of epochs 2..N, then the test accuracy and the peak
 #    resident memory of each process (/usr/bin/time). A peer that is missing is
-#    reported as "not installed".
+#    reported as "not installed". tapegrad runs traced (fit's default) and eager
+#    (--eager) in the same rounds: the graph-mode line gives traced/eager for s/epoch and
+#    peak memory, and the top of a traced fit's op profile (--profile) at each batch size.
 # 2. The GEMM limit: the peers' gemm_limit.c (cblas_sgemm on the step's shapes), built
 #    here against OpenBLAS with the settings tapegrad uses.
 # 3. A CNN epoch (Conv2D 32 3x3 relu, max pool 2, dense 10; batch 32): tapegrad with its
@@ -151,17 +153,45 @@ for b in 500 32; do
         fi
     done
 done
+# Where a traced step's time goes: the op profile of a traced fit at each batch size (its
+# own run: the profile's clock reads add a little to every op), the top entries.
+profile_epochs=2
+[ "$quick" = 1 ] && profile_epochs=1
+declare -A prof
+for b in 500 32; do
+    if run "tapegrad-profile-b$b" "$build/bench_fmnist" --batch $b --epochs $profile_epochs --threads $threads \
+           --profile; then
+        prof[$b]=$(awk '/^op profile:/ { on = 1; getline; next }
+                        on && NF >= 5 { name = $1; for (i = 2; i <= NF - 4; i++) name = name " " $i
+                                        printf "%s%s %s", (k++ ? ", " : ""), name, $(NF - 1); if (k == 6) exit }' \
+                        "$logs/tapegrad-profile-b$b.log")
+    fi
+done
 graph=""
 for b in 500 32; do
     t=${sec[tapegrad-$b]:-} e=${sec[tapegrad-eager-$b]:-}
     tn=${name[tapegrad-$b]:-}
-    ratio="?"
-    [ -n "$t" ] && [ -n "$e" ] && ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2fx", e / t }')
-    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch ($ratio); peak RSS traced"
-    cell="$cell ${mem[tapegrad-$b]:-?} MB, eager ${mem[tapegrad-eager-$b]:-?} MB;"
+    en=${name[tapegrad-eager-$b]:-}
+    ratio="?" mratio="?" tp="" ep=""
+    [ -n "$t" ] && [ -n "$e" ] && ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2f", t / e }')
+    [ -n "$tn" ] && tp=$(field "$tn" train_peak_rss_mb)
+    [ -n "$en" ] && ep=$(field "$en" train_peak_rss_mb)
+    [ -n "$tp" ] && [ -n "$ep" ] && mratio=$(awk -v e="$ep" -v t="$tp" 'BEGIN { printf "%.3f", t / e }')
+    tc="" ec="" cratio="?"
+    [ -n "$tn" ] && tc=$(field "$tn" 'median_cpu_s_per_epoch(2..N)')
+    [ -n "$en" ] && ec=$(field "$en" 'median_cpu_s_per_epoch(2..N)')
+    [ -n "$tc" ] && [ -n "$ec" ] && cratio=$(awk -v e="$ec" -v t="$tc" 'BEGIN { printf "%.2f", t / e }')
+    cell="B=$b: traced ${t:-failed} s, eager ${e:-failed} s per epoch (traced/eager $ratio; CPU time ${tc:-?} and"
+    cell="$cell ${ec:-?} s, $cratio); peak RSS of training"
+    base=""
+    [ -n "$tn" ] && base=$(field "$tn" train_base_rss_mb)
+    cell="$cell (fit and predict, the peak reset after loading the data, ${base:-?} MB then) traced ${tp:-?} MB,"
+    cell="$cell eager ${ep:-?} MB (traced/eager $mratio), of the whole process ${mem[tapegrad-$b]:-?} and"
+    cell="$cell ${mem[tapegrad-eager-$b]:-?} MB (loading's own peak);"
     sv="" sb=""
     [ -n "$tn" ] && sv=$(field "$tn" step_values_mb) && sb=$(field "$tn" step_buffer_mb)
-    cell="$cell a step's intermediates ${sv:-?} MB each in its own buffer (eager), ${sb:-?} MB planned"
+    cell="$cell a step's intermediates ${sv:-?} MB each in its own buffer (eager), ${sb:-?} MB planned;"
+    cell="$cell traced op profile, top entries (share of the profiled time): ${prof[$b]:-not run}"
     echo "== graph mode: $cell"
     graph="$graph${graph:+; }$cell"
 done
@@ -376,7 +406,8 @@ cpu="$cpu (family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head
     echo "Adam, batch 32, 1 epoch with validation_split 0.1, then tg_evaluate on the test set; getrusage's ru_maxrss,"
     echo "OpenBLAS's buffers included; the float32 training set is ${train_mb:-?} MB): $memory."
     echo
-    echo "Graph mode (fit's step traced, the default, against .run_eagerly; same runs, alternately): $graph."
+    echo "Graph mode (fit's step traced, the default, against .run_eagerly, and PyTorch above; same runs, alternately;"
+    echo "ratios below 1: traced is faster or smaller; the op profile is a separate traced run with --profile): $graph."
     echo
     echo "Per-op eager overhead ($ops chained scalar ops per tape, median of 7):"
     echo

@@ -3,7 +3,9 @@
  *
  * The first call of a function for an input signature (each input's dtype and shape) runs
  * the C function once while tracing every tapegrad op it calls (tapes, gradients,
- * optimizer updates and assigns included) into a graph; later calls with that signature
+ * optimizer updates and assigns included) into a graph, as TF traces: the ops compute
+ * nothing (their outputs have shapes, not values) and side effects are recorded, not
+ * done; then the graph runs for the call's results. Later calls with that signature
  * replay the graph: no dispatch, no recording, buffers planned once and reused. C code
  * between ops runs only while tracing. Variables are captured by reference (an assign
  * inside acts on every call); other tensors the function reads without taking them as
@@ -30,7 +32,8 @@ typedef struct tg_function_opts {
     bool run_eagerly; /* never trace: every call runs the C function (Keras's run_eagerly) */
     /* A value read (tg_item...) or a random draw while tracing makes the function run
      * eagerly from then on, with a one-time note naming the line, instead of an error
-     * (what tg_fit does with its step). */
+     * (what tg_fit does with a step of yours). Such a function is traced eagerly: the
+     * trace computes its values, so its C code may read them, and its results stand. */
     bool eager_fallback;
     /* Every input's whole shape is its signature. By default (TF's None batch dimension),
      * when the inputs all share dim 0 it is the batch: a call that differs only there (a

@@ -436,6 +436,7 @@ typedef struct tg_evaluate_opts {
     int n_inputs;
     const tg_tensor *const *targets; /* in place of y: one per model output */
     int n_targets;
+    bool run_eagerly; /* Keras's run_eagerly: each batch runs as C; by default a traced function */
 } tg_evaluate_opts;
 /* Loss and metrics over (x, y) into *logs (written anew: logs that grew past
  * TG_LOGS_INLINE values are given back with tg_logs_free before they are reused), read in
@@ -454,6 +455,7 @@ typedef struct tg_predict_opts {
     int n_inputs;
     tg_tensor **outputs; /* a model of several outputs: room for one per output, filled */
     int n_outputs;
+    bool run_eagerly; /* Keras's run_eagerly: each batch runs as C; by default a traced function */
 } tg_predict_opts;
 /* The model's outputs for every row of x, batch by batch, in the innermost scope (the
  * first output; every one in .outputs for a model of several). With .distribute over

@@ -343,7 +343,7 @@ static bool event_from_source(why *w, const tg_event *e)
 /* A value a person writes in a formula (0.5, 2, 1e-3), not one computed from data. */
 static bool literal_value(const tg_tensor *z)
 {
-    if (z->size != 1)
+    if (z->size != 1 || !z->data) /* an abstract trace's value: not a literal */
         return false;
     double v = fabs(tg__get(z, 0)), scale = 1;
     while (v != 0 && v * scale < 100)
@@ -623,6 +623,8 @@ static void no_path(why *w)
 /* ---- gradients that exist --------------------------------------------------------------- */
 bool tg__all_zero(const tg_tensor *g)
 {
+    if (!g->data) /* an abstract trace's: no values to judge */
+        return false;
     for (int64_t i = 0; i < g->size; i++)
         if (tg__get(g, i) != 0.0)
             return false;

@@ -29,9 +29,23 @@ void tg__tapes_restore(const tg_tapes_saved *s)
 
 static size_t bytes_of(const tg_tensor *t) { return (size_t)t->size * tg__dsize(t->dtype); }
 
+/* An abstract trace's tensors hold no values: a header will do. */
+static tg_tensor *fresh_header(tg_loc loc, tg_dtype dtype, const tg_shape *s)
+{
+    return tg__trace_abstract() ? tg__tensor_abstract(loc, dtype, s) : tg__tensor_new(loc, dtype, s);
+}
+
+/* Runs a control node now: an abstract trace leaves it to the graph's run. */
+static bool run_now(tg_loc loc, tg_ctrl *c, const tg_tensor *const *in, int n_in, tg_tensor *const *out, int n_out)
+{
+    return tg__trace_abstract() || tg__ctrl_run(loc, c, in, n_in, out, n_out);
+}
+
 static tg_tensor *fresh_copy(tg_loc loc, const tg_tensor *t)
 {
     tg_shape s = tg__shape(t);
+    if (tg__trace_abstract())
+        return tg__tensor_abstract(loc, t->dtype, &s);
     tg_tensor *c = tg__tensor_new(loc, t->dtype, &s);
     if (c)
         memcpy(c->data, t->data, bytes_of(t));
@@ -341,7 +355,7 @@ static bool new_like(tg_loc loc, tg_tensor *const *like, int n, tg_tensor **out)
 {
     for (int k = 0; k < n; k++) {
         tg_shape s = tg__shape(like[k]);
-        if (!(out[k] = tg__tensor_new(loc, like[k]->dtype, &s)))
+        if (!(out[k] = fresh_header(loc, like[k]->dtype, &s)))
             return false;
     }
     return true;
@@ -510,7 +524,7 @@ static int cond_traced(cond_call *c, tg_tensor **outputs)
     }
     ctrl->n_vars = c->n_out;
     int n_in = 1 + ctrl->n_caps;
-    if (!tg__ctrl_run(loc, ctrl, node_in, n_in, y, c->n_out))
+    if (!run_now(loc, ctrl, node_in, n_in, y, c->n_out))
         return -1;
     if (!tg__ctx()->n_recording) {
         memcpy(outputs, y, sizeof *y * (size_t)c->n_out);
@@ -814,8 +828,7 @@ static int while_backward(const tg_tensor *dy, tg_tensor *const *inputs, int n_i
     c->maximum_iterations = l->maximum_iterations;
     c->strict_maximum = l->strict_maximum;
     c->n_grads = n_in - n; /* the loop's captures: the VJP gives their gradients in that order */
-    if (!ctrl_scratch(l->loc, c, (const tg_tensor *const *)inputs, n) ||
-        !tg__ctrl_run(l->loc, c, node_in, n + 1, out, n_in))
+    if (!ctrl_scratch(l->loc, c, (const tg_tensor *const *)inputs, n) || !run_now(l->loc, c, node_in, n + 1, out, n_in))
         return -1;
     for (int j = 0; j < n_in; j++)
         dx[j] = tg_dtype_is_float(inputs[j]->dtype) ? out[j] : NULL;
@@ -845,7 +858,7 @@ static int loop_traced(loop_call *l, tg_tensor **outputs)
     c->n_vars = n;
     c->maximum_iterations = l->maximum_iterations;
     c->strict_maximum = l->strict_maximum;
-    if (!ctrl_scratch(loc, c, (const tg_tensor *const *)l->init, n) || !tg__ctrl_run(loc, c, node_in, n, y, n))
+    if (!ctrl_scratch(loc, c, (const tg_tensor *const *)l->init, n) || !run_now(loc, c, node_in, n, y, n))
         return -1;
     if (!tg__ctx()->n_recording) {
         memcpy(outputs, y, sizeof *y * (size_t)n);

@@ -2,6 +2,7 @@
  * with that signature and replayed by the later ones. */
 #include <stdlib.h>
 
+#include "../dist/dist_impl.h"
 #include "graph_impl.h"
 
 enum { FN_ALIVE = 0xF00C7, FN_DEAD = 0xF00DD, RETRACE_WARNING = 5 };
@@ -27,6 +28,7 @@ struct tg_function {
     int n_entries, cap_entries;
     int traces;
     bool warned;
+    bool abstract; /* traced abstractly even with eager_fallback (tg__function_trace_abstract) */
 };
 
 tg_function *tg_function_new_at(tg_loc loc, tg_function_fn fn, void *user, tg_function_opts o)
@@ -191,6 +193,50 @@ static bool same_outputs(tg_loc loc, const tg_function *f, tg_tensor *const *in,
     return true;
 }
 
+static int replay(tg_loc loc, tg_fgraph *g, tg_tensor *const *in, tg_tensor **out);
+
+void tg__function_trace_abstract(tg_function *f)
+{
+    if (f && f->magic == FN_ALIVE)
+        f->abstract = true;
+}
+
+/* A strict function is traced as TF traces: abstractly, its values left to the graph's
+ * run. One with eager_fallback (whose C code may read values) runs eagerly while traced,
+ * unless its maker knows better; so does any under numerics checks or eager gradient
+ * checks (they read outputs and gradients while tracing). */
+/* Over several ranks a trace runs the collectives it records (their eager results decide
+ * which gradients are averaged into new tensors), so it traces eagerly. */
+static bool traces_abstractly(const tg_function *f)
+{
+    return (!f->o.eager_fallback || f->abstract) && !(tg_get_check() & (TG_CHECK_NUMERICS | TG_CHECK_EAGER)) &&
+           !tg__dist_active();
+}
+
+/* A soft trace read a value: the function runs eagerly from now on, and this call's
+ * results are an eager run's (the trace's own, or, abstract, a second run of the C
+ * function with the generators it drew from put back). */
+static int fall_back(tg_loc loc, tg_function *f, tg_fgraph *g, uint64_t errors, int k, tg_tensor *const *in, int n,
+                     tg_tensor **out)
+{
+    tg_loc at = g->poisoned_loc;
+    tg__warn(loc,
+             "function '%s' reads a value while tracing (%s at %s:%d), so it runs eagerly from now on "
+             "(Keras's run_eagerly=True); branch with tg_cond or tg_while_loop and print with tg_print to "
+             "keep it traced, or pass .run_eagerly = true to say so",
+             f->name, g->poisoned_func, at.file ? at.file : "?", at.line);
+    f->o.run_eagerly = true;
+    if (g->abstract) {
+        if (tg__error_count() != errors) /* what failed in a run whose results are dropped */
+            tg_clear_error();
+        for (int i = g->n_rng - 1; i >= 0; i--)
+            tg__rng_set_state(g->rng[i], g->rng_state[i]);
+        k = f->fn(f->user, in, n, out);
+    }
+    tg__fgraph_free(g);
+    return check_outputs(loc, f, k, out);
+}
+
 static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_tensor **out)
 {
     tg_fgraph *g = tg__fgraph_new(loc, NULL);
@@ -204,20 +250,13 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
     tg_context *ctx = tg__ctx();
     g->soft = f->o.eager_fallback;
     g->batch = f->o.exact_shapes ? 0 : batch_of(in, n);
+    g->abstract = traces_abstractly(f);
+    uint64_t errors = tg__error_count();
     ctx->trace = g;
     int k = f->fn(f->user, in, n, out);
     ctx->trace = NULL;
-    if (g->poisoned) { /* eager from now on; this call's eager results stand */
-        tg_loc at = g->poisoned_loc;
-        tg__warn(loc,
-                 "function '%s' reads a value while tracing (%s at %s:%d), so it runs eagerly from now on "
-                 "(Keras's run_eagerly=True); branch with tg_cond or tg_while_loop and print with tg_print to "
-                 "keep it traced, or pass .run_eagerly = true to say so",
-                 f->name, g->poisoned_func, at.file ? at.file : "?", at.line);
-        tg__fgraph_free(g);
-        f->o.run_eagerly = true;
-        return check_outputs(loc, f, k, out);
-    }
+    if (g->poisoned)
+        return fall_back(loc, f, g, errors, k, in, n, out);
     bool failed = g->failed;
     if (failed && k >= 0 && !tg_has_error())
         tg__fail(loc, "tg_function_call: tracing function '%s' failed", f->name);
@@ -231,6 +270,8 @@ static int trace(tg_loc loc, tg_function *f, tg_tensor *const *in, int n, tg_ten
     e->batch = g->batch;
     for (int i = 0; i < k; i++)
         e->out_dtype[i] = out[i]->dtype;
+    if (g->abstract && replay(loc, g, in, out) < 0) /* TF: trace, then run the concrete function */
+        return -1;
     if (++f->traces > RETRACE_WARNING && !f->warned) {
         f->warned = true;
         tg__warn(loc,

@@ -88,10 +88,16 @@ typedef struct tg_fgraph {
     size_t map_cap, map_count;
     struct tg_fgraph *parent; /* tracing a branch or a loop body: the graph around it */
     bool failed;              /* a refused read or no memory while tracing */
+    bool abstract;            /* TF's tracing: no values, no side effects done (subgraphs inherit it) */
     bool soft;                /* a function's graph with eager_fallback: reads are let through... */
     bool poisoned;            /* ... and the first one noted here */
     tg_loc poisoned_loc;
     const char *poisoned_func;
+    /* abstract and soft: generators that C code drew from while tracing, and their states
+     * before, put back when the step runs again eagerly */
+    struct tg_rng *rng[8];
+    uint64_t rng_state[8][4];
+    int n_rng;
     tg_loc loc;
     tg_gblock *blocks; /* everything the graph owns, freed with it */
     void *arena;

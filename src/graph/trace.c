@@ -46,6 +46,7 @@ tg_fgraph *tg__fgraph_new(tg_loc loc, tg_fgraph *parent)
         return tg__fail(loc, "tg_function: out of memory for a graph");
     g->loc = loc;
     g->parent = parent;
+    g->abstract = parent && parent->abstract;
     return g;
 }
 
@@ -197,6 +198,8 @@ static int find_or_capture(tg_fgraph *g, const tg_tensor *t)
 
 static int constant(tg_fgraph *g, const tg_tensor *t)
 {
+    if (!t->data && t->size) /* an abstract output from no graph around: a bug of tapegrad's */
+        return g->failed = true, tg__failf(t->loc, "tg_function: a traced value reached a graph that did not make it");
     int id = new_value(g, TG_GV_CONST, t);
     if (id < 0)
         return -1;
@@ -359,8 +362,10 @@ bool tg__trace_refuse_random(tg_loc loc, const char *func)
 bool tg__trace_refuse_read(tg_loc loc, const char *func)
 {
     tg_fgraph *g = tg__ctx()->trace;
-    if (!g || soft_refusal(g, loc, func))
+    if (!g)
         return true;
+    if (soft_refusal(g, loc, func)) /* abstract: no value to let through; the step reruns eagerly */
+        return !g->abstract;
     g->failed = true;
     return tg__failb(loc,
                      "%s: a tensor's value was read inside a traced function (tg_function): while tracing, "
@@ -395,7 +400,7 @@ int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes
             return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
         g->nodes[node].in[i] = id;
     }
-    return g->parent ? 1 : 0;
+    return g->parent || g->abstract ? 1 : 0;
 }
 
 int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out)
@@ -459,3 +464,28 @@ void *tg__trace_alloc(size_t bytes)
 bool tg__trace_nested(void) { return tg__ctx()->trace && tg__ctx()->trace->parent; }
 
 bool tg_tracing(void) { return tg__ctx()->trace != NULL; }
+
+bool tg__trace_abstract(void)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    return g && g->abstract;
+}
+
+void tg__trace_note_rng(struct tg_rng *r, const uint64_t state[4])
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    while (g && g->parent)
+        g = g->parent;
+    if (!g || !g->abstract || !g->soft)
+        return;
+    for (int i = 0; i < g->n_rng; i++)
+        if (g->rng[i] == r)
+            return;
+    if (g->n_rng == 8) { /* cannot put it back: the step's eager rerun would draw anew */
+        g->failed = true;
+        tg__fail((tg_loc){0}, "tg_function: more than 8 generators drawn from in C while tracing");
+        return;
+    }
+    g->rng[g->n_rng] = r;
+    memcpy(g->rng_state[g->n_rng++], state, sizeof g->rng_state[0]);
+}

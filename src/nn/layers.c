@@ -825,8 +825,10 @@ tg_tensor *tg__dropout(tg_loc loc, tg_rng *rng, const tg_tensor *x, double rate,
     if (!mt)
         return NULL;
     dropout_arg a = {rng, rate};
+    bool abstract = tg__trace_abstract(); /* the graph's run draws it */
     struct tg_fgraph *g = tg__trace_pause();
-    draw_mask(&a, mt);
+    if (!abstract)
+        draw_mask(&a, mt);
     tg__trace_resume(g);
     if (g && tg__trace_host_like(loc, mask_replayed, &a, sizeof a, x, mt) != 0) /* x's shape at every call */
         return NULL;

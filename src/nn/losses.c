@@ -272,9 +272,17 @@ static tg_tensor *kl_divergence(tg_loc loc, const tg_tensor *t, const tg_tensor 
     return sum_last(loc, tg_mul_at(loc, t, tg_log_at(loc, tg_div_at(loc, t, p))));
 }
 
-/* convert_binary_labels_to_hinge: labels that are all 0 or 1 become -1 or 1. */
+/* convert_binary_labels_to_hinge: labels that are all 0 or 1 become -1 or 1. Labels an
+ * abstract trace computed have no values yet: the choice is made by the graph (Keras's
+ * tf.cond on the same test). */
 static const tg_tensor *hinge_labels(tg_loc loc, const tg_tensor *t)
 {
+    if (!t->data) {
+        tg_tensor *binary = tg_reduce_all_at(
+            loc, tg_logical_or_at(loc, tg_equal_at(loc, t, num(loc, t, 0)), tg_equal_at(loc, t, num(loc, t, 1))),
+            (tg_reduce_opts){0});
+        return tg_where_at(loc, binary, tg_sub_at(loc, tg_mul_at(loc, num(loc, t, 2), t), num(loc, t, 1)), t);
+    }
     for (int64_t i = 0; i < t->size; i++) {
         double v = tg__get(t, i);
         if (v != 0 && v != 1)
@@ -361,7 +369,7 @@ static const tg_tensor *sparse_labels(tg_loc loc, const char *name, const tg_ten
                         name, ts, ps, ps, ws);
     }
     int64_t classes = yp->shape[yp->rank - 1];
-    for (int64_t i = 0; i < yt->size; i++) {
+    for (int64_t i = 0; yt->data && i < yt->size; i++) { /* an abstract trace's labels: checked by fit */
         double v = tg__get(yt, i);
         if (v >= 0 && v < (double)classes && v == floor(v))
             continue;

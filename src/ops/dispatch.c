@@ -55,7 +55,7 @@ static TG_HOT_INLINE bool finish(tg_context *ctx, const tg_call *c)
     int n_out = c->n_out;
     for (int k = 0; k < n_out; k++) {
         outs[k]->op = c->op;
-        if ((ctx->check & TG_CHECK_NUMERICS) && !tg__numerics_forward(c, outs[k]))
+        if ((ctx->check & TG_CHECK_NUMERICS) && outs[k]->data && !tg__numerics_forward(c, outs[k]))
             return false;
     }
     for (int i = 0; i < c->n; i++)
@@ -159,10 +159,36 @@ static bool widened_forward(const tg_call *c, const tg_op_def *def, tg_tensor **
     return true;
 }
 
+/* An abstract trace's widened call: the shape rule on float32 headers, no kernel. */
+static bool widened_abstract(const tg_call *c, const tg_op_def *def, tg_tensor **out)
+{
+    const tg_tensor **wide = tg__arena_alloc(tg__ctx()->scope, sizeof *wide * (size_t)c->n);
+    if (!wide)
+        return tg__failb(c->loc, "%s: out of memory", def->name);
+    for (int i = 0; i < c->n; i++) {
+        tg_shape s = tg__shape(c->in[i]);
+        if (tg_dtype_is_float(c->in[i]->dtype))
+            return tg__failb(c->loc,
+                             "%s: cannot mix bfloat16 and %s in one op (tapegrad, like TF, never casts implicitly); "
+                             "cast one side with tg_cast",
+                             def->name, tg_dtype_name(c->in[i]->dtype));
+        wide[i] = c->in[i]->dtype == TG_BF16 ? tg__tensor_abstract(c->loc, TG_F32, &s) : c->in[i];
+        if (!wide[i])
+            return false;
+    }
+    tg_call wc = *c;
+    wc.in = wide;
+    tg_shape shape;
+    tg_dtype dtype;
+    if (!def->shape(&wc, &shape, &dtype) || !check_row(&wc, def))
+        return false;
+    return (*out = tg__tensor_abstract(c->loc, dtype == TG_F32 ? TG_BF16 : dtype, &shape)) != NULL;
+}
+
 static tg_tensor *apply_widened(tg_call *c, const tg_op_def *def, tg_tensor **slot)
 {
     tg_tensor *out = NULL;
-    if (!widened_forward(c, def, &out))
+    if (!(tg__trace_abstract() ? widened_abstract(c, def, &out) : widened_forward(c, def, &out)))
         return NULL;
     *slot = out; /* c->outs[0] */
     return finish(tg__ctx(), c) ? out : NULL;
@@ -194,6 +220,8 @@ tg_tensor *tg__apply(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int 
     tg_context *ctx = tg__ctx();
     if ((def->flags & TG_OPF_VIEW) && !(in[0]->flags & (TG_T_VARIABLE | TG_T_SNAPSHOT)))
         out = tg__tensor_view(loc, in[0], &shape);
+    else if (__builtin_expect(ctx->trace != NULL, 0) && tg__trace_abstract())
+        out = tg__tensor_abstract(loc, dtype, &shape); /* recorded by finish, run by the graph */
     else if ((out = tg__tensor_new(loc, dtype, &shape)) && !run_forward(ctx, &c, def, out))
         return NULL;
     return out && finish(ctx, &c) ? out : NULL;
@@ -206,11 +234,13 @@ static bool apply_n(tg_call *c, tg_tensor **outs, tg_shape *shape, tg_dtype *dty
     const tg_op_def *def = &tg__op_table[c->op];
     if (!def->shape(c, shape, dtype) || !check_row(c, def))
         return false;
-    for (int k = 0; k < c->n_out; k++)
-        if (!(outs[k] = tg__tensor_new(c->loc, dtype[k], &shape[k])))
-            return false;
     tg_context *ctx = tg__ctx();
-    return run_forward(ctx, c, def, outs[0]) && finish(ctx, c);
+    bool abstract = ctx->trace && tg__trace_abstract();
+    for (int k = 0; k < c->n_out; k++)
+        if (!(outs[k] = abstract ? tg__tensor_abstract(c->loc, dtype[k], &shape[k])
+                                 : tg__tensor_new(c->loc, dtype[k], &shape[k])))
+            return false;
+    return (abstract || run_forward(ctx, c, def, outs[0])) && finish(ctx, c);
 }
 
 int tg__apply_n(tg_loc loc, tg_op_kind op, const tg_tensor *const *in, int n, const tg_attrs *a, int n_out,

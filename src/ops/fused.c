@@ -266,7 +266,6 @@ static bool xent_inputs(const tg_call *c, bool sparse)
         tg__fail(c->loc, "%s: `logits` is a scalar; it needs a last axis of classes", name);
         return false;
     }
-    int64_t classes = logits->shape[logits->rank - 1];
     if (!sparse) {
         if (!tg__same_dtype(c, labels, logits))
             return false;
@@ -291,15 +290,25 @@ static bool xent_inputs(const tg_call *c, bool sparse)
         tg__fail(c->loc, "%s: `labels` %s must have the shape of `logits` %s without its last axis", name, sl, sz);
         return false;
     }
+    return true;
+}
+
+/* Integer labels index the logits' last axis: checked by the kernels (TF's checks them
+ * there too), so a graph's run checks the labels it is given, and an abstract trace, which
+ * has no values, none. */
+static bool labels_in_range(const tg_call *c)
+{
+    const tg_tensor *labels = c->in[0], *logits = c->in[1];
+    if (tg_dtype_is_float(labels->dtype))
+        return true;
+    int64_t classes = logits->shape[logits->rank - 1];
     for (int64_t i = 0; i < labels->size; i++) {
         int64_t v = labels->dtype == TG_I32 ? ((const int32_t *)labels->data)[i] : ((const int64_t *)labels->data)[i];
-        if (v < 0 || v >= classes) {
-            tg__fail(c->loc,
-                     "%s: Received a label value of %lld (labels[%lld]) which is outside the valid range of "
-                     "[0, %lld)",
-                     name, (long long)v, (long long)i, (long long)classes);
-            return false;
-        }
+        if (v < 0 || v >= classes)
+            return tg__failb(c->loc,
+                             "%s: Received a label value of %lld (labels[%lld]) which is outside the valid range of "
+                             "[0, %lld)",
+                             tg__op_name(c->op), (long long)v, (long long)i, (long long)classes);
     }
     return true;
 }
@@ -330,6 +339,8 @@ bool tg__xent_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *z = c->in[1];
     xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = c->op == TG_OP_SPARSE_SOFTMAX_XENT};
+    if (!labels_in_range(c))
+        return false;
     if (r.len > 0)
         tg__parallel_for(out->size, tg__rows_grain(r.len, TG_GRAIN), xent_rows, &r);
     else /* no classes (float labels only): an empty sum */
@@ -396,6 +407,8 @@ bool tg__xent_grad_forward(const tg_call *c, tg_tensor *out)
 {
     const tg_tensor *z = c->in[1];
     xent_ctx r = {.c = c, .out = out, .len = z->shape[z->rank - 1], .sparse = !tg_dtype_is_float(c->in[0]->dtype)};
+    if (!labels_in_range(c))
+        return false;
     if (r.len > 0)
         tg__parallel_for(out->size / r.len, tg__rows_grain(r.len, TG_GRAIN), xent_grad_rows, &r);
     return true;

@@ -975,8 +975,10 @@ static int update_accumulated(tg_loc loc, const char *func, tg_optimizer *opt, t
     return rc;
 }
 
-static int apply_(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
-                  int n, bool replayed)
+/* apply_gradients' checks, and its warning about missing gradients unless replayed (a
+ * graph's: said when traced). 1: go on; 0: nothing to do; -1 with an error. */
+static int apply_checks(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads,
+                        tg_tensor *const *vars, int n, bool replayed)
 {
     if (!tg__optimizer_check(loc, func, opt))
         return -1;
@@ -989,8 +991,17 @@ static int apply_(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *co
     for (int i = 0; i < n; i++)
         if (!check_var(loc, func, vars[i], i) || !check_grad(loc, func, grads[i], vars[i], i))
             return -1;
-    if (!replayed && !filter_missing(loc, func, grads, vars, n)) /* a graph's: said when traced */
+    if (!replayed && !filter_missing(loc, func, grads, vars, n))
         return -1;
+    return 1;
+}
+
+static int apply_(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *const *grads, tg_tensor *const *vars,
+                  int n, bool replayed)
+{
+    int go = apply_checks(loc, func, opt, grads, vars, n, replayed);
+    if (go <= 0)
+        return go;
     if (!layout(loc, func, opt, vars, n))
         return -1;
     int rc = opt->slot_accumulator >= 0 ? update_accumulated(loc, func, opt, grads, vars, n)
@@ -1025,6 +1036,13 @@ static int apply(tg_loc loc, const char *func, tg_optimizer *opt, tg_tensor *con
     tg_context *ctx = tg__ctx();
     if (!ctx->trace || n <= 0 || !grads || !vars)
         return apply_(loc, func, opt, grads, vars, n, false);
+    if (tg__trace_abstract()) { /* checked and warned now; updated by the graph's runs */
+        struct tg_fgraph *g = tg__trace_pause();
+        int go = apply_checks(loc, func, opt, grads, vars, n, false);
+        tg__trace_resume(g);
+        if (go <= 0)
+            return go;
+    }
     tg_tensor **in = tg__arena_alloc(ctx->scope, sizeof *in * (size_t)(2 * n));
     if (!in)
         return tg__failf(loc, "%s: out of memory", func);

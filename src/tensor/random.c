@@ -28,12 +28,16 @@ tg_rng *tg_rng_new(uint64_t seed)
 
 void tg_rng_free(tg_rng *r) { free(r); }
 
+void tg__rng_set_state(tg_rng *r, const uint64_t state[4]) { memcpy(r->s, state, sizeof r->s); }
+
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t tg_rng_next(tg_rng *r)
 {
-    if (__builtin_expect(tg__ctx()->trace != NULL, 0)) /* a graph would keep this one draw */
+    if (__builtin_expect(tg__ctx()->trace != NULL, 0)) { /* a graph would keep this one draw */
+        tg__trace_note_rng(r, r->s);
         tg__trace_refuse_random((tg_loc){0}, "a random number drawn in C (tg_rng_next)");
+    }
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
@@ -77,12 +81,14 @@ static tg_tensor *random_tensor(tg_loc loc, const char *func, tg_rng *r, tg_dtyp
         return tg__fail(loc, "%s: stddev must be >= 0 (got %g)", func, o.stddev);
     if (d == UNIFORM && !(o.maxval >= o.minval))
         return tg__fail(loc, "%s: maxval (%g) must be >= minval (%g)", func, o.maxval, o.minval);
-    tg_tensor *t = tg__tensor_new(loc, dtype, &shape);
+    bool abstract = tg__trace_abstract(); /* drawn by the graph's run only */
+    tg_tensor *t = abstract ? tg__tensor_abstract(loc, dtype, &shape) : tg__tensor_new(loc, dtype, &shape);
     if (!t)
         return NULL;
     t->flags |= TG_T_FROM_DATA;
     struct tg_fgraph *g = tg__trace_pause(); /* drawn now, and again at every replay */
-    draw(t, r, o, d);
+    if (!abstract)
+        draw(t, r, o, d);
     tg__trace_resume(g);
     draw_arg a = {r, o, d};
     return g && tg__trace_host_output(loc, draw_replayed, &a, sizeof a, t) != 0 ? NULL : t;

@@ -31,6 +31,7 @@ struct tg_scope {
     tg_scope *parent;
     chunk *chunks;      /* current chunk first */
     tg_tensor *tensors; /* headers owned by this scope */
+    size_t bytes;       /* handed out by tg__arena_alloc */
     tg_loc loc;
 };
 
@@ -45,6 +46,7 @@ static _Thread_local size_t chunk_cache_bytes;
 static _Thread_local tg_tensor *free_head, *free_tail;
 static _Thread_local slab *slabs;
 static _Thread_local tg_scope *scope_cache;
+static _Thread_local size_t arena_live, arena_peak; /* tg__arena_alloc's bytes in open scopes */
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static slab *pool_slabs;                 /* the slabs of ended threads */
@@ -214,8 +216,14 @@ void *tg__arena_alloc(tg_scope *s, size_t bytes)
     }
     void *p = c->data + c->used;
     c->used += bytes;
+    s->bytes += bytes;
+    if ((arena_live += bytes) > arena_peak)
+        arena_peak = arena_live;
     return p;
 }
+
+size_t tg__arena_peak_reset(void) { return arena_peak = arena_live; }
+size_t tg__arena_peak(void) { return arena_peak; }
 
 /* ---- scopes ----------------------------------------------------------------------------- */
 tg_scope *tg_scope_begin_at(tg_loc loc)
@@ -252,6 +260,7 @@ int tg_scope_end_at(tg_loc loc, tg_scope *s)
         next = c->next;
         chunk_put(c);
     }
+    arena_live -= s->bytes;
     ctx.scope = s->parent;
     s->parent = scope_cache;
     scope_cache = s;
@@ -313,6 +322,15 @@ tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape)
     if (!t->data)
         return tg__fail(loc, "out of memory for a tensor of %zu bytes", bytes);
     return t;
+}
+
+tg_tensor *tg__tensor_abstract(tg_loc loc, tg_dtype dtype, const tg_shape *shape)
+{
+    tg_tensor *t = header_in_scope(loc);
+    if (!t || !set_shape(loc, t, shape))
+        return NULL;
+    t->dtype = dtype;
+    return t; /* data stays NULL: any read crashes at once */
 }
 
 tg_tensor *tg__tensor_view(tg_loc loc, const tg_tensor *src, const tg_shape *shape)

@@ -13,6 +13,8 @@
 
 typedef struct tg_var tg_var;
 typedef struct tg_tape tg_tape;
+struct tg_function;
+struct tg_rng;
 
 enum { TG_HEADER_ALIVE = 0x7A11FE, TG_HEADER_DEAD = 0xDEAD01 };
 
@@ -147,6 +149,16 @@ void *tg__trace_alloc(size_t bytes);
 bool tg__trace_nested(void);
 /* A tape kept a read of a variable as snapshot `snap`. */
 void tg__trace_snapshot(tg_tensor *snap, tg_tensor *var);
+/* Whether the thread's trace is abstract (TF's tracing): ops make headers with no data and
+ * run no kernel, side effects are recorded and not done; the graph then runs for results. */
+bool tg__trace_abstract(void);
+/* A function traced abstractly even with eager_fallback (fit's own step, known to read no
+ * value): a trace that reads one is run again eagerly for that call's results. */
+void tg__function_trace_abstract(struct tg_function *f);
+/* C code drew from r while an abstract, soft trace ran: its state before (put back with
+ * tg__rng_set_state when the step reruns eagerly). */
+void tg__trace_note_rng(struct tg_rng *r, const uint64_t state[4]);
+void tg__rng_set_state(struct tg_rng *r, const uint64_t state[4]);
 /* Pauses the thread's trace (returns it) and resumes it. */
 static inline struct tg_fgraph *tg__trace_pause(void)
 {
@@ -300,6 +312,12 @@ void *tg__arena_alloc(tg_scope *scope, size_t bytes); /* 64-byte aligned */
 /* A new tensor in the innermost scope with uninitialised data, or NULL with an error. */
 tg_tensor *tg__tensor_new(tg_loc loc, tg_dtype dtype, const tg_shape *shape);
 /* A header aliasing another tensor's data with a new shape (same size). */
+/* An abstract tracing's op output: a header with a dtype and a shape, and no data (NULL). */
+tg_tensor *tg__tensor_abstract(tg_loc loc, tg_dtype dtype, const tg_shape *shape);
+/* The high-water mark of the bytes tg__arena_alloc has handed out in this thread's open
+ * scopes (tensor data and kernels' scratch): reset to the bytes live now (returned). */
+size_t tg__arena_peak_reset(void);
+size_t tg__arena_peak(void);
 tg_tensor *tg__tensor_view(tg_loc loc, const tg_tensor *src, const tg_shape *shape);
 /* A header in the innermost scope over memory it does not own (a data set's rows, fit's
  * batch buffer): ending the scope frees the header only. The memory must outlive it. */

@@ -577,14 +577,14 @@ tg_tensor *tg_model_compute_loss_list_at(tg_loc loc, tg_model *m, const tg_tenso
 
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
                                const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
-                               tg_tensor *const *masks);
+                               tg_tensor *const *folded);
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss, const tg_tensor *mask);
+                          const tg_tensor *loss, bool folded);
 
 /* In a traced step the metrics' update is recorded (Keras's metric update ops): it runs on
  * the step's values at every call. Its inputs: y_true[n], y_pred[n], per_output[n] (NULL
- * where none), sample_weight, loss, then y_pred's masks[n] (NULL where none: at a replay
- * y_pred is the graph's tensor, which the model's masks do not know). */
+ * where none), sample_weight, loss, then each output's metric weights: the sample weights
+ * with y_pred's mask folded in while tracing (a graph's values carry no mask). */
 typedef struct metrics_arg {
     tg_model *m;
     int n;
@@ -597,7 +597,7 @@ static int update_metrics_replayed(tg_loc loc, const void *arg, tg_tensor *const
     int n = a->n;
     (void)loc, (void)count;
     if (!a->list)
-        return update_metrics(a->m, in[0], in[1], in[3], in[4], in[5]);
+        return update_metrics(a->m, in[0], in[1], in[5], in[4], true);
     return update_metrics_list(a->m, (const tg_tensor *const *)in, in + n, n, in[3 * n],
                                a->per_output ? in + 2 * n : NULL, in[3 * n + 1], in + 3 * n + 2);
 }
@@ -613,7 +613,7 @@ static int traced_metrics(metrics_arg a, const tg_tensor *const *y_true, tg_tens
         in[i] = (tg_tensor *)y_true[i];
         in[n + i] = y_pred[i];
         in[2 * n + i] = per_output ? per_output[i] : NULL;
-        in[3 * n + 2 + i] = tg_model_output_mask(a.m, y_pred[i]);
+        in[3 * n + 2 + i] = (tg_tensor *)mask_weights((tg_loc){0}, a.m, y_pred[i], sample_weight, false);
     }
     in[3 * n] = (tg_tensor *)sample_weight;
     in[3 * n + 1] = (tg_tensor *)loss;
@@ -636,17 +636,19 @@ int tg_model_update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg
     return update_metrics_list(m, y_true, y_pred, n, sample_weight, per_output, loss, NULL);
 }
 
+/* folded: each output's metric weights, its mask already folded in (a traced update's), or
+ * NULL to fold them here. */
 static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_tensor *const *y_pred, int n,
                                const tg_tensor *sample_weight, tg_tensor *const *per_output, const tg_tensor *loss,
-                               tg_tensor *const *masks)
+                               tg_tensor *const *folded)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model is not compiled");
     if (!c->n_outputs)
-        return n == 1 ? update_metrics(m, y_true[0], y_pred[0], sample_weight, loss,
-                                       masks ? masks[0] : tg_model_output_mask(m, y_pred[0]))
-                      : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
+        return n == 1
+                   ? update_metrics(m, y_true[0], y_pred[0], folded ? folded[0] : sample_weight, loss, folded != NULL)
+                   : tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has 1 output, not %d", n);
     if (n != c->n_outputs)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics_list: the model has %d outputs, not %d", c->n_outputs,
                          n);
@@ -662,8 +664,8 @@ static int update_metrics_list(tg_model *m, const tg_tensor *const *y_true, tg_t
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c->outputs[i].n_metrics; k++)
             if (tg_metric_update_state(c->outputs[i].metrics[k], y_true[i], y_pred[i],
-                                       masks ? mask_weights_of((tg_loc){0}, masks[i], y_pred[i], sample_weight, false)
-                                             : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
+                                       folded ? folded[i]
+                                              : mask_weights((tg_loc){0}, m, y_pred[i], sample_weight, false)) != 0)
                 return -1;
     return 0;
 }
@@ -674,18 +676,20 @@ int tg_model_update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tenso
     if (tg__ctx()->trace)
         return traced_metrics((metrics_arg){m, 1, false, false}, &y_true, (tg_tensor *const[]){(tg_tensor *)y_pred},
                               sample_weight, NULL, loss);
-    return update_metrics(m, y_true, y_pred, sample_weight, loss, y_pred ? tg_model_output_mask(m, y_pred) : NULL);
+    return update_metrics(m, y_true, y_pred, sample_weight, loss, false);
 }
 
+/* folded: sample_weight already holds y_pred's mask (a traced update's). */
 static int update_metrics(tg_model *m, const tg_tensor *y_true, const tg_tensor *y_pred, const tg_tensor *sample_weight,
-                          const tg_tensor *loss, const tg_tensor *mask)
+                          const tg_tensor *loss, bool folded)
 {
     tg_compiled *c = tg__compiled(m);
     if (!c)
         return tg__failf((tg_loc){0}, "tg_model_update_metrics: the model is not compiled");
     if (loss && tg_metric_update_value(c->loss_mean, tg_item_at((tg_loc){0}, loss), (double)tg_dim(y_pred, 0)) != 0)
         return -1;
-    sample_weight = mask_weights_of((tg_loc){0}, mask, y_pred, sample_weight, false);
+    if (!folded)
+        sample_weight = mask_weights((tg_loc){0}, m, y_pred, sample_weight, false);
     for (int i = 0; i < c->n_metrics; i++)
         if (tg_metric_update_state(c->metrics[i], y_true, y_pred, sample_weight) != 0)
             return -1;

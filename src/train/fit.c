@@ -526,12 +526,77 @@ static bool evaluate_batch_list(tg_loc loc, tg_model *m, tg_tensor *const *part,
     return loss && tg_model_update_metrics_list(m, ys, pred, ny, part[nx + ny], per, loss) == 0;
 }
 
+/* ---- evaluate and predict in graph mode ------------------------------------------------------ */
+/* Keras's test_function and predict_function: a batch's forward pass (for evaluate, with
+ * its loss and the metrics' update) as a function. Traced abstractly with no tape (evaluate
+ * and predict record none), its replays run the forward's kernels with no gradient
+ * bookkeeping. A model whose C code reads a value runs eagerly from then on, with the
+ * one-time note. Inputs: the nx inputs, the ny labels, then the weights if any. */
+typedef struct forward_call {
+    tg_loc loc;
+    tg_model *m;
+    int nx, ny; /* ny 0: predict */
+} forward_call;
+
+static bool evaluate_batch_list(tg_loc loc, tg_model *m, tg_tensor *const *part, int nx, int ny);
+
+static int test_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    const forward_call *f = user;
+    (void)out;
+    tg_tensor **part = scratch_list(f->nx + f->ny + 1);
+    if (!part)
+        return -1;
+    memcpy(part, in, sizeof *part * (size_t)n);
+    part[f->nx + f->ny] = n > f->nx + f->ny ? in[n - 1] : NULL;
+    if (f->nx > 1 || f->ny > 1)
+        return evaluate_batch_list(f->loc, f->m, part, f->nx, f->ny) ? 0 : -1;
+    tg_tensor *pred = tg_model_call_at(f->loc, f->m, part[0], (tg_model_call_opts){.training = false});
+    tg_tensor *loss = tg_model_compute_loss_at(f->loc, f->m, part[1], pred, part[2]);
+    return loss && tg_model_update_metrics(f->m, part[1], pred, part[2], loss) == 0 ? 0 : -1;
+}
+
+static int predict_step(void *user, tg_tensor *const *in, int n, tg_tensor **out)
+{
+    const forward_call *f = user;
+    int no = tg_model_n_outputs(f->m);
+    if (f->nx == 1 && no == 1)
+        return (out[0] = tg_model_call_at(f->loc, f->m, in[0], (tg_model_call_opts){.training = false})) ? 1 : -1;
+    return tg_model_call_list_at(f->loc, f->m, (const tg_tensor *const *)in, n, out, no,
+                                 (tg_model_call_opts){.training = false}) == 0
+               ? no
+               : -1;
+}
+
+/* The function for f (f->ny labels: evaluate's; none: predict's), or NULL to run eagerly:
+ * asked to, or under numerics checks, or more outputs than a function gives. */
+static tg_function *forward_function(tg_loc loc, forward_call *f, bool run_eagerly, bool *failed)
+{
+    *failed = false;
+    if (run_eagerly || (tg_get_check() & TG_CHECK_NUMERICS) || tg_model_n_outputs(f->m) > TG_FUNCTION_MAX_OUTPUTS)
+        return NULL;
+    tg_function *fn =
+        tg_function_new_at(loc, f->ny ? test_step : predict_step, f,
+                           (tg_function_opts){.name = f->ny ? "test_step" : "predict_step", .eager_fallback = true});
+    *failed = fn == NULL;
+    tg__function_trace_abstract(fn);
+    return fn;
+}
+
+/* Runs one batch of evaluate through fn: part holds the nx inputs, ny labels and the
+ * weights or NULL. */
+static bool test_batch(tg_function *fn, tg_tensor *const *part, int nx, int ny)
+{
+    tg_tensor *out[TG_FUNCTION_MAX_OUTPUTS];
+    return tg_function_call_at((tg_loc){0}, fn, part, nx + ny + (part[nx + ny] != NULL), out) >= 0;
+}
+
 /* Loss and metrics over the rows of b's parts (the nx inputs, ny labels and weights or
  * NULL) in batches, into logs (names prefixed with `prefix`). Distributed: this rank's
  * shard, then every metric's total and count summed over the ranks, so each has the
  * numbers of all rows; a rank that fails still joins the sum, and every rank fails. */
 static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, int64_t batch_size, const char *prefix,
-                          tg_logs *logs)
+                          tg_logs *logs, tg_function *fn)
 {
     tg_model_reset_metrics(m);
     int64_t lo, hi;
@@ -546,7 +611,9 @@ static bool evaluate_into(tg_loc loc, tg_model *m, batcher *b, int nx, int ny, i
         }
         tg_tensor *three[3], **part = b->n <= 3 ? three : scratch_list(b->n);
         ok = part && batcher_fill(loc, b, NULL, from, to - from, part);
-        if (nx == 1 && ny == 1) {
+        if (fn) {
+            ok = ok && test_batch(fn, part, nx, ny);
+        } else if (nx == 1 && ny == 1) {
             tg_tensor *pred = ok ? tg_model_call_at(loc, m, part[0], (tg_model_call_opts){.training = false}) : NULL;
             tg_tensor *loss = tg_model_compute_loss_at(loc, m, part[1], pred, part[2]);
             ok = loss && tg_model_update_metrics(m, part[1], pred, part[2], loss) == 0;
@@ -600,7 +667,11 @@ static int evaluate_lists(tg_loc loc, tg_model *m, const data_args *a, tg_logs *
     if (!batcher_init(loc, "tg_evaluate", &b, src, io.nx + io.ny + 1, o.batch_size))
         return -1;
     int recording = recording_off();
-    bool ok = evaluate_into(loc, m, &b, io.nx, io.ny, o.batch_size, "", logs);
+    forward_call fc = {.loc = loc, .m = m, .nx = io.nx, .ny = io.ny};
+    bool failed;
+    tg_function *fn = forward_function(loc, &fc, o.run_eagerly, &failed);
+    bool ok = !failed && evaluate_into(loc, m, &b, io.nx, io.ny, o.batch_size, "", logs, fn);
+    tg_function_free(fn);
     tg__ctx()->n_recording = recording;
     batcher_free(&b);
     return ok ? 0 : -1;
@@ -650,7 +721,11 @@ static int evaluate_checked(tg_loc loc, tg_model *m, const tg_tensor *x, const t
     tg__progress_begin(&p, o.out ? o.out : stdout, mode, (x->shape[0] + o.batch_size - 1) / o.batch_size);
     int recording = recording_off();
     *joined = true;
-    bool ok = evaluate_into(loc, m, &b, 1, 1, o.batch_size, "", logs);
+    forward_call fc = {.loc = loc, .m = m, .nx = 1, .ny = 1};
+    bool failed;
+    tg_function *fn = forward_function(loc, &fc, o.run_eagerly, &failed);
+    bool ok = !failed && evaluate_into(loc, m, &b, 1, 1, o.batch_size, "", logs, fn);
+    tg_function_free(fn);
     tg__ctx()->n_recording = recording;
     batcher_free(&b);
     if (!ok)
@@ -765,14 +840,18 @@ static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_
         free(row_bytes);
         return r && row_bytes ? NULL : tg__fail(loc, "tg_predict: out of memory");
     }
-    bool ok = true;
+    forward_call fc = {.loc = loc, .m = m, .nx = io.nx};
+    bool failed;
+    tg_function *fn = forward_function(loc, &fc, o.run_eagerly, &failed);
+    bool ok = !failed;
     for (int64_t from = 0; ok && from < n; from += o.batch_size) {
         int64_t to = from + o.batch_size < n ? from + o.batch_size : n;
         tg_scope *s = tg_scope_begin_at(loc);
-        tg_tensor **xb = s ? scratch_list(io.nx) : NULL, **pred = s ? scratch_list(no) : NULL;
+        tg_tensor **xb = s ? scratch_list(io.nx) : NULL, **pred = s ? scratch_list(TG_FUNCTION_MAX_OUTPUTS) : NULL;
         ok = s && xb && pred && batcher_fill(loc, &b, NULL, from, to - from, xb) &&
-             tg_model_call_list_at(loc, m, (const tg_tensor *const *)xb, io.nx, pred, no,
-                                   (tg_model_call_opts){.training = false}) == 0;
+             (fn ? tg_function_call_at((tg_loc){0}, fn, xb, io.nx, pred) == no
+                 : tg_model_call_list_at(loc, m, (const tg_tensor *const *)xb, io.nx, pred, no,
+                                         (tg_model_call_opts){.training = false}) == 0);
         for (int k = 0; ok && k < no; k++) {
             if (!r[k].buf) {
                 r[k].shape = tg_shape_of(pred[k]);
@@ -788,6 +867,7 @@ static tg_tensor *predict_lists(tg_loc loc, tg_model *m, const tg_tensor *x, tg_
         if (s)
             tg_scope_end_at(loc, s);
     }
+    tg_function_free(fn);
     batcher_free(&b);
     tg_tensor *first = NULL;
     for (int k = 0; k < no; k++) {
@@ -865,7 +945,10 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
     batcher b;
     if (!batcher_init(loc, "tg_predict", &b, &x, 1, o.batch_size))
         return false;
-    bool ok = true;
+    forward_call fc = {.loc = loc, .m = m, .nx = 1};
+    bool failed;
+    tg_function *fn = forward_function(loc, &fc, o.run_eagerly, &failed);
+    bool ok = !failed;
     for (int64_t from = lo; ok && from < hi; from += o.batch_size) {
         int64_t to = from + o.batch_size < hi ? from + o.batch_size : hi;
         tg_scope *s = tg_scope_begin_at(loc);
@@ -873,10 +956,11 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
             ok = false;
             break;
         }
-        tg_tensor *xb;
-        tg_tensor *pred = batcher_fill(loc, &b, NULL, from, to - from, &xb)
-                              ? tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false})
-                              : NULL;
+        tg_tensor *xb, *pred = NULL, *out[TG_FUNCTION_MAX_OUTPUTS];
+        if (batcher_fill(loc, &b, NULL, from, to - from, &xb))
+            pred = !fn ? tg_model_call_at(loc, m, xb, (tg_model_call_opts){.training = false})
+                   : tg_function_call_at((tg_loc){0}, fn, &xb, 1, out) == 1 ? out[0]
+                                                                            : NULL;
         if (pred && !r->buf) {
             r->shape = tg_shape_of(pred);
             r->shape.dims[0] = n;
@@ -890,6 +974,7 @@ static bool predict_rows(tg_loc loc, tg_model *m, const tg_tensor *x, tg_predict
             tg__fail(loc, "tg_predict: out of memory");
         tg_scope_end_at(loc, s);
     }
+    tg_function_free(fn);
     batcher_free(&b);
     return ok;
 }
@@ -904,6 +989,8 @@ typedef struct fit_data {
     double *stats;              /* the moving statistics averaged over the ranks */
     size_t stats_n;
     batcher train, val; /* the reused batch buffers */
+    tg_function *test;  /* the validation's forward pass as a function, or NULL: eagerly */
+    forward_call test_call;
     /* a model of several inputs or outputs: each one's rows (x, y, vx, vy are the first),
      * lists in fit's scope */
     int nx, ny;
@@ -1305,6 +1392,8 @@ static bool make_step_function(tg_loc loc, tg_model *m, fit_data *d, const tg_fi
     *call = (step_call){.m = m, .o = o, .nx = d->nx, .ny = d->ny};
     d->step =
         tg_function_new_at(loc, traced_step, call, (tg_function_opts){.name = "train_step", .eager_fallback = true});
+    if (!o->train_step && !o->train_step_list) /* the default step reads no value: traced as TF traces */
+        tg__function_trace_abstract(d->step);
     return d->step != NULL;
 }
 
@@ -1560,6 +1649,10 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
         idx[i] = i;
     if (!make_step_function(loc, m, &d, &o, &call))
         goto fail;
+    bool no_test = false;
+    d.test_call = (forward_call){.loc = loc, .m = m, .nx = d.nx, .ny = d.ny};
+    if (d.vx && !(d.test = forward_function(loc, &d.test_call, o.run_eagerly || o.check_numerics, &no_test)) && no_test)
+        goto fail;
     FILE *out = o.out ? o.out : stdout;
     tg_verbose mode = o.verbose;
     if (mode == TG_VERBOSE_AUTO)
@@ -1586,7 +1679,7 @@ static tg_history *fit(tg_loc loc, tg_model *m, const tg_tensor *x, const tg_ten
             stop = -1;
             break;
         }
-        if (d.vx && !evaluate_into(loc, m, &d.val, d.nx, d.ny, o.batch_size, "val_", &epoch_logs)) {
+        if (d.vx && !evaluate_into(loc, m, &d.val, d.nx, d.ny, o.batch_size, "val_", &epoch_logs, d.test)) {
             stop = -1;
             break;
         }
@@ -1616,6 +1709,7 @@ done:
     tg_logs_free(&epoch_logs);
     tg_set_check(check);
     tg_function_free(d.step);
+    tg_function_free(d.test);
     free(idx);
     batcher_free(&d.train);
     batcher_free(&d.val);
