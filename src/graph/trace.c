@@ -375,14 +375,13 @@ bool tg__trace_refuse_read(tg_loc loc, const char *func)
                      func);
 }
 
-int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
-                   tg_tensor *const *writes, int n_writes)
+/* A host node of fn(arg) on inputs in[0, n) making out[0, n_out), writing the variables
+ * writes[0, n_writes); its index, or -1 with an error. */
+static int host_node(tg_fgraph *g, tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in,
+                     int n, tg_tensor *const *out, int n_out, tg_tensor *const *writes, int n_writes)
 {
-    tg_fgraph *g = tg__ctx()->trace;
-    if (!g)
-        return 0;
     int node = g->n_nodes;
-    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, n, 0);
+    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, n, n_out);
     void *a = tg__fgraph_alloc(g, arg_bytes);
     tg_tensor **w = tg__fgraph_alloc(g, sizeof *w * (size_t)(n_writes + 1));
     if (!nd || !a || !w)
@@ -400,56 +399,37 @@ int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes
             return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
         g->nodes[node].in[i] = id;
     }
-    return g->parent || g->abstract ? 1 : 0;
-}
-
-int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out)
-{
-    tg_fgraph *g = tg__ctx()->trace;
-    if (!g)
-        return 0;
-    int node = g->n_nodes;
-    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, 0, 1);
-    void *a = tg__fgraph_alloc(g, arg_bytes);
-    if (!nd || !a)
-        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
-    memcpy(a, arg, arg_bytes);
-    nd->host = fn;
-    nd->arg = a;
-    int id = tg__fgraph_node_value(g, out, node);
-    if (id < 0)
-        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
-    g->nodes[node].out[0] = id;
-    return 0;
-}
-
-int tg__trace_host_outputs(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
-                           tg_tensor *const *out, int n_out)
-{
-    tg_fgraph *g = tg__ctx()->trace;
-    if (!g)
-        return 0;
-    int node = g->n_nodes;
-    tg_gnode *nd = tg__fgraph_add_node(g, TG_GN_HOST, loc, n, n_out);
-    void *a = tg__fgraph_alloc(g, arg_bytes);
-    if (!nd || !a)
-        return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
-    memcpy(a, arg, arg_bytes);
-    nd->host = fn;
-    nd->arg = a;
-    for (int i = 0; i < n; i++) {
-        int id = in[i] ? tg__fgraph_value(g, in[i]) : -1;
-        if (in[i] && id < 0)
-            return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
-        g->nodes[node].in[i] = id;
-    }
     for (int k = 0; k < n_out; k++) {
         int id = tg__fgraph_node_value(g, out[k], node);
         if (id < 0)
             return g->failed = true, tg__failf(loc, "tg_function: out of memory while tracing");
         g->nodes[node].out[k] = id;
     }
-    return 0;
+    return node;
+}
+
+int tg__trace_host(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
+                   tg_tensor *const *writes, int n_writes)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    if (!g)
+        return 0;
+    if (host_node(g, loc, fn, arg, arg_bytes, in, n, NULL, 0, writes, n_writes) < 0)
+        return -1;
+    return g->parent || g->abstract ? 1 : 0;
+}
+
+int tg__trace_host_output(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *out)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    return !g || host_node(g, loc, fn, arg, arg_bytes, NULL, 0, &out, 1, NULL, 0) >= 0 ? 0 : -1;
+}
+
+int tg__trace_host_outputs(tg_loc loc, tg__host_fn fn, const void *arg, size_t arg_bytes, tg_tensor *const *in, int n,
+                           tg_tensor *const *out, int n_out)
+{
+    tg_fgraph *g = tg__ctx()->trace;
+    return !g || host_node(g, loc, fn, arg, arg_bytes, in, n, out, n_out, NULL, 0) >= 0 ? 0 : -1;
 }
 
 void *tg__trace_alloc(size_t bytes)
