@@ -204,11 +204,11 @@ TG_VECTOR_CLONES static void FN(max_pool_2x2_rows)(const pool_ctx *r, int64_t r0
                               *restrict d = c + C;
             T *restrict out = o + ox * C;
             for (int64_t q = 0; q < C; q++) {
-                T m = -INFINITY;
-                m = a[q] > m || a[q] != a[q] ? a[q] : m;
-                m = b[q] > m || b[q] != b[q] ? b[q] : m;
-                m = c[q] > m || c[q] != c[q] ? c[q] : m;
-                m = d[q] > m || d[q] != d[q] ? d[q] : m;
+                T m = -INFINITY; /* `|`, not `||`: no branch, so the loop vectorises */
+                m = (a[q] > m) | (a[q] != a[q]) ? a[q] : m;
+                m = (b[q] > m) | (b[q] != b[q]) ? b[q] : m;
+                m = (c[q] > m) | (c[q] != c[q]) ? c[q] : m;
+                m = (d[q] > m) | (d[q] != d[q]) ? d[q] : m;
                 out[q] = m;
             }
         }
@@ -233,8 +233,8 @@ TG_VECTOR_CLONES static void FN(max_pool_grad_2x2)(const pool_ctx *r, int64_t i0
                 const T *restrict y = CELL(y_, G, n, oy, ox), *restrict dy = CELL(d_, G, n, oy, ox);
                 T *restrict oa = o_ + ia, *restrict ob = o_ + ib, *restrict oc = o_ + ic, *restrict od = o_ + id;
                 for (int64_t q = 0; q < C; q++) {
-                    bool ha = xa[q] == y[q], hb = !ha && xb[q] == y[q], hc = !ha && !hb && xc[q] == y[q];
-                    bool hd = !ha && !hb && !hc && xd[q] == y[q];
+                    bool ha = xa[q] == y[q], hb = !ha & (xb[q] == y[q]), hc = !ha & !hb & (xc[q] == y[q]);
+                    bool hd = !ha & !hb & !hc & (xd[q] == y[q]);
                     T g = 0 + dy[q];
                     oa[q] = ha ? g : 0;
                     ob[q] = hb ? g : 0;
