@@ -205,10 +205,10 @@ TG_VECTOR_CLONES static void FN(max_pool_2x2_rows)(const pool_ctx *r, int64_t r0
             T *restrict out = o + ox * C;
             for (int64_t q = 0; q < C; q++) {
                 T m = -INFINITY; /* `|`, not `||`: no branch, so the loop vectorises */
-                m = (a[q] > m) | (a[q] != a[q]) ? a[q] : m;
-                m = (b[q] > m) | (b[q] != b[q]) ? b[q] : m;
-                m = (c[q] > m) | (c[q] != c[q]) ? c[q] : m;
-                m = (d[q] > m) | (d[q] != d[q]) ? d[q] : m;
+                m = ((a[q] > m) | (a[q] != a[q])) ? a[q] : m;
+                m = ((b[q] > m) | (b[q] != b[q])) ? b[q] : m;
+                m = ((c[q] > m) | (c[q] != c[q])) ? c[q] : m;
+                m = ((d[q] > m) | (d[q] != d[q])) ? d[q] : m;
                 out[q] = m;
             }
         }

@@ -116,20 +116,21 @@ TG_VECTOR_CLONES static void FN(pool_relu_sum_rows)(const sum_ctx *r, int64_t r0
             switch ((iy % 2) * 2 + ix % 2) { /* the pixel's place in its window */
             case 0:
                 for (int64_t q = 0; q < C; q++)
-                    o[q] = (y[q] > 0) & (y[q] == p[q]) ? 0 + dp[q] : 0;
+                    o[q] = ((y[q] > 0) & (y[q] == p[q])) ? 0 + dp[q] : 0;
                 break;
             case 1:
                 for (int64_t q = 0; q < C; q++)
-                    o[q] = (y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) ? 0 + dp[q] : 0;
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q])) ? 0 + dp[q] : 0;
                 break;
             case 2:
                 for (int64_t q = 0; q < C; q++)
-                    o[q] = (y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q]) ? 0 + dp[q] : 0;
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q])) ? 0 + dp[q] : 0;
                 break;
             default:
                 for (int64_t q = 0; q < C; q++)
-                    o[q] = (y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q]) & (w2[q] != p[q]) ? 0 + dp[q]
-                                                                                                             : 0;
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q]) & (w2[q] != p[q]))
+                               ? 0 + dp[q]
+                               : 0;
                 break;
             }
         }
