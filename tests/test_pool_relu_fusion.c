@@ -4,7 +4,8 @@
  * NaN, a partial batch (the fused node's shapes at another batch size), and on a CNN's
  * fit (Conv2D relu -> MaxPooling2D(2) -> Flatten -> Dense) traced against run_eagerly.
  * The fusion happens: the graph has one node fewer than the same function pooled with
- * SAME padding (no padding on even sizes, the same values, not fused). */
+ * SAME padding (no padding on even sizes, the same values, not fused). float32 and
+ * float64. */
 #include <stdint.h>
 
 #include "check.h"
@@ -70,10 +71,10 @@ static int pool_relu_grads(void *user, tg_tensor *const *in, int n, tg_tensor **
     return rc == 0 ? 2 : -1;
 }
 
-static void check_shape(int64_t n, int64_t h, int64_t w, int64_t c)
+static void check_shape(int64_t n, int64_t h, int64_t w, int64_t c, tg_dtype dtype)
 {
     tg_scope *s = tg_scope_begin();
-    tg_tensor *bias = tg_variable(random_tensor(TG_SHAPE(c), SMOOTH), .name = "bias");
+    tg_tensor *bias = tg_variable(tg_cast(random_tensor(TG_SHAPE(c), SMOOTH), dtype), .name = "bias");
     REQUIRE(bias);
     pool_case valid = {.same = false, .bias = bias}, same = {.same = true, .bias = bias};
     tg_function *f = tg_function_new(pool_relu_grads, &valid, .name = "pool_relu");
@@ -81,8 +82,8 @@ static void check_shape(int64_t n, int64_t h, int64_t w, int64_t c)
     REQUIRE(f && fs);
     bool even = h % 2 == 0 && w % 2 == 0;
     for (int64_t batch = n; batch >= n - 1 && batch >= 1; batch--) { /* the traced batch, then one less */
-        tg_tensor *in[2] = {random_tensor(TG_SHAPE(batch, h, w, c), TIES_NAN),
-                            random_tensor(TG_SHAPE(batch, h / 2, w / 2, c), SMOOTH)};
+        tg_tensor *in[2] = {tg_cast(random_tensor(TG_SHAPE(batch, h, w, c), TIES_NAN), dtype),
+                            tg_cast(random_tensor(TG_SHAPE(batch, h / 2, w / 2, c), SMOOTH), dtype)};
         REQUIRE(in[0] && in[1]);
         tg_tensor *eager[2], *traced[2], *unfused[2];
         REQUIRE(pool_relu_grads(&valid, in, 2, eager) == 2);
@@ -111,10 +112,12 @@ static void check_shape(int64_t n, int64_t h, int64_t w, int64_t c)
 
 static void test_shapes(void)
 {
-    check_shape(3, 5, 7, 3);    /* odd: the last row and column in no window */
-    check_shape(3, 4, 6, 37);   /* channels past a vector */
-    check_shape(1, 2, 2, 1);    /* one window */
-    check_shape(4, 26, 26, 32); /* the benchmark CNN's */
+    check_shape(3, 5, 7, 3, TG_F32);    /* odd: the last row and column in no window */
+    check_shape(3, 4, 6, 37, TG_F32);   /* channels past a vector */
+    check_shape(1, 2, 2, 1, TG_F32);    /* one window */
+    check_shape(4, 26, 26, 32, TG_F32); /* the benchmark CNN's */
+    check_shape(3, 5, 7, 3, TG_F64);    /* the float64 kernels */
+    check_shape(3, 6, 4, 9, TG_F64);
 }
 
 static tg_model *cnn(void)
