@@ -153,6 +153,8 @@ static inline const tg_tensor *tg__fgraph_output(const tg_fgraph *g, int k) { re
 
 /* The value t maps to, -1 when none (no capture, no constant made). */
 int tg__fgraph_find(const tg_fgraph *g, const tg_tensor *t);
+/* Node pairs replaced by one fused node with the same values (fuse.c); before liveness. */
+void tg__fgraph_fuse(tg_fgraph *g);
 /* The plan for the values' current sizes (plan.c): offsets and arena_bytes. */
 bool tg__fgraph_plan(tg_fgraph *g);
 

@@ -163,6 +163,7 @@ bool tg__fgraph_finish(tg_fgraph *g, tg_tensor *const *outputs, int n)
             g->failed = true;
     if (!g->outputs || g->failed)
         return tg__failb(g->loc, "tg_function: out of memory while tracing");
+    tg__fgraph_fuse(g);
     mark_uses(g);
     if (!tg__fgraph_plan(g) || (g->arena_bytes && posix_memalign(&g->arena, ALIGN, g->arena_bytes) != 0) ||
         !(g->ptr = calloc((size_t)g->n_values + 1, sizeof *g->ptr)) ||

@@ -1095,10 +1095,26 @@ tg_tensor *tg_conv2d_transpose_at(tg_loc loc, const tg_tensor *input, const tg_t
  * positions never win and an average counts the real positions only (TF). Attrs: those of
  * extract_patches, with j[0..1] the image's H, W for avg_pool2d_grad. */
 
+/* Windows that tile the image: each pixel in one window at most. */
+static bool tiled(const window *w)
+{
+    return w->sh == w->kh && w->sw == w->kw && w->pt == 0 && w->pl == 0 && w->oh * w->kh <= w->h &&
+           w->ow * w->kw <= w->w;
+}
+
+static bool tiled_2x2(const window *w) { return tiled(w) && w->kh == 2 && w->kw == 2 && w->dh == 1 && w->dw == 1; }
+
 static void pool_rows(void *p, int64_t r0, int64_t r1)
 {
     const pool_ctx *r = p;
     bool is_max = r->c->op == TG_OP_MAX_POOL2D;
+    if (is_max && tiled_2x2(&r->w)) {
+        if (r->out->dtype == TG_F32)
+            max_pool_2x2_rows_f32(r, r0, r1);
+        else
+            max_pool_2x2_rows_f64(r, r0, r1);
+        return;
+    }
     if (r->out->dtype == TG_F32)
         pool_rows_f32(r, r0, r1, is_max);
     else
@@ -1155,17 +1171,17 @@ bool tg__pool_forward(const tg_call *c, tg_tensor *out)
     return true;
 }
 
-/* Windows that tile the image: each pixel in one window at most. */
-static bool tiled(const window *w)
-{
-    return w->sh == w->kh && w->sw == w->kw && w->pt == 0 && w->pl == 0 && w->oh * w->kh <= w->h &&
-           w->ow * w->kw <= w->w;
-}
-
 static void pool_grad_images(void *p, int64_t i0, int64_t i1)
 {
     const pool_ctx *r = p;
     tg_op_kind op = r->c->op;
+    if (op == TG_OP_MAX_POOL2D_GRAD && tiled_2x2(&r->w)) {
+        if (r->out->dtype == TG_F32)
+            max_pool_grad_2x2_f32(r, i0, i1);
+        else
+            max_pool_grad_2x2_f64(r, i0, i1);
+        return;
+    }
     if (op == TG_OP_MAX_POOL2D_GRAD && tiled(&r->w)) {
         if (r->out->dtype == TG_F32)
             max_pool_grad_tiled_f32(r, i0, i1);

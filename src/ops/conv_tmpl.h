@@ -185,6 +185,71 @@ TG_VECTOR_CLONES static void FN(max_pool_grad_tiled)(const pool_ctx *r, int64_t 
     }
 }
 
+/* 2x2 windows with stride 2 and no padding (Keras's MaxPooling2D(2)), the common case,
+ * each window's four pixels read in place with channels the inner loop. Max forward over
+ * output rows [r0, r1): the general loop's order and select (NaN wins, the last NaN), so
+ * the same bits (its double accumulator only widens each value and narrows it back). */
+TG_VECTOR_CLONES static void FN(max_pool_2x2_rows)(const pool_ctx *r, int64_t r0, int64_t r1)
+{
+    const window *G = &r->w;
+    const int64_t C = G->c;
+    const T *x_ = r->c->in[0]->data;
+    T *o_ = r->out->data;
+    for (int64_t row = r0; row < r1; row++) {
+        int64_t n = row / G->oh, oy = row % G->oh;
+        const T *top = PIXEL(x_, G, n, 2 * oy, 0), *bot = PIXEL(x_, G, n, 2 * oy + 1, 0);
+        T *o = CELL(o_, G, n, oy, 0);
+        for (int64_t ox = 0; ox < G->ow; ox++) {
+            const T *restrict a = top + 2 * ox * C, *restrict b = a + C, *restrict c = bot + 2 * ox * C,
+                              *restrict d = c + C;
+            T *restrict out = o + ox * C;
+            for (int64_t q = 0; q < C; q++) {
+                T m = -INFINITY; /* `|`, not `||`: no branch, so the loop vectorises */
+                m = ((a[q] > m) | (a[q] != a[q])) ? a[q] : m;
+                m = ((b[q] > m) | (b[q] != b[q])) ? b[q] : m;
+                m = ((c[q] > m) | (c[q] != c[q])) ? c[q] : m;
+                m = ((d[q] > m) | (d[q] != d[q])) ? d[q] : m;
+                out[q] = m;
+            }
+        }
+    }
+}
+
+/* max_pool2d_grad for 2x2 stride-2 windows, images [i0, i1): each pixel written once,
+ * 0 + dy at the window's first maximum in row-major order (none for a NaN maximum), 0
+ * elsewhere: the general loop's bits. */
+TG_VECTOR_CLONES static void FN(max_pool_grad_2x2)(const pool_ctx *r, int64_t i0, int64_t i1)
+{
+    const window *G = &r->w;
+    const int64_t C = G->c;
+    const T *x_ = r->c->in[0]->data, *y_ = r->c->in[1]->data, *d_ = r->c->in[2]->data;
+    T *o_ = r->out->data;
+    for (int64_t n = i0; n < i1; n++) {
+        for (int64_t oy = 0; oy < G->oh; oy++) {
+            int64_t top = PIXEL((int64_t)0, G, n, 2 * oy, 0), bot = PIXEL((int64_t)0, G, n, 2 * oy + 1, 0);
+            for (int64_t ox = 0; ox < G->ow; ox++) {
+                int64_t ia = top + 2 * ox * C, ib = ia + C, ic = bot + 2 * ox * C, id = ic + C;
+                const T *restrict xa = x_ + ia, *restrict xb = x_ + ib, *restrict xc = x_ + ic, *restrict xd = x_ + id;
+                const T *restrict y = CELL(y_, G, n, oy, ox), *restrict dy = CELL(d_, G, n, oy, ox);
+                T *restrict oa = o_ + ia, *restrict ob = o_ + ib, *restrict oc = o_ + ic, *restrict od = o_ + id;
+                for (int64_t q = 0; q < C; q++) {
+                    bool ha = xa[q] == y[q], hb = !ha & (xb[q] == y[q]), hc = !ha & !hb & (xc[q] == y[q]);
+                    bool hd = !ha & !hb & !hc & (xd[q] == y[q]);
+                    T g = 0 + dy[q];
+                    oa[q] = ha ? g : 0;
+                    ob[q] = hb ? g : 0;
+                    oc[q] = hc ? g : 0;
+                    od[q] = hd ? g : 0;
+                }
+            }
+            for (int64_t a = 0; a < 2 && 2 * G->ow < G->w; a++) /* an odd width's last column */
+                memset(PIXEL(o_, G, n, 2 * oy + a, 2 * G->ow), 0, sizeof(T) * (size_t)((G->w - 2 * G->ow) * C));
+        }
+        if (2 * G->oh < G->h) /* an odd height's last row */
+            memset(PIXEL(o_, G, n, 2 * G->oh, 0), 0, sizeof(T) * (size_t)((G->h - 2 * G->oh) * G->w * C));
+    }
+}
+
 #undef FN
 #undef TG_CAT
 #undef TG_CAT_

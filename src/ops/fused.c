@@ -190,8 +190,27 @@ bool tg__act_grad_backward(const tg_grad_ctx *g, tg_tensor **dx)
 }
 
 /* ---- act_grad_bias_sum: act_grad and its column sums -------------------------------------------- */
+/* The form with three inputs, (y, p, dp) for (y, max_pool2d_grad(y, p, dp)) with 2x2
+ * windows and a ReLU, is made only by the graph's fusion (src/graph/fuse.c): the
+ * dispatcher takes two inputs. */
+static bool pooled_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
+{
+    const tg_tensor *y = c->in[0], *p = c->in[1], *d = c->in[2];
+    if (y->rank != 4 || !tg__same_shape(p, d) || p->rank != 4 || p->shape[0] != y->shape[0] ||
+        p->shape[1] != y->shape[1] / 2 || p->shape[2] != y->shape[2] / 2 || p->shape[3] != y->shape[3] ||
+        p->dtype != y->dtype || d->dtype != y->dtype || (y->dtype != TG_F32 && y->dtype != TG_F64))
+        return tg__failb(c->loc, "%s: the pooled form takes an image and its 2x2 pool's output and gradient",
+                         tg__op_name(c->op));
+    shape[0] = tg__shape(y);
+    shape[1] = (tg_shape){.rank = 1, .dims = {y->shape[3]}};
+    dtype[0] = dtype[1] = y->dtype;
+    return true;
+}
+
 bool tg__act_grad_bias_sum_shape(const tg_call *c, tg_shape *shape, tg_dtype *dtype)
 {
+    if (c->n == 3)
+        return pooled_shape(c, shape, dtype);
     if (!tg__act_grad_shape(c, shape, dtype))
         return false;
     if (shape[0].rank < 1)
@@ -205,6 +224,13 @@ static void act_grad_sum_rows(void *p, int64_t r0, int64_t r1)
 {
     const sum_ctx *r = p;
     double *acc = r->partial + r0 / r->grain * r->len;
+    if (r->c->n == 3) {
+        if (r->c->in[0]->dtype == TG_F32)
+            pool_relu_sum_rows_f32(r, r0, r1, acc);
+        else
+            pool_relu_sum_rows_f64(r, r0, r1, acc);
+        return;
+    }
     if (r->c->in[0]->dtype == TG_F32)
         act_grad_sum_rows_f32(r, r0, r1, acc);
     else

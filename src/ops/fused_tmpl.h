@@ -89,6 +89,62 @@ TG_VECTOR_CLONES static void FN(act_grad_sum_rows)(const sum_ctx *r, int64_t r0,
 }
 #undef SUM_ROWS
 
+/* The graph's fusion of max_pool2d_grad (2x2 windows, stride 2, no padding) and the ReLU's
+ * act_grad_bias_sum (src/graph/fuse.c): in y (the ReLU's output and the pool's input), p
+ * (the pool's output) and dp (its gradient); rows are y's pixels [r0, r1), C channels
+ * each. A pixel's pool gradient is 0 + dp at its window's first maximum in row-major
+ * order (none for a NaN maximum), 0 elsewhere and where no window covers it; the ReLU
+ * keeps it where y > 0; the column sums are act_grad_sum_rows's, in the same order. */
+TG_VECTOR_CLONES static void FN(pool_relu_sum_rows)(const sum_ctx *r, int64_t r0, int64_t r1, double *restrict acc)
+{
+    const tg_tensor *yt = r->c->in[0], *pt = r->c->in[1];
+    const int64_t C = r->len, H = yt->shape[1], W = yt->shape[2], OH = pt->shape[1], OW = pt->shape[2];
+    const T *y_ = yt->data, *p_ = pt->data, *d_ = r->c->in[2]->data;
+    T *o_ = r->c->outs[0]->data;
+    int64_t n = r0 / (H * W), iy = r0 / W % H, ix = r0 % W; /* row's pixel, stepped: no division per pixel */
+    for (int64_t row = r0; row < r1; row++) {
+        int64_t oy = iy / 2, ox = ix / 2;
+        const T *restrict y = y_ + row * C;
+        T *restrict o = o_ + row * C;
+        if (oy >= OH || ox >= OW) {
+            for (int64_t q = 0; q < C; q++)
+                o[q] = 0;
+        } else {
+            int64_t cell = ((n * OH + oy) * OW + ox) * C;
+            const T *restrict p = p_ + cell, *restrict dp = d_ + cell;
+            const T *restrict w0 = y_ + ((n * H + 2 * oy) * W + 2 * ox) * C, *restrict w1 = w0 + C;
+            const T *restrict w2 = w0 + W * C;
+            switch ((iy % 2) * 2 + ix % 2) { /* the pixel's place in its window */
+            case 0:
+                for (int64_t q = 0; q < C; q++)
+                    o[q] = ((y[q] > 0) & (y[q] == p[q])) ? 0 + dp[q] : 0;
+                break;
+            case 1:
+                for (int64_t q = 0; q < C; q++)
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q])) ? 0 + dp[q] : 0;
+                break;
+            case 2:
+                for (int64_t q = 0; q < C; q++)
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q])) ? 0 + dp[q] : 0;
+                break;
+            default:
+                for (int64_t q = 0; q < C; q++)
+                    o[q] = ((y[q] > 0) & (y[q] == p[q]) & (w0[q] != p[q]) & (w1[q] != p[q]) & (w2[q] != p[q]))
+                               ? 0 + dp[q]
+                               : 0;
+                break;
+            }
+        }
+        for (int64_t q = 0; q < C; q++)
+            acc[q] = acc[q] + (double)o[q];
+        if (++ix == W) {
+            ix = 0;
+            if (++iy == H)
+                iy = 0, n++;
+        }
+    }
+}
+
 /* Per row of logits z: m = max z, s = sum exp(z - m), ls = log s, as log_softmax does;
  * log_softmax(z)_j = z_j - m - ls. The loss is -log_softmax(z)[label], or, with float
  * labels, -sum_j labels_j * log_softmax(z)_j summed in double as tg_sum does. */
