@@ -43,7 +43,7 @@ typedef struct step {
     const uint8_t *param;
     size_t n_param;
     bool kept;   /* decided by the first run */
-    bool frozen; /* stop_gradient: later runs reuse the first run's value */
+    bool frozen; /* stop_gradient or no gradient (the path is cut): later runs reuse the first run's value */
     double value[MAX_ELEMS];
     tg_shape shape;
 } step;
@@ -87,7 +87,7 @@ static void decode(program *p, const uint8_t *data, size_t size)
         s->param = data + (at + 3 < size ? at + 3 : size);
         s->n_param = at + 3 < size ? (size - at - 3 < N_PARAM ? size - at - 3 : N_PARAM) : 0;
         s->kept = true;
-        s->frozen = tg__op_table[s->op].grad == TG_GRAD_STOP;
+        s->frozen = tg__op_table[s->op].grad == TG_GRAD_STOP || tg__op_table[s->op].grad == TG_GRAD_NONE;
     }
 }
 

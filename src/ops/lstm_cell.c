@@ -470,8 +470,6 @@ bool tg__lstm_sequence_backward(const tg_grad_ctx *g, tg_tensor **dx)
     return true;
 }
 
-bool tg__lstm_sequence_grad_backward(const tg_grad_ctx *g, tg_tensor **dx) { return vjp_of_ops(g, seq_grad_ops, dx); }
-
 int tg_lstm_sequence_at(tg_loc loc, const tg_tensor *xw, const tg_tensor *recurrent_kernel, const tg_tensor *h0,
                         const tg_tensor *c0, tg_tensor **out)
 {
